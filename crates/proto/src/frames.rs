@@ -1,0 +1,370 @@
+use crate::limits::*;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use serde::{Deserialize, Serialize};
+
+#[cfg(test)]
+use proptest_derive::Arbitrary;
+
+/// Who a connection is, from its token. Ordered by privilege.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum Role {
+    Viewer,
+    Moderator,
+    Host,
+    Admin,
+}
+
+impl Role {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Moderator => "moderator",
+            Role::Host => "host",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        [Role::Viewer, Role::Moderator, Role::Host, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+
+    /// Host, moderator and admin may steer the room (direct messages, state parts).
+    pub const fn is_staff(self) -> bool {
+        !matches!(self, Role::Viewer)
+    }
+}
+
+/// A state part's name and the version the client holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct PartVersion {
+    pub name: String,
+    pub version: u64,
+}
+
+/// What a reconnecting client already has.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Resume {
+    pub epoch: u64,
+    /// Sequence number of the last action the client saw.
+    pub action_cursor: u64,
+    pub part_versions: Vec<PartVersion>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Hello {
+    pub protocol_version: u16,
+    pub resume: Option<Resume>,
+}
+
+/// Frames a client sends. Append-only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum ClientFrame {
+    /// Must be the first frame on a connection.
+    Hello(Hello),
+    Comment {
+        client_id: u64,
+        text: String,
+    },
+    Like {
+        client_id: u64,
+        count: u32,
+    },
+    Reaction {
+        client_id: u64,
+        kind: String,
+    },
+    /// Peer message to every connection of one user (host, moderator, admin only).
+    Direct {
+        client_id: u64,
+        to_user: String,
+        payload: String,
+    },
+    /// Set an app-defined state part to a JSON value (host, moderator, admin only).
+    SetPart {
+        client_id: u64,
+        name: String,
+        value: String,
+    },
+    /// Clock sync sample; answered by `Event::Pong` in the next batch.
+    Ping {
+        client_time_ms: u64,
+    },
+}
+
+impl ClientFrame {
+    pub fn client_id(&self) -> Option<u64> {
+        match self {
+            ClientFrame::Comment { client_id, .. }
+            | ClientFrame::Like { client_id, .. }
+            | ClientFrame::Reaction { client_id, .. }
+            | ClientFrame::Direct { client_id, .. }
+            | ClientFrame::SetPart { client_id, .. } => Some(*client_id),
+            ClientFrame::Hello(_) | ClientFrame::Ping { .. } => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Welcome {
+    pub protocol_version: u16,
+    pub connection_id: u64,
+    pub user: String,
+    pub role: Role,
+    pub epoch: u64,
+    pub total_version: u64,
+    /// The room's last action sequence number: the client sees actions after it.
+    pub action_cursor: u64,
+    /// True when the client's resume state was accepted (same epoch).
+    pub resumed: bool,
+    pub tick_ms: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum ActionBody {
+    Comment {
+        text: String,
+    },
+    Reaction {
+        kind: String,
+    },
+    /// A broadcast from the admin API; `user` is the admin's id.
+    System {
+        text: String,
+    },
+}
+
+/// An ephemeral action with its room sequence number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub struct Action {
+    pub seq: u64,
+    pub ts_ms: u64,
+    pub user: String,
+    pub name: String,
+    pub body: ActionBody,
+}
+
+/// Stable, machine-readable error codes carried by `Event::Error`. Append-only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum ErrorCode {
+    RateLimited,
+    Forbidden,
+    TooLong,
+    Invalid,
+    NotFound,
+    RoomEnded,
+    TooMany,
+}
+
+impl ErrorCode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::TooLong => "too_long",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::RoomEnded => "room_ended",
+            ErrorCode::TooMany => "too_many",
+        }
+    }
+}
+
+/// Everything the server tells a connection. Append-only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum Event {
+    Welcome(Welcome),
+    /// A state part at a version (JSON text).
+    Part {
+        name: String,
+        version: u64,
+        value: String,
+    },
+    /// The room's total version after the parts in this batch.
+    Version {
+        epoch: u64,
+        total_version: u64,
+    },
+    Action(Action),
+    /// Actions after `missed_after` up to `resumed_from - 1` are gone from the buffer.
+    Gap {
+        missed_after: u64,
+        resumed_from: u64,
+    },
+    /// Like total for the room, published at most once per tick.
+    Likes {
+        total: u64,
+    },
+    /// Connections online in the room.
+    Online {
+        count: u32,
+    },
+    /// A peer message addressed to this connection's user.
+    Direct {
+        from: String,
+        payload: String,
+        ts_ms: u64,
+    },
+    /// The action with this client id was accepted (`seq` for sequenced actions).
+    Ack {
+        client_id: u64,
+        seq: Option<u64>,
+    },
+    Error {
+        client_id: Option<u64>,
+        code: ErrorCode,
+        message: String,
+        retry_after_ms: u32,
+    },
+    Pong {
+        client_time_ms: u64,
+        server_time_ms: u64,
+    },
+    /// Planned end of this connection: reconnect (after the delay) and resume.
+    GoAway {
+        reconnect_delay_ms: u32,
+    },
+    RoomEnded,
+}
+
+/// Frames a server sends. Append-only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(Arbitrary))]
+pub enum ServerFrame {
+    /// Everything for one connection from one tick.
+    Batch {
+        server_time_ms: u64,
+        events: Vec<Event>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Larger than the frame limit; nothing was decoded.
+    TooLarge { bytes: usize, bytes_max: usize },
+    /// Not a valid postcard encoding of the frame type, or trailing bytes.
+    Malformed,
+    /// Decoded, but a field breaks a limit.
+    FieldLimit {
+        field: &'static str,
+        bytes_max: usize,
+    },
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::TooLarge { bytes, bytes_max } => {
+                write!(f, "frame of {bytes} bytes exceeds {bytes_max}")
+            }
+            DecodeError::Malformed => f.write_str("malformed frame"),
+            DecodeError::FieldLimit { field, bytes_max } => {
+                write!(f, "field `{field}` exceeds {bytes_max} bytes")
+            }
+        }
+    }
+}
+
+fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(DecodeError::Malformed);
+    }
+    Ok(value)
+}
+
+fn check_len(field: &'static str, text: &str, bytes_max: usize) -> Result<(), DecodeError> {
+    if text.len() > bytes_max {
+        return Err(DecodeError::FieldLimit { field, bytes_max });
+    }
+    Ok(())
+}
+
+impl ClientFrame {
+    /// Decodes a client frame: size checked before decoding, field lengths after.
+    pub fn decode(bytes: &[u8]) -> Result<ClientFrame, DecodeError> {
+        if bytes.len() > CLIENT_FRAME_BYTES_MAX {
+            return Err(DecodeError::TooLarge {
+                bytes: bytes.len(),
+                bytes_max: CLIENT_FRAME_BYTES_MAX,
+            });
+        }
+        let frame: ClientFrame = decode_exact(bytes)?;
+        frame.check_limits()?;
+        Ok(frame)
+    }
+
+    pub fn check_limits(&self) -> Result<(), DecodeError> {
+        match self {
+            ClientFrame::Hello(hello) => {
+                if let Some(resume) = &hello.resume {
+                    if resume.part_versions.len() > PARTS_COUNT_MAX {
+                        return Err(DecodeError::FieldLimit {
+                            field: "part_versions",
+                            bytes_max: PARTS_COUNT_MAX,
+                        });
+                    }
+                    for part in &resume.part_versions {
+                        check_len("part_versions.name", &part.name, PART_NAME_BYTES_MAX)?;
+                    }
+                }
+                Ok(())
+            }
+            ClientFrame::Comment { text, .. } => check_len("text", text, COMMENT_BYTES_MAX),
+            ClientFrame::Like { .. } | ClientFrame::Ping { .. } => Ok(()),
+            ClientFrame::Reaction { kind, .. } => check_len("kind", kind, REACTION_BYTES_MAX),
+            ClientFrame::Direct {
+                to_user, payload, ..
+            } => {
+                check_len("to_user", to_user, USER_ID_BYTES_MAX)?;
+                check_len("payload", payload, DIRECT_PAYLOAD_BYTES_MAX)
+            }
+            ClientFrame::SetPart { name, value, .. } => {
+                check_len("name", name, PART_NAME_BYTES_MAX)?;
+                check_len("value", value, PART_VALUE_BYTES_MAX)
+            }
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
+    }
+}
+
+impl ServerFrame {
+    pub fn decode(bytes: &[u8]) -> Result<ServerFrame, DecodeError> {
+        if bytes.len() > SERVER_FRAME_BYTES_MAX {
+            return Err(DecodeError::TooLarge {
+                bytes: bytes.len(),
+                bytes_max: SERVER_FRAME_BYTES_MAX,
+            });
+        }
+        decode_exact(bytes)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
+    }
+}
+
+/// Whether a part name is well formed: 1..=PART_NAME_BYTES_MAX of `[a-z0-9_-]`.
+pub fn is_valid_part_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= PART_NAME_BYTES_MAX
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}

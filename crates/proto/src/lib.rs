@@ -1,0 +1,25 @@
+//! Ovation wire protocol.
+//!
+//! Client and server frames are postcard-encoded Rust types carried in binary WebSocket
+//! frames (subprotocol [`SUBPROTOCOL`]). postcard is not self-describing: variants are
+//! encoded by index, so **every enum here is append-only** — add variants at the end,
+//! never reorder or remove. Golden fixtures in `tests/golden/` fail on any change.
+//!
+//! This crate does no I/O and reads no clock.
+
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+mod close;
+mod frames;
+pub mod limits;
+mod room_id;
+
+pub use close::CloseCode;
+pub use frames::*;
+pub use limits::{PROTOCOL_VERSION, SUBPROTOCOL};
+pub use room_id::{Region, RoomId, RoomIdError};
+
+#[cfg(test)]
+mod tests;

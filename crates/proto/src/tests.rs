@@ -1,0 +1,286 @@
+use super::*;
+use proptest::prelude::*;
+use std::path::PathBuf;
+use std::string::ToString;
+use std::vec;
+
+/// Names each variant, with no wildcard arm: adding a variant forces a fixture for it.
+fn client_fixture_name(frame: &ClientFrame) -> &'static str {
+    match frame {
+        ClientFrame::Hello(_) => "client_hello",
+        ClientFrame::Comment { .. } => "client_comment",
+        ClientFrame::Like { .. } => "client_like",
+        ClientFrame::Reaction { .. } => "client_reaction",
+        ClientFrame::Direct { .. } => "client_direct",
+        ClientFrame::SetPart { .. } => "client_set_part",
+        ClientFrame::Ping { .. } => "client_ping",
+    }
+}
+
+fn event_fixture_name(event: &Event) -> &'static str {
+    match event {
+        Event::Welcome(_) => "event_welcome",
+        Event::Part { .. } => "event_part",
+        Event::Version { .. } => "event_version",
+        Event::Action(_) => "event_action",
+        Event::Gap { .. } => "event_gap",
+        Event::Likes { .. } => "event_likes",
+        Event::Online { .. } => "event_online",
+        Event::Direct { .. } => "event_direct",
+        Event::Ack { .. } => "event_ack",
+        Event::Error { .. } => "event_error",
+        Event::Pong { .. } => "event_pong",
+        Event::GoAway { .. } => "event_go_away",
+        Event::RoomEnded => "event_room_ended",
+    }
+}
+
+fn sample_client_frames() -> Vec<ClientFrame> {
+    vec![
+        ClientFrame::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            resume: Some(Resume {
+                epoch: 0xfeed_beef,
+                action_cursor: 42,
+                part_versions: vec![PartVersion {
+                    name: "poll".into(),
+                    version: 7,
+                }],
+            }),
+        }),
+        ClientFrame::Comment {
+            client_id: 1,
+            text: "hello, room ✨".into(),
+        },
+        ClientFrame::Like {
+            client_id: 2,
+            count: 5,
+        },
+        ClientFrame::Reaction {
+            client_id: 3,
+            kind: "🔥".into(),
+        },
+        ClientFrame::Direct {
+            client_id: 4,
+            to_user: "u-42".into(),
+            payload: r#"{"won":true}"#.into(),
+        },
+        ClientFrame::SetPart {
+            client_id: 5,
+            name: "pinned".into(),
+            value: r#"{"text":"welcome"}"#.into(),
+        },
+        ClientFrame::Ping {
+            client_time_ms: 1_700_000_000_123,
+        },
+    ]
+}
+
+fn sample_events() -> Vec<Event> {
+    vec![
+        Event::Welcome(Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            connection_id: 9,
+            user: "u-1".into(),
+            role: Role::Host,
+            epoch: 77,
+            total_version: 12,
+            action_cursor: 300,
+            resumed: true,
+            tick_ms: 50,
+        }),
+        Event::Part {
+            name: "room".into(),
+            version: 3,
+            value: r#"{"title":"Live"}"#.into(),
+        },
+        Event::Version {
+            epoch: 77,
+            total_version: 12,
+        },
+        Event::Action(Action {
+            seq: 301,
+            ts_ms: 1_700_000_000_500,
+            user: "u-2".into(),
+            name: "Ana".into(),
+            body: ActionBody::Comment { text: "hi".into() },
+        }),
+        Event::Gap {
+            missed_after: 10,
+            resumed_from: 200,
+        },
+        Event::Likes { total: 123_456 },
+        Event::Online { count: 2_000 },
+        Event::Direct {
+            from: "host".into(),
+            payload: "{}".into(),
+            ts_ms: 5,
+        },
+        Event::Ack {
+            client_id: 8,
+            seq: Some(302),
+        },
+        Event::Error {
+            client_id: Some(8),
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+            retry_after_ms: 1000,
+        },
+        Event::Pong {
+            client_time_ms: 1,
+            server_time_ms: 2,
+        },
+        Event::GoAway {
+            reconnect_delay_ms: 250,
+        },
+        Event::RoomEnded,
+    ]
+}
+
+fn golden_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| std::format!("{b:02x}")).collect()
+}
+
+/// Compares with `tests/golden/<name>.hex`; `OVATION_BLESS=1` rewrites the fixtures.
+fn check_golden(name: &str, bytes: &[u8]) {
+    let path = golden_dir().join(std::format!("{name}.hex"));
+    let actual = hex(bytes);
+    if std::env::var_os("OVATION_BLESS").is_some() {
+        std::fs::create_dir_all(golden_dir()).unwrap();
+        std::fs::write(&path, std::format!("{actual}\n")).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing fixture {path:?}; run with OVATION_BLESS=1"));
+    assert_eq!(
+        expected.trim(),
+        actual,
+        "wire format of `{name}` changed: enums are append-only (see crates/proto/src/lib.rs)"
+    );
+}
+
+#[test]
+fn golden_bytes_of_every_client_frame_kind() {
+    for frame in sample_client_frames() {
+        let bytes = frame.encode();
+        check_golden(client_fixture_name(&frame), &bytes);
+        assert_eq!(ClientFrame::decode(&bytes).unwrap(), frame);
+    }
+}
+
+#[test]
+fn golden_bytes_of_every_server_event_kind() {
+    for event in sample_events() {
+        let frame = ServerFrame::Batch {
+            server_time_ms: 1_700_000_000_000,
+            events: vec![event.clone()],
+        };
+        let bytes = frame.encode();
+        check_golden(event_fixture_name(&event), &bytes);
+        assert_eq!(ServerFrame::decode(&bytes).unwrap(), frame);
+    }
+}
+
+#[test]
+fn oversized_client_frame_is_refused_before_decoding() {
+    let bytes = vec![0u8; limits::CLIENT_FRAME_BYTES_MAX + 1];
+    assert!(matches!(
+        ClientFrame::decode(&bytes),
+        Err(DecodeError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn comment_over_limit_is_a_field_error() {
+    let frame = ClientFrame::Comment {
+        client_id: 1,
+        text: "x".repeat(limits::COMMENT_BYTES_MAX + 1),
+    };
+    assert_eq!(
+        ClientFrame::decode(&frame.encode()),
+        Err(DecodeError::FieldLimit {
+            field: "text",
+            bytes_max: limits::COMMENT_BYTES_MAX
+        })
+    );
+}
+
+#[test]
+fn trailing_bytes_are_malformed() {
+    let mut bytes = ClientFrame::Ping { client_time_ms: 1 }.encode();
+    bytes.push(0);
+    assert_eq!(ClientFrame::decode(&bytes), Err(DecodeError::Malformed));
+}
+
+#[test]
+fn close_codes_are_distinct_and_ranged() {
+    let mut seen = std::collections::HashSet::new();
+    for code in CloseCode::ALL {
+        assert!(
+            seen.insert(code.code()),
+            "duplicate close code {}",
+            code.code()
+        );
+        assert!((4000..5000).contains(&code.code()));
+        assert_eq!(CloseCode::from_code(code.code()), Some(code));
+    }
+    assert!(CloseCode::GoingAway.should_reconnect());
+    assert!(!CloseCode::BadFrame.should_reconnect());
+}
+
+#[test]
+fn room_ids_need_a_known_region_prefix() {
+    assert_eq!(RoomId::parse("weur-show-1").unwrap().region(), Region::Weur);
+    assert_eq!(RoomId::parse("show-1"), Err(RoomIdError::UnknownRegion));
+    assert_eq!(RoomId::parse("nowhere"), Err(RoomIdError::MissingRegion));
+    assert_eq!(RoomId::parse("weur-"), Err(RoomIdError::EmptyName));
+    assert_eq!(RoomId::parse("weur-Show"), Err(RoomIdError::BadCharacter));
+    assert_eq!(
+        RoomId::parse(&("weur-".to_string() + &"a".repeat(64))),
+        Err(RoomIdError::TooLong)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn client_frames_round_trip(frame in any::<ClientFrame>()) {
+        let bytes = frame.encode();
+        match ClientFrame::decode(&bytes) {
+            Ok(decoded) => prop_assert_eq!(decoded, frame),
+            // Random strings may break a field limit; that must be reported, not panic.
+            Err(DecodeError::FieldLimit { .. }) => prop_assert!(frame.check_limits().is_err()),
+            Err(DecodeError::TooLarge { .. }) => prop_assert!(bytes.len() > limits::CLIENT_FRAME_BYTES_MAX),
+            Err(other) => prop_assert!(false, "unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn server_frames_round_trip(frame in any::<ServerFrame>()) {
+        prop_assert_eq!(ServerFrame::decode(&frame.encode()).unwrap(), frame);
+    }
+
+    #[test]
+    fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let _ = ClientFrame::decode(&bytes);
+        let _ = ServerFrame::decode(&bytes);
+    }
+
+    #[test]
+    fn decoding_mutated_frames_never_panics(
+        index in 0usize..7,
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let mut bytes = sample_client_frames()[index].encode();
+        for (at, value) in flips {
+            let at = at.index(bytes.len());
+            bytes[at] = value;
+        }
+        let _ = ClientFrame::decode(&bytes);
+    }
+}

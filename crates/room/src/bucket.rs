@@ -1,0 +1,68 @@
+/// A token bucket in milli-tokens, refilled from `now_ms` (no clock is read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenBucket {
+    rate_per_s: u32,
+    burst: u32,
+    milli_tokens: u64,
+    updated_ms: u64,
+}
+
+impl TokenBucket {
+    pub fn new_full(rate_per_s: u32, burst: u32, now_ms: u64) -> TokenBucket {
+        assert!(rate_per_s > 0 && burst > 0);
+        TokenBucket {
+            rate_per_s,
+            burst,
+            milli_tokens: u64::from(burst) * 1000,
+            updated_ms: now_ms,
+        }
+    }
+
+    fn refill(&mut self, now_ms: u64) {
+        let elapsed_ms = now_ms.saturating_sub(self.updated_ms);
+        let cap = u64::from(self.burst) * 1000;
+        self.milli_tokens = (self.milli_tokens + elapsed_ms * u64::from(self.rate_per_s)).min(cap);
+        self.updated_ms = self.updated_ms.max(now_ms);
+    }
+
+    /// Takes `count` tokens, or none and returns how long until they would be there.
+    pub fn take(&mut self, count: u32, now_ms: u64) -> Result<(), u32> {
+        self.refill(now_ms);
+        let need = u64::from(count) * 1000;
+        if count > self.burst {
+            return Err(u32::MAX);
+        }
+        if self.milli_tokens >= need {
+            self.milli_tokens -= need;
+            Ok(())
+        } else {
+            let missing = need - self.milli_tokens;
+            let wait_ms = missing.div_ceil(u64::from(self.rate_per_s));
+            Err(u32::try_from(wait_ms).unwrap_or(u32::MAX))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_sustained_rate() {
+        let mut b = TokenBucket::new_full(1, 3, 0);
+        assert!(b.take(1, 0).is_ok());
+        assert!(b.take(1, 0).is_ok());
+        assert!(b.take(1, 0).is_ok());
+        assert_eq!(b.take(1, 0), Err(1000));
+        assert_eq!(b.take(1, 400), Err(600));
+        assert!(b.take(1, 1000).is_ok());
+        assert!(b.take(1, 1500).is_err());
+    }
+
+    #[test]
+    fn more_than_the_burst_is_never_possible() {
+        let mut b = TokenBucket::new_full(20, 20, 0);
+        assert_eq!(b.take(21, 1_000_000), Err(u32::MAX));
+        assert!(b.take(20, 1_000_000).is_ok());
+    }
+}

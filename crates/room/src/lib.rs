@@ -1,0 +1,1169 @@
+//! Sans-IO live room.
+//!
+//! A [`Room`] holds one live room's state and its connections. It does no I/O and reads
+//! no clock: the host feeds inputs (`connect`, `handle_frame`, `disconnect`, `admin`,
+//! `handle_timeout`) with `now_ms`, drains [`Output`]s with [`Room::poll_output`], and arms
+//! a timer for [`Room::poll_timeout`]. Everything a connection receives in one tick goes
+//! out as one [`ServerFrame::Batch`].
+//!
+//! Durability: every change the room must survive is emitted as a [`StorageOp`]; feeding
+//! the stored records back to [`Room::restore`] rebuilds the room (after Durable Object
+//! eviction or a process restart). Connections are not stored: hibernated sockets are
+//! re-registered by the host with [`Room::reattach`].
+
+#![forbid(unsafe_code)]
+
+mod bucket;
+mod store;
+
+use ovation_proto::limits::*;
+use ovation_proto::{
+    is_valid_part_name, Action, ActionBody, ClientFrame, CloseCode, DecodeError, ErrorCode, Event,
+    Hello, Role, ServerFrame, Welcome, PROTOCOL_VERSION,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+pub use bucket::TokenBucket;
+pub use store::{RestoreError, StorageOp, META_KEY};
+
+pub type ConnectionId = u64;
+
+/// Parts the room itself owns; the admin API and hosts cannot overwrite them.
+pub const RESERVED_PARTS: [&str; 1] = ["room"];
+
+/// Actions the room accepts per tick; above it senders get `rate_limited` ("room busy").
+/// Bounds one tick's fan-out work (the big-rooms design samples instead).
+pub const ROOM_ACTIONS_PER_TICK_MAX: usize = 200;
+
+/// Who is on a connection (from the verified token).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// Fixed facts about a room, given when it is created.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RoomInfo {
+    pub room_id: String,
+    pub host_user: String,
+    pub title: String,
+    pub expected_audience: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RoomStatus {
+    Live,
+    Ended,
+}
+
+impl RoomStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomStatus::Live => "live",
+            RoomStatus::Ended => "ended",
+        }
+    }
+}
+
+/// What the host must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send one binary frame (an encoded `ServerFrame`).
+    Send {
+        connection: ConnectionId,
+        frame: Vec<u8>,
+    },
+    /// Close the socket with this code; the room has already forgotten the connection.
+    Close {
+        connection: ConnectionId,
+        code: CloseCode,
+    },
+    /// Persist (apply in order).
+    Store(StorageOp),
+    /// A refusal or abnormal close, for one structured log line.
+    Log(LogRecord),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRecord {
+    pub event: &'static str,
+    pub connection: Option<ConnectionId>,
+    pub user: Option<String>,
+    pub code: &'static str,
+    pub detail: String,
+}
+
+/// Admin API commands (already authorized by the host).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminCommand {
+    SetPart {
+        name: String,
+        value: String,
+    },
+    Broadcast {
+        from_user: String,
+        from_name: String,
+        text: String,
+    },
+    Direct {
+        from_user: String,
+        to_user: String,
+        payload: String,
+    },
+    End,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminReply {
+    PartSet {
+        version: u64,
+    },
+    Broadcast {
+        seq: u64,
+    },
+    /// How many connections of the target user the message went to.
+    Direct {
+        connections: u32,
+    },
+    Ended,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminError {
+    RoomEnded,
+    InvalidPartName,
+    ReservedPart,
+    TooManyParts,
+    TooLong {
+        field: &'static str,
+        bytes_max: usize,
+    },
+    InvalidJson,
+    Empty {
+        field: &'static str,
+    },
+}
+
+impl AdminError {
+    /// Stable machine-readable code for the HTTP API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdminError::RoomEnded => "room_ended",
+            AdminError::InvalidPartName => "invalid_part_name",
+            AdminError::ReservedPart => "reserved_part",
+            AdminError::TooManyParts => "too_many_parts",
+            AdminError::TooLong { .. } => "too_long",
+            AdminError::InvalidJson => "invalid_json",
+            AdminError::Empty { .. } => "empty",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            AdminError::RoomEnded => "the room has ended".into(),
+            AdminError::InvalidPartName => {
+                format!("part names are 1..={PART_NAME_BYTES_MAX} bytes of a-z, 0-9, '_', '-'")
+            }
+            AdminError::ReservedPart => "this part is owned by the room".into(),
+            AdminError::TooManyParts => format!("a room holds at most {PARTS_COUNT_MAX} parts"),
+            AdminError::TooLong { field, bytes_max } => {
+                format!("`{field}` is longer than {bytes_max} bytes")
+            }
+            AdminError::InvalidJson => "value is not valid JSON".into(),
+            AdminError::Empty { field } => format!("`{field}` must not be empty"),
+        }
+    }
+}
+
+/// Counters for observability, since the room object last woke.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RoomStats {
+    pub connections: u32,
+    pub connections_total: u64,
+    pub frames_in: u64,
+    pub bytes_in: u64,
+    pub frames_out: u64,
+    pub bytes_out: u64,
+    pub rate_limited: u64,
+    pub dropped: u64,
+    pub closed_by_reason: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PartState {
+    pub version: u64,
+    pub value: String,
+}
+
+#[derive(Debug)]
+struct Connection {
+    identity: Identity,
+    /// Hello received (or the socket was reattached after hibernation).
+    ready: bool,
+    hello_seen: bool,
+    outbox: Vec<Event>,
+    expires_at_ms: u64,
+    goaway_sent_at_ms: Option<u64>,
+    last_seen_ms: u64,
+    frames: TokenBucket,
+}
+
+#[derive(Debug)]
+struct UserBuckets {
+    comments: TokenBucket,
+    likes: TokenBucket,
+    reactions: TokenBucket,
+    directs: TokenBucket,
+    used_ms: u64,
+}
+
+impl UserBuckets {
+    fn new(now_ms: u64) -> UserBuckets {
+        UserBuckets {
+            comments: TokenBucket::new_full(COMMENT_RATE_PER_S, COMMENT_BURST, now_ms),
+            likes: TokenBucket::new_full(LIKES_RATE_PER_S, LIKES_BURST, now_ms),
+            reactions: TokenBucket::new_full(REACTION_RATE_PER_S, REACTION_BURST, now_ms),
+            directs: TokenBucket::new_full(DIRECT_RATE_PER_S, DIRECT_BURST, now_ms),
+            used_ms: now_ms,
+        }
+    }
+}
+
+pub struct Room {
+    info: RoomInfo,
+    status: RoomStatus,
+    epoch: u64,
+    total_version: u64,
+    parts: BTreeMap<String, PartState>,
+    last_seq: u64,
+    ring: VecDeque<Action>,
+    likes_total: u64,
+    created_ms: u64,
+
+    connections: BTreeMap<ConnectionId, Connection>,
+    users: BTreeMap<String, BTreeSet<ConnectionId>>,
+    buckets: HashMap<String, UserBuckets>,
+
+    likes_dirty: bool,
+    meta_dirty: bool,
+    online_published: Option<u32>,
+    online_refresh_at_ms: u64,
+    /// Set while some output waits for the next tick.
+    tick_at_ms: Option<u64>,
+    actions_this_tick: usize,
+    outputs: VecDeque<Output>,
+    stats: RoomStats,
+}
+
+impl Room {
+    /// A new live room. `epoch` must be random (the host's randomness): a client holding
+    /// another epoch's versions drops them.
+    pub fn create(info: RoomInfo, epoch: u64, now_ms: u64) -> Room {
+        let mut room = Room::empty(info, epoch, now_ms);
+        room.meta_dirty = true;
+        room.update_room_part();
+        room.flush_meta();
+        room
+    }
+
+    fn empty(info: RoomInfo, epoch: u64, now_ms: u64) -> Room {
+        Room {
+            info,
+            status: RoomStatus::Live,
+            epoch,
+            total_version: 0,
+            parts: BTreeMap::new(),
+            last_seq: 0,
+            ring: VecDeque::new(),
+            likes_total: 0,
+            created_ms: now_ms,
+            connections: BTreeMap::new(),
+            users: BTreeMap::new(),
+            buckets: HashMap::new(),
+            likes_dirty: false,
+            meta_dirty: false,
+            online_published: None,
+            online_refresh_at_ms: now_ms,
+            tick_at_ms: None,
+            actions_this_tick: 0,
+            outputs: VecDeque::new(),
+            stats: RoomStats::default(),
+        }
+    }
+
+    pub fn info(&self) -> &RoomInfo {
+        &self.info
+    }
+    pub fn status(&self) -> RoomStatus {
+        self.status
+    }
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+    pub fn total_version(&self) -> u64 {
+        self.total_version
+    }
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+    pub fn likes_total(&self) -> u64 {
+        self.likes_total
+    }
+    pub fn created_ms(&self) -> u64 {
+        self.created_ms
+    }
+    pub fn online(&self) -> u32 {
+        u32::try_from(self.connections.len()).expect("bounded by CONNECTIONS_PER_ROOM_MAX")
+    }
+    pub fn stats(&self) -> RoomStats {
+        let mut stats = self.stats.clone();
+        stats.connections = self.online();
+        stats
+    }
+    pub fn connection_ids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.connections.keys().copied()
+    }
+    pub fn connections_of(&self, user: &str) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.users.get(user).into_iter().flatten().copied()
+    }
+    /// Part versions (name → version), for `GET …/state`.
+    pub fn part_versions(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.parts.iter().map(|(n, p)| (n.as_str(), p.version))
+    }
+    /// A part's value if it is still at `version` (parts are immutable per version).
+    pub fn part_at(&self, name: &str, version: u64) -> Option<&str> {
+        self.parts
+            .get(name)
+            .filter(|p| p.version == version)
+            .map(|p| p.value.as_str())
+    }
+    pub fn part(&self, name: &str) -> Option<(u64, &str)> {
+        self.parts.get(name).map(|p| (p.version, p.value.as_str()))
+    }
+    /// Actions after `since` still in the buffer (at most `PULL_EVENTS_MAX`), and whether
+    /// some between `since` and the first returned were lost.
+    pub fn actions_since(&mut self, since: u64, now_ms: u64) -> (Vec<Action>, bool) {
+        self.evict_old_actions(now_ms);
+        let gap = self
+            .first_buffered_seq()
+            .is_some_and(|first| since + 1 < first)
+            || (self.ring.is_empty() && since < self.last_seq);
+        let actions = self
+            .ring
+            .iter()
+            .filter(|a| a.seq > since)
+            .take(PULL_EVENTS_MAX)
+            .cloned()
+            .collect();
+        (actions, gap)
+    }
+
+    /// Registers a new socket. The client must send `Hello` first.
+    pub fn connect(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        lifetime_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), CloseCode> {
+        assert!(
+            !self.connections.contains_key(&connection),
+            "host reused connection id {connection}"
+        );
+        if self.status == RoomStatus::Ended {
+            self.log_refusal(Some(connection), Some(&identity.user), "room_ended", "");
+            return Err(CloseCode::RoomEnded);
+        }
+        if self.connections.len() >= CONNECTIONS_PER_ROOM_MAX {
+            self.log_refusal(Some(connection), Some(&identity.user), "room_full", "");
+            return Err(CloseCode::RoomFull);
+        }
+        self.insert_connection(connection, identity, now_ms + lifetime_ms, false, now_ms);
+        self.stats.connections_total += 1;
+        Ok(())
+    }
+
+    /// Re-registers a socket that survived hibernation (no `Hello` expected, but allowed).
+    pub fn reattach(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) {
+        assert!(!self.connections.contains_key(&connection));
+        self.insert_connection(connection, identity, expires_at_ms, true, now_ms);
+    }
+
+    fn insert_connection(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        expires_at_ms: u64,
+        ready: bool,
+        now_ms: u64,
+    ) {
+        self.users
+            .entry(identity.user.clone())
+            .or_default()
+            .insert(connection);
+        self.connections.insert(
+            connection,
+            Connection {
+                identity,
+                ready,
+                hello_seen: false,
+                outbox: Vec::new(),
+                expires_at_ms,
+                goaway_sent_at_ms: None,
+                last_seen_ms: now_ms,
+                frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
+            },
+        );
+        self.schedule_tick(now_ms);
+    }
+
+    /// The socket closed (by the client or the network).
+    pub fn disconnect(&mut self, connection: ConnectionId, now_ms: u64) {
+        if self.remove_connection(connection).is_some() {
+            self.schedule_tick(now_ms);
+        }
+    }
+
+    fn remove_connection(&mut self, connection: ConnectionId) -> Option<Connection> {
+        let conn = self.connections.remove(&connection)?;
+        let set = self
+            .users
+            .get_mut(&conn.identity.user)
+            .expect("every connection is indexed by user");
+        assert!(set.remove(&connection));
+        if set.is_empty() {
+            self.users.remove(&conn.identity.user);
+        }
+        Some(conn)
+    }
+
+    fn close(&mut self, connection: ConnectionId, code: CloseCode, detail: String, now_ms: u64) {
+        if let Some(conn) = self.remove_connection(connection) {
+            *self
+                .stats
+                .closed_by_reason
+                .entry(code.reason().to_owned())
+                .or_default() += 1;
+            if code != CloseCode::GoingAway {
+                self.outputs.push_back(Output::Log(LogRecord {
+                    event: "close",
+                    connection: Some(connection),
+                    user: Some(conn.identity.user),
+                    code: code.reason(),
+                    detail,
+                }));
+            }
+            self.outputs.push_back(Output::Close { connection, code });
+            self.schedule_tick(now_ms);
+        }
+    }
+
+    /// Notes a sign of life (e.g. the platform's heartbeat auto-response timestamp).
+    pub fn touch(&mut self, connection: ConnectionId, at_ms: u64) {
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            conn.last_seen_ms = conn.last_seen_ms.max(at_ms);
+        }
+    }
+
+    /// A binary frame from a connection.
+    pub fn handle_frame(&mut self, connection: ConnectionId, bytes: &[u8], now_ms: u64) {
+        let Some(conn) = self.connections.get_mut(&connection) else {
+            return; // Closed in the same instant; the host's event raced our close.
+        };
+        conn.last_seen_ms = now_ms;
+        self.stats.frames_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
+        let frame = match ClientFrame::decode(bytes) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let code = match error {
+                    DecodeError::TooLarge { .. } => CloseCode::FrameTooLarge,
+                    DecodeError::Malformed | DecodeError::FieldLimit { .. } => CloseCode::BadFrame,
+                };
+                self.close(connection, code, error.to_string(), now_ms);
+                return;
+            }
+        };
+        if let Err(retry_after_ms) = conn.frames.take(1, now_ms) {
+            let client_id = frame.client_id();
+            self.refuse(
+                connection,
+                client_id,
+                ErrorCode::RateLimited,
+                "too many frames".into(),
+                retry_after_ms,
+                now_ms,
+            );
+            return;
+        }
+        match frame {
+            ClientFrame::Hello(hello) => self.on_hello(connection, hello, now_ms),
+            other => {
+                if !self.connections[&connection].ready {
+                    self.close(
+                        connection,
+                        CloseCode::ProtocolViolation,
+                        "first frame must be Hello".into(),
+                        now_ms,
+                    );
+                    return;
+                }
+                self.on_frame(connection, other, now_ms);
+            }
+        }
+    }
+
+    /// A text frame that is not the heartbeat (the platform answers that one itself).
+    pub fn handle_text(&mut self, connection: ConnectionId, now_ms: u64) {
+        self.close(
+            connection,
+            CloseCode::TextNotSupported,
+            "text frames are not part of ovation.v1".into(),
+            now_ms,
+        );
+    }
+
+    fn on_hello(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {
+        let conn = self.connections.get_mut(&connection).expect("checked");
+        if conn.hello_seen {
+            self.close(
+                connection,
+                CloseCode::ProtocolViolation,
+                "Hello sent twice".into(),
+                now_ms,
+            );
+            return;
+        }
+        if hello.protocol_version != PROTOCOL_VERSION {
+            let detail = format!("protocol {} not supported", hello.protocol_version);
+            self.close(connection, CloseCode::UnsupportedProtocol, detail, now_ms);
+            return;
+        }
+        conn.hello_seen = true;
+        conn.ready = true;
+        let resume = hello.resume.filter(|r| r.epoch == self.epoch);
+        let mut events = vec![Event::Welcome(Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            connection_id: connection,
+            user: conn.identity.user.clone(),
+            role: conn.identity.role,
+            epoch: self.epoch,
+            total_version: self.total_version,
+            action_cursor: self.last_seq,
+            resumed: resume.is_some(),
+            tick_ms: TICK_MS as u32,
+        })];
+        let known: HashMap<&str, u64> = resume
+            .iter()
+            .flat_map(|r| r.part_versions.iter().map(|p| (p.name.as_str(), p.version)))
+            .collect();
+        for (name, part) in &self.parts {
+            if known.get(name.as_str()).is_none_or(|&v| v < part.version) {
+                events.push(Event::Part {
+                    name: name.clone(),
+                    version: part.version,
+                    value: part.value.clone(),
+                });
+            }
+        }
+        events.push(Event::Version {
+            epoch: self.epoch,
+            total_version: self.total_version,
+        });
+        if let Some(resume) = &resume {
+            self.evict_old_actions(now_ms);
+            let cursor = resume.action_cursor.min(self.last_seq);
+            let first = self.first_buffered_seq().unwrap_or(self.last_seq + 1);
+            if cursor + 1 < first {
+                events.push(Event::Gap {
+                    missed_after: cursor,
+                    resumed_from: first,
+                });
+            }
+            events.extend(
+                self.ring
+                    .iter()
+                    .filter(|a| a.seq > cursor)
+                    .cloned()
+                    .map(Event::Action),
+            );
+        }
+        events.push(Event::Likes {
+            total: self.likes_total,
+        });
+        events.push(Event::Online {
+            count: self.online(),
+        });
+        if self.status == RoomStatus::Ended {
+            events.push(Event::RoomEnded);
+        }
+        for event in events {
+            self.enqueue(connection, event, now_ms);
+        }
+    }
+
+    fn on_frame(&mut self, connection: ConnectionId, frame: ClientFrame, now_ms: u64) {
+        let identity = self.connections[&connection].identity.clone();
+        let client_id = frame.client_id();
+        let result: Result<Option<u64>, (ErrorCode, String, u32)> = match frame {
+            ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
+            ClientFrame::Ping { client_time_ms } => {
+                self.enqueue(
+                    connection,
+                    Event::Pong {
+                        client_time_ms,
+                        server_time_ms: now_ms,
+                    },
+                    now_ms,
+                );
+                return;
+            }
+            ClientFrame::Comment { text, .. } => {
+                self.user_action(&identity, ActionBody::Comment { text }, now_ms)
+            }
+            ClientFrame::Reaction { kind, .. } => {
+                self.user_action(&identity, ActionBody::Reaction { kind }, now_ms)
+            }
+            ClientFrame::Like { count, .. } => self.on_like(&identity, count, now_ms),
+            ClientFrame::Direct {
+                to_user, payload, ..
+            } => self.on_direct(&identity, to_user, payload, now_ms),
+            ClientFrame::SetPart { name, value, .. } => {
+                if !identity.role.is_staff() {
+                    Err((ErrorCode::Forbidden, "hosts and moderators only".into(), 0))
+                } else {
+                    self.set_part(name, value, now_ms)
+                        .map(|_| None)
+                        .map_err(|e| (admin_error_code(&e), e.message(), 0))
+                }
+            }
+        };
+        let client_id = client_id.expect("every frame but Hello and Ping has a client id");
+        match result {
+            Ok(seq) => self.enqueue(connection, Event::Ack { client_id, seq }, now_ms),
+            Err((code, message, retry_after_ms)) => self.refuse(
+                connection,
+                Some(client_id),
+                code,
+                message,
+                retry_after_ms,
+                now_ms,
+            ),
+        }
+    }
+
+    fn refuse(
+        &mut self,
+        connection: ConnectionId,
+        client_id: Option<u64>,
+        code: ErrorCode,
+        message: String,
+        retry_after_ms: u32,
+        now_ms: u64,
+    ) {
+        if code == ErrorCode::RateLimited {
+            self.stats.rate_limited += 1;
+        }
+        let user = self
+            .connections
+            .get(&connection)
+            .map(|c| c.identity.user.clone());
+        self.log_refusal(Some(connection), user.as_deref(), code.as_str(), &message);
+        self.enqueue(
+            connection,
+            Event::Error {
+                client_id,
+                code,
+                message,
+                retry_after_ms,
+            },
+            now_ms,
+        );
+    }
+
+    fn log_refusal(
+        &mut self,
+        connection: Option<ConnectionId>,
+        user: Option<&str>,
+        code: &'static str,
+        detail: &str,
+    ) {
+        self.outputs.push_back(Output::Log(LogRecord {
+            event: "refusal",
+            connection,
+            user: user.map(str::to_owned),
+            code,
+            detail: detail.to_owned(),
+        }));
+    }
+
+    fn buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
+        if !self.buckets.contains_key(user) && self.buckets.len() >= RATE_BUCKETS_MAX {
+            // Forget the least recently used user; a forgotten user starts with a full
+            // bucket, which is what a long-idle user would have anyway.
+            let oldest = self
+                .buckets
+                .iter()
+                .min_by_key(|(_, b)| b.used_ms)
+                .map(|(u, _)| u.clone())
+                .expect("non-empty");
+            self.buckets.remove(&oldest);
+        }
+        let buckets = self
+            .buckets
+            .entry(user.to_owned())
+            .or_insert_with(|| UserBuckets::new(now_ms));
+        buckets.used_ms = now_ms;
+        buckets
+    }
+
+    fn user_action(
+        &mut self,
+        identity: &Identity,
+        body: ActionBody,
+        now_ms: u64,
+    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+        let text = match &body {
+            ActionBody::Comment { text } | ActionBody::System { text } => text,
+            ActionBody::Reaction { kind } => kind,
+        };
+        if text.trim().is_empty() {
+            return Err((ErrorCode::Invalid, "empty".into(), 0));
+        }
+        if self.actions_this_tick >= ROOM_ACTIONS_PER_TICK_MAX {
+            return Err((ErrorCode::RateLimited, "room busy".into(), TICK_MS as u32));
+        }
+        let buckets = self.buckets(&identity.user, now_ms);
+        let bucket = match body {
+            ActionBody::Reaction { .. } => &mut buckets.reactions,
+            _ => &mut buckets.comments,
+        };
+        bucket
+            .take(1, now_ms)
+            .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+        let seq = self.push_action(&identity.user, &identity.name, body, now_ms);
+        Ok(Some(seq))
+    }
+
+    fn push_action(&mut self, user: &str, name: &str, body: ActionBody, now_ms: u64) -> u64 {
+        self.last_seq += 1;
+        self.actions_this_tick += 1;
+        let action = Action {
+            seq: self.last_seq,
+            ts_ms: now_ms,
+            user: user.to_owned(),
+            name: name.to_owned(),
+            body,
+        };
+        self.outputs
+            .push_back(Output::Store(StorageOp::put_action(&action)));
+        self.ring.push_back(action.clone());
+        while self.ring.len() > RING_EVENTS_MAX {
+            let old = self.ring.pop_front().expect("non-empty");
+            self.outputs
+                .push_back(Output::Store(StorageOp::delete_action(old.seq)));
+        }
+        self.evict_old_actions(now_ms);
+        self.meta_dirty = true;
+        self.broadcast(Event::Action(action), now_ms);
+        self.last_seq
+    }
+
+    fn first_buffered_seq(&self) -> Option<u64> {
+        self.ring.front().map(|a| a.seq)
+    }
+
+    fn evict_old_actions(&mut self, now_ms: u64) {
+        while let Some(front) = self.ring.front() {
+            if front.ts_ms + RING_AGE_MS_MAX >= now_ms {
+                break;
+            }
+            let seq = front.seq;
+            self.ring.pop_front();
+            self.outputs
+                .push_back(Output::Store(StorageOp::delete_action(seq)));
+        }
+    }
+
+    fn on_like(
+        &mut self,
+        identity: &Identity,
+        count: u32,
+        now_ms: u64,
+    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+        if count == 0 || count > LIKE_COUNT_PER_FRAME_MAX {
+            return Err((
+                ErrorCode::Invalid,
+                format!("like count must be 1..={LIKE_COUNT_PER_FRAME_MAX}"),
+                0,
+            ));
+        }
+        self.buckets(&identity.user, now_ms)
+            .likes
+            .take(count, now_ms)
+            .map_err(|wait| {
+                (
+                    ErrorCode::RateLimited,
+                    format!("at most {LIKES_RATE_PER_S} likes per second"),
+                    wait,
+                )
+            })?;
+        self.likes_total += u64::from(count);
+        self.likes_dirty = true;
+        self.meta_dirty = true;
+        self.schedule_tick(now_ms);
+        Ok(None)
+    }
+
+    fn on_direct(
+        &mut self,
+        identity: &Identity,
+        to_user: String,
+        payload: String,
+        now_ms: u64,
+    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+        if !identity.role.is_staff() {
+            return Err((ErrorCode::Forbidden, "hosts and moderators only".into(), 0));
+        }
+        self.buckets(&identity.user, now_ms)
+            .directs
+            .take(1, now_ms)
+            .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+        self.send_direct(&identity.user, &to_user, payload, now_ms)
+            .map_err(|e| (admin_error_code(&e), e.message(), 0))?;
+        Ok(None)
+    }
+
+    fn send_direct(
+        &mut self,
+        from_user: &str,
+        to_user: &str,
+        payload: String,
+        now_ms: u64,
+    ) -> Result<u32, AdminError> {
+        if to_user.is_empty() {
+            return Err(AdminError::Empty { field: "to_user" });
+        }
+        check_json(&payload, "payload", DIRECT_PAYLOAD_BYTES_MAX)?;
+        let targets: Vec<ConnectionId> = self.connections_of(to_user).collect();
+        for &target in &targets {
+            self.enqueue(
+                target,
+                Event::Direct {
+                    from: from_user.to_owned(),
+                    payload: payload.clone(),
+                    ts_ms: now_ms,
+                },
+                now_ms,
+            );
+        }
+        Ok(u32::try_from(targets.len()).expect("bounded"))
+    }
+
+    fn set_part(&mut self, name: String, value: String, now_ms: u64) -> Result<u64, AdminError> {
+        if self.status == RoomStatus::Ended {
+            return Err(AdminError::RoomEnded);
+        }
+        if !is_valid_part_name(&name) {
+            return Err(AdminError::InvalidPartName);
+        }
+        if RESERVED_PARTS.contains(&name.as_str()) {
+            return Err(AdminError::ReservedPart);
+        }
+        check_json(&value, "value", PART_VALUE_BYTES_MAX)?;
+        if !self.parts.contains_key(&name) && self.parts.len() >= PARTS_COUNT_MAX {
+            return Err(AdminError::TooManyParts);
+        }
+        Ok(self.put_part(name, value, now_ms))
+    }
+
+    fn put_part(&mut self, name: String, value: String, now_ms: u64) -> u64 {
+        self.total_version += 1;
+        let version = self.total_version;
+        self.outputs
+            .push_back(Output::Store(StorageOp::put_part(&name, version, &value)));
+        self.parts.insert(
+            name.clone(),
+            PartState {
+                version,
+                value: value.clone(),
+            },
+        );
+        self.meta_dirty = true;
+        self.broadcast(
+            Event::Part {
+                name,
+                version,
+                value,
+            },
+            now_ms,
+        );
+        self.broadcast(
+            Event::Version {
+                epoch: self.epoch,
+                total_version: self.total_version,
+            },
+            now_ms,
+        );
+        version
+    }
+
+    fn update_room_part(&mut self) {
+        let value = serde_json::json!({
+            "id": self.info.room_id,
+            "title": self.info.title,
+            "host": self.info.host_user,
+            "status": self.status.as_str(),
+            "expected_audience": self.info.expected_audience,
+        })
+        .to_string();
+        let now_ms = self.created_ms;
+        self.put_part("room".into(), value, now_ms);
+    }
+
+    /// An admin API command, already authorized.
+    pub fn admin(&mut self, command: AdminCommand, now_ms: u64) -> Result<AdminReply, AdminError> {
+        if self.status == RoomStatus::Ended {
+            return Err(AdminError::RoomEnded);
+        }
+        match command {
+            AdminCommand::SetPart { name, value } => {
+                let version = self.set_part(name, value, now_ms)?;
+                Ok(AdminReply::PartSet { version })
+            }
+            AdminCommand::Broadcast {
+                from_user,
+                from_name,
+                text,
+            } => {
+                if text.trim().is_empty() {
+                    return Err(AdminError::Empty { field: "text" });
+                }
+                if text.len() > SYSTEM_MESSAGE_BYTES_MAX {
+                    return Err(AdminError::TooLong {
+                        field: "text",
+                        bytes_max: SYSTEM_MESSAGE_BYTES_MAX,
+                    });
+                }
+                let seq =
+                    self.push_action(&from_user, &from_name, ActionBody::System { text }, now_ms);
+                Ok(AdminReply::Broadcast { seq })
+            }
+            AdminCommand::Direct {
+                from_user,
+                to_user,
+                payload,
+            } => {
+                let connections = self.send_direct(&from_user, &to_user, payload, now_ms)?;
+                Ok(AdminReply::Direct { connections })
+            }
+            AdminCommand::End => {
+                self.status = RoomStatus::Ended;
+                self.meta_dirty = true;
+                self.update_room_part();
+                self.broadcast(Event::RoomEnded, now_ms);
+                self.flush(now_ms);
+                let ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
+                for id in ids {
+                    self.close(id, CloseCode::RoomEnded, String::new(), now_ms);
+                }
+                self.flush_meta();
+                Ok(AdminReply::Ended)
+            }
+        }
+    }
+
+    fn broadcast(&mut self, event: Event, now_ms: u64) {
+        let ids: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.ready)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.enqueue(id, event.clone(), now_ms);
+        }
+        self.schedule_tick(now_ms);
+    }
+
+    fn enqueue(&mut self, connection: ConnectionId, event: Event, now_ms: u64) {
+        let conn = self
+            .connections
+            .get_mut(&connection)
+            .expect("live connection");
+        if conn.outbox.len() >= OUTBOX_EVENTS_MAX {
+            self.stats.dropped += 1;
+            return;
+        }
+        conn.outbox.push(event);
+        self.schedule_tick(now_ms);
+    }
+
+    fn schedule_tick(&mut self, now_ms: u64) {
+        if self.tick_at_ms.is_none() {
+            self.tick_at_ms = Some(now_ms + TICK_MS);
+        }
+    }
+
+    /// When the host must call [`Room::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let lifetimes = self
+            .connections
+            .values()
+            .map(|c| match c.goaway_sent_at_ms {
+                None => c.expires_at_ms,
+                Some(at) => at + GOAWAY_GRACE_MS,
+            });
+        let stale = self
+            .connections
+            .values()
+            .map(|c| c.last_seen_ms + STALE_SOCKET_MS);
+        let refresh = (!self.connections.is_empty()).then_some(self.online_refresh_at_ms);
+        self.tick_at_ms
+            .into_iter()
+            .chain(lifetimes)
+            .chain(stale)
+            .chain(refresh)
+            .min()
+    }
+
+    /// Whether output is waiting for a tick (the host flushes soon, not via an alarm).
+    pub fn tick_pending(&self) -> Option<u64> {
+        self.tick_at_ms
+    }
+
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        // Lifetimes: GoAway first, close after a grace period.
+        let mut expired = Vec::new();
+        let mut overdue = Vec::new();
+        let mut stale = Vec::new();
+        for (&id, conn) in &self.connections {
+            match conn.goaway_sent_at_ms {
+                None if conn.expires_at_ms <= now_ms => expired.push(id),
+                Some(at) if at + GOAWAY_GRACE_MS <= now_ms => overdue.push(id),
+                _ => {}
+            }
+            if conn.last_seen_ms + STALE_SOCKET_MS <= now_ms {
+                stale.push(id);
+            }
+        }
+        for id in expired {
+            self.connections
+                .get_mut(&id)
+                .expect("listed")
+                .goaway_sent_at_ms = Some(now_ms);
+            self.enqueue(
+                id,
+                Event::GoAway {
+                    reconnect_delay_ms: 0,
+                },
+                now_ms,
+            );
+        }
+        for id in overdue {
+            self.close(id, CloseCode::GoingAway, String::new(), now_ms);
+        }
+        for id in stale {
+            self.close(id, CloseCode::Stale, "no heartbeat".into(), now_ms);
+        }
+        if !self.connections.is_empty() && self.online_refresh_at_ms <= now_ms {
+            self.online_published = None; // forces a republish
+            self.schedule_tick(now_ms);
+        }
+        if self.tick_at_ms.is_some_and(|at| at <= now_ms) {
+            self.flush(now_ms);
+        }
+    }
+
+    /// Sends every connection its batch for this tick.
+    fn flush(&mut self, now_ms: u64) {
+        self.tick_at_ms = None;
+        self.actions_this_tick = 0;
+        self.evict_old_actions(now_ms);
+        if self.likes_dirty {
+            self.likes_dirty = false;
+            self.broadcast_now(Event::Likes {
+                total: self.likes_total,
+            });
+        }
+        let online = self.online();
+        if self.online_published != Some(online) {
+            self.online_published = Some(online);
+            self.online_refresh_at_ms = now_ms + ONLINE_REFRESH_MS;
+            self.broadcast_now(Event::Online { count: online });
+        }
+        // Persist before sending: nothing acknowledged may be lost by a crash.
+        self.flush_meta();
+        for (&connection, conn) in self.connections.iter_mut() {
+            if conn.outbox.is_empty() {
+                continue;
+            }
+            let events = std::mem::take(&mut conn.outbox);
+            let frame = ServerFrame::Batch {
+                server_time_ms: now_ms,
+                events,
+            }
+            .encode();
+            self.stats.frames_out += 1;
+            self.stats.bytes_out += frame.len() as u64;
+            self.outputs.push_back(Output::Send { connection, frame });
+        }
+        // Flushing schedules nothing by itself.
+        self.tick_at_ms = None;
+    }
+
+    /// Adds to every ready outbox without scheduling (we are flushing now).
+    fn broadcast_now(&mut self, event: Event) {
+        for conn in self.connections.values_mut().filter(|c| c.ready) {
+            if conn.outbox.len() < OUTBOX_EVENTS_MAX {
+                conn.outbox.push(event.clone());
+            } else {
+                self.stats.dropped += 1;
+            }
+        }
+    }
+
+    fn flush_meta(&mut self) {
+        if self.meta_dirty {
+            self.meta_dirty = false;
+            self.outputs
+                .push_back(Output::Store(StorageOp::put_meta(self)));
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+}
+
+fn admin_error_code(error: &AdminError) -> ErrorCode {
+    match error {
+        AdminError::RoomEnded => ErrorCode::RoomEnded,
+        AdminError::TooLong { .. } => ErrorCode::TooLong,
+        AdminError::TooManyParts => ErrorCode::TooMany,
+        AdminError::ReservedPart => ErrorCode::Forbidden,
+        AdminError::InvalidPartName | AdminError::InvalidJson | AdminError::Empty { .. } => {
+            ErrorCode::Invalid
+        }
+    }
+}
+
+fn check_json(text: &str, field: &'static str, bytes_max: usize) -> Result<(), AdminError> {
+    if text.len() > bytes_max {
+        return Err(AdminError::TooLong { field, bytes_max });
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|_| AdminError::InvalidJson)
+}
+
+#[cfg(test)]
+mod tests;

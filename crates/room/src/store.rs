@@ -1,0 +1,179 @@
+//! Storage records: how a room survives eviction. Keys are strings, values postcard.
+//!
+//! * `meta` — [`MetaRecord`]
+//! * `part/<name>` — [`PartRecord`]
+//! * `action/<seq, 20 digits>` — `ovation_proto::Action` (the ring buffer)
+
+use crate::{PartState, Room, RoomInfo, RoomStatus};
+use ovation_proto::limits::{PARTS_COUNT_MAX, RING_EVENTS_MAX};
+use ovation_proto::Action;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+pub const META_KEY: &str = "meta";
+const PART_PREFIX: &str = "part/";
+const ACTION_PREFIX: &str = "action/";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageOp {
+    Put { key: String, value: Vec<u8> },
+    Delete { key: String },
+}
+
+/// Bumped when the record layout changes; `restore` refuses other versions.
+const RECORD_FORMAT: u16 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct MetaRecord {
+    format: u16,
+    info: RoomInfo,
+    status: RoomStatus,
+    epoch: u64,
+    total_version: u64,
+    last_seq: u64,
+    likes_total: u64,
+    created_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PartRecord {
+    version: u64,
+    value: String,
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("encoding into a Vec cannot fail")
+}
+
+impl StorageOp {
+    pub(crate) fn put_meta(room: &Room) -> StorageOp {
+        StorageOp::Put {
+            key: META_KEY.into(),
+            value: encode(&MetaRecord {
+                format: RECORD_FORMAT,
+                info: room.info.clone(),
+                status: room.status,
+                epoch: room.epoch,
+                total_version: room.total_version,
+                last_seq: room.last_seq,
+                likes_total: room.likes_total,
+                created_ms: room.created_ms,
+            }),
+        }
+    }
+
+    pub(crate) fn put_part(name: &str, version: u64, value: &str) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{PART_PREFIX}{name}"),
+            value: encode(&PartRecord {
+                version,
+                value: value.to_owned(),
+            }),
+        }
+    }
+
+    pub(crate) fn put_action(action: &Action) -> StorageOp {
+        StorageOp::Put {
+            key: action_key(action.seq),
+            value: encode(action),
+        }
+    }
+
+    pub(crate) fn delete_action(seq: u64) -> StorageOp {
+        StorageOp::Delete {
+            key: action_key(seq),
+        }
+    }
+}
+
+fn action_key(seq: u64) -> String {
+    format!("{ACTION_PREFIX}{seq:020}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreError {
+    Corrupt { key: String },
+    UnknownFormat { format: u16 },
+    UnknownKey { key: String },
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreError::Corrupt { key } => write!(f, "stored record `{key}` is corrupt"),
+            RestoreError::UnknownFormat { format } => write!(f, "unknown record format {format}"),
+            RestoreError::UnknownKey { key } => write!(f, "unknown stored key `{key}`"),
+        }
+    }
+}
+
+impl Room {
+    /// Rebuilds a room from its stored records (any order). `Ok(None)` when the room was
+    /// never created. Records the room did not write are an error, not ignored.
+    pub fn restore(
+        records: impl IntoIterator<Item = (String, Vec<u8>)>,
+        now_ms: u64,
+    ) -> Result<Option<Room>, RestoreError> {
+        let mut meta: Option<MetaRecord> = None;
+        let mut parts = BTreeMap::new();
+        let mut actions = BTreeMap::new();
+        for (key, value) in records {
+            let corrupt = || RestoreError::Corrupt { key: key.clone() };
+            if key == META_KEY {
+                let record: MetaRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                if record.format != RECORD_FORMAT {
+                    return Err(RestoreError::UnknownFormat {
+                        format: record.format,
+                    });
+                }
+                meta = Some(record);
+            } else if let Some(name) = key.strip_prefix(PART_PREFIX) {
+                let record: PartRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                parts.insert(
+                    name.to_owned(),
+                    PartState {
+                        version: record.version,
+                        value: record.value,
+                    },
+                );
+            } else if key.starts_with(ACTION_PREFIX) {
+                let action: Action = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                actions.insert(action.seq, action);
+            } else {
+                return Err(RestoreError::UnknownKey { key });
+            }
+        }
+        let Some(meta) = meta else {
+            return Ok(None);
+        };
+        assert!(
+            parts.len() <= PARTS_COUNT_MAX + 1,
+            "more parts stored than allowed"
+        );
+        let mut room = Room::empty(meta.info, meta.epoch, meta.created_ms);
+        room.status = meta.status;
+        room.total_version = meta.total_version;
+        room.last_seq = meta.last_seq;
+        room.likes_total = meta.likes_total;
+        room.online_refresh_at_ms = now_ms;
+        room.parts = parts;
+        // Actions are written before the meta that counts them, so the stored ring may
+        // hold at most what meta knows; anything newer was never acknowledged.
+        room.ring = actions
+            .into_values()
+            .filter(|a| a.seq <= room.last_seq)
+            .collect::<VecDeque<_>>();
+        while room.ring.len() > RING_EVENTS_MAX {
+            room.ring.pop_front();
+        }
+        for part in room.parts.values() {
+            assert!(
+                part.version <= room.total_version,
+                "part newer than the room"
+            );
+        }
+        room.evict_old_actions(now_ms);
+        Ok(Some(room))
+    }
+}

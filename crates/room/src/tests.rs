@@ -1,0 +1,419 @@
+use super::*;
+use ovation_proto::{PartVersion, Resume};
+
+pub(crate) fn info() -> RoomInfo {
+    RoomInfo {
+        room_id: "weur-test".into(),
+        host_user: "host".into(),
+        title: "Test".into(),
+        expected_audience: 100,
+    }
+}
+
+fn identity(user: &str, role: Role) -> Identity {
+    Identity {
+        user: user.into(),
+        name: user.to_uppercase(),
+        role,
+    }
+}
+
+const LIFETIME_MS: u64 = CONNECTION_LIFETIME_MS_MIN;
+
+/// Drains outputs into per-connection decoded events, closes, and storage ops.
+#[derive(Default)]
+struct Drained {
+    events: BTreeMap<ConnectionId, Vec<Event>>,
+    frames: BTreeMap<ConnectionId, usize>,
+    closes: Vec<(ConnectionId, CloseCode)>,
+    stores: Vec<StorageOp>,
+}
+
+fn drain(room: &mut Room) -> Drained {
+    let mut out = Drained::default();
+    while let Some(output) = room.poll_output() {
+        match output {
+            Output::Send { connection, frame } => {
+                let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+                out.events.entry(connection).or_default().extend(events);
+                *out.frames.entry(connection).or_default() += 1;
+            }
+            Output::Close { connection, code } => out.closes.push((connection, code)),
+            Output::Store(op) => out.stores.push(op),
+            Output::Log(_) => {}
+        }
+    }
+    out
+}
+
+fn tick(room: &mut Room, now_ms: &mut u64) -> Drained {
+    *now_ms += TICK_MS;
+    room.handle_timeout(*now_ms);
+    drain(room)
+}
+
+fn hello(resume: Option<Resume>) -> Vec<u8> {
+    ClientFrame::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        resume,
+    })
+    .encode()
+}
+
+fn join(room: &mut Room, id: ConnectionId, user: &str, role: Role, now_ms: u64) {
+    room.connect(id, identity(user, role), LIFETIME_MS, now_ms)
+        .unwrap();
+    room.handle_frame(id, &hello(None), now_ms);
+}
+
+fn comment(text: &str, client_id: u64) -> Vec<u8> {
+    ClientFrame::Comment {
+        client_id,
+        text: text.into(),
+    }
+    .encode()
+}
+
+fn actions(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Action(a) => Some(a.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn joiner_gets_snapshot_and_no_older_actions() {
+    let mut now = 1_000;
+    let mut room = Room::create(info(), 7, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    room.handle_frame(1, &comment("before", 1), now);
+    tick(&mut room, &mut now);
+    join(&mut room, 2, "b", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    let b = &out.events[&2];
+    assert!(matches!(&b[0], Event::Welcome(w) if w.epoch == 7 && w.action_cursor == 1));
+    assert!(b
+        .iter()
+        .any(|e| matches!(e, Event::Part { name, .. } if name == "room")));
+    assert!(actions(b).is_empty(), "joiner saw an older action");
+}
+
+#[test]
+fn output_is_one_frame_per_connection_per_tick() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    join(&mut room, 2, "b", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    room.handle_frame(1, &comment("x", 1), now);
+    room.handle_frame(1, &comment("y", 2), now);
+    room.handle_frame(
+        1,
+        &ClientFrame::Like {
+            client_id: 3,
+            count: 4,
+        }
+        .encode(),
+        now,
+    );
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.frames[&1], 1);
+    assert_eq!(out.frames[&2], 1);
+    assert_eq!(actions(&out.events[&2]), vec![1, 2]);
+    assert!(out.events[&2].contains(&Event::Likes { total: 4 }));
+}
+
+#[test]
+fn resume_within_buffer_misses_nothing_and_past_it_reports_a_gap() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 9, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    for i in 0..5 {
+        now += 1_000;
+        room.handle_frame(1, &comment("c", i), now);
+    }
+    tick(&mut room, &mut now);
+    let resume = |cursor| {
+        Some(Resume {
+            epoch: 9,
+            action_cursor: cursor,
+            part_versions: vec![PartVersion {
+                name: "room".into(),
+                version: room_version(),
+            }],
+        })
+    };
+    room.connect(2, identity("b", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    room.handle_frame(2, &hello(resume(2)), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(actions(&out.events[&2]), vec![3, 4, 5]);
+    assert!(
+        !out.events[&2]
+            .iter()
+            .any(|e| matches!(e, Event::Part { .. })),
+        "resumer got a part it already had"
+    );
+    // Age everything out of the buffer; resuming now reports the gap.
+    now += RING_AGE_MS_MAX + 1;
+    room.connect(3, identity("c", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    room.handle_frame(3, &hello(resume(2)), now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&3].contains(&Event::Gap {
+        missed_after: 2,
+        resumed_from: 6
+    }));
+}
+
+fn room_version() -> u64 {
+    1 // the `room` part is the first version of a new room
+}
+
+#[test]
+fn new_epoch_gets_a_full_snapshot() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 5, now);
+    room.connect(1, identity("a", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    room.handle_frame(
+        1,
+        &hello(Some(Resume {
+            epoch: 4,
+            action_cursor: 100,
+            part_versions: vec![PartVersion {
+                name: "room".into(),
+                version: 99,
+            }],
+        })),
+        now,
+    );
+    let out = tick(&mut room, &mut now);
+    let events = &out.events[&1];
+    assert!(matches!(&events[0], Event::Welcome(w) if !w.resumed && w.epoch == 5));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Part { name, .. } if name == "room")));
+}
+
+#[test]
+fn direct_messages_reach_every_connection_of_the_target_only() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "t", Role::Viewer, now);
+    join(&mut room, 3, "t", Role::Viewer, now);
+    join(&mut room, 4, "other", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let direct = ClientFrame::Direct {
+        client_id: 1,
+        to_user: "t".into(),
+        payload: r#"{"prize":1}"#.into(),
+    };
+    room.handle_frame(1, &direct.encode(), now);
+    let out = tick(&mut room, &mut now);
+    let got = |c| {
+        out.events
+            .get(&c)
+            .into_iter()
+            .flatten()
+            .any(|e| matches!(e, Event::Direct { .. }))
+    };
+    assert!(got(2) && got(3));
+    assert!(!got(1) && !got(4));
+    // A viewer may not send one.
+    room.handle_frame(4, &direct.encode(), now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&4].iter().any(|e| matches!(
+        e,
+        Event::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    )));
+    assert!(!out.events.contains_key(&2));
+}
+
+#[test]
+fn comment_rate_limit_answers_with_an_error_and_retry_hint() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    for i in 0..4 {
+        room.handle_frame(1, &comment("spam", i), now);
+    }
+    let out = tick(&mut room, &mut now);
+    let errors: Vec<_> = out.events[&1]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error {
+                client_id,
+                code,
+                retry_after_ms,
+                ..
+            } => Some((*client_id, *code, *retry_after_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors, vec![(Some(3), ErrorCode::RateLimited, 1000)]);
+    assert_eq!(actions(&out.events[&1]), vec![1, 2, 3]);
+}
+
+#[test]
+fn garbage_and_oversized_frames_close_with_documented_codes() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    join(&mut room, 2, "b", Role::Viewer, now);
+    join(&mut room, 3, "c", Role::Viewer, now);
+    room.handle_frame(1, &[0xff, 0xff, 0xff], now);
+    room.handle_frame(2, &vec![0; CLIENT_FRAME_BYTES_MAX + 1], now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(
+        out.closes,
+        vec![(1, CloseCode::BadFrame), (2, CloseCode::FrameTooLarge)]
+    );
+    room.handle_frame(3, &comment("still here", 1), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(actions(&out.events[&3]), vec![1]);
+}
+
+#[test]
+fn viewers_cannot_set_parts_but_hosts_can() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "v", Role::Viewer, now);
+    join(&mut room, 2, "host", Role::Host, now);
+    let set = ClientFrame::SetPart {
+        client_id: 1,
+        name: "pinned".into(),
+        value: r#"{"text":"hi"}"#.into(),
+    }
+    .encode();
+    room.handle_frame(1, &set, now);
+    room.handle_frame(2, &set, now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].iter().any(|e| matches!(
+        e,
+        Event::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    )));
+    assert_eq!(room.part("pinned").map(|p| p.0), Some(2));
+    assert!(out.events[&1]
+        .iter()
+        .any(|e| matches!(e, Event::Part { name, version: 2, .. } if name == "pinned")));
+}
+
+#[test]
+fn goaway_at_end_of_lifetime_then_close() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.connect(1, identity("a", Role::Viewer), 10_000, now)
+        .unwrap();
+    room.handle_frame(1, &hello(None), now);
+    tick(&mut room, &mut now);
+    now = 10_000;
+    room.handle_timeout(now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::GoAway {
+        reconnect_delay_ms: 0
+    }));
+    now += GOAWAY_GRACE_MS;
+    room.handle_timeout(now);
+    let out = drain(&mut room);
+    assert_eq!(out.closes, vec![(1, CloseCode::GoingAway)]);
+}
+
+#[test]
+fn restore_from_storage_keeps_parts_actions_and_likes() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 3, now);
+    let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let apply = |ops: Vec<StorageOp>, store: &mut BTreeMap<String, Vec<u8>>| {
+        for op in ops {
+            match op {
+                StorageOp::Put { key, value } => {
+                    store.insert(key, value);
+                }
+                StorageOp::Delete { key } => {
+                    store.remove(&key);
+                }
+            }
+        }
+    };
+    apply(drain(&mut room).stores, &mut store);
+    join(&mut room, 1, "host", Role::Host, now);
+    room.handle_frame(1, &comment("kept", 1), now);
+    room.handle_frame(
+        1,
+        &ClientFrame::Like {
+            client_id: 2,
+            count: 7,
+        }
+        .encode(),
+        now,
+    );
+    room.admin(
+        AdminCommand::SetPart {
+            name: "poll".into(),
+            value: "[1,2]".into(),
+        },
+        now,
+    )
+    .unwrap();
+    apply(tick(&mut room, &mut now).stores, &mut store);
+    let restored = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert_eq!(restored.likes_total(), 7);
+    assert_eq!(restored.last_seq(), 1);
+    assert_eq!(restored.epoch(), 3);
+    assert_eq!(restored.part("poll"), room.part("poll"));
+    assert_eq!(restored.total_version(), room.total_version());
+    assert!(Room::restore(Vec::new(), now).unwrap().is_none());
+    store.insert("weird".into(), vec![]);
+    assert!(Room::restore(store, now).is_err());
+}
+
+#[test]
+fn ending_closes_everyone_and_refuses_new_connections() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    assert_eq!(room.admin(AdminCommand::End, now), Ok(AdminReply::Ended));
+    let out = drain(&mut room);
+    assert!(out.events[&1].contains(&Event::RoomEnded));
+    assert_eq!(out.closes, vec![(1, CloseCode::RoomEnded)]);
+    assert_eq!(
+        room.connect(2, identity("b", Role::Viewer), LIFETIME_MS, now),
+        Err(CloseCode::RoomEnded)
+    );
+    assert_eq!(
+        room.admin(AdminCommand::End, now),
+        Err(AdminError::RoomEnded)
+    );
+}
+
+#[test]
+fn online_count_is_published_on_change_and_refreshed() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 1 }));
+    join(&mut room, 2, "b", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 2 }));
+    // Nothing changes: nothing is sent until the refresh is due.
+    let out = tick(&mut room, &mut now);
+    assert!(out.events.is_empty());
+    now += ONLINE_REFRESH_MS;
+    room.handle_timeout(now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 2 }));
+}
