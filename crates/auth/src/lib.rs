@@ -1,1 +1,425 @@
-pub fn placeholder() {}
+//! Tokens: standard JWTs with claims `sub`, `name`, `room` (or `*`), `role`, `tenant`,
+//! `exp` (and `iat`). Each tenant has its own key: HS256 (shared secret) or EdDSA
+//! (Ed25519 public key; the tenant's backend keeps the secret key).
+//!
+//! Pure: verification takes `now_ms`; no clock is read. Signature checks are jwt-compact's.
+
+#![forbid(unsafe_code)]
+
+use base64::Engine;
+use chrono::{DateTime, TimeZone, Utc};
+use jwt_compact::alg::{Ed25519, Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};
+use ovation_proto::limits::{
+    ROOM_ID_BYTES_MAX, TENANT_ID_BYTES_MAX, TOKEN_LIFETIME_MS_MAX, USER_ID_BYTES_MAX,
+    USER_NAME_BYTES_MAX,
+};
+use ovation_proto::Role;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use jwt_compact::alg::{Ed25519 as Ed25519Alg, Hs256 as Hs256Alg};
+
+/// Tenants one deployment accepts keys for.
+pub const TENANTS_MAX: usize = 256;
+/// HS256 secrets shorter than this are refused at configuration time.
+pub const HS256_SECRET_BYTES_MIN: usize = 16;
+/// Tokens longer than this are refused before parsing.
+pub const TOKEN_BYTES_MAX: usize = 4096;
+
+/// The custom claims of an Ovation token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenClaims {
+    pub sub: String,
+    #[serde(default)]
+    pub name: String,
+    /// A room id, or `*` for every room of the tenant.
+    pub room: String,
+    pub role: String,
+    pub tenant: String,
+}
+
+/// A verified token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub user: String,
+    pub name: String,
+    pub room: String,
+    pub role: Role,
+    pub tenant: String,
+    pub expires_at_ms: u64,
+}
+
+impl Verified {
+    /// Whether this token may be used for `room_id`.
+    pub fn authorize_room(&self, room_id: &str) -> Result<(), AuthError> {
+        if self.room == "*" || self.room == room_id {
+            Ok(())
+        } else {
+            Err(AuthError::WrongRoom)
+        }
+    }
+
+    /// Admin API calls need role `admin`.
+    pub fn require_admin(&self) -> Result<(), AuthError> {
+        if self.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(AuthError::NotAdmin)
+        }
+    }
+}
+
+/// Why a token was refused. Each has a distinct stable code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthError {
+    Missing,
+    Malformed(String),
+    UnknownTenant,
+    /// The signature does not verify with any key we hold.
+    InvalidSignature,
+    /// Signed with another tenant's key than the tenant it claims.
+    WrongTenant,
+    Expired,
+    LifetimeTooLong,
+    WrongRoom,
+    NotAdmin,
+}
+
+impl AuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "token_missing",
+            AuthError::Malformed(_) => "token_malformed",
+            AuthError::UnknownTenant => "token_unknown_tenant",
+            AuthError::InvalidSignature => "token_invalid_signature",
+            AuthError::WrongTenant => "token_wrong_tenant",
+            AuthError::Expired => "token_expired",
+            AuthError::LifetimeTooLong => "token_lifetime_too_long",
+            AuthError::WrongRoom => "token_wrong_room",
+            AuthError::NotAdmin => "token_not_admin",
+        }
+    }
+
+    /// HTTP status for this refusal.
+    pub fn status(&self) -> u16 {
+        match self {
+            AuthError::WrongRoom | AuthError::NotAdmin => 403,
+            _ => 401,
+        }
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthError::Missing => f.write_str("no token: pass ?token= or a Bearer header"),
+            AuthError::Malformed(why) => write!(f, "token is malformed: {why}"),
+            AuthError::UnknownTenant => f.write_str("token names an unknown tenant"),
+            AuthError::InvalidSignature => f.write_str("token signature is invalid"),
+            AuthError::WrongTenant => f.write_str("token is signed by another tenant"),
+            AuthError::Expired => f.write_str("token has expired"),
+            AuthError::LifetimeTooLong => f.write_str("token lifetime exceeds 24 h"),
+            AuthError::WrongRoom => f.write_str("token is not valid for this room"),
+            AuthError::NotAdmin => f.write_str("this call needs a token with role admin"),
+        }
+    }
+}
+
+/// A tenant's verification key.
+#[derive(Clone)]
+pub enum TenantKey {
+    Hs256(Hs256Key),
+    Ed25519(ed25519_compact::PublicKey),
+}
+
+/// A tenant's signing key (held by the tenant's backend; the CLI has the dev one).
+#[derive(Clone)]
+pub enum SigningKey {
+    Hs256(Hs256Key),
+    Ed25519(ed25519_compact::SecretKey),
+}
+
+impl SigningKey {
+    pub fn hs256(secret: &[u8]) -> SigningKey {
+        SigningKey::Hs256(Hs256Key::new(secret))
+    }
+    /// From a 32-byte Ed25519 seed.
+    pub fn ed25519_from_seed(seed: [u8; 32]) -> SigningKey {
+        let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(seed));
+        SigningKey::Ed25519(pair.sk)
+    }
+    /// The matching verification key.
+    pub fn tenant_key(&self) -> TenantKey {
+        match self {
+            SigningKey::Hs256(key) => TenantKey::Hs256(key.clone()),
+            SigningKey::Ed25519(sk) => TenantKey::Ed25519(sk.public_key()),
+        }
+    }
+}
+
+/// Keys per tenant.
+#[derive(Clone, Default)]
+pub struct Keyring {
+    tenants: BTreeMap<String, TenantKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyConfig {
+    hs256: Option<String>,
+    /// Base64 (standard) of the 32-byte Ed25519 public key.
+    ed25519_public: Option<String>,
+}
+
+impl Keyring {
+    /// Parses `{"tenant": {"hs256": "secret"} | {"ed25519_public": "base64"}, …}`.
+    pub fn from_json(json: &str) -> Result<Keyring, String> {
+        let config: BTreeMap<String, KeyConfig> =
+            serde_json::from_str(json).map_err(|e| format!("tenant keys: {e}"))?;
+        if config.len() > TENANTS_MAX {
+            return Err(format!("at most {TENANTS_MAX} tenants"));
+        }
+        let mut keyring = Keyring::default();
+        for (tenant, key) in config {
+            let key = match (key.hs256, key.ed25519_public) {
+                (Some(secret), None) => {
+                    if secret.len() < HS256_SECRET_BYTES_MIN {
+                        return Err(format!(
+                            "tenant `{tenant}`: hs256 secret shorter than {HS256_SECRET_BYTES_MIN} bytes"
+                        ));
+                    }
+                    TenantKey::Hs256(Hs256Key::new(secret.as_bytes()))
+                }
+                (None, Some(public)) => {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(public)
+                        .map_err(|e| format!("tenant `{tenant}`: ed25519_public: {e}"))?;
+                    let key = ed25519_compact::PublicKey::from_slice(&bytes)
+                        .map_err(|e| format!("tenant `{tenant}`: ed25519_public: {e}"))?;
+                    TenantKey::Ed25519(key)
+                }
+                _ => {
+                    return Err(format!(
+                        "tenant `{tenant}`: give exactly one of hs256, ed25519_public"
+                    ))
+                }
+            };
+            keyring.insert(tenant, key);
+        }
+        Ok(keyring)
+    }
+
+    pub fn insert(&mut self, tenant: String, key: TenantKey) {
+        self.tenants.insert(tenant, key);
+        assert!(self.tenants.len() <= TENANTS_MAX);
+    }
+
+    fn verifies(key: &TenantKey, token: &UntrustedToken<'_>) -> bool {
+        match key {
+            TenantKey::Hs256(k) => Hs256.validator::<TokenClaims>(k).validate(token).is_ok(),
+            TenantKey::Ed25519(k) => Ed25519.validator::<TokenClaims>(k).validate(token).is_ok(),
+        }
+    }
+
+    /// Verifies signature, tenant, expiry and lifetime at `now_ms`.
+    pub fn verify(&self, token: &str, now_ms: u64) -> Result<Verified, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        if token.len() > TOKEN_BYTES_MAX {
+            return Err(AuthError::Malformed("too long".into()));
+        }
+        let untrusted =
+            UntrustedToken::new(token).map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let claims: Claims<TokenClaims> = untrusted
+            .deserialize_claims_unchecked()
+            .map_err(|e| AuthError::Malformed(e.to_string()))?;
+        let custom = &claims.custom;
+        let key = self
+            .tenants
+            .get(&custom.tenant)
+            .ok_or(AuthError::UnknownTenant)?;
+        if !Keyring::verifies(key, &untrusted) {
+            let other = self
+                .tenants
+                .iter()
+                .filter(|(t, _)| **t != custom.tenant)
+                .any(|(_, k)| Keyring::verifies(k, &untrusted));
+            return Err(if other {
+                AuthError::WrongTenant
+            } else {
+                AuthError::InvalidSignature
+            });
+        }
+        let expires_at_ms = claims
+            .expiration
+            .map(|t| u64::try_from(t.timestamp_millis()).unwrap_or(0))
+            .ok_or_else(|| AuthError::Malformed("no exp claim".into()))?;
+        if expires_at_ms <= now_ms {
+            return Err(AuthError::Expired);
+        }
+        let issued_at_ms = claims
+            .issued_at
+            .map(|t| u64::try_from(t.timestamp_millis()).unwrap_or(0))
+            .unwrap_or(now_ms);
+        if expires_at_ms.saturating_sub(issued_at_ms.min(now_ms)) > TOKEN_LIFETIME_MS_MAX {
+            return Err(AuthError::LifetimeTooLong);
+        }
+        let role = Role::parse(&custom.role)
+            .ok_or_else(|| AuthError::Malformed(format!("unknown role `{}`", custom.role)))?;
+        for (field, value, max) in [
+            ("sub", &custom.sub, USER_ID_BYTES_MAX),
+            ("name", &custom.name, USER_NAME_BYTES_MAX),
+            ("room", &custom.room, ROOM_ID_BYTES_MAX),
+            ("tenant", &custom.tenant, TENANT_ID_BYTES_MAX),
+        ] {
+            if value.len() > max {
+                return Err(AuthError::Malformed(format!(
+                    "`{field}` longer than {max} bytes"
+                )));
+            }
+        }
+        if custom.sub.is_empty() {
+            return Err(AuthError::Malformed("empty sub".into()));
+        }
+        Ok(Verified {
+            user: custom.sub.clone(),
+            name: if custom.name.is_empty() {
+                custom.sub.clone()
+            } else {
+                custom.name.clone()
+            },
+            room: custom.room.clone(),
+            role,
+            tenant: custom.tenant.clone(),
+            expires_at_ms,
+        })
+    }
+}
+
+fn millis(ms: u64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(i64::try_from(ms).expect("ms fits i64"))
+        .single()
+        .expect("valid timestamp")
+}
+
+/// Mints a token (for the CLI, tests and dev tools; tenants' backends do the same).
+pub fn mint(key: &SigningKey, claims: TokenClaims, now_ms: u64, lifetime_ms: u64) -> String {
+    let mut full = Claims::new(claims);
+    full.issued_at = Some(millis(now_ms / 1000 * 1000));
+    full.expiration = Some(millis((now_ms + lifetime_ms) / 1000 * 1000));
+    let header = Header::empty().with_token_type("JWT");
+    match key {
+        SigningKey::Hs256(k) => Hs256.token(&header, &full, k),
+        SigningKey::Ed25519(k) => Ed25519.token(&header, &full, k),
+    }
+    .expect("serializing claims cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn claims(tenant: &str, room: &str, role: &str) -> TokenClaims {
+        TokenClaims {
+            sub: "u1".into(),
+            name: "Ana".into(),
+            room: room.into(),
+            role: role.into(),
+            tenant: tenant.into(),
+        }
+    }
+
+    fn keyring() -> (Keyring, SigningKey, SigningKey) {
+        let acme = SigningKey::hs256(b"acme-secret-0123456789");
+        let beta = SigningKey::ed25519_from_seed([7; 32]);
+        let mut ring = Keyring::default();
+        ring.insert("acme".into(), acme.tenant_key());
+        ring.insert("beta".into(), beta.tenant_key());
+        (ring, acme, beta)
+    }
+
+    #[test]
+    fn hs256_and_eddsa_tokens_verify() {
+        let (ring, acme, beta) = keyring();
+        let t = mint(&acme, claims("acme", "weur-a", "viewer"), NOW, 60_000);
+        let v = ring.verify(&t, NOW).unwrap();
+        assert_eq!((v.user.as_str(), v.role), ("u1", Role::Viewer));
+        assert!(v.authorize_room("weur-a").is_ok());
+        assert_eq!(v.authorize_room("weur-b"), Err(AuthError::WrongRoom));
+        let t = mint(&beta, claims("beta", "*", "admin"), NOW, 60_000);
+        let v = ring.verify(&t, NOW).unwrap();
+        assert!(v.require_admin().is_ok() && v.authorize_room("weur-b").is_ok());
+    }
+
+    #[test]
+    fn each_bad_token_has_its_own_code() {
+        let (ring, acme, _) = keyring();
+        let expired = mint(&acme, claims("acme", "*", "viewer"), NOW - 120_000, 60_000);
+        assert_eq!(ring.verify(&expired, NOW), Err(AuthError::Expired));
+        let forged = mint(
+            &SigningKey::hs256(b"not-the-secret-at-all"),
+            claims("acme", "*", "viewer"),
+            NOW,
+            60_000,
+        );
+        assert_eq!(ring.verify(&forged, NOW), Err(AuthError::InvalidSignature));
+        let cross = mint(&acme, claims("beta", "*", "admin"), NOW, 60_000);
+        assert_eq!(ring.verify(&cross, NOW), Err(AuthError::WrongTenant));
+        let unknown = mint(&acme, claims("zeta", "*", "viewer"), NOW, 60_000);
+        assert_eq!(ring.verify(&unknown, NOW), Err(AuthError::UnknownTenant));
+        let long = mint(
+            &acme,
+            claims("acme", "*", "viewer"),
+            NOW,
+            TOKEN_LIFETIME_MS_MAX + 5_000,
+        );
+        assert_eq!(ring.verify(&long, NOW), Err(AuthError::LifetimeTooLong));
+        assert!(matches!(
+            ring.verify("abc.def", NOW),
+            Err(AuthError::Malformed(_))
+        ));
+        assert_eq!(ring.verify("", NOW), Err(AuthError::Missing));
+        let codes: std::collections::BTreeSet<_> = [
+            AuthError::Missing,
+            AuthError::Malformed(String::new()),
+            AuthError::UnknownTenant,
+            AuthError::InvalidSignature,
+            AuthError::WrongTenant,
+            AuthError::Expired,
+            AuthError::LifetimeTooLong,
+            AuthError::WrongRoom,
+            AuthError::NotAdmin,
+        ]
+        .iter()
+        .map(AuthError::code)
+        .collect();
+        assert_eq!(codes.len(), 9);
+    }
+
+    #[test]
+    fn keyring_config_is_validated() {
+        assert!(Keyring::from_json(r#"{"a":{"hs256":"0123456789abcdef"}}"#).is_ok());
+        assert!(Keyring::from_json(r#"{"a":{"hs256":"short"}}"#).is_err());
+        assert!(Keyring::from_json(r#"{"a":{}}"#).is_err());
+        let public = base64::engine::general_purpose::STANDARD.encode(
+            match SigningKey::ed25519_from_seed([1; 32]).tenant_key() {
+                TenantKey::Ed25519(k) => k.to_vec(),
+                TenantKey::Hs256(_) => unreachable!(),
+            },
+        );
+        let ring =
+            Keyring::from_json(&format!(r#"{{"b":{{"ed25519_public":"{public}"}}}}"#)).unwrap();
+        let t = mint(
+            &SigningKey::ed25519_from_seed([1; 32]),
+            claims("b", "*", "host"),
+            NOW,
+            1000,
+        );
+        assert_eq!(ring.verify(&t, NOW).unwrap().role, Role::Host);
+    }
+}

@@ -1,0 +1,71 @@
+//! HTTP errors: a stable machine-readable `code`, a human `message`, no internals.
+
+use ovation_proto::limits::ADMIN_BODY_BYTES_MAX;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use worker::{console_log, Request, Response, Result};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: &str) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.to_owned(),
+        }
+    }
+
+    pub fn bad_request(message: &str) -> ApiError {
+        ApiError::new(400, "bad_request", message)
+    }
+
+    /// The cause goes to the log; the client sees only the code.
+    pub fn internal(cause: &str) -> ApiError {
+        console_log!(
+            "{}",
+            json!({ "level": "error", "event": "internal_error", "cause": cause })
+        );
+        ApiError::new(500, "internal", "internal error")
+    }
+}
+
+pub fn error(e: ApiError) -> Result<Response> {
+    let mut resp = Response::from_json(&json!({ "code": e.code, "message": e.message }))?
+        .with_status(e.status);
+    resp.headers_mut().set("cache-control", "no-store")?;
+    Ok(resp)
+}
+
+/// One structured log line per refusal.
+pub fn log_refusal(code: &str, detail: &str) {
+    console_log!(
+        "{}",
+        json!({ "level": "warn", "event": "refusal", "code": code, "detail": detail })
+    );
+}
+
+/// Reads a JSON body no larger than `ADMIN_BODY_BYTES_MAX`.
+pub async fn json_body<T: DeserializeOwned>(req: &mut Request) -> std::result::Result<T, ApiError> {
+    let bytes = req
+        .bytes()
+        .await
+        .map_err(|_| ApiError::bad_request("unreadable body"))?;
+    if bytes.len() > ADMIN_BODY_BYTES_MAX {
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            &format!("request body exceeds {ADMIN_BODY_BYTES_MAX} bytes"),
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(400, "invalid_json", &e.to_string()))
+}
+
+pub fn json(value: serde_json::Value, status: u16) -> Result<Response> {
+    Ok(Response::from_json(&value)?.with_status(status))
+}

@@ -1,0 +1,476 @@
+//! The edge worker: authenticates, validates room ids, and routes to Durable Objects.
+//!
+//! Thin host: room behaviour lives in `ovation-room`, token rules in `ovation-auth`.
+//! Only this crate knows about Workers and Durable Objects.
+
+#![forbid(unsafe_code)]
+
+mod directory;
+mod http;
+mod openapi;
+mod room_object;
+
+use http::{error, json_body, ApiError};
+use ovation_auth::{AuthError, Keyring, Verified};
+use ovation_proto::limits::{
+    ROOM_TITLE_BYTES_MAX, SUBPROTOCOL, SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES_MAX,
+};
+use ovation_proto::RoomId;
+use serde::Deserialize;
+use serde_json::json;
+use worker::*;
+
+pub use directory::DirectoryObject;
+pub use room_object::RoomObject;
+
+/// Header carrying the verified identity from the router to the room object.
+pub(crate) const IDENTITY_HEADER: &str = "x-ovation-identity";
+/// Prefix of a token passed in the `Sec-WebSocket-Protocol` list.
+const PROTOCOL_TOKEN_PREFIX: &str = "token.";
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let router = Router::new();
+    let response = router
+        .get_async("/v1/openapi.json", |_, _| async {
+            let mut resp = Response::ok(openapi::DOCUMENT)?;
+            resp.headers_mut().set("content-type", "application/json")?;
+            Ok(resp)
+        })
+        .get_async("/v1/rooms/:room/ws", |req, ctx| async move {
+            handled(socket(req, &ctx.env).await)
+        })
+        .get_async("/v1/rooms/:room/state", |req, ctx| async move {
+            handled(viewer_get(req, &ctx.env, "state").await)
+        })
+        .get_async("/v1/rooms/:room/events", |req, ctx| async move {
+            handled(viewer_get(req, &ctx.env, "events").await)
+        })
+        .get_async("/v1/rooms/:room/parts/:part", |req, ctx| async move {
+            handled(part(req, &ctx.env).await)
+        })
+        .get_async("/v1/rooms/:room/stats", |req, ctx| async move {
+            handled(admin_forward(req, &ctx.env, "stats", None).await)
+        })
+        .post_async("/v1/rooms", |req, ctx| async move {
+            handled(create_room(req, &ctx.env).await)
+        })
+        .get_async("/v1/rooms", |req, ctx| async move {
+            handled(list_rooms(req, &ctx.env).await)
+        })
+        .post_async("/v1/rooms/:room/end", |req, ctx| async move {
+            handled(end_room(req, &ctx.env).await)
+        })
+        .post_async("/v1/rooms/:room/messages", |req, ctx| async move {
+            handled(broadcast(req, &ctx.env).await)
+        })
+        .post_async("/v1/rooms/:room/direct", |req, ctx| async move {
+            handled(direct(req, &ctx.env).await)
+        })
+        .put_async("/v1/rooms/:room/parts/:part", |req, ctx| async move {
+            handled(put_part(req, &ctx.env).await)
+        })
+        .run(req, env)
+        .await;
+    let _ = ctx;
+    match response {
+        Ok(resp) if resp.status_code() == 404 && resp.headers().get("content-type")?.is_none() => {
+            error(ApiError::new(404, "route_not_found", "no such route"))
+        }
+        Ok(resp) if resp.status_code() == 405 => error(ApiError::new(
+            405,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )),
+        other => other,
+    }
+}
+
+fn handled(result: std::result::Result<Response, ApiError>) -> Result<Response> {
+    match result {
+        Ok(resp) => Ok(resp),
+        Err(e) => error(e),
+    }
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+fn keyring(env: &Env) -> std::result::Result<Keyring, ApiError> {
+    let json = env
+        .var("OVATION_TENANT_KEYS")
+        .map(|v| v.to_string())
+        .map_err(|_| ApiError::internal("OVATION_TENANT_KEYS is not configured"))?;
+    Keyring::from_json(&json).map_err(|e| ApiError::internal(&e))
+}
+
+/// The token from `Authorization: Bearer`, `?token=`, or a `token.<jwt>` subprotocol.
+fn token_of(req: &Request) -> std::result::Result<String, ApiError> {
+    if let Ok(Some(auth)) = req.headers().get("authorization") {
+        if let Some(token) = auth.strip_prefix("Bearer ") {
+            return Ok(token.trim().to_owned());
+        }
+    }
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    if let Some((_, token)) = url.query_pairs().find(|(k, _)| k == "token") {
+        return Ok(token.into_owned());
+    }
+    if let Ok(Some(protocols)) = req.headers().get("sec-websocket-protocol") {
+        for protocol in protocols.split(',').map(str::trim) {
+            if let Some(token) = protocol.strip_prefix(PROTOCOL_TOKEN_PREFIX) {
+                return Ok(token.to_owned());
+            }
+        }
+    }
+    Ok(String::new())
+}
+
+fn auth_error(e: AuthError) -> ApiError {
+    let api = ApiError::new(e.status(), e.code(), &e.to_string());
+    http::log_refusal(e.code(), &e.to_string());
+    api
+}
+
+fn authenticate(req: &Request, env: &Env) -> std::result::Result<Verified, ApiError> {
+    let token = token_of(req)?;
+    keyring(env)?.verify(&token, now_ms()).map_err(auth_error)
+}
+
+fn room_param(req: &Request) -> std::result::Result<RoomId, ApiError> {
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    let segments: Vec<String> = url
+        .path_segments()
+        .map(|s| s.map(str::to_owned).collect())
+        .unwrap_or_default();
+    // /v1/rooms/{room}/...
+    let raw = segments
+        .get(2)
+        .ok_or_else(|| ApiError::bad_request("missing room id"))?;
+    RoomId::parse(raw).map_err(|e| {
+        http::log_refusal("invalid_room_id", &e.to_string());
+        ApiError::new(400, "invalid_room_id", &e.to_string())
+    })
+}
+
+/// The room's Durable Object: named by tenant and room (tenants never share rooms),
+/// placed by the room id's region prefix.
+fn room_stub(env: &Env, tenant: &str, room: &RoomId) -> std::result::Result<Stub, ApiError> {
+    env.durable_object("ROOMS")
+        .and_then(|ns| {
+            ns.get_by_name_with_location_hint(
+                &format!("{tenant}/{}", room.as_str()),
+                room.region().as_str(),
+            )
+        })
+        .map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+fn directory_stub(env: &Env, tenant: &str) -> std::result::Result<Stub, ApiError> {
+    env.durable_object("DIRECTORY")
+        .and_then(|ns| ns.get_by_name(tenant))
+        .map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+/// Calls a Durable Object's internal route with a JSON body and the identity header.
+async fn call(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    identity: &Verified,
+    body: Option<serde_json::Value>,
+) -> std::result::Result<Response, ApiError> {
+    let headers = Headers::new();
+    let _ = headers.set(IDENTITY_HEADER, &room_object::identity_header(identity));
+    let _ = headers.set("content-type", "application/json");
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers);
+    if let Some(body) = body {
+        init.with_body(Some(body.to_string().into()));
+    }
+    let req = Request::new_with_init(&format!("https://do{path}"), &init)
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
+    stub.fetch_with_request(req)
+        .await
+        .map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let room = room_param(&req)?;
+    if req.headers().get("upgrade").ok().flatten().as_deref() != Some("websocket") {
+        return Err(ApiError::new(
+            426,
+            "upgrade_required",
+            "this route upgrades to a WebSocket",
+        ));
+    }
+    let offered = req
+        .headers()
+        .get("sec-websocket-protocol")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let offered: Vec<&str> = offered
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if offered
+        .iter()
+        .any(|p| !p.starts_with(PROTOCOL_TOKEN_PREFIX))
+        && !offered.contains(&SUBPROTOCOL)
+    {
+        return Err(ApiError::new(
+            400,
+            "unsupported_subprotocol",
+            &format!("offer the `{SUBPROTOCOL}` subprotocol"),
+        ));
+    }
+    let identity = authenticate(&req, env)?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        let _ = headers.set(&name, &value);
+    }
+    let _ = headers.set(IDENTITY_HEADER, &room_object::identity_header(&identity));
+    let mut init = RequestInit::new();
+    init.with_headers(headers);
+    let forwarded = Request::new_with_init("https://do/ws", &init)
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
+    let mut resp = stub
+        .fetch_with_request(forwarded)
+        .await
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
+    if resp.status_code() == 101 && offered.contains(&SUBPROTOCOL) {
+        let _ = resp
+            .headers_mut()
+            .set("sec-websocket-protocol", SUBPROTOCOL);
+    }
+    Ok(resp)
+}
+
+async fn viewer_get(
+    req: Request,
+    env: &Env,
+    what: &str,
+) -> std::result::Result<Response, ApiError> {
+    let room = room_param(&req)?;
+    let identity = authenticate(&req, env)?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let mut resp = call(
+        &stub,
+        Method::Get,
+        &format!("/{what}{query}"),
+        &identity,
+        None,
+    )
+    .await?;
+    if what == "state" && resp.status_code() == 200 {
+        let _ = resp.headers_mut().set("cache-control", "max-age=1");
+    }
+    Ok(resp)
+}
+
+/// One part at one version: immutable, so it is served from the Workers cache when there.
+async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let room = room_param(&req)?;
+    let identity = authenticate(&req, env)?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    let name = url
+        .path_segments()
+        .and_then(|mut s| s.nth(4))
+        .unwrap_or_default()
+        .to_owned();
+    let version: u64 = url
+        .query_pairs()
+        .find(|(k, _)| k == "v")
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| ApiError::new(400, "version_required", "give the part version as ?v=N"))?;
+    // The cache key names the tenant: the public URL alone does not.
+    let key = format!(
+        "https://parts.ovation.internal/{}/{}/{}/{}",
+        identity.tenant,
+        room.as_str(),
+        name,
+        version
+    );
+    let cache = Cache::default();
+    if let Ok(Some(mut hit)) = cache.get(key.as_str(), false).await {
+        let _ = hit.headers_mut().set("x-ovation-cache", "hit");
+        return Ok(hit);
+    }
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let path = format!("/part?name={name}&v={version}");
+    let mut resp = call(&stub, Method::Get, &path, &identity, None).await?;
+    if resp.status_code() == 200 {
+        let _ = resp
+            .headers_mut()
+            .set("cache-control", "public, max-age=31536000, immutable");
+        if let Ok(copy) = resp.cloned() {
+            let _ = cache.put(key.as_str(), copy).await;
+        }
+        let _ = resp.headers_mut().set("x-ovation-cache", "miss");
+    }
+    Ok(resp)
+}
+
+fn admin(req: &Request, env: &Env) -> std::result::Result<Verified, ApiError> {
+    let identity = authenticate(req, env)?;
+    identity.require_admin().map_err(auth_error)?;
+    Ok(identity)
+}
+
+async fn admin_forward(
+    req: Request,
+    env: &Env,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> std::result::Result<Response, ApiError> {
+    let room = room_param(&req)?;
+    let identity = admin(&req, env)?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let method = if body.is_some() {
+        Method::Post
+    } else {
+        Method::Get
+    };
+    call(&stub, method, &format!("/{path}"), &identity, body).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoom {
+    room: String,
+    host: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    expected_audience: u64,
+}
+
+async fn create_room(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let identity = admin(&req, env)?;
+    let body: CreateRoom = json_body(&mut req).await?;
+    let room = RoomId::parse(&body.room)
+        .map_err(|e| ApiError::new(400, "invalid_room_id", &e.to_string()))?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    if body.host.is_empty() || body.host.len() > USER_ID_BYTES_MAX {
+        return Err(ApiError::new(400, "invalid_host", "host must be a user id"));
+    }
+    if body.title.len() > ROOM_TITLE_BYTES_MAX {
+        return Err(ApiError::new(400, "too_long", "title is too long"));
+    }
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let payload = json!({
+        "room_id": room.as_str(), "host_user": body.host, "title": body.title,
+        "expected_audience": body.expected_audience,
+    });
+    let resp = call(&stub, Method::Post, "/create", &identity, Some(payload)).await?;
+    if resp.status_code() == 201 {
+        let entry = json!({ "room": room.as_str(), "title": body.title, "host": body.host,
+                            "created_ms": now_ms() });
+        let dir = directory_stub(env, &identity.tenant)?;
+        call(&dir, Method::Post, "/add", &identity, Some(entry)).await?;
+    }
+    Ok(resp)
+}
+
+async fn end_room(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let room = room_param(&req)?;
+    let identity = admin(&req, env)?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let resp = call(&stub, Method::Post, "/end", &identity, Some(json!({}))).await?;
+    if resp.status_code() == 200 {
+        let dir = directory_stub(env, &identity.tenant)?;
+        call(
+            &dir,
+            Method::Post,
+            "/remove",
+            &identity,
+            Some(json!({ "room": room.as_str() })),
+        )
+        .await?;
+    }
+    Ok(resp)
+}
+
+async fn list_rooms(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let identity = admin(&req, env)?;
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    let status = url
+        .query_pairs()
+        .find(|(k, _)| k == "status")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| "live".into());
+    if status != "live" {
+        return Err(ApiError::new(
+            400,
+            "unsupported_status",
+            "the directory lists live rooms: use ?status=live",
+        ));
+    }
+    let dir = directory_stub(env, &identity.tenant)?;
+    call(&dir, Method::Get, "/list", &identity, None).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Broadcast {
+    text: String,
+}
+
+async fn broadcast(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let body: Broadcast = json_body(&mut req).await?;
+    if body.text.len() > SYSTEM_MESSAGE_BYTES_MAX {
+        return Err(ApiError::new(400, "too_long", "text is too long"));
+    }
+    admin_forward(
+        req,
+        env,
+        "admin/broadcast",
+        Some(json!({ "text": body.text })),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Direct {
+    user: String,
+    payload: serde_json::Value,
+}
+
+async fn direct(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let body: Direct = json_body(&mut req).await?;
+    admin_forward(
+        req,
+        env,
+        "admin/direct",
+        Some(json!({ "user": body.user, "payload": body.payload.to_string() })),
+    )
+    .await
+}
+
+async fn put_part(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let value: serde_json::Value = json_body(&mut req).await?;
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    let name = url
+        .path_segments()
+        .and_then(|mut s| s.nth(4))
+        .unwrap_or_default()
+        .to_owned();
+    admin_forward(
+        req,
+        env,
+        "admin/part",
+        Some(json!({ "name": name, "value": value.to_string() })),
+    )
+    .await
+}

@@ -1,0 +1,635 @@
+//! The Room Durable Object: a thin host around `ovation_room::Room`.
+//!
+//! Host loop: feed an input with `now_ms`, drain outputs (storage first, then frames),
+//! flush ticks with a timer while output is pending, and arm an alarm for the room's
+//! slower deadlines (lifetimes, stale sweep, online refresh). Sockets are hibernatable:
+//! each carries an attachment naming its connection, so a woken object rebuilds the room
+//! from storage and re-registers its sockets.
+
+use crate::http::{error, json, ApiError};
+use ovation_auth::Verified;
+use ovation_proto::limits::{
+    CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, PULL_INTERVAL_MS,
+};
+use ovation_proto::{ActionBody, Role};
+use ovation_room::{
+    AdminCommand, AdminError, AdminReply, ConnectionId, Identity, Output, Room, RoomInfo, StorageOp,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use worker::js_sys::{Object, Reflect, Uint8Array};
+use worker::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The part of DurableObjectState that workers-rs does not bind.
+    type StateWithAutoResponse;
+    #[wasm_bindgen(method, catch, js_name = getWebSocketAutoResponseTimestamp)]
+    fn auto_response_timestamp(
+        this: &StateWithAutoResponse,
+        ws: &web_sys::WebSocket,
+    ) -> std::result::Result<Option<js_sys::Date>, JsValue>;
+}
+
+/// What the router tells the object about the caller (already verified).
+#[derive(Serialize, Deserialize)]
+struct IdentityHeader {
+    user: String,
+    name: String,
+    role: String,
+    tenant: String,
+}
+
+pub fn identity_header(v: &Verified) -> String {
+    serde_json::to_string(&IdentityHeader {
+        user: v.user.clone(),
+        name: v.name.clone(),
+        role: v.role.as_str().to_owned(),
+        tenant: v.tenant.clone(),
+    })
+    .expect("serializable")
+}
+
+/// Stored on each hibernatable socket (kept well under the 2 KiB attachment limit).
+#[derive(Serialize, Deserialize)]
+struct Attachment {
+    /// Below 2^53 so it survives the trip through JavaScript numbers.
+    id: u64,
+    user: String,
+    name: String,
+    role: String,
+    expires_at_ms: u64,
+}
+
+#[derive(Default)]
+struct Memory {
+    loaded: bool,
+    room: Option<Room>,
+    sockets: HashMap<ConnectionId, WebSocket>,
+    flushing: bool,
+    alarm_at_ms: Option<u64>,
+}
+
+#[durable_object]
+pub struct RoomObject {
+    state: State,
+    memory: RefCell<Memory>,
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+fn random_u53() -> u64 {
+    (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64
+}
+
+fn log_json(value: serde_json::Value) {
+    console_log!("{}", value);
+}
+
+impl RoomObject {
+    /// Rebuilds the room from storage once per wake-up, and re-registers sockets.
+    async fn ensure_loaded(&self) -> Result<()> {
+        if self.memory.borrow().loaded {
+            return Ok(());
+        }
+        let map = self.state.storage().list().await?;
+        if self.memory.borrow().loaded {
+            return Ok(()); // another event loaded it while we waited
+        }
+        let mut records = Vec::new();
+        map.for_each(&mut |value, key| {
+            if let Some(key) = key.as_string() {
+                records.push((key, Uint8Array::new(&value).to_vec()));
+            }
+        });
+        let now = now_ms();
+        let room = Room::restore(records, now).map_err(|e| {
+            log_json(json!({"level":"error","event":"restore_failed","detail": e.to_string()}));
+            Error::RustError(e.to_string())
+        })?;
+        let mut memory = self.memory.borrow_mut();
+        memory.loaded = true;
+        if let Some(mut room) = room {
+            for ws in self.state.get_websockets() {
+                let Ok(Some(att)) = ws.deserialize_attachment::<Attachment>() else {
+                    continue;
+                };
+                let role = Role::parse(&att.role).unwrap_or(Role::Viewer);
+                let identity = Identity {
+                    user: att.user,
+                    name: att.name,
+                    role,
+                };
+                room.reattach(att.id, identity, att.expires_at_ms, now);
+                memory.sockets.insert(att.id, ws);
+            }
+            memory.room = Some(room);
+        }
+        Ok(())
+    }
+
+    /// Drains the room's outputs: storage writes first (so frames leave only after the
+    /// writes they depend on), then frames and closes, then log lines.
+    async fn pump(&self) -> Result<()> {
+        let mut puts: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut deletes: Vec<String> = Vec::new();
+        let mut wire = Vec::new();
+        {
+            let mut memory = self.memory.borrow_mut();
+            let Some(room) = memory.room.as_mut() else {
+                return Ok(());
+            };
+            while let Some(output) = room.poll_output() {
+                match output {
+                    Output::Store(StorageOp::Put { key, value }) => {
+                        deletes.retain(|k| *k != key);
+                        puts.push((key, value));
+                    }
+                    Output::Store(StorageOp::Delete { key }) => {
+                        puts.retain(|(k, _)| *k != key);
+                        deletes.push(key);
+                    }
+                    Output::Log(record) => log_json(json!({
+                        "level": "warn", "event": record.event, "code": record.code,
+                        "connection": record.connection, "user": record.user,
+                        "detail": record.detail,
+                    })),
+                    other => wire.push(other),
+                }
+            }
+        }
+        let storage = self.state.storage();
+        if !puts.is_empty() {
+            let object = Object::new();
+            for (key, value) in &puts {
+                Reflect::set(&object, &key.into(), &Uint8Array::from(value.as_slice()))?;
+            }
+            storage.put_multiple_raw(object).await?;
+        }
+        if !deletes.is_empty() {
+            storage.delete_multiple(deletes).await?;
+        }
+        let mut memory = self.memory.borrow_mut();
+        for output in wire {
+            match output {
+                Output::Send { connection, frame } => {
+                    if let Some(ws) = memory.sockets.get(&connection) {
+                        let _ = ws.send_with_bytes(&frame);
+                    }
+                }
+                Output::Close { connection, code } => {
+                    if let Some(ws) = memory.sockets.remove(&connection) {
+                        let _ = ws.close(Some(code.code()), Some(code.reason()));
+                    }
+                }
+                Output::Store(_) | Output::Log(_) => unreachable!("handled above"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes ticks while output is pending (other events interleave during the wait),
+    /// then arms the alarm for the slower deadlines.
+    async fn run_ticks(&self) -> Result<()> {
+        loop {
+            let at = {
+                let memory = self.memory.borrow();
+                if memory.flushing {
+                    return Ok(()); // the event already waiting will flush our output
+                }
+                match memory.room.as_ref().and_then(Room::tick_pending) {
+                    Some(at) => at,
+                    None => break,
+                }
+            };
+            self.memory.borrow_mut().flushing = true;
+            let wait_ms = at.saturating_sub(now_ms());
+            if wait_ms > 0 {
+                Delay::from(Duration::from_millis(wait_ms)).await;
+            }
+            {
+                let mut memory = self.memory.borrow_mut();
+                memory.flushing = false;
+                if let Some(room) = memory.room.as_mut() {
+                    room.handle_timeout(now_ms().max(at));
+                }
+            }
+            self.pump().await?;
+        }
+        self.arm_alarm().await
+    }
+
+    async fn arm_alarm(&self) -> Result<()> {
+        let (wanted, current) = {
+            let memory = self.memory.borrow();
+            let wanted = memory.room.as_ref().and_then(Room::poll_timeout);
+            (wanted, memory.alarm_at_ms)
+        };
+        let Some(wanted) = wanted else {
+            return Ok(());
+        };
+        if current.is_some_and(|c| c <= wanted) {
+            return Ok(()); // an earlier alarm will re-arm
+        }
+        let offset_ms = wanted.saturating_sub(now_ms()).max(1);
+        self.state
+            .storage()
+            .set_alarm(Duration::from_millis(offset_ms))
+            .await?;
+        self.memory.borrow_mut().alarm_at_ms = Some(wanted);
+        Ok(())
+    }
+
+    fn connection_of(ws: &WebSocket) -> Option<ConnectionId> {
+        ws.deserialize_attachment::<Attachment>()
+            .ok()
+            .flatten()
+            .map(|a| a.id)
+    }
+
+    async fn accept(&self, identity: IdentityHeader) -> Result<Response> {
+        let now = now_ms();
+        let role = Role::parse(&identity.role).unwrap_or(Role::Viewer);
+        let lifetime_ms = CONNECTION_LIFETIME_MS_MIN
+            + (js_sys::Math::random()
+                * (CONNECTION_LIFETIME_MS_MAX - CONNECTION_LIFETIME_MS_MIN) as f64)
+                as u64;
+        let id = {
+            let memory = self.memory.borrow();
+            let mut id = random_u53();
+            while memory.sockets.contains_key(&id) {
+                id = random_u53();
+            }
+            id
+        };
+        let result = {
+            let mut memory = self.memory.borrow_mut();
+            let Some(room) = memory.room.as_mut() else {
+                return error(ApiError::new(404, "room_not_found", "no such room"));
+            };
+            room.connect(
+                id,
+                Identity {
+                    user: identity.user.clone(),
+                    name: identity.name.clone(),
+                    role,
+                },
+                lifetime_ms,
+                now,
+            )
+        };
+        if let Err(code) = result {
+            self.pump().await?;
+            let status = if code == ovation_proto::CloseCode::RoomEnded {
+                410
+            } else {
+                503
+            };
+            return error(ApiError::new(status, code.reason(), code.reason()));
+        }
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        pair.server.serialize_attachment(Attachment {
+            id,
+            user: identity.user,
+            name: identity.name,
+            role: identity.role,
+            expires_at_ms: now + lifetime_ms,
+        })?;
+        self.memory.borrow_mut().sockets.insert(id, pair.server);
+        self.pump().await?;
+        self.arm_alarm().await?;
+        Response::from_websocket(pair.client)
+    }
+
+    async fn create(&self, info: RoomInfo) -> Result<Response> {
+        let live = self
+            .memory
+            .borrow()
+            .room
+            .as_ref()
+            .map(|r| r.status() == ovation_room::RoomStatus::Live);
+        if live == Some(true) {
+            return error(ApiError::new(
+                409,
+                "room_exists",
+                "the room is already live",
+            ));
+        }
+        // An ended room may be opened again: a new epoch tells clients to drop old state.
+        self.state.storage().delete_all().await?;
+        let epoch = random_u53();
+        let room = Room::create(info, epoch, now_ms());
+        let room_id = room.info().room_id.clone();
+        {
+            let mut memory = self.memory.borrow_mut();
+            memory.room = Some(room);
+            memory.alarm_at_ms = None;
+        }
+        self.pump().await?;
+        json(
+            json!({ "room": room_id, "epoch": epoch, "status": "live" }),
+            201,
+        )
+    }
+
+    fn admin(&self, command: AdminCommand) -> std::result::Result<AdminReply, ApiError> {
+        let mut memory = self.memory.borrow_mut();
+        let room = memory
+            .room
+            .as_mut()
+            .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+        room.admin(command, now_ms()).map_err(|e| {
+            let status = if e == AdminError::RoomEnded { 409 } else { 400 };
+            ApiError::new(status, e.code(), &e.message())
+        })
+    }
+
+    fn state_json(&self) -> std::result::Result<serde_json::Value, ApiError> {
+        let memory = self.memory.borrow();
+        let room = memory
+            .room
+            .as_ref()
+            .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+        let parts: serde_json::Map<String, serde_json::Value> = room
+            .part_versions()
+            .map(|(n, v)| (n.to_owned(), json!(v)))
+            .collect();
+        Ok(json!({
+            "room": room.info().room_id, "status": room.status().as_str(),
+            "epoch": room.epoch(), "version": room.total_version(), "parts": parts,
+            "action_cursor": room.last_seq(), "likes": room.likes_total(),
+            "online": room.online(),
+        }))
+    }
+
+    async fn route(&self, mut req: Request) -> std::result::Result<Response, ApiError> {
+        let internal = |e: Error| ApiError::internal(&e.to_string());
+        self.ensure_loaded().await.map_err(internal)?;
+        let identity: IdentityHeader = req
+            .headers()
+            .get(crate::IDENTITY_HEADER)
+            .ok()
+            .flatten()
+            .and_then(|h| serde_json::from_str(&h).ok())
+            .ok_or_else(|| ApiError::internal("room object called without identity"))?;
+        let url = req.url().map_err(internal)?;
+        let query = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let path = url.path().to_owned();
+        let reply = |reply: AdminReply| match reply {
+            AdminReply::PartSet { version } => json!({ "version": version }),
+            AdminReply::Broadcast { seq } => json!({ "seq": seq }),
+            AdminReply::Direct { connections } => json!({ "connections": connections }),
+            AdminReply::Ended => json!({ "status": "ended" }),
+        };
+        let resp = match (req.method(), path.as_str()) {
+            (Method::Get, "/ws") => self.accept(identity).await.map_err(internal)?,
+            (Method::Post, "/create") => {
+                let info: RoomInfo = req.json().await.map_err(internal)?;
+                self.create(info).await.map_err(internal)?
+            }
+            (Method::Post, "/end") => {
+                let r = self.admin(AdminCommand::End)?;
+                json(reply(r), 200).map_err(internal)?
+            }
+            (Method::Get, "/state") => json(self.state_json()?, 200).map_err(internal)?,
+            (Method::Get, "/part") => {
+                let name = query("name").unwrap_or_default();
+                let version: u64 = query("v").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let memory = self.memory.borrow();
+                let room = memory
+                    .room
+                    .as_ref()
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                match room.part_at(&name, version) {
+                    Some(value) => {
+                        let mut resp = Response::ok(value).map_err(internal)?;
+                        let _ = resp.headers_mut().set("content-type", "application/json");
+                        resp
+                    }
+                    None => {
+                        return Err(ApiError::new(
+                            404,
+                            "part_version_not_found",
+                            "no such part at that version (GET …/state for current versions)",
+                        ))
+                    }
+                }
+            }
+            (Method::Get, "/events") => {
+                let mut memory = self.memory.borrow_mut();
+                let room = memory
+                    .room
+                    .as_mut()
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                let since = match query("since") {
+                    Some(s) => s.parse::<u64>().map_err(|_| {
+                        ApiError::new(400, "invalid_since", "since must be a sequence number")
+                    })?,
+                    None => room.last_seq(),
+                };
+                let (actions, gap) = room.actions_since(since, now_ms());
+                let cursor = actions
+                    .last()
+                    .map(|a| a.seq)
+                    .unwrap_or(since.min(room.last_seq()));
+                let events: Vec<serde_json::Value> = actions.iter().map(action_json).collect();
+                json(
+                    json!({ "events": events, "gap": gap, "cursor": cursor,
+                            "epoch": room.epoch(), "version": room.total_version(),
+                            "likes": room.likes_total(), "online": room.online(),
+                            "poll_interval_ms": PULL_INTERVAL_MS }),
+                    200,
+                )
+                .map_err(internal)?
+            }
+            (Method::Get, "/stats") => {
+                let memory = self.memory.borrow();
+                let room = memory
+                    .room
+                    .as_ref()
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                json(serde_json::to_value(room.stats()).unwrap_or_default(), 200)
+                    .map_err(internal)?
+            }
+            (Method::Post, "/admin/broadcast") => {
+                #[derive(Deserialize)]
+                struct Body {
+                    text: String,
+                }
+                let body: Body = req.json().await.map_err(internal)?;
+                let r = self.admin(AdminCommand::Broadcast {
+                    from_user: identity.user,
+                    from_name: identity.name,
+                    text: body.text,
+                })?;
+                json(reply(r), 200).map_err(internal)?
+            }
+            (Method::Post, "/admin/direct") => {
+                #[derive(Deserialize)]
+                struct Body {
+                    user: String,
+                    payload: String,
+                }
+                let body: Body = req.json().await.map_err(internal)?;
+                let r = self.admin(AdminCommand::Direct {
+                    from_user: identity.user,
+                    to_user: body.user,
+                    payload: body.payload,
+                })?;
+                json(reply(r), 200).map_err(internal)?
+            }
+            (Method::Post, "/admin/part") => {
+                #[derive(Deserialize)]
+                struct Body {
+                    name: String,
+                    value: String,
+                }
+                let body: Body = req.json().await.map_err(internal)?;
+                let r = self.admin(AdminCommand::SetPart {
+                    name: body.name,
+                    value: body.value,
+                })?;
+                json(reply(r), 200).map_err(internal)?
+            }
+            _ => return Err(ApiError::new(404, "route_not_found", "no such route")),
+        };
+        Ok(resp)
+    }
+}
+
+fn action_json(action: &ovation_proto::Action) -> serde_json::Value {
+    let (kind, text) = match &action.body {
+        ActionBody::Comment { text } => ("comment", text),
+        ActionBody::Reaction { kind } => ("reaction", kind),
+        ActionBody::System { text } => ("system", text),
+    };
+    json!({ "seq": action.seq, "ts_ms": action.ts_ms, "user": action.user,
+            "name": action.name, "kind": kind, "text": text })
+}
+
+impl DurableObject for RoomObject {
+    fn new(state: State, _env: Env) -> Self {
+        // Heartbeats are answered by the runtime without waking the object.
+        if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
+            state.set_websocket_auto_response(&pair);
+        }
+        RoomObject {
+            state,
+            memory: RefCell::new(Memory::default()),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let resp = match self.route(req).await {
+            Ok(resp) => resp,
+            Err(e) => return error(e),
+        };
+        // Output from admin commands leaves with the next tick.
+        self.pump().await?;
+        if resp.status_code() != 101 {
+            self.run_ticks().await?;
+        } else {
+            self.arm_alarm().await?;
+        }
+        Ok(resp)
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        self.ensure_loaded().await?;
+        let Some(id) = RoomObject::connection_of(&ws) else {
+            return Ok(());
+        };
+        {
+            let mut memory = self.memory.borrow_mut();
+            let Some(room) = memory.room.as_mut() else {
+                return Ok(());
+            };
+            match message {
+                WebSocketIncomingMessage::Binary(bytes) => room.handle_frame(id, &bytes, now_ms()),
+                WebSocketIncomingMessage::String(_) => room.handle_text(id, now_ms()),
+            }
+        }
+        self.pump().await?;
+        self.run_ticks().await
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        self.ensure_loaded().await?;
+        if let Some(id) = RoomObject::connection_of(&ws) {
+            let mut memory = self.memory.borrow_mut();
+            memory.sockets.remove(&id);
+            if let Some(room) = memory.room.as_mut() {
+                room.disconnect(id, now_ms());
+            }
+        }
+        // Hibernation API: complete the close handshake ourselves.
+        let code = match code {
+            1005 | 1006 | 1015 => 1000,
+            c => u16::try_from(c).unwrap_or(1000),
+        };
+        let _ = ws.close(Some(code), Some(reason));
+        self.pump().await?;
+        self.run_ticks().await
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
+        self.ensure_loaded().await?;
+        if let Some(id) = RoomObject::connection_of(&ws) {
+            let mut memory = self.memory.borrow_mut();
+            memory.sockets.remove(&id);
+            if let Some(room) = memory.room.as_mut() {
+                room.disconnect(id, now_ms());
+            }
+        }
+        self.pump().await?;
+        self.run_ticks().await
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.ensure_loaded().await?;
+        {
+            let mut memory = self.memory.borrow_mut();
+            memory.alarm_at_ms = None;
+            let state: &StateWithAutoResponse = self.state.as_raw().unchecked_ref();
+            let sockets: Vec<(ConnectionId, WebSocket)> = memory
+                .sockets
+                .iter()
+                .map(|(id, ws)| (*id, ws.clone()))
+                .collect();
+            if let Some(room) = memory.room.as_mut() {
+                for (id, ws) in sockets {
+                    let raw: &web_sys::WebSocket = ws.as_ref();
+                    if let Ok(Some(at)) = state.auto_response_timestamp(raw) {
+                        room.touch(id, at.get_time() as u64);
+                    }
+                }
+                room.handle_timeout(now_ms());
+            }
+        }
+        self.pump().await?;
+        self.run_ticks().await?;
+        Response::empty()
+    }
+}
