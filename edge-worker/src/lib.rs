@@ -238,16 +238,11 @@ async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
     init.with_headers(headers);
     let forwarded = Request::new_with_init("https://do/ws", &init)
         .map_err(|e| ApiError::internal(&e.to_string()))?;
-    let mut resp = stub
-        .fetch_with_request(forwarded)
+    // The room object echoes the subprotocol on its 101 (a forwarded response's headers
+    // are immutable here).
+    stub.fetch_with_request(forwarded)
         .await
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
-    if resp.status_code() == 101 && offered.contains(&SUBPROTOCOL) {
-        let _ = resp
-            .headers_mut()
-            .set("sec-websocket-protocol", SUBPROTOCOL);
-    }
-    Ok(resp)
+        .map_err(|e| ApiError::internal(&e.to_string()))
 }
 
 async fn viewer_get(

@@ -11,7 +11,7 @@ use ovation_auth::Verified;
 use ovation_proto::limits::{
     CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, PULL_INTERVAL_MS,
 };
-use ovation_proto::{ActionBody, Role};
+use ovation_proto::{ActionBody, Role, SUBPROTOCOL};
 use ovation_room::{
     AdminCommand, AdminError, AdminReply, ConnectionId, Identity, Output, Room, RoomInfo, StorageOp,
 };
@@ -394,7 +394,22 @@ impl RoomObject {
             AdminReply::Ended => json!({ "status": "ended" }),
         };
         let resp = match (req.method(), path.as_str()) {
-            (Method::Get, "/ws") => self.accept(identity).await.map_err(internal)?,
+            (Method::Get, "/ws") => {
+                let offered = req
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let echo = offered.split(',').any(|p| p.trim() == SUBPROTOCOL);
+                let mut resp = self.accept(identity).await.map_err(internal)?;
+                if echo && resp.status_code() == 101 {
+                    resp.headers_mut()
+                        .set("sec-websocket-protocol", SUBPROTOCOL)
+                        .map_err(internal)?;
+                }
+                resp
+            }
             (Method::Post, "/create") => {
                 let info: RoomInfo = req.json().await.map_err(internal)?;
                 self.create(info).await.map_err(internal)?

@@ -1,1 +1,346 @@
-fn main() {}
+//! `cargo xtask dev | test | build-worker | setup` — everything a fresh machine needs.
+//!
+//! Every install step lives here, idempotent: a second run skips what is already there.
+
+use std::env;
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  dev            install what is missing, build the edge worker, run it under
+                 `wrangler dev` on 127.0.0.1:8787 (data in .data/wrangler), print URLs
+                 and dev tokens; Ctrl-C stops everything
+  test           fmt check, clippy (native and wasm32), unit and simulation tests,
+                 then integration tests against the real worker under wrangler dev
+  build-worker   build edge-worker/build with worker-build (skips when up to date)
+  setup          only install what is missing (wasm32 target, wasm-bindgen-cli at the
+                 Cargo.lock version, worker-build, npm packages from package-lock.json)
+";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => dev(),
+        Some("test") => test(),
+        Some("build-worker") => build_worker(args.iter().any(|a| a == "--if-stale")),
+        Some("setup") => setup(),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn step(what: &str) {
+    eprintln!("\n==> {what}");
+}
+
+fn run(cmd: &mut Command) -> Result {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed with {status}"))
+    }
+}
+
+fn output_of(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// The exact wasm-bindgen version in Cargo.lock (the CLI must match it).
+fn locked_wasm_bindgen_version() -> Result<String> {
+    let lock = fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("reading Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            if let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = \"")) {
+                return Ok(version.trim_end_matches('"').to_owned());
+            }
+        }
+    }
+    Err("wasm-bindgen is not in Cargo.lock".into())
+}
+
+fn setup() -> Result {
+    step("setup: toolchain pieces (skipped when present)");
+    let targets = output_of("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if !targets.lines().any(|t| t == "wasm32-unknown-unknown") {
+        run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    let components = output_of("rustup", &["component", "list", "--installed"]).unwrap_or_default();
+    for component in ["rustfmt", "clippy"] {
+        if !components.lines().any(|c| c.starts_with(component)) {
+            run(Command::new("rustup").args(["component", "add", component]))?;
+        }
+    }
+    let version = locked_wasm_bindgen_version()?;
+    let installed = output_of("wasm-bindgen", &["--version"]).unwrap_or_default();
+    if installed.split_whitespace().nth(1) != Some(version.as_str()) {
+        eprintln!("installing wasm-bindgen-cli {version} (a few minutes, once)");
+        run(cargo().args(["install", "wasm-bindgen-cli", "--version", &version]))?;
+    }
+    if output_of("worker-build", &["--version"]).is_none() {
+        eprintln!("installing worker-build (a few minutes, once)");
+        run(cargo().args(["install", "worker-build", "--version", "0.8.7"]))?;
+    }
+    npm_install()?;
+    eprintln!("setup: ok");
+    Ok(())
+}
+
+/// `npm ci` when node_modules is missing or older than package-lock.json.
+fn npm_install() -> Result {
+    let root = root();
+    let lock = root.join("package-lock.json");
+    let marker = root.join("node_modules/.package-lock.json");
+    let fresh = match (modified(&lock), modified(&marker)) {
+        (Some(lock), Some(marker)) => marker >= lock,
+        _ => false,
+    };
+    if !fresh || !root.join("node_modules/.bin/wrangler").exists() {
+        eprintln!("installing npm packages from package-lock.json");
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&root))?;
+    }
+    Ok(())
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).ok()?.modified().ok()
+}
+
+/// Newest modification time of the files worker-build reads.
+fn newest_source(dir: &Path, newest: &mut SystemTime) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if name == "target" || name == "build" || name == "node_modules" {
+            continue;
+        }
+        if path.is_dir() {
+            newest_source(&path, newest);
+        } else if let Some(t) = modified(&path) {
+            *newest = (*newest).max(t);
+        }
+    }
+}
+
+fn build_worker(if_stale: bool) -> Result {
+    let root = root();
+    let worker = root.join("edge-worker");
+    let output = worker.join("build/index.js");
+    if if_stale {
+        let mut newest = UNIX_EPOCH;
+        for dir in ["edge-worker", "crates"] {
+            newest_source(&root.join(dir), &mut newest);
+        }
+        for file in ["Cargo.lock", "Cargo.toml"] {
+            if let Some(t) = modified(&root.join(file)) {
+                newest = newest.max(t);
+            }
+        }
+        if modified(&output).is_some_and(|built| built >= newest) {
+            eprintln!("edge worker is up to date");
+            return Ok(());
+        }
+    }
+    step("building the edge worker (worker-build --release)");
+    let bin = root.join("node_modules/.bin");
+    let wasm_bindgen = output_of("which", &["wasm-bindgen"])
+        .map(|s| s.trim().to_owned())
+        .ok_or("wasm-bindgen not found: run `cargo xtask setup`")?;
+    run(Command::new("worker-build")
+        .arg("--release")
+        .current_dir(&worker)
+        .env("WASM_BINDGEN_BIN", wasm_bindgen)
+        .env("WASM_OPT_BIN", bin.join("wasm-opt"))
+        .env("ESBUILD_BIN", bin.join("esbuild"))
+        .env("CARGO_TARGET_DIR", root.join("target")))?;
+    if !output.exists() {
+        return Err(format!("worker-build did not produce {}", output.display()));
+    }
+    Ok(())
+}
+
+fn dev_token(role: &str, user: &str) -> String {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64;
+    ovation_auth::mint(
+        &ovation_auth::SigningKey::hs256(ovation_auth::dev::HS256_SECRET.as_bytes()),
+        ovation_auth::TokenClaims {
+            sub: user.into(),
+            name: user.into(),
+            room: "*".into(),
+            role: role.into(),
+            tenant: ovation_auth::dev::TENANT.into(),
+        },
+        now_ms,
+        12 * 60 * 60 * 1000,
+    )
+}
+
+fn wrangler_dev(port: u16, persist: &Path) -> Command {
+    let root = root();
+    let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+    cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+        .arg("--persist-to")
+        .arg(persist)
+        .args(["--inspector-port", &free_port().to_string()])
+        .args(["--show-interactive-dev-session=false"])
+        .current_dir(root.join("edge-worker"))
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("CI", "true");
+    cmd
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn dev() -> Result {
+    setup()?;
+    build_worker(true)?;
+    let root = root();
+    let data = root.join(".data/wrangler");
+    fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+    let url = "http://127.0.0.1:8787";
+    step("starting wrangler dev (Ctrl-C stops it)");
+    let mut child = wrangler_dev(8787, &data)
+        .spawn()
+        .map_err(|e| format!("starting wrangler: {e}"))?;
+    wait_ready(url, Duration::from_secs(90))?;
+    let admin = dev_token("admin", "dev-admin");
+    let viewer = dev_token("viewer", "dev-viewer");
+    println!(
+        "\nOvation edge is up.\n\
+         \n  API           {url}/v1/rooms\n  OpenAPI       {url}/v1/openapi.json\n  WebSocket     ws://127.0.0.1:8787/v1/rooms/<room>/ws?token=…\n  data          {}\n\
+         \n  admin token   {admin}\n  viewer token  {viewer}\n\
+         \nTry it (second terminal):\n  export OVATION_URL={url} OVATION_TOKEN={admin}\n  cargo run -q -p ovation-cli -- room create weur-demo --host dev-admin --title Demo\n  cargo run -q -p ovation-cli -- watch weur-demo\n  cargo run -q -p ovation-cli -- say weur-demo 'hello'   (third terminal)\n",
+        data.display()
+    );
+    let status = child.wait().map_err(|e| e.to_string())?;
+    eprintln!("wrangler exited: {status}");
+    Ok(())
+}
+
+/// Waits until the worker answers its OpenAPI route.
+fn wait_ready(url: &str, limit: Duration) -> Result {
+    let started = Instant::now();
+    let host = url.trim_start_matches("http://");
+    while started.elapsed() < limit {
+        if let Ok(mut stream) = std::net::TcpStream::connect(host) {
+            use std::io::{Read, Write};
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let request = format!(
+                "GET /v1/openapi.json HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            );
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let mut response = String::new();
+                let _ = stream.read_to_string(&mut response);
+                if response.starts_with("HTTP/1.1 200") {
+                    return Ok(());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    Err(format!(
+        "the worker did not answer on {url} within {limit:?}"
+    ))
+}
+
+fn test() -> Result {
+    setup()?;
+    let root = root();
+    step("cargo fmt --check");
+    run(cargo()
+        .args(["fmt", "--all", "--", "--check"])
+        .current_dir(&root))?;
+    step("clippy (native)");
+    run(cargo()
+        .args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "ovation-edge-worker",
+            "--all-targets",
+        ])
+        .args(["--", "-D", "warnings"])
+        .current_dir(&root))?;
+    step("clippy (wasm32: edge worker and the crates it uses)");
+    run(cargo()
+        .args(["clippy", "--target", "wasm32-unknown-unknown"])
+        .args([
+            "-p",
+            "ovation-edge-worker",
+            "-p",
+            "ovation-proto",
+            "-p",
+            "ovation-room",
+        ])
+        .args(["-p", "ovation-auth", "--", "-D", "warnings"])
+        .current_dir(&root))?;
+    step("unit, property and simulation tests");
+    run(cargo()
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "ovation-edge-worker",
+            "--exclude",
+        ])
+        .args(["ovation-tests"])
+        .current_dir(&root))?;
+    build_worker(true)?;
+    step("integration tests: real WebSockets against the worker under wrangler dev");
+    run(cargo()
+        .args(["test", "-p", "ovation-tests", "--", "--test-threads=4"])
+        .env("OVATION_WRANGLER", root.join("node_modules/.bin/wrangler"))
+        .current_dir(&root))?;
+    eprintln!("\nxtask test: all green");
+    Ok(())
+}

@@ -423,3 +423,13 @@ mod tests {
         assert_eq!(ring.verify(&t, NOW).unwrap().role, Role::Host);
     }
 }
+
+/// The development tenant configured in `edge-worker/wrangler.toml` for `wrangler dev`.
+/// Never use these keys in production (`wrangler secret put OVATION_TENANT_KEYS`).
+pub mod dev {
+    pub const TENANT: &str = "dev";
+    pub const HS256_SECRET: &str = "ovation-dev-secret-change-me";
+    /// A second tenant, so tests can prove tenants cannot see each other's rooms.
+    pub const OTHER_TENANT: &str = "other";
+    pub const OTHER_HS256_SECRET: &str = "ovation-other-tenant-secret";
+}

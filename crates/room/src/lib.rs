@@ -203,6 +203,8 @@ struct Connection {
     /// Hello received (or the socket was reattached after hibernation).
     ready: bool,
     hello_seen: bool,
+    /// Joined since the last online publication: gets the count at the next flush.
+    needs_online: bool,
     outbox: Vec<Event>,
     expires_at_ms: u64,
     goaway_sent_at_ms: Option<u64>,
@@ -415,6 +417,7 @@ impl Room {
                 identity,
                 ready,
                 hello_seen: false,
+                needs_online: false,
                 outbox: Vec::new(),
                 expires_at_ms,
                 goaway_sent_at_ms: None,
@@ -599,9 +602,7 @@ impl Room {
         events.push(Event::Likes {
             total: self.likes_total,
         });
-        events.push(Event::Online {
-            count: self.online(),
-        });
+        conn_needs_online(self, connection);
         if self.status == RoomStatus::Ended {
             events.push(Event::RoomEnded);
         }
@@ -1095,10 +1096,16 @@ impl Room {
             });
         }
         let online = self.online();
-        if self.online_published != Some(online) {
+        let changed = self.online_published != Some(online);
+        if changed {
             self.online_published = Some(online);
             self.online_refresh_at_ms = now_ms + ONLINE_REFRESH_MS;
-            self.broadcast_now(Event::Online { count: online });
+        }
+        for conn in self.connections.values_mut().filter(|c| c.ready) {
+            if (changed || conn.needs_online) && conn.outbox.len() < OUTBOX_EVENTS_MAX {
+                conn.outbox.push(Event::Online { count: online });
+            }
+            conn.needs_online = false;
         }
         // Persist before sending: nothing acknowledged may be lost by a crash.
         self.flush_meta();
@@ -1142,6 +1149,13 @@ impl Room {
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
+}
+
+fn conn_needs_online(room: &mut Room, connection: ConnectionId) {
+    room.connections
+        .get_mut(&connection)
+        .expect("live connection")
+        .needs_online = true;
 }
 
 fn admin_error_code(error: &AdminError) -> ErrorCode {
