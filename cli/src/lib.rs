@@ -78,6 +78,14 @@ impl Api {
         Api::finish(self.request("GET", path).call())
     }
 
+    pub fn get_with_headers(&self, path: &str, headers: &[(&str, &str)]) -> Result<Reply, Error> {
+        let mut request = self.request("GET", path);
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        Api::finish(request.call())
+    }
+
     pub fn post(&self, path: &str, body: &Value) -> Result<Reply, Error> {
         Api::finish(self.request("POST", path).send_json(body.clone()))
     }
@@ -110,6 +118,7 @@ pub enum SocketEnd {
 pub struct Socket {
     ws: WebSocket<TcpStream>,
     pending: VecDeque<Event>,
+    texts: VecDeque<String>,
     pub frames_received: u64,
     pub last_server_time_ms: u64,
 }
@@ -168,6 +177,7 @@ impl Socket {
         Ok(Socket {
             ws,
             pending: VecDeque::new(),
+            texts: VecDeque::new(),
             frames_received: 0,
             last_server_time_ms: 0,
         })
@@ -189,6 +199,50 @@ impl Socket {
             .map_err(|e| e.to_string())
     }
 
+    /// Reads at most one message within `left`, stashing events and text frames.
+    fn read_one(&mut self, left: Duration) -> Result<(), SocketEnd> {
+        self.ws
+            .get_mut()
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .map_err(|e| SocketEnd::Io(e.to_string()))?;
+        match self.ws.read() {
+            Ok(Message::Binary(bytes)) => {
+                let ServerFrame::Batch {
+                    server_time_ms,
+                    events,
+                } = ServerFrame::decode(&bytes)
+                    .map_err(|e| SocketEnd::Io(format!("bad server frame: {e}")))?;
+                self.frames_received += 1;
+                self.last_server_time_ms = server_time_ms;
+                self.pending.extend(events);
+                Ok(())
+            }
+            Ok(Message::Text(text)) => {
+                self.texts.push_back(text.to_string());
+                Ok(())
+            }
+            Ok(Message::Close(frame)) => {
+                let (code, reason) = frame
+                    .map(|f| (u16::from(f.code), f.reason.to_string()))
+                    .unwrap_or((u16::from(WsCloseCode::Status), String::new()));
+                Err(SocketEnd::Closed(code, reason))
+            }
+            Ok(_) => Ok(()),
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(())
+            }
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                Err(SocketEnd::Closed(1006, String::new()))
+            }
+            Err(e) => Err(SocketEnd::Io(e.to_string())),
+        }
+    }
+
     /// The next event, waiting at most `timeout`; `Ok(None)` on timeout.
     pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, SocketEnd> {
         let deadline = Instant::now() + timeout;
@@ -200,38 +254,24 @@ impl Socket {
             if left.is_zero() {
                 return Ok(None);
             }
-            self.ws
-                .get_mut()
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
-                .map_err(|e| SocketEnd::Io(e.to_string()))?;
-            match self.ws.read() {
-                Ok(Message::Binary(bytes)) => {
-                    let ServerFrame::Batch {
-                        server_time_ms,
-                        events,
-                    } = ServerFrame::decode(&bytes)
-                        .map_err(|e| SocketEnd::Io(format!("bad server frame: {e}")))?;
-                    self.frames_received += 1;
-                    self.last_server_time_ms = server_time_ms;
-                    self.pending.extend(events);
-                }
-                Ok(Message::Close(frame)) => {
-                    let (code, reason) = frame
-                        .map(|f| (u16::from(f.code), f.reason.to_string()))
-                        .unwrap_or((u16::from(WsCloseCode::Status), String::new()));
-                    return Err(SocketEnd::Closed(code, reason));
-                }
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-                Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                    return Err(SocketEnd::Closed(1006, String::new()))
-                }
-                Err(e) => return Err(SocketEnd::Io(e.to_string())),
+            self.read_one(left)?;
+        }
+    }
+
+    /// Sends the heartbeat text frame and returns the text answer (the platform's
+    /// auto-response: `pong`).
+    pub fn ping_text(&mut self) -> Result<String, SocketEnd> {
+        self.send_text("ping").map_err(SocketEnd::Io)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(text) = self.texts.pop_front() {
+                return Ok(text);
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SocketEnd::Io("no heartbeat answer".into()));
+            }
+            self.read_one(left)?;
         }
     }
 

@@ -74,7 +74,10 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         .await;
     let _ = ctx;
     match response {
-        Ok(resp) if resp.status_code() == 404 && resp.headers().get("content-type")?.is_none() => {
+        Ok(resp)
+            if resp.status_code() == 404
+                && resp.headers().get("content-type")?.as_deref() != Some("application/json") =>
+        {
             error(ApiError::new(404, "route_not_found", "no such route"))
         }
         Ok(resp) if resp.status_code() == 405 => error(ApiError::new(
@@ -256,7 +259,7 @@ async fn viewer_get(
     let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
     let stub = room_stub(env, &identity.tenant, &room)?;
-    let mut resp = call(
+    let resp = call(
         &stub,
         Method::Get,
         &format!("/{what}{query}"),
@@ -265,7 +268,7 @@ async fn viewer_get(
     )
     .await?;
     if what == "state" && resp.status_code() == 200 {
-        let _ = resp.headers_mut().set("cache-control", "max-age=1");
+        return with_headers(resp, &[("cache-control", "max-age=1")]).await;
     }
     Ok(resp)
 }
@@ -295,23 +298,46 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
         version
     );
     let cache = Cache::default();
-    if let Ok(Some(mut hit)) = cache.get(key.as_str(), false).await {
-        let _ = hit.headers_mut().set("x-ovation-cache", "hit");
-        return Ok(hit);
+    if let Ok(Some(hit)) = cache.get(key.as_str(), false).await {
+        return Ok(hit); // stored with `x-ovation-cache: hit`
     }
     let stub = room_stub(env, &identity.tenant, &room)?;
     let path = format!("/part?name={name}&v={version}");
-    let mut resp = call(&stub, Method::Get, &path, &identity, None).await?;
-    if resp.status_code() == 200 {
-        let _ = resp
-            .headers_mut()
-            .set("cache-control", "public, max-age=31536000, immutable");
-        if let Ok(copy) = resp.cloned() {
-            let _ = cache.put(key.as_str(), copy).await;
-        }
-        let _ = resp.headers_mut().set("x-ovation-cache", "miss");
+    let resp = call(&stub, Method::Get, &path, &identity, None).await?;
+    if resp.status_code() != 200 {
+        return Ok(resp);
     }
+    let immutable = ("cache-control", "public, max-age=31536000, immutable");
+    let mut resp = with_headers(resp, &[immutable, ("x-ovation-cache", "hit")]).await?;
+    if let Ok(copy) = resp.cloned() {
+        let _ = cache.put(key.as_str(), copy).await;
+    }
+    let _ = resp.headers_mut().set("x-ovation-cache", "miss");
     Ok(resp)
+}
+
+/// A copy of `resp` with extra headers (responses from a stub have immutable headers).
+async fn with_headers(
+    mut resp: Response,
+    headers: &[(&str, &str)],
+) -> std::result::Result<Response, ApiError> {
+    let status = resp.status_code();
+    let content_type = resp.headers().get("content-type").ok().flatten();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
+    let mut copy = Response::from_bytes(body)
+        .map_err(|e| ApiError::internal(&e.to_string()))?
+        .with_status(status);
+    let copy_headers = copy.headers_mut();
+    if let Some(content_type) = content_type {
+        let _ = copy_headers.set("content-type", &content_type);
+    }
+    for (name, value) in headers {
+        let _ = copy_headers.set(name, value);
+    }
+    Ok(copy)
 }
 
 fn admin(req: &Request, env: &Env) -> std::result::Result<Verified, ApiError> {

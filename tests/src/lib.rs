@@ -1,0 +1,201 @@
+//! Test harness: runs the built worker under `wrangler dev` on a free loopback port.
+
+#![forbid(unsafe_code)]
+
+use ovation_auth::{dev, mint, SigningKey, TokenClaims};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+/// A `wrangler dev` process group serving the worker.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts wrangler dev with local storage in `data_dir` and waits until it answers.
+    pub fn start(data_dir: &Path) -> Server {
+        let root = root();
+        assert!(
+            root.join("edge-worker/build/index.js").exists(),
+            "edge-worker/build is missing: run `cargo xtask build-worker` (cargo xtask test does)"
+        );
+        let wrangler = std::env::var("OVATION_WRANGLER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("node_modules/.bin/wrangler"));
+        let port = free_port();
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        // The shell stops the whole group when the test process goes away, so no
+        // wrangler or workerd outlives the tests even if Drop never runs.
+        let script = format!(
+            "{wrangler} dev --ip 127.0.0.1 --port {port} --inspector-port {inspector} \
+             --persist-to {data} --show-interactive-dev-session=false & W=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $W 2>/dev/null; do sleep 1; done; \
+             kill -TERM -- -$$ 2>/dev/null",
+            wrangler = wrangler.display(),
+            inspector = free_port(),
+            data = data_dir.display(),
+            parent = std::process::id(),
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .current_dir(root.join("edge-worker"))
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .expect("start wrangler dev");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            log,
+        };
+        server.wait_ready(Duration::from_secs(120));
+        server
+    }
+
+    fn wait_ready(&self, limit: Duration) {
+        let started = Instant::now();
+        let api = ovation_cli::Api::new(&self.base, "");
+        while started.elapsed() < limit {
+            if let Ok(reply) = api.get("/v1/openapi.json") {
+                if reply.status == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        panic!("wrangler dev did not become ready within {limit:?}; log:\n{log}");
+    }
+
+    /// Stops the process group and waits for it.
+    pub fn stop(&mut self) {
+        let pgid = self.child.id();
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{pgid}")])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    pub fn admin(&self) -> ovation_cli::Api {
+        ovation_cli::Api::new(&self.base, &token("admin", "admin-1", "*"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One server shared by the tests of a binary (each test uses its own rooms).
+pub fn shared() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| Server::start(&scratch_dir("shared")))
+}
+
+/// A fresh directory under target/ for this test run.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = root().join("target/ovation-tests").join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        unique()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+pub fn unique() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed) + now_ms() % 1_000_000 * 1000
+}
+
+/// A fresh room id in the given region.
+pub fn room_id(region: &str) -> String {
+    format!("{region}-t{}", unique())
+}
+
+pub fn token_with(key: &SigningKey, tenant: &str, role: &str, user: &str, room: &str) -> String {
+    mint(
+        key,
+        TokenClaims {
+            sub: user.into(),
+            name: user.to_uppercase(),
+            room: room.into(),
+            role: role.into(),
+            tenant: tenant.into(),
+        },
+        now_ms(),
+        60 * 60 * 1000,
+    )
+}
+
+/// A dev-tenant token.
+pub fn token(role: &str, user: &str, room: &str) -> String {
+    token_with(
+        &SigningKey::hs256(dev::HS256_SECRET.as_bytes()),
+        dev::TENANT,
+        role,
+        user,
+        room,
+    )
+}
+
+/// Creates a live room on `server` and returns its id.
+pub fn create_room(server: &Server, region: &str) -> String {
+    let room = room_id(region);
+    let reply = server
+        .admin()
+        .post(
+            "/v1/rooms",
+            &serde_json::json!({ "room": room, "host": "host-1", "title": "test" }),
+        )
+        .expect("create room");
+    assert_eq!(reply.status, 201, "create room: {:?}", reply.body);
+    room
+}

@@ -1,0 +1,810 @@
+//! Real WebSockets and HTTP against the real worker under `wrangler dev`.
+
+use ovation_auth::{dev, SigningKey};
+use ovation_cli::{Api, Socket, SocketEnd};
+use ovation_proto::limits::CLIENT_FRAME_BYTES_MAX;
+use ovation_proto::{
+    ActionBody, ClientFrame, CloseCode, ErrorCode, Event, PartVersion, Resume, Welcome,
+};
+use ovation_tests::{create_room, shared, token, token_with, Server};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn connect(server: &Server, room: &str, user: &str) -> (Socket, Welcome) {
+    connect_as(server, room, user, "viewer")
+}
+
+fn connect_as(server: &Server, room: &str, user: &str, role: &str) -> (Socket, Welcome) {
+    let mut socket = Socket::connect(&server.base, room, &token(role, user, room), None)
+        .unwrap_or_else(|e| panic!("connect {user}: {e:?}"));
+    let welcome = match socket.wait_for(WAIT, |e| matches!(e, Event::Welcome(_))) {
+        Ok(Event::Welcome(w)) => w,
+        other => panic!("no welcome: {other:?}"),
+    };
+    (socket, welcome)
+}
+
+fn comment(client_id: u64, text: &str) -> ClientFrame {
+    ClientFrame::Comment {
+        client_id,
+        text: text.into(),
+    }
+}
+
+fn comment_text(event: &Event) -> Option<String> {
+    match event {
+        Event::Action(a) => match &a.body {
+            ActionBody::Comment { text } => Some(text.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn wait_ack(socket: &mut Socket, client_id: u64) -> Event {
+    socket
+        .wait_for(WAIT, |e| match e {
+            Event::Ack { client_id: c, .. } => *c == client_id,
+            Event::Error { client_id: c, .. } => *c == Some(client_id),
+            _ => false,
+        })
+        .expect("answer to a frame")
+}
+
+#[test]
+fn joiner_gets_a_snapshot_of_the_room() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let mut socket = Socket::connect(&server.base, &room, &token("viewer", "ana", &room), None)
+        .expect("connect");
+    let events = socket.drain(Duration::from_millis(600)).expect("events");
+    let Event::Welcome(welcome) = &events[0] else {
+        panic!("first event must be Welcome: {events:?}")
+    };
+    assert_eq!(welcome.user, "ana");
+    assert!(!welcome.resumed);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Part { name, value, .. }
+        if name == "room" && value.contains(&room))));
+    assert!(events.contains(&Event::Version {
+        epoch: welcome.epoch,
+        total_version: welcome.total_version
+    }));
+    assert!(events.contains(&Event::Online { count: 1 }));
+}
+
+#[test]
+fn a_comment_reaches_200_others_exactly_once_in_order() {
+    let server = shared();
+    let room = create_room(server, "enam");
+    let mut receivers: Vec<Socket> = (0..200)
+        .map(|i| connect(server, &room, &format!("viewer-{i}")).0)
+        .collect();
+    let (mut sender, _) = connect(server, &room, "speaker");
+    let texts = ["first", "second", "third"];
+    for (i, text) in texts.iter().enumerate() {
+        sender.send(&comment(i as u64 + 1, text)).unwrap();
+    }
+    for client_id in 1..=3 {
+        assert!(matches!(
+            wait_ack(&mut sender, client_id),
+            Event::Ack { seq: Some(_), .. }
+        ));
+    }
+    for (i, socket) in receivers.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        while got.len() < texts.len() {
+            let event = socket
+                .wait_for(WAIT, |e| comment_text(e).is_some())
+                .unwrap_or_else(|e| panic!("receiver {i} got {got:?}, then {e:?}"));
+            got.push(comment_text(&event).unwrap());
+        }
+        assert_eq!(got, texts, "receiver {i}: order");
+    }
+    // Nothing is delivered twice.
+    for (i, socket) in receivers.iter_mut().enumerate().take(20) {
+        let extra = socket.drain(Duration::from_millis(50)).unwrap();
+        assert!(
+            extra.iter().all(|e| comment_text(e).is_none()),
+            "receiver {i} got a duplicate: {extra:?}"
+        );
+    }
+}
+
+#[test]
+fn joiners_see_no_older_actions() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut early, _) = connect(server, &room, "early");
+    early.send(&comment(1, "before you came")).unwrap();
+    wait_ack(&mut early, 1);
+    let (mut late, welcome) = connect(server, &room, "late");
+    assert!(welcome.action_cursor >= 1);
+    let events = late.drain(Duration::from_millis(500)).unwrap();
+    assert!(
+        events.iter().all(|e| comment_text(e).is_none()),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn like_totals_are_summed_across_users() {
+    let server = shared();
+    let room = create_room(server, "apac");
+    let mut sockets: Vec<Socket> = ["a", "b", "c"]
+        .iter()
+        .map(|u| connect(server, &room, u).0)
+        .collect();
+    for (socket, count) in sockets.iter_mut().zip([5, 7, 8]) {
+        socket
+            .send(&ClientFrame::Like {
+                client_id: 9,
+                count,
+            })
+            .unwrap();
+        assert!(matches!(wait_ack(socket, 9), Event::Ack { .. }));
+    }
+    for socket in &mut sockets {
+        socket
+            .wait_for(WAIT, |e| *e == Event::Likes { total: 20 })
+            .expect("like total 20");
+    }
+    let state = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/state"))
+        .unwrap();
+    assert_eq!(state.body["likes"], 20);
+}
+
+#[test]
+fn online_count_follows_joins_and_leaves() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut a, _) = connect(server, &room, "a");
+    let (b, _) = connect(server, &room, "b");
+    let (c, _) = connect(server, &room, "c");
+    a.wait_for(WAIT, |e| *e == Event::Online { count: 3 })
+        .expect("3 online");
+    b.close();
+    c.close();
+    a.wait_for(WAIT, |e| *e == Event::Online { count: 1 })
+        .expect("1 online after two leave");
+}
+
+#[test]
+fn peer_messages_reach_only_their_target() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut host, _) = connect_as(server, &room, "host-1", "host");
+    let (mut target_a, _) = connect(server, &room, "target");
+    let (mut target_b, _) = connect(server, &room, "target");
+    let (mut bystander, _) = connect(server, &room, "bystander");
+    host.send(&ClientFrame::Direct {
+        client_id: 1,
+        to_user: "target".into(),
+        payload: r#"{"won":true}"#.into(),
+    })
+    .unwrap();
+    assert!(matches!(wait_ack(&mut host, 1), Event::Ack { .. }));
+    for socket in [&mut target_a, &mut target_b] {
+        let event = socket
+            .wait_for(WAIT, |e| matches!(e, Event::Direct { .. }))
+            .unwrap();
+        assert_eq!(
+            event,
+            Event::Direct {
+                from: "host-1".into(),
+                payload: r#"{"won":true}"#.into(),
+                ts_ms: match &event {
+                    Event::Direct { ts_ms, .. } => *ts_ms,
+                    _ => unreachable!(),
+                }
+            }
+        );
+    }
+    // Through the admin API too.
+    let reply = server
+        .admin()
+        .post(
+            &format!("/v1/rooms/{room}/direct"),
+            &json!({ "user": "target", "payload": { "n": 2 } }),
+        )
+        .unwrap();
+    assert_eq!(
+        (reply.status, reply.body["connections"].clone()),
+        (200, json!(2))
+    );
+    target_a
+        .wait_for(
+            WAIT,
+            |e| matches!(e, Event::Direct { payload, .. } if payload == r#"{"n":2}"#),
+        )
+        .unwrap();
+    let seen = bystander.drain(Duration::from_millis(500)).unwrap();
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Direct { .. })),
+        "{seen:?}"
+    );
+    let seen = host.drain(Duration::from_millis(100)).unwrap();
+    assert!(!seen.iter().any(|e| matches!(e, Event::Direct { .. })));
+    // A viewer may not send one.
+    bystander
+        .send(&ClientFrame::Direct {
+            client_id: 2,
+            to_user: "target".into(),
+            payload: "{}".into(),
+        })
+        .unwrap();
+    assert!(matches!(
+        wait_ack(&mut bystander, 2),
+        Event::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    ));
+}
+
+/// Follows a socket's view: epoch, cursor and part versions, as a client keeps them.
+#[derive(Default)]
+struct View {
+    epoch: u64,
+    cursor: u64,
+    parts: BTreeMap<String, u64>,
+}
+
+impl View {
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Welcome(w) => self.epoch = w.epoch,
+            Event::Part { name, version, .. } => {
+                self.parts.insert(name.clone(), *version);
+            }
+            Event::Action(a) => self.cursor = self.cursor.max(a.seq),
+            _ => {}
+        }
+    }
+
+    fn resume(&self) -> Resume {
+        Resume {
+            epoch: self.epoch,
+            action_cursor: self.cursor,
+            part_versions: self
+                .parts
+                .iter()
+                .map(|(name, version)| PartVersion {
+                    name: name.clone(),
+                    version: *version,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[test]
+fn resume_after_a_dropped_socket_misses_nothing() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let mut view = View::default();
+    let mut dropped = Socket::connect(
+        &server.base,
+        &room,
+        &token("viewer", "blinker", &room),
+        None,
+    )
+    .unwrap();
+    for event in dropped.drain(Duration::from_millis(400)).unwrap() {
+        view.apply(&event);
+    }
+    let (mut speaker, _) = connect(server, &room, "speaker");
+    speaker.send(&comment(1, "seen")).unwrap();
+    let seen = dropped
+        .wait_for(WAIT, |e| comment_text(e).is_some())
+        .unwrap();
+    view.apply(&seen);
+    drop(dropped); // the TCP connection goes away without a close handshake
+    for (i, text) in ["missed-1", "missed-2"].iter().enumerate() {
+        speaker.send(&comment(i as u64 + 2, text)).unwrap();
+    }
+    wait_ack(&mut speaker, 3);
+    let mut back = Socket::connect(
+        &server.base,
+        &room,
+        &token("viewer", "blinker", &room),
+        Some(view.resume()),
+    )
+    .unwrap();
+    let events = back.drain(Duration::from_millis(600)).unwrap();
+    assert!(matches!(&events[0], Event::Welcome(w) if w.resumed));
+    let texts: Vec<String> = events.iter().filter_map(comment_text).collect();
+    assert_eq!(texts, ["missed-1", "missed-2"]);
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Part { .. })),
+        "parts already held were sent again: {events:?}"
+    );
+    assert!(!events.iter().any(|e| matches!(e, Event::Gap { .. })));
+}
+
+#[test]
+fn state_survives_a_restart_of_wrangler_dev_on_the_same_data_directory() {
+    let data = ovation_tests::scratch_dir("restart");
+    let mut server = Server::start(&data);
+    let room = create_room(&server, "eeur");
+    let admin = server.admin();
+    let put = admin
+        .put(
+            &format!("/v1/rooms/{room}/parts/poll"),
+            &json!({"q": "tea?"}),
+        )
+        .unwrap();
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    let mut view = View::default();
+    let (mut socket, welcome) = connect(&server, &room, "keeper");
+    view.apply(&Event::Welcome(welcome));
+    socket.send(&comment(1, "remember me")).unwrap();
+    socket
+        .send(&ClientFrame::Like {
+            client_id: 2,
+            count: 4,
+        })
+        .unwrap();
+    wait_ack(&mut socket, 2);
+    for event in socket.drain(Duration::from_millis(300)).unwrap() {
+        view.apply(&event);
+    }
+    let before = admin.get(&format!("/v1/rooms/{room}/state")).unwrap().body;
+    socket.close();
+    server.stop();
+
+    let server = Server::start(&data);
+    let admin = server.admin();
+    let after = admin.get(&format!("/v1/rooms/{room}/state")).unwrap().body;
+    for key in [
+        "epoch",
+        "version",
+        "parts",
+        "likes",
+        "action_cursor",
+        "status",
+    ] {
+        assert_eq!(before[key], after[key], "{key} changed across the restart");
+    }
+    assert_eq!(after["likes"], 4);
+    // A client that saw nothing since joining resumes and gets the comment from storage.
+    let mut stale = View {
+        epoch: view.epoch,
+        cursor: 0,
+        parts: view.parts.clone(),
+    };
+    stale.parts.clear();
+    let mut back = Socket::connect(
+        &server.base,
+        &room,
+        &token("viewer", "keeper", &room),
+        Some(stale.resume()),
+    )
+    .unwrap();
+    let events = back.drain(Duration::from_millis(800)).unwrap();
+    assert!(matches!(&events[0], Event::Welcome(w) if w.resumed));
+    assert!(events
+        .iter()
+        .filter_map(comment_text)
+        .any(|t| t == "remember me"));
+    assert!(events.iter().any(
+        |e| matches!(e, Event::Part { name, value, .. } if name == "poll" && value.contains("tea"))
+    ));
+    let rooms = admin.get("/v1/rooms?status=live").unwrap().body;
+    assert!(rooms["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["room"] == room.as_str()));
+}
+
+/// The status of a refused WebSocket handshake, and the error code of the same request's
+/// JSON body (read in full over plain HTTP: a handshake client may not read the body).
+fn refused_code(server: &Server, room: &str, token: &str) -> (u16, String) {
+    let status = match Socket::open(&server.base, room, token) {
+        Err(SocketEnd::Refused(status, _)) => status,
+        Err(other) => panic!("expected an HTTP refusal, got {other:?}"),
+        Ok(_) => panic!("token was accepted"),
+    };
+    let reply = Api::new(&server.base, "")
+        .get_with_headers(
+            &format!("/v1/rooms/{room}/ws?token={token}"),
+            &[
+                ("upgrade", "websocket"),
+                ("sec-websocket-protocol", "ovation.v1"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(reply.status, status, "{:?}", reply.body);
+    (
+        status,
+        reply.body["code"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn every_bad_token_kind_is_refused_with_its_own_code() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let dev_key = SigningKey::hs256(dev::HS256_SECRET.as_bytes());
+    let expired = ovation_auth::mint(
+        &dev_key,
+        ovation_auth::TokenClaims {
+            sub: "u".into(),
+            name: "u".into(),
+            room: room.clone(),
+            role: "viewer".into(),
+            tenant: dev::TENANT.into(),
+        },
+        ovation_tests::now_ms() - 3_600_000,
+        60_000,
+    );
+    let forged = token_with(
+        &SigningKey::hs256(b"an-attacker-guessed-this"),
+        dev::TENANT,
+        "viewer",
+        "u",
+        &room,
+    );
+    let wrong_room = token("viewer", "u", "weur-somewhere-else");
+    let wrong_tenant = token_with(
+        &SigningKey::hs256(dev::OTHER_HS256_SECRET.as_bytes()),
+        dev::TENANT,
+        "viewer",
+        "u",
+        &room,
+    );
+    let unknown_tenant = token_with(&dev_key, "nobody", "viewer", "u", &room);
+    let cases = [
+        ("", 401, "token_missing"),
+        ("not-a-jwt", 401, "token_malformed"),
+        (expired.as_str(), 401, "token_expired"),
+        (forged.as_str(), 401, "token_invalid_signature"),
+        (wrong_room.as_str(), 403, "token_wrong_room"),
+        (wrong_tenant.as_str(), 401, "token_wrong_tenant"),
+        (unknown_tenant.as_str(), 401, "token_unknown_tenant"),
+    ];
+    for (token, status, code) in cases {
+        assert_eq!(
+            refused_code(server, &room, token),
+            (status, code.to_owned()),
+            "token case {code}"
+        );
+    }
+    // A viewer token cannot use the admin API.
+    let viewer = Api::new(&server.base, &token("viewer", "u", "*"));
+    let reply = viewer
+        .post("/v1/rooms", &json!({"room": "weur-x", "host": "h"}))
+        .unwrap();
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (403, Some("token_not_admin"))
+    );
+}
+
+#[test]
+fn tenants_cannot_see_each_others_rooms() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let other_key = SigningKey::hs256(dev::OTHER_HS256_SECRET.as_bytes());
+    let other_admin = Api::new(
+        &server.base,
+        &token_with(&other_key, dev::OTHER_TENANT, "admin", "x", "*"),
+    );
+    let reply = other_admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (404, Some("room_not_found"))
+    );
+    let listed = other_admin.get("/v1/rooms?status=live").unwrap().body;
+    assert!(!listed["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["room"] == room.as_str()));
+    let viewer = token_with(&other_key, dev::OTHER_TENANT, "viewer", "x", &room);
+    assert_eq!(
+        refused_code(server, &room, &viewer),
+        (404, "room_not_found".into())
+    );
+}
+
+#[test]
+fn comment_rate_limit_answers_with_an_error() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut socket, _) = connect(server, &room, "chatty");
+    for id in 1..=4 {
+        socket.send(&comment(id, "spam")).unwrap();
+    }
+    let answer = wait_ack(&mut socket, 4);
+    assert!(
+        matches!(
+            answer,
+            Event::Error {
+                code: ErrorCode::RateLimited,
+                retry_after_ms: 1..,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+}
+
+fn expect_close(socket: &mut Socket) -> u16 {
+    loop {
+        match socket.next_event(WAIT) {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("socket was not closed"),
+            Err(SocketEnd::Closed(code, _)) => return code,
+            Err(other) => panic!("unexpected end {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn oversized_and_garbage_frames_close_the_socket_and_the_room_keeps_serving() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut garbage, _) = connect(server, &room, "g");
+    let (mut huge, _) = connect(server, &room, "h");
+    let (mut texter, _) = connect(server, &room, "t");
+    let (mut fine, _) = connect(server, &room, "f");
+    garbage.send_raw(vec![0xff, 0x00, 0x13, 0x37]).unwrap();
+    assert_eq!(expect_close(&mut garbage), CloseCode::BadFrame.code());
+    huge.send_raw(vec![1; CLIENT_FRAME_BYTES_MAX + 1]).unwrap();
+    assert_eq!(expect_close(&mut huge), CloseCode::FrameTooLarge.code());
+    texter.send_text("hello?").unwrap();
+    assert_eq!(
+        expect_close(&mut texter),
+        CloseCode::TextNotSupported.code()
+    );
+    fine.send(&comment(1, "still open")).unwrap();
+    fine.wait_for(WAIT, |e| comment_text(e).as_deref() == Some("still open"))
+        .expect("room keeps serving");
+    let stats = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/stats"))
+        .unwrap()
+        .body;
+    assert_eq!(stats["closed_by_reason"]["bad_frame"], 1);
+    assert_eq!(stats["closed_by_reason"]["frame_too_large"], 1);
+}
+
+#[test]
+fn heartbeat_pings_are_answered_without_reaching_the_room() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut socket, _) = connect(server, &room, "pinger");
+    socket.drain(Duration::from_millis(200)).unwrap();
+    let stats = |server: &Server| {
+        server
+            .admin()
+            .get(&format!("/v1/rooms/{room}/stats"))
+            .unwrap()
+            .body["frames_in"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = stats(server);
+    for _ in 0..3 {
+        assert_eq!(socket.ping_text().unwrap(), "pong");
+    }
+    assert_eq!(stats(server), before, "heartbeats reached the room object");
+}
+
+#[test]
+fn admin_api_errors_carry_stable_codes() {
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let cases: Vec<(ovation_cli::Reply, u16, &str)> = vec![
+        (
+            admin
+                .post("/v1/rooms", &json!({"room": "nowhere-1", "host": "h"}))
+                .unwrap(),
+            400,
+            "invalid_room_id",
+        ),
+        (
+            admin
+                .post("/v1/rooms", &json!({"room": room, "host": "h"}))
+                .unwrap(),
+            409,
+            "room_exists",
+        ),
+        (
+            admin.post_raw("/v1/rooms", b"{not json").unwrap(),
+            400,
+            "invalid_json",
+        ),
+        (
+            admin
+                .post("/v1/rooms/weur-never-made/end", &json!({}))
+                .unwrap(),
+            404,
+            "room_not_found",
+        ),
+        (
+            admin
+                .put(&format!("/v1/rooms/{room}/parts/room"), &json!({}))
+                .unwrap(),
+            400,
+            "reserved_part",
+        ),
+        (
+            admin
+                .put(&format!("/v1/rooms/{room}/parts/Bad.Name"), &json!({}))
+                .unwrap(),
+            400,
+            "invalid_part_name",
+        ),
+        (
+            admin
+                .put(
+                    &format!("/v1/rooms/{room}/parts/big"),
+                    &json!({"x": "y".repeat(9000)}),
+                )
+                .unwrap(),
+            400,
+            "too_long",
+        ),
+        (
+            admin
+                .post_raw(
+                    &format!("/v1/rooms/{room}/messages"),
+                    "x".repeat(20_000).as_bytes(),
+                )
+                .unwrap(),
+            413,
+            "body_too_large",
+        ),
+        (
+            admin.get(&format!("/v1/rooms/{room}/parts/room")).unwrap(),
+            400,
+            "version_required",
+        ),
+        (
+            admin
+                .get(&format!("/v1/rooms/{room}/parts/room?v=999"))
+                .unwrap(),
+            404,
+            "part_version_not_found",
+        ),
+        (
+            admin.get("/v1/nothing-here").unwrap(),
+            404,
+            "route_not_found",
+        ),
+        (
+            admin.get("/v1/rooms?status=ended").unwrap(),
+            400,
+            "unsupported_status",
+        ),
+    ];
+    for (reply, status, code) in cases {
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (status, Some(code)),
+            "{:?}",
+            reply.body
+        );
+        assert!(reply.body["message"].is_string());
+    }
+    // Ending twice: the second is refused.
+    assert_eq!(
+        admin
+            .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+            .unwrap()
+            .status,
+        200
+    );
+    let again = admin
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (409, Some("room_ended"))
+    );
+}
+
+#[test]
+fn parts_are_versioned_immutable_and_cached() {
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let put = admin
+        .put(
+            &format!("/v1/rooms/{room}/parts/pinned"),
+            &json!({"text": "hello"}),
+        )
+        .unwrap();
+    let version = put.body["version"].as_u64().unwrap();
+    let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
+    assert_eq!(state.body["parts"]["pinned"], version);
+    assert_eq!(state.cache_control.as_deref(), Some("max-age=1"));
+    let path = format!("/v1/rooms/{room}/parts/pinned?v={version}");
+    let first = admin.get(&path).unwrap();
+    assert_eq!(first.body, json!({"text": "hello"}));
+    assert!(first.cache_control.unwrap().contains("immutable"));
+    let second = admin.get(&path).unwrap();
+    assert_eq!(second.body, json!({"text": "hello"}));
+    assert_eq!(second.cache.as_deref(), Some("hit"));
+}
+
+#[test]
+fn pull_transport_returns_actions_since_a_cursor() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut socket, _) = connect(server, &room, "talker");
+    socket.send(&comment(1, "one")).unwrap();
+    socket.send(&comment(2, "two")).unwrap();
+    wait_ack(&mut socket, 2);
+    let viewer = Api::new(&server.base, &token("viewer", "puller", &room));
+    let reply = viewer
+        .get(&format!("/v1/rooms/{room}/events?since=0"))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let texts: Vec<&str> = reply.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["one", "two"]);
+    let cursor = reply.body["cursor"].as_u64().unwrap();
+    let reply = viewer
+        .get(&format!("/v1/rooms/{room}/events?since={cursor}"))
+        .unwrap();
+    assert_eq!(reply.body["events"], json!([]));
+    assert!(reply.body["poll_interval_ms"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn openapi_document_is_served_and_matches_the_routes() {
+    let server = shared();
+    let served = Api::new(&server.base, "")
+        .get("/v1/openapi.json")
+        .unwrap()
+        .body;
+    let root = ovation_tests::root();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("edge-worker/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(served, file);
+    // Every route registered in the router is documented, and nothing else is.
+    let source = std::fs::read_to_string(root.join("edge-worker/src/lib.rs")).unwrap();
+    let mut routes = std::collections::BTreeSet::new();
+    for (method, marker) in [
+        ("get", ".get_async(\""),
+        ("post", ".post_async(\""),
+        ("put", ".put_async(\""),
+    ] {
+        for piece in source.split(marker).skip(1) {
+            let path = piece.split('"').next().unwrap();
+            let path = path
+                .split('/')
+                .map(|s| match s.strip_prefix(':') {
+                    Some(name) => format!("{{{name}}}"),
+                    None => s.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            routes.insert(format!("{method} {path}"));
+        }
+    }
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in file["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert(format!("{method} {path}"));
+        }
+    }
+    assert_eq!(routes, documented);
+}
