@@ -61,7 +61,7 @@ impl Server {
             "{wrangler} dev --ip 127.0.0.1 --port {port} --inspector-port {inspector} \
              --persist-to {data} --show-interactive-dev-session=false & W=$!; \
              while kill -0 {parent} 2>/dev/null && kill -0 $W 2>/dev/null; do sleep 1; done; \
-             kill -TERM -- -$$ 2>/dev/null",
+             kill -TERM -$$ 2>/dev/null",
             wrangler = wrangler.display(),
             inspector = free_port(),
             data = data_dir.display(),

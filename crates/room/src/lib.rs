@@ -898,7 +898,10 @@ impl Room {
                 value: value.clone(),
             },
         );
+        // The part record replaces the previous version in storage, so the meta that
+        // counts it is written with it: a crash never leaves a part newer than the room.
         self.meta_dirty = true;
+        self.flush_meta();
         self.broadcast(
             Event::Part {
                 name,
