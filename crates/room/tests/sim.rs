@@ -9,8 +9,7 @@ use ovation_proto::limits::{
     CONNECTION_LIFETIME_MS_MIN, RING_AGE_MS_MAX, RING_EVENTS_MAX, TICK_MS,
 };
 use ovation_proto::{
-    ActionBody, ClientFrame, Event, Hello, PartVersion, Resume, Role, ServerFrame,
-    PROTOCOL_VERSION,
+    ActionBody, ClientFrame, Event, Hello, PartVersion, Resume, Role, ServerFrame, PROTOCOL_VERSION,
 };
 use ovation_room::{AdminCommand, ConnectionId, Identity, Output, Room, RoomInfo, StorageOp};
 use std::collections::{BTreeMap, BTreeSet};
@@ -244,7 +243,10 @@ impl Sim {
         client.next_client_id += 1;
         let frame = ClientFrame::Comment {
             client_id: client.next_client_id,
-            text: format!("room{}:{}:{}", client.room, client.user, client.sent_comments),
+            text: format!(
+                "room{}:{}:{}",
+                client.room, client.user, client.sent_comments
+            ),
         };
         self.send(c, frame);
     }
@@ -446,11 +448,17 @@ impl Sim {
                     assert!(version > *held, "part {name} went back or repeated");
                 }
                 if name != "room" {
-                    assert!(value.contains(&format!(r#""room":{room_index}"#)), "part from another room");
+                    assert!(
+                        value.contains(&format!(r#""room":{room_index}"#)),
+                        "part from another room"
+                    );
                 }
                 view.parts.insert(name, (version, value));
             }
-            Event::Version { epoch, total_version } => {
+            Event::Version {
+                epoch,
+                total_version,
+            } => {
                 assert_eq!(Some(epoch), view.epoch);
                 view.total_version = total_version;
             }
@@ -470,7 +478,10 @@ impl Sim {
                     ActionBody::Comment { text } | ActionBody::System { text } => text,
                     ActionBody::Reaction { kind } => kind,
                 };
-                assert!(text.starts_with(&format!("room{room_index}:")), "action from another room");
+                assert!(
+                    text.starts_with(&format!("room{room_index}:")),
+                    "action from another room"
+                );
             }
             Event::Gap {
                 missed_after,
@@ -483,7 +494,10 @@ impl Sim {
                 if let Some(&ts_ms) = room.action_ts_ms.get(&(missed_after + 1)) {
                     let too_old = ts_ms + RING_AGE_MS_MAX < self.now_ms;
                     let too_many = room.room.last_seq() - missed_after > RING_EVENTS_MAX as u64;
-                    assert!(too_old || too_many, "gap reported for actions still in the buffer");
+                    assert!(
+                        too_old || too_many,
+                        "gap reported for actions still in the buffer"
+                    );
                 }
                 view.cursor = resumed_from - 1;
             }
@@ -505,7 +519,8 @@ impl Sim {
                     client.likes_in_flight.remove(&id);
                 }
             }
-            Event::Online { .. } | Event::Pong { .. } | Event::GoAway { .. } | Event::RoomEnded => {}
+            Event::Online { .. } | Event::Pong { .. } | Event::GoAway { .. } | Event::RoomEnded => {
+            }
         }
     }
 
@@ -533,7 +548,12 @@ impl Sim {
                 }
                 let view = &client.view;
                 assert_eq!(view.epoch, Some(room.room.epoch()), "{} epoch", client.user);
-                assert_eq!(view.total_version, room.room.total_version(), "{} version", client.user);
+                assert_eq!(
+                    view.total_version,
+                    room.room.total_version(),
+                    "{} version",
+                    client.user
+                );
                 let parts: BTreeMap<String, (u64, String)> = room
                     .room
                     .part_versions()
@@ -542,9 +562,23 @@ impl Sim {
                         (name.to_owned(), (version, value.to_owned()))
                     })
                     .collect();
-                assert_eq!(view.parts, parts, "{} in room {index} holds stale parts", client.user);
-                assert_eq!(view.last_likes, room.room.likes_total(), "{} like total", client.user);
-                assert_eq!(view.cursor, room.room.last_seq(), "{} missed actions", client.user);
+                assert_eq!(
+                    view.parts, parts,
+                    "{} in room {index} holds stale parts",
+                    client.user
+                );
+                assert_eq!(
+                    view.last_likes,
+                    room.room.likes_total(),
+                    "{} like total",
+                    client.user
+                );
+                assert_eq!(
+                    view.cursor,
+                    room.room.last_seq(),
+                    "{} missed actions",
+                    client.user
+                );
             }
         }
     }
