@@ -9,7 +9,8 @@
 use crate::http::{error, json, ApiError};
 use ovation_auth::Verified;
 use ovation_proto::limits::{
-    CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, PULL_INTERVAL_MS,
+    CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
+    PULL_INTERVAL_MS,
 };
 use ovation_proto::{ActionBody, Role, SUBPROTOCOL};
 use ovation_room::{
@@ -78,6 +79,7 @@ struct Memory {
 #[durable_object]
 pub struct RoomObject {
     state: State,
+    env: Env,
     memory: RefCell<Memory>,
 }
 
@@ -247,6 +249,26 @@ impl RoomObject {
         Ok(())
     }
 
+    /// Random in the configured range (jitter spreads reconnects), or the
+    /// `OVATION_CONNECTION_LIFETIME_MS` override for tests and staging.
+    fn connection_lifetime_ms(&self) -> u64 {
+        let configured = self
+            .env
+            .var("OVATION_CONNECTION_LIFETIME_MS")
+            .ok()
+            .and_then(|v| v.to_string().parse::<u64>().ok());
+        match configured {
+            Some(ms) => ms.clamp(
+                CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
+                CONNECTION_LIFETIME_MS_MAX,
+            ),
+            None => {
+                let span_ms = CONNECTION_LIFETIME_MS_MAX - CONNECTION_LIFETIME_MS_MIN;
+                CONNECTION_LIFETIME_MS_MIN + (js_sys::Math::random() * span_ms as f64) as u64
+            }
+        }
+    }
+
     fn connection_of(ws: &WebSocket) -> Option<ConnectionId> {
         ws.deserialize_attachment::<Attachment>()
             .ok()
@@ -257,10 +279,7 @@ impl RoomObject {
     async fn accept(&self, identity: IdentityHeader) -> Result<Response> {
         let now = now_ms();
         let role = Role::parse(&identity.role).unwrap_or(Role::Viewer);
-        let lifetime_ms = CONNECTION_LIFETIME_MS_MIN
-            + (js_sys::Math::random()
-                * (CONNECTION_LIFETIME_MS_MAX - CONNECTION_LIFETIME_MS_MIN) as f64)
-                as u64;
+        let lifetime_ms = self.connection_lifetime_ms();
         let id = {
             let memory = self.memory.borrow();
             let mut id = random_u53();
@@ -535,13 +554,14 @@ fn action_json(action: &ovation_proto::Action) -> serde_json::Value {
 }
 
 impl DurableObject for RoomObject {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         // Heartbeats are answered by the runtime without waking the object.
         if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
             state.set_websocket_auto_response(&pair);
         }
         RoomObject {
             state,
+            env,
             memory: RefCell::new(Memory::default()),
         }
     }

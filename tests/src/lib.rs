@@ -43,6 +43,11 @@ pub struct Server {
 impl Server {
     /// Starts wrangler dev with local storage in `data_dir` and waits until it answers.
     pub fn start(data_dir: &Path) -> Server {
+        Server::start_with_vars(data_dir, &[])
+    }
+
+    /// Like `start`, overriding worker variables (`--var NAME:VALUE`).
+    pub fn start_with_vars(data_dir: &Path, vars: &[(&str, &str)]) -> Server {
         let root = root();
         assert!(
             root.join("edge-worker/build/index.js").exists(),
@@ -59,13 +64,18 @@ impl Server {
         // wrangler or workerd outlives the tests even if Drop never runs.
         let script = format!(
             "{wrangler} dev --ip 127.0.0.1 --port {port} --inspector-port {inspector} \
-             --persist-to {data} --show-interactive-dev-session=false & W=$!; \
+             --persist-to {data} --show-interactive-dev-session=false {vars} & W=$!; \
              while kill -0 {parent} 2>/dev/null && kill -0 $W 2>/dev/null; do sleep 1; done; \
              kill -TERM -$$ 2>/dev/null",
             wrangler = wrangler.display(),
             inspector = free_port(),
             data = data_dir.display(),
             parent = std::process::id(),
+            vars = vars
+                .iter()
+                .map(|(name, value)| format!("--var {name}:{value}"))
+                .collect::<Vec<_>>()
+                .join(" "),
         );
         let child = Command::new("sh")
             .args(["-c", &script])

@@ -808,3 +808,20 @@ fn openapi_document_is_served_and_matches_the_routes() {
     }
     assert_eq!(routes, documented);
 }
+
+#[test]
+fn connections_get_goaway_at_the_end_of_their_lifetime_then_close() {
+    let data = ovation_tests::scratch_dir("lifetime");
+    let server = Server::start_with_vars(&data, &[("OVATION_CONNECTION_LIFETIME_MS", "1500")]);
+    let room = create_room(&server, "weur");
+    let (mut socket, _) = connect(&server, &room, "mayfly");
+    let started = std::time::Instant::now();
+    socket
+        .wait_for(WAIT, |e| matches!(e, Event::GoAway { .. }))
+        .expect("GoAway at the end of the lifetime");
+    assert!(started.elapsed() >= Duration::from_millis(1000));
+    // A client that ignores GoAway is closed after the grace period, with a code that
+    // tells it to reconnect.
+    assert_eq!(expect_close(&mut socket), CloseCode::GoingAway.code());
+    assert!(CloseCode::GoingAway.should_reconnect());
+}

@@ -259,7 +259,7 @@ fn dev() -> Result {
         "\nOvation edge is up.\n\
          \n  API           {url}/v1/rooms\n  OpenAPI       {url}/v1/openapi.json\n  WebSocket     ws://127.0.0.1:8787/v1/rooms/<room>/ws?token=…\n  data          {}\n\
          \n  admin token   {admin}\n  viewer token  {viewer}\n\
-         \nTry it (second terminal):\n  export OVATION_URL={url} OVATION_TOKEN={admin}\n  cargo run -q -p ovation-cli -- room create weur-demo --host dev-admin --title Demo\n  cargo run -q -p ovation-cli -- watch weur-demo\n  cargo run -q -p ovation-cli -- say weur-demo 'hello'   (third terminal)\n",
+         \nTry it (two more terminals; the CLI mints dev tokens for --as USER):\n  cargo run -q -p ovation-cli -- --as boss room create weur-demo --host boss --title Demo\n  cargo run -q -p ovation-cli -- --as ana watch weur-demo\n  cargo run -q -p ovation-cli -- --as bob say weur-demo hello\n",
         data.display()
     );
     let status = child.wait().map_err(|e| e.to_string())?;

@@ -77,6 +77,8 @@ pub const TOKEN_LIFETIME_MS_MAX: u64 = 24 * 60 * 60 * 1000;
 /// A connection lives a random time in this range, then gets GoAway.
 pub const CONNECTION_LIFETIME_MS_MIN: u64 = 30 * 60 * 1000;
 pub const CONNECTION_LIFETIME_MS_MAX: u64 = 60 * 60 * 1000;
+/// Lowest lifetime the `OVATION_CONNECTION_LIFETIME_MS` override (tests, staging) may set.
+pub const CONNECTION_LIFETIME_OVERRIDE_MS_MIN: u64 = 1_000;
 /// After GoAway the server closes the socket this much later if the client has not.
 pub const GOAWAY_GRACE_MS: u64 = 5_000;
 /// A socket with no traffic and no heartbeat for this long is closed by the sweep.
