@@ -69,3 +69,17 @@ pub async fn json_body<T: DeserializeOwned>(req: &mut Request) -> std::result::R
 pub fn json(value: serde_json::Value, status: u16) -> Result<Response> {
     Ok(Response::from_json(&value)?.with_status(status))
 }
+
+/// The entries of the `Sec-WebSocket-Protocol` request header.
+pub fn offered_protocols(req: &Request) -> Vec<String> {
+    req.headers()
+        .get("sec-websocket-protocol")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

@@ -207,21 +207,11 @@ async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
             "this route upgrades to a WebSocket",
         ));
     }
-    let offered = req
-        .headers()
-        .get("sec-websocket-protocol")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let offered: Vec<&str> = offered
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
+    let offered = http::offered_protocols(&req);
     if offered
         .iter()
         .any(|p| !p.starts_with(PROTOCOL_TOKEN_PREFIX))
-        && !offered.contains(&SUBPROTOCOL)
+        && !offered.iter().any(|p| p == SUBPROTOCOL)
     {
         return Err(ApiError::new(
             400,
@@ -455,8 +445,8 @@ async fn broadcast(mut req: Request, env: &Env) -> std::result::Result<Response,
     admin_forward(
         req,
         env,
-        "admin/broadcast",
-        Some(json!({ "text": body.text })),
+        "admin",
+        Some(json!({ "command": "broadcast", "text": body.text })),
     )
     .await
 }
@@ -473,8 +463,9 @@ async fn direct(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
     admin_forward(
         req,
         env,
-        "admin/direct",
-        Some(json!({ "user": body.user, "payload": body.payload.to_string() })),
+        "admin",
+        Some(json!({ "command": "direct", "user": body.user,
+                     "payload": body.payload.to_string() })),
     )
     .await
 }
@@ -490,8 +481,8 @@ async fn put_part(mut req: Request, env: &Env) -> std::result::Result<Response, 
     admin_forward(
         req,
         env,
-        "admin/part",
-        Some(json!({ "name": name, "value": value.to_string() })),
+        "admin",
+        Some(json!({ "command": "set_part", "name": name, "value": value.to_string() })),
     )
     .await
 }

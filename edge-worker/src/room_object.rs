@@ -56,6 +56,15 @@ pub fn identity_header(v: &Verified) -> String {
     .expect("serializable")
 }
 
+/// Admin commands from the router to the room object (internal, JSON).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum AdminRequest {
+    Broadcast { text: String },
+    Direct { user: String, payload: String },
+    SetPart { name: String, value: String },
+}
+
 /// Stored on each hibernatable socket (kept well under the 2 KiB attachment limit).
 #[derive(Serialize, Deserialize)]
 struct Attachment {
@@ -414,13 +423,7 @@ impl RoomObject {
         };
         let resp = match (req.method(), path.as_str()) {
             (Method::Get, "/ws") => {
-                let offered = req
-                    .headers()
-                    .get("sec-websocket-protocol")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                let echo = offered.split(',').any(|p| p.trim() == SUBPROTOCOL);
+                let echo = crate::http::offered_protocols(&req).contains(&SUBPROTOCOL.to_owned());
                 let mut resp = self.accept(identity).await.map_err(internal)?;
                 if echo && resp.status_code() == 101 {
                     resp.headers_mut()
@@ -497,45 +500,22 @@ impl RoomObject {
                 json(serde_json::to_value(room.stats()).unwrap_or_default(), 200)
                     .map_err(internal)?
             }
-            (Method::Post, "/admin/broadcast") => {
-                #[derive(Deserialize)]
-                struct Body {
-                    text: String,
-                }
-                let body: Body = req.json().await.map_err(internal)?;
-                let r = self.admin(AdminCommand::Broadcast {
-                    from_user: identity.user,
-                    from_name: identity.name,
-                    text: body.text,
-                })?;
-                json(reply(r), 200).map_err(internal)?
-            }
-            (Method::Post, "/admin/direct") => {
-                #[derive(Deserialize)]
-                struct Body {
-                    user: String,
-                    payload: String,
-                }
-                let body: Body = req.json().await.map_err(internal)?;
-                let r = self.admin(AdminCommand::Direct {
-                    from_user: identity.user,
-                    to_user: body.user,
-                    payload: body.payload,
-                })?;
-                json(reply(r), 200).map_err(internal)?
-            }
-            (Method::Post, "/admin/part") => {
-                #[derive(Deserialize)]
-                struct Body {
-                    name: String,
-                    value: String,
-                }
-                let body: Body = req.json().await.map_err(internal)?;
-                let r = self.admin(AdminCommand::SetPart {
-                    name: body.name,
-                    value: body.value,
-                })?;
-                json(reply(r), 200).map_err(internal)?
+            (Method::Post, "/admin") => {
+                let request: AdminRequest = req.json().await.map_err(internal)?;
+                let command = match request {
+                    AdminRequest::Broadcast { text } => AdminCommand::Broadcast {
+                        from_user: identity.user,
+                        from_name: identity.name,
+                        text,
+                    },
+                    AdminRequest::Direct { user, payload } => AdminCommand::Direct {
+                        from_user: identity.user,
+                        to_user: user,
+                        payload,
+                    },
+                    AdminRequest::SetPart { name, value } => AdminCommand::SetPart { name, value },
+                };
+                json(reply(self.admin(command)?), 200).map_err(internal)?
             }
             _ => return Err(ApiError::new(404, "route_not_found", "no such route")),
         };
