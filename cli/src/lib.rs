@@ -141,16 +141,37 @@ impl Socket {
         Ok(socket)
     }
 
-    /// Opens the socket without sending anything.
+    /// Opens the socket without sending anything (token in `?token=`).
     pub fn open(base: &str, room: &str, token: &str) -> Result<Socket, SocketEnd> {
+        Socket::open_with(
+            base,
+            &format!("/v1/rooms/{room}/ws?token={token}"),
+            SUBPROTOCOL,
+        )
+    }
+
+    /// Opens the socket with the token in the subprotocol list (`token.<jwt>`), the way
+    /// browsers pass it (they cannot set headers).
+    pub fn open_with_protocol_token(
+        base: &str,
+        room: &str,
+        token: &str,
+    ) -> Result<Socket, SocketEnd> {
+        let protocols = format!("{SUBPROTOCOL}, token.{token}");
+        Socket::open_with(base, &format!("/v1/rooms/{room}/ws"), &protocols)
+    }
+
+    fn open_with(base: &str, path: &str, protocols: &str) -> Result<Socket, SocketEnd> {
         let ws_base = base.replacen("http://", "ws://", 1);
-        let url = format!("{ws_base}/v1/rooms/{room}/ws?token={token}");
+        let url = format!("{ws_base}{path}");
         let mut request = url
             .into_client_request()
             .map_err(|e| SocketEnd::Io(e.to_string()))?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
-            SUBPROTOCOL.parse().expect("valid header"),
+            protocols
+                .parse()
+                .map_err(|_| SocketEnd::Io("bad protocol header".into()))?,
         );
         let host = base
             .trim_start_matches("http://")

@@ -825,3 +825,22 @@ fn connections_get_goaway_at_the_end_of_their_lifetime_then_close() {
     assert_eq!(expect_close(&mut socket), CloseCode::GoingAway.code());
     assert!(CloseCode::GoingAway.should_reconnect());
 }
+
+#[test]
+fn the_token_may_come_in_the_subprotocol_list() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let token = token("viewer", "browser", &room);
+    let mut socket = Socket::open_with_protocol_token(&server.base, &room, &token)
+        .expect("accepted with the token in Sec-WebSocket-Protocol");
+    socket
+        .send(&ClientFrame::Hello(ovation_proto::Hello {
+            protocol_version: ovation_proto::PROTOCOL_VERSION,
+            resume: None,
+        }))
+        .unwrap();
+    let welcome = socket
+        .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+        .unwrap();
+    assert!(matches!(welcome, Event::Welcome(w) if w.user == "browser"));
+}

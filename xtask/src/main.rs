@@ -23,6 +23,9 @@ commands:
                  Cargo.lock version, worker-build, npm packages from package-lock.json)
 ";
 
+/// worker-build matching the `worker` crate version in Cargo.toml.
+const WORKER_BUILD_VERSION: &str = "0.8.7";
+
 type Result<T = ()> = std::result::Result<T, String>;
 
 fn main() -> ExitCode {
@@ -114,9 +117,10 @@ fn setup() -> Result {
         eprintln!("installing wasm-bindgen-cli {version} (a few minutes, once)");
         run(cargo().args(["install", "wasm-bindgen-cli", "--version", &version]))?;
     }
-    if output_of("worker-build", &["--version"]).is_none() {
+    let worker_build = output_of("worker-build", &["--version"]).unwrap_or_default();
+    if worker_build.trim() != WORKER_BUILD_VERSION {
         eprintln!("installing worker-build (a few minutes, once)");
-        run(cargo().args(["install", "worker-build", "--version", "0.8.7"]))?;
+        run(cargo().args(["install", "worker-build", "--version", WORKER_BUILD_VERSION]))?;
     }
     npm_install()?;
     eprintln!("setup: ok");
