@@ -155,6 +155,12 @@ fn check_amount(amount: u64) -> Result<(), LedgerError> {
     Ok(())
 }
 
+/// Validates the ids of a room to open.
+pub fn validate_room(room: &str, host: &str) -> Result<(), LedgerError> {
+    check_id("room", room, ROOM_ID_BYTES_MAX)?;
+    check_id("host", host, USER_ID_BYTES_MAX)
+}
+
 /// A deposit request: mint `amount` from the treasury to `user`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deposit {
@@ -393,8 +399,7 @@ impl MemoryLedger {
 
     /// Opens the room in every shard. Opening again with the same host is a no-op.
     pub fn open_room(&mut self, room: &str, host: &str) -> Result<(), LedgerError> {
-        check_id("room", room, ROOM_ID_BYTES_MAX)?;
-        check_id("host", host, USER_ID_BYTES_MAX)?;
+        validate_room(room, host)?;
         if let Some(existing) = self.shards[0].rooms.get(room) {
             return if existing.host == host {
                 Ok(())

@@ -1,0 +1,253 @@
+//! The same suite on both engines: SQLite files and the machine's PostgreSQL
+//! (127.0.0.1:5432, one database per shard, created by the test).
+
+use ovation_ledger::{Deposit, Gift, LedgerError, MemoryLedger, RoomStatus};
+use ovation_settlement::{SqlLedger, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+fn unique() -> String {
+    format!(
+        "{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn sqlite(shards: u16) -> SqlLedger {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/settlement-tests")
+        .join(unique());
+    std::fs::create_dir_all(&dir).unwrap();
+    let urls: Vec<String> = (0..shards)
+        .map(|k| format!("sqlite://{}/shard-{k}.db?mode=rwc", dir.display()))
+        .collect();
+    SqlLedger::connect(&urls).await.expect("sqlite shards")
+}
+
+const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+async fn postgres(shards: u16) -> SqlLedger {
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(POSTGRES_ADMIN)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (.ci/run starts it)");
+    // CREATE DATABASE copies template1, which refuses concurrent copies: one at a time.
+    static CREATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _creating = CREATING.lock().await;
+    drop_stale_test_databases(&admin).await;
+    let run = unique();
+    let mut urls = Vec::new();
+    for k in 0..shards {
+        let name = format!("ovation_test_{run}_{k}");
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        urls.push(format!("postgres://postgres@127.0.0.1:5432/{name}"));
+    }
+    SqlLedger::connect(&urls).await.expect("postgres shards")
+}
+
+/// Removes databases left by earlier test processes (this process's are in use).
+async fn drop_stale_test_databases(admin: &sqlx::AnyPool) {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let mine = format!("ovation_test_{}_", std::process::id());
+    let rows =
+        sqlx::query("SELECT datname::text FROM pg_database WHERE datname LIKE 'ovation_test_%'")
+            .fetch_all(admin)
+            .await
+            .unwrap();
+    for row in rows {
+        let name: String = sqlx::Row::get(&row, 0);
+        if !name.starts_with(&mine) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(admin)
+                .await;
+        }
+    }
+}
+
+/// splitmix64 for reproducible operation sequences.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+fn ledger_error(result: Result<u64, StoreError>) -> Result<u64, LedgerError> {
+    result.map_err(|e| match e {
+        StoreError::Ledger(e) => e,
+        other => panic!("engine failed: {other}"),
+    })
+}
+
+/// Random deposits, gifts (with retries and conflicting reuse of ids), openings and
+/// settlements that crash after a random number of steps and are re-run: the engine must
+/// answer exactly as the reference model does.
+async fn matches_the_reference_model(engine: SqlLedger, seed: u64) {
+    let mut model = MemoryLedger::new(engine.map());
+    let mut rng = Rng(seed);
+    for _ in 0..150 {
+        let user = format!("user-{}", rng.below(8));
+        let room = format!("weur-room-{}", rng.below(3));
+        match rng.below(12) {
+            0..=2 => {
+                let d = Deposit {
+                    id: format!("d{}", rng.below(30)),
+                    user: user.clone(),
+                    amount: 1 + rng.below(500),
+                };
+                assert_eq!(
+                    ledger_error(engine.deposit(&d).await),
+                    model.deposit(&d),
+                    "{d:?}"
+                );
+            }
+            3..=8 => {
+                let g = Gift {
+                    id: format!("g{}", rng.below(40)),
+                    room: room.clone(),
+                    from: user.clone(),
+                    amount: 1 + rng.below(150),
+                    sku: "rose".into(),
+                    qty: 1 + rng.below(2) as u32,
+                };
+                assert_eq!(ledger_error(engine.gift(&g).await), model.gift(&g), "{g:?}");
+            }
+            9..=10 => {
+                let host = format!("user-{}", rng.below(8));
+                let engine_result = engine.open_room(&room, &host).await.map_err(|e| match e {
+                    StoreError::Ledger(e) => e,
+                    other => panic!("{other}"),
+                });
+                assert_eq!(engine_result, model.open_room(&room, &host));
+            }
+            _ => {
+                let Some(summary) = model.room(&room) else {
+                    continue;
+                };
+                let plan = engine.plan(&room, &summary.host);
+                let crash_after = rng.below(plan.steps.len() as u64 + 1) as usize;
+                for step in plan.steps.iter().take(crash_after) {
+                    engine.apply_step(&plan, step).await.unwrap();
+                }
+                let settled = engine.settle(&room).await.unwrap();
+                let expected = model.settle(&room).unwrap();
+                assert_eq!(settled, expected);
+                assert_eq!(settled.status, RoomStatus::Settled);
+            }
+        }
+        for u in 0..8 {
+            let user = format!("user-{u}");
+            assert_eq!(
+                engine.balance(&user).await.unwrap(),
+                model.balance(&user),
+                "{user}"
+            );
+        }
+    }
+    let audit = engine.audit().await.unwrap();
+    assert!(audit.ok(), "{audit:?}");
+    assert_eq!(audit, model.audit());
+}
+
+/// Many concurrent gifts, each sent twice at once (a retry racing the original).
+async fn concurrent_gifts_with_duplicate_retries_count_once(engine: SqlLedger) {
+    let engine = Arc::new(engine);
+    engine.open_room("weur-busy", "star").await.unwrap();
+    let users = 40;
+    for u in 0..users {
+        let d = Deposit {
+            id: "seed".into(),
+            user: format!("fan-{u}"),
+            amount: 1_000,
+        };
+        engine.deposit(&d).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for u in 0..users {
+        for g in 0..5 {
+            for _copy in 0..2 {
+                let engine = engine.clone();
+                tasks.push(tokio::spawn(async move {
+                    let gift = Gift {
+                        id: format!("gift-{g}"),
+                        room: "weur-busy".into(),
+                        from: format!("fan-{u}"),
+                        amount: 10 + g,
+                        sku: "rose".into(),
+                        qty: 1,
+                    };
+                    engine.gift(&gift).await
+                }));
+            }
+        }
+    }
+    for task in tasks {
+        task.await.unwrap().expect("gift accepted");
+    }
+    let per_user: u64 = (0..5).map(|g| 10 + g).sum();
+    for u in 0..users {
+        assert_eq!(
+            engine.balance(&format!("fan-{u}")).await.unwrap(),
+            1_000 - per_user
+        );
+    }
+    let summary = engine.room("weur-busy").await.unwrap();
+    assert_eq!(summary.gifted, per_user * users);
+    let settled = engine.settle("weur-busy").await.unwrap();
+    assert_eq!(settled.settled, per_user * users);
+    assert_eq!(engine.balance("star").await.unwrap(), per_user * users);
+    let late = Gift {
+        id: "late".into(),
+        room: "weur-busy".into(),
+        from: "fan-0".into(),
+        amount: 1,
+        sku: "rose".into(),
+        qty: 1,
+    };
+    assert!(matches!(
+        engine.gift(&late).await,
+        Err(StoreError::Ledger(LedgerError::RoomNotOpen))
+    ));
+    assert!(engine.audit().await.unwrap().ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_matches_the_reference_model() {
+    for seed in 0..6 {
+        matches_the_reference_model(sqlite(1 + (seed % 4) as u16).await, seed).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_matches_the_reference_model() {
+    for seed in 0..6 {
+        matches_the_reference_model(postgres(1 + (seed % 4) as u16).await, seed).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_concurrent_gifts_with_duplicate_retries_count_once() {
+    concurrent_gifts_with_duplicate_retries_count_once(sqlite(4).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_gifts_with_duplicate_retries_count_once() {
+    concurrent_gifts_with_duplicate_retries_count_once(postgres(4).await).await;
+}
