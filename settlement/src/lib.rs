@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod http;
 pub mod store;
 
 pub use store::{SqlLedger, StoreError};

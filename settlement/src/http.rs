@@ -1,0 +1,327 @@
+//! The HTTP API (a contract): JSON in and out, errors `{code, message}` with a stable code,
+//! a bearer secret shared with the edge worker.
+
+use crate::store::{SqlLedger, StoreError};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ovation_ledger::{Deposit, Gift, LedgerError, RoomSummary};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Largest request body accepted.
+pub const BODY_BYTES_MAX: usize = 16 * 1024;
+
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: SqlLedger,
+    pub secret: Arc<String>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Prometheus counters: requests by route and status.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+}
+
+impl Metrics {
+    fn count(&self, route: &'static str, status: u16) {
+        let mut requests = self.requests.lock().expect("metrics lock");
+        *requests.entry((route, status)).or_default() += 1;
+    }
+
+    pub fn render(&self) -> String {
+        let requests = self.requests.lock().expect("metrics lock");
+        let mut text = String::from(
+            "# HELP ovation_settlement_requests_total HTTP requests by route and status.\n\
+             # TYPE ovation_settlement_requests_total counter\n",
+        );
+        for ((route, status), count) in requests.iter() {
+            text.push_str(&format!(
+                "ovation_settlement_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}\n"
+            ));
+        }
+        text
+    }
+}
+
+/// An API error: status, stable code, human message.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::from_u16(status).expect("valid status"),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Ledger(e) => ApiError::from(e),
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                ApiError::new(500, "internal", "internal error")
+            }
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> ApiError {
+        ApiError::new(e.status(), e.code(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_client_error() {
+            tracing::info!(code = self.code, message = %self.message, "refused");
+        }
+        (
+            self.status,
+            Json(json!({ "code": self.code, "message": self.message })),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    // Constant-time comparison: the secret must not leak through timing.
+    let expected = state.secret.as_bytes();
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            401,
+            "unauthorized",
+            "a valid `Authorization: Bearer <secret>` is required",
+        ))
+    }
+}
+
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    if body.len() > BODY_BYTES_MAX {
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            "request body exceeds 16 KiB",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::new(400, "invalid_json", e.to_string()))
+}
+
+fn account_json(state: &AppState, user: &str, balance: u64) -> Value {
+    json!({ "user": user, "shard": state.ledger.map().shard_of(user), "balance": balance })
+}
+
+fn room_json(summary: &RoomSummary) -> Value {
+    json!({ "room": summary.room, "host": summary.host, "status": summary.status.as_str(),
+            "gifted": summary.gifted, "settled": summary.settled })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DepositBody {
+    amount: u64,
+    id: String,
+}
+
+async fn deposit(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    authorize(&state, &headers)?;
+    let body: DepositBody = parse(&body)?;
+    let balance = state
+        .ledger
+        .deposit(&Deposit {
+            id: body.id,
+            user: user.clone(),
+            amount: body.amount,
+        })
+        .await?;
+    Ok(Json(account_json(&state, &user, balance)))
+}
+
+async fn account(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers)?;
+    let balance = state.ledger.balance(&user).await?;
+    Ok(Json(account_json(&state, &user, balance)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenBody {
+    host: String,
+}
+
+async fn open_room(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    authorize(&state, &headers)?;
+    let body: OpenBody = parse(&body)?;
+    state.ledger.open_room(&room, &body.host).await?;
+    Ok(Json(room_json(&state.ledger.room(&room).await?)))
+}
+
+async fn room(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers)?;
+    Ok(Json(room_json(&state.ledger.room(&room).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GiftBody {
+    id: String,
+    room: String,
+    from: String,
+    amount: u64,
+    sku: String,
+    qty: u32,
+}
+
+async fn gift(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    authorize(&state, &headers)?;
+    let body: GiftBody = parse(&body)?;
+    let gift = Gift {
+        id: body.id,
+        room: body.room,
+        from: body.from,
+        amount: body.amount,
+        sku: body.sku,
+        qty: body.qty,
+    };
+    let balance = state.ledger.gift(&gift).await?;
+    Ok(Json(
+        json!({ "id": gift.id, "from": gift.from, "balance": balance }),
+    ))
+}
+
+async fn settle(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult {
+    authorize(&state, &headers)?;
+    Ok(Json(room_json(&state.ledger.settle(&room).await?)))
+}
+
+async fn audit(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
+    authorize(&state, &headers)?;
+    let audit = state.ledger.audit().await?;
+    Ok(Json(json!({
+        "ok": audit.ok(),
+        "balances_sum_zero": { "ok": audit.balances_sum == 0, "sum": audit.balances_sum.to_string() },
+        "no_negative_users": { "ok": audit.negative_users == 0, "negative_users": audit.negative_users },
+        "settled_rooms_zero": { "ok": audit.settled_rooms_nonzero == 0, "nonzero": audit.settled_rooms_nonzero },
+        "hosts_paid_exactly": { "ok": audit.host_mismatches == 0, "mismatches": audit.host_mismatches },
+        "transfer_ids_once": { "ok": true, "why": "primary key (owner, id) in every shard" },
+    })))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(404, "route_not_found", "no such route")
+}
+
+/// Counts every response by its route template and status.
+async fn count(
+    State(state): State<AppState>,
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = match matched.as_ref().map(|m| m.as_str()) {
+        Some(path) => ROUTES
+            .iter()
+            .find(|r| **r == path)
+            .copied()
+            .unwrap_or("other"),
+        None => "unmatched",
+    };
+    let response = next.run(request).await;
+    state.metrics.count(route, response.status().as_u16());
+    response
+}
+
+/// Route templates, as registered (also what the OpenAPI document must list).
+pub const ROUTES: [&str; 9] = [
+    "/v1/accounts/{user}/deposit",
+    "/v1/accounts/{user}",
+    "/v1/rooms/{room}/open",
+    "/v1/rooms/{room}",
+    "/v1/gifts",
+    "/v1/rooms/{room}/settle",
+    "/v1/audit",
+    "/v1/openapi.json",
+    "/metrics",
+];
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(ROUTES[0], post(deposit))
+        .route(ROUTES[1], get(account))
+        .route(ROUTES[2], post(open_room))
+        .route(ROUTES[3], get(room))
+        .route(ROUTES[4], post(gift))
+        .route(ROUTES[5], post(settle))
+        .route(ROUTES[6], get(audit))
+        .route(ROUTES[7], get(openapi))
+        .route(ROUTES[8], get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state)
+}
