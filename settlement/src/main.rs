@@ -36,6 +36,14 @@ struct Args {
     /// Number of SQLite shards (1..=64). Never change it for existing data.
     #[arg(long, env = "OVATION_SETTLEMENT_SHARDS", default_value_t = 4)]
     shards: u16,
+    /// Fault injection for crash tests: pause after each settlement step (ms).
+    #[arg(
+        long,
+        env = "OVATION_SETTLEMENT_STEP_PAUSE_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    step_pause_ms: u64,
 }
 
 /// Shortest secret accepted.
@@ -79,7 +87,10 @@ async fn run(args: Args) -> Result<(), String> {
     } else {
         "postgres"
     };
-    let ledger = SqlLedger::connect(&urls).await.map_err(|e| e.to_string())?;
+    let ledger = SqlLedger::connect(&urls)
+        .await
+        .map_err(|e| e.to_string())?
+        .with_step_pause_ms(args.step_pause_ms);
     let state = AppState {
         ledger,
         secret: Arc::new(args.secret),

@@ -92,6 +92,7 @@ fn amount_u64(value: i64) -> u64 {
 pub struct SqlLedger {
     map: ShardMap,
     pools: Vec<AnyPool>,
+    step_pause_ms: u64,
 }
 
 impl SqlLedger {
@@ -125,7 +126,11 @@ impl SqlLedger {
             }
             pools.push(pool);
         }
-        Ok(SqlLedger { map, pools })
+        Ok(SqlLedger {
+            map,
+            pools,
+            step_pause_ms: 0,
+        })
     }
 
     pub fn map(&self) -> ShardMap {
@@ -507,8 +512,18 @@ impl SqlLedger {
         let plan = self.plan(room, &host);
         for step in &plan.steps {
             self.apply_step(&plan, step).await?;
+            if self.step_pause_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(self.step_pause_ms)).await;
+            }
         }
         self.room(room).await
+    }
+
+    /// Fault injection for crash tests: pause this long after each settlement step, so a
+    /// test can kill the process between any two steps.
+    pub fn with_step_pause_ms(mut self, pause_ms: u64) -> SqlLedger {
+        self.step_pause_ms = pause_ms;
+        self
     }
 
     pub async fn audit(&self) -> Result<Audit> {
