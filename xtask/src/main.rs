@@ -23,6 +23,9 @@ commands:
                  Cargo.lock version, worker-build, npm packages from package-lock.json)
 ";
 
+/// Bearer secret of the settlement service under `cargo xtask dev` (development only).
+const DEV_SETTLEMENT_SECRET: &str = "ovation-dev-settlement-secret";
+
 /// worker-build matching the `worker` crate version in Cargo.toml.
 const WORKER_BUILD_VERSION: &str = "0.8.7";
 
@@ -252,6 +255,15 @@ fn dev() -> Result {
     let data = root.join(".data/wrangler");
     fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
     let url = "http://127.0.0.1:8787";
+    step("starting the settlement service on SQLite (127.0.0.1:8788)");
+    run(cargo().args(["build", "-p", "ovation-settlement"]).current_dir(&root))?;
+    let settlement_data = root.join(".data/settlement");
+    let mut settlement = Command::new(root.join("target/debug/ovation-settlement"))
+        .args(["--listen", "127.0.0.1:8788", "--secret", DEV_SETTLEMENT_SECRET])
+        .arg("--data-dir")
+        .arg(&settlement_data)
+        .spawn()
+        .map_err(|e| format!("starting ovation-settlement: {e}"))?;
     step("starting wrangler dev (Ctrl-C stops it)");
     let mut child = wrangler_dev(8787, &data)
         .spawn()
@@ -261,13 +273,15 @@ fn dev() -> Result {
     let viewer = dev_token("viewer", "dev-viewer");
     println!(
         "\nOvation edge is up.\n\
-         \n  API           {url}/v1/rooms\n  OpenAPI       {url}/v1/openapi.json\n  WebSocket     ws://127.0.0.1:8787/v1/rooms/<room>/ws?token=…\n  data          {}\n\
+         \n  API           {url}/v1/rooms\n  OpenAPI       {url}/v1/openapi.json\n  WebSocket     ws://127.0.0.1:8787/v1/rooms/<room>/ws?token=…\n  data          {}\n  settlement    http://127.0.0.1:8788 (bearer {DEV_SETTLEMENT_SECRET}, SQLite in .data/settlement)\n\
          \n  admin token   {admin}\n  viewer token  {viewer}\n\
          \nTry it (two more terminals; the CLI mints dev tokens for --as USER):\n  cargo run -q -p ovation-cli -- --as boss room create weur-demo --host boss --title Demo\n  cargo run -q -p ovation-cli -- --as ana watch weur-demo\n  cargo run -q -p ovation-cli -- --as bob say weur-demo hello\n",
         data.display()
     );
     let status = child.wait().map_err(|e| e.to_string())?;
     eprintln!("wrangler exited: {status}");
+    let _ = settlement.kill();
+    let _ = settlement.wait();
     Ok(())
 }
 
