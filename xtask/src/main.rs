@@ -19,6 +19,8 @@ commands:
   test           fmt check, clippy (native and wasm32), unit and simulation tests,
                  then integration tests against the real worker under wrangler dev
   build-worker   build edge-worker/build with worker-build (skips when up to date)
+  bench ledger   gift ledger throughput and latency on SQLite and PostgreSQL, with
+                 pgbench (simple-update) on the same PostgreSQL as the reference
   setup          only install what is missing (wasm32 target, wasm-bindgen-cli at the
                  Cargo.lock version, worker-build, npm packages from package-lock.json)
 ";
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("build-worker") => build_worker(args.iter().any(|a| a == "--if-stale")),
         Some("setup") => setup(),
+        Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
             Ok(())
@@ -256,10 +259,17 @@ fn dev() -> Result {
     fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
     let url = "http://127.0.0.1:8787";
     step("starting the settlement service on SQLite (127.0.0.1:8788)");
-    run(cargo().args(["build", "-p", "ovation-settlement"]).current_dir(&root))?;
+    run(cargo()
+        .args(["build", "-p", "ovation-settlement"])
+        .current_dir(&root))?;
     let settlement_data = root.join(".data/settlement");
     let mut settlement = Command::new(root.join("target/debug/ovation-settlement"))
-        .args(["--listen", "127.0.0.1:8788", "--secret", DEV_SETTLEMENT_SECRET])
+        .args([
+            "--listen",
+            "127.0.0.1:8788",
+            "--secret",
+            DEV_SETTLEMENT_SECRET,
+        ])
         .arg("--data-dir")
         .arg(&settlement_data)
         .spawn()
@@ -309,6 +319,26 @@ fn wait_ready(url: &str, limit: Duration) -> Result {
     Err(format!(
         "the worker did not answer on {url} within {limit:?}"
     ))
+}
+
+fn bench(which: Option<&str>) -> Result {
+    match which {
+        Some("ledger") => {
+            step("ledger benchmark (release build)");
+            run(cargo()
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "ovation-settlement",
+                    "--bin",
+                    "ledger-bench",
+                ])
+                .current_dir(root()))
+        }
+        Some(other) => Err(format!("unknown benchmark `{other}` (known: ledger)")),
+        None => Err("name a benchmark: cargo xtask bench ledger".into()),
+    }
 }
 
 fn test() -> Result {

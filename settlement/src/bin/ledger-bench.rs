@@ -1,0 +1,219 @@
+//! `cargo xtask bench ledger`: one busy room, many senders over 4 shards; gifts/s and
+//! latency percentiles on each engine, with pgbench's built-in simple-update TPS on the
+//! same PostgreSQL printed beside it as the reference.
+
+use ovation_ledger::{Deposit, Gift};
+use ovation_settlement::SqlLedger;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SHARDS: u16 = 4;
+const SENDERS: u64 = 10_000;
+const GIFTS: u64 = 20_000;
+const CONCURRENCY: u64 = 64;
+const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+struct Figures {
+    gifts_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+async fn run(engine: &str, ledger: SqlLedger) -> Figures {
+    let ledger = Arc::new(ledger);
+    ledger.open_room("weur-bench", "star").await.expect("open");
+    eprintln!("[{engine}] depositing to {SENDERS} senders…");
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            for user in (worker..SENDERS).step_by(CONCURRENCY as usize) {
+                let deposit = Deposit {
+                    id: "seed".into(),
+                    user: format!("fan-{user}"),
+                    amount: 1_000_000,
+                };
+                ledger.deposit(&deposit).await.expect("deposit");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("deposit task");
+    }
+    eprintln!("[{engine}] {GIFTS} gifts, {CONCURRENCY} in flight…");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for n in (worker..GIFTS).step_by(CONCURRENCY as usize) {
+                let gift = Gift {
+                    id: format!("g{n}"),
+                    room: "weur-bench".into(),
+                    from: format!("fan-{}", n % SENDERS),
+                    amount: 1 + n % 50,
+                    sku: "rose".into(),
+                    qty: 1,
+                };
+                let at = Instant::now();
+                ledger.gift(&gift).await.expect("gift");
+                latencies.push(at.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("gift task"));
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let audit = ledger.audit().await.expect("audit");
+    assert!(
+        audit.ok(),
+        "ledger invariants broken by the benchmark: {audit:?}"
+    );
+    Figures {
+        gifts_per_s: GIFTS as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+    }
+}
+
+async fn postgres_databases(prefix: &str) -> Vec<String> {
+    let admin = sqlx::AnyPool::connect(POSTGRES_ADMIN)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    let mut urls = Vec::new();
+    for k in 0..SHARDS {
+        let name = format!("{prefix}_{k}");
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::query(&sql)
+                .execute(&admin)
+                .await
+                .expect("create database");
+        }
+        urls.push(format!("postgres://postgres@127.0.0.1:5432/{name}"));
+    }
+    urls
+}
+
+/// pgbench's simple-update script on its own database: the reference TPS.
+fn pgbench_tps() -> Option<f64> {
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAtc",
+                sql,
+            ])
+            .status()
+            .ok()
+    };
+    psql("DROP DATABASE IF EXISTS ovation_bench_pgbench WITH (FORCE)")?;
+    psql("CREATE DATABASE ovation_bench_pgbench")?;
+    let init = Command::new("pgbench")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-i",
+            "-q",
+            "-s",
+            "4",
+            "ovation_bench_pgbench",
+        ])
+        .output()
+        .ok()?;
+    if !init.status.success() {
+        return None;
+    }
+    let clients = CONCURRENCY.to_string();
+    let out = Command::new("pgbench")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-b",
+            "simple-update",
+            "-T",
+            "10",
+        ])
+        .args(["-c", &clients, "-j", "2", "ovation_bench_pgbench"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+#[tokio::main]
+async fn main() {
+    sqlx::any::install_default_drivers();
+    let dir = std::env::temp_dir().join(format!("ovation-ledger-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let sqlite_urls: Vec<String> = (0..SHARDS)
+        .map(|k| format!("sqlite://{}/shard-{k}.db?mode=rwc", dir.display()))
+        .collect();
+    let sqlite = run(
+        "sqlite",
+        SqlLedger::connect(&sqlite_urls).await.expect("sqlite"),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let pg_urls = postgres_databases("ovation_bench_ledger").await;
+    let postgres = run(
+        "postgres",
+        SqlLedger::connect(&pg_urls).await.expect("postgres"),
+    )
+    .await;
+    eprintln!("[pgbench] simple-update, {CONCURRENCY} clients, 10 s…");
+    let pgbench = pgbench_tps();
+
+    println!("\nledger benchmark: 1 room, {SENDERS} senders, {SHARDS} shards, {GIFTS} gifts, {CONCURRENCY} in flight");
+    println!(
+        "{:<28} {:>12} {:>10} {:>10}",
+        "engine", "gifts/s", "p50 ms", "p99 ms"
+    );
+    for (name, f) in [
+        ("sqlite (4 files)", &sqlite),
+        ("postgres (4 databases)", &postgres),
+    ] {
+        println!(
+            "{name:<28} {:>12.0} {:>10.2} {:>10.2}",
+            f.gifts_per_s, f.p50_ms, f.p99_ms
+        );
+    }
+    match pgbench {
+        Some(tps) => {
+            println!(
+                "{:<28} {:>12.0}   (transactions/s, same PostgreSQL)",
+                "pgbench simple-update", tps
+            );
+            println!(
+                "ratio ours/pgbench on PostgreSQL: {:.2}",
+                postgres.gifts_per_s / tps
+            );
+        }
+        None => println!("pgbench: not available (install postgresql-client)"),
+    }
+}
