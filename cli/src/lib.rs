@@ -360,6 +360,9 @@ pub fn describe(event: &Event) -> String {
             ActionBody::Comment { text } => format!("[{}] {}: {}", a.seq, a.name, text),
             ActionBody::Reaction { kind } => format!("[{}] {} reacted {}", a.seq, a.name, kind),
             ActionBody::System { text } => format!("[{}] ** {} **", a.seq, text),
+            ActionBody::Gift { sku, qty, amount } => {
+                format!("[{}] {} sent {qty} × {sku} ({amount})", a.seq, a.name)
+            }
         },
         Event::Gap {
             missed_after,
@@ -392,5 +395,6 @@ pub fn describe(event: &Event) -> String {
         } => format!("* pong {client_time_ms} {server_time_ms}"),
         Event::GoAway { .. } => "* server asks to reconnect".into(),
         Event::RoomEnded => "* the room has ended".into(),
+        Event::Balance { balance } => format!("* balance {balance}"),
     }
 }

@@ -12,9 +12,10 @@ use ovation_proto::limits::{
     CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
     PULL_INTERVAL_MS,
 };
-use ovation_proto::{ActionBody, Role, SUBPROTOCOL};
+use ovation_proto::{ActionBody, ErrorCode, Role, SUBPROTOCOL};
 use ovation_room::{
-    AdminCommand, AdminError, AdminReply, ConnectionId, Identity, Output, Room, RoomInfo, StorageOp,
+    AdminCommand, AdminError, AdminReply, ChargeOutcome, ChargeRequest, ConnectionId, Identity,
+    Output, Room, RoomInfo, StorageOp,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -70,6 +71,7 @@ pub enum AdminRequest {
 struct Attachment {
     /// Below 2^53 so it survives the trip through JavaScript numbers.
     id: u64,
+    tenant: String,
     user: String,
     name: String,
     role: String,
@@ -79,6 +81,8 @@ struct Attachment {
 #[derive(Default)]
 struct Memory {
     loaded: bool,
+    /// The tenant owning this room (from the router's identity header).
+    tenant: String,
     room: Option<Room>,
     sockets: HashMap<ConnectionId, WebSocket>,
     flushing: bool,
@@ -133,6 +137,7 @@ impl RoomObject {
                     continue;
                 };
                 let role = Role::parse(&att.role).unwrap_or(Role::Viewer);
+                memory.tenant = att.tenant;
                 let identity = Identity {
                     user: att.user,
                     name: att.name,
@@ -141,9 +146,28 @@ impl RoomObject {
                 room.reattach(att.id, identity, att.expires_at_ms, now);
                 memory.sockets.insert(att.id, ws);
             }
+            if let Err(e) = room.set_gift_catalog(self.gift_catalog()) {
+                log_json(json!({"level":"error","event":"bad_gift_catalog","detail": e}));
+            }
             memory.room = Some(room);
         }
         Ok(())
+    }
+
+    /// `OVATION_GIFT_CATALOG` (JSON sku → price), or a small default.
+    fn gift_catalog(&self) -> std::collections::BTreeMap<String, u64> {
+        self.env
+            .var("OVATION_GIFT_CATALOG")
+            .ok()
+            .and_then(|v| serde_json::from_str(&v.to_string()).ok())
+            .unwrap_or_else(|| {
+                [
+                    ("rose".into(), 1),
+                    ("heart".into(), 5),
+                    ("rocket".into(), 100),
+                ]
+                .into()
+            })
     }
 
     /// Drains the room's outputs: storage writes first (so frames leave only after the
@@ -152,6 +176,7 @@ impl RoomObject {
         let mut puts: Vec<(String, Vec<u8>)> = Vec::new();
         let mut deletes: Vec<String> = Vec::new();
         let mut wire = Vec::new();
+        let mut charges = Vec::new();
         {
             let mut memory = self.memory.borrow_mut();
             let Some(room) = memory.room.as_mut() else {
@@ -172,6 +197,7 @@ impl RoomObject {
                         "connection": record.connection, "user": record.user,
                         "detail": record.detail,
                     })),
+                    Output::Charge(charge) => charges.push(charge),
                     other => wire.push(other),
                 }
             }
@@ -187,23 +213,127 @@ impl RoomObject {
         if !deletes.is_empty() {
             storage.delete_multiple(deletes).await?;
         }
-        let mut memory = self.memory.borrow_mut();
-        for output in wire {
-            match output {
-                Output::Send { connection, frame } => {
-                    if let Some(ws) = memory.sockets.get(&connection) {
-                        let _ = ws.send_with_bytes(&frame);
+        {
+            let mut memory = self.memory.borrow_mut();
+            for output in wire {
+                match output {
+                    Output::Send { connection, frame } => {
+                        if let Some(ws) = memory.sockets.get(&connection) {
+                            let _ = ws.send_with_bytes(&frame);
+                        }
+                    }
+                    Output::Close { connection, code } => {
+                        if let Some(ws) = memory.sockets.remove(&connection) {
+                            let _ = ws.close(Some(code.code()), Some(code.reason()));
+                        }
+                    }
+                    Output::Store(_) | Output::Log(_) | Output::Charge(_) => {
+                        unreachable!("handled above")
                     }
                 }
-                Output::Close { connection, code } => {
-                    if let Some(ws) = memory.sockets.remove(&connection) {
-                        let _ = ws.close(Some(code.code()), Some(code.reason()));
-                    }
-                }
-                Output::Store(_) | Output::Log(_) => unreachable!("handled above"),
+            }
+        }
+        // Each charge is a fetch to the settlement service; other events interleave
+        // meanwhile. The answers produce more output, drained by the next pump.
+        for charge in charges {
+            let outcome = self.charge(&charge).await;
+            if let Some(room) = self.memory.borrow_mut().room.as_mut() {
+                room.charge_result(charge.request, outcome, now_ms());
             }
         }
         Ok(())
+    }
+
+    fn settlement(&self) -> Option<(String, String)> {
+        let url = self.env.var("OVATION_SETTLEMENT_URL").ok()?.to_string();
+        let secret = self
+            .env
+            .var("OVATION_SETTLEMENT_SECRET")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        (!url.is_empty()).then_some((url, secret))
+    }
+
+    /// The room's account at the settlement service: tenant, room and epoch (a reopened
+    /// room is a new account).
+    fn ledger_room(&self) -> Option<String> {
+        let memory = self.memory.borrow();
+        let room = memory.room.as_ref()?;
+        Some(format!(
+            "{}:{}:{}",
+            memory.tenant,
+            room.info().room_id,
+            room.epoch()
+        ))
+    }
+
+    async fn settlement_call(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> std::result::Result<(u16, serde_json::Value), String> {
+        let (url, secret) = self
+            .settlement()
+            .ok_or_else(|| "gifts are not configured".to_owned())?;
+        let headers = Headers::new();
+        let _ = headers.set("content-type", "application/json");
+        let _ = headers.set("authorization", &format!("Bearer {secret}"));
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(body.to_string().into()));
+        let request =
+            Request::new_with_init(&format!("{url}{path}"), &init).map_err(|e| e.to_string())?;
+        let mut response = Fetch::Request(request)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status_code();
+        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        Ok((status, body))
+    }
+
+    async fn charge(&self, charge: &ChargeRequest) -> ChargeOutcome {
+        let Some(room) = self.ledger_room() else {
+            return ChargeOutcome::Refused {
+                code: ErrorCode::RoomEnded,
+                message: "no room".into(),
+            };
+        };
+        let tenant = self.memory.borrow().tenant.clone();
+        let body = json!({ "id": charge.gift_id, "room": room, "from": format!("{tenant}:{}", charge.user),
+                           "amount": charge.amount, "sku": charge.sku, "qty": charge.qty });
+        let refused = |code, message: String| ChargeOutcome::Refused { code, message };
+        match self.settlement_call("/v1/gifts", body).await {
+            Ok((200, body)) => ChargeOutcome::Charged {
+                balance: body["balance"].as_u64().unwrap_or(0),
+                replayed: body["replayed"].as_bool().unwrap_or(false),
+            },
+            Ok((status, body)) => {
+                let message = body["message"].as_str().unwrap_or_default().to_owned();
+                match (status, body["code"].as_str().unwrap_or_default()) {
+                    (402, _) => refused(ErrorCode::InsufficientFunds, message),
+                    (409, "room_not_open") | (404, _) => refused(ErrorCode::RoomEnded, message),
+                    (409, "id_conflict") | (400, _) => refused(ErrorCode::Invalid, message),
+                    _ => {
+                        log_json(
+                            json!({"level":"error","event":"settlement_error","status":status,"body":body}),
+                        );
+                        refused(
+                            ErrorCode::Unavailable,
+                            "gifts are unavailable; retry".into(),
+                        )
+                    }
+                }
+            }
+            Err(cause) => {
+                log_json(json!({"level":"error","event":"settlement_unreachable","cause":cause}));
+                refused(
+                    ErrorCode::Unavailable,
+                    "gifts are unavailable; retry".into(),
+                )
+            }
+        }
     }
 
     /// Flushes ticks while output is pending (other events interleave during the wait),
@@ -326,6 +456,7 @@ impl RoomObject {
         self.state.accept_web_socket(&pair.server);
         pair.server.serialize_attachment(Attachment {
             id,
+            tenant: identity.tenant.clone(),
             user: identity.user,
             name: identity.name,
             role: identity.role,
@@ -352,9 +483,32 @@ impl RoomObject {
             ));
         }
         // An ended room may be opened again: a new epoch tells clients to drop old state.
-        self.state.storage().delete_all().await?;
         let epoch = random_u53();
-        let room = Room::create(info, epoch, now_ms());
+        if self.settlement().is_some() {
+            let tenant = self.memory.borrow().tenant.clone();
+            let ledger_room = format!("{tenant}:{}:{epoch}", info.room_id);
+            let host = json!({ "host": format!("{tenant}:{}", info.host_user) });
+            match self
+                .settlement_call(&format!("/v1/rooms/{ledger_room}/open"), host)
+                .await
+            {
+                Ok((200, _)) => {}
+                other => {
+                    log_json(json!({"level":"error","event":"settlement_open_failed",
+                                    "detail": format!("{other:?}")}));
+                    return error(ApiError::new(
+                        502,
+                        "settlement_unavailable",
+                        "the settlement service did not open the room's accounts",
+                    ));
+                }
+            }
+        }
+        self.state.storage().delete_all().await?;
+        let mut room = Room::create(info, epoch, now_ms());
+        if let Err(e) = room.set_gift_catalog(self.gift_catalog()) {
+            log_json(json!({"level":"error","event":"bad_gift_catalog","detail": e}));
+        }
         let room_id = room.info().room_id.clone();
         {
             let mut memory = self.memory.borrow_mut();
@@ -408,6 +562,9 @@ impl RoomObject {
             .flatten()
             .and_then(|h| serde_json::from_str(&h).ok())
             .ok_or_else(|| ApiError::internal("room object called without identity"))?;
+        if !identity.tenant.is_empty() {
+            self.memory.borrow_mut().tenant = identity.tenant.clone();
+        }
         let url = req.url().map_err(internal)?;
         let query = |name: &str| {
             url.query_pairs()
@@ -437,8 +594,22 @@ impl RoomObject {
                 self.create(info).await.map_err(internal)?
             }
             (Method::Post, "/end") => {
+                let ledger_room = self.ledger_room();
                 let r = self.admin(AdminCommand::End)?;
-                json(reply(r), 200).map_err(internal)?
+                let mut body = reply(r);
+                // Ending a room settles its gifts (idempotent; re-run by ending again).
+                if let (Some(ledger_room), Some(_)) = (ledger_room, self.settlement()) {
+                    let path = format!("/v1/rooms/{ledger_room}/settle");
+                    body["settlement"] = match self.settlement_call(&path, json!({})).await {
+                        Ok((200, summary)) => summary,
+                        other => {
+                            log_json(json!({"level":"error","event":"settle_failed",
+                                            "detail": format!("{other:?}")}));
+                            json!({ "status": "pending" })
+                        }
+                    };
+                }
+                json(body, 200).map_err(internal)?
             }
             (Method::Get, "/state") => json(self.state_json()?, 200).map_err(internal)?,
             (Method::Get, "/part") => {
@@ -528,6 +699,11 @@ fn action_json(action: &ovation_proto::Action) -> serde_json::Value {
         ActionBody::Comment { text } => ("comment", text),
         ActionBody::Reaction { kind } => ("reaction", kind),
         ActionBody::System { text } => ("system", text),
+        ActionBody::Gift { sku, qty, amount } => {
+            return json!({ "seq": action.seq, "ts_ms": action.ts_ms, "user": action.user,
+                           "name": action.name, "kind": "gift", "sku": sku, "qty": qty,
+                           "amount": amount });
+        }
     };
     json!({ "seq": action.seq, "ts_ms": action.ts_ms, "user": action.user,
             "name": action.name, "kind": kind, "text": text })

@@ -234,9 +234,10 @@ async fn gift(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
         sku: body.sku,
         qty: body.qty,
     };
-    let balance = state.ledger.gift(&gift).await?;
+    let receipt = state.ledger.gift(&gift).await?;
     Ok(Json(
-        json!({ "id": gift.id, "from": gift.from, "balance": balance }),
+        json!({ "id": gift.id, "from": gift.from, "balance": receipt.balance,
+                    "replayed": receipt.replayed }),
     ))
 }
 

@@ -8,8 +8,8 @@
 //! which waits for gifts in flight and refuses later ones.
 
 use ovation_ledger::{
-    plan_settlement, Audit, Deposit, Gift, LedgerError, RoomStatus, RoomSummary, SettlementPlan,
-    SettlementStep, ShardMap,
+    plan_settlement, Audit, Deposit, Gift, GiftReceipt, LedgerError, RoomStatus, RoomSummary,
+    SettlementPlan, SettlementStep, ShardMap,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -261,7 +261,7 @@ impl SqlLedger {
     }
 
     /// One local transaction in the sender's shard.
-    pub async fn gift(&self, gift: &Gift) -> Result<u64> {
+    pub async fn gift(&self, gift: &Gift) -> Result<GiftReceipt> {
         gift.validate()?;
         let pool = self.pool_of(&gift.from);
         let fingerprint = gift.fingerprint();
@@ -269,7 +269,7 @@ impl SqlLedger {
             .replay(pool, &gift.from, &gift.id, &fingerprint)
             .await?
         {
-            return Ok(balance);
+            return Ok(GiftReceipt::replayed(balance));
         }
         let amount = amount_i64(gift.amount);
         let mut tx = pool.begin().await?;
@@ -311,6 +311,7 @@ impl SqlLedger {
             return self
                 .replay(pool, &gift.from, &gift.id, &fingerprint)
                 .await?
+                .map(GiftReceipt::replayed)
                 .ok_or_else(|| StoreError::Database("transfer vanished".into()));
         }
         // Last, so the stripe row is held for the shortest time.
@@ -332,7 +333,10 @@ impl SqlLedger {
             });
         }
         tx.commit().await?;
-        Ok(amount_u64(balance))
+        Ok(GiftReceipt {
+            balance: amount_u64(balance),
+            replayed: false,
+        })
     }
 
     async fn room_status_in(&self, pool: &AnyPool, room: &str) -> Result<RoomStatus> {

@@ -24,8 +24,10 @@ use std::fmt;
 /// Limits (bad input beyond them is refused with `LedgerError::Invalid`).
 pub const SHARDS_MAX: u16 = 64;
 pub const TRANSFER_ID_BYTES_MAX: usize = 64;
-pub const USER_ID_BYTES_MAX: usize = 128;
-pub const ROOM_ID_BYTES_MAX: usize = 64;
+/// User ids arrive tenant-scoped from the edge (`tenant:user`).
+pub const USER_ID_BYTES_MAX: usize = 200;
+/// Room ids arrive as `tenant:room:epoch` from the edge.
+pub const ROOM_ID_BYTES_MAX: usize = 160;
 pub const SKU_BYTES_MAX: usize = 64;
 /// Largest single deposit or gift, in minor units.
 pub const AMOUNT_MAX: u64 = 1_000_000_000_000;
@@ -211,6 +213,24 @@ impl Gift {
             "gift\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
             self.room, self.from, self.amount, self.sku, self.qty
         )
+    }
+}
+
+/// The answer to a gift: the sender's balance after it, and whether this request was a
+/// retry of one already applied (then nothing changed now, and it must not be announced
+/// again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GiftReceipt {
+    pub balance: u64,
+    pub replayed: bool,
+}
+
+impl GiftReceipt {
+    pub fn replayed(balance: u64) -> GiftReceipt {
+        GiftReceipt {
+            balance,
+            replayed: true,
+        }
     }
 }
 
@@ -422,12 +442,12 @@ impl MemoryLedger {
 
     /// One local transaction in the sender's shard. Returns the sender's new balance
     /// (the original one when the same request is retried).
-    pub fn gift(&mut self, gift: &Gift) -> Result<u64, LedgerError> {
+    pub fn gift(&mut self, gift: &Gift) -> Result<GiftReceipt, LedgerError> {
         gift.validate()?;
         let shard = &mut self.shards[usize::from(self.map.shard_of(&gift.from))];
         let key = (gift.from.clone(), gift.id.clone());
         if let Some(record) = shard.transfers.get(&key) {
-            return replay(record, &gift.fingerprint());
+            return replay(record, &gift.fingerprint()).map(GiftReceipt::replayed);
         }
         let room = shard
             .rooms
@@ -457,7 +477,10 @@ impl MemoryLedger {
                 balance_after,
             },
         );
-        Ok(balance_after)
+        Ok(GiftReceipt {
+            balance: balance_after,
+            replayed: false,
+        })
     }
 
     pub fn room(&self, room: &str) -> Option<RoomSummary> {
@@ -647,11 +670,13 @@ mod tests {
         let mut ledger = MemoryLedger::new(ShardMap::new(4).unwrap());
         deposit(&mut ledger, "ana", 100);
         ledger.open_room("weur-r", "host").unwrap();
-        assert_eq!(ledger.gift(&gift("g1", "ana", 30)), Ok(70));
+        let first = ledger.gift(&gift("g1", "ana", 30));
+        assert_eq!(first.map(|r| (r.balance, r.replayed)), Ok((70, false)));
+        let retry = ledger.gift(&gift("g1", "ana", 30));
         assert_eq!(
-            ledger.gift(&gift("g1", "ana", 30)),
-            Ok(70),
-            "retry returns the original"
+            retry.map(|r| (r.balance, r.replayed)),
+            Ok((70, true)),
+            "a retry returns the original answer, marked replayed"
         );
         assert_eq!(ledger.balance("ana"), 70);
         assert_eq!(

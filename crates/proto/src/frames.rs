@@ -98,6 +98,14 @@ pub enum ClientFrame {
     Ping {
         client_time_ms: u64,
     },
+    /// Send a gift from the room's catalog. `gift_id` is the idempotency key: a retry
+    /// with the same id is charged once.
+    Gift {
+        client_id: u64,
+        gift_id: String,
+        sku: String,
+        qty: u32,
+    },
 }
 
 impl ClientFrame {
@@ -107,7 +115,8 @@ impl ClientFrame {
             | ClientFrame::Like { client_id, .. }
             | ClientFrame::Reaction { client_id, .. }
             | ClientFrame::Direct { client_id, .. }
-            | ClientFrame::SetPart { client_id, .. } => Some(*client_id),
+            | ClientFrame::SetPart { client_id, .. }
+            | ClientFrame::Gift { client_id, .. } => Some(*client_id),
             ClientFrame::Hello(_) | ClientFrame::Ping { .. } => None,
         }
     }
@@ -142,6 +151,12 @@ pub enum ActionBody {
     System {
         text: String,
     },
+    /// A gift, charged by the settlement service before it is announced.
+    Gift {
+        sku: String,
+        qty: u32,
+        amount: u64,
+    },
 }
 
 /// An ephemeral action with its room sequence number.
@@ -166,6 +181,9 @@ pub enum ErrorCode {
     NotFound,
     RoomEnded,
     TooMany,
+    InsufficientFunds,
+    /// A service the room depends on (settlement) failed; retry later with the same id.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -178,6 +196,8 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::RoomEnded => "room_ended",
             ErrorCode::TooMany => "too_many",
+            ErrorCode::InsufficientFunds => "insufficient_funds",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
@@ -238,6 +258,10 @@ pub enum Event {
         reconnect_delay_ms: u32,
     },
     RoomEnded,
+    /// The sender's balance after a gift (to the sender only).
+    Balance {
+        balance: u64,
+    },
 }
 
 /// Frames a server sends. Append-only.
@@ -335,6 +359,10 @@ impl ClientFrame {
             ClientFrame::SetPart { name, value, .. } => {
                 check_len("name", name, PART_NAME_BYTES_MAX)?;
                 check_len("value", value, PART_VALUE_BYTES_MAX)
+            }
+            ClientFrame::Gift { gift_id, sku, .. } => {
+                check_len("gift_id", gift_id, GIFT_ID_BYTES_MAX)?;
+                check_len("sku", sku, GIFT_SKU_BYTES_MAX)
             }
         }
     }

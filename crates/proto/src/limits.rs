@@ -97,3 +97,20 @@ pub const PULL_EVENTS_MAX: usize = 256;
 pub const PULL_INTERVAL_MS: u32 = 1_000;
 /// Largest expected audience accepted when a room is created.
 pub const EXPECTED_AUDIENCE_MAX: u64 = 10_000_000;
+/// A gift's idempotency key, bytes.
+pub const GIFT_ID_BYTES_MAX: usize = 48;
+/// A gift catalog entry's name, bytes.
+pub const GIFT_SKU_BYTES_MAX: usize = 32;
+/// Gifts of one kind in one frame.
+pub const GIFT_QTY_MAX: u32 = 99;
+/// Gifts waiting for the settlement service per room; more are refused (`rate_limited`).
+pub const GIFTS_PENDING_MAX: usize = 512;
+/// Gifts per user per second (sustained, burst).
+pub const GIFT_RATE_PER_S: u32 = 5;
+pub const GIFT_BURST: u32 = 10;
+/// Entries of the `leaderboard` part (top gifters).
+pub const LEADERBOARD_ENTRIES_MAX: usize = 10;
+/// Gifters whose totals a room remembers.
+pub const GIFTERS_MAX: usize = 100_000;
+/// Entries of a gift catalog.
+pub const GIFT_CATALOG_ENTRIES_MAX: usize = 256;

@@ -14,6 +14,7 @@ fn client_fixture_name(frame: &ClientFrame) -> &'static str {
         ClientFrame::Direct { .. } => "client_direct",
         ClientFrame::SetPart { .. } => "client_set_part",
         ClientFrame::Ping { .. } => "client_ping",
+        ClientFrame::Gift { .. } => "client_gift",
     }
 }
 
@@ -32,6 +33,7 @@ fn event_fixture_name(event: &Event) -> &'static str {
         Event::Pong { .. } => "event_pong",
         Event::GoAway { .. } => "event_go_away",
         Event::RoomEnded => "event_room_ended",
+        Event::Balance { .. } => "event_balance",
     }
 }
 
@@ -72,6 +74,12 @@ fn sample_client_frames() -> Vec<ClientFrame> {
         },
         ClientFrame::Ping {
             client_time_ms: 1_700_000_000_123,
+        },
+        ClientFrame::Gift {
+            client_id: 6,
+            gift_id: "g-7f3a".into(),
+            sku: "rose".into(),
+            qty: 3,
         },
     ]
 }
@@ -134,6 +142,7 @@ fn sample_events() -> Vec<Event> {
             reconnect_delay_ms: 250,
         },
         Event::RoomEnded,
+        Event::Balance { balance: 970 },
     ]
 }
 
@@ -273,7 +282,7 @@ proptest! {
 
     #[test]
     fn decoding_mutated_frames_never_panics(
-        index in 0usize..7,
+        index in 0usize..8,
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
     ) {
         let mut bytes = sample_client_frames()[index].encode();

@@ -29,7 +29,7 @@ pub use store::{RestoreError, StorageOp, META_KEY};
 pub type ConnectionId = u64;
 
 /// Parts the room itself owns; the admin API and hosts cannot overwrite them.
-pub const RESERVED_PARTS: [&str; 1] = ["room"];
+pub const RESERVED_PARTS: [&str; 2] = ["room", "leaderboard"];
 
 /// Actions the room accepts per tick; above it senders get `rate_limited` ("room busy").
 /// Bounds one tick's fan-out work (the big-rooms design samples instead).
@@ -84,6 +84,80 @@ pub enum Output {
     Store(StorageOp),
     /// A refusal or abnormal close, for one structured log line.
     Log(LogRecord),
+    /// Charge a gift at the settlement service, then call [`Room::charge_result`].
+    Charge(ChargeRequest),
+}
+
+/// A gift to charge: the sender pays `amount` for `qty` of `sku`; `gift_id` is the
+/// client's idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargeRequest {
+    pub request: u64,
+    pub gift_id: String,
+    pub user: String,
+    pub sku: String,
+    pub qty: u32,
+    pub amount: u64,
+}
+
+/// What the settlement service answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    /// `replayed`: this gift id was charged before; it is not announced again.
+    Charged {
+        balance: u64,
+        replayed: bool,
+    },
+    Refused {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// What the room knows of one gifter: the leaderboard total, and the gift ids announced
+/// last (so a retried or recovered gift is never announced twice).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Gifter {
+    pub name: String,
+    pub total: u64,
+    pub recent_gift_ids: VecDeque<String>,
+}
+
+/// Gift ids remembered per gifter: a retry of an older gift after a crash could be
+/// announced twice (the charge itself is still made once).
+pub const GIFT_IDS_REMEMBERED_PER_USER: usize = 64;
+
+/// A gift waiting for its charge. Stored (`pending/<request>`) before the charge is
+/// asked for, so a room restarted from storage asks again and still announces a gift
+/// the settlement service charged before the crash.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PendingGift {
+    pub connection: ConnectionId,
+    pub client_id: u64,
+    pub name: String,
+    pub request: u64,
+    pub gift_id: String,
+    pub user: String,
+    pub sku: String,
+    pub qty: u32,
+    pub amount: u64,
+    /// Restored from storage: a `replayed` answer means charged before the crash, and it
+    /// was never announced.
+    #[serde(skip)]
+    pub recovered: bool,
+}
+
+impl PendingGift {
+    pub(crate) fn charge_request(&self) -> ChargeRequest {
+        ChargeRequest {
+            request: self.request,
+            gift_id: self.gift_id.clone(),
+            user: self.user.clone(),
+            sku: self.sku.clone(),
+            qty: self.qty,
+            amount: self.amount,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,6 +292,7 @@ struct UserBuckets {
     likes: TokenBucket,
     reactions: TokenBucket,
     directs: TokenBucket,
+    gifts: TokenBucket,
     used_ms: u64,
 }
 
@@ -228,6 +303,7 @@ impl UserBuckets {
             likes: TokenBucket::new_full(LIKES_RATE_PER_S, LIKES_BURST, now_ms),
             reactions: TokenBucket::new_full(REACTION_RATE_PER_S, REACTION_BURST, now_ms),
             directs: TokenBucket::new_full(DIRECT_RATE_PER_S, DIRECT_BURST, now_ms),
+            gifts: TokenBucket::new_full(GIFT_RATE_PER_S, GIFT_BURST, now_ms),
             used_ms: now_ms,
         }
     }
@@ -257,6 +333,13 @@ pub struct Room {
     actions_this_tick: usize,
     outputs: VecDeque<Output>,
     stats: RoomStats,
+
+    /// sku → price in minor units (given by the host; not stored).
+    gift_catalog: BTreeMap<String, u64>,
+    pub(crate) gifts_pending: BTreeMap<u64, PendingGift>,
+    pub(crate) next_charge_request: u64,
+    /// user → totals and recently announced gift ids, stored as `gifter/<user>`.
+    pub(crate) gifters: BTreeMap<String, Gifter>,
 }
 
 impl Room {
@@ -292,6 +375,10 @@ impl Room {
             actions_this_tick: 0,
             outputs: VecDeque::new(),
             stats: RoomStats::default(),
+            gift_catalog: BTreeMap::new(),
+            gifts_pending: BTreeMap::new(),
+            next_charge_request: 1,
+            gifters: BTreeMap::new(),
         }
     }
 
@@ -634,6 +721,16 @@ impl Room {
                 self.user_action(&identity, ActionBody::Reaction { kind }, now_ms)
             }
             ClientFrame::Like { count, .. } => self.on_like(&identity, count, now_ms),
+            ClientFrame::Gift {
+                client_id,
+                gift_id,
+                sku,
+                qty,
+            } => match self.on_gift(connection, &identity, client_id, gift_id, sku, qty, now_ms) {
+                // Answered when the charge comes back.
+                Ok(()) => return,
+                Err(refusal) => Err(refusal),
+            },
             ClientFrame::Direct {
                 to_user, payload, ..
             } => self.on_direct(&identity, to_user, payload, now_ms),
@@ -735,6 +832,7 @@ impl Room {
         let text = match &body {
             ActionBody::Comment { text } | ActionBody::System { text } => text,
             ActionBody::Reaction { kind } => kind,
+            ActionBody::Gift { .. } => unreachable!("gifts are charged, not posted"),
         };
         if text.trim().is_empty() {
             return Err((ErrorCode::Invalid, "empty".into(), 0));
@@ -841,6 +939,198 @@ impl Room {
         self.send_direct(&identity.user, &to_user, payload, now_ms)
             .map_err(|e| (admin_error_code(&e), e.message(), 0))?;
         Ok(None)
+    }
+
+    /// Sets the gift catalog (sku → price). The host gives it on every wake.
+    pub fn set_gift_catalog(&mut self, catalog: BTreeMap<String, u64>) -> Result<(), String> {
+        if catalog.len() > GIFT_CATALOG_ENTRIES_MAX {
+            return Err(format!(
+                "a catalog has at most {GIFT_CATALOG_ENTRIES_MAX} entries"
+            ));
+        }
+        if let Some((sku, _)) = catalog
+            .iter()
+            .find(|(sku, price)| sku.is_empty() || sku.len() > GIFT_SKU_BYTES_MAX || **price == 0)
+        {
+            return Err(format!(
+                "catalog entry `{sku}` needs a name of 1..=32 bytes and a price"
+            ));
+        }
+        self.gift_catalog = catalog;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_gift(
+        &mut self,
+        connection: ConnectionId,
+        identity: &Identity,
+        client_id: u64,
+        gift_id: String,
+        sku: String,
+        qty: u32,
+        now_ms: u64,
+    ) -> Result<(), (ErrorCode, String, u32)> {
+        if self.status == RoomStatus::Ended {
+            return Err((ErrorCode::RoomEnded, "the room has ended".into(), 0));
+        }
+        if gift_id.is_empty() || qty == 0 || qty > GIFT_QTY_MAX {
+            return Err((
+                ErrorCode::Invalid,
+                format!("a gift needs an id and a quantity of 1..={GIFT_QTY_MAX}"),
+                0,
+            ));
+        }
+        let price = *self.gift_catalog.get(&sku).ok_or_else(|| {
+            (
+                ErrorCode::NotFound,
+                format!("no gift `{sku}` in the catalog"),
+                0,
+            )
+        })?;
+        if self.gifts_pending.len() >= GIFTS_PENDING_MAX {
+            return Err((
+                ErrorCode::RateLimited,
+                "too many gifts in flight".into(),
+                1000,
+            ));
+        }
+        self.buckets(&identity.user, now_ms)
+            .gifts
+            .take(1, now_ms)
+            .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+        let request = self.next_charge_request;
+        self.next_charge_request += 1;
+        let pending = PendingGift {
+            connection,
+            client_id,
+            name: identity.name.clone(),
+            request,
+            gift_id,
+            user: identity.user.clone(),
+            sku,
+            qty,
+            amount: price * u64::from(qty),
+            recovered: false,
+        };
+        self.outputs
+            .push_back(Output::Store(StorageOp::put_pending_gift(&pending)));
+        self.outputs
+            .push_back(Output::Charge(pending.charge_request()));
+        self.gifts_pending.insert(request, pending);
+        Ok(())
+    }
+
+    /// The settlement service's answer to [`Output::Charge`].
+    pub fn charge_result(&mut self, request: u64, outcome: ChargeOutcome, now_ms: u64) {
+        let pending = self
+            .gifts_pending
+            .remove(&request)
+            .expect("every charge result answers a pending request");
+        self.outputs
+            .push_back(Output::Store(StorageOp::delete_pending_gift(request)));
+        let connected = self.connections.contains_key(&pending.connection);
+        match outcome {
+            ChargeOutcome::Charged { balance, replayed } => {
+                let mut seq = None;
+                // A replayed answer to a recovered request is a charge made before the
+                // crash; it is announced unless this gift id already was.
+                let fresh = !replayed || pending.recovered;
+                if fresh
+                    && !self.announced(&pending.user, &pending.gift_id)
+                    && self.status == RoomStatus::Live
+                {
+                    let body = ActionBody::Gift {
+                        sku: pending.sku.clone(),
+                        qty: pending.qty,
+                        amount: pending.amount,
+                    };
+                    seq = Some(self.push_action(&pending.user, &pending.name, body, now_ms));
+                    self.add_to_leaderboard(
+                        &pending.user,
+                        &pending.name,
+                        &pending.gift_id,
+                        pending.amount,
+                        now_ms,
+                    );
+                }
+                if connected {
+                    let ack = Event::Ack {
+                        client_id: pending.client_id,
+                        seq,
+                    };
+                    self.enqueue(pending.connection, ack, now_ms);
+                    self.enqueue(pending.connection, Event::Balance { balance }, now_ms);
+                }
+            }
+            ChargeOutcome::Refused { code, message } => {
+                if connected {
+                    self.refuse(
+                        pending.connection,
+                        Some(pending.client_id),
+                        code,
+                        message,
+                        0,
+                        now_ms,
+                    );
+                }
+            }
+        }
+    }
+
+    fn announced(&self, user: &str, gift_id: &str) -> bool {
+        self.gifters
+            .get(user)
+            .is_some_and(|g| g.recent_gift_ids.iter().any(|id| id == gift_id))
+    }
+
+    /// Total gifted per user (what the `leaderboard` part ranks).
+    pub fn gift_totals(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.gifters
+            .iter()
+            .map(|(user, g)| (user.as_str(), g.total))
+    }
+
+    /// Gifts waiting for their charge.
+    pub fn gifts_pending(&self) -> usize {
+        self.gifts_pending.len()
+    }
+
+    fn add_to_leaderboard(
+        &mut self,
+        user: &str,
+        name: &str,
+        gift_id: &str,
+        amount: u64,
+        now_ms: u64,
+    ) {
+        if !self.gifters.contains_key(user) && self.gifters.len() >= GIFTERS_MAX {
+            return; // bounded: later gifters are announced but not ranked
+        }
+        let gifter = self
+            .gifters
+            .entry(user.to_owned())
+            .or_insert_with(|| Gifter {
+                name: name.to_owned(),
+                total: 0,
+                recent_gift_ids: VecDeque::new(),
+            });
+        gifter.total += amount;
+        gifter.recent_gift_ids.push_back(gift_id.to_owned());
+        while gifter.recent_gift_ids.len() > GIFT_IDS_REMEMBERED_PER_USER {
+            gifter.recent_gift_ids.pop_front();
+        }
+        let record = StorageOp::put_gifter(user, gifter);
+        self.outputs.push_back(Output::Store(record));
+        let mut ranked: Vec<(&String, &Gifter)> = self.gifters.iter().collect();
+        ranked.sort_by(|a, b| b.1.total.cmp(&a.1.total).then_with(|| a.0.cmp(b.0)));
+        let top: Vec<serde_json::Value> = ranked
+            .into_iter()
+            .take(LEADERBOARD_ENTRIES_MAX)
+            .map(|(user, g)| serde_json::json!({ "user": user, "name": g.name, "total": g.total }))
+            .collect();
+        let value = serde_json::Value::Array(top).to_string();
+        self.put_part("leaderboard".into(), value, now_ms);
     }
 
     fn send_direct(

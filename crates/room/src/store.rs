@@ -3,8 +3,10 @@
 //! * `meta` — [`MetaRecord`]
 //! * `part/<name>` — [`PartRecord`]
 //! * `action/<seq, 20 digits>` — `ovation_proto::Action` (the ring buffer)
+//! * `gifter/<user>` — `Gifter`: total gifted and recent gift ids (feeds `leaderboard`)
+//! * `pending/<request, 20 digits>` — a gift waiting for its charge
 
-use crate::{PartState, Room, RoomInfo, RoomStatus};
+use crate::{Gifter, Output, PartState, PendingGift, Room, RoomInfo, RoomStatus};
 use ovation_proto::limits::{PARTS_COUNT_MAX, RING_EVENTS_MAX};
 use ovation_proto::Action;
 use serde::{Deserialize, Serialize};
@@ -14,6 +16,8 @@ use std::fmt;
 pub const META_KEY: &str = "meta";
 const PART_PREFIX: &str = "part/";
 const ACTION_PREFIX: &str = "action/";
+const GIFTER_PREFIX: &str = "gifter/";
+const PENDING_PREFIX: &str = "pending/";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StorageOp {
@@ -80,6 +84,26 @@ impl StorageOp {
         }
     }
 
+    pub(crate) fn put_gifter(user: &str, record: &Gifter) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{GIFTER_PREFIX}{user}"),
+            value: encode(record),
+        }
+    }
+
+    pub(crate) fn put_pending_gift(pending: &PendingGift) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{PENDING_PREFIX}{:020}", pending.request),
+            value: encode(pending),
+        }
+    }
+
+    pub(crate) fn delete_pending_gift(request: u64) -> StorageOp {
+        StorageOp::Delete {
+            key: format!("{PENDING_PREFIX}{request:020}"),
+        }
+    }
+
     pub(crate) fn delete_action(seq: u64) -> StorageOp {
         StorageOp::Delete {
             key: action_key(seq),
@@ -118,6 +142,8 @@ impl Room {
         let mut meta: Option<MetaRecord> = None;
         let mut parts = BTreeMap::new();
         let mut actions = BTreeMap::new();
+        let mut gifters = BTreeMap::new();
+        let mut pending = BTreeMap::new();
         for (key, value) in records {
             let corrupt = || RestoreError::Corrupt { key: key.clone() };
             if key == META_KEY {
@@ -137,6 +163,13 @@ impl Room {
                         value: record.value,
                     },
                 );
+            } else if key.starts_with(PENDING_PREFIX) {
+                let mut gift: PendingGift = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                gift.recovered = true;
+                pending.insert(gift.request, gift);
+            } else if let Some(user) = key.strip_prefix(GIFTER_PREFIX) {
+                let record: Gifter = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                gifters.insert(user.to_owned(), record);
             } else if key.starts_with(ACTION_PREFIX) {
                 let action: Action = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 actions.insert(action.seq, action);
@@ -158,6 +191,15 @@ impl Room {
         room.likes_total = meta.likes_total;
         room.online_refresh_at_ms = now_ms;
         room.parts = parts;
+        room.gifters = gifters;
+        // Ask again for every charge that had no answer: the service answers a charge it
+        // already made as `replayed`, and a recovered gift is announced then.
+        room.next_charge_request = pending.keys().max().map_or(1, |max| max + 1);
+        for gift in pending.values() {
+            room.outputs
+                .push_back(Output::Charge(gift.charge_request()));
+        }
+        room.gifts_pending = pending;
         // Actions are written before the meta that counts them, so the stored ring may
         // hold at most what meta knows; anything newer was never acknowledged.
         room.ring = actions

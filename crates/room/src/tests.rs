@@ -27,6 +27,7 @@ struct Drained {
     frames: BTreeMap<ConnectionId, usize>,
     closes: Vec<(ConnectionId, CloseCode)>,
     stores: Vec<StorageOp>,
+    charges: Vec<ChargeRequest>,
 }
 
 fn drain(room: &mut Room) -> Drained {
@@ -41,6 +42,7 @@ fn drain(room: &mut Room) -> Drained {
             Output::Close { connection, code } => out.closes.push((connection, code)),
             Output::Store(op) => out.stores.push(op),
             Output::Log(_) => {}
+            Output::Charge(charge) => out.charges.push(charge),
         }
     }
     out
@@ -416,4 +418,100 @@ fn online_count_is_published_on_change_and_refreshed() {
     room.handle_timeout(now);
     let out = tick(&mut room, &mut now);
     assert!(out.events[&1].contains(&Event::Online { count: 2 }));
+}
+
+#[test]
+fn gifts_are_charged_then_announced_once_and_ranked() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog([("rose".to_owned(), 5)].into())
+        .unwrap();
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let gift = |client_id, sku: &str| {
+        ClientFrame::Gift {
+            client_id,
+            gift_id: "g-1".into(),
+            sku: sku.into(),
+            qty: 2,
+        }
+        .encode()
+    };
+    room.handle_frame(1, &gift(7, "rose"), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.charges.len(), 1);
+    assert_eq!(
+        (out.charges[0].amount, out.charges[0].user.as_str()),
+        (10, "ana")
+    );
+    assert!(
+        !out.events.contains_key(&2),
+        "nothing is announced before the charge"
+    );
+    room.charge_result(
+        out.charges[0].request,
+        ChargeOutcome::Charged {
+            balance: 90,
+            replayed: false,
+        },
+        now,
+    );
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Balance { balance: 90 }));
+    assert!(out.events[&2].iter().any(|e| matches!(e, Event::Action(a)
+        if a.body == ActionBody::Gift { sku: "rose".into(), qty: 2, amount: 10 })));
+    assert!(out.events[&2]
+        .iter()
+        .any(|e| matches!(e, Event::Part { name, value, .. }
+        if name == "leaderboard" && value.contains(r#""total":10"#))));
+    // A retry of the same gift id: charged before, so acknowledged but not announced.
+    room.handle_frame(1, &gift(8, "rose"), now);
+    let out = tick(&mut room, &mut now);
+    room.charge_result(
+        out.charges[0].request,
+        ChargeOutcome::Charged {
+            balance: 90,
+            replayed: true,
+        },
+        now,
+    );
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Ack {
+        client_id: 8,
+        seq: None
+    }));
+    assert!(!out.events.contains_key(&2));
+    assert_eq!(room.gift_totals().collect::<Vec<_>>(), vec![("ana", 10)]);
+    // Refused: only the sender hears of it. Unknown gifts never reach the service.
+    room.handle_frame(1, &gift(9, "rose"), now);
+    room.handle_frame(1, &gift(10, "diamond"), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.charges.len(), 1);
+    assert!(out.events[&1].iter().any(|e| matches!(
+        e,
+        Event::Error {
+            client_id: Some(10),
+            code: ErrorCode::NotFound,
+            ..
+        }
+    )));
+    room.charge_result(
+        out.charges[0].request,
+        ChargeOutcome::Refused {
+            code: ErrorCode::InsufficientFunds,
+            message: "balance 0".into(),
+        },
+        now,
+    );
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].iter().any(|e| matches!(
+        e,
+        Event::Error {
+            client_id: Some(9),
+            code: ErrorCode::InsufficientFunds,
+            ..
+        }
+    )));
+    assert!(!out.events.contains_key(&2));
 }

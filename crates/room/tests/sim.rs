@@ -11,7 +11,10 @@ use ovation_proto::limits::{
 use ovation_proto::{
     ActionBody, ClientFrame, Event, Hello, PartVersion, Resume, Role, ServerFrame, PROTOCOL_VERSION,
 };
-use ovation_room::{AdminCommand, ConnectionId, Identity, Output, Room, RoomInfo, StorageOp};
+use ovation_room::{
+    AdminCommand, ChargeOutcome, ChargeRequest, ConnectionId, Identity, Output, Room, RoomInfo,
+    StorageOp,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// splitmix64: small, seedable, good enough for choosing steps.
@@ -75,6 +78,17 @@ struct Sim {
     clients: Vec<Client>,
     next_connection: ConnectionId,
     next_epoch: u64,
+    /// Charges asked for and not yet answered (the settlement service's queue).
+    charges: Vec<(usize, ChargeRequest)>,
+    /// The settlement service: balances and charged gift ids, across room restarts.
+    oracle_balances: BTreeMap<String, u64>,
+    oracle_charged: BTreeSet<(String, String)>,
+    /// Per room (this epoch): what each user was charged.
+    oracle_totals: Vec<BTreeMap<String, u64>>,
+}
+
+fn catalog() -> BTreeMap<String, u64> {
+    [("rose".to_owned(), 3), ("rocket".to_owned(), 40)].into()
 }
 
 fn info(index: usize) -> RoomInfo {
@@ -93,8 +107,10 @@ impl Sim {
         let rooms = (0..2)
             .map(|i| {
                 let info = info(i);
+                let mut room = Room::create(info.clone(), 100 + i as u64, now_ms);
+                room.set_gift_catalog(catalog()).unwrap();
                 let mut sim_room = SimRoom {
-                    room: Room::create(info.clone(), 100 + i as u64, now_ms),
+                    room,
                     info,
                     store: BTreeMap::new(),
                     connections: BTreeMap::new(),
@@ -123,6 +139,10 @@ impl Sim {
             clients,
             next_connection: 1,
             next_epoch: 1_000,
+            charges: Vec::new(),
+            oracle_balances: BTreeMap::new(),
+            oracle_charged: BTreeSet::new(),
+            oracle_totals: vec![BTreeMap::new(), BTreeMap::new()],
         }
     }
 
@@ -138,6 +158,8 @@ impl Sim {
             70..=71 => self.crash(),
             72 => self.recreate(),
             73..=75 => self.broadcast(),
+            76..=81 => self.gift(),
+            82..=86 => self.answer_charges(),
             _ => self.advance(),
         }
         for index in 0..self.rooms.len() {
@@ -263,6 +285,84 @@ impl Sim {
         self.send(c, ClientFrame::Like { client_id, count });
     }
 
+    fn gift(&mut self) {
+        let Some(c) = self.online_client(|_| true) else {
+            return;
+        };
+        let k = self.rng.below(6);
+        let client = &mut self.clients[c];
+        client.next_client_id += 1;
+        // Ids repeat (retries) within an epoch; the same id always carries the same body.
+        // Like the SDK's random ids, they are never reused in another room instance.
+        let epoch = client.view.epoch.unwrap_or(0);
+        let frame = ClientFrame::Gift {
+            client_id: client.next_client_id,
+            gift_id: format!("{}-e{epoch}-{k}", client.user),
+            sku: ["rose", "rocket"][(k % 2) as usize].into(),
+            qty: 1 + (k % 3) as u32,
+        };
+        self.send(c, frame);
+    }
+
+    /// The settlement service answers some queued charges.
+    fn answer_charges(&mut self) {
+        let queued = std::mem::take(&mut self.charges);
+        for (index, charge) in queued {
+            if self.rng.chance(60) {
+                let outcome = self.charge(index, &charge);
+                self.rooms[index]
+                    .room
+                    .charge_result(charge.request, outcome, self.now_ms);
+            } else {
+                self.charges.push((index, charge));
+            }
+        }
+    }
+
+    fn answer_all_charges_of(&mut self, index: usize) {
+        let queued = std::mem::take(&mut self.charges);
+        for (room, charge) in queued {
+            if room == index {
+                let outcome = self.charge(room, &charge);
+                self.rooms[room]
+                    .room
+                    .charge_result(charge.request, outcome, self.now_ms);
+            } else {
+                self.charges.push((room, charge));
+            }
+        }
+    }
+
+    /// The service's rules: a gift id is charged once per user; funds must suffice.
+    fn charge(&mut self, index: usize, charge: &ChargeRequest) -> ChargeOutcome {
+        let balance = self
+            .oracle_balances
+            .entry(charge.user.clone())
+            .or_insert(500);
+        let key = (charge.user.clone(), charge.gift_id.clone());
+        if self.oracle_charged.contains(&key) {
+            return ChargeOutcome::Charged {
+                balance: *balance,
+                replayed: true,
+            };
+        }
+        if *balance < charge.amount {
+            return ChargeOutcome::Refused {
+                code: ovation_proto::ErrorCode::InsufficientFunds,
+                message: "no funds".into(),
+            };
+        }
+        *balance -= charge.amount;
+        self.oracle_charged.insert(key);
+        *self.oracle_totals[index]
+            .entry(charge.user.clone())
+            .or_default() += charge.amount;
+        ChargeOutcome::Charged {
+            balance: *balance,
+            replayed: false,
+        }
+    }
+
     fn direct(&mut self) {
         let Some(c) = self.online_client(|c| c.role == Role::Host) else {
             return;
@@ -323,6 +423,9 @@ impl Sim {
     /// Hibernation: the object is evicted while idle; sockets survive and are reattached.
     fn hibernate(&mut self) {
         let index = self.rng.below(self.rooms.len() as u64) as usize;
+        // An object waiting on a fetch is not evicted: answer its charges first.
+        self.answer_all_charges_of(index);
+        self.pump(index);
         self.settle_room(index);
         let room = &mut self.rooms[index];
         let mut restored = Room::restore(room.store.clone(), self.now_ms)
@@ -341,15 +444,26 @@ impl Sim {
                 self.now_ms,
             );
         }
+        restored.set_gift_catalog(catalog()).unwrap();
         room.room = restored;
     }
 
     /// A crash at any moment: memory and sockets are gone; storage is what was written.
     fn crash(&mut self) {
         let index = self.rng.below(self.rooms.len() as u64) as usize;
-        let restored = Room::restore(self.rooms[index].store.clone(), self.now_ms)
+        // Charges in flight die with the process; some reached the service first.
+        let queued = std::mem::take(&mut self.charges);
+        for (room, charge) in queued {
+            if room != index {
+                self.charges.push((room, charge));
+            } else if self.rng.chance(50) {
+                let _ = self.charge(room, &charge);
+            }
+        }
+        let mut restored = Room::restore(self.rooms[index].store.clone(), self.now_ms)
             .expect("stored records restore")
             .expect("room exists");
+        restored.set_gift_catalog(catalog()).unwrap();
         self.rooms[index].room = restored;
         let ids: Vec<ConnectionId> = self.rooms[index].connections.keys().copied().collect();
         for id in ids {
@@ -370,9 +484,12 @@ impl Sim {
         let _ = self.rooms[index].room.admin(AdminCommand::End, self.now_ms);
         self.pump(index);
         self.next_epoch += 1;
+        self.charges.retain(|(room, _)| *room != index);
+        self.oracle_totals[index].clear();
         let room = &mut self.rooms[index];
         room.store.clear();
         room.room = Room::create(room.info.clone(), self.next_epoch, self.now_ms);
+        room.room.set_gift_catalog(catalog()).unwrap();
         room.likes_acked = 0;
         room.likes_unknown = 0;
         room.action_ts_ms.clear();
@@ -389,6 +506,10 @@ impl Sim {
     }
 
     fn settle(&mut self) {
+        for index in 0..self.rooms.len() {
+            self.pump(index);
+            self.answer_all_charges_of(index);
+        }
         self.now_ms += TICK_MS;
         for index in 0..self.rooms.len() {
             self.rooms[index].room.handle_timeout(self.now_ms);
@@ -407,6 +528,7 @@ impl Sim {
                     self.rooms[index].store.remove(&key);
                 }
                 Output::Log(_) => {}
+                Output::Charge(charge) => self.charges.push((index, charge)),
                 Output::Close { connection, .. } => self.forget_connection(index, connection),
                 Output::Send { connection, frame } => {
                     let c = *self.rooms[index]
@@ -447,7 +569,18 @@ impl Sim {
                 if let Some((held, _)) = view.parts.get(&name) {
                     assert!(version > *held, "part {name} went back or repeated");
                 }
-                if name != "room" {
+                if name == "leaderboard" {
+                    // Ranks only this room's gifters.
+                    let ranked: Vec<serde_json::Value> = serde_json::from_str(&value).unwrap();
+                    for entry in ranked {
+                        let user = entry["user"].as_str().unwrap();
+                        assert!(
+                            user.starts_with(&format!("r{room_index}-"))
+                                || user == format!("host-{room_index}"),
+                            "leaderboard of room {room_index} ranks {user}"
+                        );
+                    }
+                } else if name != "room" {
                     assert!(
                         value.contains(&format!(r#""room":{room_index}"#)),
                         "part from another room"
@@ -477,6 +610,7 @@ impl Sim {
                 let text = match &action.body {
                     ActionBody::Comment { text } | ActionBody::System { text } => text,
                     ActionBody::Reaction { kind } => kind,
+                    ActionBody::Gift { .. } => &format!("room{room_index}:gift"),
                 };
                 assert!(
                     text.starts_with(&format!("room{room_index}:")),
@@ -519,8 +653,11 @@ impl Sim {
                     client.likes_in_flight.remove(&id);
                 }
             }
-            Event::Online { .. } | Event::Pong { .. } | Event::GoAway { .. } | Event::RoomEnded => {
-            }
+            Event::Online { .. }
+            | Event::Pong { .. }
+            | Event::GoAway { .. }
+            | Event::RoomEnded
+            | Event::Balance { .. } => {}
         }
     }
 
@@ -538,9 +675,20 @@ impl Sim {
         }
     }
 
-    /// At a quiet moment every connected client holds the room's state and like total.
+    /// At a quiet moment every connected client holds the room's state and like total,
+    /// and every charged gift is counted once on the leaderboard.
     fn check_converged(&self) {
         for (index, room) in self.rooms.iter().enumerate() {
+            assert_eq!(room.room.gifts_pending(), 0, "charges left unanswered");
+            let totals: BTreeMap<String, u64> = room
+                .room
+                .gift_totals()
+                .map(|(user, total)| (user.to_owned(), total))
+                .collect();
+            assert_eq!(
+                totals, self.oracle_totals[index],
+                "room {index} gift totals"
+            );
             for &c in room.connections.values() {
                 let client = &self.clients[c];
                 if !client.view.welcomed {
