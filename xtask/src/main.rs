@@ -384,6 +384,8 @@ fn test() -> Result {
         .args(["ovation-tests"])
         .current_dir(&root))?;
     build_worker(true)?;
+    // The gift tests run the real settlement service beside the worker.
+    run(cargo().args(["build", "-p", "ovation-settlement"]).current_dir(&root))?;
     step("integration tests: real WebSockets against the worker under wrangler dev");
     run(cargo()
         .args(["test", "-p", "ovation-tests", "--", "--test-threads=4"])
