@@ -76,6 +76,16 @@ enum Command {
         to: String,
         payload: String,
     },
+    /// Send a gift from the room's catalog (charged at the settlement service).
+    Gift {
+        room: String,
+        sku: String,
+        #[arg(long, default_value_t = 1)]
+        qty: u32,
+        /// Idempotency key (default: random); reuse it to retry the same gift.
+        #[arg(long)]
+        id: Option<String>,
+    },
     /// Broadcast a system message (admin API).
     Broadcast { room: String, text: String },
     /// Show the room's state versions.
@@ -228,6 +238,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 count: *count,
             },
         ),
+        Command::Gift { room, sku, qty, id } => {
+            let gift_id = id.clone().unwrap_or_else(|| format!("cli-{:x}", now_ms()));
+            send_one(
+                &cli.url,
+                room,
+                &token_for("viewer"),
+                ClientFrame::Gift {
+                    client_id: 1,
+                    gift_id,
+                    sku: sku.clone(),
+                    qty: *qty,
+                },
+            )
+        }
         Command::Direct { room, to, payload } => {
             serde_json::from_str::<Value>(payload)
                 .map_err(|e| format!("payload must be JSON: {e}"))?;

@@ -276,6 +276,11 @@ fn dev() -> Result {
         .map_err(|e| format!("starting ovation-settlement: {e}"))?;
     step("starting wrangler dev (Ctrl-C stops it)");
     let mut child = wrangler_dev(8787, &data)
+        .args(["--var", "OVATION_SETTLEMENT_URL:http://127.0.0.1:8788"])
+        .args([
+            "--var",
+            &format!("OVATION_SETTLEMENT_SECRET:{DEV_SETTLEMENT_SECRET}"),
+        ])
         .spawn()
         .map_err(|e| format!("starting wrangler: {e}"))?;
     wait_ready(url, Duration::from_secs(90))?;
@@ -385,7 +390,9 @@ fn test() -> Result {
         .current_dir(&root))?;
     build_worker(true)?;
     // The gift tests run the real settlement service beside the worker.
-    run(cargo().args(["build", "-p", "ovation-settlement"]).current_dir(&root))?;
+    run(cargo()
+        .args(["build", "-p", "ovation-settlement"])
+        .current_dir(&root))?;
     step("integration tests: real WebSockets against the worker under wrangler dev");
     run(cargo()
         .args(["test", "-p", "ovation-tests", "--", "--test-threads=4"])
