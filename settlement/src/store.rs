@@ -87,6 +87,43 @@ fn amount_u64(value: i64) -> u64 {
     u64::try_from(value).expect("stored amounts are never negative")
 }
 
+/// Records a transfer under its idempotency key; false when the key already exists (a
+/// concurrent retry won, and the caller rolls back).
+async fn record_transfer(
+    conn: &mut sqlx::AnyConnection,
+    owner: &str,
+    id: &str,
+    fingerprint: &str,
+    balance_after: i64,
+) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO transfers (owner, id, fingerprint, balance_after) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (owner, id) DO NOTHING",
+    )
+    .bind(owner)
+    .bind(id)
+    .bind(fingerprint)
+    .bind(balance_after)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+/// Adds `delta` to an account (creating it), returning the new balance.
+async fn add_to_account(conn: &mut sqlx::AnyConnection, account: &str, delta: i64) -> Result<i64> {
+    Ok(sqlx::query(
+        "INSERT INTO accounts (account, balance) VALUES ($1, $2) \
+         ON CONFLICT (account) DO UPDATE SET balance = accounts.balance + $2 \
+         RETURNING balance",
+    )
+    .bind(account)
+    .bind(delta)
+    .fetch_one(conn)
+    .await?
+    .get(0))
+}
+
 /// The ledger over one database per shard.
 #[derive(Clone)]
 pub struct SqlLedger {
@@ -184,36 +221,11 @@ impl SqlLedger {
         }
         let amount = amount_i64(deposit.amount);
         let mut tx = pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO accounts (account, balance) VALUES ($1, $2) \
-             ON CONFLICT (account) DO UPDATE SET balance = accounts.balance + $2",
-        )
-        .bind(TREASURY)
-        .bind(-amount)
-        .execute(&mut *tx)
-        .await?;
-        let balance: i64 = sqlx::query(
-            "INSERT INTO accounts (account, balance) VALUES ($1, $2) \
-             ON CONFLICT (account) DO UPDATE SET balance = accounts.balance + $2 \
-             RETURNING balance",
-        )
-        .bind(user_account(&deposit.user))
-        .bind(amount)
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
-        let inserted = sqlx::query(
-            "INSERT INTO transfers (owner, id, fingerprint, balance_after) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (owner, id) DO NOTHING",
-        )
-        .bind(&deposit.user)
-        .bind(&deposit.id)
-        .bind(&fingerprint)
-        .bind(balance)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
+        add_to_account(&mut tx, TREASURY, -amount).await?;
+        let balance = add_to_account(&mut tx, &user_account(&deposit.user), amount).await?;
+        let inserted =
+            record_transfer(&mut tx, &deposit.user, &deposit.id, &fingerprint, balance).await?;
+        if !inserted {
             // A concurrent retry won: undo ours and answer as it did.
             tx.rollback().await?;
             return self
@@ -295,18 +307,9 @@ impl SqlLedger {
             .into());
         };
         let balance: i64 = debited.get(0);
-        let inserted = sqlx::query(
-            "INSERT INTO transfers (owner, id, fingerprint, balance_after) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (owner, id) DO NOTHING",
-        )
-        .bind(&gift.from)
-        .bind(&gift.id)
-        .bind(&fingerprint)
-        .bind(balance)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
+        let inserted =
+            record_transfer(&mut tx, &gift.from, &gift.id, &fingerprint, balance).await?;
+        if !inserted {
             tx.rollback().await?;
             return self
                 .replay(pool, &gift.from, &gift.id, &fingerprint)
@@ -420,15 +423,9 @@ impl SqlLedger {
             } => {
                 let pool = &self.pools[usize::from(*shard)];
                 let mut tx = pool.begin().await?;
-                let first = sqlx::query(
-                    "INSERT INTO transfers (owner, id, fingerprint, balance_after) \
-                     VALUES ('', $1, 'settle-clear', 0) ON CONFLICT (owner, id) DO NOTHING",
-                )
-                .bind(clear_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if first == 0 {
+                // The system's transfers have the owner "" (no user id is empty).
+                let first = record_transfer(&mut tx, "", clear_id, "settle-clear", 0).await?;
+                if !first {
                     tx.rollback().await?;
                     return Ok(());
                 }
@@ -448,14 +445,7 @@ impl SqlLedger {
                     .bind(&plan.room)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO accounts (account, balance) VALUES ($1, $2) \
-                     ON CONFLICT (account) DO UPDATE SET balance = accounts.balance + $2",
-                )
-                .bind(CLEARING)
-                .bind(amount)
-                .execute(&mut *tx)
-                .await?;
+                add_to_account(&mut tx, CLEARING, amount).await?;
                 sqlx::query("INSERT INTO outbox (credit_id, amount) VALUES ($1, $2)")
                     .bind(credit_id)
                     .bind(amount)
@@ -485,19 +475,8 @@ impl SqlLedger {
                 .await?
                 .rows_affected();
                 if first == 1 {
-                    for (account, delta) in [
-                        (CLEARING.to_owned(), -amount),
-                        (user_account(&plan.host), amount),
-                    ] {
-                        sqlx::query(
-                            "INSERT INTO accounts (account, balance) VALUES ($1, $2) \
-                             ON CONFLICT (account) DO UPDATE SET balance = accounts.balance + $2",
-                        )
-                        .bind(account)
-                        .bind(delta)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    add_to_account(&mut tx, CLEARING, -amount).await?;
+                    add_to_account(&mut tx, &user_account(&plan.host), amount).await?;
                 }
                 tx.commit().await?;
                 sqlx::query("UPDATE room_stripes SET status = 'settled' WHERE room = $1")
