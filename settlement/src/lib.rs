@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod http;
+pub mod postgres_admin;
 pub mod store;
 
 pub use store::{SqlLedger, StoreError};

@@ -1,6 +1,7 @@
 //! Crash test: SIGKILL the real service in the middle of settlement at random points,
 //! restart it on the same data, settle again; the host is paid exactly once.
 
+use ovation_settlement::postgres_admin::{drop_databases, fresh_databases};
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -186,31 +187,11 @@ fn sqlite_settlement_survives_sigkill_at_any_point() {
 
 #[test]
 fn postgres_settlement_survives_sigkill_at_any_point() {
-    let run = std::process::id();
-    let mut urls = Vec::new();
-    for k in 0..4 {
-        let name = format!("ovation_crash_{run}_{k}");
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            let status = Command::new("psql")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "postgres",
-                    "-d",
-                    "postgres",
-                    "-qAtc",
-                    &sql,
-                ])
-                .status()
-                .expect("psql");
-            assert!(status.success(), "{sql}");
-        }
-        urls.push(format!("postgres://postgres@127.0.0.1:5432/{name}"));
-    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let prefix = format!("ovation_crash_{}", std::process::id());
+    let urls = runtime
+        .block_on(fresh_databases(&prefix, 4))
+        .expect("PostgreSQL on 127.0.0.1:5432");
     let storage = vec!["--postgres".to_owned(), urls.join(",")];
     let seen: Vec<String> = KILL_AFTER_MS
         .into_iter()
@@ -218,20 +199,7 @@ fn postgres_settlement_survives_sigkill_at_any_point() {
         .map(|(i, kill_after_ms)| trial(&storage, kill_after_ms, &format!("weur-crash-{i}")))
         .collect();
     assert_some_kill_was_mid_settlement(&seen);
-    for k in 0..4 {
-        let _ = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAtc",
-            ])
-            .arg(format!(
-                "DROP DATABASE IF EXISTS ovation_crash_{run}_{k} WITH (FORCE)"
-            ))
-            .status();
-    }
+    runtime
+        .block_on(drop_databases(&prefix, None))
+        .expect("drop the test databases");
 }

@@ -2,6 +2,7 @@
 //! (127.0.0.1:5432, one database per shard, created by the test).
 
 use ovation_ledger::{Deposit, Gift, LedgerError, MemoryLedger, RoomStatus};
+use ovation_settlement::postgres_admin::{drop_databases, fresh_databases};
 use ovation_settlement::{SqlLedger, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -27,54 +28,19 @@ async fn sqlite(shards: u16) -> SqlLedger {
     SqlLedger::connect(&urls).await.expect("sqlite shards")
 }
 
-const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
 async fn postgres(shards: u16) -> SqlLedger {
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(POSTGRES_ADMIN)
+    // Databases of earlier test processes are dropped once; this process's are in use.
+    static CLEANED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !CLEANED.swap(true, Ordering::SeqCst) {
+        let mine = format!("ovation_test_{}_", std::process::id());
+        drop_databases("ovation_test_", Some(&mine))
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (.ci/run starts it)");
+    }
+    let urls = fresh_databases(&format!("ovation_test_{}", unique()), shards)
         .await
-        .expect("PostgreSQL on 127.0.0.1:5432 (.ci/run starts it)");
-    // CREATE DATABASE copies template1, which refuses concurrent copies: one at a time.
-    static CREATING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _creating = CREATING.lock().await;
-    drop_stale_test_databases(&admin).await;
-    let run = unique();
-    let mut urls = Vec::new();
-    for k in 0..shards {
-        let name = format!("ovation_test_{run}_{k}");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        urls.push(format!("postgres://postgres@127.0.0.1:5432/{name}"));
-    }
+        .expect("create shard databases");
     SqlLedger::connect(&urls).await.expect("postgres shards")
-}
-
-/// Removes databases left by earlier test processes (this process's are in use).
-async fn drop_stale_test_databases(admin: &sqlx::AnyPool) {
-    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if DONE.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    let mine = format!("ovation_test_{}_", std::process::id());
-    let rows =
-        sqlx::query("SELECT datname::text FROM pg_database WHERE datname LIKE 'ovation_test_%'")
-            .fetch_all(admin)
-            .await
-            .unwrap();
-    for row in rows {
-        let name: String = sqlx::Row::get(&row, 0);
-        if !name.starts_with(&mine) {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(admin)
-                .await;
-        }
-    }
 }
 
 /// splitmix64 for reproducible operation sequences.

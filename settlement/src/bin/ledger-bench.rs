@@ -3,6 +3,7 @@
 //! same PostgreSQL printed beside it as the reference.
 
 use ovation_ledger::{Deposit, Gift};
+use ovation_settlement::postgres_admin::fresh_databases;
 use ovation_settlement::SqlLedger;
 use std::process::Command;
 use std::sync::Arc;
@@ -12,7 +13,6 @@ const SHARDS: u16 = 4;
 const SENDERS: u64 = 10_000;
 const GIFTS: u64 = 20_000;
 const CONCURRENCY: u64 = 64;
-const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 struct Figures {
     gifts_per_s: f64,
@@ -87,46 +87,8 @@ async fn run(engine: &str, ledger: SqlLedger) -> Figures {
     }
 }
 
-async fn postgres_databases(prefix: &str) -> Vec<String> {
-    let admin = sqlx::AnyPool::connect(POSTGRES_ADMIN)
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    let mut urls = Vec::new();
-    for k in 0..SHARDS {
-        let name = format!("{prefix}_{k}");
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::query(&sql)
-                .execute(&admin)
-                .await
-                .expect("create database");
-        }
-        urls.push(format!("postgres://postgres@127.0.0.1:5432/{name}"));
-    }
-    urls
-}
-
 /// pgbench's simple-update script on its own database: the reference TPS.
-fn pgbench_tps() -> Option<f64> {
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-qAtc",
-                sql,
-            ])
-            .status()
-            .ok()
-    };
-    psql("DROP DATABASE IF EXISTS ovation_bench_pgbench WITH (FORCE)")?;
-    psql("CREATE DATABASE ovation_bench_pgbench")?;
+fn pgbench_tps(database: &str) -> Option<f64> {
     let init = Command::new("pgbench")
         .args([
             "-h",
@@ -156,7 +118,7 @@ fn pgbench_tps() -> Option<f64> {
             "-T",
             "10",
         ])
-        .args(["-c", &clients, "-j", "2", "ovation_bench_pgbench"])
+        .args(["-c", &clients, "-j", "2", database])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -180,14 +142,19 @@ async fn main() {
     )
     .await;
     let _ = std::fs::remove_dir_all(&dir);
-    let pg_urls = postgres_databases("ovation_bench_ledger").await;
+    let pg_urls = fresh_databases("ovation_bench_ledger", SHARDS)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
     let postgres = run(
         "postgres",
         SqlLedger::connect(&pg_urls).await.expect("postgres"),
     )
     .await;
     eprintln!("[pgbench] simple-update, {CONCURRENCY} clients, 10 s…");
-    let pgbench = pgbench_tps();
+    let pgbench_database = fresh_databases("ovation_bench_pgbench", 1)
+        .await
+        .expect("pgbench database");
+    let pgbench = pgbench_tps(pgbench_database[0].rsplit('/').next().expect("a name"));
 
     println!("\nledger benchmark: 1 room, {SENDERS} senders, {SHARDS} shards, {GIFTS} gifts, {CONCURRENCY} in flight");
     println!(
