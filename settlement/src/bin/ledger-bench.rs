@@ -88,7 +88,7 @@ async fn run(engine: &str, ledger: SqlLedger) -> Figures {
 }
 
 /// pgbench's simple-update script on its own database: the reference TPS.
-fn pgbench_tps(database: &str) -> Option<f64> {
+fn pgbench_tps(database: &str) -> Result<f64, String> {
     let init = Command::new("pgbench")
         .args([
             "-h",
@@ -99,12 +99,15 @@ fn pgbench_tps(database: &str) -> Option<f64> {
             "-q",
             "-s",
             "4",
-            "ovation_bench_pgbench",
+            database,
         ])
         .output()
-        .ok()?;
+        .map_err(|e| format!("cannot run pgbench: {e} (install postgresql-client)"))?;
     if !init.status.success() {
-        return None;
+        return Err(format!(
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        ));
     }
     let clients = CONCURRENCY.to_string();
     let out = Command::new("pgbench")
@@ -120,12 +123,18 @@ fn pgbench_tps(database: &str) -> Option<f64> {
         ])
         .args(["-c", &clients, "-j", "2", database])
         .output()
-        .ok()?;
+        .map_err(|e| format!("cannot run pgbench: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
         .and_then(|n| n.parse().ok())
+        .ok_or_else(|| {
+            format!(
+                "no tps in pgbench output: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
 }
 
 #[tokio::main]
@@ -171,7 +180,7 @@ async fn main() {
         );
     }
     match pgbench {
-        Some(tps) => {
+        Ok(tps) => {
             println!(
                 "{:<28} {:>12.0}   (transactions/s, same PostgreSQL)",
                 "pgbench simple-update", tps
@@ -181,6 +190,6 @@ async fn main() {
                 postgres.gifts_per_s / tps
             );
         }
-        None => println!("pgbench: not available (install postgresql-client)"),
+        Err(why) => println!("pgbench: {why}"),
     }
 }
