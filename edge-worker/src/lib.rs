@@ -29,7 +29,7 @@ pub(crate) const IDENTITY_HEADER: &str = "x-ovation-identity";
 const PROTOCOL_TOKEN_PREFIX: &str = "token.";
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let router = Router::new();
     let response = router
         .get_async("/v1/openapi.json", |_, _| async {
@@ -72,7 +72,6 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         })
         .run(req, env)
         .await;
-    let _ = ctx;
     match response {
         Ok(resp)
             if resp.status_code() == 404

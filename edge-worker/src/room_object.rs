@@ -408,6 +408,17 @@ impl RoomObject {
         }
     }
 
+    /// The socket is gone (closed or failed): the room forgets its connection.
+    fn forget_socket(&self, ws: &WebSocket) {
+        if let Some(id) = RoomObject::connection_of(ws) {
+            let mut memory = self.memory.borrow_mut();
+            memory.sockets.remove(&id);
+            if let Some(room) = memory.room.as_mut() {
+                room.disconnect(id, now_ms());
+            }
+        }
+    }
+
     fn connection_of(ws: &WebSocket) -> Option<ConnectionId> {
         ws.deserialize_attachment::<Attachment>()
             .ok()
@@ -768,13 +779,7 @@ impl DurableObject for RoomObject {
         _was_clean: bool,
     ) -> Result<()> {
         self.ensure_loaded().await?;
-        if let Some(id) = RoomObject::connection_of(&ws) {
-            let mut memory = self.memory.borrow_mut();
-            memory.sockets.remove(&id);
-            if let Some(room) = memory.room.as_mut() {
-                room.disconnect(id, now_ms());
-            }
-        }
+        self.forget_socket(&ws);
         // Hibernation API: complete the close handshake ourselves.
         let code = match code {
             1005 | 1006 | 1015 => 1000,
@@ -787,13 +792,7 @@ impl DurableObject for RoomObject {
 
     async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
         self.ensure_loaded().await?;
-        if let Some(id) = RoomObject::connection_of(&ws) {
-            let mut memory = self.memory.borrow_mut();
-            memory.sockets.remove(&id);
-            if let Some(room) = memory.room.as_mut() {
-                room.disconnect(id, now_ms());
-            }
-        }
+        self.forget_socket(&ws);
         self.pump().await?;
         self.run_ticks().await
     }

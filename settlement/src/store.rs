@@ -510,12 +510,7 @@ impl SqlLedger {
     }
 
     pub async fn audit(&self) -> Result<Audit> {
-        let mut audit = Audit {
-            balances_sum: 0,
-            negative_users: 0,
-            settled_rooms_nonzero: 0,
-            host_mismatches: 0,
-        };
+        let mut audit = Audit::default();
         for pool in &self.pools {
             let row = sqlx::query(
                 "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT), \

@@ -1,7 +1,7 @@
 //! The HTTP contract, in process, on SQLite shards.
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::Request;
 use ovation_settlement::http::{app, AppState, Metrics, ROUTES};
 use ovation_settlement::SqlLedger;
 use serde_json::{json, Value};
@@ -225,5 +225,4 @@ async fn openapi_document_lists_exactly_the_routes() {
         .collect();
     let routes: std::collections::BTreeSet<&str> = ROUTES.into_iter().collect();
     assert_eq!(documented, routes);
-    assert_eq!(StatusCode::OK.as_u16(), status);
 }

@@ -194,16 +194,10 @@ fn peer_messages_reach_only_their_target() {
         let event = socket
             .wait_for(WAIT, |e| matches!(e, Event::Direct { .. }))
             .unwrap();
-        assert_eq!(
-            event,
-            Event::Direct {
-                from: "host-1".into(),
-                payload: r#"{"won":true}"#.into(),
-                ts_ms: match &event {
-                    Event::Direct { ts_ms, .. } => *ts_ms,
-                    _ => unreachable!(),
-                }
-            }
+        assert!(
+            matches!(&event, Event::Direct { from, payload, .. }
+                if from == "host-1" && payload == r#"{"won":true}"#),
+            "{event:?}"
         );
     }
     // Through the admin API too.

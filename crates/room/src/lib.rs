@@ -90,7 +90,7 @@ pub enum Output {
 
 /// A gift to charge: the sender pays `amount` for `qty` of `sku`; `gift_id` is the
 /// client's idempotency key.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChargeRequest {
     pub request: u64,
     pub gift_id: String,
@@ -135,29 +135,11 @@ pub(crate) struct PendingGift {
     pub connection: ConnectionId,
     pub client_id: u64,
     pub name: String,
-    pub request: u64,
-    pub gift_id: String,
-    pub user: String,
-    pub sku: String,
-    pub qty: u32,
-    pub amount: u64,
+    pub charge: ChargeRequest,
     /// Restored from storage: a `replayed` answer means charged before the crash, and it
     /// was never announced.
     #[serde(skip)]
     pub recovered: bool,
-}
-
-impl PendingGift {
-    pub(crate) fn charge_request(&self) -> ChargeRequest {
-        ChargeRequest {
-            request: self.request,
-            gift_id: self.gift_id.clone(),
-            user: self.user.clone(),
-            sku: self.sku.clone(),
-            qty: self.qty,
-            amount: self.amount,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -1005,18 +987,20 @@ impl Room {
             connection,
             client_id,
             name: identity.name.clone(),
-            request,
-            gift_id,
-            user: identity.user.clone(),
-            sku,
-            qty,
-            amount: price * u64::from(qty),
+            charge: ChargeRequest {
+                request,
+                gift_id,
+                user: identity.user.clone(),
+                sku,
+                qty,
+                amount: price * u64::from(qty),
+            },
             recovered: false,
         };
         self.outputs
             .push_back(Output::Store(StorageOp::put_pending_gift(&pending)));
         self.outputs
-            .push_back(Output::Charge(pending.charge_request()));
+            .push_back(Output::Charge(pending.charge.clone()));
         self.gifts_pending.insert(request, pending);
         Ok(())
     }
@@ -1037,20 +1021,20 @@ impl Room {
                 // crash; it is announced unless this gift id already was.
                 let fresh = !replayed || pending.recovered;
                 if fresh
-                    && !self.announced(&pending.user, &pending.gift_id)
+                    && !self.announced(&pending.charge.user, &pending.charge.gift_id)
                     && self.status == RoomStatus::Live
                 {
                     let body = ActionBody::Gift {
-                        sku: pending.sku.clone(),
-                        qty: pending.qty,
-                        amount: pending.amount,
+                        sku: pending.charge.sku.clone(),
+                        qty: pending.charge.qty,
+                        amount: pending.charge.amount,
                     };
-                    seq = Some(self.push_action(&pending.user, &pending.name, body, now_ms));
+                    seq = Some(self.push_action(&pending.charge.user, &pending.name, body, now_ms));
                     self.add_to_leaderboard(
-                        &pending.user,
+                        &pending.charge.user,
                         &pending.name,
-                        &pending.gift_id,
-                        pending.amount,
+                        &pending.charge.gift_id,
+                        pending.charge.amount,
                         now_ms,
                     );
                 }
@@ -1416,8 +1400,6 @@ impl Room {
             self.stats.bytes_out += frame.len() as u64;
             self.outputs.push_back(Output::Send { connection, frame });
         }
-        // Flushing schedules nothing by itself.
-        self.tick_at_ms = None;
     }
 
     /// Adds to every ready outbox without scheduling (we are flushing now).

@@ -93,7 +93,7 @@ impl StorageOp {
 
     pub(crate) fn put_pending_gift(pending: &PendingGift) -> StorageOp {
         StorageOp::Put {
-            key: format!("{PENDING_PREFIX}{:020}", pending.request),
+            key: format!("{PENDING_PREFIX}{:020}", pending.charge.request),
             value: encode(pending),
         }
     }
@@ -166,7 +166,7 @@ impl Room {
             } else if key.starts_with(PENDING_PREFIX) {
                 let mut gift: PendingGift = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 gift.recovered = true;
-                pending.insert(gift.request, gift);
+                pending.insert(gift.charge.request, gift);
             } else if let Some(user) = key.strip_prefix(GIFTER_PREFIX) {
                 let record: Gifter = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 gifters.insert(user.to_owned(), record);
@@ -196,8 +196,7 @@ impl Room {
         // already made as `replayed`, and a recovered gift is announced then.
         room.next_charge_request = pending.keys().max().map_or(1, |max| max + 1);
         for gift in pending.values() {
-            room.outputs
-                .push_back(Output::Charge(gift.charge_request()));
+            room.outputs.push_back(Output::Charge(gift.charge.clone()));
         }
         room.gifts_pending = pending;
         // Actions are written before the meta that counts them, so the stored ring may

@@ -772,8 +772,6 @@ fn run_seed(seed: u64) {
     }
     sim.settle();
     sim.check_converged();
-    let delivered: BTreeSet<usize> = sim.clients.iter().map(|c| c.room).collect();
-    assert!(!delivered.is_empty());
 }
 
 #[test]
