@@ -225,7 +225,7 @@ fn run(cli: Cli) -> Result<(), String> {
             room,
             &token_for("viewer"),
             ClientFrame::Comment {
-                client_id: 1,
+                client_id: session_client_id(),
                 text: text.clone(),
             },
         ),
@@ -234,7 +234,7 @@ fn run(cli: Cli) -> Result<(), String> {
             room,
             &token_for("viewer"),
             ClientFrame::Like {
-                client_id: 1,
+                client_id: session_client_id(),
                 count: *count,
             },
         ),
@@ -245,7 +245,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 room,
                 &token_for("viewer"),
                 ClientFrame::Gift {
-                    client_id: 1,
+                    client_id: session_client_id(),
                     gift_id,
                     sku: sku.clone(),
                     qty: *qty,
@@ -260,7 +260,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 room,
                 &token_for("host"),
                 ClientFrame::Direct {
-                    client_id: 1,
+                    client_id: session_client_id(),
                     to_user: to.clone(),
                     payload: payload.clone(),
                 },
@@ -375,4 +375,13 @@ fn watch(url: &str, room: &str, token: &str) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(backoff_ms));
         backoff_ms = (backoff_ms * 2).min(10_000);
     }
+}
+
+/// A client id for this invocation. The room treats a repeated (user, client id) as a
+/// retry and does not apply it again, so each run of the CLI needs a fresh one.
+fn session_client_id() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    (nanos as u64 ^ u64::from(std::process::id()) << 20) & ((1 << 52) - 1)
 }

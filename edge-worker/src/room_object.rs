@@ -667,7 +667,8 @@ impl RoomObject {
                 json(
                     json!({ "events": events, "gap": gap, "cursor": cursor,
                             "epoch": room.epoch(), "version": room.total_version(),
-                            "likes": room.likes_total(), "online": room.online(),
+                                                        "likes": room.likes_total(), "online": room.online(),
+                            "status": room.status().as_str(), "server_time_ms": now_ms(),
                             "poll_interval_ms": PULL_INTERVAL_MS }),
                     200,
                 )

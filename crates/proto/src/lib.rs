@@ -11,11 +11,13 @@
 
 extern crate alloc;
 
+mod bucket;
 mod close;
 mod frames;
 pub mod limits;
 mod room_id;
 
+pub use bucket::TokenBucket;
 pub use close::CloseCode;
 pub use frames::*;
 pub use limits::{PROTOCOL_VERSION, SUBPROTOCOL};

@@ -47,6 +47,10 @@ pub const RING_AGE_MS_MAX: u64 = 30_000;
 pub const TICK_MS: u64 = 50;
 /// Online count is republished this often even when unchanged.
 pub const ONLINE_REFRESH_MS: u64 = 2_000;
+/// Accepted client ids remembered per user, so frames retried after a reconnect are
+/// acknowledged rather than applied twice. Clients stop retrying long before a user could
+/// send this many newer frames (comments are limited to `COMMENT_BURST` + 1/s).
+pub const RECENT_CLIENT_IDS_PER_USER_MAX: usize = 64;
 /// Events queued for one connection before older actions are dropped (and a gap told).
 pub const OUTBOX_EVENTS_MAX: usize = 2_048;
 
@@ -114,3 +118,39 @@ pub const LEADERBOARD_ENTRIES_MAX: usize = 10;
 pub const GIFTERS_MAX: usize = 100_000;
 /// Entries of a gift catalog.
 pub const GIFT_CATALOG_ENTRIES_MAX: usize = 256;
+
+// ---- Client SDK (crates/client) ----
+
+/// Reconnect backoff: attempt `n` waits a uniformly random time in
+/// `0..=min(CLIENT_BACKOFF_MS_MAX, CLIENT_BACKOFF_MS_BASE * 2^n)` ("full jitter").
+pub const CLIENT_BACKOFF_MS_BASE: u64 = 500;
+pub const CLIENT_BACKOFF_MS_MAX: u64 = 30_000;
+/// A socket that has not opened and said Welcome within this time counts as failed.
+pub const CLIENT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+/// With `transport: "auto"`, this many WebSocket failures in a row switch to pull.
+pub const CLIENT_WS_FAILURES_BEFORE_PULL: u32 = 3;
+/// An open socket that received nothing (not even a heartbeat answer) for this long is
+/// considered dead and replaced.
+pub const CLIENT_SILENCE_MS_MAX: u64 = 2 * HEARTBEAT_INTERVAL_MS + 10_000;
+/// Actions sent and not yet acknowledged; more are refused (`too_many`).
+pub const CLIENT_ACTIONS_PENDING_MAX: usize = 64;
+/// An action not acknowledged within this time fails with `timeout` and is not retried
+/// again. Well inside the room's memory of client ids (`RECENT_CLIENT_IDS_PER_USER_MAX`,
+/// `RING_AGE_MS_MAX`), so a retry is always recognised.
+pub const CLIENT_ACTION_TIMEOUT_MS: u64 = 20_000;
+/// Likes are coalesced into one frame per this period.
+pub const CLIENT_LIKE_FLUSH_MS: u64 = 250;
+/// Likes waiting to be sent; taps beyond it are dropped (nobody taps that fast).
+pub const CLIENT_LIKES_PENDING_MAX: u32 = 1_000;
+/// Clock samples kept; the estimate is the median offset of the lowest-RTT quarter.
+pub const CLIENT_CLOCK_SAMPLES_MAX: usize = 32;
+/// Samples taken one after another when a connection opens.
+pub const CLIENT_CLOCK_BURST: usize = 5;
+/// A clock sample is taken this often afterwards.
+pub const CLIENT_CLOCK_REFRESH_MS: u64 = 30_000;
+/// A ping without its pong for this long is given up.
+pub const CLIENT_PING_TIMEOUT_MS: u64 = 3_000;
+/// A pull request without an answer for this long counts as failed.
+pub const CLIENT_FETCH_TIMEOUT_MS: u64 = 10_000;
+/// Client events waiting for the application to drain them; the core asserts this bound.
+pub const CLIENT_EVENTS_QUEUED_MAX: usize = 64 * 1024;

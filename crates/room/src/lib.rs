@@ -13,7 +13,6 @@
 
 #![forbid(unsafe_code)]
 
-mod bucket;
 mod store;
 
 use ovation_proto::limits::*;
@@ -23,7 +22,7 @@ use ovation_proto::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-pub use bucket::TokenBucket;
+pub use ovation_proto::TokenBucket;
 pub use store::{RestoreError, StorageOp, META_KEY};
 
 pub type ConnectionId = u64;
@@ -243,6 +242,8 @@ pub struct RoomStats {
     pub frames_out: u64,
     pub bytes_out: u64,
     pub rate_limited: u64,
+    /// Frames retried by a client after a reconnect and acknowledged without re-applying.
+    pub retries_acknowledged: u64,
     pub dropped: u64,
     pub closed_by_reason: BTreeMap<String, u64>,
 }
@@ -276,6 +277,10 @@ struct UserBuckets {
     directs: TokenBucket,
     gifts: TokenBucket,
     used_ms: u64,
+    /// Client ids of this user's recently accepted frames with their sequence numbers,
+    /// newest last: a frame retried after a reconnect is acknowledged again, not applied
+    /// twice. Survives restarts for sequenced actions (rebuilt from the stored ring).
+    recent: VecDeque<(u64, Option<u64>)>,
 }
 
 impl UserBuckets {
@@ -287,7 +292,23 @@ impl UserBuckets {
             directs: TokenBucket::new_full(DIRECT_RATE_PER_S, DIRECT_BURST, now_ms),
             gifts: TokenBucket::new_full(GIFT_RATE_PER_S, GIFT_BURST, now_ms),
             used_ms: now_ms,
+            recent: VecDeque::new(),
         }
+    }
+
+    fn accepted(&self, client_id: u64) -> Option<Option<u64>> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(id, _)| *id == client_id)
+            .map(|(_, seq)| *seq)
+    }
+
+    fn remember(&mut self, client_id: u64, seq: Option<u64>) {
+        if self.recent.len() >= RECENT_CLIENT_IDS_PER_USER_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((client_id, seq));
     }
 }
 
@@ -683,6 +704,15 @@ impl Room {
     fn on_frame(&mut self, connection: ConnectionId, frame: ClientFrame, now_ms: u64) {
         let identity = self.connections[&connection].identity.clone();
         let client_id = frame.client_id();
+        // Gifts have their own idempotency key (the gift id, kept with the gifter).
+        let dedup = client_id.filter(|_| !matches!(frame, ClientFrame::Gift { .. }));
+        if let Some(client_id) = dedup {
+            if let Some(seq) = self.buckets(&identity.user, now_ms).accepted(client_id) {
+                self.stats.retries_acknowledged += 1;
+                self.enqueue(connection, Event::Ack { client_id, seq }, now_ms);
+                return;
+            }
+        }
         let result: Result<Option<u64>, (ErrorCode, String, u32)> = match frame {
             ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
             ClientFrame::Ping { client_time_ms } => {
@@ -696,11 +726,11 @@ impl Room {
                 );
                 return;
             }
-            ClientFrame::Comment { text, .. } => {
-                self.user_action(&identity, ActionBody::Comment { text }, now_ms)
+            ClientFrame::Comment { client_id, text } => {
+                self.user_action(&identity, client_id, ActionBody::Comment { text }, now_ms)
             }
-            ClientFrame::Reaction { kind, .. } => {
-                self.user_action(&identity, ActionBody::Reaction { kind }, now_ms)
+            ClientFrame::Reaction { client_id, kind } => {
+                self.user_action(&identity, client_id, ActionBody::Reaction { kind }, now_ms)
             }
             ClientFrame::Like { count, .. } => self.on_like(&identity, count, now_ms),
             ClientFrame::Gift {
@@ -728,7 +758,11 @@ impl Room {
         };
         let client_id = client_id.expect("every frame but Hello and Ping has a client id");
         match result {
-            Ok(seq) => self.enqueue(connection, Event::Ack { client_id, seq }, now_ms),
+            Ok(seq) => {
+                self.buckets(&identity.user, now_ms)
+                    .remember(client_id, seq);
+                self.enqueue(connection, Event::Ack { client_id, seq }, now_ms)
+            }
             Err((code, message, retry_after_ms)) => self.refuse(
                 connection,
                 Some(client_id),
@@ -808,6 +842,7 @@ impl Room {
     fn user_action(
         &mut self,
         identity: &Identity,
+        client_id: u64,
         body: ActionBody,
         now_ms: u64,
     ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
@@ -830,11 +865,26 @@ impl Room {
         bucket
             .take(1, now_ms)
             .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
-        let seq = self.push_action(&identity.user, &identity.name, body, now_ms);
+        let seq = self.push_action(
+            &identity.user,
+            &identity.name,
+            body,
+            Some(client_id),
+            now_ms,
+        );
         Ok(Some(seq))
     }
 
-    fn push_action(&mut self, user: &str, name: &str, body: ActionBody, now_ms: u64) -> u64 {
+    /// Appends an action to the ring and broadcasts it. `client_id` is the sender's id for
+    /// it (stored beside the action so retries stay deduplicated across restarts).
+    fn push_action(
+        &mut self,
+        user: &str,
+        name: &str,
+        body: ActionBody,
+        client_id: Option<u64>,
+        now_ms: u64,
+    ) -> u64 {
         self.last_seq += 1;
         self.actions_this_tick += 1;
         let action = Action {
@@ -845,7 +895,7 @@ impl Room {
             body,
         };
         self.outputs
-            .push_back(Output::Store(StorageOp::put_action(&action)));
+            .push_back(Output::Store(StorageOp::put_action(&action, client_id)));
         self.ring.push_back(action.clone());
         while self.ring.len() > RING_EVENTS_MAX {
             let old = self.ring.pop_front().expect("non-empty");
@@ -1029,7 +1079,13 @@ impl Room {
                         qty: pending.charge.qty,
                         amount: pending.charge.amount,
                     };
-                    seq = Some(self.push_action(&pending.charge.user, &pending.name, body, now_ms));
+                    seq = Some(self.push_action(
+                        &pending.charge.user,
+                        &pending.name,
+                        body,
+                        None,
+                        now_ms,
+                    ));
                     self.add_to_leaderboard(
                         &pending.charge.user,
                         &pending.name,
@@ -1231,8 +1287,13 @@ impl Room {
                         bytes_max: SYSTEM_MESSAGE_BYTES_MAX,
                     });
                 }
-                let seq =
-                    self.push_action(&from_user, &from_name, ActionBody::System { text }, now_ms);
+                let seq = self.push_action(
+                    &from_user,
+                    &from_name,
+                    ActionBody::System { text },
+                    None,
+                    now_ms,
+                );
                 Ok(AdminReply::Broadcast { seq })
             }
             AdminCommand::Direct {

@@ -26,7 +26,7 @@ pub enum StorageOp {
 }
 
 /// Bumped when the record layout changes; `restore` refuses other versions.
-const RECORD_FORMAT: u16 = 1;
+const RECORD_FORMAT: u16 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct MetaRecord {
@@ -38,6 +38,13 @@ struct MetaRecord {
     last_seq: u64,
     likes_total: u64,
     created_ms: u64,
+}
+
+/// An action of the ring and the client id its sender gave it (format 2).
+#[derive(Serialize, Deserialize)]
+struct ActionRecord {
+    action: Action,
+    client_id: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -77,10 +84,13 @@ impl StorageOp {
         }
     }
 
-    pub(crate) fn put_action(action: &Action) -> StorageOp {
+    pub(crate) fn put_action(action: &Action, client_id: Option<u64>) -> StorageOp {
         StorageOp::Put {
             key: action_key(action.seq),
-            value: encode(action),
+            value: encode(&ActionRecord {
+                action: action.clone(),
+                client_id,
+            }),
         }
     }
 
@@ -171,8 +181,8 @@ impl Room {
                 let record: Gifter = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 gifters.insert(user.to_owned(), record);
             } else if key.starts_with(ACTION_PREFIX) {
-                let action: Action = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                actions.insert(action.seq, action);
+                let record: ActionRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                actions.insert(record.action.seq, record);
             } else {
                 return Err(RestoreError::UnknownKey { key });
             }
@@ -201,9 +211,19 @@ impl Room {
         room.gifts_pending = pending;
         // Actions are written before the meta that counts them, so the stored ring may
         // hold at most what meta knows; anything newer was never acknowledged.
-        room.ring = actions
+        let actions: Vec<ActionRecord> = actions
             .into_values()
-            .filter(|a| a.seq <= room.last_seq)
+            .filter(|r| r.action.seq <= room.last_seq)
+            .collect();
+        for record in &actions {
+            if let Some(client_id) = record.client_id {
+                room.buckets(&record.action.user, now_ms)
+                    .remember(client_id, Some(record.action.seq));
+            }
+        }
+        room.ring = actions
+            .into_iter()
+            .map(|r| r.action)
             .collect::<VecDeque<_>>();
         while room.ring.len() > RING_EVENTS_MAX {
             room.ring.pop_front();

@@ -515,3 +515,62 @@ fn gifts_are_charged_then_announced_once_and_ranked() {
     )));
     assert!(!out.events.contains_key(&2));
 }
+
+#[test]
+fn frames_retried_after_a_reconnect_are_acknowledged_not_applied_twice() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut apply = |ops: Vec<StorageOp>| {
+        for op in ops {
+            match op {
+                StorageOp::Put { key, value } => store.insert(key, value),
+                StorageOp::Delete { key } => store.remove(&key),
+            };
+        }
+    };
+    apply(drain(&mut room).stores);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    room.handle_frame(1, &comment("once", 77), now);
+    let like = ClientFrame::Like {
+        client_id: 78,
+        count: 3,
+    }
+    .encode();
+    room.handle_frame(1, &like, now);
+    apply(tick(&mut room, &mut now).stores);
+    // The acks were lost with the socket; the client retries on a new connection.
+    room.disconnect(1, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    room.handle_frame(2, &comment("once", 77), now);
+    room.handle_frame(2, &like, now);
+    let out = tick(&mut room, &mut now);
+    apply(out.stores.clone());
+    let events = &out.events[&2];
+    assert!(events.contains(&Event::Ack {
+        client_id: 77,
+        seq: Some(1)
+    }));
+    assert!(events.contains(&Event::Ack {
+        client_id: 78,
+        seq: None
+    }));
+    assert_eq!(room.last_seq(), 1, "the retried comment was not appended");
+    assert_eq!(room.likes_total(), 3, "the retried likes were not counted");
+    assert_eq!(room.stats().retries_acknowledged, 2);
+    // Another user's identical client id is a different action.
+    join(&mut room, 3, "bob", Role::Viewer, now);
+    room.handle_frame(3, &comment("mine", 77), now);
+    apply(tick(&mut room, &mut now).stores);
+    assert_eq!(room.last_seq(), 2);
+    // After a restart, the stored ring still knows ana's comment.
+    let mut restored = Room::restore(store.clone(), now).unwrap().unwrap();
+    join(&mut restored, 4, "ana", Role::Viewer, now);
+    restored.handle_frame(4, &comment("once", 77), now);
+    let out = tick(&mut restored, &mut now);
+    assert!(out.events[&4].contains(&Event::Ack {
+        client_id: 77,
+        seq: Some(1)
+    }));
+    assert_eq!(restored.last_seq(), 2);
+}

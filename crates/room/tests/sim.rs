@@ -125,11 +125,18 @@ impl Sim {
             .collect();
         let mut clients = Vec::new();
         for room in 0..2 {
-            clients.push(Client::new(format!("host-{room}"), Role::Host, room));
+            let id_space = clients.len() as u64;
+            clients.push(Client::new(
+                format!("host-{room}"),
+                Role::Host,
+                room,
+                id_space,
+            ));
             for i in 0..6 {
                 // Users 0 and 1 of each room hold two connections' worth of identity.
                 let user = format!("r{room}-u{}", i % 5);
-                clients.push(Client::new(user, Role::Viewer, room));
+                let id_space = clients.len() as u64;
+                clients.push(Client::new(user, Role::Viewer, room, id_space));
             }
         }
         Sim {
@@ -733,14 +740,16 @@ impl Sim {
 }
 
 impl Client {
-    fn new(user: String, role: Role, room: usize) -> Client {
+    /// Client ids are unique per session, not per user (the room deduplicates retries
+    /// by user and client id), so each client counts in its own id space.
+    fn new(user: String, role: Role, room: usize, id_space: u64) -> Client {
         Client {
             user,
             role,
             room,
             connection: None,
             view: View::default(),
-            next_client_id: 0,
+            next_client_id: id_space << 32,
             likes_in_flight: BTreeMap::new(),
             sent_comments: 0,
         }

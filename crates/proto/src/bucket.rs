@@ -25,6 +25,12 @@ impl TokenBucket {
         self.updated_ms = self.updated_ms.max(now_ms);
     }
 
+    /// Whole tokens available now.
+    pub fn available(&mut self, now_ms: u64) -> u32 {
+        self.refill(now_ms);
+        u32::try_from(self.milli_tokens / 1000).unwrap_or(u32::MAX)
+    }
+
     /// Takes `count` tokens, or none and returns how long until they would be there.
     pub fn take(&mut self, count: u32, now_ms: u64) -> Result<(), u32> {
         self.refill(now_ms);

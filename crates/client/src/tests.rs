@@ -1,0 +1,498 @@
+use super::*;
+use alloc::vec;
+use ovation_proto::{Action, Role};
+
+const ROOM: &str = "weur-t";
+
+fn client(mode: TransportMode, now_ms: u64) -> Client {
+    Client::new(
+        Config {
+            room: ROOM.into(),
+            transport: mode,
+            seed: 7,
+        },
+        now_ms,
+    )
+}
+
+fn transmits(c: &mut Client) -> Vec<Transmit> {
+    core::iter::from_fn(|| c.poll_transmit()).collect()
+}
+
+fn events(c: &mut Client) -> Vec<ClientEvent> {
+    core::iter::from_fn(|| c.poll_event()).collect()
+}
+
+fn opened_socket(t: &[Transmit]) -> u64 {
+    t.iter()
+        .find_map(|t| match t {
+            Transmit::OpenSocket { socket, path } => {
+                assert_eq!(path, "/v1/rooms/weur-t/ws");
+                Some(*socket)
+            }
+            _ => None,
+        })
+        .expect("an OpenSocket")
+}
+
+fn sent_frames(t: &[Transmit]) -> Vec<ClientFrame> {
+    t.iter()
+        .filter_map(|t| match t {
+            Transmit::Send { frame, .. } => Some(ClientFrame::decode(frame).unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn batch(events: Vec<Event>, server_time_ms: u64) -> Vec<u8> {
+    ServerFrame::Batch {
+        server_time_ms,
+        events,
+    }
+    .encode()
+}
+
+fn welcome(epoch: u64, cursor: u64, resumed: bool) -> Event {
+    Event::Welcome(Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        connection_id: 1,
+        user: "ana".into(),
+        role: Role::Viewer,
+        epoch,
+        total_version: 1,
+        action_cursor: cursor,
+        resumed,
+        tick_ms: 50,
+    })
+}
+
+fn comment_action(seq: u64, text: &str) -> Event {
+    Event::Action(Action {
+        seq,
+        ts_ms: 0,
+        user: "bob".into(),
+        name: "Bob".into(),
+        body: ActionBody::Comment { text: text.into() },
+    })
+}
+
+/// A client with an open socket in epoch 5 at cursor 10.
+fn open_client(now_ms: u64) -> (Client, u64) {
+    let mut c = client(TransportMode::Ws, now_ms);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, now_ms);
+    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, false)], now_ms), now_ms);
+    transmits(&mut c);
+    events(&mut c);
+    (c, socket)
+}
+
+#[test]
+fn hello_then_welcome_opens_and_a_reconnect_resumes_from_cursor_and_versions() {
+    let (mut c, socket) = open_client(0);
+    assert_eq!(c.status(), Status::Open);
+    let part = Event::Part {
+        name: "poll".into(),
+        version: 3,
+        value: "{}".into(),
+    };
+    c.handle_socket_message(socket, &batch(vec![part, comment_action(11, "hi")], 10), 10);
+    let got = events(&mut c);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Part { version: 3, .. })));
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Comment { seq: 11, .. })));
+    c.handle_socket_closed(socket, 1006, "", 20);
+    assert_eq!(c.status(), Status::Reconnecting);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, at);
+    let hello = sent_frames(&transmits(&mut c)).remove(0);
+    let ClientFrame::Hello(Hello {
+        resume: Some(resume),
+        ..
+    }) = hello
+    else {
+        panic!("expected Hello with resume, got {hello:?}");
+    };
+    assert_eq!(resume.epoch, 5);
+    assert_eq!(resume.action_cursor, 11);
+    assert_eq!(
+        resume.part_versions,
+        vec![PartVersion {
+            name: "poll".into(),
+            version: 3
+        }]
+    );
+    // The resumed stream overlaps: seq 11 again is not dispatched twice.
+    c.handle_socket_message(
+        socket,
+        &batch(
+            vec![
+                welcome(5, 12, true),
+                comment_action(11, "hi"),
+                comment_action(12, "new"),
+            ],
+            at,
+        ),
+        at,
+    );
+    let seqs: Vec<u64> = events(&mut c)
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Comment { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, vec![12]);
+}
+
+#[test]
+fn a_new_epoch_drops_every_part() {
+    let (mut c, socket) = open_client(0);
+    let part = Event::Part {
+        name: "poll".into(),
+        version: 3,
+        value: "{}".into(),
+    };
+    c.handle_socket_message(socket, &batch(vec![part], 0), 0);
+    c.handle_socket_closed(socket, 1006, "", 0);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, at);
+    c.handle_socket_message(socket, &batch(vec![welcome(6, 0, false)], at), at);
+    assert!(events(&mut c).contains(&ClientEvent::Reset { epoch: 6 }));
+    assert!(c.state().parts.is_empty());
+    assert_eq!(c.state().epoch, 6);
+    assert_eq!(c.cursor(), Some(0));
+}
+
+#[test]
+fn backoff_grows_with_full_jitter_within_its_cap_then_auto_switches_to_pull() {
+    let mut delays = Vec::new();
+    for seed in 0..50 {
+        let mut c = Client::new(
+            Config {
+                room: ROOM.into(),
+                transport: TransportMode::Ws,
+                seed,
+            },
+            0,
+        );
+        let mut now = 0;
+        for attempt in 0..12u32 {
+            let socket = opened_socket(&transmits(&mut c));
+            c.handle_socket_closed(socket, 1006, "", now);
+            assert_eq!(c.status(), Status::Reconnecting);
+            let at = c.poll_timeout().unwrap();
+            let cap = (CLIENT_BACKOFF_MS_BASE << attempt).min(CLIENT_BACKOFF_MS_MAX);
+            assert!(at - now <= cap, "attempt {attempt}: {} > {cap}", at - now);
+            delays.push((attempt, at - now));
+            now = at;
+            c.handle_timeout(now);
+        }
+    }
+    // Jitter: late attempts spread over their whole range, not bunched at the cap.
+    let late: Vec<u64> = delays
+        .iter()
+        .filter(|(a, _)| *a >= 8)
+        .map(|(_, d)| *d)
+        .collect();
+    assert!(late.iter().any(|d| *d < CLIENT_BACKOFF_MS_MAX / 3));
+    assert!(late.iter().any(|d| *d > 2 * CLIENT_BACKOFF_MS_MAX / 3));
+
+    let mut c = client(TransportMode::Auto, 0);
+    let mut now = 0;
+    for _ in 0..CLIENT_WS_FAILURES_BEFORE_PULL {
+        let socket = opened_socket(&transmits(&mut c));
+        c.handle_socket_closed(socket, 1006, "", now);
+        if let Some(at) = c.poll_timeout() {
+            now = at;
+            c.handle_timeout(now);
+        }
+    }
+    assert_eq!(c.transport(), Transport::Pull);
+    let t = transmits(&mut c);
+    assert!(t.iter().any(|t| matches!(
+        t,
+        Transmit::Fetch { kind: FetchKind::State, path, .. } if path == "/v1/rooms/weur-t/state"
+    )));
+}
+
+#[test]
+fn goaway_is_a_planned_reconnect_without_backoff_growth() {
+    let (mut c, socket) = open_client(0);
+    c.handle_socket_message(
+        socket,
+        &batch(
+            vec![Event::GoAway {
+                reconnect_delay_ms: 400,
+            }],
+            0,
+        ),
+        0,
+    );
+    let t = transmits(&mut c);
+    assert!(t.contains(&Transmit::CloseSocket {
+        socket,
+        code: 1000,
+        reason: "going away".into()
+    }));
+    let at = c.poll_timeout().unwrap();
+    assert!(
+        (400..=500).contains(&at),
+        "reconnects after the delay: {at}"
+    );
+    c.handle_timeout(at);
+    let socket2 = opened_socket(&transmits(&mut c));
+    assert_ne!(socket, socket2);
+    // Late messages from the old socket are ignored.
+    c.handle_socket_message(socket, &batch(vec![comment_action(99, "old")], at), at);
+    assert!(events(&mut c)
+        .iter()
+        .all(|e| !matches!(e, ClientEvent::Comment { .. })));
+}
+
+#[test]
+fn actions_are_acknowledged_retried_under_the_same_id_and_end_exactly_once() {
+    let (mut c, socket) = open_client(0);
+    let id = c.comment("hello", 0).unwrap();
+    let first = sent_frames(&transmits(&mut c));
+    assert_eq!(first.len(), 1);
+    // The socket dies before the Ack; on the next socket the same frame goes again.
+    c.handle_socket_closed(socket, 1006, "", 10);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, at);
+    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], at), at);
+    let again = sent_frames(&transmits(&mut c));
+    assert!(again.contains(&first[0]), "retried with the same client id");
+    let ack = Event::Ack {
+        client_id: id,
+        seq: Some(11),
+    };
+    c.handle_socket_message(socket, &batch(vec![ack.clone(), ack], at), at);
+    let done: Vec<ClientEvent> = events(&mut c)
+        .into_iter()
+        .filter(|e| matches!(e, ClientEvent::Done { .. }))
+        .collect();
+    assert_eq!(
+        done,
+        vec![ClientEvent::Done {
+            id,
+            seq: Some(11),
+            error: None
+        }]
+    );
+    assert_eq!(c.actions_pending(), 0);
+    // An action without an answer times out, once.
+    let id = c.comment("lost", at).unwrap();
+    c.handle_timeout(at + CLIENT_ACTION_TIMEOUT_MS);
+    let ends: Vec<ClientEvent> = events(&mut c);
+    assert!(matches!(
+        &ends[..],
+        [ClientEvent::Done { id: i, error: Some(e), .. }] if *i == id && e.code == "timeout"
+    ));
+}
+
+#[test]
+fn bad_input_is_refused_with_stable_codes() {
+    let (mut c, _) = open_client(0);
+    let long = "x".repeat(COMMENT_BYTES_MAX + 1);
+    assert_eq!(c.comment(&long, 0).unwrap_err().code, "too_long");
+    assert_eq!(c.comment("  ", 0).unwrap_err().code, "invalid");
+    assert_eq!(c.direct("", "{}", 0).unwrap_err().code, "invalid");
+    assert_eq!(c.gift("g1", "rose", 0, 0).unwrap_err().code, "invalid");
+    for i in 0..CLIENT_ACTIONS_PENDING_MAX {
+        c.comment(&format!("c{i}"), 0).unwrap();
+    }
+    assert_eq!(c.comment("one more", 0).unwrap_err().code, "too_many");
+    c.close(0);
+    assert_eq!(c.comment("after", 0).unwrap_err().code, "closed");
+    let closed: usize = events(&mut c)
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Done { error: Some(e), .. } if e.code == "closed"))
+        .count();
+    assert_eq!(closed, CLIENT_ACTIONS_PENDING_MAX);
+    assert_eq!(c.status(), Status::Closed);
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn likes_are_coalesced_into_one_frame_per_period_within_the_room_rate() {
+    let (mut c, _) = open_client(0);
+    let likes = |c: &mut Client| -> Vec<u32> {
+        sent_frames(&transmits(c))
+            .into_iter()
+            .filter_map(|f| match f {
+                ClientFrame::Like { count, .. } => Some(count),
+                _ => None,
+            })
+            .collect()
+    };
+    // The first tap goes at once; taps within the next period ride together.
+    c.like(1, 0);
+    c.handle_timeout(0);
+    assert_eq!(likes(&mut c), vec![1]);
+    for t in 1..10 {
+        c.like(1, t * 10);
+        c.handle_timeout(t * 10);
+    }
+    assert_eq!(likes(&mut c), Vec::<u32>::new());
+    c.handle_timeout(CLIENT_LIKE_FLUSH_MS);
+    assert_eq!(likes(&mut c), vec![9]);
+    // A flood: never more than the room's bucket allows.
+    let mut now = 1_000;
+    let mut sent = 0;
+    c.like(5_000, now);
+    while now < 3_000 {
+        c.handle_timeout(now);
+        for f in sent_frames(&transmits(&mut c)) {
+            if let ClientFrame::Like { count, .. } = f {
+                sent += count;
+            }
+        }
+        now += 50;
+    }
+    let allowed = LIKES_BURST + 2 * LIKES_RATE_PER_S;
+    assert!(
+        sent <= allowed,
+        "{sent} likes sent, the room allows {allowed}"
+    );
+    assert!(sent >= allowed - LIKES_RATE_PER_S);
+}
+
+#[test]
+fn a_room_end_closes_for_good_and_fails_what_was_waiting() {
+    let (mut c, socket) = open_client(0);
+    let id = c.comment("late", 0).unwrap();
+    c.handle_socket_message(socket, &batch(vec![Event::RoomEnded], 0), 0);
+    c.handle_socket_closed(socket, CloseCode::RoomEnded.code(), "", 0);
+    let got = events(&mut c);
+    assert!(got.contains(&ClientEvent::Ended));
+    assert!(got.iter().any(
+        |e| matches!(e, ClientEvent::Done { id: i, error: Some(e), .. } if *i == id && e.code == "room_ended")
+    ));
+    assert_eq!(c.status(), Status::Closed);
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn clock_samples_come_from_pongs_in_batches() {
+    let (mut c, socket) = open_client(1_000);
+    // Welcome asked for a ping at once.
+    c.handle_timeout(1_000);
+    let ping = sent_frames(&transmits(&mut c));
+    let Some(ClientFrame::Ping { client_time_ms }) = ping.last().cloned() else {
+        panic!("no ping: {ping:?}");
+    };
+    // Server clock = client + 5000; 20 ms each way; held 30 ms for the tick.
+    let pong = Event::Pong {
+        client_time_ms,
+        server_time_ms: client_time_ms + 5_020,
+    };
+    c.handle_socket_message(socket, &batch(vec![pong], client_time_ms + 5_050), 1_070);
+    assert_eq!(c.clock().offset_ms(), Some(5_000));
+    assert_eq!(c.server_now(2_000), 7_000);
+}
+
+#[test]
+fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
+    let mut c = client(TransportMode::Pull, 0);
+    let t = transmits(&mut c);
+    let Some(Transmit::Fetch { request, .. }) = t.first().cloned() else {
+        panic!("{t:?}");
+    };
+    let state = PullState {
+        epoch: 2,
+        version: 7,
+        parts: [("poll".to_owned(), 7), ("room".to_owned(), 1)]
+            .into_iter()
+            .collect(),
+        action_cursor: 40,
+        likes: 3,
+        online: 9,
+        status: "live".into(),
+    };
+    c.handle_fetch(request, FetchReply::State(state), 5);
+    let t = transmits(&mut c);
+    let parts: Vec<(u64, String)> = t
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::Fetch {
+                request,
+                path,
+                kind: FetchKind::Part,
+            } => Some((*request, path.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        parts.iter().map(|p| p.1.as_str()).collect::<Vec<_>>(),
+        vec![
+            "/v1/rooms/weur-t/parts/poll?v=7",
+            "/v1/rooms/weur-t/parts/room?v=1"
+        ]
+    );
+    c.handle_fetch(parts[0].0, FetchReply::Part("[1]".into()), 6);
+    c.handle_fetch(parts[1].0, FetchReply::Part("{}".into()), 6);
+    let t = transmits(&mut c);
+    let Some(Transmit::Fetch { request, path, .. }) = t.first().cloned() else {
+        panic!("{t:?}");
+    };
+    assert_eq!(path, "/v1/rooms/weur-t/events?since=40");
+    assert_eq!(c.status(), Status::Open);
+    let reply = PullEvents {
+        events: vec![PullAction {
+            seq: 41,
+            ts_ms: 1,
+            user: "bob".into(),
+            name: "Bob".into(),
+            kind: "comment".into(),
+            text: "hi".into(),
+            sku: String::new(),
+            qty: 0,
+            amount: 0,
+        }],
+        gap: false,
+        cursor: 41,
+        epoch: 2,
+        version: 7,
+        likes: 4,
+        online: 9,
+        poll_interval_ms: 1_000,
+        server_time_ms: Some(10),
+        status: None,
+    };
+    c.handle_fetch(request, FetchReply::Events(reply), 8);
+    let got = events(&mut c);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Comment { seq: 41, .. })));
+    assert!(got.contains(&ClientEvent::Like { total: 4 }));
+    assert_eq!(c.poll_timeout(), Some(1_008));
+    assert_eq!(
+        c.comment("hi", 8).unwrap_err().code,
+        "unsupported_transport"
+    );
+    // A bad token is not retried.
+    c.handle_timeout(1_008);
+    let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
+        panic!();
+    };
+    c.handle_fetch(
+        request,
+        FetchReply::Failed {
+            status: 401,
+            code: "token_expired".into(),
+            message: "expired".into(),
+        },
+        1_010,
+    );
+    assert_eq!(c.status(), Status::Closed);
+}
