@@ -1,1 +1,503 @@
-pub fn placeholder() {}
+//! wasm-bindgen glue around [`ovation_client::Client`]: nothing but I/O.
+//!
+//! The core decides; this crate opens and closes WebSockets (any object with the browser
+//! WebSocket API: the page's own, a webview's, or the `ws` package in Node), performs
+//! `fetch` for the pull transport, arms one `setTimeout` for the core's next deadline,
+//! and hands events to JavaScript as plain objects (serde-wasm-bindgen), one array per
+//! turn. The JavaScript wrapper in `npm/` turns them into `room.on(...)` callbacks.
+//!
+//! Re-entrancy: JavaScript handlers may call back into the session (a `comment` from a
+//! `comment` handler). The core is never borrowed while JavaScript runs: each turn
+//! collects its transmits and events under the borrow, releases it, then calls out.
+//!
+//! The bindings are declared here rather than taken from web-sys because they must also
+//! bind Node's `ws` objects and Node's `setTimeout` (which returns an object, not a
+//! number), and because every kilobyte of the SDK is downloaded by every viewer.
+
+#![forbid(unsafe_code)]
+
+use ovation_client::{
+    ActionError, Client, ClientEvent, Config, FetchKind, FetchReply, PullEvents, PullState,
+    Transmit, TransportMode,
+};
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen]
+extern "C" {
+    /// Anything with the WebSocket API.
+    type Socket;
+    #[wasm_bindgen(method, setter = binaryType)]
+    fn set_binary_type(this: &Socket, value: &str);
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send_bytes(this: &Socket, data: &js_sys::Uint8Array) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch, js_name = send)]
+    fn send_text(this: &Socket, data: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, catch)]
+    fn close(this: &Socket, code: u16, reason: &str) -> Result<(), JsValue>;
+    #[wasm_bindgen(method, setter)]
+    fn set_onopen(this: &Socket, handler: Option<&js_sys::Function>);
+    #[wasm_bindgen(method, setter)]
+    fn set_onmessage(this: &Socket, handler: Option<&js_sys::Function>);
+    #[wasm_bindgen(method, setter)]
+    fn set_onclose(this: &Socket, handler: Option<&js_sys::Function>);
+    #[wasm_bindgen(method, setter)]
+    fn set_onerror(this: &Socket, handler: Option<&js_sys::Function>);
+
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, delay_ms: f64) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(handle: &JsValue);
+    #[wasm_bindgen(js_name = fetch)]
+    fn fetch(url: &str, init: &JsValue) -> js_sys::Promise;
+}
+
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// A JavaScript `Error` with a stable `code` property.
+fn js_error(code: &str, message: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
+    error.into()
+}
+
+fn action_error(e: ActionError) -> JsValue {
+    js_error(&e.code, &e.message)
+}
+
+type Handler = Closure<dyn FnMut(JsValue)>;
+
+struct OpenSocket {
+    socket: Socket,
+    _handlers: [Handler; 4],
+}
+
+struct Inner {
+    client: Client,
+    base_url: String,
+    token: String,
+    websocket: Option<js_sys::Function>,
+    sockets: BTreeMap<u64, OpenSocket>,
+    timer: Option<(JsValue, Closure<dyn FnMut()>)>,
+    timer_at_ms: Option<u64>,
+    on_events: js_sys::Function,
+}
+
+#[derive(Deserialize)]
+struct Options {
+    url: String,
+    room: String,
+    token: String,
+    #[serde(default)]
+    transport: Option<String>,
+    seed: f64,
+}
+
+/// One connection to one room.
+#[wasm_bindgen]
+pub struct Session {
+    inner: Rc<RefCell<Inner>>,
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// `options`: `{ url, room, token, transport?, seed }`; `websocket`: a WebSocket
+    /// constructor (or undefined for pull); `on_events`: called with arrays of events.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        options: JsValue,
+        websocket: JsValue,
+        on_events: js_sys::Function,
+    ) -> Result<Session, JsValue> {
+        let options: Options = serde_wasm_bindgen::from_value(options)
+            .map_err(|e| js_error("invalid_options", &e.to_string()))?;
+        let transport = match options.transport.as_deref() {
+            None => TransportMode::Auto,
+            Some(t) => TransportMode::parse(t).ok_or_else(|| {
+                js_error(
+                    "invalid_options",
+                    "transport is \"auto\", \"ws\" or \"pull\"",
+                )
+            })?,
+        };
+        let room = ovation_proto::RoomId::parse(&options.room)
+            .map_err(|e| js_error("invalid_room", &e.to_string()))?;
+        let base_url = options.url.trim_end_matches('/').to_owned();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(js_error(
+                "invalid_options",
+                "url must start with http:// or https://",
+            ));
+        }
+        let websocket = websocket.dyn_into::<js_sys::Function>().ok();
+        if websocket.is_none() && transport != TransportMode::Pull {
+            return Err(js_error(
+                "no_websocket",
+                "no WebSocket here: pass one (e.g. the `ws` package) or use transport \"pull\"",
+            ));
+        }
+        let client = Client::new(
+            Config {
+                room: room.as_str().to_owned(),
+                transport,
+                seed: options.seed as u64,
+            },
+            now_ms(),
+        );
+        let inner = Rc::new(RefCell::new(Inner {
+            client,
+            base_url,
+            token: options.token,
+            websocket,
+            sockets: BTreeMap::new(),
+            timer: None,
+            timer_at_ms: None,
+            on_events,
+        }));
+        turn(&inner);
+        Ok(Session { inner })
+    }
+
+    pub fn comment(&self, text: &str) -> Result<f64, JsValue> {
+        self.act(|c, now| c.comment(text, now))
+    }
+
+    pub fn reaction(&self, kind: &str) -> Result<f64, JsValue> {
+        self.act(|c, now| c.reaction(kind, now))
+    }
+
+    pub fn direct(&self, to_user: &str, payload: &str) -> Result<f64, JsValue> {
+        self.act(|c, now| c.direct(to_user, payload, now))
+    }
+
+    #[wasm_bindgen(js_name = setPart)]
+    pub fn set_part(&self, name: &str, value: &str) -> Result<f64, JsValue> {
+        self.act(|c, now| c.set_part(name, value, now))
+    }
+
+    pub fn gift(&self, gift_id: &str, sku: &str, qty: u32) -> Result<f64, JsValue> {
+        self.act(|c, now| c.gift(gift_id, sku, qty, now))
+    }
+
+    pub fn like(&self, count: u32) {
+        self.inner.borrow_mut().client.like(count, now_ms());
+        turn(&self.inner);
+    }
+
+    #[wasm_bindgen(js_name = serverNow)]
+    pub fn server_now(&self) -> f64 {
+        self.inner.borrow().client.server_now(now_ms()) as f64
+    }
+
+    /// The clock offset estimate (server minus local, ms), or undefined before a sample.
+    #[wasm_bindgen(js_name = clockOffset)]
+    pub fn clock_offset(&self) -> Option<f64> {
+        self.inner
+            .borrow()
+            .client
+            .clock()
+            .offset_ms()
+            .map(|o| o as f64)
+    }
+
+    pub fn close(&self) {
+        self.inner.borrow_mut().client.close(now_ms());
+        turn(&self.inner);
+    }
+
+    fn act(
+        &self,
+        action: impl FnOnce(&mut Client, u64) -> Result<u64, ActionError>,
+    ) -> Result<f64, JsValue> {
+        let result = action(&mut self.inner.borrow_mut().client, now_ms());
+        turn(&self.inner);
+        result.map(|id| id as f64).map_err(action_error)
+    }
+}
+
+/// One turn: perform what the core asks, hand its events out, re-arm the timer.
+fn turn(inner: &Rc<RefCell<Inner>>) {
+    let (transmits, events, on_events) = {
+        let mut guard = inner.borrow_mut();
+        let state = &mut *guard;
+        let transmits: Vec<Transmit> =
+            std::iter::from_fn(|| state.client.poll_transmit()).collect();
+        let events: Vec<ClientEvent> = std::iter::from_fn(|| state.client.poll_event()).collect();
+        (transmits, events, state.on_events.clone())
+    };
+    for transmit in transmits {
+        perform(inner, transmit);
+    }
+    arm_timer(inner);
+    if !events.is_empty() {
+        let array = js_sys::Array::new_with_length(events.len() as u32);
+        for (i, event) in events.iter().enumerate() {
+            let value = serde_wasm_bindgen::to_value(event).unwrap_or(JsValue::NULL);
+            array.set(i as u32, value);
+        }
+        let _ = on_events.call1(&JsValue::NULL, &array);
+    }
+}
+
+fn arm_timer(inner: &Rc<RefCell<Inner>>) {
+    let mut state = inner.borrow_mut();
+    let at = state.client.poll_timeout();
+    if at == state.timer_at_ms && state.timer.is_some() {
+        return;
+    }
+    if let Some((handle, _)) = state.timer.take() {
+        clear_timeout(&handle);
+    }
+    state.timer_at_ms = at;
+    let Some(at) = at else { return };
+    let weak = Rc::downgrade(inner);
+    let callback = Closure::<dyn FnMut()>::new(move || {
+        if let Some(inner) = weak.upgrade() {
+            {
+                let mut state = inner.borrow_mut();
+                state.timer = None;
+                state.timer_at_ms = None;
+                state.client.handle_timeout(now_ms());
+            }
+            turn(&inner);
+        }
+    });
+    let delay_ms = at.saturating_sub(now_ms()) as f64;
+    let handle = set_timeout(callback.as_ref().unchecked_ref(), delay_ms);
+    state.timer = Some((handle, callback));
+}
+
+fn perform(inner: &Rc<RefCell<Inner>>, transmit: Transmit) {
+    match transmit {
+        Transmit::OpenSocket { socket, path } => open_socket(inner, socket, &path),
+        Transmit::Send { socket, frame } => {
+            let state = inner.borrow();
+            if let Some(open) = state.sockets.get(&socket) {
+                // An owned copy: `ws` in Node may queue the buffer past this call.
+                let _ = open
+                    .socket
+                    .send_bytes(&js_sys::Uint8Array::from(&frame[..]));
+            }
+        }
+        Transmit::SendText { socket, text } => {
+            if let Some(open) = inner.borrow().sockets.get(&socket) {
+                let _ = open.socket.send_text(text);
+            }
+        }
+        Transmit::CloseSocket {
+            socket,
+            code,
+            reason,
+        } => {
+            let removed = inner.borrow_mut().sockets.remove(&socket);
+            if let Some(open) = removed {
+                detach(&open.socket);
+                let _ = open.socket.close(code, &reason);
+            }
+        }
+        Transmit::Fetch {
+            request,
+            path,
+            kind,
+        } => start_fetch(inner, request, &path, kind),
+    }
+}
+
+fn detach(socket: &Socket) {
+    socket.set_onopen(None);
+    socket.set_onmessage(None);
+    socket.set_onclose(None);
+    socket.set_onerror(None);
+}
+
+fn open_socket(inner: &Rc<RefCell<Inner>>, id: u64, path: &str) {
+    let (ctor, url, protocols) = {
+        let state = inner.borrow();
+        let ws_base = state.base_url.replacen("http", "ws", 1);
+        let protocols = js_sys::Array::of2(
+            &ovation_proto::SUBPROTOCOL.into(),
+            &format!("token.{}", state.token).into(),
+        );
+        (
+            state.websocket.clone(),
+            format!("{ws_base}{path}"),
+            protocols,
+        )
+    };
+    let Some(ctor) = ctor else { return };
+    let args = js_sys::Array::of2(&url.into(), &protocols);
+    let socket: Socket = match js_sys::Reflect::construct(&ctor, &args) {
+        Ok(s) => s.unchecked_into(),
+        Err(_) => {
+            inner.borrow_mut().client.handle_socket_closed(
+                id,
+                1006,
+                "WebSocket constructor threw",
+                now_ms(),
+            );
+            turn(inner);
+            return;
+        }
+    };
+    socket.set_binary_type("arraybuffer");
+    let handler = |f: fn(&mut Client, u64, JsValue)| {
+        let weak = Rc::downgrade(inner);
+        Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            if let Some(inner) = weak.upgrade() {
+                f(&mut inner.borrow_mut().client, id, event);
+                turn(&inner);
+            }
+        })
+    };
+    let on_open = handler(|c, id, _| c.handle_socket_open(id, now_ms()));
+    let on_message = handler(|c, id, event| {
+        let data = js_sys::Reflect::get(&event, &"data".into()).unwrap_or(JsValue::UNDEFINED);
+        if data.is_string() {
+            c.handle_socket_text(id, now_ms());
+        } else {
+            let bytes = js_sys::Uint8Array::new(&data).to_vec();
+            c.handle_socket_message(id, &bytes, now_ms());
+        }
+    });
+    let on_close = handler(|c, id, event| {
+        let code = js_sys::Reflect::get(&event, &"code".into())
+            .ok()
+            .and_then(|c| c.as_f64())
+            .unwrap_or(1006.0) as u16;
+        let reason = js_sys::Reflect::get(&event, &"reason".into())
+            .ok()
+            .and_then(|r| r.as_string())
+            .unwrap_or_default();
+        c.handle_socket_closed(id, code, &reason, now_ms());
+    });
+    // An error is always followed by a close event; the close carries the code.
+    let on_error = handler(|_, _, _| {});
+    socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    socket.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    inner.borrow_mut().sockets.insert(
+        id,
+        OpenSocket {
+            socket,
+            _handlers: [on_open, on_message, on_close, on_error],
+        },
+    );
+}
+
+fn start_fetch(inner: &Rc<RefCell<Inner>>, request: u64, path: &str, kind: FetchKind) {
+    let (url, init) = {
+        let state = inner.borrow();
+        let headers = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(
+            &headers,
+            &"authorization".into(),
+            &format!("Bearer {}", state.token).into(),
+        );
+        let init = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&init, &"headers".into(), &headers);
+        (format!("{}{path}", state.base_url), init)
+    };
+    let weak = Rc::downgrade(inner);
+    wasm_bindgen_futures::spawn_local(async move {
+        let reply = fetch_reply(&url, &init, kind).await;
+        if let Some(inner) = weak.upgrade() {
+            inner
+                .borrow_mut()
+                .client
+                .handle_fetch(request, reply, now_ms());
+            turn(&inner);
+        }
+    });
+}
+
+async fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind) -> FetchReply {
+    use wasm_bindgen_futures::JsFuture;
+    let failed = |status: u16, code: &str, message: String| FetchReply::Failed {
+        status,
+        code: code.to_owned(),
+        message,
+    };
+    let response = match JsFuture::from(fetch(url, init)).await {
+        Ok(r) => r,
+        Err(e) => return failed(0, "network", format!("{e:?}")),
+    };
+    let get = |name: &str| js_sys::Reflect::get(&response, &name.into()).unwrap_or_default();
+    let status = get("status").as_f64().unwrap_or(0.0) as u16;
+    let call = |name: &str| -> Result<js_sys::Promise, JsValue> {
+        let method: js_sys::Function = get(name).dyn_into()?;
+        method.call0(&response)?.dyn_into()
+    };
+    if !(200..300).contains(&status) {
+        let body = match call("json") {
+            Ok(p) => JsFuture::from(p).await.unwrap_or_default(),
+            Err(_) => JsValue::UNDEFINED,
+        };
+        let field = |name: &str| {
+            js_sys::Reflect::get(&body, &name.into())
+                .ok()
+                .and_then(|v| v.as_string())
+        };
+        let code = field("code").unwrap_or_else(|| format!("http_{status}"));
+        let message = field("message").unwrap_or_default();
+        return failed(status, &code, message);
+    }
+    match kind {
+        FetchKind::Part => match call("text") {
+            Ok(p) => match JsFuture::from(p).await {
+                Ok(text) => FetchReply::Part(text.as_string().unwrap_or_default()),
+                Err(e) => failed(0, "network", format!("{e:?}")),
+            },
+            Err(e) => failed(0, "network", format!("{e:?}")),
+        },
+        FetchKind::State | FetchKind::Events => {
+            let json = match call("json") {
+                Ok(p) => JsFuture::from(p).await,
+                Err(e) => Err(e),
+            };
+            let json = match json {
+                Ok(json) => json,
+                Err(e) => return failed(0, "network", format!("{e:?}")),
+            };
+            let parsed = if kind == FetchKind::State {
+                serde_wasm_bindgen::from_value::<PullState>(json).map(FetchReply::State)
+            } else {
+                serde_wasm_bindgen::from_value::<PullEvents>(json).map(FetchReply::Events)
+            };
+            parsed.unwrap_or_else(|e| failed(0, "bad_response", e.to_string()))
+        }
+    }
+}
+
+/// Decodes one server batch and hands its events to `sink` as one array, the way a
+/// session does: what the SDK benchmark measures in the browser.
+#[wasm_bindgen(js_name = benchDecodeDispatch)]
+pub fn bench_decode_dispatch(frame: &[u8], sink: &js_sys::Function) -> Result<u32, JsValue> {
+    let mut client = Client::new(
+        Config {
+            room: "weur-bench".into(),
+            transport: TransportMode::Ws,
+            seed: 1,
+        },
+        0,
+    );
+    client.handle_socket_open(1, 0);
+    while client.poll_transmit().is_some() {}
+    client.handle_socket_message(1, frame, 0);
+    let events: Vec<ClientEvent> = std::iter::from_fn(|| client.poll_event()).collect();
+    let array = js_sys::Array::new_with_length(events.len() as u32);
+    for (i, event) in events.iter().enumerate() {
+        array.set(
+            i as u32,
+            serde_wasm_bindgen::to_value(event).map_err(|e| js_error("bench", &e.to_string()))?,
+        );
+    }
+    sink.call1(&JsValue::NULL, &array)?;
+    Ok(events.len() as u32)
+}

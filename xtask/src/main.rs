@@ -18,7 +18,9 @@ commands:
                  and dev tokens; Ctrl-C stops everything
   test           fmt check, clippy (native and wasm32), unit and simulation tests,
                  then integration tests against the real worker under wrangler dev
-  build-worker   build edge-worker/build with worker-build (skips when up to date)
+    build-worker   build edge-worker/build with worker-build (skips when up to date)
+  build-sdk      build the client SDK (sdk-wasm, wasm-bindgen, wasm-opt) and pack the
+                 npm package `ovation` into target/npm/ovation-0.1.0.tgz
   bench ledger   gift ledger throughput and latency on SQLite and PostgreSQL, with
                  pgbench (simple-update) on the same PostgreSQL as the reference
   setup          only install what is missing (wasm32 target, wasm-bindgen-cli at the
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Some("dev") => dev(),
         Some("test") => test(),
         Some("build-worker") => build_worker(args.iter().any(|a| a == "--if-stale")),
+        Some("build-sdk") => build_sdk(),
         Some("setup") => setup(),
         Some("bench") => bench(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") | None => {
@@ -211,6 +214,64 @@ fn build_worker(if_stale: bool) -> Result {
     Ok(())
 }
 
+/// Where `build-sdk` leaves the packed npm tarball.
+fn sdk_tarball() -> PathBuf {
+    root().join("target/npm/ovation-0.1.0.tgz")
+}
+
+/// Builds the client SDK: sdk-wasm for wasm32, wasm-bindgen (ES module), wasm-opt -Oz,
+/// then `npm pack` of `npm/` into target/npm/.
+fn build_sdk() -> Result {
+    let root = root();
+    step("building the client SDK (sdk-wasm → npm/wasm, npm pack)");
+    run(cargo()
+        .args(["build", "-p", "ovation-sdk-wasm", "--release"])
+        .args(["--target", "wasm32-unknown-unknown"])
+        .current_dir(&root))?;
+    let wasm_dir = root.join("npm/wasm");
+    run(Command::new("wasm-bindgen")
+        .args([
+            "--target",
+            "web",
+            "--out-name",
+            "ovation_sdk",
+            "--no-typescript",
+        ])
+        .arg("--out-dir")
+        .arg(&wasm_dir)
+        .arg(root.join("target/wasm32-unknown-unknown/release/ovation_sdk_wasm.wasm")))?;
+    let wasm = wasm_dir.join("ovation_sdk_bg.wasm");
+    run(Command::new(root.join("node_modules/.bin/wasm-opt"))
+        .args([
+            "-Oz",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+        ])
+        .args([
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+        ])
+        .args(["--enable-multivalue"])
+        .arg(&wasm)
+        .arg("-o")
+        .arg(&wasm))?;
+    let out = root.join("target/npm");
+    fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    run(Command::new("npm")
+        .args(["pack", "--silent", "--pack-destination"])
+        .arg(&out)
+        .current_dir(root.join("npm")))?;
+    if !sdk_tarball().exists() {
+        return Err(format!(
+            "npm pack did not produce {}",
+            sdk_tarball().display()
+        ));
+    }
+    eprintln!("packed {}", sdk_tarball().display());
+    Ok(())
+}
+
 fn dev_token(role: &str, user: &str) -> String {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -375,6 +436,7 @@ fn test() -> Result {
             "-p",
             "ovation-room",
         ])
+        .args(["-p", "ovation-client", "-p", "ovation-sdk-wasm"])
         .args(["-p", "ovation-auth", "--", "-D", "warnings"])
         .current_dir(&root))?;
     step("unit, property and simulation tests");
@@ -389,6 +451,7 @@ fn test() -> Result {
         .args(["ovation-tests"])
         .current_dir(&root))?;
     build_worker(true)?;
+    build_sdk()?;
     // The gift tests run the real settlement service beside the worker.
     run(cargo()
         .args(["build", "-p", "ovation-settlement"])

@@ -744,11 +744,13 @@ impl Client {
                 self.apply_part(name, version, value);
             }
         }
-        if self.phase == Phase::Pull && self.requests.is_empty() && self.next_poll_ms.is_none() {
-            self.pull_next(now_ms);
-        }
-        if self.phase == Phase::Pull && self.pull_failures == 0 && self.status != Status::Open {
+        // Open once the state and every outdated part are in, as a socket is after Welcome.
+        let settled = self.phase == Phase::Pull && self.requests.is_empty();
+        if settled && self.pull_failures == 0 && self.status != Status::Open {
             self.set_status(Status::Open, None);
+        }
+        if settled && self.next_poll_ms.is_none() {
+            self.pull_next(now_ms);
         }
     }
 

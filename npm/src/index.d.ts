@@ -1,0 +1,115 @@
+// Types for the `ovation` package. The API is a contract: additive changes only.
+
+export type Transport = "auto" | "ws" | "pull";
+
+export interface ConnectOptions {
+  /** Service URL, e.g. "https://live.example.com" or "http://127.0.0.1:8787". */
+  url: string;
+  /** Room id with its region prefix, e.g. "weur-show". */
+  room: string;
+  /** A viewer/host/moderator token (JWT) from your backend. */
+  token: string;
+  /** "auto" (default): WebSocket, pull after repeated failures. */
+  transport?: Transport;
+  /** A WebSocket constructor where there is no global one (Node: the `ws` package). */
+  WebSocket?: unknown;
+  /** Reject `connect` when the room has not answered within this time (default 15000). */
+  timeoutMs?: number;
+}
+
+export interface RoomState {
+  epoch: number;
+  version: number;
+  /** Parts by name, values parsed from JSON. */
+  parts: Record<string, unknown>;
+}
+
+export interface StatusEvent {
+  status: "connecting" | "open" | "reconnecting" | "closed";
+  transport: "ws" | "pull";
+  reason?: string | null;
+}
+
+export interface ActionBase {
+  seq: number;
+  ts_ms: number;
+  user: string;
+  name: string;
+}
+
+export interface CommentEvent extends ActionBase {
+  text: string;
+  /** A broadcast from the admin API. */
+  system: boolean;
+}
+
+export interface ReactionEvent extends ActionBase {
+  kind: string;
+}
+
+export interface GiftEvent extends ActionBase {
+  sku: string;
+  qty: number;
+  amount: number;
+}
+
+export interface LikeEvent { total: number }
+export interface OnlineEvent { count: number }
+export interface DirectEvent { from: string; payload: unknown; ts_ms: number }
+export interface BalanceEvent { balance: number }
+export interface GapEvent { missed_after: number; resumed_from: number }
+
+export declare class OvationError extends Error {
+  /** Stable machine-readable code: "rate_limited", "forbidden", "too_long", "invalid",
+   * "timeout", "closed", "room_ended", "unsupported_transport", "invalid_options", ... */
+  code: string;
+  /** For "rate_limited": when a retry may succeed. */
+  retryAfterMs?: number;
+}
+
+export interface EventMap {
+  status: StatusEvent;
+  comment: CommentEvent;
+  reaction: ReactionEvent;
+  like: LikeEvent;
+  gift: GiftEvent;
+  online: OnlineEvent;
+  state: RoomState;
+  direct: DirectEvent;
+  balance: BalanceEvent;
+  gap: GapEvent;
+  ended: Record<string, never>;
+  poll: unknown;
+  quiz: unknown;
+  qa: unknown;
+  product: unknown;
+  error: OvationError;
+}
+
+export interface Room {
+  readonly state: RoomState;
+  readonly status: StatusEvent["status"];
+    readonly transport: "ws" | "pull";
+  /** Connections online in the room (last count heard). */
+  readonly online: number;
+  /** The room's like total (last total heard). */
+  readonly likes: number;
+  /** Subscribes; returns a function that unsubscribes. */
+  on<K extends keyof EventMap>(type: K, handler: (event: EventMap[K]) => void): () => void;
+  /** Resolves with the comment's sequence number once the room accepted it. */
+  comment(text: string): Promise<{ seq: number | null }>;
+  react(kind: string): Promise<{ seq: number | null }>;
+  /** Coalesced: one frame per ~250 ms carrying a count. */
+  like(count?: number): void;
+  /** Hosts and moderators: a peer message to every connection of one user. */
+  direct(userId: string, payload: unknown): Promise<{ seq: number | null }>;
+  /** Hosts and moderators: set an app-defined state part. */
+  setPart(name: string, value: unknown): Promise<{ seq: number | null }>;
+  /** A gift from the room's catalog; `id` makes retries safe. */
+  gift(sku: string, qty?: number, options?: { id?: string }): Promise<{ seq: number | null }>;
+  /** The server's clock (ms since the Unix epoch). */
+  serverNow(): number;
+  close(): void;
+}
+
+export declare function connect(options: ConnectOptions): Promise<Room>;

@@ -1,0 +1,207 @@
+// Node tests of the packed `ovation` tarball against the real worker under wrangler dev.
+// Run by tests/tests/sdk_node.rs, which starts the servers, installs the tarball next to
+// a copy of this file and passes: OVATION_URL, OVATION_URL_SHORT_LIFETIME (connections
+// get GoAway and are closed after ~2 s), OVATION_TOKENS (JSON: role/user → JWT).
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import WebSocket from "ws";
+import { connect, OvationError } from "ovation";
+
+const URL_MAIN = process.env.OVATION_URL;
+const URL_SHORT = process.env.OVATION_URL_SHORT_LIFETIME;
+const TOKENS = JSON.parse(process.env.OVATION_TOKENS || "{}");
+assert.ok(URL_MAIN && URL_SHORT && TOKENS.admin, "run through `cargo xtask test`");
+
+let counter = 0;
+async function createRoom(url) {
+  const room = `weur-sdk${Date.now() % 1e9}${counter++}`;
+  const resp = await fetch(`${url}/v1/rooms`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ room, host: "host", title: "sdk test" }),
+  });
+  assert.equal(resp.status, 201, await resp.text());
+  return room;
+}
+
+async function setPart(url, room, name, value) {
+  const resp = await fetch(`${url}/v1/rooms/${room}/parts/${name}`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },
+    body: JSON.stringify(value),
+  });
+  assert.equal(resp.status, 200, await resp.text());
+}
+
+function join(url, room, who, extra = {}) {
+  return connect({ url, room, token: TOKENS[who], WebSocket, ...extra });
+}
+
+/** Resolves with the first event of `type` that satisfies `pred`. */
+function next(room, type, pred = () => true, timeoutMs = 10000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${type} event within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const off = room.on(type, (e) => {
+      if (pred(e)) {
+        clearTimeout(timer);
+        off();
+        resolve(e);
+      }
+    });
+  });
+}
+
+function collect(room, type) {
+  const seen = [];
+  room.on(type, (e) => seen.push(e));
+  return seen;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `pred()` holds (events may arrive before a promise is awaited). */
+async function until(pred, what, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+test("comments reach their own room only, once, with the sender's seq", async () => {
+  const [a, b] = [await createRoom(URL_MAIN), await createRoom(URL_MAIN)];
+  const ana = await join(URL_MAIN, a, "ana");
+  const bob = await join(URL_MAIN, a, "bob");
+  const cy = await join(URL_MAIN, b, "cy");
+  assert.equal(ana.status, "open");
+  assert.equal(ana.transport, "ws");
+  const bobSees = collect(bob, "comment");
+  const cySees = collect(cy, "comment");
+  const { seq } = await ana.comment("hello from ana");
+  assert.ok(seq >= 1);
+    await until(() => bobSees.some((c) => c.seq === seq), "bob to hear the comment");
+  await sleep(300);
+  assert.deepEqual(
+    bobSees.map((c) => [c.seq, c.user, c.text, c.system]),
+    [[seq, "ana", "hello from ana", false]],
+  );
+  assert.deepEqual(cySees, [], "room b heard nothing from room a");
+  await assert.rejects(ana.comment("x".repeat(501)), (e) => e instanceof OvationError && e.code === "too_long");
+  for (const r of [ana, bob, cy]) r.close();
+});
+
+test("likes are coalesced and counted; online counts people", async () => {
+  const room = await createRoom(URL_MAIN);
+  const ana = await join(URL_MAIN, room, "ana");
+  const bob = await join(URL_MAIN, room, "bob");
+    if (ana.online !== 2) await next(ana, "online", (o) => o.count === 2);
+  for (let i = 0; i < 7; i++) bob.like();
+  await next(ana, "like", (l) => l.total === 7);
+  ana.close();
+  bob.close();
+});
+
+test("direct messages reach only their target", async () => {
+  const room = await createRoom(URL_MAIN);
+  const host = await join(URL_MAIN, room, "host");
+  const ana = await join(URL_MAIN, room, "ana");
+  const bob = await join(URL_MAIN, room, "bob");
+  const bobDirects = collect(bob, "direct");
+  const got = next(ana, "direct");
+  await host.direct("ana", { prize: "you won" });
+  const direct = await got;
+  assert.equal(direct.from, "host");
+  assert.deepEqual(direct.payload, { prize: "you won" });
+  await sleep(500);
+  assert.deepEqual(bobDirects, []);
+  // Viewers may not send peer messages.
+  await assert.rejects(bob.direct("ana", {}), (e) => e.code === "forbidden");
+  for (const r of [host, ana, bob]) r.close();
+});
+
+test("state parts arrive as room.state and interaction events", async () => {
+  const room = await createRoom(URL_MAIN);
+  await setPart(URL_MAIN, room, "pinned", { text: "before join" });
+  const ana = await join(URL_MAIN, room, "ana");
+  assert.deepEqual(ana.state.parts.pinned, { text: "before join" });
+  const poll = next(ana, "poll");
+  await setPart(URL_MAIN, room, "poll", { question: "red or blue?" });
+  assert.deepEqual(await poll, { question: "red or blue?" });
+  assert.deepEqual(ana.state.parts.poll, { question: "red or blue?" });
+  assert.ok(ana.state.version >= 2);
+  ana.close();
+});
+
+test("after the server drops sockets the SDK reconnects, resumes and misses nothing", async () => {
+  const room = await createRoom(URL_SHORT);
+  const ana = await join(URL_SHORT, room, "ana");
+  const bob = await join(URL_SHORT, room, "bob");
+  const statuses = collect(ana, "status");
+  const seen = collect(ana, "comment");
+  const sent = [];
+  // Comments across several connection lifetimes (each ~2 s, then GoAway and close).
+  const until = Date.now() + 7000;
+  let n = 0;
+  while (Date.now() < until) {
+    try {
+      const { seq } = await bob.comment(`c${n++}`);
+      sent.push(seq);
+    } catch (e) {
+      if (e.code !== "rate_limited") throw e;
+    }
+    await sleep(1100);
+  }
+  await sleep(1500);
+  assert.ok(statuses.some((s) => s.status === "reconnecting"), "the server ended connections");
+  assert.equal(ana.status, "open");
+  const seqs = seen.map((c) => c.seq);
+  assert.equal(new Set(seqs).size, seqs.length, "no comment twice");
+  for (const seq of sent) assert.ok(seqs.includes(seq), `comment ${seq} missed`);
+  ana.close();
+  bob.close();
+});
+
+test("the pull transport follows the room end to end", async () => {
+  const room = await createRoom(URL_MAIN);
+  await setPart(URL_MAIN, room, "pinned", { text: "hi pull" });
+  const viewer = await join(URL_MAIN, room, "cy", { transport: "pull" });
+  assert.equal(viewer.transport, "pull");
+  assert.deepEqual(viewer.state.parts.pinned, { text: "hi pull" });
+  const bob = await join(URL_MAIN, room, "bob");
+  const heard = next(viewer, "comment", (c) => c.text === "over the socket");
+  const { seq } = await bob.comment("over the socket");
+  assert.equal((await heard).seq, seq);
+  const part = next(viewer, "state", (s) => s.parts.pinned && s.parts.pinned.text === "changed");
+  await setPart(URL_MAIN, room, "pinned", { text: "changed" });
+  await part;
+  await assert.rejects(viewer.comment("no"), (e) => e.code === "unsupported_transport");
+  assert.ok(Math.abs(viewer.serverNow() - Date.now()) < 1000);
+  viewer.close();
+  bob.close();
+});
+
+test("a refused token rejects connect with a stable code", async () => {
+  const room = await createRoom(URL_MAIN);
+  await assert.rejects(
+    connect({ url: URL_MAIN, room, token: "not-a-jwt", WebSocket, timeoutMs: 20000 }),
+    (e) => e instanceof OvationError && typeof e.code === "string" && e.code !== "connect_timeout",
+  );
+  await assert.rejects(connect({ url: URL_MAIN, room: "", token: "x" }), (e) => e.code === "invalid_options");
+  await assert.rejects(
+    connect({ url: URL_MAIN, room: "nowhere", token: TOKENS.ana, WebSocket }),
+    (e) => e.code === "invalid_room",
+  );
+});
+
+test("serverNow follows the server clock", async () => {
+  const room = await createRoom(URL_MAIN);
+  const ana = await join(URL_MAIN, room, "ana");
+  await sleep(800); // a few ping samples
+  // Same machine: the offset is near zero, within the sampling noise.
+  assert.ok(Math.abs(ana.serverNow() - Date.now()) < 50, `offset ${ana.serverNow() - Date.now()}`);
+  ana.close();
+});
