@@ -281,7 +281,7 @@ export async function connect(options) {
       room._session = new Session(
         { url: options.url, room: options.room, token: options.token, transport, seed: randomSeed() },
         transport === "pull" ? undefined : WebSocketImpl,
-        (events) => room._onEvents(events),
+                (json) => room._onEvents(JSON.parse(json)),
       );
     } catch (e) {
       settled = true;

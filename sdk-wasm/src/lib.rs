@@ -17,10 +17,10 @@
 #![forbid(unsafe_code)]
 
 use ovation_client::{
-    ActionError, Client, ClientEvent, Config, FetchKind, FetchReply, PullEvents, PullState,
-    Transmit, TransportMode,
+    write_events_json, ActionError, Client, ClientEvent, Config, FetchKind, FetchReply, PullEvents,
+    PullState, Transmit, TransportMode,
 };
-use serde::Deserialize;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -89,12 +89,10 @@ struct Inner {
     on_events: js_sys::Function,
 }
 
-#[derive(Deserialize)]
 struct Options {
     url: String,
     room: String,
     token: String,
-    #[serde(default)]
     transport: Option<String>,
     seed: f64,
 }
@@ -108,15 +106,30 @@ pub struct Session {
 #[wasm_bindgen]
 impl Session {
     /// `options`: `{ url, room, token, transport?, seed }`; `websocket`: a WebSocket
-    /// constructor (or undefined for pull); `on_events`: called with arrays of events.
+    /// constructor (or undefined for pull); `on_events`: called with the JSON text of an
+    /// array of events (one `JSON.parse` per turn is the fast way into JavaScript).
     #[wasm_bindgen(constructor)]
     pub fn new(
         options: JsValue,
         websocket: JsValue,
         on_events: js_sys::Function,
     ) -> Result<Session, JsValue> {
-        let options: Options = serde_wasm_bindgen::from_value(options)
-            .map_err(|e| js_error("invalid_options", &e.to_string()))?;
+        let field = |name: &str| js_sys::Reflect::get(&options, &name.into()).ok();
+        let text = |name: &str| {
+            field(name).and_then(|v| v.as_string()).ok_or_else(|| {
+                js_error(
+                    "invalid_options",
+                    &format!("options.{name} must be a string"),
+                )
+            })
+        };
+        let options = Options {
+            url: text("url")?,
+            room: text("room")?,
+            token: text("token")?,
+            transport: field("transport").and_then(|v| v.as_string()),
+            seed: field("seed").and_then(|v| v.as_f64()).unwrap_or(0.0),
+        };
         let transport = match options.transport.as_deref() {
             None => TransportMode::Auto,
             Some(t) => TransportMode::parse(t).ok_or_else(|| {
@@ -236,12 +249,9 @@ fn turn(inner: &Rc<RefCell<Inner>>) {
     }
     arm_timer(inner);
     if !events.is_empty() {
-        let array = js_sys::Array::new_with_length(events.len() as u32);
-        for (i, event) in events.iter().enumerate() {
-            let value = serde_wasm_bindgen::to_value(event).unwrap_or(JsValue::NULL);
-            array.set(i as u32, value);
-        }
-        let _ = on_events.call1(&JsValue::NULL, &array);
+        let mut json = String::new();
+        write_events_json(&events, &mut json);
+        let _ = on_events.call1(&JsValue::NULL, &JsValue::from_str(&json));
     }
 }
 
@@ -475,10 +485,10 @@ async fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind) -> FetchReply {
     }
 }
 
-/// Decodes one server batch and hands its events to `sink` as one array, the way a
-/// session does: what the SDK benchmark measures in the browser.
-#[wasm_bindgen(js_name = benchDecodeDispatch)]
-pub fn bench_decode_dispatch(frame: &[u8], sink: &js_sys::Function) -> Result<u32, JsValue> {
+/// Decodes one server batch into the JSON text a session hands to JavaScript: what the
+/// SDK benchmark measures in the browser (followed there by `JSON.parse` and dispatch).
+#[wasm_bindgen(js_name = benchDecode)]
+pub fn bench_decode(frame: &[u8]) -> String {
     let mut client = Client::new(
         Config {
             room: "weur-bench".into(),
@@ -489,15 +499,10 @@ pub fn bench_decode_dispatch(frame: &[u8], sink: &js_sys::Function) -> Result<u3
     );
     client.handle_socket_open(1, 0);
     while client.poll_transmit().is_some() {}
+    while client.poll_event().is_some() {} // the initial status, not part of the batch
     client.handle_socket_message(1, frame, 0);
     let events: Vec<ClientEvent> = std::iter::from_fn(|| client.poll_event()).collect();
-    let array = js_sys::Array::new_with_length(events.len() as u32);
-    for (i, event) in events.iter().enumerate() {
-        array.set(
-            i as u32,
-            serde_wasm_bindgen::to_value(event).map_err(|e| js_error("bench", &e.to_string()))?,
-        );
-    }
-    sink.call1(&JsValue::NULL, &array)?;
-    Ok(events.len() as u32)
+    let mut json = String::new();
+    write_events_json(&events, &mut json);
+    json
 }

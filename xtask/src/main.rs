@@ -30,6 +30,9 @@ commands:
 /// Bearer secret of the settlement service under `cargo xtask dev` (development only).
 const DEV_SETTLEMENT_SECRET: &str = "ovation-dev-settlement-secret";
 
+/// Debian's Chromium, driven by playwright-core in browser tests and benchmarks.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
 /// worker-build matching the `worker` crate version in Cargo.toml.
 const WORKER_BUILD_VERSION: &str = "0.8.7";
 
@@ -132,6 +135,14 @@ fn setup() -> Result {
         run(cargo().args(["install", "worker-build", "--version", WORKER_BUILD_VERSION]))?;
     }
     npm_install()?;
+    // Browser tests and the SDK benchmark drive Debian's Chromium (playwright-core).
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!("installing chromium and chromium-driver (apt, once)");
+        run(Command::new("apt-get").arg("update"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "chromium", "chromium-driver"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
     eprintln!("setup: ok");
     Ok(())
 }
@@ -402,9 +413,152 @@ fn bench(which: Option<&str>) -> Result {
                 ])
                 .current_dir(root()))
         }
-        Some(other) => Err(format!("unknown benchmark `{other}` (known: ledger)")),
-        None => Err("name a benchmark: cargo xtask bench ledger".into()),
+        Some("sdk") => bench_sdk(),
+        Some(other) => Err(format!("unknown benchmark `{other}` (known: ledger, sdk)")),
+        None => Err("name a benchmark: cargo xtask bench ledger | sdk".into()),
     }
+}
+
+/// SDK budget: wasm + JavaScript, gzipped.
+const SDK_GZIP_BYTES_BUDGET: u64 = 60 * 1024;
+/// SDK budget: events decoded and dispatched to JavaScript per second in Chromium.
+const SDK_EVENTS_PER_S_BUDGET: f64 = 1_000_000.0;
+
+fn gzip_len(path: &Path) -> Result<u64> {
+    let out = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run gzip: {e}"))?;
+    Ok(out.stdout.len() as u64)
+}
+
+/// A representative server batch: 100 events of one tick in a busy room.
+fn bench_batch() -> (Vec<u8>, String) {
+    use ovation_proto::{Action, ActionBody, Event, ServerFrame};
+    let mut events = Vec::new();
+    let mut json = Vec::new();
+    for i in 0..100u64 {
+        let user = format!("viewer-{}", 1000 + i * 7);
+        let name = format!("Viewer {}", 1000 + i * 7);
+        let (event, value) = match i % 10 {
+            8 => (
+                Event::Likes { total: 10_000 + i },
+                serde_json::json!({"type": "like", "total": 10_000 + i}),
+            ),
+            9 => (
+                Event::Online { count: 5_000 },
+                serde_json::json!({"type": "online", "count": 5_000}),
+            ),
+            _ => {
+                let text = format!("comment number {i} — what a goal!!");
+                (
+                    Event::Action(Action {
+                        seq: 500 + i,
+                        ts_ms: 1_790_000_000_000 + i,
+                        user: user.clone(),
+                        name: name.clone(),
+                        body: ActionBody::Comment { text: text.clone() },
+                    }),
+                    serde_json::json!({"type": "comment", "seq": 500 + i,
+                        "ts_ms": 1_790_000_000_000u64 + i, "user": user, "name": name,
+                        "text": text, "system": false}),
+                )
+            }
+        };
+        events.push(event);
+        json.push(value);
+    }
+    let frame = ServerFrame::Batch {
+        server_time_ms: 1_790_000_000_000,
+        events,
+    }
+    .encode();
+    (frame, serde_json::Value::Array(json).to_string())
+}
+
+fn bench_sdk() -> Result {
+    setup()?;
+    build_sdk()?;
+    let root = root();
+    let wasm_dir = root.join("npm/wasm");
+    let wasm = wasm_dir.join("ovation_sdk_bg.wasm");
+    let glue = wasm_dir.join("ovation_sdk.js");
+    let wrapper = root.join("npm/src/index.js");
+    let raw = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let (wasm_gz, glue_gz, wrapper_gz) = (gzip_len(&wasm)?, gzip_len(&glue)?, gzip_len(&wrapper)?);
+    let total_gz = wasm_gz + glue_gz + wrapper_gz;
+    step("SDK size (gzip -9)");
+    println!("  wasm       {:>7} B raw {:>7} B gz", raw(&wasm), wasm_gz);
+    println!("  wasm glue  {:>7} B raw {:>7} B gz", raw(&glue), glue_gz);
+    println!(
+        "  index.js   {:>7} B raw {:>7} B gz",
+        raw(&wrapper),
+        wrapper_gz
+    );
+    println!(
+        "  total      {:>7} B gz  (budget {} B: {})",
+        total_gz,
+        SDK_GZIP_BYTES_BUDGET,
+        if total_gz <= SDK_GZIP_BYTES_BUDGET {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    step("SDK decode + dispatch in Chromium (vs JSON.parse of the same events)");
+    let dir = root.join("target/sdk-bench");
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let (frame, json) = bench_batch();
+    let write = |name: &str, bytes: &[u8]| {
+        fs::write(dir.join(name), bytes).map_err(|e| format!("cannot write {name}: {e}"))
+    };
+    write("batch.bin", &frame)?;
+    write("batch.json", json.as_bytes())?;
+    for (from, name) in [
+        (wasm.clone(), "ovation_sdk_bg.wasm"),
+        (glue.clone(), "ovation_sdk.js"),
+        (root.join("npm/bench/bench.js"), "bench.js"),
+        (root.join("npm/bench/index.html"), "index.html"),
+    ] {
+        fs::copy(&from, dir.join(name)).map_err(|e| format!("cannot copy {name}: {e}"))?;
+    }
+    let out = Command::new("node")
+        .arg(root.join("npm/bench/sdk-bench.mjs"))
+        .arg(&dir)
+        .current_dir(&root)
+        .output()
+        .map_err(|e| format!("cannot run node: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the Chromium benchmark failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    let result: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("bad benchmark output `{line}`: {e}"))?;
+    let ours = result["ours_events_per_s"].as_f64().unwrap_or(0.0);
+    let peer = result["json_events_per_s"].as_f64().unwrap_or(0.0);
+    println!(
+        "  batch: {} events, {} B postcard ({} B as JSON)",
+        result["events_per_batch"], result["frame_bytes"], result["json_bytes"]
+    );
+    println!(
+        "  ovation (wasm decode + JSON.parse + dispatch):  {:>12.0} events/s (budget {:.0}: {})",
+        ours,
+        SDK_EVENTS_PER_S_BUDGET,
+        if ours >= SDK_EVENTS_PER_S_BUDGET {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    println!("  peer: JSON.parse + dispatch of the same events: {peer:>12.0} events/s");
+    println!("  ratio ovation / JSON.parse: {:.2}", ours / peer.max(1.0));
+    Ok(())
 }
 
 fn test() -> Result {

@@ -24,6 +24,7 @@
 extern crate alloc;
 
 mod clock;
+mod json;
 mod rng;
 
 use alloc::borrow::ToOwned;
@@ -40,6 +41,7 @@ use rng::Rng;
 use serde::{Deserialize, Serialize};
 
 pub use clock::ClockSync;
+pub use json::write_events_json;
 
 /// Which transport the application asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
