@@ -108,7 +108,9 @@ export interface Room {
   /** A gift from the room's catalog; `id` makes retries safe. */
   gift(sku: string, qty?: number, options?: { id?: string }): Promise<{ seq: number | null }>;
   /** The server's clock (ms since the Unix epoch). */
-  serverNow(): number;
+    serverNow(): number;
+  /** Server clock minus local clock (ms), or null before the first clock sample. */
+  clockOffset(): number | null;
   close(): void;
 }
 

@@ -155,6 +155,12 @@ class Room {
     return this._session ? this._session.serverNow() : Date.now();
   }
 
+    /** Server clock minus local clock (ms) as estimated, or null before the first sample. */
+  clockOffset() {
+    const offset = this._session ? this._session.clockOffset() : undefined;
+    return offset === undefined ? null : offset;
+  }
+
   /** Closes the connection for good. */
   close() {
     if (this._session) this._session.close();

@@ -89,14 +89,6 @@ struct Inner {
     on_events: js_sys::Function,
 }
 
-struct Options {
-    url: String,
-    room: String,
-    token: String,
-    transport: Option<String>,
-    seed: f64,
-}
-
 /// One connection to one room.
 #[wasm_bindgen]
 pub struct Session {
@@ -123,14 +115,7 @@ impl Session {
                 )
             })
         };
-        let options = Options {
-            url: text("url")?,
-            room: text("room")?,
-            token: text("token")?,
-            transport: field("transport").and_then(|v| v.as_string()),
-            seed: field("seed").and_then(|v| v.as_f64()).unwrap_or(0.0),
-        };
-        let transport = match options.transport.as_deref() {
+        let transport = match field("transport").and_then(|v| v.as_string()).as_deref() {
             None => TransportMode::Auto,
             Some(t) => TransportMode::parse(t).ok_or_else(|| {
                 js_error(
@@ -139,15 +124,16 @@ impl Session {
                 )
             })?,
         };
-        let room = ovation_proto::RoomId::parse(&options.room)
+        let room = ovation_proto::RoomId::parse(&text("room")?)
             .map_err(|e| js_error("invalid_room", &e.to_string()))?;
-        let base_url = options.url.trim_end_matches('/').to_owned();
+        let base_url = text("url")?.trim_end_matches('/').to_owned();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(js_error(
                 "invalid_options",
                 "url must start with http:// or https://",
             ));
         }
+        let token = text("token")?;
         let websocket = websocket.dyn_into::<js_sys::Function>().ok();
         if websocket.is_none() && transport != TransportMode::Pull {
             return Err(js_error(
@@ -159,14 +145,14 @@ impl Session {
             Config {
                 room: room.as_str().to_owned(),
                 transport,
-                seed: options.seed as u64,
+                seed: field("seed").and_then(|v| v.as_f64()).unwrap_or(0.0) as u64,
             },
             now_ms(),
         );
         let inner = Rc::new(RefCell::new(Inner {
             client,
             base_url,
-            token: options.token,
+            token,
             websocket,
             sockets: BTreeMap::new(),
             timer: None,
@@ -220,7 +206,7 @@ impl Session {
     }
 
     pub fn close(&self) {
-        self.inner.borrow_mut().client.close(now_ms());
+        self.inner.borrow_mut().client.close();
         turn(&self.inner);
     }
 

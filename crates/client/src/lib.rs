@@ -374,6 +374,9 @@ pub struct Client {
     next_poll_ms: Option<u64>,
     pull_failures: u32,
     pull_interval_ms: u64,
+    /// The next pull request reads the state (first, after a new epoch or version, or a
+    /// part that could not be read).
+    pull_state_stale: bool,
     // Queues.
     transmits: VecDeque<Transmit>,
     events: VecDeque<ClientEvent>,
@@ -419,6 +422,7 @@ impl Client {
             next_poll_ms: None,
             pull_failures: 0,
             pull_interval_ms: u64::from(PULL_INTERVAL_MS),
+            pull_state_stale: true,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             events_dropped: 0,
@@ -544,7 +548,7 @@ impl Client {
             Phase::Open { socket } => {
                 if now_ms >= self.last_received_ms + CLIENT_SILENCE_MS_MAX {
                     self.close_socket(socket, 4001, "silent too long");
-                    self.socket_lost(now_ms, "silence".into());
+                    self.schedule_reconnect(now_ms, "silence".into());
                     return;
                 }
                 if now_ms >= self.next_heartbeat_ms {
@@ -562,7 +566,7 @@ impl Client {
                     self.send_ping(socket, now_ms);
                 }
                 if self.next_like_flush_ms.is_some_and(|t| now_ms >= t) {
-                    self.flush_likes(socket, now_ms);
+                    self.flush_likes(now_ms);
                 }
             }
             Phase::Pull => {
@@ -643,7 +647,7 @@ impl Client {
             Err(e) => {
                 self.emit_error("bad_frame", &format!("undecodable server frame: {e}"), 0);
                 self.close_socket(socket, CloseCode::BadFrame.code(), "bad frame");
-                self.socket_lost(now_ms, "bad_frame".into());
+                self.schedule_reconnect(now_ms, "bad_frame".into());
                 return;
             }
         };
@@ -673,7 +677,7 @@ impl Client {
         match CloseCode::from_code(code) {
             Some(CloseCode::RoomEnded) => {
                 self.ended = true;
-                self.finish(now_ms, Some("room_ended".into()));
+                self.finish(Some("room_ended".into()));
             }
             Some(CloseCode::UnsupportedProtocol) => {
                 self.emit_error(
@@ -681,16 +685,13 @@ impl Client {
                     "the server does not speak this SDK's protocol",
                     0,
                 );
-                self.finish(now_ms, Some(name));
+                self.finish(Some(name));
             }
-            Some(CloseCode::GoingAway) | Some(CloseCode::Restarting) | Some(CloseCode::Stale)
-                if matches!(self.phase, Phase::Open { .. }) =>
-            {
-                self.socket_lost(now_ms, name)
-            }
+            // Anything else: a welcomed socket was lost (reconnect with backoff); one that
+            // never said Welcome failed (counts towards the switch to pull).
             _ => {
                 if matches!(self.phase, Phase::Open { .. }) {
-                    self.socket_lost(now_ms, name);
+                    self.schedule_reconnect(now_ms, name);
                 } else {
                     self.socket_failed(now_ms, name);
                 }
@@ -713,20 +714,20 @@ impl Client {
             } => {
                 if req.kind == FetchKind::Part && status == 404 {
                     // The part moved on since the state was read: read the state again.
-                    self.state.version = 0;
+                    self.pull_state_stale = true;
                     self.next_poll_ms = Some(now_ms);
                     return;
                 }
                 if matches!(status, 400 | 401 | 403 | 404) {
                     // Not something a retry fixes: bad token, unknown room.
                     self.emit_error(&code, &message, 0);
-                    self.finish(now_ms, Some(code));
+                    self.finish(Some(code));
                     return;
                 }
                 self.pull_failures = self.pull_failures.saturating_add(1);
                 let delay = self.backoff_ms(self.pull_failures.saturating_sub(1));
                 if req.kind == FetchKind::Part {
-                    self.state.version = 0; // refetch the state, and with it this part
+                    self.pull_state_stale = true; // refetch the state, and with it this part
                 }
                 self.next_poll_ms = Some(now_ms + delay.max(self.pull_interval_ms / 2));
                 if self.status == Status::Open {
@@ -887,14 +888,14 @@ impl Client {
     }
 
     /// Closes for good: the socket closes, unfinished actions end with `closed`.
-    pub fn close(&mut self, now_ms: u64) {
+    pub fn close(&mut self) {
         if self.phase == Phase::Closed {
             return;
         }
         if let Phase::Open { socket } | Phase::Connecting { socket, .. } = self.phase {
             self.close_socket(socket, 1000, "closed by the client");
         }
-        self.finish(now_ms, Some("closed".into()));
+        self.finish(Some("closed".into()));
     }
 
     // ---- Internals: sockets ----
@@ -938,11 +939,6 @@ impl Client {
         self.schedule_reconnect(now_ms, reason);
     }
 
-    /// An open socket is gone (dropped, silent, closed by the server).
-    fn socket_lost(&mut self, now_ms: u64, reason: String) {
-        self.schedule_reconnect(now_ms, reason);
-    }
-
     fn schedule_reconnect(&mut self, now_ms: u64, reason: String) {
         let delay = self.backoff_ms(self.attempt);
         self.attempt = self.attempt.saturating_add(1);
@@ -969,13 +965,22 @@ impl Client {
         delay
     }
 
-    fn finish(&mut self, _now_ms: u64, reason: Option<String>) {
+    /// The code an action gets when the connection is over.
+    fn closed_code(&self) -> &'static str {
+        if self.ended {
+            "room_ended"
+        } else {
+            "closed"
+        }
+    }
+
+    fn finish(&mut self, reason: Option<String>) {
         self.phase = Phase::Closed;
         self.requests.clear();
         self.next_poll_ms = None;
         self.next_like_flush_ms = None;
         self.likes_waiting = 0;
-        let code = if self.ended { "room_ended" } else { "closed" };
+        let code = self.closed_code();
         while let Some(action) = self.pending.pop_front() {
             if action.reported {
                 self.push_event(ClientEvent::Done {
@@ -1101,9 +1106,11 @@ impl Client {
         self.next_ping_ms = Some(now_ms);
         self.set_status(Status::Open, None);
         // Everything unacknowledged goes again, in order, under the same client ids.
-        let frames: Vec<Vec<u8>> = self.pending.iter().map(|p| p.frame.clone()).collect();
-        for frame in frames {
-            self.transmits.push_back(Transmit::Send { socket, frame });
+        for pending in &self.pending {
+            self.transmits.push_back(Transmit::Send {
+                socket,
+                frame: pending.frame.clone(),
+            });
         }
         if self.likes_waiting > 0 {
             self.next_like_flush_ms = Some(now_ms);
@@ -1230,8 +1237,10 @@ impl Client {
         frame: impl FnOnce(u64) -> ClientFrame,
     ) -> Result<u64, ActionError> {
         if self.phase == Phase::Closed {
-            let code = if self.ended { "room_ended" } else { "closed" };
-            return Err(ActionError::new(code, "the room connection is closed"));
+            return Err(ActionError::new(
+                self.closed_code(),
+                "the room connection is closed",
+            ));
         }
         if self.transport == Transport::Pull {
             return Err(ActionError::new(
@@ -1306,7 +1315,7 @@ impl Client {
         }
     }
 
-    fn flush_likes(&mut self, socket: u64, now_ms: u64) {
+    fn flush_likes(&mut self, now_ms: u64) {
         let count = self
             .likes_waiting
             .min(self.likes_bucket.available(now_ms))
@@ -1327,7 +1336,6 @@ impl Client {
         if self.likes_waiting > 0 {
             self.next_like_flush_ms = Some(now_ms + CLIENT_LIKE_FLUSH_MS);
         }
-        let _ = socket;
     }
 
     // ---- Internals: pull ----
@@ -1349,7 +1357,7 @@ impl Client {
             }
         }
         self.set_status(Status::Connecting, reason);
-        self.state.version = 0; // ask for the state first
+        self.pull_state_stale = true; // ask for the state first
         self.pull_next(now_ms);
     }
 
@@ -1373,7 +1381,7 @@ impl Client {
 
     /// The next pull request: the state when it is unknown or stale, else the events.
     fn pull_next(&mut self, now_ms: u64) {
-        if self.state.version == 0 || self.cursor.is_none() {
+        if self.pull_state_stale || self.cursor.is_none() {
             let path = format!("/v1/rooms/{}/state", self.room);
             self.fetch(FetchKind::State, path, None, now_ms);
         } else {
@@ -1387,17 +1395,17 @@ impl Client {
     }
 
     fn on_pull_state(&mut self, state: PullState, now_ms: u64) {
+        self.pull_state_stale = false;
         if state.epoch != self.state.epoch {
             self.reset_epoch(state.epoch, state.action_cursor);
         }
         if self.cursor.is_none() {
             self.cursor = Some(state.action_cursor);
         }
-        let mut outdated = false;
+
         for (name, version) in &state.parts {
             let held = self.state.parts.get(name).map_or(0, |p| p.version);
             if *version > held {
-                outdated = true;
                 let path = format!("/v1/rooms/{}/parts/{name}?v={version}", self.room);
                 self.fetch(
                     FetchKind::Part,
@@ -1407,7 +1415,7 @@ impl Client {
                 );
             }
         }
-        let _ = outdated;
+
         if state.version > self.state.version {
             self.state.version = state.version;
             self.push_event(ClientEvent::Version {
@@ -1431,7 +1439,7 @@ impl Client {
         self.pull_interval_ms = u64::from(reply.poll_interval_ms.max(100));
         self.next_poll_ms = Some(now_ms + self.pull_interval_ms);
         if reply.epoch != self.state.epoch {
-            self.state.version = 0; // new epoch: the state answer resets
+            self.pull_state_stale = true; // new epoch: the state answer resets
             return;
         }
         if reply.gap {
@@ -1466,7 +1474,7 @@ impl Client {
         self.set_likes(reply.likes);
         self.set_online(reply.online);
         if reply.version > self.state.version {
-            self.state.version = 0; // parts changed: the next request is the state
+            self.pull_state_stale = true; // parts changed: the next request is the state
             self.next_poll_ms = Some(now_ms);
         }
         if reply.status.as_deref() == Some("ended") && !self.ended {

@@ -312,7 +312,7 @@ fn bad_input_is_refused_with_stable_codes() {
         c.comment(&format!("c{i}"), 0).unwrap();
     }
     assert_eq!(c.comment("one more", 0).unwrap_err().code, "too_many");
-    c.close(0);
+    c.close();
     assert_eq!(c.comment("after", 0).unwrap_err().code, "closed");
     let closed: usize = events(&mut c)
         .iter()

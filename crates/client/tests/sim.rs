@@ -56,6 +56,20 @@ struct Link {
     last_down_ms: u64,
 }
 
+impl Link {
+    /// Queues toward the room, in order: never before what is already queued.
+    fn up(&mut self, at_ms: u64, frame: Vec<u8>) {
+        self.last_up_ms = at_ms.max(self.last_up_ms);
+        self.to_server.push_back((self.last_up_ms, frame));
+    }
+
+    /// Queues toward the client, in order.
+    fn down(&mut self, at_ms: u64, message: ToClient) {
+        self.last_down_ms = at_ms.max(self.last_down_ms);
+        self.to_client.push_back((self.last_down_ms, message));
+    }
+}
+
 struct Sim {
     rng: Rng,
     now_ms: u64,
@@ -177,6 +191,19 @@ impl Sim {
         base + self.rng.below(self.delay_ms_max)
     }
 
+    fn link_of(&mut self, connection: u64) -> Option<&mut Link> {
+        self.links
+            .iter_mut()
+            .find(|l| l.connection == Some(connection))
+    }
+
+    /// Client `i`'s socket, while the room still holds its connection.
+    fn live_link(&mut self, i: usize, socket: u64) -> Option<&mut Link> {
+        self.links
+            .iter_mut()
+            .find(|l| l.client == i && l.socket == socket && l.connection.is_some())
+    }
+
     fn client_of(&self, connection: u64) -> Option<usize> {
         self.links
             .iter()
@@ -206,30 +233,17 @@ impl Sim {
                             }
                         }
                     }
-                    let delay = self.delay(client);
-                    if let Some(link) = self
-                        .links
-                        .iter_mut()
-                        .find(|l| l.connection == Some(connection))
-                    {
-                        let at = (self.now_ms + delay).max(link.last_down_ms);
-                        link.last_down_ms = at;
-                        link.to_client.push_back((at, ToClient::Frame(frame)));
+                    let at = self.now_ms + self.delay(client);
+                    if let Some(link) = self.link_of(connection) {
+                        link.down(at, ToClient::Frame(frame));
                     }
                 }
                 Output::Close { connection, code } => {
                     let client = self.client_of(connection);
-                    let delay = self.delay(client);
-                    if let Some(link) = self
-                        .links
-                        .iter_mut()
-                        .find(|l| l.connection == Some(connection))
-                    {
+                    let at = self.now_ms + self.delay(client);
+                    if let Some(link) = self.link_of(connection) {
                         link.connection = None;
-                        let at = (self.now_ms + delay).max(link.last_down_ms);
-                        link.last_down_ms = at;
-                        link.to_client
-                            .push_back((at, ToClient::Closed(code.code())));
+                        link.down(at, ToClient::Closed(code.code()));
                     }
                 }
                 Output::Store(op) => match op {
@@ -284,28 +298,16 @@ impl Sim {
                     self.links.push(link);
                 }
                 Transmit::Send { socket, frame } => {
-                    let delay = self.delay(Some(i));
-                    if let Some(link) = self
-                        .links
-                        .iter_mut()
-                        .find(|l| l.client == i && l.socket == socket && l.connection.is_some())
-                    {
-                        let at = (self.now_ms + delay).max(link.last_up_ms);
-                        link.last_up_ms = at;
-                        link.to_server.push_back((at, frame));
+                    let at = self.now_ms + self.delay(Some(i));
+                    if let Some(link) = self.live_link(i, socket) {
+                        link.up(at, frame);
                     }
                 }
                 Transmit::SendText { socket, .. } => {
                     // Answered by the runtime's auto-response, never by the room.
-                    let delay = 2 * self.delay(Some(i));
-                    if let Some(link) = self
-                        .links
-                        .iter_mut()
-                        .find(|l| l.client == i && l.socket == socket && l.connection.is_some())
-                    {
-                        let at = (self.now_ms + delay).max(link.last_down_ms);
-                        link.last_down_ms = at;
-                        link.to_client.push_back((at, ToClient::Text));
+                    let at = self.now_ms + 2 * self.delay(Some(i));
+                    if let Some(link) = self.live_link(i, socket) {
+                        link.down(at, ToClient::Text);
                     }
                 }
                 Transmit::CloseSocket { socket, .. } => {
