@@ -68,7 +68,7 @@ function randomSeed() {
 
 class Room {
   constructor(options) {
-        this.state = { epoch: 0, version: 0, parts: {} };
+    this.state = { epoch: 0, version: 0, parts: {} };
     this.status = "connecting";
     this.online = 0;
     this.likes = 0;

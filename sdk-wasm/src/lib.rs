@@ -3,8 +3,8 @@
 //! The core decides; this crate opens and closes WebSockets (any object with the browser
 //! WebSocket API: the page's own, a webview's, or the `ws` package in Node), performs
 //! `fetch` for the pull transport, arms one `setTimeout` for the core's next deadline,
-//! and hands events to JavaScript as plain objects (serde-wasm-bindgen), one array per
-//! turn. The JavaScript wrapper in `npm/` turns them into `room.on(...)` callbacks.
+//! and hands events to JavaScript as one JSON text per turn (see `Client::drain_events_json`).
+//! The JavaScript wrapper in `npm/` turns them into `room.on(...)` callbacks.
 //!
 //! Re-entrancy: JavaScript handlers may call back into the session (a `comment` from a
 //! `comment` handler). The core is never borrowed while JavaScript runs: each turn
@@ -16,13 +16,11 @@
 
 #![forbid(unsafe_code)]
 
-use ovation_client::{
-    write_events_json, ActionError, Client, ClientEvent, Config, FetchKind, FetchReply, PullEvents,
-    PullState, Transmit, TransportMode,
-};
+use ovation_client::{ActionError, Client, Config, FetchKind, FetchReply, Transmit, TransportMode};
+
+mod pull;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -83,7 +81,8 @@ struct Inner {
     base_url: String,
     token: String,
     websocket: Option<js_sys::Function>,
-    sockets: BTreeMap<u64, OpenSocket>,
+    /// By id; one or two at a time (a closing one and its replacement).
+    sockets: Vec<(u64, OpenSocket)>,
     timer: Option<(JsValue, Closure<dyn FnMut()>)>,
     timer_at_ms: Option<u64>,
     on_events: js_sys::Function,
@@ -111,7 +110,7 @@ impl Session {
             field(name).and_then(|v| v.as_string()).ok_or_else(|| {
                 js_error(
                     "invalid_options",
-                    &format!("options.{name} must be a string"),
+                    &["options.", name, " must be a string"].concat(),
                 )
             })
         };
@@ -125,7 +124,7 @@ impl Session {
             })?,
         };
         let room = ovation_proto::RoomId::parse(&text("room")?)
-            .map_err(|e| js_error("invalid_room", &e.to_string()))?;
+            .map_err(|e| js_error("invalid_room", e.message()))?;
         let base_url = text("url")?.trim_end_matches('/').to_owned();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(js_error(
@@ -154,7 +153,7 @@ impl Session {
             base_url,
             token,
             websocket,
-            sockets: BTreeMap::new(),
+            sockets: Vec::new(),
             timer: None,
             timer_at_ms: None,
             on_events,
@@ -222,21 +221,24 @@ impl Session {
 
 /// One turn: perform what the core asks, hand its events out, re-arm the timer.
 fn turn(inner: &Rc<RefCell<Inner>>) {
-    let (transmits, events, on_events) = {
+    let (transmits, events_json, on_events) = {
         let mut guard = inner.borrow_mut();
         let state = &mut *guard;
         let transmits: Vec<Transmit> =
             std::iter::from_fn(|| state.client.poll_transmit()).collect();
-        let events: Vec<ClientEvent> = std::iter::from_fn(|| state.client.poll_event()).collect();
-        (transmits, events, state.on_events.clone())
+        let mut events_json = String::new();
+        let count = state.client.drain_events_json(&mut events_json);
+        (
+            transmits,
+            (count > 0).then_some(events_json),
+            state.on_events.clone(),
+        )
     };
     for transmit in transmits {
         perform(inner, transmit);
     }
     arm_timer(inner);
-    if !events.is_empty() {
-        let mut json = String::new();
-        write_events_json(&events, &mut json);
+    if let Some(json) = events_json {
         let _ = on_events.call1(&JsValue::NULL, &JsValue::from_str(&json));
     }
 }
@@ -274,7 +276,7 @@ fn perform(inner: &Rc<RefCell<Inner>>, transmit: Transmit) {
         Transmit::OpenSocket { socket, path } => open_socket(inner, socket, &path),
         Transmit::Send { socket, frame } => {
             let state = inner.borrow();
-            if let Some(open) = state.sockets.get(&socket) {
+            if let Some(open) = socket_by_id(&state, socket) {
                 // An owned copy: `ws` in Node may queue the buffer past this call.
                 let _ = open
                     .socket
@@ -282,7 +284,7 @@ fn perform(inner: &Rc<RefCell<Inner>>, transmit: Transmit) {
             }
         }
         Transmit::SendText { socket, text } => {
-            if let Some(open) = inner.borrow().sockets.get(&socket) {
+            if let Some(open) = socket_by_id(&inner.borrow(), socket) {
                 let _ = open.socket.send_text(text);
             }
         }
@@ -291,7 +293,11 @@ fn perform(inner: &Rc<RefCell<Inner>>, transmit: Transmit) {
             code,
             reason,
         } => {
-            let removed = inner.borrow_mut().sockets.remove(&socket);
+            let removed = {
+                let mut state = inner.borrow_mut();
+                let index = state.sockets.iter().position(|(id, _)| *id == socket);
+                index.map(|i| state.sockets.remove(i).1)
+            };
             if let Some(open) = removed {
                 detach(&open.socket);
                 let _ = open.socket.close(code, &reason);
@@ -305,6 +311,14 @@ fn perform(inner: &Rc<RefCell<Inner>>, transmit: Transmit) {
     }
 }
 
+fn socket_by_id(state: &Inner, id: u64) -> Option<&OpenSocket> {
+    state
+        .sockets
+        .iter()
+        .find(|(open_id, _)| *open_id == id)
+        .map(|(_, open)| open)
+}
+
 fn detach(socket: &Socket) {
     socket.set_onopen(None);
     socket.set_onmessage(None);
@@ -315,14 +329,19 @@ fn detach(socket: &Socket) {
 fn open_socket(inner: &Rc<RefCell<Inner>>, id: u64, path: &str) {
     let (ctor, url, protocols) = {
         let state = inner.borrow();
-        let ws_base = state.base_url.replacen("http", "ws", 1);
+        // http:// → ws://, https:// → wss:// (the constructor checked the scheme).
+        let ws_base = [
+            "ws",
+            state.base_url.strip_prefix("http").unwrap_or_default(),
+        ]
+        .concat();
         let protocols = js_sys::Array::of2(
             &ovation_proto::SUBPROTOCOL.into(),
-            &format!("token.{}", state.token).into(),
+            &["token.", &state.token].concat().into(),
         );
         (
             state.websocket.clone(),
-            format!("{ws_base}{path}"),
+            [&ws_base, path].concat(),
             protocols,
         )
     };
@@ -378,13 +397,13 @@ fn open_socket(inner: &Rc<RefCell<Inner>>, id: u64, path: &str) {
     socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
     socket.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-    inner.borrow_mut().sockets.insert(
+    inner.borrow_mut().sockets.push((
         id,
         OpenSocket {
             socket,
             _handlers: [on_open, on_message, on_close, on_error],
         },
-    );
+    ));
 }
 
 fn start_fetch(inner: &Rc<RefCell<Inner>>, request: u64, path: &str, kind: FetchKind) {
@@ -394,11 +413,11 @@ fn start_fetch(inner: &Rc<RefCell<Inner>>, request: u64, path: &str, kind: Fetch
         let _ = js_sys::Reflect::set(
             &headers,
             &"authorization".into(),
-            &format!("Bearer {}", state.token).into(),
+            &["Bearer ", &state.token].concat().into(),
         );
         let init = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&init, &"headers".into(), &headers);
-        (format!("{}{path}", state.base_url), init)
+        ([&state.base_url, path].concat(), init)
     };
     let weak = Rc::downgrade(inner);
     wasm_bindgen_futures::spawn_local(async move {
@@ -413,6 +432,16 @@ fn start_fetch(inner: &Rc<RefCell<Inner>>, request: u64, path: &str, kind: Fetch
     });
 }
 
+/// A failed promise's reason as text (an `Error`'s message, else the value as a string).
+fn describe(reason: &JsValue) -> String {
+    match reason.dyn_ref::<js_sys::Error>() {
+        Some(error) => error.message().into(),
+        None => reason
+            .as_string()
+            .unwrap_or_else(|| "fetch failed".to_owned()),
+    }
+}
+
 async fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind) -> FetchReply {
     use wasm_bindgen_futures::JsFuture;
     let failed = |status: u16, code: &str, message: String| FetchReply::Failed {
@@ -422,7 +451,7 @@ async fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind) -> FetchReply {
     };
     let response = match JsFuture::from(fetch(url, init)).await {
         Ok(r) => r,
-        Err(e) => return failed(0, "network", format!("{e:?}")),
+        Err(e) => return failed(0, "network", describe(&e)),
     };
     let get = |name: &str| js_sys::Reflect::get(&response, &name.into()).unwrap_or_default();
     let status = get("status").as_f64().unwrap_or(0.0) as u16;
@@ -440,7 +469,10 @@ async fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind) -> FetchReply {
                 .ok()
                 .and_then(|v| v.as_string())
         };
-        let code = field("code").unwrap_or_else(|| format!("http_{status}"));
+        let code = field("code").unwrap_or_else(|| {
+            let number = js_sys::Number::from(f64::from(status)).to_string_with_radix(10);
+            ["http_", &String::from(number.unwrap_or_default())].concat()
+        });
         let message = field("message").unwrap_or_default();
         return failed(status, &code, message);
     }
@@ -448,9 +480,9 @@ async fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind) -> FetchReply {
         FetchKind::Part => match call("text") {
             Ok(p) => match JsFuture::from(p).await {
                 Ok(text) => FetchReply::Part(text.as_string().unwrap_or_default()),
-                Err(e) => failed(0, "network", format!("{e:?}")),
+                Err(e) => failed(0, "network", describe(&e)),
             },
-            Err(e) => failed(0, "network", format!("{e:?}")),
+            Err(e) => failed(0, "network", describe(&e)),
         },
         FetchKind::State | FetchKind::Events => {
             let json = match call("json") {
@@ -459,14 +491,17 @@ async fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind) -> FetchReply {
             };
             let json = match json {
                 Ok(json) => json,
-                Err(e) => return failed(0, "network", format!("{e:?}")),
+                Err(e) => return failed(0, "network", describe(&e)),
             };
             let parsed = if kind == FetchKind::State {
-                serde_wasm_bindgen::from_value::<PullState>(json).map(FetchReply::State)
+                pull::state(&json).map(FetchReply::State)
             } else {
-                serde_wasm_bindgen::from_value::<PullEvents>(json).map(FetchReply::Events)
+                pull::events(&json).map(FetchReply::Events)
             };
-            parsed.unwrap_or_else(|e| failed(0, "bad_response", e.to_string()))
+            parsed.unwrap_or_else(|pull::BadField(field)| {
+                let message = ["the answer's `", field, "` is missing or malformed"].concat();
+                failed(0, "bad_response", message)
+            })
         }
     }
 }
@@ -487,8 +522,7 @@ pub fn bench_decode(frame: &[u8]) -> String {
     while client.poll_transmit().is_some() {}
     while client.poll_event().is_some() {} // the initial status, not part of the batch
     client.handle_socket_message(1, frame, 0);
-    let events: Vec<ClientEvent> = std::iter::from_fn(|| client.poll_event()).collect();
     let mut json = String::new();
-    write_events_json(&events, &mut json);
+    client.drain_events_json(&mut json);
     json
 }

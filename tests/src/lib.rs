@@ -209,3 +209,36 @@ pub fn create_room(server: &Server, region: &str) -> String {
     assert_eq!(reply.status, 201, "create room: {:?}", reply.body);
     room
 }
+
+/// A scratch JavaScript project under target/ (so `ws` and the other pinned tools still
+/// resolve from the repository's node_modules) with the packed SDK tarball
+/// (`cargo xtask build-sdk`) installed the way a user installs it: offline, by file.
+pub fn sdk_project(name: &str) -> PathBuf {
+    let tarball = root().join("target/npm/ovation-0.1.0.tgz");
+    assert!(
+        tarball.exists(),
+        "{} is missing: run `cargo xtask build-sdk` (cargo xtask test does)",
+        tarball.display()
+    );
+    let project = scratch_dir(name);
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("package.json"),
+        format!(r#"{{ "name": "{name}-test", "private": true, "type": "module" }}"#),
+    )
+    .unwrap();
+    let status = std::process::Command::new("npm")
+        .args([
+            "install",
+            "--offline",
+            "--no-audit",
+            "--no-fund",
+            "--no-package-lock",
+        ])
+        .arg(&tarball)
+        .current_dir(&project)
+        .status()
+        .expect("npm runs");
+    assert!(status.success(), "npm install of the tarball failed");
+    project
+}

@@ -2,46 +2,19 @@
 //! `cargo xtask build-sdk`) installed into a scratch project and exercised by
 //! `node --test` (npm/test/*.test.mjs) against the real worker under wrangler dev.
 
-use ovation_tests::{root, scratch_dir, token, Server};
+use ovation_tests::{root, scratch_dir, sdk_project, token, Server};
 use std::process::Command;
 
 #[test]
 fn npm_package_against_the_worker() {
     let root = root();
-    let tarball = root.join("target/npm/ovation-0.1.0.tgz");
-    assert!(
-        tarball.exists(),
-        "{} is missing: run `cargo xtask build-sdk` (cargo xtask test does)",
-        tarball.display()
-    );
     let main = Server::start(&scratch_dir("sdk-main"));
     // Connections end after 2 s (GoAway, then the server closes them): reconnect tests.
     let short = Server::start_with_vars(
         &scratch_dir("sdk-short"),
         &[("OVATION_CONNECTION_LIFETIME_MS", "2000")],
     );
-    // A project of its own under target/ (so `ws` still resolves from the repository's
-    // node_modules), with the tarball installed the way a user installs it.
-    let project = scratch_dir("sdk-node");
-    std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(
-        project.join("package.json"),
-        r#"{ "name": "sdk-node-test", "private": true, "type": "module" }"#,
-    )
-    .unwrap();
-    let status = Command::new("npm")
-        .args([
-            "install",
-            "--offline",
-            "--no-audit",
-            "--no-fund",
-            "--no-package-lock",
-        ])
-        .arg(&tarball)
-        .current_dir(&project)
-        .status()
-        .expect("npm runs");
-    assert!(status.success(), "npm install of the tarball failed");
+    let project = sdk_project("sdk-node");
     for entry in std::fs::read_dir(root.join("npm/test")).unwrap() {
         let path = entry.unwrap().path();
         if path.to_string_lossy().ends_with(".test.mjs") {

@@ -230,8 +230,16 @@ fn sdk_tarball() -> PathBuf {
     root().join("target/npm/ovation-0.1.0.tgz")
 }
 
+/// Where `build_sdk` assembles the package as shipped (minified JavaScript); `npm/`
+/// keeps the readable source.
+fn sdk_stage() -> PathBuf {
+    root().join("target/npm/stage")
+}
+
 /// Builds the client SDK: sdk-wasm for wasm32, wasm-bindgen (ES module), wasm-opt -Oz,
-/// then `npm pack` of `npm/` into target/npm/.
+/// then stages the package in target/npm/stage with its JavaScript minified by esbuild
+/// (the generated glue and `src/index.js`: every viewer downloads them) and `npm pack`s
+/// it into target/npm/.
 fn build_sdk() -> Result {
     let root = root();
     step("building the client SDK (sdk-wasm → npm/wasm, npm pack)");
@@ -268,11 +276,31 @@ fn build_sdk() -> Result {
         .arg("-o")
         .arg(&wasm))?;
     let out = root.join("target/npm");
-    fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let stage = sdk_stage();
+    let _ = fs::remove_dir_all(&stage);
+    for dir in ["src", "wasm"] {
+        let dir = stage.join(dir);
+        fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    for file in [
+        "package.json",
+        "README.md",
+        "src/index.d.ts",
+        "wasm/ovation_sdk_bg.wasm",
+    ] {
+        fs::copy(root.join("npm").join(file), stage.join(file))
+            .map_err(|e| format!("cannot stage npm/{file}: {e}"))?;
+    }
+    for file in ["src/index.js", "wasm/ovation_sdk.js"] {
+        run(Command::new(root.join("node_modules/.bin/esbuild"))
+            .arg(root.join("npm").join(file))
+            .args(["--minify", "--format=esm", "--log-level=warning"])
+            .arg(format!("--outfile={}", stage.join(file).display())))?;
+    }
     run(Command::new("npm")
         .args(["pack", "--silent", "--pack-destination"])
         .arg(&out)
-        .current_dir(root.join("npm")))?;
+        .current_dir(&stage))?;
     if !sdk_tarball().exists() {
         return Err(format!(
             "npm pack did not produce {}",
@@ -481,14 +509,15 @@ fn bench_sdk() -> Result {
     setup()?;
     build_sdk()?;
     let root = root();
-    let wasm_dir = root.join("npm/wasm");
+    // What the package ships (see build_sdk).
+    let wasm_dir = sdk_stage().join("wasm");
     let wasm = wasm_dir.join("ovation_sdk_bg.wasm");
     let glue = wasm_dir.join("ovation_sdk.js");
-    let wrapper = root.join("npm/src/index.js");
+    let wrapper = sdk_stage().join("src/index.js");
     let raw = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     let (wasm_gz, glue_gz, wrapper_gz) = (gzip_len(&wasm)?, gzip_len(&glue)?, gzip_len(&wrapper)?);
     let total_gz = wasm_gz + glue_gz + wrapper_gz;
-    step("SDK size (gzip -9)");
+    step("SDK size as shipped (minified JavaScript; gzip -9)");
     println!("  wasm       {:>7} B raw {:>7} B gz", raw(&wasm), wasm_gz);
     println!("  wasm glue  {:>7} B raw {:>7} B gz", raw(&glue), glue_gz);
     println!(
@@ -561,6 +590,28 @@ fn bench_sdk() -> Result {
     Ok(())
 }
 
+/// `sdk-wasm/tests/browser.rs` in headless Chromium: wasm-bindgen-test-runner (installed
+/// with wasm-bindgen-cli by `setup`) drives Debian's Chromium through chromedriver, with the
+/// capabilities in `sdk-wasm/webdriver.json`.
+fn test_sdk_in_browser() -> Result {
+    step("SDK glue in headless Chromium (wasm-bindgen-test)");
+    let root = root();
+    let runner = output_of("which", &["wasm-bindgen-test-runner"])
+        .map(|s| s.trim().to_owned())
+        .ok_or("wasm-bindgen-test-runner not found: run `cargo xtask setup` (wasm-bindgen-cli)")?;
+    run(cargo()
+        .args(["test", "--target", "wasm32-unknown-unknown"])
+        .args(["-p", "ovation-sdk-wasm", "--test", "browser"])
+        .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner)
+        .env("CHROMEDRIVER", "/usr/bin/chromedriver")
+        .env(
+            "WASM_BINDGEN_TEST_WEBDRIVER_JSON",
+            root.join("sdk-wasm/webdriver.json"),
+        )
+        .env("WASM_BINDGEN_TEST_TIMEOUT", "60")
+        .current_dir(&root))
+}
+
 fn test() -> Result {
     setup()?;
     let root = root();
@@ -593,6 +644,18 @@ fn test() -> Result {
         .args(["-p", "ovation-client", "-p", "ovation-sdk-wasm"])
         .args(["-p", "ovation-auth", "--", "-D", "warnings"])
         .current_dir(&root))?;
+    step("clippy (wasm32: the SDK's browser tests)");
+    run(cargo()
+        .args(["clippy", "--target", "wasm32-unknown-unknown"])
+        .args([
+            "-p",
+            "ovation-sdk-wasm",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .current_dir(&root))?;
     step("unit, property and simulation tests");
     run(cargo()
         .args([
@@ -606,6 +669,7 @@ fn test() -> Result {
         .current_dir(&root))?;
     build_worker(true)?;
     build_sdk()?;
+    test_sdk_in_browser()?;
     // The gift tests run the real settlement service beside the worker.
     run(cargo()
         .args(["build", "-p", "ovation-settlement"])

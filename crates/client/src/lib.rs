@@ -29,13 +29,12 @@ mod rng;
 
 use alloc::borrow::ToOwned;
 use alloc::collections::{BTreeMap, VecDeque};
-use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use ovation_proto::limits::*;
 use ovation_proto::{
-    ActionBody, ClientFrame, CloseCode, ErrorCode, Event, Hello, PartVersion, Resume, ServerFrame,
-    TokenBucket, Welcome, PROTOCOL_VERSION,
+    ActionBody, ClientFrame, CloseCode, DecodeError, ErrorCode, Event, Hello, PartVersion, Resume,
+    ServerFrame, TokenBucket, Welcome, PROTOCOL_VERSION,
 };
 use rng::Rng;
 use serde::{Deserialize, Serialize};
@@ -192,6 +191,11 @@ pub struct ActionError {
     pub code: String,
     pub message: String,
     pub retry_after_ms: u32,
+}
+
+/// The message of an error about a limit (see `json::with_number`).
+fn limit(prefix: &str, value: usize, suffix: &str) -> String {
+    json::with_number(prefix, value as u64, suffix)
 }
 
 impl ActionError {
@@ -370,7 +374,8 @@ pub struct Client {
     last_like_frame_ms: Option<u64>,
     // Pull.
     next_request: u64,
-    requests: BTreeMap<u64, PullRequest>,
+    /// In flight, oldest first (a handful at most: the state, then outdated parts).
+    requests: Vec<(u64, PullRequest)>,
     next_poll_ms: Option<u64>,
     pull_failures: u32,
     pull_interval_ms: u64,
@@ -418,7 +423,7 @@ impl Client {
             next_like_flush_ms: None,
             last_like_frame_ms: None,
             next_request: 1,
-            requests: BTreeMap::new(),
+            requests: Vec::new(),
             next_poll_ms: None,
             pull_failures: 0,
             pull_interval_ms: u64::from(PULL_INTERVAL_MS),
@@ -516,8 +521,8 @@ impl Client {
                 consider(self.next_poll_ms);
                 consider(
                     self.requests
-                        .values()
-                        .map(|r| r.sent_ms + CLIENT_FETCH_TIMEOUT_MS)
+                        .iter()
+                        .map(|(_, r)| r.sent_ms + CLIENT_FETCH_TIMEOUT_MS)
                         .min(),
                 );
             }
@@ -645,7 +650,14 @@ impl Client {
                 events,
             }) => (server_time_ms, events),
             Err(e) => {
-                self.emit_error("bad_frame", &format!("undecodable server frame: {e}"), 0);
+                let why = match e {
+                    DecodeError::TooLarge { .. } => "undecodable server frame: too large",
+                    DecodeError::Malformed => "undecodable server frame: malformed",
+                    DecodeError::FieldLimit { .. } => {
+                        "undecodable server frame: a field over its limit"
+                    }
+                };
+                self.emit_error("bad_frame", why, 0);
                 self.close_socket(socket, CloseCode::BadFrame.code(), "bad frame");
                 self.schedule_reconnect(now_ms, "bad_frame".into());
                 return;
@@ -666,11 +678,10 @@ impl Client {
         }
         let name = CloseCode::from_code(code).map_or_else(
             || {
-                if reason.is_empty() {
-                    format!("close {code}")
-                } else {
-                    format!("close {code}: {reason}")
-                }
+                let separator = if reason.is_empty() { "" } else { ": " };
+                let mut name = json::with_number("close ", u64::from(code), separator);
+                name.push_str(reason);
+                name
             },
             |c| c.reason().to_owned(),
         );
@@ -700,9 +711,10 @@ impl Client {
     }
 
     pub fn handle_fetch(&mut self, request: u64, reply: FetchReply, now_ms: u64) {
-        let Some(req) = self.requests.remove(&request) else {
+        let Some(index) = self.requests.iter().position(|(id, _)| *id == request) else {
             return; // timed out or from before a reset
         };
+        let (_, req) = self.requests.remove(index);
         if self.phase != Phase::Pull {
             return;
         }
@@ -767,28 +779,24 @@ impl Client {
         if text.len() > COMMENT_BYTES_MAX {
             return Err(ActionError::new(
                 "too_long",
-                &format!("a comment has at most {COMMENT_BYTES_MAX} bytes"),
+                &limit("a comment has at most ", COMMENT_BYTES_MAX, " bytes"),
             ));
         }
         let text = text.to_owned();
-        self.start_action(now_ms, true, |client_id| ClientFrame::Comment {
-            client_id,
-            text,
-        })
+        let client_id = self.start_action()?;
+        self.send_action(ClientFrame::Comment { client_id, text }, now_ms, true)
     }
 
     pub fn reaction(&mut self, kind: &str, now_ms: u64) -> Result<u64, ActionError> {
         if kind.is_empty() || kind.len() > REACTION_BYTES_MAX {
             return Err(ActionError::new(
                 "invalid",
-                &format!("a reaction is 1..={REACTION_BYTES_MAX} bytes"),
+                &limit("a reaction is 1..=", REACTION_BYTES_MAX, " bytes"),
             ));
         }
         let kind = kind.to_owned();
-        self.start_action(now_ms, true, |client_id| ClientFrame::Reaction {
-            client_id,
-            kind,
-        })
+        let client_id = self.start_action()?;
+        self.send_action(ClientFrame::Reaction { client_id, kind }, now_ms, true)
     }
 
     /// A peer message to every connection of `to_user` (hosts and moderators).
@@ -801,21 +809,30 @@ impl Client {
         if to_user.is_empty() || to_user.len() > USER_ID_BYTES_MAX {
             return Err(ActionError::new(
                 "invalid",
-                &format!("a user id is 1..={USER_ID_BYTES_MAX} bytes"),
+                &limit("a user id is 1..=", USER_ID_BYTES_MAX, " bytes"),
             ));
         }
         if payload.len() > DIRECT_PAYLOAD_BYTES_MAX {
             return Err(ActionError::new(
                 "too_long",
-                &format!("a direct payload has at most {DIRECT_PAYLOAD_BYTES_MAX} bytes"),
+                &limit(
+                    "a direct payload has at most ",
+                    DIRECT_PAYLOAD_BYTES_MAX,
+                    " bytes",
+                ),
             ));
         }
         let (to_user, payload) = (to_user.to_owned(), payload.to_owned());
-        self.start_action(now_ms, true, |client_id| ClientFrame::Direct {
-            client_id,
-            to_user,
-            payload,
-        })
+        let client_id = self.start_action()?;
+        self.send_action(
+            ClientFrame::Direct {
+                client_id,
+                to_user,
+                payload,
+            },
+            now_ms,
+            true,
+        )
     }
 
     /// Sets an app-defined state part (hosts and moderators); `value` is JSON text.
@@ -829,15 +846,20 @@ impl Client {
         if value.len() > PART_VALUE_BYTES_MAX {
             return Err(ActionError::new(
                 "too_long",
-                &format!("a part value has at most {PART_VALUE_BYTES_MAX} bytes"),
+                &limit("a part value has at most ", PART_VALUE_BYTES_MAX, " bytes"),
             ));
         }
         let (name, value) = (name.to_owned(), value.to_owned());
-        self.start_action(now_ms, true, |client_id| ClientFrame::SetPart {
-            client_id,
-            name,
-            value,
-        })
+        let client_id = self.start_action()?;
+        self.send_action(
+            ClientFrame::SetPart {
+                client_id,
+                name,
+                value,
+            },
+            now_ms,
+            true,
+        )
     }
 
     /// Sends a gift from the room's catalog. `gift_id` is its idempotency key.
@@ -851,22 +873,31 @@ impl Client {
         if gift_id.is_empty() || gift_id.len() > GIFT_ID_BYTES_MAX {
             return Err(ActionError::new(
                 "invalid",
-                &format!("a gift id is 1..={GIFT_ID_BYTES_MAX} bytes"),
+                &limit("a gift id is 1..=", GIFT_ID_BYTES_MAX, " bytes"),
             ));
         }
         if sku.is_empty() || sku.len() > GIFT_SKU_BYTES_MAX || qty == 0 || qty > GIFT_QTY_MAX {
             return Err(ActionError::new(
                 "invalid",
-                &format!("a gift is a catalog sku and a quantity of 1..={GIFT_QTY_MAX}"),
+                &limit(
+                    "a gift is a catalog sku and a quantity of 1..=",
+                    GIFT_QTY_MAX as usize,
+                    "",
+                ),
             ));
         }
         let (gift_id, sku) = (gift_id.to_owned(), sku.to_owned());
-        self.start_action(now_ms, true, |client_id| ClientFrame::Gift {
-            client_id,
-            gift_id,
-            sku,
-            qty,
-        })
+        let client_id = self.start_action()?;
+        self.send_action(
+            ClientFrame::Gift {
+                client_id,
+                gift_id,
+                sku,
+                qty,
+            },
+            now_ms,
+            true,
+        )
     }
 
     /// Likes `count` times. Coalesced: one frame per `CLIENT_LIKE_FLUSH_MS`, within the
@@ -917,7 +948,7 @@ impl Client {
         self.transport = Transport::Ws;
         self.transmits.push_back(Transmit::OpenSocket {
             socket,
-            path: format!("/v1/rooms/{}/ws", self.room),
+            path: ["/v1/rooms/", &self.room, "/ws"].concat(),
         });
     }
 
@@ -1230,12 +1261,10 @@ impl Client {
 
     // ---- Internals: actions ----
 
-    fn start_action(
-        &mut self,
-        now_ms: u64,
-        reported: bool,
-        frame: impl FnOnce(u64) -> ClientFrame,
-    ) -> Result<u64, ActionError> {
+    /// Checks that an action can start and allocates its client id; `send_action` sends
+    /// it. Two halves rather than one generic function: each action would otherwise get
+    /// its own copy of this code in the wasm.
+    fn start_action(&mut self) -> Result<u64, ActionError> {
         if self.phase == Phase::Closed {
             return Err(ActionError::new(
                 self.closed_code(),
@@ -1251,12 +1280,25 @@ impl Client {
         if self.pending.len() >= CLIENT_ACTIONS_PENDING_MAX {
             return Err(ActionError::new(
                 "too_many",
-                &format!("at most {CLIENT_ACTIONS_PENDING_MAX} actions wait for the room"),
+                &limit(
+                    "at most ",
+                    CLIENT_ACTIONS_PENDING_MAX,
+                    " actions wait for the room",
+                ),
             ));
         }
         let client_id = self.client_id_prefix | u64::from(self.next_client_counter);
         self.next_client_counter = self.next_client_counter.wrapping_add(1).max(1);
-        let frame = frame(client_id);
+        Ok(client_id)
+    }
+
+    fn send_action(
+        &mut self,
+        frame: ClientFrame,
+        now_ms: u64,
+        reported: bool,
+    ) -> Result<u64, ActionError> {
+        let client_id = frame.client_id().expect("actions carry a client id");
         debug_assert!(frame.check_limits().is_ok(), "validated above");
         let frame = frame.encode();
         if let Phase::Open { socket } = self.phase {
@@ -1327,11 +1369,10 @@ impl Client {
                 .expect("no more than available");
             self.likes_waiting -= count;
             self.last_like_frame_ms = Some(now_ms);
-            let result = self.start_action(now_ms, false, |client_id| ClientFrame::Like {
-                client_id,
-                count,
+            let result = self.start_action().and_then(|client_id| {
+                self.send_action(ClientFrame::Like { client_id, count }, now_ms, false)
             });
-            debug_assert!(result.is_ok());
+            debug_assert!(result.is_ok(), "checked: open, room in the queue");
         }
         if self.likes_waiting > 0 {
             self.next_like_flush_ms = Some(now_ms + CLIENT_LIKE_FLUSH_MS);
@@ -1364,14 +1405,14 @@ impl Client {
     fn fetch(&mut self, kind: FetchKind, path: String, part: Option<(String, u64)>, now_ms: u64) {
         let request = self.next_request;
         self.next_request += 1;
-        self.requests.insert(
+        self.requests.push((
             request,
             PullRequest {
                 kind,
                 sent_ms: now_ms,
                 part,
             },
-        );
+        ));
         self.transmits.push_back(Transmit::Fetch {
             request,
             path,
@@ -1382,14 +1423,11 @@ impl Client {
     /// The next pull request: the state when it is unknown or stale, else the events.
     fn pull_next(&mut self, now_ms: u64) {
         if self.pull_state_stale || self.cursor.is_none() {
-            let path = format!("/v1/rooms/{}/state", self.room);
+            let path = ["/v1/rooms/", &self.room, "/state"].concat();
             self.fetch(FetchKind::State, path, None, now_ms);
         } else {
-            let path = format!(
-                "/v1/rooms/{}/events?since={}",
-                self.room,
-                self.cursor.unwrap_or(0)
-            );
+            let prefix = ["/v1/rooms/", &self.room, "/events?since="].concat();
+            let path = json::with_number(&prefix, self.cursor.unwrap_or(0), "");
             self.fetch(FetchKind::Events, path, None, now_ms);
         }
     }
@@ -1406,7 +1444,8 @@ impl Client {
         for (name, version) in &state.parts {
             let held = self.state.parts.get(name).map_or(0, |p| p.version);
             if *version > held {
-                let path = format!("/v1/rooms/{}/parts/{name}?v={version}", self.room);
+                let prefix = ["/v1/rooms/", &self.room, "/parts/", name, "?v="].concat();
+                let path = json::with_number(&prefix, *version, "");
                 self.fetch(
                     FetchKind::Part,
                     path,
@@ -1507,6 +1546,16 @@ impl Client {
             message: message.to_string(),
             retry_after_ms,
         });
+    }
+
+    /// Appends every queued event to `out` as one JSON array (see `write_events_json`)
+    /// and empties the queue; returns how many. What a host does each turn instead of
+    /// `poll_event` when its application takes JSON: no per-event move out of the queue.
+    pub fn drain_events_json(&mut self, out: &mut String) -> usize {
+        let count = self.events.len();
+        write_events_json(self.events.iter(), out);
+        self.events.clear();
+        count
     }
 
     fn push_event(&mut self, event: ClientEvent) {

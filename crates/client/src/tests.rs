@@ -1,4 +1,5 @@
 use super::*;
+use alloc::format;
 use alloc::vec;
 use ovation_proto::{Action, Role};
 

@@ -86,11 +86,11 @@ fn every_event_kind_renders_like_serde() {
         ClientEvent::Ended,
     ];
     let mut json = String::new();
-    write_events_json(&events, &mut json);
+    write_events_json(events.iter(), &mut json);
     let ours: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
     let serde = serde_json::to_value(&events).unwrap();
     assert_eq!(ours, serde);
     let mut empty = String::new();
-    write_events_json(&[], &mut empty);
+    write_events_json([].iter(), &mut empty);
     assert_eq!(empty, "[]");
 }

@@ -61,9 +61,10 @@ pub enum RoomIdError {
     EmptyName,
 }
 
-impl fmt::Display for RoomIdError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = match self {
+impl RoomIdError {
+    /// The message, without `core::fmt` (the wasm SDK avoids it for size).
+    pub fn message(&self) -> &'static str {
+        match self {
             RoomIdError::TooLong => "room id is longer than 64 bytes",
             RoomIdError::MissingRegion => "room id must start with a region prefix like `weur-`",
             RoomIdError::UnknownRegion => {
@@ -71,8 +72,13 @@ impl fmt::Display for RoomIdError {
             }
             RoomIdError::BadCharacter => "room id may contain only a-z, 0-9 and '-'",
             RoomIdError::EmptyName => "room id has nothing after its region prefix",
-        };
-        f.write_str(text)
+        }
+    }
+}
+
+impl fmt::Display for RoomIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
     }
 }
 

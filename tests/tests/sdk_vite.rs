@@ -1,0 +1,58 @@
+//! Packaging: a small Vite app (npm/test/vite-app) that depends on the packed `ovation`
+//! tarball is built with the pinned Vite, served, and opened in headless Chromium
+//! (playwright-core, Debian's Chromium); it connects to the real worker under wrangler dev
+//! and must show a comment posted by another client. A screenshot is kept under
+//! target/ovation-tests/artifacts/.
+
+use ovation_tests::{create_room, root, scratch_dir, sdk_project, token, Server};
+use std::process::Command;
+
+#[test]
+fn a_vite_app_with_the_tarball_builds_and_receives_a_comment_in_chromium() {
+    let root = root();
+    let server = Server::start(&scratch_dir("sdk-vite-server"));
+    let room = create_room(&server, "weur");
+    let project = sdk_project("sdk-vite");
+    for file in ["index.html", "main.js", "drive.mjs"] {
+        std::fs::copy(
+            root.join("npm/test/vite-app").join(file),
+            project.join(file),
+        )
+        .unwrap();
+    }
+    let status = Command::new("node")
+        .arg(root.join("node_modules/vite/bin/vite.js"))
+        .args(["build", "--logLevel", "warn"])
+        .current_dir(&project)
+        .status()
+        .expect("node runs vite");
+    assert!(status.success(), "vite build failed (output above)");
+    let assets: Vec<String> = std::fs::read_dir(project.join("dist/assets"))
+        .expect("vite wrote dist/assets")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        assets.iter().any(|a| a.ends_with(".wasm")),
+        "the SDK's wasm is emitted as an asset: {assets:?}"
+    );
+    let artifacts = root.join("target/ovation-tests/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let tokens = serde_json::json!({
+        "ana": token("viewer", "ana", &room),
+        "bob": token("viewer", "bob", &room),
+    });
+    let status = Command::new("node")
+        .arg("drive.mjs")
+        .current_dir(&project)
+        .env("OVATION_URL", &server.base)
+        .env("OVATION_ROOM", &room)
+        .env("OVATION_TOKENS", tokens.to_string())
+        .env("OVATION_REPO", &root)
+        .env("OVATION_ARTIFACTS", &artifacts)
+        .status()
+        .expect("node runs the driver");
+    assert!(
+        status.success(),
+        "the Vite app did not receive the comment (output above)"
+    );
+}
