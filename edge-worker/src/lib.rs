@@ -70,6 +70,16 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .put_async("/v1/rooms/:room/parts/:part", |req, ctx| async move {
             handled(put_part(req, &ctx.env).await)
         })
+        .post_async("/v1/rooms/:room/polls", |req, ctx| async move {
+            handled(create_poll(req, &ctx.env).await)
+        })
+        .post_async("/v1/rooms/:room/polls/:poll/close", |req, ctx| async move {
+            handled(poll_command(req, &ctx.env, "close_poll").await)
+        })
+        .post_async(
+            "/v1/rooms/:room/polls/:poll/reveal",
+            |req, ctx| async move { handled(poll_command(req, &ctx.env, "reveal_poll").await) },
+        )
         .run(req, env)
         .await;
     match response {
@@ -469,14 +479,70 @@ async fn direct(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
     .await
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreatePoll {
+    question: String,
+    options: Vec<String>,
+    #[serde(default)]
+    window_ms: Option<u64>,
+    #[serde(default)]
+    tallies_public: bool,
+    #[serde(default = "yes")]
+    reveal_on_close: bool,
+    #[serde(default)]
+    cue: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `POST /v1/rooms/{room}/polls`: opens a poll (limits are checked by the room, which
+/// answers 400 `invalid_poll` naming the one broken, or 409-like `poll_open`).
+async fn create_poll(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let body: CreatePoll = json_body(&mut req).await?;
+    admin_forward(
+        req,
+        env,
+        "admin",
+        Some(json!({ "command": "create_poll", "question": body.question,
+                     "options": body.options, "window_ms": body.window_ms,
+                     "tallies_public": body.tallies_public,
+                     "reveal_on_close": body.reveal_on_close, "cue": body.cue })),
+    )
+    .await
+}
+
+/// The path's segment at `index` (0 is `v1`): a route parameter after `/v1/rooms/{room}/x/`.
+fn path_segment(req: &Request, index: usize) -> std::result::Result<String, ApiError> {
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    Ok(url
+        .path_segments()
+        .and_then(|mut s| s.nth(index))
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// `POST /v1/rooms/{room}/polls/{id}/close` and `…/reveal`.
+async fn poll_command(
+    req: Request,
+    env: &Env,
+    command: &str,
+) -> std::result::Result<Response, ApiError> {
+    let id = path_segment(&req, 4)?;
+    admin_forward(
+        req,
+        env,
+        "admin",
+        Some(json!({ "command": command, "id": id })),
+    )
+    .await
+}
+
 async fn put_part(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let value: serde_json::Value = json_body(&mut req).await?;
-    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
-    let name = url
-        .path_segments()
-        .and_then(|mut s| s.nth(4))
-        .unwrap_or_default()
-        .to_owned();
+    let name = path_segment(&req, 4)?;
     admin_forward(
         req,
         env,

@@ -61,9 +61,31 @@ pub fn identity_header(v: &Verified) -> String {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum AdminRequest {
-    Broadcast { text: String },
-    Direct { user: String, payload: String },
-    SetPart { name: String, value: String },
+    Broadcast {
+        text: String,
+    },
+    Direct {
+        user: String,
+        payload: String,
+    },
+    SetPart {
+        name: String,
+        value: String,
+    },
+    CreatePoll {
+        question: String,
+        options: Vec<String>,
+        window_ms: Option<u64>,
+        tallies_public: bool,
+        reveal_on_close: bool,
+        cue: Option<String>,
+    },
+    ClosePoll {
+        id: String,
+    },
+    RevealPoll {
+        id: String,
+    },
 }
 
 /// Stored on each hibernatable socket (kept well under the 2 KiB attachment limit).
@@ -540,7 +562,11 @@ impl RoomObject {
             .as_mut()
             .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
         room.admin(command, now_ms()).map_err(|e| {
-            let status = if e == AdminError::RoomEnded { 409 } else { 400 };
+            let status = match e {
+                AdminError::RoomEnded | AdminError::PollOpen => 409,
+                AdminError::PollNotFound => 404,
+                _ => 400,
+            };
             ApiError::new(status, e.code(), &e.message())
         })
     }
@@ -588,6 +614,9 @@ impl RoomObject {
             AdminReply::Broadcast { seq } => json!({ "seq": seq }),
             AdminReply::Direct { connections } => json!({ "connections": connections }),
             AdminReply::Ended => json!({ "status": "ended" }),
+            AdminReply::Poll { id, phase, tallies } => {
+                json!({ "id": id, "phase": phase.as_str(), "tallies": tallies })
+            }
         };
         let resp = match (req.method(), path.as_str()) {
             (Method::Get, "/ws") => {
@@ -697,6 +726,23 @@ impl RoomObject {
                         payload,
                     },
                     AdminRequest::SetPart { name, value } => AdminCommand::SetPart { name, value },
+                    AdminRequest::CreatePoll {
+                        question,
+                        options,
+                        window_ms,
+                        tallies_public,
+                        reveal_on_close,
+                        cue,
+                    } => AdminCommand::CreatePoll(ovation_room::PollSpec {
+                        question,
+                        options,
+                        window_ms,
+                        tallies_public,
+                        reveal_on_close,
+                        cue,
+                    }),
+                    AdminRequest::ClosePoll { id } => AdminCommand::ClosePoll { id },
+                    AdminRequest::RevealPoll { id } => AdminCommand::RevealPoll { id },
                 };
                 json(reply(self.admin(command)?), 200).map_err(internal)?
             }

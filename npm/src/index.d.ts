@@ -107,8 +107,10 @@ export interface Room {
   setPart(name: string, value: unknown): Promise<{ seq: number | null }>;
   /** A gift from the room's catalog; `id` makes retries safe. */
   gift(sku: string, qty?: number, options?: { id?: string }): Promise<{ seq: number | null }>;
+  /** A vote in the open poll (options from 0); only a user's first vote counts. */
+  vote(pollId: string, option: number): Promise<{ seq: number | null }>;
   /** The server's clock (ms since the Unix epoch). */
-    serverNow(): number;
+  serverNow(): number;
   /** Server clock minus local clock (ms), or null before the first clock sample. */
   clockOffset(): number | null;
   close(): void;

@@ -150,6 +150,15 @@ class Room {
     return this._act((s) => s.gift(giftId, String(sku), qty));
   }
 
+  /**
+   * Votes in the room's open poll (`room.state.parts.poll.id`; options count from 0).
+   * Resolves once the room has it; voting again resolves too but counts only the first.
+   * Rejects with `poll_closed` after the window, `not_found` for another poll.
+   */
+  vote(pollId, option) {
+    return this._act((s) => s.vote(String(pollId), option));
+  }
+
   /** The server's clock now (ms since the epoch), from the estimated offset. */
   serverNow() {
     return this._session ? this._session.serverNow() : Date.now();

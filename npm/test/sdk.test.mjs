@@ -128,12 +128,61 @@ test("state parts arrive as room.state and interaction events", async () => {
   await setPart(URL_MAIN, room, "pinned", { text: "before join" });
   const ana = await join(URL_MAIN, room, "ana");
   assert.deepEqual(ana.state.parts.pinned, { text: "before join" });
-  const poll = next(ana, "poll");
-  await setPart(URL_MAIN, room, "poll", { question: "red or blue?" });
-  assert.deepEqual(await poll, { question: "red or blue?" });
-  assert.deepEqual(ana.state.parts.poll, { question: "red or blue?" });
+  const quiz = next(ana, "quiz");
+  await setPart(URL_MAIN, room, "quiz", { question: "red or blue?" });
+  assert.deepEqual(await quiz, { question: "red or blue?" });
+  assert.deepEqual(ana.state.parts.quiz, { question: "red or blue?" });
   assert.ok(ana.state.version >= 2);
   ana.close();
+});
+
+async function admin(url, path, body) {
+  const resp = await fetch(`${url}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: resp.status, body: await resp.json() };
+}
+
+test("a poll: opened by the admin API, voted once per user, revealed with exact tallies", async () => {
+  const room = await createRoom(URL_MAIN);
+  const ana = await join(URL_MAIN, room, "ana");
+  const bob = await join(URL_MAIN, room, "bob");
+  const opened = next(ana, "poll", (p) => p.phase === "open");
+  const created = await admin(URL_MAIN, `/v1/rooms/${room}/polls`,
+    { question: "Who wins?", options: ["red", "blue", "green"], window_ms: 60000 });
+  assert.equal(created.status, 200, JSON.stringify(created.body));
+  const poll = await opened;
+  assert.equal(poll.id, created.body.id);
+  assert.deepEqual(poll.options, ["red", "blue", "green"]);
+  assert.equal(poll.tallies, undefined, "tallies are for hosts until revealed");
+  const again = await admin(URL_MAIN, `/v1/rooms/${room}/polls`,
+    { question: "Another?", options: ["a", "b"] });
+  assert.equal(again.status, 409);
+  assert.equal(again.body.code, "poll_open");
+  const bad = await admin(URL_MAIN, `/v1/rooms/${room}/polls`, { question: "?", options: ["one"] });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.code, "invalid_poll");
+
+  await ana.vote(poll.id, 1);
+  await ana.vote(poll.id, 2); // acknowledged, not counted
+  await bob.vote(poll.id, 1);
+  await assert.rejects(bob.vote(poll.id, 7), (e) => e.code === "invalid");
+  await assert.rejects(bob.vote("p999", 0), (e) => e.code === "not_found");
+
+  const result = next(bob, "poll", (p) => p.phase === "result");
+  const closed = await admin(URL_MAIN, `/v1/rooms/${room}/polls/${poll.id}/close`, {});
+  assert.equal(closed.status, 200, JSON.stringify(closed.body));
+  assert.deepEqual(closed.body.tallies, [0, 2, 0]);
+  const revealed = await result;
+  assert.deepEqual(revealed.tallies, [0, 2, 0]);
+  assert.equal(revealed.votes, 2);
+  await assert.rejects(ana.vote(poll.id, 0), (e) => e.code === "poll_closed");
+  const missing = await admin(URL_MAIN, `/v1/rooms/${room}/polls/p999/close`, {});
+  assert.equal(missing.status, 404);
+  ana.close();
+  bob.close();
 });
 
 test("after the server drops sockets the SDK reconnects, resumes and misses nothing", async () => {

@@ -183,6 +183,10 @@ impl Session {
         self.act(|c, now| c.gift(gift_id, sku, qty, now))
     }
 
+    pub fn vote(&self, poll_id: &str, option: u32) -> Result<f64, JsValue> {
+        self.act(|c, now| c.vote(poll_id, option, now))
+    }
+
     pub fn like(&self, count: u32) {
         self.inner.borrow_mut().client.like(count, now_ms());
         turn(&self.inner);

@@ -900,6 +900,34 @@ impl Client {
         )
     }
 
+    /// A vote in the room's open poll. The room counts a user's first vote only and
+    /// acknowledges repeats; after the window it refuses with `poll_closed`.
+    pub fn vote(&mut self, poll_id: &str, option: u32, now_ms: u64) -> Result<u64, ActionError> {
+        if poll_id.is_empty() || poll_id.len() > POLL_ID_BYTES_MAX {
+            return Err(ActionError::new(
+                "invalid",
+                &limit("a poll id is 1..=", POLL_ID_BYTES_MAX, " bytes"),
+            ));
+        }
+        let Ok(option) = u8::try_from(option) else {
+            return Err(ActionError::new(
+                "invalid",
+                &limit("an option is 0..", POLL_OPTIONS_MAX, ""),
+            ));
+        };
+        let poll_id = poll_id.to_owned();
+        let client_id = self.start_action()?;
+        self.send_action(
+            ClientFrame::Vote {
+                client_id,
+                poll_id,
+                option,
+            },
+            now_ms,
+            true,
+        )
+    }
+
     /// Likes `count` times. Coalesced: one frame per `CLIENT_LIKE_FLUSH_MS`, within the
     /// room's rate; taps beyond `CLIENT_LIKES_PENDING_MAX` waiting are dropped.
     pub fn like(&mut self, count: u32, now_ms: u64) {

@@ -562,7 +562,7 @@ impl Sim {
             }
             80..=84 => {
                 let value = format!("{{\"n\":{}}}", self.rng.below(1000));
-                let name = ["poll", "pinned", "score"][self.rng.below(3) as usize];
+                let name = ["banner", "pinned", "score"][self.rng.below(3) as usize];
                 self.room
                     .admin(
                         AdminCommand::SetPart {

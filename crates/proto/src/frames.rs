@@ -106,6 +106,13 @@ pub enum ClientFrame {
         sku: String,
         qty: u32,
     },
+    /// A vote in the room's open poll: the first vote of a user counts, a repeat is
+    /// acknowledged without counting.
+    Vote {
+        client_id: u64,
+        poll_id: String,
+        option: u8,
+    },
 }
 
 impl ClientFrame {
@@ -116,7 +123,8 @@ impl ClientFrame {
             | ClientFrame::Reaction { client_id, .. }
             | ClientFrame::Direct { client_id, .. }
             | ClientFrame::SetPart { client_id, .. }
-            | ClientFrame::Gift { client_id, .. } => Some(*client_id),
+            | ClientFrame::Gift { client_id, .. }
+            | ClientFrame::Vote { client_id, .. } => Some(*client_id),
             ClientFrame::Hello(_) | ClientFrame::Ping { .. } => None,
         }
     }
@@ -184,6 +192,8 @@ pub enum ErrorCode {
     InsufficientFunds,
     /// A service the room depends on (settlement) failed; retry later with the same id.
     Unavailable,
+    /// The poll (or question) no longer takes answers.
+    PollClosed,
 }
 
 impl ErrorCode {
@@ -198,6 +208,7 @@ impl ErrorCode {
             ErrorCode::TooMany => "too_many",
             ErrorCode::InsufficientFunds => "insufficient_funds",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::PollClosed => "poll_closed",
         }
     }
 }
@@ -360,6 +371,7 @@ impl ClientFrame {
                 check_len("name", name, PART_NAME_BYTES_MAX)?;
                 check_len("value", value, PART_VALUE_BYTES_MAX)
             }
+            ClientFrame::Vote { poll_id, .. } => check_len("poll_id", poll_id, POLL_ID_BYTES_MAX),
             ClientFrame::Gift { gift_id, sku, .. } => {
                 check_len("gift_id", gift_id, GIFT_ID_BYTES_MAX)?;
                 check_len("sku", sku, GIFT_SKU_BYTES_MAX)

@@ -119,6 +119,26 @@ pub const GIFTERS_MAX: usize = 100_000;
 /// Entries of a gift catalog.
 pub const GIFT_CATALOG_ENTRIES_MAX: usize = 256;
 
+// ---- Polls (crates/room/src/polls.rs) ----
+
+/// A poll id (assigned by the room: `p<n>`), bytes.
+pub const POLL_ID_BYTES_MAX: usize = 32;
+/// Options of one poll.
+pub const POLL_OPTIONS_MIN: usize = 2;
+pub const POLL_OPTIONS_MAX: usize = 10;
+/// A poll's question and each option, bytes.
+pub const POLL_QUESTION_BYTES_MAX: usize = 280;
+pub const POLL_OPTION_BYTES_MAX: usize = 80;
+/// A poll's answer window: default, bounds.
+pub const POLL_WINDOW_MS_DEFAULT: u64 = 20_000;
+pub const POLL_WINDOW_MS_MIN: u64 = 1_000;
+pub const POLL_WINDOW_MS_MAX: u64 = 3_600_000;
+/// Distinct voters one poll counts (one room object; sharded rooms count per shard).
+/// Votes beyond it are refused (`too_many`), never silently dropped.
+pub const POLL_VOTERS_MAX: usize = 200_000;
+/// A cue id that opens an interaction when its video moment plays, bytes.
+pub const CUE_ID_BYTES_MAX: usize = 64;
+
 // ---- Client SDK (crates/client) ----
 
 /// Reconnect backoff: attempt `n` waits a uniformly random time in

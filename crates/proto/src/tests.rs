@@ -15,6 +15,7 @@ fn client_fixture_name(frame: &ClientFrame) -> &'static str {
         ClientFrame::SetPart { .. } => "client_set_part",
         ClientFrame::Ping { .. } => "client_ping",
         ClientFrame::Gift { .. } => "client_gift",
+        ClientFrame::Vote { .. } => "client_vote",
     }
 }
 
@@ -80,6 +81,11 @@ fn sample_client_frames() -> Vec<ClientFrame> {
             gift_id: "g-7f3a".into(),
             sku: "rose".into(),
             qty: 3,
+        },
+        ClientFrame::Vote {
+            client_id: 11,
+            poll_id: "p3".into(),
+            option: 2,
         },
     ]
 }

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod polls;
 mod store;
 
 use ovation_proto::limits::*;
@@ -23,12 +24,13 @@ use ovation_proto::{
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 pub use ovation_proto::TokenBucket;
+pub use polls::{PollPhase, PollSpec};
 pub use store::{RestoreError, StorageOp, META_KEY};
 
 pub type ConnectionId = u64;
 
 /// Parts the room itself owns; the admin API and hosts cannot overwrite them.
-pub const RESERVED_PARTS: [&str; 2] = ["room", "leaderboard"];
+pub const RESERVED_PARTS: [&str; 3] = ["room", "leaderboard", "poll"];
 
 /// Actions the room accepts per tick; above it senders get `rate_limited` ("room busy").
 /// Bounds one tick's fan-out work (the big-rooms design samples instead).
@@ -168,6 +170,14 @@ pub enum AdminCommand {
         payload: String,
     },
     End,
+    /// Opens a poll (the previous one must not be open).
+    CreatePoll(PollSpec),
+    ClosePoll {
+        id: String,
+    },
+    RevealPoll {
+        id: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,6 +193,11 @@ pub enum AdminReply {
         connections: u32,
     },
     Ended,
+    Poll {
+        id: String,
+        phase: PollPhase,
+        tallies: Vec<u64>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,6 +214,11 @@ pub enum AdminError {
     Empty {
         field: &'static str,
     },
+    /// A poll spec breaks a limit (the message says which).
+    InvalidPoll(String),
+    PollNotFound,
+    /// A poll is open already: close it first.
+    PollOpen,
 }
 
 impl AdminError {
@@ -212,6 +232,9 @@ impl AdminError {
             AdminError::TooLong { .. } => "too_long",
             AdminError::InvalidJson => "invalid_json",
             AdminError::Empty { .. } => "empty",
+            AdminError::InvalidPoll(_) => "invalid_poll",
+            AdminError::PollNotFound => "not_found",
+            AdminError::PollOpen => "poll_open",
         }
     }
 
@@ -228,6 +251,9 @@ impl AdminError {
             }
             AdminError::InvalidJson => "value is not valid JSON".into(),
             AdminError::Empty { field } => format!("`{field}` must not be empty"),
+            AdminError::InvalidPoll(message) => message.clone(),
+            AdminError::PollNotFound => "no such poll (only the room's latest poll)".into(),
+            AdminError::PollOpen => "a poll is open: close it first".into(),
         }
     }
 }
@@ -244,6 +270,9 @@ pub struct RoomStats {
     pub rate_limited: u64,
     /// Frames retried by a client after a reconnect and acknowledged without re-applying.
     pub retries_acknowledged: u64,
+    /// Poll votes counted, and repeats acknowledged without counting.
+    pub votes_counted: u64,
+    pub votes_repeated: u64,
     pub dropped: u64,
     pub closed_by_reason: BTreeMap<String, u64>,
 }
@@ -343,6 +372,8 @@ pub struct Room {
     pub(crate) next_charge_request: u64,
     /// user → totals and recently announced gift ids, stored as `gifter/<user>`.
     pub(crate) gifters: BTreeMap<String, Gifter>,
+    /// The latest poll (open, closed or revealed), stored as `poll` + `vote/<id>/<user>`.
+    pub(crate) poll: Option<polls::Poll>,
 }
 
 impl Room {
@@ -382,6 +413,7 @@ impl Room {
             gifts_pending: BTreeMap::new(),
             next_charge_request: 1,
             gifters: BTreeMap::new(),
+            poll: None,
         }
     }
 
@@ -746,6 +778,9 @@ impl Room {
             ClientFrame::Direct {
                 to_user, payload, ..
             } => self.on_direct(&identity, to_user, payload, now_ms),
+            ClientFrame::Vote {
+                poll_id, option, ..
+            } => self.on_vote(&identity, &poll_id, option, now_ms),
             ClientFrame::SetPart { name, value, .. } => {
                 if !identity.role.is_staff() {
                     Err((ErrorCode::Forbidden, "hosts and moderators only".into(), 0))
@@ -1296,6 +1331,17 @@ impl Room {
                 );
                 Ok(AdminReply::Broadcast { seq })
             }
+            AdminCommand::CreatePoll(spec) => self.create_poll(spec, now_ms),
+            AdminCommand::ClosePoll { id } => {
+                self.find_poll(&id)?;
+                self.poll_changed(|poll| poll.close(now_ms), now_ms);
+                Ok(self.poll_reply())
+            }
+            AdminCommand::RevealPoll { id } => {
+                self.find_poll(&id)?;
+                self.poll_changed(|poll| poll.reveal(now_ms), now_ms);
+                Ok(self.poll_reply())
+            }
             AdminCommand::Direct {
                 from_user,
                 to_user,
@@ -1366,8 +1412,14 @@ impl Room {
             .values()
             .map(|c| c.last_seen_ms + STALE_SOCKET_MS);
         let refresh = (!self.connections.is_empty()).then_some(self.online_refresh_at_ms);
+        let poll_closes = self
+            .poll
+            .as_ref()
+            .filter(|p| p.record.phase == PollPhase::Open)
+            .map(|p| p.record.closes_at_ms);
         self.tick_at_ms
             .into_iter()
+            .chain(poll_closes)
             .chain(lifetimes)
             .chain(stale)
             .chain(refresh)
@@ -1417,6 +1469,13 @@ impl Room {
             self.online_published = None; // forces a republish
             self.schedule_tick(now_ms);
         }
+        let poll_due = self
+            .poll
+            .as_ref()
+            .is_some_and(|p| p.record.phase == PollPhase::Open && p.record.closes_at_ms <= now_ms);
+        if poll_due {
+            self.poll_changed(|poll| poll.close(now_ms), now_ms);
+        }
         if self.tick_at_ms.is_some_and(|at| at <= now_ms) {
             self.flush(now_ms);
         }
@@ -1424,6 +1483,7 @@ impl Room {
 
     /// Sends every connection its batch for this tick.
     fn flush(&mut self, now_ms: u64) {
+        self.publish_tallies(now_ms);
         self.tick_at_ms = None;
         self.actions_this_tick = 0;
         self.evict_old_actions(now_ms);
@@ -1485,6 +1545,114 @@ impl Room {
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
+
+    // ---- Polls ----
+
+    /// The room's latest poll: id, phase, tallies.
+    pub fn poll(&self) -> Option<(String, PollPhase, &[u64])> {
+        self.poll
+            .as_ref()
+            .map(|p| (p.id(), p.record.phase, p.tallies()))
+    }
+
+    fn create_poll(&mut self, spec: PollSpec, now_ms: u64) -> Result<AdminReply, AdminError> {
+        spec.validate().map_err(AdminError::InvalidPoll)?;
+        if self
+            .poll
+            .as_ref()
+            .is_some_and(|p| p.record.phase == PollPhase::Open)
+        {
+            return Err(AdminError::PollOpen);
+        }
+        let number = self.poll.as_ref().map_or(1, |p| p.record.number + 1);
+        self.poll = Some(polls::Poll::open(number, spec, now_ms));
+        self.poll_changed(|_| true, now_ms);
+        Ok(self.poll_reply())
+    }
+
+    fn find_poll(&self, id: &str) -> Result<(), AdminError> {
+        match &self.poll {
+            Some(poll) if poll.id() == id => Ok(()),
+            _ => Err(AdminError::PollNotFound),
+        }
+    }
+
+    fn poll_reply(&self) -> AdminReply {
+        let poll = self.poll.as_ref().expect("a poll exists");
+        AdminReply::Poll {
+            id: poll.id(),
+            phase: poll.record.phase,
+            tallies: poll.tallies().to_vec(),
+        }
+    }
+
+    /// Applies a phase change; when it changed anything, stores the record and publishes
+    /// the `poll` part (and the tallies to hosts) in the next tick.
+    fn poll_changed(&mut self, change: impl FnOnce(&mut polls::Poll) -> bool, now_ms: u64) {
+        let poll = self.poll.as_mut().expect("a poll exists");
+        if !change(poll) {
+            return;
+        }
+        poll.tallies_dirty = true;
+        let record = StorageOp::put_poll(&poll.record);
+        let value = poll.part_json();
+        self.outputs.push_back(Output::Store(record));
+        self.put_part("poll".into(), value, now_ms);
+    }
+
+    fn on_vote(
+        &mut self,
+        identity: &Identity,
+        poll_id: &str,
+        option: u8,
+        now_ms: u64,
+    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+        let Some(poll) = self.poll.as_mut().filter(|p| p.id() == poll_id) else {
+            return Err((ErrorCode::NotFound, "no such poll".into(), 0));
+        };
+        match poll.vote(&identity.user, option) {
+            Ok(polls::VoteOutcome::Counted) => {
+                self.stats.votes_counted += 1;
+                let record = StorageOp::put_vote(poll_id, &identity.user, option);
+                self.outputs.push_back(Output::Store(record));
+                self.schedule_tick(now_ms);
+                Ok(None)
+            }
+            Ok(polls::VoteOutcome::Repeat) => {
+                self.stats.votes_repeated += 1;
+                Ok(None)
+            }
+            Err((code, message)) => Err((code, message, 0)),
+        }
+    }
+
+    /// Once per tick with changed tallies: to every host and moderator connection as a
+    /// direct message, and into the `poll` part when the poll shows tallies to viewers.
+    fn publish_tallies(&mut self, now_ms: u64) {
+        let Some(poll) = self.poll.as_mut().filter(|p| p.tallies_dirty) else {
+            return;
+        };
+        poll.tallies_dirty = false;
+        let payload = poll.tallies_json();
+        let part = (poll.record.tallies_public && poll.record.phase == PollPhase::Open)
+            .then(|| poll.part_json());
+        for conn in self
+            .connections
+            .values_mut()
+            .filter(|c| c.ready && c.identity.role.is_staff())
+        {
+            if conn.outbox.len() < OUTBOX_EVENTS_MAX {
+                conn.outbox.push(Event::Direct {
+                    from: "ovation".into(),
+                    payload: payload.clone(),
+                    ts_ms: now_ms,
+                });
+            }
+        }
+        if let Some(value) = part {
+            self.put_part("poll".into(), value, now_ms);
+        }
+    }
 }
 
 fn conn_needs_online(room: &mut Room, connection: ConnectionId) {
@@ -1500,9 +1668,12 @@ fn admin_error_code(error: &AdminError) -> ErrorCode {
         AdminError::TooLong { .. } => ErrorCode::TooLong,
         AdminError::TooManyParts => ErrorCode::TooMany,
         AdminError::ReservedPart => ErrorCode::Forbidden,
-        AdminError::InvalidPartName | AdminError::InvalidJson | AdminError::Empty { .. } => {
-            ErrorCode::Invalid
-        }
+        AdminError::InvalidPartName
+        | AdminError::InvalidJson
+        | AdminError::Empty { .. }
+        | AdminError::InvalidPoll(_)
+        | AdminError::PollOpen => ErrorCode::Invalid,
+        AdminError::PollNotFound => ErrorCode::NotFound,
     }
 }
 

@@ -5,8 +5,12 @@
 //! * `action/<seq, 20 digits>` — `ovation_proto::Action` (the ring buffer)
 //! * `gifter/<user>` — `Gifter`: total gifted and recent gift ids (feeds `leaderboard`)
 //! * `pending/<request, 20 digits>` — a gift waiting for its charge
+//! * `poll` — the latest poll's definition and phase (`polls::PollRecord`)
+//! * `vote/<poll id>/<user>` — one counted vote (the option, one byte); votes of older
+//!   polls stay stored but are not loaded
 
-use crate::{Gifter, Output, PartState, PendingGift, Room, RoomInfo, RoomStatus};
+use crate::polls::{Poll, PollRecord};
+use crate::{Gifter, Output, PartState, PendingGift, Room, RoomInfo, RoomStatus, RESERVED_PARTS};
 use ovation_proto::limits::{PARTS_COUNT_MAX, RING_EVENTS_MAX};
 use ovation_proto::Action;
 use serde::{Deserialize, Serialize};
@@ -18,6 +22,8 @@ const PART_PREFIX: &str = "part/";
 const ACTION_PREFIX: &str = "action/";
 const GIFTER_PREFIX: &str = "gifter/";
 const PENDING_PREFIX: &str = "pending/";
+const POLL_KEY: &str = "poll";
+const VOTE_PREFIX: &str = "vote/";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StorageOp {
@@ -114,6 +120,20 @@ impl StorageOp {
         }
     }
 
+    pub(crate) fn put_poll(record: &PollRecord) -> StorageOp {
+        StorageOp::Put {
+            key: POLL_KEY.into(),
+            value: encode(record),
+        }
+    }
+
+    pub(crate) fn put_vote(poll_id: &str, user: &str, option: u8) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{VOTE_PREFIX}{poll_id}/{user}"),
+            value: vec![option],
+        }
+    }
+
     pub(crate) fn delete_action(seq: u64) -> StorageOp {
         StorageOp::Delete {
             key: action_key(seq),
@@ -154,6 +174,8 @@ impl Room {
         let mut actions = BTreeMap::new();
         let mut gifters = BTreeMap::new();
         let mut pending = BTreeMap::new();
+        let mut poll: Option<PollRecord> = None;
+        let mut votes: Vec<(String, String, u8)> = Vec::new();
         for (key, value) in records {
             let corrupt = || RestoreError::Corrupt { key: key.clone() };
             if key == META_KEY {
@@ -180,6 +202,14 @@ impl Room {
             } else if let Some(user) = key.strip_prefix(GIFTER_PREFIX) {
                 let record: Gifter = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 gifters.insert(user.to_owned(), record);
+            } else if key == POLL_KEY {
+                poll = Some(postcard::from_bytes(&value).map_err(|_| corrupt())?);
+            } else if let Some(rest) = key.strip_prefix(VOTE_PREFIX) {
+                let (poll_id, user) = rest.split_once('/').ok_or_else(corrupt)?;
+                let [option] = value[..] else {
+                    return Err(corrupt());
+                };
+                votes.push((poll_id.to_owned(), user.to_owned(), option));
             } else if key.starts_with(ACTION_PREFIX) {
                 let record: ActionRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 actions.insert(record.action.seq, record);
@@ -191,7 +221,7 @@ impl Room {
             return Ok(None);
         };
         assert!(
-            parts.len() <= PARTS_COUNT_MAX + 1,
+            parts.len() <= PARTS_COUNT_MAX + RESERVED_PARTS.len(),
             "more parts stored than allowed"
         );
         let mut room = Room::empty(meta.info, meta.epoch, meta.created_ms);
@@ -209,6 +239,14 @@ impl Room {
             room.outputs.push_back(Output::Charge(gift.charge.clone()));
         }
         room.gifts_pending = pending;
+        room.poll = poll.map(|record| {
+            let id = record.id();
+            let votes = votes
+                .into_iter()
+                .filter(|(poll_id, _, _)| *poll_id == id)
+                .map(|(_, user, option)| (user, option));
+            Poll::restore(record, votes)
+        });
         // Actions are written before the meta that counts them, so the stored ring may
         // hold at most what meta knows; anything newer was never acknowledged.
         let actions: Vec<ActionRecord> = actions

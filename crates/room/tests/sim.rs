@@ -394,7 +394,7 @@ impl Sim {
 
     fn set_part(&mut self) {
         let index = self.rng.below(self.rooms.len() as u64) as usize;
-        let name = ["poll", "pinned", "quiz"][self.rng.below(3) as usize];
+        let name = ["banner", "pinned", "quiz"][self.rng.below(3) as usize];
         let room = &mut self.rooms[index];
         room.part_counter += 1;
         let value = format!(r#"{{"room":{index},"n":{}}}"#, room.part_counter);

@@ -1,0 +1,274 @@
+//! Polls: one at a time per room, Open → Closed → Result, one counted vote per user.
+//!
+//! Invariants: `tallies[i]` is exactly the number of users in `voters` whose vote is
+//! option `i` (asserted after every change), a user's first vote is the one that counts,
+//! and nothing is counted outside the Open phase. Votes are stored one record per voter
+//! (`vote/<poll>/<user>`), so a restarted room rebuilds the same voters and tallies.
+
+use ovation_proto::limits::{
+    CUE_ID_BYTES_MAX, POLL_OPTIONS_MAX, POLL_OPTIONS_MIN, POLL_OPTION_BYTES_MAX,
+    POLL_QUESTION_BYTES_MAX, POLL_VOTERS_MAX, POLL_WINDOW_MS_DEFAULT, POLL_WINDOW_MS_MAX,
+    POLL_WINDOW_MS_MIN,
+};
+use ovation_proto::ErrorCode;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// What the host asks for when creating a poll.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PollSpec {
+    pub question: String,
+    pub options: Vec<String>,
+    /// The answer window; `POLL_WINDOW_MS_DEFAULT` when absent.
+    pub window_ms: Option<u64>,
+    /// Viewers see live tallies (hosts and moderators always do).
+    pub tallies_public: bool,
+    /// Results are revealed when the window closes; otherwise the host reveals them.
+    pub reveal_on_close: bool,
+    /// A cue id in the video (see the video-sync design): players open the poll when
+    /// the cue plays.
+    pub cue: Option<String>,
+}
+
+impl PollSpec {
+    /// Checks every limit; the message names the one broken.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.question.trim().is_empty() || self.question.len() > POLL_QUESTION_BYTES_MAX {
+            return Err(format!("a question is 1..={POLL_QUESTION_BYTES_MAX} bytes"));
+        }
+        if !(POLL_OPTIONS_MIN..=POLL_OPTIONS_MAX).contains(&self.options.len()) {
+            return Err(format!(
+                "a poll has {POLL_OPTIONS_MIN}..={POLL_OPTIONS_MAX} options"
+            ));
+        }
+        if self
+            .options
+            .iter()
+            .any(|o| o.trim().is_empty() || o.len() > POLL_OPTION_BYTES_MAX)
+        {
+            return Err(format!("an option is 1..={POLL_OPTION_BYTES_MAX} bytes"));
+        }
+        if let Some(window_ms) = self.window_ms {
+            if !(POLL_WINDOW_MS_MIN..=POLL_WINDOW_MS_MAX).contains(&window_ms) {
+                return Err(format!(
+                    "window_ms is {POLL_WINDOW_MS_MIN}..={POLL_WINDOW_MS_MAX}"
+                ));
+            }
+        }
+        if let Some(cue) = &self.cue {
+            if cue.is_empty() || cue.len() > CUE_ID_BYTES_MAX {
+                return Err(format!("a cue id is 1..={CUE_ID_BYTES_MAX} bytes"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PollPhase {
+    Open,
+    Closed,
+    Result,
+}
+
+impl PollPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollPhase::Open => "open",
+            PollPhase::Closed => "closed",
+            PollPhase::Result => "result",
+        }
+    }
+}
+
+/// The stored definition and phase of the room's current poll (`poll`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PollRecord {
+    pub number: u64,
+    pub question: String,
+    pub options: Vec<String>,
+    pub tallies_public: bool,
+    pub reveal_on_close: bool,
+    pub cue: Option<String>,
+    pub phase: PollPhase,
+    pub opened_ms: u64,
+    pub closes_at_ms: u64,
+    pub closed_ms: Option<u64>,
+}
+
+impl PollRecord {
+    pub fn id(&self) -> String {
+        format!("p{}", self.number)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum VoteOutcome {
+    Counted,
+    /// The user had voted already; nothing changes.
+    Repeat,
+}
+
+pub(crate) struct Poll {
+    pub record: PollRecord,
+    tallies: Vec<u64>,
+    voters: HashMap<String, u8>,
+    /// Tallies changed since they were last published.
+    pub tallies_dirty: bool,
+}
+
+impl Poll {
+    pub fn open(number: u64, spec: PollSpec, now_ms: u64) -> Poll {
+        debug_assert!(spec.validate().is_ok());
+        let window_ms = spec.window_ms.unwrap_or(POLL_WINDOW_MS_DEFAULT);
+        let tallies = vec![0; spec.options.len()];
+        Poll {
+            record: PollRecord {
+                number,
+                question: spec.question,
+                options: spec.options,
+                tallies_public: spec.tallies_public,
+                reveal_on_close: spec.reveal_on_close,
+                cue: spec.cue,
+                phase: PollPhase::Open,
+                opened_ms: now_ms,
+                closes_at_ms: now_ms + window_ms,
+                closed_ms: None,
+            },
+            tallies,
+            voters: HashMap::new(),
+            tallies_dirty: false,
+        }
+    }
+
+    /// A poll rebuilt from storage: its record and the stored votes for it.
+    pub fn restore(record: PollRecord, votes: impl IntoIterator<Item = (String, u8)>) -> Poll {
+        let mut poll = Poll {
+            tallies: vec![0; record.options.len()],
+            record,
+            voters: HashMap::new(),
+            tallies_dirty: false,
+        };
+        for (user, option) in votes {
+            if usize::from(option) < poll.tallies.len() && !poll.voters.contains_key(&user) {
+                poll.tallies[usize::from(option)] += 1;
+                poll.voters.insert(user, option);
+            }
+        }
+        poll.check();
+        poll
+    }
+
+    pub fn id(&self) -> String {
+        self.record.id()
+    }
+
+    pub fn tallies(&self) -> &[u64] {
+        &self.tallies
+    }
+
+    pub fn votes(&self) -> u64 {
+        self.voters.len() as u64
+    }
+
+    pub fn vote(&mut self, user: &str, option: u8) -> Result<VoteOutcome, (ErrorCode, String)> {
+        if self.record.phase != PollPhase::Open {
+            return Err((ErrorCode::PollClosed, "this poll is closed".into()));
+        }
+        if usize::from(option) >= self.tallies.len() {
+            return Err((
+                ErrorCode::Invalid,
+                format!("option is 0..{}", self.tallies.len()),
+            ));
+        }
+        if self.voters.contains_key(user) {
+            return Ok(VoteOutcome::Repeat);
+        }
+        if self.voters.len() >= POLL_VOTERS_MAX {
+            return Err((
+                ErrorCode::TooMany,
+                format!("a poll counts at most {POLL_VOTERS_MAX} voters"),
+            ));
+        }
+        self.voters.insert(user.to_owned(), option);
+        self.tallies[usize::from(option)] += 1;
+        self.tallies_dirty = true;
+        self.check();
+        Ok(VoteOutcome::Counted)
+    }
+
+    /// Open → Closed (→ Result when revealed on close). False when not open.
+    pub fn close(&mut self, now_ms: u64) -> bool {
+        if self.record.phase != PollPhase::Open {
+            return false;
+        }
+        self.record.phase = if self.record.reveal_on_close {
+            PollPhase::Result
+        } else {
+            PollPhase::Closed
+        };
+        self.record.closed_ms = Some(now_ms);
+        true
+    }
+
+    /// Closed → Result (closing first when still open). False when already revealed.
+    pub fn reveal(&mut self, now_ms: u64) -> bool {
+        if self.record.phase == PollPhase::Result {
+            return false;
+        }
+        if self.record.phase == PollPhase::Open {
+            self.record.closed_ms = Some(now_ms);
+        }
+        self.record.phase = PollPhase::Result;
+        true
+    }
+
+    /// The `poll` state part: what every viewer (and a late joiner) sees. Tallies are in
+    /// it when public or revealed.
+    pub fn part_json(&self) -> String {
+        let show = self.record.tallies_public || self.record.phase == PollPhase::Result;
+        let mut value = serde_json::json!({
+            "id": self.id(),
+            "question": self.record.question,
+            "options": self.record.options,
+            "phase": self.record.phase.as_str(),
+            "opened_ms": self.record.opened_ms,
+            "closes_at_ms": self.record.closes_at_ms,
+            "closed_ms": self.record.closed_ms,
+            "cue": self.record.cue,
+            "tallies_public": self.record.tallies_public,
+        });
+        if show {
+            value["tallies"] = serde_json::json!(self.tallies);
+            value["votes"] = serde_json::json!(self.votes());
+        }
+        value.to_string()
+    }
+
+    /// The live tallies hosts and moderators get every tick (as a direct message).
+    pub fn tallies_json(&self) -> String {
+        serde_json::json!({
+            "type": "poll_tallies",
+            "id": self.id(),
+            "phase": self.record.phase.as_str(),
+            "tallies": self.tallies,
+            "votes": self.votes(),
+        })
+        .to_string()
+    }
+
+    fn check(&self) {
+        let counted: u64 = self.tallies.iter().sum();
+        assert_eq!(counted, self.voters.len() as u64, "tallies equal voters");
+        // The full recount is quadratic: only for small polls (every test poll).
+        debug_assert!(
+            self.voters.len() > 1_000
+                || self.tallies.iter().enumerate().all(|(i, &t)| t
+                    == self
+                        .voters
+                        .values()
+                        .filter(|&&o| usize::from(o) == i)
+                        .count() as u64)
+        );
+    }
+}
