@@ -479,37 +479,15 @@ async fn direct(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
     .await
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreatePoll {
-    question: String,
-    options: Vec<String>,
-    #[serde(default)]
-    window_ms: Option<u64>,
-    #[serde(default)]
-    tallies_public: bool,
-    #[serde(default = "yes")]
-    reveal_on_close: bool,
-    #[serde(default)]
-    cue: Option<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// `POST /v1/rooms/{room}/polls`: opens a poll (limits are checked by the room, which
 /// answers 400 `invalid_poll` naming the one broken, or 409-like `poll_open`).
 async fn create_poll(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
-    let body: CreatePoll = json_body(&mut req).await?;
+    let spec: ovation_room::PollSpec = json_body(&mut req).await?;
     admin_forward(
         req,
         env,
         "admin",
-        Some(json!({ "command": "create_poll", "question": body.question,
-                     "options": body.options, "window_ms": body.window_ms,
-                     "tallies_public": body.tallies_public,
-                     "reveal_on_close": body.reveal_on_close, "cue": body.cue })),
+        Some(json!({ "command": "create_poll", "spec": spec })),
     )
     .await
 }

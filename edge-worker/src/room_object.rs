@@ -61,31 +61,12 @@ pub fn identity_header(v: &Verified) -> String {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum AdminRequest {
-    Broadcast {
-        text: String,
-    },
-    Direct {
-        user: String,
-        payload: String,
-    },
-    SetPart {
-        name: String,
-        value: String,
-    },
-    CreatePoll {
-        question: String,
-        options: Vec<String>,
-        window_ms: Option<u64>,
-        tallies_public: bool,
-        reveal_on_close: bool,
-        cue: Option<String>,
-    },
-    ClosePoll {
-        id: String,
-    },
-    RevealPoll {
-        id: String,
-    },
+    Broadcast { text: String },
+    Direct { user: String, payload: String },
+    SetPart { name: String, value: String },
+    CreatePoll { spec: ovation_room::PollSpec },
+    ClosePoll { id: String },
+    RevealPoll { id: String },
 }
 
 /// Stored on each hibernatable socket (kept well under the 2 KiB attachment limit).
@@ -726,21 +707,7 @@ impl RoomObject {
                         payload,
                     },
                     AdminRequest::SetPart { name, value } => AdminCommand::SetPart { name, value },
-                    AdminRequest::CreatePoll {
-                        question,
-                        options,
-                        window_ms,
-                        tallies_public,
-                        reveal_on_close,
-                        cue,
-                    } => AdminCommand::CreatePoll(ovation_room::PollSpec {
-                        question,
-                        options,
-                        window_ms,
-                        tallies_public,
-                        reveal_on_close,
-                        cue,
-                    }),
+                    AdminRequest::CreatePoll { spec } => AdminCommand::CreatePoll(spec),
                     AdminRequest::ClosePoll { id } => AdminCommand::ClosePoll { id },
                     AdminRequest::RevealPoll { id } => AdminCommand::RevealPoll { id },
                 };

@@ -64,9 +64,9 @@ fn push_u16_escape(out: &mut String, unit: u16) {
 
 /// Appends `s` as a JSON string of ASCII only: runs of plain characters are copied whole,
 /// non-ASCII characters become `\\uXXXX` (surrogate pairs above U+FFFF). Why ASCII: the
-/// text crosses into JavaScript through `TextDecoder`, which V8 runs ~10x faster on pure
-/// ASCII (measured on a batch of comments with one `—` each: 25 µs vs 2.5 µs per 12 KB);
-/// `JSON.parse` turns the escapes back at almost no cost.
+/// text crosses into JavaScript through `TextDecoder`, which V8 runs several times faster
+/// on pure ASCII (`cargo xtask bench sdk` prints both for its batch of comments with one
+/// `—` each: ~10 µs as UTF-8, ~3 µs as this ASCII); `JSON.parse` turns the escapes back.
 fn string(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();

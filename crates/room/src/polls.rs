@@ -14,20 +14,31 @@ use ovation_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
-/// What the host asks for when creating a poll.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+/// What the host asks for when creating a poll; also the JSON body of
+/// `POST /v1/rooms/{room}/polls` (unknown fields refused, optional ones defaulted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PollSpec {
     pub question: String,
     pub options: Vec<String>,
     /// The answer window; `POLL_WINDOW_MS_DEFAULT` when absent.
+    #[serde(default)]
     pub window_ms: Option<u64>,
     /// Viewers see live tallies (hosts and moderators always do).
+    #[serde(default)]
     pub tallies_public: bool,
-    /// Results are revealed when the window closes; otherwise the host reveals them.
+    /// Results are revealed when the window closes (the default); otherwise the host
+    /// reveals them.
+    #[serde(default = "reveal_on_close_default")]
     pub reveal_on_close: bool,
     /// A cue id in the video (see the video-sync design): players open the poll when
     /// the cue plays.
+    #[serde(default)]
     pub cue: Option<String>,
+}
+
+fn reveal_on_close_default() -> bool {
+    true
 }
 
 impl PollSpec {

@@ -48,6 +48,20 @@ fn drain(room: &mut Room) -> Drained {
     out
 }
 
+/// What a host does with storage ops: the store a restarted room is rebuilt from.
+fn apply(ops: &[StorageOp], store: &mut BTreeMap<String, Vec<u8>>) {
+    for op in ops {
+        match op {
+            StorageOp::Put { key, value } => {
+                store.insert(key.clone(), value.clone());
+            }
+            StorageOp::Delete { key } => {
+                store.remove(key);
+            }
+        }
+    }
+}
+
 fn tick(room: &mut Room, now_ms: &mut u64) -> Drained {
     *now_ms += TICK_MS;
     room.handle_timeout(*now_ms);
@@ -337,19 +351,7 @@ fn restore_from_storage_keeps_parts_actions_and_likes() {
     let mut now = 0;
     let mut room = Room::create(info(), 3, now);
     let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let apply = |ops: Vec<StorageOp>, store: &mut BTreeMap<String, Vec<u8>>| {
-        for op in ops {
-            match op {
-                StorageOp::Put { key, value } => {
-                    store.insert(key, value);
-                }
-                StorageOp::Delete { key } => {
-                    store.remove(&key);
-                }
-            }
-        }
-    };
-    apply(drain(&mut room).stores, &mut store);
+    apply(&drain(&mut room).stores, &mut store);
     join(&mut room, 1, "host", Role::Host, now);
     room.handle_frame(1, &comment("kept", 1), now);
     room.handle_frame(
@@ -369,7 +371,7 @@ fn restore_from_storage_keeps_parts_actions_and_likes() {
         now,
     )
     .unwrap();
-    apply(tick(&mut room, &mut now).stores, &mut store);
+    apply(&tick(&mut room, &mut now).stores, &mut store);
     let restored = Room::restore(store.clone(), now).unwrap().unwrap();
     assert_eq!(restored.likes_total(), 7);
     assert_eq!(restored.last_seq(), 1);
@@ -521,15 +523,7 @@ fn frames_retried_after_a_reconnect_are_acknowledged_not_applied_twice() {
     let mut now = 0;
     let mut room = Room::create(info(), 1, now);
     let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut apply = |ops: Vec<StorageOp>| {
-        for op in ops {
-            match op {
-                StorageOp::Put { key, value } => store.insert(key, value),
-                StorageOp::Delete { key } => store.remove(&key),
-            };
-        }
-    };
-    apply(drain(&mut room).stores);
+    apply(&drain(&mut room).stores, &mut store);
     join(&mut room, 1, "ana", Role::Viewer, now);
     room.handle_frame(1, &comment("once", 77), now);
     let like = ClientFrame::Like {
@@ -538,14 +532,14 @@ fn frames_retried_after_a_reconnect_are_acknowledged_not_applied_twice() {
     }
     .encode();
     room.handle_frame(1, &like, now);
-    apply(tick(&mut room, &mut now).stores);
+    apply(&tick(&mut room, &mut now).stores, &mut store);
     // The acks were lost with the socket; the client retries on a new connection.
     room.disconnect(1, now);
     join(&mut room, 2, "ana", Role::Viewer, now);
     room.handle_frame(2, &comment("once", 77), now);
     room.handle_frame(2, &like, now);
     let out = tick(&mut room, &mut now);
-    apply(out.stores.clone());
+    apply(&out.stores, &mut store);
     let events = &out.events[&2];
     assert!(events.contains(&Event::Ack {
         client_id: 77,
@@ -561,7 +555,7 @@ fn frames_retried_after_a_reconnect_are_acknowledged_not_applied_twice() {
     // Another user's identical client id is a different action.
     join(&mut room, 3, "bob", Role::Viewer, now);
     room.handle_frame(3, &comment("mine", 77), now);
-    apply(tick(&mut room, &mut now).stores);
+    apply(&tick(&mut room, &mut now).stores, &mut store);
     assert_eq!(room.last_seq(), 2);
     // After a restart, the stored ring still knows ana's comment.
     let mut restored = Room::restore(store.clone(), now).unwrap().unwrap();
@@ -771,18 +765,6 @@ fn vote_storm(seed: u64, viewers: u64) {
     let mut rng = Lcg(seed);
     let mut now = 0;
     let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let apply = |ops: &[StorageOp], store: &mut BTreeMap<String, Vec<u8>>| {
-        for op in ops {
-            match op {
-                StorageOp::Put { key, value } => {
-                    store.insert(key.clone(), value.clone());
-                }
-                StorageOp::Delete { key } => {
-                    store.remove(key);
-                }
-            }
-        }
-    };
     let mut room = Room::create(info(), 9, now);
     room.admin(AdminCommand::CreatePoll(poll_spec(4, 10_000)), now)
         .unwrap();
