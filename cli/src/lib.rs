@@ -363,6 +363,7 @@ pub fn describe(event: &Event) -> String {
             ActionBody::Gift { sku, qty, amount } => {
                 format!("[{}] {} sent {qty} × {sku} ({amount})", a.seq, a.name)
             }
+            ActionBody::Removed { seq } => format!("[{}] {} removed #{seq}", a.seq, a.name),
         },
         Event::Gap {
             missed_after,

@@ -16,6 +16,7 @@ use ovation_proto::limits::{
     ROOM_TITLE_BYTES_MAX, SUBPROTOCOL, SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES_MAX,
 };
 use ovation_proto::RoomId;
+use ovation_room::StaffCommand;
 use serde::Deserialize;
 use serde_json::json;
 use worker::*;
@@ -74,12 +75,55 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             handled(create_poll(req, &ctx.env).await)
         })
         .post_async("/v1/rooms/:room/polls/:poll/close", |req, ctx| async move {
-            handled(poll_command(req, &ctx.env, "close_poll").await)
+            handled(id_command(req, &ctx.env, "close_poll").await)
         })
         .post_async(
             "/v1/rooms/:room/polls/:poll/reveal",
-            |req, ctx| async move { handled(poll_command(req, &ctx.env, "reveal_poll").await) },
+            |req, ctx| async move { handled(id_command(req, &ctx.env, "reveal_poll").await) },
         )
+        .post_async("/v1/rooms/:room/quizzes", |req, ctx| async move {
+            handled(create_quiz(req, &ctx.env).await)
+        })
+        .post_async(
+            "/v1/rooms/:room/quizzes/:quiz/next",
+            |req, ctx| async move { handled(id_command(req, &ctx.env, "next_question").await) },
+        )
+        .post_async(
+            "/v1/rooms/:room/quizzes/:quiz/close",
+            |req, ctx| async move { handled(id_command(req, &ctx.env, "close_question").await) },
+        )
+        .post_async("/v1/rooms/:room/quizzes/:quiz/end", |req, ctx| async move {
+            handled(id_command(req, &ctx.env, "end_quiz").await)
+        })
+        .post_async("/v1/rooms/:room/products", |req, ctx| async move {
+            handled(pin_product(req, &ctx.env).await)
+        })
+        .post_async("/v1/rooms/:room/products/unpin", |req, ctx| async move {
+            handled(staff_forward(req, &ctx.env, json!({ "command": "unpin_product" })).await)
+        })
+        .post_async("/v1/rooms/:room/qa/settings", |req, ctx| async move {
+            handled(qa_settings(req, &ctx.env).await)
+        })
+        .post_async(
+            "/v1/rooms/:room/qa/:question/approve",
+            |req, ctx| async move { handled(id_command(req, &ctx.env, "qa_approve").await) },
+        )
+        .post_async(
+            "/v1/rooms/:room/qa/:question/answer",
+            |req, ctx| async move { handled(id_command(req, &ctx.env, "qa_answer").await) },
+        )
+        .post_async("/v1/rooms/:room/qa/:question/hide", |req, ctx| async move {
+            handled(id_command(req, &ctx.env, "qa_hide").await)
+        })
+        .post_async("/v1/rooms/:room/moderation", |req, ctx| async move {
+            handled(moderation(req, &ctx.env).await)
+        })
+        .post_async("/v1/rooms/:room/commands", |req, ctx| async move {
+            handled(command(req, &ctx.env).await)
+        })
+        .get_async("/v1/rooms/:room/audit", |req, ctx| async move {
+            handled(admin_forward(req, &ctx.env, "audit", None).await)
+        })
         .run(req, env)
         .await;
     match response {
@@ -479,17 +523,98 @@ async fn direct(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
     .await
 }
 
-/// `POST /v1/rooms/{room}/polls`: opens a poll (limits are checked by the room, which
-/// answers 400 `invalid_poll` naming the one broken, or 409-like `poll_open`).
-async fn create_poll(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
-    let spec: ovation_room::PollSpec = json_body(&mut req).await?;
+/// Forwards a staff command (the room's `StaffCommand` JSON) to the room object, which
+/// runs it for the admin and writes it to the audit trail. The JSON is checked here
+/// first, so a malformed command is a 400 naming what is wrong.
+async fn staff_forward(
+    req: Request,
+    env: &Env,
+    command: serde_json::Value,
+) -> std::result::Result<Response, ApiError> {
+    let command: StaffCommand = serde_json::from_value(command)
+        .map_err(|e| ApiError::new(400, "invalid_command", &e.to_string()))?;
     admin_forward(
         req,
         env,
         "admin",
-        Some(json!({ "command": "create_poll", "spec": spec })),
+        Some(json!({ "command": "staff", "action": command })),
     )
     .await
+}
+
+/// `POST /v1/rooms/{room}/polls`: opens a poll (limits are checked by the room, which
+/// answers 400 `invalid_poll` naming the one broken, or 409 `poll_open`).
+async fn create_poll(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let spec: ovation_room::PollSpec = json_body(&mut req).await?;
+    staff_forward(req, env, json!({ "command": "create_poll", "spec": spec })).await
+}
+
+/// `POST /v1/rooms/{room}/quizzes`: creates a quiz (phase `new`; `…/next` asks).
+async fn create_quiz(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let spec: ovation_room::QuizSpec = json_body(&mut req).await?;
+    staff_forward(req, env, json!({ "command": "create_quiz", "spec": spec })).await
+}
+
+/// `POST /v1/rooms/{room}/products`: pins a product card.
+async fn pin_product(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let product: ovation_room::ProductCard = json_body(&mut req).await?;
+    staff_forward(
+        req,
+        env,
+        json!({ "command": "pin_product", "product": product }),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QaSettings {
+    approval: bool,
+}
+
+/// `POST /v1/rooms/{room}/qa/settings`: `{"approval": true}` holds new questions for
+/// moderators.
+async fn qa_settings(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let body: QaSettings = json_body(&mut req).await?;
+    staff_forward(
+        req,
+        env,
+        json!({ "command": "qa_settings", "approval": body.approval }),
+    )
+    .await
+}
+
+/// The staff commands `POST /v1/rooms/{room}/moderation` takes.
+const MODERATION_COMMANDS: [&str; 8] = [
+    "mute",
+    "unmute",
+    "ban",
+    "unban",
+    "delete_comment",
+    "slow_mode",
+    "word_filter",
+    "announce",
+];
+
+/// `POST /v1/rooms/{room}/moderation`: `{"command": "mute", "user": "u1", …}`.
+async fn moderation(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let body: serde_json::Value = json_body(&mut req).await?;
+    let name = body["command"].as_str().unwrap_or_default();
+    if !MODERATION_COMMANDS.contains(&name) {
+        return Err(ApiError::new(
+            400,
+            "invalid_command",
+            &format!("`command` is one of {}", MODERATION_COMMANDS.join(", ")),
+        ));
+    }
+    staff_forward(req, env, body).await
+}
+
+/// `POST /v1/rooms/{room}/commands`: any staff command, the same JSON a host or
+/// moderator sends over the socket.
+async fn command(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let body: serde_json::Value = json_body(&mut req).await?;
+    staff_forward(req, env, body).await
 }
 
 /// The path's segment at `index` (0 is `v1`): a route parameter after `/v1/rooms/{room}/x/`.
@@ -502,20 +627,15 @@ fn path_segment(req: &Request, index: usize) -> std::result::Result<String, ApiE
         .to_owned())
 }
 
-/// `POST /v1/rooms/{room}/polls/{id}/close` and `…/reveal`.
-async fn poll_command(
+/// `POST /v1/rooms/{room}/polls/{id}/close`, `…/quizzes/{id}/next`, `…/qa/{id}/hide`, …:
+/// a staff command on the interaction named by the path.
+async fn id_command(
     req: Request,
     env: &Env,
     command: &str,
 ) -> std::result::Result<Response, ApiError> {
     let id = path_segment(&req, 4)?;
-    admin_forward(
-        req,
-        env,
-        "admin",
-        Some(json!({ "command": command, "id": id })),
-    )
-    .await
+    staff_forward(req, env, json!({ "command": command, "id": id })).await
 }
 
 async fn put_part(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {

@@ -15,12 +15,12 @@ use ovation_proto::limits::{
 use ovation_proto::{ActionBody, ErrorCode, Role, SUBPROTOCOL};
 use ovation_room::{
     AdminCommand, AdminError, AdminReply, ChargeOutcome, ChargeRequest, ConnectionId, Identity,
-    Output, Room, RoomInfo, StorageOp,
+    Output, Room, RoomInfo, StaffCommand, StorageOp,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -61,12 +61,21 @@ pub fn identity_header(v: &Verified) -> String {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum AdminRequest {
-    Broadcast { text: String },
-    Direct { user: String, payload: String },
-    SetPart { name: String, value: String },
-    CreatePoll { spec: ovation_room::PollSpec },
-    ClosePoll { id: String },
-    RevealPoll { id: String },
+    Broadcast {
+        text: String,
+    },
+    Direct {
+        user: String,
+        payload: String,
+    },
+    SetPart {
+        name: String,
+        value: String,
+    },
+    /// Polls, quizzes, Q&A, products, moderation (checked by the router).
+    Staff {
+        action: StaffCommand,
+    },
 }
 
 /// Stored on each hibernatable socket (kept well under the 2 KiB attachment limit).
@@ -98,6 +107,9 @@ pub struct RoomObject {
     env: Env,
     memory: RefCell<Memory>,
 }
+
+/// Keys one Durable Object storage `put`/`delete` call accepts.
+const STORAGE_KEYS_PER_CALL_MAX: usize = 128;
 
 fn now_ms() -> u64 {
     Date::now().as_millis()
@@ -176,8 +188,8 @@ impl RoomObject {
     /// Drains the room's outputs: storage writes first (so frames leave only after the
     /// writes they depend on), then frames and closes, then log lines.
     async fn pump(&self) -> Result<()> {
-        let mut puts: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut deletes: Vec<String> = Vec::new();
+        // The last op per key wins (a put then a delete of one key is a delete).
+        let mut writes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         let mut wire = Vec::new();
         let mut charges = Vec::new();
         {
@@ -188,12 +200,10 @@ impl RoomObject {
             while let Some(output) = room.poll_output() {
                 match output {
                     Output::Store(StorageOp::Put { key, value }) => {
-                        deletes.retain(|k| *k != key);
-                        puts.push((key, value));
+                        writes.insert(key, Some(value));
                     }
                     Output::Store(StorageOp::Delete { key }) => {
-                        puts.retain(|(k, _)| *k != key);
-                        deletes.push(key);
+                        writes.insert(key, None);
                     }
                     Output::Log(record) => log_json(json!({
                         "level": "warn", "event": record.event, "code": record.code,
@@ -206,15 +216,19 @@ impl RoomObject {
             }
         }
         let storage = self.state.storage();
-        if !puts.is_empty() {
+        let (puts, deletes): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_some());
+        // The platform takes at most 128 keys per put or delete call.
+        for chunk in puts.chunks(STORAGE_KEYS_PER_CALL_MAX) {
             let object = Object::new();
-            for (key, value) in &puts {
-                Reflect::set(&object, &key.into(), &Uint8Array::from(value.as_slice()))?;
+            for (key, value) in chunk {
+                let value = value.as_deref().expect("partitioned");
+                Reflect::set(&object, &key.into(), &Uint8Array::from(value))?;
             }
             storage.put_multiple_raw(object).await?;
         }
-        if !deletes.is_empty() {
-            storage.delete_multiple(deletes).await?;
+        for chunk in deletes.chunks(STORAGE_KEYS_PER_CALL_MAX) {
+            let keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
+            storage.delete_multiple(keys).await?;
         }
         {
             let mut memory = self.memory.borrow_mut();
@@ -457,6 +471,16 @@ impl RoomObject {
                 now,
             )
         };
+        if let Err(ovation_proto::CloseCode::Banned) = result {
+            // Told over the socket, so the client stops reconnecting (a refused upgrade
+            // looks like a network failure to a browser).
+            self.pump().await?;
+            let pair = WebSocketPair::new()?;
+            pair.server.accept()?;
+            let code = ovation_proto::CloseCode::Banned;
+            pair.server.close(Some(code.code()), Some(code.reason()))?;
+            return Response::from_websocket(pair.client);
+        }
         if let Err(code) = result {
             self.pump().await?;
             let status = if code == ovation_proto::CloseCode::RoomEnded {
@@ -542,14 +566,8 @@ impl RoomObject {
             .room
             .as_mut()
             .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
-        room.admin(command, now_ms()).map_err(|e| {
-            let status = match e {
-                AdminError::RoomEnded | AdminError::PollOpen => 409,
-                AdminError::PollNotFound => 404,
-                _ => 400,
-            };
-            ApiError::new(status, e.code(), &e.message())
-        })
+        room.admin(command, now_ms())
+            .map_err(|e: AdminError| ApiError::new(e.http_status(), e.code(), &e.message()))
     }
 
     fn state_json(&self) -> std::result::Result<serde_json::Value, ApiError> {
@@ -590,15 +608,6 @@ impl RoomObject {
                 .map(|(_, v)| v.into_owned())
         };
         let path = url.path().to_owned();
-        let reply = |reply: AdminReply| match reply {
-            AdminReply::PartSet { version } => json!({ "version": version }),
-            AdminReply::Broadcast { seq } => json!({ "seq": seq }),
-            AdminReply::Direct { connections } => json!({ "connections": connections }),
-            AdminReply::Ended => json!({ "status": "ended" }),
-            AdminReply::Poll { id, phase, tallies } => {
-                json!({ "id": id, "phase": phase.as_str(), "tallies": tallies })
-            }
-        };
         let resp = match (req.method(), path.as_str()) {
             (Method::Get, "/ws") => {
                 let echo = crate::http::offered_protocols(&req).contains(&SUBPROTOCOL.to_owned());
@@ -617,7 +626,7 @@ impl RoomObject {
             (Method::Post, "/end") => {
                 let ledger_room = self.ledger_room();
                 let r = self.admin(AdminCommand::End)?;
-                let mut body = reply(r);
+                let mut body = r.to_json();
                 // Ending a room settles its gifts (idempotent; re-run by ending again).
                 if let (Some(ledger_room), Some(_)) = (ledger_room, self.settlement()) {
                     let path = format!("/v1/rooms/{ledger_room}/settle");
@@ -684,6 +693,15 @@ impl RoomObject {
                 )
                 .map_err(internal)?
             }
+            (Method::Get, "/audit") => {
+                let memory = self.memory.borrow();
+                let room = memory
+                    .room
+                    .as_ref()
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                let entries: Vec<&ovation_room::AuditEntry> = room.audit_trail().collect();
+                json(json!({ "entries": entries }), 200).map_err(internal)?
+            }
             (Method::Get, "/stats") => {
                 let memory = self.memory.borrow();
                 let room = memory
@@ -707,11 +725,16 @@ impl RoomObject {
                         payload,
                     },
                     AdminRequest::SetPart { name, value } => AdminCommand::SetPart { name, value },
-                    AdminRequest::CreatePoll { spec } => AdminCommand::CreatePoll(spec),
-                    AdminRequest::ClosePoll { id } => AdminCommand::ClosePoll { id },
-                    AdminRequest::RevealPoll { id } => AdminCommand::RevealPoll { id },
+                    AdminRequest::Staff { action } => AdminCommand::Staff {
+                        by: Identity {
+                            user: identity.user,
+                            name: identity.name,
+                            role: Role::parse(&identity.role).unwrap_or(Role::Viewer),
+                        },
+                        command: action,
+                    },
                 };
-                json(reply(self.admin(command)?), 200).map_err(internal)?
+                json(self.admin(command)?.to_json(), 200).map_err(internal)?
             }
             _ => return Err(ApiError::new(404, "route_not_found", "no such route")),
         };
@@ -724,6 +747,10 @@ fn action_json(action: &ovation_proto::Action) -> serde_json::Value {
         ActionBody::Comment { text } => ("comment", text),
         ActionBody::Reaction { kind } => ("reaction", kind),
         ActionBody::System { text } => ("system", text),
+        ActionBody::Removed { seq } => {
+            return json!({ "seq": action.seq, "ts_ms": action.ts_ms, "user": action.user,
+                           "name": action.name, "kind": "removed", "removed": seq });
+        }
         ActionBody::Gift { sku, qty, amount } => {
             return json!({ "seq": action.seq, "ts_ms": action.ts_ms, "user": action.user,
                            "name": action.name, "kind": "gift", "sku": sku, "qty": qty,

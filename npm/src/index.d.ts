@@ -83,6 +83,9 @@ export interface EventMap {
   quiz: unknown;
   qa: unknown;
   product: unknown;
+  announcement: unknown;
+  /** A moderator removed comment `seq`. */
+  removed: { seq: number; by: string };
   error: OvationError;
 }
 
@@ -109,6 +112,16 @@ export interface Room {
   gift(sku: string, qty?: number, options?: { id?: string }): Promise<{ seq: number | null }>;
   /** A vote in the open poll (options from 0); only a user's first vote counts. */
   vote(pollId: string, option: number): Promise<{ seq: number | null }>;
+  /** An answer to the open quiz question (question index and option from 0). */
+  answer(quizId: string, questionIndex: number, option: number): Promise<{ seq: number | null }>;
+  /** A question for the host's Q&A. */
+  ask(text: string): Promise<{ seq: number | null }>;
+  /** Upvotes a Q&A question, once per user. */
+  upvote(questionId: string): Promise<{ seq: number | null }>;
+  /** Counts a click on the pinned product card. */
+  productClick(productId: string): Promise<{ seq: number | null }>;
+  /** Hosts and moderators: a staff command (`{command: "mute", user: "u1"}`, …). */
+  command(command: { command: string; [field: string]: unknown }): Promise<{ seq: number | null }>;
   /** The server's clock (ms since the Unix epoch). */
   serverNow(): number;
   /** Server clock minus local clock (ms), or null before the first clock sample. */

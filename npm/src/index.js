@@ -45,11 +45,11 @@ function wrapError(e) {
 
 const EVENT_TYPES = new Set([
   "status", "comment", "reaction", "like", "gift", "online", "state", "direct", "balance",
-  "gap", "ended", "poll", "quiz", "qa", "product", "error",
+  "gap", "ended", "poll", "quiz", "qa", "product", "announcement", "removed", "error",
 ]);
 
 // State parts that interactions own: a change is also told as an event of that name.
-const INTERACTION_PARTS = new Set(["poll", "quiz", "qa", "product"]);
+const INTERACTION_PARTS = new Set(["poll", "quiz", "qa", "product", "announcement"]);
 
 function parseJson(text) {
   try {
@@ -159,6 +159,39 @@ class Room {
     return this._act((s) => s.vote(String(pollId), option));
   }
 
+  /**
+   * Answers the open question of a quiz (`room.state.parts.quiz`: its `id` and
+   * `question.index`; options count from 0). The first answer counts; your points, score
+   * and rank arrive as a `direct` event of type `quiz_score` when the question closes.
+   */
+  answer(quizId, questionIndex, option) {
+    return this._act((s) => s.answer(String(quizId), questionIndex, option));
+  }
+
+  /** Asks the host a question (Q&A); it shows in the `qa` part once visible. */
+  ask(text) {
+    return this._act((s) => s.ask(String(text)));
+  }
+
+  /** Upvotes a Q&A question (once per user; repeats resolve without counting). */
+  upvote(questionId) {
+    return this._act((s) => s.upvote(String(questionId)));
+  }
+
+  /** Counts a click on the pinned product card (then open its `link` yourself). */
+  productClick(productId) {
+    return this._act((s) => s.productClick(String(productId)));
+  }
+
+  /**
+   * Hosts and moderators: a staff command, e.g. `{command: "mute", user: "u1"}` or
+   * `{command: "create_poll", spec: {...}}` (the admin API's JSON). The room's reply
+   * comes as a `direct` event of type `command_reply`. Viewers are refused `forbidden`.
+   */
+  command(command) {
+    return this._act((s) => s.command(JSON.stringify(command)));
+  }
+
   /** The server's clock now (ms since the epoch), from the estimated offset. */
   serverNow() {
     return this._session ? this._session.serverNow() : Date.now();
@@ -191,6 +224,9 @@ class Room {
           break;
         case "gift":
           this._emit("gift", event);
+          break;
+        case "removed":
+          this._emit("removed", { seq: event.removed, by: event.user });
           break;
                 case "like":
           this.likes = event.total;

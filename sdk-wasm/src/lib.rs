@@ -187,6 +187,27 @@ impl Session {
         self.act(|c, now| c.vote(poll_id, option, now))
     }
 
+    pub fn answer(&self, quiz_id: &str, question: u32, option: u32) -> Result<f64, JsValue> {
+        self.act(|c, now| c.answer(quiz_id, question, option, now))
+    }
+
+    pub fn ask(&self, text: &str) -> Result<f64, JsValue> {
+        self.act(|c, now| c.ask(text, now))
+    }
+
+    pub fn upvote(&self, question_id: &str) -> Result<f64, JsValue> {
+        self.act(|c, now| c.upvote(question_id, now))
+    }
+
+    #[wasm_bindgen(js_name = productClick)]
+    pub fn product_click(&self, product_id: &str) -> Result<f64, JsValue> {
+        self.act(|c, now| c.product_click(product_id, now))
+    }
+
+    pub fn command(&self, json: &str) -> Result<f64, JsValue> {
+        self.act(|c, now| c.command(json, now))
+    }
+
     pub fn like(&self, count: u32) {
         self.inner.borrow_mut().client.like(count, now_ms());
         turn(&self.inner);

@@ -101,6 +101,7 @@ pub fn events(json: &JsValue) -> Result<PullEvents, BadField> {
             sku: text_or_empty(&event, "sku")?,
             qty: u32::try_from(number_or_zero(&event, "qty")?).map_err(|_| BadField("qty"))?,
             amount: number_or_zero(&event, "amount")?,
+            removed: number_or_zero(&event, "removed")?,
         });
     }
     let status = get(json, "status");

@@ -265,6 +265,11 @@ fn write_event(event: &ClientEvent, out: &mut String) {
             .num("qty", u64::from(*qty))
             .num("amount", *amount)
             .end(),
+        ClientEvent::Removed { seq, removed, user } => Obj::new(out, "removed")
+            .num("seq", *seq)
+            .num("removed", *removed)
+            .str("user", user)
+            .end(),
         ClientEvent::Like { total } => Obj::new(out, "like").num("total", *total).end(),
         ClientEvent::Online { count } => Obj::new(out, "online")
             .num("count", u64::from(*count))

@@ -151,6 +151,9 @@ pub struct PullAction {
     pub qty: u32,
     #[serde(default)]
     pub amount: u64,
+    /// For `removed`: the sequence number of the comment a moderator removed.
+    #[serde(default)]
+    pub removed: u64,
 }
 
 /// `GET /v1/rooms/{room}/events?since=`.
@@ -198,6 +201,16 @@ fn limit(prefix: &str, value: usize, suffix: &str) -> String {
     json::with_number(prefix, value as u64, suffix)
 }
 
+fn check_id(id: &str, bytes_max: usize, what: &str) -> Result<(), ActionError> {
+    if id.is_empty() || id.len() > bytes_max {
+        return Err(ActionError::new(
+            "invalid",
+            &limit(what, bytes_max, " bytes"),
+        ));
+    }
+    Ok(())
+}
+
 impl ActionError {
     fn new(code: &str, message: &str) -> ActionError {
         ActionError {
@@ -242,6 +255,12 @@ pub enum ClientEvent {
         sku: String,
         qty: u32,
         amount: u64,
+    },
+    /// A moderator removed the comment `removed`: drop it from view.
+    Removed {
+        seq: u64,
+        removed: u64,
+        user: String,
     },
     Like {
         total: u64,
@@ -690,6 +709,10 @@ impl Client {
                 self.ended = true;
                 self.finish(Some("room_ended".into()));
             }
+            Some(CloseCode::Banned) => {
+                self.emit_error("banned", "a moderator banned you from this room", 0);
+                self.finish(Some(name));
+            }
             Some(CloseCode::UnsupportedProtocol) => {
                 self.emit_error(
                     "unsupported_protocol",
@@ -903,12 +926,7 @@ impl Client {
     /// A vote in the room's open poll. The room counts a user's first vote only and
     /// acknowledges repeats; after the window it refuses with `poll_closed`.
     pub fn vote(&mut self, poll_id: &str, option: u32, now_ms: u64) -> Result<u64, ActionError> {
-        if poll_id.is_empty() || poll_id.len() > POLL_ID_BYTES_MAX {
-            return Err(ActionError::new(
-                "invalid",
-                &limit("a poll id is 1..=", POLL_ID_BYTES_MAX, " bytes"),
-            ));
-        }
+        check_id(poll_id, POLL_ID_BYTES_MAX, "a poll id is 1..=")?;
         let Ok(option) = u8::try_from(option) else {
             return Err(ActionError::new(
                 "invalid",
@@ -926,6 +944,84 @@ impl Client {
             now_ms,
             true,
         )
+    }
+
+    /// An answer to the open question of a quiz (`question` and `option` count from 0).
+    /// The first answer counts; after the window the room refuses with `poll_closed`.
+    pub fn answer(
+        &mut self,
+        quiz_id: &str,
+        question: u32,
+        option: u32,
+        now_ms: u64,
+    ) -> Result<u64, ActionError> {
+        check_id(quiz_id, QUIZ_ID_BYTES_MAX, "a quiz id is 1..=")?;
+        let (Ok(question), Ok(option)) = (u16::try_from(question), u8::try_from(option)) else {
+            return Err(ActionError::new(
+                "invalid",
+                &limit("an option is 0..", QUIZ_OPTIONS_MAX, ""),
+            ));
+        };
+        let quiz_id = quiz_id.to_owned();
+        let client_id = self.start_action()?;
+        let frame = ClientFrame::Answer {
+            client_id,
+            quiz_id,
+            question,
+            option,
+        };
+        self.send_action(frame, now_ms, true)
+    }
+
+    /// Asks the host a question (Q&A).
+    pub fn ask(&mut self, text: &str, now_ms: u64) -> Result<u64, ActionError> {
+        if text.trim().is_empty() || text.len() > QA_QUESTION_BYTES_MAX {
+            return Err(ActionError::new(
+                "too_long",
+                &limit("a question is 1..=", QA_QUESTION_BYTES_MAX, " bytes"),
+            ));
+        }
+        let text = text.to_owned();
+        let client_id = self.start_action()?;
+        self.send_action(ClientFrame::Ask { client_id, text }, now_ms, true)
+    }
+
+    /// Upvotes a Q&A question (once per user; repeats are acknowledged).
+    pub fn upvote(&mut self, question_id: &str, now_ms: u64) -> Result<u64, ActionError> {
+        check_id(question_id, QA_ID_BYTES_MAX, "a question id is 1..=")?;
+        let question_id = question_id.to_owned();
+        let client_id = self.start_action()?;
+        let frame = ClientFrame::Upvote {
+            client_id,
+            question_id,
+        };
+        self.send_action(frame, now_ms, true)
+    }
+
+    /// Counts a click on a pinned product card.
+    pub fn product_click(&mut self, product_id: &str, now_ms: u64) -> Result<u64, ActionError> {
+        check_id(product_id, PRODUCT_ID_BYTES_MAX, "a product id is 1..=")?;
+        let product_id = product_id.to_owned();
+        let client_id = self.start_action()?;
+        let frame = ClientFrame::ProductClick {
+            client_id,
+            product_id,
+        };
+        self.send_action(frame, now_ms, true)
+    }
+
+    /// A host or moderator command (the room's staff command JSON); viewers are refused
+    /// `forbidden`. The room's reply arrives as a direct message (`command_reply`).
+    pub fn command(&mut self, json: &str, now_ms: u64) -> Result<u64, ActionError> {
+        if json.is_empty() || json.len() > STAFF_COMMAND_BYTES_MAX {
+            return Err(ActionError::new(
+                "too_long",
+                &limit("a command is 1..=", STAFF_COMMAND_BYTES_MAX, " bytes"),
+            ));
+        }
+        let command = json.to_owned();
+        let client_id = self.start_action()?;
+        self.send_action(ClientFrame::Command { client_id, command }, now_ms, true)
     }
 
     /// Likes `count` times. Coalesced: one frame per `CLIENT_LIKE_FLUSH_MS`, within the
@@ -1258,6 +1354,7 @@ impl Client {
                 qty,
                 amount,
             },
+            ActionBody::Removed { seq: removed } => ClientEvent::Removed { seq, removed, user },
         };
         self.push_event(event);
     }
@@ -1524,6 +1621,9 @@ impl Client {
                     sku: action.sku,
                     qty: action.qty,
                     amount: action.amount,
+                },
+                "removed" => ActionBody::Removed {
+                    seq: action.removed,
                 },
                 _ => continue, // a newer server's kind: skip, do not fail
             };

@@ -384,6 +384,38 @@ fn a_room_end_closes_for_good_and_fails_what_was_waiting() {
 }
 
 #[test]
+fn a_ban_closes_for_good_with_an_error_and_no_reconnect() {
+    let (mut c, socket) = open_client(0);
+    c.handle_socket_closed(socket, CloseCode::Banned.code(), "banned", 0);
+    let got = events(&mut c);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Error { code, .. } if code == "banned")));
+    assert_eq!(c.status(), Status::Closed);
+    assert_eq!(c.poll_timeout(), None, "no reconnect is scheduled");
+    assert!(transmits(&mut c).is_empty());
+}
+
+#[test]
+fn removed_comments_are_told_as_their_own_event() {
+    let (mut c, socket) = open_client(0);
+    let removal = Event::Action(Action {
+        seq: 11,
+        ts_ms: 1,
+        user: "mo".into(),
+        name: "MO".into(),
+        body: ActionBody::Removed { seq: 4 },
+    });
+    c.handle_socket_message(socket, &batch(vec![removal], 0), 0);
+    let mut json = String::new();
+    c.drain_events_json(&mut json);
+    assert!(
+        json.contains(r#""type":"removed","seq":11,"removed":4,"user":"mo""#),
+        "{json}"
+    );
+}
+
+#[test]
 fn clock_samples_come_from_pongs_in_batches() {
     let (mut c, socket) = open_client(1_000);
     // Welcome asked for a ping at once.
@@ -459,6 +491,7 @@ fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
             sku: String::new(),
             qty: 0,
             amount: 0,
+            removed: 0,
         }],
         gap: false,
         cursor: 41,

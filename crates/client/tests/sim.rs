@@ -416,11 +416,16 @@ impl Sim {
                     events: actions
                         .into_iter()
                         .map(|a| {
+                            let mut removed = 0;
                             let (kind, text) = match a.body {
                                 ActionBody::Comment { text } => ("comment", text),
                                 ActionBody::System { text } => ("system", text),
                                 ActionBody::Reaction { kind } => ("reaction", kind),
                                 ActionBody::Gift { .. } => ("gift", String::new()),
+                                ActionBody::Removed { seq } => {
+                                    removed = seq;
+                                    ("removed", String::new())
+                                }
                             };
                             PullAction {
                                 seq: a.seq,
@@ -432,6 +437,7 @@ impl Sim {
                                 sku: String::new(),
                                 qty: 0,
                                 amount: 0,
+                                removed,
                             }
                         })
                         .collect(),

@@ -25,10 +25,12 @@ pub enum CloseCode {
     RoomFull,
     /// Text frames (other than the heartbeat) are not part of the protocol.
     TextNotSupported,
+    /// A moderator banned this user from the room; reconnecting is refused.
+    Banned,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 10] = [
+    pub const ALL: [CloseCode; 11] = [
         CloseCode::GoingAway,
         CloseCode::Stale,
         CloseCode::Restarting,
@@ -39,6 +41,7 @@ impl CloseCode {
         CloseCode::RoomEnded,
         CloseCode::RoomFull,
         CloseCode::TextNotSupported,
+        CloseCode::Banned,
     ];
 
     pub const fn code(self) -> u16 {
@@ -53,6 +56,7 @@ impl CloseCode {
             CloseCode::RoomEnded => 4410,
             CloseCode::RoomFull => 4429,
             CloseCode::TextNotSupported => 4415,
+            CloseCode::Banned => 4403,
         }
     }
 
@@ -68,6 +72,7 @@ impl CloseCode {
             CloseCode::RoomEnded => "room_ended",
             CloseCode::RoomFull => "room_full",
             CloseCode::TextNotSupported => "text_not_supported",
+            CloseCode::Banned => "banned",
         }
     }
 

@@ -113,6 +113,35 @@ pub enum ClientFrame {
         poll_id: String,
         option: u8,
     },
+    /// An answer to the open question of a quiz (`question` counts from 0): the first
+    /// answer of a user counts, a repeat is acknowledged without counting.
+    Answer {
+        client_id: u64,
+        quiz_id: String,
+        question: u16,
+        option: u8,
+    },
+    /// A question for the host's Q&A.
+    Ask {
+        client_id: u64,
+        text: String,
+    },
+    /// An upvote of a Q&A question; once per user.
+    Upvote {
+        client_id: u64,
+        question_id: String,
+    },
+    /// A click on the pinned product card.
+    ProductClick {
+        client_id: u64,
+        product_id: String,
+    },
+    /// A host or moderator command: the JSON of the room's staff command (the same body
+    /// as the admin API's), refused `forbidden` for viewers.
+    Command {
+        client_id: u64,
+        command: String,
+    },
 }
 
 impl ClientFrame {
@@ -124,7 +153,12 @@ impl ClientFrame {
             | ClientFrame::Direct { client_id, .. }
             | ClientFrame::SetPart { client_id, .. }
             | ClientFrame::Gift { client_id, .. }
-            | ClientFrame::Vote { client_id, .. } => Some(*client_id),
+            | ClientFrame::Vote { client_id, .. }
+            | ClientFrame::Answer { client_id, .. }
+            | ClientFrame::Ask { client_id, .. }
+            | ClientFrame::Upvote { client_id, .. }
+            | ClientFrame::ProductClick { client_id, .. }
+            | ClientFrame::Command { client_id, .. } => Some(*client_id),
             ClientFrame::Hello(_) | ClientFrame::Ping { .. } => None,
         }
     }
@@ -165,6 +199,10 @@ pub enum ActionBody {
         qty: u32,
         amount: u64,
     },
+    /// A moderator removed the comment with this sequence number: clients drop it.
+    Removed {
+        seq: u64,
+    },
 }
 
 /// An ephemeral action with its room sequence number.
@@ -194,6 +232,10 @@ pub enum ErrorCode {
     Unavailable,
     /// The poll (or question) no longer takes answers.
     PollClosed,
+    /// A moderator muted this user: comments and questions reach no one.
+    Muted,
+    /// The text matches the room's word filter.
+    Blocked,
 }
 
 impl ErrorCode {
@@ -209,6 +251,8 @@ impl ErrorCode {
             ErrorCode::InsufficientFunds => "insufficient_funds",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::PollClosed => "poll_closed",
+            ErrorCode::Muted => "muted",
+            ErrorCode::Blocked => "blocked",
         }
     }
 }
@@ -372,6 +416,17 @@ impl ClientFrame {
                 check_len("value", value, PART_VALUE_BYTES_MAX)
             }
             ClientFrame::Vote { poll_id, .. } => check_len("poll_id", poll_id, POLL_ID_BYTES_MAX),
+            ClientFrame::Answer { quiz_id, .. } => check_len("quiz_id", quiz_id, QUIZ_ID_BYTES_MAX),
+            ClientFrame::Ask { text, .. } => check_len("text", text, QA_QUESTION_BYTES_MAX),
+            ClientFrame::Upvote { question_id, .. } => {
+                check_len("question_id", question_id, QA_ID_BYTES_MAX)
+            }
+            ClientFrame::ProductClick { product_id, .. } => {
+                check_len("product_id", product_id, PRODUCT_ID_BYTES_MAX)
+            }
+            ClientFrame::Command { command, .. } => {
+                check_len("command", command, STAFF_COMMAND_BYTES_MAX)
+            }
             ClientFrame::Gift { gift_id, sku, .. } => {
                 check_len("gift_id", gift_id, GIFT_ID_BYTES_MAX)?;
                 check_len("sku", sku, GIFT_SKU_BYTES_MAX)

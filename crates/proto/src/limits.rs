@@ -139,6 +139,72 @@ pub const POLL_VOTERS_MAX: usize = 200_000;
 /// A cue id that opens an interaction when its video moment plays, bytes.
 pub const CUE_ID_BYTES_MAX: usize = 64;
 
+// ---- Quizzes (crates/room/src/quiz.rs) ----
+
+/// A quiz id (assigned by the room: `z<n>`), bytes.
+pub const QUIZ_ID_BYTES_MAX: usize = 32;
+/// Questions of one quiz. Question and option texts share the poll limits.
+pub const QUIZ_QUESTIONS_MAX: usize = 20;
+/// Options of one quiz question.
+pub const QUIZ_OPTIONS_MIN: usize = 2;
+pub const QUIZ_OPTIONS_MAX: usize = 6;
+/// A question's answer window: default, bounds.
+pub const QUIZ_WINDOW_MS_DEFAULT: u64 = 15_000;
+pub const QUIZ_WINDOW_MS_MIN: u64 = 1_000;
+pub const QUIZ_WINDOW_MS_MAX: u64 = 300_000;
+/// Points for a correct answer, plus up to this many for speed (all of it for an answer
+/// at the opening instant, none at the close).
+pub const QUIZ_POINTS_CORRECT: u64 = 500;
+pub const QUIZ_POINTS_SPEED_MAX: u64 = 500;
+/// Participants one quiz scores (one room object); answers beyond are refused `too_many`.
+pub const QUIZ_PARTICIPANTS_MAX: usize = 200_000;
+/// Entries of the quiz leaderboard in the `quiz` part.
+pub const QUIZ_LEADERBOARD_ENTRIES_MAX: usize = 10;
+
+// ---- Q&A (crates/room/src/qa.rs) ----
+
+/// A question id (assigned by the room: `a<n>`), bytes.
+pub const QA_ID_BYTES_MAX: usize = 32;
+/// A question's text, bytes.
+pub const QA_QUESTION_BYTES_MAX: usize = 300;
+/// Questions a room holds (every status); more are refused `too_many`.
+pub const QA_QUESTIONS_MAX: usize = 1_000;
+/// Questions listed in the `qa` part (visible ones, most upvoted first) and in the
+/// moderators' approval queue message.
+pub const QA_PART_ENTRIES_MAX: usize = 50;
+/// Distinct upvoters one question counts.
+pub const QA_UPVOTERS_MAX: usize = 200_000;
+
+// ---- Product offers (crates/room/src/products.rs) ----
+
+pub const PRODUCT_ID_BYTES_MAX: usize = 64;
+pub const PRODUCT_TITLE_BYTES_MAX: usize = 120;
+/// The price as displayed ("€19.99"), bytes.
+pub const PRODUCT_PRICE_BYTES_MAX: usize = 32;
+/// Image URL and deep link, bytes.
+pub const PRODUCT_URL_BYTES_MAX: usize = 2_048;
+/// Products whose clicks a room counts.
+pub const PRODUCTS_COUNTED_MAX: usize = 100;
+
+// ---- Moderation (crates/room/src/moderation.rs) ----
+
+/// Users muted or banned at once, per room.
+pub const MUTED_USERS_MAX: usize = 10_000;
+pub const BANNED_USERS_MAX: usize = 10_000;
+/// The word filter: words and the bytes of each (matched case-insensitively as
+/// substrings of comments and questions).
+pub const WORD_FILTER_WORDS_MAX: usize = 200;
+pub const WORD_FILTER_WORD_BYTES_MAX: usize = 40;
+/// Slow mode: the longest interval between one user's comments.
+pub const SLOW_MODE_MS_MAX: u64 = 300_000;
+/// The pinned announcement, bytes.
+pub const ANNOUNCEMENT_BYTES_MAX: usize = 500;
+/// Entries of a room's audit trail (oldest dropped first) and of one entry's detail.
+pub const AUDIT_ENTRIES_MAX: usize = 500;
+pub const AUDIT_DETAIL_BYTES_MAX: usize = 200;
+/// A staff command sent over the socket (JSON), bytes.
+pub const STAFF_COMMAND_BYTES_MAX: usize = CLIENT_FRAME_BYTES_MAX - 64;
+
 // ---- Client SDK (crates/client) ----
 
 /// Reconnect backoff: attempt `n` waits a uniformly random time in

@@ -16,6 +16,11 @@ fn client_fixture_name(frame: &ClientFrame) -> &'static str {
         ClientFrame::Ping { .. } => "client_ping",
         ClientFrame::Gift { .. } => "client_gift",
         ClientFrame::Vote { .. } => "client_vote",
+        ClientFrame::Answer { .. } => "client_answer",
+        ClientFrame::Ask { .. } => "client_ask",
+        ClientFrame::Upvote { .. } => "client_upvote",
+        ClientFrame::ProductClick { .. } => "client_product_click",
+        ClientFrame::Command { .. } => "client_command",
     }
 }
 
@@ -86,6 +91,28 @@ fn sample_client_frames() -> Vec<ClientFrame> {
             client_id: 11,
             poll_id: "p3".into(),
             option: 2,
+        },
+        ClientFrame::Answer {
+            client_id: 12,
+            quiz_id: "z1".into(),
+            question: 3,
+            option: 1,
+        },
+        ClientFrame::Ask {
+            client_id: 13,
+            text: "When?".into(),
+        },
+        ClientFrame::Upvote {
+            client_id: 14,
+            question_id: "a2".into(),
+        },
+        ClientFrame::ProductClick {
+            client_id: 15,
+            product_id: "red-1".into(),
+        },
+        ClientFrame::Command {
+            client_id: 16,
+            command: "{\"command\":\"unpin_product\"}".into(),
         },
     ]
 }

@@ -13,7 +13,12 @@
 
 #![forbid(unsafe_code)]
 
+mod moderation;
 mod polls;
+mod products;
+mod qa;
+mod quiz;
+mod staff;
 mod store;
 
 use ovation_proto::limits::*;
@@ -23,14 +28,27 @@ use ovation_proto::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+pub use moderation::AuditEntry;
 pub use ovation_proto::TokenBucket;
 pub use polls::{PollPhase, PollSpec};
+pub use products::ProductCard;
+pub use qa::QaStatus;
+pub use quiz::{QuizPhase, QuizQuestionSpec, QuizSpec};
+pub use staff::{StaffCommand, SYSTEM_SENDER};
 pub use store::{RestoreError, StorageOp, META_KEY};
 
 pub type ConnectionId = u64;
 
 /// Parts the room itself owns; the admin API and hosts cannot overwrite them.
-pub const RESERVED_PARTS: [&str; 3] = ["room", "leaderboard", "poll"];
+pub const RESERVED_PARTS: [&str; 7] = [
+    "room",
+    "leaderboard",
+    "poll",
+    "quiz",
+    "qa",
+    "product",
+    "announcement",
+];
 
 /// Actions the room accepts per tick; above it senders get `rate_limited` ("room busy").
 /// Bounds one tick's fan-out work (the big-rooms design samples instead).
@@ -170,13 +188,11 @@ pub enum AdminCommand {
         payload: String,
     },
     End,
-    /// Opens a poll (the previous one must not be open).
-    CreatePoll(PollSpec),
-    ClosePoll {
-        id: String,
-    },
-    RevealPoll {
-        id: String,
+    /// Polls, quizzes, Q&A, products, moderation: what hosts and moderators run, here
+    /// from the admin API on behalf of `by`.
+    Staff {
+        by: Identity,
+        command: StaffCommand,
     },
 }
 
@@ -198,6 +214,24 @@ pub enum AdminReply {
         phase: PollPhase,
         tallies: Vec<u64>,
     },
+    /// A staff command's result, as the JSON the admin API answers.
+    Done(serde_json::Value),
+}
+
+impl AdminReply {
+    /// The admin API's JSON answer (also sent to a staff socket after its command).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            AdminReply::PartSet { version } => serde_json::json!({ "version": version }),
+            AdminReply::Broadcast { seq } => serde_json::json!({ "seq": seq }),
+            AdminReply::Direct { connections } => serde_json::json!({ "connections": connections }),
+            AdminReply::Ended => serde_json::json!({ "status": "ended" }),
+            AdminReply::Poll { id, phase, tallies } => {
+                serde_json::json!({ "id": id, "phase": phase.as_str(), "tallies": tallies })
+            }
+            AdminReply::Done(value) => value.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,6 +253,13 @@ pub enum AdminError {
     PollNotFound,
     /// A poll is open already: close it first.
     PollOpen,
+    /// A staff command's input breaks a limit (the message says which).
+    Invalid(String),
+    /// The command does not fit the room's state now (a question is open, …).
+    Refused(String),
+    NotFound(&'static str),
+    /// Viewers run no staff command; only hosts end the room.
+    Forbidden,
 }
 
 impl AdminError {
@@ -235,6 +276,10 @@ impl AdminError {
             AdminError::InvalidPoll(_) => "invalid_poll",
             AdminError::PollNotFound => "not_found",
             AdminError::PollOpen => "poll_open",
+            AdminError::Invalid(_) => "invalid",
+            AdminError::Refused(_) => "conflict",
+            AdminError::NotFound(_) => "not_found",
+            AdminError::Forbidden => "forbidden",
         }
     }
 
@@ -254,6 +299,19 @@ impl AdminError {
             AdminError::InvalidPoll(message) => message.clone(),
             AdminError::PollNotFound => "no such poll (only the room's latest poll)".into(),
             AdminError::PollOpen => "a poll is open: close it first".into(),
+            AdminError::Invalid(message) | AdminError::Refused(message) => message.clone(),
+            AdminError::NotFound(message) => (*message).into(),
+            AdminError::Forbidden => "not allowed for this role".into(),
+        }
+    }
+
+    /// The HTTP status the admin API answers with.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AdminError::RoomEnded | AdminError::PollOpen | AdminError::Refused(_) => 409,
+            AdminError::PollNotFound | AdminError::NotFound(_) => 404,
+            AdminError::Forbidden => 403,
+            _ => 400,
         }
     }
 }
@@ -273,6 +331,9 @@ pub struct RoomStats {
     /// Poll votes counted, and repeats acknowledged without counting.
     pub votes_counted: u64,
     pub votes_repeated: u64,
+    /// Comments and questions refused because the sender is muted or the word filter.
+    pub muted_refused: u64,
+    pub filtered_refused: u64,
     pub dropped: u64,
     pub closed_by_reason: BTreeMap<String, u64>,
 }
@@ -374,6 +435,13 @@ pub struct Room {
     pub(crate) gifters: BTreeMap<String, Gifter>,
     /// The latest poll (open, closed or revealed), stored as `poll` + `vote/<id>/<user>`.
     pub(crate) poll: Option<polls::Poll>,
+    /// The latest quiz, stored as `quiz` + `answer/<id>/<question>/<user>`.
+    pub(crate) quiz: Option<quiz::Quiz>,
+    /// Answers came in since staff were last told the count.
+    pub(crate) quiz_answers_dirty: bool,
+    pub(crate) qa: qa::Qa,
+    pub(crate) products: products::Products,
+    pub(crate) moderation: moderation::Moderation,
 }
 
 impl Room {
@@ -414,6 +482,11 @@ impl Room {
             next_charge_request: 1,
             gifters: BTreeMap::new(),
             poll: None,
+            quiz: None,
+            quiz_answers_dirty: false,
+            qa: qa::Qa::default(),
+            products: products::Products::default(),
+            moderation: moderation::Moderation::default(),
         }
     }
 
@@ -499,6 +572,10 @@ impl Room {
         if self.status == RoomStatus::Ended {
             self.log_refusal(Some(connection), Some(&identity.user), "room_ended", "");
             return Err(CloseCode::RoomEnded);
+        }
+        if self.moderation.is_banned(&identity.user) {
+            self.log_refusal(Some(connection), Some(&identity.user), "banned", "");
+            return Err(CloseCode::Banned);
         }
         if self.connections.len() >= CONNECTIONS_PER_ROOM_MAX {
             self.log_refusal(Some(connection), Some(&identity.user), "room_full", "");
@@ -728,8 +805,12 @@ impl Room {
         if self.status == RoomStatus::Ended {
             events.push(Event::RoomEnded);
         }
+        let staff = self.connections[&connection].identity.role.is_staff();
         for event in events {
             self.enqueue(connection, event, now_ms);
+        }
+        if staff {
+            self.staff_welcome(connection, now_ms);
         }
     }
 
@@ -781,6 +862,22 @@ impl Room {
             ClientFrame::Vote {
                 poll_id, option, ..
             } => self.on_vote(&identity, &poll_id, option, now_ms),
+            ClientFrame::Answer {
+                quiz_id,
+                question,
+                option,
+                ..
+            } => self.on_answer(&identity, &quiz_id, question, option, now_ms),
+            ClientFrame::Ask { text, .. } => self.on_ask(&identity, text, now_ms),
+            ClientFrame::Upvote { question_id, .. } => {
+                self.on_upvote(&identity, &question_id, now_ms)
+            }
+            ClientFrame::ProductClick { product_id, .. } => {
+                self.on_product_click(&identity, &product_id, now_ms)
+            }
+            ClientFrame::Command { client_id, command } => {
+                self.on_command(connection, &identity, client_id, &command, now_ms)
+            }
             ClientFrame::SetPart { name, value, .. } => {
                 if !identity.role.is_staff() {
                     Err((ErrorCode::Forbidden, "hosts and moderators only".into(), 0))
@@ -884,15 +981,27 @@ impl Room {
         let text = match &body {
             ActionBody::Comment { text } | ActionBody::System { text } => text,
             ActionBody::Reaction { kind } => kind,
-            ActionBody::Gift { .. } => unreachable!("gifts are charged, not posted"),
+            ActionBody::Gift { .. } | ActionBody::Removed { .. } => {
+                unreachable!("gifts are charged and removals made by staff, not posted")
+            }
         };
         if text.trim().is_empty() {
             return Err((ErrorCode::Invalid, "empty".into(), 0));
+        }
+        if let ActionBody::Comment { text } = &body {
+            if let Err(refusal) = self.check_speech(identity, text, now_ms) {
+                match refusal.0 {
+                    ErrorCode::Muted => self.stats.muted_refused += 1,
+                    _ => self.stats.filtered_refused += 1,
+                }
+                return Err(refusal);
+            }
         }
         if self.actions_this_tick >= ROOM_ACTIONS_PER_TICK_MAX {
             return Err((ErrorCode::RateLimited, "room busy".into(), TICK_MS as u32));
         }
         let buckets = self.buckets(&identity.user, now_ms);
+        let is_comment = matches!(body, ActionBody::Comment { .. });
         let bucket = match body {
             ActionBody::Reaction { .. } => &mut buckets.reactions,
             _ => &mut buckets.comments,
@@ -900,6 +1009,14 @@ impl Room {
         bucket
             .take(1, now_ms)
             .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+        if is_comment && !identity.role.is_staff() {
+            self.moderation
+                .slow_mode_take(&identity.user, now_ms)
+                .map_err(|wait_ms| {
+                    let wait_ms = u32::try_from(wait_ms).expect("bounded by SLOW_MODE_MS_MAX");
+                    (ErrorCode::RateLimited, "slow mode".into(), wait_ms)
+                })?;
+        }
         let seq = self.push_action(
             &identity.user,
             &identity.name,
@@ -1331,17 +1448,7 @@ impl Room {
                 );
                 Ok(AdminReply::Broadcast { seq })
             }
-            AdminCommand::CreatePoll(spec) => self.create_poll(spec, now_ms),
-            AdminCommand::ClosePoll { id } => {
-                self.find_poll(&id)?;
-                self.poll_changed(|poll| poll.close(now_ms), now_ms);
-                Ok(self.poll_reply())
-            }
-            AdminCommand::RevealPoll { id } => {
-                self.find_poll(&id)?;
-                self.poll_changed(|poll| poll.reveal(now_ms), now_ms);
-                Ok(self.poll_reply())
-            }
+            AdminCommand::Staff { by, command } => self.staff(&by, command, now_ms),
             AdminCommand::Direct {
                 from_user,
                 to_user,
@@ -1412,14 +1519,9 @@ impl Room {
             .values()
             .map(|c| c.last_seen_ms + STALE_SOCKET_MS);
         let refresh = (!self.connections.is_empty()).then_some(self.online_refresh_at_ms);
-        let poll_closes = self
-            .poll
-            .as_ref()
-            .filter(|p| p.record.phase == PollPhase::Open)
-            .map(|p| p.record.closes_at_ms);
         self.tick_at_ms
             .into_iter()
-            .chain(poll_closes)
+            .chain(self.interaction_deadline())
             .chain(lifetimes)
             .chain(stale)
             .chain(refresh)
@@ -1469,13 +1571,7 @@ impl Room {
             self.online_published = None; // forces a republish
             self.schedule_tick(now_ms);
         }
-        let poll_due = self
-            .poll
-            .as_ref()
-            .is_some_and(|p| p.record.phase == PollPhase::Open && p.record.closes_at_ms <= now_ms);
-        if poll_due {
-            self.poll_changed(|poll| poll.close(now_ms), now_ms);
-        }
+        self.close_due_interactions(now_ms);
         if self.tick_at_ms.is_some_and(|at| at <= now_ms) {
             self.flush(now_ms);
         }
@@ -1484,6 +1580,7 @@ impl Room {
     /// Sends every connection its batch for this tick.
     fn flush(&mut self, now_ms: u64) {
         self.publish_tallies(now_ms);
+        self.publish_interactions(now_ms);
         self.tick_at_ms = None;
         self.actions_this_tick = 0;
         self.evict_old_actions(now_ms);
@@ -1565,6 +1662,14 @@ impl Room {
             return Err(AdminError::PollOpen);
         }
         let number = self.poll.as_ref().map_or(1, |p| p.record.number + 1);
+        // The previous poll's votes are no longer needed (its result is in the log).
+        if let Some(previous) = &self.poll {
+            let id = previous.id();
+            for user in previous.voters() {
+                self.outputs
+                    .push_back(Output::Store(StorageOp::delete_vote(&id, user)));
+            }
+        }
         self.poll = Some(polls::Poll::open(number, spec, now_ms));
         self.poll_changed(|_| true, now_ms);
         Ok(self.poll_reply())
@@ -1667,13 +1772,15 @@ fn admin_error_code(error: &AdminError) -> ErrorCode {
         AdminError::RoomEnded => ErrorCode::RoomEnded,
         AdminError::TooLong { .. } => ErrorCode::TooLong,
         AdminError::TooManyParts => ErrorCode::TooMany,
-        AdminError::ReservedPart => ErrorCode::Forbidden,
+        AdminError::ReservedPart | AdminError::Forbidden => ErrorCode::Forbidden,
         AdminError::InvalidPartName
         | AdminError::InvalidJson
         | AdminError::Empty { .. }
         | AdminError::InvalidPoll(_)
-        | AdminError::PollOpen => ErrorCode::Invalid,
-        AdminError::PollNotFound => ErrorCode::NotFound,
+        | AdminError::PollOpen
+        | AdminError::Invalid(_)
+        | AdminError::Refused(_) => ErrorCode::Invalid,
+        AdminError::PollNotFound | AdminError::NotFound(_) => ErrorCode::NotFound,
     }
 }
 

@@ -66,12 +66,26 @@ impl PollSpec {
                 ));
             }
         }
-        if let Some(cue) = &self.cue {
-            if cue.is_empty() || cue.len() > CUE_ID_BYTES_MAX {
-                return Err(format!("a cue id is 1..={CUE_ID_BYTES_MAX} bytes"));
-            }
+        check_cue(self.cue.as_deref())
+    }
+}
+
+/// A cue id names a moment in the video: 1..=`CUE_ID_BYTES_MAX` bytes.
+pub(crate) fn check_cue(cue: Option<&str>) -> Result<(), String> {
+    match cue {
+        // The same rule as `ovation-cues` (ids travel in-band in ID3 and emsg).
+        Some(cue)
+            if cue.is_empty()
+                || cue.len() > CUE_ID_BYTES_MAX
+                || !cue
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) =>
+        {
+            Err(format!(
+                "a cue id is 1..={CUE_ID_BYTES_MAX} bytes of A-Z, a-z, 0-9, '_', '.', '-'"
+            ))
         }
-        Ok(())
+        _ => Ok(()),
     }
 }
 
@@ -176,6 +190,11 @@ impl Poll {
 
     pub fn tallies(&self) -> &[u64] {
         &self.tallies
+    }
+
+    /// Who voted (for deleting the stored votes once a newer poll replaces this one).
+    pub fn voters(&self) -> impl Iterator<Item = &str> {
+        self.voters.keys().map(String::as_str)
     }
 
     pub fn votes(&self) -> u64 {

@@ -6,10 +6,20 @@
 //! * `gifter/<user>` — `Gifter`: total gifted and recent gift ids (feeds `leaderboard`)
 //! * `pending/<request, 20 digits>` — a gift waiting for its charge
 //! * `poll` — the latest poll's definition and phase (`polls::PollRecord`)
-//! * `vote/<poll id>/<user>` — one counted vote (the option, one byte); votes of older
-//!   polls stay stored but are not loaded
+//! * `vote/<poll id>/<user>` — one counted vote (the option, one byte); votes of an older
+//!   poll are deleted when a new poll opens (and at restore, if a crash left some)
+//! * `quiz` — the latest quiz's definition, phase and question windows
+//! * `answer/<quiz id>/<question, 5 digits>/<user>` — one counted answer (`AnswerRecord`)
+//! * `qa/<n, 20 digits>` — a Q&A question; `upvote/<n>/<user>` — one upvote
+//! * `pinned` — the pinned product card; `clicks/<product id>` — its click count
+//! * `settings` — slow mode, word filter, Q&A approval; `mute/<user>` (until, ms),
+//!   `ban/<user>`; `audit/<n, 20 digits>` — the audit trail
 
+use crate::moderation::{AuditEntry, Settings};
 use crate::polls::{Poll, PollRecord};
+use crate::products::ProductCard;
+use crate::qa::{Qa, QaRecord};
+use crate::quiz::{AnswerRecord, Quiz, QuizRecord};
 use crate::{Gifter, Output, PartState, PendingGift, Room, RoomInfo, RoomStatus, RESERVED_PARTS};
 use ovation_proto::limits::{PARTS_COUNT_MAX, RING_EVENTS_MAX};
 use ovation_proto::Action;
@@ -24,6 +34,16 @@ const GIFTER_PREFIX: &str = "gifter/";
 const PENDING_PREFIX: &str = "pending/";
 const POLL_KEY: &str = "poll";
 const VOTE_PREFIX: &str = "vote/";
+const QUIZ_KEY: &str = "quiz";
+const ANSWER_PREFIX: &str = "answer/";
+const QA_PREFIX: &str = "qa/";
+const UPVOTE_PREFIX: &str = "upvote/";
+const PINNED_KEY: &str = "pinned";
+const CLICKS_PREFIX: &str = "clicks/";
+const SETTINGS_KEY: &str = "settings";
+const MUTE_PREFIX: &str = "mute/";
+const BAN_PREFIX: &str = "ban/";
+const AUDIT_PREFIX: &str = "audit/";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StorageOp {
@@ -134,11 +154,120 @@ impl StorageOp {
         }
     }
 
+    pub(crate) fn delete_vote(poll_id: &str, user: &str) -> StorageOp {
+        StorageOp::Delete {
+            key: format!("{VOTE_PREFIX}{poll_id}/{user}"),
+        }
+    }
+
+    pub(crate) fn put_quiz(record: &QuizRecord) -> StorageOp {
+        StorageOp::Put {
+            key: QUIZ_KEY.into(),
+            value: encode(record),
+        }
+    }
+
+    pub(crate) fn put_answer(
+        quiz_id: &str,
+        question: u16,
+        user: &str,
+        answer: &AnswerRecord,
+    ) -> StorageOp {
+        StorageOp::Put {
+            key: answer_key(quiz_id, question, user),
+            value: encode(answer),
+        }
+    }
+
+    pub(crate) fn delete_answer(quiz_id: &str, question: u16, user: &str) -> StorageOp {
+        StorageOp::Delete {
+            key: answer_key(quiz_id, question, user),
+        }
+    }
+
+    pub(crate) fn put_qa(record: &QaRecord) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{QA_PREFIX}{:020}", record.number),
+            value: encode(record),
+        }
+    }
+
+    pub(crate) fn put_upvote(number: u64, user: &str) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{UPVOTE_PREFIX}{number}/{user}"),
+            value: Vec::new(),
+        }
+    }
+
+    pub(crate) fn put_pinned(pinned: Option<&(ProductCard, u64)>) -> StorageOp {
+        StorageOp::Put {
+            key: PINNED_KEY.into(),
+            value: encode(&pinned),
+        }
+    }
+
+    pub(crate) fn put_clicks(product_id: &str, count: u64) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{CLICKS_PREFIX}{product_id}"),
+            value: encode(&count),
+        }
+    }
+
+    pub(crate) fn put_settings(settings: &Settings) -> StorageOp {
+        StorageOp::Put {
+            key: SETTINGS_KEY.into(),
+            value: encode(settings),
+        }
+    }
+
+    pub(crate) fn put_mute(user: &str, until_ms: Option<u64>) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{MUTE_PREFIX}{user}"),
+            value: encode(&until_ms),
+        }
+    }
+
+    pub(crate) fn delete_mute(user: &str) -> StorageOp {
+        StorageOp::Delete {
+            key: format!("{MUTE_PREFIX}{user}"),
+        }
+    }
+
+    pub(crate) fn put_ban(user: &str) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{BAN_PREFIX}{user}"),
+            value: Vec::new(),
+        }
+    }
+
+    pub(crate) fn delete_ban(user: &str) -> StorageOp {
+        StorageOp::Delete {
+            key: format!("{BAN_PREFIX}{user}"),
+        }
+    }
+
+    pub(crate) fn put_audit(entry: &AuditEntry) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{AUDIT_PREFIX}{:020}", entry.n),
+            value: encode(entry),
+        }
+    }
+
+    pub(crate) fn delete_audit(n: u64) -> StorageOp {
+        StorageOp::Delete {
+            key: format!("{AUDIT_PREFIX}{n:020}"),
+        }
+    }
+
     pub(crate) fn delete_action(seq: u64) -> StorageOp {
         StorageOp::Delete {
             key: action_key(seq),
         }
     }
+}
+
+fn answer_key(quiz_id: &str, question: u16, user: &str) -> String {
+    format!("{ANSWER_PREFIX}{quiz_id}/{question:05}/{user}")
 }
 
 fn action_key(seq: u64) -> String {
@@ -176,6 +305,16 @@ impl Room {
         let mut pending = BTreeMap::new();
         let mut poll: Option<PollRecord> = None;
         let mut votes: Vec<(String, String, u8)> = Vec::new();
+        let mut quiz: Option<QuizRecord> = None;
+        let mut answers: Vec<(String, u16, String, AnswerRecord)> = Vec::new();
+        let mut questions: Vec<QaRecord> = Vec::new();
+        let mut upvotes: Vec<(u64, String)> = Vec::new();
+        let mut pinned: Option<(ProductCard, u64)> = None;
+        let mut clicks: BTreeMap<String, u64> = BTreeMap::new();
+        let mut settings = Settings::default();
+        let mut muted: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        let mut banned = std::collections::BTreeSet::new();
+        let mut audit: Vec<AuditEntry> = Vec::new();
         for (key, value) in records {
             let corrupt = || RestoreError::Corrupt { key: key.clone() };
             if key == META_KEY {
@@ -210,6 +349,38 @@ impl Room {
                     return Err(corrupt());
                 };
                 votes.push((poll_id.to_owned(), user.to_owned(), option));
+            } else if key == QUIZ_KEY {
+                quiz = Some(postcard::from_bytes(&value).map_err(|_| corrupt())?);
+            } else if let Some(rest) = key.strip_prefix(ANSWER_PREFIX) {
+                let mut fields = rest.splitn(3, '/');
+                let (Some(quiz_id), Some(question), Some(user)) =
+                    (fields.next(), fields.next(), fields.next())
+                else {
+                    return Err(corrupt());
+                };
+                let question: u16 = question.parse().map_err(|_| corrupt())?;
+                let answer: AnswerRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                answers.push((quiz_id.to_owned(), question, user.to_owned(), answer));
+            } else if key.starts_with(QA_PREFIX) {
+                questions.push(postcard::from_bytes(&value).map_err(|_| corrupt())?);
+            } else if let Some(rest) = key.strip_prefix(UPVOTE_PREFIX) {
+                let (number, user) = rest.split_once('/').ok_or_else(corrupt)?;
+                let number: u64 = number.parse().map_err(|_| corrupt())?;
+                upvotes.push((number, user.to_owned()));
+            } else if key == PINNED_KEY {
+                pinned = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            } else if let Some(id) = key.strip_prefix(CLICKS_PREFIX) {
+                let count: u64 = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                clicks.insert(id.to_owned(), count);
+            } else if key == SETTINGS_KEY {
+                settings = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            } else if let Some(user) = key.strip_prefix(MUTE_PREFIX) {
+                let until: Option<u64> = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                muted.insert(user.to_owned(), until);
+            } else if let Some(user) = key.strip_prefix(BAN_PREFIX) {
+                banned.insert(user.to_owned());
+            } else if key.starts_with(AUDIT_PREFIX) {
+                audit.push(postcard::from_bytes(&value).map_err(|_| corrupt())?);
             } else if key.starts_with(ACTION_PREFIX) {
                 let record: ActionRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 actions.insert(record.action.seq, record);
@@ -239,14 +410,47 @@ impl Room {
             room.outputs.push_back(Output::Charge(gift.charge.clone()));
         }
         room.gifts_pending = pending;
+        // Records of an older poll or quiz (a crash between opening a new one and
+        // deleting them) are deleted now.
+        let poll_id = poll.as_ref().map(PollRecord::id);
+        let (current_votes, stale_votes): (Vec<_>, Vec<_>) = votes
+            .into_iter()
+            .partition(|(id, _, _)| Some(id) == poll_id.as_ref());
+        for (id, user, _) in stale_votes {
+            room.outputs
+                .push_back(Output::Store(StorageOp::delete_vote(&id, &user)));
+        }
         room.poll = poll.map(|record| {
-            let id = record.id();
-            let votes = votes
+            let votes = current_votes
                 .into_iter()
-                .filter(|(poll_id, _, _)| *poll_id == id)
                 .map(|(_, user, option)| (user, option));
             Poll::restore(record, votes)
         });
+        let quiz_id = quiz.as_ref().map(QuizRecord::id);
+        let (current_answers, stale_answers): (Vec<_>, Vec<_>) = answers
+            .into_iter()
+            .partition(|(id, ..)| Some(id) == quiz_id.as_ref());
+        for (id, question, user, _) in stale_answers {
+            room.outputs
+                .push_back(Output::Store(StorageOp::delete_answer(
+                    &id, question, &user,
+                )));
+        }
+        room.quiz = quiz.map(|record| {
+            let answers = current_answers
+                .into_iter()
+                .map(|(_, question, user, answer)| (question, user, answer));
+            Quiz::restore(record, answers)
+        });
+        room.qa = Qa::restore(questions, upvotes);
+        room.products.pinned = pinned;
+        room.products.clicks = clicks;
+        room.moderation.settings = settings;
+        room.moderation.muted = muted;
+        room.moderation.banned = banned;
+        audit.sort_by_key(|e| e.n);
+        room.moderation.audit_next = audit.last().map_or(0, |e| e.n + 1);
+        room.moderation.audit = audit.into();
         // Actions are written before the meta that counts them, so the stored ring may
         // hold at most what meta knows; anything newer was never acknowledged.
         let actions: Vec<ActionRecord> = actions

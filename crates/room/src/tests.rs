@@ -20,6 +20,14 @@ fn identity(user: &str, role: Role) -> Identity {
 
 const LIFETIME_MS: u64 = CONNECTION_LIFETIME_MS_MIN;
 
+/// A staff command from the admin API on the host's behalf.
+pub(crate) fn as_host(command: StaffCommand) -> AdminCommand {
+    AdminCommand::Staff {
+        by: identity("host", Role::Host),
+        command,
+    }
+}
+
 /// Drains outputs into per-connection decoded events, closes, and storage ops.
 #[derive(Default)]
 struct Drained {
@@ -602,12 +610,63 @@ fn error_codes(events: &[Event]) -> Vec<ErrorCode> {
 }
 
 fn poll_part(events: &[Event]) -> Option<serde_json::Value> {
+    part_value(events, "poll")
+}
+
+/// The last value of a state part among these events.
+fn part_value(events: &[Event], part: &str) -> Option<serde_json::Value> {
     events.iter().rev().find_map(|e| match e {
-        Event::Part { name, value, .. } if name == "poll" => {
+        Event::Part { name, value, .. } if name == part => {
             Some(serde_json::from_str(value).unwrap())
         }
         _ => None,
     })
+}
+
+/// Payloads of the system's direct messages of one type among these events.
+fn notices(events: &[Event], kind: &str) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Direct { from, payload, .. } if from == SYSTEM_SENDER => {
+                let value: serde_json::Value = serde_json::from_str(payload).unwrap();
+                (value["type"] == kind).then_some(value)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A quiz whose questions have (options, correct option).
+fn quiz_spec(questions: &[(usize, u8)], window_ms: u64) -> QuizSpec {
+    QuizSpec {
+        title: "Trivia".into(),
+        questions: questions
+            .iter()
+            .enumerate()
+            .map(|(i, &(options, correct))| QuizQuestionSpec {
+                question: format!("question {i}"),
+                options: (0..options).map(|o| format!("answer {o}")).collect(),
+                correct,
+                window_ms: Some(window_ms),
+                cue: None,
+            })
+            .collect(),
+    }
+}
+
+fn answer(quiz_id: &str, question: u16, option: u8, client_id: u64) -> Vec<u8> {
+    ClientFrame::Answer {
+        client_id,
+        quiz_id: quiz_id.into(),
+        question,
+        option,
+    }
+    .encode()
+}
+
+fn frame_of(frame: ClientFrame) -> Vec<u8> {
+    frame.encode()
 }
 
 #[test]
@@ -620,14 +679,24 @@ fn a_poll_counts_first_votes_shows_hosts_tallies_and_reveals_at_close() {
     tick(&mut room, &mut now);
     let opened_ms = now;
     let AdminReply::Poll { id, phase, .. } = room
-        .admin(AdminCommand::CreatePoll(poll_spec(3, 20_000)), now)
+        .admin(
+            as_host(StaffCommand::CreatePoll {
+                spec: poll_spec(3, 20_000),
+            }),
+            now,
+        )
         .unwrap()
     else {
         panic!("a poll reply");
     };
     assert_eq!((id.as_str(), phase), ("p1", PollPhase::Open));
     assert_eq!(
-        room.admin(AdminCommand::CreatePoll(poll_spec(3, 20_000)), now),
+        room.admin(
+            as_host(StaffCommand::CreatePoll {
+                spec: poll_spec(3, 20_000)
+            }),
+            now
+        ),
         Err(AdminError::PollOpen)
     );
     let out = tick(&mut room, &mut now);
@@ -702,7 +771,8 @@ fn a_poll_revealed_by_the_host_and_checked_limits() {
     let mut spec = poll_spec(2, 5_000);
     spec.reveal_on_close = false;
     spec.tallies_public = true;
-    room.admin(AdminCommand::CreatePoll(spec), now).unwrap();
+    room.admin(as_host(StaffCommand::CreatePoll { spec }), now)
+        .unwrap();
     room.handle_frame(1, &vote("p1", 0, 1), now);
     let out = tick(&mut room, &mut now);
     assert_eq!(
@@ -710,21 +780,21 @@ fn a_poll_revealed_by_the_host_and_checked_limits() {
         serde_json::json!([1, 0]),
         "public tallies reach viewers every tick"
     );
-    room.admin(AdminCommand::ClosePoll { id: "p1".into() }, now)
+    room.admin(as_host(StaffCommand::ClosePoll { id: "p1".into() }), now)
         .unwrap();
     let out = tick(&mut room, &mut now);
     let closed = poll_part(&out.events[&1]).unwrap();
     assert_eq!(closed["phase"], "closed");
-    room.admin(AdminCommand::RevealPoll { id: "p1".into() }, now)
+    room.admin(as_host(StaffCommand::RevealPoll { id: "p1".into() }), now)
         .unwrap();
     let out = tick(&mut room, &mut now);
     assert_eq!(poll_part(&out.events[&1]).unwrap()["phase"], "result");
     assert_eq!(
-        room.admin(AdminCommand::ClosePoll { id: "p9".into() }, now),
+        room.admin(as_host(StaffCommand::ClosePoll { id: "p9".into() }), now),
         Err(AdminError::PollNotFound)
     );
     for bad in [poll_spec(1, 5_000), poll_spec(11, 5_000), poll_spec(2, 10)] {
-        let refused = room.admin(AdminCommand::CreatePoll(bad), now);
+        let refused = room.admin(as_host(StaffCommand::CreatePoll { spec: bad }), now);
         assert!(
             matches!(refused, Err(AdminError::InvalidPoll(_))),
             "{refused:?}"
@@ -732,11 +802,22 @@ fn a_poll_revealed_by_the_host_and_checked_limits() {
     }
     let mut long = poll_spec(2, 5_000);
     long.options[0] = "x".repeat(POLL_OPTION_BYTES_MAX + 1);
-    assert!(room.admin(AdminCommand::CreatePoll(long), now).is_err());
+    assert!(room
+        .admin(as_host(StaffCommand::CreatePoll { spec: long }), now)
+        .is_err());
     // A second poll gets the next id; votes for the first are refused as not found.
-    room.admin(AdminCommand::CreatePoll(poll_spec(2, 5_000)), now)
-        .unwrap();
+    room.admin(
+        as_host(StaffCommand::CreatePoll {
+            spec: poll_spec(2, 5_000),
+        }),
+        now,
+    )
+    .unwrap();
     assert_eq!(room.poll().unwrap().0, "p2");
+    let deleted = drain(&mut room).stores.contains(&StorageOp::Delete {
+        key: "vote/p1/ana".into(),
+    });
+    assert!(deleted, "the older poll's stored votes are deleted");
 }
 
 /// A small deterministic generator for the seeded simulations below.
@@ -761,13 +842,31 @@ impl Lcg {
 /// its stored records at random moments, losing every output after the crash. At the
 /// close, the tallies must equal the distinct voters per option, and the result must be
 /// published within one second.
-fn vote_storm(seed: u64, viewers: u64) {
+///
+/// The same storm runs against a quiz question (`Storm::Quiz`): answers are counted the
+/// same way, and every answerer's score is the points of a correct answer or zero.
+fn vote_storm(seed: u64, viewers: u64, storm: Storm) {
     let mut rng = Lcg(seed);
     let mut now = 0;
     let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut room = Room::create(info(), 9, now);
-    room.admin(AdminCommand::CreatePoll(poll_spec(4, 10_000)), now)
-        .unwrap();
+    let command = match storm {
+        Storm::Poll => StaffCommand::CreatePoll {
+            spec: poll_spec(4, 10_000),
+        },
+        Storm::Quiz => StaffCommand::CreateQuiz {
+            spec: quiz_spec(&[(4, 2)], 10_000),
+        },
+    };
+    room.admin(as_host(command), now).unwrap();
+    if storm == Storm::Quiz {
+        let next = StaffCommand::NextQuestion { id: "z1".into() };
+        room.admin(as_host(next), now).unwrap();
+    }
+    let frame = |option: u8, client_id: u64| match storm {
+        Storm::Poll => vote("p1", option, client_id),
+        Storm::Quiz => answer("z1", 0, option, client_id),
+    };
     apply(&drain(&mut room).stores, &mut store);
     // Each viewer: chosen option, the time it votes, whether its vote was acknowledged.
     let mut plan: Vec<(u8, u64, bool)> = (0..viewers)
@@ -801,11 +900,11 @@ fn vote_storm(seed: u64, viewers: u64) {
                     c
                 }
             };
-            room.handle_frame(connection, &vote("p1", *option, v as u64 + 1), now);
+            room.handle_frame(connection, &frame(*option, v as u64 + 1), now);
             if rng.below(25) == 0 {
                 // A confused client votes again with another option and a new id.
                 let other = (*option + 1) % 4;
-                room.handle_frame(connection, &vote("p1", other, v as u64 + 1_000_000), now);
+                room.handle_frame(connection, &frame(other, v as u64 + 1_000_000), now);
             }
         }
         room.handle_timeout(now);
@@ -833,8 +932,6 @@ fn vote_storm(seed: u64, viewers: u64) {
         }
     }
     // Every viewer eventually got its ack before the close.
-    let (_, phase, tallies) = room.poll().unwrap();
-    assert_eq!(phase, PollPhase::Open, "seed {seed}: closes at 10 s");
     assert!(
         plan.iter().all(|p| p.2),
         "seed {seed}: some vote never acknowledged"
@@ -843,7 +940,11 @@ fn vote_storm(seed: u64, viewers: u64) {
     for (option, _, _) in &plan {
         expected[usize::from(*option)] += 1;
     }
-    assert_eq!(tallies, expected, "seed {seed} ({restarts} restarts)");
+    if storm == Storm::Poll {
+        let (_, phase, tallies) = room.poll().unwrap();
+        assert_eq!(phase, PollPhase::Open, "seed {seed}: closes at 10 s");
+        assert_eq!(tallies, expected, "seed {seed} ({restarts} restarts)");
+    }
     let closes_at = 10_000; // opened at 0 with a 10 s window
     assert!(room.poll_timeout().unwrap() <= closes_at);
     join(&mut room, next_connection, "watcher", Role::Viewer, now);
@@ -851,10 +952,35 @@ fn vote_storm(seed: u64, viewers: u64) {
     let mut at = closes_at;
     let out = tick(&mut room, &mut at);
     assert!(at - closes_at <= 1_000);
-    let result = poll_part(&out.events[&next_connection]).expect("the result part");
-    assert_eq!(result["phase"], "result");
-    assert_eq!(result["tallies"], serde_json::json!(expected));
-    assert_eq!(result["votes"], viewers);
+    let watcher = &out.events[&next_connection];
+    match storm {
+        Storm::Poll => {
+            let result = poll_part(watcher).expect("the result part");
+            assert_eq!(result["phase"], "result");
+            assert_eq!(result["tallies"], serde_json::json!(expected));
+            assert_eq!(result["votes"], viewers);
+        }
+        Storm::Quiz => {
+            let result = part_value(watcher, "quiz").expect("the result part");
+            assert_eq!(result["phase"], "result");
+            assert_eq!(result["question"]["tallies"], serde_json::json!(expected));
+            assert_eq!(result["participants"], viewers);
+            for (v, (option, _, _)) in plan.iter().enumerate() {
+                let score = room.quiz_score(&format!("v{v}")).expect("a participant");
+                if *option == 2 {
+                    assert!((QUIZ_POINTS_CORRECT..=1_000).contains(&score), "{score}");
+                } else {
+                    assert_eq!(score, 0, "seed {seed}: a wrong answer scores nothing");
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Storm {
+    Poll,
+    Quiz,
 }
 
 #[test]
@@ -864,11 +990,526 @@ fn vote_storms_count_exactly_through_lost_acks_duplicates_and_restarts() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
     for seed in 0..seeds {
-        vote_storm(seed, 300);
+        vote_storm(seed, 300, Storm::Poll);
+        vote_storm(seed + 1_000, 300, Storm::Quiz);
     }
 }
 
 #[test]
 fn a_two_thousand_viewer_burst_is_counted_exactly() {
-    vote_storm(2_000, 2_000);
+    vote_storm(2_000, 2_000, Storm::Poll);
+    vote_storm(2_001, 2_000, Storm::Quiz);
+}
+
+// ---- Quizzes, Q&A, products, moderation ----
+
+/// A room whose every storage op is applied to `store` (so it can be restored).
+fn drain_into(room: &mut Room, store: &mut BTreeMap<String, Vec<u8>>) -> Drained {
+    let out = drain(room);
+    apply(&out.stores, store);
+    out
+}
+
+fn tick_into(room: &mut Room, now_ms: &mut u64, store: &mut BTreeMap<String, Vec<u8>>) -> Drained {
+    *now_ms += TICK_MS;
+    room.handle_timeout(*now_ms);
+    drain_into(room, store)
+}
+
+fn command_frame(command: serde_json::Value, client_id: u64) -> Vec<u8> {
+    frame_of(ClientFrame::Command {
+        client_id,
+        command: command.to_string(),
+    })
+}
+
+#[test]
+fn a_quiz_scores_by_correctness_and_speed_ranks_everyone_and_survives_a_restart() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    for (id, user) in [(2, "ana"), (3, "bob"), (4, "cy")] {
+        join(&mut room, id, user, Role::Viewer, now);
+    }
+    // The host runs the quiz over its socket; a viewer cannot.
+    let create = serde_json::json!({"command": "create_quiz",
+        "spec": {"title": "Trivia", "questions": [
+            {"question": "2+2?", "options": ["3", "4"], "correct": 1, "window_ms": 10_000},
+            {"question": "Capital of France?", "options": ["Paris", "Rome", "Oslo"],
+             "correct": 0, "window_ms": 10_000}]}});
+    room.handle_frame(2, &command_frame(create.clone(), 1), now);
+    room.handle_frame(1, &command_frame(create, 1), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::Forbidden]);
+    let reply = notices(&out.events[&1], "command_reply");
+    assert_eq!(reply[0]["reply"]["id"], "z1");
+    assert_eq!(part_value(&out.events[&3], "quiz").unwrap()["phase"], "new");
+
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    room.handle_frame(1, &command_frame(next.clone(), 2), now);
+    let opened = now;
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let part = part_value(&out.events[&2], "quiz").unwrap();
+    assert_eq!(part["phase"], "open");
+    assert_eq!(part["question"]["text"], "2+2?");
+    assert!(
+        part["question"].get("correct").is_none(),
+        "the answer is secret while open"
+    );
+    // ana answers right at once, bob right after 5 s, cy wrong; repeats do not count.
+    room.handle_frame(2, &answer("z1", 0, 1, 1), opened);
+    room.handle_frame(2, &answer("z1", 0, 0, 2), opened); // a repeat: acknowledged
+    room.handle_frame(4, &answer("z1", 0, 0, 1), opened + 1_000);
+    room.handle_frame(3, &answer("z1", 1, 0, 9), opened + 1_000); // not the open question
+    room.handle_frame(3, &answer("z1", 0, 1, 1), opened + 5_000);
+    now = opened + 5_000;
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&3]), [ErrorCode::PollClosed]);
+    assert!(error_codes(&out.events[&2]).is_empty());
+    assert_eq!(
+        notices(&out.events[&1], "quiz_answers").last().unwrap()["answers"],
+        3
+    );
+    // The window closes on the room's timer; everyone learns points, score and rank.
+    now = opened + 10_000;
+    room.handle_timeout(now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let result = part_value(&out.events[&4], "quiz").unwrap();
+    assert_eq!(result["phase"], "result");
+    assert_eq!(result["question"]["correct"], 1);
+    assert_eq!(result["question"]["tallies"], serde_json::json!([1, 2]));
+    let board: Vec<&str> = result["leaderboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(board, ["ana", "bob", "cy"]);
+    let ana = &notices(&out.events[&2], "quiz_score")[0];
+    assert_eq!(
+        (ana["points"].as_u64(), ana["rank"].as_u64()),
+        (Some(1_000), Some(1))
+    );
+    let bob = &notices(&out.events[&3], "quiz_score")[0];
+    assert_eq!(
+        (bob["points"].as_u64(), bob["rank"].as_u64()),
+        (Some(750), Some(2))
+    );
+    let cy = &notices(&out.events[&4], "quiz_score")[0];
+    assert_eq!(
+        (cy["correct"].as_bool(), cy["rank"].as_u64()),
+        (Some(false), Some(3))
+    );
+    assert_eq!(cy["participants"], 3);
+    room.handle_frame(4, &answer("z1", 0, 1, 2), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&4]), [ErrorCode::PollClosed]);
+
+    // Question 2 opens; only cy answers (right). Then the room restarts mid-question.
+    room.handle_frame(1, &command_frame(next, 3), now);
+    let second = now;
+    tick_into(&mut room, &mut now, &mut store);
+    room.handle_frame(4, &answer("z1", 1, 0, 3), second);
+    tick_into(&mut room, &mut now, &mut store);
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert_eq!(room.quiz_score("ana"), Some(1_000), "scores are rebuilt");
+    assert_eq!(room.quiz_score("bob"), Some(750));
+    room.reattach(1, identity("host", Role::Host), LIFETIME_MS, now);
+    room.reattach(4, identity("cy", Role::Viewer), LIFETIME_MS, now);
+    let end = serde_json::json!({"command": "end_quiz", "id": "z1"});
+    room.handle_frame(1, &command_frame(end, 4), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let cy = &notices(&out.events[&4], "quiz_score")[0];
+    assert_eq!(cy["correct"], true, "the answer before the restart counted");
+    assert!(room.quiz_score("cy").unwrap() > 500);
+    assert_eq!(
+        part_value(&out.events[&4], "quiz").unwrap()["phase"],
+        "ended"
+    );
+    let audit: Vec<&str> = room.audit_trail().map(|e| e.command.as_str()).collect();
+    assert_eq!(
+        audit,
+        ["create_quiz", "next_question", "next_question", "end_quiz"]
+    );
+}
+
+#[test]
+fn quiz_specs_are_checked() {
+    let mut room = Room::create(info(), 3, 0);
+    let mut bad = quiz_spec(&[(2, 2)], 5_000);
+    let refused = room.admin(as_host(StaffCommand::CreateQuiz { spec: bad.clone() }), 0);
+    assert!(matches!(refused, Err(AdminError::Invalid(m)) if m.contains("correct")));
+    bad = quiz_spec(&[(7, 0)], 5_000);
+    assert!(room
+        .admin(as_host(StaffCommand::CreateQuiz { spec: bad }), 0)
+        .is_err());
+    bad = quiz_spec(&[(2, 0); QUIZ_QUESTIONS_MAX + 1], 5_000);
+    assert!(room
+        .admin(as_host(StaffCommand::CreateQuiz { spec: bad }), 0)
+        .is_err());
+    let ok = quiz_spec(&[(2, 0)], 5_000);
+    room.admin(as_host(StaffCommand::CreateQuiz { spec: ok.clone() }), 0)
+        .unwrap();
+    assert!(
+        matches!(
+            room.admin(as_host(StaffCommand::CreateQuiz { spec: ok }), 0),
+            Err(AdminError::Refused(_))
+        ),
+        "one quiz at a time"
+    );
+    let close = StaffCommand::CloseQuestion { id: "z1".into() };
+    assert!(matches!(
+        room.admin(as_host(close), 0),
+        Err(AdminError::Refused(_))
+    ));
+    let missing = StaffCommand::NextQuestion { id: "z7".into() };
+    assert!(matches!(
+        room.admin(as_host(missing), 0),
+        Err(AdminError::NotFound(_))
+    ));
+}
+
+#[test]
+fn questions_are_asked_upvoted_once_and_moderated_with_an_optional_approval_queue() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    join(&mut room, 3, "bob", Role::Viewer, now);
+    join(&mut room, 5, "mo", Role::Moderator, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let ask = |text: &str, client_id| {
+        frame_of(ClientFrame::Ask {
+            client_id,
+            text: text.into(),
+        })
+    };
+    let upvote = |id: &str, client_id| {
+        frame_of(ClientFrame::Upvote {
+            client_id,
+            question_id: id.into(),
+        })
+    };
+    room.handle_frame(2, &ask("When is the next show?", 1), now);
+    room.handle_frame(3, &ask("   ", 1), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&3]), [ErrorCode::Invalid]);
+    let qa = part_value(&out.events[&3], "qa").unwrap();
+    assert_eq!(qa["questions"][0]["id"], "a1");
+    assert_eq!(qa["questions"][0]["upvotes"], 0);
+    room.handle_frame(3, &upvote("a1", 2), now);
+    room.handle_frame(3, &upvote("a1", 3), now); // once per user
+    room.handle_frame(2, &upvote("a1", 2), now);
+    room.handle_frame(2, &upvote("a9", 3), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::NotFound]);
+    assert_eq!(
+        part_value(&out.events[&2], "qa").unwrap()["questions"][0]["upvotes"],
+        2
+    );
+
+    // With approval on, a question waits in the moderators' queue.
+    let approval = serde_json::json!({"command": "qa_settings", "approval": true});
+    room.handle_frame(5, &command_frame(approval, 1), now);
+    room.handle_frame(3, &ask("Is this moderated?", 4), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let queue = notices(&out.events[&5], "qa_queue");
+    assert_eq!(queue.last().unwrap()["pending"][0]["id"], "a2");
+    assert!(
+        notices(&out.events[&2], "qa_queue").is_empty(),
+        "viewers never see it"
+    );
+    assert_eq!(part_value(&out.events[&2], "qa").unwrap()["count"], 1);
+    room.handle_frame(2, &upvote("a2", 5), now);
+    room.handle_frame(
+        5,
+        &command_frame(serde_json::json!({"command": "qa_approve", "id": "a2"}), 2),
+        now,
+    );
+    room.handle_frame(
+        1,
+        &command_frame(serde_json::json!({"command": "qa_answer", "id": "a1"}), 3),
+        now,
+    );
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(
+        error_codes(&out.events[&2]),
+        [ErrorCode::NotFound],
+        "pending: no upvotes"
+    );
+    let qa = part_value(&out.events[&2], "qa").unwrap();
+    assert_eq!(qa["count"], 2);
+    assert_eq!(qa["questions"][0]["status"], "answered");
+    room.handle_frame(
+        1,
+        &command_frame(serde_json::json!({"command": "qa_hide", "id": "a1"}), 4),
+        now,
+    );
+    tick_into(&mut room, &mut now, &mut store);
+    let room = Room::restore(store, now).unwrap().unwrap();
+    let qa: serde_json::Value = serde_json::from_str(room.part("qa").unwrap().1).unwrap();
+    assert_eq!(qa["count"], 1, "hidden questions are not listed");
+    assert_eq!(room.qa.questions[&1].upvotes(), 2, "upvotes are rebuilt");
+    assert_eq!(room.qa.questions[&1].record.status, QaStatus::Hidden);
+}
+
+fn product(id: &str) -> ProductCard {
+    ProductCard {
+        id: id.into(),
+        title: "Red sneakers".into(),
+        price: "€89.00".into(),
+        image_url: "https://cdn.example.com/red.jpg".into(),
+        link: "shop://item/red".into(),
+        cue: None,
+    }
+}
+
+#[test]
+fn a_pinned_product_counts_clicks_for_the_host_and_refuses_unsafe_links() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    room.admin(
+        as_host(StaffCommand::PinProduct {
+            product: product("red-1"),
+        }),
+        now,
+    )
+    .unwrap();
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let part = part_value(&out.events[&2], "product").unwrap();
+    assert_eq!(part["pinned"]["link"], "shop://item/red");
+    let click = |id: &str, client_id| {
+        frame_of(ClientFrame::ProductClick {
+            client_id,
+            product_id: id.into(),
+        })
+    };
+    room.handle_frame(2, &click("red-1", 1), now);
+    room.handle_frame(2, &click("red-1", 2), now);
+    room.handle_frame(2, &click("blue-9", 3), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::NotFound]);
+    let clicks = notices(&out.events[&1], "product_clicks");
+    assert_eq!(clicks.last().unwrap()["clicks"]["red-1"], 2);
+    assert!(notices(&out.events[&2], "product_clicks").is_empty());
+    room.admin(as_host(StaffCommand::UnpinProduct), now)
+        .unwrap();
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert!(part_value(&out.events[&2], "product").unwrap()["pinned"].is_null());
+    for (field, url) in [
+        ("link", "javascript:alert(1)"),
+        ("link", "JavaScript://x"),
+        ("image_url", "ftp://x/y.png"),
+        ("link", "https://a b"),
+    ] {
+        let mut card = product("x");
+        if field == "link" {
+            card.link = url.into()
+        } else {
+            card.image_url = url.into()
+        }
+        let refused = room.admin(as_host(StaffCommand::PinProduct { product: card }), now);
+        assert!(
+            matches!(refused, Err(AdminError::Invalid(_))),
+            "{url}: {refused:?}"
+        );
+    }
+    let room = Room::restore(store, now).unwrap().unwrap();
+    assert_eq!(
+        room.products.clicks["red-1"], 2,
+        "click totals survive a restart"
+    );
+}
+
+#[test]
+fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    join(&mut room, 3, "bob", Role::Viewer, now);
+    join(&mut room, 5, "mo", Role::Moderator, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let by_mod = |command: serde_json::Value, client_id| command_frame(command, client_id);
+
+    // Viewers can do nothing of the sort; moderators cannot end the room.
+    room.handle_frame(
+        2,
+        &by_mod(serde_json::json!({"command": "mute", "user": "bob"}), 1),
+        now,
+    );
+    room.handle_frame(
+        5,
+        &by_mod(serde_json::json!({"command": "end_room"}), 1),
+        now,
+    );
+    room.handle_frame(
+        5,
+        &by_mod(serde_json::json!({"command": "nonsense"}), 2),
+        now,
+    );
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::Forbidden]);
+    assert_eq!(
+        error_codes(&out.events[&5]),
+        [ErrorCode::Forbidden, ErrorCode::Invalid]
+    );
+
+    // Mute: bob is told; his comments reach no one.
+    room.handle_frame(
+        5,
+        &by_mod(serde_json::json!({"command": "mute", "user": "bob"}), 3),
+        now,
+    );
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(notices(&out.events[&3], "muted").len(), 1);
+    room.handle_frame(3, &comment("can you hear me", 10), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&3]), [ErrorCode::Muted]);
+    assert!(out.events.values().all(|events| actions(events).is_empty()));
+    let ask = frame_of(ClientFrame::Ask {
+        client_id: 11,
+        text: "hello?".into(),
+    });
+    room.handle_frame(3, &ask, now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&3]), [ErrorCode::Muted]);
+
+    // Delete: everyone gets the removal, and a late joiner resuming never sees it.
+    room.handle_frame(2, &comment("rude words", 1), now);
+    tick_into(&mut room, &mut now, &mut store);
+    let seq = room.last_seq();
+    room.handle_frame(
+        5,
+        &by_mod(
+            serde_json::json!({"command": "delete_comment", "seq": seq}),
+            4,
+        ),
+        now,
+    );
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let removal = out.events[&1].iter().find_map(|e| match e {
+        Event::Action(Action {
+            body: ActionBody::Removed { seq },
+            ..
+        }) => Some(*seq),
+        _ => None,
+    });
+    assert_eq!(removal, Some(seq));
+    assert!(!room.actions_since(0, now).0.iter().any(|a| a.seq == seq));
+
+    // Word filter (case-insensitive) and slow mode (viewers only).
+    let filter = serde_json::json!({"command": "word_filter", "words": ["Spoiler", " spoiler "]});
+    room.handle_frame(5, &by_mod(filter, 5), now);
+    let slow = serde_json::json!({"command": "slow_mode", "interval_ms": 10_000});
+    room.handle_frame(5, &by_mod(slow, 6), now);
+    now += 2_000;
+    room.handle_frame(2, &comment("big SPOILERS ahead", 2), now);
+    room.handle_frame(2, &comment("fine", 3), now);
+    room.handle_frame(2, &comment("too soon", 4), now);
+    room.handle_frame(1, &comment("hosts are exempt", 1), now);
+    room.handle_frame(1, &comment("from slow mode", 2), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(
+        error_codes(&out.events[&2]),
+        [ErrorCode::Blocked, ErrorCode::RateLimited]
+    );
+    let slow_wait = out.events[&2].iter().find_map(|e| match e {
+        Event::Error {
+            retry_after_ms,
+            code: ErrorCode::RateLimited,
+            ..
+        } => Some(*retry_after_ms),
+        _ => None,
+    });
+    assert!(slow_wait.unwrap() > 9_000);
+    assert!(error_codes(&out.events[&1]).is_empty());
+
+    // Announcement, then a ban: bob's socket closes and he cannot come back.
+    let announce = serde_json::json!({"command": "announce", "text": "Giveaway at 9pm"});
+    room.handle_frame(1, &by_mod(announce, 3), now);
+    room.handle_frame(
+        5,
+        &by_mod(serde_json::json!({"command": "ban", "user": "bob"}), 7),
+        now,
+    );
+    room.handle_frame(
+        5,
+        &by_mod(serde_json::json!({"command": "ban", "user": "host"}), 8),
+        now,
+    );
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(
+        part_value(&out.events[&2], "announcement").unwrap()["text"],
+        "Giveaway at 9pm"
+    );
+    assert!(out.closes.contains(&(3, CloseCode::Banned)));
+    assert_eq!(
+        error_codes(&out.events[&5]),
+        [ErrorCode::Invalid],
+        "the host cannot be banned"
+    );
+    assert_eq!(
+        room.connect(9, identity("bob", Role::Viewer), LIFETIME_MS, now),
+        Err(CloseCode::Banned)
+    );
+
+    // Everything survives a restart, and the audit trail says who did what, in order.
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert!(room.is_banned("bob"));
+    room.reattach(2, identity("ana", Role::Viewer), LIFETIME_MS, now);
+    room.handle_frame(2, &comment("no spoiler here", 5), now + 20_000);
+    let out = drain(&mut room);
+    let _ = out;
+    let mut t = now + 20_000;
+    let out = tick_into(&mut room, &mut t, &mut store);
+    assert_eq!(
+        error_codes(&out.events[&2]),
+        [ErrorCode::Blocked],
+        "the filter is stored"
+    );
+    let audit: Vec<(String, String)> = room
+        .audit_trail()
+        .map(|e| (e.by.clone(), e.command.clone()))
+        .collect();
+    let expected = [
+        ("mo", "mute"),
+        ("mo", "delete_comment"),
+        ("mo", "word_filter"),
+        ("mo", "slow_mode"),
+        ("host", "announce"),
+        ("mo", "ban"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(b, c)| (b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(audit, expected);
+}
+
+#[test]
+fn the_audit_trail_is_bounded() {
+    let mut room = Room::create(info(), 3, 0);
+    for i in 0..AUDIT_ENTRIES_MAX + 5 {
+        let slow = StaffCommand::SlowMode {
+            interval_ms: i as u64,
+        };
+        room.admin(as_host(slow), i as u64).unwrap();
+    }
+    let trail: Vec<u64> = room.audit_trail().map(|e| e.n).collect();
+    assert_eq!(trail.len(), AUDIT_ENTRIES_MAX);
+    assert_eq!(trail[0], 5, "the oldest entries go first");
+    let out = drain(&mut room);
+    let deleted = out
+        .stores
+        .iter()
+        .filter(|op| matches!(op, StorageOp::Delete { key } if key.starts_with("audit/")))
+        .count();
+    assert_eq!(deleted, 5);
 }

@@ -617,7 +617,9 @@ impl Sim {
                 let text = match &action.body {
                     ActionBody::Comment { text } | ActionBody::System { text } => text,
                     ActionBody::Reaction { kind } => kind,
-                    ActionBody::Gift { .. } => &format!("room{room_index}:gift"),
+                    ActionBody::Gift { .. } | ActionBody::Removed { .. } => {
+                        &format!("room{room_index}:other")
+                    }
                 };
                 assert!(
                     text.starts_with(&format!("room{room_index}:")),

@@ -1,0 +1,181 @@
+//! Moderation: mutes, bans, slow mode, the word filter, and the room's audit trail.
+//!
+//! Invariants: at most `MUTED_USERS_MAX` mutes and `BANNED_USERS_MAX` bans are held (more
+//! are refused, never silently dropped); filter words are stored lowercase and non-empty;
+//! the audit trail holds at most `AUDIT_ENTRIES_MAX` entries, numbered without gaps, the
+//! oldest dropped first. Every record is stored per key (`mute/<user>`, `ban/<user>`,
+//! `settings`, `audit/<n>`) so a restarted room enforces the same rules.
+
+use ovation_proto::limits::{
+    AUDIT_DETAIL_BYTES_MAX, AUDIT_ENTRIES_MAX, BANNED_USERS_MAX, MUTED_USERS_MAX, SLOW_MODE_MS_MAX,
+    WORD_FILTER_WORDS_MAX, WORD_FILTER_WORD_BYTES_MAX,
+};
+use ovation_proto::Role;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+/// Room rules set by staff, stored as one record (`settings`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Settings {
+    /// Least time between two comments of one viewer; 0 is off.
+    pub slow_mode_ms: u64,
+    /// Lowercase words; a comment or question containing one is refused `blocked`.
+    pub words: Vec<String>,
+    /// Questions wait in the moderators' queue until approved.
+    pub qa_approval: bool,
+}
+
+/// One line of the audit trail: who did what to whom, when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub n: u64,
+    pub ts_ms: u64,
+    pub by: String,
+    pub role: Role,
+    /// The staff command's name (`mute`, `create_poll`, …).
+    pub command: String,
+    /// What it applied to and how (bounded by `AUDIT_DETAIL_BYTES_MAX`).
+    pub detail: String,
+}
+
+#[derive(Default)]
+pub(crate) struct Moderation {
+    /// user → muted until (ms), or `None` until unmuted.
+    pub muted: BTreeMap<String, Option<u64>>,
+    pub banned: BTreeSet<String>,
+    pub settings: Settings,
+    /// When each viewer last commented (not stored: slow mode restarts generous).
+    pub last_comment_ms: HashMap<String, u64>,
+    pub audit: VecDeque<AuditEntry>,
+    pub audit_next: u64,
+}
+
+impl Moderation {
+    pub fn is_muted(&self, user: &str, now_ms: u64) -> bool {
+        self.muted
+            .get(user)
+            .is_some_and(|until| until.is_none_or(|until| now_ms < until))
+    }
+
+    pub fn is_banned(&self, user: &str) -> bool {
+        self.banned.contains(user)
+    }
+
+    /// Whether a text contains a filtered word (case-insensitive).
+    pub fn is_filtered(&self, text: &str) -> bool {
+        if self.settings.words.is_empty() {
+            return false;
+        }
+        let lower = text.to_lowercase();
+        self.settings
+            .words
+            .iter()
+            .any(|w| lower.contains(w.as_str()))
+    }
+
+    /// Slow mode: `Err(wait_ms)` when a viewer comments again too soon; records the
+    /// comment otherwise.
+    pub fn slow_mode_take(&mut self, user: &str, now_ms: u64) -> Result<(), u64> {
+        let interval_ms = self.settings.slow_mode_ms;
+        if interval_ms == 0 {
+            return Ok(());
+        }
+        if let Some(&last) = self.last_comment_ms.get(user) {
+            if now_ms < last + interval_ms {
+                return Err(last + interval_ms - now_ms);
+            }
+        }
+        // Bounded by the users who commented within one interval; forget the rest.
+        if self.last_comment_ms.len() >= MUTED_USERS_MAX {
+            self.last_comment_ms
+                .retain(|_, &mut last| now_ms < last + interval_ms);
+        }
+        self.last_comment_ms.insert(user.to_owned(), now_ms);
+        Ok(())
+    }
+
+    pub fn mute(&mut self, user: &str, until_ms: Option<u64>) -> Result<(), String> {
+        if !self.muted.contains_key(user) && self.muted.len() >= MUTED_USERS_MAX {
+            return Err(format!("at most {MUTED_USERS_MAX} users are muted at once"));
+        }
+        self.muted.insert(user.to_owned(), until_ms);
+        Ok(())
+    }
+
+    pub fn ban(&mut self, user: &str) -> Result<(), String> {
+        if !self.banned.contains(user) && self.banned.len() >= BANNED_USERS_MAX {
+            return Err(format!(
+                "at most {BANNED_USERS_MAX} users are banned at once"
+            ));
+        }
+        self.banned.insert(user.to_owned());
+        Ok(())
+    }
+
+    /// Appends to the audit trail; returns the entry and the number of the entry it
+    /// pushed out, if any.
+    pub fn audit(
+        &mut self,
+        by: &str,
+        role: Role,
+        command: &str,
+        detail: String,
+        now_ms: u64,
+    ) -> (AuditEntry, Option<u64>) {
+        let entry = AuditEntry {
+            n: self.audit_next,
+            ts_ms: now_ms,
+            by: by.to_owned(),
+            role,
+            command: command.to_owned(),
+            detail: truncate(detail, AUDIT_DETAIL_BYTES_MAX),
+        };
+        self.audit_next += 1;
+        self.audit.push_back(entry.clone());
+        let dropped = (self.audit.len() > AUDIT_ENTRIES_MAX)
+            .then(|| self.audit.pop_front().expect("non-empty").n);
+        assert!(self.audit.len() <= AUDIT_ENTRIES_MAX);
+        (entry, dropped)
+    }
+}
+
+/// Validates and normalises a word filter: lowercase, trimmed, no empties or duplicates.
+pub(crate) fn normalise_words(words: Vec<String>) -> Result<Vec<String>, String> {
+    if words.len() > WORD_FILTER_WORDS_MAX {
+        return Err(format!(
+            "a word filter holds at most {WORD_FILTER_WORDS_MAX} words"
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    for word in words {
+        let word = word.trim().to_lowercase();
+        if word.is_empty() || word.len() > WORD_FILTER_WORD_BYTES_MAX {
+            return Err(format!(
+                "a filter word is 1..={WORD_FILTER_WORD_BYTES_MAX} bytes"
+            ));
+        }
+        if !out.contains(&word) {
+            out.push(word);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn check_slow_mode(interval_ms: u64) -> Result<(), String> {
+    if interval_ms > SLOW_MODE_MS_MAX {
+        return Err(format!("slow mode is 0..={SLOW_MODE_MS_MAX} ms"));
+    }
+    Ok(())
+}
+
+/// Cuts a text to at most `bytes_max` bytes on a character boundary.
+pub(crate) fn truncate(mut text: String, bytes_max: usize) -> String {
+    if text.len() > bytes_max {
+        let mut end = bytes_max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}

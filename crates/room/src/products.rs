@@ -1,0 +1,139 @@
+//! Product offers: the host pins one product card at a time; viewers' clicks are counted
+//! per product and the totals go to hosts and moderators.
+//!
+//! Invariants: at most one card is pinned; clicks are counted only for products pinned
+//! at some point in this room (at most `PRODUCTS_COUNTED_MAX`); every URL a card carries
+//! has an allowed scheme, so an overlay can put it in an `href`/`src` unchecked.
+
+use ovation_proto::limits::{
+    PRODUCTS_COUNTED_MAX, PRODUCT_ID_BYTES_MAX, PRODUCT_PRICE_BYTES_MAX, PRODUCT_TITLE_BYTES_MAX,
+    PRODUCT_URL_BYTES_MAX,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A product card; the body of `POST /v1/rooms/{room}/products`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductCard {
+    pub id: String,
+    pub title: String,
+    /// The price as the viewer should read it ("€19.99").
+    pub price: String,
+    /// `https:` (or `http:`) image.
+    pub image_url: String,
+    /// Where a click leads: a web page or an app's deep link (`shop://item/42`).
+    pub link: String,
+    /// Shown when this cue plays in the video (see the video-sync design).
+    #[serde(default)]
+    pub cue: Option<String>,
+}
+
+impl ProductCard {
+    pub fn validate(&self) -> Result<(), String> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= PRODUCT_ID_BYTES_MAX
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !id_ok {
+            return Err(format!(
+                "a product id is 1..={PRODUCT_ID_BYTES_MAX} bytes of A-Z, a-z, 0-9, '-', '_', '.'"
+            ));
+        }
+        if self.title.trim().is_empty() || self.title.len() > PRODUCT_TITLE_BYTES_MAX {
+            return Err(format!("a title is 1..={PRODUCT_TITLE_BYTES_MAX} bytes"));
+        }
+        if self.price.trim().is_empty() || self.price.len() > PRODUCT_PRICE_BYTES_MAX {
+            return Err(format!("a price is 1..={PRODUCT_PRICE_BYTES_MAX} bytes"));
+        }
+        check_url("image_url", &self.image_url, |scheme| {
+            scheme == "https" || scheme == "http"
+        })?;
+        // Deep links may use an app's own scheme, never one that runs code in a page.
+        check_url("link", &self.link, |scheme| {
+            !matches!(scheme, "javascript" | "data" | "vbscript" | "file" | "blob")
+        })?;
+        crate::polls::check_cue(self.cue.as_deref())
+    }
+}
+
+fn check_url(field: &str, url: &str, scheme_allowed: impl Fn(&str) -> bool) -> Result<(), String> {
+    let refuse = || {
+        Err(format!(
+            "`{field}` must be an absolute URL (scheme://…) of at most {PRODUCT_URL_BYTES_MAX} bytes, without spaces"
+        ))
+    };
+    if url.len() > PRODUCT_URL_BYTES_MAX || url.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return refuse();
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return refuse();
+    };
+    let scheme_ok = scheme
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !scheme_ok || rest.is_empty() {
+        return refuse();
+    }
+    if !scheme_allowed(&scheme.to_ascii_lowercase()) {
+        return Err(format!("`{field}` may not use the `{scheme}:` scheme"));
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+pub(crate) struct Products {
+    pub pinned: Option<(ProductCard, u64)>,
+    /// product id → clicks (stored as `clicks/<id>`).
+    pub clicks: BTreeMap<String, u64>,
+    /// Click counts changed since the hosts were last told (and stored).
+    pub clicks_dirty: bool,
+}
+
+impl Products {
+    /// Pins a card (replacing the pinned one). Err when too many products were counted.
+    pub fn pin(&mut self, card: ProductCard, now_ms: u64) -> Result<(), String> {
+        if !self.clicks.contains_key(&card.id) {
+            if self.clicks.len() >= PRODUCTS_COUNTED_MAX {
+                return Err(format!(
+                    "a room counts clicks for at most {PRODUCTS_COUNTED_MAX} products"
+                ));
+            }
+            self.clicks.insert(card.id.clone(), 0);
+        }
+        self.pinned = Some((card, now_ms));
+        Ok(())
+    }
+
+    pub fn click(&mut self, product_id: &str) -> bool {
+        match self.clicks.get_mut(product_id) {
+            Some(count) => {
+                *count += 1;
+                self.clicks_dirty = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The `product` part: the pinned card or `null`.
+    pub fn part_json(&self) -> String {
+        match &self.pinned {
+            Some((card, pinned_ms)) => serde_json::json!({
+                "pinned": card, "pinned_ms": pinned_ms,
+            }),
+            None => serde_json::json!({ "pinned": null }),
+        }
+        .to_string()
+    }
+
+    pub fn clicks_json(&self) -> String {
+        serde_json::json!({ "type": "product_clicks", "clicks": self.clicks }).to_string()
+    }
+}

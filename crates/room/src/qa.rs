@@ -1,0 +1,221 @@
+//! Q&A: viewers ask (length-limited), upvote once each; staff approve (when the room
+//! holds questions for approval), mark answered, or hide.
+//!
+//! Invariants: a question's `upvotes` equals the number of distinct users in its
+//! upvoter set (asserted); only visible or answered questions are listed to viewers;
+//! at most `QA_QUESTIONS_MAX` questions are held. Questions are stored as `qa/<n>` and
+//! upvotes one record per user (`upvote/<n>/<user>`), so a restart rebuilds the counts.
+
+use ovation_proto::limits::{QA_PART_ENTRIES_MAX, QA_QUESTIONS_MAX, QA_UPVOTERS_MAX};
+use ovation_proto::ErrorCode;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QaStatus {
+    /// Waiting for a moderator's approval (seen by staff only).
+    Pending,
+    Visible,
+    Answered,
+    Hidden,
+}
+
+impl QaStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QaStatus::Pending => "pending",
+            QaStatus::Visible => "visible",
+            QaStatus::Answered => "answered",
+            QaStatus::Hidden => "hidden",
+        }
+    }
+}
+
+/// A stored question (`qa/<n>`); its upvotes are stored beside it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct QaRecord {
+    pub number: u64,
+    pub user: String,
+    pub name: String,
+    pub text: String,
+    pub ts_ms: u64,
+    pub status: QaStatus,
+}
+
+pub(crate) fn question_id(number: u64) -> String {
+    format!("a{number}")
+}
+
+pub(crate) fn parse_question_id(id: &str) -> Option<u64> {
+    id.strip_prefix('a')?.parse().ok()
+}
+
+pub(crate) struct QaQuestion {
+    pub record: QaRecord,
+    upvoters: HashSet<String>,
+}
+
+impl QaQuestion {
+    pub fn upvotes(&self) -> u64 {
+        self.upvoters.len() as u64
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let r = &self.record;
+        serde_json::json!({
+            "id": question_id(r.number), "user": r.user, "name": r.name, "text": r.text,
+            "ts_ms": r.ts_ms, "status": r.status.as_str(), "upvotes": self.upvotes(),
+        })
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Qa {
+    pub questions: BTreeMap<u64, QaQuestion>,
+    pub next_number: u64,
+    /// The `qa` part needs republishing (next tick).
+    pub part_dirty: bool,
+    /// The moderators' queue changed (next tick).
+    pub queue_dirty: bool,
+}
+
+pub(crate) enum UpvoteOutcome {
+    Counted,
+    Repeat,
+}
+
+impl Qa {
+    pub fn restore(records: Vec<QaRecord>, upvotes: impl IntoIterator<Item = (u64, String)>) -> Qa {
+        let mut qa = Qa::default();
+        for record in records {
+            qa.next_number = qa.next_number.max(record.number + 1);
+            qa.questions.insert(
+                record.number,
+                QaQuestion {
+                    record,
+                    upvoters: HashSet::new(),
+                },
+            );
+        }
+        for (number, user) in upvotes {
+            if let Some(q) = qa.questions.get_mut(&number) {
+                q.upvoters.insert(user);
+            }
+        }
+        qa.next_number = qa.next_number.max(1);
+        qa
+    }
+
+    pub fn ask(
+        &mut self,
+        user: &str,
+        name: &str,
+        text: String,
+        approval: bool,
+        now_ms: u64,
+    ) -> Result<&QaRecord, (ErrorCode, String)> {
+        if self.questions.len() >= QA_QUESTIONS_MAX {
+            return Err((
+                ErrorCode::TooMany,
+                format!("a room holds at most {QA_QUESTIONS_MAX} questions"),
+            ));
+        }
+        let number = self.next_number.max(1);
+        self.next_number = number + 1;
+        let status = if approval {
+            self.queue_dirty = true;
+            QaStatus::Pending
+        } else {
+            self.part_dirty = true;
+            QaStatus::Visible
+        };
+        let record = QaRecord {
+            number,
+            user: user.to_owned(),
+            name: name.to_owned(),
+            text,
+            ts_ms: now_ms,
+            status,
+        };
+        let question = self.questions.entry(number).or_insert(QaQuestion {
+            record,
+            upvoters: HashSet::new(),
+        });
+        Ok(&question.record)
+    }
+
+    pub fn upvote(&mut self, id: &str, user: &str) -> Result<UpvoteOutcome, (ErrorCode, String)> {
+        let question = parse_question_id(id)
+            .and_then(|n| self.questions.get_mut(&n))
+            .filter(|q| matches!(q.record.status, QaStatus::Visible | QaStatus::Answered))
+            .ok_or((ErrorCode::NotFound, "no such question".into()))?;
+        if question.upvoters.contains(user) {
+            return Ok(UpvoteOutcome::Repeat);
+        }
+        if question.upvoters.len() >= QA_UPVOTERS_MAX {
+            return Err((
+                ErrorCode::TooMany,
+                format!("a question counts at most {QA_UPVOTERS_MAX} upvotes"),
+            ));
+        }
+        question.upvoters.insert(user.to_owned());
+        self.part_dirty = true;
+        Ok(UpvoteOutcome::Counted)
+    }
+
+    /// Staff sets a question's status; returns the changed record.
+    pub fn set_status(&mut self, id: &str, status: QaStatus) -> Option<&QaRecord> {
+        let question = parse_question_id(id).and_then(|n| self.questions.get_mut(&n))?;
+        let was = question.record.status;
+        question.record.status = status;
+        if was == QaStatus::Pending || status == QaStatus::Pending {
+            self.queue_dirty = true;
+        }
+        self.part_dirty = true;
+        Some(&question.record)
+    }
+
+    /// The `qa` part: visible and answered questions, most upvoted first (then oldest).
+    pub fn part_json(&self, approval: bool) -> String {
+        let mut listed: Vec<&QaQuestion> = self
+            .questions
+            .values()
+            .filter(|q| matches!(q.record.status, QaStatus::Visible | QaStatus::Answered))
+            .collect();
+        let count = listed.len();
+        listed.sort_by(|a, b| {
+            b.upvotes()
+                .cmp(&a.upvotes())
+                .then(a.record.number.cmp(&b.record.number))
+        });
+        let questions: Vec<serde_json::Value> = listed
+            .into_iter()
+            .take(QA_PART_ENTRIES_MAX)
+            .map(QaQuestion::json)
+            .collect();
+        serde_json::json!({ "approval": approval, "count": count, "questions": questions })
+            .to_string()
+    }
+
+    /// The approval queue for moderators (a direct message), oldest first.
+    pub fn queue_json(&self) -> String {
+        let pending: Vec<&QaQuestion> = self
+            .questions
+            .values()
+            .filter(|q| q.record.status == QaStatus::Pending)
+            .collect();
+        let count = pending.len();
+        let listed: Vec<serde_json::Value> = pending
+            .into_iter()
+            .take(QA_PART_ENTRIES_MAX)
+            .map(QaQuestion::json)
+            .collect();
+        serde_json::json!({ "type": "qa_queue", "count": count, "pending": listed }).to_string()
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.questions
+            .values()
+            .any(|q| q.record.status == QaStatus::Pending)
+    }
+}

@@ -1,0 +1,461 @@
+//! Quizzes: a sequence of questions, each Open → Result (scored at its close), one
+//! counted answer per user and question, scores by correctness and speed.
+//!
+//! Invariants: a user's first answer to a question is the one that counts; points are
+//! given only when a question closes, exactly once per question (`scored` counts the
+//! closed questions); every score is the sum of the points of that user's correct answers,
+//! so a room rebuilt from the stored answers (`answer/<quiz>/<question>/<user>`) has the
+//! same scores and ranks.
+
+use crate::polls::check_cue;
+use ovation_proto::limits::{
+    POLL_OPTION_BYTES_MAX, POLL_QUESTION_BYTES_MAX, QUIZ_LEADERBOARD_ENTRIES_MAX, QUIZ_OPTIONS_MAX,
+    QUIZ_OPTIONS_MIN, QUIZ_PARTICIPANTS_MAX, QUIZ_POINTS_CORRECT, QUIZ_POINTS_SPEED_MAX,
+    QUIZ_QUESTIONS_MAX, QUIZ_WINDOW_MS_DEFAULT, QUIZ_WINDOW_MS_MAX, QUIZ_WINDOW_MS_MIN,
+};
+use ovation_proto::ErrorCode;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// One question of a quiz spec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuizQuestionSpec {
+    pub question: String,
+    pub options: Vec<String>,
+    /// The correct option (from 0). Viewers see it only in the question's result.
+    pub correct: u8,
+    /// `QUIZ_WINDOW_MS_DEFAULT` when absent.
+    #[serde(default)]
+    pub window_ms: Option<u64>,
+    /// Opens with this cue in the video (see the video-sync design).
+    #[serde(default)]
+    pub cue: Option<String>,
+}
+
+/// What the host asks for when creating a quiz; the body of `POST …/quizzes`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuizSpec {
+    pub title: String,
+    pub questions: Vec<QuizQuestionSpec>,
+}
+
+impl QuizSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.title.trim().is_empty() || self.title.len() > POLL_QUESTION_BYTES_MAX {
+            return Err(format!("a title is 1..={POLL_QUESTION_BYTES_MAX} bytes"));
+        }
+        if self.questions.is_empty() || self.questions.len() > QUIZ_QUESTIONS_MAX {
+            return Err(format!("a quiz has 1..={QUIZ_QUESTIONS_MAX} questions"));
+        }
+        for (i, q) in self.questions.iter().enumerate() {
+            let at = |m: String| format!("question {i}: {m}");
+            if q.question.trim().is_empty() || q.question.len() > POLL_QUESTION_BYTES_MAX {
+                return Err(at(format!(
+                    "a question is 1..={POLL_QUESTION_BYTES_MAX} bytes"
+                )));
+            }
+            if !(QUIZ_OPTIONS_MIN..=QUIZ_OPTIONS_MAX).contains(&q.options.len()) {
+                return Err(at(format!(
+                    "a question has {QUIZ_OPTIONS_MIN}..={QUIZ_OPTIONS_MAX} options"
+                )));
+            }
+            if q.options
+                .iter()
+                .any(|o| o.trim().is_empty() || o.len() > POLL_OPTION_BYTES_MAX)
+            {
+                return Err(at(format!(
+                    "an option is 1..={POLL_OPTION_BYTES_MAX} bytes"
+                )));
+            }
+            if usize::from(q.correct) >= q.options.len() {
+                return Err(at("`correct` names no option".into()));
+            }
+            if let Some(w) = q.window_ms {
+                if !(QUIZ_WINDOW_MS_MIN..=QUIZ_WINDOW_MS_MAX).contains(&w) {
+                    return Err(at(format!(
+                        "window_ms is {QUIZ_WINDOW_MS_MIN}..={QUIZ_WINDOW_MS_MAX}"
+                    )));
+                }
+            }
+            check_cue(q.cue.as_deref()).map_err(at)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QuizPhase {
+    /// Created; no question asked yet.
+    New,
+    /// Question `current` takes answers.
+    Open,
+    /// Question `current` is closed and scored: its correct option and the ranking show.
+    Result,
+    /// The host ended the quiz (or its last result is out and the host ended it).
+    Ended,
+}
+
+impl QuizPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuizPhase::New => "new",
+            QuizPhase::Open => "open",
+            QuizPhase::Result => "result",
+            QuizPhase::Ended => "ended",
+        }
+    }
+}
+
+/// The stored definition and phase (`quiz`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct QuizRecord {
+    pub number: u64,
+    pub spec: QuizSpec,
+    pub phase: QuizPhase,
+    /// The question asked last (meaningful from Open on).
+    pub current: u16,
+    /// The window of every question asked so far, in order (scores depend on them).
+    pub asked: Vec<QuestionWindow>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct QuestionWindow {
+    pub opened_ms: u64,
+    pub closes_at_ms: u64,
+    pub closed_ms: Option<u64>,
+}
+
+impl QuizRecord {
+    pub fn id(&self) -> String {
+        format!("z{}", self.number)
+    }
+}
+
+/// A stored answer: the option, when it came, and the user's display name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AnswerRecord {
+    pub option: u8,
+    pub at_ms: u64,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Participant {
+    pub name: String,
+    pub score: u64,
+    pub correct: u32,
+    /// Points won in the last scored question (None: did not answer it).
+    pub last_points: Option<u64>,
+}
+
+/// What each participant learns after a question: their own result and rank.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ScoreNotice {
+    pub user: String,
+    pub payload: String,
+}
+
+pub(crate) struct Quiz {
+    pub record: QuizRecord,
+    /// Answers to the open question.
+    answers: HashMap<String, AnswerRecord>,
+    pub participants: HashMap<String, Participant>,
+    /// Tallies of the last scored question (shown in its result).
+    last_tallies: Vec<u64>,
+    /// Closed questions scored so far.
+    scored: u16,
+}
+
+impl Quiz {
+    pub fn create(number: u64, spec: QuizSpec) -> Quiz {
+        debug_assert!(spec.validate().is_ok());
+        Quiz {
+            record: QuizRecord {
+                number,
+                spec,
+                phase: QuizPhase::New,
+                current: 0,
+                asked: Vec::new(),
+            },
+            answers: HashMap::new(),
+            participants: HashMap::new(),
+            last_tallies: Vec::new(),
+            scored: 0,
+        }
+    }
+
+    /// Rebuilds a quiz from its record and every stored answer `(question, user, answer)`:
+    /// closed questions are scored again in order, the open one's answers are held.
+    pub fn restore(
+        record: QuizRecord,
+        answers: impl IntoIterator<Item = (u16, String, AnswerRecord)>,
+    ) -> Quiz {
+        let mut by_question: Vec<HashMap<String, AnswerRecord>> =
+            vec![HashMap::new(); record.spec.questions.len()];
+        for (question, user, answer) in answers {
+            if let Some(map) = by_question.get_mut(usize::from(question)) {
+                map.entry(user).or_insert(answer);
+            }
+        }
+        let open = record.phase == QuizPhase::Open;
+        let closed_count = record.asked.len() - usize::from(open);
+        let mut quiz = Quiz::create(record.number, record.spec.clone());
+        quiz.record.asked.clone_from(&record.asked);
+        for (index, answers) in by_question.into_iter().enumerate() {
+            let index_u16 = u16::try_from(index).expect("bounded by QUIZ_QUESTIONS_MAX");
+            if index < closed_count {
+                quiz.record.current = index_u16;
+                quiz.answers = answers;
+                quiz.score_current();
+            } else if open && index_u16 == record.current {
+                quiz.answers = answers;
+            }
+        }
+        quiz.record = record;
+        quiz
+    }
+
+    pub fn id(&self) -> String {
+        self.record.id()
+    }
+
+    fn question(&self) -> &QuizQuestionSpec {
+        &self.record.spec.questions[usize::from(self.record.current)]
+    }
+
+    /// Opens the next question (the first one after New). `Err` when a question is open
+    /// or none is left.
+    pub fn next(&mut self, now_ms: u64) -> Result<(), String> {
+        let next = match self.record.phase {
+            QuizPhase::New => 0,
+            QuizPhase::Result => self.record.current + 1,
+            QuizPhase::Open => return Err("a question is open: close it first".into()),
+            QuizPhase::Ended => return Err("the quiz has ended".into()),
+        };
+        if usize::from(next) >= self.record.spec.questions.len() {
+            return Err("no question left: end the quiz".into());
+        }
+        self.record.current = next;
+        self.record.phase = QuizPhase::Open;
+        let window_ms = self.question().window_ms.unwrap_or(QUIZ_WINDOW_MS_DEFAULT);
+        self.record.asked.push(QuestionWindow {
+            opened_ms: now_ms,
+            closes_at_ms: now_ms + window_ms,
+            closed_ms: None,
+        });
+        assert_eq!(self.record.asked.len(), usize::from(next) + 1);
+        self.answers.clear();
+        Ok(())
+    }
+
+    /// The window of the question asked last.
+    pub fn window(&self) -> Option<QuestionWindow> {
+        self.record.asked.last().copied()
+    }
+
+    /// When the open question closes.
+    pub fn closes_at_ms(&self) -> Option<u64> {
+        (self.record.phase == QuizPhase::Open).then(|| {
+            self.window()
+                .expect("an open question was asked")
+                .closes_at_ms
+        })
+    }
+
+    pub fn answer(
+        &mut self,
+        user: &str,
+        name: &str,
+        question: u16,
+        option: u8,
+        now_ms: u64,
+    ) -> Result<Option<AnswerRecord>, (ErrorCode, String)> {
+        if self.record.phase != QuizPhase::Open || question != self.record.current {
+            return Err((ErrorCode::PollClosed, "this question is closed".into()));
+        }
+        if usize::from(option) >= self.question().options.len() {
+            return Err((ErrorCode::Invalid, "no such option".into()));
+        }
+        if self.answers.contains_key(user) {
+            return Ok(None);
+        }
+        if !self.participants.contains_key(user)
+            && self.participants.len() + self.answers.len() >= QUIZ_PARTICIPANTS_MAX
+        {
+            return Err((
+                ErrorCode::TooMany,
+                format!("a quiz scores at most {QUIZ_PARTICIPANTS_MAX} participants"),
+            ));
+        }
+        let record = AnswerRecord {
+            option,
+            at_ms: now_ms,
+            name: name.to_owned(),
+        };
+        self.answers.insert(user.to_owned(), record.clone());
+        Ok(Some(record))
+    }
+
+    pub fn answers(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// Closes the open question and scores it. False when none is open.
+    pub fn close(&mut self, now_ms: u64) -> bool {
+        if self.record.phase != QuizPhase::Open {
+            return false;
+        }
+        self.record
+            .asked
+            .last_mut()
+            .expect("an open question was asked")
+            .closed_ms = Some(now_ms);
+        self.score_current();
+        self.record.phase = QuizPhase::Result;
+        true
+    }
+
+    pub fn end(&mut self, now_ms: u64) -> bool {
+        if self.record.phase == QuizPhase::Ended {
+            return false;
+        }
+        self.close(now_ms);
+        self.record.phase = QuizPhase::Ended;
+        true
+    }
+
+    /// Points for a correct answer at `at_ms`: all the speed points at the opening, none
+    /// at the close (answers are only taken in between).
+    fn points(window: QuestionWindow, at_ms: u64) -> u64 {
+        let window_ms = window.closes_at_ms.saturating_sub(window.opened_ms).max(1);
+        let left_ms = window.closes_at_ms.saturating_sub(at_ms).min(window_ms);
+        QUIZ_POINTS_CORRECT + QUIZ_POINTS_SPEED_MAX * left_ms / window_ms
+    }
+
+    fn score_current(&mut self) {
+        let question = self.record.current;
+        assert_eq!(
+            self.scored, question,
+            "each question is scored once, in order"
+        );
+        self.scored += 1;
+        let correct = self.question().correct;
+        let window = self.record.asked[usize::from(question)];
+        let mut tallies = vec![0u64; self.question().options.len()];
+        for participant in self.participants.values_mut() {
+            participant.last_points = None;
+        }
+        let answers = std::mem::take(&mut self.answers);
+        for (user, answer) in &answers {
+            tallies[usize::from(answer.option)] += 1;
+            let points = if answer.option == correct {
+                Quiz::points(window, answer.at_ms)
+            } else {
+                0
+            };
+            let participant = self.participants.entry(user.clone()).or_default();
+            participant.name.clone_from(&answer.name);
+            participant.score += points;
+            participant.correct += u32::from(answer.option == correct);
+            participant.last_points = Some(points);
+        }
+        self.answers = answers;
+        self.last_tallies = tallies;
+    }
+
+    /// Participants by score (highest first, then user id): the ranking.
+    fn ranking(&self) -> Vec<(&String, &Participant)> {
+        let mut ranked: Vec<(&String, &Participant)> = self.participants.iter().collect();
+        ranked.sort_by(|a, b| b.1.score.cmp(&a.1.score).then_with(|| a.0.cmp(b.0)));
+        ranked
+    }
+
+    /// One notice per participant after a question is scored: points, score and rank
+    /// (equal scores share a rank).
+    pub fn score_notices(&self) -> Vec<ScoreNotice> {
+        let ranked = self.ranking();
+        let total = ranked.len();
+        let mut notices = Vec::with_capacity(total);
+        let mut rank = 0;
+        let mut previous = None;
+        for (position, (user, p)) in ranked.into_iter().enumerate() {
+            if previous != Some(p.score) {
+                rank = position + 1;
+                previous = Some(p.score);
+            }
+            let payload = serde_json::json!({
+                "type": "quiz_score",
+                "quiz": self.id(),
+                "question": self.record.current,
+                "answered": p.last_points.is_some(),
+                "correct": p.last_points.is_some_and(|points| points > 0),
+                "points": p.last_points.unwrap_or(0),
+                "score": p.score,
+                "rank": rank,
+                "participants": total,
+            })
+            .to_string();
+            notices.push(ScoreNotice {
+                user: user.clone(),
+                payload,
+            });
+        }
+        notices
+    }
+
+    pub fn score_of(&self, user: &str) -> Option<u64> {
+        self.participants.get(user).map(|p| p.score)
+    }
+
+    /// The `quiz` part: the question (its correct option only once scored), the
+    /// leaderboard top 10, and the phase with its times.
+    pub fn part_json(&self) -> String {
+        let r = &self.record;
+        let mut value = serde_json::json!({
+            "id": self.id(),
+            "title": r.spec.title,
+            "phase": r.phase.as_str(),
+            "question_count": r.spec.questions.len(),
+            "participants": self.participants.len(),
+        });
+        if !r.asked.is_empty() {
+            let q = self.question();
+            let window = self.window().expect("asked");
+            let mut question = serde_json::json!({
+                "index": r.current,
+                "text": q.question,
+                "options": q.options,
+                "cue": q.cue,
+                "opened_ms": window.opened_ms,
+                "closes_at_ms": window.closes_at_ms,
+                "closed_ms": window.closed_ms,
+            });
+            if r.phase != QuizPhase::Open && usize::from(self.scored) > usize::from(r.current) {
+                question["correct"] = serde_json::json!(q.correct);
+                question["tallies"] = serde_json::json!(self.last_tallies);
+            }
+            value["question"] = question;
+        }
+        let top: Vec<serde_json::Value> = self
+            .ranking()
+            .into_iter()
+            .take(QUIZ_LEADERBOARD_ENTRIES_MAX)
+            .map(|(user, p)| serde_json::json!({"user": user, "name": p.name, "score": p.score}))
+            .collect();
+        value["leaderboard"] = serde_json::Value::Array(top);
+        value.to_string()
+    }
+
+    /// Live answer count for hosts and moderators (a direct message each tick).
+    pub fn answers_json(&self) -> String {
+        serde_json::json!({
+            "type": "quiz_answers",
+            "id": self.id(),
+            "question": self.record.current,
+            "answers": self.answers.len(),
+        })
+        .to_string()
+    }
+}

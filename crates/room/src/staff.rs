@@ -1,0 +1,740 @@
+//! Staff commands: what hosts and moderators do to a live room, from the admin API or
+//! over their socket (`ClientFrame::Command`), with one code path and one audit trail.
+//!
+//! Invariants: viewers can run no staff command (refused `forbidden` before anything
+//! changes); ending the room needs a host or admin; every command that changed the room
+//! is written to the audit trail, which is stored with it.
+
+use crate::moderation::{check_slow_mode, normalise_words, AuditEntry};
+use crate::products::ProductCard;
+use crate::qa::{QaStatus, UpvoteOutcome};
+use crate::quiz::{Quiz, QuizPhase, QuizSpec};
+use crate::{
+    polls, AdminCommand, AdminError, AdminReply, ConnectionId, Identity, Output, PollPhase,
+    PollSpec, Room, StorageOp,
+};
+use ovation_proto::limits::{ANNOUNCEMENT_BYTES_MAX, QA_QUESTION_BYTES_MAX, USER_ID_BYTES_MAX};
+use ovation_proto::{ActionBody, CloseCode, ErrorCode, Event, Role};
+use serde::{Deserialize, Serialize};
+
+/// One staff command. JSON: `{"command": "<name>", …fields}`; the admin API's routes
+/// build these, and a staff socket sends them as `ClientFrame::Command`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StaffCommand {
+    CreatePoll {
+        spec: PollSpec,
+    },
+    ClosePoll {
+        id: String,
+    },
+    RevealPoll {
+        id: String,
+    },
+    CreateQuiz {
+        spec: QuizSpec,
+    },
+    /// Opens the quiz's next question (the first after creation).
+    NextQuestion {
+        id: String,
+    },
+    /// Closes the open question before its window ends (it is scored then).
+    CloseQuestion {
+        id: String,
+    },
+    EndQuiz {
+        id: String,
+    },
+    PinProduct {
+        product: ProductCard,
+    },
+    UnpinProduct,
+    /// Q&A: hold new questions for approval (or not).
+    QaSettings {
+        approval: bool,
+    },
+    QaApprove {
+        id: String,
+    },
+    QaAnswer {
+        id: String,
+    },
+    QaHide {
+        id: String,
+    },
+    /// Mutes a user: their comments and questions reach no one. `duration_ms` absent:
+    /// until unmuted.
+    Mute {
+        user: String,
+        #[serde(default)]
+        duration_ms: Option<u64>,
+    },
+    Unmute {
+        user: String,
+    },
+    /// Bans a user: their sockets close (`banned`) and reconnecting is refused.
+    Ban {
+        user: String,
+    },
+    Unban {
+        user: String,
+    },
+    /// Removes a comment (by sequence number) for everyone.
+    DeleteComment {
+        seq: u64,
+    },
+    /// Least interval between two comments of one viewer; 0 turns slow mode off.
+    SlowMode {
+        interval_ms: u64,
+    },
+    /// Replaces the word filter (case-insensitive substrings).
+    WordFilter {
+        words: Vec<String>,
+    },
+    /// Pins an announcement; `null` text unpins it.
+    Announce {
+        text: Option<String>,
+    },
+    /// Ends the room (hosts and admins only).
+    EndRoom,
+}
+
+impl StaffCommand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StaffCommand::CreatePoll { .. } => "create_poll",
+            StaffCommand::ClosePoll { .. } => "close_poll",
+            StaffCommand::RevealPoll { .. } => "reveal_poll",
+            StaffCommand::CreateQuiz { .. } => "create_quiz",
+            StaffCommand::NextQuestion { .. } => "next_question",
+            StaffCommand::CloseQuestion { .. } => "close_question",
+            StaffCommand::EndQuiz { .. } => "end_quiz",
+            StaffCommand::PinProduct { .. } => "pin_product",
+            StaffCommand::UnpinProduct => "unpin_product",
+            StaffCommand::QaSettings { .. } => "qa_settings",
+            StaffCommand::QaApprove { .. } => "qa_approve",
+            StaffCommand::QaAnswer { .. } => "qa_answer",
+            StaffCommand::QaHide { .. } => "qa_hide",
+            StaffCommand::Mute { .. } => "mute",
+            StaffCommand::Unmute { .. } => "unmute",
+            StaffCommand::Ban { .. } => "ban",
+            StaffCommand::Unban { .. } => "unban",
+            StaffCommand::DeleteComment { .. } => "delete_comment",
+            StaffCommand::SlowMode { .. } => "slow_mode",
+            StaffCommand::WordFilter { .. } => "word_filter",
+            StaffCommand::Announce { .. } => "announce",
+            StaffCommand::EndRoom => "end_room",
+        }
+    }
+
+    /// What the audit trail says it applied to.
+    fn detail(&self) -> String {
+        match self {
+            StaffCommand::CreatePoll { spec } => spec.question.clone(),
+            StaffCommand::CreateQuiz { spec } => spec.title.clone(),
+            StaffCommand::ClosePoll { id }
+            | StaffCommand::RevealPoll { id }
+            | StaffCommand::NextQuestion { id }
+            | StaffCommand::CloseQuestion { id }
+            | StaffCommand::EndQuiz { id }
+            | StaffCommand::QaApprove { id }
+            | StaffCommand::QaAnswer { id }
+            | StaffCommand::QaHide { id } => id.clone(),
+            StaffCommand::PinProduct { product } => product.id.clone(),
+            StaffCommand::QaSettings { approval } => format!("approval={approval}"),
+            StaffCommand::Mute { user, duration_ms } => match duration_ms {
+                Some(ms) => format!("{user} for {ms} ms"),
+                None => user.clone(),
+            },
+            StaffCommand::Unmute { user }
+            | StaffCommand::Ban { user }
+            | StaffCommand::Unban { user } => user.clone(),
+            StaffCommand::DeleteComment { seq } => format!("seq {seq}"),
+            StaffCommand::SlowMode { interval_ms } => format!("{interval_ms} ms"),
+            StaffCommand::WordFilter { words } => format!("{} words", words.len()),
+            StaffCommand::Announce { text } => text.clone().unwrap_or_else(|| "(unpinned)".into()),
+            StaffCommand::UnpinProduct | StaffCommand::EndRoom => String::new(),
+        }
+    }
+}
+
+/// The name staff messages come from (tallies, queues, notices to one user).
+pub const SYSTEM_SENDER: &str = "ovation";
+
+fn refused(message: impl Into<String>) -> AdminError {
+    AdminError::Refused(message.into())
+}
+
+impl Room {
+    /// Runs a staff command for `by` (from the admin API or a staff socket).
+    pub(crate) fn staff(
+        &mut self,
+        by: &Identity,
+        command: StaffCommand,
+        now_ms: u64,
+    ) -> Result<AdminReply, AdminError> {
+        if !by.role.is_staff() {
+            return Err(AdminError::Forbidden);
+        }
+        if matches!(command, StaffCommand::EndRoom) && by.role < Role::Host {
+            return Err(AdminError::Forbidden);
+        }
+        let name = command.name();
+        let detail = command.detail();
+        let reply = self.run_staff(by, command, now_ms)?;
+        let (entry, dropped) = self
+            .moderation
+            .audit(&by.user, by.role, name, detail, now_ms);
+        self.store(StorageOp::put_audit(&entry));
+        if let Some(n) = dropped {
+            self.store(StorageOp::delete_audit(n));
+        }
+        Ok(reply)
+    }
+
+    fn store(&mut self, op: StorageOp) {
+        self.outputs.push_back(Output::Store(op));
+    }
+
+    fn run_staff(
+        &mut self,
+        by: &Identity,
+        command: StaffCommand,
+        now_ms: u64,
+    ) -> Result<AdminReply, AdminError> {
+        match command {
+            StaffCommand::CreatePoll { spec } => self.create_poll(spec, now_ms),
+            StaffCommand::ClosePoll { id } => {
+                self.find_poll(&id)?;
+                self.poll_changed(|poll| poll.close(now_ms), now_ms);
+                Ok(self.poll_reply())
+            }
+            StaffCommand::RevealPoll { id } => {
+                self.find_poll(&id)?;
+                self.poll_changed(|poll| poll.reveal(now_ms), now_ms);
+                Ok(self.poll_reply())
+            }
+            StaffCommand::CreateQuiz { spec } => {
+                spec.validate().map_err(AdminError::Invalid)?;
+                if self
+                    .quiz
+                    .as_ref()
+                    .is_some_and(|q| q.record.phase != QuizPhase::Ended)
+                {
+                    return Err(refused("a quiz is running: end it first"));
+                }
+                let number = self.quiz.as_ref().map_or(1, |q| q.record.number + 1);
+                self.quiz = Some(Quiz::create(number, spec));
+                self.quiz_changed(false, now_ms);
+                Ok(self.quiz_reply())
+            }
+            StaffCommand::NextQuestion { id } => {
+                self.find_quiz(&id)?
+                    .next(now_ms)
+                    .map_err(AdminError::Refused)?;
+                self.quiz_changed(false, now_ms);
+                Ok(self.quiz_reply())
+            }
+            StaffCommand::CloseQuestion { id } => {
+                let closed = self.find_quiz(&id)?.close(now_ms);
+                if !closed {
+                    return Err(refused("no question is open"));
+                }
+                self.quiz_changed(true, now_ms);
+                Ok(self.quiz_reply())
+            }
+            StaffCommand::EndQuiz { id } => {
+                let quiz = self.find_quiz(&id)?;
+                let was_open = quiz.record.phase == QuizPhase::Open;
+                if !quiz.end(now_ms) {
+                    return Err(refused("the quiz has ended"));
+                }
+                self.quiz_changed(was_open, now_ms);
+                Ok(self.quiz_reply())
+            }
+            StaffCommand::PinProduct { product } => {
+                product.validate().map_err(AdminError::Invalid)?;
+                let id = product.id.clone();
+                self.products
+                    .pin(product, now_ms)
+                    .map_err(AdminError::Refused)?;
+                self.products_changed(now_ms);
+                Ok(AdminReply::Done(serde_json::json!({ "pinned": id })))
+            }
+            StaffCommand::UnpinProduct => {
+                self.products.pinned = None;
+                self.products_changed(now_ms);
+                Ok(AdminReply::Done(serde_json::json!({ "pinned": null })))
+            }
+            StaffCommand::QaSettings { approval } => {
+                self.moderation.settings.qa_approval = approval;
+                self.store(StorageOp::put_settings(&self.moderation.settings));
+                self.qa.part_dirty = true;
+                self.schedule_tick(now_ms);
+                Ok(AdminReply::Done(
+                    serde_json::json!({ "approval": approval }),
+                ))
+            }
+            StaffCommand::QaApprove { id } => self.qa_status(&id, QaStatus::Visible, now_ms),
+            StaffCommand::QaAnswer { id } => self.qa_status(&id, QaStatus::Answered, now_ms),
+            StaffCommand::QaHide { id } => self.qa_status(&id, QaStatus::Hidden, now_ms),
+            StaffCommand::Mute { user, duration_ms } => {
+                self.check_target(by, &user)?;
+                let until_ms = duration_ms.map(|d| now_ms.saturating_add(d));
+                self.moderation
+                    .mute(&user, until_ms)
+                    .map_err(AdminError::Refused)?;
+                self.store(StorageOp::put_mute(&user, until_ms));
+                let notice = serde_json::json!({
+                    "type": "muted", "until_ms": until_ms, "by": by.user,
+                })
+                .to_string();
+                self.notify(&user, notice, now_ms);
+                Ok(AdminReply::Done(
+                    serde_json::json!({ "muted": user, "until_ms": until_ms }),
+                ))
+            }
+            StaffCommand::Unmute { user } => {
+                if self.moderation.muted.remove(&user).is_none() {
+                    return Err(AdminError::NotFound("this user is not muted"));
+                }
+                self.store(StorageOp::delete_mute(&user));
+                let notice = serde_json::json!({ "type": "unmuted", "by": by.user }).to_string();
+                self.notify(&user, notice, now_ms);
+                Ok(AdminReply::Done(serde_json::json!({ "unmuted": user })))
+            }
+            StaffCommand::Ban { user } => {
+                self.check_target(by, &user)?;
+                self.moderation.ban(&user).map_err(AdminError::Refused)?;
+                self.store(StorageOp::put_ban(&user));
+                let targets: Vec<ConnectionId> = self.connections_of(&user).collect();
+                for &connection in &targets {
+                    self.close(
+                        connection,
+                        CloseCode::Banned,
+                        format!("by {}", by.user),
+                        now_ms,
+                    );
+                }
+                Ok(AdminReply::Done(
+                    serde_json::json!({ "banned": user, "disconnected": targets.len() }),
+                ))
+            }
+            StaffCommand::Unban { user } => {
+                if !self.moderation.banned.remove(&user) {
+                    return Err(AdminError::NotFound("this user is not banned"));
+                }
+                self.store(StorageOp::delete_ban(&user));
+                Ok(AdminReply::Done(serde_json::json!({ "unbanned": user })))
+            }
+            StaffCommand::DeleteComment { seq } => {
+                let index = self
+                    .ring
+                    .iter()
+                    .position(|a| a.seq == seq && matches!(a.body, ActionBody::Comment { .. }))
+                    .ok_or(AdminError::NotFound(
+                        "no such comment in the room's recent actions",
+                    ))?;
+                self.ring.remove(index);
+                self.store(StorageOp::delete_action(seq));
+                let removal = self.push_action(
+                    &by.user,
+                    &by.name,
+                    ActionBody::Removed { seq },
+                    None,
+                    now_ms,
+                );
+                Ok(AdminReply::Done(
+                    serde_json::json!({ "removed": seq, "seq": removal }),
+                ))
+            }
+            StaffCommand::SlowMode { interval_ms } => {
+                check_slow_mode(interval_ms).map_err(AdminError::Invalid)?;
+                self.moderation.settings.slow_mode_ms = interval_ms;
+                self.store(StorageOp::put_settings(&self.moderation.settings));
+                Ok(AdminReply::Done(
+                    serde_json::json!({ "slow_mode_ms": interval_ms }),
+                ))
+            }
+            StaffCommand::WordFilter { words } => {
+                let words = normalise_words(words).map_err(AdminError::Invalid)?;
+                let count = words.len();
+                self.moderation.settings.words = words;
+                self.store(StorageOp::put_settings(&self.moderation.settings));
+                Ok(AdminReply::Done(serde_json::json!({ "words": count })))
+            }
+            StaffCommand::Announce { text } => {
+                let value = match text {
+                    Some(text) => {
+                        if text.trim().is_empty() || text.len() > ANNOUNCEMENT_BYTES_MAX {
+                            return Err(AdminError::Invalid(format!(
+                                "an announcement is 1..={ANNOUNCEMENT_BYTES_MAX} bytes"
+                            )));
+                        }
+                        serde_json::json!({ "text": text, "by": by.name, "ts_ms": now_ms })
+                    }
+                    None => serde_json::json!({ "text": null }),
+                };
+                let version = self.put_part("announcement".into(), value.to_string(), now_ms);
+                Ok(AdminReply::PartSet { version })
+            }
+            StaffCommand::EndRoom => self.admin(AdminCommand::End, now_ms),
+        }
+    }
+
+    /// Staff cannot mute or ban themselves or the room's host.
+    fn check_target(&self, by: &Identity, user: &str) -> Result<(), AdminError> {
+        if user.is_empty() || user.len() > USER_ID_BYTES_MAX {
+            return Err(AdminError::Invalid(format!(
+                "a user id is 1..={USER_ID_BYTES_MAX} bytes"
+            )));
+        }
+        if user == by.user || user == self.info.host_user {
+            return Err(refused("the host and yourself cannot be muted or banned"));
+        }
+        Ok(())
+    }
+
+    /// A system message to every connection of one user.
+    fn notify(&mut self, user: &str, payload: String, now_ms: u64) {
+        let targets: Vec<ConnectionId> = self.connections_of(user).collect();
+        for target in targets {
+            let event = Event::Direct {
+                from: SYSTEM_SENDER.into(),
+                payload: payload.clone(),
+                ts_ms: now_ms,
+            };
+            self.enqueue(target, event, now_ms);
+        }
+    }
+
+    /// A system message to every ready host and moderator connection.
+    pub(crate) fn notify_staff(&mut self, payload: &str, now_ms: u64) {
+        let targets: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, c)| c.ready && c.identity.role.is_staff())
+            .map(|(id, _)| *id)
+            .collect();
+        for target in targets {
+            let event = Event::Direct {
+                from: SYSTEM_SENDER.into(),
+                payload: payload.to_owned(),
+                ts_ms: now_ms,
+            };
+            self.enqueue(target, event, now_ms);
+        }
+    }
+
+    // ---- Quizzes ----
+
+    fn find_quiz(&mut self, id: &str) -> Result<&mut Quiz, AdminError> {
+        self.quiz
+            .as_mut()
+            .filter(|q| q.id() == id)
+            .ok_or(AdminError::NotFound(
+                "no such quiz (only the room's latest)",
+            ))
+    }
+
+    fn quiz_reply(&self) -> AdminReply {
+        let quiz = self.quiz.as_ref().expect("a quiz exists");
+        AdminReply::Done(serde_json::json!({
+            "id": quiz.id(), "phase": quiz.record.phase.as_str(),
+            "question": quiz.record.current, "participants": quiz.participants.len(),
+            "answers": quiz.answers(),
+        }))
+    }
+
+    /// Stores the quiz record and republishes the `quiz` part; after a question was
+    /// scored, tells every participant their points, score and rank.
+    pub(crate) fn quiz_changed(&mut self, scored: bool, now_ms: u64) {
+        let quiz = self.quiz.as_ref().expect("a quiz exists");
+        let record = StorageOp::put_quiz(&quiz.record);
+        let value = quiz.part_json();
+        let notices = if scored {
+            quiz.score_notices()
+        } else {
+            Vec::new()
+        };
+        self.store(record);
+        self.put_part("quiz".into(), value, now_ms);
+        for notice in notices {
+            self.notify(&notice.user, notice.payload, now_ms);
+        }
+    }
+
+    pub(crate) fn on_answer(
+        &mut self,
+        identity: &Identity,
+        quiz_id: &str,
+        question: u16,
+        option: u8,
+        now_ms: u64,
+    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+        let Some(quiz) = self.quiz.as_mut().filter(|q| q.id() == quiz_id) else {
+            return Err((ErrorCode::NotFound, "no such quiz".into(), 0));
+        };
+        match quiz.answer(&identity.user, &identity.name, question, option, now_ms) {
+            Ok(Some(answer)) => {
+                self.quiz_answers_dirty = true;
+                let record = StorageOp::put_answer(quiz_id, question, &identity.user, &answer);
+                self.store(record);
+                self.schedule_tick(now_ms);
+                Ok(None)
+            }
+            Ok(None) => Ok(None),
+            Err((code, message)) => Err((code, message, 0)),
+        }
+    }
+
+    // ---- Q&A ----
+
+    fn qa_status(
+        &mut self,
+        id: &str,
+        status: QaStatus,
+        now_ms: u64,
+    ) -> Result<AdminReply, AdminError> {
+        let record = self
+            .qa
+            .set_status(id, status)
+            .ok_or(AdminError::NotFound("no such question"))?
+            .clone();
+        self.store(StorageOp::put_qa(&record));
+        self.schedule_tick(now_ms);
+        Ok(AdminReply::Done(
+            serde_json::json!({ "id": id, "status": status.as_str() }),
+        ))
+    }
+
+    pub(crate) fn on_ask(
+        &mut self,
+        identity: &Identity,
+        text: String,
+        now_ms: u64,
+    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+        if text.trim().is_empty() || text.len() > QA_QUESTION_BYTES_MAX {
+            return Err((
+                ErrorCode::Invalid,
+                format!("a question is 1..={QA_QUESTION_BYTES_MAX} bytes"),
+                0,
+            ));
+        }
+        self.check_speech(identity, &text, now_ms)?;
+        self.buckets(&identity.user, now_ms)
+            .comments
+            .take(1, now_ms)
+            .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+        let approval = self.moderation.settings.qa_approval;
+        let record = self
+            .qa
+            .ask(&identity.user, &identity.name, text, approval, now_ms)
+            .map_err(|(code, message)| (code, message, 0))?
+            .clone();
+        self.store(StorageOp::put_qa(&record));
+        self.schedule_tick(now_ms);
+        Ok(None)
+    }
+
+    pub(crate) fn on_upvote(
+        &mut self,
+        identity: &Identity,
+        question_id: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+        match self
+            .qa
+            .upvote(question_id, &identity.user)
+            .map_err(|(code, message)| (code, message, 0))?
+        {
+            UpvoteOutcome::Counted => {
+                let number = crate::qa::parse_question_id(question_id).expect("found");
+                self.store(StorageOp::put_upvote(number, &identity.user));
+                self.schedule_tick(now_ms);
+            }
+            UpvoteOutcome::Repeat => {}
+        }
+        Ok(None)
+    }
+
+    /// Mutes and the word filter apply to everything a viewer writes for others.
+    pub(crate) fn check_speech(
+        &mut self,
+        identity: &Identity,
+        text: &str,
+        now_ms: u64,
+    ) -> Result<(), (ErrorCode, String, u32)> {
+        if identity.role.is_staff() {
+            return Ok(());
+        }
+        if self.moderation.is_muted(&identity.user, now_ms) {
+            return Err((ErrorCode::Muted, "a moderator muted you".into(), 0));
+        }
+        if self.moderation.is_filtered(text) {
+            return Err((
+                ErrorCode::Blocked,
+                "this text contains a filtered word".into(),
+                0,
+            ));
+        }
+        Ok(())
+    }
+
+    // ---- Products ----
+
+    fn products_changed(&mut self, now_ms: u64) {
+        let value = self.products.part_json();
+        self.store(StorageOp::put_pinned(self.products.pinned.as_ref()));
+        self.put_part("product".into(), value, now_ms);
+        self.products.clicks_dirty = true; // hosts see the new product's counter
+    }
+
+    pub(crate) fn on_product_click(
+        &mut self,
+        identity: &Identity,
+        product_id: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+        self.buckets(&identity.user, now_ms)
+            .reactions
+            .take(1, now_ms)
+            .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+        if !self.products.click(product_id) {
+            return Err((ErrorCode::NotFound, "no such product".into(), 0));
+        }
+        self.schedule_tick(now_ms);
+        Ok(None)
+    }
+
+    /// Once per tick: interaction state that changes per vote/answer/upvote/click goes
+    /// out at most once (parts republished, counts to staff, click totals stored).
+    pub(crate) fn publish_interactions(&mut self, now_ms: u64) {
+        if std::mem::take(&mut self.quiz_answers_dirty) {
+            if let Some(payload) = self.quiz.as_ref().map(Quiz::answers_json) {
+                self.notify_staff(&payload, now_ms);
+            }
+        }
+        if std::mem::take(&mut self.qa.part_dirty) {
+            let value = self.qa.part_json(self.moderation.settings.qa_approval);
+            self.put_part("qa".into(), value, now_ms);
+        }
+        if std::mem::take(&mut self.qa.queue_dirty) {
+            let payload = self.qa.queue_json();
+            self.notify_staff(&payload, now_ms);
+        }
+        if std::mem::take(&mut self.products.clicks_dirty) {
+            let clicks: Vec<(String, u64)> = self
+                .products
+                .clicks
+                .iter()
+                .map(|(id, n)| (id.clone(), *n))
+                .collect();
+            for (id, count) in clicks {
+                self.store(StorageOp::put_clicks(&id, count));
+            }
+            let payload = self.products.clicks_json();
+            self.notify_staff(&payload, now_ms);
+        }
+    }
+
+    /// What a staff connection learns on joining (the queue and counters it missed).
+    pub(crate) fn staff_welcome(&mut self, connection: ConnectionId, now_ms: u64) {
+        let mut payloads = Vec::new();
+        if self.qa.has_pending() {
+            payloads.push(self.qa.queue_json());
+        }
+        if !self.products.clicks.is_empty() {
+            payloads.push(self.products.clicks_json());
+        }
+        if let Some(poll) = &self.poll {
+            payloads.push(poll.tallies_json());
+        }
+        for payload in payloads {
+            let event = Event::Direct {
+                from: SYSTEM_SENDER.into(),
+                payload,
+                ts_ms: now_ms,
+            };
+            self.enqueue(connection, event, now_ms);
+        }
+    }
+
+    /// The closing times the room's timer must wake for.
+    pub(crate) fn interaction_deadline(&self) -> Option<u64> {
+        let poll = self
+            .poll
+            .as_ref()
+            .filter(|p| p.record.phase == PollPhase::Open)
+            .map(|p| p.record.closes_at_ms);
+        let quiz = self.quiz.as_ref().and_then(Quiz::closes_at_ms);
+        poll.into_iter().chain(quiz).min()
+    }
+
+    /// Closes what is due: the poll's window, the quiz question's window.
+    pub(crate) fn close_due_interactions(&mut self, now_ms: u64) {
+        let poll_due = self
+            .poll
+            .as_ref()
+            .is_some_and(|p| p.record.phase == PollPhase::Open && p.record.closes_at_ms <= now_ms);
+        if poll_due {
+            self.poll_changed(|poll: &mut polls::Poll| poll.close(now_ms), now_ms);
+        }
+        let quiz_due = self
+            .quiz
+            .as_ref()
+            .and_then(Quiz::closes_at_ms)
+            .is_some_and(|at| at <= now_ms);
+        if quiz_due {
+            self.quiz.as_mut().expect("due").close(now_ms);
+            self.quiz_changed(true, now_ms);
+        }
+    }
+
+    /// A staff command sent over a socket: parsed, run, acknowledged with its reply as a
+    /// system message to the sender.
+    pub(crate) fn on_command(
+        &mut self,
+        connection: ConnectionId,
+        identity: &Identity,
+        client_id: u64,
+        json: &str,
+        now_ms: u64,
+    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+        if !identity.role.is_staff() {
+            return Err((ErrorCode::Forbidden, "hosts and moderators only".into(), 0));
+        }
+        let command: StaffCommand = serde_json::from_str(json)
+            .map_err(|e| (ErrorCode::Invalid, format!("bad command: {e}"), 0))?;
+        let reply = self
+            .staff(identity, command, now_ms)
+            .map_err(|e| (crate::admin_error_code(&e), e.message(), 0))?;
+        if self.connections.contains_key(&connection) {
+            let payload = serde_json::json!({
+                "type": "command_reply", "client_id": client_id, "reply": reply.to_json(),
+            })
+            .to_string();
+            let event = Event::Direct {
+                from: SYSTEM_SENDER.into(),
+                payload,
+                ts_ms: now_ms,
+            };
+            self.enqueue(connection, event, now_ms);
+        }
+        Ok(None)
+    }
+
+    /// The room's audit trail, oldest first.
+    pub fn audit_trail(&self) -> impl Iterator<Item = &AuditEntry> {
+        self.moderation.audit.iter()
+    }
+
+    pub fn is_banned(&self, user: &str) -> bool {
+        self.moderation.is_banned(user)
+    }
+
+    /// A quiz participant's score.
+    pub fn quiz_score(&self, user: &str) -> Option<u64> {
+        self.quiz.as_ref().and_then(|q| q.score_of(user))
+    }
+}
