@@ -3,7 +3,7 @@
 // a copy of this file and passes: OVATION_URL, OVATION_URL_SHORT_LIFETIME (connections
 // get GoAway and are closed after ~2 s), OVATION_TOKENS (JSON: role/user → JWT).
 
-import { test } from "node:test";
+import { test, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import WebSocket from "ws";
 import { connect, OvationError } from "ovation";
@@ -34,8 +34,17 @@ async function setPart(url, room, name, value) {
   assert.equal(resp.status, 200, await resp.text());
 }
 
-function join(url, room, who, extra = {}) {
-  return connect({ url, room, token: TOKENS[who], WebSocket, ...extra });
+// Every room a test joined is closed after it, even when an assertion failed midway
+// (an open socket would keep node running).
+const joined = [];
+afterEach(() => {
+  for (const room of joined.splice(0)) room.close();
+});
+
+async function join(url, room, who, extra = {}) {
+  const joinedRoom = await connect({ url, room, token: TOKENS[who], WebSocket, ...extra });
+  joined.push(joinedRoom);
+  return joinedRoom;
 }
 
 /** Resolves with the first event of `type` that satisfies `pred`. */
@@ -128,11 +137,18 @@ test("state parts arrive as room.state and interaction events", async () => {
   await setPart(URL_MAIN, room, "pinned", { text: "before join" });
   const ana = await join(URL_MAIN, room, "ana");
   assert.deepEqual(ana.state.parts.pinned, { text: "before join" });
-  const quiz = next(ana, "quiz");
-  await setPart(URL_MAIN, room, "quiz", { question: "red or blue?" });
-  assert.deepEqual(await quiz, { question: "red or blue?" });
-  assert.deepEqual(ana.state.parts.quiz, { question: "red or blue?" });
+  const state = next(ana, "state", (s) => s.parts.pinned && s.parts.pinned.text === "after join");
+  await setPart(URL_MAIN, room, "pinned", { text: "after join" });
+  await state;
   assert.ok(ana.state.version >= 2);
+  // Interaction parts belong to the room (quiz events come from real quizzes, below).
+  const resp = await fetch(`${URL_MAIN}/v1/rooms/${room}/parts/quiz`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ question: "red or blue?" }),
+  });
+  assert.equal(resp.status, 400);
+  assert.equal((await resp.json()).code, "reserved_part");
   ana.close();
 });
 
@@ -183,6 +199,88 @@ test("a poll: opened by the admin API, voted once per user, revealed with exact 
   assert.equal(missing.status, 404);
   ana.close();
   bob.close();
+});
+
+test("a quiz, Q&A and a product card: staff commands over the socket, viewers answer, ask, upvote, click", async () => {
+  const room = await createRoom(URL_MAIN);
+  const host = await join(URL_MAIN, room, "host");
+  const ana = await join(URL_MAIN, room, "ana");
+  const bob = await join(URL_MAIN, room, "bob");
+  const hostNotices = collect(host, "direct");
+  const anaNotices = collect(ana, "direct");
+
+  // The host runs a quiz from its socket; ana answers right, bob wrong.
+  const asked = next(ana, "quiz", (q) => q.phase === "open");
+  await host.command({ command: "create_quiz", spec: { title: "Trivia", questions: [
+    { question: "2+2?", options: ["3", "4"], correct: 1, window_ms: 60000 }] } });
+  await host.command({ command: "next_question", id: "z1" });
+  const quiz = await asked;
+  assert.equal(quiz.question.text, "2+2?");
+  assert.equal(quiz.question.correct, undefined, "secret while open");
+  await ana.answer(quiz.id, quiz.question.index, 1);
+  await ana.answer(quiz.id, quiz.question.index, 0); // a repeat: resolves, not counted
+  await bob.answer(quiz.id, quiz.question.index, 0);
+  await assert.rejects(ana.answer(quiz.id, 5, 0), (e) => e.code === "poll_closed");
+  const scored = next(ana, "quiz", (q) => q.phase === "result");
+  await host.command({ command: "close_question", id: quiz.id });
+  const result = await scored;
+  assert.equal(result.question.correct, 1);
+  assert.deepEqual(result.question.tallies, [1, 1]);
+  assert.deepEqual(result.leaderboard.map((e) => e.user), ["ana", "bob"]);
+  await until(() => anaNotices.some((d) => d.payload.type === "quiz_score"), "ana's score");
+  const score = anaNotices.find((d) => d.payload.type === "quiz_score").payload;
+  assert.equal(score.rank, 1);
+  assert.equal(score.correct, true);
+
+  // Q&A: ask, upvote once.
+  const listed = next(bob, "qa", (qa) => qa.count === 1);
+  await ana.ask("Which sizes?");
+  const qa = await listed;
+  const id = qa.questions[0].id;
+  assert.equal(qa.questions[0].text, "Which sizes?");
+  const upvoted = next(ana, "qa", (q) => q.questions[0].upvotes === 1);
+  await bob.upvote(id);
+  await bob.upvote(id); // once per user
+  await upvoted;
+  await assert.rejects(bob.upvote("a999"), (e) => e.code === "not_found");
+
+  // A product card: pinned by the host, clicked by ana, totals to the host only.
+  const pinned = next(ana, "product", (p) => p.pinned && p.pinned.id === "red-1");
+  await host.command({ command: "pin_product", product: { id: "red-1", title: "Red sneakers",
+    price: "€89", image_url: "https://example.com/red.jpg", link: "shop://item/red" } });
+  const card = (await pinned).pinned;
+  assert.equal(card.link, "shop://item/red");
+  await ana.productClick(card.id);
+  await until(() => hostNotices.some((d) => d.payload.type === "product_clicks"
+    && d.payload.clicks["red-1"] === 1), "the host's click totals");
+  assert.ok(!anaNotices.some((d) => d.payload.type === "product_clicks"));
+
+  // Viewers cannot command.
+  await assert.rejects(ana.command({ command: "unpin_product" }), (e) => e.code === "forbidden");
+  for (const r of [host, ana, bob]) r.close();
+});
+
+test("moderation: a muted viewer is told and refused, removals are told, a ban closes for good", async () => {
+  const room = await createRoom(URL_MAIN);
+  const mo = await join(URL_MAIN, room, "mo");
+  const ana = await join(URL_MAIN, room, "ana");
+  const bob = await join(URL_MAIN, room, "bob");
+  const told = next(bob, "direct", (d) => d.payload.type === "muted");
+  await mo.command({ command: "mute", user: "bob" });
+  await told;
+  await assert.rejects(bob.comment("hello?"), (e) => e.code === "muted");
+  const { seq } = await ana.comment("oops");
+  const removed = next(bob, "removed", (r) => r.seq === seq);
+  await mo.command({ command: "delete_comment", seq });
+  assert.equal((await removed).by, "mo");
+  const banned = next(bob, "error", (e) => e.code === "banned");
+  await mo.command({ command: "ban", user: "bob" });
+  await banned;
+  await until(() => bob.status === "closed", "bob closed for good");
+  await sleep(1500);
+  assert.equal(bob.status, "closed", "no reconnect");
+  await assert.rejects(mo.command({ command: "ban", user: "host" }), (e) => e.code === "invalid");
+  for (const r of [mo, ana]) r.close();
 });
 
 test("after the server drops sockets the SDK reconnects, resumes and misses nothing", async () => {

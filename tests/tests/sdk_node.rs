@@ -27,6 +27,7 @@ fn npm_package_against_the_worker() {
         "ana": token("viewer", "ana", "*"),
         "bob": token("viewer", "bob", "*"),
         "cy": token("viewer", "cy", "*"),
+        "mo": token("moderator", "mo", "*"),
     });
     let status = Command::new("node")
         .args(["--test", "--test-concurrency=1"])
