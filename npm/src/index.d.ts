@@ -85,7 +85,9 @@ export interface EventMap {
   product: unknown;
   announcement: unknown;
   /** A moderator removed comment `seq`. */
-  removed: { seq: number; by: string };
+  removed: { seq: number; by: string; ts_ms: number };
+  /** An in-band cue played (attachPlayer): its id, what it refers to, the media time (s). */
+  cue: { cue: string; ref: { kind: string; id: string } | null; media_time: number };
   error: OvationError;
 }
 
@@ -122,6 +124,13 @@ export interface Room {
   productClick(productId: string): Promise<{ seq: number | null }>;
   /** Hosts and moderators: a staff command (`{command: "mute", user: "u1"}`, …). */
   command(command: { command: string; [field: string]: unknown }): Promise<{ seq: number | null }>;
+  /**
+   * Reads ID3 cues (HLS TS or fMP4 emsg) from a video as its frames play, opens cued
+   * interactions at their cue, and with `sync: "video"` holds comments, reactions, gifts
+   * and removals until the video reaches their server time. Loads its code on first use;
+   * resolves with a detach function.
+   */
+  attachPlayer(video: HTMLVideoElement, options?: { hls?: unknown; sync?: "video" | "none" }): Promise<() => void>;
   /** The server's clock (ms since the Unix epoch). */
   serverNow(): number;
   /** Server clock minus local clock (ms), or null before the first clock sample. */

@@ -3,7 +3,7 @@
 // this file loads the wasm, turns core events into `room.on(...)` callbacks, keeps
 // `room.state`, and turns acknowledgements into settled promises.
 
-import init, { Session } from "../wasm/ovation_sdk.js";
+import init, { Session, Playback } from "../wasm/ovation_sdk.js";
 
 let loading = null;
 
@@ -45,11 +45,23 @@ function wrapError(e) {
 
 const EVENT_TYPES = new Set([
   "status", "comment", "reaction", "like", "gift", "online", "state", "direct", "balance",
-  "gap", "ended", "poll", "quiz", "qa", "product", "announcement", "removed", "error",
+  "gap", "ended", "poll", "quiz", "qa", "product", "announcement", "removed", "cue", "error",
 ]);
+
+// Events held for the video in order are few; beyond this the oldest are let go.
+const HELD_EVENTS_MAX = 2048;
 
 // State parts that interactions own: a change is also told as an event of that name.
 const INTERACTION_PARTS = new Set(["poll", "quiz", "qa", "product", "announcement"]);
+
+/** The cue id an interaction part waits for (`cue` of a poll, quiz question, product). */
+function cueOf(name, value) {
+  if (!value || typeof value !== "object") return null;
+  if (name === "poll") return value.phase === "open" ? value.cue || null : null;
+  if (name === "quiz") return value.phase === "open" && value.question ? value.question.cue || null : null;
+  if (name === "product") return value.pinned ? value.pinned.cue || null : null;
+  return null;
+}
 
 function parseJson(text) {
   try {
@@ -76,6 +88,84 @@ class Room {
     this._handlers = new Map();
     this._pending = new Map();
     this._session = null;
+    // Video sync (attachPlayer): held events, interaction parts waiting for their cue,
+    // cues already played.
+    this._player = null;
+    this._held = [];
+    this._waiting = new Map();
+    this._played = new Set();
+  }
+
+  /**
+   * Attaches a `<video>` (played natively or by hls.js, passed as `hls`): cues in the
+   * stream (ID3 timed metadata, HLS TS or fMP4 emsg) fire as `cue` events when their frame
+   * plays, and a poll, quiz question or product card carrying a cue id opens when that cue
+   * plays. With `sync: "video"`, comments, reactions, gifts and removals wait until the
+   * video reaches their server timestamp (needs EXT-X-PROGRAM-DATE-TIME). The player code
+   * loads on first use (it is not part of the SDK's initial download); resolves with a
+   * function that detaches the player. Holding starts at once.
+   */
+  attachPlayer(video, { hls, sync = "none" } = {}) {
+    if (!video || typeof video.addEventListener !== "function") {
+      return Promise.reject(new OvationError("invalid_options", "attachPlayer needs a video element"));
+    }
+    if (sync !== "video" && sync !== "none") {
+      return Promise.reject(new OvationError("invalid_options", 'sync is "video" or "none"'));
+    }
+    if (this._player) this._player.detach();
+    const player = { sync, detach: () => {} };
+    this._player = player;
+    return import("./player.js").then(({ attach }) => {
+      if (this._player !== player) return () => {}; // detached or replaced meanwhile
+      return attach(this, player, video, hls, Playback);
+    });
+  }
+
+  _cuePlayed(cue) {
+    this._played.add(cue.cue);
+    if (this._played.size > 1024) this._played.delete(this._played.values().next().value);
+    this._emit("cue", cue);
+    for (const [name, [cueId, value]] of this._waiting) {
+      if (cueId === cue.cue) {
+        this._waiting.delete(name);
+        this._emit(name, value);
+      }
+    }
+  }
+
+  /** An interaction part: held until its cue plays when a player is attached. */
+  _emitInteraction(name, value) {
+    const cue = cueOf(name, value);
+    if (this._player && cue && !this._played.has(cue)) {
+      this._waiting.set(name, [cue, value]);
+      return;
+    }
+    this._waiting.delete(name);
+    this._emit(name, value);
+  }
+
+  _emitTimed(type, event) {
+    // Held only while the video's wall-clock time is known (a stream without
+    // EXT-X-PROGRAM-DATE-TIME cannot be synced: events show at once).
+    const ahead = this._wallMs !== undefined && event.ts_ms > this._wallMs;
+    if (this._player && this._player.sync === "video" && (this._held.length > 0 || ahead)) {
+      this._held.push([type, event]);
+      if (this._held.length > HELD_EVENTS_MAX) {
+        const [oldType, oldEvent] = this._held.shift();
+        this._emit(oldType, oldEvent);
+      }
+      return;
+    }
+    this._emit(type, event);
+  }
+
+  _releaseHeld(wallMs) {
+    this._wallMs = wallMs;
+    if (wallMs === undefined) return;
+    while (this._held.length > 0 && this._held[0][1].ts_ms <= wallMs) {
+      const [type, event] = this._held.shift();
+      this._emit(type, event);
+    }
   }
 
   /** Subscribes to an event; returns a function that unsubscribes. */
@@ -217,16 +307,16 @@ class Room {
           this._emit("status", { status: event.status, transport: event.transport, reason: event.reason });
           break;
         case "comment":
-          this._emit("comment", event);
+          this._emitTimed("comment", event);
           break;
         case "reaction":
-          this._emit("reaction", event);
+          this._emitTimed("reaction", event);
           break;
         case "gift":
-          this._emit("gift", event);
+          this._emitTimed("gift", event);
           break;
         case "removed":
-          this._emit("removed", { seq: event.removed, by: event.user });
+          this._emitTimed("removed", { seq: event.removed, by: event.user, ts_ms: event.ts_ms });
           break;
                 case "like":
           this.likes = event.total;
@@ -240,7 +330,7 @@ class Room {
           const value = parseJson(event.value);
           this.state.parts[event.name] = value;
           this._emit("state", this.state);
-          if (INTERACTION_PARTS.has(event.name)) this._emit(event.name, value);
+          if (INTERACTION_PARTS.has(event.name)) this._emitInteraction(event.name, value);
           break;
         }
         case "reset":

@@ -551,3 +551,57 @@ pub fn bench_decode(frame: &[u8]) -> String {
     client.drain_events_json(&mut json);
     json
 }
+
+/// Video sync for one player (see `ovation_client::playback`): the JavaScript glue feeds
+/// cues and the playhead, and takes the cues due.
+#[wasm_bindgen]
+pub struct Playback {
+    core: ovation_client::playback::Playback,
+}
+
+#[wasm_bindgen]
+impl Playback {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Playback {
+        Playback {
+            core: ovation_client::playback::Playback::new(),
+        }
+    }
+
+    /// A cue the player found (metadata track or hls.js sample) at `media_ms`.
+    #[wasm_bindgen(js_name = addCue)]
+    pub fn add_cue(&mut self, id: &str, media_ms: f64) {
+        self.core.add_cue(id, media_ms.max(0.0) as u64);
+    }
+
+    /// The playhead (`currentTime` in ms) and its wall-clock time from
+    /// EXT-X-PROGRAM-DATE-TIME (ms since the epoch), when known.
+    pub fn playhead(&mut self, media_ms: f64, wall_ms: Option<f64>) {
+        self.core
+            .playhead(media_ms.max(0.0) as u64, wall_ms.map(|w| w.max(0.0) as u64));
+    }
+
+    pub fn seek(&mut self, media_ms: f64, wall_ms: Option<f64>) {
+        self.core
+            .seek(media_ms.max(0.0) as u64, wall_ms.map(|w| w.max(0.0) as u64));
+    }
+
+    /// The next cue due, as its id (its media time is the player's to know).
+    #[wasm_bindgen(js_name = pollCue)]
+    pub fn poll_cue(&mut self) -> Option<String> {
+        self.core.poll_cue().map(|cue| cue.id)
+    }
+
+    /// Server events up to this time (ms since the epoch) may show; undefined while the
+    /// playhead's wall-clock time is unknown.
+    #[wasm_bindgen(js_name = releaseBeforeMs)]
+    pub fn release_before_ms(&self) -> Option<f64> {
+        self.core.release_before_ms().map(|ms| ms as f64)
+    }
+}
+
+impl Default for Playback {
+    fn default() -> Playback {
+        Playback::new()
+    }
+}

@@ -135,12 +135,21 @@ fn setup() -> Result {
         run(cargo().args(["install", "worker-build", "--version", WORKER_BUILD_VERSION]))?;
     }
     npm_install()?;
-    // Browser tests and the SDK benchmark drive Debian's Chromium (playwright-core).
+    // Browser tests and the SDK benchmark drive Debian's Chromium (playwright-core);
+    // the `ovation-cue` tests make HLS streams with ffmpeg and check them with ffprobe.
+    let mut packages: Vec<&str> = Vec::new();
     if !Path::new(CHROMIUM).exists() {
-        eprintln!("installing chromium and chromium-driver (apt, once)");
+        packages.extend(["chromium", "chromium-driver"]);
+    }
+    if output_of("ffprobe", &["-version"]).is_none() {
+        packages.push("ffmpeg");
+    }
+    if !packages.is_empty() {
+        eprintln!("installing {} (apt, once)", packages.join(", "));
         run(Command::new("apt-get").arg("update"))?;
         run(Command::new("apt-get")
-            .args(["install", "-y", "chromium", "chromium-driver"])
+            .args(["install", "-y"])
+            .args(&packages)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
     eprintln!("setup: ok");
@@ -291,7 +300,7 @@ fn build_sdk() -> Result {
         fs::copy(root.join("npm").join(file), stage.join(file))
             .map_err(|e| format!("cannot stage npm/{file}: {e}"))?;
     }
-    for file in ["src/index.js", "wasm/ovation_sdk.js"] {
+    for file in ["src/index.js", "src/player.js", "wasm/ovation_sdk.js"] {
         run(Command::new(root.join("node_modules/.bin/esbuild"))
             .arg(root.join("npm").join(file))
             .args(["--minify", "--format=esm", "--log-level=warning"])
@@ -525,6 +534,12 @@ fn bench_sdk() -> Result {
         raw(&wrapper),
         wrapper_gz
     );
+    let player = sdk_stage().join("src/player.js");
+    println!(
+        "  player.js  {:>7} B raw {:>7} B gz  (loaded by attachPlayer only; not in the total)",
+        raw(&player),
+        gzip_len(&player)?
+    );
     println!(
         "  total      {:>7} B gz  (budget {} B: {})",
         total_gz,
@@ -675,9 +690,16 @@ fn test() -> Result {
     build_worker(true)?;
     build_sdk()?;
     test_sdk_in_browser()?;
-    // The gift tests run the real settlement service beside the worker.
+    // The gift tests run the real settlement service beside the worker; the video-sync
+    // test injects cues with ovation-cue.
     run(cargo()
-        .args(["build", "-p", "ovation-settlement"])
+        .args([
+            "build",
+            "-p",
+            "ovation-settlement",
+            "-p",
+            "ovation-cue-tool",
+        ])
         .current_dir(&root))?;
     step("integration tests: real WebSockets against the worker under wrangler dev");
     run(cargo()

@@ -265,8 +265,14 @@ fn write_event(event: &ClientEvent, out: &mut String) {
             .num("qty", u64::from(*qty))
             .num("amount", *amount)
             .end(),
-        ClientEvent::Removed { seq, removed, user } => Obj::new(out, "removed")
+        ClientEvent::Removed {
+            seq,
+            ts_ms,
+            removed,
+            user,
+        } => Obj::new(out, "removed")
             .num("seq", *seq)
+            .num("ts_ms", *ts_ms)
             .num("removed", *removed)
             .str("user", user)
             .end(),

@@ -25,6 +25,7 @@ extern crate alloc;
 
 mod clock;
 mod json;
+pub mod playback;
 mod rng;
 
 use alloc::borrow::ToOwned;
@@ -259,6 +260,7 @@ pub enum ClientEvent {
     /// A moderator removed the comment `removed`: drop it from view.
     Removed {
         seq: u64,
+        ts_ms: u64,
         removed: u64,
         user: String,
     },
@@ -1354,7 +1356,12 @@ impl Client {
                 qty,
                 amount,
             },
-            ActionBody::Removed { seq: removed } => ClientEvent::Removed { seq, removed, user },
+            ActionBody::Removed { seq: removed } => ClientEvent::Removed {
+                seq,
+                ts_ms,
+                removed,
+                user,
+            },
         };
         self.push_event(event);
     }

@@ -410,7 +410,7 @@ fn removed_comments_are_told_as_their_own_event() {
     let mut json = String::new();
     c.drain_events_json(&mut json);
     assert!(
-        json.contains(r#""type":"removed","seq":11,"removed":4,"user":"mo""#),
+        json.contains(r#""type":"removed","seq":11,"ts_ms":1,"removed":4,"user":"mo""#),
         "{json}"
     );
 }

@@ -240,3 +240,19 @@ pub const CLIENT_PING_TIMEOUT_MS: u64 = 3_000;
 pub const CLIENT_FETCH_TIMEOUT_MS: u64 = 10_000;
 /// Client events waiting for the application to drain them; the core asserts this bound.
 pub const CLIENT_EVENTS_QUEUED_MAX: usize = 64 * 1024;
+
+// ---- Video sync (crates/client/src/playback.rs) ----
+
+/// Cues remembered; the oldest (by media time) are forgotten first.
+pub const CLIENT_CUES_KNOWN_MAX: usize = 1_024;
+/// Reports of one cue within this distance are the same cue (players round differently).
+pub const CLIENT_CUE_SAME_MS_MAX: u64 = 50;
+/// A cue reported after its moment has played still fires if it is at most this late.
+pub const CLIENT_CUE_LATE_MS_MAX: u64 = 1_500;
+/// A playhead step larger than this (or any step back) is a seek, not playback.
+pub const CLIENT_PLAYHEAD_JUMP_MS_MAX: u64 = 2_000;
+/// Cues fired and not yet taken by the host.
+pub const CLIENT_CUES_DUE_MAX: usize = 256;
+/// The first playhead report arrives up to a `timeupdate` period after playback starts:
+/// cues this far before it belong to the same first moment (a cue in the first second).
+pub const CLIENT_PLAYHEAD_FIRST_SLACK_MS: u64 = 500;

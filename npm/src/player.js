@@ -1,0 +1,137 @@
+// Video sync for `room.attachPlayer` (loaded on first use). The Rust core (`Playback`)
+// decides when a cue fires and which server time the video has reached; this module only
+// reads the player: metadata text tracks, hls.js samples, the playhead and
+// EXT-X-PROGRAM-DATE-TIME, and never relies on one signal alone (players differ in when
+// they create the metadata track and which cuechange events they emit).
+
+const PAYLOAD_PREFIX = "v=1;";
+
+/** `v=1;cue=<id>;ref=<kind>:<id>` → `{cue, ref: {kind, id}}` (unknown fields skipped). */
+function parseCuePayload(text) {
+  if (typeof text !== "string" || !text.startsWith(PAYLOAD_PREFIX)) return null;
+  const fields = {};
+  for (const pair of text.split(";")) {
+    const at = pair.indexOf("=");
+    if (at > 0) fields[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  if (!fields.cue) return null;
+  const ref = fields.ref || "";
+  const colon = ref.indexOf(":");
+  return { cue: fields.cue, ref: colon > 0 ? { kind: ref.slice(0, colon), id: ref.slice(colon + 1) } : null };
+}
+
+/** The cue payload inside raw ID3 bytes (a TXXX/PRIV frame named `ovation`): printable ASCII from `v=1;`. */
+function payloadFromBytes(bytes) {
+  if (!(bytes instanceof Uint8Array)) return null;
+  const p = [118, 61, 49, 59]; // "v=1;"
+  outer: for (let i = 0; i + p.length <= bytes.length; i++) {
+    for (let j = 0; j < p.length; j++) if (bytes[i + j] !== p[j]) continue outer;
+    let end = i;
+    while (end < bytes.length && bytes[end] >= 0x20 && bytes[end] < 0x7f) end++;
+    return String.fromCharCode(...bytes.subarray(i, end));
+  }
+  return null;
+}
+
+/** The payload a metadata text track cue carries (DataCue or hls.js's VTTCue with `value`). */
+function payloadOfTrackCue(cue) {
+  const value = cue && cue.value;
+  if (value && typeof value.data === "string") return value.data.startsWith(PAYLOAD_PREFIX) ? value.data : null;
+  if (value && value.data instanceof ArrayBuffer) return payloadFromBytes(new Uint8Array(value.data));
+  if (value && value.data instanceof Uint8Array) return payloadFromBytes(value.data);
+  if (cue && typeof cue.text === "string" && cue.text.startsWith(PAYLOAD_PREFIX)) return cue.text;
+  return null;
+}
+
+
+/** Wires `video` (and `hls`, if given) to `room`; returns the detach function. */
+export function attach(room, player, video, hls, Playback) {
+  const sync = player.sync;
+    const core = new Playback();
+    const cleanups = [];
+    let detached = false;
+    const listen = (target, type, fn) => {
+      target.addEventListener(type, fn);
+      cleanups.push(() => target.removeEventListener(type, fn));
+    };
+    const add = (payload, seconds) => {
+      if (payload && Number.isFinite(seconds)) core.addCue(payload, seconds * 1000);
+    };
+    // Signal 1: metadata text tracks (native HLS, webviews, hls.js's own ID3 track). Their
+    // cues are read as soon as they exist; the core fires each when its frame plays.
+    const tracked = new Set();
+    const scanTracks = () => {
+      for (const track of Array.from(video.textTracks || [])) {
+        if (track.kind !== "metadata") continue;
+        if (track.mode === "disabled") track.mode = "hidden"; // cues load only when not disabled
+        if (!tracked.has(track)) {
+          tracked.add(track);
+          listen(track, "cuechange", () => {
+            for (const cue of Array.from(track.activeCues || [])) add(payloadOfTrackCue(cue), cue.startTime);
+            turn(video.currentTime);
+          });
+        }
+        for (const cue of Array.from(track.cues || [])) add(payloadOfTrackCue(cue), cue.startTime);
+      }
+    };
+    if (video.textTracks && video.textTracks.addEventListener) {
+      listen(video.textTracks, "addtrack", () => scanTracks());
+    }
+    // Signal 2: hls.js's samples, placed at their presentation time (not fired on parse).
+    if (hls && typeof hls.on === "function") {
+      const onMetadata = (_event, data) => {
+        for (const sample of (data && data.samples) || []) add(payloadFromBytes(sample.data), sample.pts);
+      };
+      hls.on("hlsFragParsingMetadata", onMetadata);
+      cleanups.push(() => hls.off("hlsFragParsingMetadata", onMetadata));
+    }
+    // The playhead's wall-clock time from EXT-X-PROGRAM-DATE-TIME.
+    const wallOf = (seconds) => {
+      if (hls && hls.playingDate instanceof Date && !Number.isNaN(hls.playingDate.getTime())) {
+        return hls.playingDate.getTime() + (seconds - video.currentTime) * 1000;
+      }
+      if (typeof video.getStartDate === "function") {
+        const start = video.getStartDate().getTime();
+        if (!Number.isNaN(start)) return start + seconds * 1000;
+      }
+      return undefined;
+    };
+    const turn = (seconds, seeked = false) => {
+      if (detached || !Number.isFinite(seconds)) return;
+      scanTracks();
+      if (seeked) core.seek(seconds * 1000, wallOf(seconds));
+      else core.playhead(seconds * 1000, wallOf(seconds));
+      for (let payload; (payload = core.pollCue()) !== undefined;) {
+        const cue = parseCuePayload(payload);
+        if (cue) room._cuePlayed({ ...cue, media_time: seconds });
+      }
+      if (sync === "video") room._releaseHeld(core.releaseBeforeMs());
+    };
+    listen(video, "playing", () => turn(video.currentTime));
+    listen(video, "timeupdate", () => turn(video.currentTime));
+    listen(video, "seeked", () => turn(video.currentTime, true));
+    // Every presented frame when the browser says so (the cue's frame, not the next
+    // timeupdate 250 ms later).
+    if (typeof video.requestVideoFrameCallback === "function") {
+      let handle;
+      const onFrame = (_now, meta) => {
+        if (detached) return;
+        turn(meta && Number.isFinite(meta.mediaTime) ? meta.mediaTime : video.currentTime);
+        handle = video.requestVideoFrameCallback(onFrame);
+      };
+      handle = video.requestVideoFrameCallback(onFrame);
+      cleanups.push(() => video.cancelVideoFrameCallback(handle));
+    }
+    scanTracks();
+    player.detach = () => {
+      if (detached) return;
+      detached = true;
+      for (const undo of cleanups.splice(0)) undo();
+      core.free();
+      if (room._player === player) room._player = null;
+      room._releaseHeld(Infinity);
+      for (const [, [name, value]] of room._waiting) room._emit(name, value);
+      room._waiting.clear();
+    };
+    return player.detach;
+}

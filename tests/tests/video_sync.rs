@@ -1,0 +1,98 @@
+//! Video sync in a real browser: an HLS test stream generated at test time by ffmpeg
+//! (testsrc + sine, `-hls_flags program_date_time`) with a cue injected by `ovation-cue`,
+//! played by hls.js in headless Chromium under the SDK's `attachPlayer`, against the real
+//! worker under wrangler dev. The checks live in npm/test/player/drive.mjs; screenshots
+//! are kept under target/ovation-tests/artifacts/.
+
+use ovation_tests::{create_room, root, scratch_dir, sdk_project, shared, token};
+use std::path::Path;
+use std::process::Command;
+
+const CUE_ID: &str = "promo-1";
+const CUE_S: &str = "3.0";
+
+fn run(command: &mut Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: {e} (run `cargo xtask setup`)"));
+    assert!(
+        output.status.success(),
+        "{what} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// 8 s of 320×240 test picture and a 440 Hz tone, 2 s TS segments, with
+/// EXT-X-PROGRAM-DATE-TIME, then one cue injected at `CUE_S`.
+fn test_stream(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    run(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args([
+                "-t", "8", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p",
+            ])
+            .args(["-c:a", "aac", "-f", "hls", "-hls_time", "2"])
+            .args([
+                "-hls_flags",
+                "program_date_time",
+                "-hls_playlist_type",
+                "vod",
+            ])
+            .arg(dir.join("index.m3u8")),
+        "ffmpeg",
+    );
+    let cue_tool = root().join("target/debug/ovation-cue");
+    assert!(
+        cue_tool.exists(),
+        "{} is missing: `cargo xtask test` builds it",
+        cue_tool.display()
+    );
+    run(
+        Command::new(cue_tool)
+            .args(["inject", "--playlist"])
+            .arg(dir.join("index.m3u8"))
+            .args(["--at", CUE_S, "--cue", CUE_ID, "--ref", "product:red-1"]),
+        "ovation-cue inject",
+    );
+}
+
+#[test]
+fn cues_open_interactions_at_their_frame_and_skewed_viewers_see_events_at_one_video_moment() {
+    let root = root();
+    let server = shared();
+    let room = create_room(server, "weur");
+    let stream = scratch_dir("video-stream");
+    test_stream(&stream);
+    let project = sdk_project("video-sync");
+    // Next to the installed package, so `import "ovation"` resolves as in an app.
+    for file in ["index.html", "page.js", "drive.mjs"] {
+        std::fs::copy(root.join("npm/test/player").join(file), project.join(file)).unwrap();
+    }
+    let artifacts = root.join("target/ovation-tests/artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let tokens = serde_json::json!({
+        "admin": token("admin", "admin-1", "*"),
+        "ana": token("viewer", "ana", &room),
+        "bob": token("viewer", "bob", &room),
+        "cy": token("viewer", "cy", &room),
+    });
+    let status = Command::new("node")
+        .arg("drive.mjs")
+        .current_dir(&project)
+        .env("OVATION_URL", &server.base)
+        .env("OVATION_ROOM", &room)
+        .env("OVATION_TOKENS", tokens.to_string())
+        .env("OVATION_REPO", &root)
+        .env("OVATION_STREAM", &stream)
+        .env("OVATION_SDK", project.join("node_modules/ovation"))
+        .env("OVATION_CUE_S", CUE_S)
+        .env("OVATION_CUE_ID", CUE_ID)
+        .env("OVATION_ARTIFACTS", &artifacts)
+        .status()
+        .expect("node runs the driver");
+    assert!(status.success(), "video sync checks failed (output above)");
+}
