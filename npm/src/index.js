@@ -115,6 +115,13 @@ class Room {
     if (this._player) this._player.detach();
     const player = { sync, detach: () => {} };
     this._player = player;
+    // Interactions already in the room's state whose cue has not played yet (a product
+    // pinned before this viewer joined) open at their cue too.
+    for (const name of INTERACTION_PARTS) {
+      const value = this.state.parts[name];
+      const cue = cueOf(name, value);
+      if (cue && !this._played.has(cue)) this._waiting.set(name, [cue, value]);
+    }
     return import("./player.js").then(({ attach }) => {
       if (this._player !== player) return () => {}; // detached or replaced meanwhile
       return attach(this, player, video, hls, Playback);

@@ -14,11 +14,13 @@ usage: cargo xtask <command>
 
 commands:
   dev            install what is missing, build the edge worker, run it under
-                 `wrangler dev` on 127.0.0.1:8787 (data in .data/wrangler), print URLs
-                 and dev tokens; Ctrl-C stops everything
+                 `wrangler dev` on 127.0.0.1:8787 (data in .data/wrangler), serve the
+                 demo page (HLS test stream with a cue, the overlay) and the host
+                 console on 127.0.0.1:8790, print URLs and dev tokens; Ctrl-C stops
+                 everything
   test           fmt check, clippy (native and wasm32), unit and simulation tests,
                  then integration tests against the real worker under wrangler dev
-    build-worker   build edge-worker/build with worker-build (skips when up to date)
+  build-worker   build edge-worker/build with worker-build (skips when up to date)
   build-sdk      build the client SDK (sdk-wasm, wasm-bindgen, wasm-opt) and pack the
                  npm package `ovation` into target/npm/ovation-0.1.0.tgz
   bench ledger   gift ledger throughput and latency on SQLite and PostgreSQL, with
@@ -395,10 +397,13 @@ fn dev() -> Result {
     wait_ready(url, Duration::from_secs(90))?;
     let admin = dev_token("admin", "dev-admin");
     let viewer = dev_token("viewer", "dev-viewer");
+    let host = dev_token("host", "dev-host");
+    let mut demo = start_demo(url, &admin)?;
     println!(
         "\nOvation edge is up.\n\
          \n  API           {url}/v1/rooms\n  OpenAPI       {url}/v1/openapi.json\n  WebSocket     ws://127.0.0.1:8787/v1/rooms/<room>/ws?token=…\n  data          {}\n  settlement    http://127.0.0.1:8788 (bearer {DEV_SETTLEMENT_SECRET}, SQLite in .data/settlement)\n\
          \n  admin token   {admin}\n  viewer token  {viewer}\n\
+         \n  demo page     http://127.0.0.1:{DEMO_PORT}/demo.html?url={url}&room={DEMO_ROOM}&stream=/stream/index.m3u8&token={viewer}\n  host console  http://127.0.0.1:{DEMO_PORT}/console.html?url={url}&room={DEMO_ROOM}&token={host}\n  (the demo stream's cue at {DEMO_CUE_S} s opens the product card)\n\
          \nTry it (two more terminals; the CLI mints dev tokens for --as USER):\n  cargo run -q -p ovation-cli -- --as boss room create weur-demo --host boss --title Demo\n  cargo run -q -p ovation-cli -- --as ana watch weur-demo\n  cargo run -q -p ovation-cli -- --as bob say weur-demo hello\n",
         data.display()
     );
@@ -406,7 +411,69 @@ fn dev() -> Result {
     eprintln!("wrangler exited: {status}");
     let _ = settlement.kill();
     let _ = settlement.wait();
+    let _ = demo.kill();
+    let _ = demo.wait();
     Ok(())
+}
+
+/// Port of the demo page and host console served by `cargo xtask dev`.
+const DEMO_PORT: u16 = 8790;
+const DEMO_ROOM: &str = "weur-demo";
+const DEMO_CUE_ID: &str = "demo-product";
+const DEMO_CUE_S: &str = "5";
+
+/// Builds the SDK, generates the demo HLS stream with a cue once (ffmpeg + ovation-cue,
+/// kept in .data/demo-stream), and starts the demo server (tools/demo-server.mjs), which
+/// creates the demo room and pins a product card that opens at the cue.
+fn start_demo(url: &str, admin_token: &str) -> Result<std::process::Child> {
+    let root = root();
+    build_sdk()?;
+    step("demo stream (ffmpeg test picture and tone, a cue injected by ovation-cue)");
+    run(cargo()
+        .args(["build", "-p", "ovation-cue-tool"])
+        .current_dir(&root))?;
+    let stream = root.join(".data/demo-stream");
+    let playlist = stream.join("index.m3u8");
+    if !playlist.exists() {
+        fs::create_dir_all(&stream).map_err(|e| format!("creating {}: {e}", stream.display()))?;
+        run(Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=25"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args([
+                "-t", "60", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p",
+            ])
+            .args(["-c:a", "aac", "-f", "hls", "-hls_time", "2"])
+            .args([
+                "-hls_flags",
+                "program_date_time",
+                "-hls_playlist_type",
+                "vod",
+            ])
+            .arg(&playlist))?;
+        run(Command::new(root.join("target/debug/ovation-cue"))
+            .args(["inject", "--playlist"])
+            .arg(&playlist)
+            .args(["--at", DEMO_CUE_S, "--cue", DEMO_CUE_ID])
+            .args(["--ref", "product:demo-sneakers"]))?;
+    } else {
+        println!(
+            "  {} exists (delete it to generate it again)",
+            stream.display()
+        );
+    }
+    Command::new("node")
+        .arg(root.join("tools/demo-server.mjs"))
+        .env("OVATION_URL", url)
+        .env("OVATION_ADMIN_TOKEN", admin_token)
+        .env("OVATION_ROOM", DEMO_ROOM)
+        .env("OVATION_PORT", DEMO_PORT.to_string())
+        .env("OVATION_REPO", &root)
+        .env("OVATION_SDK", sdk_stage())
+        .env("OVATION_STREAM", &stream)
+        .env("OVATION_CUE_ID", DEMO_CUE_ID)
+        .spawn()
+        .map_err(|e| format!("starting the demo server: {e}"))
 }
 
 /// Waits until the worker answers its OpenAPI route.
