@@ -10,6 +10,8 @@ use std::process::Command;
 
 const CUE_ID: &str = "promo-1";
 const CUE_S: &str = "3.0";
+/// A cue in the first second of the stream.
+const EARLY_CUE_S: &str = "0.3";
 
 fn run(command: &mut Command, what: &str) {
     let output = command
@@ -24,7 +26,7 @@ fn run(command: &mut Command, what: &str) {
 }
 
 /// 8 s of 320×240 test picture and a 440 Hz tone, 2 s TS segments, with
-/// EXT-X-PROGRAM-DATE-TIME, then one cue injected at `CUE_S`.
+/// EXT-X-PROGRAM-DATE-TIME, then cues injected at `CUE_S` and `EARLY_CUE_S`.
 fn test_stream(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     run(
@@ -55,7 +57,15 @@ fn test_stream(dir: &Path) {
         Command::new(cue_tool)
             .args(["inject", "--playlist"])
             .arg(dir.join("index.m3u8"))
-            .args(["--at", CUE_S, "--cue", CUE_ID, "--ref", "product:red-1"]),
+            .args(["--at", CUE_S, "--cue", CUE_ID, "--ref", "product:red-1"])
+            .args([
+                "--at",
+                EARLY_CUE_S,
+                "--cue",
+                "early-1",
+                "--ref",
+                "custom:intro",
+            ]),
         "ovation-cue inject",
     );
 }
@@ -90,6 +100,7 @@ fn cues_open_interactions_at_their_frame_and_skewed_viewers_see_events_at_one_vi
         .env("OVATION_STREAM", &stream)
         .env("OVATION_SDK", project.join("node_modules/ovation"))
         .env("OVATION_CUE_S", CUE_S)
+        .env("OVATION_EARLY_CUE_S", EARLY_CUE_S)
         .env("OVATION_CUE_ID", CUE_ID)
         .env("OVATION_ARTIFACTS", &artifacts)
         .status()

@@ -129,6 +129,22 @@ try {
   if (!segment) fail("the fragment holding the cue was never loaded?");
   if (!(segment.currentTime < CUE_S - 0.5)) fail(`the fragment loaded at ${segment.currentTime}: too late to tell load time from play time`);
   console.log(`its fragment loaded at currentTime ${segment.currentTime.toFixed(3)} s: opened at play time, not load time`);
+  // Every cue fires once per pass: the one in the first second too; a seek back before a
+  // cue starts a new pass in which it fires once more.
+  const EARLY_S = Number(env.OVATION_EARLY_CUE_S);
+  const played = (id) => viewer.evaluate((c) => window.log.filter((e) => e.kind === "cue" && e.cue === c), id);
+  await viewer.waitForFunction((t) => document.getElementById("video").currentTime > t, CUE_S + 1, { timeout: 15000 });
+  const early = await played("early-1");
+  if (early.length !== 1) fail(`the first-second cue fired ${early.length} times`);
+  if (Math.abs(early[0].currentTime - EARLY_S) > 0.1) fail(`the first-second cue fired at ${early[0].currentTime}`);
+  if ((await played(env.OVATION_CUE_ID)).length !== 1) fail("the cue did not fire exactly once");
+  await viewer.evaluate((t) => { document.getElementById("video").currentTime = t; }, CUE_S - 0.5);
+  await viewer.waitForFunction((t) => document.getElementById("video").currentTime > t, CUE_S + 0.5, { timeout: 15000 });
+  const again = await played(env.OVATION_CUE_ID);
+  if (again.length !== 2) fail(`after a seek back the cue fired ${again.length} times in all (expected 2)`);
+  if (Math.abs(again[1].currentTime - CUE_S) > 0.1) fail(`after the seek it fired at ${again[1].currentTime}`);
+  if ((await played("early-1")).length !== 1) fail("the first-second cue fired again without a pass over it");
+  console.log(`first-second cue at ${early[0].currentTime.toFixed(3)} s; after a seek back the cue fired again at ${again[1].currentTime.toFixed(3)} s`);
   await viewer.screenshot({ path: path.join(env.OVATION_ARTIFACTS, "video-cue.png") });
   await viewer.close();
 
