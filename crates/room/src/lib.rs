@@ -1741,19 +1741,7 @@ impl Room {
         let payload = poll.tallies_json();
         let part = (poll.record.tallies_public && poll.record.phase == PollPhase::Open)
             .then(|| poll.part_json());
-        for conn in self
-            .connections
-            .values_mut()
-            .filter(|c| c.ready && c.identity.role.is_staff())
-        {
-            if conn.outbox.len() < OUTBOX_EVENTS_MAX {
-                conn.outbox.push(Event::Direct {
-                    from: "ovation".into(),
-                    payload: payload.clone(),
-                    ts_ms: now_ms,
-                });
-            }
-        }
+        self.notify_staff(&payload, now_ms);
         if let Some(value) = part {
             self.put_part("poll".into(), value, now_ms);
         }

@@ -10,7 +10,7 @@ use ovation_proto::limits::{
     PRODUCT_URL_BYTES_MAX,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A product card; the body of `POST /v1/rooms/{room}/products`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,8 +92,9 @@ pub(crate) struct Products {
     pub pinned: Option<(ProductCard, u64)>,
     /// product id → clicks (stored as `clicks/<id>`).
     pub clicks: BTreeMap<String, u64>,
-    /// Click counts changed since the hosts were last told (and stored).
-    pub clicks_dirty: bool,
+    /// Products whose count is new or changed since the hosts were last told (and the
+    /// counts stored).
+    pub clicks_changed: BTreeSet<String>,
 }
 
 impl Products {
@@ -106,6 +107,7 @@ impl Products {
                 ));
             }
             self.clicks.insert(card.id.clone(), 0);
+            self.clicks_changed.insert(card.id.clone());
         }
         self.pinned = Some((card, now_ms));
         Ok(())
@@ -115,7 +117,7 @@ impl Products {
         match self.clicks.get_mut(product_id) {
             Some(count) => {
                 *count += 1;
-                self.clicks_dirty = true;
+                self.clicks_changed.insert(product_id.to_owned());
                 true
             }
             None => false,

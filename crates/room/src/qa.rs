@@ -1,8 +1,8 @@
 //! Q&A: viewers ask (length-limited), upvote once each; staff approve (when the room
 //! holds questions for approval), mark answered, or hide.
 //!
-//! Invariants: a question's `upvotes` equals the number of distinct users in its
-//! upvoter set (asserted); only visible or answered questions are listed to viewers;
+//! Invariants: a question's upvotes are its set of upvoters, so a user counts once;
+//! only visible or answered questions are listed to viewers;
 //! at most `QA_QUESTIONS_MAX` questions are held. Questions are stored as `qa/<n>` and
 //! upvotes one record per user (`upvote/<n>/<user>`), so a restart rebuilds the counts.
 
@@ -102,7 +102,6 @@ impl Qa {
                 q.upvoters.insert(user);
             }
         }
-        qa.next_number = qa.next_number.max(1);
         qa
     }
 

@@ -145,7 +145,6 @@ pub(crate) struct AnswerRecord {
 pub(crate) struct Participant {
     pub name: String,
     pub score: u64,
-    pub correct: u32,
     /// Points won in the last scored question (None: did not answer it).
     pub last_points: Option<u64>,
 }
@@ -358,7 +357,6 @@ impl Quiz {
             let participant = self.participants.entry(user.clone()).or_default();
             participant.name.clone_from(&answer.name);
             participant.score += points;
-            participant.correct += u32::from(answer.option == correct);
             participant.last_points = Some(points);
         }
         self.answers = answers;

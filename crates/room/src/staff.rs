@@ -289,7 +289,7 @@ impl Room {
                     "type": "muted", "until_ms": until_ms, "by": by.user,
                 })
                 .to_string();
-                self.notify(&user, notice, now_ms);
+                self.notify(&user, &notice, now_ms);
                 Ok(AdminReply::Done(
                     serde_json::json!({ "muted": user, "until_ms": until_ms }),
                 ))
@@ -300,7 +300,7 @@ impl Room {
                 }
                 self.store(StorageOp::delete_mute(&user));
                 let notice = serde_json::json!({ "type": "unmuted", "by": by.user }).to_string();
-                self.notify(&user, notice, now_ms);
+                self.notify(&user, &notice, now_ms);
                 Ok(AdminReply::Done(serde_json::json!({ "unmuted": user })))
             }
             StaffCommand::Ban { user } => {
@@ -395,17 +395,22 @@ impl Room {
         Ok(())
     }
 
-    /// A system message to every connection of one user.
-    fn notify(&mut self, user: &str, payload: String, now_ms: u64) {
-        let targets: Vec<ConnectionId> = self.connections_of(user).collect();
-        for target in targets {
+    /// A system message (a direct message from `SYSTEM_SENDER`) to these connections.
+    fn send_system(&mut self, targets: &[ConnectionId], payload: &str, now_ms: u64) {
+        for &target in targets {
             let event = Event::Direct {
                 from: SYSTEM_SENDER.into(),
-                payload: payload.clone(),
+                payload: payload.to_owned(),
                 ts_ms: now_ms,
             };
             self.enqueue(target, event, now_ms);
         }
+    }
+
+    /// A system message to every connection of one user.
+    fn notify(&mut self, user: &str, payload: &str, now_ms: u64) {
+        let targets: Vec<ConnectionId> = self.connections_of(user).collect();
+        self.send_system(&targets, payload, now_ms);
     }
 
     /// A system message to every ready host and moderator connection.
@@ -416,14 +421,7 @@ impl Room {
             .filter(|(_, c)| c.ready && c.identity.role.is_staff())
             .map(|(id, _)| *id)
             .collect();
-        for target in targets {
-            let event = Event::Direct {
-                from: SYSTEM_SENDER.into(),
-                payload: payload.to_owned(),
-                ts_ms: now_ms,
-            };
-            self.enqueue(target, event, now_ms);
-        }
+        self.send_system(&targets, payload, now_ms);
     }
 
     // ---- Quizzes ----
@@ -460,7 +458,7 @@ impl Room {
         self.store(record);
         self.put_part("quiz".into(), value, now_ms);
         for notice in notices {
-            self.notify(&notice.user, notice.payload, now_ms);
+            self.notify(&notice.user, &notice.payload, now_ms);
         }
     }
 
@@ -587,7 +585,6 @@ impl Room {
         let value = self.products.part_json();
         self.store(StorageOp::put_pinned(self.products.pinned.as_ref()));
         self.put_part("product".into(), value, now_ms);
-        self.products.clicks_dirty = true; // hosts see the new product's counter
     }
 
     pub(crate) fn on_product_click(
@@ -623,15 +620,11 @@ impl Room {
             let payload = self.qa.queue_json();
             self.notify_staff(&payload, now_ms);
         }
-        if std::mem::take(&mut self.products.clicks_dirty) {
-            let clicks: Vec<(String, u64)> = self
-                .products
-                .clicks
-                .iter()
-                .map(|(id, n)| (id.clone(), *n))
-                .collect();
-            for (id, count) in clicks {
-                self.store(StorageOp::put_clicks(&id, count));
+        let changed = std::mem::take(&mut self.products.clicks_changed);
+        if !changed.is_empty() {
+            for id in &changed {
+                let count = self.products.clicks[id];
+                self.store(StorageOp::put_clicks(id, count));
             }
             let payload = self.products.clicks_json();
             self.notify_staff(&payload, now_ms);
@@ -651,12 +644,7 @@ impl Room {
             payloads.push(poll.tallies_json());
         }
         for payload in payloads {
-            let event = Event::Direct {
-                from: SYSTEM_SENDER.into(),
-                payload,
-                ts_ms: now_ms,
-            };
-            self.enqueue(connection, event, now_ms);
+            self.send_system(&[connection], &payload, now_ms);
         }
     }
 
@@ -714,12 +702,7 @@ impl Room {
                 "type": "command_reply", "client_id": client_id, "reply": reply.to_json(),
             })
             .to_string();
-            let event = Event::Direct {
-                from: SYSTEM_SENDER.into(),
-                payload,
-                ts_ms: now_ms,
-            };
-            self.enqueue(connection, event, now_ms);
+            self.send_system(&[connection], &payload, now_ms);
         }
         Ok(None)
     }

@@ -1003,17 +1003,22 @@ fn a_two_thousand_viewer_burst_is_counted_exactly() {
 
 // ---- Quizzes, Q&A, products, moderation ----
 
-/// A room whose every storage op is applied to `store` (so it can be restored).
-fn drain_into(room: &mut Room, store: &mut BTreeMap<String, Vec<u8>>) -> Drained {
-    let out = drain(room);
+/// A tick whose storage ops are applied to `store` (so the room can be restored).
+fn tick_into(room: &mut Room, now_ms: &mut u64, store: &mut BTreeMap<String, Vec<u8>>) -> Drained {
+    let out = tick(room, now_ms);
     apply(&out.stores, store);
     out
 }
 
-fn tick_into(room: &mut Room, now_ms: &mut u64, store: &mut BTreeMap<String, Vec<u8>>) -> Drained {
-    *now_ms += TICK_MS;
-    room.handle_timeout(*now_ms);
-    drain_into(room, store)
+/// A staff command sent over a connection's socket.
+fn send_command(
+    room: &mut Room,
+    connection: ConnectionId,
+    command: serde_json::Value,
+    client_id: u64,
+    now_ms: u64,
+) {
+    room.handle_frame(connection, &command_frame(command, client_id), now_ms);
 }
 
 fn command_frame(command: serde_json::Value, client_id: u64) -> Vec<u8> {
@@ -1038,8 +1043,8 @@ fn a_quiz_scores_by_correctness_and_speed_ranks_everyone_and_survives_a_restart(
             {"question": "2+2?", "options": ["3", "4"], "correct": 1, "window_ms": 10_000},
             {"question": "Capital of France?", "options": ["Paris", "Rome", "Oslo"],
              "correct": 0, "window_ms": 10_000}]}});
-    room.handle_frame(2, &command_frame(create.clone(), 1), now);
-    room.handle_frame(1, &command_frame(create, 1), now);
+    send_command(&mut room, 2, create.clone(), 1, now);
+    send_command(&mut room, 1, create, 1, now);
     let out = tick_into(&mut room, &mut now, &mut store);
     assert_eq!(error_codes(&out.events[&2]), [ErrorCode::Forbidden]);
     let reply = notices(&out.events[&1], "command_reply");
@@ -1047,7 +1052,7 @@ fn a_quiz_scores_by_correctness_and_speed_ranks_everyone_and_survives_a_restart(
     assert_eq!(part_value(&out.events[&3], "quiz").unwrap()["phase"], "new");
 
     let next = serde_json::json!({"command": "next_question", "id": "z1"});
-    room.handle_frame(1, &command_frame(next.clone(), 2), now);
+    send_command(&mut room, 1, next.clone(), 2, now);
     let opened = now;
     let out = tick_into(&mut room, &mut now, &mut store);
     let part = part_value(&out.events[&2], "quiz").unwrap();
@@ -1107,7 +1112,7 @@ fn a_quiz_scores_by_correctness_and_speed_ranks_everyone_and_survives_a_restart(
     assert_eq!(error_codes(&out.events[&4]), [ErrorCode::PollClosed]);
 
     // Question 2 opens; only cy answers (right). Then the room restarts mid-question.
-    room.handle_frame(1, &command_frame(next, 3), now);
+    send_command(&mut room, 1, next, 3, now);
     let second = now;
     tick_into(&mut room, &mut now, &mut store);
     room.handle_frame(4, &answer("z1", 1, 0, 3), second);
@@ -1118,7 +1123,7 @@ fn a_quiz_scores_by_correctness_and_speed_ranks_everyone_and_survives_a_restart(
     room.reattach(1, identity("host", Role::Host), LIFETIME_MS, now);
     room.reattach(4, identity("cy", Role::Viewer), LIFETIME_MS, now);
     let end = serde_json::json!({"command": "end_quiz", "id": "z1"});
-    room.handle_frame(1, &command_frame(end, 4), now);
+    send_command(&mut room, 1, end, 4, now);
     let out = tick_into(&mut room, &mut now, &mut store);
     let cy = &notices(&out.events[&4], "quiz_score")[0];
     assert_eq!(cy["correct"], true, "the answer before the restart counted");
@@ -1212,7 +1217,7 @@ fn questions_are_asked_upvoted_once_and_moderated_with_an_optional_approval_queu
 
     // With approval on, a question waits in the moderators' queue.
     let approval = serde_json::json!({"command": "qa_settings", "approval": true});
-    room.handle_frame(5, &command_frame(approval, 1), now);
+    send_command(&mut room, 5, approval, 1, now);
     room.handle_frame(3, &ask("Is this moderated?", 4), now);
     let out = tick_into(&mut room, &mut now, &mut store);
     let queue = notices(&out.events[&5], "qa_queue");
@@ -1223,14 +1228,18 @@ fn questions_are_asked_upvoted_once_and_moderated_with_an_optional_approval_queu
     );
     assert_eq!(part_value(&out.events[&2], "qa").unwrap()["count"], 1);
     room.handle_frame(2, &upvote("a2", 5), now);
-    room.handle_frame(
+    send_command(
+        &mut room,
         5,
-        &command_frame(serde_json::json!({"command": "qa_approve", "id": "a2"}), 2),
+        serde_json::json!({"command": "qa_approve", "id": "a2"}),
+        2,
         now,
     );
-    room.handle_frame(
+    send_command(
+        &mut room,
         1,
-        &command_frame(serde_json::json!({"command": "qa_answer", "id": "a1"}), 3),
+        serde_json::json!({"command": "qa_answer", "id": "a1"}),
+        3,
         now,
     );
     let out = tick_into(&mut room, &mut now, &mut store);
@@ -1242,9 +1251,11 @@ fn questions_are_asked_upvoted_once_and_moderated_with_an_optional_approval_queu
     let qa = part_value(&out.events[&2], "qa").unwrap();
     assert_eq!(qa["count"], 2);
     assert_eq!(qa["questions"][0]["status"], "answered");
-    room.handle_frame(
+    send_command(
+        &mut room,
         1,
-        &command_frame(serde_json::json!({"command": "qa_hide", "id": "a1"}), 4),
+        serde_json::json!({"command": "qa_hide", "id": "a1"}),
+        4,
         now,
     );
     tick_into(&mut room, &mut now, &mut store);
@@ -1336,22 +1347,27 @@ fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
     join(&mut room, 3, "bob", Role::Viewer, now);
     join(&mut room, 5, "mo", Role::Moderator, now);
     tick_into(&mut room, &mut now, &mut store);
-    let by_mod = |command: serde_json::Value, client_id| command_frame(command, client_id);
 
     // Viewers can do nothing of the sort; moderators cannot end the room.
-    room.handle_frame(
+    send_command(
+        &mut room,
         2,
-        &by_mod(serde_json::json!({"command": "mute", "user": "bob"}), 1),
+        serde_json::json!({"command": "mute", "user": "bob"}),
+        1,
         now,
     );
-    room.handle_frame(
+    send_command(
+        &mut room,
         5,
-        &by_mod(serde_json::json!({"command": "end_room"}), 1),
+        serde_json::json!({"command": "end_room"}),
+        1,
         now,
     );
-    room.handle_frame(
+    send_command(
+        &mut room,
         5,
-        &by_mod(serde_json::json!({"command": "nonsense"}), 2),
+        serde_json::json!({"command": "nonsense"}),
+        2,
         now,
     );
     let out = tick_into(&mut room, &mut now, &mut store);
@@ -1362,9 +1378,11 @@ fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
     );
 
     // Mute: bob is told; his comments reach no one.
-    room.handle_frame(
+    send_command(
+        &mut room,
         5,
-        &by_mod(serde_json::json!({"command": "mute", "user": "bob"}), 3),
+        serde_json::json!({"command": "mute", "user": "bob"}),
+        3,
         now,
     );
     let out = tick_into(&mut room, &mut now, &mut store);
@@ -1385,14 +1403,8 @@ fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
     room.handle_frame(2, &comment("rude words", 1), now);
     tick_into(&mut room, &mut now, &mut store);
     let seq = room.last_seq();
-    room.handle_frame(
-        5,
-        &by_mod(
-            serde_json::json!({"command": "delete_comment", "seq": seq}),
-            4,
-        ),
-        now,
-    );
+    let delete = serde_json::json!({"command": "delete_comment", "seq": seq});
+    send_command(&mut room, 5, delete, 4, now);
     let out = tick_into(&mut room, &mut now, &mut store);
     let removal = out.events[&1].iter().find_map(|e| match e {
         Event::Action(Action {
@@ -1406,9 +1418,9 @@ fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
 
     // Word filter (case-insensitive) and slow mode (viewers only).
     let filter = serde_json::json!({"command": "word_filter", "words": ["Spoiler", " spoiler "]});
-    room.handle_frame(5, &by_mod(filter, 5), now);
+    send_command(&mut room, 5, filter, 5, now);
     let slow = serde_json::json!({"command": "slow_mode", "interval_ms": 10_000});
-    room.handle_frame(5, &by_mod(slow, 6), now);
+    send_command(&mut room, 5, slow, 6, now);
     now += 2_000;
     room.handle_frame(2, &comment("big SPOILERS ahead", 2), now);
     room.handle_frame(2, &comment("fine", 3), now);
@@ -1433,15 +1445,19 @@ fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
 
     // Announcement, then a ban: bob's socket closes and he cannot come back.
     let announce = serde_json::json!({"command": "announce", "text": "Giveaway at 9pm"});
-    room.handle_frame(1, &by_mod(announce, 3), now);
-    room.handle_frame(
+    send_command(&mut room, 1, announce, 3, now);
+    send_command(
+        &mut room,
         5,
-        &by_mod(serde_json::json!({"command": "ban", "user": "bob"}), 7),
+        serde_json::json!({"command": "ban", "user": "bob"}),
+        7,
         now,
     );
-    room.handle_frame(
+    send_command(
+        &mut room,
         5,
-        &by_mod(serde_json::json!({"command": "ban", "user": "host"}), 8),
+        serde_json::json!({"command": "ban", "user": "host"}),
+        8,
         now,
     );
     let out = tick_into(&mut room, &mut now, &mut store);
@@ -1465,8 +1481,6 @@ fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
     assert!(room.is_banned("bob"));
     room.reattach(2, identity("ana", Role::Viewer), LIFETIME_MS, now);
     room.handle_frame(2, &comment("no spoiler here", 5), now + 20_000);
-    let out = drain(&mut room);
-    let _ = out;
     let mut t = now + 20_000;
     let out = tick_into(&mut room, &mut t, &mut store);
     assert_eq!(
