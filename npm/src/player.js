@@ -98,6 +98,9 @@ export function attach(room, player, video, hls, Playback) {
     };
     const turn = (seconds, seeked = false) => {
       if (detached || !Number.isFinite(seconds)) return;
+      // While a seek is under way, frame callbacks and timeupdates may still report the
+      // old position (after a report of the new one): only `seeked` says where play goes on.
+      if (video.seeking && !seeked) return;
       scanTracks();
       if (seeked) core.seek(seconds * 1000, wallOf(seconds));
       else core.playhead(seconds * 1000, wallOf(seconds));

@@ -21,6 +21,7 @@ use ovation_proto::limits::{
     CLIENT_CUES_DUE_MAX as CUES_DUE_MAX, CLIENT_CUES_KNOWN_MAX as CUES_KNOWN_MAX,
     CLIENT_CUE_LATE_MS_MAX as CUE_LATE_MS_MAX, CLIENT_CUE_SAME_MS_MAX as CUE_SAME_MS_MAX,
     CLIENT_PLAYHEAD_FIRST_SLACK_MS as PLAYHEAD_FIRST_SLACK_MS,
+    CLIENT_PLAYHEAD_JITTER_MS_MAX as PLAYHEAD_JITTER_MS_MAX,
     CLIENT_PLAYHEAD_JUMP_MS_MAX as PLAYHEAD_JUMP_MS_MAX,
 };
 
@@ -106,6 +107,11 @@ impl Playback {
                     let cue = self.known[i].cue.clone();
                     self.fire(cue);
                 }
+            }
+            // Signals disagree by a frame or so (a frame callback's media time trails
+            // `currentTime`): a small step back is not a seek; the furthest position holds.
+            Some(from) if media_ms < from && from - media_ms <= PLAYHEAD_JITTER_MS_MAX => {
+                self.playhead_ms = Some(from);
             }
             Some(_) => self.seeked(media_ms),
             None => {
@@ -198,6 +204,19 @@ mod tests {
         assert_eq!(fired(&mut p), [("late".into(), 4_000)]);
         p.add_cue("late", 4_000); // told again by the other signal
         assert!(play(&mut p, 5_250, 6_000, 250).is_empty());
+    }
+
+    #[test]
+    fn signals_that_disagree_by_a_frame_do_not_start_a_new_pass() {
+        let mut p = Playback::new();
+        p.add_cue("x", 2_980);
+        p.playhead(2_900, None);
+        let mut got = Vec::new();
+        for at in [2_992, 2_975, 3_000, 3_040, 3_020] {
+            p.playhead(at, None);
+            got.extend(fired(&mut p));
+        }
+        assert_eq!(got, [("x".into(), 2_980)]);
     }
 
     #[test]

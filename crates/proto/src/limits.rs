@@ -249,8 +249,12 @@ pub const CLIENT_CUES_KNOWN_MAX: usize = 1_024;
 pub const CLIENT_CUE_SAME_MS_MAX: u64 = 50;
 /// A cue reported after its moment has played still fires if it is at most this late.
 pub const CLIENT_CUE_LATE_MS_MAX: u64 = 1_500;
-/// A playhead step larger than this (or any step back) is a seek, not playback.
+/// A playhead step forward larger than this is a seek, not playback.
 pub const CLIENT_PLAYHEAD_JUMP_MS_MAX: u64 = 2_000;
+/// A step back of at most this is disagreement between the player's signals (frame
+/// callbacks trail `currentTime` by a frame or so), not a seek. Real seeks also come
+/// through the player's `seeked` event.
+pub const CLIENT_PLAYHEAD_JITTER_MS_MAX: u64 = 250;
 /// Cues fired and not yet taken by the host.
 pub const CLIENT_CUES_DUE_MAX: usize = 256;
 /// The first playhead report arrives up to a `timeupdate` period after playback starts:
