@@ -5,31 +5,17 @@
 // OVATION_PORT, OVATION_REPO (the repository root), OVATION_SDK (the staged package),
 // OVATION_STREAM (the stream directory), OVATION_CUE_ID.
 
-import http from "node:http";
-import fs from "node:fs/promises";
 import path from "node:path";
+import { inside, serve } from "./browser.mjs";
 
 const env = process.env;
 const repo = env.OVATION_REPO;
-const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
-  ".css": "text/css", ".wasm": "application/wasm", ".m3u8": "application/vnd.apple.mpegurl",
-  ".ts": "video/mp2t", ".m4s": "video/iso.segment", ".mp4": "video/mp4", ".json": "application/json" };
-
 /** URL path → file, only inside the directories the demo serves. */
-function fileFor(pathname) {
-  const roots = [
-    ["/ovation/", env.OVATION_SDK],
-    ["/stream/", env.OVATION_STREAM],
-    ["/", path.join(repo, "player-overlay")],
-  ];
-  if (pathname === "/hls.js") return path.join(repo, "node_modules/hls.js/dist/hls.min.js");
-  for (const [prefix, dir] of roots) {
-    if (!pathname.startsWith(prefix)) continue;
-    const file = path.resolve(dir, "." + pathname.slice(prefix.length - 1));
-    if (file !== path.resolve(dir) && !file.startsWith(path.resolve(dir) + path.sep)) return null;
-    return file;
-  }
-  return null;
+function fileFor(url) {
+  if (url.pathname === "/hls.js") return path.join(repo, "node_modules/hls.js/dist/hls.min.js");
+  if (url.pathname.startsWith("/ovation/")) return inside(env.OVATION_SDK, url.pathname.slice(9));
+  if (url.pathname.startsWith("/stream/")) return inside(env.OVATION_STREAM, url.pathname.slice(8));
+  return inside(path.join(repo, "player-overlay"), url.pathname);
 }
 
 async function admin(method, route, body) {
@@ -52,18 +38,5 @@ const pinned = await admin("POST", `/v1/rooms/${env.OVATION_ROOM}/products`, {
 });
 if (pinned.status !== 200) console.error(`demo: pinning the product: ${pinned.status} ${pinned.body}`);
 
-const server = http.createServer(async (req, res) => {
-  const file = fileFor(decodeURIComponent(new URL(req.url, "http://x").pathname));
-  try {
-    if (!file) throw new Error("outside");
-    const body = await fs.readFile(file);
-    res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream",
-      "cache-control": "no-store" });
-    res.end(body);
-  } catch {
-    res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
-  }
-});
-server.listen(Number(env.OVATION_PORT), "127.0.0.1", () => {
-  console.log(`demo: serving on http://127.0.0.1:${env.OVATION_PORT}`);
-});
+await serve(fileFor, { port: Number(env.OVATION_PORT) });
+console.log(`demo: serving on http://127.0.0.1:${env.OVATION_PORT}`);

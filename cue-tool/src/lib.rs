@@ -174,6 +174,53 @@ pub fn ticks_at(
     at.clamp(0, i128::from(u64::MAX)) as u64
 }
 
+/// The ffmpeg arguments of the HLS test stream Ovation's tests and demo use (what a
+/// producer's encoder would send): a test picture of `size` (`WxH`) at 25 fps with a
+/// keyframe every second, a 440 Hz tone in AAC, 2-second segments with
+/// EXT-X-PROGRAM-DATE-TIME, as VOD, in MPEG-TS or (`fmp4`) CMAF. The caller appends the
+/// playlist path.
+pub fn test_stream_ffmpeg_args(seconds: u32, size: &str, fmp4: bool) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size={size}:rate=25"),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-g",
+        "25",
+        // Browsers decode 4:2:0 only (testsrc is RGB).
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-f",
+        "hls",
+        "-hls_time",
+        "2",
+        "-hls_flags",
+        "program_date_time",
+        "-hls_playlist_type",
+        "vod",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    if fmp4 {
+        args.extend(["-hls_segment_type".to_owned(), "fmp4".to_owned()]);
+    }
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

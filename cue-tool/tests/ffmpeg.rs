@@ -65,40 +65,14 @@ fn run_ok(command: &mut Command) -> String {
 /// The 6-second test stream of the issue: 320x240 test pattern at 25 fps (a keyframe
 /// every second), a 440 Hz tone in AAC, 2-second segments, as VOD.
 fn make_stream(dir: &Path, fmp4: bool) {
-    let mut ffmpeg = Command::new("ffmpeg");
-    ffmpeg.current_dir(dir).args([
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=size=320x240:rate=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440",
-        "-t",
-        "6",
-        "-c:v",
-        "libx264",
-        "-g",
-        "25",
-        "-c:a",
-        "aac",
-        "-f",
-        "hls",
-        "-hls_time",
-        "2",
-        "-hls_flags",
-        "program_date_time",
-        "-hls_playlist_type",
-        "vod",
-    ]);
-    if fmp4 {
-        ffmpeg.args(["-hls_segment_type", "fmp4"]);
-    }
-    run_ok(ffmpeg.arg("index.m3u8"));
+    run_ok(
+        Command::new("ffmpeg")
+            .current_dir(dir)
+            .args(ovation_cue_tool::test_stream_ffmpeg_args(
+                6, "320x240", fmp4,
+            ))
+            .arg("index.m3u8"),
+    );
 }
 
 fn ovation_cue(dir: &Path, args: &[&str]) -> Output {

@@ -16,56 +16,26 @@
 //   window.ovation.dispatch() from "native" posts a comment another client receives and
 //   posts back its result.
 
-import http from "node:http";
-import fs from "node:fs/promises";
 import path from "node:path";
-import { createRequire } from "node:module";
 import WebSocket from "ws";
 import { connect } from "ovation";
+import { inside, launchChromium, serve } from "./browser.mjs";
 
 const env = process.env;
 const TOKENS = JSON.parse(env.OVATION_TOKENS);
-const require = createRequire(path.join(env.OVATION_REPO, "package.json"));
-const { chromium } = require("playwright-core");
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript",
-  ".wasm": "application/wasm", ".svg": "image/svg+xml" };
 const PRODUCT_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 80 80"><rect width="80" height="80" fill="#223"/>
 <path d="M10 52 q12-2 22-14 l8 6 q10 6 30 8 v10 H10z" fill="#e33"/><rect x="10" y="60" width="60" height="6" fill="#fff"/></svg>`;
 
 // The overlay's files under /overlay/ (relative paths must work from a subdirectory),
 // the installed SDK under /ovation/, hls.js at /hls.js, a product image.
-const server = http.createServer(async (req, res) => {
-  const url = new URL(req.url, "http://x");
-  const inside = (dir, rest) => {
-    const file = path.resolve(dir, `.${path.posix.normalize(`/${decodeURIComponent(rest)}`)}`);
-    return file.startsWith(path.resolve(dir)) ? file : null;
-  };
-  let file = null;
-  if (url.pathname === "/product.svg") {
-    res.writeHead(200, { "content-type": TYPES[".svg"] }).end(PRODUCT_SVG);
-    return;
-  }
-  if (url.pathname === "/hls.js") file = path.join(env.OVATION_REPO, "node_modules/hls.js/dist/hls.min.js");
-  else if (url.pathname.startsWith("/overlay/")) file = inside(env.OVATION_OVERLAY, url.pathname.slice(9));
-  else if (url.pathname.startsWith("/ovation/")) file = inside(env.OVATION_SDK, url.pathname.slice(9));
-  try {
-    const body = await fs.readFile(file);
-    res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream",
-      "cache-control": "no-store" });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
+const { server, base } = await serve((url) => {
+  if (url.pathname === "/product.svg") return { type: "image/svg+xml", body: PRODUCT_SVG };
+  if (url.pathname === "/hls.js") return path.join(env.OVATION_REPO, "node_modules/hls.js/dist/hls.min.js");
+  if (url.pathname.startsWith("/overlay/")) return inside(env.OVATION_OVERLAY, url.pathname.slice(9));
+  if (url.pathname.startsWith("/ovation/")) return inside(env.OVATION_SDK, url.pathname.slice(9));
+  return null;
 });
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const base = `http://127.0.0.1:${server.address().port}`;
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required"],
-});
+const browser = await launchChromium(env.OVATION_REPO, ["--autoplay-policy=no-user-gesture-required"]);
 
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const DESKTOP = { viewport: { width: 1280, height: 720 } };

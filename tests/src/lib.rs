@@ -242,3 +242,36 @@ pub fn sdk_project(name: &str) -> PathBuf {
     assert!(status.success(), "npm install of the tarball failed");
     project
 }
+
+/// Copies files of the repository (paths relative to its root) into `project`, next to
+/// the installed SDK, so a page's or driver's `import "ovation"` resolves as in an app.
+pub fn copy_into(project: &Path, files: &[&str]) {
+    let root = root();
+    for file in files {
+        let from = root.join(file);
+        let name = from.file_name().expect("a file");
+        std::fs::copy(&from, project.join(name))
+            .unwrap_or_else(|e| panic!("copying {}: {e}", from.display()));
+    }
+}
+
+/// Runs a browser test's Node driver (already in `project`) with what every driver reads
+/// (OVATION_REPO, OVATION_SDK: the installed package, OVATION_ARTIFACTS: where screenshots
+/// go) plus `env`; the shared tools/browser.mjs is copied beside it first. Panics with
+/// `what` when the driver fails (its output is above).
+pub fn run_driver(project: &Path, driver: &str, env: &[(&str, &str)], what: &str) {
+    let root = root();
+    copy_into(project, &["tools/browser.mjs"]);
+    let artifacts = root.join("target/ovation-tests/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("artifacts dir");
+    let status = Command::new("node")
+        .arg(driver)
+        .current_dir(project)
+        .env("OVATION_REPO", &root)
+        .env("OVATION_SDK", project.join("node_modules/ovation"))
+        .env("OVATION_ARTIFACTS", &artifacts)
+        .envs(env.iter().copied())
+        .status()
+        .expect("node runs the driver");
+    assert!(status.success(), "{what} (output above)");
+}

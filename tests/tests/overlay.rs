@@ -3,37 +3,24 @@
 //! real worker under wrangler dev. The checks live in player-overlay/test/drive.mjs;
 //! screenshots are kept under target/ovation-tests/artifacts/.
 
-use ovation_tests::{create_room, root, sdk_project, shared, token};
-use std::process::Command;
+use ovation_tests::{copy_into, create_room, root, run_driver, sdk_project, shared, token};
 
 /// Runs one scenario of the driver with the given tokens for the room.
 fn drive(scenario: &str, room: &str, tokens: serde_json::Value) {
-    let root = root();
     let project = sdk_project(&format!("overlay-{scenario}"));
-    // Next to the installed package, so `import "ovation"` resolves as in an app.
-    std::fs::copy(
-        root.join("player-overlay/test/drive.mjs"),
-        project.join("drive.mjs"),
-    )
-    .unwrap();
-    let artifacts = root.join("target/ovation-tests/artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
-    let status = Command::new("node")
-        .arg("drive.mjs")
-        .current_dir(&project)
-        .env("OVATION_SCENARIO", scenario)
-        .env("OVATION_URL", &shared().base)
-        .env("OVATION_ROOM", room)
-        .env("OVATION_TOKENS", tokens.to_string())
-        .env("OVATION_REPO", &root)
-        .env("OVATION_SDK", project.join("node_modules/ovation"))
-        .env("OVATION_OVERLAY", root.join("player-overlay"))
-        .env("OVATION_ARTIFACTS", &artifacts)
-        .status()
-        .expect("node runs the driver");
-    assert!(
-        status.success(),
-        "overlay checks ({scenario}) failed (output above)"
+    copy_into(&project, &["player-overlay/test/drive.mjs"]);
+    let overlay = root().join("player-overlay");
+    run_driver(
+        &project,
+        "drive.mjs",
+        &[
+            ("OVATION_SCENARIO", scenario),
+            ("OVATION_URL", shared().base.as_str()),
+            ("OVATION_ROOM", room),
+            ("OVATION_TOKENS", &tokens.to_string()),
+            ("OVATION_OVERLAY", overlay.to_str().expect("a UTF-8 path")),
+        ],
+        &format!("overlay checks ({scenario}) failed"),
     );
 }
 

@@ -4,7 +4,9 @@
 //! and must show a comment posted by another client. A screenshot is kept under
 //! target/ovation-tests/artifacts/.
 
-use ovation_tests::{create_room, root, scratch_dir, sdk_project, token, Server};
+use ovation_tests::{
+    copy_into, create_room, root, run_driver, scratch_dir, sdk_project, token, Server,
+};
 use std::process::Command;
 
 #[test]
@@ -13,13 +15,14 @@ fn a_vite_app_with_the_tarball_builds_and_receives_a_comment_in_chromium() {
     let server = Server::start(&scratch_dir("sdk-vite-server"));
     let room = create_room(&server, "weur");
     let project = sdk_project("sdk-vite");
-    for file in ["index.html", "main.js", "drive.mjs"] {
-        std::fs::copy(
-            root.join("npm/test/vite-app").join(file),
-            project.join(file),
-        )
-        .unwrap();
-    }
+    copy_into(
+        &project,
+        &[
+            "npm/test/vite-app/index.html",
+            "npm/test/vite-app/main.js",
+            "npm/test/vite-app/drive.mjs",
+        ],
+    );
     let status = Command::new("node")
         .arg(root.join("node_modules/vite/bin/vite.js"))
         .args(["build", "--logLevel", "warn"])
@@ -35,24 +38,19 @@ fn a_vite_app_with_the_tarball_builds_and_receives_a_comment_in_chromium() {
         assets.iter().any(|a| a.ends_with(".wasm")),
         "the SDK's wasm is emitted as an asset: {assets:?}"
     );
-    let artifacts = root.join("target/ovation-tests/artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
     let tokens = serde_json::json!({
         "ana": token("viewer", "ana", &room),
         "bob": token("viewer", "bob", &room),
-    });
-    let status = Command::new("node")
-        .arg("drive.mjs")
-        .current_dir(&project)
-        .env("OVATION_URL", &server.base)
-        .env("OVATION_ROOM", &room)
-        .env("OVATION_TOKENS", tokens.to_string())
-        .env("OVATION_REPO", &root)
-        .env("OVATION_ARTIFACTS", &artifacts)
-        .status()
-        .expect("node runs the driver");
-    assert!(
-        status.success(),
-        "the Vite app did not receive the comment (output above)"
+    })
+    .to_string();
+    run_driver(
+        &project,
+        "drive.mjs",
+        &[
+            ("OVATION_URL", server.base.as_str()),
+            ("OVATION_ROOM", &room),
+            ("OVATION_TOKENS", &tokens),
+        ],
+        "the Vite app did not receive the comment",
     );
 }

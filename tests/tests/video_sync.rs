@@ -4,7 +4,9 @@
 //! worker under wrangler dev. The checks live in npm/test/player/drive.mjs; screenshots
 //! are kept under target/ovation-tests/artifacts/.
 
-use ovation_tests::{create_room, root, scratch_dir, sdk_project, shared, token};
+use ovation_tests::{
+    copy_into, create_room, root, run_driver, scratch_dir, sdk_project, shared, token,
+};
 use std::path::Path;
 use std::process::Command;
 
@@ -31,19 +33,9 @@ fn test_stream(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     run(
         Command::new("ffmpeg")
-            .args(["-v", "error", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-t", "8", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p",
-            ])
-            .args(["-c:a", "aac", "-f", "hls", "-hls_time", "2"])
-            .args([
-                "-hls_flags",
-                "program_date_time",
-                "-hls_playlist_type",
-                "vod",
-            ])
+            .args(ovation_cue_tool::test_stream_ffmpeg_args(
+                8, "320x240", false,
+            ))
             .arg(dir.join("index.m3u8")),
         "ffmpeg",
     );
@@ -72,38 +64,38 @@ fn test_stream(dir: &Path) {
 
 #[test]
 fn cues_open_interactions_at_their_frame_and_skewed_viewers_see_events_at_one_video_moment() {
-    let root = root();
     let server = shared();
     let room = create_room(server, "weur");
     let stream = scratch_dir("video-stream");
     test_stream(&stream);
     let project = sdk_project("video-sync");
-    // Next to the installed package, so `import "ovation"` resolves as in an app.
-    for file in ["index.html", "page.js", "drive.mjs"] {
-        std::fs::copy(root.join("npm/test/player").join(file), project.join(file)).unwrap();
-    }
-    let artifacts = root.join("target/ovation-tests/artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
+    copy_into(
+        &project,
+        &[
+            "npm/test/player/index.html",
+            "npm/test/player/page.js",
+            "npm/test/player/drive.mjs",
+        ],
+    );
     let tokens = serde_json::json!({
         "admin": token("admin", "admin-1", "*"),
         "ana": token("viewer", "ana", &room),
         "bob": token("viewer", "bob", &room),
         "cy": token("viewer", "cy", &room),
-    });
-    let status = Command::new("node")
-        .arg("drive.mjs")
-        .current_dir(&project)
-        .env("OVATION_URL", &server.base)
-        .env("OVATION_ROOM", &room)
-        .env("OVATION_TOKENS", tokens.to_string())
-        .env("OVATION_REPO", &root)
-        .env("OVATION_STREAM", &stream)
-        .env("OVATION_SDK", project.join("node_modules/ovation"))
-        .env("OVATION_CUE_S", CUE_S)
-        .env("OVATION_EARLY_CUE_S", EARLY_CUE_S)
-        .env("OVATION_CUE_ID", CUE_ID)
-        .env("OVATION_ARTIFACTS", &artifacts)
-        .status()
-        .expect("node runs the driver");
-    assert!(status.success(), "video sync checks failed (output above)");
+    })
+    .to_string();
+    run_driver(
+        &project,
+        "drive.mjs",
+        &[
+            ("OVATION_URL", server.base.as_str()),
+            ("OVATION_ROOM", &room),
+            ("OVATION_TOKENS", &tokens),
+            ("OVATION_STREAM", stream.to_str().expect("a UTF-8 path")),
+            ("OVATION_CUE_S", CUE_S),
+            ("OVATION_EARLY_CUE_S", EARLY_CUE_S),
+            ("OVATION_CUE_ID", CUE_ID),
+        ],
+        "video sync checks failed",
+    );
 }

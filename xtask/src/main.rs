@@ -437,19 +437,9 @@ fn start_demo(url: &str, admin_token: &str) -> Result<std::process::Child> {
     if !playlist.exists() {
         fs::create_dir_all(&stream).map_err(|e| format!("creating {}: {e}", stream.display()))?;
         run(Command::new("ffmpeg")
-            .args(["-v", "error", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc=size=640x360:rate=25"])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args([
-                "-t", "60", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p",
-            ])
-            .args(["-c:a", "aac", "-f", "hls", "-hls_time", "2"])
-            .args([
-                "-hls_flags",
-                "program_date_time",
-                "-hls_playlist_type",
-                "vod",
-            ])
+            .args(ovation_cue_tool::test_stream_ffmpeg_args(
+                60, "640x360", false,
+            ))
             .arg(&playlist))?;
         run(Command::new(root.join("target/debug/ovation-cue"))
             .args(["inject", "--playlist"])

@@ -8,21 +8,15 @@
 // 2. Two viewers whose clocks are skewed by +2 s and -2 s, with sync "video", each show a
 //    comment within 100 ms of their video reaching the comment's server time.
 
-import http from "node:http";
-import fs from "node:fs/promises";
 import path from "node:path";
-import { createRequire } from "node:module";
 import WebSocket from "ws";
 import { connect } from "ovation";
+import { inside, launchChromium, serve } from "./browser.mjs";
 
 const env = process.env;
 const TOKENS = JSON.parse(env.OVATION_TOKENS);
 const CUE_S = Number(env.OVATION_CUE_S);
-const require = createRequire(path.join(env.OVATION_REPO, "package.json"));
-const { chromium } = require("playwright-core");
 const here = path.dirname(new URL(import.meta.url).pathname);
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript",
-  ".wasm": "application/wasm", ".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t" };
 
 // The playlist's EXT-X-PROGRAM-DATE-TIME can be moved to a chosen start (ms since the
 // epoch): the video then shows that wall-clock time at currentTime 0.
@@ -42,33 +36,15 @@ function rewritePdt(text) {
   return out.join("\n");
 }
 
-const server = http.createServer(async (req, res) => {
-  const url = new URL(req.url, "http://x");
-  let file;
-  if (url.pathname === "/") file = path.join(here, "index.html");
-  else if (url.pathname === "/page.js") file = path.join(here, "page.js");
-  else if (url.pathname === "/hls.js") file = path.join(env.OVATION_REPO, "node_modules/hls.js/dist/hls.min.js");
-  else if (url.pathname.startsWith("/ovation/")) file = path.join(env.OVATION_SDK, url.pathname.slice(9));
-  else if (url.pathname.startsWith("/stream/")) file = path.join(env.OVATION_STREAM, url.pathname.slice(8));
-  try {
-    let body = await fs.readFile(file);
-    if (file.endsWith(".m3u8")) body = rewritePdt(body.toString());
-    res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream",
-      "cache-control": "no-store" });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const base = `http://127.0.0.1:${server.address().port}`;
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required"],
-});
+const { server, base } = await serve((url) => {
+  if (url.pathname === "/") return path.join(here, "index.html");
+  if (url.pathname === "/page.js") return path.join(here, "page.js");
+  if (url.pathname === "/hls.js") return path.join(env.OVATION_REPO, "node_modules/hls.js/dist/hls.min.js");
+  if (url.pathname.startsWith("/ovation/")) return inside(env.OVATION_SDK, url.pathname.slice(9));
+  if (url.pathname.startsWith("/stream/")) return inside(env.OVATION_STREAM, url.pathname.slice(8));
+  return null;
+}, { transform: (file, body) => (file.endsWith(".m3u8") ? rewritePdt(body.toString()) : body) });
+const browser = await launchChromium(env.OVATION_REPO, ["--autoplay-policy=no-user-gesture-required"]);
 
 async function openPage(who, { sync = "none", skewMs = 0 } = {}) {
   const page = await browser.newPage();
@@ -141,7 +117,7 @@ try {
   await viewer.evaluate((t) => { document.getElementById("video").currentTime = t; }, CUE_S - 0.5);
   await viewer.waitForFunction((t) => document.getElementById("video").currentTime > t, CUE_S + 0.5, { timeout: 15000 });
   const again = await played(env.OVATION_CUE_ID);
-  if (again.length !== 2) fail(`after a seek back the cue fired ${again.length} times in all (expected 2)`);
+  if (again.length !== 2) fail(`after a seek back the cue fired ${again.length} times in all (expected 2): ${JSON.stringify(again)}`);
   if (Math.abs(again[1].currentTime - CUE_S) > 0.1) fail(`after the seek it fired at ${again[1].currentTime}`);
   if ((await played("early-1")).length !== 1) fail("the first-second cue fired again without a pass over it");
   console.log(`first-second cue at ${early[0].currentTime.toFixed(3)} s; after a seek back the cue fired again at ${again[1].currentTime.toFixed(3)} s`);

@@ -3,39 +3,20 @@
 // waits for the page to show it. Run by tests/tests/sdk_vite.rs with OVATION_URL,
 // OVATION_ROOM, OVATION_TOKENS, OVATION_REPO (for playwright-core) and OVATION_ARTIFACTS.
 
-import http from "node:http";
-import fs from "node:fs/promises";
 import path from "node:path";
-import { createRequire } from "node:module";
 import WebSocket from "ws";
 import { connect } from "ovation";
+import { inside, launchChromium, serve } from "./browser.mjs";
 
 const { OVATION_URL, OVATION_ROOM, OVATION_REPO, OVATION_ARTIFACTS } = process.env;
 const TOKENS = JSON.parse(process.env.OVATION_TOKENS);
-const require = createRequire(path.join(OVATION_REPO, "package.json"));
-const { chromium } = require("playwright-core");
 
 const dist = path.resolve("dist");
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm" };
-const server = http.createServer(async (req, res) => {
-  const file = path.join(dist, new URL(req.url, "http://x").pathname.replace(/\/$/, "/index.html"));
-  try {
-    const body = await fs.readFile(file);
-    res.writeHead(200, { "content-type": TYPES[path.extname(file)] || "application/octet-stream" });
-    res.end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const pageUrl = new URL(`http://127.0.0.1:${server.address().port}/`);
+const { server, base } = await serve((url) => inside(dist, url.pathname.replace(/\/$/, "/index.html")));
+const pageUrl = new URL(`${base}/`);
 pageUrl.search = new URLSearchParams({ url: OVATION_URL, room: OVATION_ROOM, token: TOKENS.ana });
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium(OVATION_REPO);
 let failed = false;
 try {
   const page = await browser.newPage();
