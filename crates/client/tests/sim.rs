@@ -255,6 +255,7 @@ impl Sim {
                     }
                 },
                 Output::Log(_) | Output::Charge(_) => {}
+                Output::ToShard { .. } => panic!("this room is not sharded"),
             }
         }
     }

@@ -15,12 +15,14 @@ mod bucket;
 mod close;
 mod frames;
 pub mod limits;
+mod relay;
 mod room_id;
 
 pub use bucket::TokenBucket;
 pub use close::CloseCode;
 pub use frames::*;
 pub use limits::{PROTOCOL_VERSION, SUBPROTOCOL};
+pub use relay::{shard_of, RelayedFrame, ShardDown, ShardUp, Snapshot};
 pub use room_id::{Region, RoomId, RoomIdError};
 
 #[cfg(test)]

@@ -260,3 +260,37 @@ pub const CLIENT_CUES_DUE_MAX: usize = 256;
 /// The first playhead report arrives up to a `timeupdate` period after playback starts:
 /// cues this far before it belong to the same first moment (a cue in the first second).
 pub const CLIENT_PLAYHEAD_FIRST_SLACK_MS: u64 = 500;
+
+// ---- Big rooms: shards (room ↔ shard relay) ----
+
+/// Expected audience one shard is planned for: a room expecting more gets
+/// `ceil(audience / SHARD_VIEWERS_TARGET)` shards (see `shards_for_audience`). Well
+/// below `CONNECTIONS_PER_ROOM_MAX`, so a shard has room for an unlucky hash and growth.
+pub const SHARD_VIEWERS_TARGET: u64 = 5_000;
+/// Shards one room may have. The room sends one batch per shard per tick, so this bounds
+/// the room's own outgoing work (128 × 20 ticks/s = 2,560 requests/s at the most).
+pub const SHARDS_PER_ROOM_MAX: u16 = 128;
+/// Times a room's shard count may change (each count is remembered, so a peer message
+/// reaches a user placed under any of them).
+pub const SHARD_COUNTS_MAX: usize = 16;
+/// Comments a sharded room shows to everyone per tick; above it comments are sampled
+/// (only the sender sees theirs). 10 per 50 ms tick = 200 comments/s: more than anyone
+/// can read, and it bounds every viewer's download whatever the audience.
+pub const SHARDED_COMMENTS_PER_TICK_MAX: usize = 10;
+/// Client frames a shard forwards to the room in one batch; the rest wait a tick.
+pub const RELAY_FRAMES_PER_BATCH_MAX: usize = 2_000;
+/// A room↔shard message (a snapshot carries every part and the ring).
+pub const RELAY_MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// A shard without the room's state asks again after this long.
+pub const SHARD_SNAPSHOT_RETRY_MS: u64 = 1_000;
+
+/// Shards for a room expecting `expected_audience` viewers: 0 (the room holds the
+/// sockets itself) up to `SHARD_VIEWERS_TARGET`, then one per `SHARD_VIEWERS_TARGET`,
+/// at most `SHARDS_PER_ROOM_MAX`.
+pub fn shards_for_audience(expected_audience: u64) -> u16 {
+    if expected_audience <= SHARD_VIEWERS_TARGET {
+        return 0;
+    }
+    let shards = expected_audience.div_ceil(SHARD_VIEWERS_TARGET);
+    u16::try_from(shards.min(u64::from(SHARDS_PER_ROOM_MAX))).expect("clamped")
+}

@@ -18,6 +18,8 @@ mod polls;
 mod products;
 mod qa;
 mod quiz;
+mod shard;
+mod sharding;
 mod staff;
 mod store;
 
@@ -34,6 +36,7 @@ pub use polls::{PollPhase, PollSpec};
 pub use products::ProductCard;
 pub use qa::QaStatus;
 pub use quiz::{QuizPhase, QuizQuestionSpec, QuizSpec};
+pub use shard::{Shard, ShardOutput};
 pub use staff::{StaffCommand, SYSTEM_SENDER};
 pub use store::{RestoreError, StorageOp, META_KEY};
 
@@ -105,6 +108,10 @@ pub enum Output {
     Log(LogRecord),
     /// Charge a gift at the settlement service, then call [`Room::charge_result`].
     Charge(ChargeRequest),
+    /// Deliver this batch (an encoded `ShardDown`) to the room's shard; batches to one
+    /// shard must arrive in order (each is numbered; a shard asks for a snapshot after a
+    /// gap).
+    ToShard { shard: u16, frame: Vec<u8> },
 }
 
 /// A gift to charge: the sender pays `amount` for `qty` of `sku`; `gift_id` is the
@@ -188,6 +195,10 @@ pub enum AdminCommand {
         payload: String,
     },
     End,
+    /// Grow the room to this many shards (a room becomes sharded this way too).
+    SetShards {
+        shards: u16,
+    },
     /// Polls, quizzes, Q&A, products, moderation: what hosts and moderators run, here
     /// from the admin API on behalf of `by`.
     Staff {
@@ -335,6 +346,10 @@ pub struct RoomStats {
     pub muted_refused: u64,
     pub filtered_refused: u64,
     pub dropped: u64,
+    /// Big rooms: batches from and to shards, and comments shown to their senders only.
+    pub shard_batches_in: u64,
+    pub shard_batches_out: u64,
+    pub comments_sampled_out: u64,
     pub closed_by_reason: BTreeMap<String, u64>,
 }
 
@@ -342,6 +357,79 @@ pub struct RoomStats {
 pub(crate) struct PartState {
     pub version: u64,
     pub value: String,
+}
+
+/// What a Welcome is built from: the room's own state, or a shard's copy of it.
+pub(crate) struct RoomView<'a> {
+    pub epoch: u64,
+    pub total_version: u64,
+    pub last_seq: u64,
+    pub likes_total: u64,
+    pub parts: &'a BTreeMap<String, PartState>,
+    /// Already trimmed to the ring's age limit.
+    pub ring: &'a VecDeque<Action>,
+}
+
+impl RoomView<'_> {
+    /// The events that answer a Hello: Welcome, the parts the client lacks, the version,
+    /// on a resume the missed actions (after a `Gap` if some are gone), the like total.
+    pub(crate) fn welcome(
+        &self,
+        connection: ConnectionId,
+        identity: &Identity,
+        resume: Option<&ovation_proto::Resume>,
+    ) -> Vec<Event> {
+        let resume = resume.filter(|r| r.epoch == self.epoch);
+        let mut events = vec![Event::Welcome(Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            connection_id: connection,
+            user: identity.user.clone(),
+            role: identity.role,
+            epoch: self.epoch,
+            total_version: self.total_version,
+            action_cursor: self.last_seq,
+            resumed: resume.is_some(),
+            tick_ms: TICK_MS as u32,
+        })];
+        let known: HashMap<&str, u64> = resume
+            .iter()
+            .flat_map(|r| r.part_versions.iter().map(|p| (p.name.as_str(), p.version)))
+            .collect();
+        for (name, part) in self.parts {
+            if known.get(name.as_str()).is_none_or(|&v| v < part.version) {
+                events.push(Event::Part {
+                    name: name.clone(),
+                    version: part.version,
+                    value: part.value.clone(),
+                });
+            }
+        }
+        events.push(Event::Version {
+            epoch: self.epoch,
+            total_version: self.total_version,
+        });
+        if let Some(resume) = resume {
+            let cursor = resume.action_cursor.min(self.last_seq);
+            let first = self.ring.front().map_or(self.last_seq + 1, |a| a.seq);
+            if cursor + 1 < first {
+                events.push(Event::Gap {
+                    missed_after: cursor,
+                    resumed_from: first,
+                });
+            }
+            events.extend(
+                self.ring
+                    .iter()
+                    .filter(|a| a.seq > cursor)
+                    .cloned()
+                    .map(Event::Action),
+            );
+        }
+        events.push(Event::Likes {
+            total: self.likes_total,
+        });
+        events
+    }
 }
 
 #[derive(Debug)]
@@ -357,10 +445,12 @@ struct Connection {
     goaway_sent_at_ms: Option<u64>,
     last_seen_ms: u64,
     frames: TokenBucket,
+    /// Set for a frame forwarded by a shard: (shard, the shard's connection id).
+    remote: Option<(u16, u64)>,
 }
 
 #[derive(Debug)]
-struct UserBuckets {
+pub(crate) struct UserBuckets {
     comments: TokenBucket,
     likes: TokenBucket,
     reactions: TokenBucket,
@@ -374,7 +464,7 @@ struct UserBuckets {
 }
 
 impl UserBuckets {
-    fn new(now_ms: u64) -> UserBuckets {
+    pub(crate) fn new(now_ms: u64) -> UserBuckets {
         UserBuckets {
             comments: TokenBucket::new_full(COMMENT_RATE_PER_S, COMMENT_BURST, now_ms),
             likes: TokenBucket::new_full(LIKES_RATE_PER_S, LIKES_BURST, now_ms),
@@ -442,13 +532,19 @@ pub struct Room {
     pub(crate) qa: qa::Qa,
     pub(crate) products: products::Products,
     pub(crate) moderation: moderation::Moderation,
+    pub(crate) shards: sharding::Shards,
 }
 
 impl Room {
     /// A new live room. `epoch` must be random (the host's randomness): a client holding
     /// another epoch's versions drops them.
     pub fn create(info: RoomInfo, epoch: u64, now_ms: u64) -> Room {
+        let shards = shards_for_audience(info.expected_audience);
         let mut room = Room::empty(info, epoch, now_ms);
+        if shards > 0 {
+            room.set_shards(shards, now_ms)
+                .expect("a live room within the limits");
+        }
         room.meta_dirty = true;
         room.update_room_part();
         room.flush_meta();
@@ -487,6 +583,7 @@ impl Room {
             qa: qa::Qa::default(),
             products: products::Products::default(),
             moderation: moderation::Moderation::default(),
+            shards: sharding::Shards::default(),
         }
     }
 
@@ -511,8 +608,15 @@ impl Room {
     pub fn created_ms(&self) -> u64 {
         self.created_ms
     }
+    /// Ready-or-not sockets on the room itself plus every shard's count.
     pub fn online(&self) -> u32 {
-        u32::try_from(self.connections.len()).expect("bounded by CONNECTIONS_PER_ROOM_MAX")
+        let local = u32::try_from(self.local_connections()).expect("bounded");
+        local + self.shards.online.values().sum::<u32>()
+    }
+
+    /// Sockets on the room itself (not the short-lived entries of forwarded frames).
+    fn local_connections(&self) -> usize {
+        self.connections.len() - self.shards.remote.len()
     }
     pub fn stats(&self) -> RoomStats {
         let mut stats = self.stats.clone();
@@ -520,7 +624,10 @@ impl Room {
         stats
     }
     pub fn connection_ids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
-        self.connections.keys().copied()
+        self.connections
+            .iter()
+            .filter(|(_, c)| c.remote.is_none())
+            .map(|(id, _)| *id)
     }
     pub fn connections_of(&self, user: &str) -> impl Iterator<Item = ConnectionId> + '_ {
         self.users.get(user).into_iter().flatten().copied()
@@ -569,6 +676,7 @@ impl Room {
             !self.connections.contains_key(&connection),
             "host reused connection id {connection}"
         );
+        assert!(connection < sharding::REMOTE_CONNECTION_ID_MIN);
         if self.status == RoomStatus::Ended {
             self.log_refusal(Some(connection), Some(&identity.user), "room_ended", "");
             return Err(CloseCode::RoomEnded);
@@ -577,7 +685,7 @@ impl Room {
             self.log_refusal(Some(connection), Some(&identity.user), "banned", "");
             return Err(CloseCode::Banned);
         }
-        if self.connections.len() >= CONNECTIONS_PER_ROOM_MAX {
+        if self.local_connections() >= CONNECTIONS_PER_ROOM_MAX {
             self.log_refusal(Some(connection), Some(&identity.user), "room_full", "");
             return Err(CloseCode::RoomFull);
         }
@@ -622,6 +730,7 @@ impl Room {
                 goaway_sent_at_ms: None,
                 last_seen_ms: now_ms,
                 frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
+                remote: None,
             },
         );
         self.schedule_tick(now_ms);
@@ -636,6 +745,9 @@ impl Room {
 
     fn remove_connection(&mut self, connection: ConnectionId) -> Option<Connection> {
         let conn = self.connections.remove(&connection)?;
+        if let Some(remote) = conn.remote {
+            self.shards.remote.remove(&remote);
+        }
         let set = self
             .users
             .get_mut(&conn.identity.user)
@@ -649,6 +761,9 @@ impl Room {
 
     fn close(&mut self, connection: ConnectionId, code: CloseCode, detail: String, now_ms: u64) {
         if let Some(conn) = self.remove_connection(connection) {
+            if conn.remote.is_some() {
+                return; // the shard closes its own sockets (see `close_user`)
+            }
             *self
                 .stats
                 .closed_by_reason
@@ -751,56 +866,17 @@ impl Room {
         }
         conn.hello_seen = true;
         conn.ready = true;
-        let resume = hello.resume.filter(|r| r.epoch == self.epoch);
-        let mut events = vec![Event::Welcome(Welcome {
-            protocol_version: PROTOCOL_VERSION,
-            connection_id: connection,
-            user: conn.identity.user.clone(),
-            role: conn.identity.role,
+        let identity = conn.identity.clone();
+        self.evict_old_actions(now_ms);
+        let view = RoomView {
             epoch: self.epoch,
             total_version: self.total_version,
-            action_cursor: self.last_seq,
-            resumed: resume.is_some(),
-            tick_ms: TICK_MS as u32,
-        })];
-        let known: HashMap<&str, u64> = resume
-            .iter()
-            .flat_map(|r| r.part_versions.iter().map(|p| (p.name.as_str(), p.version)))
-            .collect();
-        for (name, part) in &self.parts {
-            if known.get(name.as_str()).is_none_or(|&v| v < part.version) {
-                events.push(Event::Part {
-                    name: name.clone(),
-                    version: part.version,
-                    value: part.value.clone(),
-                });
-            }
-        }
-        events.push(Event::Version {
-            epoch: self.epoch,
-            total_version: self.total_version,
-        });
-        if let Some(resume) = &resume {
-            self.evict_old_actions(now_ms);
-            let cursor = resume.action_cursor.min(self.last_seq);
-            let first = self.first_buffered_seq().unwrap_or(self.last_seq + 1);
-            if cursor + 1 < first {
-                events.push(Event::Gap {
-                    missed_after: cursor,
-                    resumed_from: first,
-                });
-            }
-            events.extend(
-                self.ring
-                    .iter()
-                    .filter(|a| a.seq > cursor)
-                    .cloned()
-                    .map(Event::Action),
-            );
-        }
-        events.push(Event::Likes {
-            total: self.likes_total,
-        });
+            last_seq: self.last_seq,
+            likes_total: self.likes_total,
+            parts: &self.parts,
+            ring: &self.ring,
+        };
+        let mut events = view.welcome(connection, &identity, hello.resume.as_ref());
         conn_needs_online(self, connection);
         if self.status == RoomStatus::Ended {
             events.push(Event::RoomEnded);
@@ -839,12 +915,20 @@ impl Room {
                 );
                 return;
             }
-            ClientFrame::Comment { client_id, text } => {
-                self.user_action(&identity, client_id, ActionBody::Comment { text }, now_ms)
-            }
-            ClientFrame::Reaction { client_id, kind } => {
-                self.user_action(&identity, client_id, ActionBody::Reaction { kind }, now_ms)
-            }
+            ClientFrame::Comment { client_id, text } => self.user_action(
+                connection,
+                &identity,
+                client_id,
+                ActionBody::Comment { text },
+                now_ms,
+            ),
+            ClientFrame::Reaction { client_id, kind } => self.user_action(
+                connection,
+                &identity,
+                client_id,
+                ActionBody::Reaction { kind },
+                now_ms,
+            ),
             ClientFrame::Like { count, .. } => self.on_like(&identity, count, now_ms),
             ClientFrame::Gift {
                 client_id,
@@ -952,27 +1036,12 @@ impl Room {
     }
 
     fn buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
-        if !self.buckets.contains_key(user) && self.buckets.len() >= RATE_BUCKETS_MAX {
-            // Forget the least recently used user; a forgotten user starts with a full
-            // bucket, which is what a long-idle user would have anyway.
-            let oldest = self
-                .buckets
-                .iter()
-                .min_by_key(|(_, b)| b.used_ms)
-                .map(|(u, _)| u.clone())
-                .expect("non-empty");
-            self.buckets.remove(&oldest);
-        }
-        let buckets = self
-            .buckets
-            .entry(user.to_owned())
-            .or_insert_with(|| UserBuckets::new(now_ms));
-        buckets.used_ms = now_ms;
-        buckets
+        bucket_entry(&mut self.buckets, user, now_ms)
     }
 
     fn user_action(
         &mut self,
+        connection: ConnectionId,
         identity: &Identity,
         client_id: u64,
         body: ActionBody,
@@ -997,7 +1066,9 @@ impl Room {
                 return Err(refusal);
             }
         }
-        if self.actions_this_tick >= ROOM_ACTIONS_PER_TICK_MAX {
+        // A sharded room samples comments instead of refusing them (after the checks).
+        let sampling = is_comment_body(&body) && self.shards.is_sharded();
+        if !sampling && self.actions_this_tick >= ROOM_ACTIONS_PER_TICK_MAX {
             return Err((ErrorCode::RateLimited, "room busy".into(), TICK_MS as u32));
         }
         let buckets = self.buckets(&identity.user, now_ms);
@@ -1016,6 +1087,10 @@ impl Room {
                     let wait_ms = u32::try_from(wait_ms).expect("bounded by SLOW_MODE_MS_MAX");
                     (ErrorCode::RateLimited, "slow mode".into(), wait_ms)
                 })?;
+        }
+        if sampling && self.sample_out(identity) {
+            let seq = self.sampled_comment(connection, identity, body, now_ms);
+            return Ok(Some(seq));
         }
         let seq = self.push_action(
             &identity.user,
@@ -1336,19 +1411,12 @@ impl Room {
             return Err(AdminError::Empty { field: "to_user" });
         }
         check_json(&payload, "payload", DIRECT_PAYLOAD_BYTES_MAX)?;
-        let targets: Vec<ConnectionId> = self.connections_of(to_user).collect();
-        for &target in &targets {
-            self.enqueue(
-                target,
-                Event::Direct {
-                    from: from_user.to_owned(),
-                    payload: payload.clone(),
-                    ts_ms: now_ms,
-                },
-                now_ms,
-            );
-        }
-        Ok(u32::try_from(targets.len()).expect("bounded"))
+        let event = Event::Direct {
+            from: from_user.to_owned(),
+            payload,
+            ts_ms: now_ms,
+        };
+        Ok(self.send_to_user(to_user, event, now_ms))
     }
 
     fn set_part(&mut self, name: String, value: String, now_ms: u64) -> Result<u64, AdminError> {
@@ -1457,6 +1525,10 @@ impl Room {
                 let connections = self.send_direct(&from_user, &to_user, payload, now_ms)?;
                 Ok(AdminReply::Direct { connections })
             }
+            AdminCommand::SetShards { shards } => {
+                let shards = self.set_shards(shards, now_ms)?;
+                Ok(AdminReply::Done(serde_json::json!({ "shards": shards })))
+            }
             AdminCommand::End => {
                 self.status = RoomStatus::Ended;
                 self.meta_dirty = true;
@@ -1477,9 +1549,12 @@ impl Room {
         let ids: Vec<ConnectionId> = self
             .connections
             .iter()
-            .filter(|(_, c)| c.ready)
+            .filter(|(_, c)| c.ready && c.remote.is_none())
             .map(|(id, _)| *id)
             .collect();
+        if self.shards.is_sharded() {
+            self.shards.broadcast.push(event.clone());
+        }
         for id in ids {
             self.enqueue(id, event.clone(), now_ms);
         }
@@ -1510,6 +1585,7 @@ impl Room {
         let lifetimes = self
             .connections
             .values()
+            .filter(|c| c.remote.is_none())
             .map(|c| match c.goaway_sent_at_ms {
                 None => c.expires_at_ms,
                 Some(at) => at + GOAWAY_GRACE_MS,
@@ -1517,8 +1593,10 @@ impl Room {
         let stale = self
             .connections
             .values()
+            .filter(|c| c.remote.is_none())
             .map(|c| c.last_seen_ms + STALE_SOCKET_MS);
-        let refresh = (!self.connections.is_empty()).then_some(self.online_refresh_at_ms);
+        let refresh = (self.local_connections() > 0 || self.shards.is_sharded())
+            .then_some(self.online_refresh_at_ms);
         self.tick_at_ms
             .into_iter()
             .chain(self.interaction_deadline())
@@ -1538,7 +1616,7 @@ impl Room {
         let mut expired = Vec::new();
         let mut overdue = Vec::new();
         let mut stale = Vec::new();
-        for (&id, conn) in &self.connections {
+        for (&id, conn) in self.connections.iter().filter(|(_, c)| c.remote.is_none()) {
             match conn.goaway_sent_at_ms {
                 None if conn.expires_at_ms <= now_ms => expired.push(id),
                 Some(at) if at + GOAWAY_GRACE_MS <= now_ms => overdue.push(id),
@@ -1567,8 +1645,11 @@ impl Room {
         for id in stale {
             self.close(id, CloseCode::Stale, "no heartbeat".into(), now_ms);
         }
-        if !self.connections.is_empty() && self.online_refresh_at_ms <= now_ms {
+        if (self.local_connections() > 0 || self.shards.is_sharded())
+            && self.online_refresh_at_ms <= now_ms
+        {
             self.online_published = None; // forces a republish
+            self.online_refresh_at_ms = now_ms + ONLINE_REFRESH_MS;
             self.schedule_tick(now_ms);
         }
         self.close_due_interactions(now_ms);
@@ -1596,7 +1677,11 @@ impl Room {
             self.online_published = Some(online);
             self.online_refresh_at_ms = now_ms + ONLINE_REFRESH_MS;
         }
-        for conn in self.connections.values_mut().filter(|c| c.ready) {
+        for conn in self
+            .connections
+            .values_mut()
+            .filter(|c| c.ready && c.remote.is_none())
+        {
             if (changed || conn.needs_online) && conn.outbox.len() < OUTBOX_EVENTS_MAX {
                 conn.outbox.push(Event::Online { count: online });
             }
@@ -1605,7 +1690,7 @@ impl Room {
         // Persist before sending: nothing acknowledged may be lost by a crash.
         self.flush_meta();
         for (&connection, conn) in self.connections.iter_mut() {
-            if conn.outbox.is_empty() {
+            if conn.outbox.is_empty() || conn.remote.is_some() {
                 continue;
             }
             let events = std::mem::take(&mut conn.outbox);
@@ -1618,11 +1703,19 @@ impl Room {
             self.stats.bytes_out += frame.len() as u64;
             self.outputs.push_back(Output::Send { connection, frame });
         }
+        self.flush_shards(now_ms, changed);
     }
 
     /// Adds to every ready outbox without scheduling (we are flushing now).
     fn broadcast_now(&mut self, event: Event) {
-        for conn in self.connections.values_mut().filter(|c| c.ready) {
+        if self.shards.is_sharded() {
+            self.shards.broadcast.push(event.clone());
+        }
+        for conn in self
+            .connections
+            .values_mut()
+            .filter(|c| c.ready && c.remote.is_none())
+        {
             if conn.outbox.len() < OUTBOX_EVENTS_MAX {
                 conn.outbox.push(event.clone());
             } else {
@@ -1746,6 +1839,33 @@ impl Room {
             self.put_part("poll".into(), value, now_ms);
         }
     }
+}
+
+/// A user's rate-limit buckets, created full; above `RATE_BUCKETS_MAX` users the least
+/// recently used is forgotten (a forgotten user starts with a full bucket, which is what a
+/// long-idle user would have anyway).
+pub(crate) fn bucket_entry<'a>(
+    buckets: &'a mut HashMap<String, UserBuckets>,
+    user: &str,
+    now_ms: u64,
+) -> &'a mut UserBuckets {
+    if !buckets.contains_key(user) && buckets.len() >= RATE_BUCKETS_MAX {
+        let oldest = buckets
+            .iter()
+            .min_by_key(|(_, b)| b.used_ms)
+            .map(|(u, _)| u.clone())
+            .expect("non-empty");
+        buckets.remove(&oldest);
+    }
+    let entry = buckets
+        .entry(user.to_owned())
+        .or_insert_with(|| UserBuckets::new(now_ms));
+    entry.used_ms = now_ms;
+    entry
+}
+
+fn is_comment_body(body: &ActionBody) -> bool {
+    matches!(body, ActionBody::Comment { .. })
 }
 
 fn conn_needs_online(room: &mut Room, connection: ConnectionId) {

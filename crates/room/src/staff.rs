@@ -307,17 +307,10 @@ impl Room {
                 self.check_target(by, &user)?;
                 self.moderation.ban(&user).map_err(AdminError::Refused)?;
                 self.store(StorageOp::put_ban(&user));
-                let targets: Vec<ConnectionId> = self.connections_of(&user).collect();
-                for &connection in &targets {
-                    self.close(
-                        connection,
-                        CloseCode::Banned,
-                        format!("by {}", by.user),
-                        now_ms,
-                    );
-                }
+                let disconnected = self.connections_of(&user).count();
+                self.close_user(&user, CloseCode::Banned, &format!("by {}", by.user), now_ms);
                 Ok(AdminReply::Done(
-                    serde_json::json!({ "banned": user, "disconnected": targets.len() }),
+                    serde_json::json!({ "banned": user, "disconnected": disconnected }),
                 ))
             }
             StaffCommand::Unban { user } => {
@@ -407,10 +400,14 @@ impl Room {
         }
     }
 
-    /// A system message to every connection of one user.
+    /// A system message to every connection of one user (on the room or its shards).
     fn notify(&mut self, user: &str, payload: &str, now_ms: u64) {
-        let targets: Vec<ConnectionId> = self.connections_of(user).collect();
-        self.send_system(&targets, payload, now_ms);
+        let event = Event::Direct {
+            from: SYSTEM_SENDER.into(),
+            payload: payload.to_owned(),
+            ts_ms: now_ms,
+        };
+        self.send_to_user(user, event, now_ms);
     }
 
     /// A system message to every ready host and moderator connection.
@@ -418,7 +415,7 @@ impl Room {
         let targets: Vec<ConnectionId> = self
             .connections
             .iter()
-            .filter(|(_, c)| c.ready && c.identity.role.is_staff())
+            .filter(|(_, c)| c.ready && c.remote.is_none() && c.identity.role.is_staff())
             .map(|(id, _)| *id)
             .collect();
         self.send_system(&targets, payload, now_ms);

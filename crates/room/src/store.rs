@@ -21,7 +21,9 @@ use crate::products::ProductCard;
 use crate::qa::{Qa, QaRecord};
 use crate::quiz::{AnswerRecord, Quiz, QuizRecord};
 use crate::{Gifter, Output, PartState, PendingGift, Room, RoomInfo, RoomStatus, RESERVED_PARTS};
-use ovation_proto::limits::{PARTS_COUNT_MAX, RING_EVENTS_MAX};
+use ovation_proto::limits::{
+    PARTS_COUNT_MAX, RING_EVENTS_MAX, SHARDS_PER_ROOM_MAX, SHARD_COUNTS_MAX,
+};
 use ovation_proto::Action;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -44,6 +46,7 @@ const SETTINGS_KEY: &str = "settings";
 const MUTE_PREFIX: &str = "mute/";
 const BAN_PREFIX: &str = "ban/";
 const AUDIT_PREFIX: &str = "audit/";
+const SHARDS_KEY: &str = "shards";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StorageOp {
@@ -240,6 +243,14 @@ impl StorageOp {
         }
     }
 
+    /// Every shard count the room has had, oldest first.
+    pub(crate) fn put_shards(counts: &[u16]) -> StorageOp {
+        StorageOp::Put {
+            key: SHARDS_KEY.into(),
+            value: encode(&counts),
+        }
+    }
+
     pub(crate) fn delete_ban(user: &str) -> StorageOp {
         StorageOp::Delete {
             key: format!("{BAN_PREFIX}{user}"),
@@ -315,6 +326,7 @@ impl Room {
         let mut muted: BTreeMap<String, Option<u64>> = BTreeMap::new();
         let mut banned = std::collections::BTreeSet::new();
         let mut audit: Vec<AuditEntry> = Vec::new();
+        let mut shard_counts: Vec<u16> = Vec::new();
         for (key, value) in records {
             let corrupt = || RestoreError::Corrupt { key: key.clone() };
             if key == META_KEY {
@@ -379,6 +391,16 @@ impl Room {
                 muted.insert(user.to_owned(), until);
             } else if let Some(user) = key.strip_prefix(BAN_PREFIX) {
                 banned.insert(user.to_owned());
+            } else if key == SHARDS_KEY {
+                shard_counts = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                let growing = shard_counts.windows(2).all(|w| w[0] < w[1]);
+                let bounded = shard_counts.len() <= SHARD_COUNTS_MAX
+                    && shard_counts
+                        .iter()
+                        .all(|&c| (1..=SHARDS_PER_ROOM_MAX).contains(&c));
+                if !growing || !bounded {
+                    return Err(corrupt());
+                }
             } else if key.starts_with(AUDIT_PREFIX) {
                 audit.push(postcard::from_bytes(&value).map_err(|_| corrupt())?);
             } else if key.starts_with(ACTION_PREFIX) {
@@ -477,6 +499,12 @@ impl Room {
             );
         }
         room.evict_old_actions(now_ms);
+        // This instance numbers its batches from 1 again: every shard gets a snapshot.
+        room.shards.counts = shard_counts;
+        room.shards.snapshot_wanted = room.shards.all().collect();
+        if !room.shards.snapshot_wanted.is_empty() {
+            room.schedule_tick(now_ms);
+        }
         Ok(Some(room))
     }
 }

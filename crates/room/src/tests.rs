@@ -51,6 +51,7 @@ fn drain(room: &mut Room) -> Drained {
             Output::Store(op) => out.stores.push(op),
             Output::Log(_) => {}
             Output::Charge(charge) => out.charges.push(charge),
+            Output::ToShard { .. } => panic!("an unsharded room sends no shard batches"),
         }
     }
     out

@@ -536,6 +536,7 @@ impl Sim {
                 }
                 Output::Log(_) => {}
                 Output::Charge(charge) => self.charges.push((index, charge)),
+                Output::ToShard { .. } => panic!("these rooms are not sharded"),
                 Output::Close { connection, .. } => self.forget_connection(index, connection),
                 Output::Send { connection, frame } => {
                     let c = *self.rooms[index]

@@ -1,0 +1,994 @@
+//! A shard of a big room: holds a share of the viewers' sockets (placed by
+//! `ovation_proto::shard_of`), answers what needs no single place (Hello, Ping, likes,
+//! repeated votes and answers), rate-limits its clients, and forwards the rest to the
+//! room once per tick. It keeps a copy of the room's state (parts, recent actions,
+//! counters) from the room's batches, so joins and resumes never reach the room.
+//!
+//! Sans-IO like [`crate::Room`]: `now_ms` is a parameter; outputs are drained with
+//! [`Shard::poll_output`]; the host arms a timer for [`Shard::poll_timeout`].
+
+use crate::{ConnectionId, Identity, LogRecord, PartState, RoomView, UserBuckets};
+use ovation_proto::limits::*;
+use ovation_proto::{
+    Action, ActionBody, ClientFrame, CloseCode, DecodeError, ErrorCode, Event, Hello, RelayedFrame,
+    ServerFrame, ShardDown, ShardUp, Snapshot, TokenBucket, PROTOCOL_VERSION,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+/// Forwarded frames a shard holds for the room; above it clients are told "room busy".
+pub const SHARD_FORWARD_QUEUE_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
+/// Votes and answers forwarded and not yet answered by the room (remembered so an
+/// accepted one is answered locally when repeated).
+pub const SHARD_CHOICES_PENDING_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
+
+/// What the host must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardOutput {
+    /// Send this encoded `ServerFrame` to each of these connections (encoded once: most
+    /// ticks every viewer gets the same batch).
+    Send {
+        connections: Vec<ConnectionId>,
+        frame: Vec<u8>,
+    },
+    /// Close the socket; the shard has already forgotten the connection.
+    Close {
+        connection: ConnectionId,
+        code: CloseCode,
+    },
+    /// An encoded [`ShardUp`] for the room (in order, like the room's batches).
+    Up(Vec<u8>),
+    Log(LogRecord),
+}
+
+/// Counters since the shard object last woke.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ShardStats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub bytes_out: u64,
+    /// Frames forwarded to the room, and frames answered here.
+    pub forwarded: u64,
+    pub answered_here: u64,
+    pub batches_up: u64,
+    pub batches_down: u64,
+    pub snapshots: u64,
+    /// Batches from the room that did not follow the previous one (a snapshot follows).
+    pub gaps: u64,
+    pub rate_limited: u64,
+}
+
+/// The shard's copy of the room's state.
+#[derive(Debug)]
+struct Mirror {
+    epoch: u64,
+    total_version: u64,
+    last_seq: u64,
+    likes_total: u64,
+    online: u32,
+    ended: bool,
+    parts: BTreeMap<String, PartState>,
+    ring: VecDeque<Action>,
+}
+
+impl Mirror {
+    fn from_snapshot(snapshot: Snapshot) -> Mirror {
+        Mirror {
+            epoch: snapshot.epoch,
+            total_version: snapshot.total_version,
+            last_seq: snapshot.last_seq,
+            likes_total: snapshot.likes_total,
+            online: snapshot.online,
+            ended: snapshot.ended,
+            parts: snapshot
+                .parts
+                .into_iter()
+                .map(|(name, version, value)| (name, PartState { version, value }))
+                .collect(),
+            ring: snapshot.ring.into(),
+        }
+    }
+
+    /// Applies one broadcast event (events older than the copy change nothing).
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Part {
+                name,
+                version,
+                value,
+            } if self.parts.get(name).is_none_or(|p| p.version < *version) => {
+                self.parts.insert(
+                    name.clone(),
+                    PartState {
+                        version: *version,
+                        value: value.clone(),
+                    },
+                );
+            }
+            Event::Version {
+                epoch,
+                total_version,
+            } if *epoch == self.epoch => {
+                self.total_version = self.total_version.max(*total_version);
+            }
+            Event::Action(action) if action.seq > self.last_seq => {
+                self.last_seq = action.seq;
+                if let ActionBody::Removed { seq } = action.body {
+                    self.ring.retain(|a| a.seq != seq);
+                }
+                self.ring.push_back(action.clone());
+                while self.ring.len() > RING_EVENTS_MAX {
+                    self.ring.pop_front();
+                }
+            }
+            Event::Likes { total } => self.likes_total = self.likes_total.max(*total),
+            Event::Online { count } => self.online = *count,
+            Event::RoomEnded => self.ended = true,
+            _ => {}
+        }
+    }
+
+    /// The events that turn a viewer served from `self` into one served from `newer`.
+    fn missed(&self, newer: &Mirror) -> Vec<Event> {
+        let mut events: Vec<Event> = newer
+            .parts
+            .iter()
+            .filter(|(name, part)| {
+                self.parts
+                    .get(*name)
+                    .is_none_or(|p| p.version < part.version)
+            })
+            .map(|(name, part)| Event::Part {
+                name: name.clone(),
+                version: part.version,
+                value: part.value.clone(),
+            })
+            .collect();
+        events.push(Event::Version {
+            epoch: newer.epoch,
+            total_version: newer.total_version,
+        });
+        let first = newer.ring.front().map_or(newer.last_seq + 1, |a| a.seq);
+        if self.last_seq + 1 < first {
+            events.push(Event::Gap {
+                missed_after: self.last_seq,
+                resumed_from: first,
+            });
+        }
+        events.extend(
+            newer
+                .ring
+                .iter()
+                .filter(|a| a.seq > self.last_seq)
+                .cloned()
+                .map(Event::Action),
+        );
+        events.push(Event::Likes {
+            total: newer.likes_total,
+        });
+        events
+    }
+
+    fn view(&mut self, now_ms: u64) -> RoomView<'_> {
+        while self
+            .ring
+            .front()
+            .is_some_and(|a| a.ts_ms + RING_AGE_MS_MAX < now_ms)
+        {
+            self.ring.pop_front();
+        }
+        RoomView {
+            epoch: self.epoch,
+            total_version: self.total_version,
+            last_seq: self.last_seq,
+            likes_total: self.likes_total,
+            parts: &self.parts,
+            ring: &self.ring,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ShardConnection {
+    identity: Identity,
+    ready: bool,
+    hello_seen: bool,
+    /// A Hello that came before the shard had the room's state.
+    waiting: Option<Hello>,
+    outbox: Vec<Event>,
+    /// Broadcast events of this flush from this index on are new to the connection.
+    shared_from: usize,
+    frames: TokenBucket,
+    last_seen_ms: u64,
+    expires_at_ms: u64,
+    goaway_sent_at_ms: Option<u64>,
+}
+
+/// A vote or an answer forwarded to the room and not answered yet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Choice {
+    Vote { poll_id: String },
+    Answer { quiz_id: String, question: u16 },
+}
+
+pub struct Shard {
+    index: u16,
+    mirror: Option<Mirror>,
+    /// The number of the room's last batch applied.
+    down_seq: u64,
+    needs_snapshot: bool,
+    snapshot_asked_at_ms: Option<u64>,
+    connections: BTreeMap<ConnectionId, ShardConnection>,
+    users: BTreeMap<String, BTreeSet<ConnectionId>>,
+    buckets: HashMap<String, UserBuckets>,
+    banned: BTreeSet<String>,
+    /// Users whose choice the room accepted, for the latest poll / quiz question.
+    chosen: HashMap<Choice, HashSet<String>>,
+    pending_choices: HashMap<(ConnectionId, u64), (Choice, String)>,
+    likes_pending: u64,
+    up_frames: VecDeque<RelayedFrame>,
+    online_reported: Option<u32>,
+    /// This flush's broadcast events (from the room's batch).
+    shared: Vec<Event>,
+    tick_at_ms: Option<u64>,
+    outputs: VecDeque<ShardOutput>,
+    stats: ShardStats,
+}
+
+impl Shard {
+    /// A shard that just started: it asks the room for its state at once.
+    pub fn new(index: u16, now_ms: u64) -> Shard {
+        assert!(index < SHARDS_PER_ROOM_MAX);
+        Shard {
+            index,
+            mirror: None,
+            down_seq: 0,
+            needs_snapshot: true,
+            snapshot_asked_at_ms: None,
+            connections: BTreeMap::new(),
+            users: BTreeMap::new(),
+            buckets: HashMap::new(),
+            banned: BTreeSet::new(),
+            chosen: HashMap::new(),
+            pending_choices: HashMap::new(),
+            likes_pending: 0,
+            up_frames: VecDeque::new(),
+            online_reported: None,
+            shared: Vec::new(),
+            tick_at_ms: Some(now_ms),
+            outputs: VecDeque::new(),
+            stats: ShardStats::default(),
+        }
+    }
+
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// Connections that finished their Hello (what the room adds up).
+    pub fn online(&self) -> u32 {
+        let ready = self.connections.values().filter(|c| c.ready).count();
+        u32::try_from(ready).expect("bounded by CONNECTIONS_PER_ROOM_MAX")
+    }
+
+    pub fn has_state(&self) -> bool {
+        self.mirror.is_some()
+    }
+
+    pub fn stats(&self) -> &ShardStats {
+        &self.stats
+    }
+
+    pub fn connection_ids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.connections.keys().copied()
+    }
+
+    /// Registers a new socket (the client sends `Hello` first).
+    pub fn connect(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        lifetime_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), CloseCode> {
+        assert!(!self.connections.contains_key(&connection));
+        let refusal = if self.banned.contains(&identity.user) {
+            Some(CloseCode::Banned)
+        } else if self.mirror.as_ref().is_some_and(|m| m.ended) {
+            Some(CloseCode::RoomEnded)
+        } else if self.connections.len() >= CONNECTIONS_PER_ROOM_MAX {
+            Some(CloseCode::RoomFull)
+        } else {
+            None
+        };
+        if let Some(code) = refusal {
+            self.log(
+                "refusal",
+                Some(connection),
+                Some(&identity.user),
+                code.reason(),
+            );
+            return Err(code);
+        }
+        self.insert(connection, identity, now_ms + lifetime_ms, false, now_ms);
+        Ok(())
+    }
+
+    /// Re-registers a socket that survived hibernation.
+    pub fn reattach(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) {
+        assert!(!self.connections.contains_key(&connection));
+        self.insert(connection, identity, expires_at_ms, true, now_ms);
+    }
+
+    fn insert(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        expires_at_ms: u64,
+        ready: bool,
+        now_ms: u64,
+    ) {
+        self.users
+            .entry(identity.user.clone())
+            .or_default()
+            .insert(connection);
+        self.connections.insert(
+            connection,
+            ShardConnection {
+                identity,
+                ready,
+                hello_seen: false,
+                waiting: None,
+                outbox: Vec::new(),
+                shared_from: 0,
+                frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
+                last_seen_ms: now_ms,
+                expires_at_ms,
+                goaway_sent_at_ms: None,
+            },
+        );
+        self.schedule_tick(now_ms);
+    }
+
+    pub fn disconnect(&mut self, connection: ConnectionId, now_ms: u64) {
+        if self.remove(connection).is_some() {
+            self.schedule_tick(now_ms);
+        }
+    }
+
+    fn remove(&mut self, connection: ConnectionId) -> Option<ShardConnection> {
+        let conn = self.connections.remove(&connection)?;
+        let set = self
+            .users
+            .get_mut(&conn.identity.user)
+            .expect("every connection is indexed by user");
+        assert!(set.remove(&connection));
+        if set.is_empty() {
+            self.users.remove(&conn.identity.user);
+        }
+        Some(conn)
+    }
+
+    fn close(&mut self, connection: ConnectionId, code: CloseCode, now_ms: u64) {
+        if let Some(conn) = self.remove(connection) {
+            if code != CloseCode::GoingAway && code != CloseCode::RoomEnded {
+                self.log(
+                    "close",
+                    Some(connection),
+                    Some(&conn.identity.user),
+                    code.reason(),
+                );
+            }
+            self.outputs
+                .push_back(ShardOutput::Close { connection, code });
+            self.schedule_tick(now_ms);
+        }
+    }
+
+    /// A sign of life (the platform's heartbeat auto-response timestamp).
+    pub fn touch(&mut self, connection: ConnectionId, at_ms: u64) {
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            conn.last_seen_ms = conn.last_seen_ms.max(at_ms);
+        }
+    }
+
+    pub fn handle_text(&mut self, connection: ConnectionId, now_ms: u64) {
+        self.close(connection, CloseCode::TextNotSupported, now_ms);
+    }
+
+    /// A binary frame from a viewer's socket.
+    pub fn handle_frame(&mut self, connection: ConnectionId, bytes: &[u8], now_ms: u64) {
+        let Some(conn) = self.connections.get_mut(&connection) else {
+            return;
+        };
+        conn.last_seen_ms = now_ms;
+        self.stats.frames_in += 1;
+        let frame = match ClientFrame::decode(bytes) {
+            Ok(frame) => frame,
+            Err(DecodeError::TooLarge { .. }) => {
+                return self.close(connection, CloseCode::FrameTooLarge, now_ms);
+            }
+            Err(_) => return self.close(connection, CloseCode::BadFrame, now_ms),
+        };
+        if let Err(retry_after_ms) = conn.frames.take(1, now_ms) {
+            let client_id = frame.client_id();
+            let message = "too many frames";
+            return self.refuse(
+                connection,
+                client_id,
+                ErrorCode::RateLimited,
+                message,
+                retry_after_ms,
+                now_ms,
+            );
+        }
+        match frame {
+            ClientFrame::Hello(hello) => self.on_hello(connection, hello, now_ms),
+            other if self.connections[&connection].ready => {
+                self.on_frame(connection, other, now_ms)
+            }
+            _ => self.close(connection, CloseCode::ProtocolViolation, now_ms),
+        }
+    }
+
+    fn on_hello(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {
+        let conn = self.connections.get_mut(&connection).expect("checked");
+        if conn.hello_seen {
+            return self.close(connection, CloseCode::ProtocolViolation, now_ms);
+        }
+        if hello.protocol_version != PROTOCOL_VERSION {
+            return self.close(connection, CloseCode::UnsupportedProtocol, now_ms);
+        }
+        conn.hello_seen = true;
+        if self.mirror.is_some() {
+            self.welcome(connection, hello, now_ms);
+        } else {
+            conn.waiting = Some(hello); // answered when the room's state arrives
+        }
+    }
+
+    fn welcome(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {
+        let mirror = self
+            .mirror
+            .as_mut()
+            .expect("welcomed only with the room's state");
+        let conn = self.connections.get_mut(&connection).expect("live");
+        let mut events =
+            mirror
+                .view(now_ms)
+                .welcome(connection, &conn.identity, hello.resume.as_ref());
+        if mirror.ended {
+            events.push(Event::RoomEnded);
+        }
+        events.push(Event::Online {
+            count: mirror.online,
+        });
+        conn.ready = true;
+        conn.outbox.extend(events);
+        // The broadcast events already in this flush are in the Welcome's state.
+        conn.shared_from = self.shared.len();
+        self.stats.answered_here += 1;
+        self.schedule_tick(now_ms);
+    }
+
+    fn on_frame(&mut self, connection: ConnectionId, frame: ClientFrame, now_ms: u64) {
+        let identity = self.connections[&connection].identity.clone();
+        let answered: Result<Option<Event>, (ErrorCode, &str, u32)> = match &frame {
+            ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
+            ClientFrame::Ping { client_time_ms } => Ok(Some(Event::Pong {
+                client_time_ms: *client_time_ms,
+                server_time_ms: now_ms,
+            })),
+            ClientFrame::Like { client_id, count } => {
+                self.take_likes(&identity.user, *count, now_ms).map(|()| {
+                    Some(Event::Ack {
+                        client_id: *client_id,
+                        seq: None,
+                    })
+                })
+            }
+            ClientFrame::Comment { text, .. } | ClientFrame::Reaction { kind: text, .. }
+                if text.trim().is_empty() =>
+            {
+                Err((ErrorCode::Invalid, "empty", 0))
+            }
+            ClientFrame::Comment { .. } => self
+                .take_speech(&identity.user, false, now_ms)
+                .map(|()| None),
+            ClientFrame::Reaction { .. } => self
+                .take_speech(&identity.user, true, now_ms)
+                .map(|()| None),
+            ClientFrame::Vote {
+                client_id, poll_id, ..
+            } => Ok(self.repeated_choice(
+                &identity.user,
+                *client_id,
+                Choice::Vote {
+                    poll_id: poll_id.clone(),
+                },
+            )),
+            ClientFrame::Answer {
+                client_id,
+                quiz_id,
+                question,
+                ..
+            } => Ok(self.repeated_choice(
+                &identity.user,
+                *client_id,
+                Choice::Answer {
+                    quiz_id: quiz_id.clone(),
+                    question: *question,
+                },
+            )),
+            _ => Ok(None),
+        };
+        match answered {
+            Ok(Some(event)) => {
+                self.stats.answered_here += 1;
+                self.push(connection, event, now_ms);
+            }
+            Ok(None) => self.forward(connection, identity, frame, now_ms),
+            Err((code, message, retry_after_ms)) => self.refuse(
+                connection,
+                frame.client_id(),
+                code,
+                message,
+                retry_after_ms,
+                now_ms,
+            ),
+        }
+    }
+
+    fn user_buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
+        crate::bucket_entry(&mut self.buckets, user, now_ms)
+    }
+
+    fn take_likes(
+        &mut self,
+        user: &str,
+        count: u32,
+        now_ms: u64,
+    ) -> Result<(), (ErrorCode, &'static str, u32)> {
+        if count == 0 || count > LIKE_COUNT_PER_FRAME_MAX {
+            return Err((ErrorCode::Invalid, "like count out of range", 0));
+        }
+        self.user_buckets(user, now_ms)
+            .likes
+            .take(count, now_ms)
+            .map_err(|wait| (ErrorCode::RateLimited, "too many likes", wait))?;
+        self.likes_pending += u64::from(count);
+        self.schedule_tick(now_ms);
+        Ok(())
+    }
+
+    /// The sender's comment or reaction bucket (the room checks moderation and slow mode).
+    fn take_speech(
+        &mut self,
+        user: &str,
+        reaction: bool,
+        now_ms: u64,
+    ) -> Result<(), (ErrorCode, &'static str, u32)> {
+        let buckets = self.user_buckets(user, now_ms);
+        let bucket = if reaction {
+            &mut buckets.reactions
+        } else {
+            &mut buckets.comments
+        };
+        bucket
+            .take(1, now_ms)
+            .map_err(|wait| (ErrorCode::RateLimited, "slow down", wait))
+    }
+
+    /// An Ack when the room already accepted this user's choice; otherwise the choice is
+    /// remembered as pending and goes to the room.
+    fn repeated_choice(&mut self, user: &str, client_id: u64, choice: Choice) -> Option<Event> {
+        if self
+            .chosen
+            .get(&choice)
+            .is_some_and(|users| users.contains(user))
+        {
+            return Some(Event::Ack {
+                client_id,
+                seq: None,
+            });
+        }
+        None
+    }
+
+    fn forward(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        frame: ClientFrame,
+        now_ms: u64,
+    ) {
+        if self.up_frames.len() >= SHARD_FORWARD_QUEUE_MAX {
+            let retry_after_ms = TICK_MS as u32;
+            return self.refuse(
+                connection,
+                frame.client_id(),
+                ErrorCode::RateLimited,
+                "room busy",
+                retry_after_ms,
+                now_ms,
+            );
+        }
+        let choice = match &frame {
+            ClientFrame::Vote {
+                client_id, poll_id, ..
+            } => Some((
+                *client_id,
+                Choice::Vote {
+                    poll_id: poll_id.clone(),
+                },
+            )),
+            ClientFrame::Answer {
+                client_id,
+                quiz_id,
+                question,
+                ..
+            } => Some((
+                *client_id,
+                Choice::Answer {
+                    quiz_id: quiz_id.clone(),
+                    question: *question,
+                },
+            )),
+            _ => None,
+        };
+        if let Some((client_id, choice)) = choice {
+            if self.pending_choices.len() < SHARD_CHOICES_PENDING_MAX {
+                self.pending_choices
+                    .insert((connection, client_id), (choice, identity.user.clone()));
+            }
+        }
+        self.stats.forwarded += 1;
+        self.up_frames.push_back(RelayedFrame {
+            connection,
+            user: identity.user,
+            name: identity.name,
+            role: identity.role,
+            frame,
+        });
+        self.schedule_tick(now_ms);
+    }
+
+    fn refuse(
+        &mut self,
+        connection: ConnectionId,
+        client_id: Option<u64>,
+        code: ErrorCode,
+        message: &str,
+        retry_after_ms: u32,
+        now_ms: u64,
+    ) {
+        if code == ErrorCode::RateLimited {
+            self.stats.rate_limited += 1;
+        }
+        let user = self
+            .connections
+            .get(&connection)
+            .map(|c| c.identity.user.clone());
+        self.log("refusal", Some(connection), user.as_deref(), code.as_str());
+        let event = Event::Error {
+            client_id,
+            code,
+            message: message.to_owned(),
+            retry_after_ms,
+        };
+        self.push(connection, event, now_ms);
+    }
+
+    fn push(&mut self, connection: ConnectionId, event: Event, now_ms: u64) {
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            if conn.outbox.len() < OUTBOX_EVENTS_MAX {
+                conn.outbox.push(event);
+            }
+            self.schedule_tick(now_ms);
+        }
+    }
+
+    /// The room's batch for this shard (the bytes of a [`ShardDown`]). Its events go out
+    /// at once: the room already batched them for this tick.
+    pub fn handle_down(&mut self, bytes: &[u8], now_ms: u64) -> Result<(), DecodeError> {
+        let down = ShardDown::decode(bytes)?;
+        self.stats.batches_down += 1;
+        if let Some(snapshot) = down.snapshot {
+            self.stats.snapshots += 1;
+            self.banned = snapshot.banned.iter().cloned().collect();
+            let fresh = Mirror::from_snapshot(snapshot);
+            if let Some(old) = self.mirror.as_ref().filter(|m| m.epoch == fresh.epoch) {
+                // Batches were lost (the room restarted, or one went missing): the viewers
+                // here get what changed since the copy they were served from.
+                self.shared.extend(old.missed(&fresh));
+            }
+            self.mirror = Some(fresh);
+            self.needs_snapshot = false;
+            self.snapshot_asked_at_ms = None;
+            self.online_reported = None; // the room instance may be new: tell it again
+            self.schedule_tick(now_ms);
+        } else if self.mirror.is_some() && down.seq != self.down_seq + 1 {
+            // A batch went missing (or the room restarted): ask for the room's state now;
+            // until it comes, broadcasts are held back (the snapshot brings them, after
+            // what was missed, so no viewer sees a hole).
+            self.stats.gaps += 1;
+            self.needs_snapshot = true;
+            self.snapshot_asked_at_ms = None;
+        }
+        self.down_seq = down.seq;
+        let broadcast = if self.needs_snapshot {
+            Vec::new()
+        } else {
+            down.broadcast
+        };
+        for event in broadcast {
+            if let Some(mirror) = self.mirror.as_mut() {
+                mirror.apply(&event);
+            }
+            self.shared.push(event);
+        }
+        if self.mirror.is_some() {
+            let waiting: Vec<(ConnectionId, Hello)> = self
+                .connections
+                .iter_mut()
+                .filter_map(|(&id, c)| c.waiting.take().map(|h| (id, h)))
+                .collect();
+            for (id, hello) in waiting {
+                self.welcome(id, hello, now_ms);
+            }
+        }
+        for (connection, event) in down.to_connection {
+            self.resolve_choice(connection, &event);
+            self.push(connection, event, now_ms);
+        }
+        for (user, event) in down.to_user {
+            let targets: Vec<ConnectionId> = self
+                .users
+                .get(&user)
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect();
+            for target in targets {
+                self.push(target, event.clone(), now_ms);
+            }
+        }
+        for (user, code) in down.close_users {
+            let code = CloseCode::from_code(code).unwrap_or(CloseCode::Restarting);
+            if code == CloseCode::Banned && self.banned.len() < BANNED_USERS_MAX {
+                self.banned.insert(user.clone());
+            }
+            let targets: Vec<ConnectionId> = self
+                .users
+                .get(&user)
+                .into_iter()
+                .flatten()
+                .copied()
+                .collect();
+            for target in targets {
+                self.close(target, code, now_ms);
+            }
+        }
+        self.flush_sockets(now_ms);
+        if self.mirror.as_ref().is_some_and(|m| m.ended) {
+            let everyone: Vec<ConnectionId> = self.connections.keys().copied().collect();
+            for id in everyone {
+                self.close(id, CloseCode::RoomEnded, now_ms);
+            }
+        }
+        Ok(())
+    }
+
+    /// The room's answer to a forwarded vote or answer: remembered when accepted, so a
+    /// repeat is answered here.
+    fn resolve_choice(&mut self, connection: ConnectionId, event: &Event) {
+        let client_id = match event {
+            Event::Ack { client_id, .. } => *client_id,
+            Event::Error {
+                client_id: Some(client_id),
+                ..
+            } => *client_id,
+            _ => return,
+        };
+        let Some((choice, user)) = self.pending_choices.remove(&(connection, client_id)) else {
+            return;
+        };
+        if matches!(event, Event::Ack { .. }) {
+            if !self.chosen.contains_key(&choice) {
+                // Only the latest poll and quiz question matter: forget older ones.
+                self.chosen
+                    .retain(|c, _| std::mem::discriminant(c) != std::mem::discriminant(&choice));
+            }
+            let users = self.chosen.entry(choice).or_default();
+            if users.len() < POLL_VOTERS_MAX {
+                users.insert(user);
+            }
+        }
+    }
+
+    fn schedule_tick(&mut self, now_ms: u64) {
+        if self.tick_at_ms.is_none() {
+            self.tick_at_ms = Some(now_ms + TICK_MS);
+        }
+    }
+
+    /// When the host must call [`Shard::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let lifetimes = self
+            .connections
+            .values()
+            .map(|c| match c.goaway_sent_at_ms {
+                None => c.expires_at_ms,
+                Some(at) => at + GOAWAY_GRACE_MS,
+            });
+        let stale = self
+            .connections
+            .values()
+            .map(|c| c.last_seen_ms + STALE_SOCKET_MS);
+        let snapshot = self.needs_snapshot.then(|| {
+            self.snapshot_asked_at_ms
+                .map_or(0, |at| at + SHARD_SNAPSHOT_RETRY_MS)
+        });
+        self.tick_at_ms
+            .into_iter()
+            .chain(lifetimes)
+            .chain(stale)
+            .chain(snapshot)
+            .min()
+    }
+
+    /// Whether output waits for a tick (the host flushes with a short timer).
+    pub fn tick_pending(&self) -> Option<u64> {
+        let snapshot = self.needs_snapshot.then(|| {
+            self.snapshot_asked_at_ms
+                .map_or(0, |at| at + SHARD_SNAPSHOT_RETRY_MS)
+        });
+        self.tick_at_ms.into_iter().chain(snapshot).min()
+    }
+
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        let mut expired = Vec::new();
+        let mut overdue = Vec::new();
+        let mut stale = Vec::new();
+        for (&id, conn) in &self.connections {
+            match conn.goaway_sent_at_ms {
+                None if conn.expires_at_ms <= now_ms => expired.push(id),
+                Some(at) if at + GOAWAY_GRACE_MS <= now_ms => overdue.push(id),
+                _ => {}
+            }
+            if conn.last_seen_ms + STALE_SOCKET_MS <= now_ms {
+                stale.push(id);
+            }
+        }
+        for id in expired {
+            self.connections
+                .get_mut(&id)
+                .expect("listed")
+                .goaway_sent_at_ms = Some(now_ms);
+            self.push(
+                id,
+                Event::GoAway {
+                    reconnect_delay_ms: 0,
+                },
+                now_ms,
+            );
+        }
+        for id in overdue {
+            self.close(id, CloseCode::GoingAway, now_ms);
+        }
+        for id in stale {
+            self.close(id, CloseCode::Stale, now_ms);
+        }
+        let snapshot_due = self.needs_snapshot
+            && self
+                .snapshot_asked_at_ms
+                .is_none_or(|at| at + SHARD_SNAPSHOT_RETRY_MS <= now_ms);
+        if snapshot_due || self.tick_at_ms.is_some_and(|at| at <= now_ms) {
+            self.tick_at_ms = None;
+            self.send_up(now_ms, snapshot_due);
+            self.flush_sockets(now_ms);
+        }
+    }
+
+    /// The shard's batch for the room, when it has something to say.
+    fn send_up(&mut self, now_ms: u64, ask_snapshot: bool) {
+        let online = self.online();
+        let take = self.up_frames.len().min(RELAY_FRAMES_PER_BATCH_MAX);
+        if !ask_snapshot
+            && take == 0
+            && self.likes_pending == 0
+            && self.online_reported == Some(online)
+        {
+            return;
+        }
+        if ask_snapshot {
+            self.snapshot_asked_at_ms = Some(now_ms);
+        }
+        let up = ShardUp {
+            shard: self.index,
+            needs_snapshot: ask_snapshot,
+            online,
+            likes: std::mem::take(&mut self.likes_pending),
+            frames: self.up_frames.drain(..take).collect(),
+        };
+        self.online_reported = Some(online);
+        self.stats.batches_up += 1;
+        self.outputs.push_back(ShardOutput::Up(up.encode()));
+        if !self.up_frames.is_empty() {
+            self.schedule_tick(now_ms); // the rest next tick
+        }
+    }
+
+    /// Sends every connection its events: one encoding of the broadcast for everyone
+    /// with nothing of their own.
+    fn flush_sockets(&mut self, now_ms: u64) {
+        let shared = std::mem::take(&mut self.shared);
+        let mut everyone = Vec::new();
+        for (&id, conn) in self.connections.iter_mut() {
+            let from = if conn.ready {
+                conn.shared_from
+            } else {
+                shared.len()
+            };
+            conn.shared_from = 0;
+            if conn.outbox.is_empty() && from == 0 && !shared.is_empty() {
+                everyone.push(id);
+                continue;
+            }
+            let mut events = std::mem::take(&mut conn.outbox);
+            events.extend(shared[from..].iter().cloned());
+            if events.is_empty() {
+                continue;
+            }
+            let frame = ServerFrame::Batch {
+                server_time_ms: now_ms,
+                events,
+            }
+            .encode();
+            self.stats.frames_out += 1;
+            self.stats.bytes_out += frame.len() as u64;
+            self.outputs.push_back(ShardOutput::Send {
+                connections: vec![id],
+                frame,
+            });
+        }
+        if !everyone.is_empty() {
+            let frame = ServerFrame::Batch {
+                server_time_ms: now_ms,
+                events: shared,
+            }
+            .encode();
+            self.stats.frames_out += everyone.len() as u64;
+            self.stats.bytes_out += (frame.len() * everyone.len()) as u64;
+            self.outputs.push_back(ShardOutput::Send {
+                connections: everyone,
+                frame,
+            });
+        }
+    }
+
+    pub fn poll_output(&mut self) -> Option<ShardOutput> {
+        self.outputs.pop_front()
+    }
+
+    fn log(
+        &mut self,
+        event: &'static str,
+        connection: Option<ConnectionId>,
+        user: Option<&str>,
+        code: &'static str,
+    ) {
+        self.outputs.push_back(ShardOutput::Log(LogRecord {
+            event,
+            connection,
+            user: user.map(str::to_owned),
+            code,
+            detail: format!("shard {}", self.index),
+        }));
+    }
+}

@@ -1,0 +1,332 @@
+//! The room's side of a big room: its viewers' sockets live on S shards (see
+//! `shard.rs`); the room keeps deciding everything that needs one place (sequence
+//! numbers, votes, gifts, moderation) and sends each shard one [`ShardDown`] per tick.
+//!
+//! A frame a shard forwards is handled exactly like a socket's frame: it gets a
+//! short-lived *remote* connection entry (identity from the shard, `ready`, never part of
+//! broadcasts or the online count) whose outbox goes back to that shard addressed to the
+//! shard's connection. The entry is dropped at the flush that empties it, unless a gift
+//! charge still has to answer it.
+
+use super::*;
+use ovation_proto::{shard_of, RelayedFrame, ShardDown, ShardUp, Snapshot};
+
+/// Room-side ids of remote connections start here; hosts' socket ids stay below (they are
+/// below 2^53 so they survive JavaScript numbers).
+pub(crate) const REMOTE_CONNECTION_ID_MIN: ConnectionId = 1 << 62;
+
+#[derive(Debug, Default)]
+pub(crate) struct Shards {
+    /// Every shard count the room has had, oldest first (the last is current). Empty: the
+    /// room holds every socket itself.
+    pub counts: Vec<u16>,
+    /// Ready connections per shard, from the shards' batches.
+    pub online: BTreeMap<u16, u32>,
+    /// The last batch number sent to each shard by this room instance.
+    pub sent_seq: BTreeMap<u16, u64>,
+    pub snapshot_wanted: BTreeSet<u16>,
+    /// This tick's events for every viewer.
+    pub broadcast: Vec<Event>,
+    pub to_connection: BTreeMap<u16, Vec<(u64, Event)>>,
+    pub to_user: BTreeMap<u16, Vec<(String, Event)>>,
+    pub close_users: BTreeMap<u16, Vec<(String, u16)>>,
+    /// (shard, the shard's connection id) → the remote entry's id in `connections`.
+    pub remote: HashMap<(u16, u64), ConnectionId>,
+    pub next_remote: ConnectionId,
+    /// Comments shown to everyone this tick (sampling starts above the cap).
+    pub comments_shown_this_tick: usize,
+}
+
+impl Shards {
+    pub fn is_sharded(&self) -> bool {
+        !self.counts.is_empty()
+    }
+
+    pub fn current(&self) -> u16 {
+        self.counts.last().copied().unwrap_or(0)
+    }
+
+    /// Every shard that may hold sockets (counts only grow).
+    pub fn all(&self) -> std::ops::Range<u16> {
+        0..self.current()
+    }
+
+    /// The shards a user may be connected to: their placement under each count the room
+    /// has had (a viewer keeps their socket when the count grows).
+    pub fn of_user(&self, user: &str) -> BTreeSet<u16> {
+        self.counts
+            .iter()
+            .map(|&count| shard_of(user, count))
+            .collect()
+    }
+}
+
+impl Room {
+    /// The room's current shard count (0: not sharded).
+    pub fn shards(&self) -> u16 {
+        self.shards.current()
+    }
+
+    /// Where a viewer's socket goes: `Some(shard)` in a sharded room.
+    pub fn shard_for(&self, user: &str) -> Option<u16> {
+        self.shards
+            .is_sharded()
+            .then(|| shard_of(user, self.shards.current()))
+    }
+
+    /// Ready connections on each shard (what their last batches said).
+    pub fn shard_online(&self) -> impl Iterator<Item = (u16, u32)> + '_ {
+        self.shards.online.iter().map(|(&s, &n)| (s, n))
+    }
+
+    /// Shards the room (re)sends its state to at the next tick.
+    pub fn shards_waiting_for_snapshot(&self) -> usize {
+        self.shards.snapshot_wanted.len()
+    }
+
+    /// Grows the room to `count` shards (never shrinks: viewers keep their sockets, new
+    /// sockets are placed over the new count). Also how a room becomes sharded.
+    pub(crate) fn set_shards(&mut self, count: u16, now_ms: u64) -> Result<u16, AdminError> {
+        if self.status == RoomStatus::Ended {
+            return Err(AdminError::RoomEnded);
+        }
+        if count == 0 || count > SHARDS_PER_ROOM_MAX || count < self.shards.current() {
+            return Err(AdminError::Refused(format!(
+                "shards must be {}..={SHARDS_PER_ROOM_MAX} (a room's shard count only grows)",
+                self.shards.current().max(1)
+            )));
+        }
+        if count == self.shards.current() {
+            return Ok(count);
+        }
+        if self.shards.counts.len() >= SHARD_COUNTS_MAX {
+            return Err(AdminError::Refused(format!(
+                "a room's shard count may change at most {SHARD_COUNTS_MAX} times"
+            )));
+        }
+        let old = self.shards.current();
+        self.shards.counts.push(count);
+        self.shards.snapshot_wanted.extend(old..count);
+        self.outputs
+            .push_back(Output::Store(StorageOp::put_shards(&self.shards.counts)));
+        self.schedule_tick(now_ms);
+        Ok(count)
+    }
+
+    /// A shard's batch (the bytes of a [`ShardUp`]). Refused as a whole when it does not
+    /// decode or names a shard the room does not have.
+    pub fn shard_up(&mut self, bytes: &[u8], now_ms: u64) -> Result<(), DecodeError> {
+        let up = ShardUp::decode(bytes)?;
+        if up.shard >= self.shards.current() {
+            return Err(DecodeError::FieldLimit {
+                field: "shard",
+                bytes_max: usize::from(self.shards.current()),
+            });
+        }
+        self.stats.shard_batches_in += 1;
+        if up.needs_snapshot {
+            self.shards.snapshot_wanted.insert(up.shard);
+        }
+        if self.shards.online.insert(up.shard, up.online) != Some(up.online) {
+            self.schedule_tick(now_ms);
+        }
+        if up.likes > 0 && self.status == RoomStatus::Live {
+            // Each like was rate-limited by the shard that took it.
+            self.likes_total += up.likes;
+            self.likes_dirty = true;
+            self.meta_dirty = true;
+            self.schedule_tick(now_ms);
+        }
+        for relayed in up.frames {
+            self.on_relayed(up.shard, relayed, now_ms);
+        }
+        Ok(())
+    }
+
+    fn on_relayed(&mut self, shard: u16, relayed: RelayedFrame, now_ms: u64) {
+        let RelayedFrame {
+            connection: remote,
+            user,
+            name,
+            role,
+            frame,
+        } = relayed;
+        self.stats.frames_in += 1;
+        if matches!(frame, ClientFrame::Hello(_) | ClientFrame::Ping { .. }) {
+            return; // a shard answers these itself
+        }
+        if self.moderation.is_banned(&user) {
+            self.shards
+                .close_users
+                .entry(shard)
+                .or_default()
+                .push((user, CloseCode::Banned.code()));
+            self.schedule_tick(now_ms);
+            return;
+        }
+        let id = match self.shards.remote.get(&(shard, remote)) {
+            Some(&id) => id,
+            None => {
+                let id = REMOTE_CONNECTION_ID_MIN + self.shards.next_remote;
+                self.shards.next_remote += 1;
+                self.shards.remote.insert((shard, remote), id);
+                let identity = Identity { user, name, role };
+                self.insert_connection(id, identity, u64::MAX, true, now_ms);
+                self.connections.get_mut(&id).expect("inserted").remote = Some((shard, remote));
+                id
+            }
+        };
+        self.on_frame(id, frame, now_ms);
+    }
+
+    /// A peer message for every connection of `user`: local sockets, and the shards the
+    /// user may be placed on.
+    pub(crate) fn send_to_user(&mut self, user: &str, event: Event, now_ms: u64) -> u32 {
+        let local: Vec<ConnectionId> = self
+            .connections_of(user)
+            .filter(|id| self.connections[id].remote.is_none())
+            .collect();
+        for &id in &local {
+            self.enqueue(id, event.clone(), now_ms);
+        }
+        for shard in self.shards.of_user(user) {
+            self.shards
+                .to_user
+                .entry(shard)
+                .or_default()
+                .push((user.to_owned(), event.clone()));
+            self.schedule_tick(now_ms);
+        }
+        u32::try_from(local.len()).expect("bounded")
+    }
+
+    /// Closes every connection of `user`, here and on the shards.
+    pub(crate) fn close_user(&mut self, user: &str, code: CloseCode, detail: &str, now_ms: u64) {
+        let targets: Vec<ConnectionId> = self.connections_of(user).collect();
+        for connection in targets {
+            self.close(connection, code, detail.to_owned(), now_ms);
+        }
+        for shard in self.shards.of_user(user) {
+            self.shards
+                .close_users
+                .entry(shard)
+                .or_default()
+                .push((user.to_owned(), code.code()));
+            self.schedule_tick(now_ms);
+        }
+    }
+
+    /// Whether this comment is shown to its sender only (above the per-tick cap of a
+    /// sharded room). Staff are always shown.
+    pub(crate) fn sample_out(&mut self, identity: &Identity) -> bool {
+        if !self.shards.is_sharded() || identity.role.is_staff() {
+            return false;
+        }
+        if self.shards.comments_shown_this_tick >= SHARDED_COMMENTS_PER_TICK_MAX {
+            self.stats.comments_sampled_out += 1;
+            return true;
+        }
+        self.shards.comments_shown_this_tick += 1;
+        false
+    }
+
+    /// A sampled-out comment: it takes a sequence number (so its sender's SDK treats it
+    /// like any other) but reaches only the sender's connection, and is not kept.
+    pub(crate) fn sampled_comment(
+        &mut self,
+        connection: ConnectionId,
+        identity: &Identity,
+        body: ActionBody,
+        now_ms: u64,
+    ) -> u64 {
+        self.last_seq += 1;
+        self.meta_dirty = true;
+        let action = Action {
+            seq: self.last_seq,
+            ts_ms: now_ms,
+            user: identity.user.clone(),
+            name: identity.name.clone(),
+            body,
+        };
+        self.enqueue(connection, Event::Action(action), now_ms);
+        self.last_seq
+    }
+
+    /// The tick's batches for the shards (called by `flush` after the local sockets').
+    pub(crate) fn flush_shards(&mut self, now_ms: u64, online_changed: bool) {
+        if !self.shards.is_sharded() {
+            return;
+        }
+        self.shards.comments_shown_this_tick = 0;
+        if online_changed {
+            let count = self.online();
+            self.shards.broadcast.push(Event::Online { count });
+        }
+        // Remote outboxes go back to their shards; idle entries go away.
+        let mut idle = Vec::new();
+        for (&id, conn) in self.connections.iter_mut() {
+            let Some((shard, remote)) = conn.remote else {
+                continue;
+            };
+            let events = std::mem::take(&mut conn.outbox);
+            let replies = self.shards.to_connection.entry(shard).or_default();
+            replies.extend(events.into_iter().map(|event| (remote, event)));
+            if !self.gifts_pending.values().any(|g| g.connection == id) {
+                idle.push(id);
+            }
+        }
+        for id in idle {
+            self.remove_connection(id);
+        }
+        let snapshot = (!self.shards.snapshot_wanted.is_empty()).then(|| self.snapshot());
+        let broadcast = std::mem::take(&mut self.shards.broadcast);
+        for shard in self.shards.all() {
+            let wants_snapshot = self.shards.snapshot_wanted.remove(&shard);
+            let to_connection = self.shards.to_connection.remove(&shard).unwrap_or_default();
+            let to_user = self.shards.to_user.remove(&shard).unwrap_or_default();
+            let close_users = self.shards.close_users.remove(&shard).unwrap_or_default();
+            if broadcast.is_empty()
+                && !wants_snapshot
+                && to_connection.is_empty()
+                && to_user.is_empty()
+                && close_users.is_empty()
+            {
+                continue;
+            }
+            let seq = self.shards.sent_seq.entry(shard).or_default();
+            *seq += 1;
+            let down = ShardDown {
+                seq: *seq,
+                server_time_ms: now_ms,
+                snapshot: wants_snapshot.then(|| snapshot.clone().expect("built above")),
+                broadcast: broadcast.clone(),
+                to_connection,
+                to_user,
+                close_users,
+            };
+            let frame = down.encode();
+            self.stats.shard_batches_out += 1;
+            self.stats.bytes_out += frame.len() as u64;
+            self.outputs.push_back(Output::ToShard { shard, frame });
+        }
+        assert!(self.shards.to_connection.is_empty() && self.shards.to_user.is_empty());
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            epoch: self.epoch,
+            total_version: self.total_version,
+            last_seq: self.last_seq,
+            likes_total: self.likes_total,
+            online: self.online(),
+            ended: self.status == RoomStatus::Ended,
+            parts: self
+                .parts
+                .iter()
+                .map(|(name, part)| (name.clone(), part.version, part.value.clone()))
+                .collect(),
+            ring: self.ring.iter().cloned().collect(),
+            banned: self.moderation.banned.iter().cloned().collect(),
+        }
+    }
+}
