@@ -9,6 +9,7 @@ mod directory;
 mod http;
 mod openapi;
 mod room_object;
+mod shard_object;
 
 use http::{error, json_body, ApiError};
 use ovation_auth::{AuthError, Keyring, Verified};
@@ -23,6 +24,7 @@ use worker::*;
 
 pub use directory::DirectoryObject;
 pub use room_object::RoomObject;
+pub use shard_object::ShardObject;
 
 /// Header carrying the verified identity from the router to the room object.
 pub(crate) const IDENTITY_HEADER: &str = "x-ovation-identity";
@@ -120,6 +122,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         })
         .post_async("/v1/rooms/:room/commands", |req, ctx| async move {
             handled(command(req, &ctx.env).await)
+        })
+        .post_async("/v1/rooms/:room/shards", |req, ctx| async move {
+            handled(set_shards(req, &ctx.env).await)
         })
         .get_async("/v1/rooms/:room/audit", |req, ctx| async move {
             handled(admin_forward(req, &ctx.env, "audit", None).await)
@@ -608,6 +613,19 @@ async fn moderation(mut req: Request, env: &Env) -> std::result::Result<Response
         ));
     }
     staff_forward(req, env, body).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetShards {
+    shards: u16,
+}
+
+/// `POST /v1/rooms/{room}/shards`: `{"shards": 8}` grows a big room (admins only).
+async fn set_shards(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let body: SetShards = json_body(&mut req).await?;
+    let command = json!({ "command": "set_shards", "shards": body.shards });
+    admin_forward(req, env, "admin", Some(command)).await
 }
 
 /// `POST /v1/rooms/{room}/commands`: any staff command, the same JSON a host or

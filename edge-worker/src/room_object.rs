@@ -20,7 +20,7 @@ use ovation_room::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -30,9 +30,9 @@ use worker::*;
 #[wasm_bindgen]
 extern "C" {
     /// The part of DurableObjectState that workers-rs does not bind.
-    type StateWithAutoResponse;
+    pub(crate) type StateWithAutoResponse;
     #[wasm_bindgen(method, catch, js_name = getWebSocketAutoResponseTimestamp)]
-    fn auto_response_timestamp(
+    pub(crate) fn auto_response_timestamp(
         this: &StateWithAutoResponse,
         ws: &web_sys::WebSocket,
     ) -> std::result::Result<Option<js_sys::Date>, JsValue>;
@@ -40,11 +40,11 @@ extern "C" {
 
 /// What the router tells the object about the caller (already verified).
 #[derive(Serialize, Deserialize)]
-struct IdentityHeader {
-    user: String,
-    name: String,
-    role: String,
-    tenant: String,
+pub(crate) struct IdentityHeader {
+    pub user: String,
+    pub name: String,
+    pub role: String,
+    pub tenant: String,
 }
 
 pub fn identity_header(v: &Verified) -> String {
@@ -72,6 +72,10 @@ pub enum AdminRequest {
         name: String,
         value: String,
     },
+    /// Grow a big room to this many shards.
+    SetShards {
+        shards: u16,
+    },
     /// Polls, quizzes, Q&A, products, moderation (checked by the router).
     Staff {
         action: StaffCommand,
@@ -80,14 +84,14 @@ pub enum AdminRequest {
 
 /// Stored on each hibernatable socket (kept well under the 2 KiB attachment limit).
 #[derive(Serialize, Deserialize)]
-struct Attachment {
+pub(crate) struct Attachment {
     /// Below 2^53 so it survives the trip through JavaScript numbers.
-    id: u64,
-    tenant: String,
-    user: String,
-    name: String,
-    role: String,
-    expires_at_ms: u64,
+    pub id: u64,
+    pub tenant: String,
+    pub user: String,
+    pub name: String,
+    pub role: String,
+    pub expires_at_ms: u64,
 }
 
 #[derive(Default)]
@@ -99,6 +103,9 @@ struct Memory {
     sockets: HashMap<ConnectionId, WebSocket>,
     flushing: bool,
     alarm_at_ms: Option<u64>,
+    /// Big rooms: batches for each shard, in order; one request in flight per shard.
+    shard_queues: BTreeMap<u16, VecDeque<Vec<u8>>>,
+    shards_sending: BTreeSet<u16>,
 }
 
 #[durable_object]
@@ -111,15 +118,15 @@ pub struct RoomObject {
 /// Keys one Durable Object storage `put`/`delete` call accepts.
 const STORAGE_KEYS_PER_CALL_MAX: usize = 128;
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     Date::now().as_millis()
 }
 
-fn random_u53() -> u64 {
+pub(crate) fn random_u53() -> u64 {
     (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64
 }
 
-fn log_json(value: serde_json::Value) {
+pub(crate) fn log_json(value: serde_json::Value) {
     console_log!("{}", value);
 }
 
@@ -244,12 +251,20 @@ impl RoomObject {
                             let _ = ws.close(Some(code.code()), Some(code.reason()));
                         }
                     }
+                    Output::ToShard { shard, frame } => {
+                        memory
+                            .shard_queues
+                            .entry(shard)
+                            .or_default()
+                            .push_back(frame);
+                    }
                     Output::Store(_) | Output::Log(_) | Output::Charge(_) => {
                         unreachable!("handled above")
                     }
                 }
             }
         }
+        self.send_to_shards().await;
         // Each charge is a fetch to the settlement service; other events interleave
         // meanwhile. The answers produce more output, drained by the next pump.
         for charge in charges {
@@ -351,6 +366,83 @@ impl RoomObject {
                 )
             }
         }
+    }
+
+    /// The room object's name (`tenant/room`), which its shards are named after.
+    fn object_name(&self) -> Option<(String, String)> {
+        let memory = self.memory.borrow();
+        let room = memory.room.as_ref()?;
+        let room_id = room.info().room_id.clone();
+        let region = ovation_proto::RoomId::parse(&room_id)
+            .map(|id| id.region().as_str().to_owned())
+            .unwrap_or_default();
+        Some((format!("{}/{room_id}", memory.tenant), region))
+    }
+
+    fn shard_stub(&self, index: u16) -> Result<Stub> {
+        let (name, region) = self
+            .object_name()
+            .ok_or_else(|| Error::RustError("no room".into()))?;
+        self.env
+            .durable_object("SHARDS")?
+            .get_by_name_with_location_hint(&format!("{name}#{index}"), &region)
+    }
+
+    /// Delivers queued batches to the shards: per shard one request at a time, in order;
+    /// the shards in parallel.
+    async fn send_to_shards(&self) {
+        let idle: Vec<u16> = {
+            let memory = self.memory.borrow();
+            memory
+                .shard_queues
+                .iter()
+                .filter(|(shard, queue)| {
+                    !queue.is_empty() && !memory.shards_sending.contains(shard)
+                })
+                .map(|(shard, _)| *shard)
+                .collect()
+        };
+        let drains = idle.into_iter().map(|shard| self.drain_shard_queue(shard));
+        futures_util::future::join_all(drains).await;
+    }
+
+    async fn drain_shard_queue(&self, shard: u16) {
+        self.memory.borrow_mut().shards_sending.insert(shard);
+        loop {
+            let Some(frame) = self
+                .memory
+                .borrow_mut()
+                .shard_queues
+                .get_mut(&shard)
+                .and_then(VecDeque::pop_front)
+            else {
+                break;
+            };
+            let sent = async {
+                let stub = self.shard_stub(shard)?;
+                let mut init = RequestInit::new();
+                init.with_method(Method::Post)
+                    .with_body(Some(Uint8Array::from(&frame[..]).into()));
+                let headers = Headers::new();
+                let (name, _) = self
+                    .object_name()
+                    .ok_or_else(|| Error::RustError("no room".into()))?;
+                headers.set(crate::shard_object::ROOM_OBJECT_HEADER, &name)?;
+                headers.set(crate::shard_object::SHARD_INDEX_HEADER, &shard.to_string())?;
+                init.with_headers(headers);
+                let req = Request::new_with_init("https://do/down", &init)?;
+                stub.fetch_with_request(req).await
+            }
+            .await;
+            match sent {
+                Ok(resp) if resp.status_code() == 204 => {}
+                // The shard notices the missing batch by its number and asks for a
+                // snapshot, so a failed delivery is not retried.
+                other => log_json(json!({"level":"error","event":"shard_down_failed",
+                    "shard": shard, "detail": format!("{:?}", other.map(|r| r.status_code()))})),
+            }
+        }
+        self.memory.borrow_mut().shards_sending.remove(&shard);
     }
 
     /// Flushes ticks while output is pending (other events interleave during the wait),
@@ -570,6 +662,16 @@ impl RoomObject {
             .map_err(|e: AdminError| ApiError::new(e.http_status(), e.code(), &e.message()))
     }
 
+    /// The shard a viewer's socket goes to, in a sharded room (staff stay on the room:
+    /// they get the staff-only notices).
+    fn shard_for(&self, identity: &IdentityHeader) -> Option<u16> {
+        if Role::parse(&identity.role).unwrap_or(Role::Viewer) != Role::Viewer {
+            return None;
+        }
+        let memory = self.memory.borrow();
+        memory.room.as_ref()?.shard_for(&identity.user)
+    }
+
     fn state_json(&self) -> std::result::Result<serde_json::Value, ApiError> {
         let memory = self.memory.borrow();
         let room = memory
@@ -591,6 +693,25 @@ impl RoomObject {
     async fn route(&self, mut req: Request) -> std::result::Result<Response, ApiError> {
         let internal = |e: Error| ApiError::internal(&e.to_string());
         self.ensure_loaded().await.map_err(internal)?;
+        if req.method() == Method::Post && req.path() == "/shard-up" {
+            // From the room's own shards (objects of this worker; not routable from outside).
+            let bytes = req.bytes().await.map_err(internal)?;
+            let result = {
+                let mut memory = self.memory.borrow_mut();
+                let room = memory
+                    .room
+                    .as_mut()
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                room.shard_up(&bytes, now_ms())
+            };
+            if let Err(e) = result {
+                log_json(
+                    json!({"level":"error","event":"shard_up_refused","detail": e.to_string()}),
+                );
+                return Err(ApiError::new(400, "bad_shard_batch", &e.to_string()));
+            }
+            return Ok(Response::empty().map_err(internal)?.with_status(204));
+        }
         let identity: IdentityHeader = req
             .headers()
             .get(crate::IDENTITY_HEADER)
@@ -609,6 +730,23 @@ impl RoomObject {
         };
         let path = url.path().to_owned();
         let resp = match (req.method(), path.as_str()) {
+            (Method::Get, "/ws") if self.shard_for(&identity).is_some() => {
+                let index = self.shard_for(&identity).expect("checked");
+                let (name, _) = self.object_name().expect("a sharded room exists");
+                let headers = Headers::new();
+                for (header, value) in req.headers().entries() {
+                    let _ = headers.set(&header, &value);
+                }
+                let _ = headers.set(crate::shard_object::ROOM_OBJECT_HEADER, &name);
+                let _ = headers.set(crate::shard_object::SHARD_INDEX_HEADER, &index.to_string());
+                let lifetime_ms = self.connection_lifetime_ms().to_string();
+                let _ = headers.set("x-ovation-lifetime-ms", &lifetime_ms);
+                let mut init = RequestInit::new();
+                init.with_headers(headers);
+                let forwarded = Request::new_with_init("https://do/ws", &init).map_err(internal)?;
+                let stub = self.shard_stub(index).map_err(internal)?;
+                stub.fetch_with_request(forwarded).await.map_err(internal)?
+            }
             (Method::Get, "/ws") => {
                 let echo = crate::http::offered_protocols(&req).contains(&SUBPROTOCOL.to_owned());
                 let mut resp = self.accept(identity).await.map_err(internal)?;
@@ -725,6 +863,7 @@ impl RoomObject {
                         payload,
                     },
                     AdminRequest::SetPart { name, value } => AdminCommand::SetPart { name, value },
+                    AdminRequest::SetShards { shards } => AdminCommand::SetShards { shards },
                     AdminRequest::Staff { action } => AdminCommand::Staff {
                         by: Identity {
                             user: identity.user,

@@ -1,0 +1,462 @@
+//! The Shard Durable Object of a big room: a thin host around `ovation_room::Shard`.
+//!
+//! The room object hands a viewer's WebSocket upgrade to the shard the viewer is placed
+//! on (`/ws`, with the room object's name and the shard's index in headers). The shard
+//! sends the room one `ShardUp` per tick (`POST /shard-up` on the room object) and
+//! applies the room's `ShardDown` batches (`POST /down`), each in order: one request in
+//! flight per direction, the rest queued. Sockets are hibernatable like the room's; a
+//! woken shard has lost its copy of the room's state and asks for a snapshot.
+
+use crate::room_object::{log_json, now_ms, random_u53, Attachment, IdentityHeader};
+use ovation_proto::limits::CONNECTION_LIFETIME_MS_MIN;
+use ovation_proto::{Role, SUBPROTOCOL};
+use ovation_room::{ConnectionId, Identity, Shard, ShardOutput};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use wasm_bindgen::JsCast;
+use worker::js_sys::Uint8Array;
+use worker::*;
+
+/// Header naming the room object (`tenant/room`) a shard belongs to.
+pub const ROOM_OBJECT_HEADER: &str = "x-ovation-room-object";
+/// Header with the shard's index.
+pub const SHARD_INDEX_HEADER: &str = "x-ovation-shard";
+/// Storage key of the shard's own record (which room, which index).
+const PLACE_KEY: &str = "place";
+
+/// Where this shard belongs, stored so a woken shard knows its room.
+#[derive(Clone, Serialize, Deserialize)]
+struct Place {
+    room_object: String,
+    index: u16,
+    region: String,
+}
+
+#[derive(Default)]
+struct Memory {
+    loaded: bool,
+    place: Option<Place>,
+    shard: Option<Shard>,
+    sockets: HashMap<ConnectionId, WebSocket>,
+    /// Batches for the room, in order; one request in flight.
+    up_queue: VecDeque<Vec<u8>>,
+    up_sending: bool,
+    flushing: bool,
+    alarm_at_ms: Option<u64>,
+}
+
+#[durable_object]
+pub struct ShardObject {
+    state: State,
+    env: Env,
+    memory: RefCell<Memory>,
+}
+
+impl ShardObject {
+    async fn ensure_loaded(&self) -> Result<()> {
+        if self.memory.borrow().loaded {
+            return Ok(());
+        }
+        let place: Option<Place> = self.state.storage().get(PLACE_KEY).await.ok().flatten();
+        let mut memory = self.memory.borrow_mut();
+        if memory.loaded {
+            return Ok(());
+        }
+        memory.loaded = true;
+        if let Some(place) = place {
+            memory.place = Some(place);
+            self.start_shard(&mut memory);
+        }
+        Ok(())
+    }
+
+    /// A new shard core (its copy of the room comes with the first snapshot), with the
+    /// sockets that survived hibernation.
+    fn start_shard(&self, memory: &mut Memory) {
+        let index = memory.place.as_ref().expect("placed").index;
+        let now = now_ms();
+        let mut shard = Shard::new(index, now);
+        for ws in self.state.get_websockets() {
+            let Ok(Some(att)) = ws.deserialize_attachment::<Attachment>() else {
+                continue;
+            };
+            let identity = Identity {
+                user: att.user,
+                name: att.name,
+                role: Role::parse(&att.role).unwrap_or(Role::Viewer),
+            };
+            shard.reattach(att.id, identity, att.expires_at_ms, now);
+            memory.sockets.insert(att.id, ws);
+        }
+        memory.shard = Some(shard);
+    }
+
+    fn room_stub(&self) -> Result<Stub> {
+        let place = self
+            .memory
+            .borrow()
+            .place
+            .clone()
+            .ok_or_else(|| Error::RustError("shard without a room".into()))?;
+        self.env
+            .durable_object("ROOMS")?
+            .get_by_name_with_location_hint(&place.room_object, &place.region)
+    }
+
+    /// Applies the shard's outputs: frames (one JavaScript buffer per distinct frame),
+    /// closes, and batches for the room (sent in order).
+    async fn pump(&self) -> Result<()> {
+        {
+            let mut memory = self.memory.borrow_mut();
+            let Memory {
+                shard,
+                sockets,
+                up_queue,
+                ..
+            } = &mut *memory;
+            let Some(shard) = shard.as_mut() else {
+                return Ok(());
+            };
+            while let Some(output) = shard.poll_output() {
+                match output {
+                    ShardOutput::Send { connections, frame } => {
+                        // One copy into JavaScript for every socket it goes to.
+                        let buffer = Uint8Array::from(&frame[..]).buffer();
+                        for connection in connections {
+                            if let Some(ws) = sockets.get(&connection) {
+                                let raw: &web_sys::WebSocket = ws.as_ref();
+                                let _ = raw.send_with_array_buffer(&buffer);
+                            }
+                        }
+                    }
+                    ShardOutput::Close { connection, code } => {
+                        if let Some(ws) = sockets.remove(&connection) {
+                            let _ = ws.close(Some(code.code()), Some(code.reason()));
+                        }
+                    }
+                    ShardOutput::Up(bytes) => up_queue.push_back(bytes),
+                    ShardOutput::Log(record) => log_json(json!({
+                        "level": "warn", "event": record.event, "code": record.code,
+                        "connection": record.connection, "user": record.user,
+                        "detail": record.detail,
+                    })),
+                }
+            }
+        }
+        self.send_up().await
+    }
+
+    /// Sends queued batches to the room, one request at a time (whoever finds the queue
+    /// idle drains it; events that come meanwhile only add to it).
+    async fn send_up(&self) -> Result<()> {
+        if self.memory.borrow().up_sending {
+            return Ok(());
+        }
+        self.memory.borrow_mut().up_sending = true;
+        let result = async {
+            loop {
+                let Some(bytes) = self.memory.borrow_mut().up_queue.pop_front() else {
+                    return Ok(());
+                };
+                let stub = self.room_stub()?;
+                let mut init = RequestInit::new();
+                init.with_method(Method::Post)
+                    .with_body(Some(Uint8Array::from(&bytes[..]).into()));
+                let req = Request::new_with_init("https://do/shard-up", &init)?;
+                let resp = stub.fetch_with_request(req).await?;
+                if resp.status_code() != 204 {
+                    log_json(json!({"level":"error","event":"shard_up_refused",
+                                    "status": resp.status_code()}));
+                }
+            }
+        }
+        .await;
+        self.memory.borrow_mut().up_sending = false;
+        result
+    }
+
+    async fn run_ticks(&self) -> Result<()> {
+        loop {
+            let at = {
+                let memory = self.memory.borrow();
+                if memory.flushing {
+                    return Ok(());
+                }
+                match memory.shard.as_ref().and_then(Shard::tick_pending) {
+                    Some(at) => at,
+                    None => break,
+                }
+            };
+            self.memory.borrow_mut().flushing = true;
+            let wait_ms = at.saturating_sub(now_ms());
+            if wait_ms > 0 {
+                Delay::from(Duration::from_millis(wait_ms)).await;
+            }
+            {
+                let mut memory = self.memory.borrow_mut();
+                memory.flushing = false;
+                if let Some(shard) = memory.shard.as_mut() {
+                    shard.handle_timeout(now_ms().max(at));
+                }
+            }
+            self.pump().await?;
+        }
+        self.arm_alarm().await
+    }
+
+    async fn arm_alarm(&self) -> Result<()> {
+        let (wanted, current) = {
+            let memory = self.memory.borrow();
+            let wanted = memory.shard.as_ref().and_then(Shard::poll_timeout);
+            (wanted, memory.alarm_at_ms)
+        };
+        let Some(wanted) = wanted else {
+            return Ok(());
+        };
+        if current.is_some_and(|c| c <= wanted) {
+            return Ok(());
+        }
+        let offset_ms = wanted.saturating_sub(now_ms()).max(1);
+        self.state
+            .storage()
+            .set_alarm(Duration::from_millis(offset_ms))
+            .await?;
+        self.memory.borrow_mut().alarm_at_ms = Some(wanted);
+        Ok(())
+    }
+
+    fn connection_of(ws: &WebSocket) -> Option<ConnectionId> {
+        ws.deserialize_attachment::<Attachment>()
+            .ok()
+            .flatten()
+            .map(|a| a.id)
+    }
+
+    fn forget_socket(&self, ws: &WebSocket) {
+        if let Some(id) = ShardObject::connection_of(ws) {
+            let mut memory = self.memory.borrow_mut();
+            memory.sockets.remove(&id);
+            if let Some(shard) = memory.shard.as_mut() {
+                shard.disconnect(id, now_ms());
+            }
+        }
+    }
+
+    /// The first request from the room (a viewer's upgrade or a batch) names the room
+    /// and the shard's index; they are stored for later wake-ups.
+    async fn place(&self, req: &Request) -> Result<()> {
+        if self.memory.borrow().place.is_some() {
+            return Ok(());
+        }
+        let header = |name: &str| req.headers().get(name).ok().flatten().unwrap_or_default();
+        let index: u16 = header(SHARD_INDEX_HEADER)
+            .parse()
+            .map_err(|_| Error::RustError("shard called without its index".into()))?;
+        let room_object = header(ROOM_OBJECT_HEADER);
+        let region = room_object
+            .split('/')
+            .nth(1)
+            .and_then(|room| room.split('-').next())
+            .unwrap_or_default()
+            .to_owned();
+        let place = Place {
+            room_object,
+            index,
+            region,
+        };
+        self.state.storage().put(PLACE_KEY, &place).await?;
+        let mut memory = self.memory.borrow_mut();
+        if memory.place.is_none() {
+            memory.place = Some(place);
+            self.start_shard(&mut memory);
+        }
+        Ok(())
+    }
+
+    /// A viewer's upgrade, handed over by the room object.
+    async fn accept(&self, req: &Request) -> Result<Response> {
+        let header = |name: &str| req.headers().get(name).ok().flatten().unwrap_or_default();
+        let identity: IdentityHeader = serde_json::from_str(&header(crate::IDENTITY_HEADER))
+            .map_err(|_| Error::RustError("shard called without identity".into()))?;
+        let lifetime_ms: u64 = header("x-ovation-lifetime-ms")
+            .parse()
+            .unwrap_or(CONNECTION_LIFETIME_MS_MIN);
+        self.place(req).await?;
+        let now = now_ms();
+        let id = {
+            let memory = self.memory.borrow();
+            let mut id = random_u53();
+            while memory.sockets.contains_key(&id) {
+                id = random_u53();
+            }
+            id
+        };
+        let result = {
+            let mut memory = self.memory.borrow_mut();
+            let shard = memory.shard.as_mut().expect("started above");
+            let person = Identity {
+                user: identity.user.clone(),
+                name: identity.name.clone(),
+                role: Role::parse(&identity.role).unwrap_or(Role::Viewer),
+            };
+            shard.connect(id, person, lifetime_ms, now)
+        };
+        let pair = WebSocketPair::new()?;
+        if let Err(code) = result {
+            // Told over the socket, so a banned viewer stops reconnecting.
+            pair.server.accept()?;
+            pair.server.close(Some(code.code()), Some(code.reason()))?;
+            self.pump().await?;
+            return with_subprotocol(req, Response::from_websocket(pair.client)?);
+        }
+        self.state.accept_web_socket(&pair.server);
+        pair.server.serialize_attachment(Attachment {
+            id,
+            tenant: identity.tenant,
+            user: identity.user,
+            name: identity.name,
+            role: identity.role,
+            expires_at_ms: now + lifetime_ms,
+        })?;
+        self.memory.borrow_mut().sockets.insert(id, pair.server);
+        self.pump().await?;
+        self.arm_alarm().await?;
+        with_subprotocol(req, Response::from_websocket(pair.client)?)
+    }
+}
+
+/// Echoes `ovation.v1` when the client offered it (clients refuse a socket without it).
+fn with_subprotocol(req: &Request, mut resp: Response) -> Result<Response> {
+    if crate::http::offered_protocols(req).iter().any(|p| p == SUBPROTOCOL) {
+        resp.headers_mut().set("sec-websocket-protocol", SUBPROTOCOL)?;
+    }
+    Ok(resp)
+}
+
+impl DurableObject for ShardObject {
+    fn new(state: State, env: Env) -> Self {
+        if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
+            state.set_websocket_auto_response(&pair);
+        }
+        ShardObject {
+            state,
+            env,
+            memory: RefCell::new(Memory::default()),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
+        self.ensure_loaded().await?;
+        let path = req.path();
+        match (req.method(), path.as_str()) {
+            (Method::Get, "/ws") => {
+                let resp = self.accept(&req).await?;
+                self.run_ticks().await?;
+                Ok(resp)
+            }
+            (Method::Post, "/down") => {
+                self.place(&req).await?;
+                let bytes = req.bytes().await?;
+                let result = {
+                    let mut memory = self.memory.borrow_mut();
+                    match memory.shard.as_mut() {
+                        Some(shard) => shard
+                            .handle_down(&bytes, now_ms())
+                            .map_err(|e| e.to_string()),
+                        None => Err("shard not placed yet".to_owned()),
+                    }
+                };
+                self.pump().await?;
+                self.run_ticks().await?;
+                match result {
+                    Ok(()) => Response::empty().map(|r| r.with_status(204)),
+                    Err(detail) => {
+                        log_json(
+                            json!({"level":"error","event":"shard_down_refused","detail": detail}),
+                        );
+                        Response::error(detail, 400)
+                    }
+                }
+            }
+            _ => Response::error("no such route", 404),
+        }
+    }
+
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        self.ensure_loaded().await?;
+        let Some(id) = ShardObject::connection_of(&ws) else {
+            return Ok(());
+        };
+        {
+            let mut memory = self.memory.borrow_mut();
+            let Some(shard) = memory.shard.as_mut() else {
+                return Ok(());
+            };
+            match message {
+                WebSocketIncomingMessage::Binary(bytes) => shard.handle_frame(id, &bytes, now_ms()),
+                WebSocketIncomingMessage::String(_) => shard.handle_text(id, now_ms()),
+            }
+        }
+        self.pump().await?;
+        self.run_ticks().await
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        code: usize,
+        reason: String,
+        _was_clean: bool,
+    ) -> Result<()> {
+        self.ensure_loaded().await?;
+        self.forget_socket(&ws);
+        let code = match code {
+            1005 | 1006 | 1015 => 1000,
+            c => u16::try_from(c).unwrap_or(1000),
+        };
+        let _ = ws.close(Some(code), Some(reason));
+        self.pump().await?;
+        self.run_ticks().await
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
+        self.ensure_loaded().await?;
+        self.forget_socket(&ws);
+        self.pump().await?;
+        self.run_ticks().await
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.ensure_loaded().await?;
+        {
+            let mut memory = self.memory.borrow_mut();
+            memory.alarm_at_ms = None;
+            let state: &crate::room_object::StateWithAutoResponse =
+                self.state.as_raw().unchecked_ref();
+            let sockets: Vec<(ConnectionId, WebSocket)> = memory
+                .sockets
+                .iter()
+                .map(|(id, ws)| (*id, ws.clone()))
+                .collect();
+            if let Some(shard) = memory.shard.as_mut() {
+                for (id, ws) in sockets {
+                    let raw: &web_sys::WebSocket = ws.as_ref();
+                    if let Ok(Some(at)) = state.auto_response_timestamp(raw) {
+                        shard.touch(id, at.get_time() as u64);
+                    }
+                }
+                shard.handle_timeout(now_ms());
+            }
+        }
+        self.pump().await?;
+        self.run_ticks().await?;
+        Response::empty()
+    }
+}

@@ -1,0 +1,258 @@
+//! Big rooms against the real worker under `wrangler dev`: a room created with a large
+//! expected audience puts its viewers on Shard Durable Objects (placed by hash of user
+//! id), and everything still works across shards over real WebSockets: comments, likes,
+//! the online sum, votes counted once, peer messages to one user, growing the shard
+//! count while live, and bans.
+
+use ovation_cli::{Socket, SocketEnd};
+use ovation_proto::{shard_of, ActionBody, ClientFrame, Event};
+use ovation_tests::{room_id, shared, token, Server};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn connect(server: &Server, room: &str, user: &str) -> Socket {
+    let mut socket = Socket::connect(&server.base, room, &token("viewer", user, room), None)
+        .unwrap_or_else(|e| panic!("connect {user}: {e:?}"));
+    socket
+        .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+        .unwrap_or_else(|e| panic!("{user} welcome: {e:?}"));
+    socket
+}
+
+fn create_big_room(server: &Server, expected_audience: u64) -> String {
+    let room = room_id("weur");
+    let reply = server
+        .admin()
+        .post(
+            "/v1/rooms",
+            &json!({ "room": room, "host": "host-1", "title": "big",
+                     "expected_audience": expected_audience }),
+        )
+        .expect("create room");
+    assert_eq!(reply.status, 201, "create room: {:?}", reply.body);
+    room
+}
+
+fn state(server: &Server, room: &str) -> Value {
+    let reply = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/state"))
+        .expect("state");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body
+}
+
+/// Users named so that each of `shards` shards gets `per_shard` of them.
+fn users_over_shards(prefix: &str, shards: u16, per_shard: usize) -> Vec<String> {
+    let mut counts = vec![0; usize::from(shards)];
+    let mut users = Vec::new();
+    for i in 0.. {
+        let user = format!("{prefix}-{i}");
+        let shard = usize::from(shard_of(&user, shards));
+        if counts[shard] < per_shard {
+            counts[shard] += 1;
+            users.push(user);
+        }
+        if counts.iter().all(|&c| c == per_shard) {
+            return users;
+        }
+    }
+    unreachable!()
+}
+
+fn wait_online(server: &Server, room: &str, expected: u64) {
+    let started = Instant::now();
+    loop {
+        let online = state(server, room)["online"].as_u64().unwrap_or(0);
+        if online == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "online stayed {online}, expected {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn comment_text(event: &Event) -> Option<&str> {
+    match event {
+        Event::Action(action) => match &action.body {
+            ActionBody::Comment { text } => Some(text),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[test]
+fn a_sharded_room_works_across_shards() {
+    let server = shared();
+    // 12,000 expected viewers → 3 shards (one per 5,000).
+    let room = create_big_room(server, 12_000);
+    let users = users_over_shards(&room, 3, 2);
+    let mut sockets: Vec<Socket> = users.iter().map(|u| connect(server, &room, u)).collect();
+    wait_online(server, &room, users.len() as u64);
+
+    // A comment from a viewer on one shard reaches viewers on every shard, once.
+    sockets[0]
+        .send(&ClientFrame::Comment {
+            client_id: 1,
+            text: "hello from shard".into(),
+        })
+        .unwrap();
+    sockets[0]
+        .wait_for(WAIT, |e| matches!(e, Event::Ack { client_id: 1, seq: Some(_) }))
+        .expect("the room acknowledges a comment that came through a shard");
+    for (user, socket) in users.iter().zip(sockets.iter_mut()) {
+        socket
+            .wait_for(WAIT, |e| comment_text(e) == Some("hello from shard"))
+            .unwrap_or_else(|e| panic!("{user} did not get the comment: {e:?}"));
+    }
+
+    // Likes are counted on the shards and summed by the room.
+    sockets[3]
+        .send(&ClientFrame::Like {
+            client_id: 2,
+            count: 5,
+        })
+        .unwrap();
+    sockets[5]
+        .wait_for(WAIT, |e| matches!(e, Event::Likes { total: 5 }))
+        .expect("the like total reaches another shard");
+
+    // A poll: every viewer votes, some twice; each user is counted once.
+    let reply = server
+        .admin()
+        .post(
+            &format!("/v1/rooms/{room}/polls"),
+            &json!({ "question": "Which?", "options": ["a", "b"], "window_ms": 60_000 }),
+        )
+        .expect("poll");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let poll_id = reply.body["id"].as_str().unwrap().to_owned();
+    for (i, socket) in sockets.iter_mut().enumerate() {
+        socket
+            .wait_for(WAIT, |e| matches!(e, Event::Part { name, .. } if name == "poll"))
+            .expect("poll part");
+        let vote = ClientFrame::Vote {
+            client_id: 10,
+            poll_id: poll_id.clone(),
+            option: (i % 2) as u8,
+        };
+        socket.send(&vote).unwrap();
+        socket
+            .wait_for(WAIT, |e| matches!(e, Event::Ack { client_id: 10, .. }))
+            .expect("vote ack");
+        if i % 2 == 0 {
+            // Again under a new client id (a double tap): acknowledged, not counted.
+            let again = ClientFrame::Vote {
+                client_id: 11,
+                poll_id: poll_id.clone(),
+                option: 1,
+            };
+            socket.send(&again).unwrap();
+            socket
+                .wait_for(WAIT, |e| matches!(e, Event::Ack { client_id: 11, .. }))
+                .expect("repeat ack");
+        }
+    }
+    let reply = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/polls/{poll_id}/close"), &json!({}))
+        .expect("close");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let tallies = reply.body["tallies"].clone();
+    assert_eq!(tallies, json!([3, 3]), "each user counted once");
+
+    // A peer message reaches the one user it is for, on their shard.
+    let target = users[4].clone();
+    let reply = server
+        .admin()
+        .post(
+            &format!("/v1/rooms/{room}/direct"),
+            &json!({ "user": target, "payload": { "secret": 1 } }),
+        )
+        .expect("direct");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    sockets[4]
+        .wait_for(WAIT, |e| matches!(e, Event::Direct { payload, .. } if payload.contains("secret")))
+        .expect("the target gets its peer message");
+    for (i, socket) in sockets.iter_mut().enumerate() {
+        if i == 4 {
+            continue;
+        }
+        let events = socket.drain(Duration::from_millis(300)).unwrap();
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, Event::Direct { payload, .. } if payload.contains("secret"))),
+            "{} got someone else's peer message",
+            users[i]
+        );
+    }
+
+    // Growing to 5 shards while live: old sockets stay, new viewers land on new shards,
+    // and everyone still gets everything.
+    let reply = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/shards"), &json!({ "shards": 5 }))
+        .expect("grow");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["shards"], 5);
+    let newcomers: Vec<String> = (0..)
+        .map(|i| format!("{room}-new-{i}"))
+        .filter(|u| shard_of(u, 5) >= 3)
+        .take(2)
+        .collect();
+    for user in &newcomers {
+        sockets.push(connect(server, &room, user));
+    }
+    wait_online(server, &room, (users.len() + newcomers.len()) as u64);
+    let last = sockets.len() - 1;
+    sockets[last]
+        .send(&ClientFrame::Comment {
+            client_id: 3,
+            text: "from a new shard".into(),
+        })
+        .unwrap();
+    for socket in sockets.iter_mut() {
+        socket
+            .wait_for(WAIT, |e| comment_text(e) == Some("from a new shard"))
+            .expect("a comment from a new shard reaches old and new shards");
+    }
+
+    // A ban closes the user's socket on its shard with 4403 and refuses them after.
+    let banned = users[2].clone();
+    let reply = server
+        .admin()
+        .post(
+            &format!("/v1/rooms/{room}/moderation"),
+            &json!({ "command": "ban", "user": banned }),
+        )
+        .expect("ban");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    match sockets[2].wait_for(WAIT, |_| false) {
+        Err(SocketEnd::Closed(code, _)) => assert_eq!(code, 4403),
+        other => panic!("the banned viewer's socket stayed open: {other:?}"),
+    }
+    let mut again = Socket::connect(&server.base, &room, &token("viewer", &banned, &room), None)
+        .expect("the upgrade is answered");
+    match again.wait_for(WAIT, |_| false) {
+        Err(SocketEnd::Closed(code, _)) => assert_eq!(code, 4403),
+        other => panic!("a banned viewer got back in: {other:?}"),
+    }
+
+    let stats = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/stats"))
+        .expect("stats")
+        .body;
+    assert!(
+        stats["shard_batches_in"].as_u64().unwrap() > 0
+            && stats["shard_batches_out"].as_u64().unwrap() > 0,
+        "the viewers' traffic went through shards: {stats}"
+    );
+}
