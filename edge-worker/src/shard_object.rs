@@ -330,8 +330,12 @@ impl ShardObject {
 
 /// Echoes `ovation.v1` when the client offered it (clients refuse a socket without it).
 fn with_subprotocol(req: &Request, mut resp: Response) -> Result<Response> {
-    if crate::http::offered_protocols(req).iter().any(|p| p == SUBPROTOCOL) {
-        resp.headers_mut().set("sec-websocket-protocol", SUBPROTOCOL)?;
+    if crate::http::offered_protocols(req)
+        .iter()
+        .any(|p| p == SUBPROTOCOL)
+    {
+        resp.headers_mut()
+            .set("sec-websocket-protocol", SUBPROTOCOL)?;
     }
     Ok(resp)
 }
