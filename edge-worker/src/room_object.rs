@@ -241,9 +241,14 @@ impl RoomObject {
             let mut memory = self.memory.borrow_mut();
             for output in wire {
                 match output {
-                    Output::Send { connection, frame } => {
-                        if let Some(ws) = memory.sockets.get(&connection) {
-                            let _ = ws.send_with_bytes(&frame);
+                    Output::Send { connections, frame } => {
+                        // One copy into JavaScript for every socket it goes to.
+                        let buffer = Uint8Array::from(&frame[..]).buffer();
+                        for connection in connections {
+                            if let Some(ws) = memory.sockets.get(&connection) {
+                                let raw: &web_sys::WebSocket = ws.as_ref();
+                                let _ = raw.send_with_array_buffer(&buffer);
+                            }
                         }
                     }
                     Output::Close { connection, code } => {

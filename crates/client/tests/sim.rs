@@ -211,31 +211,36 @@ impl Sim {
             .map(|l| l.client)
     }
 
+    /// A frame from the room to one connection: checked, then on its link.
+    fn send_to(&mut self, connection: ovation_room::ConnectionId, frame: &[u8]) {
+        let client = self.client_of(connection);
+        let ServerFrame::Batch { events, .. } = ServerFrame::decode(frame).unwrap();
+        for event in &events {
+            if let Event::Action(a) = event {
+                let text = match &a.body {
+                    ActionBody::Comment { text } | ActionBody::System { text } => text.clone(),
+                    other => format!("{other:?}"),
+                };
+                let prev = self
+                    .room_actions
+                    .insert(a.seq, (a.user.clone(), text.clone()));
+                if let Some(prev) = prev {
+                    assert_eq!(prev, (a.user.clone(), text), "seq {} reused", a.seq);
+                }
+            }
+        }
+        let at = self.now_ms + self.delay(client);
+        if let Some(link) = self.link_of(connection) {
+            link.down(at, ToClient::Frame(frame.to_vec()));
+        }
+    }
+
     fn drain_room(&mut self) {
         while let Some(output) = self.room.poll_output() {
             match output {
-                Output::Send { connection, frame } => {
-                    let client = self.client_of(connection);
-                    let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
-                    for event in &events {
-                        if let Event::Action(a) = event {
-                            let text = match &a.body {
-                                ActionBody::Comment { text } | ActionBody::System { text } => {
-                                    text.clone()
-                                }
-                                other => format!("{other:?}"),
-                            };
-                            let prev = self
-                                .room_actions
-                                .insert(a.seq, (a.user.clone(), text.clone()));
-                            if let Some(prev) = prev {
-                                assert_eq!(prev, (a.user.clone(), text), "seq {} reused", a.seq);
-                            }
-                        }
-                    }
-                    let at = self.now_ms + self.delay(client);
-                    if let Some(link) = self.link_of(connection) {
-                        link.down(at, ToClient::Frame(frame));
+                Output::Send { connections, frame } => {
+                    for connection in connections {
+                        self.send_to(connection, &frame);
                     }
                 }
                 Output::Close { connection, code } => {

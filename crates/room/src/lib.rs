@@ -57,6 +57,9 @@ pub const RESERVED_PARTS: [&str; 7] = [
 /// Bounds one tick's fan-out work (the big-rooms design samples instead).
 pub const ROOM_ACTIONS_PER_TICK_MAX: usize = 200;
 
+/// Distinct batches a flush compares a connection's batch with (the most recent ones).
+const SHARED_BATCH_GROUPS_COMPARED: usize = 4;
+
 /// Who is on a connection (from the verified token).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
@@ -92,9 +95,10 @@ impl RoomStatus {
 /// What the host must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    /// Send one binary frame (an encoded `ServerFrame`).
+    /// Send this binary frame (an encoded `ServerFrame`) to each of these connections
+    /// (encoded once: most ticks most connections get the same batch).
     Send {
-        connection: ConnectionId,
+        connections: Vec<ConnectionId>,
         frame: Vec<u8>,
     },
     /// Close the socket with this code; the room has already forgotten the connection.
@@ -1689,19 +1693,30 @@ impl Room {
         }
         // Persist before sending: nothing acknowledged may be lost by a crash.
         self.flush_meta();
+        // Connections with the same batch (most of them, most ticks: only broadcasts) share
+        // one encoding. Only the last few groups are compared, so a tick where every
+        // connection has something of its own stays linear.
+        let mut groups: Vec<(Vec<Event>, Vec<ConnectionId>)> = Vec::new();
         for (&connection, conn) in self.connections.iter_mut() {
             if conn.outbox.is_empty() || conn.remote.is_some() {
                 continue;
             }
             let events = std::mem::take(&mut conn.outbox);
+            let recent = groups.iter_mut().rev().take(SHARED_BATCH_GROUPS_COMPARED);
+            match recent.into_iter().find(|(e, _)| *e == events) {
+                Some((_, connections)) => connections.push(connection),
+                None => groups.push((events, vec![connection])),
+            }
+        }
+        for (events, connections) in groups {
             let frame = ServerFrame::Batch {
                 server_time_ms: now_ms,
                 events,
             }
             .encode();
-            self.stats.frames_out += 1;
-            self.stats.bytes_out += frame.len() as u64;
-            self.outputs.push_back(Output::Send { connection, frame });
+            self.stats.frames_out += connections.len() as u64;
+            self.stats.bytes_out += (frame.len() * connections.len()) as u64;
+            self.outputs.push_back(Output::Send { connections, frame });
         }
         self.flush_shards(now_ms, changed);
     }

@@ -42,10 +42,15 @@ fn drain(room: &mut Room) -> Drained {
     let mut out = Drained::default();
     while let Some(output) = room.poll_output() {
         match output {
-            Output::Send { connection, frame } => {
+            Output::Send { connections, frame } => {
                 let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
-                out.events.entry(connection).or_default().extend(events);
-                *out.frames.entry(connection).or_default() += 1;
+                for connection in connections {
+                    out.events
+                        .entry(connection)
+                        .or_default()
+                        .extend(events.iter().cloned());
+                    *out.frames.entry(connection).or_default() += 1;
+                }
             }
             Output::Close { connection, code } => out.closes.push((connection, code)),
             Output::Store(op) => out.stores.push(op),

@@ -538,15 +538,17 @@ impl Sim {
                 Output::Charge(charge) => self.charges.push((index, charge)),
                 Output::ToShard { .. } => panic!("these rooms are not sharded"),
                 Output::Close { connection, .. } => self.forget_connection(index, connection),
-                Output::Send { connection, frame } => {
-                    let c = *self.rooms[index]
-                        .connections
-                        .get(&connection)
-                        .expect("frames go only to connections the room accepted");
+                Output::Send { connections, frame } => {
                     let ServerFrame::Batch { events, .. } =
                         ServerFrame::decode(&frame).expect("server frames decode");
-                    for event in events {
-                        self.deliver(index, c, event);
+                    for connection in connections {
+                        let c = *self.rooms[index]
+                            .connections
+                            .get(&connection)
+                            .expect("frames go only to connections the room accepted");
+                        for event in events.iter().cloned() {
+                            self.deliver(index, c, event);
+                        }
                     }
                 }
             }
