@@ -1,12 +1,18 @@
-//! `ovation-load`: real WebSocket viewers against a live room, many per process (tokio),
-//! measuring what users feel. The first scenario is the vote burst: N viewers connect,
-//! the admin API opens a poll, 70 % of them vote within one second, and the report says
-//! whether every acknowledged vote was counted and how soon after the close the result
-//! reached the viewers.
+//! `ovation-load`: real WebSocket viewers against live rooms, many per process (tokio),
+//! measuring what users feel. Two scenarios:
 //!
-//! Times that must be compared across machines are all on the server's clock: the poll's
-//! `closes_at_ms` is in the `poll` part and every batch carries `server_time_ms`, so the
-//! result delay needs no clock-offset estimate.
+//! - **vote burst** (`vote_burst`): N viewers connect, the admin API opens a poll, 70 % of
+//!   them vote within one second, and the report says whether every acknowledged vote was
+//!   counted and how soon after the close the result reached the viewers. Times compared
+//!   across machines are all on the server's clock: the poll's `closes_at_ms` is in the
+//!   `poll` part and every batch carries `server_time_ms`, so the result delay needs no
+//!   clock-offset estimate.
+//! - **fan-out** (`fanout`): viewers spread over chat rooms, a few of them commenting at a
+//!   steady rate (plus likes and churn); every viewer measures each comment's latency on
+//!   this process's own clock, and the report counts owed, delivered, lost and duplicated
+//!   deliveries, bytes and messages. It runs the same load against our server or against
+//!   peer servers speaking plain JSON or Socket.IO, so a benchmark compares like with like.
+//!   See the `fanout` module.
 
 use futures_util::{SinkExt, StreamExt};
 use ovation_auth::{mint, SigningKey, TokenClaims};
@@ -18,6 +24,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+
+pub mod fanout;
+
+pub use fanout::{fanout, FanoutConfig, FanoutReport, Progress, Target};
 
 /// Viewers one run may open (one process; the room object allows 10,000 sockets).
 pub const VIEWERS_MAX: usize = 100_000;
@@ -308,7 +318,12 @@ async fn viewer(
             "sec-websocket-protocol",
             SUBPROTOCOL.parse().expect("a valid header"),
         );
-        match tokio::time::timeout(wait, tokio_tungstenite::connect_async(request)).await {
+        // As in `fanout`: Nagle off (browsers do) and a small read buffer (tungstenite
+        // zero-fills it before every read).
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(fanout::viewer::READ_BUFFER_BYTES);
+        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
+        match tokio::time::timeout(wait, connecting).await {
             Ok(Ok((socket, _))) => Some(socket),
             _ => None,
         }
