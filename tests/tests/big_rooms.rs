@@ -104,7 +104,15 @@ fn a_sharded_room_works_across_shards() {
         })
         .unwrap();
     sockets[0]
-        .wait_for(WAIT, |e| matches!(e, Event::Ack { client_id: 1, seq: Some(_) }))
+        .wait_for(WAIT, |e| {
+            matches!(
+                e,
+                Event::Ack {
+                    client_id: 1,
+                    seq: Some(_)
+                }
+            )
+        })
         .expect("the room acknowledges a comment that came through a shard");
     for (user, socket) in users.iter().zip(sockets.iter_mut()) {
         socket
@@ -135,7 +143,10 @@ fn a_sharded_room_works_across_shards() {
     let poll_id = reply.body["id"].as_str().unwrap().to_owned();
     for (i, socket) in sockets.iter_mut().enumerate() {
         socket
-            .wait_for(WAIT, |e| matches!(e, Event::Part { name, .. } if name == "poll"))
+            .wait_for(
+                WAIT,
+                |e| matches!(e, Event::Part { name, .. } if name == "poll"),
+            )
             .expect("poll part");
         let vote = ClientFrame::Vote {
             client_id: 10,
@@ -161,7 +172,10 @@ fn a_sharded_room_works_across_shards() {
     }
     let reply = server
         .admin()
-        .post(&format!("/v1/rooms/{room}/polls/{poll_id}/close"), &json!({}))
+        .post(
+            &format!("/v1/rooms/{room}/polls/{poll_id}/close"),
+            &json!({}),
+        )
         .expect("close");
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     let tallies = reply.body["tallies"].clone();
@@ -178,7 +192,10 @@ fn a_sharded_room_works_across_shards() {
         .expect("direct");
     assert_eq!(reply.status, 200, "{:?}", reply.body);
     sockets[4]
-        .wait_for(WAIT, |e| matches!(e, Event::Direct { payload, .. } if payload.contains("secret")))
+        .wait_for(
+            WAIT,
+            |e| matches!(e, Event::Direct { payload, .. } if payload.contains("secret")),
+        )
         .expect("the target gets its peer message");
     for (i, socket) in sockets.iter_mut().enumerate() {
         if i == 4 {

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod fanout;
+
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
@@ -25,6 +27,12 @@ commands:
                  npm package `ovation` into target/npm/ovation-0.1.0.tgz
   bench ledger   gift ledger throughput and latency on SQLite and PostgreSQL, with
                  pgbench (simple-update) on the same PostgreSQL as the reference
+  bench sdk      SDK size (gzip) and decode speed in Chromium against JSON.parse
+  bench fanout   broadcast fan-out of a room under `ovation-load fanout`, against a
+                 naive Durable Object, PartyServer, Socket.IO and a native tokio server
+                 (bench/), one after another: deliveries, losses, latency, server CPU,
+                 cost per 1,000 viewer-minutes; [--viewers N] [--comments-per-s C]
+                 [--duration-s D] [--rooms R] [--only ovation,native,...]
   setup          only install what is missing (wasm32 target, wasm-bindgen-cli at the
                  Cargo.lock version, worker-build, npm packages from package-lock.json)
 ";
@@ -508,8 +516,11 @@ fn bench(which: Option<&str>) -> Result {
                 .current_dir(root()))
         }
         Some("sdk") => bench_sdk(),
-        Some(other) => Err(format!("unknown benchmark `{other}` (known: ledger, sdk)")),
-        None => Err("name a benchmark: cargo xtask bench ledger | sdk".into()),
+        Some("fanout") => fanout::bench_fanout(),
+        Some(other) => Err(format!(
+            "unknown benchmark `{other}` (known: ledger, sdk, fanout)"
+        )),
+        None => Err("name a benchmark: cargo xtask bench ledger | sdk | fanout".into()),
     }
 }
 
