@@ -919,13 +919,17 @@ impl DurableObject for RoomObject {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
+        // A shard's batch is answered at once: its shard sends the next one only after
+        // this answer, so holding it through our tick loop would stall the shard. The
+        // tick then runs from the alarm (or from whichever event is already flushing).
+        let from_shard = req.path() == "/shard-up";
         let resp = match self.route(req).await {
             Ok(resp) => resp,
             Err(e) => return error(e),
         };
         // Output from admin commands leaves with the next tick.
         self.pump().await?;
-        if resp.status_code() != 101 {
+        if resp.status_code() != 101 && !from_shard {
             self.run_ticks().await?;
         } else {
             self.arm_alarm().await?;

@@ -352,13 +352,16 @@ impl DurableObject for ShardObject {
         }
     }
 
+    /// Requests from the room (an upgrade, a batch) are answered at once: the room sends
+    /// its next batch only after this answer. Ticks run from the alarm or from the event
+    /// that is already flushing.
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         self.ensure_loaded().await?;
         let path = req.path();
         match (req.method(), path.as_str()) {
             (Method::Get, "/ws") => {
                 let resp = self.accept(&req).await?;
-                self.run_ticks().await?;
+                self.arm_alarm().await?;
                 Ok(resp)
             }
             (Method::Post, "/down") => {
@@ -374,7 +377,7 @@ impl DurableObject for ShardObject {
                     }
                 };
                 self.pump().await?;
-                self.run_ticks().await?;
+                self.arm_alarm().await?;
                 match result {
                     Ok(()) => Response::empty().map(|r| r.with_status(204)),
                     Err(detail) => {

@@ -102,6 +102,9 @@ struct FanoutArgs {
     /// Target ovation: the audience rooms are created for (default: viewers per room).
     #[arg(long)]
     expected_audience: Option<u64>,
+    /// Target ovation: grow each room to this many shards (1..=128) after creating it.
+    #[arg(long)]
+    shards: Option<u16>,
     /// The tenant whose key signs the viewers' tokens (target ovation).
     #[arg(long, default_value = dev::TENANT)]
     tenant: String,
@@ -165,6 +168,7 @@ fn run_fanout(args: FanoutArgs) -> ExitCode {
             .room_prefix
             .unwrap_or_else(|| format!("weur-fanout-{}", ovation_load::now_ms())),
         expected_audience: args.expected_audience,
+        shards: args.shards,
         minter: Minter {
             key: SigningKey::hs256(args.secret.as_bytes()),
             tenant: args.tenant,

@@ -210,6 +210,7 @@ fn config(target: Target, port: u16) -> FanoutConfig {
         senders_per_room: None,
         room_prefix: "weur-fanout-test".into(),
         expected_audience: None,
+        shards: None,
         minter: Minter {
             key: SigningKey::hs256(dev::HS256_SECRET.as_bytes()),
             tenant: dev::TENANT.into(),

@@ -26,9 +26,11 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "\
 usage: cargo xtask bench fanout [--viewers N] [--comments-per-s C] [--duration-s D]
                                 [--rooms R] [--likes-per-s L] [--churn-per-s K]
-                                [--warmup-s W] [--seed S] [--only ovation,native,...]
+                                [--warmup-s W] [--seed S] [--shards S]
+                                [--only ovation,native,...]
 defaults: 2000 viewers over all rooms, 20 comments/s and 0 likes/s per room, churn 0/s,
-1 room, 20 s measured after 2 s warm-up, seed 1, every target
+1 room, 20 s measured after 2 s warm-up, seed 1, every target; --shards S makes each of
+our rooms a big room with S shards (default: what the audience gives, none below 5,001)
 targets: ovation, naive-do, partyserver, socketio, native";
 
 /// Every target, in the order they run. `ovation` is ours; the others are the peers.
@@ -62,6 +64,8 @@ struct Params {
     warmup_s: u64,
     rooms: u64,
     seed: u64,
+    /// Our rooms' shard count (`None`: from the audience).
+    shards: Option<u16>,
     only: Vec<&'static str>,
 }
 
@@ -76,6 +80,7 @@ impl Params {
             warmup_s: 2,
             rooms: 1,
             seed: 1,
+            shards: None,
             only: TARGETS.to_vec(),
         };
         let mut args = args.iter();
@@ -101,6 +106,7 @@ impl Params {
                 "--warmup-s" => params.warmup_s = value.parse().map_err(|e| bad(&e))?,
                 "--rooms" => params.rooms = value.parse().map_err(|e| bad(&e))?,
                 "--seed" => params.seed = value.parse().map_err(|e| bad(&e))?,
+                "--shards" => params.shards = Some(value.parse().map_err(|e| bad(&e))?),
                 "--only" => {
                     params.only = Vec::new();
                     for wanted in value.split(',').filter(|t| !t.is_empty()) {
@@ -127,6 +133,7 @@ impl Params {
             "warmup_s": self.warmup_s,
             "rooms": self.rooms,
             "seed": self.seed,
+            "shards": self.shards,
             "targets": self.only,
         })
     }
@@ -468,6 +475,14 @@ fn measure(
         .args(["--duration-s", &params.duration_s.to_string()])
         .args(["--warmup-s", &params.warmup_s.to_string()])
         .args(["--seed", &params.seed.to_string()])
+        .args(
+            params
+                .shards
+                .filter(|_| target == OURS)
+                .map(|shards| ["--shards".to_owned(), shards.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .arg("--json")
         .arg(&report_path)
         .arg("--png")

@@ -22,7 +22,7 @@ pub(crate) mod viewer;
 pub mod wire;
 
 use crate::{Lcg, Minter, CONNECT_CONCURRENCY, VIEWERS_MAX};
-use ovation_proto::limits::CONNECTIONS_PER_ROOM_MAX;
+use ovation_proto::limits::{shards_for_audience, CONNECTIONS_PER_ROOM_MAX};
 use ovation_proto::RoomId;
 use serde::Serialize;
 use shared::{Command, CommentRecord, CommentState, Shared};
@@ -129,6 +129,9 @@ pub struct FanoutConfig {
     pub room_prefix: String,
     /// Our server: the audience rooms are created for (`None`: viewers per room).
     pub expected_audience: Option<u64>,
+    /// Our server: grow every room to this many shards after creating it
+    /// (`POST /v1/rooms/{room}/shards`); `None` keeps what the audience gives.
+    pub shards: Option<u16>,
     pub minter: Minter,
 }
 
@@ -183,6 +186,7 @@ pub struct FanoutReport {
     pub warmup_s: u64,
     pub seed: u64,
     pub expected_audience: Option<u64>,
+    pub shards: Option<u16>,
     pub comment_text_bytes: usize,
     pub delivery_window_ms: u64,
     pub grace_ms: u64,
@@ -323,10 +327,18 @@ fn plan(config: &FanoutConfig) -> Result<Plan, String> {
         .collect();
     let smallest_room = *viewers_per_room.iter().min().expect("rooms >= 1");
     let largest_room = *viewers_per_room.iter().max().expect("rooms >= 1");
-    if config.target == Target::Ovation && largest_room > CONNECTIONS_PER_ROOM_MAX {
+    // A sharded room takes that many sockets per shard.
+    let audience = config.expected_audience.unwrap_or(largest_room as u64);
+    let shards = config
+        .shards
+        .unwrap_or_else(|| shards_for_audience(audience))
+        .max(1);
+    let sockets_max = CONNECTIONS_PER_ROOM_MAX * usize::from(shards);
+    if config.target == Target::Ovation && largest_room > sockets_max {
         return Err(format!(
             "{largest_room} viewers in one room, but our server takes at most \
-             {CONNECTIONS_PER_ROOM_MAX} sockets per room: use more rooms"
+             {CONNECTIONS_PER_ROOM_MAX} sockets per room or shard ({shards} shard(s)): \
+             use more rooms or shards"
         ));
     }
     let senders_per_room = match config.senders_per_room {
@@ -730,6 +742,7 @@ async fn create_rooms(
     let api = admin_api(config);
     let room_ids = plan.room_ids.clone();
     let audience = plan.expected_audience;
+    let shards = config.shards;
     let reused = tokio::task::spawn_blocking(move || {
         let mut reused = 0;
         for room in &room_ids {
@@ -741,6 +754,13 @@ async fn create_rooms(
                 200 | 201 => {}
                 409 => reused += 1,
                 status => return Err(format!("creating room {room}: {status} {}", reply.body)),
+            }
+            if let Some(shards) = shards {
+                let grow = serde_json::json!({ "shards": shards });
+                let reply = api.post(&format!("/v1/rooms/{room}/shards"), &grow)?;
+                if reply.status != 200 {
+                    return Err(format!("sharding room {room}: {} {}", reply.status, reply.body));
+                }
             }
         }
         Ok(reused)
@@ -831,6 +851,7 @@ fn report(
         warmup_s: config.warmup_s,
         seed: config.seed,
         expected_audience: (config.target == Target::Ovation).then_some(plan.expected_audience),
+        shards: config.shards.filter(|_| config.target == Target::Ovation),
         comment_text_bytes: COMMENT_TEXT_BYTES,
         delivery_window_ms: DELIVERY_WINDOW_US / 1_000,
         grace_ms: GRACE_MS,
@@ -919,6 +940,7 @@ mod tests {
             senders_per_room: None,
             room_prefix: "weur-fanout-test".into(),
             expected_audience: None,
+            shards: None,
             minter: Minter {
                 key: SigningKey::hs256(dev::HS256_SECRET.as_bytes()),
                 tenant: dev::TENANT.into(),
