@@ -759,7 +759,10 @@ async fn create_rooms(
                 let grow = serde_json::json!({ "shards": shards });
                 let reply = api.post(&format!("/v1/rooms/{room}/shards"), &grow)?;
                 if reply.status != 200 {
-                    return Err(format!("sharding room {room}: {} {}", reply.status, reply.body));
+                    return Err(format!(
+                        "sharding room {room}: {} {}",
+                        reply.status, reply.body
+                    ));
                 }
             }
         }
