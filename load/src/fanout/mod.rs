@@ -1076,9 +1076,18 @@ mod tests {
             target: Target::Ovation,
             viewers: CONNECTIONS_PER_ROOM_MAX + 1,
             rooms: 1,
+            shards: Some(1),
             ..config()
         });
         assert!(crowded.unwrap_err().contains("sockets per room"));
+        // Without `--shards` that audience makes a big room: its shards take them.
+        let big = plan(&FanoutConfig {
+            target: Target::Ovation,
+            viewers: CONNECTIONS_PER_ROOM_MAX + 1,
+            rooms: 1,
+            ..config()
+        });
+        assert!(big.is_ok(), "{big:?}");
         // Our server needs no URL template.
         assert!(plan(&FanoutConfig {
             target: Target::Ovation,
