@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod liveness;
 mod moderation;
 mod polls;
 mod products;
@@ -445,9 +446,7 @@ struct Connection {
     /// Joined since the last online publication: gets the count at the next flush.
     needs_online: bool,
     outbox: Vec<Event>,
-    expires_at_ms: u64,
-    goaway_sent_at_ms: Option<u64>,
-    last_seen_ms: u64,
+    liveness: liveness::Liveness,
     frames: TokenBucket,
     /// Set for a frame forwarded by a shard: (shard, the shard's connection id).
     remote: Option<(u16, u64)>,
@@ -730,9 +729,7 @@ impl Room {
                 hello_seen: false,
                 needs_online: false,
                 outbox: Vec::new(),
-                expires_at_ms,
-                goaway_sent_at_ms: None,
-                last_seen_ms: now_ms,
+                liveness: liveness::Liveness::new(expires_at_ms, now_ms),
                 frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
                 remote: None,
             },
@@ -790,7 +787,7 @@ impl Room {
     /// Notes a sign of life (e.g. the platform's heartbeat auto-response timestamp).
     pub fn touch(&mut self, connection: ConnectionId, at_ms: u64) {
         if let Some(conn) = self.connections.get_mut(&connection) {
-            conn.last_seen_ms = conn.last_seen_ms.max(at_ms);
+            conn.liveness.seen(at_ms);
         }
     }
 
@@ -799,7 +796,7 @@ impl Room {
         let Some(conn) = self.connections.get_mut(&connection) else {
             return; // Closed in the same instant; the host's event raced our close.
         };
-        conn.last_seen_ms = now_ms;
+        conn.liveness.seen(now_ms);
         self.stats.frames_in += 1;
         self.stats.bytes_in += bytes.len() as u64;
         let frame = match ClientFrame::decode(bytes) {
@@ -1586,26 +1583,17 @@ impl Room {
 
     /// When the host must call [`Room::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let lifetimes = self
+        let sockets = self
             .connections
             .values()
             .filter(|c| c.remote.is_none())
-            .map(|c| match c.goaway_sent_at_ms {
-                None => c.expires_at_ms,
-                Some(at) => at + GOAWAY_GRACE_MS,
-            });
-        let stale = self
-            .connections
-            .values()
-            .filter(|c| c.remote.is_none())
-            .map(|c| c.last_seen_ms + STALE_SOCKET_MS);
+            .map(|c| c.liveness.deadline());
         let refresh = (self.local_connections() > 0 || self.shards.is_sharded())
             .then_some(self.online_refresh_at_ms);
         self.tick_at_ms
             .into_iter()
             .chain(self.interaction_deadline())
-            .chain(lifetimes)
-            .chain(stale)
+            .chain(sockets)
             .chain(refresh)
             .min()
     }
@@ -1616,25 +1604,13 @@ impl Room {
     }
 
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        // Lifetimes: GoAway first, close after a grace period.
-        let mut expired = Vec::new();
-        let mut overdue = Vec::new();
-        let mut stale = Vec::new();
-        for (&id, conn) in self.connections.iter().filter(|(_, c)| c.remote.is_none()) {
-            match conn.goaway_sent_at_ms {
-                None if conn.expires_at_ms <= now_ms => expired.push(id),
-                Some(at) if at + GOAWAY_GRACE_MS <= now_ms => overdue.push(id),
-                _ => {}
-            }
-            if conn.last_seen_ms + STALE_SOCKET_MS <= now_ms {
-                stale.push(id);
-            }
-        }
-        for id in expired {
-            self.connections
-                .get_mut(&id)
-                .expect("listed")
-                .goaway_sent_at_ms = Some(now_ms);
+        let sockets = self
+            .connections
+            .iter_mut()
+            .filter(|(_, c)| c.remote.is_none())
+            .map(|(&id, c)| (id, &mut c.liveness));
+        let due = liveness::sweep(sockets, now_ms);
+        for id in due.expired {
             self.enqueue(
                 id,
                 Event::GoAway {
@@ -1643,10 +1619,10 @@ impl Room {
                 now_ms,
             );
         }
-        for id in overdue {
+        for id in due.overdue {
             self.close(id, CloseCode::GoingAway, String::new(), now_ms);
         }
-        for id in stale {
+        for id in due.stale {
             self.close(id, CloseCode::Stale, "no heartbeat".into(), now_ms);
         }
         if (self.local_connections() > 0 || self.shards.is_sharded())

@@ -7,6 +7,7 @@
 //! Sans-IO like [`crate::Room`]: `now_ms` is a parameter; outputs are drained with
 //! [`Shard::poll_output`]; the host arms a timer for [`Shard::poll_timeout`].
 
+use crate::liveness::{self, Liveness};
 use crate::{ConnectionId, Identity, LogRecord, PartState, RoomView, UserBuckets};
 use ovation_proto::limits::*;
 use ovation_proto::{
@@ -198,9 +199,7 @@ struct ShardConnection {
     /// Broadcast events of this flush from this index on are new to the connection.
     shared_from: usize,
     frames: TokenBucket,
-    last_seen_ms: u64,
-    expires_at_ms: u64,
-    goaway_sent_at_ms: Option<u64>,
+    liveness: Liveness,
 }
 
 /// A vote or an answer forwarded to the room and not answered yet.
@@ -208,6 +207,35 @@ struct ShardConnection {
 enum Choice {
     Vote { poll_id: String },
     Answer { quiz_id: String, question: u16 },
+}
+
+impl Choice {
+    /// The client id and the choice a vote or an answer makes (`None` for other frames).
+    fn of(frame: &ClientFrame) -> Option<(u64, Choice)> {
+        match frame {
+            ClientFrame::Vote {
+                client_id, poll_id, ..
+            } => Some((
+                *client_id,
+                Choice::Vote {
+                    poll_id: poll_id.clone(),
+                },
+            )),
+            ClientFrame::Answer {
+                client_id,
+                quiz_id,
+                question,
+                ..
+            } => Some((
+                *client_id,
+                Choice::Answer {
+                    quiz_id: quiz_id.clone(),
+                    question: *question,
+                },
+            )),
+            _ => None,
+        }
+    }
 }
 
 pub struct Shard {
@@ -347,9 +375,7 @@ impl Shard {
                 outbox: Vec::new(),
                 shared_from: 0,
                 frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
-                last_seen_ms: now_ms,
-                expires_at_ms,
-                goaway_sent_at_ms: None,
+                liveness: Liveness::new(expires_at_ms, now_ms),
             },
         );
         self.schedule_tick(now_ms);
@@ -393,7 +419,7 @@ impl Shard {
     /// A sign of life (the platform's heartbeat auto-response timestamp).
     pub fn touch(&mut self, connection: ConnectionId, at_ms: u64) {
         if let Some(conn) = self.connections.get_mut(&connection) {
-            conn.last_seen_ms = conn.last_seen_ms.max(at_ms);
+            conn.liveness.seen(at_ms);
         }
     }
 
@@ -406,7 +432,7 @@ impl Shard {
         let Some(conn) = self.connections.get_mut(&connection) else {
             return;
         };
-        conn.last_seen_ms = now_ms;
+        conn.liveness.seen(now_ms);
         self.stats.frames_in += 1;
         let frame = match ClientFrame::decode(bytes) {
             Ok(frame) => frame,
@@ -503,28 +529,9 @@ impl Shard {
             ClientFrame::Reaction { .. } => self
                 .take_speech(&identity.user, true, now_ms)
                 .map(|()| None),
-            ClientFrame::Vote {
-                client_id, poll_id, ..
-            } => Ok(self.repeated_choice(
-                &identity.user,
-                *client_id,
-                Choice::Vote {
-                    poll_id: poll_id.clone(),
-                },
-            )),
-            ClientFrame::Answer {
-                client_id,
-                quiz_id,
-                question,
-                ..
-            } => Ok(self.repeated_choice(
-                &identity.user,
-                *client_id,
-                Choice::Answer {
-                    quiz_id: quiz_id.clone(),
-                    question: *question,
-                },
-            )),
+            ClientFrame::Vote { .. } | ClientFrame::Answer { .. } => {
+                Ok(self.repeated_choice(&identity.user, &frame))
+            }
             _ => Ok(None),
         };
         match answered {
@@ -584,20 +591,15 @@ impl Shard {
             .map_err(|wait| (ErrorCode::RateLimited, "slow down", wait))
     }
 
-    /// An Ack when the room already accepted this user's choice; otherwise the choice is
-    /// remembered as pending and goes to the room.
-    fn repeated_choice(&mut self, user: &str, client_id: u64, choice: Choice) -> Option<Event> {
-        if self
-            .chosen
-            .get(&choice)
-            .is_some_and(|users| users.contains(user))
-        {
-            return Some(Event::Ack {
-                client_id,
-                seq: None,
-            });
-        }
-        None
+    /// An Ack when the room already accepted this user's vote or answer (the frame then
+    /// never reaches the room).
+    fn repeated_choice(&self, user: &str, frame: &ClientFrame) -> Option<Event> {
+        let (client_id, choice) = Choice::of(frame)?;
+        let users = self.chosen.get(&choice)?;
+        users.contains(user).then_some(Event::Ack {
+            client_id,
+            seq: None,
+        })
     }
 
     fn forward(
@@ -618,30 +620,8 @@ impl Shard {
                 now_ms,
             );
         }
-        let choice = match &frame {
-            ClientFrame::Vote {
-                client_id, poll_id, ..
-            } => Some((
-                *client_id,
-                Choice::Vote {
-                    poll_id: poll_id.clone(),
-                },
-            )),
-            ClientFrame::Answer {
-                client_id,
-                quiz_id,
-                question,
-                ..
-            } => Some((
-                *client_id,
-                Choice::Answer {
-                    quiz_id: quiz_id.clone(),
-                    question: *question,
-                },
-            )),
-            _ => None,
-        };
-        if let Some((client_id, choice)) = choice {
+        // Remembered until the room answers, so an accepted one is answered here next time.
+        if let Some((client_id, choice)) = Choice::of(&frame) {
             if self.pending_choices.len() < SHARD_CHOICES_PENDING_MAX {
                 self.pending_choices
                     .insert((connection, client_id), (choice, identity.user.clone()));
@@ -819,57 +799,33 @@ impl Shard {
 
     /// When the host must call [`Shard::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let lifetimes = self
-            .connections
-            .values()
-            .map(|c| match c.goaway_sent_at_ms {
-                None => c.expires_at_ms,
-                Some(at) => at + GOAWAY_GRACE_MS,
-            });
-        let stale = self
-            .connections
-            .values()
-            .map(|c| c.last_seen_ms + STALE_SOCKET_MS);
-        let snapshot = self.needs_snapshot.then(|| {
-            self.snapshot_asked_at_ms
-                .map_or(0, |at| at + SHARD_SNAPSHOT_RETRY_MS)
-        });
-        self.tick_at_ms
-            .into_iter()
-            .chain(lifetimes)
-            .chain(stale)
-            .chain(snapshot)
-            .min()
+        let sockets = self.connections.values().map(|c| c.liveness.deadline());
+        self.tick_pending().into_iter().chain(sockets).min()
     }
 
     /// Whether output waits for a tick (the host flushes with a short timer).
     pub fn tick_pending(&self) -> Option<u64> {
-        let snapshot = self.needs_snapshot.then(|| {
+        self.tick_at_ms
+            .into_iter()
+            .chain(self.snapshot_ask_at())
+            .min()
+    }
+
+    /// When to ask the room for its state (again): at once, then every retry interval.
+    fn snapshot_ask_at(&self) -> Option<u64> {
+        self.needs_snapshot.then(|| {
             self.snapshot_asked_at_ms
                 .map_or(0, |at| at + SHARD_SNAPSHOT_RETRY_MS)
-        });
-        self.tick_at_ms.into_iter().chain(snapshot).min()
+        })
     }
 
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        let mut expired = Vec::new();
-        let mut overdue = Vec::new();
-        let mut stale = Vec::new();
-        for (&id, conn) in &self.connections {
-            match conn.goaway_sent_at_ms {
-                None if conn.expires_at_ms <= now_ms => expired.push(id),
-                Some(at) if at + GOAWAY_GRACE_MS <= now_ms => overdue.push(id),
-                _ => {}
-            }
-            if conn.last_seen_ms + STALE_SOCKET_MS <= now_ms {
-                stale.push(id);
-            }
-        }
-        for id in expired {
-            self.connections
-                .get_mut(&id)
-                .expect("listed")
-                .goaway_sent_at_ms = Some(now_ms);
+        let sockets = self
+            .connections
+            .iter_mut()
+            .map(|(&id, c)| (id, &mut c.liveness));
+        let due = liveness::sweep(sockets, now_ms);
+        for id in due.expired {
             self.push(
                 id,
                 Event::GoAway {
@@ -878,16 +834,13 @@ impl Shard {
                 now_ms,
             );
         }
-        for id in overdue {
+        for id in due.overdue {
             self.close(id, CloseCode::GoingAway, now_ms);
         }
-        for id in stale {
+        for id in due.stale {
             self.close(id, CloseCode::Stale, now_ms);
         }
-        let snapshot_due = self.needs_snapshot
-            && self
-                .snapshot_asked_at_ms
-                .is_none_or(|at| at + SHARD_SNAPSHOT_RETRY_MS <= now_ms);
+        let snapshot_due = self.snapshot_ask_at().is_some_and(|at| at <= now_ms);
         if snapshot_due || self.tick_at_ms.is_some_and(|at| at <= now_ms) {
             self.tick_at_ms = None;
             self.send_up(now_ms, snapshot_due);

@@ -17,6 +17,9 @@
 //! `OVATION_SHARD_SIM_SEEDS=N` sets how many seeds run (default 200);
 //! `OVATION_SHARD_SIM_SEED=S` replays one.
 
+mod common;
+
+use common::Rng;
 use ovation_proto::limits::{CONNECTION_LIFETIME_MS_MIN, ONLINE_REFRESH_MS, TICK_MS};
 use ovation_proto::{
     shard_of, ActionBody, ClientFrame, Event, Hello, Resume, Role, ServerFrame, PROTOCOL_VERSION,
@@ -26,24 +29,6 @@ use ovation_room::{
     StorageOp,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// A message in flight, delivered at `at_ms` (links keep their order).
 struct Link {
@@ -315,7 +300,7 @@ impl Sim {
             }
             Event::Direct { payload, .. } => {
                 assert!(
-                    payload.contains(&format!("\"to\":\"{user}\"")) || payload.contains("poll"),
+                    payload.contains(&format!("\"to\":\"{user}\"")),
                     "{user} got someone else's peer message: {payload}"
                 );
             }

@@ -5,6 +5,9 @@
 //! `OVATION_SIM_SEEDS=N` sets how many seeds run (default 2000);
 //! `OVATION_SIM_SEED=S` replays one seed (a failure prints the command).
 
+mod common;
+
+use common::Rng;
 use ovation_proto::limits::{
     CONNECTION_LIFETIME_MS_MIN, RING_AGE_MS_MAX, RING_EVENTS_MAX, TICK_MS,
 };
@@ -16,25 +19,6 @@ use ovation_room::{
     StorageOp,
 };
 use std::collections::{BTreeMap, BTreeSet};
-
-/// splitmix64: small, seedable, good enough for choosing steps.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 #[derive(Default, Clone)]
 struct View {
