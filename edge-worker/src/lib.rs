@@ -10,6 +10,7 @@ mod http;
 mod openapi;
 mod room_object;
 mod shard_object;
+mod sockets;
 
 use http::{error, json_body, ApiError};
 use ovation_auth::{AuthError, Keyring, Verified};

@@ -23,7 +23,6 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 use worker::js_sys::{Object, Reflect, Uint8Array};
 use worker::*;
 
@@ -242,14 +241,7 @@ impl RoomObject {
             for output in wire {
                 match output {
                     Output::Send { connections, frame } => {
-                        // One copy into JavaScript for every socket it goes to.
-                        let buffer = Uint8Array::from(&frame[..]).buffer();
-                        for connection in connections {
-                            if let Some(ws) = memory.sockets.get(&connection) {
-                                let raw: &web_sys::WebSocket = ws.as_ref();
-                                let _ = raw.send_with_array_buffer(&buffer);
-                            }
-                        }
+                        crate::sockets::send_to(&memory.sockets, connections, &frame);
                     }
                     Output::Close { connection, code } => {
                         if let Some(ws) = memory.sockets.remove(&connection) {
@@ -524,20 +516,13 @@ impl RoomObject {
 
     /// The socket is gone (closed or failed): the room forgets its connection.
     fn forget_socket(&self, ws: &WebSocket) {
-        if let Some(id) = RoomObject::connection_of(ws) {
+        if let Some(id) = crate::sockets::connection_of(ws) {
             let mut memory = self.memory.borrow_mut();
             memory.sockets.remove(&id);
             if let Some(room) = memory.room.as_mut() {
                 room.disconnect(id, now_ms());
             }
         }
-    }
-
-    fn connection_of(ws: &WebSocket) -> Option<ConnectionId> {
-        ws.deserialize_attachment::<Attachment>()
-            .ok()
-            .flatten()
-            .map(|a| a.id)
     }
 
     async fn accept(&self, identity: IdentityHeader) -> Result<Response> {
@@ -734,9 +719,11 @@ impl RoomObject {
                 .map(|(_, v)| v.into_owned())
         };
         let path = url.path().to_owned();
+        // A viewer of a big room goes to its shard.
+        let shard = self.shard_for(&identity);
         let resp = match (req.method(), path.as_str()) {
-            (Method::Get, "/ws") if self.shard_for(&identity).is_some() => {
-                let index = self.shard_for(&identity).expect("checked");
+            (Method::Get, "/ws") if shard.is_some() => {
+                let index = shard.expect("checked");
                 let (name, _) = self.object_name().expect("a sharded room exists");
                 let headers = Headers::new();
                 for (header, value) in req.headers().entries() {
@@ -943,7 +930,7 @@ impl DurableObject for RoomObject {
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
         self.ensure_loaded().await?;
-        let Some(id) = RoomObject::connection_of(&ws) else {
+        let Some(id) = crate::sockets::connection_of(&ws) else {
             return Ok(());
         };
         {
@@ -970,10 +957,7 @@ impl DurableObject for RoomObject {
         self.ensure_loaded().await?;
         self.forget_socket(&ws);
         // Hibernation API: complete the close handshake ourselves.
-        let code = match code {
-            1005 | 1006 | 1015 => 1000,
-            c => u16::try_from(c).unwrap_or(1000),
-        };
+        let code = crate::sockets::close_reply_code(code);
         let _ = ws.close(Some(code), Some(reason));
         self.pump().await?;
         self.run_ticks().await
@@ -991,18 +975,10 @@ impl DurableObject for RoomObject {
         {
             let mut memory = self.memory.borrow_mut();
             memory.alarm_at_ms = None;
-            let state: &StateWithAutoResponse = self.state.as_raw().unchecked_ref();
-            let sockets: Vec<(ConnectionId, WebSocket)> = memory
-                .sockets
-                .iter()
-                .map(|(id, ws)| (*id, ws.clone()))
-                .collect();
+            let heartbeats = crate::sockets::heartbeats(&self.state, &memory.sockets);
             if let Some(room) = memory.room.as_mut() {
-                for (id, ws) in sockets {
-                    let raw: &web_sys::WebSocket = ws.as_ref();
-                    if let Ok(Some(at)) = state.auto_response_timestamp(raw) {
-                        room.touch(id, at.get_time() as u64);
-                    }
+                for (id, at_ms) in heartbeats {
+                    room.touch(id, at_ms);
                 }
                 room.handle_timeout(now_ms());
             }

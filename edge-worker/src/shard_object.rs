@@ -16,7 +16,6 @@ use serde_json::json;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
-use wasm_bindgen::JsCast;
 use worker::js_sys::Uint8Array;
 use worker::*;
 
@@ -123,14 +122,7 @@ impl ShardObject {
             while let Some(output) = shard.poll_output() {
                 match output {
                     ShardOutput::Send { connections, frame } => {
-                        // One copy into JavaScript for every socket it goes to.
-                        let buffer = Uint8Array::from(&frame[..]).buffer();
-                        for connection in connections {
-                            if let Some(ws) = sockets.get(&connection) {
-                                let raw: &web_sys::WebSocket = ws.as_ref();
-                                let _ = raw.send_with_array_buffer(&buffer);
-                            }
-                        }
+                        crate::sockets::send_to(sockets, connections, &frame);
                     }
                     ShardOutput::Close { connection, code } => {
                         if let Some(ws) = sockets.remove(&connection) {
@@ -228,15 +220,8 @@ impl ShardObject {
         Ok(())
     }
 
-    fn connection_of(ws: &WebSocket) -> Option<ConnectionId> {
-        ws.deserialize_attachment::<Attachment>()
-            .ok()
-            .flatten()
-            .map(|a| a.id)
-    }
-
     fn forget_socket(&self, ws: &WebSocket) {
-        if let Some(id) = ShardObject::connection_of(ws) {
+        if let Some(id) = crate::sockets::connection_of(ws) {
             let mut memory = self.memory.borrow_mut();
             memory.sockets.remove(&id);
             if let Some(shard) = memory.shard.as_mut() {
@@ -398,7 +383,7 @@ impl DurableObject for ShardObject {
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
         self.ensure_loaded().await?;
-        let Some(id) = ShardObject::connection_of(&ws) else {
+        let Some(id) = crate::sockets::connection_of(&ws) else {
             return Ok(());
         };
         {
@@ -424,10 +409,7 @@ impl DurableObject for ShardObject {
     ) -> Result<()> {
         self.ensure_loaded().await?;
         self.forget_socket(&ws);
-        let code = match code {
-            1005 | 1006 | 1015 => 1000,
-            c => u16::try_from(c).unwrap_or(1000),
-        };
+        let code = crate::sockets::close_reply_code(code);
         let _ = ws.close(Some(code), Some(reason));
         self.pump().await?;
         self.run_ticks().await
@@ -445,19 +427,10 @@ impl DurableObject for ShardObject {
         {
             let mut memory = self.memory.borrow_mut();
             memory.alarm_at_ms = None;
-            let state: &crate::room_object::StateWithAutoResponse =
-                self.state.as_raw().unchecked_ref();
-            let sockets: Vec<(ConnectionId, WebSocket)> = memory
-                .sockets
-                .iter()
-                .map(|(id, ws)| (*id, ws.clone()))
-                .collect();
+            let heartbeats = crate::sockets::heartbeats(&self.state, &memory.sockets);
             if let Some(shard) = memory.shard.as_mut() {
-                for (id, ws) in sockets {
-                    let raw: &web_sys::WebSocket = ws.as_ref();
-                    if let Ok(Some(at)) = state.auto_response_timestamp(raw) {
-                        shard.touch(id, at.get_time() as u64);
-                    }
+                for (id, at_ms) in heartbeats {
+                    shard.touch(id, at_ms);
                 }
                 shard.handle_timeout(now_ms());
             }
