@@ -300,6 +300,40 @@ fn report(
     }
 }
 
+/// Each socket's read buffer. tungstenite zero-fills the free part of it before every
+/// read, so its default (128 KiB) cost two thirds of the generator's CPU time in memset
+/// with one small message per read; larger frames still grow it as needed.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// A viewer's WebSocket, opened the way browsers open theirs: Nagle off (with it, a
+/// small frame sent while an earlier one is unacknowledged waits for the peer's delayed
+/// ACK, 40 ms on Linux, which would be measured as the server's latency).
+pub(crate) async fn open_socket(
+    url: String,
+    subprotocol: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    String,
+> {
+    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+    if let Some(protocol) = subprotocol {
+        let value = protocol
+            .parse()
+            .map_err(|_| "a bad subprotocol".to_owned())?;
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", value);
+    }
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES);
+    let disable_nagle = true;
+    let (socket, _) =
+        tokio_tungstenite::connect_async_with_config(request, Some(config), disable_nagle)
+            .await
+            .map_err(|e| e.to_string())?;
+    Ok(socket)
+}
+
 /// One viewer: connect, say Hello, wait for the go, vote per plan once the open poll's
 /// part arrives, then wait for the result part.
 async fn viewer(
@@ -313,18 +347,8 @@ async fn viewer(
     let wait = Duration::from_millis(WAIT_MS_MAX);
     let socket = {
         let _permit = permits.acquire().await.expect("never closed");
-        let mut request = url.into_client_request().expect("a valid URL");
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            SUBPROTOCOL.parse().expect("a valid header"),
-        );
-        // As in `fanout`: Nagle off (browsers do) and a small read buffer (tungstenite
-        // zero-fills it before every read).
-        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(fanout::viewer::READ_BUFFER_BYTES);
-        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
-        match tokio::time::timeout(wait, connecting).await {
-            Ok(Ok((socket, _))) => Some(socket),
+        match tokio::time::timeout(wait, open_socket(url, Some(SUBPROTOCOL))).await {
+            Ok(Ok(socket)) => Some(socket),
             _ => None,
         }
     };

@@ -168,6 +168,13 @@ impl Outcome {
         Some(self.number("deliveries")? / cpu_s)
     }
 
+    /// Server CPU per WebSocket message the viewers received, in µs: where batching
+    /// pays (a batch carries several comments in one message).
+    fn cpu_us_per_message(&self) -> Option<f64> {
+        let messages = self.number("messages_received").filter(|m| *m > 0.0)?;
+        Some(self.server_cpu_s? * 1e6 / messages)
+    }
+
     /// Every data message the clients sent in the window (comments, likes, heartbeat
     /// answers, churn handshakes).
     fn client_messages(&self) -> Option<f64> {
@@ -841,6 +848,7 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
                 format_number(o.number("deliveries_per_s"), 0),
                 format_number(o.server_cpu_s, 2),
                 format_number(o.deliveries_per_cpu_s(), 0),
+                format_number(o.cpu_us_per_message(), 1),
                 format_number(o.number("bytes_per_delivery"), 1),
             ]
         })
@@ -858,6 +866,7 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
             "deliv/s",
             "server CPU s",
             "deliv/CPU-s",
+            "CPU µs/msg",
             "B/delivery",
         ],
         &rows,
@@ -914,7 +923,8 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
         .collect();
     println!(
         "\n  server CPU s: user + system time of every process in the server's process group \
-         (wrangler, workerd, node, ...) over the measured window{}.\n  \
+         (wrangler, workerd, node, ...) over the measured window{}; CPU µs/msg: that time \
+         per WebSocket message the viewers received.\n  \
          wire B/delivery: the report's payload bytes per delivered comment{}.\n  \
          DO req/1k viewer-min (Durable Object targets): WebSocket connects (1 request \
          each; a {} s run pays every viewer's connect, so they dominate) + incoming \
@@ -976,6 +986,7 @@ fn json_report(params: &Params, outcomes: &[Outcome], ticks_per_s: f64) -> Value
                 "server_cpu_sample_s": o.window_s,
                 "server_cpu_s_whole_run": o.server_cpu_s_whole_run,
                 "deliveries_per_cpu_s": o.deliveries_per_cpu_s(),
+                "server_cpu_us_per_message": o.cpu_us_per_message(),
                 "client_messages_per_delivery": o.client_messages_per_delivery(),
                 "wire_bytes_per_delivery": wire.map(|(bytes, _)| bytes),
                 "wire_bytes_include_frame_headers": wire.map(|(_, headers)| headers),

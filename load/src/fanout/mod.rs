@@ -18,7 +18,7 @@ mod accounting;
 pub mod chart;
 mod shared;
 mod stats;
-pub(crate) mod viewer;
+mod viewer;
 pub mod wire;
 
 use crate::{Lcg, Minter, CONNECT_CONCURRENCY, VIEWERS_MAX};

@@ -18,15 +18,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-/// Each socket's read buffer. tungstenite zero-fills the free part of it before every
-/// read, so its default (128 KiB) cost two thirds of the generator's CPU time in memset
-/// with one small message per read; larger frames still grow it as needed.
-pub(crate) const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// How viewers reach the server.
 pub(super) struct Endpoints {
@@ -119,22 +112,8 @@ async fn connect(
     target: Target,
     url: String,
 ) -> Result<(Sink, Stream), String> {
-    let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-    if target == Target::Ovation {
-        request.headers_mut().insert(
-            "sec-websocket-protocol",
-            SUBPROTOCOL.parse().expect("a valid header"),
-        );
-    }
-    // Nagle off, as browsers do for WebSockets: with it, a small frame sent while an
-    // earlier one is unacknowledged waits for the peer's delayed ACK (40 ms on Linux),
-    // which would be measured as the server's latency.
-    let disable_nagle = true;
-    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-    let (socket, _) =
-        tokio_tungstenite::connect_async_with_config(request, Some(config), disable_nagle)
-            .await
-            .map_err(|e| e.to_string())?;
+    let subprotocol = (target == Target::Ovation).then_some(SUBPROTOCOL);
+    let socket = crate::open_socket(url, subprotocol).await?;
     let (mut sink, mut stream) = socket.split();
     match target {
         Target::Json => {}
