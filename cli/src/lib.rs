@@ -249,10 +249,15 @@ impl Socket {
                 Err(SocketEnd::Closed(code, reason))
             }
             Ok(_) => Ok(()),
+            // A read with a timeout (SO_RCVTIMEO) is never restarted after a signal
+            // handler runs: any handler in the process (tokio's SIGCHLD, say) can make
+            // it fail with EINTR. Nothing was read; the caller's deadline loop retries.
             Err(tungstenite::Error::Io(e))
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) =>
             {
                 Ok(())
