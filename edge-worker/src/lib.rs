@@ -286,15 +286,55 @@ async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
         let _ = headers.set(&name, &value);
     }
     let _ = headers.set(IDENTITY_HEADER, &room_object::identity_header(&identity));
-    let mut init = RequestInit::new();
-    init.with_headers(headers);
-    let forwarded = Request::new_with_init("https://do/ws", &init)
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
     // The room object echoes the subprotocol on its 101 (a forwarded response's headers
     // are immutable here).
-    stub.fetch_with_request(forwarded)
+    let resp = stub
+        .fetch_with_request(upgrade_request(&headers)?)
+        .await
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
+    // A viewer of a big room: the room names the viewer's shard, and the socket goes
+    // there directly (never through the room object).
+    let Some(shard) = shard_route(&resp) else {
+        return Ok(resp);
+    };
+    let _ = headers.set(shard_object::ROOM_OBJECT_HEADER, &shard.room_object);
+    let _ = headers.set(shard_object::SHARD_INDEX_HEADER, &shard.index.to_string());
+    let _ = headers.set(shard_object::LIFETIME_HEADER, &shard.lifetime_ms);
+    shard_object::stub(env, &shard.room_object, shard.index, &shard.region)
+        .map_err(|e| ApiError::internal(&e.to_string()))?
+        .fetch_with_request(upgrade_request(&headers)?)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+/// A viewer's upgrade as an object's `/ws` gets it: the client's headers and ours. The
+/// request copies the headers, so the caller may change them for another object.
+fn upgrade_request(headers: &Headers) -> std::result::Result<Request, ApiError> {
+    let mut init = RequestInit::new();
+    init.with_headers(headers.clone());
+    Request::new_with_init("https://do/ws", &init).map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+/// Where the room object sent a viewer of a big room.
+struct ShardRoute {
+    room_object: String,
+    index: u16,
+    region: String,
+    lifetime_ms: String,
+}
+
+/// The shard named by the room object's answer to an upgrade, if it named one.
+fn shard_route(resp: &Response) -> Option<ShardRoute> {
+    if resp.status_code() == 101 {
+        return None;
+    }
+    let header = |name: &str| resp.headers().get(name).ok().flatten();
+    Some(ShardRoute {
+        room_object: header(shard_object::ROOM_OBJECT_HEADER)?,
+        index: header(shard_object::SHARD_INDEX_HEADER)?.parse().ok()?,
+        region: header(shard_object::REGION_HEADER).unwrap_or_default(),
+        lifetime_ms: header(shard_object::LIFETIME_HEADER).unwrap_or_default(),
+    })
 }
 
 async fn viewer_get(

@@ -380,9 +380,7 @@ impl RoomObject {
         let (name, region) = self
             .object_name()
             .ok_or_else(|| Error::RustError("no room".into()))?;
-        self.env
-            .durable_object("SHARDS")?
-            .get_by_name_with_location_hint(&format!("{name}#{index}"), &region)
+        crate::shard_object::stub(&self.env, &name, index, &region)
     }
 
     /// Delivers queued batches to the shards: per shard one request at a time, in order;
@@ -723,21 +721,25 @@ impl RoomObject {
         let shard = self.shard_for(&identity);
         let resp = match (req.method(), path.as_str()) {
             (Method::Get, "/ws") if shard.is_some() => {
+                // The Worker connects the viewer to the shard itself: a socket handed
+                // through this object would carry every frame through the room, the
+                // one object sharding is there to unload.
                 let index = shard.expect("checked");
-                let (name, _) = self.object_name().expect("a sharded room exists");
-                let headers = Headers::new();
-                for (header, value) in req.headers().entries() {
-                    let _ = headers.set(&header, &value);
+                let (name, region) = self.object_name().expect("a sharded room exists");
+                let mut resp = Response::empty().map_err(internal)?;
+                let route = [
+                    (crate::shard_object::ROOM_OBJECT_HEADER, name),
+                    (crate::shard_object::SHARD_INDEX_HEADER, index.to_string()),
+                    (crate::shard_object::REGION_HEADER, region),
+                    (
+                        crate::shard_object::LIFETIME_HEADER,
+                        self.connection_lifetime_ms().to_string(),
+                    ),
+                ];
+                for (header, value) in route {
+                    resp.headers_mut().set(header, &value).map_err(internal)?;
                 }
-                let _ = headers.set(crate::shard_object::ROOM_OBJECT_HEADER, &name);
-                let _ = headers.set(crate::shard_object::SHARD_INDEX_HEADER, &index.to_string());
-                let lifetime_ms = self.connection_lifetime_ms().to_string();
-                let _ = headers.set("x-ovation-lifetime-ms", &lifetime_ms);
-                let mut init = RequestInit::new();
-                init.with_headers(headers);
-                let forwarded = Request::new_with_init("https://do/ws", &init).map_err(internal)?;
-                let stub = self.shard_stub(index).map_err(internal)?;
-                stub.fetch_with_request(forwarded).await.map_err(internal)?
+                resp
             }
             (Method::Get, "/ws") => {
                 let echo = crate::http::offered_protocols(&req).contains(&SUBPROTOCOL.to_owned());
@@ -895,7 +897,10 @@ fn action_json(action: &ovation_proto::Action) -> serde_json::Value {
 impl DurableObject for RoomObject {
     fn new(state: State, env: Env) -> Self {
         // Heartbeats are answered by the runtime without waking the object.
-        if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
+        if let Ok(pair) = WebSocketRequestResponsePair::new(
+            ovation_proto::limits::HEARTBEAT_TEXT,
+            ovation_proto::limits::HEARTBEAT_REPLY_TEXT,
+        ) {
             state.set_websocket_auto_response(&pair);
         }
         RoomObject {

@@ -23,6 +23,16 @@ use worker::*;
 pub const ROOM_OBJECT_HEADER: &str = "x-ovation-room-object";
 /// Header with the shard's index.
 pub const SHARD_INDEX_HEADER: &str = "x-ovation-shard";
+/// Header with the room's region (the shard's location hint).
+pub const REGION_HEADER: &str = "x-ovation-region";
+/// Header with the lifetime the room drew for a viewer's connection.
+pub const LIFETIME_HEADER: &str = "x-ovation-lifetime-ms";
+
+/// The stub of a room's shard: named `tenant/room#index`, placed near the room.
+pub fn stub(env: &Env, room_object: &str, index: u16, region: &str) -> Result<Stub> {
+    env.durable_object("SHARDS")?
+        .get_by_name_with_location_hint(&format!("{room_object}#{index}"), region)
+}
 /// Storage key of the shard's own record (which room, which index).
 const PLACE_KEY: &str = "place";
 
@@ -266,7 +276,7 @@ impl ShardObject {
         let header = |name: &str| req.headers().get(name).ok().flatten().unwrap_or_default();
         let identity: IdentityHeader = serde_json::from_str(&header(crate::IDENTITY_HEADER))
             .map_err(|_| Error::RustError("shard called without identity".into()))?;
-        let lifetime_ms: u64 = header("x-ovation-lifetime-ms")
+        let lifetime_ms: u64 = header(LIFETIME_HEADER)
             .parse()
             .unwrap_or(CONNECTION_LIFETIME_MS_MIN);
         self.place(req).await?;
@@ -327,7 +337,10 @@ fn with_subprotocol(req: &Request, mut resp: Response) -> Result<Response> {
 
 impl DurableObject for ShardObject {
     fn new(state: State, env: Env) -> Self {
-        if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
+        if let Ok(pair) = WebSocketRequestResponsePair::new(
+            ovation_proto::limits::HEARTBEAT_TEXT,
+            ovation_proto::limits::HEARTBEAT_REPLY_TEXT,
+        ) {
             state.set_websocket_auto_response(&pair);
         }
         ShardObject {

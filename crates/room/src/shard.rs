@@ -673,6 +673,16 @@ impl Shard {
         }
     }
 
+    /// The sockets this shard holds for a user (a user may be connected more than once).
+    fn connections_of(&self, user: &str) -> Vec<ConnectionId> {
+        self.users
+            .get(user)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect()
+    }
+
     /// The room's batch for this shard (the bytes of a [`ShardDown`]). Its events go out
     /// at once: the room already batched them for this tick.
     pub fn handle_down(&mut self, bytes: &[u8], now_ms: u64) -> Result<(), DecodeError> {
@@ -727,13 +737,7 @@ impl Shard {
             self.push(connection, event, now_ms);
         }
         for (user, event) in down.to_user {
-            let targets: Vec<ConnectionId> = self
-                .users
-                .get(&user)
-                .into_iter()
-                .flatten()
-                .copied()
-                .collect();
+            let targets = self.connections_of(&user);
             for target in targets {
                 self.push(target, event.clone(), now_ms);
             }
@@ -743,13 +747,7 @@ impl Shard {
             if code == CloseCode::Banned && self.banned.len() < BANNED_USERS_MAX {
                 self.banned.insert(user.clone());
             }
-            let targets: Vec<ConnectionId> = self
-                .users
-                .get(&user)
-                .into_iter()
-                .flatten()
-                .copied()
-                .collect();
+            let targets = self.connections_of(&user);
             for target in targets {
                 self.close(target, code, now_ms);
             }
