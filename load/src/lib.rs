@@ -16,12 +16,12 @@
 
 use futures_util::{SinkExt, StreamExt};
 use ovation_auth::{mint, SigningKey, TokenClaims};
-use ovation_proto::limits::SUBPROTOCOL;
+use ovation_proto::limits::{HEARTBEAT_INTERVAL_MS, HEARTBEAT_TEXT, SUBPROTOCOL};
 use ovation_proto::{ClientFrame, Event, Hello, ServerFrame, PROTOCOL_VERSION};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -33,7 +33,8 @@ pub use fanout::{fanout, FanoutConfig, FanoutReport, Progress, Target};
 pub const VIEWERS_MAX: usize = 100_000;
 /// Connections opened at once while ramping up.
 pub const CONNECT_CONCURRENCY: usize = 64;
-/// How long a viewer waits for its Welcome, its Ack, or the result.
+/// How long a viewer waits for its Welcome (from its connect), and for the result after
+/// the poll's window (from the poll's opening).
 pub const WAIT_MS_MAX: u64 = 60_000;
 
 /// Who may mint tokens for the viewers (a tenant's signing key).
@@ -180,6 +181,9 @@ pub async fn vote_burst(
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let (connected_tx, mut connected_rx) = mpsc::unbounded_channel::<bool>();
+    // When the poll opened: each viewer waits for the poll and its result from then on,
+    // not from its own connect (connecting thousands can take longer than the wait).
+    let (poll_opened_tx, poll_opened_rx) = watch::channel::<Option<tokio::time::Instant>>(None);
     let mut tasks = Vec::with_capacity(config.viewers);
     for (index, plan) in plans.iter().copied().enumerate() {
         let user = format!("load-{}-{index}", config.seed);
@@ -191,8 +195,18 @@ pub async fn vote_burst(
         let permits = permits.clone();
         let connected_tx = connected_tx.clone();
         let burst_ms = config.burst_ms;
+        let window_ms = config.window_ms;
+        let poll_opened = poll_opened_rx.clone();
         tasks.push(tokio::spawn(async move {
-            viewer(url, plan, burst_ms, permits, connected_tx).await
+            viewer(
+                url,
+                plan,
+                (burst_ms, window_ms),
+                permits,
+                connected_tx,
+                poll_opened,
+            )
+            .await
         }));
     }
     drop(connected_tx);
@@ -231,6 +245,7 @@ pub async fn vote_burst(
     if reply.status != 200 {
         return Err(format!("opening the poll: {} {}", reply.status, reply.body));
     }
+    let _ = poll_opened_tx.send(Some(tokio::time::Instant::now()));
     progress(&format!(
         "poll {} open for {} ms; {} viewers vote within {} ms",
         reply.body["id"],
@@ -334,14 +349,24 @@ pub(crate) async fn open_socket(
     Ok(socket)
 }
 
+/// When a viewer of our server sends its heartbeat (`HEARTBEAT_TEXT`): every
+/// `HEARTBEAT_INTERVAL_MS` from now, as the SDK does.
+pub(crate) fn heartbeat_interval() -> tokio::time::Interval {
+    let period = Duration::from_millis(HEARTBEAT_INTERVAL_MS);
+    tokio::time::interval_at(tokio::time::Instant::now() + period, period)
+}
+
 /// One viewer: connect, say Hello, wait for the go, vote per plan once the open poll's
-/// part arrives, then wait for the result part.
+/// part arrives, then wait for the result part. It gives up `WAIT_MS_MAX` after its
+/// connect if no Welcome came, and `window_ms + WAIT_MS_MAX` after the poll opened if no
+/// result came.
 async fn viewer(
     url: String,
     plan: Plan,
-    burst_ms: u64,
+    (burst_ms, window_ms): (u64, u64),
     permits: Arc<Semaphore>,
     connected_tx: mpsc::UnboundedSender<bool>,
+    mut poll_opened_at: watch::Receiver<Option<tokio::time::Instant>>,
 ) -> ViewerOutcome {
     let mut outcome = ViewerOutcome::default();
     let wait = Duration::from_millis(WAIT_MS_MAX);
@@ -365,12 +390,15 @@ async fn viewer(
         let _ = connected_tx.send(false);
         return outcome;
     }
-    let deadline = tokio::time::Instant::now() + wait;
+    let mut deadline = tokio::time::Instant::now() + wait;
+    let mut waiting_for_poll = true;
     let mut welcomed = false;
     let mut vote_at: Option<tokio::time::Instant> = None;
     let mut poll_opened: Option<Instant> = None;
     let mut sent_at: Option<Instant> = None;
     let mut poll_id = String::new();
+    // Heartbeats as the SDK sends them: connecting thousands can outlast the stale sweep.
+    let mut heartbeat = heartbeat_interval();
     loop {
         let vote_due = async {
             match vote_at {
@@ -379,7 +407,21 @@ async fn viewer(
             }
         };
         tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => break,
+            // Between the Welcome and the poll's opening only the run's end stops it.
+            _ = tokio::time::sleep_until(deadline), if !(welcomed && waiting_for_poll) => break,
+            _ = heartbeat.tick() => {
+                if sink.send(Message::text(HEARTBEAT_TEXT)).await.is_err() {
+                    break;
+                }
+            }
+            changed = poll_opened_at.changed(), if waiting_for_poll && welcomed => {
+                if changed.is_err() {
+                    break; // the run ended without opening a poll
+                }
+                let opened_at = poll_opened_at.borrow_and_update().expect("only Some is sent");
+                waiting_for_poll = false;
+                deadline = opened_at + Duration::from_millis(window_ms) + wait;
+            }
             _ = vote_due => {
                 vote_at = None;
                 let (option, _) = plan.vote.expect("planned");

@@ -580,7 +580,7 @@ impl Client {
                 if now_ms >= self.next_heartbeat_ms {
                     self.transmits.push_back(Transmit::SendText {
                         socket,
-                        text: "ping",
+                        text: ovation_proto::limits::HEARTBEAT_TEXT,
                     });
                     self.next_heartbeat_ms = now_ms + HEARTBEAT_INTERVAL_MS;
                 }

@@ -514,6 +514,8 @@ pub struct Room {
     meta_dirty: bool,
     online_published: Option<u32>,
     online_refresh_at_ms: u64,
+    /// A changed count is not published before this (`ONLINE_PUBLISH_INTERVAL_MS`).
+    online_publish_earliest_ms: u64,
     /// Set while some output waits for the next tick.
     tick_at_ms: Option<u64>,
     actions_this_tick: usize,
@@ -572,6 +574,7 @@ impl Room {
             meta_dirty: false,
             online_published: None,
             online_refresh_at_ms: now_ms,
+            online_publish_earliest_ms: now_ms,
             tick_at_ms: None,
             actions_this_tick: 0,
             outputs: VecDeque::new(),
@@ -1651,11 +1654,21 @@ impl Room {
                 total: self.likes_total,
             });
         }
+        // A changed count goes out at most once per interval: in a big room someone
+        // joins or leaves nearly every tick, and each publication is a frame to every
+        // viewer. A deferred change is published by the refresh, moved forward for it.
         let online = self.online();
-        let changed = self.online_published != Some(online);
+        let differs = self.online_published != Some(online);
+        let changed = differs
+            && (self.online_published.is_none() || self.online_publish_earliest_ms <= now_ms);
         if changed {
             self.online_published = Some(online);
             self.online_refresh_at_ms = now_ms + ONLINE_REFRESH_MS;
+            self.online_publish_earliest_ms = now_ms + ONLINE_PUBLISH_INTERVAL_MS;
+        } else if differs {
+            self.online_refresh_at_ms = self
+                .online_refresh_at_ms
+                .min(self.online_publish_earliest_ms);
         }
         for conn in self
             .connections

@@ -424,7 +424,19 @@ fn online_count_is_published_on_change_and_refreshed() {
     join(&mut room, 1, "a", Role::Viewer, now);
     let out = tick(&mut room, &mut now);
     assert!(out.events[&1].contains(&Event::Online { count: 1 }));
+    // A change within the publish interval: the newcomer gets the count at once, the
+    // others when the interval is over (joins in a big room would otherwise cost every
+    // viewer a frame every tick).
     join(&mut room, 2, "b", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&2].contains(&Event::Online { count: 2 }));
+    assert!(!out.events.contains_key(&1));
+    let publish_at = now - TICK_MS + ONLINE_PUBLISH_INTERVAL_MS;
+    assert_eq!(room.poll_timeout(), Some(publish_at));
+    let out = tick(&mut room, &mut now);
+    assert!(out.events.is_empty());
+    now = publish_at;
+    room.handle_timeout(now);
     let out = tick(&mut room, &mut now);
     assert!(out.events[&1].contains(&Event::Online { count: 2 }));
     // Nothing changes: nothing is sent until the refresh is due.

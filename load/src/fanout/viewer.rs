@@ -9,7 +9,7 @@ use super::{Target, CONNECT_TIMEOUT_MS};
 use crate::Minter;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use ovation_proto::limits::SUBPROTOCOL;
+use ovation_proto::limits::{HEARTBEAT_TEXT, SUBPROTOCOL};
 use ovation_proto::{ActionBody, ClientFrame, Event, Hello, ServerFrame, PROTOCOL_VERSION};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -183,6 +183,9 @@ enum AfterMessage {
 /// Reads one message: counts it and records every comment and like total in it. This is
 /// the hot path (once per message per viewer).
 fn on_message(shared: &mut Shared, viewer: usize, message: &Message) -> AfterMessage {
+    if shared.target == Target::Ovation && message.is_text() {
+        return AfterMessage::Continue; // the heartbeat's answer, not traffic
+    }
     let now_us = shared.now_us();
     shared.on_received(now_us, message);
     match (shared.target, message) {
@@ -322,8 +325,18 @@ async fn viewer(
     if let Some(tx) = connected_tx {
         let _ = tx.send(true);
     }
+    // Our viewers heartbeat as the SDK does, or the room's sweep closes them as stale
+    // (a 10,000-viewer run can spend longer connecting than `STALE_SOCKET_MS`). The
+    // runtime answers without waking the room; neither side is counted as traffic.
+    let mut heartbeat = crate::heartbeat_interval();
+    let heartbeats = endpoints.target == Target::Ovation;
     let churned = loop {
         tokio::select! {
+            _ = heartbeat.tick(), if heartbeats => {
+                if sink.send(Message::text(HEARTBEAT_TEXT)).await.is_err() {
+                    break false;
+                }
+            }
             command = commands.recv() => {
                 let Some(command) = command else {
                     // The run is over.
