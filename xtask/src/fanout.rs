@@ -1,11 +1,12 @@
 //! `cargo xtask bench fanout`: broadcast fan-out of our rooms against peers on this
 //! machine, under the same load (`ovation-load fanout`), one target after another.
 //!
-//! Targets: `ovation` (the edge worker under `wrangler dev`), `naive-do` and `partyserver`
-//! (bench/peers, the Durable Objects a user writes first, under the same `wrangler dev`),
+//! Targets: `ovation` (the edge worker), `naive-do` and `partyserver` (bench/peers, the
+//! Durable Objects a user writes first), all three in workerd through the same host
+//! (bench/host/host.mjs: Miniflare, without `wrangler dev`'s proxy),
 //! `socketio` (bench/peers/socketio on Node) and `native` (bench/native-peer, the
 //! physical-limit reference). Each server runs in its own process group; its CPU time is
-//! the sum over the group (wrangler, workerd, node) across the generator's measured
+//! the sum over the group (node, workerd) across the generator's measured
 //! window, so deliveries per CPU-second compare what each server spends per comment
 //! delivered, whatever its process layout. Results: a table on stdout,
 //! target/bench/fanout/report.json (raw reports, CPU, ratios, cost figures) and one
@@ -44,7 +45,7 @@ const DURABLE_OBJECT_TARGETS: [&str; 3] = ["ovation", "naive-do", "partyserver"]
 /// (auto-response pings count 0); each WebSocket connect is one request.
 const INCOMING_MESSAGES_PER_BILLED_REQUEST: f64 = 20.0;
 
-/// `wrangler dev` bundles and starts workerd first: on two busy cores that can take a
+/// The host bundles the Worker and starts workerd first: on two busy cores that can take a
 /// while.
 const SERVER_START_S_MAX: u64 = 180;
 
@@ -375,33 +376,28 @@ impl ServerSpec {
             "--url-template".into(),
             format!("ws://127.0.0.1:{port}/parties/main/{{room}}?user={{user}}"),
         ];
-        // As tests/src/lib.rs starts the edge worker, in the target's directory.
-        let wrangler_dev = |dir: &str, ready: Ready, generator_args: Vec<String>| {
-            let args = [
-                "dev",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--inspector-port",
-                &free_port().to_string(),
-                "--persist-to",
-            ]
-            .iter()
-            .map(OsString::from)
-            .chain([state.as_os_str().to_owned()])
-            .chain([OsString::from("--show-interactive-dev-session=false")])
-            .collect();
-            ServerSpec {
-                program: root.join("node_modules/.bin/wrangler"),
-                args,
-                dir: root.join(dir),
-                ready,
-                generator_args,
-            }
+        // The Durable Object targets run in workerd through bench/host/host.mjs
+        // (Miniflare, bundled as `wrangler deploy` bundles), not under `wrangler dev`:
+        // the dev proxy holds about six descriptors per WebSocket and dies near 3,300
+        // sockets under this machine's open-file limit, and it adds its own CPU per
+        // message to every Durable Object target alike.
+        let workerd = |dir: &str, ready: Ready, generator_args: Vec<String>| ServerSpec {
+            program: PathBuf::from("node"),
+            args: vec![
+                root.join("bench/host/host.mjs").into(),
+                "--config".into(),
+                root.join(dir).join("wrangler.toml").into(),
+                "--port".into(),
+                port.to_string().into(),
+                "--persist".into(),
+                state.as_os_str().to_owned(),
+            ],
+            dir: root.join(dir),
+            ready,
+            generator_args,
         };
         Ok(match target {
-            "ovation" => wrangler_dev(
+            "ovation" => workerd(
                 "edge-worker",
                 Ready::HttpOk("/v1/openapi.json"),
                 vec![
@@ -411,7 +407,7 @@ impl ServerSpec {
                     format!("http://127.0.0.1:{port}"),
                 ],
             ),
-            "naive-do" | "partyserver" => wrangler_dev(
+            "naive-do" | "partyserver" => workerd(
                 &format!("bench/peers/{target}"),
                 Ready::HttpAnswer("/"),
                 json_peer,
@@ -923,7 +919,7 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
         .collect();
     println!(
         "\n  server CPU s: user + system time of every process in the server's process group \
-         (wrangler, workerd, node, ...) over the measured window{}; CPU µs/msg: that time \
+         (node, workerd, ...) over the measured window{}; CPU µs/msg: that time \
          per WebSocket message the viewers received.\n  \
          wire B/delivery: the report's payload bytes per delivered comment{}.\n  \
          DO req/1k viewer-min (Durable Object targets): WebSocket connects (1 request \
