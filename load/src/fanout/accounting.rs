@@ -60,13 +60,26 @@ pub struct OwedComment {
     /// Index among its room's comments (the `Received` bit).
     pub index_in_room: usize,
     pub sent_us: u64,
+    /// The viewer that sent it (an index among all viewers, as `ViewerRecord::viewer`).
+    pub sender: usize,
 }
 
 /// What one viewer contributes to the tally.
 pub struct ViewerRecord<'a> {
+    /// Its index among all viewers.
+    pub viewer: usize,
     pub room: usize,
     pub presence: Option<Presence>,
     pub received: &'a Received,
+}
+
+/// Whether the server may show a comment to its sender only. Our sharded rooms do, above
+/// `SHARDED_COMMENTS_PER_TICK_MAX` comments in one tick (by design: it bounds every
+/// viewer's download); no other target does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sampling {
+    Never,
+    SenderOnlyAboveCap,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,6 +88,10 @@ pub struct Tally {
     pub expected: u64,
     /// Of those, the ones received.
     pub received: u64,
+    /// Comments its sender received and no other viewer owed it did, where the server
+    /// samples (`Sampling::SenderOnlyAboveCap`). Their pairs are in neither count: the
+    /// server chose not to deliver them, so they are not losses.
+    pub comments_sampled: u64,
 }
 
 impl Tally {
@@ -89,24 +106,39 @@ pub fn tally<'a>(
     rooms: usize,
     comments: &[OwedComment],
     viewers: impl IntoIterator<Item = ViewerRecord<'a>>,
+    sampling: Sampling,
 ) -> Tally {
-    let mut by_room: Vec<Vec<OwedComment>> = vec![Vec::new(); rooms];
-    for comment in comments {
-        by_room[comment.room].push(*comment);
-    }
-    let mut tally = Tally::default();
+    let mut by_room: Vec<Vec<ViewerRecord<'a>>> = (0..rooms).map(|_| Vec::new()).collect();
     for viewer in viewers {
-        let Some(presence) = viewer.presence else {
-            continue;
-        };
-        for comment in &by_room[viewer.room] {
-            if presence.expects(comment.sent_us) {
-                tally.expected += 1;
-                tally.received += u64::from(viewer.received.contains(comment.index_in_room));
-            }
+        if viewer.presence.is_some() {
+            by_room[viewer.room].push(viewer);
         }
     }
-    debug_assert!(tally.received <= tally.expected);
+    let mut tally = Tally::default();
+    for comment in comments {
+        let (mut expected, mut received, mut sender_received) = (0u64, 0u64, false);
+        for viewer in &by_room[comment.room] {
+            let presence = viewer.presence.expect("only connected viewers are kept");
+            if presence.expects(comment.sent_us) {
+                let got = viewer.received.contains(comment.index_in_room);
+                expected += 1;
+                received += u64::from(got);
+                sender_received |= got && viewer.viewer == comment.sender;
+            }
+        }
+        let others_received = received - u64::from(sender_received);
+        let sampled = sampling == Sampling::SenderOnlyAboveCap
+            && sender_received
+            && others_received == 0
+            && expected > 1;
+        if sampled {
+            tally.comments_sampled += 1;
+        } else {
+            tally.expected += expected;
+            tally.received += received;
+        }
+    }
+    assert!(tally.received <= tally.expected);
     tally
 }
 
@@ -166,21 +198,25 @@ mod tests {
                 room: 0,
                 index_in_room: 0,
                 sent_us: S,
+                sender: 0,
             },
             OwedComment {
                 room: 0,
                 index_in_room: 1,
                 sent_us: 5 * S,
+                sender: 0,
             },
             OwedComment {
                 room: 0,
                 index_in_room: 2,
                 sent_us: 9 * S,
+                sender: 0,
             },
             OwedComment {
                 room: 1,
                 index_in_room: 0,
                 sent_us: 5 * S,
+                sender: 4,
             },
         ];
         let all = {
@@ -199,6 +235,7 @@ mod tests {
         let viewers = [
             // Stayed all along and got all three.
             ViewerRecord {
+                viewer: 0,
                 room: 0,
                 presence: Some(Presence {
                     joined_us: 0,
@@ -208,6 +245,7 @@ mod tests {
             },
             // Left at 6 s: owed only the 1 s comment (5 s + 2 s > 6 s), which it got.
             ViewerRecord {
+                viewer: 1,
                 room: 0,
                 presence: Some(Presence {
                     joined_us: 0,
@@ -217,6 +255,7 @@ mod tests {
             },
             // Joined at 4 s, stayed: owed 5 s and 9 s, got neither.
             ViewerRecord {
+                viewer: 2,
                 room: 0,
                 presence: Some(Presence {
                     joined_us: 4 * S,
@@ -226,12 +265,14 @@ mod tests {
             },
             // Never connected: owed nothing.
             ViewerRecord {
+                viewer: 3,
                 room: 0,
                 presence: None,
                 received: &nothing,
             },
             // Room 1: owed its one comment, which it got (bit 0).
             ViewerRecord {
+                viewer: 4,
                 room: 1,
                 presence: Some(Presence {
                     joined_us: 0,
@@ -240,15 +281,73 @@ mod tests {
                 received: &only_first,
             },
         ];
-        let tally = tally(2, &comments, viewers);
+        let tally = tally(2, &comments, viewers, Sampling::Never);
         // Owed 3 + 1 + 2 + 1, received 3 + 1 + none + 1.
         assert_eq!(
             tally,
             Tally {
                 expected: 7,
-                received: 5
+                received: 5,
+                comments_sampled: 0,
             }
         );
         assert_eq!(tally.lost(), 2);
+    }
+
+    #[test]
+    fn a_comment_only_its_sender_received_is_sampled_where_the_server_samples() {
+        let viewer = |viewer, received| ViewerRecord {
+            viewer,
+            room: 0,
+            presence: Some(Presence {
+                joined_us: 0,
+                left_us: None,
+            }),
+            received,
+        };
+        let comment = |index_in_room, sender| OwedComment {
+            room: 0,
+            index_in_room,
+            sent_us: S,
+            sender,
+        };
+        // Comment 0 (by viewer 0) reached everyone; comment 1 (by viewer 0) only its
+        // sender; comment 2 (by viewer 1) only viewer 0, not its sender: a loss.
+        let (mut first, mut second, mut third) = (
+            Received::default(),
+            Received::default(),
+            Received::default(),
+        );
+        for index in [0, 1, 2] {
+            first.insert(index);
+        }
+        second.insert(0);
+        third.insert(0);
+        let comments = [comment(0, 0), comment(1, 0), comment(2, 1)];
+        let records = || [viewer(0, &first), viewer(1, &second), viewer(2, &third)];
+
+        let sampled = tally(1, &comments, records(), Sampling::SenderOnlyAboveCap);
+        assert_eq!(
+            sampled,
+            Tally {
+                expected: 6,
+                received: 4,
+                comments_sampled: 1,
+            },
+            "comment 1 is sampled; comment 2 reached someone else, so its misses are losses"
+        );
+        let never = tally(1, &comments, records(), Sampling::Never);
+        assert_eq!(
+            never,
+            Tally {
+                expected: 9,
+                received: 5,
+                comments_sampled: 0,
+            },
+            "where nothing is sampled, every miss is a loss"
+        );
+        // A comment nobody received, its sender included, is lost, not sampled.
+        let nobody = tally(1, &[comment(5, 0)], records(), Sampling::SenderOnlyAboveCap);
+        assert_eq!((nobody.comments_sampled, nobody.lost()), (0, 3));
     }
 }

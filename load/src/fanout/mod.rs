@@ -22,6 +22,7 @@ mod viewer;
 pub mod wire;
 
 use crate::{Lcg, Minter, CONNECT_CONCURRENCY, VIEWERS_MAX};
+use accounting::Sampling;
 use ovation_proto::limits::{shards_for_audience, CONNECTIONS_PER_ROOM_MAX};
 use ovation_proto::RoomId;
 use serde::Serialize;
@@ -208,8 +209,14 @@ pub struct FanoutReport {
     /// Due in the window but not sent: the sender was not connected, or its socket failed.
     pub comments_skipped: u64,
 
-    /// (comment, viewer) pairs owed: each acknowledged (or sent) comment times the viewers
-    /// of its room connected from before its send until `delivery_window_ms` after.
+    /// Our sharded rooms: acknowledged comments that their sender received and no other
+    /// viewer did. Above `SHARDED_COMMENTS_PER_TICK_MAX` in one tick the room shows a
+    /// comment to its sender only, by design; such comments are owed to nobody else and
+    /// are neither in `deliveries_expected` nor in `losses`.
+    pub comments_sampled: u64,
+    /// (comment, viewer) pairs owed: each acknowledged (or sent) comment, unless sampled,
+    /// times the viewers of its room connected from before its send until
+    /// `delivery_window_ms` after.
     pub deliveries_expected: u64,
     /// Owed pairs that arrived (within the grace period).
     pub deliveries_expected_received: u64,
@@ -280,6 +287,8 @@ struct Plan {
     viewers_per_room: Vec<usize>,
     senders_per_room: usize,
     expected_audience: u64,
+    /// Our sharded rooms show a comment to its sender only above their per-tick cap.
+    sampling: Sampling,
 }
 
 fn check_rate(name: &str, value: f64) -> Result<(), String> {
@@ -331,8 +340,13 @@ fn plan(config: &FanoutConfig) -> Result<Plan, String> {
     let audience = config.expected_audience.unwrap_or(largest_room as u64);
     let shards = config
         .shards
-        .unwrap_or_else(|| shards_for_audience(audience))
-        .max(1);
+        .unwrap_or_else(|| shards_for_audience(audience));
+    let sampling = if config.target == Target::Ovation && shards > 0 {
+        Sampling::SenderOnlyAboveCap
+    } else {
+        Sampling::Never
+    };
+    let shards = shards.max(1);
     let sockets_max = CONNECTIONS_PER_ROOM_MAX * usize::from(shards);
     if config.target == Target::Ovation && largest_room > sockets_max {
         return Err(format!(
@@ -396,6 +410,7 @@ fn plan(config: &FanoutConfig) -> Result<Plan, String> {
         viewers_per_room,
         senders_per_room,
         expected_audience,
+        sampling,
     })
 }
 
@@ -496,6 +511,7 @@ async fn run(
         config.target,
         config.rooms,
         config.duration_s,
+        plan.sampling,
     )));
     let endpoints = Rc::new(Endpoints {
         target: config.target,
@@ -610,12 +626,13 @@ async fn run(
             let room = (id % rooms as u64) as usize;
             let index_in_room = (id / rooms as u64) as usize;
             let mut shared = shared.borrow_mut();
+            let sender = senders[room][index_in_room % senders[room].len()];
             shared.comments.push(CommentRecord {
+                sender,
                 due_us,
                 sent_us: u64::MAX,
                 state: CommentState::Unsent,
             });
-            let sender = senders[room][index_in_room % senders[room].len()];
             if let Some(commands) = &shared.viewers[sender].commands {
                 let _ = commands.send(Command::Comment { id });
             }
@@ -867,6 +884,7 @@ fn report(
         comments_refused_by_code: shared.refused_by_code.clone(),
         comments_unanswered,
         comments_skipped,
+        comments_sampled: tally.comments_sampled,
         deliveries_expected: tally.expected,
         deliveries_expected_received: tally.received,
         losses: tally.lost(),

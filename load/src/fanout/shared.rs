@@ -3,7 +3,7 @@
 //! owns it (`Rc<RefCell<_>>`, borrowed only between awaits), so recording a delivery is a
 //! few field updates, not a lock.
 
-use super::accounting::{self, OwedComment, Presence, Received, ViewerRecord};
+use super::accounting::{self, OwedComment, Presence, Received, Sampling, ViewerRecord};
 use super::{stats, wire, Target};
 use hdrhistogram::Histogram;
 use ovation_proto::ErrorCode;
@@ -36,6 +36,8 @@ pub(super) enum CommentState {
 }
 
 pub(super) struct CommentRecord {
+    /// The viewer that sends it.
+    pub(super) sender: usize,
     pub(super) due_us: u64,
     pub(super) sent_us: u64,
     pub(super) state: CommentState,
@@ -86,6 +88,7 @@ pub(super) struct Shared {
     pub(super) origin: Instant,
     pub(super) target: Target,
     pub(super) rooms: usize,
+    pub(super) sampling: Sampling,
     /// The measured window in µs since `origin`; empty (`MAX..MAX`) until the run starts.
     pub(super) window_start_us: u64,
     pub(super) window_end_us: u64,
@@ -122,11 +125,12 @@ pub(super) struct Shared {
 
 impl Shared {
     /// Nothing measured yet: the window opens when the run starts.
-    pub(super) fn new(target: Target, rooms: usize, duration_s: u64) -> Shared {
+    pub(super) fn new(target: Target, rooms: usize, duration_s: u64, sampling: Sampling) -> Shared {
         Shared {
             origin: Instant::now(),
             target,
             rooms,
+            sampling,
             window_start_us: u64::MAX,
             window_end_us: u64::MAX,
             viewers: Vec::new(),
@@ -325,20 +329,26 @@ impl Shared {
                 room: id % self.rooms,
                 index_in_room: id / self.rooms,
                 sent_us: comment.sent_us,
+                sender: comment.sender,
             })
             .collect()
     }
 
     pub(super) fn tally(&self) -> accounting::Tally {
-        let viewers = self.viewers.iter().map(|viewer| ViewerRecord {
-            room: viewer.room,
-            presence: viewer.joined_us.map(|joined_us| Presence {
-                joined_us,
-                left_us: viewer.left_us,
-            }),
-            received: &viewer.received,
-        });
-        accounting::tally(self.rooms, &self.owed_comments(), viewers)
+        let viewers = self
+            .viewers
+            .iter()
+            .enumerate()
+            .map(|(index, viewer)| ViewerRecord {
+                viewer: index,
+                room: viewer.room,
+                presence: viewer.joined_us.map(|joined_us| Presence {
+                    joined_us,
+                    left_us: viewer.left_us,
+                }),
+                received: &viewer.received,
+            });
+        accounting::tally(self.rooms, &self.owed_comments(), viewers, self.sampling)
     }
 
     /// Cheap check for the grace period: every answer is in (ours), and every connected

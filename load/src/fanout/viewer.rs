@@ -388,7 +388,7 @@ mod tests {
 
     /// A shared state with one connected viewer in room 0 and `comments` sent at 1 ms.
     fn measuring(target: Target, comments: u64) -> Shared {
-        let mut shared = Shared::new(target, 1, 60);
+        let mut shared = Shared::new(target, 1, 60, accounting::Sampling::Never);
         (shared.window_start_us, shared.window_end_us) = (0, 60_000_000);
         let (commands, _) = mpsc::unbounded_channel();
         shared.viewers.push(ViewerState {
@@ -405,6 +405,7 @@ mod tests {
         shared.on_joined(0, 0);
         for id in 0..comments {
             shared.comments.push(CommentRecord {
+                sender: 0,
                 due_us: 0,
                 sent_us: u64::MAX,
                 state: CommentState::Unsent,
@@ -479,7 +480,8 @@ mod tests {
             shared.tally(),
             accounting::Tally {
                 expected: 1,
-                received: 1
+                received: 1,
+                comments_sampled: 0,
             }
         );
         assert!(!shared.last_comments_arrived());
@@ -511,7 +513,8 @@ mod tests {
             shared.tally(),
             accounting::Tally {
                 expected: 2,
-                received: 2
+                received: 2,
+                comments_sampled: 0,
             }
         );
     }
