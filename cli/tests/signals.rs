@@ -19,6 +19,8 @@ use tungstenite::handshake::server::{Request, Response};
 use tungstenite::Message;
 
 #[test]
+// The handshake callback's error type is tungstenite's, not ours.
+#[allow(clippy::result_large_err)]
 fn a_signal_during_a_wait_does_not_end_the_socket() {
     let signalled = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&signalled))
