@@ -33,6 +33,9 @@ commands:
                  (bench/), one after another: deliveries, losses, latency, server CPU,
                  cost per 1,000 viewer-minutes; [--viewers N] [--comments-per-s C]
                  [--duration-s D] [--rooms R] [--only ovation,native,...]
+  bench shards   ours alone at every (viewers, shards) pair: how S shards change
+                 deliveries per CPU-second and p99; [--viewers 1000,5000,10000]
+                 [--shards 0,1,2,4] and bench fanout's load options
   setup          only install what is missing (wasm32 target, wasm-bindgen-cli at the
                  Cargo.lock version, worker-build, npm packages from package-lock.json)
 ";
@@ -517,10 +520,11 @@ fn bench(which: Option<&str>) -> Result {
         }
         Some("sdk") => bench_sdk(),
         Some("fanout") => fanout::bench_fanout(),
+        Some("shards") => fanout::bench_shards(),
         Some(other) => Err(format!(
-            "unknown benchmark `{other}` (known: ledger, sdk, fanout)"
+            "unknown benchmark `{other}` (known: ledger, sdk, fanout, shards)"
         )),
-        None => Err("name a benchmark: cargo xtask bench ledger | sdk | fanout".into()),
+        None => Err("name a benchmark: cargo xtask bench ledger | sdk | fanout | shards".into()),
     }
 }
 
