@@ -13,7 +13,7 @@
 //! latency chart per target.
 
 use crate::{build_worker, cargo, free_port, output_of, root, run, setup, step, Result};
-use ovation_proto::limits::{CONNECTIONS_PER_ROOM_MAX, SHARDS_PER_ROOM_MAX, SHARD_VIEWERS_TARGET};
+use ovation_proto::limits::{room_sockets_max, SHARDS_PER_ROOM_MAX, SHARD_VIEWERS_TARGET};
 use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::fs;
@@ -73,8 +73,31 @@ struct Params {
     only: Vec<&'static str>,
 }
 
+/// `--name value` and `--name=value` arguments as (name, value) pairs; `-h`/`--help` and a
+/// missing value end with `usage`.
+fn options(args: &[String], usage: &str) -> Result<Vec<(String, String)>> {
+    let mut options = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Err(usage.into());
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        let value = inline
+            .or_else(|| args.next().cloned())
+            .ok_or_else(|| format!("{name} needs a value\n{usage}"))?;
+        options.push((name.to_owned(), value));
+    }
+    Ok(options)
+}
+
 impl Params {
-    fn parse(args: &[String]) -> Result<Params> {
+    /// The options of `bench fanout` (also `bench shards`'s load options); `usage` is
+    /// the text an error ends with.
+    fn parse(options: &[(String, String)], usage: &str) -> Result<Params> {
         let mut params = Params {
             viewers: 2_000,
             comments_per_s: 20.0,
@@ -88,20 +111,9 @@ impl Params {
             expected_audience: None,
             only: TARGETS.to_vec(),
         };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            if arg == "-h" || arg == "--help" {
-                return Err(USAGE.into());
-            }
-            let (name, inline) = match arg.split_once('=') {
-                Some((name, value)) => (name, Some(value.to_owned())),
-                None => (arg.as_str(), None),
-            };
-            let value = match inline.or_else(|| args.next().cloned()) {
-                Some(value) => value,
-                None => return Err(format!("{name} needs a value\n{USAGE}")),
-            };
-            let bad = |e: &dyn std::fmt::Display| format!("{name} {value}: {e}\n{USAGE}");
+        for (name, value) in options {
+            let name = name.as_str();
+            let bad = |e: &dyn std::fmt::Display| format!("{name} {value}: {e}\n{usage}");
             match name {
                 "--viewers" => params.viewers = value.parse().map_err(|e| bad(&e))?,
                 "--comments-per-s" => params.comments_per_s = value.parse().map_err(|e| bad(&e))?,
@@ -122,7 +134,7 @@ impl Params {
                         params.only.push(target);
                     }
                 }
-                _ => return Err(format!("unknown option `{name}`\n{USAGE}")),
+                _ => return Err(format!("unknown option `{name}`\n{usage}")),
             }
         }
         Ok(params)
@@ -272,7 +284,7 @@ pub fn bench_fanout() -> Result {
         .skip_while(|a| a != "fanout")
         .skip(1)
         .collect();
-    let params = Params::parse(&args)?;
+    let params = Params::parse(&options(&args, USAGE)?, USAGE)?;
     let bench = prepare(params.only.contains(&OURS), "fanout")?;
     let (generator, out, ticks_per_s) = (&bench.generator, &bench.out, bench.ticks_per_s);
     let worker_build_error = &bench.worker_build_error;
@@ -401,29 +413,14 @@ pub fn bench_shards() -> Result {
         .collect();
     let mut viewer_counts: Vec<u64> = vec![1_000, 5_000, 10_000];
     let mut shard_counts: Vec<u16> = vec![0, 1, 2, 4];
-    let mut rest = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (arg.clone(), None),
-        };
+    let mut load_options = Vec::new();
+    for (name, value) in options(&args, SHARDS_USAGE)? {
+        let bad = |e: &dyn std::fmt::Display| format!("{name} {value}: {e}\n{SHARDS_USAGE}");
         match name.as_str() {
-            "-h" | "--help" => return Err(SHARDS_USAGE.into()),
             "--only" => return Err(format!("bench shards runs ours only\n{SHARDS_USAGE}")),
-            "--viewers" | "--shards" => {
-                let value = inline
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("{name} needs a value\n{SHARDS_USAGE}"))?;
-                let bad =
-                    |e: &dyn std::fmt::Display| format!("{name} {value}: {e}\n{SHARDS_USAGE}");
-                if name == "--viewers" {
-                    viewer_counts = parse_list(&value).map_err(|e| bad(&e))?;
-                } else {
-                    shard_counts = parse_list(&value).map_err(|e| bad(&e))?;
-                }
-            }
-            _ => rest.push(arg),
+            "--viewers" => viewer_counts = parse_list(&value).map_err(|e| bad(&e))?,
+            "--shards" => shard_counts = parse_list(&value).map_err(|e| bad(&e))?,
+            _ => load_options.push((name, value)),
         }
     }
     if let Some(shards) = shard_counts.iter().find(|&&s| s > SHARDS_PER_ROOM_MAX) {
@@ -436,7 +433,7 @@ pub fn bench_shards() -> Result {
             "--viewers: each count must be at least 1\n{SHARDS_USAGE}"
         ));
     }
-    let mut params = Params::parse(&rest)?;
+    let mut params = Params::parse(&load_options, SHARDS_USAGE)?;
     params.only = vec![OURS];
     let bench = prepare(true, "shards")?;
     if let Some(error) = &bench.worker_build_error {
@@ -447,7 +444,7 @@ pub fn bench_shards() -> Result {
     let runs = viewer_counts.len() * shard_counts.len();
     for &viewers in &viewer_counts {
         for &shards in &shard_counts {
-            let sockets_max = CONNECTIONS_PER_ROOM_MAX as u64 * u64::from(shards.max(1));
+            let sockets_max = room_sockets_max(shards) as u64;
             let per_room = viewers.div_ceil(params.rooms.max(1));
             let outcome = if per_room > sockets_max {
                 Err(format!(

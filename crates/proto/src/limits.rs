@@ -292,6 +292,12 @@ pub const RELAY_MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// A shard without the room's state asks again after this long.
 pub const SHARD_SNAPSHOT_RETRY_MS: u64 = 1_000;
 
+/// Viewer sockets a room with `shards` shards holds: the room object's own when it has
+/// none, else `CONNECTIONS_PER_ROOM_MAX` per shard.
+pub fn room_sockets_max(shards: u16) -> usize {
+    CONNECTIONS_PER_ROOM_MAX * usize::from(shards.max(1))
+}
+
 /// Shards for a room expecting `expected_audience` viewers: 0 (the room holds the
 /// sockets itself) up to `SHARD_VIEWERS_TARGET`, then one per `SHARD_VIEWERS_TARGET`,
 /// at most `SHARDS_PER_ROOM_MAX`.

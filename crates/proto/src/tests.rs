@@ -326,3 +326,23 @@ proptest! {
         let _ = ClientFrame::decode(&bytes);
     }
 }
+
+#[test]
+fn a_room_holds_its_own_sockets_or_a_full_set_per_shard() {
+    use crate::limits::{room_sockets_max, shards_for_audience, CONNECTIONS_PER_ROOM_MAX};
+    assert_eq!(
+        room_sockets_max(0),
+        CONNECTIONS_PER_ROOM_MAX,
+        "the room object alone"
+    );
+    assert_eq!(room_sockets_max(1), CONNECTIONS_PER_ROOM_MAX);
+    assert_eq!(room_sockets_max(4), 4 * CONNECTIONS_PER_ROOM_MAX);
+    // What the audience gives always holds that audience.
+    for audience in [1, 5_000, 5_001, 10_000, 250_000] {
+        let shards = shards_for_audience(audience);
+        assert!(
+            room_sockets_max(shards) as u64 >= audience,
+            "{audience} viewers, {shards} shards"
+        );
+    }
+}

@@ -23,7 +23,7 @@ pub mod wire;
 
 use crate::{Lcg, Minter, CONNECT_CONCURRENCY, VIEWERS_MAX};
 use accounting::Sampling;
-use ovation_proto::limits::{shards_for_audience, CONNECTIONS_PER_ROOM_MAX};
+use ovation_proto::limits::{room_sockets_max, shards_for_audience, CONNECTIONS_PER_ROOM_MAX};
 use ovation_proto::RoomId;
 use serde::Serialize;
 use shared::{Command, CommentRecord, CommentState, Shared};
@@ -346,8 +346,7 @@ fn plan(config: &FanoutConfig) -> Result<Plan, String> {
     } else {
         Sampling::Never
     };
-    let shards = shards.max(1);
-    let sockets_max = CONNECTIONS_PER_ROOM_MAX * usize::from(shards);
+    let sockets_max = room_sockets_max(shards);
     if config.target == Target::Ovation && largest_room > sockets_max {
         return Err(format!(
             "{largest_room} viewers in one room, but our server takes at most \
