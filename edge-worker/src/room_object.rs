@@ -840,8 +840,11 @@ impl RoomObject {
                     .room
                     .as_ref()
                     .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
-                json(serde_json::to_value(room.stats()).unwrap_or_default(), 200)
-                    .map_err(internal)?
+                let mut stats = serde_json::to_value(room.stats()).unwrap_or_default();
+                // The runtime's own count of the sockets this object holds: a big room's
+                // viewers are on their shards, never here.
+                stats["sockets_held"] = json!(self.state.get_websockets().len());
+                json(stats, 200).map_err(internal)?
             }
             (Method::Post, "/admin") => {
                 let request: AdminRequest = req.json().await.map_err(internal)?;

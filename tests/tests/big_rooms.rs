@@ -44,6 +44,15 @@ fn state(server: &Server, room: &str) -> Value {
     reply.body
 }
 
+fn room_stats(server: &Server, room: &str) -> Value {
+    let reply = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/stats"))
+        .expect("stats");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body
+}
+
 /// Users named so that each of `shards` shards gets `per_shard` of them.
 fn users_over_shards(prefix: &str, shards: u16, per_shard: usize) -> Vec<String> {
     let mut counts = vec![0; usize::from(shards)];
@@ -95,6 +104,11 @@ fn a_sharded_room_works_across_shards() {
     let users = users_over_shards(&room, 3, 2);
     let mut sockets: Vec<Socket> = users.iter().map(|u| connect(server, &room, u)).collect();
     wait_online(server, &room, users.len() as u64);
+
+    // The viewers' sockets are on their shards (the Worker connects them there): the room
+    // object holds none of them.
+    let stats = room_stats(server, &room);
+    assert_eq!(stats["sockets_held"], 0, "{stats}");
 
     // A comment from a viewer on one shard reaches viewers on every shard, once.
     sockets[0]
@@ -262,11 +276,7 @@ fn a_sharded_room_works_across_shards() {
         other => panic!("a banned viewer got back in: {other:?}"),
     }
 
-    let stats = server
-        .admin()
-        .get(&format!("/v1/rooms/{room}/stats"))
-        .expect("stats")
-        .body;
+    let stats = room_stats(server, &room);
     assert!(
         stats["shard_batches_in"].as_u64().unwrap() > 0
             && stats["shard_batches_out"].as_u64().unwrap() > 0,

@@ -43,8 +43,29 @@ pub const ROOM_TITLE_BYTES_MAX: usize = 200;
 pub const RING_EVENTS_MAX: usize = 1024;
 /// Action ring buffer: age bound.
 pub const RING_AGE_MS_MAX: u64 = 30_000;
-/// Output is batched per connection per tick.
+/// Output is batched per connection per tick: this tick for an object with few sockets
+/// (see `tick_ms_for`).
 pub const TICK_MS: u64 = 50;
+/// The longest tick: an object with many sockets stretches its tick up to this, and no
+/// further (it bounds the batching delay every event waits).
+pub const TICK_MS_MAX: u64 = 250;
+/// Frames per second an object's fan-out aims to stay under when every tick carries
+/// something (one frame per socket per tick). Each send costs the object's one thread
+/// 20–35 µs in workerd (`cargo xtask bench fanout`), so 25,000 frames/s is a half to
+/// three quarters of it: at 50 ms ticks that is 1,250 sockets, past which a busy room
+/// saturates its thread and every delivery waits behind the queue. Longer ticks carry
+/// more events per frame instead (deliveries per CPU-second grow with them).
+pub const FANOUT_FRAMES_PER_S_TARGET: u64 = 25_000;
+
+/// The tick of an object whose fan-out reaches `sockets` sockets each tick (a room: its
+/// own sockets, or the most any of its shards holds, since a shard sends its viewers the
+/// room's batch as it arrives): `TICK_MS` up to 1,250 sockets, then as long as keeps
+/// the fan-out under `FANOUT_FRAMES_PER_S_TARGET`, at most `TICK_MS_MAX` (from 6,250).
+pub fn tick_ms_for(sockets: u64) -> u64 {
+    (sockets * 1_000)
+        .div_ceil(FANOUT_FRAMES_PER_S_TARGET)
+        .clamp(TICK_MS, TICK_MS_MAX)
+}
 /// Online count is republished this often even when unchanged.
 pub const ONLINE_REFRESH_MS: u64 = 2_000;
 /// A changed online count is published at most this often (a newcomer gets the current
@@ -281,10 +302,17 @@ pub const SHARDS_PER_ROOM_MAX: u16 = 128;
 /// Times a room's shard count may change (each count is remembered, so a peer message
 /// reaches a user placed under any of them).
 pub const SHARD_COUNTS_MAX: usize = 16;
-/// Comments a sharded room shows to everyone per tick; above it comments are sampled
-/// (only the sender sees theirs). 10 per 50 ms tick = 200 comments/s: more than anyone
-/// can read, and it bounds every viewer's download whatever the audience.
-pub const SHARDED_COMMENTS_PER_TICK_MAX: usize = 10;
+/// Comments a sharded room shows to everyone per second, taken per tick (`per_tick`: 10
+/// per 50 ms tick, 50 per 250 ms tick); above it comments are sampled (only the sender
+/// sees theirs). More than anyone can read, and it bounds every viewer's download
+/// whatever the audience.
+pub const SHARDED_COMMENTS_PER_S_MAX: u64 = 200;
+
+/// The share of a per-second allowance one tick of `tick_ms` may use, so a rate holds
+/// whatever the tick (`tick_ms_for`): at least one.
+pub fn per_tick(per_s: u64, tick_ms: u64) -> usize {
+    usize::try_from((per_s * tick_ms / 1_000).max(1)).expect("per-tick shares are small")
+}
 /// Client frames a shard forwards to the room in one batch; the rest wait a tick.
 pub const RELAY_FRAMES_PER_BATCH_MAX: usize = 2_000;
 /// A room↔shard message (a snapshot carries every part and the ring).

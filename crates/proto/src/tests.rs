@@ -346,3 +346,31 @@ fn a_room_holds_its_own_sockets_or_a_full_set_per_shard() {
         );
     }
 }
+
+#[test]
+fn a_tick_stretches_with_the_sockets_it_reaches_and_keeps_the_fanout_under_target() {
+    use crate::limits::{tick_ms_for, FANOUT_FRAMES_PER_S_TARGET, TICK_MS, TICK_MS_MAX};
+    // Small rooms keep the short tick.
+    for sockets in [0, 1, 100, 1_000, 1_250] {
+        assert_eq!(tick_ms_for(sockets), TICK_MS, "{sockets} sockets");
+    }
+    assert_eq!(tick_ms_for(2_500), 100);
+    assert_eq!(tick_ms_for(5_000), 200);
+    // The tick never goes past its bound, however many sockets.
+    for sockets in [6_250, 10_000, 1_000_000, u64::from(u32::MAX)] {
+        assert_eq!(tick_ms_for(sockets), TICK_MS_MAX, "{sockets} sockets");
+    }
+    let mut previous = 0;
+    for sockets in (0..=7_000).step_by(50) {
+        let tick_ms = tick_ms_for(sockets);
+        assert!(tick_ms >= previous, "more sockets never shorten the tick");
+        previous = tick_ms;
+        // Below the bound, one frame per socket per tick stays under the target.
+        if tick_ms < TICK_MS_MAX {
+            assert!(
+                sockets * 1_000 / tick_ms <= FANOUT_FRAMES_PER_S_TARGET,
+                "{sockets} sockets at {tick_ms} ms"
+            );
+        }
+    }
+}

@@ -54,9 +54,10 @@ pub const RESERVED_PARTS: [&str; 7] = [
     "announcement",
 ];
 
-/// Actions the room accepts per tick; above it senders get `rate_limited` ("room busy").
-/// Bounds one tick's fan-out work (the big-rooms design samples instead).
-pub const ROOM_ACTIONS_PER_TICK_MAX: usize = 200;
+/// Actions the room accepts per second, taken per tick (`limits::per_tick`: 200 per
+/// 50 ms tick); above it senders get `rate_limited` ("room busy"). Bounds one tick's
+/// fan-out work (the big-rooms design samples instead).
+pub const ROOM_ACTIONS_PER_S_MAX: u64 = 4_000;
 
 /// Distinct batches a flush compares a connection's batch with (the most recent ones).
 const SHARED_BATCH_GROUPS_COMPARED: usize = 4;
@@ -370,6 +371,8 @@ pub(crate) struct RoomView<'a> {
     pub total_version: u64,
     pub last_seq: u64,
     pub likes_total: u64,
+    /// The tick the serving object batches at now (`limits::tick_ms_for`).
+    pub tick_ms: u64,
     pub parts: &'a BTreeMap<String, PartState>,
     /// Already trimmed to the ring's age limit.
     pub ring: &'a VecDeque<Action>,
@@ -394,7 +397,7 @@ impl RoomView<'_> {
             total_version: self.total_version,
             action_cursor: self.last_seq,
             resumed: resume.is_some(),
-            tick_ms: TICK_MS as u32,
+            tick_ms: u32::try_from(self.tick_ms).expect("ticks are short"),
         })];
         let known: HashMap<&str, u64> = resume
             .iter()
@@ -877,6 +880,7 @@ impl Room {
             total_version: self.total_version,
             last_seq: self.last_seq,
             likes_total: self.likes_total,
+            tick_ms: self.tick_ms(),
             parts: &self.parts,
             ring: &self.ring,
         };
@@ -1072,8 +1076,10 @@ impl Room {
         }
         // A sharded room samples comments instead of refusing them (after the checks).
         let sampling = is_comment_body(&body) && self.shards.is_sharded();
-        if !sampling && self.actions_this_tick >= ROOM_ACTIONS_PER_TICK_MAX {
-            return Err((ErrorCode::RateLimited, "room busy".into(), TICK_MS as u32));
+        let tick_ms = self.tick_ms();
+        if !sampling && self.actions_this_tick >= per_tick(ROOM_ACTIONS_PER_S_MAX, tick_ms) {
+            let retry_after_ms = u32::try_from(tick_ms).expect("ticks are short");
+            return Err((ErrorCode::RateLimited, "room busy".into(), retry_after_ms));
         }
         let buckets = self.buckets(&identity.user, now_ms);
         let is_comment = matches!(body, ActionBody::Comment { .. });
@@ -1580,8 +1586,18 @@ impl Room {
 
     fn schedule_tick(&mut self, now_ms: u64) {
         if self.tick_at_ms.is_none() {
-            self.tick_at_ms = Some(now_ms + TICK_MS);
+            self.tick_at_ms = Some(now_ms + self.tick_ms());
         }
+    }
+
+    /// How long output waits to be batched now: stretched with the sockets one object's
+    /// fan-out reaches each tick, the room's own or the widest shard's (a shard sends the
+    /// room's batch to its viewers as it arrives), so no object's thread is flooded with
+    /// one frame per socket every 50 ms (see `limits::tick_ms_for`).
+    pub fn tick_ms(&self) -> u64 {
+        let widest_shard = self.shard_online().map(|(_, n)| n).max().unwrap_or(0);
+        let reached = self.local_connections().max(widest_shard as usize);
+        tick_ms_for(u64::try_from(reached).expect("usize fits u64"))
     }
 
     /// When the host must call [`Room::handle_timeout`] next.

@@ -169,7 +169,9 @@ impl Mirror {
         events
     }
 
-    fn view(&mut self, now_ms: u64) -> RoomView<'_> {
+    /// `tick_ms`: the tick the viewers here get the room's batches at, about (the room
+    /// paces it by its widest shard).
+    fn view(&mut self, now_ms: u64, tick_ms: u64) -> RoomView<'_> {
         while self
             .ring
             .front()
@@ -182,6 +184,7 @@ impl Mirror {
             total_version: self.total_version,
             last_seq: self.last_seq,
             likes_total: self.likes_total,
+            tick_ms,
             parts: &self.parts,
             ring: &self.ring,
         }
@@ -479,6 +482,7 @@ impl Shard {
     }
 
     fn welcome(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {
+        let tick_ms = tick_ms_for(self.connections.len() as u64);
         let mirror = self
             .mirror
             .as_mut()
@@ -486,7 +490,7 @@ impl Shard {
         let conn = self.connections.get_mut(&connection).expect("live");
         let mut events =
             mirror
-                .view(now_ms)
+                .view(now_ms, tick_ms)
                 .welcome(connection, &conn.identity, hello.resume.as_ref());
         if mirror.ended {
             events.push(Event::RoomEnded);

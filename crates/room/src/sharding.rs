@@ -222,7 +222,8 @@ impl Room {
         if !self.shards.is_sharded() || identity.role.is_staff() {
             return false;
         }
-        if self.shards.comments_shown_this_tick >= SHARDED_COMMENTS_PER_TICK_MAX {
+        let shown_max = per_tick(SHARDED_COMMENTS_PER_S_MAX, self.tick_ms());
+        if self.shards.comments_shown_this_tick >= shown_max {
             self.stats.comments_sampled_out += 1;
             return true;
         }

@@ -1545,3 +1545,62 @@ fn the_audit_trail_is_bounded() {
         .count();
     assert_eq!(deleted, 5);
 }
+
+#[test]
+fn a_room_with_many_sockets_batches_at_a_longer_tick() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(
+        matches!(&out.events[&1][0], Event::Welcome(w) if u64::from(w.tick_ms) == TICK_MS),
+        "a small room batches at the short tick: {:?}",
+        out.events[&1][0]
+    );
+    let sockets: u64 = 5_000;
+    for id in 2..=sockets {
+        join(&mut room, id, &format!("v{id}"), Role::Viewer, now);
+    }
+    let long_tick_ms = tick_ms_for(sockets);
+    assert!(long_tick_ms > TICK_MS);
+    assert_eq!(room.tick_ms(), long_tick_ms);
+    now += 1_000;
+    room.handle_timeout(now);
+    let out = drain(&mut room);
+    assert!(
+        matches!(&out.events[&sockets][0], Event::Welcome(w) if u64::from(w.tick_ms) == long_tick_ms),
+        "a newcomer is told the tick"
+    );
+
+    // A comment waits for the longer tick, then reaches every socket in one frame.
+    now += 10_000;
+    room.handle_timeout(now);
+    drain(&mut room);
+    room.handle_frame(1, &comment("hi", 1), now);
+    room.handle_timeout(now + TICK_MS);
+    let early = drain(&mut room);
+    assert!(early.events.is_empty(), "nothing is sent before the tick");
+    assert_eq!(room.poll_timeout(), Some(now + long_tick_ms));
+    room.handle_timeout(now + long_tick_ms);
+    let out = drain(&mut room);
+    assert_eq!(
+        out.frames.len() as u64,
+        sockets,
+        "every socket gets the batch"
+    );
+    assert!(out.frames.values().all(|&frames| frames == 1));
+    assert_eq!(actions(&out.events[&sockets]).len(), 1);
+
+    // The room's per-second allowance holds whatever the tick: a longer tick takes more
+    // actions than the short tick's share (which would refuse these as "room busy").
+    now += 10_000;
+    room.handle_timeout(now);
+    drain(&mut room);
+    let senders = per_tick(ROOM_ACTIONS_PER_S_MAX, TICK_MS) as u64 + 100;
+    for id in 1..=senders {
+        room.handle_frame(id, &comment("many", 2), now);
+    }
+    room.handle_timeout(now + long_tick_ms);
+    let out = drain(&mut room);
+    assert_eq!(actions(&out.events[&sockets]).len() as u64, senders);
+}

@@ -20,7 +20,9 @@
 mod common;
 
 use common::Rng;
-use ovation_proto::limits::{CONNECTION_LIFETIME_MS_MIN, ONLINE_REFRESH_MS, TICK_MS};
+use ovation_proto::limits::{
+    CONNECTION_LIFETIME_MS_MIN, ONLINE_REFRESH_MS, SHARDED_COMMENTS_PER_S_MAX, TICK_MS,
+};
 use ovation_proto::{
     shard_of, ActionBody, ClientFrame, Event, Hello, Resume, Role, ServerFrame, PROTOCOL_VERSION,
 };
@@ -672,7 +674,8 @@ fn a_comment_above_the_cap_reaches_only_its_sender() {
             },
         }],
     };
-    let cap = ovation_proto::limits::SHARDED_COMMENTS_PER_TICK_MAX as u64;
+    // One viewer on one shard: the short tick's share of the per-second cap.
+    let cap = ovation_proto::limits::per_tick(SHARDED_COMMENTS_PER_S_MAX, TICK_MS) as u64;
     for i in 0..cap + 3 {
         let batch = up(&format!("u{i}"), i, 1).encode();
         room.shard_up(&batch, now_ms).unwrap();

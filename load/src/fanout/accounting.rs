@@ -74,7 +74,7 @@ pub struct ViewerRecord<'a> {
 }
 
 /// Whether the server may show a comment to its sender only. Our sharded rooms do, above
-/// `SHARDED_COMMENTS_PER_TICK_MAX` comments in one tick (by design: it bounds every
+/// the tick's share of `SHARDED_COMMENTS_PER_S_MAX` (by design: it bounds every
 /// viewer's download); no other target does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sampling {

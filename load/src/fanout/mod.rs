@@ -210,7 +210,7 @@ pub struct FanoutReport {
     pub comments_skipped: u64,
 
     /// Our sharded rooms: acknowledged comments that their sender received and no other
-    /// viewer did. Above `SHARDED_COMMENTS_PER_TICK_MAX` in one tick the room shows a
+    /// viewer did. Above `SHARDED_COMMENTS_PER_S_MAX` (taken per tick) the room shows a
     /// comment to its sender only, by design; such comments are owed to nobody else and
     /// are neither in `deliveries_expected` nor in `losses`.
     pub comments_sampled: u64,
