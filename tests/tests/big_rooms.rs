@@ -35,22 +35,22 @@ fn create_big_room(server: &Server, expected_audience: u64) -> String {
     room
 }
 
-fn state(server: &Server, room: &str) -> Value {
+/// `GET /v1/rooms/{room}/{what}` as an admin: the body of a 200.
+fn admin_get(server: &Server, room: &str, what: &str) -> Value {
     let reply = server
         .admin()
-        .get(&format!("/v1/rooms/{room}/state"))
-        .expect("state");
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
+        .get(&format!("/v1/rooms/{room}/{what}"))
+        .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+    assert_eq!(reply.status, 200, "{what}: {:?}", reply.body);
     reply.body
 }
 
+fn state(server: &Server, room: &str) -> Value {
+    admin_get(server, room, "state")
+}
+
 fn room_stats(server: &Server, room: &str) -> Value {
-    let reply = server
-        .admin()
-        .get(&format!("/v1/rooms/{room}/stats"))
-        .expect("stats");
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    reply.body
+    admin_get(server, room, "stats")
 }
 
 /// Users named so that each of `shards` shards gets `per_shard` of them.
