@@ -296,9 +296,31 @@ pub const CLIENT_PLAYHEAD_FIRST_SLACK_MS: u64 = 500;
 /// `ceil(audience / SHARD_VIEWERS_TARGET)` shards (see `shards_for_audience`). Well
 /// below `CONNECTIONS_PER_ROOM_MAX`, so a shard has room for an unlucky hash and growth.
 pub const SHARD_VIEWERS_TARGET: u64 = 5_000;
-/// Shards one room may have. The room sends one batch per shard per tick, so this bounds
-/// the room's own outgoing work (128 × 20 ticks/s = 2,560 requests/s at the most).
-pub const SHARDS_PER_ROOM_MAX: u16 = 128;
+/// Shards one room may have: 1.25 M viewers at `SHARD_VIEWERS_TARGET`. The most whose
+/// batches `shard_batch_interval_ms_for` can space to `ROOM_SHARD_BATCHES_PER_S_TARGET`
+/// within `TICK_MS_MAX` (a compile-time check below); past it a room would need a
+/// second level of relays between it and its shards.
+pub const SHARDS_PER_ROOM_MAX: u16 = 250;
+/// Batches a room exchanges with its shards per second each way, at most, when every
+/// shard has something to say every time: a Durable Object handles about 1,000
+/// requests per second (Cloudflare's guidance), and a shard's batch up is a request to
+/// the room. Past 50 shards the batches are spaced further apart instead
+/// (`shard_batch_interval_ms_for`).
+pub const ROOM_SHARD_BATCHES_PER_S_TARGET: u64 = 1_000;
+
+/// How far apart each shard of a room with `shards` shards sends the room its batches,
+/// and the least the room waits between its batches to the shards: `TICK_MS` up to 50
+/// shards, then one millisecond per shard (1,000 batches per second in all), at most
+/// `TICK_MS_MAX`. What it costs: a viewer's comment may wait that long on its shard.
+pub fn shard_batch_interval_ms_for(shards: u16) -> u64 {
+    (u64::from(shards) * 1_000)
+        .div_ceil(ROOM_SHARD_BATCHES_PER_S_TARGET)
+        .clamp(TICK_MS, TICK_MS_MAX)
+}
+const _: () = assert!(
+    SHARDS_PER_ROOM_MAX as u64 * 1_000 <= TICK_MS_MAX * ROOM_SHARD_BATCHES_PER_S_TARGET,
+    "the longest interval must space every shard's batches to the target"
+);
 /// Times a room's shard count may change (each count is remembered, so a peer message
 /// reaches a user placed under any of them).
 pub const SHARD_COUNTS_MAX: usize = 16;

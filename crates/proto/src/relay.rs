@@ -6,7 +6,8 @@
 //! Flow per tick: each shard sends the room one [`ShardUp`] (its online count, likes
 //! counted since the last one, the frames only the room can decide); the room sends each
 //! shard one [`ShardDown`] (the events for everyone, the answers for single connections,
-//! peer messages for the users placed there).
+//! peer messages for the users placed there). With many shards both sides space their
+//! batches by `limits::shard_batch_interval_ms_for` of the count each `ShardDown` names.
 
 use crate::frames::{decode_exact, Action, ClientFrame, DecodeError, Event, Role};
 use crate::limits::{RELAY_MESSAGE_BYTES_MAX, SHARDS_PER_ROOM_MAX};
@@ -76,6 +77,9 @@ pub struct ShardDown {
     /// Users whose connections close with this code (`CloseCode::code`), and who are
     /// refused from now on when it is `Banned`.
     pub close_users: Vec<(String, u16)>,
+    /// The room's shard count now (1..=`SHARDS_PER_ROOM_MAX`): the shard spaces its
+    /// batches up by `limits::shard_batch_interval_ms_for` of it.
+    pub shards: u16,
 }
 
 impl ShardUp {
@@ -105,7 +109,11 @@ impl ShardDown {
 
     pub fn decode(bytes: &[u8]) -> Result<ShardDown, DecodeError> {
         check_size(bytes)?;
-        decode_exact(bytes)
+        let down: ShardDown = decode_exact(bytes)?;
+        if !(1..=SHARDS_PER_ROOM_MAX).contains(&down.shards) {
+            return Err(DecodeError::Malformed);
+        }
+        Ok(down)
     }
 }
 
@@ -215,7 +223,19 @@ mod tests {
             )],
             to_user: alloc::vec![],
             close_users: alloc::vec![("u".into(), 4403)],
+            shards: 4,
         };
-        assert_eq!(ShardDown::decode(&down.encode()), Ok(down));
+        assert_eq!(ShardDown::decode(&down.encode()), Ok(down.clone()));
+        for shards in [0, SHARDS_PER_ROOM_MAX + 1] {
+            let odd = ShardDown {
+                shards,
+                ..down.clone()
+            };
+            assert_eq!(
+                ShardDown::decode(&odd.encode()),
+                Err(DecodeError::Malformed),
+                "{shards} shards"
+            );
+        }
     }
 }

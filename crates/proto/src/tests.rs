@@ -374,3 +374,36 @@ fn a_tick_stretches_with_the_sockets_it_reaches_and_keeps_the_fanout_under_targe
         }
     }
 }
+
+#[test]
+fn many_shards_space_their_batches_so_the_room_takes_at_most_its_target() {
+    use crate::limits::{
+        room_sockets_max, shard_batch_interval_ms_for, shards_for_audience,
+        ROOM_SHARD_BATCHES_PER_S_TARGET, SHARDS_PER_ROOM_MAX, TICK_MS, TICK_MS_MAX,
+    };
+    // Up to 50 shards keep the short tick.
+    for shards in [0, 1, 10, 50] {
+        assert_eq!(
+            shard_batch_interval_ms_for(shards),
+            TICK_MS,
+            "{shards} shards"
+        );
+    }
+    assert_eq!(shard_batch_interval_ms_for(200), 200);
+    assert_eq!(
+        shard_batch_interval_ms_for(SHARDS_PER_ROOM_MAX),
+        TICK_MS_MAX
+    );
+    for shards in 1..=SHARDS_PER_ROOM_MAX {
+        let interval_ms = shard_batch_interval_ms_for(shards);
+        assert!(interval_ms <= TICK_MS_MAX);
+        assert!(
+            u64::from(shards) * 1_000 / interval_ms <= ROOM_SHARD_BATCHES_PER_S_TARGET,
+            "{shards} shards every {interval_ms} ms"
+        );
+    }
+    // A million viewers fit one level of shards.
+    let shards = shards_for_audience(1_000_000);
+    assert_eq!(shards, 200);
+    assert!(room_sockets_max(shards) >= 1_000_000);
+}

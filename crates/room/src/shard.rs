@@ -261,6 +261,12 @@ pub struct Shard {
     /// This flush's broadcast events (from the room's batch).
     shared: Vec<Event>,
     tick_at_ms: Option<u64>,
+    /// The room's shard count, from its last batch (0: none yet): it spaces the batches
+    /// up (`shard_batch_interval_ms_for`).
+    shards: u16,
+    up_sent_at_ms: Option<u64>,
+    /// A batch up waits for its interval until then.
+    up_at_ms: Option<u64>,
     outputs: VecDeque<ShardOutput>,
     stats: ShardStats,
 }
@@ -286,6 +292,9 @@ impl Shard {
             online_reported: None,
             shared: Vec::new(),
             tick_at_ms: Some(now_ms),
+            shards: 0,
+            up_sent_at_ms: None,
+            up_at_ms: None,
             outputs: VecDeque::new(),
             stats: ShardStats::default(),
         }
@@ -691,7 +700,14 @@ impl Shard {
     /// at once: the room already batched them for this tick.
     pub fn handle_down(&mut self, bytes: &[u8], now_ms: u64) -> Result<(), DecodeError> {
         let down = ShardDown::decode(bytes)?;
+        if down.shards <= self.index {
+            return Err(DecodeError::FieldLimit {
+                field: "shards",
+                bytes_max: usize::from(self.index),
+            });
+        }
         self.stats.batches_down += 1;
+        self.shards = down.shards;
         if let Some(snapshot) = down.snapshot {
             self.stats.snapshots += 1;
             self.banned = snapshot.banned.iter().cloned().collect();
@@ -809,8 +825,15 @@ impl Shard {
     pub fn tick_pending(&self) -> Option<u64> {
         self.tick_at_ms
             .into_iter()
+            .chain(self.up_at_ms)
             .chain(self.snapshot_ask_at())
             .min()
+    }
+
+    /// How far apart this shard's batches to the room go (the room's shard count sets
+    /// it, so that all of them together stay under `ROOM_SHARD_BATCHES_PER_S_TARGET`).
+    pub fn up_interval_ms(&self) -> u64 {
+        shard_batch_interval_ms_for(self.shards)
     }
 
     /// When to ask the room for its state (again): at once, then every retry interval.
@@ -843,24 +866,40 @@ impl Shard {
             self.close(id, CloseCode::Stale, now_ms);
         }
         let snapshot_due = self.snapshot_ask_at().is_some_and(|at| at <= now_ms);
-        if snapshot_due || self.tick_at_ms.is_some_and(|at| at <= now_ms) {
+        let tick_due = self.tick_at_ms.is_some_and(|at| at <= now_ms);
+        let up_due = self.up_at_ms.is_some_and(|at| at <= now_ms);
+        if snapshot_due || tick_due || up_due {
             self.tick_at_ms = None;
-            self.send_up(now_ms, snapshot_due);
+            self.up_at_ms = None;
+            // Sockets get their answers every tick; the room gets a batch at most once
+            // per interval (asking for a snapshot does not wait).
+            let up_allowed_at_ms = self
+                .up_sent_at_ms
+                .map_or(0, |at| at + self.up_interval_ms());
+            if snapshot_due || now_ms >= up_allowed_at_ms {
+                self.send_up(now_ms, snapshot_due);
+            } else if self.up_pending() {
+                self.up_at_ms = Some(up_allowed_at_ms);
+            }
             self.flush_sockets(now_ms);
         }
     }
 
+    /// Whether the room has something to hear from this shard.
+    fn up_pending(&self) -> bool {
+        !self.up_frames.is_empty()
+            || self.likes_pending > 0
+            || self.online_reported != Some(self.online())
+    }
+
     /// The shard's batch for the room, when it has something to say.
     fn send_up(&mut self, now_ms: u64, ask_snapshot: bool) {
-        let online = self.online();
-        let take = self.up_frames.len().min(RELAY_FRAMES_PER_BATCH_MAX);
-        if !ask_snapshot
-            && take == 0
-            && self.likes_pending == 0
-            && self.online_reported == Some(online)
-        {
+        if !ask_snapshot && !self.up_pending() {
             return;
         }
+        let online = self.online();
+        let take = self.up_frames.len().min(RELAY_FRAMES_PER_BATCH_MAX);
+        self.up_sent_at_ms = Some(now_ms);
         if ask_snapshot {
             self.snapshot_asked_at_ms = Some(now_ms);
         }
@@ -875,7 +914,7 @@ impl Shard {
         self.stats.batches_up += 1;
         self.outputs.push_back(ShardOutput::Up(up.encode()));
         if !self.up_frames.is_empty() {
-            self.schedule_tick(now_ms); // the rest next tick
+            self.up_at_ms = Some(now_ms + self.up_interval_ms()); // the rest next time
         }
     }
 

@@ -304,6 +304,7 @@ impl Room {
                 to_connection,
                 to_user,
                 close_users,
+                shards: self.shards.current(),
             };
             let frame = down.encode();
             self.stats.shard_batches_out += 1;

@@ -12,7 +12,12 @@
 //! - poll tallies equal the distinct users whose vote was acknowledged, whichever shard
 //!   they voted through and however often;
 //! - a peer message reaches the target user's connections only;
-//! - after the links drain, the room's online count is the sum of ready connections.
+//! - after the links drain, the room's online count is the sum of ready connections;
+//! - a shard's batches to the room, and the room's to a shard, are at least
+//!   `shard_batch_interval_ms_for(S)` apart (200 ms at 200 shards), so a room of a
+//!   million takes at most `ROOM_SHARD_BATCHES_PER_S_TARGET` batches per second.
+//!
+//! Two shapes: 3 shards growing to 6 (40 viewers), and 200 growing to 250 (120 viewers).
 //!
 //! `OVATION_SHARD_SIM_SEEDS=N` sets how many seeds run (default 200);
 //! `OVATION_SHARD_SIM_SEED=S` replays one.
@@ -21,7 +26,8 @@ mod common;
 
 use common::Rng;
 use ovation_proto::limits::{
-    CONNECTION_LIFETIME_MS_MIN, ONLINE_REFRESH_MS, SHARDED_COMMENTS_PER_S_MAX, TICK_MS,
+    shard_batch_interval_ms_for, shards_for_audience, CONNECTION_LIFETIME_MS_MIN,
+    ONLINE_REFRESH_MS, SHARDED_COMMENTS_PER_S_MAX, SHARDS_PER_ROOM_MAX, TICK_MS,
 };
 use ovation_proto::{
     shard_of, ActionBody, ClientFrame, Event, Hello, Resume, Role, ServerFrame, PROTOCOL_VERSION,
@@ -82,9 +88,34 @@ struct Viewer {
     comments_pending: BTreeMap<u64, ()>,
 }
 
+/// The shape of one simulated room.
+#[derive(Clone, Copy)]
+struct Shape {
+    expected_audience: u64,
+    /// The shard count grows up to this while live.
+    shards_max: u16,
+    viewers: usize,
+}
+
+/// Few shards, busy ones: every shard batches up at the short tick.
+const FEW_SHARDS: Shape = Shape {
+    expected_audience: 12_000, // 3 shards
+    shards_max: 6,
+    viewers: 40,
+};
+
+/// A room of a million (200 shards, growing to the most a room may have): each shard
+/// spaces its batches up to 200–250 ms so the room takes at most its target.
+const MANY_SHARDS: Shape = Shape {
+    expected_audience: 1_000_000,
+    shards_max: SHARDS_PER_ROOM_MAX,
+    viewers: 120,
+};
+
 struct Sim {
     rng: Rng,
     now_ms: u64,
+    shape: Shape,
     room: Room,
     store: BTreeMap<String, Vec<u8>>,
     shards: Vec<Option<Shard>>,
@@ -101,14 +132,22 @@ struct Sim {
     directs_to: BTreeMap<String, u64>,
     crashes: u64,
     losses: u64,
+    /// When each shard (as it is now, since its last crash) last sent the room a batch,
+    /// and when the room last sent each shard one.
+    up_sent_at_ms: Vec<Option<u64>>,
+    down_sent_at_ms: Vec<Option<u64>>,
 }
 
 fn info() -> RoomInfo {
+    info_for(FEW_SHARDS.expected_audience)
+}
+
+fn info_for(expected_audience: u64) -> RoomInfo {
     RoomInfo {
         room_id: "eu-big".into(),
         host_user: "host".into(),
         title: "big".into(),
-        expected_audience: 12_000, // 3 shards
+        expected_audience,
     }
 }
 
@@ -124,19 +163,23 @@ fn store_op(store: &mut BTreeMap<String, Vec<u8>>, op: StorageOp) {
 }
 
 impl Sim {
-    fn new(seed: u64) -> Sim {
+    fn new(seed: u64, shape: Shape) -> Sim {
         let now_ms = 1_000_000;
-        let room = Room::create(info(), 7, now_ms);
-        assert_eq!(room.shards(), 3);
+        let room = Room::create(info_for(shape.expected_audience), 7, now_ms);
+        assert_eq!(
+            room.shards(),
+            shards_for_audience(shape.expected_audience).max(1)
+        );
         let mut sim = Sim {
             rng: Rng(seed),
             now_ms,
+            shape,
             room,
             store: BTreeMap::new(),
             shards: Vec::new(),
             down: Vec::new(),
             up: Vec::new(),
-            viewers: (0..40)
+            viewers: (0..shape.viewers)
                 .map(|i| Viewer {
                     user: format!("viewer-{i}"),
                     session: None,
@@ -156,6 +199,8 @@ impl Sim {
             directs_to: BTreeMap::new(),
             crashes: 0,
             losses: 0,
+            up_sent_at_ms: Vec::new(),
+            down_sent_at_ms: Vec::new(),
         };
         sim.grow_links();
         sim.pump_room();
@@ -169,6 +214,8 @@ impl Sim {
             self.shards.push(Some(Shard::new(index, self.now_ms)));
             self.down.push(Link::new());
             self.up.push(Link::new());
+            self.up_sent_at_ms.push(None);
+            self.down_sent_at_ms.push(None);
         }
     }
 
@@ -181,6 +228,17 @@ impl Sim {
             match output {
                 Output::Store(op) => store_op(&mut self.store, op),
                 Output::ToShard { shard, frame } => {
+                    // The room's batches to a shard are spaced too (its tick is at least
+                    // the shards' interval), except a room that just restarted.
+                    let interval_ms = shard_batch_interval_ms_for(self.room.shards());
+                    if let Some(at) = self.down_sent_at_ms[usize::from(shard)] {
+                        assert!(
+                            self.now_ms >= at + interval_ms,
+                            "room to shard {shard}: batches {} ms apart, {interval_ms} ms wanted",
+                            self.now_ms - at
+                        );
+                    }
+                    self.down_sent_at_ms[usize::from(shard)] = Some(self.now_ms);
                     let at = self.now_ms + self.delay();
                     self.down[usize::from(shard)].send(at, frame);
                 }
@@ -199,6 +257,19 @@ impl Sim {
             };
             match output {
                 ShardOutput::Up(bytes) => {
+                    let shard = self.shards[index].as_ref().expect("it sent");
+                    let interval_ms = shard.up_interval_ms();
+                    let asks_snapshot = ovation_proto::ShardUp::decode(&bytes)
+                        .expect("a shard's batch decodes")
+                        .needs_snapshot;
+                    if let Some(at) = self.up_sent_at_ms[index].filter(|_| !asks_snapshot) {
+                        assert!(
+                            self.now_ms >= at + interval_ms,
+                            "shard {index} to the room: batches {} ms apart, {interval_ms} ms wanted",
+                            self.now_ms - at
+                        );
+                    }
+                    self.up_sent_at_ms[index] = Some(self.now_ms);
                     let at = self.now_ms + self.delay();
                     self.up[index].send(at, bytes);
                 }
@@ -467,7 +538,7 @@ impl Sim {
                 }
             }
             71 if self.rng.chance(30) => self.restart_room(),
-            72 if self.rng.chance(10) && self.room.shards() < 6 => {
+            72 if self.rng.chance(10) && self.room.shards() < self.shape.shards_max => {
                 let shards = self.room.shards() + 1;
                 let command = AdminCommand::SetShards { shards };
                 self.room.admin(command, self.now_ms).expect("grows");
@@ -497,6 +568,7 @@ impl Sim {
         self.shards[index] = Some(Shard::new(index as u16, self.now_ms));
         self.down[index] = Link::new();
         self.up[index] = Link::new();
+        self.up_sent_at_ms[index] = None;
     }
 
     /// The room object restarts from its storage (batches in flight to it are lost; its
@@ -507,6 +579,7 @@ impl Sim {
         self.room = Room::restore(records, self.now_ms)
             .expect("restores")
             .expect("exists");
+        self.down_sent_at_ms.fill(None);
         for link in &mut self.up {
             *link = Link::new();
         }
@@ -614,8 +687,8 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64) {
-    let mut sim = Sim::new(seed);
+fn run_seed(seed: u64, shape: Shape) {
+    let mut sim = Sim::new(seed, shape);
     let steps = 600 + sim.rng.below(600);
     for _ in 0..steps {
         sim.step();
@@ -636,22 +709,41 @@ fn run_seed(seed: u64) {
     }
 }
 
-#[test]
-fn seeded_big_room_simulation_keeps_its_invariants() {
+/// Runs `seeds_default` seeds of `shape` (`OVATION_SHARD_SIM_SEEDS` overrides), or the
+/// one seed `OVATION_SHARD_SIM_SEED` names.
+fn run_seeds(shape: Shape, seeds_default: u64, test: &str) {
     if let Ok(seed) = std::env::var("OVATION_SHARD_SIM_SEED") {
-        run_seed(seed.parse().expect("a number"));
+        run_seed(seed.parse().expect("a number"), shape);
         return;
     }
     let seeds: u64 = std::env::var("OVATION_SHARD_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+        .unwrap_or(seeds_default);
     for seed in 0..seeds {
-        let result = std::panic::catch_unwind(|| run_seed(seed));
+        let result = std::panic::catch_unwind(|| run_seed(seed, shape));
         if result.is_err() {
-            panic!("seed {seed} failed; replay: OVATION_SHARD_SIM_SEED={seed} cargo test -p ovation-room --test shard_sim");
+            panic!("seed {seed} failed; replay: OVATION_SHARD_SIM_SEED={seed} cargo test -p ovation-room --test shard_sim {test}");
         }
     }
+}
+
+#[test]
+fn seeded_big_room_simulation_keeps_its_invariants() {
+    run_seeds(
+        FEW_SHARDS,
+        200,
+        "seeded_big_room_simulation_keeps_its_invariants",
+    );
+}
+
+#[test]
+fn seeded_room_of_a_million_spaces_its_shard_batches_and_keeps_its_invariants() {
+    run_seeds(
+        MANY_SHARDS,
+        20,
+        "seeded_room_of_a_million_spaces_its_shard_batches_and_keeps_its_invariants",
+    );
 }
 
 #[test]
