@@ -317,6 +317,12 @@ pub fn shard_batch_interval_ms_for(shards: u16) -> u64 {
         .div_ceil(ROOM_SHARD_BATCHES_PER_S_TARGET)
         .clamp(TICK_MS, TICK_MS_MAX)
 }
+/// The tick of a room (or of a shard's viewers, who get the room's batches as they
+/// come) whose fan-out reaches `sockets` sockets and that has `shards` shards (0: none):
+/// `tick_ms_for(sockets)`, and no shorter than `shard_batch_interval_ms_for(shards)`.
+pub fn room_tick_ms_for(sockets: u64, shards: u16) -> u64 {
+    tick_ms_for(sockets).max(shard_batch_interval_ms_for(shards))
+}
 const _: () = assert!(
     SHARDS_PER_ROOM_MAX as u64 * 1_000 <= TICK_MS_MAX * ROOM_SHARD_BATCHES_PER_S_TARGET,
     "the longest interval must space every shard's batches to the target"

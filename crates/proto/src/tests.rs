@@ -378,7 +378,7 @@ fn a_tick_stretches_with_the_sockets_it_reaches_and_keeps_the_fanout_under_targe
 #[test]
 fn many_shards_space_their_batches_so_the_room_takes_at_most_its_target() {
     use crate::limits::{
-        room_sockets_max, shard_batch_interval_ms_for, shards_for_audience,
+        room_sockets_max, room_tick_ms_for, shard_batch_interval_ms_for, shards_for_audience,
         ROOM_SHARD_BATCHES_PER_S_TARGET, SHARDS_PER_ROOM_MAX, TICK_MS, TICK_MS_MAX,
     };
     // Up to 50 shards keep the short tick.
@@ -402,6 +402,10 @@ fn many_shards_space_their_batches_so_the_room_takes_at_most_its_target() {
             "{shards} shards every {interval_ms} ms"
         );
     }
+    // A room's tick is its fan-out's, and no shorter than its shards' interval.
+    assert_eq!(room_tick_ms_for(1_000, 0), TICK_MS);
+    assert_eq!(room_tick_ms_for(5_000, 2), 200);
+    assert_eq!(room_tick_ms_for(1_000, SHARDS_PER_ROOM_MAX), TICK_MS_MAX);
     // A million viewers fit one level of shards.
     let shards = shards_for_audience(1_000_000);
     assert_eq!(shards, 200);

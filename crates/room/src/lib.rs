@@ -371,7 +371,7 @@ pub(crate) struct RoomView<'a> {
     pub total_version: u64,
     pub last_seq: u64,
     pub likes_total: u64,
-    /// The tick the serving object batches at now (`limits::tick_ms_for`).
+    /// The tick the serving object batches at now (`limits::room_tick_ms_for`).
     pub tick_ms: u64,
     pub parts: &'a BTreeMap<String, PartState>,
     /// Already trimmed to the ring's age limit.
@@ -1593,18 +1593,14 @@ impl Room {
     /// How long output waits to be batched now: stretched with the sockets one object's
     /// fan-out reaches each tick, the room's own or the widest shard's (a shard sends the
     /// room's batch to its viewers as it arrives), so no object's thread is flooded with
-    /// one frame per socket every 50 ms (see `limits::tick_ms_for`); and, with many
-    /// shards, no shorter than keeps the room's batches to them under
-    /// `ROOM_SHARD_BATCHES_PER_S_TARGET` (`limits::shard_batch_interval_ms_for`).
+    /// one frame per socket every 50 ms; and, with many shards, no shorter than keeps
+    /// the room's batches to them under `ROOM_SHARD_BATCHES_PER_S_TARGET` (see
+    /// `limits::room_tick_ms_for`).
     pub fn tick_ms(&self) -> u64 {
         let widest_shard = self.shard_online().map(|(_, n)| n).max().unwrap_or(0);
         let reached = self.local_connections().max(widest_shard as usize);
-        let fanout_ms = tick_ms_for(u64::try_from(reached).expect("usize fits u64"));
-        if self.shards.is_sharded() {
-            fanout_ms.max(shard_batch_interval_ms_for(self.shards.current()))
-        } else {
-            fanout_ms
-        }
+        let reached = u64::try_from(reached).expect("usize fits u64");
+        room_tick_ms_for(reached, self.shards.current())
     }
 
     /// When the host must call [`Room::handle_timeout`] next.

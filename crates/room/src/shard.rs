@@ -491,7 +491,7 @@ impl Shard {
     }
 
     fn welcome(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {
-        let tick_ms = tick_ms_for(self.connections.len() as u64);
+        let tick_ms = room_tick_ms_for(self.connections.len() as u64, self.shards);
         let mirror = self
             .mirror
             .as_mut()

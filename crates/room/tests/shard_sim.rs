@@ -138,10 +138,6 @@ struct Sim {
     down_sent_at_ms: Vec<Option<u64>>,
 }
 
-fn info() -> RoomInfo {
-    info_for(FEW_SHARDS.expected_audience)
-}
-
 fn info_for(expected_audience: u64) -> RoomInfo {
     RoomInfo {
         room_id: "eu-big".into(),
@@ -749,7 +745,7 @@ fn seeded_room_of_a_million_spaces_its_shard_batches_and_keeps_its_invariants() 
 #[test]
 fn a_comment_above_the_cap_reaches_only_its_sender() {
     let now_ms = 1_000;
-    let mut room = Room::create(info(), 7, now_ms);
+    let mut room = Room::create(info_for(FEW_SHARDS.expected_audience), 7, now_ms);
     let up = |user: &str, connection: u64, client_id: u64| ovation_proto::ShardUp {
         shard: 0,
         needs_snapshot: false,
@@ -810,4 +806,29 @@ fn a_comment_above_the_cap_reaches_only_its_sender() {
         .count() as u64;
     assert_eq!(acks, cap + 3, "every comment is acknowledged");
     assert_eq!(room.stats().comments_sampled_out, 3);
+}
+
+#[test]
+fn a_shard_refuses_a_batch_naming_fewer_shards_than_its_own_place() {
+    let mut shard = Shard::new(5, 1_000);
+    let down = |shards: u16| ovation_proto::ShardDown {
+        seq: 1,
+        server_time_ms: 1_000,
+        snapshot: None,
+        broadcast: Vec::new(),
+        to_connection: Vec::new(),
+        to_user: Vec::new(),
+        close_users: Vec::new(),
+        shards,
+    };
+    for shards in [3, 5] {
+        assert!(
+            shard.handle_down(&down(shards).encode(), 1_000).is_err(),
+            "shard 5 of {shards}"
+        );
+        assert_eq!(shard.stats().batches_down, 0, "nothing applied");
+    }
+    shard.handle_down(&down(6).encode(), 1_000).unwrap();
+    assert_eq!(shard.stats().batches_down, 1);
+    assert_eq!(shard.up_interval_ms(), TICK_MS);
 }
