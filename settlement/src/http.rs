@@ -1,18 +1,21 @@
-//! The HTTP API (a contract): JSON in and out, errors `{code, message}` with a stable code,
-//! a bearer secret shared with the edge worker.
+//! The HTTP API (a contract): JSON in and out, errors `{code, message}` with a stable code
+//! on every route and every failure (a handler's panic included), a bearer secret shared
+//! with the edge worker, checked before a body is read.
 
 use crate::store::{SqlLedger, StoreError};
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::FutureExt;
 use ovation_ledger::{Deposit, Gift, LedgerError, RoomSummary};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 /// Largest request body accepted.
@@ -25,6 +28,8 @@ pub struct AppState {
     pub ledger: SqlLedger,
     pub secret: Arc<String>,
     pub metrics: Arc<Metrics>,
+    /// `GET /metrics` without the bearer (`--metrics-public`); off by default.
+    pub metrics_public: bool,
 }
 
 /// Prometheus counters: requests by route and status.
@@ -105,6 +110,7 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Json<Value>, ApiError>;
 
 fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    // (Called by `require_bearer` for every route but the public ones.)
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -129,15 +135,28 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    if body.len() > BODY_BYTES_MAX {
-        return Err(ApiError::new(
-            413,
-            "body_too_large",
-            "request body exceeds 16 KiB",
-        ));
+fn body_too_large() -> ApiError {
+    ApiError::new(
+        413,
+        "body_too_large",
+        format!("request body exceeds {BODY_BYTES_MAX} bytes"),
+    )
+}
+
+/// Reads at most `BODY_BYTES_MAX` bytes of the body (refusing a larger declared length
+/// before reading any) and parses them as JSON.
+async fn parse<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_BYTES_MAX as u64) {
+        return Err(body_too_large());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::new(400, "invalid_json", e.to_string()))
+    let bytes = axum::body::to_bytes(body, BODY_BYTES_MAX)
+        .await
+        .map_err(|_| body_too_large())?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(400, "invalid_json", e.to_string()))
 }
 
 fn account_json(state: &AppState, user: &str, balance: u64) -> Value {
@@ -160,10 +179,9 @@ async fn deposit(
     State(state): State<AppState>,
     Path(user): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult {
-    authorize(&state, &headers)?;
-    let body: DepositBody = parse(&body)?;
+    let body: DepositBody = parse(&headers, body).await?;
     let balance = state
         .ledger
         .deposit(&Deposit {
@@ -175,12 +193,7 @@ async fn deposit(
     Ok(Json(account_json(&state, &user, balance)))
 }
 
-async fn account(
-    State(state): State<AppState>,
-    Path(user): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers)?;
+async fn account(State(state): State<AppState>, Path(user): Path<String>) -> ApiResult {
     let balance = state.ledger.balance(&user).await?;
     Ok(Json(account_json(&state, &user, balance)))
 }
@@ -195,20 +208,14 @@ async fn open_room(
     State(state): State<AppState>,
     Path(room): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> ApiResult {
-    authorize(&state, &headers)?;
-    let body: OpenBody = parse(&body)?;
+    let body: OpenBody = parse(&headers, body).await?;
     state.ledger.open_room(&room, &body.host).await?;
     Ok(Json(room_json(&state.ledger.room(&room).await?)))
 }
 
-async fn room(
-    State(state): State<AppState>,
-    Path(room): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers)?;
+async fn room(State(state): State<AppState>, Path(room): Path<String>) -> ApiResult {
     Ok(Json(room_json(&state.ledger.room(&room).await?)))
 }
 
@@ -223,9 +230,8 @@ struct GiftBody {
     qty: u32,
 }
 
-async fn gift(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    authorize(&state, &headers)?;
-    let body: GiftBody = parse(&body)?;
+async fn gift(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult {
+    let body: GiftBody = parse(&headers, body).await?;
     let gift = Gift {
         id: body.id,
         room: body.room,
@@ -241,17 +247,11 @@ async fn gift(State(state): State<AppState>, headers: HeaderMap, body: Bytes) ->
     ))
 }
 
-async fn settle(
-    State(state): State<AppState>,
-    Path(room): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    authorize(&state, &headers)?;
+async fn settle(State(state): State<AppState>, Path(room): Path<String>) -> ApiResult {
     Ok(Json(room_json(&state.ledger.settle(&room).await?)))
 }
 
-async fn audit(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
-    authorize(&state, &headers)?;
+async fn audit(State(state): State<AppState>) -> ApiResult {
     let audit = state.ledger.audit().await?;
     Ok(Json(json!({
         "ok": audit.ok(),
@@ -264,6 +264,7 @@ async fn audit(State(state): State<AppState>, headers: HeaderMap) -> ApiResult {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Public only with `--metrics-public` (see `require_bearer`).
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -276,6 +277,35 @@ async fn openapi() -> impl IntoResponse {
 
 async fn not_found() -> ApiError {
     ApiError::new(404, "route_not_found", "no such route")
+}
+
+/// The bearer, checked before any handler runs (so before any body is read), on every
+/// route but the OpenAPI document and, with `--metrics-public`, `/metrics`.
+async fn require_bearer(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let public = path == ROUTES[7] || (state.metrics_public && path == ROUTES[8]);
+    if !public {
+        if let Err(refusal) = authorize(&state, request.headers()) {
+            return refusal.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// A handler that panics (a broken invariant, never input) still answers JSON with a
+/// stable code instead of closing the connection.
+async fn answer_panics(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!("a handler panicked");
+            ApiError::new(500, "internal", "internal error").into_response()
+        }
+    }
 }
 
 /// Counts every response by its route template and status.
@@ -323,6 +353,11 @@ pub fn app(state: AppState) -> Router {
         .route(ROUTES[7], get(openapi))
         .route(ROUTES[8], get(metrics))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(answer_panics))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_bearer,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
 }

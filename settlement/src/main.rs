@@ -36,14 +36,20 @@ struct Args {
     /// Number of SQLite shards (1..=64). Never change it for existing data.
     #[arg(long, env = "OVATION_SETTLEMENT_SHARDS", default_value_t = 4)]
     shards: u16,
-    /// Fault injection for crash tests: pause after each settlement step (ms).
+    /// Serve `GET /metrics` without the bearer (for a scraper on a private network).
+    /// Off by default: the counters tell who uses the service how, so they need the
+    /// bearer like every other route except the OpenAPI document.
+    #[arg(long, env = "OVATION_SETTLEMENT_METRICS_PUBLIC")]
+    metrics_public: bool,
+    /// Fault injection for crash tests: after this many committed writes, stop writing
+    /// and print a marker on stderr (0: never).
     #[arg(
         long,
-        env = "OVATION_SETTLEMENT_STEP_PAUSE_MS",
+        env = "OVATION_SETTLEMENT_FAULT_PAUSE_AFTER_COMMIT",
         default_value_t = 0,
         hide = true
     )]
-    step_pause_ms: u64,
+    fault_pause_after_commit: u64,
 }
 
 /// Shortest secret accepted.
@@ -90,11 +96,12 @@ async fn run(args: Args) -> Result<(), String> {
     let ledger = SqlLedger::connect(&urls)
         .await
         .map_err(|e| e.to_string())?
-        .with_step_pause_ms(args.step_pause_ms);
+        .with_fault_pause_after_commit(args.fault_pause_after_commit);
     let state = AppState {
         ledger,
         secret: Arc::new(args.secret),
         metrics: Arc::new(Metrics::default()),
+        metrics_public: args.metrics_public,
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -2,18 +2,27 @@
 //! (sqlx `Any`), one database per shard. The rules and ids come from `ovation-ledger`;
 //! this module only maps them onto transactions.
 //!
+//! Opening a room follows [`ovation_ledger::plan_opening`]: every shard prepares the room
+//! (stripes `opening`, no gifts), then the coordinator's activation commits it; a shard
+//! not yet activated activates itself in the transaction of its first gift once the
+//! coordinator is active. Every write is one transaction that applies once, so a crash
+//! between any two of them leaves a state that the same call, retried, completes.
+//!
 //! The hot room account is striped: each shard holds `ROOM_STRIPES` rows per room and a
 //! gift touches the stripe its id hashes to, so a busy room's gifts do not queue on one
 //! row. Settlement locks every stripe of the room (status `settling`) before summing them,
 //! which waits for gifts in flight and refuses later ones.
 
 use ovation_ledger::{
-    plan_settlement, Audit, Deposit, Gift, GiftReceipt, LedgerError, RoomStatus, RoomSummary,
-    SettlementPlan, SettlementStep, ShardMap,
+    may_activate, plan_opening, plan_settlement, room_status_of, Audit, Deposit, Gift, GiftReceipt,
+    LedgerError, OpeningPlan, OpeningStep, RoomStatus, RoomSummary, SettlementPlan, SettlementStep,
+    ShardId, ShardMap, COORDINATOR_SHARD,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{Any, AnyPool, Row, Transaction};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Stripes of a room's account per shard.
 pub const ROOM_STRIPES: i64 = 16;
@@ -83,8 +92,55 @@ fn amount_i64(amount: u64) -> i64 {
     i64::try_from(amount).expect("amounts are bounded by AMOUNT_MAX")
 }
 
-fn amount_u64(value: i64) -> u64 {
-    u64::try_from(value).expect("stored amounts are never negative")
+/// A stored amount; a negative one is a damaged database, answered as an error (no read
+/// may panic on what it finds).
+fn amount_u64(value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| StoreError::Database(format!("negative amount {value}")))
+}
+
+fn status_of(stored: &str) -> Result<RoomStatus> {
+    match stored {
+        "opening" => Ok(RoomStatus::Opening),
+        "open" => Ok(RoomStatus::Open),
+        "settling" => Ok(RoomStatus::Settling),
+        "settled" => Ok(RoomStatus::Settled),
+        other => Err(StoreError::Database(format!(
+            "unknown room status {other:?}"
+        ))),
+    }
+}
+
+/// Fault injection for crash tests: after the `pause_after`-th committed write, the
+/// service stops writing (every later commit waits forever) and says so on stderr, so a
+/// test can SIGKILL it with exactly that many writes durable.
+#[derive(Default)]
+struct Faults {
+    pause_after: u64,
+    commits: AtomicU64,
+    frozen: AtomicBool,
+}
+
+/// What the service prints on stderr when a fault pause begins.
+pub const FAULT_PAUSE_MARKER: &str = "ovation-settlement fault: paused after commit";
+
+impl Faults {
+    async fn before_commit(&self) {
+        if self.frozen.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    async fn after_commit(&self) {
+        if self.pause_after == 0 {
+            return;
+        }
+        let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.pause_after {
+            self.frozen.store(true, Ordering::SeqCst);
+            eprintln!("{FAULT_PAUSE_MARKER} {n}");
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// Records a transfer under its idempotency key; false when the key already exists (a
@@ -121,7 +177,46 @@ async fn add_to_account(conn: &mut sqlx::AnyConnection, account: &str, delta: i6
     .bind(delta)
     .fetch_one(conn)
     .await?
-    .get(0))
+    .try_get(0)?)
+}
+
+/// Credits the gift to its stripe of the room when that stripe takes gifts (`open`);
+/// false when it does not.
+async fn credit_stripe(conn: &mut sqlx::AnyConnection, gift: &Gift, amount: i64) -> Result<bool> {
+    let credited = sqlx::query(
+        "UPDATE room_stripes SET balance = balance + $1, gifted = gifted + $1 \
+         WHERE room = $2 AND stripe = $3 AND status = 'open'",
+    )
+    .bind(amount)
+    .bind(&gift.room)
+    .bind(stripe_of(&gift.id))
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(credited == 1)
+}
+
+/// Activates the room's stripes in this shard (`opening` → `open`; no other status
+/// changes); true when there were stripes to activate.
+async fn activate(conn: &mut sqlx::AnyConnection, room: &str) -> Result<bool> {
+    let activated = sqlx::query(
+        "UPDATE room_stripes SET status = 'open' WHERE room = $1 AND status = 'opening'",
+    )
+    .bind(room)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(activated > 0)
+}
+
+/// How far a status is along a room's life (to compare stripes of one shard).
+fn progress(status: RoomStatus) -> u8 {
+    match status {
+        RoomStatus::Opening => 0,
+        RoomStatus::Open => 1,
+        RoomStatus::Settling => 2,
+        RoomStatus::Settled => 3,
+    }
 }
 
 /// The ledger over one database per shard.
@@ -129,7 +224,7 @@ async fn add_to_account(conn: &mut sqlx::AnyConnection, account: &str, delta: i6
 pub struct SqlLedger {
     map: ShardMap,
     pools: Vec<AnyPool>,
-    step_pause_ms: u64,
+    faults: Arc<Faults>,
 }
 
 impl SqlLedger {
@@ -166,8 +261,30 @@ impl SqlLedger {
         Ok(SqlLedger {
             map,
             pools,
-            step_pause_ms: 0,
+            faults: Arc::default(),
         })
+    }
+
+    /// Fault injection for crash tests: stop writing after the `commits`-th committed
+    /// write (0: never) and print [`FAULT_PAUSE_MARKER`] on stderr.
+    pub fn with_fault_pause_after_commit(mut self, commits: u64) -> SqlLedger {
+        self.faults = Arc::new(Faults {
+            pause_after: commits,
+            ..Faults::default()
+        });
+        self
+    }
+
+    /// Commits through the fault hooks (every write of the ledger goes through here).
+    async fn commit(&self, tx: Transaction<'static, Any>) -> Result<()> {
+        self.faults.before_commit().await;
+        tx.commit().await?;
+        self.faults.after_commit().await;
+        Ok(())
+    }
+
+    fn pool(&self, shard: ShardId) -> &AnyPool {
+        &self.pools[usize::from(shard)]
     }
 
     pub fn map(&self) -> ShardMap {
@@ -183,7 +300,10 @@ impl SqlLedger {
             .bind(user_account(user))
             .fetch_optional(self.pool_of(user))
             .await?;
-        Ok(row.map(|r| amount_u64(r.get::<i64, _>(0))).unwrap_or(0))
+        match row {
+            Some(row) => amount_u64(row.try_get(0)?),
+            None => Ok(0),
+        }
     }
 
     async fn replay(
@@ -202,8 +322,8 @@ impl SqlLedger {
         .await?;
         match row {
             None => Ok(None),
-            Some(row) if row.get::<String, _>(0) == fingerprint => {
-                Ok(Some(amount_u64(row.get::<i64, _>(1))))
+            Some(row) if row.try_get::<String, _>(0)? == fingerprint => {
+                Ok(Some(amount_u64(row.try_get(1)?)?))
             }
             Some(_) => Err(LedgerError::IdConflict.into()),
         }
@@ -233,49 +353,115 @@ impl SqlLedger {
                 .await?
                 .ok_or_else(|| StoreError::Database("transfer vanished".into()));
         }
-        tx.commit().await?;
-        Ok(amount_u64(balance))
+        self.commit(tx).await?;
+        amount_u64(balance)
     }
 
-    /// Opens the room in every shard (its stripes), idempotently.
+    /// Opens the room: every step of [`plan_opening`], each its own transaction. Opening
+    /// again with the same host changes nothing, or completes an interrupted opening.
     pub async fn open_room(&self, room: &str, host: &str) -> Result<()> {
         ovation_ledger::validate_room(room, host)?;
-        for pool in &self.pools {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO rooms (room, host) VALUES ($1, $2) ON CONFLICT (room) DO NOTHING",
-            )
-            .bind(room)
-            .bind(host)
-            .execute(&mut *tx)
-            .await?;
-            let existing: String = sqlx::query("SELECT host FROM rooms WHERE room = $1")
-                .bind(room)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
-            if existing != host {
-                return Err(LedgerError::RoomHostConflict.into());
-            }
-            for stripe in 0..ROOM_STRIPES {
-                sqlx::query(
-                    "INSERT INTO room_stripes (room, stripe, status, balance, gifted) \
-                     VALUES ($1, $2, 'open', 0, 0) ON CONFLICT (room, stripe) DO NOTHING",
-                )
-                .bind(room)
-                .bind(stripe)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
+        let plan = plan_opening(self.map, room, host);
+        for step in &plan.steps {
+            self.apply_opening_step(&plan, step).await?;
         }
         Ok(())
+    }
+
+    pub fn opening_plan(&self, room: &str, host: &str) -> OpeningPlan {
+        plan_opening(self.map, room, host)
+    }
+
+    /// Applies one opening step in one transaction; applying it again changes nothing.
+    pub async fn apply_opening_step(&self, plan: &OpeningPlan, step: &OpeningStep) -> Result<()> {
+        match step {
+            OpeningStep::Prepare { shard } => {
+                let mut tx = self.pool(*shard).begin().await?;
+                sqlx::query(
+                    "INSERT INTO rooms (room, host) VALUES ($1, $2) ON CONFLICT (room) DO NOTHING",
+                )
+                .bind(&plan.room)
+                .bind(&plan.host)
+                .execute(&mut *tx)
+                .await?;
+                let existing: String = sqlx::query("SELECT host FROM rooms WHERE room = $1")
+                    .bind(&plan.room)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                if existing != plan.host {
+                    tx.rollback().await?;
+                    return Err(LedgerError::RoomHostConflict.into());
+                }
+                for stripe in 0..ROOM_STRIPES {
+                    sqlx::query(
+                        "INSERT INTO room_stripes (room, stripe, status, balance, gifted) \
+                         VALUES ($1, $2, 'opening', 0, 0) ON CONFLICT (room, stripe) DO NOTHING",
+                    )
+                    .bind(&plan.room)
+                    .bind(stripe)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                self.commit(tx).await
+            }
+            OpeningStep::Activate { shard } => {
+                let mut tx = self.pool(*shard).begin().await?;
+                activate(&mut tx, &plan.room).await?;
+                self.commit(tx).await
+            }
+        }
+    }
+
+    /// The room's status in one shard (`None`: the shard has no stripes of it).
+    async fn shard_status(&self, shard: ShardId, room: &str) -> Result<Option<RoomStatus>> {
+        let row: Option<AnyRow> =
+            sqlx::query("SELECT status FROM room_stripes WHERE room = $1 AND stripe = 0")
+                .bind(room)
+                .fetch_optional(self.pool(shard))
+                .await?;
+        row.map(|r| status_of(&r.try_get::<String, _>(0)?))
+            .transpose()
+    }
+
+    /// Whether the room takes gifts in `shard` (possibly by activating it there).
+    async fn takes_gifts_in(&self, shard: ShardId, room: &str) -> Result<bool> {
+        Ok(match self.shard_status(shard, room).await? {
+            Some(RoomStatus::Open) => true,
+            Some(RoomStatus::Opening) => {
+                may_activate(shard, self.shard_status(COORDINATOR_SHARD, room).await?)
+            }
+            _ => false,
+        })
+    }
+
+    /// Why a gift whose debit failed is refused, with the model's precedence: the id
+    /// first (a copy of this gift that raced ours may have won: the retry gets its
+    /// answer), then the room, then the funds.
+    async fn gift_refusal(&self, shard: ShardId, gift: &Gift) -> Result<GiftReceipt> {
+        let pool = self.pool(shard);
+        if let Some(balance) = self
+            .replay(pool, &gift.from, &gift.id, &gift.fingerprint())
+            .await?
+        {
+            return Ok(GiftReceipt::replayed(balance));
+        }
+        if !self.takes_gifts_in(shard, &gift.room).await? {
+            return Err(LedgerError::RoomNotOpen.into());
+        }
+        let balance = self.balance(&gift.from).await?;
+        Err(LedgerError::InsufficientFunds {
+            balance,
+            needed: gift.amount,
+        }
+        .into())
     }
 
     /// One local transaction in the sender's shard.
     pub async fn gift(&self, gift: &Gift) -> Result<GiftReceipt> {
         gift.validate()?;
-        let pool = self.pool_of(&gift.from);
+        let shard = self.map.shard_of(&gift.from);
+        let pool = self.pool(shard);
         let fingerprint = gift.fingerprint();
         if let Some(balance) = self
             .replay(pool, &gift.from, &gift.id, &fingerprint)
@@ -295,18 +481,9 @@ impl SqlLedger {
         .await?;
         let Some(debited) = debited else {
             tx.rollback().await?;
-            // The same precedence as the model: unknown room, closed room, then funds.
-            if self.room_status_in(pool, &gift.room).await? != RoomStatus::Open {
-                return Err(LedgerError::RoomNotOpen.into());
-            }
-            let balance = self.balance(&gift.from).await?;
-            return Err(LedgerError::InsufficientFunds {
-                balance,
-                needed: gift.amount,
-            }
-            .into());
+            return self.gift_refusal(shard, gift).await;
         };
-        let balance: i64 = debited.get(0);
+        let balance: i64 = debited.try_get(0)?;
         let inserted =
             record_transfer(&mut tx, &gift.from, &gift.id, &fingerprint, balance).await?;
         if !inserted {
@@ -318,68 +495,63 @@ impl SqlLedger {
                 .ok_or_else(|| StoreError::Database("transfer vanished".into()));
         }
         // Last, so the stripe row is held for the shortest time.
-        let credited = sqlx::query(
-            "UPDATE room_stripes SET balance = balance + $1, gifted = gifted + $1 \
-             WHERE room = $2 AND stripe = $3 AND status = 'open'",
-        )
-        .bind(amount)
-        .bind(&gift.room)
-        .bind(stripe_of(&gift.id))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if credited == 0 {
-            tx.rollback().await?;
-            return Err(match self.room_status_in(pool, &gift.room).await? {
-                RoomStatus::Open => StoreError::Database("open room refused a gift".into()),
-                _ => LedgerError::RoomNotOpen.into(),
-            });
+        let mut credited = credit_stripe(&mut tx, gift, amount).await?;
+        if !credited && shard != COORDINATOR_SHARD {
+            // Prepared here but not yet activated: the first gift after the coordinator's
+            // commit point activates this shard (in this transaction).
+            let coordinator = self.shard_status(COORDINATOR_SHARD, &gift.room).await?;
+            if may_activate(shard, coordinator) && activate(&mut tx, &gift.room).await? {
+                credited = credit_stripe(&mut tx, gift, amount).await?;
+            }
         }
-        tx.commit().await?;
+        if !credited {
+            tx.rollback().await?;
+            return Err(LedgerError::RoomNotOpen.into());
+        }
+        self.commit(tx).await?;
         Ok(GiftReceipt {
-            balance: amount_u64(balance),
+            balance: amount_u64(balance)?,
             replayed: false,
         })
-    }
-
-    async fn room_status_in(&self, pool: &AnyPool, room: &str) -> Result<RoomStatus> {
-        let row: Option<AnyRow> =
-            sqlx::query("SELECT status FROM room_stripes WHERE room = $1 AND stripe = 0")
-                .bind(room)
-                .fetch_optional(pool)
-                .await?;
-        match row.map(|r| r.get::<String, _>(0)).as_deref() {
-            None => Err(LedgerError::RoomUnknown.into()),
-            Some("open") => Ok(RoomStatus::Open),
-            Some("settling") => Ok(RoomStatus::Settling),
-            Some(_) => Ok(RoomStatus::Settled),
-        }
     }
 
     async fn host_of(&self, room: &str) -> Result<String> {
         let row: Option<AnyRow> = sqlx::query("SELECT host FROM rooms WHERE room = $1")
             .bind(room)
-            .fetch_optional(&self.pools[0])
+            .fetch_optional(self.pool(COORDINATOR_SHARD))
             .await?;
-        row.map(|r| r.get::<String, _>(0))
-            .ok_or_else(|| LedgerError::RoomUnknown.into())
+        match row {
+            Some(row) => Ok(row.try_get(0)?),
+            None => Err(LedgerError::RoomUnknown.into()),
+        }
     }
 
+    /// The room's totals over its shards; answers on any state a crash can leave (a shard
+    /// without the room counts as still opening).
     pub async fn room(&self, room: &str) -> Result<RoomSummary> {
         let host = self.host_of(room).await?;
         let mut gifted = 0;
-        let mut statuses = Vec::new();
+        let mut statuses = Vec::with_capacity(self.pools.len());
         for pool in &self.pools {
-            let row = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(gifted), 0) AS BIGINT), MIN(status), MAX(status) FROM room_stripes \
-                 WHERE room = $1",
+            let rows = sqlx::query(
+                "SELECT status, CAST(COALESCE(SUM(gifted), 0) AS BIGINT) FROM room_stripes \
+                 WHERE room = $1 GROUP BY status",
             )
             .bind(room)
-            .fetch_one(pool)
+            .fetch_all(pool)
             .await?;
-            gifted += amount_u64(row.get::<i64, _>(0));
-            statuses.push(row.get::<String, _>(1));
-            statuses.push(row.get::<String, _>(2));
+            // Stripes of a shard change status together; should they ever disagree, the
+            // least advanced one speaks for the shard.
+            let mut shard_status: Option<RoomStatus> = None;
+            for row in rows {
+                let status = status_of(&row.try_get::<String, _>(0)?)?;
+                gifted += amount_u64(row.try_get(1)?)?;
+                shard_status = Some(match shard_status {
+                    Some(seen) if progress(seen) <= progress(status) => seen,
+                    _ => status,
+                });
+            }
+            statuses.push(shard_status);
         }
         let plan = plan_settlement(self.map, room, &host);
         let mut settled = 0;
@@ -388,22 +560,17 @@ impl SqlLedger {
                 let row: Option<AnyRow> =
                     sqlx::query("SELECT amount FROM credits WHERE credit_id = $1")
                         .bind(credit_id)
-                        .fetch_optional(&self.pools[usize::from(plan.host_shard)])
+                        .fetch_optional(self.pool(plan.host_shard))
                         .await?;
-                settled += row.map(|r| amount_u64(r.get::<i64, _>(0))).unwrap_or(0);
+                if let Some(row) = row {
+                    settled += amount_u64(row.try_get(0)?)?;
+                }
             }
         }
-        let status = if statuses.iter().all(|s| s == "settled") {
-            RoomStatus::Settled
-        } else if statuses.iter().all(|s| s == "open") {
-            RoomStatus::Open
-        } else {
-            RoomStatus::Settling
-        };
         Ok(RoomSummary {
             room: room.to_owned(),
             host,
-            status,
+            status: room_status_of(&statuses),
             gifted,
             settled,
         })
@@ -421,8 +588,7 @@ impl SqlLedger {
                 clear_id,
                 credit_id,
             } => {
-                let pool = &self.pools[usize::from(*shard)];
-                let mut tx = pool.begin().await?;
+                let mut tx = self.pool(*shard).begin().await?;
                 // The system's transfers have the owner "" (no user id is empty).
                 let first = record_transfer(&mut tx, "", clear_id, "settle-clear", 0).await?;
                 if !first {
@@ -440,7 +606,7 @@ impl SqlLedger {
                 .bind(&plan.room)
                 .fetch_one(&mut *tx)
                 .await?
-                .get(0);
+                .try_get(0)?;
                 sqlx::query("UPDATE room_stripes SET balance = 0 WHERE room = $1")
                     .bind(&plan.room)
                     .execute(&mut *tx)
@@ -451,7 +617,7 @@ impl SqlLedger {
                     .bind(amount)
                     .execute(&mut *tx)
                     .await?;
-                tx.commit().await?;
+                self.commit(tx).await?;
             }
             SettlementStep::Credit {
                 source,
@@ -460,11 +626,10 @@ impl SqlLedger {
             } => {
                 let amount: i64 = sqlx::query("SELECT amount FROM outbox WHERE credit_id = $1")
                     .bind(credit_id)
-                    .fetch_one(&self.pools[usize::from(*source)])
+                    .fetch_one(self.pool(*source))
                     .await?
-                    .get(0);
-                let host_pool = &self.pools[usize::from(*host_shard)];
-                let mut tx = host_pool.begin().await?;
+                    .try_get(0)?;
+                let mut tx = self.pool(*host_shard).begin().await?;
                 let first = sqlx::query(
                     "INSERT INTO credits (credit_id, amount) VALUES ($1, $2) \
                      ON CONFLICT (credit_id) DO NOTHING",
@@ -478,35 +643,29 @@ impl SqlLedger {
                     add_to_account(&mut tx, CLEARING, -amount).await?;
                     add_to_account(&mut tx, &user_account(&plan.host), amount).await?;
                 }
-                tx.commit().await?;
+                self.commit(tx).await?;
+                let mut tx = self.pool(*source).begin().await?;
                 sqlx::query("UPDATE room_stripes SET status = 'settled' WHERE room = $1")
                     .bind(&plan.room)
-                    .execute(&self.pools[usize::from(*source)])
+                    .execute(&mut *tx)
                     .await?;
+                self.commit(tx).await?;
             }
         }
         Ok(())
     }
 
     /// Settles the room: every step, each idempotent, so a re-run after a crash finishes
-    /// the job and pays once.
+    /// the job and pays once. A room whose opening was interrupted is opened first (with
+    /// the host its coordinator holds), so it settles with what it took: nothing.
     pub async fn settle(&self, room: &str) -> Result<RoomSummary> {
         let host = self.host_of(room).await?;
+        self.open_room(room, &host).await?;
         let plan = self.plan(room, &host);
         for step in &plan.steps {
             self.apply_step(&plan, step).await?;
-            if self.step_pause_ms > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(self.step_pause_ms)).await;
-            }
         }
         self.room(room).await
-    }
-
-    /// Fault injection for crash tests: pause this long after each settlement step, so a
-    /// test can kill the process between any two steps.
-    pub fn with_step_pause_ms(mut self, pause_ms: u64) -> SqlLedger {
-        self.step_pause_ms = pause_ms;
-        self
     }
 
     pub async fn audit(&self) -> Result<Audit> {
@@ -520,21 +679,21 @@ impl SqlLedger {
             )
             .fetch_one(pool)
             .await?;
-            audit.balances_sum += i128::from(row.get::<i64, _>(0));
-            audit.negative_users += amount_u64(row.get::<i64, _>(1));
+            audit.balances_sum += i128::from(row.try_get::<i64, _>(0)?);
+            audit.negative_users += amount_u64(row.try_get(1)?)?;
             let rooms: i64 =
                 sqlx::query("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM room_stripes")
                     .fetch_one(pool)
                     .await?
-                    .get(0);
+                    .try_get(0)?;
             audit.balances_sum += i128::from(rooms);
         }
-        let rooms: Vec<String> = sqlx::query("SELECT room FROM rooms")
-            .fetch_all(&self.pools[0])
+        let rooms = sqlx::query("SELECT room FROM rooms")
+            .fetch_all(self.pool(COORDINATOR_SHARD))
             .await?
             .into_iter()
-            .map(|r| r.get::<String, _>(0))
-            .collect();
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<std::result::Result<Vec<String>, _>>()?;
         for room in rooms {
             let summary = self.room(&room).await?;
             if summary.status == RoomStatus::Settled {
@@ -545,7 +704,7 @@ impl SqlLedger {
                     .bind(&room)
                     .fetch_one(pool)
                     .await?
-                    .get(0);
+                    .try_get(0)?;
                     if left != 0 {
                         audit.settled_rooms_nonzero += 1;
                     }

@@ -29,6 +29,7 @@ async fn service() -> axum::Router {
         ledger: SqlLedger::connect(&urls).await.unwrap(),
         secret: Arc::new(SECRET.into()),
         metrics: Arc::new(Metrics::default()),
+        metrics_public: false,
     })
 }
 
@@ -170,9 +171,10 @@ async fn errors_carry_stable_codes() {
             "invalid",
         ),
         (
+            // A gift to a room never opened: the README's table and the OpenAPI document.
             call(&app, "POST", "/v1/gifts", Some(gift("g", "ana", 5))).await,
-            404,
-            "room_not_found",
+            409,
+            "room_not_open",
         ),
         (
             call(&app, "GET", "/v1/nowhere", None).await,

@@ -3,6 +3,12 @@
 //! Balances are sharded by user ([`ShardMap`]). A room has a virtual account in every
 //! shard, so a gift is one local transaction in the sender's shard: debit the viewer,
 //! credit the room account, record the transfer under its id (the idempotency key).
+//! Opening a room is a list of idempotent atomic steps too ([`OpeningPlan`]): prepare the
+//! room in every shard (it accepts no gift yet), then activate shard 0 (the room's
+//! coordinator; its activation is the commit point, after which the room is open) and
+//! the other shards. A shard still preparing refuses gifts; a shard prepared but not yet
+//! activated activates itself on the first gift once the coordinator is active, so a
+//! crash between the steps never leaves a room open in some shards only.
 //! Settlement moves each shard's room balance to the host exactly once, as a list of
 //! idempotent atomic steps ([`SettlementPlan`]): per shard, move the room balance into that
 //! shard's clearing account and write an outbox row with a deterministic id; then apply
@@ -234,9 +240,12 @@ impl GiftReceipt {
     }
 }
 
-/// Room state in one shard.
+/// Room state in one shard (and, summed over shards, of the room).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RoomStatus {
+    /// Prepared by an opening that has not reached its commit point: no gifts yet. A
+    /// room is `Opening` while any shard lacks it or its coordinator (shard 0) is.
+    Opening,
     Open,
     /// This shard's room balance has moved to clearing; gifts are refused.
     Settling,
@@ -246,10 +255,78 @@ pub enum RoomStatus {
 impl RoomStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            RoomStatus::Opening => "opening",
             RoomStatus::Open => "open",
             RoomStatus::Settling => "settling",
             RoomStatus::Settled => "settled",
         }
+    }
+}
+
+/// The shard that coordinates a room's opening: its activation is the commit point.
+pub const COORDINATOR_SHARD: ShardId = 0;
+
+/// One idempotent step of opening a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpeningStep {
+    /// In `shard`: record the room and its host (refusing another host) with its account
+    /// not yet taking gifts. Applies once; the coordinator's is first, so it holds the
+    /// host claim.
+    Prepare { shard: ShardId },
+    /// In `shard`: take gifts. The coordinator's activation (after every shard is
+    /// prepared) is the commit point; another shard's may also be done by its first gift
+    /// once the coordinator is active ([`may_activate`]).
+    Activate { shard: ShardId },
+}
+
+/// Every step to open `room`, in order: prepare every shard (the coordinator first),
+/// then activate every shard (the coordinator first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpeningPlan {
+    pub room: String,
+    pub host: String,
+    pub steps: Vec<OpeningStep>,
+}
+
+pub fn plan_opening(map: ShardMap, room: &str, host: &str) -> OpeningPlan {
+    let mut steps = Vec::with_capacity(usize::from(map.shards()) * 2);
+    steps.extend((0..map.shards()).map(|shard| OpeningStep::Prepare { shard }));
+    steps.extend((0..map.shards()).map(|shard| OpeningStep::Activate { shard }));
+    OpeningPlan {
+        room: room.to_owned(),
+        host: host.to_owned(),
+        steps,
+    }
+}
+
+/// Whether a shard whose room is prepared (`Opening`) may take a gift, activating itself:
+/// only when it is not the coordinator and the coordinator has passed the commit point.
+/// `coordinator` is the coordinator's status of the room (`None`: not even prepared).
+pub fn may_activate(shard: ShardId, coordinator: Option<RoomStatus>) -> bool {
+    shard != COORDINATOR_SHARD && matches!(coordinator, Some(s) if s != RoomStatus::Opening)
+}
+
+/// The room's status summed over its shards' statuses (`None`: the shard lacks the room).
+/// Opening until the coordinator is active and every shard is prepared; settled when
+/// every shard is; settling when any shard has begun; else open (a shard prepared but
+/// not yet activated counts as open: its first gift activates it).
+pub fn room_status_of(shards: &[Option<RoomStatus>]) -> RoomStatus {
+    let coordinator = shards
+        .get(usize::from(COORDINATOR_SHARD))
+        .copied()
+        .flatten();
+    if shards.iter().any(Option::is_none) || coordinator == Some(RoomStatus::Opening) {
+        return RoomStatus::Opening;
+    }
+    if shards.iter().all(|s| *s == Some(RoomStatus::Settled)) {
+        RoomStatus::Settled
+    } else if shards
+        .iter()
+        .any(|s| matches!(s, Some(RoomStatus::Settling | RoomStatus::Settled)))
+    {
+        RoomStatus::Settling
+    } else {
+        RoomStatus::Open
     }
 }
 
@@ -417,43 +494,83 @@ impl MemoryLedger {
         Ok(balance_after)
     }
 
-    /// Opens the room in every shard. Opening again with the same host is a no-op.
+    /// Opens the room: every step of [`plan_opening`]. Opening again with the same host
+    /// is a no-op, or finishes an opening a crash interrupted.
     pub fn open_room(&mut self, room: &str, host: &str) -> Result<(), LedgerError> {
         validate_room(room, host)?;
-        if let Some(existing) = self.shards[0].rooms.get(room) {
-            return if existing.host == host {
-                Ok(())
-            } else {
-                Err(LedgerError::RoomHostConflict)
-            };
-        }
-        for shard in &mut self.shards {
-            shard.rooms.insert(
-                room.to_owned(),
-                RoomRecord {
-                    host: host.to_owned(),
-                    status: RoomStatus::Open,
-                    gifted: 0,
-                },
-            );
+        let plan = plan_opening(self.map, room, host);
+        for step in &plan.steps {
+            self.apply_opening_step(&plan, step)?;
         }
         Ok(())
+    }
+
+    /// Applies one opening step; applying it again changes nothing.
+    pub fn apply_opening_step(
+        &mut self,
+        plan: &OpeningPlan,
+        step: &OpeningStep,
+    ) -> Result<(), LedgerError> {
+        match step {
+            OpeningStep::Prepare { shard } => {
+                let rooms = &mut self.shards[usize::from(*shard)].rooms;
+                match rooms.get(&plan.room) {
+                    Some(existing) if existing.host != plan.host => {
+                        Err(LedgerError::RoomHostConflict)
+                    }
+                    Some(_) => Ok(()),
+                    None => {
+                        rooms.insert(
+                            plan.room.clone(),
+                            RoomRecord {
+                                host: plan.host.clone(),
+                                status: RoomStatus::Opening,
+                                gifted: 0,
+                            },
+                        );
+                        Ok(())
+                    }
+                }
+            }
+            OpeningStep::Activate { shard } => {
+                let record = self.shards[usize::from(*shard)]
+                    .rooms
+                    .get_mut(&plan.room)
+                    .expect("every shard is prepared before any is activated");
+                if record.status == RoomStatus::Opening {
+                    record.status = RoomStatus::Open;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn coordinator_status(&self, room: &str) -> Option<RoomStatus> {
+        self.shards[usize::from(COORDINATOR_SHARD)]
+            .rooms
+            .get(room)
+            .map(|r| r.status)
     }
 
     /// One local transaction in the sender's shard. Returns the sender's new balance
     /// (the original one when the same request is retried).
     pub fn gift(&mut self, gift: &Gift) -> Result<GiftReceipt, LedgerError> {
         gift.validate()?;
-        let shard = &mut self.shards[usize::from(self.map.shard_of(&gift.from))];
+        let shard_id = self.map.shard_of(&gift.from);
+        let coordinator = self.coordinator_status(&gift.room);
+        let shard = &mut self.shards[usize::from(shard_id)];
         let key = (gift.from.clone(), gift.id.clone());
         if let Some(record) = shard.transfers.get(&key) {
             return replay(record, &gift.fingerprint()).map(GiftReceipt::replayed);
         }
+        // A room this shard does not know (never opened, or its opening has not reached
+        // this shard) is not open for gifts.
         let room = shard
             .rooms
             .get_mut(&gift.room)
-            .ok_or(LedgerError::RoomUnknown)?;
-        if room.status != RoomStatus::Open {
+            .ok_or(LedgerError::RoomNotOpen)?;
+        let activates = room.status == RoomStatus::Opening && may_activate(shard_id, coordinator);
+        if room.status != RoomStatus::Open && !activates {
             return Err(LedgerError::RoomNotOpen);
         }
         let from = Account::User(gift.from.clone());
@@ -465,6 +582,8 @@ impl MemoryLedger {
             });
         }
         let room = shard.rooms.get_mut(&gift.room).expect("checked");
+        // Activation is kept only with the gift (the engine activates in its transaction).
+        room.status = RoomStatus::Open;
         room.gifted += gift.amount;
         let amount = i128::from(gift.amount);
         shard.add(from, -amount);
@@ -484,19 +603,20 @@ impl MemoryLedger {
     }
 
     pub fn room(&self, room: &str) -> Option<RoomSummary> {
-        let first = self.shards[0].rooms.get(room)?;
-        let mut gifted = 0;
-        let mut settled_shards = 0;
-        let mut settling = false;
-        for shard in &self.shards {
-            let record = &shard.rooms[room];
-            gifted += record.gifted;
-            match record.status {
-                RoomStatus::Settled => settled_shards += 1,
-                RoomStatus::Settling => settling = true,
-                RoomStatus::Open => {}
-            }
-        }
+        let first = self.shards[usize::from(COORDINATOR_SHARD)]
+            .rooms
+            .get(room)?;
+        let statuses: Vec<Option<RoomStatus>> = self
+            .shards
+            .iter()
+            .map(|shard| shard.rooms.get(room).map(|r| r.status))
+            .collect();
+        let gifted = self
+            .shards
+            .iter()
+            .filter_map(|shard| shard.rooms.get(room))
+            .map(|r| r.gifted)
+            .sum();
         let host_shard = &self.shards[usize::from(self.map.shard_of(&first.host))];
         let settled = (0..self.map.shards())
             .filter_map(|s| {
@@ -505,17 +625,10 @@ impl MemoryLedger {
                     .get(&format!("settle-credit:{room}:{s}"))
             })
             .sum();
-        let status = if settled_shards == self.shards.len() {
-            RoomStatus::Settled
-        } else if settling || settled_shards > 0 {
-            RoomStatus::Settling
-        } else {
-            RoomStatus::Open
-        };
         Some(RoomSummary {
             room: room.to_owned(),
             host: first.host.clone(),
-            status,
+            status: room_status_of(&statuses),
             gifted,
             settled,
         })
@@ -574,9 +687,11 @@ impl MemoryLedger {
         }
     }
 
-    /// Settles a room (all steps). Safe to call again after a partial run.
+    /// Settles a room (all steps). Safe to call again after a partial run. A room whose
+    /// opening a crash interrupted is opened first (the host is the coordinator's).
     pub fn settle(&mut self, room: &str) -> Result<RoomSummary, LedgerError> {
         let summary = self.room(room).ok_or(LedgerError::RoomUnknown)?;
+        self.open_room(room, &summary.host)?;
         let plan = plan_settlement(self.map, room, &summary.host);
         for step in &plan.steps {
             self.apply_step(&plan, step);
@@ -714,5 +829,82 @@ mod tests {
             Err(LedgerError::RoomNotOpen)
         );
         assert!(ledger.audit().ok(), "{:?}", ledger.audit());
+    }
+
+    /// A crash after every step of an opening: before the coordinator's activation no
+    /// shard takes a gift; after it every shard does (activating itself); a retried
+    /// open, or a settle, completes the opening; the host is paid exactly what was taken.
+    #[test]
+    fn an_interrupted_opening_takes_no_gift_until_committed_and_a_retry_completes_it() {
+        let map = ShardMap::new(4).unwrap();
+        let plan = plan_opening(map, "weur-r", "host");
+        assert_eq!(plan.steps.len(), 8);
+        // Senders in every shard.
+        let senders: Vec<String> = (0..4)
+            .map(|s| {
+                (0..)
+                    .map(|i| format!("u{i}"))
+                    .find(|u| map.shard_of(u) == s)
+                    .unwrap()
+            })
+            .collect();
+        for crash_after in 0..=plan.steps.len() {
+            for settle_instead in [false, true] {
+                let mut ledger = MemoryLedger::new(map);
+                for user in &senders {
+                    deposit(&mut ledger, user, 100);
+                }
+                for step in plan.steps.iter().take(crash_after) {
+                    ledger.apply_opening_step(&plan, step).unwrap();
+                }
+                let committed = crash_after > 4;
+                let status = ledger.room("weur-r").map(|s| s.status);
+                let expected = match crash_after {
+                    0 => None,
+                    1..=4 => Some(RoomStatus::Opening),
+                    _ => Some(RoomStatus::Open),
+                };
+                assert_eq!(status, expected, "after {crash_after} steps");
+                let mut taken = 0;
+                for (i, user) in senders.iter().enumerate() {
+                    let answer = ledger.gift(&gift(&format!("early{i}"), user, 10));
+                    if committed {
+                        assert!(answer.is_ok(), "after {crash_after}: {answer:?}");
+                        taken += 10;
+                    } else {
+                        assert_eq!(answer, Err(LedgerError::RoomNotOpen));
+                    }
+                }
+                assert_eq!(
+                    ledger.open_room("weur-r", "other"),
+                    if crash_after == 0 {
+                        Ok(())
+                    } else {
+                        Err(LedgerError::RoomHostConflict)
+                    },
+                    "the coordinator's prepare claims the host"
+                );
+                if crash_after == 0 {
+                    continue;
+                }
+                if settle_instead {
+                    let summary = ledger.settle("weur-r").unwrap();
+                    assert_eq!(
+                        (summary.status, summary.gifted, summary.settled),
+                        (RoomStatus::Settled, taken, taken)
+                    );
+                } else {
+                    ledger.open_room("weur-r", "host").unwrap();
+                    assert_eq!(ledger.room("weur-r").unwrap().status, RoomStatus::Open);
+                    for (i, user) in senders.iter().enumerate() {
+                        ledger.gift(&gift(&format!("late{i}"), user, 5)).unwrap();
+                        taken += 5;
+                    }
+                    assert_eq!(ledger.settle("weur-r").unwrap().settled, taken);
+                }
+                assert_eq!(ledger.balance("host"), taken);
+                assert!(ledger.audit().ok(), "{:?}", ledger.audit());
+            }
+        }
     }
 }

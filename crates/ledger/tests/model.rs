@@ -1,8 +1,8 @@
-//! Model-based property test: the sharded ledger (with settlement crashing at random
-//! steps and being re-run) against a plain, unsharded oracle.
+//! Model-based property test: the sharded ledger (with openings and settlements crashing
+//! at random steps and being re-run) against a plain, unsharded oracle.
 
 use ovation_ledger::{
-    plan_settlement, Deposit, Gift, LedgerError, MemoryLedger, RoomStatus, ShardMap,
+    plan_opening, plan_settlement, Deposit, Gift, LedgerError, MemoryLedger, RoomStatus, ShardMap,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -21,9 +21,12 @@ enum Op {
         id: u8,
         retry_changed: bool,
     },
+    /// Open, but crash after `crash_after` steps when it is below the plan's length; a
+    /// later open (or settle) finishes the job.
     Open {
         room: u8,
         host: u8,
+        crash_after: u8,
     },
     /// Settle, but crash after `crash_after` steps; later settles finish the job.
     Settle {
@@ -37,7 +40,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u8..8, 1u64..500, 0u8..40).prop_map(|(user, amount, id)| Op::Deposit { user, amount, id }),
         6 => (0u8..8, 0u8..3, 1u64..200, 0u8..60, any::<bool>())
             .prop_map(|(user, room, amount, id, retry_changed)| Op::Gift { user, room, amount, id, retry_changed }),
-        2 => (0u8..3, 0u8..8).prop_map(|(room, host)| Op::Open { room, host }),
+        2 => (0u8..3, 0u8..8, 0u8..16).prop_map(|(room, host, crash_after)| Op::Open { room, host, crash_after }),
         1 => (0u8..3, 0u8..20).prop_map(|(room, crash_after)| Op::Settle { room, crash_after }),
     ]
 }
@@ -48,7 +51,21 @@ struct Oracle {
     balances: BTreeMap<String, u64>,
     /// (owner, id) → (fingerprint, result): ids are scoped to the paying user.
     transfers: BTreeMap<(String, String), (String, u64)>,
-    rooms: BTreeMap<String, (String, bool, u64)>, // host, open, gifted
+    rooms: BTreeMap<String, OracleRoom>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// The host is claimed, gifts are refused.
+    Opening,
+    Open,
+    Closed,
+}
+
+struct OracleRoom {
+    host: String,
+    phase: Phase,
+    gifted: u64,
 }
 
 fn user(n: u8) -> String {
@@ -92,9 +109,7 @@ proptest! {
                         Some((fp, result)) if *fp == g.fingerprint() => Ok(*result),
                         Some(_) => Err(LedgerError::IdConflict),
                         None => match oracle.rooms.get_mut(&g.room) {
-                            None => Err(LedgerError::RoomUnknown),
-                            Some((_, false, _)) => Err(LedgerError::RoomNotOpen),
-                            Some((_, true, gifted)) => {
+                            Some(OracleRoom { phase: Phase::Open, gifted, .. }) => {
                                 let b = oracle.balances.entry(user(u)).or_default();
                                 if *b < amount {
                                     Err(LedgerError::InsufficientFunds { balance: *b, needed: amount })
@@ -105,20 +120,43 @@ proptest! {
                                     Ok(*b)
                                 }
                             }
+                            // Unknown, still opening, or closed: not open for gifts.
+                            _ => Err(LedgerError::RoomNotOpen),
                         },
                     };
                     prop_assert_eq!(ledger.gift(&g).map(|r| r.balance), expected);
                 }
-                Op::Open { room: r, host } => {
-                    let expected = match oracle.rooms.get(&room(r)) {
-                        Some((h, _, _)) if *h == user(host) => Ok(()),
-                        Some(_) => Err(LedgerError::RoomHostConflict),
-                        None => {
-                            oracle.rooms.insert(room(r), (user(host), true, 0));
-                            Ok(())
-                        }
+                Op::Open { room: r, host, crash_after } => {
+                    let plan = plan_opening(map, &room(r), &user(host));
+                    let full = usize::from(crash_after) >= plan.steps.len();
+                    let steps = usize::from(crash_after).min(plan.steps.len());
+                    let answer = if full {
+                        ledger.open_room(&room(r), &user(host))
+                    } else {
+                        // A crash after `steps` steps; only a host conflict refuses one.
+                        plan.steps.iter().take(steps).try_for_each(|step| ledger.apply_opening_step(&plan, step))
                     };
-                    prop_assert_eq!(ledger.open_room(&room(r), &user(host)), expected);
+                    let expected = match oracle.rooms.get(&room(r)) {
+                        Some(existing) if steps > 0 && existing.host != user(host) => Err(LedgerError::RoomHostConflict),
+                        _ => Ok(()),
+                    };
+                    prop_assert_eq!(&answer, &expected);
+                    if expected.is_ok() && steps > 0 {
+                        // The coordinator's prepare (the first step) claims the host; its
+                        // activation (step shards + 1) is the commit point.
+                        let committed = steps > usize::from(shards);
+                        let entry = oracle.rooms.entry(room(r)).or_insert(OracleRoom { host: user(host), phase: Phase::Opening, gifted: 0 });
+                        if committed && entry.phase == Phase::Opening {
+                            entry.phase = Phase::Open;
+                        }
+                    }
+                    let status = ledger.room(&room(r)).map(|s| s.status);
+                    let expected_status = oracle.rooms.get(&room(r)).map(|o| match o.phase {
+                        Phase::Opening => RoomStatus::Opening,
+                        Phase::Open => RoomStatus::Open,
+                        Phase::Closed => RoomStatus::Settled,
+                    });
+                    prop_assert_eq!(status, expected_status);
                 }
                 Op::Settle { room: r, crash_after } => {
                     let Some(summary) = ledger.room(&room(r)) else {
@@ -127,15 +165,20 @@ proptest! {
                     };
                     // A crash after some steps: the room stops taking gifts where it was
                     // cleared, and a full re-run finishes exactly once.
+                    // (A settle runs the opening's steps first: partial settlement steps
+                    // only exist for a room whose opening committed.)
                     let plan = plan_settlement(map, &room(r), &summary.host);
-                    for step in plan.steps.iter().take(usize::from(crash_after)) {
+                    let partial = if summary.status == RoomStatus::Opening { 0 } else { usize::from(crash_after) };
+                    for step in plan.steps.iter().take(partial) {
                         ledger.apply_step(&plan, step);
                     }
                     prop_assert!(ledger.audit().balances_sum == 0);
                     let settled = ledger.settle(&room(r)).unwrap();
-                    let (host, open, gifted) = oracle.rooms.get_mut(&room(r)).unwrap();
-                    if *open {
-                        *open = false;
+                    let OracleRoom { host, phase, gifted } = oracle.rooms.get_mut(&room(r)).unwrap();
+                    // Settling a room whose opening was interrupted opens it first: it
+                    // took no gifts, so the host gets nothing.
+                    if *phase != Phase::Closed {
+                        *phase = Phase::Closed;
                         *oracle.balances.entry(host.clone()).or_default() += *gifted;
                     }
                     prop_assert_eq!(settled.status, RoomStatus::Settled);
