@@ -325,6 +325,15 @@ fn write_event(event: &ClientEvent, out: &mut String) {
             .str("message", message)
             .num("retry_after_ms", u64::from(*retry_after_ms))
             .end(),
+        ClientEvent::LikesDropped {
+            count,
+            code,
+            message,
+        } => Obj::new(out, "likes_dropped")
+            .num("count", u64::from(*count))
+            .str("code", code)
+            .str("message", message)
+            .end(),
         ClientEvent::Ended => Obj::new(out, "ended").end(),
     }
 }

@@ -197,6 +197,12 @@ pub struct ActionError {
     pub retry_after_ms: u32,
 }
 
+/// An HTTP answer no retry changes: a bad or expired token, a room the token does not
+/// name, an unknown room (also another tenant's), an ended room.
+fn is_refusal(status: u16) -> bool {
+    matches!(status, 400 | 401 | 403 | 404 | 410)
+}
+
 /// The message of an error about a limit (see `json::with_number`).
 fn limit(prefix: &str, value: usize, suffix: &str) -> String {
     json::with_number(prefix, value as u64, suffix)
@@ -308,6 +314,17 @@ pub enum ClientEvent {
         message: String,
         retry_after_ms: u32,
     },
+    /// Likes the application made that the room will not count: more than
+    /// `CLIENT_LIKES_PENDING_MAX` waiting (`too_many`), the session closed or the room
+    /// ended before they were sent (`closed`, `room_ended`), the pull transport
+    /// (`unsupported_transport`), a refusal other than the rate (the room's code), or no
+    /// answer to a sent frame (`timeout`: they may or may not have been counted). Likes
+    /// refused for the rate are sent again, never reported here.
+    LikesDropped {
+        count: u32,
+        code: String,
+        message: String,
+    },
     Ended,
 }
 
@@ -352,6 +369,9 @@ struct PendingAction {
     created_ms: u64,
     /// Likes are internal: their end is not reported as `Done`.
     reported: bool,
+    /// The like count a like frame carries (0 for other actions): queued again when the
+    /// room refuses it for the rate, reported as `LikesDropped` when it is lost.
+    likes: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -393,6 +413,8 @@ pub struct Client {
     likes_bucket: TokenBucket,
     next_like_flush_ms: Option<u64>,
     last_like_frame_ms: Option<u64>,
+    /// The state request asking why a socket never opened: (request, sent at).
+    admission_check: Option<(u64, u64)>,
     // Pull.
     next_request: u64,
     /// In flight, oldest first (a handful at most: the state, then outdated parts).
@@ -440,9 +462,10 @@ impl Client {
             next_client_counter: 1,
             pending: VecDeque::new(),
             likes_waiting: 0,
-            likes_bucket: TokenBucket::new_full(LIKES_RATE_PER_S, LIKES_BURST, now_ms),
+            likes_bucket: TokenBucket::new_full(CLIENT_LIKES_RATE_PER_S, LIKES_BURST, now_ms),
             next_like_flush_ms: None,
             last_like_frame_ms: None,
+            admission_check: None,
             next_request: 1,
             requests: Vec::new(),
             next_poll_ms: None,
@@ -501,6 +524,11 @@ impl Client {
     /// Actions sent and not yet acknowledged.
     pub fn actions_pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Likes queued and not yet sent.
+    pub fn likes_waiting(&self) -> u32 {
+        self.likes_waiting
     }
 
     /// Events dropped because the application did not drain them.
@@ -736,6 +764,11 @@ impl Client {
     }
 
     pub fn handle_fetch(&mut self, request: u64, reply: FetchReply, now_ms: u64) {
+        if self.admission_check.is_some_and(|(id, _)| id == request) {
+            self.admission_check = None;
+            self.on_admission_check(reply);
+            return;
+        }
         let Some(index) = self.requests.iter().position(|(id, _)| *id == request) else {
             return; // timed out or from before a reset
         };
@@ -755,8 +788,8 @@ impl Client {
                     self.next_poll_ms = Some(now_ms);
                     return;
                 }
-                if matches!(status, 400 | 401 | 403 | 404) {
-                    // Not something a retry fixes: bad token, unknown room.
+                if is_refusal(status) {
+                    // Not something a retry fixes: bad token, unknown or ended room.
                     self.emit_error(&code, &message, 0);
                     self.finish(Some(code));
                     return;
@@ -1026,22 +1059,45 @@ impl Client {
         self.send_action(ClientFrame::Command { client_id, command }, now_ms, true)
     }
 
-    /// Likes `count` times. Coalesced: one frame per `CLIENT_LIKE_FLUSH_MS`, within the
-    /// room's rate; taps beyond `CLIENT_LIKES_PENDING_MAX` waiting are dropped.
-    pub fn like(&mut self, count: u32, now_ms: u64) {
-        if self.phase == Phase::Closed || self.transport == Transport::Pull {
-            return;
+    /// Likes `count` times; returns how many were queued. Coalesced: one frame per
+    /// `CLIENT_LIKE_FLUSH_MS`, at `CLIENT_LIKES_RATE_PER_S` (under the room's rate); a
+    /// frame the room refuses for the rate is sent again. Every queued like is counted by
+    /// the room once or reported in a `LikesDropped` event; so is every like not queued
+    /// (more than `CLIENT_LIKES_PENDING_MAX` waiting, a closed session, pull).
+    pub fn like(&mut self, count: u32, now_ms: u64) -> u32 {
+        if count == 0 {
+            return 0;
         }
-        self.likes_waiting = self
-            .likes_waiting
-            .saturating_add(count)
-            .min(CLIENT_LIKES_PENDING_MAX);
+        if self.phase == Phase::Closed {
+            let code = self.closed_code();
+            self.likes_dropped(count, code, "the room connection is closed");
+            return 0;
+        }
+        if self.transport == Transport::Pull {
+            self.likes_dropped(
+                count,
+                "unsupported_transport",
+                "the pull transport only receives; sending needs the WebSocket",
+            );
+            return 0;
+        }
+        let queued = count.min(CLIENT_LIKES_PENDING_MAX.saturating_sub(self.likes_waiting));
+        self.likes_waiting += queued;
+        if queued < count {
+            let message = limit(
+                "at most ",
+                CLIENT_LIKES_PENDING_MAX as usize,
+                " likes wait to be sent",
+            );
+            self.likes_dropped(count - queued, "too_many", &message);
+        }
         if self.likes_waiting > 0 && self.next_like_flush_ms.is_none() {
             let at = self
                 .last_like_frame_ms
                 .map_or(now_ms, |t| now_ms.max(t + CLIENT_LIKE_FLUSH_MS));
             self.next_like_flush_ms = Some(at);
         }
+        queued
     }
 
     /// Closes for good: the socket closes, unfinished actions end with `closed`.
@@ -1049,9 +1105,7 @@ impl Client {
         if self.phase == Phase::Closed {
             return;
         }
-        if let Phase::Open { socket } | Phase::Connecting { socket, .. } = self.phase {
-            self.close_socket(socket, 1000, "closed by the client");
-        }
+        self.close_current_socket();
         self.finish(Some("closed".into()));
     }
 
@@ -1086,8 +1140,72 @@ impl Client {
         });
     }
 
+    /// A socket never opened: asks the room's state with the token, which answers the
+    /// refusal the upgrade got (401/403/404/410 with a code, or `ended`) where a browser
+    /// cannot read the upgrade's own answer. At most one in flight.
+    fn check_admission(&mut self, now_ms: u64) {
+        if self
+            .admission_check
+            .is_some_and(|(_, sent_ms)| now_ms < sent_ms + CLIENT_ADMISSION_CHECK_TIMEOUT_MS)
+        {
+            return;
+        }
+        let request = self.next_request;
+        self.next_request += 1;
+        self.admission_check = Some((request, now_ms));
+        self.transmits.push_back(Transmit::Fetch {
+            request,
+            path: ["/v1/rooms/", &self.room, "/state"].concat(),
+            kind: FetchKind::State,
+        });
+    }
+
+    /// A refusal ends the session with the server's code; anything else (a live room, a
+    /// network failure, a server error) leaves the reconnects to go on.
+    fn on_admission_check(&mut self, reply: FetchReply) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        match reply {
+            FetchReply::Failed {
+                status,
+                code,
+                message,
+            } if is_refusal(status) => {
+                self.close_current_socket();
+                if code == ErrorCode::RoomEnded.as_str() {
+                    self.room_over();
+                    return;
+                }
+                self.emit_error(&code, &message, 0);
+                self.finish(Some(code));
+            }
+            FetchReply::State(state) if state.status == "ended" => {
+                self.close_current_socket();
+                self.room_over();
+            }
+            _ => {}
+        }
+    }
+
+    fn close_current_socket(&mut self) {
+        if let Phase::Open { socket } | Phase::Connecting { socket, .. } = self.phase {
+            self.close_socket(socket, 1000, "closed by the client");
+        }
+    }
+
+    /// The room ended: told once, then the session closes for good (`room_ended`).
+    fn room_over(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.push_event(ClientEvent::Ended);
+        }
+        self.finish(Some("room_ended".into()));
+    }
+
     /// A socket that never said Welcome is gone.
     fn socket_failed(&mut self, now_ms: u64, reason: String) {
+        self.check_admission(now_ms);
         self.ws_failures = self.ws_failures.saturating_add(1);
         if self.mode == TransportMode::Auto && self.ws_failures >= CLIENT_WS_FAILURES_BEFORE_PULL {
             self.start_pull(now_ms, Some(reason));
@@ -1136,8 +1254,9 @@ impl Client {
         self.requests.clear();
         self.next_poll_ms = None;
         self.next_like_flush_ms = None;
-        self.likes_waiting = 0;
+        self.admission_check = None;
         let code = self.closed_code();
+        self.drop_unsent_likes(code, "the connection closed first");
         while let Some(action) = self.pending.pop_front() {
             if action.reported {
                 self.push_event(ClientEvent::Done {
@@ -1202,7 +1321,7 @@ impl Client {
                     retry_after_ms,
                 };
                 match client_id {
-                    Some(id) => self.action_done(id, None, Some(error)),
+                    Some(id) => self.action_refused(id, error, now_ms),
                     None => self.push_event(ClientEvent::Error {
                         code: error.code,
                         message: error.message,
@@ -1430,6 +1549,10 @@ impl Client {
         now_ms: u64,
         reported: bool,
     ) -> Result<u64, ActionError> {
+        let likes = match frame {
+            ClientFrame::Like { count, .. } => count,
+            _ => 0,
+        };
         let client_id = frame.client_id().expect("actions carry a client id");
         debug_assert!(frame.check_limits().is_ok(), "validated above");
         let frame = frame.encode();
@@ -1444,30 +1567,79 @@ impl Client {
             frame,
             created_ms: now_ms,
             reported,
+            likes,
         });
         Ok(client_id)
     }
 
+    fn take_pending(&mut self, client_id: u64) -> Option<PendingAction> {
+        // A duplicate answer to a retry, or timed out already, finds nothing.
+        let index = self.pending.iter().position(|p| p.client_id == client_id)?;
+        self.pending.remove(index)
+    }
+
     fn action_done(&mut self, client_id: u64, seq: Option<u64>, error: Option<ActionError>) {
-        let Some(index) = self.pending.iter().position(|p| p.client_id == client_id) else {
-            return; // a duplicate answer to a retry, or timed out already
+        let Some(action) = self.take_pending(client_id) else {
+            return;
         };
-        let action = self.pending.remove(index).expect("index from position");
         if action.reported {
             self.push_event(ClientEvent::Done {
                 id: client_id,
                 seq,
                 error,
             });
-        } else if let Some(error) = error {
-            if error.code != ErrorCode::RateLimited.as_str() {
-                self.push_event(ClientEvent::Error {
-                    code: error.code,
-                    message: error.message,
-                    retry_after_ms: error.retry_after_ms,
-                });
-            }
         }
+    }
+
+    /// The room refused an action. A like frame refused for the rate goes back to the
+    /// queue (the room counted none of it) and the queue waits as long as the room says;
+    /// one refused for anything else is reported.
+    fn action_refused(&mut self, client_id: u64, error: ActionError, now_ms: u64) {
+        let Some(action) = self.take_pending(client_id) else {
+            return;
+        };
+        if action.reported {
+            self.push_event(ClientEvent::Done {
+                id: client_id,
+                seq: None,
+                error: Some(error),
+            });
+            return;
+        }
+        // `u32::MAX`: a count over the room's burst, which no wait makes acceptable.
+        let retryable =
+            error.code == ErrorCode::RateLimited.as_str() && error.retry_after_ms != u32::MAX;
+        if !retryable {
+            self.likes_dropped(action.likes, &error.code, &error.message);
+            return;
+        }
+        self.likes_waiting = self.likes_waiting.saturating_add(action.likes);
+        // The room's bucket is emptier than ours: start ours empty too, and wait.
+        self.likes_bucket = TokenBucket::new_full(CLIENT_LIKES_RATE_PER_S, LIKES_BURST, now_ms);
+        let _ = self.likes_bucket.take(LIKES_BURST, now_ms);
+        let wait_ms =
+            u64::from(error.retry_after_ms).clamp(CLIENT_LIKE_FLUSH_MS, CLIENT_LIKE_RETRY_MS_MAX);
+        self.last_like_frame_ms = Some(now_ms);
+        let at = now_ms + wait_ms;
+        self.next_like_flush_ms = Some(self.next_like_flush_ms.map_or(at, |t| t.max(at)));
+    }
+
+    fn likes_dropped(&mut self, count: u32, code: &str, message: &str) {
+        if count > 0 {
+            self.push_event(ClientEvent::LikesDropped {
+                count,
+                code: code.to_owned(),
+                message: message.to_owned(),
+            });
+        }
+    }
+
+    /// Likes waiting or sent without an answer will not be counted: report them as one.
+    fn drop_unsent_likes(&mut self, code: &str, message: &str) {
+        let in_flight: u32 = self.pending.iter().map(|p| p.likes).sum();
+        let count = core::mem::take(&mut self.likes_waiting).saturating_add(in_flight);
+        self.pending.retain(|p| p.likes == 0);
+        self.likes_dropped(count, code, message);
     }
 
     fn expire_actions(&mut self, now_ms: u64) {
@@ -1476,15 +1648,15 @@ impl Client {
                 break;
             }
             let action = self.pending.pop_front().expect("non-empty");
+            let message = "no answer from the room; it may or may not have been applied";
             if action.reported {
                 self.push_event(ClientEvent::Done {
                     id: action.client_id,
                     seq: None,
-                    error: Some(ActionError::new(
-                        "timeout",
-                        "no answer from the room; it may or may not have been applied",
-                    )),
+                    error: Some(ActionError::new("timeout", message)),
                 });
+            } else {
+                self.likes_dropped(action.likes, "timeout", message);
             }
         }
     }
@@ -1516,7 +1688,10 @@ impl Client {
     fn start_pull(&mut self, now_ms: u64, reason: Option<String>) {
         self.phase = Phase::Pull;
         self.transport = Transport::Pull;
-        self.likes_waiting = 0;
+        self.drop_unsent_likes(
+            "unsupported_transport",
+            "switched to the pull transport, which only receives",
+        );
         while let Some(action) = self.pending.pop_front() {
             if action.reported {
                 self.push_event(ClientEvent::Done {
@@ -1565,6 +1740,11 @@ impl Client {
     }
 
     fn on_pull_state(&mut self, state: PullState, now_ms: u64) {
+        if state.status == "ended" {
+            // As on a socket: the session ends (connect() rejects with `room_ended`).
+            self.room_over();
+            return;
+        }
         self.pull_state_stale = false;
         if state.epoch != self.state.epoch {
             self.reset_epoch(state.epoch, state.action_cursor);
@@ -1596,10 +1776,6 @@ impl Client {
         }
         self.set_likes(state.likes);
         self.set_online(state.online);
-        if state.status == "ended" && !self.ended {
-            self.ended = true;
-            self.push_event(ClientEvent::Ended);
-        }
     }
 
     fn on_pull_events(&mut self, reply: PullEvents, sent_ms: u64, now_ms: u64) {
@@ -1651,9 +1827,8 @@ impl Client {
             self.pull_state_stale = true; // parts changed: the next request is the state
             self.next_poll_ms = Some(now_ms);
         }
-        if reply.status.as_deref() == Some("ended") && !self.ended {
-            self.ended = true;
-            self.push_event(ClientEvent::Ended);
+        if reply.status.as_deref() == Some("ended") {
+            self.room_over();
         }
     }
 

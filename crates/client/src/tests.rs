@@ -530,3 +530,266 @@ fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
     );
     assert_eq!(c.status(), Status::Closed);
 }
+
+fn like_frames(t: &[Transmit]) -> Vec<(u64, u32)> {
+    sent_frames(t)
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Like { client_id, count } => Some((client_id, count)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn likes_dropped(got: &[ClientEvent]) -> Vec<(u32, String)> {
+    got.iter()
+        .filter_map(|e| match e {
+            ClientEvent::LikesDropped { count, code, .. } => Some((*count, code.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_like_frame_refused_for_the_rate_is_sent_again_not_dropped() {
+    let (mut c, socket) = open_client(0);
+    assert_eq!(c.like(5, 0), 5);
+    c.handle_timeout(0);
+    let frames = like_frames(&transmits(&mut c));
+    assert_eq!(frames.len(), 1);
+    let (client_id, count) = frames[0];
+    assert_eq!(count, 5);
+    // Jitter brought the frame to the room early: refused, the room counted none of it.
+    let refusal = Event::Error {
+        client_id: Some(client_id),
+        code: ErrorCode::RateLimited,
+        message: "at most 20 likes per second".into(),
+        retry_after_ms: 120,
+    };
+    c.handle_socket_message(socket, &batch(vec![refusal], 10), 10);
+    assert_eq!(likes_dropped(&events(&mut c)), vec![]);
+    // Not before the room's bucket has them again; then all five, in a new frame.
+    let mut resent = Vec::new();
+    let mut now = 10;
+    while now < 3_000 {
+        if c.poll_timeout().is_some_and(|t| t <= now) {
+            c.handle_timeout(now);
+        }
+        for (id, count) in like_frames(&transmits(&mut c)) {
+            assert!(
+                now >= 10 + 120,
+                "resent at {now} ms, before the room's wait"
+            );
+            resent.push((id, count));
+        }
+        now += 5;
+    }
+    assert_eq!(resent.iter().map(|(_, n)| n).sum::<u32>(), 5, "{resent:?}");
+    assert!(resent.iter().all(|(id, _)| *id != client_id), "a new frame");
+    assert_eq!(likes_dropped(&events(&mut c)), vec![]);
+}
+
+#[test]
+fn likes_spaced_under_the_room_rate_leave_room_for_jitter() {
+    // A flood: 10 s of frames, each counted against the room's own bucket on arrival,
+    // with the link's delay alternating 40 ms and 0 ms: every other frame arrives 40 ms
+    // closer to the one before than it left. None is refused.
+    let (mut c, _) = open_client(0);
+    let mut room = TokenBucket::new_full(LIKES_RATE_PER_S, LIKES_BURST, 0);
+    c.like(CLIENT_LIKES_PENDING_MAX, 0);
+    let mut now = 0;
+    let mut sent = 0;
+    let mut delay_ms = 0;
+    while now < 10_000 {
+        if c.poll_timeout().is_some_and(|t| t <= now) {
+            c.handle_timeout(now);
+        }
+        for (_, count) in like_frames(&transmits(&mut c)) {
+            delay_ms = 40 - delay_ms;
+            assert_eq!(
+                room.take(count, now + delay_ms),
+                Ok(()),
+                "refused at {now} ms after {sent}"
+            );
+            sent += count;
+        }
+        now += 1;
+    }
+    assert!(
+        sent >= LIKES_BURST + 9 * CLIENT_LIKES_RATE_PER_S,
+        "only {sent} sent in 10 s"
+    );
+}
+
+#[test]
+fn likes_that_cannot_be_sent_are_reported_with_a_code() {
+    // Over the queue.
+    let (mut c, socket) = open_client(0);
+    assert_eq!(
+        c.like(CLIENT_LIKES_PENDING_MAX + 7, 0),
+        CLIENT_LIKES_PENDING_MAX
+    );
+    assert_eq!(likes_dropped(&events(&mut c)), vec![(7, "too_many".into())]);
+    assert_eq!(c.like(1, 0), 0);
+    assert_eq!(likes_dropped(&events(&mut c)), vec![(1, "too_many".into())]);
+    // A refusal other than the rate.
+    c.handle_timeout(0);
+    let (client_id, count) = like_frames(&transmits(&mut c))[0];
+    let refusal = Event::Error {
+        client_id: Some(client_id),
+        code: ErrorCode::Muted,
+        message: "muted".into(),
+        retry_after_ms: 0,
+    };
+    c.handle_socket_message(socket, &batch(vec![refusal], 0), 0);
+    assert_eq!(
+        likes_dropped(&events(&mut c)),
+        vec![(count, "muted".into())]
+    );
+    // Closed: the queue and the frame in flight, as one report; later likes too.
+    c.handle_timeout(CLIENT_LIKE_FLUSH_MS);
+    let in_flight: u32 = like_frames(&transmits(&mut c)).iter().map(|f| f.1).sum();
+    assert!(in_flight > 0);
+    c.close();
+    assert_eq!(
+        likes_dropped(&events(&mut c)),
+        vec![(CLIENT_LIKES_PENDING_MAX - count, "closed".into())]
+    );
+    assert_eq!(c.like(3, 1_000), 0);
+    assert_eq!(likes_dropped(&events(&mut c)), vec![(3, "closed".into())]);
+    // The pull transport only receives.
+    let mut p = client(TransportMode::Pull, 0);
+    events(&mut p);
+    assert_eq!(p.like(2, 0), 0);
+    assert_eq!(
+        likes_dropped(&events(&mut p)),
+        vec![(2, "unsupported_transport".into())]
+    );
+}
+
+#[test]
+fn a_like_frame_without_an_answer_is_reported_as_a_timeout() {
+    let (mut c, _) = open_client(0);
+    c.like(4, 0);
+    c.handle_timeout(0);
+    assert_eq!(like_frames(&transmits(&mut c)).len(), 1);
+    c.handle_timeout(CLIENT_ACTION_TIMEOUT_MS);
+    assert_eq!(likes_dropped(&events(&mut c)), vec![(4, "timeout".into())]);
+}
+
+fn state_reply(status: &str) -> FetchReply {
+    FetchReply::State(PullState {
+        epoch: 5,
+        version: 1,
+        parts: BTreeMap::new(),
+        action_cursor: 0,
+        likes: 0,
+        online: 0,
+        status: status.into(),
+    })
+}
+
+fn admission_check(t: &[Transmit]) -> u64 {
+    t.iter()
+        .find_map(|t| match t {
+            Transmit::Fetch {
+                request,
+                path,
+                kind: FetchKind::State,
+            } => {
+                assert_eq!(path, "/v1/rooms/weur-t/state");
+                Some(*request)
+            }
+            _ => None,
+        })
+        .expect("a state request after the failed upgrade")
+}
+
+#[test]
+fn a_refused_upgrade_is_explained_by_one_request_and_ends_the_session_with_its_code() {
+    for mode in [TransportMode::Ws, TransportMode::Auto] {
+        for (status, code) in [
+            (401, "token_expired"),
+            (403, "room_forbidden"),
+            (404, "room_not_found"),
+        ] {
+            let mut c = client(mode, 0);
+            let socket = opened_socket(&transmits(&mut c));
+            c.handle_socket_closed(socket, 1006, "", 20);
+            let request = admission_check(&transmits(&mut c));
+            let reply = FetchReply::Failed {
+                status,
+                code: code.into(),
+                message: "refused".into(),
+            };
+            c.handle_fetch(request, reply, 40);
+            let got = events(&mut c);
+            assert!(
+                got.iter()
+                    .any(|e| matches!(e, ClientEvent::Error { code: c, .. } if c == code)),
+                "{got:?}"
+            );
+            assert_eq!(c.status(), Status::Closed, "{mode:?} {code}");
+            assert_eq!(c.poll_timeout(), None, "no reconnect");
+        }
+    }
+}
+
+#[test]
+fn an_upgrade_refused_because_the_room_ended_closes_with_room_ended() {
+    let mut c = client(TransportMode::Auto, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_closed(socket, 1006, "", 20);
+    let request = admission_check(&transmits(&mut c));
+    c.handle_fetch(request, state_reply("ended"), 40);
+    let got = events(&mut c);
+    assert!(got.contains(&ClientEvent::Ended));
+    assert!(got.contains(&ClientEvent::Status {
+        status: Status::Closed,
+        transport: Transport::Ws,
+        reason: Some("room_ended".into()),
+    }));
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn an_upgrade_that_failed_in_a_live_room_keeps_reconnecting_with_one_check_in_flight() {
+    let mut c = client(TransportMode::Ws, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_closed(socket, 1006, "", 0);
+    let request = admission_check(&transmits(&mut c));
+    // A second failure before the answer asks nothing more.
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let again = opened_socket(&transmits(&mut c));
+    c.handle_socket_closed(again, 1006, "", at);
+    assert!(!transmits(&mut c)
+        .iter()
+        .any(|t| matches!(t, Transmit::Fetch { .. })));
+    // The room is live (a network failure, a full room): nothing ends.
+    c.handle_fetch(request, state_reply("live"), at + 5);
+    assert_eq!(c.status(), Status::Reconnecting);
+    assert!(c.poll_timeout().is_some());
+}
+
+#[test]
+fn on_pull_an_ended_room_closes_the_session() {
+    let mut c = client(TransportMode::Pull, 0);
+    events(&mut c);
+    let request = match transmits(&mut c).as_slice() {
+        [Transmit::Fetch { request, .. }] => *request,
+        other => panic!("{other:?}"),
+    };
+    c.handle_fetch(request, state_reply("ended"), 10);
+    let got = events(&mut c);
+    assert!(got.contains(&ClientEvent::Ended));
+    assert_eq!(c.status(), Status::Closed);
+    assert!(!got.iter().any(|e| matches!(
+        e,
+        ClientEvent::Status {
+            status: Status::Open,
+            ..
+        }
+    )));
+    assert_eq!(c.poll_timeout(), None);
+}

@@ -83,6 +83,11 @@ fn every_event_kind_renders_like_serde() {
             message: "m".into(),
             retry_after_ms: 0,
         },
+        ClientEvent::LikesDropped {
+            count: 7,
+            code: "too_many".into(),
+            message: tricky.into(),
+        },
         ClientEvent::Ended,
     ];
     let mut json = String::new();

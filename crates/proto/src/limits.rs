@@ -255,7 +255,12 @@ pub const CLIENT_ACTIONS_PENDING_MAX: usize = 64;
 pub const CLIENT_ACTION_TIMEOUT_MS: u64 = 20_000;
 /// Likes are coalesced into one frame per this period.
 pub const CLIENT_LIKE_FLUSH_MS: u64 = 250;
-/// Likes waiting to be sent; taps beyond it are dropped (nobody taps that fast).
+/// The rate the client sends likes at: 90 % of the room's (`LIKES_RATE_PER_S`), so link
+/// jitter that brings two frames closer together than they left does not make the
+/// room refuse one. A refused frame's count is queued again, never dropped.
+pub const CLIENT_LIKES_RATE_PER_S: u32 = LIKES_RATE_PER_S * 9 / 10;
+/// Likes waiting to be sent (50 s at the room's rate); taps beyond it are not queued and
+/// are reported to the application (`likes_dropped`, code `too_many`).
 pub const CLIENT_LIKES_PENDING_MAX: u32 = 1_000;
 /// Clock samples kept; the estimate is the median offset of the lowest-RTT quarter.
 pub const CLIENT_CLOCK_SAMPLES_MAX: usize = 32;
@@ -270,6 +275,14 @@ pub const CLIENT_FETCH_TIMEOUT_MS: u64 = 10_000;
 /// Client events waiting for the application to drain them; the core asserts this bound.
 pub const CLIENT_EVENTS_QUEUED_MAX: usize = 64 * 1024;
 
+/// The longest a refused like frame waits before its count is sent again (the room's
+/// bucket refills any count a client sends within a second).
+pub const CLIENT_LIKE_RETRY_MS_MAX: u64 = 1_000;
+/// After a WebSocket that never opened, one `GET /v1/rooms/{room}/state` with the token
+/// learns why (a browser cannot read a refused upgrade's status): a refusal ends the
+/// session with the server's code at once. At most one such check is in flight; one
+/// without an answer for this long is replaced by the next.
+pub const CLIENT_ADMISSION_CHECK_TIMEOUT_MS: u64 = 5_000;
 // ---- Video sync (crates/client/src/playback.rs) ----
 
 /// Cues remembered; the oldest (by media time) are forgotten first.
