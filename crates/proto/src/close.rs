@@ -27,10 +27,17 @@ pub enum CloseCode {
     TextNotSupported,
     /// A moderator banned this user from the room; reconnecting is refused.
     Banned,
+    /// The user already holds `USER_SOCKETS_PER_ROOM_MAX` sockets in this room (tabs,
+    /// devices): close one of them first. Refused at connect, so the sockets already open
+    /// keep working and nobody else's place in the room is taken.
+    TooManySockets,
+    /// The socket sent no `Hello` within `HELLO_DEADLINE_MS` of opening. A client that
+    /// was merely slow may reconnect.
+    HelloTimeout,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 11] = [
+    pub const ALL: [CloseCode; 13] = [
         CloseCode::GoingAway,
         CloseCode::Stale,
         CloseCode::Restarting,
@@ -42,6 +49,8 @@ impl CloseCode {
         CloseCode::RoomFull,
         CloseCode::TextNotSupported,
         CloseCode::Banned,
+        CloseCode::TooManySockets,
+        CloseCode::HelloTimeout,
     ];
 
     pub const fn code(self) -> u16 {
@@ -57,6 +66,8 @@ impl CloseCode {
             CloseCode::RoomFull => 4429,
             CloseCode::TextNotSupported => 4415,
             CloseCode::Banned => 4403,
+            CloseCode::TooManySockets => 4409,
+            CloseCode::HelloTimeout => 4003,
         }
     }
 
@@ -73,6 +84,8 @@ impl CloseCode {
             CloseCode::RoomFull => "room_full",
             CloseCode::TextNotSupported => "text_not_supported",
             CloseCode::Banned => "banned",
+            CloseCode::TooManySockets => "too_many_sockets",
+            CloseCode::HelloTimeout => "hello_timeout",
         }
     }
 

@@ -99,10 +99,23 @@ pub const DIRECT_BURST: u32 = 100;
 
 /// Sockets per room object; the platform allows 32,768, we stay well below.
 pub const CONNECTIONS_PER_ROOM_MAX: usize = 10_000;
+/// Sockets one user may hold in one room object (the room's own, or one shard's): a few
+/// tabs or devices. More are refused at connect with close `4409` (`TooManySockets`), so
+/// one token cannot fill a room (`CONNECTIONS_PER_ROOM_MAX`) and lock everyone else out.
+/// Sockets still waiting for their `Hello` count too.
+pub const USER_SOCKETS_PER_ROOM_MAX: usize = 5;
+/// A socket must send `Hello` within this long of opening, or it is closed with `4003`
+/// (`HelloTimeout`); until then it is not counted online. Clients send it at once, so
+/// this only has to cover one round trip on a bad network.
+pub const HELLO_DEADLINE_MS: u64 = 5_000;
 /// Rate-limit buckets remembered per room (users, not connections).
 pub const RATE_BUCKETS_MAX: usize = 2 * CONNECTIONS_PER_ROOM_MAX;
 /// Tokens may live at most this long (`exp - iat`).
 pub const TOKEN_LIFETIME_MS_MAX: u64 = 24 * 60 * 60 * 1000;
+/// A token's `iat` may lie at most this far after the verifier's clock (the minting
+/// backend's clock may run a little ahead); later is refused `token_issued_in_future`,
+/// and a token without `iat` `token_iat_missing` (its lifetime could not be checked).
+pub const TOKEN_IAT_LEEWAY_MS: u64 = 60_000;
 /// A connection lives a random time in this range, then gets GoAway.
 pub const CONNECTION_LIFETIME_MS_MIN: u64 = 30 * 60 * 1000;
 pub const CONNECTION_LIFETIME_MS_MAX: u64 = 60 * 60 * 1000;

@@ -272,6 +272,9 @@ fn close_codes_are_distinct_and_ranged() {
     }
     assert!(CloseCode::GoingAway.should_reconnect());
     assert!(!CloseCode::BadFrame.should_reconnect());
+    // A slow client may try again; a user over the socket cap must close one first.
+    assert!(CloseCode::HelloTimeout.should_reconnect());
+    assert!(!CloseCode::TooManySockets.should_reconnect());
 }
 
 #[test]

@@ -79,6 +79,34 @@ pub struct RoomInfo {
     pub expected_audience: u64,
 }
 
+impl RoomInfo {
+    /// The limits a new room's facts must keep (`POST /v1/rooms` answers 400 with the
+    /// error's code). The room id's own rule is `ovation_proto::RoomId::parse`.
+    pub fn validate(&self) -> Result<(), AdminError> {
+        if self.host_user.is_empty() {
+            return Err(AdminError::Empty { field: "host" });
+        }
+        if self.host_user.len() > USER_ID_BYTES_MAX {
+            return Err(AdminError::TooLong {
+                field: "host",
+                bytes_max: USER_ID_BYTES_MAX,
+            });
+        }
+        if self.title.len() > ROOM_TITLE_BYTES_MAX {
+            return Err(AdminError::TooLong {
+                field: "title",
+                bytes_max: ROOM_TITLE_BYTES_MAX,
+            });
+        }
+        if self.expected_audience > EXPECTED_AUDIENCE_MAX {
+            return Err(AdminError::Invalid(format!(
+                "`expected_audience` is at most {EXPECTED_AUDIENCE_MAX}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RoomStatus {
     Live,
@@ -510,6 +538,8 @@ pub struct Room {
     created_ms: u64,
 
     connections: BTreeMap<ConnectionId, Connection>,
+    /// Connections of `connections` that are ready (`Hello` done) and not remote.
+    ready_local: usize,
     users: BTreeMap<String, BTreeSet<ConnectionId>>,
     buckets: HashMap<String, UserBuckets>,
 
@@ -571,6 +601,7 @@ impl Room {
             likes_total: 0,
             created_ms: now_ms,
             connections: BTreeMap::new(),
+            ready_local: 0,
             users: BTreeMap::new(),
             buckets: HashMap::new(),
             likes_dirty: false,
@@ -617,9 +648,10 @@ impl Room {
     pub fn created_ms(&self) -> u64 {
         self.created_ms
     }
-    /// Ready-or-not sockets on the room itself plus every shard's count.
+    /// Sockets that completed their `Hello` on the room itself plus every shard's count
+    /// (a shard counts the same way): a socket that never says `Hello` is not a viewer.
     pub fn online(&self) -> u32 {
-        let local = u32::try_from(self.local_connections()).expect("bounded");
+        let local = u32::try_from(self.ready_local).expect("bounded");
         local + self.shards.online.values().sum::<u32>()
     }
 
@@ -698,7 +730,24 @@ impl Room {
             self.log_refusal(Some(connection), Some(&identity.user), "room_full", "");
             return Err(CloseCode::RoomFull);
         }
-        self.insert_connection(connection, identity, now_ms + lifetime_ms, false, now_ms);
+        // Before the room cap can be reached by one token: the excess is refused, the
+        // user's open sockets keep working.
+        let held = self
+            .connections_of(&identity.user)
+            .filter(|id| self.connections[id].remote.is_none())
+            .count();
+        if held >= USER_SOCKETS_PER_ROOM_MAX {
+            let detail = format!("{held} sockets open");
+            self.log_refusal(
+                Some(connection),
+                Some(&identity.user),
+                CloseCode::TooManySockets.reason(),
+                &detail,
+            );
+            return Err(CloseCode::TooManySockets);
+        }
+        let expires_at_ms = now_ms + lifetime_ms;
+        self.insert_connection(connection, identity, expires_at_ms, false, None, now_ms);
         self.stats.connections_total += 1;
         Ok(())
     }
@@ -712,17 +761,28 @@ impl Room {
         now_ms: u64,
     ) {
         assert!(!self.connections.contains_key(&connection));
-        self.insert_connection(connection, identity, expires_at_ms, true, now_ms);
+        self.insert_connection(connection, identity, expires_at_ms, true, None, now_ms);
     }
 
+    /// `ready`: the socket needs no `Hello` (reattached after hibernation, or a shard's
+    /// forwarded frames, `remote`); a new socket owes one within `HELLO_DEADLINE_MS`.
     fn insert_connection(
         &mut self,
         connection: ConnectionId,
         identity: Identity,
         expires_at_ms: u64,
         ready: bool,
+        remote: Option<(u16, u64)>,
         now_ms: u64,
     ) {
+        if ready && remote.is_none() {
+            self.ready_local += 1;
+        }
+        let liveness = if ready {
+            liveness::Liveness::reattached(expires_at_ms, now_ms)
+        } else {
+            liveness::Liveness::opened(expires_at_ms, now_ms)
+        };
         self.users
             .entry(identity.user.clone())
             .or_default()
@@ -735,9 +795,9 @@ impl Room {
                 hello_seen: false,
                 needs_online: false,
                 outbox: Vec::new(),
-                liveness: liveness::Liveness::new(expires_at_ms, now_ms),
+                liveness,
                 frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
-                remote: None,
+                remote,
             },
         );
         self.schedule_tick(now_ms);
@@ -752,8 +812,12 @@ impl Room {
 
     fn remove_connection(&mut self, connection: ConnectionId) -> Option<Connection> {
         let conn = self.connections.remove(&connection)?;
-        if let Some(remote) = conn.remote {
-            self.shards.remote.remove(&remote);
+        match conn.remote {
+            Some(remote) => {
+                self.shards.remote.remove(&remote);
+            }
+            None if conn.ready => self.ready_local -= 1,
+            None => {}
         }
         let set = self
             .users
@@ -872,7 +936,11 @@ impl Room {
             return;
         }
         conn.hello_seen = true;
-        conn.ready = true;
+        conn.liveness.hello();
+        if !conn.ready {
+            conn.ready = true;
+            self.ready_local += 1;
+        }
         let identity = conn.identity.clone();
         self.evict_old_actions(now_ms);
         let view = RoomView {
@@ -1646,6 +1714,10 @@ impl Room {
         }
         for id in due.stale {
             self.close(id, CloseCode::Stale, "no heartbeat".into(), now_ms);
+        }
+        for id in due.no_hello {
+            let detail = format!("no Hello within {HELLO_DEADLINE_MS} ms");
+            self.close(id, CloseCode::HelloTimeout, detail, now_ms);
         }
         if (self.local_connections() > 0 || self.shards.is_sharded())
             && self.online_refresh_at_ms <= now_ms

@@ -3,7 +3,8 @@
 //!
 //! Invariants: at most one card is pinned; clicks are counted only for products pinned
 //! at some point in this room (at most `PRODUCTS_COUNTED_MAX`); every URL a card carries
-//! has an allowed scheme, so an overlay can put it in an `href`/`src` unchecked.
+//! has an allowed scheme and no userinfo (`user@host`: a viewer would read the user part
+//! as the host), so an overlay can put it in an `href`/`src` unchecked.
 
 use ovation_proto::limits::{
     PRODUCTS_COUNTED_MAX, PRODUCT_ID_BYTES_MAX, PRODUCT_PRICE_BYTES_MAX, PRODUCT_TITLE_BYTES_MAX,
@@ -84,6 +85,16 @@ fn check_url(field: &str, url: &str, scheme_allowed: impl Fn(&str) -> bool) -> R
     if !scheme_allowed(&scheme.to_ascii_lowercase()) {
         return Err(format!("`{field}` may not use the `{scheme}:` scheme"));
     }
+    // `https://shop.example@evil.example/` leads to evil.example: whatever precedes an
+    // `@` in the authority is userinfo a viewer reads as the host. Credentials have no
+    // place in a card either. A backslash ends the authority in browsers (special
+    // schemes), so one is refused there as well rather than guessed about.
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains(['@', '\\']) {
+        return Err(format!(
+            "`{field}` may not carry credentials (`user@` or `user:password@` before the host)"
+        ));
+    }
     Ok(())
 }
 
@@ -137,5 +148,45 @@ impl Products {
 
     pub fn clicks_json(&self) -> String {
         serde_json::json!({ "type": "product_clicks", "clicks": self.clicks }).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(image_url: &str, link: &str) -> ProductCard {
+        ProductCard {
+            id: "p1".into(),
+            title: "Sneakers".into(),
+            price: "€89.00".into(),
+            image_url: image_url.into(),
+            link: link.into(),
+            cue: None,
+        }
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused() {
+        let fine = "https://shop.example/item?next=a@b#x@y";
+        assert_eq!(card(fine, fine).validate(), Ok(()));
+        assert_eq!(card(fine, "shop://item/42").validate(), Ok(()));
+        for url in [
+            "https://shop.example@evil.example/",
+            "https://user:password@shop.example/item",
+            "http://@shop.example/",
+            "https://shop.example\\@evil.example/",
+            "shop://shop.example@evil.example/item",
+        ] {
+            let image = url.starts_with("http");
+            let cases = [("image_url", card(url, fine)), ("link", card(fine, url))];
+            for (field, bad) in cases.into_iter().filter(|(f, _)| image || *f == "link") {
+                let refused = bad.validate().expect_err(url);
+                assert!(
+                    refused.contains(field) && refused.contains("credentials"),
+                    "{url}: {refused}"
+                );
+            }
+        }
     }
 }

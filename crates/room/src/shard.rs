@@ -337,6 +337,11 @@ impl Shard {
             Some(CloseCode::RoomEnded)
         } else if self.connections.len() >= CONNECTIONS_PER_ROOM_MAX {
             Some(CloseCode::RoomFull)
+        } else if self.users.get(&identity.user).map_or(0, BTreeSet::len)
+            >= USER_SOCKETS_PER_ROOM_MAX
+        {
+            // The room's rule: a user's sockets all land on this shard (`shard_of`).
+            Some(CloseCode::TooManySockets)
         } else {
             None
         };
@@ -377,6 +382,11 @@ impl Shard {
             .entry(identity.user.clone())
             .or_default()
             .insert(connection);
+        let liveness = if ready {
+            Liveness::reattached(expires_at_ms, now_ms)
+        } else {
+            Liveness::opened(expires_at_ms, now_ms)
+        };
         self.connections.insert(
             connection,
             ShardConnection {
@@ -387,7 +397,7 @@ impl Shard {
                 outbox: Vec::new(),
                 shared_from: 0,
                 frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
-                liveness: Liveness::new(expires_at_ms, now_ms),
+                liveness,
             },
         );
         self.schedule_tick(now_ms);
@@ -483,6 +493,7 @@ impl Shard {
             return self.close(connection, CloseCode::UnsupportedProtocol, now_ms);
         }
         conn.hello_seen = true;
+        conn.liveness.hello();
         if self.mirror.is_some() {
             self.welcome(connection, hello, now_ms);
         } else {
@@ -864,6 +875,9 @@ impl Shard {
         }
         for id in due.stale {
             self.close(id, CloseCode::Stale, now_ms);
+        }
+        for id in due.no_hello {
+            self.close(id, CloseCode::HelloTimeout, now_ms);
         }
         let snapshot_due = self.snapshot_ask_at().is_some_and(|at| at <= now_ms);
         let tick_due = self.tick_at_ms.is_some_and(|at| at <= now_ms);

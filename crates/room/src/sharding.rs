@@ -171,8 +171,8 @@ impl Room {
                 self.shards.next_remote += 1;
                 self.shards.remote.insert((shard, remote), id);
                 let identity = Identity { user, name, role };
-                self.insert_connection(id, identity, u64::MAX, true, now_ms);
-                self.connections.get_mut(&id).expect("inserted").remote = Some((shard, remote));
+                let relayed = Some((shard, remote));
+                self.insert_connection(id, identity, u64::MAX, true, relayed, now_ms);
                 id
             }
         };

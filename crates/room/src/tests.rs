@@ -1604,3 +1604,149 @@ fn a_room_with_many_sockets_batches_at_a_longer_tick() {
     let out = drain(&mut room);
     assert_eq!(actions(&out.events[&sockets]).len() as u64, senders);
 }
+
+#[test]
+fn one_user_holds_at_most_the_socket_cap_and_the_rest_are_refused() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "other", Role::Viewer, now);
+    let tabs = USER_SOCKETS_PER_ROOM_MAX as u64;
+    for id in 10..10 + tabs {
+        join(&mut room, id, "greedy", Role::Viewer, now);
+    }
+    // One past the cap, with or without a Hello to come: refused at connect.
+    for id in 10 + tabs..210 {
+        assert_eq!(
+            room.connect(id, identity("greedy", Role::Viewer), LIFETIME_MS, now),
+            Err(CloseCode::TooManySockets)
+        );
+    }
+    assert_eq!(
+        room.connections_of("greedy").count(),
+        USER_SOCKETS_PER_ROOM_MAX
+    );
+    assert_eq!(room.online(), 1 + tabs as u32);
+    // Another user is not affected, and a closed tab frees a place.
+    join(&mut room, 2, "next", Role::Viewer, now);
+    room.disconnect(10, now);
+    join(&mut room, 300, "greedy", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(matches!(out.events[&300][0], Event::Welcome(_)));
+    assert!(out.events[&2].contains(&Event::Online {
+        count: 2 + tabs as u32
+    }));
+}
+
+#[test]
+fn only_sockets_that_said_hello_are_online_and_silent_ones_are_closed() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    room.connect(2, identity("b", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 1 }));
+    assert_eq!(room.online(), 1, "a socket without Hello is not a viewer");
+    // Driven by the core's own timer: following `poll_timeout` closes the silent socket
+    // at the deadline, not before.
+    let closed_at = loop {
+        let at = room.poll_timeout().expect("a deadline is pending");
+        assert!(at <= HELLO_DEADLINE_MS, "the Hello deadline is a timer");
+        room.handle_timeout(at);
+        let out = drain(&mut room);
+        if !out.closes.is_empty() {
+            assert_eq!(out.closes, vec![(2, CloseCode::HelloTimeout)]);
+            break at;
+        }
+    };
+    assert_eq!(closed_at, HELLO_DEADLINE_MS);
+    assert_eq!(room.connections_of("b").count(), 0);
+    // A socket that says Hello in time stays, and counts from its Hello on.
+    now = HELLO_DEADLINE_MS;
+    room.connect(3, identity("c", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    assert_eq!(room.online(), 1);
+    room.handle_frame(3, &hello(None), now + HELLO_DEADLINE_MS - 1);
+    assert_eq!(room.online(), 2);
+    room.handle_timeout(now + HELLO_DEADLINE_MS);
+    assert!(drain(&mut room).closes.is_empty());
+    // A reattached socket (after hibernation) said Hello long ago.
+    room.reattach(4, identity("d", Role::Viewer), now + LIFETIME_MS, now);
+    assert_eq!(room.online(), 3);
+    room.handle_timeout(now + 2 * HELLO_DEADLINE_MS);
+    assert!(drain(&mut room).closes.is_empty());
+    room.disconnect(4, now + 2 * HELLO_DEADLINE_MS);
+    room.disconnect(3, now + 2 * HELLO_DEADLINE_MS);
+    assert_eq!(room.online(), 1);
+}
+
+#[test]
+fn a_shard_keeps_the_per_user_socket_cap_and_the_hello_deadline() {
+    let now = 0;
+    let mut shard = Shard::new(0, now);
+    for id in 1..=USER_SOCKETS_PER_ROOM_MAX as u64 {
+        shard
+            .connect(id, identity("greedy", Role::Viewer), LIFETIME_MS, now)
+            .unwrap();
+    }
+    assert_eq!(
+        shard.connect(99, identity("greedy", Role::Viewer), LIFETIME_MS, now),
+        Err(CloseCode::TooManySockets)
+    );
+    shard
+        .connect(100, identity("other", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    assert_eq!(shard.online(), 0, "no socket said Hello");
+    // Hello arrives for one (it waits for the room's state); the others stay silent.
+    shard.handle_frame(100, &hello(None), now + 10);
+    shard.handle_timeout(now + HELLO_DEADLINE_MS);
+    let mut closed = Vec::new();
+    while let Some(output) = shard.poll_output() {
+        if let ShardOutput::Close { connection, code } = output {
+            closed.push((connection, code));
+        }
+    }
+    let silent: Vec<_> = (1..=USER_SOCKETS_PER_ROOM_MAX as u64)
+        .map(|id| (id, CloseCode::HelloTimeout))
+        .collect();
+    assert_eq!(closed, silent);
+    assert_eq!(shard.connection_ids().collect::<Vec<_>>(), vec![100]);
+    // The silent sockets are gone: the user may open new ones.
+    shard
+        .connect(101, identity("greedy", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+}
+
+#[test]
+fn a_new_rooms_facts_are_checked_one_past_each_limit() {
+    let at = |f: fn(&mut RoomInfo)| {
+        let mut info = info();
+        f(&mut info);
+        info.validate()
+    };
+    assert_eq!(at(|_| {}), Ok(()));
+    assert_eq!(at(|i| i.expected_audience = EXPECTED_AUDIENCE_MAX), Ok(()));
+    let over = at(|i| i.expected_audience = EXPECTED_AUDIENCE_MAX + 1).unwrap_err();
+    assert_eq!((over.code(), over.http_status()), ("invalid", 400));
+    assert_eq!(at(|i| i.expected_audience = u64::MAX), Err(over));
+    assert_eq!(at(|i| i.title = "t".repeat(ROOM_TITLE_BYTES_MAX)), Ok(()));
+    assert_eq!(
+        at(|i| i.title = "t".repeat(ROOM_TITLE_BYTES_MAX + 1)),
+        Err(AdminError::TooLong {
+            field: "title",
+            bytes_max: ROOM_TITLE_BYTES_MAX
+        })
+    );
+    assert_eq!(at(|i| i.host_user = "h".repeat(USER_ID_BYTES_MAX)), Ok(()));
+    assert_eq!(
+        at(|i| i.host_user = "h".repeat(USER_ID_BYTES_MAX + 1)),
+        Err(AdminError::TooLong {
+            field: "host",
+            bytes_max: USER_ID_BYTES_MAX
+        })
+    );
+    assert_eq!(
+        at(|i| i.host_user.clear()),
+        Err(AdminError::Empty { field: "host" })
+    );
+}
