@@ -11,8 +11,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use jwt_compact::alg::{Ed25519, Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};
 use ovation_proto::limits::{
-    ROOM_ID_BYTES_MAX, TENANT_ID_BYTES_MAX, TOKEN_LIFETIME_MS_MAX, USER_ID_BYTES_MAX,
-    USER_NAME_BYTES_MAX,
+    ROOM_ID_BYTES_MAX, TENANT_ID_BYTES_MAX, TOKEN_IAT_LEEWAY_MS, TOKEN_LIFETIME_MS_MAX,
+    USER_ID_BYTES_MAX, USER_NAME_BYTES_MAX,
 };
 use ovation_proto::Role;
 use serde::{Deserialize, Serialize};
@@ -85,6 +85,11 @@ pub enum AuthError {
     LifetimeTooLong,
     WrongRoom,
     NotAdmin,
+    /// `iat` lies more than `TOKEN_IAT_LEEWAY_MS` after our clock: minted with a clock
+    /// far ahead (or forged to live past the lifetime limit).
+    IssuedInFuture,
+    /// No `iat` claim: the token's lifetime cannot be checked.
+    IssuedAtMissing,
 }
 
 impl AuthError {
@@ -99,6 +104,8 @@ impl AuthError {
             AuthError::LifetimeTooLong => "token_lifetime_too_long",
             AuthError::WrongRoom => "token_wrong_room",
             AuthError::NotAdmin => "token_not_admin",
+            AuthError::IssuedInFuture => "token_issued_in_future",
+            AuthError::IssuedAtMissing => "token_iat_missing",
         }
     }
 
@@ -123,6 +130,12 @@ impl fmt::Display for AuthError {
             AuthError::LifetimeTooLong => f.write_str("token lifetime exceeds 24 h"),
             AuthError::WrongRoom => f.write_str("token is not valid for this room"),
             AuthError::NotAdmin => f.write_str("this call needs a token with role admin"),
+            AuthError::IssuedInFuture => write!(
+                f,
+                "token `iat` is more than {} s in the future: check the minting clock",
+                TOKEN_IAT_LEEWAY_MS / 1000
+            ),
+            AuthError::IssuedAtMissing => f.write_str("token has no `iat` claim"),
         }
     }
 }
@@ -263,7 +276,10 @@ impl Keyring {
         let issued_at_ms = claims
             .issued_at
             .map(|t| u64::try_from(t.timestamp_millis()).unwrap_or(0))
-            .unwrap_or(now_ms);
+            .ok_or(AuthError::IssuedAtMissing)?;
+        if issued_at_ms > now_ms.saturating_add(TOKEN_IAT_LEEWAY_MS) {
+            return Err(AuthError::IssuedInFuture);
+        }
         if expires_at_ms.saturating_sub(issued_at_ms.min(now_ms)) > TOKEN_LIFETIME_MS_MAX {
             return Err(AuthError::LifetimeTooLong);
         }
@@ -394,11 +410,58 @@ mod tests {
             AuthError::LifetimeTooLong,
             AuthError::WrongRoom,
             AuthError::NotAdmin,
+            AuthError::IssuedInFuture,
+            AuthError::IssuedAtMissing,
         ]
         .iter()
         .map(AuthError::code)
         .collect();
-        assert_eq!(codes.len(), 9);
+        assert_eq!(codes.len(), 11);
+    }
+
+    /// A token signed with `key` carrying exactly `claims` (no defaults added).
+    fn signed(key: &SigningKey, claims: Claims<TokenClaims>) -> String {
+        let header = Header::empty().with_token_type("JWT");
+        match key {
+            SigningKey::Hs256(k) => Hs256.token(&header, &claims, k),
+            SigningKey::Ed25519(k) => Ed25519.token(&header, &claims, k),
+        }
+        .unwrap()
+    }
+
+    #[test]
+    fn a_token_from_the_future_or_without_iat_is_refused() {
+        let (ring, acme, beta) = keyring();
+        // Minted by a clock up to the leeway ahead of ours: accepted.
+        let ahead = mint(
+            &acme,
+            claims("acme", "*", "viewer"),
+            NOW + TOKEN_IAT_LEEWAY_MS,
+            60_000,
+        );
+        assert!(ring.verify(&ahead, NOW).is_ok());
+        // One second past the leeway (`iat` has whole seconds): refused.
+        let future = mint(
+            &acme,
+            claims("acme", "*", "viewer"),
+            NOW + TOKEN_IAT_LEEWAY_MS + 1_000,
+            60_000,
+        );
+        assert_eq!(ring.verify(&future, NOW), Err(AuthError::IssuedInFuture));
+        // A year ahead with a short lifetime on paper: no way around the lifetime limit.
+        let far = mint(
+            &beta,
+            claims("beta", "*", "admin"),
+            NOW + 365 * 24 * 3_600_000,
+            60_000,
+        );
+        assert_eq!(ring.verify(&far, NOW), Err(AuthError::IssuedInFuture));
+        let mut no_iat = Claims::new(claims("acme", "*", "viewer"));
+        no_iat.expiration = Some(millis(NOW + 60_000));
+        let no_iat = signed(&acme, no_iat);
+        assert_eq!(ring.verify(&no_iat, NOW), Err(AuthError::IssuedAtMissing));
+        assert_eq!(AuthError::IssuedInFuture.status(), 401);
+        assert_eq!(AuthError::IssuedAtMissing.status(), 401);
     }
 
     #[test]
