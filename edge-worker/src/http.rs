@@ -42,6 +42,14 @@ pub fn error(e: ApiError) -> Result<Response> {
     Ok(resp)
 }
 
+/// One structured error log line for an operator's mistake (`event` names it).
+pub fn log_error(event: &str, cause: &str) {
+    console_log!(
+        "{}",
+        json!({ "level": "error", "event": event, "cause": cause })
+    );
+}
+
 /// One structured log line per refusal.
 pub fn log_refusal(code: &str, detail: &str) {
     console_log!(

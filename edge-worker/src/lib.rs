@@ -159,12 +159,30 @@ fn now_ms() -> u64 {
     Date::now().as_millis()
 }
 
+/// The log line of a deployment without tenant keys.
+const TENANT_KEYS_MISSING: &str =
+    "OVATION_TENANT_KEYS is not set; set it with `wrangler secret put OVATION_TENANT_KEYS`";
+
+/// The tenants' keys from the `OVATION_TENANT_KEYS` secret. A deployment without it (or
+/// with an unreadable one) has no key at all: every token is refused with 503
+/// `auth_not_configured` and an error log line that names the fix; the deployed
+/// configuration never carries a fallback (development keys live only in the env file
+/// `cargo xtask dev` and the tests give `wrangler dev`).
 fn keyring(env: &Env) -> std::result::Result<Keyring, ApiError> {
+    let refuse = |cause: &str| {
+        http::log_error("auth_not_configured", cause);
+        ApiError::new(
+            503,
+            "auth_not_configured",
+            "this deployment has no tenant keys: every token is refused",
+        )
+    };
     let json = env
-        .var("OVATION_TENANT_KEYS")
+        .secret("OVATION_TENANT_KEYS")
         .map(|v| v.to_string())
-        .map_err(|_| ApiError::internal("OVATION_TENANT_KEYS is not configured"))?;
-    Keyring::from_json(&json).map_err(|e| ApiError::internal(&e))
+        .map_err(|_| refuse(TENANT_KEYS_MISSING))?;
+    Keyring::from_json(&json)
+        .map_err(|e| refuse(&format!("OVATION_TENANT_KEYS is unreadable: {e}")))
 }
 
 /// The token from `Authorization: Bearer`, `?token=`, or a `token.<jwt>` subprotocol.

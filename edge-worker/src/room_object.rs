@@ -273,14 +273,28 @@ impl RoomObject {
         Ok(())
     }
 
+    /// The settlement service's URL and bearer secret (a `wrangler secret`, never in
+    /// wrangler.toml). A URL without a secret is a misconfiguration: logged, and gifts
+    /// stay off rather than calling the service with an empty bearer.
     fn settlement(&self) -> Option<(String, String)> {
         let url = self.env.var("OVATION_SETTLEMENT_URL").ok()?.to_string();
         let secret = self
             .env
-            .var("OVATION_SETTLEMENT_SECRET")
+            .secret("OVATION_SETTLEMENT_SECRET")
             .map(|v| v.to_string())
             .unwrap_or_default();
-        (!url.is_empty()).then_some((url, secret))
+        if url.is_empty() {
+            return None;
+        }
+        if secret.is_empty() {
+            crate::http::log_error(
+                "settlement_not_configured",
+                "OVATION_SETTLEMENT_URL is set but OVATION_SETTLEMENT_SECRET is not; \
+                 set it with `wrangler secret put OVATION_SETTLEMENT_SECRET`",
+            );
+            return None;
+        }
+        Some((url, secret))
     }
 
     /// The room's account at the settlement service: tenant, room and epoch (a reopened

@@ -48,6 +48,16 @@ impl Server {
 
     /// Like `start`, overriding worker variables (`--var NAME:VALUE`).
     pub fn start_with_vars(data_dir: &Path, vars: &[(&str, &str)]) -> Server {
+        Server::start_configured(data_dir, vars, DevKeys::Given)
+    }
+
+    /// Like `start`, but the worker gets no `OVATION_TENANT_KEYS` at all, as a
+    /// deployment whose operator forgot `wrangler secret put` would.
+    pub fn start_without_tenant_keys(data_dir: &Path) -> Server {
+        Server::start_configured(data_dir, &[], DevKeys::Withheld)
+    }
+
+    fn start_configured(data_dir: &Path, vars: &[(&str, &str)], keys: DevKeys) -> Server {
         let root = root();
         assert!(
             root.join("edge-worker/build/index.js").exists(),
@@ -60,16 +70,27 @@ impl Server {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let log = data_dir.with_extension(format!("{port}.log"));
         let log_file = std::fs::File::create(&log).expect("log file");
+        // The development keys reach wrangler dev only through this generated env file
+        // (wrangler.toml carries none); an explicit --env-file also keeps any
+        // edge-worker/.dev.vars or .env of a developer's out of the tests.
+        let env_file = data_dir.with_extension(format!("{port}.dev.vars"));
+        let env_text = match keys {
+            DevKeys::Given => dev::dev_vars(&[]),
+            DevKeys::Withheld => String::new(),
+        };
+        std::fs::write(&env_file, env_text).expect("env file");
         // The shell stops the whole group when the test process goes away, so no
         // wrangler or workerd outlives the tests even if Drop never runs.
         let script = format!(
             "{wrangler} dev --ip 127.0.0.1 --port {port} --inspector-port {inspector} \
-             --persist-to {data} --show-interactive-dev-session=false {vars} & W=$!; \
+             --persist-to {data} --env-file {env_file} --show-interactive-dev-session=false \
+             {vars} & W=$!; \
              while kill -0 {parent} 2>/dev/null && kill -0 $W 2>/dev/null; do sleep 1; done; \
              kill -TERM -$$ 2>/dev/null",
             wrangler = wrangler.display(),
             inspector = free_port(),
             data = data_dir.display(),
+            env_file = env_file.display(),
             parent = std::process::id(),
             vars = vars
                 .iter()
@@ -135,6 +156,13 @@ impl Server {
     pub fn admin(&self) -> ovation_cli::Api {
         ovation_cli::Api::new(&self.base, &token("admin", "admin-1", "*"))
     }
+}
+
+/// Whether a test server's worker gets the development tenants' keys.
+#[derive(Clone, Copy)]
+enum DevKeys {
+    Given,
+    Withheld,
 }
 
 impl Drop for Server {

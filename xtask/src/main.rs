@@ -41,7 +41,7 @@ commands:
 ";
 
 /// Bearer secret of the settlement service under `cargo xtask dev` (development only).
-const DEV_SETTLEMENT_SECRET: &str = "ovation-dev-settlement-secret";
+const DEV_SETTLEMENT_SECRET: &str = ovation_auth::dev::SETTLEMENT_SECRET;
 
 /// Debian's Chromium, driven by playwright-core in browser tests and benchmarks.
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -397,24 +397,32 @@ fn dev() -> Result {
         .spawn()
         .map_err(|e| format!("starting ovation-settlement: {e}"))?;
     step("starting wrangler dev (Ctrl-C stops it)");
+    // Development keys and secrets reach wrangler dev only through this generated env
+    // file: wrangler.toml carries none, so `wrangler deploy` cannot ship them.
+    let env_file = root.join(".data/dev.vars");
+    fs::write(
+        &env_file,
+        ovation_auth::dev::dev_vars(&[
+            ("OVATION_SETTLEMENT_URL", "http://127.0.0.1:8788"),
+            ("OVATION_SETTLEMENT_SECRET", DEV_SETTLEMENT_SECRET),
+        ]),
+    )
+    .map_err(|e| format!("writing {}: {e}", env_file.display()))?;
     let mut child = wrangler_dev(8787, &data)
-        .args(["--var", "OVATION_SETTLEMENT_URL:http://127.0.0.1:8788"])
-        .args([
-            "--var",
-            &format!("OVATION_SETTLEMENT_SECRET:{DEV_SETTLEMENT_SECRET}"),
-        ])
+        .arg("--env-file")
+        .arg(&env_file)
         .spawn()
         .map_err(|e| format!("starting wrangler: {e}"))?;
     wait_ready(url, Duration::from_secs(90))?;
     let admin = dev_token("admin", "dev-admin");
     let viewer = dev_token("viewer", "dev-viewer");
     let host = dev_token("host", "dev-host");
-    let mut demo = start_demo(url, &admin)?;
+    let mut demo = start_demo(url, &admin, &viewer)?;
     println!(
         "\nOvation edge is up.\n\
          \n  API           {url}/v1/rooms\n  OpenAPI       {url}/v1/openapi.json\n  WebSocket     ws://127.0.0.1:8787/v1/rooms/<room>/ws?token=…\n  data          {}\n  settlement    http://127.0.0.1:8788 (bearer {DEV_SETTLEMENT_SECRET}, SQLite in .data/settlement)\n\
          \n  admin token   {admin}\n  viewer token  {viewer}\n\
-         \n  demo page     http://127.0.0.1:{DEMO_PORT}/demo.html?url={url}&room={DEMO_ROOM}&stream=/stream/index.m3u8&token={viewer}\n  host console  http://127.0.0.1:{DEMO_PORT}/console.html?url={url}&room={DEMO_ROOM}&token={host}\n  (the demo stream's cue at {DEMO_CUE_S} s opens the product card)\n\
+         \n  demo page     http://127.0.0.1:{DEMO_PORT}/ (leads to /demo.html?url={url}&room={DEMO_ROOM}&stream=/stream/index.m3u8&token={viewer})\n  host console  http://127.0.0.1:{DEMO_PORT}/console.html?url={url}&room={DEMO_ROOM}&token={host}\n  (the demo stream's cue at {DEMO_CUE_S} s opens the product card)\n\
          \nTry it (two more terminals; the CLI mints dev tokens for --as USER):\n  cargo run -q -p ovation-cli -- --as boss room create weur-demo --host boss --title Demo\n  cargo run -q -p ovation-cli -- --as ana watch weur-demo\n  cargo run -q -p ovation-cli -- --as bob say weur-demo hello\n",
         data.display()
     );
@@ -435,8 +443,9 @@ const DEMO_CUE_S: &str = "5";
 
 /// Builds the SDK, generates the demo HLS stream with a cue once (ffmpeg + ovation-cue,
 /// kept in .data/demo-stream), and starts the demo server (tools/demo-server.mjs), which
-/// creates the demo room and pins a product card that opens at the cue.
-fn start_demo(url: &str, admin_token: &str) -> Result<std::process::Child> {
+/// creates the demo room, pins a product card that opens at the cue, and leads `/` to the
+/// demo page with the viewer token.
+fn start_demo(url: &str, admin_token: &str, viewer_token: &str) -> Result<std::process::Child> {
     let root = root();
     build_sdk()?;
     step("demo stream (ffmpeg test picture and tone, a cue injected by ovation-cue)");
@@ -467,6 +476,7 @@ fn start_demo(url: &str, admin_token: &str) -> Result<std::process::Child> {
         .arg(root.join("tools/demo-server.mjs"))
         .env("OVATION_URL", url)
         .env("OVATION_ADMIN_TOKEN", admin_token)
+        .env("OVATION_VIEWER_TOKEN", viewer_token)
         .env("OVATION_ROOM", DEMO_ROOM)
         .env("OVATION_PORT", DEMO_PORT.to_string())
         .env("OVATION_REPO", &root)

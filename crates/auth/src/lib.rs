@@ -485,14 +485,66 @@ mod tests {
         );
         assert_eq!(ring.verify(&t, NOW).unwrap().role, Role::Host);
     }
+
+    #[test]
+    fn the_development_keys_file_configures_both_development_tenants() {
+        let file = dev::dev_vars(&[("OVATION_SETTLEMENT_SECRET", dev::SETTLEMENT_SECRET)]);
+        let line = file
+            .lines()
+            .find_map(|l| l.strip_prefix("OVATION_TENANT_KEYS='"))
+            .expect("the keys line");
+        let ring = Keyring::from_json(line.trim_end_matches('\'')).unwrap();
+        for (tenant, secret) in [
+            (dev::TENANT, dev::HS256_SECRET),
+            (dev::OTHER_TENANT, dev::OTHER_HS256_SECRET),
+        ] {
+            let t = mint(
+                &SigningKey::hs256(secret.as_bytes()),
+                claims(tenant, "*", "admin"),
+                NOW,
+                1000,
+            );
+            assert_eq!(ring.verify(&t, NOW).unwrap().tenant, tenant);
+        }
+        assert!(file.contains("OVATION_SETTLEMENT_SECRET='ovation-dev-settlement-secret'\n"));
+    }
 }
 
-/// The development tenant configured in `edge-worker/wrangler.toml` for `wrangler dev`.
-/// Never use these keys in production (`wrangler secret put OVATION_TENANT_KEYS`).
+/// The development tenants that `cargo xtask dev` and the integration tests give
+/// `wrangler dev` (in a generated env file, never in `edge-worker/wrangler.toml`, so
+/// `wrangler deploy` cannot ship them). Never use these keys in production
+/// (`wrangler secret put OVATION_TENANT_KEYS`).
 pub mod dev {
     pub const TENANT: &str = "dev";
     pub const HS256_SECRET: &str = "ovation-dev-secret-change-me";
     /// A second tenant, so tests can prove tenants cannot see each other's rooms.
     pub const OTHER_TENANT: &str = "other";
     pub const OTHER_HS256_SECRET: &str = "ovation-other-tenant-secret";
+    /// Bearer secret of the settlement service under `cargo xtask dev`.
+    pub const SETTLEMENT_SECRET: &str = "ovation-dev-settlement-secret";
+    /// Every development secret: a deploy bundle must carry none of them.
+    pub const SECRETS: [&str; 3] = [HS256_SECRET, OTHER_HS256_SECRET, SETTLEMENT_SECRET];
+
+    /// `OVATION_TENANT_KEYS` for the development tenants (the keyring's JSON).
+    pub fn tenant_keys_json() -> String {
+        serde_json::json!({
+            TENANT: { "hs256": HS256_SECRET },
+            OTHER_TENANT: { "hs256": OTHER_HS256_SECRET },
+        })
+        .to_string()
+    }
+
+    /// A dotenv file (wrangler's `.dev.vars` format, for `wrangler dev --env-file`)
+    /// setting `OVATION_TENANT_KEYS` to the development tenants, plus `extra` variables.
+    /// Values are single-quoted: JSON never holds a single quote here.
+    pub fn dev_vars(extra: &[(&str, &str)]) -> String {
+        let mut file = format!(
+            "# Generated for wrangler dev: development keys only.\nOVATION_TENANT_KEYS='{}'\n",
+            tenant_keys_json()
+        );
+        for (name, value) in extra {
+            file.push_str(&format!("{name}='{value}'\n"));
+        }
+        file
+    }
 }
