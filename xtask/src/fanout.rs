@@ -608,16 +608,27 @@ impl ServerSpec {
             generator_args,
         };
         Ok(match target {
-            "ovation" => workerd(
-                "edge-worker",
-                Ready::HttpOk("/v1/openapi.json"),
-                vec![
-                    "--target".into(),
-                    "ovation".into(),
-                    "--base".into(),
-                    format!("http://127.0.0.1:{port}"),
-                ],
-            ),
+            "ovation" => {
+                // wrangler.toml carries no key: the development tenants' keys come from a
+                // generated env file, as under `wrangler dev`.
+                std::fs::create_dir_all(state)
+                    .map_err(|e| format!("creating {}: {e}", state.display()))?;
+                let env_file = state.join("dev.vars");
+                std::fs::write(&env_file, ovation_auth::dev::dev_vars(&[]))
+                    .map_err(|e| format!("writing {}: {e}", env_file.display()))?;
+                let mut spec = workerd(
+                    "edge-worker",
+                    Ready::HttpOk("/v1/openapi.json"),
+                    vec![
+                        "--target".into(),
+                        "ovation".into(),
+                        "--base".into(),
+                        format!("http://127.0.0.1:{port}"),
+                    ],
+                );
+                spec.args.extend(["--env-file".into(), env_file.into()]);
+                spec
+            }
             "naive-do" | "partyserver" => workerd(
                 &format!("bench/peers/{target}"),
                 Ready::HttpAnswer("/"),
