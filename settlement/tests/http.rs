@@ -10,7 +10,7 @@ use tower::ServiceExt;
 
 const SECRET: &str = "settlement-test-secret";
 
-async fn service() -> axum::Router {
+fn fresh_dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/settlement-http-tests")
         .join(format!(
@@ -22,15 +22,26 @@ async fn service() -> axum::Router {
                 .as_nanos()
         ));
     std::fs::create_dir_all(&dir).unwrap();
-    let urls: Vec<String> = (0..4)
+    dir
+}
+
+fn shard_urls(dir: &std::path::Path) -> Vec<String> {
+    (0..4)
         .map(|k| format!("sqlite://{}/shard-{k}.db?mode=rwc", dir.display()))
-        .collect();
+        .collect()
+}
+
+async fn service_in(dir: &std::path::Path, metrics_public: bool) -> axum::Router {
     app(AppState {
-        ledger: SqlLedger::connect(&urls).await.unwrap(),
+        ledger: SqlLedger::connect(&shard_urls(dir)).await.unwrap(),
         secret: Arc::new(SECRET.into()),
         metrics: Arc::new(Metrics::default()),
-        metrics_public: false,
+        metrics_public,
     })
+}
+
+async fn service() -> axum::Router {
+    service_in(&fresh_dir(), false).await
 }
 
 async fn call(app: &axum::Router, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -227,4 +238,172 @@ async fn openapi_document_lists_exactly_the_routes() {
         .collect();
     let routes: std::collections::BTreeSet<&str> = ROUTES.into_iter().collect();
     assert_eq!(documented, routes);
+    // The refusals the code gives are the ones documented.
+    let gifts = &document["paths"]["/v1/gifts"]["post"]["responses"];
+    for status in ["402", "409", "413", "401", "500"] {
+        assert!(gifts.get(status).is_some(), "gifts document {status}");
+    }
+    assert!(gifts.get("404").is_none(), "a gift is never 404");
+    assert!(document["paths"]["/metrics"]["get"]["responses"]
+        .get("401")
+        .is_some());
+    let statuses = &document["paths"]["/v1/rooms/{room}"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"]["properties"]["status"]["enum"];
+    assert_eq!(statuses, &json!(["opening", "open", "settling", "settled"]));
+}
+
+/// A request with a raw body and headers of the test's choosing.
+async fn send_raw(
+    app: &axum::Router,
+    path: &str,
+    body: Vec<u8>,
+    headers: &[(&str, String)],
+) -> (u16, Value) {
+    let mut request = Request::builder().method("POST").uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        panic!(
+            "{path} answered {status} with non-JSON {:?}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, value)
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_json_and_the_bearer_comes_first() {
+    let app = service().await;
+    let bearer = ("authorization", format!("Bearer {SECRET}"));
+    let limit = ovation_settlement::http::BODY_BYTES_MAX;
+    // One byte past the limit (valid JSON, padded): 413 with a code, as JSON.
+    let mut big = br#"{"amount":1,"id":"d1"}"#.to_vec();
+    big.resize(limit + 1, b' ');
+    let (status, body) = send_raw(
+        &app,
+        "/v1/accounts/ana/deposit",
+        big.clone(),
+        &[bearer.clone()],
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{body}"
+    );
+    // Exactly at the limit: read and applied.
+    let mut fits = br#"{"amount":1,"id":"d1"}"#.to_vec();
+    fits.resize(limit, b' ');
+    let (status, body) = send_raw(&app, "/v1/accounts/ana/deposit", fits, &[bearer.clone()]).await;
+    assert_eq!((status, body["balance"].as_u64()), (200, Some(1)), "{body}");
+    // A declared length past the limit is refused before a byte is read (no body sent).
+    let (status, body) = send_raw(
+        &app,
+        "/v1/gifts",
+        Vec::new(),
+        &[bearer.clone(), ("content-length", (u64::MAX).to_string())],
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
+    // Without the bearer, the body is never looked at: 401, whatever its size.
+    let (status, body) = send_raw(&app, "/v1/accounts/ana/deposit", big, &[]).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    for route in [
+        "/v1/gifts",
+        "/v1/rooms/weur-x/open",
+        "/v1/rooms/weur-x/settle",
+    ] {
+        let (status, _) = send_raw(&app, route, b"not json".to_vec(), &[]).await;
+        assert_eq!(status, 401, "{route}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_need_the_bearer_unless_made_public() {
+    let app = service().await;
+    let (status, body) = call_as(&app, "GET", "/metrics", None, None).await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+    let (status, _) = call(&app, "GET", "/metrics", None).await;
+    assert_eq!(status, 200);
+    let public = service_in(&fresh_dir(), true).await;
+    let (status, body) = call_as(&public, "GET", "/metrics", None, None).await;
+    assert_eq!(status, 200);
+    assert!(body
+        .as_str()
+        .unwrap()
+        .contains("ovation_settlement_requests_total"));
+    // Only /metrics: the rest still needs the bearer.
+    let (status, _) = call_as(&public, "GET", "/v1/audit", None, None).await;
+    assert_eq!(status, 401);
+}
+
+/// Reads on a database a crash or an operator damaged answer JSON with a code; none
+/// panics (a panic would close the connection with no answer).
+#[tokio::test]
+async fn reads_answer_json_on_any_database_state() {
+    let dir = fresh_dir();
+    let app = service_in(&dir, false).await;
+    for (path, body) in [
+        ("/v1/rooms/weur-a/open", json!({"host": "star"})),
+        ("/v1/rooms/weur-b/open", json!({"host": "star"})),
+        ("/v1/accounts/ana/deposit", json!({"amount": 10, "id": "d"})),
+    ] {
+        assert_eq!(call(&app, "POST", path, Some(body)).await.0, 200);
+    }
+    // Damage: weur-a gone from shard 2 (an opening cut short), an unknown status, a
+    // negative balance, a NULL where a number belongs.
+    sqlx::any::install_default_drivers();
+    let urls = shard_urls(&dir);
+    let shard0 = sqlx::AnyPool::connect(&urls[0]).await.unwrap();
+    let shard2 = sqlx::AnyPool::connect(&urls[2]).await.unwrap();
+    sqlx::query("DELETE FROM room_stripes WHERE room = 'weur-a'")
+        .execute(&shard2)
+        .await
+        .unwrap();
+    let (status, room) = call(&app, "GET", "/v1/rooms/weur-a", None).await;
+    assert_eq!(
+        (status, room["status"].as_str()),
+        (200, Some("opening")),
+        "{room}"
+    );
+    sqlx::query("UPDATE room_stripes SET status = 'bogus' WHERE room = 'weur-b'")
+        .execute(&shard0)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO accounts (account, balance) VALUES ('user:neg', -5)")
+        .execute(&shard0)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE transfers SET balance_after = -1")
+        .execute(&shard0)
+        .await
+        .unwrap();
+    for path in [
+        "/v1/rooms/weur-b",
+        "/v1/rooms/weur-a",
+        "/v1/audit",
+        "/v1/accounts/neg",
+        "/v1/accounts/ana",
+    ] {
+        let (status, body) = call(&app, "GET", path, None).await;
+        assert!(
+            status == 200 || (status == 500 && body["code"] == "internal"),
+            "{path}: {status} {body}"
+        );
+    }
+    let (status, body) = call(&app, "GET", "/v1/rooms/weur-b", None).await;
+    assert_eq!((status, body["code"].as_str()), (500, Some("internal")));
 }
