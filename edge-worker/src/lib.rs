@@ -14,9 +14,7 @@ mod sockets;
 
 use http::{error, json_body, ApiError};
 use ovation_auth::{AuthError, Keyring, Verified};
-use ovation_proto::limits::{
-    ROOM_TITLE_BYTES_MAX, SUBPROTOCOL, SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES_MAX,
-};
+use ovation_proto::limits::{SUBPROTOCOL, SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES_MAX};
 use ovation_proto::RoomId;
 use ovation_room::StaffCommand;
 use serde::Deserialize;
@@ -491,14 +489,16 @@ async fn create_room(mut req: Request, env: &Env) -> std::result::Result<Respons
     if body.host.is_empty() || body.host.len() > USER_ID_BYTES_MAX {
         return Err(ApiError::new(400, "invalid_host", "host must be a user id"));
     }
-    if body.title.len() > ROOM_TITLE_BYTES_MAX {
-        return Err(ApiError::new(400, "too_long", "title is too long"));
-    }
+    let info = ovation_room::RoomInfo {
+        room_id: room.as_str().to_owned(),
+        host_user: body.host.clone(),
+        title: body.title.clone(),
+        expected_audience: body.expected_audience,
+    };
+    info.validate()
+        .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
     let stub = room_stub(env, &identity.tenant, &room)?;
-    let payload = json!({
-        "room_id": room.as_str(), "host_user": body.host, "title": body.title,
-        "expected_audience": body.expected_audience,
-    });
+    let payload = serde_json::to_value(&info).map_err(|e| ApiError::internal(&e.to_string()))?;
     let resp = call(&stub, Method::Post, "/create", &identity, Some(payload)).await?;
     if resp.status_code() == 201 {
         let entry = json!({ "room": room.as_str(), "title": body.title, "host": body.host,

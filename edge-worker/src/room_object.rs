@@ -12,7 +12,7 @@ use ovation_proto::limits::{
     CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
     PULL_INTERVAL_MS,
 };
-use ovation_proto::{ActionBody, ErrorCode, Role, SUBPROTOCOL};
+use ovation_proto::{ActionBody, CloseCode, ErrorCode, Role, SUBPROTOCOL};
 use ovation_room::{
     AdminCommand, AdminError, AdminReply, ChargeOutcome, ChargeRequest, ConnectionId, Identity,
     Output, Room, RoomInfo, StaffCommand, StorageOp,
@@ -332,7 +332,13 @@ impl RoomObject {
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status_code();
-        let body = response.json().await.unwrap_or(serde_json::Value::Null);
+        // Parsed in Rust: a balance above 2^53 must not be rounded by JavaScript.
+        let body = response
+            .bytes()
+            .await
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or(serde_json::Value::Null);
         Ok((status, body))
     }
 
@@ -565,19 +571,19 @@ impl RoomObject {
                 now,
             )
         };
-        if let Err(ovation_proto::CloseCode::Banned) = result {
-            // Told over the socket, so the client stops reconnecting (a refused upgrade
-            // looks like a network failure to a browser).
+        if let Err(code @ (CloseCode::Banned | CloseCode::TooManySockets)) = result {
+            // Told over the socket, so the client learns why (a refused upgrade looks
+            // like a network failure to a browser): banned, or this user's sockets are
+            // at the cap. The socket never reaches the room.
             self.pump().await?;
             let pair = WebSocketPair::new()?;
             pair.server.accept()?;
-            let code = ovation_proto::CloseCode::Banned;
             pair.server.close(Some(code.code()), Some(code.reason()))?;
             return Response::from_websocket(pair.client);
         }
         if let Err(code) = result {
             self.pump().await?;
-            let status = if code == ovation_proto::CloseCode::RoomEnded {
+            let status = if code == CloseCode::RoomEnded {
                 410
             } else {
                 503
@@ -766,7 +772,11 @@ impl RoomObject {
                 resp
             }
             (Method::Post, "/create") => {
-                let info: RoomInfo = req.json().await.map_err(internal)?;
+                // Bodies are read as bytes by serde_json: JavaScript's JSON.parse would
+                // round whole numbers above 2^53 (then refused as a 500).
+                let info: RoomInfo = crate::http::json_body(&mut req).await?;
+                info.validate()
+                    .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
                 self.create(info).await.map_err(internal)?
             }
             (Method::Post, "/end") => {
@@ -861,7 +871,7 @@ impl RoomObject {
                 json(stats, 200).map_err(internal)?
             }
             (Method::Post, "/admin") => {
-                let request: AdminRequest = req.json().await.map_err(internal)?;
+                let request: AdminRequest = crate::http::json_body(&mut req).await?;
                 let command = match request {
                     AdminRequest::Broadcast { text } => AdminCommand::Broadcast {
                         from_user: identity.user,

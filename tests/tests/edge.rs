@@ -2,7 +2,10 @@
 
 use ovation_auth::{dev, SigningKey};
 use ovation_cli::{Api, Socket, SocketEnd};
-use ovation_proto::limits::CLIENT_FRAME_BYTES_MAX;
+use ovation_proto::limits::{
+    CLIENT_FRAME_BYTES_MAX, EXPECTED_AUDIENCE_MAX, HELLO_DEADLINE_MS, TOKEN_IAT_LEEWAY_MS,
+    USER_SOCKETS_PER_ROOM_MAX,
+};
 use ovation_proto::{
     ActionBody, ClientFrame, CloseCode, ErrorCode, Event, PartVersion, Resume, Welcome,
 };
@@ -842,4 +845,439 @@ fn the_token_may_come_in_the_subprotocol_list() {
         .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
         .unwrap();
     assert!(matches!(welcome, Event::Welcome(w) if w.user == "browser"));
+}
+
+/// Opens `count` sockets with one token, eight at a time (each sends `Hello`), and sorts
+/// them by what the server did: welcomed (kept open) or closed with a code.
+fn open_many(server: &Server, room: &str, token: &str, count: usize) -> (Vec<Socket>, Vec<u16>) {
+    let outcomes: Vec<Result<Socket, u16>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..8)
+            .map(|worker| {
+                scope.spawn(move || {
+                    (worker..count)
+                        .step_by(8)
+                        .map(|_| {
+                            let mut socket = Socket::connect(&server.base, room, token, None)
+                                .unwrap_or_else(|e| panic!("upgrade: {e:?}"));
+                            match socket.wait_for(WAIT, |e| matches!(e, Event::Welcome(_))) {
+                                Ok(_) => Ok(socket),
+                                Err(SocketEnd::Closed(code, _)) => Err(code),
+                                Err(other) => panic!("neither Welcome nor a close: {other:?}"),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("worker"))
+            .collect()
+    });
+    let mut welcomed = Vec::new();
+    let mut closed = Vec::new();
+    for outcome in outcomes {
+        match outcome {
+            Ok(socket) => welcomed.push(socket),
+            Err(code) => closed.push(code),
+        }
+    }
+    (welcomed, closed)
+}
+
+/// Every online count `socket` is told within `window`.
+fn online_counts(socket: &mut Socket, window: Duration) -> Vec<u32> {
+    socket
+        .drain(window)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Online { count } => Some(count),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn one_viewer_token_holds_at_most_the_socket_cap_and_cannot_inflate_online() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut bystander, _) = connect(server, &room, "bystander");
+    bystander
+        .wait_for(WAIT, |e| *e == Event::Online { count: 1 })
+        .expect("1 online");
+    let greedy = token("viewer", "greedy", &room);
+    let (welcomed, closed) = open_many(server, &room, &greedy, 200);
+    assert!(
+        !welcomed.is_empty() && welcomed.len() <= USER_SOCKETS_PER_ROOM_MAX,
+        "{} sockets of one token welcomed",
+        welcomed.len()
+    );
+    assert_eq!(welcomed.len() + closed.len(), 200);
+    assert!(
+        closed
+            .iter()
+            .all(|&c| c == CloseCode::TooManySockets.code()),
+        "the excess is refused with 4409: {closed:?}"
+    );
+    // The others see the greedy user's sockets at most, never 200 (a changed count goes
+    // out within ONLINE_PUBLISH_INTERVAL_MS).
+    let cap = 1 + welcomed.len() as u32;
+    let seen = online_counts(&mut bystander, Duration::from_millis(2_500));
+    assert!(
+        seen.iter().all(|&n| n <= cap),
+        "online counts seen: {seen:?}"
+    );
+    let state = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/state"))
+        .unwrap();
+    assert_eq!(state.body["online"], cap, "{:?}", state.body);
+    // Another viewer still gets in, and a closed tab frees a place for the greedy user.
+    let (_next, _) = connect(server, &room, "next");
+    let mut welcomed = welcomed;
+    welcomed.pop().expect("one").close();
+    let reopened = (0..20).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        let mut socket = Socket::connect(&server.base, &room, &greedy, None).ok()?;
+        socket
+            .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+            .ok()
+            .map(|_| socket)
+    });
+    assert!(reopened.is_some(), "a closed tab frees its place");
+}
+
+#[test]
+fn a_socket_without_hello_is_not_online_and_is_closed_at_the_deadline() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut bystander, _) = connect(server, &room, "bystander");
+    bystander
+        .wait_for(WAIT, |e| *e == Event::Online { count: 1 })
+        .expect("1 online");
+    let started = std::time::Instant::now();
+    let mut silent =
+        Socket::open(&server.base, &room, &token("viewer", "silent", &room)).expect("upgrade");
+    let state = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/state"))
+        .unwrap();
+    assert_eq!(
+        state.body["online"], 1,
+        "a socket without Hello is not online"
+    );
+    assert_eq!(expect_close(&mut silent), CloseCode::HelloTimeout.code());
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(HELLO_DEADLINE_MS - 500)
+            && waited < Duration::from_millis(HELLO_DEADLINE_MS + 5_000),
+        "closed after {waited:?}"
+    );
+    let seen = online_counts(&mut bystander, Duration::from_millis(500));
+    assert!(seen.iter().all(|&n| n == 1), "online counts seen: {seen:?}");
+}
+
+#[test]
+fn a_sharded_room_keeps_the_per_user_socket_cap() {
+    let server = shared();
+    let room = ovation_tests::room_id("weur");
+    let reply = server
+        .admin()
+        .post(
+            "/v1/rooms",
+            &json!({ "room": room, "host": "host-1", "expected_audience": 10_000 }),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let greedy = token("viewer", "greedy", &room);
+    let (welcomed, closed) = open_many(server, &room, &greedy, 24);
+    assert!(
+        !welcomed.is_empty() && welcomed.len() <= USER_SOCKETS_PER_ROOM_MAX,
+        "{} sockets of one token welcomed by its shard",
+        welcomed.len()
+    );
+    assert_eq!(welcomed.len() + closed.len(), 24);
+    assert!(
+        closed
+            .iter()
+            .all(|&c| c == CloseCode::TooManySockets.code()),
+        "{closed:?}"
+    );
+}
+
+#[test]
+fn a_token_issued_in_the_future_is_refused_with_its_own_code() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let from_the_future = ovation_auth::mint(
+        &SigningKey::hs256(dev::HS256_SECRET.as_bytes()),
+        ovation_auth::TokenClaims {
+            sub: "marty".into(),
+            name: "Marty".into(),
+            room: room.clone(),
+            role: "viewer".into(),
+            tenant: dev::TENANT.into(),
+        },
+        ovation_tests::now_ms() + TOKEN_IAT_LEEWAY_MS + 60_000,
+        60_000,
+    );
+    assert_eq!(
+        refused_code(server, &room, &from_the_future),
+        (401, "token_issued_in_future".to_owned())
+    );
+}
+
+/// A small seeded generator (xorshift64*), so a failing body can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+/// JSON texts that break numbers and types: whole numbers around 2^53 and 2^64,
+/// negatives, fractions, exponents, strings, nulls, booleans, containers, deep nesting.
+const ODD_VALUES: [&str; 22] = [
+    "0",
+    "-1",
+    "1",
+    "9007199254740992",
+    "9007199254740993",
+    "18446744073709551615",
+    "18446744073709551616",
+    "-9223372036854775809",
+    "1e400",
+    "-0.0",
+    "1.5",
+    "1e3",
+    "\"\"",
+    "\"12\"",
+    "\"\\u0000\\ud800\"",
+    "null",
+    "true",
+    "[]",
+    "{}",
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+    "{\"a\":{\"b\":{\"c\":[null,{}]}}}",
+    "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"",
+];
+
+/// A body for an admin route from its valid shape (`fields`, each with a sensible
+/// value): mostly one field made odd and the rest sensible (so the odd value gets past
+/// the router's other checks to the room), sometimes many fields odd, dropped, or joined
+/// by an unknown one, sometimes an odd value alone.
+fn odd_body(rng: &mut Rng, fields: &[(&str, &str)]) -> String {
+    let mode = rng.below(10);
+    if fields.is_empty() || mode == 0 {
+        return rng.pick(&ODD_VALUES).to_owned();
+    }
+    let odd_one = rng.below(fields.len());
+    let mut members = Vec::new();
+    for (i, (name, sensible)) in fields.iter().enumerate() {
+        let value = match (mode, rng.below(4)) {
+            (1..=6, _) if i == odd_one => rng.pick(&ODD_VALUES),
+            (1..=6, _) | (7.., 3) => sensible,
+            (7.., 0) => continue,
+            (7.., _) => rng.pick(&ODD_VALUES),
+            (0, _) => unreachable!("returned above"),
+        };
+        members.push(format!("\"{name}\":{value}"));
+    }
+    if mode == 9 {
+        members.push(format!("\"unknown\":{}", rng.pick(&ODD_VALUES)));
+    }
+    format!("{{{}}}", members.join(","))
+}
+
+#[test]
+fn admin_routes_answer_no_5xx_to_odd_json() {
+    let server = shared();
+    let admin = server.admin();
+    let seed = std::env::var("OVATION_ODD_JSON_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0dd_15_0b5e55ed_u64);
+    let mut rng = Rng(seed | 1);
+    let room = create_room(server, "weur");
+    let poll = json!({"question": "Which?", "options": ["a", "b"]});
+    let reply = admin
+        .post(&format!("/v1/rooms/{room}/polls"), &poll)
+        .unwrap();
+    let poll_id = reply.body["id"].as_str().unwrap_or("p1").to_owned();
+    let quiz = json!({"title": "Q", "questions": [{"question": "1+1?", "options": ["1", "2"], "correct": 1}]});
+    let reply = admin
+        .post(&format!("/v1/rooms/{room}/quizzes"), &quiz)
+        .unwrap();
+    let quiz_id = reply.body["id"].as_str().unwrap_or("z1").to_owned();
+    let r = format!("/v1/rooms/{room}");
+    let new_room = format!("\"{}\"", ovation_tests::room_id("weur"));
+    // Every admin route that takes a body, with the fields of its valid shape.
+    let routes: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (
+            "/v1/rooms".into(),
+            vec![
+                ("room", new_room.as_str()),
+                ("host", "\"h\""),
+                ("title", "\"t\""),
+                ("expected_audience", "10"),
+            ],
+        ),
+        (format!("{r}/messages"), vec![("text", "\"hi\"")]),
+        (
+            format!("{r}/direct"),
+            vec![("user", "\"u\""), ("payload", "{}")],
+        ),
+        (
+            format!("{r}/polls"),
+            vec![
+                ("question", "\"q\""),
+                ("options", "[\"a\",\"b\"]"),
+                ("window_ms", "2000"),
+                ("cue", "\"c1\""),
+            ],
+        ),
+        (format!("{r}/polls/{poll_id}/close"), vec![]),
+        (format!("{r}/polls/{poll_id}/reveal"), vec![]),
+        (
+            format!("{r}/quizzes"),
+            vec![
+                ("title", "\"t\""),
+                (
+                    "questions",
+                    "[{\"question\":\"q\",\"options\":[\"a\",\"b\"],\"correct\":0,\"window_ms\":2000}]",
+                ),
+            ],
+        ),
+        (format!("{r}/quizzes/{quiz_id}/next"), vec![]),
+        (format!("{r}/quizzes/{quiz_id}/close"), vec![]),
+        (format!("{r}/quizzes/{quiz_id}/end"), vec![]),
+        (
+            format!("{r}/products"),
+            vec![
+                ("id", "\"p\""),
+                ("title", "\"t\""),
+                ("price", "\"1\""),
+                ("image_url", "\"https://x.example/i.png\""),
+                ("link", "\"https://x.example/\""),
+            ],
+        ),
+        (format!("{r}/products/unpin"), vec![]),
+        (format!("{r}/qa/settings"), vec![("approval", "true")]),
+        (format!("{r}/qa/a1/approve"), vec![]),
+        (format!("{r}/qa/a1/answer"), vec![]),
+        (format!("{r}/qa/a1/hide"), vec![]),
+        (
+            format!("{r}/moderation"),
+            vec![
+                ("command", "\"mute\""),
+                ("user", "\"u\""),
+                ("duration_ms", "1000"),
+            ],
+        ),
+        (
+            format!("{r}/moderation"),
+            vec![("command", "\"delete_comment\""), ("seq", "1")],
+        ),
+        (
+            format!("{r}/moderation"),
+            vec![("command", "\"slow_mode\""), ("interval_ms", "1000")],
+        ),
+        (
+            format!("{r}/moderation"),
+            vec![("command", "\"word_filter\""), ("words", "[\"w\"]")],
+        ),
+        (
+            format!("{r}/commands"),
+            vec![("command", "\"announce\""), ("text", "\"t\"")],
+        ),
+        (
+            format!("{r}/commands"),
+            vec![("command", "\"mute\""), ("user", "\"u\""), ("duration_ms", "5")],
+        ),
+        (format!("{r}/shards"), vec![("shards", "1")]),
+    ];
+    let mut failures = Vec::new();
+    for round in 0..12 {
+        for (path, fields) in &routes {
+            let body = odd_body(&mut rng, fields);
+            let reply = admin.post_raw(path, body.as_bytes()).unwrap();
+            if reply.status >= 500 {
+                failures.push(format!(
+                    "round {round}: POST {path} {body} -> {} {}",
+                    reply.status, reply.body
+                ));
+            }
+        }
+        // A part's value is any JSON.
+        let value: serde_json::Value =
+            serde_json::from_str(rng.pick(&ODD_VALUES)).unwrap_or(json!(null));
+        let reply = admin.put(&format!("{r}/parts/odd"), &value).unwrap();
+        if reply.status >= 500 {
+            failures.push(format!("PUT part {value} -> {}", reply.status));
+        }
+        let since = rng.pick(&ODD_VALUES).replace('"', "");
+        for get in [
+            format!("{r}/events?since={since}"),
+            format!("{r}/parts/odd?v={since}"),
+            format!("{r}/state"),
+            format!("{r}/stats"),
+            format!("{r}/audit"),
+        ] {
+            let reply = admin.get(&get).unwrap();
+            if reply.status >= 500 {
+                failures.push(format!("GET {get} -> {}", reply.status));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "seed {seed:#x}: {} answers were 5xx:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Whole numbers past 2^53 reach the room exactly: out of a limit is a 400 with a
+    // code, in range (a mute for u64::MAX ms: until unmuted) is taken.
+    let cases = [
+        (
+            "/v1/rooms".to_owned(),
+            json!({"room": ovation_tests::room_id("weur"), "host": "h",
+                   "expected_audience": EXPECTED_AUDIENCE_MAX + 1}),
+            (400, Some("invalid")),
+        ),
+        (
+            format!("{r}/commands"),
+            json!({"command": "slow_mode", "interval_ms": 9_007_199_254_740_993_u64}),
+            (400, Some("invalid")),
+        ),
+        (
+            format!("{r}/moderation"),
+            json!({"command": "delete_comment", "seq": u64::MAX}),
+            (404, Some("not_found")),
+        ),
+        (
+            format!("{r}/commands"),
+            json!({"command": "mute", "user": "u", "duration_ms": u64::MAX}),
+            (200, None),
+        ),
+    ];
+    for (path, body, expected) in cases {
+        let reply = admin.post(&path, &body).unwrap();
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            expected,
+            "{path} {body}: {}",
+            reply.body
+        );
+    }
 }
