@@ -1107,7 +1107,7 @@ fn admin_routes_answer_no_5xx_to_odd_json() {
     let seed = std::env::var("OVATION_ODD_JSON_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x0dd_15_0b5e55ed_u64);
+        .unwrap_or(0x0dd1_50b5_e55e_d000_u64);
     let mut rng = Rng(seed | 1);
     let room = create_room(server, "weur");
     let poll = json!({"question": "Which?", "options": ["a", "b"]});
