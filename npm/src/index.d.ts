@@ -58,10 +58,21 @@ export interface OnlineEvent { count: number }
 export interface DirectEvent { from: string; payload: unknown; ts_ms: number }
 export interface BalanceEvent { balance: number }
 export interface GapEvent { missed_after: number; resumed_from: number }
+/**
+ * Likes this client made that the room will not count, with why: "too_many" (more
+ * than 1,000 waiting to be sent), "closed" / "room_ended" (the session ended first),
+ * "unsupported_transport" (pull only receives), "timeout" (sent, never answered: they
+ * may or may not have been counted), or the room's refusal code. Likes refused for the
+ * room's rate are sent again and never reported here.
+ */
+export interface LikesDroppedEvent { count: number; code: string; message: string }
 
 export declare class OvationError extends Error {
   /** Stable machine-readable code: "rate_limited", "forbidden", "too_long", "invalid",
-   * "timeout", "closed", "room_ended", "unsupported_transport", "invalid_options", ... */
+   * "timeout", "closed", "room_ended", "unsupported_transport", "invalid_options", ...
+   * `connect` rejects with the server's code at once when it refuses (on every
+   * transport): "token_expired", "token_invalid_signature", "token_wrong_room", "room_not_found",
+   * "room_ended", ...; "connect_timeout" only when nothing answered. */
   code: string;
   /** For "rate_limited": when a retry may succeed. */
   retryAfterMs?: number;
@@ -89,6 +100,7 @@ export interface EventMap {
   /** An in-band cue played (attachPlayer): its id, what it refers to, the media time (s). */
   cue: { cue: string; ref: { kind: string; id: string } | null; media_time: number };
   error: OvationError;
+  likes_dropped: LikesDroppedEvent;
 }
 
 export interface Room {
@@ -104,8 +116,13 @@ export interface Room {
   /** Resolves with the comment's sequence number once the room accepted it. */
   comment(text: string): Promise<{ seq: number | null }>;
   react(kind: string): Promise<{ seq: number | null }>;
-  /** Coalesced: one frame per ~250 ms carrying a count. */
-  like(count?: number): void;
+  /**
+   * Coalesced: one frame per ~250 ms carrying a count, under the room's per-user rate
+   * (20/s, bursts of 20); a frame the room refuses for the rate is sent again. Returns
+   * how many likes were queued; the rest, and any queued like the room will not count,
+   * arrive as a `likes_dropped` event.
+   */
+  like(count?: number): number;
   /** Hosts and moderators: a peer message to every connection of one user. */
   direct(userId: string, payload: unknown): Promise<{ seq: number | null }>;
   /** Hosts and moderators: set an app-defined state part. */

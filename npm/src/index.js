@@ -46,6 +46,7 @@ function wrapError(e) {
 const EVENT_TYPES = new Set([
   "status", "comment", "reaction", "like", "gift", "online", "state", "direct", "balance",
   "gap", "ended", "poll", "quiz", "qa", "product", "announcement", "removed", "cue", "error",
+  "likes_dropped",
 ]);
 
 // Events held for the video in order are few; beyond this the oldest are let go.
@@ -222,12 +223,16 @@ class Room {
     return this._act((s) => s.reaction(String(kind)));
   }
 
-  /** Likes `count` times (coalesced: one frame per ~250 ms). */
+  /**
+   * Likes `count` times (coalesced: one frame per ~250 ms, under the room's rate; a
+   * frame the room refuses for the rate is sent again). Returns how many were queued.
+   * Every like the room will not count is told in a `likes_dropped` event.
+   */
   like(count = 1) {
-    if (!Number.isInteger(count) || count < 1) {
+    if (!Number.isInteger(count) || count < 1 || count > 0xffffffff) {
       throw new OvationError("invalid", "like count is a positive integer");
     }
-    this._session.like(count);
+    return this._session.like(count);
   }
 
   /** A peer message to every connection of `userId` (hosts and moderators). */
@@ -377,6 +382,9 @@ class Room {
         case "error":
           this._emit("error", new OvationError(event.code, event.message));
           break;
+        case "likes_dropped":
+          this._emit("likes_dropped", { count: event.count, code: event.code, message: event.message });
+          break;
       }
     }
   }
@@ -384,7 +392,10 @@ class Room {
 
 /**
  * Connects to a room. Resolves once the room answered (WebSocket welcome or first pull);
- * rejects with an `OvationError` on bad options, a refused token, or `timeoutMs`.
+ * rejects with an `OvationError` on bad options, `timeoutMs`, or at once with the
+ * server's code when it refuses: `token_expired`, `token_invalid_signature`, `token_wrong_room`,
+ * `room_not_found` (also a room of another tenant), `room_ended`, ... On any transport:
+ * after an upgrade that failed, the core asks the room's state once with the token.
  */
 export async function connect(options) {
   if (!options || typeof options !== "object") {
@@ -422,7 +433,8 @@ export async function connect(options) {
       } else if (status === "closed") {
         settled = true;
         clearTimeout(timer);
-        reject(lastError || new OvationError(reason || "closed", "the room closed the connection"));
+        const message = reason === "room_ended" ? "the room has ended" : "the room closed the connection";
+        reject(lastError || new OvationError(reason || "closed", message));
       }
     });
     try {

@@ -208,9 +208,11 @@ impl Session {
         self.act(|c, now| c.command(json, now))
     }
 
-    pub fn like(&self, count: u32) {
-        self.inner.borrow_mut().client.like(count, now_ms());
+    /// How many likes were queued; the rest are told in a `likes_dropped` event.
+    pub fn like(&self, count: u32) -> u32 {
+        let queued = self.inner.borrow_mut().client.like(count, now_ms());
         turn(&self.inner);
+        queued
     }
 
     #[wasm_bindgen(js_name = serverNow)]
@@ -344,11 +346,18 @@ fn socket_by_id(state: &Inner, id: u64) -> Option<&OpenSocket> {
         .map(|(_, open)| open)
 }
 
+thread_local! {
+    /// The `onerror` of every socket a session let go of, for good: `ws` in Node emits
+    /// `error` when a socket still connecting is closed (a connect timeout), and an
+    /// `error` event nobody listens to is an uncaught exception that crashes the app.
+    static IGNORE_ERRORS: JsValue = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {}).into_js_value();
+}
+
 fn detach(socket: &Socket) {
     socket.set_onopen(None);
     socket.set_onmessage(None);
     socket.set_onclose(None);
-    socket.set_onerror(None);
+    IGNORE_ERRORS.with(|ignore| socket.set_onerror(Some(ignore.unchecked_ref())));
 }
 
 fn open_socket(inner: &Rc<RefCell<Inner>>, id: u64, path: &str) {

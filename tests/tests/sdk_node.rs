@@ -2,8 +2,38 @@
 //! `cargo xtask build-sdk`) installed into a scratch project and exercised by
 //! `node --test` (npm/test/*.test.mjs) against the real worker under wrangler dev.
 
-use ovation_tests::{root, scratch_dir, sdk_project, token, Server};
+use ovation_auth::{dev, mint, SigningKey, TokenClaims};
+use ovation_tests::{root, scratch_dir, sdk_project, token, token_with, Server};
 use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Tokens the server refuses, each for its own reason (refusals.test.mjs).
+fn refused_tokens() -> serde_json::Value {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let dev_key = SigningKey::hs256(dev::HS256_SECRET.as_bytes());
+    let claims = TokenClaims {
+        sub: "ana".into(),
+        name: "ANA".into(),
+        room: "*".into(),
+        role: "viewer".into(),
+        tenant: dev::TENANT.into(),
+    };
+    let hour_ms = 60 * 60 * 1000;
+    serde_json::json!({
+        // Issued two hours ago for one hour.
+        "expired": mint(&dev_key, claims, now_ms - 2 * hour_ms, hour_ms),
+        "wrong_room": token("viewer", "ana", "weur-elsewhere"),
+        "wrong_key": token_with(
+            &SigningKey::hs256(b"not-the-dev-tenant-secret"), dev::TENANT, "viewer", "ana", "*"),
+        // A real viewer of the other tenant: its rooms are not the dev tenant's.
+        "other_tenant": token_with(
+            &SigningKey::hs256(dev::OTHER_HS256_SECRET.as_bytes()),
+            dev::OTHER_TENANT, "viewer", "ana", "*"),
+    })
+}
 
 #[test]
 fn npm_package_against_the_worker() {
@@ -28,6 +58,8 @@ fn npm_package_against_the_worker() {
         "bob": token("viewer", "bob", "*"),
         "cy": token("viewer", "cy", "*"),
         "mo": token("moderator", "mo", "*"),
+        "viewers": (0..10).map(|i| token("viewer", &format!("v{i}"), "*")).collect::<Vec<_>>(),
+        "refused": refused_tokens(),
     });
     let status = Command::new("node")
         .args(["--test", "--test-concurrency=1"])

@@ -743,6 +743,16 @@ impl Client {
                 self.emit_error("banned", "a moderator banned you from this room", 0);
                 self.finish(Some(name));
             }
+            Some(CloseCode::TooManySockets) => {
+                // Another tab must close first; retrying here would only be refused again.
+                let message = limit(
+                    "this user already holds ",
+                    USER_SOCKETS_PER_ROOM_MAX,
+                    " sockets in this room: close another tab or device first",
+                );
+                self.emit_error("too_many_sockets", &message, 0);
+                self.finish(Some(name));
+            }
             Some(CloseCode::UnsupportedProtocol) => {
                 self.emit_error(
                     "unsupported_protocol",

@@ -710,7 +710,7 @@ fn a_refused_upgrade_is_explained_by_one_request_and_ends_the_session_with_its_c
     for mode in [TransportMode::Ws, TransportMode::Auto] {
         for (status, code) in [
             (401, "token_expired"),
-            (403, "room_forbidden"),
+            (403, "token_wrong_room"),
             (404, "room_not_found"),
         ] {
             let mut c = client(mode, 0);
@@ -792,4 +792,23 @@ fn on_pull_an_ended_room_closes_the_session() {
         }
     )));
     assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn a_socket_refused_for_the_users_socket_cap_ends_the_session_with_its_code() {
+    let mut c = client(TransportMode::Auto, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, 10);
+    c.handle_socket_closed(
+        socket,
+        CloseCode::TooManySockets.code(),
+        "too_many_sockets",
+        20,
+    );
+    let got = events(&mut c);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Error { code, .. } if code == "too_many_sockets")));
+    assert_eq!(c.status(), Status::Closed);
+    assert_eq!(c.poll_timeout(), None, "no reconnect");
 }

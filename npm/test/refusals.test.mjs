@@ -1,0 +1,184 @@
+// What a user relies on when the server says no, and for likes: against the real worker
+// under wrangler dev (run by tests/tests/sdk_node.rs, see sdk.test.mjs for the
+// environment it passes).
+//
+// * A refused connect rejects at once (well within 2 s) with the server's code, on every
+//   transport, and never as `connect_timeout`: expired token, a token for another room,
+//   a token signed with the wrong key, a viewer of another tenant, an ended room.
+// * The SDK never raises an uncaught exception (a connect that times out while its
+//   socket is still connecting made `ws` emit an `error` nobody listened to).
+// * An ended room ends a pull session as it ends a WebSocket one.
+// * A user over the per-user socket cap is told (`too_many_sockets`), not timed out.
+// * Ten viewers times fifty quick likes: the room counts exactly 500.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import WebSocket from "ws";
+import { connect, OvationError } from "ovation";
+
+const URL_MAIN = process.env.OVATION_URL;
+const TOKENS = JSON.parse(process.env.OVATION_TOKENS || "{}");
+assert.ok(URL_MAIN && TOKENS.admin && TOKENS.refused, "run through `cargo xtask test`");
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Every uncaught exception while these tests run fails them.
+const uncaught = [];
+const onUncaught = (e) => uncaught.push(e);
+before(() => process.on("uncaughtException", onUncaught));
+after(() => process.off("uncaughtException", onUncaught));
+
+let counter = 0;
+async function createRoom() {
+  const room = `weur-ref${Date.now() % 1e9}${counter++}`;
+  const resp = await fetch(`${URL_MAIN}/v1/rooms`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ room, host: "host", title: "refusals" }),
+  });
+  assert.equal(resp.status, 201, await resp.text());
+  return room;
+}
+
+async function endRoom(room) {
+  const resp = await fetch(`${URL_MAIN}/v1/rooms/${room}/end`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },
+    body: "{}",
+  });
+  assert.equal(resp.status, 200, await resp.text());
+}
+
+async function roomLikes(room) {
+  const resp = await fetch(`${URL_MAIN}/v1/rooms/${room}/state`, {
+    headers: { authorization: `Bearer ${TOKENS.admin}` },
+  });
+  assert.equal(resp.status, 200);
+  return (await resp.json()).likes;
+}
+
+/** Connects and expects a refusal with `code` within 2 s. */
+async function expectRefused(room, token, transport, code) {
+  const started = Date.now();
+  let error = null;
+  try {
+    const joined = await connect({ url: URL_MAIN, room, token, transport, WebSocket, timeoutMs: 15000 });
+    joined.close();
+  } catch (e) {
+    error = e;
+  }
+  const tookMs = Date.now() - started;
+  const what = `${transport} ${code}`;
+  assert.ok(error, `${what}: connect resolved`);
+  assert.ok(error instanceof OvationError, `${what}: ${error}`);
+  assert.equal(error.code, code, `${what}: ${error.message}`);
+  assert.ok(tookMs < 2000, `${what}: rejected after ${tookMs} ms`);
+}
+
+test("a refused connect rejects within 2 s with the server's code, on every transport", async () => {
+  const live = await createRoom();
+  const ended = await createRoom();
+  await endRoom(ended);
+  const cases = [
+    [live, TOKENS.refused.expired, "token_expired"],
+    [live, TOKENS.refused.wrong_room, "token_wrong_room"],
+    [live, TOKENS.refused.wrong_key, "token_invalid_signature"],
+    // Another tenant's viewer: the dev tenant's room does not exist for that tenant.
+    [live, TOKENS.refused.other_tenant, "room_not_found"],
+    [ended, TOKENS.ana, "room_ended"],
+  ];
+  for (const transport of ["ws", "auto", "pull"]) {
+    for (const [room, token, code] of cases) {
+      await expectRefused(room, token, transport, code);
+    }
+  }
+  await sleep(300); // late socket events of the refused connects
+  assert.deepEqual(uncaught, []);
+});
+
+test("a user over the socket cap is told at once, and the sockets already open keep working", async () => {
+  const room = await createRoom();
+  const tabs = [];
+  try {
+    // USER_SOCKETS_PER_ROOM_MAX (5) tabs of one user, then one more.
+    for (let i = 0; i < 5; i++) {
+      tabs.push(await connect({ url: URL_MAIN, room, token: TOKENS.bob, WebSocket }));
+    }
+    const started = Date.now();
+    await assert.rejects(
+      connect({ url: URL_MAIN, room, token: TOKENS.bob, WebSocket, timeoutMs: 15000 }),
+      (e) => e instanceof OvationError && e.code === "too_many_sockets",
+    );
+    assert.ok(Date.now() - started < 2000, `rejected after ${Date.now() - started} ms`);
+    const { seq } = await tabs[0].comment("still here");
+    assert.ok(seq >= 1);
+  } finally {
+    for (const tab of tabs) tab.close();
+  }
+});
+
+test("a connect that times out while its socket is connecting raises nothing uncaught", async () => {
+  const room = await createRoom();
+  for (let i = 0; i < 5; i++) {
+    await assert.rejects(
+      connect({ url: URL_MAIN, room, token: TOKENS.ana, WebSocket, transport: "ws", timeoutMs: 1 }),
+      (e) => e instanceof OvationError && e.code === "connect_timeout",
+    );
+  }
+  await sleep(500);
+  assert.deepEqual(uncaught.map(String), []);
+});
+
+test("an ended room ends a pull session: ended, then closed", async () => {
+  const room = await createRoom();
+  const viewer = await connect({ url: URL_MAIN, room, token: TOKENS.cy, transport: "pull" });
+  try {
+    assert.equal(viewer.transport, "pull");
+    const statuses = [];
+    viewer.on("status", (s) => statuses.push(s));
+    let endedSeen = false;
+    viewer.on("ended", () => { endedSeen = true; });
+    await endRoom(room);
+    const deadline = Date.now() + 10000;
+    while (viewer.status !== "closed" && Date.now() < deadline) await sleep(50);
+    assert.ok(endedSeen, "the ended event");
+    assert.equal(viewer.status, "closed");
+    assert.equal(statuses.at(-1).reason, "room_ended");
+    await assert.rejects(viewer.comment("late"), (e) => e.code === "room_ended");
+  } finally {
+    viewer.close();
+  }
+});
+
+test("ten viewers times fifty quick likes: the room counts exactly 500", async () => {
+  const room = await createRoom();
+  const viewers = await Promise.all(
+    TOKENS.viewers.map((token) => connect({ url: URL_MAIN, room, token, WebSocket })),
+  );
+  try {
+    const dropped = [];
+    for (const v of viewers) v.on("likes_dropped", (e) => dropped.push(e));
+    let queued = 0;
+    await Promise.all(viewers.map(async (v) => {
+      for (let i = 0; i < 50; i++) {
+        queued += v.like();
+        await sleep(Math.random() * 20); // quick taps
+      }
+    }));
+    assert.equal(queued, 500, "every tap queued");
+    const reported = () => dropped.reduce((sum, e) => sum + e.count, 0);
+    // 50 likes per viewer at the room's rate take a few seconds to go out.
+    const deadline = Date.now() + 20000;
+    let likes = await roomLikes(room);
+    while (likes + reported() < 500 && Date.now() < deadline) {
+      await sleep(250);
+      likes = await roomLikes(room);
+    }
+    assert.deepEqual(dropped, [], "nothing had to be dropped");
+    assert.equal(likes, 500);
+    await sleep(1000);
+    assert.equal(await roomLikes(room), 500, "and never more");
+  } finally {
+    for (const v of viewers) v.close();
+  }
+});
