@@ -33,7 +33,7 @@
 //   --ovation-muted        secondary text              rgba(255,255,255,.75)
 //   --ovation-bg           panels and cards            rgba(12,12,16,.72)
 //   --ovation-border       button and input borders    rgba(255,255,255,.28)
-//   --ovation-accent       buttons, bars, hearts       #ff3b6b
+//   --ovation-accent       buttons, bars, hearts       #d81b4f (5.0:1 under white text)
 //   --ovation-accent-text  text on the accent colour   #fff
 //   --ovation-good         the correct quiz answer     #2ecc71
 //   --ovation-focus        keyboard focus ring         #ffd60a
@@ -41,6 +41,12 @@
 //   --ovation-gap          spacing                     8px
 //   --ovation-danmaku-duration  time a comment flies   8s
 // Animations respect prefers-reduced-motion (flying comments and hearts fade in place).
+// Accessibility (checked with axe-core in Chromium by tests/tests/overlay.rs): text
+// contrast at least 4.5:1 (WCAG AA; keep it when theming: accent-text on accent), every
+// control and the product link at least 44×44 px on coarse pointers, accessible names
+// that contain the visible text, long unbroken words wrap inside their card (a product
+// title shows at most three lines, the rest ellipsized; its full text stays in the link's
+// name).
 
 import { connect } from "ovation";
 import { installBridge, EVENT_TYPES } from "./bridge.js";
@@ -90,11 +96,11 @@ const STYLE = `
 .status[data-status="open"] .dot { background: #ff3b30; }
 .status[data-status="connecting"] .dot, .status[data-status="reconnecting"] .dot { background: #f5a623; animation: ovation-blink 1s infinite; }
 .banner { grid-area: banner; margin: 0; padding: .45em .9em; border-radius: var(--ovation-radius, 12px); font-weight: 600;
-  background: var(--ovation-accent, #ff3b6b); color: var(--ovation-accent-text, #fff); pointer-events: auto; }
+  background: var(--ovation-accent, #d81b4f); color: var(--ovation-accent-text, #fff); pointer-events: auto; }
 .side { grid-area: side; display: flex; flex-direction: column; gap: var(--ovation-gap, 8px); overflow: auto;
   min-height: 0; max-height: 100%; align-self: start; pointer-events: auto; }
 .card { background: var(--ovation-bg, rgba(12,12,16,.72)); border-radius: var(--ovation-radius, 12px); padding: .75em;
-  pointer-events: auto; backdrop-filter: blur(6px); -webkit-backdrop-filter: blur(6px); }
+  pointer-events: auto; backdrop-filter: blur(6px); -webkit-backdrop-filter: blur(6px); overflow-wrap: anywhere; }
 .card h2 { font-size: 1.05em; margin: .25em 0 .5em; }
 .icon { width: 1.15em; height: 1.15em; fill: currentColor; vertical-align: -.2em; flex: none; }
 .kicker { display: flex; align-items: center; gap: .6em; margin: 0; font-size: .78em; text-transform: uppercase;
@@ -103,9 +109,10 @@ const STYLE = `
 .dismiss { min-height: 2em; min-width: 2em; margin: -.4em -.4em -.4em 0; padding: .15em; border: none; background: none;
   line-height: 0; color: var(--ovation-muted, rgba(255,255,255,.75)); }
 .kicker .dismiss { font-size: 1.25em; }
-.product { position: relative; padding-inline-end: 2.6em; }
+/* Room for the dismiss button (more specific than the compact layout's .card padding). */
+.card.product { position: relative; padding-inline-end: 2.6em; }
 .product .dismiss { position: absolute; top: .4em; right: .4em; }
-.timeline { height: 3px; margin-top: .3em; border-radius: 2px; background: var(--ovation-accent, #ff3b6b);
+.timeline { height: 3px; margin-top: .3em; border-radius: 2px; background: var(--ovation-accent, #d81b4f);
   width: calc(var(--remaining, 0) * 100%); transition: width .25s linear; }
 .options { display: grid; gap: .4em; }
 button, input { font: inherit; color: inherit; }
@@ -118,8 +125,8 @@ button:disabled { opacity: .55; }
   text-align: start; border-radius: calc(var(--ovation-radius, 12px) * .75); }
 .option > * { position: relative; }
 .option > .fill { position: absolute; inset: 0 auto 0 0; width: var(--share, 0%); opacity: .45;
-  background: var(--ovation-accent, #ff3b6b); transition: width .4s ease-out; }
-.option[aria-pressed="true"] { border: 2px solid var(--ovation-accent, #ff3b6b); font-weight: 700; }
+  background: var(--ovation-accent, #d81b4f); transition: width .4s ease-out; }
+.option[aria-pressed="true"] { border: 2px solid var(--ovation-accent, #d81b4f); font-weight: 700; }
 .option.correct { border: 2px solid var(--ovation-good, #2ecc71); }
 .option.correct > .fill { background: var(--ovation-good, #2ecc71); }
 .count { font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -127,12 +134,15 @@ button:disabled { opacity: .55; }
 .leaderboard { margin: .4em 0 0; padding-inline-start: 1.4em; }
 .product { display: flex; gap: .7em; align-items: center; }
 .product img { width: 4.5em; height: 4.5em; object-fit: cover; border-radius: 8px; background: #333; flex: none; }
+.product > div { flex: 1; min-width: 0; }
 .product p { margin: 0; }
-.product-title { font-weight: 700; }
+.product-title { font-weight: 700; display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3;
+  line-clamp: 3; overflow: hidden; }
 .say button { display: inline-flex; align-items: center; gap: .35em; }
-.buy, .primary, .say button, .like { background: var(--ovation-accent, #ff3b6b); color: var(--ovation-accent-text, #fff);
+.buy, .primary, .say button, .like { background: var(--ovation-accent, #d81b4f); color: var(--ovation-accent-text, #fff);
   border-color: transparent; font-weight: 600; }
-.buy { display: inline-block; margin-top: .35em; padding: .35em .9em; border-radius: 999px; text-decoration: none; }
+.buy { display: inline-flex; align-items: center; margin-top: .35em; padding: .35em .9em; border-radius: 999px;
+  text-decoration: none; }
 .comments { grid-area: comments; align-self: end; max-height: 100%; overflow-y: auto; margin: 0; padding: 0;
   list-style: none; display: flex; flex-direction: column; gap: .3em; align-items: flex-start; pointer-events: auto; }
 .comments.overflowing { -webkit-mask-image: linear-gradient(transparent, #000 2.5em); mask-image: linear-gradient(transparent, #000 2.5em); }
@@ -161,12 +171,12 @@ input::placeholder { color: var(--ovation-muted, rgba(255,255,255,.75)); }
   text-shadow: 0 1px 3px #000, 0 0 1px #000; animation: ovation-fly var(--ovation-danmaku-duration, 8s) linear forwards; }
 .fly b { color: var(--ovation-muted, rgba(255,255,255,.75)); margin-inline-end: .3em; }
 .hearts { position: absolute; right: var(--ovation-gap, 8px); bottom: 3.5em; width: 3em; height: 10em; pointer-events: none; }
-.heart { position: absolute; left: 50%; bottom: 0; font-size: 1.6em; color: var(--ovation-accent, #ff3b6b);
+.heart { position: absolute; left: 50%; bottom: 0; font-size: 1.6em; color: var(--ovation-accent, #d81b4f);
   animation: ovation-rise var(--d, 1.6s) ease-out forwards; }
 .gift-fx { position: absolute; left: 0; right: 0; top: 30%; display: flex; flex-direction: column; align-items: center;
   gap: .4em; pointer-events: none; }
 .gift-pop { margin: 0; padding: .45em 1.1em; border-radius: 999px; font-weight: 700;
-  background: var(--ovation-accent, #ff3b6b); color: var(--ovation-accent-text, #fff); animation: ovation-pop 2.6s ease-out forwards; }
+  background: var(--ovation-accent, #d81b4f); color: var(--ovation-accent-text, #fff); animation: ovation-pop 2.6s ease-out forwards; }
 .gift-pop .icon { display: inline-block; font-size: 1.7em; vertical-align: middle; animation: ovation-bounce .5s ease-in-out 4 alternate; }
 .toast { position: absolute; left: 50%; bottom: 4em; transform: translateX(-50%); max-width: 90%; margin: 0;
   padding: .5em 1em; border-radius: 8px; background: rgba(0,0,0,.88); pointer-events: auto; }
@@ -185,7 +195,9 @@ input::placeholder { color: var(--ovation-muted, rgba(255,255,255,.75)); }
   .gift-pop .icon, .dot { animation: none !important; }
   .option > .fill, .timeline { transition: none; }
 }
-@media (pointer: coarse) { button, input, .dismiss { min-height: 44px; min-width: 44px; } }
+/* Touch targets: every control, the product link included, at least 44×44 px. */
+@media (pointer: coarse) { button, input, a[href], .dismiss { min-height: 44px; min-width: 44px; }
+  .card.product { padding-inline-end: calc(44px + .6em); } }
 @container (max-width: 560px) {
   .frame { font-size: var(--ovation-font-size, 14px); grid-template-columns: minmax(0, 1fr);
     grid-template-rows: auto auto auto minmax(0, 1fr) auto; grid-template-areas: "top" "banner" "side" "comments" "bar"; }
@@ -235,7 +247,7 @@ const TEMPLATE = `
       <ol class="qa-list" aria-label="Questions"></ol>
     </section>
   </div>
-  <ol class="comments" aria-label="Comments" aria-live="polite" aria-relevant="additions"></ol>
+  <ol class="comments" aria-label="Comments" aria-live="polite" aria-relevant="additions" tabindex="0"></ol>
   <div class="hearts" aria-hidden="true"></div>
   <div class="gift-fx" aria-hidden="true"></div>
   <div class="bar">
@@ -435,6 +447,11 @@ export class OvationOverlay extends HTMLElement {
 
   _applyMode() {
     this._$(".frame").dataset.mode = this.mode;
+    // The scrolling comment list takes keyboard focus so it can be scrolled without a
+    // pointer; in danmaku mode it is for screen readers only and takes none.
+    const list = this._$(".comments");
+    if (this.mode === "danmaku") list.removeAttribute("tabindex");
+    else list.tabIndex = 0;
   }
 
   _applyDeadZones() {
@@ -795,7 +812,8 @@ export class OvationOverlay extends HTMLElement {
     const href = safeLink(pinned.link);
     link.hidden = !href;
     if (href) link.href = href;
-    link.setAttribute("aria-label", `Shop ${pinned.title}, ${pinned.price}`);
+    // The name starts with the visible text ("Shop now"), then says what is for sale.
+    link.setAttribute("aria-label", `Shop now: ${pinned.title}, ${pinned.price}`);
   }
 
   _renderQa(qa) {
@@ -831,9 +849,10 @@ export class OvationOverlay extends HTMLElement {
 
   _renderGifts() {
     this._$(".gift-list").replaceChildren(...this.gifts.map((g) => {
+      // The name holds the visible "label price" as it reads (WCAG label in name).
       const button = el("button", { type: "button", class: "gift", "data-sku": g.sku,
-        "aria-label": `Send ${g.label || g.sku}, costs ${g.price}` },
-      el("span", { class: "icon", "aria-hidden": "true" }, g.icon || "🎁"), el("span", {}, g.label || g.sku),
+        "aria-label": `Send ${g.label || g.sku}, ${g.price}` },
+      el("span", { class: "icon", "aria-hidden": "true" }, g.icon || "🎁"), el("span", {}, g.label || g.sku), " ",
       el("span", { class: "price" }, g.price));
       button.addEventListener("click", () => this._sendGift(g, button));
       return button;

@@ -22,7 +22,8 @@ export function inside(dir, rest) {
 
 /**
  * Serves files on 127.0.0.1 (`port` 0: any free one). `route(url)` answers a file path,
- * `{type, body}`, or null (404); `transform(file, body)` may rewrite a file's bytes.
+ * `{type, body}`, `{redirect: location}` (302), or null (404); `transform(file, body)` may
+ * rewrite a file's bytes.
  * Resolves with the server and its base URL.
  */
 export async function serve(route, { port = 0, transform = (_file, body) => body } = {}) {
@@ -30,6 +31,10 @@ export async function serve(route, { port = 0, transform = (_file, body) => body
     try {
       const answer = route(new URL(req.url, "http://x"));
       if (!answer) throw new Error("no route");
+      if (typeof answer === "object" && answer.redirect) {
+        res.writeHead(302, { location: answer.redirect, "cache-control": "no-store" }).end();
+        return;
+      }
       const { type, body } = typeof answer === "string"
         ? { type: TYPES[path.extname(answer)], body: transform(answer, await fs.readFile(answer)) }
         : answer;

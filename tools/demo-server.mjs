@@ -1,17 +1,27 @@
 // The demo for `cargo xtask dev`: serves the player overlay demo page and the host
 // console next to the running worker, with a generated HLS test stream carrying cues.
 // On start it makes sure the demo room exists and pins a product card that opens at the
-// stream's cue. Env: OVATION_URL (the worker), OVATION_ADMIN_TOKEN, OVATION_ROOM,
-// OVATION_PORT, OVATION_REPO (the repository root), OVATION_SDK (the staged package),
-// OVATION_STREAM (the stream directory), OVATION_CUE_ID.
+// stream's cue. `/` leads to the demo page (a redirect carrying the worker's URL, the
+// room, the stream and a viewer token). Env: OVATION_URL (the worker),
+// OVATION_ADMIN_TOKEN, OVATION_VIEWER_TOKEN, OVATION_ROOM, OVATION_PORT, OVATION_REPO (the
+// repository root), OVATION_SDK (the staged package), OVATION_STREAM (the stream
+// directory), OVATION_CUE_ID.
 
 import path from "node:path";
 import { inside, serve } from "./browser.mjs";
 
 const env = process.env;
 const repo = env.OVATION_REPO;
+/** The demo page with everything it needs in its query (see demo.html). */
+function demoPage(env) {
+  const query = new URLSearchParams({ url: env.OVATION_URL, room: env.OVATION_ROOM, stream: "/stream/index.m3u8",
+    token: env.OVATION_VIEWER_TOKEN || "" });
+  return `/demo.html?${query}`;
+}
+
 /** URL path → file, only inside the directories the demo serves. */
 function fileFor(url) {
+  if (url.pathname === "/") return { redirect: demoPage(env) };
   if (url.pathname === "/hls.js") return path.join(repo, "node_modules/hls.js/dist/hls.min.js");
   if (url.pathname.startsWith("/ovation/")) return inside(env.OVATION_SDK, url.pathname.slice(9));
   if (url.pathname.startsWith("/stream/")) return inside(env.OVATION_STREAM, url.pathname.slice(8));

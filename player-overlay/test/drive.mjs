@@ -15,8 +15,15 @@
 // "bridge": stubbed iOS and Android handlers receive the status and the room's events;
 //   window.ovation.dispatch() from "native" posts a comment another client receives and
 //   posts back its result.
+// "a11y": with a poll, a product with a long unbroken title, the Q&A list and the gift
+//   picker open, on a phone (touch: coarse pointer) and on a desktop: axe-core finds no
+//   serious or critical violation (label-in-name included); on the phone every visible
+//   control and link is at least 44×44 px; every control's name contains its visible
+//   text; the title stays inside its card.
 
+import fs from "node:fs";
 import path from "node:path";
+import { createRequire } from "node:module";
 import WebSocket from "ws";
 import { connect } from "ovation";
 import { inside, launchChromium, serve } from "./browser.mjs";
@@ -223,7 +230,7 @@ async function viewersScenario() {
   await bob.evaluate(() => window.sr().addEventListener("click", (e) => {
     if (e.target.closest("a")) e.preventDefault();
   }, true));
-  await bob.getByRole("link", { name: /Shop Red sneakers/ }).click();
+  await bob.getByRole("link", { name: /^Shop now: Red sneakers, €89$/ }).click();
   await until(host, "the console counts the click", () => document.getElementById("product-clicks").textContent === "1");
   console.log("the product card shows its deep link; a click reached the console");
 
@@ -256,7 +263,7 @@ async function viewersScenario() {
     labels: [...window.sr().querySelectorAll(".gift-list button")].map((b) => b.getAttribute("aria-label")),
   }));
   if (!gifts.open || gifts.expanded !== "true" || gifts.focused !== "rose"
-    || gifts.labels.join("|") !== "Send Rose, costs 1|Send Heart, costs 5|Send Rocket, costs 100") {
+    || gifts.labels.join("|") !== "Send Rose, 1|Send Heart, 5|Send Rocket, 100") {
     fail(`gift picker: ${JSON.stringify(gifts)}`);
   }
   await bob.keyboard.press("Escape");
@@ -356,9 +363,119 @@ async function bridgeScenario() {
   cy.close();
 }
 
+/** The admin API of the room (Node's fetch), with the admin token. */
+async function admin(method, route, body) {
+  const resp = await fetch(`${env.OVATION_URL}/v1/rooms/${env.OVATION_ROOM}${route}`, {
+    method,
+    headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await resp.text();
+  if (!resp.ok) fail(`${method} ${route}: ${resp.status} ${text}`);
+  return JSON.parse(text);
+}
+
+/** The interactive elements a viewer can see in the overlay: boxes, names, visible text. */
+const CONTROLS = () => [...window.sr().querySelectorAll("button, a[href], input, select, textarea")]
+  .filter((e) => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== "hidden")
+  .map((e) => {
+    const r = e.getBoundingClientRect();
+    // The text a sighted user sees: screen-reader-only parts (clipped to 1 px) left out.
+    let visible = "";
+    const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const box = node.parentElement.getBoundingClientRect();
+      if (box.width > 1 && box.height > 1) visible += node.textContent;
+    }
+    return { what: `${e.tagName.toLowerCase()}.${[...e.classList].join(".")}`, width: r.width, height: r.height,
+      label: e.getAttribute("aria-label"), visible };
+  });
+
+/** Letters and digits only, lower case: how label-in-name compares texts. */
+const words = (text) => (text || "").toLowerCase().replace(/[^\p{L}\p{N}]+/gu, " ").trim();
+
+async function a11yScenario() {
+  const axeSource = fs.readFileSync(createRequire(path.join(env.OVATION_REPO, "package.json")).resolve("axe-core/axe.min.js"), "utf8");
+  const title = `Limited${"X".repeat(90)}edition sneakers`; // 113 bytes: the limit is 120
+  await admin("POST", "/products", { id: "long-1", title, price: "€189", image_url: `${base}/product.svg`,
+    link: "https://shop.example/item/long-1" });
+  const poll = await admin("POST", "/polls", { question: "Which colour wins?", options: ["Red", "Blue"], window_ms: 120000 });
+  const cy = await connect({ url: env.OVATION_URL, room: env.OVATION_ROOM, token: TOKENS.cy, WebSocket });
+  await cy.ask("Which sizes?");
+
+  for (const [device, context] of [["phone", PHONE], ["desktop", DESKTOP]]) {
+    const page = await open("demo.html", TOKENS.ana, { context, init: SR });
+    await until(page, `${device}: the overlay connects`, () => window.sr().querySelector(".status").dataset.status === "open");
+    await cy.comment(`Looks great on the ${device}`);
+    await until(page, `${device}: the poll and product cards, the comment show`, (t) => {
+      const sr = window.sr();
+      return !sr.querySelector(".poll").hidden && sr.querySelectorAll(".poll button.option").length === 2
+        && !sr.querySelector(".product").hidden && sr.querySelector(".product-title").textContent === t
+        && sr.querySelector(".comments li") !== null;
+    }, title);
+    // Open the Q&A list (with its upvote button) and the gift picker, so all are checked.
+    await page.getByRole("button", { name: /^Q&A/ }).click();
+    await until(page, `${device}: the question lists`, () => window.sr().querySelector(".qa-list .upvote") !== null);
+    await page.getByRole("button", { name: "Gifts" }).click();
+    await until(page, `${device}: the gift picker opens`, () => !window.sr().querySelector(".gift-picker").hidden);
+    await sleep(300); // transitions settle before boxes and colours are measured
+    await page.screenshot({ path: path.join(env.OVATION_ARTIFACTS, `overlay-a11y-${device}.png`) });
+
+    const controls = await page.evaluate(CONTROLS);
+    if (controls.length < 12) fail(`${device}: only ${controls.length} visible controls: ${JSON.stringify(controls)}`);
+    if (!controls.some((c) => c.what.startsWith("a.buy"))) fail(`${device}: the product link is not among the controls`);
+    if (device === "phone") {
+      // The phone context emulates touch: the overlay sees a coarse pointer.
+      if (!(await page.evaluate(() => matchMedia("(pointer: coarse)").matches))) fail("the phone has no coarse pointer");
+      const small = controls.filter((c) => c.width < 44 - 0.01 || c.height < 44 - 0.01);
+      if (small.length) fail(`targets under 44×44 px on a coarse pointer: ${JSON.stringify(small)}`);
+      console.log(`phone: all ${controls.length} visible controls are at least 44×44 px`);
+    }
+    // Label in name: a control named by aria-label says its visible text too.
+    const mismatched = controls.filter((c) => c.label !== null && words(c.visible) && !words(c.label).includes(words(c.visible)));
+    if (mismatched.length) fail(`${device}: names without their visible text: ${JSON.stringify(mismatched)}`);
+
+    // The long unbroken title wraps or is cut inside its card, never past its edge.
+    const fit = await page.evaluate(() => {
+      const card = window.sr().querySelector(".product");
+      const titleNode = card.querySelector(".product-title");
+      const c = card.getBoundingClientRect();
+      const t = titleNode.getBoundingClientRect();
+      const x = card.querySelector(".dismiss").getBoundingClientRect();
+      const underDismiss = t.right > x.left && t.left < x.right && t.bottom > x.top && t.top < x.bottom;
+      return { card: [c.left, c.right], title: [t.left, t.right], cardScroll: card.scrollWidth - card.clientWidth,
+        titleScroll: titleNode.scrollWidth - titleNode.clientWidth, underDismiss };
+    });
+    if (!(fit.title[0] >= fit.card[0] && fit.title[1] <= fit.card[1] + 0.5 && fit.cardScroll <= 0 && fit.titleScroll <= 0)
+      || fit.underDismiss) {
+      fail(`${device}: the long product title leaves its card: ${JSON.stringify(fit)}`);
+    }
+
+    // axe-core over the whole page (it enters the overlay's shadow root), with the
+    // label-in-name rule on; serious and critical violations fail.
+    await page.addScriptTag({ content: axeSource });
+    const result = await page.evaluate(() => window.axe.run(document, {
+      rules: { "label-content-name-mismatch": { enabled: true } },
+      resultTypes: ["violations"],
+    }));
+    const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+    for (const v of result.violations) {
+      console.log(`${device}: axe ${v.impact} ${v.id}: ${v.nodes.length} node(s) ${JSON.stringify(v.nodes.map((n) => n.target))}`);
+    }
+    if (bad.length) {
+      fail(`${device}: axe found ${bad.length} serious or critical violation(s):\n${bad.map((v) => `${v.id} (${v.impact}): ${v.help}\n${
+        v.nodes.map((n) => `  ${JSON.stringify(n.target)} ${n.failureSummary}`).join("\n")}`).join("\n")}`);
+    }
+    console.log(`${device}: axe-core finds no serious or critical violation; the long title stays in its card`);
+  }
+  await admin("POST", `/polls/${poll.id}/close`, {});
+  cy.close();
+}
+
 let failed = false;
 try {
   if (env.OVATION_SCENARIO === "bridge") await bridgeScenario();
+  else if (env.OVATION_SCENARIO === "a11y") await a11yScenario();
   else await viewersScenario();
 } catch (e) {
   failed = true;
