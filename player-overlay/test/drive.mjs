@@ -19,7 +19,7 @@
 //   picker open, on a phone (touch: coarse pointer) and on a desktop: axe-core finds no
 //   serious or critical violation (label-in-name included); on the phone every visible
 //   control and link is at least 44×44 px; every control's name contains its visible
-//   text; the title stays inside its card.
+//   text; the title stays inside its card. The host console passes axe as well.
 
 import fs from "node:fs";
 import path from "node:path";
@@ -468,6 +468,20 @@ async function a11yScenario() {
     }
     console.log(`${device}: axe-core finds no serious or critical violation; the long title stays in its card`);
   }
+  // The host console, with the poll open, passes axe too.
+  const host = await open("console.html", TOKENS.host, { context: { viewport: { width: 1280, height: 1000 } } });
+  await until(host, "console connects", () => document.getElementById("status").dataset.status === "open");
+  await host.addScriptTag({ content: axeSource });
+  const consoleResult = await host.evaluate(() => window.axe.run(document, {
+    rules: { "label-content-name-mismatch": { enabled: true } },
+    resultTypes: ["violations"],
+  }));
+  const consoleBad = consoleResult.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  if (consoleBad.length) {
+    fail(`console: axe found ${consoleBad.length} serious or critical violation(s): ${JSON.stringify(consoleBad.map((v) =>
+      [v.id, v.nodes.map((n) => n.target)]))}`);
+  }
+  console.log("console: axe-core finds no serious or critical violation");
   await admin("POST", `/polls/${poll.id}/close`, {});
   cy.close();
 }

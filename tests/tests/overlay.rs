@@ -53,6 +53,8 @@ fn overlay_passes_axe_has_44px_touch_targets_names_with_visible_text_and_wraps_a
     let room = create_room(shared(), "weur");
     let tokens = serde_json::json!({
         "admin": token("admin", "boss", &room),
+        // create_room makes "host-1" the room's host.
+        "host": token("host", "host-1", &room),
         "ana": token("viewer", "ana", &room),
         "cy": token("viewer", "cy", &room),
     });

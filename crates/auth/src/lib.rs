@@ -465,6 +465,42 @@ mod tests {
     }
 
     #[test]
+    fn every_claim_takes_its_limit_and_is_refused_one_past_it() {
+        let (ring, acme, _) = keyring();
+        type Set = fn(&mut TokenClaims, String);
+        let fields: [(&str, usize, Set); 4] = [
+            ("sub", USER_ID_BYTES_MAX, |c, v| c.sub = v),
+            ("name", USER_NAME_BYTES_MAX, |c, v| c.name = v),
+            ("room", ROOM_ID_BYTES_MAX, |c, v| c.room = v),
+            ("tenant", TENANT_ID_BYTES_MAX, |c, v| c.tenant = v),
+        ];
+        for (field, max, set) in fields {
+            let token = |bytes: usize| {
+                let mut claims = claims("acme", "*", "viewer");
+                set(&mut claims, "a".repeat(bytes));
+                mint(&acme, claims, NOW, 60_000)
+            };
+            let mut ring = ring.clone();
+            if field == "tenant" {
+                // A tenant id at the limit needs a key of its own to get that far.
+                ring.insert("a".repeat(max), acme.tenant_key());
+                ring.insert("a".repeat(max + 1), acme.tenant_key());
+            }
+            assert!(ring.verify(&token(max), NOW).is_ok(), "{field} at {max}");
+            assert!(
+                matches!(ring.verify(&token(max + 1), NOW), Err(AuthError::Malformed(m)) if m.contains(field)),
+                "{field} one past {max}"
+            );
+        }
+        let lifetime = |ms: u64| mint(&acme, claims("acme", "*", "viewer"), NOW, ms);
+        assert!(ring.verify(&lifetime(TOKEN_LIFETIME_MS_MAX), NOW).is_ok());
+        assert_eq!(
+            ring.verify(&lifetime(TOKEN_LIFETIME_MS_MAX + 1_000), NOW),
+            Err(AuthError::LifetimeTooLong)
+        );
+    }
+
+    #[test]
     fn keyring_config_is_validated() {
         assert!(Keyring::from_json(r#"{"a":{"hs256":"0123456789abcdef"}}"#).is_ok());
         assert!(Keyring::from_json(r#"{"a":{"hs256":"short"}}"#).is_err());

@@ -125,8 +125,6 @@ pub const CONNECTION_LIFETIME_OVERRIDE_MS_MIN: u64 = 1_000;
 pub const GOAWAY_GRACE_MS: u64 = 5_000;
 /// A socket with no traffic and no heartbeat for this long is closed by the sweep.
 pub const STALE_SOCKET_MS: u64 = 90_000;
-/// Sweep period for stale sockets.
-pub const SWEEP_INTERVAL_MS: u64 = 30_000;
 /// The heartbeat a client sends as a text frame, and the runtime's auto-response to it
 /// (it does not wake the room).
 pub const HEARTBEAT_TEXT: &str = "ping";

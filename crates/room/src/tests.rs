@@ -1750,3 +1750,376 @@ fn a_new_rooms_facts_are_checked_one_past_each_limit() {
         Err(AdminError::Empty { field: "host" })
     );
 }
+
+/// Runs one staff command from the admin API on a fresh room.
+fn on_fresh_room(command: StaffCommand) -> Result<AdminReply, AdminError> {
+    Room::create(info(), 1, 0).admin(as_host(command), 0)
+}
+
+#[test]
+fn every_staff_input_limit_takes_the_limit_and_refuses_one_past_it() {
+    let poll = |f: &dyn Fn(&mut PollSpec)| {
+        let mut spec = poll_spec(2, 5_000);
+        f(&mut spec);
+        on_fresh_room(StaffCommand::CreatePoll { spec })
+    };
+    let quiz = |f: &dyn Fn(&mut QuizSpec)| {
+        let mut spec = quiz_spec(&[(2, 0)], 5_000);
+        f(&mut spec);
+        on_fresh_room(StaffCommand::CreateQuiz { spec })
+    };
+    let pin = |f: &dyn Fn(&mut ProductCard)| {
+        let mut product = product("p1");
+        f(&mut product);
+        on_fresh_room(StaffCommand::PinProduct { product })
+    };
+    let url = |bytes: usize| format!("https://x.example/{}", "a".repeat(bytes - 18));
+    let words = |count: usize, bytes: usize| StaffCommand::WordFilter {
+        words: (0..count).map(|i| format!("{i:0>bytes$}")).collect(),
+    };
+    let announce = |bytes: usize| StaffCommand::Announce {
+        text: Some("a".repeat(bytes)),
+    };
+    type Case = (
+        &'static str,
+        Result<AdminReply, AdminError>,
+        Result<AdminReply, AdminError>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "POLL_QUESTION_BYTES_MAX",
+            poll(&|s| s.question = "q".repeat(POLL_QUESTION_BYTES_MAX)),
+            poll(&|s| s.question = "q".repeat(POLL_QUESTION_BYTES_MAX + 1)),
+        ),
+        (
+            "POLL_OPTIONS_MIN / MAX",
+            poll(&|s| s.options.truncate(POLL_OPTIONS_MIN)),
+            poll(&|s| s.options.truncate(POLL_OPTIONS_MIN - 1)),
+        ),
+        (
+            "POLL_OPTIONS_MAX",
+            poll(&|s| s.options = (0..POLL_OPTIONS_MAX).map(|i| i.to_string()).collect()),
+            poll(&|s| s.options = (0..=POLL_OPTIONS_MAX).map(|i| i.to_string()).collect()),
+        ),
+        (
+            "POLL_WINDOW_MS_MIN",
+            poll(&|s| s.window_ms = Some(POLL_WINDOW_MS_MIN)),
+            poll(&|s| s.window_ms = Some(POLL_WINDOW_MS_MIN - 1)),
+        ),
+        (
+            "POLL_WINDOW_MS_MAX",
+            poll(&|s| s.window_ms = Some(POLL_WINDOW_MS_MAX)),
+            poll(&|s| s.window_ms = Some(POLL_WINDOW_MS_MAX + 1)),
+        ),
+        (
+            "QUIZ_OPTIONS_MIN",
+            quiz(&|s| s.questions[0].options.truncate(QUIZ_OPTIONS_MIN)),
+            quiz(&|s| s.questions[0].options.truncate(QUIZ_OPTIONS_MIN - 1)),
+        ),
+        (
+            "QUIZ_OPTIONS_MAX",
+            quiz(&|s| {
+                s.questions[0].options = (0..QUIZ_OPTIONS_MAX).map(|i| i.to_string()).collect()
+            }),
+            quiz(&|s| {
+                s.questions[0].options = (0..=QUIZ_OPTIONS_MAX).map(|i| i.to_string()).collect()
+            }),
+        ),
+        (
+            "QUIZ_WINDOW_MS_MIN",
+            quiz(&|s| s.questions[0].window_ms = Some(QUIZ_WINDOW_MS_MIN)),
+            quiz(&|s| s.questions[0].window_ms = Some(QUIZ_WINDOW_MS_MIN - 1)),
+        ),
+        (
+            "QUIZ_WINDOW_MS_MAX",
+            quiz(&|s| s.questions[0].window_ms = Some(QUIZ_WINDOW_MS_MAX)),
+            quiz(&|s| s.questions[0].window_ms = Some(QUIZ_WINDOW_MS_MAX + 1)),
+        ),
+        (
+            "QUIZ_QUESTIONS_MAX",
+            quiz(&|s| s.questions = quiz_spec(&[(2, 0); QUIZ_QUESTIONS_MAX], 5_000).questions),
+            quiz(&|s| s.questions = quiz_spec(&[(2, 0); QUIZ_QUESTIONS_MAX + 1], 5_000).questions),
+        ),
+        (
+            "PRODUCT_ID_BYTES_MAX",
+            pin(&|p| p.id = "i".repeat(PRODUCT_ID_BYTES_MAX)),
+            pin(&|p| p.id = "i".repeat(PRODUCT_ID_BYTES_MAX + 1)),
+        ),
+        (
+            "PRODUCT_TITLE_BYTES_MAX",
+            pin(&|p| p.title = "t".repeat(PRODUCT_TITLE_BYTES_MAX)),
+            pin(&|p| p.title = "t".repeat(PRODUCT_TITLE_BYTES_MAX + 1)),
+        ),
+        (
+            "PRODUCT_PRICE_BYTES_MAX",
+            pin(&|p| p.price = "9".repeat(PRODUCT_PRICE_BYTES_MAX)),
+            pin(&|p| p.price = "9".repeat(PRODUCT_PRICE_BYTES_MAX + 1)),
+        ),
+        (
+            "PRODUCT_URL_BYTES_MAX (link)",
+            pin(&|p| p.link = url(PRODUCT_URL_BYTES_MAX)),
+            pin(&|p| p.link = url(PRODUCT_URL_BYTES_MAX + 1)),
+        ),
+        (
+            "PRODUCT_URL_BYTES_MAX (image_url)",
+            pin(&|p| p.image_url = url(PRODUCT_URL_BYTES_MAX)),
+            pin(&|p| p.image_url = url(PRODUCT_URL_BYTES_MAX + 1)),
+        ),
+        (
+            "WORD_FILTER_WORDS_MAX",
+            on_fresh_room(words(WORD_FILTER_WORDS_MAX, 4)),
+            on_fresh_room(words(WORD_FILTER_WORDS_MAX + 1, 4)),
+        ),
+        (
+            "WORD_FILTER_WORD_BYTES_MAX",
+            on_fresh_room(words(1, WORD_FILTER_WORD_BYTES_MAX)),
+            on_fresh_room(words(1, WORD_FILTER_WORD_BYTES_MAX + 1)),
+        ),
+        (
+            "SLOW_MODE_MS_MAX",
+            on_fresh_room(StaffCommand::SlowMode {
+                interval_ms: SLOW_MODE_MS_MAX,
+            }),
+            on_fresh_room(StaffCommand::SlowMode {
+                interval_ms: SLOW_MODE_MS_MAX + 1,
+            }),
+        ),
+        (
+            "ANNOUNCEMENT_BYTES_MAX",
+            on_fresh_room(announce(ANNOUNCEMENT_BYTES_MAX)),
+            on_fresh_room(announce(ANNOUNCEMENT_BYTES_MAX + 1)),
+        ),
+    ];
+    for (limit, at_limit, one_past) in cases {
+        assert!(at_limit.is_ok(), "{limit}: at the limit: {at_limit:?}");
+        let refused = one_past.expect_err(limit);
+        assert_eq!(refused.http_status(), 400, "{limit}: {refused:?}");
+    }
+}
+
+#[test]
+fn every_admin_input_limit_takes_the_limit_and_refuses_one_past_it() {
+    let admin = |command: AdminCommand| Room::create(info(), 1, 0).admin(command, 0);
+    let broadcast = |bytes: usize| AdminCommand::Broadcast {
+        from_user: "admin".into(),
+        from_name: "Admin".into(),
+        text: "b".repeat(bytes),
+    };
+    let direct = |bytes: usize| AdminCommand::Direct {
+        from_user: "admin".into(),
+        to_user: "ana".into(),
+        payload: format!("\"{}\"", "d".repeat(bytes - 2)),
+    };
+    let part = |name: String, bytes: usize| AdminCommand::SetPart {
+        name,
+        value: format!("\"{}\"", "v".repeat(bytes - 2)),
+    };
+    for (limit, at_limit, one_past) in [
+        (
+            "SYSTEM_MESSAGE_BYTES_MAX",
+            admin(broadcast(SYSTEM_MESSAGE_BYTES_MAX)),
+            admin(broadcast(SYSTEM_MESSAGE_BYTES_MAX + 1)),
+        ),
+        (
+            "DIRECT_PAYLOAD_BYTES_MAX",
+            admin(direct(DIRECT_PAYLOAD_BYTES_MAX)),
+            admin(direct(DIRECT_PAYLOAD_BYTES_MAX + 1)),
+        ),
+        (
+            "PART_VALUE_BYTES_MAX",
+            admin(part("p".into(), PART_VALUE_BYTES_MAX)),
+            admin(part("p".into(), PART_VALUE_BYTES_MAX + 1)),
+        ),
+        (
+            "PART_NAME_BYTES_MAX",
+            admin(part("n".repeat(PART_NAME_BYTES_MAX), 2)),
+            admin(part("n".repeat(PART_NAME_BYTES_MAX + 1), 2)),
+        ),
+    ] {
+        assert!(at_limit.is_ok(), "{limit}: at the limit: {at_limit:?}");
+        let refused = one_past.expect_err(limit);
+        assert_eq!(refused.http_status(), 400, "{limit}: {refused:?}");
+    }
+    // PARTS_COUNT_MAX counts every part, the room's own included.
+    let mut room = Room::create(info(), 1, 0);
+    let mut added = 0;
+    let refused = loop {
+        match room.admin(part(format!("p{added}"), 2), 0) {
+            Ok(_) => added += 1,
+            Err(e) => break e,
+        }
+        assert!(added <= PARTS_COUNT_MAX, "parts past the limit");
+    };
+    assert_eq!(refused, AdminError::TooManyParts);
+    assert_eq!(room.part_versions().count(), PARTS_COUNT_MAX);
+    // A part already there may still change at the limit.
+    assert!(room.admin(part("p0".into(), 3), 0).is_ok());
+    // GIFT_CATALOG_ENTRIES_MAX: the host's catalog.
+    let catalog = |entries: usize| (0..entries).map(|i| (format!("s{i}"), 1)).collect();
+    assert!(room
+        .set_gift_catalog(catalog(GIFT_CATALOG_ENTRIES_MAX))
+        .is_ok());
+    assert!(room
+        .set_gift_catalog(catalog(GIFT_CATALOG_ENTRIES_MAX + 1))
+        .is_err());
+}
+
+#[test]
+fn moderation_sets_are_bounded_one_past_their_limits() {
+    let mut room = Room::create(info(), 1, 0);
+    for (limit, max, command) in [
+        (
+            "MUTED_USERS_MAX",
+            MUTED_USERS_MAX,
+            (|user: String| StaffCommand::Mute {
+                user,
+                duration_ms: None,
+            }) as fn(String) -> StaffCommand,
+        ),
+        ("BANNED_USERS_MAX", BANNED_USERS_MAX, |user| {
+            StaffCommand::Ban { user }
+        }),
+    ] {
+        for i in 0..max {
+            room.admin(as_host(command(format!("u{i}"))), 0)
+                .unwrap_or_else(|e| panic!("{limit}: {i}: {e:?}"));
+        }
+        let refused = room
+            .admin(as_host(command(format!("u{max}"))), 0)
+            .expect_err(limit);
+        assert_eq!(refused.http_status(), 409, "{limit}: {refused:?}");
+        // Repeating a command for a user already in the set is no growth.
+        assert!(room.admin(as_host(command("u0".into())), 0).is_ok());
+        drain(&mut room);
+    }
+}
+
+#[test]
+fn every_per_user_bucket_refuses_one_past_its_burst() {
+    // `burst + 1` frames in one instant from one user, spread over as many of the user's
+    // sockets as keep each within FRAMES_BURST (DIRECT_BURST is larger than it).
+    let burst_of = |frame: &dyn Fn(u64) -> ClientFrame, burst: u32, role: Role| {
+        let mut room = Room::create(info(), 1, 0);
+        // Each socket's Hello took one of its frames.
+        let per_socket = u64::from(FRAMES_BURST - 1);
+        let sockets = u64::from(burst + 1).div_ceil(per_socket).max(1);
+        assert!(sockets <= USER_SOCKETS_PER_ROOM_MAX as u64);
+        for id in 1..=sockets {
+            join(&mut room, id, "ana", role, 0);
+        }
+        join(&mut room, 99, "bob", Role::Viewer, 0);
+        room.set_gift_catalog([("rose".to_owned(), 1)].into())
+            .unwrap();
+        drain(&mut room);
+        for client_id in 1..=u64::from(burst) + 1 {
+            let socket = 1 + (client_id - 1) / per_socket;
+            room.handle_frame(socket, &frame(client_id).encode(), 0);
+        }
+        let out = tick(&mut room, &mut 0);
+        let refusals: Vec<ErrorCode> = (1..=sockets)
+            .filter_map(|id| out.events.get(&id))
+            .flat_map(|e| error_codes(e))
+            .collect();
+        (refusals, out.charges.len())
+    };
+    let cases: [(&str, Box<dyn Fn(u64) -> ClientFrame>, u32, Role); 4] = [
+        (
+            "COMMENT_BURST",
+            Box::new(|c| ClientFrame::Comment {
+                client_id: c,
+                text: "hi".into(),
+            }),
+            COMMENT_BURST,
+            Role::Viewer,
+        ),
+        (
+            "REACTION_BURST",
+            Box::new(|c| ClientFrame::Reaction {
+                client_id: c,
+                kind: "🔥".into(),
+            }),
+            REACTION_BURST,
+            Role::Viewer,
+        ),
+        (
+            "DIRECT_BURST",
+            Box::new(|c| ClientFrame::Direct {
+                client_id: c,
+                to_user: "bob".into(),
+                payload: "{}".into(),
+            }),
+            DIRECT_BURST,
+            Role::Host,
+        ),
+        (
+            "GIFT_BURST",
+            Box::new(|c| ClientFrame::Gift {
+                client_id: c,
+                gift_id: format!("g{c}"),
+                sku: "rose".into(),
+                qty: 1,
+            }),
+            GIFT_BURST,
+            Role::Viewer,
+        ),
+    ];
+    for (limit, frame, burst, role) in cases {
+        let (refusals, _) = burst_of(&*frame, burst, role);
+        assert_eq!(refusals, [ErrorCode::RateLimited], "{limit}");
+    }
+    // LIKES_BURST counts likes, not frames: the burst's worth is taken, one more is not.
+    let like = |count: u32| {
+        move |c: u64| ClientFrame::Like {
+            client_id: c,
+            count,
+        }
+    };
+    let (refusals, _) = burst_of(&like(LIKES_BURST), 0, Role::Viewer);
+    assert!(refusals.is_empty(), "{refusals:?}");
+    let (refusals, _) = burst_of(&like(LIKES_BURST + 1), 0, Role::Viewer);
+    assert_eq!(refusals, [ErrorCode::RateLimited], "LIKES_BURST");
+    // FRAMES_BURST: any frame, per connection.
+    let ping = |_: u64| ClientFrame::Ping { client_time_ms: 0 };
+    let mut room = Room::create(info(), 1, 0);
+    join(&mut room, 1, "ana", Role::Viewer, 0);
+    drain(&mut room);
+    // The Hello took one frame of the burst.
+    for _ in 0..FRAMES_BURST {
+        room.handle_frame(1, &ping(0).encode(), 0);
+    }
+    let out = tick(&mut room, &mut 0);
+    assert_eq!(
+        error_codes(&out.events[&1]),
+        [ErrorCode::RateLimited],
+        "FRAMES_BURST"
+    );
+}
+
+#[test]
+fn a_pull_returns_at_most_pull_events_max_actions() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let total = PULL_EVENTS_MAX as u64 + 1;
+    for i in 0..total {
+        let text = format!("notice {i}");
+        room.admin(
+            AdminCommand::Broadcast {
+                from_user: "admin".into(),
+                from_name: "Admin".into(),
+                text,
+            },
+            now,
+        )
+        .unwrap();
+        tick(&mut room, &mut now);
+    }
+    let (actions, gap) = room.actions_since(0, now);
+    assert!(!gap);
+    assert_eq!(actions.len(), PULL_EVENTS_MAX);
+    let (rest, _) = room.actions_since(actions.last().unwrap().seq, now);
+    assert_eq!(
+        rest.len(),
+        1,
+        "the one past the limit comes with the next pull"
+    );
+}
