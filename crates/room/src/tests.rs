@@ -2022,7 +2022,8 @@ fn every_per_user_bucket_refuses_one_past_its_burst() {
             .collect();
         (refusals, out.charges.len())
     };
-    let cases: [(&str, Box<dyn Fn(u64) -> ClientFrame>, u32, Role); 4] = [
+    type FrameOf = Box<dyn Fn(u64) -> ClientFrame>;
+    let cases: [(&str, FrameOf, u32, Role); 4] = [
         (
             "COMMENT_BURST",
             Box::new(|c| ClientFrame::Comment {
