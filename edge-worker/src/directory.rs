@@ -1,7 +1,6 @@
 //! Per-tenant directory of live rooms (one object per tenant).
 
-use crate::http::{error, json, ApiError};
-use ovation_proto::limits::DIRECTORY_ROOMS_MAX;
+use crate::http::{error, json, json_body, ApiError};
 use serde::{Deserialize, Serialize};
 use worker::*;
 
@@ -27,25 +26,33 @@ impl DurableObject for DirectoryObject {
         let path = req.path();
         let storage = self.state.storage();
         match (req.method(), path.as_str()) {
+            // Admits a room before it is created (`ovation_room::admit_live_room`): a
+            // listed room answers `existed` and keeps its entry; past the limit, 429.
             (Method::Post, "/add") => {
-                let entry: Entry = req.json().await?;
-                let count = storage.list().await?.size() as usize;
-                if count >= DIRECTORY_ROOMS_MAX {
-                    return error(ApiError::new(
-                        429,
-                        "too_many_rooms",
-                        "the tenant has too many live rooms",
-                    ));
+                let entry: Entry = match json_body(&mut req).await {
+                    Ok(entry) => entry,
+                    Err(e) => return error(e),
+                };
+                let key = format!("room/{}", entry.room);
+                if storage.get::<Entry>(&key).await?.is_some() {
+                    return json(serde_json::json!({ "ok": true, "existed": true }), 200);
                 }
-                storage.put(&format!("room/{}", entry.room), &entry).await?;
-                json(serde_json::json!({ "ok": true }), 200)
+                let count = storage.list().await?.size() as usize;
+                if let Err(e) = ovation_room::admit_live_room(count) {
+                    return error(ApiError::new(e.http_status(), e.code(), &e.message()));
+                }
+                storage.put(&key, &entry).await?;
+                json(serde_json::json!({ "ok": true, "existed": false }), 200)
             }
             (Method::Post, "/remove") => {
                 #[derive(Deserialize)]
                 struct Remove {
                     room: String,
                 }
-                let remove: Remove = req.json().await?;
+                let remove: Remove = match json_body(&mut req).await {
+                    Ok(remove) => remove,
+                    Err(e) => return error(e),
+                };
                 storage.delete(&format!("room/{}", remove.room)).await?;
                 json(serde_json::json!({ "ok": true }), 200)
             }

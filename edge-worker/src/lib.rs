@@ -497,14 +497,27 @@ async fn create_room(mut req: Request, env: &Env) -> std::result::Result<Respons
     };
     info.validate()
         .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
+    // The directory admits the room first, so a tenant never has more than
+    // DIRECTORY_ROOMS_MAX live rooms, listed or not (429 `too_many_rooms`).
+    let dir = directory_stub(env, &identity.tenant)?;
+    let entry = json!({ "room": room.as_str(), "title": body.title, "host": body.host,
+                        "created_ms": now_ms() });
+    let mut admitted = call(&dir, Method::Post, "/add", &identity, Some(entry)).await?;
+    if admitted.status_code() != 200 {
+        return Ok(admitted);
+    }
+    let listed_before = admitted
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["existed"] == true);
     let stub = room_stub(env, &identity.tenant, &room)?;
     let payload = serde_json::to_value(&info).map_err(|e| ApiError::internal(&e.to_string()))?;
     let resp = call(&stub, Method::Post, "/create", &identity, Some(payload)).await?;
-    if resp.status_code() == 201 {
-        let entry = json!({ "room": room.as_str(), "title": body.title, "host": body.host,
-                            "created_ms": now_ms() });
-        let dir = directory_stub(env, &identity.tenant)?;
-        call(&dir, Method::Post, "/add", &identity, Some(entry)).await?;
+    if resp.status_code() != 201 && !listed_before {
+        let remove = json!({ "room": room.as_str() });
+        call(&dir, Method::Post, "/remove", &identity, Some(remove)).await?;
     }
     Ok(resp)
 }

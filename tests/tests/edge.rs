@@ -1281,3 +1281,33 @@ fn admin_routes_answer_no_5xx_to_odd_json() {
         );
     }
 }
+
+#[test]
+fn the_directory_admits_a_room_before_it_opens_and_keeps_a_live_rooms_entry() {
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let listed = |admin: &Api| {
+        admin.get("/v1/rooms?status=live").unwrap().body["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["room"] == room.as_str())
+            .map(|r| r["title"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(&admin), ["test"]);
+    // Opening it again is refused, and its entry stays as it was.
+    let again = admin
+        .post(
+            "/v1/rooms",
+            &json!({"room": room, "host": "h", "title": "impostor"}),
+        )
+        .unwrap();
+    assert_eq!(again.status, 409);
+    assert_eq!(listed(&admin), ["test"]);
+    admin
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert!(listed(&admin).is_empty());
+}

@@ -79,6 +79,16 @@ pub struct RoomInfo {
     pub expected_audience: u64,
 }
 
+/// Whether a tenant whose directory lists `live_rooms` rooms may open one more: at most
+/// `DIRECTORY_ROOMS_MAX` are live at once (the directory admits a room before it is
+/// created, so a room is never live unlisted).
+pub fn admit_live_room(live_rooms: usize) -> Result<(), AdminError> {
+    if live_rooms >= DIRECTORY_ROOMS_MAX {
+        return Err(AdminError::TooManyRooms);
+    }
+    Ok(())
+}
+
 impl RoomInfo {
     /// The limits a new room's facts must keep (`POST /v1/rooms` answers 400 with the
     /// error's code). The room id's own rule is `ovation_proto::RoomId::parse`.
@@ -305,6 +315,8 @@ pub enum AdminError {
     NotFound(&'static str),
     /// Viewers run no staff command; only hosts end the room.
     Forbidden,
+    /// The tenant has `DIRECTORY_ROOMS_MAX` live rooms (see [`admit_live_room`]).
+    TooManyRooms,
 }
 
 impl AdminError {
@@ -325,6 +337,7 @@ impl AdminError {
             AdminError::Refused(_) => "conflict",
             AdminError::NotFound(_) => "not_found",
             AdminError::Forbidden => "forbidden",
+            AdminError::TooManyRooms => "too_many_rooms",
         }
     }
 
@@ -347,6 +360,9 @@ impl AdminError {
             AdminError::Invalid(message) | AdminError::Refused(message) => message.clone(),
             AdminError::NotFound(message) => (*message).into(),
             AdminError::Forbidden => "not allowed for this role".into(),
+            AdminError::TooManyRooms => {
+                format!("a tenant has at most {DIRECTORY_ROOMS_MAX} live rooms: end one first")
+            }
         }
     }
 
@@ -356,6 +372,7 @@ impl AdminError {
             AdminError::RoomEnded | AdminError::PollOpen | AdminError::Refused(_) => 409,
             AdminError::PollNotFound | AdminError::NotFound(_) => 404,
             AdminError::Forbidden => 403,
+            AdminError::TooManyRooms => 429,
             _ => 400,
         }
     }
@@ -1974,7 +1991,7 @@ fn admin_error_code(error: &AdminError) -> ErrorCode {
     match error {
         AdminError::RoomEnded => ErrorCode::RoomEnded,
         AdminError::TooLong { .. } => ErrorCode::TooLong,
-        AdminError::TooManyParts => ErrorCode::TooMany,
+        AdminError::TooManyParts | AdminError::TooManyRooms => ErrorCode::TooMany,
         AdminError::ReservedPart | AdminError::Forbidden => ErrorCode::Forbidden,
         AdminError::InvalidPartName
         | AdminError::InvalidJson

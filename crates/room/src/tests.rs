@@ -2124,3 +2124,11 @@ fn a_pull_returns_at_most_pull_events_max_actions() {
         "the one past the limit comes with the next pull"
     );
 }
+
+#[test]
+fn a_tenant_opens_at_most_directory_rooms_max_live_rooms() {
+    assert_eq!(admit_live_room(0), Ok(()));
+    assert_eq!(admit_live_room(DIRECTORY_ROOMS_MAX - 1), Ok(()));
+    let refused = admit_live_room(DIRECTORY_ROOMS_MAX).unwrap_err();
+    assert_eq!((refused.code(), refused.http_status()), ("too_many_rooms", 429));
+}
