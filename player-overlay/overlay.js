@@ -275,10 +275,12 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** Only links a viewer may safely follow: no javascript:, data:, … */
+/** Only links a viewer may safely follow: no javascript:, data:, …, and no credentials
+ * (`https://shop.example@evil.example/` leads to evil.example); the room refuses both. */
 function safeLink(link) {
   try {
     const url = new URL(String(link), location.href);
+    if (url.username || url.password) return null;
     return /^(javascript|data|vbscript|file|blob):$/i.test(url.protocol) ? null : url.href;
   } catch {
     return null;
