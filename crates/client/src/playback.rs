@@ -12,13 +12,30 @@
 //! pass); a cue discovered late (the playhead already past it by less than
 //! `CUE_LATE_MS_MAX`) fires at once, never twice; a cue known by several signals is one
 //! cue (same id, media times within `CUE_SAME_MS_MAX`). Bounded by `CUES_KNOWN_MAX`.
+//!
+//! Interactions waiting for their cue (a poll, quiz question or product card whose value
+//! names a cue id; the host registers them with [`Playback::await_cue`] and takes them
+//! from [`Playback::poll_open`]) open once each: when their cue fires, or at once when the
+//! cue lies behind the viewer's playhead, which is when
+//! (a) a cue with that id (the `cue=` field of the payload) is known at a media time at or
+//!     before the playhead (the viewer joined after it or seeked past it), or
+//! (b) the playhead's wall-clock time has passed the moment the interaction opened on the
+//!     server by `CUE_BEHIND_SLACK_MS` (the encoder puts the cue in at about that moment;
+//!     the slack lets the cue itself fire first when the video holds it), or
+//! (c) the stream carries no wall-clock time at all (no EXT-X-PROGRAM-DATE-TIME in any
+//!     playhead report), the playhead is known and the interaction was already open when
+//!     the player was attached: such a cue cannot be placed, and a latecomer must not miss
+//!     it. One opened later waits for its cue.
+//! Nothing opens before the first playhead report. Bounded by `CUES_AWAITED_MAX`: past
+//! it the oldest opens at once rather than never.
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use ovation_proto::limits::{
-    CLIENT_CUES_DUE_MAX as CUES_DUE_MAX, CLIENT_CUES_KNOWN_MAX as CUES_KNOWN_MAX,
+    CLIENT_CUES_AWAITED_MAX as CUES_AWAITED_MAX, CLIENT_CUES_DUE_MAX as CUES_DUE_MAX,
+    CLIENT_CUES_KNOWN_MAX as CUES_KNOWN_MAX, CLIENT_CUE_BEHIND_SLACK_MS as CUE_BEHIND_SLACK_MS,
     CLIENT_CUE_LATE_MS_MAX as CUE_LATE_MS_MAX, CLIENT_CUE_SAME_MS_MAX as CUE_SAME_MS_MAX,
     CLIENT_PLAYHEAD_FIRST_SLACK_MS as PLAYHEAD_FIRST_SLACK_MS,
     CLIENT_PLAYHEAD_JITTER_MS_MAX as PLAYHEAD_JITTER_MS_MAX,
@@ -38,10 +55,32 @@ struct Known {
     fired: bool,
 }
 
+/// The cue id in a cue payload (`v=1;cue=<id>;ref=...`).
+fn cue_id_of(payload: &str) -> Option<&str> {
+    payload
+        .split(';')
+        .find_map(|field| field.strip_prefix("cue="))
+}
+
+/// An open interaction waiting for its cue.
+#[derive(Debug)]
+struct Awaited {
+    cue_id: String,
+    /// When it opened on the server (ms since the epoch), if told.
+    opened_ms: Option<u64>,
+    /// It was open when the player was attached (came with the state, not live).
+    open_at_attach: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Playback {
     known: Vec<Known>,
     due: VecDeque<Cue>,
+    awaited: Vec<Awaited>,
+    /// Cue ids whose interactions open now, not yet taken by the host.
+    opening: VecDeque<String>,
+    /// Some playhead report carried a wall-clock time: the stream is dated.
+    dated: bool,
     /// The playhead last reported (media ms), if any.
     playhead_ms: Option<u64>,
     /// Wall-clock (server-comparable, ms since the epoch) of the playhead last reported.
@@ -83,11 +122,18 @@ impl Playback {
             self.fire(cue.clone());
         }
         self.known.push(Known { cue, fired: late });
+        self.open_behind();
     }
 
     /// The playhead moved (timeupdate, requestVideoFrameCallback, or a poll). A step back
     /// or a jump is a seek: cues after the new position may fire again in the new pass.
     pub fn playhead(&mut self, media_ms: u64, wall_ms: Option<u64>) {
+        self.advance(media_ms, wall_ms);
+        self.open_behind();
+    }
+
+    fn advance(&mut self, media_ms: u64, wall_ms: Option<u64>) {
+        self.dated |= wall_ms.is_some();
         let previous = self.playhead_ms;
         self.playhead_ms = Some(media_ms);
         self.playhead_wall_ms = wall_ms;
@@ -118,7 +164,7 @@ impl Playback {
                 // The first report comes a little after playback started: cues just
                 // before it belong to this first moment.
                 self.seeked(media_ms.saturating_sub(PLAYHEAD_FIRST_SLACK_MS + 1));
-                self.playhead(media_ms, wall_ms);
+                self.advance(media_ms, wall_ms);
             }
         }
     }
@@ -132,17 +178,81 @@ impl Playback {
     }
 
     /// The playhead jumped (the player's `seeking`/`seeked`): a new pass starts there, and
-    /// a cue exactly at the target fires.
+    /// a cue exactly at the target fires, and interactions whose cue lies behind the target
+    /// open.
     pub fn seek(&mut self, media_ms: u64, wall_ms: Option<u64>) {
         self.seeked(media_ms.saturating_sub(1));
         self.playhead(media_ms, wall_ms);
     }
 
     fn fire(&mut self, cue: Cue) {
+        if let Some(cue_id) = cue_id_of(&cue.id) {
+            while let Some(i) = self.awaited.iter().position(|a| a.cue_id == cue_id) {
+                self.open(i);
+            }
+        }
         if self.due.len() >= CUES_DUE_MAX {
             self.due.pop_front(); // the host stopped taking them; keep the newest
         }
         self.due.push_back(cue);
+    }
+
+    /// An open interaction waits for the cue `cue_id`: it opens (see [`Playback::poll_open`])
+    /// when that cue fires or at once when the cue lies behind the playhead (see the module
+    /// documentation). `opened_ms` is when it opened on the server; `open_at_attach` says it
+    /// was already open when the player was attached. Telling it again (an update of the
+    /// same interaction) changes nothing; once it has opened, telling it again waits anew.
+    pub fn await_cue(&mut self, cue_id: &str, opened_ms: Option<u64>, open_at_attach: bool) {
+        if let Some(awaited) = self.awaited.iter_mut().find(|a| a.cue_id == cue_id) {
+            awaited.opened_ms = awaited.opened_ms.or(opened_ms);
+            awaited.open_at_attach |= open_at_attach;
+        } else {
+            if self.awaited.len() >= CUES_AWAITED_MAX {
+                self.open(0); // the oldest shows now rather than never
+            }
+            self.awaited.push(Awaited {
+                cue_id: cue_id.into(),
+                opened_ms,
+                open_at_attach,
+            });
+        }
+        self.open_behind();
+    }
+
+    /// The next cue id whose interaction opens now, each once.
+    pub fn poll_open(&mut self) -> Option<String> {
+        self.opening.pop_front()
+    }
+
+    fn open(&mut self, awaited_index: usize) {
+        let awaited = self.awaited.remove(awaited_index);
+        self.opening.push_back(awaited.cue_id);
+    }
+
+    /// Opens every awaited interaction whose cue lies behind the playhead.
+    fn open_behind(&mut self) {
+        let Some(playhead_ms) = self.playhead_ms else {
+            return; // nothing has played: nothing is behind
+        };
+        let mut i = 0;
+        while i < self.awaited.len() {
+            let a = &self.awaited[i];
+            let known_behind = self.known.iter().any(|k| {
+                k.cue.media_ms <= playhead_ms && cue_id_of(&k.cue.id) == Some(a.cue_id.as_str())
+            });
+            let dated_behind = match (self.playhead_wall_ms, a.opened_ms) {
+                (Some(wall_ms), Some(opened_ms)) => {
+                    wall_ms >= opened_ms.saturating_add(CUE_BEHIND_SLACK_MS)
+                }
+                _ => false,
+            };
+            let undatable = !self.dated && a.open_at_attach;
+            if known_behind || dated_behind || undatable {
+                self.open(i);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     pub fn poll_cue(&mut self) -> Option<Cue> {
@@ -245,6 +355,165 @@ mod tests {
         let got = play(&mut p, base + 12_100, base + 14_000, 100);
         let times: Vec<u64> = got.iter().map(|(_, at)| at - base).collect();
         assert_eq!(times, [12_000, 13_000, 14_000]);
+    }
+
+    /// Plays forward with a dated stream: the wall clock at media time 0 is `wall_at_zero_ms`.
+    /// Returns (media ms, cue id) of every interaction that opened.
+    fn play_dated(
+        p: &mut Playback,
+        from_ms: u64,
+        to_ms: u64,
+        wall_at_zero_ms: u64,
+    ) -> Vec<(u64, String)> {
+        let mut out = Vec::new();
+        let mut at = from_ms;
+        while at <= to_ms {
+            p.playhead(at, Some(wall_at_zero_ms + at));
+            fired(p);
+            out.extend(opened(p).into_iter().map(|id| (at, id)));
+            at += 250;
+        }
+        out
+    }
+
+    fn opened(p: &mut Playback) -> Vec<String> {
+        core::iter::from_fn(|| p.poll_open()).collect()
+    }
+
+    const POLL_CUE: &str = "v=1;cue=poll-1;ref=poll:p1";
+    /// When the host opened the poll (server time); the encoder put its cue at 10 s.
+    const OPENED_MS: u64 = 1_700_000_000_000;
+    const WALL_AT_ZERO_MS: u64 = OPENED_MS - 10_000;
+
+    #[test]
+    fn an_interaction_opens_when_its_cue_plays_not_earlier() {
+        let mut p = Playback::new();
+        p.add_cue(POLL_CUE, 10_000);
+        p.playhead(4_000, Some(WALL_AT_ZERO_MS + 4_000));
+        p.await_cue("poll-1", Some(OPENED_MS), false);
+        assert!(opened(&mut p).is_empty());
+        let got = play_dated(&mut p, 4_000, 14_000, WALL_AT_ZERO_MS);
+        assert_eq!(got, [(10_000, "poll-1".into())]);
+    }
+
+    #[test]
+    fn a_known_cue_behind_the_playhead_opens_it_at_once() {
+        // Seeked past: the cue was found ahead, then the viewer jumped over it. The stream
+        // is dated earlier than the opening (a recording), so only the cue places it.
+        let mut p = Playback::new();
+        p.add_cue(POLL_CUE, 10_000);
+        play_dated(&mut p, 0, 3_000, 0);
+        p.await_cue("poll-1", Some(OPENED_MS), false);
+        assert!(opened(&mut p).is_empty());
+        p.seek(11_000, Some(11_000));
+        assert!(fired(&mut p).is_empty(), "a cue jumped over does not fire");
+        assert_eq!(opened(&mut p), ["poll-1"]);
+
+        // Joined after it: the cue (long past when found) is known behind the playhead.
+        let mut p = Playback::new();
+        p.playhead(30_000, None);
+        p.await_cue("poll-1", None, false);
+        assert!(opened(&mut p).is_empty());
+        p.add_cue(POLL_CUE, 10_000);
+        assert!(fired(&mut p).is_empty(), "too late to fire as a cue");
+        assert_eq!(opened(&mut p), ["poll-1"]);
+        // Another cue id behind the playhead opens nothing else.
+        p.await_cue("quiz-1", None, false);
+        p.add_cue("v=1;cue=quiz-10;ref=quiz:q", 20_000);
+        assert!(opened(&mut p).is_empty());
+    }
+
+    #[test]
+    fn without_its_cue_a_dated_stream_opens_it_once_the_wall_clock_passes_the_slack() {
+        let mut p = Playback::new();
+        // Joined after the cue's segment left the live window: the cue is never found.
+        p.await_cue("poll-1", Some(OPENED_MS), true);
+        assert!(opened(&mut p).is_empty(), "nothing before the first report");
+        let slack_at_ms = 10_000 + CUE_BEHIND_SLACK_MS;
+        let got = play_dated(
+            &mut p,
+            slack_at_ms - 1_000,
+            slack_at_ms + 1_000,
+            WALL_AT_ZERO_MS,
+        );
+        assert_eq!(got, [(slack_at_ms, "poll-1".into())]);
+        // A step short of the slack is not enough.
+        let mut p = Playback::new();
+        p.await_cue("poll-1", Some(OPENED_MS), true);
+        p.playhead(20_000, Some(OPENED_MS + CUE_BEHIND_SLACK_MS - 1));
+        assert!(opened(&mut p).is_empty());
+        p.playhead(20_001, Some(OPENED_MS + CUE_BEHIND_SLACK_MS));
+        assert_eq!(opened(&mut p), ["poll-1"]);
+        // Well past it, it opens with the first report.
+        let mut p = Playback::new();
+        p.await_cue("poll-1", Some(OPENED_MS), true);
+        p.playhead(50_000, Some(OPENED_MS + 40_000));
+        assert_eq!(opened(&mut p), ["poll-1"]);
+    }
+
+    #[test]
+    fn an_undated_stream_opens_what_was_open_at_attach_and_later_ones_at_their_cue() {
+        let mut p = Playback::new();
+        p.await_cue("product-1", Some(OPENED_MS), true);
+        assert!(opened(&mut p).is_empty(), "nothing before the first report");
+        p.playhead(1_000, None);
+        assert_eq!(opened(&mut p), ["product-1"]);
+        // Opened live, after attaching: it waits for its cue, however long.
+        p.await_cue("poll-1", Some(OPENED_MS), false);
+        assert!(play(&mut p, 1_250, 9_750, 250).is_empty());
+        assert!(opened(&mut p).is_empty());
+        p.add_cue(POLL_CUE, 10_000);
+        assert_eq!(
+            play(&mut p, 10_000, 10_000, 250),
+            [(POLL_CUE.into(), 10_000)]
+        );
+        assert_eq!(opened(&mut p), ["poll-1"]);
+        // A dated stream whose wall clock is missing from one report is not undated.
+        let mut p = Playback::new();
+        p.playhead(1_000, Some(WALL_AT_ZERO_MS + 1_000));
+        p.await_cue("product-1", Some(OPENED_MS), true);
+        p.playhead(1_250, None);
+        assert!(opened(&mut p).is_empty());
+    }
+
+    #[test]
+    fn an_interaction_opens_once_though_its_cue_then_plays_again_and_again() {
+        let mut p = Playback::new();
+        p.add_cue(POLL_CUE, 10_000);
+        p.await_cue("poll-1", Some(OPENED_MS), false);
+        p.await_cue("poll-1", Some(OPENED_MS), false); // an update of the same poll
+        p.seek(12_000, Some(WALL_AT_ZERO_MS + 12_000));
+        assert_eq!(opened(&mut p), ["poll-1"]);
+        // The viewer seeks back and plays the cue: the cue fires, the poll stays opened.
+        p.seek(9_000, Some(WALL_AT_ZERO_MS + 9_000));
+        let got = play_dated(&mut p, 9_000, 11_000, WALL_AT_ZERO_MS);
+        assert!(got.is_empty());
+        p.seek(9_000, Some(WALL_AT_ZERO_MS + 9_000));
+        let mut cues = Vec::new();
+        for at in (9_000..=11_000).step_by(250) {
+            p.playhead(at, Some(WALL_AT_ZERO_MS + at));
+            cues.extend(fired(&mut p));
+        }
+        assert_eq!(cues, [(POLL_CUE.into(), 10_000)]);
+        assert!(opened(&mut p).is_empty());
+        // Opened by its cue, the wall clock passing later opens nothing more.
+        let mut p = Playback::new();
+        p.add_cue(POLL_CUE, 10_000);
+        p.await_cue("poll-1", Some(OPENED_MS), true);
+        let got = play_dated(&mut p, 9_000, 20_000, WALL_AT_ZERO_MS);
+        assert_eq!(got, [(10_000, "poll-1".into())]);
+    }
+
+    #[test]
+    fn one_past_the_awaited_limit_opens_the_oldest_at_once() {
+        let mut p = Playback::new();
+        for i in 0..CUES_AWAITED_MAX {
+            p.await_cue(&alloc::format!("c{i}"), None, false);
+        }
+        assert!(opened(&mut p).is_empty());
+        p.await_cue("one-more", None, false);
+        assert_eq!(opened(&mut p), ["c0"]);
+        assert_eq!(p.awaited.len(), CUES_AWAITED_MAX);
     }
 
     #[test]

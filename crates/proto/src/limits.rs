@@ -313,6 +313,14 @@ pub const CLIENT_CUES_DUE_MAX: usize = 256;
 /// The first playhead report arrives up to a `timeupdate` period after playback starts:
 /// cues this far before it belong to the same first moment (a cue in the first second).
 pub const CLIENT_PLAYHEAD_FIRST_SLACK_MS: u64 = 500;
+/// An open cued interaction whose cue the player has not found shows once the playhead's
+/// wall-clock time (EXT-X-PROGRAM-DATE-TIME) is this far past the moment it opened on the
+/// server: the encoder puts the cue in at about that moment, and the slack lets the cue
+/// itself fire first when the viewer's video holds it.
+pub const CLIENT_CUE_BEHIND_SLACK_MS: u64 = 2_000;
+/// Cued interactions waiting for the video at once (one per interaction part, with room
+/// to spare); past it the oldest shows at once rather than never.
+pub const CLIENT_CUES_AWAITED_MAX: usize = 16;
 
 // ---- Big rooms: shards (room ↔ shard relay) ----
 
