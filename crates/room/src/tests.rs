@@ -2130,5 +2130,106 @@ fn a_tenant_opens_at_most_directory_rooms_max_live_rooms() {
     assert_eq!(admit_live_room(0), Ok(()));
     assert_eq!(admit_live_room(DIRECTORY_ROOMS_MAX - 1), Ok(()));
     let refused = admit_live_room(DIRECTORY_ROOMS_MAX).unwrap_err();
-    assert_eq!((refused.code(), refused.http_status()), ("too_many_rooms", 429));
+    assert_eq!(
+        (refused.code(), refused.http_status()),
+        ("too_many_rooms", 429)
+    );
+}
+
+#[test]
+fn interaction_counts_are_bounded_one_past_their_limits() {
+    let users = |n: usize| (0..n).map(|i| format!("u{i}"));
+    let mut poll = polls::Poll::open(1, poll_spec(2, 5_000), 0);
+    for user in users(POLL_VOTERS_MAX) {
+        poll.vote(&user, 0).expect("within POLL_VOTERS_MAX");
+    }
+    let refused = poll.vote("one-more", 1).expect_err("POLL_VOTERS_MAX");
+    assert_eq!(refused.0, ErrorCode::TooMany);
+    assert_eq!(poll.votes(), POLL_VOTERS_MAX as u64);
+
+    let mut quiz = quiz::Quiz::create(1, quiz_spec(&[(2, 0)], 5_000));
+    quiz.next(0).unwrap();
+    for user in users(QUIZ_PARTICIPANTS_MAX) {
+        quiz.answer(&user, "U", 0, 0, 0)
+            .expect("within QUIZ_PARTICIPANTS_MAX");
+    }
+    let refused = quiz
+        .answer("one-more", "U", 0, 0, 0)
+        .expect_err("QUIZ_PARTICIPANTS_MAX");
+    assert_eq!(refused.0, ErrorCode::TooMany);
+
+    let mut qa = qa::Qa::default();
+    for i in 0..QA_QUESTIONS_MAX {
+        qa.ask("u", "U", format!("q{i}"), false, 0)
+            .expect("within QA_QUESTIONS_MAX");
+    }
+    let refused = qa
+        .ask("u", "U", "one more".into(), false, 0)
+        .expect_err("QA_QUESTIONS_MAX");
+    assert_eq!(refused.0, ErrorCode::TooMany);
+    let first = qa::question_id(1);
+    for user in users(QA_UPVOTERS_MAX) {
+        qa.upvote(&first, &user).expect("within QA_UPVOTERS_MAX");
+    }
+    let refused = qa
+        .upvote(&first, "one-more")
+        .err()
+        .expect("QA_UPVOTERS_MAX");
+    assert_eq!(refused.0, ErrorCode::TooMany);
+}
+
+#[test]
+fn gifts_take_the_quantity_and_pending_limits_and_refuse_one_past() {
+    let mut room = Room::create(info(), 1, 0);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    let gift = |client_id: u64, qty: u32| {
+        ClientFrame::Gift {
+            client_id,
+            gift_id: format!("g{client_id}"),
+            sku: "rose".into(),
+            qty,
+        }
+        .encode()
+    };
+    join(&mut room, 1, "ana", Role::Viewer, 0);
+    room.handle_frame(1, &gift(1, GIFT_QTY_MAX), 0);
+    room.handle_frame(1, &gift(2, GIFT_QTY_MAX + 1), 0);
+    let out = tick(&mut room, &mut 0);
+    assert_eq!(out.charges.len(), 1, "GIFT_QTY_MAX is taken");
+    assert_eq!(error_codes(&out.events[&1]), [ErrorCode::Invalid]);
+    // GIFTS_PENDING_MAX charges wait at once (the first is pending still); one more is
+    // refused "room busy".
+    let senders = (GIFTS_PENDING_MAX as u64).div_ceil(u64::from(GIFT_BURST)) + 1;
+    let mut client_id = 10;
+    let mut now = 0;
+    for sender in 0..senders {
+        let connection = 100 + sender;
+        join(
+            &mut room,
+            connection,
+            &format!("g{sender}"),
+            Role::Viewer,
+            now,
+        );
+        for _ in 0..GIFT_BURST {
+            client_id += 1;
+            room.handle_frame(connection, &gift(client_id, 1), now);
+        }
+    }
+    let out = tick(&mut room, &mut now);
+    assert_eq!(room.gifts_pending(), GIFTS_PENDING_MAX);
+    assert_eq!(out.charges.len(), GIFTS_PENDING_MAX - 1);
+    let busy: usize = out
+        .events
+        .values()
+        .map(|e| {
+            error_codes(e)
+                .into_iter()
+                .filter(|c| *c == ErrorCode::RateLimited)
+                .count()
+        })
+        .sum();
+    let sent = (senders * u64::from(GIFT_BURST)) as usize;
+    assert_eq!(busy, sent - (GIFTS_PENDING_MAX - 1));
 }
