@@ -414,3 +414,150 @@ fn many_shards_space_their_batches_so_the_room_takes_at_most_its_target() {
     assert_eq!(shards, 200);
     assert!(room_sockets_max(shards) >= 1_000_000);
 }
+
+#[test]
+fn every_client_field_takes_its_limit_and_is_refused_one_past_it() {
+    use limits::*;
+    type Frame = fn(String) -> ClientFrame;
+    let cases: [(&str, usize, Frame); 15] = [
+        ("text", COMMENT_BYTES_MAX, |v| ClientFrame::Comment {
+            client_id: 1,
+            text: v,
+        }),
+        ("kind", REACTION_BYTES_MAX, |v| ClientFrame::Reaction {
+            client_id: 1,
+            kind: v,
+        }),
+        ("to_user", USER_ID_BYTES_MAX, |v| ClientFrame::Direct {
+            client_id: 1,
+            to_user: v,
+            payload: String::new(),
+        }),
+        ("payload", DIRECT_PAYLOAD_BYTES_MAX, |v| {
+            ClientFrame::Direct {
+                client_id: 1,
+                to_user: "u".into(),
+                payload: v,
+            }
+        }),
+        ("name", PART_NAME_BYTES_MAX, |v| ClientFrame::SetPart {
+            client_id: 1,
+            name: v,
+            value: "1".into(),
+        }),
+        ("value", PART_VALUE_BYTES_MAX, |v| ClientFrame::SetPart {
+            client_id: 1,
+            name: "p".into(),
+            value: v,
+        }),
+        ("gift_id", GIFT_ID_BYTES_MAX, |v| ClientFrame::Gift {
+            client_id: 1,
+            gift_id: v,
+            sku: "rose".into(),
+            qty: 1,
+        }),
+        ("sku", GIFT_SKU_BYTES_MAX, |v| ClientFrame::Gift {
+            client_id: 1,
+            gift_id: "g".into(),
+            sku: v,
+            qty: 1,
+        }),
+        ("poll_id", POLL_ID_BYTES_MAX, |v| ClientFrame::Vote {
+            client_id: 1,
+            poll_id: v,
+            option: 0,
+        }),
+        ("quiz_id", QUIZ_ID_BYTES_MAX, |v| ClientFrame::Answer {
+            client_id: 1,
+            quiz_id: v,
+            question: 0,
+            option: 0,
+        }),
+        ("text", QA_QUESTION_BYTES_MAX, |v| ClientFrame::Ask {
+            client_id: 1,
+            text: v,
+        }),
+        ("question_id", QA_ID_BYTES_MAX, |v| ClientFrame::Upvote {
+            client_id: 1,
+            question_id: v,
+        }),
+        ("product_id", PRODUCT_ID_BYTES_MAX, |v| {
+            ClientFrame::ProductClick {
+                client_id: 1,
+                product_id: v,
+            }
+        }),
+        ("command", STAFF_COMMAND_BYTES_MAX, |v| {
+            ClientFrame::Command {
+                client_id: 1,
+                command: v,
+            }
+        }),
+        ("part_versions.name", PART_NAME_BYTES_MAX, |v| {
+            ClientFrame::Hello(Hello {
+                protocol_version: PROTOCOL_VERSION,
+                resume: Some(Resume {
+                    epoch: 1,
+                    action_cursor: 0,
+                    part_versions: vec![PartVersion {
+                        name: v,
+                        version: 1,
+                    }],
+                }),
+            })
+        }),
+    ];
+    for (field, max, frame) in cases {
+        let at_limit = frame("x".repeat(max));
+        assert_eq!(
+            ClientFrame::decode(&at_limit.encode()).as_ref(),
+            Ok(&at_limit),
+            "{field} at {max}"
+        );
+        assert_eq!(
+            ClientFrame::decode(&frame("x".repeat(max + 1)).encode()),
+            Err(DecodeError::FieldLimit {
+                field,
+                bytes_max: max
+            }),
+            "{field} one past {max}"
+        );
+    }
+    // PARTS_COUNT_MAX part versions in a resume, then one more.
+    let resume = |parts: usize| {
+        ClientFrame::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            resume: Some(Resume {
+                epoch: 1,
+                action_cursor: 0,
+                part_versions: (0..parts)
+                    .map(|i| PartVersion {
+                        name: format!("p{i}"),
+                        version: 1,
+                    })
+                    .collect(),
+            }),
+        })
+        .encode()
+    };
+    assert!(ClientFrame::decode(&resume(PARTS_COUNT_MAX)).is_ok());
+    assert!(matches!(
+        ClientFrame::decode(&resume(PARTS_COUNT_MAX + 1)),
+        Err(DecodeError::FieldLimit {
+            field: "part_versions",
+            ..
+        })
+    ));
+    // A client frame of exactly CLIENT_FRAME_BYTES_MAX is decoded (not refused for size);
+    // a server frame one past SERVER_FRAME_BYTES_MAX is refused before decoding.
+    let padded = ClientFrame::Command {
+        client_id: 1,
+        command: "x".repeat(STAFF_COMMAND_BYTES_MAX),
+    }
+    .encode();
+    assert!(padded.len() <= CLIENT_FRAME_BYTES_MAX);
+    assert!(matches!(
+        ServerFrame::decode(&vec![0u8; SERVER_FRAME_BYTES_MAX + 1]),
+        Err(DecodeError::TooLarge { .. })
+    ));
+}
