@@ -2233,3 +2233,69 @@ fn gifts_take_the_quantity_and_pending_limits_and_refuse_one_past() {
     let sent = (senders * u64::from(GIFT_BURST)) as usize;
     assert_eq!(busy, sent - (GIFTS_PENDING_MAX - 1));
 }
+
+#[test]
+fn room_and_shard_sockets_stop_at_connections_per_room_max() {
+    let mut room = Room::create(info(), 1, 0);
+    let mut shard = Shard::new(0, 0);
+    for id in 0..CONNECTIONS_PER_ROOM_MAX as u64 {
+        let who = identity(&format!("v{id}"), Role::Viewer);
+        room.connect(id, who.clone(), LIFETIME_MS, 0).unwrap();
+        shard.connect(id, who, LIFETIME_MS, 0).unwrap();
+    }
+    let one_more = identity("late", Role::Viewer);
+    assert_eq!(
+        room.connect(1 << 40, one_more.clone(), LIFETIME_MS, 0),
+        Err(CloseCode::RoomFull)
+    );
+    assert_eq!(
+        shard.connect(1 << 40, one_more, LIFETIME_MS, 0),
+        Err(CloseCode::RoomFull)
+    );
+}
+
+#[test]
+fn rate_buckets_are_bounded_at_rate_buckets_max_users() {
+    let mut buckets = HashMap::new();
+    for i in 0..RATE_BUCKETS_MAX as u64 {
+        bucket_entry(&mut buckets, &format!("u{i}"), i);
+    }
+    assert_eq!(buckets.len(), RATE_BUCKETS_MAX);
+    bucket_entry(&mut buckets, "one-more", RATE_BUCKETS_MAX as u64);
+    assert_eq!(
+        buckets.len(),
+        RATE_BUCKETS_MAX,
+        "the least recently used goes"
+    );
+    assert!(!buckets.contains_key("u0") && buckets.contains_key("one-more"));
+}
+
+#[test]
+fn shard_counts_stop_at_shards_per_room_max_and_shard_counts_max() {
+    let mut room = Room::create(info(), 1, 0);
+    let set = |room: &mut Room, shards: u16| {
+        let result = room.admin(AdminCommand::SetShards { shards }, 0);
+        while room.poll_output().is_some() {}
+        result
+    };
+    let mut widest = Room::create(info(), 1, 0);
+    set(&mut widest, SHARDS_PER_ROOM_MAX).expect("SHARDS_PER_ROOM_MAX is taken");
+    assert!(set(&mut room, SHARDS_PER_ROOM_MAX + 1).is_err());
+    for change in 1..=SHARD_COUNTS_MAX as u16 {
+        set(&mut room, change).unwrap_or_else(|e| panic!("change {change}: {e:?}"));
+    }
+    let refused = set(&mut room, SHARD_COUNTS_MAX as u16 + 1).unwrap_err();
+    assert_eq!(refused.http_status(), 409, "{refused:?}");
+    assert!(set(&mut room, SHARDS_PER_ROOM_MAX).is_err());
+}
+
+#[test]
+fn a_cue_id_takes_its_limit_and_is_refused_one_past_it() {
+    let cue = |bytes: usize| {
+        let mut spec = poll_spec(2, 5_000);
+        spec.cue = Some("c".repeat(bytes));
+        on_fresh_room(StaffCommand::CreatePoll { spec })
+    };
+    assert!(cue(CUE_ID_BYTES_MAX).is_ok());
+    assert_eq!(cue(CUE_ID_BYTES_MAX + 1).unwrap_err().http_status(), 400);
+}
