@@ -3,8 +3,8 @@
 use ovation_auth::{dev, SigningKey};
 use ovation_cli::{Api, Socket, SocketEnd};
 use ovation_proto::limits::{
-    CLIENT_FRAME_BYTES_MAX, EXPECTED_AUDIENCE_MAX, HELLO_DEADLINE_MS, TOKEN_IAT_LEEWAY_MS,
-    USER_SOCKETS_PER_ROOM_MAX,
+    ADMIN_BODY_BYTES_MAX, CLIENT_FRAME_BYTES_MAX, EXPECTED_AUDIENCE_MAX, HELLO_DEADLINE_MS,
+    TOKEN_IAT_LEEWAY_MS, USER_CONNECTS_BURST, USER_SOCKETS_PER_ROOM_MAX,
 };
 use ovation_proto::{
     ActionBody, ClientFrame, CloseCode, ErrorCode, Event, PartVersion, Resume, Welcome,
@@ -1280,6 +1280,29 @@ fn admin_routes_answer_no_5xx_to_odd_json() {
             reply.body
         );
     }
+    // ADMIN_BODY_BYTES_MAX: a body of exactly the limit is read (and its text refused
+    // as too long), one byte more is refused before parsing.
+    let body = |bytes: usize| format!("{{\"text\":\"{}\"}}", "x".repeat(bytes - 11));
+    let at_limit = admin
+        .post_raw(
+            &format!("{r}/messages"),
+            body(ADMIN_BODY_BYTES_MAX).as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(
+        (at_limit.status, at_limit.body["code"].as_str()),
+        (400, Some("too_long"))
+    );
+    let one_past = admin
+        .post_raw(
+            &format!("{r}/messages"),
+            body(ADMIN_BODY_BYTES_MAX + 1).as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(
+        (one_past.status, one_past.body["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
 }
 
 #[test]
