@@ -16,7 +16,7 @@ use http::{error, json_body, ApiError};
 use ovation_auth::{AuthError, Keyring, Verified};
 use ovation_proto::limits::{SUBPROTOCOL, SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES_MAX};
 use ovation_proto::RoomId;
-use ovation_room::StaffCommand;
+use ovation_room::{ConnectKey, ConnectLimiter, StaffCommand};
 use serde::Deserialize;
 use serde_json::json;
 use worker::*;
@@ -166,7 +166,7 @@ const TENANT_KEYS_MISSING: &str =
 /// `auth_not_configured` and an error log line that names the fix; the deployed
 /// configuration never carries a fallback (development keys live only in the env file
 /// `cargo xtask dev` and the tests give `wrangler dev`).
-fn keyring(env: &Env) -> std::result::Result<Keyring, ApiError> {
+fn keyring(env: &Env) -> std::result::Result<std::rc::Rc<Keyring>, ApiError> {
     let refuse = |cause: &str| {
         http::log_error("auth_not_configured", cause);
         ApiError::new(
@@ -179,8 +179,27 @@ fn keyring(env: &Env) -> std::result::Result<Keyring, ApiError> {
         .secret("OVATION_TENANT_KEYS")
         .map(|v| v.to_string())
         .map_err(|_| refuse(TENANT_KEYS_MISSING))?;
-    Keyring::from_json(&json)
-        .map_err(|e| refuse(&format!("OVATION_TENANT_KEYS is unreadable: {e}")))
+    // Parsed once per isolate and secret (a request only compares the text): every
+    // upgrade and API call needs the keys, and a flood of them must stay cheap.
+    KEYRING.with(|cached| {
+        if let Some((text, keyring)) = cached.borrow().as_ref() {
+            if *text == json {
+                return Ok(keyring.clone());
+            }
+        }
+        let keyring = std::rc::Rc::new(
+            Keyring::from_json(&json)
+                .map_err(|e| refuse(&format!("OVATION_TENANT_KEYS is unreadable: {e}")))?,
+        );
+        *cached.borrow_mut() = Some((json, keyring.clone()));
+        Ok(keyring)
+    })
+}
+
+thread_local! {
+    /// The keyring parsed from the secret's text, per isolate.
+    static KEYRING: std::cell::RefCell<Option<(String, std::rc::Rc<Keyring>)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// The token from `Authorization: Bearer`, `?token=`, or a `token.<jwt>` subprotocol.
@@ -296,6 +315,7 @@ async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
     }
     let identity = authenticate(&req, env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    admit_connect(&identity, &room)?;
     let stub = room_stub(env, &identity.tenant, &room)?;
     let headers = Headers::new();
     for (name, value) in req.headers().entries() {
@@ -321,6 +341,35 @@ async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
         .fetch_with_request(upgrade_request(&headers)?)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+thread_local! {
+    /// This isolate's connect buckets (one per user and room): checked before an upgrade
+    /// wakes the room object, so a connection flood costs the room nothing.
+    static CONNECTS: std::cell::RefCell<ConnectLimiter> =
+        std::cell::RefCell::new(ConnectLimiter::new());
+}
+
+/// Refuses an upgrade over its user's connect rate with `429 rate_limited` (not logged:
+/// a flood would turn into a flood of log lines).
+fn admit_connect(identity: &Verified, room: &RoomId) -> std::result::Result<(), ApiError> {
+    let key = ConnectKey {
+        tenant: identity.tenant.clone(),
+        room: room.as_str().to_owned(),
+        user: identity.user.clone(),
+    };
+    CONNECTS
+        .with(|limiter| limiter.borrow_mut().admit(&key, now_ms()))
+        .map_err(|refused| {
+            ApiError::new(
+                429,
+                "rate_limited",
+                &format!(
+                    "this user opens connections to this room too fast; retry in {} ms",
+                    refused.retry_after_ms
+                ),
+            )
+        })
 }
 
 /// A viewer's upgrade as an object's `/ws` gets it: the client's headers and ours. The

@@ -847,8 +847,13 @@ fn the_token_may_come_in_the_subprotocol_list() {
     assert!(matches!(welcome, Event::Welcome(w) if w.user == "browser"));
 }
 
+/// What a refused upgrade is recorded as among close codes: HTTP 429 `rate_limited`,
+/// the Worker's per-user connect rate (`USER_CONNECTS_BURST`), before the room wakes.
+const UPGRADE_RATE_LIMITED: u16 = 429;
+
 /// Opens `count` sockets with one token, eight at a time (each sends `Hello`), and sorts
-/// them by what the server did: welcomed (kept open) or closed with a code.
+/// them by what the server did: welcomed (kept open) or closed with a code (or its
+/// upgrade refused for the user's connect rate: `UPGRADE_RATE_LIMITED`).
 fn open_many(server: &Server, room: &str, token: &str, count: usize) -> (Vec<Socket>, Vec<u16>) {
     let outcomes: Vec<Result<Socket, u16>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..8)
@@ -857,8 +862,14 @@ fn open_many(server: &Server, room: &str, token: &str, count: usize) -> (Vec<Soc
                     (worker..count)
                         .step_by(8)
                         .map(|_| {
-                            let mut socket = Socket::connect(&server.base, room, token, None)
-                                .unwrap_or_else(|e| panic!("upgrade: {e:?}"));
+                            let mut socket = match Socket::connect(&server.base, room, token, None)
+                            {
+                                Ok(socket) => socket,
+                                Err(SocketEnd::Refused(429, _)) => {
+                                    return Err(UPGRADE_RATE_LIMITED);
+                                }
+                                Err(e) => panic!("upgrade: {e:?}"),
+                            };
                             match socket.wait_for(WAIT, |e| matches!(e, Event::Welcome(_))) {
                                 Ok(_) => Ok(socket),
                                 Err(SocketEnd::Closed(code, _)) => Err(code),
@@ -914,12 +925,7 @@ fn one_viewer_token_holds_at_most_the_socket_cap_and_cannot_inflate_online() {
         welcomed.len()
     );
     assert_eq!(welcomed.len() + closed.len(), 200);
-    assert!(
-        closed
-            .iter()
-            .all(|&c| c == CloseCode::TooManySockets.code()),
-        "the excess is refused with 4409: {closed:?}"
-    );
+    assert_refused_over_the_cap(&welcomed, &closed);
     // The others see the greedy user's sockets at most, never 200 (a changed count goes
     // out within ONLINE_PUBLISH_INTERVAL_MS).
     let cap = 1 + welcomed.len() as u32;
@@ -998,11 +1004,27 @@ fn a_sharded_room_keeps_the_per_user_socket_cap() {
         welcomed.len()
     );
     assert_eq!(welcomed.len() + closed.len(), 24);
+    assert_refused_over_the_cap(&welcomed, &closed);
+}
+
+/// The excess of one token's sockets is refused with a code: 4409 over the socket past
+/// the cap, or the upgrade refused 429 past the user's connect burst (the Worker's, so
+/// at most `USER_CONNECTS_BURST` upgrades reach the room).
+fn assert_refused_over_the_cap(welcomed: &[Socket], closed: &[u16]) {
     assert!(
         closed
             .iter()
-            .all(|&c| c == CloseCode::TooManySockets.code()),
-        "{closed:?}"
+            .all(|&c| c == CloseCode::TooManySockets.code() || c == UPGRADE_RATE_LIMITED),
+        "the excess is refused with 4409 or 429: {closed:?}"
+    );
+    let upgraded = welcomed.len()
+        + closed
+            .iter()
+            .filter(|&&c| c != UPGRADE_RATE_LIMITED)
+            .count();
+    assert!(
+        upgraded <= USER_CONNECTS_BURST as usize,
+        "{upgraded} upgrades of one user reached the room at once"
     );
 }
 

@@ -104,6 +104,16 @@ pub const CONNECTIONS_PER_ROOM_MAX: usize = 10_000;
 /// one token cannot fill a room (`CONNECTIONS_PER_ROOM_MAX`) and lock everyone else out.
 /// Sockets still waiting for their `Hello` count too.
 pub const USER_SOCKETS_PER_ROOM_MAX: usize = 5;
+/// Upgrades one user may start in one room, as a token bucket checked by the Worker
+/// before the room object is woken (`ovation_room::ConnectLimiter`): a burst of
+/// `USER_CONNECTS_BURST`, then `USER_CONNECTS_PER_S` a second. A person with a few tabs
+/// and flaky networks stays far below; a script opening and closing sockets as fast as
+/// it can is refused `429 rate_limited` without costing the room anything.
+pub const USER_CONNECTS_BURST: u32 = 10;
+pub const USER_CONNECTS_PER_S: u32 = 1;
+/// Users whose connect buckets one Worker isolate remembers; beyond it, buckets that
+/// have refilled (they remember nothing) are forgotten first.
+pub const CONNECT_LIMITER_USERS_MAX: usize = 10_000;
 /// A socket must send `Hello` within this long of opening, or it is closed with `4003`
 /// (`HelloTimeout`); until then it is not counted online. Clients send it at once, so
 /// this only has to cover one round trip on a bad network.
@@ -273,6 +283,14 @@ pub const CLIENT_LIKES_RATE_PER_S: u32 = LIKES_RATE_PER_S * 9 / 10;
 /// Likes waiting to be sent (50 s at the room's rate); taps beyond it are not queued and
 /// are reported to the application (`likes_dropped`, code `too_many`).
 pub const CLIENT_LIKES_PENDING_MAX: u32 = 1_000;
+/// The longest a refused like frame waits before its count is sent again (the room's
+/// bucket refills any count a client sends within a second).
+pub const CLIENT_LIKE_RETRY_MS_MAX: u64 = 1_000;
+/// After a WebSocket that never opened, one `GET /v1/rooms/{room}/state` with the token
+/// learns why (a browser cannot read a refused upgrade's status): a refusal ends the
+/// session with the server's code at once. At most one such check is in flight; one
+/// without an answer for this long is replaced by the next.
+pub const CLIENT_ADMISSION_CHECK_TIMEOUT_MS: u64 = 5_000;
 /// Clock samples kept; the estimate is the median offset of the lowest-RTT quarter.
 pub const CLIENT_CLOCK_SAMPLES_MAX: usize = 32;
 /// Samples taken one after another when a connection opens.
@@ -286,14 +304,6 @@ pub const CLIENT_FETCH_TIMEOUT_MS: u64 = 10_000;
 /// Client events waiting for the application to drain them; the core asserts this bound.
 pub const CLIENT_EVENTS_QUEUED_MAX: usize = 64 * 1024;
 
-/// The longest a refused like frame waits before its count is sent again (the room's
-/// bucket refills any count a client sends within a second).
-pub const CLIENT_LIKE_RETRY_MS_MAX: u64 = 1_000;
-/// After a WebSocket that never opened, one `GET /v1/rooms/{room}/state` with the token
-/// learns why (a browser cannot read a refused upgrade's status): a refusal ends the
-/// session with the server's code at once. At most one such check is in flight; one
-/// without an answer for this long is replaced by the next.
-pub const CLIENT_ADMISSION_CHECK_TIMEOUT_MS: u64 = 5_000;
 // ---- Video sync (crates/client/src/playback.rs) ----
 
 /// Cues remembered; the oldest (by media time) are forgotten first.

@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admission;
 mod liveness;
 mod moderation;
 mod polls;
@@ -31,6 +32,7 @@ use ovation_proto::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+pub use admission::{ConnectKey, ConnectLimiter, ConnectRefused};
 pub use moderation::AuditEntry;
 pub use ovation_proto::TokenBucket;
 pub use polls::{PollPhase, PollSpec};

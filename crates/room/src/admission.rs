@@ -1,0 +1,132 @@
+//! Admission of upgrades before a room object wakes: one token bucket of connects per
+//! user and room (`USER_CONNECTS_BURST`, `USER_CONNECTS_PER_S`). The Worker keeps one
+//! `ConnectLimiter` per isolate and asks it before forwarding an upgrade, so a flood of
+//! sockets opened and closed with one token is refused with `429 rate_limited` at the
+//! edge instead of queueing in front of everyone else's frames in the room object. Bounded
+//! by `CONNECT_LIMITER_USERS_MAX`. Pure: time is a parameter.
+
+use std::collections::BTreeMap;
+
+use ovation_proto::limits::{CONNECT_LIMITER_USERS_MAX, USER_CONNECTS_BURST, USER_CONNECTS_PER_S};
+use ovation_proto::TokenBucket;
+
+/// Who is connecting where: a user of a tenant, to one room.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ConnectKey {
+    pub tenant: String,
+    pub room: String,
+    pub user: String,
+}
+
+/// An upgrade refused for its rate: retry after this long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectRefused {
+    pub retry_after_ms: u32,
+}
+
+#[derive(Debug, Default)]
+pub struct ConnectLimiter {
+    buckets: BTreeMap<ConnectKey, TokenBucket>,
+}
+
+impl ConnectLimiter {
+    pub fn new() -> ConnectLimiter {
+        ConnectLimiter::default()
+    }
+
+    /// Admits one upgrade of `key` at `now_ms`, or refuses it with the wait until the
+    /// next would be admitted.
+    pub fn admit(&mut self, key: &ConnectKey, now_ms: u64) -> Result<(), ConnectRefused> {
+        if !self.buckets.contains_key(key) && self.buckets.len() >= CONNECT_LIMITER_USERS_MAX {
+            self.forget(now_ms);
+        }
+        self.buckets
+            .entry(key.clone())
+            .or_insert_with(|| {
+                TokenBucket::new_full(USER_CONNECTS_PER_S, USER_CONNECTS_BURST, now_ms)
+            })
+            .take(1, now_ms)
+            .map_err(|wait_ms| ConnectRefused {
+                retry_after_ms: wait_ms,
+            })
+    }
+
+    /// Makes room: buckets that are full again remember nothing and go first; if every
+    /// bucket is in use (a flood from that many users), half of them go.
+    fn forget(&mut self, now_ms: u64) {
+        self.buckets
+            .retain(|_, bucket| bucket.available(now_ms) < USER_CONNECTS_BURST);
+        if self.buckets.len() >= CONNECT_LIMITER_USERS_MAX {
+            let keep = self.buckets.len() / 2;
+            let cut = self.buckets.keys().nth(keep).cloned().expect("non-empty");
+            let _forgotten = self.buckets.split_off(&cut);
+        }
+    }
+
+    pub fn users(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(user: &str) -> ConnectKey {
+        ConnectKey {
+            tenant: "t".into(),
+            room: "weur-r".into(),
+            user: user.into(),
+        }
+    }
+
+    #[test]
+    fn a_burst_then_the_rate_and_one_past_the_burst_is_refused() {
+        let mut limiter = ConnectLimiter::new();
+        for _ in 0..USER_CONNECTS_BURST {
+            assert_eq!(limiter.admit(&key("ana"), 1_000), Ok(()));
+        }
+        let refused = limiter.admit(&key("ana"), 1_000).unwrap_err();
+        assert!(
+            refused.retry_after_ms > 0 && refused.retry_after_ms <= 1_000 / USER_CONNECTS_PER_S
+        );
+        // Other users and other rooms are untouched.
+        assert_eq!(limiter.admit(&key("bob"), 1_000), Ok(()));
+        let elsewhere = ConnectKey {
+            room: "weur-other".into(),
+            ..key("ana")
+        };
+        assert_eq!(limiter.admit(&elsewhere, 1_000), Ok(()));
+        // The rate refills: one a second.
+        let later = 1_000 + 1_000 / u64::from(USER_CONNECTS_PER_S);
+        assert_eq!(limiter.admit(&key("ana"), later), Ok(()));
+        assert!(limiter.admit(&key("ana"), later).is_err());
+    }
+
+    #[test]
+    fn memory_is_bounded_and_refilled_buckets_go_first() {
+        let mut limiter = ConnectLimiter::new();
+        // A busy user, then the table filled with users who connected once.
+        for _ in 0..USER_CONNECTS_BURST {
+            limiter.admit(&key("busy"), 0).unwrap();
+        }
+        for i in 0..CONNECT_LIMITER_USERS_MAX - 1 {
+            limiter.admit(&key(&format!("u{i}")), 0).unwrap();
+        }
+        assert_eq!(limiter.users(), CONNECT_LIMITER_USERS_MAX);
+        // One past the bound: nothing has refilled yet, so half go, and the bound holds.
+        limiter.admit(&key("one-more"), 0).unwrap();
+        assert!(limiter.users() <= CONNECT_LIMITER_USERS_MAX / 2 + 1);
+        // Later, when the one-time users have refilled, they are the ones forgotten.
+        let mut limiter = ConnectLimiter::new();
+        for i in 0..CONNECT_LIMITER_USERS_MAX - 1 {
+            limiter.admit(&key(&format!("u{i}")), 0).unwrap();
+        }
+        for _ in 0..USER_CONNECTS_BURST {
+            limiter.admit(&key("busy"), 5_000).unwrap_or(());
+        }
+        limiter.admit(&key("one-more"), 5_000).unwrap();
+        assert_eq!(limiter.users(), 2, "the busy user and the new one remain");
+        assert!(limiter.admit(&key("busy"), 5_000).is_err(), "still limited");
+    }
+}
