@@ -2299,3 +2299,26 @@ fn a_cue_id_takes_its_limit_and_is_refused_one_past_it() {
     assert!(cue(CUE_ID_BYTES_MAX).is_ok());
     assert_eq!(cue(CUE_ID_BYTES_MAX + 1).unwrap_err().http_status(), 400);
 }
+
+#[test]
+fn a_room_counts_clicks_for_at_most_products_counted_max_products() {
+    let mut room = Room::create(info(), 1, 0);
+    for i in 0..PRODUCTS_COUNTED_MAX {
+        let pinned = room.admin(
+            as_host(StaffCommand::PinProduct {
+                product: product(&format!("p{i}")),
+            }),
+            0,
+        );
+        assert!(pinned.is_ok(), "product {i}: {pinned:?}");
+    }
+    let one_more = StaffCommand::PinProduct {
+        product: product("one-more"),
+    };
+    assert!(room.admin(as_host(one_more), 0).is_err());
+    // A product already counted may be pinned again.
+    let again = StaffCommand::PinProduct {
+        product: product("p0"),
+    };
+    assert!(room.admin(as_host(again), 0).is_ok());
+}
