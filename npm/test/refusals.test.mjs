@@ -182,3 +182,26 @@ test("ten viewers times fifty quick likes: the room counts exactly 500", async (
     for (const v of viewers) v.close();
   }
 });
+
+test("one user liking from two tabs: the tabs share the room's rate and nothing is lost", async () => {
+  const room = await createRoom();
+  const tabs = [];
+  try {
+    for (let i = 0; i < 2; i++) tabs.push(await connect({ url: URL_MAIN, room, token: TOKENS.cy, WebSocket }));
+    const dropped = [];
+    for (const tab of tabs) tab.on("likes_dropped", (e) => dropped.push(e));
+    // Each tab alone stays under the rate; together they are refused, and must resend.
+    await Promise.all(tabs.map(async (tab) => {
+      for (let i = 0; i < 50; i++) {
+        tab.like();
+        await sleep(Math.random() * 20);
+      }
+    }));
+    const deadline = Date.now() + 20000;
+    while ((await roomLikes(room)) < 100 && dropped.length === 0 && Date.now() < deadline) await sleep(250);
+    assert.deepEqual(dropped, []);
+    assert.equal(await roomLikes(room), 100);
+  } finally {
+    for (const tab of tabs) tab.close();
+  }
+});
