@@ -115,9 +115,11 @@ pub const USER_CONNECTS_PER_S: u32 = 1;
 /// have refilled (they remember nothing) are forgotten first.
 pub const CONNECT_LIMITER_USERS_MAX: usize = 10_000;
 /// A socket must send `Hello` within this long of opening, or it is closed with `4003`
-/// (`HelloTimeout`); until then it is not counted online. Clients send it at once, so
-/// this only has to cover one round trip on a bad network.
-pub const HELLO_DEADLINE_MS: u64 = 5_000;
+/// (`HelloTimeout`); until then it is not counted online. Clients send it at once; as
+/// long as the client's own wait for `Welcome` (`CLIENT_CONNECT_TIMEOUT_MS`), so a room
+/// busy with a connection storm, whose queued Hellos arrive late, never closes a socket
+/// its client is still waiting on (asserted below).
+pub const HELLO_DEADLINE_MS: u64 = 10_000;
 /// Rate-limit buckets remembered per room (users, not connections).
 pub const RATE_BUCKETS_MAX: usize = 2 * CONNECTIONS_PER_ROOM_MAX;
 /// Tokens may live at most this long (`exp - iat`).
@@ -263,6 +265,10 @@ pub const CLIENT_BACKOFF_MS_BASE: u64 = 500;
 pub const CLIENT_BACKOFF_MS_MAX: u64 = 30_000;
 /// A socket that has not opened and said Welcome within this time counts as failed.
 pub const CLIENT_CONNECT_TIMEOUT_MS: u64 = 10_000;
+const _: () = assert!(
+    HELLO_DEADLINE_MS >= CLIENT_CONNECT_TIMEOUT_MS,
+    "the room must not close a socket whose client still waits for its Welcome"
+);
 /// With `transport: "auto"`, this many WebSocket failures in a row switch to pull.
 pub const CLIENT_WS_FAILURES_BEFORE_PULL: u32 = 3;
 /// An open socket that received nothing (not even a heartbeat answer) for this long is
