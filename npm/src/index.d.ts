@@ -61,8 +61,9 @@ export interface GapEvent { missed_after: number; resumed_from: number }
 /**
  * Likes this client made that the room will not count, with why: "too_many" (more
  * than 1,000 waiting to be sent), "closed" / "room_ended" (the session ended first),
- * "unsupported_transport" (pull only receives), "timeout" (sent, never answered: they
- * may or may not have been counted), or the room's refusal code. Likes refused for the
+ * "unsupported_transport" (pull only receives), "timeout" (sent, never answered) or
+ * "unconfirmed" (sent, and the session ended or moved to pull before the answer): those
+ * may or may not have been counted; or the room's refusal code. Likes refused for the
  * room's rate are sent again and never reported here.
  */
 export interface LikesDroppedEvent { count: number; code: string; message: string }

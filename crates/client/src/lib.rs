@@ -318,8 +318,9 @@ pub enum ClientEvent {
     /// `CLIENT_LIKES_PENDING_MAX` waiting (`too_many`), the session closed or the room
     /// ended before they were sent (`closed`, `room_ended`), the pull transport
     /// (`unsupported_transport`), a refusal other than the rate (the room's code), or no
-    /// answer to a sent frame (`timeout`: they may or may not have been counted). Likes
-    /// refused for the rate are sent again, never reported here.
+    /// answer to a sent frame (`timeout` after `CLIENT_ACTION_TIMEOUT_MS`, `unconfirmed`
+    /// when the session ended or switched to pull first: they may or may not have been
+    /// counted). Likes refused for the rate are sent again, never reported here.
     LikesDropped {
         count: u32,
         code: String,
@@ -1644,12 +1645,18 @@ impl Client {
         }
     }
 
-    /// Likes waiting or sent without an answer will not be counted: report them as one.
+    /// The session ends or stops sending: likes still waiting will not be counted
+    /// (`code`); frames sent without an answer may or may not have been (`unconfirmed`).
     fn drop_unsent_likes(&mut self, code: &str, message: &str) {
         let in_flight: u32 = self.pending.iter().map(|p| p.likes).sum();
-        let count = core::mem::take(&mut self.likes_waiting).saturating_add(in_flight);
         self.pending.retain(|p| p.likes == 0);
-        self.likes_dropped(count, code, message);
+        let waiting = core::mem::take(&mut self.likes_waiting);
+        self.likes_dropped(waiting, code, message);
+        self.likes_dropped(
+            in_flight,
+            "unconfirmed",
+            "sent, and the connection ended before the room answered: they may or may not have been counted",
+        );
     }
 
     fn expire_actions(&mut self, now_ms: u64) {
