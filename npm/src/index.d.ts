@@ -144,7 +144,8 @@ export interface Room {
   command(command: { command: string; [field: string]: unknown }): Promise<{ seq: number | null }>;
   /**
    * Reads ID3 cues (HLS TS or fMP4 emsg) from a video as its frames play, opens cued
-   * interactions at their cue, and with `sync: "video"` holds comments, reactions, gifts
+   * interactions at their cue (at once when the cue lies behind the playhead: joined or
+   * seeked past it), and with `sync: "video"` holds comments, reactions, gifts
    * and removals until the video reaches their server time. Loads its code on first use;
    * resolves with a detach function.
    */

@@ -64,6 +64,15 @@ function cueOf(name, value) {
   return null;
 }
 
+/** When a cued part opened on the server (ms since the epoch), if the value says. */
+function openedMsOf(name, value) {
+  const ms = name === "poll" ? value.opened_ms
+    : name === "quiz" ? value.question && value.question.opened_ms
+    : name === "product" ? value.pinned_ms
+    : undefined;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 function parseJson(text) {
   try {
     return JSON.parse(text);
@@ -89,8 +98,8 @@ class Room {
     this._handlers = new Map();
     this._pending = new Map();
     this._session = null;
-    // Video sync (attachPlayer): held events, interaction parts waiting for their cue,
-    // cues already played.
+    // Video sync (attachPlayer): held events, interaction parts waiting for their cue
+    // (name → {cue, value, openedMs, atAttach}), cues already played or opened.
     this._player = null;
     this._held = [];
     this._waiting = new Map();
@@ -101,8 +110,10 @@ class Room {
    * Attaches a `<video>` (played natively or by hls.js, passed as `hls`): cues in the
    * stream (ID3 timed metadata, HLS TS or fMP4 emsg) fire as `cue` events when their frame
    * plays, and a poll, quiz question or product card carrying a cue id opens when that cue
-   * plays. With `sync: "video"`, comments, reactions, gifts and removals wait until the
-   * video reaches their server timestamp (needs EXT-X-PROGRAM-DATE-TIME). The player code
+   * plays, or at once when the cue lies behind the playhead (joined or seeked past it; see
+   * the README, "Video sync"). With `sync: "video"`, comments, reactions, gifts and
+   * removals wait until the video reaches their server timestamp (needs
+   * EXT-X-PROGRAM-DATE-TIME). The player code
    * loads on first use (it is not part of the SDK's initial download); resolves with a
    * function that detaches the player. Holding starts at once.
    */
@@ -117,11 +128,11 @@ class Room {
     const player = { sync, detach: () => {} };
     this._player = player;
     // Interactions already in the room's state whose cue has not played yet (a product
-    // pinned before this viewer joined) open at their cue too.
+    // pinned before this viewer joined) open at their cue too, or at once when it is behind.
     for (const name of INTERACTION_PARTS) {
       const value = this.state.parts[name];
       const cue = cueOf(name, value);
-      if (cue && !this._played.has(cue)) this._waiting.set(name, [cue, value]);
+      if (cue && !this._played.has(cue)) this._await(name, cue, value, true);
     }
     return import("./player.js").then(({ attach }) => {
       if (this._player !== player) return () => {}; // detached or replaced meanwhile
@@ -129,23 +140,39 @@ class Room {
     });
   }
 
-  _cuePlayed(cue) {
-    this._played.add(cue.cue);
+  _markPlayed(cueId) {
+    this._played.add(cueId);
     if (this._played.size > 1024) this._played.delete(this._played.values().next().value);
+  }
+
+  _cuePlayed(cue) {
+    this._markPlayed(cue.cue);
     this._emit("cue", cue);
-    for (const [name, [cueId, value]] of this._waiting) {
-      if (cueId === cue.cue) {
+  }
+
+  /** The player core says the interactions waiting for `cueId` open now (once each). */
+  _cueOpened(cueId) {
+    this._markPlayed(cueId); // later updates of it show at once
+    for (const [name, entry] of this._waiting) {
+      if (entry.cue === cueId) {
         this._waiting.delete(name);
-        this._emit(name, value);
+        this._emit(name, entry.value);
       }
     }
   }
 
-  /** An interaction part: held until its cue plays when a player is attached. */
+  /** A cued part waits for the video; the player core decides when it opens. */
+  _await(name, cue, value, atAttach) {
+    const entry = { cue, value, openedMs: openedMsOf(name, value), atAttach };
+    this._waiting.set(name, entry);
+    if (this._player && this._player.awaitCue) this._player.awaitCue(entry);
+  }
+
+  /** An interaction part: held until its cue plays (or is behind) when a player is attached. */
   _emitInteraction(name, value) {
     const cue = cueOf(name, value);
     if (this._player && cue && !this._played.has(cue)) {
-      this._waiting.set(name, [cue, value]);
+      this._await(name, cue, value, false);
       return;
     }
     this._waiting.delete(name);

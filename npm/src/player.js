@@ -96,6 +96,17 @@ export function attach(room, player, video, hls, Playback) {
       }
       return undefined;
     };
+    // Cued interactions the core says open now: their cue played or lies behind the
+    // playhead (joined or seeked past it). The core tells each cue id once.
+    const takeOpen = () => {
+      for (let cueId; (cueId = core.pollOpen()) !== undefined;) room._cueOpened(cueId);
+    };
+    player.awaitCue = ({ cue, openedMs, atAttach }) => {
+      if (detached) return;
+      core.awaitCue(cue, openedMs, atAttach);
+      takeOpen();
+    };
+    for (const [, entry] of room._waiting) player.awaitCue(entry);
     const turn = (seconds, seeked = false) => {
       if (detached || !Number.isFinite(seconds)) return;
       // While a seek is under way, frame callbacks and timeupdates may still report the
@@ -108,6 +119,7 @@ export function attach(room, player, video, hls, Playback) {
         const cue = parseCuePayload(payload);
         if (cue) room._cuePlayed({ ...cue, media_time: seconds });
       }
+      takeOpen();
       if (sync === "video") room._releaseHeld(core.releaseBeforeMs());
     };
     listen(video, "playing", () => turn(video.currentTime));
@@ -126,6 +138,9 @@ export function attach(room, player, video, hls, Playback) {
       cleanups.push(() => video.cancelVideoFrameCallback(handle));
     }
     scanTracks();
+    // Attached to a video already playing: what is behind its playhead opens now, not at
+    // the next frame.
+    if (!video.paused && video.readyState >= 2) turn(video.currentTime);
     player.detach = () => {
       if (detached) return;
       detached = true;
@@ -133,7 +148,7 @@ export function attach(room, player, video, hls, Playback) {
       core.free();
       if (room._player === player) room._player = null;
       room._releaseHeld(Infinity);
-      for (const [, [name, value]] of room._waiting) room._emit(name, value);
+      for (const [name, { value }] of room._waiting) room._emit(name, value);
       room._waiting.clear();
     };
     return player.detach;

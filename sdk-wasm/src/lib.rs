@@ -601,6 +601,24 @@ impl Playback {
         self.core.poll_cue().map(|cue| cue.id)
     }
 
+    /// An open interaction waits for the cue `cue_id`: it opens when that cue plays or at
+    /// once when the cue lies behind the playhead (see `ovation_client::playback`).
+    /// `opened_ms`: when it opened on the server; `open_at_attach`: it came with the state
+    /// the player was attached to.
+    #[wasm_bindgen(js_name = awaitCue)]
+    pub fn await_cue(&mut self, cue_id: &str, opened_ms: Option<f64>, open_at_attach: bool) {
+        let opened_ms = opened_ms
+            .filter(|ms| ms.is_finite())
+            .map(|ms| ms.max(0.0) as u64);
+        self.core.await_cue(cue_id, opened_ms, open_at_attach);
+    }
+
+    /// The next cue id whose waiting interactions open now (each once).
+    #[wasm_bindgen(js_name = pollOpen)]
+    pub fn poll_open(&mut self) -> Option<String> {
+        self.core.poll_open()
+    }
+
     /// Server events up to this time (ms since the epoch) may show; undefined while the
     /// playhead's wall-clock time is unknown.
     #[wasm_bindgen(js_name = releaseBeforeMs)]

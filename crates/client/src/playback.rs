@@ -55,11 +55,20 @@ struct Known {
     fired: bool,
 }
 
-/// The cue id in a cue payload (`v=1;cue=<id>;ref=...`).
+/// The cue id in a cue payload (`v=1;cue=<id>;ref=...`). Bytes, not `str` searching,
+/// which would cost the SDK's size budget.
 fn cue_id_of(payload: &str) -> Option<&str> {
-    payload
-        .split(';')
-        .find_map(|field| field.strip_prefix("cue="))
+    let bytes = payload.as_bytes();
+    let mut start = 0;
+    for end in 0..=bytes.len() {
+        if end == bytes.len() || bytes[end] == b';' {
+            if bytes[start..end].starts_with(b"cue=") {
+                return payload.get(start + 4..end);
+            }
+            start = end + 1;
+        }
+    }
+    None
 }
 
 /// An open interaction waiting for its cue.
@@ -78,7 +87,7 @@ pub struct Playback {
     due: VecDeque<Cue>,
     awaited: Vec<Awaited>,
     /// Cue ids whose interactions open now, not yet taken by the host.
-    opening: VecDeque<String>,
+    opening: Vec<String>,
     /// Some playhead report carried a wall-clock time: the stream is dated.
     dated: bool,
     /// The playhead last reported (media ms), if any.
@@ -221,12 +230,16 @@ impl Playback {
 
     /// The next cue id whose interaction opens now, each once.
     pub fn poll_open(&mut self) -> Option<String> {
-        self.opening.pop_front()
+        // Rarely more than one: a Vec costs the SDK less code than a second VecDeque.
+        (!self.opening.is_empty()).then(|| self.opening.remove(0))
     }
 
     fn open(&mut self, awaited_index: usize) {
         let awaited = self.awaited.remove(awaited_index);
-        self.opening.push_back(awaited.cue_id);
+        if self.opening.len() >= CUES_AWAITED_MAX {
+            self.opening.remove(0); // the host stopped taking them; keep the newest
+        }
+        self.opening.push(awaited.cue_id);
     }
 
     /// Opens every awaited interaction whose cue lies behind the playhead.
@@ -514,6 +527,19 @@ mod tests {
         p.await_cue("one-more", None, false);
         assert_eq!(opened(&mut p), ["c0"]);
         assert_eq!(p.awaited.len(), CUES_AWAITED_MAX);
+        // A host that stops taking them: what waits to be taken stays bounded too.
+        for i in 0..3 * CUES_AWAITED_MAX {
+            p.await_cue(&alloc::format!("d{i}"), None, false);
+        }
+        assert_eq!(p.opening.len(), CUES_AWAITED_MAX);
+    }
+
+    #[test]
+    fn the_cue_id_is_the_cue_field_of_the_payload() {
+        assert_eq!(cue_id_of("v=1;cue=poll-1;ref=poll:p1"), Some("poll-1"));
+        assert_eq!(cue_id_of("v=1;ref=poll:p1;cue=poll-1"), Some("poll-1"));
+        assert_eq!(cue_id_of("v=1;ref=poll:p1"), None);
+        assert_eq!(cue_id_of("v=1;xcue=a;ref=poll:p1"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // The page a player integration looks like: hls.js plays the stream, the SDK is attached
 // to the video. Everything the test checks is recorded in `window.log` with the video's
-// currentTime and its wall-clock time (hls.playingDate) at that moment.
+// currentTime and its wall-clock time (hls.playingDate) at that moment, and the page's
+// clock (`at`, ms since the epoch).
 import { connect } from "ovation";
 
 const params = new URLSearchParams(location.search);
@@ -13,6 +14,7 @@ const note = (kind, extra = {}) => {
     kind,
     currentTime: video.currentTime,
     videoWall: window.hls && window.hls.playingDate ? window.hls.playingDate.getTime() : null,
+    at: Date.now(),
     ...extra,
   });
 };
@@ -25,6 +27,7 @@ room.on("product", (p) => {
   card.textContent = `${p.pinned.title} ${p.pinned.price}`;
   note("product", { id: p.pinned.id });
 });
+room.on("poll", (p) => note("poll", { id: p.id, phase: p.phase }));
 room.on("cue", (c) => note("cue", { cue: c.cue }));
 room.on("comment", (c) => note("comment", { text: c.text, ts_ms: c.ts_ms }));
 
@@ -33,8 +36,12 @@ window.go = (streamUrl) => {
   const hls = new window.Hls({ enableWorker: false });
   window.hls = hls;
   hls.on(window.Hls.Events.FRAG_LOADED, (_e, data) => {
-    note("fragment-loaded", { start: data.frag.start, duration: data.frag.duration });
+    note("fragment-loaded", { sn: data.frag.sn, start: data.frag.start, duration: data.frag.duration });
   });
+  hls.on(window.Hls.Events.FRAG_BUFFERED, (_e, data) => {
+    note("fragment-buffered", { sn: data.frag.sn, start: data.frag.start, duration: data.frag.duration });
+  });
+  for (const type of ["playing", "seeked"]) video.addEventListener(type, () => note(type));
   return room.attachPlayer(video, { hls, sync: params.get("sync") || "none" }).then(() => {
     hls.loadSource(streamUrl);
     hls.attachMedia(video);
