@@ -79,6 +79,10 @@ const fail = (message) => { throw new Error(message); };
 let failed = false;
 try {
   // ---- 1. The cue opens the product card at its frame. ----
+  // A recording made an hour ago: its wall clock is long before the pin, so only the cue
+  // can place the card (a stream dated after the pin would show it once the video's wall
+  // clock passed the pin, as a live latecomer's does: see live.mjs).
+  pdtBaseMs = Date.now() - 3_600_000;
   const viewer = await openPage("ana");
   await viewer.evaluate((u) => window.go(u), `${base}/stream/index.m3u8`);
   // The host pins the card ahead of its moment; it carries the cue id in the stream.
