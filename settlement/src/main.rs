@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use ovation_settlement::http::{app, AppState, Metrics};
+use ovation_settlement::store::GiftCommit;
 use ovation_settlement::SqlLedger;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,6 +37,15 @@ struct Args {
     /// Number of SQLite shards (1..=64). Never change it for existing data.
     #[arg(long, env = "OVATION_SETTLEMENT_SHARDS", default_value_t = 4)]
     shards: u16,
+    /// How gifts commit: `batched` (group commit per shard: the gifts that arrived while
+    /// the previous batch committed go in one transaction, each with its own outcome) or
+    /// `per-gift` (one transaction each, for comparison).
+    #[arg(
+        long,
+        env = "OVATION_SETTLEMENT_GIFT_COMMIT",
+        default_value = "batched"
+    )]
+    gift_commit: GiftCommit,
     /// Serve `GET /metrics` without the bearer (for a scraper on a private network).
     /// Off by default: the counters tell who uses the service how, so they need the
     /// bearer like every other route except the OpenAPI document.
@@ -96,7 +106,8 @@ async fn run(args: Args) -> Result<(), String> {
     let ledger = SqlLedger::connect(&urls)
         .await
         .map_err(|e| e.to_string())?
-        .with_fault_pause_after_commit(args.fault_pause_after_commit);
+        .with_fault_pause_after_commit(args.fault_pause_after_commit)
+        .with_gift_commit(args.gift_commit);
     let state = AppState {
         ledger,
         secret: Arc::new(args.secret),

@@ -16,13 +16,14 @@
 use ovation_ledger::{
     may_activate, plan_opening, plan_settlement, room_status_of, Audit, Deposit, Gift, GiftReceipt,
     LedgerError, OpeningPlan, OpeningStep, RoomStatus, RoomSummary, SettlementPlan, SettlementStep,
-    ShardId, ShardMap, COORDINATOR_SHARD,
+    ShardId, ShardMap, COORDINATOR_SHARD, GIFTS_QUEUED_PER_SHARD_MAX, GIFT_BATCH_MAX,
 };
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{mpsc, oneshot};
 
 /// Stripes of a room's account per shard.
 pub const ROOM_STRIPES: i64 = 16;
@@ -115,7 +116,8 @@ fn status_of(stored: &str) -> Result<RoomStatus> {
 /// test can SIGKILL it with exactly that many writes durable.
 #[derive(Default)]
 struct Faults {
-    pause_after: u64,
+    /// 0: never.
+    pause_after: AtomicU64,
     commits: AtomicU64,
     frozen: AtomicBool,
 }
@@ -131,11 +133,12 @@ impl Faults {
     }
 
     async fn after_commit(&self) {
-        if self.pause_after == 0 {
+        let pause_after = self.pause_after.load(Ordering::SeqCst);
+        if pause_after == 0 {
             return;
         }
         let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == self.pause_after {
+        if n == pause_after {
             self.frozen.store(true, Ordering::SeqCst);
             eprintln!("{FAULT_PAUSE_MARKER} {n}");
             std::future::pending::<()>().await;
@@ -180,6 +183,40 @@ async fn add_to_account(conn: &mut sqlx::AnyConnection, account: &str, delta: i6
     .try_get(0)?)
 }
 
+/// The answer a transfer id got, read on `conn` (sees the caller's transaction).
+async fn replay_in(
+    conn: &mut sqlx::AnyConnection,
+    owner: &str,
+    id: &str,
+    fingerprint: &str,
+) -> Result<Option<u64>> {
+    let row: Option<AnyRow> = sqlx::query(
+        "SELECT fingerprint, balance_after FROM transfers WHERE owner = $1 AND id = $2",
+    )
+    .bind(owner)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(row) if row.try_get::<String, _>(0)? == fingerprint => {
+            Ok(Some(amount_u64(row.try_get(1)?)?))
+        }
+        Some(_) => Err(LedgerError::IdConflict.into()),
+    }
+}
+
+async fn balance_in(conn: &mut sqlx::AnyConnection, account: &str) -> Result<u64> {
+    let row: Option<AnyRow> = sqlx::query("SELECT balance FROM accounts WHERE account = $1")
+        .bind(account)
+        .fetch_optional(conn)
+        .await?;
+    match row {
+        Some(row) => amount_u64(row.try_get(0)?),
+        None => Ok(0),
+    }
+}
+
 /// Credits the gift to its stripe of the room when that stripe takes gifts (`open`);
 /// false when it does not.
 async fn credit_stripe(conn: &mut sqlx::AnyConnection, gift: &Gift, amount: i64) -> Result<bool> {
@@ -219,12 +256,46 @@ fn progress(status: RoomStatus) -> u8 {
     }
 }
 
+/// How gifts reach their shard's database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GiftCommit {
+    /// Group commit: each shard's gift loop applies what arrived while its previous batch
+    /// committed (at most `GIFT_BATCH_MAX`), each gift with its own outcome, in one
+    /// transaction, and answers every gift of the batch after it commits.
+    #[default]
+    Batched,
+    /// One transaction per gift.
+    PerGift,
+}
+
+impl std::str::FromStr for GiftCommit {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<GiftCommit, String> {
+        match s {
+            "batched" => Ok(GiftCommit::Batched),
+            "per-gift" => Ok(GiftCommit::PerGift),
+            other => Err(format!(
+                "gift commit is `batched` or `per-gift`, not `{other}`"
+            )),
+        }
+    }
+}
+
+/// A gift waiting in its shard's loop, and where its answer goes.
+struct GiftRequest {
+    gift: Gift,
+    answer: oneshot::Sender<Result<GiftReceipt>>,
+}
+
 /// The ledger over one database per shard.
 #[derive(Clone)]
 pub struct SqlLedger {
     map: ShardMap,
     pools: Vec<AnyPool>,
     faults: Arc<Faults>,
+    gift_commit: GiftCommit,
+    /// One gift loop per shard, started with the first batched gift.
+    gift_loops: Arc<OnceLock<Vec<mpsc::Sender<GiftRequest>>>>,
 }
 
 impl SqlLedger {
@@ -262,16 +333,22 @@ impl SqlLedger {
             map,
             pools,
             faults: Arc::default(),
+            gift_commit: GiftCommit::default(),
+            gift_loops: Arc::default(),
         })
     }
 
     /// Fault injection for crash tests: stop writing after the `commits`-th committed
     /// write (0: never) and print [`FAULT_PAUSE_MARKER`] on stderr.
-    pub fn with_fault_pause_after_commit(mut self, commits: u64) -> SqlLedger {
-        self.faults = Arc::new(Faults {
-            pause_after: commits,
-            ..Faults::default()
-        });
+    pub fn with_fault_pause_after_commit(self, commits: u64) -> SqlLedger {
+        self.faults.pause_after.store(commits, Ordering::SeqCst);
+        self
+    }
+
+    /// How gifts commit: batched per shard (the default) or one transaction each (kept to
+    /// compare in `cargo xtask bench ledger`). Set before the first gift.
+    pub fn with_gift_commit(mut self, mode: GiftCommit) -> SqlLedger {
+        self.gift_commit = mode;
         self
     }
 
@@ -289,6 +366,14 @@ impl SqlLedger {
 
     pub fn map(&self) -> ShardMap {
         self.map
+    }
+
+    /// Closes every shard's connections (the gift loops hold the ledger, so dropping it
+    /// does not); later calls fail with a database error.
+    pub async fn close(&self) {
+        for pool in &self.pools {
+            pool.close().await;
+        }
     }
 
     fn pool_of(&self, user: &str) -> &AnyPool {
@@ -424,91 +509,194 @@ impl SqlLedger {
             .transpose()
     }
 
-    /// Whether the room takes gifts in `shard` (possibly by activating it there).
-    async fn takes_gifts_in(&self, shard: ShardId, room: &str) -> Result<bool> {
-        Ok(match self.shard_status(shard, room).await? {
+    /// Whether the room takes gifts in `shard` (possibly by activating it there), read on
+    /// `conn` (the shard's connection: with one connection per SQLite shard, another
+    /// read of it would wait for this very transaction).
+    async fn takes_gifts_in(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        shard: ShardId,
+        room: &str,
+    ) -> Result<bool> {
+        let row: Option<AnyRow> =
+            sqlx::query("SELECT status FROM room_stripes WHERE room = $1 AND stripe = 0")
+                .bind(room)
+                .fetch_optional(&mut *conn)
+                .await?;
+        let status = row
+            .map(|r| status_of(&r.try_get::<String, _>(0)?))
+            .transpose()?;
+        Ok(match status {
             Some(RoomStatus::Open) => true,
-            Some(RoomStatus::Opening) => {
+            // (The coordinator's own status is the one just read: never read its pool
+            // again from inside its transaction.)
+            Some(RoomStatus::Opening) if shard != COORDINATOR_SHARD => {
                 may_activate(shard, self.shard_status(COORDINATOR_SHARD, room).await?)
             }
             _ => false,
         })
     }
 
-    /// Why a gift whose debit failed is refused, with the model's precedence: the id
-    /// first (a copy of this gift that raced ours may have won: the retry gets its
-    /// answer), then the room, then the funds.
-    async fn gift_refusal(&self, shard: ShardId, gift: &Gift) -> Result<GiftReceipt> {
-        let pool = self.pool(shard);
-        if let Some(balance) = self
-            .replay(pool, &gift.from, &gift.id, &gift.fingerprint())
-            .await?
-        {
-            return Ok(GiftReceipt::replayed(balance));
-        }
-        if !self.takes_gifts_in(shard, &gift.room).await? {
-            return Err(LedgerError::RoomNotOpen.into());
-        }
-        let balance = self.balance(&gift.from).await?;
-        Err(LedgerError::InsufficientFunds {
-            balance,
-            needed: gift.amount,
-        }
-        .into())
-    }
-
-    /// One local transaction in the sender's shard.
+    /// A gift: one local write in the sender's shard, committed with the other gifts of
+    /// its shard that arrived meanwhile (or alone, in `GiftCommit::PerGift`). Answered
+    /// only after its transaction commits.
     pub async fn gift(&self, gift: &Gift) -> Result<GiftReceipt> {
         gift.validate()?;
         let shard = self.map.shard_of(&gift.from);
-        let pool = self.pool(shard);
-        let fingerprint = gift.fingerprint();
+        // A retry of a committed gift needs no write and no queue.
         if let Some(balance) = self
-            .replay(pool, &gift.from, &gift.id, &fingerprint)
+            .replay(self.pool(shard), &gift.from, &gift.id, &gift.fingerprint())
             .await?
         {
             return Ok(GiftReceipt::replayed(balance));
         }
+        match self.gift_commit {
+            GiftCommit::PerGift => {
+                let mut tx = self.pool(shard).begin().await?;
+                let outcome = self.apply_gift(&mut tx, shard, gift).await;
+                match &outcome {
+                    Ok(receipt) if !receipt.replayed => self.commit(tx).await?,
+                    _ => tx.rollback().await?,
+                }
+                outcome
+            }
+            GiftCommit::Batched => {
+                let loops = self.gift_loops.get_or_init(|| self.start_gift_loops());
+                let (answer, answered) = oneshot::channel();
+                let request = GiftRequest {
+                    gift: gift.clone(),
+                    answer,
+                };
+                loops[usize::from(shard)]
+                    .send(request)
+                    .await
+                    .map_err(|_| StoreError::Database("the gift loop stopped".into()))?;
+                answered
+                    .await
+                    .map_err(|_| StoreError::Database("the gift loop dropped a gift".into()))?
+            }
+        }
+    }
+
+    fn start_gift_loops(&self) -> Vec<mpsc::Sender<GiftRequest>> {
+        (0..self.map.shards())
+            .map(|shard| {
+                let (sender, requests) = mpsc::channel(GIFTS_QUEUED_PER_SHARD_MAX);
+                tokio::spawn(self.clone().gift_loop(shard, requests));
+                sender
+            })
+            .collect()
+    }
+
+    /// One shard's group commit: take what arrived (at most `GIFT_BATCH_MAX`), apply it
+    /// in one transaction, answer every gift after the commit, repeat. Gifts arriving
+    /// while a batch commits form the next one, so an idle shard adds no wait.
+    async fn gift_loop(self, shard: ShardId, mut requests: mpsc::Receiver<GiftRequest>) {
+        let mut batch = Vec::with_capacity(GIFT_BATCH_MAX);
+        while requests.recv_many(&mut batch, GIFT_BATCH_MAX).await > 0 {
+            match self.apply_batch(shard, &batch).await {
+                Ok(outcomes) => {
+                    for (request, outcome) in batch.drain(..).zip(outcomes) {
+                        let _ = request.answer.send(outcome);
+                    }
+                }
+                Err(e) => {
+                    // Nothing of the batch was written: every gift is told, and a retry
+                    // of each is safe.
+                    let cause = e.to_string();
+                    for request in batch.drain(..) {
+                        let _ = request
+                            .answer
+                            .send(Err(StoreError::Database(cause.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply_batch(
+        &self,
+        shard: ShardId,
+        batch: &[GiftRequest],
+    ) -> Result<Vec<Result<GiftReceipt>>> {
+        let mut tx = self.pool(shard).begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for request in batch {
+            match self.apply_gift(&mut tx, shard, &request.gift).await {
+                // The transaction may be unusable: the whole batch fails (rolled back).
+                Err(StoreError::Database(e)) => return Err(StoreError::Database(e)),
+                outcome => outcomes.push(outcome),
+            }
+        }
+        self.commit(tx).await?;
+        Ok(outcomes)
+    }
+
+    /// Applies one gift on `conn` (inside the caller's transaction). A refusal or a
+    /// replay leaves the transaction as it found it (a write already made is undone by
+    /// its inverse), so the gifts of a batch never fail each other; a `Database` error
+    /// means the transaction is unusable. Refusals follow the model's precedence: the id
+    /// first (a copy of this gift that won a race gets its answer back), then the room,
+    /// then the funds.
+    async fn apply_gift(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        shard: ShardId,
+        gift: &Gift,
+    ) -> Result<GiftReceipt> {
+        let fingerprint = gift.fingerprint();
         let amount = amount_i64(gift.amount);
-        let mut tx = pool.begin().await?;
+        let account = user_account(&gift.from);
         let debited: Option<AnyRow> = sqlx::query(
             "UPDATE accounts SET balance = balance - $1 WHERE account = $2 AND balance >= $1 \
              RETURNING balance",
         )
         .bind(amount)
-        .bind(user_account(&gift.from))
-        .fetch_optional(&mut *tx)
+        .bind(&account)
+        .fetch_optional(&mut *conn)
         .await?;
         let Some(debited) = debited else {
-            tx.rollback().await?;
-            return self.gift_refusal(shard, gift).await;
+            if let Some(balance) = replay_in(conn, &gift.from, &gift.id, &fingerprint).await? {
+                return Ok(GiftReceipt::replayed(balance));
+            }
+            if !self.takes_gifts_in(conn, shard, &gift.room).await? {
+                return Err(LedgerError::RoomNotOpen.into());
+            }
+            let balance = balance_in(conn, &account).await?;
+            return Err(LedgerError::InsufficientFunds {
+                balance,
+                needed: gift.amount,
+            }
+            .into());
         };
         let balance: i64 = debited.try_get(0)?;
-        let inserted =
-            record_transfer(&mut tx, &gift.from, &gift.id, &fingerprint, balance).await?;
+        let inserted = record_transfer(conn, &gift.from, &gift.id, &fingerprint, balance).await?;
         if !inserted {
-            tx.rollback().await?;
-            return self
-                .replay(pool, &gift.from, &gift.id, &fingerprint)
+            add_to_account(conn, &account, amount).await?;
+            return replay_in(conn, &gift.from, &gift.id, &fingerprint)
                 .await?
                 .map(GiftReceipt::replayed)
                 .ok_or_else(|| StoreError::Database("transfer vanished".into()));
         }
         // Last, so the stripe row is held for the shortest time.
-        let mut credited = credit_stripe(&mut tx, gift, amount).await?;
+        let mut credited = credit_stripe(conn, gift, amount).await?;
         if !credited && shard != COORDINATOR_SHARD {
             // Prepared here but not yet activated: the first gift after the coordinator's
             // commit point activates this shard (in this transaction).
             let coordinator = self.shard_status(COORDINATOR_SHARD, &gift.room).await?;
-            if may_activate(shard, coordinator) && activate(&mut tx, &gift.room).await? {
-                credited = credit_stripe(&mut tx, gift, amount).await?;
+            if may_activate(shard, coordinator) && activate(conn, &gift.room).await? {
+                credited = credit_stripe(conn, gift, amount).await?;
             }
         }
         if !credited {
-            tx.rollback().await?;
+            sqlx::query("DELETE FROM transfers WHERE owner = $1 AND id = $2")
+                .bind(&gift.from)
+                .bind(&gift.id)
+                .execute(&mut *conn)
+                .await?;
+            add_to_account(conn, &account, amount).await?;
             return Err(LedgerError::RoomNotOpen.into());
         }
-        self.commit(tx).await?;
         Ok(GiftReceipt {
             balance: amount_u64(balance)?,
             replayed: false,

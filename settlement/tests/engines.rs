@@ -3,6 +3,7 @@
 
 use ovation_ledger::{Deposit, Gift, LedgerError, MemoryLedger, RoomStatus};
 use ovation_settlement::postgres_admin::{drop_databases, fresh_databases};
+use ovation_settlement::store::GiftCommit;
 use ovation_settlement::{SqlLedger, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -229,14 +230,29 @@ async fn concurrent_gifts_with_duplicate_retries_count_once(engine: SqlLedger) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_matches_the_reference_model() {
     for seed in 0..6 {
-        matches_the_reference_model(sqlite(1 + (seed % 4) as u16).await, seed).await;
+        let engine = sqlite(1 + (seed % 4) as u16)
+            .await
+            .with_gift_commit(mode_of(seed));
+        matches_the_reference_model(engine, seed).await;
+    }
+}
+
+/// Both gift commit modes meet the same model: even seeds batched, odd ones per gift.
+fn mode_of(seed: u64) -> GiftCommit {
+    if seed.is_multiple_of(2) {
+        GiftCommit::Batched
+    } else {
+        GiftCommit::PerGift
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_matches_the_reference_model() {
     for seed in 0..6 {
-        matches_the_reference_model(postgres(1 + (seed % 4) as u16).await, seed).await;
+        let engine = postgres(1 + (seed % 4) as u16)
+            .await
+            .with_gift_commit(mode_of(seed));
+        matches_the_reference_model(engine, seed).await;
     }
 }
 
@@ -342,10 +358,16 @@ async fn identical_copies_racing_for_one_balance_get_the_original_answer(engine:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_identical_copies_racing_for_one_balance_get_the_original_answer() {
-    identical_copies_racing_for_one_balance_get_the_original_answer(sqlite(4).await).await;
+    for mode in [GiftCommit::Batched, GiftCommit::PerGift] {
+        let engine = sqlite(4).await.with_gift_commit(mode);
+        identical_copies_racing_for_one_balance_get_the_original_answer(engine).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_identical_copies_racing_for_one_balance_get_the_original_answer() {
-    identical_copies_racing_for_one_balance_get_the_original_answer(postgres(4).await).await;
+    for mode in [GiftCommit::Batched, GiftCommit::PerGift] {
+        let engine = postgres(4).await.with_gift_commit(mode);
+        identical_copies_racing_for_one_balance_get_the_original_answer(engine).await;
+    }
 }

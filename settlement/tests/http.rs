@@ -293,7 +293,7 @@ async fn bodies_over_the_limit_get_json_and_the_bearer_comes_first() {
         &app,
         "/v1/accounts/ana/deposit",
         big.clone(),
-        &[bearer.clone()],
+        std::slice::from_ref(&bearer),
     )
     .await;
     assert_eq!(
@@ -304,7 +304,13 @@ async fn bodies_over_the_limit_get_json_and_the_bearer_comes_first() {
     // Exactly at the limit: read and applied.
     let mut fits = br#"{"amount":1,"id":"d1"}"#.to_vec();
     fits.resize(limit, b' ');
-    let (status, body) = send_raw(&app, "/v1/accounts/ana/deposit", fits, &[bearer.clone()]).await;
+    let (status, body) = send_raw(
+        &app,
+        "/v1/accounts/ana/deposit",
+        fits,
+        std::slice::from_ref(&bearer),
+    )
+    .await;
     assert_eq!((status, body["balance"].as_u64()), (200, Some(1)), "{body}");
     // A declared length past the limit is refused before a byte is read (no body sent).
     let (status, body) = send_raw(

@@ -38,6 +38,12 @@ pub const SKU_BYTES_MAX: usize = 64;
 /// Largest single deposit or gift, in minor units.
 pub const AMOUNT_MAX: u64 = 1_000_000_000_000;
 pub const QTY_MAX: u32 = 10_000;
+/// Gifts of one shard committed in one transaction (group commit): what arrived while
+/// the previous batch committed, at most this many. No wait is added to gather more: an
+/// idle shard commits a lone gift at once.
+pub const GIFT_BATCH_MAX: usize = 256;
+/// Gifts queued for one shard's commit loop; a sender past it waits (backpressure).
+pub const GIFTS_QUEUED_PER_SHARD_MAX: usize = 4_096;
 
 pub type ShardId = u16;
 

@@ -1,9 +1,12 @@
 //! `cargo xtask bench ledger`: one busy room, many senders over 4 shards; gifts/s and
-//! latency percentiles on each engine, with pgbench's built-in simple-update TPS on the
-//! same PostgreSQL printed beside it as the reference.
+//! latency percentiles on each engine, in both gift commit modes (group commit, and one
+//! transaction per gift), with pgbench's built-in simple-update TPS on the same
+//! PostgreSQL printed beside it as the reference; then the rows that serialize: one hot
+//! sender giving to one room.
 
 use ovation_ledger::{Deposit, Gift};
 use ovation_settlement::postgres_admin::fresh_databases;
+use ovation_settlement::store::GiftCommit;
 use ovation_settlement::SqlLedger;
 use std::process::Command;
 use std::sync::Arc;
@@ -25,7 +28,14 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
-async fn run(engine: &str, ledger: SqlLedger) -> Figures {
+/// The senders of a scenario: everyone (`SENDERS`), or one hot sender.
+#[derive(Clone, Copy)]
+enum Senders {
+    Many,
+    OneHot,
+}
+
+async fn run(engine: &str, ledger: SqlLedger, senders: Senders) -> Figures {
     let ledger = Arc::new(ledger);
     ledger.open_room("weur-bench", "star").await.expect("open");
     eprintln!("[{engine}] depositing to {SENDERS} senders…");
@@ -54,10 +64,14 @@ async fn run(engine: &str, ledger: SqlLedger) -> Figures {
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             for n in (worker..GIFTS).step_by(CONCURRENCY as usize) {
+                let from = match senders {
+                    Senders::Many => n % SENDERS,
+                    Senders::OneHot => 0,
+                };
                 let gift = Gift {
                     id: format!("g{n}"),
                     room: "weur-bench".into(),
-                    from: format!("fan-{}", n % SENDERS),
+                    from: format!("fan-{from}"),
                     amount: 1 + n % 50,
                     sku: "rose".into(),
                     qty: 1,
@@ -80,6 +94,8 @@ async fn run(engine: &str, ledger: SqlLedger) -> Figures {
         audit.ok(),
         "ledger invariants broken by the benchmark: {audit:?}"
     );
+    // PostgreSQL's connection slots are needed by the next run and by pgbench.
+    ledger.close().await;
     Figures {
         gifts_per_s: GIFTS as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(&latencies, 0.50),
@@ -137,57 +153,87 @@ fn pgbench_tps(database: &str) -> Result<f64, String> {
         })
 }
 
+async fn sqlite(dir: &std::path::Path, name: &str) -> SqlLedger {
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let urls: Vec<String> = (0..SHARDS)
+        .map(|k| format!("sqlite://{}/shard-{k}.db?mode=rwc", dir.display()))
+        .collect();
+    SqlLedger::connect(&urls).await.expect("sqlite")
+}
+
+async fn postgres(name: &str) -> SqlLedger {
+    let urls = fresh_databases(name, SHARDS)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    SqlLedger::connect(&urls).await.expect("postgres")
+}
+
 #[tokio::main]
 async fn main() {
     sqlx::any::install_default_drivers();
     let dir = std::env::temp_dir().join(format!("ovation-ledger-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let sqlite_urls: Vec<String> = (0..SHARDS)
-        .map(|k| format!("sqlite://{}/shard-{k}.db?mode=rwc", dir.display()))
-        .collect();
-    let sqlite = run(
-        "sqlite",
-        SqlLedger::connect(&sqlite_urls).await.expect("sqlite"),
-    )
-    .await;
+    use GiftCommit::{Batched, PerGift};
+    use Senders::{Many, OneHot};
+    let mut rows: Vec<(String, Figures)> = Vec::new();
+    for (label, mode, senders) in [
+        ("sqlite, group commit", Batched, Many),
+        ("sqlite, one tx per gift", PerGift, Many),
+        ("sqlite, group, 1 hot sender", Batched, OneHot),
+    ] {
+        let ledger = sqlite(&dir, &rows.len().to_string())
+            .await
+            .with_gift_commit(mode);
+        rows.push((label.into(), run(label, ledger, senders).await));
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    let pg_urls = fresh_databases("ovation_bench_ledger", SHARDS)
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    let postgres = run(
-        "postgres",
-        SqlLedger::connect(&pg_urls).await.expect("postgres"),
-    )
-    .await;
+    for (label, mode, senders) in [
+        ("postgres, group commit", Batched, Many),
+        ("postgres, one tx per gift", PerGift, Many),
+        ("postgres, group, 1 hot sender", Batched, OneHot),
+    ] {
+        let ledger = postgres(&format!("ovation_bench_ledger_{}", rows.len()))
+            .await
+            .with_gift_commit(mode);
+        rows.push((label.into(), run(label, ledger, senders).await));
+    }
     eprintln!("[pgbench] simple-update, {CONCURRENCY} clients, 10 s…");
     let pgbench_database = fresh_databases("ovation_bench_pgbench", 1)
         .await
         .expect("pgbench database");
     let pgbench = pgbench_tps(pgbench_database[0].rsplit('/').next().expect("a name"));
 
-    println!("\nledger benchmark: 1 room, {SENDERS} senders, {SHARDS} shards, {GIFTS} gifts, {CONCURRENCY} in flight");
+    println!("\nledger benchmark: 1 room, {SENDERS} senders (or 1 hot one), {SHARDS} shards, {GIFTS} gifts, {CONCURRENCY} in flight");
     println!(
-        "{:<28} {:>12} {:>10} {:>10}",
+        "{:<32} {:>10} {:>9} {:>9}",
         "engine", "gifts/s", "p50 ms", "p99 ms"
     );
-    for (name, f) in [
-        ("sqlite (4 files)", &sqlite),
-        ("postgres (4 databases)", &postgres),
-    ] {
+    for (name, f) in &rows {
         println!(
-            "{name:<28} {:>12.0} {:>10.2} {:>10.2}",
+            "{name:<32} {:>10.0} {:>9.2} {:>9.2}",
             f.gifts_per_s, f.p50_ms, f.p99_ms
         );
     }
+    let figure = |label: &str| {
+        rows.iter()
+            .find(|(name, _)| name == label)
+            .map(|(_, f)| f.gifts_per_s)
+            .expect("measured")
+    };
+    println!(
+        "ratio sqlite group commit / one tx per gift: {:.2}",
+        figure("sqlite, group commit") / figure("sqlite, one tx per gift")
+    );
     match pgbench {
         Ok(tps) => {
             println!(
-                "{:<28} {:>12.0}   (transactions/s, same PostgreSQL)",
+                "{:<32} {:>10.0}   (transactions/s, same PostgreSQL)",
                 "pgbench simple-update", tps
             );
             println!(
-                "ratio ours/pgbench on PostgreSQL: {:.2}",
-                postgres.gifts_per_s / tps
+                "ratio postgres group commit / pgbench: {:.2} (one tx per gift: {:.2})",
+                figure("postgres, group commit") / tps,
+                figure("postgres, one tx per gift") / tps
             );
         }
         Err(why) => println!("pgbench: {why}"),
