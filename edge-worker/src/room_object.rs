@@ -557,9 +557,16 @@ impl RoomObject {
         };
         let result = {
             let mut memory = self.memory.borrow_mut();
+            let memory = &mut *memory;
             let Some(room) = memory.room.as_mut() else {
                 return error(ApiError::new(404, "room_not_found", "no such room"));
             };
+            // The user's heartbeats first: at the per-user cap only a silent socket of
+            // theirs gives its place.
+            let held: Vec<ConnectionId> = room.connections_of(&identity.user).collect();
+            for (held, at_ms) in crate::sockets::heartbeats_of(&self.state, &memory.sockets, held) {
+                room.touch(held, at_ms);
+            }
             room.connect(
                 id,
                 Identity {

@@ -291,7 +291,14 @@ impl ShardObject {
         };
         let result = {
             let mut memory = self.memory.borrow_mut();
+            let memory = &mut *memory;
             let shard = memory.shard.as_mut().expect("started above");
+            // The user's heartbeats first: at the per-user cap only a silent socket of
+            // theirs gives its place.
+            let held = shard.connections_of(&identity.user);
+            for (held, at_ms) in crate::sockets::heartbeats_of(&self.state, &memory.sockets, held) {
+                shard.touch(held, at_ms);
+            }
             let person = Identity {
                 user: identity.user.clone(),
                 name: identity.name.clone(),

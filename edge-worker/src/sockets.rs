@@ -44,11 +44,20 @@ pub fn heartbeats(
     state: &State,
     sockets: &HashMap<ConnectionId, WebSocket>,
 ) -> Vec<(ConnectionId, u64)> {
+    heartbeats_of(state, sockets, sockets.keys().copied())
+}
+
+/// `heartbeats` for some of the sockets only (a user's, before the per-user cap is
+/// checked: the core replaces only a socket that is silent by its heartbeats too).
+pub fn heartbeats_of(
+    state: &State,
+    sockets: &HashMap<ConnectionId, WebSocket>,
+    ids: impl IntoIterator<Item = ConnectionId>,
+) -> Vec<(ConnectionId, u64)> {
     let state: &StateWithAutoResponse = state.as_raw().unchecked_ref();
-    sockets
-        .iter()
-        .filter_map(|(&id, ws)| {
-            let raw: &web_sys::WebSocket = ws.as_ref();
+    ids.into_iter()
+        .filter_map(|id| {
+            let raw: &web_sys::WebSocket = sockets.get(&id)?.as_ref();
             let at = state.auto_response_timestamp(raw).ok().flatten()?;
             Some((id, at.get_time() as u64))
         })

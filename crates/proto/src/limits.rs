@@ -137,6 +137,12 @@ pub const CONNECTION_LIFETIME_OVERRIDE_MS_MIN: u64 = 1_000;
 pub const GOAWAY_GRACE_MS: u64 = 5_000;
 /// A socket with no traffic and no heartbeat for this long is closed by the sweep.
 pub const STALE_SOCKET_MS: u64 = 90_000;
+/// A user at `USER_SOCKETS_PER_ROOM_MAX` who opens one more socket gets it in place of
+/// one of theirs silent this long (no frame, no heartbeat: a tab or network gone without
+/// a close, which the stale sweep would only close later), so a viewer whose network
+/// dropped a few times is not locked out; with none that silent, the new socket is
+/// refused `4409`. A live client heartbeats every `HEARTBEAT_INTERVAL_MS`.
+pub const USER_SOCKET_REPLACEABLE_SILENCE_MS: u64 = HEARTBEAT_INTERVAL_MS + 10_000;
 /// The heartbeat a client sends as a text frame, and the runtime's auto-response to it
 /// (it does not wake the room).
 pub const HEARTBEAT_TEXT: &str = "ping";

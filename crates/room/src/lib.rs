@@ -750,20 +750,30 @@ impl Room {
             return Err(CloseCode::RoomFull);
         }
         // Before the room cap can be reached by one token: the excess is refused, the
-        // user's open sockets keep working.
-        let held = self
+        // user's open sockets keep working; only one of theirs long silent (gone without
+        // a close) gives its place to the new one.
+        let held: Vec<ConnectionId> = self
             .connections_of(&identity.user)
             .filter(|id| self.connections[id].remote.is_none())
-            .count();
-        if held >= USER_SOCKETS_PER_ROOM_MAX {
-            let detail = format!("{held} sockets open");
-            self.log_refusal(
-                Some(connection),
-                Some(&identity.user),
-                CloseCode::TooManySockets.reason(),
-                &detail,
-            );
-            return Err(CloseCode::TooManySockets);
+            .collect();
+        if held.len() >= USER_SOCKETS_PER_ROOM_MAX {
+            let silent = held.iter().map(|id| (*id, &self.connections[id].liveness));
+            match liveness::replaceable(silent, now_ms) {
+                Some(gone) => {
+                    let detail = "silent; replaced by a new socket of its user".to_owned();
+                    self.close(gone, CloseCode::Stale, detail, now_ms);
+                }
+                None => {
+                    let detail = format!("{} sockets open", held.len());
+                    self.log_refusal(
+                        Some(connection),
+                        Some(&identity.user),
+                        CloseCode::TooManySockets.reason(),
+                        &detail,
+                    );
+                    return Err(CloseCode::TooManySockets);
+                }
+            }
         }
         let expires_at_ms = now_ms + lifetime_ms;
         self.insert_connection(connection, identity, expires_at_ms, false, None, now_ms);

@@ -4,7 +4,9 @@
 //! `STALE_SOCKET_MS` is closed as stale.
 
 use crate::ConnectionId;
-use ovation_proto::limits::{GOAWAY_GRACE_MS, HELLO_DEADLINE_MS, STALE_SOCKET_MS};
+use ovation_proto::limits::{
+    GOAWAY_GRACE_MS, HELLO_DEADLINE_MS, STALE_SOCKET_MS, USER_SOCKET_REPLACEABLE_SILENCE_MS,
+};
 
 #[derive(Debug)]
 pub(crate) struct Liveness {
@@ -66,6 +68,18 @@ impl Liveness {
         let deadline = lifetime.min(self.last_seen_ms + STALE_SOCKET_MS);
         self.hello_by_ms.map_or(deadline, |at| deadline.min(at))
     }
+}
+
+/// Of a user's sockets at the per-user cap, the one a new socket may replace at `now_ms`:
+/// the longest silent, if silent at least `USER_SOCKET_REPLACEABLE_SILENCE_MS`.
+pub(crate) fn replaceable<'a>(
+    sockets: impl Iterator<Item = (ConnectionId, &'a Liveness)>,
+    now_ms: u64,
+) -> Option<ConnectionId> {
+    sockets
+        .filter(|(_, l)| l.last_seen_ms + USER_SOCKET_REPLACEABLE_SILENCE_MS <= now_ms)
+        .min_by_key(|(_, l)| l.last_seen_ms)
+        .map(|(id, _)| id)
 }
 
 /// Sorts the due sockets; expired ones are marked as told (`GoAway` goes out now). A

@@ -340,8 +340,17 @@ impl Shard {
         } else if self.users.get(&identity.user).map_or(0, BTreeSet::len)
             >= USER_SOCKETS_PER_ROOM_MAX
         {
-            // The room's rule: a user's sockets all land on this shard (`shard_of`).
-            Some(CloseCode::TooManySockets)
+            // The room's rule (a user's new sockets all land on this shard, `shard_of`):
+            // one of theirs long silent gives its place, else the new one is refused.
+            let held = &self.users[&identity.user];
+            let silent = held.iter().map(|id| (*id, &self.connections[id].liveness));
+            match liveness::replaceable(silent, now_ms) {
+                Some(gone) => {
+                    self.close(gone, CloseCode::Stale, now_ms);
+                    None
+                }
+                None => Some(CloseCode::TooManySockets),
+            }
         } else {
             None
         };
@@ -698,7 +707,7 @@ impl Shard {
     }
 
     /// The sockets this shard holds for a user (a user may be connected more than once).
-    fn connections_of(&self, user: &str) -> Vec<ConnectionId> {
+    pub fn connections_of(&self, user: &str) -> Vec<ConnectionId> {
         self.users
             .get(user)
             .into_iter()

@@ -2322,3 +2322,68 @@ fn a_room_counts_clicks_for_at_most_products_counted_max_products() {
     };
     assert!(room.admin(as_host(again), 0).is_ok());
 }
+
+#[test]
+fn at_the_socket_cap_a_long_silent_socket_of_the_user_gives_its_place() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let tabs = USER_SOCKETS_PER_ROOM_MAX as u64;
+    for id in 1..=tabs {
+        join(&mut room, id, "flaky", Role::Viewer, now);
+    }
+    // Every socket heartbeats but the first (its network went away without a close).
+    now = USER_SOCKET_REPLACEABLE_SILENCE_MS - 1;
+    for id in 2..=tabs {
+        room.touch(id, now);
+    }
+    let flaky = identity("flaky", Role::Viewer);
+    assert_eq!(
+        room.connect(100, flaky.clone(), LIFETIME_MS, now),
+        Err(CloseCode::TooManySockets),
+        "silent, but not long enough"
+    );
+    now = USER_SOCKET_REPLACEABLE_SILENCE_MS;
+    drain(&mut room);
+    room.connect(101, flaky.clone(), LIFETIME_MS, now).unwrap();
+    assert_eq!(drain(&mut room).closes, vec![(1, CloseCode::Stale)]);
+    assert_eq!(
+        room.connections_of("flaky").count(),
+        USER_SOCKETS_PER_ROOM_MAX
+    );
+    // The others are alive: one more is refused.
+    assert_eq!(
+        room.connect(102, flaky, LIFETIME_MS, now),
+        Err(CloseCode::TooManySockets)
+    );
+}
+
+#[test]
+fn a_shard_gives_a_long_silent_socket_s_place_to_its_user_s_new_socket() {
+    let mut shard = Shard::new(0, 0);
+    let tabs = USER_SOCKETS_PER_ROOM_MAX as u64;
+    for id in 1..=tabs {
+        shard
+            .connect(id, identity("flaky", Role::Viewer), LIFETIME_MS, 0)
+            .unwrap();
+        shard.handle_frame(id, &hello(None), 0);
+    }
+    let now = USER_SOCKET_REPLACEABLE_SILENCE_MS;
+    for id in 2..=tabs {
+        shard.touch(id, now);
+    }
+    while shard.poll_output().is_some() {}
+    shard
+        .connect(100, identity("flaky", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    let mut closed = Vec::new();
+    while let Some(output) = shard.poll_output() {
+        if let ShardOutput::Close { connection, code } = output {
+            closed.push((connection, code));
+        }
+    }
+    assert_eq!(closed, vec![(1, CloseCode::Stale)]);
+    assert_eq!(
+        shard.connect(101, identity("flaky", Role::Viewer), LIFETIME_MS, now),
+        Err(CloseCode::TooManySockets)
+    );
+}
