@@ -85,6 +85,8 @@ extern "C" {
     fn closed(this: &FakeSocket) -> JsValue;
     #[wasm_bindgen(method, getter)]
     fn onmessage(this: &FakeSocket) -> JsValue;
+    #[wasm_bindgen(method, getter)]
+    fn onerror(this: &FakeSocket) -> JsValue;
     #[wasm_bindgen(method, js_name = serverOpen)]
     fn server_open(this: &FakeSocket);
     #[wasm_bindgen(method, js_name = serverSend)]
@@ -409,4 +411,59 @@ async fn a_malformed_pull_answer_is_reported_not_applied() {
         .any(|s| get(s, "status").as_string().as_deref() == Some("open"));
     assert!(!opened, "a malformed state does not open the session");
     session.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_upgrade_is_explained_by_one_state_request_and_ends_with_its_code() {
+    // A browser tells the page nothing about a refused upgrade: a close 1006 before open.
+    let requests = stub_fetch(&json(&format!(
+        r#"{{"/v1/rooms/{ROOM}/state": [401, {{"code":"token_expired","message":"the token expired"}}]}}"#
+    )));
+    let ctor = reset_sockets();
+    let collected = collector();
+    let _session = Session::new(options("ws"), ctor, collected.clone()).expect("a session");
+    let socket = socket_at(0);
+    socket.server_close(1006);
+    wait_ms(100).await;
+    let paths: Vec<(String, String)> = requests
+        .iter()
+        .map(|r| {
+            let path = get(&r, "path").as_string().unwrap();
+            (path, get(&r, "authorization").as_string().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [(format!("/v1/rooms/{ROOM}/state"), "Bearer tok".to_owned())]
+    );
+    let errors = of_type(&collected, "error");
+    assert_eq!(
+        errors
+            .iter()
+            .map(|e| get(e, "code").as_string().unwrap())
+            .collect::<Vec<_>>(),
+        ["token_expired"]
+    );
+    let statuses = of_type(&collected, "status");
+    let last = statuses.last().unwrap();
+    assert_eq!(get(last, "status").as_string().as_deref(), Some("closed"));
+    assert_eq!(
+        get(last, "reason").as_string().as_deref(),
+        Some("token_expired")
+    );
+    wait_ms(800).await;
+    assert_eq!(socket_count(), 1, "no reconnect after a refusal");
+}
+
+#[wasm_bindgen_test]
+fn a_socket_let_go_of_keeps_an_error_listener() {
+    // `ws` in Node emits `error` when a socket still connecting is closed; with no
+    // listener that is an uncaught exception.
+    let ctor = reset_sockets();
+    let session = Session::new(options("ws"), ctor, collector()).expect("a session");
+    let socket = socket_at(0);
+    session.close();
+    assert_eq!(get(&socket.closed(), "code").as_f64(), Some(1000.0));
+    assert!(!socket.onmessage().is_function(), "handlers detached");
+    assert!(socket.onerror().is_function(), "an error listener stays");
 }
