@@ -73,7 +73,8 @@ export declare class OvationError extends Error {
    * "timeout", "closed", "room_ended", "unsupported_transport", "invalid_options", ...
    * `connect` rejects with the server's code at once when it refuses (on every
    * transport): "token_expired", "token_invalid_signature", "token_wrong_room", "room_not_found",
-   * "room_ended", ...; "connect_timeout" only when nothing answered. */
+   * "room_ended", "too_many_sockets" (the user's other tabs hold the room's limit), ...;
+   * "connect_timeout" only when nothing answered. */
   code: string;
   /** For "rate_limited": when a retry may succeed. */
   retryAfterMs?: number;
