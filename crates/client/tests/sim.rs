@@ -8,7 +8,9 @@
 //!   comments are in the room with the acknowledged sequence number;
 //! * no state part stays stale: each client holds exactly the room's parts and epoch;
 //! * reconnect delays stay within the backoff bounds;
-//! * the clock offset is within 10 ms of the truth (symmetric jitter).
+//! * the clock offset is within 10 ms of the truth (symmetric jitter);
+//! * no like is lost quietly: every like the app made is counted by the room or
+//!   reported in `LikesDropped` (and, without room restarts, none is counted twice).
 //!
 //! `OVATION_SIM_SEEDS=N` runs more seeds; `OVATION_SIM_SEED=S` replays one.
 
