@@ -1266,17 +1266,7 @@ impl Client {
         self.next_poll_ms = None;
         self.next_like_flush_ms = None;
         self.admission_check = None;
-        let code = self.closed_code();
-        self.drop_unsent_likes(code, "the connection closed first");
-        while let Some(action) = self.pending.pop_front() {
-            if action.reported {
-                self.push_event(ClientEvent::Done {
-                    id: action.client_id,
-                    seq: None,
-                    error: Some(ActionError::new(code, "the connection closed first")),
-                });
-            }
-        }
+        self.end_pending(self.closed_code(), "the connection closed first");
         self.set_status(Status::Closed, reason);
     }
 
@@ -1645,17 +1635,27 @@ impl Client {
         }
     }
 
-    /// The session ends or stops sending: likes still waiting will not be counted
-    /// (`code`); frames sent without an answer may or may not have been (`unconfirmed`).
-    fn drop_unsent_likes(&mut self, code: &str, message: &str) {
-        let in_flight: u32 = self.pending.iter().map(|p| p.likes).sum();
-        self.pending.retain(|p| p.likes == 0);
+    /// The session ends or stops sending: every unacknowledged action ends with `code`;
+    /// likes still waiting will not be counted (`code`), and like frames sent without an
+    /// answer may or may not have been (`unconfirmed`).
+    fn end_pending(&mut self, code: &str, message: &str) {
+        let mut in_flight: u32 = 0;
+        while let Some(action) = self.pending.pop_front() {
+            if action.reported {
+                self.push_event(ClientEvent::Done {
+                    id: action.client_id,
+                    seq: None,
+                    error: Some(ActionError::new(code, message)),
+                });
+            }
+            in_flight = in_flight.saturating_add(action.likes);
+        }
         let waiting = core::mem::take(&mut self.likes_waiting);
         self.likes_dropped(waiting, code, message);
         self.likes_dropped(
             in_flight,
             "unconfirmed",
-            "sent, and the connection ended before the room answered: they may or may not have been counted",
+            "sent; no answer before the connection ended: may or may not have counted",
         );
     }
 
@@ -1705,22 +1705,10 @@ impl Client {
     fn start_pull(&mut self, now_ms: u64, reason: Option<String>) {
         self.phase = Phase::Pull;
         self.transport = Transport::Pull;
-        self.drop_unsent_likes(
+        self.end_pending(
             "unsupported_transport",
             "switched to the pull transport, which only receives",
         );
-        while let Some(action) = self.pending.pop_front() {
-            if action.reported {
-                self.push_event(ClientEvent::Done {
-                    id: action.client_id,
-                    seq: None,
-                    error: Some(ActionError::new(
-                        "unsupported_transport",
-                        "switched to the pull transport, which only receives",
-                    )),
-                });
-            }
-        }
         self.set_status(Status::Connecting, reason);
         self.pull_state_stale = true; // ask for the state first
         self.pull_next(now_ms);
