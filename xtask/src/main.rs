@@ -308,12 +308,18 @@ fn build_sdk() -> Result {
         "package.json",
         "README.md",
         "src/index.d.ts",
+        "src/react.d.ts",
         "wasm/ovation_sdk_bg.wasm",
     ] {
         fs::copy(root.join("npm").join(file), stage.join(file))
             .map_err(|e| format!("cannot stage npm/{file}: {e}"))?;
     }
-    for file in ["src/index.js", "src/player.js", "wasm/ovation_sdk.js"] {
+    for file in [
+        "src/index.js",
+        "src/player.js",
+        "src/react.js",
+        "wasm/ovation_sdk.js",
+    ] {
         run(Command::new(root.join("node_modules/.bin/esbuild"))
             .arg(root.join("npm").join(file))
             .args(["--minify", "--format=esm", "--log-level=warning"])
