@@ -177,7 +177,7 @@ struct DepositBody {
 
 async fn deposit(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Param(user): Param,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
@@ -193,7 +193,7 @@ async fn deposit(
     Ok(Json(account_json(&state, &user, balance)))
 }
 
-async fn account(State(state): State<AppState>, Path(user): Path<String>) -> ApiResult {
+async fn account(State(state): State<AppState>, Param(user): Param) -> ApiResult {
     let balance = state.ledger.balance(&user).await?;
     Ok(Json(account_json(&state, &user, balance)))
 }
@@ -206,7 +206,7 @@ struct OpenBody {
 
 async fn open_room(
     State(state): State<AppState>,
-    Path(room): Path<String>,
+    Param(room): Param,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
@@ -215,7 +215,7 @@ async fn open_room(
     Ok(Json(room_json(&state.ledger.room(&room).await?)))
 }
 
-async fn room(State(state): State<AppState>, Path(room): Path<String>) -> ApiResult {
+async fn room(State(state): State<AppState>, Param(room): Param) -> ApiResult {
     Ok(Json(room_json(&state.ledger.room(&room).await?)))
 }
 
@@ -247,7 +247,7 @@ async fn gift(State(state): State<AppState>, headers: HeaderMap, body: Body) -> 
     ))
 }
 
-async fn settle(State(state): State<AppState>, Path(room): Path<String>) -> ApiResult {
+async fn settle(State(state): State<AppState>, Param(room): Param) -> ApiResult {
     Ok(Json(room_json(&state.ledger.settle(&room).await?)))
 }
 
@@ -273,6 +273,32 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// A route's one path parameter; one that does not decode (not UTF-8) is a JSON 400
+/// with a code, like every other refusal, not the framework's plain text.
+struct Param(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Param {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Param, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| Param(value))
+            .map_err(|e| ApiError::new(400, "invalid_path", e.body_text()))
+    }
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        405,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -353,6 +379,7 @@ pub fn app(state: AppState) -> Router {
         .route(ROUTES[7], get(openapi))
         .route(ROUTES[8], get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(answer_panics))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

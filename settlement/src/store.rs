@@ -99,6 +99,12 @@ fn amount_u64(value: i64) -> Result<u64> {
     u64::try_from(value).map_err(|_| StoreError::Database(format!("negative amount {value}")))
 }
 
+/// A sum of stored amounts; past `u64` only on a damaged database (an error, no panic).
+fn checked_sum(a: u64, b: u64) -> Result<u64> {
+    a.checked_add(b)
+        .ok_or_else(|| StoreError::Database("stored amounts overflow".into()))
+}
+
 fn status_of(stored: &str) -> Result<RoomStatus> {
     match stored {
         "opening" => Ok(RoomStatus::Opening),
@@ -293,6 +299,8 @@ pub struct SqlLedger {
     map: ShardMap,
     pools: Vec<AnyPool>,
     faults: Arc<Faults>,
+    /// PostgreSQL shards (else SQLite): row locks to take in a fixed order.
+    postgres: bool,
     gift_commit: GiftCommit,
     /// One gift loop per shard, started with the first batched gift.
     gift_loops: Arc<OnceLock<Vec<mpsc::Sender<GiftRequest>>>>,
@@ -333,6 +341,7 @@ impl SqlLedger {
             map,
             pools,
             faults: Arc::default(),
+            postgres: urls.first().is_some_and(|u| u.starts_with("postgres")),
             gift_commit: GiftCommit::default(),
             gift_loops: Arc::default(),
         })
@@ -551,15 +560,7 @@ impl SqlLedger {
             return Ok(GiftReceipt::replayed(balance));
         }
         match self.gift_commit {
-            GiftCommit::PerGift => {
-                let mut tx = self.pool(shard).begin().await?;
-                let outcome = self.apply_gift(&mut tx, shard, gift).await;
-                match &outcome {
-                    Ok(receipt) if !receipt.replayed => self.commit(tx).await?,
-                    _ => tx.rollback().await?,
-                }
-                outcome
-            }
+            GiftCommit::PerGift => self.apply_alone(shard, gift).await,
             GiftCommit::Batched => {
                 let loops = self.gift_loops.get_or_init(|| self.start_gift_loops());
                 let (answer, answered) = oneshot::channel();
@@ -594,6 +595,12 @@ impl SqlLedger {
     async fn gift_loop(self, shard: ShardId, mut requests: mpsc::Receiver<GiftRequest>) {
         let mut batch = Vec::with_capacity(GIFT_BATCH_MAX);
         while requests.recv_many(&mut batch, GIFT_BATCH_MAX).await > 0 {
+            // Stripes are locked in (room, stripe) order, as settlement's Clear locks a
+            // room's (no deadlock between them). The gifts of a batch arrived together,
+            // so any order is one they could have had; copies of one gift keep theirs.
+            batch.sort_by(|a, b| {
+                (&a.gift.room, stripe_of(&a.gift.id)).cmp(&(&b.gift.room, stripe_of(&b.gift.id)))
+            });
             match self.apply_batch(shard, &batch).await {
                 Ok(outcomes) => {
                     for (request, outcome) in batch.drain(..).zip(outcomes) {
@@ -601,17 +608,28 @@ impl SqlLedger {
                     }
                 }
                 Err(e) => {
-                    // Nothing of the batch was written: every gift is told, and a retry
-                    // of each is safe.
-                    let cause = e.to_string();
+                    // Nothing of the batch was written (a deadlock victim, a damaged
+                    // row, ...): each gift goes again in a transaction of its own, so one
+                    // gift's failure is its own.
+                    tracing::warn!(error = %e, gifts = batch.len(), "a gift batch failed; applying its gifts one by one");
                     for request in batch.drain(..) {
-                        let _ = request
-                            .answer
-                            .send(Err(StoreError::Database(cause.clone())));
+                        let outcome = self.apply_alone(shard, &request.gift).await;
+                        let _ = request.answer.send(outcome);
                     }
                 }
             }
         }
+    }
+
+    /// One gift in a transaction of its own.
+    async fn apply_alone(&self, shard: ShardId, gift: &Gift) -> Result<GiftReceipt> {
+        let mut tx = self.pool(shard).begin().await?;
+        let outcome = self.apply_gift(&mut tx, shard, gift).await;
+        match &outcome {
+            Ok(receipt) if !receipt.replayed => self.commit(tx).await?,
+            _ => tx.rollback().await?,
+        }
+        outcome
     }
 
     async fn apply_batch(
@@ -733,7 +751,7 @@ impl SqlLedger {
             let mut shard_status: Option<RoomStatus> = None;
             for row in rows {
                 let status = status_of(&row.try_get::<String, _>(0)?)?;
-                gifted += amount_u64(row.try_get(1)?)?;
+                gifted = checked_sum(gifted, amount_u64(row.try_get(1)?)?)?;
                 shard_status = Some(match shard_status {
                     Some(seen) if progress(seen) <= progress(status) => seen,
                     _ => status,
@@ -751,7 +769,7 @@ impl SqlLedger {
                         .fetch_optional(self.pool(plan.host_shard))
                         .await?;
                 if let Some(row) = row {
-                    settled += amount_u64(row.try_get(0)?)?;
+                    settled = checked_sum(settled, amount_u64(row.try_get(0)?)?)?;
                 }
             }
         }
@@ -784,6 +802,15 @@ impl SqlLedger {
                     return Ok(());
                 }
                 // Locks every stripe: gifts in flight finish first, later ones are refused.
+                // On PostgreSQL in stripe order first, the order a gift batch takes them.
+                if self.postgres {
+                    sqlx::query(
+                        "SELECT stripe FROM room_stripes WHERE room = $1 ORDER BY stripe FOR UPDATE",
+                    )
+                    .bind(&plan.room)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                }
                 sqlx::query("UPDATE room_stripes SET status = 'settling' WHERE room = $1")
                     .bind(&plan.room)
                     .execute(&mut *tx)
@@ -859,22 +886,19 @@ impl SqlLedger {
     pub async fn audit(&self) -> Result<Audit> {
         let mut audit = Audit::default();
         for pool in &self.pools {
+            // One statement, one snapshot: a gift committing between two sums would
+            // show as money created or destroyed.
             let row = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT), \
-                 CAST(COALESCE(SUM(CASE WHEN account LIKE 'user:%' AND balance < 0 THEN 1 ELSE 0 END), 0) \
-                 AS BIGINT) \
-                 FROM accounts",
+                "SELECT CAST((SELECT COALESCE(SUM(balance), 0) FROM accounts) AS BIGINT), \
+                 CAST((SELECT COALESCE(SUM(CASE WHEN account LIKE 'user:%' AND balance < 0 \
+                 THEN 1 ELSE 0 END), 0) FROM accounts) AS BIGINT), \
+                 CAST((SELECT COALESCE(SUM(balance), 0) FROM room_stripes) AS BIGINT)",
             )
             .fetch_one(pool)
             .await?;
             audit.balances_sum += i128::from(row.try_get::<i64, _>(0)?);
             audit.negative_users += amount_u64(row.try_get(1)?)?;
-            let rooms: i64 =
-                sqlx::query("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM room_stripes")
-                    .fetch_one(pool)
-                    .await?
-                    .try_get(0)?;
-            audit.balances_sum += i128::from(rooms);
+            audit.balances_sum += i128::from(row.try_get::<i64, _>(2)?);
         }
         let rooms = sqlx::query("SELECT room FROM rooms")
             .fetch_all(self.pool(COORDINATOR_SHARD))

@@ -371,3 +371,71 @@ async fn postgres_identical_copies_racing_for_one_balance_get_the_original_answe
         identical_copies_racing_for_one_balance_get_the_original_answer(engine).await;
     }
 }
+
+/// Settlement racing a stream of gifts to the same room: every gift is either accepted
+/// (and paid to the host) or refused `room_not_open`; none fails with a database error
+/// (a batch and the Clear step lock the room's stripes in one order), the host is paid
+/// exactly the accepted ones, and the audit holds.
+async fn settlement_racing_gifts_pays_exactly_the_accepted_ones(engine: SqlLedger) {
+    let engine = Arc::new(engine);
+    engine.open_room("weur-race-end", "star").await.unwrap();
+    let users = 32u64;
+    for u in 0..users {
+        let seed = Deposit {
+            id: "seed".into(),
+            user: format!("ender-{u}"),
+            amount: 100_000,
+        };
+        engine.deposit(&seed).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for u in 0..users {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0;
+            for g in 0..40u64 {
+                let gift = Gift {
+                    id: format!("end-{g}"),
+                    room: "weur-race-end".into(),
+                    from: format!("ender-{u}"),
+                    amount: 1 + g % 7,
+                    sku: "rose".into(),
+                    qty: 1,
+                };
+                match engine.gift(&gift).await {
+                    Ok(receipt) => {
+                        assert!(!receipt.replayed);
+                        accepted += gift.amount;
+                    }
+                    Err(StoreError::Ledger(LedgerError::RoomNotOpen)) => {}
+                    Err(other) => panic!("a gift racing settlement failed: {other}"),
+                }
+            }
+            accepted
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let settled = engine.settle("weur-race-end").await.expect("settle");
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += task.await.unwrap();
+    }
+    assert!(accepted > 0, "no gift got in before the settlement");
+    assert_eq!(settled.gifted, accepted);
+    assert_eq!(settled.settled, accepted);
+    assert_eq!(engine.balance("star").await.unwrap(), accepted);
+    assert!(engine.audit().await.unwrap().ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_settlement_racing_gifts_pays_exactly_the_accepted_ones() {
+    settlement_racing_gifts_pays_exactly_the_accepted_ones(sqlite(4).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_settlement_racing_gifts_pays_exactly_the_accepted_ones() {
+    for mode in [GiftCommit::Batched, GiftCommit::PerGift] {
+        let engine = postgres(4).await.with_gift_commit(mode);
+        settlement_racing_gifts_pays_exactly_the_accepted_ones(engine).await;
+    }
+}

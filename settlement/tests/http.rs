@@ -192,6 +192,16 @@ async fn errors_carry_stable_codes() {
             404,
             "route_not_found",
         ),
+        (
+            call(&app, "GET", "/v1/gifts", None).await,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            call(&app, "GET", "/v1/accounts/%FF", None).await,
+            400,
+            "invalid_path",
+        ),
     ];
     for ((status, body), expected_status, code) in cases {
         assert_eq!(
