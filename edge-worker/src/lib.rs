@@ -157,6 +157,16 @@ fn now_ms() -> u64 {
     Date::now().as_millis()
 }
 
+/// A variable or secret's text, or `None` when it is absent or not text. workerd gives a
+/// `fromEnvironment` binding whose variable is unset as `null`, which `Env::secret` and
+/// `Env::var` cannot take (they ask a null for its constructor: an uncaught JavaScript
+/// error, and the request hangs); a self-hosted edge without keys must answer 503 too.
+pub(crate) fn text_binding(env: &Env, name: &str) -> Option<String> {
+    js_sys::Reflect::get(env.as_ref(), &wasm_bindgen::JsValue::from_str(name))
+        .ok()?
+        .as_string()
+}
+
 /// The log line of a deployment without tenant keys.
 const TENANT_KEYS_MISSING: &str =
     "OVATION_TENANT_KEYS is not set; set it with `wrangler secret put OVATION_TENANT_KEYS`";
@@ -175,10 +185,8 @@ fn keyring(env: &Env) -> std::result::Result<std::rc::Rc<Keyring>, ApiError> {
             "this deployment has no tenant keys: every token is refused",
         )
     };
-    let json = env
-        .secret("OVATION_TENANT_KEYS")
-        .map(|v| v.to_string())
-        .map_err(|_| refuse(TENANT_KEYS_MISSING))?;
+    let json =
+        text_binding(env, "OVATION_TENANT_KEYS").ok_or_else(|| refuse(TENANT_KEYS_MISSING))?;
     // Parsed once per isolate and secret (a request only compares the text): every
     // upgrade and API call needs the keys, and a flood of them must stay cheap.
     KEYRING.with(|cached| {

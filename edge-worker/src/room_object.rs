@@ -177,10 +177,8 @@ impl RoomObject {
 
     /// `OVATION_GIFT_CATALOG` (JSON sku → price), or a small default.
     fn gift_catalog(&self) -> std::collections::BTreeMap<String, u64> {
-        self.env
-            .var("OVATION_GIFT_CATALOG")
-            .ok()
-            .and_then(|v| serde_json::from_str(&v.to_string()).ok())
+        crate::text_binding(&self.env, "OVATION_GIFT_CATALOG")
+            .and_then(|v| serde_json::from_str(&v).ok())
             .unwrap_or_else(|| {
                 [
                     ("rose".into(), 1),
@@ -277,12 +275,9 @@ impl RoomObject {
     /// wrangler.toml). A URL without a secret is a misconfiguration: logged, and gifts
     /// stay off rather than calling the service with an empty bearer.
     fn settlement(&self) -> Option<(String, String)> {
-        let url = self.env.var("OVATION_SETTLEMENT_URL").ok()?.to_string();
-        let secret = self
-            .env
-            .secret("OVATION_SETTLEMENT_SECRET")
-            .map(|v| v.to_string())
-            .unwrap_or_default();
+        let url = crate::text_binding(&self.env, "OVATION_SETTLEMENT_URL")?;
+        let secret =
+            crate::text_binding(&self.env, "OVATION_SETTLEMENT_SECRET").unwrap_or_default();
         if url.is_empty() {
             return None;
         }
@@ -515,11 +510,8 @@ impl RoomObject {
     /// Random in the configured range (jitter spreads reconnects), or the
     /// `OVATION_CONNECTION_LIFETIME_MS` override for tests and staging.
     fn connection_lifetime_ms(&self) -> u64 {
-        let configured = self
-            .env
-            .var("OVATION_CONNECTION_LIFETIME_MS")
-            .ok()
-            .and_then(|v| v.to_string().parse::<u64>().ok());
+        let configured = crate::text_binding(&self.env, "OVATION_CONNECTION_LIFETIME_MS")
+            .and_then(|v| v.parse::<u64>().ok());
         match configured {
             Some(ms) => ms.clamp(
                 CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
