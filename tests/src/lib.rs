@@ -1,4 +1,6 @@
-//! Test harness: runs the built worker under `wrangler dev` on a free loopback port.
+//! Test harness: runs the built worker on a free loopback port, under `wrangler dev` or,
+//! with `OVATION_RUNTIME=workerd`, self-hosted on the open-source workerd runtime with the
+//! config `cargo xtask serve` writes (crate `ovation-selfhost`).
 
 #![forbid(unsafe_code)]
 
@@ -32,9 +34,37 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// A `wrangler dev` process group serving the worker.
+/// What serves the worker in a test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// `wrangler dev` (Miniflare around workerd): the development server.
+    WranglerDev,
+    /// workerd alone on the config `cargo xtask serve` writes: the self-hosted deployment.
+    Workerd,
+}
+
+impl Runtime {
+    /// `OVATION_RUNTIME=workerd` runs a test binary's servers on workerd; anything else,
+    /// or nothing, on `wrangler dev`.
+    pub fn from_env() -> Runtime {
+        match std::env::var("OVATION_RUNTIME").as_deref() {
+            Ok("workerd") => Runtime::Workerd,
+            _ => Runtime::WranglerDev,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Runtime::WranglerDev => "wrangler dev",
+            Runtime::Workerd => "workerd",
+        }
+    }
+}
+
+/// A process group serving the worker (`wrangler dev`, or workerd self-hosted).
 pub struct Server {
     child: Child,
+    pub runtime: Runtime,
     pub base: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
@@ -57,12 +87,30 @@ impl Server {
         Server::start_configured(data_dir, &[], DevKeys::Withheld)
     }
 
+    /// Starts the worker on `runtime` with its data in `data_dir` (starting again on the
+    /// same directory finds the stored rooms).
+    pub fn start_on(runtime: Runtime, data_dir: &Path) -> Server {
+        Server::start_as(runtime, data_dir, &[], DevKeys::Given)
+    }
+
+    /// Like `start_on`, without `OVATION_TENANT_KEYS` (see `start_without_tenant_keys`).
+    pub fn start_on_without_tenant_keys(runtime: Runtime, data_dir: &Path) -> Server {
+        Server::start_as(runtime, data_dir, &[], DevKeys::Withheld)
+    }
+
     fn start_configured(data_dir: &Path, vars: &[(&str, &str)], keys: DevKeys) -> Server {
+        Server::start_as(Runtime::from_env(), data_dir, vars, keys)
+    }
+
+    fn start_as(runtime: Runtime, data_dir: &Path, vars: &[(&str, &str)], keys: DevKeys) -> Server {
         let root = root();
         assert!(
             root.join("edge-worker/build/index.js").exists(),
             "edge-worker/build is missing: run `cargo xtask build-worker` (cargo xtask test does)"
         );
+        if runtime == Runtime::Workerd {
+            return Server::start_workerd(data_dir, vars, keys);
+        }
         let wrangler = std::env::var("OVATION_WRANGLER")
             .map(PathBuf::from)
             .unwrap_or_else(|_| root.join("node_modules/.bin/wrangler"));
@@ -111,11 +159,82 @@ impl Server {
             .expect("start wrangler dev");
         let server = Server {
             child,
+            runtime: Runtime::WranglerDev,
             base: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
             log,
         };
         server.wait_ready(Duration::from_secs(120));
+        server
+    }
+
+    /// workerd alone, on the config `cargo xtask serve` writes into `data_dir`; the
+    /// development keys come from a file beside it, as an operator's `--keys-file`.
+    fn start_workerd(data_dir: &Path, vars: &[(&str, &str)], keys: DevKeys) -> Server {
+        let root = root();
+        let port = free_port();
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let tenant_keys = match keys {
+            DevKeys::Given => {
+                let file = data_dir.with_extension(format!("{port}.tenant-keys.json"));
+                std::fs::write(&file, dev::tenant_keys_json()).expect("keys file");
+                ovation_selfhost::Secret::File(file)
+            }
+            // Read from an environment variable the process does not have.
+            DevKeys::Withheld => {
+                ovation_selfhost::Secret::Environment(ovation_selfhost::TENANT_KEYS_ENV.into())
+            }
+        };
+        let manifest =
+            ovation_selfhost::EdgeManifest::read(&root.join("edge-worker/wrangler.toml"))
+                .expect("wrangler.toml");
+        let config = ovation_selfhost::SelfHost {
+            listen: format!("127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            bundle_dir: root.join("edge-worker/build"),
+            tenant_keys,
+            settlement: None,
+            vars: vars
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+        }
+        .write(&manifest)
+        .expect("workerd config");
+        let workerd =
+            ovation_selfhost::workerd_command(&root.join("node_modules/.bin/workerd"), &config);
+        let command = std::iter::once(workerd.get_program())
+            .chain(workerd.get_args())
+            .map(|part| format!("'{}'", part.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        // As for wrangler dev: the group goes when the test process does.
+        let script = format!(
+            "{command} & W=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $W 2>/dev/null; do sleep 1; done; \
+             kill -TERM -$$ 2>/dev/null",
+            parent = std::process::id(),
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .current_dir(config.parent().expect("config dir"))
+            .env_remove(ovation_selfhost::TENANT_KEYS_ENV)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .process_group(0)
+            .spawn()
+            .expect("start workerd");
+        let server = Server {
+            child,
+            runtime: Runtime::Workerd,
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            log,
+        };
+        server.wait_ready(Duration::from_secs(60));
         server
     }
 
@@ -131,11 +250,27 @@ impl Server {
             std::thread::sleep(Duration::from_millis(250));
         }
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        panic!("wrangler dev did not become ready within {limit:?}; log:\n{log}");
+        panic!(
+            "{} did not become ready within {limit:?}; log:\n{log}",
+            self.runtime.name()
+        );
+    }
+
+    /// Kills the whole process group with SIGKILL, as a power cut or the OOM killer
+    /// would: nothing gets to flush or close.
+    pub fn kill_hard(&mut self) {
+        let pgid = self.child.id();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .status();
+        let _ = self.child.wait();
     }
 
     /// Stops the process group and waits for it.
     pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return; // already gone (`kill_hard`): the group went with it
+        }
         let pgid = self.child.id();
         let _ = Command::new("kill")
             .args(["-TERM", "--", &format!("-{pgid}")])
