@@ -10,6 +10,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod fanout;
+mod serve;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -22,6 +23,13 @@ commands:
                  everything
   test           fmt check, clippy (native and wasm32), unit and simulation tests,
                  then integration tests against the real worker under wrangler dev
+  serve          self-host the edge on the open-source workerd runtime (no wrangler):
+                 writes DIR/config.capnp (modules, Durable Objects stored on disk in
+                 DIR/storage, bindings from wrangler.toml) and execs `workerd serve`;
+                 [--listen 127.0.0.1:8790] [--data .data/workerd] [--keys-file FILE |
+                 --dev-keys] (else OVATION_TENANT_KEYS from the environment)
+                 [--settlement-url URL [--settlement-secret-file FILE]] [--var N=V]
+                 [--workerd PATH] [--config-only]; see docs/self-hosting.md
   build-worker   build edge-worker/build with worker-build (skips when up to date)
   build-sdk      build the client SDK (sdk-wasm, wasm-bindgen, wasm-opt) and pack the
                  npm package `ovation` into target/npm/ovation-0.1.0.tgz
@@ -56,6 +64,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("dev") => dev(),
         Some("test") => test(),
+        Some("serve") => serve::serve(&args[1..]),
         Some("build-worker") => build_worker(args.iter().any(|a| a == "--if-stale")),
         Some("build-sdk") => build_sdk(),
         Some("setup") => setup(),
