@@ -1,4 +1,3 @@
-"use client";
 // `ovation/react`: React bindings for the `ovation` SDK. A separate entry point: the core
 // (`ovation`) does not import React, and React is an optional peer dependency.
 //
@@ -9,6 +8,8 @@
 // commit, keeps the one connection it opened. Hooks read the connection's store through
 // useSyncExternalStore; the store keeps immutable snapshots (a new object only when
 // something changed), because the SDK's `room.state` is updated in place.
+// No "use client" directive: bundlers warn about it in dependencies; under React Server
+// Components, render the provider from your own client component.
 
 import {
   createContext,
