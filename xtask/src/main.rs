@@ -22,7 +22,8 @@ commands:
                  console on 127.0.0.1:8790, print URLs and dev tokens; Ctrl-C stops
                  everything
   test           fmt check, clippy (native and wasm32), unit and simulation tests,
-                 then integration tests against the real worker under wrangler dev
+                 then integration tests against the real worker under wrangler dev,
+                 and the core ones again on workerd alone (self-hosting)
   serve          self-host the edge on the open-source workerd runtime (no wrangler):
                  writes DIR/config.capnp (modules, Durable Objects stored on disk in
                  DIR/storage, bindings from wrangler.toml) and execs `workerd serve`;
@@ -802,6 +803,25 @@ fn test() -> Result {
     run(cargo()
         .args(["test", "-p", "ovation-tests", "--", "--test-threads=4"])
         .env("OVATION_WRANGLER", root.join("node_modules/.bin/wrangler"))
+        .current_dir(&root))?;
+    // The same bundle self-hosted (`cargo xtask serve`'s config, tests/tests/selfhost.rs
+    // ran above): the core edge tests and the gift path on workerd alone. workerd has no
+    // HTTP cache behind `caches.default`, so the cache-hit check is wrangler's only
+    // (docs/self-hosting.md, limits).
+    step("integration tests on workerd alone (self-hosting): core edge tests, gifts");
+    run(cargo()
+        .args([
+            "test",
+            "-p",
+            "ovation-tests",
+            "--test",
+            "edge",
+            "--test",
+            "gifts",
+        ])
+        .args(["--", "--test-threads=4"])
+        .args(["--skip", "parts_are_versioned_immutable_and_cached"])
+        .env("OVATION_RUNTIME", "workerd")
         .current_dir(&root))?;
     eprintln!("\nxtask test: all green");
     Ok(())
