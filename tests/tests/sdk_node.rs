@@ -1,6 +1,7 @@
 //! The packed npm package `ovation` (target/npm/ovation-0.1.0.tgz, from
 //! `cargo xtask build-sdk`) installed into a scratch project and exercised by
-//! `node --test` (npm/test/*.test.mjs) against the real worker under wrangler dev.
+//! `node --test` (npm/test/*.test.mjs) against the real worker under wrangler dev;
+//! react.test.mjs (`ovation/react` on a scripted room) needs no server.
 
 use ovation_auth::{dev, mint, SigningKey, TokenClaims};
 use ovation_tests::{root, scratch_dir, sdk_project, token, token_with, Server};
