@@ -390,16 +390,12 @@ impl SqlLedger {
     }
 
     pub async fn balance(&self, user: &str) -> Result<u64> {
-        let row: Option<AnyRow> = sqlx::query("SELECT balance FROM accounts WHERE account = $1")
-            .bind(user_account(user))
-            .fetch_optional(self.pool_of(user))
-            .await?;
-        match row {
-            Some(row) => amount_u64(row.try_get(0)?),
-            None => Ok(0),
-        }
+        let mut conn = self.pool_of(user).acquire().await?;
+        balance_in(&mut conn, &user_account(user)).await
     }
 
+    /// The answer a transfer id got, on a connection of its own (never inside a
+    /// transaction of the same SQLite shard: that holds its only connection).
     async fn replay(
         &self,
         pool: &AnyPool,
@@ -407,20 +403,8 @@ impl SqlLedger {
         id: &str,
         fingerprint: &str,
     ) -> Result<Option<u64>> {
-        let row: Option<AnyRow> = sqlx::query(
-            "SELECT fingerprint, balance_after FROM transfers WHERE owner = $1 AND id = $2",
-        )
-        .bind(owner)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-        match row {
-            None => Ok(None),
-            Some(row) if row.try_get::<String, _>(0)? == fingerprint => {
-                Ok(Some(amount_u64(row.try_get(1)?)?))
-            }
-            Some(_) => Err(LedgerError::IdConflict.into()),
-        }
+        let mut conn = pool.acquire().await?;
+        replay_in(&mut conn, owner, id, fingerprint).await
     }
 
     pub async fn deposit(&self, deposit: &Deposit) -> Result<u64> {
