@@ -138,3 +138,53 @@ pub fn serve(args: &[String]) -> Result {
     let error = command.exec();
     Err(format!("cannot run {}: {error}", workerd.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn without_a_keys_file_workerd_reads_the_keys_from_its_environment() {
+        let parsed = parse(&args(&["--listen", "*:9000", "--var", "A=b=c"])).unwrap();
+        assert_eq!(parsed.host.listen, "*:9000");
+        assert_eq!(
+            parsed.host.tenant_keys,
+            Secret::Environment(TENANT_KEYS_ENV.into())
+        );
+        assert_eq!(parsed.host.vars, [("A".to_owned(), "b=c".to_owned())]);
+        assert!(parsed.host.settlement.is_none());
+    }
+
+    #[test]
+    fn the_settlement_secret_comes_from_its_file_or_the_environment() {
+        let parsed = parse(&args(&["--settlement-url", "http://127.0.0.1:8788"])).unwrap();
+        let settlement = parsed.host.settlement.unwrap();
+        assert_eq!(
+            settlement.secret,
+            Secret::Environment(SETTLEMENT_SECRET_ENV.into())
+        );
+        let parsed = parse(&args(&[
+            "--settlement-url",
+            "http://s",
+            "--settlement-secret-file",
+            "/etc/s",
+        ]))
+        .unwrap();
+        assert_eq!(
+            parsed.host.settlement.unwrap().secret,
+            Secret::File("/etc/s".into())
+        );
+    }
+
+    #[test]
+    fn contradictory_or_unknown_options_are_refused() {
+        assert!(parse(&args(&["--dev-keys", "--keys-file", "k.json"])).is_err());
+        assert!(parse(&args(&["--var", "NOEQUALS"])).is_err());
+        assert!(parse(&args(&["--listen"])).is_err());
+        assert!(parse(&args(&["--port", "1"])).is_err());
+    }
+}
