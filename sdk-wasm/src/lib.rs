@@ -59,12 +59,14 @@ fn now_ms() -> u64 {
 }
 
 /// A JavaScript `Error` with a stable `code` property.
+#[inline(never)]
 fn js_error(code: &str, message: &str) -> JsValue {
     let error = js_sys::Error::new(message);
     let _ = js_sys::Reflect::set(&error, &"code".into(), &code.into());
     error.into()
 }
 
+#[inline(never)]
 fn action_error(e: ActionError) -> JsValue {
     js_error(&e.code, &e.message)
 }

@@ -28,6 +28,7 @@ pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
 }
 
 /// `prefix`, `n` in decimal, `suffix`: messages that name a limit, without `format!`.
+#[inline(never)]
 pub(crate) fn with_number(prefix: &str, n: u64, suffix: &str) -> String {
     let mut out = String::with_capacity(prefix.len() + 20 + suffix.len());
     out.push_str(prefix);
