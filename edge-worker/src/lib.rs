@@ -571,12 +571,18 @@ async fn create_room(mut req: Request, env: &Env) -> std::result::Result<Respons
         .is_some_and(|v| v["existed"] == true);
     let stub = room_stub(env, &identity.tenant, &room)?;
     let payload = serde_json::to_value(&info).map_err(|e| ApiError::internal(&e.to_string()))?;
-    let resp = call(&stub, Method::Post, "/create", &identity, Some(payload)).await?;
-    if resp.status_code() != 201 && !listed_before {
+    let created = call(&stub, Method::Post, "/create", &identity, Some(payload)).await;
+    // The entry stays when the room is live: created now, or already live (409
+    // `room_exists`: a concurrent create of the same room won, and its entry is this
+    // one). Otherwise, a refused or failed create leaves no entry behind.
+    let live = created
+        .as_ref()
+        .is_ok_and(|r| r.status_code() == 201 || r.status_code() == 409);
+    if !live && !listed_before {
         let remove = json!({ "room": room.as_str() });
-        call(&dir, Method::Post, "/remove", &identity, Some(remove)).await?;
+        let _ = call(&dir, Method::Post, "/remove", &identity, Some(remove)).await;
     }
-    Ok(resp)
+    created
 }
 
 async fn end_room(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
@@ -642,7 +648,8 @@ async fn broadcast(mut req: Request, env: &Env) -> std::result::Result<Response,
 #[serde(deny_unknown_fields)]
 struct Direct {
     user: String,
-    payload: serde_json::Value,
+    /// Forwarded as sent (a `Value` would turn a whole number past 2^64 into a float).
+    payload: Box<serde_json::value::RawValue>,
 }
 
 async fn direct(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
@@ -652,7 +659,7 @@ async fn direct(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
         env,
         "admin",
         Some(json!({ "command": "direct", "user": body.user,
-                     "payload": body.payload.to_string() })),
+                     "payload": body.payload.get() })),
     )
     .await
 }
@@ -786,13 +793,15 @@ async fn id_command(
 }
 
 async fn put_part(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
-    let value: serde_json::Value = json_body(&mut req).await?;
+    // The value is stored as sent, checked to be JSON (a `Value` would turn a whole
+    // number past 2^64 into a float and answer 200 for data it altered).
+    let value: Box<serde_json::value::RawValue> = json_body(&mut req).await?;
     let name = path_segment(&req, 4)?;
     admin_forward(
         req,
         env,
         "admin",
-        Some(json!({ "command": "set_part", "name": name, "value": value.to_string() })),
+        Some(json!({ "command": "set_part", "name": name, "value": value.get() })),
     )
     .await
 }

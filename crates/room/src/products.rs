@@ -89,6 +89,11 @@ fn check_url(field: &str, url: &str, scheme_allowed: impl Fn(&str) -> bool) -> R
     // `@` in the authority is userinfo a viewer reads as the host. Credentials have no
     // place in a card either. A backslash ends the authority in browsers (special
     // schemes), so one is refused there as well rather than guessed about.
+    // `https:///shop.example@evil.example/`: browsers skip slashes (and backslashes)
+    // after a special scheme, so an empty authority would hide the real one behind it.
+    if rest.starts_with(['/', '\\']) {
+        return Err(format!("`{field}` must name its host right after `://`"));
+    }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.contains(['@', '\\']) {
         return Err(format!(
@@ -163,6 +168,21 @@ mod tests {
             image_url: image_url.into(),
             link: link.into(),
             cue: None,
+        }
+    }
+
+    #[test]
+    fn urls_with_an_empty_authority_are_refused() {
+        let fine = "https://shop.example/item";
+        for url in [
+            "https:///shop.example@evil.example/",
+            "https:////evil.example/",
+            "https:/\\evil.example/",
+            "https://\\evil.example/",
+        ] {
+            for bad in [card(url, fine), card(fine, url)] {
+                assert!(bad.validate().is_err(), "{url} accepted");
+            }
         }
     }
 
