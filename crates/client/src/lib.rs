@@ -399,6 +399,8 @@ pub struct Client {
     // Room state and cursor (kept across sockets and transports).
     state: RoomState,
     cursor: Option<u64>,
+    /// Reconnects refused 4409 since the last Welcome (`CLIENT_SOCKET_CAP_RETRIES_MAX`).
+    socket_cap_retries: u32,
     likes_total: Option<u64>,
     online: Option<u32>,
     ended: bool,
@@ -454,6 +456,7 @@ impl Client {
             rng,
             state: RoomState::default(),
             cursor: None,
+            socket_cap_retries: 0,
             likes_total: None,
             online: None,
             ended: false,
@@ -751,6 +754,18 @@ impl Client {
                 self.emit_error("banned", "a moderator banned you from this room", 0);
                 self.finish(Some(name));
             }
+            Some(CloseCode::TooManySockets)
+                if self.cursor.is_some()
+                    && self.socket_cap_retries < CLIENT_SOCKET_CAP_RETRIES_MAX =>
+            {
+                // This session was open: the sockets holding the places may be its own,
+                // dropped without a close on a bad network. The room gives such a place
+                // to a new socket once it is silent long enough; wait that long.
+                self.socket_cap_retries += 1;
+                let delay_ms =
+                    USER_SOCKET_REPLACEABLE_SILENCE_MS + self.rng.up_to(CLIENT_BACKOFF_MS_BASE);
+                self.reconnect_after(now_ms, delay_ms, name);
+            }
             Some(CloseCode::TooManySockets) => {
                 // Another tab must close first; retrying here would only be refused again.
                 let message = "this user holds the most sockets a room allows: close a tab";
@@ -780,7 +795,7 @@ impl Client {
     pub fn handle_fetch(&mut self, request: u64, reply: FetchReply, now_ms: u64) {
         if self.admission_check.is_some_and(|(id, _)| id == request) {
             self.admission_check = None;
-            self.on_admission_check(reply);
+            self.on_admission_check(reply, now_ms);
             return;
         }
         let Some(index) = self.requests.iter().position(|(id, _)| *id == request) else {
@@ -1177,7 +1192,7 @@ impl Client {
 
     /// A refusal ends the session with the server's code; anything else (a live room, a
     /// network failure, a server error) leaves the reconnects to go on.
-    fn on_admission_check(&mut self, reply: FetchReply) {
+    fn on_admission_check(&mut self, reply: FetchReply, now_ms: u64) {
         if self.phase == Phase::Closed {
             return;
         }
@@ -1198,6 +1213,19 @@ impl Client {
             FetchReply::State(state) if state.status == "ended" => {
                 self.close_current_socket();
                 self.room_over();
+            }
+            FetchReply::State(_) => {
+                // The room is live and takes this token: the upgrade failed for a moment
+                // (the Worker's per-user connect rate, a network blip), not for good. It
+                // does not count towards giving WebSockets up for pull, and the next
+                // try waits for the connect rate to refill.
+                self.ws_failures = 0;
+                if let Phase::Waiting { at_ms } = self.phase {
+                    let refilled_ms = now_ms + 1_000 / u64::from(USER_CONNECTS_PER_S);
+                    self.phase = Phase::Waiting {
+                        at_ms: at_ms.max(refilled_ms),
+                    };
+                }
             }
             _ => {}
         }
@@ -1383,6 +1411,7 @@ impl Client {
         }
         self.phase = Phase::Open { socket };
         self.ws_failures = 0;
+        self.socket_cap_retries = 0;
         self.attempt = 0;
         self.next_heartbeat_ms = now_ms + HEARTBEAT_INTERVAL_MS;
         self.clock_burst_left = CLIENT_CLOCK_BURST;

@@ -819,3 +819,78 @@ fn a_socket_refused_for_the_users_socket_cap_ends_the_session_with_its_code() {
     assert_eq!(c.status(), Status::Closed);
     assert_eq!(c.poll_timeout(), None, "no reconnect");
 }
+
+/// A session that was open and, reconnecting after drops without a close, finds its
+/// places taken (by its own dead sockets, as far as it can tell) waits for the room to
+/// give them back, a bounded number of times, then ends with the code.
+#[test]
+fn a_reconnect_refused_for_the_socket_cap_waits_for_dead_sockets_to_be_replaceable() {
+    let (mut c, socket) = open_client(0);
+    c.handle_socket_closed(socket, 1006, "", 1_000);
+    for retry in 0..=CLIENT_SOCKET_CAP_RETRIES_MAX {
+        // The next socket opens when it is due.
+        let now = c.poll_timeout().expect("a reconnect is due");
+        c.handle_timeout(now);
+        let next = opened_socket(&transmits(&mut c));
+        c.handle_socket_open(next, now);
+        c.handle_socket_closed(
+            next,
+            CloseCode::TooManySockets.code(),
+            "too_many_sockets",
+            now,
+        );
+        let got = events(&mut c);
+        if retry < CLIENT_SOCKET_CAP_RETRIES_MAX {
+            assert_eq!(c.status(), Status::Reconnecting, "retry {retry}: {got:?}");
+            let at = c.poll_timeout().expect("a retry");
+            assert!(
+                at >= now + USER_SOCKET_REPLACEABLE_SILENCE_MS,
+                "retry {retry} waits for dead sockets to be replaceable: {at} from {now}"
+            );
+        } else {
+            assert!(got.iter().any(
+                |e| matches!(e, ClientEvent::Error { code, .. } if code == "too_many_sockets")
+            ));
+            assert_eq!(c.status(), Status::Closed, "after {retry} retries it ends");
+        }
+    }
+}
+
+/// Upgrades refused for a moment (the Worker's per-user connect rate: a bare 1006 to a
+/// browser) while the room is live and takes the token: `auto` keeps trying WebSockets,
+/// spaced by the connect rate, rather than settling on receive-only pull.
+#[test]
+fn upgrades_failing_for_a_moment_in_a_live_room_do_not_switch_auto_to_pull() {
+    let mut c = client(TransportMode::Auto, 0);
+    let mut now = 0;
+    for failure in 0..CLIENT_WS_FAILURES_BEFORE_PULL * 3 {
+        let sent = transmits(&mut c);
+        let socket = opened_socket(&sent);
+        c.handle_socket_closed(socket, 1006, "", now + 5);
+        let check = transmits(&mut c).into_iter().find_map(|t| match t {
+            Transmit::Fetch {
+                request,
+                kind: FetchKind::State,
+                ..
+            } => Some(request),
+            _ => None,
+        });
+        if let Some(request) = check {
+            c.handle_fetch(request, state_reply("live"), now + 10);
+        }
+        assert_eq!(
+            c.transport(),
+            Transport::Ws,
+            "failure {failure}: still on WebSockets"
+        );
+        let at = c.poll_timeout().expect("a retry");
+        if check.is_some() {
+            assert!(
+                at >= now + 10 + 1_000 / u64::from(USER_CONNECTS_PER_S),
+                "spaced by the connect rate"
+            );
+        }
+        now = at;
+        c.handle_timeout(now);
+    }
+}

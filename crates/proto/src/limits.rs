@@ -298,6 +298,12 @@ pub const CLIENT_LIKES_PENDING_MAX: u32 = 1_000;
 /// The longest a refused like frame waits before its count is sent again (the room's
 /// bucket refills any count a client sends within a second).
 pub const CLIENT_LIKE_RETRY_MS_MAX: u64 = 1_000;
+/// A session that was open and, reconnecting, is refused `4409 too_many_sockets` waits
+/// `USER_SOCKET_REPLACEABLE_SILENCE_MS` (plus jitter) and tries again, this many times,
+/// before it ends: the sockets over the cap may be its own, lost without a close on a
+/// bad network, and the room gives their place to a new socket once they are silent
+/// that long. A first connect refused 4409 ends at once (another tab holds the places).
+pub const CLIENT_SOCKET_CAP_RETRIES_MAX: u32 = 2;
 /// After a WebSocket that never opened, one `GET /v1/rooms/{room}/state` with the token
 /// learns why (a browser cannot read a refused upgrade's status): a refusal ends the
 /// session with the server's code at once. At most one such check is in flight; one

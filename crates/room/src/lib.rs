@@ -909,6 +909,16 @@ impl Room {
                 return;
             }
         };
+        // A repeat of something already applied is answered before any rate: a resumed
+        // client resends everything unacknowledged at once, and refusing a repeat for
+        // the frame rate would make it send, and the room apply, the same thing twice.
+        if self.connections[&connection].ready && self.answer_repeat(connection, &frame, now_ms) {
+            return;
+        }
+        let conn = self
+            .connections
+            .get_mut(&connection)
+            .expect("looked up above");
         if let Err(retry_after_ms) = conn.frames.take(1, now_ms) {
             let client_id = frame.client_id();
             self.refuse(
@@ -995,17 +1005,35 @@ impl Room {
         }
     }
 
+    /// Acknowledges again a frame whose client id this user's frame already used (a
+    /// retry); true when it was one.
+    fn answer_repeat(
+        &mut self,
+        connection: ConnectionId,
+        frame: &ClientFrame,
+        now_ms: u64,
+    ) -> bool {
+        // Gifts have their own idempotency key (the gift id, kept with the gifter).
+        let Some(client_id) = frame
+            .client_id()
+            .filter(|_| !matches!(frame, ClientFrame::Gift { .. }))
+        else {
+            return false;
+        };
+        let user = self.connections[&connection].identity.user.clone();
+        let Some(seq) = self.buckets(&user, now_ms).accepted(client_id) else {
+            return false;
+        };
+        self.stats.retries_acknowledged += 1;
+        self.enqueue(connection, Event::Ack { client_id, seq }, now_ms);
+        true
+    }
+
     fn on_frame(&mut self, connection: ConnectionId, frame: ClientFrame, now_ms: u64) {
         let identity = self.connections[&connection].identity.clone();
         let client_id = frame.client_id();
-        // Gifts have their own idempotency key (the gift id, kept with the gifter).
-        let dedup = client_id.filter(|_| !matches!(frame, ClientFrame::Gift { .. }));
-        if let Some(client_id) = dedup {
-            if let Some(seq) = self.buckets(&identity.user, now_ms).accepted(client_id) {
-                self.stats.retries_acknowledged += 1;
-                self.enqueue(connection, Event::Ack { client_id, seq }, now_ms);
-                return;
-            }
+        if self.answer_repeat(connection, &frame, now_ms) {
+            return;
         }
         let result: Result<Option<u64>, (ErrorCode, String, u32)> = match frame {
             ClientFrame::Hello(_) => unreachable!("handled by on_hello"),

@@ -595,6 +595,55 @@ fn frames_retried_after_a_reconnect_are_acknowledged_not_applied_twice() {
     assert_eq!(restored.last_seq(), 2);
 }
 
+/// A resumed client resends everything unacknowledged at once: repeats are answered
+/// before the per-connection frame rate, so one already applied is acknowledged, never
+/// refused for the rate (which would make the client count it again).
+#[test]
+fn a_burst_of_repeats_is_acknowledged_not_refused_for_the_frame_rate() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    let like = |client_id| {
+        ClientFrame::Like {
+            client_id,
+            count: 1,
+        }
+        .encode()
+    };
+    // Within the user's recent ids and under the like rate, spread out in time.
+    let sent: Vec<u64> = (1..RECENT_CLIENT_IDS_PER_USER_MAX as u64).collect();
+    for &id in &sent {
+        now += 1_000 / u64::from(FRAMES_RATE_PER_S) + 1;
+        room.handle_frame(1, &like(id), now);
+        tick(&mut room, &mut now);
+    }
+    let total = room.likes_total();
+    // The acks were lost; a new socket resends them all at once, more than the burst.
+    room.disconnect(1, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    assert!(
+        sent.len() > FRAMES_BURST as usize,
+        "more repeats than the frame burst"
+    );
+    for &id in &sent {
+        room.handle_frame(2, &like(id), now);
+    }
+    let out = tick(&mut room, &mut now);
+    let events = &out.events[&2];
+    for &id in &sent {
+        assert!(
+            events.contains(&Event::Ack {
+                client_id: id,
+                seq: None
+            }),
+            "repeat {id} acknowledged: {events:?}"
+        );
+    }
+    assert!(error_codes(events).is_empty(), "{events:?}");
+    assert_eq!(room.likes_total(), total, "nothing counted twice");
+}
+
 // ---- Polls ----
 
 fn poll_spec(options: usize, window_ms: u64) -> PollSpec {
