@@ -104,6 +104,7 @@ class Room {
     this._held = [];
     this._waiting = new Map();
     this._played = new Set();
+    this._closed = false;
   }
 
   /**
@@ -124,8 +125,11 @@ class Room {
     if (sync !== "video" && sync !== "none") {
       return Promise.reject(new OvationError("invalid_options", 'sync is "video" or "none"'));
     }
+    if (this._closed) {
+      return Promise.reject(new OvationError("closed", "attachPlayer after room.close()"));
+    }
     if (this._player) this._player.detach();
-    const player = { sync, detach: () => {} };
+    const player = { sync, detach: () => this._playerGone(player) };
     this._player = player;
     // Interactions already in the room's state whose cue has not played yet (a product
     // pinned before this viewer joined) open at their cue too, or at once when it is behind.
@@ -137,7 +141,28 @@ class Room {
     return import("./player.js").then(({ attach }) => {
       if (this._player !== player) return () => {}; // detached or replaced meanwhile
       return attach(this, player, video, hls, Playback);
+    }, (e) => {
+      // The player code did not load (offline, or a stale chunk after a deploy): nothing
+      // would ever open what waits for a cue, so it shows now, as after a detach.
+      this._playerGone(player);
+      throw new OvationError("player_load_failed", `the video sync code did not load: ${(e && e.message) || e}`);
     });
+  }
+
+  /**
+   * `player` is detached: held events and waiting interactions show now, each once (its
+   * cue counts as played, so a later attachPlayer does not hold it again).
+   */
+  _playerGone(player) {
+    if (this._player !== player) return;
+    this._player = null;
+    this._releaseHeld(Infinity);
+    const waiting = [...this._waiting];
+    this._waiting.clear();
+    for (const [name, { cue, value }] of waiting) {
+      this._markPlayed(cue);
+      this._emit(name, value);
+    }
   }
 
   _markPlayed(cueId) {
@@ -220,12 +245,20 @@ class Room {
   _emit(type, payload) {
     const set = this._handlers.get(type);
     if (!set) return;
-    for (const handler of set) {
+    for (const handler of [...set]) {
       try {
         handler(payload);
       } catch (e) {
-        // A throwing handler must not stop the others or the connection.
-        setTimeout(() => { throw e; });
+        // A throwing handler must not stop the others or the connection, nor crash the
+        // process (a rethrow in a timer would end Node): it is logged and told as an
+        // `error` event with code `handler_error` (not for a throwing `error` handler).
+        console.error(`ovation: a "${type}" handler threw`, e);
+        if (type !== "error") {
+          const error = new OvationError("handler_error", `a "${type}" handler threw: ${(e && e.message) || e}`);
+          error.cause = e;
+          error.event = type;
+          this._emit("error", error);
+        }
       }
     }
   }
@@ -332,8 +365,15 @@ class Room {
     return offset === undefined ? null : offset;
   }
 
-  /** Closes the connection for good. */
+  /**
+   * Closes the connection for good and detaches the player: events held for the video and
+   * interactions waiting for their cue are dropped, and no `cue` event follows.
+   */
   close() {
+    this._closed = true;
+    this._held = [];
+    this._waiting.clear();
+    if (this._player) this._player.detach();
     if (this._session) this._session.close();
   }
 

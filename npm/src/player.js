@@ -146,10 +146,7 @@ export function attach(room, player, video, hls, Playback) {
       detached = true;
       for (const undo of cleanups.splice(0)) undo();
       core.free();
-      if (room._player === player) room._player = null;
-      room._releaseHeld(Infinity);
-      for (const [name, { value }] of room._waiting) room._emit(name, value);
-      room._waiting.clear();
+      room._playerGone(player);
     };
     return player.detach;
 }

@@ -1,0 +1,159 @@
+// Unit tests of the `ovation` Room's JavaScript glue (video sync, close, handler errors)
+// with no server: a module hook replaces the wasm core's `Session` by a script that speaks
+// its event stream (the JSON `_onEvents` reads), so each test decides what the service
+// says; `Playback` (the video-sync core) is the real wasm. The video is a scripted
+// element (the player module reads only its events, playhead and metadata tracks).
+// The same SDK against the real worker: sdk.test.mjs; in Chromium: npm/test/player.
+// Runs from the sources (`node --test npm/test/room.test.mjs`) and from the packed tarball.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { register } from "node:module";
+
+// The hooks: the SDK's `../wasm/ovation_sdk.js` becomes the real module with a scripted
+// Session; an SDK loaded with `?offline` in its URL cannot load `./player.js`.
+const HOOKS = `
+export async function resolve(specifier, context, next) {
+  const parent = context.parentURL || "";
+  if (specifier === "./player.js" && parent.includes("offline")) {
+    throw new Error("Failed to fetch dynamically imported module: player.js");
+  }
+  if (specifier === "../wasm/ovation_sdk.js" && parent.includes("/src/index.js")) {
+    const real = await next(specifier, context);
+    return { url: real.url + "?scripted", shortCircuit: true };
+  }
+  return next(specifier, context);
+}
+export async function load(url, context, next) {
+  if (url.endsWith("?scripted")) {
+    const real = JSON.stringify(url.slice(0, -"?scripted".length));
+    const source = "export * from " + real + "; export { default } from " + real + ";" +
+      "export class Session {" +
+      "  constructor(options, ws, onEvents) { this.onEvents = onEvents; this.closed = 0;" +
+      "    globalThis.scriptedSessions.push(this);" +
+      "    queueMicrotask(() => this.say({ type: 'status', status: 'open', transport: 'ws' })); }" +
+      "  say(...events) { this.onEvents(JSON.stringify(events)); }" +
+      "  close() { this.closed += 1; this.say({ type: 'status', status: 'closed', transport: 'ws', reason: null }); }" +
+      "  serverNow() { return Date.now(); } clockOffset() { return undefined; }" +
+      "}";
+    return { format: "module", source, shortCircuit: true };
+  }
+  return next(url, context);
+}`;
+register("data:text/javascript," + encodeURIComponent(HOOKS));
+globalThis.scriptedSessions = [];
+
+const indexUrl = import.meta.resolve("ovation");
+const sdk = await import(indexUrl);
+const offlineSdk = await import(indexUrl + "?offline");
+
+async function join(from = sdk) {
+  const room = await from.connect({ url: "http://127.0.0.1:1", room: "r", token: "t" });
+  const session = globalThis.scriptedSessions.at(-1);
+  return { room, session };
+}
+
+/** Collects every event of `types` in order, as [type, payload]. */
+function record(room, ...types) {
+  const seen = [];
+  for (const type of types) room.on(type, (payload) => seen.push([type, payload]));
+  return seen;
+}
+
+/** A `<video>` whose playhead and metadata track (cues `[{startTime, text}]`) the test sets. */
+class ScriptedVideo extends EventTarget {
+  constructor(cues = []) {
+    super();
+    this.currentTime = 0;
+    this.paused = true;
+    this.readyState = 4;
+    this.seeking = false;
+    const track = new EventTarget();
+    track.kind = "metadata";
+    track.mode = "hidden";
+    track.cues = cues;
+    track.activeCues = [];
+    const tracks = [track];
+    tracks.addEventListener = () => {};
+    tracks.removeEventListener = () => {};
+    this.textTracks = tracks;
+  }
+
+  playTo(seconds) {
+    this.paused = false;
+    this.currentTime = seconds;
+    this.dispatchEvent(new Event("timeupdate"));
+  }
+}
+
+const CUED_POLL = { id: "p1", phase: "open", cue: "c1", question: "?", options: ["a", "b"] };
+
+function partEvent(name, value) {
+  return { type: "part", name, value: JSON.stringify(value) };
+}
+
+test("the player code failing to load rejects player_load_failed and shows what waited", async () => {
+  const { room, session } = await join(offlineSdk);
+  const seen = record(room, "poll");
+  const attached = room.attachPlayer(new ScriptedVideo());
+  session.say(partEvent("poll", CUED_POLL)); // waits for cue c1 while the code loads
+  await assert.rejects(attached, (e) => e instanceof offlineSdk.OvationError && e.code === "player_load_failed");
+  assert.deepEqual(seen, [["poll", CUED_POLL]]);
+  // No player: a later cued part shows at once.
+  session.say(partEvent("poll", { ...CUED_POLL, cue: "c2" }));
+  assert.equal(seen.length, 2);
+  room.close();
+});
+
+test("close() detaches the player: no cue, no cued interaction afterwards", async () => {
+  const { room, session } = await join();
+  const seen = record(room, "poll", "cue");
+  const video = new ScriptedVideo([{ startTime: 5, text: "v=1;cue=c1" }]);
+  await room.attachPlayer(video);
+  session.say(partEvent("poll", CUED_POLL));
+  room.close();
+  assert.equal(session.closed, 1);
+  video.playTo(6);
+  assert.deepEqual(seen, []);
+  await assert.rejects(room.attachPlayer(video), (e) => e.code === "closed");
+});
+
+test("a part shown by a detach shows once, not again after a new attachPlayer", async () => {
+  const { room, session } = await join();
+  const seen = record(room, "poll");
+  const video = new ScriptedVideo([{ startTime: 5, text: "v=1;cue=c1" }]);
+  const detach = await room.attachPlayer(video);
+  session.say(partEvent("poll", CUED_POLL));
+  assert.deepEqual(seen, []); // waits for c1
+  detach();
+  assert.deepEqual(seen, [["poll", CUED_POLL]]);
+  await room.attachPlayer(video);
+  video.playTo(6);
+  assert.deepEqual(seen, [["poll", CUED_POLL]]);
+  room.close();
+});
+
+test("a throwing handler is logged and told as handler_error; the others still run", async () => {
+  const { room, session } = await join();
+  const logged = [];
+  const consoleError = console.error;
+  console.error = (...args) => logged.push(args);
+  try {
+    const errors = record(room, "error");
+    const online = [];
+    room.on("online", () => { throw new Error("app bug"); });
+    room.on("online", ({ count }) => online.push(count));
+    room.on("error", () => { throw new Error("error handler bug"); }); // logged only
+    session.say({ type: "online", count: 3 });
+    assert.deepEqual(online, [3]);
+    assert.equal(errors.length, 1);
+    assert.equal(errors[0][1].code, "handler_error");
+    assert.equal(errors[0][1].cause.message, "app bug");
+    assert.equal(logged.length, 2);
+    // Nothing is rethrown later (a rethrow in a timer would end this process).
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  } finally {
+    console.error = consoleError;
+    room.close();
+  }
+});
