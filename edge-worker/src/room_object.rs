@@ -582,10 +582,10 @@ impl RoomObject {
         }
         if let Err(code) = result {
             self.pump().await?;
-            let status = if code == CloseCode::RoomEnded {
-                410
-            } else {
-                503
+            let status = match code {
+                CloseCode::RoomEnded => 410,
+                CloseCode::ConnectRateLimited => 429,
+                _ => 503,
             };
             return error(ApiError::new(status, code.reason(), code.reason()));
         }

@@ -7,9 +7,10 @@
 //! flight per direction, the rest queued. Sockets are hibernatable like the room's; a
 //! woken shard has lost its copy of the room's state and asks for a snapshot.
 
+use crate::http::{error, ApiError};
 use crate::room_object::{log_json, now_ms, random_u53, Attachment, IdentityHeader};
 use ovation_proto::limits::CONNECTION_LIFETIME_MS_MIN;
-use ovation_proto::{Role, SUBPROTOCOL};
+use ovation_proto::{CloseCode, Role, SUBPROTOCOL};
 use ovation_room::{ConnectionId, Identity, Shard, ShardOutput};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -306,6 +307,14 @@ impl ShardObject {
             };
             shard.connect(id, person, lifetime_ms, now)
         };
+        if result == Err(CloseCode::ConnectRateLimited) {
+            // Refused before any socket exists, as the Worker refuses it.
+            return error(ApiError::new(
+                429,
+                "rate_limited",
+                "this user opens connections to this room too fast",
+            ));
+        }
         let pair = WebSocketPair::new()?;
         if let Err(code) = result {
             // Told over the socket, so a banned viewer stops reconnecting.

@@ -34,10 +34,14 @@ pub enum CloseCode {
     /// The socket sent no `Hello` within `HELLO_DEADLINE_MS` of opening. A client that
     /// was merely slow may reconnect.
     HelloTimeout,
+    /// The user starts sockets in this room faster than `USER_CONNECTS_PER_S` (after a
+    /// burst of `USER_CONNECTS_BURST`): refused at connect, before a socket exists (the
+    /// host answers the upgrade `429 rate_limited`). Transient: try again later.
+    ConnectRateLimited,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 13] = [
+    pub const ALL: [CloseCode; 14] = [
         CloseCode::GoingAway,
         CloseCode::Stale,
         CloseCode::Restarting,
@@ -51,6 +55,7 @@ impl CloseCode {
         CloseCode::Banned,
         CloseCode::TooManySockets,
         CloseCode::HelloTimeout,
+        CloseCode::ConnectRateLimited,
     ];
 
     pub const fn code(self) -> u16 {
@@ -68,6 +73,7 @@ impl CloseCode {
             CloseCode::Banned => 4403,
             CloseCode::TooManySockets => 4409,
             CloseCode::HelloTimeout => 4003,
+            CloseCode::ConnectRateLimited => 4004,
         }
     }
 
@@ -86,6 +92,7 @@ impl CloseCode {
             CloseCode::Banned => "banned",
             CloseCode::TooManySockets => "too_many_sockets",
             CloseCode::HelloTimeout => "hello_timeout",
+            CloseCode::ConnectRateLimited => "rate_limited",
         }
     }
 

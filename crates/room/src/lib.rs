@@ -392,6 +392,8 @@ pub struct RoomStats {
     pub rate_limited: u64,
     /// Frames retried by a client after a reconnect and acknowledged without re-applying.
     pub retries_acknowledged: u64,
+    /// Upgrades refused for the user's connect rate (`ConnectRateLimited`).
+    pub connects_rate_limited: u64,
     /// Poll votes counted, and repeats acknowledged without counting.
     pub votes_counted: u64,
     pub votes_repeated: u64,
@@ -509,6 +511,9 @@ pub(crate) struct UserBuckets {
     reactions: TokenBucket,
     directs: TokenBucket,
     gifts: TokenBucket,
+    /// Upgrades (`USER_CONNECTS_PER_S`, `USER_CONNECTS_BURST`): the room's own bound,
+    /// whichever Worker isolate the upgrade came through.
+    pub(crate) connects: TokenBucket,
     used_ms: u64,
     /// Client ids of this user's recently accepted frames with their sequence numbers,
     /// newest last: a frame retried after a reconnect is acknowledged again, not applied
@@ -524,6 +529,7 @@ impl UserBuckets {
             reactions: TokenBucket::new_full(REACTION_RATE_PER_S, REACTION_BURST, now_ms),
             directs: TokenBucket::new_full(DIRECT_RATE_PER_S, DIRECT_BURST, now_ms),
             gifts: TokenBucket::new_full(GIFT_RATE_PER_S, GIFT_BURST, now_ms),
+            connects: TokenBucket::new_full(USER_CONNECTS_PER_S, USER_CONNECTS_BURST, now_ms),
             used_ms: now_ms,
             recent: VecDeque::new(),
         }
@@ -744,6 +750,18 @@ impl Room {
         if self.moderation.is_banned(&identity.user) {
             self.log_refusal(Some(connection), Some(&identity.user), "banned", "");
             return Err(CloseCode::Banned);
+        }
+        // The room's own bound on a user's upgrades (the Worker's limiter is per isolate:
+        // a flood spread over many can still reach here). Not logged: a flood of
+        // refusals would be a flood of log lines.
+        if self
+            .buckets(&identity.user, now_ms)
+            .connects
+            .take(1, now_ms)
+            .is_err()
+        {
+            self.stats.connects_rate_limited += 1;
+            return Err(CloseCode::ConnectRateLimited);
         }
         if self.local_connections() >= CONNECTIONS_PER_ROOM_MAX {
             self.log_refusal(Some(connection), Some(&identity.user), "room_full", "");

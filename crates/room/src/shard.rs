@@ -333,6 +333,14 @@ impl Shard {
         assert!(!self.connections.contains_key(&connection));
         let refusal = if self.banned.contains(&identity.user) {
             Some(CloseCode::Banned)
+        } else if self
+            .user_buckets(&identity.user, now_ms)
+            .connects
+            .take(1, now_ms)
+            .is_err()
+        {
+            // The room's rule, on the user's shard; not logged (a flood of refusals).
+            return Err(CloseCode::ConnectRateLimited);
         } else if self.mirror.as_ref().is_some_and(|m| m.ended) {
             Some(CloseCode::RoomEnded)
         } else if self.connections.len() >= CONNECTIONS_PER_ROOM_MAX {

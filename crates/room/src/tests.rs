@@ -644,6 +644,44 @@ fn a_burst_of_repeats_is_acknowledged_not_refused_for_the_frame_rate() {
     assert_eq!(room.likes_total(), total, "nothing counted twice");
 }
 
+/// The room bounds a user's upgrades itself (whichever Worker isolate they came through):
+/// a burst, then the rate; refused before a socket exists, without a log line; other
+/// users are untouched.
+#[test]
+fn a_users_upgrades_past_the_connect_rate_are_refused_by_the_room() {
+    let now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    let mut id = 0;
+    for _ in 0..USER_CONNECTS_BURST {
+        id += 1;
+        room.connect(id, identity("ana", Role::Viewer), LIFETIME_MS, now)
+            .unwrap();
+        room.disconnect(id, now);
+    }
+    drain(&mut room);
+    id += 1;
+    assert_eq!(
+        room.connect(id, identity("ana", Role::Viewer), LIFETIME_MS, now),
+        Err(CloseCode::ConnectRateLimited)
+    );
+    let out = drain(&mut room);
+    assert!(out.closes.is_empty() && out.stores.is_empty());
+    assert_eq!(room.stats().connects_rate_limited, 1);
+    id += 1;
+    assert_eq!(
+        room.connect(id, identity("bob", Role::Viewer), LIFETIME_MS, now),
+        Ok(())
+    );
+    id += 1;
+    let refilled = now + 1_000 / u64::from(USER_CONNECTS_PER_S);
+    assert_eq!(
+        room.connect(id, identity("ana", Role::Viewer), LIFETIME_MS, refilled),
+        Ok(())
+    );
+    assert!(CloseCode::ConnectRateLimited.should_reconnect());
+}
+
 // ---- Polls ----
 
 fn poll_spec(options: usize, window_ms: u64) -> PollSpec {
@@ -1663,13 +1701,19 @@ fn one_user_holds_at_most_the_socket_cap_and_the_rest_are_refused() {
     for id in 10..10 + tabs {
         join(&mut room, id, "greedy", Role::Viewer, now);
     }
-    // One past the cap, with or without a Hello to come: refused at connect.
-    for id in 10 + tabs..210 {
-        assert_eq!(
-            room.connect(id, identity("greedy", Role::Viewer), LIFETIME_MS, now),
-            Err(CloseCode::TooManySockets)
-        );
-    }
+    // One past the cap, with or without a Hello to come: refused at connect (past the
+    // user's connect burst, for the connect rate first).
+    let refusals: Vec<_> = (10 + tabs..210)
+        .map(|id| room.connect(id, identity("greedy", Role::Viewer), LIFETIME_MS, now))
+        .collect();
+    assert_eq!(refusals[0], Err(CloseCode::TooManySockets));
+    assert!(
+        refusals.iter().all(|r| matches!(
+            r,
+            Err(CloseCode::TooManySockets | CloseCode::ConnectRateLimited)
+        )),
+        "{refusals:?}"
+    );
     assert_eq!(
         room.connections_of("greedy").count(),
         USER_SOCKETS_PER_ROOM_MAX
@@ -1678,6 +1722,7 @@ fn one_user_holds_at_most_the_socket_cap_and_the_rest_are_refused() {
     // Another user is not affected, and a closed tab frees a place.
     join(&mut room, 2, "next", Role::Viewer, now);
     room.disconnect(10, now);
+    now += 1_000 / u64::from(USER_CONNECTS_PER_S);
     join(&mut room, 300, "greedy", Role::Viewer, now);
     let out = tick(&mut room, &mut now);
     assert!(matches!(out.events[&300][0], Event::Welcome(_)));
