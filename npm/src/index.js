@@ -463,6 +463,8 @@ class Room {
  * server's code when it refuses: `token_expired`, `token_invalid_signature`, `token_wrong_room`,
  * `room_not_found` (also a room of another tenant), `room_ended`, ... On any transport:
  * after an upgrade that failed, the core asks the room's state once with the token.
+ * `options.signal` (an AbortSignal) ends a connect under way: the room is closed and the
+ * promise rejects with `aborted`.
  */
 export async function connect(options) {
   if (!options || typeof options !== "object") {
@@ -477,7 +479,11 @@ export async function connect(options) {
   if (!["auto", "ws", "pull"].includes(transport)) {
     throw new OvationError("invalid_options", 'transport is "auto", "ws" or "pull"');
   }
+  const signal = options.signal;
+  const aborted = () => new OvationError("aborted", "connect was aborted (options.signal)");
+  if (signal && signal.aborted) throw aborted();
   await load();
+  if (signal && signal.aborted) throw aborted();
   const WebSocketImpl = options.WebSocket || globalThis.WebSocket;
   const room = new Room({ transport });
   const timeoutMs = options.timeoutMs ?? 15000;
@@ -486,20 +492,35 @@ export async function connect(options) {
     const timer = setTimeout(() => {
       if (settled) return;
       settled = true;
+      done();
       room.close();
       reject(new OvationError("connect_timeout", `no answer from the room within ${timeoutMs} ms`));
     }, timeoutMs);
+    // An abort (the caller went away) closes the room at once: no socket or pull retry
+    // goes on until the timeout.
+    const onAbort = () => {
+      if (settled) return;
+      settled = true;
+      done();
+      room.close();
+      reject(aborted());
+    };
+    if (signal) signal.addEventListener("abort", onAbort, { once: true });
+    const done = () => {
+      clearTimeout(timer);
+      if (signal) signal.removeEventListener("abort", onAbort);
+    };
     let lastError = null;
     room.on("error", (e) => { lastError = e; });
     room.on("status", ({ status, reason }) => {
       if (settled) return;
       if (status === "open") {
         settled = true;
-        clearTimeout(timer);
+        done();
         resolve(room);
       } else if (status === "closed") {
         settled = true;
-        clearTimeout(timer);
+        done();
         const message = reason === "room_ended" ? "the room has ended" : "the room closed the connection";
         reject(lastError || new OvationError(reason || "closed", message));
       }
@@ -512,7 +533,7 @@ export async function connect(options) {
       );
     } catch (e) {
       settled = true;
-      clearTimeout(timer);
+      done();
       reject(wrapError(e));
     }
   });

@@ -64,6 +64,12 @@ class RoomStore {
     this.product = null;
     this.listeners = new Set();
     this.unsubscribes = [];
+    // The providers that used this connection (see `Lineage`): they hear its late
+    // `likes_dropped` after it closed.
+    this.lineages = new Set();
+    // Ends a connect still under way when the last consumer leaves (no socket or pull
+    // retries until the timeout).
+    this.abort = new AbortController();
     // Stable for useSyncExternalStore (a new function would resubscribe on every render).
     this.subscribe = (listener) => {
       this.listeners.add(listener);
@@ -75,7 +81,7 @@ class RoomStore {
     const { connect = sdkConnect, extra } = this.options;
     const { url, room, token, transport } = this.options;
     Promise.resolve()
-      .then(() => connect({ ...extra, url, room, token, transport }))
+      .then(() => connect({ ...extra, url, room, token, transport, signal: this.abort.signal }))
       .then(
         (connected) => this.attach(connected),
         (error) => {
@@ -138,15 +144,40 @@ class RoomStore {
 
   close() {
     this.closed = true;
+    this.abort.abort();
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     this.unsubscribes = [];
-    if (this.room) this.room.close();
+    if (!this.room) return;
+    // A token refresh closes this room after the provider moved on to the new one: likes
+    // it never confirmed are told (`likes_dropped`, also after the close) to the
+    // `useRoomEvent("likes_dropped")` handlers of the providers still mounted.
+    const heirs = [...this.lineages].filter((lineage) => lineage.mounted);
+    if (heirs.length > 0) {
+      this.room.on("likes_dropped", (event) => {
+        for (const lineage of heirs) {
+          for (const handler of [...lineage.likesDropped]) handler(event);
+        }
+      });
+    }
+    this.room.close();
   }
 }
 
 const stores = new Map();
 
-function acquire(options) {
+/**
+ * One <OvationProvider> across its connections (a new token is a new connection): whether
+ * it is mounted, and its `useRoomEvent("likes_dropped")` handlers, which also hear the
+ * likes its closed connections dropped.
+ */
+class Lineage {
+  constructor() {
+    this.mounted = false;
+    this.likesDropped = new Set();
+  }
+}
+
+function acquire(options, lineage) {
   const key = JSON.stringify([options.url, options.room, options.token, options.transport]);
   let store = stores.get(key);
   if (!store) {
@@ -155,6 +186,7 @@ function acquire(options) {
     store.start();
   }
   store.consumers += 1;
+  store.lineages.add(lineage);
   clearTimeout(store.releaseTimer);
   store.releaseTimer = null;
   return store;
@@ -173,6 +205,7 @@ function release(store) {
 
 // undefined: no provider above (a mistake); null: not connected (yet), e.g. server rendering.
 const StoreContext = createContext(undefined);
+const LineageContext = createContext(null);
 
 function filled(value) {
   return typeof value === "string" && value !== "";
@@ -188,19 +221,30 @@ function filled(value) {
  */
 export function OvationProvider({ url, room, token, transport = "auto", options, connect, children }) {
   const [store, setStore] = useState(null);
+  const [lineage] = useState(() => new Lineage());
   const ready = filled(url) && filled(room) && filled(token);
+  useEffect(() => {
+    lineage.mounted = true;
+    return () => {
+      lineage.mounted = false;
+    };
+  }, [lineage]);
   useEffect(() => {
     if (!ready) {
       setStore(null);
       return undefined;
     }
-    const acquired = acquire({ url, room, token, transport, extra: options, connect });
+    const acquired = acquire({ url, room, token, transport, extra: options, connect }, lineage);
     setStore(acquired);
     return () => release(acquired);
     // `options` and `connect` are read when a connection opens; they do not reconnect.
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [ready, url, room, token, transport]);
-  return createElement(StoreContext.Provider, { value: store }, children);
+  return createElement(
+    LineageContext.Provider,
+    { value: lineage },
+    createElement(StoreContext.Provider, { value: store }, children),
+  );
 }
 
 function useStore(hook) {
@@ -234,10 +278,12 @@ export function useRoom() {
 
 /**
  * Calls `handler` with each event of `type` (the SDK's event names) while mounted; the
- * latest handler is called, and changing it does not resubscribe.
+ * latest handler is called, and changing it does not resubscribe. `likes_dropped` also
+ * comes from this provider's previous connection (a new token closes it a moment later).
  */
 export function useRoomEvent(type, handler) {
   const room = useRoom();
+  const lineage = useContext(LineageContext);
   const latest = useRef(handler);
   useEffect(() => {
     latest.current = handler;
@@ -246,6 +292,12 @@ export function useRoomEvent(type, handler) {
     if (!room) return undefined;
     return room.on(type, (event) => latest.current(event));
   }, [room, type]);
+  useEffect(() => {
+    if (type !== "likes_dropped" || !lineage) return undefined;
+    const forwarded = (event) => latest.current(event);
+    lineage.likesDropped.add(forwarded);
+    return () => lineage.likesDropped.delete(forwarded);
+  }, [lineage, type]);
 }
 
 /**

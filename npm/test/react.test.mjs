@@ -62,6 +62,11 @@ class ScriptedRoom {
     return count;
   }
 
+  /** The event types something listens to. */
+  listenedTypes() {
+    return [...this.handlers].filter(([, set]) => set.size > 0).map(([type]) => type);
+  }
+
   emit(type, payload) {
     for (const handler of this.handlers.get(type) || []) handler(payload);
   }
@@ -116,14 +121,16 @@ class ScriptedRoom {
 /** A `connect` that opens scripted rooms (or, with `gate`, waits for the test to let it). */
 function scriptedService({ refuse, gate } = {}) {
   const rooms = [];
+  const signals = [];
   const connect = async (options) => {
+    signals.push(options.signal);
     if (gate) await gate;
     if (refuse) throw new OvationError(refuse, `refused: ${refuse}`);
     const room = new ScriptedRoom(options);
     rooms.push(room);
     return room;
   };
-  return { connect, rooms };
+  return { connect, rooms, signals };
 }
 
 const URL = "http://127.0.0.1:1";
@@ -271,12 +278,37 @@ test("providers naming one room share a connection; a new token opens another an
   await settle();
   assert.equal(service.rooms.length, 2, "the new token connects once");
   assert.equal(service.rooms[0].closes, 1, "the old connection is closed");
-  assert.equal(service.rooms[0].listenerCount(), 0);
+  // Only the forwarder of the likes the old connection drops (told after its close).
+  assert.deepEqual(service.rooms[0].listenedTypes(), ["likes_dropped"]);
   assert.equal(service.rooms[1].options.token, "token-refreshed");
   assert.equal(seenA.room, service.rooms[1]);
   await act(async () => renderer.unmount());
   await settle();
   assert.equal(service.rooms[1].closes, 1);
+});
+
+test("likes the old connection drops after a token refresh reach useRoomEvent(\"likes_dropped\")", async () => {
+  const service = scriptedService();
+  const dropped = [];
+  function Listener() {
+    useRoomEvent("likes_dropped", (event) => dropped.push(event));
+    return null;
+  }
+  const app = (token) => provider({ token, connect: service.connect }, h(Listener));
+  const renderer = await render(app(TOKEN));
+  await act(async () => renderer.update(app("token-refreshed")));
+  await settle();
+  assert.equal(service.rooms[0].closes, 1);
+  // The old room tells, as it closes, the likes it never had confirmed.
+  const closedLikes = { count: 3, code: "closed", message: "the connection closed" };
+  service.rooms[0].emit("likes_dropped", closedLikes);
+  assert.deepEqual(dropped, [closedLikes]);
+  // The current room's are heard once.
+  service.rooms[1].emit("likes_dropped", { ...closedLikes, count: 1 });
+  assert.deepEqual(dropped.map((e) => e.count), [3, 1]);
+  await act(async () => renderer.unmount());
+  await settle();
+  assert.equal(service.rooms[1].listenerCount(), 0, "unmounted: no forwarder is left");
 });
 
 test("a refused connection shows closed with the service's code", async () => {
@@ -301,6 +333,8 @@ test("unmounted before the room answered: the late room is closed at once, nothi
   assert.equal(seen.connection.status, "connecting");
   await act(async () => renderer.unmount());
   await settle();
+  assert.equal(service.signals.length, 1);
+  assert.ok(service.signals[0].aborted, "the connect under way is aborted (the SDK closes its socket)");
   open();
   await settle();
   assert.equal(service.rooms.length, 1);

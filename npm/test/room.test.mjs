@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import { register } from "node:module";
 
 // The hooks: the SDK's `../wasm/ovation_sdk.js` becomes the real module with a scripted
-// Session; an SDK loaded with `?offline` in its URL cannot load `./player.js`.
+// Session (the room answers at once, unless the token is "silent"); an SDK loaded with
+// `?offline` in its URL cannot load `./player.js`.
 const HOOKS = `
 export async function resolve(specifier, context, next) {
   const parent = context.parentURL || "";
@@ -31,7 +32,8 @@ export async function load(url, context, next) {
       "export class Session {" +
       "  constructor(options, ws, onEvents) { this.onEvents = onEvents; this.closed = 0;" +
       "    globalThis.scriptedSessions.push(this);" +
-      "    queueMicrotask(() => this.say({ type: 'status', status: 'open', transport: 'ws' })); }" +
+      "    if (options.token !== 'silent')" +
+      "      queueMicrotask(() => this.say({ type: 'status', status: 'open', transport: 'ws' })); }" +
       "  say(...events) { this.onEvents(JSON.stringify(events)); }" +
       "  close() { this.closed += 1; this.say({ type: 'status', status: 'closed', transport: 'ws', reason: null }); }" +
       "  serverNow() { return Date.now(); } clockOffset() { return undefined; }" +
@@ -156,4 +158,23 @@ test("a throwing handler is logged and told as handler_error; the others still r
     console.error = consoleError;
     room.close();
   }
+});
+
+test("connect with an aborted signal closes the room at once and rejects aborted", async () => {
+  const controller = new AbortController();
+  const before = globalThis.scriptedSessions.length;
+  const connecting = sdk.connect({ url: "http://127.0.0.1:1", room: "r", token: "silent", signal: controller.signal });
+  // The session exists once the wasm is loaded; abort before the room answers.
+  await new Promise((resolve) => setImmediate(resolve));
+  controller.abort();
+  await assert.rejects(connecting, (e) => e instanceof sdk.OvationError && e.code === "aborted");
+  const session = globalThis.scriptedSessions.at(-1);
+  assert.equal(globalThis.scriptedSessions.length, before + 1);
+  assert.equal(session.closed, 1);
+  // Aborted before it started: no session at all.
+  await assert.rejects(
+    sdk.connect({ url: "http://127.0.0.1:1", room: "r", token: "t", signal: AbortSignal.abort() }),
+    (e) => e.code === "aborted",
+  );
+  assert.equal(globalThis.scriptedSessions.length, before + 1);
 });
