@@ -50,6 +50,20 @@ pub fn log_error(event: &str, cause: &str) {
     );
 }
 
+thread_local! {
+    static LOGGED_ONCE: std::cell::RefCell<std::collections::BTreeSet<&'static str>> =
+        const { std::cell::RefCell::new(std::collections::BTreeSet::new()) };
+}
+
+/// `log_error`, at most once per isolate for each event: a misconfiguration met on every
+/// request (keys or a secret missing) says so once, not once per request (a flood of
+/// requests would be a flood of log lines).
+pub fn log_error_once(event: &'static str, cause: &str) {
+    if LOGGED_ONCE.with(|logged| logged.borrow_mut().insert(event)) {
+        log_error(event, cause);
+    }
+}
+
 /// One structured log line per refusal.
 pub fn log_refusal(code: &str, detail: &str) {
     console_log!(

@@ -178,7 +178,7 @@ const TENANT_KEYS_MISSING: &str =
 /// `cargo xtask dev` and the tests give `wrangler dev`).
 fn keyring(env: &Env) -> std::result::Result<std::rc::Rc<Keyring>, ApiError> {
     let refuse = |cause: &str| {
-        http::log_error("auth_not_configured", cause);
+        http::log_error_once("auth_not_configured", cause);
         ApiError::new(
             503,
             "auth_not_configured",

@@ -282,7 +282,7 @@ impl RoomObject {
             return None;
         }
         if secret.is_empty() {
-            crate::http::log_error(
+            crate::http::log_error_once(
                 "settlement_not_configured",
                 "OVATION_SETTLEMENT_URL is set but OVATION_SETTLEMENT_SECRET is not; \
                  set it with `wrangler secret put OVATION_SETTLEMENT_SECRET`",
@@ -348,6 +348,14 @@ impl RoomObject {
         let body = json!({ "id": charge.gift_id, "room": room, "from": format!("{tenant}:{}", charge.user),
                            "amount": charge.amount, "sku": charge.sku, "qty": charge.qty });
         let refused = |code, message: String| ChargeOutcome::Refused { code, message };
+        if self.settlement().is_none() {
+            // Told plainly, not "retry", and not logged per gift (the misconfiguration
+            // is logged once by `settlement`).
+            return refused(
+                ErrorCode::Unavailable,
+                "gifts are off here: no settlement service is configured".into(),
+            );
+        }
         match self.settlement_call("/v1/gifts", body).await {
             Ok((200, body)) => ChargeOutcome::Charged {
                 balance: body["balance"].as_u64().unwrap_or(0),
