@@ -15,6 +15,8 @@ export interface ConnectOptions {
   WebSocket?: unknown;
   /** Reject `connect` when the room has not answered within this time (default 15000). */
   timeoutMs?: number;
+  /** Aborting it while connecting closes the room and rejects with code `aborted`. */
+  signal?: AbortSignal;
 }
 
 export interface RoomState {
@@ -101,7 +103,11 @@ export interface EventMap {
   removed: { seq: number; by: string; ts_ms: number };
   /** An in-band cue played (attachPlayer): its id, what it refers to, the media time (s). */
   cue: { cue: string; ref: { kind: string; id: string } | null; media_time: number };
-  error: OvationError;
+  /**
+   * Also `handler_error` when an event handler threw (`cause`: what it threw, `event`: the
+   * event type); it is logged with console.error and never rethrown.
+   */
+  error: OvationError & { cause?: unknown; event?: string };
   likes_dropped: LikesDroppedEvent;
 }
 
@@ -148,13 +154,16 @@ export interface Room {
    * interactions at their cue (at once when the cue lies behind the playhead: joined or
    * seeked past it), and with `sync: "video"` holds comments, reactions, gifts
    * and removals until the video reaches their server time. Loads its code on first use;
-   * resolves with a detach function.
+   * resolves with a detach function (it shows what waits, each part once). Rejects with
+   * `player_load_failed` when that code cannot load (what waited shows at once), `closed`
+   * after `close()`.
    */
   attachPlayer(video: HTMLVideoElement, options?: { hls?: unknown; sync?: "video" | "none" }): Promise<() => void>;
   /** The server's clock (ms since the Unix epoch). */
   serverNow(): number;
   /** Server clock minus local clock (ms), or null before the first clock sample. */
   clockOffset(): number | null;
+  /** Closes the session for good and detaches the player (what it held is dropped). */
   close(): void;
 }
 

@@ -28,8 +28,11 @@ export interface OvationProviderProps {
   /** "auto" (default), "ws" or "pull". */
   transport?: Transport;
   /** More `connect()` options (`timeoutMs`, `WebSocket`), read when a connection opens. */
-  options?: Omit<ConnectOptions, "url" | "room" | "token" | "transport">;
-  /** Used instead of the SDK's `connect` (tests, or wrapping it). */
+  options?: Omit<ConnectOptions, "url" | "room" | "token" | "transport" | "signal">;
+  /**
+   * Used instead of the SDK's `connect` (tests, or wrapping it). It gets a `signal`,
+   * aborted when the last provider unmounts before the room answered.
+   */
   connect?: typeof connect;
   children?: ReactNode;
 }
@@ -102,7 +105,10 @@ type Acknowledged = Promise<{ seq: number | null }>;
 
 /** The connected Room, or null until connected (and on the server). */
 export declare function useRoom(): Room | null;
-/** Calls the latest `handler` with each event of `type` while mounted. */
+/**
+ * Calls the latest `handler` with each event of `type` while mounted. `likes_dropped`
+ * also comes from this provider's previous connection, closed after a new token.
+ */
 export declare function useRoomEvent<K extends keyof EventMap>(
   type: K,
   handler: (event: EventMap[K]) => void,
