@@ -480,6 +480,23 @@ impl Shard {
             }
             Err(_) => return self.close(connection, CloseCode::BadFrame, now_ms),
         };
+        // A like frame retried after a reconnect (its ack lost) is acknowledged again, not
+        // counted again, and before the frame rate: a resumed client resends at once.
+        if let ClientFrame::Like { client_id, .. } = frame {
+            let user = conn.identity.user.clone();
+            if conn.ready && self.like_repeated(&user, client_id, now_ms) {
+                self.stats.answered_here += 1;
+                let ack = Event::Ack {
+                    client_id,
+                    seq: None,
+                };
+                return self.push(connection, ack, now_ms);
+            }
+        }
+        let conn = self
+            .connections
+            .get_mut(&connection)
+            .expect("looked up above");
         if let Err(retry_after_ms) = conn.frames.take(1, now_ms) {
             let client_id = frame.client_id();
             let message = "too many frames";
@@ -552,12 +569,19 @@ impl Shard {
                 server_time_ms: now_ms,
             })),
             ClientFrame::Like { client_id, count } => {
-                self.take_likes(&identity.user, *count, now_ms).map(|()| {
-                    Some(Event::Ack {
-                        client_id: *client_id,
-                        seq: None,
+                let ack = Event::Ack {
+                    client_id: *client_id,
+                    seq: None,
+                };
+                if self.like_repeated(&identity.user, *client_id, now_ms) {
+                    Ok(Some(ack))
+                } else {
+                    self.take_likes(&identity.user, *count, now_ms).map(|()| {
+                        self.user_buckets(&identity.user, now_ms)
+                            .remember(*client_id, None);
+                        Some(ack)
                     })
-                })
+                }
             }
             ClientFrame::Comment { text, .. } | ClientFrame::Reaction { kind: text, .. }
                 if text.trim().is_empty() =>
@@ -590,6 +614,13 @@ impl Shard {
                 now_ms,
             ),
         }
+    }
+
+    /// Whether this user's like frame with this client id was already counted here.
+    fn like_repeated(&mut self, user: &str, client_id: u64, now_ms: u64) -> bool {
+        self.user_buckets(user, now_ms)
+            .accepted(client_id)
+            .is_some()
     }
 
     fn user_buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {

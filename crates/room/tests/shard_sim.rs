@@ -832,3 +832,89 @@ fn a_shard_refuses_a_batch_naming_fewer_shards_than_its_own_place() {
     assert_eq!(shard.stats().batches_down, 1);
     assert_eq!(shard.up_interval_ms(), TICK_MS);
 }
+
+/// A like frame retried on a shard after a reconnect (its ack lost with the socket), in
+/// the burst a resumed client sends, is acknowledged again and not counted again.
+#[test]
+fn a_like_retried_on_a_shard_is_acknowledged_not_counted_twice() {
+    let mut now_ms = 1_000;
+    let mut room = Room::create(info_for(FEW_SHARDS.expected_audience), 7, now_ms);
+    let mut shard = Shard::new(0, now_ms);
+    let hello = ClientFrame::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        resume: None,
+    })
+    .encode();
+    let identity = |user: &str| Identity {
+        user: user.into(),
+        name: user.into(),
+        role: Role::Viewer,
+    };
+    // Ticks the pair, carrying batches both ways; returns the acks each connection got.
+    let exchange = |room: &mut Room, shard: &mut Shard, now_ms: &mut u64| {
+        let mut acks: Vec<(u64, u64)> = Vec::new();
+        for _ in 0..4 {
+            *now_ms += 250;
+            shard.handle_timeout(*now_ms);
+            room.handle_timeout(*now_ms);
+            while let Some(output) = shard.poll_output() {
+                match output {
+                    ShardOutput::Up(bytes) => room.shard_up(&bytes, *now_ms).unwrap(),
+                    ShardOutput::Send { connections, frame } => {
+                        let ServerFrame::Batch { events, .. } =
+                            ServerFrame::decode(&frame).unwrap();
+                        for event in events {
+                            if let Event::Ack { client_id, .. } = event {
+                                acks.extend(connections.iter().map(|c| (*c, client_id)));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(output) = room.poll_output() {
+                if let Output::ToShard { shard: 0, frame } = output {
+                    shard.handle_down(&frame, *now_ms).unwrap();
+                }
+            }
+        }
+        acks
+    };
+    shard
+        .connect(1, identity("ana"), CONNECTION_LIFETIME_MS_MIN, now_ms)
+        .unwrap();
+    shard.handle_frame(1, &hello, now_ms);
+    exchange(&mut room, &mut shard, &mut now_ms);
+    let like = |client_id| {
+        ClientFrame::Like {
+            client_id,
+            count: 1,
+        }
+        .encode()
+    };
+    for id in 1..=10 {
+        shard.handle_frame(1, &like(id), now_ms);
+        now_ms += 100;
+    }
+    exchange(&mut room, &mut shard, &mut now_ms);
+    let counted = room.likes_total();
+    assert_eq!(counted, 10);
+    // The socket drops; the client resends everything unacknowledged at once.
+    shard.disconnect(1, now_ms);
+    shard
+        .connect(2, identity("ana"), CONNECTION_LIFETIME_MS_MIN, now_ms)
+        .unwrap();
+    shard.handle_frame(2, &hello, now_ms);
+    exchange(&mut room, &mut shard, &mut now_ms);
+    for id in 1..=10 {
+        shard.handle_frame(2, &like(id), now_ms);
+    }
+    let acks = exchange(&mut room, &mut shard, &mut now_ms);
+    for id in 1..=10 {
+        assert!(
+            acks.contains(&(2, id)),
+            "retried like {id} acknowledged: {acks:?}"
+        );
+    }
+    assert_eq!(room.likes_total(), counted, "no like counted twice");
+}
