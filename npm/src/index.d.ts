@@ -104,10 +104,10 @@ export interface EventMap {
   /** An in-band cue played (attachPlayer): its id, what it refers to, the media time (s). */
   cue: { cue: string; ref: { kind: string; id: string } | null; media_time: number };
   /**
-   * Also `handler_error` when an event handler threw (`cause`: what it threw, `event`: the
-   * event type); it is logged with console.error and never rethrown.
+   * Also `handler_error` when an event handler threw (the message names the event type,
+   * `cause` is what it threw); it is logged with console.error and never rethrown.
    */
-  error: OvationError & { cause?: unknown; event?: string };
+  error: OvationError & { cause?: unknown };
   likes_dropped: LikesDroppedEvent;
 }
 
@@ -155,8 +155,7 @@ export interface Room {
    * seeked past it), and with `sync: "video"` holds comments, reactions, gifts
    * and removals until the video reaches their server time. Loads its code on first use;
    * resolves with a detach function (it shows what waits, each part once). Rejects with
-   * `player_load_failed` when that code cannot load (what waited shows at once), `closed`
-   * after `close()`.
+   * `player_load_failed` when that code cannot load (what waited shows at once).
    */
   attachPlayer(video: HTMLVideoElement, options?: { hls?: unknown; sync?: "video" | "none" }): Promise<() => void>;
   /** The server's clock (ms since the Unix epoch). */

@@ -8,7 +8,7 @@ import init, { Session, Playback } from "../wasm/ovation_sdk.js";
 let loading = null;
 
 function isNode() {
-  return typeof process !== "undefined" && !!(process.versions && process.versions.node);
+  return !!globalThis.process?.versions?.node;
 }
 
 function load() {
@@ -104,7 +104,6 @@ class Room {
     this._held = [];
     this._waiting = new Map();
     this._played = new Set();
-    this._closed = false;
   }
 
   /**
@@ -125,11 +124,10 @@ class Room {
     if (sync !== "video" && sync !== "none") {
       return Promise.reject(new OvationError("invalid_options", 'sync is "video" or "none"'));
     }
-    if (this._closed) {
-      return Promise.reject(new OvationError("closed", "attachPlayer after room.close()"));
-    }
     if (this._player) this._player.detach();
-    const player = { sync, detach: () => this._playerGone(player) };
+    // Until its code loaded, a detach does nothing: close() lets go of it, and another
+    // attachPlayer takes over what waits.
+    const player = { sync, detach: () => {} };
     this._player = player;
     // Interactions already in the room's state whose cue has not played yet (a product
     // pinned before this viewer joined) open at their cue too, or at once when it is behind.
@@ -144,25 +142,24 @@ class Room {
     }, (e) => {
       // The player code did not load (offline, or a stale chunk after a deploy): nothing
       // would ever open what waits for a cue, so it shows now, as after a detach.
-      this._playerGone(player);
-      throw new OvationError("player_load_failed", `the video sync code did not load: ${(e && e.message) || e}`);
+      if (this._player === player) {
+        this._player = null;
+        this._showWaiting(); // nothing is held for a player that never ran
+      }
+      throw new OvationError("player_load_failed", String(e));
     });
   }
 
   /**
-   * `player` is detached: held events and waiting interactions show now, each once (its
-   * cue counts as played, so a later attachPlayer does not hold it again).
+   * Shows the interactions waiting for their cue (the player is gone), each once: its cue
+   * counts as played, so a later attachPlayer does not hold it again.
    */
-  _playerGone(player) {
-    if (this._player !== player) return;
-    this._player = null;
-    this._releaseHeld(Infinity);
-    const waiting = [...this._waiting];
-    this._waiting.clear();
-    for (const [name, { cue, value }] of waiting) {
+  _showWaiting() {
+    for (const [name, { cue, value }] of this._waiting) {
       this._markPlayed(cue);
       this._emit(name, value);
     }
+    this._waiting.clear();
   }
 
   _markPlayed(cueId) {
@@ -170,27 +167,11 @@ class Room {
     if (this._played.size > 1024) this._played.delete(this._played.values().next().value);
   }
 
-  _cuePlayed(cue) {
-    this._markPlayed(cue.cue);
-    this._emit("cue", cue);
-  }
-
-  /** The player core says the interactions waiting for `cueId` open now (once each). */
-  _cueOpened(cueId) {
-    this._markPlayed(cueId); // later updates of it show at once
-    for (const [name, entry] of this._waiting) {
-      if (entry.cue === cueId) {
-        this._waiting.delete(name);
-        this._emit(name, entry.value);
-      }
-    }
-  }
-
   /** A cued part waits for the video; the player core decides when it opens. */
   _await(name, cue, value, atAttach) {
     const entry = { cue, value, openedMs: openedMsOf(name, value), atAttach };
     this._waiting.set(name, entry);
-    if (this._player && this._player.awaitCue) this._player.awaitCue(entry);
+    this._player?.awaitCue?.(entry);
   }
 
   /** An interaction part: held until its cue plays (or is behind) when a player is attached. */
@@ -219,15 +200,6 @@ class Room {
     this._emit(type, event);
   }
 
-  _releaseHeld(wallMs) {
-    this._wallMs = wallMs;
-    if (wallMs === undefined) return;
-    while (this._held.length > 0 && this._held[0][1].ts_ms <= wallMs) {
-      const [type, event] = this._held.shift();
-      this._emit(type, event);
-    }
-  }
-
   /** Subscribes to an event; returns a function that unsubscribes. */
   on(type, handler) {
     if (!EVENT_TYPES.has(type)) {
@@ -245,18 +217,17 @@ class Room {
   _emit(type, payload) {
     const set = this._handlers.get(type);
     if (!set) return;
-    for (const handler of [...set]) {
+    for (const handler of set) {
       try {
         handler(payload);
       } catch (e) {
         // A throwing handler must not stop the others or the connection, nor crash the
         // process (a rethrow in a timer would end Node): it is logged and told as an
         // `error` event with code `handler_error` (not for a throwing `error` handler).
-        console.error(`ovation: a "${type}" handler threw`, e);
+        console.error(e);
         if (type !== "error") {
-          const error = new OvationError("handler_error", `a "${type}" handler threw: ${(e && e.message) || e}`);
+          const error = new OvationError("handler_error", type + " handler: " + e);
           error.cause = e;
-          error.event = type;
           this._emit("error", error);
         }
       }
@@ -370,11 +341,11 @@ class Room {
    * interactions waiting for their cue are dropped, and no `cue` event follows.
    */
   close() {
-    this._closed = true;
     this._held = [];
     this._waiting.clear();
-    if (this._player) this._player.detach();
-    if (this._session) this._session.close();
+    this._player?.detach();
+    this._player = null;
+    this._session?.close();
   }
 
   _onEvents(events) {
@@ -479,52 +450,37 @@ export async function connect(options) {
   if (!["auto", "ws", "pull"].includes(transport)) {
     throw new OvationError("invalid_options", 'transport is "auto", "ws" or "pull"');
   }
-  const signal = options.signal;
-  const aborted = () => new OvationError("aborted", "connect was aborted (options.signal)");
-  if (signal && signal.aborted) throw aborted();
   await load();
-  if (signal && signal.aborted) throw aborted();
+  const signal = options.signal;
   const WebSocketImpl = options.WebSocket || globalThis.WebSocket;
   const room = new Room({ transport });
   const timeoutMs = options.timeoutMs ?? 15000;
   return new Promise((resolve, reject) => {
     let settled = false;
-    const timer = setTimeout(() => {
+    // Settles once; a status, timeout or abort after that is ignored.
+    const finish = (settle, value, closeRoom) => {
       if (settled) return;
       settled = true;
-      done();
-      room.close();
-      reject(new OvationError("connect_timeout", `no answer from the room within ${timeoutMs} ms`));
-    }, timeoutMs);
+      clearTimeout(timer);
+      if (closeRoom) room.close();
+      settle(value);
+    };
+    const timer = setTimeout(() => finish(reject,
+      new OvationError("connect_timeout", `no answer within ${timeoutMs} ms`), true), timeoutMs);
     // An abort (the caller went away) closes the room at once: no socket or pull retry
     // goes on until the timeout.
-    const onAbort = () => {
-      if (settled) return;
-      settled = true;
-      done();
-      room.close();
-      reject(aborted());
-    };
-    if (signal) signal.addEventListener("abort", onAbort, { once: true });
-    const done = () => {
-      clearTimeout(timer);
-      if (signal) signal.removeEventListener("abort", onAbort);
-    };
+    const abort = () => finish(reject, new OvationError("aborted", "connect aborted"), true);
+    signal?.addEventListener("abort", abort); // once: an AbortSignal aborts once
     let lastError = null;
     room.on("error", (e) => { lastError = e; });
     room.on("status", ({ status, reason }) => {
-      if (settled) return;
-      if (status === "open") {
-        settled = true;
-        done();
-        resolve(room);
-      } else if (status === "closed") {
-        settled = true;
-        done();
+      if (status === "open") finish(resolve, room);
+      else if (status === "closed") {
         const message = reason === "room_ended" ? "the room has ended" : "the room closed the connection";
-        reject(lastError || new OvationError(reason || "closed", message));
+        finish(reject, lastError || new OvationError(reason || "closed", message));
       }
     });
+    if (signal?.aborted) return abort(); // before any session is made
     try {
       room._session = new Session(
         { url: options.url, room: options.room, token: options.token, transport, seed: randomSeed() },
@@ -532,9 +488,7 @@ export async function connect(options) {
                 (json) => room._onEvents(JSON.parse(json)),
       );
     } catch (e) {
-      settled = true;
-      done();
-      reject(wrapError(e));
+      finish(reject, wrapError(e));
     }
   });
 }

@@ -99,7 +99,25 @@ export function attach(room, player, video, hls, Playback) {
     // Cued interactions the core says open now: their cue played or lies behind the
     // playhead (joined or seeked past it). The core tells each cue id once.
     const takeOpen = () => {
-      for (let cueId; (cueId = core.pollOpen()) !== undefined;) room._cueOpened(cueId);
+      for (let cueId; (cueId = core.pollOpen()) !== undefined;) {
+        room._markPlayed(cueId); // later updates of it show at once
+        for (const [name, entry] of room._waiting) {
+          if (entry.cue === cueId) {
+            room._waiting.delete(name);
+            room._emit(name, entry.value);
+          }
+        }
+      }
+    };
+    // Events held for the video (sync "video") show once it reached their server time;
+    // held only while that time is known (without EXT-X-PROGRAM-DATE-TIME, at once).
+    const releaseHeld = (wallMs) => {
+      room._wallMs = wallMs;
+      if (wallMs === undefined) return;
+      while (room._held.length > 0 && room._held[0][1].ts_ms <= wallMs) {
+        const [type, event] = room._held.shift();
+        room._emit(type, event);
+      }
     };
     player.awaitCue = ({ cue, openedMs, atAttach }) => {
       if (detached) return;
@@ -117,10 +135,13 @@ export function attach(room, player, video, hls, Playback) {
       else core.playhead(seconds * 1000, wallOf(seconds));
       for (let payload; (payload = core.pollCue()) !== undefined;) {
         const cue = parseCuePayload(payload);
-        if (cue) room._cuePlayed({ ...cue, media_time: seconds });
+        if (cue) {
+          room._markPlayed(cue.cue);
+          room._emit("cue", { ...cue, media_time: seconds });
+        }
       }
       takeOpen();
-      if (sync === "video") room._releaseHeld(core.releaseBeforeMs());
+      if (sync === "video") releaseHeld(core.releaseBeforeMs());
     };
     listen(video, "playing", () => turn(video.currentTime));
     listen(video, "timeupdate", () => turn(video.currentTime));
@@ -146,7 +167,9 @@ export function attach(room, player, video, hls, Playback) {
       detached = true;
       for (const undo of cleanups.splice(0)) undo();
       core.free();
-      room._playerGone(player);
+      if (room._player === player) room._player = null;
+      releaseHeld(Infinity);
+      room._showWaiting();
     };
     return player.detach;
 }
