@@ -49,9 +49,6 @@ const EVENT_TYPES = new Set([
   "likes_dropped",
 ]);
 
-// Events held for the video in order are few; beyond this the oldest are let go.
-const HELD_EVENTS_MAX = 2048;
-
 // State parts that interactions own: a change is also told as an event of that name.
 const INTERACTION_PARTS = new Set(["poll", "quiz", "qa", "product", "announcement"]);
 
@@ -62,15 +59,6 @@ function cueOf(name, value) {
   if (name === "quiz") return value.phase === "open" && value.question ? value.question.cue || null : null;
   if (name === "product") return value.pinned ? value.pinned.cue || null : null;
   return null;
-}
-
-/** When a cued part opened on the server (ms since the epoch), if the value says. */
-function openedMsOf(name, value) {
-  const ms = name === "poll" ? value.opened_ms
-    : name === "quiz" ? value.question && value.question.opened_ms
-    : name === "product" ? value.pinned_ms
-    : undefined;
-  return Number.isFinite(ms) ? ms : undefined;
 }
 
 function parseJson(text) {
@@ -98,10 +86,9 @@ class Room {
     this._handlers = new Map();
     this._pending = new Map();
     this._session = null;
-    // Video sync (attachPlayer): held events, interaction parts waiting for their cue
-    // (name → {cue, value, openedMs, atAttach}), cues already played or opened.
+    // Video sync (attachPlayer; the player keeps what it holds): interaction parts waiting
+    // for their cue (name → {name, cue, value, atAttach}), cues already played or opened.
     this._player = null;
-    this._held = [];
     this._waiting = new Map();
     this._played = new Set();
   }
@@ -169,7 +156,7 @@ class Room {
 
   /** A cued part waits for the video; the player core decides when it opens. */
   _await(name, cue, value, atAttach) {
-    const entry = { cue, value, openedMs: openedMsOf(name, value), atAttach };
+    const entry = { name, cue, value, atAttach };
     this._waiting.set(name, entry);
     this._player?.awaitCue?.(entry);
   }
@@ -185,19 +172,9 @@ class Room {
     this._emit(name, value);
   }
 
+  /** A comment, reaction, gift or removal: held for the video with `sync: "video"`. */
   _emitTimed(type, event) {
-    // Held only while the video's wall-clock time is known (a stream without
-    // EXT-X-PROGRAM-DATE-TIME cannot be synced: events show at once).
-    const ahead = this._wallMs !== undefined && event.ts_ms > this._wallMs;
-    if (this._player && this._player.sync === "video" && (this._held.length > 0 || ahead)) {
-      this._held.push([type, event]);
-      if (this._held.length > HELD_EVENTS_MAX) {
-        const [oldType, oldEvent] = this._held.shift();
-        this._emit(oldType, oldEvent);
-      }
-      return;
-    }
-    this._emit(type, event);
+    if (!this._player?.hold?.(type, event)) this._emit(type, event);
   }
 
   /** Subscribes to an event; returns a function that unsubscribes. */
@@ -341,9 +318,8 @@ class Room {
    * interactions waiting for their cue are dropped, and no `cue` event follows.
    */
   close() {
-    this._held = [];
     this._waiting.clear();
-    this._player?.detach();
+    this._player?.close?.();
     this._player = null;
     this._session?.close();
   }

@@ -6,6 +6,18 @@
 
 const PAYLOAD_PREFIX = "v=1;";
 
+// Events held for the video in order are few; beyond this the oldest are let go.
+const HELD_EVENTS_MAX = 2048;
+
+/** When a cued part opened on the server (ms since the epoch), if the value says. */
+function openedMsOf(name, value) {
+  const ms = name === "poll" ? value.opened_ms
+    : name === "quiz" ? value.question && value.question.opened_ms
+    : name === "product" ? value.pinned_ms
+    : undefined;
+  return Number.isFinite(ms) ? ms : undefined;
+}
+
 /** `v=1;cue=<id>;ref=<kind>:<id>` → `{cue, ref: {kind, id}}` (unknown fields skipped). */
 function parseCuePayload(text) {
   if (typeof text !== "string" || !text.startsWith(PAYLOAD_PREFIX)) return null;
@@ -109,19 +121,32 @@ export function attach(room, player, video, hls, Playback) {
         }
       }
     };
-    // Events held for the video (sync "video") show once it reached their server time;
-    // held only while that time is known (without EXT-X-PROGRAM-DATE-TIME, at once).
+    // With sync "video", comments, reactions, gifts and removals wait (in order) until the
+    // video reached their server time; held only while that time is known (a stream
+    // without EXT-X-PROGRAM-DATE-TIME cannot be synced: events show at once).
+    const held = [];
+    let heldWallMs;
+    player.hold = (type, event) => {
+      const ahead = heldWallMs !== undefined && event.ts_ms > heldWallMs;
+      if (detached || sync !== "video" || !(held.length > 0 || ahead)) return false;
+      held.push([type, event]);
+      if (held.length > HELD_EVENTS_MAX) {
+        const [oldType, oldEvent] = held.shift();
+        room._emit(oldType, oldEvent);
+      }
+      return true;
+    };
     const releaseHeld = (wallMs) => {
-      room._wallMs = wallMs;
+      heldWallMs = wallMs;
       if (wallMs === undefined) return;
-      while (room._held.length > 0 && room._held[0][1].ts_ms <= wallMs) {
-        const [type, event] = room._held.shift();
+      while (held.length > 0 && held[0][1].ts_ms <= wallMs) {
+        const [type, event] = held.shift();
         room._emit(type, event);
       }
     };
-    player.awaitCue = ({ cue, openedMs, atAttach }) => {
+    player.awaitCue = ({ name, cue, value, atAttach }) => {
       if (detached) return;
-      core.awaitCue(cue, openedMs, atAttach);
+      core.awaitCue(cue, openedMsOf(name, value), atAttach);
       takeOpen();
     };
     for (const [, entry] of room._waiting) player.awaitCue(entry);
@@ -170,6 +195,11 @@ export function attach(room, player, video, hls, Playback) {
       if (room._player === player) room._player = null;
       releaseHeld(Infinity);
       room._showWaiting();
+    };
+    // room.close(): what is held is dropped, not shown.
+    player.close = () => {
+      held.length = 0;
+      player.detach();
     };
     return player.detach;
 }

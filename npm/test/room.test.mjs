@@ -119,6 +119,25 @@ test("close() detaches the player: no cue, no cued interaction afterwards", asyn
   assert.deepEqual(seen, []);
 });
 
+test("close() drops the comments held for the video (sync: video)", async () => {
+  const { room, session } = await join();
+  const seen = record(room, "comment");
+  const video = new ScriptedVideo();
+  const startMs = 1_790_000_000_000;
+  video.getStartDate = () => new Date(startMs); // EXT-X-PROGRAM-DATE-TIME
+  await room.attachPlayer(video, { sync: "video" });
+  video.playTo(1);
+  const comment = (seq, atS) => ({ type: "comment", seq, ts_ms: startMs + atS * 1000, user: "u", name: "U", text: "hi", system: false });
+  session.say(comment(1, 30)); // 29 s ahead of the video: held
+  assert.deepEqual(seen, []);
+  video.playTo(31);
+  assert.deepEqual(seen.map(([, c]) => c.seq), [1], "shown when the video reaches it");
+  session.say(comment(2, 60));
+  room.close();
+  video.playTo(61);
+  assert.deepEqual(seen.map(([, c]) => c.seq), [1], "held at close: never shown");
+});
+
 test("a part shown by a detach shows once, not again after a new attachPlayer", async () => {
   const { room, session } = await join();
   const seen = record(room, "poll");
