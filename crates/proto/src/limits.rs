@@ -45,6 +45,9 @@ pub const RING_EVENTS_MAX: usize = 1024;
 pub const RING_AGE_MS_MAX: u64 = 30_000;
 /// Output is batched per connection per tick: this tick for an object with few sockets
 /// (see `tick_ms_for`).
+/// A room whose last flush is this many ticks ago is quiet: its next output goes out at
+/// once (leading edge) rather than a tick later (`Room::schedule_tick`).
+pub const FLUSH_QUIET_TICKS: u64 = 2;
 pub const TICK_MS: u64 = 50;
 /// The longest tick: an object with many sockets stretches its tick up to this, and no
 /// further (it bounds the batching delay every event waits).
