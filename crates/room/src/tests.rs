@@ -2522,3 +2522,194 @@ fn a_shard_gives_a_long_silent_socket_s_place_to_its_user_s_new_socket() {
         Err(CloseCode::TooManySockets)
     );
 }
+
+/// Sends a gift of `qty` roses (1 each) from `connection`, has it charged, and returns
+/// what the tick after the charge sent.
+fn charged_gift(
+    room: &mut Room,
+    now: &mut u64,
+    connection: ConnectionId,
+    client_id: u64,
+    qty: u32,
+) -> Drained {
+    let frame = ClientFrame::Gift {
+        client_id,
+        gift_id: format!("g{connection}-{client_id}"),
+        sku: "rose".into(),
+        qty,
+    }
+    .encode();
+    room.handle_frame(connection, &frame, *now);
+    let out = tick(room, now);
+    assert_eq!(out.charges.len(), 1, "the gift is charged");
+    room.charge_result(
+        out.charges[0].request,
+        ChargeOutcome::Charged {
+            balance: 1_000,
+            replayed: false,
+        },
+        *now,
+    );
+    tick(room, now)
+}
+
+fn gifters_stored(out: &Drained) -> Vec<&str> {
+    out.stores
+        .iter()
+        .filter_map(|op| match op {
+            StorageOp::Put { key, .. } => key.strip_prefix("gifter/"),
+            StorageOp::Delete { .. } => None,
+        })
+        .collect()
+}
+
+/// The room ranks at most `GIFTERS_MAX` gifters: the one that reaches the limit is
+/// ranked and stored; a new gifter one past it is still charged and announced to everyone
+/// but neither ranked nor stored, while gifters already ranked keep adding to their total.
+#[test]
+fn gifters_past_gifters_max_are_announced_but_not_ranked() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    for i in 0..GIFTERS_MAX - 1 {
+        room.gifters.insert(
+            format!("u{i}"),
+            Gifter {
+                name: format!("U{i}"),
+                total: 1,
+                recent_gift_ids: VecDeque::new(),
+            },
+        );
+    }
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    join(&mut room, 3, "eve", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    // Ana's gift brings the gifters to the limit: ranked, stored, on the leaderboard.
+    let out = charged_gift(&mut room, &mut now, 1, 1, 2);
+    assert_eq!(room.gifters.len(), GIFTERS_MAX);
+    assert_eq!(gifters_stored(&out), ["ana"]);
+    assert!(room.gift_totals().any(|g| g == ("ana", 2)));
+    let leaderboard = part_value(&out.events[&3], "leaderboard").expect("leaderboard sent");
+    assert_eq!(leaderboard[0]["user"], "ana");
+    // Bob is one past: announced, not ranked, not stored, the leaderboard unchanged.
+    let out = charged_gift(&mut room, &mut now, 2, 1, 3);
+    assert!(out.events[&3].iter().any(|e| matches!(e, Event::Action(a)
+        if a.body == ActionBody::Gift { sku: "rose".into(), qty: 3, amount: 3 })));
+    assert_eq!(room.gifters.len(), GIFTERS_MAX);
+    assert!(room.gift_totals().all(|(user, _)| user != "bob"));
+    assert!(gifters_stored(&out).is_empty());
+    assert_eq!(part_value(&out.events[&3], "leaderboard"), None);
+    // Ana, already ranked, still adds to her total.
+    let out = charged_gift(&mut room, &mut now, 1, 2, 1);
+    assert_eq!(gifters_stored(&out), ["ana"]);
+    assert!(room.gift_totals().any(|g| g == ("ana", 3)));
+}
+
+/// The `leaderboard` part lists the top `LEADERBOARD_ENTRIES_MAX` gifters: filled up to
+/// the limit everyone is listed; one more gifter below them is left out, and one above
+/// them pushes the lowest out.
+#[test]
+fn the_leaderboard_lists_the_top_leaderboard_entries_max_gifters() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    for i in 0..LEADERBOARD_ENTRIES_MAX as u64 - 1 {
+        room.gifters.insert(
+            format!("u{i}"),
+            Gifter {
+                name: format!("U{i}"),
+                total: 20 + i,
+                recent_gift_ids: VecDeque::new(),
+            },
+        );
+    }
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    join(&mut room, 3, "eve", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let users = |out: &Drained| -> Vec<String> {
+        let board = part_value(&out.events[&3], "leaderboard").expect("leaderboard sent");
+        board
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["user"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let out = charged_gift(&mut room, &mut now, 1, 1, 10);
+    let board = users(&out);
+    assert_eq!(board.len(), LEADERBOARD_ENTRIES_MAX);
+    assert_eq!(
+        board.last().map(String::as_str),
+        Some("ana"),
+        "the limit is listed"
+    );
+    let out = charged_gift(&mut room, &mut now, 2, 1, 5);
+    let board = users(&out);
+    assert_eq!(board.len(), LEADERBOARD_ENTRIES_MAX);
+    assert!(
+        !board.contains(&"bob".to_owned()),
+        "one past, lowest: left out"
+    );
+    let out = charged_gift(&mut room, &mut now, 3, 1, 99);
+    let board = users(&out);
+    assert_eq!(board.len(), LEADERBOARD_ENTRIES_MAX);
+    assert_eq!(board[0], "eve");
+    assert!(
+        !board.contains(&"ana".to_owned()),
+        "the lowest is pushed out"
+    );
+}
+
+/// A user's last `RECENT_CLIENT_IDS_PER_USER_MAX` accepted client ids are remembered: a
+/// retry of the oldest of them is acknowledged, not applied again; once one more newer
+/// frame is accepted, the oldest is forgotten (a retry of it counts as new).
+#[test]
+fn a_users_recent_client_ids_keep_the_last_max_and_forget_the_oldest() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    let like = |client_id| {
+        ClientFrame::Like {
+            client_id,
+            count: 1,
+        }
+        .encode()
+    };
+    let mut send = |room: &mut Room, now: &mut u64, id: u64| {
+        *now += 1_000 / u64::from(FRAMES_RATE_PER_S) + 1;
+        room.handle_frame(1, &like(id), *now);
+        tick(room, now)
+    };
+    for id in 1..=RECENT_CLIENT_IDS_PER_USER_MAX as u64 {
+        send(&mut room, &mut now, id);
+    }
+    let total = room.likes_total();
+    assert_eq!(total, RECENT_CLIENT_IDS_PER_USER_MAX as u64);
+    // At the limit, the oldest is still known.
+    let out = send(&mut room, &mut now, 1);
+    assert!(out.events[&1].contains(&Event::Ack {
+        client_id: 1,
+        seq: None
+    }));
+    assert_eq!(room.likes_total(), total, "the repeat is not counted");
+    // One past: id 1, the oldest, goes; id 2 is still known.
+    send(
+        &mut room,
+        &mut now,
+        RECENT_CLIENT_IDS_PER_USER_MAX as u64 + 1,
+    );
+    assert_eq!(room.likes_total(), total + 1);
+    send(&mut room, &mut now, 2);
+    assert_eq!(room.likes_total(), total + 1, "id 2 is still known");
+    send(&mut room, &mut now, 1);
+    assert_eq!(
+        room.likes_total(),
+        total + 2,
+        "the forgotten id counts as new"
+    );
+}
