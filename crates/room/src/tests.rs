@@ -2680,7 +2680,7 @@ fn a_users_recent_client_ids_keep_the_last_max_and_forget_the_oldest() {
         }
         .encode()
     };
-    let mut send = |room: &mut Room, now: &mut u64, id: u64| {
+    let send = |room: &mut Room, now: &mut u64, id: u64| {
         *now += 1_000 / u64::from(FRAMES_RATE_PER_S) + 1;
         room.handle_frame(1, &like(id), *now);
         tick(room, now)
