@@ -10,7 +10,7 @@
 //! batches by `limits::shard_batch_interval_ms_for` of the count each `ShardDown` names.
 
 use crate::frames::{decode_exact, Action, ClientFrame, DecodeError, Event, Role};
-use crate::limits::{RELAY_MESSAGE_BYTES_MAX, SHARDS_PER_ROOM_MAX};
+use crate::limits::{RELAY_FRAMES_PER_BATCH_MAX, RELAY_MESSAGE_BYTES_MAX, SHARDS_PER_ROOM_MAX};
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
@@ -87,11 +87,17 @@ impl ShardUp {
         postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
     }
 
-    /// Decodes and checks each forwarded frame's limits (a shard is our code, but the
-    /// bytes crossed a network).
+    /// Decodes and checks the frame count (`RELAY_FRAMES_PER_BATCH_MAX`) and each
+    /// forwarded frame's limits (a shard is our code, but the bytes crossed a network).
     pub fn decode(bytes: &[u8]) -> Result<ShardUp, DecodeError> {
         check_size(bytes)?;
         let up: ShardUp = decode_exact(bytes)?;
+        if up.frames.len() > RELAY_FRAMES_PER_BATCH_MAX {
+            return Err(DecodeError::FieldLimit {
+                field: "frames",
+                bytes_max: RELAY_FRAMES_PER_BATCH_MAX,
+            });
+        }
         for relayed in &up.frames {
             relayed.frame.check_limits()?;
         }
@@ -237,5 +243,71 @@ mod tests {
                 "{shards} shards"
             );
         }
+    }
+
+    fn comments(count: usize) -> ShardUp {
+        let relayed = RelayedFrame {
+            connection: 1,
+            user: "u".into(),
+            name: "U".into(),
+            role: Role::Viewer,
+            frame: ClientFrame::Comment {
+                client_id: 1,
+                text: "hi".into(),
+            },
+        };
+        ShardUp {
+            shard: 0,
+            needs_snapshot: false,
+            online: 1,
+            likes: 0,
+            frames: alloc::vec![relayed; count],
+        }
+    }
+
+    #[test]
+    fn a_batch_up_takes_relay_frames_per_batch_max_frames_and_is_refused_one_past() {
+        let full = comments(RELAY_FRAMES_PER_BATCH_MAX);
+        assert_eq!(ShardUp::decode(&full.encode()), Ok(full));
+        assert_eq!(
+            ShardUp::decode(&comments(RELAY_FRAMES_PER_BATCH_MAX + 1).encode()),
+            Err(DecodeError::FieldLimit {
+                field: "frames",
+                bytes_max: RELAY_FRAMES_PER_BATCH_MAX,
+            })
+        );
+    }
+
+    /// A batch down of exactly `RELAY_MESSAGE_BYTES_MAX` bytes (a snapshot's parts can be
+    /// large) decodes; one byte more is refused before decoding, either way.
+    #[test]
+    fn relay_messages_take_relay_message_bytes_max_and_are_refused_one_past() {
+        let down_with = |value_bytes: usize| ShardDown {
+            seq: 1,
+            server_time_ms: 0,
+            snapshot: None,
+            broadcast: alloc::vec![Event::Part {
+                name: "big".into(),
+                version: 1,
+                value: "x".repeat(value_bytes),
+            }],
+            to_connection: alloc::vec![],
+            to_user: alloc::vec![],
+            close_users: alloc::vec![],
+            shards: 1,
+        };
+        let guess = RELAY_MESSAGE_BYTES_MAX - 1_000;
+        let overhead = down_with(guess).encode().len() - guess;
+        let at_limit = down_with(RELAY_MESSAGE_BYTES_MAX - overhead);
+        assert_eq!(at_limit.encode().len(), RELAY_MESSAGE_BYTES_MAX);
+        assert_eq!(ShardDown::decode(&at_limit.encode()), Ok(at_limit));
+        let one_past = down_with(RELAY_MESSAGE_BYTES_MAX - overhead + 1).encode();
+        assert_eq!(one_past.len(), RELAY_MESSAGE_BYTES_MAX + 1);
+        let too_large = DecodeError::TooLarge {
+            bytes: RELAY_MESSAGE_BYTES_MAX + 1,
+            bytes_max: RELAY_MESSAGE_BYTES_MAX,
+        };
+        assert_eq!(ShardDown::decode(&one_past), Err(too_large.clone()));
+        assert_eq!(ShardUp::decode(&one_past), Err(too_large));
     }
 }

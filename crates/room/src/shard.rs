@@ -22,6 +22,10 @@ pub const SHARD_FORWARD_QUEUE_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
 /// accepted one is answered locally when repeated).
 pub const SHARD_CHOICES_PENDING_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
 
+/// A `ShardUp`'s fields other than its frames (shard, flag, counts, the frames' length
+/// prefix) take at most this many bytes in postcard (varints of at most 10 bytes each).
+const SHARD_UP_FIELDS_BYTES_MAX: usize = 32;
+
 /// What the host must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShardOutput {
@@ -954,13 +958,32 @@ impl Shard {
             || self.online_reported != Some(self.online())
     }
 
+    /// How many of the waiting frames the next batch up carries: the oldest, at most
+    /// `RELAY_FRAMES_PER_BATCH_MAX`, and no more than fit in `RELAY_MESSAGE_BYTES_MAX`
+    /// (the room refuses a larger batch whole; viewers' staff commands and part frames,
+    /// forwarded for the room to refuse, reach 16 KiB each). The rest wait for the next.
+    fn up_frames_for_one_batch(&self) -> usize {
+        let mut bytes = SHARD_UP_FIELDS_BYTES_MAX;
+        let mut take = 0;
+        for relayed in self.up_frames.iter().take(RELAY_FRAMES_PER_BATCH_MAX) {
+            bytes += postcard::to_allocvec(relayed)
+                .expect("encoding into a Vec cannot fail")
+                .len();
+            if bytes > RELAY_MESSAGE_BYTES_MAX {
+                break;
+            }
+            take += 1;
+        }
+        take
+    }
+
     /// The shard's batch for the room, when it has something to say.
     fn send_up(&mut self, now_ms: u64, ask_snapshot: bool) {
         if !ask_snapshot && !self.up_pending() {
             return;
         }
         let online = self.online();
-        let take = self.up_frames.len().min(RELAY_FRAMES_PER_BATCH_MAX);
+        let take = self.up_frames_for_one_batch();
         self.up_sent_at_ms = Some(now_ms);
         if ask_snapshot {
             self.snapshot_asked_at_ms = Some(now_ms);
@@ -974,7 +997,12 @@ impl Shard {
         };
         self.online_reported = Some(online);
         self.stats.batches_up += 1;
-        self.outputs.push_back(ShardOutput::Up(up.encode()));
+        let bytes = up.encode();
+        assert!(
+            bytes.len() <= RELAY_MESSAGE_BYTES_MAX,
+            "up_frames_for_one_batch keeps a batch under the relay limit"
+        );
+        self.outputs.push_back(ShardOutput::Up(bytes));
         if !self.up_frames.is_empty() {
             self.up_at_ms = Some(now_ms + self.up_interval_ms()); // the rest next time
         }

@@ -1,5 +1,5 @@
 use super::*;
-use ovation_proto::{PartVersion, Resume};
+use ovation_proto::{PartVersion, Resume, ShardDown, ShardUp, Snapshot};
 
 pub(crate) fn info() -> RoomInfo {
     RoomInfo {
@@ -2712,4 +2712,129 @@ fn a_users_recent_client_ids_keep_the_last_max_and_forget_the_oldest() {
         total + 2,
         "the forgotten id counts as new"
     );
+}
+
+/// A shard with the room's state (an empty live room) and one batch down applied.
+fn shard_with_state(now_ms: u64) -> Shard {
+    let mut shard = Shard::new(0, now_ms);
+    let down = ShardDown {
+        seq: 1,
+        server_time_ms: now_ms,
+        snapshot: Some(Snapshot {
+            epoch: 1,
+            total_version: 0,
+            last_seq: 0,
+            likes_total: 0,
+            online: 0,
+            ended: false,
+            parts: Vec::new(),
+            ring: Vec::new(),
+            banned: Vec::new(),
+        }),
+        broadcast: Vec::new(),
+        to_connection: Vec::new(),
+        to_user: Vec::new(),
+        close_users: Vec::new(),
+        shards: 1,
+    };
+    shard.handle_down(&down.encode(), now_ms).unwrap();
+    shard
+}
+
+/// Ticks the shard until `batches` batches up went out, and decodes them as the room
+/// does.
+fn batches_up(shard: &mut Shard, now_ms: &mut u64, batches: usize) -> Vec<ShardUp> {
+    let mut ups = Vec::new();
+    while ups.len() < batches {
+        *now_ms += TICK_MS;
+        shard.handle_timeout(*now_ms);
+        while let Some(output) = shard.poll_output() {
+            if let ShardOutput::Up(bytes) = output {
+                assert!(
+                    bytes.len() <= RELAY_MESSAGE_BYTES_MAX,
+                    "{} bytes",
+                    bytes.len()
+                );
+                ups.push(ShardUp::decode(&bytes).expect("the room takes the batch"));
+            }
+        }
+    }
+    ups
+}
+
+/// A shard forwards at most `RELAY_FRAMES_PER_BATCH_MAX` frames in one batch up: with
+/// exactly that many waiting they go together; one more waits for the next batch.
+#[test]
+fn a_shard_forwards_at_most_relay_frames_per_batch_max_frames_a_batch() {
+    for waiting in [RELAY_FRAMES_PER_BATCH_MAX, RELAY_FRAMES_PER_BATCH_MAX + 1] {
+        let mut now = 0;
+        let mut shard = shard_with_state(now);
+        let per_user = COMMENT_BURST as usize;
+        let mut sent = 0;
+        let mut client_id = 0;
+        for user in 0..waiting.div_ceil(per_user) as u64 {
+            join_shard(&mut shard, user, now);
+            while sent < waiting && client_id < (user + 1) * per_user as u64 {
+                client_id += 1;
+                shard.handle_frame(user, &comment("hi", client_id), now);
+                sent += 1;
+            }
+            client_id = (user + 1) * per_user as u64;
+        }
+        assert_eq!(shard.stats().forwarded, waiting as u64);
+        let ups = batches_up(&mut shard, &mut now, 1);
+        assert_eq!(ups[0].frames.len(), RELAY_FRAMES_PER_BATCH_MAX);
+        if waiting > RELAY_FRAMES_PER_BATCH_MAX {
+            let ups = batches_up(&mut shard, &mut now, 1);
+            assert_eq!(
+                ups[0].frames.len(),
+                1,
+                "the one past waits for the next batch"
+            );
+        }
+    }
+}
+
+/// Viewers' frames the room will refuse (staff commands, part values) are forwarded at
+/// up to 16 KiB each: a batch up holds only as many as fit in `RELAY_MESSAGE_BYTES_MAX`
+/// (the room refuses a larger batch whole), and the rest go in the next.
+#[test]
+fn a_shard_batch_up_stays_within_relay_message_bytes_max() {
+    let mut now = 0;
+    let mut shard = shard_with_state(now);
+    let command = "x".repeat(STAFF_COMMAND_BYTES_MAX);
+    let frames_fitting = RELAY_MESSAGE_BYTES_MAX / STAFF_COMMAND_BYTES_MAX;
+    let waiting = frames_fitting + 10;
+    let per_connection = FRAMES_BURST as usize;
+    for connection in 0..waiting.div_ceil(per_connection) as u64 {
+        // One user per connection keeps clear of the per-user socket cap.
+        join_shard(&mut shard, connection, now);
+        for i in 0..per_connection as u64 {
+            let frame = ClientFrame::Command {
+                client_id: i + 1,
+                command: command.clone(),
+            };
+            shard.handle_frame(connection, &frame.encode(), now);
+        }
+    }
+    assert!(shard.stats().forwarded as usize >= waiting);
+    let ups = batches_up(&mut shard, &mut now, 2);
+    let first = ups[0].frames.len();
+    assert!(
+        first < frames_fitting && first > frames_fitting * 9 / 10,
+        "{first} of {frames_fitting} (with their user, name and ids)"
+    );
+    assert!(!ups[1].frames.is_empty(), "the rest go in the next batch");
+}
+
+fn join_shard(shard: &mut Shard, connection: ConnectionId, now_ms: u64) {
+    shard
+        .connect(
+            connection,
+            identity(&format!("v{connection}"), Role::Viewer),
+            LIFETIME_MS,
+            now_ms,
+        )
+        .unwrap();
+    shard.handle_frame(connection, &hello(None), now_ms);
 }
