@@ -79,7 +79,8 @@ pub const ONLINE_PUBLISH_INTERVAL_MS: u64 = 1_000;
 /// acknowledged rather than applied twice. Clients stop retrying long before a user could
 /// send this many newer frames (comments are limited to `COMMENT_BURST` + 1/s).
 pub const RECENT_CLIENT_IDS_PER_USER_MAX: usize = 64;
-/// Events queued for one connection before older actions are dropped (and a gap told).
+/// Events queued for one connection in one tick; later ones that tick are dropped, and
+/// the dropped actions told as a `Gap` at the end of the batch (`Room::enqueue`).
 pub const OUTBOX_EVENTS_MAX: usize = 2_048;
 
 /// Comment token bucket: sustained rate and burst.

@@ -498,6 +498,9 @@ struct Connection {
     /// Joined since the last online publication: gets the count at the next flush.
     needs_online: bool,
     outbox: Vec<Event>,
+    /// Actions left out of a full outbox this tick, first and last seq: the flush tells
+    /// the connection of them with a `Gap` after the rest of its batch.
+    outbox_dropped: Option<(u64, u64)>,
     liveness: liveness::Liveness,
     frames: TokenBucket,
     /// Set for a frame forwarded by a shard: (shard, the shard's connection id).
@@ -846,6 +849,7 @@ impl Room {
                 hello_seen: false,
                 needs_online: false,
                 outbox: Vec::new(),
+                outbox_dropped: None,
                 liveness,
                 frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
                 remote,
@@ -1724,6 +1728,13 @@ impl Room {
             .get_mut(&connection)
             .expect("live connection");
         if conn.outbox.len() >= OUTBOX_EVENTS_MAX {
+            // Output waits at most a tick, so a full outbox means more events in one tick
+            // than a viewer could read: the newer ones are left out, and dropped actions
+            // are told as a `Gap` rather than left a silent hole.
+            if let Event::Action(action) = &event {
+                let first = conn.outbox_dropped.map_or(action.seq, |(first, _)| first);
+                conn.outbox_dropped = Some((first, action.seq));
+            }
             self.stats.dropped += 1;
             return;
         }
@@ -1879,7 +1890,13 @@ impl Room {
             if conn.outbox.is_empty() || conn.remote.is_some() {
                 continue;
             }
-            let events = std::mem::take(&mut conn.outbox);
+            let mut events = std::mem::take(&mut conn.outbox);
+            if let Some((first, last)) = conn.outbox_dropped.take() {
+                events.push(Event::Gap {
+                    missed_after: first - 1,
+                    resumed_from: last + 1,
+                });
+            }
             let recent = groups.iter_mut().rev().take(SHARED_BATCH_GROUPS_COMPARED);
             match recent.into_iter().find(|(e, _)| *e == events) {
                 Some((_, connections)) => connections.push(connection),

@@ -2838,3 +2838,60 @@ fn join_shard(shard: &mut Shard, connection: ConnectionId, now_ms: u64) {
         .unwrap();
     shard.handle_frame(connection, &hello(None), now_ms);
 }
+
+/// A connection's batch holds `OUTBOX_EVENTS_MAX` events: at the limit every action of
+/// the tick arrives; past it the later actions are left out and told as one `Gap` (the
+/// viewer knows what it missed), and the next tick's actions arrive again.
+#[test]
+fn actions_past_outbox_events_max_in_one_tick_are_told_as_a_gap() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let broadcast = |room: &mut Room, now: u64| {
+        let command = AdminCommand::Broadcast {
+            from_user: "host".into(),
+            from_name: "Host".into(),
+            text: "hello".into(),
+        };
+        match room.admin(command, now).unwrap() {
+            AdminReply::Broadcast { seq } => seq,
+            other => panic!("{other:?}"),
+        }
+    };
+    let gaps = |events: &[Event]| -> Vec<(u64, u64)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Gap {
+                    missed_after,
+                    resumed_from,
+                } => Some((*missed_after, *resumed_from)),
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..OUTBOX_EVENTS_MAX {
+        broadcast(&mut room, now);
+    }
+    let out = tick(&mut room, &mut now);
+    assert_eq!(actions(&out.events[&1]).len(), OUTBOX_EVENTS_MAX);
+    assert_eq!(gaps(&out.events[&1]), []);
+    // Two past: both are told as one gap, after the actions that fit.
+    let first_past = room.last_seq() + 1 + OUTBOX_EVENTS_MAX as u64;
+    for _ in 0..OUTBOX_EVENTS_MAX + 2 {
+        broadcast(&mut room, now);
+    }
+    let out = tick(&mut room, &mut now);
+    let got = actions(&out.events[&1]);
+    assert_eq!(got.len(), OUTBOX_EVENTS_MAX);
+    assert_eq!(got.last(), Some(&(first_past - 1)));
+    assert_eq!(gaps(&out.events[&1]), [(first_past - 1, first_past + 2)]);
+    assert!(matches!(out.events[&1].last(), Some(Event::Gap { .. })));
+    assert_eq!(room.stats().dropped, 2);
+    // The next tick delivers again, with no gap.
+    let next = broadcast(&mut room, now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(actions(&out.events[&1]), [next]);
+    assert_eq!(gaps(&out.events[&1]), []);
+}
