@@ -453,7 +453,59 @@ impl ServerFrame {
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
     }
+
+    /// `events` encoded as `Batch` frames a client takes: one when it fits in
+    /// `SERVER_FRAME_BYTES_MAX` (nearly always), else as few as keep each within it, in
+    /// order (a welcome with every part at its limit and a full ring, or a tick's worth
+    /// of long messages, is larger). An event is far smaller than the limit (the largest,
+    /// a part, is `PART_VALUE_BYTES_MAX` and its name).
+    pub fn batches(server_time_ms: u64, events: Vec<Event>) -> Vec<Vec<u8>> {
+        let whole = ServerFrame::Batch {
+            server_time_ms,
+            events,
+        };
+        let bytes = whole.encode();
+        if bytes.len() <= SERVER_FRAME_BYTES_MAX {
+            return alloc::vec![bytes];
+        }
+        let ServerFrame::Batch { events, .. } = whole;
+        let mut frames = Vec::new();
+        let mut chunk = Vec::new();
+        let mut chunk_bytes = BATCH_FIELDS_BYTES_MAX;
+        for event in events {
+            let event_bytes = postcard::to_allocvec(&event)
+                .expect("encoding into a Vec cannot fail")
+                .len();
+            if chunk_bytes + event_bytes > SERVER_FRAME_BYTES_MAX && !chunk.is_empty() {
+                let events = core::mem::take(&mut chunk);
+                frames.push(
+                    ServerFrame::Batch {
+                        server_time_ms,
+                        events,
+                    }
+                    .encode(),
+                );
+                chunk_bytes = BATCH_FIELDS_BYTES_MAX;
+            }
+            chunk_bytes += event_bytes;
+            chunk.push(event);
+        }
+        if !chunk.is_empty() {
+            frames.push(
+                ServerFrame::Batch {
+                    server_time_ms,
+                    events: chunk,
+                }
+                .encode(),
+            );
+        }
+        frames
+    }
 }
+
+/// A `Batch` frame's bytes besides its events: the variant, the time and the events'
+/// length prefix (varints).
+const BATCH_FIELDS_BYTES_MAX: usize = 16;
 
 /// Whether a part name is well formed: 1..=PART_NAME_BYTES_MAX of `[a-z0-9_-]`.
 pub fn is_valid_part_name(name: &str) -> bool {

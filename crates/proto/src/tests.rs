@@ -561,3 +561,62 @@ fn every_client_field_takes_its_limit_and_is_refused_one_past_it() {
         Err(DecodeError::TooLarge { .. })
     ));
 }
+
+/// The server never sends a frame a client refuses: events that encode to exactly
+/// `SERVER_FRAME_BYTES_MAX` go as one batch; one byte more splits them into batches
+/// each within the limit, which together carry every event in order.
+#[test]
+fn server_batches_stay_within_server_frame_bytes_max_and_split_one_past() {
+    use crate::limits::*;
+    // Parts of the largest value, and one sized to bring the batch to `total` bytes.
+    let events_of = |total: usize| -> Vec<Event> {
+        let part = |i: usize, value_bytes: usize| Event::Part {
+            name: format!("p{i:02}"),
+            version: 1,
+            value: "x".repeat(value_bytes),
+        };
+        let mut events: Vec<Event> = (0..PARTS_COUNT_MAX)
+            .map(|i| part(i, PART_VALUE_BYTES_MAX))
+            .collect();
+        let mut last = 1;
+        events.push(part(PARTS_COUNT_MAX, last));
+        loop {
+            let bytes = ServerFrame::Batch {
+                server_time_ms: 7,
+                events: events.clone(),
+            }
+            .encode()
+            .len();
+            if bytes == total {
+                return events;
+            }
+            // Every step is one byte; varint prefixes grow only at the start.
+            last = last + total - bytes;
+            events.pop();
+            events.push(part(PARTS_COUNT_MAX, last));
+        }
+    };
+    let decoded = |frames: &[Vec<u8>]| -> Vec<Event> {
+        frames
+            .iter()
+            .flat_map(|frame| {
+                assert!(
+                    frame.len() <= SERVER_FRAME_BYTES_MAX,
+                    "{} bytes",
+                    frame.len()
+                );
+                let ServerFrame::Batch { events, .. } = ServerFrame::decode(frame).unwrap();
+                events
+            })
+            .collect()
+    };
+    let at_limit = events_of(SERVER_FRAME_BYTES_MAX);
+    let frames = ServerFrame::batches(7, at_limit.clone());
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].len(), SERVER_FRAME_BYTES_MAX);
+    assert_eq!(decoded(&frames), at_limit);
+    let one_past = events_of(SERVER_FRAME_BYTES_MAX + 1);
+    let frames = ServerFrame::batches(7, one_past.clone());
+    assert_eq!(frames.len(), 2);
+    assert_eq!(decoded(&frames), one_past);
+}

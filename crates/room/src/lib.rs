@@ -1904,14 +1904,13 @@ impl Room {
             }
         }
         for (events, connections) in groups {
-            let frame = ServerFrame::Batch {
-                server_time_ms: now_ms,
-                events,
+            // One frame, unless that would pass SERVER_FRAME_BYTES_MAX (clients refuse it).
+            for frame in ServerFrame::batches(now_ms, events) {
+                self.stats.frames_out += connections.len() as u64;
+                self.stats.bytes_out += (frame.len() * connections.len()) as u64;
+                let connections = connections.clone();
+                self.outputs.push_back(Output::Send { connections, frame });
             }
-            .encode();
-            self.stats.frames_out += connections.len() as u64;
-            self.stats.bytes_out += (frame.len() * connections.len()) as u64;
-            self.outputs.push_back(Output::Send { connections, frame });
         }
         self.flush_shards(now_ms, changed);
     }

@@ -1029,30 +1029,25 @@ impl Shard {
             if events.is_empty() {
                 continue;
             }
-            let frame = ServerFrame::Batch {
-                server_time_ms: now_ms,
-                events,
+            // One frame, unless that would pass SERVER_FRAME_BYTES_MAX (clients refuse it).
+            for frame in ServerFrame::batches(now_ms, events) {
+                self.stats.frames_out += 1;
+                self.stats.bytes_out += frame.len() as u64;
+                self.outputs.push_back(ShardOutput::Send {
+                    connections: vec![id],
+                    frame,
+                });
             }
-            .encode();
-            self.stats.frames_out += 1;
-            self.stats.bytes_out += frame.len() as u64;
-            self.outputs.push_back(ShardOutput::Send {
-                connections: vec![id],
-                frame,
-            });
         }
         if !everyone.is_empty() {
-            let frame = ServerFrame::Batch {
-                server_time_ms: now_ms,
-                events: shared,
+            for frame in ServerFrame::batches(now_ms, shared) {
+                self.stats.frames_out += everyone.len() as u64;
+                self.stats.bytes_out += (frame.len() * everyone.len()) as u64;
+                self.outputs.push_back(ShardOutput::Send {
+                    connections: everyone.clone(),
+                    frame,
+                });
             }
-            .encode();
-            self.stats.frames_out += everyone.len() as u64;
-            self.stats.bytes_out += (frame.len() * everyone.len()) as u64;
-            self.outputs.push_back(ShardOutput::Send {
-                connections: everyone,
-                frame,
-            });
         }
     }
 

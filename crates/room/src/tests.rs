@@ -2895,3 +2895,27 @@ fn actions_past_outbox_events_max_in_one_tick_are_told_as_a_gap() {
     assert_eq!(actions(&out.events[&1]), [next]);
     assert_eq!(gaps(&out.events[&1]), []);
 }
+
+/// A tick whose batch for a connection would pass `SERVER_FRAME_BYTES_MAX` (clients
+/// refuse such a frame) goes out as several frames, each within it, every event once.
+#[test]
+fn a_batch_past_server_frame_bytes_max_goes_out_as_frames_clients_take() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let messages = SERVER_FRAME_BYTES_MAX / SYSTEM_MESSAGE_BYTES_MAX + 1;
+    assert!(messages < OUTBOX_EVENTS_MAX, "not cut by the outbox");
+    for _ in 0..messages {
+        let command = AdminCommand::Broadcast {
+            from_user: "host".into(),
+            from_name: "Host".into(),
+            text: "x".repeat(SYSTEM_MESSAGE_BYTES_MAX),
+        };
+        room.admin(command, now).unwrap();
+    }
+    // `drain` decodes each frame as a client does (refusing one past the limit).
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.frames[&1], 2);
+    assert_eq!(actions(&out.events[&1]).len(), messages);
+}
