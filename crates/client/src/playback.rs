@@ -535,6 +535,22 @@ mod tests {
     }
 
     #[test]
+    fn cues_fired_past_cues_due_max_keep_the_newest() {
+        let mut p = Playback::new();
+        p.playhead(10_000, None);
+        for i in 0..CUES_DUE_MAX {
+            p.add_cue(&alloc::format!("c{i}"), 10_000);
+        }
+        assert_eq!(p.due.len(), CUES_DUE_MAX);
+        assert_eq!(p.due.front().map(|c| c.id.as_str()), Some("c0"));
+        // The host stopped taking them: one more forgets the oldest.
+        p.add_cue("one-more", 10_000);
+        assert_eq!(p.due.len(), CUES_DUE_MAX);
+        assert_eq!(p.due.front().map(|c| c.id.as_str()), Some("c1"));
+        assert_eq!(p.due.back().map(|c| c.id.as_str()), Some("one-more"));
+    }
+
+    #[test]
     fn the_cue_id_is_the_cue_field_of_the_payload() {
         assert_eq!(cue_id_of("v=1;cue=poll-1;ref=poll:p1"), Some("poll-1"));
         assert_eq!(cue_id_of("v=1;ref=poll:p1;cue=poll-1"), Some("poll-1"));

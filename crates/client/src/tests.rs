@@ -894,3 +894,34 @@ fn upgrades_failing_for_a_moment_in_a_live_room_do_not_switch_auto_to_pull() {
         c.handle_timeout(now);
     }
 }
+
+/// The application's queue holds `CLIENT_EVENTS_QUEUED_MAX` events: an application that
+/// stops draining gets every event up to the limit, and past it the newer ones are left
+/// out and counted (`events_dropped`), so the core's memory stays bounded.
+#[test]
+fn events_past_client_events_queued_max_are_dropped_and_counted() {
+    let (mut c, socket) = open_client(0);
+    let mut seq = 10;
+    let mut send = |c: &mut Client, count: usize| {
+        let actions = (0..count)
+            .map(|_| {
+                seq += 1;
+                comment_action(seq, "hi")
+            })
+            .collect();
+        c.handle_socket_message(socket, &batch(actions, 0), 0);
+    };
+    while c.events.len() < CLIENT_EVENTS_QUEUED_MAX {
+        let room = CLIENT_EVENTS_QUEUED_MAX - c.events.len();
+        send(&mut c, room.min(1_000));
+    }
+    assert_eq!(c.events.len(), CLIENT_EVENTS_QUEUED_MAX);
+    assert_eq!(c.events_dropped(), 0);
+    send(&mut c, 1);
+    assert_eq!(c.events.len(), CLIENT_EVENTS_QUEUED_MAX);
+    assert_eq!(c.events_dropped(), 1);
+    // Drained, the queue takes events again.
+    events(&mut c);
+    send(&mut c, 1);
+    assert_eq!(events(&mut c).len(), 1);
+}

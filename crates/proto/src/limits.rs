@@ -323,7 +323,8 @@ pub const CLIENT_CLOCK_REFRESH_MS: u64 = 30_000;
 pub const CLIENT_PING_TIMEOUT_MS: u64 = 3_000;
 /// A pull request without an answer for this long counts as failed.
 pub const CLIENT_FETCH_TIMEOUT_MS: u64 = 10_000;
-/// Client events waiting for the application to drain them; the core asserts this bound.
+/// Client events waiting for the application to drain them; past it newer events are
+/// dropped and counted (`Client::events_dropped`).
 pub const CLIENT_EVENTS_QUEUED_MAX: usize = 64 * 1024;
 
 // ---- Video sync (crates/client/src/playback.rs) ----
