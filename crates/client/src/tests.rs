@@ -925,3 +925,37 @@ fn events_past_client_events_queued_max_are_dropped_and_counted() {
     send(&mut c, 1);
     assert_eq!(events(&mut c).len(), 1);
 }
+
+fn closes(t: &[Transmit]) -> Vec<String> {
+    t.iter()
+        .filter_map(|t| match t {
+            Transmit::CloseSocket { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A socket that has not said Welcome is given up at `CLIENT_CONNECT_TIMEOUT_MS`, not a
+/// millisecond before.
+#[test]
+fn a_socket_without_welcome_is_given_up_at_client_connect_timeout_ms() {
+    let mut c = client(TransportMode::Ws, 0);
+    opened_socket(&transmits(&mut c));
+    c.handle_timeout(CLIENT_CONNECT_TIMEOUT_MS - 1);
+    assert_eq!(closes(&transmits(&mut c)), Vec::<String>::new());
+    c.handle_timeout(CLIENT_CONNECT_TIMEOUT_MS);
+    assert_eq!(closes(&transmits(&mut c)), ["connect timeout"]);
+}
+
+/// An open socket silent for `CLIENT_SILENCE_MS_MAX` is replaced, not a millisecond
+/// before.
+#[test]
+fn an_open_socket_silent_for_client_silence_ms_max_is_replaced() {
+    let (mut c, _) = open_client(0);
+    c.handle_timeout(CLIENT_SILENCE_MS_MAX - 1);
+    assert_eq!(closes(&transmits(&mut c)), Vec::<String>::new());
+    assert_eq!(c.status(), Status::Open);
+    c.handle_timeout(CLIENT_SILENCE_MS_MAX);
+    assert_eq!(closes(&transmits(&mut c)), ["silent too long"]);
+    assert_ne!(c.status(), Status::Open);
+}
