@@ -959,3 +959,41 @@ fn an_open_socket_silent_for_client_silence_ms_max_is_replaced() {
     assert_eq!(closes(&transmits(&mut c)), ["silent too long"]);
     assert_ne!(c.status(), Status::Open);
 }
+
+/// When a like frame refused for the rate is sent again: after the room's wait, but
+/// never later than `CLIENT_LIKE_RETRY_MS_MAX` (the room's bucket refills within it), so
+/// an odd wait one past the limit or far past it does not hold the taps back.
+#[test]
+fn a_refused_like_frame_waits_at_most_client_like_retry_ms_max() {
+    let resent_at = |retry_after_ms: u32| -> u64 {
+        let (mut c, socket) = open_client(0);
+        c.like(5, 0);
+        c.handle_timeout(0);
+        let (client_id, _) = like_frames(&transmits(&mut c))[0];
+        let refusal = Event::Error {
+            client_id: Some(client_id),
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+            retry_after_ms,
+        };
+        c.handle_socket_message(socket, &batch(vec![refusal], 10), 10);
+        let mut now = 10;
+        loop {
+            now += 1;
+            // Heard from the room, so the socket is not given up for silence.
+            c.handle_socket_text(socket, now);
+            if c.poll_timeout().is_some_and(|t| t <= now) {
+                c.handle_timeout(now);
+            }
+            if !like_frames(&transmits(&mut c)).is_empty() {
+                return now;
+            }
+            assert!(now < 100_000, "never resent");
+        }
+    };
+    let limit = u32::try_from(CLIENT_LIKE_RETRY_MS_MAX).unwrap();
+    assert_eq!(resent_at(limit - 100), 10 + CLIENT_LIKE_RETRY_MS_MAX - 100);
+    assert_eq!(resent_at(limit), 10 + CLIENT_LIKE_RETRY_MS_MAX);
+    assert_eq!(resent_at(limit + 1), 10 + CLIENT_LIKE_RETRY_MS_MAX);
+    assert_eq!(resent_at(60_000), 10 + CLIENT_LIKE_RETRY_MS_MAX);
+}
