@@ -997,3 +997,48 @@ fn a_refused_like_frame_waits_at_most_client_like_retry_ms_max() {
     assert_eq!(resent_at(limit + 1), 10 + CLIENT_LIKE_RETRY_MS_MAX);
     assert_eq!(resent_at(60_000), 10 + CLIENT_LIKE_RETRY_MS_MAX);
 }
+
+fn pings(t: &[Transmit]) -> Vec<u64> {
+    sent_frames(t)
+        .into_iter()
+        .filter_map(|f| match f {
+            ClientFrame::Ping { client_time_ms } => Some(client_time_ms),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A connection takes `CLIENT_CLOCK_BURST` clock samples one after another, then one per
+/// `CLIENT_CLOCK_REFRESH_MS`; a ping without its pong is given up after
+/// `CLIENT_PING_TIMEOUT_MS` (the next goes then), each not a millisecond before.
+#[test]
+fn clock_pings_come_in_a_burst_then_per_refresh_and_a_lost_one_times_out() {
+    let (mut c, socket) = open_client(0);
+    let mut burst = 0;
+    loop {
+        c.handle_timeout(0);
+        let sent = pings(&transmits(&mut c));
+        if sent.is_empty() {
+            break;
+        }
+        assert_eq!(sent.len(), 1, "one ping in flight");
+        burst += 1;
+        let pong = Event::Pong {
+            client_time_ms: sent[0],
+            server_time_ms: 5,
+        };
+        c.handle_socket_message(socket, &batch(vec![pong], 5), 0);
+    }
+    assert_eq!(burst, CLIENT_CLOCK_BURST);
+    c.handle_timeout(CLIENT_CLOCK_REFRESH_MS - 1);
+    assert!(pings(&transmits(&mut c)).is_empty());
+    c.handle_timeout(CLIENT_CLOCK_REFRESH_MS);
+    assert_eq!(pings(&transmits(&mut c)), [CLIENT_CLOCK_REFRESH_MS]);
+    // No pong: the ping is given up at CLIENT_PING_TIMEOUT_MS and the next one goes.
+    let lost_at = CLIENT_CLOCK_REFRESH_MS + CLIENT_PING_TIMEOUT_MS;
+    c.handle_socket_text(socket, lost_at - 1); // the socket itself is alive
+    c.handle_timeout(lost_at - 1);
+    assert!(pings(&transmits(&mut c)).is_empty());
+    c.handle_timeout(lost_at);
+    assert_eq!(pings(&transmits(&mut c)), [lost_at]);
+}
