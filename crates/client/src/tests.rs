@@ -1042,3 +1042,58 @@ fn clock_pings_come_in_a_burst_then_per_refresh_and_a_lost_one_times_out() {
     c.handle_timeout(lost_at);
     assert_eq!(pings(&transmits(&mut c)), [lost_at]);
 }
+
+fn fetches(t: &[Transmit]) -> Vec<u64> {
+    t.iter()
+        .filter_map(|t| match t {
+            Transmit::Fetch { request, .. } => Some(*request),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A pull request without an answer for `CLIENT_FETCH_TIMEOUT_MS` counts as failed (and
+/// is asked again), not a millisecond before.
+#[test]
+fn a_pull_request_without_an_answer_fails_at_client_fetch_timeout_ms() {
+    let mut c = client(TransportMode::Pull, 0);
+    assert_eq!(fetches(&transmits(&mut c)), [1]);
+    c.handle_timeout(CLIENT_FETCH_TIMEOUT_MS - 1);
+    assert!(fetches(&transmits(&mut c)).is_empty());
+    assert_eq!(
+        c.poll_timeout(),
+        Some(CLIENT_FETCH_TIMEOUT_MS),
+        "still waiting"
+    );
+    c.handle_timeout(CLIENT_FETCH_TIMEOUT_MS);
+    let retry_at = c.poll_timeout().expect("asks again");
+    assert!(retry_at > CLIENT_FETCH_TIMEOUT_MS, "given up: {retry_at}");
+    c.handle_timeout(retry_at);
+    assert_eq!(fetches(&transmits(&mut c)), [2]);
+}
+
+/// One admission check at a time: a check without an answer for
+/// `CLIENT_ADMISSION_CHECK_TIMEOUT_MS` is replaced by the next failed upgrade's, one
+/// failing a millisecond before is not.
+#[test]
+fn an_unanswered_admission_check_is_replaced_after_client_admission_check_timeout_ms() {
+    for (failed_at, asks_again) in [
+        (CLIENT_ADMISSION_CHECK_TIMEOUT_MS - 1, false),
+        (CLIENT_ADMISSION_CHECK_TIMEOUT_MS, true),
+    ] {
+        let mut c = client(TransportMode::Ws, 0);
+        let socket = opened_socket(&transmits(&mut c));
+        c.handle_socket_closed(socket, 1006, "", 0);
+        admission_check(&transmits(&mut c));
+        let reopen_at = c.poll_timeout().unwrap();
+        assert!(reopen_at < failed_at);
+        c.handle_timeout(reopen_at);
+        let again = opened_socket(&transmits(&mut c));
+        c.handle_socket_closed(again, 1006, "", failed_at);
+        let checks = transmits(&mut c)
+            .iter()
+            .filter(|t| matches!(t, Transmit::Fetch { .. }))
+            .count();
+        assert_eq!(checks, usize::from(asks_again), "failed at {failed_at}");
+    }
+}
