@@ -550,6 +550,63 @@ mod tests {
         assert_eq!(p.due.back().map(|c| c.id.as_str()), Some("one-more"));
     }
 
+    /// Each timing bound of the playhead taken at the limit and one past it.
+    #[test]
+    fn playhead_bounds_hold_at_the_limit_and_change_one_past() {
+        // Reports of one cue within CUE_SAME_MS_MAX are one cue.
+        let mut p = Playback::new();
+        p.add_cue("a", 1_000);
+        p.add_cue("a", 1_000 + CUE_SAME_MS_MAX);
+        assert_eq!(p.known.len(), 1);
+        p.add_cue("a", 1_000 + CUE_SAME_MS_MAX + 1);
+        assert_eq!(p.known.len(), 2);
+        // A cue found CUE_LATE_MS_MAX after its moment fires; one more is too late.
+        let mut p = Playback::new();
+        play(&mut p, 0, 5_000, 250);
+        p.add_cue("at-limit", 5_000 - CUE_LATE_MS_MAX);
+        p.add_cue("past", 5_000 - CUE_LATE_MS_MAX - 1);
+        assert_eq!(
+            fired(&mut p),
+            [("at-limit".into(), 5_000 - CUE_LATE_MS_MAX)]
+        );
+        // A step of PLAYHEAD_JUMP_MS_MAX is playback (cues on the way fire); one more is
+        // a seek over them.
+        for (step, fires) in [
+            (PLAYHEAD_JUMP_MS_MAX, true),
+            (PLAYHEAD_JUMP_MS_MAX + 1, false),
+        ] {
+            let mut p = Playback::new();
+            p.add_cue("x", 3_000);
+            p.playhead(3_000 - step, None);
+            p.playhead(3_000, None);
+            assert_eq!(!fired(&mut p).is_empty(), fires, "step {step}");
+        }
+        // A step back of PLAYHEAD_JITTER_MS_MAX is disagreement; one more is a seek back
+        // (a new pass: the cue fires again).
+        for (back, again) in [
+            (PLAYHEAD_JITTER_MS_MAX, false),
+            (PLAYHEAD_JITTER_MS_MAX + 1, true),
+        ] {
+            let mut p = Playback::new();
+            p.add_cue("x", 2_000);
+            assert_eq!(play(&mut p, 0, 2_100, 100).len(), 1);
+            p.playhead(2_100 - back, None);
+            p.playhead(2_100, None);
+            assert_eq!(!fired(&mut p).is_empty(), again, "back {back}");
+        }
+        // A cue PLAYHEAD_FIRST_SLACK_MS before the first report belongs to the first
+        // moment; one more before it does not.
+        for (first, fires) in [
+            (1_000 + PLAYHEAD_FIRST_SLACK_MS, true),
+            (1_000 + PLAYHEAD_FIRST_SLACK_MS + 1, false),
+        ] {
+            let mut p = Playback::new();
+            p.add_cue("x", 1_000);
+            p.playhead(first, None);
+            assert_eq!(!fired(&mut p).is_empty(), fires, "first report at {first}");
+        }
+    }
+
     #[test]
     fn the_cue_id_is_the_cue_field_of_the_payload() {
         assert_eq!(cue_id_of("v=1;cue=poll-1;ref=poll:p1"), Some("poll-1"));
