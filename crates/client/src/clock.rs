@@ -120,6 +120,22 @@ mod tests {
         insertion_sort_by_key(&mut empty, |o| *o);
     }
 
+    /// `CLIENT_CLOCK_SAMPLES_MAX` samples are kept; one more forgets the oldest.
+    #[test]
+    fn the_clock_keeps_the_last_client_clock_samples_max_samples() {
+        let mut clock = ClockSync::default();
+        // The first sample is the only one with an offset of 900.
+        clock.add_sample(0, 920, 920, 40);
+        for i in 1..CLIENT_CLOCK_SAMPLES_MAX as u64 {
+            clock.add_sample(i * 100, i * 100 + 520, i * 100 + 520, i * 100 + 40);
+        }
+        assert_eq!(clock.samples.len(), CLIENT_CLOCK_SAMPLES_MAX);
+        assert_eq!(clock.samples.front().map(|s| s.offset_ms), Some(900));
+        clock.add_sample(10_000, 10_520, 10_520, 10_040);
+        assert_eq!(clock.samples.len(), CLIENT_CLOCK_SAMPLES_MAX);
+        assert!(clock.samples.iter().all(|s| s.offset_ms == 500));
+    }
+
     #[test]
     fn impossible_samples_are_ignored() {
         let mut clock = ClockSync::default();

@@ -1097,3 +1097,22 @@ fn an_unanswered_admission_check_is_replaced_after_client_admission_check_timeou
         assert_eq!(checks, usize::from(asks_again), "failed at {failed_at}");
     }
 }
+
+/// An action without an answer fails with `timeout` at `CLIENT_ACTION_TIMEOUT_MS`, not a
+/// millisecond before.
+#[test]
+fn an_unanswered_action_times_out_at_client_action_timeout_ms() {
+    let (mut c, _) = open_client(0);
+    let id = c.comment("lost", 0).unwrap();
+    events(&mut c);
+    c.handle_timeout(CLIENT_ACTION_TIMEOUT_MS - 1);
+    assert!(events(&mut c).is_empty());
+    assert_eq!(c.actions_pending(), 1);
+    c.handle_timeout(CLIENT_ACTION_TIMEOUT_MS);
+    let ends = events(&mut c);
+    assert!(
+        matches!(&ends[..], [ClientEvent::Done { id: i, error: Some(e), .. }]
+            if *i == id && e.code == "timeout"),
+        "{ends:?}"
+    );
+}
