@@ -79,6 +79,12 @@ pub const ONLINE_PUBLISH_INTERVAL_MS: u64 = 1_000;
 /// acknowledged rather than applied twice. Clients stop retrying long before a user could
 /// send this many newer frames (comments are limited to `COMMENT_BURST` + 1/s).
 pub const RECENT_CLIENT_IDS_PER_USER_MAX: usize = 64;
+/// Like frames of one tick whose client ids are stored with the like total (`likes_last`),
+/// so a room restored from storage still acknowledges, not counts, a like whose ack its
+/// crash lost. Bounded so the record stays under the platform's 128 KiB value (user ids
+/// are at most `USER_ID_BYTES_MAX`); frames past it in one tick are counted but not
+/// stored (at worst counted twice if retried across a crash).
+pub const LIKE_FRAMES_STORED_PER_TICK_MAX: usize = 512;
 /// Events queued for one connection in one tick; later ones that tick are dropped, and
 /// the dropped actions told as a `Gap` at the end of the batch (`Room::enqueue`).
 pub const OUTBOX_EVENTS_MAX: usize = 2_048;

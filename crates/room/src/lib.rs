@@ -573,6 +573,8 @@ pub struct Room {
 
     likes_dirty: bool,
     meta_dirty: bool,
+    /// Like frames (user, client id) acknowledged this tick, stored with the total.
+    likes_acked: Vec<(String, u64)>,
     online_published: Option<u32>,
     online_refresh_at_ms: u64,
     /// A changed count is not published before this (`ONLINE_PUBLISH_INTERVAL_MS`).
@@ -637,6 +639,7 @@ impl Room {
             buckets: HashMap::new(),
             likes_dirty: false,
             meta_dirty: false,
+            likes_acked: Vec::new(),
             online_published: None,
             online_refresh_at_ms: now_ms,
             online_publish_earliest_ms: now_ms,
@@ -1058,6 +1061,7 @@ impl Room {
     fn on_frame(&mut self, connection: ConnectionId, frame: ClientFrame, now_ms: u64) {
         let identity = self.connections[&connection].identity.clone();
         let client_id = frame.client_id();
+        let is_like = matches!(frame, ClientFrame::Like { .. });
         if self.answer_repeat(connection, &frame, now_ms) {
             return;
         }
@@ -1136,6 +1140,9 @@ impl Room {
             Ok(seq) => {
                 self.buckets(&identity.user, now_ms)
                     .remember(client_id, seq);
+                if is_like && self.likes_acked.len() < LIKE_FRAMES_STORED_PER_TICK_MAX {
+                    self.likes_acked.push((identity.user.clone(), client_id));
+                }
                 self.enqueue(connection, Event::Ack { client_id, seq }, now_ms)
             }
             Err((code, message, retry_after_ms)) => self.refuse(
@@ -1882,6 +1889,11 @@ impl Room {
         }
         // Persist before sending: nothing acknowledged may be lost by a crash.
         self.flush_meta();
+        if !self.likes_acked.is_empty() {
+            let frames = std::mem::take(&mut self.likes_acked);
+            self.outputs
+                .push_back(Output::Store(StorageOp::put_likes_last(&frames)));
+        }
         // Connections with the same batch (most of them, most ticks: only broadcasts) share
         // one encoding. Only the last few groups are compared, so a tick where every
         // connection has something of its own stays linear.

@@ -22,7 +22,8 @@ use crate::qa::{Qa, QaRecord};
 use crate::quiz::{AnswerRecord, Quiz, QuizRecord};
 use crate::{Gifter, Output, PartState, PendingGift, Room, RoomInfo, RoomStatus, RESERVED_PARTS};
 use ovation_proto::limits::{
-    PARTS_COUNT_MAX, RING_EVENTS_MAX, SHARDS_PER_ROOM_MAX, SHARD_COUNTS_MAX,
+    LIKE_FRAMES_STORED_PER_TICK_MAX, PARTS_COUNT_MAX, RING_EVENTS_MAX, SHARDS_PER_ROOM_MAX,
+    SHARD_COUNTS_MAX,
 };
 use ovation_proto::Action;
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,8 @@ const MUTE_PREFIX: &str = "mute/";
 const BAN_PREFIX: &str = "ban/";
 const AUDIT_PREFIX: &str = "audit/";
 const SHARDS_KEY: &str = "shards";
+/// The like frames (user, client id) acknowledged in the last tick that had any.
+const LIKES_LAST_KEY: &str = "likes_last";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StorageOp {
@@ -100,6 +103,13 @@ impl StorageOp {
                 likes_total: room.likes_total,
                 created_ms: room.created_ms,
             }),
+        }
+    }
+
+    pub(crate) fn put_likes_last(frames: &[(String, u64)]) -> StorageOp {
+        StorageOp::Put {
+            key: LIKES_LAST_KEY.into(),
+            value: encode(&frames),
         }
     }
 
@@ -327,6 +337,7 @@ impl Room {
         let mut banned = std::collections::BTreeSet::new();
         let mut audit: Vec<AuditEntry> = Vec::new();
         let mut shard_counts: Vec<u16> = Vec::new();
+        let mut likes_last: Vec<(String, u64)> = Vec::new();
         for (key, value) in records {
             let corrupt = || RestoreError::Corrupt { key: key.clone() };
             if key == META_KEY {
@@ -391,6 +402,11 @@ impl Room {
                 muted.insert(user.to_owned(), until);
             } else if let Some(user) = key.strip_prefix(BAN_PREFIX) {
                 banned.insert(user.to_owned());
+            } else if key == LIKES_LAST_KEY {
+                likes_last = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                if likes_last.len() > LIKE_FRAMES_STORED_PER_TICK_MAX {
+                    return Err(corrupt());
+                }
             } else if key == SHARDS_KEY {
                 shard_counts = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 let growing = shard_counts.windows(2).all(|w| w[0] < w[1]);
@@ -422,6 +438,11 @@ impl Room {
         room.total_version = meta.total_version;
         room.last_seq = meta.last_seq;
         room.likes_total = meta.likes_total;
+        // Like frames acknowledged just before the crash: a retry is acknowledged again,
+        // not counted again.
+        for (user, client_id) in likes_last {
+            room.buckets(&user, now_ms).remember(client_id, None);
+        }
         room.online_refresh_at_ms = now_ms;
         room.parts = parts;
         room.gifters = gifters;

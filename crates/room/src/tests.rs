@@ -623,16 +623,27 @@ fn frames_retried_after_a_reconnect_are_acknowledged_not_applied_twice() {
     room.handle_frame(3, &comment("mine", 77), now);
     apply(&tick(&mut room, &mut now).stores, &mut store);
     assert_eq!(room.last_seq(), 2);
-    // After a restart, the stored ring still knows ana's comment.
+    // After a restart, the stored ring still knows ana's comment, and the stored like
+    // frames of the last tick with likes her like.
     let mut restored = Room::restore(store.clone(), now).unwrap().unwrap();
     join(&mut restored, 4, "ana", Role::Viewer, now);
     restored.handle_frame(4, &comment("once", 77), now);
+    restored.handle_frame(4, &like, now);
     let out = tick(&mut restored, &mut now);
     assert!(out.events[&4].contains(&Event::Ack {
         client_id: 77,
         seq: Some(1)
     }));
+    assert!(out.events[&4].contains(&Event::Ack {
+        client_id: 78,
+        seq: None
+    }));
     assert_eq!(restored.last_seq(), 2);
+    assert_eq!(
+        restored.likes_total(),
+        3,
+        "a like retried across a restart is not counted twice"
+    );
 }
 
 /// A resumed client resends everything unacknowledged at once: repeats are answered
