@@ -95,8 +95,10 @@ pub const COMMENT_BURST: u32 = 3;
 /// Likes per user per second, after client-side coalescing (a bucket over the count).
 pub const LIKES_RATE_PER_S: u32 = 20;
 pub const LIKES_BURST: u32 = 20;
-/// Likes one frame may carry.
-pub const LIKE_COUNT_PER_FRAME_MAX: u32 = 100;
+/// Likes one frame may carry: no more than the user's bucket holds, since a frame is
+/// taken whole (it was 100, and a frame of 21 to 100 likes was refused for the rate with
+/// a wait of forever).
+pub const LIKE_COUNT_PER_FRAME_MAX: u32 = LIKES_BURST;
 /// Any frame: sustained rate and burst per connection.
 pub const FRAMES_RATE_PER_S: u32 = 20;
 pub const FRAMES_BURST: u32 = 40;

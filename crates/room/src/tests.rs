@@ -2223,7 +2223,13 @@ fn every_per_user_bucket_refuses_one_past_its_burst() {
     };
     let (refusals, _) = burst_of(&like(LIKES_BURST), 0, Role::Viewer);
     assert!(refusals.is_empty(), "{refusals:?}");
-    let (refusals, _) = burst_of(&like(LIKES_BURST + 1), 0, Role::Viewer);
+    // One like past the burst (a frame carries at most LIKE_COUNT_PER_FRAME_MAX, the
+    // burst: the one more comes in a second frame).
+    let one_more = |c: u64| ClientFrame::Like {
+        client_id: c,
+        count: if c == 1 { LIKES_BURST } else { 1 },
+    };
+    let (refusals, _) = burst_of(&one_more, 1, Role::Viewer);
     assert_eq!(refusals, [ErrorCode::RateLimited], "LIKES_BURST");
     // FRAMES_BURST: any frame, per connection.
     let ping = |_: u64| ClientFrame::Ping { client_time_ms: 0 };
@@ -2929,4 +2935,59 @@ fn a_batch_past_server_frame_bytes_max_goes_out_as_frames_clients_take() {
     let out = tick(&mut room, &mut now);
     assert_eq!(out.frames[&1], 2);
     assert_eq!(actions(&out.events[&1]).len(), messages);
+}
+
+/// `LIKE_COUNT_PER_FRAME_MAX` likes in one frame are taken; one more is refused
+/// `invalid` and nothing of it is counted.
+#[test]
+fn a_like_frame_takes_like_count_per_frame_max_and_refuses_one_past() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    let like = |client_id, count| ClientFrame::Like { client_id, count }.encode();
+    room.handle_frame(1, &like(1, LIKE_COUNT_PER_FRAME_MAX), now);
+    room.handle_frame(2, &like(1, LIKE_COUNT_PER_FRAME_MAX + 1), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(room.likes_total(), u64::from(LIKE_COUNT_PER_FRAME_MAX));
+    assert!(error_codes(&out.events[&1]).is_empty());
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::Invalid]);
+}
+
+/// The like frames stored with one tick's total stop at
+/// `LIKE_FRAMES_STORED_PER_TICK_MAX`: the record stays bounded (the frames past it are
+/// counted, only not remembered across a restart).
+#[test]
+fn like_frames_stored_per_tick_stop_at_their_limit() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    let users = LIKE_FRAMES_STORED_PER_TICK_MAX + 1;
+    for u in 0..users as u64 {
+        join(&mut room, 100 + u, &format!("u{u}"), Role::Viewer, now);
+    }
+    tick(&mut room, &mut now);
+    now += 10_000; // a quiet room: the likes all go in the next flush
+    for u in 0..users as u64 {
+        let like = ClientFrame::Like {
+            client_id: 1,
+            count: 1,
+        }
+        .encode();
+        room.handle_frame(100 + u, &like, now);
+    }
+    room.handle_timeout(now);
+    let out = drain(&mut room);
+    assert_eq!(room.likes_total(), users as u64, "every like counted");
+    let stored: Vec<(String, u64)> = out
+        .stores
+        .iter()
+        .find_map(|op| match op {
+            StorageOp::Put { key, value } if key == "likes_last" => {
+                Some(postcard::from_bytes(value).unwrap())
+            }
+            _ => None,
+        })
+        .expect("the like frames are stored with the total");
+    assert_eq!(stored.len(), LIKE_FRAMES_STORED_PER_TICK_MAX);
 }
