@@ -2991,3 +2991,36 @@ fn like_frames_stored_per_tick_stop_at_their_limit() {
         .expect("the like frames are stored with the total");
     assert_eq!(stored.len(), LIKE_FRAMES_STORED_PER_TICK_MAX);
 }
+
+/// A socket with no sign of life for `STALE_SOCKET_MS` is closed stale: not a
+/// millisecond before.
+#[test]
+fn a_silent_socket_is_closed_stale_at_stale_socket_ms_not_before() {
+    let mut room = Room::create(info(), 1, 0);
+    join(&mut room, 1, "ana", Role::Viewer, 0);
+    drain(&mut room);
+    room.handle_timeout(STALE_SOCKET_MS - 1);
+    assert!(drain(&mut room).closes.is_empty(), "alive one ms before");
+    room.handle_timeout(STALE_SOCKET_MS);
+    assert_eq!(drain(&mut room).closes, vec![(1, CloseCode::Stale)]);
+}
+
+/// An audit entry's detail keeps `AUDIT_DETAIL_BYTES_MAX` bytes; one more is cut, on a
+/// character boundary.
+#[test]
+fn audit_details_keep_audit_detail_bytes_max_and_cut_one_past() {
+    let exact = "d".repeat(AUDIT_DETAIL_BYTES_MAX);
+    assert_eq!(
+        crate::moderation::truncate(exact.clone(), AUDIT_DETAIL_BYTES_MAX),
+        exact
+    );
+    let one_past = format!("{exact}x");
+    assert_eq!(
+        crate::moderation::truncate(one_past, AUDIT_DETAIL_BYTES_MAX),
+        exact
+    );
+    // A two-byte character straddling the limit goes whole.
+    let straddling = format!("{}é", "d".repeat(AUDIT_DETAIL_BYTES_MAX - 1));
+    let cut = crate::moderation::truncate(straddling, AUDIT_DETAIL_BYTES_MAX);
+    assert_eq!(cut.len(), AUDIT_DETAIL_BYTES_MAX - 1);
+}
