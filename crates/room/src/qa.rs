@@ -218,3 +218,24 @@ impl Qa {
             .any(|q| q.record.status == QaStatus::Pending)
     }
 }
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    /// The `qa` part lists `QA_PART_ENTRIES_MAX` questions and counts all of them; one
+    /// more question is counted but not listed.
+    #[test]
+    fn the_qa_part_lists_qa_part_entries_max_questions_and_counts_one_past() {
+        let mut qa = Qa::default();
+        for i in 0..=QA_PART_ENTRIES_MAX {
+            qa.ask("u", "U", format!("question {i}"), false, 0).unwrap();
+        }
+        let part: serde_json::Value = serde_json::from_str(&qa.part_json(false)).unwrap();
+        assert_eq!(
+            part["questions"].as_array().unwrap().len(),
+            QA_PART_ENTRIES_MAX
+        );
+        assert_eq!(part["count"], QA_PART_ENTRIES_MAX + 1);
+    }
+}

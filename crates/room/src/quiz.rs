@@ -457,3 +457,25 @@ impl Quiz {
         .to_string()
     }
 }
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    /// A correct answer gets `QUIZ_POINTS_CORRECT` plus at most `QUIZ_POINTS_SPEED_MAX`:
+    /// all of it at the opening (never more, even for a clock before it), none at the
+    /// close, and less one millisecond after the opening.
+    #[test]
+    fn speed_points_are_at_most_quiz_points_speed_max() {
+        let window = QuestionWindow {
+            opened_ms: 1_000,
+            closes_at_ms: 11_000,
+            closed_ms: None,
+        };
+        let most = QUIZ_POINTS_CORRECT + QUIZ_POINTS_SPEED_MAX;
+        assert_eq!(Quiz::points(window, 1_000), most);
+        assert_eq!(Quiz::points(window, 0), most);
+        assert!(Quiz::points(window, 1_001) < most);
+        assert_eq!(Quiz::points(window, 11_000), QUIZ_POINTS_CORRECT);
+    }
+}

@@ -3024,3 +3024,32 @@ fn audit_details_keep_audit_detail_bytes_max_and_cut_one_past() {
     let cut = crate::moderation::truncate(straddling, AUDIT_DETAIL_BYTES_MAX);
     assert_eq!(cut.len(), AUDIT_DETAIL_BYTES_MAX - 1);
 }
+
+/// The quiz part's leaderboard lists `QUIZ_LEADERBOARD_ENTRIES_MAX` players; one more
+/// player who scored is not listed.
+#[test]
+fn the_quiz_leaderboard_lists_quiz_leaderboard_entries_max_and_not_one_more() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let quiz = StaffCommand::CreateQuiz {
+        spec: quiz_spec(&[(2, 1)], 10_000),
+    };
+    room.admin(as_host(quiz), now).unwrap();
+    room.admin(as_host(StaffCommand::NextQuestion { id: "z1".into() }), now)
+        .unwrap();
+    let players = QUIZ_LEADERBOARD_ENTRIES_MAX as u64 + 1;
+    for p in 0..players {
+        join(&mut room, 100 + p, &format!("p{p}"), Role::Viewer, now);
+        room.handle_frame(100 + p, &answer("z1", 0, 1, 1), now);
+    }
+    tick(&mut room, &mut now);
+    room.admin(
+        as_host(StaffCommand::CloseQuestion { id: "z1".into() }),
+        now,
+    )
+    .unwrap();
+    let out = tick(&mut room, &mut now);
+    let quiz = part_value(&out.events[&100], "quiz").expect("the quiz part after the close");
+    let leaderboard = quiz["leaderboard"].as_array().unwrap();
+    assert_eq!(leaderboard.len(), QUIZ_LEADERBOARD_ENTRIES_MAX, "{quiz}");
+}
