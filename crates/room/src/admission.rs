@@ -24,6 +24,11 @@ pub struct ConnectRefused {
     pub retry_after_ms: u32,
 }
 
+/// A user's connect bucket, full: the Worker's (here) and the room's (`UserBuckets`).
+pub(crate) fn connect_bucket(now_ms: u64) -> TokenBucket {
+    TokenBucket::new_full(USER_CONNECTS_PER_S, USER_CONNECTS_BURST, now_ms)
+}
+
 #[derive(Debug, Default)]
 pub struct ConnectLimiter {
     buckets: BTreeMap<ConnectKey, TokenBucket>,
@@ -42,9 +47,7 @@ impl ConnectLimiter {
         }
         self.buckets
             .entry(key.clone())
-            .or_insert_with(|| {
-                TokenBucket::new_full(USER_CONNECTS_PER_S, USER_CONNECTS_BURST, now_ms)
-            })
+            .or_insert_with(|| connect_bucket(now_ms))
             .take(1, now_ms)
             .map_err(|wait_ms| ConnectRefused {
                 retry_after_ms: wait_ms,

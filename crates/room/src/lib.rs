@@ -532,7 +532,7 @@ impl UserBuckets {
             reactions: TokenBucket::new_full(REACTION_RATE_PER_S, REACTION_BURST, now_ms),
             directs: TokenBucket::new_full(DIRECT_RATE_PER_S, DIRECT_BURST, now_ms),
             gifts: TokenBucket::new_full(GIFT_RATE_PER_S, GIFT_BURST, now_ms),
-            connects: TokenBucket::new_full(USER_CONNECTS_PER_S, USER_CONNECTS_BURST, now_ms),
+            connects: admission::connect_bucket(now_ms),
             used_ms: now_ms,
             recent: VecDeque::new(),
         }
@@ -1062,9 +1062,7 @@ impl Room {
         let identity = self.connections[&connection].identity.clone();
         let client_id = frame.client_id();
         let is_like = matches!(frame, ClientFrame::Like { .. });
-        if self.answer_repeat(connection, &frame, now_ms) {
-            return;
-        }
+        // (Repeats were answered by the caller: `handle_frame`, or the shard relay.)
         let result: Result<Option<u64>, (ErrorCode, String, u32)> = match frame {
             ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
             ClientFrame::Ping { client_time_ms } => {

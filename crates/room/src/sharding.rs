@@ -176,7 +176,10 @@ impl Room {
                 id
             }
         };
-        self.on_frame(id, frame, now_ms);
+        // A relayed repeat is acknowledged like a local one (before anything else).
+        if !self.answer_repeat(id, &frame, now_ms) {
+            self.on_frame(id, frame, now_ms);
+        }
     }
 
     /// A peer message for every connection of `user`: local sockets, and the shards the

@@ -104,6 +104,10 @@ fn comment(text: &str, client_id: u64) -> Vec<u8> {
     .encode()
 }
 
+fn like_frame(client_id: u64, count: u32) -> Vec<u8> {
+    ClientFrame::Like { client_id, count }.encode()
+}
+
 fn actions(events: &[Event]) -> Vec<u64> {
     events
         .iter()
@@ -655,13 +659,7 @@ fn a_burst_of_repeats_is_acknowledged_not_refused_for_the_frame_rate() {
     let mut room = Room::create(info(), 1, now);
     drain(&mut room);
     join(&mut room, 1, "ana", Role::Viewer, now);
-    let like = |client_id| {
-        ClientFrame::Like {
-            client_id,
-            count: 1,
-        }
-        .encode()
-    };
+    let like = |client_id| like_frame(client_id, 1);
     // Within the user's recent ids and under the like rate, spread out in time.
     let sent: Vec<u64> = (1..RECENT_CLIENT_IDS_PER_USER_MAX as u64).collect();
     for &id in &sent {
@@ -2690,13 +2688,7 @@ fn a_users_recent_client_ids_keep_the_last_max_and_forget_the_oldest() {
     let mut room = Room::create(info(), 1, now);
     drain(&mut room);
     join(&mut room, 1, "ana", Role::Viewer, now);
-    let like = |client_id| {
-        ClientFrame::Like {
-            client_id,
-            count: 1,
-        }
-        .encode()
-    };
+    let like = |client_id| like_frame(client_id, 1);
     let send = |room: &mut Room, now: &mut u64, id: u64| {
         *now += 1_000 / u64::from(FRAMES_RATE_PER_S) + 1;
         room.handle_frame(1, &like(id), *now);
@@ -2945,7 +2937,7 @@ fn a_like_frame_takes_like_count_per_frame_max_and_refuses_one_past() {
     let mut room = Room::create(info(), 1, now);
     join(&mut room, 1, "ana", Role::Viewer, now);
     join(&mut room, 2, "bob", Role::Viewer, now);
-    let like = |client_id, count| ClientFrame::Like { client_id, count }.encode();
+    let like = like_frame;
     room.handle_frame(1, &like(1, LIKE_COUNT_PER_FRAME_MAX), now);
     room.handle_frame(2, &like(1, LIKE_COUNT_PER_FRAME_MAX + 1), now);
     let out = tick(&mut room, &mut now);
