@@ -313,7 +313,7 @@ async fn require_bearer(
     next: axum::middleware::Next,
 ) -> Response {
     let path = request.uri().path();
-    let public = path == ROUTES[7] || (state.metrics_public && path == ROUTES[8]);
+    let public = path == OPENAPI_ROUTE || (state.metrics_public && path == METRICS_ROUTE);
     if !public {
         if let Err(refusal) = authorize(&state, request.headers()) {
             return refusal.into_response();
@@ -363,9 +363,13 @@ pub const ROUTES: [&str; 9] = [
     "/v1/gifts",
     "/v1/rooms/{room}/settle",
     "/v1/audit",
-    "/v1/openapi.json",
-    "/metrics",
+    OPENAPI_ROUTE,
+    METRICS_ROUTE,
 ];
+
+/// The routes without the bearer: always, and with `--metrics-public`.
+const OPENAPI_ROUTE: &str = "/v1/openapi.json";
+const METRICS_ROUTE: &str = "/metrics";
 
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -376,8 +380,8 @@ pub fn app(state: AppState) -> Router {
         .route(ROUTES[4], post(gift))
         .route(ROUTES[5], post(settle))
         .route(ROUTES[6], get(audit))
-        .route(ROUTES[7], get(openapi))
-        .route(ROUTES[8], get(metrics))
+        .route(OPENAPI_ROUTE, get(openapi))
+        .route(METRICS_ROUTE, get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(answer_panics))

@@ -106,15 +106,8 @@ fn checked_sum(a: u64, b: u64) -> Result<u64> {
 }
 
 fn status_of(stored: &str) -> Result<RoomStatus> {
-    match stored {
-        "opening" => Ok(RoomStatus::Opening),
-        "open" => Ok(RoomStatus::Open),
-        "settling" => Ok(RoomStatus::Settling),
-        "settled" => Ok(RoomStatus::Settled),
-        other => Err(StoreError::Database(format!(
-            "unknown room status {other:?}"
-        ))),
-    }
+    RoomStatus::parse(stored)
+        .ok_or_else(|| StoreError::Database(format!("unknown room status {stored:?}")))
 }
 
 /// Fault injection for crash tests: after the `pause_after`-th committed write, the
@@ -212,6 +205,17 @@ async fn replay_in(
     }
 }
 
+/// The room's status in this shard (`None`: the shard has no stripes of it).
+async fn shard_status_in(conn: &mut sqlx::AnyConnection, room: &str) -> Result<Option<RoomStatus>> {
+    let row: Option<AnyRow> =
+        sqlx::query("SELECT status FROM room_stripes WHERE room = $1 AND stripe = 0")
+            .bind(room)
+            .fetch_optional(conn)
+            .await?;
+    row.map(|r| status_of(&r.try_get::<String, _>(0)?))
+        .transpose()
+}
+
 async fn balance_in(conn: &mut sqlx::AnyConnection, account: &str) -> Result<u64> {
     let row: Option<AnyRow> = sqlx::query("SELECT balance FROM accounts WHERE account = $1")
         .bind(account)
@@ -250,16 +254,6 @@ async fn activate(conn: &mut sqlx::AnyConnection, room: &str) -> Result<bool> {
     .await?
     .rows_affected();
     Ok(activated > 0)
-}
-
-/// How far a status is along a room's life (to compare stripes of one shard).
-fn progress(status: RoomStatus) -> u8 {
-    match status {
-        RoomStatus::Opening => 0,
-        RoomStatus::Open => 1,
-        RoomStatus::Settling => 2,
-        RoomStatus::Settled => 3,
-    }
 }
 
 /// How gifts reach their shard's database.
@@ -493,13 +487,8 @@ impl SqlLedger {
 
     /// The room's status in one shard (`None`: the shard has no stripes of it).
     async fn shard_status(&self, shard: ShardId, room: &str) -> Result<Option<RoomStatus>> {
-        let row: Option<AnyRow> =
-            sqlx::query("SELECT status FROM room_stripes WHERE room = $1 AND stripe = 0")
-                .bind(room)
-                .fetch_optional(self.pool(shard))
-                .await?;
-        row.map(|r| status_of(&r.try_get::<String, _>(0)?))
-            .transpose()
+        let mut conn = self.pool(shard).acquire().await?;
+        shard_status_in(&mut conn, room).await
     }
 
     /// Whether the room takes gifts in `shard` (possibly by activating it there), read on
@@ -511,15 +500,7 @@ impl SqlLedger {
         shard: ShardId,
         room: &str,
     ) -> Result<bool> {
-        let row: Option<AnyRow> =
-            sqlx::query("SELECT status FROM room_stripes WHERE room = $1 AND stripe = 0")
-                .bind(room)
-                .fetch_optional(&mut *conn)
-                .await?;
-        let status = row
-            .map(|r| status_of(&r.try_get::<String, _>(0)?))
-            .transpose()?;
-        Ok(match status {
+        Ok(match shard_status_in(conn, room).await? {
             Some(RoomStatus::Open) => true,
             // (The coordinator's own status is the one just read: never read its pool
             // again from inside its transaction.)
@@ -582,9 +563,7 @@ impl SqlLedger {
             // Stripes are locked in (room, stripe) order, as settlement's Clear locks a
             // room's (no deadlock between them). The gifts of a batch arrived together,
             // so any order is one they could have had; copies of one gift keep theirs.
-            batch.sort_by(|a, b| {
-                (&a.gift.room, stripe_of(&a.gift.id)).cmp(&(&b.gift.room, stripe_of(&b.gift.id)))
-            });
+            batch.sort_by_cached_key(|r| (r.gift.room.clone(), stripe_of(&r.gift.id)));
             match self.apply_batch(shard, &batch).await {
                 Ok(outcomes) => {
                     for (request, outcome) in batch.drain(..).zip(outcomes) {
@@ -736,10 +715,7 @@ impl SqlLedger {
             for row in rows {
                 let status = status_of(&row.try_get::<String, _>(0)?)?;
                 gifted = checked_sum(gifted, amount_u64(row.try_get(1)?)?)?;
-                shard_status = Some(match shard_status {
-                    Some(seen) if progress(seen) <= progress(status) => seen,
-                    _ => status,
-                });
+                shard_status = Some(shard_status.map_or(status, |seen| seen.min(status)));
             }
             statuses.push(shard_status);
         }

@@ -246,8 +246,9 @@ impl GiftReceipt {
     }
 }
 
-/// Room state in one shard (and, summed over shards, of the room).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Room state in one shard (and, summed over shards, of the room), in the order of a
+/// room's life (`Ord`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RoomStatus {
     /// Prepared by an opening that has not reached its commit point: no gifts yet. A
     /// room is `Opening` while any shard lacks it or its coordinator (shard 0) is.
@@ -266,6 +267,18 @@ impl RoomStatus {
             RoomStatus::Settling => "settling",
             RoomStatus::Settled => "settled",
         }
+    }
+
+    /// The status `as_str` wrote; `None` for any other text.
+    pub fn parse(text: &str) -> Option<RoomStatus> {
+        [
+            RoomStatus::Opening,
+            RoomStatus::Open,
+            RoomStatus::Settling,
+            RoomStatus::Settled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
