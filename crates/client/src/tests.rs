@@ -776,7 +776,12 @@ fn an_upgrade_that_failed_in_a_live_room_keeps_reconnecting_with_one_check_in_fl
     // The room is live (a network failure, a full room): nothing ends.
     c.handle_fetch(request, state_reply("live"), at + 5);
     assert_eq!(c.status(), Status::Reconnecting);
-    assert!(c.poll_timeout().is_some());
+    // ... and the next try waits for the user's connect rate to refill.
+    let next = c.poll_timeout().expect("a retry");
+    assert!(
+        next >= at + 5 + 1_000 / u64::from(USER_CONNECTS_PER_S),
+        "{next}"
+    );
 }
 
 #[test]
@@ -875,21 +880,18 @@ fn upgrades_failing_for_a_moment_in_a_live_room_do_not_switch_auto_to_pull() {
             } => Some(request),
             _ => None,
         });
-        if let Some(request) = check {
-            c.handle_fetch(request, state_reply("live"), now + 10);
-        }
+        let request = check.expect("each failed upgrade is explained by one state request");
+        c.handle_fetch(request, state_reply("live"), now + 10);
         assert_eq!(
             c.transport(),
             Transport::Ws,
             "failure {failure}: still on WebSockets"
         );
         let at = c.poll_timeout().expect("a retry");
-        if check.is_some() {
-            assert!(
-                at >= now + 10 + 1_000 / u64::from(USER_CONNECTS_PER_S),
-                "spaced by the connect rate"
-            );
-        }
+        assert!(
+            at >= now + 10 + 1_000 / u64::from(USER_CONNECTS_PER_S),
+            "spaced by the connect rate"
+        );
         now = at;
         c.handle_timeout(now);
     }
