@@ -1180,14 +1180,24 @@ impl Client {
         {
             return;
         }
+        let request = self.send_fetch(FetchKind::State, self.state_path());
+        self.admission_check = Some((request, now_ms));
+    }
+
+    fn state_path(&self) -> String {
+        ["/v1/rooms/", &self.room, "/state"].concat()
+    }
+
+    /// Asks the host for one fetch; returns its request id.
+    fn send_fetch(&mut self, kind: FetchKind, path: String) -> u64 {
         let request = self.next_request;
         self.next_request += 1;
-        self.admission_check = Some((request, now_ms));
         self.transmits.push_back(Transmit::Fetch {
             request,
-            path: ["/v1/rooms/", &self.room, "/state"].concat(),
-            kind: FetchKind::State,
+            path,
+            kind,
         });
+        request
     }
 
     /// A refusal ends the session with the server's code; anything else (a live room, a
@@ -1752,8 +1762,7 @@ impl Client {
 
     #[inline(never)]
     fn fetch(&mut self, kind: FetchKind, path: String, part: Option<(String, u64)>, now_ms: u64) {
-        let request = self.next_request;
-        self.next_request += 1;
+        let request = self.send_fetch(kind, path);
         self.requests.push((
             request,
             PullRequest {
@@ -1762,17 +1771,12 @@ impl Client {
                 part,
             },
         ));
-        self.transmits.push_back(Transmit::Fetch {
-            request,
-            path,
-            kind,
-        });
     }
 
     /// The next pull request: the state when it is unknown or stale, else the events.
     fn pull_next(&mut self, now_ms: u64) {
         if self.pull_state_stale || self.cursor.is_none() {
-            let path = ["/v1/rooms/", &self.room, "/state"].concat();
+            let path = self.state_path();
             self.fetch(FetchKind::State, path, None, now_ms);
         } else {
             let prefix = ["/v1/rooms/", &self.room, "/events?since="].concat();
