@@ -35,6 +35,17 @@ impl ApiError {
     }
 }
 
+/// An upgrade a room or shard object refused before any socket exists: 410 for an ended
+/// room, 429 for the user's connect rate, else 503; the code is the close code's reason.
+pub fn upgrade_refused(code: ovation_proto::CloseCode) -> ApiError {
+    let status = match code {
+        ovation_proto::CloseCode::RoomEnded => 410,
+        ovation_proto::CloseCode::ConnectRateLimited => 429,
+        _ => 503,
+    };
+    ApiError::new(status, code.reason(), code.reason())
+}
+
 pub fn error(e: ApiError) -> Result<Response> {
     let mut resp = Response::from_json(&json!({ "code": e.code, "message": e.message }))?
         .with_status(e.status);

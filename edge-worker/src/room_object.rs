@@ -590,12 +590,7 @@ impl RoomObject {
         }
         if let Err(code) = result {
             self.pump().await?;
-            let status = match code {
-                CloseCode::RoomEnded => 410,
-                CloseCode::ConnectRateLimited => 429,
-                _ => 503,
-            };
-            return error(ApiError::new(status, code.reason(), code.reason()));
+            return error(crate::http::upgrade_refused(code));
         }
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);

@@ -7,7 +7,7 @@
 //! flight per direction, the rest queued. Sockets are hibernatable like the room's; a
 //! woken shard has lost its copy of the room's state and asks for a snapshot.
 
-use crate::http::{error, ApiError};
+use crate::http::{error, upgrade_refused};
 use crate::room_object::{log_json, now_ms, random_u53, Attachment, IdentityHeader};
 use ovation_proto::limits::CONNECTION_LIFETIME_MS_MIN;
 use ovation_proto::{CloseCode, Role, SUBPROTOCOL};
@@ -309,11 +309,7 @@ impl ShardObject {
         };
         if result == Err(CloseCode::ConnectRateLimited) {
             // Refused before any socket exists, as the Worker refuses it.
-            return error(ApiError::new(
-                429,
-                "rate_limited",
-                "this user opens connections to this room too fast",
-            ));
+            return error(upgrade_refused(CloseCode::ConnectRateLimited));
         }
         let pair = WebSocketPair::new()?;
         if let Err(code) = result {
