@@ -16,6 +16,7 @@ mod close;
 mod frames;
 pub mod limits;
 mod relay;
+mod replay;
 mod room_id;
 
 pub use bucket::TokenBucket;
@@ -23,6 +24,9 @@ pub use close::CloseCode;
 pub use frames::*;
 pub use limits::{PROTOCOL_VERSION, SUBPROTOCOL};
 pub use relay::{shard_of, RelayedFrame, ShardDown, ShardUp, Snapshot};
+pub use replay::{
+    ReplayEvent, ReplayEventBody, ReplayPart, ReplaySnapshot, ReplayStatus, ReplayWindow,
+};
 pub use room_id::{Region, RoomId, RoomIdError};
 
 #[cfg(test)]

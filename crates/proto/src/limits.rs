@@ -437,3 +437,27 @@ pub fn shards_for_audience(expected_audience: u64) -> u16 {
     let shards = expected_audience.div_ceil(SHARD_VIEWERS_TARGET);
     u16::try_from(shards.min(u64::from(SHARDS_PER_ROOM_MAX))).expect("clamped")
 }
+
+// ---- Replay (crates/replay, `GET /v1/rooms/{room}/replay`) ----
+
+/// The recording is cut in chunks of this much server time ([start, start + this)), each
+/// written once when its window has passed (append-only, immutable). A viewer-hour of
+/// replay fetched in aligned one-minute windows is 60 requests.
+pub const REPLAY_CHUNK_MS: u64 = 10_000;
+/// Comments and reactions a recording keeps per second of server time; above it the rest
+/// of that second are sampled (`ovation_replay::keeps_sampled`: a hash of the room and
+/// the sequence number, so the choice is deterministic). Staff and system messages, gifts,
+/// removals and part changes are always kept. More than anyone reads in a replay.
+pub const REPLAY_SAMPLED_EVENTS_PER_S_MAX: u32 = 30;
+/// A part (a poll's tallies move every tick) is recorded at most this often; a change
+/// inside the interval is held and recorded, with its latest value, when it ends.
+pub const REPLAY_PART_INTERVAL_MS: u64 = 1_000;
+/// The like total is recorded at most this often.
+pub const REPLAY_LIKES_INTERVAL_MS: u64 = 1_000;
+/// A room's recording, bytes (its sealed chunks, encoded): at it the recording stops and
+/// every window after says `truncated_at_ms` (20 comments/s records about 7 MB an hour:
+/// docs/replay.md).
+pub const REPLAY_ROOM_BYTES_MAX: u64 = 256 * 1024 * 1024;
+/// One `GET …/replay` window, ms (`to - from`); longer is refused 400
+/// `replay_window_too_long`.
+pub const REPLAY_WINDOW_MS_MAX: u64 = 5 * 60_000;
