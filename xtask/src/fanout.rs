@@ -37,7 +37,7 @@ targets: ovation, naive-do, partyserver, socketio, native";
 
 /// Every target, in the order they run. `ovation` is ours; the others are the peers.
 const TARGETS: [&str; 5] = ["ovation", "naive-do", "partyserver", "socketio", "native"];
-const OURS: &str = "ovation";
+pub(crate) const OURS: &str = "ovation";
 
 /// Targets billed as Durable Objects (requests per WebSocket connect and message).
 const DURABLE_OBJECT_TARGETS: [&str; 3] = ["ovation", "naive-do", "partyserver"];
@@ -48,7 +48,7 @@ const INCOMING_MESSAGES_PER_BILLED_REQUEST: f64 = 20.0;
 
 /// The host bundles the Worker and starts workerd first: on two busy cores that can take a
 /// while.
-const SERVER_START_S_MAX: u64 = 180;
+pub(crate) const SERVER_START_S_MAX: u64 = 180;
 
 /// The shell that runs each server: raise the descriptor limit (thousands of sockets),
 /// run the server with the arguments after the script, and stop the whole group when the
@@ -75,7 +75,7 @@ struct Params {
 
 /// `--name value` and `--name=value` arguments as (name, value) pairs; `-h`/`--help` and a
 /// missing value end with `usage`.
-fn options(args: &[String], usage: &str) -> Result<Vec<(String, String)>> {
+pub(crate) fn options(args: &[String], usage: &str) -> Result<Vec<(String, String)>> {
     let mut options = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -339,18 +339,18 @@ pub fn bench_fanout() -> Result {
 }
 
 /// What every fan-out benchmark needs before its first run.
-struct Bench {
-    generator: PathBuf,
+pub(crate) struct Bench {
+    pub(crate) generator: PathBuf,
     /// `target/bench/<name>`.
-    out: PathBuf,
+    pub(crate) out: PathBuf,
     ticks_per_s: f64,
     /// Fails the ovation target only: the peers still run.
-    worker_build_error: Option<String>,
+    pub(crate) worker_build_error: Option<String>,
 }
 
 /// Installs the tools, builds the generator, the native peer and (when `with_ours`) the
 /// edge worker.
-fn prepare(with_ours: bool, name: &str) -> Result<Bench> {
+pub(crate) fn prepare(with_ours: bool, name: &str) -> Result<Bench> {
     setup()?;
     let root = root();
     step("building ovation-load and ovation-native-peer (release)");
@@ -569,17 +569,17 @@ fn shard_cell(outcome: &Result<Outcome>) -> String {
 }
 
 /// How to run one target's server and point the load generator at it.
-struct ServerSpec {
-    program: PathBuf,
-    args: Vec<OsString>,
-    dir: PathBuf,
-    ready: Ready,
+pub(crate) struct ServerSpec {
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) dir: PathBuf,
+    pub(crate) ready: Ready,
     /// The generator's `--target` and endpoint options.
-    generator_args: Vec<String>,
+    pub(crate) generator_args: Vec<String>,
 }
 
 impl ServerSpec {
-    fn of(target: &str, port: u16, state: &Path) -> Result<ServerSpec> {
+    pub(crate) fn of(target: &str, port: u16, state: &Path) -> Result<ServerSpec> {
         let root = root();
         let json_peer = vec![
             "--target".into(),
@@ -840,7 +840,7 @@ fn run_generator(load: &mut Command, group: &ServerGroup, warmup_s: u64) -> Resu
 }
 
 /// How to tell that a server is up.
-enum Ready {
+pub(crate) enum Ready {
     /// An HTTP GET of the path answers 200 (the worker itself is serving).
     HttpOk(&'static str),
     /// An HTTP GET of the path answers anything below 500 (a peer's 404 will do).
@@ -850,7 +850,7 @@ enum Ready {
 }
 
 /// A server in its own process group (see `SERVER_SHELL`), stopped on drop.
-struct ServerGroup {
+pub(crate) struct ServerGroup {
     child: Child,
     /// Closing it (dropping it, or xtask ending) makes the shell stop the group.
     _lifeline: Option<ChildStdin>,
@@ -858,7 +858,12 @@ struct ServerGroup {
 }
 
 impl ServerGroup {
-    fn start(program: &Path, args: &[OsString], dir: &Path, log: &Path) -> Result<ServerGroup> {
+    pub(crate) fn start(
+        program: &Path,
+        args: &[OsString],
+        dir: &Path,
+        log: &Path,
+    ) -> Result<ServerGroup> {
         let log_file =
             fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let log_copy = log_file.try_clone().map_err(|e| e.to_string())?;
@@ -883,11 +888,11 @@ impl ServerGroup {
         })
     }
 
-    fn group_id(&self) -> u32 {
+    pub(crate) fn group_id(&self) -> u32 {
         self.child.id()
     }
 
-    fn wait_ready(&mut self, port: u16, ready: &Ready, limit: Duration) -> Result {
+    pub(crate) fn wait_ready(&mut self, port: u16, ready: &Ready, limit: Duration) -> Result {
         let started = Instant::now();
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         while started.elapsed() < limit {
@@ -959,7 +964,7 @@ impl ServerGroup {
         ticks
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let group = format!("-{}", self.group_id());
         let _ = Command::new("kill")
             .args(["-TERM", "--", &group])
@@ -1004,7 +1009,7 @@ fn http_status(address: SocketAddr, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
-fn format_number(value: Option<f64>, decimals: usize) -> String {
+pub(crate) fn format_number(value: Option<f64>, decimals: usize) -> String {
     match value {
         Some(v) if v.is_finite() => format!("{v:.decimals$}"),
         _ => "-".into(),
@@ -1012,7 +1017,7 @@ fn format_number(value: Option<f64>, decimals: usize) -> String {
 }
 
 /// Prints rows under headers, the first column left-aligned and the others right-aligned.
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     let widths: Vec<usize> = (0..headers.len())
         .map(|column| {
             rows.iter()

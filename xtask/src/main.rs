@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod fanout;
 mod serve;
+mod soak;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -45,6 +46,9 @@ commands:
   bench shards   ours alone at every (viewers, shards) pair: how S shards change
                  deliveries per CPU-second and p99; [--viewers 1000,5000,10000]
                  [--shards 0,1,2,4] and bench fanout's load options
+  bench soak     resident memory of workerd per held socket (1,000 and 5,000), ours
+                 beside the naive Durable Object, and over a soak of mixed traffic
+                 (growth after warm-up), with a chart; [--minutes 30] [--only ...]
   setup          only install what is missing (wasm32 target, wasm-bindgen-cli at the
                  Cargo.lock version, worker-build, npm packages from package-lock.json)
 ";
@@ -549,10 +553,13 @@ fn bench(which: Option<&str>) -> Result {
         Some("sdk") => bench_sdk(),
         Some("fanout") => fanout::bench_fanout(),
         Some("shards") => fanout::bench_shards(),
+        Some("soak") => soak::bench_soak(),
         Some(other) => Err(format!(
-            "unknown benchmark `{other}` (known: ledger, sdk, fanout, shards)"
+            "unknown benchmark `{other}` (known: ledger, sdk, fanout, shards, soak)"
         )),
-        None => Err("name a benchmark: cargo xtask bench ledger | sdk | fanout | shards".into()),
+        None => {
+            Err("name a benchmark: cargo xtask bench ledger | sdk | fanout | shards | soak".into())
+        }
     }
 }
 
