@@ -5,7 +5,10 @@
 //! Durable Objects a user writes first), all three in workerd through the same host
 //! (bench/host/host.mjs: Miniflare, without `wrangler dev`'s proxy),
 //! `socketio` (bench/peers/socketio on Node) and `native` (bench/native-peer, the
-//! physical-limit reference). Each server runs in its own process group; its CPU time is
+//! physical-limit reference). The same edge bundle also runs self-hosted
+//! (`ovation-workerd`: workerd alone on the config `cargo xtask serve` writes, through
+//! `ovation-selfhost`) and under the development server (`ovation-wrangler-dev`, opt-in:
+//! its proxy dies near 3,300 sockets here). Each server runs in its own process group; its CPU time is
 //! the sum over the group (node, workerd) across the generator's measured
 //! window, so deliveries per CPU-second compare what each server spends per comment
 //! delivered, whatever its process layout. Results: a table on stdout,
@@ -14,6 +17,7 @@
 
 use crate::{build_worker, cargo, free_port, output_of, root, run, setup, step, Result};
 use ovation_proto::limits::{room_sockets_max, SHARDS_PER_ROOM_MAX, SHARD_VIEWERS_TARGET};
+use ovation_selfhost::{workerd_command, EdgeManifest, Secret, SelfHost};
 use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::fs;
@@ -29,18 +33,47 @@ const USAGE: &str = "\
 usage: cargo xtask bench fanout [--viewers N] [--comments-per-s C] [--duration-s D]
                                 [--rooms R] [--likes-per-s L] [--churn-per-s K]
                                 [--warmup-s W] [--seed S] [--shards S]
-                                [--only ovation,native,...]
+                                [--only ovation,ovation-workerd,native,...]
 defaults: 2000 viewers over all rooms, 20 comments/s and 0 likes/s per room, churn 0/s,
-1 room, 20 s measured after 2 s warm-up, seed 1, every target; --shards S makes each of
-our rooms a big room with S shards (default: what the audience gives, none below 5,001)
-targets: ovation, naive-do, partyserver, socketio, native";
+1 room, 20 s measured after 2 s warm-up, seed 1, every target but ovation-wrangler-dev;
+--shards S makes each of our rooms a big room with S shards (default: what the audience
+gives, none below 5,001)
+targets: ovation (ours in workerd through Miniflare, as the peers), ovation-workerd (ours
+self-hosted: workerd alone, `cargo xtask serve`'s config), ovation-wrangler-dev (ours under
+`wrangler dev`; its proxy fails near 3,300 sockets here), naive-do, partyserver,
+socketio, native";
 
-/// Every target, in the order they run. `ovation` is ours; the others are the peers.
-const TARGETS: [&str; 5] = ["ovation", "naive-do", "partyserver", "socketio", "native"];
+/// Every target, in the order they run. The `ovation*` targets are ours (one Worker
+/// bundle under three runtimes); the others are the peers.
+const TARGETS: [&str; 7] = [
+    "ovation",
+    "ovation-workerd",
+    "ovation-wrangler-dev",
+    "naive-do",
+    "partyserver",
+    "socketio",
+    "native",
+];
+/// Ours in workerd through Miniflare (bench/host/host.mjs), as the Durable Object peers
+/// run, so that their ratios compare rooms, not hosts.
 pub(crate) const OURS: &str = "ovation";
+/// Ours self-hosted: workerd alone on the config `ovation-selfhost` writes.
+const OURS_SELF_HOSTED: &str = "ovation-workerd";
+/// Ours under `wrangler dev` (a proxy in front of workerd).
+const OURS_WRANGLER_DEV: &str = "ovation-wrangler-dev";
 
-/// Targets billed as Durable Objects (requests per WebSocket connect and message).
-const DURABLE_OBJECT_TARGETS: [&str; 3] = ["ovation", "naive-do", "partyserver"];
+/// Runs only when `--only` names it: `wrangler dev`'s proxy holds about six descriptors
+/// per WebSocket and dies near 3,300 sockets under this machine's open-file limit.
+const OPT_IN_TARGETS: [&str; 1] = [OURS_WRANGLER_DEV];
+
+/// Whether the target runs our edge bundle (whatever the runtime).
+fn is_ours(target: &str) -> bool {
+    matches!(target, OURS | OURS_SELF_HOSTED | OURS_WRANGLER_DEV)
+}
+
+/// Targets billed as Durable Objects on Cloudflare (requests per WebSocket connect and
+/// message). Self-hosted workerd bills nothing per request.
+const DURABLE_OBJECT_TARGETS: [&str; 4] = ["ovation", OURS_WRANGLER_DEV, "naive-do", "partyserver"];
 
 /// Cloudflare bills incoming WebSocket messages to a Durable Object at 20 per request
 /// (auto-response pings count 0); each WebSocket connect is one request.
@@ -109,7 +142,10 @@ impl Params {
             seed: 1,
             shards: None,
             expected_audience: None,
-            only: TARGETS.to_vec(),
+            only: TARGETS
+                .into_iter()
+                .filter(|t| !OPT_IN_TARGETS.contains(t))
+                .collect(),
         };
         for (name, value) in options {
             let name = name.as_str();
@@ -181,6 +217,13 @@ impl Outcome {
         fields.iter().find_map(|field| self.number(field))
     }
 
+    /// Viewers connected per second of the generator's connect phase (a join storm:
+    /// every viewer connects at the start).
+    fn joins_per_s(&self) -> Option<f64> {
+        let connect_s = self.number("connect_s").filter(|s| *s > 0.0)?;
+        Some(self.number("viewers_connected")? / connect_s)
+    }
+
     fn deliveries_per_cpu_s(&self) -> Option<f64> {
         let cpu_s = self.server_cpu_s.filter(|s| *s > 0.0)?;
         Some(self.number("deliveries")? / cpu_s)
@@ -250,7 +293,7 @@ impl Outcome {
         if !DURABLE_OBJECT_TARGETS.contains(&self.target) {
             return None;
         }
-        let internal = if self.target == OURS {
+        let internal = if is_ours(self.target) {
             self.number("do_internal_requests").unwrap_or(0.0)
         } else {
             0.0
@@ -285,7 +328,7 @@ pub fn bench_fanout() -> Result {
         .skip(1)
         .collect();
     let params = Params::parse(&options(&args, USAGE)?, USAGE)?;
-    let bench = prepare(params.only.contains(&OURS), "fanout")?;
+    let bench = prepare(params.only.iter().any(|t| is_ours(t)), "fanout")?;
     let (generator, out, ticks_per_s) = (&bench.generator, &bench.out, bench.ticks_per_s);
     let worker_build_error = &bench.worker_build_error;
 
@@ -299,8 +342,8 @@ pub fn bench_fanout() -> Result {
             params.likes_per_s,
             params.duration_s
         ));
-        let measured = match (&worker_build_error, target) {
-            (Some(error), OURS) => Err(error.clone()),
+        let measured = match worker_build_error {
+            Some(error) if is_ours(target) => Err(error.clone()),
             _ => measure(target, &params, generator, out, ticks_per_s),
         };
         let outcome = match measured {
@@ -330,10 +373,15 @@ pub fn bench_fanout() -> Result {
         .map_err(|e| format!("cannot write {}: {e}", report_path.display()))?;
     println!("\nreport: {}", report_path.display());
     println!("charts: {}/<target>.png", out.display());
-    match outcomes.iter().find(|o| o.target == OURS) {
+    match outcomes
+        .iter()
+        .find(|o| is_ours(o.target) && o.error.is_some())
+    {
         Some(Outcome {
-            error: Some(error), ..
-        }) => Err(format!("the ovation target failed: {error}")),
+            target,
+            error: Some(error),
+            ..
+        }) => Err(format!("the {target} target failed: {error}")),
         _ => Ok(()),
     }
 }
@@ -607,27 +655,78 @@ impl ServerSpec {
             ready,
             generator_args,
         };
+        let ours_args = vec![
+            "--target".into(),
+            "ovation".into(),
+            "--base".into(),
+            format!("http://127.0.0.1:{port}"),
+        ];
+        // wrangler.toml carries no key: the development tenants' keys come from a
+        // generated file, as under `wrangler dev` (an env file) or an operator's
+        // `--keys-file` (the keys' JSON).
+        let dev_keys_file = |name: &str, text: String| -> Result<PathBuf> {
+            fs::create_dir_all(state).map_err(|e| format!("creating {}: {e}", state.display()))?;
+            let file = state.join(name);
+            fs::write(&file, text).map_err(|e| format!("writing {}: {e}", file.display()))?;
+            Ok(file)
+        };
         Ok(match target {
-            "ovation" => {
-                // wrangler.toml carries no key: the development tenants' keys come from a
-                // generated env file, as under `wrangler dev`.
-                std::fs::create_dir_all(state)
-                    .map_err(|e| format!("creating {}: {e}", state.display()))?;
-                let env_file = state.join("dev.vars");
-                std::fs::write(&env_file, ovation_auth::dev::dev_vars(&[]))
-                    .map_err(|e| format!("writing {}: {e}", env_file.display()))?;
-                let mut spec = workerd(
-                    "edge-worker",
-                    Ready::HttpOk("/v1/openapi.json"),
-                    vec![
-                        "--target".into(),
-                        "ovation".into(),
-                        "--base".into(),
-                        format!("http://127.0.0.1:{port}"),
-                    ],
-                );
+            OURS => {
+                let env_file = dev_keys_file("dev.vars", ovation_auth::dev::dev_vars(&[]))?;
+                let mut spec = workerd("edge-worker", Ready::HttpOk("/v1/openapi.json"), ours_args);
                 spec.args.extend(["--env-file".into(), env_file.into()]);
                 spec
+            }
+            OURS_SELF_HOSTED => {
+                // As an operator runs it: the config `cargo xtask serve` writes (crate
+                // ovation-selfhost) into a data directory, and the command it starts.
+                let keys =
+                    dev_keys_file("tenant-keys.json", ovation_auth::dev::tenant_keys_json())?;
+                let manifest = EdgeManifest::read(&root.join("edge-worker/wrangler.toml"))
+                    .map_err(|e| e.to_string())?;
+                let config = SelfHost {
+                    listen: format!("127.0.0.1:{port}"),
+                    data_dir: state.to_path_buf(),
+                    bundle_dir: root.join("edge-worker/build"),
+                    tenant_keys: Secret::File(keys),
+                    settlement: None,
+                    vars: Vec::new(),
+                }
+                .write(&manifest)
+                .map_err(|e| e.to_string())?;
+                let command = workerd_command(&crate::serve::workerd_default(), &config);
+                ServerSpec {
+                    program: PathBuf::from(command.get_program()),
+                    args: command.get_args().map(OsString::from).collect(),
+                    dir: command
+                        .get_current_dir()
+                        .map_or_else(|| state.to_path_buf(), Path::to_path_buf),
+                    ready: Ready::HttpOk("/v1/openapi.json"),
+                    generator_args: ours_args,
+                }
+            }
+            OURS_WRANGLER_DEV => {
+                let env_file = dev_keys_file("dev.vars", ovation_auth::dev::dev_vars(&[]))?;
+                ServerSpec {
+                    program: root.join("node_modules/.bin/wrangler"),
+                    args: vec![
+                        "dev".into(),
+                        "--ip".into(),
+                        "127.0.0.1".into(),
+                        "--port".into(),
+                        port.to_string().into(),
+                        "--inspector-port".into(),
+                        free_port().to_string().into(),
+                        "--persist-to".into(),
+                        state.join("wrangler").into(),
+                        "--env-file".into(),
+                        env_file.into(),
+                        "--show-interactive-dev-session=false".into(),
+                    ],
+                    dir: root.join("edge-worker"),
+                    ready: Ready::HttpOk("/v1/openapi.json"),
+                    generator_args: ours_args,
+                }
             }
             "naive-do" | "partyserver" => workerd(
                 &format!("bench/peers/{target}"),
@@ -703,7 +802,7 @@ fn measure(
         .args(
             params
                 .shards
-                .filter(|_| target == OURS)
+                .filter(|_| is_ours(target))
                 .map(|shards| ["--shards".to_owned(), shards.to_string()])
                 .into_iter()
                 .flatten(),
@@ -711,7 +810,7 @@ fn measure(
         .args(
             params
                 .expected_audience
-                .filter(|_| target == OURS)
+                .filter(|_| is_ours(target))
                 .map(|audience| ["--expected-audience".to_owned(), audience.to_string()])
                 .into_iter()
                 .flatten(),
@@ -1060,9 +1159,7 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
         params.warmup_s,
         params.seed
     );
-    let ours = outcomes
-        .iter()
-        .find(|o| o.target == OURS && o.error.is_none());
+    let ours = ours_measured(outcomes);
     let measured: Vec<&Outcome> = outcomes.iter().filter(|o| !o.report.is_null()).collect();
     let rows: Vec<Vec<String>> = measured
         .iter()
@@ -1078,6 +1175,7 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
                 format_number(o.number("latency_ms_p99"), 1),
                 format_number(o.number("latency_ms_max"), 1),
                 format_number(o.number("deliveries_per_s"), 0),
+                format_number(o.joins_per_s(), 0),
                 format_number(o.server_cpu_s, 2),
                 format_number(o.deliveries_per_cpu_s(), 0),
                 format_number(o.cpu_us_per_message(), 1),
@@ -1097,6 +1195,7 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
             "p99 ms",
             "max ms",
             "deliv/s",
+            "joins/s",
             "server CPU s",
             "deliv/CPU-s",
             "CPU µs/msg",
@@ -1111,42 +1210,52 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
         .map(|o| {
             let wire = o.wire_bytes_per_delivery();
             headers_in |= wire.is_some_and(|(_, headers)| headers);
-            let (ratio, p99) = match ours.filter(|ours| ours.target != o.target) {
-                Some(ours) => (
-                    ratio(ours.deliveries_per_cpu_s(), o.deliveries_per_cpu_s()),
-                    format!(
-                        "{} vs {}",
-                        format_number(ours.number("latency_ms_p99"), 1),
-                        format_number(o.number("latency_ms_p99"), 1)
-                    ),
-                ),
-                None => (None, "-".into()),
-            };
             let requests = o.durable_object_requests_per_1k_viewer_minutes(params);
-            vec![
+            let mut row = vec![
                 o.target.to_string(),
                 format_number(o.number("generator_cpu_s"), 2),
                 format_number(o.client_messages_per_delivery(), 4),
                 format_number(wire.map(|(bytes, _)| bytes), 1),
                 format_number(requests.map(|(connects, messages)| connects + messages), 0),
                 format_number(requests.map(|(_, messages)| messages), 1),
-                format_number(ratio, 2),
-                p99,
-            ]
+            ];
+            // One pair of columns per runtime of ours: its deliveries per CPU-second over
+            // this row's, and both p99s.
+            for ours in &ours {
+                if ours.target == o.target {
+                    row.extend(["-".to_owned(), "-".to_owned()]);
+                    continue;
+                }
+                row.push(format_number(
+                    ratio(ours.deliveries_per_cpu_s(), o.deliveries_per_cpu_s()),
+                    2,
+                ));
+                row.push(format!(
+                    "{} vs {}",
+                    format_number(ours.number("latency_ms_p99"), 1),
+                    format_number(o.number("latency_ms_p99"), 1)
+                ));
+            }
+            row
         })
         .collect();
+    let mut headers: Vec<String> = [
+        "target",
+        "gen CPU s",
+        "client msgs/delivery",
+        "wire B/delivery",
+        "DO req/1k viewer-min",
+        "(messages)",
+    ]
+    .map(String::from)
+    .to_vec();
+    for ours in &ours {
+        headers.push(format!("{}/row deliv/CPU-s", ours.target));
+        headers.push(format!("p99 ms {} vs row", ours.target));
+    }
     println!();
     print_table(
-        &[
-            "target",
-            "gen CPU s",
-            "client msgs/delivery",
-            "wire B/delivery",
-            "DO req/1k viewer-min",
-            "(messages)",
-            "ours/peer deliv/CPU-s",
-            "p99 ms ours vs peer",
-        ],
+        &headers.iter().map(String::as_str).collect::<Vec<_>>(),
         &rows,
     );
     let spans: Vec<String> = measured
@@ -1174,7 +1283,7 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
             " (the report counts no frames: frame headers not included)"
         },
         params.duration_s,
-        match ours.and_then(|o| o.number("do_internal_requests")) {
+        match ours.iter().find_map(|o| o.number("do_internal_requests")) {
             Some(_) => " + room↔shard requests (ovation)",
             None => "",
         }
@@ -1188,28 +1297,42 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
     }
 }
 
+/// Every runtime of ours that was measured without error, in run order.
+fn ours_measured(outcomes: &[Outcome]) -> Vec<&Outcome> {
+    outcomes
+        .iter()
+        .filter(|o| is_ours(o.target) && o.error.is_none())
+        .collect()
+}
+
 fn ratio(numerator: Option<f64>, denominator: Option<f64>) -> Option<f64> {
     Some(numerator? / denominator.filter(|d| *d > 0.0)?)
 }
 
 fn json_report(params: &Params, outcomes: &[Outcome], ticks_per_s: f64) -> Value {
-    let ours = outcomes
-        .iter()
-        .find(|o| o.target == OURS && o.error.is_none());
+    let ours = ours_measured(outcomes);
     let targets: Vec<Value> = outcomes
         .iter()
         .map(|o| {
             let wire = o.wire_bytes_per_delivery();
-            let versus_ours = ours.filter(|ours| ours.target != o.target).map(|ours| {
-                json!({
-                    "deliveries_per_cpu_s_ours_over_peer":
-                        ratio(ours.deliveries_per_cpu_s(), o.deliveries_per_cpu_s()),
-                    "latency_ms_p99_ours": ours.number("latency_ms_p99"),
-                    "latency_ms_p99_peer": o.number("latency_ms_p99"),
-                    "latency_ms_p99_ours_over_peer":
-                        ratio(ours.number("latency_ms_p99"), o.number("latency_ms_p99")),
+            // Keyed by the runtime of ours compared with this target.
+            let versus_ours: serde_json::Map<String, Value> = ours
+                .iter()
+                .filter(|ours| ours.target != o.target)
+                .map(|ours| {
+                    (
+                        ours.target.to_owned(),
+                        json!({
+                            "deliveries_per_cpu_s_ours_over_peer":
+                                ratio(ours.deliveries_per_cpu_s(), o.deliveries_per_cpu_s()),
+                            "latency_ms_p99_ours": ours.number("latency_ms_p99"),
+                            "latency_ms_p99_peer": o.number("latency_ms_p99"),
+                            "latency_ms_p99_ours_over_peer":
+                                ratio(ours.number("latency_ms_p99"), o.number("latency_ms_p99")),
+                        }),
+                    )
                 })
-            });
+                .collect();
             json!({
                 "target": o.target,
                 "ok": o.error.is_none(),
@@ -1220,6 +1343,7 @@ fn json_report(params: &Params, outcomes: &[Outcome], ticks_per_s: f64) -> Value
                 "server_cpu_s_whole_run": o.server_cpu_s_whole_run,
                 "deliveries_per_cpu_s": o.deliveries_per_cpu_s(),
                 "server_cpu_us_per_message": o.cpu_us_per_message(),
+                "joins_per_s": o.joins_per_s(),
                 "client_messages_per_delivery": o.client_messages_per_delivery(),
                 "wire_bytes_per_delivery": wire.map(|(bytes, _)| bytes),
                 "wire_bytes_include_frame_headers": wire.map(|(_, headers)| headers),

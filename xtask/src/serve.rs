@@ -16,6 +16,12 @@ const LISTEN_DEFAULT: &str = "127.0.0.1:8790";
 /// Name of the development keys file `--dev-keys` writes into the data directory.
 const DEV_KEYS_FILE: &str = "dev-tenant-keys.json";
 
+/// The workerd binary `cargo xtask serve` runs unless `--workerd` says otherwise: the npm
+/// package pinned in package.json.
+pub(crate) fn workerd_default() -> PathBuf {
+    root().join("node_modules/.bin/workerd")
+}
+
 struct ServeArgs {
     host: SelfHost,
     workerd: PathBuf,
@@ -32,7 +38,7 @@ fn parse(args: &[String]) -> Result<ServeArgs> {
     let mut settlement_url = None;
     let mut settlement_secret_file = None;
     let mut vars = Vec::new();
-    let mut workerd = root.join("node_modules/.bin/workerd");
+    let mut workerd = workerd_default();
     let mut config_only = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
