@@ -461,3 +461,7 @@ pub const REPLAY_ROOM_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// One `GET …/replay` window, ms (`to - from`); longer is refused 400
 /// `replay_window_too_long`.
 pub const REPLAY_WINDOW_MS_MAX: u64 = 5 * 60_000;
+/// A chunk is written this long after its window ends, so an action stamped just before
+/// the end but handed to the recorder a little later still lands in it (later ones are
+/// recorded at the next chunk's start, keeping the recording in time order).
+pub const REPLAY_SEAL_GRACE_MS: u64 = 2_000;

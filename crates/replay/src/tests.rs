@@ -1,0 +1,329 @@
+use super::*;
+
+const T0: u64 = 1_764_806_400_000;
+
+fn comment(seq: u64, ts_ms: u64, user: &str, text: &str) -> Action {
+    Action {
+        seq,
+        ts_ms,
+        user: user.into(),
+        name: user.into(),
+        body: ActionBody::Comment { text: text.into() },
+    }
+}
+
+fn removed(seq: u64, ts_ms: u64, of: u64) -> Action {
+    Action {
+        seq,
+        ts_ms,
+        user: "mod".into(),
+        name: "mod".into(),
+        body: ActionBody::Removed { seq: of },
+    }
+}
+
+fn chunks_of(recorder: &mut Recorder) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    while let Some(sealed) = recorder.poll_sealed() {
+        let chunk = Chunk::decode(&sealed.bytes).unwrap();
+        assert_eq!(chunk.index, sealed.index);
+        chunks.push(chunk);
+    }
+    chunks
+}
+
+fn seqs(window: &ReplayWindow) -> Vec<u64> {
+    window
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            ReplayEventBody::Action(a) => Some(a.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn window_longer_than_the_limit_is_refused_and_the_limit_itself_taken() {
+    assert_eq!(check_window(0, REPLAY_WINDOW_MS_MAX), Ok(()));
+    assert_eq!(
+        check_window(0, REPLAY_WINDOW_MS_MAX + 1)
+            .unwrap_err()
+            .code(),
+        "replay_window_too_long"
+    );
+    assert_eq!(
+        check_window(5, 5).unwrap_err().code(),
+        "replay_window_empty"
+    );
+}
+
+#[test]
+fn chunks_are_cut_by_time_window_and_sealed_after_the_grace() {
+    let mut r = Recorder::new("r", "host", T0);
+    r.record_action(&comment(1, T0 + 100, "a", "one"));
+    r.advance(T0 + REPLAY_CHUNK_MS + REPLAY_SEAL_GRACE_MS - 1);
+    assert!(r.poll_sealed().is_none(), "sealed before the grace passed");
+    r.advance(T0 + REPLAY_CHUNK_MS + REPLAY_SEAL_GRACE_MS);
+    let chunks = chunks_of(&mut r);
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(
+        (chunks[0].start_ms, chunks[0].end_ms),
+        (T0, T0 + REPLAY_CHUNK_MS)
+    );
+    assert_eq!(chunks[0].events.len(), 1);
+}
+
+#[test]
+fn a_removed_comment_is_gone_whether_its_chunk_was_open_or_sealed() {
+    let mut r = Recorder::new("r", "host", T0);
+    r.record_action(&comment(1, T0 + 100, "a", "kept"));
+    r.record_action(&comment(2, T0 + 200, "a", "removed while open"));
+    r.record_action(&removed(3, T0 + 300, 2));
+    r.record_action(&comment(4, T0 + 400, "a", "removed once sealed"));
+    r.advance(T0 + REPLAY_CHUNK_MS + REPLAY_SEAL_GRACE_MS);
+    r.record_action(&removed(5, T0 + REPLAY_CHUNK_MS + REPLAY_SEAL_GRACE_MS, 4));
+    r.end(T0 + 3 * REPLAY_CHUNK_MS);
+    let chunks = chunks_of(&mut r);
+    let sealed_first = &chunks[0];
+    assert!(
+        sealed_first
+            .events
+            .iter()
+            .all(|e| !matches!(&e.body, ReplayEventBody::Action(a) if a.seq == 2)),
+        "removed from the open chunk before it was sealed"
+    );
+    let info = r.info();
+    let window = info.window(&chunks, T0, T0 + 3 * REPLAY_CHUNK_MS, false);
+    assert_eq!(
+        seqs(&window),
+        vec![1],
+        "neither removed comment nor the removals"
+    );
+}
+
+#[test]
+fn above_the_rate_comments_are_sampled_but_the_host_and_gifts_are_kept() {
+    let mut r = Recorder::new("r", "host", T0);
+    let per_s = u64::from(REPLAY_SAMPLED_EVENTS_PER_S_MAX);
+    let mut seq = 0;
+    for i in 0..per_s + 10 {
+        seq += 1;
+        r.record_action(&comment(seq, T0 + i, "viewer", "x"));
+    }
+    seq += 1;
+    r.record_action(&comment(seq, T0 + 500, "host", "host speaks"));
+    seq += 1;
+    r.record_action(&Action {
+        seq,
+        ts_ms: T0 + 600,
+        user: "viewer".into(),
+        name: "viewer".into(),
+        body: ActionBody::Gift {
+            sku: "rose".into(),
+            qty: 1,
+            amount: 5,
+        },
+    });
+    // The next second keeps comments again.
+    seq += 1;
+    r.record_action(&comment(seq, T0 + 1_000, "viewer", "next second"));
+    r.end(T0 + 2_000);
+    let chunks = chunks_of(&mut r);
+    let window = r.info().window(&chunks, T0, T0 + 2_000, false);
+    let kept = seqs(&window);
+    assert_eq!(kept.len() as u64, per_s + 3);
+    assert_eq!(
+        &kept[..per_s as usize],
+        &(1..=per_s).collect::<Vec<_>>()[..]
+    );
+    assert_eq!(window.sampled_out, 10);
+}
+
+#[test]
+fn a_part_is_recorded_at_most_once_per_interval_with_its_latest_value() {
+    let mut r = Recorder::new("r", "host", T0);
+    r.record_part(
+        "poll",
+        1,
+        r#"{"phase":"open","cue":"c1","tallies":[0,0]}"#,
+        T0 + 100,
+    );
+    r.record_part(
+        "poll",
+        2,
+        r#"{"phase":"open","cue":"c1","tallies":[1,0]}"#,
+        T0 + 150,
+    );
+    r.record_part(
+        "poll",
+        3,
+        r#"{"phase":"open","cue":"c1","tallies":[2,0]}"#,
+        T0 + 200,
+    );
+    r.advance(T0 + 1_100 + REPLAY_SEAL_GRACE_MS);
+    r.end(T0 + 5_000);
+    let chunks = chunks_of(&mut r);
+    let window = r.info().window(&chunks, T0, T0 + 5_000, true);
+    let parts: Vec<(u64, u64, Option<&str>)> = window
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            ReplayEventBody::Part(p) => Some((e.ts_ms - T0, p.version, e.cue.as_deref())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(parts, vec![(100, 1, Some("c1")), (1_100, 3, Some("c1"))]);
+    // Snapshot between the two: the first value.
+    let mid = r.info().window(&chunks, T0 + 500, T0 + 600, true);
+    let snapshot = mid.snapshot.unwrap();
+    assert_eq!(snapshot.parts.len(), 1);
+    assert_eq!(snapshot.parts[0].version, 1);
+}
+
+#[test]
+fn the_snapshot_reaches_across_chunks_through_keyframes() {
+    let mut r = Recorder::new("r", "host", T0);
+    r.record_part(
+        "product",
+        4,
+        r#"{"pinned":{"id":"p1","cue":"buy"}}"#,
+        T0 + 10,
+    );
+    r.record_likes(7, T0 + 20);
+    r.advance(T0 + 5 * REPLAY_CHUNK_MS);
+    r.end(T0 + 5 * REPLAY_CHUNK_MS + 1);
+    let chunks = chunks_of(&mut r);
+    let info = r.info();
+    let range = info.chunks_for(T0 + 3 * REPLAY_CHUNK_MS + 5, T0 + 4 * REPLAY_CHUNK_MS);
+    assert_eq!(range, 3..=3);
+    let needed: Vec<Chunk> = chunks
+        .iter()
+        .filter(|c| range.contains(&c.index))
+        .cloned()
+        .collect();
+    let window = info.window(
+        &needed,
+        T0 + 3 * REPLAY_CHUNK_MS + 5,
+        T0 + 4 * REPLAY_CHUNK_MS,
+        true,
+    );
+    let snapshot = window.snapshot.unwrap();
+    assert_eq!(snapshot.likes, 7);
+    assert_eq!(snapshot.parts[0].name, "product");
+    assert_eq!(cue_of(&snapshot.parts[0].value).as_deref(), Some("buy"));
+    assert!(window.events.is_empty());
+}
+
+#[test]
+fn at_the_byte_bound_the_recording_stops_and_says_so() {
+    let mut r = Recorder::new("r", "host", T0);
+    let text = "y".repeat(400);
+    let mut seq = 0;
+    let mut ts = T0;
+    // Far more than the bound: 30 comments a second of ~430 bytes.
+    while r.truncated_at_ms().is_none() {
+        seq += 1;
+        ts += 34;
+        r.record_action(&comment(seq, ts, "v", &text));
+        r.advance(ts);
+        while r.poll_sealed().is_some() {}
+        assert!(r.bytes_recorded() <= REPLAY_ROOM_BYTES_MAX);
+    }
+    let truncated = r.truncated_at_ms().unwrap();
+    assert_eq!(
+        truncated, ts,
+        "stopped at the event that would pass the bound"
+    );
+    r.record_action(&comment(seq + 1, ts + 1, "v", "after"));
+    assert_eq!(r.last_seq(), seq, "nothing recorded after the bound");
+    r.end(ts + 10);
+    let info = r.info();
+    assert_eq!(info.truncated_at_ms, Some(truncated));
+    assert!(r.bytes_recorded() <= REPLAY_ROOM_BYTES_MAX);
+}
+
+#[test]
+fn the_recorder_survives_a_restart_through_serde() {
+    let mut r = Recorder::new("r", "host", T0);
+    r.record_action(&comment(1, T0 + 100, "a", "one"));
+    r.record_part("poll", 1, r#"{"phase":"open"}"#, T0 + 200);
+    let saved = serde_json::to_vec(&r).unwrap();
+    let mut back: Recorder = serde_json::from_slice(&saved).unwrap();
+    back.record_action(&comment(1, T0 + 100, "a", "one"));
+    back.record_action(&comment(2, T0 + 300, "a", "two"));
+    back.end(T0 + 400);
+    let chunks = chunks_of(&mut back);
+    let window = back.info().window(&chunks, T0, T0 + 400, false);
+    assert_eq!(
+        seqs(&window),
+        vec![1, 2],
+        "a repeat after restore is not recorded twice"
+    );
+}
+
+/// Storage per recorded hour at 20 comments a second (docs/replay.md): typical comments
+/// (20 to 80 bytes of text, user ids like the SDK's), likes every second, a poll
+/// whose tallies change every second for 1 minute in 10.
+#[test]
+fn storage_per_recorded_hour_at_20_comments_per_second() {
+    let mut r = Recorder::new("live-1", "host", T0);
+    let mut seq = 0;
+    let mut bytes_sealed = 0u64;
+    let mut chunks = 0u64;
+    let mut largest = 0usize;
+    let hour_ms = 3_600_000;
+    let mut likes = 0;
+    for ms in (0..hour_ms).step_by(50) {
+        let now = T0 + ms;
+        {
+            // 20 per second: one every 50 ms.
+            seq += 1;
+            let len = 20 + (seq * 7919 % 61) as usize;
+            r.record_action(&comment(
+                seq,
+                now,
+                &format!("user-{:06}", seq % 5_000),
+                &"c".repeat(len),
+            ));
+        }
+        if ms % 1_000 == 0 {
+            likes += 13;
+            r.record_likes(likes, now);
+            if (ms / 60_000) % 10 == 0 {
+                let value = format!(
+                    r#"{{"id":"p{}","question":"Which one?","options":["a","b","c"],"phase":"open","cue":null,"tallies":[{},{},{}]}}"#,
+                    ms / 600_000,
+                    ms / 1_000,
+                    ms / 2_000,
+                    ms / 3_000
+                );
+                r.record_part("poll", ms / 1_000 + 1, &value, now);
+            }
+        }
+        r.advance(now);
+        while let Some(sealed) = r.poll_sealed() {
+            bytes_sealed += sealed.bytes.len() as u64;
+            largest = largest.max(sealed.bytes.len());
+            chunks += 1;
+        }
+    }
+    r.end(T0 + hour_ms);
+    while let Some(sealed) = r.poll_sealed() {
+        bytes_sealed += sealed.bytes.len() as u64;
+        chunks += 1;
+    }
+    println!(
+        "replay storage: {bytes_sealed} bytes per recorded hour at 20 comments/s \
+         ({:.2} MB/h), {chunks} chunks of {} ms, largest {largest} bytes, mean {} bytes",
+        bytes_sealed as f64 / 1e6,
+        REPLAY_CHUNK_MS,
+        bytes_sealed / chunks
+    );
+    assert_eq!(seq, 72_000);
+    assert!(r.truncated_at_ms().is_none());
+    // ~100 bytes per comment: under 10 MB an hour, and a room of REPLAY_ROOM_BYTES_MAX
+    // records over 24 hours at this rate.
+    assert!(bytes_sealed < 10_000_000, "{bytes_sealed}");
+    assert!(REPLAY_ROOM_BYTES_MAX / bytes_sealed >= 24);
+}
