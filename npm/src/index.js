@@ -98,7 +98,7 @@ class Room {
    * stream (ID3 timed metadata, HLS TS or fMP4 emsg) fire as `cue` events when their frame
    * plays, and a poll, quiz question or product card carrying a cue id opens when that cue
    * plays, or at once when the cue lies behind the playhead (joined or seeked past it; see
-   * the README, "Video sync"). With `sync: "video"`, comments, reactions, gifts and
+   * docs/sdk.md, "Video sync"). With `sync: "video"`, comments, reactions, gifts and
    * removals wait until the video reaches their server timestamp (needs
    * EXT-X-PROGRAM-DATE-TIME). The player code
    * loads on first use (it is not part of the SDK's initial download); resolves with a

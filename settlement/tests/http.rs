@@ -182,7 +182,7 @@ async fn errors_carry_stable_codes() {
             "invalid",
         ),
         (
-            // A gift to a room never opened: the README's table and the OpenAPI document.
+            // A gift to a room never opened: docs/settlement.md and the OpenAPI document.
             call(&app, "POST", "/v1/gifts", Some(gift("g", "ana", 5))).await,
             409,
             "room_not_open",
