@@ -256,6 +256,175 @@ async fn activate(conn: &mut sqlx::AnyConnection, room: &str) -> Result<bool> {
     Ok(activated > 0)
 }
 
+/// A batch's rows as JSON text: one statement takes a whole batch in one parameter
+/// (`json_array_elements` on PostgreSQL, `json_each` on SQLite; sqlx's `Any` binds no
+/// arrays).
+fn json<T: serde::Serialize>(rows: &T) -> String {
+    serde_json::to_string(rows).expect("strings and integers serialize")
+}
+
+/// Locks and reads what a batch touches, in one statement: its stripes (kind 0: room,
+/// status, stripe), then its senders' accounts (kind 1: account, balance), each in key
+/// order (Clear locks a room's stripes in the same order), and the transfers already
+/// recorded under its ids (kind 2: owner, id, fingerprint, balance after).
+const BATCH_READ_POSTGRES: &str = "WITH \
+     s AS (SELECT room, stripe, status FROM room_stripes WHERE (room, stripe) IN \
+       (SELECT e.value->>0, CAST(e.value->>1 AS BIGINT) FROM json_array_elements($1::json) AS e(value)) \
+       ORDER BY room, stripe FOR UPDATE), \
+     a AS (SELECT account, balance FROM accounts WHERE account IN \
+       (SELECT e.value FROM json_array_elements_text($2::json) AS e(value)) \
+       ORDER BY account FOR UPDATE), \
+     t AS (SELECT owner, id, fingerprint, balance_after FROM transfers WHERE (owner, id) IN \
+       (SELECT e.value->>0, e.value->>1 FROM json_array_elements($3::json) AS e(value))) \
+     SELECT CAST(0 AS BIGINT), room, '', status, stripe FROM s \
+     UNION ALL SELECT CAST(1 AS BIGINT), account, '', '', balance FROM a \
+     UNION ALL SELECT CAST(2 AS BIGINT), owner, id, fingerprint, balance_after FROM t";
+/// The same on SQLite (one connection per shard: its transaction is the lock).
+const BATCH_READ_SQLITE: &str = "\
+     SELECT CAST(0 AS BIGINT), room, '', status, stripe FROM room_stripes WHERE (room, stripe) IN \
+       (SELECT e.value->>0, CAST(e.value->>1 AS BIGINT) FROM json_each($1) AS e) \
+     UNION ALL SELECT CAST(1 AS BIGINT), account, '', '', balance FROM accounts WHERE account IN \
+       (SELECT e.value FROM json_each($2) AS e) \
+     UNION ALL SELECT CAST(2 AS BIGINT), owner, id, fingerprint, balance_after FROM transfers \
+       WHERE (owner, id) IN (SELECT e.value->>0, e.value->>1 FROM json_each($3) AS e)";
+/// A batch's writes in one statement, counting what each part wrote: the debits (each
+/// account set from the balance read to the one planned: a compare-and-set), the
+/// transfer records, the stripe credits (only to stripes still `open`).
+const BATCH_WRITE_POSTGRES: &str = "WITH \
+     d AS (UPDATE accounts SET balance = CAST(e.value->>2 AS BIGINT) \
+       FROM json_array_elements($1::json) AS e(value) \
+       WHERE accounts.account = e.value->>0 AND accounts.balance = CAST(e.value->>1 AS BIGINT) \
+       RETURNING 1), \
+     t AS (INSERT INTO transfers (owner, id, fingerprint, balance_after) \
+       SELECT e.value->>0, e.value->>1, e.value->>2, CAST(e.value->>3 AS BIGINT) \
+       FROM json_array_elements($2::json) AS e(value) ON CONFLICT (owner, id) DO NOTHING \
+       RETURNING 1), \
+     c AS (UPDATE room_stripes SET balance = room_stripes.balance + CAST(e.value->>2 AS BIGINT), \
+       gifted = room_stripes.gifted + CAST(e.value->>2 AS BIGINT) \
+       FROM json_array_elements($3::json) AS e(value) \
+       WHERE room_stripes.room = e.value->>0 AND room_stripes.stripe = CAST(e.value->>1 AS BIGINT) \
+       AND room_stripes.status = 'open' RETURNING 1) \
+     SELECT (SELECT COUNT(*) FROM d), (SELECT COUNT(*) FROM t), (SELECT COUNT(*) FROM c)";
+/// The same writes on SQLite, one statement each (no writes inside `WITH`).
+const BATCH_WRITE_SQLITE: [&str; 3] = [
+    "UPDATE accounts SET balance = CAST(e.value->>2 AS BIGINT) FROM json_each($1) AS e \
+     WHERE accounts.account = e.value->>0 AND accounts.balance = CAST(e.value->>1 AS BIGINT)",
+    // (`WHERE true`: SQLite's parser needs it before an upsert's ON CONFLICT.)
+    "INSERT INTO transfers (owner, id, fingerprint, balance_after) \
+     SELECT e.value->>0, e.value->>1, e.value->>2, CAST(e.value->>3 AS BIGINT) \
+     FROM json_each($1) AS e WHERE true ON CONFLICT (owner, id) DO NOTHING",
+    "UPDATE room_stripes SET balance = room_stripes.balance + CAST(e.value->>2 AS BIGINT), \
+     gifted = room_stripes.gifted + CAST(e.value->>2 AS BIGINT) FROM json_each($1) AS e \
+     WHERE room_stripes.room = e.value->>0 AND room_stripes.stripe = CAST(e.value->>1 AS BIGINT) \
+     AND room_stripes.status = 'open'",
+];
+
+/// What a shard holds for a batch, read (and on PostgreSQL locked) in its transaction.
+#[derive(Default)]
+struct BatchState {
+    /// Each stripe's status by (room, stripe); absent: the shard lacks the room.
+    stripes: std::collections::HashMap<(String, i64), RoomStatus>,
+    /// Balance by account; absent: no account (0).
+    balances: std::collections::HashMap<String, u64>,
+    /// (fingerprint, balance after) by (owner, id).
+    transfers: std::collections::HashMap<(String, String), (String, u64)>,
+}
+
+/// A batch's outcomes and the writes that make them so.
+struct BatchPlan {
+    /// One per gift, in the batch's order.
+    outcomes: Vec<Result<GiftReceipt>>,
+    /// (account, balance read, balance after the batch).
+    debits: Vec<(String, i64, i64)>,
+    /// (owner, id, fingerprint, balance after).
+    transfers: Vec<(String, String, String, i64)>,
+    /// (room, stripe, amount).
+    credits: Vec<(String, i64, i64)>,
+}
+
+/// Decides each gift of a batch in order, as [`SqlLedger::apply_gift`] would one after
+/// the other: the id first (a copy of a gift already recorded, here or earlier in the
+/// batch, gets its answer back; another gift under that id is an `id_conflict`), then
+/// the room, then the funds (a gift sees the balance its predecessors left). `None` when
+/// a gift's stripe is `opening` in a shard other than the coordinator (it may activate,
+/// which needs the coordinator's status: left to the gift-by-gift path).
+fn plan_batch(shard: ShardId, gifts: &[&Gift], state: &BatchState) -> Option<BatchPlan> {
+    use std::collections::hash_map::Entry;
+    use std::collections::HashMap;
+    let mut balances: HashMap<&str, (u64, u64)> = HashMap::new();
+    let mut recorded: HashMap<(&str, &str), (String, u64)> = HashMap::new();
+    let mut credits: HashMap<(&str, i64), i64> = HashMap::new();
+    let mut transfers = Vec::new();
+    let mut outcomes = Vec::with_capacity(gifts.len());
+    for gift in gifts {
+        let fingerprint = gift.fingerprint();
+        let key = (gift.from.as_str(), gift.id.as_str());
+        let earlier = recorded
+            .get(&key)
+            .or_else(|| state.transfers.get(&(gift.from.clone(), gift.id.clone())));
+        if let Some((stored, balance_after)) = earlier {
+            outcomes.push(if *stored == fingerprint {
+                Ok(GiftReceipt::replayed(*balance_after))
+            } else {
+                Err(LedgerError::IdConflict.into())
+            });
+            continue;
+        }
+        let stripe = stripe_of(&gift.id);
+        match state.stripes.get(&(gift.room.clone(), stripe)) {
+            Some(RoomStatus::Open) => {}
+            Some(RoomStatus::Opening) if shard != COORDINATOR_SHARD => return None,
+            _ => {
+                outcomes.push(Err(LedgerError::RoomNotOpen.into()));
+                continue;
+            }
+        }
+        let account = user_account(&gift.from);
+        let read = state.balances.get(&account).copied().unwrap_or(0);
+        let (_, balance) = balances.entry(gift.from.as_str()).or_insert((read, read));
+        if *balance < gift.amount {
+            outcomes.push(Err(LedgerError::InsufficientFunds {
+                balance: *balance,
+                needed: gift.amount,
+            }
+            .into()));
+            continue;
+        }
+        *balance -= gift.amount;
+        let balance_after = *balance;
+        transfers.push((
+            gift.from.clone(),
+            gift.id.clone(),
+            fingerprint.clone(),
+            amount_i64(balance_after),
+        ));
+        recorded.insert(key, (fingerprint, balance_after));
+        match credits.entry((gift.room.as_str(), stripe)) {
+            Entry::Occupied(mut credit) => *credit.get_mut() += amount_i64(gift.amount),
+            Entry::Vacant(credit) => {
+                credit.insert(amount_i64(gift.amount));
+            }
+        }
+        outcomes.push(Ok(GiftReceipt {
+            balance: balance_after,
+            replayed: false,
+        }));
+    }
+    Some(BatchPlan {
+        outcomes,
+        debits: balances
+            .into_iter()
+            .filter(|(_, (read, after))| read != after)
+            .map(|(user, (read, after))| (user_account(user), amount_i64(read), amount_i64(after)))
+            .collect(),
+        transfers,
+        credits: credits
+            .into_iter()
+            .map(|((room, stripe), amount)| (room.to_owned(), stripe, amount))
+            .collect(),
+    })
+}
+
 /// How gifts reach their shard's database.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum GiftCommit {
@@ -517,15 +686,20 @@ impl SqlLedger {
     pub async fn gift(&self, gift: &Gift) -> Result<GiftReceipt> {
         gift.validate()?;
         let shard = self.map.shard_of(&gift.from);
-        // A retry of a committed gift needs no write and no queue.
-        if let Some(balance) = self
-            .replay(self.pool(shard), &gift.from, &gift.id, &gift.fingerprint())
-            .await?
-        {
-            return Ok(GiftReceipt::replayed(balance));
-        }
         match self.gift_commit {
-            GiftCommit::PerGift => self.apply_alone(shard, gift).await,
+            GiftCommit::PerGift => {
+                // A retry of a committed gift needs no write.
+                if let Some(balance) = self
+                    .replay(self.pool(shard), &gift.from, &gift.id, &gift.fingerprint())
+                    .await?
+                {
+                    return Ok(GiftReceipt::replayed(balance));
+                }
+                self.apply_alone(shard, gift).await
+            }
+            // A retry is answered by the batch, which reads the batch's ids in one
+            // statement (a read per gift here would cost a round trip each, and on
+            // SQLite wait for the shard's only connection).
             GiftCommit::Batched => {
                 let loops = self.gift_loops.get_or_init(|| self.start_gift_loops());
                 let (answer, answered) = oneshot::channel();
@@ -564,7 +738,14 @@ impl SqlLedger {
             // room's (no deadlock between them). The gifts of a batch arrived together,
             // so any order is one they could have had; copies of one gift keep theirs.
             batch.sort_by_cached_key(|r| (r.gift.room.clone(), stripe_of(&r.gift.id)));
-            match self.apply_batch(shard, &batch).await {
+            let applied = match self.apply_batch(shard, &batch).await {
+                // A room still to activate in this shard, or rows changed under the
+                // batch: the same transaction, a few statements per gift.
+                Ok(None) => self.apply_batch_gift_by_gift(shard, &batch).await,
+                Ok(Some(outcomes)) => Ok(outcomes),
+                Err(e) => Err(e),
+            };
+            match applied {
                 Ok(outcomes) => {
                     for (request, outcome) in batch.drain(..).zip(outcomes) {
                         let _ = request.answer.send(outcome);
@@ -595,7 +776,115 @@ impl SqlLedger {
         outcome
     }
 
+    /// Applies a batch in four round trips whatever its size: begin, one statement that
+    /// locks and reads what the batch touches (its stripes, then its senders' accounts,
+    /// each in key order; its transfer ids), the outcomes decided here by
+    /// [`plan_batch`], one write (three on SQLite, where a statement costs no round
+    /// trip) and the commit. `None` (nothing written) when the plan does not apply: a
+    /// room to activate in this shard (that needs the coordinator's status), or a write
+    /// that did not find what was read (a transfer id taken meanwhile by a deposit).
     async fn apply_batch(
+        &self,
+        shard: ShardId,
+        batch: &[GiftRequest],
+    ) -> Result<Option<Vec<Result<GiftReceipt>>>> {
+        let gifts: Vec<&Gift> = batch.iter().map(|r| &r.gift).collect();
+        let mut stripes: Vec<(&str, i64)> = gifts
+            .iter()
+            .map(|g| (g.room.as_str(), stripe_of(&g.id)))
+            .collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut accounts: Vec<String> = gifts.iter().map(|g| user_account(&g.from)).collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        let ids: Vec<(&str, &str)> = gifts
+            .iter()
+            .map(|g| (g.from.as_str(), g.id.as_str()))
+            .collect();
+        let mut tx = self.pool(shard).begin().await?;
+        let rows = sqlx::query(if self.postgres {
+            BATCH_READ_POSTGRES
+        } else {
+            BATCH_READ_SQLITE
+        })
+        .bind(json(&stripes))
+        .bind(json(&accounts))
+        .bind(json(&ids))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut state = BatchState::default();
+        for row in rows {
+            let kind: i64 = row.try_get(0)?;
+            let key: String = row.try_get(1)?;
+            let text: String = row.try_get(3)?;
+            let number: i64 = row.try_get(4)?;
+            match kind {
+                0 => {
+                    state.stripes.insert((key, number), status_of(&text)?);
+                }
+                1 => {
+                    state.balances.insert(key, amount_u64(number)?);
+                }
+                _ => {
+                    let id: String = row.try_get(2)?;
+                    state
+                        .transfers
+                        .insert((key, id), (text, amount_u64(number)?));
+                }
+            }
+        }
+        let Some(plan) = plan_batch(shard, &gifts, &state) else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        if plan.transfers.is_empty() {
+            // Only refusals and replays: nothing to write.
+            tx.rollback().await?;
+            return Ok(Some(plan.outcomes));
+        }
+        let debits = json(&plan.debits);
+        let transfers = json(&plan.transfers);
+        let credits = json(&plan.credits);
+        let written: [u64; 3] = if self.postgres {
+            let row = sqlx::query(BATCH_WRITE_POSTGRES)
+                .bind(debits)
+                .bind(transfers)
+                .bind(credits)
+                .fetch_one(&mut *tx)
+                .await?;
+            [
+                amount_u64(row.try_get(0)?)?,
+                amount_u64(row.try_get(1)?)?,
+                amount_u64(row.try_get(2)?)?,
+            ]
+        } else {
+            let mut written = [0; 3];
+            for (n, (statement, values)) in BATCH_WRITE_SQLITE
+                .iter()
+                .zip([debits, transfers, credits])
+                .enumerate()
+            {
+                written[n] = sqlx::query(statement)
+                    .bind(values)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            written
+        };
+        let expected = [plan.debits.len(), plan.transfers.len(), plan.credits.len()];
+        if written.iter().zip(expected).any(|(&w, e)| w != e as u64) {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        self.commit(tx).await?;
+        Ok(Some(plan.outcomes))
+    }
+
+    /// The batch in one transaction, a few statements per gift (each gift's refusal
+    /// undone by its inverse writes); for what [`Self::apply_batch`] leaves.
+    async fn apply_batch_gift_by_gift(
         &self,
         shard: ShardId,
         batch: &[GiftRequest],
