@@ -26,6 +26,7 @@ extern crate alloc;
 mod clock;
 mod json;
 pub mod playback;
+pub mod replay;
 mod rng;
 
 use alloc::borrow::ToOwned;

@@ -268,6 +268,15 @@ impl Playback {
         }
     }
 
+    /// The media time of a known cue with the id `cue_id` (the `cue=` field of its
+    /// payload), for a replay that fires a cued event when its cue plays.
+    pub fn cue_media_ms(&self, cue_id: &str) -> Option<u64> {
+        self.known
+            .iter()
+            .find(|k| cue_id_of(&k.cue.id) == Some(cue_id))
+            .map(|k| k.cue.media_ms)
+    }
+
     pub fn poll_cue(&mut self) -> Option<Cue> {
         self.due.pop_front()
     }

@@ -363,6 +363,36 @@ pub const CLIENT_CUE_BEHIND_SLACK_MS: u64 = 2_000;
 /// to spare); past it the oldest shows at once rather than never.
 pub const CLIENT_CUES_AWAITED_MAX: usize = 16;
 
+// ---- Replay playback (crates/client/src/replay.rs) ----
+
+/// One replay fetch asks this much server time, aligned on the recording's start (whole
+/// chunks): a viewer-hour played through is 60 requests.
+pub const CLIENT_REPLAY_WINDOW_MS: u64 = 60_000;
+/// The next window is fetched once the playhead is this close to the end of what is
+/// loaded (server time; at rate 2 a fetch still has 10 s of video to arrive in).
+pub const CLIENT_REPLAY_PREFETCH_MS: u64 = 20_000;
+/// Windows kept loaded; past it the one farthest from the playhead is let go (a seek
+/// back to it fetches it again).
+pub const CLIENT_REPLAY_WINDOWS_MAX: usize = 6;
+/// Events and snapshot entries taken from one window answer; the rest are dropped (the
+/// recorder keeps far fewer: `REPLAY_SAMPLED_EVENTS_PER_S_MAX` comments a second).
+pub const CLIENT_REPLAY_WINDOW_EVENTS_MAX: usize = 16_384;
+/// After a failed fetch, and before asking a live recording again for what it recorded
+/// since, the player waits this long.
+pub const CLIENT_REPLAY_RETRY_MS: u64 = 2_000;
+/// Comments, reactions and gifts the playhead passed more than this long before their
+/// window arrived are not shown (no burst of old comments after a slow fetch); part and
+/// like changes still apply.
+pub const CLIENT_REPLAY_LATE_MS_MAX: u64 = 2_000;
+/// A cued event waits for its cue to play (as it did live) when the cue lies at most this
+/// far after the event's server time; a cue farther away is another moment of the video.
+pub const CLIENT_REPLAY_CUE_WAIT_MS_MAX: u64 = 60_000;
+const _: () = assert!(
+    CLIENT_REPLAY_WINDOW_MS <= REPLAY_WINDOW_MS_MAX
+        && CLIENT_REPLAY_WINDOW_MS.is_multiple_of(REPLAY_CHUNK_MS)
+        && CLIENT_REPLAY_PREFETCH_MS < CLIENT_REPLAY_WINDOW_MS
+);
+
 // ---- Big rooms: shards (room ↔ shard relay) ----
 
 /// Expected audience one shard is planned for: a room expecting more gets
