@@ -11,8 +11,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use jwt_compact::alg::{Ed25519, Hs256, Hs256Key};
 use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};
 use ovation_proto::limits::{
-    ROOM_ID_BYTES_MAX, TENANT_ID_BYTES_MAX, TOKEN_IAT_LEEWAY_MS, TOKEN_LIFETIME_MS_MAX,
-    USER_ID_BYTES_MAX, USER_NAME_BYTES_MAX,
+    HS256_SECRET_BYTES_MIN, ROOM_ID_BYTES_MAX, TENANTS_MAX, TENANT_ID_BYTES_MAX, TOKEN_BYTES_MAX,
+    TOKEN_IAT_LEEWAY_MS, TOKEN_LIFETIME_MS_MAX, USER_ID_BYTES_MAX, USER_NAME_BYTES_MAX,
 };
 use ovation_proto::Role;
 use serde::{Deserialize, Serialize};
@@ -20,13 +20,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use jwt_compact::alg::{Ed25519 as Ed25519Alg, Hs256 as Hs256Alg};
-
-/// Tenants one deployment accepts keys for.
-pub const TENANTS_MAX: usize = 256;
-/// HS256 secrets shorter than this are refused at configuration time.
-pub const HS256_SECRET_BYTES_MIN: usize = 16;
-/// Tokens longer than this are refused before parsing.
-pub const TOKEN_BYTES_MAX: usize = 4096;
 
 /// The custom claims of an Ovation token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

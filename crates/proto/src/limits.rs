@@ -111,6 +111,13 @@ pub const DIRECT_BURST: u32 = 100;
 
 /// Sockets per room object; the platform allows 32,768, we stay well below.
 pub const CONNECTIONS_PER_ROOM_MAX: usize = 10_000;
+/// Actions the room accepts per second, taken per tick (`per_tick`: 200 per 50 ms tick);
+/// above it senders get `rate_limited` ("room busy"). Bounds one tick's fan-out work
+/// (the big-rooms design samples instead).
+pub const ROOM_ACTIONS_PER_S_MAX: u64 = 4_000;
+/// Gift ids remembered per gifter: a retry of an older gift after a crash could be
+/// announced twice (the charge itself is still made once).
+pub const GIFT_IDS_REMEMBERED_PER_USER_MAX: usize = 64;
 /// Sockets one user may hold in one room object (the room's own, or one shard's): a few
 /// tabs or devices. More are refused at connect with close `4409` (`TooManySockets`), so
 /// one token cannot fill a room (`CONNECTIONS_PER_ROOM_MAX`) and lock everyone else out.
@@ -274,6 +281,15 @@ pub const AUDIT_ENTRIES_MAX: usize = 500;
 pub const AUDIT_DETAIL_BYTES_MAX: usize = 200;
 /// A staff command sent over the socket (JSON), bytes.
 pub const STAFF_COMMAND_BYTES_MAX: usize = CLIENT_FRAME_BYTES_MAX - 64;
+
+// ---- Tokens and tenants (crates/auth) ----
+
+/// Tenants one deployment accepts keys for.
+pub const TENANTS_MAX: usize = 256;
+/// HS256 secrets shorter than this are refused at configuration time.
+pub const HS256_SECRET_BYTES_MIN: usize = 16;
+/// Tokens longer than this are refused before parsing.
+pub const TOKEN_BYTES_MAX: usize = 4096;
 
 // ---- Client SDK (crates/client) ----
 
@@ -446,6 +462,11 @@ pub fn per_tick(per_s: u64, tick_ms: u64) -> usize {
 }
 /// Client frames a shard forwards to the room in one batch; the rest wait a tick.
 pub const RELAY_FRAMES_PER_BATCH_MAX: usize = 2_000;
+/// Forwarded frames a shard holds for the room; above it clients are told "room busy".
+pub const SHARD_FORWARD_QUEUE_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
+/// Votes and answers forwarded and not yet answered by the room (remembered so an
+/// accepted one is answered locally when repeated).
+pub const SHARD_CHOICES_PENDING_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
 /// A room↔shard message (a snapshot carries every part and the ring).
 pub const RELAY_MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// A shard without the room's state asks again after this long.

@@ -56,11 +56,6 @@ pub const RESERVED_PARTS: [&str; 7] = [
     "announcement",
 ];
 
-/// Actions the room accepts per second, taken per tick (`limits::per_tick`: 200 per
-/// 50 ms tick); above it senders get `rate_limited` ("room busy"). Bounds one tick's
-/// fan-out work (the big-rooms design samples instead).
-pub const ROOM_ACTIONS_PER_S_MAX: u64 = 4_000;
-
 /// Distinct batches a flush compares a connection's batch with (the most recent ones).
 const SHARED_BATCH_GROUPS_COMPARED: usize = 4;
 
@@ -194,10 +189,6 @@ pub(crate) struct Gifter {
     pub total: u64,
     pub recent_gift_ids: VecDeque<String>,
 }
-
-/// Gift ids remembered per gifter: a retry of an older gift after a crash could be
-/// announced twice (the charge itself is still made once).
-pub const GIFT_IDS_REMEMBERED_PER_USER: usize = 64;
 
 /// A gift waiting for its charge. Stored (`pending/<request>`) before the charge is
 /// asked for, so a room restarted from storage asks again and still announces a gift
@@ -1550,7 +1541,7 @@ impl Room {
             });
         gifter.total += amount;
         gifter.recent_gift_ids.push_back(gift_id.to_owned());
-        while gifter.recent_gift_ids.len() > GIFT_IDS_REMEMBERED_PER_USER {
+        while gifter.recent_gift_ids.len() > GIFT_IDS_REMEMBERED_PER_USER_MAX {
             gifter.recent_gift_ids.pop_front();
         }
         let record = StorageOp::put_gifter(user, gifter);

@@ -16,12 +16,6 @@ use ovation_proto::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-/// Forwarded frames a shard holds for the room; above it clients are told "room busy".
-pub const SHARD_FORWARD_QUEUE_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
-/// Votes and answers forwarded and not yet answered by the room (remembered so an
-/// accepted one is answered locally when repeated).
-pub const SHARD_CHOICES_PENDING_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
-
 /// A `ShardUp`'s fields other than its frames (shard, flag, counts, the frames' length
 /// prefix) take at most this many bytes in postcard (varints of at most 10 bytes each).
 const SHARD_UP_FIELDS_BYTES_MAX: usize = 32;
