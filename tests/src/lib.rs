@@ -20,7 +20,13 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn free_port() -> u16 {
+/// The workerd binary the self-hosting tests run: the npm package pinned in package.json,
+/// as `cargo xtask serve` runs it.
+pub fn workerd_binary() -> PathBuf {
+    root().join("node_modules/.bin/workerd")
+}
+
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -203,24 +209,51 @@ impl Server {
         }
         .write(&manifest)
         .expect("workerd config");
-        let workerd =
-            ovation_selfhost::workerd_command(&root.join("node_modules/.bin/workerd"), &config);
-        let command = std::iter::once(workerd.get_program())
-            .chain(workerd.get_args())
-            .map(|part| format!("'{}'", part.to_string_lossy()))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let mut workerd = ovation_selfhost::workerd_command(&workerd_binary(), &config);
+        workerd.env_remove(ovation_selfhost::TENANT_KEYS_ENV);
+        Server::run_workerd(&workerd, port, data_dir, log_file, log)
+    }
+
+    /// Runs a workerd command line as a deployment writes it (the config `cargo xtask
+    /// serve` writes, a systemd unit's ExecStart, a container's CMD), serving on
+    /// 127.0.0.1:`port`, and waits until it answers. The command's directory and
+    /// environment changes are kept; its log is beside `data_dir`.
+    pub fn start_workerd_command(command: &Command, port: u16, data_dir: &Path) -> Server {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        Server::run_workerd(command, port, data_dir, log_file, log)
+    }
+
+    fn run_workerd(
+        command: &Command,
+        port: u16,
+        data_dir: &Path,
+        log_file: std::fs::File,
+        log: PathBuf,
+    ) -> Server {
         // As for wrangler dev: the group goes when the test process does.
         let script = format!(
-            "{command} & W=$!; \
+            "\"$0\" \"$@\" & W=$!; \
              while kill -0 {parent} 2>/dev/null && kill -0 $W 2>/dev/null; do sleep 1; done; \
              kill -TERM -$$ 2>/dev/null",
             parent = std::process::id(),
         );
-        let child = Command::new("sh")
+        let mut shell = Command::new("sh");
+        shell
             .args(["-c", &script])
-            .current_dir(config.parent().expect("config dir"))
-            .env_remove(ovation_selfhost::TENANT_KEYS_ENV)
+            .arg(command.get_program())
+            .args(command.get_args());
+        if let Some(dir) = command.get_current_dir() {
+            shell.current_dir(dir);
+        }
+        for (name, value) in command.get_envs() {
+            match value {
+                Some(value) => shell.env(name, value),
+                None => shell.env_remove(name),
+            };
+        }
+        let child = shell
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file)

@@ -5,8 +5,11 @@
 
 use ovation_cli::{Api, Socket};
 use ovation_proto::{ActionBody, ClientFrame, Event, Resume};
+use ovation_selfhost::{EdgeManifest, Secret, SelfHost, TENANT_KEYS_ENV};
 use ovation_tests::{create_room, token, Runtime, Server};
 use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -175,5 +178,281 @@ fn without_tenant_keys_workerd_refuses_every_token_with_its_own_code() {
         reply.body["code"], "auth_not_configured",
         "{:?}",
         reply.body
+    );
+}
+
+// The deployment recipes in selfhost/deploy, run as far as this offline machine can: the
+// systemd unit's ExecStart and the container's CMD start workerd on a config written as
+// docs/self-hosting.md says, with every absolute path moved under a scratch directory.
+
+/// The `[Service]` keys of a unit file, in order.
+fn unit_service_keys(text: &str) -> Vec<(String, String)> {
+    let mut section = "";
+    let mut keys = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[Service]" {
+            let (key, value) = line.split_once('=').expect("KEY=value");
+            keys.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+    }
+    keys
+}
+
+fn unit_key<'a>(keys: &'a [(String, String)], name: &str) -> &'a str {
+    keys.iter()
+        .rev()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+        .unwrap_or_else(|| panic!("the unit has no {name}="))
+}
+
+/// `path` under `root` when it starts with `prefix` (an absolute path of the deployment).
+fn moved(path: &str, prefix: &str, root: &Path) -> Option<PathBuf> {
+    let rest = path.strip_prefix(prefix)?;
+    Some(root.join(rest.trim_start_matches('/')))
+}
+
+/// Room objects stored under a storage directory: one `<object id, 64 hex>.sqlite` each
+/// (beside the class's own `metadata.sqlite`).
+fn stored_room_objects(storage: &Path) -> usize {
+    std::fs::read_dir(storage.join("ovation-edge-RoomObject"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.strip_suffix(".sqlite").is_some_and(|id| {
+                        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
+                    })
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The config `cargo xtask serve --config-only --data DIR` writes with the tenant keys
+/// from workerd's environment, listening on 127.0.0.1:`port` here.
+fn write_config(data_dir: &Path, port: u16) -> PathBuf {
+    let root = ovation_tests::root();
+    let manifest = EdgeManifest::read(&root.join("edge-worker/wrangler.toml")).unwrap();
+    SelfHost {
+        listen: format!("127.0.0.1:{port}"),
+        data_dir: data_dir.to_path_buf(),
+        bundle_dir: root.join("edge-worker/build"),
+        tenant_keys: Secret::Environment(TENANT_KEYS_ENV.into()),
+        settlement: None,
+        vars: Vec::new(),
+    }
+    .write(&manifest)
+    .unwrap()
+}
+
+const UNIT: &str = "selfhost/deploy/ovation-edge.service";
+const CONTAINERFILE: &str = "selfhost/deploy/Containerfile";
+
+#[test]
+fn the_systemd_units_execstart_serves_its_config_with_keys_from_its_environment_file() {
+    let unit = std::fs::read_to_string(ovation_tests::root().join(UNIT)).unwrap();
+    let keys = unit_service_keys(&unit);
+    let exec: Vec<&str> = unit_key(&keys, "ExecStart").split_whitespace().collect();
+    assert!(exec[0].ends_with("/workerd"), "ExecStart runs {}", exec[0]);
+    let config_in_unit = exec
+        .iter()
+        .find(|a| a.ends_with(".capnp"))
+        .expect("ExecStart names a config");
+    let data_in_unit = Path::new(config_in_unit)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    // The keys come from the environment file (workerd's environment), never the config.
+    assert!(!unit_key(&keys, "EnvironmentFile").is_empty());
+
+    let scratch = ovation_tests::scratch_dir("unit");
+    let port = ovation_tests::free_port();
+    let config = write_config(&scratch, port);
+    assert_eq!(
+        config,
+        moved(config_in_unit, data_in_unit, &scratch)
+            .unwrap()
+            .canonicalize()
+            .unwrap()
+    );
+    let mut command = Command::new(ovation_tests::workerd_binary());
+    command
+        .args(exec[1..].iter().map(|arg| {
+            moved(arg, data_in_unit, &scratch).map_or_else(|| arg.into(), PathBuf::into_os_string)
+        }))
+        // systemd starts a system service in / unless told otherwise.
+        .current_dir("/")
+        .env(TENANT_KEYS_ENV, ovation_auth::dev::tenant_keys_json());
+    let server = Server::start_workerd_command(&command, port, &scratch);
+    create_room(&server, "weur");
+
+    // Under ProtectSystem=strict the storage must be inside ReadWritePaths.
+    let writable = moved(unit_key(&keys, "ReadWritePaths"), data_in_unit, &scratch)
+        .expect("ReadWritePaths is inside the data directory");
+    assert_eq!(
+        stored_room_objects(&writable),
+        1,
+        "the room is not stored under ReadWritePaths ({})",
+        writable.display()
+    );
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_unit() {
+    let probe = Command::new("systemd-analyze").arg("--version").output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: no systemd-analyze on this machine");
+        return;
+    }
+    // verify checks that ExecStart's program exists: here it is the npm package's workerd.
+    let unit = std::fs::read_to_string(ovation_tests::root().join(UNIT)).unwrap();
+    let exec = unit_key(&unit_service_keys(&unit), "ExecStart").to_owned();
+    let program = exec.split_whitespace().next().unwrap();
+    let workerd = ovation_tests::workerd_binary().canonicalize().unwrap();
+    let dir = ovation_tests::scratch_dir("unit-verify");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ovation-edge.service");
+    std::fs::write(
+        &file,
+        unit.replace(
+            &format!("ExecStart={exec}"),
+            &format!(
+                "ExecStart={}",
+                exec.replacen(program, workerd.to_str().unwrap(), 1)
+            ),
+        ),
+    )
+    .unwrap();
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let complaints = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && complaints.trim().is_empty(),
+        "systemd-analyze verify: {}\n{complaints}",
+        verify.status
+    );
+}
+
+/// A Containerfile's instructions, continuation lines joined, comments dropped.
+fn instructions(text: &str) -> Vec<(String, String)> {
+    let mut joined = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if current.is_empty() && (line.trim().is_empty() || line.trim_start().starts_with('#')) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(start) => current.push_str(start),
+            None => {
+                current.push_str(line);
+                joined.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    joined
+        .iter()
+        .map(|line| {
+            let (name, rest) = line.trim().split_once(' ').expect("INSTRUCTION arguments");
+            (name.to_owned(), rest.trim().to_owned())
+        })
+        .collect()
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        // The workerd binary is large: a link to it stands for the copy.
+        std::os::unix::fs::symlink(from.canonicalize().unwrap(), to).unwrap();
+    }
+}
+
+#[test]
+fn the_container_recipes_cmd_serves_its_copies_with_the_storage_on_the_volume() {
+    let text = std::fs::read_to_string(ovation_tests::root().join(CONTAINERFILE)).unwrap();
+    let steps = instructions(&text);
+    let all = |name: &str| -> Vec<&str> {
+        steps
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, args)| args.as_str())
+            .collect()
+    };
+    // The documented config listens on the port the image exposes.
+    let exposed = all("EXPOSE")[0];
+    assert!(
+        text.contains(&format!("--listen '*:{exposed}'")),
+        "the build steps in {CONTAINERFILE} do not listen on the EXPOSEd port {exposed}"
+    );
+
+    // The build context, as the file's header writes it.
+    let port = ovation_tests::free_port();
+    let context = ovation_tests::scratch_dir("image-context");
+    write_config(&context, port);
+    std::os::unix::fs::symlink(
+        ovation_tests::workerd_binary().canonicalize().unwrap(),
+        context.join("workerd"),
+    )
+    .unwrap();
+    // The image's file system: every COPY, the volume.
+    let image = ovation_tests::scratch_dir("image-root");
+    for copy in all("COPY") {
+        let parts: Vec<&str> = copy.split_whitespace().collect();
+        let (destination, sources) = parts.split_last().unwrap();
+        for source in sources {
+            let from = context.join(source);
+            assert!(
+                from.exists(),
+                "COPY {source}: not in the build context the documented commands write"
+            );
+            copy_tree(&from, &image.join(destination.trim_start_matches('/')));
+        }
+    }
+    let volume = image.join(all("VOLUME")[0].trim_start_matches('/'));
+    std::fs::create_dir_all(&volume).unwrap();
+
+    let cmd: Vec<String> = serde_json::from_str(all("CMD")[0]).expect("CMD in exec form");
+    // On the image's PATH (Debian's: /usr/local/bin first).
+    let program = image.join("usr/local/bin").join(&cmd[0]);
+    assert!(program.exists(), "{} is not on the image's PATH", cmd[0]);
+    let in_image = |arg: &str| -> String {
+        match arg.split_once("=/") {
+            Some((name, path)) => format!("{name}={}", image.join(path).display()),
+            None if arg.starts_with('/') => image
+                .join(arg.trim_start_matches('/'))
+                .display()
+                .to_string(),
+            None => arg.to_owned(),
+        }
+    };
+    let mut command = Command::new(program);
+    command
+        .args(cmd[1..].iter().map(|arg| in_image(arg)))
+        .current_dir("/")
+        // docker run -e OVATION_TENANT_KEYS=...
+        .env(TENANT_KEYS_ENV, ovation_auth::dev::tenant_keys_json());
+    let server = Server::start_workerd_command(&command, port, &image);
+    create_room(&server, "weur");
+    assert_eq!(stored_room_objects(&volume), 1, "no room on the volume");
+    assert_eq!(
+        stored_room_objects(&context.join("storage")),
+        0,
+        "the room went to the build machine's storage path named in the config"
     );
 }
