@@ -14,8 +14,9 @@ use ovation_proto::limits::{
 };
 use ovation_proto::{ActionBody, CloseCode, ErrorCode, Role, SUBPROTOCOL};
 use ovation_room::{
-    AdminCommand, AdminError, AdminReply, ChargeOutcome, ChargeRequest, ConnectionId, Identity,
-    Output, Room, RoomInfo, StaffCommand, StorageOp,
+    charge_outcome, gift_request_body, ledger_room_account, ledger_user_account, AdminCommand,
+    AdminError, AdminReply, ChargeOutcome, ChargeRequest, ConnectionId, Identity, Output, Room,
+    RoomInfo, StaffCommand, StorageOp, SETTLEMENT_UNAVAILABLE_MESSAGE,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -297,19 +298,18 @@ impl RoomObject {
     fn ledger_room(&self) -> Option<String> {
         let memory = self.memory.borrow();
         let room = memory.room.as_ref()?;
-        Some(format!(
-            "{}:{}:{}",
-            memory.tenant,
-            room.info().room_id,
-            room.epoch()
+        Some(ledger_room_account(
+            &memory.tenant,
+            &room.info().room_id,
+            room.epoch(),
         ))
     }
 
     async fn settlement_call(
         &self,
         path: &str,
-        body: serde_json::Value,
-    ) -> std::result::Result<(u16, serde_json::Value), String> {
+        body: String,
+    ) -> std::result::Result<(u16, Vec<u8>), String> {
         let (url, secret) = self
             .settlement()
             .ok_or_else(|| "gifts are not configured".to_owned())?;
@@ -319,7 +319,7 @@ impl RoomObject {
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
             .with_headers(headers)
-            .with_body(Some(body.to_string().into()));
+            .with_body(Some(body.into()));
         let request =
             Request::new_with_init(&format!("{url}{path}"), &init).map_err(|e| e.to_string())?;
         let mut response = Fetch::Request(request)
@@ -327,13 +327,9 @@ impl RoomObject {
             .await
             .map_err(|e| e.to_string())?;
         let status = response.status_code();
-        // Parsed in Rust: a balance above 2^53 must not be rounded by JavaScript.
-        let body = response
-            .bytes()
-            .await
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .unwrap_or(serde_json::Value::Null);
+        // Parsed in Rust (`ovation_room::charge_outcome`): a balance above 2^53 must not
+        // be rounded by JavaScript.
+        let body = response.bytes().await.unwrap_or_default();
         Ok((status, body))
     }
 
@@ -345,8 +341,7 @@ impl RoomObject {
             };
         };
         let tenant = self.memory.borrow().tenant.clone();
-        let body = json!({ "id": charge.gift_id, "room": room, "from": format!("{tenant}:{}", charge.user),
-                           "amount": charge.amount, "sku": charge.sku, "qty": charge.qty });
+        let body = gift_request_body(&tenant, &room, charge);
         let refused = |code, message: String| ChargeOutcome::Refused { code, message };
         if self.settlement().is_none() {
             // Told plainly, not "retry", and not logged per gift (the misconfiguration
@@ -357,32 +352,27 @@ impl RoomObject {
             );
         }
         match self.settlement_call("/v1/gifts", body).await {
-            Ok((200, body)) => ChargeOutcome::Charged {
-                balance: body["balance"].as_u64().unwrap_or(0),
-                replayed: body["replayed"].as_bool().unwrap_or(false),
-            },
             Ok((status, body)) => {
-                let message = body["message"].as_str().unwrap_or_default().to_owned();
-                match (status, body["code"].as_str().unwrap_or_default()) {
-                    (402, _) => refused(ErrorCode::InsufficientFunds, message),
-                    (409, "room_not_open") | (404, _) => refused(ErrorCode::RoomEnded, message),
-                    (409, "id_conflict") | (400, _) => refused(ErrorCode::Invalid, message),
-                    _ => {
-                        log_json(
-                            json!({"level":"error","event":"settlement_error","status":status,"body":body}),
-                        );
-                        refused(
-                            ErrorCode::Unavailable,
-                            "gifts are unavailable; retry".into(),
-                        )
+                let outcome = charge_outcome(status, &body);
+                if matches!(
+                    &outcome,
+                    ChargeOutcome::Refused {
+                        code: ErrorCode::Unavailable,
+                        ..
                     }
+                ) {
+                    log_json(
+                        json!({"level":"error","event":"settlement_error","status":status,
+                                    "body":String::from_utf8_lossy(&body)}),
+                    );
                 }
+                outcome
             }
             Err(cause) => {
                 log_json(json!({"level":"error","event":"settlement_unreachable","cause":cause}));
                 refused(
                     ErrorCode::Unavailable,
-                    "gifts are unavailable; retry".into(),
+                    SETTLEMENT_UNAVAILABLE_MESSAGE.into(),
                 )
             }
         }
@@ -626,8 +616,8 @@ impl RoomObject {
         let epoch = random_u53();
         if self.settlement().is_some() {
             let tenant = self.memory.borrow().tenant.clone();
-            let ledger_room = format!("{tenant}:{}:{epoch}", info.room_id);
-            let host = json!({ "host": format!("{tenant}:{}", info.host_user) });
+            let ledger_room = ledger_room_account(&tenant, &info.room_id, epoch);
+            let host = json!({ "host": ledger_user_account(&tenant, &info.host_user) }).to_string();
             match self
                 .settlement_call(&format!("/v1/rooms/{ledger_room}/open"), host)
                 .await
@@ -788,8 +778,10 @@ impl RoomObject {
                 // Ending a room settles its gifts (idempotent; re-run by ending again).
                 if let (Some(ledger_room), Some(_)) = (ledger_room, self.settlement()) {
                     let path = format!("/v1/rooms/{ledger_room}/settle");
-                    body["settlement"] = match self.settlement_call(&path, json!({})).await {
-                        Ok((200, summary)) => summary,
+                    body["settlement"] = match self.settlement_call(&path, "{}".into()).await {
+                        Ok((200, summary)) => {
+                            serde_json::from_slice(&summary).unwrap_or(serde_json::Value::Null)
+                        }
                         other => {
                             log_json(json!({"level":"error","event":"settle_failed",
                                             "detail": format!("{other:?}")}));

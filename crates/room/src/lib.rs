@@ -20,6 +20,7 @@ mod polls;
 mod products;
 mod qa;
 mod quiz;
+mod settlement;
 mod shard;
 mod sharding;
 mod staff;
@@ -39,6 +40,10 @@ pub use polls::{PollPhase, PollSpec};
 pub use products::ProductCard;
 pub use qa::QaStatus;
 pub use quiz::{QuizPhase, QuizQuestionSpec, QuizSpec};
+pub use settlement::{
+    charge_outcome, gift_request_body, ledger_room_account, ledger_user_account,
+    SETTLEMENT_UNAVAILABLE_MESSAGE,
+};
 pub use shard::{Shard, ShardOutput};
 pub use staff::{StaffCommand, SYSTEM_SENDER};
 pub use store::{RestoreError, StorageOp, META_KEY};
