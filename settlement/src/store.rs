@@ -266,19 +266,24 @@ fn json<T: serde::Serialize>(rows: &T) -> String {
 /// Locks and reads what a batch touches, in one statement: its stripes (kind 0: room,
 /// status, stripe), then its senders' accounts (kind 1: account, balance), each in key
 /// order (Clear locks a room's stripes in the same order), and the transfers already
-/// recorded under its ids (kind 2: owner, id, fingerprint, balance after).
+/// recorded under its ids (kind 2: owner, id, fingerprint, balance after). Every table
+/// is reached through its primary key (`= ANY(ARRAY(…))`, a lateral lookup per id): the
+/// planner guesses 100 rows for a JSON set and would otherwise scan a small table whole.
+/// (Stripes are matched on rooms × stripes: at most the batch's rooms' other stripes
+/// more, which only this shard's gift loop and its Clear step touch.)
 const BATCH_READ_POSTGRES: &str = "WITH \
-     s AS (SELECT room, stripe, status FROM room_stripes WHERE (room, stripe) IN \
-       (SELECT e.value->>0, CAST(e.value->>1 AS BIGINT) FROM json_array_elements($1::json) AS e(value)) \
+     s AS (SELECT room, stripe, status FROM room_stripes WHERE \
+       room = ANY(ARRAY(SELECT e.value->>0 FROM json_array_elements($1::json) AS e(value))) \
+       AND stripe = ANY(ARRAY(SELECT CAST(e.value->>1 AS BIGINT) FROM json_array_elements($1::json) AS e(value))) \
        ORDER BY room, stripe FOR UPDATE), \
-     a AS (SELECT account, balance FROM accounts WHERE account IN \
-       (SELECT e.value FROM json_array_elements_text($2::json) AS e(value)) \
-       ORDER BY account FOR UPDATE), \
-     t AS (SELECT owner, id, fingerprint, balance_after FROM transfers WHERE (owner, id) IN \
-       (SELECT e.value->>0, e.value->>1 FROM json_array_elements($3::json) AS e(value))) \
+     a AS (SELECT account, balance FROM accounts WHERE \
+       account = ANY(ARRAY(SELECT json_array_elements_text($2::json))) \
+       ORDER BY account FOR UPDATE) \
      SELECT CAST(0 AS BIGINT), room, '', status, stripe FROM s \
      UNION ALL SELECT CAST(1 AS BIGINT), account, '', '', balance FROM a \
-     UNION ALL SELECT CAST(2 AS BIGINT), owner, id, fingerprint, balance_after FROM t";
+     UNION ALL SELECT CAST(2 AS BIGINT), t.owner, t.id, t.fingerprint, t.balance_after \
+       FROM json_array_elements($3::json) AS e(value), LATERAL (SELECT owner, id, fingerprint, \
+       balance_after FROM transfers WHERE owner = e.value->>0 AND id = e.value->>1 OFFSET 0) t";
 /// The same on SQLite (one connection per shard: its transaction is the lock).
 const BATCH_READ_SQLITE: &str = "\
      SELECT CAST(0 AS BIGINT), room, '', status, stripe FROM room_stripes WHERE (room, stripe) IN \
@@ -289,11 +294,13 @@ const BATCH_READ_SQLITE: &str = "\
        WHERE (owner, id) IN (SELECT e.value->>0, e.value->>1 FROM json_each($3) AS e)";
 /// A batch's writes in one statement, counting what each part wrote: the debits (each
 /// account set from the balance read to the one planned: a compare-and-set), the
-/// transfer records, the stripe credits (only to stripes still `open`).
+/// transfer records, the stripe credits (only to stripes still `open`). The `= ANY`
+/// repeats of the join keys are for the planner (a primary-key lookup, not a scan).
 const BATCH_WRITE_POSTGRES: &str = "WITH \
      d AS (UPDATE accounts SET balance = CAST(e.value->>2 AS BIGINT) \
        FROM json_array_elements($1::json) AS e(value) \
        WHERE accounts.account = e.value->>0 AND accounts.balance = CAST(e.value->>1 AS BIGINT) \
+       AND accounts.account = ANY(ARRAY(SELECT e.value->>0 FROM json_array_elements($1::json) AS e(value))) \
        RETURNING 1), \
      t AS (INSERT INTO transfers (owner, id, fingerprint, balance_after) \
        SELECT e.value->>0, e.value->>1, e.value->>2, CAST(e.value->>3 AS BIGINT) \
@@ -303,7 +310,9 @@ const BATCH_WRITE_POSTGRES: &str = "WITH \
        gifted = room_stripes.gifted + CAST(e.value->>2 AS BIGINT) \
        FROM json_array_elements($3::json) AS e(value) \
        WHERE room_stripes.room = e.value->>0 AND room_stripes.stripe = CAST(e.value->>1 AS BIGINT) \
-       AND room_stripes.status = 'open' RETURNING 1) \
+       AND room_stripes.status = 'open' \
+       AND room_stripes.room = ANY(ARRAY(SELECT e.value->>0 FROM json_array_elements($3::json) AS e(value))) \
+       RETURNING 1) \
      SELECT (SELECT COUNT(*) FROM d), (SELECT COUNT(*) FROM t), (SELECT COUNT(*) FROM c)";
 /// The same writes on SQLite, one statement each (no writes inside `WITH`).
 const BATCH_WRITE_SQLITE: [&str; 3] = [
@@ -456,6 +465,25 @@ struct GiftRequest {
     answer: oneshot::Sender<Result<GiftReceipt>>,
 }
 
+/// What the gift loops did since the ledger connected (for `cargo xtask bench ledger`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GiftBatchStats {
+    /// Batches taken by the loops (a lone gift is a batch of one).
+    pub batches: u64,
+    /// Gifts in those batches.
+    pub gifts: u64,
+    /// Batches that went statement by statement (a room to activate, rows changed
+    /// under the batch) or gift by gift (a failed batch).
+    pub slow_batches: u64,
+}
+
+#[derive(Default)]
+struct BatchCounters {
+    batches: AtomicU64,
+    gifts: AtomicU64,
+    slow_batches: AtomicU64,
+}
+
 /// The ledger over one database per shard.
 #[derive(Clone)]
 pub struct SqlLedger {
@@ -467,6 +495,7 @@ pub struct SqlLedger {
     gift_commit: GiftCommit,
     /// One gift loop per shard, started with the first batched gift.
     gift_loops: Arc<OnceLock<Vec<mpsc::Sender<GiftRequest>>>>,
+    batch_counters: Arc<BatchCounters>,
 }
 
 impl SqlLedger {
@@ -507,6 +536,7 @@ impl SqlLedger {
             postgres: urls.first().is_some_and(|u| u.starts_with("postgres")),
             gift_commit: GiftCommit::default(),
             gift_loops: Arc::default(),
+            batch_counters: Arc::default(),
         })
     }
 
@@ -530,6 +560,16 @@ impl SqlLedger {
         tx.commit().await?;
         self.faults.after_commit().await;
         Ok(())
+    }
+
+    /// What the gift loops did so far.
+    pub fn gift_batch_stats(&self) -> GiftBatchStats {
+        let counters = &self.batch_counters;
+        GiftBatchStats {
+            batches: counters.batches.load(Ordering::Relaxed),
+            gifts: counters.gifts.load(Ordering::Relaxed),
+            slow_batches: counters.slow_batches.load(Ordering::Relaxed),
+        }
     }
 
     fn pool(&self, shard: ShardId) -> &AnyPool {
@@ -738,10 +778,18 @@ impl SqlLedger {
             // room's (no deadlock between them). The gifts of a batch arrived together,
             // so any order is one they could have had; copies of one gift keep theirs.
             batch.sort_by_cached_key(|r| (r.gift.room.clone(), stripe_of(&r.gift.id)));
+            let counters = &self.batch_counters;
+            counters.batches.fetch_add(1, Ordering::Relaxed);
+            counters
+                .gifts
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             let applied = match self.apply_batch(shard, &batch).await {
                 // A room still to activate in this shard, or rows changed under the
                 // batch: the same transaction, a few statements per gift.
-                Ok(None) => self.apply_batch_gift_by_gift(shard, &batch).await,
+                Ok(None) => {
+                    counters.slow_batches.fetch_add(1, Ordering::Relaxed);
+                    self.apply_batch_gift_by_gift(shard, &batch).await
+                }
                 Ok(Some(outcomes)) => Ok(outcomes),
                 Err(e) => Err(e),
             };
@@ -752,6 +800,7 @@ impl SqlLedger {
                     }
                 }
                 Err(e) => {
+                    counters.slow_batches.fetch_add(1, Ordering::Relaxed);
                     // Nothing of the batch was written (a deadlock victim, a damaged
                     // row, ...): each gift goes again in a transaction of its own, so one
                     // gift's failure is its own.
