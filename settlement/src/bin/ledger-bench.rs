@@ -6,7 +6,7 @@
 
 use ovation_ledger::{Deposit, Gift};
 use ovation_settlement::postgres_admin::fresh_databases;
-use ovation_settlement::store::GiftCommit;
+use ovation_settlement::store::{GiftBatchStats, GiftCommit};
 use ovation_settlement::SqlLedger;
 use std::process::Command;
 use std::sync::Arc;
@@ -21,6 +21,8 @@ struct Figures {
     gifts_per_s: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Group commit only: what the gift loops did.
+    batches: GiftBatchStats,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -94,12 +96,14 @@ async fn run(engine: &str, ledger: SqlLedger, senders: Senders) -> Figures {
         audit.ok(),
         "ledger invariants broken by the benchmark: {audit:?}"
     );
+    let batches = ledger.gift_batch_stats();
     // PostgreSQL's connection slots are needed by the next run and by pgbench.
     ledger.close().await;
     Figures {
         gifts_per_s: GIFTS as f64 / elapsed.as_secs_f64(),
         p50_ms: percentile(&latencies, 0.50),
         p99_ms: percentile(&latencies, 0.99),
+        batches,
     }
 }
 
@@ -180,6 +184,7 @@ async fn main() {
         ("sqlite, group commit", Batched, Many),
         ("sqlite, one tx per gift", PerGift, Many),
         ("sqlite, group, 1 hot sender", Batched, OneHot),
+        ("sqlite, per gift, 1 hot sender", PerGift, OneHot),
     ] {
         let ledger = sqlite(&dir, &rows.len().to_string())
             .await
@@ -191,6 +196,7 @@ async fn main() {
         ("postgres, group commit", Batched, Many),
         ("postgres, one tx per gift", PerGift, Many),
         ("postgres, group, 1 hot sender", Batched, OneHot),
+        ("postgres, per gift, 1 hot sender", PerGift, OneHot),
     ] {
         let ledger = postgres(&format!("ovation_bench_ledger_{}", rows.len()))
             .await
@@ -205,12 +211,25 @@ async fn main() {
 
     println!("\nledger benchmark: 1 room, {SENDERS} senders (or 1 hot one), {SHARDS} shards, {GIFTS} gifts, {CONCURRENCY} in flight");
     println!(
-        "{:<32} {:>10} {:>9} {:>9}",
-        "engine", "gifts/s", "p50 ms", "p99 ms"
+        "{:<34} {:>10} {:>9} {:>9} {:>13}",
+        "engine", "gifts/s", "p50 ms", "p99 ms", "gifts/batch"
     );
     for (name, f) in &rows {
+        let per_batch = if f.batches.batches == 0 {
+            String::new()
+        } else {
+            format!(
+                "{:.1}{}",
+                f.batches.gifts as f64 / f.batches.batches as f64,
+                if f.batches.slow_batches > 0 {
+                    format!(" ({} slow)", f.batches.slow_batches)
+                } else {
+                    String::new()
+                }
+            )
+        };
         println!(
-            "{name:<32} {:>10.0} {:>9.2} {:>9.2}",
+            "{name:<34} {:>10.0} {:>9.2} {:>9.2} {per_batch:>13}",
             f.gifts_per_s, f.p50_ms, f.p99_ms
         );
     }
@@ -224,6 +243,11 @@ async fn main() {
         "ratio sqlite group commit / one tx per gift: {:.2}",
         figure("sqlite, group commit") / figure("sqlite, one tx per gift")
     );
+    println!(
+        "ratio group commit / one tx per gift, 1 hot sender: sqlite {:.2}, postgres {:.2}",
+        figure("sqlite, group, 1 hot sender") / figure("sqlite, per gift, 1 hot sender"),
+        figure("postgres, group, 1 hot sender") / figure("postgres, per gift, 1 hot sender")
+    );
     match pgbench {
         Ok(tps) => {
             println!(
@@ -231,9 +255,10 @@ async fn main() {
                 "pgbench simple-update", tps
             );
             println!(
-                "ratio postgres group commit / pgbench: {:.2} (one tx per gift: {:.2})",
+                "ratio postgres group commit / pgbench: {:.2} (one tx per gift: {:.2}; 1 hot sender: {:.2})",
                 figure("postgres, group commit") / tps,
-                figure("postgres, one tx per gift") / tps
+                figure("postgres, one tx per gift") / tps,
+                figure("postgres, group, 1 hot sender") / tps
             );
         }
         Err(why) => println!("pgbench: {why}"),
