@@ -167,3 +167,60 @@ export interface Room {
 }
 
 export declare function connect(options: ConnectOptions): Promise<Room>;
+
+export interface ReplayOptions {
+  /** Service URL, as for `connect`. */
+  url: string;
+  /** Room id with its region prefix (a live or an ended room). */
+  room: string;
+  /** A viewer token for the room (sent as `Authorization: Bearer`). */
+  token: string;
+  /** A `fetch` to use instead of the global one. */
+  fetch?: typeof fetch;
+}
+
+/** The recording's bounds (server time, ms since the Unix epoch), from its last answer. */
+export interface Recording {
+  started_ms: number;
+  ended_ms: number | null;
+  /** "live": the room is still on and its recording grows; "ended": final. */
+  status: "live" | "ended";
+  /** The recording hit its size limit here; nothing after it was recorded. */
+  truncated_at_ms: number | null;
+}
+
+/**
+ * A room's recording played against a video: the same events, with the same payloads, as
+ * a live room (`comment`, `reaction`, `gift`, `removed`, `like`, `state`, `poll`, `quiz`,
+ * `qa`, `product`, `announcement`, `cue`, `error`), read-only.
+ */
+export interface Replay {
+  readonly state: RoomState;
+  readonly status: "open" | "closed";
+  readonly transport: "replay";
+  /** Always 0: a recording has no audience count. */
+  readonly online: number;
+  /** The like total at the playhead. */
+  readonly likes: number;
+  readonly recording: Recording;
+  /** Subscribes; returns a function that unsubscribes. */
+  on<K extends keyof EventMap>(type: K, handler: (event: EventMap[K]) => void): () => void;
+  /**
+   * Plays the recording against `video` (native HLS, or hls.js passed as `hls`): each event
+   * shows when the video reaches the moment it happened live (EXT-X-PROGRAM-DATE-TIME;
+   * without it the room's start is media time 0), a cued interaction when its cue plays;
+   * a seek jumps the state to that moment without a burst of older comments; pausing
+   * pauses; the playback rate is followed. Windows are fetched ahead of the playhead.
+   * Resolves with a function that detaches the video.
+   */
+  attachPlayer(video: HTMLVideoElement, options?: { hls?: unknown }): Promise<() => void>;
+  /** Detaches the video and lets go of the recording: no event or fetch follows. */
+  close(): void;
+}
+
+/**
+ * Opens a room's recording: resolves once its bounds are known; rejects with an
+ * `OvationError` (`invalid_options`, or the server's code: `token_wrong_room`,
+ * `room_not_found`, …). Its code (a separate wasm module) loads on first use.
+ */
+export declare function replay(options: ReplayOptions): Promise<Replay>;

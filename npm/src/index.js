@@ -468,3 +468,12 @@ export async function connect(options) {
     }
   });
 }
+
+/**
+ * Plays a room's recording (a live room's so far, or an ended one's): resolves with an
+ * object with the same `on(type, handler)` events and `state` as a live room, and
+ * `attachPlayer(video, { hls })` that shows each event when the video reaches the moment
+ * it happened live (see the README, "Replay"). Its code loads on first use.
+ */
+export const replay = (options) =>
+  import("./replay.js").then((m) => m.open(options, OvationError, EVENT_TYPES, INTERACTION_PARTS));

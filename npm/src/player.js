@@ -19,7 +19,7 @@ function openedMsOf(name, value) {
 }
 
 /** `v=1;cue=<id>;ref=<kind>:<id>` → `{cue, ref: {kind, id}}` (unknown fields skipped). */
-function parseCuePayload(text) {
+export function parseCuePayload(text) {
   if (typeof text !== "string" || !text.startsWith(PAYLOAD_PREFIX)) return null;
   const fields = {};
   for (const pair of text.split(";")) {
@@ -33,7 +33,7 @@ function parseCuePayload(text) {
 }
 
 /** The cue payload inside raw ID3 bytes (a TXXX/PRIV frame named `ovation`): printable ASCII from `v=1;`. */
-function payloadFromBytes(bytes) {
+export function payloadFromBytes(bytes) {
   if (!(bytes instanceof Uint8Array)) return null;
   const p = [118, 61, 49, 59]; // "v=1;"
   outer: for (let i = 0; i + p.length <= bytes.length; i++) {
@@ -46,7 +46,7 @@ function payloadFromBytes(bytes) {
 }
 
 /** The payload a metadata text track cue carries (DataCue or hls.js's VTTCue with `value`). */
-function payloadOfTrackCue(cue) {
+export function payloadOfTrackCue(cue) {
   const value = cue && cue.value;
   if (value && typeof value.data === "string") return value.data.startsWith(PAYLOAD_PREFIX) ? value.data : null;
   if (value && value.data instanceof ArrayBuffer) return payloadFromBytes(new Uint8Array(value.data));

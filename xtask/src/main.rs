@@ -279,40 +279,33 @@ fn sdk_stage() -> PathBuf {
 fn build_sdk() -> Result {
     let root = root();
     step("building the client SDK (sdk-wasm → npm/wasm, npm pack)");
+    // The replay player's core is a module of its own, loaded by `replay()` only.
     run(cargo()
-        .args(["build", "-p", "ovation-sdk-wasm", "--release"])
-        .args(["--target", "wasm32-unknown-unknown"])
+        .args([
+            "build",
+            "-p",
+            "ovation-sdk-wasm",
+            "-p",
+            "ovation-sdk-replay-wasm",
+        ])
+        .args(["--release", "--target", "wasm32-unknown-unknown"])
         .current_dir(&root))?;
     let wasm_dir = root.join("npm/wasm");
-    run(Command::new("wasm-bindgen")
-        .args([
-            "--target",
-            "web",
-            "--out-name",
-            "ovation_sdk",
-            "--no-typescript",
-        ])
-        .arg("--out-dir")
-        .arg(&wasm_dir)
-        .arg(root.join("target/wasm32-unknown-unknown/release/ovation_sdk_wasm.wasm")))?;
-    let wasm = wasm_dir.join("ovation_sdk_bg.wasm");
-    // --converge: -Oz again until nothing shrinks (0.15 KB gzipped; every viewer downloads it).
-    run(Command::new(root.join("node_modules/.bin/wasm-opt"))
-        .args([
-            "-Oz",
-            "--converge",
-            "--enable-bulk-memory",
-            "--enable-nontrapping-float-to-int",
-        ])
-        .args([
-            "--enable-sign-ext",
-            "--enable-mutable-globals",
-            "--enable-reference-types",
-        ])
-        .args(["--enable-multivalue"])
-        .arg(&wasm)
-        .arg("-o")
-        .arg(&wasm))?;
+    for (out_name, crate_wasm) in [
+        ("ovation_sdk", "ovation_sdk_wasm.wasm"),
+        ("ovation_replay", "ovation_sdk_replay_wasm.wasm"),
+    ] {
+        run(Command::new("wasm-bindgen")
+            .args(["--target", "web", "--out-name", out_name, "--no-typescript"])
+            .arg("--out-dir")
+            .arg(&wasm_dir)
+            .arg(
+                root.join("target/wasm32-unknown-unknown/release")
+                    .join(crate_wasm),
+            ))?;
+        let wasm = wasm_dir.join(format!("{out_name}_bg.wasm"));
+        wasm_opt(&root, &wasm)?;
+    }
     let out = root.join("target/npm");
     let stage = sdk_stage();
     let _ = fs::remove_dir_all(&stage);
@@ -326,6 +319,7 @@ fn build_sdk() -> Result {
         "src/index.d.ts",
         "src/react.d.ts",
         "wasm/ovation_sdk_bg.wasm",
+        "wasm/ovation_replay_bg.wasm",
     ] {
         fs::copy(root.join("npm").join(file), stage.join(file))
             .map_err(|e| format!("cannot stage npm/{file}: {e}"))?;
@@ -333,8 +327,10 @@ fn build_sdk() -> Result {
     for file in [
         "src/index.js",
         "src/player.js",
+        "src/replay.js",
         "src/react.js",
         "wasm/ovation_sdk.js",
+        "wasm/ovation_replay.js",
     ] {
         run(Command::new(root.join("node_modules/.bin/esbuild"))
             .arg(root.join("npm").join(file))
@@ -353,6 +349,27 @@ fn build_sdk() -> Result {
     }
     eprintln!("packed {}", sdk_tarball().display());
     Ok(())
+}
+
+/// wasm-opt -Oz on a built module, in place; --converge: -Oz again until nothing shrinks
+/// (0.15 KB gzipped; every viewer downloads it).
+fn wasm_opt(root: &Path, wasm: &Path) -> Result {
+    run(Command::new(root.join("node_modules/.bin/wasm-opt"))
+        .args([
+            "-Oz",
+            "--converge",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+        ])
+        .args([
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+        ])
+        .args(["--enable-multivalue"])
+        .arg(wasm)
+        .arg("-o")
+        .arg(wasm))
 }
 
 fn dev_token(role: &str, user: &str) -> String {
@@ -646,6 +663,21 @@ fn bench_sdk() -> Result {
         "  player.js  {:>7} B raw {:>7} B gz  (loaded by attachPlayer only; not in the total)",
         raw(&player),
         gzip_len(&player)?
+    );
+    // replay() loads its own wasm module and glue (viewers of live rooms never do).
+    let replay_parts = [
+        sdk_stage().join("src/replay.js"),
+        wasm_dir.join("ovation_replay_bg.wasm"),
+        wasm_dir.join("ovation_replay.js"),
+    ];
+    let mut replay_gz = 0;
+    for part in &replay_parts {
+        replay_gz += gzip_len(part)?;
+    }
+    println!(
+        "  replay     {:>7} B raw {:>7} B gz  (replay.js + its wasm and glue, loaded by replay() only; not in the total)",
+        replay_parts.iter().map(|p| raw(p)).sum::<u64>(),
+        replay_gz
     );
     println!(
         "  total      {:>7} B gz  (budget {} B: {})",

@@ -442,15 +442,18 @@ impl Replay {
     pub fn window_begin(&mut self, info: WindowInfo, snapshot: bool) {
         self.started_ms = Some(info.started_ms);
         self.end_ms = info.end_ms;
-        let mut to_ms = info.to_ms.max(info.from_ms);
+        // Nothing is recorded before the start (the SDK's first answer, `from=0&to=1`,
+        // is only the recording's bounds).
+        let from_ms = info.from_ms.max(info.started_ms);
+        let mut to_ms = info.to_ms.max(from_ms);
         if info.live {
-            to_ms = to_ms.min(info.recorded_to_ms.max(info.from_ms));
+            to_ms = to_ms.min(info.recorded_to_ms.max(from_ms));
         }
         if let Some(end_ms) = info.end_ms {
-            to_ms = to_ms.min(end_ms.max(info.from_ms));
+            to_ms = to_ms.min(end_ms.max(from_ms));
         }
         let window = Window {
-            from_ms: info.from_ms,
+            from_ms,
             to_ms,
             snapshot: snapshot.then(Vec::new),
             items: Vec::new(),

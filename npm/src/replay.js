@@ -1,0 +1,331 @@
+// Replay of a recorded room (loaded by `replay()` on first use, not part of the SDK's
+// initial download). The Rust core (`ReplayCore`, crates/client/src/replay.rs) decides
+// which recorded events show as the video plays and which windows to fetch; this module
+// fetches them, keeps their payloads, reads the player, and emits the same events with
+// the same shapes as a live room, so one UI serves both.
+
+import init, { ReplayCore } from "../wasm/ovation_replay.js";
+import { parseCuePayload, payloadFromBytes, payloadOfTrackCue } from "./player.js";
+
+// The like total's state key in the core: never a part name (those are [a-z0-9_-]).
+const LIKES = " likes";
+// Ask the core again this often while a failed fetch waits for its retry (ms).
+const RETRY_TICK_MS = 1000;
+
+/** A recorded action as the live event it was: [type, payload]. */
+function actionEvent(action) {
+  const base = { seq: action.seq, ts_ms: action.ts_ms, user: action.user, name: action.name };
+  const body = action.body || {};
+  if (body.Comment) return ["comment", { ...base, text: body.Comment.text, system: false }];
+  if (body.System) return ["comment", { ...base, text: body.System.text, system: true }];
+  if (body.Reaction) return ["reaction", { ...base, kind: body.Reaction.kind }];
+  if (body.Gift) return ["gift", { ...base, sku: body.Gift.sku, qty: body.Gift.qty, amount: body.Gift.amount }];
+  if (body.Removed) return ["removed", { seq: body.Removed.seq, by: action.user, ts_ms: action.ts_ms }];
+  return null;
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+class Replay {
+  constructor(options, sdk, first) {
+    this.state = { epoch: 0, version: 0, parts: {} };
+    this.status = "open";
+    this.transport = "replay";
+    this.online = 0;
+    this.likes = 0;
+    this._sdk = sdk;
+    this._options = options;
+    this._fetch = options.fetch || globalThis.fetch.bind(globalThis);
+    this._handlers = new Map();
+    this._payloads = new Map();
+    this._core = new sdk.ReplayCore();
+    this._fetching = false;
+    this._closed = false;
+    this._detach = null;
+    this._retry = null;
+    this._load(first, false);
+    this._core.windowEnd(Date.now());
+  }
+
+  /** The recording: its start and end (server time, ms) and whether it still grows. */
+  get recording() {
+    const w = this._last;
+    return { started_ms: w.started_ms, ended_ms: w.ended_ms ?? null, status: w.status,
+      truncated_at_ms: w.truncated_at_ms ?? null };
+  }
+
+  on(type, handler) {
+    const { EVENT_TYPES, OvationError } = this._sdk;
+    if (!EVENT_TYPES.has(type)) throw new OvationError("invalid_event", `unknown event "${type}"`);
+    if (typeof handler !== "function") throw new OvationError("invalid_handler", "handler must be a function");
+    let set = this._handlers.get(type);
+    if (!set) this._handlers.set(type, (set = new Set()));
+    set.add(handler);
+    return () => set.delete(handler);
+  }
+
+  _emit(type, payload) {
+    const set = this._handlers.get(type);
+    if (!set) return;
+    for (const handler of set) {
+      try {
+        handler(payload);
+      } catch (e) {
+        console.error(e); // as live: logged, told as `error`, never rethrown
+        if (type !== "error") {
+          const error = new this._sdk.OvationError("handler_error", type + " handler: " + e);
+          error.cause = e;
+          this._emit("error", error);
+        }
+      }
+    }
+  }
+
+  /** Hands one window answer to the core, keeping each entry's payload under its id. */
+  _load(w, snapshotAsked) {
+    this._last = w;
+    const core = this._core;
+    const ends = [w.ended_ms, w.truncated_at_ms].filter((x) => Number.isFinite(x));
+    const end = ends.length ? Math.min(...ends) : undefined;
+    core.windowBegin(w.from_ms, w.to_ms, w.started_ms, w.recorded_to_ms, end, w.status === "live",
+      snapshotAsked && !!w.snapshot);
+    const keep = (id, body) => id !== undefined && this._payloads.set(id, body);
+    if (snapshotAsked && w.snapshot) {
+      for (const part of w.snapshot.parts || []) keep(core.entry(part.name), { part });
+      keep(core.entry(LIKES), { likes: { total: w.snapshot.likes } });
+    }
+    for (const e of w.events || []) {
+      const body = e.body || {};
+      const key = body.part ? body.part.name : body.likes ? LIKES : undefined;
+      keep(core.event(e.ts_ms, key, e.cue ?? undefined), body);
+    }
+  }
+
+  /** Fetches the window the core asks for, if any (one at a time). */
+  _pump() {
+    if (this._closed || this._fetching) return;
+    const next = this._core.nextFetch(Date.now());
+    if (!next) return;
+    const [from, to, snapshot] = next;
+    this._fetching = true;
+    getWindow(this._fetch, this._options, from, to, !!snapshot, this._sdk.OvationError).then((w) => {
+      if (this._closed) return;
+      this._fetching = false;
+      this._load(w, !!snapshot);
+      this._core.windowEnd(Date.now());
+      this._drain();
+      this._pump();
+    }, (e) => {
+      if (this._closed) return;
+      this._fetching = false;
+      this._core.windowFailed(Date.now());
+      this._emit("error", e);
+      clearTimeout(this._retry);
+      this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS * 2);
+    });
+  }
+
+  /** Shows what the core says, in order. */
+  _drain() {
+    const core = this._core;
+    for (let out; (out = core.poll()) !== undefined;) {
+      const kind = out % 4;
+      const id = (out - kind) / 4;
+      if (kind === 3) this._clear(core.cleared);
+      else if (kind === 2) this._payloads.delete(id);
+      else {
+        const body = this._payloads.get(id);
+        if (body) this._show(body);
+      }
+    }
+  }
+
+  _show(body) {
+    if (body.action) {
+      const event = actionEvent(body.action);
+      if (event) this._emit(event[0], event[1]);
+    } else if (body.part) {
+      this._setPart(body.part.name, parseJson(body.part.value));
+    } else if (body.likes) {
+      this.likes = body.likes.total;
+      this._emit("like", { total: this.likes });
+    }
+  }
+
+  _clear(key) {
+    if (key === LIKES) {
+      this.likes = 0;
+      this._emit("like", { total: 0 });
+    } else {
+      this._setPart(key, null);
+    }
+  }
+
+  _setPart(name, value) {
+    this.state.parts[name] = value;
+    this._emit("state", this.state);
+    if (this._sdk.INTERACTION_PARTS.has(name)) this._emit(name, value);
+  }
+
+  /**
+   * Plays the recording against `video` (native HLS or hls.js as `hls`). Resolves with a
+   * function that detaches it.
+   */
+  attachPlayer(video, { hls } = {}) {
+    const { OvationError } = this._sdk;
+    if (!video || typeof video.addEventListener !== "function") {
+      return Promise.reject(new OvationError("invalid_options", "attachPlayer needs a video element"));
+    }
+    if (this._closed) return Promise.reject(new OvationError("closed", "the replay is closed"));
+    this._detach?.();
+    const core = this._core;
+    const cleanups = [];
+    let detached = false;
+    const listen = (target, type, fn) => {
+      target.addEventListener(type, fn);
+      cleanups.push(() => target.removeEventListener(type, fn));
+    };
+    const addCue = (payload, seconds) => {
+      if (payload && Number.isFinite(seconds)) core.addCue(payload, seconds * 1000);
+    };
+    const tracked = new Set();
+    const scanTracks = () => {
+      for (const track of Array.from(video.textTracks || [])) {
+        if (track.kind !== "metadata") continue;
+        if (track.mode === "disabled") track.mode = "hidden";
+        if (!tracked.has(track)) tracked.add(track);
+        for (const cue of Array.from(track.cues || [])) addCue(payloadOfTrackCue(cue), cue.startTime);
+      }
+    };
+    if (hls && typeof hls.on === "function") {
+      const onMetadata = (_event, data) => {
+        for (const sample of (data && data.samples) || []) addCue(payloadFromBytes(sample.data), sample.pts);
+      };
+      hls.on("hlsFragParsingMetadata", onMetadata);
+      cleanups.push(() => hls.off("hlsFragParsingMetadata", onMetadata));
+    }
+    // The playhead's wall-clock time from EXT-X-PROGRAM-DATE-TIME (else the core takes
+    // the recording's start as media time 0).
+    const wallOf = (seconds) => {
+      if (hls && hls.playingDate instanceof Date && !Number.isNaN(hls.playingDate.getTime())) {
+        return hls.playingDate.getTime() + (seconds - video.currentTime) * 1000;
+      }
+      if (typeof video.getStartDate === "function") {
+        const start = video.getStartDate().getTime();
+        if (!Number.isNaN(start)) return start + seconds * 1000;
+      }
+      return undefined;
+    };
+    const turn = (seeked) => {
+      const seconds = video.currentTime;
+      if (detached || !Number.isFinite(seconds)) return;
+      if (video.seeking && !seeked) return; // only `seeked` says where play goes on
+      scanTracks();
+      if (seeked) core.seek(seconds * 1000, wallOf(seconds));
+      else core.playhead(seconds * 1000, wallOf(seconds));
+      this._drain();
+      for (let payload; (payload = core.pollCue()) !== undefined;) {
+        const cue = parseCuePayload(payload);
+        if (cue) this._emit("cue", { ...cue, media_time: seconds });
+      }
+      this._pump();
+    };
+    for (const type of ["playing", "timeupdate", "pause", "ratechange"]) listen(video, type, () => turn(false));
+    listen(video, "seeked", () => turn(true));
+    // Every animation frame while playing: events show within a frame of their moment,
+    // not at the next timeupdate (250 ms later).
+    const raf = globalThis.requestAnimationFrame;
+    if (typeof raf === "function") {
+      let handle;
+      const frame = () => {
+        if (detached) return;
+        if (!video.paused) turn(false);
+        handle = raf(frame);
+      };
+      handle = raf(frame);
+      cleanups.push(() => globalThis.cancelAnimationFrame(handle));
+    }
+    const detach = () => {
+      if (detached) return;
+      detached = true;
+      for (const undo of cleanups.splice(0)) undo();
+      if (this._detach === detach) this._detach = null;
+    };
+    this._detach = detach;
+    if (video.readyState >= 1) turn(false); // already has a position
+    return Promise.resolve(detach);
+  }
+
+  /** Detaches the player and lets go of the recording: no event or fetch follows. */
+  close() {
+    if (this._closed) return;
+    this._detach?.();
+    this._closed = true;
+    this.status = "closed";
+    clearTimeout(this._retry);
+    this._payloads.clear();
+    this._core.free();
+  }
+}
+
+/** One `GET /v1/rooms/{room}/replay` answer, or an `OvationError` with the server's code. */
+async function getWindow(fetchImpl, { url, room, token }, from, to, snapshot, OvationError) {
+  const base = url.replace(/\/+$/, "");
+  const query = `from=${from}&to=${to}` + (snapshot ? "" : "&snapshot=false");
+  let response;
+  try {
+    response = await fetchImpl(`${base}/v1/rooms/${encodeURIComponent(room)}/replay?${query}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+  } catch (e) {
+    throw new OvationError("network", String((e && e.message) || e));
+  }
+  if (!response.ok) {
+    let body = {};
+    try {
+      body = await response.json();
+    } catch {}
+    throw new OvationError(body.code || `http_${response.status}`, body.message || `replay answered ${response.status}`);
+  }
+  const w = await response.json();
+  if (!w || !Number.isFinite(w.started_ms) || !Array.isArray(w.events)) {
+    throw new OvationError("bad_response", "the replay answer is malformed");
+  }
+  return w;
+}
+
+let loading = null;
+
+/** Loads the replay core's wasm once (Node reads the file; browsers fetch it). */
+function load() {
+  if (!loading) {
+    loading = (async () => {
+      const url = new URL("../wasm/ovation_replay_bg.wasm", import.meta.url);
+      if (url.protocol === "file:" && globalThis.process?.versions?.node) {
+        const fs = await import(/* @vite-ignore */ ["node", "fs/promises"].join(":"));
+        await init({ module_or_path: await fs.readFile(url) });
+      } else {
+        await init({ module_or_path: url });
+      }
+    })();
+  }
+  return loading;
+}
+
+/** `replay()`: asks for the recording's bounds, then returns the replay object. */
+export async function open(options, OvationError, EVENT_TYPES, INTERACTION_PARTS) {
+  for (const key of ["url", "room", "token"]) {
+    if (typeof options?.[key] !== "string" || options[key] === "") {
+      throw new OvationError("invalid_options", `options.${key} must be a non-empty string`);
+    }
+  }
+  const fetchImpl = options.fetch || globalThis.fetch.bind(globalThis);
+  const [first] = await Promise.all([getWindow(fetchImpl, options, 0, 1, false, OvationError), load()]);
+  return new Replay(options, { ReplayCore, OvationError, EVENT_TYPES, INTERACTION_PARTS }, first);
+}
