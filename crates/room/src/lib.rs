@@ -172,6 +172,40 @@ pub struct ChargeRequest {
     pub amount: u64,
 }
 
+/// Why a viewer's frame was refused: what the sender gets back as `Event::Error`, with a
+/// retry hint for rate limits (0 when retrying the same frame will not help).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after_ms: u32,
+}
+
+impl Refusal {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::retry_after(code, message, 0)
+    }
+
+    pub(crate) fn retry_after(
+        code: ErrorCode,
+        message: impl Into<String>,
+        retry_after_ms: u32,
+    ) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after_ms,
+        }
+    }
+}
+
+impl From<AdminError> for Refusal {
+    /// A staff command sent over the socket is refused like the HTTP admin API would.
+    fn from(error: AdminError) -> Self {
+        Self::new(admin_error_code(&error), error.message())
+    }
+}
+
 /// What the settlement service answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChargeOutcome {
@@ -949,9 +983,7 @@ impl Room {
             self.refuse(
                 connection,
                 client_id,
-                ErrorCode::RateLimited,
-                "too many frames".into(),
-                retry_after_ms,
+                Refusal::retry_after(ErrorCode::RateLimited, "too many frames", retry_after_ms),
                 now_ms,
             );
             return;
@@ -1059,7 +1091,7 @@ impl Room {
         let client_id = frame.client_id();
         let is_like = matches!(frame, ClientFrame::Like { .. });
         // (Repeats were answered by the caller: `handle_frame`, or the shard relay.)
-        let result: Result<Option<u64>, (ErrorCode, String, u32)> = match frame {
+        let result: Result<Option<u64>, Refusal> = match frame {
             ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
             ClientFrame::Ping { client_time_ms } => {
                 self.enqueue(
@@ -1121,11 +1153,14 @@ impl Room {
             }
             ClientFrame::SetPart { name, value, .. } => {
                 if !identity.role.is_staff() {
-                    Err((ErrorCode::Forbidden, "hosts and moderators only".into(), 0))
+                    Err(Refusal::new(
+                        ErrorCode::Forbidden,
+                        "hosts and moderators only",
+                    ))
                 } else {
                     self.set_part(name, value, now_ms)
                         .map(|_| None)
-                        .map_err(|e| (admin_error_code(&e), e.message(), 0))
+                        .map_err(Refusal::from)
                 }
             }
         };
@@ -1139,14 +1174,7 @@ impl Room {
                 }
                 self.enqueue(connection, Event::Ack { client_id, seq }, now_ms)
             }
-            Err((code, message, retry_after_ms)) => self.refuse(
-                connection,
-                Some(client_id),
-                code,
-                message,
-                retry_after_ms,
-                now_ms,
-            ),
+            Err(refusal) => self.refuse(connection, Some(client_id), refusal, now_ms),
         }
     }
 
@@ -1154,11 +1182,14 @@ impl Room {
         &mut self,
         connection: ConnectionId,
         client_id: Option<u64>,
-        code: ErrorCode,
-        message: String,
-        retry_after_ms: u32,
+        refusal: Refusal,
         now_ms: u64,
     ) {
+        let Refusal {
+            code,
+            message,
+            retry_after_ms,
+        } = refusal;
         if code == ErrorCode::RateLimited {
             self.stats.rate_limited += 1;
         }
@@ -1206,7 +1237,7 @@ impl Room {
         client_id: u64,
         body: ActionBody,
         now_ms: u64,
-    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+    ) -> Result<Option<u64>, Refusal> {
         let text = match &body {
             ActionBody::Comment { text } | ActionBody::System { text } => text,
             ActionBody::Reaction { kind } => kind,
@@ -1215,11 +1246,11 @@ impl Room {
             }
         };
         if text.trim().is_empty() {
-            return Err((ErrorCode::Invalid, "empty".into(), 0));
+            return Err(Refusal::new(ErrorCode::Invalid, "empty"));
         }
         if let ActionBody::Comment { text } = &body {
             if let Err(refusal) = self.check_speech(identity, text, now_ms) {
-                match refusal.0 {
+                match refusal.code {
                     ErrorCode::Muted => self.stats.muted_refused += 1,
                     _ => self.stats.filtered_refused += 1,
                 }
@@ -1231,7 +1262,11 @@ impl Room {
         let tick_ms = self.tick_ms();
         if !sampling && self.actions_this_tick >= per_tick(ROOM_ACTIONS_PER_S_MAX, tick_ms) {
             let retry_after_ms = u32::try_from(tick_ms).expect("ticks are short");
-            return Err((ErrorCode::RateLimited, "room busy".into(), retry_after_ms));
+            return Err(Refusal::retry_after(
+                ErrorCode::RateLimited,
+                "room busy",
+                retry_after_ms,
+            ));
         }
         let buckets = self.buckets(&identity.user, now_ms);
         let is_comment = matches!(body, ActionBody::Comment { .. });
@@ -1241,13 +1276,13 @@ impl Room {
         };
         bucket
             .take(1, now_ms)
-            .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
         if is_comment && !identity.role.is_staff() {
             self.moderation
                 .slow_mode_take(&identity.user, now_ms)
                 .map_err(|wait_ms| {
                     let wait_ms = u32::try_from(wait_ms).expect("bounded by SLOW_MODE_MS_MAX");
-                    (ErrorCode::RateLimited, "slow mode".into(), wait_ms)
+                    Refusal::retry_after(ErrorCode::RateLimited, "slow mode", wait_ms)
                 })?;
         }
         if sampling && self.sample_out(identity) {
@@ -1318,19 +1353,18 @@ impl Room {
         identity: &Identity,
         count: u32,
         now_ms: u64,
-    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+    ) -> Result<Option<u64>, Refusal> {
         if count == 0 || count > LIKE_COUNT_PER_FRAME_MAX {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Invalid,
                 format!("like count must be 1..={LIKE_COUNT_PER_FRAME_MAX}"),
-                0,
             ));
         }
         self.buckets(&identity.user, now_ms)
             .likes
             .take(count, now_ms)
             .map_err(|wait| {
-                (
+                Refusal::retry_after(
                     ErrorCode::RateLimited,
                     format!("at most {LIKES_RATE_PER_S} likes per second"),
                     wait,
@@ -1349,16 +1383,19 @@ impl Room {
         to_user: String,
         payload: String,
         now_ms: u64,
-    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+    ) -> Result<Option<u64>, Refusal> {
         if !identity.role.is_staff() {
-            return Err((ErrorCode::Forbidden, "hosts and moderators only".into(), 0));
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "hosts and moderators only",
+            ));
         }
         self.buckets(&identity.user, now_ms)
             .directs
             .take(1, now_ms)
-            .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
         self.send_direct(&identity.user, &to_user, payload, now_ms)
-            .map_err(|e| (admin_error_code(&e), e.message(), 0))?;
+            .map_err(Refusal::from)?;
         Ok(None)
     }
 
@@ -1391,35 +1428,33 @@ impl Room {
         sku: String,
         qty: u32,
         now_ms: u64,
-    ) -> Result<(), (ErrorCode, String, u32)> {
+    ) -> Result<(), Refusal> {
         if self.status == RoomStatus::Ended {
-            return Err((ErrorCode::RoomEnded, "the room has ended".into(), 0));
+            return Err(Refusal::new(ErrorCode::RoomEnded, "the room has ended"));
         }
         if gift_id.is_empty() || qty == 0 || qty > GIFT_QTY_MAX {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Invalid,
                 format!("a gift needs an id and a quantity of 1..={GIFT_QTY_MAX}"),
-                0,
             ));
         }
         let price = *self.gift_catalog.get(&sku).ok_or_else(|| {
-            (
+            Refusal::new(
                 ErrorCode::NotFound,
                 format!("no gift `{sku}` in the catalog"),
-                0,
             )
         })?;
         if self.gifts_pending.len() >= GIFTS_PENDING_MAX {
-            return Err((
+            return Err(Refusal::retry_after(
                 ErrorCode::RateLimited,
-                "too many gifts in flight".into(),
+                "too many gifts in flight",
                 1000,
             ));
         }
         self.buckets(&identity.user, now_ms)
             .gifts
             .take(1, now_ms)
-            .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
         let request = self.next_charge_request;
         self.next_charge_request += 1;
         let pending = PendingGift {
@@ -1497,9 +1532,7 @@ impl Room {
                     self.refuse(
                         pending.connection,
                         Some(pending.client_id),
-                        code,
-                        message,
-                        0,
+                        Refusal::new(code, message),
                         now_ms,
                     );
                 }
@@ -2019,9 +2052,9 @@ impl Room {
         poll_id: &str,
         option: u8,
         now_ms: u64,
-    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+    ) -> Result<Option<u64>, Refusal> {
         let Some(poll) = self.poll.as_mut().filter(|p| p.id() == poll_id) else {
-            return Err((ErrorCode::NotFound, "no such poll".into(), 0));
+            return Err(Refusal::new(ErrorCode::NotFound, "no such poll"));
         };
         match poll.vote(&identity.user, option) {
             Ok(polls::VoteOutcome::Counted) => {
@@ -2035,7 +2068,7 @@ impl Room {
                 self.stats.votes_repeated += 1;
                 Ok(None)
             }
-            Err((code, message)) => Err((code, message, 0)),
+            Err(refusal) => Err(refusal),
         }
     }
 

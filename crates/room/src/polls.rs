@@ -5,6 +5,7 @@
 //! and nothing is counted outside the Open phase. Votes are stored one record per voter
 //! (`vote/<poll>/<user>`), so a restarted room rebuilds the same voters and tallies.
 
+use crate::Refusal;
 use ovation_proto::limits::{
     CUE_ID_BYTES_MAX, POLL_OPTIONS_MAX, POLL_OPTIONS_MIN, POLL_OPTION_BYTES_MAX,
     POLL_QUESTION_BYTES_MAX, POLL_VOTERS_MAX, POLL_WINDOW_MS_DEFAULT, POLL_WINDOW_MS_MAX,
@@ -201,12 +202,12 @@ impl Poll {
         self.voters.len() as u64
     }
 
-    pub fn vote(&mut self, user: &str, option: u8) -> Result<VoteOutcome, (ErrorCode, String)> {
+    pub fn vote(&mut self, user: &str, option: u8) -> Result<VoteOutcome, Refusal> {
         if self.record.phase != PollPhase::Open {
-            return Err((ErrorCode::PollClosed, "this poll is closed".into()));
+            return Err(Refusal::new(ErrorCode::PollClosed, "this poll is closed"));
         }
         if usize::from(option) >= self.tallies.len() {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Invalid,
                 format!("option is 0..{}", self.tallies.len()),
             ));
@@ -215,7 +216,7 @@ impl Poll {
             return Ok(VoteOutcome::Repeat);
         }
         if self.voters.len() >= POLL_VOTERS_MAX {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::TooMany,
                 format!("a poll counts at most {POLL_VOTERS_MAX} voters"),
             ));

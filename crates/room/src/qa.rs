@@ -6,6 +6,7 @@
 //! at most `QA_QUESTIONS_MAX` questions are held. Questions are stored as `qa/<n>` and
 //! upvotes one record per user (`upvote/<n>/<user>`), so a restart rebuilds the counts.
 
+use crate::Refusal;
 use ovation_proto::limits::{QA_PART_ENTRIES_MAX, QA_QUESTIONS_MAX, QA_UPVOTERS_MAX};
 use ovation_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -112,9 +113,9 @@ impl Qa {
         text: String,
         approval: bool,
         now_ms: u64,
-    ) -> Result<&QaRecord, (ErrorCode, String)> {
+    ) -> Result<&QaRecord, Refusal> {
         if self.questions.len() >= QA_QUESTIONS_MAX {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::TooMany,
                 format!("a room holds at most {QA_QUESTIONS_MAX} questions"),
             ));
@@ -143,16 +144,16 @@ impl Qa {
         Ok(&question.record)
     }
 
-    pub fn upvote(&mut self, id: &str, user: &str) -> Result<UpvoteOutcome, (ErrorCode, String)> {
+    pub fn upvote(&mut self, id: &str, user: &str) -> Result<UpvoteOutcome, Refusal> {
         let question = parse_question_id(id)
             .and_then(|n| self.questions.get_mut(&n))
             .filter(|q| matches!(q.record.status, QaStatus::Visible | QaStatus::Answered))
-            .ok_or((ErrorCode::NotFound, "no such question".into()))?;
+            .ok_or(Refusal::new(ErrorCode::NotFound, "no such question"))?;
         if question.upvoters.contains(user) {
             return Ok(UpvoteOutcome::Repeat);
         }
         if question.upvoters.len() >= QA_UPVOTERS_MAX {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::TooMany,
                 format!("a question counts at most {QA_UPVOTERS_MAX} upvotes"),
             ));

@@ -8,6 +8,7 @@
 //! same scores and ranks.
 
 use crate::polls::check_cue;
+use crate::Refusal;
 use ovation_proto::limits::{
     POLL_OPTION_BYTES_MAX, POLL_QUESTION_BYTES_MAX, QUIZ_LEADERBOARD_ENTRIES_MAX, QUIZ_OPTIONS_MAX,
     QUIZ_OPTIONS_MIN, QUIZ_PARTICIPANTS_MAX, QUIZ_POINTS_CORRECT, QUIZ_POINTS_SPEED_MAX,
@@ -270,12 +271,15 @@ impl Quiz {
         question: u16,
         option: u8,
         now_ms: u64,
-    ) -> Result<Option<AnswerRecord>, (ErrorCode, String)> {
+    ) -> Result<Option<AnswerRecord>, Refusal> {
         if self.record.phase != QuizPhase::Open || question != self.record.current {
-            return Err((ErrorCode::PollClosed, "this question is closed".into()));
+            return Err(Refusal::new(
+                ErrorCode::PollClosed,
+                "this question is closed",
+            ));
         }
         if usize::from(option) >= self.question().options.len() {
-            return Err((ErrorCode::Invalid, "no such option".into()));
+            return Err(Refusal::new(ErrorCode::Invalid, "no such option"));
         }
         if self.answers.contains_key(user) {
             return Ok(None);
@@ -283,7 +287,7 @@ impl Quiz {
         if !self.participants.contains_key(user)
             && self.participants.len() + self.answers.len() >= QUIZ_PARTICIPANTS_MAX
         {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::TooMany,
                 format!("a quiz scores at most {QUIZ_PARTICIPANTS_MAX} participants"),
             ));

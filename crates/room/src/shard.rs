@@ -8,6 +8,7 @@
 //! [`Shard::poll_output`]; the host arms a timer for [`Shard::poll_timeout`].
 
 use crate::liveness::{self, Liveness};
+use crate::Refusal;
 use crate::{ConnectionId, Identity, LogRecord, PartState, RoomView, UserBuckets};
 use ovation_proto::limits::*;
 use ovation_proto::{
@@ -501,9 +502,7 @@ impl Shard {
             return self.refuse(
                 connection,
                 client_id,
-                ErrorCode::RateLimited,
-                message,
-                retry_after_ms,
+                Refusal::retry_after(ErrorCode::RateLimited, message, retry_after_ms),
                 now_ms,
             );
         }
@@ -560,7 +559,7 @@ impl Shard {
 
     fn on_frame(&mut self, connection: ConnectionId, frame: ClientFrame, now_ms: u64) {
         let identity = self.connections[&connection].identity.clone();
-        let answered: Result<Option<Event>, (ErrorCode, &str, u32)> = match &frame {
+        let answered: Result<Option<Event>, Refusal> = match &frame {
             ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
             ClientFrame::Ping { client_time_ms } => Ok(Some(Event::Pong {
                 client_time_ms: *client_time_ms,
@@ -584,7 +583,7 @@ impl Shard {
             ClientFrame::Comment { text, .. } | ClientFrame::Reaction { kind: text, .. }
                 if text.trim().is_empty() =>
             {
-                Err((ErrorCode::Invalid, "empty", 0))
+                Err(Refusal::new(ErrorCode::Invalid, "empty"))
             }
             ClientFrame::Comment { .. } => self
                 .take_speech(&identity.user, false, now_ms)
@@ -603,14 +602,7 @@ impl Shard {
                 self.push(connection, event, now_ms);
             }
             Ok(None) => self.forward(connection, identity, frame, now_ms),
-            Err((code, message, retry_after_ms)) => self.refuse(
-                connection,
-                frame.client_id(),
-                code,
-                message,
-                retry_after_ms,
-                now_ms,
-            ),
+            Err(refusal) => self.refuse(connection, frame.client_id(), refusal, now_ms),
         }
     }
 
@@ -625,31 +617,21 @@ impl Shard {
         crate::bucket_entry(&mut self.buckets, user, now_ms)
     }
 
-    fn take_likes(
-        &mut self,
-        user: &str,
-        count: u32,
-        now_ms: u64,
-    ) -> Result<(), (ErrorCode, &'static str, u32)> {
+    fn take_likes(&mut self, user: &str, count: u32, now_ms: u64) -> Result<(), Refusal> {
         if count == 0 || count > LIKE_COUNT_PER_FRAME_MAX {
-            return Err((ErrorCode::Invalid, "like count out of range", 0));
+            return Err(Refusal::new(ErrorCode::Invalid, "like count out of range"));
         }
         self.user_buckets(user, now_ms)
             .likes
             .take(count, now_ms)
-            .map_err(|wait| (ErrorCode::RateLimited, "too many likes", wait))?;
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "too many likes", wait))?;
         self.likes_pending += u64::from(count);
         self.schedule_tick(now_ms);
         Ok(())
     }
 
     /// The sender's comment or reaction bucket (the room checks moderation and slow mode).
-    fn take_speech(
-        &mut self,
-        user: &str,
-        reaction: bool,
-        now_ms: u64,
-    ) -> Result<(), (ErrorCode, &'static str, u32)> {
+    fn take_speech(&mut self, user: &str, reaction: bool, now_ms: u64) -> Result<(), Refusal> {
         let buckets = self.user_buckets(user, now_ms);
         let bucket = if reaction {
             &mut buckets.reactions
@@ -658,7 +640,7 @@ impl Shard {
         };
         bucket
             .take(1, now_ms)
-            .map_err(|wait| (ErrorCode::RateLimited, "slow down", wait))
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))
     }
 
     /// An Ack when the room already accepted this user's vote or answer (the frame then
@@ -684,9 +666,7 @@ impl Shard {
             return self.refuse(
                 connection,
                 frame.client_id(),
-                ErrorCode::RateLimited,
-                "room busy",
-                retry_after_ms,
+                Refusal::retry_after(ErrorCode::RateLimited, "room busy", retry_after_ms),
                 now_ms,
             );
         }
@@ -712,11 +692,14 @@ impl Shard {
         &mut self,
         connection: ConnectionId,
         client_id: Option<u64>,
-        code: ErrorCode,
-        message: &str,
-        retry_after_ms: u32,
+        refusal: Refusal,
         now_ms: u64,
     ) {
+        let Refusal {
+            code,
+            message,
+            retry_after_ms,
+        } = refusal;
         if code == ErrorCode::RateLimited {
             self.stats.rate_limited += 1;
         }
@@ -728,7 +711,7 @@ impl Shard {
         let event = Event::Error {
             client_id,
             code,
-            message: message.to_owned(),
+            message,
             retry_after_ms,
         };
         self.push(connection, event, now_ms);

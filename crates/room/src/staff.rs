@@ -9,6 +9,7 @@ use crate::moderation::{check_slow_mode, normalise_words, AuditEntry};
 use crate::products::ProductCard;
 use crate::qa::{QaStatus, UpvoteOutcome};
 use crate::quiz::{Quiz, QuizPhase, QuizSpec};
+use crate::Refusal;
 use crate::{
     polls, AdminCommand, AdminError, AdminReply, ConnectionId, Identity, Output, PollPhase,
     PollSpec, Room, StorageOp,
@@ -466,9 +467,9 @@ impl Room {
         question: u16,
         option: u8,
         now_ms: u64,
-    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+    ) -> Result<Option<u64>, Refusal> {
         let Some(quiz) = self.quiz.as_mut().filter(|q| q.id() == quiz_id) else {
-            return Err((ErrorCode::NotFound, "no such quiz".into(), 0));
+            return Err(Refusal::new(ErrorCode::NotFound, "no such quiz"));
         };
         match quiz.answer(&identity.user, &identity.name, question, option, now_ms) {
             Ok(Some(answer)) => {
@@ -479,7 +480,7 @@ impl Room {
                 Ok(None)
             }
             Ok(None) => Ok(None),
-            Err((code, message)) => Err((code, message, 0)),
+            Err(refusal) => Err(refusal),
         }
     }
 
@@ -508,24 +509,22 @@ impl Room {
         identity: &Identity,
         text: String,
         now_ms: u64,
-    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+    ) -> Result<Option<u64>, Refusal> {
         if text.trim().is_empty() || text.len() > QA_QUESTION_BYTES_MAX {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Invalid,
                 format!("a question is 1..={QA_QUESTION_BYTES_MAX} bytes"),
-                0,
             ));
         }
         self.check_speech(identity, &text, now_ms)?;
         self.buckets(&identity.user, now_ms)
             .comments
             .take(1, now_ms)
-            .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
         let approval = self.moderation.settings.qa_approval;
         let record = self
             .qa
-            .ask(&identity.user, &identity.name, text, approval, now_ms)
-            .map_err(|(code, message)| (code, message, 0))?
+            .ask(&identity.user, &identity.name, text, approval, now_ms)?
             .clone();
         self.store(StorageOp::put_qa(&record));
         self.schedule_tick(now_ms);
@@ -537,12 +536,8 @@ impl Room {
         identity: &Identity,
         question_id: &str,
         now_ms: u64,
-    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
-        match self
-            .qa
-            .upvote(question_id, &identity.user)
-            .map_err(|(code, message)| (code, message, 0))?
-        {
+    ) -> Result<Option<u64>, Refusal> {
+        match self.qa.upvote(question_id, &identity.user)? {
             UpvoteOutcome::Counted => {
                 let number = crate::qa::parse_question_id(question_id).expect("found");
                 self.store(StorageOp::put_upvote(number, &identity.user));
@@ -559,18 +554,17 @@ impl Room {
         identity: &Identity,
         text: &str,
         now_ms: u64,
-    ) -> Result<(), (ErrorCode, String, u32)> {
+    ) -> Result<(), Refusal> {
         if identity.role.is_staff() {
             return Ok(());
         }
         if self.moderation.is_muted(&identity.user, now_ms) {
-            return Err((ErrorCode::Muted, "a moderator muted you".into(), 0));
+            return Err(Refusal::new(ErrorCode::Muted, "a moderator muted you"));
         }
         if self.moderation.is_filtered(text) {
-            return Err((
+            return Err(Refusal::new(
                 ErrorCode::Blocked,
-                "this text contains a filtered word".into(),
-                0,
+                "this text contains a filtered word",
             ));
         }
         Ok(())
@@ -589,13 +583,13 @@ impl Room {
         identity: &Identity,
         product_id: &str,
         now_ms: u64,
-    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+    ) -> Result<Option<u64>, Refusal> {
         self.buckets(&identity.user, now_ms)
             .reactions
             .take(1, now_ms)
-            .map_err(|wait| (ErrorCode::RateLimited, "slow down".into(), wait))?;
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
         if !self.products.click(product_id) {
-            return Err((ErrorCode::NotFound, "no such product".into(), 0));
+            return Err(Refusal::new(ErrorCode::NotFound, "no such product"));
         }
         self.schedule_tick(now_ms);
         Ok(None)
@@ -685,15 +679,18 @@ impl Room {
         client_id: u64,
         json: &str,
         now_ms: u64,
-    ) -> Result<Option<u64>, (ErrorCode, String, u32)> {
+    ) -> Result<Option<u64>, Refusal> {
         if !identity.role.is_staff() {
-            return Err((ErrorCode::Forbidden, "hosts and moderators only".into(), 0));
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "hosts and moderators only",
+            ));
         }
         let command: StaffCommand = serde_json::from_str(json)
-            .map_err(|e| (ErrorCode::Invalid, format!("bad command: {e}"), 0))?;
+            .map_err(|e| Refusal::new(ErrorCode::Invalid, format!("bad command: {e}")))?;
         let reply = self
             .staff(identity, command, now_ms)
-            .map_err(|e| (crate::admin_error_code(&e), e.message(), 0))?;
+            .map_err(Refusal::from)?;
         if self.connections.contains_key(&connection) {
             let payload = serde_json::json!({
                 "type": "command_reply", "client_id": client_id, "reply": reply.to_json(),

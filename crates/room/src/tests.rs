@@ -2294,7 +2294,7 @@ fn interaction_counts_are_bounded_one_past_their_limits() {
         poll.vote(&user, 0).expect("within POLL_VOTERS_MAX");
     }
     let refused = poll.vote("one-more", 1).expect_err("POLL_VOTERS_MAX");
-    assert_eq!(refused.0, ErrorCode::TooMany);
+    assert_eq!(refused.code, ErrorCode::TooMany);
     assert_eq!(poll.votes(), POLL_VOTERS_MAX as u64);
 
     let mut quiz = quiz::Quiz::create(1, quiz_spec(&[(2, 0)], 5_000));
@@ -2306,7 +2306,7 @@ fn interaction_counts_are_bounded_one_past_their_limits() {
     let refused = quiz
         .answer("one-more", "U", 0, 0, 0)
         .expect_err("QUIZ_PARTICIPANTS_MAX");
-    assert_eq!(refused.0, ErrorCode::TooMany);
+    assert_eq!(refused.code, ErrorCode::TooMany);
 
     let mut qa = qa::Qa::default();
     for i in 0..QA_QUESTIONS_MAX {
@@ -2316,7 +2316,7 @@ fn interaction_counts_are_bounded_one_past_their_limits() {
     let refused = qa
         .ask("u", "U", "one more".into(), false, 0)
         .expect_err("QA_QUESTIONS_MAX");
-    assert_eq!(refused.0, ErrorCode::TooMany);
+    assert_eq!(refused.code, ErrorCode::TooMany);
     let first = qa::question_id(1);
     for user in users(QA_UPVOTERS_MAX) {
         qa.upvote(&first, &user).expect("within QA_UPVOTERS_MAX");
@@ -2325,7 +2325,7 @@ fn interaction_counts_are_bounded_one_past_their_limits() {
         .upvote(&first, "one-more")
         .err()
         .expect("QA_UPVOTERS_MAX");
-    assert_eq!(refused.0, ErrorCode::TooMany);
+    assert_eq!(refused.code, ErrorCode::TooMany);
 }
 
 #[test]
