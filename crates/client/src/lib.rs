@@ -44,6 +44,9 @@ use serde::{Deserialize, Serialize};
 pub use clock::ClockSync;
 pub use json::write_events_json;
 
+/// RFC 6455 "normal closure": the client closes because it is done, not because of a fault.
+const NORMAL_CLOSURE: u16 = 1000;
+
 /// Which transport the application asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportMode {
@@ -607,13 +610,13 @@ impl Client {
             }
             Phase::Connecting { socket, since_ms } => {
                 if now_ms >= since_ms + CLIENT_CONNECT_TIMEOUT_MS {
-                    self.close_socket(socket, 4001, "connect timeout");
+                    self.close_socket(socket, CloseCode::Stale.code(), "connect timeout");
                     self.socket_failed(now_ms, "connect_timeout".into());
                 }
             }
             Phase::Open { socket } => {
                 if now_ms >= self.last_received_ms + CLIENT_SILENCE_MS_MAX {
-                    self.close_socket(socket, 4001, "silent too long");
+                    self.close_socket(socket, CloseCode::Stale.code(), "silent too long");
                     self.schedule_reconnect(now_ms, "silence".into());
                     return;
                 }
@@ -1162,6 +1165,7 @@ impl Client {
         });
     }
 
+    /// `code`: a `CloseCode` of the protocol, or `NORMAL_CLOSURE` when the client is done.
     #[inline(never)]
     fn close_socket(&mut self, socket: u64, code: u16, reason: &str) {
         self.transmits.push_back(Transmit::CloseSocket {
@@ -1244,7 +1248,7 @@ impl Client {
 
     fn close_current_socket(&mut self) {
         if let Phase::Open { socket } | Phase::Connecting { socket, .. } = self.phase {
-            self.close_socket(socket, 1000, "closed by the client");
+            self.close_socket(socket, NORMAL_CLOSURE, "closed by the client");
         }
     }
 
@@ -1396,7 +1400,7 @@ impl Client {
             }
             Event::GoAway { reconnect_delay_ms } => {
                 // Planned: not a failure, no backoff growth.
-                self.close_socket(socket, 1000, "going away");
+                self.close_socket(socket, NORMAL_CLOSURE, "going away");
                 let jitter = self.rng.up_to(u64::from(reconnect_delay_ms / 4));
                 self.reconnect_after(
                     now_ms,
