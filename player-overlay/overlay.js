@@ -21,6 +21,9 @@
 //   gifts             JSON [{sku, label, price, icon?}] (or the `.gifts` property); the
 //                     default is the service's default catalog (rose 1, heart 5, rocket 100)
 //   bridge            "off" keeps the webview bridge (window.ovation, see bridge.js) out
+//   replay            (boolean) plays the room's recording against the video instead of
+//                     joining live (the SDK's `replay()`): the same UI, read-only (no
+//                     composer, like button, gifts, questions, votes or answers)
 // Properties: `.room` is the SDK's Room once connected (null before; the attribute keeps
 // the room id, also readable as `.roomId`).
 // DOM events (bubbling, composed): "ovation:<type>" for every SDK event (detail: its
@@ -48,7 +51,7 @@
 // title shows at most three lines, the rest ellipsized; its full text stays in the link's
 // name).
 
-import { connect } from "ovation";
+import { connect, replay } from "ovation";
 import { installBridge, EVENT_TYPES } from "./bridge.js";
 
 const COMMENTS_MAX = 100;
@@ -62,7 +65,7 @@ const DEFAULT_GIFTS = [
   { sku: "heart", label: "Heart", price: 5, icon: "💖" },
   { sku: "rocket", label: "Rocket", price: 100, icon: "🚀" },
 ];
-const STATUS_TEXT = { connecting: "Connecting…", open: "Live", reconnecting: "Reconnecting…", closed: "Offline", ended: "Ended" };
+const STATUS_TEXT = { connecting: "Connecting…", open: "Live", replay: "Replay", reconnecting: "Reconnecting…", closed: "Offline", ended: "Ended" };
 const ERROR_TEXT = {
   rate_limited: "Slow down a little.", muted: "You are muted.", blocked: "That message was blocked.",
   too_long: "That is too long.", poll_closed: "Voting has closed.", insufficient_funds: "Not enough balance.",
@@ -119,6 +122,8 @@ button, input { font: inherit; color: inherit; }
 button { cursor: pointer; min-height: 2.3em; padding: .4em .85em; border-radius: 999px;
   border: 1px solid var(--ovation-border, rgba(255,255,255,.28)); background: var(--ovation-bg, rgba(12,12,16,.72)); }
 button[aria-disabled="true"], button:disabled { cursor: default; }
+:host([replay]) .say, :host([replay]) .like, :host([replay]) .gift-toggle, :host([replay]) .gift-picker,
+:host([replay]) .ask { display: none !important; }
 button:disabled { opacity: .55; }
 :focus-visible { outline: 3px solid var(--ovation-focus, #ffd60a); outline-offset: 2px; }
 .option { position: relative; overflow: hidden; display: flex; justify-content: space-between; align-items: center; gap: .6em;
@@ -332,7 +337,7 @@ function showTallies(buttons, tallies) {
 }
 
 export class OvationOverlay extends HTMLElement {
-  static observedAttributes = ["url", "room", "token", "mode", "dead-zones", "for", "sync", "gifts", "bridge"];
+  static observedAttributes = ["url", "room", "token", "mode", "dead-zones", "for", "sync", "gifts", "bridge", "replay"];
 
   constructor() {
     super();
@@ -387,6 +392,13 @@ export class OvationOverlay extends HTMLElement {
   set sync(value) {
     this.setAttribute("sync", value);
   }
+  /** Plays the recording, read-only (the `replay` attribute). */
+  get replay() {
+    return this.hasAttribute("replay");
+  }
+  set replay(value) {
+    this.toggleAttribute("replay", !!value);
+  }
   get gifts() {
     if (this._gifts) return this._gifts;
     try {
@@ -422,7 +434,7 @@ export class OvationOverlay extends HTMLElement {
 
   connectedCallback() {
     // Properties set before the element was defined shadow the accessors: move them over.
-    for (const name of ["url", "token", "mode", "sync", "gifts", "video", "hls", "room"]) {
+    for (const name of ["url", "token", "mode", "sync", "gifts", "video", "hls", "room", "replay"]) {
       if (Object.hasOwn(this, name)) {
         const value = this[name];
         delete this[name];
@@ -484,8 +496,9 @@ export class OvationOverlay extends HTMLElement {
     if (!url || !room || !token) return;
     const generation = this._generation;
     this._setStatus("connecting");
-    const connecting = connect({ url, room, token });
-    if (this.getAttribute("bridge") !== "off") this._unbridge = installBridge(connecting);
+    const recorded = this.replay;
+    const connecting = recorded ? replay({ url, room, token }) : connect({ url, room, token });
+    if (!recorded && this.getAttribute("bridge") !== "off") this._unbridge = installBridge(connecting);
     let joined;
     try {
       joined = await connecting;
@@ -511,7 +524,7 @@ export class OvationOverlay extends HTMLElement {
       }));
     }
     // What arrived with the welcome, before these handlers were on.
-    const status = { status: joined.status, transport: joined.transport, reason: null };
+    const status = { status: recorded ? "replay" : joined.status, transport: joined.transport, reason: null };
     this._handle("status", status);
     this._emit("status", status);
     this._handle("online", { count: joined.online });
@@ -689,7 +702,7 @@ export class OvationOverlay extends HTMLElement {
     const mine = this._votes.get(p.id);
     buttons.forEach((button, i) => {
       button.setAttribute("aria-pressed", String(mine === i));
-      button.setAttribute("aria-disabled", String(p.phase !== "open" || mine !== undefined));
+      button.setAttribute("aria-disabled", String(p.phase !== "open" || mine !== undefined || this.replay));
     });
     showTallies(buttons, p.tallies);
     this._tick();
@@ -697,7 +710,7 @@ export class OvationOverlay extends HTMLElement {
 
   async _vote(id, option) {
     const poll = this._poll;
-    if (!this._room || !poll || poll.id !== id || poll.phase !== "open" || this._votes.has(id)) return;
+    if (!this._room || this.replay || !poll || poll.id !== id || poll.phase !== "open" || this._votes.has(id)) return;
     this._votes.set(id, option);
     this._renderPoll(poll);
     try {
@@ -735,7 +748,7 @@ export class OvationOverlay extends HTMLElement {
       const mine = this._answers.get(key);
       buttons.forEach((button, i) => {
         button.setAttribute("aria-pressed", String(mine === i));
-        button.setAttribute("aria-disabled", String(z.phase !== "open" || mine !== undefined));
+        button.setAttribute("aria-disabled", String(z.phase !== "open" || mine !== undefined || this.replay));
         button.classList.toggle("correct", q.correct === i);
         const label = button.querySelector(".label");
         label.textContent = q.options[i] + (q.correct === i ? " ✓" : "");
@@ -762,7 +775,7 @@ export class OvationOverlay extends HTMLElement {
   async _answer(quiz, index, option) {
     const key = `${quiz}:${index}`;
     const z = this._quiz;
-    if (!this._room || !z || z.id !== quiz || z.phase !== "open" || z.question?.index !== index || this._answers.has(key)) return;
+    if (!this._room || this.replay || !z || z.id !== quiz || z.phase !== "open" || z.question?.index !== index || this._answers.has(key)) return;
     this._answers.set(key, option);
     this._renderQuiz(z);
     try {
@@ -828,6 +841,7 @@ export class OvationOverlay extends HTMLElement {
       const mine = this._upvoted.has(q.id);
       const upvote = el("button", { type: "button", class: "upvote", "data-question": q.id, "aria-pressed": String(mine),
         "aria-label": `Upvote “${q.text}”, ${q.upvotes} ${q.upvotes === 1 ? "vote" : "votes"}` }, `▲ ${q.upvotes}`);
+      if (this.replay) upvote.setAttribute("aria-disabled", "true");
       upvote.addEventListener("click", () => this._upvote(q.id));
       return el("li", { "data-id": q.id, class: q.status },
         el("div", {}, el("p", { class: "q-text" }, q.text),
@@ -837,7 +851,7 @@ export class OvationOverlay extends HTMLElement {
   }
 
   async _upvote(id) {
-    if (!this._room || this._upvoted.has(id)) return;
+    if (!this._room || this.replay || this._upvoted.has(id)) return;
     this._upvoted.add(id);
     this._renderQa(this._qa);
     try {
@@ -915,7 +929,7 @@ export class OvationOverlay extends HTMLElement {
     });
     this._$(".buy").addEventListener("click", () => {
       const id = this._$(".product").dataset.id;
-      if (this._room && id) this._room.productClick(id).catch(() => {});
+      if (this._room && id && !this.replay) this._room.productClick(id).catch(() => {});
     });
     const ask = this._$(".ask");
     ask.addEventListener("submit", async (e) => {

@@ -203,6 +203,8 @@ export interface Replay {
   /** The like total at the playhead. */
   readonly likes: number;
   readonly recording: Recording;
+  /** The server time the video shows (ms since the Unix epoch): for countdowns. */
+  serverNow(): number;
   /** Subscribes; returns a function that unsubscribes. */
   on<K extends keyof EventMap>(type: K, handler: (event: EventMap[K]) => void): () => void;
   /**

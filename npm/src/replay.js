@@ -60,6 +60,14 @@ class Replay {
       truncated_at_ms: w.truncated_at_ms ?? null };
   }
 
+  /**
+   * The server time the video shows (ms since the epoch; the recording's start before
+   * the first playhead report): what a live room's `serverNow()` is to its countdowns.
+   */
+  serverNow() {
+    return (this._closed ? undefined : this._core.position) ?? this._last.started_ms;
+  }
+
   on(type, handler) {
     const { EVENT_TYPES, OvationError } = this._sdk;
     if (!EVENT_TYPES.has(type)) throw new OvationError("invalid_event", `unknown event "${type}"`);

@@ -164,6 +164,7 @@ test("a seek to the middle shows the poll with its tallies of that moment, and n
   assert.deepEqual(seen.filter(([t]) => t === "comment" || t === "gift" || t === "reaction"), []);
   assert.deepEqual(seen.filter(([t]) => t === "poll").map(([, p]) => p.tallies), [[8, 2]]);
   assert.deepEqual(r.state.parts.poll.tallies, [8, 2]);
+  assert.equal(r.serverNow(), S + 66_000, "the moment the video shows");
   assert.equal(r.likes, 12);
   await video.playUntil(71);
   assert.deepEqual(seen.filter(([t]) => t === "comment").map(([, c]) => c.seq), [7]);

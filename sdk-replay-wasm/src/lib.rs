@@ -125,6 +125,12 @@ impl ReplayCore {
         })
     }
 
+    /// The playhead's server time (ms since the epoch), once reported.
+    #[wasm_bindgen(getter)]
+    pub fn position(&self) -> Option<f64> {
+        self.core.position_ms().map(|ms| ms as f64)
+    }
+
     #[wasm_bindgen(getter)]
     pub fn cleared(&self) -> String {
         self.cleared.clone()
