@@ -1,4 +1,6 @@
-//! Per-tenant directory of live rooms (one object per tenant).
+//! Per-tenant directory of rooms (one object per tenant): live rooms under `room/`, and
+//! ended ones under `archived/`, with their replay window (at most `DIRECTORY_ROOMS_MAX`,
+//! the oldest ended dropped first).
 
 use crate::http::{error, json, json_body, ApiError};
 use serde::{Deserialize, Serialize};
@@ -10,7 +12,16 @@ struct Entry {
     title: String,
     host: String,
     created_ms: u64,
+    /// `archived` once the room ended (absent while live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    /// An archived room's recording: `{from_ms, to_ms, truncated_at_ms}` (server time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replay: Option<serde_json::Value>,
 }
+
+const LIVE_PREFIX: &str = "room/";
+const ARCHIVED_PREFIX: &str = "archived/";
 
 #[durable_object]
 pub struct DirectoryObject {
@@ -37,7 +48,8 @@ impl DurableObject for DirectoryObject {
                 if storage.get::<Entry>(&key).await?.is_some() {
                     return json(serde_json::json!({ "ok": true, "existed": true }), 200);
                 }
-                let count = storage.list().await?.size() as usize;
+                let live = ListOptions::new().prefix(LIVE_PREFIX);
+                let count = storage.list_with_options(live).await?.size() as usize;
                 if let Err(e) = ovation_room::admit_live_room(count) {
                     return error(ApiError::new(e.http_status(), e.code(), &e.message()));
                 }
@@ -56,8 +68,67 @@ impl DurableObject for DirectoryObject {
                 storage.delete(&format!("room/{}", remove.room)).await?;
                 json(serde_json::json!({ "ok": true }), 200)
             }
+            // A room that ended: its live entry moves to `archived/` with its replay
+            // window (an entry made before the directory kept titles is archived bare).
+            (Method::Post, "/archive") => {
+                #[derive(Deserialize)]
+                struct Archive {
+                    room: String,
+                    replay: Option<serde_json::Value>,
+                }
+                let archive: Archive = match json_body(&mut req).await {
+                    Ok(archive) => archive,
+                    Err(e) => return error(e),
+                };
+                let live_key = format!("{LIVE_PREFIX}{}", archive.room);
+                let mut entry = storage.get::<Entry>(&live_key).await?.unwrap_or(Entry {
+                    room: archive.room.clone(),
+                    title: String::new(),
+                    host: String::new(),
+                    created_ms: 0,
+                    status: None,
+                    replay: None,
+                });
+                entry.status = Some("archived".into());
+                entry.replay = archive.replay.filter(|r| !r.is_null());
+                let archived = storage
+                    .list_with_options(ListOptions::new().prefix(ARCHIVED_PREFIX))
+                    .await?;
+                if archived.size() as usize >= ovation_proto::limits::DIRECTORY_ROOMS_MAX {
+                    // The oldest ended room leaves the list (its recording stays readable).
+                    let mut oldest: Option<(u64, String)> = None;
+                    for value in archived.values() {
+                        let old: Entry = serde_wasm_bindgen::from_value(value?)
+                            .map_err(|e| Error::RustError(e.to_string()))?;
+                        let ended = old.replay.as_ref().and_then(|r| r["to_ms"].as_u64());
+                        let ended = ended.unwrap_or(0);
+                        if oldest.as_ref().is_none_or(|(t, _)| ended < *t) {
+                            oldest = Some((ended, old.room));
+                        }
+                    }
+                    if let Some((_, room)) = oldest {
+                        storage.delete(&format!("{ARCHIVED_PREFIX}{room}")).await?;
+                    }
+                }
+                storage
+                    .put(&format!("{ARCHIVED_PREFIX}{}", archive.room), &entry)
+                    .await?;
+                storage.delete(&live_key).await?;
+                json(serde_json::json!({ "ok": true }), 200)
+            }
             (Method::Get, "/list") => {
-                let map = storage.list().await?;
+                let archived = req
+                    .url()?
+                    .query_pairs()
+                    .any(|(k, v)| k == "status" && v == "archived");
+                let prefix = if archived {
+                    ARCHIVED_PREFIX
+                } else {
+                    LIVE_PREFIX
+                };
+                let map = storage
+                    .list_with_options(ListOptions::new().prefix(prefix))
+                    .await?;
                 let mut rooms = Vec::new();
                 for value in map.values() {
                     let entry: Entry = serde_wasm_bindgen::from_value(value?)

@@ -27,6 +27,8 @@ pub use shard_object::ShardObject;
 
 /// Header carrying the verified identity from the router to the room object.
 pub(crate) const IDENTITY_HEADER: &str = "x-ovation-identity";
+/// Set by the room object on a replay window of an ended room: final, so it is cached.
+pub(crate) const REPLAY_FINAL_HEADER: &str = "x-ovation-replay-final";
 /// Prefix of a token passed in the `Sec-WebSocket-Protocol` list.
 const PROTOCOL_TOKEN_PREFIX: &str = "token.";
 
@@ -50,6 +52,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         })
         .get_async("/v1/rooms/:room/parts/:part", |req, ctx| async move {
             handled(part(req, &ctx.env).await)
+        })
+        .get_async("/v1/rooms/:room/replay", |req, ctx| async move {
+            handled(replay(req, &ctx.env).await)
         })
         .get_async("/v1/rooms/:room/stats", |req, ctx| async move {
             handled(admin_forward(req, &ctx.env, "stats", None).await)
@@ -478,6 +483,62 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
     Ok(resp)
 }
 
+/// A window of a room's recording (viewer token). Answers for an ended room are final:
+/// served from the Workers cache when there (a runtime without one just asks the room).
+async fn replay(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let room = room_param(&req)?;
+    let identity = authenticate(&req, env)?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    let ms = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+    };
+    let (Some(from), Some(to)) = (ms("from"), ms("to")) else {
+        return Err(ApiError::new(
+            400,
+            "replay_window_required",
+            "give the window as ?from=MS&to=MS (server time, ms)",
+        ));
+    };
+    ovation_replay::check_window(from, to)
+        .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
+    let snapshot = url
+        .query_pairs()
+        .find(|(k, _)| k == "snapshot")
+        .is_none_or(|(_, v)| v != "false");
+    // The cache key names the tenant: the public URL alone does not.
+    let key = format!(
+        "https://replay.ovation.internal/{}/{}/{from}/{to}/{snapshot}",
+        identity.tenant,
+        room.as_str()
+    );
+    let cache = Cache::default();
+    if let Ok(Some(hit)) = cache.get(key.as_str(), false).await {
+        return Ok(hit); // stored with `x-ovation-cache: hit`
+    }
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let path = format!("/replay?from={from}&to={to}&snapshot={snapshot}");
+    let resp = call(&stub, Method::Get, &path, &identity, None).await?;
+    let is_final = resp
+        .headers()
+        .get(REPLAY_FINAL_HEADER)
+        .ok()
+        .flatten()
+        .is_some();
+    if resp.status_code() != 200 || !is_final {
+        return with_headers(resp, &[("cache-control", "no-store")]).await;
+    }
+    let immutable = ("cache-control", "public, max-age=31536000, immutable");
+    let mut resp = with_headers(resp, &[immutable, ("x-ovation-cache", "hit")]).await?;
+    if let Ok(copy) = resp.cloned() {
+        let _ = cache.put(key.as_str(), copy).await;
+    }
+    let _ = resp.headers_mut().set("x-ovation-cache", "miss");
+    Ok(resp)
+}
+
 /// A copy of `resp` with extra headers (responses from a stub have immutable headers).
 async fn with_headers(
     mut resp: Response,
@@ -590,17 +651,22 @@ async fn end_room(req: Request, env: &Env) -> std::result::Result<Response, ApiE
     let identity = admin(&req, env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
     let stub = room_stub(env, &identity.tenant, &room)?;
-    let resp = call(&stub, Method::Post, "/end", &identity, Some(json!({}))).await?;
+    let mut resp = call(&stub, Method::Post, "/end", &identity, Some(json!({}))).await?;
     if resp.status_code() == 200 {
+        // The room stays listed, archived with its replay window.
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiError::internal(&e.to_string()))?;
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let dir = directory_stub(env, &identity.tenant)?;
-        call(
-            &dir,
-            Method::Post,
-            "/remove",
-            &identity,
-            Some(json!({ "room": room.as_str() })),
-        )
-        .await?;
+        let archive = json!({ "room": room.as_str(), "replay": answer["replay"] });
+        call(&dir, Method::Post, "/archive", &identity, Some(archive)).await?;
+        let mut copy = Response::from_bytes(body)
+            .map_err(|e| ApiError::internal(&e.to_string()))?
+            .with_status(200);
+        let _ = copy.headers_mut().set("content-type", "application/json");
+        return Ok(copy);
     }
     Ok(resp)
 }
@@ -613,15 +679,16 @@ async fn list_rooms(req: Request, env: &Env) -> std::result::Result<Response, Ap
         .find(|(k, _)| k == "status")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| "live".into());
-    if status != "live" {
+    if status != "live" && status != "archived" {
         return Err(ApiError::new(
             400,
             "unsupported_status",
-            "the directory lists live rooms: use ?status=live",
+            "the directory lists live or archived rooms: use ?status=live or ?status=archived",
         ));
     }
     let dir = directory_stub(env, &identity.tenant)?;
-    call(&dir, Method::Get, "/list", &identity, None).await
+    let path = format!("/list?status={status}");
+    call(&dir, Method::Get, &path, &identity, None).await
 }
 
 #[derive(Deserialize)]

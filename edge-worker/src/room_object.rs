@@ -106,7 +106,17 @@ struct Memory {
     /// Big rooms: batches for each shard, in order; one request in flight per shard.
     shard_queues: BTreeMap<u16, VecDeque<Vec<u8>>>,
     shards_sending: BTreeSet<u16>,
+    /// The room's recording (replay), saved under `REPLAY_RECORDER_KEY` when it changes.
+    recorder: Option<ovation_replay::Recorder>,
+    recorder_saved: String,
 }
+
+/// Keys of the recording in the room's storage: never handed to `Room::restore`.
+const REPLAY_KEY_PREFIX: &str = "replay/";
+const REPLAY_RECORDER_KEY: &str = "replay/recorder";
+/// The R2 bucket of sealed chunks; without it (workerd alone) they go to this object's
+/// storage under `replay/chunk/<index>`.
+const REPLAY_BUCKET: &str = "REPLAY";
 
 #[durable_object]
 pub struct RoomObject {
@@ -141,9 +151,14 @@ impl RoomObject {
             return Ok(()); // another event loaded it while we waited
         }
         let mut records = Vec::new();
+        let mut recorder = None;
         map.for_each(&mut |value, key| {
             if let Some(key) = key.as_string() {
-                records.push((key, Uint8Array::new(&value).to_vec()));
+                if key == REPLAY_RECORDER_KEY {
+                    recorder = Some(Uint8Array::new(&value).to_vec());
+                } else if !key.starts_with(REPLAY_KEY_PREFIX) {
+                    records.push((key, Uint8Array::new(&value).to_vec()));
+                }
             }
         });
         let now = now_ms();
@@ -153,6 +168,26 @@ impl RoomObject {
         })?;
         let mut memory = self.memory.borrow_mut();
         memory.loaded = true;
+        if let (Some(bytes), Some(room)) = (recorder, room.as_ref()) {
+            match serde_json::from_slice::<ovation_replay::Recorder>(&bytes) {
+                Ok(recorder) => {
+                    memory.recorder_saved = String::from_utf8(bytes).unwrap_or_default();
+                    memory.recorder = Some(recorder);
+                }
+                Err(e) => log_json(
+                    json!({"level":"error","event":"replay_restore_failed","detail": e.to_string()}),
+                ),
+            }
+            if memory.recorder.is_none() {
+                // A recording that cannot be read restarts now rather than never.
+                let info = room.info();
+                memory.recorder = Some(ovation_replay::Recorder::new(
+                    &info.room_id,
+                    &info.host_user,
+                    now,
+                ));
+            }
+        }
         if let Some(mut room) = room {
             for ws in self.state.get_websockets() {
                 let Ok(Some(att)) = ws.deserialize_attachment::<Attachment>() else {
@@ -261,6 +296,7 @@ impl RoomObject {
             }
         }
         self.send_to_shards().await;
+        self.record().await;
         // Each charge is a fetch to the settlement service; other events interleave
         // meanwhile. The answers produce more output, drained by the next pump.
         for charge in charges {
@@ -640,9 +676,13 @@ impl RoomObject {
             log_json(json!({"level":"error","event":"bad_gift_catalog","detail": e}));
         }
         let room_id = room.info().room_id.clone();
+        let recorder =
+            ovation_replay::Recorder::new(&room_id, &room.info().host_user, room.created_ms());
         {
             let mut memory = self.memory.borrow_mut();
             memory.room = Some(room);
+            memory.recorder = Some(recorder);
+            memory.recorder_saved.clear();
             memory.alarm_at_ms = None;
         }
         self.pump().await?;
@@ -775,6 +815,13 @@ impl RoomObject {
                 let ledger_room = self.ledger_room();
                 let r = self.admin(AdminCommand::End)?;
                 let mut body = r.to_json();
+                self.pump().await.map_err(internal)?; // the last changes, then the recording ends
+                if let Some(recorder) = self.memory.borrow().recorder.as_ref() {
+                    body["replay"] = json!({
+                        "from_ms": recorder.started_ms(), "to_ms": recorder.ended_ms(),
+                        "truncated_at_ms": recorder.truncated_at_ms(),
+                    });
+                }
                 // Ending a room settles its gifts (idempotent; re-run by ending again).
                 if let (Some(ledger_room), Some(_)) = (ledger_room, self.settlement()) {
                     let path = format!("/v1/rooms/{ledger_room}/settle");
@@ -792,6 +839,20 @@ impl RoomObject {
                 json(body, 200).map_err(internal)?
             }
             (Method::Get, "/state") => json(self.state_json()?, 200).map_err(internal)?,
+            (Method::Get, "/replay") => {
+                let ms = |name: &str| query(name).and_then(|v| v.parse::<u64>().ok());
+                let (Some(from), Some(to)) = (ms("from"), ms("to")) else {
+                    return Err(ApiError::new(
+                        400,
+                        "replay_window_required",
+                        "give the window as ?from=MS&to=MS (server time, ms)",
+                    ));
+                };
+                ovation_replay::check_window(from, to)
+                    .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
+                self.replay_window(from, to, query("snapshot").as_deref() != Some("false"))
+                    .await?
+            }
             (Method::Get, "/part") => {
                 let name = query("name").unwrap_or_default();
                 let version: u64 = query("v").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -893,6 +954,204 @@ impl RoomObject {
             _ => return Err(ApiError::new(404, "route_not_found", "no such route")),
         };
         Ok(resp)
+    }
+}
+
+impl RoomObject {
+    /// Feeds the recorder what the room did since it was last fed, writes the chunks it
+    /// sealed, then saves it if it changed (a chunk is stored before the recorder that
+    /// counts it). A failed write is logged: the recording has a hole, the room goes on.
+    async fn record(&self) {
+        let now = now_ms();
+        let (sealed, save, tenant) = {
+            let mut memory = self.memory.borrow_mut();
+            let Memory {
+                room,
+                recorder,
+                recorder_saved,
+                tenant,
+                ..
+            } = &mut *memory;
+            let (Some(room), Some(recorder)) = (room.as_mut(), recorder.as_mut()) else {
+                return;
+            };
+            feed_recorder(room, recorder, now);
+            let sealed: Vec<_> = std::iter::from_fn(|| recorder.poll_sealed()).collect();
+            let text = serde_json::to_string(&*recorder).unwrap_or_default();
+            let save = (text != *recorder_saved).then(|| {
+                recorder_saved.clone_from(&text);
+                text
+            });
+            let started_ms = recorder.started_ms();
+            (
+                sealed,
+                save,
+                (tenant.clone(), room.info().room_id.clone(), started_ms),
+            )
+        };
+        for chunk in sealed {
+            if let Err(e) = self.write_chunk(&tenant, chunk).await {
+                log_json(json!({"level":"error","event":"replay_chunk_write_failed",
+                                "detail": e.to_string()}));
+            }
+        }
+        if let Some(text) = save {
+            let bytes = Uint8Array::from(text.as_bytes());
+            if let Err(e) = self
+                .state
+                .storage()
+                .put_raw(REPLAY_RECORDER_KEY, bytes)
+                .await
+            {
+                log_json(json!({"level":"error","event":"replay_save_failed",
+                                "detail": e.to_string()}));
+            }
+        }
+    }
+
+    fn chunk_key((tenant, room, started_ms): &(String, String, u64), index: u64) -> String {
+        format!("{tenant}/{room}/{started_ms}/{index:08}")
+    }
+
+    async fn write_chunk(
+        &self,
+        recording: &(String, String, u64),
+        chunk: ovation_replay::Sealed,
+    ) -> Result<()> {
+        match self.env.bucket(REPLAY_BUCKET) {
+            Ok(bucket) => {
+                let key = Self::chunk_key(recording, chunk.index);
+                bucket.put(key, chunk.bytes).execute().await?;
+            }
+            Err(_) => {
+                let key = format!("{REPLAY_KEY_PREFIX}chunk/{:08}", chunk.index);
+                let bytes = Uint8Array::from(chunk.bytes.as_slice());
+                self.state.storage().put_raw(&key, bytes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_chunk(
+        &self,
+        recording: &(String, String, u64),
+        index: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        match self.env.bucket(REPLAY_BUCKET) {
+            Ok(bucket) => match bucket
+                .get(Self::chunk_key(recording, index))
+                .execute()
+                .await?
+            {
+                Some(object) => match object.body() {
+                    Some(body) => Ok(Some(body.bytes().await?)),
+                    None => Ok(None),
+                },
+                None => Ok(None),
+            },
+            Err(_) => {
+                let key = format!("{REPLAY_KEY_PREFIX}chunk/{index:08}");
+                let map = self
+                    .state
+                    .storage()
+                    .get_multiple(vec![key.as_str()])
+                    .await?;
+                let value = map.get(&key.as_str().into());
+                Ok((!value.is_undefined()).then(|| Uint8Array::new(&value).to_vec()))
+            }
+        }
+    }
+
+    /// `GET /replay?from&to[&snapshot=false]`: the window from the stored chunks and the
+    /// open one. An ended room's answer says `x-ovation-replay-final` (the router caches it).
+    async fn replay_window(
+        &self,
+        from: u64,
+        to: u64,
+        snapshot: bool,
+    ) -> std::result::Result<Response, ApiError> {
+        self.record().await;
+        let (info, open, recording) = {
+            let memory = self.memory.borrow();
+            let recorder = memory
+                .recorder
+                .as_ref()
+                .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+            let room = memory.room.as_ref().map(|r| r.info().room_id.clone());
+            (
+                recorder.info(),
+                recorder.open_chunk_now().cloned(),
+                (
+                    memory.tenant.clone(),
+                    room.unwrap_or_default(),
+                    recorder.started_ms(),
+                ),
+            )
+        };
+        let mut chunks = Vec::new();
+        for index in info.chunks_for(from, to) {
+            if Some(index) == info.open_index {
+                chunks.extend(open.clone());
+                continue;
+            }
+            let bytes = self
+                .read_chunk(&recording, index)
+                .await
+                .map_err(|e| ApiError::internal(&e.to_string()))?;
+            if let Some(bytes) = bytes {
+                let chunk = ovation_replay::Chunk::decode(&bytes)
+                    .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
+                chunks.push(chunk);
+            }
+        }
+        let window = info.window(&chunks, from, to, snapshot);
+        let internal = |e: Error| ApiError::internal(&e.to_string());
+        let mut resp = Response::from_json(&window).map_err(internal)?;
+        if info.ended_ms.is_some() {
+            resp.headers_mut()
+                .set(crate::REPLAY_FINAL_HEADER, "1")
+                .map_err(internal)?;
+        }
+        Ok(resp)
+    }
+}
+
+/// Hands the recorder the actions after its cursor, every part version newer than it
+/// has (and the parts gone), the like total, and the time (or the end).
+fn feed_recorder(room: &mut Room, recorder: &mut ovation_replay::Recorder, now: u64) {
+    while !recorder.stopped() {
+        let (actions, _gap) = room.actions_since(recorder.last_seq(), now);
+        if actions.is_empty() {
+            break;
+        }
+        for action in &actions {
+            recorder.record_action(action);
+        }
+    }
+    let versions: Vec<(String, u64)> = room
+        .part_versions()
+        .map(|(name, version)| (name.to_owned(), version))
+        .collect();
+    for (name, version) in &versions {
+        if recorder.part_version(name).is_none_or(|v| v < *version) {
+            if let Some(value) = room.part_at(name, *version) {
+                recorder.record_part(name, *version, value, now);
+            }
+        }
+    }
+    let gone: Vec<String> = recorder
+        .part_names()
+        .filter(|name| !versions.iter().any(|(n, _)| n == name))
+        .map(str::to_owned)
+        .collect();
+    for name in gone {
+        recorder.record_part(&name, room.total_version(), "null", now);
+    }
+    recorder.record_likes(room.likes_total(), now);
+    if room.status() == ovation_room::RoomStatus::Ended {
+        recorder.end(now);
+    } else {
+        recorder.advance(now);
     }
 }
 

@@ -438,15 +438,15 @@ impl Recorder {
                 self.remove(*seq);
                 return;
             }
+            // The guard counts the comment against its second's allowance (the host's
+            // are not counted).
             ActionBody::Comment { .. } | ActionBody::Reaction { .. }
-                if action.user != self.host_user =>
+                if action.user != self.host_user && !self.sample_keeps(ts_ms) =>
             {
-                if !self.sample_keeps(ts_ms) {
-                    if let Some(open) = self.open.as_mut() {
-                        open.sampled_out += 1;
-                    }
-                    return;
+                if let Some(open) = self.open.as_mut() {
+                    open.sampled_out += 1;
                 }
+                return;
             }
             _ => {}
         }

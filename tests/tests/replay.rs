@@ -1,0 +1,333 @@
+//! Replay against the real worker under `wrangler dev` (R2 emulated locally): a live room
+//! with comments, a deleted comment, a poll and a product card, then the room ends; the
+//! recording's windows hold exactly what a live viewer saw (no deleted comment), a
+//! snapshot in the middle shows the open poll with the tallies of that moment, an ended
+//! room's windows come from the Workers cache, and a window past the limit is refused.
+
+use ovation_cli::{Api, Socket};
+use ovation_proto::limits::{REPLAY_CHUNK_MS, REPLAY_PART_INTERVAL_MS, REPLAY_WINDOW_MS_MAX};
+use ovation_proto::{
+    Action, ActionBody, ClientFrame, Event, ReplayEventBody, ReplayStatus, ReplayWindow,
+};
+use ovation_tests::{create_room, now_ms, shared, token, Server};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn connect_as(server: &Server, room: &str, user: &str, role: &str) -> Socket {
+    let mut socket = Socket::connect(&server.base, room, &token(role, user, room), None)
+        .unwrap_or_else(|e| panic!("connect {user}: {e:?}"));
+    socket
+        .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+        .expect("welcome");
+    socket
+}
+
+/// A comment from `socket`, acknowledged; returns its sequence number.
+fn comment(socket: &mut Socket, client_id: u64, text: &str) -> u64 {
+    socket
+        .send(&ClientFrame::Comment {
+            client_id,
+            text: text.into(),
+        })
+        .unwrap();
+    let ack = socket
+        .wait_for(WAIT, |e| {
+            matches!(e, Event::Ack { client_id: c, .. } if *c == client_id)
+                || matches!(e, Event::Error { client_id: Some(c), .. } if *c == client_id)
+        })
+        .unwrap();
+    match ack {
+        Event::Ack { seq: Some(seq), .. } => seq,
+        other => panic!("comment {text:?} refused: {other:?}"),
+    }
+}
+
+fn vote(socket: &mut Socket, client_id: u64, poll_id: &str, option: u8) {
+    socket
+        .send(&ClientFrame::Vote {
+            client_id,
+            poll_id: poll_id.into(),
+            option,
+        })
+        .unwrap();
+    let answer = socket
+        .wait_for(WAIT, |e| {
+            matches!(e, Event::Ack { client_id: c, .. } if *c == client_id)
+                || matches!(e, Event::Error { client_id: Some(c), .. } if *c == client_id)
+        })
+        .unwrap();
+    assert!(matches!(answer, Event::Ack { .. }), "vote: {answer:?}");
+}
+
+/// What a live viewer saw: every action and every part version, in order.
+#[derive(Default)]
+struct Seen {
+    actions: Vec<Action>,
+    parts: Vec<(String, u64, String)>,
+}
+
+impl Seen {
+    fn take(&mut self, events: Vec<Event>) {
+        for event in events {
+            match event {
+                Event::Action(action) => self.actions.push(action),
+                Event::Part {
+                    name,
+                    version,
+                    value,
+                } => self.parts.push((name, version, value)),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn window(api: &Api, room: &str, from: u64, to: u64) -> (ReplayWindow, Option<String>) {
+    let reply = api
+        .get(&format!("/v1/rooms/{room}/replay?from={from}&to={to}"))
+        .unwrap();
+    assert_eq!(reply.status, 200, "replay window: {:?}", reply.body);
+    let window: ReplayWindow = serde_json::from_value(reply.body).expect("a replay window");
+    (window, reply.cache)
+}
+
+fn part_value(window: &ReplayWindow, name: &str) -> Option<Value> {
+    let snapshot = window.snapshot.as_ref().expect("a snapshot");
+    snapshot
+        .parts
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| serde_json::from_str(&p.value).unwrap())
+}
+
+#[test]
+fn a_recorded_room_replays_what_live_viewers_saw() {
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let viewer_api = Api::new(&server.base, &token("viewer", "vera", &room));
+    let mut watcher = connect_as(server, &room, "vera", "viewer");
+    let mut ana = connect_as(server, &room, "ana", "viewer");
+    let mut bob = connect_as(server, &room, "bob", "viewer");
+    let mut seen = Seen::default();
+
+    // Comments (within the comment burst of each user).
+    let mut comments = Vec::new();
+    for i in 0..3 {
+        comments.push(comment(&mut ana, 10 + i, &format!("ana says {i}")));
+        comments.push(comment(&mut bob, 10 + i, &format!("bob says {i}")));
+    }
+    // A poll with live tallies and a cue; ana votes, and a moment later bob does.
+    let poll = json!({"question": "Which?", "options": ["red", "blue"], "window_ms": 60_000,
+                      "tallies_public": true, "cue": "poll-cue"});
+    let reply = admin
+        .post(&format!("/v1/rooms/{room}/polls"), &poll)
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let poll_id = reply.body["id"].as_str().unwrap().to_owned();
+    vote(&mut ana, 1, &poll_id, 0);
+    // Past the part interval, so the one-vote tally is recorded on its own.
+    std::thread::sleep(Duration::from_millis(REPLAY_PART_INTERVAL_MS + 300));
+    let one_vote_ms = now_ms();
+    std::thread::sleep(Duration::from_millis(300));
+    vote(&mut bob, 1, &poll_id, 1);
+
+    // A moderator deletes one of bob's comments.
+    let deleted = comments[1];
+    let reply = admin
+        .post(
+            &format!("/v1/rooms/{room}/moderation"),
+            &json!({"command": "delete_comment", "seq": deleted}),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+
+    // While live, the recording is readable: the comments so far, the deleted one gone.
+    let (live, _) = window(&viewer_api, &room, now_ms() - 60_000, now_ms());
+    assert_eq!(live.status, ReplayStatus::Live);
+    let live_comments: Vec<u64> = live
+        .events
+        .iter()
+        .filter_map(|e| match &e.body {
+            ReplayEventBody::Action(a) => Some(a.seq),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        comments
+            .iter()
+            .filter(|s| **s != deleted)
+            .all(|s| live_comments.contains(s)),
+        "live recording {live_comments:?} misses some of {comments:?}"
+    );
+    assert!(!live_comments.contains(&deleted));
+
+    // A product card with a cue, the poll closed, and a few more comments.
+    let pin = json!({"id": "red-1", "title": "Red", "price": "€9", "cue": "buy-cue",
+        "image_url": "https://example.com/r.jpg", "link": "https://example.com/r"});
+    let reply = admin
+        .post(&format!("/v1/rooms/{room}/products"), &pin)
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let reply = admin
+        .post(
+            &format!("/v1/rooms/{room}/polls/{poll_id}/close"),
+            &json!({}),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    std::thread::sleep(Duration::from_millis(1_100));
+    comments.push(comment(&mut ana, 20, "after the poll"));
+
+    seen.take(watcher.drain(Duration::from_millis(500)).unwrap());
+    let reply = admin
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let started_ms = reply.body["replay"]["from_ms"].as_u64().expect("from_ms");
+    let ended_ms = reply.body["replay"]["to_ms"].as_u64().expect("to_ms");
+    seen.take(
+        watcher
+            .drain(Duration::from_millis(300))
+            .unwrap_or_default(),
+    );
+
+    // The whole recording, in chunk-aligned windows of two chunks.
+    let mut recorded = Vec::new();
+    let mut from = started_ms;
+    while from <= ended_ms {
+        let (w, _) = window(&viewer_api, &room, from, from + 2 * REPLAY_CHUNK_MS);
+        assert_eq!(w.status, ReplayStatus::Ended);
+        assert_eq!((w.started_ms, w.ended_ms), (started_ms, Some(ended_ms)));
+        assert_eq!(w.truncated_at_ms, None);
+        assert_eq!(w.sampled_out, 0);
+        recorded.extend(w.events);
+        from += 2 * REPLAY_CHUNK_MS;
+    }
+
+    // Actions: exactly the live viewer's, less the deleted comment and its removal.
+    let live_actions: Vec<&Action> = seen
+        .actions
+        .iter()
+        .filter(|a| a.seq != deleted && !matches!(a.body, ActionBody::Removed { .. }))
+        .collect();
+    let replay_actions: Vec<&Action> = recorded
+        .iter()
+        .filter_map(|e| match &e.body {
+            ReplayEventBody::Action(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replay_actions, live_actions, "the recording's actions");
+    assert!(
+        seen.actions.iter().any(|a| a.seq == deleted),
+        "live viewers saw it"
+    );
+    assert!(replay_actions.iter().all(|a| a.seq != deleted));
+    for event in &recorded {
+        if let ReplayEventBody::Action(a) = &event.body {
+            assert_eq!(event.ts_ms, a.ts_ms, "recorded at its server time");
+        }
+    }
+
+    // Parts: every recorded version is one a live viewer got, and each part's last
+    // live version is recorded.
+    let live_parts: BTreeMap<(String, u64), String> = seen
+        .parts
+        .iter()
+        .map(|(n, v, value)| ((n.clone(), *v), value.clone()))
+        .collect();
+    let mut last_recorded: BTreeMap<String, u64> = BTreeMap::new();
+    for event in &recorded {
+        if let ReplayEventBody::Part(p) = &event.body {
+            if let Some(value) = live_parts.get(&(p.name.clone(), p.version)) {
+                assert_eq!(value, &p.value, "part {} v{}", p.name, p.version);
+            }
+            last_recorded.insert(p.name.clone(), p.version);
+            if p.name == "poll" {
+                assert_eq!(event.cue.as_deref(), Some("poll-cue"));
+            }
+            if p.name == "product" && p.value != "null" {
+                let v: Value = serde_json::from_str(&p.value).unwrap();
+                if !v["pinned"].is_null() {
+                    assert_eq!(event.cue.as_deref(), Some("buy-cue"));
+                }
+            }
+        }
+    }
+    let mut last_live: BTreeMap<String, u64> = BTreeMap::new();
+    for (name, version, _) in &seen.parts {
+        last_live.insert(name.clone(), *version);
+    }
+    for name in ["poll", "product"] {
+        assert_eq!(
+            last_recorded.get(name),
+            last_live.get(name),
+            "{name}: the last version live viewers saw is recorded"
+        );
+    }
+
+    // A viewer starting between the two votes sees the open poll with one vote.
+    let (mid, _) = window(&viewer_api, &room, one_vote_ms, one_vote_ms + 1_000);
+    let poll = part_value(&mid, "poll").expect("the poll in the snapshot");
+    assert_eq!(poll["phase"], "open", "{poll}");
+    assert_eq!(poll["tallies"], json!([1, 0]), "{poll}");
+    // At the end: the poll's result with both votes, and the product card.
+    let (last, _) = window(&viewer_api, &room, ended_ms, ended_ms + 1_000);
+    let poll = part_value(&last, "poll").expect("the poll at the end");
+    assert_eq!(poll["tallies"], json!([1, 1]), "{poll}");
+    assert_ne!(poll["phase"], "open", "{poll}");
+    let product = part_value(&last, "product").expect("the product at the end");
+    assert_eq!(product["pinned"]["id"], "red-1");
+
+    // An ended room's window is final: the second ask is served by the Workers cache.
+    let (_, first) = window(&viewer_api, &room, started_ms, started_ms + REPLAY_CHUNK_MS);
+    let (_, second) = window(&viewer_api, &room, started_ms, started_ms + REPLAY_CHUNK_MS);
+    assert_eq!(first.as_deref(), Some("miss"));
+    assert_eq!(second.as_deref(), Some("hit"));
+
+    // A window past the limit is refused with its code; the limit itself is taken.
+    let path = |len: u64| {
+        format!(
+            "/v1/rooms/{room}/replay?from={started_ms}&to={}",
+            started_ms + len
+        )
+    };
+    let reply = viewer_api.get(&path(REPLAY_WINDOW_MS_MAX + 1)).unwrap();
+    assert_eq!(reply.status, 400, "{reply:?}");
+    assert_eq!(reply.body["code"], "replay_window_too_long");
+    assert_eq!(
+        viewer_api.get(&path(REPLAY_WINDOW_MS_MAX)).unwrap().status,
+        200
+    );
+    let reply = viewer_api
+        .get(&format!("/v1/rooms/{room}/replay?from=abc"))
+        .unwrap();
+    assert_eq!(reply.body["code"], "replay_window_required", "{reply:?}");
+    // A token for another room reads nothing of this one.
+    let stranger = Api::new(&server.base, &token("viewer", "vera", "weur-elsewhere"));
+    assert_eq!(stranger.get(&path(1_000)).unwrap().status, 403);
+
+    // The tenant's room list shows it archived with its replay window.
+    let reply = admin.get("/v1/rooms?status=archived").unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let entry = reply.body["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["room"] == room.as_str())
+        .cloned()
+        .expect("the ended room is listed as archived");
+    assert_eq!(entry["status"], "archived");
+    assert_eq!(entry["replay"]["from_ms"], started_ms);
+    assert_eq!(entry["replay"]["to_ms"], ended_ms);
+    let live_list = admin.get("/v1/rooms").unwrap();
+    assert!(live_list.body["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["room"] != room.as_str()));
+}
