@@ -303,3 +303,119 @@ impl Poll {
         );
     }
 }
+
+// ---- The room's polls: staff commands, votes and the tallies published each tick ----
+
+use crate::*;
+
+impl Room {
+    /// The room's latest poll: id, phase, tallies.
+    pub fn poll(&self) -> Option<(String, PollPhase, &[u64])> {
+        self.poll
+            .as_ref()
+            .map(|p| (p.id(), p.record.phase, p.tallies()))
+    }
+
+    pub(crate) fn create_poll(
+        &mut self,
+        spec: PollSpec,
+        now_ms: u64,
+    ) -> Result<AdminReply, AdminError> {
+        spec.validate().map_err(AdminError::InvalidPoll)?;
+        if self
+            .poll
+            .as_ref()
+            .is_some_and(|p| p.record.phase == PollPhase::Open)
+        {
+            return Err(AdminError::PollOpen);
+        }
+        let number = self.poll.as_ref().map_or(1, |p| p.record.number + 1);
+        // The previous poll's votes are no longer needed (its result is in the log).
+        if let Some(previous) = &self.poll {
+            let id = previous.id();
+            for user in previous.voters() {
+                self.outputs
+                    .push_back(Output::Store(StorageOp::delete_vote(&id, user)));
+            }
+        }
+        self.poll = Some(polls::Poll::open(number, spec, now_ms));
+        self.poll_changed(|_| true, now_ms);
+        Ok(self.poll_reply())
+    }
+
+    pub(crate) fn find_poll(&self, id: &str) -> Result<(), AdminError> {
+        match &self.poll {
+            Some(poll) if poll.id() == id => Ok(()),
+            _ => Err(AdminError::PollNotFound),
+        }
+    }
+
+    pub(crate) fn poll_reply(&self) -> AdminReply {
+        let poll = self.poll.as_ref().expect("a poll exists");
+        AdminReply::Poll {
+            id: poll.id(),
+            phase: poll.record.phase,
+            tallies: poll.tallies().to_vec(),
+        }
+    }
+
+    /// Applies a phase change; when it changed anything, stores the record and publishes
+    /// the `poll` part (and the tallies to hosts) in the next tick.
+    pub(crate) fn poll_changed(
+        &mut self,
+        change: impl FnOnce(&mut polls::Poll) -> bool,
+        now_ms: u64,
+    ) {
+        let poll = self.poll.as_mut().expect("a poll exists");
+        if !change(poll) {
+            return;
+        }
+        poll.tallies_dirty = true;
+        let record = StorageOp::put_poll(&poll.record);
+        let value = poll.part_json();
+        self.outputs.push_back(Output::Store(record));
+        self.put_part("poll".into(), value, now_ms);
+    }
+
+    pub(crate) fn on_vote(
+        &mut self,
+        identity: &Identity,
+        poll_id: &str,
+        option: u8,
+        now_ms: u64,
+    ) -> Result<Option<u64>, Refusal> {
+        let Some(poll) = self.poll.as_mut().filter(|p| p.id() == poll_id) else {
+            return Err(Refusal::new(ErrorCode::NotFound, "no such poll"));
+        };
+        match poll.vote(&identity.user, option) {
+            Ok(polls::VoteOutcome::Counted) => {
+                self.stats.votes_counted += 1;
+                let record = StorageOp::put_vote(poll_id, &identity.user, option);
+                self.outputs.push_back(Output::Store(record));
+                self.schedule_tick(now_ms);
+                Ok(None)
+            }
+            Ok(polls::VoteOutcome::Repeat) => {
+                self.stats.votes_repeated += 1;
+                Ok(None)
+            }
+            Err(refusal) => Err(refusal),
+        }
+    }
+
+    /// Once per tick with changed tallies: to every host and moderator connection as a
+    /// direct message, and into the `poll` part when the poll shows tallies to viewers.
+    pub(crate) fn publish_tallies(&mut self, now_ms: u64) {
+        let Some(poll) = self.poll.as_mut().filter(|p| p.tallies_dirty) else {
+            return;
+        };
+        poll.tallies_dirty = false;
+        let payload = poll.tallies_json();
+        let part = (poll.record.tallies_public && poll.record.phase == PollPhase::Open)
+            .then(|| poll.part_json());
+        self.notify_staff(&payload, now_ms);
+        if let Some(value) = part {
+            self.put_part("poll".into(), value, now_ms);
+        }
+    }
+}

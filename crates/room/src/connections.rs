@@ -1,0 +1,309 @@
+//! Connections and users: connect and reattach, the per-user socket cap, per-user rate
+//! buckets, disconnect and close, liveness touches and the online count.
+
+use super::*;
+
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) identity: Identity,
+    /// Hello received (or the socket was reattached after hibernation).
+    pub(crate) ready: bool,
+    pub(crate) hello_seen: bool,
+    /// Joined since the last online publication: gets the count at the next flush.
+    pub(crate) needs_online: bool,
+    pub(crate) outbox: Vec<Event>,
+    /// Actions left out of a full outbox this tick, first and last seq: the flush tells
+    /// the connection of them with a `Gap` after the rest of its batch.
+    pub(crate) outbox_dropped: Option<(u64, u64)>,
+    pub(crate) liveness: liveness::Liveness,
+    pub(crate) frames: TokenBucket,
+    /// Set for a frame forwarded by a shard: (shard, the shard's connection id).
+    pub(crate) remote: Option<(u16, u64)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct UserBuckets {
+    pub(crate) comments: TokenBucket,
+    pub(crate) likes: TokenBucket,
+    pub(crate) reactions: TokenBucket,
+    pub(crate) directs: TokenBucket,
+    pub(crate) gifts: TokenBucket,
+    /// Upgrades (`USER_CONNECTS_PER_S`, `USER_CONNECTS_BURST`): the room's own bound,
+    /// whichever Worker isolate the upgrade came through.
+    pub(crate) connects: TokenBucket,
+    pub(crate) used_ms: u64,
+    /// Client ids of this user's recently accepted frames with their sequence numbers,
+    /// newest last: a frame retried after a reconnect is acknowledged again, not applied
+    /// twice. Survives restarts for sequenced actions (rebuilt from the stored ring).
+    pub(crate) recent: VecDeque<(u64, Option<u64>)>,
+}
+
+impl UserBuckets {
+    pub(crate) fn new(now_ms: u64) -> UserBuckets {
+        UserBuckets {
+            comments: TokenBucket::new_full(COMMENT_RATE_PER_S, COMMENT_BURST, now_ms),
+            likes: TokenBucket::new_full(LIKES_RATE_PER_S, LIKES_BURST, now_ms),
+            reactions: TokenBucket::new_full(REACTION_RATE_PER_S, REACTION_BURST, now_ms),
+            directs: TokenBucket::new_full(DIRECT_RATE_PER_S, DIRECT_BURST, now_ms),
+            gifts: TokenBucket::new_full(GIFT_RATE_PER_S, GIFT_BURST, now_ms),
+            connects: admission::connect_bucket(now_ms),
+            used_ms: now_ms,
+            recent: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn accepted(&self, client_id: u64) -> Option<Option<u64>> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(id, _)| *id == client_id)
+            .map(|(_, seq)| *seq)
+    }
+
+    pub(crate) fn remember(&mut self, client_id: u64, seq: Option<u64>) {
+        if self.recent.len() >= RECENT_CLIENT_IDS_PER_USER_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((client_id, seq));
+    }
+}
+
+/// A user's rate-limit buckets, created full; above `RATE_BUCKETS_MAX` users the least
+/// recently used is forgotten (a forgotten user starts with a full bucket, which is what a
+/// long-idle user would have anyway).
+pub(crate) fn bucket_entry<'a>(
+    buckets: &'a mut HashMap<String, UserBuckets>,
+    user: &str,
+    now_ms: u64,
+) -> &'a mut UserBuckets {
+    if !buckets.contains_key(user) && buckets.len() >= RATE_BUCKETS_MAX {
+        let oldest = buckets
+            .iter()
+            .min_by_key(|(_, b)| b.used_ms)
+            .map(|(u, _)| u.clone())
+            .expect("non-empty");
+        buckets.remove(&oldest);
+    }
+    let entry = buckets
+        .entry(user.to_owned())
+        .or_insert_with(|| UserBuckets::new(now_ms));
+    entry.used_ms = now_ms;
+    entry
+}
+
+pub(crate) fn conn_needs_online(room: &mut Room, connection: ConnectionId) {
+    room.connections
+        .get_mut(&connection)
+        .expect("live connection")
+        .needs_online = true;
+}
+
+impl Room {
+    /// Sockets that completed their `Hello` on the room itself plus every shard's count
+    /// (a shard counts the same way): a socket that never says `Hello` is not a viewer.
+    pub fn online(&self) -> u32 {
+        let local = u32::try_from(self.ready_local).expect("bounded");
+        local + self.shards.online.values().sum::<u32>()
+    }
+
+    /// Sockets on the room itself (not the short-lived entries of forwarded frames).
+    pub(crate) fn local_connections(&self) -> usize {
+        self.connections.len() - self.shards.remote.len()
+    }
+
+    pub fn connection_ids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.connections
+            .iter()
+            .filter(|(_, c)| c.remote.is_none())
+            .map(|(id, _)| *id)
+    }
+
+    pub fn connections_of(&self, user: &str) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.users.get(user).into_iter().flatten().copied()
+    }
+
+    /// Registers a new socket. The client must send `Hello` first.
+    pub fn connect(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        lifetime_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), CloseCode> {
+        assert!(
+            !self.connections.contains_key(&connection),
+            "host reused connection id {connection}"
+        );
+        assert!(connection < sharding::REMOTE_CONNECTION_ID_MIN);
+        if self.status == RoomStatus::Ended {
+            self.log_refusal(Some(connection), Some(&identity.user), "room_ended", "");
+            return Err(CloseCode::RoomEnded);
+        }
+        if self.moderation.is_banned(&identity.user) {
+            self.log_refusal(Some(connection), Some(&identity.user), "banned", "");
+            return Err(CloseCode::Banned);
+        }
+        // The room's own bound on a user's upgrades (the Worker's limiter is per isolate:
+        // a flood spread over many can still reach here). Not logged: a flood of
+        // refusals would be a flood of log lines.
+        if self
+            .buckets(&identity.user, now_ms)
+            .connects
+            .take(1, now_ms)
+            .is_err()
+        {
+            self.stats.connects_rate_limited += 1;
+            return Err(CloseCode::ConnectRateLimited);
+        }
+        if self.local_connections() >= CONNECTIONS_PER_ROOM_MAX {
+            self.log_refusal(Some(connection), Some(&identity.user), "room_full", "");
+            return Err(CloseCode::RoomFull);
+        }
+        // Before the room cap can be reached by one token: the excess is refused, the
+        // user's open sockets keep working; only one of theirs long silent (gone without
+        // a close) gives its place to the new one.
+        let held: Vec<ConnectionId> = self
+            .connections_of(&identity.user)
+            .filter(|id| self.connections[id].remote.is_none())
+            .collect();
+        if held.len() >= USER_SOCKETS_PER_ROOM_MAX {
+            let silent = held.iter().map(|id| (*id, &self.connections[id].liveness));
+            match liveness::replaceable(silent, now_ms) {
+                Some(gone) => {
+                    let detail = "silent; replaced by a new socket of its user".to_owned();
+                    self.close(gone, CloseCode::Stale, detail, now_ms);
+                }
+                None => {
+                    let detail = format!("{} sockets open", held.len());
+                    self.log_refusal(
+                        Some(connection),
+                        Some(&identity.user),
+                        CloseCode::TooManySockets.reason(),
+                        &detail,
+                    );
+                    return Err(CloseCode::TooManySockets);
+                }
+            }
+        }
+        let expires_at_ms = now_ms + lifetime_ms;
+        self.insert_connection(connection, identity, expires_at_ms, false, None, now_ms);
+        self.stats.connections_total += 1;
+        Ok(())
+    }
+
+    /// Re-registers a socket that survived hibernation (no `Hello` expected, but allowed).
+    pub fn reattach(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) {
+        assert!(!self.connections.contains_key(&connection));
+        self.insert_connection(connection, identity, expires_at_ms, true, None, now_ms);
+    }
+
+    /// `ready`: the socket needs no `Hello` (reattached after hibernation, or a shard's
+    /// forwarded frames, `remote`); a new socket owes one within `HELLO_DEADLINE_MS`.
+    pub(crate) fn insert_connection(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        expires_at_ms: u64,
+        ready: bool,
+        remote: Option<(u16, u64)>,
+        now_ms: u64,
+    ) {
+        if ready && remote.is_none() {
+            self.ready_local += 1;
+        }
+        let liveness = if ready {
+            liveness::Liveness::reattached(expires_at_ms, now_ms)
+        } else {
+            liveness::Liveness::opened(expires_at_ms, now_ms)
+        };
+        self.users
+            .entry(identity.user.clone())
+            .or_default()
+            .insert(connection);
+        self.connections.insert(
+            connection,
+            Connection {
+                identity,
+                ready,
+                hello_seen: false,
+                needs_online: false,
+                outbox: Vec::new(),
+                outbox_dropped: None,
+                liveness,
+                frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
+                remote,
+            },
+        );
+        self.schedule_tick(now_ms);
+    }
+
+    /// The socket closed (by the client or the network).
+    pub fn disconnect(&mut self, connection: ConnectionId, now_ms: u64) {
+        if self.remove_connection(connection).is_some() {
+            self.schedule_tick(now_ms);
+        }
+    }
+
+    pub(crate) fn remove_connection(&mut self, connection: ConnectionId) -> Option<Connection> {
+        let conn = self.connections.remove(&connection)?;
+        match conn.remote {
+            Some(remote) => {
+                self.shards.remote.remove(&remote);
+            }
+            None if conn.ready => self.ready_local -= 1,
+            None => {}
+        }
+        let set = self
+            .users
+            .get_mut(&conn.identity.user)
+            .expect("every connection is indexed by user");
+        assert!(set.remove(&connection));
+        if set.is_empty() {
+            self.users.remove(&conn.identity.user);
+        }
+        Some(conn)
+    }
+
+    pub(crate) fn close(
+        &mut self,
+        connection: ConnectionId,
+        code: CloseCode,
+        detail: String,
+        now_ms: u64,
+    ) {
+        if let Some(conn) = self.remove_connection(connection) {
+            if conn.remote.is_some() {
+                return; // the shard closes its own sockets (see `close_user`)
+            }
+            *self
+                .stats
+                .closed_by_reason
+                .entry(code.reason().to_owned())
+                .or_default() += 1;
+            if code != CloseCode::GoingAway {
+                self.outputs.push_back(Output::Log(LogRecord {
+                    event: "close",
+                    connection: Some(connection),
+                    user: Some(conn.identity.user),
+                    code: code.reason(),
+                    detail,
+                }));
+            }
+            self.outputs.push_back(Output::Close { connection, code });
+            self.schedule_tick(now_ms);
+        }
+    }
+
+    /// Notes a sign of life (e.g. the platform's heartbeat auto-response timestamp).
+    pub fn touch(&mut self, connection: ConnectionId, at_ms: u64) {
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            conn.liveness.seen(at_ms);
+        }
+    }
+}

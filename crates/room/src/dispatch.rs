@@ -1,0 +1,391 @@
+//! Frames from viewers: decoding, the Hello handshake, repeats answered from memory, each
+//! frame routed to its feature, and refusals (`Refusal`) sent back as `Event::Error`.
+
+use super::*;
+
+/// Why a viewer's frame was refused: what the sender gets back as `Event::Error`, with a
+/// retry hint for rate limits (0 when retrying the same frame will not help).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after_ms: u32,
+}
+
+impl Refusal {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::retry_after(code, message, 0)
+    }
+
+    pub(crate) fn retry_after(
+        code: ErrorCode,
+        message: impl Into<String>,
+        retry_after_ms: u32,
+    ) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            retry_after_ms,
+        }
+    }
+}
+
+impl From<AdminError> for Refusal {
+    /// A staff command sent over the socket is refused like the HTTP admin API would.
+    fn from(error: AdminError) -> Self {
+        Self::new(admin_error_code(&error), error.message())
+    }
+}
+
+impl Room {
+    /// A binary frame from a connection.
+    pub fn handle_frame(&mut self, connection: ConnectionId, bytes: &[u8], now_ms: u64) {
+        let Some(conn) = self.connections.get_mut(&connection) else {
+            return; // Closed in the same instant; the host's event raced our close.
+        };
+        conn.liveness.seen(now_ms);
+        self.stats.frames_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
+        let frame = match ClientFrame::decode(bytes) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let code = match error {
+                    DecodeError::TooLarge { .. } => CloseCode::FrameTooLarge,
+                    DecodeError::Malformed | DecodeError::FieldLimit { .. } => CloseCode::BadFrame,
+                };
+                self.close(connection, code, error.to_string(), now_ms);
+                return;
+            }
+        };
+        // A repeat of something already applied is answered before any rate: a resumed
+        // client resends everything unacknowledged at once, and refusing a repeat for
+        // the frame rate would make it send, and the room apply, the same thing twice.
+        if self.connections[&connection].ready && self.answer_repeat(connection, &frame, now_ms) {
+            return;
+        }
+        let conn = self
+            .connections
+            .get_mut(&connection)
+            .expect("looked up above");
+        if let Err(retry_after_ms) = conn.frames.take(1, now_ms) {
+            let client_id = frame.client_id();
+            self.refuse(
+                connection,
+                client_id,
+                Refusal::retry_after(ErrorCode::RateLimited, "too many frames", retry_after_ms),
+                now_ms,
+            );
+            return;
+        }
+        match frame {
+            ClientFrame::Hello(hello) => self.on_hello(connection, hello, now_ms),
+            other => {
+                if !self.connections[&connection].ready {
+                    self.close(
+                        connection,
+                        CloseCode::ProtocolViolation,
+                        "first frame must be Hello".into(),
+                        now_ms,
+                    );
+                    return;
+                }
+                self.on_frame(connection, other, now_ms);
+            }
+        }
+    }
+
+    /// A text frame that is not the heartbeat (the platform answers that one itself).
+    pub fn handle_text(&mut self, connection: ConnectionId, now_ms: u64) {
+        self.close(
+            connection,
+            CloseCode::TextNotSupported,
+            "text frames are not part of ovation.v1".into(),
+            now_ms,
+        );
+    }
+
+    pub(crate) fn on_hello(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {
+        let conn = self.connections.get_mut(&connection).expect("checked");
+        if conn.hello_seen {
+            self.close(
+                connection,
+                CloseCode::ProtocolViolation,
+                "Hello sent twice".into(),
+                now_ms,
+            );
+            return;
+        }
+        if hello.protocol_version != PROTOCOL_VERSION {
+            let detail = format!("protocol {} not supported", hello.protocol_version);
+            self.close(connection, CloseCode::UnsupportedProtocol, detail, now_ms);
+            return;
+        }
+        conn.hello_seen = true;
+        conn.liveness.hello();
+        if !conn.ready {
+            conn.ready = true;
+            self.ready_local += 1;
+        }
+        let identity = conn.identity.clone();
+        self.evict_old_actions(now_ms);
+        let view = RoomView {
+            epoch: self.epoch,
+            total_version: self.total_version,
+            last_seq: self.last_seq,
+            likes_total: self.likes_total,
+            tick_ms: self.tick_ms(),
+            parts: &self.parts,
+            ring: &self.ring,
+        };
+        let mut events = view.welcome(connection, &identity, hello.resume.as_ref());
+        conn_needs_online(self, connection);
+        if self.status == RoomStatus::Ended {
+            events.push(Event::RoomEnded);
+        }
+        let staff = self.connections[&connection].identity.role.is_staff();
+        for event in events {
+            self.enqueue(connection, event, now_ms);
+        }
+        if staff {
+            self.staff_welcome(connection, now_ms);
+        }
+    }
+
+    /// Acknowledges again a frame whose client id this user's frame already used (a
+    /// retry); true when it was one.
+    pub(crate) fn answer_repeat(
+        &mut self,
+        connection: ConnectionId,
+        frame: &ClientFrame,
+        now_ms: u64,
+    ) -> bool {
+        // Gifts have their own idempotency key (the gift id, kept with the gifter).
+        let Some(client_id) = frame
+            .client_id()
+            .filter(|_| !matches!(frame, ClientFrame::Gift { .. }))
+        else {
+            return false;
+        };
+        let user = self.connections[&connection].identity.user.clone();
+        let Some(seq) = self.buckets(&user, now_ms).accepted(client_id) else {
+            return false;
+        };
+        self.stats.retries_acknowledged += 1;
+        self.enqueue(connection, Event::Ack { client_id, seq }, now_ms);
+        true
+    }
+
+    pub(crate) fn on_frame(&mut self, connection: ConnectionId, frame: ClientFrame, now_ms: u64) {
+        let identity = self.connections[&connection].identity.clone();
+        let client_id = frame.client_id();
+        let is_like = matches!(frame, ClientFrame::Like { .. });
+        // (Repeats were answered by the caller: `handle_frame`, or the shard relay.)
+        let result: Result<Option<u64>, Refusal> = match frame {
+            ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
+            ClientFrame::Ping { client_time_ms } => {
+                self.enqueue(
+                    connection,
+                    Event::Pong {
+                        client_time_ms,
+                        server_time_ms: now_ms,
+                    },
+                    now_ms,
+                );
+                return;
+            }
+            ClientFrame::Comment { client_id, text } => self.user_action(
+                connection,
+                &identity,
+                client_id,
+                ActionBody::Comment { text },
+                now_ms,
+            ),
+            ClientFrame::Reaction { client_id, kind } => self.user_action(
+                connection,
+                &identity,
+                client_id,
+                ActionBody::Reaction { kind },
+                now_ms,
+            ),
+            ClientFrame::Like { count, .. } => self.on_like(&identity, count, now_ms),
+            ClientFrame::Gift {
+                client_id,
+                gift_id,
+                sku,
+                qty,
+            } => match self.on_gift(connection, &identity, client_id, gift_id, sku, qty, now_ms) {
+                // Answered when the charge comes back.
+                Ok(()) => return,
+                Err(refusal) => Err(refusal),
+            },
+            ClientFrame::Direct {
+                to_user, payload, ..
+            } => self.on_direct(&identity, to_user, payload, now_ms),
+            ClientFrame::Vote {
+                poll_id, option, ..
+            } => self.on_vote(&identity, &poll_id, option, now_ms),
+            ClientFrame::Answer {
+                quiz_id,
+                question,
+                option,
+                ..
+            } => self.on_answer(&identity, &quiz_id, question, option, now_ms),
+            ClientFrame::Ask { text, .. } => self.on_ask(&identity, text, now_ms),
+            ClientFrame::Upvote { question_id, .. } => {
+                self.on_upvote(&identity, &question_id, now_ms)
+            }
+            ClientFrame::ProductClick { product_id, .. } => {
+                self.on_product_click(&identity, &product_id, now_ms)
+            }
+            ClientFrame::Command { client_id, command } => {
+                self.on_command(connection, &identity, client_id, &command, now_ms)
+            }
+            ClientFrame::SetPart { name, value, .. } => {
+                if !identity.role.is_staff() {
+                    Err(Refusal::new(
+                        ErrorCode::Forbidden,
+                        "hosts and moderators only",
+                    ))
+                } else {
+                    self.set_part(name, value, now_ms)
+                        .map(|_| None)
+                        .map_err(Refusal::from)
+                }
+            }
+        };
+        let client_id = client_id.expect("every frame but Hello and Ping has a client id");
+        match result {
+            Ok(seq) => {
+                self.buckets(&identity.user, now_ms)
+                    .remember(client_id, seq);
+                if is_like && self.likes_acked.len() < LIKE_FRAMES_STORED_PER_TICK_MAX {
+                    self.likes_acked.push((identity.user.clone(), client_id));
+                }
+                self.enqueue(connection, Event::Ack { client_id, seq }, now_ms)
+            }
+            Err(refusal) => self.refuse(connection, Some(client_id), refusal, now_ms),
+        }
+    }
+
+    pub(crate) fn refuse(
+        &mut self,
+        connection: ConnectionId,
+        client_id: Option<u64>,
+        refusal: Refusal,
+        now_ms: u64,
+    ) {
+        let Refusal {
+            code,
+            message,
+            retry_after_ms,
+        } = refusal;
+        if code == ErrorCode::RateLimited {
+            self.stats.rate_limited += 1;
+        }
+        let user = self
+            .connections
+            .get(&connection)
+            .map(|c| c.identity.user.clone());
+        self.log_refusal(Some(connection), user.as_deref(), code.as_str(), &message);
+        self.enqueue(
+            connection,
+            Event::Error {
+                client_id,
+                code,
+                message,
+                retry_after_ms,
+            },
+            now_ms,
+        );
+    }
+
+    pub(crate) fn log_refusal(
+        &mut self,
+        connection: Option<ConnectionId>,
+        user: Option<&str>,
+        code: &'static str,
+        detail: &str,
+    ) {
+        self.outputs.push_back(Output::Log(LogRecord {
+            event: "refusal",
+            connection,
+            user: user.map(str::to_owned),
+            code,
+            detail: detail.to_owned(),
+        }));
+    }
+
+    pub(crate) fn buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
+        bucket_entry(&mut self.buckets, user, now_ms)
+    }
+
+    pub(crate) fn on_like(
+        &mut self,
+        identity: &Identity,
+        count: u32,
+        now_ms: u64,
+    ) -> Result<Option<u64>, Refusal> {
+        if count == 0 || count > LIKE_COUNT_PER_FRAME_MAX {
+            return Err(Refusal::new(
+                ErrorCode::Invalid,
+                format!("like count must be 1..={LIKE_COUNT_PER_FRAME_MAX}"),
+            ));
+        }
+        self.buckets(&identity.user, now_ms)
+            .likes
+            .take(count, now_ms)
+            .map_err(|wait| {
+                Refusal::retry_after(
+                    ErrorCode::RateLimited,
+                    format!("at most {LIKES_RATE_PER_S} likes per second"),
+                    wait,
+                )
+            })?;
+        self.likes_total += u64::from(count);
+        self.likes_dirty = true;
+        self.meta_dirty = true;
+        self.schedule_tick(now_ms);
+        Ok(None)
+    }
+
+    pub(crate) fn on_direct(
+        &mut self,
+        identity: &Identity,
+        to_user: String,
+        payload: String,
+        now_ms: u64,
+    ) -> Result<Option<u64>, Refusal> {
+        if !identity.role.is_staff() {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "hosts and moderators only",
+            ));
+        }
+        self.buckets(&identity.user, now_ms)
+            .directs
+            .take(1, now_ms)
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
+        self.send_direct(&identity.user, &to_user, payload, now_ms)
+            .map_err(Refusal::from)?;
+        Ok(None)
+    }
+
+    pub(crate) fn send_direct(
+        &mut self,
+        from_user: &str,
+        to_user: &str,
+        payload: String,
+        now_ms: u64,
+    ) -> Result<u32, AdminError> {
+        if to_user.is_empty() {
+            return Err(AdminError::Empty { field: "to_user" });
+        }
+        check_json(&payload, "payload", DIRECT_PAYLOAD_BYTES_MAX)?;
+        let event = Event::Direct {
+            from: from_user.to_owned(),
+            payload,
+            ts_ms: now_ms,
+        };
+        Ok(self.send_to_user(to_user, event, now_ms))
+    }
+}

@@ -1,0 +1,226 @@
+//! Gifts: the catalog, a gift frame becomes a charge request for the host, the charge's
+//! outcome is announced once (gift ids remembered per gifter), and the leaderboard.
+
+use super::*;
+
+/// What the room knows of one gifter: the leaderboard total, and the gift ids announced
+/// last (so a retried or recovered gift is never announced twice).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Gifter {
+    pub name: String,
+    pub total: u64,
+    pub recent_gift_ids: VecDeque<String>,
+}
+
+/// A gift waiting for its charge. Stored (`pending/<request>`) before the charge is
+/// asked for, so a room restarted from storage asks again and still announces a gift
+/// the settlement service charged before the crash.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PendingGift {
+    pub connection: ConnectionId,
+    pub client_id: u64,
+    pub name: String,
+    pub charge: ChargeRequest,
+    /// Restored from storage: a `replayed` answer means charged before the crash, and it
+    /// was never announced.
+    #[serde(skip)]
+    pub recovered: bool,
+}
+
+impl Room {
+    /// Sets the gift catalog (sku → price). The host gives it on every wake.
+    pub fn set_gift_catalog(&mut self, catalog: BTreeMap<String, u64>) -> Result<(), String> {
+        if catalog.len() > GIFT_CATALOG_ENTRIES_MAX {
+            return Err(format!(
+                "a catalog has at most {GIFT_CATALOG_ENTRIES_MAX} entries"
+            ));
+        }
+        if let Some((sku, _)) = catalog
+            .iter()
+            .find(|(sku, price)| sku.is_empty() || sku.len() > GIFT_SKU_BYTES_MAX || **price == 0)
+        {
+            return Err(format!(
+                "catalog entry `{sku}` needs a name of 1..=32 bytes and a price"
+            ));
+        }
+        self.gift_catalog = catalog;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_gift(
+        &mut self,
+        connection: ConnectionId,
+        identity: &Identity,
+        client_id: u64,
+        gift_id: String,
+        sku: String,
+        qty: u32,
+        now_ms: u64,
+    ) -> Result<(), Refusal> {
+        if self.status == RoomStatus::Ended {
+            return Err(Refusal::new(ErrorCode::RoomEnded, "the room has ended"));
+        }
+        if gift_id.is_empty() || qty == 0 || qty > GIFT_QTY_MAX {
+            return Err(Refusal::new(
+                ErrorCode::Invalid,
+                format!("a gift needs an id and a quantity of 1..={GIFT_QTY_MAX}"),
+            ));
+        }
+        let price = *self.gift_catalog.get(&sku).ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::NotFound,
+                format!("no gift `{sku}` in the catalog"),
+            )
+        })?;
+        if self.gifts_pending.len() >= GIFTS_PENDING_MAX {
+            return Err(Refusal::retry_after(
+                ErrorCode::RateLimited,
+                "too many gifts in flight",
+                1000,
+            ));
+        }
+        self.buckets(&identity.user, now_ms)
+            .gifts
+            .take(1, now_ms)
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
+        let request = self.next_charge_request;
+        self.next_charge_request += 1;
+        let pending = PendingGift {
+            connection,
+            client_id,
+            name: identity.name.clone(),
+            charge: ChargeRequest {
+                request,
+                gift_id,
+                user: identity.user.clone(),
+                sku,
+                qty,
+                amount: price * u64::from(qty),
+            },
+            recovered: false,
+        };
+        self.outputs
+            .push_back(Output::Store(StorageOp::put_pending_gift(&pending)));
+        self.outputs
+            .push_back(Output::Charge(pending.charge.clone()));
+        self.gifts_pending.insert(request, pending);
+        Ok(())
+    }
+
+    /// The settlement service's answer to [`Output::Charge`].
+    pub fn charge_result(&mut self, request: u64, outcome: ChargeOutcome, now_ms: u64) {
+        let pending = self
+            .gifts_pending
+            .remove(&request)
+            .expect("every charge result answers a pending request");
+        self.outputs
+            .push_back(Output::Store(StorageOp::delete_pending_gift(request)));
+        let connected = self.connections.contains_key(&pending.connection);
+        match outcome {
+            ChargeOutcome::Charged { balance, replayed } => {
+                let mut seq = None;
+                // A replayed answer to a recovered request is a charge made before the
+                // crash; it is announced unless this gift id already was.
+                let fresh = !replayed || pending.recovered;
+                if fresh
+                    && !self.announced(&pending.charge.user, &pending.charge.gift_id)
+                    && self.status == RoomStatus::Live
+                {
+                    let body = ActionBody::Gift {
+                        sku: pending.charge.sku.clone(),
+                        qty: pending.charge.qty,
+                        amount: pending.charge.amount,
+                    };
+                    seq = Some(self.push_action(
+                        &pending.charge.user,
+                        &pending.name,
+                        body,
+                        None,
+                        now_ms,
+                    ));
+                    self.add_to_leaderboard(
+                        &pending.charge.user,
+                        &pending.name,
+                        &pending.charge.gift_id,
+                        pending.charge.amount,
+                        now_ms,
+                    );
+                }
+                if connected {
+                    let ack = Event::Ack {
+                        client_id: pending.client_id,
+                        seq,
+                    };
+                    self.enqueue(pending.connection, ack, now_ms);
+                    self.enqueue(pending.connection, Event::Balance { balance }, now_ms);
+                }
+            }
+            ChargeOutcome::Refused { code, message } => {
+                if connected {
+                    self.refuse(
+                        pending.connection,
+                        Some(pending.client_id),
+                        Refusal::new(code, message),
+                        now_ms,
+                    );
+                }
+            }
+        }
+    }
+
+    pub(crate) fn announced(&self, user: &str, gift_id: &str) -> bool {
+        self.gifters
+            .get(user)
+            .is_some_and(|g| g.recent_gift_ids.iter().any(|id| id == gift_id))
+    }
+
+    /// Total gifted per user (what the `leaderboard` part ranks).
+    pub fn gift_totals(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.gifters
+            .iter()
+            .map(|(user, g)| (user.as_str(), g.total))
+    }
+
+    /// Gifts waiting for their charge.
+    pub fn gifts_pending(&self) -> usize {
+        self.gifts_pending.len()
+    }
+
+    pub(crate) fn add_to_leaderboard(
+        &mut self,
+        user: &str,
+        name: &str,
+        gift_id: &str,
+        amount: u64,
+        now_ms: u64,
+    ) {
+        if !self.gifters.contains_key(user) && self.gifters.len() >= GIFTERS_MAX {
+            return; // bounded: later gifters are announced but not ranked
+        }
+        let gifter = self
+            .gifters
+            .entry(user.to_owned())
+            .or_insert_with(|| Gifter {
+                name: name.to_owned(),
+                total: 0,
+                recent_gift_ids: VecDeque::new(),
+            });
+        gifter.total += amount;
+        gifter.recent_gift_ids.push_back(gift_id.to_owned());
+        while gifter.recent_gift_ids.len() > GIFT_IDS_REMEMBERED_PER_USER_MAX {
+            gifter.recent_gift_ids.pop_front();
+        }
+        let record = StorageOp::put_gifter(user, gifter);
+        self.outputs.push_back(Output::Store(record));
+        let mut ranked: Vec<(&String, &Gifter)> = self.gifters.iter().collect();
+        ranked.sort_by(|a, b| b.1.total.cmp(&a.1.total).then_with(|| a.0.cmp(b.0)));
+        let top: Vec<serde_json::Value> = ranked
+            .into_iter()
+            .take(LEADERBOARD_ENTRIES_MAX)
+            .map(|(user, g)| serde_json::json!({ "user": user, "name": g.name, "total": g.total }))
+            .collect();
+        let value = serde_json::Value::Array(top).to_string();
+        self.put_part("leaderboard".into(), value, now_ms);
+    }
+}
