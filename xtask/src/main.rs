@@ -689,6 +689,7 @@ fn bench_sdk() -> Result {
             "NOT met"
         }
     );
+    bench_sdk_peer_sizes(total_gz)?;
     step("SDK decode + dispatch in Chromium (vs JSON.parse of the same events)");
     let dir = root.join("target/sdk-bench");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -746,6 +747,55 @@ fn bench_sdk() -> Result {
          batch as UTF-8 {} µs, as the SDK's ASCII JSON {} µs",
         result["wasm_us_per_batch"], result["textdecoder_utf8_us"], result["textdecoder_ascii_us"]
     );
+    Ok(())
+}
+
+/// The clients users would pick instead of ours, each as a viewer downloads it: a tiny page
+/// in `npm/bench/peers/` that connects, subscribes and sends through the client's main API
+/// (so tree-shaking keeps what a real page keeps), bundled for the browser by the pinned
+/// esbuild, minified, gzip -9. The packages are the pinned devDependencies installed by
+/// `setup` in this run.
+const SDK_SIZE_PEERS: [(&str, &str); 5] = [
+    ("centrifuge", "centrifuge"),
+    ("socket.io-client", "socket.io-client"),
+    ("ably", "ably"),
+    (
+        "ably (ably/modular, WebSocket + fetch plugins)",
+        "ably-modular",
+    ),
+    ("partysocket", "partysocket"),
+];
+
+fn bench_sdk_peer_sizes(ours_gz: u64) -> Result {
+    step("SDK size against the clients users would pick instead (browser bundle; gzip -9)");
+    let root = root();
+    let out_dir = root.join("target/sdk-bench/peers");
+    fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let version = |package: &str| -> String {
+        let manifest = root.join("node_modules").join(package).join("package.json");
+        fs::read_to_string(&manifest)
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|json| json["version"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".into())
+    };
+    println!("  ovation    {ours_gz:>7} B gz  (wasm + glue + index.js, as above)");
+    for (label, entry) in SDK_SIZE_PEERS {
+        let bundle = out_dir.join(format!("{entry}.js"));
+        run(Command::new(root.join("node_modules/.bin/esbuild"))
+            .arg(root.join("npm/bench/peers").join(format!("{entry}.js")))
+            .args(["--bundle", "--minify", "--platform=browser", "--format=esm"])
+            .arg("--log-level=warning")
+            .arg(format!("--outfile={}", bundle.display())))?;
+        let package = label.split_whitespace().next().unwrap_or(label);
+        let peer_gz = gzip_len(&bundle)?;
+        println!(
+            "  {label} {}: {peer_gz:>7} B gz; ratio ovation / it {:.2}",
+            version(package),
+            ours_gz as f64 / peer_gz.max(1) as f64
+        );
+    }
     Ok(())
 }
 
