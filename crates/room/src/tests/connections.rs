@@ -1,0 +1,322 @@
+//! Connections: lifetimes, ending, the online count, the per-user socket cap and connect rate, the Hello deadline, stale sockets (`connections.rs`, `admission.rs`).
+
+use super::*;
+
+#[test]
+fn goaway_at_end_of_lifetime_then_close() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.connect(1, identity("a", Role::Viewer), 10_000, now)
+        .unwrap();
+    room.handle_frame(1, &hello(None), now);
+    tick(&mut room, &mut now);
+    now = 10_000;
+    room.handle_timeout(now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::GoAway {
+        reconnect_delay_ms: 0
+    }));
+    now += GOAWAY_GRACE_MS;
+    room.handle_timeout(now);
+    let out = drain(&mut room);
+    assert_eq!(out.closes, vec![(1, CloseCode::GoingAway)]);
+}
+
+#[test]
+fn ending_closes_everyone_and_refuses_new_connections() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    assert_eq!(room.admin(AdminCommand::End, now), Ok(AdminReply::Ended));
+    let out = drain(&mut room);
+    assert!(out.events[&1].contains(&Event::RoomEnded));
+    assert_eq!(out.closes, vec![(1, CloseCode::RoomEnded)]);
+    assert_eq!(
+        room.connect(2, identity("b", Role::Viewer), LIFETIME_MS, now),
+        Err(CloseCode::RoomEnded)
+    );
+    assert_eq!(
+        room.admin(AdminCommand::End, now),
+        Err(AdminError::RoomEnded)
+    );
+}
+
+#[test]
+fn online_count_is_published_on_change_and_refreshed() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 1 }));
+    // A change within the publish interval: the newcomer gets the count at once, the
+    // others when the interval is over (joins in a big room would otherwise cost every
+    // viewer a frame every tick).
+    join(&mut room, 2, "b", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&2].contains(&Event::Online { count: 2 }));
+    assert!(!out.events.contains_key(&1));
+    let publish_at = now - TICK_MS + ONLINE_PUBLISH_INTERVAL_MS;
+    assert_eq!(room.poll_timeout(), Some(publish_at));
+    let out = tick(&mut room, &mut now);
+    assert!(out.events.is_empty());
+    now = publish_at;
+    room.handle_timeout(now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 2 }));
+    // Nothing changes: nothing is sent until the refresh is due.
+    let out = tick(&mut room, &mut now);
+    assert!(out.events.is_empty());
+    now += ONLINE_REFRESH_MS;
+    room.handle_timeout(now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 2 }));
+}
+
+/// The room bounds a user's upgrades itself (whichever Worker isolate they came through):
+/// a burst, then the rate; refused before a socket exists, without a log line; other
+/// users are untouched.
+#[test]
+fn a_users_upgrades_past_the_connect_rate_are_refused_by_the_room() {
+    let now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    let mut id = 0;
+    for _ in 0..USER_CONNECTS_BURST {
+        id += 1;
+        room.connect(id, identity("ana", Role::Viewer), LIFETIME_MS, now)
+            .unwrap();
+        room.disconnect(id, now);
+    }
+    drain(&mut room);
+    id += 1;
+    assert_eq!(
+        room.connect(id, identity("ana", Role::Viewer), LIFETIME_MS, now),
+        Err(CloseCode::ConnectRateLimited)
+    );
+    let out = drain(&mut room);
+    assert!(out.closes.is_empty() && out.stores.is_empty());
+    assert_eq!(room.stats().connects_rate_limited, 1);
+    id += 1;
+    assert_eq!(
+        room.connect(id, identity("bob", Role::Viewer), LIFETIME_MS, now),
+        Ok(())
+    );
+    id += 1;
+    let refilled = now + 1_000 / u64::from(USER_CONNECTS_PER_S);
+    assert_eq!(
+        room.connect(id, identity("ana", Role::Viewer), LIFETIME_MS, refilled),
+        Ok(())
+    );
+    assert!(CloseCode::ConnectRateLimited.should_reconnect());
+}
+
+#[test]
+fn one_user_holds_at_most_the_socket_cap_and_the_rest_are_refused() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "other", Role::Viewer, now);
+    let tabs = USER_SOCKETS_PER_ROOM_MAX as u64;
+    for id in 10..10 + tabs {
+        join(&mut room, id, "greedy", Role::Viewer, now);
+    }
+    // One past the cap, with or without a Hello to come: refused at connect (past the
+    // user's connect burst, for the connect rate first).
+    let refusals: Vec<_> = (10 + tabs..210)
+        .map(|id| room.connect(id, identity("greedy", Role::Viewer), LIFETIME_MS, now))
+        .collect();
+    assert_eq!(refusals[0], Err(CloseCode::TooManySockets));
+    assert!(
+        refusals.iter().all(|r| matches!(
+            r,
+            Err(CloseCode::TooManySockets | CloseCode::ConnectRateLimited)
+        )),
+        "{refusals:?}"
+    );
+    assert_eq!(
+        room.connections_of("greedy").count(),
+        USER_SOCKETS_PER_ROOM_MAX
+    );
+    assert_eq!(room.online(), 1 + tabs as u32);
+    // Another user is not affected, and a closed tab frees a place.
+    join(&mut room, 2, "next", Role::Viewer, now);
+    room.disconnect(10, now);
+    now += 1_000 / u64::from(USER_CONNECTS_PER_S);
+    join(&mut room, 300, "greedy", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(matches!(out.events[&300][0], Event::Welcome(_)));
+    assert!(out.events[&2].contains(&Event::Online {
+        count: 2 + tabs as u32
+    }));
+}
+
+#[test]
+fn only_sockets_that_said_hello_are_online_and_silent_ones_are_closed() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    room.connect(2, identity("b", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 1 }));
+    assert_eq!(room.online(), 1, "a socket without Hello is not a viewer");
+    // Driven by the core's own timer: following `poll_timeout` closes the silent socket
+    // at the deadline, not before.
+    let closed_at = loop {
+        let at = room.poll_timeout().expect("a deadline is pending");
+        assert!(at <= HELLO_DEADLINE_MS, "the Hello deadline is a timer");
+        room.handle_timeout(at);
+        let out = drain(&mut room);
+        if !out.closes.is_empty() {
+            assert_eq!(out.closes, vec![(2, CloseCode::HelloTimeout)]);
+            break at;
+        }
+    };
+    assert_eq!(closed_at, HELLO_DEADLINE_MS);
+    assert_eq!(room.connections_of("b").count(), 0);
+    // A socket that says Hello in time stays, and counts from its Hello on.
+    now = HELLO_DEADLINE_MS;
+    room.connect(3, identity("c", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    assert_eq!(room.online(), 1);
+    room.handle_frame(3, &hello(None), now + HELLO_DEADLINE_MS - 1);
+    assert_eq!(room.online(), 2);
+    room.handle_timeout(now + HELLO_DEADLINE_MS);
+    assert!(drain(&mut room).closes.is_empty());
+    // A reattached socket (after hibernation) said Hello long ago.
+    room.reattach(4, identity("d", Role::Viewer), now + LIFETIME_MS, now);
+    assert_eq!(room.online(), 3);
+    room.handle_timeout(now + 2 * HELLO_DEADLINE_MS);
+    assert!(drain(&mut room).closes.is_empty());
+    room.disconnect(4, now + 2 * HELLO_DEADLINE_MS);
+    room.disconnect(3, now + 2 * HELLO_DEADLINE_MS);
+    assert_eq!(room.online(), 1);
+}
+
+#[test]
+fn a_new_rooms_facts_are_checked_one_past_each_limit() {
+    let at = |f: fn(&mut RoomInfo)| {
+        let mut info = info();
+        f(&mut info);
+        info.validate()
+    };
+    assert_eq!(at(|_| {}), Ok(()));
+    assert_eq!(at(|i| i.expected_audience = EXPECTED_AUDIENCE_MAX), Ok(()));
+    let over = at(|i| i.expected_audience = EXPECTED_AUDIENCE_MAX + 1).unwrap_err();
+    assert_eq!((over.code(), over.http_status()), ("invalid", 400));
+    assert_eq!(at(|i| i.expected_audience = u64::MAX), Err(over));
+    assert_eq!(at(|i| i.title = "t".repeat(ROOM_TITLE_BYTES_MAX)), Ok(()));
+    assert_eq!(
+        at(|i| i.title = "t".repeat(ROOM_TITLE_BYTES_MAX + 1)),
+        Err(AdminError::TooLong {
+            field: "title",
+            bytes_max: ROOM_TITLE_BYTES_MAX
+        })
+    );
+    assert_eq!(at(|i| i.host_user = "h".repeat(USER_ID_BYTES_MAX)), Ok(()));
+    assert_eq!(
+        at(|i| i.host_user = "h".repeat(USER_ID_BYTES_MAX + 1)),
+        Err(AdminError::TooLong {
+            field: "host",
+            bytes_max: USER_ID_BYTES_MAX
+        })
+    );
+    assert_eq!(
+        at(|i| i.host_user.clear()),
+        Err(AdminError::Empty { field: "host" })
+    );
+}
+
+#[test]
+fn a_tenant_opens_at_most_directory_rooms_max_live_rooms() {
+    assert_eq!(admit_live_room(0), Ok(()));
+    assert_eq!(admit_live_room(DIRECTORY_ROOMS_MAX - 1), Ok(()));
+    let refused = admit_live_room(DIRECTORY_ROOMS_MAX).unwrap_err();
+    assert_eq!(
+        (refused.code(), refused.http_status()),
+        ("too_many_rooms", 429)
+    );
+}
+
+#[test]
+fn room_and_shard_sockets_stop_at_connections_per_room_max() {
+    let mut room = Room::create(info(), 1, 0);
+    let mut shard = Shard::new(0, 0);
+    for id in 0..CONNECTIONS_PER_ROOM_MAX as u64 {
+        let who = identity(&format!("v{id}"), Role::Viewer);
+        room.connect(id, who.clone(), LIFETIME_MS, 0).unwrap();
+        shard.connect(id, who, LIFETIME_MS, 0).unwrap();
+    }
+    let one_more = identity("late", Role::Viewer);
+    assert_eq!(
+        room.connect(1 << 40, one_more.clone(), LIFETIME_MS, 0),
+        Err(CloseCode::RoomFull)
+    );
+    assert_eq!(
+        shard.connect(1 << 40, one_more, LIFETIME_MS, 0),
+        Err(CloseCode::RoomFull)
+    );
+}
+
+#[test]
+fn rate_buckets_are_bounded_at_rate_buckets_max_users() {
+    let mut buckets = HashMap::new();
+    for i in 0..RATE_BUCKETS_MAX as u64 {
+        bucket_entry(&mut buckets, &format!("u{i}"), i);
+    }
+    assert_eq!(buckets.len(), RATE_BUCKETS_MAX);
+    bucket_entry(&mut buckets, "one-more", RATE_BUCKETS_MAX as u64);
+    assert_eq!(
+        buckets.len(),
+        RATE_BUCKETS_MAX,
+        "the least recently used goes"
+    );
+    assert!(!buckets.contains_key("u0") && buckets.contains_key("one-more"));
+}
+
+#[test]
+fn at_the_socket_cap_a_long_silent_socket_of_the_user_gives_its_place() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let tabs = USER_SOCKETS_PER_ROOM_MAX as u64;
+    for id in 1..=tabs {
+        join(&mut room, id, "flaky", Role::Viewer, now);
+    }
+    // Every socket heartbeats but the first (its network went away without a close).
+    now = USER_SOCKET_REPLACEABLE_SILENCE_MS - 1;
+    for id in 2..=tabs {
+        room.touch(id, now);
+    }
+    let flaky = identity("flaky", Role::Viewer);
+    assert_eq!(
+        room.connect(100, flaky.clone(), LIFETIME_MS, now),
+        Err(CloseCode::TooManySockets),
+        "silent, but not long enough"
+    );
+    now = USER_SOCKET_REPLACEABLE_SILENCE_MS;
+    drain(&mut room);
+    room.connect(101, flaky.clone(), LIFETIME_MS, now).unwrap();
+    assert_eq!(drain(&mut room).closes, vec![(1, CloseCode::Stale)]);
+    assert_eq!(
+        room.connections_of("flaky").count(),
+        USER_SOCKETS_PER_ROOM_MAX
+    );
+    // The others are alive: one more is refused.
+    assert_eq!(
+        room.connect(102, flaky, LIFETIME_MS, now),
+        Err(CloseCode::TooManySockets)
+    );
+}
+
+/// A socket with no sign of life for `STALE_SOCKET_MS` is closed stale: not a
+/// millisecond before.
+#[test]
+fn a_silent_socket_is_closed_stale_at_stale_socket_ms_not_before() {
+    let mut room = Room::create(info(), 1, 0);
+    join(&mut room, 1, "ana", Role::Viewer, 0);
+    drain(&mut room);
+    room.handle_timeout(STALE_SOCKET_MS - 1);
+    assert!(drain(&mut room).closes.is_empty(), "alive one ms before");
+    room.handle_timeout(STALE_SOCKET_MS);
+    assert_eq!(drain(&mut room).closes, vec![(1, CloseCode::Stale)]);
+}

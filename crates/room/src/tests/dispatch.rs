@@ -1,0 +1,397 @@
+//! Frames: direct messages, rate limits, bad frames, repeats acknowledged once, likes (`dispatch.rs`).
+
+use super::*;
+
+#[test]
+fn direct_messages_reach_every_connection_of_the_target_only() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "t", Role::Viewer, now);
+    join(&mut room, 3, "t", Role::Viewer, now);
+    join(&mut room, 4, "other", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let direct = ClientFrame::Direct {
+        client_id: 1,
+        to_user: "t".into(),
+        payload: r#"{"prize":1}"#.into(),
+    };
+    room.handle_frame(1, &direct.encode(), now);
+    let out = tick(&mut room, &mut now);
+    let got = |c| {
+        out.events
+            .get(&c)
+            .into_iter()
+            .flatten()
+            .any(|e| matches!(e, Event::Direct { .. }))
+    };
+    assert!(got(2) && got(3));
+    assert!(!got(1) && !got(4));
+    // A viewer may not send one.
+    room.handle_frame(4, &direct.encode(), now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&4].iter().any(|e| matches!(
+        e,
+        Event::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    )));
+    assert!(!out.events.contains_key(&2));
+}
+
+#[test]
+fn comment_rate_limit_answers_with_an_error_and_retry_hint() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    for i in 0..4 {
+        room.handle_frame(1, &comment("spam", i), now);
+    }
+    let out = tick(&mut room, &mut now);
+    let errors: Vec<_> = out.events[&1]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error {
+                client_id,
+                code,
+                retry_after_ms,
+                ..
+            } => Some((*client_id, *code, *retry_after_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors, vec![(Some(3), ErrorCode::RateLimited, 1000)]);
+    assert_eq!(actions(&out.events[&1]), vec![1, 2, 3]);
+}
+
+#[test]
+fn garbage_and_oversized_frames_close_with_documented_codes() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    join(&mut room, 2, "b", Role::Viewer, now);
+    join(&mut room, 3, "c", Role::Viewer, now);
+    room.handle_frame(1, &[0xff, 0xff, 0xff], now);
+    room.handle_frame(2, &vec![0; CLIENT_FRAME_BYTES_MAX + 1], now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(
+        out.closes,
+        vec![(1, CloseCode::BadFrame), (2, CloseCode::FrameTooLarge)]
+    );
+    room.handle_frame(3, &comment("still here", 1), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(actions(&out.events[&3]), vec![1]);
+}
+
+#[test]
+fn frames_retried_after_a_reconnect_are_acknowledged_not_applied_twice() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    apply(&drain(&mut room).stores, &mut store);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    room.handle_frame(1, &comment("once", 77), now);
+    let like = ClientFrame::Like {
+        client_id: 78,
+        count: 3,
+    }
+    .encode();
+    room.handle_frame(1, &like, now);
+    apply(&tick(&mut room, &mut now).stores, &mut store);
+    // The acks were lost with the socket; the client retries on a new connection.
+    room.disconnect(1, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    room.handle_frame(2, &comment("once", 77), now);
+    room.handle_frame(2, &like, now);
+    let out = tick(&mut room, &mut now);
+    apply(&out.stores, &mut store);
+    let events = &out.events[&2];
+    assert!(events.contains(&Event::Ack {
+        client_id: 77,
+        seq: Some(1)
+    }));
+    assert!(events.contains(&Event::Ack {
+        client_id: 78,
+        seq: None
+    }));
+    assert_eq!(room.last_seq(), 1, "the retried comment was not appended");
+    assert_eq!(room.likes_total(), 3, "the retried likes were not counted");
+    assert_eq!(room.stats().retries_acknowledged, 2);
+    // Another user's identical client id is a different action.
+    join(&mut room, 3, "bob", Role::Viewer, now);
+    room.handle_frame(3, &comment("mine", 77), now);
+    apply(&tick(&mut room, &mut now).stores, &mut store);
+    assert_eq!(room.last_seq(), 2);
+    // After a restart, the stored ring still knows ana's comment, and the stored like
+    // frames of the last tick with likes her like.
+    let mut restored = Room::restore(store.clone(), now).unwrap().unwrap();
+    join(&mut restored, 4, "ana", Role::Viewer, now);
+    restored.handle_frame(4, &comment("once", 77), now);
+    restored.handle_frame(4, &like, now);
+    let out = tick(&mut restored, &mut now);
+    assert!(out.events[&4].contains(&Event::Ack {
+        client_id: 77,
+        seq: Some(1)
+    }));
+    assert!(out.events[&4].contains(&Event::Ack {
+        client_id: 78,
+        seq: None
+    }));
+    assert_eq!(restored.last_seq(), 2);
+    assert_eq!(
+        restored.likes_total(),
+        3,
+        "a like retried across a restart is not counted twice"
+    );
+}
+
+/// A resumed client resends everything unacknowledged at once: repeats are answered
+/// before the per-connection frame rate, so one already applied is acknowledged, never
+/// refused for the rate (which would make the client count it again).
+#[test]
+fn a_burst_of_repeats_is_acknowledged_not_refused_for_the_frame_rate() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    let like = |client_id| like_frame(client_id, 1);
+    // Within the user's recent ids and under the like rate, spread out in time.
+    let sent: Vec<u64> = (1..RECENT_CLIENT_IDS_PER_USER_MAX as u64).collect();
+    for &id in &sent {
+        now += 1_000 / u64::from(FRAMES_RATE_PER_S) + 1;
+        room.handle_frame(1, &like(id), now);
+        tick(&mut room, &mut now);
+    }
+    let total = room.likes_total();
+    // The acks were lost; a new socket resends them all at once, more than the burst.
+    room.disconnect(1, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    assert!(
+        sent.len() > FRAMES_BURST as usize,
+        "more repeats than the frame burst"
+    );
+    for &id in &sent {
+        room.handle_frame(2, &like(id), now);
+    }
+    let out = tick(&mut room, &mut now);
+    let events = &out.events[&2];
+    for &id in &sent {
+        assert!(
+            events.contains(&Event::Ack {
+                client_id: id,
+                seq: None
+            }),
+            "repeat {id} acknowledged: {events:?}"
+        );
+    }
+    assert!(error_codes(events).is_empty(), "{events:?}");
+    assert_eq!(room.likes_total(), total, "nothing counted twice");
+}
+
+#[test]
+fn every_per_user_bucket_refuses_one_past_its_burst() {
+    // `burst + 1` frames in one instant from one user, spread over as many of the user's
+    // sockets as keep each within FRAMES_BURST (DIRECT_BURST is larger than it).
+    let burst_of = |frame: &dyn Fn(u64) -> ClientFrame, burst: u32, role: Role| {
+        let mut room = Room::create(info(), 1, 0);
+        // Each socket's Hello took one of its frames.
+        let per_socket = u64::from(FRAMES_BURST - 1);
+        let sockets = u64::from(burst + 1).div_ceil(per_socket).max(1);
+        assert!(sockets <= USER_SOCKETS_PER_ROOM_MAX as u64);
+        for id in 1..=sockets {
+            join(&mut room, id, "ana", role, 0);
+        }
+        join(&mut room, 99, "bob", Role::Viewer, 0);
+        room.set_gift_catalog([("rose".to_owned(), 1)].into())
+            .unwrap();
+        drain(&mut room);
+        for client_id in 1..=u64::from(burst) + 1 {
+            let socket = 1 + (client_id - 1) / per_socket;
+            room.handle_frame(socket, &frame(client_id).encode(), 0);
+        }
+        let out = tick(&mut room, &mut 0);
+        let refusals: Vec<ErrorCode> = (1..=sockets)
+            .filter_map(|id| out.events.get(&id))
+            .flat_map(|e| error_codes(e))
+            .collect();
+        (refusals, out.charges.len())
+    };
+    type FrameOf = Box<dyn Fn(u64) -> ClientFrame>;
+    let cases: [(&str, FrameOf, u32, Role); 4] = [
+        (
+            "COMMENT_BURST",
+            Box::new(|c| ClientFrame::Comment {
+                client_id: c,
+                text: "hi".into(),
+            }),
+            COMMENT_BURST,
+            Role::Viewer,
+        ),
+        (
+            "REACTION_BURST",
+            Box::new(|c| ClientFrame::Reaction {
+                client_id: c,
+                kind: "🔥".into(),
+            }),
+            REACTION_BURST,
+            Role::Viewer,
+        ),
+        (
+            "DIRECT_BURST",
+            Box::new(|c| ClientFrame::Direct {
+                client_id: c,
+                to_user: "bob".into(),
+                payload: "{}".into(),
+            }),
+            DIRECT_BURST,
+            Role::Host,
+        ),
+        (
+            "GIFT_BURST",
+            Box::new(|c| ClientFrame::Gift {
+                client_id: c,
+                gift_id: format!("g{c}"),
+                sku: "rose".into(),
+                qty: 1,
+            }),
+            GIFT_BURST,
+            Role::Viewer,
+        ),
+    ];
+    for (limit, frame, burst, role) in cases {
+        let (refusals, _) = burst_of(&*frame, burst, role);
+        assert_eq!(refusals, [ErrorCode::RateLimited], "{limit}");
+    }
+    // LIKES_BURST counts likes, not frames: the burst's worth is taken, one more is not.
+    let like = |count: u32| {
+        move |c: u64| ClientFrame::Like {
+            client_id: c,
+            count,
+        }
+    };
+    let (refusals, _) = burst_of(&like(LIKES_BURST), 0, Role::Viewer);
+    assert!(refusals.is_empty(), "{refusals:?}");
+    // One like past the burst (a frame carries at most LIKE_COUNT_PER_FRAME_MAX, the
+    // burst: the one more comes in a second frame).
+    let one_more = |c: u64| ClientFrame::Like {
+        client_id: c,
+        count: if c == 1 { LIKES_BURST } else { 1 },
+    };
+    let (refusals, _) = burst_of(&one_more, 1, Role::Viewer);
+    assert_eq!(refusals, [ErrorCode::RateLimited], "LIKES_BURST");
+    // FRAMES_BURST: any frame, per connection.
+    let ping = |_: u64| ClientFrame::Ping { client_time_ms: 0 };
+    let mut room = Room::create(info(), 1, 0);
+    join(&mut room, 1, "ana", Role::Viewer, 0);
+    drain(&mut room);
+    // The Hello took one frame of the burst.
+    for _ in 0..FRAMES_BURST {
+        room.handle_frame(1, &ping(0).encode(), 0);
+    }
+    let out = tick(&mut room, &mut 0);
+    assert_eq!(
+        error_codes(&out.events[&1]),
+        [ErrorCode::RateLimited],
+        "FRAMES_BURST"
+    );
+}
+
+/// A user's last `RECENT_CLIENT_IDS_PER_USER_MAX` accepted client ids are remembered: a
+/// retry of the oldest of them is acknowledged, not applied again; once one more newer
+/// frame is accepted, the oldest is forgotten (a retry of it counts as new).
+#[test]
+fn a_users_recent_client_ids_keep_the_last_max_and_forget_the_oldest() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    let like = |client_id| like_frame(client_id, 1);
+    let send = |room: &mut Room, now: &mut u64, id: u64| {
+        *now += 1_000 / u64::from(FRAMES_RATE_PER_S) + 1;
+        room.handle_frame(1, &like(id), *now);
+        tick(room, now)
+    };
+    for id in 1..=RECENT_CLIENT_IDS_PER_USER_MAX as u64 {
+        send(&mut room, &mut now, id);
+    }
+    let total = room.likes_total();
+    assert_eq!(total, RECENT_CLIENT_IDS_PER_USER_MAX as u64);
+    // At the limit, the oldest is still known.
+    let out = send(&mut room, &mut now, 1);
+    assert!(out.events[&1].contains(&Event::Ack {
+        client_id: 1,
+        seq: None
+    }));
+    assert_eq!(room.likes_total(), total, "the repeat is not counted");
+    // One past: id 1, the oldest, goes; id 2 is still known.
+    send(
+        &mut room,
+        &mut now,
+        RECENT_CLIENT_IDS_PER_USER_MAX as u64 + 1,
+    );
+    assert_eq!(room.likes_total(), total + 1);
+    send(&mut room, &mut now, 2);
+    assert_eq!(room.likes_total(), total + 1, "id 2 is still known");
+    send(&mut room, &mut now, 1);
+    assert_eq!(
+        room.likes_total(),
+        total + 2,
+        "the forgotten id counts as new"
+    );
+}
+
+/// `LIKE_COUNT_PER_FRAME_MAX` likes in one frame are taken; one more is refused
+/// `invalid` and nothing of it is counted.
+#[test]
+fn a_like_frame_takes_like_count_per_frame_max_and_refuses_one_past() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    let like = like_frame;
+    room.handle_frame(1, &like(1, LIKE_COUNT_PER_FRAME_MAX), now);
+    room.handle_frame(2, &like(1, LIKE_COUNT_PER_FRAME_MAX + 1), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(room.likes_total(), u64::from(LIKE_COUNT_PER_FRAME_MAX));
+    assert!(error_codes(&out.events[&1]).is_empty());
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::Invalid]);
+}
+
+/// The like frames stored with one tick's total stop at
+/// `LIKE_FRAMES_STORED_PER_TICK_MAX`: the record stays bounded (the frames past it are
+/// counted, only not remembered across a restart).
+#[test]
+fn like_frames_stored_per_tick_stop_at_their_limit() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    let users = LIKE_FRAMES_STORED_PER_TICK_MAX + 1;
+    for u in 0..users as u64 {
+        join(&mut room, 100 + u, &format!("u{u}"), Role::Viewer, now);
+    }
+    tick(&mut room, &mut now);
+    now += 10_000; // a quiet room: the likes all go in the next flush
+    for u in 0..users as u64 {
+        let like = ClientFrame::Like {
+            client_id: 1,
+            count: 1,
+        }
+        .encode();
+        room.handle_frame(100 + u, &like, now);
+    }
+    room.handle_timeout(now);
+    let out = drain(&mut room);
+    assert_eq!(room.likes_total(), users as u64, "every like counted");
+    let stored: Vec<(String, u64)> = out
+        .stores
+        .iter()
+        .find_map(|op| match op {
+            StorageOp::Put { key, value } if key == "likes_last" => {
+                Some(postcard::from_bytes(value).unwrap())
+            }
+            _ => None,
+        })
+        .expect("the like frames are stored with the total");
+    assert_eq!(stored.len(), LIKE_FRAMES_STORED_PER_TICK_MAX);
+}

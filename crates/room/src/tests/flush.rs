@@ -1,0 +1,328 @@
+//! Delivery: snapshots, one frame per connection per tick, the leading edge, resumes and gaps, batch splitting (`flush.rs`, `ring.rs`, `welcome.rs`).
+
+use super::*;
+
+#[test]
+fn joiner_gets_snapshot_and_no_older_actions() {
+    let mut now = 1_000;
+    let mut room = Room::create(info(), 7, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    room.handle_frame(1, &comment("before", 1), now);
+    tick(&mut room, &mut now);
+    join(&mut room, 2, "b", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    let b = &out.events[&2];
+    assert!(matches!(&b[0], Event::Welcome(w) if w.epoch == 7 && w.action_cursor == 1));
+    assert!(b
+        .iter()
+        .any(|e| matches!(e, Event::Part { name, .. } if name == "room")));
+    assert!(actions(b).is_empty(), "joiner saw an older action");
+}
+
+/// Leading edge: a comment in a quiet room goes out at once; output soon after a flush
+/// waits a tick for more to join it, so a connection still gets at most one frame per
+/// tick.
+#[test]
+fn output_after_a_quiet_spell_goes_out_at_once_and_then_a_tick_apart() {
+    let mut room = Room::create(info(), 1, 0);
+    join(&mut room, 1, "ana", Role::Viewer, 0);
+    room.handle_timeout(0);
+    drain(&mut room);
+    let quiet = 10_000;
+    room.handle_frame(1, &comment("first", 1), quiet);
+    assert_eq!(
+        room.tick_pending(),
+        Some(quiet),
+        "a quiet room flushes at once"
+    );
+    room.handle_timeout(quiet);
+    let out = drain(&mut room);
+    assert!(actions(&out.events[&1]).len() == 1);
+    room.handle_frame(1, &comment("second", 2), quiet + 5);
+    let busy_at = quiet + 5 + room.tick_ms();
+    assert_eq!(
+        room.tick_pending(),
+        Some(busy_at),
+        "soon after a flush: a tick later, for more output to join it"
+    );
+    room.handle_frame(1, &comment("third", 3), quiet + 20);
+    room.handle_timeout(busy_at - 1);
+    assert!(
+        drain(&mut room).events.is_empty(),
+        "nothing before the tick"
+    );
+    room.handle_timeout(busy_at);
+    assert_eq!(
+        actions(&drain(&mut room).events[&1]).len(),
+        2,
+        "both in one frame"
+    );
+}
+
+#[test]
+fn output_is_one_frame_per_connection_per_tick() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    join(&mut room, 2, "b", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    room.handle_frame(1, &comment("x", 1), now);
+    room.handle_frame(1, &comment("y", 2), now);
+    room.handle_frame(
+        1,
+        &ClientFrame::Like {
+            client_id: 3,
+            count: 4,
+        }
+        .encode(),
+        now,
+    );
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.frames[&1], 1);
+    assert_eq!(out.frames[&2], 1);
+    assert_eq!(actions(&out.events[&2]), vec![1, 2]);
+    assert!(out.events[&2].contains(&Event::Likes { total: 4 }));
+}
+
+#[test]
+fn resume_within_buffer_misses_nothing_and_past_it_reports_a_gap() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 9, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    for i in 0..5 {
+        now += 1_000;
+        room.handle_frame(1, &comment("c", i), now);
+    }
+    tick(&mut room, &mut now);
+    let resume = |cursor| {
+        Some(Resume {
+            epoch: 9,
+            action_cursor: cursor,
+            part_versions: vec![PartVersion {
+                name: "room".into(),
+                version: room_version(),
+            }],
+        })
+    };
+    room.connect(2, identity("b", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    room.handle_frame(2, &hello(resume(2)), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(actions(&out.events[&2]), vec![3, 4, 5]);
+    assert!(
+        !out.events[&2]
+            .iter()
+            .any(|e| matches!(e, Event::Part { .. })),
+        "resumer got a part it already had"
+    );
+    // Age everything out of the buffer; resuming now reports the gap.
+    now += RING_AGE_MS_MAX + 1;
+    room.connect(3, identity("c", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    room.handle_frame(3, &hello(resume(2)), now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&3].contains(&Event::Gap {
+        missed_after: 2,
+        resumed_from: 6
+    }));
+}
+
+fn room_version() -> u64 {
+    1 // the `room` part is the first version of a new room
+}
+
+#[test]
+fn new_epoch_gets_a_full_snapshot() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 5, now);
+    room.connect(1, identity("a", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    room.handle_frame(
+        1,
+        &hello(Some(Resume {
+            epoch: 4,
+            action_cursor: 100,
+            part_versions: vec![PartVersion {
+                name: "room".into(),
+                version: 99,
+            }],
+        })),
+        now,
+    );
+    let out = tick(&mut room, &mut now);
+    let events = &out.events[&1];
+    assert!(matches!(&events[0], Event::Welcome(w) if !w.resumed && w.epoch == 5));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Part { name, .. } if name == "room")));
+}
+
+#[test]
+fn a_room_with_many_sockets_batches_at_a_longer_tick() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "a", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(
+        matches!(&out.events[&1][0], Event::Welcome(w) if u64::from(w.tick_ms) == TICK_MS),
+        "a small room batches at the short tick: {:?}",
+        out.events[&1][0]
+    );
+    let sockets: u64 = 5_000;
+    for id in 2..=sockets {
+        join(&mut room, id, &format!("v{id}"), Role::Viewer, now);
+    }
+    let long_tick_ms = tick_ms_for(sockets);
+    assert!(long_tick_ms > TICK_MS);
+    assert_eq!(room.tick_ms(), long_tick_ms);
+    now += 1_000;
+    room.handle_timeout(now);
+    let out = drain(&mut room);
+    assert!(
+        matches!(&out.events[&sockets][0], Event::Welcome(w) if u64::from(w.tick_ms) == long_tick_ms),
+        "a newcomer is told the tick"
+    );
+
+    // A comment waits for the longer tick, then reaches every socket in one frame.
+    now += 10_000;
+    room.handle_timeout(now);
+    drain(&mut room);
+    room.handle_frame(1, &comment("hi", 1), now);
+    room.handle_timeout(now + TICK_MS);
+    let early = drain(&mut room);
+    assert!(early.events.is_empty(), "nothing is sent before the tick");
+    assert_eq!(room.poll_timeout(), Some(now + long_tick_ms));
+    room.handle_timeout(now + long_tick_ms);
+    let out = drain(&mut room);
+    assert_eq!(
+        out.frames.len() as u64,
+        sockets,
+        "every socket gets the batch"
+    );
+    assert!(out.frames.values().all(|&frames| frames == 1));
+    assert_eq!(actions(&out.events[&sockets]).len(), 1);
+
+    // The room's per-second allowance holds whatever the tick: a longer tick takes more
+    // actions than the short tick's share (which would refuse these as "room busy").
+    now += 10_000;
+    room.handle_timeout(now);
+    drain(&mut room);
+    let senders = per_tick(ROOM_ACTIONS_PER_S_MAX, TICK_MS) as u64 + 100;
+    for id in 1..=senders {
+        room.handle_frame(id, &comment("many", 2), now);
+    }
+    room.handle_timeout(now + long_tick_ms);
+    let out = drain(&mut room);
+    assert_eq!(actions(&out.events[&sockets]).len() as u64, senders);
+}
+
+#[test]
+fn a_pull_returns_at_most_pull_events_max_actions() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let total = PULL_EVENTS_MAX as u64 + 1;
+    for i in 0..total {
+        let text = format!("notice {i}");
+        room.admin(
+            AdminCommand::Broadcast {
+                from_user: "admin".into(),
+                from_name: "Admin".into(),
+                text,
+            },
+            now,
+        )
+        .unwrap();
+        tick(&mut room, &mut now);
+    }
+    let (actions, gap) = room.actions_since(0, now);
+    assert!(!gap);
+    assert_eq!(actions.len(), PULL_EVENTS_MAX);
+    let (rest, _) = room.actions_since(actions.last().unwrap().seq, now);
+    assert_eq!(
+        rest.len(),
+        1,
+        "the one past the limit comes with the next pull"
+    );
+}
+
+/// A connection's batch holds `OUTBOX_EVENTS_MAX` events: at the limit every action of
+/// the tick arrives; past it the later actions are left out and told as one `Gap` (the
+/// viewer knows what it missed), and the next tick's actions arrive again.
+#[test]
+fn actions_past_outbox_events_max_in_one_tick_are_told_as_a_gap() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let broadcast = |room: &mut Room, now: u64| {
+        let command = AdminCommand::Broadcast {
+            from_user: "host".into(),
+            from_name: "Host".into(),
+            text: "hello".into(),
+        };
+        match room.admin(command, now).unwrap() {
+            AdminReply::Broadcast { seq } => seq,
+            other => panic!("{other:?}"),
+        }
+    };
+    let gaps = |events: &[Event]| -> Vec<(u64, u64)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Gap {
+                    missed_after,
+                    resumed_from,
+                } => Some((*missed_after, *resumed_from)),
+                _ => None,
+            })
+            .collect()
+    };
+    for _ in 0..OUTBOX_EVENTS_MAX {
+        broadcast(&mut room, now);
+    }
+    let out = tick(&mut room, &mut now);
+    assert_eq!(actions(&out.events[&1]).len(), OUTBOX_EVENTS_MAX);
+    assert_eq!(gaps(&out.events[&1]), []);
+    // Two past: both are told as one gap, after the actions that fit.
+    let first_past = room.last_seq() + 1 + OUTBOX_EVENTS_MAX as u64;
+    for _ in 0..OUTBOX_EVENTS_MAX + 2 {
+        broadcast(&mut room, now);
+    }
+    let out = tick(&mut room, &mut now);
+    let got = actions(&out.events[&1]);
+    assert_eq!(got.len(), OUTBOX_EVENTS_MAX);
+    assert_eq!(got.last(), Some(&(first_past - 1)));
+    assert_eq!(gaps(&out.events[&1]), [(first_past - 1, first_past + 2)]);
+    assert!(matches!(out.events[&1].last(), Some(Event::Gap { .. })));
+    assert_eq!(room.stats().dropped, 2);
+    // The next tick delivers again, with no gap.
+    let next = broadcast(&mut room, now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(actions(&out.events[&1]), [next]);
+    assert_eq!(gaps(&out.events[&1]), []);
+}
+
+/// A tick whose batch for a connection would pass `SERVER_FRAME_BYTES_MAX` (clients
+/// refuse such a frame) goes out as several frames, each within it, every event once.
+#[test]
+fn a_batch_past_server_frame_bytes_max_goes_out_as_frames_clients_take() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let messages = SERVER_FRAME_BYTES_MAX / SYSTEM_MESSAGE_BYTES_MAX + 1;
+    assert!(messages < OUTBOX_EVENTS_MAX, "not cut by the outbox");
+    for _ in 0..messages {
+        let command = AdminCommand::Broadcast {
+            from_user: "host".into(),
+            from_name: "Host".into(),
+            text: "x".repeat(SYSTEM_MESSAGE_BYTES_MAX),
+        };
+        room.admin(command, now).unwrap();
+    }
+    // `drain` decodes each frame as a client does (refusing one past the limit).
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.frames[&1], 2);
+    assert_eq!(actions(&out.events[&1]).len(), messages);
+}

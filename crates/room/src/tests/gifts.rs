@@ -1,0 +1,296 @@
+//! Gifts: charged then announced once, pending limits, gifters and the leaderboard (`gifts.rs`).
+
+use super::*;
+
+#[test]
+fn gifts_are_charged_then_announced_once_and_ranked() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog([("rose".to_owned(), 5)].into())
+        .unwrap();
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let gift = |client_id, sku: &str| {
+        ClientFrame::Gift {
+            client_id,
+            gift_id: "g-1".into(),
+            sku: sku.into(),
+            qty: 2,
+        }
+        .encode()
+    };
+    room.handle_frame(1, &gift(7, "rose"), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.charges.len(), 1);
+    assert_eq!(
+        (out.charges[0].amount, out.charges[0].user.as_str()),
+        (10, "ana")
+    );
+    assert!(
+        !out.events.contains_key(&2),
+        "nothing is announced before the charge"
+    );
+    room.charge_result(
+        out.charges[0].request,
+        ChargeOutcome::Charged {
+            balance: 90,
+            replayed: false,
+        },
+        now,
+    );
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Balance { balance: 90 }));
+    assert!(out.events[&2].iter().any(|e| matches!(e, Event::Action(a)
+        if a.body == ActionBody::Gift { sku: "rose".into(), qty: 2, amount: 10 })));
+    assert!(out.events[&2]
+        .iter()
+        .any(|e| matches!(e, Event::Part { name, value, .. }
+        if name == "leaderboard" && value.contains(r#""total":10"#))));
+    // A retry of the same gift id: charged before, so acknowledged but not announced.
+    room.handle_frame(1, &gift(8, "rose"), now);
+    let out = tick(&mut room, &mut now);
+    room.charge_result(
+        out.charges[0].request,
+        ChargeOutcome::Charged {
+            balance: 90,
+            replayed: true,
+        },
+        now,
+    );
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Ack {
+        client_id: 8,
+        seq: None
+    }));
+    assert!(!out.events.contains_key(&2));
+    assert_eq!(room.gift_totals().collect::<Vec<_>>(), vec![("ana", 10)]);
+    // Refused: only the sender hears of it. Unknown gifts never reach the service.
+    room.handle_frame(1, &gift(9, "rose"), now);
+    room.handle_frame(1, &gift(10, "diamond"), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.charges.len(), 1);
+    assert!(out.events[&1].iter().any(|e| matches!(
+        e,
+        Event::Error {
+            client_id: Some(10),
+            code: ErrorCode::NotFound,
+            ..
+        }
+    )));
+    room.charge_result(
+        out.charges[0].request,
+        ChargeOutcome::Refused {
+            code: ErrorCode::InsufficientFunds,
+            message: "balance 0".into(),
+        },
+        now,
+    );
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].iter().any(|e| matches!(
+        e,
+        Event::Error {
+            client_id: Some(9),
+            code: ErrorCode::InsufficientFunds,
+            ..
+        }
+    )));
+    assert!(!out.events.contains_key(&2));
+}
+
+#[test]
+fn gifts_take_the_quantity_and_pending_limits_and_refuse_one_past() {
+    let mut room = Room::create(info(), 1, 0);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    let gift = |client_id: u64, qty: u32| {
+        ClientFrame::Gift {
+            client_id,
+            gift_id: format!("g{client_id}"),
+            sku: "rose".into(),
+            qty,
+        }
+        .encode()
+    };
+    let mut now = 0;
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    room.handle_frame(1, &gift(1, GIFT_QTY_MAX), now);
+    room.handle_frame(1, &gift(2, GIFT_QTY_MAX + 1), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.charges.len(), 1, "GIFT_QTY_MAX is taken");
+    assert_eq!(error_codes(&out.events[&1]), [ErrorCode::Invalid]);
+    // GIFTS_PENDING_MAX charges wait at once (the first is pending still); one more is
+    // refused "room busy".
+    let senders = (GIFTS_PENDING_MAX as u64).div_ceil(u64::from(GIFT_BURST)) + 1;
+    let mut client_id = 10;
+    for sender in 0..senders {
+        let connection = 100 + sender;
+        join(
+            &mut room,
+            connection,
+            &format!("g{sender}"),
+            Role::Viewer,
+            now,
+        );
+        for _ in 0..GIFT_BURST {
+            client_id += 1;
+            room.handle_frame(connection, &gift(client_id, 1), now);
+        }
+    }
+    let out = tick(&mut room, &mut now);
+    assert_eq!(room.gifts_pending(), GIFTS_PENDING_MAX);
+    assert_eq!(out.charges.len(), GIFTS_PENDING_MAX - 1);
+    let busy: usize = out
+        .events
+        .values()
+        .map(|e| {
+            error_codes(e)
+                .into_iter()
+                .filter(|c| *c == ErrorCode::RateLimited)
+                .count()
+        })
+        .sum();
+    let sent = (senders * u64::from(GIFT_BURST)) as usize;
+    assert_eq!(busy, sent - (GIFTS_PENDING_MAX - 1));
+}
+
+/// Sends a gift of `qty` roses (1 each) from `connection`, has it charged, and returns
+/// what the tick after the charge sent.
+fn charged_gift(
+    room: &mut Room,
+    now: &mut u64,
+    connection: ConnectionId,
+    client_id: u64,
+    qty: u32,
+) -> Drained {
+    let frame = ClientFrame::Gift {
+        client_id,
+        gift_id: format!("g{connection}-{client_id}"),
+        sku: "rose".into(),
+        qty,
+    }
+    .encode();
+    room.handle_frame(connection, &frame, *now);
+    let out = tick(room, now);
+    assert_eq!(out.charges.len(), 1, "the gift is charged");
+    room.charge_result(
+        out.charges[0].request,
+        ChargeOutcome::Charged {
+            balance: 1_000,
+            replayed: false,
+        },
+        *now,
+    );
+    tick(room, now)
+}
+
+fn gifters_stored(out: &Drained) -> Vec<&str> {
+    out.stores
+        .iter()
+        .filter_map(|op| match op {
+            StorageOp::Put { key, .. } => key.strip_prefix("gifter/"),
+            StorageOp::Delete { .. } => None,
+        })
+        .collect()
+}
+
+/// The room ranks at most `GIFTERS_MAX` gifters: the one that reaches the limit is
+/// ranked and stored; a new gifter one past it is still charged and announced to everyone
+/// but neither ranked nor stored, while gifters already ranked keep adding to their total.
+#[test]
+fn gifters_past_gifters_max_are_announced_but_not_ranked() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    for i in 0..GIFTERS_MAX - 1 {
+        room.gifters.insert(
+            format!("u{i}"),
+            Gifter {
+                name: format!("U{i}"),
+                total: 1,
+                recent_gift_ids: VecDeque::new(),
+            },
+        );
+    }
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    join(&mut room, 3, "eve", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    // Ana's gift brings the gifters to the limit: ranked, stored, on the leaderboard.
+    let out = charged_gift(&mut room, &mut now, 1, 1, 2);
+    assert_eq!(room.gifters.len(), GIFTERS_MAX);
+    assert_eq!(gifters_stored(&out), ["ana"]);
+    assert!(room.gift_totals().any(|g| g == ("ana", 2)));
+    let leaderboard = part_value(&out.events[&3], "leaderboard").expect("leaderboard sent");
+    assert_eq!(leaderboard[0]["user"], "ana");
+    // Bob is one past: announced, not ranked, not stored, the leaderboard unchanged.
+    let out = charged_gift(&mut room, &mut now, 2, 1, 3);
+    assert!(out.events[&3].iter().any(|e| matches!(e, Event::Action(a)
+        if a.body == ActionBody::Gift { sku: "rose".into(), qty: 3, amount: 3 })));
+    assert_eq!(room.gifters.len(), GIFTERS_MAX);
+    assert!(room.gift_totals().all(|(user, _)| user != "bob"));
+    assert!(gifters_stored(&out).is_empty());
+    assert_eq!(part_value(&out.events[&3], "leaderboard"), None);
+    // Ana, already ranked, still adds to her total.
+    let out = charged_gift(&mut room, &mut now, 1, 2, 1);
+    assert_eq!(gifters_stored(&out), ["ana"]);
+    assert!(room.gift_totals().any(|g| g == ("ana", 3)));
+}
+
+/// The `leaderboard` part lists the top `LEADERBOARD_ENTRIES_MAX` gifters: filled up to
+/// the limit everyone is listed; one more gifter below them is left out, and one above
+/// them pushes the lowest out.
+#[test]
+fn the_leaderboard_lists_the_top_leaderboard_entries_max_gifters() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    for i in 0..LEADERBOARD_ENTRIES_MAX as u64 - 1 {
+        room.gifters.insert(
+            format!("u{i}"),
+            Gifter {
+                name: format!("U{i}"),
+                total: 20 + i,
+                recent_gift_ids: VecDeque::new(),
+            },
+        );
+    }
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    join(&mut room, 3, "eve", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let users = |out: &Drained| -> Vec<String> {
+        let board = part_value(&out.events[&3], "leaderboard").expect("leaderboard sent");
+        board
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["user"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let out = charged_gift(&mut room, &mut now, 1, 1, 10);
+    let board = users(&out);
+    assert_eq!(board.len(), LEADERBOARD_ENTRIES_MAX);
+    assert_eq!(
+        board.last().map(String::as_str),
+        Some("ana"),
+        "the limit is listed"
+    );
+    let out = charged_gift(&mut room, &mut now, 2, 1, 5);
+    let board = users(&out);
+    assert_eq!(board.len(), LEADERBOARD_ENTRIES_MAX);
+    assert!(
+        !board.contains(&"bob".to_owned()),
+        "one past, lowest: left out"
+    );
+    let out = charged_gift(&mut room, &mut now, 3, 1, 99);
+    let board = users(&out);
+    assert_eq!(board.len(), LEADERBOARD_ENTRIES_MAX);
+    assert_eq!(board[0], "eve");
+    assert!(
+        !board.contains(&"ana".to_owned()),
+        "the lowest is pushed out"
+    );
+}

@@ -1,0 +1,322 @@
+//! The room core's tests, one file per module it tests; shared helpers here.
+
+use super::*;
+
+mod connections;
+mod dispatch;
+mod flush;
+mod gifts;
+mod parts_and_store;
+mod polls;
+mod shard;
+mod staff;
+
+use ovation_proto::{PartVersion, Resume, ShardDown, ShardUp, Snapshot};
+
+pub(crate) fn info() -> RoomInfo {
+    RoomInfo {
+        room_id: "weur-test".into(),
+        host_user: "host".into(),
+        title: "Test".into(),
+        expected_audience: 100,
+    }
+}
+
+fn identity(user: &str, role: Role) -> Identity {
+    Identity {
+        user: user.into(),
+        name: user.to_uppercase(),
+        role,
+    }
+}
+
+const LIFETIME_MS: u64 = CONNECTION_LIFETIME_MS_MIN;
+
+/// A staff command from the admin API on the host's behalf.
+pub(crate) fn as_host(command: StaffCommand) -> AdminCommand {
+    AdminCommand::Staff {
+        by: identity("host", Role::Host),
+        command,
+    }
+}
+
+/// Drains outputs into per-connection decoded events, closes, and storage ops.
+#[derive(Default)]
+struct Drained {
+    events: BTreeMap<ConnectionId, Vec<Event>>,
+    frames: BTreeMap<ConnectionId, usize>,
+    closes: Vec<(ConnectionId, CloseCode)>,
+    stores: Vec<StorageOp>,
+    charges: Vec<ChargeRequest>,
+}
+
+fn drain(room: &mut Room) -> Drained {
+    let mut out = Drained::default();
+    while let Some(output) = room.poll_output() {
+        match output {
+            Output::Send { connections, frame } => {
+                let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+                for connection in connections {
+                    out.events
+                        .entry(connection)
+                        .or_default()
+                        .extend(events.iter().cloned());
+                    *out.frames.entry(connection).or_default() += 1;
+                }
+            }
+            Output::Close { connection, code } => out.closes.push((connection, code)),
+            Output::Store(op) => out.stores.push(op),
+            Output::Log(_) => {}
+            Output::Charge(charge) => out.charges.push(charge),
+            Output::ToShard { .. } => panic!("an unsharded room sends no shard batches"),
+        }
+    }
+    out
+}
+
+/// What a host does with storage ops: the store a restarted room is rebuilt from.
+fn apply(ops: &[StorageOp], store: &mut BTreeMap<String, Vec<u8>>) {
+    for op in ops {
+        match op {
+            StorageOp::Put { key, value } => {
+                store.insert(key.clone(), value.clone());
+            }
+            StorageOp::Delete { key } => {
+                store.remove(key);
+            }
+        }
+    }
+}
+
+fn tick(room: &mut Room, now_ms: &mut u64) -> Drained {
+    *now_ms += TICK_MS;
+    room.handle_timeout(*now_ms);
+    drain(room)
+}
+
+fn hello(resume: Option<Resume>) -> Vec<u8> {
+    ClientFrame::Hello(Hello {
+        protocol_version: PROTOCOL_VERSION,
+        resume,
+    })
+    .encode()
+}
+
+fn join(room: &mut Room, id: ConnectionId, user: &str, role: Role, now_ms: u64) {
+    room.connect(id, identity(user, role), LIFETIME_MS, now_ms)
+        .unwrap();
+    room.handle_frame(id, &hello(None), now_ms);
+}
+
+fn comment(text: &str, client_id: u64) -> Vec<u8> {
+    ClientFrame::Comment {
+        client_id,
+        text: text.into(),
+    }
+    .encode()
+}
+
+fn like_frame(client_id: u64, count: u32) -> Vec<u8> {
+    ClientFrame::Like { client_id, count }.encode()
+}
+
+fn actions(events: &[Event]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Action(a) => Some(a.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+fn poll_spec(options: usize, window_ms: u64) -> PollSpec {
+    PollSpec {
+        question: "Best goal?".into(),
+        options: (0..options).map(|i| format!("option {i}")).collect(),
+        window_ms: Some(window_ms),
+        tallies_public: false,
+        reveal_on_close: true,
+        cue: Some("cue-7".into()),
+    }
+}
+
+fn vote(poll_id: &str, option: u8, client_id: u64) -> Vec<u8> {
+    ClientFrame::Vote {
+        client_id,
+        poll_id: poll_id.into(),
+        option,
+    }
+    .encode()
+}
+
+fn error_codes(events: &[Event]) -> Vec<ErrorCode> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+        .collect()
+}
+
+fn poll_part(events: &[Event]) -> Option<serde_json::Value> {
+    part_value(events, "poll")
+}
+
+/// The last value of a state part among these events.
+fn part_value(events: &[Event], part: &str) -> Option<serde_json::Value> {
+    events.iter().rev().find_map(|e| match e {
+        Event::Part { name, value, .. } if name == part => {
+            Some(serde_json::from_str(value).unwrap())
+        }
+        _ => None,
+    })
+}
+
+/// Payloads of the system's direct messages of one type among these events.
+fn notices(events: &[Event], kind: &str) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Direct { from, payload, .. } if from == SYSTEM_SENDER => {
+                let value: serde_json::Value = serde_json::from_str(payload).unwrap();
+                (value["type"] == kind).then_some(value)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A quiz whose questions have (options, correct option).
+fn quiz_spec(questions: &[(usize, u8)], window_ms: u64) -> QuizSpec {
+    QuizSpec {
+        title: "Trivia".into(),
+        questions: questions
+            .iter()
+            .enumerate()
+            .map(|(i, &(options, correct))| QuizQuestionSpec {
+                question: format!("question {i}"),
+                options: (0..options).map(|o| format!("answer {o}")).collect(),
+                correct,
+                window_ms: Some(window_ms),
+                cue: None,
+            })
+            .collect(),
+    }
+}
+
+fn answer(quiz_id: &str, question: u16, option: u8, client_id: u64) -> Vec<u8> {
+    ClientFrame::Answer {
+        client_id,
+        quiz_id: quiz_id.into(),
+        question,
+        option,
+    }
+    .encode()
+}
+
+fn frame_of(frame: ClientFrame) -> Vec<u8> {
+    frame.encode()
+}
+
+/// A tick whose storage ops are applied to `store` (so the room can be restored).
+fn tick_into(room: &mut Room, now_ms: &mut u64, store: &mut BTreeMap<String, Vec<u8>>) -> Drained {
+    let out = tick(room, now_ms);
+    apply(&out.stores, store);
+    out
+}
+
+/// A staff command sent over a connection's socket.
+fn send_command(
+    room: &mut Room,
+    connection: ConnectionId,
+    command: serde_json::Value,
+    client_id: u64,
+    now_ms: u64,
+) {
+    room.handle_frame(connection, &command_frame(command, client_id), now_ms);
+}
+
+fn command_frame(command: serde_json::Value, client_id: u64) -> Vec<u8> {
+    frame_of(ClientFrame::Command {
+        client_id,
+        command: command.to_string(),
+    })
+}
+
+fn product(id: &str) -> ProductCard {
+    ProductCard {
+        id: id.into(),
+        title: "Red sneakers".into(),
+        price: "€89.00".into(),
+        image_url: "https://cdn.example.com/red.jpg".into(),
+        link: "shop://item/red".into(),
+        cue: None,
+    }
+}
+
+/// Runs one staff command from the admin API on a fresh room.
+fn on_fresh_room(command: StaffCommand) -> Result<AdminReply, AdminError> {
+    Room::create(info(), 1, 0).admin(as_host(command), 0)
+}
+
+/// A shard with the room's state (an empty live room) and one batch down applied.
+fn shard_with_state(now_ms: u64) -> Shard {
+    let mut shard = Shard::new(0, now_ms);
+    let down = ShardDown {
+        seq: 1,
+        server_time_ms: now_ms,
+        snapshot: Some(Snapshot {
+            epoch: 1,
+            total_version: 0,
+            last_seq: 0,
+            likes_total: 0,
+            online: 0,
+            ended: false,
+            parts: Vec::new(),
+            ring: Vec::new(),
+            banned: Vec::new(),
+        }),
+        broadcast: Vec::new(),
+        to_connection: Vec::new(),
+        to_user: Vec::new(),
+        close_users: Vec::new(),
+        shards: 1,
+    };
+    shard.handle_down(&down.encode(), now_ms).unwrap();
+    shard
+}
+
+/// Ticks the shard until `batches` batches up went out, and decodes them as the room
+/// does.
+fn batches_up(shard: &mut Shard, now_ms: &mut u64, batches: usize) -> Vec<ShardUp> {
+    let mut ups = Vec::new();
+    while ups.len() < batches {
+        *now_ms += TICK_MS;
+        shard.handle_timeout(*now_ms);
+        while let Some(output) = shard.poll_output() {
+            if let ShardOutput::Up(bytes) = output {
+                assert!(
+                    bytes.len() <= RELAY_MESSAGE_BYTES_MAX,
+                    "{} bytes",
+                    bytes.len()
+                );
+                ups.push(ShardUp::decode(&bytes).expect("the room takes the batch"));
+            }
+        }
+    }
+    ups
+}
+
+fn join_shard(shard: &mut Shard, connection: ConnectionId, now_ms: u64) {
+    shard
+        .connect(
+            connection,
+            identity(&format!("v{connection}"), Role::Viewer),
+            LIFETIME_MS,
+            now_ms,
+        )
+        .unwrap();
+    shard.handle_frame(connection, &hello(None), now_ms);
+}

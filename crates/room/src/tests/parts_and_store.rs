@@ -1,0 +1,135 @@
+//! Parts, admin input limits and restoring from storage (`parts.rs`, `store.rs`).
+
+use super::*;
+
+#[test]
+fn viewers_cannot_set_parts_but_hosts_can() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "v", Role::Viewer, now);
+    join(&mut room, 2, "host", Role::Host, now);
+    let set = ClientFrame::SetPart {
+        client_id: 1,
+        name: "pinned".into(),
+        value: r#"{"text":"hi"}"#.into(),
+    }
+    .encode();
+    room.handle_frame(1, &set, now);
+    room.handle_frame(2, &set, now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].iter().any(|e| matches!(
+        e,
+        Event::Error {
+            code: ErrorCode::Forbidden,
+            ..
+        }
+    )));
+    assert_eq!(room.part("pinned").map(|p| p.0), Some(2));
+    assert!(out.events[&1]
+        .iter()
+        .any(|e| matches!(e, Event::Part { name, version: 2, .. } if name == "pinned")));
+}
+
+#[test]
+fn restore_from_storage_keeps_parts_actions_and_likes() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 3, now);
+    let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    apply(&drain(&mut room).stores, &mut store);
+    join(&mut room, 1, "host", Role::Host, now);
+    room.handle_frame(1, &comment("kept", 1), now);
+    room.handle_frame(
+        1,
+        &ClientFrame::Like {
+            client_id: 2,
+            count: 7,
+        }
+        .encode(),
+        now,
+    );
+    room.admin(
+        AdminCommand::SetPart {
+            name: "pinned".into(),
+            value: "[1,2]".into(),
+        },
+        now,
+    )
+    .unwrap();
+    apply(&tick(&mut room, &mut now).stores, &mut store);
+    let restored = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert_eq!(restored.likes_total(), 7);
+    assert_eq!(restored.last_seq(), 1);
+    assert_eq!(restored.epoch(), 3);
+    assert_eq!(restored.part("pinned"), room.part("pinned"));
+    assert_eq!(restored.total_version(), room.total_version());
+    assert!(Room::restore(Vec::new(), now).unwrap().is_none());
+    store.insert("weird".into(), vec![]);
+    assert!(Room::restore(store, now).is_err());
+}
+
+#[test]
+fn every_admin_input_limit_takes_the_limit_and_refuses_one_past_it() {
+    let admin = |command: AdminCommand| Room::create(info(), 1, 0).admin(command, 0);
+    let broadcast = |bytes: usize| AdminCommand::Broadcast {
+        from_user: "admin".into(),
+        from_name: "Admin".into(),
+        text: "b".repeat(bytes),
+    };
+    let direct = |bytes: usize| AdminCommand::Direct {
+        from_user: "admin".into(),
+        to_user: "ana".into(),
+        payload: format!("\"{}\"", "d".repeat(bytes - 2)),
+    };
+    let part = |name: String, bytes: usize| AdminCommand::SetPart {
+        name,
+        value: format!("\"{}\"", "v".repeat(bytes - 2)),
+    };
+    for (limit, at_limit, one_past) in [
+        (
+            "SYSTEM_MESSAGE_BYTES_MAX",
+            admin(broadcast(SYSTEM_MESSAGE_BYTES_MAX)),
+            admin(broadcast(SYSTEM_MESSAGE_BYTES_MAX + 1)),
+        ),
+        (
+            "DIRECT_PAYLOAD_BYTES_MAX",
+            admin(direct(DIRECT_PAYLOAD_BYTES_MAX)),
+            admin(direct(DIRECT_PAYLOAD_BYTES_MAX + 1)),
+        ),
+        (
+            "PART_VALUE_BYTES_MAX",
+            admin(part("p".into(), PART_VALUE_BYTES_MAX)),
+            admin(part("p".into(), PART_VALUE_BYTES_MAX + 1)),
+        ),
+        (
+            "PART_NAME_BYTES_MAX",
+            admin(part("n".repeat(PART_NAME_BYTES_MAX), 2)),
+            admin(part("n".repeat(PART_NAME_BYTES_MAX + 1), 2)),
+        ),
+    ] {
+        assert!(at_limit.is_ok(), "{limit}: at the limit: {at_limit:?}");
+        let refused = one_past.expect_err(limit);
+        assert_eq!(refused.http_status(), 400, "{limit}: {refused:?}");
+    }
+    // PARTS_COUNT_MAX counts every part, the room's own included.
+    let mut room = Room::create(info(), 1, 0);
+    let mut added = 0;
+    let refused = loop {
+        match room.admin(part(format!("p{added}"), 2), 0) {
+            Ok(_) => added += 1,
+            Err(e) => break e,
+        }
+        assert!(added <= PARTS_COUNT_MAX, "parts past the limit");
+    };
+    assert_eq!(refused, AdminError::TooManyParts);
+    assert_eq!(room.part_versions().count(), PARTS_COUNT_MAX);
+    // A part already there may still change at the limit.
+    assert!(room.admin(part("p0".into(), 3), 0).is_ok());
+    // GIFT_CATALOG_ENTRIES_MAX: the host's catalog.
+    let catalog = |entries: usize| (0..entries).map(|i| (format!("s{i}"), 1)).collect();
+    assert!(room
+        .set_gift_catalog(catalog(GIFT_CATALOG_ENTRIES_MAX))
+        .is_ok());
+    assert!(room
+        .set_gift_catalog(catalog(GIFT_CATALOG_ENTRIES_MAX + 1))
+        .is_err());
+}

@@ -1,0 +1,155 @@
+//! Shards: the socket cap and Hello deadline on a shard, shard counts, relay batch limits (`shard.rs`, `sharding.rs`).
+
+use super::*;
+
+#[test]
+fn a_shard_keeps_the_per_user_socket_cap_and_the_hello_deadline() {
+    let now = 0;
+    let mut shard = Shard::new(0, now);
+    for id in 1..=USER_SOCKETS_PER_ROOM_MAX as u64 {
+        shard
+            .connect(id, identity("greedy", Role::Viewer), LIFETIME_MS, now)
+            .unwrap();
+    }
+    assert_eq!(
+        shard.connect(99, identity("greedy", Role::Viewer), LIFETIME_MS, now),
+        Err(CloseCode::TooManySockets)
+    );
+    shard
+        .connect(100, identity("other", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    assert_eq!(shard.online(), 0, "no socket said Hello");
+    // Hello arrives for one (it waits for the room's state); the others stay silent.
+    shard.handle_frame(100, &hello(None), now + 10);
+    shard.handle_timeout(now + HELLO_DEADLINE_MS);
+    let mut closed = Vec::new();
+    while let Some(output) = shard.poll_output() {
+        if let ShardOutput::Close { connection, code } = output {
+            closed.push((connection, code));
+        }
+    }
+    let silent: Vec<_> = (1..=USER_SOCKETS_PER_ROOM_MAX as u64)
+        .map(|id| (id, CloseCode::HelloTimeout))
+        .collect();
+    assert_eq!(closed, silent);
+    assert_eq!(shard.connection_ids().collect::<Vec<_>>(), vec![100]);
+    // The silent sockets are gone: the user may open new ones.
+    shard
+        .connect(101, identity("greedy", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+}
+
+#[test]
+fn shard_counts_stop_at_shards_per_room_max_and_shard_counts_max() {
+    let mut room = Room::create(info(), 1, 0);
+    let set = |room: &mut Room, shards: u16| {
+        let result = room.admin(AdminCommand::SetShards { shards }, 0);
+        while room.poll_output().is_some() {}
+        result
+    };
+    let mut widest = Room::create(info(), 1, 0);
+    set(&mut widest, SHARDS_PER_ROOM_MAX).expect("SHARDS_PER_ROOM_MAX is taken");
+    assert!(set(&mut room, SHARDS_PER_ROOM_MAX + 1).is_err());
+    for change in 1..=SHARD_COUNTS_MAX as u16 {
+        set(&mut room, change).unwrap_or_else(|e| panic!("change {change}: {e:?}"));
+    }
+    let refused = set(&mut room, SHARD_COUNTS_MAX as u16 + 1).unwrap_err();
+    assert_eq!(refused.http_status(), 409, "{refused:?}");
+    assert!(set(&mut room, SHARDS_PER_ROOM_MAX).is_err());
+}
+
+#[test]
+fn a_shard_gives_a_long_silent_socket_s_place_to_its_user_s_new_socket() {
+    let mut shard = Shard::new(0, 0);
+    let tabs = USER_SOCKETS_PER_ROOM_MAX as u64;
+    for id in 1..=tabs {
+        shard
+            .connect(id, identity("flaky", Role::Viewer), LIFETIME_MS, 0)
+            .unwrap();
+        shard.handle_frame(id, &hello(None), 0);
+    }
+    let now = USER_SOCKET_REPLACEABLE_SILENCE_MS;
+    for id in 2..=tabs {
+        shard.touch(id, now);
+    }
+    while shard.poll_output().is_some() {}
+    shard
+        .connect(100, identity("flaky", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    let mut closed = Vec::new();
+    while let Some(output) = shard.poll_output() {
+        if let ShardOutput::Close { connection, code } = output {
+            closed.push((connection, code));
+        }
+    }
+    assert_eq!(closed, vec![(1, CloseCode::Stale)]);
+    assert_eq!(
+        shard.connect(101, identity("flaky", Role::Viewer), LIFETIME_MS, now),
+        Err(CloseCode::TooManySockets)
+    );
+}
+
+/// A shard forwards at most `RELAY_FRAMES_PER_BATCH_MAX` frames in one batch up: with
+/// exactly that many waiting they go together; one more waits for the next batch.
+#[test]
+fn a_shard_forwards_at_most_relay_frames_per_batch_max_frames_a_batch() {
+    for waiting in [RELAY_FRAMES_PER_BATCH_MAX, RELAY_FRAMES_PER_BATCH_MAX + 1] {
+        let mut now = 0;
+        let mut shard = shard_with_state(now);
+        let per_user = COMMENT_BURST as usize;
+        let mut sent = 0;
+        let mut client_id = 0;
+        for user in 0..waiting.div_ceil(per_user) as u64 {
+            join_shard(&mut shard, user, now);
+            while sent < waiting && client_id < (user + 1) * per_user as u64 {
+                client_id += 1;
+                shard.handle_frame(user, &comment("hi", client_id), now);
+                sent += 1;
+            }
+            client_id = (user + 1) * per_user as u64;
+        }
+        assert_eq!(shard.stats().forwarded, waiting as u64);
+        let ups = batches_up(&mut shard, &mut now, 1);
+        assert_eq!(ups[0].frames.len(), RELAY_FRAMES_PER_BATCH_MAX);
+        if waiting > RELAY_FRAMES_PER_BATCH_MAX {
+            let ups = batches_up(&mut shard, &mut now, 1);
+            assert_eq!(
+                ups[0].frames.len(),
+                1,
+                "the one past waits for the next batch"
+            );
+        }
+    }
+}
+
+/// Viewers' frames the room will refuse (staff commands, part values) are forwarded at
+/// up to 16 KiB each: a batch up holds only as many as fit in `RELAY_MESSAGE_BYTES_MAX`
+/// (the room refuses a larger batch whole), and the rest go in the next.
+#[test]
+fn a_shard_batch_up_stays_within_relay_message_bytes_max() {
+    let mut now = 0;
+    let mut shard = shard_with_state(now);
+    let command = "x".repeat(STAFF_COMMAND_BYTES_MAX);
+    let frames_fitting = RELAY_MESSAGE_BYTES_MAX / STAFF_COMMAND_BYTES_MAX;
+    let waiting = frames_fitting + 10;
+    let per_connection = FRAMES_BURST as usize;
+    for connection in 0..waiting.div_ceil(per_connection) as u64 {
+        // One user per connection keeps clear of the per-user socket cap.
+        join_shard(&mut shard, connection, now);
+        for i in 0..per_connection as u64 {
+            let frame = ClientFrame::Command {
+                client_id: i + 1,
+                command: command.clone(),
+            };
+            shard.handle_frame(connection, &frame.encode(), now);
+        }
+    }
+    assert!(shard.stats().forwarded as usize >= waiting);
+    let ups = batches_up(&mut shard, &mut now, 2);
+    let first = ups[0].frames.len();
+    assert!(
+        first < frames_fitting && first > frames_fitting * 9 / 10,
+        "{first} of {frames_fitting} (with their user, name and ids)"
+    );
+    assert!(!ups[1].frames.is_empty(), "the rest go in the next batch");
+}
