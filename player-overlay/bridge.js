@@ -15,8 +15,25 @@
 // The message formats are documented in README.md next to this file.
 
 export const EVENT_TYPES = [
-  "status", "comment", "reaction", "like", "gift", "online", "state", "direct", "balance",
-  "gap", "ended", "poll", "quiz", "qa", "product", "announcement", "removed", "cue", "error",
+  "status",
+  "comment",
+  "reaction",
+  "like",
+  "gift",
+  "online",
+  "state",
+  "direct",
+  "balance",
+  "gap",
+  "ended",
+  "poll",
+  "quiz",
+  "qa",
+  "product",
+  "announcement",
+  "removed",
+  "cue",
+  "error",
 ];
 
 class BridgeError extends Error {
@@ -33,7 +50,8 @@ function errorJson(e) {
 }
 
 // Error objects (the `error` event) do not survive JSON.stringify: send their fields.
-const toJson = (message) => JSON.stringify(message, (_key, value) => (value instanceof Error ? errorJson(value) : value));
+const toJson = (message) =>
+  JSON.stringify(message, (_key, value) => (value instanceof Error ? errorJson(value) : value));
 
 function need(message, field, type) {
   const value = message[field];
@@ -59,7 +77,8 @@ const ACTIONS = {
     const quiz = room.state.parts.quiz;
     const id = m.quiz ?? quiz?.id;
     const question = m.question ?? quiz?.question?.index;
-    if (!id || question === undefined) throw new BridgeError("not_found", "no quiz question in this room");
+    if (!id || question === undefined)
+      throw new BridgeError("not_found", "no quiz question in this room");
     return room.answer(id, question, need(m, "option", "number"));
   },
   ask: (room, m) => room.ask(need(m, "text", "string")),
@@ -69,7 +88,8 @@ const ACTIONS = {
     if (!product) throw new BridgeError("not_found", "no product is pinned");
     return room.productClick(product);
   },
-  gift: (room, m) => room.gift(need(m, "sku", "string"), m.qty ?? 1, m.gift_id ? { id: m.gift_id } : {}),
+  gift: (room, m) =>
+    room.gift(need(m, "sku", "string"), m.qty ?? 1, m.gift_id ? { id: m.gift_id } : {}),
   command: (room, m) => room.command(need(m, "command", "object")),
 };
 
@@ -106,7 +126,10 @@ export function installBridge(roomOrPromise, { target = globalThis, events = EVE
     (e) => {
       if (!removed) {
         post({ type: "error", payload: errorJson(e) });
-        post({ type: "status", payload: { status: "closed", transport: "ws", reason: errorJson(e).code } });
+        post({
+          type: "status",
+          payload: { status: "closed", transport: "ws", reason: errorJson(e).code },
+        });
       }
       throw e;
     },
@@ -121,7 +144,8 @@ export function installBridge(roomOrPromise, { target = globalThis, events = EVE
         throw new BridgeError("invalid", "dispatch takes a JSON object");
       }
     }
-    if (!message || typeof message !== "object") throw new BridgeError("invalid", "dispatch takes a JSON object");
+    if (!message || typeof message !== "object")
+      throw new BridgeError("invalid", "dispatch takes a JSON object");
     if (!Object.hasOwn(ACTIONS, String(message.action))) {
       throw new BridgeError("invalid_action", `unknown action "${message.action}"`);
     }

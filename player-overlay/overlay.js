@@ -65,18 +65,32 @@ const DEFAULT_GIFTS = [
   { sku: "heart", label: "Heart", price: 5, icon: "💖" },
   { sku: "rocket", label: "Rocket", price: 100, icon: "🚀" },
 ];
-const STATUS_TEXT = { connecting: "Connecting…", open: "Live", replay: "Replay", reconnecting: "Reconnecting…", closed: "Offline", ended: "Ended" };
+const STATUS_TEXT = {
+  connecting: "Connecting…",
+  open: "Live",
+  replay: "Replay",
+  reconnecting: "Reconnecting…",
+  closed: "Offline",
+  ended: "Ended",
+};
 const ERROR_TEXT = {
-  rate_limited: "Slow down a little.", muted: "You are muted.", blocked: "That message was blocked.",
-  too_long: "That is too long.", poll_closed: "Voting has closed.", insufficient_funds: "Not enough balance.",
-  forbidden: "Not allowed.", room_ended: "The live has ended.", unsupported_transport: "Sending is unavailable right now.",
+  rate_limited: "Slow down a little.",
+  muted: "You are muted.",
+  blocked: "That message was blocked.",
+  too_long: "That is too long.",
+  poll_closed: "Voting has closed.",
+  insufficient_funds: "Not enough balance.",
+  forbidden: "Not allowed.",
+  room_ended: "The live has ended.",
+  unsupported_transport: "Sending is unavailable right now.",
 };
 
 const ICON = {
   eye: '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M12 5C6.5 5 2.5 9.5 1 12c1.5 2.5 5.5 7 11 7s9.5-4.5 11-7c-1.5-2.5-5.5-7-11-7zm0 11a4 4 0 1 1 0-8 4 4 0 0 1 0 8z"/></svg>',
   gift: '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M3 8h8v4H3zm10 0h8v4h-8zM4 13h7v8H4zm9 0h7v8h-7zM12 7.5C10 3.5 5.5 3.5 6.5 6.5 7 8 10 7.8 12 7.5zm0 0c2-4 6.5-4 5.5-1-.5 1.5-3.5 1.3-5.5 1z"/></svg>',
   send: '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M2 21 23 12 2 3v7l15 2-15 2z"/></svg>',
-  close: '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12l5.6 5.6-1.4 1.4-5.6-5.6L6.4 19 5 17.6 10.6 12 5 6.4z"/></svg>',
+  close:
+    '<svg class="icon" viewBox="0 0 24 24" aria-hidden="true"><path d="M6.4 5 12 10.6 17.6 5 19 6.4 13.4 12l5.6 5.6-1.4 1.4-5.6-5.6L6.4 19 5 17.6 10.6 12 5 6.4z"/></svg>',
 };
 
 const STYLE = `
@@ -274,7 +288,8 @@ const TEMPLATE = `
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
-    if (value !== undefined && value !== null && value !== false) node.setAttribute(name, value === true ? "" : String(value));
+    if (value !== undefined && value !== null && value !== false)
+      node.setAttribute(name, value === true ? "" : String(value));
   }
   node.append(...children);
   return node;
@@ -305,13 +320,19 @@ function cued(name, value) {
 function optionButtons(container, key, options, pick) {
   if (container.dataset.key !== key) {
     container.dataset.key = key;
-    container.replaceChildren(...options.map((text, i) => {
-      const button = el("button", { type: "button", class: "option", "data-index": i, "aria-pressed": "false" },
-        el("span", { class: "fill", "aria-hidden": "true" }), el("span", { class: "label" }, text),
-        el("span", { class: "count" }));
-      button.addEventListener("click", () => pick(i));
-      return button;
-    }));
+    container.replaceChildren(
+      ...options.map((text, i) => {
+        const button = el(
+          "button",
+          { type: "button", class: "option", "data-index": i, "aria-pressed": "false" },
+          el("span", { class: "fill", "aria-hidden": "true" }),
+          el("span", { class: "label" }, text),
+          el("span", { class: "count" }),
+        );
+        button.addEventListener("click", () => pick(i));
+        return button;
+      }),
+    );
   }
   return [...container.children];
 }
@@ -331,13 +352,28 @@ function showTallies(buttons, tallies) {
     const share = total ? Math.round((votes * 100) / total) : 0;
     button.dataset.votes = votes;
     button.style.setProperty("--share", `${share}%`);
-    count.replaceChildren(el("span", { class: "votes" }, votes), el("span", { class: "sr" }, votes === 1 ? " vote," : " votes,"),
-      el("span", { "aria-hidden": "true" }, " · "), el("span", { class: "share" }, `${share}%`));
+    count.replaceChildren(
+      el("span", { class: "votes" }, votes),
+      el("span", { class: "sr" }, votes === 1 ? " vote," : " votes,"),
+      el("span", { "aria-hidden": "true" }, " · "),
+      el("span", { class: "share" }, `${share}%`),
+    );
   });
 }
 
 export class OvationOverlay extends HTMLElement {
-  static observedAttributes = ["url", "room", "token", "mode", "dead-zones", "for", "sync", "gifts", "bridge", "replay"];
+  static observedAttributes = [
+    "url",
+    "room",
+    "token",
+    "mode",
+    "dead-zones",
+    "for",
+    "sync",
+    "gifts",
+    "bridge",
+    "replay",
+  ];
 
   constructor() {
     super();
@@ -434,7 +470,17 @@ export class OvationOverlay extends HTMLElement {
 
   connectedCallback() {
     // Properties set before the element was defined shadow the accessors: move them over.
-    for (const name of ["url", "token", "mode", "sync", "gifts", "video", "hls", "room", "replay"]) {
+    for (const name of [
+      "url",
+      "token",
+      "mode",
+      "sync",
+      "gifts",
+      "video",
+      "hls",
+      "room",
+      "replay",
+    ]) {
       if (Object.hasOwn(this, name)) {
         const value = this[name];
         delete this[name];
@@ -470,12 +516,14 @@ export class OvationOverlay extends HTMLElement {
 
   _applyDeadZones() {
     const frame = this._$(".frame");
-    for (const side of ["top", "right", "bottom", "left"]) frame.style.removeProperty(`--dz-${side}`);
+    for (const side of ["top", "right", "bottom", "left"])
+      frame.style.removeProperty(`--dz-${side}`);
     for (const item of (this.getAttribute("dead-zones") || "").split(",")) {
       const [side, raw] = item.split(":").map((s) => s.trim());
       if (!["top", "right", "bottom", "left"].includes(side)) continue;
       const value = /^\d+(\.\d+)?$/.test(raw) ? `${raw}px` : raw;
-      if (/^\d+(\.\d+)?(px|%|em|rem|vh|vw)$/.test(value)) frame.style.setProperty(`--dz-${side}`, value);
+      if (/^\d+(\.\d+)?(px|%|em|rem|vh|vw)$/.test(value))
+        frame.style.setProperty(`--dz-${side}`, value);
     }
   }
 
@@ -498,7 +546,8 @@ export class OvationOverlay extends HTMLElement {
     this._setStatus("connecting");
     const recorded = this.replay;
     const connecting = recorded ? replay({ url, room, token }) : connect({ url, room, token });
-    if (!recorded && this.getAttribute("bridge") !== "off") this._unbridge = installBridge(connecting);
+    if (!recorded && this.getAttribute("bridge") !== "off")
+      this._unbridge = installBridge(connecting);
     let joined;
     try {
       joined = await connecting;
@@ -515,16 +564,22 @@ export class OvationOverlay extends HTMLElement {
     }
     this._room = joined;
     for (const type of EVENT_TYPES) {
-      this._offs.push(joined.on(type, (payload) => {
-        try {
-          this._handle(type, payload);
-        } finally {
-          this._emit(type, payload);
-        }
-      }));
+      this._offs.push(
+        joined.on(type, (payload) => {
+          try {
+            this._handle(type, payload);
+          } finally {
+            this._emit(type, payload);
+          }
+        }),
+      );
     }
     // What arrived with the welcome, before these handlers were on.
-    const status = { status: recorded ? "replay" : joined.status, transport: joined.transport, reason: null };
+    const status = {
+      status: recorded ? "replay" : joined.status,
+      transport: joined.transport,
+      reason: null,
+    };
     this._handle("status", status);
     this._emit("status", status);
     this._handle("online", { count: joined.online });
@@ -559,7 +614,10 @@ export class OvationOverlay extends HTMLElement {
     const video = this.video;
     if (!room || !video) return;
     try {
-      const detach = await room.attachPlayer(video, { hls: this.hls || undefined, sync: this.sync });
+      const detach = await room.attachPlayer(video, {
+        hls: this.hls || undefined,
+        sync: this.sync,
+      });
       if (room === this._room && !this._detach) this._detach = detach;
       else detach();
     } catch (e) {
@@ -568,40 +626,59 @@ export class OvationOverlay extends HTMLElement {
   }
 
   _emit(type, detail) {
-    this.dispatchEvent(new CustomEvent(`ovation:${type}`, { detail, bubbles: true, composed: true }));
+    this.dispatchEvent(
+      new CustomEvent(`ovation:${type}`, { detail, bubbles: true, composed: true }),
+    );
   }
 
   // ---- SDK events ----
 
   _handle(type, payload) {
     switch (type) {
-      case "status": return this._setStatus(payload.status);
-      case "online": this._$(".viewer-count").textContent = payload.count; return;
-      case "like": return this._onLike(payload.total);
-      case "comment": return this._addComment(payload);
-      case "reaction": return this._float(payload.kind);
-      case "gift": return this._onGift(payload);
-      case "removed":
-        for (const node of this.shadowRoot.querySelectorAll(`[data-seq="${Number(payload.seq)}"]`)) node.remove();
+      case "status":
+        return this._setStatus(payload.status);
+      case "online":
+        this._$(".viewer-count").textContent = payload.count;
         return;
-      case "balance": this._$(".balance-value").textContent = payload.balance; return;
-      case "poll": return this._renderPoll(payload);
-      case "quiz": return this._renderQuiz(payload);
-      case "product": return this._renderProduct(payload);
-      case "qa": return this._renderQa(payload);
+      case "like":
+        return this._onLike(payload.total);
+      case "comment":
+        return this._addComment(payload);
+      case "reaction":
+        return this._float(payload.kind);
+      case "gift":
+        return this._onGift(payload);
+      case "removed":
+        for (const node of this.shadowRoot.querySelectorAll(`[data-seq="${Number(payload.seq)}"]`))
+          node.remove();
+        return;
+      case "balance":
+        this._$(".balance-value").textContent = payload.balance;
+        return;
+      case "poll":
+        return this._renderPoll(payload);
+      case "quiz":
+        return this._renderQuiz(payload);
+      case "product":
+        return this._renderProduct(payload);
+      case "qa":
+        return this._renderQa(payload);
       case "announcement": {
         const banner = this._$(".banner");
         banner.textContent = payload?.text || "";
         banner.hidden = !payload?.text;
         return;
       }
-      case "direct": return this._onDirect(payload.payload);
+      case "direct":
+        return this._onDirect(payload.payload);
       case "ended":
         this._ended = true;
         this._setStatus("ended");
-        for (const control of this.shadowRoot.querySelectorAll("input, button")) control.disabled = true;
+        for (const control of this.shadowRoot.querySelectorAll("input, button"))
+          control.disabled = true;
         return this._toast("The live has ended.");
-      case "error": return this._toast(payload);
+      case "error":
+        return this._toast(payload);
     }
   }
 
@@ -615,25 +692,38 @@ export class OvationOverlay extends HTMLElement {
   _toast(what) {
     const toast = this._$(".toast");
     if (typeof what !== "string") console.warn("ovation-overlay:", what?.code, what?.message);
-    toast.textContent = typeof what === "string" ? what : ERROR_TEXT[what?.code] || what?.message || String(what);
+    toast.textContent =
+      typeof what === "string" ? what : ERROR_TEXT[what?.code] || what?.message || String(what);
     toast.hidden = false;
     clearTimeout(this._toastTimer);
-    this._toastTimer = setTimeout(() => { toast.hidden = true; }, TOAST_MS);
+    this._toastTimer = setTimeout(() => {
+      toast.hidden = true;
+    }, TOAST_MS);
   }
 
   _addComment(c) {
     const list = this._$(".comments");
     const atEnd = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
-    list.append(el("li", { "data-seq": c.seq, class: c.system ? "system" : null },
-      el("span", { class: "name" }, c.system ? "📣" : c.name), el("span", { class: "sr" }, ": "),
-      el("span", { class: "text" }, c.text)));
+    list.append(
+      el(
+        "li",
+        { "data-seq": c.seq, class: c.system ? "system" : null },
+        el("span", { class: "name" }, c.system ? "📣" : c.name),
+        el("span", { class: "sr" }, ": "),
+        el("span", { class: "text" }, c.text),
+      ),
+    );
     while (list.children.length > COMMENTS_MAX) list.firstElementChild.remove();
     list.classList.toggle("overflowing", list.scrollHeight > list.clientHeight);
     if (atEnd) list.scrollTop = list.scrollHeight;
     if (this.mode === "danmaku") {
       const layer = this._$(".danmaku");
-      const item = el("span", { class: "fly", "data-seq": c.seq, style: `--lane:${this._lane++ % DANMAKU_LANES}` },
-        el("b", {}, c.name), c.text);
+      const item = el(
+        "span",
+        { class: "fly", "data-seq": c.seq, style: `--lane:${this._lane++ % DANMAKU_LANES}` },
+        el("b", {}, c.name),
+        c.text,
+      );
       item.addEventListener("animationend", () => item.remove());
       layer.append(item);
       while (layer.children.length > DANMAKU_ITEMS_MAX) layer.firstElementChild.remove();
@@ -645,8 +735,11 @@ export class OvationOverlay extends HTMLElement {
     if (layer.children.length >= HEARTS_MAX) return;
     const drift = Math.round(Math.random() * 40 - 20);
     const seconds = (1.3 + Math.random() * 0.7).toFixed(2);
-    const item = el("span", { class: mine ? "heart mine" : "heart", style: `--x:${drift}px;--d:${seconds}s` },
-      String(symbol).slice(0, 8));
+    const item = el(
+      "span",
+      { class: mine ? "heart mine" : "heart", style: `--x:${drift}px;--d:${seconds}s` },
+      String(symbol).slice(0, 8),
+    );
     item.addEventListener("animationend", () => item.remove());
     layer.append(item);
   }
@@ -668,8 +761,15 @@ export class OvationOverlay extends HTMLElement {
     list.append(el("li", { class: "gift-line" }, label));
     while (list.children.length > COMMENTS_MAX) list.firstElementChild.remove();
     const layer = this._$(".gift-fx");
-    const pop = el("p", { class: "gift-pop" }, el("span", { class: "icon" }, gift?.icon || "🎁"), ` ${label}`);
-    pop.addEventListener("animationend", (e) => { if (e.target === pop) pop.remove(); });
+    const pop = el(
+      "p",
+      { class: "gift-pop" },
+      el("span", { class: "icon" }, gift?.icon || "🎁"),
+      ` ${label}`,
+    );
+    pop.addEventListener("animationend", (e) => {
+      if (e.target === pop) pop.remove();
+    });
     layer.append(pop);
     while (layer.children.length > GIFT_POPS_MAX) layer.firstElementChild.remove();
   }
@@ -696,13 +796,19 @@ export class OvationOverlay extends HTMLElement {
     if (!this._poll) return this._tick();
     card.dataset.id = p.id;
     card.dataset.phase = p.phase;
-    card.querySelector(".phase").textContent = { open: "Poll", closed: "Voting closed", result: "Results" }[p.phase] || "Poll";
+    card.querySelector(".phase").textContent =
+      { open: "Poll", closed: "Voting closed", result: "Results" }[p.phase] || "Poll";
     card.querySelector(".question").textContent = p.question;
-    const buttons = optionButtons(card.querySelector(".options"), p.id, p.options, (i) => this._vote(p.id, i));
+    const buttons = optionButtons(card.querySelector(".options"), p.id, p.options, (i) =>
+      this._vote(p.id, i),
+    );
     const mine = this._votes.get(p.id);
     buttons.forEach((button, i) => {
       button.setAttribute("aria-pressed", String(mine === i));
-      button.setAttribute("aria-disabled", String(p.phase !== "open" || mine !== undefined || this.replay));
+      button.setAttribute(
+        "aria-disabled",
+        String(p.phase !== "open" || mine !== undefined || this.replay),
+      );
     });
     showTallies(buttons, p.tallies);
     this._tick();
@@ -710,7 +816,15 @@ export class OvationOverlay extends HTMLElement {
 
   async _vote(id, option) {
     const poll = this._poll;
-    if (!this._room || this.replay || !poll || poll.id !== id || poll.phase !== "open" || this._votes.has(id)) return;
+    if (
+      !this._room ||
+      this.replay ||
+      !poll ||
+      poll.id !== id ||
+      poll.phase !== "open" ||
+      this._votes.has(id)
+    )
+      return;
     this._votes.set(id, option);
     this._renderPoll(poll);
     try {
@@ -739,7 +853,8 @@ export class OvationOverlay extends HTMLElement {
       ended: "Quiz over",
     }[z.phase];
     card.querySelector(".phase").textContent = phase || "Quiz";
-    card.querySelector(".question").textContent = z.phase === "new" || z.phase === "ended" || !q ? z.title : q.text;
+    card.querySelector(".question").textContent =
+      z.phase === "new" || z.phase === "ended" || !q ? z.title : q.text;
     const options = card.querySelector(".options");
     options.hidden = !q || z.phase === "new" || z.phase === "ended";
     const key = q ? `${z.id}:${q.index}` : "";
@@ -748,7 +863,10 @@ export class OvationOverlay extends HTMLElement {
       const mine = this._answers.get(key);
       buttons.forEach((button, i) => {
         button.setAttribute("aria-pressed", String(mine === i));
-        button.setAttribute("aria-disabled", String(z.phase !== "open" || mine !== undefined || this.replay));
+        button.setAttribute(
+          "aria-disabled",
+          String(z.phase !== "open" || mine !== undefined || this.replay),
+        );
         button.classList.toggle("correct", q.correct === i);
         const label = button.querySelector(".label");
         label.textContent = q.options[i] + (q.correct === i ? " ✓" : "");
@@ -758,7 +876,11 @@ export class OvationOverlay extends HTMLElement {
     const score = this._score && this._score.quiz === z.id ? this._score : null;
     let line = "";
     if (score && z.phase === "result" && q && score.question === q.index) {
-      line = score.answered ? (score.correct ? `Correct! +${score.points}` : "Not this time") : "No answer";
+      line = score.answered
+        ? score.correct
+          ? `Correct! +${score.points}`
+          : "Not this time"
+        : "No answer";
       line += ` · score ${score.score} · rank ${score.rank} of ${score.participants}`;
     } else if (score && z.phase === "ended") {
       line = `Your score ${score.score} · rank ${score.rank} of ${score.participants}`;
@@ -768,14 +890,25 @@ export class OvationOverlay extends HTMLElement {
     card.querySelector(".score").textContent = line;
     const board = card.querySelector(".leaderboard");
     board.hidden = z.phase !== "ended" || !z.leaderboard?.length;
-    board.replaceChildren(...(z.leaderboard || []).slice(0, 5).map((e) => el("li", {}, `${e.name} · ${e.score}`)));
+    board.replaceChildren(
+      ...(z.leaderboard || []).slice(0, 5).map((e) => el("li", {}, `${e.name} · ${e.score}`)),
+    );
     this._tick();
   }
 
   async _answer(quiz, index, option) {
     const key = `${quiz}:${index}`;
     const z = this._quiz;
-    if (!this._room || this.replay || !z || z.id !== quiz || z.phase !== "open" || z.question?.index !== index || this._answers.has(key)) return;
+    if (
+      !this._room ||
+      this.replay ||
+      !z ||
+      z.id !== quiz ||
+      z.phase !== "open" ||
+      z.question?.index !== index ||
+      this._answers.has(key)
+    )
+      return;
     this._answers.set(key, option);
     this._renderQuiz(z);
     try {
@@ -792,15 +925,27 @@ export class OvationOverlay extends HTMLElement {
     const now = this._room ? this._room.serverNow() : Date.now();
     let running = false;
     const windows = [
-      [".poll", this._poll?.phase === "open" ? [this._poll.opened_ms, this._poll.closes_at_ms] : null],
-      [".quiz", this._quiz?.phase === "open" && this._quiz.question
-        ? [this._quiz.question.opened_ms, this._quiz.question.closes_at_ms] : null],
+      [
+        ".poll",
+        this._poll?.phase === "open" ? [this._poll.opened_ms, this._poll.closes_at_ms] : null,
+      ],
+      [
+        ".quiz",
+        this._quiz?.phase === "open" && this._quiz.question
+          ? [this._quiz.question.opened_ms, this._quiz.question.closes_at_ms]
+          : null,
+      ],
     ];
     for (const [selector, window] of windows) {
       const card = this._$(selector);
       const left = window ? Math.max(0, window[1] - now) : 0;
-      card.querySelector(".countdown").textContent = window ? `${Math.ceil(left / 1000)} s left` : "";
-      card.style.setProperty("--remaining", window ? String(left / Math.max(1, window[1] - window[0])) : "0");
+      card.querySelector(".countdown").textContent = window
+        ? `${Math.ceil(left / 1000)} s left`
+        : "";
+      card.style.setProperty(
+        "--remaining",
+        window ? String(left / Math.max(1, window[1] - window[0])) : "0",
+      );
       running ||= left > 0;
     }
     if (running && !this._timer) this._timer = setInterval(() => this._tick(), 250);
@@ -837,16 +982,35 @@ export class OvationOverlay extends HTMLElement {
     this._$(".qa-count").textContent = qa?.count ? `(${qa.count})` : "";
     // Rebuilt on each change; the focused upvote button is focused again.
     const focused = this.shadowRoot.activeElement?.dataset?.question;
-    list.replaceChildren(...(qa?.questions || []).map((q) => {
-      const mine = this._upvoted.has(q.id);
-      const upvote = el("button", { type: "button", class: "upvote", "data-question": q.id, "aria-pressed": String(mine),
-        "aria-label": `Upvote “${q.text}”, ${q.upvotes} ${q.upvotes === 1 ? "vote" : "votes"}` }, `▲ ${q.upvotes}`);
-      if (this.replay) upvote.setAttribute("aria-disabled", "true");
-      upvote.addEventListener("click", () => this._upvote(q.id));
-      return el("li", { "data-id": q.id, class: q.status },
-        el("div", {}, el("p", { class: "q-text" }, q.text),
-          el("p", { class: "qa-meta" }, q.name + (q.status === "answered" ? " · answered" : ""))), upvote);
-    }));
+    list.replaceChildren(
+      ...(qa?.questions || []).map((q) => {
+        const mine = this._upvoted.has(q.id);
+        const upvote = el(
+          "button",
+          {
+            type: "button",
+            class: "upvote",
+            "data-question": q.id,
+            "aria-pressed": String(mine),
+            "aria-label": `Upvote “${q.text}”, ${q.upvotes} ${q.upvotes === 1 ? "vote" : "votes"}`,
+          },
+          `▲ ${q.upvotes}`,
+        );
+        if (this.replay) upvote.setAttribute("aria-disabled", "true");
+        upvote.addEventListener("click", () => this._upvote(q.id));
+        return el(
+          "li",
+          { "data-id": q.id, class: q.status },
+          el(
+            "div",
+            {},
+            el("p", { class: "q-text" }, q.text),
+            el("p", { class: "qa-meta" }, q.name + (q.status === "answered" ? " · answered" : "")),
+          ),
+          upvote,
+        );
+      }),
+    );
     if (focused) list.querySelector(`[data-question="${CSS.escape(focused)}"]`)?.focus();
   }
 
@@ -864,15 +1028,26 @@ export class OvationOverlay extends HTMLElement {
   }
 
   _renderGifts() {
-    this._$(".gift-list").replaceChildren(...this.gifts.map((g) => {
-      // The name holds the visible "label price" as it reads (WCAG label in name).
-      const button = el("button", { type: "button", class: "gift", "data-sku": g.sku,
-        "aria-label": `Send ${g.label || g.sku}, ${g.price}` },
-      el("span", { class: "icon", "aria-hidden": "true" }, g.icon || "🎁"), el("span", {}, g.label || g.sku), " ",
-      el("span", { class: "price" }, g.price));
-      button.addEventListener("click", () => this._sendGift(g, button));
-      return button;
-    }));
+    this._$(".gift-list").replaceChildren(
+      ...this.gifts.map((g) => {
+        // The name holds the visible "label price" as it reads (WCAG label in name).
+        const button = el(
+          "button",
+          {
+            type: "button",
+            class: "gift",
+            "data-sku": g.sku,
+            "aria-label": `Send ${g.label || g.sku}, ${g.price}`,
+          },
+          el("span", { class: "icon", "aria-hidden": "true" }, g.icon || "🎁"),
+          el("span", {}, g.label || g.sku),
+          " ",
+          el("span", { class: "price" }, g.price),
+        );
+        button.addEventListener("click", () => this._sendGift(g, button));
+        return button;
+      }),
+    );
   }
 
   async _sendGift(g, button) {
@@ -940,13 +1115,19 @@ export class OvationOverlay extends HTMLElement {
       try {
         await this._room.ask(text);
         input.value = "";
-        this._$(".qa-note").textContent = this._qa?.approval ? "Sent: it shows once the host approves it." : "Question sent.";
+        this._$(".qa-note").textContent = this._qa?.approval
+          ? "Sent: it shows once the host approves it."
+          : "Question sent.";
       } catch (err) {
         this._toast(err);
       }
     });
-    this._$(".qa-toggle").addEventListener("click", () => this._togglePanel(".qa-toggle", ".qa", undefined));
-    this._$(".gift-toggle").addEventListener("click", () => this._togglePanel(".gift-toggle", ".gift-picker", undefined));
+    this._$(".qa-toggle").addEventListener("click", () =>
+      this._togglePanel(".qa-toggle", ".qa", undefined),
+    );
+    this._$(".gift-toggle").addEventListener("click", () =>
+      this._togglePanel(".gift-toggle", ".gift-picker", undefined),
+    );
     // A card the viewer hides stays hidden until it changes (a new phase, question, product).
     for (const kind of ["poll", "quiz", "product"]) {
       this._$(`.${kind} .dismiss`).addEventListener("click", () => {
@@ -957,7 +1138,10 @@ export class OvationOverlay extends HTMLElement {
       });
     }
     // Escape closes an open panel and gives focus back to its button.
-    for (const [toggle, panel] of [[".qa-toggle", ".qa"], [".gift-toggle", ".gift-picker"]]) {
+    for (const [toggle, panel] of [
+      [".qa-toggle", ".qa"],
+      [".gift-toggle", ".gift-picker"],
+    ]) {
       this._$(panel).addEventListener("keydown", (e) => {
         if (e.key !== "Escape") return;
         this._togglePanel(toggle, panel, false);
@@ -967,4 +1151,5 @@ export class OvationOverlay extends HTMLElement {
   }
 }
 
-if (!customElements.get("ovation-overlay")) customElements.define("ovation-overlay", OvationOverlay);
+if (!customElements.get("ovation-overlay"))
+  customElements.define("ovation-overlay", OvationOverlay);

@@ -8,10 +8,19 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { createRequire } from "node:module";
 
-const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript",
-  ".css": "text/css", ".wasm": "application/wasm", ".svg": "image/svg+xml", ".json": "application/json",
-  ".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t", ".m4s": "video/iso.segment",
-  ".mp4": "video/mp4" };
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript",
+  ".mjs": "text/javascript",
+  ".css": "text/css",
+  ".wasm": "application/wasm",
+  ".svg": "image/svg+xml",
+  ".json": "application/json",
+  ".m3u8": "application/vnd.apple.mpegurl",
+  ".ts": "video/mp2t",
+  ".m4s": "video/iso.segment",
+  ".mp4": "video/mp4",
+};
 
 /** `rest` (a URL path below a prefix) inside `dir`, or null when it would leave it. */
 export function inside(dir, rest) {
@@ -35,10 +44,17 @@ export async function serve(route, { port = 0, transform = (_file, body) => body
         res.writeHead(302, { location: answer.redirect, "cache-control": "no-store" }).end();
         return;
       }
-      const { type, body } = typeof answer === "string"
-        ? { type: TYPES[path.extname(answer)], body: transform(answer, await fs.readFile(answer)) }
-        : answer;
-      res.writeHead(200, { "content-type": type || "application/octet-stream", "cache-control": "no-store" });
+      const { type, body } =
+        typeof answer === "string"
+          ? {
+              type: TYPES[path.extname(answer)],
+              body: transform(answer, await fs.readFile(answer)),
+            }
+          : answer;
+      res.writeHead(200, {
+        "content-type": type || "application/octet-stream",
+        "cache-control": "no-store",
+      });
       res.end(body);
     } catch {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
@@ -53,7 +69,15 @@ export function launchChromium(repo, extraArgs = []) {
   const { chromium } = createRequire(path.join(repo, "package.json"))("playwright-core");
   return chromium.launch({
     executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync", ...extraArgs],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      ...extraArgs,
+    ],
   });
 }

@@ -14,8 +14,12 @@ const env = process.env;
 const repo = env.OVATION_REPO;
 /** The demo page with everything it needs in its query (see demo.html). */
 function demoPage(env) {
-  const query = new URLSearchParams({ url: env.OVATION_URL, room: env.OVATION_ROOM, stream: "/stream/index.m3u8",
-    token: env.OVATION_VIEWER_TOKEN || "" });
+  const query = new URLSearchParams({
+    url: env.OVATION_URL,
+    room: env.OVATION_ROOM,
+    stream: "/stream/index.m3u8",
+    token: env.OVATION_VIEWER_TOKEN || "",
+  });
   return `/demo.html?${query}`;
 }
 
@@ -31,22 +35,34 @@ function fileFor(url) {
 async function admin(method, route, body) {
   const resp = await fetch(`${env.OVATION_URL}${route}`, {
     method,
-    headers: { authorization: `Bearer ${env.OVATION_ADMIN_TOKEN}`, "content-type": "application/json" },
+    headers: {
+      authorization: `Bearer ${env.OVATION_ADMIN_TOKEN}`,
+      "content-type": "application/json",
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: resp.status, body: await resp.text() };
 }
 
 // The demo room: created once (409 when it exists), with a product card for the cue.
-const created = await admin("POST", "/v1/rooms", { room: env.OVATION_ROOM, host: "dev-host", title: "Ovation demo" });
+const created = await admin("POST", "/v1/rooms", {
+  room: env.OVATION_ROOM,
+  host: "dev-host",
+  title: "Ovation demo",
+});
 if (created.status !== 201 && created.status !== 409) {
   console.error(`demo: creating ${env.OVATION_ROOM}: ${created.status} ${created.body}`);
 }
 const pinned = await admin("POST", `/v1/rooms/${env.OVATION_ROOM}/products`, {
-  id: "demo-sneakers", title: "Red sneakers", price: "€89", image_url: "https://example.com/red.jpg",
-  link: "https://example.com/shop/red", cue: env.OVATION_CUE_ID,
+  id: "demo-sneakers",
+  title: "Red sneakers",
+  price: "€89",
+  image_url: "https://example.com/red.jpg",
+  link: "https://example.com/shop/red",
+  cue: env.OVATION_CUE_ID,
 });
-if (pinned.status !== 200) console.error(`demo: pinning the product: ${pinned.status} ${pinned.body}`);
+if (pinned.status !== 200)
+  console.error(`demo: pinning the product: ${pinned.status} ${pinned.body}`);
 
 await serve(fileFor, { port: Number(env.OVATION_PORT) });
 console.log(`demo: serving on http://127.0.0.1:${env.OVATION_PORT}`);

@@ -21,7 +21,8 @@ import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 
-const USAGE = "usage: node bench/host/host.mjs --config WRANGLER_TOML --port N --persist DIR [--env-file FILE]";
+const USAGE =
+  "usage: node bench/host/host.mjs --config WRANGLER_TOML --port N --persist DIR [--env-file FILE]";
 
 function parseArgs(argv) {
   const args = {};
@@ -40,7 +41,12 @@ function parseArgs(argv) {
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     throw new Error(`--port ${args.port}: not a TCP port\n${USAGE}`);
   }
-  return { config: resolve(args.config), port, persist: resolve(args.persist), envFile: args["env-file"] };
+  return {
+    config: resolve(args.config),
+    port,
+    persist: resolve(args.persist),
+    envFile: args["env-file"],
+  };
 }
 
 /** NAME=value or NAME='value' lines of a dotenv file (comments and blank lines skipped). */

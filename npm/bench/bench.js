@@ -7,8 +7,11 @@ const json = await (await fetch("batch.json")).text();
 // The same dispatch for both: one handler call per event, by type.
 let delivered = 0;
 const handlers = {
-  comment: () => delivered++, like: () => delivered++, online: () => delivered++,
-  gift: () => delivered++, reaction: () => delivered++,
+  comment: () => delivered++,
+  like: () => delivered++,
+  online: () => delivered++,
+  gift: () => delivered++,
+  reaction: () => delivered++,
 };
 const dispatch = (events) => {
   for (const e of events) handlers[e.type](e);

@@ -55,11 +55,24 @@ export interface GiftEvent extends ActionBase {
   amount: number;
 }
 
-export interface LikeEvent { total: number }
-export interface OnlineEvent { count: number }
-export interface DirectEvent { from: string; payload: unknown; ts_ms: number }
-export interface BalanceEvent { balance: number }
-export interface GapEvent { missed_after: number; resumed_from: number }
+export interface LikeEvent {
+  total: number;
+}
+export interface OnlineEvent {
+  count: number;
+}
+export interface DirectEvent {
+  from: string;
+  payload: unknown;
+  ts_ms: number;
+}
+export interface BalanceEvent {
+  balance: number;
+}
+export interface GapEvent {
+  missed_after: number;
+  resumed_from: number;
+}
 /**
  * Likes this client made that the room will not count, with why: "too_many" (more
  * than 1,000 waiting to be sent), "closed" / "room_ended" (the session ended first),
@@ -68,7 +81,11 @@ export interface GapEvent { missed_after: number; resumed_from: number }
  * may or may not have been counted; or the room's refusal code. Likes refused for the
  * room's rate are sent again and never reported here.
  */
-export interface LikesDroppedEvent { count: number; code: string; message: string }
+export interface LikesDroppedEvent {
+  count: number;
+  code: string;
+  message: string;
+}
 
 export declare class OvationError extends Error {
   /** Stable machine-readable code: "rate_limited", "forbidden", "too_long", "invalid",
@@ -114,7 +131,7 @@ export interface EventMap {
 export interface Room {
   readonly state: RoomState;
   readonly status: StatusEvent["status"];
-    readonly transport: "ws" | "pull";
+  readonly transport: "ws" | "pull";
   /** Connections online in the room (last count heard). */
   readonly online: number;
   /** The room's like total (last total heard). */
@@ -157,7 +174,10 @@ export interface Room {
    * resolves with a detach function (it shows what waits, each part once). Rejects with
    * `player_load_failed` when that code cannot load (what waited shows at once).
    */
-  attachPlayer(video: HTMLVideoElement, options?: { hls?: unknown; sync?: "video" | "none" }): Promise<() => void>;
+  attachPlayer(
+    video: HTMLVideoElement,
+    options?: { hls?: unknown; sync?: "video" | "none" },
+  ): Promise<() => void>;
   /** The server's clock (ms since the Unix epoch). */
   serverNow(): number;
   /** Server clock minus local clock (ms), or null before the first clock sample. */

@@ -44,8 +44,25 @@ function wrapError(e) {
 }
 
 const EVENT_TYPES = new Set([
-  "status", "comment", "reaction", "like", "gift", "online", "state", "direct", "balance",
-  "gap", "ended", "poll", "quiz", "qa", "product", "announcement", "removed", "cue", "error",
+  "status",
+  "comment",
+  "reaction",
+  "like",
+  "gift",
+  "online",
+  "state",
+  "direct",
+  "balance",
+  "gap",
+  "ended",
+  "poll",
+  "quiz",
+  "qa",
+  "product",
+  "announcement",
+  "removed",
+  "cue",
+  "error",
   "likes_dropped",
 ]);
 
@@ -56,7 +73,8 @@ const INTERACTION_PARTS = new Set(["poll", "quiz", "qa", "product", "announcemen
 function cueOf(name, value) {
   if (!value || typeof value !== "object") return null;
   if (name === "poll") return value.phase === "open" ? value.cue || null : null;
-  if (name === "quiz") return value.phase === "open" && value.question ? value.question.cue || null : null;
+  if (name === "quiz")
+    return value.phase === "open" && value.question ? value.question.cue || null : null;
   if (name === "product") return value.pinned ? value.pinned.cue || null : null;
   return null;
 }
@@ -106,7 +124,9 @@ class Room {
    */
   attachPlayer(video, { hls, sync = "none" } = {}) {
     if (!video || typeof video.addEventListener !== "function") {
-      return Promise.reject(new OvationError("invalid_options", "attachPlayer needs a video element"));
+      return Promise.reject(
+        new OvationError("invalid_options", "attachPlayer needs a video element"),
+      );
     }
     if (sync !== "video" && sync !== "none") {
       return Promise.reject(new OvationError("invalid_options", 'sync is "video" or "none"'));
@@ -123,18 +143,21 @@ class Room {
       const cue = cueOf(name, value);
       if (cue && !this._played.has(cue)) this._await(name, cue, value, true);
     }
-    return import("./player.js").then(({ attach }) => {
-      if (this._player !== player) return () => {}; // detached or replaced meanwhile
-      return attach(this, player, video, hls, Playback);
-    }, (e) => {
-      // The player code did not load (offline, or a stale chunk after a deploy): nothing
-      // would ever open what waits for a cue, so it shows now, as after a detach.
-      if (this._player === player) {
-        this._player = null;
-        this._showWaiting(); // nothing is held for a player that never ran
-      }
-      throw new OvationError("player_load_failed", String(e));
-    });
+    return import("./player.js").then(
+      ({ attach }) => {
+        if (this._player !== player) return () => {}; // detached or replaced meanwhile
+        return attach(this, player, video, hls, Playback);
+      },
+      (e) => {
+        // The player code did not load (offline, or a stale chunk after a deploy): nothing
+        // would ever open what waits for a cue, so it shows now, as after a detach.
+        if (this._player === player) {
+          this._player = null;
+          this._showWaiting(); // nothing is held for a player that never ran
+        }
+        throw new OvationError("player_load_failed", String(e));
+      },
+    );
   }
 
   /**
@@ -307,7 +330,7 @@ class Room {
     return this._session ? this._session.serverNow() : Date.now();
   }
 
-    /** Server clock minus local clock (ms) as estimated, or null before the first sample. */
+  /** Server clock minus local clock (ms) as estimated, or null before the first sample. */
   clockOffset() {
     const offset = this._session ? this._session.clockOffset() : undefined;
     return offset === undefined ? null : offset;
@@ -330,7 +353,11 @@ class Room {
         case "status":
           this.status = event.status;
           this.transport = event.transport;
-          this._emit("status", { status: event.status, transport: event.transport, reason: event.reason });
+          this._emit("status", {
+            status: event.status,
+            transport: event.transport,
+            reason: event.reason,
+          });
           break;
         case "comment":
           this._emitTimed("comment", event);
@@ -344,7 +371,7 @@ class Room {
         case "removed":
           this._emitTimed("removed", { seq: event.removed, by: event.user, ts_ms: event.ts_ms });
           break;
-                case "like":
+        case "like":
           this.likes = event.total;
           this._emit("like", { total: event.total });
           break;
@@ -369,7 +396,11 @@ class Room {
           this._emit("state", this.state);
           break;
         case "direct":
-          this._emit("direct", { from: event.from, payload: parseJson(event.payload), ts_ms: event.ts_ms });
+          this._emit("direct", {
+            from: event.from,
+            payload: parseJson(event.payload),
+            ts_ms: event.ts_ms,
+          });
           break;
         case "balance":
           this._emit("balance", { balance: event.balance });
@@ -397,7 +428,11 @@ class Room {
           this._emit("error", new OvationError(event.code, event.message));
           break;
         case "likes_dropped":
-          this._emit("likes_dropped", { count: event.count, code: event.code, message: event.message });
+          this._emit("likes_dropped", {
+            count: event.count,
+            code: event.code,
+            message: event.message,
+          });
           break;
       }
     }
@@ -441,27 +476,43 @@ export async function connect(options) {
       if (closeRoom) room.close();
       settle(value);
     };
-    const timer = setTimeout(() => finish(reject,
-      new OvationError("connect_timeout", `no answer within ${timeoutMs} ms`), true), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        finish(
+          reject,
+          new OvationError("connect_timeout", `no answer within ${timeoutMs} ms`),
+          true,
+        ),
+      timeoutMs,
+    );
     // An abort (the caller went away) closes the room at once: no socket or pull retry
     // goes on until the timeout.
     const abort = () => finish(reject, new OvationError("aborted", "connect aborted"), true);
     signal?.addEventListener("abort", abort); // once: an AbortSignal aborts once
     let lastError = null;
-    room.on("error", (e) => { lastError = e; });
+    room.on("error", (e) => {
+      lastError = e;
+    });
     room.on("status", ({ status, reason }) => {
       if (status === "open") finish(resolve, room);
       else if (status === "closed") {
-        const message = reason === "room_ended" ? "the room has ended" : "the room closed the connection";
+        const message =
+          reason === "room_ended" ? "the room has ended" : "the room closed the connection";
         finish(reject, lastError || new OvationError(reason || "closed", message));
       }
     });
     if (signal?.aborted) return abort(); // before any session is made
     try {
       room._session = new Session(
-        { url: options.url, room: options.room, token: options.token, transport, seed: randomSeed() },
+        {
+          url: options.url,
+          room: options.room,
+          token: options.token,
+          transport,
+          seed: randomSeed(),
+        },
         transport === "pull" ? undefined : WebSocketImpl,
-                (json) => room._onEvents(JSON.parse(json)),
+        (json) => room._onEvents(JSON.parse(json)),
       );
     } catch (e) {
       finish(reject, wrapError(e));

@@ -11,10 +11,14 @@ const HELD_EVENTS_MAX = 2048;
 
 /** When a cued part opened on the server (ms since the epoch), if the value says. */
 function openedMsOf(name, value) {
-  const ms = name === "poll" ? value.opened_ms
-    : name === "quiz" ? value.question && value.question.opened_ms
-    : name === "product" ? value.pinned_ms
-    : undefined;
+  const ms =
+    name === "poll"
+      ? value.opened_ms
+      : name === "quiz"
+        ? value.question && value.question.opened_ms
+        : name === "product"
+          ? value.pinned_ms
+          : undefined;
   return Number.isFinite(ms) ? ms : undefined;
 }
 
@@ -29,7 +33,10 @@ export function parseCuePayload(text) {
   if (!fields.cue) return null;
   const ref = fields.ref || "";
   const colon = ref.indexOf(":");
-  return { cue: fields.cue, ref: colon > 0 ? { kind: ref.slice(0, colon), id: ref.slice(colon + 1) } : null };
+  return {
+    cue: fields.cue,
+    ref: colon > 0 ? { kind: ref.slice(0, colon), id: ref.slice(colon + 1) } : null,
+  };
 }
 
 /** The cue payload inside raw ID3 bytes (a TXXX/PRIV frame named `ovation`): printable ASCII from `v=1;`. */
@@ -48,158 +55,161 @@ export function payloadFromBytes(bytes) {
 /** The payload a metadata text track cue carries (DataCue or hls.js's VTTCue with `value`). */
 export function payloadOfTrackCue(cue) {
   const value = cue && cue.value;
-  if (value && typeof value.data === "string") return value.data.startsWith(PAYLOAD_PREFIX) ? value.data : null;
-  if (value && value.data instanceof ArrayBuffer) return payloadFromBytes(new Uint8Array(value.data));
+  if (value && typeof value.data === "string")
+    return value.data.startsWith(PAYLOAD_PREFIX) ? value.data : null;
+  if (value && value.data instanceof ArrayBuffer)
+    return payloadFromBytes(new Uint8Array(value.data));
   if (value && value.data instanceof Uint8Array) return payloadFromBytes(value.data);
   if (cue && typeof cue.text === "string" && cue.text.startsWith(PAYLOAD_PREFIX)) return cue.text;
   return null;
 }
 
-
 /** Wires `video` (and `hls`, if given) to `room`; returns the detach function. */
 export function attach(room, player, video, hls, Playback) {
   const sync = player.sync;
-    const core = new Playback();
-    const cleanups = [];
-    let detached = false;
-    const listen = (target, type, fn) => {
-      target.addEventListener(type, fn);
-      cleanups.push(() => target.removeEventListener(type, fn));
-    };
-    const add = (payload, seconds) => {
-      if (payload && Number.isFinite(seconds)) core.addCue(payload, seconds * 1000);
-    };
-    // Signal 1: metadata text tracks (native HLS, webviews, hls.js's own ID3 track). Their
-    // cues are read as soon as they exist; the core fires each when its frame plays.
-    const tracked = new Set();
-    const scanTracks = () => {
-      for (const track of Array.from(video.textTracks || [])) {
-        if (track.kind !== "metadata") continue;
-        if (track.mode === "disabled") track.mode = "hidden"; // cues load only when not disabled
-        if (!tracked.has(track)) {
-          tracked.add(track);
-          listen(track, "cuechange", () => {
-            for (const cue of Array.from(track.activeCues || [])) add(payloadOfTrackCue(cue), cue.startTime);
-            turn(video.currentTime);
-          });
-        }
-        for (const cue of Array.from(track.cues || [])) add(payloadOfTrackCue(cue), cue.startTime);
+  const core = new Playback();
+  const cleanups = [];
+  let detached = false;
+  const listen = (target, type, fn) => {
+    target.addEventListener(type, fn);
+    cleanups.push(() => target.removeEventListener(type, fn));
+  };
+  const add = (payload, seconds) => {
+    if (payload && Number.isFinite(seconds)) core.addCue(payload, seconds * 1000);
+  };
+  // Signal 1: metadata text tracks (native HLS, webviews, hls.js's own ID3 track). Their
+  // cues are read as soon as they exist; the core fires each when its frame plays.
+  const tracked = new Set();
+  const scanTracks = () => {
+    for (const track of Array.from(video.textTracks || [])) {
+      if (track.kind !== "metadata") continue;
+      if (track.mode === "disabled") track.mode = "hidden"; // cues load only when not disabled
+      if (!tracked.has(track)) {
+        tracked.add(track);
+        listen(track, "cuechange", () => {
+          for (const cue of Array.from(track.activeCues || []))
+            add(payloadOfTrackCue(cue), cue.startTime);
+          turn(video.currentTime);
+        });
       }
-    };
-    if (video.textTracks && video.textTracks.addEventListener) {
-      listen(video.textTracks, "addtrack", () => scanTracks());
+      for (const cue of Array.from(track.cues || [])) add(payloadOfTrackCue(cue), cue.startTime);
     }
-    // Signal 2: hls.js's samples, placed at their presentation time (not fired on parse).
-    if (hls && typeof hls.on === "function") {
-      const onMetadata = (_event, data) => {
-        for (const sample of (data && data.samples) || []) add(payloadFromBytes(sample.data), sample.pts);
-      };
-      hls.on("hlsFragParsingMetadata", onMetadata);
-      cleanups.push(() => hls.off("hlsFragParsingMetadata", onMetadata));
+  };
+  if (video.textTracks && video.textTracks.addEventListener) {
+    listen(video.textTracks, "addtrack", () => scanTracks());
+  }
+  // Signal 2: hls.js's samples, placed at their presentation time (not fired on parse).
+  if (hls && typeof hls.on === "function") {
+    const onMetadata = (_event, data) => {
+      for (const sample of (data && data.samples) || [])
+        add(payloadFromBytes(sample.data), sample.pts);
+    };
+    hls.on("hlsFragParsingMetadata", onMetadata);
+    cleanups.push(() => hls.off("hlsFragParsingMetadata", onMetadata));
+  }
+  // The playhead's wall-clock time from EXT-X-PROGRAM-DATE-TIME.
+  const wallOf = (seconds) => {
+    if (hls && hls.playingDate instanceof Date && !Number.isNaN(hls.playingDate.getTime())) {
+      return hls.playingDate.getTime() + (seconds - video.currentTime) * 1000;
     }
-    // The playhead's wall-clock time from EXT-X-PROGRAM-DATE-TIME.
-    const wallOf = (seconds) => {
-      if (hls && hls.playingDate instanceof Date && !Number.isNaN(hls.playingDate.getTime())) {
-        return hls.playingDate.getTime() + (seconds - video.currentTime) * 1000;
-      }
-      if (typeof video.getStartDate === "function") {
-        const start = video.getStartDate().getTime();
-        if (!Number.isNaN(start)) return start + seconds * 1000;
-      }
-      return undefined;
-    };
-    // Cued interactions the core says open now: their cue played or lies behind the
-    // playhead (joined or seeked past it). The core tells each cue id once.
-    const takeOpen = () => {
-      for (let cueId; (cueId = core.pollOpen()) !== undefined;) {
-        room._markPlayed(cueId); // later updates of it show at once
-        for (const [name, entry] of room._waiting) {
-          if (entry.cue === cueId) {
-            room._waiting.delete(name);
-            room._emit(name, entry.value);
-          }
-        }
-      }
-    };
-    // With sync "video", comments, reactions, gifts and removals wait (in order) until the
-    // video reached their server time; held only while that time is known (a stream
-    // without EXT-X-PROGRAM-DATE-TIME cannot be synced: events show at once).
-    const held = [];
-    let heldWallMs;
-    player.hold = (type, event) => {
-      const ahead = heldWallMs !== undefined && event.ts_ms > heldWallMs;
-      if (detached || sync !== "video" || !(held.length > 0 || ahead)) return false;
-      held.push([type, event]);
-      if (held.length > HELD_EVENTS_MAX) {
-        const [oldType, oldEvent] = held.shift();
-        room._emit(oldType, oldEvent);
-      }
-      return true;
-    };
-    const releaseHeld = (wallMs) => {
-      heldWallMs = wallMs;
-      if (wallMs === undefined) return;
-      while (held.length > 0 && held[0][1].ts_ms <= wallMs) {
-        const [type, event] = held.shift();
-        room._emit(type, event);
-      }
-    };
-    player.awaitCue = ({ name, cue, value, atAttach }) => {
-      if (detached) return;
-      core.awaitCue(cue, openedMsOf(name, value), atAttach);
-      takeOpen();
-    };
-    for (const [, entry] of room._waiting) player.awaitCue(entry);
-    const turn = (seconds, seeked = false) => {
-      if (detached || !Number.isFinite(seconds)) return;
-      // While a seek is under way, frame callbacks and timeupdates may still report the
-      // old position (after a report of the new one): only `seeked` says where play goes on.
-      if (video.seeking && !seeked) return;
-      scanTracks();
-      if (seeked) core.seek(seconds * 1000, wallOf(seconds));
-      else core.playhead(seconds * 1000, wallOf(seconds));
-      for (let payload; (payload = core.pollCue()) !== undefined;) {
-        const cue = parseCuePayload(payload);
-        if (cue) {
-          room._markPlayed(cue.cue);
-          room._emit("cue", { ...cue, media_time: seconds });
+    if (typeof video.getStartDate === "function") {
+      const start = video.getStartDate().getTime();
+      if (!Number.isNaN(start)) return start + seconds * 1000;
+    }
+    return undefined;
+  };
+  // Cued interactions the core says open now: their cue played or lies behind the
+  // playhead (joined or seeked past it). The core tells each cue id once.
+  const takeOpen = () => {
+    for (let cueId; (cueId = core.pollOpen()) !== undefined; ) {
+      room._markPlayed(cueId); // later updates of it show at once
+      for (const [name, entry] of room._waiting) {
+        if (entry.cue === cueId) {
+          room._waiting.delete(name);
+          room._emit(name, entry.value);
         }
       }
-      takeOpen();
-      if (sync === "video") releaseHeld(core.releaseBeforeMs());
-    };
-    listen(video, "playing", () => turn(video.currentTime));
-    listen(video, "timeupdate", () => turn(video.currentTime));
-    listen(video, "seeked", () => turn(video.currentTime, true));
-    // Every presented frame when the browser says so (the cue's frame, not the next
-    // timeupdate 250 ms later).
-    if (typeof video.requestVideoFrameCallback === "function") {
-      let handle;
-      const onFrame = (_now, meta) => {
-        if (detached) return;
-        turn(meta && Number.isFinite(meta.mediaTime) ? meta.mediaTime : video.currentTime);
-        handle = video.requestVideoFrameCallback(onFrame);
-      };
-      handle = video.requestVideoFrameCallback(onFrame);
-      cleanups.push(() => video.cancelVideoFrameCallback(handle));
     }
+  };
+  // With sync "video", comments, reactions, gifts and removals wait (in order) until the
+  // video reached their server time; held only while that time is known (a stream
+  // without EXT-X-PROGRAM-DATE-TIME cannot be synced: events show at once).
+  const held = [];
+  let heldWallMs;
+  player.hold = (type, event) => {
+    const ahead = heldWallMs !== undefined && event.ts_ms > heldWallMs;
+    if (detached || sync !== "video" || !(held.length > 0 || ahead)) return false;
+    held.push([type, event]);
+    if (held.length > HELD_EVENTS_MAX) {
+      const [oldType, oldEvent] = held.shift();
+      room._emit(oldType, oldEvent);
+    }
+    return true;
+  };
+  const releaseHeld = (wallMs) => {
+    heldWallMs = wallMs;
+    if (wallMs === undefined) return;
+    while (held.length > 0 && held[0][1].ts_ms <= wallMs) {
+      const [type, event] = held.shift();
+      room._emit(type, event);
+    }
+  };
+  player.awaitCue = ({ name, cue, value, atAttach }) => {
+    if (detached) return;
+    core.awaitCue(cue, openedMsOf(name, value), atAttach);
+    takeOpen();
+  };
+  for (const [, entry] of room._waiting) player.awaitCue(entry);
+  const turn = (seconds, seeked = false) => {
+    if (detached || !Number.isFinite(seconds)) return;
+    // While a seek is under way, frame callbacks and timeupdates may still report the
+    // old position (after a report of the new one): only `seeked` says where play goes on.
+    if (video.seeking && !seeked) return;
     scanTracks();
-    // Attached to a video already playing: what is behind its playhead opens now, not at
-    // the next frame.
-    if (!video.paused && video.readyState >= 2) turn(video.currentTime);
-    player.detach = () => {
+    if (seeked) core.seek(seconds * 1000, wallOf(seconds));
+    else core.playhead(seconds * 1000, wallOf(seconds));
+    for (let payload; (payload = core.pollCue()) !== undefined; ) {
+      const cue = parseCuePayload(payload);
+      if (cue) {
+        room._markPlayed(cue.cue);
+        room._emit("cue", { ...cue, media_time: seconds });
+      }
+    }
+    takeOpen();
+    if (sync === "video") releaseHeld(core.releaseBeforeMs());
+  };
+  listen(video, "playing", () => turn(video.currentTime));
+  listen(video, "timeupdate", () => turn(video.currentTime));
+  listen(video, "seeked", () => turn(video.currentTime, true));
+  // Every presented frame when the browser says so (the cue's frame, not the next
+  // timeupdate 250 ms later).
+  if (typeof video.requestVideoFrameCallback === "function") {
+    let handle;
+    const onFrame = (_now, meta) => {
       if (detached) return;
-      detached = true;
-      for (const undo of cleanups.splice(0)) undo();
-      core.free();
-      if (room._player === player) room._player = null;
-      releaseHeld(Infinity);
-      room._showWaiting();
+      turn(meta && Number.isFinite(meta.mediaTime) ? meta.mediaTime : video.currentTime);
+      handle = video.requestVideoFrameCallback(onFrame);
     };
-    // room.close(): what is held is dropped, not shown.
-    player.close = () => {
-      held.length = 0;
-      player.detach();
-    };
-    return player.detach;
+    handle = video.requestVideoFrameCallback(onFrame);
+    cleanups.push(() => video.cancelVideoFrameCallback(handle));
+  }
+  scanTracks();
+  // Attached to a video already playing: what is behind its playhead opens now, not at
+  // the next frame.
+  if (!video.paused && video.readyState >= 2) turn(video.currentTime);
+  player.detach = () => {
+    if (detached) return;
+    detached = true;
+    for (const undo of cleanups.splice(0)) undo();
+    core.free();
+    if (room._player === player) room._player = null;
+    releaseHeld(Infinity);
+    room._showWaiting();
+  };
+  // room.close(): what is held is dropped, not shown.
+  player.close = () => {
+    held.length = 0;
+    player.detach();
+  };
+  return player.detach;
 }

@@ -36,7 +36,11 @@ const EMPTY_STATE = Object.freeze({ epoch: 0, version: 0, parts: Object.freeze({
 const NO_COMMENTS = Object.freeze([]);
 
 function snapshotOf(state) {
-  return Object.freeze({ epoch: state.epoch, version: state.version, parts: Object.freeze({ ...state.parts }) });
+  return Object.freeze({
+    epoch: state.epoch,
+    version: state.version,
+    parts: Object.freeze({ ...state.parts }),
+  });
 }
 
 /** A part's value, or null while the room has none. */
@@ -106,18 +110,20 @@ class RoomStore {
     this.connection = { status: room.status, transport: room.transport, error: null };
     const on = (type, handler) => this.unsubscribes.push(room.on(type, handler));
     on("status", ({ status, transport, reason }) => {
-      const error = status === "closed" && reason
-        ? new OvationError(reason, `the connection closed: ${reason}`)
-        : null;
+      const error =
+        status === "closed" && reason
+          ? new OvationError(reason, `the connection closed: ${reason}`)
+          : null;
       this.update({ connection: { status, transport, error } });
     });
     on("state", (state) => this.update({ state: snapshotOf(state) }));
     on("online", ({ count }) => this.update({ online: count }));
     on("like", ({ total }) => this.update({ likes: total }));
     on("comment", (comment) => {
-      const kept = this.comments.length < COMMENTS_KEPT_MAX
-        ? this.comments
-        : this.comments.slice(this.comments.length - COMMENTS_KEPT_MAX + 1);
+      const kept =
+        this.comments.length < COMMENTS_KEPT_MAX
+          ? this.comments
+          : this.comments.slice(this.comments.length - COMMENTS_KEPT_MAX + 1);
       this.update({ comments: Object.freeze([...kept, comment]) });
     });
     on("removed", ({ seq }) => {
@@ -219,7 +225,15 @@ function filled(value) {
  * (hooks return their initial values), so a token that is still loading may be passed as
  * undefined.
  */
-export function OvationProvider({ url, room, token, transport = "auto", options, connect, children }) {
+export function OvationProvider({
+  url,
+  room,
+  token,
+  transport = "auto",
+  options,
+  connect,
+  children,
+}) {
   const [store, setStore] = useState(null);
   const [lineage] = useState(() => new Lineage());
   const ready = filled(url) && filled(room) && filled(token);
@@ -315,11 +329,15 @@ export function useRoomState(part) {
  */
 export function useComments({ max = COMMENTS_DEFAULT_MAX } = {}) {
   if (!Number.isInteger(max) || max < 1 || max > COMMENTS_KEPT_MAX) {
-    throw new OvationError("invalid_options", `useComments: max is an integer in 1..=${COMMENTS_KEPT_MAX}`);
+    throw new OvationError(
+      "invalid_options",
+      `useComments: max is an integer in 1..=${COMMENTS_KEPT_MAX}`,
+    );
   }
   const comments = useField("useComments", "comments", NO_COMMENTS);
   return useMemo(
-    () => (comments.length <= max ? comments : Object.freeze(comments.slice(comments.length - max))),
+    () =>
+      comments.length <= max ? comments : Object.freeze(comments.slice(comments.length - max)),
     [comments, max],
   );
 }
@@ -333,35 +351,45 @@ export function useOnline() {
 export function useLikes() {
   const total = useField("useLikes", "likes", 0);
   const room = useRoom();
-  return useMemo(() => ({ total, like: (count = 1) => (room ? room.like(count) : 0) }), [total, room]);
+  return useMemo(
+    () => ({ total, like: (count = 1) => (room ? room.like(count) : 0) }),
+    [total, room],
+  );
 }
 
 /** `{poll, vote(option)}`: the room's poll (null when none) and a vote in it (options from 0). */
 export function usePoll() {
   const poll = useField("usePoll", "poll", null);
   const room = useRoom();
-  return useMemo(() => ({
-    poll,
-    vote(option) {
-      if (!room) return notConnected();
-      if (!poll) return Promise.reject(new OvationError("not_found", "there is no poll"));
-      return room.vote(poll.id, option);
-    },
-  }), [poll, room]);
+  return useMemo(
+    () => ({
+      poll,
+      vote(option) {
+        if (!room) return notConnected();
+        if (!poll) return Promise.reject(new OvationError("not_found", "there is no poll"));
+        return room.vote(poll.id, option);
+      },
+    }),
+    [poll, room],
+  );
 }
 
 /** `{quiz, answer(option)}`: the room's quiz (null when none) and an answer to its current question. */
 export function useQuiz() {
   const quiz = useField("useQuiz", "quiz", null);
   const room = useRoom();
-  return useMemo(() => ({
-    quiz,
-    answer(option) {
-      if (!room) return notConnected();
-      if (!quiz || !quiz.question) return Promise.reject(new OvationError("not_found", "there is no quiz question"));
-      return room.answer(quiz.id, quiz.question.index, option);
-    },
-  }), [quiz, room]);
+  return useMemo(
+    () => ({
+      quiz,
+      answer(option) {
+        if (!room) return notConnected();
+        if (!quiz || !quiz.question)
+          return Promise.reject(new OvationError("not_found", "there is no quiz question"));
+        return room.answer(quiz.id, quiz.question.index, option);
+      },
+    }),
+    [quiz, room],
+  );
 }
 
 /** `{product, click()}`: the pinned product card (null when none) and a counted click on it. */
@@ -369,14 +397,17 @@ export function useProduct() {
   const part = useField("useProduct", "product", null);
   const room = useRoom();
   const product = part && part.pinned ? part.pinned : null;
-  return useMemo(() => ({
-    product,
-    click() {
-      if (!room) return notConnected();
-      if (!product) return Promise.reject(new OvationError("not_found", "no product is pinned"));
-      return room.productClick(product.id);
-    },
-  }), [product, room]);
+  return useMemo(
+    () => ({
+      product,
+      click() {
+        if (!room) return notConnected();
+        if (!product) return Promise.reject(new OvationError("not_found", "no product is pinned"));
+        return room.productClick(product.id);
+      },
+    }),
+    [product, room],
+  );
 }
 
 /**

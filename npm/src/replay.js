@@ -19,8 +19,10 @@ function actionEvent(action) {
   if (body.Comment) return ["comment", { ...base, text: body.Comment.text, system: false }];
   if (body.System) return ["comment", { ...base, text: body.System.text, system: true }];
   if (body.Reaction) return ["reaction", { ...base, kind: body.Reaction.kind }];
-  if (body.Gift) return ["gift", { ...base, sku: body.Gift.sku, qty: body.Gift.qty, amount: body.Gift.amount }];
-  if (body.Removed) return ["removed", { seq: body.Removed.seq, by: action.user, ts_ms: action.ts_ms }];
+  if (body.Gift)
+    return ["gift", { ...base, sku: body.Gift.sku, qty: body.Gift.qty, amount: body.Gift.amount }];
+  if (body.Removed)
+    return ["removed", { seq: body.Removed.seq, by: action.user, ts_ms: action.ts_ms }];
   return null;
 }
 
@@ -56,8 +58,12 @@ class Replay {
   /** The recording: its start and end (server time, ms) and whether it still grows. */
   get recording() {
     const w = this._last;
-    return { started_ms: w.started_ms, ended_ms: w.ended_ms ?? null, status: w.status,
-      truncated_at_ms: w.truncated_at_ms ?? null };
+    return {
+      started_ms: w.started_ms,
+      ended_ms: w.ended_ms ?? null,
+      status: w.status,
+      truncated_at_ms: w.truncated_at_ms ?? null,
+    };
   }
 
   /**
@@ -71,7 +77,8 @@ class Replay {
   on(type, handler) {
     const { EVENT_TYPES, OvationError } = this._sdk;
     if (!EVENT_TYPES.has(type)) throw new OvationError("invalid_event", `unknown event "${type}"`);
-    if (typeof handler !== "function") throw new OvationError("invalid_handler", "handler must be a function");
+    if (typeof handler !== "function")
+      throw new OvationError("invalid_handler", "handler must be a function");
     let set = this._handlers.get(type);
     if (!set) this._handlers.set(type, (set = new Set()));
     set.add(handler);
@@ -101,8 +108,15 @@ class Replay {
     const core = this._core;
     const ends = [w.ended_ms, w.truncated_at_ms].filter((x) => Number.isFinite(x));
     const end = ends.length ? Math.min(...ends) : undefined;
-    core.windowBegin(w.from_ms, w.to_ms, w.started_ms, w.recorded_to_ms, end, w.status === "live",
-      snapshotAsked && !!w.snapshot);
+    core.windowBegin(
+      w.from_ms,
+      w.to_ms,
+      w.started_ms,
+      w.recorded_to_ms,
+      end,
+      w.status === "live",
+      snapshotAsked && !!w.snapshot,
+    );
     const keep = (id, body) => id !== undefined && this._payloads.set(id, body);
     if (snapshotAsked && w.snapshot) {
       for (const part of w.snapshot.parts || []) keep(core.entry(part.name), { part });
@@ -122,27 +136,30 @@ class Replay {
     if (!next) return;
     const [from, to, snapshot] = next;
     this._fetching = true;
-    getWindow(this._fetch, this._options, from, to, !!snapshot, this._sdk.OvationError).then((w) => {
-      if (this._closed) return;
-      this._fetching = false;
-      this._load(w, !!snapshot);
-      this._core.windowEnd(Date.now());
-      this._drain();
-      this._pump();
-    }, (e) => {
-      if (this._closed) return;
-      this._fetching = false;
-      this._core.windowFailed(Date.now());
-      this._emit("error", e);
-      clearTimeout(this._retry);
-      this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS * 2);
-    });
+    getWindow(this._fetch, this._options, from, to, !!snapshot, this._sdk.OvationError).then(
+      (w) => {
+        if (this._closed) return;
+        this._fetching = false;
+        this._load(w, !!snapshot);
+        this._core.windowEnd(Date.now());
+        this._drain();
+        this._pump();
+      },
+      (e) => {
+        if (this._closed) return;
+        this._fetching = false;
+        this._core.windowFailed(Date.now());
+        this._emit("error", e);
+        clearTimeout(this._retry);
+        this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS * 2);
+      },
+    );
   }
 
   /** Shows what the core says, in order. */
   _drain() {
     const core = this._core;
-    for (let out; (out = core.poll()) !== undefined;) {
+    for (let out; (out = core.poll()) !== undefined; ) {
       const kind = out % 4;
       const id = (out - kind) / 4;
       if (kind === 3) this._clear(core.cleared);
@@ -188,7 +205,9 @@ class Replay {
   attachPlayer(video, { hls } = {}) {
     const { OvationError } = this._sdk;
     if (!video || typeof video.addEventListener !== "function") {
-      return Promise.reject(new OvationError("invalid_options", "attachPlayer needs a video element"));
+      return Promise.reject(
+        new OvationError("invalid_options", "attachPlayer needs a video element"),
+      );
     }
     if (this._closed) return Promise.reject(new OvationError("closed", "the replay is closed"));
     this._detach?.();
@@ -208,12 +227,14 @@ class Replay {
         if (track.kind !== "metadata") continue;
         if (track.mode === "disabled") track.mode = "hidden";
         if (!tracked.has(track)) tracked.add(track);
-        for (const cue of Array.from(track.cues || [])) addCue(payloadOfTrackCue(cue), cue.startTime);
+        for (const cue of Array.from(track.cues || []))
+          addCue(payloadOfTrackCue(cue), cue.startTime);
       }
     };
     if (hls && typeof hls.on === "function") {
       const onMetadata = (_event, data) => {
-        for (const sample of (data && data.samples) || []) addCue(payloadFromBytes(sample.data), sample.pts);
+        for (const sample of (data && data.samples) || [])
+          addCue(payloadFromBytes(sample.data), sample.pts);
       };
       hls.on("hlsFragParsingMetadata", onMetadata);
       cleanups.push(() => hls.off("hlsFragParsingMetadata", onMetadata));
@@ -238,13 +259,14 @@ class Replay {
       if (seeked) core.seek(seconds * 1000, wallOf(seconds));
       else core.playhead(seconds * 1000, wallOf(seconds));
       this._drain();
-      for (let payload; (payload = core.pollCue()) !== undefined;) {
+      for (let payload; (payload = core.pollCue()) !== undefined; ) {
         const cue = parseCuePayload(payload);
         if (cue) this._emit("cue", { ...cue, media_time: seconds });
       }
       this._pump();
     };
-    for (const type of ["playing", "timeupdate", "pause", "ratechange"]) listen(video, type, () => turn(false));
+    for (const type of ["playing", "timeupdate", "pause", "ratechange"])
+      listen(video, type, () => turn(false));
     listen(video, "seeked", () => turn(true));
     // Every animation frame while playing: events show within a frame of their moment,
     // not at the next timeupdate (250 ms later).
@@ -299,7 +321,10 @@ async function getWindow(fetchImpl, { url, room, token }, from, to, snapshot, Ov
     try {
       body = await response.json();
     } catch {}
-    throw new OvationError(body.code || `http_${response.status}`, body.message || `replay answered ${response.status}`);
+    throw new OvationError(
+      body.code || `http_${response.status}`,
+      body.message || `replay answered ${response.status}`,
+    );
   }
   const w = await response.json();
   if (!w || !Number.isFinite(w.started_ms) || !Array.isArray(w.events)) {
@@ -334,6 +359,9 @@ export async function open(options, OvationError, EVENT_TYPES, INTERACTION_PARTS
     }
   }
   const fetchImpl = options.fetch || globalThis.fetch.bind(globalThis);
-  const [first] = await Promise.all([getWindow(fetchImpl, options, 0, 1, false, OvationError), load()]);
+  const [first] = await Promise.all([
+    getWindow(fetchImpl, options, 0, 1, false, OvationError),
+    load(),
+  ]);
   return new Replay(options, { ReplayCore, OvationError, EVENT_TYPES, INTERACTION_PARTS }, first);
 }

@@ -90,7 +90,14 @@ class ScriptedRoom {
   }
 
   comment(seq, text) {
-    this.emit("comment", { seq, ts_ms: 1000 + seq, user: `u${seq}`, name: `U${seq}`, text, system: false });
+    this.emit("comment", {
+      seq,
+      ts_ms: 1000 + seq,
+      user: `u${seq}`,
+      name: `U${seq}`,
+      text,
+      system: false,
+    });
   }
 
   close() {
@@ -151,7 +158,11 @@ async function render(element) {
 }
 
 function provider(props, ...children) {
-  return h(StrictMode, null, h(OvationProvider, { url: URL, room: "weur-show", token: TOKEN, ...props }, ...children));
+  return h(
+    StrictMode,
+    null,
+    h(OvationProvider, { url: URL, room: "weur-show", token: TOKEN, ...props }, ...children),
+  );
 }
 
 /** Renders every hook and keeps their last values in `seen`. */
@@ -176,7 +187,12 @@ test("StrictMode: the double mount connects once, unmount closes the room and le
   assert.equal(service.rooms.length, 1, "one connection for StrictMode's mount, unmount, mount");
   const [room] = service.rooms;
   assert.deepEqual(
-    { url: room.options.url, room: room.options.room, token: room.options.token, transport: room.options.transport },
+    {
+      url: room.options.url,
+      room: room.options.room,
+      token: room.options.token,
+      transport: room.options.transport,
+    },
     { url: URL, room: "weur-show", token: TOKEN, transport: "auto" },
   );
   assert.equal(room.closes, 0);
@@ -211,18 +227,37 @@ test("hooks show what the room says and act on it", async () => {
   });
   assert.equal(seen.online, 3);
   assert.equal(seen.likes.total, 7);
-  assert.deepEqual(seen.comments.map((c) => c.text), ["two", "three"], "the last `max`, oldest first");
+  assert.deepEqual(
+    seen.comments.map((c) => c.text),
+    ["two", "three"],
+    "the last `max`, oldest first",
+  );
   assert.deepEqual(seen.custom, { theme: "dark" });
-  assert.notEqual(seen.state, before, "a changed state is a new object (the SDK's is updated in place)");
+  assert.notEqual(
+    seen.state,
+    before,
+    "a changed state is a new object (the SDK's is updated in place)",
+  );
   assert.equal(seen.state.version, 1);
 
   await act(async () => room.emit("removed", { seq: 3, by: "mo", ts_ms: 2000 }));
-  assert.deepEqual(seen.comments.map((c) => c.text), ["one", "two"], "a removed comment leaves");
+  assert.deepEqual(
+    seen.comments.map((c) => c.text),
+    ["one", "two"],
+    "a removed comment leaves",
+  );
 
   await act(async () => {
     room.part("poll", { id: "p1", question: "Who?", options: ["red", "blue"], phase: "open" });
-    room.part("quiz", { id: "z1", phase: "open", question: { index: 2, text: "2+2?", options: ["3", "4"] } });
-    room.part("product", { pinned: { id: "red-1", title: "Red", price: "€1", image_url: "", link: "" }, pinned_ms: 5 });
+    room.part("quiz", {
+      id: "z1",
+      phase: "open",
+      question: { index: 2, text: "2+2?", options: ["3", "4"] },
+    });
+    room.part("product", {
+      pinned: { id: "red-1", title: "Red", price: "€1", image_url: "", link: "" },
+      pinned_ms: 5,
+    });
   });
   assert.equal(seen.poll.poll.question, "Who?");
   await seen.poll.vote(1);
@@ -236,7 +271,9 @@ test("hooks show what the room says and act on it", async () => {
     ["like", 3],
   ]);
 
-  await act(async () => room.emit("status", { status: "closed", transport: "ws", reason: "room_ended" }));
+  await act(async () =>
+    room.emit("status", { status: "closed", transport: "ws", reason: "room_ended" }),
+  );
   assert.equal(seen.connection.status, "closed");
   assert.equal(seen.connection.error.code, "room_ended");
   await act(async () => renderer.unmount());
@@ -250,10 +287,14 @@ test("useRoomEvent calls the latest handler and lets go on unmount", async () =>
     useRoomEvent("reaction", (e) => calls.push(`${label}:${e.kind}`));
     return null;
   }
-  const renderer = await render(provider({ connect: service.connect }, h(Listener, { label: "a" })));
+  const renderer = await render(
+    provider({ connect: service.connect }, h(Listener, { label: "a" })),
+  );
   const [room] = service.rooms;
   await act(async () => room.emit("reaction", { kind: "clap" }));
-  await act(async () => renderer.update(provider({ connect: service.connect }, h(Listener, { label: "b" }))));
+  await act(async () =>
+    renderer.update(provider({ connect: service.connect }, h(Listener, { label: "b" }))),
+  );
   await act(async () => room.emit("reaction", { kind: "fire" }));
   assert.deepEqual(calls, ["a:clap", "b:fire"], "each event once, to the latest handler");
   assert.equal(room.handlers.get("reaction").size, 1, "a new handler does not subscribe again");
@@ -267,9 +308,21 @@ test("providers naming one room share a connection; a new token opens another an
   const service = scriptedService();
   const seenA = {};
   const seenB = {};
-  const two = (token) => h(StrictMode, null,
-    h(OvationProvider, { url: URL, room: "weur-show", token, connect: service.connect }, h(Everything, { seen: seenA })),
-    h(OvationProvider, { url: URL, room: "weur-show", token, connect: service.connect }, h(Everything, { seen: seenB })));
+  const two = (token) =>
+    h(
+      StrictMode,
+      null,
+      h(
+        OvationProvider,
+        { url: URL, room: "weur-show", token, connect: service.connect },
+        h(Everything, { seen: seenA }),
+      ),
+      h(
+        OvationProvider,
+        { url: URL, room: "weur-show", token, connect: service.connect },
+        h(Everything, { seen: seenB }),
+      ),
+    );
   const renderer = await render(two(TOKEN));
   assert.equal(service.rooms.length, 1);
   assert.equal(seenA.room, seenB.room);
@@ -287,7 +340,7 @@ test("providers naming one room share a connection; a new token opens another an
   assert.equal(service.rooms[1].closes, 1);
 });
 
-test("likes the old connection drops after a token refresh reach useRoomEvent(\"likes_dropped\")", async () => {
+test('likes the old connection drops after a token refresh reach useRoomEvent("likes_dropped")', async () => {
   const service = scriptedService();
   const dropped = [];
   function Listener() {
@@ -305,7 +358,10 @@ test("likes the old connection drops after a token refresh reach useRoomEvent(\"
   assert.deepEqual(dropped, [closedLikes]);
   // The current room's are heard once.
   service.rooms[1].emit("likes_dropped", { ...closedLikes, count: 1 });
-  assert.deepEqual(dropped.map((e) => e.count), [3, 1]);
+  assert.deepEqual(
+    dropped.map((e) => e.count),
+    [3, 1],
+  );
   await act(async () => renderer.unmount());
   await settle();
   assert.equal(service.rooms[1].listenerCount(), 0, "unmounted: no forwarder is left");
@@ -334,7 +390,10 @@ test("unmounted before the room answered: the late room is closed at once, nothi
   await act(async () => renderer.unmount());
   await settle();
   assert.equal(service.signals.length, 1);
-  assert.ok(service.signals[0].aborted, "the connect under way is aborted (the SDK closes its socket)");
+  assert.ok(
+    service.signals[0].aborted,
+    "the connect under way is aborted (the SDK closes its socket)",
+  );
   open();
   await settle();
   assert.equal(service.rooms.length, 1);
@@ -345,10 +404,14 @@ test("unmounted before the room answered: the late room is closed at once, nothi
 test("without a token the provider waits, then connects once when it arrives", async () => {
   const service = scriptedService();
   const seen = {};
-  const renderer = await render(provider({ connect: service.connect, token: undefined }, h(Everything, { seen })));
+  const renderer = await render(
+    provider({ connect: service.connect, token: undefined }, h(Everything, { seen })),
+  );
   assert.equal(service.rooms.length, 0);
   assert.equal(seen.connection.status, "idle");
-  await act(async () => renderer.update(provider({ connect: service.connect }, h(Everything, { seen }))));
+  await act(async () =>
+    renderer.update(provider({ connect: service.connect }, h(Everything, { seen }))),
+  );
   await settle();
   assert.equal(service.rooms.length, 1);
   assert.equal(seen.connection.status, "open");
@@ -359,7 +422,9 @@ test("without a token the provider waits, then connects once when it arrives", a
 test(`useComments keeps the last ${COMMENTS_KEPT_MAX}; a max one past that is refused`, async () => {
   const service = scriptedService();
   const seen = {};
-  const renderer = await render(provider({ connect: service.connect }, h(Everything, { seen, max: COMMENTS_KEPT_MAX })));
+  const renderer = await render(
+    provider({ connect: service.connect }, h(Everything, { seen, max: COMMENTS_KEPT_MAX })),
+  );
   const [room] = service.rooms;
   await act(async () => {
     for (let seq = 1; seq <= COMMENTS_KEPT_MAX + 1; seq++) room.comment(seq, `c${seq}`);
@@ -373,13 +438,18 @@ test(`useComments keeps the last ${COMMENTS_KEPT_MAX}; a max one past that is re
     useComments({ max: COMMENTS_KEPT_MAX + 1 });
     return null;
   }
-  assert.throws(() => renderToString(provider({}, h(TooMany))),
-    (e) => e instanceof OvationError && e.code === "invalid_options");
+  assert.throws(
+    () => renderToString(provider({}, h(TooMany))),
+    (e) => e instanceof OvationError && e.code === "invalid_options",
+  );
   function Zero() {
     useComments({ max: 0 });
     return null;
   }
-  assert.throws(() => renderToString(provider({}, h(Zero))), (e) => e.code === "invalid_options");
+  assert.throws(
+    () => renderToString(provider({}, h(Zero))),
+    (e) => e.code === "invalid_options",
+  );
 });
 
 test("server rendering connects nothing and renders the initial values", async () => {
@@ -397,8 +467,12 @@ test("server rendering connects nothing and renders the initial values", async (
     const comments = useComments();
     const { poll } = usePoll();
     const { total } = useLikes();
-    return h("p", null, `${status} online=${useOnline()} likes=${total} comments=${comments.length} `
-      + `poll=${poll === null} room=${useRoom() === null} parts=${Object.keys(useRoomState().parts).length}`);
+    return h(
+      "p",
+      null,
+      `${status} online=${useOnline()} likes=${total} comments=${comments.length} ` +
+        `poll=${poll === null} room=${useRoom() === null} parts=${Object.keys(useRoomState().parts).length}`,
+    );
   }
   try {
     const scripted = renderToString(provider({ connect: service.connect }, h(View)));
@@ -419,5 +493,8 @@ test("a hook outside <OvationProvider> says so", () => {
     useOnline();
     return null;
   }
-  assert.throws(() => renderToString(h(Orphan)), (e) => e instanceof OvationError && e.code === "no_provider");
+  assert.throws(
+    () => renderToString(h(Orphan)),
+    (e) => e instanceof OvationError && e.code === "no_provider",
+  );
 });

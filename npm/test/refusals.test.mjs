@@ -62,7 +62,14 @@ async function expectRefused(room, token, transport, code) {
   const started = Date.now();
   let error = null;
   try {
-    const joined = await connect({ url: URL_MAIN, room, token, transport, WebSocket, timeoutMs: 15000 });
+    const joined = await connect({
+      url: URL_MAIN,
+      room,
+      token,
+      transport,
+      WebSocket,
+      timeoutMs: 15000,
+    });
     joined.close();
   } catch (e) {
     error = e;
@@ -137,7 +144,9 @@ test("an ended room ends a pull session: ended, then closed", async () => {
     const statuses = [];
     viewer.on("status", (s) => statuses.push(s));
     let endedSeen = false;
-    viewer.on("ended", () => { endedSeen = true; });
+    viewer.on("ended", () => {
+      endedSeen = true;
+    });
     await endRoom(room);
     const deadline = Date.now() + 10000;
     while (viewer.status !== "closed" && Date.now() < deadline) await sleep(50);
@@ -159,12 +168,14 @@ test("ten viewers times fifty quick likes: the room counts exactly 500", async (
     const dropped = [];
     for (const v of viewers) v.on("likes_dropped", (e) => dropped.push(e));
     let queued = 0;
-    await Promise.all(viewers.map(async (v) => {
-      for (let i = 0; i < 50; i++) {
-        queued += v.like();
-        await sleep(Math.random() * 20); // quick taps
-      }
-    }));
+    await Promise.all(
+      viewers.map(async (v) => {
+        for (let i = 0; i < 50; i++) {
+          queued += v.like();
+          await sleep(Math.random() * 20); // quick taps
+        }
+      }),
+    );
     assert.equal(queued, 500, "every tap queued");
     const reported = () => dropped.reduce((sum, e) => sum + e.count, 0);
     // 50 likes per viewer at the room's rate take a few seconds to go out.
@@ -187,18 +198,22 @@ test("one user liking from two tabs: the tabs share the room's rate and nothing 
   const room = await createRoom();
   const tabs = [];
   try {
-    for (let i = 0; i < 2; i++) tabs.push(await connect({ url: URL_MAIN, room, token: TOKENS.cy, WebSocket }));
+    for (let i = 0; i < 2; i++)
+      tabs.push(await connect({ url: URL_MAIN, room, token: TOKENS.cy, WebSocket }));
     const dropped = [];
     for (const tab of tabs) tab.on("likes_dropped", (e) => dropped.push(e));
     // Each tab alone stays under the rate; together they are refused, and must resend.
-    await Promise.all(tabs.map(async (tab) => {
-      for (let i = 0; i < 50; i++) {
-        tab.like();
-        await sleep(Math.random() * 20);
-      }
-    }));
+    await Promise.all(
+      tabs.map(async (tab) => {
+        for (let i = 0; i < 50; i++) {
+          tab.like();
+          await sleep(Math.random() * 20);
+        }
+      }),
+    );
     const deadline = Date.now() + 20000;
-    while ((await roomLikes(room)) < 100 && dropped.length === 0 && Date.now() < deadline) await sleep(250);
+    while ((await roomLikes(room)) < 100 && dropped.length === 0 && Date.now() < deadline)
+      await sleep(250);
     assert.deepEqual(dropped, []);
     assert.equal(await roomLikes(room), 100);
   } finally {

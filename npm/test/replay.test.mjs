@@ -14,14 +14,23 @@ import { replay, OvationError } from "ovation";
 const S = 1_790_000_000_000;
 
 const action = (seq, atMs, body, user = "u1") => ({
-  ts_ms: S + atMs, cue: null,
+  ts_ms: S + atMs,
+  cue: null,
   body: { action: { seq, ts_ms: S + atMs, user, name: user.toUpperCase(), body } },
 });
 const part = (atMs, name, version, value, cue = null) => ({
-  ts_ms: S + atMs, cue, body: { part: { name, version, value: JSON.stringify(value) } },
+  ts_ms: S + atMs,
+  cue,
+  body: { part: { name, version, value: JSON.stringify(value) } },
 });
 const likes = (atMs, total) => ({ ts_ms: S + atMs, cue: null, body: { likes: { total } } });
-const poll = (tallies, phase = "open") => ({ id: "p1", phase, question: "?", options: ["a", "b"], tallies });
+const poll = (tallies, phase = "open") => ({
+  id: "p1",
+  phase,
+  question: "?",
+  options: ["a", "b"],
+  tallies,
+});
 
 /** 2 minutes: comments, a reaction, a gift, a system message, a poll with tallies. */
 function show() {
@@ -47,10 +56,19 @@ function server(events, { endMs = S + 120_000, refuse = null } = {}) {
   const requests = [];
   const fetch = async (url, init) => {
     const u = new URL(url);
-    requests.push({ path: u.pathname, from: +u.searchParams.get("from"), to: +u.searchParams.get("to"),
-      snapshot: u.searchParams.get("snapshot") !== "false", auth: init.headers.authorization });
+    requests.push({
+      path: u.pathname,
+      from: +u.searchParams.get("from"),
+      to: +u.searchParams.get("to"),
+      snapshot: u.searchParams.get("snapshot") !== "false",
+      auth: init.headers.authorization,
+    });
     if (refuse) {
-      return { ok: false, status: refuse.status, json: async () => ({ code: refuse.code, message: "no" }) };
+      return {
+        ok: false,
+        status: refuse.status,
+        json: async () => ({ code: refuse.code, message: "no" }),
+      };
     }
     const from = +u.searchParams.get("from");
     const to = +u.searchParams.get("to");
@@ -62,10 +80,20 @@ function server(events, { endMs = S + 120_000, refuse = null } = {}) {
       if (e.body.likes) likesTotal = e.body.likes.total;
     }
     const body = {
-      room: "weur-show", status: "ended", from_ms: from, to_ms: to, started_ms: S, ended_ms: endMs,
-      recorded_to_ms: endMs, truncated_at_ms: null, chunk_ms: 10_000, sampled_out: 0,
-      snapshot: u.searchParams.get("snapshot") === "false" ? null
-        : { at_ms: from, parts: [...parts.values()], likes: likesTotal },
+      room: "weur-show",
+      status: "ended",
+      from_ms: from,
+      to_ms: to,
+      started_ms: S,
+      ended_ms: endMs,
+      recorded_to_ms: endMs,
+      truncated_at_ms: null,
+      chunk_ms: 10_000,
+      sampled_out: 0,
+      snapshot:
+        u.searchParams.get("snapshot") === "false"
+          ? null
+          : { at_ms: from, parts: [...parts.values()], likes: likesTotal },
       events: events.filter((e) => e.ts_ms >= from && e.ts_ms < to),
     };
     return { ok: true, status: 200, json: async () => structuredClone(body) };
@@ -113,7 +141,8 @@ class ScriptedVideo extends EventTarget {
 /** Every event of `types` in order as [type, payload, video seconds then]. */
 function record(r, video, ...types) {
   const seen = [];
-  for (const type of types) r.on(type, (payload) => seen.push([type, structuredClone(payload), video.currentTime]));
+  for (const type of types)
+    r.on(type, (payload) => seen.push([type, structuredClone(payload), video.currentTime]));
   return seen;
 }
 
@@ -121,7 +150,12 @@ const ALL = ["comment", "reaction", "gift", "removed", "like", "poll", "state"];
 
 async function open(events = show(), options = {}) {
   const srv = server(events, options);
-  const r = await replay({ url: "http://127.0.0.1:1/", room: "weur-show", token: "viewer-token", fetch: srv.fetch });
+  const r = await replay({
+    url: "http://127.0.0.1:1/",
+    room: "weur-show",
+    token: "viewer-token",
+    fetch: srv.fetch,
+  });
   const video = new ScriptedVideo();
   await r.attachPlayer(video);
   return { r, video, srv };
@@ -132,27 +166,73 @@ test("played through, every event shows once at its moment, with the shapes of a
   const seen = record(r, video, ...ALL);
   await video.playUntil(100);
   const comments = seen.filter(([t]) => t === "comment");
-  assert.deepEqual(comments.map(([, c]) => c.seq), [1, 4, 5, 6, 7]);
+  assert.deepEqual(
+    comments.map(([, c]) => c.seq),
+    [1, 4, 5, 6, 7],
+  );
   for (const [, c, at] of comments) {
-    assert.ok(at * 1000 >= c.ts_ms - S && at * 1000 < c.ts_ms - S + 250, `comment ${c.seq} at ${at}`);
+    assert.ok(
+      at * 1000 >= c.ts_ms - S && at * 1000 < c.ts_ms - S + 250,
+      `comment ${c.seq} at ${at}`,
+    );
   }
-  assert.deepEqual(comments[0][1], { seq: 1, ts_ms: S + 1_000, user: "u1", name: "U1", text: "first", system: false });
+  assert.deepEqual(comments[0][1], {
+    seq: 1,
+    ts_ms: S + 1_000,
+    user: "u1",
+    name: "U1",
+    text: "first",
+    system: false,
+  });
   assert.deepEqual(comments[1][1].system, true);
-  assert.deepEqual(seen.find(([t]) => t === "reaction")[1],
-    { seq: 2, ts_ms: S + 2_000, user: "u1", name: "U1", kind: "🔥" });
-  assert.deepEqual(seen.find(([t]) => t === "gift")[1],
-    { seq: 3, ts_ms: S + 4_000, user: "u1", name: "U1", sku: "rose", qty: 2, amount: 20 });
+  assert.deepEqual(seen.find(([t]) => t === "reaction")[1], {
+    seq: 2,
+    ts_ms: S + 2_000,
+    user: "u1",
+    name: "U1",
+    kind: "🔥",
+  });
+  assert.deepEqual(seen.find(([t]) => t === "gift")[1], {
+    seq: 3,
+    ts_ms: S + 4_000,
+    user: "u1",
+    name: "U1",
+    sku: "rose",
+    qty: 2,
+    amount: 20,
+  });
   // The state at the start (no like yet), then the total as it was recorded.
-  assert.deepEqual(seen.filter(([t]) => t === "like").map(([, l]) => l), [{ total: 0 }, { total: 12 }]);
-  assert.deepEqual(seen.filter(([t]) => t === "poll").map(([, p]) => p.tallies), [[0, 0], [3, 1], [7, 2], [8, 2], [9, 3]]);
+  assert.deepEqual(
+    seen.filter(([t]) => t === "like").map(([, l]) => l),
+    [{ total: 0 }, { total: 12 }],
+  );
+  assert.deepEqual(
+    seen.filter(([t]) => t === "poll").map(([, p]) => p.tallies),
+    [
+      [0, 0],
+      [3, 1],
+      [7, 2],
+      [8, 2],
+      [9, 3],
+    ],
+  );
   assert.deepEqual(r.state.parts.poll, poll([9, 3], "closed"));
   assert.equal(r.likes, 12);
   // The bounds first, then aligned minute windows with the viewer token, the second
   // ahead of the playhead and without a snapshot.
-  assert.deepEqual(srv.requests.map(({ from, to, snapshot }) => [from, to, snapshot]), [
-    [0, 1, false], [S, S + 60_000, true], [S + 60_000, S + 120_000, false],
-  ]);
-  assert.ok(srv.requests.every((q) => q.path === "/v1/rooms/weur-show/replay" && q.auth === "Bearer viewer-token"));
+  assert.deepEqual(
+    srv.requests.map(({ from, to, snapshot }) => [from, to, snapshot]),
+    [
+      [0, 1, false],
+      [S, S + 60_000, true],
+      [S + 60_000, S + 120_000, false],
+    ],
+  );
+  assert.ok(
+    srv.requests.every(
+      (q) => q.path === "/v1/rooms/weur-show/replay" && q.auth === "Bearer viewer-token",
+    ),
+  );
   r.close();
 });
 
@@ -161,13 +241,22 @@ test("a seek to the middle shows the poll with its tallies of that moment, and n
   await video.playUntil(1.5);
   const seen = record(r, video, ...ALL);
   await video.seekTo(66);
-  assert.deepEqual(seen.filter(([t]) => t === "comment" || t === "gift" || t === "reaction"), []);
-  assert.deepEqual(seen.filter(([t]) => t === "poll").map(([, p]) => p.tallies), [[8, 2]]);
+  assert.deepEqual(
+    seen.filter(([t]) => t === "comment" || t === "gift" || t === "reaction"),
+    [],
+  );
+  assert.deepEqual(
+    seen.filter(([t]) => t === "poll").map(([, p]) => p.tallies),
+    [[8, 2]],
+  );
   assert.deepEqual(r.state.parts.poll.tallies, [8, 2]);
   assert.equal(r.serverNow(), S + 66_000, "the moment the video shows");
   assert.equal(r.likes, 12);
   await video.playUntil(71);
-  assert.deepEqual(seen.filter(([t]) => t === "comment").map(([, c]) => c.seq), [7]);
+  assert.deepEqual(
+    seen.filter(([t]) => t === "comment").map(([, c]) => c.seq),
+    [7],
+  );
   // Back to before the poll: it is gone (null, as a removed part live).
   await video.seekTo(2.5);
   assert.equal(r.state.parts.poll, null);
@@ -185,24 +274,42 @@ test("pausing pauses, and the playback rate is followed", async () => {
     video.dispatchEvent(new Event("pause"));
   }
   await settle();
-  assert.deepEqual(seen.map(([, c]) => c.seq), [1]);
+  assert.deepEqual(
+    seen.map(([, c]) => c.seq),
+    [1],
+  );
   // Rate 4: each 250 ms timeupdate moves the playhead a second.
   video.playbackRate = 4;
   video.dispatchEvent(new Event("ratechange"));
   await video.playUntil(32, 1);
-  assert.deepEqual(seen.map(([, c, at]) => [c.seq, at]), [[1, 1], [4, 5], [5, 31]]);
+  assert.deepEqual(
+    seen.map(([, c, at]) => [c.seq, at]),
+    [
+      [1, 1],
+      [4, 5],
+      [5, 31],
+    ],
+  );
   r.close();
 });
 
 test("a dated stream (EXT-X-PROGRAM-DATE-TIME) places events by its wall clock", async () => {
   const srv = server(show());
-  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch: srv.fetch });
+  const r = await replay({
+    url: "http://127.0.0.1:1",
+    room: "weur-show",
+    token: "t",
+    fetch: srv.fetch,
+  });
   const video = new ScriptedVideo();
   video.getStartDate = () => new Date(S + 25_000); // the video starts 25 s into the room
   await r.attachPlayer(video);
   const seen = record(r, video, "comment");
   await video.playUntil(7);
-  assert.deepEqual(seen.map(([, c, at]) => [c.seq, at]), [[5, 6]]);
+  assert.deepEqual(
+    seen.map(([, c, at]) => [c.seq, at]),
+    [[5, 6]],
+  );
   r.close();
 });
 
@@ -214,19 +321,29 @@ test("close() ends it: no event, no fetch afterwards", async () => {
   r.close();
   await video.playUntil(80, 1);
   await video.seekTo(30);
-  assert.deepEqual(seen.filter(([t]) => t === "comment"), []);
+  assert.deepEqual(
+    seen.filter(([t]) => t === "comment"),
+    [],
+  );
   assert.equal(srv.requests.length, fetches);
   assert.equal(r.status, "closed");
 });
 
 test("refusals: bad options, the server's code, unknown event types", async () => {
-  await assert.rejects(replay({ url: "http://x", room: "", token: "t" }),
-    (e) => e instanceof OvationError && e.code === "invalid_options");
+  await assert.rejects(
+    replay({ url: "http://x", room: "", token: "t" }),
+    (e) => e instanceof OvationError && e.code === "invalid_options",
+  );
   const refusing = server([], { refuse: { status: 403, code: "token_wrong_room" } });
-  await assert.rejects(replay({ url: "http://x", room: "weur-a", token: "t", fetch: refusing.fetch }),
-    (e) => e instanceof OvationError && e.code === "token_wrong_room");
+  await assert.rejects(
+    replay({ url: "http://x", room: "weur-a", token: "t", fetch: refusing.fetch }),
+    (e) => e instanceof OvationError && e.code === "token_wrong_room",
+  );
   const { r } = await open();
-  assert.throws(() => r.on("nope", () => {}), (e) => e.code === "invalid_event");
+  assert.throws(
+    () => r.on("nope", () => {}),
+    (e) => e.code === "invalid_event",
+  );
   await assert.rejects(r.attachPlayer(null), (e) => e.code === "invalid_options");
   r.close();
 });

@@ -99,7 +99,10 @@ test("the player code failing to load rejects player_load_failed and shows what 
   const seen = record(room, "poll");
   const attached = room.attachPlayer(new ScriptedVideo());
   session.say(partEvent("poll", CUED_POLL)); // waits for cue c1 while the code loads
-  await assert.rejects(attached, (e) => e instanceof offlineSdk.OvationError && e.code === "player_load_failed");
+  await assert.rejects(
+    attached,
+    (e) => e instanceof offlineSdk.OvationError && e.code === "player_load_failed",
+  );
   assert.deepEqual(seen, [["poll", CUED_POLL]]);
   // No player: a later cued part shows at once.
   session.say(partEvent("poll", { ...CUED_POLL, cue: "c2" }));
@@ -127,15 +130,31 @@ test("close() drops the comments held for the video (sync: video)", async () => 
   video.getStartDate = () => new Date(startMs); // EXT-X-PROGRAM-DATE-TIME
   await room.attachPlayer(video, { sync: "video" });
   video.playTo(1);
-  const comment = (seq, atS) => ({ type: "comment", seq, ts_ms: startMs + atS * 1000, user: "u", name: "U", text: "hi", system: false });
+  const comment = (seq, atS) => ({
+    type: "comment",
+    seq,
+    ts_ms: startMs + atS * 1000,
+    user: "u",
+    name: "U",
+    text: "hi",
+    system: false,
+  });
   session.say(comment(1, 30)); // 29 s ahead of the video: held
   assert.deepEqual(seen, []);
   video.playTo(31);
-  assert.deepEqual(seen.map(([, c]) => c.seq), [1], "shown when the video reaches it");
+  assert.deepEqual(
+    seen.map(([, c]) => c.seq),
+    [1],
+    "shown when the video reaches it",
+  );
   session.say(comment(2, 60));
   room.close();
   video.playTo(61);
-  assert.deepEqual(seen.map(([, c]) => c.seq), [1], "held at close: never shown");
+  assert.deepEqual(
+    seen.map(([, c]) => c.seq),
+    [1],
+    "held at close: never shown",
+  );
 });
 
 test("a part shown by a detach shows once, not again after a new attachPlayer", async () => {
@@ -161,9 +180,13 @@ test("a throwing handler is logged and told as handler_error; the others still r
   try {
     const errors = record(room, "error");
     const online = [];
-    room.on("online", () => { throw new Error("app bug"); });
+    room.on("online", () => {
+      throw new Error("app bug");
+    });
     room.on("online", ({ count }) => online.push(count));
-    room.on("error", () => { throw new Error("error handler bug"); }); // logged only
+    room.on("error", () => {
+      throw new Error("error handler bug");
+    }); // logged only
     session.say({ type: "online", count: 3 });
     assert.deepEqual(online, [3]);
     assert.equal(errors.length, 1);
@@ -181,7 +204,12 @@ test("a throwing handler is logged and told as handler_error; the others still r
 test("connect with an aborted signal closes the room at once and rejects aborted", async () => {
   const controller = new AbortController();
   const before = globalThis.scriptedSessions.length;
-  const connecting = sdk.connect({ url: "http://127.0.0.1:1", room: "r", token: "silent", signal: controller.signal });
+  const connecting = sdk.connect({
+    url: "http://127.0.0.1:1",
+    room: "r",
+    token: "silent",
+    signal: controller.signal,
+  });
   // The session exists once the wasm is loaded; abort before the room answers.
   await new Promise((resolve) => setImmediate(resolve));
   controller.abort();

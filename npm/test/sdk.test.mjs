@@ -92,14 +92,17 @@ test("comments reach their own room only, once, with the sender's seq", async ()
   const cySees = collect(cy, "comment");
   const { seq } = await ana.comment("hello from ana");
   assert.ok(seq >= 1);
-    await until(() => bobSees.some((c) => c.seq === seq), "bob to hear the comment");
+  await until(() => bobSees.some((c) => c.seq === seq), "bob to hear the comment");
   await sleep(300);
   assert.deepEqual(
     bobSees.map((c) => [c.seq, c.user, c.text, c.system]),
     [[seq, "ana", "hello from ana", false]],
   );
   assert.deepEqual(cySees, [], "room b heard nothing from room a");
-  await assert.rejects(ana.comment("x".repeat(501)), (e) => e instanceof OvationError && e.code === "too_long");
+  await assert.rejects(
+    ana.comment("x".repeat(501)),
+    (e) => e instanceof OvationError && e.code === "too_long",
+  );
   for (const r of [ana, bob, cy]) r.close();
 });
 
@@ -107,7 +110,7 @@ test("likes are coalesced and counted; online counts people", async () => {
   const room = await createRoom(URL_MAIN);
   const ana = await join(URL_MAIN, room, "ana");
   const bob = await join(URL_MAIN, room, "bob");
-    if (ana.online !== 2) await next(ana, "online", (o) => o.count === 2);
+  if (ana.online !== 2) await next(ana, "online", (o) => o.count === 2);
   for (let i = 0; i < 7; i++) bob.like();
   await next(ana, "like", (l) => l.total === 7);
   ana.close();
@@ -166,15 +169,20 @@ test("a poll: opened by the admin API, voted once per user, revealed with exact 
   const ana = await join(URL_MAIN, room, "ana");
   const bob = await join(URL_MAIN, room, "bob");
   const opened = next(ana, "poll", (p) => p.phase === "open");
-  const created = await admin(URL_MAIN, `/v1/rooms/${room}/polls`,
-    { question: "Who wins?", options: ["red", "blue", "green"], window_ms: 60000 });
+  const created = await admin(URL_MAIN, `/v1/rooms/${room}/polls`, {
+    question: "Who wins?",
+    options: ["red", "blue", "green"],
+    window_ms: 60000,
+  });
   assert.equal(created.status, 200, JSON.stringify(created.body));
   const poll = await opened;
   assert.equal(poll.id, created.body.id);
   assert.deepEqual(poll.options, ["red", "blue", "green"]);
   assert.equal(poll.tallies, undefined, "tallies are for hosts until revealed");
-  const again = await admin(URL_MAIN, `/v1/rooms/${room}/polls`,
-    { question: "Another?", options: ["a", "b"] });
+  const again = await admin(URL_MAIN, `/v1/rooms/${room}/polls`, {
+    question: "Another?",
+    options: ["a", "b"],
+  });
   assert.equal(again.status, 409);
   assert.equal(again.body.code, "poll_open");
   const bad = await admin(URL_MAIN, `/v1/rooms/${room}/polls`, { question: "?", options: ["one"] });
@@ -211,8 +219,13 @@ test("a quiz, Q&A and a product card: staff commands over the socket, viewers an
 
   // The host runs a quiz from its socket; ana answers right, bob wrong.
   const asked = next(ana, "quiz", (q) => q.phase === "open");
-  await host.command({ command: "create_quiz", spec: { title: "Trivia", questions: [
-    { question: "2+2?", options: ["3", "4"], correct: 1, window_ms: 60000 }] } });
+  await host.command({
+    command: "create_quiz",
+    spec: {
+      title: "Trivia",
+      questions: [{ question: "2+2?", options: ["3", "4"], correct: 1, window_ms: 60000 }],
+    },
+  });
   await host.command({ command: "next_question", id: "z1" });
   const quiz = await asked;
   assert.equal(quiz.question.text, "2+2?");
@@ -226,7 +239,10 @@ test("a quiz, Q&A and a product card: staff commands over the socket, viewers an
   const result = await scored;
   assert.equal(result.question.correct, 1);
   assert.deepEqual(result.question.tallies, [1, 1]);
-  assert.deepEqual(result.leaderboard.map((e) => e.user), ["ana", "bob"]);
+  assert.deepEqual(
+    result.leaderboard.map((e) => e.user),
+    ["ana", "bob"],
+  );
   await until(() => anaNotices.some((d) => d.payload.type === "quiz_score"), "ana's score");
   const score = anaNotices.find((d) => d.payload.type === "quiz_score").payload;
   assert.equal(score.rank, 1);
@@ -246,13 +262,26 @@ test("a quiz, Q&A and a product card: staff commands over the socket, viewers an
 
   // A product card: pinned by the host, clicked by ana, totals to the host only.
   const pinned = next(ana, "product", (p) => p.pinned && p.pinned.id === "red-1");
-  await host.command({ command: "pin_product", product: { id: "red-1", title: "Red sneakers",
-    price: "€89", image_url: "https://example.com/red.jpg", link: "shop://item/red" } });
+  await host.command({
+    command: "pin_product",
+    product: {
+      id: "red-1",
+      title: "Red sneakers",
+      price: "€89",
+      image_url: "https://example.com/red.jpg",
+      link: "shop://item/red",
+    },
+  });
   const card = (await pinned).pinned;
   assert.equal(card.link, "shop://item/red");
   await ana.productClick(card.id);
-  await until(() => hostNotices.some((d) => d.payload.type === "product_clicks"
-    && d.payload.clicks["red-1"] === 1), "the host's click totals");
+  await until(
+    () =>
+      hostNotices.some(
+        (d) => d.payload.type === "product_clicks" && d.payload.clicks["red-1"] === 1,
+      ),
+    "the host's click totals",
+  );
   assert.ok(!anaNotices.some((d) => d.payload.type === "product_clicks"));
 
   // Viewers cannot command.
@@ -303,7 +332,10 @@ test("after the server drops sockets the SDK reconnects, resumes and misses noth
     await sleep(1100);
   }
   await sleep(1500);
-  assert.ok(statuses.some((s) => s.status === "reconnecting"), "the server ended connections");
+  assert.ok(
+    statuses.some((s) => s.status === "reconnecting"),
+    "the server ended connections",
+  );
   assert.equal(ana.status, "open");
   const seqs = seen.map((c) => c.seq);
   assert.equal(new Set(seqs).size, seqs.length, "no comment twice");
@@ -326,7 +358,7 @@ test("the pull transport follows the room end to end", async () => {
   await setPart(URL_MAIN, room, "pinned", { text: "changed" });
   await part;
   await assert.rejects(viewer.comment("no"), (e) => e.code === "unsupported_transport");
-    // The events answers carry the server time: pull samples the clock too.
+  // The events answers carry the server time: pull samples the clock too.
   await until(() => viewer.clockOffset() !== null, "a pull clock sample");
   assert.ok(Math.abs(viewer.clockOffset()) < 1000, `offset ${viewer.clockOffset()}`);
   viewer.close();
@@ -339,7 +371,10 @@ test("a refused token rejects connect with a stable code", async () => {
     connect({ url: URL_MAIN, room, token: "not-a-jwt", WebSocket, timeoutMs: 20000 }),
     (e) => e instanceof OvationError && typeof e.code === "string" && e.code !== "connect_timeout",
   );
-  await assert.rejects(connect({ url: URL_MAIN, room: "", token: "x" }), (e) => e.code === "invalid_options");
+  await assert.rejects(
+    connect({ url: URL_MAIN, room: "", token: "x" }),
+    (e) => e.code === "invalid_options",
+  );
   await assert.rejects(
     connect({ url: URL_MAIN, room: "nowhere", token: TOKENS.ana, WebSocket }),
     (e) => e.code === "invalid_room",
@@ -350,7 +385,7 @@ test("serverNow follows the server clock", async () => {
   const room = await createRoom(URL_MAIN);
   const ana = await join(URL_MAIN, room, "ana");
   await sleep(800); // a few ping samples
-    // Measured, not defaulted: serverNow falls back to the local clock without samples.
+  // Measured, not defaulted: serverNow falls back to the local clock without samples.
   const offset = ana.clockOffset();
   assert.equal(typeof offset, "number", "pings were answered and sampled");
   // Same machine: the offset is near zero, within the sampling noise.

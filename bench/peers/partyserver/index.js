@@ -32,9 +32,7 @@ export class Main extends Server {
     }
     if (request?.type === "comment" && typeof request.text === "string") {
       const { user } = connection.state;
-      this.broadcast(
-        JSON.stringify({ type: "comment", user, text: request.text, ts: Date.now() }),
-      );
+      this.broadcast(JSON.stringify({ type: "comment", user, text: request.text, ts: Date.now() }));
     } else if (request?.type === "like") {
       this.likes += 1;
       this.broadcast(JSON.stringify({ type: "likes", total: this.likes }));

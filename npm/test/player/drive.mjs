@@ -36,15 +36,22 @@ function rewritePdt(text) {
   return out.join("\n");
 }
 
-const { server, base } = await serve((url) => {
-  if (url.pathname === "/") return path.join(here, "index.html");
-  if (url.pathname === "/page.js") return path.join(here, "page.js");
-  if (url.pathname === "/hls.js") return path.join(env.OVATION_REPO, "node_modules/hls.js/dist/hls.min.js");
-  if (url.pathname.startsWith("/ovation/")) return inside(env.OVATION_SDK, url.pathname.slice(9));
-  if (url.pathname.startsWith("/stream/")) return inside(env.OVATION_STREAM, url.pathname.slice(8));
-  return null;
-}, { transform: (file, body) => (file.endsWith(".m3u8") ? rewritePdt(body.toString()) : body) });
-const browser = await launchChromium(env.OVATION_REPO, ["--autoplay-policy=no-user-gesture-required"]);
+const { server, base } = await serve(
+  (url) => {
+    if (url.pathname === "/") return path.join(here, "index.html");
+    if (url.pathname === "/page.js") return path.join(here, "page.js");
+    if (url.pathname === "/hls.js")
+      return path.join(env.OVATION_REPO, "node_modules/hls.js/dist/hls.min.js");
+    if (url.pathname.startsWith("/ovation/")) return inside(env.OVATION_SDK, url.pathname.slice(9));
+    if (url.pathname.startsWith("/stream/"))
+      return inside(env.OVATION_STREAM, url.pathname.slice(8));
+    return null;
+  },
+  { transform: (file, body) => (file.endsWith(".m3u8") ? rewritePdt(body.toString()) : body) },
+);
+const browser = await launchChromium(env.OVATION_REPO, [
+  "--autoplay-policy=no-user-gesture-required",
+]);
 
 async function openPage(who, { sync = "none", skewMs = 0 } = {}) {
   const page = await browser.newPage();
@@ -57,16 +64,29 @@ async function openPage(who, { sync = "none", skewMs = 0 } = {}) {
       const RealDate = Date;
       const now = () => RealDate.now() + skew;
       class SkewedDate extends RealDate {
-        constructor(...args) { super(...(args.length ? args : [now()])); }
-        static now() { return now(); }
+        constructor(...args) {
+          super(...(args.length ? args : [now()]));
+        }
+        static now() {
+          return now();
+        }
       }
       globalThis.Date = SkewedDate;
     }, skewMs);
   }
-  const q = new URLSearchParams({ url: env.OVATION_URL, room: env.OVATION_ROOM, token: TOKENS[who], sync });
+  const q = new URLSearchParams({
+    url: env.OVATION_URL,
+    room: env.OVATION_ROOM,
+    token: TOKENS[who],
+    sync,
+  });
   await page.goto(`${base}/?${q}`);
   try {
-    await page.waitForFunction(() => document.getElementById("status").textContent === "ready", null, { timeout: 15000 });
+    await page.waitForFunction(
+      () => document.getElementById("status").textContent === "ready",
+      null,
+      { timeout: 15000 },
+    );
   } catch (e) {
     throw new Error(`page for ${who} not ready: ${e.message}\n${logs.join("\n")}`);
   }
@@ -75,7 +95,9 @@ async function openPage(who, { sync = "none", skewMs = 0 } = {}) {
 }
 
 const log = (page) => page.evaluate(() => window.log);
-const fail = (message) => { throw new Error(message); };
+const fail = (message) => {
+  throw new Error(message);
+};
 let failed = false;
 try {
   // ---- 1. The cue opens the product card at its frame. ----
@@ -89,62 +111,120 @@ try {
   const pinned = await fetch(`${env.OVATION_URL}/v1/rooms/${env.OVATION_ROOM}/products`, {
     method: "POST",
     headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },
-    body: JSON.stringify({ id: "red-1", title: "Red sneakers", price: "€89",
-      image_url: "https://example.com/red.jpg", link: "shop://item/red", cue: env.OVATION_CUE_ID }),
+    body: JSON.stringify({
+      id: "red-1",
+      title: "Red sneakers",
+      price: "€89",
+      image_url: "https://example.com/red.jpg",
+      link: "shop://item/red",
+      cue: env.OVATION_CUE_ID,
+    }),
   });
   if (pinned.status !== 200) fail(`pinning: ${pinned.status} ${await pinned.text()}`);
-  await viewer.waitForFunction(() => window.log.some((e) => e.kind === "product"), null,
-    { timeout: 20000 }).catch(() => null);
+  await viewer
+    .waitForFunction(() => window.log.some((e) => e.kind === "product"), null, { timeout: 20000 })
+    .catch(() => null);
   const entries = await log(viewer);
   const opened = entries.find((e) => e.kind === "product");
   if (!opened) {
-    const debug = await viewer.evaluate(() => JSON.stringify({ parts: window.room.state.parts,
-      waiting: [...window.room._waiting], played: [...window.room._played], player: !!window.room._player }));
-    fail(`no product card opened; log: ${JSON.stringify(entries)}\nroom: ${debug}\n${viewer.logs.join("\n")}`);
+    const debug = await viewer.evaluate(() =>
+      JSON.stringify({
+        parts: window.room.state.parts,
+        waiting: [...window.room._waiting],
+        played: [...window.room._played],
+        player: !!window.room._player,
+      }),
+    );
+    fail(
+      `no product card opened; log: ${JSON.stringify(entries)}\nroom: ${debug}\n${viewer.logs.join("\n")}`,
+    );
   }
   const delta = Math.abs(opened.currentTime - CUE_S);
-  console.log(`product card opened at currentTime ${opened.currentTime.toFixed(3)} s (cue at ${CUE_S} s, |Δ| ${(delta * 1000).toFixed(0)} ms)`);
+  console.log(
+    `product card opened at currentTime ${opened.currentTime.toFixed(3)} s (cue at ${CUE_S} s, |Δ| ${(delta * 1000).toFixed(0)} ms)`,
+  );
   if (delta > 0.1) fail(`the card opened ${delta.toFixed(3)} s away from its cue`);
-  const segment = entries.find((e) => e.kind === "fragment-loaded" && e.start <= CUE_S && CUE_S < e.start + e.duration);
+  const segment = entries.find(
+    (e) => e.kind === "fragment-loaded" && e.start <= CUE_S && CUE_S < e.start + e.duration,
+  );
   if (!segment) fail("the fragment holding the cue was never loaded?");
-  if (!(segment.currentTime < CUE_S - 0.5)) fail(`the fragment loaded at ${segment.currentTime}: too late to tell load time from play time`);
-  console.log(`its fragment loaded at currentTime ${segment.currentTime.toFixed(3)} s: opened at play time, not load time`);
+  if (!(segment.currentTime < CUE_S - 0.5))
+    fail(
+      `the fragment loaded at ${segment.currentTime}: too late to tell load time from play time`,
+    );
+  console.log(
+    `its fragment loaded at currentTime ${segment.currentTime.toFixed(3)} s: opened at play time, not load time`,
+  );
   // Every cue fires once per pass: the one in the first second too; a seek back before a
   // cue starts a new pass in which it fires once more.
   const EARLY_S = Number(env.OVATION_EARLY_CUE_S);
-  const played = (id) => viewer.evaluate((c) => window.log.filter((e) => e.kind === "cue" && e.cue === c), id);
-  await viewer.waitForFunction((t) => document.getElementById("video").currentTime > t, CUE_S + 1, { timeout: 15000 });
+  const played = (id) =>
+    viewer.evaluate((c) => window.log.filter((e) => e.kind === "cue" && e.cue === c), id);
+  await viewer.waitForFunction((t) => document.getElementById("video").currentTime > t, CUE_S + 1, {
+    timeout: 15000,
+  });
   const early = await played("early-1");
   if (early.length !== 1) fail(`the first-second cue fired ${early.length} times`);
-  if (Math.abs(early[0].currentTime - EARLY_S) > 0.1) fail(`the first-second cue fired at ${early[0].currentTime}`);
+  if (Math.abs(early[0].currentTime - EARLY_S) > 0.1)
+    fail(`the first-second cue fired at ${early[0].currentTime}`);
   if ((await played(env.OVATION_CUE_ID)).length !== 1) fail("the cue did not fire exactly once");
-  await viewer.evaluate((t) => { document.getElementById("video").currentTime = t; }, CUE_S - 0.5);
-  await viewer.waitForFunction((t) => document.getElementById("video").currentTime > t, CUE_S + 0.5, { timeout: 15000 });
+  await viewer.evaluate((t) => {
+    document.getElementById("video").currentTime = t;
+  }, CUE_S - 0.5);
+  await viewer.waitForFunction(
+    (t) => document.getElementById("video").currentTime > t,
+    CUE_S + 0.5,
+    { timeout: 15000 },
+  );
   const again = await played(env.OVATION_CUE_ID);
-  if (again.length !== 2) fail(`after a seek back the cue fired ${again.length} times in all (expected 2): ${JSON.stringify(again)}`);
-  if (Math.abs(again[1].currentTime - CUE_S) > 0.1) fail(`after the seek it fired at ${again[1].currentTime}`);
-  if ((await played("early-1")).length !== 1) fail("the first-second cue fired again without a pass over it");
-  console.log(`first-second cue at ${early[0].currentTime.toFixed(3)} s; after a seek back the cue fired again at ${again[1].currentTime.toFixed(3)} s`);
+  if (again.length !== 2)
+    fail(
+      `after a seek back the cue fired ${again.length} times in all (expected 2): ${JSON.stringify(again)}`,
+    );
+  if (Math.abs(again[1].currentTime - CUE_S) > 0.1)
+    fail(`after the seek it fired at ${again[1].currentTime}`);
+  if ((await played("early-1")).length !== 1)
+    fail("the first-second cue fired again without a pass over it");
+  console.log(
+    `first-second cue at ${early[0].currentTime.toFixed(3)} s; after a seek back the cue fired again at ${again[1].currentTime.toFixed(3)} s`,
+  );
   await viewer.screenshot({ path: path.join(env.OVATION_ARTIFACTS, "video-cue.png") });
   await viewer.close();
 
   // ---- 2. Skewed clocks, same video moment. ----
-  const pages = [await openPage("ana", { sync: "video", skewMs: 2000 }),
-    await openPage("cy", { sync: "video", skewMs: -2000 })];
+  const pages = [
+    await openPage("ana", { sync: "video", skewMs: 2000 }),
+    await openPage("cy", { sync: "video", skewMs: -2000 }),
+  ];
   // The video runs 2 s behind real time, as a live stream would.
   pdtBaseMs = Date.now() - 2000;
   await Promise.all(pages.map((p) => p.evaluate((u) => window.go(u), `${base}/stream/index.m3u8`)));
-  await Promise.all(pages.map((p) => p.waitForFunction(() => window.log.some((e) => e.kind === "cue"), null, { timeout: 20000 })));
+  await Promise.all(
+    pages.map((p) =>
+      p.waitForFunction(() => window.log.some((e) => e.kind === "cue"), null, { timeout: 20000 }),
+    ),
+  );
   const text = `timed ${Date.now()}`;
-  const bob = await connect({ url: env.OVATION_URL, room: env.OVATION_ROOM, token: TOKENS.bob, WebSocket });
+  const bob = await connect({
+    url: env.OVATION_URL,
+    room: env.OVATION_ROOM,
+    token: TOKENS.bob,
+    WebSocket,
+  });
   const { seq } = await bob.comment(text);
   bob.close();
   const moments = [];
   for (const page of pages) {
-    await page.waitForFunction((t) => window.log.some((e) => e.kind === "comment" && e.text === t), text, { timeout: 15000 });
+    await page.waitForFunction(
+      (t) => window.log.some((e) => e.kind === "comment" && e.text === t),
+      text,
+      { timeout: 15000 },
+    );
     const shown = (await log(page)).find((e) => e.kind === "comment" && e.text === text);
     const lateMs = shown.videoWall - shown.ts_ms;
-    console.log(`comment ${seq} shown when the video was at ${new Date(shown.videoWall).toISOString()}: ${lateMs} ms after its server time`);
+    console.log(
+      `comment ${seq} shown when the video was at ${new Date(shown.videoWall).toISOString()}: ${lateMs} ms after its server time`,
+    );
     if (!(lateMs >= -50 && lateMs <= 100)) fail(`shown ${lateMs} ms away from its video moment`);
     moments.push(shown.videoWall);
   }

@@ -19,7 +19,11 @@ const note = (kind, extra = {}) => {
   });
 };
 
-const room = await connect({ url: params.get("url"), room: params.get("room"), token: params.get("token") });
+const room = await connect({
+  url: params.get("url"),
+  room: params.get("room"),
+  token: params.get("token"),
+});
 window.room = room;
 room.on("product", (p) => {
   if (!p.pinned) return;
@@ -36,10 +40,18 @@ window.go = (streamUrl) => {
   const hls = new window.Hls({ enableWorker: false });
   window.hls = hls;
   hls.on(window.Hls.Events.FRAG_LOADED, (_e, data) => {
-    note("fragment-loaded", { sn: data.frag.sn, start: data.frag.start, duration: data.frag.duration });
+    note("fragment-loaded", {
+      sn: data.frag.sn,
+      start: data.frag.start,
+      duration: data.frag.duration,
+    });
   });
   hls.on(window.Hls.Events.FRAG_BUFFERED, (_e, data) => {
-    note("fragment-buffered", { sn: data.frag.sn, start: data.frag.start, duration: data.frag.duration });
+    note("fragment-buffered", {
+      sn: data.frag.sn,
+      start: data.frag.start,
+      duration: data.frag.duration,
+    });
   });
   for (const type of ["playing", "seeked"]) video.addEventListener(type, () => note(type));
   return room.attachPlayer(video, { hls, sync: params.get("sync") || "none" }).then(() => {

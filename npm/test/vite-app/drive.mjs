@@ -12,7 +12,9 @@ const { OVATION_URL, OVATION_ROOM, OVATION_REPO, OVATION_ARTIFACTS } = process.e
 const TOKENS = JSON.parse(process.env.OVATION_TOKENS);
 
 const dist = path.resolve("dist");
-const { server, base } = await serve((url) => inside(dist, url.pathname.replace(/\/$/, "/index.html")));
+const { server, base } = await serve((url) =>
+  inside(dist, url.pathname.replace(/\/$/, "/index.html")),
+);
 const pageUrl = new URL(`${base}/`);
 pageUrl.search = new URLSearchParams({ url: OVATION_URL, room: OVATION_ROOM, token: TOKENS.ana });
 
@@ -25,8 +27,11 @@ try {
   page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
   await page.goto(pageUrl.href);
   try {
-    await page.waitForFunction(() => document.getElementById("status").textContent === "open",
-      null, { timeout: 15000 });
+    await page.waitForFunction(
+      () => document.getElementById("status").textContent === "open",
+      null,
+      { timeout: 15000 },
+    );
   } catch (e) {
     const status = await page.textContent("#status");
     throw new Error(`the page did not connect (status "${status}")\n${logs.join("\n")}`);
@@ -35,8 +40,11 @@ try {
   const bob = await connect({ url: OVATION_URL, room: OVATION_ROOM, token: TOKENS.bob, WebSocket });
   await bob.comment(text);
   bob.close();
-  await page.waitForFunction((t) => [...document.querySelectorAll("#comments li")]
-    .some((li) => li.textContent.endsWith(t)), text, { timeout: 10000 });
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll("#comments li")].some((li) => li.textContent.endsWith(t)),
+    text,
+    { timeout: 10000 },
+  );
   await page.screenshot({ path: path.join(OVATION_ARTIFACTS, "vite-app.png") });
   console.log(`the Vite app in Chromium received "${text}"`);
 } catch (e) {

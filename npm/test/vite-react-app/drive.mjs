@@ -25,7 +25,9 @@ async function admin(pathname, body) {
 }
 
 const dist = path.resolve("dist");
-const { server, base } = await serve((url) => inside(dist, url.pathname.replace(/\/$/, "/index.html")));
+const { server, base } = await serve((url) =>
+  inside(dist, url.pathname.replace(/\/$/, "/index.html")),
+);
 const pageUrl = new URL(`${base}/`);
 pageUrl.search = new URLSearchParams({ url: OVATION_URL, room: OVATION_ROOM, token: TOKENS.ana });
 
@@ -48,33 +50,55 @@ try {
       }
     };
   });
-  const text = (selector) => page.evaluate((s) => document.querySelector(s)?.textContent ?? null, selector);
+  const text = (selector) =>
+    page.evaluate((s) => document.querySelector(s)?.textContent ?? null, selector);
   const waitFor = async (what, predicate, arg, timeout = 10000) => {
     try {
       await page.waitForFunction(predicate, arg, { timeout });
     } catch {
-      throw new Error(`the page did not show ${what} (status "${await text("#status")}", online `
-        + `"${await text("#online")}", comments "${await text("#comments")}")\n${logs.join("\n")}`);
+      throw new Error(
+        `the page did not show ${what} (status "${await text("#status")}", online ` +
+          `"${await text("#online")}", comments "${await text("#comments")}")\n${logs.join("\n")}`,
+      );
     }
   };
 
   await page.goto(pageUrl.href);
-  await waitFor("status open", () => document.getElementById("status")?.textContent === "open", null, 15000);
+  await waitFor(
+    "status open",
+    () => document.getElementById("status")?.textContent === "open",
+    null,
+    15000,
+  );
 
   bob = await connect({ url: OVATION_URL, room: OVATION_ROOM, token: TOKENS.bob, WebSocket });
   await waitFor("2 online", () => document.getElementById("online").textContent === "2");
 
   const comment = `hello from node ${Date.now()}`;
   await bob.comment(comment);
-  await waitFor("the comment", (t) => [...document.querySelectorAll("#comments li")]
-    .some((li) => li.textContent === `BOB: ${t}`), comment);
+  await waitFor(
+    "the comment",
+    (t) =>
+      [...document.querySelectorAll("#comments li")].some((li) => li.textContent === `BOB: ${t}`),
+    comment,
+  );
 
-  const poll = await admin(`/v1/rooms/${OVATION_ROOM}/polls`,
-    { question: "Which color?", options: ["red", "blue"], window_ms: 60000 });
-  await waitFor("the open poll", () => document.querySelector("#poll h2")?.textContent === "Which color?"
-    && document.getElementById("poll").dataset.phase === "open");
+  const poll = await admin(`/v1/rooms/${OVATION_ROOM}/polls`, {
+    question: "Which color?",
+    options: ["red", "blue"],
+    window_ms: 60000,
+  });
+  await waitFor(
+    "the open poll",
+    () =>
+      document.querySelector("#poll h2")?.textContent === "Which color?" &&
+      document.getElementById("poll").dataset.phase === "open",
+  );
   await page.click("#poll button:nth-of-type(2)");
-  await waitFor("the vote acknowledged", () => document.getElementById("voted").textContent === "voted blue");
+  await waitFor(
+    "the vote acknowledged",
+    () => document.getElementById("voted").textContent === "voted blue",
+  );
   await admin(`/v1/rooms/${OVATION_ROOM}/polls/${poll.id}/close`, {});
   await waitFor("the tallies", () => document.getElementById("tallies")?.textContent === "0,1");
   await page.screenshot({ path: path.join(OVATION_ARTIFACTS, "vite-react-app.png") });
@@ -83,10 +107,16 @@ try {
   if (sockets !== 1) throw new Error(`StrictMode opened ${sockets} WebSockets, not 1`);
 
   await page.click("#leave");
-  await waitFor("the socket closed after unmount",
-    () => window.__sockets.every((s) => s.readyState === WebSocket.CLOSED), null, 5000);
-  console.log("the React app in Chromium showed the online count, a comment, a vote and its tallies "
-    + "on one WebSocket, closed on unmount");
+  await waitFor(
+    "the socket closed after unmount",
+    () => window.__sockets.every((s) => s.readyState === WebSocket.CLOSED),
+    null,
+    5000,
+  );
+  console.log(
+    "the React app in Chromium showed the online count, a comment, a vote and its tallies " +
+      "on one WebSocket, closed on unmount",
+  );
 } catch (e) {
   failed = true;
   console.error(e);

@@ -26,7 +26,11 @@ function Comments() {
   const comments = useComments({ max: 20 });
   return (
     <ul id="comments">
-      {comments.map((c) => <li key={c.seq}>{c.name}: {c.text}</li>)}
+      {comments.map((c) => (
+        <li key={c.seq}>
+          {c.name}: {c.text}
+        </li>
+      ))}
     </ul>
   );
 }
@@ -39,8 +43,17 @@ function Poll() {
     <section id="poll" data-phase={poll.phase}>
       <h2>{poll.question}</h2>
       {poll.options.map((option, i) => (
-        <button key={option} onClick={() => vote(i).then(() => setVoted(`voted ${option}`),
-          (e) => setVoted(`error ${e.code}`))}>{option}</button>
+        <button
+          key={option}
+          onClick={() =>
+            vote(i).then(
+              () => setVoted(`voted ${option}`),
+              (e) => setVoted(`error ${e.code}`),
+            )
+          }
+        >
+          {option}
+        </button>
       ))}
       <output id="voted">{voted}</output>
       {poll.tallies && <output id="tallies">{poll.tallies.join(",")}</output>}
@@ -52,10 +65,18 @@ function App() {
   const [joined, setJoined] = useState(true);
   return (
     <main>
-      <button id="leave" onClick={() => setJoined(false)}>leave</button>
+      <button id="leave" onClick={() => setJoined(false)}>
+        leave
+      </button>
       {joined && (
-        <OvationProvider url={params.get("url")} room={params.get("room")} token={params.get("token")}>
-          <p>status: <Status /> online: <Online /></p>
+        <OvationProvider
+          url={params.get("url")}
+          room={params.get("room")}
+          token={params.get("token")}
+        >
+          <p>
+            status: <Status /> online: <Online />
+          </p>
           <Comments />
           <Poll />
         </OvationProvider>
@@ -64,4 +85,8 @@ function App() {
   );
 }
 
-createRoot(document.getElementById("root")).render(<StrictMode><App /></StrictMode>);
+createRoot(document.getElementById("root")).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);
