@@ -44,7 +44,7 @@ class BridgeError extends Error {
 }
 
 function errorJson(e) {
-  const out = { code: (e && e.code) || "internal", message: (e && e.message) || String(e) };
+  const out = { code: e?.code || "internal", message: e?.message || String(e) };
   if (e && e.retryAfterMs !== undefined) out.retry_after_ms = e.retryAfterMs;
   return out;
 }

@@ -54,7 +54,7 @@ function setStatus(status) {
 
 function renderPoll() {
   const poll = seen.poll;
-  if (!poll || !poll.id) return;
+  if (!poll?.id) return;
   $("poll-current-question").textContent = poll.question;
   $("poll-phase").textContent = `(${poll.id}, ${poll.phase})`;
   $("poll-current").dataset.id = poll.id;
@@ -81,7 +81,7 @@ function renderPoll() {
 
 function renderQuiz() {
   const quiz = seen.quiz;
-  if (!quiz || !quiz.id) return;
+  if (!quiz?.id) return;
   const q = quiz.question;
   $("quiz-current").textContent = q
     ? `${quiz.title}: ${q.index + 1}/${quiz.question_count} ${q.text}`

@@ -790,7 +790,7 @@ export class OvationOverlay extends HTMLElement {
 
   _renderPoll(p) {
     const card = this._$(".poll");
-    this._poll = p && p.id ? p : null;
+    this._poll = p?.id ? p : null;
     card.dataset.key = this._poll ? `${p.id}:${p.phase}` : "";
     card.hidden = !this._poll || this._dismissed.poll === card.dataset.key;
     if (!this._poll) return this._tick();
@@ -838,7 +838,7 @@ export class OvationOverlay extends HTMLElement {
 
   _renderQuiz(z) {
     const card = this._$(".quiz");
-    this._quiz = z && z.id ? z : null;
+    this._quiz = z?.id ? z : null;
     card.dataset.key = this._quiz ? `${z.id}:${z.phase}:${z.question?.index}` : "";
     card.hidden = !this._quiz || this._dismissed.quiz === card.dataset.key;
     if (!this._quiz) return this._tick();

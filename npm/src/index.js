@@ -40,7 +40,7 @@ export class OvationError extends Error {
 function wrapError(e) {
   if (e instanceof OvationError) return e;
   const code = e && typeof e.code === "string" ? e.code : "internal";
-  return new OvationError(code, (e && e.message) || String(e));
+  return new OvationError(code, e?.message || String(e));
 }
 
 const EVENT_TYPES = new Set([
@@ -226,7 +226,7 @@ class Room {
         // `error` event with code `handler_error` (not for a throwing `error` handler).
         console.error(e);
         if (type !== "error") {
-          const error = new OvationError("handler_error", type + " handler: " + e);
+          const error = new OvationError("handler_error", `${type} handler: ${e}`);
           error.cause = e;
           this._emit("error", error);
         }

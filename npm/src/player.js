@@ -15,7 +15,7 @@ function openedMsOf(name, value) {
     name === "poll"
       ? value.opened_ms
       : name === "quiz"
-        ? value.question && value.question.opened_ms
+        ? value.question?.opened_ms
         : name === "product"
           ? value.pinned_ms
           : undefined;
@@ -54,7 +54,7 @@ export function payloadFromBytes(bytes) {
 
 /** The payload a metadata text track cue carries (DataCue or hls.js's VTTCue with `value`). */
 export function payloadOfTrackCue(cue) {
-  const value = cue && cue.value;
+  const value = cue?.value;
   if (value && typeof value.data === "string")
     return value.data.startsWith(PAYLOAD_PREFIX) ? value.data : null;
   if (value && value.data instanceof ArrayBuffer)
@@ -95,14 +95,13 @@ export function attach(room, player, video, hls, Playback) {
       for (const cue of Array.from(track.cues || [])) add(payloadOfTrackCue(cue), cue.startTime);
     }
   };
-  if (video.textTracks && video.textTracks.addEventListener) {
+  if (video.textTracks?.addEventListener) {
     listen(video.textTracks, "addtrack", () => scanTracks());
   }
   // Signal 2: hls.js's samples, placed at their presentation time (not fired on parse).
   if (hls && typeof hls.on === "function") {
     const onMetadata = (_event, data) => {
-      for (const sample of (data && data.samples) || [])
-        add(payloadFromBytes(sample.data), sample.pts);
+      for (const sample of data?.samples || []) add(payloadFromBytes(sample.data), sample.pts);
     };
     hls.on("hlsFragParsingMetadata", onMetadata);
     cleanups.push(() => hls.off("hlsFragParsingMetadata", onMetadata));

@@ -243,6 +243,7 @@ export function OvationProvider({
       lineage.mounted = false;
     };
   }, [lineage]);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `options` and `connect` are read when a connection opens; they do not reconnect.
   useEffect(() => {
     if (!ready) {
       setStore(null);
@@ -251,9 +252,7 @@ export function OvationProvider({
     const acquired = acquire({ url, room, token, transport, extra: options, connect }, lineage);
     setStore(acquired);
     return () => release(acquired);
-    // `options` and `connect` are read when a connection opens; they do not reconnect.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [ready, url, room, token, transport]);
+  }, [ready, url, room, token, transport, lineage]);
   return createElement(
     LineageContext.Provider,
     { value: lineage },
@@ -383,7 +382,7 @@ export function useQuiz() {
       quiz,
       answer(option) {
         if (!room) return notConnected();
-        if (!quiz || !quiz.question)
+        if (!quiz?.question)
           return Promise.reject(new OvationError("not_found", "there is no quiz question"));
         return room.answer(quiz.id, quiz.question.index, option);
       },
@@ -396,7 +395,7 @@ export function useQuiz() {
 export function useProduct() {
   const part = useField("useProduct", "product", null);
   const room = useRoom();
-  const product = part && part.pinned ? part.pinned : null;
+  const product = part?.pinned ? part.pinned : null;
   return useMemo(
     () => ({
       product,

@@ -94,7 +94,7 @@ class Replay {
       } catch (e) {
         console.error(e); // as live: logged, told as `error`, never rethrown
         if (type !== "error") {
-          const error = new this._sdk.OvationError("handler_error", type + " handler: " + e);
+          const error = new this._sdk.OvationError("handler_error", `${type} handler: ${e}`);
           error.cause = e;
           this._emit("error", error);
         }
@@ -233,8 +233,7 @@ class Replay {
     };
     if (hls && typeof hls.on === "function") {
       const onMetadata = (_event, data) => {
-        for (const sample of (data && data.samples) || [])
-          addCue(payloadFromBytes(sample.data), sample.pts);
+        for (const sample of data?.samples || []) addCue(payloadFromBytes(sample.data), sample.pts);
       };
       hls.on("hlsFragParsingMetadata", onMetadata);
       cleanups.push(() => hls.off("hlsFragParsingMetadata", onMetadata));
@@ -307,14 +306,14 @@ class Replay {
 /** One `GET /v1/rooms/{room}/replay` answer, or an `OvationError` with the server's code. */
 async function getWindow(fetchImpl, { url, room, token }, from, to, snapshot, OvationError) {
   const base = url.replace(/\/+$/, "");
-  const query = `from=${from}&to=${to}` + (snapshot ? "" : "&snapshot=false");
+  const query = `from=${from}&to=${to}${snapshot ? "" : "&snapshot=false"}`;
   let response;
   try {
     response = await fetchImpl(`${base}/v1/rooms/${encodeURIComponent(room)}/replay?${query}`, {
       headers: { authorization: `Bearer ${token}` },
     });
   } catch (e) {
-    throw new OvationError("network", String((e && e.message) || e));
+    throw new OvationError("network", String(e?.message || e));
   }
   if (!response.ok) {
     let body = {};

@@ -42,12 +42,12 @@ export async function load(url, context, next) {
   }
   return next(url, context);
 }`;
-register("data:text/javascript," + encodeURIComponent(HOOKS));
+register(`data:text/javascript,${encodeURIComponent(HOOKS)}`);
 globalThis.scriptedSessions = [];
 
 const indexUrl = import.meta.resolve("ovation");
 const sdk = await import(indexUrl);
-const offlineSdk = await import(indexUrl + "?offline");
+const offlineSdk = await import(`${indexUrl}?offline`);
 
 async function join(from = sdk) {
   const room = await from.connect({ url: "http://127.0.0.1:1", room: "r", token: "t" });

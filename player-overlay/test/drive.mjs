@@ -566,8 +566,7 @@ async function bridgeScenario() {
   if (typeof result?.seq !== "number") fail(`dispatch resolved ${JSON.stringify(result)}`);
   for (let i = 0; i < 100 && !heard.some((c) => c.text === "from native"); i++) await sleep(100);
   const fromNative = heard.find((c) => c.text === "from native");
-  if (!fromNative || fromNative.user !== "dan")
-    fail(`the other client heard ${JSON.stringify(heard)}`);
+  if (fromNative?.user !== "dan") fail(`the other client heard ${JSON.stringify(heard)}`);
   for (const platform of ["ios", "android"]) {
     await got(
       platform,

@@ -828,6 +828,11 @@ fn test() -> Result {
     run(cargo()
         .args(["fmt", "--all", "--", "--check"])
         .current_dir(&root))?;
+    // The JavaScript's rustfmt and clippy: format and lint as biome.jsonc sets them.
+    step("biome ci (JavaScript format and lint)");
+    run(Command::new(root.join("node_modules/.bin/biome"))
+        .args(["ci", "--colors=off"])
+        .current_dir(&root))?;
     step("clippy (native)");
     run(cargo()
         .args([

@@ -67,7 +67,7 @@ function livePlaylist() {
     lines.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(wallOf(s.start)).toISOString()}`);
     lines.push(`#EXTINF:${s.duration.toFixed(6)},`, s.uri);
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 const { server, base } = await serve((url) => {
@@ -242,9 +242,7 @@ try {
   );
   await sleep(leftMs + 3000 - Date.now());
   const late = await openPage("bob");
-  const joined = await late.evaluate(
-    () => window.room.state.parts.poll && window.room.state.parts.poll.phase,
-  );
+  const joined = await late.evaluate(() => window.room.state.parts.poll?.phase);
   if (joined !== "open") fail(`the latecomer's state has the poll ${joined}`);
   await late.evaluate((u) => window.go(u), `${base}/live/index.m3u8`);
   const latePoll = await waitForPoll(late, 15000);

@@ -13,7 +13,7 @@ const note = (kind, extra = {}) => {
   window.log.push({
     kind,
     currentTime: video.currentTime,
-    videoWall: window.hls && window.hls.playingDate ? window.hls.playingDate.getTime() : null,
+    videoWall: window.hls?.playingDate ? window.hls.playingDate.getTime() : null,
     at: Date.now(),
     ...extra,
   });

@@ -32,7 +32,7 @@ try {
       null,
       { timeout: 15000 },
     );
-  } catch (e) {
+  } catch {
     const status = await page.textContent("#status");
     throw new Error(`the page did not connect (status "${status}")\n${logs.join("\n")}`);
   }

@@ -44,6 +44,7 @@ function Poll() {
       <h2>{poll.question}</h2>
       {poll.options.map((option, i) => (
         <button
+          type="button"
           key={option}
           onClick={() =>
             vote(i).then(
@@ -65,7 +66,7 @@ function App() {
   const [joined, setJoined] = useState(true);
   return (
     <main>
-      <button id="leave" onClick={() => setJoined(false)}>
+      <button type="button" id="leave" onClick={() => setJoined(false)}>
         leave
       </button>
       {joined && (
