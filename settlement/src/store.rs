@@ -263,24 +263,20 @@ fn json<T: serde::Serialize>(rows: &T) -> String {
     serde_json::to_string(rows).expect("strings and integers serialize")
 }
 
-/// Locks and reads what a batch touches, in one statement: its stripes (kind 0: room,
-/// status, stripe), then its senders' accounts (kind 1: account, balance), each in key
-/// order (Clear locks a room's stripes in the same order), and the transfers already
-/// recorded under its ids (kind 2: owner, id, fingerprint, balance after). Every table
-/// is reached through its primary key (`= ANY(ARRAY(…))`, a lateral lookup per id): the
-/// planner guesses 100 rows for a JSON set and would otherwise scan a small table whole.
-/// (Stripes are matched on rooms × stripes: at most the batch's rooms' other stripes
-/// more, which only this shard's gift loop and its Clear step touch.)
-const BATCH_READ_POSTGRES: &str = "WITH \
-     s AS (SELECT room, stripe, status FROM room_stripes WHERE \
+/// Reads what a batch touches, in one statement: its stripes (kind 0: room, status,
+/// stripe), its senders' accounts (kind 1: account, balance) and the transfers already
+/// recorded under its ids (kind 2: owner, id, fingerprint, balance after). On
+/// PostgreSQL outside any transaction: [`BATCH_WRITE_POSTGRES`] checks that what was
+/// read still holds. Every table is reached through its primary key (`= ANY(ARRAY(…))`,
+/// a lateral lookup per id): the planner guesses 100 rows for a JSON set and would
+/// otherwise scan a small table whole. (Stripes are matched on rooms × stripes: a few
+/// more rows than asked, ignored.)
+const BATCH_READ_POSTGRES: &str = "\
+     SELECT CAST(0 AS BIGINT), room, '', status, stripe FROM room_stripes WHERE \
        room = ANY(ARRAY(SELECT e.value->>0 FROM json_array_elements($1::json) AS e(value))) \
        AND stripe = ANY(ARRAY(SELECT CAST(e.value->>1 AS BIGINT) FROM json_array_elements($1::json) AS e(value))) \
-       ORDER BY room, stripe FOR UPDATE), \
-     a AS (SELECT account, balance FROM accounts WHERE \
+     UNION ALL SELECT CAST(1 AS BIGINT), account, '', '', balance FROM accounts WHERE \
        account = ANY(ARRAY(SELECT json_array_elements_text($2::json))) \
-       ORDER BY account FOR UPDATE) \
-     SELECT CAST(0 AS BIGINT), room, '', status, stripe FROM s \
-     UNION ALL SELECT CAST(1 AS BIGINT), account, '', '', balance FROM a \
      UNION ALL SELECT CAST(2 AS BIGINT), t.owner, t.id, t.fingerprint, t.balance_after \
        FROM json_array_elements($3::json) AS e(value), LATERAL (SELECT owner, id, fingerprint, \
        balance_after FROM transfers WHERE owner = e.value->>0 AND id = e.value->>1 OFFSET 0) t";
@@ -292,11 +288,22 @@ const BATCH_READ_SQLITE: &str = "\
        (SELECT e.value FROM json_each($2) AS e) \
      UNION ALL SELECT CAST(2 AS BIGINT), owner, id, fingerprint, balance_after FROM transfers \
        WHERE (owner, id) IN (SELECT e.value->>0, e.value->>1 FROM json_each($3) AS e)";
-/// A batch's writes in one statement, counting what each part wrote: the debits (each
-/// account set from the balance read to the one planned: a compare-and-set), the
-/// transfer records, the stripe credits (only to stripes still `open`). The `= ANY`
-/// repeats of the join keys are for the planner (a primary-key lookup, not a scan).
+/// What [`BATCH_WRITE_POSTGRES`] fails with when the rows it writes are no longer what
+/// the batch read (then nothing of it is written).
+const BATCH_ROWS_CHANGED: &str = "ovation: gift batch rows changed";
+/// A batch's writes in one statement, so in one transaction of its own (answered after
+/// its commit): the stripes it credits locked first, in key order (as Clear locks a
+/// room's, so neither waits for the other in a cycle); the debits (each account set
+/// from the balance read to the one planned: a compare-and-set), the transfer records
+/// (none may exist already) and the stripe credits (only to stripes still `open`). When
+/// a count differs from the plan's ($4, $5, $6) the statement fails with
+/// [`BATCH_ROWS_CHANGED`] and writes nothing. The `= ANY` repeats of the join keys are
+/// for the planner (a primary-key lookup, not a scan).
 const BATCH_WRITE_POSTGRES: &str = "WITH \
+     l AS (SELECT 1 FROM room_stripes WHERE \
+       room = ANY(ARRAY(SELECT e.value->>0 FROM json_array_elements($3::json) AS e(value))) \
+       AND stripe = ANY(ARRAY(SELECT CAST(e.value->>1 AS BIGINT) FROM json_array_elements($3::json) AS e(value))) \
+       ORDER BY room, stripe FOR UPDATE), \
      d AS (UPDATE accounts SET balance = CAST(e.value->>2 AS BIGINT) \
        FROM json_array_elements($1::json) AS e(value) \
        WHERE accounts.account = e.value->>0 AND accounts.balance = CAST(e.value->>1 AS BIGINT) \
@@ -312,8 +319,11 @@ const BATCH_WRITE_POSTGRES: &str = "WITH \
        WHERE room_stripes.room = e.value->>0 AND room_stripes.stripe = CAST(e.value->>1 AS BIGINT) \
        AND room_stripes.status = 'open' \
        AND room_stripes.room = ANY(ARRAY(SELECT e.value->>0 FROM json_array_elements($3::json) AS e(value))) \
-       RETURNING 1) \
-     SELECT (SELECT COUNT(*) FROM d), (SELECT COUNT(*) FROM t), (SELECT COUNT(*) FROM c)";
+       RETURNING 1), \
+     n AS (SELECT (SELECT COUNT(*) FROM l) AS locked, (SELECT COUNT(*) FROM d) AS debited, \
+       (SELECT COUNT(*) FROM t) AS recorded, (SELECT COUNT(*) FROM c) AS credited) \
+     SELECT CASE WHEN debited = $4 AND recorded = $5 AND credited = $6 THEN locked \
+       ELSE CAST('ovation: gift batch rows changed ' || CAST(locked AS TEXT) AS BIGINT) END FROM n";
 /// The same writes on SQLite, one statement each (no writes inside `WITH`).
 const BATCH_WRITE_SQLITE: [&str; 3] = [
     "UPDATE accounts SET balance = CAST(e.value->>2 AS BIGINT) FROM json_each($1) AS e \
@@ -337,6 +347,32 @@ struct BatchState {
     balances: std::collections::HashMap<String, u64>,
     /// (fingerprint, balance after) by (owner, id).
     transfers: std::collections::HashMap<(String, String), (String, u64)>,
+}
+
+/// The rows of a batch read (`BATCH_READ_*`) as a [`BatchState`].
+fn batch_state(rows: Vec<AnyRow>) -> Result<BatchState> {
+    let mut state = BatchState::default();
+    for row in rows {
+        let kind: i64 = row.try_get(0)?;
+        let key: String = row.try_get(1)?;
+        let text: String = row.try_get(3)?;
+        let number: i64 = row.try_get(4)?;
+        match kind {
+            0 => {
+                state.stripes.insert((key, number), status_of(&text)?);
+            }
+            1 => {
+                state.balances.insert(key, amount_u64(number)?);
+            }
+            _ => {
+                let id: String = row.try_get(2)?;
+                state
+                    .transfers
+                    .insert((key, id), (text, amount_u64(number)?));
+            }
+        }
+    }
+    Ok(state)
 }
 
 /// A batch's outcomes and the writes that make them so.
@@ -419,18 +455,22 @@ fn plan_batch(shard: ShardId, gifts: &[&Gift], state: &BatchState) -> Option<Bat
             replayed: false,
         }));
     }
+    let mut debits: Vec<(String, i64, i64)> = balances
+        .into_iter()
+        .filter(|(_, (read, after))| read != after)
+        .map(|(user, (read, after))| (user_account(user), amount_i64(read), amount_i64(after)))
+        .collect();
+    debits.sort_unstable();
+    let mut credits: Vec<(String, i64, i64)> = credits
+        .into_iter()
+        .map(|((room, stripe), amount)| (room.to_owned(), stripe, amount))
+        .collect();
+    credits.sort_unstable();
     Some(BatchPlan {
         outcomes,
-        debits: balances
-            .into_iter()
-            .filter(|(_, (read, after))| read != after)
-            .map(|(user, (read, after))| (user_account(user), amount_i64(read), amount_i64(after)))
-            .collect(),
+        debits,
         transfers,
-        credits: credits
-            .into_iter()
-            .map(|((room, stripe), amount)| (room.to_owned(), stripe, amount))
-            .collect(),
+        credits,
     })
 }
 
@@ -851,77 +891,69 @@ impl SqlLedger {
             .iter()
             .map(|g| (g.from.as_str(), g.id.as_str()))
             .collect();
-        let mut tx = self.pool(shard).begin().await?;
-        let rows = sqlx::query(if self.postgres {
-            BATCH_READ_POSTGRES
-        } else {
-            BATCH_READ_SQLITE
-        })
-        .bind(json(&stripes))
-        .bind(json(&accounts))
-        .bind(json(&ids))
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut state = BatchState::default();
-        for row in rows {
-            let kind: i64 = row.try_get(0)?;
-            let key: String = row.try_get(1)?;
-            let text: String = row.try_get(3)?;
-            let number: i64 = row.try_get(4)?;
-            match kind {
-                0 => {
-                    state.stripes.insert((key, number), status_of(&text)?);
-                }
-                1 => {
-                    state.balances.insert(key, amount_u64(number)?);
-                }
-                _ => {
-                    let id: String = row.try_get(2)?;
-                    state
-                        .transfers
-                        .insert((key, id), (text, amount_u64(number)?));
-                }
+        let read = |sql| {
+            sqlx::query(sql)
+                .bind(json(&stripes))
+                .bind(json(&accounts))
+                .bind(json(&ids))
+        };
+        if self.postgres {
+            // No transaction around the read: the write checks what the plan read.
+            let rows = read(BATCH_READ_POSTGRES)
+                .fetch_all(self.pool(shard))
+                .await?;
+            let Some(plan) = plan_batch(shard, &gifts, &batch_state(rows)?) else {
+                return Ok(None);
+            };
+            if plan.transfers.is_empty() {
+                // Only refusals and replays: nothing to write.
+                return Ok(Some(plan.outcomes));
             }
+            self.faults.before_commit().await;
+            let written = sqlx::query(BATCH_WRITE_POSTGRES)
+                .bind(json(&plan.debits))
+                .bind(json(&plan.transfers))
+                .bind(json(&plan.credits))
+                .bind(plan.debits.len() as i64)
+                .bind(plan.transfers.len() as i64)
+                .bind(plan.credits.len() as i64)
+                .execute(self.pool(shard))
+                .await;
+            return match written {
+                Ok(_) => {
+                    self.faults.after_commit().await;
+                    Ok(Some(plan.outcomes))
+                }
+                Err(e) if e.to_string().contains(BATCH_ROWS_CHANGED) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
         }
-        let Some(plan) = plan_batch(shard, &gifts, &state) else {
+        let mut tx = self.pool(shard).begin().await?;
+        let rows = read(BATCH_READ_SQLITE).fetch_all(&mut *tx).await?;
+        let Some(plan) = plan_batch(shard, &gifts, &batch_state(rows)?) else {
             tx.rollback().await?;
             return Ok(None);
         };
         if plan.transfers.is_empty() {
-            // Only refusals and replays: nothing to write.
             tx.rollback().await?;
             return Ok(Some(plan.outcomes));
         }
-        let debits = json(&plan.debits);
-        let transfers = json(&plan.transfers);
-        let credits = json(&plan.credits);
-        let written: [u64; 3] = if self.postgres {
-            let row = sqlx::query(BATCH_WRITE_POSTGRES)
-                .bind(debits)
-                .bind(transfers)
-                .bind(credits)
-                .fetch_one(&mut *tx)
-                .await?;
-            [
-                amount_u64(row.try_get(0)?)?,
-                amount_u64(row.try_get(1)?)?,
-                amount_u64(row.try_get(2)?)?,
-            ]
-        } else {
-            let mut written = [0; 3];
-            for (n, (statement, values)) in BATCH_WRITE_SQLITE
-                .iter()
-                .zip([debits, transfers, credits])
-                .enumerate()
-            {
-                written[n] = sqlx::query(statement)
-                    .bind(values)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
-            written
-        };
+        let mut written = [0; 3];
+        for (n, (statement, values)) in BATCH_WRITE_SQLITE
+            .iter()
+            .zip([
+                json(&plan.debits),
+                json(&plan.transfers),
+                json(&plan.credits),
+            ])
+            .enumerate()
+        {
+            written[n] = sqlx::query(statement)
+                .bind(values)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
         let expected = [plan.debits.len(), plan.transfers.len(), plan.credits.len()];
         if written.iter().zip(expected).any(|(&w, e)| w != e as u64) {
             tx.rollback().await?;
