@@ -1,0 +1,312 @@
+//! The client core's public types: its configuration, what it asks the host to do (`Transmit`), what it hands the application (`ClientEvent`, `RoomState`), and the pull answers.
+
+use super::*;
+
+/// Which transport the application asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportMode {
+    /// WebSocket; pull after `CLIENT_WS_FAILURES_BEFORE_PULL` failures in a row.
+    Auto,
+    Ws,
+    Pull,
+}
+
+impl TransportMode {
+    pub fn parse(text: &str) -> Option<TransportMode> {
+        match text {
+            "auto" => Some(TransportMode::Auto),
+            "ws" => Some(TransportMode::Ws),
+            "pull" => Some(TransportMode::Pull),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Ws,
+    Pull,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Connecting,
+    Open,
+    Reconnecting,
+    Closed,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Room id (with its region prefix).
+    pub room: String,
+    pub transport: TransportMode,
+    /// Seeds backoff jitter and client ids. Give each client a random one.
+    pub seed: u64,
+}
+
+/// What the host must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transmit {
+    /// Open a WebSocket to `path` (relative to the service URL; the host adds the token).
+    /// Later calls about it carry `socket`.
+    OpenSocket { socket: u64, path: String },
+    /// Send a binary frame on the socket.
+    Send { socket: u64, frame: Vec<u8> },
+    /// Send a text frame (the heartbeat, answered by the server without waking the room).
+    SendText { socket: u64, text: &'static str },
+    /// Close the socket. The client has already forgotten it: events still arriving from
+    /// it are ignored, and no `handle_socket_closed` is needed.
+    CloseSocket {
+        socket: u64,
+        code: u16,
+        reason: String,
+    },
+    /// GET `path` (relative to the service URL) and answer with `handle_fetch`.
+    Fetch {
+        request: u64,
+        path: String,
+        kind: FetchKind,
+    },
+}
+
+/// How the host parses a pull answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FetchKind {
+    /// JSON into [`PullState`].
+    State,
+    /// The body as text (a part's JSON value).
+    Part,
+    /// JSON into [`PullEvents`].
+    Events,
+}
+
+/// `GET /v1/rooms/{room}/state`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PullState {
+    pub epoch: u64,
+    pub version: u64,
+    pub parts: BTreeMap<String, u64>,
+    pub action_cursor: u64,
+    pub likes: u64,
+    pub online: u32,
+    pub status: String,
+}
+
+/// One action in `GET /v1/rooms/{room}/events?since=`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PullAction {
+    pub seq: u64,
+    pub ts_ms: u64,
+    pub user: String,
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub sku: String,
+    #[serde(default)]
+    pub qty: u32,
+    #[serde(default)]
+    pub amount: u64,
+    /// For `removed`: the sequence number of the comment a moderator removed.
+    #[serde(default)]
+    pub removed: u64,
+}
+
+/// `GET /v1/rooms/{room}/events?since=`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct PullEvents {
+    pub events: Vec<PullAction>,
+    pub gap: bool,
+    pub cursor: u64,
+    pub epoch: u64,
+    pub version: u64,
+    pub likes: u64,
+    pub online: u32,
+    pub poll_interval_ms: u32,
+    #[serde(default)]
+    pub server_time_ms: Option<u64>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// The host's answer to a [`Transmit::Fetch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchReply {
+    State(PullState),
+    Part(String),
+    Events(PullEvents),
+    /// HTTP error (with the API's error code) or a network failure (`status` 0).
+    Failed {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+/// Why an action failed, with a stable code (the room's `ErrorCode` strings, plus
+/// `timeout`, `closed`, `unsupported_transport`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ActionError {
+    pub code: String,
+    pub message: String,
+    pub retry_after_ms: u32,
+}
+
+/// An HTTP answer no retry changes: a bad or expired token, a room the token does not
+/// name, an unknown room (also another tenant's), an ended room.
+pub(crate) fn is_refusal(status: u16) -> bool {
+    matches!(status, 400 | 401 | 403 | 404 | 410)
+}
+
+/// The message of an error about a limit (see `json::with_number`).
+///
+/// Out of line, like the other cold helpers marked `#[inline(never)]` (errors, status
+/// changes, closes): this crate is built at opt-level 3 for the hot decode path, which
+/// copied each of them into every caller (1.9 KB gzipped of the SDK's wasm in all).
+#[inline(never)]
+pub(crate) fn limit(prefix: &str, value: usize, suffix: &str) -> String {
+    json::with_number(prefix, value as u64, suffix)
+}
+
+#[inline(never)]
+pub(crate) fn check_id(id: &str, bytes_max: usize, what: &str) -> Result<(), ActionError> {
+    if id.is_empty() || id.len() > bytes_max {
+        return Err(ActionError::new(
+            "invalid",
+            &limit(what, bytes_max, " bytes"),
+        ));
+    }
+    Ok(())
+}
+
+impl ActionError {
+    #[inline(never)]
+    pub(crate) fn new(code: &str, message: &str) -> ActionError {
+        ActionError {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            retry_after_ms: 0,
+        }
+    }
+}
+
+/// What the application hears. Serialized to JavaScript as `{ type: "...", ... }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientEvent {
+    Status {
+        status: Status,
+        transport: Transport,
+        /// Why the connection changed (close code name, failure), when known.
+        reason: Option<String>,
+    },
+    /// A comment, or a system broadcast (`system: true`).
+    Comment {
+        seq: u64,
+        ts_ms: u64,
+        user: String,
+        name: String,
+        text: String,
+        system: bool,
+    },
+    Reaction {
+        seq: u64,
+        ts_ms: u64,
+        user: String,
+        name: String,
+        kind: String,
+    },
+    Gift {
+        seq: u64,
+        ts_ms: u64,
+        user: String,
+        name: String,
+        sku: String,
+        qty: u32,
+        amount: u64,
+    },
+    /// A moderator removed the comment `removed`: drop it from view.
+    Removed {
+        seq: u64,
+        ts_ms: u64,
+        removed: u64,
+        user: String,
+    },
+    Like {
+        total: u64,
+    },
+    Online {
+        count: u32,
+    },
+    /// A state part changed (value is JSON text).
+    Part {
+        name: String,
+        version: u64,
+        value: String,
+    },
+    /// A new epoch: every part the client held is gone.
+    Reset {
+        epoch: u64,
+    },
+    Version {
+        epoch: u64,
+        version: u64,
+    },
+    Direct {
+        from: String,
+        payload: String,
+        ts_ms: u64,
+    },
+    Balance {
+        balance: u64,
+    },
+    /// Actions in `missed_after+1 .. resumed_from` were not delivered (too long away).
+    Gap {
+        missed_after: u64,
+        resumed_from: u64,
+    },
+    /// The end of an action the application started (`comment`, `direct`, `gift`, ...).
+    Done {
+        id: u64,
+        seq: Option<u64>,
+        error: Option<ActionError>,
+    },
+    Error {
+        code: String,
+        message: String,
+        retry_after_ms: u32,
+    },
+    /// Likes the application made that the room will not count: more than
+    /// `CLIENT_LIKES_PENDING_MAX` waiting (`too_many`), the session closed or the room
+    /// ended before they were sent (`closed`, `room_ended`), the pull transport
+    /// (`unsupported_transport`), a refusal other than the rate (the room's code), or no
+    /// answer to a sent frame (`timeout` after `CLIENT_ACTION_TIMEOUT_MS`, `unconfirmed`
+    /// when the session ended or switched to pull first: they may or may not have been
+    /// counted). Likes refused for the rate are sent again, never reported here.
+    LikesDropped {
+        count: u32,
+        code: String,
+        message: String,
+    },
+    Ended,
+}
+
+/// A part the client holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartValue {
+    pub version: u64,
+    pub value: String,
+}
+
+/// The room state the client holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomState {
+    /// 0 until the first Welcome or state answer.
+    pub epoch: u64,
+    pub version: u64,
+    pub parts: BTreeMap<String, PartValue>,
+}

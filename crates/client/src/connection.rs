@@ -1,0 +1,191 @@
+//! The socket's life: open, admission check after a failed upgrade, backoff and reconnect, the end of the room, pings for the clock.
+
+use super::*;
+
+impl Client {
+    pub(crate) fn is_current(&self, socket: u64) -> bool {
+        match self.phase {
+            Phase::Connecting { socket: s, .. } | Phase::Open { socket: s } => s == socket,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn open_socket(&mut self, now_ms: u64) {
+        let socket = self.next_socket;
+        self.next_socket += 1;
+        self.phase = Phase::Connecting {
+            socket,
+            since_ms: now_ms,
+        };
+        self.transport = Transport::Ws;
+        self.transmits.push_back(Transmit::OpenSocket {
+            socket,
+            path: ["/v1/rooms/", &self.room, "/ws"].concat(),
+        });
+    }
+
+    /// `code`: a `CloseCode` of the protocol, or `NORMAL_CLOSURE` when the client is done.
+    #[inline(never)]
+    pub(crate) fn close_socket(&mut self, socket: u64, code: u16, reason: &str) {
+        self.transmits.push_back(Transmit::CloseSocket {
+            socket,
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// A socket never opened: asks the room's state with the token, which answers the
+    /// refusal the upgrade got (401/403/404/410 with a code, or `ended`) where a browser
+    /// cannot read the upgrade's own answer. At most one in flight.
+    pub(crate) fn check_admission(&mut self, now_ms: u64) {
+        if self
+            .admission_check
+            .is_some_and(|(_, sent_ms)| now_ms < sent_ms + CLIENT_ADMISSION_CHECK_TIMEOUT_MS)
+        {
+            return;
+        }
+        let request = self.send_fetch(FetchKind::State, self.state_path());
+        self.admission_check = Some((request, now_ms));
+    }
+
+    pub(crate) fn state_path(&self) -> String {
+        ["/v1/rooms/", &self.room, "/state"].concat()
+    }
+
+    /// Asks the host for one fetch; returns its request id.
+    pub(crate) fn send_fetch(&mut self, kind: FetchKind, path: String) -> u64 {
+        let request = self.next_request;
+        self.next_request += 1;
+        self.transmits.push_back(Transmit::Fetch {
+            request,
+            path,
+            kind,
+        });
+        request
+    }
+
+    /// A refusal ends the session with the server's code; anything else (a live room, a
+    /// network failure, a server error) leaves the reconnects to go on.
+    pub(crate) fn on_admission_check(&mut self, reply: FetchReply, now_ms: u64) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        match reply {
+            FetchReply::Failed {
+                status,
+                code,
+                message,
+            } if is_refusal(status) => {
+                self.close_current_socket();
+                if code == ErrorCode::RoomEnded.as_str() {
+                    self.room_over();
+                    return;
+                }
+                self.emit_error(&code, &message, 0);
+                self.finish(Some(code));
+            }
+            FetchReply::State(state) if state.status == "ended" => {
+                self.close_current_socket();
+                self.room_over();
+            }
+            FetchReply::State(_) => {
+                // The room is live and takes this token: the upgrade failed for a moment
+                // (the Worker's per-user connect rate, a network blip), not for good. It
+                // does not count towards giving WebSockets up for pull, and the next
+                // try waits for the connect rate to refill.
+                self.ws_failures = 0;
+                if let Phase::Waiting { at_ms } = self.phase {
+                    let refilled_ms = now_ms + 1_000 / u64::from(USER_CONNECTS_PER_S);
+                    self.phase = Phase::Waiting {
+                        at_ms: at_ms.max(refilled_ms),
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn close_current_socket(&mut self) {
+        if let Phase::Open { socket } | Phase::Connecting { socket, .. } = self.phase {
+            self.close_socket(socket, NORMAL_CLOSURE, "closed by the client");
+        }
+    }
+
+    /// The room ended: told once, then the session closes for good (`room_ended`).
+    pub(crate) fn room_over(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.push_event(ClientEvent::Ended);
+        }
+        self.finish(Some("room_ended".into()));
+    }
+
+    /// A socket that never said Welcome is gone.
+    pub(crate) fn socket_failed(&mut self, now_ms: u64, reason: String) {
+        self.check_admission(now_ms);
+        self.ws_failures = self.ws_failures.saturating_add(1);
+        if self.mode == TransportMode::Auto && self.ws_failures >= CLIENT_WS_FAILURES_BEFORE_PULL {
+            self.start_pull(now_ms, Some(reason));
+            return;
+        }
+        self.schedule_reconnect(now_ms, reason);
+    }
+
+    pub(crate) fn schedule_reconnect(&mut self, now_ms: u64, reason: String) {
+        let delay = self.backoff_ms(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        self.reconnect_after(now_ms, delay, reason);
+    }
+
+    #[inline(never)]
+    pub(crate) fn reconnect_after(&mut self, now_ms: u64, delay_ms: u64, reason: String) {
+        self.phase = Phase::Waiting {
+            at_ms: now_ms + delay_ms,
+        };
+        self.ping_in_flight = None;
+        self.next_ping_ms = None;
+        self.next_like_flush_ms = None;
+        self.set_status(Status::Reconnecting, Some(reason));
+    }
+
+    /// Full jitter: uniform in `0..=min(max, base * 2^attempt)`.
+    pub(crate) fn backoff_ms(&mut self, attempt: u32) -> u64 {
+        let cap = CLIENT_BACKOFF_MS_BASE
+            .saturating_mul(1u64 << attempt.min(20))
+            .min(CLIENT_BACKOFF_MS_MAX);
+        let delay = self.rng.up_to(cap);
+        assert!(delay <= CLIENT_BACKOFF_MS_MAX);
+        delay
+    }
+
+    /// The code an action gets when the connection is over.
+    pub(crate) fn closed_code(&self) -> &'static str {
+        if self.ended {
+            "room_ended"
+        } else {
+            "closed"
+        }
+    }
+
+    #[inline(never)]
+    pub(crate) fn finish(&mut self, reason: Option<String>) {
+        self.phase = Phase::Closed;
+        self.requests.clear();
+        self.next_poll_ms = None;
+        self.next_like_flush_ms = None;
+        self.admission_check = None;
+        self.end_pending(self.closed_code(), "the connection closed first");
+        self.set_status(Status::Closed, reason);
+    }
+
+    pub(crate) fn send_ping(&mut self, socket: u64, now_ms: u64) {
+        self.clock_burst_left = self.clock_burst_left.saturating_sub(1);
+        self.ping_in_flight = Some(now_ms);
+        self.next_ping_ms = Some(now_ms + CLIENT_PING_TIMEOUT_MS);
+        let frame = ClientFrame::Ping {
+            client_time_ms: now_ms,
+        }
+        .encode();
+        self.transmits.push_back(Transmit::Send { socket, frame });
+    }
+}

@@ -1,0 +1,141 @@
+//! The HTTP pull transport, when WebSockets are not available: the state, then events since the cursor, at the pull interval.
+
+use super::*;
+
+impl Client {
+    pub(crate) fn start_pull(&mut self, now_ms: u64, reason: Option<String>) {
+        self.phase = Phase::Pull;
+        self.transport = Transport::Pull;
+        self.end_pending(
+            "unsupported_transport",
+            "switched to the pull transport, which only receives",
+        );
+        self.set_status(Status::Connecting, reason);
+        self.pull_state_stale = true; // ask for the state first
+        self.pull_next(now_ms);
+    }
+
+    #[inline(never)]
+    pub(crate) fn fetch(
+        &mut self,
+        kind: FetchKind,
+        path: String,
+        part: Option<(String, u64)>,
+        now_ms: u64,
+    ) {
+        let request = self.send_fetch(kind, path);
+        self.requests.push((
+            request,
+            PullRequest {
+                kind,
+                sent_ms: now_ms,
+                part,
+            },
+        ));
+    }
+
+    /// The next pull request: the state when it is unknown or stale, else the events.
+    pub(crate) fn pull_next(&mut self, now_ms: u64) {
+        if self.pull_state_stale || self.cursor.is_none() {
+            let path = self.state_path();
+            self.fetch(FetchKind::State, path, None, now_ms);
+        } else {
+            let prefix = ["/v1/rooms/", &self.room, "/events?since="].concat();
+            let path = json::with_number(&prefix, self.cursor.unwrap_or(0), "");
+            self.fetch(FetchKind::Events, path, None, now_ms);
+        }
+    }
+
+    pub(crate) fn on_pull_state(&mut self, state: PullState, now_ms: u64) {
+        if state.status == "ended" {
+            // As on a socket: the session ends (connect() rejects with `room_ended`).
+            self.room_over();
+            return;
+        }
+        self.pull_state_stale = false;
+        if state.epoch != self.state.epoch {
+            self.reset_epoch(state.epoch, state.action_cursor);
+        }
+        if self.cursor.is_none() {
+            self.cursor = Some(state.action_cursor);
+        }
+
+        for (name, version) in &state.parts {
+            let held = self.state.parts.get(name).map_or(0, |p| p.version);
+            if *version > held {
+                let prefix = ["/v1/rooms/", &self.room, "/parts/", name, "?v="].concat();
+                let path = json::with_number(&prefix, *version, "");
+                self.fetch(
+                    FetchKind::Part,
+                    path,
+                    Some((name.clone(), *version)),
+                    now_ms,
+                );
+            }
+        }
+
+        if state.version > self.state.version {
+            self.state.version = state.version;
+            self.push_event(ClientEvent::Version {
+                epoch: state.epoch,
+                version: state.version,
+            });
+        }
+        self.set_likes(state.likes);
+        self.set_online(state.online);
+    }
+
+    pub(crate) fn on_pull_events(&mut self, reply: PullEvents, sent_ms: u64, now_ms: u64) {
+        if let Some(server_time_ms) = reply.server_time_ms {
+            self.clock
+                .add_sample(sent_ms, server_time_ms, server_time_ms, now_ms);
+        }
+        self.pull_interval_ms = u64::from(reply.poll_interval_ms.max(100));
+        self.next_poll_ms = Some(now_ms + self.pull_interval_ms);
+        if reply.epoch != self.state.epoch {
+            self.pull_state_stale = true; // new epoch: the state answer resets
+            return;
+        }
+        if reply.gap {
+            self.push_event(ClientEvent::Gap {
+                missed_after: self.cursor.unwrap_or(0),
+                resumed_from: reply.events.first().map_or(reply.cursor, |a| a.seq),
+            });
+        }
+        for action in reply.events {
+            let body = match action.kind.as_str() {
+                "comment" => ActionBody::Comment { text: action.text },
+                "system" => ActionBody::System { text: action.text },
+                "reaction" => ActionBody::Reaction { kind: action.text },
+                "gift" => ActionBody::Gift {
+                    sku: action.sku,
+                    qty: action.qty,
+                    amount: action.amount,
+                },
+                "removed" => ActionBody::Removed {
+                    seq: action.removed,
+                },
+                _ => continue, // a newer server's kind: skip, do not fail
+            };
+            self.dispatch_action(ovation_proto::Action {
+                seq: action.seq,
+                ts_ms: action.ts_ms,
+                user: action.user,
+                name: action.name,
+                body,
+            });
+        }
+        if reply.cursor > self.cursor.unwrap_or(0) {
+            self.cursor = Some(reply.cursor);
+        }
+        self.set_likes(reply.likes);
+        self.set_online(reply.online);
+        if reply.version > self.state.version {
+            self.pull_state_stale = true; // parts changed: the next request is the state
+            self.next_poll_ms = Some(now_ms);
+        }
+        if reply.status.as_deref() == Some("ended") {
+            self.room_over();
+        }
+    }
+}
