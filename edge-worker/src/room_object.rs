@@ -108,7 +108,8 @@ struct Memory {
     shards_sending: BTreeSet<u16>,
     /// The room's recording (replay), saved under `REPLAY_RECORDER_KEY` when it changes.
     recorder: Option<ovation_replay::Recorder>,
-    recorder_saved: String,
+    /// The recorder's revision last saved (`None`: never saved by this instance).
+    recorder_saved: Option<u64>,
 }
 
 /// Keys of the recording in the room's storage: never handed to `Room::restore`.
@@ -171,7 +172,7 @@ impl RoomObject {
         if let (Some(bytes), Some(room)) = (recorder, room.as_ref()) {
             match serde_json::from_slice::<ovation_replay::Recorder>(&bytes) {
                 Ok(recorder) => {
-                    memory.recorder_saved = String::from_utf8(bytes).unwrap_or_default();
+                    memory.recorder_saved = Some(recorder.revision());
                     memory.recorder = Some(recorder);
                 }
                 Err(e) => log_json(
@@ -682,7 +683,7 @@ impl RoomObject {
             let mut memory = self.memory.borrow_mut();
             memory.room = Some(room);
             memory.recorder = Some(recorder);
-            memory.recorder_saved.clear();
+            memory.recorder_saved = None;
             memory.alarm_at_ms = None;
         }
         self.pump().await?;
@@ -977,10 +978,10 @@ impl RoomObject {
             };
             feed_recorder(room, recorder, now);
             let sealed: Vec<_> = std::iter::from_fn(|| recorder.poll_sealed()).collect();
-            let text = serde_json::to_string(&*recorder).unwrap_or_default();
-            let save = (text != *recorder_saved).then(|| {
-                recorder_saved.clone_from(&text);
-                text
+            // Saved only when changed: most pumps (a like, a join) change no recording.
+            let save = (*recorder_saved != Some(recorder.revision())).then(|| {
+                *recorder_saved = Some(recorder.revision());
+                serde_json::to_string(&*recorder).unwrap_or_default()
             });
             let started_ms = recorder.started_ms();
             (
@@ -1119,7 +1120,8 @@ impl RoomObject {
 /// Hands the recorder the actions after its cursor, every part version newer than it
 /// has (and the parts gone), the like total, and the time (or the end).
 fn feed_recorder(room: &mut Room, recorder: &mut ovation_replay::Recorder, now: u64) {
-    while !recorder.stopped() {
+    // Until the end: a truncated recording still takes removals.
+    while recorder.ended_ms().is_none() {
         let (actions, _gap) = room.actions_since(recorder.last_seq(), now);
         if actions.is_empty() {
             break;

@@ -147,9 +147,13 @@ impl RecordingInfo {
         ts_ms.saturating_sub(self.started_ms) / REPLAY_CHUNK_MS
     }
 
-    /// The last server time anything can be recorded at.
+    /// The last server time anything is recorded at (so far): the live edge, or the
+    /// open chunk, which holds events up to the last one fed.
     fn last_ms(&self) -> u64 {
-        let mut last = self.recorded_to_ms;
+        let open_start = self
+            .open_index
+            .map_or(0, |i| self.started_ms + i * REPLAY_CHUNK_MS);
+        let mut last = self.recorded_to_ms.max(open_start);
         if let Some(t) = self.truncated_at_ms {
             last = last.min(t);
         }
@@ -307,6 +311,8 @@ pub struct Recorder {
     started_ms: u64,
     ended_ms: Option<u64>,
     truncated_at_ms: Option<u64>,
+    /// The recording's byte bound (`REPLAY_ROOM_BYTES_MAX`, or less in simulations).
+    bytes_max: u64,
     /// Encoded bytes of the sealed chunks and of the open one so far.
     bytes_sealed: u64,
     open_bytes: u64,
@@ -322,8 +328,13 @@ pub struct Recorder {
     kept_in_second: u32,
     last_seq: u64,
     last_ts_ms: u64,
-    /// Every event before it is recorded (the last `advance`, less the grace).
+    /// Every event before it is recorded (the last `advance`, less the grace). Not saved:
+    /// time alone is no change worth a write (`revision`); a restored recorder starts it
+    /// at its last event.
+    #[serde(skip)]
     recorded_to_ms: u64,
+    /// Counts the changes worth saving (everything but an `advance` with nothing due).
+    revision: u64,
     deleted: BTreeSet<u64>,
     #[serde(skip)]
     sealed: VecDeque<Sealed>,
@@ -332,7 +343,19 @@ pub struct Recorder {
 impl Recorder {
     /// A recording that starts at `started_ms` (the room's creation), before any action.
     pub fn new(room: &str, host_user: &str, started_ms: u64) -> Recorder {
+        Recorder::with_bytes_max(room, host_user, started_ms, REPLAY_ROOM_BYTES_MAX)
+    }
+
+    /// `new` with a smaller byte bound (at most `REPLAY_ROOM_BYTES_MAX`): simulations reach
+    /// the bound in a few thousand events.
+    pub fn with_bytes_max(
+        room: &str,
+        host_user: &str,
+        started_ms: u64,
+        bytes_max: u64,
+    ) -> Recorder {
         let mut recorder = Recorder {
+            bytes_max: bytes_max.min(REPLAY_ROOM_BYTES_MAX),
             room: room.to_owned(),
             host_user: host_user.to_owned(),
             started_ms,
@@ -351,6 +374,7 @@ impl Recorder {
             last_seq: 0,
             last_ts_ms: started_ms,
             recorded_to_ms: started_ms,
+            revision: 0,
             deleted: BTreeSet::new(),
             sealed: VecDeque::new(),
         };
@@ -407,7 +431,9 @@ impl Recorder {
             started_ms: self.started_ms,
             ended_ms: self.ended_ms,
             truncated_at_ms: self.truncated_at_ms,
-            recorded_to_ms: self.ended_ms.unwrap_or(self.recorded_to_ms),
+            recorded_to_ms: self
+                .ended_ms
+                .unwrap_or(self.recorded_to_ms.max(self.last_ts_ms)),
             deleted: self.deleted.clone(),
             open_index: self.open.as_ref().map(|c| c.index),
         }
@@ -419,25 +445,37 @@ impl Recorder {
         self.open.as_ref()
     }
 
+    /// Grows with every change a host should save (an `advance` with nothing due changes
+    /// nothing saved).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
     /// The next sealed chunk to write, oldest first.
     pub fn poll_sealed(&mut self) -> Option<Sealed> {
         self.sealed.pop_front()
     }
 
     /// A sequenced action, as the room sent it (at `action.ts_ms`). Actions are fed in
-    /// sequence order; one fed again is ignored.
+    /// sequence order, until the room ends (a truncated recording still takes removals);
+    /// one fed again is ignored.
     pub fn record_action(&mut self, action: &Action) {
-        if self.stopped() || action.seq <= self.last_seq {
+        if self.ended_ms.is_some() || action.seq <= self.last_seq {
             return;
         }
         self.last_seq = action.seq;
+        self.revision += 1;
+        if let ActionBody::Removed { seq } = &action.body {
+            // Moderation applies to a truncated recording too.
+            self.remove(*seq);
+            return;
+        }
+        if self.truncated_at_ms.is_some() {
+            return;
+        }
         let ts_ms = self.in_order(action.ts_ms);
         self.catch_up(ts_ms);
         match &action.body {
-            ActionBody::Removed { seq } => {
-                self.remove(*seq);
-                return;
-            }
             // The guard counts the comment against its second's allowance (the host's
             // are not counted).
             ActionBody::Comment { .. } | ActionBody::Reaction { .. }
@@ -481,6 +519,7 @@ impl Recorder {
             self.push_part(part, ts_ms);
         } else {
             self.held_parts.insert(name.to_owned(), part);
+            self.revision += 1;
         }
     }
 
@@ -498,6 +537,7 @@ impl Recorder {
             self.push_likes(total, ts_ms);
         } else {
             self.held_likes = Some(total);
+            self.revision += 1;
         }
     }
 
@@ -529,6 +569,7 @@ impl Recorder {
         }
         self.seal_open();
         self.ended_ms = Some(ts_ms);
+        self.revision += 1;
         self.recorded_to_ms = ts_ms;
     }
 
@@ -619,8 +660,9 @@ impl Recorder {
 
     /// Appends to the open chunk, or stops the recording if it would pass the bound.
     fn push(&mut self, event: ReplayEvent) {
+        self.revision += 1;
         let bytes = encoded_len(&event);
-        if self.bytes_recorded() + bytes > REPLAY_ROOM_BYTES_MAX {
+        if self.bytes_recorded() + bytes > self.bytes_max {
             self.truncate(event.ts_ms);
             return;
         }
@@ -633,6 +675,7 @@ impl Recorder {
     }
 
     fn truncate(&mut self, at_ms: u64) {
+        self.revision += 1;
         self.truncated_at_ms = Some(at_ms);
         self.held_parts.clear();
         self.held_likes = None;
@@ -640,6 +683,7 @@ impl Recorder {
     }
 
     fn remove(&mut self, seq: u64) {
+        self.revision += 1;
         if let Some(open) = self.open.as_mut() {
             if let Some(at) = open
                 .events
@@ -672,7 +716,7 @@ impl Recorder {
         // An empty chunk's encoding (its keyframe and fixed fields), and room for its
         // varints to grow (the event count, `sampled_out`).
         let bytes = encoded_len(&chunk) + CHUNK_VARINT_SLACK_BYTES;
-        if self.bytes_recorded() + bytes > REPLAY_ROOM_BYTES_MAX {
+        if self.bytes_recorded() + bytes > self.bytes_max {
             self.truncate(start_ms);
             return;
         }
@@ -681,6 +725,7 @@ impl Recorder {
     }
 
     fn seal_open(&mut self) {
+        self.revision += 1;
         if let Some(chunk) = self.open.take() {
             let bytes = chunk.encode();
             debug_assert!(

@@ -217,30 +217,48 @@ fn the_snapshot_reaches_across_chunks_through_keyframes() {
 
 #[test]
 fn at_the_byte_bound_the_recording_stops_and_says_so() {
-    let mut r = Recorder::new("r", "host", T0);
+    let bytes_max = 200_000;
+    let mut r = Recorder::with_bytes_max("r", "host", T0, bytes_max);
     let text = "y".repeat(400);
     let mut seq = 0;
     let mut ts = T0;
-    // Far more than the bound: 30 comments a second of ~430 bytes.
+    let mut sealed_bytes = 0;
+    let mut chunks = Vec::new();
+    // 30 comments a second of ~430 bytes, until the bound.
     while r.truncated_at_ms().is_none() {
         seq += 1;
         ts += 34;
         r.record_action(&comment(seq, ts, "v", &text));
         r.advance(ts);
-        while r.poll_sealed().is_some() {}
-        assert!(r.bytes_recorded() <= REPLAY_ROOM_BYTES_MAX);
+        while let Some(sealed) = r.poll_sealed() {
+            sealed_bytes += sealed.bytes.len() as u64;
+            chunks.push(Chunk::decode(&sealed.bytes).unwrap());
+        }
+        assert!(r.bytes_recorded() <= bytes_max);
     }
     let truncated = r.truncated_at_ms().unwrap();
     assert_eq!(
         truncated, ts,
         "stopped at the event that would pass the bound"
     );
-    r.record_action(&comment(seq + 1, ts + 1, "v", "after"));
-    assert_eq!(r.last_seq(), seq, "nothing recorded after the bound");
+    r.record_action(&comment(seq + 1, ts + 1, "v", "after the bound"));
+    r.record_action(&removed(seq + 2, ts + 2, 1));
     r.end(ts + 10);
+    while let Some(sealed) = r.poll_sealed() {
+        sealed_bytes += sealed.bytes.len() as u64;
+        chunks.push(Chunk::decode(&sealed.bytes).unwrap());
+    }
+    assert!(sealed_bytes <= bytes_max, "{sealed_bytes}");
     let info = r.info();
     assert_eq!(info.truncated_at_ms, Some(truncated));
-    assert!(r.bytes_recorded() <= REPLAY_ROOM_BYTES_MAX);
+    let window = info.window(&chunks, T0, ts + 10, false);
+    assert_eq!(window.truncated_at_ms, Some(truncated));
+    let kept = seqs(&window);
+    assert_eq!(
+        kept,
+        (2..seq).collect::<Vec<_>>(),
+        "everything before the bound but the comment removed after it; nothing after"
+    );
 }
 
 #[test]
@@ -326,4 +344,17 @@ fn storage_per_recorded_hour_at_20_comments_per_second() {
     // records over 24 hours at this rate.
     assert!(bytes_sealed < 10_000_000, "{bytes_sealed}");
     assert!(REPLAY_ROOM_BYTES_MAX / bytes_sealed >= 24);
+}
+
+#[test]
+fn time_alone_is_no_change_to_save() {
+    let mut r = Recorder::new("r", "host", T0);
+    r.record_action(&comment(1, T0 + 100, "a", "one"));
+    let revision = r.revision();
+    r.advance(T0 + 200);
+    r.advance(T0 + 5_000);
+    r.record_likes(0, T0 + 5_000);
+    assert_eq!(r.revision(), revision, "nothing fell due, nothing to save");
+    r.advance(T0 + REPLAY_CHUNK_MS + REPLAY_SEAL_GRACE_MS);
+    assert!(r.revision() > revision, "a chunk sealed");
 }
