@@ -392,8 +392,7 @@ fn run(seed: u64) {
         for (name, fed) in &model.parts {
             let settled = fed
                 .iter()
-                .filter(|(f, _, _)| f + REPLAY_PART_INTERVAL_MS < at)
-                .next_back();
+                .rfind(|(f, _, _)| f + REPLAY_PART_INTERVAL_MS < at);
             match from_snapshot.get(name.as_str()) {
                 Some((version, _)) => {
                     let (fed_at, _, _) = fed.iter().find(|(_, v, _)| v == version).unwrap();
