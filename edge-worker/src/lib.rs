@@ -15,6 +15,7 @@ mod sockets;
 use http::{error, json_body, ApiError};
 use ovation_auth::{AuthError, Keyring, Verified};
 use ovation_proto::limits::{SUBPROTOCOL, SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES_MAX};
+use ovation_proto::routes::{self, HttpMethod, Route, RouteMatch};
 use ovation_proto::RoomId;
 use ovation_room::{ConnectKey, ConnectLimiter, StaffCommand};
 use serde::Deserialize;
@@ -34,107 +35,54 @@ const PROTOCOL_TOKEN_PREFIX: &str = "token.";
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let router = Router::new();
-    let response = router
-        .get_async("/v1/openapi.json", |_, _| async {
-            let mut resp = Response::ok(openapi::DOCUMENT)?;
-            resp.headers_mut().set("content-type", "application/json")?;
-            Ok(resp)
-        })
-        .get_async("/v1/rooms/:room/ws", |req, ctx| async move {
-            handled(socket(req, &ctx.env).await)
-        })
-        .get_async("/v1/rooms/:room/state", |req, ctx| async move {
-            handled(viewer_get(req, &ctx.env, "state").await)
-        })
-        .get_async("/v1/rooms/:room/events", |req, ctx| async move {
-            handled(viewer_get(req, &ctx.env, "events").await)
-        })
-        .get_async("/v1/rooms/:room/parts/:part", |req, ctx| async move {
-            handled(part(req, &ctx.env).await)
-        })
-        .get_async("/v1/rooms/:room/replay", |req, ctx| async move {
-            handled(replay(req, &ctx.env).await)
-        })
-        .get_async("/v1/rooms/:room/stats", |req, ctx| async move {
-            handled(admin_forward(req, &ctx.env, "stats", None).await)
-        })
-        .post_async("/v1/rooms", |req, ctx| async move {
-            handled(create_room(req, &ctx.env).await)
-        })
-        .get_async("/v1/rooms", |req, ctx| async move {
-            handled(list_rooms(req, &ctx.env).await)
-        })
-        .post_async("/v1/rooms/:room/end", |req, ctx| async move {
-            handled(end_room(req, &ctx.env).await)
-        })
-        .post_async("/v1/rooms/:room/messages", |req, ctx| async move {
-            handled(broadcast(req, &ctx.env).await)
-        })
-        .post_async("/v1/rooms/:room/direct", |req, ctx| async move {
-            handled(direct(req, &ctx.env).await)
-        })
-        .put_async("/v1/rooms/:room/parts/:part", |req, ctx| async move {
-            handled(put_part(req, &ctx.env).await)
-        })
-        .post_async("/v1/rooms/:room/polls", |req, ctx| async move {
-            handled(create_poll(req, &ctx.env).await)
-        })
-        .post_async("/v1/rooms/:room/polls/:poll/close", |req, ctx| async move {
-            handled(id_command(req, &ctx.env, "close_poll").await)
-        })
-        .post_async(
-            "/v1/rooms/:room/polls/:poll/reveal",
-            |req, ctx| async move { handled(id_command(req, &ctx.env, "reveal_poll").await) },
-        )
-        .post_async("/v1/rooms/:room/quizzes", |req, ctx| async move {
-            handled(create_quiz(req, &ctx.env).await)
-        })
-        .post_async(
-            "/v1/rooms/:room/quizzes/:quiz/next",
-            |req, ctx| async move { handled(id_command(req, &ctx.env, "next_question").await) },
-        )
-        .post_async(
-            "/v1/rooms/:room/quizzes/:quiz/close",
-            |req, ctx| async move { handled(id_command(req, &ctx.env, "close_question").await) },
-        )
-        .post_async("/v1/rooms/:room/quizzes/:quiz/end", |req, ctx| async move {
-            handled(id_command(req, &ctx.env, "end_quiz").await)
-        })
-        .post_async("/v1/rooms/:room/products", |req, ctx| async move {
-            handled(pin_product(req, &ctx.env).await)
-        })
-        .post_async("/v1/rooms/:room/products/unpin", |req, ctx| async move {
-            handled(staff_forward(req, &ctx.env, json!({ "command": "unpin_product" })).await)
-        })
-        .post_async("/v1/rooms/:room/qa/settings", |req, ctx| async move {
-            handled(qa_settings(req, &ctx.env).await)
-        })
-        .post_async(
-            "/v1/rooms/:room/qa/:question/approve",
-            |req, ctx| async move { handled(id_command(req, &ctx.env, "qa_approve").await) },
-        )
-        .post_async(
-            "/v1/rooms/:room/qa/:question/answer",
-            |req, ctx| async move { handled(id_command(req, &ctx.env, "qa_answer").await) },
-        )
-        .post_async("/v1/rooms/:room/qa/:question/hide", |req, ctx| async move {
-            handled(id_command(req, &ctx.env, "qa_hide").await)
-        })
-        .post_async("/v1/rooms/:room/moderation", |req, ctx| async move {
-            handled(moderation(req, &ctx.env).await)
-        })
-        .post_async("/v1/rooms/:room/commands", |req, ctx| async move {
-            handled(command(req, &ctx.env).await)
-        })
-        .post_async("/v1/rooms/:room/shards", |req, ctx| async move {
-            handled(set_shards(req, &ctx.env).await)
-        })
-        .get_async("/v1/rooms/:room/audit", |req, ctx| async move {
-            handled(admin_forward(req, &ctx.env, "audit", None).await)
-        })
-        .run(req, env)
-        .await;
+    let method = match req.method() {
+        Method::Get => Some(HttpMethod::Get),
+        Method::Post => Some(HttpMethod::Post),
+        Method::Put => Some(HttpMethod::Put),
+        _ => None,
+    };
+    let response = match routes::match_route(method, &req.path()) {
+        RouteMatch::NotFound => error(ApiError::new(404, "route_not_found", "no such route")),
+        RouteMatch::MethodNotAllowed => error(ApiError::new(
+            405,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )),
+        RouteMatch::Found(route) => handled(match route {
+            Route::OpenApi => openapi_document(),
+            Route::Socket => socket(req, &env).await,
+            Route::State => viewer_get(req, &env, "state").await,
+            Route::Events => viewer_get(req, &env, "events").await,
+            Route::Part => part(req, &env).await,
+            Route::Replay => replay(req, &env).await,
+            Route::Stats => admin_forward(req, &env, "stats", None).await,
+            Route::CreateRoom => create_room(req, &env).await,
+            Route::ListRooms => list_rooms(req, &env).await,
+            Route::EndRoom => end_room(req, &env).await,
+            Route::Messages => broadcast(req, &env).await,
+            Route::Direct => direct(req, &env).await,
+            Route::PutPart => put_part(req, &env).await,
+            Route::CreatePoll => create_poll(req, &env).await,
+            Route::ClosePoll => id_command(req, &env, "close_poll").await,
+            Route::RevealPoll => id_command(req, &env, "reveal_poll").await,
+            Route::CreateQuiz => create_quiz(req, &env).await,
+            Route::NextQuestion => id_command(req, &env, "next_question").await,
+            Route::CloseQuestion => id_command(req, &env, "close_question").await,
+            Route::EndQuiz => id_command(req, &env, "end_quiz").await,
+            Route::PinProduct => pin_product(req, &env).await,
+            Route::UnpinProduct => {
+                staff_forward(req, &env, json!({ "command": "unpin_product" })).await
+            }
+            Route::QaSettings => qa_settings(req, &env).await,
+            Route::QaApprove => id_command(req, &env, "qa_approve").await,
+            Route::QaAnswer => id_command(req, &env, "qa_answer").await,
+            Route::QaHide => id_command(req, &env, "qa_hide").await,
+            Route::Moderation => moderation(req, &env).await,
+            Route::Commands => command(req, &env).await,
+            Route::Shards => set_shards(req, &env).await,
+            Route::Audit => admin_forward(req, &env, "audit", None).await,
+        }),
+    };
     match response {
         Ok(resp)
             if resp.status_code() == 404
@@ -149,6 +97,15 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         )),
         other => other,
     }
+}
+
+fn openapi_document() -> std::result::Result<Response, ApiError> {
+    let internal = |e: Error| ApiError::internal(&e.to_string());
+    let mut resp = Response::ok(openapi::DOCUMENT).map_err(internal)?;
+    resp.headers_mut()
+        .set("content-type", "application/json")
+        .map_err(internal)?;
+    Ok(resp)
 }
 
 fn handled(result: std::result::Result<Response, ApiError>) -> Result<Response> {

@@ -18,6 +18,7 @@ pub mod limits;
 mod relay;
 mod replay;
 mod room_id;
+pub mod routes;
 
 pub use bucket::TokenBucket;
 pub use close::CloseCode;
