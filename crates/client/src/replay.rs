@@ -16,9 +16,11 @@
 //!   (after a dated report, an undated one keeps the last offset), else the recording's
 //!   start plus the media time (the stream's media time 0 is the room's start).
 //! - **When an event shows.** At its server time; a cued event (a poll, quiz question or
-//!   product card opened with a cue) not before its cue plays, as live viewers saw it:
-//!   at `max(ts, cue)` when the cue is known and at most `CLIENT_REPLAY_CUE_WAIT_MS_MAX`
-//!   after `ts`. Events show once each per pass, in that order (ties in recording order).
+//!   product card opened with a cue) not before its cue plays, as live viewers saw it
+//!   (`playback.rs`): at `max(ts, cue)` when the cue is known and at most
+//!   `CLIENT_REPLAY_CUE_WAIT_MS_MAX` after `ts`, and in a dated stream no later than
+//!   `ts + CLIENT_CUE_BEHIND_SLACK_MS` (live viewers of a dated stream get it then, cue or
+//!   not). Events show once each per pass, in that order (ties in recording order).
 //! - **Playing** forward (steps of at most `CLIENT_PLAYHEAD_JUMP_MS_MAX`) shows every event
 //!   the playhead passes; a step back within `CLIENT_PLAYHEAD_JITTER_MS_MAX` is ignored;
 //!   pausing is a playhead that does not move, and the rate is how fast it moves.
@@ -46,6 +48,7 @@ use alloc::vec::Vec;
 
 use crate::playback::Playback;
 use ovation_proto::limits::{
+    CLIENT_CUE_BEHIND_SLACK_MS as CUE_BEHIND_SLACK_MS,
     CLIENT_PLAYHEAD_FIRST_SLACK_MS as PLAYHEAD_FIRST_SLACK_MS,
     CLIENT_PLAYHEAD_JITTER_MS_MAX as PLAYHEAD_JITTER_MS_MAX,
     CLIENT_PLAYHEAD_JUMP_MS_MAX as PLAYHEAD_JUMP_MS_MAX,
@@ -147,8 +150,9 @@ pub struct Replay {
     out: VecDeque<Output>,
 }
 
-/// When `item` shows, given the cues known and the playhead's media-to-server offset.
-fn due_ms(cues: &Playback, offset_ms: Option<i64>, item: &Item) -> u64 {
+/// When `item` shows, given the cues known and the playhead's media-to-server offset
+/// (`Some` once placed; `dated` when from EXT-X-PROGRAM-DATE-TIME).
+fn due_ms(cues: &Playback, offset_ms: Option<i64>, dated: bool, item: &Item) -> u64 {
     let cue_ms = item
         .cue
         .as_deref()
@@ -156,7 +160,10 @@ fn due_ms(cues: &Playback, offset_ms: Option<i64>, item: &Item) -> u64 {
         .zip(offset_ms)
         .map(|(media_ms, offset_ms)| (media_ms as i64).saturating_add(offset_ms).max(0) as u64);
     match cue_ms {
-        Some(at) if at > item.ts_ms && at - item.ts_ms <= CUE_WAIT_MS_MAX => at,
+        Some(at) if at > item.ts_ms && at - item.ts_ms <= CUE_WAIT_MS_MAX => match dated {
+            true => at.min(item.ts_ms + CUE_BEHIND_SLACK_MS),
+            false => at,
+        },
         _ => item.ts_ms,
     }
 }
@@ -242,11 +249,11 @@ impl Replay {
         self.position_ms = Some(at_ms);
         self.pass_from_ms = at_ms;
         self.synced = false;
-        let (cues, offset_ms) = (&self.cues, self.offset_ms);
+        let (cues, offset_ms, dated) = (&self.cues, self.offset_ms, self.dated);
         for window in &mut self.windows {
             window.cursor = 0;
             for item in &mut window.items {
-                item.fired = due_ms(cues, offset_ms, item) <= at_ms;
+                item.fired = due_ms(cues, offset_ms, dated, item) <= at_ms;
             }
         }
         self.sync();
@@ -304,7 +311,7 @@ impl Replay {
         for window in &self.windows[base..=index] {
             for item in &window.items {
                 if let Some(key) = &item.key {
-                    if due_ms(&self.cues, self.offset_ms, item) <= at_ms {
+                    if due_ms(&self.cues, self.offset_ms, self.dated, item) <= at_ms {
                         upsert(&mut state, key, item.ts_ms, item.id);
                     }
                 }
@@ -346,7 +353,7 @@ impl Replay {
                     if item.ts_ms > at_ms {
                         break; // due no earlier than its server time
                     }
-                    let due = due_ms(&self.cues, self.offset_ms, item);
+                    let due = due_ms(&self.cues, self.offset_ms, self.dated, item);
                     if !item.fired && due <= at_ms && best.is_none_or(|(b, _, _)| due < b) {
                         best = Some((due, w, i));
                     }
@@ -522,10 +529,10 @@ impl Replay {
             return;
         }
         // Behind the pass's start: part of the state, not shown.
-        let (cues, offset_ms) = (&self.cues, self.offset_ms);
+        let (cues, offset_ms, dated) = (&self.cues, self.offset_ms, self.dated);
         for item in &mut window.items {
-            item.fired =
-                self.position_ms.is_some() && due_ms(cues, offset_ms, item) <= self.pass_from_ms;
+            item.fired = self.position_ms.is_some()
+                && due_ms(cues, offset_ms, dated, item) <= self.pass_from_ms;
         }
         // A window overlapping loaded ones replaces them.
         while let Some(i) = self
