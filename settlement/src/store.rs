@@ -865,13 +865,16 @@ impl SqlLedger {
         outcome
     }
 
-    /// Applies a batch in four round trips whatever its size: begin, one statement that
-    /// locks and reads what the batch touches (its stripes, then its senders' accounts,
-    /// each in key order; its transfer ids), the outcomes decided here by
-    /// [`plan_batch`], one write (three on SQLite, where a statement costs no round
-    /// trip) and the commit. `None` (nothing written) when the plan does not apply: a
-    /// room to activate in this shard (that needs the coordinator's status), or a write
-    /// that did not find what was read (a transfer id taken meanwhile by a deposit).
+    /// Applies a batch in a fixed number of statements whatever its size: one read of
+    /// what the batch touches (its stripes, its senders' accounts, its transfer ids),
+    /// the outcomes decided here by [`plan_batch`], then the writes. On PostgreSQL two
+    /// round trips: the read outside any transaction and one write statement, its own
+    /// transaction, that checks the rows are still what was read. On SQLite (a
+    /// statement costs no round trip; the shard's only connection is the lock) the read
+    /// and three writes in one transaction. `None` (nothing written) when the plan does
+    /// not apply: a room to activate in this shard (that needs the coordinator's
+    /// status), or rows changed since the read (a deposit to a sender, a transfer id
+    /// taken by a deposit, a stripe settling).
     async fn apply_batch(
         &self,
         shard: ShardId,
