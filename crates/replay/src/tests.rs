@@ -280,6 +280,30 @@ fn the_recorder_survives_a_restart_through_serde() {
     );
 }
 
+/// Chat-like text of about `len` bytes: words drawn (by a hash of the sequence number)
+/// from a vocabulary of 512 made-up lowercase words of 2 to 9 letters, so neither the
+/// storage nor the compressed figure is flattered by repeated characters.
+fn chat_text(seq: u64, len: usize) -> String {
+    let mut text = String::new();
+    let mut h = seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    while text.len() < len {
+        h ^= h << 13;
+        h ^= h >> 7;
+        h ^= h << 17;
+        let word = h % 512;
+        let mut w = word.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let letters = 2 + (word % 8);
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        for _ in 0..letters {
+            text.push(char::from(b'a' + (w % 26) as u8));
+            w /= 26;
+        }
+    }
+    text
+}
+
 /// Storage per recorded hour at 20 comments a second (docs/replay.md): typical comments
 /// (20 to 80 bytes of text, user ids like the SDK's), likes every second, a poll
 /// whose tallies change every second for 1 minute in 10.
@@ -290,6 +314,7 @@ fn storage_per_recorded_hour_at_20_comments_per_second() {
     let mut bytes_sealed = 0u64;
     let mut chunks = 0u64;
     let mut largest = 0usize;
+    let mut stored = Vec::new();
     let hour_ms = 3_600_000;
     let mut likes = 0;
     for ms in (0..hour_ms).step_by(50) {
@@ -298,11 +323,12 @@ fn storage_per_recorded_hour_at_20_comments_per_second() {
             // 20 per second: one every 50 ms.
             seq += 1;
             let len = 20 + (seq * 7919 % 61) as usize;
+            let text = chat_text(seq, len);
             r.record_action(&comment(
                 seq,
                 now,
                 &format!("user-{:06}", seq % 5_000),
-                &"c".repeat(len),
+                &text,
             ));
         }
         if ms % 1_000 == 0 {
@@ -324,12 +350,49 @@ fn storage_per_recorded_hour_at_20_comments_per_second() {
             bytes_sealed += sealed.bytes.len() as u64;
             largest = largest.max(sealed.bytes.len());
             chunks += 1;
+            stored.push(Chunk::decode(&sealed.bytes).unwrap());
         }
     }
     r.end(T0 + hour_ms);
     while let Some(sealed) = r.poll_sealed() {
         bytes_sealed += sealed.bytes.len() as u64;
         chunks += 1;
+        stored.push(Chunk::decode(&sealed.bytes).unwrap());
+    }
+    // A viewer-hour of replay fetched in aligned windows (the SDK's 60 s, and the longest
+    // allowed), the first with the snapshot: requests and JSON bytes (before the HTTP
+    // compression Cloudflare applies).
+    let info = r.info();
+    for window_ms in [60_000, REPLAY_WINDOW_MS_MAX] {
+        let mut requests = 0;
+        let mut json_bytes = 0;
+        let mut chunk_reads = 0;
+        let mut gzip_bytes = 0;
+        let mut from = T0;
+        while from < T0 + hour_ms {
+            let range = info.chunks_for(from, from + window_ms);
+            chunk_reads += range.clone().count();
+            let needed: Vec<Chunk> = stored
+                .iter()
+                .filter(|c| range.contains(&c.index))
+                .cloned()
+                .collect();
+            let window = info.window(&needed, from, from + window_ms, from == T0);
+            let json = serde_json::to_vec(&window).unwrap();
+            json_bytes += json.len();
+            let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            std::io::Write::write_all(&mut gzip, &json).unwrap();
+            gzip_bytes += gzip.finish().unwrap().len();
+            requests += 1;
+            from += window_ms;
+        }
+        println!(
+            "replay fetch per viewer-hour in {window_ms} ms windows: {requests} requests, \
+             {json_bytes} JSON bytes ({:.1} MB; gzip -6: {gzip_bytes}, {:.1} MB), \
+             {chunk_reads} chunk reads on cache misses",
+            json_bytes as f64 / 1e6,
+            gzip_bytes as f64 / 1e6
+        );
     }
     println!(
         "replay storage: {bytes_sealed} bytes per recorded hour at 20 comments/s \
