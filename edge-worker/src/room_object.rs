@@ -924,6 +924,14 @@ impl RoomObject {
                 // The runtime's own count of the sockets this object holds: a big room's
                 // viewers are on their shards, never here.
                 stats["sockets_held"] = json!(self.state.get_websockets().len());
+                // The isolate's wasm linear memory (every room object of the isolate
+                // shares it; it never shrinks): `bench soak` tells it from the rest of
+                // workerd's resident memory.
+                #[cfg(target_arch = "wasm32")]
+                {
+                    stats["wasm_memory_bytes"] =
+                        json!(core::arch::wasm32::memory_size::<0>() as u64 * 65_536);
+                }
                 json(stats, 200).map_err(internal)?
             }
             (Method::Post, "/admin") => {

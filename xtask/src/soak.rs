@@ -235,6 +235,8 @@ struct Resident {
     /// VmRSS of every process of the group (the node host included).
     all: u64,
     workerd_processes: usize,
+    /// Ours: the isolate's wasm linear memory (part of `workerd`), when the probe answered.
+    wasm: Option<u64>,
 }
 
 impl Resident {
@@ -294,6 +296,7 @@ impl Resident {
             "workerd_rss_anon_bytes": self.workerd_anon,
             "group_rss_bytes": self.all,
             "workerd_processes": self.workerd_processes,
+            "wasm_memory_bytes": self.wasm,
         })
     }
 }
@@ -310,6 +313,7 @@ struct Sample {
 /// demand; every reading is kept, labelled with the phase it was taken in.
 struct Recorder {
     group: u32,
+    probe: Mutex<Option<WasmProbe>>,
     started: Instant,
     phase: Mutex<String>,
     samples: Mutex<Vec<Sample>>,
@@ -320,6 +324,7 @@ impl Recorder {
     fn start(group: u32) -> (Arc<Recorder>, JoinHandle<()>) {
         let recorder = Arc::new(Recorder {
             group,
+            probe: Mutex::new(None),
             started: Instant::now(),
             phase: Mutex::new("starting".into()),
             samples: Mutex::new(Vec::new()),
@@ -348,7 +353,13 @@ impl Recorder {
     }
 
     fn read(&self) -> Resident {
-        let resident = Resident::of_group(self.group);
+        let mut resident = Resident::of_group(self.group);
+        resident.wasm = self
+            .probe
+            .lock()
+            .expect("probe lock")
+            .as_ref()
+            .and_then(WasmProbe::wasm_memory);
         let phase = self.phase.lock().expect("phase lock").clone();
         self.samples.lock().expect("samples lock").push(Sample {
             t_s: self.elapsed_s(),
@@ -537,6 +548,12 @@ impl Held {
         Some((self.held.workerd as f64 - self.before.workerd as f64) / sockets)
     }
 
+    /// Ours: how much of `bytes_per_socket` is the isolate's wasm memory (the Rust heap).
+    fn wasm_bytes_per_socket(&self) -> Option<f64> {
+        let sockets = self.connected.filter(|c| *c > 0)? as f64;
+        Some((self.held.wasm? as f64 - self.before.wasm? as f64) / sockets)
+    }
+
     fn growth(&self) -> f64 {
         self.held.workerd as f64 - self.before.workerd as f64
     }
@@ -558,6 +575,7 @@ impl Held {
             "held": self.held.to_json(),
             "after": self.after.to_json(),
             "bytes_per_socket": self.bytes_per_socket(),
+            "wasm_bytes_per_socket": self.wasm_bytes_per_socket(),
             "anon_bytes_per_socket": self.connected.filter(|c| *c > 0).map(|c|
                 (self.held.workerd_anon as f64 - self.before.workerd_anon as f64) / c as f64),
             "returned_to_os_percent": self.returned_to_os_percent(),
@@ -714,6 +732,12 @@ fn measure(target: &'static str, params: &Params, bench: &Bench) -> Outcome {
                 out.display()
             ));
             recorder.set_phase("idle");
+            if target == OURS {
+                match WasmProbe::create(port) {
+                    Ok(probe) => *recorder.probe.lock().expect("probe lock") = Some(probe),
+                    Err(error) => eprintln!("soak: no wasm memory figures: {error}"),
+                }
+            }
             std::thread::sleep(Duration::from_secs(SETTLE_S));
             // The first count twice in a row: the second room reuses what the first
             // gave back.
@@ -938,8 +962,67 @@ fn open_poll(port: u16, token: &str, room: &str) -> Result {
         "question": "Soak: which option?",
         "options": ["yes", "no"],
         "window_ms": POLL_WINDOW_MS,
-    })
-    .to_string();
+    });
+    match http(
+        port,
+        "POST",
+        &format!("/v1/rooms/{room}/polls"),
+        token,
+        Some(&body),
+    )? {
+        (200 | 201, _) => Ok(()),
+        (status, answer) => Err(format!("opening a poll in {room}: {status} {answer}")),
+    }
+}
+
+/// Ours only: a quiet room whose stats carry the isolate's wasm memory (every room object
+/// of the isolate shares one linear memory), so the Rust heap can be told from the rest
+/// of workerd's resident memory.
+struct WasmProbe {
+    port: u16,
+    token: String,
+    room: String,
+}
+
+impl WasmProbe {
+    fn create(port: u16) -> Result<WasmProbe> {
+        let token = crate::dev_token("admin", "soak-admin");
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let room = format!("weur-soak-probe-{unix_ms}");
+        let body = json!({"room": room, "host": "host-1", "title": "memory probe",
+            "expected_audience": 1});
+        match http(port, "POST", "/v1/rooms", &token, Some(&body))? {
+            (200 | 201, _) => Ok(WasmProbe { port, token, room }),
+            (status, answer) => Err(format!("creating the probe room: {status} {answer}")),
+        }
+    }
+
+    /// The wasm linear memory in bytes, when the room answers with it.
+    fn wasm_memory(&self) -> Option<u64> {
+        let path = format!("/v1/rooms/{}/stats", self.room);
+        let (status, answer) = http(self.port, "GET", &path, &self.token, None).ok()?;
+        if status != 200 {
+            return None;
+        }
+        serde_json::from_str::<Value>(&answer)
+            .ok()?
+            .get("wasm_memory_bytes")?
+            .as_u64()
+    }
+}
+
+/// One HTTP/1.1 request to the server on 127.0.0.1: the status and the body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> Result<(u16, String)> {
+    let body = body.map(Value::to_string).unwrap_or_default();
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
         .map_err(|e| format!("connecting to {address}: {e}"))?;
@@ -947,23 +1030,26 @@ fn open_poll(port: u16, token: &str, room: &str) -> Result {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     let request = format!(
-        "POST /v1/rooms/{room}/polls HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer \
-         {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: \
-         close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n\
+         {body}",
         body.len()
     );
     stream
         .write_all(request.as_bytes())
-        .map_err(|e| format!("sending the poll: {e}"))?;
+        .map_err(|e| format!("{method} {path}: {e}"))?;
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
-    match response.split_whitespace().nth(1) {
-        Some("200") | Some("201") => Ok(()),
-        _ => Err(format!(
-            "opening a poll in {room}: {}",
-            response.lines().next().unwrap_or("no answer")
-        )),
-    }
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or_else(|| format!("{method} {path}: no answer"))?;
+    let answer = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    Ok((status, answer))
 }
 
 fn mib(bytes: u64) -> String {
@@ -1001,12 +1087,7 @@ fn print_results(params: &Params, outcomes: &[Outcome]) -> Goals {
                 mib(held.held.workerd),
                 mib(held.after.workerd),
                 format_number(held.bytes_per_socket(), 0),
-                format_number(
-                    held.connected.filter(|c| *c > 0).map(|c| {
-                        (held.held.workerd_anon as f64 - held.before.workerd_anon as f64) / c as f64
-                    }),
-                    0,
-                ),
+                format_number(held.wasm_bytes_per_socket(), 0),
                 format_number(held.returned_to_os_percent(), 0),
                 held.error.clone().unwrap_or_default(),
             ]);
@@ -1021,7 +1102,7 @@ fn print_results(params: &Params, outcomes: &[Outcome]) -> Goals {
             "held MiB",
             "after MiB",
             "B/socket",
-            "anon B/socket",
+            "of it wasm",
             "to the OS %",
             "error",
         ],
@@ -1112,6 +1193,15 @@ fn print_results(params: &Params, outcomes: &[Outcome]) -> Goals {
             None => "too few samples after warm-up".into(),
         };
         println!("  after {} s warm-up: {figure}", params.warmup_s());
+        if let Some((first, last, _)) = &growth {
+            if let (Some(first_wasm), Some(last_wasm)) = (first.resident.wasm, last.resident.wasm) {
+                println!(
+                    "  of which the isolate's wasm memory: {} MiB → {} MiB",
+                    mib(first_wasm),
+                    mib(last_wasm)
+                );
+            }
+        }
         goals.lines.push((
             format!(
                 "{}: growth after warm-up < {GROWTH_PERCENT_MAX} % ({} min soak)",
@@ -1195,6 +1285,7 @@ fn json_report(params: &Params, outcomes: &[Outcome], goals: &Goals) -> Value {
                     "workerd_rss_bytes": s.resident.workerd,
                     "workerd_rss_anon_bytes": s.resident.workerd_anon,
                     "group_rss_bytes": s.resident.all,
+                    "wasm_memory_bytes": s.resident.wasm,
                 })).collect::<Vec<_>>(),
             })
         })
@@ -1295,6 +1386,24 @@ fn draw_chart(params: &Params, outcomes: &[Outcome], path: &Path) -> Result {
             series.label(name).legend(move |(x, y)| {
                 PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
             });
+        }
+        // Ours: the part of it that is the isolate's wasm memory (the Rust heap).
+        let wasm: Vec<(f64, f64)> = outcome
+            .samples
+            .iter()
+            .filter_map(|s| Some((s.t_s / 60.0, s.resident.wasm? as f64 / (1 << 20) as f64)))
+            .collect();
+        if !wasm.is_empty() {
+            let faint = color.mix(0.45);
+            let series = chart
+                .draw_series(LineSeries::new(wasm, faint.stroke_width(2)))
+                .map_err(|e| fail(&e))?;
+            if text {
+                let name = format!("{} (wasm memory only)", outcome.target);
+                series.label(name).legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], faint.stroke_width(2))
+                });
+            }
         }
         // The soak's warm-up end, where the growth figure starts.
         if let Some(soak) = &outcome.soak {
