@@ -137,7 +137,7 @@ button { cursor: pointer; min-height: 2.3em; padding: .4em .85em; border-radius:
   border: 1px solid var(--ovation-border, rgba(255,255,255,.28)); background: var(--ovation-bg, rgba(12,12,16,.72)); }
 button[aria-disabled="true"], button:disabled { cursor: default; }
 :host([replay]) .say, :host([replay]) .like, :host([replay]) .gift-toggle, :host([replay]) .gift-picker,
-:host([replay]) .ask { display: none !important; }
+:host([replay]) .ask, :host([replay]) .viewers { display: none !important; }
 button:disabled { opacity: .55; }
 :focus-visible { outline: 3px solid var(--ovation-focus, #ffd60a); outline-offset: 2px; }
 .option { position: relative; overflow: hidden; display: flex; justify-content: space-between; align-items: center; gap: .6em;

@@ -5,7 +5,8 @@
 //! live in npm/test/player/replay.mjs: every comment shows within 100 ms of the video
 //! moment at which a live viewer saw it, the cued product card at its cue as live, and a
 //! seek to the middle shows the open poll with the tallies of that moment and no burst of
-//! older comments. Screenshots go to target/ovation-tests/artifacts/.
+//! older comments; `<ovation-overlay replay>` shows it read-only. Screenshots go to
+//! target/ovation-tests/artifacts/.
 
 use ovation_tests::{
     copy_into, create_room, root, run_driver, scratch_dir, sdk_project, shared, token,
@@ -57,6 +58,7 @@ fn a_recorded_session_replays_in_sync_with_its_video_and_a_seek_shows_that_momen
         "ovation-cue inject",
     );
     let project = sdk_project("replay-video");
+    let overlay = root().join("player-overlay");
     copy_into(
         &project,
         &[
@@ -85,6 +87,7 @@ fn a_recorded_session_replays_in_sync_with_its_video_and_a_seek_shows_that_momen
             ("OVATION_STREAM", stream.to_str().expect("a UTF-8 path")),
             ("OVATION_CUE_S", CUE_S),
             ("OVATION_CUE_ID", CUE_ID),
+            ("OVATION_OVERLAY", overlay.to_str().expect("a UTF-8 path")),
         ],
         "replay video checks failed",
     );

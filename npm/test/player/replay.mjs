@@ -11,6 +11,9 @@
 //    the product card at its cue as live.
 // 3. Another viewer of the recording seeks to the middle: the open poll shows with the
 //    tallies of that moment, and no older comment shows.
+// 4. `<ovation-overlay replay>` (OVATION_OVERLAY: the player-overlay directory) shows the
+//    recording with the live UI, read-only: comments, the poll card with its tallies, no
+//    composer, like or gift button, votes disabled.
 
 import http from "node:http";
 import path from "node:path";
@@ -43,8 +46,35 @@ function rewritePdt(text) {
   return out.join("\n");
 }
 
+// The overlay's page: the component over the video, in replay mode.
+const OVERLAY_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>replay overlay</title>
+<script type="importmap">{ "imports": { "ovation": "/ovation/src/index.js" } }</script>
+<script src="/hls.js"></script></head><body>
+<div style="position: relative; width: 640px; height: 360px; background: #000">
+  <video id="video" muted playsinline style="width: 100%; height: 100%"></video>
+  <ovation-overlay for="video" replay></ovation-overlay>
+</div>
+<script type="module">
+  import "/overlay/overlay.js";
+  const params = new URLSearchParams(location.search);
+  const overlay = document.querySelector("ovation-overlay");
+  window.sr = () => overlay.shadowRoot;
+  window.go = (stream) => {
+    const video = document.getElementById("video");
+    const hls = new window.Hls({ enableWorker: false });
+    window.hls = hls;
+    overlay.hls = hls;
+    hls.loadSource(stream);
+    hls.attachMedia(video);
+    return video.play();
+  };
+  for (const name of ["url", "room", "token"]) overlay.setAttribute(name, params.get(name));
+</script></body></html>`;
+
 const { server: files, base: filesBase } = await serve((url) => {
   if (url.pathname === "/") return path.join(here, "index.html");
+  if (url.pathname === "/overlay-replay") return { type: "text/html; charset=utf-8", body: OVERLAY_PAGE };
+  if (url.pathname.startsWith("/overlay/")) return inside(env.OVATION_OVERLAY, url.pathname.slice(9));
   if (url.pathname === "/replay") return path.join(here, "replay.html");
   if (url.pathname === "/page.js") return path.join(here, "page.js");
   if (url.pathname === "/replay-page.js") return path.join(here, "replay-page.js");
@@ -80,9 +110,13 @@ async function openPage(pagePath, who, extra = {}) {
   page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
   // Replay pages fetch windows through this origin; the live page uses a WebSocket.
-  const url = pagePath === "/replay" ? base : env.OVATION_URL;
+  const url = pagePath === "/" ? env.OVATION_URL : base;
   const q = new URLSearchParams({ url, room: ROOM, token: TOKENS[who], ...extra });
   await page.goto(`${base}${pagePath}?${q}`);
+  if (pagePath === "/overlay-replay") {
+    page.logs = logs;
+    return page;
+  }
   try {
     await page.waitForFunction(() => document.getElementById("status").textContent === "ready", null, { timeout: 15000 });
   } catch (e) {
@@ -198,7 +232,10 @@ try {
   // ---- 3. A seek to the middle. ----
   // Between the second and third vote: the poll is open with one vote each.
   const seekWallMs = t0 + 16_000;
-  const seekS = (seekWallMs - pdtBaseMs) / 1000;
+  // hls.js's playingDate for a currentTime (its media time starts at the first sample, not
+  // at the playlist's first date), as the play-through saw it.
+  const wallAtZeroMs = replayed[0].videoWall - replayed[0].currentTime * 1000;
+  const seekS = (seekWallMs - wallAtZeroMs) / 1000;
   const expected = tallies.filter((t) => t.atMs <= seekWallMs).at(-1);
   if (!expected || expected.phase !== "open") fail(`no open poll at the seek target: ${JSON.stringify(tallies)}`);
   const seeker = await openPage("/replay", "cy");
@@ -228,6 +265,36 @@ try {
   console.log(`seek to ${seekS.toFixed(1)} s: the open poll with tallies ${JSON.stringify(polls[0].tallies)} (live then: ${JSON.stringify(expected.tallies)}), no older comment; then ${next.length} comments as the video reached them`);
   await seeker.screenshot({ path: path.join(env.OVATION_ARTIFACTS, "replay-seek.png") });
   await seeker.close();
+
+  // ---- 4. <ovation-overlay replay>. ----
+  const overlay = await openPage("/overlay-replay", "dan");
+  await overlay.waitForFunction(() => window.sr && window.sr().querySelector(".status-text").textContent === "Replay",
+    null, { timeout: 15000 }).catch(() => fail(`the overlay never opened the recording\n${overlay.logs.join("\n")}`));
+  await overlay.evaluate((u) => window.go(u), `${base}/stream/index.m3u8`);
+  await overlay.waitForFunction(() => document.getElementById("video").currentTime > 1, null, { timeout: 15000 });
+  await overlay.evaluate((s) => { document.getElementById("video").currentTime = s; }, seekS);
+  await overlay.waitForFunction((n) => window.sr().querySelectorAll(".comments li").length >= n &&
+    !window.sr().querySelector(".poll").hidden, 2, { timeout: 20000 })
+    .catch(() => fail(`the overlay showed no comments or poll: ${overlay.logs.join("\n")}`));
+  const ui = await overlay.evaluate(() => {
+    const sr = window.sr();
+    const shown = (selector) => getComputedStyle(sr.querySelector(selector)).display !== "none";
+    const options = [...sr.querySelectorAll(".poll button.option")];
+    return {
+      comments: [...sr.querySelectorAll(".comments li .text")].map((n) => n.textContent),
+      votes: options.map((b) => Number(b.dataset.votes)),
+      votingDisabled: options.every((b) => b.getAttribute("aria-disabled") === "true"),
+      composer: shown(".say"), like: shown(".like"), gifts: shown(".gift-toggle"),
+    };
+  });
+  if (ui.composer || ui.like || ui.gifts) fail(`the replay overlay is not read-only: ${JSON.stringify(ui)}`);
+  if (!ui.votingDisabled) fail("the replay overlay lets the viewer vote");
+  if (JSON.stringify(ui.votes) !== JSON.stringify(expected.tallies)) fail(`the overlay's poll shows ${JSON.stringify(ui.votes)}`);
+  const olderInOverlay = ui.comments.filter((t) => replayed.find((e) => e.text === t).ts_ms < seekWallMs);
+  if (olderInOverlay.length) fail(`the overlay showed older comments after the seek: ${olderInOverlay}`);
+  console.log(`overlay (replay): ${ui.comments.length} comments, poll votes ${JSON.stringify(ui.votes)}, no composer, like or gift button, voting disabled`);
+  await overlay.screenshot({ path: path.join(env.OVATION_ARTIFACTS, "replay-overlay.png") });
+  await overlay.close();
 } catch (e) {
   failed = true;
   console.error(e.stack || String(e));
