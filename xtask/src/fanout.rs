@@ -707,10 +707,19 @@ impl ServerSpec {
             }
             OURS_WRANGLER_DEV => {
                 let env_file = dev_keys_file("dev.vars", ovation_auth::dev::dev_vars(&[]))?;
+                // wrangler dev serves a copy of the Worker as built now: it reloads, and
+                // drops every socket, when the file it serves changes, and on a shared
+                // machine someone may rebuild during a run. (The other runtimes of ours
+                // copy the bundle when they start.)
+                let worker = state.join("worker");
+                copy_files(&root.join("edge-worker/build"), &worker.join("build"))?;
+                copy_files_named(&root.join("edge-worker"), &worker, &["wrangler.toml"])?;
                 ServerSpec {
                     program: root.join("node_modules/.bin/wrangler"),
                     args: vec![
                         "dev".into(),
+                        "--config".into(),
+                        worker.join("wrangler.toml").into(),
                         "--ip".into(),
                         "127.0.0.1".into(),
                         "--port".into(),
@@ -723,7 +732,7 @@ impl ServerSpec {
                         env_file.into(),
                         "--show-interactive-dev-session=false".into(),
                     ],
-                    dir: root.join("edge-worker"),
+                    dir: worker,
                     ready: Ready::HttpOk("/v1/openapi.json"),
                     generator_args: ours_args,
                 }
@@ -761,6 +770,27 @@ impl ServerSpec {
             other => return Err(format!("unknown target `{other}`")),
         })
     }
+}
+
+/// Copies the files (not the directories) at the top of `from` into `to`.
+fn copy_files(from: &Path, to: &Path) -> Result {
+    let names: Vec<String> = fs::read_dir(from)
+        .map_err(|e| format!("reading {}: {e}", from.display()))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    copy_files_named(from, to, &names)
+}
+
+fn copy_files_named(from: &Path, to: &Path, names: &[&str]) -> Result {
+    fs::create_dir_all(to).map_err(|e| format!("creating {}: {e}", to.display()))?;
+    for name in names {
+        fs::copy(from.join(name), to.join(name))
+            .map_err(|e| format!("copying {}: {e}", from.join(name).display()))?;
+    }
+    Ok(())
 }
 
 /// Starts the target's server, runs the load generator against it, stops the server.
@@ -1288,6 +1318,17 @@ fn print_results(params: &Params, outcomes: &[Outcome]) {
             None => "",
         }
     );
+    for dropped in measured
+        .iter()
+        .filter(|o| o.number("viewers_dropped").is_some_and(|d| d > 0.0))
+    {
+        println!(
+            "\n  {}: {} viewers were dropped during the run (the server restarted or \
+             reloaded?): its figures do not compare with the others'",
+            dropped.target,
+            format_number(dropped.number("viewers_dropped"), 0)
+        );
+    }
     for failed in outcomes.iter().filter(|o| o.error.is_some()) {
         println!(
             "\n  {} FAILED: {}",
