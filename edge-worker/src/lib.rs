@@ -741,38 +741,26 @@ struct QaSettings {
 /// moderators.
 async fn qa_settings(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let body: QaSettings = json_body(&mut req).await?;
-    staff_forward(
-        req,
-        env,
-        json!({ "command": "qa_settings", "approval": body.approval }),
-    )
-    .await
+    let approval = body.approval;
+    staff_forward(req, env, StaffCommand::QaSettings { approval }).await
 }
-
-/// The staff commands `POST /v1/rooms/{room}/moderation` takes.
-const MODERATION_COMMANDS: [&str; 8] = [
-    "mute",
-    "unmute",
-    "ban",
-    "unban",
-    "delete_comment",
-    "slow_mode",
-    "word_filter",
-    "announce",
-];
 
 /// `POST /v1/rooms/{room}/moderation`: `{"command": "mute", "user": "u1", …}`.
 async fn moderation(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let body: serde_json::Value = json_body(&mut req).await?;
     let name = body["command"].as_str().unwrap_or_default();
-    if !MODERATION_COMMANDS.contains(&name) {
+    if !StaffCommand::MODERATION.contains(&name) {
         return Err(ApiError::new(
             400,
             "invalid_command",
-            &format!("`command` is one of {}", MODERATION_COMMANDS.join(", ")),
+            &format!(
+                "`command` is one of {}",
+                StaffCommand::MODERATION.join(", ")
+            ),
         ));
     }
-    staff_forward(req, env, body).await
+    let command = staff_command(body)?;
+    staff_forward(req, env, command).await
 }
 
 #[derive(Deserialize)]
@@ -792,7 +780,13 @@ async fn set_shards(mut req: Request, env: &Env) -> std::result::Result<Response
 /// moderator sends over the socket.
 async fn command(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let body: serde_json::Value = json_body(&mut req).await?;
-    staff_forward(req, env, body).await
+    let command = staff_command(body)?;
+    staff_forward(req, env, command).await
+}
+
+/// A staff command from a request body, as the socket's `ClientFrame::Command` takes it.
+fn staff_command(body: serde_json::Value) -> std::result::Result<StaffCommand, ApiError> {
+    serde_json::from_value(body).map_err(|e| ApiError::new(400, "invalid_command", &e.to_string()))
 }
 
 /// The path's segment at `index` (0 is `v1`): a route parameter after `/v1/rooms/{room}/x/`.
@@ -810,10 +804,10 @@ fn path_segment(req: &Request, index: usize) -> std::result::Result<String, ApiE
 async fn id_command(
     req: Request,
     env: &Env,
-    command: &str,
+    command: fn(String) -> StaffCommand,
 ) -> std::result::Result<Response, ApiError> {
     let id = path_segment(&req, 4)?;
-    staff_forward(req, env, json!({ "command": command, "id": id })).await
+    staff_forward(req, env, command(id)).await
 }
 
 async fn put_part(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {

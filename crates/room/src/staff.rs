@@ -101,6 +101,34 @@ pub enum StaffCommand {
 }
 
 impl StaffCommand {
+    /// The commands `POST /v1/rooms/{room}/moderation` takes (the others have their own
+    /// routes).
+    pub const MODERATION: [&'static str; 8] = [
+        "mute",
+        "unmute",
+        "ban",
+        "unban",
+        "delete_comment",
+        "slow_mode",
+        "word_filter",
+        "announce",
+    ];
+
+    /// A moderation command (mute, ban, delete, slow mode, word filter, announcement).
+    pub fn is_moderation(&self) -> bool {
+        matches!(
+            self,
+            StaffCommand::Mute { .. }
+                | StaffCommand::Unmute { .. }
+                | StaffCommand::Ban { .. }
+                | StaffCommand::Unban { .. }
+                | StaffCommand::DeleteComment { .. }
+                | StaffCommand::SlowMode { .. }
+                | StaffCommand::WordFilter { .. }
+                | StaffCommand::Announce { .. }
+        )
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             StaffCommand::CreatePoll { .. } => "create_poll",

@@ -775,3 +775,34 @@ fn the_quiz_leaderboard_lists_quiz_leaderboard_entries_max_and_not_one_more() {
     let leaderboard = quiz["leaderboard"].as_array().unwrap();
     assert_eq!(leaderboard.len(), QUIZ_LEADERBOARD_ENTRIES_MAX, "{quiz}");
 }
+
+#[test]
+fn the_moderation_route_takes_exactly_the_moderation_commands() {
+    let samples = [
+        r#"{"command":"mute","user":"u1"}"#,
+        r#"{"command":"unmute","user":"u1"}"#,
+        r#"{"command":"ban","user":"u1"}"#,
+        r#"{"command":"unban","user":"u1"}"#,
+        r#"{"command":"delete_comment","seq":1}"#,
+        r#"{"command":"slow_mode","interval_ms":0}"#,
+        r#"{"command":"word_filter","words":[]}"#,
+        r#"{"command":"announce","text":null}"#,
+        r#"{"command":"close_poll","id":"p1"}"#,
+        r#"{"command":"unpin_product"}"#,
+        r#"{"command":"qa_hide","id":"q1"}"#,
+        r#"{"command":"end_room"}"#,
+    ];
+    let mut moderation = Vec::new();
+    for text in samples {
+        let command: StaffCommand = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            command.is_moderation(),
+            StaffCommand::MODERATION.contains(&command.name()),
+            "{text}"
+        );
+        if command.is_moderation() {
+            moderation.push(command.name());
+        }
+    }
+    assert_eq!(moderation, StaffCommand::MODERATION);
+}
