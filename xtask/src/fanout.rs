@@ -1410,3 +1410,64 @@ fn json_report(params: &Params, outcomes: &[Outcome], ticks_per_s: f64) -> Value
         "targets": targets,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Params> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        Params::parse(&options(&args, USAGE)?, USAGE)
+    }
+
+    #[test]
+    fn every_target_but_wrangler_dev_runs_by_default() {
+        let params = parse(&[]).unwrap();
+        assert!(params.only.contains(&OURS_SELF_HOSTED));
+        assert!(!params.only.contains(&OURS_WRANGLER_DEV));
+        assert_eq!(params.only.len(), TARGETS.len() - OPT_IN_TARGETS.len());
+    }
+
+    #[test]
+    fn only_picks_our_runtimes_by_name_and_refuses_unknown_ones() {
+        let params = parse(&["--only", "ovation,ovation-workerd,ovation-wrangler-dev"]).unwrap();
+        assert_eq!(params.only, [OURS, OURS_SELF_HOSTED, OURS_WRANGLER_DEV]);
+        assert!(params.only.iter().all(|t| is_ours(t)));
+        assert!(!is_ours("naive-do"));
+        assert!(parse(&["--only", "ovation-miniflare"]).is_err());
+    }
+
+    #[test]
+    fn self_hosted_workerd_is_not_billed_per_request() {
+        let outcome = Outcome {
+            target: OURS_SELF_HOSTED,
+            report: json!({"viewers_connected": 10.0, "messages_sent": 40.0}),
+            server_cpu_s: None,
+            server_cpu_span: "window",
+            server_cpu_s_whole_run: None,
+            window_s: None,
+            error: None,
+        };
+        let params = parse(&[]).unwrap();
+        assert_eq!(outcome.durable_object_requests(&params), None);
+        let billed = Outcome {
+            target: OURS,
+            ..outcome
+        };
+        assert_eq!(billed.durable_object_requests(&params), Some((10.0, 2.0)));
+    }
+
+    #[test]
+    fn joins_per_s_is_viewers_over_the_connect_phase() {
+        let outcome = Outcome {
+            target: OURS_SELF_HOSTED,
+            report: json!({"viewers_connected": 1000.0, "connect_s": 4.0}),
+            server_cpu_s: None,
+            server_cpu_span: "window",
+            server_cpu_s_whole_run: None,
+            window_s: None,
+            error: None,
+        };
+        assert_eq!(outcome.joins_per_s(), Some(250.0));
+    }
+}
