@@ -37,7 +37,8 @@
 //! - **Fetching.** Windows of `CLIENT_REPLAY_WINDOW_MS` aligned on the recording's start:
 //!   the one holding the playhead, and the next once the playhead is within
 //!   `CLIENT_REPLAY_PREFETCH_MS` of its start; one fetch at a time; the snapshot is asked
-//!   for when the window does not continue a loaded run that has one; nothing past the
+//!   for when the window does not continue a loaded one (or when a seek lands in a run
+//!   whose first window, holding its snapshot, was let go); nothing past the
 //!   end (ended or truncated). A failed fetch, or a live recording not yet recorded that
 //!   far, is asked again after `CLIENT_REPLAY_RETRY_MS`. At most `CLIENT_REPLAY_WINDOWS_MAX`
 //!   windows stay loaded (the farthest from the playhead goes: [`Output::Forget`]).
@@ -133,6 +134,8 @@ pub struct Replay {
     loading: Option<(Window, u64)>,
     in_flight: bool,
     retry_at_ms: u64,
+    /// A window to fetch again with its snapshot: the run it continued lost its own.
+    snapshot_from_ms: Option<u64>,
     next_id: u64,
     /// The cues the player found (the live video-sync core, reused for their media times
     /// and `cue` events).
@@ -299,7 +302,8 @@ impl Replay {
             return; // next_fetch asks for it
         };
         let Some(base) = self.base_of(index) else {
-            // Its run lost the snapshot it started from: fetch it again with one.
+            // Its run lost the snapshot it started from (let go): fetch it again with one.
+            self.snapshot_from_ms = Some(self.windows[index].from_ms);
             self.drop_window(index);
             return;
         };
@@ -418,17 +422,15 @@ impl Replay {
                 from_ms = w.to_ms;
             }
             if from_ms < cell_end_ms {
-                let continues = self
-                    .windows
-                    .iter()
-                    .position(|w| w.to_ms == from_ms)
-                    .and_then(|i| self.base_of(i))
-                    .is_some();
+                // Played into from the window before, it needs no snapshot; a seek into a
+                // run without one asks again (`sync`).
+                let continues = self.windows.iter().any(|w| w.to_ms == from_ms);
+                let snapshot = !continues || self.snapshot_from_ms == Some(from_ms);
                 self.in_flight = true;
                 return Some(Fetch {
                     from_ms,
                     to_ms: cell_end_ms,
-                    snapshot: !continues,
+                    snapshot,
                 });
             }
             cell_ms += WINDOW_MS;
@@ -458,6 +460,9 @@ impl Replay {
         }
         if let Some(end_ms) = info.end_ms {
             to_ms = to_ms.min(end_ms.max(from_ms));
+        }
+        if snapshot && self.snapshot_from_ms == Some(from_ms) {
+            self.snapshot_from_ms = None;
         }
         let window = Window {
             from_ms,

@@ -701,3 +701,14 @@ fn random_seeks_pauses_and_rates_show_each_event_once_and_the_state_of_the_momen
         }
     }
 }
+
+#[test]
+fn a_viewer_hour_played_through_is_sixty_window_fetches() {
+    let mut server = Server::ended(vec![comment(S + 1_000)], S + 3_600_000);
+    let mut v = Viewer::new();
+    opened(&mut v); // the SDK's one request for the recording's bounds
+    v.play_range(&mut server, 0, 3_600_000, 250);
+    assert_eq!(server.fetches.len(), 60);
+    assert!(server.fetches.iter().skip(1).all(|f| !f.snapshot));
+    assert_eq!(v.fired_labels(), [0]);
+}
