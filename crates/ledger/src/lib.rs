@@ -27,23 +27,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Limits (bad input beyond them is refused with `LedgerError::Invalid`).
-pub const SHARDS_MAX: u16 = 64;
-pub const TRANSFER_ID_BYTES_MAX: usize = 64;
-/// User ids arrive tenant-scoped from the edge (`tenant:user`).
-pub const USER_ID_BYTES_MAX: usize = 200;
-/// Room ids arrive as `tenant:room:epoch` from the edge.
-pub const ROOM_ID_BYTES_MAX: usize = 160;
-pub const SKU_BYTES_MAX: usize = 64;
-/// Largest single deposit or gift, in minor units.
-pub const AMOUNT_MAX: u64 = 1_000_000_000_000;
-pub const QTY_MAX: u32 = 10_000;
-/// Gifts of one shard committed in one transaction (group commit): what arrived while
-/// the previous batch committed, at most this many. No wait is added to gather more: an
-/// idle shard commits a lone gift at once.
-pub const GIFT_BATCH_MAX: usize = 256;
-/// Gifts queued for one shard's commit loop; a sender past it waits (backpressure).
-pub const GIFTS_QUEUED_PER_SHARD_MAX: usize = 4_096;
+// Limits live with every other limit in `ovation_proto::limits`; bad input beyond them is
+// refused with `LedgerError::Invalid`.
+pub use ovation_proto::limits::{
+    GIFTS_QUEUED_PER_SHARD_MAX, GIFT_BATCH_MAX, LEDGER_AMOUNT_MAX as AMOUNT_MAX,
+    LEDGER_QTY_MAX as QTY_MAX, LEDGER_ROOM_ID_BYTES_MAX as ROOM_ID_BYTES_MAX,
+    LEDGER_SHARDS_MAX as SHARDS_MAX, LEDGER_SKU_BYTES_MAX as SKU_BYTES_MAX,
+    LEDGER_USER_ID_BYTES_MAX as USER_ID_BYTES_MAX, TRANSFER_ID_BYTES_MAX,
+};
 
 pub type ShardId = u16;
 
@@ -759,6 +750,35 @@ fn replay(record: &TransferRecord, fingerprint: &str) -> Result<u64, LedgerError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The edge names accounts `tenant:user` and `tenant:room:epoch` from ids at their
+    /// own limits: the ledger takes the longest it can send and refuses one byte more.
+    #[test]
+    fn the_longest_accounts_the_edge_can_name_are_taken_and_one_byte_more_is_not() {
+        use ovation_proto::limits::USER_ID_BYTES_MAX as USER;
+        use ovation_proto::limits::{ROOM_ID_BYTES_MAX as ROOM, TENANT_ID_BYTES_MAX as TENANT};
+        let tenant = "t".repeat(TENANT);
+        let user = format!("{tenant}:{}", "u".repeat(USER));
+        let room = format!("{tenant}:{}:{}", "r".repeat(ROOM), u64::MAX);
+        let gift = |room: &str, from: &str| Gift {
+            id: "g1".into(),
+            room: room.into(),
+            from: from.into(),
+            amount: 1,
+            sku: "rose".into(),
+            qty: 1,
+        };
+        assert_eq!(gift(&room, &user).validate(), Ok(()));
+        assert!(gift(&format!("{room}9"), &user).validate().is_err());
+        assert!(gift(&room, &format!("{user}u")).validate().is_err());
+        let deposit = |user: &str| Deposit {
+            id: "d1".into(),
+            user: user.into(),
+            amount: 1,
+        };
+        assert_eq!(deposit(&user).validate(), Ok(()));
+        assert!(deposit(&format!("{user}u")).validate().is_err());
+    }
 
     fn gift(id: &str, from: &str, amount: u64) -> Gift {
         Gift {

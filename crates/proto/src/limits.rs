@@ -291,6 +291,31 @@ pub const HS256_SECRET_BYTES_MIN: usize = 16;
 /// Tokens longer than this are refused before parsing.
 pub const TOKEN_BYTES_MAX: usize = 4096;
 
+// ---- Gift ledger (crates/ledger, the settlement service) ----
+
+/// Shards of one settlement deployment.
+pub const LEDGER_SHARDS_MAX: u16 = 64;
+/// A deposit's or gift's id.
+pub const TRANSFER_ID_BYTES_MAX: usize = 64;
+/// Ledger user accounts are tenant-scoped (`tenant:user`, `ledger_user_account`).
+pub const LEDGER_USER_ID_BYTES_MAX: usize = TENANT_ID_BYTES_MAX + 1 + USER_ID_BYTES_MAX;
+/// Ledger room accounts are `tenant:room:epoch` (`ledger_room_account`; an epoch is a
+/// u64 of at most 20 digits).
+pub const LEDGER_ROOM_ID_BYTES_MAX: usize = TENANT_ID_BYTES_MAX + 1 + ROOM_ID_BYTES_MAX + 1 + 20;
+/// A gift's sku at the ledger (the room's catalog keeps them shorter:
+/// `GIFT_SKU_BYTES_MAX`).
+pub const LEDGER_SKU_BYTES_MAX: usize = 64;
+/// Largest single deposit or gift, in minor units.
+pub const LEDGER_AMOUNT_MAX: u64 = 1_000_000_000_000;
+/// Largest quantity of one gift at the ledger (rooms take at most `GIFT_QTY_MAX`).
+pub const LEDGER_QTY_MAX: u32 = 10_000;
+/// Gifts of one shard committed in one transaction (group commit): what arrived while
+/// the previous batch committed, at most this many. No wait is added to gather more: an
+/// idle shard commits a lone gift at once.
+pub const GIFT_BATCH_MAX: usize = 256;
+/// Gifts queued for one shard's commit loop; a sender past it waits (backpressure).
+pub const GIFTS_QUEUED_PER_SHARD_MAX: usize = 4_096;
+
 // ---- Client SDK (crates/client) ----
 
 /// Reconnect backoff: attempt `n` waits a uniformly random time in
