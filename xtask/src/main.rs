@@ -295,8 +295,11 @@ fn build_sdk() -> Result {
         ("ovation_sdk", "ovation_sdk_wasm.wasm"),
         ("ovation_replay", "ovation_sdk_replay_wasm.wasm"),
     ] {
+        // The wrappers always pass the module (no default URL in the glue), and every
+        // supported browser and Node has TextEncoder.encodeInto (no fallback): 67 B gz.
         run(Command::new("wasm-bindgen")
             .args(["--target", "web", "--out-name", out_name, "--no-typescript"])
+            .args(["--omit-default-module-path", "--encode-into", "always"])
             .arg("--out-dir")
             .arg(&wasm_dir)
             .arg(
@@ -352,15 +355,16 @@ fn build_sdk() -> Result {
 }
 
 /// wasm-opt -Oz on a built module, in place; --converge: -Oz again until nothing shrinks
-/// (0.15 KB gzipped; every viewer downloads it).
+/// (0.15 KB gzipped; every viewer downloads it). --low-memory-unused lets it fold constant
+/// offsets into loads and stores (0.43 KB gz): Rust puts the 1 MiB stack first, growing
+/// down to address 0, and the data after it, so the lowest KiB is touched only by a stack
+/// already overflowing. The producers and target-features sections are for tools, not
+/// browsers (0.2 KB gz).
 fn wasm_opt(root: &Path, wasm: &Path) -> Result {
     run(Command::new(root.join("node_modules/.bin/wasm-opt"))
-        .args([
-            "-Oz",
-            "--converge",
-            "--enable-bulk-memory",
-            "--enable-nontrapping-float-to-int",
-        ])
+        .args(["-Oz", "--converge", "--low-memory-unused"])
+        .args(["--strip-producers", "--strip-target-features"])
+        .args(["--enable-bulk-memory", "--enable-nontrapping-float-to-int"])
         .args([
             "--enable-sign-ext",
             "--enable-mutable-globals",
@@ -580,8 +584,9 @@ fn bench(which: Option<&str>) -> Result {
     }
 }
 
-/// SDK budget: wasm + JavaScript, gzipped.
-const SDK_GZIP_BYTES_BUDGET: u64 = 60 * 1024;
+/// SDK budget: wasm + JavaScript, gzipped: 60,720 B measured on 2026-12-04 (docs/benchmarks.md)
+/// and a margin of 280 B, so that any growth is a decision.
+const SDK_GZIP_BYTES_BUDGET: u64 = 61_000;
 /// SDK budget: events decoded and dispatched to JavaScript per second in Chromium.
 const SDK_EVENTS_PER_S_BUDGET: f64 = 1_000_000.0;
 
