@@ -316,6 +316,82 @@ pub const GIFT_BATCH_MAX: usize = 256;
 /// Gifts queued for one shard's commit loop; a sender past it waits (backpressure).
 pub const GIFTS_QUEUED_PER_SHARD_MAX: usize = 4_096;
 
+// ---- JavaScript SDK and overlay (npm/src, player-overlay) ----
+//
+// The JavaScript keeps its own copies of these (they bound the DOM and timers, not the
+// protocol). `tests/tests/js_limits.rs` fails when a copy differs from the value here or
+// when a numeric constant appears at the top of a shipped JavaScript file without an
+// entry in `JS_LIMITS`.
+
+/// Cued events `player.js` holds for the video; beyond it the oldest are let go.
+pub const JS_PLAYER_HELD_EVENTS_MAX: u64 = 2048;
+/// `ovation/react` closes a room this long after its last user unmounts (StrictMode's
+/// double mount reuses it).
+pub const JS_REACT_RELEASE_DELAY_MS: u64 = 0;
+/// How often a replay retries a window fetch that failed.
+pub const JS_REPLAY_RETRY_TICK_MS: u64 = 1000;
+/// Comments the overlay keeps on screen.
+pub const OVERLAY_COMMENTS_MAX: u64 = 100;
+pub const OVERLAY_DANMAKU_LANES: u64 = 6;
+pub const OVERLAY_DANMAKU_ITEMS_MAX: u64 = 40;
+pub const OVERLAY_HEARTS_MAX: u64 = 24;
+pub const OVERLAY_GIFT_POPS_MAX: u64 = 3;
+pub const OVERLAY_TOAST_MS: u64 = 4000;
+/// Comments and log lines the staff console keeps.
+pub const CONSOLE_COMMENTS_MAX: u64 = 200;
+pub const CONSOLE_LOG_MAX: u64 = 100;
+
+/// Every JavaScript copy: (file from the repository root, constant, value).
+pub const JS_LIMITS: [(&str, &str, u64); 11] = [
+    (
+        "npm/src/player.js",
+        "HELD_EVENTS_MAX",
+        JS_PLAYER_HELD_EVENTS_MAX,
+    ),
+    (
+        "npm/src/react.js",
+        "RELEASE_DELAY_MS",
+        JS_REACT_RELEASE_DELAY_MS,
+    ),
+    (
+        "npm/src/replay.js",
+        "RETRY_TICK_MS",
+        JS_REPLAY_RETRY_TICK_MS,
+    ),
+    (
+        "player-overlay/overlay.js",
+        "COMMENTS_MAX",
+        OVERLAY_COMMENTS_MAX,
+    ),
+    (
+        "player-overlay/overlay.js",
+        "DANMAKU_LANES",
+        OVERLAY_DANMAKU_LANES,
+    ),
+    (
+        "player-overlay/overlay.js",
+        "DANMAKU_ITEMS_MAX",
+        OVERLAY_DANMAKU_ITEMS_MAX,
+    ),
+    (
+        "player-overlay/overlay.js",
+        "HEARTS_MAX",
+        OVERLAY_HEARTS_MAX,
+    ),
+    (
+        "player-overlay/overlay.js",
+        "GIFT_POPS_MAX",
+        OVERLAY_GIFT_POPS_MAX,
+    ),
+    ("player-overlay/overlay.js", "TOAST_MS", OVERLAY_TOAST_MS),
+    (
+        "player-overlay/console.js",
+        "COMMENTS_MAX",
+        CONSOLE_COMMENTS_MAX,
+    ),
+    ("player-overlay/console.js", "LOG_MAX", CONSOLE_LOG_MAX),
+];
+
 // ---- Client SDK (crates/client) ----
 
 /// Reconnect backoff: attempt `n` waits a uniformly random time in
