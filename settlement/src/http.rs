@@ -19,7 +19,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 
 /// Largest request body accepted.
-pub const BODY_BYTES_MAX: usize = 16 * 1024;
+pub use ovation_proto::limits::SETTLEMENT_BODY_BYTES_MAX as BODY_BYTES_MAX;
 
 pub const OPENAPI: &str = include_str!("../openapi.json");
 

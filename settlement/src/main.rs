@@ -63,7 +63,7 @@ struct Args {
 }
 
 /// Shortest secret accepted.
-const SECRET_BYTES_MIN: usize = 16;
+use ovation_proto::limits::SETTLEMENT_SECRET_BYTES_MIN as SECRET_BYTES_MIN;
 
 #[tokio::main]
 async fn main() -> ExitCode {

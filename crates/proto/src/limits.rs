@@ -315,6 +315,10 @@ pub const LEDGER_QTY_MAX: u32 = 10_000;
 pub const GIFT_BATCH_MAX: usize = 256;
 /// Gifts queued for one shard's commit loop; a sender past it waits (backpressure).
 pub const GIFTS_QUEUED_PER_SHARD_MAX: usize = 4_096;
+/// Largest request body the settlement service reads (413 `body_too_large` past it).
+pub const SETTLEMENT_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Shortest bearer secret the settlement service starts with.
+pub const SETTLEMENT_SECRET_BYTES_MIN: usize = 16;
 
 // ---- JavaScript SDK and overlay (npm/src, player-overlay) ----
 //
@@ -328,8 +332,9 @@ pub const JS_PLAYER_HELD_EVENTS_MAX: u64 = 2048;
 /// `ovation/react` closes a room this long after its last user unmounts (StrictMode's
 /// double mount reuses it).
 pub const JS_REACT_RELEASE_DELAY_MS: u64 = 0;
-/// How often a replay retries a window fetch that failed.
-pub const JS_REPLAY_RETRY_TICK_MS: u64 = 1000;
+/// A replay asks its core for the window again this long after a fetch failed: the
+/// core's retry time (`CLIENT_REPLAY_RETRY_MS`; earlier it would not ask yet).
+pub const JS_REPLAY_RETRY_TICK_MS: u64 = CLIENT_REPLAY_RETRY_MS;
 /// Comments the overlay keeps on screen.
 pub const OVERLAY_COMMENTS_MAX: u64 = 100;
 pub const OVERLAY_DANMAKU_LANES: u64 = 6;
