@@ -17,11 +17,17 @@ const note = (kind, extra = {}) => {
   });
 };
 
-const r = await replay({ url: params.get("url"), room: params.get("room"), token: params.get("token") });
+const r = await replay({
+  url: params.get("url"),
+  room: params.get("room"),
+  token: params.get("token"),
+});
 window.replayed = r;
 r.on("comment", (c) => note("comment", { text: c.text, ts_ms: c.ts_ms, seq: c.seq }));
 r.on("poll", (p) => note("poll", { id: p && p.id, phase: p && p.phase, tallies: p && p.tallies }));
-r.on("product", (p) => { if (p && p.pinned) note("product", { id: p.pinned.id }); });
+r.on("product", (p) => {
+  if (p && p.pinned) note("product", { id: p.pinned.id });
+});
 r.on("cue", (c) => note("cue", { cue: c.cue }));
 r.on("error", (e) => note("error", { code: e.code, message: e.message }));
 
