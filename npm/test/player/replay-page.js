@@ -11,7 +11,7 @@ const note = (kind, extra = {}) => {
   window.log.push({
     kind,
     currentTime: video.currentTime,
-    videoWall: window.hls && window.hls.playingDate ? window.hls.playingDate.getTime() : null,
+    videoWall: window.hls?.playingDate ? window.hls.playingDate.getTime() : null,
     at: Date.now(),
     ...extra,
   });
@@ -24,9 +24,9 @@ const r = await replay({
 });
 window.replayed = r;
 r.on("comment", (c) => note("comment", { text: c.text, ts_ms: c.ts_ms, seq: c.seq }));
-r.on("poll", (p) => note("poll", { id: p && p.id, phase: p && p.phase, tallies: p && p.tallies }));
+r.on("poll", (p) => note("poll", { id: p?.id, phase: p?.phase, tallies: p?.tallies }));
 r.on("product", (p) => {
-  if (p && p.pinned) note("product", { id: p.pinned.id });
+  if (p?.pinned) note("product", { id: p.pinned.id });
 });
 r.on("cue", (c) => note("cue", { cue: c.cue }));
 r.on("error", (e) => note("error", { code: e.code, message: e.message }));

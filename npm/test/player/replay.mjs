@@ -304,7 +304,7 @@ try {
   const wallAtZeroMs = replayed[0].videoWall - replayed[0].currentTime * 1000;
   const seekS = (seekWallMs - wallAtZeroMs) / 1000;
   const expected = tallies.filter((t) => t.atMs <= seekWallMs).at(-1);
-  if (!expected || expected.phase !== "open")
+  if (expected?.phase !== "open")
     fail(`no open poll at the seek target: ${JSON.stringify(tallies)}`);
   const seeker = await openPage("/replay", "cy");
   await seeker.evaluate((u) => window.go(u), `${base}/stream/index.m3u8`);
