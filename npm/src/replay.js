@@ -9,8 +9,9 @@ import { parseCuePayload, payloadFromBytes, payloadOfTrackCue } from "./player.j
 
 // The like total's state key in the core: never a part name (those are [a-z0-9_-]).
 const LIKES = " likes";
-// Ask the core again this often while a failed fetch waits for its retry (ms).
-const RETRY_TICK_MS = 1000;
+// After a failed fetch, ask the core again this long after (ms): its retry time
+// (CLIENT_REPLAY_RETRY_MS), so a paused video still gets the window.
+const RETRY_TICK_MS = 2000;
 
 /** A recorded action as the live event it was: [type, payload]. */
 function actionEvent(action) {
@@ -151,7 +152,7 @@ class Replay {
         this._core.windowFailed(Date.now());
         this._emit("error", e);
         clearTimeout(this._retry);
-        this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS * 2);
+        this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS + 10); // timers may fire a little early
       },
     );
   }

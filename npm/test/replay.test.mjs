@@ -329,6 +329,43 @@ test("close() ends it: no event, no fetch afterwards", async () => {
   assert.equal(r.status, "closed");
 });
 
+test("a failed fetch is told as an error and asked again after the core's retry time, paused or not", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  const srv = server(show());
+  let failNext = 0;
+  const fetch = (url, init) => {
+    if (failNext > 0 && new URL(url).searchParams.get("from") !== "0") {
+      failNext -= 1;
+      return Promise.reject(new Error("offline"));
+    }
+    return srv.fetch(url, init);
+  };
+  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
+  const video = new ScriptedVideo();
+  const errors = [];
+  r.on("error", (e) => errors.push(e.code));
+  failNext = 1;
+  await r.attachPlayer(video);
+  await video.playTo(0.25); // its first window's fetch fails
+  await video.playTo(1.5);
+  video.paused = true;
+  assert.deepEqual(errors, ["network"]);
+  const seen = record(r, video, "comment", "like");
+  t.mock.timers.tick(1_000);
+  await settle();
+  assert.equal(srv.requests.length, 1, "not before the retry time");
+  t.mock.timers.tick(1_100);
+  await settle();
+  assert.deepEqual(srv.requests.at(-1).from, S);
+  // The comment of 1 s, passed 0.5 s before its window came, shows (within
+  // CLIENT_REPLAY_LATE_MS_MAX), though the video is paused.
+  assert.deepEqual(
+    seen.map(([type]) => type),
+    ["like", "comment"],
+  );
+  r.close();
+});
+
 test("refusals: bad options, the server's code, unknown event types", async () => {
   await assert.rejects(
     replay({ url: "http://x", room: "", token: "t" }),
