@@ -14,8 +14,9 @@
 //! - a peer message reaches the target user's connections only;
 //! - after the links drain, the room's online count is the sum of ready connections;
 //! - a shard's batches to the room, and the room's to a shard, are at least
-//!   `shard_batch_interval_ms_for(S)` apart (200 ms at 200 shards), so a room of a
-//!   million takes at most `ROOM_SHARD_BATCHES_PER_S_TARGET` batches per second.
+//!   `shard_batch_interval_ms_for(S)` apart (200 ms at 200 shards), so a room sharded
+//!   for a million (200 shards; the simulation puts 120 viewers on them) takes at most
+//!   `ROOM_SHARD_BATCHES_PER_S_TARGET` batches per second.
 //!
 //! Two shapes: 3 shards growing to 6 (40 viewers), and 200 growing to 250 (120 viewers).
 //!
@@ -104,8 +105,10 @@ const FEW_SHARDS: Shape = Shape {
     viewers: 40,
 };
 
-/// A room of a million (200 shards, growing to the most a room may have): each shard
-/// spaces its batches up to 200–250 ms so the room takes at most its target.
+/// A room shaped for a million viewers (200 shards, growing to the most a room may have)
+/// with 120 simulated viewers spread over them: the batch pacing depends on the shard
+/// count, not on the viewers, so each shard spaces its batches up to 200–250 ms and the
+/// room takes at most its target.
 const MANY_SHARDS: Shape = Shape {
     expected_audience: 1_000_000,
     shards_max: SHARDS_PER_ROOM_MAX,
@@ -734,11 +737,11 @@ fn seeded_big_room_simulation_keeps_its_invariants() {
 }
 
 #[test]
-fn seeded_room_of_a_million_spaces_its_shard_batches_and_keeps_its_invariants() {
+fn seeded_room_sharded_for_a_million_with_120_viewers_spaces_its_shard_batches() {
     run_seeds(
         MANY_SHARDS,
         20,
-        "seeded_room_of_a_million_spaces_its_shard_batches_and_keeps_its_invariants",
+        "seeded_room_sharded_for_a_million_with_120_viewers_spaces_its_shard_batches",
     );
 }
 
