@@ -712,3 +712,43 @@ fn a_viewer_hour_played_through_is_sixty_window_fetches() {
     assert!(server.fetches.iter().skip(1).all(|f| !f.snapshot));
     assert_eq!(v.fired_labels(), [0]);
 }
+
+/// Each replay bound at the limit and one past it.
+#[test]
+fn replay_bounds_hold_at_the_limit_and_change_one_past() {
+    // The next window is asked once the playhead is within CLIENT_REPLAY_PREFETCH_MS of
+    // it, not a millisecond before.
+    let mut server = Server::ended(vec![], S + 120_000);
+    let mut v = Viewer::new();
+    opened(&mut v);
+    v.play_range(&mut server, 0, WINDOW_MS - PREFETCH_MS, 250);
+    assert_eq!(server.fetches.len(), 1);
+    v.play(&mut server, WINDOW_MS - PREFETCH_MS + 1);
+    assert_eq!(server.fetches.len(), 2);
+
+    // A comment CLIENT_REPLAY_LATE_MS_MAX behind the playhead when its window came shows;
+    // one a millisecond older does not.
+    let mut server = Server::ended(vec![comment(S + 999), comment(S + 1_000)], S + 60_000);
+    server.fail_next = true;
+    let mut v = Viewer::new();
+    opened(&mut v);
+    v.play(&mut server, 0);
+    v.play_range(&mut server, 250, 1_000 + LATE_MS_MAX, 250);
+    assert!(v.fired.is_empty());
+    v.now_ms = RETRY_MS;
+    v.pump(&mut server);
+    assert_eq!(v.fired_labels(), [1]);
+
+    // A cue CLIENT_REPLAY_CUE_WAIT_MS_MAX after the event holds it; one more does not.
+    for (cue_after_ms, due_ms) in [
+        (CUE_WAIT_MS_MAX, 5_000 + CUE_WAIT_MS_MAX),
+        (CUE_WAIT_MS_MAX + 1, 5_000),
+    ] {
+        let mut server = Server::ended(vec![part(S + 5_000, "poll", Some("c"))], S + 120_000);
+        let mut v = Viewer::new();
+        opened(&mut v);
+        v.r.add_cue("v=1;cue=c;ref=poll:p", 5_000 + cue_after_ms);
+        v.play_range(&mut server, 0, 70_000, 250);
+        assert_eq!(v.fired, [(0, S + due_ms)], "cue {cue_after_ms} ms after");
+    }
+}
