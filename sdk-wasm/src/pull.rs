@@ -74,6 +74,7 @@ pub fn state(json: &JsValue) -> Result<PullState, BadField> {
         parts.insert(name, version as u64);
     }
     Ok(PullState {
+        room: text_or_empty(json, "room")?,
         epoch: number(json, "epoch")?,
         version: number(json, "version")?,
         parts,

@@ -83,55 +83,8 @@ pub enum FetchKind {
     Events,
 }
 
-/// `GET /v1/rooms/{room}/state`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct PullState {
-    pub epoch: u64,
-    pub version: u64,
-    pub parts: BTreeMap<String, u64>,
-    pub action_cursor: u64,
-    pub likes: u64,
-    pub online: u32,
-    pub status: String,
-}
-
-/// One action in `GET /v1/rooms/{room}/events?since=`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct PullAction {
-    pub seq: u64,
-    pub ts_ms: u64,
-    pub user: String,
-    pub name: String,
-    pub kind: String,
-    #[serde(default)]
-    pub text: String,
-    #[serde(default)]
-    pub sku: String,
-    #[serde(default)]
-    pub qty: u32,
-    #[serde(default)]
-    pub amount: u64,
-    /// For `removed`: the sequence number of the comment a moderator removed.
-    #[serde(default)]
-    pub removed: u64,
-}
-
-/// `GET /v1/rooms/{room}/events?since=`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct PullEvents {
-    pub events: Vec<PullAction>,
-    pub gap: bool,
-    pub cursor: u64,
-    pub epoch: u64,
-    pub version: u64,
-    pub likes: u64,
-    pub online: u32,
-    pub poll_interval_ms: u32,
-    #[serde(default)]
-    pub server_time_ms: Option<u64>,
-    #[serde(default)]
-    pub status: Option<String>,
-}
+/// The pull answers are the edge's own types (`ovation_proto::pull`).
+pub use ovation_proto::{PullAction, PullEvents, PullState};
 
 /// The host's answer to a [`Transmit::Fetch`].
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -44,7 +44,7 @@ use ovation_proto::{
     ServerFrame, TokenBucket, Welcome, PROTOCOL_VERSION,
 };
 use rng::Rng;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use api::*;
 pub use clock::ClockSync;

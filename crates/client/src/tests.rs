@@ -442,6 +442,7 @@ fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
         panic!("{t:?}");
     };
     let state = PullState {
+        room: "r".into(),
         epoch: 2,
         version: 7,
         parts: [("poll".to_owned(), 7), ("room".to_owned(), 1)]
@@ -686,6 +687,7 @@ fn a_like_frame_without_an_answer_is_reported_as_a_timeout() {
 
 fn state_reply(status: &str) -> FetchReply {
     FetchReply::State(PullState {
+        room: "r".into(),
         epoch: 5,
         version: 1,
         parts: BTreeMap::new(),

@@ -399,6 +399,7 @@ impl Sim {
         let now = self.now_ms;
         let reply = match kind {
             FetchKind::State => FetchReply::State(PullState {
+                room: String::new(),
                 epoch: self.room.epoch(),
                 version: self.room.total_version(),
                 parts: self
@@ -435,34 +436,8 @@ impl Sim {
                     .map(|a| a.seq)
                     .unwrap_or(since.min(self.room.last_seq()));
                 FetchReply::Events(PullEvents {
-                    events: actions
-                        .into_iter()
-                        .map(|a| {
-                            let mut removed = 0;
-                            let (kind, text) = match a.body {
-                                ActionBody::Comment { text } => ("comment", text),
-                                ActionBody::System { text } => ("system", text),
-                                ActionBody::Reaction { kind } => ("reaction", kind),
-                                ActionBody::Gift { .. } => ("gift", String::new()),
-                                ActionBody::Removed { seq } => {
-                                    removed = seq;
-                                    ("removed", String::new())
-                                }
-                            };
-                            PullAction {
-                                seq: a.seq,
-                                ts_ms: a.ts_ms,
-                                user: a.user,
-                                name: a.name,
-                                kind: kind.into(),
-                                text,
-                                sku: String::new(),
-                                qty: 0,
-                                amount: 0,
-                                removed,
-                            }
-                        })
-                        .collect(),
+                    // What the edge answers: the same conversion.
+                    events: actions.iter().map(PullAction::from).collect(),
                     gap,
                     cursor,
                     epoch: self.room.epoch(),

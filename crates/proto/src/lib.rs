@@ -15,6 +15,7 @@ mod bucket;
 mod close;
 mod frames;
 pub mod limits;
+mod pull;
 mod relay;
 mod replay;
 mod room_id;
@@ -24,6 +25,7 @@ pub use bucket::TokenBucket;
 pub use close::CloseCode;
 pub use frames::*;
 pub use limits::{PROTOCOL_VERSION, SUBPROTOCOL};
+pub use pull::{PullAction, PullEvents, PullState};
 pub use relay::{shard_of, RelayedFrame, ShardDown, ShardUp, Snapshot};
 pub use replay::{
     ReplayEvent, ReplayEventBody, ReplayPart, ReplaySnapshot, ReplayStatus, ReplayWindow,
