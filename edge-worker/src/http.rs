@@ -99,7 +99,7 @@ pub async fn json_body<T: DeserializeOwned>(req: &mut Request) -> std::result::R
     serde_json::from_slice(&bytes).map_err(|e| ApiError::new(400, "invalid_json", &e.to_string()))
 }
 
-pub fn json(value: serde_json::Value, status: u16) -> Result<Response> {
+pub fn json(value: impl serde::Serialize, status: u16) -> Result<Response> {
     Ok(Response::from_json(&value)?.with_status(status))
 }
 

@@ -12,7 +12,7 @@ use ovation_proto::limits::{
     CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
     PULL_INTERVAL_MS,
 };
-use ovation_proto::{ActionBody, CloseCode, ErrorCode, Role, SUBPROTOCOL};
+use ovation_proto::{CloseCode, ErrorCode, PullAction, PullEvents, PullState, Role, SUBPROTOCOL};
 use ovation_room::{
     charge_outcome, gift_request_body, ledger_room_account, ledger_user_account, AdminCommand,
     AdminError, AdminReply, ChargeOutcome, ChargeRequest, ConnectionId, Identity, Output, Room,
@@ -713,22 +713,25 @@ impl RoomObject {
         memory.room.as_ref()?.shard_for(&identity.user)
     }
 
-    fn state_json(&self) -> std::result::Result<serde_json::Value, ApiError> {
+    fn state_json(&self) -> std::result::Result<PullState, ApiError> {
         let memory = self.memory.borrow();
         let room = memory
             .room
             .as_ref()
             .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
-        let parts: serde_json::Map<String, serde_json::Value> = room
-            .part_versions()
-            .map(|(n, v)| (n.to_owned(), json!(v)))
-            .collect();
-        Ok(json!({
-            "room": room.info().room_id, "status": room.status().as_str(),
-            "epoch": room.epoch(), "version": room.total_version(), "parts": parts,
-            "action_cursor": room.last_seq(), "likes": room.likes_total(),
-            "online": room.online(),
-        }))
+        Ok(PullState {
+            room: room.info().room_id.clone(),
+            status: room.status().as_str().into(),
+            epoch: room.epoch(),
+            version: room.total_version(),
+            parts: room
+                .part_versions()
+                .map(|(name, version)| (name.to_owned(), version))
+                .collect(),
+            action_cursor: room.last_seq(),
+            likes: room.likes_total(),
+            online: room.online(),
+        })
     }
 
     async fn route(&self, mut req: Request) -> std::result::Result<Response, ApiError> {
@@ -894,16 +897,19 @@ impl RoomObject {
                     .last()
                     .map(|a| a.seq)
                     .unwrap_or(since.min(room.last_seq()));
-                let events: Vec<serde_json::Value> = actions.iter().map(action_json).collect();
-                json(
-                    json!({ "events": events, "gap": gap, "cursor": cursor,
-                            "epoch": room.epoch(), "version": room.total_version(),
-                                                        "likes": room.likes_total(), "online": room.online(),
-                            "status": room.status().as_str(), "server_time_ms": now_ms(),
-                            "poll_interval_ms": PULL_INTERVAL_MS }),
-                    200,
-                )
-                .map_err(internal)?
+                let events = PullEvents {
+                    events: actions.iter().map(PullAction::from).collect(),
+                    gap,
+                    cursor,
+                    epoch: room.epoch(),
+                    version: room.total_version(),
+                    likes: room.likes_total(),
+                    online: room.online(),
+                    status: Some(room.status().as_str().into()),
+                    server_time_ms: Some(now_ms()),
+                    poll_interval_ms: PULL_INTERVAL_MS,
+                };
+                json(events, 200).map_err(internal)?
             }
             (Method::Get, "/audit") => {
                 let memory = self.memory.borrow();
@@ -1163,25 +1169,6 @@ fn feed_recorder(room: &mut Room, recorder: &mut ovation_replay::Recorder, now: 
     } else {
         recorder.advance(now);
     }
-}
-
-fn action_json(action: &ovation_proto::Action) -> serde_json::Value {
-    let (kind, text) = match &action.body {
-        ActionBody::Comment { text } => ("comment", text),
-        ActionBody::Reaction { kind } => ("reaction", kind),
-        ActionBody::System { text } => ("system", text),
-        ActionBody::Removed { seq } => {
-            return json!({ "seq": action.seq, "ts_ms": action.ts_ms, "user": action.user,
-                           "name": action.name, "kind": "removed", "removed": seq });
-        }
-        ActionBody::Gift { sku, qty, amount } => {
-            return json!({ "seq": action.seq, "ts_ms": action.ts_ms, "user": action.user,
-                           "name": action.name, "kind": "gift", "sku": sku, "qty": qty,
-                           "amount": amount });
-        }
-    };
-    json!({ "seq": action.seq, "ts_ms": action.ts_ms, "user": action.user,
-            "name": action.name, "kind": kind, "text": text })
 }
 
 impl DurableObject for RoomObject {
