@@ -30,6 +30,9 @@ pub use shard_object::ShardObject;
 pub(crate) const IDENTITY_HEADER: &str = "x-ovation-identity";
 /// Set by the room object on a replay window of an ended room: final, so it is cached.
 pub(crate) const REPLAY_FINAL_HEADER: &str = "x-ovation-replay-final";
+/// Where a room's replay chunks are kept: `r2` (the `REPLAY` binding) or `object` (the
+/// room object's own storage, where the runtime has no R2).
+pub(crate) const REPLAY_STORE_HEADER: &str = "x-ovation-replay-store";
 /// Prefix of a token passed in the `Sec-WebSocket-Protocol` list.
 const PROTOCOL_TOKEN_PREFIX: &str = "token.";
 
@@ -484,11 +487,14 @@ async fn replay(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
         .ok()
         .flatten()
         .is_some();
+    // Where the room keeps its chunks (`r2`, or `object` without the binding).
+    let store = resp.headers().get(REPLAY_STORE_HEADER).ok().flatten();
+    let store = (REPLAY_STORE_HEADER, store.as_deref().unwrap_or("none"));
     if resp.status_code() != 200 || !is_final {
-        return with_headers(resp, &[("cache-control", "no-store")]).await;
+        return with_headers(resp, &[("cache-control", "no-store"), store]).await;
     }
     let immutable = ("cache-control", "public, max-age=31536000, immutable");
-    let mut resp = with_headers(resp, &[immutable, ("x-ovation-cache", "hit")]).await?;
+    let mut resp = with_headers(resp, &[immutable, ("x-ovation-cache", "hit"), store]).await?;
     if let Ok(copy) = resp.cloned() {
         let _ = cache.put(key.as_str(), copy).await;
     }

@@ -1122,6 +1122,15 @@ impl RoomObject {
         let window = info.window(&chunks, from, to, snapshot);
         let internal = |e: Error| ApiError::internal(&e.to_string());
         let mut resp = Response::from_json(&window).map_err(internal)?;
+        // Where this room's chunks live: `r2`, or `object` (its own storage, no binding).
+        let store = if self.env.bucket(REPLAY_BUCKET).is_ok() {
+            "r2"
+        } else {
+            "object"
+        };
+        resp.headers_mut()
+            .set(crate::REPLAY_STORE_HEADER, store)
+            .map_err(internal)?;
         if info.ended_ms.is_some() {
             resp.headers_mut()
                 .set(crate::REPLAY_FINAL_HEADER, "1")

@@ -1,4 +1,5 @@
-//! Replay against the real worker under `wrangler dev` (R2 emulated locally): a live room
+//! Replay against the real worker under `wrangler dev` (R2 emulated locally), or with
+//! `OVATION_RUNTIME=workerd` on workerd alone (no R2: chunks in the room's storage): a live room
 //! with comments, a deleted comment, a poll and a product card, then the room ends; the
 //! recording's windows hold exactly what a live viewer saw (no deleted comment), a
 //! snapshot in the middle shows the open poll with the tallies of that moment, an ended
@@ -9,7 +10,7 @@ use ovation_proto::limits::{REPLAY_CHUNK_MS, REPLAY_PART_INTERVAL_MS, REPLAY_WIN
 use ovation_proto::{
     Action, ActionBody, ClientFrame, Event, ReplayEventBody, ReplayStatus, ReplayWindow,
 };
-use ovation_tests::{create_room, now_ms, shared, token, Server};
+use ovation_tests::{create_room, now_ms, shared, token, Runtime, Server};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -92,6 +93,29 @@ fn window(api: &Api, room: &str, from: u64, to: u64) -> (ReplayWindow, Option<St
     assert_eq!(reply.status, 200, "replay window: {:?}", reply.body);
     let window: ReplayWindow = serde_json::from_value(reply.body).expect("a replay window");
     (window, reply.cache)
+}
+
+/// One response header of a GET (the CLI's replies keep only the cache headers).
+fn header_of(base: &str, path: &str, token: &str, name: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let host = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    let head = answer.split("\r\n\r\n").next().unwrap_or_default();
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name)
+            .then(|| value.trim().to_owned())
+    })
 }
 
 fn part_value(window: &ReplayWindow, name: &str) -> Option<Value> {
@@ -283,11 +307,33 @@ fn a_recorded_room_replays_what_live_viewers_saw() {
     let product = part_value(&last, "product").expect("the product at the end");
     assert_eq!(product["pinned"]["id"], "red-1");
 
-    // An ended room's window is final: the second ask is served by the Workers cache.
-    let (_, first) = window(&viewer_api, &room, started_ms, started_ms + REPLAY_CHUNK_MS);
-    let (_, second) = window(&viewer_api, &room, started_ms, started_ms + REPLAY_CHUNK_MS);
+    // An ended room's window is final: the second ask is served by the Workers cache
+    // (workerd alone has no cache configured: there the room answers both, the same).
+    let (first_window, first) =
+        window(&viewer_api, &room, started_ms, started_ms + REPLAY_CHUNK_MS);
+    let (second_window, second) =
+        window(&viewer_api, &room, started_ms, started_ms + REPLAY_CHUNK_MS);
+    assert_eq!(first_window, second_window);
     assert_eq!(first.as_deref(), Some("miss"));
-    assert_eq!(second.as_deref(), Some("hit"));
+    if server.runtime == Runtime::WranglerDev {
+        assert_eq!(second.as_deref(), Some("hit"));
+    }
+    // The chunks are in R2 under wrangler dev (its local emulation of the binding), in
+    // the room object's own storage on workerd alone (no R2 there).
+    let store = header_of(
+        &server.base,
+        &format!(
+            "/v1/rooms/{room}/replay?from={started_ms}&to={}",
+            started_ms + 1
+        ),
+        &viewer_api.token,
+        "x-ovation-replay-store",
+    );
+    let expected = match server.runtime {
+        Runtime::WranglerDev => "r2",
+        Runtime::Workerd => "object",
+    };
+    assert_eq!(store.as_deref(), Some(expected));
 
     // A window past the limit is refused with its code; the limit itself is taken.
     let path = |len: u64| {
