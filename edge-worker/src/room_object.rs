@@ -169,15 +169,16 @@ impl RoomObject {
         })?;
         let mut memory = self.memory.borrow_mut();
         memory.loaded = true;
-        if let (Some(bytes), Some(room)) = (recorder, room.as_ref()) {
-            match serde_json::from_slice::<ovation_replay::Recorder>(&bytes) {
-                Ok(recorder) => {
+        if let Some(room) = room.as_ref() {
+            match recorder.map(|bytes| serde_json::from_slice::<ovation_replay::Recorder>(&bytes)) {
+                Some(Ok(recorder)) => {
                     memory.recorder_saved = Some(recorder.revision());
                     memory.recorder = Some(recorder);
                 }
-                Err(e) => log_json(
+                Some(Err(e)) => log_json(
                     json!({"level":"error","event":"replay_restore_failed","detail": e.to_string()}),
                 ),
+                None => {} // a room from before recordings: it starts recording now
             }
             if memory.recorder.is_none() {
                 // A recording that cannot be read restarts now rather than never.
