@@ -979,12 +979,11 @@ impl RoomObject {
     /// counts it). A failed write is logged: the recording has a hole, the room goes on.
     async fn record(&self) {
         let now = now_ms();
-        let (sealed, save, tenant) = {
+        let (sealed, recording) = {
             let mut memory = self.memory.borrow_mut();
             let Memory {
                 room,
                 recorder,
-                recorder_saved,
                 tenant,
                 ..
             } = &mut *memory;
@@ -993,24 +992,35 @@ impl RoomObject {
             };
             feed_recorder(room, recorder, now);
             let sealed: Vec<_> = std::iter::from_fn(|| recorder.poll_sealed()).collect();
-            // Saved only when changed: most pumps (a like, a join) change no recording.
-            let save = (*recorder_saved != Some(recorder.revision())).then(|| {
-                *recorder_saved = Some(recorder.revision());
-                serde_json::to_string(&*recorder).unwrap_or_default()
-            });
             let started_ms = recorder.started_ms();
             (
                 sealed,
-                save,
                 (tenant.clone(), room.info().room_id.clone(), started_ms),
             )
         };
         for chunk in sealed {
-            if let Err(e) = self.write_chunk(&tenant, chunk).await {
+            if let Err(e) = self.write_chunk(&recording, chunk).await {
                 log_json(json!({"level":"error","event":"replay_chunk_write_failed",
                                 "detail": e.to_string()}));
             }
         }
+        // Taken after the chunk writes (other events ran meanwhile), so a slower save
+        // never overwrites a newer one. Saved only when changed: most pumps (a like, a
+        // join) change no recording.
+        let save = {
+            let mut memory = self.memory.borrow_mut();
+            let Memory {
+                recorder,
+                recorder_saved,
+                ..
+            } = &mut *memory;
+            recorder.as_ref().and_then(|recorder| {
+                (*recorder_saved != Some(recorder.revision())).then(|| {
+                    *recorder_saved = Some(recorder.revision());
+                    serde_json::to_string(recorder).unwrap_or_default()
+                })
+            })
+        };
         if let Some(text) = save {
             let bytes = Uint8Array::from(text.as_bytes());
             if let Err(e) = self
