@@ -66,20 +66,22 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             Route::Direct => direct(req, &env).await,
             Route::PutPart => put_part(req, &env).await,
             Route::CreatePoll => create_poll(req, &env).await,
-            Route::ClosePoll => id_command(req, &env, "close_poll").await,
-            Route::RevealPoll => id_command(req, &env, "reveal_poll").await,
+            Route::ClosePoll => id_command(req, &env, |id| StaffCommand::ClosePoll { id }).await,
+            Route::RevealPoll => id_command(req, &env, |id| StaffCommand::RevealPoll { id }).await,
             Route::CreateQuiz => create_quiz(req, &env).await,
-            Route::NextQuestion => id_command(req, &env, "next_question").await,
-            Route::CloseQuestion => id_command(req, &env, "close_question").await,
-            Route::EndQuiz => id_command(req, &env, "end_quiz").await,
-            Route::PinProduct => pin_product(req, &env).await,
-            Route::UnpinProduct => {
-                staff_forward(req, &env, json!({ "command": "unpin_product" })).await
+            Route::NextQuestion => {
+                id_command(req, &env, |id| StaffCommand::NextQuestion { id }).await
             }
+            Route::CloseQuestion => {
+                id_command(req, &env, |id| StaffCommand::CloseQuestion { id }).await
+            }
+            Route::EndQuiz => id_command(req, &env, |id| StaffCommand::EndQuiz { id }).await,
+            Route::PinProduct => pin_product(req, &env).await,
+            Route::UnpinProduct => staff_forward(req, &env, StaffCommand::UnpinProduct).await,
             Route::QaSettings => qa_settings(req, &env).await,
-            Route::QaApprove => id_command(req, &env, "qa_approve").await,
-            Route::QaAnswer => id_command(req, &env, "qa_answer").await,
-            Route::QaHide => id_command(req, &env, "qa_hide").await,
+            Route::QaApprove => id_command(req, &env, |id| StaffCommand::QaApprove { id }).await,
+            Route::QaAnswer => id_command(req, &env, |id| StaffCommand::QaAnswer { id }).await,
+            Route::QaHide => id_command(req, &env, |id| StaffCommand::QaHide { id }).await,
             Route::Moderation => moderation(req, &env).await,
             Route::Commands => command(req, &env).await,
             Route::Shards => set_shards(req, &env).await,
@@ -700,10 +702,8 @@ async fn direct(mut req: Request, env: &Env) -> std::result::Result<Response, Ap
 async fn staff_forward(
     req: Request,
     env: &Env,
-    command: serde_json::Value,
+    command: StaffCommand,
 ) -> std::result::Result<Response, ApiError> {
-    let command: StaffCommand = serde_json::from_value(command)
-        .map_err(|e| ApiError::new(400, "invalid_command", &e.to_string()))?;
     admin_forward(
         req,
         env,
@@ -717,24 +717,19 @@ async fn staff_forward(
 /// answers 400 `invalid_poll` naming the one broken, or 409 `poll_open`).
 async fn create_poll(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let spec: ovation_room::PollSpec = json_body(&mut req).await?;
-    staff_forward(req, env, json!({ "command": "create_poll", "spec": spec })).await
+    staff_forward(req, env, StaffCommand::CreatePoll { spec }).await
 }
 
 /// `POST /v1/rooms/{room}/quizzes`: creates a quiz (phase `new`; `…/next` asks).
 async fn create_quiz(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let spec: ovation_room::QuizSpec = json_body(&mut req).await?;
-    staff_forward(req, env, json!({ "command": "create_quiz", "spec": spec })).await
+    staff_forward(req, env, StaffCommand::CreateQuiz { spec }).await
 }
 
 /// `POST /v1/rooms/{room}/products`: pins a product card.
 async fn pin_product(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let product: ovation_room::ProductCard = json_body(&mut req).await?;
-    staff_forward(
-        req,
-        env,
-        json!({ "command": "pin_product", "product": product }),
-    )
-    .await
+    staff_forward(req, env, StaffCommand::PinProduct { product }).await
 }
 
 #[derive(Deserialize)]
