@@ -52,6 +52,33 @@ extern "C" {
     fn clear_timeout(handle: &JsValue);
     #[wasm_bindgen(js_name = fetch)]
     fn fetch(url: &str, init: &JsValue) -> js_sys::Promise;
+    /// What `Promise.allSettled` returns: a promise that fulfils once every promise given
+    /// settled, and never rejects.
+    type AllSettled;
+    #[wasm_bindgen(js_namespace = Promise, js_name = allSettled)]
+    fn all_settled(promises: &js_sys::Array) -> AllSettled;
+    #[wasm_bindgen(method, js_name = then)]
+    fn then_call(this: &AllSettled, on_fulfilled: &JsValue);
+}
+
+/// What to do with a promise's outcome: its value, or its rejection reason.
+type Settled = Box<dyn FnOnce(Result<JsValue, JsValue>)>;
+
+/// Calls `done` once when `promise` settles. A fetch is two promises (the response, then
+/// its body); awaiting them through wasm-bindgen-futures cost its executor and an async
+/// state machine in every viewer's download. `allSettled` never rejects, so one
+/// self-freeing callback per promise sees both outcomes and nothing is left behind.
+fn on_settled(promise: &js_sys::Promise, done: Settled) {
+    let callback = Closure::once_into_js(move |results: JsValue| {
+        let outcome = js_sys::Reflect::get_u32(&results, 0).unwrap_or_default();
+        let field = |name: &str| js_sys::Reflect::get(&outcome, &name.into()).unwrap_or_default();
+        if field("status").as_string().as_deref() == Some("fulfilled") {
+            done(Ok(field("value")));
+        } else {
+            done(Err(field("reason")));
+        }
+    });
+    all_settled(&js_sys::Array::of1(promise)).then_call(&callback);
 }
 
 fn now_ms() -> u64 {
@@ -463,16 +490,20 @@ fn start_fetch(inner: &Rc<RefCell<Inner>>, request: u64, path: &str, kind: Fetch
         ([&state.base_url, path].concat(), init)
     };
     let weak = Rc::downgrade(inner);
-    wasm_bindgen_futures::spawn_local(async move {
-        let reply = fetch_reply(&url, &init, kind).await;
-        if let Some(inner) = weak.upgrade() {
-            inner
-                .borrow_mut()
-                .client
-                .handle_fetch(request, reply, now_ms());
-            turn(&inner);
-        }
-    });
+    fetch_reply(
+        &url,
+        &init,
+        kind,
+        Box::new(move |reply| {
+            if let Some(inner) = weak.upgrade() {
+                inner
+                    .borrow_mut()
+                    .client
+                    .handle_fetch(request, reply, now_ms());
+                turn(&inner);
+            }
+        }),
+    );
 }
 
 /// A failed promise's reason as text (an `Error`'s message, else the value as a string).
@@ -485,68 +516,85 @@ fn describe(reason: &JsValue) -> String {
     }
 }
 
-async fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind) -> FetchReply {
-    use wasm_bindgen_futures::JsFuture;
-    let failed = |status: u16, code: &str, message: String| FetchReply::Failed {
+fn failed(status: u16, code: &str, message: String) -> FetchReply {
+    FetchReply::Failed {
         status,
         code: code.to_owned(),
         message,
-    };
-    let response = match JsFuture::from(fetch(url, init)).await {
-        Ok(r) => r,
-        Err(e) => return failed(0, "network", describe(&e)),
-    };
-    let get = |name: &str| js_sys::Reflect::get(&response, &name.into()).unwrap_or_default();
-    let status = get("status").as_f64().unwrap_or(0.0) as u16;
-    let call = |name: &str| -> Result<js_sys::Promise, JsValue> {
-        let method: js_sys::Function = get(name).dyn_into()?;
-        method.call0(&response)?.dyn_into()
-    };
-    if !(200..300).contains(&status) {
-        let body = match call("json") {
-            Ok(p) => JsFuture::from(p).await.unwrap_or_default(),
-            Err(_) => JsValue::UNDEFINED,
-        };
-        let field = |name: &str| {
-            js_sys::Reflect::get(&body, &name.into())
-                .ok()
-                .and_then(|v| v.as_string())
-        };
-        let code = field("code").unwrap_or_else(|| {
-            let number = js_sys::Number::from(f64::from(status)).to_string_with_radix(10);
-            ["http_", &String::from(number.unwrap_or_default())].concat()
-        });
-        let message = field("message").unwrap_or_default();
-        return failed(status, &code, message);
     }
-    match kind {
-        FetchKind::Part => match call("text") {
-            Ok(p) => match JsFuture::from(p).await {
-                Ok(text) => FetchReply::Part(text.as_string().unwrap_or_default()),
-                Err(e) => failed(0, "network", describe(&e)),
-            },
-            Err(e) => failed(0, "network", describe(&e)),
-        },
-        FetchKind::State | FetchKind::Events => {
-            let json = match call("json") {
-                Ok(p) => JsFuture::from(p).await,
-                Err(e) => Err(e),
+}
+
+/// Fetches `url` and calls `done` once with the reply: the body read as `kind` asks, or why
+/// not (`network` for a failed request or body, `http_<status>` or the server's `code` for
+/// an answer outside 2xx, `bad_response` for a malformed pull answer).
+fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(FetchReply)>) {
+    on_settled(
+        &fetch(url, init),
+        Box::new(move |response| {
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => return done(failed(0, "network", describe(&e))),
             };
-            let json = match json {
-                Ok(json) => json,
-                Err(e) => return failed(0, "network", describe(&e)),
-            };
-            let parsed = if kind == FetchKind::State {
-                pull::state(&json).map(FetchReply::State)
+            let get =
+                |name: &str| js_sys::Reflect::get(&response, &name.into()).unwrap_or_default();
+            let status = get("status").as_f64().unwrap_or(0.0) as u16;
+            let success = (200..300).contains(&status);
+            let reader = if success && kind == FetchKind::Part {
+                "text"
             } else {
-                pull::events(&json).map(FetchReply::Events)
+                "json"
             };
-            parsed.unwrap_or_else(|pull::BadField(field)| {
-                let message = ["the answer's `", field, "` is missing or malformed"].concat();
-                failed(0, "bad_response", message)
-            })
-        }
-    }
+            let body: Result<js_sys::Promise, JsValue> = get(reader)
+                .dyn_into::<js_sys::Function>()
+                .and_then(|method| method.call0(&response))
+                .and_then(|promise| promise.dyn_into());
+            let body = match body {
+                Ok(body) => body,
+                Err(_) if !success => return done(refused(status, &JsValue::UNDEFINED)),
+                Err(e) => return done(failed(0, "network", describe(&e))),
+            };
+            on_settled(
+                &body,
+                Box::new(move |body| {
+                    done(match body {
+                        Err(_) if !success => refused(status, &JsValue::UNDEFINED),
+                        Ok(body) if !success => refused(status, &body),
+                        Err(e) => failed(0, "network", describe(&e)),
+                        Ok(text) if kind == FetchKind::Part => {
+                            FetchReply::Part(text.as_string().unwrap_or_default())
+                        }
+                        Ok(json) => {
+                            let parsed = if kind == FetchKind::State {
+                                pull::state(&json).map(FetchReply::State)
+                            } else {
+                                pull::events(&json).map(FetchReply::Events)
+                            };
+                            parsed.unwrap_or_else(|pull::BadField(field)| {
+                                let message =
+                                    ["the answer's `", field, "` is missing or malformed"].concat();
+                                failed(0, "bad_response", message)
+                            })
+                        }
+                    })
+                }),
+            );
+        }),
+    );
+}
+
+/// An answer outside 2xx: the server's `code` and `message` when its JSON body has them.
+fn refused(status: u16, body: &JsValue) -> FetchReply {
+    let field = |name: &str| {
+        js_sys::Reflect::get(body, &name.into())
+            .ok()
+            .and_then(|v| v.as_string())
+    };
+    let code = field("code").unwrap_or_else(|| {
+        let number = js_sys::Number::from(f64::from(status)).to_string_with_radix(10);
+        ["http_", &String::from(number.unwrap_or_default())].concat()
+    });
+    let message = field("message").unwrap_or_default();
+    failed(status, &code, message)
 }
 
 /// Decodes one server batch into the JSON text a session hands to JavaScript: what the
