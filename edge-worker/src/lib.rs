@@ -38,6 +38,39 @@ const PROTOCOL_TOKEN_PREFIX: &str = "token.";
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let response = route(req, env).await?;
+    // Pages on any origin call the API (the SDK's pull transport and replay send the token
+    // as a bearer header, never a cookie, so any origin may read the answer). A response
+    // forwarded from a Durable Object has immutable headers: the answer gets a copy.
+    let headers = Headers::new();
+    for (name, value) in response.headers().entries() {
+        headers.set(&name, &value)?;
+    }
+    for (name, value) in CORS_HEADERS {
+        headers.set(name, value)?;
+    }
+    Ok(response.with_headers(headers))
+}
+
+/// Sent with every answer, and alone on a preflight (`OPTIONS`).
+const CORS_HEADERS: [(&str, &str); 4] = [
+    ("access-control-allow-origin", "*"),
+    ("access-control-allow-methods", "GET, POST, PUT, OPTIONS"),
+    (
+        "access-control-allow-headers",
+        "authorization, content-type",
+    ),
+    ("access-control-max-age", "86400"),
+];
+
+async fn route(req: Request, env: Env) -> Result<Response> {
+    if req.method() == Method::Options {
+        // A preflight for a route: no body, the CORS headers are added by `fetch`.
+        return match routes::match_route(Some(HttpMethod::Get), &req.path()) {
+            RouteMatch::NotFound => error(ApiError::new(404, "route_not_found", "no such route")),
+            _ => Ok(Response::empty()?.with_status(204)),
+        };
+    }
     let method = match req.method() {
         Method::Get => Some(HttpMethod::Get),
         Method::Post => Some(HttpMethod::Post),

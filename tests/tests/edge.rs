@@ -1354,3 +1354,58 @@ fn the_directory_admits_a_room_before_it_opens_and_keeps_a_live_rooms_entry() {
         .unwrap();
     assert!(listed(&admin).is_empty());
 }
+
+/// Pages on any origin use the API (the SDK's pull transport and replay send the token as
+/// a bearer header): a preflight is answered for every route, and every answer, including
+/// one a room object gave, carries the CORS headers.
+#[test]
+fn the_api_answers_cors_preflights_and_every_answer_allows_any_origin() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let cors = |response: &ureq::Response| {
+        (
+            response
+                .header("access-control-allow-origin")
+                .map(str::to_owned),
+            response
+                .header("access-control-allow-headers")
+                .map(str::to_owned),
+        )
+    };
+    let preflight = ureq::request("OPTIONS", &format!("{}/v1/rooms/{room}/state", server.base))
+        .set("origin", "https://shop.example")
+        .set("access-control-request-method", "GET")
+        .set("access-control-request-headers", "authorization")
+        .call()
+        .expect("a preflight is answered");
+    assert_eq!(preflight.status(), 204);
+    let (origin, headers) = cors(&preflight);
+    assert_eq!(origin.as_deref(), Some("*"));
+    assert!(headers.unwrap_or_default().contains("authorization"));
+    // An answer forwarded from the room object (its headers are immutable there).
+    let state = ureq::get(&format!("{}/v1/rooms/{room}/state", server.base))
+        .set("origin", "https://shop.example")
+        .set(
+            "authorization",
+            &format!("Bearer {}", token("viewer", "cors", &room)),
+        )
+        .call()
+        .expect("the state");
+    assert_eq!(state.status(), 200);
+    assert_eq!(cors(&state).0.as_deref(), Some("*"));
+    // Refusals carry them too, or the page could not read the error code.
+    let refused = ureq::get(&format!("{}/v1/rooms/{room}/state", server.base))
+        .set("origin", "https://shop.example")
+        .call();
+    match refused {
+        Err(ureq::Error::Status(401, response)) => {
+            assert_eq!(cors(&response).0.as_deref(), Some("*"))
+        }
+        other => panic!("expected 401: {other:?}"),
+    }
+    // A preflight for no route is a 404.
+    match ureq::request("OPTIONS", &format!("{}/v1/nope", server.base)).call() {
+        Err(ureq::Error::Status(404, _)) => {}
+        other => panic!("expected 404: {other:?}"),
+    }
+}
