@@ -338,7 +338,8 @@ const BATCH_WRITE_SQLITE: [&str; 3] = [
      AND room_stripes.status = 'open'",
 ];
 
-/// What a shard holds for a batch, read (and on PostgreSQL locked) in its transaction.
+/// What a shard holds for a batch: read in the batch's transaction on SQLite, just
+/// before its write (which checks it still holds) on PostgreSQL.
 #[derive(Default)]
 struct BatchState {
     /// Each stripe's status by (room, stripe); absent: the shard lacks the room.
@@ -394,7 +395,6 @@ struct BatchPlan {
 /// a gift's stripe is `opening` in a shard other than the coordinator (it may activate,
 /// which needs the coordinator's status: left to the gift-by-gift path).
 fn plan_batch(shard: ShardId, gifts: &[&Gift], state: &BatchState) -> Option<BatchPlan> {
-    use std::collections::hash_map::Entry;
     use std::collections::HashMap;
     let mut balances: HashMap<&str, (u64, u64)> = HashMap::new();
     let mut recorded: HashMap<(&str, &str), (String, u64)> = HashMap::new();
@@ -444,12 +444,7 @@ fn plan_batch(shard: ShardId, gifts: &[&Gift], state: &BatchState) -> Option<Bat
             amount_i64(balance_after),
         ));
         recorded.insert(key, (fingerprint, balance_after));
-        match credits.entry((gift.room.as_str(), stripe)) {
-            Entry::Occupied(mut credit) => *credit.get_mut() += amount_i64(gift.amount),
-            Entry::Vacant(credit) => {
-                credit.insert(amount_i64(gift.amount));
-            }
-        }
+        *credits.entry((gift.room.as_str(), stripe)).or_insert(0) += amount_i64(gift.amount);
         outcomes.push(Ok(GiftReceipt {
             balance: balance_after,
             replayed: false,
