@@ -5,9 +5,11 @@
 
 #![forbid(unsafe_code)]
 
+mod contract;
 mod directory;
 mod http;
 mod openapi;
+mod platform;
 mod room_object;
 mod shard_object;
 mod sockets;
@@ -26,10 +28,6 @@ pub use directory::DirectoryObject;
 pub use room_object::RoomObject;
 pub use shard_object::ShardObject;
 
-/// Header carrying the verified identity from the router to the room object.
-pub(crate) const IDENTITY_HEADER: &str = "x-ovation-identity";
-/// Set by the room object on a replay window of an ended room: final, so it is cached.
-pub(crate) const REPLAY_FINAL_HEADER: &str = "x-ovation-replay-final";
 /// Where a room's replay chunks are kept: `r2` (the `REPLAY` binding) or `object` (the
 /// room object's own storage, where the runtime has no R2).
 pub(crate) const REPLAY_STORE_HEADER: &str = "x-ovation-replay-store";
@@ -286,7 +284,10 @@ async fn call(
     body: Option<serde_json::Value>,
 ) -> std::result::Result<Response, ApiError> {
     let headers = Headers::new();
-    let _ = headers.set(IDENTITY_HEADER, &room_object::identity_header(identity));
+    let _ = headers.set(
+        contract::IDENTITY_HEADER,
+        &contract::identity_header(identity),
+    );
     let _ = headers.set("content-type", "application/json");
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers);
@@ -329,7 +330,10 @@ async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
     for (name, value) in req.headers().entries() {
         let _ = headers.set(&name, &value);
     }
-    let _ = headers.set(IDENTITY_HEADER, &room_object::identity_header(&identity));
+    let _ = headers.set(
+        contract::IDENTITY_HEADER,
+        &contract::identity_header(&identity),
+    );
     // The room object echoes the subprotocol on its 101 (a forwarded response's headers
     // are immutable here).
     let resp = stub
@@ -341,10 +345,10 @@ async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
     let Some(shard) = shard_route(&resp) else {
         return Ok(resp);
     };
-    let _ = headers.set(shard_object::ROOM_OBJECT_HEADER, &shard.room_object);
-    let _ = headers.set(shard_object::SHARD_INDEX_HEADER, &shard.index.to_string());
-    let _ = headers.set(shard_object::LIFETIME_HEADER, &shard.lifetime_ms);
-    shard_object::stub(env, &shard.room_object, shard.index, &shard.region)
+    let _ = headers.set(contract::ROOM_OBJECT_HEADER, &shard.room_object);
+    let _ = headers.set(contract::SHARD_INDEX_HEADER, &shard.index.to_string());
+    let _ = headers.set(contract::LIFETIME_HEADER, &shard.lifetime_ms);
+    contract::shard_stub(env, &shard.room_object, shard.index, &shard.region)
         .map_err(|e| ApiError::internal(&e.to_string()))?
         .fetch_with_request(upgrade_request(&headers)?)
         .await
@@ -403,10 +407,10 @@ fn shard_route(resp: &Response) -> Option<ShardRoute> {
     }
     let header = |name: &str| resp.headers().get(name).ok().flatten();
     Some(ShardRoute {
-        room_object: header(shard_object::ROOM_OBJECT_HEADER)?,
-        index: header(shard_object::SHARD_INDEX_HEADER)?.parse().ok()?,
-        region: header(shard_object::REGION_HEADER).unwrap_or_default(),
-        lifetime_ms: header(shard_object::LIFETIME_HEADER).unwrap_or_default(),
+        room_object: header(contract::ROOM_OBJECT_HEADER)?,
+        index: header(contract::SHARD_INDEX_HEADER)?.parse().ok()?,
+        region: header(contract::REGION_HEADER).unwrap_or_default(),
+        lifetime_ms: header(contract::LIFETIME_HEADER).unwrap_or_default(),
     })
 }
 
@@ -518,7 +522,7 @@ async fn replay(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
     let resp = call(&stub, Method::Get, &path, &identity, None).await?;
     let is_final = resp
         .headers()
-        .get(REPLAY_FINAL_HEADER)
+        .get(contract::REPLAY_FINAL_HEADER)
         .ok()
         .flatten()
         .is_some();

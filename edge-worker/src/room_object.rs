@@ -6,8 +6,9 @@
 //! each carries an attachment naming its connection, so a woken object rebuilds the room
 //! from storage and re-registers its sockets.
 
+use crate::contract::{Attachment, IdentityHeader};
 use crate::http::{error, json, ApiError};
-use ovation_auth::Verified;
+use crate::platform::{log_json, now_ms, random_u53};
 use ovation_proto::limits::{
     CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
     PULL_INTERVAL_MS,
@@ -26,36 +27,6 @@ use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use worker::js_sys::{Object, Reflect, Uint8Array};
 use worker::*;
-
-#[wasm_bindgen]
-extern "C" {
-    /// The part of DurableObjectState that workers-rs does not bind.
-    pub(crate) type StateWithAutoResponse;
-    #[wasm_bindgen(method, catch, js_name = getWebSocketAutoResponseTimestamp)]
-    pub(crate) fn auto_response_timestamp(
-        this: &StateWithAutoResponse,
-        ws: &web_sys::WebSocket,
-    ) -> std::result::Result<Option<js_sys::Date>, JsValue>;
-}
-
-/// What the router tells the object about the caller (already verified).
-#[derive(Serialize, Deserialize)]
-pub(crate) struct IdentityHeader {
-    pub user: String,
-    pub name: String,
-    pub role: String,
-    pub tenant: String,
-}
-
-pub fn identity_header(v: &Verified) -> String {
-    serde_json::to_string(&IdentityHeader {
-        user: v.user.clone(),
-        name: v.name.clone(),
-        role: v.role.as_str().to_owned(),
-        tenant: v.tenant.clone(),
-    })
-    .expect("serializable")
-}
 
 /// Admin commands from the router to the room object (internal, JSON).
 #[derive(Serialize, Deserialize)]
@@ -80,18 +51,6 @@ pub enum AdminRequest {
     Staff {
         action: StaffCommand,
     },
-}
-
-/// Stored on each hibernatable socket (kept well under the 2 KiB attachment limit).
-#[derive(Serialize, Deserialize)]
-pub(crate) struct Attachment {
-    /// Below 2^53 so it survives the trip through JavaScript numbers.
-    pub id: u64,
-    pub tenant: String,
-    pub user: String,
-    pub name: String,
-    pub role: String,
-    pub expires_at_ms: u64,
 }
 
 #[derive(Default)]
@@ -128,18 +87,6 @@ pub struct RoomObject {
 
 /// Keys one Durable Object storage `put`/`delete` call accepts.
 const STORAGE_KEYS_PER_CALL_MAX: usize = 128;
-
-pub(crate) fn now_ms() -> u64 {
-    Date::now().as_millis()
-}
-
-pub(crate) fn random_u53() -> u64 {
-    (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64
-}
-
-pub(crate) fn log_json(value: serde_json::Value) {
-    console_log!("{}", value);
-}
 
 impl RoomObject {
     /// Rebuilds the room from storage once per wake-up, and re-registers sockets.
@@ -195,7 +142,7 @@ impl RoomObject {
                 let Ok(Some(att)) = ws.deserialize_attachment::<Attachment>() else {
                     continue;
                 };
-                let role = Role::parse(&att.role).unwrap_or(Role::Viewer);
+                let role = att.role;
                 memory.tenant = att.tenant;
                 let identity = Identity {
                     user: att.user,
@@ -431,7 +378,7 @@ impl RoomObject {
         let (name, region) = self
             .object_name()
             .ok_or_else(|| Error::RustError("no room".into()))?;
-        crate::shard_object::stub(&self.env, &name, index, &region)
+        crate::contract::shard_stub(&self.env, &name, index, &region)
     }
 
     /// Delivers queued batches to the shards: per shard one request at a time, in order;
@@ -473,8 +420,8 @@ impl RoomObject {
                 let (name, _) = self
                     .object_name()
                     .ok_or_else(|| Error::RustError("no room".into()))?;
-                headers.set(crate::shard_object::ROOM_OBJECT_HEADER, &name)?;
-                headers.set(crate::shard_object::SHARD_INDEX_HEADER, &shard.to_string())?;
+                headers.set(crate::contract::ROOM_OBJECT_HEADER, &name)?;
+                headers.set(crate::contract::SHARD_INDEX_HEADER, &shard.to_string())?;
                 init.with_headers(headers);
                 let req = Request::new_with_init("https://do/down", &init)?;
                 stub.fetch_with_request(req).await
@@ -573,7 +520,7 @@ impl RoomObject {
 
     async fn accept(&self, identity: IdentityHeader) -> Result<Response> {
         let now = now_ms();
-        let role = Role::parse(&identity.role).unwrap_or(Role::Viewer);
+        let role = identity.role;
         let lifetime_ms = self.connection_lifetime_ms();
         let id = {
             let memory = self.memory.borrow();
@@ -707,7 +654,7 @@ impl RoomObject {
     /// The shard a viewer's socket goes to, in a sharded room (staff stay on the room:
     /// they get the staff-only notices).
     fn shard_for(&self, identity: &IdentityHeader) -> Option<u16> {
-        if Role::parse(&identity.role).unwrap_or(Role::Viewer) != Role::Viewer {
+        if identity.role != Role::Viewer {
             return None;
         }
         let memory = self.memory.borrow();
@@ -759,7 +706,7 @@ impl RoomObject {
         }
         let identity: IdentityHeader = req
             .headers()
-            .get(crate::IDENTITY_HEADER)
+            .get(crate::contract::IDENTITY_HEADER)
             .ok()
             .flatten()
             .and_then(|h| serde_json::from_str(&h).ok())
@@ -785,11 +732,11 @@ impl RoomObject {
                 let (name, region) = self.object_name().expect("a sharded room exists");
                 let mut resp = Response::empty().map_err(internal)?;
                 let route = [
-                    (crate::shard_object::ROOM_OBJECT_HEADER, name),
-                    (crate::shard_object::SHARD_INDEX_HEADER, index.to_string()),
-                    (crate::shard_object::REGION_HEADER, region),
+                    (crate::contract::ROOM_OBJECT_HEADER, name),
+                    (crate::contract::SHARD_INDEX_HEADER, index.to_string()),
+                    (crate::contract::REGION_HEADER, region),
                     (
-                        crate::shard_object::LIFETIME_HEADER,
+                        crate::contract::LIFETIME_HEADER,
                         self.connection_lifetime_ms().to_string(),
                     ),
                 ];
@@ -960,7 +907,7 @@ impl RoomObject {
                         by: Identity {
                             user: identity.user,
                             name: identity.name,
-                            role: Role::parse(&identity.role).unwrap_or(Role::Viewer),
+                            role: identity.role,
                         },
                         command: action,
                     },
@@ -1144,7 +1091,7 @@ impl RoomObject {
             .map_err(internal)?;
         if info.ended_ms.is_some() {
             resp.headers_mut()
-                .set(crate::REPLAY_FINAL_HEADER, "1")
+                .set(crate::contract::REPLAY_FINAL_HEADER, "1")
                 .map_err(internal)?;
         }
         Ok(resp)

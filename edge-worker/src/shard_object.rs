@@ -7,10 +7,13 @@
 //! flight per direction, the rest queued. Sockets are hibernatable like the room's; a
 //! woken shard has lost its copy of the room's state and asks for a snapshot.
 
+use crate::contract::{
+    Attachment, IdentityHeader, LIFETIME_HEADER, ROOM_OBJECT_HEADER, SHARD_INDEX_HEADER,
+};
 use crate::http::{error, upgrade_refused};
-use crate::room_object::{log_json, now_ms, random_u53, Attachment, IdentityHeader};
+use crate::platform::{log_json, now_ms, random_u53};
 use ovation_proto::limits::CONNECTION_LIFETIME_MS_MIN;
-use ovation_proto::{CloseCode, Role, SUBPROTOCOL};
+use ovation_proto::{CloseCode, SUBPROTOCOL};
 use ovation_room::{ConnectionId, Identity, Shard, ShardOutput};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -20,20 +23,6 @@ use std::time::Duration;
 use worker::js_sys::Uint8Array;
 use worker::*;
 
-/// Header naming the room object (`tenant/room`) a shard belongs to.
-pub const ROOM_OBJECT_HEADER: &str = "x-ovation-room-object";
-/// Header with the shard's index.
-pub const SHARD_INDEX_HEADER: &str = "x-ovation-shard";
-/// Header with the room's region (the shard's location hint).
-pub const REGION_HEADER: &str = "x-ovation-region";
-/// Header with the lifetime the room drew for a viewer's connection.
-pub const LIFETIME_HEADER: &str = "x-ovation-lifetime-ms";
-
-/// The stub of a room's shard: named `tenant/room#index`, placed near the room.
-pub fn stub(env: &Env, room_object: &str, index: u16, region: &str) -> Result<Stub> {
-    env.durable_object("SHARDS")?
-        .get_by_name_with_location_hint(&format!("{room_object}#{index}"), region)
-}
 /// Storage key of the shard's own record (which room, which index).
 const PLACE_KEY: &str = "place";
 
@@ -96,7 +85,7 @@ impl ShardObject {
             let identity = Identity {
                 user: att.user,
                 name: att.name,
-                role: Role::parse(&att.role).unwrap_or(Role::Viewer),
+                role: att.role,
             };
             shard.reattach(att.id, identity, att.expires_at_ms, now);
             memory.sockets.insert(att.id, ws);
@@ -275,8 +264,9 @@ impl ShardObject {
     /// A viewer's upgrade, handed over by the room object.
     async fn accept(&self, req: &Request) -> Result<Response> {
         let header = |name: &str| req.headers().get(name).ok().flatten().unwrap_or_default();
-        let identity: IdentityHeader = serde_json::from_str(&header(crate::IDENTITY_HEADER))
-            .map_err(|_| Error::RustError("shard called without identity".into()))?;
+        let identity: IdentityHeader =
+            serde_json::from_str(&header(crate::contract::IDENTITY_HEADER))
+                .map_err(|_| Error::RustError("shard called without identity".into()))?;
         let lifetime_ms: u64 = header(LIFETIME_HEADER)
             .parse()
             .unwrap_or(CONNECTION_LIFETIME_MS_MIN);
@@ -303,7 +293,7 @@ impl ShardObject {
             let person = Identity {
                 user: identity.user.clone(),
                 name: identity.name.clone(),
-                role: Role::parse(&identity.role).unwrap_or(Role::Viewer),
+                role: identity.role,
             };
             shard.connect(id, person, lifetime_ms, now)
         };

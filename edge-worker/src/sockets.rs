@@ -1,6 +1,7 @@
 //! What the room and shard objects do alike with their hibernatable sockets.
 
-use crate::room_object::{Attachment, StateWithAutoResponse};
+use crate::contract::Attachment;
+use crate::platform::StateWithAutoResponse;
 use ovation_room::ConnectionId;
 use std::collections::HashMap;
 use wasm_bindgen::JsCast;

@@ -1,0 +1,76 @@
+//! The typed contract between the Worker's router and its Durable Objects: the headers
+//! they pass, the attachment each hibernatable socket carries, and how objects are named.
+//! A leaf module: it imports no object.
+
+use ovation_auth::Verified;
+use ovation_proto::Role;
+use serde::{Deserialize, Serialize};
+use worker::{Env, Result, Stub};
+
+/// The verified caller, as JSON (`IdentityHeader`), from the router to an object.
+pub const IDENTITY_HEADER: &str = "x-ovation-identity";
+/// Set by the room object on a replay window of an ended room: final, so it is cached.
+pub const REPLAY_FINAL_HEADER: &str = "x-ovation-replay-final";
+/// Header naming the room object (`tenant/room`) a shard belongs to.
+pub const ROOM_OBJECT_HEADER: &str = "x-ovation-room-object";
+/// Header with the shard's index.
+pub const SHARD_INDEX_HEADER: &str = "x-ovation-shard";
+/// Header with the room's region (the shard's location hint).
+pub const REGION_HEADER: &str = "x-ovation-region";
+/// Header with the lifetime the room drew for a viewer's connection.
+pub const LIFETIME_HEADER: &str = "x-ovation-lifetime-ms";
+
+/// What the router tells the object about the caller (already verified).
+#[derive(Serialize, Deserialize)]
+pub struct IdentityHeader {
+    pub user: String,
+    pub name: String,
+    #[serde(with = "role_text")]
+    pub role: Role,
+    pub tenant: String,
+}
+
+pub fn identity_header(v: &Verified) -> String {
+    serde_json::to_string(&IdentityHeader {
+        user: v.user.clone(),
+        name: v.name.clone(),
+        role: v.role,
+        tenant: v.tenant.clone(),
+    })
+    .expect("serializable")
+}
+
+/// Stored on each hibernatable socket (kept well under the 2 KiB attachment limit).
+#[derive(Serialize, Deserialize)]
+pub struct Attachment {
+    /// Below 2^53 so it survives the trip through JavaScript numbers.
+    pub id: u64,
+    pub tenant: String,
+    pub user: String,
+    pub name: String,
+    #[serde(with = "role_text")]
+    pub role: Role,
+    pub expires_at_ms: u64,
+}
+
+/// The stub of a room's shard: named `tenant/room#index`, placed near the room.
+pub fn shard_stub(env: &Env, room_object: &str, index: u16, region: &str) -> Result<Stub> {
+    env.durable_object("SHARDS")?
+        .get_by_name_with_location_hint(&format!("{room_object}#{index}"), region)
+}
+
+/// A role as its token name (`viewer`, `host`, …). A name this build does not know (a
+/// damaged attachment) reads as the least privileged role, never as staff.
+mod role_text {
+    use ovation_proto::Role;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(role: &Role, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(role.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Role, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Ok(Role::parse(&text).unwrap_or(Role::Viewer))
+    }
+}
