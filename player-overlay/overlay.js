@@ -60,11 +60,13 @@ const DANMAKU_ITEMS_MAX = 40;
 const HEARTS_MAX = 24;
 const GIFT_POPS_MAX = 3;
 const TOAST_MS = 4000;
-const DEFAULT_GIFTS = [
-  { sku: "rose", label: "Rose", price: 1, icon: "🌹" },
-  { sku: "heart", label: "Heart", price: 5, icon: "💖" },
-  { sku: "rocket", label: "Rocket", price: 100, icon: "🚀" },
-];
+// How the default catalog's gifts look. Prices are never written here: they come from the
+// room (`gifts` in its `room` part), the one place that sets what a gift costs.
+const GIFT_LOOKS = {
+  rose: { label: "Rose", icon: "🌹" },
+  heart: { label: "Heart", icon: "💖" },
+  rocket: { label: "Rocket", icon: "🚀" },
+};
 const STATUS_TEXT = {
   connecting: "Connecting…",
   open: "Live",
@@ -361,6 +363,16 @@ function showTallies(buttons, tallies) {
   });
 }
 
+/** The gifts the room charges for (sku → price in its `room` part), cheapest first. */
+function roomGifts(room) {
+  const catalog = room?.state?.parts?.room?.gifts;
+  if (!catalog || typeof catalog !== "object") return [];
+  return Object.entries(catalog)
+    .filter(([, price]) => Number.isSafeInteger(price) && price > 0)
+    .map(([sku, price]) => ({ sku, price, ...(GIFT_LOOKS[sku] || {}) }))
+    .sort((a, b) => a.price - b.price || (a.sku < b.sku ? -1 : 1));
+}
+
 export class OvationOverlay extends HTMLElement {
   static observedAttributes = [
     "url",
@@ -441,9 +453,9 @@ export class OvationOverlay extends HTMLElement {
       const parsed = JSON.parse(this.getAttribute("gifts"));
       if (Array.isArray(parsed)) return parsed;
     } catch {
-      // absent or not JSON: the default catalog
+      // absent or not JSON: the room's catalog
     }
-    return DEFAULT_GIFTS;
+    return roomGifts(this._room);
   }
   set gifts(value) {
     this._gifts = Array.isArray(value) ? value : null;
@@ -563,6 +575,7 @@ export class OvationOverlay extends HTMLElement {
       return;
     }
     this._room = joined;
+    this._handle("state", joined.state);
     for (const type of EVENT_TYPES) {
       this._offs.push(
         joined.on(type, (payload) => {
@@ -635,6 +648,16 @@ export class OvationOverlay extends HTMLElement {
 
   _handle(type, payload) {
     switch (type) {
+      case "state": {
+        // Re-rendered only when the room's catalog changed (a poll's tallies change the
+        // state every tick; the gift buttons must keep their focus).
+        const key = JSON.stringify(payload?.parts?.room?.gifts ?? null);
+        if (key !== this._catalogKey) {
+          this._catalogKey = key;
+          this._renderGifts();
+        }
+        return;
+      }
       case "status":
         return this._setStatus(payload.status);
       case "online":

@@ -164,14 +164,7 @@ impl RoomObject {
     fn gift_catalog(&self) -> std::collections::BTreeMap<String, u64> {
         crate::text_binding(&self.env, "OVATION_GIFT_CATALOG")
             .and_then(|v| serde_json::from_str(&v).ok())
-            .unwrap_or_else(|| {
-                [
-                    ("rose".into(), 1),
-                    ("heart".into(), 5),
-                    ("rocket".into(), 100),
-                ]
-                .into()
-            })
+            .unwrap_or_else(ovation_room::default_gift_catalog)
     }
 
     /// Drains the room's outputs: storage writes first (so frames leave only after the

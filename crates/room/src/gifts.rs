@@ -27,8 +27,20 @@ pub(crate) struct PendingGift {
     pub recovered: bool,
 }
 
+/// The catalog of a deployment that configures none (`OVATION_GIFT_CATALOG`).
+pub fn default_gift_catalog() -> BTreeMap<String, u64> {
+    [
+        ("rose".to_owned(), 1),
+        ("heart".to_owned(), 5),
+        ("rocket".to_owned(), 100),
+    ]
+    .into()
+}
+
 impl Room {
-    /// Sets the gift catalog (sku → price). The host gives it on every wake.
+    /// Sets the gift catalog (sku → price in minor units). The host gives it on every
+    /// wake; it is published in the `room` part (`gifts`), where clients read the prices,
+    /// and the part changes only when the catalog does.
     pub fn set_gift_catalog(&mut self, catalog: BTreeMap<String, u64>) -> Result<(), String> {
         if catalog.len() > GIFT_CATALOG_ENTRIES_MAX {
             return Err(format!(
@@ -44,6 +56,7 @@ impl Room {
             ));
         }
         self.gift_catalog = catalog;
+        self.update_room_part();
         Ok(())
     }
 

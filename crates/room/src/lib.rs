@@ -45,6 +45,7 @@ pub use admission::{ConnectKey, ConnectLimiter, ConnectRefused};
 pub use api::*;
 use connections::*;
 use dispatch::*;
+pub use gifts::default_gift_catalog;
 use gifts::*;
 pub use moderation::AuditEntry;
 pub use ovation_proto::TokenBucket;

@@ -97,8 +97,18 @@ impl Room {
             "host": self.info.host_user,
             "status": self.status.as_str(),
             "expected_audience": self.info.expected_audience,
+            // The gift catalog (sku → price in minor units): clients show the prices the
+            // room charges, from the one place they are set.
+            "gifts": self.gift_catalog,
         })
         .to_string();
+        if self
+            .parts
+            .get("room")
+            .is_some_and(|part| part.value == value)
+        {
+            return; // unchanged (a woken room sets its catalog again)
+        }
         let now_ms = self.created_ms;
         self.put_part("room".into(), value, now_ms);
     }

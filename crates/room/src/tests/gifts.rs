@@ -294,3 +294,27 @@ fn the_leaderboard_lists_the_top_leaderboard_entries_max_gifters() {
         "the lowest is pushed out"
     );
 }
+
+#[test]
+fn the_catalog_is_published_in_the_room_part_and_setting_it_again_changes_nothing() {
+    let mut room = Room::create(info(), 1, 0);
+    room.set_gift_catalog(default_gift_catalog()).unwrap();
+    let (version, value) = room.part("room").map(|(v, s)| (v, s.to_owned())).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&value).unwrap();
+    assert_eq!(
+        value["gifts"],
+        serde_json::json!({"heart": 5, "rocket": 100, "rose": 1})
+    );
+    // A woken room is given the same catalog: no new version, nothing sent.
+    drain(&mut room);
+    room.set_gift_catalog(default_gift_catalog()).unwrap();
+    assert_eq!(room.part("room").unwrap().0, version);
+    assert!(room.poll_output().is_none());
+    // A new price is a new version clients get.
+    let mut catalog = default_gift_catalog();
+    catalog.insert("rose".into(), 2);
+    room.set_gift_catalog(catalog).unwrap();
+    let (newer, value) = room.part("room").unwrap();
+    assert!(newer > version);
+    assert!(value.contains(r#""rose":2"#), "{value}");
+}
