@@ -7,6 +7,7 @@
 
 mod contract;
 mod directory;
+mod driver;
 mod http;
 mod openapi;
 mod platform;

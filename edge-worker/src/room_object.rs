@@ -7,6 +7,7 @@
 //! from storage and re-registers its sockets.
 
 use crate::contract::{Attachment, IdentityHeader};
+use crate::driver::{self, Driven, Timers};
 use crate::http::{error, json, ApiError};
 use crate::platform::{log_json, now_ms, random_u53};
 use ovation_proto::limits::{
@@ -23,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::Duration;
 use wasm_bindgen::prelude::*;
 use worker::js_sys::{Object, Reflect, Uint8Array};
 use worker::*;
@@ -60,8 +60,7 @@ struct Memory {
     tenant: String,
     room: Option<Room>,
     sockets: HashMap<ConnectionId, WebSocket>,
-    flushing: bool,
-    alarm_at_ms: Option<u64>,
+    timers: Timers,
     /// Big rooms: batches for each shard, in order; one request in flight per shard.
     shard_queues: BTreeMap<u16, VecDeque<Vec<u8>>>,
     shards_sending: BTreeSet<u16>,
@@ -431,58 +430,6 @@ impl RoomObject {
         self.memory.borrow_mut().shards_sending.remove(&shard);
     }
 
-    /// Flushes ticks while output is pending (other events interleave during the wait),
-    /// then arms the alarm for the slower deadlines.
-    async fn run_ticks(&self) -> Result<()> {
-        loop {
-            let at = {
-                let memory = self.memory.borrow();
-                if memory.flushing {
-                    return Ok(()); // the event already waiting will flush our output
-                }
-                match memory.room.as_ref().and_then(Room::tick_pending) {
-                    Some(at) => at,
-                    None => break,
-                }
-            };
-            self.memory.borrow_mut().flushing = true;
-            let wait_ms = at.saturating_sub(now_ms());
-            if wait_ms > 0 {
-                Delay::from(Duration::from_millis(wait_ms)).await;
-            }
-            {
-                let mut memory = self.memory.borrow_mut();
-                memory.flushing = false;
-                if let Some(room) = memory.room.as_mut() {
-                    room.handle_timeout(now_ms().max(at));
-                }
-            }
-            self.pump().await?;
-        }
-        self.arm_alarm().await
-    }
-
-    async fn arm_alarm(&self) -> Result<()> {
-        let (wanted, current) = {
-            let memory = self.memory.borrow();
-            let wanted = memory.room.as_ref().and_then(Room::poll_timeout);
-            (wanted, memory.alarm_at_ms)
-        };
-        let Some(wanted) = wanted else {
-            return Ok(());
-        };
-        if current.is_some_and(|c| c <= wanted) {
-            return Ok(()); // an earlier alarm will re-arm
-        }
-        let offset_ms = wanted.saturating_sub(now_ms()).max(1);
-        self.state
-            .storage()
-            .set_alarm(Duration::from_millis(offset_ms))
-            .await?;
-        self.memory.borrow_mut().alarm_at_ms = Some(wanted);
-        Ok(())
-    }
-
     /// Random in the configured range (jitter spreads reconnects), or the
     /// `OVATION_CONNECTION_LIFETIME_MS` override for tests and staging.
     fn connection_lifetime_ms(&self) -> u64 {
@@ -496,17 +443,6 @@ impl RoomObject {
             None => {
                 let span_ms = CONNECTION_LIFETIME_MS_MAX - CONNECTION_LIFETIME_MS_MIN;
                 CONNECTION_LIFETIME_MS_MIN + (js_sys::Math::random() * span_ms as f64) as u64
-            }
-        }
-    }
-
-    /// The socket is gone (closed or failed): the room forgets its connection.
-    fn forget_socket(&self, ws: &WebSocket) {
-        if let Some(id) = crate::sockets::connection_of(ws) {
-            let mut memory = self.memory.borrow_mut();
-            memory.sockets.remove(&id);
-            if let Some(room) = memory.room.as_mut() {
-                room.disconnect(id, now_ms());
             }
         }
     }
@@ -572,7 +508,7 @@ impl RoomObject {
         })?;
         self.memory.borrow_mut().sockets.insert(id, pair.server);
         self.pump().await?;
-        self.arm_alarm().await?;
+        driver::arm_alarm(self).await?;
         Response::from_websocket(pair.client)
     }
 
@@ -625,8 +561,8 @@ impl RoomObject {
             memory.room = Some(room);
             memory.recorder = Some(recorder);
             memory.recorder_saved = None;
-            memory.alarm_at_ms = None;
         }
+        driver::alarm_cleared(self); // the old room's alarm went with its storage
         self.pump().await?;
         json(
             json!({ "room": room_id, "epoch": epoch, "status": "live" }),
@@ -1131,6 +1067,28 @@ fn feed_recorder(room: &mut Room, recorder: &mut ovation_replay::Recorder, now: 
     }
 }
 
+impl driver::Host for RoomObject {
+    type Core = Room;
+
+    fn state(&self) -> &State {
+        &self.state
+    }
+
+    fn with_driven<R>(&self, f: impl FnOnce(Driven<'_, Room>) -> R) -> R {
+        let mut memory = self.memory.borrow_mut();
+        let memory = &mut *memory;
+        f(Driven {
+            core: memory.room.as_mut(),
+            sockets: &mut memory.sockets,
+            timers: &mut memory.timers,
+        })
+    }
+
+    async fn pump(&self) -> Result<()> {
+        RoomObject::pump(self).await
+    }
+}
+
 impl DurableObject for RoomObject {
     fn new(state: State, env: Env) -> Self {
         // Heartbeats are answered by the runtime without waking the object.
@@ -1159,9 +1117,9 @@ impl DurableObject for RoomObject {
         // Output from admin commands leaves with the next tick.
         self.pump().await?;
         if resp.status_code() != 101 && !from_shard {
-            self.run_ticks().await?;
+            driver::run_ticks(self).await?;
         } else {
-            self.arm_alarm().await?;
+            driver::arm_alarm(self).await?;
         }
         Ok(resp)
     }
@@ -1186,7 +1144,7 @@ impl DurableObject for RoomObject {
             }
         }
         self.pump().await?;
-        self.run_ticks().await
+        driver::run_ticks(self).await
     }
 
     async fn websocket_close(
@@ -1197,36 +1155,24 @@ impl DurableObject for RoomObject {
         _was_clean: bool,
     ) -> Result<()> {
         self.ensure_loaded().await?;
-        self.forget_socket(&ws);
+        driver::forget_socket(self, &ws);
         // Hibernation API: complete the close handshake ourselves.
         let code = crate::sockets::close_reply_code(code);
         let _ = ws.close(Some(code), Some(reason));
         self.pump().await?;
-        self.run_ticks().await
+        driver::run_ticks(self).await
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
         self.ensure_loaded().await?;
-        self.forget_socket(&ws);
+        driver::forget_socket(self, &ws);
         self.pump().await?;
-        self.run_ticks().await
+        driver::run_ticks(self).await
     }
 
     async fn alarm(&self) -> Result<Response> {
         self.ensure_loaded().await?;
-        {
-            let mut memory = self.memory.borrow_mut();
-            memory.alarm_at_ms = None;
-            let heartbeats = crate::sockets::heartbeats(&self.state, &memory.sockets);
-            if let Some(room) = memory.room.as_mut() {
-                for (id, at_ms) in heartbeats {
-                    room.touch(id, at_ms);
-                }
-                room.handle_timeout(now_ms());
-            }
-        }
-        self.pump().await?;
-        self.run_ticks().await?;
+        driver::alarm_fired(self).await?;
         Response::empty()
     }
 }

@@ -10,6 +10,7 @@
 use crate::contract::{
     Attachment, IdentityHeader, LIFETIME_HEADER, ROOM_OBJECT_HEADER, SHARD_INDEX_HEADER,
 };
+use crate::driver::{self, Driven, Timers};
 use crate::http::{error, upgrade_refused};
 use crate::platform::{log_json, now_ms, random_u53};
 use ovation_proto::limits::CONNECTION_LIFETIME_MS_MIN;
@@ -19,7 +20,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
 use worker::js_sys::Uint8Array;
 use worker::*;
 
@@ -43,8 +43,7 @@ struct Memory {
     /// Batches for the room, in order; one request in flight.
     up_queue: VecDeque<Vec<u8>>,
     up_sending: bool,
-    flushing: bool,
-    alarm_at_ms: Option<u64>,
+    timers: Timers,
 }
 
 #[durable_object]
@@ -170,66 +169,6 @@ impl ShardObject {
         result
     }
 
-    async fn run_ticks(&self) -> Result<()> {
-        loop {
-            let at = {
-                let memory = self.memory.borrow();
-                if memory.flushing {
-                    return Ok(());
-                }
-                match memory.shard.as_ref().and_then(Shard::tick_pending) {
-                    Some(at) => at,
-                    None => break,
-                }
-            };
-            self.memory.borrow_mut().flushing = true;
-            let wait_ms = at.saturating_sub(now_ms());
-            if wait_ms > 0 {
-                Delay::from(Duration::from_millis(wait_ms)).await;
-            }
-            {
-                let mut memory = self.memory.borrow_mut();
-                memory.flushing = false;
-                if let Some(shard) = memory.shard.as_mut() {
-                    shard.handle_timeout(now_ms().max(at));
-                }
-            }
-            self.pump().await?;
-        }
-        self.arm_alarm().await
-    }
-
-    async fn arm_alarm(&self) -> Result<()> {
-        let (wanted, current) = {
-            let memory = self.memory.borrow();
-            let wanted = memory.shard.as_ref().and_then(Shard::poll_timeout);
-            (wanted, memory.alarm_at_ms)
-        };
-        let Some(wanted) = wanted else {
-            return Ok(());
-        };
-        if current.is_some_and(|c| c <= wanted) {
-            return Ok(());
-        }
-        let offset_ms = wanted.saturating_sub(now_ms()).max(1);
-        self.state
-            .storage()
-            .set_alarm(Duration::from_millis(offset_ms))
-            .await?;
-        self.memory.borrow_mut().alarm_at_ms = Some(wanted);
-        Ok(())
-    }
-
-    fn forget_socket(&self, ws: &WebSocket) {
-        if let Some(id) = crate::sockets::connection_of(ws) {
-            let mut memory = self.memory.borrow_mut();
-            memory.sockets.remove(&id);
-            if let Some(shard) = memory.shard.as_mut() {
-                shard.disconnect(id, now_ms());
-            }
-        }
-    }
-
     /// The first request from the room (a viewer's upgrade or a batch) names the room
     /// and the shard's index; they are stored for later wake-ups.
     async fn place(&self, req: &Request) -> Result<()> {
@@ -320,7 +259,7 @@ impl ShardObject {
         })?;
         self.memory.borrow_mut().sockets.insert(id, pair.server);
         self.pump().await?;
-        self.arm_alarm().await?;
+        driver::arm_alarm(self).await?;
         with_subprotocol(req, Response::from_websocket(pair.client)?)
     }
 }
@@ -335,6 +274,28 @@ fn with_subprotocol(req: &Request, mut resp: Response) -> Result<Response> {
             .set("sec-websocket-protocol", SUBPROTOCOL)?;
     }
     Ok(resp)
+}
+
+impl driver::Host for ShardObject {
+    type Core = Shard;
+
+    fn state(&self) -> &State {
+        &self.state
+    }
+
+    fn with_driven<R>(&self, f: impl FnOnce(Driven<'_, Shard>) -> R) -> R {
+        let mut memory = self.memory.borrow_mut();
+        let memory = &mut *memory;
+        f(Driven {
+            core: memory.shard.as_mut(),
+            sockets: &mut memory.sockets,
+            timers: &mut memory.timers,
+        })
+    }
+
+    async fn pump(&self) -> Result<()> {
+        ShardObject::pump(self).await
+    }
 }
 
 impl DurableObject for ShardObject {
@@ -361,7 +322,7 @@ impl DurableObject for ShardObject {
         match (req.method(), path.as_str()) {
             (Method::Get, "/ws") => {
                 let resp = self.accept(&req).await?;
-                self.arm_alarm().await?;
+                driver::arm_alarm(self).await?;
                 Ok(resp)
             }
             (Method::Post, "/down") => {
@@ -377,7 +338,7 @@ impl DurableObject for ShardObject {
                     }
                 };
                 self.pump().await?;
-                self.arm_alarm().await?;
+                driver::arm_alarm(self).await?;
                 match result {
                     Ok(()) => Response::empty().map(|r| r.with_status(204)),
                     Err(detail) => {
@@ -412,7 +373,7 @@ impl DurableObject for ShardObject {
             }
         }
         self.pump().await?;
-        self.run_ticks().await
+        driver::run_ticks(self).await
     }
 
     async fn websocket_close(
@@ -423,35 +384,23 @@ impl DurableObject for ShardObject {
         _was_clean: bool,
     ) -> Result<()> {
         self.ensure_loaded().await?;
-        self.forget_socket(&ws);
+        driver::forget_socket(self, &ws);
         let code = crate::sockets::close_reply_code(code);
         let _ = ws.close(Some(code), Some(reason));
         self.pump().await?;
-        self.run_ticks().await
+        driver::run_ticks(self).await
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
         self.ensure_loaded().await?;
-        self.forget_socket(&ws);
+        driver::forget_socket(self, &ws);
         self.pump().await?;
-        self.run_ticks().await
+        driver::run_ticks(self).await
     }
 
     async fn alarm(&self) -> Result<Response> {
         self.ensure_loaded().await?;
-        {
-            let mut memory = self.memory.borrow_mut();
-            memory.alarm_at_ms = None;
-            let heartbeats = crate::sockets::heartbeats(&self.state, &memory.sockets);
-            if let Some(shard) = memory.shard.as_mut() {
-                for (id, at_ms) in heartbeats {
-                    shard.touch(id, at_ms);
-                }
-                shard.handle_timeout(now_ms());
-            }
-        }
-        self.pump().await?;
-        self.run_ticks().await?;
+        driver::alarm_fired(self).await?;
         Response::empty()
     }
 }
