@@ -1,0 +1,301 @@
+//! The link to the room: its batches applied (`handle_down`), one batch up per tick within the relay limits, the tick and timer, and the fan-out to sockets.
+
+use super::*;
+
+/// A `ShardUp`'s fields other than its frames (shard, flag, counts, the frames' length
+/// prefix) take at most this many bytes in postcard (varints of at most 10 bytes each).
+pub(crate) const SHARD_UP_FIELDS_BYTES_MAX: usize = 32;
+
+impl Shard {
+    /// The room's batch for this shard (the bytes of a [`ShardDown`]). Its events go out
+    /// at once: the room already batched them for this tick.
+    pub fn handle_down(&mut self, bytes: &[u8], now_ms: u64) -> Result<(), DecodeError> {
+        let down = ShardDown::decode(bytes)?;
+        if down.shards <= self.index {
+            return Err(DecodeError::FieldLimit {
+                field: "shards",
+                bytes_max: usize::from(self.index),
+            });
+        }
+        self.stats.batches_down += 1;
+        self.shards = down.shards;
+        if let Some(snapshot) = down.snapshot {
+            self.stats.snapshots += 1;
+            self.banned = snapshot.banned.iter().cloned().collect();
+            let fresh = Mirror::from_snapshot(snapshot);
+            if let Some(old) = self.mirror.as_ref().filter(|m| m.epoch == fresh.epoch) {
+                // Batches were lost (the room restarted, or one went missing): the viewers
+                // here get what changed since the copy they were served from.
+                self.shared.extend(old.missed(&fresh));
+            }
+            self.mirror = Some(fresh);
+            self.needs_snapshot = false;
+            self.snapshot_asked_at_ms = None;
+            self.online_reported = None; // the room instance may be new: tell it again
+            self.schedule_tick(now_ms);
+        } else if self.mirror.is_some() && down.seq != self.down_seq + 1 {
+            // A batch went missing (or the room restarted): ask for the room's state now;
+            // until it comes, broadcasts are held back (the snapshot brings them, after
+            // what was missed, so no viewer sees a hole).
+            self.stats.gaps += 1;
+            self.needs_snapshot = true;
+            self.snapshot_asked_at_ms = None;
+        }
+        self.down_seq = down.seq;
+        let broadcast = if self.needs_snapshot {
+            Vec::new()
+        } else {
+            down.broadcast
+        };
+        for event in broadcast {
+            if let Some(mirror) = self.mirror.as_mut() {
+                mirror.apply(&event);
+            }
+            self.shared.push(event);
+        }
+        if self.mirror.is_some() {
+            let waiting: Vec<(ConnectionId, Hello)> = self
+                .connections
+                .iter_mut()
+                .filter_map(|(&id, c)| c.waiting.take().map(|h| (id, h)))
+                .collect();
+            for (id, hello) in waiting {
+                self.welcome(id, hello, now_ms);
+            }
+        }
+        for (connection, event) in down.to_connection {
+            self.resolve_choice(connection, &event);
+            self.push(connection, event, now_ms);
+        }
+        for (user, event) in down.to_user {
+            let targets = self.connections_of(&user);
+            for target in targets {
+                self.push(target, event.clone(), now_ms);
+            }
+        }
+        for (user, code) in down.close_users {
+            let code = CloseCode::from_code(code).unwrap_or(CloseCode::Restarting);
+            if code == CloseCode::Banned && self.banned.len() < BANNED_USERS_MAX {
+                self.banned.insert(user.clone());
+            }
+            let targets = self.connections_of(&user);
+            for target in targets {
+                self.close(target, code, now_ms);
+            }
+        }
+        self.flush_sockets(now_ms);
+        if self.mirror.as_ref().is_some_and(|m| m.ended) {
+            let everyone: Vec<ConnectionId> = self.connections.keys().copied().collect();
+            for id in everyone {
+                self.close(id, CloseCode::RoomEnded, now_ms);
+            }
+        }
+        Ok(())
+    }
+
+    /// The room's answer to a forwarded vote or answer: remembered when accepted, so a
+    /// repeat is answered here.
+    pub(crate) fn resolve_choice(&mut self, connection: ConnectionId, event: &Event) {
+        let client_id = match event {
+            Event::Ack { client_id, .. } => *client_id,
+            Event::Error {
+                client_id: Some(client_id),
+                ..
+            } => *client_id,
+            _ => return,
+        };
+        let Some((choice, user)) = self.pending_choices.remove(&(connection, client_id)) else {
+            return;
+        };
+        if matches!(event, Event::Ack { .. }) {
+            if !self.chosen.contains_key(&choice) {
+                // Only the latest poll and quiz question matter: forget older ones.
+                self.chosen
+                    .retain(|c, _| std::mem::discriminant(c) != std::mem::discriminant(&choice));
+            }
+            let users = self.chosen.entry(choice).or_default();
+            if users.len() < POLL_VOTERS_MAX {
+                users.insert(user);
+            }
+        }
+    }
+
+    pub(crate) fn schedule_tick(&mut self, now_ms: u64) {
+        if self.tick_at_ms.is_none() {
+            self.tick_at_ms = Some(now_ms + TICK_MS);
+        }
+    }
+
+    /// When the host must call [`Shard::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let sockets = self.connections.values().map(|c| c.liveness.deadline());
+        self.tick_pending().into_iter().chain(sockets).min()
+    }
+
+    /// Whether output waits for a tick (the host flushes with a short timer).
+    pub fn tick_pending(&self) -> Option<u64> {
+        self.tick_at_ms
+            .into_iter()
+            .chain(self.up_at_ms)
+            .chain(self.snapshot_ask_at())
+            .min()
+    }
+
+    /// How far apart this shard's batches to the room go (the room's shard count sets
+    /// it, so that all of them together stay under `ROOM_SHARD_BATCHES_PER_S_TARGET`).
+    pub fn up_interval_ms(&self) -> u64 {
+        shard_batch_interval_ms_for(self.shards)
+    }
+
+    /// When to ask the room for its state (again): at once, then every retry interval.
+    pub(crate) fn snapshot_ask_at(&self) -> Option<u64> {
+        self.needs_snapshot.then(|| {
+            self.snapshot_asked_at_ms
+                .map_or(0, |at| at + SHARD_SNAPSHOT_RETRY_MS)
+        })
+    }
+
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        let sockets = self
+            .connections
+            .iter_mut()
+            .map(|(&id, c)| (id, &mut c.liveness));
+        let due = liveness::sweep(sockets, now_ms);
+        for id in due.expired {
+            self.push(
+                id,
+                Event::GoAway {
+                    reconnect_delay_ms: 0,
+                },
+                now_ms,
+            );
+        }
+        for id in due.overdue {
+            self.close(id, CloseCode::GoingAway, now_ms);
+        }
+        for id in due.stale {
+            self.close(id, CloseCode::Stale, now_ms);
+        }
+        for id in due.no_hello {
+            self.close(id, CloseCode::HelloTimeout, now_ms);
+        }
+        let snapshot_due = self.snapshot_ask_at().is_some_and(|at| at <= now_ms);
+        let tick_due = self.tick_at_ms.is_some_and(|at| at <= now_ms);
+        let up_due = self.up_at_ms.is_some_and(|at| at <= now_ms);
+        if snapshot_due || tick_due || up_due {
+            self.tick_at_ms = None;
+            self.up_at_ms = None;
+            // Sockets get their answers every tick; the room gets a batch at most once
+            // per interval (asking for a snapshot does not wait).
+            let up_allowed_at_ms = self
+                .up_sent_at_ms
+                .map_or(0, |at| at + self.up_interval_ms());
+            if snapshot_due || now_ms >= up_allowed_at_ms {
+                self.send_up(now_ms, snapshot_due);
+            } else if self.up_pending() {
+                self.up_at_ms = Some(up_allowed_at_ms);
+            }
+            self.flush_sockets(now_ms);
+        }
+    }
+
+    /// Whether the room has something to hear from this shard.
+    pub(crate) fn up_pending(&self) -> bool {
+        !self.up_frames.is_empty()
+            || self.likes_pending > 0
+            || self.online_reported != Some(self.online())
+    }
+
+    /// How many of the waiting frames the next batch up carries: the oldest, at most
+    /// `RELAY_FRAMES_PER_BATCH_MAX`, and no more than fit in `RELAY_MESSAGE_BYTES_MAX`
+    /// (the room refuses a larger batch whole; viewers' staff commands and part frames,
+    /// forwarded for the room to refuse, reach 16 KiB each). The rest wait for the next.
+    pub(crate) fn up_frames_for_one_batch(&self) -> usize {
+        let mut bytes = SHARD_UP_FIELDS_BYTES_MAX;
+        let mut take = 0;
+        for relayed in self.up_frames.iter().take(RELAY_FRAMES_PER_BATCH_MAX) {
+            bytes += postcard::to_allocvec(relayed)
+                .expect("encoding into a Vec cannot fail")
+                .len();
+            if bytes > RELAY_MESSAGE_BYTES_MAX {
+                break;
+            }
+            take += 1;
+        }
+        take
+    }
+
+    /// The shard's batch for the room, when it has something to say.
+    pub(crate) fn send_up(&mut self, now_ms: u64, ask_snapshot: bool) {
+        if !ask_snapshot && !self.up_pending() {
+            return;
+        }
+        let online = self.online();
+        let take = self.up_frames_for_one_batch();
+        self.up_sent_at_ms = Some(now_ms);
+        if ask_snapshot {
+            self.snapshot_asked_at_ms = Some(now_ms);
+        }
+        let up = ShardUp {
+            shard: self.index,
+            needs_snapshot: ask_snapshot,
+            online,
+            likes: std::mem::take(&mut self.likes_pending),
+            frames: self.up_frames.drain(..take).collect(),
+        };
+        self.online_reported = Some(online);
+        self.stats.batches_up += 1;
+        let bytes = up.encode();
+        assert!(
+            bytes.len() <= RELAY_MESSAGE_BYTES_MAX,
+            "up_frames_for_one_batch keeps a batch under the relay limit"
+        );
+        self.outputs.push_back(ShardOutput::Up(bytes));
+        if !self.up_frames.is_empty() {
+            self.up_at_ms = Some(now_ms + self.up_interval_ms()); // the rest next time
+        }
+    }
+
+    /// Sends every connection its events: one encoding of the broadcast for everyone
+    /// with nothing of their own.
+    pub(crate) fn flush_sockets(&mut self, now_ms: u64) {
+        let shared = std::mem::take(&mut self.shared);
+        let mut everyone = Vec::new();
+        for (&id, conn) in self.connections.iter_mut() {
+            let from = if conn.ready {
+                conn.shared_from
+            } else {
+                shared.len()
+            };
+            conn.shared_from = 0;
+            if conn.outbox.is_empty() && from == 0 && !shared.is_empty() {
+                everyone.push(id);
+                continue;
+            }
+            let mut events = std::mem::take(&mut conn.outbox);
+            events.extend(shared[from..].iter().cloned());
+            if events.is_empty() {
+                continue;
+            }
+            // One frame, unless that would pass SERVER_FRAME_BYTES_MAX (clients refuse it).
+            for frame in ServerFrame::batches(now_ms, events) {
+                self.stats.frames_out += 1;
+                self.stats.bytes_out += frame.len() as u64;
+                self.outputs.push_back(ShardOutput::Send {
+                    connections: vec![id],
+                    frame,
+                });
+            }
+        }
+        if !everyone.is_empty() {
+            for frame in ServerFrame::batches(now_ms, shared) {
+                self.stats.frames_out += everyone.len() as u64;
+                self.stats.bytes_out += (frame.len() * everyone.len()) as u64;
+                self.outputs.push_back(ShardOutput::Send {
+                    connections: everyone.clone(),
+                    frame,
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The shard's viewers: Hello and Welcome from the mirror, what is answered here (Ping, likes, repeated votes and answers), rate limits, and what is forwarded to the room.
+
+use super::*;
+
+/// A vote or an answer forwarded to the room and not answered yet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Choice {
+    Vote { poll_id: String },
+    Answer { quiz_id: String, question: u16 },
+}
+
+impl Choice {
+    /// The client id and the choice a vote or an answer makes (`None` for other frames).
+    pub(crate) fn of(frame: &ClientFrame) -> Option<(u64, Choice)> {
+        match frame {
+            ClientFrame::Vote {
+                client_id, poll_id, ..
+            } => Some((
+                *client_id,
+                Choice::Vote {
+                    poll_id: poll_id.clone(),
+                },
+            )),
+            ClientFrame::Answer {
+                client_id,
+                quiz_id,
+                question,
+                ..
+            } => Some((
+                *client_id,
+                Choice::Answer {
+                    quiz_id: quiz_id.clone(),
+                    question: *question,
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl Shard {
+    pub fn handle_text(&mut self, connection: ConnectionId, now_ms: u64) {
+        self.close(connection, CloseCode::TextNotSupported, now_ms);
+    }
+
+    /// A binary frame from a viewer's socket.
+    pub fn handle_frame(&mut self, connection: ConnectionId, bytes: &[u8], now_ms: u64) {
+        let Some(conn) = self.connections.get_mut(&connection) else {
+            return;
+        };
+        conn.liveness.seen(now_ms);
+        self.stats.frames_in += 1;
+        let frame = match ClientFrame::decode(bytes) {
+            Ok(frame) => frame,
+            Err(DecodeError::TooLarge { .. }) => {
+                return self.close(connection, CloseCode::FrameTooLarge, now_ms);
+            }
+            Err(_) => return self.close(connection, CloseCode::BadFrame, now_ms),
+        };
+        // A like frame retried after a reconnect (its ack lost) is acknowledged again, not
+        // counted again, and before the frame rate: a resumed client resends at once.
+        if let ClientFrame::Like { client_id, .. } = frame {
+            let user = conn.identity.user.clone();
+            if conn.ready && self.like_repeated(&user, client_id, now_ms) {
+                self.stats.answered_here += 1;
+                let ack = Event::Ack {
+                    client_id,
+                    seq: None,
+                };
+                return self.push(connection, ack, now_ms);
+            }
+        }
+        let conn = self
+            .connections
+            .get_mut(&connection)
+            .expect("looked up above");
+        if let Err(retry_after_ms) = conn.frames.take(1, now_ms) {
+            let client_id = frame.client_id();
+            let message = "too many frames";
+            return self.refuse(
+                connection,
+                client_id,
+                Refusal::retry_after(ErrorCode::RateLimited, message, retry_after_ms),
+                now_ms,
+            );
+        }
+        match frame {
+            ClientFrame::Hello(hello) => self.on_hello(connection, hello, now_ms),
+            other if self.connections[&connection].ready => {
+                self.on_frame(connection, other, now_ms)
+            }
+            _ => self.close(connection, CloseCode::ProtocolViolation, now_ms),
+        }
+    }
+
+    pub(crate) fn on_hello(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {
+        let conn = self.connections.get_mut(&connection).expect("checked");
+        if conn.hello_seen {
+            return self.close(connection, CloseCode::ProtocolViolation, now_ms);
+        }
+        if hello.protocol_version != PROTOCOL_VERSION {
+            return self.close(connection, CloseCode::UnsupportedProtocol, now_ms);
+        }
+        conn.hello_seen = true;
+        conn.liveness.hello();
+        if self.mirror.is_some() {
+            self.welcome(connection, hello, now_ms);
+        } else {
+            conn.waiting = Some(hello); // answered when the room's state arrives
+        }
+    }
+
+    pub(crate) fn welcome(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {
+        let tick_ms = room_tick_ms_for(self.connections.len() as u64, self.shards);
+        let mirror = self
+            .mirror
+            .as_mut()
+            .expect("welcomed only with the room's state");
+        let conn = self.connections.get_mut(&connection).expect("live");
+        let mut events =
+            mirror
+                .view(now_ms, tick_ms)
+                .welcome(connection, &conn.identity, hello.resume.as_ref());
+        if mirror.ended {
+            events.push(Event::RoomEnded);
+        }
+        events.push(Event::Online {
+            count: mirror.online,
+        });
+        conn.ready = true;
+        conn.outbox.extend(events);
+        // The broadcast events already in this flush are in the Welcome's state.
+        conn.shared_from = self.shared.len();
+        self.stats.answered_here += 1;
+        self.schedule_tick(now_ms);
+    }
+
+    pub(crate) fn on_frame(&mut self, connection: ConnectionId, frame: ClientFrame, now_ms: u64) {
+        let identity = self.connections[&connection].identity.clone();
+        let answered: Result<Option<Event>, Refusal> = match &frame {
+            ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
+            ClientFrame::Ping { client_time_ms } => Ok(Some(Event::Pong {
+                client_time_ms: *client_time_ms,
+                server_time_ms: now_ms,
+            })),
+            ClientFrame::Like { client_id, count } => {
+                let ack = Event::Ack {
+                    client_id: *client_id,
+                    seq: None,
+                };
+                if self.like_repeated(&identity.user, *client_id, now_ms) {
+                    Ok(Some(ack))
+                } else {
+                    self.take_likes(&identity.user, *count, now_ms).map(|()| {
+                        self.user_buckets(&identity.user, now_ms)
+                            .remember(*client_id, None);
+                        Some(ack)
+                    })
+                }
+            }
+            ClientFrame::Comment { text, .. } | ClientFrame::Reaction { kind: text, .. }
+                if text.trim().is_empty() =>
+            {
+                Err(Refusal::new(ErrorCode::Invalid, "empty"))
+            }
+            ClientFrame::Comment { .. } => self
+                .take_speech(&identity.user, false, now_ms)
+                .map(|()| None),
+            ClientFrame::Reaction { .. } => self
+                .take_speech(&identity.user, true, now_ms)
+                .map(|()| None),
+            ClientFrame::Vote { .. } | ClientFrame::Answer { .. } => {
+                Ok(self.repeated_choice(&identity.user, &frame))
+            }
+            _ => Ok(None),
+        };
+        match answered {
+            Ok(Some(event)) => {
+                self.stats.answered_here += 1;
+                self.push(connection, event, now_ms);
+            }
+            Ok(None) => self.forward(connection, identity, frame, now_ms),
+            Err(refusal) => self.refuse(connection, frame.client_id(), refusal, now_ms),
+        }
+    }
+
+    /// Whether this user's like frame with this client id was already counted here.
+    pub(crate) fn like_repeated(&mut self, user: &str, client_id: u64, now_ms: u64) -> bool {
+        self.user_buckets(user, now_ms)
+            .accepted(client_id)
+            .is_some()
+    }
+
+    pub(crate) fn user_buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
+        crate::bucket_entry(&mut self.buckets, user, now_ms)
+    }
+
+    pub(crate) fn take_likes(
+        &mut self,
+        user: &str,
+        count: u32,
+        now_ms: u64,
+    ) -> Result<(), Refusal> {
+        if count == 0 || count > LIKE_COUNT_PER_FRAME_MAX {
+            return Err(Refusal::new(ErrorCode::Invalid, "like count out of range"));
+        }
+        self.user_buckets(user, now_ms)
+            .likes
+            .take(count, now_ms)
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "too many likes", wait))?;
+        self.likes_pending += u64::from(count);
+        self.schedule_tick(now_ms);
+        Ok(())
+    }
+
+    /// The sender's comment or reaction bucket (the room checks moderation and slow mode).
+    pub(crate) fn take_speech(
+        &mut self,
+        user: &str,
+        reaction: bool,
+        now_ms: u64,
+    ) -> Result<(), Refusal> {
+        let buckets = self.user_buckets(user, now_ms);
+        let bucket = if reaction {
+            &mut buckets.reactions
+        } else {
+            &mut buckets.comments
+        };
+        bucket
+            .take(1, now_ms)
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))
+    }
+
+    /// An Ack when the room already accepted this user's vote or answer (the frame then
+    /// never reaches the room).
+    pub(crate) fn repeated_choice(&self, user: &str, frame: &ClientFrame) -> Option<Event> {
+        let (client_id, choice) = Choice::of(frame)?;
+        let users = self.chosen.get(&choice)?;
+        users.contains(user).then_some(Event::Ack {
+            client_id,
+            seq: None,
+        })
+    }
+
+    pub(crate) fn forward(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        frame: ClientFrame,
+        now_ms: u64,
+    ) {
+        if self.up_frames.len() >= SHARD_FORWARD_QUEUE_MAX {
+            let retry_after_ms = TICK_MS as u32;
+            return self.refuse(
+                connection,
+                frame.client_id(),
+                Refusal::retry_after(ErrorCode::RateLimited, "room busy", retry_after_ms),
+                now_ms,
+            );
+        }
+        // Remembered until the room answers, so an accepted one is answered here next time.
+        if let Some((client_id, choice)) = Choice::of(&frame) {
+            if self.pending_choices.len() < SHARD_CHOICES_PENDING_MAX {
+                self.pending_choices
+                    .insert((connection, client_id), (choice, identity.user.clone()));
+            }
+        }
+        self.stats.forwarded += 1;
+        self.up_frames.push_back(RelayedFrame {
+            connection,
+            user: identity.user,
+            name: identity.name,
+            role: identity.role,
+            frame,
+        });
+        self.schedule_tick(now_ms);
+    }
+
+    pub(crate) fn refuse(
+        &mut self,
+        connection: ConnectionId,
+        client_id: Option<u64>,
+        refusal: Refusal,
+        now_ms: u64,
+    ) {
+        let Refusal {
+            code,
+            message,
+            retry_after_ms,
+        } = refusal;
+        if code == ErrorCode::RateLimited {
+            self.stats.rate_limited += 1;
+        }
+        let user = self
+            .connections
+            .get(&connection)
+            .map(|c| c.identity.user.clone());
+        self.log("refusal", Some(connection), user.as_deref(), code.as_str());
+        let event = Event::Error {
+            client_id,
+            code,
+            message,
+            retry_after_ms,
+        };
+        self.push(connection, event, now_ms);
+    }
+
+    pub(crate) fn push(&mut self, connection: ConnectionId, event: Event, now_ms: u64) {
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            if conn.outbox.len() < OUTBOX_EVENTS_MAX {
+                conn.outbox.push(event);
+            }
+            self.schedule_tick(now_ms);
+        }
+    }
+}
