@@ -1,0 +1,364 @@
+//! The socket's life: Hello and resume, epochs, backoff, GoAway, the end of the room, refused upgrades and the socket cap (`connection.rs`).
+
+use super::*;
+
+#[test]
+fn hello_then_welcome_opens_and_a_reconnect_resumes_from_cursor_and_versions() {
+    let (mut c, socket) = open_client(0);
+    assert_eq!(c.status(), Status::Open);
+    let part = Event::Part {
+        name: "poll".into(),
+        version: 3,
+        value: "{}".into(),
+    };
+    c.handle_socket_message(socket, &batch(vec![part, comment_action(11, "hi")], 10), 10);
+    let got = events(&mut c);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Part { version: 3, .. })));
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Comment { seq: 11, .. })));
+    c.handle_socket_closed(socket, 1006, "", 20);
+    assert_eq!(c.status(), Status::Reconnecting);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, at);
+    let hello = sent_frames(&transmits(&mut c)).remove(0);
+    let ClientFrame::Hello(Hello {
+        resume: Some(resume),
+        ..
+    }) = hello
+    else {
+        panic!("expected Hello with resume, got {hello:?}");
+    };
+    assert_eq!(resume.epoch, 5);
+    assert_eq!(resume.action_cursor, 11);
+    assert_eq!(
+        resume.part_versions,
+        vec![PartVersion {
+            name: "poll".into(),
+            version: 3
+        }]
+    );
+    // The resumed stream overlaps: seq 11 again is not dispatched twice.
+    c.handle_socket_message(
+        socket,
+        &batch(
+            vec![
+                welcome(5, 12, true),
+                comment_action(11, "hi"),
+                comment_action(12, "new"),
+            ],
+            at,
+        ),
+        at,
+    );
+    let seqs: Vec<u64> = events(&mut c)
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Comment { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, vec![12]);
+}
+
+#[test]
+fn a_new_epoch_drops_every_part() {
+    let (mut c, socket) = open_client(0);
+    let part = Event::Part {
+        name: "poll".into(),
+        version: 3,
+        value: "{}".into(),
+    };
+    c.handle_socket_message(socket, &batch(vec![part], 0), 0);
+    c.handle_socket_closed(socket, 1006, "", 0);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, at);
+    c.handle_socket_message(socket, &batch(vec![welcome(6, 0, false)], at), at);
+    assert!(events(&mut c).contains(&ClientEvent::Reset { epoch: 6 }));
+    assert!(c.state().parts.is_empty());
+    assert_eq!(c.state().epoch, 6);
+    assert_eq!(c.cursor(), Some(0));
+}
+
+#[test]
+fn backoff_grows_with_full_jitter_within_its_cap_then_auto_switches_to_pull() {
+    let mut delays = Vec::new();
+    for seed in 0..50 {
+        let mut c = Client::new(
+            Config {
+                room: ROOM.into(),
+                transport: TransportMode::Ws,
+                seed,
+            },
+            0,
+        );
+        let mut now = 0;
+        for attempt in 0..12u32 {
+            let socket = opened_socket(&transmits(&mut c));
+            c.handle_socket_closed(socket, 1006, "", now);
+            assert_eq!(c.status(), Status::Reconnecting);
+            let at = c.poll_timeout().unwrap();
+            let cap = (CLIENT_BACKOFF_MS_BASE << attempt).min(CLIENT_BACKOFF_MS_MAX);
+            assert!(at - now <= cap, "attempt {attempt}: {} > {cap}", at - now);
+            delays.push((attempt, at - now));
+            now = at;
+            c.handle_timeout(now);
+        }
+    }
+    // Jitter: late attempts spread over their whole range, not bunched at the cap.
+    let late: Vec<u64> = delays
+        .iter()
+        .filter(|(a, _)| *a >= 8)
+        .map(|(_, d)| *d)
+        .collect();
+    assert!(late.iter().any(|d| *d < CLIENT_BACKOFF_MS_MAX / 3));
+    assert!(late.iter().any(|d| *d > 2 * CLIENT_BACKOFF_MS_MAX / 3));
+
+    let mut c = client(TransportMode::Auto, 0);
+    let mut now = 0;
+    for _ in 0..CLIENT_WS_FAILURES_BEFORE_PULL {
+        let socket = opened_socket(&transmits(&mut c));
+        c.handle_socket_closed(socket, 1006, "", now);
+        if let Some(at) = c.poll_timeout() {
+            now = at;
+            c.handle_timeout(now);
+        }
+    }
+    assert_eq!(c.transport(), Transport::Pull);
+    let t = transmits(&mut c);
+    assert!(t.iter().any(|t| matches!(
+        t,
+        Transmit::Fetch { kind: FetchKind::State, path, .. } if path == "/v1/rooms/weur-t/state"
+    )));
+}
+
+#[test]
+fn goaway_is_a_planned_reconnect_without_backoff_growth() {
+    let (mut c, socket) = open_client(0);
+    c.handle_socket_message(
+        socket,
+        &batch(
+            vec![Event::GoAway {
+                reconnect_delay_ms: 400,
+            }],
+            0,
+        ),
+        0,
+    );
+    let t = transmits(&mut c);
+    assert!(t.contains(&Transmit::CloseSocket {
+        socket,
+        code: 1000,
+        reason: "going away".into()
+    }));
+    let at = c.poll_timeout().unwrap();
+    assert!(
+        (400..=500).contains(&at),
+        "reconnects after the delay: {at}"
+    );
+    c.handle_timeout(at);
+    let socket2 = opened_socket(&transmits(&mut c));
+    assert_ne!(socket, socket2);
+    // Late messages from the old socket are ignored.
+    c.handle_socket_message(socket, &batch(vec![comment_action(99, "old")], at), at);
+    assert!(events(&mut c)
+        .iter()
+        .all(|e| !matches!(e, ClientEvent::Comment { .. })));
+}
+
+#[test]
+fn a_room_end_closes_for_good_and_fails_what_was_waiting() {
+    let (mut c, socket) = open_client(0);
+    let id = c.comment("late", 0).unwrap();
+    c.handle_socket_message(socket, &batch(vec![Event::RoomEnded], 0), 0);
+    c.handle_socket_closed(socket, CloseCode::RoomEnded.code(), "", 0);
+    let got = events(&mut c);
+    assert!(got.contains(&ClientEvent::Ended));
+    assert!(got.iter().any(
+        |e| matches!(e, ClientEvent::Done { id: i, error: Some(e), .. } if *i == id && e.code == "room_ended")
+    ));
+    assert_eq!(c.status(), Status::Closed);
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn a_ban_closes_for_good_with_an_error_and_no_reconnect() {
+    let (mut c, socket) = open_client(0);
+    c.handle_socket_closed(socket, CloseCode::Banned.code(), "banned", 0);
+    let got = events(&mut c);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Error { code, .. } if code == "banned")));
+    assert_eq!(c.status(), Status::Closed);
+    assert_eq!(c.poll_timeout(), None, "no reconnect is scheduled");
+    assert!(transmits(&mut c).is_empty());
+}
+
+#[test]
+fn a_refused_upgrade_is_explained_by_one_request_and_ends_the_session_with_its_code() {
+    for mode in [TransportMode::Ws, TransportMode::Auto] {
+        for (status, code) in [
+            (401, "token_expired"),
+            (403, "token_wrong_room"),
+            (404, "room_not_found"),
+        ] {
+            let mut c = client(mode, 0);
+            let socket = opened_socket(&transmits(&mut c));
+            c.handle_socket_closed(socket, 1006, "", 20);
+            let request = admission_check(&transmits(&mut c));
+            let reply = FetchReply::Failed {
+                status,
+                code: code.into(),
+                message: "refused".into(),
+            };
+            c.handle_fetch(request, reply, 40);
+            let got = events(&mut c);
+            assert!(
+                got.iter()
+                    .any(|e| matches!(e, ClientEvent::Error { code: c, .. } if c == code)),
+                "{got:?}"
+            );
+            assert_eq!(c.status(), Status::Closed, "{mode:?} {code}");
+            assert_eq!(c.poll_timeout(), None, "no reconnect");
+        }
+    }
+}
+
+#[test]
+fn an_upgrade_refused_because_the_room_ended_closes_with_room_ended() {
+    let mut c = client(TransportMode::Auto, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_closed(socket, 1006, "", 20);
+    let request = admission_check(&transmits(&mut c));
+    c.handle_fetch(request, state_reply("ended"), 40);
+    let got = events(&mut c);
+    assert!(got.contains(&ClientEvent::Ended));
+    assert!(got.contains(&ClientEvent::Status {
+        status: Status::Closed,
+        transport: Transport::Ws,
+        reason: Some("room_ended".into()),
+    }));
+    assert_eq!(c.poll_timeout(), None);
+}
+
+#[test]
+fn an_upgrade_that_failed_in_a_live_room_keeps_reconnecting_with_one_check_in_flight() {
+    let mut c = client(TransportMode::Ws, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_closed(socket, 1006, "", 0);
+    let request = admission_check(&transmits(&mut c));
+    // A second failure before the answer asks nothing more.
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let again = opened_socket(&transmits(&mut c));
+    c.handle_socket_closed(again, 1006, "", at);
+    assert!(!transmits(&mut c)
+        .iter()
+        .any(|t| matches!(t, Transmit::Fetch { .. })));
+    // The room is live (a network failure, a full room): nothing ends.
+    c.handle_fetch(request, state_reply("live"), at + 5);
+    assert_eq!(c.status(), Status::Reconnecting);
+    // ... and the next try waits for the user's connect rate to refill.
+    let next = c.poll_timeout().expect("a retry");
+    assert!(
+        next >= at + 5 + 1_000 / u64::from(USER_CONNECTS_PER_S),
+        "{next}"
+    );
+}
+
+#[test]
+fn a_socket_refused_for_the_users_socket_cap_ends_the_session_with_its_code() {
+    let mut c = client(TransportMode::Auto, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, 10);
+    c.handle_socket_closed(
+        socket,
+        CloseCode::TooManySockets.code(),
+        "too_many_sockets",
+        20,
+    );
+    let got = events(&mut c);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Error { code, .. } if code == "too_many_sockets")));
+    assert_eq!(c.status(), Status::Closed);
+    assert_eq!(c.poll_timeout(), None, "no reconnect");
+}
+
+/// A session that was open and, reconnecting after drops without a close, finds its
+/// places taken (by its own dead sockets, as far as it can tell) waits for the room to
+/// give them back, a bounded number of times, then ends with the code.
+#[test]
+fn a_reconnect_refused_for_the_socket_cap_waits_for_dead_sockets_to_be_replaceable() {
+    let (mut c, socket) = open_client(0);
+    c.handle_socket_closed(socket, 1006, "", 1_000);
+    for retry in 0..=CLIENT_SOCKET_CAP_RETRIES_MAX {
+        // The next socket opens when it is due.
+        let now = c.poll_timeout().expect("a reconnect is due");
+        c.handle_timeout(now);
+        let next = opened_socket(&transmits(&mut c));
+        c.handle_socket_open(next, now);
+        c.handle_socket_closed(
+            next,
+            CloseCode::TooManySockets.code(),
+            "too_many_sockets",
+            now,
+        );
+        let got = events(&mut c);
+        if retry < CLIENT_SOCKET_CAP_RETRIES_MAX {
+            assert_eq!(c.status(), Status::Reconnecting, "retry {retry}: {got:?}");
+            let at = c.poll_timeout().expect("a retry");
+            assert!(
+                at >= now + USER_SOCKET_REPLACEABLE_SILENCE_MS,
+                "retry {retry} waits for dead sockets to be replaceable: {at} from {now}"
+            );
+        } else {
+            assert!(got.iter().any(
+                |e| matches!(e, ClientEvent::Error { code, .. } if code == "too_many_sockets")
+            ));
+            assert_eq!(c.status(), Status::Closed, "after {retry} retries it ends");
+        }
+    }
+}
+
+/// Upgrades refused for a moment (the Worker's per-user connect rate: a bare 1006 to a
+/// browser) while the room is live and takes the token: `auto` keeps trying WebSockets,
+/// spaced by the connect rate, rather than settling on receive-only pull.
+#[test]
+fn upgrades_failing_for_a_moment_in_a_live_room_do_not_switch_auto_to_pull() {
+    let mut c = client(TransportMode::Auto, 0);
+    let mut now = 0;
+    for failure in 0..CLIENT_WS_FAILURES_BEFORE_PULL * 3 {
+        let sent = transmits(&mut c);
+        let socket = opened_socket(&sent);
+        c.handle_socket_closed(socket, 1006, "", now + 5);
+        let check = transmits(&mut c).into_iter().find_map(|t| match t {
+            Transmit::Fetch {
+                request,
+                kind: FetchKind::State,
+                ..
+            } => Some(request),
+            _ => None,
+        });
+        let request = check.expect("each failed upgrade is explained by one state request");
+        c.handle_fetch(request, state_reply("live"), now + 10);
+        assert_eq!(
+            c.transport(),
+            Transport::Ws,
+            "failure {failure}: still on WebSockets"
+        );
+        let at = c.poll_timeout().expect("a retry");
+        assert!(
+            at >= now + 10 + 1_000 / u64::from(USER_CONNECTS_PER_S),
+            "spaced by the connect rate"
+        );
+        now = at;
+        c.handle_timeout(now);
+    }
+}

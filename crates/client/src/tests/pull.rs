@@ -1,0 +1,123 @@
+//! The pull transport (`pull.rs`).
+
+use super::*;
+
+#[test]
+fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
+    let mut c = client(TransportMode::Pull, 0);
+    let t = transmits(&mut c);
+    let Some(Transmit::Fetch { request, .. }) = t.first().cloned() else {
+        panic!("{t:?}");
+    };
+    let state = PullState {
+        room: "r".into(),
+        epoch: 2,
+        version: 7,
+        parts: [("poll".to_owned(), 7), ("room".to_owned(), 1)]
+            .into_iter()
+            .collect(),
+        action_cursor: 40,
+        likes: 3,
+        online: 9,
+        status: "live".into(),
+    };
+    c.handle_fetch(request, FetchReply::State(state), 5);
+    let t = transmits(&mut c);
+    let parts: Vec<(u64, String)> = t
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::Fetch {
+                request,
+                path,
+                kind: FetchKind::Part,
+            } => Some((*request, path.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        parts.iter().map(|p| p.1.as_str()).collect::<Vec<_>>(),
+        vec![
+            "/v1/rooms/weur-t/parts/poll?v=7",
+            "/v1/rooms/weur-t/parts/room?v=1"
+        ]
+    );
+    c.handle_fetch(parts[0].0, FetchReply::Part("[1]".into()), 6);
+    c.handle_fetch(parts[1].0, FetchReply::Part("{}".into()), 6);
+    let t = transmits(&mut c);
+    let Some(Transmit::Fetch { request, path, .. }) = t.first().cloned() else {
+        panic!("{t:?}");
+    };
+    assert_eq!(path, "/v1/rooms/weur-t/events?since=40");
+    assert_eq!(c.status(), Status::Open);
+    let reply = PullEvents {
+        events: vec![PullAction {
+            seq: 41,
+            ts_ms: 1,
+            user: "bob".into(),
+            name: "Bob".into(),
+            kind: "comment".into(),
+            text: "hi".into(),
+            sku: String::new(),
+            qty: 0,
+            amount: 0,
+            removed: 0,
+        }],
+        gap: false,
+        cursor: 41,
+        epoch: 2,
+        version: 7,
+        likes: 4,
+        online: 9,
+        poll_interval_ms: 1_000,
+        server_time_ms: Some(10),
+        status: None,
+    };
+    c.handle_fetch(request, FetchReply::Events(reply), 8);
+    let got = events(&mut c);
+    assert!(got
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Comment { seq: 41, .. })));
+    assert!(got.contains(&ClientEvent::Like { total: 4 }));
+    assert_eq!(c.poll_timeout(), Some(1_008));
+    assert_eq!(
+        c.comment("hi", 8).unwrap_err().code,
+        "unsupported_transport"
+    );
+    // A bad token is not retried.
+    c.handle_timeout(1_008);
+    let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
+        panic!();
+    };
+    c.handle_fetch(
+        request,
+        FetchReply::Failed {
+            status: 401,
+            code: "token_expired".into(),
+            message: "expired".into(),
+        },
+        1_010,
+    );
+    assert_eq!(c.status(), Status::Closed);
+}
+
+#[test]
+fn on_pull_an_ended_room_closes_the_session() {
+    let mut c = client(TransportMode::Pull, 0);
+    events(&mut c);
+    let request = match transmits(&mut c).as_slice() {
+        [Transmit::Fetch { request, .. }] => *request,
+        other => panic!("{other:?}"),
+    };
+    c.handle_fetch(request, state_reply("ended"), 10);
+    let got = events(&mut c);
+    assert!(got.contains(&ClientEvent::Ended));
+    assert_eq!(c.status(), Status::Closed);
+    assert!(!got.iter().any(|e| matches!(
+        e,
+        ClientEvent::Status {
+            status: Status::Open,
+            ..
+        }
+    )));
+    assert_eq!(c.poll_timeout(), None);
+}
