@@ -1,4 +1,6 @@
-//! Actions the application starts (comments, likes, gifts, votes, …): checked against the limits before they are sent, re-sent under the same client id after a reconnect, and each ended by exactly one `Done` (or `LikesDropped`).
+//! Actions the application starts (comments, likes, gifts, votes, …): checked against the
+//! limits before they are sent, re-sent under the same client id after a reconnect, and
+//! each ended by exactly one `Done` (or `LikesDropped`).
 
 use super::*;
 

@@ -1,4 +1,6 @@
-//! The client core's public types: its configuration, what it asks the host to do (`Transmit`), what it hands the application (`ClientEvent`, `RoomState`), and the pull answers.
+//! The client core's public types: its configuration, what it asks the host to do
+//! (`Transmit`), what it hands the application (`ClientEvent`, `RoomState`), and the pull
+//! answers.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! The socket's life: open, admission check after a failed upgrade, backoff and reconnect, the end of the room, pings for the clock.
+//! The socket's life: open, admission check after a failed upgrade, backoff and reconnect,
+//! the end of the room, pings for the clock.
 
 use super::*;
 

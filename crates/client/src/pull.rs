@@ -1,4 +1,5 @@
-//! The HTTP pull transport, when WebSockets are not available: the state, then events since the cursor, at the pull interval.
+//! The HTTP pull transport, when WebSockets are not available: the state, then events since
+//! the cursor, at the pull interval.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! What the room sends: Welcome, parts (only newer versions), actions dispatched once per sequence number, likes and online counts; and the events queued for the application.
+//! What the room sends: Welcome, parts (only newer versions), actions dispatched once per
+//! sequence number, likes and online counts; and the events queued for the application.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Actions: acknowledged once, retried under the same id, refused with stable codes; likes coalesced, re-sent, reported when lost (`actions.rs`).
+//! Actions: acknowledged once, retried under the same id, refused with stable codes; likes
+//! coalesced, re-sent, reported when lost (`actions.rs`).
 
 use super::*;
 

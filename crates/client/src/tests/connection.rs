@@ -1,4 +1,5 @@
-//! The socket's life: Hello and resume, epochs, backoff, GoAway, the end of the room, refused upgrades and the socket cap (`connection.rs`).
+//! The socket's life: Hello and resume, epochs, backoff, GoAway, the end of the room,
+//! refused upgrades and the socket cap (`connection.rs`).
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Every deadline of the core, each at its limit (connect, silence, like retry, clock pings, fetches, admission checks, actions).
+//! Every deadline of the core, each at its limit (connect, silence, like retry, clock
+//! pings, fetches, admission checks, actions).
 
 use super::*;
 

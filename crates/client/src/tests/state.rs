@@ -1,4 +1,5 @@
-//! What the room sends: removals, clock samples, the bounded event queue (`state.rs`, `clock.rs`).
+//! What the room sends: removals, clock samples, the bounded event queue (`state.rs`,
+//! `clock.rs`).
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! The shard's copy of the room's state (parts, recent actions, counters), kept from the room's batches so joins and resumes never reach the room.
+//! The shard's copy of the room's state (parts, recent actions, counters), kept from the
+//! room's batches so joins and resumes never reach the room.
 
 use super::*;
 

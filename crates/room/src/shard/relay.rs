@@ -1,4 +1,5 @@
-//! The link to the room: its batches applied (`handle_down`), one batch up per tick within the relay limits, the tick and timer, and the fan-out to sockets.
+//! The link to the room: its batches applied (`handle_down`), one batch up per tick within
+//! the relay limits, the tick and timer, and the fan-out to sockets.
 
 use super::*;
 

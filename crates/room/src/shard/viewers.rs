@@ -1,4 +1,5 @@
-//! The shard's viewers: Hello and Welcome from the mirror, what is answered here (Ping, likes, repeated votes and answers), rate limits, and what is forwarded to the room.
+//! The shard's viewers: Hello and Welcome from the mirror, what is answered here (Ping,
+//! likes, repeated votes and answers), rate limits, and what is forwarded to the room.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Connections: lifetimes, ending, the online count, the per-user socket cap and connect rate, the Hello deadline, stale sockets (`connections.rs`, `admission.rs`).
+//! Connections: lifetimes, ending, the online count, the per-user socket cap and connect
+//! rate, the Hello deadline, stale sockets (`connections.rs`, `admission.rs`).
 
 use super::*;
 

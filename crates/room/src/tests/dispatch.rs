@@ -1,4 +1,5 @@
-//! Frames: direct messages, rate limits, bad frames, repeats acknowledged once, likes (`dispatch.rs`).
+//! Frames: direct messages, rate limits, bad frames, repeats acknowledged once, likes
+//! (`dispatch.rs`).
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Delivery: snapshots, one frame per connection per tick, the leading edge, resumes and gaps, batch splitting (`flush.rs`, `ring.rs`, `welcome.rs`).
+//! Delivery: snapshots, one frame per connection per tick, the leading edge, resumes and
+//! gaps, batch splitting (`flush.rs`, `ring.rs`, `welcome.rs`).
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Gifts: charged then announced once, pending limits, gifters and the leaderboard (`gifts.rs`).
+//! Gifts: charged then announced once, pending limits, gifters and the leaderboard
+//! (`gifts.rs`).
 
 use super::*;
 

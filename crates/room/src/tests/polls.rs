@@ -1,4 +1,5 @@
-//! Polls: first votes count, reveal, limits, and seeded vote storms through lost acks, duplicates and restarts (`polls.rs`).
+//! Polls: first votes count, reveal, limits, and seeded vote storms through lost acks,
+//! duplicates and restarts (`polls.rs`).
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Shards: the socket cap and Hello deadline on a shard, shard counts, relay batch limits (`shard.rs`, `sharding.rs`).
+//! Shards: the socket cap and Hello deadline on a shard, shard counts, relay batch limits
+//! (`shard.rs`, `sharding.rs`).
 
 use super::*;
 

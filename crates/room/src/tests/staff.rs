@@ -1,4 +1,5 @@
-//! Staff features: quizzes, Q&A, products, moderation and the audit trail, and their input limits (`staff.rs`, `quiz.rs`, `qa.rs`, `products.rs`, `moderation.rs`).
+//! Staff features: quizzes, Q&A, products, moderation and the audit trail, and their input
+//! limits (`staff.rs`, `quiz.rs`, `qa.rs`, `products.rs`, `moderation.rs`).
 
 use super::*;
 

@@ -1,0 +1,231 @@
+//! The room's recording: fed after every pump, sealed chunks written to R2 (or this
+//! object's storage without the binding), replay windows read back.
+
+use super::*;
+
+pub(crate) const REPLAY_RECORDER_KEY: &str = "replay/recorder";
+
+/// The R2 bucket of sealed chunks; without it (workerd alone) they go to this object's
+/// storage under `replay/chunk/<index>`.
+pub(crate) const REPLAY_BUCKET: &str = "REPLAY";
+
+/// Hands the recorder the actions after its cursor, every part version newer than it
+/// has (and the parts gone), the like total, and the time (or the end).
+pub(crate) fn feed_recorder(room: &mut Room, recorder: &mut ovation_replay::Recorder, now: u64) {
+    // Until the end: a truncated recording still takes removals.
+    while recorder.ended_ms().is_none() {
+        let (actions, _gap) = room.actions_since(recorder.last_seq(), now);
+        if actions.is_empty() {
+            break;
+        }
+        for action in &actions {
+            recorder.record_action(action);
+        }
+    }
+    let versions: Vec<(String, u64)> = room
+        .part_versions()
+        .map(|(name, version)| (name.to_owned(), version))
+        .collect();
+    for (name, version) in &versions {
+        if recorder.part_version(name).is_none_or(|v| v < *version) {
+            if let Some(value) = room.part_at(name, *version) {
+                recorder.record_part(name, *version, value, now);
+            }
+        }
+    }
+    let gone: Vec<String> = recorder
+        .part_names()
+        .filter(|name| !versions.iter().any(|(n, _)| n == name))
+        .map(str::to_owned)
+        .collect();
+    for name in gone {
+        recorder.record_part(&name, room.total_version(), "null", now);
+    }
+    recorder.record_likes(room.likes_total(), now);
+    if room.status() == ovation_room::RoomStatus::Ended {
+        recorder.end(now);
+    } else {
+        recorder.advance(now);
+    }
+}
+
+impl RoomObject {
+    /// Feeds the recorder what the room did since it was last fed, writes the chunks it
+    /// sealed, then saves it if it changed (a chunk is stored before the recorder that
+    /// counts it). A failed write is logged: the recording has a hole, the room goes on.
+    pub(crate) async fn record(&self) {
+        let now = now_ms();
+        let (sealed, recording) = {
+            let mut memory = self.memory.borrow_mut();
+            let Memory {
+                room,
+                recorder,
+                tenant,
+                ..
+            } = &mut *memory;
+            let (Some(room), Some(recorder)) = (room.as_mut(), recorder.as_mut()) else {
+                return;
+            };
+            feed_recorder(room, recorder, now);
+            let sealed: Vec<_> = std::iter::from_fn(|| recorder.poll_sealed()).collect();
+            let started_ms = recorder.started_ms();
+            (
+                sealed,
+                (tenant.clone(), room.info().room_id.clone(), started_ms),
+            )
+        };
+        for chunk in sealed {
+            if let Err(e) = self.write_chunk(&recording, chunk).await {
+                log_json(json!({"level":"error","event":"replay_chunk_write_failed",
+                                "detail": e.to_string()}));
+            }
+        }
+        // Taken after the chunk writes (other events ran meanwhile), so a slower save
+        // never overwrites a newer one. Saved only when changed: most pumps (a like, a
+        // join) change no recording.
+        let save = {
+            let mut memory = self.memory.borrow_mut();
+            let Memory {
+                recorder,
+                recorder_saved,
+                ..
+            } = &mut *memory;
+            recorder.as_ref().and_then(|recorder| {
+                (*recorder_saved != Some(recorder.revision())).then(|| {
+                    *recorder_saved = Some(recorder.revision());
+                    serde_json::to_string(recorder).unwrap_or_default()
+                })
+            })
+        };
+        if let Some(text) = save {
+            let bytes = Uint8Array::from(text.as_bytes());
+            if let Err(e) = self
+                .state
+                .storage()
+                .put_raw(REPLAY_RECORDER_KEY, bytes)
+                .await
+            {
+                log_json(json!({"level":"error","event":"replay_save_failed",
+                                "detail": e.to_string()}));
+            }
+        }
+    }
+
+    pub(crate) fn chunk_key(
+        (tenant, room, started_ms): &(String, String, u64),
+        index: u64,
+    ) -> String {
+        format!("{tenant}/{room}/{started_ms}/{index:08}")
+    }
+
+    pub(crate) async fn write_chunk(
+        &self,
+        recording: &(String, String, u64),
+        chunk: ovation_replay::Sealed,
+    ) -> Result<()> {
+        match self.env.bucket(REPLAY_BUCKET) {
+            Ok(bucket) => {
+                let key = Self::chunk_key(recording, chunk.index);
+                bucket.put(key, chunk.bytes).execute().await?;
+            }
+            Err(_) => {
+                let key = format!("{REPLAY_KEY_PREFIX}chunk/{:08}", chunk.index);
+                let bytes = Uint8Array::from(chunk.bytes.as_slice());
+                self.state.storage().put_raw(&key, bytes).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn read_chunk(
+        &self,
+        recording: &(String, String, u64),
+        index: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        match self.env.bucket(REPLAY_BUCKET) {
+            Ok(bucket) => match bucket
+                .get(Self::chunk_key(recording, index))
+                .execute()
+                .await?
+            {
+                Some(object) => match object.body() {
+                    Some(body) => Ok(Some(body.bytes().await?)),
+                    None => Ok(None),
+                },
+                None => Ok(None),
+            },
+            Err(_) => {
+                let key = format!("{REPLAY_KEY_PREFIX}chunk/{index:08}");
+                let map = self
+                    .state
+                    .storage()
+                    .get_multiple(vec![key.as_str()])
+                    .await?;
+                let value = map.get(&key.as_str().into());
+                Ok((!value.is_undefined()).then(|| Uint8Array::new(&value).to_vec()))
+            }
+        }
+    }
+
+    /// `GET /replay?from&to[&snapshot=false]`: the window from the stored chunks and the
+    /// open one. An ended room's answer says `x-ovation-replay-final` (the router caches it).
+    pub(crate) async fn replay_window(
+        &self,
+        from: u64,
+        to: u64,
+        snapshot: bool,
+    ) -> std::result::Result<Response, ApiError> {
+        self.record().await;
+        let (info, open, recording) = {
+            let memory = self.memory.borrow();
+            let recorder = memory
+                .recorder
+                .as_ref()
+                .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+            let room = memory.room.as_ref().map(|r| r.info().room_id.clone());
+            (
+                recorder.info(),
+                recorder.open_chunk_now().cloned(),
+                (
+                    memory.tenant.clone(),
+                    room.unwrap_or_default(),
+                    recorder.started_ms(),
+                ),
+            )
+        };
+        let mut chunks = Vec::new();
+        for index in info.chunks_for(from, to) {
+            if Some(index) == info.open_index {
+                chunks.extend(open.clone());
+                continue;
+            }
+            let bytes = self
+                .read_chunk(&recording, index)
+                .await
+                .map_err(|e| ApiError::internal(&e.to_string()))?;
+            if let Some(bytes) = bytes {
+                let chunk = ovation_replay::Chunk::decode(&bytes)
+                    .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
+                chunks.push(chunk);
+            }
+        }
+        let window = info.window(&chunks, from, to, snapshot);
+        let internal = |e: Error| ApiError::internal(&e.to_string());
+        let mut resp = Response::from_json(&window).map_err(internal)?;
+        // Where this room's chunks live: `r2`, or `object` (its own storage, no binding).
+        let store = if self.env.bucket(REPLAY_BUCKET).is_ok() {
+            "r2"
+        } else {
+            "object"
+        };
+        resp.headers_mut()
+            .set(crate::REPLAY_STORE_HEADER, store)
+            .map_err(internal)?;
+        if info.ended_ms.is_some() {
+            resp.headers_mut()
+                .set(crate::contract::REPLAY_FINAL_HEADER, "1")
+                .map_err(internal)?;
+        }
+        Ok(resp)
+    }
+}

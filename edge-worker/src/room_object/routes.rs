@@ -1,0 +1,264 @@
+//! The room object's HTTP routes, called by the Worker with the verified identity:
+//! upgrades, admin commands, the pull answers, parts, audit, replay windows.
+
+use super::*;
+
+impl RoomObject {
+    pub(crate) fn state_json(&self) -> std::result::Result<PullState, ApiError> {
+        let memory = self.memory.borrow();
+        let room = memory
+            .room
+            .as_ref()
+            .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+        Ok(PullState {
+            room: room.info().room_id.clone(),
+            status: room.status().as_str().into(),
+            epoch: room.epoch(),
+            version: room.total_version(),
+            parts: room
+                .part_versions()
+                .map(|(name, version)| (name.to_owned(), version))
+                .collect(),
+            action_cursor: room.last_seq(),
+            likes: room.likes_total(),
+            online: room.online(),
+        })
+    }
+
+    pub(crate) async fn route(&self, mut req: Request) -> std::result::Result<Response, ApiError> {
+        let internal = |e: Error| ApiError::internal(&e.to_string());
+        self.ensure_loaded().await.map_err(internal)?;
+        if req.method() == Method::Post && req.path() == "/shard-up" {
+            // From the room's own shards (objects of this worker; not routable from outside).
+            let bytes = req.bytes().await.map_err(internal)?;
+            let result = {
+                let mut memory = self.memory.borrow_mut();
+                let room = memory
+                    .room
+                    .as_mut()
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                room.shard_up(&bytes, now_ms())
+            };
+            if let Err(e) = result {
+                log_json(
+                    json!({"level":"error","event":"shard_up_refused","detail": e.to_string()}),
+                );
+                return Err(ApiError::new(400, "bad_shard_batch", &e.to_string()));
+            }
+            return Ok(Response::empty().map_err(internal)?.with_status(204));
+        }
+        let identity: IdentityHeader = req
+            .headers()
+            .get(crate::contract::IDENTITY_HEADER)
+            .ok()
+            .flatten()
+            .and_then(|h| serde_json::from_str(&h).ok())
+            .ok_or_else(|| ApiError::internal("room object called without identity"))?;
+        if !identity.tenant.is_empty() {
+            self.memory.borrow_mut().tenant = identity.tenant.clone();
+        }
+        let url = req.url().map_err(internal)?;
+        let query = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let path = url.path().to_owned();
+        // A viewer of a big room goes to its shard.
+        let shard = self.shard_for(&identity);
+        let resp = match (req.method(), path.as_str()) {
+            (Method::Get, "/ws") if shard.is_some() => {
+                // The Worker connects the viewer to the shard itself: a socket handed
+                // through this object would carry every frame through the room, the
+                // one object sharding is there to unload.
+                let index = shard.expect("checked");
+                let (name, region) = self.object_name().expect("a sharded room exists");
+                let mut resp = Response::empty().map_err(internal)?;
+                let route = [
+                    (crate::contract::ROOM_OBJECT_HEADER, name),
+                    (crate::contract::SHARD_INDEX_HEADER, index.to_string()),
+                    (crate::contract::REGION_HEADER, region),
+                    (
+                        crate::contract::LIFETIME_HEADER,
+                        self.connection_lifetime_ms().to_string(),
+                    ),
+                ];
+                for (header, value) in route {
+                    resp.headers_mut().set(header, &value).map_err(internal)?;
+                }
+                resp
+            }
+            (Method::Get, "/ws") => {
+                let echo = crate::http::offered_protocols(&req).contains(&SUBPROTOCOL.to_owned());
+                let mut resp = self.accept(identity).await.map_err(internal)?;
+                if echo && resp.status_code() == 101 {
+                    resp.headers_mut()
+                        .set("sec-websocket-protocol", SUBPROTOCOL)
+                        .map_err(internal)?;
+                }
+                resp
+            }
+            (Method::Post, "/create") => {
+                // Bodies are read as bytes by serde_json: JavaScript's JSON.parse would
+                // round whole numbers above 2^53 (then refused as a 500).
+                let info: RoomInfo = crate::http::json_body(&mut req).await?;
+                info.validate()
+                    .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
+                self.create(info).await.map_err(internal)?
+            }
+            (Method::Post, "/end") => {
+                let ledger_room = self.ledger_room();
+                let r = self.admin(AdminCommand::End)?;
+                let mut body = r.to_json();
+                self.pump().await.map_err(internal)?; // the last changes, then the recording ends
+                if let Some(recorder) = self.memory.borrow().recorder.as_ref() {
+                    body["replay"] = json!({
+                        "from_ms": recorder.started_ms(), "to_ms": recorder.ended_ms(),
+                        "truncated_at_ms": recorder.truncated_at_ms(),
+                    });
+                }
+                // Ending a room settles its gifts (idempotent; re-run by ending again).
+                if let (Some(ledger_room), Some(_)) = (ledger_room, self.settlement()) {
+                    let path = format!("/v1/rooms/{ledger_room}/settle");
+                    body["settlement"] = match self.settlement_call(&path, "{}".into()).await {
+                        Ok((200, summary)) => {
+                            serde_json::from_slice(&summary).unwrap_or(serde_json::Value::Null)
+                        }
+                        other => {
+                            log_json(json!({"level":"error","event":"settle_failed",
+                                            "detail": format!("{other:?}")}));
+                            json!({ "status": "pending" })
+                        }
+                    };
+                }
+                json(body, 200).map_err(internal)?
+            }
+            (Method::Get, "/state") => json(self.state_json()?, 200).map_err(internal)?,
+            (Method::Get, "/replay") => {
+                let ms = |name: &str| query(name).and_then(|v| v.parse::<u64>().ok());
+                let (Some(from), Some(to)) = (ms("from"), ms("to")) else {
+                    return Err(ApiError::new(
+                        400,
+                        "replay_window_required",
+                        "give the window as ?from=MS&to=MS (server time, ms)",
+                    ));
+                };
+                ovation_replay::check_window(from, to)
+                    .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
+                self.replay_window(from, to, query("snapshot").as_deref() != Some("false"))
+                    .await?
+            }
+            (Method::Get, "/part") => {
+                let name = query("name").unwrap_or_default();
+                let version: u64 = query("v").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let memory = self.memory.borrow();
+                let room = memory
+                    .room
+                    .as_ref()
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                match room.part_at(&name, version) {
+                    Some(value) => {
+                        let mut resp = Response::ok(value).map_err(internal)?;
+                        let _ = resp.headers_mut().set("content-type", "application/json");
+                        resp
+                    }
+                    None => {
+                        return Err(ApiError::new(
+                            404,
+                            "part_version_not_found",
+                            "no such part at that version (GET …/state for current versions)",
+                        ))
+                    }
+                }
+            }
+            (Method::Get, "/events") => {
+                let mut memory = self.memory.borrow_mut();
+                let room = memory
+                    .room
+                    .as_mut()
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                let since = match query("since") {
+                    Some(s) => s.parse::<u64>().map_err(|_| {
+                        ApiError::new(400, "invalid_since", "since must be a sequence number")
+                    })?,
+                    None => room.last_seq(),
+                };
+                let (actions, gap) = room.actions_since(since, now_ms());
+                let cursor = actions
+                    .last()
+                    .map(|a| a.seq)
+                    .unwrap_or(since.min(room.last_seq()));
+                let events = PullEvents {
+                    events: actions.iter().map(PullAction::from).collect(),
+                    gap,
+                    cursor,
+                    epoch: room.epoch(),
+                    version: room.total_version(),
+                    likes: room.likes_total(),
+                    online: room.online(),
+                    status: Some(room.status().as_str().into()),
+                    server_time_ms: Some(now_ms()),
+                    poll_interval_ms: PULL_INTERVAL_MS,
+                };
+                json(events, 200).map_err(internal)?
+            }
+            (Method::Get, "/audit") => {
+                let memory = self.memory.borrow();
+                let room = memory
+                    .room
+                    .as_ref()
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                let entries: Vec<&ovation_room::AuditEntry> = room.audit_trail().collect();
+                json(json!({ "entries": entries }), 200).map_err(internal)?
+            }
+            (Method::Get, "/stats") => {
+                let memory = self.memory.borrow();
+                let room = memory
+                    .room
+                    .as_ref()
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                let mut stats = serde_json::to_value(room.stats()).unwrap_or_default();
+                // The runtime's own count of the sockets this object holds: a big room's
+                // viewers are on their shards, never here.
+                stats["sockets_held"] = json!(self.state.get_websockets().len());
+                // The isolate's wasm linear memory (every room object of the isolate
+                // shares it; it never shrinks): `bench soak` tells it from the rest of
+                // workerd's resident memory.
+                #[cfg(target_arch = "wasm32")]
+                {
+                    stats["wasm_memory_bytes"] =
+                        json!(core::arch::wasm32::memory_size::<0>() as u64 * 65_536);
+                }
+                json(stats, 200).map_err(internal)?
+            }
+            (Method::Post, "/admin") => {
+                let request: AdminRequest = crate::http::json_body(&mut req).await?;
+                let command = match request {
+                    AdminRequest::Broadcast { text } => AdminCommand::Broadcast {
+                        from_user: identity.user,
+                        from_name: identity.name,
+                        text,
+                    },
+                    AdminRequest::Direct { user, payload } => AdminCommand::Direct {
+                        from_user: identity.user,
+                        to_user: user,
+                        payload,
+                    },
+                    AdminRequest::SetPart { name, value } => AdminCommand::SetPart { name, value },
+                    AdminRequest::SetShards { shards } => AdminCommand::SetShards { shards },
+                    AdminRequest::Staff { action } => AdminCommand::Staff {
+                        by: Identity {
+                            user: identity.user,
+                            name: identity.name,
+                            role: identity.role,
+                        },
+                        command: action,
+                    },
+                };
+                json(self.admin(command)?.to_json(), 200).map_err(internal)?
+            }
+            _ => return Err(ApiError::new(404, "route_not_found", "no such route")),
+        };
+        Ok(resp)
+    }
+}

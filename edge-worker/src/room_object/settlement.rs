@@ -1,0 +1,112 @@
+//! The room object as the settlement service's client: its URL and secret, the gift
+//! request, and what each answer means (the rules are `ovation_room::settlement`).
+
+use super::*;
+
+impl RoomObject {
+    /// The settlement service's URL and bearer secret (a `wrangler secret`, never in
+    /// wrangler.toml). A URL without a secret is a misconfiguration: logged, and gifts
+    /// stay off rather than calling the service with an empty bearer.
+    pub(crate) fn settlement(&self) -> Option<(String, String)> {
+        let url = crate::text_binding(&self.env, "OVATION_SETTLEMENT_URL")?;
+        let secret =
+            crate::text_binding(&self.env, "OVATION_SETTLEMENT_SECRET").unwrap_or_default();
+        if url.is_empty() {
+            return None;
+        }
+        if secret.is_empty() {
+            crate::http::log_error_once(
+                "settlement_not_configured",
+                "OVATION_SETTLEMENT_URL is set but OVATION_SETTLEMENT_SECRET is not; \
+                 set it with `wrangler secret put OVATION_SETTLEMENT_SECRET`",
+            );
+            return None;
+        }
+        Some((url, secret))
+    }
+
+    /// The room's account at the settlement service: tenant, room and epoch (a reopened
+    /// room is a new account).
+    pub(crate) fn ledger_room(&self) -> Option<String> {
+        let memory = self.memory.borrow();
+        let room = memory.room.as_ref()?;
+        Some(ledger_room_account(
+            &memory.tenant,
+            &room.info().room_id,
+            room.epoch(),
+        ))
+    }
+
+    pub(crate) async fn settlement_call(
+        &self,
+        path: &str,
+        body: String,
+    ) -> std::result::Result<(u16, Vec<u8>), String> {
+        let (url, secret) = self
+            .settlement()
+            .ok_or_else(|| "gifts are not configured".to_owned())?;
+        let headers = Headers::new();
+        let _ = headers.set("content-type", "application/json");
+        let _ = headers.set("authorization", &format!("Bearer {secret}"));
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(body.into()));
+        let request =
+            Request::new_with_init(&format!("{url}{path}"), &init).map_err(|e| e.to_string())?;
+        let mut response = Fetch::Request(request)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status_code();
+        // Parsed in Rust (`ovation_room::charge_outcome`): a balance above 2^53 must not
+        // be rounded by JavaScript.
+        let body = response.bytes().await.unwrap_or_default();
+        Ok((status, body))
+    }
+
+    pub(crate) async fn charge(&self, charge: &ChargeRequest) -> ChargeOutcome {
+        let Some(room) = self.ledger_room() else {
+            return ChargeOutcome::Refused {
+                code: ErrorCode::RoomEnded,
+                message: "no room".into(),
+            };
+        };
+        let tenant = self.memory.borrow().tenant.clone();
+        let body = gift_request_body(&tenant, &room, charge);
+        let refused = |code, message: String| ChargeOutcome::Refused { code, message };
+        if self.settlement().is_none() {
+            // Told plainly, not "retry", and not logged per gift (the misconfiguration
+            // is logged once by `settlement`).
+            return refused(
+                ErrorCode::Unavailable,
+                "gifts are off here: no settlement service is configured".into(),
+            );
+        }
+        match self.settlement_call("/v1/gifts", body).await {
+            Ok((status, body)) => {
+                let outcome = charge_outcome(status, &body);
+                if matches!(
+                    &outcome,
+                    ChargeOutcome::Refused {
+                        code: ErrorCode::Unavailable,
+                        ..
+                    }
+                ) {
+                    log_json(
+                        json!({"level":"error","event":"settlement_error","status":status,
+                                    "body":String::from_utf8_lossy(&body)}),
+                    );
+                }
+                outcome
+            }
+            Err(cause) => {
+                log_json(json!({"level":"error","event":"settlement_unreachable","cause":cause}));
+                refused(
+                    ErrorCode::Unavailable,
+                    SETTLEMENT_UNAVAILABLE_MESSAGE.into(),
+                )
+            }
+        }
+    }
+}

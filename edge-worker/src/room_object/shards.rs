@@ -1,0 +1,91 @@
+//! A big room's link to its shards: naming and placing them, one batch in flight per shard,
+//! which shard a viewer belongs to.
+
+use super::*;
+
+impl RoomObject {
+    /// The room object's name (`tenant/room`), which its shards are named after.
+    pub(crate) fn object_name(&self) -> Option<(String, String)> {
+        let memory = self.memory.borrow();
+        let room = memory.room.as_ref()?;
+        let room_id = room.info().room_id.clone();
+        let region = ovation_proto::RoomId::parse(&room_id)
+            .map(|id| id.region().as_str().to_owned())
+            .unwrap_or_default();
+        Some((format!("{}/{room_id}", memory.tenant), region))
+    }
+
+    pub(crate) fn shard_stub(&self, index: u16) -> Result<Stub> {
+        let (name, region) = self
+            .object_name()
+            .ok_or_else(|| Error::RustError("no room".into()))?;
+        crate::contract::shard_stub(&self.env, &name, index, &region)
+    }
+
+    /// Delivers queued batches to the shards: per shard one request at a time, in order;
+    /// the shards in parallel.
+    pub(crate) async fn send_to_shards(&self) {
+        let idle: Vec<u16> = {
+            let memory = self.memory.borrow();
+            memory
+                .shard_queues
+                .iter()
+                .filter(|(shard, queue)| {
+                    !queue.is_empty() && !memory.shards_sending.contains(shard)
+                })
+                .map(|(shard, _)| *shard)
+                .collect()
+        };
+        let drains = idle.into_iter().map(|shard| self.drain_shard_queue(shard));
+        futures_util::future::join_all(drains).await;
+    }
+
+    pub(crate) async fn drain_shard_queue(&self, shard: u16) {
+        self.memory.borrow_mut().shards_sending.insert(shard);
+        loop {
+            let Some(frame) = self
+                .memory
+                .borrow_mut()
+                .shard_queues
+                .get_mut(&shard)
+                .and_then(VecDeque::pop_front)
+            else {
+                break;
+            };
+            let sent = async {
+                let stub = self.shard_stub(shard)?;
+                let mut init = RequestInit::new();
+                init.with_method(Method::Post)
+                    .with_body(Some(Uint8Array::from(&frame[..]).into()));
+                let headers = Headers::new();
+                let (name, _) = self
+                    .object_name()
+                    .ok_or_else(|| Error::RustError("no room".into()))?;
+                headers.set(crate::contract::ROOM_OBJECT_HEADER, &name)?;
+                headers.set(crate::contract::SHARD_INDEX_HEADER, &shard.to_string())?;
+                init.with_headers(headers);
+                let req = Request::new_with_init("https://do/down", &init)?;
+                stub.fetch_with_request(req).await
+            }
+            .await;
+            match sent {
+                Ok(resp) if resp.status_code() == 204 => {}
+                // The shard notices the missing batch by its number and asks for a
+                // snapshot, so a failed delivery is not retried.
+                other => log_json(json!({"level":"error","event":"shard_down_failed",
+                    "shard": shard, "detail": format!("{:?}", other.map(|r| r.status_code()))})),
+            }
+        }
+        self.memory.borrow_mut().shards_sending.remove(&shard);
+    }
+
+    /// The shard a viewer's socket goes to, in a sharded room (staff stay on the room:
+    /// they get the staff-only notices).
+    pub(crate) fn shard_for(&self, identity: &IdentityHeader) -> Option<u16> {
+        if identity.role != Role::Viewer {
+            return None;
+        }
+        let memory = self.memory.borrow();
+        memory.room.as_ref()?.shard_for(&identity.user)
+    }
+}
