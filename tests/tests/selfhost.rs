@@ -213,8 +213,8 @@ fn unit_key<'a>(keys: &'a [(String, String)], name: &str) -> &'a str {
 
 /// `path` under `root` when it starts with `prefix` (an absolute path of the deployment).
 fn moved(path: &str, prefix: &str, root: &Path) -> Option<PathBuf> {
-    let rest = path.strip_prefix(prefix)?;
-    Some(root.join(rest.trim_start_matches('/')))
+    let rest = Path::new(path).strip_prefix(prefix).ok()?;
+    Some(root.join(rest))
 }
 
 /// Room objects stored under a storage directory: one `<object id, 64 hex>.sqlite` each
