@@ -1,0 +1,197 @@
+use super::*;
+
+/// The edge names accounts `tenant:user` and `tenant:room:epoch` from ids at their
+/// own limits: the ledger takes the longest it can send and refuses one byte more.
+#[test]
+fn the_longest_accounts_the_edge_can_name_are_taken_and_one_byte_more_is_not() {
+    use ovation_proto::limits::USER_ID_BYTES_MAX as USER;
+    use ovation_proto::limits::{ROOM_ID_BYTES_MAX as ROOM, TENANT_ID_BYTES_MAX as TENANT};
+    let tenant = "t".repeat(TENANT);
+    let user = format!("{tenant}:{}", "u".repeat(USER));
+    let room = format!("{tenant}:{}:{}", "r".repeat(ROOM), u64::MAX);
+    let gift = |room: &str, from: &str| Gift {
+        id: "g1".into(),
+        room: room.into(),
+        from: from.into(),
+        amount: 1,
+        sku: "rose".into(),
+        qty: 1,
+    };
+    assert_eq!(gift(&room, &user).validate(), Ok(()));
+    assert!(gift(&format!("{room}9"), &user).validate().is_err());
+    assert!(gift(&room, &format!("{user}u")).validate().is_err());
+    let deposit = |user: &str| Deposit {
+        id: "d1".into(),
+        user: user.into(),
+        amount: 1,
+    };
+    assert_eq!(deposit(&user).validate(), Ok(()));
+    assert!(deposit(&format!("{user}u")).validate().is_err());
+}
+
+fn gift(id: &str, from: &str, amount: u64) -> Gift {
+    Gift {
+        id: id.into(),
+        room: "weur-r".into(),
+        from: from.into(),
+        amount,
+        sku: "rose".into(),
+        qty: 1,
+    }
+}
+
+fn deposit(ledger: &mut MemoryLedger, user: &str, amount: u64) {
+    ledger
+        .deposit(&Deposit {
+            id: format!("dep-{user}-{amount}"),
+            user: user.into(),
+            amount,
+        })
+        .unwrap();
+}
+
+#[test]
+fn shard_map_is_stable() {
+    let map = ShardMap::new(4).unwrap();
+    // Fixed values (computed independently): a change here moves money between
+    // databases, so it must fail a test.
+    let users = ["alice", "bob", "carol", "dave"];
+    assert_eq!(users.map(|u| map.shard_of(u)), [3, 0, 2, 3]);
+    let wide = ShardMap::new(64).unwrap();
+    assert_eq!(users.map(|u| wide.shard_of(u)), [7, 20, 50, 63]);
+    assert_eq!(map.shard_of(""), (0xcbf2_9ce4_8422_2325_u64 % 4) as u16);
+    assert!(ShardMap::new(0).is_err() && ShardMap::new(65).is_err());
+}
+
+#[test]
+fn gifts_are_idempotent_and_conflicts_refused() {
+    let mut ledger = MemoryLedger::new(ShardMap::new(4).unwrap());
+    deposit(&mut ledger, "ana", 100);
+    ledger.open_room("weur-r", "host").unwrap();
+    let first = ledger.gift(&gift("g1", "ana", 30));
+    assert_eq!(first.map(|r| (r.balance, r.replayed)), Ok((70, false)));
+    let retry = ledger.gift(&gift("g1", "ana", 30));
+    assert_eq!(
+        retry.map(|r| (r.balance, r.replayed)),
+        Ok((70, true)),
+        "a retry returns the original answer, marked replayed"
+    );
+    assert_eq!(ledger.balance("ana"), 70);
+    assert_eq!(
+        ledger.gift(&gift("g1", "ana", 31)),
+        Err(LedgerError::IdConflict)
+    );
+    assert_eq!(
+        ledger.gift(&gift("g2", "ana", 71)),
+        Err(LedgerError::InsufficientFunds {
+            balance: 70,
+            needed: 71
+        })
+    );
+    assert!(ledger.audit().ok());
+}
+
+#[test]
+fn settlement_moves_everything_to_the_host_once_and_closes_the_room() {
+    let mut ledger = MemoryLedger::new(ShardMap::new(4).unwrap());
+    ledger.open_room("weur-r", "host").unwrap();
+    let users: Vec<String> = (0..20).map(|i| format!("u{i}")).collect();
+    for (i, user) in users.iter().enumerate() {
+        deposit(&mut ledger, user, 50);
+        ledger
+            .gift(&gift(&format!("g{i}"), user, 10 + i as u64))
+            .unwrap();
+    }
+    let gifted: u64 = (0..20).map(|i| 10 + i as u64).sum();
+    let summary = ledger.settle("weur-r").unwrap();
+    assert_eq!(
+        (summary.status, summary.gifted, summary.settled),
+        (RoomStatus::Settled, gifted, gifted)
+    );
+    assert_eq!(ledger.balance("host"), gifted);
+    let again = ledger.settle("weur-r").unwrap();
+    assert_eq!(again.settled, gifted);
+    assert_eq!(ledger.balance("host"), gifted, "settling twice pays once");
+    assert_eq!(
+        ledger.gift(&gift("late", "u0", 1)),
+        Err(LedgerError::RoomNotOpen)
+    );
+    assert!(ledger.audit().ok(), "{:?}", ledger.audit());
+}
+
+/// A crash after every step of an opening: before the coordinator's activation no
+/// shard takes a gift; after it every shard does (activating itself); a retried
+/// open, or a settle, completes the opening; the host is paid exactly what was taken.
+#[test]
+fn an_interrupted_opening_takes_no_gift_until_committed_and_a_retry_completes_it() {
+    let map = ShardMap::new(4).unwrap();
+    let plan = plan_opening(map, "weur-r", "host");
+    assert_eq!(plan.steps.len(), 8);
+    // Senders in every shard.
+    let senders: Vec<String> = (0..4)
+        .map(|s| {
+            (0..)
+                .map(|i| format!("u{i}"))
+                .find(|u| map.shard_of(u) == s)
+                .unwrap()
+        })
+        .collect();
+    for crash_after in 0..=plan.steps.len() {
+        for settle_instead in [false, true] {
+            let mut ledger = MemoryLedger::new(map);
+            for user in &senders {
+                deposit(&mut ledger, user, 100);
+            }
+            for step in plan.steps.iter().take(crash_after) {
+                ledger.apply_opening_step(&plan, step).unwrap();
+            }
+            let committed = crash_after > 4;
+            let status = ledger.room("weur-r").map(|s| s.status);
+            let expected = match crash_after {
+                0 => None,
+                1..=4 => Some(RoomStatus::Opening),
+                _ => Some(RoomStatus::Open),
+            };
+            assert_eq!(status, expected, "after {crash_after} steps");
+            let mut taken = 0;
+            for (i, user) in senders.iter().enumerate() {
+                let answer = ledger.gift(&gift(&format!("early{i}"), user, 10));
+                if committed {
+                    assert!(answer.is_ok(), "after {crash_after}: {answer:?}");
+                    taken += 10;
+                } else {
+                    assert_eq!(answer, Err(LedgerError::RoomNotOpen));
+                }
+            }
+            assert_eq!(
+                ledger.open_room("weur-r", "other"),
+                if crash_after == 0 {
+                    Ok(())
+                } else {
+                    Err(LedgerError::RoomHostConflict)
+                },
+                "the coordinator's prepare claims the host"
+            );
+            if crash_after == 0 {
+                continue;
+            }
+            if settle_instead {
+                let summary = ledger.settle("weur-r").unwrap();
+                assert_eq!(
+                    (summary.status, summary.gifted, summary.settled),
+                    (RoomStatus::Settled, taken, taken)
+                );
+            } else {
+                ledger.open_room("weur-r", "host").unwrap();
+                assert_eq!(ledger.room("weur-r").unwrap().status, RoomStatus::Open);
+                for (i, user) in senders.iter().enumerate() {
+                    ledger.gift(&gift(&format!("late{i}"), user, 5)).unwrap();
+                    taken += 5;
+                }
+                assert_eq!(ledger.settle("weur-r").unwrap().settled, taken);
+            }
+            assert_eq!(ledger.balance("host"), taken);
+            assert!(ledger.audit().ok(), "{:?}", ledger.audit());
+        }
+    }
+}
