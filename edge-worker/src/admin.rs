@@ -1,0 +1,334 @@
+//! The admin API's handlers (rooms, broadcasts, parts, staff commands): each checks the
+//! admin or staff token, reads its body as bytes into typed JSON, and forwards one typed
+//! command to the room object.
+
+use super::*;
+
+pub(crate) fn admin(req: &Request, env: &Env) -> std::result::Result<Verified, ApiError> {
+    let identity = authenticate(req, env)?;
+    identity.require_admin().map_err(auth_error)?;
+    Ok(identity)
+}
+
+pub(crate) async fn admin_forward(
+    req: Request,
+    env: &Env,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> std::result::Result<Response, ApiError> {
+    let room = room_param(&req)?;
+    let identity = admin(&req, env)?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let method = if body.is_some() {
+        Method::Post
+    } else {
+        Method::Get
+    };
+    call(&stub, method, &format!("/{path}"), &identity, body).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRoom {
+    room: String,
+    host: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    expected_audience: u64,
+}
+
+pub(crate) async fn create_room(
+    mut req: Request,
+    env: &Env,
+) -> std::result::Result<Response, ApiError> {
+    let identity = admin(&req, env)?;
+    let body: CreateRoom = json_body(&mut req).await?;
+    let room = RoomId::parse(&body.room)
+        .map_err(|e| ApiError::new(400, "invalid_room_id", &e.to_string()))?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    if body.host.is_empty() || body.host.len() > USER_ID_BYTES_MAX {
+        return Err(ApiError::new(400, "invalid_host", "host must be a user id"));
+    }
+    let info = ovation_room::RoomInfo {
+        room_id: room.as_str().to_owned(),
+        host_user: body.host.clone(),
+        title: body.title.clone(),
+        expected_audience: body.expected_audience,
+    };
+    info.validate()
+        .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
+    // The directory admits the room first, so a tenant never has more than
+    // DIRECTORY_ROOMS_MAX live rooms, listed or not (429 `too_many_rooms`).
+    let dir = directory_stub(env, &identity.tenant)?;
+    let entry = json!({ "room": room.as_str(), "title": body.title, "host": body.host,
+                        "created_ms": now_ms() });
+    let mut admitted = call(&dir, Method::Post, "/add", &identity, Some(entry)).await?;
+    if admitted.status_code() != 200 {
+        return Ok(admitted);
+    }
+    let listed_before = admitted
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["existed"] == true);
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let payload = serde_json::to_value(&info).map_err(|e| ApiError::internal(&e.to_string()))?;
+    let created = call(&stub, Method::Post, "/create", &identity, Some(payload)).await;
+    // The entry stays when the room is live: created now, or already live (409
+    // `room_exists`: a concurrent create of the same room won, and its entry is this
+    // one). Otherwise, a refused or failed create leaves no entry behind.
+    let live = created
+        .as_ref()
+        .is_ok_and(|r| r.status_code() == 201 || r.status_code() == 409);
+    if !live && !listed_before {
+        let remove = json!({ "room": room.as_str() });
+        let _ = call(&dir, Method::Post, "/remove", &identity, Some(remove)).await;
+    }
+    created
+}
+
+pub(crate) async fn end_room(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let room = room_param(&req)?;
+    let identity = admin(&req, env)?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let mut resp = call(&stub, Method::Post, "/end", &identity, Some(json!({}))).await?;
+    if resp.status_code() == 200 {
+        // The room stays listed, archived with its replay window.
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiError::internal(&e.to_string()))?;
+        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let dir = directory_stub(env, &identity.tenant)?;
+        let archive = json!({ "room": room.as_str(), "replay": answer["replay"] });
+        call(&dir, Method::Post, "/archive", &identity, Some(archive)).await?;
+        let mut copy = Response::from_bytes(body)
+            .map_err(|e| ApiError::internal(&e.to_string()))?
+            .with_status(200);
+        let _ = copy.headers_mut().set("content-type", "application/json");
+        return Ok(copy);
+    }
+    Ok(resp)
+}
+
+pub(crate) async fn list_rooms(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let identity = admin(&req, env)?;
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    let status = url
+        .query_pairs()
+        .find(|(k, _)| k == "status")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| "live".into());
+    if status != "live" && status != "archived" {
+        return Err(ApiError::new(
+            400,
+            "unsupported_status",
+            "the directory lists live or archived rooms: use ?status=live or ?status=archived",
+        ));
+    }
+    let dir = directory_stub(env, &identity.tenant)?;
+    let path = format!("/list?status={status}");
+    call(&dir, Method::Get, &path, &identity, None).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Broadcast {
+    text: String,
+}
+
+pub(crate) async fn broadcast(
+    mut req: Request,
+    env: &Env,
+) -> std::result::Result<Response, ApiError> {
+    let body: Broadcast = json_body(&mut req).await?;
+    if body.text.len() > SYSTEM_MESSAGE_BYTES_MAX {
+        return Err(ApiError::new(400, "too_long", "text is too long"));
+    }
+    admin_forward(
+        req,
+        env,
+        "admin",
+        Some(json!({ "command": "broadcast", "text": body.text })),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Direct {
+    user: String,
+    /// Forwarded as sent (a `Value` would turn a whole number past 2^64 into a float).
+    payload: Box<serde_json::value::RawValue>,
+}
+
+pub(crate) async fn direct(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let body: Direct = json_body(&mut req).await?;
+    admin_forward(
+        req,
+        env,
+        "admin",
+        Some(json!({ "command": "direct", "user": body.user,
+                     "payload": body.payload.get() })),
+    )
+    .await
+}
+
+/// Forwards a staff command (the room's `StaffCommand` JSON) to the room object, which
+/// runs it for the admin and writes it to the audit trail. The JSON is checked here
+/// first, so a malformed command is a 400 naming what is wrong.
+pub(crate) async fn staff_forward(
+    req: Request,
+    env: &Env,
+    command: StaffCommand,
+) -> std::result::Result<Response, ApiError> {
+    admin_forward(
+        req,
+        env,
+        "admin",
+        Some(json!({ "command": "staff", "action": command })),
+    )
+    .await
+}
+
+/// `POST /v1/rooms/{room}/polls`: opens a poll (limits are checked by the room, which
+/// answers 400 `invalid_poll` naming the one broken, or 409 `poll_open`).
+pub(crate) async fn create_poll(
+    mut req: Request,
+    env: &Env,
+) -> std::result::Result<Response, ApiError> {
+    let spec: ovation_room::PollSpec = json_body(&mut req).await?;
+    staff_forward(req, env, StaffCommand::CreatePoll { spec }).await
+}
+
+/// `POST /v1/rooms/{room}/quizzes`: creates a quiz (phase `new`; `…/next` asks).
+pub(crate) async fn create_quiz(
+    mut req: Request,
+    env: &Env,
+) -> std::result::Result<Response, ApiError> {
+    let spec: ovation_room::QuizSpec = json_body(&mut req).await?;
+    staff_forward(req, env, StaffCommand::CreateQuiz { spec }).await
+}
+
+/// `POST /v1/rooms/{room}/products`: pins a product card.
+pub(crate) async fn pin_product(
+    mut req: Request,
+    env: &Env,
+) -> std::result::Result<Response, ApiError> {
+    let product: ovation_room::ProductCard = json_body(&mut req).await?;
+    staff_forward(req, env, StaffCommand::PinProduct { product }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QaSettings {
+    approval: bool,
+}
+
+/// `POST /v1/rooms/{room}/qa/settings`: `{"approval": true}` holds new questions for
+/// moderators.
+pub(crate) async fn qa_settings(
+    mut req: Request,
+    env: &Env,
+) -> std::result::Result<Response, ApiError> {
+    let body: QaSettings = json_body(&mut req).await?;
+    let approval = body.approval;
+    staff_forward(req, env, StaffCommand::QaSettings { approval }).await
+}
+
+/// `POST /v1/rooms/{room}/moderation`: `{"command": "mute", "user": "u1", …}`.
+pub(crate) async fn moderation(
+    mut req: Request,
+    env: &Env,
+) -> std::result::Result<Response, ApiError> {
+    let body: serde_json::Value = json_body(&mut req).await?;
+    let name = body["command"].as_str().unwrap_or_default();
+    if !StaffCommand::MODERATION.contains(&name) {
+        return Err(ApiError::new(
+            400,
+            "invalid_command",
+            &format!(
+                "`command` is one of {}",
+                StaffCommand::MODERATION.join(", ")
+            ),
+        ));
+    }
+    let command = staff_command(body)?;
+    staff_forward(req, env, command).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetShards {
+    shards: u16,
+}
+
+/// `POST /v1/rooms/{room}/shards`: `{"shards": 8}` grows a big room (admins only).
+pub(crate) async fn set_shards(
+    mut req: Request,
+    env: &Env,
+) -> std::result::Result<Response, ApiError> {
+    let body: SetShards = json_body(&mut req).await?;
+    let command = json!({ "command": "set_shards", "shards": body.shards });
+    admin_forward(req, env, "admin", Some(command)).await
+}
+
+/// `POST /v1/rooms/{room}/commands`: any staff command, the same JSON a host or
+/// moderator sends over the socket.
+pub(crate) async fn command(
+    mut req: Request,
+    env: &Env,
+) -> std::result::Result<Response, ApiError> {
+    let body: serde_json::Value = json_body(&mut req).await?;
+    let command = staff_command(body)?;
+    staff_forward(req, env, command).await
+}
+
+/// A staff command from a request body, as the socket's `ClientFrame::Command` takes it.
+pub(crate) fn staff_command(
+    body: serde_json::Value,
+) -> std::result::Result<StaffCommand, ApiError> {
+    serde_json::from_value(body).map_err(|e| ApiError::new(400, "invalid_command", &e.to_string()))
+}
+
+/// The path's segment at `index` (0 is `v1`): a route parameter after `/v1/rooms/{room}/x/`.
+pub(crate) fn path_segment(req: &Request, index: usize) -> std::result::Result<String, ApiError> {
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    Ok(url
+        .path_segments()
+        .and_then(|mut s| s.nth(index))
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// `POST /v1/rooms/{room}/polls/{id}/close`, `…/quizzes/{id}/next`, `…/qa/{id}/hide`, …:
+/// a staff command on the interaction named by the path.
+pub(crate) async fn id_command(
+    req: Request,
+    env: &Env,
+    command: fn(String) -> StaffCommand,
+) -> std::result::Result<Response, ApiError> {
+    let id = path_segment(&req, 4)?;
+    staff_forward(req, env, command(id)).await
+}
+
+pub(crate) async fn put_part(
+    mut req: Request,
+    env: &Env,
+) -> std::result::Result<Response, ApiError> {
+    // The value is stored as sent, checked to be JSON (a `Value` would turn a whole
+    // number past 2^64 into a float and answer 200 for data it altered).
+    let value: Box<serde_json::value::RawValue> = json_body(&mut req).await?;
+    let name = path_segment(&req, 4)?;
+    admin_forward(
+        req,
+        env,
+        "admin",
+        Some(json!({ "command": "set_part", "name": name, "value": value.get() })),
+    )
+    .await
+}
