@@ -51,7 +51,7 @@
 // title shows at most three lines, the rest ellipsized; its full text stays in the link's
 // name).
 
-import { connect, replay } from "ovation";
+import { connect, cueOf, replay } from "ovation";
 import { installBridge, EVENT_TYPES } from "./bridge.js";
 
 const COMMENTS_MAX = 100;
@@ -307,15 +307,6 @@ function safeLink(link) {
   } catch {
     return null;
   }
-}
-
-/** Whether an interaction part waits for a cue in the video (the SDK opens it then). */
-function cued(name, value) {
-  if (!value) return false;
-  if (name === "poll") return value.phase === "open" && !!value.cue;
-  if (name === "quiz") return value.phase === "open" && !!value.question?.cue;
-  if (name === "product") return !!value.pinned?.cue;
-  return false;
 }
 
 /** Option buttons (poll or quiz), built once per `key` so focus survives updates. */
@@ -601,7 +592,8 @@ export class OvationOverlay extends HTMLElement {
     const hasVideo = !!this.video;
     for (const name of ["poll", "quiz", "qa", "product", "announcement"]) {
       const value = joined.state.parts[name];
-      if (value !== undefined && !(hasVideo && cued(name, value))) this._handle(name, value);
+      if (value !== undefined && !(hasVideo && cueOf(name, value) !== null))
+        this._handle(name, value);
     }
     await this._attach();
     if (generation === this._generation) this._emit("connected", { room: joined });

@@ -246,3 +246,9 @@ export interface Replay {
  * `room_not_found`, …). Its code (a separate wasm module) loads on first use.
  */
 export declare function replay(options: ReplayOptions): Promise<Replay>;
+
+/**
+ * The cue id an interaction part waits for before it shows (`cue` of an open poll, an open
+ * quiz question, a pinned product), or null when it shows at once.
+ */
+export declare function cueOf(part: string, value: unknown): string | null;

@@ -69,8 +69,11 @@ const EVENT_TYPES = new Set([
 // State parts that interactions own: a change is also told as an event of that name.
 const INTERACTION_PARTS = new Set(["poll", "quiz", "qa", "product", "announcement"]);
 
-/** The cue id an interaction part waits for (`cue` of a poll, quiz question, product). */
-function cueOf(name, value) {
+/**
+ * The cue id an interaction part waits for (`cue` of an open poll, an open quiz question,
+ * a pinned product), or null. Exported so the overlay applies the same rule.
+ */
+export function cueOf(name, value) {
   if (!value || typeof value !== "object") return null;
   if (name === "poll") return value.phase === "open" ? value.cue || null : null;
   if (name === "quiz")
