@@ -74,6 +74,11 @@ struct Memory {
     recorder: Option<ovation_replay::Recorder>,
     /// The recorder's revision last saved (`None`: never saved by this instance).
     recorder_saved: Option<u64>,
+    /// Sealed chunks whose write failed, oldest first: retried after every pump, at most
+    /// `REPLAY_UNWRITTEN_CHUNKS_MAX` (then the oldest is given up, and reported missing).
+    replay_unwritten: VecDeque<ovation_replay::Sealed>,
+    /// Test hook (`OVATION_FAULT_REPLAY_WRITES_FAILING`): chunk writes still to fail.
+    replay_write_faults_left: Option<u64>,
 }
 
 /// Keys of the recording in the room's storage: never handed to `Room::restore`.

@@ -377,3 +377,62 @@ fn a_recorded_room_replays_what_live_viewers_saw() {
         .iter()
         .all(|r| r["room"] != room.as_str()));
 }
+
+/// Ends a room with one acknowledged comment on `server`; returns the room, the
+/// comment's sequence number and the recording's start and end.
+fn a_room_with_one_comment_ended(server: &Server) -> (String, u64, u64, u64) {
+    let room = create_room(server, "weur");
+    let mut ana = connect_as(server, &room, "ana", "viewer");
+    let seq = comment(&mut ana, 1, "kept for the recording");
+    let reply = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let started_ms = reply.body["replay"]["from_ms"].as_u64().expect("from_ms");
+    let ended_ms = reply.body["replay"]["to_ms"].as_u64().expect("to_ms");
+    (room, seq, started_ms, ended_ms)
+}
+
+fn has_comment(window: &ReplayWindow, seq: u64) -> bool {
+    window
+        .events
+        .iter()
+        .any(|e| matches!(&e.body, ReplayEventBody::Action(a) if a.seq == seq))
+}
+
+/// Nothing lost silently: while a sealed chunk cannot be written, every window that
+/// needs it names it in `missing_chunks` and is not cached as final; a write that failed
+/// once is retried and the window is then complete.
+#[test]
+fn a_chunk_the_store_refuses_is_retried_and_named_missing_until_it_is_stored() {
+    // Every chunk write fails: the comment's chunk is named missing, and never cached.
+    let data = ovation_tests::scratch_dir("replay-writes-failing");
+    let server =
+        Server::start_with_vars(&data, &[("OVATION_FAULT_REPLAY_WRITES_FAILING", "1000000")]);
+    let (room, seq, started_ms, ended_ms) = a_room_with_one_comment_ended(&server);
+    let viewer_api = Api::new(&server.base, &token("viewer", "vic", &room));
+    for _ in 0..2 {
+        let (w, cache) = window(&viewer_api, &room, started_ms, ended_ms + 1);
+        assert_eq!(w.missing_chunks, vec![0], "{w:?}");
+        assert!(!has_comment(&w, seq));
+        assert_ne!(
+            cache.as_deref(),
+            Some("hit"),
+            "an incomplete window is not cached"
+        );
+    }
+    drop(server);
+
+    // The first write fails, the retry after the next pump stores it: complete.
+    let data = ovation_tests::scratch_dir("replay-write-fails-once");
+    let server = Server::start_with_vars(&data, &[("OVATION_FAULT_REPLAY_WRITES_FAILING", "1")]);
+    let (room, seq, started_ms, ended_ms) = a_room_with_one_comment_ended(&server);
+    let viewer_api = Api::new(&server.base, &token("viewer", "vic", &room));
+    let (w, _) = window(&viewer_api, &room, started_ms, ended_ms + 1);
+    assert!(w.missing_chunks.is_empty(), "{w:?}");
+    assert!(
+        has_comment(&w, seq),
+        "the retried chunk holds the comment: {w:?}"
+    );
+}

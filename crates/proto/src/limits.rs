@@ -622,3 +622,7 @@ pub const REPLAY_WINDOW_MS_MAX: u64 = 5 * 60_000;
 /// the end but handed to the recorder a little later still lands in it (later ones are
 /// recorded at the next chunk's start, keeping the recording in time order).
 pub const REPLAY_SEAL_GRACE_MS: u64 = 2_000;
+/// Sealed chunks a room holds in memory while their writes fail (retried after every
+/// pump); past it the oldest is given up (logged, and named in `missing_chunks` by
+/// every window that needs it). 30 chunks are 5 minutes of recording.
+pub const REPLAY_UNWRITTEN_CHUNKS_MAX: usize = 30;

@@ -102,4 +102,10 @@ pub struct ReplayWindow {
     /// Comments and reactions left out of the recording by sampling (above
     /// `REPLAY_SAMPLED_EVENTS_PER_S_MAX`), counted over the chunks this window touches.
     pub sampled_out: u64,
+    /// Sealed chunks of this window the store could not return (their write failed and
+    /// is being retried, or was given up after `REPLAY_UNWRITTEN_CHUNKS_MAX`): their
+    /// events are missing from `events` (and from `snapshot` for the first one). Empty
+    /// for a complete window; a window that names some is never cached as final.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_chunks: Vec<u64>,
 }

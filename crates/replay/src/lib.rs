@@ -143,6 +143,14 @@ pub struct RecordingInfo {
 }
 
 impl RecordingInfo {
+    /// Whether chunk `index` of `chunks_for` was sealed and so must be in the store: not
+    /// the open one, and not one past a truncation (a truncated recording opens none).
+    /// A stored chunk the store cannot return is missing, and the answer says so.
+    pub fn must_be_stored(&self, index: u64) -> bool {
+        let start_ms = self.started_ms + index * REPLAY_CHUNK_MS;
+        Some(index) != self.open_index && self.truncated_at_ms.is_none_or(|t| start_ms < t)
+    }
+
     pub fn chunk_of(&self, ts_ms: u64) -> u64 {
         ts_ms.saturating_sub(self.started_ms) / REPLAY_CHUNK_MS
     }
@@ -213,6 +221,7 @@ impl RecordingInfo {
             snapshot,
             events,
             sampled_out,
+            missing_chunks: Vec::new(),
         }
     }
 

@@ -421,3 +421,26 @@ fn time_alone_is_no_change_to_save() {
     r.advance(T0 + REPLAY_CHUNK_MS + REPLAY_SEAL_GRACE_MS);
     assert!(r.revision() > revision, "a chunk sealed");
 }
+
+#[test]
+fn sealed_chunks_must_be_stored_but_not_the_open_one_or_one_past_a_truncation() {
+    let info = |open_index, truncated_at_ms| RecordingInfo {
+        room: "r".into(),
+        started_ms: 1_000,
+        ended_ms: None,
+        truncated_at_ms,
+        recorded_to_ms: 0,
+        deleted: Default::default(),
+        open_index,
+    };
+    let live = info(Some(3), None);
+    assert!(live.must_be_stored(0) && live.must_be_stored(2));
+    assert!(!live.must_be_stored(3));
+    // Truncated at the start of chunk 5: chunks 0..=4 were sealed, 5 never opened.
+    let truncated = info(None, Some(1_000 + 5 * REPLAY_CHUNK_MS));
+    assert!(truncated.must_be_stored(4));
+    assert!(!truncated.must_be_stored(5));
+    // Truncated inside chunk 5: it was sealed at the truncation.
+    let inside = info(None, Some(1_000 + 5 * REPLAY_CHUNK_MS + 1));
+    assert!(inside.must_be_stored(5));
+}

@@ -51,8 +51,9 @@ pub(crate) fn feed_recorder(room: &mut Room, recorder: &mut ovation_replay::Reco
 
 impl RoomObject {
     /// Feeds the recorder what the room did since it was last fed, writes the chunks it
-    /// sealed, then saves it if it changed (a chunk is stored before the recorder that
-    /// counts it). A failed write is logged: the recording has a hole, the room goes on.
+    /// sealed (and those whose write failed before), then saves it if it changed. A failed
+    /// write is logged and kept for the next pump; past `REPLAY_UNWRITTEN_CHUNKS_MAX` the
+    /// oldest is given up. Windows name a chunk the store lacks in `missing_chunks`.
     pub(crate) async fn record(&self) {
         let now = now_ms();
         let (sealed, recording) = {
@@ -74,11 +75,30 @@ impl RoomObject {
                 (tenant.clone(), room.info().room_id.clone(), started_ms),
             )
         };
-        for chunk in sealed {
-            if let Err(e) = self.write_chunk(&recording, chunk).await {
+        let mut pending: Vec<ovation_replay::Sealed> = self
+            .memory
+            .borrow_mut()
+            .replay_unwritten
+            .drain(..)
+            .collect();
+        pending.extend(sealed);
+        for chunk in pending {
+            if let Err(e) = self.write_chunk(&recording, &chunk).await {
                 log_json(json!({"level":"error","event":"replay_chunk_write_failed",
-                                "detail": e.to_string()}));
+                                "chunk": chunk.index, "detail": e.to_string()}));
+                self.memory.borrow_mut().replay_unwritten.push_back(chunk);
             }
+        }
+        let given_up: Vec<u64> = {
+            let mut memory = self.memory.borrow_mut();
+            let unwritten = &mut memory.replay_unwritten;
+            let excess = unwritten
+                .len()
+                .saturating_sub(ovation_proto::limits::REPLAY_UNWRITTEN_CHUNKS_MAX);
+            unwritten.drain(..excess).map(|chunk| chunk.index).collect()
+        };
+        for index in given_up {
+            log_json(json!({"level":"error","event":"replay_chunk_given_up","chunk": index}));
         }
         // Taken after the chunk writes (other events ran meanwhile), so a slower save
         // never overwrites a newer one. Saved only when changed: most pumps (a like, a
@@ -121,12 +141,17 @@ impl RoomObject {
     pub(crate) async fn write_chunk(
         &self,
         recording: &(String, String, u64),
-        chunk: ovation_replay::Sealed,
+        chunk: &ovation_replay::Sealed,
     ) -> Result<()> {
+        if self.replay_write_fault() {
+            return Err(Error::RustError(
+                "injected by OVATION_FAULT_REPLAY_WRITES_FAILING".into(),
+            ));
+        }
         match self.env.bucket(REPLAY_BUCKET) {
             Ok(bucket) => {
                 let key = Self::chunk_key(recording, chunk.index);
-                bucket.put(key, chunk.bytes).execute().await?;
+                bucket.put(key, chunk.bytes.clone()).execute().await?;
             }
             Err(_) => {
                 let key = format!("{REPLAY_KEY_PREFIX}chunk/{:08}", chunk.index);
@@ -135,6 +160,22 @@ impl RoomObject {
             }
         }
         Ok(())
+    }
+
+    /// Whether this chunk write is one the test hook `OVATION_FAULT_REPLAY_WRITES_FAILING`
+    /// (a count, read once per object) makes fail. Unset in every deployment.
+    fn replay_write_fault(&self) -> bool {
+        let mut memory = self.memory.borrow_mut();
+        let left = memory.replay_write_faults_left.get_or_insert_with(|| {
+            crate::text_binding(&self.env, "OVATION_FAULT_REPLAY_WRITES_FAILING")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        });
+        if *left == 0 {
+            return false;
+        }
+        *left -= 1;
+        true
     }
 
     pub(crate) async fn read_chunk(
@@ -194,6 +235,7 @@ impl RoomObject {
             )
         };
         let mut chunks = Vec::new();
+        let mut missing_chunks = Vec::new();
         for index in info.chunks_for(from, to) {
             if Some(index) == info.open_index {
                 chunks.extend(open.clone());
@@ -203,13 +245,18 @@ impl RoomObject {
                 .read_chunk(&recording, index)
                 .await
                 .map_err(|e| ApiError::internal(&e.to_string()))?;
-            if let Some(bytes) = bytes {
-                let chunk = ovation_replay::Chunk::decode(&bytes)
-                    .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
-                chunks.push(chunk);
+            match bytes {
+                Some(bytes) => {
+                    let chunk = ovation_replay::Chunk::decode(&bytes)
+                        .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
+                    chunks.push(chunk);
+                }
+                None if info.must_be_stored(index) => missing_chunks.push(index),
+                None => {}
             }
         }
-        let window = info.window(&chunks, from, to, snapshot);
+        let mut window = info.window(&chunks, from, to, snapshot);
+        window.missing_chunks = missing_chunks;
         let internal = |e: Error| ApiError::internal(&e.to_string());
         let mut resp = Response::from_json(&window).map_err(internal)?;
         // Where this room's chunks live: `r2`, or `object` (its own storage, no binding).
@@ -221,7 +268,8 @@ impl RoomObject {
         resp.headers_mut()
             .set(crate::REPLAY_STORE_HEADER, store)
             .map_err(internal)?;
-        if info.ended_ms.is_some() {
+        // Final (cached) only when complete: a missing chunk may still be written.
+        if info.ended_ms.is_some() && window.missing_chunks.is_empty() {
             resp.headers_mut()
                 .set(crate::contract::REPLAY_FINAL_HEADER, "1")
                 .map_err(internal)?;
