@@ -243,7 +243,9 @@ export interface Replay {
 /**
  * Opens a room's recording: resolves once its bounds are known; rejects with an
  * `OvationError` (`invalid_options`, or the server's code: `token_wrong_room`,
- * `room_not_found`, …). Its code (a separate wasm module) loads on first use.
+ * `room_not_found`, …). Its code (a separate wasm module) loads on first use. While it
+ * plays, `error` events tell a failed window fetch (retried) and `replay_incomplete` (part
+ * of a window is not stored yet: the rest plays).
  */
 export declare function replay(options: ReplayOptions): Promise<Replay>;
 

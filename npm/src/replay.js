@@ -142,6 +142,16 @@ class Replay {
         if (this._closed) return;
         this._fetching = false;
         this._load(w, !!snapshot);
+        if (Array.isArray(w.missing_chunks) && w.missing_chunks.length > 0) {
+          // Played as far as it goes, and told: the store lacks part of this window.
+          this._emit(
+            "error",
+            new this._sdk.OvationError(
+              "replay_incomplete",
+              `chunks ${w.missing_chunks.join(", ")} of the recording are not stored yet`,
+            ),
+          );
+        }
         this._core.windowEnd(Date.now());
         this._drain();
         this._pump();

@@ -52,7 +52,7 @@ function show() {
 }
 
 /** The worker's answers from `events`; records every request. */
-function server(events, { endMs = S + 120_000, refuse = null } = {}) {
+function server(events, { endMs = S + 120_000, refuse = null, missing = [] } = {}) {
   const requests = [];
   const fetch = async (url, init) => {
     const u = new URL(url);
@@ -95,6 +95,7 @@ function server(events, { endMs = S + 120_000, refuse = null } = {}) {
           ? null
           : { at_ms: from, parts: [...parts.values()], likes: likesTotal },
       events: events.filter((e) => e.ts_ms >= from && e.ts_ms < to),
+      ...(missing.length > 0 ? { missing_chunks: missing } : {}),
     };
     return { ok: true, status: 200, json: async () => structuredClone(body) };
   };
@@ -363,6 +364,17 @@ test("a failed fetch is told as an error and asked again after the core's retry 
     seen.map(([type]) => type),
     ["like", "comment"],
   );
+  r.close();
+});
+
+test("a window the store could not complete is played as far as it goes and told as replay_incomplete", async () => {
+  const { r, video } = await open(show(), { missing: [0] });
+  const errors = [];
+  r.on("error", (e) => errors.push(e.code));
+  const seen = record(r, video, "comment");
+  await video.playUntil(5);
+  assert.ok(errors.includes("replay_incomplete"), `errors: ${errors}`);
+  assert.ok(seen.length > 0, "what the window holds still plays");
   r.close();
 });
 
