@@ -436,3 +436,45 @@ fn a_chunk_the_store_refuses_is_retried_and_named_missing_until_it_is_stored() {
         "the retried chunk holds the comment: {w:?}"
     );
 }
+
+/// A big room's viewers sit on shard objects; their comments reach the room through the
+/// relay and are recorded like any other (the recording is what everyone saw).
+#[test]
+fn a_sharded_rooms_comments_are_recorded() {
+    let server = shared();
+    let room = ovation_tests::room_id("weur");
+    let reply = server
+        .admin()
+        .post(
+            "/v1/rooms",
+            &json!({ "room": room, "host": "host-1", "title": "big", "expected_audience": 10_000 }),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let mut seqs = Vec::new();
+    let mut sockets = Vec::new();
+    for (i, user) in ["ana", "bo", "cy", "di"].into_iter().enumerate() {
+        let mut socket = connect_as(server, &room, user, "viewer");
+        seqs.push(comment(&mut socket, i as u64 + 1, &format!("from {user}")));
+        sockets.push(socket);
+    }
+    // The viewers' sockets are on the shards: the room object holds none of them.
+    let stats = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/stats"))
+        .unwrap();
+    assert_eq!(stats.body["sockets_held"], 0, "{:?}", stats.body);
+    let reply = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let started_ms = reply.body["replay"]["from_ms"].as_u64().expect("from_ms");
+    let ended_ms = reply.body["replay"]["to_ms"].as_u64().expect("to_ms");
+    let viewer_api = Api::new(&server.base, &token("viewer", "vic", &room));
+    let (w, _) = window(&viewer_api, &room, started_ms, ended_ms + 1);
+    assert!(w.missing_chunks.is_empty(), "{w:?}");
+    for seq in seqs {
+        assert!(has_comment(&w, seq), "comment {seq} recorded: {w:?}");
+    }
+}
