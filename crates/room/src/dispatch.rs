@@ -28,6 +28,16 @@ impl Refusal {
             retry_after_ms,
         }
     }
+
+    /// What the sender of the refused frame gets.
+    pub(crate) fn into_event(self, client_id: Option<u64>) -> Event {
+        Event::Error {
+            client_id,
+            code: self.code,
+            message: self.message,
+            retry_after_ms: self.retry_after_ms,
+        }
+    }
 }
 
 impl From<AdminError> for Refusal {
@@ -274,29 +284,16 @@ impl Room {
         refusal: Refusal,
         now_ms: u64,
     ) {
-        let Refusal {
-            code,
-            message,
-            retry_after_ms,
-        } = refusal;
-        if code == ErrorCode::RateLimited {
+        if refusal.code == ErrorCode::RateLimited {
             self.stats.rate_limited += 1;
         }
         let user = self
             .connections
             .get(&connection)
             .map(|c| c.identity.user.clone());
-        self.log_refusal(Some(connection), user.as_deref(), code.as_str(), &message);
-        self.enqueue(
-            connection,
-            Event::Error {
-                client_id,
-                code,
-                message,
-                retry_after_ms,
-            },
-            now_ms,
-        );
+        let code = refusal.code.as_str();
+        self.log_refusal(Some(connection), user.as_deref(), code, &refusal.message);
+        self.enqueue(connection, refusal.into_event(client_id), now_ms);
     }
 
     pub(crate) fn log_refusal(

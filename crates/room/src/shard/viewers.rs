@@ -284,26 +284,20 @@ impl Shard {
         refusal: Refusal,
         now_ms: u64,
     ) {
-        let Refusal {
-            code,
-            message,
-            retry_after_ms,
-        } = refusal;
-        if code == ErrorCode::RateLimited {
+        if refusal.code == ErrorCode::RateLimited {
             self.stats.rate_limited += 1;
         }
         let user = self
             .connections
             .get(&connection)
             .map(|c| c.identity.user.clone());
-        self.log("refusal", Some(connection), user.as_deref(), code.as_str());
-        let event = Event::Error {
-            client_id,
-            code,
-            message,
-            retry_after_ms,
-        };
-        self.push(connection, event, now_ms);
+        self.log(
+            "refusal",
+            Some(connection),
+            user.as_deref(),
+            refusal.code.as_str(),
+        );
+        self.push(connection, refusal.into_event(client_id), now_ms);
     }
 
     pub(crate) fn push(&mut self, connection: ConnectionId, event: Event, now_ms: u64) {
