@@ -14,27 +14,10 @@
 // `{"type":"result","id":…,"ok":false,"error":{"code":…,"message":…}}`.
 // The message formats are documented in README.md next to this file.
 
-export const EVENT_TYPES = [
-  "status",
-  "comment",
-  "reaction",
-  "like",
-  "gift",
-  "online",
-  "state",
-  "direct",
-  "balance",
-  "gap",
-  "ended",
-  "poll",
-  "quiz",
-  "qa",
-  "product",
-  "announcement",
-  "removed",
-  "cue",
-  "error",
-];
+import { EVENT_TYPES as SDK_EVENT_TYPES } from "ovation";
+
+/** The events forwarded to the native app: every event the SDK has. */
+export const EVENT_TYPES = [...SDK_EVENT_TYPES];
 
 class BridgeError extends Error {
   constructor(code, message) {

@@ -253,4 +253,7 @@ export declare function replay(options: ReplayOptions): Promise<Replay>;
  * The cue id an interaction part waits for before it shows (`cue` of an open poll, an open
  * quiz question, a pinned product), or null when it shows at once.
  */
+/** Every event type `room.on` takes. */
+export declare const EVENT_TYPES: ReadonlySet<string>;
+
 export declare function cueOf(part: string, value: unknown): string | null;

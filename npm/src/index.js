@@ -43,7 +43,8 @@ function wrapError(e) {
   return new OvationError(code, e?.message || String(e));
 }
 
-const EVENT_TYPES = new Set([
+/** Every event type `room.on` takes (the bridge forwards the same list). */
+export const EVENT_TYPES = new Set([
   "status",
   "comment",
   "reaction",

@@ -64,6 +64,35 @@ export function payloadOfTrackCue(cue) {
   return null;
 }
 
+/**
+ * The wall-clock time (ms since the epoch) of media time `seconds`, from
+ * EXT-X-PROGRAM-DATE-TIME (hls.js's `playingDate`, or the native player's start date);
+ * undefined for a stream without it.
+ */
+export function wallClockOf(video, hls, seconds) {
+  if (hls && hls.playingDate instanceof Date && !Number.isNaN(hls.playingDate.getTime())) {
+    return hls.playingDate.getTime() + (seconds - video.currentTime) * 1000;
+  }
+  if (typeof video.getStartDate === "function") {
+    const start = video.getStartDate().getTime();
+    if (!Number.isNaN(start)) return start + seconds * 1000;
+  }
+  return undefined;
+}
+
+/**
+ * Hands hls.js's ID3 samples to `add(payload, seconds)` at their presentation time (not
+ * when parsed); returns what stops it (nothing to stop without hls.js).
+ */
+export function listenHlsCues(hls, add) {
+  if (!hls || typeof hls.on !== "function") return () => {};
+  const onMetadata = (_event, data) => {
+    for (const sample of data?.samples || []) add(payloadFromBytes(sample.data), sample.pts);
+  };
+  hls.on("hlsFragParsingMetadata", onMetadata);
+  return () => hls.off("hlsFragParsingMetadata", onMetadata);
+}
+
 /** Wires `video` (and `hls`, if given) to `room`; returns the detach function. */
 export function attach(room, player, video, hls, Playback) {
   const sync = player.sync;
@@ -99,24 +128,8 @@ export function attach(room, player, video, hls, Playback) {
     listen(video.textTracks, "addtrack", () => scanTracks());
   }
   // Signal 2: hls.js's samples, placed at their presentation time (not fired on parse).
-  if (hls && typeof hls.on === "function") {
-    const onMetadata = (_event, data) => {
-      for (const sample of data?.samples || []) add(payloadFromBytes(sample.data), sample.pts);
-    };
-    hls.on("hlsFragParsingMetadata", onMetadata);
-    cleanups.push(() => hls.off("hlsFragParsingMetadata", onMetadata));
-  }
-  // The playhead's wall-clock time from EXT-X-PROGRAM-DATE-TIME.
-  const wallOf = (seconds) => {
-    if (hls && hls.playingDate instanceof Date && !Number.isNaN(hls.playingDate.getTime())) {
-      return hls.playingDate.getTime() + (seconds - video.currentTime) * 1000;
-    }
-    if (typeof video.getStartDate === "function") {
-      const start = video.getStartDate().getTime();
-      if (!Number.isNaN(start)) return start + seconds * 1000;
-    }
-    return undefined;
-  };
+  cleanups.push(listenHlsCues(hls, add));
+  const wallOf = (seconds) => wallClockOf(video, hls, seconds);
   // Cued interactions the core says open now: their cue played or lies behind the
   // playhead (joined or seeked past it). The core tells each cue id once.
   const takeOpen = () => {

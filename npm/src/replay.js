@@ -5,7 +5,7 @@
 // the same shapes as a live room, so one UI serves both.
 
 import init, { ReplayCore } from "../wasm/ovation_replay.js";
-import { parseCuePayload, payloadFromBytes, payloadOfTrackCue } from "./player.js";
+import { listenHlsCues, parseCuePayload, payloadOfTrackCue, wallClockOf } from "./player.js";
 
 // The like total's state key in the core: never a part name (those are [a-z0-9_-]).
 const LIKES = " likes";
@@ -232,35 +232,18 @@ class Replay {
     const addCue = (payload, seconds) => {
       if (payload && Number.isFinite(seconds)) core.addCue(payload, seconds * 1000);
     };
-    const tracked = new Set();
     const scanTracks = () => {
       for (const track of Array.from(video.textTracks || [])) {
         if (track.kind !== "metadata") continue;
         if (track.mode === "disabled") track.mode = "hidden";
-        if (!tracked.has(track)) tracked.add(track);
         for (const cue of Array.from(track.cues || []))
           addCue(payloadOfTrackCue(cue), cue.startTime);
       }
     };
-    if (hls && typeof hls.on === "function") {
-      const onMetadata = (_event, data) => {
-        for (const sample of data?.samples || []) addCue(payloadFromBytes(sample.data), sample.pts);
-      };
-      hls.on("hlsFragParsingMetadata", onMetadata);
-      cleanups.push(() => hls.off("hlsFragParsingMetadata", onMetadata));
-    }
-    // The playhead's wall-clock time from EXT-X-PROGRAM-DATE-TIME (else the core takes
-    // the recording's start as media time 0).
-    const wallOf = (seconds) => {
-      if (hls && hls.playingDate instanceof Date && !Number.isNaN(hls.playingDate.getTime())) {
-        return hls.playingDate.getTime() + (seconds - video.currentTime) * 1000;
-      }
-      if (typeof video.getStartDate === "function") {
-        const start = video.getStartDate().getTime();
-        if (!Number.isNaN(start)) return start + seconds * 1000;
-      }
-      return undefined;
-    };
+    cleanups.push(listenHlsCues(hls, addCue));
+    // Undefined without EXT-X-PROGRAM-DATE-TIME: the core then takes the recording's
+    // start as media time 0.
+    const wallOf = (seconds) => wallClockOf(video, hls, seconds);
     const turn = (seeked) => {
       const seconds = video.currentTime;
       if (detached || !Number.isFinite(seconds)) return;
