@@ -23,6 +23,7 @@ use ovation_proto::limits::{SUBPROTOCOL, SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES
 use ovation_proto::routes::{self, HttpMethod, Route, RouteMatch};
 use ovation_proto::RoomId;
 use ovation_room::{ConnectKey, ConnectLimiter, StaffCommand};
+use platform::now_ms;
 use serde::Deserialize;
 use serde_json::json;
 use worker::*;
@@ -152,10 +153,6 @@ fn handled(result: std::result::Result<Response, ApiError>) -> Result<Response> 
         Ok(resp) => Ok(resp),
         Err(e) => error(e),
     }
-}
-
-fn now_ms() -> u64 {
-    Date::now().as_millis()
 }
 
 /// A variable or secret's text, or `None` when it is absent or not text. workerd gives a

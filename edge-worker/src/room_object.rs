@@ -83,6 +83,8 @@ struct Memory {
 
 /// Keys of the recording in the room's storage: never handed to `Room::restore`.
 const REPLAY_KEY_PREFIX: &str = "replay/";
+/// The first key after every `replay/…` key ('0' follows '/').
+const REPLAY_KEYS_END: &str = "replay0";
 
 #[durable_object]
 pub struct RoomObject {
@@ -100,21 +102,31 @@ impl RoomObject {
         if self.memory.borrow().loaded {
             return Ok(());
         }
-        let map = self.state.storage().list().await?;
+        // The room's records are every key but the recording's (`replay/…`, which on
+        // workerd alone holds the sealed chunks too: never read at wake-up), so they are
+        // listed around that range; the recorder is one read of its own.
+        let storage = self.state.storage();
+        let before = storage
+            .list_with_options(ListOptions::new().end(REPLAY_KEY_PREFIX))
+            .await?;
+        let after = storage
+            .list_with_options(ListOptions::new().start(REPLAY_KEYS_END))
+            .await?;
+        let recorder_map = storage.get_multiple(vec![REPLAY_RECORDER_KEY]).await?;
         if self.memory.borrow().loaded {
             return Ok(()); // another event loaded it while we waited
         }
         let mut records = Vec::new();
-        let mut recorder = None;
-        map.for_each(&mut |value, key| {
-            if let Some(key) = key.as_string() {
-                if key == REPLAY_RECORDER_KEY {
-                    recorder = Some(Uint8Array::new(&value).to_vec());
-                } else if !key.starts_with(REPLAY_KEY_PREFIX) {
+        for map in [before, after] {
+            map.for_each(&mut |value, key| {
+                if let Some(key) = key.as_string() {
                     records.push((key, Uint8Array::new(&value).to_vec()));
                 }
-            }
-        });
+            });
+        }
+        let recorder = Some(recorder_map.get(&REPLAY_RECORDER_KEY.into()))
+            .filter(|value| !value.is_undefined())
+            .map(|value| Uint8Array::new(&value).to_vec());
         let now = now_ms();
         let room = Room::restore(records, now).map_err(|e| {
             log_json(json!({"level":"error","event":"restore_failed","detail": e.to_string()}));

@@ -257,8 +257,9 @@ fn a_recorded_room_replays_what_live_viewers_saw() {
         }
     }
 
-    // Parts: every recorded version is one a live viewer got, and each part's last
-    // live version is recorded.
+    // Parts: a recorded version the watcher got live has the value it got (versions
+    // from before it joined, such as the room part's first, it never saw), and each
+    // part's last live version is recorded.
     let live_parts: BTreeMap<(String, u64), String> = seen
         .parts
         .iter()

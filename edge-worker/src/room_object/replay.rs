@@ -138,6 +138,11 @@ impl RoomObject {
         format!("{tenant}/{room}/{started_ms}/{index:08}")
     }
 
+    /// A chunk's key in this object's own storage (no R2 binding).
+    fn object_chunk_key(index: u64) -> String {
+        format!("{REPLAY_KEY_PREFIX}chunk/{index:08}")
+    }
+
     pub(crate) async fn write_chunk(
         &self,
         recording: &(String, String, u64),
@@ -154,7 +159,7 @@ impl RoomObject {
                 bucket.put(key, chunk.bytes.clone()).execute().await?;
             }
             Err(_) => {
-                let key = format!("{REPLAY_KEY_PREFIX}chunk/{:08}", chunk.index);
+                let key = Self::object_chunk_key(chunk.index);
                 let bytes = Uint8Array::from(chunk.bytes.as_slice());
                 self.state.storage().put_raw(&key, bytes).await?;
             }
@@ -196,7 +201,7 @@ impl RoomObject {
                 None => Ok(None),
             },
             Err(_) => {
-                let key = format!("{REPLAY_KEY_PREFIX}chunk/{index:08}");
+                let key = Self::object_chunk_key(index);
                 let map = self
                     .state
                     .storage()

@@ -15,13 +15,6 @@ impl RoomObject {
         Some((format!("{}/{room_id}", memory.tenant), region))
     }
 
-    pub(crate) fn shard_stub(&self, index: u16) -> Result<Stub> {
-        let (name, region) = self
-            .object_name()
-            .ok_or_else(|| Error::RustError("no room".into()))?;
-        crate::contract::shard_stub(&self.env, &name, index, &region)
-    }
-
     /// Delivers queued batches to the shards: per shard one request at a time, in order;
     /// the shards in parallel.
     pub(crate) async fn send_to_shards(&self) {
@@ -42,6 +35,14 @@ impl RoomObject {
 
     pub(crate) async fn drain_shard_queue(&self, shard: u16) {
         self.memory.borrow_mut().shards_sending.insert(shard);
+        // Named and reached once per drain, not once per batch.
+        let target = self
+            .object_name()
+            .ok_or_else(|| Error::RustError("no room".into()))
+            .and_then(|(name, region)| {
+                let stub = crate::contract::shard_stub(&self.env, &name, shard, &region)?;
+                Ok((name, stub))
+            });
         loop {
             let Some(frame) = self
                 .memory
@@ -53,15 +54,14 @@ impl RoomObject {
                 break;
             };
             let sent = async {
-                let stub = self.shard_stub(shard)?;
+                let (name, stub) = target
+                    .as_ref()
+                    .map_err(|e| Error::RustError(e.to_string()))?;
                 let mut init = RequestInit::new();
                 init.with_method(Method::Post)
                     .with_body(Some(Uint8Array::from(&frame[..]).into()));
                 let headers = Headers::new();
-                let (name, _) = self
-                    .object_name()
-                    .ok_or_else(|| Error::RustError("no room".into()))?;
-                headers.set(crate::contract::ROOM_OBJECT_HEADER, &name)?;
+                headers.set(crate::contract::ROOM_OBJECT_HEADER, name)?;
                 headers.set(crate::contract::SHARD_INDEX_HEADER, &shard.to_string())?;
                 init.with_headers(headers);
                 let req = Request::new_with_init("https://do/down", &init)?;
