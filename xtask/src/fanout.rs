@@ -1058,39 +1058,17 @@ impl ServerGroup {
     /// User and system CPU ticks of every process in the group, including the children
     /// they have reaped (so a process that ends during the run still counts).
     fn cpu_ticks(&self) -> u64 {
-        let group = self.group_id().to_string();
-        let Ok(entries) = fs::read_dir("/proc") else {
-            return 0;
-        };
-        let mut ticks = 0;
-        for entry in entries.flatten() {
-            if !entry
-                .file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-            {
-                continue;
-            }
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            // The command name (field 2) may hold spaces and parentheses: the fields
-            // after its closing parenthesis start at field 3 (state).
-            let Some(after_name) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-                continue;
-            };
-            let fields: Vec<&str> = after_name.split_whitespace().collect();
-            // Fields 5 (pgrp), 14 to 17 (utime, stime, cutime, cstime).
-            if fields.len() < 15 || fields[2] != group {
-                continue;
-            }
-            ticks += fields[11..15]
-                .iter()
-                .filter_map(|f| f.parse::<u64>().ok())
-                .sum::<u64>();
-        }
-        ticks
+        group_processes(self.group_id())
+            .iter()
+            // Fields 14 to 17 (utime, stime, cutime, cstime).
+            .filter(|process| process.stat.len() >= 15)
+            .map(|process| {
+                process.stat[11..15]
+                    .iter()
+                    .filter_map(|f| f.parse::<u64>().ok())
+                    .sum::<u64>()
+            })
+            .sum()
     }
 
     pub(crate) fn stop(&mut self) {
@@ -1409,6 +1387,50 @@ fn json_report(params: &Params, outcomes: &[Outcome], ticks_per_s: f64) -> Value
             when reported); per 1,000 viewer-minutes = viewers_connected x duration_s / 60",
         "targets": targets,
     })
+}
+
+/// One process of a process group, from /proc.
+pub(crate) struct GroupProcess {
+    /// Its /proc directory.
+    pub dir: PathBuf,
+    /// The fields of `stat` after the command name, from field 3 (state) on.
+    pub stat: Vec<String>,
+}
+
+/// Every process whose process group is `group` (the servers the benchmarks start lead
+/// their own group, so their children are found however they were spawned).
+pub(crate) fn group_processes(group: u32) -> Vec<GroupProcess> {
+    let group = group.to_string();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut processes = Vec::new();
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The command name (field 2) may hold spaces and parentheses: the fields after
+        // its closing parenthesis start at field 3 (state); field 5 is pgrp.
+        let Some(after_name) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let stat: Vec<String> = after_name.split_whitespace().map(str::to_owned).collect();
+        if stat.get(2) == Some(&group) {
+            processes.push(GroupProcess {
+                dir: entry.path(),
+                stat,
+            });
+        }
+    }
+    processes
 }
 
 #[cfg(test)]

@@ -242,28 +242,9 @@ struct Resident {
 impl Resident {
     /// Reads /proc for every process whose process group is `group`.
     fn of_group(group: u32) -> Resident {
-        let group = group.to_string();
         let mut resident = Resident::default();
-        let Ok(entries) = fs::read_dir("/proc") else {
-            return resident;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-                continue;
-            }
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            // The command name (field 2) may hold spaces and parentheses: the fields
-            // after its closing parenthesis start at field 3 (state); field 5 is pgrp.
-            let Some(after_name) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-                continue;
-            };
-            if after_name.split_whitespace().nth(2) != Some(group.as_str()) {
-                continue;
-            }
-            let Ok(status) = fs::read_to_string(entry.path().join("status")) else {
+        for process in crate::fanout::group_processes(group) {
+            let Ok(status) = fs::read_to_string(process.dir.join("status")) else {
                 continue;
             };
             let kib = |field: &str| -> u64 {
