@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 /// The shipped JavaScript: the npm package's sources and the overlay.
 const JS_DIRS: [&str; 2] = ["npm/src", "player-overlay"];
 
-/// `const NAME = 1_000;` at the start of a line (top level): (name, value).
+/// `const NAME = 1_000;` or `export const NAME = 1_000;` at the start of a line (top
+/// level): (name, value).
 fn numeric_constants(source: &str) -> Vec<(String, u64)> {
     source
         .lines()
         .filter_map(|line| {
+            let line = line.strip_prefix("export ").unwrap_or(line);
             let rest = line.strip_prefix("const ")?;
             let (name, value) = rest.split_once(" = ")?;
             let value = value.trim_end().strip_suffix(';')?;
@@ -33,6 +35,12 @@ fn the_reader_finds_top_level_numeric_constants_only() {
         numeric_constants(source),
         vec![("A_MAX".to_owned(), 1000), ("D_MS".to_owned(), 5)]
     );
+}
+
+#[test]
+fn the_reader_finds_exported_constants_too() {
+    let source = "export const A_MAX = 7;\nexport const lower = 1;\n  export const B_MAX = 2;\nexport function f() {}\n";
+    assert_eq!(numeric_constants(source), vec![("A_MAX".to_owned(), 7)]);
 }
 
 #[test]

@@ -332,6 +332,11 @@ pub const JS_PLAYER_HELD_EVENTS_MAX: u64 = 2048;
 /// `ovation/react` closes a room this long after its last user unmounts (StrictMode's
 /// double mount reuses it).
 pub const JS_REACT_RELEASE_DELAY_MS: u64 = 0;
+/// Most recent comments an `ovation/react` connection keeps for `useComments` (its `max`
+/// is at most this).
+pub const JS_REACT_COMMENTS_KEPT_MAX: u64 = 500;
+/// `useComments()` without `max`.
+pub const JS_REACT_COMMENTS_DEFAULT_MAX: u64 = 50;
 /// A replay asks its core for the window again this long after a fetch failed: the
 /// core's retry time (`CLIENT_REPLAY_RETRY_MS`; earlier it would not ask yet).
 pub const JS_REPLAY_RETRY_TICK_MS: u64 = CLIENT_REPLAY_RETRY_MS;
@@ -347,7 +352,7 @@ pub const CONSOLE_COMMENTS_MAX: u64 = 200;
 pub const CONSOLE_LOG_MAX: u64 = 100;
 
 /// Every JavaScript copy: (file from the repository root, constant, value).
-pub const JS_LIMITS: [(&str, &str, u64); 11] = [
+pub const JS_LIMITS: [(&str, &str, u64); 13] = [
     (
         "npm/src/player.js",
         "HELD_EVENTS_MAX",
@@ -357,6 +362,16 @@ pub const JS_LIMITS: [(&str, &str, u64); 11] = [
         "npm/src/react.js",
         "RELEASE_DELAY_MS",
         JS_REACT_RELEASE_DELAY_MS,
+    ),
+    (
+        "npm/src/react.js",
+        "COMMENTS_KEPT_MAX",
+        JS_REACT_COMMENTS_KEPT_MAX,
+    ),
+    (
+        "npm/src/react.js",
+        "COMMENTS_DEFAULT_MAX",
+        JS_REACT_COMMENTS_DEFAULT_MAX,
     ),
     (
         "npm/src/replay.js",
