@@ -10,6 +10,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod fanout;
+mod http;
 mod serve;
 mod soak;
 
@@ -534,20 +535,14 @@ fn start_demo(url: &str, admin_token: &str, viewer_token: &str) -> Result<std::p
 fn wait_ready(url: &str, limit: Duration) -> Result {
     let started = Instant::now();
     let host = url.trim_start_matches("http://");
+    // No connect timeout: the worker is on this machine, a refused connect is quick.
+    let timeouts = http::Timeouts {
+        connect: None,
+        read: Duration::from_secs(5),
+    };
     while started.elapsed() < limit {
-        if let Ok(mut stream) = std::net::TcpStream::connect(host) {
-            use std::io::{Read, Write};
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            let request = format!(
-                "GET /v1/openapi.json HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-            );
-            if stream.write_all(request.as_bytes()).is_ok() {
-                let mut response = String::new();
-                let _ = stream.read_to_string(&mut response);
-                if response.starts_with("HTTP/1.1 200") {
-                    return Ok(());
-                }
-            }
+        if http::get(host, "/v1/openapi.json", timeouts).is_ok_and(|r| r.status == 200) {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(300));
     }

@@ -34,8 +34,7 @@ use crate::{free_port, step, Result};
 use plotters::prelude::*;
 use serde_json::{json, Value};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1011,7 +1010,8 @@ impl WasmProbe {
     }
 }
 
-/// One HTTP/1.1 request to the server on 127.0.0.1: the status and the body.
+/// One HTTP/1.1 request to the server on 127.0.0.1 with the admin's token: the status
+/// and the body.
 fn http(
     port: u16,
     method: &str,
@@ -1020,33 +1020,18 @@ fn http(
     body: Option<&Value>,
 ) -> Result<(u16, String)> {
     let body = body.map(Value::to_string).unwrap_or_default();
-    let address = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))
-        .map_err(|e| format!("connecting to {address}: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n\
-         {body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .map_err(|e| format!("{method} {path}: {e}"))?;
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("{method} {path}: no answer"))?;
-    let answer = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    Ok((status, answer))
+    let authorization = format!("Bearer {token}");
+    let headers = [
+        ("Authorization", authorization.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let timeouts = crate::http::Timeouts {
+        connect: Some(Duration::from_secs(2)),
+        read: Duration::from_secs(10),
+    };
+    let host = format!("127.0.0.1:{port}");
+    let response = crate::http::request(&host, method, path, &headers, &body, timeouts)?;
+    Ok((response.status, response.body))
 }
 
 fn mib(bytes: u64) -> String {
