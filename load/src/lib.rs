@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
+pub mod chart_font;
 pub mod fanout;
 
 pub use fanout::{fanout, FanoutConfig, FanoutReport, Progress, Target};

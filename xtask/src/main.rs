@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// The benchmark charts' font loader, ovation-load's own file (see its doc comment).
+#[path = "../../load/src/chart_font.rs"]
+mod chart_font;
 mod fanout;
 mod http;
 mod serve;

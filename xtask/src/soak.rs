@@ -26,6 +26,7 @@
 //! before/held/after point. Results: a table on stdout, target/bench/soak/report.json and
 //! target/bench/soak/memory.png (memory over time, one line per target).
 
+use crate::chart_font::{font_available, FONT_FAMILY};
 use crate::fanout::{
     format_number, options, prepare, print_table, Bench, ServerGroup, ServerSpec, OURS,
     SERVER_START_S_MAX,
@@ -87,15 +88,6 @@ const REUSED_PERCENT_MIN: f64 = 90.0;
 
 const CHART_WIDTH_PX: u32 = 1_200;
 const CHART_HEIGHT_PX: u32 = 700;
-/// A TrueType font for the chart's text, read from a file if one is there (never looked
-/// up over a network or through fontconfig); without one the chart has no text.
-const FONT_PATHS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-];
-const FONT_FAMILY: &str = "sans-serif";
 
 struct Params {
     minutes: u64,
@@ -1287,21 +1279,6 @@ fn json_report(params: &Params, outcomes: &[Outcome], goals: &Goals) -> Value {
         "goals": goals.lines.iter().map(|(goal, figure, pass)| json!({
             "goal": goal, "figure": figure, "pass": pass})).collect::<Vec<_>>(),
         "targets": targets,
-    })
-}
-
-/// Registers a font once; false when none could be read (the chart is drawn without text).
-fn font_available() -> bool {
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *REGISTERED.get_or_init(|| {
-        FONT_PATHS
-            .iter()
-            .find_map(|path| fs::read(path).ok())
-            .is_some_and(|bytes| {
-                // plotters keeps fonts for the life of the process; so does this, once.
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, bytes).is_ok()
-            })
     })
 }
 

@@ -1,49 +1,15 @@
 //! The PNG chart of a fan-out run: per-second latency (p50, p99) of the comments sent in
 //! that second on top, deliveries per second below. Drawn with plotters' pure-Rust bitmap
-//! backend; text needs a TrueType font, which is looked for in the usual places and
-//! registered at run time. Without one the chart is drawn without text rather than not
-//! at all.
+//! backend; its text needs a TrueType font (see `chart_font`): without one the chart is
+//! drawn without text rather than not at all.
 
 use super::FanoutReport;
+use crate::chart_font::{font_available, FONT_FAMILY};
 use plotters::prelude::*;
 use std::path::Path;
-use std::sync::OnceLock;
 
 pub const CHART_WIDTH_PX: u32 = 1_100;
 pub const CHART_HEIGHT_PX: u32 = 750;
-/// Fonts tried in order (Debian's DejaVu first); `OVATION_LOAD_FONT` overrides.
-const FONT_PATHS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
-    "/Library/Fonts/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
-/// Larger files are not fonts we want to keep in memory for a chart.
-const FONT_BYTES_MAX: u64 = 16 << 20;
-const FONT_FAMILY: &str = "sans-serif";
-
-/// Registers a font once per process; false when none could be read.
-fn font_available() -> bool {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    *REGISTERED.get_or_init(|| {
-        let from_env = std::env::var("OVATION_LOAD_FONT").ok();
-        let bytes = from_env
-            .iter()
-            .map(String::as_str)
-            .chain(FONT_PATHS.iter().copied())
-            .filter(|path| std::fs::metadata(path).is_ok_and(|m| m.len() <= FONT_BYTES_MAX))
-            .find_map(|path| std::fs::read(path).ok());
-        bytes.is_some_and(|bytes| {
-            // plotters keeps fonts for the life of the process; so does this leak, once.
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, bytes).is_ok()
-        })
-    })
-}
-
 /// Draws `report`'s series into a PNG at `path`.
 pub fn draw(report: &FanoutReport, path: &Path) -> Result<(), String> {
     draw_with_text(report, path, font_available())
