@@ -379,31 +379,35 @@ pub const JS_LIMITS: [(&str, &str, u64); 13] = [
         JS_REPLAY_RETRY_TICK_MS,
     ),
     (
-        "player-overlay/overlay.js",
+        "player-overlay/overlay-limits.js",
         "COMMENTS_MAX",
         OVERLAY_COMMENTS_MAX,
     ),
     (
-        "player-overlay/overlay.js",
+        "player-overlay/overlay-limits.js",
         "DANMAKU_LANES",
         OVERLAY_DANMAKU_LANES,
     ),
     (
-        "player-overlay/overlay.js",
+        "player-overlay/overlay-limits.js",
         "DANMAKU_ITEMS_MAX",
         OVERLAY_DANMAKU_ITEMS_MAX,
     ),
     (
-        "player-overlay/overlay.js",
+        "player-overlay/overlay-limits.js",
         "HEARTS_MAX",
         OVERLAY_HEARTS_MAX,
     ),
     (
-        "player-overlay/overlay.js",
+        "player-overlay/overlay-limits.js",
         "GIFT_POPS_MAX",
         OVERLAY_GIFT_POPS_MAX,
     ),
-    ("player-overlay/overlay.js", "TOAST_MS", OVERLAY_TOAST_MS),
+    (
+        "player-overlay/overlay-limits.js",
+        "TOAST_MS",
+        OVERLAY_TOAST_MS,
+    ),
     (
         "player-overlay/console.js",
         "COMMENTS_MAX",
