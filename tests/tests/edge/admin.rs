@@ -1,0 +1,296 @@
+//! The admin and viewer HTTP API: stable error codes, versioned parts, the pull
+//! transport, the OpenAPI document, the directory, CORS.
+
+use super::{comment, connect, wait_ack};
+use ovation_cli::Api;
+use ovation_tests::{create_room, shared, token};
+use serde_json::json;
+
+#[test]
+fn admin_api_errors_carry_stable_codes() {
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let cases: Vec<(ovation_cli::Reply, u16, &str)> = vec![
+        (
+            admin
+                .post("/v1/rooms", &json!({"room": "nowhere-1", "host": "h"}))
+                .unwrap(),
+            400,
+            "invalid_room_id",
+        ),
+        (
+            admin
+                .post("/v1/rooms", &json!({"room": room, "host": "h"}))
+                .unwrap(),
+            409,
+            "room_exists",
+        ),
+        (
+            admin.post_raw("/v1/rooms", b"{not json").unwrap(),
+            400,
+            "invalid_json",
+        ),
+        (
+            admin
+                .post("/v1/rooms/weur-never-made/end", &json!({}))
+                .unwrap(),
+            404,
+            "room_not_found",
+        ),
+        (
+            admin
+                .put(&format!("/v1/rooms/{room}/parts/room"), &json!({}))
+                .unwrap(),
+            400,
+            "reserved_part",
+        ),
+        (
+            admin
+                .put(&format!("/v1/rooms/{room}/parts/Bad.Name"), &json!({}))
+                .unwrap(),
+            400,
+            "invalid_part_name",
+        ),
+        (
+            admin
+                .put(
+                    &format!("/v1/rooms/{room}/parts/big"),
+                    &json!({"x": "y".repeat(9000)}),
+                )
+                .unwrap(),
+            400,
+            "too_long",
+        ),
+        (
+            admin
+                .post_raw(
+                    &format!("/v1/rooms/{room}/messages"),
+                    "x".repeat(20_000).as_bytes(),
+                )
+                .unwrap(),
+            413,
+            "body_too_large",
+        ),
+        (
+            admin.get(&format!("/v1/rooms/{room}/parts/room")).unwrap(),
+            400,
+            "version_required",
+        ),
+        (
+            admin
+                .get(&format!("/v1/rooms/{room}/parts/room?v=999"))
+                .unwrap(),
+            404,
+            "part_version_not_found",
+        ),
+        (
+            admin.get("/v1/nothing-here").unwrap(),
+            404,
+            "route_not_found",
+        ),
+        (
+            admin.get("/v1/rooms?status=ended").unwrap(),
+            400,
+            "unsupported_status",
+        ),
+    ];
+    for (reply, status, code) in cases {
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (status, Some(code)),
+            "{:?}",
+            reply.body
+        );
+        assert!(reply.body["message"].is_string());
+    }
+    // Ending twice: the second is refused.
+    assert_eq!(
+        admin
+            .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+            .unwrap()
+            .status,
+        200
+    );
+    let again = admin
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (409, Some("room_ended"))
+    );
+}
+
+#[test]
+fn parts_are_versioned_immutable_and_cached() {
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let put = admin
+        .put(
+            &format!("/v1/rooms/{room}/parts/pinned"),
+            &json!({"text": "hello"}),
+        )
+        .unwrap();
+    let version = put.body["version"].as_u64().unwrap();
+    let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
+    assert_eq!(state.body["parts"]["pinned"], version);
+    assert_eq!(state.cache_control.as_deref(), Some("max-age=1"));
+    let path = format!("/v1/rooms/{room}/parts/pinned?v={version}");
+    let first = admin.get(&path).unwrap();
+    assert_eq!(first.body, json!({"text": "hello"}));
+    assert!(first.cache_control.unwrap().contains("immutable"));
+    let second = admin.get(&path).unwrap();
+    assert_eq!(second.body, json!({"text": "hello"}));
+    assert_eq!(second.cache.as_deref(), Some("hit"));
+}
+
+#[test]
+fn pull_transport_returns_actions_since_a_cursor() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut socket, _) = connect(server, &room, "talker");
+    socket.send(&comment(1, "one")).unwrap();
+    socket.send(&comment(2, "two")).unwrap();
+    wait_ack(&mut socket, 2);
+    let viewer = Api::new(&server.base, &token("viewer", "puller", &room));
+    let reply = viewer
+        .get(&format!("/v1/rooms/{room}/events?since=0"))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let texts: Vec<&str> = reply.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["one", "two"]);
+    let cursor = reply.body["cursor"].as_u64().unwrap();
+    let reply = viewer
+        .get(&format!("/v1/rooms/{room}/events?since={cursor}"))
+        .unwrap();
+    assert_eq!(reply.body["events"], json!([]));
+    assert!(reply.body["poll_interval_ms"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn openapi_document_is_served_and_matches_the_routes() {
+    let server = shared();
+    let served = Api::new(&server.base, "")
+        .get("/v1/openapi.json")
+        .unwrap()
+        .body;
+    let root = ovation_tests::root();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("edge-worker/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(served, file);
+}
+
+/// The router dispatches on `ovation_proto::routes::ROUTES`: every route in it is
+/// documented, and nothing else is.
+#[test]
+fn openapi_document_lists_exactly_the_routes_the_router_dispatches() {
+    let root = ovation_tests::root();
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("edge-worker/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let routes: std::collections::BTreeSet<String> = ovation_proto::routes::ROUTES
+        .iter()
+        .map(|spec| format!("{} {}", spec.method.as_str(), spec.path))
+        .collect();
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in file["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert(format!("{method} {path}"));
+        }
+    }
+    assert_eq!(routes, documented);
+}
+
+#[test]
+fn the_directory_admits_a_room_before_it_opens_and_keeps_a_live_rooms_entry() {
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let listed = |admin: &Api| {
+        admin.get("/v1/rooms?status=live").unwrap().body["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["room"] == room.as_str())
+            .map(|r| r["title"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(listed(&admin), ["test"]);
+    // Opening it again is refused, and its entry stays as it was.
+    let again = admin
+        .post(
+            "/v1/rooms",
+            &json!({"room": room, "host": "h", "title": "impostor"}),
+        )
+        .unwrap();
+    assert_eq!(again.status, 409);
+    assert_eq!(listed(&admin), ["test"]);
+    admin
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert!(listed(&admin).is_empty());
+}
+
+/// Pages on any origin use the API (the SDK's pull transport and replay send the token as
+/// a bearer header): a preflight is answered for every route, and every answer, including
+/// one a room object gave, carries the CORS headers.
+#[test]
+fn the_api_answers_cors_preflights_and_every_answer_allows_any_origin() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let cors = |response: &ureq::Response| {
+        (
+            response
+                .header("access-control-allow-origin")
+                .map(str::to_owned),
+            response
+                .header("access-control-allow-headers")
+                .map(str::to_owned),
+        )
+    };
+    let preflight = ureq::request("OPTIONS", &format!("{}/v1/rooms/{room}/state", server.base))
+        .set("origin", "https://shop.example")
+        .set("access-control-request-method", "GET")
+        .set("access-control-request-headers", "authorization")
+        .call()
+        .expect("a preflight is answered");
+    assert_eq!(preflight.status(), 204);
+    let (origin, headers) = cors(&preflight);
+    assert_eq!(origin.as_deref(), Some("*"));
+    assert!(headers.unwrap_or_default().contains("authorization"));
+    // An answer forwarded from the room object (its headers are immutable there).
+    let state = ureq::get(&format!("{}/v1/rooms/{room}/state", server.base))
+        .set("origin", "https://shop.example")
+        .set(
+            "authorization",
+            &format!("Bearer {}", token("viewer", "cors", &room)),
+        )
+        .call()
+        .expect("the state");
+    assert_eq!(state.status(), 200);
+    assert_eq!(cors(&state).0.as_deref(), Some("*"));
+    // Refusals carry them too, or the page could not read the error code.
+    let refused = ureq::get(&format!("{}/v1/rooms/{room}/state", server.base))
+        .set("origin", "https://shop.example")
+        .call();
+    match refused {
+        Err(ureq::Error::Status(401, response)) => {
+            assert_eq!(cors(&response).0.as_deref(), Some("*"))
+        }
+        other => panic!("expected 401: {other:?}"),
+    }
+    // A preflight for no route is a 404.
+    match ureq::request("OPTIONS", &format!("{}/v1/nope", server.base)).call() {
+        Err(ureq::Error::Status(404, _)) => {}
+        other => panic!("expected 404: {other:?}"),
+    }
+}
