@@ -8,7 +8,15 @@ use ovation_tests::{copy_into, create_room, root, run_driver, sdk_project, share
 /// Runs one scenario of the driver with the given tokens for the room.
 fn drive(scenario: &str, room: &str, tokens: serde_json::Value) {
     let project = sdk_project(&format!("overlay-{scenario}"));
-    copy_into(&project, &["player-overlay/test/drive.mjs"]);
+    copy_into(
+        &project,
+        &[
+            "player-overlay/test/drive.mjs",
+            "player-overlay/test/drive-page.mjs",
+            "player-overlay/test/drive-viewers.mjs",
+            "player-overlay/test/drive-a11y.mjs",
+        ],
+    );
     let overlay = root().join("player-overlay");
     run_driver(
         &project,
