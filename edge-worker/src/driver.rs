@@ -28,6 +28,9 @@ pub(crate) trait Core {
     fn disconnect(&mut self, connection: ConnectionId, now_ms: u64);
     /// The runtime answered this socket's heartbeat at `at_ms` (without waking us).
     fn touch(&mut self, connection: ConnectionId, at_ms: u64);
+    /// Whether the sockets' liveness has something due (only then are the heartbeats
+    /// worth reading: a pass over every socket).
+    fn sweep_due(&self, now_ms: u64) -> bool;
 }
 
 impl Core for Room {
@@ -46,6 +49,9 @@ impl Core for Room {
     fn touch(&mut self, connection: ConnectionId, at_ms: u64) {
         Room::touch(self, connection, at_ms)
     }
+    fn sweep_due(&self, now_ms: u64) -> bool {
+        Room::sweep_due(self, now_ms)
+    }
 }
 
 impl Core for Shard {
@@ -63,6 +69,9 @@ impl Core for Shard {
     }
     fn touch(&mut self, connection: ConnectionId, at_ms: u64) {
         Shard::touch(self, connection, at_ms)
+    }
+    fn sweep_due(&self, now_ms: u64) -> bool {
+        Shard::sweep_due(self, now_ms)
     }
 }
 
@@ -164,17 +173,21 @@ pub(crate) fn alarm_cleared<H: Host>(host: &H) {
     host.with_driven(|d| d.timers.alarm_at_ms = None);
 }
 
-/// The alarm fired (the object is loaded): the heartbeats the runtime answered alone count
-/// as signs of life, the core's deadlines run, then ticks and the next alarm.
+/// The alarm fired (the object is loaded): when the sockets' liveness is due, the
+/// heartbeats the runtime answered alone count as signs of life first (reading them is a
+/// pass over every socket: not for an alarm that only flushes); the core's deadlines run,
+/// then ticks and the next alarm.
 pub(crate) async fn alarm_fired<H: Host>(host: &H) -> Result<()> {
     host.with_driven(|d| {
         d.timers.alarm_at_ms = None;
-        let heartbeats = crate::sockets::heartbeats(host.state(), d.sockets);
         if let Some(core) = d.core {
-            for (id, at_ms) in heartbeats {
-                core.touch(id, at_ms);
+            let now = now_ms();
+            if core.sweep_due(now) {
+                for (id, at_ms) in crate::sockets::heartbeats(host.state(), d.sockets) {
+                    core.touch(id, at_ms);
+                }
             }
-            core.handle_timeout(now_ms());
+            core.handle_timeout(now);
         }
     });
     host.pump().await?;

@@ -49,6 +49,26 @@ impl TokenBucket {
     }
 }
 
+impl TokenBucket {
+    /// How long until `count` tokens are there (0: now), or `None` when more than the
+    /// burst is asked for (never).
+    pub fn wait_ms(&mut self, count: u32, now_ms: u64) -> Option<u64> {
+        self.refill(now_ms);
+        if count > self.burst {
+            return None;
+        }
+        let missing = (u64::from(count) * 1000).saturating_sub(self.milli_tokens);
+        Some(missing.div_ceil(u64::from(self.rate_per_s)))
+    }
+
+    /// Takes up to `count` tokens: what was spent whatever the bucket held (work already
+    /// done, such as frames sent), so the bucket empties rather than refusing.
+    pub fn spend(&mut self, count: u32, now_ms: u64) {
+        self.refill(now_ms);
+        self.milli_tokens = self.milli_tokens.saturating_sub(u64::from(count) * 1000);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +90,17 @@ mod tests {
         let mut b = TokenBucket::new_full(20, 20, 0);
         assert_eq!(b.take(21, 1_000_000), Err(u32::MAX));
         assert!(b.take(20, 1_000_000).is_ok());
+    }
+
+    #[test]
+    fn wait_ms_says_when_tokens_are_there_and_spend_empties_without_refusing() {
+        let mut b = TokenBucket::new_full(1_000, 100, 0);
+        assert_eq!(b.wait_ms(100, 0), Some(0));
+        assert_eq!(b.wait_ms(101, 0), None, "past the burst: never");
+        b.spend(150, 0);
+        assert_eq!(b.available(0), 0, "spending past what is held empties it");
+        assert_eq!(b.wait_ms(50, 0), Some(50));
+        assert_eq!(b.wait_ms(50, 50), Some(0));
+        assert_eq!(b.wait_ms(0, 0), Some(0));
     }
 }

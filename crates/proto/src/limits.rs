@@ -44,11 +44,12 @@ pub const RING_EVENTS_MAX: usize = 1024;
 /// Action ring buffer: age bound.
 pub const RING_AGE_MS_MAX: u64 = 30_000;
 /// Output is batched per connection per tick: this tick for an object with few sockets
-/// (see `tick_ms_for`).
-/// A room whose last flush is this many ticks ago is quiet: its next output goes out at
-/// once (leading edge) rather than a tick later (`Room::schedule_tick`).
-pub const FLUSH_QUIET_TICKS: u64 = 2;
+/// (see `tick_ms_for`). It is the longest a room's output waits for its flush while the
+/// fan-out budget lasts less (`FANOUT_FRAMES_BURST`, `Room::schedule_tick`).
 pub const TICK_MS: u64 = 50;
+/// The closest two flushes of an unsharded room may be while its fan-out budget allows
+/// output at once: a connection gets at most one frame per this many milliseconds.
+pub const FLUSH_SPACING_MS_MIN: u64 = 10;
 /// The longest tick: an object with many sockets stretches its tick up to this, and no
 /// further (it bounds the batching delay every event waits).
 pub const TICK_MS_MAX: u64 = 250;
@@ -59,6 +60,12 @@ pub const TICK_MS_MAX: u64 = 250;
 /// saturates its thread and every delivery waits behind the queue. Longer ticks carry
 /// more events per frame instead (deliveries per CPU-second grow with them).
 pub const FANOUT_FRAMES_PER_S_TARGET: u64 = 25_000;
+/// Frames an unsharded room may send at once out of that budget (a quarter second of
+/// it): while it lasts, output goes out as it comes (`FLUSH_SPACING_MS_MIN` apart), so a
+/// room under its budget pays no batching delay; spent, output waits for its tick. Each
+/// send costs about the same CPU as the naive object's (`cargo xtask bench fanout`), so
+/// batching saves CPU only by holding events: it is kept for when the thread needs it.
+pub const FANOUT_FRAMES_BURST: u64 = FANOUT_FRAMES_PER_S_TARGET / 4;
 
 /// The tick of an object whose fan-out reaches `sockets` sockets each tick (a room: its
 /// own sockets, or the most any of its shards holds, since a shard sends its viewers the
@@ -69,7 +76,9 @@ pub fn tick_ms_for(sockets: u64) -> u64 {
         .div_ceil(FANOUT_FRAMES_PER_S_TARGET)
         .clamp(TICK_MS, TICK_MS_MAX)
 }
-/// Online count is republished this often even when unchanged.
+/// A sharded room sends its shards the online count this often even when unchanged (a
+/// batch lost on the way is noticed at the next); viewers get the count when it changes
+/// (an unchanged count is not worth a frame to every socket).
 pub const ONLINE_REFRESH_MS: u64 = 2_000;
 /// A changed online count is published at most this often (a newcomer gets the current
 /// count at once). Joins and leaves in a big room would otherwise cost every viewer a
@@ -111,10 +120,12 @@ pub const DIRECT_BURST: u32 = 100;
 
 /// Sockets per room object; the platform allows 32,768, we stay well below.
 pub const CONNECTIONS_PER_ROOM_MAX: usize = 10_000;
-/// Actions the room accepts per second, taken per tick (`per_tick`: 200 per 50 ms tick);
-/// above it senders get `rate_limited` ("room busy"). Bounds one tick's fan-out work
-/// (the big-rooms design samples instead).
+/// Actions the room accepts per second (a bucket of `ROOM_ACTIONS_BURST`, whatever the
+/// room's flushes); above it senders get `rate_limited` ("room busy"). Bounds the
+/// fan-out work of a flush (the big-rooms design samples instead).
 pub const ROOM_ACTIONS_PER_S_MAX: u64 = 4_000;
+/// Actions the room accepts at once: one longest tick's share of the rate.
+pub const ROOM_ACTIONS_BURST: u64 = ROOM_ACTIONS_PER_S_MAX * TICK_MS_MAX / 1_000;
 /// Gift ids remembered per gifter: a retry of an older gift after a crash could be
 /// announced twice (the charge itself is still made once).
 pub const GIFT_IDS_REMEMBERED_PER_USER_MAX: usize = 64;

@@ -222,6 +222,9 @@ impl Room {
         } else {
             liveness::Liveness::opened(expires_at_ms, now_ms)
         };
+        if remote.is_none() {
+            self.sweep_clock.add(&liveness);
+        }
         self.users
             .entry(identity.user.clone())
             .or_default()

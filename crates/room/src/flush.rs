@@ -43,18 +43,38 @@ impl Room {
         self.schedule_tick(now_ms);
     }
 
-    /// Leading edge in a quiet room: output after `FLUSH_QUIET_TICKS` ticks without a
-    /// flush goes out at once (one comment a second need not wait for a tick). In a busy
-    /// room output waits a tick for more to join it, as batching pays there (at 1,000
-    /// viewers and 20 comments a second, flushing each comment at once cost 1.7x the
-    /// CPU). Either way a connection gets at most one frame per tick.
+    /// Leading edge: output goes out at once while the room's fan-out budget lasts
+    /// (`FANOUT_FRAMES_BURST`, refilled at `FANOUT_FRAMES_PER_S_TARGET`), at most one frame
+    /// per connection per `FLUSH_SPACING_MS_MIN`. A send costs about what the naive
+    /// object's costs, so holding output to batch it saves CPU only when the thread would
+    /// otherwise be flooded: a room of 1,000 viewers and 20 comments a second sends each
+    /// comment at once (at 50 ms ticks it waited 40–60 ms for company it rarely had). Spent,
+    /// or in a sharded room, output waits for the tick after the last flush (never a whole
+    /// tick from its own arrival), so a connection gets at most one frame per tick and a
+    /// busy big room keeps its batching.
     pub(crate) fn schedule_tick(&mut self, now_ms: u64) {
         if self.tick_at_ms.is_none() {
-            let tick_ms = self.tick_ms();
-            let quiet = self
-                .last_flush_ms
-                .is_none_or(|last| now_ms >= last + FLUSH_QUIET_TICKS * tick_ms);
-            self.tick_at_ms = Some(if quiet { now_ms } else { now_ms + tick_ms });
+            self.tick_at_ms = Some(self.flush_earliest_ms(now_ms));
+        }
+    }
+
+    /// The earliest a flush may go out now (see `schedule_tick`).
+    fn flush_earliest_ms(&mut self, now_ms: u64) -> u64 {
+        let after_last = |spacing_ms: u64| {
+            self.last_flush_ms
+                .map_or(now_ms, |last| last + spacing_ms)
+                .max(now_ms)
+        };
+        let by_tick = after_last(self.tick_ms());
+        if self.shards.is_sharded() {
+            return by_tick;
+        }
+        let frames = u32::try_from(self.ready_local.max(1)).unwrap_or(u32::MAX);
+        match self.fanout_budget.wait_ms(frames, now_ms) {
+            Some(wait_ms) => (now_ms + wait_ms)
+                .max(after_last(FLUSH_SPACING_MS_MIN))
+                .min(by_tick),
+            None => by_tick, // more sockets than the burst: every flush waits its tick
         }
     }
 
@@ -73,17 +93,14 @@ impl Room {
 
     /// When the host must call [`Room::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let sockets = self
-            .connections
-            .values()
-            .filter(|c| c.remote.is_none())
-            .map(|c| c.liveness.deadline());
-        let refresh = (self.local_connections() > 0 || self.shards.is_sharded())
-            .then_some(self.online_refresh_at_ms);
+        // An unsharded room wakes for the count only to publish a deferred change.
+        let refresh = (self.shards.is_sharded()
+            || (self.local_connections() > 0 && self.online_published != Some(self.online())))
+        .then_some(self.online_refresh_at_ms);
         self.tick_at_ms
             .into_iter()
             .chain(self.interaction_deadline())
-            .chain(sockets)
+            .chain(self.sweep_clock.next_ms())
             .chain(refresh)
             .min()
     }
@@ -93,13 +110,19 @@ impl Room {
         self.tick_at_ms
     }
 
+    /// Whether a socket's liveness has something due at `now_ms` (a host reads the
+    /// heartbeats it answered alone only then, see `touch`).
+    pub fn sweep_due(&self, now_ms: u64) -> bool {
+        self.sweep_clock.next_ms().is_some_and(|at| at <= now_ms)
+    }
+
     pub fn handle_timeout(&mut self, now_ms: u64) {
         let sockets = self
             .connections
             .iter_mut()
             .filter(|(_, c)| c.remote.is_none())
             .map(|(&id, c)| (id, &mut c.liveness));
-        let due = liveness::sweep(sockets, now_ms);
+        let due = self.sweep_clock.sweep_if_due(sockets, now_ms);
         for id in due.expired {
             self.enqueue(
                 id,
@@ -122,17 +145,23 @@ impl Room {
         if (self.local_connections() > 0 || self.shards.is_sharded())
             && self.online_refresh_at_ms <= now_ms
         {
-            self.online_published = None; // forces a republish
             self.online_refresh_at_ms = now_ms + ONLINE_REFRESH_MS;
-            self.schedule_tick(now_ms);
+            // A sharded room republishes the count even unchanged (its shards notice a
+            // lost batch at the next); an unsharded one publishes only a change deferred
+            // until now by `ONLINE_PUBLISH_INTERVAL_MS`: an unchanged count is not worth a
+            // frame to every socket.
+            if self.shards.is_sharded() {
+                self.online_published = None; // forces a republish
+                self.schedule_tick(now_ms);
+            } else if self.online_published != Some(self.online()) {
+                self.schedule_tick(now_ms);
+            }
         }
         self.close_due_interactions(now_ms);
         if self.tick_at_ms.is_some_and(|at| at <= now_ms) {
-            // The tick may have grown since the flush was scheduled (more sockets or
-            // shards): a tick after the last flush, by today's tick, at the earliest.
-            let earliest = self
-                .last_flush_ms
-                .map_or(now_ms, |last| last + self.tick_ms());
+            // The rule may say later now than when the flush was scheduled (more sockets or
+            // shards, the budget spent meanwhile).
+            let earliest = self.flush_earliest_ms(now_ms);
             if now_ms >= earliest {
                 self.flush(now_ms);
             } else {
@@ -146,8 +175,6 @@ impl Room {
         self.publish_tallies(now_ms);
         self.publish_interactions(now_ms);
         self.tick_at_ms = None;
-        self.last_flush_ms = Some(now_ms);
-        self.actions_this_tick = 0;
         self.evict_old_actions(now_ms);
         if self.likes_dirty {
             self.likes_dirty = false;
@@ -209,14 +236,23 @@ impl Room {
                 None => groups.push((events, vec![connection])),
             }
         }
+        let mut frames_sent: u64 = 0;
         for (events, connections) in groups {
             // One frame, unless that would pass SERVER_FRAME_BYTES_MAX (clients refuse it).
             for frame in ServerFrame::batches(now_ms, events) {
+                frames_sent += connections.len() as u64;
                 self.stats.frames_out += connections.len() as u64;
                 self.stats.bytes_out += (frame.len() * connections.len()) as u64;
                 let connections = connections.clone();
                 self.outputs.push_back(Output::Send { connections, frame });
             }
+        }
+        self.fanout_budget
+            .spend(u32::try_from(frames_sent).unwrap_or(u32::MAX), now_ms);
+        // A flush that sent nothing does not hold the next one back (a sharded room's
+        // flush always feeds its shards).
+        if frames_sent > 0 || self.shards.is_sharded() {
+            self.last_flush_ms = Some(now_ms);
         }
         self.flush_shards(now_ms, changed);
     }

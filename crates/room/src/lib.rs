@@ -101,12 +101,18 @@ pub struct Room {
     online_refresh_at_ms: u64,
     /// A changed count is not published before this (`ONLINE_PUBLISH_INTERVAL_MS`).
     online_publish_earliest_ms: u64,
+    /// When the local sockets' liveness next has something due.
+    sweep_clock: liveness::SweepClock,
     /// Set while some output waits for the next tick.
     tick_at_ms: Option<u64>,
     /// When output last went out (`flush`): the next flush is a tick after it at the
-    /// earliest.
+    /// latest while output waits, `FLUSH_SPACING_MS_MIN` at the earliest.
     last_flush_ms: Option<u64>,
-    actions_this_tick: usize,
+    /// Frames an unsharded room may send without waiting for its tick
+    /// (`FANOUT_FRAMES_PER_S_TARGET`, `FANOUT_FRAMES_BURST`).
+    fanout_budget: TokenBucket,
+    /// The room's own bound on actions, whatever its flushes (`ROOM_ACTIONS_PER_S_MAX`).
+    actions_allowance: TokenBucket,
     outputs: VecDeque<Output>,
     stats: RoomStats,
 
@@ -165,9 +171,19 @@ impl Room {
             online_published: None,
             online_refresh_at_ms: now_ms,
             online_publish_earliest_ms: now_ms,
+            sweep_clock: liveness::SweepClock::default(),
             tick_at_ms: None,
             last_flush_ms: None,
-            actions_this_tick: 0,
+            fanout_budget: TokenBucket::new_full(
+                u32::try_from(FANOUT_FRAMES_PER_S_TARGET).expect("a small rate"),
+                u32::try_from(FANOUT_FRAMES_BURST).expect("a small burst"),
+                now_ms,
+            ),
+            actions_allowance: TokenBucket::new_full(
+                u32::try_from(ROOM_ACTIONS_PER_S_MAX).expect("a small rate"),
+                u32::try_from(ROOM_ACTIONS_BURST).expect("a small burst"),
+                now_ms,
+            ),
             outputs: VecDeque::new(),
             stats: RoomStats::default(),
             gift_catalog: BTreeMap::new(),

@@ -82,13 +82,54 @@ pub(crate) fn replaceable<'a>(
         .map(|(id, _)| id)
 }
 
+/// When the next sweep has something to do: a lower bound on every socket's
+/// `deadline`, kept without a pass over the sockets. A deadline only moves later between
+/// sweeps (signs of life, a `Hello`), except a new socket's, which is added; so a sweep
+/// is due at this moment or later, and the object's timer query stays O(1) however many
+/// sockets it holds (it was a pass over every socket per event: a join storm of N sockets
+/// cost N² steps).
+#[derive(Debug, Default)]
+pub(crate) struct SweepClock {
+    at_ms: Option<u64>,
+}
+
+impl SweepClock {
+    /// A socket's deadline that may be earlier than the others' (a new socket).
+    pub(crate) fn add(&mut self, liveness: &Liveness) {
+        let deadline = liveness.deadline();
+        self.at_ms = Some(self.at_ms.map_or(deadline, |at| at.min(deadline)));
+    }
+
+    /// When the host must call the object's `handle_timeout` for its sockets, if ever.
+    pub(crate) fn next_ms(&self) -> Option<u64> {
+        self.at_ms
+    }
+
+    /// Sweeps when due (`sweep`), keeping the next sweep's moment; nothing when not.
+    pub(crate) fn sweep_if_due<'a>(
+        &mut self,
+        sockets: impl Iterator<Item = (ConnectionId, &'a mut Liveness)>,
+        now_ms: u64,
+    ) -> Due {
+        if self.at_ms.is_none_or(|at| at > now_ms) {
+            return Due::default();
+        }
+        let (due, next_ms) = sweep(sockets, now_ms);
+        self.at_ms = next_ms;
+        due
+    }
+}
+
 /// Sorts the due sockets; expired ones are marked as told (`GoAway` goes out now). A
-/// socket is in at most one list that closes it (`no_hello` first).
+/// socket is in at most one list that closes it (`no_hello` first). Also returns the
+/// earliest deadline after this sweep (of every socket passed, the closed ones included:
+/// an early bound only costs a sweep).
 pub(crate) fn sweep<'a>(
     sockets: impl Iterator<Item = (ConnectionId, &'a mut Liveness)>,
     now_ms: u64,
-) -> Due {
+) -> (Due, Option<u64>) {
     let mut due = Due::default();
+    let mut next_ms: Option<u64> = None;
     for (id, liveness) in sockets {
         if liveness.hello_by_ms.is_some_and(|at| at <= now_ms) {
             due.no_hello.push(id);
@@ -105,6 +146,49 @@ pub(crate) fn sweep<'a>(
         if liveness.last_seen_ms + STALE_SOCKET_MS <= now_ms {
             due.stale.push(id);
         }
+        let deadline = liveness.deadline();
+        next_ms = Some(next_ms.map_or(deadline, |next| next.min(deadline)));
     }
-    due
+    (due, next_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clock answers without a pass over the sockets, sweeps only when something is
+    /// due, and after a sweep knows the next moment (a Hello deadline, then a lifetime).
+    #[test]
+    fn the_sweep_clock_sweeps_only_when_due_and_knows_the_next_deadline() {
+        let mut clock = SweepClock::default();
+        assert_eq!(clock.next_ms(), None, "no sockets: no sweep");
+        let lifetime_ms = 10 * HELLO_DEADLINE_MS;
+        let mut sockets: Vec<(ConnectionId, Liveness)> = (0..3)
+            .map(|id| (id, Liveness::opened(lifetime_ms, id * 1_000)))
+            .collect();
+        for (_, liveness) in &sockets {
+            clock.add(liveness);
+        }
+        assert_eq!(clock.next_ms(), Some(HELLO_DEADLINE_MS));
+        let untouched = std::iter::from_fn(|| -> Option<(ConnectionId, &mut Liveness)> {
+            panic!("a sweep before anything is due walked the sockets")
+        });
+        let due = clock.sweep_if_due(untouched, HELLO_DEADLINE_MS - 1);
+        assert!(due.no_hello.is_empty());
+        // Sockets 1 and 2 said Hello; socket 0 did not and is due at its deadline.
+        for (_, liveness) in &mut sockets[1..] {
+            liveness.hello();
+        }
+        let due = clock.sweep_if_due(
+            sockets.iter_mut().map(|(id, l)| (*id, l)),
+            HELLO_DEADLINE_MS,
+        );
+        assert_eq!(due.no_hello, [0]);
+        sockets.remove(0);
+        // The next sweep is their lifetime (before being stale), not sooner.
+        let next = clock.next_ms().expect("sockets remain");
+        assert!(next > HELLO_DEADLINE_MS, "{next}");
+        let due = clock.sweep_if_due(sockets.iter_mut().map(|(id, l)| (*id, l)), lifetime_ms);
+        assert_eq!(due.expired, [1, 2]);
+    }
 }

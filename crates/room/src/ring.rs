@@ -55,14 +55,19 @@ impl Room {
         }
         // A sharded room samples comments instead of refusing them (after the checks).
         let sampling = is_comment_body(&body) && self.shards.is_sharded();
-        let tick_ms = self.tick_ms();
-        if !sampling && self.actions_this_tick >= per_tick(ROOM_ACTIONS_PER_S_MAX, tick_ms) {
-            let retry_after_ms = u32::try_from(tick_ms).expect("ticks are short");
-            return Err(Refusal::retry_after(
-                ErrorCode::RateLimited,
-                "room busy",
-                retry_after_ms,
-            ));
+        if !sampling {
+            let wait_ms = self
+                .actions_allowance
+                .wait_ms(1, now_ms)
+                .expect("one action is within the burst");
+            if wait_ms > 0 {
+                let retry_after_ms = u32::try_from(wait_ms).expect("a token's wait is short");
+                return Err(Refusal::retry_after(
+                    ErrorCode::RateLimited,
+                    "room busy",
+                    retry_after_ms,
+                ));
+            }
         }
         let buckets = self.buckets(&identity.user, now_ms);
         let is_comment = matches!(body, ActionBody::Comment { .. });
@@ -106,7 +111,7 @@ impl Room {
         now_ms: u64,
     ) -> u64 {
         self.last_seq += 1;
-        self.actions_this_tick += 1;
+        self.actions_allowance.spend(1, now_ms);
         let action = Action {
             seq: self.last_seq,
             ts_ms: now_ms,

@@ -7,7 +7,7 @@
 //! Sans-IO like [`crate::Room`]: `now_ms` is a parameter; outputs are drained with
 //! [`Shard::poll_output`]; the host arms a timer for [`Shard::poll_timeout`].
 
-use crate::liveness::{self, Liveness};
+use crate::liveness::{self, Liveness, SweepClock};
 use crate::Refusal;
 use crate::{ConnectionId, Identity, LogRecord, PartState, RoomView, UserBuckets};
 use ovation_proto::limits::*;
@@ -94,6 +94,8 @@ pub struct Shard {
     /// This flush's broadcast events (from the room's batch).
     shared: Vec<Event>,
     tick_at_ms: Option<u64>,
+    /// When the sockets' liveness next has something due.
+    sweep_clock: SweepClock,
     /// The room's shard count, from its last batch (0: none yet): it spaces the batches
     /// up (`shard_batch_interval_ms_for`).
     shards: u16,
@@ -125,6 +127,7 @@ impl Shard {
             online_reported: None,
             shared: Vec::new(),
             tick_at_ms: Some(now_ms),
+            sweep_clock: SweepClock::default(),
             shards: 0,
             up_sent_at_ms: None,
             up_at_ms: None,
@@ -237,6 +240,7 @@ impl Shard {
         } else {
             Liveness::opened(expires_at_ms, now_ms)
         };
+        self.sweep_clock.add(&liveness);
         self.connections.insert(
             connection,
             ShardConnection {

@@ -129,8 +129,16 @@ impl Shard {
 
     /// When the host must call [`Shard::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let sockets = self.connections.values().map(|c| c.liveness.deadline());
-        self.tick_pending().into_iter().chain(sockets).min()
+        self.tick_pending()
+            .into_iter()
+            .chain(self.sweep_clock.next_ms())
+            .min()
+    }
+
+    /// Whether a socket's liveness has something due at `now_ms` (a host reads the
+    /// heartbeats it answered alone only then, see `touch`).
+    pub fn sweep_due(&self, now_ms: u64) -> bool {
+        self.sweep_clock.next_ms().is_some_and(|at| at <= now_ms)
     }
 
     /// Whether output waits for a tick (the host flushes with a short timer).
@@ -161,7 +169,7 @@ impl Shard {
             .connections
             .iter_mut()
             .map(|(&id, c)| (id, &mut c.liveness));
-        let due = liveness::sweep(sockets, now_ms);
+        let due = self.sweep_clock.sweep_if_due(sockets, now_ms);
         for id in due.expired {
             self.push(
                 id,

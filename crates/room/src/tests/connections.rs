@@ -65,13 +65,26 @@ fn online_count_is_published_on_change_and_refreshed() {
     room.handle_timeout(now);
     let out = tick(&mut room, &mut now);
     assert!(out.events[&1].contains(&Event::Online { count: 2 }));
-    // Nothing changes: nothing is sent until the refresh is due.
+    // Nothing changes: nothing is sent, and an unsharded room does not wake for the count
+    // (an unchanged count is not worth a frame to every socket).
     let out = tick(&mut room, &mut now);
     assert!(out.events.is_empty());
+    assert!(room
+        .poll_timeout()
+        .is_none_or(|at| at > now + ONLINE_REFRESH_MS));
     now += ONLINE_REFRESH_MS;
     room.handle_timeout(now);
     let out = tick(&mut room, &mut now);
-    assert!(out.events[&1].contains(&Event::Online { count: 2 }));
+    assert!(
+        out.events.is_empty(),
+        "an unchanged count is not worth a frame"
+    );
+    // A leave is published again.
+    room.disconnect(2, now);
+    now += ONLINE_PUBLISH_INTERVAL_MS;
+    room.handle_timeout(now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 1 }));
 }
 
 /// The room bounds a user's upgrades itself (whichever Worker isolate they came through):

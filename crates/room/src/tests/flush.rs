@@ -20,11 +20,11 @@ fn joiner_gets_snapshot_and_no_older_actions() {
     assert!(actions(b).is_empty(), "joiner saw an older action");
 }
 
-/// Leading edge: a comment in a quiet room goes out at once; output soon after a flush
-/// waits a tick for more to join it, so a connection still gets at most one frame per
-/// tick.
+/// Leading edge: a comment goes out at once while the fan-out budget lasts, later
+/// output at most one frame per `FLUSH_SPACING_MS_MIN` (a room that spends its budget:
+/// `a_room_with_many_sockets_batches_at_a_longer_tick`).
 #[test]
-fn output_after_a_quiet_spell_goes_out_at_once_and_then_a_tick_apart() {
+fn output_goes_out_at_once_within_the_budget_one_spacing_apart() {
     let mut room = Room::create(info(), 1, 0);
     join(&mut room, 1, "ana", Role::Viewer, 0);
     room.handle_timeout(0);
@@ -40,19 +40,19 @@ fn output_after_a_quiet_spell_goes_out_at_once_and_then_a_tick_apart() {
     let out = drain(&mut room);
     assert!(actions(&out.events[&1]).len() == 1);
     room.handle_frame(1, &comment("second", 2), quiet + 5);
-    let busy_at = quiet + 5 + room.tick_ms();
+    let spaced = quiet + FLUSH_SPACING_MS_MIN;
     assert_eq!(
         room.tick_pending(),
-        Some(busy_at),
-        "soon after a flush: a tick later, for more output to join it"
+        Some(spaced),
+        "soon after a flush: one spacing after it, not a tick"
     );
-    room.handle_frame(1, &comment("third", 3), quiet + 20);
-    room.handle_timeout(busy_at - 1);
+    room.handle_frame(1, &comment("third", 3), quiet + 8);
+    room.handle_timeout(spaced - 1);
     assert!(
         drain(&mut room).events.is_empty(),
-        "nothing before the tick"
+        "nothing before the spacing"
     );
-    room.handle_timeout(busy_at);
+    room.handle_timeout(spaced);
     assert_eq!(
         actions(&drain(&mut room).events[&1]).len(),
         2,
@@ -185,16 +185,30 @@ fn a_room_with_many_sockets_batches_at_a_longer_tick() {
         "a newcomer is told the tick"
     );
 
-    // A comment waits for the longer tick, then reaches every socket in one frame.
+    // The first comment goes out at once (the fan-out budget holds a flush to every
+    // socket); the next, soon after, waits until the budget has refilled enough, never
+    // longer than the tick after that flush, then reaches every socket in one frame.
     now += 10_000;
     room.handle_timeout(now);
     drain(&mut room);
-    room.handle_frame(1, &comment("hi", 1), now);
-    room.handle_timeout(now + TICK_MS);
+    room.handle_frame(1, &comment("first", 1), now);
+    assert_eq!(room.tick_pending(), Some(now), "within the budget: at once");
+    room.handle_timeout(now);
+    assert_eq!(drain(&mut room).frames.len() as u64, sockets);
+    let flushed = now;
+    room.handle_frame(1, &comment("hi", 2), now + 1);
+    let refilled_ms =
+        (sockets - (FANOUT_FRAMES_BURST - sockets)) * 1_000 / FANOUT_FRAMES_PER_S_TARGET;
+    let due = flushed + refilled_ms.min(long_tick_ms);
+    assert_eq!(room.tick_pending(), Some(due));
+    assert!(due > flushed + TICK_MS && due <= flushed + long_tick_ms);
+    room.handle_timeout(due - 1);
     let early = drain(&mut room);
-    assert!(early.events.is_empty(), "nothing is sent before the tick");
-    assert_eq!(room.poll_timeout(), Some(now + long_tick_ms));
-    room.handle_timeout(now + long_tick_ms);
+    assert!(
+        early.events.is_empty(),
+        "nothing is sent before the budget allows"
+    );
+    room.handle_timeout(due);
     let out = drain(&mut room);
     assert_eq!(
         out.frames.len() as u64,
@@ -211,7 +225,7 @@ fn a_room_with_many_sockets_batches_at_a_longer_tick() {
     drain(&mut room);
     let senders = per_tick(ROOM_ACTIONS_PER_S_MAX, TICK_MS) as u64 + 100;
     for id in 1..=senders {
-        room.handle_frame(id, &comment("many", 2), now);
+        room.handle_frame(id, &comment("many", 3), now);
     }
     room.handle_timeout(now + long_tick_ms);
     let out = drain(&mut room);
@@ -326,4 +340,58 @@ fn a_batch_past_server_frame_bytes_max_goes_out_as_frames_clients_take() {
     let out = tick(&mut room, &mut now);
     assert_eq!(out.frames[&1], 2);
     assert_eq!(actions(&out.events[&1]).len(), messages);
+}
+
+/// The room's own bound on actions holds however often it flushes (flushes can be
+/// `FLUSH_SPACING_MS_MIN` apart): `ROOM_ACTIONS_BURST` at once, then the rate; one past
+/// it is refused "room busy" with the wait for the next.
+#[test]
+fn the_rooms_action_bound_takes_its_burst_and_refuses_one_past_it() {
+    let now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let users = ROOM_ACTIONS_BURST.div_ceil(u64::from(COMMENT_BURST)) + 1;
+    for id in 1..=users {
+        join(&mut room, id, &format!("u{id}"), Role::Viewer, now);
+    }
+    room.handle_timeout(now);
+    drain(&mut room);
+    let mut sent = 0;
+    'users: for id in 1..users {
+        for client_id in 1..=u64::from(COMMENT_BURST) {
+            if sent == ROOM_ACTIONS_BURST {
+                break 'users;
+            }
+            room.handle_frame(id, &comment("hi", client_id), now);
+            sent += 1;
+        }
+    }
+    room.handle_frame(users, &comment("one past", 1), now);
+    room.handle_timeout(now + TICK_MS);
+    let out = drain(&mut room);
+    assert_eq!(
+        actions(&out.events[&users]).len() as u64,
+        ROOM_ACTIONS_BURST
+    );
+    let refused: Vec<_> = out.events[&users]
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error {
+                code,
+                message,
+                retry_after_ms,
+                ..
+            } => Some((*code, message.clone(), *retry_after_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [(ErrorCode::RateLimited, "room busy".to_owned(), 1)],
+        "one past the burst waits a token (1/{ROOM_ACTIONS_PER_S_MAX} s)"
+    );
+    // The rate refills it: a flush does not.
+    room.handle_frame(users, &comment("later", 2), now + TICK_MS + 1);
+    room.handle_timeout(now + 2 * TICK_MS);
+    let out = drain(&mut room);
+    assert!(error_codes(&out.events[&users]).is_empty());
 }
