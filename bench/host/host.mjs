@@ -13,6 +13,9 @@
 // generates for `wrangler dev --env-file`) to the Worker's bindings: how the development
 // tenant keys reach it, since wrangler.toml carries no key.
 // Prints `host: ready on http://127.0.0.1:N` once serving; stops on SIGTERM/SIGINT.
+// With OVATION_INSPECTOR_PORT=N in its environment (set it for `cargo xtask bench fanout`),
+// the Worker's V8 inspector listens on that port, for CPU profiles of a run
+// (docs/benchmarks.md says how the 2026-12-05 profiles were taken).
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
@@ -85,6 +88,9 @@ const miniflare = new Miniflare({
   host: "127.0.0.1",
   port,
   durableObjectsPersist: join(persist, "durable-objects"),
+  ...(process.env.OVATION_INSPECTOR_PORT
+    ? { inspectorPort: Number(process.env.OVATION_INSPECTOR_PORT) }
+    : {}),
 });
 const url = await miniflare.ready;
 console.log(`host: ready on ${url}`);
