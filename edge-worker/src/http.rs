@@ -35,6 +35,14 @@ impl ApiError {
     }
 }
 
+/// A refused replay query (`GET /v1/rooms/{room}/replay`): its status and stable code,
+/// the same from the router and the room object.
+impl From<ovation_proto::ReplayQueryError> for ApiError {
+    fn from(e: ovation_proto::ReplayQueryError) -> ApiError {
+        ApiError::new(e.http_status(), e.code(), &e.message())
+    }
+}
+
 /// An upgrade a room or shard object refused before any socket exists: 410 for an ended
 /// room, 429 for the user's connect rate, else 503; the code is the close code's reason.
 pub fn upgrade_refused(code: ovation_proto::CloseCode) -> ApiError {

@@ -21,7 +21,7 @@ use http::{error, json_body, ApiError};
 use ovation_auth::{AuthError, Keyring, Verified};
 use ovation_proto::limits::{SUBPROTOCOL, SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES_MAX};
 use ovation_proto::routes::{self, HttpMethod, Route, RouteMatch};
-use ovation_proto::RoomId;
+use ovation_proto::{ReplayQuery, RoomId};
 use ovation_room::{ConnectKey, ConnectLimiter, StaffCommand};
 use platform::now_ms;
 use serde::Deserialize;
@@ -489,24 +489,12 @@ async fn replay(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
     let identity = authenticate(&req, env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
     let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
-    let ms = |name: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.parse::<u64>().ok())
-    };
-    let (Some(from), Some(to)) = (ms("from"), ms("to")) else {
-        return Err(ApiError::new(
-            400,
-            "replay_window_required",
-            "give the window as ?from=MS&to=MS (server time, ms)",
-        ));
-    };
-    ovation_replay::check_window(from, to)
-        .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
-    let snapshot = url
-        .query_pairs()
-        .find(|(k, _)| k == "snapshot")
-        .is_none_or(|(_, v)| v != "false");
+    let query = ReplayQuery::from_pairs(url.query_pairs())?;
+    let ReplayQuery {
+        from_ms: from,
+        to_ms: to,
+        snapshot,
+    } = query;
     // The cache key names the tenant: the public URL alone does not.
     let key = format!(
         "https://replay.ovation.internal/{}/{}/{from}/{to}/{snapshot}",
@@ -518,7 +506,7 @@ async fn replay(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
         return Ok(hit); // stored with `x-ovation-cache: hit`
     }
     let stub = room_stub(env, &identity.tenant, &room)?;
-    let path = format!("/replay?from={from}&to={to}&snapshot={snapshot}");
+    let path = format!("/replay?{}", query.to_query());
     let resp = call(&stub, Method::Get, &path, &identity, None).await?;
     let is_final = resp
         .headers()

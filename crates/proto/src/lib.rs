@@ -28,7 +28,8 @@ pub use limits::{PROTOCOL_VERSION, SUBPROTOCOL};
 pub use pull::{PullAction, PullEvents, PullState};
 pub use relay::{shard_of, RelayedFrame, ShardDown, ShardUp, Snapshot};
 pub use replay::{
-    ReplayEvent, ReplayEventBody, ReplayPart, ReplaySnapshot, ReplayStatus, ReplayWindow,
+    ReplayEvent, ReplayEventBody, ReplayPart, ReplayQuery, ReplayQueryError, ReplaySnapshot,
+    ReplayStatus, ReplayWindow,
 };
 pub use room_id::{Region, RoomId, RoomIdError};
 

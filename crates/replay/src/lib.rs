@@ -36,7 +36,7 @@
 
 use ovation_proto::limits::{
     REPLAY_CHUNK_MS, REPLAY_LIKES_INTERVAL_MS, REPLAY_PART_INTERVAL_MS, REPLAY_ROOM_BYTES_MAX,
-    REPLAY_SAMPLED_EVENTS_PER_S_MAX, REPLAY_SEAL_GRACE_MS, REPLAY_WINDOW_MS_MAX,
+    REPLAY_SAMPLED_EVENTS_PER_S_MAX, REPLAY_SEAL_GRACE_MS,
 };
 use ovation_proto::{
     Action, ActionBody, ReplayEvent, ReplayEventBody, ReplayPart, ReplaySnapshot, ReplayStatus,
@@ -79,10 +79,6 @@ pub struct Sealed {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReplayError {
-    /// `to` is not after `from`.
-    EmptyWindow,
-    /// `to - from` passes `REPLAY_WINDOW_MS_MAX`.
-    WindowTooLong { window_ms: u64 },
     /// Stored bytes that are not a chunk this crate wrote.
     CorruptChunk,
 }
@@ -90,19 +86,12 @@ pub enum ReplayError {
 impl ReplayError {
     pub fn code(&self) -> &'static str {
         match self {
-            ReplayError::EmptyWindow => "replay_window_empty",
-            ReplayError::WindowTooLong { .. } => "replay_window_too_long",
             ReplayError::CorruptChunk => "replay_chunk_corrupt",
         }
     }
 
     pub fn message(&self) -> String {
         match self {
-            ReplayError::EmptyWindow => "`to` must be after `from` (ms)".into(),
-            ReplayError::WindowTooLong { window_ms } => format!(
-                "a replay window is at most {REPLAY_WINDOW_MS_MAX} ms (asked {window_ms} ms): \
-                 fetch it in several windows"
-            ),
             ReplayError::CorruptChunk => "a stored replay chunk could not be read".into(),
         }
     }
@@ -110,21 +99,8 @@ impl ReplayError {
     pub fn http_status(&self) -> u16 {
         match self {
             ReplayError::CorruptChunk => 500,
-            _ => 400,
         }
     }
-}
-
-/// Checks a window asked for: `from < to`, at most `REPLAY_WINDOW_MS_MAX` long.
-pub fn check_window(from_ms: u64, to_ms: u64) -> Result<(), ReplayError> {
-    if to_ms <= from_ms {
-        return Err(ReplayError::EmptyWindow);
-    }
-    let window_ms = to_ms - from_ms;
-    if window_ms > REPLAY_WINDOW_MS_MAX {
-        return Err(ReplayError::WindowTooLong { window_ms });
-    }
-    Ok(())
 }
 
 /// What a reader needs besides the chunks: the recording's bounds and deletion set.

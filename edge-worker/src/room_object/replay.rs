@@ -213,14 +213,18 @@ impl RoomObject {
         }
     }
 
-    /// `GET /replay?from&to[&snapshot=false]`: the window from the stored chunks and the
-    /// open one. An ended room's answer says `x-ovation-replay-final` (the router caches it).
+    /// `GET /replay?from&to[&snapshot=false]` (the query the router checked and passed on
+    /// as `ReplayQuery::to_query`): the window from the stored chunks and the open one. An
+    /// ended room's answer says `x-ovation-replay-final` (the router caches it).
     pub(crate) async fn replay_window(
         &self,
-        from: u64,
-        to: u64,
-        snapshot: bool,
+        query: ovation_proto::ReplayQuery,
     ) -> std::result::Result<Response, ApiError> {
+        let ovation_proto::ReplayQuery {
+            from_ms: from,
+            to_ms: to,
+            snapshot,
+        } = query;
         self.record().await;
         let (info, open, recording) = {
             let memory = self.memory.borrow();

@@ -135,18 +135,9 @@ impl RoomObject {
             }
             (Method::Get, "/state") => json(self.state_json()?, 200).map_err(internal)?,
             (Method::Get, "/replay") => {
-                let ms = |name: &str| query(name).and_then(|v| v.parse::<u64>().ok());
-                let (Some(from), Some(to)) = (ms("from"), ms("to")) else {
-                    return Err(ApiError::new(
-                        400,
-                        "replay_window_required",
-                        "give the window as ?from=MS&to=MS (server time, ms)",
-                    ));
-                };
-                ovation_replay::check_window(from, to)
-                    .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
-                self.replay_window(from, to, query("snapshot").as_deref() != Some("false"))
-                    .await?
+                // The same parser as the router's, which refused a bad query already.
+                let window = ovation_proto::ReplayQuery::from_pairs(url.query_pairs())?;
+                self.replay_window(window).await?
             }
             (Method::Get, "/part") => {
                 let name = query("name").unwrap_or_default();
