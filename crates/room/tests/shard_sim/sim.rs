@@ -1,0 +1,460 @@
+//! The simulation harness: links with random delays, viewers and their sessions, the
+//! room's and shards' wiring and what each connection must see (`Sim`), the two room
+//! shapes, and running seeds. The random steps, crashes, restarts and the end-of-run
+//! checks are in `sim/steps.rs`.
+
+mod steps;
+
+use crate::common::Rng;
+use ovation_proto::limits::{
+    shard_batch_interval_ms_for, shards_for_audience, CONNECTION_LIFETIME_MS_MIN,
+    ONLINE_REFRESH_MS, SHARDS_PER_ROOM_MAX, TICK_MS,
+};
+use ovation_proto::{
+    shard_of, ClientFrame, Event, Hello, Resume, Role, ServerFrame, PROTOCOL_VERSION,
+};
+use ovation_room::{
+    AdminCommand, Identity, Output, PollSpec, Room, RoomInfo, Shard, ShardOutput, StaffCommand,
+    StorageOp,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// A message in flight, delivered at `at_ms` (links keep their order).
+struct Link {
+    queue: VecDeque<(u64, Vec<u8>)>,
+}
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            queue: VecDeque::new(),
+        }
+    }
+    fn send(&mut self, at_ms: u64, bytes: Vec<u8>) {
+        let at_ms = self
+            .queue
+            .back()
+            .map_or(at_ms, |(last, _)| at_ms.max(*last));
+        self.queue.push_back((at_ms, bytes));
+    }
+    fn due(&mut self, now_ms: u64) -> Option<Vec<u8>> {
+        if self.queue.front().is_some_and(|(at, _)| *at <= now_ms) {
+            return self.queue.pop_front().map(|(_, b)| b);
+        }
+        None
+    }
+}
+
+/// One viewer's session on one shard connection.
+struct Session {
+    shard: u16,
+    connection: u64,
+    welcomed: bool,
+    /// Last action seq seen on this connection (from the Welcome on).
+    cursor: u64,
+    /// First seq this session must see (Welcome cursor + 1), and when it was welcomed.
+    welcomed_from: u64,
+}
+
+struct Viewer {
+    user: String,
+    session: Option<Session>,
+    /// Carried across sessions, for resumes.
+    epoch: u64,
+    cursor: u64,
+    seen: BTreeSet<u64>,
+    next_client_id: u64,
+    /// Votes sent and not answered: client id → poll id.
+    votes_pending: BTreeMap<u64, String>,
+    comments_pending: BTreeMap<u64, ()>,
+}
+
+/// The shape of one simulated room.
+#[derive(Clone, Copy)]
+pub(crate) struct Shape {
+    pub(crate) expected_audience: u64,
+    /// The shard count grows up to this while live.
+    shards_max: u16,
+    viewers: usize,
+}
+
+/// Few shards, busy ones: every shard batches up at the short tick.
+pub(crate) const FEW_SHARDS: Shape = Shape {
+    expected_audience: 12_000, // 3 shards
+    shards_max: 6,
+    viewers: 40,
+};
+
+/// A room shaped for a million viewers (200 shards, growing to the most a room may have)
+/// with 120 simulated viewers spread over them: the batch pacing depends on the shard
+/// count, not on the viewers, so each shard spaces its batches up to 200–250 ms and the
+/// room takes at most its target.
+pub(crate) const MANY_SHARDS: Shape = Shape {
+    expected_audience: 1_000_000,
+    shards_max: SHARDS_PER_ROOM_MAX,
+    viewers: 120,
+};
+
+struct Sim {
+    rng: Rng,
+    now_ms: u64,
+    shape: Shape,
+    room: Room,
+    store: BTreeMap<String, Vec<u8>>,
+    shards: Vec<Option<Shard>>,
+    down: Vec<Link>,
+    up: Vec<Link>,
+    viewers: Vec<Viewer>,
+    next_connection: u64,
+    /// Acknowledged comments: seq → flushed at (room time) .
+    acked_comments: BTreeMap<u64, u64>,
+    /// Users whose vote in the current poll was acknowledged.
+    voters: BTreeSet<String>,
+    poll: Option<String>,
+    polls_opened: u64,
+    directs_to: BTreeMap<String, u64>,
+    crashes: u64,
+    losses: u64,
+    /// When each shard (as it is now, since its last crash) last sent the room a batch,
+    /// and when the room last sent each shard one.
+    up_sent_at_ms: Vec<Option<u64>>,
+    down_sent_at_ms: Vec<Option<u64>>,
+}
+
+pub(crate) fn info_for(expected_audience: u64) -> RoomInfo {
+    RoomInfo {
+        room_id: "eu-big".into(),
+        host_user: "host".into(),
+        title: "big".into(),
+        expected_audience,
+    }
+}
+
+fn store_op(store: &mut BTreeMap<String, Vec<u8>>, op: StorageOp) {
+    match op {
+        StorageOp::Put { key, value } => {
+            store.insert(key, value);
+        }
+        StorageOp::Delete { key } => {
+            store.remove(&key);
+        }
+    }
+}
+
+impl Sim {
+    fn new(seed: u64, shape: Shape) -> Sim {
+        let now_ms = 1_000_000;
+        let room = Room::create(info_for(shape.expected_audience), 7, now_ms);
+        assert_eq!(
+            room.shards(),
+            shards_for_audience(shape.expected_audience).max(1)
+        );
+        let mut sim = Sim {
+            rng: Rng(seed),
+            now_ms,
+            shape,
+            room,
+            store: BTreeMap::new(),
+            shards: Vec::new(),
+            down: Vec::new(),
+            up: Vec::new(),
+            viewers: (0..shape.viewers)
+                .map(|i| Viewer {
+                    user: format!("viewer-{i}"),
+                    session: None,
+                    epoch: 0,
+                    cursor: 0,
+                    seen: BTreeSet::new(),
+                    next_client_id: 1,
+                    votes_pending: BTreeMap::new(),
+                    comments_pending: BTreeMap::new(),
+                })
+                .collect(),
+            next_connection: 1,
+            acked_comments: BTreeMap::new(),
+            voters: BTreeSet::new(),
+            poll: None,
+            polls_opened: 0,
+            directs_to: BTreeMap::new(),
+            crashes: 0,
+            losses: 0,
+            up_sent_at_ms: Vec::new(),
+            down_sent_at_ms: Vec::new(),
+        };
+        sim.grow_links();
+        sim.pump_room();
+        sim
+    }
+
+    fn grow_links(&mut self) {
+        let wanted = usize::from(self.room.shards());
+        while self.shards.len() < wanted {
+            let index = u16::try_from(self.shards.len()).unwrap();
+            self.shards.push(Some(Shard::new(index, self.now_ms)));
+            self.down.push(Link::new());
+            self.up.push(Link::new());
+            self.up_sent_at_ms.push(None);
+            self.down_sent_at_ms.push(None);
+        }
+    }
+
+    fn delay(&mut self) -> u64 {
+        self.rng.below(40)
+    }
+
+    fn pump_room(&mut self) {
+        while let Some(output) = self.room.poll_output() {
+            match output {
+                Output::Store(op) => store_op(&mut self.store, op),
+                Output::ToShard { shard, frame } => {
+                    // The room's batches to a shard are spaced too (its tick is at least
+                    // the shards' interval), except a room that just restarted.
+                    let interval_ms = shard_batch_interval_ms_for(self.room.shards());
+                    if let Some(at) = self.down_sent_at_ms[usize::from(shard)] {
+                        assert!(
+                            self.now_ms >= at + interval_ms,
+                            "room to shard {shard}: batches {} ms apart, {interval_ms} ms wanted",
+                            self.now_ms - at
+                        );
+                    }
+                    self.down_sent_at_ms[usize::from(shard)] = Some(self.now_ms);
+                    let at = self.now_ms + self.delay();
+                    self.down[usize::from(shard)].send(at, frame);
+                }
+                Output::Send { .. } | Output::Close { .. } => {
+                    panic!("viewers of a sharded room are on shards")
+                }
+                Output::Log(_) | Output::Charge(_) => {}
+            }
+        }
+    }
+
+    fn pump_shard(&mut self, index: usize) {
+        loop {
+            let Some(output) = self.shards[index].as_mut().and_then(Shard::poll_output) else {
+                return;
+            };
+            match output {
+                ShardOutput::Up(bytes) => {
+                    let shard = self.shards[index].as_ref().expect("it sent");
+                    let interval_ms = shard.up_interval_ms();
+                    let asks_snapshot = ovation_proto::ShardUp::decode(&bytes)
+                        .expect("a shard's batch decodes")
+                        .needs_snapshot;
+                    if let Some(at) = self.up_sent_at_ms[index].filter(|_| !asks_snapshot) {
+                        assert!(
+                            self.now_ms >= at + interval_ms,
+                            "shard {index} to the room: batches {} ms apart, {interval_ms} ms wanted",
+                            self.now_ms - at
+                        );
+                    }
+                    self.up_sent_at_ms[index] = Some(self.now_ms);
+                    let at = self.now_ms + self.delay();
+                    self.up[index].send(at, bytes);
+                }
+                ShardOutput::Send { connections, frame } => {
+                    let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+                    for connection in connections {
+                        let viewer = self.viewer_on(index, connection);
+                        for event in &events {
+                            self.deliver(viewer, event.clone());
+                        }
+                    }
+                }
+                ShardOutput::Close { connection, code } => {
+                    let viewer = self.viewer_on(index, connection);
+                    self.end_session(viewer);
+                    assert_ne!(code.code(), 4403, "nobody is banned here");
+                }
+                ShardOutput::Log(_) => {}
+            }
+        }
+    }
+
+    fn viewer_on(&self, shard: usize, connection: u64) -> usize {
+        self.viewers
+            .iter()
+            .position(|v| {
+                v.session
+                    .as_ref()
+                    .is_some_and(|s| usize::from(s.shard) == shard && s.connection == connection)
+            })
+            .expect("shards send only to their live connections")
+    }
+
+    fn end_session(&mut self, viewer: usize) {
+        let v = &mut self.viewers[viewer];
+        if let Some(session) = v.session.take() {
+            if session.welcomed {
+                v.cursor = session.cursor;
+            }
+        }
+        // Unanswered frames of a closed session are never answered: the SDK times out.
+        v.votes_pending.clear();
+        v.comments_pending.clear();
+    }
+
+    fn deliver(&mut self, viewer: usize, event: Event) {
+        let v = &mut self.viewers[viewer];
+        let user = v.user.clone();
+        let session = v.session.as_mut().expect("delivered to a live session");
+        match event {
+            Event::Welcome(welcome) => {
+                assert!(!session.welcomed, "one Welcome per connection");
+                session.welcomed = true;
+                if welcome.resumed {
+                    session.cursor = v.cursor;
+                } else {
+                    session.cursor = welcome.action_cursor;
+                }
+                session.welcomed_from = session.cursor + 1;
+                v.epoch = welcome.epoch;
+            }
+            Event::Gap { resumed_from, .. } => {
+                assert!(session.welcomed);
+                session.cursor = session.cursor.max(resumed_from - 1);
+            }
+            Event::Action(action) => {
+                assert!(session.welcomed, "actions come after the Welcome");
+                if action.seq <= session.cursor {
+                    // A resume or catch-up may repeat what this connection saw; the SDK
+                    // drops it by its cursor. It must not be new to the viewer.
+                    return;
+                }
+                assert_eq!(
+                    action.seq,
+                    session.cursor + 1,
+                    "{user}: action {} after {} with no Gap (shard {})",
+                    action.seq,
+                    session.cursor,
+                    session.shard
+                );
+                session.cursor = action.seq;
+                assert!(v.seen.insert(action.seq) || action.seq <= v.cursor);
+            }
+            Event::Ack { client_id, seq } => {
+                if let Some(poll) = v.votes_pending.remove(&client_id) {
+                    if Some(&poll) == self.poll.as_ref() {
+                        self.voters.insert(user);
+                    }
+                }
+                if v.comments_pending.remove(&client_id).is_some() {
+                    let seq = seq.expect("comments get a sequence number");
+                    self.acked_comments.insert(seq, self.now_ms);
+                }
+            }
+            Event::Error {
+                client_id: Some(id),
+                ..
+            } => {
+                v.votes_pending.remove(&id);
+                v.comments_pending.remove(&id);
+            }
+            Event::Direct { payload, .. } => {
+                assert!(
+                    payload.contains(&format!("\"to\":\"{user}\"")),
+                    "{user} got someone else's peer message: {payload}"
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn send_frame(&mut self, viewer: usize, frame: ClientFrame) {
+        let Some(session) = self.viewers[viewer].session.as_ref() else {
+            return;
+        };
+        let (shard, connection) = (usize::from(session.shard), session.connection);
+        if let Some(s) = self.shards[shard].as_mut() {
+            s.handle_frame(connection, &frame.encode(), self.now_ms);
+        }
+        self.pump_shard(shard);
+    }
+
+    fn connect(&mut self, viewer: usize) {
+        let count = self.room.shards();
+        let v = &self.viewers[viewer];
+        let shard = shard_of(&v.user, count);
+        let Some(s) = self.shards[usize::from(shard)].as_mut() else {
+            return;
+        };
+        let connection = self.next_connection;
+        self.next_connection += 1;
+        let identity = Identity {
+            user: v.user.clone(),
+            name: v.user.to_uppercase(),
+            role: Role::Viewer,
+        };
+        s.connect(
+            connection,
+            identity,
+            CONNECTION_LIFETIME_MS_MIN,
+            self.now_ms,
+        )
+        .expect("a live room takes viewers");
+        let resume = (v.epoch != 0).then(|| Resume {
+            epoch: v.epoch,
+            action_cursor: v.cursor,
+            part_versions: Vec::new(),
+        });
+        self.viewers[viewer].session = Some(Session {
+            shard,
+            connection,
+            welcomed: false,
+            cursor: 0,
+            welcomed_from: 0,
+        });
+        let hello = ClientFrame::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            resume,
+        });
+        self.send_frame(viewer, hello);
+    }
+
+    fn client_id(&mut self, viewer: usize) -> u64 {
+        let v = &mut self.viewers[viewer];
+        v.next_client_id += 1;
+        v.next_client_id
+    }
+}
+
+fn run_seed(seed: u64, shape: Shape) {
+    let mut sim = Sim::new(seed, shape);
+    let steps = 600 + sim.rng.below(600);
+    for _ in 0..steps {
+        sim.step();
+    }
+    // Tallies equal the distinct acknowledged voters when nothing was lost in flight.
+    sim.check_end(seed);
+    let (_, _, tallies) = match sim.room.poll() {
+        Some(p) => p,
+        None => return,
+    };
+    let counted: u64 = tallies.iter().sum();
+    if sim.crashes == 0 && sim.losses == 0 {
+        assert_eq!(
+            counted,
+            sim.voters.len() as u64,
+            "seed {seed}: tallies are the distinct acknowledged voters"
+        );
+    }
+}
+
+/// Runs `seeds_default` seeds of `shape` (`OVATION_SHARD_SIM_SEEDS` overrides), or the
+/// one seed `OVATION_SHARD_SIM_SEED` names.
+pub(crate) fn run_seeds(shape: Shape, seeds_default: u64, test: &str) {
+    if let Ok(seed) = std::env::var("OVATION_SHARD_SIM_SEED") {
+        run_seed(seed.parse().expect("a number"), shape);
+        return;
+    }
+    let seeds: u64 = std::env::var("OVATION_SHARD_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(seeds_default);
+    for seed in 0..seeds {
+        let result = std::panic::catch_unwind(|| run_seed(seed, shape));
+        if result.is_err() {
+            panic!("seed {seed} failed; replay: OVATION_SHARD_SIM_SEED={seed} cargo test -p ovation-room --test shard_sim {test}");
+        }
+    }
+}

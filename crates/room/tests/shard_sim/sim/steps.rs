@@ -1,0 +1,255 @@
+//! One random step of the simulation (viewers act, connect, leave; the shard count grows),
+//! shard crashes and room restarts, running what is due, draining, and the checks at the
+//! end of a run.
+
+use super::*;
+
+impl Sim {
+    pub(super) fn step(&mut self) {
+        self.now_ms += 1 + self.rng.below(20);
+        let viewer = self.rng.below(self.viewers.len() as u64) as usize;
+        let live = self.viewers[viewer]
+            .session
+            .as_ref()
+            .is_some_and(|s| s.welcomed);
+        match self.rng.below(100) {
+            0..=14 if self.viewers[viewer].session.is_none() => self.connect(viewer),
+            15..=17 if self.viewers[viewer].session.is_some() => {
+                let session = self.viewers[viewer].session.as_ref().unwrap();
+                let (shard, connection) = (usize::from(session.shard), session.connection);
+                if let Some(s) = self.shards[shard].as_mut() {
+                    s.disconnect(connection, self.now_ms);
+                }
+                self.end_session(viewer);
+                self.pump_shard(shard);
+            }
+            18..=39 if live => {
+                let client_id = self.client_id(viewer);
+                self.viewers[viewer].comments_pending.insert(client_id, ());
+                let text = format!("c{client_id}");
+                self.send_frame(viewer, ClientFrame::Comment { client_id, text });
+            }
+            40..=49 if live => {
+                let client_id = self.client_id(viewer);
+                self.send_frame(
+                    viewer,
+                    ClientFrame::Like {
+                        client_id,
+                        count: 2,
+                    },
+                );
+            }
+            50..=64 if live && self.poll.is_some() => {
+                let client_id = self.client_id(viewer);
+                let poll_id = self.poll.clone().unwrap();
+                self.viewers[viewer]
+                    .votes_pending
+                    .insert(client_id, poll_id.clone());
+                let option = self.rng.below(3) as u8;
+                let vote = ClientFrame::Vote {
+                    client_id,
+                    poll_id,
+                    option,
+                };
+                // Sometimes twice at once (a double tap): counted once.
+                if self.rng.chance(20) {
+                    self.send_frame(viewer, vote.clone());
+                }
+                self.send_frame(viewer, vote);
+            }
+            65..=66 if self.poll.is_none() => {
+                self.polls_opened += 1;
+                let spec = PollSpec {
+                    question: "which?".into(),
+                    options: vec!["a".into(), "b".into(), "c".into()],
+                    window_ms: Some(600_000),
+                    tallies_public: false,
+                    reveal_on_close: true,
+                    cue: None,
+                };
+                let command = AdminCommand::Staff {
+                    by: Identity {
+                        user: "host".into(),
+                        name: "Host".into(),
+                        role: Role::Host,
+                    },
+                    command: StaffCommand::CreatePoll { spec },
+                };
+                let reply = self.room.admin(command, self.now_ms).expect("poll opens");
+                let ovation_room::AdminReply::Poll { id, .. } = reply else {
+                    panic!("a poll reply: {reply:?}");
+                };
+                self.poll = Some(id);
+                self.voters.clear();
+                self.pump_room();
+            }
+            67..=69 => {
+                let to = self.viewers[viewer].user.clone();
+                *self.directs_to.entry(to.clone()).or_default() += 1;
+                let payload = format!("{{\"to\":\"{to}\"}}");
+                let command = AdminCommand::Direct {
+                    from_user: "host".into(),
+                    to_user: to,
+                    payload,
+                };
+                self.room.admin(command, self.now_ms).expect("direct");
+                self.pump_room();
+            }
+            70 => self.crash_shard(),
+            73..=74 => {
+                // A delivery to a shard fails (the room does not retry; the shard sees the
+                // hole in the numbering and asks for a snapshot).
+                let index = self.rng.below(self.down.len() as u64) as usize;
+                if self.down[index].queue.pop_back().is_some() {
+                    self.losses += 1;
+                }
+            }
+            71 if self.rng.chance(30) => self.restart_room(),
+            72 if self.rng.chance(10) && self.room.shards() < self.shape.shards_max => {
+                let shards = self.room.shards() + 1;
+                let command = AdminCommand::SetShards { shards };
+                self.room.admin(command, self.now_ms).expect("grows");
+                self.grow_links();
+                self.pump_room();
+            }
+            _ => {}
+        }
+        self.run_due();
+    }
+
+    /// A shard loses its memory and its sockets; its queued batches are lost too.
+    fn crash_shard(&mut self) {
+        self.crashes += 1;
+        let index = self.rng.below(self.shards.len() as u64) as usize;
+        let on_it: Vec<usize> = (0..self.viewers.len())
+            .filter(|&v| {
+                self.viewers[v]
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| usize::from(s.shard) == index)
+            })
+            .collect();
+        for viewer in on_it {
+            self.end_session(viewer);
+        }
+        self.shards[index] = Some(Shard::new(index as u16, self.now_ms));
+        self.down[index] = Link::new();
+        self.up[index] = Link::new();
+        self.up_sent_at_ms[index] = None;
+    }
+
+    /// The room object restarts from its storage (batches in flight to it are lost; its
+    /// batches already sent still arrive).
+    fn restart_room(&mut self) {
+        self.crashes += 1;
+        let records = self.store.clone().into_iter();
+        self.room = Room::restore(records, self.now_ms)
+            .expect("restores")
+            .expect("exists");
+        self.down_sent_at_ms.fill(None);
+        for link in &mut self.up {
+            *link = Link::new();
+        }
+        // Votes in flight are lost with it: their senders never hear back.
+        self.pump_room();
+    }
+
+    fn run_due(&mut self) {
+        for round in 0.. {
+            assert!(
+                round < 10_000,
+                "no progress at {}: room {:?} shards {:?}",
+                self.now_ms,
+                self.room.poll_timeout(),
+                self.shards
+                    .iter()
+                    .map(|s| s.as_ref().and_then(Shard::poll_timeout))
+                    .collect::<Vec<_>>()
+            );
+            let mut progressed = false;
+            for index in 0..self.shards.len() {
+                while let Some(bytes) = self.up[index].due(self.now_ms) {
+                    self.room
+                        .shard_up(&bytes, self.now_ms)
+                        .expect("valid batch");
+                    self.pump_room();
+                    progressed = true;
+                }
+                while let Some(bytes) = self.down[index].due(self.now_ms) {
+                    if let Some(s) = self.shards[index].as_mut() {
+                        s.handle_down(&bytes, self.now_ms).expect("valid batch");
+                    }
+                    self.pump_shard(index);
+                    progressed = true;
+                }
+            }
+            if self.room.poll_timeout().is_some_and(|t| t <= self.now_ms) {
+                self.room.handle_timeout(self.now_ms);
+                self.pump_room();
+                progressed = true;
+            }
+            for index in 0..self.shards.len() {
+                let due = self.shards[index]
+                    .as_ref()
+                    .and_then(Shard::poll_timeout)
+                    .is_some_and(|t| t <= self.now_ms);
+                if due {
+                    self.shards[index]
+                        .as_mut()
+                        .unwrap()
+                        .handle_timeout(self.now_ms);
+                    self.pump_shard(index);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Lets every link and tick drain; a batch lost at the very end is noticed at the
+    /// room's next online refresh (every `ONLINE_REFRESH_MS` it sends every shard one).
+    fn settle(&mut self) {
+        for _ in 0..2 * ONLINE_REFRESH_MS / TICK_MS + 20 {
+            self.now_ms += TICK_MS;
+            self.run_due();
+        }
+    }
+
+    pub(super) fn check_end(&mut self, seed: u64) {
+        self.settle();
+        let ready: u32 = self
+            .viewers
+            .iter()
+            .filter(|v| v.session.as_ref().is_some_and(|s| s.welcomed))
+            .count() as u32;
+        assert_eq!(self.room.online(), ready, "seed {seed}: online is the sum");
+        if let Some((id, _, tallies)) = self.room.poll() {
+            assert_eq!(Some(&id), self.poll.as_ref());
+            let counted: u64 = tallies.iter().sum();
+            assert!(
+                counted >= self.voters.len() as u64,
+                "seed {seed}: {counted} counted, {} acknowledged",
+                self.voters.len()
+            );
+        }
+        // Every acknowledged comment reached every session that was welcomed before it
+        // and is still connected now.
+        for v in &self.viewers {
+            let Some(session) = v.session.as_ref().filter(|s| s.welcomed) else {
+                continue;
+            };
+            for &seq in self.acked_comments.keys() {
+                if seq >= session.welcomed_from {
+                    assert!(
+                        session.cursor >= seq,
+                        "seed {seed}: {} missed comment {seq} (cursor {})",
+                        v.user,
+                        session.cursor
+                    );
+                }
+            }
+        }
+    }
+}
