@@ -6,8 +6,12 @@ mod connections;
 mod dispatch;
 mod flush;
 mod gifts;
+mod moderation;
 mod parts_and_store;
 mod polls;
+mod products;
+mod questions;
+mod quizzes;
 mod shard;
 mod staff;
 

@@ -1,0 +1,277 @@
+//! Moderation and the audit trail (`moderation.rs`): mute, ban, delete and filter, every
+//! action audited, the trail and each entry's detail bounded, the moderation sets' limits,
+//! and the moderation route's commands.
+
+use super::*;
+
+#[test]
+fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    join(&mut room, 3, "bob", Role::Viewer, now);
+    join(&mut room, 5, "mo", Role::Moderator, now);
+    tick_into(&mut room, &mut now, &mut store);
+
+    // Viewers can do nothing of the sort; moderators cannot end the room.
+    send_command(
+        &mut room,
+        2,
+        serde_json::json!({"command": "mute", "user": "bob"}),
+        1,
+        now,
+    );
+    send_command(
+        &mut room,
+        5,
+        serde_json::json!({"command": "end_room"}),
+        1,
+        now,
+    );
+    send_command(
+        &mut room,
+        5,
+        serde_json::json!({"command": "nonsense"}),
+        2,
+        now,
+    );
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::Forbidden]);
+    assert_eq!(
+        error_codes(&out.events[&5]),
+        [ErrorCode::Forbidden, ErrorCode::Invalid]
+    );
+
+    // Mute: bob is told; his comments reach no one.
+    send_command(
+        &mut room,
+        5,
+        serde_json::json!({"command": "mute", "user": "bob"}),
+        3,
+        now,
+    );
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(notices(&out.events[&3], "muted").len(), 1);
+    room.handle_frame(3, &comment("can you hear me", 10), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&3]), [ErrorCode::Muted]);
+    assert!(out.events.values().all(|events| actions(events).is_empty()));
+    let ask = frame_of(ClientFrame::Ask {
+        client_id: 11,
+        text: "hello?".into(),
+    });
+    room.handle_frame(3, &ask, now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&3]), [ErrorCode::Muted]);
+
+    // Delete: everyone gets the removal, and a late joiner resuming never sees it.
+    room.handle_frame(2, &comment("rude words", 1), now);
+    tick_into(&mut room, &mut now, &mut store);
+    let seq = room.last_seq();
+    let delete = serde_json::json!({"command": "delete_comment", "seq": seq});
+    send_command(&mut room, 5, delete, 4, now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let removal = out.events[&1].iter().find_map(|e| match e {
+        Event::Action(Action {
+            body: ActionBody::Removed { seq },
+            ..
+        }) => Some(*seq),
+        _ => None,
+    });
+    assert_eq!(removal, Some(seq));
+    assert!(!room.actions_since(0, now).0.iter().any(|a| a.seq == seq));
+
+    // Word filter (case-insensitive) and slow mode (viewers only).
+    let filter = serde_json::json!({"command": "word_filter", "words": ["Spoiler", " spoiler "]});
+    send_command(&mut room, 5, filter, 5, now);
+    let slow = serde_json::json!({"command": "slow_mode", "interval_ms": 10_000});
+    send_command(&mut room, 5, slow, 6, now);
+    now += 2_000;
+    room.handle_frame(2, &comment("big SPOILERS ahead", 2), now);
+    room.handle_frame(2, &comment("fine", 3), now);
+    room.handle_frame(2, &comment("too soon", 4), now);
+    room.handle_frame(1, &comment("hosts are exempt", 1), now);
+    room.handle_frame(1, &comment("from slow mode", 2), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(
+        error_codes(&out.events[&2]),
+        [ErrorCode::Blocked, ErrorCode::RateLimited]
+    );
+    let slow_wait = out.events[&2].iter().find_map(|e| match e {
+        Event::Error {
+            retry_after_ms,
+            code: ErrorCode::RateLimited,
+            ..
+        } => Some(*retry_after_ms),
+        _ => None,
+    });
+    assert!(slow_wait.unwrap() > 9_000);
+    assert!(error_codes(&out.events[&1]).is_empty());
+
+    // Announcement, then a ban: bob's socket closes and he cannot come back.
+    let announce = serde_json::json!({"command": "announce", "text": "Giveaway at 9pm"});
+    send_command(&mut room, 1, announce, 3, now);
+    send_command(
+        &mut room,
+        5,
+        serde_json::json!({"command": "ban", "user": "bob"}),
+        7,
+        now,
+    );
+    send_command(
+        &mut room,
+        5,
+        serde_json::json!({"command": "ban", "user": "host"}),
+        8,
+        now,
+    );
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(
+        part_value(&out.events[&2], "announcement").unwrap()["text"],
+        "Giveaway at 9pm"
+    );
+    assert!(out.closes.contains(&(3, CloseCode::Banned)));
+    assert_eq!(
+        error_codes(&out.events[&5]),
+        [ErrorCode::Invalid],
+        "the host cannot be banned"
+    );
+    assert_eq!(
+        room.connect(9, identity("bob", Role::Viewer), LIFETIME_MS, now),
+        Err(CloseCode::Banned)
+    );
+
+    // Everything survives a restart, and the audit trail says who did what, in order.
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert!(room.is_banned("bob"));
+    room.reattach(2, identity("ana", Role::Viewer), LIFETIME_MS, now);
+    room.handle_frame(2, &comment("no spoiler here", 5), now + 20_000);
+    let mut t = now + 20_000;
+    let out = tick_into(&mut room, &mut t, &mut store);
+    assert_eq!(
+        error_codes(&out.events[&2]),
+        [ErrorCode::Blocked],
+        "the filter is stored"
+    );
+    let audit: Vec<(String, String)> = room
+        .audit_trail()
+        .map(|e| (e.by.clone(), e.command.clone()))
+        .collect();
+    let expected = [
+        ("mo", "mute"),
+        ("mo", "delete_comment"),
+        ("mo", "word_filter"),
+        ("mo", "slow_mode"),
+        ("host", "announce"),
+        ("mo", "ban"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(b, c)| (b.to_string(), c.to_string()))
+        .collect();
+    assert_eq!(audit, expected);
+}
+
+#[test]
+fn the_audit_trail_is_bounded() {
+    let mut room = Room::create(info(), 3, 0);
+    for i in 0..AUDIT_ENTRIES_MAX + 5 {
+        let slow = StaffCommand::SlowMode {
+            interval_ms: i as u64,
+        };
+        room.admin(as_host(slow), i as u64).unwrap();
+    }
+    let trail: Vec<u64> = room.audit_trail().map(|e| e.n).collect();
+    assert_eq!(trail.len(), AUDIT_ENTRIES_MAX);
+    assert_eq!(trail[0], 5, "the oldest entries go first");
+    let out = drain(&mut room);
+    let deleted = out
+        .stores
+        .iter()
+        .filter(|op| matches!(op, StorageOp::Delete { key } if key.starts_with("audit/")))
+        .count();
+    assert_eq!(deleted, 5);
+}
+
+#[test]
+fn moderation_sets_are_bounded_one_past_their_limits() {
+    let mut room = Room::create(info(), 1, 0);
+    for (limit, max, command) in [
+        (
+            "MUTED_USERS_MAX",
+            MUTED_USERS_MAX,
+            (|user: String| StaffCommand::Mute {
+                user,
+                duration_ms: None,
+            }) as fn(String) -> StaffCommand,
+        ),
+        ("BANNED_USERS_MAX", BANNED_USERS_MAX, |user| {
+            StaffCommand::Ban { user }
+        }),
+    ] {
+        for i in 0..max {
+            room.admin(as_host(command(format!("u{i}"))), 0)
+                .unwrap_or_else(|e| panic!("{limit}: {i}: {e:?}"));
+        }
+        let refused = room
+            .admin(as_host(command(format!("u{max}"))), 0)
+            .expect_err(limit);
+        assert_eq!(refused.http_status(), 409, "{limit}: {refused:?}");
+        // Repeating a command for a user already in the set is no growth.
+        assert!(room.admin(as_host(command("u0".into())), 0).is_ok());
+        drain(&mut room);
+    }
+}
+
+/// An audit entry's detail keeps `AUDIT_DETAIL_BYTES_MAX` bytes; one more is cut, on a
+/// character boundary.
+#[test]
+fn audit_details_keep_audit_detail_bytes_max_and_cut_one_past() {
+    let exact = "d".repeat(AUDIT_DETAIL_BYTES_MAX);
+    assert_eq!(
+        crate::moderation::truncate(exact.clone(), AUDIT_DETAIL_BYTES_MAX),
+        exact
+    );
+    let one_past = format!("{exact}x");
+    assert_eq!(
+        crate::moderation::truncate(one_past, AUDIT_DETAIL_BYTES_MAX),
+        exact
+    );
+    // A two-byte character straddling the limit goes whole.
+    let straddling = format!("{}é", "d".repeat(AUDIT_DETAIL_BYTES_MAX - 1));
+    let cut = crate::moderation::truncate(straddling, AUDIT_DETAIL_BYTES_MAX);
+    assert_eq!(cut.len(), AUDIT_DETAIL_BYTES_MAX - 1);
+}
+
+#[test]
+fn the_moderation_route_takes_exactly_the_moderation_commands() {
+    let samples = [
+        r#"{"command":"mute","user":"u1"}"#,
+        r#"{"command":"unmute","user":"u1"}"#,
+        r#"{"command":"ban","user":"u1"}"#,
+        r#"{"command":"unban","user":"u1"}"#,
+        r#"{"command":"delete_comment","seq":1}"#,
+        r#"{"command":"slow_mode","interval_ms":0}"#,
+        r#"{"command":"word_filter","words":[]}"#,
+        r#"{"command":"announce","text":null}"#,
+        r#"{"command":"close_poll","id":"p1"}"#,
+        r#"{"command":"unpin_product"}"#,
+        r#"{"command":"qa_hide","id":"q1"}"#,
+        r#"{"command":"end_room"}"#,
+    ];
+    let mut moderation = Vec::new();
+    for text in samples {
+        let command: StaffCommand = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            command.is_moderation(),
+            StaffCommand::MODERATION.contains(&command.name()),
+            "{text}"
+        );
+        if command.is_moderation() {
+            moderation.push(command.name());
+        }
+    }
+    assert_eq!(moderation, StaffCommand::MODERATION);
+}

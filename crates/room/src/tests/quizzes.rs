@@ -1,0 +1,180 @@
+//! Quizzes (`quiz.rs`): scoring by correctness and speed, ranking, surviving a restart,
+//! spec checks, and the leaderboard's entry limit.
+
+use super::*;
+
+#[test]
+fn a_quiz_scores_by_correctness_and_speed_ranks_everyone_and_survives_a_restart() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    for (id, user) in [(2, "ana"), (3, "bob"), (4, "cy")] {
+        join(&mut room, id, user, Role::Viewer, now);
+    }
+    // The host runs the quiz over its socket; a viewer cannot.
+    let create = serde_json::json!({"command": "create_quiz",
+        "spec": {"title": "Trivia", "questions": [
+            {"question": "2+2?", "options": ["3", "4"], "correct": 1, "window_ms": 10_000},
+            {"question": "Capital of France?", "options": ["Paris", "Rome", "Oslo"],
+             "correct": 0, "window_ms": 10_000}]}});
+    send_command(&mut room, 2, create.clone(), 1, now);
+    send_command(&mut room, 1, create, 1, now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::Forbidden]);
+    let reply = notices(&out.events[&1], "command_reply");
+    assert_eq!(reply[0]["reply"]["id"], "z1");
+    assert_eq!(part_value(&out.events[&3], "quiz").unwrap()["phase"], "new");
+
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    send_command(&mut room, 1, next.clone(), 2, now);
+    let opened = now;
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let part = part_value(&out.events[&2], "quiz").unwrap();
+    assert_eq!(part["phase"], "open");
+    assert_eq!(part["question"]["text"], "2+2?");
+    assert!(
+        part["question"].get("correct").is_none(),
+        "the answer is secret while open"
+    );
+    // ana answers right at once, bob right after 5 s, cy wrong; repeats do not count.
+    room.handle_frame(2, &answer("z1", 0, 1, 1), opened);
+    room.handle_frame(2, &answer("z1", 0, 0, 2), opened); // a repeat: acknowledged
+    room.handle_frame(4, &answer("z1", 0, 0, 1), opened + 1_000);
+    room.handle_frame(3, &answer("z1", 1, 0, 9), opened + 1_000); // not the open question
+    room.handle_frame(3, &answer("z1", 0, 1, 1), opened + 5_000);
+    now = opened + 5_000;
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&3]), [ErrorCode::PollClosed]);
+    assert!(error_codes(&out.events[&2]).is_empty());
+    assert_eq!(
+        notices(&out.events[&1], "quiz_answers").last().unwrap()["answers"],
+        3
+    );
+    // The window closes on the room's timer; everyone learns points, score and rank.
+    now = opened + 10_000;
+    room.handle_timeout(now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let result = part_value(&out.events[&4], "quiz").unwrap();
+    assert_eq!(result["phase"], "result");
+    assert_eq!(result["question"]["correct"], 1);
+    assert_eq!(result["question"]["tallies"], serde_json::json!([1, 2]));
+    let board: Vec<&str> = result["leaderboard"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(board, ["ana", "bob", "cy"]);
+    let ana = &notices(&out.events[&2], "quiz_score")[0];
+    assert_eq!(
+        (ana["points"].as_u64(), ana["rank"].as_u64()),
+        (Some(1_000), Some(1))
+    );
+    let bob = &notices(&out.events[&3], "quiz_score")[0];
+    assert_eq!(
+        (bob["points"].as_u64(), bob["rank"].as_u64()),
+        (Some(750), Some(2))
+    );
+    let cy = &notices(&out.events[&4], "quiz_score")[0];
+    assert_eq!(
+        (cy["correct"].as_bool(), cy["rank"].as_u64()),
+        (Some(false), Some(3))
+    );
+    assert_eq!(cy["participants"], 3);
+    room.handle_frame(4, &answer("z1", 0, 1, 2), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&4]), [ErrorCode::PollClosed]);
+
+    // Question 2 opens; only cy answers (right). Then the room restarts mid-question.
+    send_command(&mut room, 1, next, 3, now);
+    let second = now;
+    tick_into(&mut room, &mut now, &mut store);
+    room.handle_frame(4, &answer("z1", 1, 0, 3), second);
+    tick_into(&mut room, &mut now, &mut store);
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert_eq!(room.quiz_score("ana"), Some(1_000), "scores are rebuilt");
+    assert_eq!(room.quiz_score("bob"), Some(750));
+    room.reattach(1, identity("host", Role::Host), LIFETIME_MS, now);
+    room.reattach(4, identity("cy", Role::Viewer), LIFETIME_MS, now);
+    let end = serde_json::json!({"command": "end_quiz", "id": "z1"});
+    send_command(&mut room, 1, end, 4, now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let cy = &notices(&out.events[&4], "quiz_score")[0];
+    assert_eq!(cy["correct"], true, "the answer before the restart counted");
+    assert!(room.quiz_score("cy").unwrap() > 500);
+    assert_eq!(
+        part_value(&out.events[&4], "quiz").unwrap()["phase"],
+        "ended"
+    );
+    let audit: Vec<&str> = room.audit_trail().map(|e| e.command.as_str()).collect();
+    assert_eq!(
+        audit,
+        ["create_quiz", "next_question", "next_question", "end_quiz"]
+    );
+}
+
+#[test]
+fn quiz_specs_are_checked() {
+    let mut room = Room::create(info(), 3, 0);
+    let mut bad = quiz_spec(&[(2, 2)], 5_000);
+    let refused = room.admin(as_host(StaffCommand::CreateQuiz { spec: bad.clone() }), 0);
+    assert!(matches!(refused, Err(AdminError::Invalid(m)) if m.contains("correct")));
+    bad = quiz_spec(&[(7, 0)], 5_000);
+    assert!(room
+        .admin(as_host(StaffCommand::CreateQuiz { spec: bad }), 0)
+        .is_err());
+    bad = quiz_spec(&[(2, 0); QUIZ_QUESTIONS_MAX + 1], 5_000);
+    assert!(room
+        .admin(as_host(StaffCommand::CreateQuiz { spec: bad }), 0)
+        .is_err());
+    let ok = quiz_spec(&[(2, 0)], 5_000);
+    room.admin(as_host(StaffCommand::CreateQuiz { spec: ok.clone() }), 0)
+        .unwrap();
+    assert!(
+        matches!(
+            room.admin(as_host(StaffCommand::CreateQuiz { spec: ok }), 0),
+            Err(AdminError::Refused(_))
+        ),
+        "one quiz at a time"
+    );
+    let close = StaffCommand::CloseQuestion { id: "z1".into() };
+    assert!(matches!(
+        room.admin(as_host(close), 0),
+        Err(AdminError::Refused(_))
+    ));
+    let missing = StaffCommand::NextQuestion { id: "z7".into() };
+    assert!(matches!(
+        room.admin(as_host(missing), 0),
+        Err(AdminError::NotFound(_))
+    ));
+}
+
+/// The quiz part's leaderboard lists `QUIZ_LEADERBOARD_ENTRIES_MAX` players; one more
+/// player who scored is not listed.
+#[test]
+fn the_quiz_leaderboard_lists_quiz_leaderboard_entries_max_and_not_one_more() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let quiz = StaffCommand::CreateQuiz {
+        spec: quiz_spec(&[(2, 1)], 10_000),
+    };
+    room.admin(as_host(quiz), now).unwrap();
+    room.admin(as_host(StaffCommand::NextQuestion { id: "z1".into() }), now)
+        .unwrap();
+    let players = QUIZ_LEADERBOARD_ENTRIES_MAX as u64 + 1;
+    for p in 0..players {
+        join(&mut room, 100 + p, &format!("p{p}"), Role::Viewer, now);
+        room.handle_frame(100 + p, &answer("z1", 0, 1, 1), now);
+    }
+    tick(&mut room, &mut now);
+    room.admin(
+        as_host(StaffCommand::CloseQuestion { id: "z1".into() }),
+        now,
+    )
+    .unwrap();
+    let out = tick(&mut room, &mut now);
+    let quiz = part_value(&out.events[&100], "quiz").expect("the quiz part after the close");
+    let leaderboard = quiz["leaderboard"].as_array().unwrap();
+    assert_eq!(leaderboard.len(), QUIZ_LEADERBOARD_ENTRIES_MAX, "{quiz}");
+}
