@@ -11,47 +11,28 @@
 import path from "node:path";
 import WebSocket from "ws";
 import { connect } from "ovation";
-import { inside, launchChromium, serve } from "./browser.mjs";
+import { inside, serve } from "./browser.mjs";
+import { launchPlayerBrowser, playerFile, redate } from "./harness.mjs";
 
 const env = process.env;
 const TOKENS = JSON.parse(env.OVATION_TOKENS);
 const CUE_S = Number(env.OVATION_CUE_S);
-const here = path.dirname(new URL(import.meta.url).pathname);
 
 // The playlist's EXT-X-PROGRAM-DATE-TIME can be moved to a chosen start (ms since the
-// epoch): the video then shows that wall-clock time at currentTime 0.
+// epoch, `redate`): the video then shows that wall-clock time at currentTime 0.
 let pdtBaseMs = null;
-function rewritePdt(text) {
-  if (pdtBaseMs === null) return text;
-  let at = pdtBaseMs;
-  const out = [];
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#EXT-X-PROGRAM-DATE-TIME:")) {
-      out.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(at).toISOString()}`);
-      continue;
-    }
-    if (line.startsWith("#EXTINF:")) at += Math.round(parseFloat(line.slice(8)) * 1000);
-    out.push(line);
-  }
-  return out.join("\n");
-}
 
 const { server, base } = await serve(
   (url) => {
-    if (url.pathname === "/") return path.join(here, "index.html");
-    if (url.pathname === "/page.js") return path.join(here, "page.js");
-    if (url.pathname === "/hls.js")
-      return path.join(env.OVATION_REPO, "node_modules/hls.js/dist/hls.min.js");
-    if (url.pathname.startsWith("/ovation/")) return inside(env.OVATION_SDK, url.pathname.slice(9));
     if (url.pathname.startsWith("/stream/"))
       return inside(env.OVATION_STREAM, url.pathname.slice(8));
-    return null;
+    return playerFile(url);
   },
-  { transform: (file, body) => (file.endsWith(".m3u8") ? rewritePdt(body.toString()) : body) },
+  {
+    transform: (file, body) => (file.endsWith(".m3u8") ? redate(body.toString(), pdtBaseMs) : body),
+  },
 );
-const browser = await launchChromium(env.OVATION_REPO, [
-  "--autoplay-policy=no-user-gesture-required",
-]);
+const browser = await launchPlayerBrowser();
 
 async function openPage(who, { sync = "none", skewMs = 0 } = {}) {
   const page = await browser.newPage();

@@ -17,14 +17,14 @@
 
 import fs from "node:fs";
 import path from "node:path";
-import { inside, launchChromium, serve } from "./browser.mjs";
+import { inside, serve } from "./browser.mjs";
+import { launchPlayerBrowser, playerFile } from "./harness.mjs";
 
 const env = process.env;
 const TOKENS = JSON.parse(env.OVATION_TOKENS);
 const CUE_S = Number(env.OVATION_CUE_S);
 const CUE_ID = env.OVATION_CUE_ID;
 const WINDOW_SEGMENTS = 3;
-const here = path.dirname(new URL(import.meta.url).pathname);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 const fail = (message) => {
   throw new Error(message);
@@ -71,20 +71,13 @@ function livePlaylist() {
 }
 
 const { server, base } = await serve((url) => {
-  if (url.pathname === "/") return path.join(here, "index.html");
-  if (url.pathname === "/page.js") return path.join(here, "page.js");
-  if (url.pathname === "/hls.js")
-    return path.join(env.OVATION_REPO, "node_modules/hls.js/dist/hls.min.js");
-  if (url.pathname.startsWith("/ovation/")) return inside(env.OVATION_SDK, url.pathname.slice(9));
   if (url.pathname === "/live/index.m3u8") {
     return { type: "application/vnd.apple.mpegurl", body: livePlaylist() };
   }
   if (url.pathname.startsWith("/live/")) return inside(env.OVATION_STREAM, url.pathname.slice(6));
-  return null;
+  return playerFile(url);
 });
-const browser = await launchChromium(env.OVATION_REPO, [
-  "--autoplay-policy=no-user-gesture-required",
-]);
+const browser = await launchPlayerBrowser();
 
 async function openPage(who) {
   const page = await browser.newPage();

@@ -1,21 +1,8 @@
 // A recording's player page: hls.js plays the recorded stream as VOD and `replay()` shows
-// the room's recording against it. What the test checks is recorded in `window.log` as
-// page.js does (the video's currentTime and its wall-clock time from hls.playingDate).
+// the room's recording against it. What the test checks is recorded in `window.log`
+// (player.js, as the live page does).
 import { replay } from "ovation";
-
-const params = new URLSearchParams(location.search);
-const video = document.getElementById("video");
-const status = document.getElementById("status");
-window.log = [];
-const note = (kind, extra = {}) => {
-  window.log.push({
-    kind,
-    currentTime: video.currentTime,
-    videoWall: window.hls?.playingDate ? window.hls.playingDate.getTime() : null,
-    at: Date.now(),
-    ...extra,
-  });
-};
+import { note, params, playWhenTold, video } from "./player.js";
 
 const r = await replay({
   url: params.get("url"),
@@ -31,14 +18,4 @@ r.on("product", (p) => {
 r.on("cue", (c) => note("cue", { cue: c.cue }));
 r.on("error", (e) => note("error", { code: e.code, message: e.message }));
 
-window.go = (streamUrl) => {
-  const hls = new window.Hls({ enableWorker: false });
-  window.hls = hls;
-  for (const type of ["playing", "seeked"]) video.addEventListener(type, () => note(type));
-  return r.attachPlayer(video, { hls }).then(() => {
-    hls.loadSource(streamUrl);
-    hls.attachMedia(video);
-    video.play().catch((e) => note("play-failed", { message: String(e) }));
-  });
-};
-status.textContent = "ready";
+playWhenTold((hls) => r.attachPlayer(video, { hls }));

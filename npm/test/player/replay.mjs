@@ -19,7 +19,8 @@ import http from "node:http";
 import path from "node:path";
 import WebSocket from "ws";
 import { connect } from "ovation";
-import { inside, launchChromium, serve } from "./browser.mjs";
+import { inside, serve } from "./browser.mjs";
+import { launchPlayerBrowser, playerFile, redate } from "./harness.mjs";
 
 const env = process.env;
 const TOKENS = JSON.parse(env.OVATION_TOKENS);
@@ -31,20 +32,6 @@ const TOLERANCE_MS = 100;
 // The stream's EXT-X-PROGRAM-DATE-TIME moved to the live session's start, in every phase:
 // the recording is played with the dates it had live.
 let pdtBaseMs = null;
-function rewritePdt(text) {
-  if (pdtBaseMs === null) return text;
-  let at = pdtBaseMs;
-  const out = [];
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#EXT-X-PROGRAM-DATE-TIME:")) {
-      out.push(`#EXT-X-PROGRAM-DATE-TIME:${new Date(at).toISOString()}`);
-      continue;
-    }
-    if (line.startsWith("#EXTINF:")) at += Math.round(parseFloat(line.slice(8)) * 1000);
-    out.push(line);
-  }
-  return out.join("\n");
-}
 
 // The overlay's page: the component over the video, in replay mode.
 const OVERLAY_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>replay overlay</title>
@@ -73,22 +60,19 @@ const OVERLAY_PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"
 
 const { server: files, base: filesBase } = await serve(
   (url) => {
-    if (url.pathname === "/") return path.join(here, "index.html");
     if (url.pathname === "/overlay-replay")
       return { type: "text/html; charset=utf-8", body: OVERLAY_PAGE };
     if (url.pathname.startsWith("/overlay/"))
       return inside(env.OVATION_OVERLAY, url.pathname.slice(9));
     if (url.pathname === "/replay") return path.join(here, "replay.html");
-    if (url.pathname === "/page.js") return path.join(here, "page.js");
     if (url.pathname === "/replay-page.js") return path.join(here, "replay-page.js");
-    if (url.pathname === "/hls.js")
-      return path.join(env.OVATION_REPO, "node_modules/hls.js/dist/hls.min.js");
-    if (url.pathname.startsWith("/ovation/")) return inside(env.OVATION_SDK, url.pathname.slice(9));
     if (url.pathname.startsWith("/stream/"))
       return inside(env.OVATION_STREAM, url.pathname.slice(8));
-    return null;
+    return playerFile(url);
   },
-  { transform: (file, body) => (file.endsWith(".m3u8") ? rewritePdt(body.toString()) : body) },
+  {
+    transform: (file, body) => (file.endsWith(".m3u8") ? redate(body.toString(), pdtBaseMs) : body),
+  },
 );
 // The pages and the service's HTTP API on one origin: the worker answers no CORS
 // preflight, so a page of another origin cannot fetch replay windows with its token
@@ -117,9 +101,7 @@ const server = {
     files.close();
   },
 };
-const browser = await launchChromium(env.OVATION_REPO, [
-  "--autoplay-policy=no-user-gesture-required",
-]);
+const browser = await launchPlayerBrowser();
 
 async function openPage(pagePath, who, extra = {}) {
   const page = await browser.newPage();
