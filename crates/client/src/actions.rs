@@ -267,11 +267,14 @@ impl Client {
             );
             self.likes_dropped(count - queued, "too_many", &message);
         }
-        if self.likes_waiting > 0 && self.next_like_flush_ms.is_none() {
+        // The flush timer runs while a socket is open; a Welcome arms it for likes
+        // queued before.
+        let open = matches!(self.phase, Phase::Open { .. });
+        if open && self.likes_waiting > 0 && self.timers.get(Timer::LikeFlush).is_none() {
             let at = self
                 .last_like_frame_ms
                 .map_or(now_ms, |t| now_ms.max(t + CLIENT_LIKE_FLUSH_MS));
-            self.next_like_flush_ms = Some(at);
+            self.timers.set(Timer::LikeFlush, at);
         }
         queued
     }
@@ -333,13 +336,26 @@ impl Client {
             reported,
             likes,
         });
+        self.arm_action_timer();
         Ok(client_id)
     }
 
     pub(crate) fn take_pending(&mut self, client_id: u64) -> Option<PendingAction> {
         // A duplicate answer to a retry, or timed out already, finds nothing.
         let index = self.pending.iter().position(|p| p.client_id == client_id)?;
-        self.pending.remove(index)
+        let action = self.pending.remove(index);
+        self.arm_action_timer();
+        action
+    }
+
+    /// `Timer::Action` at the oldest unacknowledged action's timeout, if any.
+    #[inline(never)]
+    pub(crate) fn arm_action_timer(&mut self) {
+        let at = self
+            .pending
+            .front()
+            .map(|p| p.created_ms + CLIENT_ACTION_TIMEOUT_MS);
+        self.timers.set_or_stop(Timer::Action, at);
     }
 
     pub(crate) fn action_done(
@@ -389,8 +405,12 @@ impl Client {
         let wait_ms =
             u64::from(error.retry_after_ms).clamp(CLIENT_LIKE_FLUSH_MS, CLIENT_LIKE_RETRY_MS_MAX);
         self.last_like_frame_ms = Some(now_ms);
-        let at = now_ms + wait_ms;
-        self.next_like_flush_ms = Some(self.next_like_flush_ms.map_or(at, |t| t.max(at)));
+        // Outside an open socket (a refusal before Welcome) the Welcome arms the flush.
+        if matches!(self.phase, Phase::Open { .. }) {
+            let at = now_ms + wait_ms;
+            let at = self.timers.get(Timer::LikeFlush).map_or(at, |t| t.max(at));
+            self.timers.set(Timer::LikeFlush, at);
+        }
     }
 
     #[inline(never)]
@@ -419,6 +439,7 @@ impl Client {
             }
             in_flight = in_flight.saturating_add(action.likes);
         }
+        self.timers.stop(Timer::Action);
         let waiting = core::mem::take(&mut self.likes_waiting);
         self.likes_dropped(waiting, code, message);
         self.likes_dropped(
@@ -445,6 +466,7 @@ impl Client {
                 self.likes_dropped(action.likes, "timeout", message);
             }
         }
+        self.arm_action_timer();
     }
 
     pub(crate) fn flush_likes(&mut self, now_ms: u64) {
@@ -452,7 +474,7 @@ impl Client {
             .likes_waiting
             .min(self.likes_bucket.available(now_ms))
             .min(LIKE_COUNT_PER_FRAME_MAX);
-        self.next_like_flush_ms = None;
+        self.timers.stop(Timer::LikeFlush);
         if count > 0 && self.pending.len() < CLIENT_ACTIONS_PENDING_MAX {
             self.likes_bucket
                 .take(count, now_ms)
@@ -465,7 +487,8 @@ impl Client {
             debug_assert!(result.is_ok(), "checked: open, room in the queue");
         }
         if self.likes_waiting > 0 {
-            self.next_like_flush_ms = Some(now_ms + CLIENT_LIKE_FLUSH_MS);
+            self.timers
+                .set(Timer::LikeFlush, now_ms + CLIENT_LIKE_FLUSH_MS);
         }
     }
 }

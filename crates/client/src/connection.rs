@@ -6,7 +6,7 @@ use super::*;
 impl Client {
     pub(crate) fn is_current(&self, socket: u64) -> bool {
         match self.phase {
-            Phase::Connecting { socket: s, .. } | Phase::Open { socket: s } => s == socket,
+            Phase::Connecting { socket: s } | Phase::Open { socket: s } => s == socket,
             _ => false,
         }
     }
@@ -14,10 +14,10 @@ impl Client {
     pub(crate) fn open_socket(&mut self, now_ms: u64) {
         let socket = self.next_socket;
         self.next_socket += 1;
-        self.phase = Phase::Connecting {
-            socket,
-            since_ms: now_ms,
-        };
+        self.phase = Phase::Connecting { socket };
+        self.timers.stop(Timer::Reconnect);
+        self.timers
+            .set(Timer::Connect, now_ms + CLIENT_CONNECT_TIMEOUT_MS);
         self.transport = Transport::Ws;
         self.transmits.push_back(Transmit::OpenSocket {
             socket,
@@ -95,11 +95,11 @@ impl Client {
                 // does not count towards giving WebSockets up for pull, and the next
                 // try waits for the connect rate to refill.
                 self.ws_failures = 0;
-                if let Phase::Waiting { at_ms } = self.phase {
+                if let (Phase::Waiting, Some(at_ms)) =
+                    (&self.phase, self.timers.get(Timer::Reconnect))
+                {
                     let refilled_ms = now_ms + 1_000 / u64::from(USER_CONNECTS_PER_S);
-                    self.phase = Phase::Waiting {
-                        at_ms: at_ms.max(refilled_ms),
-                    };
+                    self.timers.set(Timer::Reconnect, at_ms.max(refilled_ms));
                 }
             }
             _ => {}
@@ -107,7 +107,7 @@ impl Client {
     }
 
     pub(crate) fn close_current_socket(&mut self) {
-        if let Phase::Open { socket } | Phase::Connecting { socket, .. } = self.phase {
+        if let Phase::Open { socket } | Phase::Connecting { socket } = self.phase {
             self.close_socket(socket, NORMAL_CLOSURE, "closed by the client");
         }
     }
@@ -140,12 +140,19 @@ impl Client {
 
     #[inline(never)]
     pub(crate) fn reconnect_after(&mut self, now_ms: u64, delay_ms: u64, reason: String) {
-        self.phase = Phase::Waiting {
-            at_ms: now_ms + delay_ms,
-        };
+        self.phase = Phase::Waiting;
+        // The timers of the phases left (connecting, open).
+        for timer in [
+            Timer::Connect,
+            Timer::Silence,
+            Timer::Heartbeat,
+            Timer::Ping,
+            Timer::LikeFlush,
+        ] {
+            self.timers.stop(timer);
+        }
+        self.timers.set(Timer::Reconnect, now_ms + delay_ms);
         self.ping_in_flight = None;
-        self.next_ping_ms = None;
-        self.next_like_flush_ms = None;
         self.set_status(Status::Reconnecting, Some(reason));
     }
 
@@ -172,21 +179,30 @@ impl Client {
     pub(crate) fn finish(&mut self, reason: Option<String>) {
         self.phase = Phase::Closed;
         self.requests.clear();
-        self.next_poll_ms = None;
-        self.next_like_flush_ms = None;
         self.admission_check = None;
         self.end_pending(self.closed_code(), "the connection closed first");
+        self.timers.clear();
         self.set_status(Status::Closed, reason);
     }
 
     pub(crate) fn send_ping(&mut self, socket: u64, now_ms: u64) {
         self.clock_burst_left = self.clock_burst_left.saturating_sub(1);
         self.ping_in_flight = Some(now_ms);
-        self.next_ping_ms = Some(now_ms + CLIENT_PING_TIMEOUT_MS);
+        self.timers
+            .set(Timer::Ping, now_ms + CLIENT_PING_TIMEOUT_MS);
         let frame = ClientFrame::Ping {
             client_time_ms: now_ms,
         }
         .encode();
         self.transmits.push_back(Transmit::Send { socket, frame });
+    }
+
+    /// A frame or a heartbeat answer arrived: an open socket is not silent. (Connecting
+    /// has its own deadline; Welcome arms the silence timer.)
+    pub(crate) fn heard_from_room(&mut self, now_ms: u64) {
+        if matches!(self.phase, Phase::Open { .. }) {
+            self.timers
+                .set(Timer::Silence, now_ms + CLIENT_SILENCE_MS_MAX);
+        }
     }
 }

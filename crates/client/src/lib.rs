@@ -33,6 +33,7 @@ mod pull;
 pub mod replay;
 mod rng;
 mod state;
+mod timers;
 
 use alloc::borrow::ToOwned;
 use alloc::collections::{BTreeMap, VecDeque};
@@ -45,6 +46,7 @@ use ovation_proto::{
 };
 use rng::Rng;
 use serde::Serialize;
+use timers::{Timer, TimerTable};
 
 pub use api::*;
 pub use clock::ClockSync;
@@ -55,14 +57,11 @@ const NORMAL_CLOSURE: u16 = 1000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Phase {
-    /// The next socket opens at `at_ms`.
-    Waiting {
-        at_ms: u64,
-    },
-    /// A socket was asked for and has not said Welcome yet.
+    /// The next socket opens at `Timer::Reconnect`.
+    Waiting,
+    /// A socket was asked for and has not said Welcome yet (given up at `Timer::Connect`).
     Connecting {
         socket: u64,
-        since_ms: u64,
     },
     Open {
         socket: u64,
@@ -109,12 +108,11 @@ pub struct Client {
     next_socket: u64,
     ws_failures: u32,
     attempt: u32,
-    last_received_ms: u64,
-    next_heartbeat_ms: u64,
+    /// Every deadline (see `Timer`): `poll_timeout` is the earliest.
+    timers: TimerTable,
     // Clock.
     clock: ClockSync,
     ping_in_flight: Option<u64>,
-    next_ping_ms: Option<u64>,
     clock_burst_left: usize,
     // Actions.
     client_id_prefix: u64,
@@ -122,7 +120,6 @@ pub struct Client {
     pending: VecDeque<PendingAction>,
     likes_waiting: u32,
     likes_bucket: TokenBucket,
-    next_like_flush_ms: Option<u64>,
     last_like_frame_ms: Option<u64>,
     /// The state request asking why a socket never opened: (request, sent at).
     admission_check: Option<(u64, u64)>,
@@ -130,7 +127,6 @@ pub struct Client {
     next_request: u64,
     /// In flight, oldest first (a handful at most: the state, then outdated parts).
     requests: Vec<(u64, PullRequest)>,
-    next_poll_ms: Option<u64>,
     pull_failures: u32,
     pull_interval_ms: u64,
     /// The next pull request reads the state (first, after a new epoch or version, or a
@@ -152,7 +148,7 @@ impl Client {
             room: config.room,
             mode: config.transport,
             transport: Transport::Ws,
-            phase: Phase::Waiting { at_ms: now_ms },
+            phase: Phase::Waiting,
             status: Status::Connecting,
             rng,
             state: RoomState::default(),
@@ -164,23 +160,19 @@ impl Client {
             next_socket: 1,
             ws_failures: 0,
             attempt: 0,
-            last_received_ms: now_ms,
-            next_heartbeat_ms: now_ms,
+            timers: TimerTable::default(),
             clock: ClockSync::default(),
             ping_in_flight: None,
-            next_ping_ms: None,
             clock_burst_left: 0,
             client_id_prefix,
             next_client_counter: 1,
             pending: VecDeque::new(),
             likes_waiting: 0,
             likes_bucket: TokenBucket::new_full(CLIENT_LIKES_RATE_PER_S, LIKES_BURST, now_ms),
-            next_like_flush_ms: None,
             last_like_frame_ms: None,
             admission_check: None,
             next_request: 1,
             requests: Vec::new(),
-            next_poll_ms: None,
             pull_failures: 0,
             pull_interval_ms: u64::from(PULL_INTERVAL_MS),
             pull_state_stale: true,
@@ -256,116 +248,80 @@ impl Client {
 
     /// The earliest time `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let mut at: Option<u64> = None;
-        let mut consider = |t: Option<u64>| {
-            if let Some(t) = t {
-                at = Some(at.map_or(t, |a| a.min(t)));
-            }
-        };
-        match self.phase {
-            Phase::Closed => return None,
-            Phase::Waiting { at_ms } => consider(Some(at_ms)),
-            Phase::Connecting { since_ms, .. } => {
-                consider(Some(since_ms + CLIENT_CONNECT_TIMEOUT_MS))
-            }
-            Phase::Open { .. } => {
-                consider(Some(self.last_received_ms + CLIENT_SILENCE_MS_MAX));
-                consider(Some(self.next_heartbeat_ms));
-                consider(self.next_ping_ms);
-                consider(self.next_like_flush_ms);
-            }
-            Phase::Pull => {
-                consider(self.next_poll_ms);
-                consider(
-                    self.requests
-                        .iter()
-                        .map(|(_, r)| r.sent_ms + CLIENT_FETCH_TIMEOUT_MS)
-                        .min(),
-                );
-            }
-        }
-        consider(
-            self.pending
-                .front()
-                .map(|p| p.created_ms + CLIENT_ACTION_TIMEOUT_MS),
-        );
-        at
+        self.timers.next_timeout()
     }
 
+    /// Fires every expired timer, in `Timer::ALL` order. Each is checked when its turn
+    /// comes: one an earlier timer stopped (a silent socket stops the heartbeat) or moved
+    /// does not fire.
     pub fn handle_timeout(&mut self, now_ms: u64) {
-        self.expire_actions(now_ms);
-        match self.phase.clone() {
-            Phase::Closed => {}
-            Phase::Waiting { at_ms } => {
-                if now_ms >= at_ms {
-                    self.open_socket(now_ms);
-                }
+        for timer in Timer::ALL {
+            if !self.timers.is_expired(timer, now_ms) {
+                continue;
             }
-            Phase::Connecting { socket, since_ms } => {
-                if now_ms >= since_ms + CLIENT_CONNECT_TIMEOUT_MS {
+            match (timer, self.phase.clone()) {
+                (Timer::Action, _) => self.expire_actions(now_ms),
+                (Timer::Reconnect, _) => self.open_socket(now_ms),
+                (Timer::Connect, Phase::Connecting { socket }) => {
                     self.close_socket(socket, CloseCode::Stale.code(), "connect timeout");
                     self.socket_failed(now_ms, "connect_timeout".into());
                 }
-            }
-            Phase::Open { socket } => {
-                if now_ms >= self.last_received_ms + CLIENT_SILENCE_MS_MAX {
+                (Timer::Silence, Phase::Open { socket }) => {
                     self.close_socket(socket, CloseCode::Stale.code(), "silent too long");
                     self.schedule_reconnect(now_ms, "silence".into());
                     return;
                 }
-                if now_ms >= self.next_heartbeat_ms {
+                (Timer::Heartbeat, Phase::Open { socket }) => {
                     self.transmits.push_back(Transmit::SendText {
                         socket,
                         text: ovation_proto::limits::HEARTBEAT_TEXT,
                     });
-                    self.next_heartbeat_ms = now_ms + HEARTBEAT_INTERVAL_MS;
+                    self.timers
+                        .set(Timer::Heartbeat, now_ms + HEARTBEAT_INTERVAL_MS);
                 }
-                if self.next_ping_ms.is_some_and(|t| now_ms >= t) {
-                    if self.ping_in_flight.is_some() {
-                        // Lost pong: forget it and take the next sample.
-                        self.ping_in_flight = None;
-                    }
+                (Timer::Ping, Phase::Open { socket }) => {
+                    // A ping still in flight lost its pong: forget it, take the next sample.
                     self.send_ping(socket, now_ms);
                 }
-                if self.next_like_flush_ms.is_some_and(|t| now_ms >= t) {
-                    self.flush_likes(now_ms);
+                (Timer::LikeFlush, _) => self.flush_likes(now_ms),
+                (Timer::Fetch, _) => {
+                    let expired: Vec<u64> = self
+                        .requests
+                        .iter()
+                        .filter(|(_, r)| now_ms >= r.sent_ms + CLIENT_FETCH_TIMEOUT_MS)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for request in expired {
+                        self.handle_fetch(
+                            request,
+                            FetchReply::Failed {
+                                status: 0,
+                                code: "timeout".into(),
+                                message: "no answer".into(),
+                            },
+                            now_ms,
+                        );
+                    }
                 }
-            }
-            Phase::Pull => {
-                let expired: Vec<u64> = self
-                    .requests
-                    .iter()
-                    .filter(|(_, r)| now_ms >= r.sent_ms + CLIENT_FETCH_TIMEOUT_MS)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for request in expired {
-                    self.handle_fetch(
-                        request,
-                        FetchReply::Failed {
-                            status: 0,
-                            code: "timeout".into(),
-                            message: "no answer".into(),
-                        },
-                        now_ms,
-                    );
+                // Stays due while requests are in flight: the next one waits for them.
+                (Timer::Poll, _) => {
+                    if self.requests.is_empty() {
+                        self.timers.stop(Timer::Poll);
+                        self.pull_next(now_ms);
+                    }
                 }
-                if self.phase == Phase::Pull
-                    && self.requests.is_empty()
-                    && self.next_poll_ms.is_some_and(|t| now_ms >= t)
-                {
-                    self.next_poll_ms = None;
-                    self.pull_next(now_ms);
-                }
+                // Connect, Silence, Heartbeat and Ping are armed only in their phase.
+                _ => debug_assert!(false, "a timer armed outside its phase"),
             }
         }
     }
 
-    /// The socket asked for by `OpenSocket` is open.
-    pub fn handle_socket_open(&mut self, socket: u64, now_ms: u64) {
-        if !matches!(self.phase, Phase::Connecting { socket: s, .. } if s == socket) {
+    /// The socket asked for by `OpenSocket` is open. (Its silence counts from Welcome,
+    /// hence no use for the time.)
+    pub fn handle_socket_open(&mut self, socket: u64, _now_ms: u64) {
+        if !matches!(self.phase, Phase::Connecting { socket: s } if s == socket) {
             return;
         }
-        self.last_received_ms = now_ms;
         let resume = (self.state.epoch != 0).then(|| Resume {
             epoch: self.state.epoch,
             action_cursor: self.cursor.unwrap_or(0),
@@ -392,7 +348,7 @@ impl Client {
     /// A text frame arrived (the heartbeat answer): proof of life, nothing else.
     pub fn handle_socket_text(&mut self, socket: u64, now_ms: u64) {
         if self.is_current(socket) {
-            self.last_received_ms = now_ms;
+            self.heard_from_room(now_ms);
         }
     }
 
@@ -400,7 +356,7 @@ impl Client {
         if !self.is_current(socket) {
             return;
         }
-        self.last_received_ms = now_ms;
+        self.heard_from_room(now_ms);
         let (server_time_ms, events) = match ServerFrame::decode(bytes) {
             Ok(ServerFrame::Batch {
                 server_time_ms,
@@ -499,6 +455,7 @@ impl Client {
             return; // timed out or from before a reset
         };
         let (_, req) = self.requests.remove(index);
+        self.arm_fetch_timer();
         if self.phase != Phase::Pull {
             return;
         }
@@ -511,7 +468,7 @@ impl Client {
                 if req.kind == FetchKind::Part && status == 404 {
                     // The part moved on since the state was read: read the state again.
                     self.pull_state_stale = true;
-                    self.next_poll_ms = Some(now_ms);
+                    self.timers.set(Timer::Poll, now_ms);
                     return;
                 }
                 if is_refusal(status) {
@@ -525,7 +482,8 @@ impl Client {
                 if req.kind == FetchKind::Part {
                     self.pull_state_stale = true; // refetch the state, and with it this part
                 }
-                self.next_poll_ms = Some(now_ms + delay.max(self.pull_interval_ms / 2));
+                let at = now_ms + delay.max(self.pull_interval_ms / 2);
+                self.timers.set(Timer::Poll, at);
                 if self.status == Status::Open {
                     self.set_status(Status::Reconnecting, Some(code));
                 }
@@ -548,7 +506,7 @@ impl Client {
         if settled && self.pull_failures == 0 && self.status != Status::Open {
             self.set_status(Status::Open, None);
         }
-        if settled && self.next_poll_ms.is_none() {
+        if settled && self.timers.get(Timer::Poll).is_none() {
             self.pull_next(now_ms);
         }
     }

@@ -6,6 +6,7 @@ use super::*;
 impl Client {
     pub(crate) fn start_pull(&mut self, now_ms: u64, reason: Option<String>) {
         self.phase = Phase::Pull;
+        self.timers.stop(Timer::Connect);
         self.transport = Transport::Pull;
         self.end_pending(
             "unsupported_transport",
@@ -33,6 +34,15 @@ impl Client {
                 part,
             },
         ));
+        self.arm_fetch_timer();
+    }
+
+    /// `Timer::Fetch` at the first request in flight to time out, if any.
+    #[inline(never)]
+    pub(crate) fn arm_fetch_timer(&mut self) {
+        let sent_ms = self.requests.iter().map(|(_, r)| r.sent_ms).min();
+        let at = sent_ms.map(|t| t + CLIENT_FETCH_TIMEOUT_MS);
+        self.timers.set_or_stop(Timer::Fetch, at);
     }
 
     /// The next pull request: the state when it is unknown or stale, else the events.
@@ -92,7 +102,7 @@ impl Client {
                 .add_sample(sent_ms, server_time_ms, server_time_ms, now_ms);
         }
         self.pull_interval_ms = u64::from(reply.poll_interval_ms.max(100));
-        self.next_poll_ms = Some(now_ms + self.pull_interval_ms);
+        self.timers.set(Timer::Poll, now_ms + self.pull_interval_ms);
         if reply.epoch != self.state.epoch {
             self.pull_state_stale = true; // new epoch: the state answer resets
             return;
@@ -133,7 +143,7 @@ impl Client {
         self.set_online(reply.online);
         if reply.version > self.state.version {
             self.pull_state_stale = true; // parts changed: the next request is the state
-            self.next_poll_ms = Some(now_ms);
+            self.timers.set(Timer::Poll, now_ms);
         }
         if reply.status.as_deref() == Some("ended") {
             self.room_over();

@@ -76,11 +76,12 @@ impl Client {
                         server_time_ms,
                         now_ms,
                     );
-                    self.next_ping_ms = Some(if self.clock_burst_left > 0 {
+                    let at = if self.clock_burst_left > 0 {
                         now_ms
                     } else {
                         now_ms + CLIENT_CLOCK_REFRESH_MS
-                    });
+                    };
+                    self.timers.set(Timer::Ping, at);
                 }
             }
             Event::GoAway { reconnect_delay_ms } => {
@@ -113,9 +114,14 @@ impl Client {
         self.ws_failures = 0;
         self.socket_cap_retries = 0;
         self.attempt = 0;
-        self.next_heartbeat_ms = now_ms + HEARTBEAT_INTERVAL_MS;
+        // The frame carrying Welcome was just heard: the silence counts from it.
+        self.timers.stop(Timer::Connect);
+        self.timers
+            .set(Timer::Silence, now_ms + CLIENT_SILENCE_MS_MAX);
+        self.timers
+            .set(Timer::Heartbeat, now_ms + HEARTBEAT_INTERVAL_MS);
         self.clock_burst_left = CLIENT_CLOCK_BURST;
-        self.next_ping_ms = Some(now_ms);
+        self.timers.set(Timer::Ping, now_ms);
         self.set_status(Status::Open, None);
         // Everything unacknowledged goes again, in order, under the same client ids.
         for pending in &self.pending {
@@ -125,7 +131,7 @@ impl Client {
             });
         }
         if self.likes_waiting > 0 {
-            self.next_like_flush_ms = Some(now_ms);
+            self.timers.set(Timer::LikeFlush, now_ms);
         }
     }
 
