@@ -395,3 +395,75 @@ fn the_rooms_action_bound_takes_its_burst_and_refuses_one_past_it() {
     let out = drain(&mut room);
     assert!(error_codes(&out.events[&users]).is_empty());
 }
+
+/// Many users liking at their full rate cannot make the room send more than its fan-out
+/// budget allows (what a flood costs the others is bounded), and another viewer's
+/// comment still reaches everyone within a tick of being sent.
+#[test]
+fn a_like_flood_stays_within_the_fanout_budget_and_a_comment_still_goes_out_within_a_tick() {
+    let sockets: u64 = 1_000;
+    let likers: u64 = 40;
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    for id in 1..=sockets {
+        join(&mut room, id, &format!("v{id}"), Role::Viewer, now);
+    }
+    now += 10_000;
+    room.handle_timeout(now);
+    drain(&mut room);
+    let start = now;
+    let period_ms = 1_000 / u64::from(LIKES_RATE_PER_S);
+    let mut frames: u64 = 0;
+    let mut flushes: Vec<u64> = Vec::new();
+    let (commenter, watcher) = (sockets, sockets / 2);
+    let comment_at = start + 1_000;
+    let mut comment_seen_at = None;
+    for t in start..start + 2_000 {
+        for liker in 1..=likers {
+            // Each liker's frames 50 ms apart, the likers spread over the period.
+            if (t - start + liker * period_ms / likers) % period_ms == 0 {
+                room.handle_frame(liker, &like_frame(t, 1), t);
+            }
+        }
+        if t == comment_at {
+            room.handle_frame(commenter, &comment("still here", 1), t);
+        }
+        if room.tick_pending().is_some_and(|at| at <= t) {
+            room.handle_timeout(t);
+            let out = drain(&mut room);
+            let sent: u64 = out.frames.values().map(|&n| n as u64).sum();
+            if sent > 0 {
+                frames += sent;
+                flushes.push(t);
+            }
+            let seen = out
+                .events
+                .get(&watcher)
+                .is_some_and(|events| !actions(events).is_empty());
+            if seen && comment_seen_at.is_none() {
+                comment_seen_at = Some(t);
+            }
+        }
+    }
+    let budget = 2 * FANOUT_FRAMES_PER_S_TARGET + FANOUT_FRAMES_BURST;
+    assert!(
+        frames <= budget + sockets,
+        "{frames} frames in 2 s against a budget of {budget}"
+    );
+    assert!(
+        frames >= budget / 2,
+        "the likes were flushed ({frames} frames): the flood was real"
+    );
+    assert!(
+        flushes
+            .windows(2)
+            .all(|w| w[1] - w[0] >= FLUSH_SPACING_MS_MIN),
+        "flushes closer than the spacing"
+    );
+    let seen_at = comment_seen_at.expect("the comment reached the watcher");
+    assert!(
+        seen_at - comment_at <= room.tick_ms(),
+        "the comment waited {} ms",
+        seen_at - comment_at
+    );
+}
