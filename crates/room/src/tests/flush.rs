@@ -421,7 +421,7 @@ fn a_like_flood_stays_within_the_fanout_budget_and_a_comment_still_goes_out_with
     for t in start..start + 2_000 {
         for liker in 1..=likers {
             // Each liker's frames 50 ms apart, the likers spread over the period.
-            if (t - start + liker * period_ms / likers) % period_ms == 0 {
+            if (t - start + liker * period_ms / likers).is_multiple_of(period_ms) {
                 room.handle_frame(liker, &like_frame(t, 1), t);
             }
         }
