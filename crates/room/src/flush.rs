@@ -223,10 +223,13 @@ impl Room {
             .values_mut()
             .filter(|c| c.ready && c.remote.is_none())
         {
-            if (changed || conn.needs_online) && conn.outbox.len() < OUTBOX_EVENTS_MAX {
+            // A full outbox keeps the count for its next flush (nothing else would resend
+            // an unchanged count to it).
+            let wanted = changed || conn.needs_online;
+            conn.needs_online = wanted && conn.outbox.len() >= OUTBOX_EVENTS_MAX;
+            if wanted && !conn.needs_online {
                 conn.outbox.push(Event::Online { count: online });
             }
-            conn.needs_online = false;
         }
         // Persist before sending: nothing acknowledged may be lost by a crash.
         self.flush_meta();

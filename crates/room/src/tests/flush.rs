@@ -467,3 +467,38 @@ fn a_like_flood_stays_within_the_fanout_budget_and_a_comment_still_goes_out_with
         seen_at - comment_at
     );
 }
+
+/// A count change that finds a viewer's outbox full reaches it with its next frame
+/// (an unsharded room does not resend an unchanged count, so it would never come).
+#[test]
+fn a_count_change_that_finds_a_full_outbox_comes_with_the_next_frame() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 1 }));
+    now += 2 * ONLINE_PUBLISH_INTERVAL_MS;
+    room.handle_timeout(now);
+    drain(&mut room);
+    let broadcast = |room: &mut Room, now: u64| {
+        let command = AdminCommand::Broadcast {
+            from_user: "host".into(),
+            from_name: "Host".into(),
+            text: "hello".into(),
+        };
+        room.admin(command, now).unwrap();
+    };
+    for _ in 0..OUTBOX_EVENTS_MAX {
+        broadcast(&mut room, now);
+    }
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&2].contains(&Event::Online { count: 2 }));
+    assert!(
+        !out.events[&1].contains(&Event::Online { count: 2 }),
+        "no room for it in this batch"
+    );
+    broadcast(&mut room, now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.events[&1].contains(&Event::Online { count: 2 }));
+}
