@@ -139,7 +139,7 @@ pub(crate) async fn run_ticks<H: Host>(host: &H) -> Result<()> {
         host.with_driven(|d| {
             d.timers.flushing = false;
             if let Some(core) = d.core {
-                core.handle_timeout(now_ms().max(at));
+                timeout(host.state(), d.sockets, core, now_ms().max(at));
             }
         });
         host.pump().await?;
@@ -173,21 +173,31 @@ pub(crate) fn alarm_cleared<H: Host>(host: &H) {
     host.with_driven(|d| d.timers.alarm_at_ms = None);
 }
 
-/// The alarm fired (the object is loaded): when the sockets' liveness is due, the
-/// heartbeats the runtime answered alone count as signs of life first (reading them is a
-/// pass over every socket: not for an alarm that only flushes); the core's deadlines run,
-/// then ticks and the next alarm.
+/// Runs the core's deadlines at `now_ms`. When the sockets' liveness is due, the heartbeats
+/// the runtime answered alone count as signs of life first, whichever event got here (a
+/// tick or the alarm): a sweep without them would close live, silent viewers as stale.
+/// Reading them is a pass over every socket, so only then.
+fn timeout<C: Core>(
+    state: &State,
+    sockets: &HashMap<ConnectionId, WebSocket>,
+    core: &mut C,
+    now_ms: u64,
+) {
+    if core.sweep_due(now_ms) {
+        for (id, at_ms) in crate::sockets::heartbeats(state, sockets) {
+            core.touch(id, at_ms);
+        }
+    }
+    core.handle_timeout(now_ms);
+}
+
+/// The alarm fired (the object is loaded): the core's deadlines run (`timeout`), then
+/// ticks and the next alarm.
 pub(crate) async fn alarm_fired<H: Host>(host: &H) -> Result<()> {
     host.with_driven(|d| {
         d.timers.alarm_at_ms = None;
         if let Some(core) = d.core {
-            let now = now_ms();
-            if core.sweep_due(now) {
-                for (id, at_ms) in crate::sockets::heartbeats(host.state(), d.sockets) {
-                    core.touch(id, at_ms);
-                }
-            }
-            core.handle_timeout(now);
+            timeout(host.state(), d.sockets, core, now_ms());
         }
     });
     host.pump().await?;
