@@ -132,6 +132,14 @@ export async function viewersScenario() {
         card.dataset.phase === "result" && options.map((b) => b.dataset.votes).join(",") === "1,2,0"
       );
     });
+    // The bars grow with a CSS transition from 0: wait for them to be drawn (a loaded
+    // machine measured every width at 0 right after the result arrived).
+    await until(page, "result bars drawn", () => {
+      const widths = [...window.sr().querySelectorAll(".poll .option .fill")].map(
+        (fill) => fill.getBoundingClientRect().width,
+      );
+      return widths[1] > widths[0] && widths[0] > 0 && widths[2] === 0;
+    });
     const bars = await page.evaluate(() =>
       [...window.sr().querySelectorAll(".poll .option")].map((b) => ({
         share: b.style.getPropertyValue("--share"),
