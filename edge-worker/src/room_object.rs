@@ -156,6 +156,7 @@ impl RoomObject {
             }
         }
         if let Some(mut room) = room {
+            self.apply_stale_override(&mut room);
             for ws in self.state.get_websockets() {
                 let Ok(Some(att)) = ws.deserialize_attachment::<Attachment>() else {
                     continue;
@@ -176,6 +177,16 @@ impl RoomObject {
             memory.room = Some(room);
         }
         Ok(())
+    }
+
+    /// `OVATION_STALE_SOCKET_MS` (tests, staging): a shorter silence before a socket is
+    /// stale, so a test can watch heartbeats keep sockets alive (the room clamps it).
+    fn apply_stale_override(&self, room: &mut Room) {
+        let configured = crate::text_binding(&self.env, "OVATION_STALE_SOCKET_MS")
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(ms) = configured {
+            room.set_stale_socket_ms(ms);
+        }
     }
 
     /// `OVATION_GIFT_CATALOG` (JSON sku → price), or a small default.
@@ -388,6 +399,7 @@ impl RoomObject {
         }
         self.state.storage().delete_all().await?;
         let mut room = Room::create(info, epoch, now_ms());
+        self.apply_stale_override(&mut room);
         if let Err(e) = room.set_gift_catalog(self.gift_catalog()) {
             log_json(json!({"level":"error","event":"bad_gift_catalog","detail": e}));
         }

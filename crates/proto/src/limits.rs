@@ -170,6 +170,9 @@ pub const CONNECTION_LIFETIME_OVERRIDE_MS_MIN: u64 = 1_000;
 pub const GOAWAY_GRACE_MS: u64 = 5_000;
 /// A socket with no traffic and no heartbeat for this long is closed by the sweep.
 pub const STALE_SOCKET_MS: u64 = 90_000;
+/// Lowest silence the `OVATION_STALE_SOCKET_MS` override (tests, staging) may set for a
+/// room's sockets (a heartbeat is every `HEARTBEAT_INTERVAL_MS`; tests ping faster).
+pub const STALE_SOCKET_OVERRIDE_MS_MIN: u64 = 1_000;
 /// A user at `USER_SOCKETS_PER_ROOM_MAX` who opens one more socket gets it in place of
 /// one of theirs silent this long (no frame, no heartbeat: a tab or network gone without
 /// a close, which the stale sweep would only close later), so a viewer whose network

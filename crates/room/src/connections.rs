@@ -122,6 +122,13 @@ impl Room {
         self.users.get(user).into_iter().flatten().copied()
     }
 
+    /// Sets the silence after which the room's sockets registered from now on are stale
+    /// (the `OVATION_STALE_SOCKET_MS` override of tests and staging), within
+    /// `STALE_SOCKET_OVERRIDE_MS_MIN..=STALE_SOCKET_MS`.
+    pub fn set_stale_socket_ms(&mut self, stale_ms: u64) {
+        self.stale_socket_ms = stale_ms.clamp(STALE_SOCKET_OVERRIDE_MS_MIN, STALE_SOCKET_MS);
+    }
+
     /// Registers a new socket. The client must send `Hello` first.
     pub fn connect(
         &mut self,
@@ -218,9 +225,9 @@ impl Room {
             self.ready_local += 1;
         }
         let liveness = if ready {
-            liveness::Liveness::reattached(expires_at_ms, now_ms)
+            liveness::Liveness::reattached(expires_at_ms, now_ms, self.stale_socket_ms)
         } else {
-            liveness::Liveness::opened(expires_at_ms, now_ms)
+            liveness::Liveness::opened(expires_at_ms, now_ms, self.stale_socket_ms)
         };
         if remote.is_none() {
             self.sweep_clock.add(&liveness);

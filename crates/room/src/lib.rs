@@ -103,6 +103,8 @@ pub struct Room {
     online_publish_earliest_ms: u64,
     /// When the local sockets' liveness next has something due.
     sweep_clock: liveness::SweepClock,
+    /// Silence after which a socket is stale (`set_stale_socket_ms`).
+    stale_socket_ms: u64,
     /// Set while some output waits for the next tick.
     tick_at_ms: Option<u64>,
     /// When output last went out (`flush`): the next flush is a tick after it at the
@@ -172,6 +174,7 @@ impl Room {
             online_refresh_at_ms: now_ms,
             online_publish_earliest_ms: now_ms,
             sweep_clock: liveness::SweepClock::default(),
+            stale_socket_ms: STALE_SOCKET_MS,
             tick_at_ms: None,
             last_flush_ms: None,
             fanout_budget: TokenBucket::new_full(

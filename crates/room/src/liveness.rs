@@ -1,11 +1,11 @@
 //! A socket's lifetime and signs of life, shared by the room's and the shards' sockets:
 //! a new socket must send `Hello` within `HELLO_DEADLINE_MS`; at the end of its lifetime
 //! a socket gets a `GoAway`, and is closed `GOAWAY_GRACE_MS` later; a socket silent for
-//! `STALE_SOCKET_MS` is closed as stale.
+//! `STALE_SOCKET_MS` (a room may set it shorter for tests) is closed as stale.
 
 use crate::ConnectionId;
 use ovation_proto::limits::{
-    GOAWAY_GRACE_MS, HELLO_DEADLINE_MS, STALE_SOCKET_MS, USER_SOCKET_REPLACEABLE_SILENCE_MS,
+    GOAWAY_GRACE_MS, HELLO_DEADLINE_MS, USER_SOCKET_REPLACEABLE_SILENCE_MS,
 };
 
 #[derive(Debug)]
@@ -15,6 +15,8 @@ pub(crate) struct Liveness {
     last_seen_ms: u64,
     /// Set until the socket's `Hello` arrives: past it the socket is closed.
     hello_by_ms: Option<u64>,
+    /// Silence after which the socket is stale (`STALE_SOCKET_MS` unless overridden).
+    stale_ms: u64,
 }
 
 /// What a sweep found due, by connection.
@@ -32,20 +34,21 @@ pub(crate) struct Due {
 
 impl Liveness {
     /// A socket that just opened: it owes its `Hello` by `now_ms + HELLO_DEADLINE_MS`.
-    pub(crate) fn opened(expires_at_ms: u64, now_ms: u64) -> Liveness {
+    pub(crate) fn opened(expires_at_ms: u64, now_ms: u64, stale_ms: u64) -> Liveness {
         Liveness {
             hello_by_ms: Some(now_ms + HELLO_DEADLINE_MS),
-            ..Liveness::reattached(expires_at_ms, now_ms)
+            ..Liveness::reattached(expires_at_ms, now_ms, stale_ms)
         }
     }
 
     /// A socket re-registered after hibernation: it said `Hello` long ago.
-    pub(crate) fn reattached(expires_at_ms: u64, now_ms: u64) -> Liveness {
+    pub(crate) fn reattached(expires_at_ms: u64, now_ms: u64, stale_ms: u64) -> Liveness {
         Liveness {
             expires_at_ms,
             goaway_sent_at_ms: None,
             last_seen_ms: now_ms,
             hello_by_ms: None,
+            stale_ms,
         }
     }
 
@@ -65,7 +68,7 @@ impl Liveness {
             None => self.expires_at_ms,
             Some(at) => at + GOAWAY_GRACE_MS,
         };
-        let deadline = lifetime.min(self.last_seen_ms + STALE_SOCKET_MS);
+        let deadline = lifetime.min(self.last_seen_ms + self.stale_ms);
         self.hello_by_ms.map_or(deadline, |at| deadline.min(at))
     }
 }
@@ -143,7 +146,7 @@ pub(crate) fn sweep<'a>(
             Some(at) if at + GOAWAY_GRACE_MS <= now_ms => due.overdue.push(id),
             _ => {}
         }
-        if liveness.last_seen_ms + STALE_SOCKET_MS <= now_ms {
+        if liveness.last_seen_ms + liveness.stale_ms <= now_ms {
             due.stale.push(id);
         }
         let deadline = liveness.deadline();
@@ -155,6 +158,7 @@ pub(crate) fn sweep<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ovation_proto::limits::STALE_SOCKET_MS;
 
     /// The clock answers without a pass over the sockets, sweeps only when something is
     /// due, and after a sweep knows the next moment (a Hello deadline, then a lifetime).
@@ -164,7 +168,12 @@ mod tests {
         assert_eq!(clock.next_ms(), None, "no sockets: no sweep");
         let lifetime_ms = 10 * HELLO_DEADLINE_MS;
         let mut sockets: Vec<(ConnectionId, Liveness)> = (0..3)
-            .map(|id| (id, Liveness::opened(lifetime_ms, id * 1_000)))
+            .map(|id| {
+                (
+                    id,
+                    Liveness::opened(lifetime_ms, id * 1_000, STALE_SOCKET_MS),
+                )
+            })
             .collect();
         for (_, liveness) in &sockets {
             clock.add(liveness);

@@ -236,9 +236,9 @@ impl Shard {
             .or_default()
             .insert(connection);
         let liveness = if ready {
-            Liveness::reattached(expires_at_ms, now_ms)
+            Liveness::reattached(expires_at_ms, now_ms, STALE_SOCKET_MS)
         } else {
-            Liveness::opened(expires_at_ms, now_ms)
+            Liveness::opened(expires_at_ms, now_ms, STALE_SOCKET_MS)
         };
         self.sweep_clock.add(&liveness);
         self.connections.insert(

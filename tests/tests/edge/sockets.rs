@@ -302,3 +302,43 @@ fn assert_refused_over_the_cap(welcomed: &[Socket], closed: &[u16], took: Durati
         "{upgraded} upgrades of one user reached the room in {took:?}"
     );
 }
+
+/// Heartbeats the platform answers alone keep a silent viewer alive while others keep the
+/// room busy: the room reads them whenever its sockets' liveness is due, whichever event
+/// runs its deadlines (a frame as well as the alarm; when only the alarm did, a frame that
+/// came first closed such viewers as stale). The silence is shortened to 1.5 s
+/// (`OVATION_STALE_SOCKET_MS`), so 8 s hold several sweeps.
+#[test]
+fn a_viewer_that_only_sends_heartbeats_outlives_sweeps_while_others_chat() {
+    let data = ovation_tests::scratch_dir("stale");
+    let server = Server::start_with_vars(&data, &[("OVATION_STALE_SOCKET_MS", "1500")]);
+    let room = create_room(&server, "weur");
+    let (mut quiet, _) = connect(&server, &room, "quiet");
+    let mut chatty: Vec<Socket> = (0..4)
+        .map(|i| connect(&server, &room, &format!("chatty{i}")).0)
+        .collect();
+    let started = std::time::Instant::now();
+    let mut next_ping = started;
+    let mut client_id = 1;
+    while started.elapsed() < Duration::from_secs(8) {
+        for socket in &mut chatty {
+            socket
+                .send(&ovation_proto::ClientFrame::Like {
+                    client_id,
+                    count: 1,
+                })
+                .expect("a like frame");
+        }
+        client_id += 1;
+        if std::time::Instant::now() >= next_ping {
+            let answer = quiet.ping_text();
+            assert!(
+                matches!(answer.as_deref(), Ok("pong")),
+                "the quiet viewer after {:?}: {answer:?}",
+                started.elapsed()
+            );
+            next_ping += Duration::from_millis(300);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

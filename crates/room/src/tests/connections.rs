@@ -334,3 +334,33 @@ fn a_silent_socket_is_closed_stale_at_stale_socket_ms_not_before() {
     room.handle_timeout(STALE_SOCKET_MS);
     assert_eq!(drain(&mut room).closes, vec![(1, CloseCode::Stale)]);
 }
+
+/// The stale override of tests and staging (`OVATION_STALE_SOCKET_MS`) is clamped: one
+/// below its lowest gives the lowest, one above `STALE_SOCKET_MS` gives that.
+#[test]
+fn the_stale_override_is_clamped_to_its_bounds() {
+    for (asked_ms, stale_ms) in [
+        (
+            STALE_SOCKET_OVERRIDE_MS_MIN - 1,
+            STALE_SOCKET_OVERRIDE_MS_MIN,
+        ),
+        (STALE_SOCKET_OVERRIDE_MS_MIN, STALE_SOCKET_OVERRIDE_MS_MIN),
+        (STALE_SOCKET_MS + 1, STALE_SOCKET_MS),
+    ] {
+        let mut room = Room::create(info(), 1, 0);
+        room.set_stale_socket_ms(asked_ms);
+        join(&mut room, 1, "ana", Role::Viewer, 0);
+        drain(&mut room);
+        room.handle_timeout(stale_ms - 1);
+        assert!(
+            drain(&mut room).closes.is_empty(),
+            "{asked_ms}: alive before"
+        );
+        room.handle_timeout(stale_ms);
+        assert_eq!(
+            drain(&mut room).closes,
+            vec![(1, CloseCode::Stale)],
+            "{asked_ms}"
+        );
+    }
+}
