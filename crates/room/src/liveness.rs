@@ -108,13 +108,18 @@ impl SweepClock {
         self.at_ms
     }
 
+    /// Whether a socket's liveness has something due at `now_ms`.
+    pub(crate) fn is_due(&self, now_ms: u64) -> bool {
+        self.at_ms.is_some_and(|at| at <= now_ms)
+    }
+
     /// Sweeps when due (`sweep`), keeping the next sweep's moment; nothing when not.
     pub(crate) fn sweep_if_due<'a>(
         &mut self,
         sockets: impl Iterator<Item = (ConnectionId, &'a mut Liveness)>,
         now_ms: u64,
     ) -> Due {
-        if self.at_ms.is_none_or(|at| at > now_ms) {
+        if !self.is_due(now_ms) {
             return Due::default();
         }
         let (due, next_ms) = sweep(sockets, now_ms);
@@ -127,7 +132,7 @@ impl SweepClock {
 /// socket is in at most one list that closes it (`no_hello` first). Also returns the
 /// earliest deadline after this sweep (of every socket passed, the closed ones included:
 /// an early bound only costs a sweep).
-pub(crate) fn sweep<'a>(
+fn sweep<'a>(
     sockets: impl Iterator<Item = (ConnectionId, &'a mut Liveness)>,
     now_ms: u64,
 ) -> (Due, Option<u64>) {

@@ -138,7 +138,7 @@ impl Shard {
     /// Whether a socket's liveness has something due at `now_ms` (a host reads the
     /// heartbeats it answered alone only then, see `touch`).
     pub fn sweep_due(&self, now_ms: u64) -> bool {
-        self.sweep_clock.next_ms().is_some_and(|at| at <= now_ms)
+        self.sweep_clock.is_due(now_ms)
     }
 
     /// Whether output waits for a tick (the host flushes with a short timer).
