@@ -14,8 +14,8 @@
 // tenant keys reach it, since wrangler.toml carries no key.
 // Prints `host: ready on http://127.0.0.1:N` once serving; stops on SIGTERM/SIGINT.
 // With OVATION_INSPECTOR_PORT=N in its environment (set it for `cargo xtask bench fanout`),
-// the Worker's V8 inspector listens on that port, for CPU profiles of a run
-// (docs/benchmarks.md says how the 2026-12-05 profiles were taken).
+// the Worker's V8 inspector listens on that port, for `node tools/profile-isolate.mjs`
+// (CPU profiles and heap usage of a run).
 
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
