@@ -16,7 +16,9 @@
 
 #![forbid(unsafe_code)]
 
-use ovation_client::{ActionError, Client, Config, FetchKind, FetchReply, Transmit, TransportMode};
+use ovation_client::{
+    ActionError, Client, Config, FailureCode, FetchKind, FetchReply, Transmit, TransportMode,
+};
 
 mod pull;
 
@@ -95,7 +97,7 @@ fn js_error(code: &str, message: &str) -> JsValue {
 
 #[inline(never)]
 fn action_error(e: ActionError) -> JsValue {
-    js_error(&e.code, &e.message)
+    js_error(e.code.as_str(), &e.message)
 }
 
 type Handler = Closure<dyn FnMut(JsValue)>;
@@ -516,10 +518,10 @@ fn describe(reason: &JsValue) -> String {
     }
 }
 
-fn failed(status: u16, code: &str, message: String) -> FetchReply {
+fn failed(status: u16, code: FailureCode, message: String) -> FetchReply {
     FetchReply::Failed {
         status,
-        code: code.to_owned(),
+        code,
         message,
     }
 }
@@ -533,7 +535,7 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
         Box::new(move |response| {
             let response = match response {
                 Ok(r) => r,
-                Err(e) => return done(failed(0, "network", describe(&e))),
+                Err(e) => return done(failed(0, FailureCode::Network, describe(&e))),
             };
             let get =
                 |name: &str| js_sys::Reflect::get(&response, &name.into()).unwrap_or_default();
@@ -551,7 +553,7 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
             let body = match body {
                 Ok(body) => body,
                 Err(_) if !success => return done(refused(status, &JsValue::UNDEFINED)),
-                Err(e) => return done(failed(0, "network", describe(&e))),
+                Err(e) => return done(failed(0, FailureCode::Network, describe(&e))),
             };
             on_settled(
                 &body,
@@ -559,7 +561,7 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
                     done(match body {
                         Err(_) if !success => refused(status, &JsValue::UNDEFINED),
                         Ok(body) if !success => refused(status, &body),
-                        Err(e) => failed(0, "network", describe(&e)),
+                        Err(e) => failed(0, FailureCode::Network, describe(&e)),
                         Ok(text) if kind == FetchKind::Part => {
                             FetchReply::Part(text.as_string().unwrap_or_default())
                         }
@@ -572,7 +574,7 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
                             parsed.unwrap_or_else(|pull::BadField(field)| {
                                 let message =
                                     ["the answer's `", field, "` is missing or malformed"].concat();
-                                failed(0, "bad_response", message)
+                                failed(0, FailureCode::BadResponse, message)
                             })
                         }
                     })
@@ -594,7 +596,7 @@ fn refused(status: u16, body: &JsValue) -> FetchReply {
         ["http_", &String::from(number.unwrap_or_default())].concat()
     });
     let message = field("message").unwrap_or_default();
-    failed(status, &code, message)
+    failed(status, FailureCode::from_api(&code), message)
 }
 
 /// Decodes one server batch into the JSON text a session hands to JavaScript: what the

@@ -8,11 +8,14 @@ impl Client {
     /// Posts a comment. Returns the action id its `Done` will carry.
     pub fn comment(&mut self, text: &str, now_ms: u64) -> Result<u64, ActionError> {
         if text.trim().is_empty() {
-            return Err(ActionError::new("invalid", "a comment needs some text"));
+            return Err(ActionError::new(
+                FailureCode::Refused(ErrorCode::Invalid),
+                "a comment needs some text",
+            ));
         }
         if text.len() > COMMENT_BYTES_MAX {
             return Err(ActionError::new(
-                "too_long",
+                FailureCode::Refused(ErrorCode::TooLong),
                 &limit("a comment has at most ", COMMENT_BYTES_MAX, " bytes"),
             ));
         }
@@ -24,7 +27,7 @@ impl Client {
     pub fn reaction(&mut self, kind: &str, now_ms: u64) -> Result<u64, ActionError> {
         if kind.is_empty() || kind.len() > REACTION_BYTES_MAX {
             return Err(ActionError::new(
-                "invalid",
+                FailureCode::Refused(ErrorCode::Invalid),
                 &limit("a reaction is 1..=", REACTION_BYTES_MAX, " bytes"),
             ));
         }
@@ -42,13 +45,13 @@ impl Client {
     ) -> Result<u64, ActionError> {
         if to_user.is_empty() || to_user.len() > USER_ID_BYTES_MAX {
             return Err(ActionError::new(
-                "invalid",
+                FailureCode::Refused(ErrorCode::Invalid),
                 &limit("a user id is 1..=", USER_ID_BYTES_MAX, " bytes"),
             ));
         }
         if payload.len() > DIRECT_PAYLOAD_BYTES_MAX {
             return Err(ActionError::new(
-                "too_long",
+                FailureCode::Refused(ErrorCode::TooLong),
                 &limit(
                     "a direct payload has at most ",
                     DIRECT_PAYLOAD_BYTES_MAX,
@@ -73,13 +76,13 @@ impl Client {
     pub fn set_part(&mut self, name: &str, value: &str, now_ms: u64) -> Result<u64, ActionError> {
         if !ovation_proto::is_valid_part_name(name) {
             return Err(ActionError::new(
-                "invalid",
+                FailureCode::Refused(ErrorCode::Invalid),
                 "a part name is 1..=64 of [a-z0-9_-]",
             ));
         }
         if value.len() > PART_VALUE_BYTES_MAX {
             return Err(ActionError::new(
-                "too_long",
+                FailureCode::Refused(ErrorCode::TooLong),
                 &limit("a part value has at most ", PART_VALUE_BYTES_MAX, " bytes"),
             ));
         }
@@ -106,13 +109,13 @@ impl Client {
     ) -> Result<u64, ActionError> {
         if gift_id.is_empty() || gift_id.len() > GIFT_ID_BYTES_MAX {
             return Err(ActionError::new(
-                "invalid",
+                FailureCode::Refused(ErrorCode::Invalid),
                 &limit("a gift id is 1..=", GIFT_ID_BYTES_MAX, " bytes"),
             ));
         }
         if sku.is_empty() || sku.len() > GIFT_SKU_BYTES_MAX || qty == 0 || qty > GIFT_QTY_MAX {
             return Err(ActionError::new(
-                "invalid",
+                FailureCode::Refused(ErrorCode::Invalid),
                 &limit(
                     "a gift is a catalog sku and a quantity of 1..=",
                     GIFT_QTY_MAX as usize,
@@ -140,7 +143,7 @@ impl Client {
         check_id(poll_id, POLL_ID_BYTES_MAX, "a poll id is 1..=")?;
         let Ok(option) = u8::try_from(option) else {
             return Err(ActionError::new(
-                "invalid",
+                FailureCode::Refused(ErrorCode::Invalid),
                 &limit("an option is 0..", POLL_OPTIONS_MAX, ""),
             ));
         };
@@ -169,7 +172,7 @@ impl Client {
         check_id(quiz_id, QUIZ_ID_BYTES_MAX, "a quiz id is 1..=")?;
         let (Ok(question), Ok(option)) = (u16::try_from(question), u8::try_from(option)) else {
             return Err(ActionError::new(
-                "invalid",
+                FailureCode::Refused(ErrorCode::Invalid),
                 &limit("an option is 0..", QUIZ_OPTIONS_MAX, ""),
             ));
         };
@@ -188,7 +191,7 @@ impl Client {
     pub fn ask(&mut self, text: &str, now_ms: u64) -> Result<u64, ActionError> {
         if text.trim().is_empty() || text.len() > QA_QUESTION_BYTES_MAX {
             return Err(ActionError::new(
-                "too_long",
+                FailureCode::Refused(ErrorCode::TooLong),
                 &limit("a question is 1..=", QA_QUESTION_BYTES_MAX, " bytes"),
             ));
         }
@@ -226,7 +229,7 @@ impl Client {
     pub fn command(&mut self, json: &str, now_ms: u64) -> Result<u64, ActionError> {
         if json.is_empty() || json.len() > STAFF_COMMAND_BYTES_MAX {
             return Err(ActionError::new(
-                "too_long",
+                FailureCode::Refused(ErrorCode::TooLong),
                 &limit("a command is 1..=", STAFF_COMMAND_BYTES_MAX, " bytes"),
             ));
         }
@@ -252,7 +255,7 @@ impl Client {
         if self.transport == Transport::Pull {
             self.likes_dropped(
                 count,
-                "unsupported_transport",
+                FailureCode::UnsupportedTransport,
                 "the pull transport only receives; sending needs the WebSocket",
             );
             return 0;
@@ -265,7 +268,11 @@ impl Client {
                 CLIENT_LIKES_PENDING_MAX as usize,
                 " likes wait to be sent",
             );
-            self.likes_dropped(count - queued, "too_many", &message);
+            self.likes_dropped(
+                count - queued,
+                FailureCode::Refused(ErrorCode::TooMany),
+                &message,
+            );
         }
         // The flush timer runs while a socket is open; a Welcome arms it for likes
         // queued before.
@@ -291,13 +298,13 @@ impl Client {
         }
         if self.transport == Transport::Pull {
             return Err(ActionError::new(
-                "unsupported_transport",
+                FailureCode::UnsupportedTransport,
                 "the pull transport only receives; sending needs the WebSocket",
             ));
         }
         if self.pending.len() >= CLIENT_ACTIONS_PENDING_MAX {
             return Err(ActionError::new(
-                "too_many",
+                FailureCode::Refused(ErrorCode::TooMany),
                 &limit(
                     "at most ",
                     CLIENT_ACTIONS_PENDING_MAX,
@@ -392,10 +399,10 @@ impl Client {
             return;
         }
         // `u32::MAX`: a count over the room's burst, which no wait makes acceptable.
-        let retryable =
-            error.code == ErrorCode::RateLimited.as_str() && error.retry_after_ms != u32::MAX;
+        let retryable = error.code == FailureCode::Refused(ErrorCode::RateLimited)
+            && error.retry_after_ms != u32::MAX;
         if !retryable {
-            self.likes_dropped(action.likes, &error.code, &error.message);
+            self.likes_dropped(action.likes, error.code, &error.message);
             return;
         }
         self.likes_waiting = self.likes_waiting.saturating_add(action.likes);
@@ -414,11 +421,11 @@ impl Client {
     }
 
     #[inline(never)]
-    pub(crate) fn likes_dropped(&mut self, count: u32, code: &str, message: &str) {
+    pub(crate) fn likes_dropped(&mut self, count: u32, code: FailureCode, message: &str) {
         if count > 0 {
             self.push_event(ClientEvent::LikesDropped {
                 count,
-                code: code.to_owned(),
+                code,
                 message: message.to_owned(),
             });
         }
@@ -427,14 +434,14 @@ impl Client {
     /// The session ends or stops sending: every unacknowledged action ends with `code`;
     /// likes still waiting will not be counted (`code`), and like frames sent without an
     /// answer may or may not have been (`unconfirmed`).
-    pub(crate) fn end_pending(&mut self, code: &str, message: &str) {
+    pub(crate) fn end_pending(&mut self, code: FailureCode, message: &str) {
         let mut in_flight: u32 = 0;
         while let Some(action) = self.pending.pop_front() {
             if action.reported {
                 self.push_event(ClientEvent::Done {
                     id: action.client_id,
                     seq: None,
-                    error: Some(ActionError::new(code, message)),
+                    error: Some(ActionError::new(code.clone(), message)),
                 });
             }
             in_flight = in_flight.saturating_add(action.likes);
@@ -444,7 +451,7 @@ impl Client {
         self.likes_dropped(waiting, code, message);
         self.likes_dropped(
             in_flight,
-            "unconfirmed",
+            FailureCode::Unconfirmed,
             "no answer before the connection ended: may have counted",
         );
     }
@@ -460,10 +467,10 @@ impl Client {
                 self.push_event(ClientEvent::Done {
                     id: action.client_id,
                     seq: None,
-                    error: Some(ActionError::new("timeout", message)),
+                    error: Some(ActionError::new(FailureCode::Timeout, message)),
                 });
             } else {
-                self.likes_dropped(action.likes, "timeout", message);
+                self.likes_dropped(action.likes, FailureCode::Timeout, message);
             }
         }
         self.arm_action_timer();

@@ -85,6 +85,9 @@ pub enum FetchKind {
     Events,
 }
 
+/// The room's refusal codes, which [`FailureCode::Refused`] carries.
+pub use ovation_proto::ErrorCode;
+
 /// The pull answers are the edge's own types (`ovation_proto::pull`).
 pub use ovation_proto::{PullAction, PullEvents, PullState};
 
@@ -97,16 +100,82 @@ pub enum FetchReply {
     /// HTTP error (with the API's error code) or a network failure (`status` 0).
     Failed {
         status: u16,
-        code: String,
+        code: FailureCode,
         message: String,
     },
 }
 
-/// Why an action failed, with a stable code (the room's `ErrorCode` strings, plus
-/// `timeout`, `closed`, `unsupported_transport`).
+/// A failure's stable code, as the application reads it (`error.code`, the snake_case
+/// name): the room's refusals, the client's own, or a code of the HTTP API the client
+/// passes on. One type from the frame to the application; text only at the JavaScript edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureCode {
+    /// A rule the room keeps: the room's refusal, or the client checking the same rule
+    /// before sending (`invalid`, `too_long`, `too_many`, `room_ended`, ...).
+    Refused(ErrorCode),
+    /// No answer within `CLIENT_ACTION_TIMEOUT_MS`: it may or may not have been applied.
+    Timeout,
+    /// The session closed before the action was answered (or started).
+    Closed,
+    /// Like frames sent without an answer before the session ended or switched to pull:
+    /// they may or may not have been counted.
+    Unconfirmed,
+    /// The pull transport only receives.
+    UnsupportedTransport,
+    /// The server does not speak this SDK's protocol.
+    UnsupportedProtocol,
+    /// This user holds the most sockets a room allows.
+    TooManySockets,
+    /// A moderator banned this user from the room.
+    Banned,
+    /// The server sent a frame this client cannot decode.
+    BadFrame,
+    /// A request failed on the network (or its body could not be read).
+    Network,
+    /// A pull answer that does not have the API's shape.
+    BadResponse,
+    /// Another code of the HTTP API (`token_expired`, `room_not_found`, `http_<status>`, ...),
+    /// as the server named it: the client acts on the HTTP status, not on these.
+    Api(String),
+}
+
+impl FailureCode {
+    /// The code as the HTTP API names it: a room refusal's code becomes `Refused`.
+    pub fn from_api(code: &str) -> FailureCode {
+        match ErrorCode::ALL.iter().find(|c| c.as_str() == code) {
+            Some(refusal) => FailureCode::Refused(*refusal),
+            None => FailureCode::Api(code.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            FailureCode::Refused(code) => code.as_str(),
+            FailureCode::Timeout => "timeout",
+            FailureCode::Closed => "closed",
+            FailureCode::Unconfirmed => "unconfirmed",
+            FailureCode::UnsupportedTransport => "unsupported_transport",
+            FailureCode::UnsupportedProtocol => "unsupported_protocol",
+            FailureCode::TooManySockets => "too_many_sockets",
+            FailureCode::Banned => "banned",
+            FailureCode::BadFrame => "bad_frame",
+            FailureCode::Network => "network",
+            FailureCode::BadResponse => "bad_response",
+            FailureCode::Api(code) => code,
+        }
+    }
+}
+
+impl Serialize for FailureCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Why an action failed, with a stable code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ActionError {
-    pub code: String,
+    pub code: FailureCode,
     pub message: String,
     pub retry_after_ms: u32,
 }
@@ -131,7 +200,7 @@ pub(crate) fn limit(prefix: &str, value: usize, suffix: &str) -> String {
 pub(crate) fn check_id(id: &str, bytes_max: usize, what: &str) -> Result<(), ActionError> {
     if id.is_empty() || id.len() > bytes_max {
         return Err(ActionError::new(
-            "invalid",
+            FailureCode::Refused(ErrorCode::Invalid),
             &limit(what, bytes_max, " bytes"),
         ));
     }
@@ -140,9 +209,9 @@ pub(crate) fn check_id(id: &str, bytes_max: usize, what: &str) -> Result<(), Act
 
 impl ActionError {
     #[inline(never)]
-    pub(crate) fn new(code: &str, message: &str) -> ActionError {
+    pub(crate) fn new(code: FailureCode, message: &str) -> ActionError {
         ActionError {
-            code: code.to_owned(),
+            code,
             message: message.to_owned(),
             retry_after_ms: 0,
         }
@@ -231,7 +300,7 @@ pub enum ClientEvent {
         error: Option<ActionError>,
     },
     Error {
-        code: String,
+        code: FailureCode,
         message: String,
         retry_after_ms: u32,
     },
@@ -244,7 +313,7 @@ pub enum ClientEvent {
     /// counted). Likes refused for the rate are sent again, never reported here.
     LikesDropped {
         count: u32,
-        code: String,
+        code: FailureCode,
         message: String,
     },
     Ended,

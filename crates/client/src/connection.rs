@@ -78,12 +78,13 @@ impl Client {
                 message,
             } if is_refusal(status) => {
                 self.close_current_socket();
-                if code == ErrorCode::RoomEnded.as_str() {
+                if code == FailureCode::Refused(ErrorCode::RoomEnded) {
                     self.room_over();
                     return;
                 }
-                self.emit_error(&code, &message, 0);
-                self.finish(Some(code));
+                let reason = code.as_str().to_owned();
+                self.emit_error(code, &message, 0);
+                self.finish(Some(reason));
             }
             FetchReply::State(state) if state.status == "ended" => {
                 self.close_current_socket();
@@ -167,11 +168,11 @@ impl Client {
     }
 
     /// The code an action gets when the connection is over.
-    pub(crate) fn closed_code(&self) -> &'static str {
+    pub(crate) fn closed_code(&self) -> FailureCode {
         if self.ended {
-            "room_ended"
+            FailureCode::Refused(ErrorCode::RoomEnded)
         } else {
-            "closed"
+            FailureCode::Closed
         }
     }
 

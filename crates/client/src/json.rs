@@ -171,7 +171,7 @@ impl<'a> Obj<'a> {
             Some(e) => {
                 let out = self.key(key);
                 out.push_str("{\"code\":");
-                string(out, &e.code);
+                string(out, e.code.as_str());
                 out.push_str(",\"message\":");
                 string(out, &e.message);
                 out.push_str(",\"retry_after_ms\":");
@@ -322,7 +322,7 @@ fn write_event(event: &ClientEvent, out: &mut String) {
             message,
             retry_after_ms,
         } => Obj::new(out, "error")
-            .str("code", code)
+            .str("code", code.as_str())
             .str("message", message)
             .num("retry_after_ms", u64::from(*retry_after_ms))
             .end(),
@@ -332,7 +332,7 @@ fn write_event(event: &ClientEvent, out: &mut String) {
             message,
         } => Obj::new(out, "likes_dropped")
             .num("count", u64::from(*count))
-            .str("code", code)
+            .str("code", code.as_str())
             .str("message", message)
             .end(),
         ClientEvent::Ended => Obj::new(out, "ended").end(),

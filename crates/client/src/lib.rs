@@ -41,7 +41,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use ovation_proto::limits::*;
 use ovation_proto::{
-    ActionBody, ClientFrame, CloseCode, DecodeError, ErrorCode, Event, Hello, PartVersion, Resume,
+    ActionBody, ClientFrame, CloseCode, DecodeError, Event, Hello, PartVersion, Resume,
     ServerFrame, TokenBucket, Welcome, PROTOCOL_VERSION,
 };
 use rng::Rng;
@@ -296,7 +296,7 @@ impl Client {
                             request,
                             FetchReply::Failed {
                                 status: 0,
-                                code: "timeout".into(),
+                                code: FailureCode::Timeout,
                                 message: "no answer".into(),
                             },
                             now_ms,
@@ -370,7 +370,7 @@ impl Client {
                         "undecodable server frame: a field over its limit"
                     }
                 };
-                self.emit_error("bad_frame", why, 0);
+                self.emit_error(FailureCode::BadFrame, why, 0);
                 self.close_socket(socket, CloseCode::BadFrame.code(), "bad frame");
                 self.schedule_reconnect(now_ms, "bad_frame".into());
                 return;
@@ -404,7 +404,11 @@ impl Client {
                 self.finish(Some("room_ended".into()));
             }
             Some(CloseCode::Banned) => {
-                self.emit_error("banned", "a moderator banned you from this room", 0);
+                self.emit_error(
+                    FailureCode::Banned,
+                    "a moderator banned you from this room",
+                    0,
+                );
                 self.finish(Some(name));
             }
             Some(CloseCode::TooManySockets)
@@ -422,12 +426,12 @@ impl Client {
             Some(CloseCode::TooManySockets) => {
                 // Another tab must close first; retrying here would only be refused again.
                 let message = "this user holds the most sockets a room allows: close a tab";
-                self.emit_error("too_many_sockets", message, 0);
+                self.emit_error(FailureCode::TooManySockets, message, 0);
                 self.finish(Some(name));
             }
             Some(CloseCode::UnsupportedProtocol) => {
                 self.emit_error(
-                    "unsupported_protocol",
+                    FailureCode::UnsupportedProtocol,
                     "the server does not speak this SDK's protocol",
                     0,
                 );
@@ -473,8 +477,9 @@ impl Client {
                 }
                 if is_refusal(status) {
                     // Not something a retry fixes: bad token, unknown or ended room.
-                    self.emit_error(&code, &message, 0);
-                    self.finish(Some(code));
+                    let reason = code.as_str().to_owned();
+                    self.emit_error(code, &message, 0);
+                    self.finish(Some(reason));
                     return;
                 }
                 self.pull_failures = self.pull_failures.saturating_add(1);
@@ -485,7 +490,7 @@ impl Client {
                 let at = now_ms + delay.max(self.pull_interval_ms / 2);
                 self.timers.set(Timer::Poll, at);
                 if self.status == Status::Open {
-                    self.set_status(Status::Reconnecting, Some(code));
+                    self.set_status(Status::Reconnecting, Some(code.as_str().to_owned()));
                 }
             }
             FetchReply::State(state) => {

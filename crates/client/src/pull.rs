@@ -9,7 +9,7 @@ impl Client {
         self.timers.stop(Timer::Connect);
         self.transport = Transport::Pull;
         self.end_pending(
-            "unsupported_transport",
+            FailureCode::UnsupportedTransport,
             "switched to the pull transport, which only receives",
         );
         self.set_status(Status::Connecting, reason);

@@ -51,7 +51,7 @@ impl Client {
                 retry_after_ms,
             } => {
                 let error = ActionError {
-                    code: code.as_str().to_owned(),
+                    code: FailureCode::Refused(code),
                     message,
                     retry_after_ms,
                 };
@@ -260,9 +260,9 @@ impl Client {
     }
 
     #[inline(never)]
-    pub(crate) fn emit_error(&mut self, code: &str, message: &str, retry_after_ms: u32) {
+    pub(crate) fn emit_error(&mut self, code: FailureCode, message: &str, retry_after_ms: u32) {
         self.push_event(ClientEvent::Error {
-            code: code.to_string(),
+            code,
             message: message.to_string(),
             retry_after_ms,
         });

@@ -1,6 +1,8 @@
 //! The hand-written JSON of client events equals serde's rendering of the same events.
 
-use ovation_client::{write_events_json, ActionError, ClientEvent, Status, Transport};
+use ovation_client::{
+    write_events_json, ActionError, ClientEvent, ErrorCode, FailureCode, Status, Transport,
+};
 
 #[test]
 fn every_event_kind_renders_like_serde() {
@@ -73,19 +75,19 @@ fn every_event_kind_renders_like_serde() {
             id: 6,
             seq: None,
             error: Some(ActionError {
-                code: "rate_limited".into(),
+                code: FailureCode::Refused(ErrorCode::RateLimited),
                 message: tricky.into(),
                 retry_after_ms: 250,
             }),
         },
         ClientEvent::Error {
-            code: "bad_frame".into(),
+            code: FailureCode::BadFrame,
             message: "m".into(),
             retry_after_ms: 0,
         },
         ClientEvent::LikesDropped {
             count: 7,
-            code: "too_many".into(),
+            code: FailureCode::Refused(ErrorCode::TooMany),
             message: tricky.into(),
         },
         ClientEvent::Ended,

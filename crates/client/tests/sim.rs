@@ -15,8 +15,8 @@
 //! `OVATION_SIM_SEEDS=N` runs more seeds; `OVATION_SIM_SEED=S` replays one.
 
 use ovation_client::{
-    Client, ClientEvent, Config, FetchKind, FetchReply, PullAction, PullEvents, PullState, Status,
-    Transmit, Transport, TransportMode,
+    Client, ClientEvent, Config, FailureCode, FetchKind, FetchReply, PullAction, PullEvents,
+    PullState, Status, Transmit, Transport, TransportMode,
 };
 use ovation_proto::limits::*;
 use ovation_proto::{ActionBody, Event, Role, ServerFrame};
@@ -96,7 +96,7 @@ struct SimClient {
     skew_ms: i64,
     latency_ms: u64,
     started: BTreeMap<u64, String>,
-    done: BTreeMap<u64, Result<Option<u64>, String>>,
+    done: BTreeMap<u64, Result<Option<u64>, FailureCode>>,
     seen_seqs: BTreeSet<u64>,
     last_seq: u64,
     last_status: Status,
@@ -368,7 +368,7 @@ impl Sim {
                 }
                 ClientEvent::LikesDropped { count, code, .. } => {
                     c.likes_reported += u64::from(count);
-                    if code == "timeout" || code == "unconfirmed" {
+                    if matches!(code, FailureCode::Timeout | FailureCode::Unconfirmed) {
                         c.likes_timed_out += u64::from(count);
                     }
                 }
@@ -423,7 +423,7 @@ impl Sim {
                     Some(v) => FetchReply::Part(v.to_owned()),
                     None => FetchReply::Failed {
                         status: 404,
-                        code: "part_version_not_found".into(),
+                        code: FailureCode::from_api("part_version_not_found"),
                         message: String::new(),
                     },
                 }
@@ -455,7 +455,7 @@ impl Sim {
         let reply = if self.rng.chance(self.fail_opens_per_mille / 4) {
             FetchReply::Failed {
                 status: 0,
-                code: "network".into(),
+                code: FailureCode::Network,
                 message: String::new(),
             }
         } else {

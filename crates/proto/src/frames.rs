@@ -239,6 +239,22 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::RateLimited,
+        ErrorCode::Forbidden,
+        ErrorCode::TooLong,
+        ErrorCode::Invalid,
+        ErrorCode::NotFound,
+        ErrorCode::RoomEnded,
+        ErrorCode::TooMany,
+        ErrorCode::InsufficientFunds,
+        ErrorCode::Unavailable,
+        ErrorCode::PollClosed,
+        ErrorCode::Muted,
+        ErrorCode::Blocked,
+    ];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             ErrorCode::RateLimited => "rate_limited",

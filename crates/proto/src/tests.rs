@@ -620,3 +620,28 @@ fn server_batches_stay_within_server_frame_bytes_max_and_split_one_past() {
     assert_eq!(frames.len(), 2);
     assert_eq!(decoded(&frames), one_past);
 }
+
+#[test]
+fn every_error_code_is_in_all_once_with_its_own_name() {
+    // The match is exhaustive: a code added to the enum fails to compile here until it
+    // has its place in `ErrorCode::ALL`.
+    let index_of = |code: ErrorCode| match code {
+        ErrorCode::RateLimited => 0,
+        ErrorCode::Forbidden => 1,
+        ErrorCode::TooLong => 2,
+        ErrorCode::Invalid => 3,
+        ErrorCode::NotFound => 4,
+        ErrorCode::RoomEnded => 5,
+        ErrorCode::TooMany => 6,
+        ErrorCode::InsufficientFunds => 7,
+        ErrorCode::Unavailable => 8,
+        ErrorCode::PollClosed => 9,
+        ErrorCode::Muted => 10,
+        ErrorCode::Blocked => 11,
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for (i, code) in ErrorCode::ALL.iter().enumerate() {
+        assert_eq!(index_of(*code), i);
+        assert!(names.insert(code.as_str()), "{} twice", code.as_str());
+    }
+}

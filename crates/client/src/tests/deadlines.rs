@@ -161,7 +161,7 @@ fn an_unanswered_action_times_out_at_client_action_timeout_ms() {
     let ends = events(&mut c);
     assert!(
         matches!(&ends[..], [ClientEvent::Done { id: i, error: Some(e), .. }]
-            if *i == id && e.code == "timeout"),
+            if *i == id && e.code.as_str() == "timeout"),
         "{ends:?}"
     );
 }

@@ -3,6 +3,7 @@
 use super::*;
 
 mod actions;
+mod codes;
 mod connection;
 mod deadlines;
 mod pull;
@@ -112,7 +113,9 @@ fn like_frames(t: &[Transmit]) -> Vec<(u64, u32)> {
 fn likes_dropped(got: &[ClientEvent]) -> Vec<(u32, String)> {
     got.iter()
         .filter_map(|e| match e {
-            ClientEvent::LikesDropped { count, code, .. } => Some((*count, code.clone())),
+            ClientEvent::LikesDropped { count, code, .. } => {
+                Some((*count, code.as_str().to_owned()))
+            }
             _ => None,
         })
         .collect()

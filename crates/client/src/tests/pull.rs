@@ -81,7 +81,7 @@ fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
     assert_eq!(c.poll_timeout(), Some(1_008));
     assert_eq!(
         c.comment("hi", 8).unwrap_err().code,
-        "unsupported_transport"
+        FailureCode::UnsupportedTransport
     );
     // A bad token is not retried.
     c.handle_timeout(1_008);
@@ -92,7 +92,7 @@ fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
         request,
         FetchReply::Failed {
             status: 401,
-            code: "token_expired".into(),
+            code: FailureCode::from_api("token_expired"),
             message: "expired".into(),
         },
         1_010,

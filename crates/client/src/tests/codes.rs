@@ -1,0 +1,43 @@
+//! Failure codes: one type inside, the documented snake_case names at the edge.
+
+use super::*;
+
+#[test]
+fn an_api_code_that_names_a_room_refusal_is_that_refusal_and_others_pass_through() {
+    for code in ErrorCode::ALL {
+        assert_eq!(
+            FailureCode::from_api(code.as_str()),
+            FailureCode::Refused(code)
+        );
+    }
+    let expired = FailureCode::from_api("token_expired");
+    assert_eq!(expired, FailureCode::Api("token_expired".into()));
+    assert_eq!(expired.as_str(), "token_expired");
+    assert_eq!(FailureCode::from_api(""), FailureCode::Api(String::new()));
+}
+
+#[test]
+fn the_clients_own_codes_have_names_no_room_refusal_has() {
+    let own = [
+        FailureCode::Timeout,
+        FailureCode::Closed,
+        FailureCode::Unconfirmed,
+        FailureCode::UnsupportedTransport,
+        FailureCode::UnsupportedProtocol,
+        FailureCode::TooManySockets,
+        FailureCode::Banned,
+        FailureCode::BadFrame,
+        FailureCode::Network,
+        FailureCode::BadResponse,
+    ];
+    let mut names = alloc::collections::BTreeSet::new();
+    for code in ErrorCode::ALL {
+        assert!(names.insert(code.as_str()));
+    }
+    for code in &own {
+        assert!(names.insert(code.as_str()), "{} twice", code.as_str());
+        // Read back from the API, it keeps its name (the SDK's `error.code` is the same
+        // text whichever way it arrived).
+        assert_eq!(FailureCode::from_api(code.as_str()).as_str(), code.as_str());
+    }
+}
