@@ -141,7 +141,6 @@ impl Room {
         let view = RoomView {
             epoch: self.epoch,
             total_version: self.total_version,
-            last_seq: self.last_seq,
             likes_total: self.likes_total,
             tick_ms: self.tick_ms(),
             parts: &self.parts,

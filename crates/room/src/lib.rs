@@ -82,8 +82,7 @@ pub struct Room {
     epoch: u64,
     total_version: u64,
     parts: BTreeMap<String, PartState>,
-    last_seq: u64,
-    ring: VecDeque<Action>,
+    ring: ring::ActionRing,
     likes_total: u64,
     created_ms: u64,
 
@@ -159,8 +158,7 @@ impl Room {
             epoch,
             total_version: 0,
             parts: BTreeMap::new(),
-            last_seq: 0,
-            ring: VecDeque::new(),
+            ring: ring::ActionRing::default(),
             likes_total: 0,
             created_ms: now_ms,
             connections: BTreeMap::new(),
@@ -220,7 +218,7 @@ impl Room {
     }
 
     pub fn last_seq(&self) -> u64 {
-        self.last_seq
+        self.ring.last_seq()
     }
 
     pub fn likes_total(&self) -> u64 {

@@ -3,6 +3,108 @@
 
 use super::*;
 
+/// Sequenced actions kept for resumes and pull clients: the newest `RING_EVENTS_MAX`, none
+/// older than `RING_AGE_MS_MAX`, and the last sequence number given. The room's own ring
+/// and a shard's copy of it are both one of these.
+///
+/// Invariants: kept actions are in ascending `seq` order, every one at or below
+/// `last_seq`; a number once given is never given again (a sharded room's sampled
+/// comments take one and are not kept).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ActionRing {
+    last_seq: u64,
+    actions: VecDeque<Action>,
+}
+
+impl ActionRing {
+    /// A ring read back from storage: the actions numbered up to `last_seq` (newer ones
+    /// were never acknowledged), the newest `RING_EVENTS_MAX` of them.
+    pub(crate) fn restored(last_seq: u64, actions: impl IntoIterator<Item = Action>) -> Self {
+        let mut actions: VecDeque<Action> =
+            actions.into_iter().filter(|a| a.seq <= last_seq).collect();
+        actions.make_contiguous().sort_by_key(|a| a.seq);
+        while actions.len() > RING_EVENTS_MAX {
+            actions.pop_front();
+        }
+        ActionRing { last_seq, actions }
+    }
+
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Action> + '_ {
+        self.actions.iter()
+    }
+
+    /// The next sequence number, taken.
+    pub(crate) fn take_seq(&mut self) -> u64 {
+        self.last_seq += 1;
+        self.last_seq
+    }
+
+    /// Keeps an action numbered by `take_seq`; returns the oldest one the count bound
+    /// pushes out.
+    pub(crate) fn keep(&mut self, action: Action) -> Option<Action> {
+        assert!(action.seq <= self.last_seq, "numbered by take_seq");
+        assert!(self.actions.back().is_none_or(|last| last.seq < action.seq));
+        self.actions.push_back(action);
+        (self.actions.len() > RING_EVENTS_MAX).then(|| self.actions.pop_front().expect("full"))
+    }
+
+    /// A shard's copy: an action of the room's batch, in order; older ones change nothing.
+    /// A removal takes the removed action out of the copy too.
+    pub(crate) fn apply(&mut self, action: &Action) {
+        if action.seq <= self.last_seq {
+            return;
+        }
+        self.last_seq = action.seq;
+        if let ActionBody::Removed { seq } = action.body {
+            self.actions.retain(|a| a.seq != seq);
+        }
+        self.actions.push_back(action.clone());
+        while self.actions.len() > RING_EVENTS_MAX {
+            self.actions.pop_front();
+        }
+    }
+
+    /// Lets go of actions older than `RING_AGE_MS_MAX`, telling `evicted` each one's seq.
+    pub(crate) fn evict_old(&mut self, now_ms: u64, mut evicted: impl FnMut(u64)) {
+        while let Some(front) = self.actions.front() {
+            if front.ts_ms + RING_AGE_MS_MAX >= now_ms {
+                break;
+            }
+            evicted(front.seq);
+            self.actions.pop_front();
+        }
+    }
+
+    /// Takes out the kept comment `seq` (a moderator's removal); false if none is kept.
+    pub(crate) fn remove_comment(&mut self, seq: u64) -> bool {
+        let index = self
+            .actions
+            .iter()
+            .position(|a| a.seq == seq && is_comment_body(&a.body));
+        index.is_some_and(|i| self.actions.remove(i).is_some())
+    }
+
+    /// What a reader who has every action up to `cursor` missed that the ring no longer
+    /// holds: `Gap` from the cursor to the first kept action (or to the next number).
+    pub(crate) fn gap_after(&self, cursor: u64) -> Option<Event> {
+        let cursor = cursor.min(self.last_seq);
+        let first = self.actions.front().map_or(self.last_seq + 1, |a| a.seq);
+        (cursor + 1 < first).then_some(Event::Gap {
+            missed_after: cursor,
+            resumed_from: first,
+        })
+    }
+
+    /// The kept actions after `cursor`, oldest first.
+    pub(crate) fn after(&self, cursor: u64) -> impl Iterator<Item = &Action> + '_ {
+        self.actions.iter().filter(move |a| a.seq > cursor)
+    }
+}
+
 pub(crate) fn is_comment_body(body: &ActionBody) -> bool {
     matches!(body, ActionBody::Comment { .. })
 }
@@ -12,14 +114,10 @@ impl Room {
     /// some between `since` and the first returned were lost.
     pub fn actions_since(&mut self, since: u64, now_ms: u64) -> (Vec<Action>, bool) {
         self.evict_old_actions(now_ms);
-        let gap = self
-            .first_buffered_seq()
-            .is_some_and(|first| since + 1 < first)
-            || (self.ring.is_empty() && since < self.last_seq);
+        let gap = self.ring.gap_after(since).is_some();
         let actions = self
             .ring
-            .iter()
-            .filter(|a| a.seq > since)
+            .after(since)
             .take(PULL_EVENTS_MAX)
             .cloned()
             .collect();
@@ -110,10 +208,10 @@ impl Room {
         client_id: Option<u64>,
         now_ms: u64,
     ) -> u64 {
-        self.last_seq += 1;
+        let seq = self.ring.take_seq();
         self.actions_allowance.spend(1, now_ms);
         let action = Action {
-            seq: self.last_seq,
+            seq,
             ts_ms: now_ms,
             user: user.to_owned(),
             name: name.to_owned(),
@@ -121,31 +219,20 @@ impl Room {
         };
         self.outputs
             .push_back(Output::Store(StorageOp::put_action(&action, client_id)));
-        self.ring.push_back(action.clone());
-        while self.ring.len() > RING_EVENTS_MAX {
-            let old = self.ring.pop_front().expect("non-empty");
+        if let Some(old) = self.ring.keep(action.clone()) {
             self.outputs
                 .push_back(Output::Store(StorageOp::delete_action(old.seq)));
         }
         self.evict_old_actions(now_ms);
         self.meta_dirty = true;
         self.broadcast(Event::Action(action), now_ms);
-        self.last_seq
-    }
-
-    pub(crate) fn first_buffered_seq(&self) -> Option<u64> {
-        self.ring.front().map(|a| a.seq)
+        seq
     }
 
     pub(crate) fn evict_old_actions(&mut self, now_ms: u64) {
-        while let Some(front) = self.ring.front() {
-            if front.ts_ms + RING_AGE_MS_MAX >= now_ms {
-                break;
-            }
-            let seq = front.seq;
-            self.ring.pop_front();
-            self.outputs
-                .push_back(Output::Store(StorageOp::delete_action(seq)));
-        }
+        let outputs = &mut self.outputs;
+        self.ring.evict_old(now_ms, |seq| {
+            outputs.push_back(Output::Store(StorageOp::delete_action(seq)));
+        });
     }
 }

@@ -8,12 +8,13 @@
 //! [`Shard::poll_output`]; the host arms a timer for [`Shard::poll_timeout`].
 
 use crate::liveness::{self, Liveness, SweepClock};
+use crate::ring::ActionRing;
 use crate::Refusal;
 use crate::{ConnectionId, Identity, LogRecord, PartState, RoomView, UserBuckets};
 use ovation_proto::limits::*;
 use ovation_proto::{
-    Action, ActionBody, ClientFrame, CloseCode, DecodeError, ErrorCode, Event, Hello, RelayedFrame,
-    ServerFrame, ShardDown, ShardUp, Snapshot, TokenBucket, PROTOCOL_VERSION,
+    ClientFrame, CloseCode, DecodeError, ErrorCode, Event, Hello, RelayedFrame, ServerFrame,
+    ShardDown, ShardUp, Snapshot, TokenBucket, PROTOCOL_VERSION,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 

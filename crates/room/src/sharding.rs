@@ -243,17 +243,17 @@ impl Room {
         body: ActionBody,
         now_ms: u64,
     ) -> u64 {
-        self.last_seq += 1;
+        let seq = self.ring.take_seq();
         self.meta_dirty = true;
         let action = Action {
-            seq: self.last_seq,
+            seq,
             ts_ms: now_ms,
             user: identity.user.clone(),
             name: identity.name.clone(),
             body,
         };
         self.enqueue(connection, Event::Action(action), now_ms);
-        self.last_seq
+        seq
     }
 
     /// The tick's batches for the shards (called by `flush` after the local sockets').
@@ -321,7 +321,7 @@ impl Room {
         Snapshot {
             epoch: self.epoch,
             total_version: self.total_version,
-            last_seq: self.last_seq,
+            last_seq: self.ring.last_seq(),
             likes_total: self.likes_total,
             online: self.online(),
             ended: self.status == RoomStatus::Ended,

@@ -350,14 +350,11 @@ impl Room {
                 Ok(AdminReply::Done(serde_json::json!({ "unbanned": user })))
             }
             StaffCommand::DeleteComment { seq } => {
-                let index = self
-                    .ring
-                    .iter()
-                    .position(|a| a.seq == seq && matches!(a.body, ActionBody::Comment { .. }))
-                    .ok_or(AdminError::NotFound(
+                if !self.ring.remove_comment(seq) {
+                    return Err(AdminError::NotFound(
                         "no such comment in the room's recent actions",
-                    ))?;
-                self.ring.remove(index);
+                    ));
+                }
                 self.store(StorageOp::delete_action(seq));
                 let removal = self.push_action(
                     &by.user,

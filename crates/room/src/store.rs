@@ -22,12 +22,11 @@ use crate::qa::{Qa, QaRecord};
 use crate::quiz::{AnswerRecord, Quiz, QuizRecord};
 use crate::{Gifter, Output, PartState, PendingGift, Room, RoomInfo, RoomStatus, RESERVED_PARTS};
 use ovation_proto::limits::{
-    LIKE_FRAMES_STORED_PER_TICK_MAX, PARTS_COUNT_MAX, RING_EVENTS_MAX, SHARDS_PER_ROOM_MAX,
-    SHARD_COUNTS_MAX,
+    LIKE_FRAMES_STORED_PER_TICK_MAX, PARTS_COUNT_MAX, SHARDS_PER_ROOM_MAX, SHARD_COUNTS_MAX,
 };
 use ovation_proto::Action;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 
 pub const META_KEY: &str = "meta";
@@ -99,7 +98,7 @@ impl StorageOp {
                 status: room.status,
                 epoch: room.epoch,
                 total_version: room.total_version,
-                last_seq: room.last_seq,
+                last_seq: room.ring.last_seq(),
                 likes_total: room.likes_total,
                 created_ms: room.created_ms,
             }),
@@ -436,7 +435,6 @@ impl Room {
         let mut room = Room::empty(meta.info, meta.epoch, meta.created_ms);
         room.status = meta.status;
         room.total_version = meta.total_version;
-        room.last_seq = meta.last_seq;
         room.likes_total = meta.likes_total;
         // Like frames acknowledged just before the crash: a retry is acknowledged again,
         // not counted again.
@@ -498,7 +496,7 @@ impl Room {
         // hold at most what meta knows; anything newer was never acknowledged.
         let actions: Vec<ActionRecord> = actions
             .into_values()
-            .filter(|r| r.action.seq <= room.last_seq)
+            .filter(|r| r.action.seq <= meta.last_seq)
             .collect();
         for record in &actions {
             if let Some(client_id) = record.client_id {
@@ -506,13 +504,8 @@ impl Room {
                     .remember(client_id, Some(record.action.seq));
             }
         }
-        room.ring = actions
-            .into_iter()
-            .map(|r| r.action)
-            .collect::<VecDeque<_>>();
-        while room.ring.len() > RING_EVENTS_MAX {
-            room.ring.pop_front();
-        }
+        room.ring =
+            crate::ring::ActionRing::restored(meta.last_seq, actions.into_iter().map(|r| r.action));
         for part in room.parts.values() {
             assert!(
                 part.version <= room.total_version,

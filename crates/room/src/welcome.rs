@@ -12,13 +12,12 @@ pub(crate) struct PartState {
 pub(crate) struct RoomView<'a> {
     pub epoch: u64,
     pub total_version: u64,
-    pub last_seq: u64,
     pub likes_total: u64,
     /// The tick the serving object batches at now (`limits::room_tick_ms_for`).
     pub tick_ms: u64,
     pub parts: &'a BTreeMap<String, PartState>,
     /// Already trimmed to the ring's age limit.
-    pub ring: &'a VecDeque<Action>,
+    pub ring: &'a ring::ActionRing,
 }
 
 impl RoomView<'_> {
@@ -38,7 +37,7 @@ impl RoomView<'_> {
             role: identity.role,
             epoch: self.epoch,
             total_version: self.total_version,
-            action_cursor: self.last_seq,
+            action_cursor: self.ring.last_seq(),
             resumed: resume.is_some(),
             tick_ms: u32::try_from(self.tick_ms).expect("ticks are short"),
         })];
@@ -60,21 +59,9 @@ impl RoomView<'_> {
             total_version: self.total_version,
         });
         if let Some(resume) = resume {
-            let cursor = resume.action_cursor.min(self.last_seq);
-            let first = self.ring.front().map_or(self.last_seq + 1, |a| a.seq);
-            if cursor + 1 < first {
-                events.push(Event::Gap {
-                    missed_after: cursor,
-                    resumed_from: first,
-                });
-            }
-            events.extend(
-                self.ring
-                    .iter()
-                    .filter(|a| a.seq > cursor)
-                    .cloned()
-                    .map(Event::Action),
-            );
+            let cursor = resume.action_cursor.min(self.ring.last_seq());
+            events.extend(self.ring.gap_after(cursor));
+            events.extend(self.ring.after(cursor).cloned().map(Event::Action));
         }
         events.push(Event::Likes {
             total: self.likes_total,

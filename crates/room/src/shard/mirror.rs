@@ -8,12 +8,11 @@ use super::*;
 pub(crate) struct Mirror {
     pub(crate) epoch: u64,
     pub(crate) total_version: u64,
-    pub(crate) last_seq: u64,
     pub(crate) likes_total: u64,
     pub(crate) online: u32,
     pub(crate) ended: bool,
     pub(crate) parts: BTreeMap<String, PartState>,
-    pub(crate) ring: VecDeque<Action>,
+    pub(crate) ring: ActionRing,
 }
 
 impl Mirror {
@@ -21,7 +20,6 @@ impl Mirror {
         Mirror {
             epoch: snapshot.epoch,
             total_version: snapshot.total_version,
-            last_seq: snapshot.last_seq,
             likes_total: snapshot.likes_total,
             online: snapshot.online,
             ended: snapshot.ended,
@@ -30,7 +28,7 @@ impl Mirror {
                 .into_iter()
                 .map(|(name, version, value)| (name, PartState { version, value }))
                 .collect(),
-            ring: snapshot.ring.into(),
+            ring: ActionRing::restored(snapshot.last_seq, snapshot.ring),
         }
     }
 
@@ -56,16 +54,7 @@ impl Mirror {
             } if *epoch == self.epoch => {
                 self.total_version = self.total_version.max(*total_version);
             }
-            Event::Action(action) if action.seq > self.last_seq => {
-                self.last_seq = action.seq;
-                if let ActionBody::Removed { seq } = action.body {
-                    self.ring.retain(|a| a.seq != seq);
-                }
-                self.ring.push_back(action.clone());
-                while self.ring.len() > RING_EVENTS_MAX {
-                    self.ring.pop_front();
-                }
-            }
+            Event::Action(action) => self.ring.apply(action),
             Event::Likes { total } => self.likes_total = self.likes_total.max(*total),
             Event::Online { count } => self.online = *count,
             Event::RoomEnded => self.ended = true,
@@ -93,21 +82,9 @@ impl Mirror {
             epoch: newer.epoch,
             total_version: newer.total_version,
         });
-        let first = newer.ring.front().map_or(newer.last_seq + 1, |a| a.seq);
-        if self.last_seq + 1 < first {
-            events.push(Event::Gap {
-                missed_after: self.last_seq,
-                resumed_from: first,
-            });
-        }
-        events.extend(
-            newer
-                .ring
-                .iter()
-                .filter(|a| a.seq > self.last_seq)
-                .cloned()
-                .map(Event::Action),
-        );
+        let cursor = self.ring.last_seq();
+        events.extend(newer.ring.gap_after(cursor));
+        events.extend(newer.ring.after(cursor).cloned().map(Event::Action));
         events.push(Event::Likes {
             total: newer.likes_total,
         });
@@ -117,17 +94,10 @@ impl Mirror {
     /// `tick_ms`: the tick the viewers here get the room's batches at, about (the room
     /// paces it by its widest shard).
     pub(crate) fn view(&mut self, now_ms: u64, tick_ms: u64) -> RoomView<'_> {
-        while self
-            .ring
-            .front()
-            .is_some_and(|a| a.ts_ms + RING_AGE_MS_MAX < now_ms)
-        {
-            self.ring.pop_front();
-        }
+        self.ring.evict_old(now_ms, |_| {});
         RoomView {
             epoch: self.epoch,
             total_version: self.total_version,
-            last_seq: self.last_seq,
             likes_total: self.likes_total,
             tick_ms,
             parts: &self.parts,

@@ -10,6 +10,7 @@ mod moderation;
 mod parts_and_store;
 mod polls;
 mod products;
+mod ring;
 mod questions;
 mod quizzes;
 mod shard;
