@@ -21,74 +21,10 @@ pub(crate) struct Connection {
     pub(crate) remote: Option<(u16, u64)>,
 }
 
-#[derive(Debug)]
-pub(crate) struct UserBuckets {
-    pub(crate) comments: TokenBucket,
-    pub(crate) likes: TokenBucket,
-    pub(crate) reactions: TokenBucket,
-    pub(crate) directs: TokenBucket,
-    pub(crate) gifts: TokenBucket,
-    /// Upgrades (`USER_CONNECTS_PER_S`, `USER_CONNECTS_BURST`): the room's own bound,
-    /// whichever Worker isolate the upgrade came through.
-    pub(crate) connects: TokenBucket,
-    pub(crate) used_ms: u64,
-    /// Client ids of this user's recently accepted frames with their sequence numbers,
-    /// newest last: a frame retried after a reconnect is acknowledged again, not applied
-    /// twice. Survives restarts for sequenced actions (rebuilt from the stored ring).
-    pub(crate) recent: VecDeque<(u64, Option<u64>)>,
-}
-
-impl UserBuckets {
-    pub(crate) fn new(now_ms: u64) -> UserBuckets {
-        UserBuckets {
-            comments: TokenBucket::new_full(COMMENT_RATE_PER_S, COMMENT_BURST, now_ms),
-            likes: TokenBucket::new_full(LIKES_RATE_PER_S, LIKES_BURST, now_ms),
-            reactions: TokenBucket::new_full(REACTION_RATE_PER_S, REACTION_BURST, now_ms),
-            directs: TokenBucket::new_full(DIRECT_RATE_PER_S, DIRECT_BURST, now_ms),
-            gifts: TokenBucket::new_full(GIFT_RATE_PER_S, GIFT_BURST, now_ms),
-            connects: admission::connect_bucket(now_ms),
-            used_ms: now_ms,
-            recent: VecDeque::new(),
-        }
+impl Member for Connection {
+    fn identity(&self) -> &Identity {
+        &self.identity
     }
-
-    pub(crate) fn accepted(&self, client_id: u64) -> Option<Option<u64>> {
-        self.recent
-            .iter()
-            .rev()
-            .find(|(id, _)| *id == client_id)
-            .map(|(_, seq)| *seq)
-    }
-
-    pub(crate) fn remember(&mut self, client_id: u64, seq: Option<u64>) {
-        if self.recent.len() >= RECENT_CLIENT_IDS_PER_USER_MAX {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((client_id, seq));
-    }
-}
-
-/// A user's rate-limit buckets, created full; above `RATE_BUCKETS_MAX` users the least
-/// recently used is forgotten (a forgotten user starts with a full bucket, which is what a
-/// long-idle user would have anyway).
-pub(crate) fn bucket_entry<'a>(
-    buckets: &'a mut HashMap<String, UserBuckets>,
-    user: &str,
-    now_ms: u64,
-) -> &'a mut UserBuckets {
-    if !buckets.contains_key(user) && buckets.len() >= RATE_BUCKETS_MAX {
-        let oldest = buckets
-            .iter()
-            .min_by_key(|(_, b)| b.used_ms)
-            .map(|(u, _)| u.clone())
-            .expect("non-empty");
-        buckets.remove(&oldest);
-    }
-    let entry = buckets
-        .entry(user.to_owned())
-        .or_insert_with(|| UserBuckets::new(now_ms));
-    entry.used_ms = now_ms;
-    entry
 }
 
 pub(crate) fn conn_needs_online(room: &mut Room, connection: ConnectionId) {
@@ -119,7 +55,7 @@ impl Room {
     }
 
     pub fn connections_of(&self, user: &str) -> impl Iterator<Item = ConnectionId> + '_ {
-        self.users.get(user).into_iter().flatten().copied()
+        self.connections.of_user(user)
     }
 
     /// Sets the silence after which the room's sockets registered from now on are stale
@@ -232,10 +168,6 @@ impl Room {
         if remote.is_none() {
             self.sweep_clock.add(&liveness);
         }
-        self.users
-            .entry(identity.user.clone())
-            .or_default()
-            .insert(connection);
         self.connections.insert(
             connection,
             Connection {
@@ -261,21 +193,13 @@ impl Room {
     }
 
     pub(crate) fn remove_connection(&mut self, connection: ConnectionId) -> Option<Connection> {
-        let conn = self.connections.remove(&connection)?;
+        let conn = self.connections.remove(connection)?;
         match conn.remote {
             Some(remote) => {
                 self.shards.remote.remove(&remote);
             }
             None if conn.ready => self.ready_local -= 1,
             None => {}
-        }
-        let set = self
-            .users
-            .get_mut(&conn.identity.user)
-            .expect("every connection is indexed by user");
-        assert!(set.remove(&connection));
-        if set.is_empty() {
-            self.users.remove(&conn.identity.user);
         }
         Some(conn)
     }

@@ -312,7 +312,7 @@ impl Room {
     }
 
     pub(crate) fn buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
-        bucket_entry(&mut self.buckets, user, now_ms)
+        self.connections.buckets(user, now_ms)
     }
 
     pub(crate) fn on_like(

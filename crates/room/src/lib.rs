@@ -15,6 +15,7 @@
 
 mod admission;
 mod api;
+mod audience;
 mod connections;
 mod dispatch;
 mod flush;
@@ -43,6 +44,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 pub use admission::{ConnectKey, ConnectLimiter, ConnectRefused};
 pub use api::*;
+use audience::*;
 use connections::*;
 use dispatch::*;
 pub use gifts::default_gift_catalog;
@@ -86,11 +88,9 @@ pub struct Room {
     likes_total: u64,
     created_ms: u64,
 
-    connections: BTreeMap<ConnectionId, Connection>,
+    connections: Audience<Connection>,
     /// Connections of `connections` that are ready (`Hello` done) and not remote.
     ready_local: usize,
-    users: BTreeMap<String, BTreeSet<ConnectionId>>,
-    buckets: HashMap<String, UserBuckets>,
 
     likes_dirty: bool,
     meta_dirty: bool,
@@ -161,10 +161,8 @@ impl Room {
             ring: ring::ActionRing::default(),
             likes_total: 0,
             created_ms: now_ms,
-            connections: BTreeMap::new(),
+            connections: Audience::default(),
             ready_local: 0,
-            users: BTreeMap::new(),
-            buckets: HashMap::new(),
             likes_dirty: false,
             meta_dirty: false,
             likes_acked: Vec::new(),

@@ -7,6 +7,7 @@
 //! Sans-IO like [`crate::Room`]: `now_ms` is a parameter; outputs are drained with
 //! [`Shard::poll_output`]; the host arms a timer for [`Shard::poll_timeout`].
 
+use crate::audience::{Audience, Member};
 use crate::liveness::{self, Liveness, SweepClock};
 use crate::ring::ActionRing;
 use crate::Refusal;
@@ -75,6 +76,12 @@ struct ShardConnection {
     liveness: Liveness,
 }
 
+impl Member for ShardConnection {
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+}
+
 pub struct Shard {
     index: u16,
     mirror: Option<Mirror>,
@@ -82,9 +89,7 @@ pub struct Shard {
     down_seq: u64,
     needs_snapshot: bool,
     snapshot_asked_at_ms: Option<u64>,
-    connections: BTreeMap<ConnectionId, ShardConnection>,
-    users: BTreeMap<String, BTreeSet<ConnectionId>>,
-    buckets: HashMap<String, UserBuckets>,
+    connections: Audience<ShardConnection>,
     banned: BTreeSet<String>,
     /// Users whose choice the room accepted, for the latest poll / quiz question.
     chosen: HashMap<Choice, HashSet<String>>,
@@ -117,9 +122,7 @@ impl Shard {
             down_seq: 0,
             needs_snapshot: true,
             snapshot_asked_at_ms: None,
-            connections: BTreeMap::new(),
-            users: BTreeMap::new(),
-            buckets: HashMap::new(),
+            connections: Audience::default(),
             banned: BTreeSet::new(),
             chosen: HashMap::new(),
             pending_choices: HashMap::new(),
@@ -182,13 +185,11 @@ impl Shard {
             Some(CloseCode::RoomEnded)
         } else if self.connections.len() >= CONNECTIONS_PER_ROOM_MAX {
             Some(CloseCode::RoomFull)
-        } else if self.users.get(&identity.user).map_or(0, BTreeSet::len)
-            >= USER_SOCKETS_PER_ROOM_MAX
-        {
+        } else if self.connections.of_user(&identity.user).count() >= USER_SOCKETS_PER_ROOM_MAX {
             // The room's rule (a user's new sockets all land on this shard, `shard_of`):
             // one of theirs long silent gives its place, else the new one is refused.
-            let held = &self.users[&identity.user];
-            let silent = held.iter().map(|id| (*id, &self.connections[id].liveness));
+            let held = self.connections.of_user(&identity.user);
+            let silent = held.map(|id| (id, &self.connections[&id].liveness));
             match liveness::replaceable(silent, now_ms) {
                 Some(gone) => {
                     self.close(gone, CloseCode::Stale, now_ms);
@@ -232,10 +233,6 @@ impl Shard {
         ready: bool,
         now_ms: u64,
     ) {
-        self.users
-            .entry(identity.user.clone())
-            .or_default()
-            .insert(connection);
         let liveness = if ready {
             Liveness::reattached(expires_at_ms, now_ms, STALE_SOCKET_MS)
         } else {
@@ -265,16 +262,7 @@ impl Shard {
     }
 
     fn remove(&mut self, connection: ConnectionId) -> Option<ShardConnection> {
-        let conn = self.connections.remove(&connection)?;
-        let set = self
-            .users
-            .get_mut(&conn.identity.user)
-            .expect("every connection is indexed by user");
-        assert!(set.remove(&connection));
-        if set.is_empty() {
-            self.users.remove(&conn.identity.user);
-        }
-        Some(conn)
+        self.connections.remove(connection)
     }
 
     fn close(&mut self, connection: ConnectionId, code: CloseCode, now_ms: u64) {
@@ -302,12 +290,7 @@ impl Shard {
 
     /// The sockets this shard holds for a user (a user may be connected more than once).
     pub fn connections_of(&self, user: &str) -> Vec<ConnectionId> {
-        self.users
-            .get(user)
-            .into_iter()
-            .flatten()
-            .copied()
-            .collect()
+        self.connections.of_user(user).collect()
     }
 
     pub fn poll_output(&mut self) -> Option<ShardOutput> {

@@ -193,7 +193,7 @@ impl Shard {
     }
 
     pub(crate) fn user_buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
-        crate::bucket_entry(&mut self.buckets, user, now_ms)
+        self.connections.buckets(user, now_ms)
     }
 
     pub(crate) fn take_likes(

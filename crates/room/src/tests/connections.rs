@@ -274,18 +274,18 @@ fn room_and_shard_sockets_stop_at_connections_per_room_max() {
 
 #[test]
 fn rate_buckets_are_bounded_at_rate_buckets_max_users() {
-    let mut buckets = HashMap::new();
+    let mut audience = Audience::<Connection>::default();
     for i in 0..RATE_BUCKETS_MAX as u64 {
-        bucket_entry(&mut buckets, &format!("u{i}"), i);
+        audience.buckets(&format!("u{i}"), i);
     }
-    assert_eq!(buckets.len(), RATE_BUCKETS_MAX);
-    bucket_entry(&mut buckets, "one-more", RATE_BUCKETS_MAX as u64);
+    assert_eq!(audience.users_with_buckets(), RATE_BUCKETS_MAX);
+    audience.buckets("one-more", RATE_BUCKETS_MAX as u64);
     assert_eq!(
-        buckets.len(),
+        audience.users_with_buckets(),
         RATE_BUCKETS_MAX,
         "the least recently used goes"
     );
-    assert!(!buckets.contains_key("u0") && buckets.contains_key("one-more"));
+    assert!(!audience.has_buckets("u0") && audience.has_buckets("one-more"));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use super::*;
 
+mod audience;
 mod connections;
 mod dispatch;
 mod flush;
@@ -10,9 +11,9 @@ mod moderation;
 mod parts_and_store;
 mod polls;
 mod products;
-mod ring;
 mod questions;
 mod quizzes;
+mod ring;
 mod shard;
 mod staff;
 

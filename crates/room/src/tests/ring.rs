@@ -38,7 +38,10 @@ fn the_count_bound_pushes_the_oldest_out_one_past_it_and_readers_before_it_get_a
             resumed_from: 2
         })
     );
-    assert_eq!(ring.after(seq - 1).map(|a| a.seq).collect::<Vec<_>>(), [seq]);
+    assert_eq!(
+        ring.after(seq - 1).map(|a| a.seq).collect::<Vec<_>>(),
+        [seq]
+    );
     // A cursor from the future (another epoch, a forged resume) is read as the newest.
     assert_eq!(ring.gap_after(u64::MAX), None);
     assert_eq!(ring.after(u64::MAX).count(), 0);
@@ -53,7 +56,11 @@ fn age_eviction_names_each_evicted_action_and_an_emptied_ring_still_reports_the_
     }
     let mut evicted = Vec::new();
     ring.evict_old(10 + RING_AGE_MS_MAX, |seq| evicted.push(seq));
-    assert_eq!(evicted, [1], "an action exactly RING_AGE_MS_MAX old is kept");
+    assert_eq!(
+        evicted,
+        [1],
+        "an action exactly RING_AGE_MS_MAX old is kept"
+    );
     ring.evict_old(u64::MAX, |seq| evicted.push(seq));
     assert_eq!(evicted, [1, 2, 3]);
     assert_eq!(
@@ -68,7 +75,9 @@ fn age_eviction_names_each_evicted_action_and_an_emptied_ring_still_reports_the_
 
 #[test]
 fn a_restored_ring_keeps_only_what_meta_counted_in_order_and_the_newest_within_the_bound() {
-    let stored = (1..=RING_EVENTS_MAX as u64 + 5).rev().map(|s| comment(s, 0));
+    let stored = (1..=RING_EVENTS_MAX as u64 + 5)
+        .rev()
+        .map(|s| comment(s, 0));
     let ring = ActionRing::restored(RING_EVENTS_MAX as u64 + 3, stored);
     let seqs = kept(&ring);
     assert_eq!(seqs.len(), RING_EVENTS_MAX);

@@ -1,0 +1,184 @@
+//! The sockets of a room or a shard (`Audience`): indexed by id and by user, with each
+//! user's rate buckets. One sub-state both the room and a shard own; what a socket entry
+//! holds beyond its identity is theirs (`Connection`, `ShardConnection`).
+
+use super::*;
+use std::ops::Index;
+
+/// A socket entry the audience can index by user.
+pub(crate) trait Member {
+    fn identity(&self) -> &Identity;
+}
+
+/// The sockets of a room or a shard and their users' rate buckets.
+///
+/// Invariants: `by_user[u]` holds exactly the ids of the sockets whose user is `u`, and no
+/// set is empty; at most `RATE_BUCKETS_MAX` users have buckets (the least recently used is
+/// forgotten, and comes back with full buckets, which a long-idle user would have anyway).
+#[derive(Debug)]
+pub(crate) struct Audience<C> {
+    sockets: BTreeMap<ConnectionId, C>,
+    by_user: BTreeMap<String, BTreeSet<ConnectionId>>,
+    buckets: HashMap<String, UserBuckets>,
+}
+
+impl<C> Default for Audience<C> {
+    fn default() -> Self {
+        Audience {
+            sockets: BTreeMap::new(),
+            by_user: BTreeMap::new(),
+            buckets: HashMap::new(),
+        }
+    }
+}
+
+impl<C: Member> Audience<C> {
+    /// Adds a socket; the host never reuses an id.
+    pub(crate) fn insert(&mut self, connection: ConnectionId, socket: C) {
+        let user = socket.identity().user.clone();
+        let previous = self.sockets.insert(connection, socket);
+        assert!(previous.is_none(), "host reused connection id {connection}");
+        self.by_user.entry(user).or_default().insert(connection);
+    }
+
+    pub(crate) fn remove(&mut self, connection: ConnectionId) -> Option<C> {
+        let socket = self.sockets.remove(&connection)?;
+        let user = &socket.identity().user;
+        let set = self
+            .by_user
+            .get_mut(user)
+            .expect("every socket is indexed by user");
+        assert!(set.remove(&connection));
+        if set.is_empty() {
+            self.by_user.remove(user);
+        }
+        Some(socket)
+    }
+}
+
+impl<C> Audience<C> {
+    pub(crate) fn get(&self, connection: &ConnectionId) -> Option<&C> {
+        self.sockets.get(connection)
+    }
+
+    pub(crate) fn get_mut(&mut self, connection: &ConnectionId) -> Option<&mut C> {
+        self.sockets.get_mut(connection)
+    }
+
+    pub(crate) fn contains_key(&self, connection: &ConnectionId) -> bool {
+        self.sockets.contains_key(connection)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sockets.len()
+    }
+
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &ConnectionId> + '_ {
+        self.sockets.keys()
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &C> + '_ {
+        self.sockets.values()
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut C> + '_ {
+        self.sockets.values_mut()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&ConnectionId, &C)> + '_ {
+        self.sockets.iter()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&ConnectionId, &mut C)> + '_ {
+        self.sockets.iter_mut()
+    }
+
+    /// The sockets of `user`, in id order.
+    pub(crate) fn of_user(&self, user: &str) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.by_user.get(user).into_iter().flatten().copied()
+    }
+
+    /// A user's rate buckets, created full (see the type's invariants for the bound).
+    pub(crate) fn buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
+        let buckets = &mut self.buckets;
+        if !buckets.contains_key(user) && buckets.len() >= RATE_BUCKETS_MAX {
+            let oldest = buckets
+                .iter()
+                .min_by_key(|(_, b)| b.used_ms)
+                .map(|(u, _)| u.clone())
+                .expect("non-empty");
+            buckets.remove(&oldest);
+        }
+        let entry = buckets
+            .entry(user.to_owned())
+            .or_insert_with(|| UserBuckets::new(now_ms));
+        entry.used_ms = now_ms;
+        entry
+    }
+
+    /// Users with rate buckets (at most `RATE_BUCKETS_MAX`).
+    #[cfg(test)]
+    pub(crate) fn users_with_buckets(&self) -> usize {
+        self.buckets.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn has_buckets(&self, user: &str) -> bool {
+        self.buckets.contains_key(user)
+    }
+}
+
+impl<C> Index<&ConnectionId> for Audience<C> {
+    type Output = C;
+
+    fn index(&self, connection: &ConnectionId) -> &C {
+        &self.sockets[connection]
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct UserBuckets {
+    pub(crate) comments: TokenBucket,
+    pub(crate) likes: TokenBucket,
+    pub(crate) reactions: TokenBucket,
+    pub(crate) directs: TokenBucket,
+    pub(crate) gifts: TokenBucket,
+    /// Upgrades (`USER_CONNECTS_PER_S`, `USER_CONNECTS_BURST`): the room's own bound,
+    /// whichever Worker isolate the upgrade came through.
+    pub(crate) connects: TokenBucket,
+    pub(crate) used_ms: u64,
+    /// Client ids of this user's recently accepted frames with their sequence numbers,
+    /// newest last: a frame retried after a reconnect is acknowledged again, not applied
+    /// twice. Survives restarts for sequenced actions (rebuilt from the stored ring).
+    pub(crate) recent: VecDeque<(u64, Option<u64>)>,
+}
+
+impl UserBuckets {
+    pub(crate) fn new(now_ms: u64) -> UserBuckets {
+        UserBuckets {
+            comments: TokenBucket::new_full(COMMENT_RATE_PER_S, COMMENT_BURST, now_ms),
+            likes: TokenBucket::new_full(LIKES_RATE_PER_S, LIKES_BURST, now_ms),
+            reactions: TokenBucket::new_full(REACTION_RATE_PER_S, REACTION_BURST, now_ms),
+            directs: TokenBucket::new_full(DIRECT_RATE_PER_S, DIRECT_BURST, now_ms),
+            gifts: TokenBucket::new_full(GIFT_RATE_PER_S, GIFT_BURST, now_ms),
+            connects: admission::connect_bucket(now_ms),
+            used_ms: now_ms,
+            recent: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn accepted(&self, client_id: u64) -> Option<Option<u64>> {
+        self.recent
+            .iter()
+            .rev()
+            .find(|(id, _)| *id == client_id)
+            .map(|(_, seq)| *seq)
+    }
+
+    pub(crate) fn remember(&mut self, client_id: u64, seq: Option<u64>) {
+        if self.recent.len() >= RECENT_CLIENT_IDS_PER_USER_MAX {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((client_id, seq));
+    }
+}
