@@ -1,5 +1,6 @@
-//! Connections and users: connect and reattach, the per-user socket cap, per-user rate
-//! buckets, disconnect and close, liveness touches and the online count.
+//! The room's connections: connect and reattach, the per-user socket cap, disconnect and
+//! close, liveness touches and the online count (the sockets themselves and the users'
+//! rate buckets are the `Audience` sub-state).
 
 use super::*;
 
