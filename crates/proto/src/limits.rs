@@ -212,6 +212,10 @@ pub const LEADERBOARD_ENTRIES_MAX: usize = 10;
 pub const GIFTERS_MAX: usize = 100_000;
 /// Entries of a gift catalog.
 pub const GIFT_CATALOG_ENTRIES_MAX: usize = 256;
+/// A catalog price, in minor units: the most of it a room sells in one gift
+/// (`GIFT_QTY_MAX`) stays within what the ledger takes (`LEDGER_AMOUNT_MAX`) and within
+/// the integers JavaScript holds exactly.
+pub const GIFT_PRICE_MAX: u64 = LEDGER_AMOUNT_MAX / GIFT_QTY_MAX as u64;
 
 // ---- Polls (crates/room/src/polls.rs) ----
 

@@ -27,6 +27,195 @@ pub(crate) struct PendingGift {
     pub recovered: bool,
 }
 
+/// The room's gifts: the catalog, the gifts waiting for their charge, and the gifters.
+///
+/// Invariants: at most `GIFTS_PENDING_MAX` pending, each under its own request number
+/// (numbers only grow, also across restarts); at most `GIFTERS_MAX` gifters, each
+/// remembering its last `GIFT_IDS_REMEMBERED_PER_USER_MAX` announced gift ids.
+#[derive(Debug)]
+pub(crate) struct Gifts {
+    /// sku → price in minor units (given by the host on every wake; not stored).
+    catalog: BTreeMap<String, u64>,
+    /// Stored as `pending/<request>`.
+    pending: BTreeMap<u64, PendingGift>,
+    next_request: u64,
+    /// user → totals and recently announced gift ids, stored as `gifter/<user>`.
+    gifters: BTreeMap<String, Gifter>,
+}
+
+impl Default for Gifts {
+    fn default() -> Self {
+        Gifts {
+            catalog: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_request: 1,
+            gifters: BTreeMap::new(),
+        }
+    }
+}
+
+impl Gifts {
+    /// Gifts read back from storage: every pending one is recovered (asked for again).
+    pub(crate) fn restored(
+        gifters: BTreeMap<String, Gifter>,
+        pending: BTreeMap<u64, PendingGift>,
+    ) -> Gifts {
+        Gifts {
+            catalog: BTreeMap::new(),
+            next_request: pending.keys().max().map_or(1, |max| max + 1),
+            pending,
+            gifters,
+        }
+    }
+
+    pub(crate) fn set_catalog(&mut self, catalog: BTreeMap<String, u64>) -> Result<(), String> {
+        if catalog.len() > GIFT_CATALOG_ENTRIES_MAX {
+            return Err(format!(
+                "a catalog has at most {GIFT_CATALOG_ENTRIES_MAX} entries"
+            ));
+        }
+        let bad = |(sku, price): &(&String, &u64)| {
+            sku.is_empty()
+                || sku.len() > GIFT_SKU_BYTES_MAX
+                || !(1..=GIFT_PRICE_MAX).contains(*price)
+        };
+        if let Some((sku, _)) = catalog.iter().find(bad) {
+            return Err(format!(
+                "catalog entry `{sku}` needs a name of 1..={GIFT_SKU_BYTES_MAX} bytes and a price of 1..={GIFT_PRICE_MAX}"
+            ));
+        }
+        self.catalog = catalog;
+        Ok(())
+    }
+
+    pub(crate) fn catalog(&self) -> &BTreeMap<String, u64> {
+        &self.catalog
+    }
+
+    /// The amount a gift frame asks for, or why it is refused before any charge.
+    pub(crate) fn price(&self, gift_id: &str, sku: &str, qty: u32) -> Result<u64, Refusal> {
+        if gift_id.is_empty() || qty == 0 || qty > GIFT_QTY_MAX {
+            return Err(Refusal::new(
+                ErrorCode::Invalid,
+                format!("a gift needs an id and a quantity of 1..={GIFT_QTY_MAX}"),
+            ));
+        }
+        let price = *self.catalog.get(sku).ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::NotFound,
+                format!("no gift `{sku}` in the catalog"),
+            )
+        })?;
+        if self.pending.len() >= GIFTS_PENDING_MAX {
+            return Err(Refusal::retry_after(
+                ErrorCode::RateLimited,
+                "too many gifts in flight",
+                1000,
+            ));
+        }
+        Ok(price * u64::from(qty))
+    }
+
+    /// A gift that passed `price` (and the user's rate) waits for its charge, under the
+    /// next request number.
+    pub(crate) fn open(
+        &mut self,
+        connection: ConnectionId,
+        client_id: u64,
+        identity: &Identity,
+        charge: impl FnOnce(u64) -> ChargeRequest,
+    ) -> &PendingGift {
+        assert!(self.pending.len() < GIFTS_PENDING_MAX, "checked by price");
+        let request = self.next_request;
+        self.next_request += 1;
+        let pending = PendingGift {
+            connection,
+            client_id,
+            name: identity.name.clone(),
+            charge: charge(request),
+            recovered: false,
+        };
+        self.pending.entry(request).or_insert(pending)
+    }
+
+    /// The gift a charge result answers.
+    pub(crate) fn settle(&mut self, request: u64) -> PendingGift {
+        self.pending
+            .remove(&request)
+            .expect("every charge result answers a pending request")
+    }
+
+    pub(crate) fn pending(&self) -> impl Iterator<Item = &PendingGift> + '_ {
+        self.pending.values()
+    }
+
+    pub(crate) fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub(crate) fn announced(&self, user: &str, gift_id: &str) -> bool {
+        self.gifters
+            .get(user)
+            .is_some_and(|g| g.recent_gift_ids.iter().any(|id| id == gift_id))
+    }
+
+    pub(crate) fn totals(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.gifters
+            .iter()
+            .map(|(user, g)| (user.as_str(), g.total))
+    }
+
+    /// Adds an announced gift to its gifter's total; the gifter to store, or None past
+    /// `GIFTERS_MAX` (later gifters are announced but not ranked).
+    pub(crate) fn rank(
+        &mut self,
+        user: &str,
+        name: &str,
+        gift_id: &str,
+        amount: u64,
+    ) -> Option<&Gifter> {
+        if !self.gifters.contains_key(user) && self.gifters.len() >= GIFTERS_MAX {
+            return None;
+        }
+        let gifter = self
+            .gifters
+            .entry(user.to_owned())
+            .or_insert_with(|| Gifter {
+                name: name.to_owned(),
+                total: 0,
+                recent_gift_ids: VecDeque::new(),
+            });
+        gifter.total += amount;
+        gifter.recent_gift_ids.push_back(gift_id.to_owned());
+        while gifter.recent_gift_ids.len() > GIFT_IDS_REMEMBERED_PER_USER_MAX {
+            gifter.recent_gift_ids.pop_front();
+        }
+        Some(gifter)
+    }
+
+    /// The `leaderboard` part: the top `LEADERBOARD_ENTRIES_MAX` gifters by total.
+    pub(crate) fn leaderboard_json(&self) -> String {
+        let mut ranked: Vec<(&String, &Gifter)> = self.gifters.iter().collect();
+        ranked.sort_by(|a, b| b.1.total.cmp(&a.1.total).then_with(|| a.0.cmp(b.0)));
+        let top: Vec<serde_json::Value> = ranked
+            .into_iter()
+            .take(LEADERBOARD_ENTRIES_MAX)
+            .map(|(user, g)| serde_json::json!({ "user": user, "name": g.name, "total": g.total }))
+            .collect();
+        serde_json::Value::Array(top).to_string()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn gifters_count(&self) -> usize {
+        self.gifters.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn insert_gifter(&mut self, user: String, gifter: Gifter) {
+        self.gifters.insert(user, gifter);
+    }
+}
+
 /// The catalog of a deployment that configures none (`OVATION_GIFT_CATALOG`).
 pub fn default_gift_catalog() -> BTreeMap<String, u64> {
     [
@@ -42,20 +231,7 @@ impl Room {
     /// wake; it is published in the `room` part (`gifts`), where clients read the prices,
     /// and the part changes only when the catalog does.
     pub fn set_gift_catalog(&mut self, catalog: BTreeMap<String, u64>) -> Result<(), String> {
-        if catalog.len() > GIFT_CATALOG_ENTRIES_MAX {
-            return Err(format!(
-                "a catalog has at most {GIFT_CATALOG_ENTRIES_MAX} entries"
-            ));
-        }
-        if let Some((sku, _)) = catalog
-            .iter()
-            .find(|(sku, price)| sku.is_empty() || sku.len() > GIFT_SKU_BYTES_MAX || **price == 0)
-        {
-            return Err(format!(
-                "catalog entry `{sku}` needs a name of 1..=32 bytes and a price"
-            ));
-        }
-        self.gift_catalog = catalog;
+        self.gifts.set_catalog(catalog)?;
         self.update_room_part();
         Ok(())
     }
@@ -74,59 +250,32 @@ impl Room {
         if self.status == RoomStatus::Ended {
             return Err(Refusal::new(ErrorCode::RoomEnded, "the room has ended"));
         }
-        if gift_id.is_empty() || qty == 0 || qty > GIFT_QTY_MAX {
-            return Err(Refusal::new(
-                ErrorCode::Invalid,
-                format!("a gift needs an id and a quantity of 1..={GIFT_QTY_MAX}"),
-            ));
-        }
-        let price = *self.gift_catalog.get(&sku).ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::NotFound,
-                format!("no gift `{sku}` in the catalog"),
-            )
-        })?;
-        if self.gifts_pending.len() >= GIFTS_PENDING_MAX {
-            return Err(Refusal::retry_after(
-                ErrorCode::RateLimited,
-                "too many gifts in flight",
-                1000,
-            ));
-        }
+        let amount = self.gifts.price(&gift_id, &sku, qty)?;
         self.buckets(&identity.user, now_ms)
             .gifts
             .take(1, now_ms)
             .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
-        let request = self.next_charge_request;
-        self.next_charge_request += 1;
-        let pending = PendingGift {
-            connection,
-            client_id,
-            name: identity.name.clone(),
-            charge: ChargeRequest {
+        let pending = self
+            .gifts
+            .open(connection, client_id, identity, |request| ChargeRequest {
                 request,
                 gift_id,
                 user: identity.user.clone(),
                 sku,
                 qty,
-                amount: price * u64::from(qty),
-            },
-            recovered: false,
-        };
-        self.outputs
-            .push_back(Output::Store(StorageOp::put_pending_gift(&pending)));
-        self.outputs
-            .push_back(Output::Charge(pending.charge.clone()));
-        self.gifts_pending.insert(request, pending);
+                amount,
+            });
+        // Stored before the charge is asked for (see `PendingGift`).
+        let store = Output::Store(StorageOp::put_pending_gift(pending));
+        let charge = Output::Charge(pending.charge.clone());
+        self.outputs.push_back(store);
+        self.outputs.push_back(charge);
         Ok(())
     }
 
     /// The settlement service's answer to [`Output::Charge`].
     pub fn charge_result(&mut self, request: u64, outcome: ChargeOutcome, now_ms: u64) {
-        let pending = self
-            .gifts_pending
-            .remove(&request)
-            .expect("every charge result answers a pending request");
+        let pending = self.gifts.settle(request);
         self.outputs
             .push_back(Output::Store(StorageOp::delete_pending_gift(request)));
         let connected = self.connections.contains_key(&pending.connection);
@@ -137,7 +286,9 @@ impl Room {
                 // crash; it is announced unless this gift id already was.
                 let fresh = !replayed || pending.recovered;
                 if fresh
-                    && !self.announced(&pending.charge.user, &pending.charge.gift_id)
+                    && !self
+                        .gifts
+                        .announced(&pending.charge.user, &pending.charge.gift_id)
                     && self.status == RoomStatus::Live
                 {
                     let body = ActionBody::Gift {
@@ -182,22 +333,14 @@ impl Room {
         }
     }
 
-    pub(crate) fn announced(&self, user: &str, gift_id: &str) -> bool {
-        self.gifters
-            .get(user)
-            .is_some_and(|g| g.recent_gift_ids.iter().any(|id| id == gift_id))
-    }
-
     /// Total gifted per user (what the `leaderboard` part ranks).
     pub fn gift_totals(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.gifters
-            .iter()
-            .map(|(user, g)| (user.as_str(), g.total))
+        self.gifts.totals()
     }
 
     /// Gifts waiting for their charge.
     pub fn gifts_pending(&self) -> usize {
-        self.gifts_pending.len()
+        self.gifts.pending_count()
     }
 
     pub(crate) fn add_to_leaderboard(
@@ -208,32 +351,12 @@ impl Room {
         amount: u64,
         now_ms: u64,
     ) {
-        if !self.gifters.contains_key(user) && self.gifters.len() >= GIFTERS_MAX {
+        let Some(gifter) = self.gifts.rank(user, name, gift_id, amount) else {
             return; // bounded: later gifters are announced but not ranked
-        }
-        let gifter = self
-            .gifters
-            .entry(user.to_owned())
-            .or_insert_with(|| Gifter {
-                name: name.to_owned(),
-                total: 0,
-                recent_gift_ids: VecDeque::new(),
-            });
-        gifter.total += amount;
-        gifter.recent_gift_ids.push_back(gift_id.to_owned());
-        while gifter.recent_gift_ids.len() > GIFT_IDS_REMEMBERED_PER_USER_MAX {
-            gifter.recent_gift_ids.pop_front();
-        }
+        };
         let record = StorageOp::put_gifter(user, gifter);
         self.outputs.push_back(Output::Store(record));
-        let mut ranked: Vec<(&String, &Gifter)> = self.gifters.iter().collect();
-        ranked.sort_by(|a, b| b.1.total.cmp(&a.1.total).then_with(|| a.0.cmp(b.0)));
-        let top: Vec<serde_json::Value> = ranked
-            .into_iter()
-            .take(LEADERBOARD_ENTRIES_MAX)
-            .map(|(user, g)| serde_json::json!({ "user": user, "name": g.name, "total": g.total }))
-            .collect();
-        let value = serde_json::Value::Array(top).to_string();
+        let value = self.gifts.leaderboard_json();
         self.put_part("leaderboard".into(), value, now_ms);
     }
 }

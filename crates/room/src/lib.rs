@@ -117,12 +117,7 @@ pub struct Room {
     outputs: VecDeque<Output>,
     stats: RoomStats,
 
-    /// sku → price in minor units (given by the host; not stored).
-    gift_catalog: BTreeMap<String, u64>,
-    pub(crate) gifts_pending: BTreeMap<u64, PendingGift>,
-    pub(crate) next_charge_request: u64,
-    /// user → totals and recently announced gift ids, stored as `gifter/<user>`.
-    pub(crate) gifters: BTreeMap<String, Gifter>,
+    pub(crate) gifts: Gifts,
     /// The latest poll (open, closed or revealed), stored as `poll` + `vote/<id>/<user>`.
     pub(crate) poll: Option<polls::Poll>,
     /// The latest quiz, stored as `quiz` + `answer/<id>/<question>/<user>`.
@@ -185,10 +180,7 @@ impl Room {
             ),
             outputs: VecDeque::new(),
             stats: RoomStats::default(),
-            gift_catalog: BTreeMap::new(),
-            gifts_pending: BTreeMap::new(),
-            next_charge_request: 1,
-            gifters: BTreeMap::new(),
+            gifts: Gifts::default(),
             poll: None,
             quiz: None,
             quiz_answers_dirty: false,

@@ -99,7 +99,7 @@ impl Room {
             "expected_audience": self.info.expected_audience,
             // The gift catalog (sku → price in minor units): clients show the prices the
             // room charges, from the one place they are set.
-            "gifts": self.gift_catalog,
+            "gifts": self.gifts.catalog(),
         })
         .to_string();
         if self

@@ -275,7 +275,7 @@ impl Room {
             let events = std::mem::take(&mut conn.outbox);
             let replies = self.shards.to_connection.entry(shard).or_default();
             replies.extend(events.into_iter().map(|event| (remote, event)));
-            if !self.gifts_pending.values().any(|g| g.connection == id) {
+            if !self.gifts.pending().any(|g| g.connection == id) {
                 idle.push(id);
             }
         }

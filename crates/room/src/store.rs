@@ -443,14 +443,12 @@ impl Room {
         }
         room.online_refresh_at_ms = now_ms;
         room.parts = parts;
-        room.gifters = gifters;
         // Ask again for every charge that had no answer: the service answers a charge it
         // already made as `replayed`, and a recovered gift is announced then.
-        room.next_charge_request = pending.keys().max().map_or(1, |max| max + 1);
-        for gift in pending.values() {
+        room.gifts = crate::gifts::Gifts::restored(gifters, pending);
+        for gift in room.gifts.pending() {
             room.outputs.push_back(Output::Charge(gift.charge.clone()));
         }
-        room.gifts_pending = pending;
         // Records of an older poll or quiz (a crash between opening a new one and
         // deleting them) are deleted now.
         let poll_id = poll.as_ref().map(PollRecord::id);

@@ -205,7 +205,7 @@ fn gifters_past_gifters_max_are_announced_but_not_ranked() {
     room.set_gift_catalog([("rose".to_owned(), 1)].into())
         .unwrap();
     for i in 0..GIFTERS_MAX - 1 {
-        room.gifters.insert(
+        room.gifts.insert_gifter(
             format!("u{i}"),
             Gifter {
                 name: format!("U{i}"),
@@ -220,7 +220,7 @@ fn gifters_past_gifters_max_are_announced_but_not_ranked() {
     tick(&mut room, &mut now);
     // Ana's gift brings the gifters to the limit: ranked, stored, on the leaderboard.
     let out = charged_gift(&mut room, &mut now, 1, 1, 2);
-    assert_eq!(room.gifters.len(), GIFTERS_MAX);
+    assert_eq!(room.gifts.gifters_count(), GIFTERS_MAX);
     assert_eq!(gifters_stored(&out), ["ana"]);
     assert!(room.gift_totals().any(|g| g == ("ana", 2)));
     let leaderboard = part_value(&out.events[&3], "leaderboard").expect("leaderboard sent");
@@ -229,7 +229,7 @@ fn gifters_past_gifters_max_are_announced_but_not_ranked() {
     let out = charged_gift(&mut room, &mut now, 2, 1, 3);
     assert!(out.events[&3].iter().any(|e| matches!(e, Event::Action(a)
         if a.body == ActionBody::Gift { sku: "rose".into(), qty: 3, amount: 3 })));
-    assert_eq!(room.gifters.len(), GIFTERS_MAX);
+    assert_eq!(room.gifts.gifters_count(), GIFTERS_MAX);
     assert!(room.gift_totals().all(|(user, _)| user != "bob"));
     assert!(gifters_stored(&out).is_empty());
     assert_eq!(part_value(&out.events[&3], "leaderboard"), None);
@@ -249,7 +249,7 @@ fn the_leaderboard_lists_the_top_leaderboard_entries_max_gifters() {
     room.set_gift_catalog([("rose".to_owned(), 1)].into())
         .unwrap();
     for i in 0..LEADERBOARD_ENTRIES_MAX as u64 - 1 {
-        room.gifters.insert(
+        room.gifts.insert_gifter(
             format!("u{i}"),
             Gifter {
                 name: format!("U{i}"),
@@ -318,4 +318,79 @@ fn the_catalog_is_published_in_the_room_part_and_setting_it_again_changes_nothin
     let (newer, value) = room.part("room").unwrap();
     assert!(newer > version);
     assert!(value.contains(r#""rose":2"#), "{value}");
+}
+
+#[test]
+fn a_catalog_price_is_bounded_so_the_largest_gift_is_one_the_ledger_takes() {
+    let mut room = Room::create(info(), 1, 0);
+    let priced = |price: u64| [("rose".to_owned(), price)].into();
+    assert!(room.set_gift_catalog(priced(0)).is_err());
+    assert!(room.set_gift_catalog(priced(GIFT_PRICE_MAX + 1)).is_err());
+    assert!(room.set_gift_catalog(priced(u64::MAX)).is_err());
+    room.set_gift_catalog(priced(GIFT_PRICE_MAX)).unwrap();
+    let amount = room.gifts.price("g1", "rose", GIFT_QTY_MAX).unwrap();
+    assert!(amount <= LEDGER_AMOUNT_MAX, "{amount}");
+}
+
+#[test]
+fn a_gift_is_refused_before_any_charge_at_one_past_each_bound() {
+    let mut gifts = Gifts::default();
+    gifts.set_catalog([("rose".to_owned(), 2)].into()).unwrap();
+    let code = |r: Result<u64, Refusal>| r.map_err(|refusal| refusal.code);
+    assert_eq!(
+        code(gifts.price("g", "rose", GIFT_QTY_MAX)),
+        Ok(2 * u64::from(GIFT_QTY_MAX))
+    );
+    assert_eq!(code(gifts.price("g", "rose", 0)), Err(ErrorCode::Invalid));
+    assert_eq!(
+        code(gifts.price("g", "rose", GIFT_QTY_MAX + 1)),
+        Err(ErrorCode::Invalid)
+    );
+    assert_eq!(
+        code(gifts.price("g", "rose", u32::MAX)),
+        Err(ErrorCode::Invalid)
+    );
+    assert_eq!(code(gifts.price("", "rose", 1)), Err(ErrorCode::Invalid));
+    assert_eq!(code(gifts.price("g", "tulip", 1)), Err(ErrorCode::NotFound));
+    let viewer = identity("ana", Role::Viewer);
+    for _ in 0..GIFTS_PENDING_MAX {
+        gifts.price("g", "rose", 1).unwrap();
+        gifts.open(1, 1, &viewer, charge);
+    }
+    assert_eq!(
+        code(gifts.price("g", "rose", 1)),
+        Err(ErrorCode::RateLimited)
+    );
+}
+
+#[test]
+fn request_numbers_only_grow_across_a_restore() {
+    let mut gifts = Gifts::default();
+    gifts.set_catalog([("rose".to_owned(), 1)].into()).unwrap();
+    let viewer = identity("ana", Role::Viewer);
+    let first = gifts.open(1, 1, &viewer, charge).charge.request;
+    let second = gifts.open(1, 2, &viewer, charge).charge.request;
+    assert!(second > first);
+    gifts.settle(first);
+    let pending: BTreeMap<u64, PendingGift> = gifts
+        .pending()
+        .map(|g| (g.charge.request, g.clone()))
+        .collect();
+    let mut restored = Gifts::restored(BTreeMap::new(), pending);
+    let next = restored.open(1, 3, &viewer, charge).charge.request;
+    assert!(
+        next > second,
+        "a restored room never reuses a request number"
+    );
+}
+
+fn charge(request: u64) -> ChargeRequest {
+    ChargeRequest {
+        request,
+        gift_id: format!("g{request}"),
+        user: "ana".into(),
+        sku: "rose".into(),
+        qty: 1,
+        amount: 1,
+    }
 }
