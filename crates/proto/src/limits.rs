@@ -45,10 +45,10 @@ pub const RING_EVENTS_MAX: usize = 1024;
 pub const RING_AGE_MS_MAX: u64 = 30_000;
 /// Output is batched per connection per tick: this tick for an object with few sockets
 /// (see `tick_ms_for`). It is the longest a room's output waits for its flush while the
-/// fan-out budget lasts less (`FANOUT_FRAMES_BURST`, `Room::schedule_tick`).
+/// fan-out budget lasts less (`FANOUT_FRAMES_BURST`, `flush::Pacing`).
 pub const TICK_MS: u64 = 50;
 /// A sharded room whose last flush is this many ticks ago is quiet: its next output goes
-/// out at once (leading edge) rather than a tick later (`Room::schedule_tick`).
+/// out at once (leading edge) rather than a tick later (`flush::Pacing`).
 pub const FLUSH_QUIET_TICKS: u64 = 2;
 /// The closest two flushes of an unsharded room may be while its fan-out budget allows
 /// output at once: a connection gets at most one frame per this many milliseconds.

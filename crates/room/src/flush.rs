@@ -6,6 +6,134 @@ use super::*;
 /// Distinct batches a flush compares a connection's batch with (the most recent ones).
 const SHARED_BATCH_GROUPS_COMPARED: usize = 4;
 
+/// When the room's output goes out: the flush waiting, the last flush, and the fan-out
+/// budget. The rule (`Pacing::earliest_ms`):
+///
+/// Leading edge: output goes out at once while the room's fan-out budget lasts
+/// (`FANOUT_FRAMES_BURST`, refilled at `FANOUT_FRAMES_PER_S_TARGET`), at most one frame
+/// per connection per `FLUSH_SPACING_MS_MIN`. A send costs about what the naive
+/// object's costs, so holding output to batch it saves CPU only when the thread would
+/// otherwise be flooded: a room of 1,000 viewers and 20 comments a second sends each
+/// comment at once (at 50 ms ticks it waited 40–60 ms for company it rarely had). Spent,
+/// output waits for the tick after the last flush (never a whole tick from its own
+/// arrival), so a connection gets at most one frame per tick and a busy room of
+/// thousands keeps its batching.
+///
+/// A sharded room keeps its trailing tick: output waits a whole tick from its arrival
+/// unless the room was quiet for `FLUSH_QUIET_TICKS`. Its shards' fan-out is what the
+/// tick paces, and flushing a tick after the last flush instead sent 46% more frames at
+/// 10,000 viewers on one workerd thread (p99 914 ms became 4.2 s, `cargo xtask bench
+/// fanout --viewers 10000`).
+#[derive(Debug)]
+pub(crate) struct Pacing {
+    /// Set while some output waits for a flush.
+    flush_at_ms: Option<u64>,
+    /// When output last went out (a flush that sent nothing does not count).
+    last_flush_ms: Option<u64>,
+    fanout_budget: TokenBucket,
+}
+
+/// What the pacing rule reads of the room at the moment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PacingInput {
+    /// `Room::tick_ms`: how long output may wait to be batched.
+    pub tick_ms: u64,
+    pub sharded: bool,
+    /// Frames one flush sends (a frame per ready local socket).
+    pub frames_per_flush: u32,
+}
+
+impl Pacing {
+    pub(crate) fn new(now_ms: u64) -> Pacing {
+        Pacing {
+            flush_at_ms: None,
+            last_flush_ms: None,
+            fanout_budget: TokenBucket::new_full(
+                u32::try_from(FANOUT_FRAMES_PER_S_TARGET).expect("a small rate"),
+                u32::try_from(FANOUT_FRAMES_BURST).expect("a small burst"),
+                now_ms,
+            ),
+        }
+    }
+
+    /// When the waiting output goes out, if some waits.
+    pub(crate) fn flush_at_ms(&self) -> Option<u64> {
+        self.flush_at_ms
+    }
+
+    /// Output is waiting: a flush is set for the time the rule says, unless one is set.
+    pub(crate) fn schedule(&mut self, now_ms: u64, room: PacingInput) {
+        if self.flush_at_ms.is_some() {
+            return;
+        }
+        let at = if room.sharded {
+            let quiet = self
+                .last_flush_ms
+                .is_none_or(|last| now_ms >= last + FLUSH_QUIET_TICKS * room.tick_ms);
+            if quiet {
+                now_ms
+            } else {
+                now_ms + room.tick_ms
+            }
+        } else {
+            self.earliest_ms(now_ms, room)
+        };
+        self.flush_at_ms = Some(at);
+    }
+
+    /// The earliest a flush may go out now: in a sharded room a tick after the last flush.
+    fn earliest_ms(&mut self, now_ms: u64, room: PacingInput) -> u64 {
+        let after_last = |spacing_ms: u64| {
+            self.last_flush_ms
+                .map_or(now_ms, |last| last + spacing_ms)
+                .max(now_ms)
+        };
+        let by_tick = after_last(room.tick_ms);
+        if room.sharded {
+            return by_tick;
+        }
+        match self
+            .fanout_budget
+            .wait_ms(room.frames_per_flush.max(1), now_ms)
+        {
+            Some(wait_ms) => (now_ms + wait_ms)
+                .max(after_last(FLUSH_SPACING_MS_MIN))
+                .min(by_tick),
+            None => by_tick, // more sockets than the burst: every flush waits its tick
+        }
+    }
+
+    /// At a timeout: whether the flush is due now. The rule may say later now than when
+    /// the flush was set (more sockets or shards, the budget spent meanwhile): then it is
+    /// set again for then.
+    pub(crate) fn due(&mut self, now_ms: u64, room: PacingInput) -> bool {
+        if self.flush_at_ms.is_none_or(|at| at > now_ms) {
+            return false;
+        }
+        let earliest = self.earliest_ms(now_ms, room);
+        if now_ms >= earliest {
+            return true;
+        }
+        self.flush_at_ms = Some(earliest);
+        false
+    }
+
+    /// A flush is under way: output queued from now on waits for the next.
+    pub(crate) fn flushing(&mut self) {
+        self.flush_at_ms = None;
+    }
+
+    /// The flush sent `frames`. One that sent nothing does not hold the next one back,
+    /// unless the room is sharded (its flush always feeds its shards).
+    pub(crate) fn flushed(&mut self, now_ms: u64, frames: u64, sharded: bool) {
+        self.fanout_budget
+            .spend(u32::try_from(frames).unwrap_or(u32::MAX), now_ms);
+        if frames > 0 || sharded {
+            self.last_flush_ms = Some(now_ms);
+        }
+    }
+}
+
 impl Room {
     pub(crate) fn broadcast(&mut self, event: Event, now_ms: u64) {
         let ids: Vec<ConnectionId> = self
@@ -43,58 +171,19 @@ impl Room {
         self.schedule_tick(now_ms);
     }
 
-    /// Leading edge: output goes out at once while the room's fan-out budget lasts
-    /// (`FANOUT_FRAMES_BURST`, refilled at `FANOUT_FRAMES_PER_S_TARGET`), at most one frame
-    /// per connection per `FLUSH_SPACING_MS_MIN`. A send costs about what the naive
-    /// object's costs, so holding output to batch it saves CPU only when the thread would
-    /// otherwise be flooded: a room of 1,000 viewers and 20 comments a second sends each
-    /// comment at once (at 50 ms ticks it waited 40–60 ms for company it rarely had). Spent,
-    /// output waits for the tick after the last flush (never a whole tick from its own
-    /// arrival), so a connection gets at most one frame per tick and a busy room of
-    /// thousands keeps its batching.
+    /// Output is waiting: see `Pacing` for when it goes out.
     pub(crate) fn schedule_tick(&mut self, now_ms: u64) {
-        if self.tick_at_ms.is_some() {
-            return;
+        if self.pacing.flush_at_ms().is_none() {
+            let input = self.pacing_input();
+            self.pacing.schedule(now_ms, input);
         }
-        let at = if self.shards.is_sharded() {
-            // A big room keeps its trailing tick: output waits a whole tick from its
-            // arrival unless the room was quiet for `FLUSH_QUIET_TICKS`. Its shards'
-            // fan-out is what the tick paces, and flushing a tick after the last flush
-            // instead sent 46% more frames at 10,000 viewers on one workerd thread (p99
-            // 914 ms became 4.2 s, `cargo xtask bench fanout --viewers 10000`).
-            let tick_ms = self.tick_ms();
-            let quiet = self
-                .last_flush_ms
-                .is_none_or(|last| now_ms >= last + FLUSH_QUIET_TICKS * tick_ms);
-            if quiet {
-                now_ms
-            } else {
-                now_ms + tick_ms
-            }
-        } else {
-            self.flush_earliest_ms(now_ms)
-        };
-        self.tick_at_ms = Some(at);
     }
 
-    /// The earliest a flush may go out now (see `schedule_tick`): in a sharded room a tick
-    /// after the last flush.
-    fn flush_earliest_ms(&mut self, now_ms: u64) -> u64 {
-        let after_last = |spacing_ms: u64| {
-            self.last_flush_ms
-                .map_or(now_ms, |last| last + spacing_ms)
-                .max(now_ms)
-        };
-        let by_tick = after_last(self.tick_ms());
-        if self.shards.is_sharded() {
-            return by_tick;
-        }
-        let frames = u32::try_from(self.ready_local.max(1)).unwrap_or(u32::MAX);
-        match self.fanout_budget.wait_ms(frames, now_ms) {
-            Some(wait_ms) => (now_ms + wait_ms)
-                .max(after_last(FLUSH_SPACING_MS_MIN))
-                .min(by_tick),
-            None => by_tick, // more sockets than the burst: every flush waits its tick
+    fn pacing_input(&self) -> PacingInput {
+        PacingInput {
+            tick_ms: self.tick_ms(),
+            sharded: self.shards.is_sharded(),
+            frames_per_flush: u32::try_from(self.ready_local).unwrap_or(u32::MAX),
         }
     }
 
@@ -117,7 +206,8 @@ impl Room {
         let refresh = (self.shards.is_sharded()
             || (self.local_connections() > 0 && self.online_published != Some(self.online())))
         .then_some(self.online_refresh_at_ms);
-        self.tick_at_ms
+        self.pacing
+            .flush_at_ms()
             .into_iter()
             .chain(self.interaction_deadline())
             .chain(self.sweep_clock.next_ms())
@@ -127,7 +217,7 @@ impl Room {
 
     /// Whether output is waiting for a tick (the host flushes soon, not via an alarm).
     pub fn tick_pending(&self) -> Option<u64> {
-        self.tick_at_ms
+        self.pacing.flush_at_ms()
     }
 
     /// Whether a socket's liveness has something due at `now_ms` (a host reads the
@@ -178,15 +268,9 @@ impl Room {
             }
         }
         self.close_due_interactions(now_ms);
-        if self.tick_at_ms.is_some_and(|at| at <= now_ms) {
-            // The rule may say later now than when the flush was scheduled (more sockets or
-            // shards, the budget spent meanwhile).
-            let earliest = self.flush_earliest_ms(now_ms);
-            if now_ms >= earliest {
-                self.flush(now_ms);
-            } else {
-                self.tick_at_ms = Some(earliest);
-            }
+        let input = self.pacing_input();
+        if self.pacing.due(now_ms, input) {
+            self.flush(now_ms);
         }
     }
 
@@ -194,7 +278,7 @@ impl Room {
     pub(crate) fn flush(&mut self, now_ms: u64) {
         self.publish_tallies(now_ms);
         self.publish_interactions(now_ms);
-        self.tick_at_ms = None;
+        self.pacing.flushing();
         self.evict_old_actions(now_ms);
         if self.likes_dirty {
             self.likes_dirty = false;
@@ -270,13 +354,8 @@ impl Room {
                 self.outputs.push_back(Output::Send { connections, frame });
             }
         }
-        self.fanout_budget
-            .spend(u32::try_from(frames_sent).unwrap_or(u32::MAX), now_ms);
-        // A flush that sent nothing does not hold the next one back (a sharded room's
-        // flush always feeds its shards).
-        if frames_sent > 0 || self.shards.is_sharded() {
-            self.last_flush_ms = Some(now_ms);
-        }
+        let sharded = self.shards.is_sharded();
+        self.pacing.flushed(now_ms, frames_sent, sharded);
         self.flush_shards(now_ms, changed);
     }
 

@@ -47,6 +47,7 @@ pub use api::*;
 use audience::*;
 use connections::*;
 use dispatch::*;
+use flush::Pacing;
 pub use gifts::default_gift_catalog;
 use gifts::*;
 pub use moderation::AuditEntry;
@@ -104,14 +105,8 @@ pub struct Room {
     sweep_clock: liveness::SweepClock,
     /// Silence after which a socket is stale (`set_stale_socket_ms`).
     stale_socket_ms: u64,
-    /// Set while some output waits for the next tick.
-    tick_at_ms: Option<u64>,
-    /// When output last went out (`flush`): the next flush is a tick after it at the
-    /// latest while output waits, `FLUSH_SPACING_MS_MIN` at the earliest.
-    last_flush_ms: Option<u64>,
-    /// Frames an unsharded room may send without waiting for its tick
-    /// (`FANOUT_FRAMES_PER_S_TARGET`, `FANOUT_FRAMES_BURST`).
-    fanout_budget: TokenBucket,
+    /// When output goes out (the flush rule).
+    pacing: Pacing,
     /// The room's own bound on actions, whatever its flushes (`ROOM_ACTIONS_PER_S_MAX`).
     actions_allowance: TokenBucket,
     outputs: VecDeque<Output>,
@@ -166,13 +161,7 @@ impl Room {
             online_publish_earliest_ms: now_ms,
             sweep_clock: liveness::SweepClock::default(),
             stale_socket_ms: STALE_SOCKET_MS,
-            tick_at_ms: None,
-            last_flush_ms: None,
-            fanout_budget: TokenBucket::new_full(
-                u32::try_from(FANOUT_FRAMES_PER_S_TARGET).expect("a small rate"),
-                u32::try_from(FANOUT_FRAMES_BURST).expect("a small burst"),
-                now_ms,
-            ),
+            pacing: Pacing::new(now_ms),
             actions_allowance: TokenBucket::new_full(
                 u32::try_from(ROOM_ACTIONS_PER_S_MAX).expect("a small rate"),
                 u32::try_from(ROOM_ACTIONS_BURST).expect("a small burst"),

@@ -502,3 +502,76 @@ fn a_count_change_that_finds_a_full_outbox_comes_with_the_next_frame() {
     let out = tick(&mut room, &mut now);
     assert!(out.events[&1].contains(&Event::Online { count: 2 }));
 }
+
+/// The pacing rule on its own, with the room's inputs given: the leading edge while the
+/// budget lasts, one spacing apart; spent, a tick after the last flush; a sharded room's
+/// trailing tick unless it was quiet.
+#[test]
+fn pacing_follows_the_flush_rule_at_each_of_its_bounds() {
+    use crate::flush::{Pacing, PacingInput};
+    let tick_ms = 50;
+    let small = PacingInput {
+        tick_ms,
+        sharded: false,
+        frames_per_flush: 1_000,
+    };
+    let mut pacing = Pacing::new(0);
+    // Idle: the first output goes out at once.
+    pacing.schedule(0, small);
+    assert_eq!(pacing.flush_at_ms(), Some(0));
+    assert!(pacing.due(0, small));
+    pacing.flushing();
+    pacing.flushed(0, 1_000, false);
+    // More output 1 ms later waits one spacing, not a tick; a second schedule keeps it.
+    pacing.schedule(1, small);
+    pacing.schedule(2, small);
+    assert_eq!(pacing.flush_at_ms(), Some(FLUSH_SPACING_MS_MIN));
+    assert!(!pacing.due(FLUSH_SPACING_MS_MIN - 1, small));
+    assert!(pacing.due(FLUSH_SPACING_MS_MIN, small));
+    pacing.flushing();
+    assert_eq!(pacing.flush_at_ms(), None);
+    // Spend the burst: the next flush waits for the tick after the last one.
+    let burst = FANOUT_FRAMES_BURST;
+    pacing.flushed(FLUSH_SPACING_MS_MIN, burst, false);
+    pacing.schedule(FLUSH_SPACING_MS_MIN + 1, small);
+    let at = pacing.flush_at_ms().unwrap();
+    assert!(
+        at > FLUSH_SPACING_MS_MIN + 1 && at <= FLUSH_SPACING_MS_MIN + tick_ms,
+        "{at}"
+    );
+    // A flush that sent nothing does not hold the next one back.
+    let mut pacing = Pacing::new(0);
+    pacing.flushed(0, 0, false);
+    pacing.schedule(1, small);
+    assert_eq!(pacing.flush_at_ms(), Some(1));
+    // More sockets than the burst: every flush waits its tick.
+    let huge = PacingInput {
+        frames_per_flush: u32::try_from(FANOUT_FRAMES_BURST).unwrap() + 1,
+        ..small
+    };
+    let mut pacing = Pacing::new(0);
+    pacing.flushed(100, 1, false);
+    pacing.schedule(101, huge);
+    assert_eq!(pacing.flush_at_ms(), Some(100 + tick_ms));
+    // The rule read again at the timeout: sockets joined meanwhile move the flush later.
+    let mut pacing = Pacing::new(0);
+    pacing.flushed(100, 1, false);
+    pacing.schedule(101, small);
+    assert_eq!(pacing.flush_at_ms(), Some(100 + FLUSH_SPACING_MS_MIN));
+    assert!(!pacing.due(100 + FLUSH_SPACING_MS_MIN, huge));
+    assert_eq!(pacing.flush_at_ms(), Some(100 + tick_ms));
+    // Sharded: a trailing tick, unless quiet for FLUSH_QUIET_TICKS.
+    let sharded = PacingInput {
+        sharded: true,
+        ..small
+    };
+    let mut pacing = Pacing::new(0);
+    pacing.flushed(1_000, 0, true);
+    pacing.schedule(1_001, sharded);
+    assert_eq!(pacing.flush_at_ms(), Some(1_001 + tick_ms));
+    let mut pacing = Pacing::new(0);
+    pacing.flushed(1_000, 0, true);
+    let quiet_ms = 1_000 + FLUSH_QUIET_TICKS * tick_ms;
+    pacing.schedule(quiet_ms, sharded);
+    assert_eq!(pacing.flush_at_ms(), Some(quiet_ms));
+}
