@@ -140,7 +140,6 @@ impl Room {
         self.evict_old_actions(now_ms);
         let view = RoomView {
             epoch: self.epoch,
-            total_version: self.total_version,
             likes_total: self.likes_total,
             tick_ms: self.tick_ms(),
             parts: &self.parts,

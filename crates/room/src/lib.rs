@@ -83,8 +83,7 @@ pub struct Room {
     info: RoomInfo,
     status: RoomStatus,
     epoch: u64,
-    total_version: u64,
-    parts: BTreeMap<String, PartState>,
+    parts: PartSet,
     ring: ring::ActionRing,
     likes_total: u64,
     created_ms: u64,
@@ -146,8 +145,7 @@ impl Room {
             info,
             status: RoomStatus::Live,
             epoch,
-            total_version: 0,
-            parts: BTreeMap::new(),
+            parts: PartSet::default(),
             ring: ring::ActionRing::default(),
             likes_total: 0,
             created_ms: now_ms,
@@ -193,7 +191,7 @@ impl Room {
     }
 
     pub fn total_version(&self) -> u64 {
-        self.total_version
+        self.parts.total_version()
     }
 
     pub fn last_seq(&self) -> u64 {

@@ -3,6 +3,93 @@
 
 use super::*;
 
+/// Named JSON values, each at the room's total version when it was last set: the room's
+/// own parts and a shard's copy of them are both one of these.
+///
+/// Invariants: every part's version is at most `total_version`, and no two parts share
+/// one (each set takes the next total version); versions only grow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct PartSet {
+    total_version: u64,
+    parts: BTreeMap<String, PartState>,
+}
+
+impl PartSet {
+    /// Parts read back from storage (or a snapshot): none may be newer than the total.
+    pub(crate) fn restored(
+        total_version: u64,
+        parts: impl IntoIterator<Item = (String, u64, String)>,
+    ) -> PartSet {
+        let parts: BTreeMap<String, PartState> = parts
+            .into_iter()
+            .map(|(name, version, value)| (name, PartState { version, value }))
+            .collect();
+        assert!(
+            parts.values().all(|p| p.version <= total_version),
+            "part newer than the room"
+        );
+        PartSet {
+            total_version,
+            parts,
+        }
+    }
+
+    pub(crate) fn total_version(&self) -> u64 {
+        self.total_version
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&PartState> {
+        self.parts.get(name)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.parts.len()
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &PartState)> + '_ {
+        self.parts.iter()
+    }
+
+    /// Sets a part at the next total version, which it returns.
+    pub(crate) fn put(&mut self, name: String, value: String) -> u64 {
+        self.total_version += 1;
+        let version = self.total_version;
+        self.parts.insert(name, PartState { version, value });
+        version
+    }
+
+    /// A shard's copy: a part event of the room's batch (an older version changes nothing).
+    pub(crate) fn apply_part(&mut self, name: &str, version: u64, value: &str) {
+        if self.parts.get(name).is_none_or(|p| p.version < version) {
+            let value = value.to_owned();
+            self.parts
+                .insert(name.to_owned(), PartState { version, value });
+            self.total_version = self.total_version.max(version);
+        }
+    }
+
+    /// A shard's copy: the room's total version (never back).
+    pub(crate) fn apply_total_version(&mut self, total_version: u64) {
+        self.total_version = self.total_version.max(total_version);
+    }
+
+    /// The parts newer than a reader holds (`known`: the version it has of a name), as
+    /// the `Part` events that bring it up to date, in name order.
+    pub(crate) fn newer_than<'a>(
+        &'a self,
+        known: impl Fn(&str) -> Option<u64> + 'a,
+    ) -> impl Iterator<Item = Event> + 'a {
+        self.parts
+            .iter()
+            .filter(move |(name, part)| known(name).is_none_or(|v| v < part.version))
+            .map(|(name, part)| Event::Part {
+                name: name.clone(),
+                version: part.version,
+                value: part.value.clone(),
+            })
+    }
+}
+
 pub(crate) fn check_json(
     text: &str,
     field: &'static str,
@@ -50,24 +137,16 @@ impl Room {
             return Err(AdminError::ReservedPart);
         }
         check_json(&value, "value", PART_VALUE_BYTES_MAX)?;
-        if !self.parts.contains_key(&name) && self.parts.len() >= PARTS_COUNT_MAX {
+        if self.parts.get(&name).is_none() && self.parts.len() >= PARTS_COUNT_MAX {
             return Err(AdminError::TooManyParts);
         }
         Ok(self.put_part(name, value, now_ms))
     }
 
     pub(crate) fn put_part(&mut self, name: String, value: String, now_ms: u64) -> u64 {
-        self.total_version += 1;
-        let version = self.total_version;
+        let version = self.parts.put(name.clone(), value.clone());
         self.outputs
             .push_back(Output::Store(StorageOp::put_part(&name, version, &value)));
-        self.parts.insert(
-            name.clone(),
-            PartState {
-                version,
-                value: value.clone(),
-            },
-        );
         // The part record replaces the previous version in storage, so the meta that
         // counts it is written with it: a crash never leaves a part newer than the room.
         self.meta_dirty = true;
@@ -83,7 +162,7 @@ impl Room {
         self.broadcast(
             Event::Version {
                 epoch: self.epoch,
-                total_version: self.total_version,
+                total_version: version,
             },
             now_ms,
         );

@@ -11,13 +11,13 @@ use crate::audience::{Audience, Member};
 use crate::liveness::{self, Liveness, SweepClock};
 use crate::ring::ActionRing;
 use crate::Refusal;
-use crate::{ConnectionId, Identity, LogRecord, PartState, RoomView, UserBuckets};
+use crate::{ConnectionId, Identity, LogRecord, PartSet, RoomView, UserBuckets};
 use ovation_proto::limits::*;
 use ovation_proto::{
     ClientFrame, CloseCode, DecodeError, ErrorCode, Event, Hello, RelayedFrame, ServerFrame,
     ShardDown, ShardUp, Snapshot, TokenBucket, PROTOCOL_VERSION,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 mod mirror;
 mod relay;

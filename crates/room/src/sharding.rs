@@ -320,7 +320,7 @@ impl Room {
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             epoch: self.epoch,
-            total_version: self.total_version,
+            total_version: self.parts.total_version(),
             last_seq: self.ring.last_seq(),
             likes_total: self.likes_total,
             online: self.online(),

@@ -20,7 +20,9 @@ use crate::polls::{Poll, PollRecord};
 use crate::products::ProductCard;
 use crate::qa::{Qa, QaRecord};
 use crate::quiz::{AnswerRecord, Quiz, QuizRecord};
-use crate::{Gifter, Output, PartState, PendingGift, Room, RoomInfo, RoomStatus, RESERVED_PARTS};
+use crate::{
+    Gifter, Output, PartSet, PartState, PendingGift, Room, RoomInfo, RoomStatus, RESERVED_PARTS,
+};
 use ovation_proto::limits::{
     LIKE_FRAMES_STORED_PER_TICK_MAX, PARTS_COUNT_MAX, SHARDS_PER_ROOM_MAX, SHARD_COUNTS_MAX,
 };
@@ -97,7 +99,7 @@ impl StorageOp {
                 info: room.info.clone(),
                 status: room.status,
                 epoch: room.epoch,
-                total_version: room.total_version,
+                total_version: room.parts.total_version(),
                 last_seq: room.ring.last_seq(),
                 likes_total: room.likes_total,
                 created_ms: room.created_ms,
@@ -434,7 +436,6 @@ impl Room {
         );
         let mut room = Room::empty(meta.info, meta.epoch, meta.created_ms);
         room.status = meta.status;
-        room.total_version = meta.total_version;
         room.likes_total = meta.likes_total;
         // Like frames acknowledged just before the crash: a retry is acknowledged again,
         // not counted again.
@@ -442,7 +443,12 @@ impl Room {
             room.buckets(&user, now_ms).remember(client_id, None);
         }
         room.online_refresh_at_ms = now_ms;
-        room.parts = parts;
+        room.parts = PartSet::restored(
+            meta.total_version,
+            parts
+                .into_iter()
+                .map(|(name, part): (String, PartState)| (name, part.version, part.value)),
+        );
         // Ask again for every charge that had no answer: the service answers a charge it
         // already made as `replayed`, and a recovered gift is announced then.
         room.gifts = crate::gifts::Gifts::restored(gifters, pending);
@@ -504,12 +510,6 @@ impl Room {
         }
         room.ring =
             crate::ring::ActionRing::restored(meta.last_seq, actions.into_iter().map(|r| r.action));
-        for part in room.parts.values() {
-            assert!(
-                part.version <= room.total_version,
-                "part newer than the room"
-            );
-        }
         room.evict_old_actions(now_ms);
         // This instance numbers its batches from 1 again: every shard gets a snapshot.
         room.shards.counts = shard_counts;

@@ -11,11 +11,10 @@ pub(crate) struct PartState {
 /// What a Welcome is built from: the room's own state, or a shard's copy of it.
 pub(crate) struct RoomView<'a> {
     pub epoch: u64,
-    pub total_version: u64,
     pub likes_total: u64,
     /// The tick the serving object batches at now (`limits::room_tick_ms_for`).
     pub tick_ms: u64,
-    pub parts: &'a BTreeMap<String, PartState>,
+    pub parts: &'a PartSet,
     /// Already trimmed to the ring's age limit.
     pub ring: &'a ring::ActionRing,
 }
@@ -36,7 +35,7 @@ impl RoomView<'_> {
             user: identity.user.clone(),
             role: identity.role,
             epoch: self.epoch,
-            total_version: self.total_version,
+            total_version: self.parts.total_version(),
             action_cursor: self.ring.last_seq(),
             resumed: resume.is_some(),
             tick_ms: u32::try_from(self.tick_ms).expect("ticks are short"),
@@ -45,18 +44,10 @@ impl RoomView<'_> {
             .iter()
             .flat_map(|r| r.part_versions.iter().map(|p| (p.name.as_str(), p.version)))
             .collect();
-        for (name, part) in self.parts {
-            if known.get(name.as_str()).is_none_or(|&v| v < part.version) {
-                events.push(Event::Part {
-                    name: name.clone(),
-                    version: part.version,
-                    value: part.value.clone(),
-                });
-            }
-        }
+        events.extend(self.parts.newer_than(|name| known.get(name).copied()));
         events.push(Event::Version {
             epoch: self.epoch,
-            total_version: self.total_version,
+            total_version: self.parts.total_version(),
         });
         if let Some(resume) = resume {
             let cursor = resume.action_cursor.min(self.ring.last_seq());

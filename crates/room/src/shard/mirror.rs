@@ -7,11 +7,10 @@ use super::*;
 #[derive(Debug)]
 pub(crate) struct Mirror {
     pub(crate) epoch: u64,
-    pub(crate) total_version: u64,
     pub(crate) likes_total: u64,
     pub(crate) online: u32,
     pub(crate) ended: bool,
-    pub(crate) parts: BTreeMap<String, PartState>,
+    pub(crate) parts: PartSet,
     pub(crate) ring: ActionRing,
 }
 
@@ -19,15 +18,10 @@ impl Mirror {
     pub(crate) fn from_snapshot(snapshot: Snapshot) -> Mirror {
         Mirror {
             epoch: snapshot.epoch,
-            total_version: snapshot.total_version,
             likes_total: snapshot.likes_total,
             online: snapshot.online,
             ended: snapshot.ended,
-            parts: snapshot
-                .parts
-                .into_iter()
-                .map(|(name, version, value)| (name, PartState { version, value }))
-                .collect(),
+            parts: PartSet::restored(snapshot.total_version, snapshot.parts),
             ring: ActionRing::restored(snapshot.last_seq, snapshot.ring),
         }
     }
@@ -39,21 +33,11 @@ impl Mirror {
                 name,
                 version,
                 value,
-            } if self.parts.get(name).is_none_or(|p| p.version < *version) => {
-                self.parts.insert(
-                    name.clone(),
-                    PartState {
-                        version: *version,
-                        value: value.clone(),
-                    },
-                );
-            }
+            } => self.parts.apply_part(name, *version, value),
             Event::Version {
                 epoch,
                 total_version,
-            } if *epoch == self.epoch => {
-                self.total_version = self.total_version.max(*total_version);
-            }
+            } if *epoch == self.epoch => self.parts.apply_total_version(*total_version),
             Event::Action(action) => self.ring.apply(action),
             Event::Likes { total } => self.likes_total = self.likes_total.max(*total),
             Event::Online { count } => self.online = *count,
@@ -66,21 +50,11 @@ impl Mirror {
     pub(crate) fn missed(&self, newer: &Mirror) -> Vec<Event> {
         let mut events: Vec<Event> = newer
             .parts
-            .iter()
-            .filter(|(name, part)| {
-                self.parts
-                    .get(*name)
-                    .is_none_or(|p| p.version < part.version)
-            })
-            .map(|(name, part)| Event::Part {
-                name: name.clone(),
-                version: part.version,
-                value: part.value.clone(),
-            })
+            .newer_than(|name| self.parts.get(name).map(|p| p.version))
             .collect();
         events.push(Event::Version {
             epoch: newer.epoch,
-            total_version: newer.total_version,
+            total_version: newer.parts.total_version(),
         });
         let cursor = self.ring.last_seq();
         events.extend(newer.ring.gap_after(cursor));
@@ -97,7 +71,6 @@ impl Mirror {
         self.ring.evict_old(now_ms, |_| {});
         RoomView {
             epoch: self.epoch,
-            total_version: self.total_version,
             likes_total: self.likes_total,
             tick_ms,
             parts: &self.parts,

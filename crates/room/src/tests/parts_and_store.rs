@@ -133,3 +133,48 @@ fn every_admin_input_limit_takes_the_limit_and_refuses_one_past_it() {
         .set_gift_catalog(catalog(GIFT_CATALOG_ENTRIES_MAX + 1))
         .is_err());
 }
+
+/// The part set on its own: versions from the total, readers brought up to date by name,
+/// a shard's copy never going back.
+#[test]
+fn a_part_set_gives_each_set_the_next_total_version_and_tells_readers_what_is_newer() {
+    let mut parts = PartSet::default();
+    assert_eq!(parts.put("a".into(), "1".into()), 1);
+    assert_eq!(parts.put("b".into(), "2".into()), 2);
+    assert_eq!(parts.put("a".into(), "3".into()), 3);
+    assert_eq!(parts.total_version(), 3);
+    let names = |events: Vec<Event>| -> Vec<(String, u64)> {
+        events
+            .into_iter()
+            .map(|e| match e {
+                Event::Part { name, version, .. } => (name, version),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    };
+    let none = |_: &str| None;
+    assert_eq!(
+        names(parts.newer_than(none).collect()),
+        [("a".into(), 3), ("b".into(), 2)]
+    );
+    let holds_b = |name: &str| (name == "b").then_some(2);
+    assert_eq!(
+        names(parts.newer_than(holds_b).collect()),
+        [("a".into(), 3)]
+    );
+    // A shard's copy: an older part or total changes nothing.
+    let mut copy = PartSet::restored(
+        2,
+        [("a".into(), 1, "1".into()), ("b".into(), 2, "2".into())],
+    );
+    copy.apply_part("a", 3, "3");
+    copy.apply_part("a", 1, "stale");
+    copy.apply_total_version(1);
+    assert_eq!(copy, parts);
+}
+
+#[test]
+#[should_panic(expected = "part newer than the room")]
+fn a_part_newer_than_its_total_is_a_broken_invariant() {
+    let _ = PartSet::restored(1, [("a".into(), 2, "{}".into())]);
+}
