@@ -4,6 +4,43 @@
 
 use super::*;
 
+/// The actions this client started and has not seen end, and the likes waiting to be
+/// sent. Invariant: every pending action ends with exactly one `Done` (or is a like
+/// frame whose likes end in the room's count or a `LikesDropped`).
+#[derive(Debug)]
+pub(crate) struct Actions {
+    /// 21 random bits above the counter: ids below 2^53 (JavaScript numbers carry them
+    /// exactly) that tell this client's from the same user's other sessions.
+    client_id_prefix: u64,
+    next_client_counter: u32,
+    /// Sent or waiting to be sent, oldest first (at most `CLIENT_ACTIONS_PENDING_MAX`).
+    pub(crate) pending: VecDeque<PendingAction>,
+    /// Likes queued and not yet in a frame (at most `CLIENT_LIKES_PENDING_MAX`).
+    pub(crate) likes_waiting: u32,
+    pub(crate) likes_bucket: TokenBucket,
+    pub(crate) last_like_frame_ms: Option<u64>,
+}
+
+impl Actions {
+    pub(crate) fn new(client_id_prefix: u64, now_ms: u64) -> Actions {
+        Actions {
+            client_id_prefix,
+            next_client_counter: 1,
+            pending: VecDeque::new(),
+            likes_waiting: 0,
+            likes_bucket: TokenBucket::new_full(CLIENT_LIKES_RATE_PER_S, LIKES_BURST, now_ms),
+            last_like_frame_ms: None,
+        }
+    }
+
+    /// The next client id (the counter skips 0 when it wraps).
+    pub(crate) fn next_client_id(&mut self) -> u64 {
+        let client_id = self.client_id_prefix | u64::from(self.next_client_counter);
+        self.next_client_counter = self.next_client_counter.wrapping_add(1).max(1);
+        client_id
+    }
+}
+
 impl Client {
     /// Posts a comment. Returns the action id its `Done` will carry.
     pub fn comment(&mut self, text: &str, now_ms: u64) -> Result<u64, ActionError> {
@@ -260,8 +297,8 @@ impl Client {
             );
             return 0;
         }
-        let queued = count.min(CLIENT_LIKES_PENDING_MAX.saturating_sub(self.likes_waiting));
-        self.likes_waiting += queued;
+        let queued = count.min(CLIENT_LIKES_PENDING_MAX.saturating_sub(self.actions.likes_waiting));
+        self.actions.likes_waiting += queued;
         if queued < count {
             let message = limit(
                 "at most ",
@@ -277,8 +314,9 @@ impl Client {
         // The flush timer runs while a socket is open; a Welcome arms it for likes
         // queued before.
         let open = matches!(self.phase, Phase::Open { .. });
-        if open && self.likes_waiting > 0 && self.timers.get(Timer::LikeFlush).is_none() {
+        if open && self.actions.likes_waiting > 0 && self.timers.get(Timer::LikeFlush).is_none() {
             let at = self
+                .actions
                 .last_like_frame_ms
                 .map_or(now_ms, |t| now_ms.max(t + CLIENT_LIKE_FLUSH_MS));
             self.timers.set(Timer::LikeFlush, at);
@@ -302,7 +340,7 @@ impl Client {
                 "the pull transport only receives; sending needs the WebSocket",
             ));
         }
-        if self.pending.len() >= CLIENT_ACTIONS_PENDING_MAX {
+        if self.actions.pending.len() >= CLIENT_ACTIONS_PENDING_MAX {
             return Err(ActionError::new(
                 FailureCode::Refused(ErrorCode::TooMany),
                 &limit(
@@ -312,9 +350,7 @@ impl Client {
                 ),
             ));
         }
-        let client_id = self.client_id_prefix | u64::from(self.next_client_counter);
-        self.next_client_counter = self.next_client_counter.wrapping_add(1).max(1);
-        Ok(client_id)
+        Ok(self.actions.next_client_id())
     }
 
     pub(crate) fn send_action(
@@ -336,7 +372,7 @@ impl Client {
                 frame: frame.clone(),
             });
         }
-        self.pending.push_back(PendingAction {
+        self.actions.pending.push_back(PendingAction {
             client_id,
             frame,
             created_ms: now_ms,
@@ -349,8 +385,12 @@ impl Client {
 
     pub(crate) fn take_pending(&mut self, client_id: u64) -> Option<PendingAction> {
         // A duplicate answer to a retry, or timed out already, finds nothing.
-        let index = self.pending.iter().position(|p| p.client_id == client_id)?;
-        let action = self.pending.remove(index);
+        let index = self
+            .actions
+            .pending
+            .iter()
+            .position(|p| p.client_id == client_id)?;
+        let action = self.actions.pending.remove(index);
         self.arm_action_timer();
         action
     }
@@ -359,6 +399,7 @@ impl Client {
     #[inline(never)]
     pub(crate) fn arm_action_timer(&mut self) {
         let at = self
+            .actions
             .pending
             .front()
             .map(|p| p.created_ms + CLIENT_ACTION_TIMEOUT_MS);
@@ -405,13 +446,14 @@ impl Client {
             self.likes_dropped(action.likes, error.code, &error.message);
             return;
         }
-        self.likes_waiting = self.likes_waiting.saturating_add(action.likes);
+        self.actions.likes_waiting = self.actions.likes_waiting.saturating_add(action.likes);
         // The room's bucket is emptier than ours: start ours empty too, and wait.
-        self.likes_bucket = TokenBucket::new_full(CLIENT_LIKES_RATE_PER_S, LIKES_BURST, now_ms);
-        let _ = self.likes_bucket.take(LIKES_BURST, now_ms);
+        self.actions.likes_bucket =
+            TokenBucket::new_full(CLIENT_LIKES_RATE_PER_S, LIKES_BURST, now_ms);
+        let _ = self.actions.likes_bucket.take(LIKES_BURST, now_ms);
         let wait_ms =
             u64::from(error.retry_after_ms).clamp(CLIENT_LIKE_FLUSH_MS, CLIENT_LIKE_RETRY_MS_MAX);
-        self.last_like_frame_ms = Some(now_ms);
+        self.actions.last_like_frame_ms = Some(now_ms);
         // Outside an open socket (a refusal before Welcome) the Welcome arms the flush.
         if matches!(self.phase, Phase::Open { .. }) {
             let at = now_ms + wait_ms;
@@ -436,7 +478,7 @@ impl Client {
     /// answer may or may not have been (`unconfirmed`).
     pub(crate) fn end_pending(&mut self, code: FailureCode, message: &str) {
         let mut in_flight: u32 = 0;
-        while let Some(action) = self.pending.pop_front() {
+        while let Some(action) = self.actions.pending.pop_front() {
             if action.reported {
                 self.push_event(ClientEvent::Done {
                     id: action.client_id,
@@ -447,7 +489,7 @@ impl Client {
             in_flight = in_flight.saturating_add(action.likes);
         }
         self.timers.stop(Timer::Action);
-        let waiting = core::mem::take(&mut self.likes_waiting);
+        let waiting = core::mem::take(&mut self.actions.likes_waiting);
         self.likes_dropped(waiting, code, message);
         self.likes_dropped(
             in_flight,
@@ -457,11 +499,11 @@ impl Client {
     }
 
     pub(crate) fn expire_actions(&mut self, now_ms: u64) {
-        while let Some(front) = self.pending.front() {
+        while let Some(front) = self.actions.pending.front() {
             if front.created_ms + CLIENT_ACTION_TIMEOUT_MS > now_ms {
                 break;
             }
-            let action = self.pending.pop_front().expect("non-empty");
+            let action = self.actions.pending.pop_front().expect("non-empty");
             let message = "no answer from the room; it may or may not have been applied";
             if action.reported {
                 self.push_event(ClientEvent::Done {
@@ -478,22 +520,24 @@ impl Client {
 
     pub(crate) fn flush_likes(&mut self, now_ms: u64) {
         let count = self
+            .actions
             .likes_waiting
-            .min(self.likes_bucket.available(now_ms))
+            .min(self.actions.likes_bucket.available(now_ms))
             .min(LIKE_COUNT_PER_FRAME_MAX);
         self.timers.stop(Timer::LikeFlush);
-        if count > 0 && self.pending.len() < CLIENT_ACTIONS_PENDING_MAX {
-            self.likes_bucket
+        if count > 0 && self.actions.pending.len() < CLIENT_ACTIONS_PENDING_MAX {
+            self.actions
+                .likes_bucket
                 .take(count, now_ms)
                 .expect("no more than available");
-            self.likes_waiting -= count;
-            self.last_like_frame_ms = Some(now_ms);
+            self.actions.likes_waiting -= count;
+            self.actions.last_like_frame_ms = Some(now_ms);
             let result = self.start_action().and_then(|client_id| {
                 self.send_action(ClientFrame::Like { client_id, count }, now_ms, false)
             });
             debug_assert!(result.is_ok(), "checked: open, room in the queue");
         }
-        if self.likes_waiting > 0 {
+        if self.actions.likes_waiting > 0 {
             self.timers
                 .set(Timer::LikeFlush, now_ms + CLIENT_LIKE_FLUSH_MS);
         }

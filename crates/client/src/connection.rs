@@ -55,8 +55,8 @@ impl Client {
 
     /// Asks the host for one fetch; returns its request id.
     pub(crate) fn send_fetch(&mut self, kind: FetchKind, path: String) -> u64 {
-        let request = self.next_request;
-        self.next_request += 1;
+        let request = self.pull.next_request;
+        self.pull.next_request += 1;
         self.transmits.push_back(Transmit::Fetch {
             request,
             path,
@@ -179,7 +179,7 @@ impl Client {
     #[inline(never)]
     pub(crate) fn finish(&mut self, reason: Option<String>) {
         self.phase = Phase::Closed;
-        self.requests.clear();
+        self.pull.requests.clear();
         self.admission_check = None;
         self.end_pending(self.closed_code(), "the connection closed first");
         self.timers.clear();

@@ -114,24 +114,12 @@ pub struct Client {
     clock: ClockSync,
     ping_in_flight: Option<u64>,
     clock_burst_left: usize,
-    // Actions.
-    client_id_prefix: u64,
-    next_client_counter: u32,
-    pending: VecDeque<PendingAction>,
-    likes_waiting: u32,
-    likes_bucket: TokenBucket,
-    last_like_frame_ms: Option<u64>,
+    /// What the application started and has not seen end, and the likes it queued.
+    actions: actions::Actions,
     /// The state request asking why a socket never opened: (request, sent at).
     admission_check: Option<(u64, u64)>,
-    // Pull.
-    next_request: u64,
-    /// In flight, oldest first (a handful at most: the state, then outdated parts).
-    requests: Vec<(u64, PullRequest)>,
-    pull_failures: u32,
-    pull_interval_ms: u64,
-    /// The next pull request reads the state (first, after a new epoch or version, or a
-    /// part that could not be read).
-    pull_state_stale: bool,
+    /// The HTTP requests: the pull transport's and the admission check's.
+    pull: pull::Pull,
     // Queues.
     transmits: VecDeque<Transmit>,
     events: VecDeque<ClientEvent>,
@@ -164,18 +152,9 @@ impl Client {
             clock: ClockSync::default(),
             ping_in_flight: None,
             clock_burst_left: 0,
-            client_id_prefix,
-            next_client_counter: 1,
-            pending: VecDeque::new(),
-            likes_waiting: 0,
-            likes_bucket: TokenBucket::new_full(CLIENT_LIKES_RATE_PER_S, LIKES_BURST, now_ms),
-            last_like_frame_ms: None,
+            actions: actions::Actions::new(client_id_prefix, now_ms),
             admission_check: None,
-            next_request: 1,
-            requests: Vec::new(),
-            pull_failures: 0,
-            pull_interval_ms: u64::from(PULL_INTERVAL_MS),
-            pull_state_stale: true,
+            pull: pull::Pull::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             events_dropped: 0,
@@ -225,12 +204,12 @@ impl Client {
 
     /// Actions sent and not yet acknowledged.
     pub fn actions_pending(&self) -> usize {
-        self.pending.len()
+        self.actions.pending.len()
     }
 
     /// Likes queued and not yet sent.
     pub fn likes_waiting(&self) -> u32 {
-        self.likes_waiting
+        self.actions.likes_waiting
     }
 
     /// Events dropped because the application did not drain them.
@@ -286,6 +265,7 @@ impl Client {
                 (Timer::LikeFlush, _) => self.flush_likes(now_ms),
                 (Timer::Fetch, _) => {
                     let expired: Vec<u64> = self
+                        .pull
                         .requests
                         .iter()
                         .filter(|(_, r)| now_ms >= r.sent_ms + CLIENT_FETCH_TIMEOUT_MS)
@@ -305,7 +285,7 @@ impl Client {
                 }
                 // Stays due while requests are in flight: the next one waits for them.
                 (Timer::Poll, _) => {
-                    if self.requests.is_empty() {
+                    if self.pull.requests.is_empty() {
                         self.timers.stop(Timer::Poll);
                         self.pull_next(now_ms);
                     }
@@ -455,10 +435,10 @@ impl Client {
             self.on_admission_check(reply, now_ms);
             return;
         }
-        let Some(index) = self.requests.iter().position(|(id, _)| *id == request) else {
+        let Some(index) = self.pull.requests.iter().position(|(id, _)| *id == request) else {
             return; // timed out or from before a reset
         };
-        let (_, req) = self.requests.remove(index);
+        let (_, req) = self.pull.requests.remove(index);
         self.arm_fetch_timer();
         if self.phase != Phase::Pull {
             return;
@@ -471,7 +451,7 @@ impl Client {
             } => {
                 if req.kind == FetchKind::Part && status == 404 {
                     // The part moved on since the state was read: read the state again.
-                    self.pull_state_stale = true;
+                    self.pull.state_stale = true;
                     self.timers.set(Timer::Poll, now_ms);
                     return;
                 }
@@ -482,23 +462,23 @@ impl Client {
                     self.finish(Some(reason));
                     return;
                 }
-                self.pull_failures = self.pull_failures.saturating_add(1);
-                let delay = self.backoff_ms(self.pull_failures.saturating_sub(1));
+                self.pull.failures = self.pull.failures.saturating_add(1);
+                let delay = self.backoff_ms(self.pull.failures.saturating_sub(1));
                 if req.kind == FetchKind::Part {
-                    self.pull_state_stale = true; // refetch the state, and with it this part
+                    self.pull.state_stale = true; // refetch the state, and with it this part
                 }
-                let at = now_ms + delay.max(self.pull_interval_ms / 2);
+                let at = now_ms + delay.max(self.pull.interval_ms / 2);
                 self.timers.set(Timer::Poll, at);
                 if self.status == Status::Open {
                     self.set_status(Status::Reconnecting, Some(code.as_str().to_owned()));
                 }
             }
             FetchReply::State(state) => {
-                self.pull_failures = 0;
+                self.pull.failures = 0;
                 self.on_pull_state(state, now_ms);
             }
             FetchReply::Events(events) => {
-                self.pull_failures = 0;
+                self.pull.failures = 0;
                 self.on_pull_events(events, req.sent_ms, now_ms);
             }
             FetchReply::Part(value) => {
@@ -507,8 +487,8 @@ impl Client {
             }
         }
         // Open once the state and every outdated part are in, as a socket is after Welcome.
-        let settled = self.phase == Phase::Pull && self.requests.is_empty();
-        if settled && self.pull_failures == 0 && self.status != Status::Open {
+        let settled = self.phase == Phase::Pull && self.pull.requests.is_empty();
+        if settled && self.pull.failures == 0 && self.status != Status::Open {
             self.set_status(Status::Open, None);
         }
         if settled && self.timers.get(Timer::Poll).is_none() {

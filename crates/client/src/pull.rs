@@ -3,6 +3,33 @@
 
 use super::*;
 
+/// The HTTP requests in flight (the pull transport's and the admission check's share the
+/// numbering) and the pull transport's pace.
+#[derive(Debug)]
+pub(crate) struct Pull {
+    pub(crate) next_request: u64,
+    /// In flight, oldest first (a handful at most: the state, then outdated parts).
+    pub(crate) requests: Vec<(u64, PullRequest)>,
+    /// Failed pulls in a row (backoff).
+    pub(crate) failures: u32,
+    pub(crate) interval_ms: u64,
+    /// The next pull request reads the state (first, after a new epoch or version, or a
+    /// part that could not be read).
+    pub(crate) state_stale: bool,
+}
+
+impl Default for Pull {
+    fn default() -> Pull {
+        Pull {
+            next_request: 1,
+            requests: Vec::new(),
+            failures: 0,
+            interval_ms: u64::from(PULL_INTERVAL_MS),
+            state_stale: true,
+        }
+    }
+}
+
 impl Client {
     pub(crate) fn start_pull(&mut self, now_ms: u64, reason: Option<String>) {
         self.phase = Phase::Pull;
@@ -13,7 +40,7 @@ impl Client {
             "switched to the pull transport, which only receives",
         );
         self.set_status(Status::Connecting, reason);
-        self.pull_state_stale = true; // ask for the state first
+        self.pull.state_stale = true; // ask for the state first
         self.pull_next(now_ms);
     }
 
@@ -26,7 +53,7 @@ impl Client {
         now_ms: u64,
     ) {
         let request = self.send_fetch(kind, path);
-        self.requests.push((
+        self.pull.requests.push((
             request,
             PullRequest {
                 kind,
@@ -40,14 +67,14 @@ impl Client {
     /// `Timer::Fetch` at the first request in flight to time out, if any.
     #[inline(never)]
     pub(crate) fn arm_fetch_timer(&mut self) {
-        let sent_ms = self.requests.iter().map(|(_, r)| r.sent_ms).min();
+        let sent_ms = self.pull.requests.iter().map(|(_, r)| r.sent_ms).min();
         let at = sent_ms.map(|t| t + CLIENT_FETCH_TIMEOUT_MS);
         self.timers.set_or_stop(Timer::Fetch, at);
     }
 
     /// The next pull request: the state when it is unknown or stale, else the events.
     pub(crate) fn pull_next(&mut self, now_ms: u64) {
-        if self.pull_state_stale || self.cursor.is_none() {
+        if self.pull.state_stale || self.cursor.is_none() {
             let path = self.state_path();
             self.fetch(FetchKind::State, path, None, now_ms);
         } else {
@@ -63,7 +90,7 @@ impl Client {
             self.room_over();
             return;
         }
-        self.pull_state_stale = false;
+        self.pull.state_stale = false;
         if state.epoch != self.state.epoch {
             self.reset_epoch(state.epoch, state.action_cursor);
         }
@@ -101,10 +128,10 @@ impl Client {
             self.clock
                 .add_sample(sent_ms, server_time_ms, server_time_ms, now_ms);
         }
-        self.pull_interval_ms = u64::from(reply.poll_interval_ms.max(100));
-        self.timers.set(Timer::Poll, now_ms + self.pull_interval_ms);
+        self.pull.interval_ms = u64::from(reply.poll_interval_ms.max(100));
+        self.timers.set(Timer::Poll, now_ms + self.pull.interval_ms);
         if reply.epoch != self.state.epoch {
-            self.pull_state_stale = true; // new epoch: the state answer resets
+            self.pull.state_stale = true; // new epoch: the state answer resets
             return;
         }
         if reply.gap {
@@ -142,7 +169,7 @@ impl Client {
         self.set_likes(reply.likes);
         self.set_online(reply.online);
         if reply.version > self.state.version {
-            self.pull_state_stale = true; // parts changed: the next request is the state
+            self.pull.state_stale = true; // parts changed: the next request is the state
             self.timers.set(Timer::Poll, now_ms);
         }
         if reply.status.as_deref() == Some("ended") {

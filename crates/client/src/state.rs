@@ -124,13 +124,13 @@ impl Client {
         self.timers.set(Timer::Ping, now_ms);
         self.set_status(Status::Open, None);
         // Everything unacknowledged goes again, in order, under the same client ids.
-        for pending in &self.pending {
+        for pending in &self.actions.pending {
             self.transmits.push_back(Transmit::Send {
                 socket,
                 frame: pending.frame.clone(),
             });
         }
-        if self.likes_waiting > 0 {
+        if self.actions.likes_waiting > 0 {
             self.timers.set(Timer::LikeFlush, now_ms);
         }
     }
