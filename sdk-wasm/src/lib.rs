@@ -591,12 +591,8 @@ fn refused(status: u16, body: &JsValue) -> FetchReply {
             .ok()
             .and_then(|v| v.as_string())
     };
-    let code = field("code").unwrap_or_else(|| {
-        let number = js_sys::Number::from(f64::from(status)).to_string_with_radix(10);
-        ["http_", &String::from(number.unwrap_or_default())].concat()
-    });
-    let message = field("message").unwrap_or_default();
-    failed(status, FailureCode::from_api(&code), message)
+    let code = FailureCode::from_api(status, field("code").as_deref());
+    failed(status, code, field("message").unwrap_or_default())
 }
 
 /// Decodes one server batch into the JSON text a session hands to JavaScript: what the

@@ -440,7 +440,7 @@ impl Client {
             return;
         }
         // `u32::MAX`: a count over the room's burst, which no wait makes acceptable.
-        let retryable = error.code == FailureCode::Refused(ErrorCode::RateLimited)
+        let retryable = matches!(error.code, FailureCode::Refused(ErrorCode::RateLimited))
             && error.retry_after_ms != u32::MAX;
         if !retryable {
             self.likes_dropped(action.likes, error.code, &error.message);

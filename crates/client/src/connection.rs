@@ -78,13 +78,11 @@ impl Client {
                 message,
             } if is_refusal(status) => {
                 self.close_current_socket();
-                if code == FailureCode::Refused(ErrorCode::RoomEnded) {
+                if matches!(code, FailureCode::Refused(ErrorCode::RoomEnded)) {
                     self.room_over();
                     return;
                 }
-                let reason = code.as_str().to_owned();
-                self.emit_error(code, &message, 0);
-                self.finish(Some(reason));
+                self.fail(code, &message);
             }
             FetchReply::State(state) if state.status == "ended" => {
                 self.close_current_socket();

@@ -309,9 +309,9 @@ impl Client {
                 .state
                 .parts
                 .iter()
-                .map(|(name, part)| PartVersion {
+                .map(|(name, version)| PartVersion {
                     name: name.clone(),
-                    version: part.version,
+                    version: *version,
                 })
                 .collect(),
         });
@@ -457,9 +457,7 @@ impl Client {
                 }
                 if is_refusal(status) {
                     // Not something a retry fixes: bad token, unknown or ended room.
-                    let reason = code.as_str().to_owned();
-                    self.emit_error(code, &message, 0);
-                    self.finish(Some(reason));
+                    self.fail(code, &message);
                     return;
                 }
                 self.pull.failures = self.pull.failures.saturating_add(1);

@@ -99,7 +99,7 @@ impl Client {
         }
 
         for (name, version) in &state.parts {
-            let held = self.state.parts.get(name).map_or(0, |p| p.version);
+            let held = self.state.parts.get(name).copied().unwrap_or(0);
             if *version > held {
                 let prefix = ["/v1/rooms/", &self.room, "/parts/", name, "?v="].concat();
                 let path = json::with_number(&prefix, *version, "");

@@ -153,17 +153,11 @@ impl Client {
             .state
             .parts
             .get(&name)
-            .is_some_and(|p| p.version >= version)
+            .is_some_and(|held| *held >= version)
         {
             return;
         }
-        self.state.parts.insert(
-            name.clone(),
-            PartValue {
-                version,
-                value: value.clone(),
-            },
-        );
+        self.state.parts.insert(name.clone(), version);
         self.push_event(ClientEvent::Part {
             name,
             version,
@@ -257,6 +251,15 @@ impl Client {
             transport: self.transport,
             reason,
         });
+    }
+
+    /// An error no retry fixes ends the session: told as `Error`, then `Status` closed
+    /// with the code as its reason.
+    #[inline(never)]
+    pub(crate) fn fail(&mut self, code: FailureCode, message: &str) {
+        let reason = code.as_str().to_owned();
+        self.emit_error(code, message, 0);
+        self.finish(Some(reason));
     }
 
     #[inline(never)]

@@ -98,6 +98,8 @@ struct SimClient {
     started: BTreeMap<u64, String>,
     done: BTreeMap<u64, Result<Option<u64>, FailureCode>>,
     seen_seqs: BTreeSet<u64>,
+    /// The parts as the application holds them: from `Part` events, emptied by `Reset`.
+    app_parts: BTreeMap<String, (u64, String)>,
     last_seq: u64,
     last_status: Status,
     sent_comments: u64,
@@ -164,6 +166,7 @@ impl Sim {
                 started: BTreeMap::new(),
                 done: BTreeMap::new(),
                 seen_seqs: BTreeSet::new(),
+                app_parts: BTreeMap::new(),
                 last_seq: 0,
                 last_status: Status::Connecting,
                 sent_comments: 0,
@@ -364,7 +367,21 @@ impl Sim {
                 }
                 ClientEvent::Reset { .. } => {
                     c.seen_seqs.clear();
+                    c.app_parts.clear();
                     c.last_seq = 0;
+                }
+                ClientEvent::Part {
+                    name,
+                    version,
+                    value,
+                } => {
+                    let held = c.app_parts.get(&name).map_or(0, |(v, _)| *v);
+                    assert!(
+                        version > held,
+                        "{} was given {name} v{version} after v{held}",
+                        c.user
+                    );
+                    c.app_parts.insert(name, (version, value));
                 }
                 ClientEvent::LikesDropped { count, code, .. } => {
                     c.likes_reported += u64::from(count);
@@ -423,7 +440,7 @@ impl Sim {
                     Some(v) => FetchReply::Part(v.to_owned()),
                     None => FetchReply::Failed {
                         status: 404,
-                        code: FailureCode::from_api("part_version_not_found"),
+                        code: FailureCode::from_api(404, Some("part_version_not_found")),
                         message: String::new(),
                     },
                 }
@@ -689,18 +706,19 @@ impl Sim {
                     );
                 }
             }
-            let held: BTreeMap<String, (u64, String)> = c
-                .client
-                .state()
-                .parts
-                .iter()
-                .map(|(n, p)| (n.clone(), (p.version, p.value.clone())))
-                .collect();
+            // What the application was told is the room's state, and the client resumes
+            // from exactly those versions.
             assert_eq!(
-                held, room_parts,
+                c.app_parts, room_parts,
                 "seed {seed}: {} holds stale parts",
                 c.user
             );
+            let versions: BTreeMap<String, u64> = c
+                .app_parts
+                .iter()
+                .map(|(name, (version, _))| (name.clone(), *version))
+                .collect();
+            assert_eq!(c.client.state().parts, versions, "seed {seed}");
             assert_eq!(c.client.state().epoch, self.room.epoch(), "seed {seed}");
             if c.client.transport() == Transport::Ws {
                 let truth = self.now_ms as i64;

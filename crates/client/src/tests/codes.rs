@@ -3,17 +3,20 @@
 use super::*;
 
 #[test]
-fn an_api_code_that_names_a_room_refusal_is_that_refusal_and_others_pass_through() {
+fn an_api_code_that_names_a_room_refusal_is_that_refusal_and_others_keep_their_name() {
     for code in ErrorCode::ALL {
         assert_eq!(
-            FailureCode::from_api(code.as_str()),
+            FailureCode::from_api(400, Some(code.as_str())),
             FailureCode::Refused(code)
         );
     }
-    let expired = FailureCode::from_api("token_expired");
+    let expired = FailureCode::from_api(401, Some("token_expired"));
     assert_eq!(expired, FailureCode::Api("token_expired".into()));
     assert_eq!(expired.as_str(), "token_expired");
-    assert_eq!(FailureCode::from_api(""), FailureCode::Api(String::new()));
+    // An answer without a code: the status names it.
+    assert_eq!(FailureCode::from_api(503, None).as_str(), "http_503");
+    assert_eq!(FailureCode::from_api(0, None).as_str(), "http_0");
+    assert_eq!(FailureCode::from_api(u16::MAX, None).as_str(), "http_65535");
 }
 
 #[test]
@@ -38,6 +41,7 @@ fn the_clients_own_codes_have_names_no_room_refusal_has() {
         assert!(names.insert(code.as_str()), "{} twice", code.as_str());
         // Read back from the API, it keeps its name (the SDK's `error.code` is the same
         // text whichever way it arrived).
-        assert_eq!(FailureCode::from_api(code.as_str()).as_str(), code.as_str());
+        let back = FailureCode::from_api(400, Some(code.as_str()));
+        assert_eq!(back.as_str(), code.as_str());
     }
 }

@@ -215,7 +215,7 @@ fn a_refused_upgrade_is_explained_by_one_request_and_ends_the_session_with_its_c
             let request = admission_check(&transmits(&mut c));
             let reply = FetchReply::Failed {
                 status,
-                code: FailureCode::from_api(code),
+                code: FailureCode::from_api(status, Some(code)),
                 message: "refused".into(),
             };
             c.handle_fetch(request, reply, 40);

@@ -92,7 +92,7 @@ fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
         request,
         FetchReply::Failed {
             status: 401,
-            code: FailureCode::from_api("token_expired"),
+            code: FailureCode::from_api(401, Some("token_expired")),
             message: "expired".into(),
         },
         1_010,
