@@ -22,23 +22,6 @@ function openedMsOf(name, value) {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-/** `v=1;cue=<id>;ref=<kind>:<id>` → `{cue, ref: {kind, id}}` (unknown fields skipped). */
-export function parseCuePayload(text) {
-  if (typeof text !== "string" || !text.startsWith(PAYLOAD_PREFIX)) return null;
-  const fields = {};
-  for (const pair of text.split(";")) {
-    const at = pair.indexOf("=");
-    if (at > 0) fields[pair.slice(0, at)] = pair.slice(at + 1);
-  }
-  if (!fields.cue) return null;
-  const ref = fields.ref || "";
-  const colon = ref.indexOf(":");
-  return {
-    cue: fields.cue,
-    ref: colon > 0 ? { kind: ref.slice(0, colon), id: ref.slice(colon + 1) } : null,
-  };
-}
-
 /** The cue payload inside raw ID3 bytes (a TXXX/PRIV frame named `ovation`): printable ASCII from `v=1;`. */
 export function payloadFromBytes(bytes) {
   if (!(bytes instanceof Uint8Array)) return null;
@@ -180,12 +163,11 @@ export function attach(room, player, video, hls, Playback) {
     scanTracks();
     if (seeked) core.seek(seconds * 1000, wallOf(seconds));
     else core.playhead(seconds * 1000, wallOf(seconds));
-    for (let payload; (payload = core.pollCue()) !== undefined; ) {
-      const cue = parseCuePayload(payload);
-      if (cue) {
-        room._markPlayed(cue.cue);
-        room._emit("cue", { ...cue, media_time: seconds });
-      }
+    // The core reads the payload (`{cue, ref}`); the media time is the player's.
+    for (let json; (json = core.pollCue()) !== undefined; ) {
+      const cue = JSON.parse(json);
+      room._markPlayed(cue.cue);
+      room._emit("cue", { ...cue, media_time: seconds });
     }
     takeOpen();
     if (sync === "video") releaseHeld(core.releaseBeforeMs());

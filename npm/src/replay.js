@@ -5,7 +5,7 @@
 // the same shapes as a live room, so one UI serves both.
 
 import init, { ReplayCore } from "../wasm/ovation_replay.js";
-import { listenHlsCues, parseCuePayload, payloadOfTrackCue, wallClockOf } from "./player.js";
+import { listenHlsCues, payloadOfTrackCue, wallClockOf } from "./player.js";
 
 // The like total's state key in the core: never a part name (those are [a-z0-9_-]).
 const LIKES = " likes";
@@ -252,10 +252,8 @@ class Replay {
       if (seeked) core.seek(seconds * 1000, wallOf(seconds));
       else core.playhead(seconds * 1000, wallOf(seconds));
       this._drain();
-      for (let payload; (payload = core.pollCue()) !== undefined; ) {
-        const cue = parseCuePayload(payload);
-        if (cue) this._emit("cue", { ...cue, media_time: seconds });
-      }
+      for (let json; (json = core.pollCue()) !== undefined; )
+        this._emit("cue", { ...JSON.parse(json), media_time: seconds });
       this._pump();
     };
     for (const type of ["playing", "timeupdate", "pause", "ratechange"])

@@ -105,6 +105,7 @@ impl ReplayCore {
         self.core.add_cue(payload, ms(media_ms));
     }
 
+    /// The next cue that played, as its `cue` event's JSON (as live).
     #[wasm_bindgen(js_name = pollCue)]
     pub fn poll_cue(&mut self) -> Option<String> {
         self.core.poll_cue()

@@ -650,10 +650,11 @@ impl Playback {
             .seek(media_ms.max(0.0) as u64, wall_ms.map(|w| w.max(0.0) as u64));
     }
 
-    /// The next cue due, as its id (its media time is the player's to know).
+    /// The next cue due, as its `cue` event's JSON (`ovation_client::cue_event_json`; the
+    /// player adds the media time, which is its to know).
     #[wasm_bindgen(js_name = pollCue)]
     pub fn poll_cue(&mut self) -> Option<String> {
-        self.core.poll_cue().map(|cue| cue.id)
+        self.core.poll_told()
     }
 
     /// An open interaction waits for the cue `cue_id`: it opens when that cue plays or at

@@ -50,7 +50,7 @@ use timers::{Timer, TimerTable};
 
 pub use api::*;
 pub use clock::ClockSync;
-pub use json::write_events_json;
+pub use json::{cue_event_json, write_events_json};
 
 /// RFC 6455 "normal closure": the client closes because it is done, not because of a fault.
 const NORMAL_CLOSURE: u16 = 1000;

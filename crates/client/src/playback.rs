@@ -42,10 +42,54 @@ use ovation_proto::limits::{
     CLIENT_PLAYHEAD_JUMP_MS_MAX as PLAYHEAD_JUMP_MS_MAX,
 };
 
+/// A cue the player found: its payload as the stream carries it, at a media time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cue {
-    pub id: String,
+    pub payload: String,
     pub media_ms: u64,
+}
+
+impl Cue {
+    /// What the payload tells the application, if it is a cue payload.
+    pub fn fields(&self) -> Option<CueFields<'_>> {
+        cue_fields(&self.payload)
+    }
+}
+
+/// What a cue payload (`v=1;cue=<id>;ref=<kind>:<id>`) tells the application.
+/// `ovation-cues` owns the format (`Cue::from_payload` is its strict reader); this is the
+/// player's small one, tested to agree with it on every payload it accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CueFields<'a> {
+    /// The cue id interactions name (their `cue`).
+    pub cue: &'a str,
+    /// The interaction the cue opens, when the payload names one as `kind:id`.
+    pub reference: Option<CueRef<'a>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CueRef<'a> {
+    pub kind: &'a str,
+    pub id: &'a str,
+}
+
+/// The fields of a version-1 payload: `None` for another version or without a `cue`.
+/// Unknown fields are skipped; of a field given twice the first counts.
+pub fn cue_fields(payload: &str) -> Option<CueFields<'_>> {
+    if !payload.starts_with("v=1;") {
+        return None;
+    }
+    let cue = field(payload, b"cue=").filter(|cue| !cue.is_empty())?;
+    let reference = field(payload, b"ref=").and_then(|r| {
+        let colon = r.bytes().position(|b| b == b':').filter(|at| *at > 0)?;
+        // `get`, not indexing: a slice that could panic brings `core::fmt`'s character
+        // tables into the SDK (4 KB gzipped).
+        Some(CueRef {
+            kind: r.get(..colon)?,
+            id: r.get(colon + 1..)?,
+        })
+    });
+    Some(CueFields { cue, reference })
 }
 
 #[derive(Debug)]
@@ -55,15 +99,20 @@ struct Known {
     fired: bool,
 }
 
-/// The cue id in a cue payload (`v=1;cue=<id>;ref=...`). Bytes, not `str` searching,
-/// which would cost the SDK's size budget.
+/// The cue id in a cue payload (`v=1;cue=<id>;ref=...`).
 fn cue_id_of(payload: &str) -> Option<&str> {
+    field(payload, b"cue=")
+}
+
+/// The value of the first `;`-separated field starting with `key` (`name=`). Bytes, not
+/// `str` searching, which would cost the SDK's size budget.
+fn field<'a>(payload: &'a str, key: &[u8]) -> Option<&'a str> {
     let bytes = payload.as_bytes();
     let mut start = 0;
     for end in 0..=bytes.len() {
         if end == bytes.len() || bytes[end] == b';' {
-            if bytes[start..end].starts_with(b"cue=") {
-                return payload.get(start + 4..end);
+            if bytes[start..end].starts_with(key) {
+                return payload.get(start + key.len()..end);
             }
             start = end + 1;
         }
@@ -102,12 +151,10 @@ impl Playback {
     }
 
     /// A cue the player found (any signal). Fires at once when its moment has just played.
-    pub fn add_cue(&mut self, id: &str, media_ms: u64) {
-        if self
-            .known
-            .iter()
-            .any(|k| k.cue.id == id && k.cue.media_ms.abs_diff(media_ms) <= CUE_SAME_MS_MAX)
-        {
+    pub fn add_cue(&mut self, payload: &str, media_ms: u64) {
+        if self.known.iter().any(|k| {
+            k.cue.payload == payload && k.cue.media_ms.abs_diff(media_ms) <= CUE_SAME_MS_MAX
+        }) {
             return;
         }
         if self.known.len() >= CUES_KNOWN_MAX {
@@ -121,7 +168,7 @@ impl Playback {
             self.known.swap_remove(oldest);
         }
         let cue = Cue {
-            id: id.into(),
+            payload: payload.into(),
             media_ms,
         };
         let late = self
@@ -195,7 +242,7 @@ impl Playback {
     }
 
     fn fire(&mut self, cue: Cue) {
-        if let Some(cue_id) = cue_id_of(&cue.id) {
+        if let Some(cue_id) = cue_id_of(&cue.payload) {
             while let Some(i) = self.awaited.iter().position(|a| a.cue_id == cue_id) {
                 self.open(i);
             }
@@ -251,7 +298,8 @@ impl Playback {
         while i < self.awaited.len() {
             let a = &self.awaited[i];
             let known_behind = self.known.iter().any(|k| {
-                k.cue.media_ms <= playhead_ms && cue_id_of(&k.cue.id) == Some(a.cue_id.as_str())
+                k.cue.media_ms <= playhead_ms
+                    && cue_id_of(&k.cue.payload) == Some(a.cue_id.as_str())
             });
             let dated_behind = match (self.playhead_wall_ms, a.opened_ms) {
                 (Some(wall_ms), Some(opened_ms)) => {
@@ -273,12 +321,24 @@ impl Playback {
     pub fn cue_media_ms(&self, cue_id: &str) -> Option<u64> {
         self.known
             .iter()
-            .find(|k| cue_id_of(&k.cue.id) == Some(cue_id))
+            .find(|k| cue_id_of(&k.cue.payload) == Some(cue_id))
             .map(|k| k.cue.media_ms)
     }
 
     pub fn poll_cue(&mut self) -> Option<Cue> {
         self.due.pop_front()
+    }
+
+    /// The next cue due that the application is told of, as its `cue` event's JSON
+    /// (`cue_event_json`): one whose payload has a cue id (`Cue::fields`); others fire
+    /// for nothing and are let go.
+    pub fn poll_told(&mut self) -> Option<String> {
+        while let Some(cue) = self.due.pop_front() {
+            if let Some(fields) = cue.fields() {
+                return Some(crate::json::cue_event_json(&fields));
+            }
+        }
+        None
     }
 
     /// Server events with a timestamp up to this (ms since the epoch) may show now;
@@ -294,7 +354,7 @@ mod tests {
 
     fn fired(p: &mut Playback) -> Vec<(String, u64)> {
         core::iter::from_fn(|| p.poll_cue())
-            .map(|c| (c.id, c.media_ms))
+            .map(|c| (c.payload, c.media_ms))
             .collect()
     }
 
@@ -551,12 +611,12 @@ mod tests {
             p.add_cue(&alloc::format!("c{i}"), 10_000);
         }
         assert_eq!(p.due.len(), CUES_DUE_MAX);
-        assert_eq!(p.due.front().map(|c| c.id.as_str()), Some("c0"));
+        assert_eq!(p.due.front().map(|c| c.payload.as_str()), Some("c0"));
         // The host stopped taking them: one more forgets the oldest.
         p.add_cue("one-more", 10_000);
         assert_eq!(p.due.len(), CUES_DUE_MAX);
-        assert_eq!(p.due.front().map(|c| c.id.as_str()), Some("c1"));
-        assert_eq!(p.due.back().map(|c| c.id.as_str()), Some("one-more"));
+        assert_eq!(p.due.front().map(|c| c.payload.as_str()), Some("c1"));
+        assert_eq!(p.due.back().map(|c| c.payload.as_str()), Some("one-more"));
     }
 
     /// Each timing bound of the playhead taken at the limit and one past it.
@@ -614,6 +674,54 @@ mod tests {
             p.playhead(first, None);
             assert_eq!(!fired(&mut p).is_empty(), fires, "first report at {first}");
         }
+    }
+
+    #[test]
+    fn only_cues_with_a_cue_id_are_told() {
+        let mut p = Playback::new();
+        for (payload, media_ms) in [
+            ("v=1;cue=a;ref=poll:p", 1_000),
+            ("junk", 1_010),
+            ("v=1;cue=b", 1_020),
+        ] {
+            p.add_cue(payload, media_ms);
+        }
+        p.playhead(900, None);
+        p.playhead(1_100, None);
+        let told: Vec<String> = core::iter::from_fn(|| p.poll_told()).collect();
+        assert_eq!(
+            told,
+            [
+                r#"{"cue":"a","ref":{"kind":"poll","id":"p"}}"#,
+                r#"{"cue":"b","ref":null}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn a_payloads_fields_are_read_as_the_application_gets_them() {
+        let fields = cue_fields("v=1;cue=poll-1;ref=poll:p1").unwrap();
+        assert_eq!(fields.cue, "poll-1");
+        assert_eq!(
+            fields.reference,
+            Some(CueRef {
+                kind: "poll",
+                id: "p1"
+            })
+        );
+        let custom = cue_fields("v=1;ref=custom:a:b;x=y;cue=c").unwrap();
+        assert_eq!(
+            custom.reference.map(|r| (r.kind, r.id)),
+            Some(("custom", "a:b"))
+        );
+        assert_eq!(cue_fields("v=1;cue=c").unwrap().reference, None);
+        assert_eq!(cue_fields("v=1;cue=c;ref=:p1").unwrap().reference, None);
+        assert_eq!(cue_fields("v=1;cue=c;ref=poll").unwrap().reference, None);
+        assert_eq!(cue_fields("v=1;cue=;ref=poll:p1"), None);
+        assert_eq!(cue_fields("v=1;ref=poll:p1"), None);
+        assert_eq!(cue_fields("v=2;cue=c"), None);
+        assert_eq!(cue_fields("cue=c"), None);
+        assert_eq!(cue_fields(""), None);
     }
 
     #[test]

@@ -204,9 +204,10 @@ impl Replay {
         self.fire_due();
     }
 
-    /// The next cue that played (a `cue` event), as live.
+    /// The next cue that played, as its `cue` event's JSON, as live
+    /// (`Playback::poll_told`).
     pub fn poll_cue(&mut self) -> Option<String> {
-        self.cues.poll_cue().map(|cue| cue.id)
+        self.cues.poll_told()
     }
 
     /// The playhead moved (`timeupdate`, a frame, a poll while playing).

@@ -146,6 +146,10 @@ try {
   });
   const early = await played("early-1");
   if (early.length !== 1) fail(`the first-second cue fired ${early.length} times`);
+  // The event carries what the stream's payload names (read by the SDK's wasm core).
+  const ref = early[0].ref;
+  if (ref?.kind !== "custom" || ref?.id !== "intro" || !Number.isFinite(early[0].media_time))
+    fail(`the first-second cue's event: ${JSON.stringify(early[0])}`);
   if (Math.abs(early[0].currentTime - EARLY_S) > 0.1)
     fail(`the first-second cue fired at ${early[0].currentTime}`);
   if ((await played(env.OVATION_CUE_ID)).length !== 1) fail("the cue did not fire exactly once");

@@ -18,7 +18,7 @@ room.on("product", (p) => {
   note("product", { id: p.pinned.id });
 });
 room.on("poll", (p) => note("poll", { id: p.id, phase: p.phase }));
-room.on("cue", (c) => note("cue", { cue: c.cue }));
+room.on("cue", (c) => note("cue", { cue: c.cue, ref: c.ref, media_time: c.media_time }));
 room.on("comment", (c) => note("comment", { text: c.text, ts_ms: c.ts_ms }));
 
 playWhenTold(

@@ -417,7 +417,8 @@ fn a_cued_event_shows_when_its_cue_plays_as_live_viewers_saw_it() {
     while let Some(cue) = v.r.poll_cue() {
         cues.push(cue);
     }
-    assert!(cues.contains(&CUE.into()));
+    let told = crate::json::cue_event_json(&crate::playback::cue_fields(CUE).unwrap());
+    assert!(cues.contains(&told), "{cues:?}");
 }
 
 #[test]
