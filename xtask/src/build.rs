@@ -177,6 +177,9 @@ fn wasm_opt(root: &Path, wasm: &Path) -> Result {
             "--enable-reference-types",
         ])
         .args(["--enable-multivalue"])
+        // Then once more through binaryen's own control-flow rebuild: flattened and
+        // re-looped, -Oz finds what rustc's structure hid (0.3 KB gz of the SDK).
+        .args(["--flatten", "--rereloop", "-Oz"])
         .arg(wasm)
         .arg("-o")
         .arg(wasm))
