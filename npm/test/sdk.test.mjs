@@ -93,10 +93,16 @@ test("comments reach their own room only, once, with the sender's seq", async ()
   const { seq } = await ana.comment("hello from ana");
   assert.ok(seq >= 1);
   await until(() => bobSees.some((c) => c.seq === seq), "bob to hear the comment");
-  await sleep(300);
+  // A second comment is the sentinel: frames reach a socket in order, so a duplicate of
+  // the first would have come before it (no waiting on the clock for an absence).
+  const { seq: after } = await ana.comment("sentinel");
+  await until(() => bobSees.some((c) => c.seq === after), "bob to hear the sentinel");
   assert.deepEqual(
     bobSees.map((c) => [c.seq, c.user, c.text, c.system]),
-    [[seq, "ana", "hello from ana", false]],
+    [
+      [seq, "ana", "hello from ana", false],
+      [after, "ana", "sentinel", false],
+    ],
   );
   assert.deepEqual(cySees, [], "room b heard nothing from room a");
   await assert.rejects(
@@ -128,8 +134,13 @@ test("direct messages reach only their target", async () => {
   const direct = await got;
   assert.equal(direct.from, "host");
   assert.deepEqual(direct.payload, { prize: "you won" });
-  await sleep(500);
-  assert.deepEqual(bobDirects, []);
+  // Bob's own direct is the sentinel: had ana's reached him, it would have come first.
+  await host.direct("bob", { sentinel: true });
+  await until(() => bobDirects.length > 0, "bob's own direct");
+  assert.deepEqual(
+    bobDirects.map((d) => d.payload),
+    [{ sentinel: true }],
+  );
   // Viewers may not send peer messages.
   await assert.rejects(bob.direct("ana", {}), (e) => e.code === "forbidden");
   for (const r of [host, ana, bob]) r.close();
@@ -384,8 +395,8 @@ test("a refused token rejects connect with a stable code", async () => {
 test("serverNow follows the server clock", async () => {
   const room = await createRoom(URL_MAIN);
   const ana = await join(URL_MAIN, room, "ana");
-  await sleep(800); // a few ping samples
   // Measured, not defaulted: serverNow falls back to the local clock without samples.
+  await until(() => typeof ana.clockOffset() === "number", "a ping sample");
   const offset = ana.clockOffset();
   assert.equal(typeof offset, "number", "pings were answered and sampled");
   // Same machine: the offset is near zero, within the sampling noise.
