@@ -30,8 +30,9 @@ pub(crate) struct PendingGift {
 /// The room's gifts: the catalog, the gifts waiting for their charge, and the gifters.
 ///
 /// Invariants: at most `GIFTS_PENDING_MAX` pending, each under its own request number
-/// (numbers only grow, also across restarts); at most `GIFTERS_MAX` gifters, each
-/// remembering its last `GIFT_IDS_REMEMBERED_PER_USER_MAX` announced gift ids.
+/// (the host matches answers by it: numbers grow within an instance, and a restored room
+/// numbers above every pending one); at most `GIFTERS_MAX` gifters, each remembering its
+/// last `GIFT_IDS_REMEMBERED_PER_USER_MAX` announced gift ids.
 #[derive(Debug)]
 pub(crate) struct Gifts {
     /// sku → price in minor units (given by the host on every wake; not stored).

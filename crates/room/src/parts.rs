@@ -34,6 +34,22 @@ impl PartSet {
         }
     }
 
+    /// A shard's copy from the room's snapshot (input from the network: a part newer than
+    /// the snapshot's total raises the total, as `apply_part` does, rather than panic).
+    pub(crate) fn from_snapshot(
+        total_version: u64,
+        parts: impl IntoIterator<Item = (String, u64, String)>,
+    ) -> PartSet {
+        let mut set = PartSet {
+            total_version,
+            parts: BTreeMap::new(),
+        };
+        for (name, version, value) in parts {
+            set.apply_part(&name, version, &value);
+        }
+        set
+    }
+
     pub(crate) fn total_version(&self) -> u64 {
         self.total_version
     }

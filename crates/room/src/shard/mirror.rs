@@ -21,7 +21,7 @@ impl Mirror {
             likes_total: snapshot.likes_total,
             online: snapshot.online,
             ended: snapshot.ended,
-            parts: PartSet::restored(snapshot.total_version, snapshot.parts),
+            parts: PartSet::from_snapshot(snapshot.total_version, snapshot.parts),
             ring: ActionRing::restored(snapshot.last_seq, snapshot.ring),
         }
     }

@@ -364,7 +364,7 @@ fn a_gift_is_refused_before_any_charge_at_one_past_each_bound() {
 }
 
 #[test]
-fn request_numbers_only_grow_across_a_restore() {
+fn a_restored_room_numbers_its_requests_above_every_pending_one() {
     let mut gifts = Gifts::default();
     gifts.set_catalog([("rose".to_owned(), 1)].into()).unwrap();
     let viewer = identity("ana", Role::Viewer);

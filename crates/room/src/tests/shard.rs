@@ -154,3 +154,49 @@ fn a_shard_batch_up_stays_within_relay_message_bytes_max() {
     );
     assert!(!ups[1].frames.is_empty(), "the rest go in the next batch");
 }
+
+/// A snapshot comes over the network: one whose part is newer than its total (corrupt or
+/// forged) must not panic the shard; the copy raises its total, as a later part would.
+#[test]
+fn a_snapshot_with_a_part_newer_than_its_total_does_not_panic_the_shard() {
+    let now = 0;
+    let mut shard = Shard::new(0, now);
+    let down = ShardDown {
+        seq: 1,
+        server_time_ms: now,
+        snapshot: Some(Snapshot {
+            epoch: 1,
+            total_version: 1,
+            last_seq: 0,
+            likes_total: 0,
+            online: 0,
+            ended: false,
+            parts: vec![("p".into(), 9, "{}".into())],
+            ring: Vec::new(),
+            banned: Vec::new(),
+        }),
+        broadcast: Vec::new(),
+        to_connection: Vec::new(),
+        to_user: Vec::new(),
+        close_users: Vec::new(),
+        shards: 1,
+    };
+    shard.handle_down(&down.encode(), now).unwrap();
+    join_shard(&mut shard, 1, now);
+    shard.handle_timeout(now + TICK_MS);
+    let welcome = std::iter::from_fn(|| shard.poll_output())
+        .filter_map(|o| match o {
+            ShardOutput::Send { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .flat_map(|frame| {
+            let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+            events
+        })
+        .find_map(|e| match e {
+            Event::Welcome(w) => Some(w),
+            _ => None,
+        })
+        .expect("a Welcome");
+    assert_eq!(welcome.total_version, 9);
+}
