@@ -8,6 +8,9 @@ const PAYLOAD_PREFIX = "v=1;";
 
 // Events held for the video in order are few; beyond this the oldest are let go.
 const HELD_EVENTS_MAX = 2048;
+// A cue payload is at most this long (the format's bound, limits.rs); the scan of raw ID3
+// bytes stops one past it, and the core passes a longer one over.
+const CUE_PAYLOAD_BYTES_MAX = 1024;
 
 /** When a cued part opened on the server (ms since the epoch), if the value says. */
 function openedMsOf(name, value) {
@@ -29,7 +32,8 @@ export function payloadFromBytes(bytes) {
   outer: for (let i = 0; i + p.length <= bytes.length; i++) {
     for (let j = 0; j < p.length; j++) if (bytes[i + j] !== p[j]) continue outer;
     let end = i;
-    while (end < bytes.length && bytes[end] >= 0x20 && bytes[end] < 0x7f) end++;
+    const last = Math.min(bytes.length, i + CUE_PAYLOAD_BYTES_MAX + 1);
+    while (end < last && bytes[end] >= 0x20 && bytes[end] < 0x7f) end++;
     return String.fromCharCode(...bytes.subarray(i, end));
   }
   return null;

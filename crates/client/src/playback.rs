@@ -36,7 +36,8 @@ use alloc::vec::Vec;
 use ovation_proto::limits::{
     CLIENT_CUES_AWAITED_MAX as CUES_AWAITED_MAX, CLIENT_CUES_DUE_MAX as CUES_DUE_MAX,
     CLIENT_CUES_KNOWN_MAX as CUES_KNOWN_MAX, CLIENT_CUE_BEHIND_SLACK_MS as CUE_BEHIND_SLACK_MS,
-    CLIENT_CUE_LATE_MS_MAX as CUE_LATE_MS_MAX, CLIENT_CUE_SAME_MS_MAX as CUE_SAME_MS_MAX,
+    CLIENT_CUE_LATE_MS_MAX as CUE_LATE_MS_MAX, CLIENT_CUE_PAYLOAD_BYTES_MAX,
+    CLIENT_CUE_SAME_MS_MAX as CUE_SAME_MS_MAX,
     CLIENT_PLAYHEAD_FIRST_SLACK_MS as PLAYHEAD_FIRST_SLACK_MS,
     CLIENT_PLAYHEAD_JITTER_MS_MAX as PLAYHEAD_JITTER_MS_MAX,
     CLIENT_PLAYHEAD_JUMP_MS_MAX as PLAYHEAD_JUMP_MS_MAX,
@@ -152,6 +153,9 @@ impl Playback {
 
     /// A cue the player found (any signal). Fires at once when its moment has just played.
     pub fn add_cue(&mut self, payload: &str, media_ms: u64) {
+        if payload.len() > CLIENT_CUE_PAYLOAD_BYTES_MAX {
+            return; // not a cue (the format's bound): a hostile stream's text is not kept
+        }
         if self.known.iter().any(|k| {
             k.cue.payload == payload && k.cue.media_ms.abs_diff(media_ms) <= CUE_SAME_MS_MAX
         }) {

@@ -73,3 +73,28 @@ fn the_cue_event_is_the_payloads_fields_as_json() {
         "\"a\\b\u{1}\""
     );
 }
+
+#[test]
+fn a_payload_at_the_formats_bound_is_a_cue_and_one_past_it_is_passed_over() {
+    use ovation_client::playback::Playback;
+    use ovation_proto::limits::CLIENT_CUE_PAYLOAD_BYTES_MAX;
+    assert_eq!(
+        CLIENT_CUE_PAYLOAD_BYTES_MAX,
+        ovation_cues::CUE_PAYLOAD_BYTES_MAX
+    );
+    let padded = |len: usize| {
+        let head = "v=1;cue=c;ref=poll:p;x=";
+        format!("{head}{}", "a".repeat(len - head.len()))
+    };
+    for (len, told) in [
+        (CLIENT_CUE_PAYLOAD_BYTES_MAX, true),
+        (CLIENT_CUE_PAYLOAD_BYTES_MAX + 1, false),
+        (64 * 1024, false),
+    ] {
+        let mut p = Playback::new();
+        p.add_cue(&padded(len), 1_000);
+        p.playhead(900, None);
+        p.playhead(1_100, None);
+        assert_eq!(p.poll_told().is_some(), told, "{len} bytes");
+    }
+}

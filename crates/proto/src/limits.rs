@@ -373,11 +373,16 @@ pub const CONSOLE_COMMENTS_MAX: u64 = 200;
 pub const CONSOLE_LOG_MAX: u64 = 100;
 
 /// Every JavaScript copy: (file from the repository root, constant, value).
-pub const JS_LIMITS: [(&str, &str, u64); 13] = [
+pub const JS_LIMITS: [(&str, &str, u64); 14] = [
     (
         "npm/src/player.js",
         "HELD_EVENTS_MAX",
         JS_PLAYER_HELD_EVENTS_MAX,
+    ),
+    (
+        "npm/src/player.js",
+        "CUE_PAYLOAD_BYTES_MAX",
+        CLIENT_CUE_PAYLOAD_BYTES_MAX as u64,
     ),
     (
         "npm/src/react.js",
@@ -501,6 +506,10 @@ pub const CLIENT_EVENTS_QUEUED_MAX: usize = 64 * 1024;
 
 /// Cues remembered; the oldest (by media time) are forgotten first.
 pub const CLIENT_CUES_KNOWN_MAX: usize = 1_024;
+/// A cue payload the player takes, bytes: the format's own bound (`ovation-cues`'
+/// `CUE_PAYLOAD_BYTES_MAX`); a longer one in a stream is not a cue and is passed over, so
+/// a hostile stream holds at most `CLIENT_CUES_KNOWN_MAX` of these in a viewer's memory.
+pub const CLIENT_CUE_PAYLOAD_BYTES_MAX: usize = 1_024;
 /// Reports of one cue within this distance are the same cue (players round differently).
 pub const CLIENT_CUE_SAME_MS_MAX: u64 = 50;
 /// A cue reported after its moment has played still fires if it is at most this late.
