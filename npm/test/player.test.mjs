@@ -3,7 +3,8 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { payloadFromBytes } from "../src/player.js";
+// The installed package's player module (what `attachPlayer` loads), beside its index.
+const { payloadFromBytes } = await import(new URL("./player.js", import.meta.resolve("ovation")));
 
 const CUE_PAYLOAD_BYTES_MAX = 1024; // limits.rs: CLIENT_CUE_PAYLOAD_BYTES_MAX
 
