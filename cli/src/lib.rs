@@ -150,6 +150,21 @@ impl Socket {
         )
     }
 
+    /// Opens the socket with more in its query (`hello=1`: the upgrade says the Hello, as
+    /// a first join of the SDK does; the room answers Welcome without a frame).
+    pub fn open_with_query(
+        base: &str,
+        room: &str,
+        token: &str,
+        query: &str,
+    ) -> Result<Socket, SocketEnd> {
+        Socket::open_with(
+            base,
+            &format!("/v1/rooms/{room}/ws?token={token}&{query}"),
+            SUBPROTOCOL,
+        )
+    }
+
     /// Opens the socket with the token in the subprotocol list (`token.<jwt>`), the way
     /// browsers pass it (they cannot set headers).
     pub fn open_with_protocol_token(

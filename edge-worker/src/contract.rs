@@ -19,6 +19,19 @@ pub const SHARD_INDEX_HEADER: &str = "x-ovation-shard";
 pub const REGION_HEADER: &str = "x-ovation-region";
 /// Header with the lifetime the room drew for a viewer's connection.
 pub const LIFETIME_HEADER: &str = "x-ovation-lifetime-ms";
+/// Header with the protocol version of the Hello an upgrade said (`?hello=`,
+/// `ovation_proto::UPGRADE_HELLO_PARAM`): the object feeds that Hello as the socket's
+/// first frame. Set only by the router (a client's own is dropped).
+pub const HELLO_HEADER: &str = "x-ovation-hello";
+
+/// The Hello the router passed with an upgrade (`HELLO_HEADER`), if any.
+pub fn upgrade_hello(headers: &worker::Headers) -> Option<ovation_proto::Hello> {
+    let version = headers.get(HELLO_HEADER).ok().flatten()?;
+    Some(ovation_proto::Hello {
+        protocol_version: version.parse().unwrap_or(0),
+        resume: None,
+    })
+}
 
 /// What the router tells the object about the caller (already verified).
 #[derive(Serialize, Deserialize)]

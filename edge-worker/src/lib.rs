@@ -334,6 +334,19 @@ async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
         contract::IDENTITY_HEADER,
         &contract::identity_header(&identity),
     );
+    // A first join's Hello, said in the upgrade: the object answers Welcome as the socket
+    // opens (one round trip, not two).
+    let _ = headers.delete(contract::HELLO_HEADER);
+    let query = req
+        .url()
+        .ok()
+        .and_then(|url| url.query().map(str::to_owned));
+    if let Some(hello) = query
+        .as_deref()
+        .and_then(ovation_proto::Hello::from_upgrade_query)
+    {
+        let _ = headers.set(contract::HELLO_HEADER, &hello.protocol_version.to_string());
+    }
     // The room object echoes the subprotocol on its 101 (a forwarded response's headers
     // are immutable here).
     let resp = stub

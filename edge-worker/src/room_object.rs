@@ -14,7 +14,9 @@ use ovation_proto::limits::{
     CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
     PULL_INTERVAL_MS,
 };
-use ovation_proto::{CloseCode, ErrorCode, PullAction, PullEvents, PullState, Role, SUBPROTOCOL};
+use ovation_proto::{
+    ClientFrame, CloseCode, ErrorCode, Hello, PullAction, PullEvents, PullState, Role, SUBPROTOCOL,
+};
 use ovation_room::{
     charge_outcome, gift_request_body, ledger_room_account, ledger_user_account, AdminCommand,
     AdminError, AdminReply, ChargeOutcome, ChargeRequest, ConnectionId, Identity, Output, Room,
@@ -296,7 +298,8 @@ impl RoomObject {
         }
     }
 
-    async fn accept(&self, identity: IdentityHeader) -> Result<Response> {
+    /// `hello`: the upgrade said the socket's Hello (`contract::HELLO_HEADER`).
+    async fn accept(&self, identity: IdentityHeader, hello: Option<Hello>) -> Result<Response> {
         let now = now_ms();
         let role = identity.role;
         let lifetime_ms = self.connection_lifetime_ms();
@@ -355,7 +358,15 @@ impl RoomObject {
             role: identity.role,
             expires_at_ms: now + lifetime_ms,
         })?;
-        self.memory.borrow_mut().sockets.insert(id, pair.server);
+        {
+            let mut memory = self.memory.borrow_mut();
+            memory.sockets.insert(id, pair.server);
+            if let (Some(hello), Some(room)) = (hello, memory.room.as_mut()) {
+                // As if it were the socket's first frame: the Welcome goes out with the
+                // pump below, queued on the socket before the 101 is returned.
+                room.handle_frame(id, &ClientFrame::Hello(hello).encode(), now);
+            }
+        }
         self.pump().await?;
         driver::arm_alarm(self).await?;
         Response::from_websocket(pair.client)

@@ -14,7 +14,7 @@ use crate::driver::{self, Driven, Timers};
 use crate::http::{error, upgrade_refused};
 use crate::platform::{log_json, now_ms, random_u53};
 use ovation_proto::limits::CONNECTION_LIFETIME_MS_MIN;
-use ovation_proto::{CloseCode, SUBPROTOCOL};
+use ovation_proto::{ClientFrame, CloseCode, SUBPROTOCOL};
 use ovation_room::{ConnectionId, Identity, Shard, ShardOutput};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -257,7 +257,17 @@ impl ShardObject {
             role: identity.role,
             expires_at_ms: now + lifetime_ms,
         })?;
-        self.memory.borrow_mut().sockets.insert(id, pair.server);
+        {
+            let mut memory = self.memory.borrow_mut();
+            memory.sockets.insert(id, pair.server);
+            if let (Some(hello), Some(shard)) = (
+                crate::contract::upgrade_hello(req.headers()),
+                memory.shard.as_mut(),
+            ) {
+                // As the room object does: the upgrade's Hello is the socket's first frame.
+                shard.handle_frame(id, &ClientFrame::Hello(hello).encode(), now);
+            }
+        }
         self.pump().await?;
         driver::arm_alarm(self).await?;
         with_subprotocol(req, Response::from_websocket(pair.client)?)

@@ -283,3 +283,40 @@ fn a_sharded_room_works_across_shards() {
         "the viewers' traffic went through shards: {stats}"
     );
 }
+
+/// A first join that says its Hello in the upgrade (the SDK's way) is answered by its
+/// shard as by the room: Welcome with no frame sent, then comments across shards.
+#[test]
+fn a_hello_said_in_the_upgrade_is_answered_by_the_shard() {
+    let server = shared();
+    // 12,000 expected viewers → 3 shards; two users on different ones.
+    let room = create_big_room(server, 12_000);
+    let users: Vec<String> = users_over_shards(&room, 3, 1).into_iter().take(2).collect();
+    let mut sockets: Vec<Socket> = users
+        .iter()
+        .map(|user| {
+            let mut socket = Socket::open_with_query(
+                &server.base,
+                &room,
+                &token("viewer", user, &room),
+                ovation_proto::UPGRADE_HELLO_QUERY,
+            )
+            .unwrap_or_else(|e| panic!("open {user}: {e:?}"));
+            socket
+                .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+                .unwrap_or_else(|e| panic!("{user} welcome: {e:?}"));
+            socket
+        })
+        .collect();
+    sockets[0]
+        .send(&ClientFrame::Comment {
+            client_id: 1,
+            text: "across".into(),
+        })
+        .unwrap();
+    sockets[1]
+        .wait_for(WAIT, |e| {
+            matches!(e, Event::Action(a) if a.body == ActionBody::Comment { text: "across".into() })
+        })
+        .expect("the comment reaches the other shard's viewer");
+}

@@ -6,7 +6,7 @@ use super::*;
 impl Client {
     pub(crate) fn is_current(&self, socket: u64) -> bool {
         match self.phase {
-            Phase::Connecting { socket: s } | Phase::Open { socket: s } => s == socket,
+            Phase::Connecting { socket: s, .. } | Phase::Open { socket: s } => s == socket,
             _ => false,
         }
     }
@@ -14,14 +14,25 @@ impl Client {
     pub(crate) fn open_socket(&mut self, now_ms: u64) {
         let socket = self.next_socket;
         self.next_socket += 1;
-        self.phase = Phase::Connecting { socket };
+        // Nothing to resume: the upgrade says the Hello, and Welcome comes a round trip
+        // sooner (a join storm's joins are each one round trip).
+        let hello_in_upgrade = self.state.epoch == 0;
+        self.phase = Phase::Connecting {
+            socket,
+            hello_in_upgrade,
+        };
         self.timers.stop(Timer::Reconnect);
         self.timers
             .set(Timer::Connect, now_ms + CLIENT_CONNECT_TIMEOUT_MS);
         self.transport = Transport::Ws;
+        let query = if hello_in_upgrade {
+            ["?", UPGRADE_HELLO_QUERY].concat()
+        } else {
+            String::new()
+        };
         self.transmits.push_back(Transmit::OpenSocket {
             socket,
-            path: ["/v1/rooms/", &self.room, "/ws"].concat(),
+            path: ["/v1/rooms/", &self.room, "/ws", &query].concat(),
         });
     }
 
@@ -106,7 +117,7 @@ impl Client {
     }
 
     pub(crate) fn close_current_socket(&mut self) {
-        if let Phase::Open { socket } | Phase::Connecting { socket } = self.phase {
+        if let Phase::Open { socket } | Phase::Connecting { socket, .. } = self.phase {
             self.close_socket(socket, NORMAL_CLOSURE, "closed by the client");
         }
     }

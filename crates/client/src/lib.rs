@@ -42,7 +42,7 @@ use alloc::vec::Vec;
 use ovation_proto::limits::*;
 use ovation_proto::{
     ActionBody, ClientFrame, CloseCode, DecodeError, Event, Hello, PartVersion, Resume,
-    ServerFrame, TokenBucket, Welcome, PROTOCOL_VERSION,
+    ServerFrame, TokenBucket, Welcome, PROTOCOL_VERSION, UPGRADE_HELLO_QUERY,
 };
 use rng::Rng;
 use serde::Serialize;
@@ -62,6 +62,8 @@ enum Phase {
     /// A socket was asked for and has not said Welcome yet (given up at `Timer::Connect`).
     Connecting {
         socket: u64,
+        /// The upgrade said the Hello (`UPGRADE_HELLO_QUERY`): no Hello frame follows.
+        hello_in_upgrade: bool,
     },
     Open {
         socket: u64,
@@ -241,7 +243,7 @@ impl Client {
             match (timer, self.phase.clone()) {
                 (Timer::Action, _) => self.expire_actions(now_ms),
                 (Timer::Reconnect, _) => self.open_socket(now_ms),
-                (Timer::Connect, Phase::Connecting { socket }) => {
+                (Timer::Connect, Phase::Connecting { socket, .. }) => {
                     self.close_socket(socket, CloseCode::Stale.code(), "connect timeout");
                     self.socket_failed(now_ms, "connect_timeout".into());
                 }
@@ -299,8 +301,15 @@ impl Client {
     /// The socket asked for by `OpenSocket` is open. (Its silence counts from Welcome,
     /// hence no use for the time.)
     pub fn handle_socket_open(&mut self, socket: u64, _now_ms: u64) {
-        if !matches!(self.phase, Phase::Connecting { socket: s } if s == socket) {
+        let Phase::Connecting {
+            socket: s,
+            hello_in_upgrade,
+        } = self.phase
+        else {
             return;
+        };
+        if s != socket || hello_in_upgrade {
+            return; // not ours, or the room answers the upgrade's Hello
         }
         let resume = (self.state.epoch != 0).then(|| Resume {
             epoch: self.state.epoch,

@@ -16,6 +16,16 @@ use ovation_proto::Role;
 use ovation_room::{Identity, Output, Room, RoomInfo};
 use std::collections::VecDeque;
 
+/// What the edge does with an upgrade that says its Hello (`?hello=`): the room gets the
+/// Hello as the socket's first frame, before anything the client sends.
+fn upgrade_hello(room: &mut Room, connection: u64, path: &str, now_ms: u64) {
+    let query = path.split_once('?').map_or("", |(_, query)| query);
+    if let Some(hello) = ovation_proto::Hello::from_upgrade_query(query) {
+        let frame = ovation_proto::ClientFrame::Hello(hello).encode();
+        room.handle_frame(connection, &frame, now_ms);
+    }
+}
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -173,7 +183,7 @@ fn run(seed: u64, viewers: usize, taps: u32, users: usize, tap_gap_ms_max: u64) 
             while let Some(transmit) = v.client.poll_transmit() {
                 let at = now + v.latency_ms + rng.below(jitter_ms);
                 match transmit {
-                    Transmit::OpenSocket { socket, .. } => {
+                    Transmit::OpenSocket { socket, path } => {
                         assert_eq!(v.socket, 0, "seed {seed}: one socket each");
                         v.socket = socket;
                         v.connection = next_connection;
@@ -185,6 +195,7 @@ fn run(seed: u64, viewers: usize, taps: u32, users: usize, tap_gap_ms_max: u64) 
                         };
                         room.connect(v.connection, identity, CONNECTION_LIFETIME_MS_MAX, now)
                             .expect("room has space");
+                        upgrade_hello(&mut room, v.connection, &path, now);
                         v.client.handle_socket_open(socket, now);
                     }
                     Transmit::Send { frame, .. } => v.send_up(at, frame),

@@ -23,6 +23,16 @@ use ovation_proto::{ActionBody, Event, Role, ServerFrame};
 use ovation_room::{AdminCommand, Identity, Output, Room, RoomInfo, StorageOp};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// What the edge does with an upgrade that says its Hello (`?hello=`): the room gets the
+/// Hello as the socket's first frame, before anything the client sends.
+fn upgrade_hello(room: &mut Room, connection: u64, path: &str, now_ms: u64) {
+    let query = path.split_once('?').map_or("", |(_, query)| query);
+    if let Some(hello) = ovation_proto::Hello::from_upgrade_query(query) {
+        let frame = ovation_proto::ClientFrame::Hello(hello).encode();
+        room.handle_frame(connection, &frame, now_ms);
+    }
+}
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -282,7 +292,7 @@ impl Sim {
         let now = self.clients[i].now(self.now_ms);
         while let Some(t) = self.clients[i].client.poll_transmit() {
             match t {
-                Transmit::OpenSocket { socket, .. } => {
+                Transmit::OpenSocket { socket, path } => {
                     let delay = self.delay(Some(i));
                     let mut link = Link {
                         client: i,
@@ -305,6 +315,7 @@ impl Sim {
                             .connect(connection, identity, self.lifetime_ms, self.now_ms)
                         {
                             Ok(()) => {
+                                upgrade_hello(&mut self.room, connection, &path, self.now_ms);
                                 link.connection = Some(connection);
                                 link.to_client
                                     .push_back((self.now_ms + delay, ToClient::Open));

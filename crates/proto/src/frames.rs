@@ -64,6 +64,30 @@ pub struct Hello {
     pub resume: Option<Resume>,
 }
 
+/// The upgrade's query by which a client that resumes nothing says its Hello with the
+/// upgrade (`?hello=<protocol version>`; this protocol's is `UPGRADE_HELLO_QUERY`): the room
+/// answers Welcome as the socket opens, a round trip sooner, and the client sends no Hello
+/// frame (a second Hello is a protocol violation). A client that resumes sends Hello.
+pub const UPGRADE_HELLO_PARAM: &str = "hello";
+/// `hello=` with this protocol's version, for a path's query.
+pub const UPGRADE_HELLO_QUERY: &str = "hello=1";
+
+impl Hello {
+    /// The Hello an upgrade's query (the part after `?`) says, if it says one: a version
+    /// that is not a number is version 0, which no server speaks (the socket is closed
+    /// `unsupported_protocol`, as for a Hello frame of another version).
+    pub fn from_upgrade_query(query: &str) -> Option<Hello> {
+        let value = query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == UPGRADE_HELLO_PARAM).then_some(value)
+        })?;
+        Some(Hello {
+            protocol_version: value.parse().unwrap_or(0),
+            resume: None,
+        })
+    }
+}
+
 /// Frames a client sends. Append-only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]

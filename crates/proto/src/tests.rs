@@ -645,3 +645,26 @@ fn every_error_code_is_in_all_once_with_its_own_name() {
         assert!(names.insert(code.as_str()), "{} twice", code.as_str());
     }
 }
+
+#[test]
+fn an_upgrade_query_says_a_hello_without_resume_and_only_with_its_param() {
+    let hello = |query: &str| Hello::from_upgrade_query(query);
+    let fresh = |v: u16| {
+        Some(Hello {
+            protocol_version: v,
+            resume: None,
+        })
+    };
+    assert_eq!(hello(UPGRADE_HELLO_QUERY), fresh(PROTOCOL_VERSION));
+    assert_eq!(hello("token=abc&hello=1"), fresh(1));
+    assert_eq!(hello("hello=1&token=abc"), fresh(1));
+    assert_eq!(hello("hello=2"), fresh(2));
+    // Not a version: one no server speaks (refused like a Hello frame of another version).
+    assert_eq!(hello("hello=65536"), fresh(0));
+    assert_eq!(hello("hello=-1"), fresh(0));
+    assert_eq!(hello("hello="), fresh(0));
+    assert_eq!(hello("hello"), fresh(0));
+    assert_eq!(hello(""), None);
+    assert_eq!(hello("token=abc"), None);
+    assert_eq!(hello("xhello=1&hellox=1"), None);
+}

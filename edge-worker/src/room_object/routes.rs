@@ -90,7 +90,8 @@ impl RoomObject {
             }
             (Method::Get, "/ws") => {
                 let echo = crate::http::offered_protocols(&req).contains(&SUBPROTOCOL.to_owned());
-                let mut resp = self.accept(identity).await.map_err(internal)?;
+                let hello = crate::contract::upgrade_hello(req.headers());
+                let mut resp = self.accept(identity, hello).await.map_err(internal)?;
                 if echo && resp.status_code() == 101 {
                     resp.headers_mut()
                         .set("sec-websocket-protocol", SUBPROTOCOL)

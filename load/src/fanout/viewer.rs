@@ -10,7 +10,7 @@ use crate::Minter;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use ovation_proto::limits::{HEARTBEAT_TEXT, SUBPROTOCOL};
-use ovation_proto::{ActionBody, ClientFrame, Event, Hello, ServerFrame, PROTOCOL_VERSION};
+use ovation_proto::{ActionBody, ClientFrame, Event, ServerFrame, UPGRADE_HELLO_QUERY};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -37,11 +37,16 @@ impl Endpoints {
         let room_id = &self.room_ids[room];
         let user = format!("load-{}-{viewer}", self.seed);
         match self.target {
-            Target::Ovation => crate::ws_url(
-                &self.base,
-                room_id,
-                &self.minter.token(&user, "viewer", room_id),
-            ),
+            // A first join, as the SDK does it: the upgrade says the Hello.
+            Target::Ovation => [
+                crate::ws_url(
+                    &self.base,
+                    room_id,
+                    &self.minter.token(&user, "viewer", room_id),
+                ),
+                UPGRADE_HELLO_QUERY.to_owned(),
+            ]
+            .join("&"),
             Target::Json | Target::SocketIo => self
                 .url_template
                 .replace("{room}", room_id)
@@ -118,13 +123,7 @@ async fn connect(
     match target {
         Target::Json => {}
         Target::Ovation => {
-            let hello = ClientFrame::Hello(Hello {
-                protocol_version: PROTOCOL_VERSION,
-                resume: None,
-            });
-            send(shared, &mut sink, Message::binary(hello.encode()))
-                .await
-                .map_err(|e| e.to_string())?;
+            // The Hello went with the upgrade (`url`): the Welcome comes without a frame.
             loop {
                 let message = next_message(shared, &mut stream).await?;
                 let Message::Binary(bytes) = message else {

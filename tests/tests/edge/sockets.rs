@@ -342,3 +342,55 @@ fn a_viewer_that_only_sends_heartbeats_outlives_sweeps_while_others_chat() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A first join may say its Hello in the upgrade (`?hello=1`, what the SDK does): the
+/// Welcome comes with no frame sent, and the socket works; a Hello frame after it is a
+/// second Hello; a version the server does not speak is refused as a Hello frame's is.
+#[test]
+fn a_hello_said_in_the_upgrade_is_answered_with_welcome_and_counts_as_the_first_frame() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let open = |user: &str, query: &str| {
+        Socket::open_with_query(&server.base, &room, &token("viewer", user, &room), query)
+            .unwrap_or_else(|e| panic!("open {user}: {e:?}"))
+    };
+    let mut fresh = open("fresh", ovation_proto::UPGRADE_HELLO_QUERY);
+    let welcome = fresh
+        .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+        .expect("a Welcome with no frame sent");
+    assert!(matches!(welcome, Event::Welcome(w) if w.user == "fresh" && !w.resumed));
+    fresh.send(&comment(1, "first")).unwrap();
+    assert!(matches!(
+        wait_ack(&mut fresh, 1),
+        Event::Ack { seq: Some(_), .. }
+    ));
+    // An old client on the same room (Hello frame) sees the fresh one's comment.
+    let (mut old, _) = connect(server, &room, "old");
+    fresh.send(&comment(2, "second")).unwrap();
+    old.wait_for(WAIT, |e| comment_text(e).as_deref() == Some("second"))
+        .expect("the comment reaches a viewer that sent its Hello frame");
+    // A Hello frame after the upgrade's is a second Hello.
+    let mut twice = open("twice", ovation_proto::UPGRADE_HELLO_QUERY);
+    twice
+        .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+        .unwrap();
+    twice
+        .send(&ovation_proto::ClientFrame::Hello(ovation_proto::Hello {
+            protocol_version: ovation_proto::PROTOCOL_VERSION,
+            resume: None,
+        }))
+        .unwrap();
+    assert_eq!(
+        expect_close(&mut twice),
+        CloseCode::ProtocolViolation.code()
+    );
+    // Another protocol version, or none that parses: refused as a Hello frame would be.
+    for query in ["hello=99", "hello=x"] {
+        let mut other = open("other", query);
+        assert_eq!(
+            expect_close(&mut other),
+            CloseCode::UnsupportedProtocol.code(),
+            "{query}"
+        );
+    }
+}

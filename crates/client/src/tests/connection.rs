@@ -363,3 +363,42 @@ fn upgrades_failing_for_a_moment_in_a_live_room_do_not_switch_auto_to_pull() {
         c.handle_timeout(now);
     }
 }
+
+/// A first join says its Hello in the upgrade (Welcome one round trip sooner) and sends
+/// no Hello frame; a reconnect that resumes sends its Hello as the first frame.
+#[test]
+fn a_first_join_says_hello_in_the_upgrade_and_a_resume_sends_it() {
+    let mut c = client(TransportMode::Ws, 0);
+    let t = transmits(&mut c);
+    let path = t
+        .iter()
+        .find_map(|t| match t {
+            Transmit::OpenSocket { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(path, ["/v1/rooms/weur-t/ws?", UPGRADE_HELLO_QUERY].concat());
+    let socket = opened_socket(&t);
+    c.handle_socket_open(socket, 0);
+    assert_eq!(sent_frames(&transmits(&mut c)), vec![], "no Hello frame");
+    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, false)], 0), 0);
+    assert_eq!(c.status(), Status::Open);
+    c.handle_socket_closed(socket, 1006, "", 10);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let t = transmits(&mut c);
+    assert!(t
+        .iter()
+        .any(|t| matches!(t, Transmit::OpenSocket { path, .. } if path == "/v1/rooms/weur-t/ws")));
+    let socket = opened_socket(&t);
+    c.handle_socket_open(socket, at);
+    match sent_frames(&transmits(&mut c)).as_slice() {
+        [ClientFrame::Hello(hello)] => {
+            assert_eq!(
+                hello.resume.as_ref().map(|r| (r.epoch, r.action_cursor)),
+                Some((5, 10))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
