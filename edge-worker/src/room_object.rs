@@ -362,8 +362,9 @@ impl RoomObject {
             let mut memory = self.memory.borrow_mut();
             memory.sockets.insert(id, pair.server);
             if let (Some(hello), Some(room)) = (hello, memory.room.as_mut()) {
-                // As if it were the socket's first frame: the Welcome goes out with the
-                // pump below, queued on the socket before the 101 is returned.
+                // As if it were the socket's first frame: the Welcome is queued, and goes
+                // out with the pump below while the fan-out budget lasts (else at the
+                // room's next flush, like any output).
                 room.handle_frame(id, &ClientFrame::Hello(hello).encode(), now);
             }
         }

@@ -16,7 +16,7 @@ impl Client {
         self.next_socket += 1;
         // Nothing to resume: the upgrade says the Hello, and Welcome comes a round trip
         // sooner (a join storm's joins are each one round trip).
-        let hello_in_upgrade = self.state.epoch == 0;
+        let hello_in_upgrade = self.state.epoch == 0 && !self.upgrade_hello_unanswered;
         self.phase = Phase::Connecting {
             socket,
             hello_in_upgrade,

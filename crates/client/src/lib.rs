@@ -103,6 +103,11 @@ pub struct Client {
     cursor: Option<u64>,
     /// Reconnects refused 4409 since the last Welcome (`CLIENT_SOCKET_CAP_RETRIES_MAX`).
     socket_cap_retries: u32,
+    /// A socket that said its Hello in the upgrade opened and was never answered (an edge
+    /// older than `UPGRADE_HELLO_QUERY`): this session sends Hello frames from then on.
+    upgrade_hello_unanswered: bool,
+    /// The last socket the host reported open.
+    socket_opened: Option<u64>,
     likes_total: Option<u64>,
     online: Option<u32>,
     ended: bool,
@@ -144,6 +149,8 @@ impl Client {
             state: RoomState::default(),
             cursor: None,
             socket_cap_retries: 0,
+            upgrade_hello_unanswered: false,
+            socket_opened: None,
             likes_total: None,
             online: None,
             ended: false,
@@ -243,7 +250,18 @@ impl Client {
             match (timer, self.phase.clone()) {
                 (Timer::Action, _) => self.expire_actions(now_ms),
                 (Timer::Reconnect, _) => self.open_socket(now_ms),
-                (Timer::Connect, Phase::Connecting { socket, .. }) => {
+                (
+                    Timer::Connect,
+                    Phase::Connecting {
+                        socket,
+                        hello_in_upgrade,
+                    },
+                ) => {
+                    // Opened, the upgrade's Hello said, and no Welcome: perhaps an edge
+                    // that does not know the query. The next try sends a Hello frame.
+                    if hello_in_upgrade && self.socket_opened == Some(socket) {
+                        self.upgrade_hello_unanswered = true;
+                    }
                     self.close_socket(socket, CloseCode::Stale.code(), "connect timeout");
                     self.socket_failed(now_ms, "connect_timeout".into());
                 }
@@ -308,8 +326,12 @@ impl Client {
         else {
             return;
         };
-        if s != socket || hello_in_upgrade {
-            return; // not ours, or the room answers the upgrade's Hello
+        if s != socket {
+            return;
+        }
+        self.socket_opened = Some(socket);
+        if hello_in_upgrade {
+            return; // the room answers the upgrade's Hello
         }
         let resume = (self.state.epoch != 0).then(|| Resume {
             epoch: self.state.epoch,

@@ -402,3 +402,61 @@ fn a_first_join_says_hello_in_the_upgrade_and_a_resume_sends_it() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An edge that does not know the upgrade's Hello never answers it: after the connect
+/// timeout of a socket that opened, the next try sends a Hello frame, and joins.
+#[test]
+fn an_unanswered_upgrade_hello_falls_back_to_a_hello_frame() {
+    let mut c = client(TransportMode::Ws, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, 0);
+    assert_eq!(sent_frames(&transmits(&mut c)), vec![]);
+    // No Welcome: the connect timer fires (and a failed socket is retried).
+    let mut now;
+    let next = loop {
+        now = c.poll_timeout().expect("a timer");
+        c.handle_timeout(now);
+        let t = transmits(&mut c);
+        if let Some(path) = t.iter().find_map(|t| match t {
+            Transmit::OpenSocket { path, .. } => Some(path.clone()),
+            _ => None,
+        }) {
+            assert_eq!(
+                path, "/v1/rooms/weur-t/ws",
+                "no query after an unanswered one"
+            );
+            break opened_socket(&t);
+        }
+        assert!(now < 120_000, "a retry within the backoff");
+    };
+    c.handle_socket_open(next, now);
+    assert!(matches!(
+        sent_frames(&transmits(&mut c)).as_slice(),
+        [ClientFrame::Hello(h)] if h.resume.is_none()
+    ));
+    c.handle_socket_message(next, &batch(vec![welcome(5, 0, false)], now), now);
+    assert_eq!(c.status(), Status::Open);
+}
+
+/// A first socket that never opened (the network) says nothing about the edge: the retry
+/// still says its Hello in the upgrade.
+#[test]
+fn a_first_socket_that_never_opened_retries_with_the_upgrade_hello() {
+    let mut c = client(TransportMode::Ws, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_closed(socket, 1006, "", 5);
+    let mut now;
+    loop {
+        now = c.poll_timeout().expect("a timer");
+        c.handle_timeout(now);
+        let t = transmits(&mut c);
+        if let Some(path) = t.iter().find_map(|t| match t {
+            Transmit::OpenSocket { path, .. } => Some(path.clone()),
+            _ => None,
+        }) {
+            assert_eq!(path, ["/v1/rooms/weur-t/ws?", UPGRADE_HELLO_QUERY].concat());
+            break;
+        }
+        assert!(now < 120_000);
+    }
+}
