@@ -412,23 +412,11 @@ fn an_unanswered_upgrade_hello_falls_back_to_a_hello_frame() {
     c.handle_socket_open(socket, 0);
     assert_eq!(sent_frames(&transmits(&mut c)), vec![]);
     // No Welcome: the connect timer fires (and a failed socket is retried).
-    let mut now;
-    let next = loop {
-        now = c.poll_timeout().expect("a timer");
-        c.handle_timeout(now);
-        let t = transmits(&mut c);
-        if let Some(path) = t.iter().find_map(|t| match t {
-            Transmit::OpenSocket { path, .. } => Some(path.clone()),
-            _ => None,
-        }) {
-            assert_eq!(
-                path, "/v1/rooms/weur-t/ws",
-                "no query after an unanswered one"
-            );
-            break opened_socket(&t);
-        }
-        assert!(now < 120_000, "a retry within the backoff");
-    };
+    let (next, path, now) = next_socket(&mut c);
+    assert_eq!(
+        path, "/v1/rooms/weur-t/ws",
+        "no query after an unanswered one"
+    );
     c.handle_socket_open(next, now);
     assert!(matches!(
         sent_frames(&transmits(&mut c)).as_slice(),
@@ -445,18 +433,23 @@ fn a_first_socket_that_never_opened_retries_with_the_upgrade_hello() {
     let mut c = client(TransportMode::Ws, 0);
     let socket = opened_socket(&transmits(&mut c));
     c.handle_socket_closed(socket, 1006, "", 5);
-    let mut now;
+    let (_, path, _) = next_socket(&mut c);
+    assert_eq!(path, ["/v1/rooms/weur-t/ws?", UPGRADE_HELLO_QUERY].concat());
+}
+
+/// Fires the client's timers until it opens a socket: that socket, its path, and when.
+fn next_socket(c: &mut Client) -> (u64, String, u64) {
     loop {
-        now = c.poll_timeout().expect("a timer");
+        let now = c.poll_timeout().expect("a timer");
+        assert!(now < 120_000, "a retry within the backoff");
         c.handle_timeout(now);
-        let t = transmits(&mut c);
-        if let Some(path) = t.iter().find_map(|t| match t {
+        let t = transmits(c);
+        let path = t.iter().find_map(|t| match t {
             Transmit::OpenSocket { path, .. } => Some(path.clone()),
             _ => None,
-        }) {
-            assert_eq!(path, ["/v1/rooms/weur-t/ws?", UPGRADE_HELLO_QUERY].concat());
-            break;
+        });
+        if let Some(path) = path {
+            return (opened_socket(&t), path, now);
         }
-        assert!(now < 120_000);
     }
 }

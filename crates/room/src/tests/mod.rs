@@ -270,17 +270,24 @@ fn on_fresh_room(command: StaffCommand) -> Result<AdminReply, AdminError> {
 /// A shard with the room's state (an empty live room) and one batch down applied.
 fn shard_with_state(now_ms: u64) -> Shard {
     let mut shard = Shard::new(0, now_ms);
-    let down = ShardDown {
+    let down = first_down(now_ms, Vec::new(), 0);
+    shard.handle_down(&down.encode(), now_ms).unwrap();
+    shard
+}
+
+/// The room's first batch to a shard: a snapshot of a live room with these parts.
+fn first_down(now_ms: u64, parts: Vec<(String, u64, String)>, total_version: u64) -> ShardDown {
+    ShardDown {
         seq: 1,
         server_time_ms: now_ms,
         snapshot: Some(Snapshot {
             epoch: 1,
-            total_version: 0,
+            total_version,
             last_seq: 0,
             likes_total: 0,
             online: 0,
             ended: false,
-            parts: Vec::new(),
+            parts,
             ring: Vec::new(),
             banned: Vec::new(),
         }),
@@ -289,9 +296,7 @@ fn shard_with_state(now_ms: u64) -> Shard {
         to_user: Vec::new(),
         close_users: Vec::new(),
         shards: 1,
-    };
-    shard.handle_down(&down.encode(), now_ms).unwrap();
-    shard
+    }
 }
 
 /// Ticks the shard until `batches` batches up went out, and decodes them as the room

@@ -161,26 +161,7 @@ fn a_shard_batch_up_stays_within_relay_message_bytes_max() {
 fn a_snapshot_with_a_part_newer_than_its_total_does_not_panic_the_shard() {
     let now = 0;
     let mut shard = Shard::new(0, now);
-    let down = ShardDown {
-        seq: 1,
-        server_time_ms: now,
-        snapshot: Some(Snapshot {
-            epoch: 1,
-            total_version: 1,
-            last_seq: 0,
-            likes_total: 0,
-            online: 0,
-            ended: false,
-            parts: vec![("p".into(), 9, "{}".into())],
-            ring: Vec::new(),
-            banned: Vec::new(),
-        }),
-        broadcast: Vec::new(),
-        to_connection: Vec::new(),
-        to_user: Vec::new(),
-        close_users: Vec::new(),
-        shards: 1,
-    };
+    let down = first_down(now, vec![("p".into(), 9, "{}".into())], 1);
     shard.handle_down(&down.encode(), now).unwrap();
     join_shard(&mut shard, 1, now);
     shard.handle_timeout(now + TICK_MS);
