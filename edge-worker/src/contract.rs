@@ -24,11 +24,13 @@ pub const LIFETIME_HEADER: &str = "x-ovation-lifetime-ms";
 /// first frame. Set only by the router (a client's own is dropped).
 pub const HELLO_HEADER: &str = "x-ovation-hello";
 
-/// The Hello the router passed with an upgrade (`HELLO_HEADER`), if any.
+/// The Hello the router passed with an upgrade (`HELLO_HEADER`), if any. The router
+/// wrote the version `Hello::from_upgrade_query` parsed, so the rule for what the query
+/// means lives there alone.
 pub fn upgrade_hello(headers: &worker::Headers) -> Option<ovation_proto::Hello> {
     let version = headers.get(HELLO_HEADER).ok().flatten()?;
     Some(ovation_proto::Hello {
-        protocol_version: version.parse().unwrap_or(0),
+        protocol_version: version.parse().ok()?,
         resume: None,
     })
 }
