@@ -268,9 +268,13 @@ impl Room {
             }
         }
         self.close_due_interactions(now_ms);
-        let input = self.pacing_input();
-        if self.pacing.due(now_ms, input) {
-            self.flush(now_ms);
+        // The rule's inputs (the tick reads every shard's count) only when a flush is due:
+        // most timeouts are sweeps and count refreshes.
+        if self.pacing.flush_at_ms().is_some_and(|at| at <= now_ms) {
+            let input = self.pacing_input();
+            if self.pacing.due(now_ms, input) {
+                self.flush(now_ms);
+            }
         }
     }
 
