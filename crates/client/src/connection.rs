@@ -20,6 +20,7 @@ impl Client {
         self.phase = Phase::Connecting {
             socket,
             hello_in_upgrade,
+            opened: false,
         };
         self.timers.stop(Timer::Reconnect);
         self.timers

@@ -64,6 +64,8 @@ enum Phase {
         socket: u64,
         /// The upgrade said the Hello (`UPGRADE_HELLO_QUERY`): no Hello frame follows.
         hello_in_upgrade: bool,
+        /// The host reported the socket open.
+        opened: bool,
     },
     Open {
         socket: u64,
@@ -106,8 +108,6 @@ pub struct Client {
     /// A socket that said its Hello in the upgrade opened and was never answered (an edge
     /// older than `UPGRADE_HELLO_QUERY`): this session sends Hello frames from then on.
     upgrade_hello_unanswered: bool,
-    /// The last socket the host reported open.
-    socket_opened: Option<u64>,
     likes_total: Option<u64>,
     online: Option<u32>,
     ended: bool,
@@ -150,7 +150,6 @@ impl Client {
             cursor: None,
             socket_cap_retries: 0,
             upgrade_hello_unanswered: false,
-            socket_opened: None,
             likes_total: None,
             online: None,
             ended: false,
@@ -255,11 +254,12 @@ impl Client {
                     Phase::Connecting {
                         socket,
                         hello_in_upgrade,
+                        opened,
                     },
                 ) => {
                     // Opened, the upgrade's Hello said, and no Welcome: perhaps an edge
                     // that does not know the query. The next try sends a Hello frame.
-                    if hello_in_upgrade && self.socket_opened == Some(socket) {
+                    if hello_in_upgrade && opened {
                         self.upgrade_hello_unanswered = true;
                     }
                     self.close_socket(socket, CloseCode::Stale.code(), "connect timeout");
@@ -322,6 +322,7 @@ impl Client {
         let Phase::Connecting {
             socket: s,
             hello_in_upgrade,
+            ..
         } = self.phase
         else {
             return;
@@ -329,7 +330,11 @@ impl Client {
         if s != socket {
             return;
         }
-        self.socket_opened = Some(socket);
+        self.phase = Phase::Connecting {
+            socket,
+            hello_in_upgrade,
+            opened: true,
+        };
         if hello_in_upgrade {
             return; // the room answers the upgrade's Hello
         }

@@ -16,15 +16,7 @@ use ovation_proto::Role;
 use ovation_room::{Identity, Output, Room, RoomInfo};
 use std::collections::VecDeque;
 
-/// What the edge does with an upgrade that says its Hello (`?hello=`): the room gets the
-/// Hello as the socket's first frame, before anything the client sends.
-fn upgrade_hello(room: &mut Room, connection: u64, path: &str, now_ms: u64) {
-    let query = path.split_once('?').map_or("", |(_, query)| query);
-    if let Some(hello) = ovation_proto::Hello::from_upgrade_query(query) {
-        let frame = ovation_proto::ClientFrame::Hello(hello).encode();
-        room.handle_frame(connection, &frame, now_ms);
-    }
-}
+mod common;
 
 struct Rng(u64);
 impl Rng {
@@ -195,7 +187,7 @@ fn run(seed: u64, viewers: usize, taps: u32, users: usize, tap_gap_ms_max: u64) 
                         };
                         room.connect(v.connection, identity, CONNECTION_LIFETIME_MS_MAX, now)
                             .expect("room has space");
-                        upgrade_hello(&mut room, v.connection, &path, now);
+                        common::upgrade_hello(&mut room, v.connection, &path, now);
                         v.client.handle_socket_open(socket, now);
                     }
                     Transmit::Send { frame, .. } => v.send_up(at, frame),

@@ -23,15 +23,7 @@ use ovation_proto::{ActionBody, Event, Role, ServerFrame};
 use ovation_room::{AdminCommand, Identity, Output, Room, RoomInfo, StorageOp};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// What the edge does with an upgrade that says its Hello (`?hello=`): the room gets the
-/// Hello as the socket's first frame, before anything the client sends.
-fn upgrade_hello(room: &mut Room, connection: u64, path: &str, now_ms: u64) {
-    let query = path.split_once('?').map_or("", |(_, query)| query);
-    if let Some(hello) = ovation_proto::Hello::from_upgrade_query(query) {
-        let frame = ovation_proto::ClientFrame::Hello(hello).encode();
-        room.handle_frame(connection, &frame, now_ms);
-    }
-}
+mod common;
 
 struct Rng(u64);
 impl Rng {
@@ -315,7 +307,12 @@ impl Sim {
                             .connect(connection, identity, self.lifetime_ms, self.now_ms)
                         {
                             Ok(()) => {
-                                upgrade_hello(&mut self.room, connection, &path, self.now_ms);
+                                common::upgrade_hello(
+                                    &mut self.room,
+                                    connection,
+                                    &path,
+                                    self.now_ms,
+                                );
                                 link.connection = Some(connection);
                                 link.to_client
                                     .push_back((self.now_ms + delay, ToClient::Open));
