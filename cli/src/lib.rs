@@ -165,6 +165,22 @@ impl Socket {
         )
     }
 
+    /// Opens the socket with headers of the caller's own beside the token (what a
+    /// non-browser client can send and a browser cannot: the router must not trust them).
+    pub fn open_with_headers(
+        base: &str,
+        room: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Socket, SocketEnd> {
+        Socket::open_with_extra(
+            base,
+            &format!("/v1/rooms/{room}/ws?token={token}"),
+            SUBPROTOCOL,
+            headers,
+        )
+    }
+
     /// Opens the socket with the token in the subprotocol list (`token.<jwt>`), the way
     /// browsers pass it (they cannot set headers).
     pub fn open_with_protocol_token(
@@ -177,6 +193,15 @@ impl Socket {
     }
 
     fn open_with(base: &str, path: &str, protocols: &str) -> Result<Socket, SocketEnd> {
+        Socket::open_with_extra(base, path, protocols, &[])
+    }
+
+    fn open_with_extra(
+        base: &str,
+        path: &str,
+        protocols: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Socket, SocketEnd> {
         let ws_base = base.replacen("http://", "ws://", 1);
         let url = format!("{ws_base}{path}");
         let mut request = url
@@ -188,6 +213,14 @@ impl Socket {
                 .parse()
                 .map_err(|_| SocketEnd::Io("bad protocol header".into()))?,
         );
+        for &(name, value) in headers {
+            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| SocketEnd::Io(e.to_string()))?;
+            let value = value
+                .parse()
+                .map_err(|_| SocketEnd::Io("bad header".into()))?;
+            request.headers_mut().insert(name, value);
+        }
         let host = base
             .trim_start_matches("http://")
             .split('/')

@@ -2,7 +2,9 @@
 //! and closing sockets from 200 clients as fast as they can must cost the room little; a
 //! legit viewer's comments are acknowledged within a second throughout, and none is
 //! refused. The Worker refuses the flood (`429 rate_limited`, `ovation_room::ConnectLimiter`)
-//! before it wakes the room object.
+//! before it wakes the room object. Half the flood says its Hello in the upgrade
+//! (`?hello=1`, as the SDK's first join does), so each socket that gets through costs the
+//! room a Welcome at once; those sockets read their Welcome before they close.
 
 use ovation_cli::{Socket, SocketEnd};
 use ovation_proto::limits::{USER_CONNECTS_BURST, USER_CONNECTS_PER_S};
@@ -31,17 +33,40 @@ fn a_connection_flood_does_not_stall_the_room() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let opened = Arc::new(AtomicU64::new(0));
+    let welcomed = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let attacker = token("viewer", "flooder", &room);
     let flood: Vec<_> = (0..FLOOD_CLIENTS)
-        .map(|_| {
+        .map(|client| {
             let (stop, opened, refused) = (stop.clone(), opened.clone(), refused.clone());
+            let welcomed = welcomed.clone();
             let (base, room, attacker) = (server.base.clone(), room.clone(), attacker.clone());
+            let hello_in_upgrade = client % 2 == 0;
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    match Socket::connect(&base, &room, &attacker, None) {
-                        Ok(socket) => {
+                    let socket = if hello_in_upgrade {
+                        Socket::open_with_query(
+                            &base,
+                            &room,
+                            &attacker,
+                            ovation_proto::UPGRADE_HELLO_QUERY,
+                        )
+                    } else {
+                        Socket::connect(&base, &room, &attacker, None)
+                    };
+                    match socket {
+                        Ok(mut socket) => {
                             opened.fetch_add(1, Ordering::Relaxed);
+                            if hello_in_upgrade {
+                                // Closed at the per-user socket cap is also an answer.
+                                if let Ok(Event::Welcome(_)) = socket
+                                    .wait_for(Duration::from_secs(10), |e| {
+                                        matches!(e, Event::Welcome(_))
+                                    })
+                                {
+                                    welcomed.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
                             socket.close();
                         }
                         Err(SocketEnd::Refused(429, _)) => {
@@ -87,9 +112,10 @@ fn a_connection_flood_does_not_stall_the_room() {
     }
     let attempts = opened.load(Ordering::Relaxed) + refused.load(Ordering::Relaxed);
     eprintln!(
-        "flood: {attempts} connection attempts in {FLOOD_S} s ({} upgraded, {} refused); \
-         legit acks (ms): {latencies_ms:?}",
+        "flood: {attempts} connection attempts in {FLOOD_S} s ({} upgraded, {} welcomed \
+         from the upgrade's Hello, {} refused); legit acks (ms): {latencies_ms:?}",
         opened.load(Ordering::Relaxed),
+        welcomed.load(Ordering::Relaxed),
         refused.load(Ordering::Relaxed)
     );
     assert!(
@@ -104,6 +130,10 @@ fn a_connection_flood_does_not_stall_the_room() {
         opened.load(Ordering::Relaxed) <= admitted_max,
         "{} upgrades of one user reached the room",
         opened.load(Ordering::Relaxed)
+    );
+    assert!(
+        welcomed.load(Ordering::Relaxed) > 0,
+        "no socket of the flood was welcomed from its upgrade's Hello: the path went untested"
     );
     let worst_ms = latencies_ms.iter().copied().max().unwrap_or(0);
     assert!(

@@ -346,6 +346,40 @@ fn a_viewer_that_only_sends_heartbeats_outlives_sweeps_while_others_chat() {
 /// A first join may say its Hello in the upgrade (`?hello=1`, what the SDK does): the
 /// Welcome comes with no frame sent, and the socket works; a Hello frame after it is a
 /// second Hello; a version the server does not speak is refused as a Hello frame's is.
+/// The router passes an upgrade's Hello to the object in a header of its own
+/// (`contract::HELLO_HEADER`). A client that sends that header itself is not believed: its
+/// socket waits for a Hello frame like any other. Were the header believed, the room would
+/// answer Welcome at once and the client's Hello frame would be a second Hello (closed as
+/// a protocol violation).
+#[test]
+fn a_hello_header_sent_by_the_client_is_not_believed() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let version = ovation_proto::PROTOCOL_VERSION.to_string();
+    let mut forged = Socket::open_with_headers(
+        &server.base,
+        &room,
+        &token("viewer", "forger", &room),
+        &[("x-ovation-hello", &version)],
+    )
+    .unwrap_or_else(|e| panic!("open: {e:?}"));
+    forged
+        .send(&ovation_proto::ClientFrame::Hello(ovation_proto::Hello {
+            protocol_version: ovation_proto::PROTOCOL_VERSION,
+            resume: None,
+        }))
+        .unwrap();
+    let welcome = forged
+        .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+        .expect("a Welcome to the Hello frame, the socket's first");
+    assert!(matches!(welcome, Event::Welcome(w) if w.user == "forger"));
+    forged.send(&comment(1, "still open")).unwrap();
+    assert!(matches!(
+        wait_ack(&mut forged, 1),
+        Event::Ack { seq: Some(_), .. }
+    ));
+}
+
 #[test]
 fn a_hello_said_in_the_upgrade_is_answered_with_welcome_and_counts_as_the_first_frame() {
     let server = shared();
