@@ -274,7 +274,15 @@ pub(crate) async fn set_shards(
 ) -> std::result::Result<Response, ApiError> {
     let body: SetShards = json_body(&mut req).await?;
     let command = json!({ "command": "set_shards", "shards": body.shards });
-    admin_forward(req, env, "admin", Some(command)).await
+    let room = room_param(&req)?;
+    let identity = admin(&req, env)?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let resp = call(&stub, Method::Post, "/admin", &identity, Some(command)).await?;
+    if resp.status_code() == 200 {
+        crate::join::forget_room(&identity.tenant, &room);
+    }
+    Ok(resp)
 }
 
 /// `POST /v1/rooms/{room}/commands`: any staff command, the same JSON a host or

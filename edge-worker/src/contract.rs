@@ -17,11 +17,19 @@ pub const ROOM_OBJECT_HEADER: &str = "x-ovation-room-object";
 pub const SHARD_INDEX_HEADER: &str = "x-ovation-shard";
 /// Header with the room's region (the shard's location hint).
 pub const REGION_HEADER: &str = "x-ovation-region";
-/// Header with the lifetime the room drew for a viewer's connection.
+/// Header with the room's shard count, on the room object's answer naming a viewer's
+/// shard: the router remembers it (`ovation_room::ShardRoutes`).
+pub const SHARD_COUNT_HEADER: &str = "x-ovation-shards";
+/// Header with the lifetime the router drew for a viewer's connection to a shard.
 pub const LIFETIME_HEADER: &str = "x-ovation-lifetime-ms";
+/// Set by the router on an upgrade it sent to a shard from its memory of the room's
+/// shard count, not on the room object's word: a shard of an ended room sends it back
+/// (`join::ROUTE_STALE_STATUS`).
+pub const ROUTE_REMEMBERED_HEADER: &str = "x-ovation-route-remembered";
 /// Header with the protocol version of the Hello an upgrade said (`?hello=`,
 /// `ovation_proto::UPGRADE_HELLO_PARAM`): the object feeds that Hello as the socket's
-/// first frame. Set only by the router (a client's own is dropped).
+/// first frame. Set only by the router (a client's own never reaches an object: the
+/// router forwards only `join::FORWARDED_HEADERS` of the client's).
 pub const HELLO_HEADER: &str = "x-ovation-hello";
 
 /// The Hello the router passed with an upgrade (`HELLO_HEADER`), if any. The router

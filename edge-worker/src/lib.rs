@@ -10,6 +10,7 @@ mod contract;
 mod directory;
 mod driver;
 mod http;
+mod join;
 mod openapi;
 mod platform;
 mod room_object;
@@ -19,10 +20,10 @@ mod sockets;
 use admin::*;
 use http::{error, json_body, ApiError};
 use ovation_auth::{AuthError, Keyring, Verified};
-use ovation_proto::limits::{SUBPROTOCOL, SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES_MAX};
+use ovation_proto::limits::{SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES_MAX};
 use ovation_proto::routes::{self, HttpMethod, Route, RouteMatch};
 use ovation_proto::{ReplayQuery, RoomId};
-use ovation_room::{ConnectKey, ConnectLimiter, StaffCommand};
+use ovation_room::StaffCommand;
 use platform::now_ms;
 use serde::Deserialize;
 use serde_json::json;
@@ -88,7 +89,7 @@ async fn route(req: Request, env: Env) -> Result<Response> {
         )),
         RouteMatch::Found(route) => handled(match route {
             Route::OpenApi => openapi_document(),
-            Route::Socket => socket(req, &env).await,
+            Route::Socket => join::socket(req, &env).await,
             Route::State => viewer_get(req, &env, "state").await,
             Route::Events => viewer_get(req, &env, "events").await,
             Route::Part => part(req, &env).await,
@@ -299,132 +300,6 @@ async fn call(
     stub.fetch_with_request(req)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))
-}
-
-async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
-    let room = room_param(&req)?;
-    if req.headers().get("upgrade").ok().flatten().as_deref() != Some("websocket") {
-        return Err(ApiError::new(
-            426,
-            "upgrade_required",
-            "this route upgrades to a WebSocket",
-        ));
-    }
-    let offered = http::offered_protocols(&req);
-    if offered
-        .iter()
-        .any(|p| !p.starts_with(PROTOCOL_TOKEN_PREFIX))
-        && !offered.iter().any(|p| p == SUBPROTOCOL)
-    {
-        return Err(ApiError::new(
-            400,
-            "unsupported_subprotocol",
-            &format!("offer the `{SUBPROTOCOL}` subprotocol"),
-        ));
-    }
-    let identity = authenticate(&req, env)?;
-    identity.authorize_room(room.as_str()).map_err(auth_error)?;
-    admit_connect(&identity, &room)?;
-    let stub = room_stub(env, &identity.tenant, &room)?;
-    let headers = Headers::new();
-    for (name, value) in req.headers().entries() {
-        let _ = headers.set(&name, &value);
-    }
-    let _ = headers.set(
-        contract::IDENTITY_HEADER,
-        &contract::identity_header(&identity),
-    );
-    // A first join's Hello, said in the upgrade: the object answers Welcome as the socket
-    // opens (one round trip, not two).
-    let _ = headers.delete(contract::HELLO_HEADER);
-    let query = req
-        .url()
-        .ok()
-        .and_then(|url| url.query().map(str::to_owned));
-    if let Some(hello) = query
-        .as_deref()
-        .and_then(ovation_proto::Hello::from_upgrade_query)
-    {
-        let _ = headers.set(contract::HELLO_HEADER, &hello.protocol_version.to_string());
-    }
-    // The room object echoes the subprotocol on its 101 (a forwarded response's headers
-    // are immutable here).
-    let resp = stub
-        .fetch_with_request(upgrade_request(&headers)?)
-        .await
-        .map_err(|e| ApiError::internal(&e.to_string()))?;
-    // A viewer of a big room: the room names the viewer's shard, and the socket goes
-    // there directly (never through the room object).
-    let Some(shard) = shard_route(&resp) else {
-        return Ok(resp);
-    };
-    let _ = headers.set(contract::ROOM_OBJECT_HEADER, &shard.room_object);
-    let _ = headers.set(contract::SHARD_INDEX_HEADER, &shard.index.to_string());
-    let _ = headers.set(contract::LIFETIME_HEADER, &shard.lifetime_ms);
-    contract::shard_stub(env, &shard.room_object, shard.index, &shard.region)
-        .map_err(|e| ApiError::internal(&e.to_string()))?
-        .fetch_with_request(upgrade_request(&headers)?)
-        .await
-        .map_err(|e| ApiError::internal(&e.to_string()))
-}
-
-thread_local! {
-    /// This isolate's connect buckets (one per user and room): checked before an upgrade
-    /// wakes the room object, so a connection flood costs the room nothing.
-    static CONNECTS: std::cell::RefCell<ConnectLimiter> =
-        std::cell::RefCell::new(ConnectLimiter::new());
-}
-
-/// Refuses an upgrade over its user's connect rate with `429 rate_limited` (not logged:
-/// a flood would turn into a flood of log lines).
-fn admit_connect(identity: &Verified, room: &RoomId) -> std::result::Result<(), ApiError> {
-    let key = ConnectKey {
-        tenant: identity.tenant.clone(),
-        room: room.as_str().to_owned(),
-        user: identity.user.clone(),
-    };
-    CONNECTS
-        .with(|limiter| limiter.borrow_mut().admit(&key, now_ms()))
-        .map_err(|refused| {
-            ApiError::new(
-                429,
-                "rate_limited",
-                &format!(
-                    "this user opens connections to this room too fast; retry in {} ms",
-                    refused.retry_after_ms
-                ),
-            )
-        })
-}
-
-/// A viewer's upgrade as an object's `/ws` gets it: the client's headers and ours. The
-/// request copies the headers, so the caller may change them for another object.
-fn upgrade_request(headers: &Headers) -> std::result::Result<Request, ApiError> {
-    let mut init = RequestInit::new();
-    init.with_headers(headers.clone());
-    Request::new_with_init("https://do/ws", &init).map_err(|e| ApiError::internal(&e.to_string()))
-}
-
-/// Where the room object sent a viewer of a big room.
-struct ShardRoute {
-    room_object: String,
-    index: u16,
-    region: String,
-    lifetime_ms: String,
-}
-
-/// The shard named by the room object's answer to an upgrade, if it named one.
-fn shard_route(resp: &Response) -> Option<ShardRoute> {
-    if resp.status_code() == 101 {
-        return None;
-    }
-    let header = |name: &str| resp.headers().get(name).ok().flatten();
-    Some(ShardRoute {
-        room_object: header(contract::ROOM_OBJECT_HEADER)?,
-        index: header(contract::SHARD_INDEX_HEADER)?.parse().ok()?,
-        region: header(contract::REGION_HEADER).unwrap_or_default(),
-        lifetime_ms: header(contract::LIFETIME_HEADER).unwrap_or_default(),
-    })
 }
 
 async fn viewer_get(

@@ -10,12 +10,9 @@ use crate::contract::{Attachment, IdentityHeader};
 use crate::driver::{self, Driven, Timers};
 use crate::http::{error, json, ApiError};
 use crate::platform::{log_json, now_ms, random_u53};
-use ovation_proto::limits::{
-    CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
-    PULL_INTERVAL_MS,
-};
+use ovation_proto::limits::PULL_INTERVAL_MS;
 use ovation_proto::{
-    ClientFrame, CloseCode, ErrorCode, Hello, PullAction, PullEvents, PullState, Role, SUBPROTOCOL,
+    ClientFrame, CloseCode, ErrorCode, Hello, PullAction, PullEvents, PullState, SUBPROTOCOL,
 };
 use ovation_room::{
     charge_outcome, gift_request_body, ledger_room_account, ledger_user_account, AdminCommand,
@@ -281,28 +278,11 @@ impl RoomObject {
         Ok(())
     }
 
-    /// Random in the configured range (jitter spreads reconnects), or the
-    /// `OVATION_CONNECTION_LIFETIME_MS` override for tests and staging.
-    fn connection_lifetime_ms(&self) -> u64 {
-        let configured = crate::text_binding(&self.env, "OVATION_CONNECTION_LIFETIME_MS")
-            .and_then(|v| v.parse::<u64>().ok());
-        match configured {
-            Some(ms) => ms.clamp(
-                CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
-                CONNECTION_LIFETIME_MS_MAX,
-            ),
-            None => {
-                let span_ms = CONNECTION_LIFETIME_MS_MAX - CONNECTION_LIFETIME_MS_MIN;
-                CONNECTION_LIFETIME_MS_MIN + (js_sys::Math::random() * span_ms as f64) as u64
-            }
-        }
-    }
-
     /// `hello`: the upgrade said the socket's Hello (`contract::HELLO_HEADER`).
     async fn accept(&self, identity: IdentityHeader, hello: Option<Hello>) -> Result<Response> {
         let now = now_ms();
         let role = identity.role;
-        let lifetime_ms = self.connection_lifetime_ms();
+        let lifetime_ms = crate::join::connection_lifetime_ms(&self.env);
         let id = {
             let memory = self.memory.borrow();
             let mut id = random_u53();

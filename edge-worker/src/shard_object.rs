@@ -11,7 +11,7 @@ use crate::contract::{
     Attachment, IdentityHeader, LIFETIME_HEADER, ROOM_OBJECT_HEADER, SHARD_INDEX_HEADER,
 };
 use crate::driver::{self, Driven, Timers};
-use crate::http::{error, upgrade_refused};
+use crate::http::{error, upgrade_refused, ApiError};
 use crate::platform::{log_json, now_ms, random_u53};
 use ovation_proto::limits::CONNECTION_LIFETIME_MS_MIN;
 use ovation_proto::{ClientFrame, CloseCode, SUBPROTOCOL};
@@ -210,6 +210,29 @@ impl ShardObject {
             .parse()
             .unwrap_or(CONNECTION_LIFETIME_MS_MIN);
         self.place(req).await?;
+        let remembered = req
+            .headers()
+            .get(crate::contract::ROUTE_REMEMBERED_HEADER)
+            .ok()
+            .flatten()
+            .is_some();
+        let stale = remembered
+            && self
+                .memory
+                .borrow()
+                .shard
+                .as_ref()
+                .is_some_and(|shard| shard.refuses_remembered_route());
+        if stale {
+            // Not this shard's to refuse: the room may have opened again since the router
+            // learnt its shard count (or this shard has no state to tell). The router
+            // asks the room object.
+            return error(ApiError::new(
+                crate::join::ROUTE_STALE_STATUS,
+                "shard_route_stale",
+                "this shard cannot tell the room is live; ask the room object",
+            ));
+        }
         let now = now_ms();
         let id = {
             let memory = self.memory.borrow();

@@ -5,6 +5,7 @@
 //! count while live, and bans.
 
 use ovation_cli::{Socket, SocketEnd};
+use ovation_proto::limits::ROUTER_SHARD_ROUTE_TTL_MS;
 use ovation_proto::{shard_of, ActionBody, ClientFrame, Event};
 use ovation_tests::{room_id, shared, token, Server};
 use serde_json::{json, Value};
@@ -225,8 +226,9 @@ fn a_sharded_room_works_across_shards() {
         );
     }
 
-    // Growing to 5 shards while live: old sockets stay, new viewers land on new shards,
-    // and everyone still gets everything.
+    // Growing to 5 shards while live: old sockets stay, new viewers land on new shards
+    // (the router that grew the room forgets the count it remembered), and everyone still
+    // gets everything.
     let reply = server
         .admin()
         .post(&format!("/v1/rooms/{room}/shards"), &json!({ "shards": 5 }))
@@ -319,4 +321,88 @@ fn a_hello_said_in_the_upgrade_is_answered_by_the_shard() {
             matches!(e, Event::Action(a) if a.body == ActionBody::Comment { text: "across".into() })
         })
         .expect("the comment reaches the other shard's viewer");
+}
+
+/// Once a big room's object has named its shard count, the router remembers it
+/// (`ovation_room::ShardRoutes`): later viewers' upgrades go straight to their shards and
+/// the room object answers none of them. After the room ended, a shard sends such an
+/// upgrade back (421) and the router asks the room object, so a viewer of the room opened
+/// again (now unsharded) is welcomed by it, not refused as ended by an old shard.
+#[test]
+fn the_router_remembers_a_big_rooms_shard_count_until_the_room_ends() {
+    let server = shared();
+    let room = create_big_room(server, 12_000);
+    let started = Instant::now();
+    let users = users_over_shards(&room, 3, 3);
+    let mut sockets: Vec<Socket> = users.iter().map(|u| connect(server, &room, u)).collect();
+    wait_online(server, &room, users.len() as u64);
+    let routed = room_stats(server, &room)["sockets_routed_to_shards"]
+        .as_u64()
+        .expect("counted");
+    if started.elapsed() < Duration::from_millis(ROUTER_SHARD_ROUTE_TTL_MS) {
+        assert_eq!(routed, 1, "only the first join asked the room object");
+    } else {
+        assert!(
+            routed < users.len() as u64,
+            "every join asked the room: {routed}"
+        );
+    }
+    sockets[0]
+        .send(&ClientFrame::Comment {
+            client_id: 1,
+            text: "remembered".into(),
+        })
+        .unwrap();
+    for (user, socket) in users.iter().zip(sockets.iter_mut()) {
+        socket
+            .wait_for(WAIT, |e| comment_text(e) == Some("remembered"))
+            .unwrap_or_else(|e| panic!("{user} did not get the comment: {e:?}"));
+    }
+
+    // The room ends (its shards learn it: their viewers are told) and opens again, small.
+    let ended_at = Instant::now();
+    let reply = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .expect("end");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    for socket in sockets.iter_mut() {
+        match socket.wait_for(WAIT, |e| matches!(e, Event::RoomEnded)) {
+            Ok(_) | Err(SocketEnd::Closed(4410, _)) => {}
+            other => panic!("a viewer was not told the room ended: {other:?}"),
+        }
+    }
+    let reply = server
+        .admin()
+        .post(
+            "/v1/rooms",
+            &json!({ "room": room, "host": "host-1", "title": "small again",
+                     "expected_audience": 100 }),
+        )
+        .expect("open again");
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let epoch = reply.body["epoch"].as_u64().expect("epoch");
+    // The router still remembers 3 shards: the viewer's upgrade goes to an ended shard,
+    // which sends it back; the room object takes the socket itself.
+    let mut back = Socket::connect(
+        &server.base,
+        &room,
+        &token("viewer", &users[1], &room),
+        None,
+    )
+    .expect("the upgrade is answered");
+    match back.wait_for(WAIT, |e| matches!(e, Event::Welcome(_))) {
+        Ok(Event::Welcome(welcome)) => assert_eq!(welcome.epoch, epoch, "the room opened again"),
+        other => panic!("a viewer of the room opened again was not welcomed: {other:?}"),
+    }
+    let stats = room_stats(server, &room);
+    assert_eq!(
+        stats["sockets_held"], 1,
+        "the room object holds the socket: {stats}"
+    );
+    assert!(
+        ended_at.elapsed() < Duration::from_millis(ROUTER_SHARD_ROUTE_TTL_MS),
+        "too slow to reach the remembered route (the router forgot it after its TTL): \
+         the test proved nothing"
+    );
 }

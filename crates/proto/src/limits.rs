@@ -570,6 +570,14 @@ const _: () = assert!(
 /// `ceil(audience / SHARD_VIEWERS_TARGET)` shards (see `shards_for_audience`). Well
 /// below `CONNECTIONS_PER_ROOM_MAX`, so a shard has room for an unlucky hash and growth.
 pub const SHARD_VIEWERS_TARGET: u64 = 5_000;
+/// Big rooms whose shard count one router (one isolate) remembers
+/// (`ovation_room::ShardRoutes`): a join of a remembered room goes straight to the
+/// viewer's shard. Past it, expired rooms are forgotten first, then half.
+pub const ROUTER_SHARD_ROUTES_MAX: usize = 10_000;
+/// How long the router trusts a room's shard count after the room named it. Counts only
+/// grow, so an older count still places a viewer on a shard the room serves; the bound is
+/// for a room that ended and opened again (its shards send such joins back to the room).
+pub const ROUTER_SHARD_ROUTE_TTL_MS: u64 = 10_000;
 /// Shards one room may have: 1.25 M viewers at `SHARD_VIEWERS_TARGET`. The most whose
 /// batches `shard_batch_interval_ms_for` can space to `ROOM_SHARD_BATCHES_PER_S_TARGET`
 /// within `TICK_MS_MAX` (a compile-time check below); past it a room would need a

@@ -316,6 +316,9 @@ pub struct RoomStats {
     pub shard_batches_in: u64,
     pub shard_batches_out: u64,
     pub comments_sampled_out: u64,
+    /// Big rooms: viewers' upgrades this room object named a shard for. The router then
+    /// remembers the room's shard count (`ShardRoutes`), so later joins skip the room.
+    pub sockets_routed_to_shards: u64,
     pub closed_by_reason: BTreeMap<String, u64>,
 }
 

@@ -30,6 +30,7 @@ mod quiz;
 mod ring;
 mod settlement;
 mod shard;
+mod shard_routes;
 mod sharding;
 mod staff;
 mod store;
@@ -62,6 +63,7 @@ pub use settlement::{
     SETTLEMENT_UNAVAILABLE_MESSAGE,
 };
 pub use shard::{Shard, ShardOutput};
+pub use shard_routes::{shard_for, RememberedRoute, RoomKey, ShardPlacement, ShardRoutes};
 pub use staff::{StaffCommand, SYSTEM_SENDER};
 pub use store::{RestoreError, StorageOp, META_KEY};
 use welcome::*;

@@ -158,6 +158,16 @@ impl Shard {
         &self.stats
     }
 
+    /// Whether a socket the router placed from its memory (`ShardRoutes`) goes back to
+    /// the router to ask the room object. Only a shard that knows its room is live takes
+    /// it: once the room ended, that memory may be older than the room's opening again
+    /// (unsharded, or with other shards); a shard with no state yet (new, or woken from
+    /// hibernation) cannot tell. A socket the room object placed is taken as before (told
+    /// `RoomEnded`, or waiting for the state).
+    pub fn refuses_remembered_route(&self) -> bool {
+        self.mirror.as_ref().is_none_or(|m| m.ended)
+    }
+
     pub fn connection_ids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
         self.connections.keys().copied()
     }

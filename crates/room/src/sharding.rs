@@ -67,11 +67,18 @@ impl Room {
         self.shards.current()
     }
 
-    /// Where a viewer's socket goes: `Some(shard)` in a sharded room.
-    pub fn shard_for(&self, user: &str) -> Option<u16> {
-        self.shards
-            .is_sharded()
-            .then(|| shard_of(user, self.shards.current()))
+    /// Where a socket of `role` and `user` goes: `Some(shard)` for a viewer of a sharded
+    /// room (the router's rule too, `crate::shard_for`).
+    pub fn shard_for(&self, role: Role, user: &str) -> Option<u16> {
+        crate::shard_for(role, user, self.shards.current())
+    }
+
+    /// `shard_for`, for an upgrade the room object answers with the shard (counted in
+    /// `RoomStats::sockets_routed_to_shards`).
+    pub fn route_to_shard(&mut self, role: Role, user: &str) -> Option<u16> {
+        let shard = self.shard_for(role, user)?;
+        self.stats.sockets_routed_to_shards += 1;
+        Some(shard)
     }
 
     /// Ready connections on each shard (what their last batches said).

@@ -65,7 +65,8 @@ impl RoomObject {
         };
         let path = url.path().to_owned();
         // A viewer of a big room goes to its shard.
-        let shard = self.shard_for(&identity);
+        let upgrade = req.method() == Method::Get && path == "/ws";
+        let shard = upgrade.then(|| self.shard_for(&identity)).flatten();
         let resp = match (req.method(), path.as_str()) {
             (Method::Get, "/ws") if shard.is_some() => {
                 // The Worker connects the viewer to the shard itself: a socket handed
@@ -79,8 +80,8 @@ impl RoomObject {
                     (crate::contract::SHARD_INDEX_HEADER, index.to_string()),
                     (crate::contract::REGION_HEADER, region),
                     (
-                        crate::contract::LIFETIME_HEADER,
-                        self.connection_lifetime_ms().to_string(),
+                        crate::contract::SHARD_COUNT_HEADER,
+                        self.shard_count().to_string(),
                     ),
                 ];
                 for (header, value) in route {

@@ -82,10 +82,19 @@ impl RoomObject {
     /// The shard a viewer's socket goes to, in a sharded room (staff stay on the room:
     /// they get the staff-only notices).
     pub(crate) fn shard_for(&self, identity: &IdentityHeader) -> Option<u16> {
-        if identity.role != Role::Viewer {
-            return None;
-        }
-        let memory = self.memory.borrow();
-        memory.room.as_ref()?.shard_for(&identity.user)
+        let mut memory = self.memory.borrow_mut();
+        memory
+            .room
+            .as_mut()?
+            .route_to_shard(identity.role, &identity.user)
+    }
+
+    /// The room's shard count (0: not sharded).
+    pub(crate) fn shard_count(&self) -> u16 {
+        self.memory
+            .borrow()
+            .room
+            .as_ref()
+            .map_or(0, |room| room.shards())
     }
 }

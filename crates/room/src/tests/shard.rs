@@ -181,3 +181,36 @@ fn a_snapshot_with_a_part_newer_than_its_total_does_not_panic_the_shard() {
         .expect("a Welcome");
     assert_eq!(welcome.total_version, 9);
 }
+
+/// A socket the router placed from its memory of the room's shard count
+/// (`ShardRoutes`) is taken only by a shard that knows its room is live: one with no
+/// state yet, or whose room ended, sends it back to the router, which asks the room
+/// object (the room may have opened again, unsharded).
+#[test]
+fn a_shard_sends_back_a_remembered_route_once_its_room_ended() {
+    let mut now_ms = 0;
+    let mut room = Room::create(info(), 1, now_ms);
+    room.admin(AdminCommand::SetShards { shards: 1 }, now_ms)
+        .unwrap();
+    let mut shard = Shard::new(0, now_ms);
+    let relay = |room: &mut Room, shard: &mut Shard, now_ms: &mut u64| {
+        for _ in 0..4 {
+            *now_ms += TICK_MS_MAX;
+            room.handle_timeout(*now_ms);
+            while let Some(output) = room.poll_output() {
+                if let Output::ToShard { shard: 0, frame } = output {
+                    shard
+                        .handle_down(&frame, *now_ms)
+                        .expect("the room's batch");
+                }
+            }
+        }
+    };
+    assert!(shard.refuses_remembered_route(), "no state yet");
+    relay(&mut room, &mut shard, &mut now_ms);
+    assert!(shard.has_state());
+    assert!(!shard.refuses_remembered_route(), "a live room's shard");
+    room.admin(AdminCommand::End, now_ms).unwrap();
+    relay(&mut room, &mut shard, &mut now_ms);
+    assert!(shard.refuses_remembered_route(), "an ended room's shard");
+}

@@ -1,0 +1,221 @@
+//! A viewer's upgrade: checked here (subprotocol, token, room, the user's connect rate),
+//! then handed to the object that holds the socket: the room object, or for a viewer of a
+//! big room the viewer's shard.
+//!
+//! A big room's shard count is remembered per isolate (`ovation_room::ShardRoutes`): a
+//! join of a remembered room goes straight to its shard, one object round trip instead
+//! of two, and the room object sees none of the join storm. Only the headers the objects
+//! read are forwarded (the client's own `x-ovation-*` never reach an object).
+
+use crate::http::{self, ApiError};
+use crate::{auth_error, authenticate, contract, room_param, room_stub, PROTOCOL_TOKEN_PREFIX};
+use ovation_auth::Verified;
+use ovation_proto::limits::{
+    CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
+    SUBPROTOCOL,
+};
+use ovation_proto::RoomId;
+use ovation_room::{ConnectKey, ConnectLimiter, RoomKey, ShardPlacement, ShardRoutes};
+use std::cell::RefCell;
+use worker::{Env, Headers, Request, RequestInit, Response};
+
+use crate::platform::now_ms;
+
+/// A shard's answer to an upgrade the router placed from memory when the shard's room
+/// ended: the memory may predate the room opening again, so the router forgets the room
+/// and asks the room object (`Shard::refuses_remembered_route`).
+pub(crate) const ROUTE_STALE_STATUS: u16 = 421;
+
+/// The client's headers an object reads: the upgrade itself, and the offered subprotocols
+/// (the object echoes `ovation.v1` on its 101).
+const FORWARDED_HEADERS: [&str; 2] = ["upgrade", "sec-websocket-protocol"];
+
+thread_local! {
+    /// This isolate's connect buckets (one per user and room): checked before an upgrade
+    /// wakes the room object, so a connection flood costs the room nothing.
+    static CONNECTS: RefCell<ConnectLimiter> = RefCell::new(ConnectLimiter::new());
+    /// This isolate's memory of big rooms' shard counts.
+    static SHARD_ROUTES: RefCell<ShardRoutes> = RefCell::new(ShardRoutes::new());
+}
+
+pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
+    let room = room_param(&req)?;
+    if req.headers().get("upgrade").ok().flatten().as_deref() != Some("websocket") {
+        return Err(ApiError::new(
+            426,
+            "upgrade_required",
+            "this route upgrades to a WebSocket",
+        ));
+    }
+    let offered = http::offered_protocols(&req);
+    if offered
+        .iter()
+        .any(|p| !p.starts_with(PROTOCOL_TOKEN_PREFIX))
+        && !offered.iter().any(|p| p == SUBPROTOCOL)
+    {
+        return Err(ApiError::new(
+            400,
+            "unsupported_subprotocol",
+            &format!("offer the `{SUBPROTOCOL}` subprotocol"),
+        ));
+    }
+    let identity = authenticate(&req, env)?;
+    identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    admit_connect(&identity, &room)?;
+    let headers = Headers::new();
+    for name in FORWARDED_HEADERS {
+        if let Ok(Some(value)) = req.headers().get(name) {
+            let _ = headers.set(name, &value);
+        }
+    }
+    let _ = headers.set(
+        contract::IDENTITY_HEADER,
+        &contract::identity_header(&identity),
+    );
+    // A first join's Hello, said in the upgrade: the object answers Welcome as the socket
+    // opens (one round trip, not two).
+    let query = req
+        .url()
+        .ok()
+        .and_then(|url| url.query().map(str::to_owned));
+    if let Some(hello) = query
+        .as_deref()
+        .and_then(ovation_proto::Hello::from_upgrade_query)
+    {
+        let _ = headers.set(contract::HELLO_HEADER, &hello.protocol_version.to_string());
+    }
+    let key = RoomKey {
+        tenant: identity.tenant.clone(),
+        room: room.as_str().to_owned(),
+    };
+    let remembered = SHARD_ROUTES.with(|routes| {
+        routes
+            .borrow()
+            .route(&key, identity.role, &identity.user, now_ms())
+            .map(|route| (route.placement.clone(), route.index))
+    });
+    if let Some((placement, index)) = remembered {
+        let _ = headers.set(contract::ROUTE_REMEMBERED_HEADER, "1");
+        let resp = to_shard(env, &headers, &placement, index).await?;
+        if resp.status_code() != ROUTE_STALE_STATUS {
+            return Ok(resp);
+        }
+        SHARD_ROUTES.with(|routes| routes.borrow_mut().forget(&key));
+        let _ = headers.delete(contract::ROUTE_REMEMBERED_HEADER);
+    }
+    // The room object echoes the subprotocol on its 101 (a forwarded response's headers
+    // are immutable here).
+    let resp = room_stub(env, &identity.tenant, &room)?
+        .fetch_with_request(upgrade_request(&headers)?)
+        .await
+        .map_err(|e| ApiError::internal(&e.to_string()))?;
+    // A viewer of a big room: the room names the viewer's shard, and the socket goes
+    // there directly (never through the room object).
+    let Some((placement, index)) = shard_route(&resp) else {
+        return Ok(resp);
+    };
+    SHARD_ROUTES.with(|routes| {
+        routes
+            .borrow_mut()
+            .remember(key, placement.clone(), now_ms())
+    });
+    to_shard(env, &headers, &placement, index).await
+}
+
+/// Forgets a room's shard count in this isolate: the room grew through this router, so
+/// its next viewers land on the new shards at once (other isolates within
+/// `ROUTER_SHARD_ROUTE_TTL_MS`; their older count still places viewers the room serves).
+pub(crate) fn forget_room(tenant: &str, room: &RoomId) {
+    let key = RoomKey {
+        tenant: tenant.to_owned(),
+        room: room.as_str().to_owned(),
+    };
+    SHARD_ROUTES.with(|routes| routes.borrow_mut().forget(&key));
+}
+
+/// The viewer's upgrade, to shard `index` of the room `placement` names.
+async fn to_shard(
+    env: &Env,
+    headers: &Headers,
+    placement: &ShardPlacement,
+    index: u16,
+) -> std::result::Result<Response, ApiError> {
+    let _ = headers.set(contract::ROOM_OBJECT_HEADER, &placement.room_object);
+    let _ = headers.set(contract::SHARD_INDEX_HEADER, &index.to_string());
+    let _ = headers.set(
+        contract::LIFETIME_HEADER,
+        &connection_lifetime_ms(env).to_string(),
+    );
+    contract::shard_stub(env, &placement.room_object, index, &placement.region)
+        .map_err(|e| ApiError::internal(&e.to_string()))?
+        .fetch_with_request(upgrade_request(headers)?)
+        .await
+        .map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+/// Refuses an upgrade over its user's connect rate with `429 rate_limited` (not logged:
+/// a flood would turn into a flood of log lines).
+fn admit_connect(identity: &Verified, room: &RoomId) -> std::result::Result<(), ApiError> {
+    let key = ConnectKey {
+        tenant: identity.tenant.clone(),
+        room: room.as_str().to_owned(),
+        user: identity.user.clone(),
+    };
+    CONNECTS
+        .with(|limiter| limiter.borrow_mut().admit(&key, now_ms()))
+        .map_err(|refused| {
+            ApiError::new(
+                429,
+                "rate_limited",
+                &format!(
+                    "this user opens connections to this room too fast; retry in {} ms",
+                    refused.retry_after_ms
+                ),
+            )
+        })
+}
+
+/// A viewer's upgrade as an object's `/ws` gets it: the forwarded headers and ours. The
+/// request copies the headers, so the caller may change them for another object.
+fn upgrade_request(headers: &Headers) -> std::result::Result<Request, ApiError> {
+    let mut init = RequestInit::new();
+    init.with_headers(headers.clone());
+    Request::new_with_init("https://do/ws", &init).map_err(|e| ApiError::internal(&e.to_string()))
+}
+
+/// The shard named by the room object's answer to an upgrade, if it named one, and the
+/// room's shard count (to remember).
+fn shard_route(resp: &Response) -> Option<(ShardPlacement, u16)> {
+    if resp.status_code() == 101 {
+        return None;
+    }
+    let header = |name: &str| resp.headers().get(name).ok().flatten();
+    let index = header(contract::SHARD_INDEX_HEADER)?.parse().ok()?;
+    let placement = ShardPlacement {
+        room_object: header(contract::ROOM_OBJECT_HEADER)?,
+        region: header(contract::REGION_HEADER).unwrap_or_default(),
+        // An object of an older build names no count: nothing to remember.
+        shards: header(contract::SHARD_COUNT_HEADER)
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(0),
+    };
+    Some((placement, index))
+}
+
+/// The lifetime of a new connection: random in the configured range (jitter spreads
+/// reconnects), or the `OVATION_CONNECTION_LIFETIME_MS` override for tests and staging,
+/// clamped.
+pub(crate) fn connection_lifetime_ms(env: &Env) -> u64 {
+    let configured = crate::text_binding(env, "OVATION_CONNECTION_LIFETIME_MS")
+        .and_then(|v| v.parse::<u64>().ok());
+    match configured {
+        Some(ms) => ms.clamp(
+            CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
+            CONNECTION_LIFETIME_MS_MAX,
+        ),
+        None => {
+            let span_ms = CONNECTION_LIFETIME_MS_MAX - CONNECTION_LIFETIME_MS_MIN;
+            CONNECTION_LIFETIME_MS_MIN + (js_sys::Math::random() * span_ms as f64) as u64
+        }
+    }
+}
