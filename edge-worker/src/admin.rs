@@ -16,6 +16,16 @@ pub(crate) async fn admin_forward(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> std::result::Result<Response, ApiError> {
+    Ok(admin_forward_naming(req, env, path, body).await?.0)
+}
+
+/// `admin_forward`, also naming the caller's tenant and the room it reached.
+async fn admin_forward_naming(
+    req: Request,
+    env: &Env,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> std::result::Result<(Response, String, RoomId), ApiError> {
     let room = room_param(&req)?;
     let identity = admin(&req, env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
@@ -25,7 +35,8 @@ pub(crate) async fn admin_forward(
     } else {
         Method::Get
     };
-    call(&stub, method, &format!("/{path}"), &identity, body).await
+    let resp = call(&stub, method, &format!("/{path}"), &identity, body).await?;
+    Ok((resp, identity.tenant, room))
 }
 
 #[derive(Deserialize)]
@@ -274,13 +285,10 @@ pub(crate) async fn set_shards(
 ) -> std::result::Result<Response, ApiError> {
     let body: SetShards = json_body(&mut req).await?;
     let command = json!({ "command": "set_shards", "shards": body.shards });
-    let room = room_param(&req)?;
-    let identity = admin(&req, env)?;
-    identity.authorize_room(room.as_str()).map_err(auth_error)?;
-    let stub = room_stub(env, &identity.tenant, &room)?;
-    let resp = call(&stub, Method::Post, "/admin", &identity, Some(command)).await?;
+    let (resp, tenant, room) = admin_forward_naming(req, env, "admin", Some(command)).await?;
     if resp.status_code() == 200 {
-        crate::join::forget_room(&identity.tenant, &room);
+        // This isolate's next viewers land on the new shards at once.
+        crate::join::forget_room(&tenant, &room);
     }
     Ok(resp)
 }

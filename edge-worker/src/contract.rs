@@ -20,16 +20,17 @@ pub const REGION_HEADER: &str = "x-ovation-region";
 /// Header with the room's shard count, on the room object's answer naming a viewer's
 /// shard: the router remembers it (`ovation_room::ShardRoutes`).
 pub const SHARD_COUNT_HEADER: &str = "x-ovation-shards";
+/// Header with the room's epoch (its current opening), beside `SHARD_COUNT_HEADER`.
+pub const EPOCH_HEADER: &str = "x-ovation-epoch";
 /// Header with the lifetime the router drew for a viewer's connection to a shard.
 pub const LIFETIME_HEADER: &str = "x-ovation-lifetime-ms";
-/// Set by the router on an upgrade it sent to a shard from its memory of the room's
-/// shard count, not on the room object's word: a shard of an ended room sends it back
-/// (`join::ROUTE_STALE_STATUS`).
+/// Set by the router, to the remembered epoch, on an upgrade it sent to a shard from its
+/// memory of the room's shard count, not on the room object's word: a shard that cannot
+/// vouch for that opening of the room sends it back (`join::ROUTE_STALE_STATUS`).
 pub const ROUTE_REMEMBERED_HEADER: &str = "x-ovation-route-remembered";
 /// Header with the protocol version of the Hello an upgrade said (`?hello=`,
 /// `ovation_proto::UPGRADE_HELLO_PARAM`): the object feeds that Hello as the socket's
-/// first frame. Set only by the router (a client's own never reaches an object: the
-/// router forwards only `join::FORWARDED_HEADERS` of the client's).
+/// first frame. Set only by the router (no header of the client's reaches an object).
 pub const HELLO_HEADER: &str = "x-ovation-hello";
 
 /// The Hello the router passed with an upgrade (`HELLO_HEADER`), if any. The router

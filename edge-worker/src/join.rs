@@ -4,31 +4,25 @@
 //!
 //! A big room's shard count is remembered per isolate (`ovation_room::ShardRoutes`): a
 //! join of a remembered room goes straight to its shard, one object round trip instead
-//! of two, and the room object sees none of the join storm. Only the headers the objects
-//! read are forwarded (the client's own `x-ovation-*` never reach an object).
+//! of two, and the room object sees only the first join of a storm in each isolate. Of
+//! the client's request an object gets only what it reads (the upgrade, `ovation.v1`):
+//! never the token, nor a header of ours the client made up.
 
 use crate::http::{self, ApiError};
 use crate::{auth_error, authenticate, contract, room_param, room_stub, PROTOCOL_TOKEN_PREFIX};
 use ovation_auth::Verified;
-use ovation_proto::limits::{
-    CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
-    SUBPROTOCOL,
-};
+use ovation_proto::limits::SUBPROTOCOL;
 use ovation_proto::RoomId;
 use ovation_room::{ConnectKey, ConnectLimiter, RoomKey, ShardPlacement, ShardRoutes};
 use std::cell::RefCell;
 use worker::{Env, Headers, Request, RequestInit, Response};
 
-use crate::platform::now_ms;
+use crate::platform::{connection_lifetime_ms, now_ms};
 
 /// A shard's answer to an upgrade the router placed from memory when the shard's room
 /// ended: the memory may predate the room opening again, so the router forgets the room
 /// and asks the room object (`Shard::refuses_remembered_route`).
 pub(crate) const ROUTE_STALE_STATUS: u16 = 421;
-
-/// The client's headers an object reads: the upgrade itself, and the offered subprotocols
-/// (the object echoes `ovation.v1` on its 101).
-const FORWARDED_HEADERS: [&str; 2] = ["upgrade", "sec-websocket-protocol"];
 
 thread_local! {
     /// This isolate's connect buckets (one per user and room): checked before an upgrade
@@ -62,11 +56,13 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
     let identity = authenticate(&req, env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
     admit_connect(&identity, &room)?;
+    // What an object reads of the client's request: that it upgrades, and whether it
+    // offered `ovation.v1` (echoed on the 101). Nothing else of the client's reaches an
+    // object: not its token (checked here), not a header of ours it made up.
     let headers = Headers::new();
-    for name in FORWARDED_HEADERS {
-        if let Ok(Some(value)) = req.headers().get(name) {
-            let _ = headers.set(name, &value);
-        }
+    let _ = headers.set("upgrade", "websocket");
+    if offered.iter().any(|p| p == SUBPROTOCOL) {
+        let _ = headers.set("sec-websocket-protocol", SUBPROTOCOL);
     }
     let _ = headers.set(
         contract::IDENTITY_HEADER,
@@ -95,13 +91,11 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
             .map(|route| (route.placement.clone(), route.index))
     });
     if let Some((placement, index)) = remembered {
-        let _ = headers.set(contract::ROUTE_REMEMBERED_HEADER, "1");
-        let resp = to_shard(env, &headers, &placement, index).await?;
+        let resp = to_shard(env, &headers, &placement, index, true).await?;
         if resp.status_code() != ROUTE_STALE_STATUS {
             return Ok(resp);
         }
         SHARD_ROUTES.with(|routes| routes.borrow_mut().forget(&key));
-        let _ = headers.delete(contract::ROUTE_REMEMBERED_HEADER);
     }
     // The room object echoes the subprotocol on its 101 (a forwarded response's headers
     // are immutable here).
@@ -119,7 +113,7 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
             .borrow_mut()
             .remember(key, placement.clone(), now_ms())
     });
-    to_shard(env, &headers, &placement, index).await
+    to_shard(env, &headers, &placement, index, false).await
 }
 
 /// Forgets a room's shard count in this isolate: the room grew through this router, so
@@ -133,13 +127,23 @@ pub(crate) fn forget_room(tenant: &str, room: &RoomId) {
     SHARD_ROUTES.with(|routes| routes.borrow_mut().forget(&key));
 }
 
-/// The viewer's upgrade, to shard `index` of the room `placement` names.
+/// The viewer's upgrade, to shard `index` of the room `placement` names; `remembered`:
+/// placed from this isolate's memory, not on the room object's word just now. Adds the
+/// shard's headers to a copy of `headers` (the caller's stay the room object's).
 async fn to_shard(
     env: &Env,
     headers: &Headers,
     placement: &ShardPlacement,
     index: u16,
+    remembered: bool,
 ) -> std::result::Result<Response, ApiError> {
+    let headers = headers.clone();
+    if remembered {
+        let _ = headers.set(
+            contract::ROUTE_REMEMBERED_HEADER,
+            &placement.epoch.to_string(),
+        );
+    }
     let _ = headers.set(contract::ROOM_OBJECT_HEADER, &placement.room_object);
     let _ = headers.set(contract::SHARD_INDEX_HEADER, &index.to_string());
     let _ = headers.set(
@@ -148,7 +152,7 @@ async fn to_shard(
     );
     contract::shard_stub(env, &placement.room_object, index, &placement.region)
         .map_err(|e| ApiError::internal(&e.to_string()))?
-        .fetch_with_request(upgrade_request(headers)?)
+        .fetch_with_request(upgrade_request(&headers)?)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))
 }
@@ -175,8 +179,7 @@ fn admit_connect(identity: &Verified, room: &RoomId) -> std::result::Result<(), 
         })
 }
 
-/// A viewer's upgrade as an object's `/ws` gets it: the forwarded headers and ours. The
-/// request copies the headers, so the caller may change them for another object.
+/// A viewer's upgrade as an object's `/ws` gets it (the request copies the headers).
 fn upgrade_request(headers: &Headers) -> std::result::Result<Request, ApiError> {
     let mut init = RequestInit::new();
     init.with_headers(headers.clone());
@@ -184,38 +187,21 @@ fn upgrade_request(headers: &Headers) -> std::result::Result<Request, ApiError> 
 }
 
 /// The shard named by the room object's answer to an upgrade, if it named one, and the
-/// room's shard count (to remember).
+/// room's shard count and epoch (to remember; a room that ended names no count).
 fn shard_route(resp: &Response) -> Option<(ShardPlacement, u16)> {
     if resp.status_code() == 101 {
         return None;
     }
     let header = |name: &str| resp.headers().get(name).ok().flatten();
     let index = header(contract::SHARD_INDEX_HEADER)?.parse().ok()?;
+    let count = header(contract::SHARD_COUNT_HEADER).and_then(|count| count.parse().ok());
+    let epoch = header(contract::EPOCH_HEADER).and_then(|epoch| epoch.parse().ok());
     let placement = ShardPlacement {
         room_object: header(contract::ROOM_OBJECT_HEADER)?,
         region: header(contract::REGION_HEADER).unwrap_or_default(),
-        // An object of an older build names no count: nothing to remember.
-        shards: header(contract::SHARD_COUNT_HEADER)
-            .and_then(|count| count.parse().ok())
-            .unwrap_or(0),
+        // No count (an ended room, or an object of an older build): nothing to remember.
+        shards: count.filter(|_| epoch.is_some()).unwrap_or(0),
+        epoch: epoch.unwrap_or(0),
     };
     Some((placement, index))
-}
-
-/// The lifetime of a new connection: random in the configured range (jitter spreads
-/// reconnects), or the `OVATION_CONNECTION_LIFETIME_MS` override for tests and staging,
-/// clamped.
-pub(crate) fn connection_lifetime_ms(env: &Env) -> u64 {
-    let configured = crate::text_binding(env, "OVATION_CONNECTION_LIFETIME_MS")
-        .and_then(|v| v.parse::<u64>().ok());
-    match configured {
-        Some(ms) => ms.clamp(
-            CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
-            CONNECTION_LIFETIME_MS_MAX,
-        ),
-        None => {
-            let span_ms = CONNECTION_LIFETIME_MS_MAX - CONNECTION_LIFETIME_MS_MIN;
-            CONNECTION_LIFETIME_MS_MIN + (js_sys::Math::random() * span_ms as f64) as u64
-        }
-    }
 }

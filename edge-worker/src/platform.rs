@@ -1,6 +1,9 @@
 //! Platform bindings the objects share: the clock, randomness, logging, and the part of
 //! the Durable Object state workers-rs does not bind. A leaf module.
 
+use ovation_proto::limits::{
+    CONNECTION_LIFETIME_MS_MAX, CONNECTION_LIFETIME_MS_MIN, CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
+};
 use wasm_bindgen::prelude::*;
 use worker::*;
 
@@ -25,4 +28,22 @@ pub(crate) fn random_u53() -> u64 {
 
 pub(crate) fn log_json(value: serde_json::Value) {
     console_log!("{}", value);
+}
+
+/// The lifetime of a new connection: random in the configured range (jitter spreads
+/// reconnects), or the `OVATION_CONNECTION_LIFETIME_MS` override for tests and staging,
+/// clamped.
+pub(crate) fn connection_lifetime_ms(env: &Env) -> u64 {
+    let configured = crate::text_binding(env, "OVATION_CONNECTION_LIFETIME_MS")
+        .and_then(|v| v.parse::<u64>().ok());
+    match configured {
+        Some(ms) => ms.clamp(
+            CONNECTION_LIFETIME_OVERRIDE_MS_MIN,
+            CONNECTION_LIFETIME_MS_MAX,
+        ),
+        None => {
+            let span_ms = CONNECTION_LIFETIME_MS_MAX - CONNECTION_LIFETIME_MS_MIN;
+            CONNECTION_LIFETIME_MS_MIN + (js_sys::Math::random() * span_ms as f64) as u64
+        }
+    }
 }

@@ -92,6 +92,12 @@ pub struct RoomObject {
     memory: RefCell<Memory>,
 }
 
+/// Storage key of the tenant owning the room, written when the room is created: a room
+/// object woken by a shard's batch or its alarm, with no socket of its own to read it
+/// from, still names its shards and charges gifts under the right tenant. Not one of the
+/// room core's records (they are restored without it).
+const TENANT_KEY: &str = "object/tenant";
+
 /// Keys one Durable Object storage `put`/`delete` call accepts.
 const STORAGE_KEYS_PER_CALL_MAX: usize = 128;
 
@@ -116,10 +122,16 @@ impl RoomObject {
             return Ok(()); // another event loaded it while we waited
         }
         let mut records = Vec::new();
+        let mut tenant = None;
         for map in [before, after] {
             map.for_each(&mut |value, key| {
                 if let Some(key) = key.as_string() {
-                    records.push((key, Uint8Array::new(&value).to_vec()));
+                    let bytes = Uint8Array::new(&value).to_vec();
+                    if key == TENANT_KEY {
+                        tenant = String::from_utf8(bytes).ok();
+                    } else {
+                        records.push((key, bytes));
+                    }
                 }
             });
         }
@@ -133,6 +145,9 @@ impl RoomObject {
         })?;
         let mut memory = self.memory.borrow_mut();
         memory.loaded = true;
+        if let Some(tenant) = tenant.filter(|_| memory.tenant.is_empty()) {
+            memory.tenant = tenant;
+        }
         if let Some(room) = room.as_ref() {
             match recorder.map(|bytes| serde_json::from_slice::<ovation_replay::Recorder>(&bytes)) {
                 Some(Ok(recorder)) => {
@@ -282,7 +297,7 @@ impl RoomObject {
     async fn accept(&self, identity: IdentityHeader, hello: Option<Hello>) -> Result<Response> {
         let now = now_ms();
         let role = identity.role;
-        let lifetime_ms = crate::join::connection_lifetime_ms(&self.env);
+        let lifetime_ms = crate::platform::connection_lifetime_ms(&self.env);
         let id = {
             let memory = self.memory.borrow();
             let mut id = random_u53();
@@ -390,6 +405,11 @@ impl RoomObject {
             }
         }
         self.state.storage().delete_all().await?;
+        let tenant = self.memory.borrow().tenant.clone();
+        if !tenant.is_empty() {
+            let bytes = Uint8Array::from(tenant.as_bytes());
+            self.state.storage().put_raw(TENANT_KEY, bytes).await?;
+        }
         let mut room = Room::create(info, epoch, now_ms());
         self.apply_stale_override(&mut room);
         if let Err(e) = room.set_gift_catalog(self.gift_catalog()) {

@@ -1,7 +1,8 @@
 //! The Shard Durable Object of a big room: a thin host around `ovation_room::Shard`.
 //!
-//! The room object hands a viewer's WebSocket upgrade to the shard the viewer is placed
-//! on (`/ws`, with the room object's name and the shard's index in headers). The shard
+//! The router sends a viewer's WebSocket upgrade to the shard the viewer is placed on
+//! (`/ws`, with the room object's name and the shard's index in headers), as the room
+//! object named it or from the router's memory of the room's shard count (`join.rs`). The shard
 //! sends the room one `ShardUp` per tick (`POST /shard-up` on the room object) and
 //! applies the room's `ShardDown` batches (`POST /down`), each in order: one request in
 //! flight per direction, the rest queued. Sockets are hibernatable like the room's; a
@@ -13,7 +14,6 @@ use crate::contract::{
 use crate::driver::{self, Driven, Timers};
 use crate::http::{error, upgrade_refused, ApiError};
 use crate::platform::{log_json, now_ms, random_u53};
-use ovation_proto::limits::CONNECTION_LIFETIME_MS_MIN;
 use ovation_proto::{ClientFrame, CloseCode, SUBPROTOCOL};
 use ovation_room::{ConnectionId, Identity, Shard, ShardOutput};
 use serde::{Deserialize, Serialize};
@@ -200,39 +200,42 @@ impl ShardObject {
         Ok(())
     }
 
-    /// A viewer's upgrade, handed over by the room object.
+    /// A viewer's upgrade, sent by the router: on the room object's word, or from the
+    /// router's memory of the room's shard count (`contract::ROUTE_REMEMBERED_HEADER`).
     async fn accept(&self, req: &Request) -> Result<Response> {
         let header = |name: &str| req.headers().get(name).ok().flatten().unwrap_or_default();
         let identity: IdentityHeader =
             serde_json::from_str(&header(crate::contract::IDENTITY_HEADER))
                 .map_err(|_| Error::RustError("shard called without identity".into()))?;
-        let lifetime_ms: u64 = header(LIFETIME_HEADER)
-            .parse()
-            .unwrap_or(CONNECTION_LIFETIME_MS_MIN);
-        self.place(req).await?;
-        let remembered = req
+        if let Some(epoch) = req
             .headers()
             .get(crate::contract::ROUTE_REMEMBERED_HEADER)
             .ok()
             .flatten()
-            .is_some();
-        let stale = remembered
-            && self
-                .memory
-                .borrow()
-                .shard
-                .as_ref()
-                .is_some_and(|shard| shard.refuses_remembered_route());
-        if stale {
-            // Not this shard's to refuse: the room may have opened again since the router
-            // learnt its shard count (or this shard has no state to tell). The router
-            // asks the room object.
-            return error(ApiError::new(
-                crate::join::ROUTE_STALE_STATUS,
-                "shard_route_stale",
-                "this shard cannot tell the room is live; ask the room object",
-            ));
+        {
+            // Placed from memory: taken only if this shard can vouch for that opening of
+            // its room (checked before anything is stored or armed). Else the router asks
+            // the room object, which may have opened again with other shards, or none.
+            let vouched = epoch.parse::<u64>().is_ok_and(|epoch| {
+                self.memory
+                    .borrow()
+                    .shard
+                    .as_ref()
+                    .is_some_and(|shard| !shard.refuses_remembered_route(epoch))
+            });
+            if !vouched {
+                return error(ApiError::new(
+                    crate::join::ROUTE_STALE_STATUS,
+                    "shard_route_stale",
+                    "this shard cannot vouch for the room's opening; ask the room object",
+                ));
+            }
         }
+        // The router draws the lifetime; one that did not (an older build) gets one here.
+        let lifetime_ms = header(LIFETIME_HEADER)
+            .parse()
+            .unwrap_or_else(|_| crate::platform::connection_lifetime_ms(&self.env));
+        self.place(req).await?;
         let now = now_ms();
         let id = {
             let memory = self.memory.borrow();
@@ -355,7 +358,9 @@ impl DurableObject for ShardObject {
         match (req.method(), path.as_str()) {
             (Method::Get, "/ws") => {
                 let resp = self.accept(&req).await?;
-                driver::arm_alarm(self).await?;
+                if resp.status_code() != crate::join::ROUTE_STALE_STATUS {
+                    driver::arm_alarm(self).await?;
+                }
                 Ok(resp)
             }
             (Method::Post, "/down") => {

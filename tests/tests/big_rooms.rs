@@ -240,9 +240,14 @@ fn a_sharded_room_works_across_shards() {
         .filter(|u| shard_of(u, 5) >= 3)
         .take(2)
         .collect();
+    let routed_before = routed(server, &room);
     for user in &newcomers {
         sockets.push(connect(server, &room, user));
     }
+    assert!(
+        routed(server, &room) > routed_before,
+        "the router that grew the room asked it where a newcomer goes"
+    );
     wait_online(server, &room, (users.len() + newcomers.len()) as u64);
     let last = sockets.len() - 1;
     sockets[last]
@@ -323,44 +328,62 @@ fn a_hello_said_in_the_upgrade_is_answered_by_the_shard() {
         .expect("the comment reaches the other shard's viewer");
 }
 
+/// What the room object has answered in this room's viewers' upgrades: a shard for each
+/// (`RoomStats::sockets_routed_to_shards`).
+fn routed(server: &Server, room: &str) -> u64 {
+    room_stats(server, room)["sockets_routed_to_shards"]
+        .as_u64()
+        .expect("counted")
+}
+
 /// Once a big room's object has named its shard count, the router remembers it
 /// (`ovation_room::ShardRoutes`): later viewers' upgrades go straight to their shards and
-/// the room object answers none of them. After the room ended, a shard sends such an
-/// upgrade back (421) and the router asks the room object, so a viewer of the room opened
-/// again (now unsharded) is welcomed by it, not refused as ended by an old shard.
+/// the room object answers none of them. The memory is of one opening of the room: after
+/// the room ended and opened again with more shards, a shard sends an upgrade remembered
+/// from the old opening back (421: it holds the new epoch) and the router asks the room
+/// object, so a viewer lands where the new room looks for them.
 #[test]
-fn the_router_remembers_a_big_rooms_shard_count_until_the_room_ends() {
+fn the_router_remembers_a_big_rooms_shard_count_for_one_opening_of_the_room() {
     let server = shared();
-    let room = create_big_room(server, 12_000);
+    // 6,000 expected viewers → 2 shards.
+    let room = create_big_room(server, 6_000);
     let started = Instant::now();
-    let users = users_over_shards(&room, 3, 3);
-    let mut sockets: Vec<Socket> = users.iter().map(|u| connect(server, &room, u)).collect();
-    wait_online(server, &room, users.len() as u64);
-    let routed = room_stats(server, &room)["sockets_routed_to_shards"]
-        .as_u64()
-        .expect("counted");
-    if started.elapsed() < Duration::from_millis(ROUTER_SHARD_ROUTE_TTL_MS) {
-        assert_eq!(routed, 1, "only the first join asked the room object");
-    } else {
-        assert!(
-            routed < users.len() as u64,
-            "every join asked the room: {routed}"
-        );
-    }
+    // One viewer per shard first (a Welcome needs the room's state, so each shard then
+    // has it and vouches for the room), then two more per shard.
+    let firsts = users_over_shards(&format!("{room}-a"), 2, 1);
+    let mut sockets: Vec<Socket> = firsts.iter().map(|u| connect(server, &room, u)).collect();
+    let routed_first = routed(server, &room);
+    assert!(
+        (1..=2).contains(&routed_first),
+        "the first join asks the room object (and one per shard still without state): \
+         {routed_first}"
+    );
+    let rest = users_over_shards(&format!("{room}-b"), 2, 3);
+    sockets.extend(rest.iter().map(|u| connect(server, &room, u)));
+    wait_online(server, &room, (firsts.len() + rest.len()) as u64);
+    assert!(
+        started.elapsed() < Duration::from_millis(ROUTER_SHARD_ROUTE_TTL_MS),
+        "too slow: the router's memory expired, so the test proved nothing"
+    );
+    assert_eq!(
+        routed(server, &room),
+        routed_first,
+        "the later joins went straight to their shards"
+    );
     sockets[0]
         .send(&ClientFrame::Comment {
             client_id: 1,
             text: "remembered".into(),
         })
         .unwrap();
-    for (user, socket) in users.iter().zip(sockets.iter_mut()) {
+    for socket in sockets.iter_mut() {
         socket
             .wait_for(WAIT, |e| comment_text(e) == Some("remembered"))
-            .unwrap_or_else(|e| panic!("{user} did not get the comment: {e:?}"));
+            .expect("a comment reaches every shard's viewers");
     }
 
-    // The room ends (its shards learn it: their viewers are told) and opens again, small.
-    let ended_at = Instant::now();
+    // The room ends (its shards learn it: their viewers are told) and opens again with
+    // 3 shards: a new epoch, another count.
     let reply = server
         .admin()
         .post(&format!("/v1/rooms/{room}/end"), &json!({}))
@@ -376,33 +399,59 @@ fn the_router_remembers_a_big_rooms_shard_count_until_the_room_ends() {
         .admin()
         .post(
             "/v1/rooms",
-            &json!({ "room": room, "host": "host-1", "title": "small again",
-                     "expected_audience": 100 }),
+            &json!({ "room": room, "host": "host-1", "title": "again",
+                     "expected_audience": 12_000 }),
         )
         .expect("open again");
     assert_eq!(reply.status, 201, "{:?}", reply.body);
     let epoch = reply.body["epoch"].as_u64().expect("epoch");
-    // The router still remembers 3 shards: the viewer's upgrade goes to an ended shard,
-    // which sends it back; the room object takes the socket itself.
-    let mut back = Socket::connect(
-        &server.base,
-        &room,
-        &token("viewer", &users[1], &room),
-        None,
-    )
-    .expect("the upgrade is answered");
-    match back.wait_for(WAIT, |e| matches!(e, Event::Welcome(_))) {
-        Ok(Event::Welcome(welcome)) => assert_eq!(welcome.epoch, epoch, "the room opened again"),
-        other => panic!("a viewer of the room opened again was not welcomed: {other:?}"),
+    // Its first batches (the new epoch's state) reach its shards.
+    let waited = Instant::now();
+    while room_stats(server, &room)["shard_batches_out"]
+        .as_u64()
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(
+            waited.elapsed() < WAIT,
+            "the new room sent its shards nothing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let stats = room_stats(server, &room);
-    assert_eq!(
-        stats["sockets_held"], 1,
-        "the room object holds the socket: {stats}"
-    );
+    // The router still remembers 2 shards of the old epoch: it sends these viewers to
+    // shards 0 and 1, now the new room's (another epoch), where the new room looks for
+    // them on shard 2 (jump hashing moves only keys to the new shard).
+    let moved: Vec<String> = [0, 1]
+        .map(|from| {
+            (0..)
+                .map(|i| format!("{room}-moved-{from}-{i}"))
+                .find(|u| shard_of(u, 2) == from && shard_of(u, 3) == 2)
+                .expect("a user")
+        })
+        .into();
+    for user in &moved {
+        let mut socket = Socket::connect(&server.base, &room, &token("viewer", user, &room), None)
+            .expect("the upgrade is answered");
+        match socket.wait_for(WAIT, |e| matches!(e, Event::Welcome(_))) {
+            Ok(Event::Welcome(welcome)) => assert_eq!(welcome.epoch, epoch, "{user}"),
+            other => panic!("{user} was not welcomed by the room opened again: {other:?}"),
+        }
+        // Their shard is the one the room sends their peer messages to.
+        let reply = server
+            .admin()
+            .post(
+                &format!("/v1/rooms/{room}/direct"),
+                &json!({ "user": user, "payload": { "for": user } }),
+            )
+            .expect("direct");
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        socket
+            .wait_for(WAIT, |e| matches!(e, Event::Direct { .. }))
+            .unwrap_or_else(|e| panic!("{user} is not where the room looks for them: {e:?}"));
+    }
     assert!(
-        ended_at.elapsed() < Duration::from_millis(ROUTER_SHARD_ROUTE_TTL_MS),
-        "too slow to reach the remembered route (the router forgot it after its TTL): \
-         the test proved nothing"
+        started.elapsed() < Duration::from_millis(ROUTER_SHARD_ROUTE_TTL_MS),
+        "too slow: the router's memory expired before the room opened again, so the test \
+         proved nothing"
     );
 }

@@ -574,9 +574,11 @@ pub const SHARD_VIEWERS_TARGET: u64 = 5_000;
 /// (`ovation_room::ShardRoutes`): a join of a remembered room goes straight to the
 /// viewer's shard. Past it, expired rooms are forgotten first, then half.
 pub const ROUTER_SHARD_ROUTES_MAX: usize = 10_000;
-/// How long the router trusts a room's shard count after the room named it. Counts only
-/// grow, so an older count still places a viewer on a shard the room serves; the bound is
-/// for a room that ended and opened again (its shards send such joins back to the room).
+/// How long the router trusts a room's shard count after the room named it. Within one
+/// opening of a room counts only grow, so an older count still places a viewer on a
+/// shard the room serves; a room opened again is another epoch, whose shards send such
+/// joins back to the room object. The bound is for what no shard can tell (a room's end
+/// whose batch to a shard was lost).
 pub const ROUTER_SHARD_ROUTE_TTL_MS: u64 = 10_000;
 /// Shards one room may have: 1.25 M viewers at `SHARD_VIEWERS_TARGET`. The most whose
 /// batches `shard_batch_interval_ms_for` can space to `ROOM_SHARD_BATCHES_PER_S_TARGET`

@@ -158,14 +158,17 @@ impl Shard {
         &self.stats
     }
 
-    /// Whether a socket the router placed from its memory (`ShardRoutes`) goes back to
-    /// the router to ask the room object. Only a shard that knows its room is live takes
-    /// it: once the room ended, that memory may be older than the room's opening again
-    /// (unsharded, or with other shards); a shard with no state yet (new, or woken from
-    /// hibernation) cannot tell. A socket the room object placed is taken as before (told
-    /// `RoomEnded`, or waiting for the state).
-    pub fn refuses_remembered_route(&self) -> bool {
-        self.mirror.as_ref().is_none_or(|m| m.ended)
+    /// Whether a socket the router placed from its memory (`ShardRoutes`) of the room's
+    /// opening `epoch` goes back to the router to ask the room object. Only a shard that
+    /// knows that opening is live takes it: a shard with no state yet (new, or woken from
+    /// hibernation) cannot tell; once the room ended, or opened again (another epoch,
+    /// perhaps with fewer shards or none), the memory's placement may not be the room's.
+    /// A socket the room object placed is taken as before (told `RoomEnded`, or waiting
+    /// for the state).
+    pub fn refuses_remembered_route(&self, epoch: u64) -> bool {
+        self.mirror
+            .as_ref()
+            .is_none_or(|m| m.ended || m.epoch != epoch)
     }
 
     pub fn connection_ids(&self) -> impl Iterator<Item = ConnectionId> + '_ {

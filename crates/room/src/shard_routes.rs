@@ -7,10 +7,11 @@
 //! room's shard count for `ROUTER_SHARD_ROUTE_TTL_MS` after the room named it, and sends
 //! the viewers that arrive meanwhile straight to `shard_for(role, user, count)`.
 //!
-//! Why a remembered count may be old and still right: a room's shard count only grows,
-//! and a viewer placed under any count the room has had is one the room reaches
-//! (`Shards::of_user`). What it cannot know is that the room ended (and may have been
-//! opened again, unsharded): a shard whose room ended, or that has no state to tell,
+//! Why a remembered count may be old and still right: within one opening of a room (one
+//! epoch) its shard count only grows, and a viewer placed under any count the room has
+//! had is one the room reaches (`Shards::of_user`). A room that ended and opened again
+//! starts a new epoch with a count of its own, so the memory names the epoch too: a
+//! shard that cannot vouch for it (no state yet, its room ended, or another epoch)
 //! refuses a socket the router placed from memory with `421 shard_route_stale`, and the
 //! router forgets the room and asks the room object (`Shard::refuses_remembered_route`).
 
@@ -41,6 +42,8 @@ pub struct ShardPlacement {
     pub region: String,
     /// The room's shard count when it answered (> 0).
     pub shards: u16,
+    /// The room's epoch when it answered: the opening of the room the count belongs to.
+    pub epoch: u64,
 }
 
 /// A viewer's shard, from memory.
@@ -87,8 +90,8 @@ impl ShardRoutes {
         );
     }
 
-    /// Forgets a room: it was created, ended or grown through this router, or one of its
-    /// shards said the memory is stale.
+    /// Forgets a room: it grew through this router, or one of its shards said the memory
+    /// is stale.
     pub fn forget(&mut self, key: &RoomKey) {
         self.rooms.remove(key);
     }
@@ -143,6 +146,7 @@ mod tests {
             room_object: "t/weur-big".into(),
             region: "weur".into(),
             shards,
+            epoch: 7,
         }
     }
 

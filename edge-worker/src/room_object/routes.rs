@@ -83,6 +83,7 @@ impl RoomObject {
                         crate::contract::SHARD_COUNT_HEADER,
                         self.shard_count().to_string(),
                     ),
+                    (crate::contract::EPOCH_HEADER, self.epoch().to_string()),
                 ];
                 for (header, value) in route {
                     resp.headers_mut().set(header, &value).map_err(internal)?;

@@ -89,12 +89,23 @@ impl RoomObject {
             .route_to_shard(identity.role, &identity.user)
     }
 
-    /// The room's shard count (0: not sharded).
+    /// The room's shard count for the router to remember: 0 when not sharded, and when
+    /// the room ended (its joins are refused; a remembered route would only add a hop).
     pub(crate) fn shard_count(&self) -> u16 {
+        let memory = self.memory.borrow();
+        memory
+            .room
+            .as_ref()
+            .filter(|room| room.status() == ovation_room::RoomStatus::Live)
+            .map_or(0, |room| room.shards())
+    }
+
+    /// The room's epoch (its current opening; 0 without a room).
+    pub(crate) fn epoch(&self) -> u64 {
         self.memory
             .borrow()
             .room
             .as_ref()
-            .map_or(0, |room| room.shards())
+            .map_or(0, |room| room.epoch())
     }
 }

@@ -343,9 +343,6 @@ fn a_viewer_that_only_sends_heartbeats_outlives_sweeps_while_others_chat() {
     }
 }
 
-/// A first join may say its Hello in the upgrade (`?hello=1`, what the SDK does): the
-/// Welcome comes with no frame sent, and the socket works; a Hello frame after it is a
-/// second Hello; a version the server does not speak is refused as a Hello frame's is.
 /// The router passes an upgrade's Hello to the object in a header of its own
 /// (`contract::HELLO_HEADER`). A client that sends that header itself is not believed: its
 /// socket waits for a Hello frame like any other. Were the header believed, the room would
@@ -380,6 +377,9 @@ fn a_hello_header_sent_by_the_client_is_not_believed() {
     ));
 }
 
+/// A first join may say its Hello in the upgrade (`?hello=1`, what the SDK does): the
+/// Welcome comes with no frame sent, and the socket works; a Hello frame after it is a
+/// second Hello; a version the server does not speak is refused as a Hello frame's is.
 #[test]
 fn a_hello_said_in_the_upgrade_is_answered_with_welcome_and_counts_as_the_first_frame() {
     let server = shared();

@@ -183,13 +183,15 @@ fn a_snapshot_with_a_part_newer_than_its_total_does_not_panic_the_shard() {
 }
 
 /// A socket the router placed from its memory of the room's shard count
-/// (`ShardRoutes`) is taken only by a shard that knows its room is live: one with no
-/// state yet, or whose room ended, sends it back to the router, which asks the room
-/// object (the room may have opened again, unsharded).
+/// (`ShardRoutes`) is taken only by a shard that knows the remembered opening of its room
+/// is live: one with no state yet, one holding another epoch, or one whose room ended
+/// sends it back to the router, which asks the room object (the room may have opened
+/// again with other shards, or none).
 #[test]
 fn a_shard_sends_back_a_remembered_route_once_its_room_ended() {
     let mut now_ms = 0;
-    let mut room = Room::create(info(), 1, now_ms);
+    let epoch = 1;
+    let mut room = Room::create(info(), epoch, now_ms);
     room.admin(AdminCommand::SetShards { shards: 1 }, now_ms)
         .unwrap();
     let mut shard = Shard::new(0, now_ms);
@@ -206,11 +208,20 @@ fn a_shard_sends_back_a_remembered_route_once_its_room_ended() {
             }
         }
     };
-    assert!(shard.refuses_remembered_route(), "no state yet");
+    assert!(shard.refuses_remembered_route(epoch), "no state yet");
     relay(&mut room, &mut shard, &mut now_ms);
     assert!(shard.has_state());
-    assert!(!shard.refuses_remembered_route(), "a live room's shard");
+    assert!(
+        !shard.refuses_remembered_route(epoch),
+        "a live room's shard"
+    );
+    for other in [0, epoch + 1, u64::MAX] {
+        assert!(shard.refuses_remembered_route(other), "epoch {other}");
+    }
     room.admin(AdminCommand::End, now_ms).unwrap();
     relay(&mut room, &mut shard, &mut now_ms);
-    assert!(shard.refuses_remembered_route(), "an ended room's shard");
+    assert!(
+        shard.refuses_remembered_route(epoch),
+        "an ended room's shard"
+    );
 }
