@@ -19,9 +19,10 @@ use worker::{Env, Headers, Request, RequestInit, Response};
 
 use crate::platform::{connection_lifetime_ms, now_ms};
 
-/// A shard's answer to an upgrade the router placed from memory when the shard's room
-/// ended: the memory may predate the room opening again, so the router forgets the room
-/// and asks the room object (`Shard::refuses_remembered_route`).
+/// A shard's answer to an upgrade the router placed from memory when the shard cannot
+/// vouch for the remembered opening of its room (no state yet, the room ended, another
+/// epoch): the router forgets the room and asks the room object
+/// (`Shard::refuses_remembered_route`).
 pub(crate) const ROUTE_STALE_STATUS: u16 = 421;
 
 thread_local! {

@@ -61,8 +61,13 @@ pub enum AdminRequest {
 #[derive(Default)]
 struct Memory {
     loaded: bool,
-    /// The tenant owning this room (from the router's identity header).
+    /// The tenant owning this room: stored at create (`TENANT_KEY`), else learnt from the
+    /// router's identity header, a socket's attachment or a shard's batch. Empty until
+    /// then: no gift is charged and no shard is named meanwhile.
     tenant: String,
+    /// Whether `TENANT_KEY` holds the tenant (a room created before it was stored gets it
+    /// the first time the tenant is learnt).
+    tenant_stored: bool,
     room: Option<Room>,
     sockets: HashMap<ConnectionId, WebSocket>,
     timers: Timers,
@@ -145,8 +150,9 @@ impl RoomObject {
         })?;
         let mut memory = self.memory.borrow_mut();
         memory.loaded = true;
-        if let Some(tenant) = tenant.filter(|_| memory.tenant.is_empty()) {
+        if let Some(tenant) = tenant.filter(|tenant| !tenant.is_empty()) {
             memory.tenant = tenant;
+            memory.tenant_stored = true;
         }
         if let Some(room) = room.as_ref() {
             match recorder.map(|bytes| serde_json::from_slice::<ovation_replay::Recorder>(&bytes)) {
@@ -176,7 +182,9 @@ impl RoomObject {
                     continue;
                 };
                 let role = att.role;
-                memory.tenant = att.tenant;
+                if memory.tenant.is_empty() {
+                    memory.tenant = att.tenant;
+                }
                 let identity = Identity {
                     user: att.user,
                     name: att.name,
@@ -405,11 +413,7 @@ impl RoomObject {
             }
         }
         self.state.storage().delete_all().await?;
-        let tenant = self.memory.borrow().tenant.clone();
-        if !tenant.is_empty() {
-            let bytes = Uint8Array::from(tenant.as_bytes());
-            self.state.storage().put_raw(TENANT_KEY, bytes).await?;
-        }
+        self.memory.borrow_mut().tenant_stored = false;
         let mut room = Room::create(info, epoch, now_ms());
         self.apply_stale_override(&mut room);
         if let Err(e) = room.set_gift_catalog(self.gift_catalog()) {
@@ -424,12 +428,37 @@ impl RoomObject {
             memory.recorder = Some(recorder);
             memory.recorder_saved = None;
         }
+        let tenant = self.memory.borrow().tenant.clone();
+        self.learn_tenant(&tenant).await?;
         driver::alarm_cleared(self); // the old room's alarm went with its storage
         self.pump().await?;
         json(
             json!({ "room": room_id, "epoch": epoch, "status": "live" }),
             201,
         )
+    }
+
+    /// The room's tenant, as a request names it: kept, and stored once (`TENANT_KEY`).
+    /// Every source names the same tenant (the one in this object's name), so the first
+    /// one known is kept.
+    async fn learn_tenant(&self, tenant: &str) -> Result<()> {
+        if tenant.is_empty() {
+            return Ok(());
+        }
+        let store = {
+            let mut memory = self.memory.borrow_mut();
+            if memory.tenant.is_empty() {
+                memory.tenant = tenant.to_owned();
+            }
+            let store = !memory.tenant_stored && memory.room.is_some();
+            memory.tenant_stored |= store;
+            store.then(|| memory.tenant.clone())
+        };
+        if let Some(tenant) = store {
+            let bytes = Uint8Array::from(tenant.as_bytes());
+            self.state.storage().put_raw(TENANT_KEY, bytes).await?;
+        }
+        Ok(())
     }
 
     fn admin(&self, command: AdminCommand) -> std::result::Result<AdminReply, ApiError> {

@@ -156,6 +156,13 @@ impl ShardObject {
                 let mut init = RequestInit::new();
                 init.with_method(Method::Post)
                     .with_body(Some(Uint8Array::from(&bytes[..]).into()));
+                // The room's name (`tenant/room`): a room object woken by this batch with
+                // no other source of its tenant learns it here.
+                if let Some(place) = self.memory.borrow().place.as_ref() {
+                    let headers = Headers::new();
+                    headers.set(ROOM_OBJECT_HEADER, &place.room_object)?;
+                    init.with_headers(headers);
+                }
                 let req = Request::new_with_init("https://do/shard-up", &init)?;
                 let resp = stub.fetch_with_request(req).await?;
                 if resp.status_code() != 204 {
@@ -358,7 +365,10 @@ impl DurableObject for ShardObject {
         match (req.method(), path.as_str()) {
             (Method::Get, "/ws") => {
                 let resp = self.accept(&req).await?;
-                if resp.status_code() != crate::join::ROUTE_STALE_STATUS {
+                // A shard sent back unplaced stays as it was; a placed one (woken from
+                // hibernation, waiting for its state) still runs its ticks.
+                let placed = self.memory.borrow().place.is_some();
+                if resp.status_code() != crate::join::ROUTE_STALE_STATUS || placed {
                     driver::arm_alarm(self).await?;
                 }
                 Ok(resp)

@@ -29,7 +29,17 @@ impl RoomObject {
         let internal = |e: Error| ApiError::internal(&e.to_string());
         self.ensure_loaded().await.map_err(internal)?;
         if req.method() == Method::Post && req.path() == "/shard-up" {
-            // From the room's own shards (objects of this worker; not routable from outside).
+            // From the room's own shards (objects of this worker; not routable from outside),
+            // named `tenant/room` (room ids hold no `/`).
+            let tenant = req
+                .headers()
+                .get(crate::contract::ROOM_OBJECT_HEADER)
+                .ok()
+                .flatten()
+                .and_then(|name| name.rsplit_once('/').map(|(tenant, _)| tenant.to_owned()));
+            if let Some(tenant) = tenant {
+                self.learn_tenant(&tenant).await.map_err(internal)?;
+            }
             let bytes = req.bytes().await.map_err(internal)?;
             let result = {
                 let mut memory = self.memory.borrow_mut();
@@ -54,9 +64,9 @@ impl RoomObject {
             .flatten()
             .and_then(|h| serde_json::from_str(&h).ok())
             .ok_or_else(|| ApiError::internal("room object called without identity"))?;
-        if !identity.tenant.is_empty() {
-            self.memory.borrow_mut().tenant = identity.tenant.clone();
-        }
+        self.learn_tenant(&identity.tenant)
+            .await
+            .map_err(internal)?;
         let url = req.url().map_err(internal)?;
         let query = |name: &str| {
             url.query_pairs()
@@ -73,7 +83,9 @@ impl RoomObject {
                 // through this object would carry every frame through the room, the
                 // one object sharding is there to unload.
                 let index = shard.expect("checked");
-                let (name, region) = self.object_name().expect("a sharded room exists");
+                let (name, region) = self.object_name().ok_or_else(|| {
+                    ApiError::internal("a sharded room object that does not know its tenant")
+                })?;
                 let mut resp = Response::empty().map_err(internal)?;
                 let route = [
                     (crate::contract::ROOM_OBJECT_HEADER, name),

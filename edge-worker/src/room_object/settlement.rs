@@ -73,8 +73,21 @@ impl RoomObject {
             };
         };
         let tenant = self.memory.borrow().tenant.clone();
-        let body = gift_request_body(&tenant, &room, charge);
         let refused = |code, message: String| ChargeOutcome::Refused { code, message };
+        if tenant.is_empty() {
+            // Not one charge under accounts no tenant owns: the gifter retries with the
+            // same gift id once the room knows its tenant (the ledger answers a repeated
+            // id with the original answer).
+            crate::http::log_error_once(
+                "tenant_unknown",
+                "a room object woke without knowing its tenant; gifts wait for it",
+            );
+            return refused(
+                ErrorCode::Unavailable,
+                SETTLEMENT_UNAVAILABLE_MESSAGE.into(),
+            );
+        }
+        let body = gift_request_body(&tenant, &room, charge);
         if self.settlement().is_none() {
             // Told plainly, not "retry", and not logged per gift (the misconfiguration
             // is logged once by `settlement`).

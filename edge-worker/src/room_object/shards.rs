@@ -4,9 +4,14 @@
 use super::*;
 
 impl RoomObject {
-    /// The room object's name (`tenant/room`), which its shards are named after.
+    /// The room object's name (`tenant/room`), which its shards are named after. `None`
+    /// while the tenant is unknown: a batch for `/room#i` would feed no shard of ours (the
+    /// shards notice the missing batch by its number and ask for a snapshot).
     pub(crate) fn object_name(&self) -> Option<(String, String)> {
         let memory = self.memory.borrow();
+        if memory.tenant.is_empty() {
+            return None;
+        }
         let room = memory.room.as_ref()?;
         let room_id = room.info().room_id.clone();
         let region = ovation_proto::RoomId::parse(&room_id)
@@ -38,7 +43,7 @@ impl RoomObject {
         // Named and reached once per drain, not once per batch.
         let target = self
             .object_name()
-            .ok_or_else(|| Error::RustError("no room".into()))
+            .ok_or_else(|| Error::RustError("no room, or its tenant is not known yet".into()))
             .and_then(|(name, region)| {
                 let stub = crate::contract::shard_stub(&self.env, &name, shard, &region)?;
                 Ok((name, stub))
