@@ -99,8 +99,9 @@ pub struct RoomObject {
 
 /// Storage key of the tenant owning the room, written when the room is created: a room
 /// object woken by a shard's batch or its alarm, with no socket of its own to read it
-/// from, still names its shards and charges gifts under the right tenant. Not one of the
-/// room core's records (they are restored without it).
+/// from, still names its shards and charges gifts under the right tenant. Under
+/// `ovation_room::HOST_KEY_PREFIX`: not one of the room core's records, which it passes
+/// over.
 const TENANT_KEY: &str = "object/tenant";
 
 /// Keys one Durable Object storage `put`/`delete` call accepts.

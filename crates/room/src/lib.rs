@@ -65,7 +65,7 @@ pub use settlement::{
 pub use shard::{Shard, ShardOutput};
 pub use shard_routes::{shard_for, RememberedRoute, RoomKey, ShardPlacement, ShardRoutes};
 pub use staff::{StaffCommand, SYSTEM_SENDER};
-pub use store::{RestoreError, StorageOp, META_KEY};
+pub use store::{RestoreError, StorageOp, HOST_KEY_PREFIX, META_KEY};
 use welcome::*;
 
 pub type ConnectionId = u64;

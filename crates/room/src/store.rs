@@ -32,6 +32,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub const META_KEY: &str = "meta";
+/// Keys under this prefix are the host's own, not the room's records: `Room::restore`
+/// passes them over, so a host may keep its own beside the room's (the room object's
+/// tenant) and a later build's such keys never stop this one from loading a room.
+pub const HOST_KEY_PREFIX: &str = "object/";
 const PART_PREFIX: &str = "part/";
 const ACTION_PREFIX: &str = "action/";
 const GIFTER_PREFIX: &str = "gifter/";
@@ -315,7 +319,8 @@ impl fmt::Display for RestoreError {
 
 impl Room {
     /// Rebuilds a room from its stored records (any order). `Ok(None)` when the room was
-    /// never created. Records the room did not write are an error, not ignored.
+    /// never created. Records the room did not write are an error, not ignored, except
+    /// the host's own (`HOST_KEY_PREFIX`).
     pub fn restore(
         records: impl IntoIterator<Item = (String, Vec<u8>)>,
         now_ms: u64,
@@ -423,6 +428,8 @@ impl Room {
             } else if key.starts_with(ACTION_PREFIX) {
                 let record: ActionRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 actions.insert(record.action.seq, record);
+            } else if key.starts_with(HOST_KEY_PREFIX) {
+                // The host's own (`HOST_KEY_PREFIX`).
             } else {
                 return Err(RestoreError::UnknownKey { key });
             }

@@ -63,6 +63,11 @@ fn restore_from_storage_keeps_parts_actions_and_likes() {
     assert_eq!(restored.part("pinned"), room.part("pinned"));
     assert_eq!(restored.total_version(), room.total_version());
     assert!(Room::restore(Vec::new(), now).unwrap().is_none());
+    // The host's own keys are passed over, whatever they hold.
+    store.insert(format!("{HOST_KEY_PREFIX}tenant"), b"t".to_vec());
+    store.insert(format!("{HOST_KEY_PREFIX}from-a-later-build"), vec![0xff]);
+    let with_host_keys = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert_eq!(with_host_keys.last_seq(), 1);
     store.insert("weird".into(), vec![]);
     assert!(Room::restore(store, now).is_err());
 }
