@@ -9,7 +9,7 @@
 //! never the token, nor a header of ours the client made up.
 
 use crate::http::{self, ApiError};
-use crate::{auth_error, authenticate, contract, room_param, room_stub, PROTOCOL_TOKEN_PREFIX};
+use crate::{auth_error, authenticate, contract, room_in, room_stub, PROTOCOL_TOKEN_PREFIX};
 use ovation_auth::Verified;
 use ovation_proto::limits::SUBPROTOCOL;
 use ovation_proto::RoomId;
@@ -34,7 +34,9 @@ thread_local! {
 }
 
 pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
-    let room = room_param(&req)?;
+    // Parsed once for the room and the query (a join storm's hot path).
+    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    let room = room_in(&url)?;
     if req.headers().get("upgrade").ok().flatten().as_deref() != Some("websocket") {
         return Err(ApiError::new(
             426,
@@ -43,10 +45,11 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
         ));
     }
     let offered = http::offered_protocols(&req);
-    if offered
-        .iter()
-        .any(|p| !p.starts_with(PROTOCOL_TOKEN_PREFIX))
-        && !offered.iter().any(|p| p == SUBPROTOCOL)
+    let offers_ovation = offered.iter().any(|p| p == SUBPROTOCOL);
+    if !offers_ovation
+        && offered
+            .iter()
+            .any(|p| !p.starts_with(PROTOCOL_TOKEN_PREFIX))
     {
         return Err(ApiError::new(
             400,
@@ -62,7 +65,7 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
     // object: not its token (checked here), not a header of ours it made up.
     let headers = Headers::new();
     let _ = headers.set("upgrade", "websocket");
-    if offered.iter().any(|p| p == SUBPROTOCOL) {
+    if offers_ovation {
         let _ = headers.set("sec-websocket-protocol", SUBPROTOCOL);
     }
     let _ = headers.set(
@@ -71,20 +74,13 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
     );
     // A first join's Hello, said in the upgrade: the object answers Welcome as the socket
     // opens (one round trip, not two).
-    let query = req
-        .url()
-        .ok()
-        .and_then(|url| url.query().map(str::to_owned));
-    if let Some(hello) = query
-        .as_deref()
+    if let Some(hello) = url
+        .query()
         .and_then(ovation_proto::Hello::from_upgrade_query)
     {
         let _ = headers.set(contract::HELLO_HEADER, &hello.protocol_version.to_string());
     }
-    let key = RoomKey {
-        tenant: identity.tenant.clone(),
-        room: room.as_str().to_owned(),
-    };
+    let key = room_key(&identity.tenant, &room);
     let remembered = SHARD_ROUTES.with(|routes| {
         routes
             .borrow()
@@ -121,11 +117,14 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
 /// its next viewers land on the new shards at once (other isolates within
 /// `ROUTER_SHARD_ROUTE_TTL_MS`; their older count still places viewers the room serves).
 pub(crate) fn forget_room(tenant: &str, room: &RoomId) {
-    let key = RoomKey {
+    SHARD_ROUTES.with(|routes| routes.borrow_mut().forget(&room_key(tenant, room)));
+}
+
+fn room_key(tenant: &str, room: &RoomId) -> RoomKey {
+    RoomKey {
         tenant: tenant.to_owned(),
         room: room.as_str().to_owned(),
-    };
-    SHARD_ROUTES.with(|routes| routes.borrow_mut().forget(&key));
+    }
 }
 
 /// The viewer's upgrade, to shard `index` of the room `placement` names; `remembered`:

@@ -242,14 +242,15 @@ fn authenticate(req: &Request, env: &Env) -> std::result::Result<Verified, ApiEr
 }
 
 fn room_param(req: &Request) -> std::result::Result<RoomId, ApiError> {
-    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
-    let segments: Vec<String> = url
+    room_in(&req.url().map_err(|_| ApiError::bad_request("bad url"))?)
+}
+
+/// The room id of a `/v1/rooms/{room}/…` URL (for a caller that reads the URL's query too:
+/// one parse).
+fn room_in(url: &Url) -> std::result::Result<RoomId, ApiError> {
+    let raw = url
         .path_segments()
-        .map(|s| s.map(str::to_owned).collect())
-        .unwrap_or_default();
-    // /v1/rooms/{room}/...
-    let raw = segments
-        .get(2)
+        .and_then(|mut segments| segments.nth(2))
         .ok_or_else(|| ApiError::bad_request("missing room id"))?;
     RoomId::parse(raw).map_err(|e| {
         http::log_refusal("invalid_room_id", &e.to_string());
