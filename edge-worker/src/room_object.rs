@@ -134,10 +134,10 @@ impl RoomObject {
                 if let Some(key) = key.as_string() {
                     let bytes = Uint8Array::new(&value).to_vec();
                     if key == TENANT_KEY {
-                        tenant = String::from_utf8(bytes).ok();
-                    } else {
-                        records.push((key, bytes));
+                        // Read here; `Room::restore` passes over it (a host key).
+                        tenant = String::from_utf8(bytes.clone()).ok();
                     }
+                    records.push((key, bytes));
                 }
             });
         }

@@ -67,16 +67,11 @@ impl Room {
         self.shards.current()
     }
 
-    /// Where a socket of `role` and `user` goes: `Some(shard)` for a viewer of a sharded
-    /// room (the router's rule too, `crate::shard_for`).
-    pub fn shard_for(&self, role: Role, user: &str) -> Option<u16> {
-        crate::shard_for(role, user, self.shards.current())
-    }
-
-    /// `shard_for`, for an upgrade the room object answers with the shard (counted in
-    /// `RoomStats::sockets_routed_to_shards`).
+    /// Where the upgrade of a socket of `role` and `user` goes: `Some(shard)` for a viewer
+    /// of a sharded room (the router's rule too, `crate::shard_for`), counted in
+    /// `RoomStats::sockets_routed_to_shards`; `None`: the room object takes it.
     pub fn route_to_shard(&mut self, role: Role, user: &str) -> Option<u16> {
-        let shard = self.shard_for(role, user)?;
+        let shard = crate::shard_for(role, user, self.shards.current())?;
         self.stats.sockets_routed_to_shards += 1;
         Some(shard)
     }

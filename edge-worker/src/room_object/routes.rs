@@ -30,15 +30,17 @@ impl RoomObject {
         self.ensure_loaded().await.map_err(internal)?;
         if req.method() == Method::Post && req.path() == "/shard-up" {
             // From the room's own shards (objects of this worker; not routable from outside),
-            // named `tenant/room` (room ids hold no `/`).
-            let tenant = req
-                .headers()
-                .get(crate::contract::ROOM_OBJECT_HEADER)
-                .ok()
-                .flatten()
-                .and_then(|name| name.rsplit_once('/').map(|(tenant, _)| tenant.to_owned()));
-            if let Some(tenant) = tenant {
-                self.learn_tenant(&tenant).await.map_err(internal)?;
+            // named `tenant/room` (room ids hold no `/`): read only by a room that does
+            // not know its tenant (a batch a second is the hot path).
+            if self.memory.borrow().tenant.is_empty() {
+                let name = req
+                    .headers()
+                    .get(crate::contract::ROOM_OBJECT_HEADER)
+                    .ok()
+                    .flatten();
+                if let Some((tenant, _)) = name.as_deref().and_then(|n| n.rsplit_once('/')) {
+                    self.learn_tenant(tenant).await.map_err(internal)?;
+                }
             }
             let bytes = req.bytes().await.map_err(internal)?;
             let result = {
