@@ -6,10 +6,13 @@
 //   node tools/profile-isolate.mjs cpu 8 6     # after 6 s, 8 s of CPU samples (200 µs):
 //                                              # the top functions by self time
 //   node tools/profile-isolate.mjs heap 40     # the JavaScript heap, each second
+//   node tools/profile-isolate.mjs inclusive FILE   # a written profile's functions by
+//                                              # inclusive share of the busy samples
+//                                              # (the join-storm figures of 2026-12-06)
 //
 // Options: --port N (9229), --out FILE (cpu: also writes the .cpuprofile for DevTools).
 
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import WebSocket from "ws";
 
 const args = process.argv.slice(2);
@@ -22,11 +25,49 @@ const option = (name, fallback) => {
 const port = Number(option("--port", "9229"));
 const out = option("--out", undefined);
 const [mode, seconds = "10", delay = "0"] = args;
-if (!["cpu", "heap"].includes(mode)) {
+if (!["cpu", "heap", "inclusive"].includes(mode)) {
   console.error(
-    "usage: node tools/profile-isolate.mjs cpu|heap [SECONDS] [DELAY_S] [--port N] [--out FILE]",
+    "usage: node tools/profile-isolate.mjs cpu|heap [SECONDS] [DELAY_S] [--port N] [--out FILE]\n" +
+      "       node tools/profile-isolate.mjs inclusive FILE.cpuprofile",
   );
   process.exit(2);
+}
+
+/**
+ * Each function's inclusive share of the samples that were not idle: the samples whose
+ * stack holds it (once per stack, however deep it recurses). Rust symbols lose their hash.
+ */
+function inclusiveShares(profile) {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parentOf = new Map();
+  for (const node of profile.nodes) {
+    for (const child of node.children ?? []) parentOf.set(child, node.id);
+  }
+  const hits = new Map();
+  for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
+  const inclusive = new Map();
+  for (const [id, count] of hits) {
+    const seen = new Set();
+    for (let at = id; at !== undefined; at = parentOf.get(at)) {
+      const name = byId.get(at).callFrame.functionName.replace(/::h[0-9a-f]{16}$/, "");
+      if (!seen.has(name)) {
+        seen.add(name);
+        inclusive.set(name, (inclusive.get(name) ?? 0) + count);
+      }
+    }
+  }
+  const busy = profile.samples.length - (inclusive.get("(idle)") ?? 0);
+  return { busy, inclusive };
+}
+
+if (mode === "inclusive") {
+  const { busy, inclusive } = inclusiveShares(JSON.parse(readFileSync(seconds, "utf8")));
+  const top = [...inclusive].sort((a, b) => b[1] - a[1]).slice(0, 80);
+  for (const [name, samples] of top) {
+    console.log(`${((100 * samples) / busy).toFixed(1).padStart(6)}% ${name || "(anonymous)"}`);
+  }
+  console.log(`${busy} busy samples`);
+  process.exit(0);
 }
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -97,6 +97,22 @@ fn comment_text(event: &Event) -> Option<&str> {
     }
 }
 
+/// `sockets[from]` comments `text`, and every socket (on every shard, the sender's too)
+/// gets it.
+fn comment_reaches_all(sockets: &mut [Socket], from: usize, client_id: u64, text: &str) {
+    sockets[from]
+        .send(&ClientFrame::Comment {
+            client_id,
+            text: text.into(),
+        })
+        .unwrap();
+    for (i, socket) in sockets.iter_mut().enumerate() {
+        socket
+            .wait_for(WAIT, |e| comment_text(e) == Some(text))
+            .unwrap_or_else(|e| panic!("viewer {i} did not get {text:?}: {e:?}"));
+    }
+}
+
 #[test]
 fn a_sharded_room_works_across_shards() {
     let server = shared();
@@ -250,17 +266,7 @@ fn a_sharded_room_works_across_shards() {
     );
     wait_online(server, &room, (users.len() + newcomers.len()) as u64);
     let last = sockets.len() - 1;
-    sockets[last]
-        .send(&ClientFrame::Comment {
-            client_id: 3,
-            text: "from a new shard".into(),
-        })
-        .unwrap();
-    for socket in sockets.iter_mut() {
-        socket
-            .wait_for(WAIT, |e| comment_text(e) == Some("from a new shard"))
-            .expect("a comment from a new shard reaches old and new shards");
-    }
+    comment_reaches_all(&mut sockets, last, 3, "from a new shard");
 
     // A ban closes the user's socket on its shard with 4403 and refuses them after.
     let banned = users[2].clone();
@@ -370,17 +376,7 @@ fn the_router_remembers_a_big_rooms_shard_count_for_one_opening_of_the_room() {
         routed_first,
         "the later joins went straight to their shards"
     );
-    sockets[0]
-        .send(&ClientFrame::Comment {
-            client_id: 1,
-            text: "remembered".into(),
-        })
-        .unwrap();
-    for socket in sockets.iter_mut() {
-        socket
-            .wait_for(WAIT, |e| comment_text(e) == Some("remembered"))
-            .expect("a comment reaches every shard's viewers");
-    }
+    comment_reaches_all(&mut sockets, 0, 1, "remembered");
 
     // The router's memory made fresh (growing to the same count forgets it; the next
     // join asks the room object), so what follows runs within its TTL.
