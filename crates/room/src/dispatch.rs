@@ -269,7 +269,10 @@ impl Room {
                 if is_like && self.likes_acked.len() < LIKE_FRAMES_STORED_PER_TICK_MAX {
                     self.likes_acked.push((identity.user.clone(), client_id));
                 }
-                self.enqueue(connection, Event::Ack { client_id, seq }, now_ms)
+                // A command that ended the room closed this socket, answered already.
+                if self.connections.contains_key(&connection) {
+                    self.enqueue(connection, Event::Ack { client_id, seq }, now_ms)
+                }
             }
             Err(refusal) => self.refuse(connection, Some(client_id), refusal, now_ms),
         }

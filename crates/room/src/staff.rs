@@ -12,7 +12,7 @@ use crate::quiz::{Quiz, QuizPhase, QuizSpec};
 use crate::Refusal;
 use crate::{
     polls, AdminCommand, AdminError, AdminReply, ConnectionId, Identity, Output, PollPhase,
-    PollSpec, Room, StorageOp,
+    PollSpec, Room, RoomStatus, StorageOp,
 };
 use ovation_proto::limits::{ANNOUNCEMENT_BYTES_MAX, QA_QUESTION_BYTES_MAX, USER_ID_BYTES_MAX};
 use ovation_proto::{ActionBody, CloseCode, ErrorCode, Event, Role};
@@ -194,6 +194,14 @@ fn refused(message: impl Into<String>) -> AdminError {
     AdminError::Refused(message.into())
 }
 
+/// Whether `by` may run `command` at all: staff only, and only the host ends the room.
+fn may_run(by: &Identity, command: &StaffCommand) -> Result<(), AdminError> {
+    if !by.role.is_staff() || (matches!(command, StaffCommand::EndRoom) && by.role < Role::Host) {
+        return Err(AdminError::Forbidden);
+    }
+    Ok(())
+}
+
 impl Room {
     /// Runs a staff command for `by` (from the admin API or a staff socket).
     pub(crate) fn staff(
@@ -202,12 +210,7 @@ impl Room {
         command: StaffCommand,
         now_ms: u64,
     ) -> Result<AdminReply, AdminError> {
-        if !by.role.is_staff() {
-            return Err(AdminError::Forbidden);
-        }
-        if matches!(command, StaffCommand::EndRoom) && by.role < Role::Host {
-            return Err(AdminError::Forbidden);
-        }
+        may_run(by, &command)?;
         let name = command.name();
         let detail = command.detail();
         let reply = self.run_staff(by, command, now_ms)?;
@@ -713,17 +716,47 @@ impl Room {
         }
         let command: StaffCommand = serde_json::from_str(json)
             .map_err(|e| Refusal::new(ErrorCode::Invalid, format!("bad command: {e}")))?;
+        if matches!(command, StaffCommand::EndRoom)
+            && self.status == RoomStatus::Live
+            && may_run(identity, &command).is_ok()
+        {
+            // Ending closes every socket, the sender's too: its answer goes out first,
+            // ahead of `RoomEnded` (the caller's `Ack` finds the socket gone and is left
+            // out).
+            self.reply_to_command(connection, client_id, &AdminReply::Ended, now_ms);
+            self.enqueue(
+                connection,
+                Event::Ack {
+                    client_id,
+                    seq: None,
+                },
+                now_ms,
+            );
+            self.staff(identity, command, now_ms)
+                .map_err(Refusal::from)?;
+            return Ok(None);
+        }
         let reply = self
             .staff(identity, command, now_ms)
             .map_err(Refusal::from)?;
         if self.connections.contains_key(&connection) {
-            let payload = serde_json::json!({
-                "type": "command_reply", "client_id": client_id, "reply": reply.to_json(),
-            })
-            .to_string();
-            self.send_system(&[connection], &payload, now_ms);
+            self.reply_to_command(connection, client_id, &reply, now_ms);
         }
         Ok(None)
+    }
+
+    fn reply_to_command(
+        &mut self,
+        connection: ConnectionId,
+        client_id: u64,
+        reply: &AdminReply,
+        now_ms: u64,
+    ) {
+        let payload = serde_json::json!({
+            "type": "command_reply", "client_id": client_id, "reply": reply.to_json(),
+        })
+        .to_string();
+        self.send_system(&[connection], &payload, now_ms);
     }
 
     /// The room's audit trail, oldest first.

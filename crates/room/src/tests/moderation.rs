@@ -275,3 +275,53 @@ fn the_moderation_route_takes_exactly_the_moderation_commands() {
     }
     assert_eq!(moderation, StaffCommand::MODERATION);
 }
+
+/// A host may end the room over its own socket, which the end closes with every other:
+/// the host hears its command answered (reply, then `Ack`) before `RoomEnded`, and the
+/// room ends for everyone with its storage written (it once panicked queueing the `Ack`
+/// to the socket the end had just closed).
+#[test]
+fn a_host_ends_the_room_over_its_own_socket() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    tick_into(&mut room, &mut now, &mut store);
+
+    send_command(
+        &mut room,
+        1,
+        serde_json::json!({"command": "end_room"}),
+        7,
+        now,
+    );
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(room.status(), RoomStatus::Ended);
+    let host = &out.events[&1];
+    let acked = host
+        .iter()
+        .position(|e| matches!(e, Event::Ack { client_id: 7, .. }))
+        .unwrap_or_else(|| panic!("the host's end_room is acknowledged: {host:?}"));
+    let ended = host
+        .iter()
+        .position(|e| matches!(e, Event::RoomEnded))
+        .expect("the host is told the room ended");
+    assert!(acked < ended, "{host:?}");
+    assert!(error_codes(host).is_empty(), "{host:?}");
+    assert!(out.events[&2].contains(&Event::RoomEnded));
+    let mut closed: Vec<_> = out.closes.clone();
+    closed.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        closed,
+        [(1, CloseCode::RoomEnded), (2, CloseCode::RoomEnded)]
+    );
+    // The end is stored: a restart finds the room ended.
+    let restored = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert_eq!(restored.status(), RoomStatus::Ended);
+    // A second end is refused, not run twice.
+    assert!(matches!(
+        room.admin(as_host(StaffCommand::EndRoom), now),
+        Err(AdminError::RoomEnded)
+    ));
+}
