@@ -106,24 +106,9 @@ pub(crate) async fn end_room(req: Request, env: &Env) -> std::result::Result<Res
     let identity = admin(&req, env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
     let stub = room_stub(env, &identity.tenant, &room)?;
-    let mut resp = call(&stub, Method::Post, "/end", &identity, Some(json!({}))).await?;
-    if resp.status_code() == 200 {
-        // The room stays listed, archived with its replay window.
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ApiError::internal(&e.to_string()))?;
-        let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let dir = directory_stub(env, &identity.tenant)?;
-        let archive = json!({ "room": room.as_str(), "replay": answer["replay"] });
-        call(&dir, Method::Post, "/archive", &identity, Some(archive)).await?;
-        let mut copy = Response::from_bytes(body)
-            .map_err(|e| ApiError::internal(&e.to_string()))?
-            .with_status(200);
-        let _ = copy.headers_mut().set("content-type", "application/json");
-        return Ok(copy);
-    }
-    Ok(resp)
+    // The room object settles its gifts and archives it in the directory (again, if an
+    // earlier end left either undone).
+    call(&stub, Method::Post, "/end", &identity, Some(json!({}))).await
 }
 
 pub(crate) async fn list_rooms(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {

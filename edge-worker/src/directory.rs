@@ -81,20 +81,29 @@ impl DurableObject for DirectoryObject {
                     Err(e) => return error(e),
                 };
                 let live_key = format!("{LIVE_PREFIX}{}", archive.room);
-                let mut entry = storage.get::<Entry>(&live_key).await?.unwrap_or(Entry {
-                    room: archive.room.clone(),
-                    title: String::new(),
-                    host: String::new(),
-                    created_ms: 0,
-                    status: None,
-                    replay: None,
-                });
+                let archived_key = format!("{ARCHIVED_PREFIX}{}", archive.room);
+                // Archiving again (an end retried) keeps the entry archived the first time.
+                let earlier = storage.get::<Entry>(&archived_key).await?;
+                let archived_before = earlier.is_some();
+                let mut entry = match storage.get::<Entry>(&live_key).await? {
+                    Some(entry) => entry,
+                    None => earlier.unwrap_or(Entry {
+                        room: archive.room.clone(),
+                        title: String::new(),
+                        host: String::new(),
+                        created_ms: 0,
+                        status: None,
+                        replay: None,
+                    }),
+                };
                 entry.status = Some("archived".into());
                 entry.replay = archive.replay.filter(|r| !r.is_null());
                 let archived = storage
                     .list_with_options(ListOptions::new().prefix(ARCHIVED_PREFIX))
                     .await?;
-                if archived.size() as usize >= ovation_proto::limits::DIRECTORY_ROOMS_MAX {
+                if !archived_before
+                    && archived.size() as usize >= ovation_proto::limits::DIRECTORY_ROOMS_MAX
+                {
                     // The oldest ended room leaves the list (its recording stays readable).
                     let mut oldest: Option<(u64, String)> = None;
                     for value in archived.values() {
@@ -110,9 +119,7 @@ impl DurableObject for DirectoryObject {
                         storage.delete(&format!("{ARCHIVED_PREFIX}{room}")).await?;
                     }
                 }
-                storage
-                    .put(&format!("{ARCHIVED_PREFIX}{}", archive.room), &entry)
-                    .await?;
+                storage.put(&archived_key, &entry).await?;
                 storage.delete(&live_key).await?;
                 json(serde_json::json!({ "ok": true }), 200)
             }

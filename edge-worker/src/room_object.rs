@@ -28,6 +28,7 @@ use wasm_bindgen::prelude::*;
 use worker::js_sys::{Object, Reflect, Uint8Array};
 use worker::*;
 
+mod ending;
 mod replay;
 mod routes;
 mod settlement;
@@ -83,6 +84,9 @@ struct Memory {
     replay_unwritten: VecDeque<ovation_replay::Sealed>,
     /// Test hook (`OVATION_FAULT_REPLAY_WRITES_FAILING`): chunk writes still to fail.
     replay_write_faults_left: Option<u64>,
+    /// This opening ended and its end was completed: gifts settled, room archived
+    /// (`ending::END_FINISHED_KEY`).
+    end_finished: bool,
 }
 
 /// Keys of the recording in the room's storage: never handed to `Room::restore`.
@@ -129,13 +133,18 @@ impl RoomObject {
         }
         let mut records = Vec::new();
         let mut tenant = None;
+        let mut end_finished_epoch = None;
         for map in [before, after] {
             map.for_each(&mut |value, key| {
                 if let Some(key) = key.as_string() {
                     let bytes = Uint8Array::new(&value).to_vec();
+                    // Host keys, read here; `Room::restore` passes over them.
                     if key == TENANT_KEY {
-                        // Read here; `Room::restore` passes over it (a host key).
                         tenant = String::from_utf8(bytes.clone()).ok();
+                    } else if key == ending::END_FINISHED_KEY {
+                        end_finished_epoch = std::str::from_utf8(&bytes)
+                            .ok()
+                            .and_then(|epoch| epoch.parse::<u64>().ok());
                     }
                     records.push((key, bytes));
                 }
@@ -155,6 +164,9 @@ impl RoomObject {
             memory.tenant = tenant;
             memory.tenant_stored = true;
         }
+        memory.end_finished = room
+            .as_ref()
+            .is_some_and(|room| Some(room.epoch()) == end_finished_epoch);
         if let Some(room) = room.as_ref() {
             match recorder.map(|bytes| serde_json::from_slice::<ovation_replay::Recorder>(&bytes)) {
                 Some(Ok(recorder)) => {
@@ -226,11 +238,19 @@ impl RoomObject {
         let mut writes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         let mut wire = Vec::new();
         let mut charges = Vec::new();
-        {
+        let opening = {
             let mut memory = self.memory.borrow_mut();
+            let tenant = memory.tenant.clone();
             let Some(room) = memory.room.as_mut() else {
                 return Ok(());
             };
+            // The opening these charges belong to: the room may end and open again (a new
+            // epoch, a new ledger account) while a charge is in flight.
+            let opening = (
+                room.epoch(),
+                ledger_room_account(&tenant, &room.info().room_id, room.epoch()),
+                tenant,
+            );
             while let Some(output) = room.poll_output() {
                 match output {
                     Output::Store(StorageOp::Put { key, value }) => {
@@ -248,7 +268,8 @@ impl RoomObject {
                     other => wire.push(other),
                 }
             }
-        }
+            opening
+        };
         let storage = self.state.storage();
         let (puts, deletes): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_some());
         // The platform takes at most 128 keys per put or delete call.
@@ -293,10 +314,15 @@ impl RoomObject {
         self.record().await;
         // Each charge is a fetch to the settlement service; other events interleave
         // meanwhile. The answers produce more output, drained by the next pump.
+        let (epoch, ledger_room, tenant) = opening;
         for charge in charges {
-            let outcome = self.charge(&charge).await;
+            let outcome = self.charge(&charge, &tenant, &ledger_room).await;
+            // An answer for an opening that is gone is not the new one's (its requests are
+            // numbered from 1 again): the old room's gifter retries with the same gift id.
             if let Some(room) = self.memory.borrow_mut().room.as_mut() {
-                room.charge_result(charge.request, outcome, now_ms());
+                if room.epoch() == epoch {
+                    room.charge_result(charge.request, outcome, now_ms());
+                }
             }
         }
         Ok(())
@@ -392,6 +418,19 @@ impl RoomObject {
             ));
         }
         // An ended room may be opened again: a new epoch tells clients to drop old state.
+        // Not before the last opening's end is complete: its gifts are settled under its
+        // epoch, which the new opening's storage no longer names.
+        if live == Some(false) && !self.memory.borrow().end_finished {
+            self.finish_end().await;
+            if !self.memory.borrow().end_finished {
+                return error(ApiError::new(
+                    503,
+                    "previous_end_unfinished",
+                    "the room's last opening is not settled yet (the settlement service or \
+                     the directory failed); retry",
+                ));
+            }
+        }
         let epoch = random_u53();
         if self.settlement().is_some() {
             let tenant = self.memory.borrow().tenant.clone();
@@ -414,7 +453,11 @@ impl RoomObject {
             }
         }
         self.state.storage().delete_all().await?;
-        self.memory.borrow_mut().tenant_stored = false;
+        {
+            let mut memory = self.memory.borrow_mut();
+            memory.tenant_stored = false;
+            memory.end_finished = false;
+        }
         let mut room = Room::create(info, epoch, now_ms());
         self.apply_stale_override(&mut room);
         if let Err(e) = room.set_gift_catalog(self.gift_catalog()) {
@@ -517,13 +560,19 @@ impl DurableObject for RoomObject {
         // A shard's batch is answered at once: its shard sends the next one only after
         // this answer, so holding it through our tick loop would stall the shard. The
         // tick then runs from the alarm (or from whichever event is already flushing).
-        let from_shard = req.path() == "/shard-up";
+        let path = req.path();
+        let from_shard = path == "/shard-up";
         let resp = match self.route(req).await {
             Ok(resp) => resp,
             Err(e) => return error(e),
         };
         // Output from admin commands leaves with the next tick.
         self.pump().await?;
+        if path != "/end" {
+            // A staff command (the API's, or a host's relayed by a shard) may have ended
+            // the room; `/end` completes its end itself.
+            self.finish_end_if_due().await;
+        }
         if resp.status_code() != 101 && !from_shard {
             driver::run_ticks(self).await?;
         } else {
@@ -552,6 +601,8 @@ impl DurableObject for RoomObject {
             }
         }
         self.pump().await?;
+        // A host's `end_room` over its socket.
+        self.finish_end_if_due().await;
         driver::run_ticks(self).await
     }
 

@@ -124,29 +124,29 @@ impl RoomObject {
                 self.create(info).await.map_err(internal)?
             }
             (Method::Post, "/end") => {
-                let ledger_room = self.ledger_room();
-                let r = self.admin(AdminCommand::End)?;
-                let mut body = r.to_json();
-                self.pump().await.map_err(internal)?; // the last changes, then the recording ends
-                if let Some(recorder) = self.memory.borrow().recorder.as_ref() {
-                    body["replay"] = json!({
-                        "from_ms": recorder.started_ms(), "to_ms": recorder.ended_ms(),
-                        "truncated_at_ms": recorder.truncated_at_ms(),
-                    });
+                // Ending again completes an end whose settlement or archive failed (both
+                // idempotent), answered like the first.
+                let live = self
+                    .memory
+                    .borrow()
+                    .room
+                    .as_ref()
+                    .map(|room| room.status() == ovation_room::RoomStatus::Live)
+                    .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                let mut body = if live {
+                    let reply = self.admin(AdminCommand::End)?.to_json();
+                    self.pump().await.map_err(internal)?; // the last changes, then the recording ends
+                    reply
+                } else {
+                    AdminReply::Ended.to_json()
+                };
+                let replay = Self::replay_window_json(&self.memory.borrow());
+                if !replay.is_null() {
+                    body["replay"] = replay;
                 }
-                // Ending a room settles its gifts (idempotent; re-run by ending again).
-                if let (Some(ledger_room), Some(_)) = (ledger_room, self.settlement()) {
-                    let path = format!("/v1/rooms/{ledger_room}/settle");
-                    body["settlement"] = match self.settlement_call(&path, "{}".into()).await {
-                        Ok((200, summary)) => {
-                            serde_json::from_slice(&summary).unwrap_or(serde_json::Value::Null)
-                        }
-                        other => {
-                            log_json(json!({"level":"error","event":"settle_failed",
-                                            "detail": format!("{other:?}")}));
-                            json!({ "status": "pending" })
-                        }
-                    };
+                let settlement = self.finish_end().await;
+                if !settlement.is_null() {
+                    body["settlement"] = settlement;
                 }
                 json(body, 200).map_err(internal)?
             }

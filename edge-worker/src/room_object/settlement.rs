@@ -65,14 +65,14 @@ impl RoomObject {
         Ok((status, body))
     }
 
-    pub(crate) async fn charge(&self, charge: &ChargeRequest) -> ChargeOutcome {
-        let Some(room) = self.ledger_room() else {
-            return ChargeOutcome::Refused {
-                code: ErrorCode::RoomEnded,
-                message: "no room".into(),
-            };
-        };
-        let tenant = self.memory.borrow().tenant.clone();
+    /// Charges one gift of the opening whose ledger account is `room`, under `tenant`
+    /// (both as they were when the room asked for the charge).
+    pub(crate) async fn charge(
+        &self,
+        charge: &ChargeRequest,
+        tenant: &str,
+        room: &str,
+    ) -> ChargeOutcome {
         let refused = |code, message: String| ChargeOutcome::Refused { code, message };
         if tenant.is_empty() {
             // Not one charge under accounts no tenant owns: the gifter retries with the
@@ -87,7 +87,7 @@ impl RoomObject {
                 SETTLEMENT_UNAVAILABLE_MESSAGE.into(),
             );
         }
-        let body = gift_request_body(&tenant, &room, charge);
+        let body = gift_request_body(tenant, room, charge);
         if self.settlement().is_none() {
             // Told plainly, not "retry", and not logged per gift (the misconfiguration
             // is logged once by `settlement`).
