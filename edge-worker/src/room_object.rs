@@ -224,11 +224,19 @@ impl RoomObject {
         }
     }
 
-    /// `OVATION_GIFT_CATALOG` (JSON sku → price), or a small default.
+    /// `OVATION_GIFT_CATALOG` (JSON sku → price), or a small default when it is unset.
+    /// A catalog that does not read (a float, a negative price, not an object) is an
+    /// empty one: nothing is sold at prices nobody set.
     fn gift_catalog(&self) -> std::collections::BTreeMap<String, u64> {
-        crate::text_binding(&self.env, "OVATION_GIFT_CATALOG")
-            .and_then(|v| serde_json::from_str(&v).ok())
-            .unwrap_or_else(ovation_room::default_gift_catalog)
+        let Some(configured) = crate::text_binding(&self.env, "OVATION_GIFT_CATALOG") else {
+            return ovation_room::default_gift_catalog();
+        };
+        serde_json::from_str(&configured).unwrap_or_else(|e| {
+            log_json(json!({"level":"error","event":"bad_gift_catalog",
+                            "detail": format!("OVATION_GIFT_CATALOG is not a JSON object of \
+                                               whole prices: {e}")}));
+            std::collections::BTreeMap::new()
+        })
     }
 
     /// Drains the room's outputs: storage writes first (so frames leave only after the

@@ -363,3 +363,37 @@ fn a_room_is_settled_however_it_ends_and_an_end_that_failed_is_completed_by_endi
     let ana_account = settlement.api.get("/v1/accounts/dev:ana").unwrap();
     assert_eq!(ana_account.body["balance"], 80);
 }
+
+/// A gift catalog that does not read (here a negative price) sells nothing, not the
+/// default catalog at prices nobody set.
+#[test]
+fn a_catalog_that_does_not_read_sells_nothing() {
+    let server = Server::start_with_vars(
+        &scratch_dir("gifts-bad-catalog"),
+        &[("OVATION_GIFT_CATALOG", r#"{"rose":-1}"#)],
+    );
+    let room = create_room(&server, "weur");
+    let mut ana =
+        Socket::connect(&server.base, &room, &token("viewer", "ana", &room), None).unwrap();
+    ana.wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+        .unwrap();
+    for (client_id, sku) in [(1, "rose"), (2, "heart")] {
+        ana.send(&gift(client_id, &format!("bad-{client_id}"), sku, 1))
+            .unwrap();
+        let answer = ana
+            .wait_for(WAIT, |e| {
+                matches!(e, Event::Ack { client_id: c, .. } | Event::Error { client_id: Some(c), .. } if *c == client_id)
+            })
+            .unwrap();
+        assert!(
+            matches!(
+                answer,
+                Event::Error {
+                    code: ErrorCode::NotFound,
+                    ..
+                }
+            ),
+            "{sku}: {answer:?}"
+        );
+    }
+}

@@ -21,10 +21,6 @@ pub(crate) struct PendingGift {
     pub client_id: u64,
     pub name: String,
     pub charge: ChargeRequest,
-    /// Restored from storage: a `replayed` answer means charged before the crash, and it
-    /// was never announced.
-    #[serde(skip)]
-    pub recovered: bool,
 }
 
 /// The room's gifts: the catalog, the gifts waiting for their charge, and the gifters.
@@ -134,7 +130,6 @@ impl Gifts {
             client_id,
             name: identity.name.clone(),
             charge: charge(request),
-            recovered: false,
         };
         self.pending.entry(request).or_insert(pending)
     }
@@ -279,17 +274,23 @@ impl Room {
         let pending = self.gifts.settle(request);
         self.outputs
             .push_back(Output::Store(StorageOp::delete_pending_gift(request)));
-        let connected = self.connections.contains_key(&pending.connection);
+        // The gifter's connection if it is still theirs: a restarted room numbers the
+        // connections its shards relay from the start again, so the id may be another
+        // viewer's now.
+        let connected = self
+            .connections
+            .get(&pending.connection)
+            .is_some_and(|c| c.identity.user == pending.charge.user);
         match outcome {
-            ChargeOutcome::Charged { balance, replayed } => {
+            ChargeOutcome::Charged { balance, .. } => {
                 let mut seq = None;
-                // A replayed answer to a recovered request is a charge made before the
-                // crash; it is announced unless this gift id already was.
-                let fresh = !replayed || pending.recovered;
-                if fresh
-                    && !self
-                        .gifts
-                        .announced(&pending.charge.user, &pending.charge.gift_id)
+                // A replayed answer is a charge made before: after a crash (a recovered
+                // request) or an answer lost on the way (the gifter retried the id). It
+                // is announced unless this gift id already was (the gifter's stored
+                // announced ids), so a charge is never paid and left unannounced.
+                if !self
+                    .gifts
+                    .announced(&pending.charge.user, &pending.charge.gift_id)
                     && self.status == RoomStatus::Live
                 {
                     let body = ActionBody::Gift {

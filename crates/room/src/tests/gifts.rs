@@ -66,6 +66,50 @@ fn gifts_are_charged_then_announced_once_and_ranked() {
     }));
     assert!(!out.events.contains_key(&2));
     assert_eq!(room.gift_totals().collect::<Vec<_>>(), vec![("ana", 10)]);
+    // A charge whose answer was lost on the way (told `unavailable`): the gifter retries
+    // the id, the service answers `replayed`, and the gift is announced then, once.
+    let other = |client_id| {
+        ClientFrame::Gift {
+            client_id,
+            gift_id: "g-2".into(),
+            sku: "rose".into(),
+            qty: 1,
+        }
+        .encode()
+    };
+    room.handle_frame(1, &other(11), now);
+    let out = tick(&mut room, &mut now);
+    room.charge_result(
+        out.charges[0].request,
+        ChargeOutcome::Refused {
+            code: ErrorCode::Unavailable,
+            message: "retry".into(),
+        },
+        now,
+    );
+    tick(&mut room, &mut now);
+    let mut seen_by_bob = Vec::new();
+    for client_id in [12, 13] {
+        room.handle_frame(1, &other(client_id), now);
+        let out = tick(&mut room, &mut now);
+        seen_by_bob.extend(out.events.get(&2).cloned().unwrap_or_default());
+        room.charge_result(
+            out.charges[0].request,
+            ChargeOutcome::Charged {
+                balance: 85,
+                replayed: true,
+            },
+            now,
+        );
+    }
+    let out = tick(&mut room, &mut now);
+    seen_by_bob.extend(out.events.get(&2).cloned().unwrap_or_default());
+    let announced = seen_by_bob
+        .iter()
+        .filter(|e| matches!(e, Event::Action(a) if matches!(a.body, ActionBody::Gift { .. })))
+        .count();
+    assert_eq!(announced, 1, "paid, so announced, once: {seen_by_bob:?}");
+    assert_eq!(room.gift_totals().collect::<Vec<_>>(), vec![("ana", 15)]);
     // Refused: only the sender hears of it. Unknown gifts never reach the service.
     room.handle_frame(1, &gift(9, "rose"), now);
     room.handle_frame(1, &gift(10, "diamond"), now);

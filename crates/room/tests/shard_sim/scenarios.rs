@@ -182,3 +182,106 @@ fn a_like_retried_on_a_shard_is_acknowledged_not_counted_twice() {
     }
     assert_eq!(room.likes_total(), counted, "no like counted twice");
 }
+
+/// A big room restarted while a relayed gift waits for its charge numbers relayed
+/// connections from the start again, so the next viewer relayed may get the gifter's old
+/// connection id: the recovered charge's answer (its `Ack` and the gifter's balance)
+/// must not reach that viewer.
+#[test]
+fn a_recovered_gift_s_answer_never_reaches_another_viewer_of_a_restarted_big_room() {
+    use ovation_room::{ChargeOutcome, StorageOp};
+    use std::collections::BTreeMap;
+    let now_ms = 1_000;
+    let relayed = |user: &str, connection: u64, frame: ClientFrame| {
+        ovation_proto::ShardUp {
+            shard: 0,
+            needs_snapshot: false,
+            online: 1,
+            likes: 0,
+            frames: vec![ovation_proto::RelayedFrame {
+                connection,
+                user: user.into(),
+                name: user.into(),
+                role: Role::Viewer,
+                frame,
+            }],
+        }
+        .encode()
+    };
+    let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut drain = |room: &mut Room, store: &mut BTreeMap<String, Vec<u8>>| {
+        let mut charges = Vec::new();
+        let mut to_connection = Vec::new();
+        while let Some(output) = room.poll_output() {
+            match output {
+                Output::Store(StorageOp::Put { key, value }) => {
+                    store.insert(key, value);
+                }
+                Output::Store(StorageOp::Delete { key }) => {
+                    store.remove(&key);
+                }
+                Output::Charge(charge) => charges.push(charge),
+                Output::ToShard { frame, .. } => {
+                    let down = ovation_proto::ShardDown::decode(&frame).unwrap();
+                    to_connection.extend(down.to_connection);
+                }
+                _ => {}
+            }
+        }
+        (charges, to_connection)
+    };
+    let mut room = Room::create(info_for(FEW_SHARDS.expected_audience), 7, now_ms);
+    room.set_gift_catalog(ovation_room::default_gift_catalog())
+        .unwrap();
+    room.handle_timeout(now_ms + TICK_MS);
+    drain(&mut room, &mut store);
+    let gift = ClientFrame::Gift {
+        client_id: 3,
+        gift_id: "g-1".into(),
+        sku: "heart".into(),
+        qty: 1,
+    };
+    room.shard_up(&relayed("ana", 11, gift), now_ms).unwrap();
+    let (charges, _) = drain(&mut room, &mut store);
+    assert_eq!(charges.len(), 1, "the gift is charged");
+
+    // The room object restarts before the answer; bob is the first viewer relayed after.
+    let mut room = Room::restore(store.clone(), now_ms + 1).unwrap().unwrap();
+    room.set_gift_catalog(ovation_room::default_gift_catalog())
+        .unwrap();
+    let (recharged, _) = drain(&mut room, &mut store);
+    let comment = ClientFrame::Comment {
+        client_id: 4,
+        text: "hi".into(),
+    };
+    room.shard_up(&relayed("bob", 12, comment), now_ms + 2)
+        .unwrap();
+    room.handle_timeout(now_ms + 2 + TICK_MS);
+    drain(&mut room, &mut store);
+    let request = recharged
+        .first()
+        .or(charges.first())
+        .map(|c| c.request)
+        .unwrap();
+    room.charge_result(
+        request,
+        ChargeOutcome::Charged {
+            balance: 95,
+            replayed: true,
+        },
+        now_ms + 3,
+    );
+    room.handle_timeout(now_ms + 3 + 2 * TICK_MS);
+    let (_, to_connection) = drain(&mut room, &mut store);
+    let to_bob: Vec<_> = to_connection
+        .iter()
+        .filter(|(connection, event)| {
+            *connection == 12
+                && matches!(
+                    event,
+                    Event::Ack { client_id: 3, .. } | Event::Balance { .. }
+                )
+        })
+        .collect();
+    assert!(to_bob.is_empty(), "bob got the gifter's answer: {to_bob:?}");
+}
