@@ -209,7 +209,7 @@ fn a_recovered_gift_s_answer_never_reaches_another_viewer_of_a_restarted_big_roo
         .encode()
     };
     let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    let mut drain = |room: &mut Room, store: &mut BTreeMap<String, Vec<u8>>| {
+    let drain = |room: &mut Room, store: &mut BTreeMap<String, Vec<u8>>| {
         let mut charges = Vec::new();
         let mut to_connection = Vec::new();
         while let Some(output) = room.poll_output() {
