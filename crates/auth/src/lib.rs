@@ -179,6 +179,21 @@ struct KeyConfig {
     ed25519_public: Option<String>,
 }
 
+/// A tenant id: 1 to `TENANT_ID_BYTES_MAX` ASCII letters, digits, `-`, `_` or `.`. It
+/// leads every ledger account (`tenant:user`, `tenant:room:epoch`) and object name
+/// (`tenant/room`), so it holds neither separator: with a `:` one tenant could name
+/// another's accounts (`acme` minting `sub: "eu:alice"` is `acme:eu`'s `alice`).
+pub fn check_tenant_id(tenant: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if tenant.is_empty() || tenant.len() > TENANT_ID_BYTES_MAX || !tenant.chars().all(allowed) {
+        return Err(format!(
+            "tenant `{tenant}`: a tenant id is 1..={TENANT_ID_BYTES_MAX} ASCII letters, \
+             digits, `-`, `_` or `.`"
+        ));
+    }
+    Ok(())
+}
+
 impl Keyring {
     /// Parses `{"tenant": {"hs256": "secret"} | {"ed25519_public": "base64"}, …}`.
     pub fn from_json(json: &str) -> Result<Keyring, String> {
@@ -189,6 +204,7 @@ impl Keyring {
         }
         let mut keyring = Keyring::default();
         for (tenant, key) in config {
+            check_tenant_id(&tenant)?;
             let key = match (key.hs256, key.ed25519_public) {
                 (Some(secret), None) => {
                     if secret.len() < HS256_SECRET_BYTES_MIN {
@@ -498,6 +514,17 @@ mod tests {
         assert!(Keyring::from_json(r#"{"a":{"hs256":"0123456789abcdef"}}"#).is_ok());
         assert!(Keyring::from_json(r#"{"a":{"hs256":"short"}}"#).is_err());
         assert!(Keyring::from_json(r#"{"a":{}}"#).is_err());
+        // Tenant ids hold no account or object separator, and stay within their bound.
+        let hs = r#"{"hs256":"0123456789abcdef"}"#;
+        for bad in ["acme:eu", "acme/eu", "", "a b", "é"] {
+            let json = format!(r#"{{"{bad}":{hs}}}"#);
+            assert!(Keyring::from_json(&json).is_err(), "{bad:?}");
+        }
+        let longest = "t".repeat(TENANT_ID_BYTES_MAX);
+        assert!(Keyring::from_json(&format!(r#"{{"{longest}":{hs}}}"#)).is_ok());
+        let past = "t".repeat(TENANT_ID_BYTES_MAX + 1);
+        assert!(Keyring::from_json(&format!(r#"{{"{past}":{hs}}}"#)).is_err());
+        assert!(Keyring::from_json(&format!(r#"{{"acme-eu_1.x":{hs}}}"#)).is_ok());
         let public = base64::engine::general_purpose::STANDARD.encode(
             match SigningKey::ed25519_from_seed([1; 32]).tenant_key() {
                 TenantKey::Ed25519(k) => k.to_vec(),
