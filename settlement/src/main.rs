@@ -34,7 +34,9 @@ struct Args {
         default_value = ".data/settlement"
     )]
     data_dir: PathBuf,
-    /// Number of SQLite shards (1..=64). Never change it for existing data.
+    /// Number of SQLite shards (1..=64). Never change it for existing data: each
+    /// database records which shard of how many it is at the first start, and a start
+    /// with another count (or PostgreSQL URLs in another order) is refused.
     #[arg(long, env = "OVATION_SETTLEMENT_SHARDS", default_value_t = 4)]
     shards: u16,
     /// How gifts commit: `batched` (group commit per shard: the gifts that arrived while

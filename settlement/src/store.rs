@@ -33,7 +33,7 @@ pub const ROOM_STRIPES: i64 = 16;
 /// Connections per shard pool.
 pub const POOL_CONNECTIONS_MAX: u32 = 8;
 
-const SCHEMA: [&str; 6] = [
+const SCHEMA: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS accounts (account TEXT PRIMARY KEY, balance BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS transfers (owner TEXT NOT NULL, id TEXT NOT NULL, \
      fingerprint TEXT NOT NULL, balance_after BIGINT NOT NULL, PRIMARY KEY (owner, id))",
@@ -43,7 +43,40 @@ const SCHEMA: [&str; 6] = [
      PRIMARY KEY (room, stripe))",
     "CREATE TABLE IF NOT EXISTS outbox (credit_id TEXT PRIMARY KEY, amount BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS credits (credit_id TEXT PRIMARY KEY, amount BIGINT NOT NULL)",
+    // Which shard of how many this database is (one row): see `check_shard_place`.
+    "CREATE TABLE IF NOT EXISTS ledger_shard (singleton BIGINT PRIMARY KEY, \
+     shard BIGINT NOT NULL, shards BIGINT NOT NULL)",
 ];
+
+/// Refuses a database that was first written as another shard, or as a shard of another
+/// count: users are placed on shards by their id and the shard count, so a ledger
+/// started with another `--shards`, or its URLs in another order, would look for
+/// balances and transfer ids where they are not (a retried gift or deposit id would be
+/// applied again, against new funds). The first start records the place.
+async fn check_shard_place(pool: &AnyPool, shard: usize, shards: usize) -> Result<()> {
+    let (shard, shards) = (shard as i64, shards as i64);
+    sqlx::query(
+        "INSERT INTO ledger_shard (singleton, shard, shards) VALUES (1, $1, $2) \
+         ON CONFLICT (singleton) DO NOTHING",
+    )
+    .bind(shard)
+    .bind(shards)
+    .execute(pool)
+    .await?;
+    let (written_shard, written_shards): (i64, i64) =
+        sqlx::query_as("SELECT shard, shards FROM ledger_shard WHERE singleton = 1")
+            .fetch_one(pool)
+            .await?;
+    if (written_shard, written_shards) != (shard, shards) {
+        return Err(StoreError::Config(format!(
+            "database {shard} of this start was written as shard {written_shard} of \
+             {written_shards}; this start names it shard {shard} of {shards}. Give the \
+             ledger the same shard count and its databases in the same order as when it \
+             was first started"
+        )));
+    }
+    Ok(())
+}
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -282,7 +315,7 @@ impl SqlLedger {
             u16::try_from(urls.len()).map_err(|_| StoreError::Config("too many shards".into()))?;
         let map = ShardMap::new(shards).map_err(|e| StoreError::Config(e.to_string()))?;
         let mut pools = Vec::with_capacity(urls.len());
-        for url in urls {
+        for (shard, url) in urls.iter().enumerate() {
             let pool = AnyPoolOptions::new()
                 .max_connections(if url.starts_with("sqlite") {
                     1
@@ -302,6 +335,7 @@ impl SqlLedger {
             for statement in SCHEMA {
                 sqlx::query(statement).execute(&pool).await?;
             }
+            check_shard_place(&pool, shard, urls.len()).await?;
             pools.push(pool);
         }
         Ok(SqlLedger {

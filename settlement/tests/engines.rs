@@ -19,14 +19,83 @@ fn unique() -> String {
 }
 
 async fn sqlite(shards: u16) -> SqlLedger {
+    SqlLedger::connect(&sqlite_urls(&fresh_sqlite_dir(), shards))
+        .await
+        .expect("sqlite shards")
+}
+
+fn fresh_sqlite_dir() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../target/settlement-tests")
         .join(unique());
     std::fs::create_dir_all(&dir).unwrap();
-    let urls: Vec<String> = (0..shards)
+    dir
+}
+
+fn sqlite_urls(dir: &std::path::Path, shards: u16) -> Vec<String> {
+    (0..shards)
         .map(|k| format!("sqlite://{}/shard-{k}.db?mode=rwc", dir.display()))
-        .collect();
-    SqlLedger::connect(&urls).await.expect("sqlite shards")
+        .collect()
+}
+
+/// A ledger's databases are its shards in one order and count: started again with
+/// another count, or the same databases in another order, it refuses to start (users
+/// would be looked for on shards that do not hold their balances and ids, and a retried
+/// deposit would mint again); the same start as the first is taken.
+async fn a_ledger_refuses_its_databases_as_other_shards(urls: Vec<String>, more: Vec<String>) {
+    let first = SqlLedger::connect(&urls).await.expect("first start");
+    first
+        .deposit(&Deposit {
+            user: "u1".into(),
+            amount: 100,
+            id: "d1".into(),
+        })
+        .await
+        .unwrap();
+    drop(first);
+    let mut grown = urls.clone();
+    grown.extend(more);
+    let mut reordered = urls.clone();
+    reordered.swap(0, 1);
+    for (what, wrong) in [("more shards", grown), ("another order", reordered)] {
+        let refused = SqlLedger::connect(&wrong).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Config(message)) if message.contains("same shard count")),
+            "{what}: {:?}",
+            refused.err()
+        );
+    }
+    let again = SqlLedger::connect(&urls)
+        .await
+        .expect("the same start again");
+    assert_eq!(
+        again
+            .deposit(&Deposit {
+                user: "u1".into(),
+                amount: 100,
+                id: "d1".into(),
+            })
+            .await
+            .unwrap(),
+        100,
+        "a retried deposit id is answered, not applied again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refuses_its_databases_as_other_shards() {
+    let dir = fresh_sqlite_dir();
+    let urls = sqlite_urls(&dir, 6);
+    a_ledger_refuses_its_databases_as_other_shards(urls[..4].to_vec(), urls[4..].to_vec()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_its_databases_as_other_shards() {
+    let _ = postgres(1).await; // cleans earlier processes' databases once
+    let urls = fresh_databases(&format!("ovation_test_{}", unique()), 6)
+        .await
+        .expect("create shard databases");
+    a_ledger_refuses_its_databases_as_other_shards(urls[..4].to_vec(), urls[4..].to_vec()).await;
 }
 
 async fn postgres(shards: u16) -> SqlLedger {
