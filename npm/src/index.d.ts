@@ -97,6 +97,8 @@ export declare class OvationError extends Error {
   code: string;
   /** For "rate_limited": when a retry may succeed. */
   retryAfterMs?: number;
+  /** For a refused `gift`: its id, to retry the same gift with (charged once). */
+  giftId?: string;
 }
 
 export interface EventMap {
@@ -152,8 +154,13 @@ export interface Room {
   direct(userId: string, payload: unknown): Promise<{ seq: number | null }>;
   /** Hosts and moderators: set an app-defined state part. */
   setPart(name: string, value: unknown): Promise<{ seq: number | null }>;
-  /** A gift from the room's catalog; `id` makes retries safe. */
-  gift(sku: string, qty?: number, options?: { id?: string }): Promise<{ seq: number | null }>;
+  /** A gift from the room's catalog; `id` makes retries safe. A rejection carries the
+   * `giftId` to retry with (after "unavailable" or "timeout" the charge may be made). */
+  gift(
+    sku: string,
+    qty?: number,
+    options?: { id?: string },
+  ): Promise<{ seq: number | null; giftId: string }>;
   /** A vote in the open poll (options from 0); only a user's first vote counts. */
   vote(pollId: string, option: number): Promise<{ seq: number | null }>;
   /** An answer to the open quiz question (question index and option from 0). */

@@ -281,10 +281,21 @@ class Room {
     return this._act((s) => s.setPart(String(name), JSON.stringify(value)));
   }
 
-  /** Sends a gift from the room's catalog; `id` makes a retry safe (charged once). */
+  /**
+   * Sends a gift from the room's catalog; `id` makes a retry safe (charged once).
+   * Resolves with `{ seq, giftId }`; a rejection carries `giftId` too: after
+   * `unavailable` or `timeout` the charge may have been made, so retry with
+   * `gift(sku, qty, { id: err.giftId })`, never a new id.
+   */
   gift(sku, qty = 1, { id } = {}) {
     const giftId = id || `g-${randomSeed().toString(36)}`;
-    return this._act((s) => s.gift(giftId, String(sku), qty));
+    return this._act((s) => s.gift(giftId, String(sku), qty)).then(
+      (answer) => ({ ...answer, giftId }),
+      (error) => {
+        if (error && typeof error === "object") error.giftId = giftId;
+        throw error;
+      },
+    );
   }
 
   /**

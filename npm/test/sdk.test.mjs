@@ -112,6 +112,24 @@ test("comments reach their own room only, once, with the sender's seq", async ()
   for (const r of [ana, bob, cy]) r.close();
 });
 
+test("a refused gift names its id, so a retry is the same gift", async () => {
+  // No settlement service here: every gift is refused `unavailable` (retry later), the
+  // answer after which a charge may have been made.
+  const room = await createRoom(URL_MAIN);
+  const ana = await join(URL_MAIN, room, "ana");
+  const first = await ana.gift("rose").then(
+    () => assert.fail("refused without a settlement service"),
+    (e) => e,
+  );
+  assert.ok(first instanceof OvationError && first.code === "unavailable", String(first));
+  assert.match(first.giftId, /^g-/);
+  await assert.rejects(
+    ana.gift("rose", 1, { id: first.giftId }),
+    (e) => e.code === "unavailable" && e.giftId === first.giftId,
+  );
+  ana.close();
+});
+
 test("likes are coalesced and counted; online counts people", async () => {
   const room = await createRoom(URL_MAIN);
   const ana = await join(URL_MAIN, room, "ana");
