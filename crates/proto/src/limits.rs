@@ -267,6 +267,9 @@ pub const QA_ID_BYTES_MAX: usize = 32;
 pub const QA_QUESTION_BYTES_MAX: usize = 300;
 /// Questions a room holds (every status); more are refused `too_many`.
 pub const QA_QUESTIONS_MAX: usize = 1_000;
+/// Questions one user may have in a room (every status), so one viewer cannot fill the
+/// room's `QA_QUESTIONS_MAX` for everyone; more are refused `too_many`.
+pub const QA_QUESTIONS_PER_USER_MAX: usize = 10;
 /// Questions listed in the `qa` part (visible ones, most upvoted first) and in the
 /// moderators' approval queue message.
 pub const QA_PART_ENTRIES_MAX: usize = 50;

@@ -7,7 +7,9 @@
 //! upvotes one record per user (`upvote/<n>/<user>`), so a restart rebuilds the counts.
 
 use crate::Refusal;
-use ovation_proto::limits::{QA_PART_ENTRIES_MAX, QA_QUESTIONS_MAX, QA_UPVOTERS_MAX};
+use ovation_proto::limits::{
+    QA_PART_ENTRIES_MAX, QA_QUESTIONS_MAX, QA_QUESTIONS_PER_USER_MAX, QA_UPVOTERS_MAX,
+};
 use ovation_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -120,6 +122,18 @@ impl Qa {
                 format!("a room holds at most {QA_QUESTIONS_MAX} questions"),
             ));
         }
+        let asked = self
+            .questions
+            .values()
+            .filter(|q| q.record.user == user)
+            .take(QA_QUESTIONS_PER_USER_MAX)
+            .count();
+        if asked >= QA_QUESTIONS_PER_USER_MAX {
+            return Err(Refusal::new(
+                ErrorCode::TooMany,
+                format!("one user asks at most {QA_QUESTIONS_PER_USER_MAX} questions in a room"),
+            ));
+        }
         let number = self.next_number.max(1);
         self.next_number = number + 1;
         let status = if approval {
@@ -230,7 +244,9 @@ mod limit_tests {
     fn the_qa_part_lists_qa_part_entries_max_questions_and_counts_one_past() {
         let mut qa = Qa::default();
         for i in 0..=QA_PART_ENTRIES_MAX {
-            qa.ask("u", "U", format!("question {i}"), false, 0).unwrap();
+            let user = format!("u{i}");
+            qa.ask(&user, "U", format!("question {i}"), false, 0)
+                .unwrap();
         }
         let part: serde_json::Value = serde_json::from_str(&qa.part_json(false)).unwrap();
         assert_eq!(
@@ -238,5 +254,20 @@ mod limit_tests {
             QA_PART_ENTRIES_MAX
         );
         assert_eq!(part["count"], QA_PART_ENTRIES_MAX + 1);
+    }
+
+    /// One user asks `QA_QUESTIONS_PER_USER_MAX` questions (pending or visible), one
+    /// more is refused `too_many`, and everyone else still asks (the room's own bound,
+    /// `QA_QUESTIONS_MAX`, is tested with the other interaction bounds).
+    #[test]
+    fn one_user_cannot_fill_the_room_s_questions() {
+        let mut qa = Qa::default();
+        for i in 0..QA_QUESTIONS_PER_USER_MAX {
+            qa.ask("greedy", "G", format!("q{i}"), i % 2 == 0, 0)
+                .unwrap();
+        }
+        let refused = qa.ask("greedy", "G", "one more".into(), false, 0);
+        assert_eq!(refused.err().map(|r| r.code), Some(ErrorCode::TooMany));
+        qa.ask("other", "O", "why?".into(), false, 0).unwrap();
     }
 }

@@ -169,11 +169,12 @@ fn interaction_counts_are_bounded_one_past_their_limits() {
 
     let mut qa = qa::Qa::default();
     for i in 0..QA_QUESTIONS_MAX {
-        qa.ask("u", "U", format!("q{i}"), false, 0)
+        let user = format!("u{}", i / QA_QUESTIONS_PER_USER_MAX);
+        qa.ask(&user, "U", format!("q{i}"), false, 0)
             .expect("within QA_QUESTIONS_MAX");
     }
     let refused = qa
-        .ask("u", "U", "one more".into(), false, 0)
+        .ask("one-more", "U", "one more".into(), false, 0)
         .expect_err("QA_QUESTIONS_MAX");
     assert_eq!(refused.code, ErrorCode::TooMany);
     let first = qa::question_id(1);
