@@ -344,11 +344,27 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
         .find(|(k, _)| k == "v")
         .and_then(|(_, v)| v.parse().ok())
         .ok_or_else(|| ApiError::new(400, "version_required", "give the part version as ?v=N"))?;
+    // A room opened again numbers its parts from the start: only the opening's epoch
+    // (`&e=`) makes a version immutable. Without it (clients before it) the part is
+    // served, never cached.
+    let epoch = match url.query_pairs().find(|(k, _)| k == "e") {
+        None => None,
+        Some((_, e)) => Some(e.parse::<u64>().map_err(|_| {
+            ApiError::new(400, "invalid_epoch", "the epoch (&e=) is a whole number")
+        })?),
+    };
+    let stub = room_stub(env, &identity.tenant, &room)?;
+    let Some(epoch) = epoch else {
+        let path = format!("/part?name={name}&v={version}");
+        let resp = call(&stub, Method::Get, &path, &identity, None).await?;
+        return with_headers(resp, &[("cache-control", "no-store")]).await;
+    };
     // The cache key names the tenant: the public URL alone does not.
     let key = format!(
-        "https://parts.ovation.internal/{}/{}/{}/{}",
+        "https://parts.ovation.internal/{}/{}/{}/{}/{}",
         identity.tenant,
         room.as_str(),
+        epoch,
         name,
         version
     );
@@ -356,8 +372,7 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
     if let Ok(Some(hit)) = cache.get(key.as_str(), false).await {
         return Ok(hit); // stored with `x-ovation-cache: hit`
     }
-    let stub = room_stub(env, &identity.tenant, &room)?;
-    let path = format!("/part?name={name}&v={version}");
+    let path = format!("/part?name={name}&v={version}&e={epoch}");
     let resp = call(&stub, Method::Get, &path, &identity, None).await?;
     if resp.status_code() != 200 {
         return Ok(resp);

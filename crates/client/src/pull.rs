@@ -101,8 +101,11 @@ impl Client {
         for (name, version) in &state.parts {
             let held = self.state.parts.get(name).copied().unwrap_or(0);
             if *version > held {
+                // The opening's epoch names the part too: a room opened again numbers
+                // its parts from the start, and a version alone is cached for a year.
                 let prefix = ["/v1/rooms/", &self.room, "/parts/", name, "?v="].concat();
-                let path = json::with_number(&prefix, *version, "");
+                let path = json::with_number(&prefix, *version, "&e=");
+                let path = json::with_number(&path, self.state.epoch, "");
                 self.fetch(
                     FetchKind::Part,
                     path,

@@ -444,6 +444,8 @@ impl Sim {
                     .unwrap()
                     .split_once("?v=")
                     .unwrap();
+                let (version, epoch) = version.split_once("&e=").unwrap();
+                assert_eq!(epoch.parse::<u64>().unwrap(), self.room.epoch());
                 match self.room.part_at(name, version.parse().unwrap()) {
                     Some(v) => FetchReply::Part(v.to_owned()),
                     None => FetchReply::Failed {

@@ -159,11 +159,19 @@ impl RoomObject {
             (Method::Get, "/part") => {
                 let name = query("name").unwrap_or_default();
                 let version: u64 = query("v").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let epoch: Option<u64> = query("e").and_then(|e| e.parse().ok());
                 let memory = self.memory.borrow();
                 let room = memory
                     .room
                     .as_ref()
                     .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
+                if epoch.is_some_and(|epoch| epoch != room.epoch()) {
+                    return Err(ApiError::new(
+                        404,
+                        "part_version_not_found",
+                        "that opening of the room is over (GET …/state for the current one)",
+                    ));
+                }
                 match room.part_at(&name, version) {
                     Some(value) => {
                         let mut resp = Response::ok(value).map_err(internal)?;

@@ -136,13 +136,70 @@ fn parts_are_versioned_immutable_and_cached() {
     let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
     assert_eq!(state.body["parts"]["pinned"], version);
     assert_eq!(state.cache_control.as_deref(), Some("max-age=1"));
-    let path = format!("/v1/rooms/{room}/parts/pinned?v={version}");
+    let epoch = state.body["epoch"].as_u64().unwrap();
+    let path = format!("/v1/rooms/{room}/parts/pinned?v={version}&e={epoch}");
     let first = admin.get(&path).unwrap();
     assert_eq!(first.body, json!({"text": "hello"}));
     assert!(first.cache_control.unwrap().contains("immutable"));
     let second = admin.get(&path).unwrap();
     assert_eq!(second.body, json!({"text": "hello"}));
     assert_eq!(second.cache.as_deref(), Some("hit"));
+
+    // The room ends and opens again: its parts are numbered from the start, so the same
+    // version is another value. Named with the new epoch it is the new value (never the
+    // old opening's from the cache); without an epoch (clients before it) it is the
+    // current value, not cached.
+    let ended = admin
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert_eq!(ended.status, 200, "{:?}", ended.body);
+    let reopened = admin
+        .post("/v1/rooms", &json!({ "room": room, "host": "host-1" }))
+        .unwrap();
+    assert_eq!(reopened.status, 201, "{:?}", reopened.body);
+    let put = admin
+        .put(
+            &format!("/v1/rooms/{room}/parts/pinned"),
+            &json!({"text": "again"}),
+        )
+        .unwrap();
+    assert_eq!(
+        put.body["version"].as_u64(),
+        Some(version),
+        "{:?}",
+        put.body
+    );
+    let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
+    let new_epoch = state.body["epoch"].as_u64().unwrap();
+    assert_ne!(new_epoch, epoch);
+    let current = admin
+        .get(&format!(
+            "/v1/rooms/{room}/parts/pinned?v={version}&e={new_epoch}"
+        ))
+        .unwrap();
+    assert_eq!(current.body, json!({"text": "again"}));
+    assert_eq!(current.cache.as_deref(), Some("miss"));
+    // The old opening's version stays what it was (cached); not cached, the room says
+    // that opening is over.
+    let old = admin.get(&path).unwrap();
+    assert_eq!(old.body, json!({"text": "hello"}));
+    let never_fetched = admin
+        .get(&format!(
+            "/v1/rooms/{room}/parts/pinned?v={}&e={epoch}",
+            version + 1
+        ))
+        .unwrap();
+    assert_eq!(
+        (never_fetched.status, never_fetched.body["code"].as_str()),
+        (404, Some("part_version_not_found")),
+        "{:?}",
+        never_fetched.body
+    );
+    let unnamed = admin
+        .get(&format!("/v1/rooms/{room}/parts/pinned?v={version}"))
+        .unwrap();
+    assert_eq!(unnamed.body, json!({"text": "again"}));
+    assert_eq!(unnamed.cache_control.as_deref(), Some("no-store"));
 }
 
 #[test]

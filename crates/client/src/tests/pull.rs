@@ -37,8 +37,8 @@ fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
     assert_eq!(
         parts.iter().map(|p| p.1.as_str()).collect::<Vec<_>>(),
         vec![
-            "/v1/rooms/weur-t/parts/poll?v=7",
-            "/v1/rooms/weur-t/parts/room?v=1"
+            "/v1/rooms/weur-t/parts/poll?v=7&e=2",
+            "/v1/rooms/weur-t/parts/room?v=1&e=2"
         ]
     );
     c.handle_fetch(parts[0].0, FetchReply::Part("[1]".into()), 6);
