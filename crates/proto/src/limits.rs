@@ -155,6 +155,10 @@ pub const CONNECT_LIMITER_USERS_MAX: usize = 10_000;
 pub const HELLO_DEADLINE_MS: u64 = 10_000;
 /// Rate-limit buckets remembered per room (users, not connections).
 pub const RATE_BUCKETS_MAX: usize = 2 * CONNECTIONS_PER_ROOM_MAX;
+/// Least recently used users whose rate buckets go at once when a new user finds
+/// `RATE_BUCKETS_MAX` held: one pass over the buckets per this many new users, not one
+/// per new user (a vote burst of 50,000 voters would walk 20,000 buckets each).
+pub const RATE_BUCKETS_EVICTED_AT_ONCE: usize = RATE_BUCKETS_MAX / 16;
 /// Tokens may live at most this long (`exp - iat`).
 pub const TOKEN_LIFETIME_MS_MAX: u64 = 24 * 60 * 60 * 1000;
 /// A token's `iat` may lie at most this far after the verifier's clock (the minting

@@ -13,8 +13,9 @@ pub(crate) trait Member {
 /// The sockets of a room or a shard and their users' rate buckets.
 ///
 /// Invariants: `by_user[u]` holds exactly the ids of the sockets whose user is `u`, and no
-/// set is empty; at most `RATE_BUCKETS_MAX` users have buckets (the least recently used is
-/// forgotten, and comes back with full buckets, which a long-idle user would have anyway).
+/// set is empty; at most `RATE_BUCKETS_MAX` users have buckets (when full, the
+/// `RATE_BUCKETS_EVICTED_AT_ONCE` least recently used are forgotten, and come back with
+/// full buckets, which a long-idle user would have anyway).
 #[derive(Debug)]
 pub(crate) struct Audience<C> {
     sockets: BTreeMap<ConnectionId, C>,
@@ -102,12 +103,16 @@ impl<C> Audience<C> {
     pub(crate) fn buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
         let buckets = &mut self.buckets;
         if !buckets.contains_key(user) && buckets.len() >= RATE_BUCKETS_MAX {
-            let oldest = buckets
-                .iter()
-                .min_by_key(|(_, b)| b.used_ms)
-                .map(|(u, _)| u.clone())
-                .expect("non-empty");
-            buckets.remove(&oldest);
+            // The least recently used go, a batch at a time (one pass per batch).
+            let mut used: Vec<u64> = buckets.values().map(|b| b.used_ms).collect();
+            let (_, &mut threshold_ms, _) =
+                used.select_nth_unstable(RATE_BUCKETS_EVICTED_AT_ONCE - 1);
+            let mut evicted = 0;
+            buckets.retain(|_, b| {
+                let evict = b.used_ms <= threshold_ms && evicted < RATE_BUCKETS_EVICTED_AT_ONCE;
+                evicted += usize::from(evict);
+                !evict
+            });
         }
         let entry = buckets
             .entry(user.to_owned())

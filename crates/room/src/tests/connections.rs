@@ -279,13 +279,24 @@ fn rate_buckets_are_bounded_at_rate_buckets_max_users() {
         audience.buckets(&format!("u{i}"), i);
     }
     assert_eq!(audience.users_with_buckets(), RATE_BUCKETS_MAX);
-    audience.buckets("one-more", RATE_BUCKETS_MAX as u64);
+    // u1 is used again: no longer among the least recently used.
+    audience.buckets("u1", RATE_BUCKETS_MAX as u64);
+    audience.buckets("one-more", RATE_BUCKETS_MAX as u64 + 1);
     assert_eq!(
         audience.users_with_buckets(),
-        RATE_BUCKETS_MAX,
-        "the least recently used goes"
+        RATE_BUCKETS_MAX - RATE_BUCKETS_EVICTED_AT_ONCE + 1,
+        "the least recently used go, a batch at once"
     );
-    assert!(!audience.has_buckets("u0") && audience.has_buckets("one-more"));
+    let evicted = RATE_BUCKETS_EVICTED_AT_ONCE as u64; // the batch: u0 and u2..=u(batch)
+    assert!(!audience.has_buckets("u0") && !audience.has_buckets(&format!("u{evicted}")));
+    assert!(audience.has_buckets("u1") && audience.has_buckets("one-more"));
+    assert!(audience.has_buckets(&format!("u{}", evicted + 1)));
+    // Until the room is full again, new users evict nobody.
+    for i in 0..RATE_BUCKETS_EVICTED_AT_ONCE as u64 - 1 {
+        audience.buckets(&format!("new{i}"), RATE_BUCKETS_MAX as u64 + 2);
+    }
+    assert_eq!(audience.users_with_buckets(), RATE_BUCKETS_MAX);
+    assert!(audience.has_buckets(&format!("u{}", evicted + 1)));
 }
 
 #[test]
