@@ -75,6 +75,10 @@ impl DurableObject for DirectoryObject {
                 struct Archive {
                     room: String,
                     replay: Option<serde_json::Value>,
+                    /// When the opening ended (server time): a live entry made after it
+                    /// is a newer opening's, left listed.
+                    #[serde(default)]
+                    ended_ms: Option<u64>,
                 }
                 let archive: Archive = match json_body(&mut req).await {
                     Ok(archive) => archive,
@@ -85,7 +89,13 @@ impl DurableObject for DirectoryObject {
                 // Archiving again (an end retried) keeps the entry archived the first time.
                 let earlier = storage.get::<Entry>(&archived_key).await?;
                 let archived_before = earlier.is_some();
-                let mut entry = match storage.get::<Entry>(&live_key).await? {
+                let live = storage.get::<Entry>(&live_key).await?.filter(|live| {
+                    archive
+                        .ended_ms
+                        .is_none_or(|ended_ms| live.created_ms <= ended_ms)
+                });
+                let live_is_this_opening = live.is_some();
+                let mut entry = match live {
                     Some(entry) => entry,
                     None => earlier.unwrap_or(Entry {
                         room: archive.room.clone(),
@@ -120,7 +130,9 @@ impl DurableObject for DirectoryObject {
                     }
                 }
                 storage.put(&archived_key, &entry).await?;
-                storage.delete(&live_key).await?;
+                if live_is_this_opening {
+                    storage.delete(&live_key).await?;
+                }
                 json(serde_json::json!({ "ok": true }), 200)
             }
             (Method::Get, "/list") => {

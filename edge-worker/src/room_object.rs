@@ -84,9 +84,12 @@ struct Memory {
     replay_unwritten: VecDeque<ovation_replay::Sealed>,
     /// Test hook (`OVATION_FAULT_REPLAY_WRITES_FAILING`): chunk writes still to fail.
     replay_write_faults_left: Option<u64>,
-    /// This opening ended and its end was completed: gifts settled, room archived
+    /// The opening (epoch) whose end was completed: gifts settled, room archived
     /// (`ending::END_FINISHED_KEY`).
-    end_finished: bool,
+    end_finished: Option<u64>,
+    /// When the room may next try to complete an unfinished end on its own (not asked by
+    /// `POST /end`): at most once per `ROOM_END_RETRY_INTERVAL_MS`.
+    end_retry_at_ms: u64,
 }
 
 /// Keys of the recording in the room's storage: never handed to `Room::restore`.
@@ -164,9 +167,7 @@ impl RoomObject {
             memory.tenant = tenant;
             memory.tenant_stored = true;
         }
-        memory.end_finished = room
-            .as_ref()
-            .is_some_and(|room| Some(room.epoch()) == end_finished_epoch);
+        memory.end_finished = end_finished_epoch;
         if let Some(room) = room.as_ref() {
             match recorder.map(|bytes| serde_json::from_slice::<ovation_replay::Recorder>(&bytes)) {
                 Some(Ok(recorder)) => {
@@ -326,7 +327,9 @@ impl RoomObject {
         for charge in charges {
             let outcome = self.charge(&charge, &tenant, &ledger_room).await;
             // An answer for an opening that is gone is not the new one's (its requests are
-            // numbered from 1 again): the old room's gifter retries with the same gift id.
+            // numbered from 1 again). The old opening was settled before the new one
+            // opened, so its charge was refused there (or made before the settlement
+            // counted it); its gifter's socket closed with the room.
             if let Some(room) = self.memory.borrow_mut().room.as_mut() {
                 if room.epoch() == epoch {
                     room.charge_result(charge.request, outcome, now_ms());
@@ -428,16 +431,15 @@ impl RoomObject {
         // An ended room may be opened again: a new epoch tells clients to drop old state.
         // Not before the last opening's end is complete: its gifts are settled under its
         // epoch, which the new opening's storage no longer names.
-        if live == Some(false) && !self.memory.borrow().end_finished {
-            self.finish_end().await;
-            if !self.memory.borrow().end_finished {
-                return error(ApiError::new(
-                    503,
-                    "previous_end_unfinished",
-                    "the room's last opening is not settled yet (the settlement service or \
-                     the directory failed); retry",
-                ));
-            }
+        // (Its directory entry is already the new opening's: the router listed it before
+        // asking us, so the old opening is settled here, not archived.)
+        if live == Some(false) && !self.end_finished() && !self.settle_ended().await.1 {
+            return error(ApiError::new(
+                503,
+                "previous_end_unfinished",
+                "the room's last opening is not settled yet (the settlement service did not \
+                 answer); retry",
+            ));
         }
         let epoch = random_u53();
         if self.settlement().is_some() {
@@ -464,7 +466,7 @@ impl RoomObject {
         {
             let mut memory = self.memory.borrow_mut();
             memory.tenant_stored = false;
-            memory.end_finished = false;
+            memory.end_finished = None;
         }
         let mut room = Room::create(info, epoch, now_ms());
         self.apply_stale_override(&mut room);

@@ -354,14 +354,46 @@ fn a_room_is_settled_however_it_ends_and_an_end_that_failed_is_completed_by_endi
         "{:?}",
         settled.body
     );
+    assert_eq!(settled.body["archived"], true, "{:?}", settled.body);
     assert_eq!(host_balance_reaches(&settlement, 20), 20);
     assert!(archived(&server, &second));
     let reopened = server.admin().post("/v1/rooms", &reopen).unwrap();
     assert_eq!(reopened.status, 201, "{:?}", reopened.body);
+
+    // A third room ends while the service is down, and is opened again once it is back
+    // without ending it again: opening it settles the last opening first, and the new
+    // opening stays listed live (the old one archived).
+    let third = create_room(&server, "weur");
+    let mut ana = connect(&third, "viewer", "ana");
+    give(&mut ana, 1, "end-3");
+    drop(settlement);
+    let command = server
+        .admin()
+        .post(
+            &format!("/v1/rooms/{third}/commands"),
+            &json!({ "command": "end_room" }),
+        )
+        .unwrap();
+    assert_eq!(command.status, 200, "{:?}", command.body);
+    let reopen = json!({ "room": third, "host": "host-1", "title": "third again" });
+    let refused = server.admin().post("/v1/rooms", &reopen).unwrap();
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    let settlement = Settlement::start_at(port, &ledger);
+    let reopened = server.admin().post("/v1/rooms", &reopen).unwrap();
+    assert_eq!(reopened.status, 201, "{:?}", reopened.body);
+    assert_eq!(host_balance_reaches(&settlement, 30), 30);
+    let live = server.admin().get("/v1/rooms?status=live").unwrap();
+    assert!(
+        live.body.to_string().contains(&format!("\"{third}\"")),
+        "the new opening is listed live: {:?}",
+        live.body
+    );
+    assert!(archived(&server, &third), "the old opening is archived");
+
     let audit = settlement.api.get("/v1/audit").unwrap();
     assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
     let ana_account = settlement.api.get("/v1/accounts/dev:ana").unwrap();
-    assert_eq!(ana_account.body["balance"], 80);
+    assert_eq!(ana_account.body["balance"], 70);
 }
 
 /// A gift catalog that does not read (here a negative price) sells nothing, not the
@@ -396,4 +428,228 @@ fn a_catalog_that_does_not_read_sells_nothing() {
             "{sku}: {answer:?}"
         );
     }
+}
+
+/// An HTTP proxy in front of the settlement service that holds each gift request whose
+/// body names a held id until it is released: a charge kept in flight while the test
+/// ends and re-opens its room. One request per connection (`connection: close`).
+struct HoldingProxy {
+    base: String,
+    held: std::sync::Arc<(std::sync::Mutex<Vec<String>>, std::sync::Condvar)>,
+    arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl HoldingProxy {
+    fn start(target_port: u16, held: &[&str]) -> HoldingProxy {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = std::sync::Arc::new((
+            std::sync::Mutex::new(held.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()),
+            std::sync::Condvar::new(),
+        ));
+        let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (gate, count) = (held.clone(), arrived.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { continue };
+                let (gate, count) = (gate.clone(), count.clone());
+                std::thread::spawn(move || {
+                    // Headers, then the body by content-length.
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    let body_at = loop {
+                        let n = client.read(&mut buf).unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                        if let Some(at) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break at + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&request[..body_at]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while request.len() < body_at + length {
+                        let n = client.read(&mut buf).unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                    }
+                    let body = String::from_utf8_lossy(&request[body_at..]).into_owned();
+                    let (ids, released) = &*gate;
+                    let mut ids = ids.lock().unwrap();
+                    if ids.iter().any(|id| body.contains(&format!("\"{id}\""))) {
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        while ids.iter().any(|id| body.contains(&format!("\"{id}\""))) {
+                            ids = released.wait(ids).unwrap();
+                        }
+                    }
+                    drop(ids);
+                    // Forwarded with `connection: close`, so the answer ends with EOF.
+                    let text = String::from_utf8_lossy(&request[..body_at]).into_owned();
+                    let mut forwarded: String = text
+                        .split("\r\n")
+                        .filter(|l| !l.to_lowercase().starts_with("connection:"))
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!("{l}\r\n"))
+                        .collect();
+                    forwarded.push_str("connection: close\r\n\r\n");
+                    let Ok(mut upstream) = std::net::TcpStream::connect(("127.0.0.1", target_port))
+                    else {
+                        return;
+                    };
+                    let _ = upstream.write_all(forwarded.as_bytes());
+                    let _ = upstream.write_all(&request[body_at..]);
+                    let mut answer = Vec::new();
+                    let _ = upstream.read_to_end(&mut answer);
+                    let _ = client.write_all(&answer);
+                });
+            }
+        });
+        HoldingProxy {
+            base: format!("http://127.0.0.1:{port}"),
+            held,
+            arrived,
+        }
+    }
+
+    /// Waits until `n` held requests arrived.
+    fn wait_held(&self, n: usize) {
+        let started = Instant::now();
+        while self.arrived.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(started.elapsed() < WAIT, "the held charges never arrived");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn release(&self, id: &str) {
+        let (ids, released) = &*self.held;
+        ids.lock().unwrap().retain(|held| held != id);
+        released.notify_all();
+    }
+}
+
+/// A charge still in flight when its room ends and opens again belongs to the old
+/// opening: its answer is not applied to the new one, whose requests are numbered from 1
+/// again (it once announced the new room's pending gift with the old gifter's balance,
+/// then panicked the room object on that gift's own answer). The old charge reaches a
+/// settled ledger room and is refused; the new gift is announced once, with its own
+/// gifter's balance, and the room keeps serving.
+#[test]
+fn a_charge_answered_after_its_room_reopened_is_not_the_new_openings() {
+    let settlement = Settlement::start();
+    let settlement_port: u16 = settlement
+        .api
+        .base
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = HoldingProxy::start(settlement_port, &["old-1", "new-1"]);
+    let server = Server::start_with_vars(
+        &scratch_dir("gifts-reopen"),
+        &[
+            ("OVATION_SETTLEMENT_URL", proxy.base.as_str()),
+            ("OVATION_SETTLEMENT_SECRET", SECRET),
+        ],
+    );
+    for (user, amount) in [("ana", 100), ("bob", 50)] {
+        let deposit = json!({ "amount": amount, "id": format!("seed-{user}") });
+        let path = format!("/v1/accounts/dev:{user}/deposit");
+        assert_eq!(settlement.api.post(&path, &deposit).unwrap().status, 200);
+    }
+    let connect = |room: &str, user: &str| {
+        let mut socket =
+            Socket::connect(&server.base, room, &token("viewer", user, room), None).unwrap();
+        socket
+            .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+            .unwrap();
+        socket
+    };
+    let room = create_room(&server, "weur");
+    let mut ana = connect(&room, "ana");
+    ana.send(&gift(1, "old-1", "heart", 2)).unwrap();
+    proxy.wait_held(1);
+    let ended = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert_eq!(ended.status, 200, "{:?}", ended.body);
+    assert_eq!(
+        ended.body["settlement"]["status"], "settled",
+        "{:?}",
+        ended.body
+    );
+    let reopen = json!({ "room": room, "host": "host-1", "title": "again" });
+    let reopened = server.admin().post("/v1/rooms", &reopen).unwrap();
+    assert_eq!(reopened.status, 201, "{:?}", reopened.body);
+    let mut bob = connect(&room, "bob");
+    bob.send(&gift(1, "new-1", "rose", 1)).unwrap();
+    proxy.wait_held(2);
+    // The old opening's answer first, then the new one's.
+    proxy.release("old-1");
+    std::thread::sleep(Duration::from_millis(500));
+    proxy.release("new-1");
+    let mut seen = Vec::new();
+    let answer = bob
+        .wait_for(WAIT, |e| {
+            seen.push(e.clone());
+            matches!(
+                e,
+                Event::Ack { client_id: 1, .. }
+                    | Event::Error {
+                        client_id: Some(1),
+                        ..
+                    }
+            )
+        })
+        .unwrap();
+    assert!(
+        matches!(answer, Event::Ack { seq: Some(_), .. }),
+        "{answer:?}"
+    );
+    bob.wait_for(WAIT, |e| {
+        seen.push(e.clone());
+        matches!(e, Event::Balance { .. })
+    })
+    .unwrap();
+    // A sentinel comment: frames reach a socket in order, so anything of the gift's
+    // came before its ack.
+    bob.send(&ClientFrame::Comment {
+        client_id: 2,
+        text: "still here".into(),
+    })
+    .unwrap();
+    bob.wait_for(WAIT, |e| {
+        seen.push(e.clone());
+        matches!(e, Event::Ack { client_id: 2, .. })
+    })
+    .expect("the room keeps serving");
+    let balances: Vec<u64> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Event::Balance { balance } => Some(*balance),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(balances, [49], "bob hears his own balance only: {seen:?}");
+    let gifts = seen
+        .iter()
+        .filter(|e| matches!(e, Event::Action(a) if matches!(a.body, ActionBody::Gift { .. })))
+        .count();
+    assert_eq!(gifts, 1, "bob's gift is announced once: {seen:?}");
+    let ana_account = settlement.api.get("/v1/accounts/dev:ana").unwrap();
+    assert_eq!(
+        ana_account.body["balance"], 100,
+        "the old opening's charge reached a settled room and was refused"
+    );
+    let audit = settlement.api.get("/v1/audit").unwrap();
+    assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
 }

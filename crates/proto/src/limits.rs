@@ -132,6 +132,11 @@ pub const ROOM_ACTIONS_BURST: u64 = ROOM_ACTIONS_PER_S_MAX * TICK_MS_MAX / 1_000
 /// Gift ids remembered per gifter: a retry of an older gift after a crash could be
 /// announced twice (the charge itself is still made once).
 pub const GIFT_IDS_REMEMBERED_PER_USER_MAX: usize = 64;
+/// Gift ids whose charge a room answered `unavailable` (the charge may have been made
+/// with its answer lost), remembered in memory so the gifter's retry, answered
+/// `replayed`, is announced; the oldest is forgotten first (its gift then stays paid
+/// and unannounced, never announced twice).
+pub const GIFT_OUTCOMES_UNKNOWN_MAX: usize = 1_024;
 /// Sockets one user may hold in one room object (the room's own, or one shard's): a few
 /// tabs or devices. More are refused at connect with close `4409` (`TooManySockets`), so
 /// one token cannot fill a room (`CONNECTIONS_PER_ROOM_MAX`) and lock everyone else out.
@@ -189,6 +194,10 @@ pub const HEARTBEAT_TEXT: &str = "ping";
 pub const HEARTBEAT_REPLY_TEXT: &str = "pong";
 /// Clients send a heartbeat (`HEARTBEAT_TEXT`, answered by the auto-response) this often.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 25_000;
+/// A room that ended but could not complete its end (the settlement service or the
+/// directory did not answer) tries again on its next request or socket event, at most
+/// this often (`POST …/end` tries at once).
+pub const ROOM_END_RETRY_INTERVAL_MS: u64 = 10_000;
 /// Live rooms listed by the directory per tenant.
 pub const DIRECTORY_ROOMS_MAX: usize = 10_000;
 /// Largest admin API request body.

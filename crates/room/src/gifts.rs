@@ -21,6 +21,10 @@ pub(crate) struct PendingGift {
     pub client_id: u64,
     pub name: String,
     pub charge: ChargeRequest,
+    /// Restored from storage: a `replayed` answer means charged before the crash, and it
+    /// was never announced.
+    #[serde(skip)]
+    pub recovered: bool,
 }
 
 /// The room's gifts: the catalog, the gifts waiting for their charge, and the gifters.
@@ -38,6 +42,9 @@ pub(crate) struct Gifts {
     next_request: u64,
     /// user → totals and recently announced gift ids, stored as `gifter/<user>`.
     gifters: BTreeMap<String, Gifter>,
+    /// (user, gift id) answered `unavailable` and not announced, oldest first (at most
+    /// `GIFT_OUTCOMES_UNKNOWN_MAX`; in memory only).
+    outcomes_unknown: VecDeque<(String, String)>,
 }
 
 impl Default for Gifts {
@@ -47,6 +54,7 @@ impl Default for Gifts {
             pending: BTreeMap::new(),
             next_request: 1,
             gifters: BTreeMap::new(),
+            outcomes_unknown: VecDeque::new(),
         }
     }
 }
@@ -62,6 +70,7 @@ impl Gifts {
             next_request: pending.keys().max().map_or(1, |max| max + 1),
             pending,
             gifters,
+            outcomes_unknown: VecDeque::new(),
         }
     }
 
@@ -130,6 +139,7 @@ impl Gifts {
             client_id,
             name: identity.name.clone(),
             charge: charge(request),
+            recovered: false,
         };
         self.pending.entry(request).or_insert(pending)
     }
@@ -139,6 +149,25 @@ impl Gifts {
         self.pending
             .remove(&request)
             .expect("every charge result answers a pending request")
+    }
+
+    /// Remembers that this gift's charge was answered `unavailable`: its outcome is
+    /// unknown to the room (made, with the answer lost, or not).
+    fn outcome_unknown(&mut self, user: &str, gift_id: &str) {
+        if self.outcomes_unknown.len() >= GIFT_OUTCOMES_UNKNOWN_MAX {
+            self.outcomes_unknown.pop_front();
+        }
+        self.outcomes_unknown
+            .push_back((user.to_owned(), gift_id.to_owned()));
+    }
+
+    /// Whether this gift's charge was answered `unavailable` before (and forgets it).
+    fn outcome_was_unknown(&mut self, user: &str, gift_id: &str) -> bool {
+        let found = self
+            .outcomes_unknown
+            .iter()
+            .position(|(u, g)| u == user && g == gift_id);
+        found.is_some_and(|at| self.outcomes_unknown.remove(at).is_some())
     }
 
     pub(crate) fn pending(&self) -> impl Iterator<Item = &PendingGift> + '_ {
@@ -282,15 +311,23 @@ impl Room {
             .get(&pending.connection)
             .is_some_and(|c| c.identity.user == pending.charge.user);
         match outcome {
-            ChargeOutcome::Charged { balance, .. } => {
+            ChargeOutcome::Charged { balance, replayed } => {
                 let mut seq = None;
-                // A replayed answer is a charge made before: after a crash (a recovered
-                // request) or an answer lost on the way (the gifter retried the id). It
-                // is announced unless this gift id already was (the gifter's stored
-                // announced ids), so a charge is never paid and left unannounced.
-                if !self
-                    .gifts
-                    .announced(&pending.charge.user, &pending.charge.gift_id)
+                // A replayed answer is a charge made before. It is announced only when
+                // this room never learnt that charge's outcome: a request recovered after
+                // a crash, or a retry of an id it had answered `unavailable` (the answer
+                // lost on the way). Any other replay is a resend of a gift the room
+                // announced (its id maybe no longer remembered): announcing it would rank
+                // the gifter again for nothing.
+                let unknown_before = pending.recovered
+                    || self
+                        .gifts
+                        .outcome_was_unknown(&pending.charge.user, &pending.charge.gift_id);
+                let fresh = !replayed || unknown_before;
+                if fresh
+                    && !self
+                        .gifts
+                        .announced(&pending.charge.user, &pending.charge.gift_id)
                     && self.status == RoomStatus::Live
                 {
                     let body = ActionBody::Gift {
@@ -323,6 +360,14 @@ impl Room {
                 }
             }
             ChargeOutcome::Refused { code, message } => {
+                if code == ErrorCode::Unavailable
+                    && !self
+                        .gifts
+                        .announced(&pending.charge.user, &pending.charge.gift_id)
+                {
+                    self.gifts
+                        .outcome_unknown(&pending.charge.user, &pending.charge.gift_id);
+                }
                 if connected {
                     self.refuse(
                         pending.connection,

@@ -364,7 +364,8 @@ impl Room {
                     },
                 );
             } else if key.starts_with(PENDING_PREFIX) {
-                let gift: PendingGift = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                let mut gift: PendingGift = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                gift.recovered = true;
                 pending.insert(gift.charge.request, gift);
             } else if let Some(user) = key.strip_prefix(GIFTER_PREFIX) {
                 let record: Gifter = postcard::from_bytes(&value).map_err(|_| corrupt())?;

@@ -4,54 +4,98 @@
 //!
 //! Both steps are idempotent, so an end whose settlement or archive failed is completed
 //! by the next attempt: `POST /end` again (answered 200 on an ended room), or, until
-//! both succeed for this opening, the room's next request or socket event.
+//! both succeed for this opening, the room's own retry on its next request or socket
+//! event (at most once per `ROOM_END_RETRY_INTERVAL_MS`). The room is not opened again
+//! before its last opening is settled.
 
 use super::*;
+use ovation_proto::limits::ROOM_END_RETRY_INTERVAL_MS;
 
 /// Storage key of the epoch whose end was completed (settled and archived). Under
 /// `ovation_room::HOST_KEY_PREFIX`: not one of the room core's records.
 pub(super) const END_FINISHED_KEY: &str = "object/end_finished";
 
+/// What completing an end did, for the answer to `/end`.
+pub(crate) struct EndCompleted {
+    /// The settlement service's summary of the room (`{"status":"pending"}` when it did
+    /// not answer; null without gifts configured).
+    pub settlement: serde_json::Value,
+    /// Whether the tenant's directory lists the room as archived.
+    pub archived: bool,
+}
+
 impl RoomObject {
-    /// Settles and archives the ended room; the settlement service's summary for the
-    /// answer to `/end` (`{"status":"pending"}` when it failed; null without gifts).
-    pub(crate) async fn finish_end(&self) -> serde_json::Value {
-        let (room_id, epoch, replay, tenant) = {
+    /// Whether the current opening ended and its end was completed.
+    pub(super) fn end_finished(&self) -> bool {
+        let memory = self.memory.borrow();
+        let epoch = memory.room.as_ref().map(Room::epoch);
+        epoch.is_some() && memory.end_finished == epoch
+    }
+
+    /// The current opening's epoch, if it ended.
+    fn ended_epoch(&self) -> Option<u64> {
+        let memory = self.memory.borrow();
+        let room = memory.room.as_ref()?;
+        (room.status() == ovation_room::RoomStatus::Ended).then(|| room.epoch())
+    }
+
+    /// Settles the ended opening's gifts to its host: the summary, and whether it is
+    /// settled. A room the service never opened (gifts were off when it opened) holds
+    /// nothing to settle.
+    pub(super) async fn settle_ended(&self) -> (serde_json::Value, bool) {
+        let (Some(ledger_room), Some(_)) = (self.ledger_room(), self.settlement()) else {
+            return (serde_json::Value::Null, true);
+        };
+        let path = format!("/v1/rooms/{ledger_room}/settle");
+        match self.settlement_call(&path, "{}".into()).await {
+            Ok((200, summary)) => (
+                serde_json::from_slice(&summary).unwrap_or(serde_json::Value::Null),
+                true,
+            ),
+            Ok((404, _)) => (json!({ "status": "never_opened" }), true),
+            other => {
+                log_json(json!({"level":"error","event":"settle_failed",
+                                "detail": format!("{other:?}")}));
+                (json!({ "status": "pending" }), false)
+            }
+        }
+    }
+
+    /// Settles and archives the ended room (nothing for a live one).
+    pub(crate) async fn finish_end(&self) -> EndCompleted {
+        let mut completed = EndCompleted {
+            settlement: serde_json::Value::Null,
+            archived: false,
+        };
+        let Some(epoch) = self.ended_epoch() else {
+            return completed;
+        };
+        let (settlement, settled) = self.settle_ended().await;
+        completed.settlement = settlement;
+        // Opened again meanwhile: the directory's entry is the new opening's now.
+        if self.ended_epoch() != Some(epoch) {
+            return completed;
+        }
+        let (room_id, replay, tenant, ended_ms) = {
             let memory = self.memory.borrow();
             let Some(room) = memory.room.as_ref() else {
-                return serde_json::Value::Null;
+                return completed;
             };
-            if room.status() != ovation_room::RoomStatus::Ended {
-                return serde_json::Value::Null;
-            }
+            let ended_ms = memory.recorder.as_ref().and_then(|r| r.ended_ms());
             (
                 room.info().room_id.clone(),
-                room.epoch(),
                 Self::replay_window_json(&memory),
                 memory.tenant.clone(),
+                ended_ms.unwrap_or_else(now_ms),
             )
         };
-        let mut finished = true;
-        let mut settlement = serde_json::Value::Null;
-        if let (Some(ledger_room), Some(_)) = (self.ledger_room(), self.settlement()) {
-            let path = format!("/v1/rooms/{ledger_room}/settle");
-            settlement = match self.settlement_call(&path, "{}".into()).await {
-                Ok((200, summary)) => {
-                    serde_json::from_slice(&summary).unwrap_or(serde_json::Value::Null)
-                }
-                other => {
-                    finished = false;
-                    log_json(json!({"level":"error","event":"settle_failed",
-                                    "detail": format!("{other:?}")}));
-                    json!({ "status": "pending" })
-                }
-            };
+        match self.archive(&tenant, &room_id, replay, ended_ms).await {
+            Ok(()) => completed.archived = true,
+            Err(cause) => {
+                log_json(json!({"level":"error","event":"archive_failed","detail": cause}))
+            }
         }
-        if let Err(cause) = self.archive(&tenant, &room_id, replay).await {
-            finished = false;
-            log_json(json!({"level":"error","event":"archive_failed","detail": cause}));
-        }
-        if finished {
+        if settled && completed.archived && self.ended_epoch() == Some(epoch) {
             let stored = self
                 .state
                 .storage()
@@ -60,26 +104,29 @@ impl RoomObject {
                     Uint8Array::from(epoch.to_string().as_bytes()),
                 )
                 .await;
-            if stored.is_ok() {
-                self.memory.borrow_mut().end_finished = true;
+            if stored.is_ok() && self.ended_epoch() == Some(epoch) {
+                self.memory.borrow_mut().end_finished = Some(epoch);
             }
         }
-        settlement
+        completed
     }
 
-    /// `finish_end` if the room ended and this opening's end is not complete yet.
+    /// `finish_end` if the room ended, its end is not complete, and its last try is
+    /// `ROOM_END_RETRY_INTERVAL_MS` old (a settlement service that is down is not
+    /// called once per request).
     pub(crate) async fn finish_end_if_due(&self) {
-        let due = {
-            let memory = self.memory.borrow();
-            !memory.end_finished
-                && memory
-                    .room
-                    .as_ref()
-                    .is_some_and(|room| room.status() == ovation_room::RoomStatus::Ended)
-        };
-        if due {
-            self.finish_end().await;
+        if self.ended_epoch().is_none() || self.end_finished() {
+            return;
         }
+        let now = now_ms();
+        {
+            let mut memory = self.memory.borrow_mut();
+            if now < memory.end_retry_at_ms {
+                return;
+            }
+            memory.end_retry_at_ms = now.saturating_add(ROOM_END_RETRY_INTERVAL_MS);
+        }
+        self.finish_end().await;
     }
 
     /// The recording's window as the directory and `/end` name it, if the room records.
@@ -101,6 +148,7 @@ impl RoomObject {
         tenant: &str,
         room_id: &str,
         replay: serde_json::Value,
+        ended_ms: u64,
     ) -> std::result::Result<(), String> {
         if tenant.is_empty() {
             return Err("the room does not know its tenant".into());
@@ -116,7 +164,7 @@ impl RoomObject {
         init.with_method(Method::Post)
             .with_headers(headers)
             .with_body(Some(
-                json!({ "room": room_id, "replay": replay })
+                json!({ "room": room_id, "replay": replay, "ended_ms": ended_ms })
                     .to_string()
                     .into(),
             ));

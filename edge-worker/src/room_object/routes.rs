@@ -144,10 +144,11 @@ impl RoomObject {
                 if !replay.is_null() {
                     body["replay"] = replay;
                 }
-                let settlement = self.finish_end().await;
-                if !settlement.is_null() {
-                    body["settlement"] = settlement;
+                let completed = self.finish_end().await;
+                if !completed.settlement.is_null() {
+                    body["settlement"] = completed.settlement;
                 }
+                body["archived"] = completed.archived.into();
                 json(body, 200).map_err(internal)?
             }
             (Method::Get, "/state") => json(self.state_json()?, 200).map_err(internal)?,

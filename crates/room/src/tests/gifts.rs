@@ -438,3 +438,61 @@ fn charge(request: u64) -> ChargeRequest {
         amount: 1,
     }
 }
+
+/// A gifter resends the id of a gift announced long ago (past the ids the room
+/// remembers for them): the ledger answers `replayed` without charging, and the room
+/// neither announces it again nor ranks it again, however often it comes back.
+#[test]
+fn a_resent_old_gift_id_is_never_announced_or_ranked_again() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let mut client_id = 0;
+    let mut send = |room: &mut Room, now: &mut u64, gift_id: &str, replayed: bool| {
+        client_id += 1;
+        let frame = ClientFrame::Gift {
+            client_id,
+            gift_id: gift_id.into(),
+            sku: "rose".into(),
+            qty: 1,
+        };
+        room.handle_frame(1, &frame.encode(), *now);
+        let out = tick(room, now);
+        room.charge_result(
+            out.charges[0].request,
+            ChargeOutcome::Charged {
+                balance: 1_000,
+                replayed,
+            },
+            *now,
+        );
+        let out = tick(room, now);
+        // Past the gift rate: a second apart.
+        *now += 1_000;
+        out.events.get(&2).map_or(0, |events| {
+            events
+                .iter()
+                .filter(
+                    |e| matches!(e, Event::Action(a) if matches!(a.body, ActionBody::Gift { .. })),
+                )
+                .count()
+        })
+    };
+    for i in 0..=GIFT_IDS_REMEMBERED_PER_USER_MAX {
+        assert_eq!(send(&mut room, &mut now, &format!("g-{i}"), false), 1);
+    }
+    let total = GIFT_IDS_REMEMBERED_PER_USER_MAX as u64 + 1;
+    assert_eq!(room.gift_totals().collect::<Vec<_>>(), vec![("ana", total)]);
+    for _ in 0..3 {
+        assert_eq!(
+            send(&mut room, &mut now, "g-0", true),
+            0,
+            "not announced again"
+        );
+    }
+    assert_eq!(room.gift_totals().collect::<Vec<_>>(), vec![("ana", total)]);
+}
