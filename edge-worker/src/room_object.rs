@@ -87,6 +87,9 @@ struct Memory {
     /// The opening (epoch) whose end was completed: gifts settled, room archived
     /// (`ending::END_FINISHED_KEY`).
     end_finished: Option<u64>,
+    /// Whether this opening's account was opened at the settlement service
+    /// (`ending::LEDGER_KEY`; `None` for a room created before it was stored).
+    ledger: Option<ending::LedgerAccount>,
     /// When the room may next try to complete an unfinished end on its own (not asked by
     /// `POST /end`): at most once per `ROOM_END_RETRY_INTERVAL_MS`.
     end_retry_at_ms: u64,
@@ -137,6 +140,7 @@ impl RoomObject {
         let mut records = Vec::new();
         let mut tenant = None;
         let mut end_finished_epoch = None;
+        let mut ledger = None;
         for map in [before, after] {
             map.for_each(&mut |value, key| {
                 if let Some(key) = key.as_string() {
@@ -148,6 +152,8 @@ impl RoomObject {
                         end_finished_epoch = std::str::from_utf8(&bytes)
                             .ok()
                             .and_then(|epoch| epoch.parse::<u64>().ok());
+                    } else if key == ending::LEDGER_KEY {
+                        ledger = ending::LedgerAccount::from_record(&bytes);
                     }
                     records.push((key, bytes));
                 }
@@ -168,6 +174,7 @@ impl RoomObject {
             memory.tenant_stored = true;
         }
         memory.end_finished = end_finished_epoch;
+        memory.ledger = ledger;
         if let Some(room) = room.as_ref() {
             match recorder.map(|bytes| serde_json::from_slice::<ovation_replay::Recorder>(&bytes)) {
                 Some(Ok(recorder)) => {
@@ -442,7 +449,8 @@ impl RoomObject {
             ));
         }
         let epoch = random_u53();
-        if self.settlement().is_some() {
+        let ledger_opened = self.settlement().is_some();
+        if ledger_opened {
             let tenant = self.memory.borrow().tenant.clone();
             let ledger_room = ledger_room_account(&tenant, &info.room_id, epoch);
             let host = json!({ "host": ledger_user_account(&tenant, &info.host_user) }).to_string();
@@ -463,10 +471,22 @@ impl RoomObject {
             }
         }
         self.state.storage().delete_all().await?;
+        let ledger = ending::LedgerAccount {
+            epoch,
+            opened: ledger_opened,
+        };
+        self.state
+            .storage()
+            .put_raw(
+                ending::LEDGER_KEY,
+                Uint8Array::from(ledger.to_record().as_bytes()),
+            )
+            .await?;
         {
             let mut memory = self.memory.borrow_mut();
             memory.tenant_stored = false;
             memory.end_finished = None;
+            memory.ledger = Some(ledger);
         }
         let mut room = Room::create(info, epoch, now_ms());
         self.apply_stale_override(&mut room);

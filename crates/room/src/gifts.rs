@@ -154,6 +154,10 @@ impl Gifts {
     /// Remembers that this gift's charge was answered `unavailable`: its outcome is
     /// unknown to the room (made, with the answer lost, or not).
     fn outcome_unknown(&mut self, user: &str, gift_id: &str) {
+        let known = |(u, g): &(String, String)| u == user && g == gift_id;
+        if self.outcomes_unknown.iter().any(known) {
+            return; // once: one announcement clears it
+        }
         if self.outcomes_unknown.len() >= GIFT_OUTCOMES_UNKNOWN_MAX {
             self.outcomes_unknown.pop_front();
         }

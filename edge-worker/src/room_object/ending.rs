@@ -15,6 +15,42 @@ use ovation_proto::limits::ROOM_END_RETRY_INTERVAL_MS;
 /// `ovation_room::HOST_KEY_PREFIX`: not one of the room core's records.
 pub(super) const END_FINISHED_KEY: &str = "object/end_finished";
 
+/// Storage key of whether the opening's account was opened at the settlement service
+/// (`LedgerAccount`), written at create: an ended room knows whether it has gifts to
+/// settle without asking, and never takes a missing configuration or a 404 for "settled"
+/// when it did open one.
+pub(super) const LEDGER_KEY: &str = "object/ledger";
+
+/// An opening's account at the settlement service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LedgerAccount {
+    pub epoch: u64,
+    /// Opened (gifts were configured when the room opened).
+    pub opened: bool,
+}
+
+impl LedgerAccount {
+    pub(super) fn to_record(self) -> String {
+        format!(
+            "{} {}",
+            self.epoch,
+            if self.opened { "opened" } else { "off" }
+        )
+    }
+
+    pub(super) fn from_record(bytes: &[u8]) -> Option<LedgerAccount> {
+        let (epoch, state) = std::str::from_utf8(bytes).ok()?.split_once(' ')?;
+        Some(LedgerAccount {
+            epoch: epoch.parse().ok()?,
+            opened: match state {
+                "opened" => true,
+                "off" => false,
+                _ => return None,
+            },
+        })
+    }
+}
+
 /// What completing an end did, for the answer to `/end`.
 pub(crate) struct EndCompleted {
     /// The settlement service's summary of the room (`{"status":"pending"}` when it did
@@ -40,24 +76,47 @@ impl RoomObject {
     }
 
     /// Settles the ended opening's gifts to its host: the summary, and whether it is
-    /// settled. A room the service never opened (gifts were off when it opened) holds
-    /// nothing to settle.
+    /// settled. An opening whose account was never opened (gifts were off when it
+    /// opened) holds nothing to settle; one that was opened is settled only on the
+    /// service's word, never for want of a configuration or on a 404.
     pub(super) async fn settle_ended(&self) -> (serde_json::Value, bool) {
-        let (Some(ledger_room), Some(_)) = (self.ledger_room(), self.settlement()) else {
+        let pending = |detail: String| {
+            log_json(json!({"level":"error","event":"settle_failed","detail": detail}));
+            (json!({ "status": "pending" }), false)
+        };
+        let Some(ledger_room) = self.ledger_room() else {
             return (serde_json::Value::Null, true);
         };
+        // `None`: a room created before the account's state was stored.
+        let opened = {
+            let memory = self.memory.borrow();
+            let epoch = memory.room.as_ref().map(Room::epoch);
+            memory
+                .ledger
+                .filter(|ledger| Some(ledger.epoch) == epoch)
+                .map(|ledger| ledger.opened)
+        };
+        if opened == Some(false) {
+            return (serde_json::Value::Null, true);
+        }
+        if self.settlement().is_none() {
+            return match opened {
+                Some(true) => {
+                    pending("the room's gifts wait: no settlement service is configured".into())
+                }
+                _ => (serde_json::Value::Null, true),
+            };
+        }
         let path = format!("/v1/rooms/{ledger_room}/settle");
         match self.settlement_call(&path, "{}".into()).await {
             Ok((200, summary)) => (
                 serde_json::from_slice(&summary).unwrap_or(serde_json::Value::Null),
                 true,
             ),
-            Ok((404, _)) => (json!({ "status": "never_opened" }), true),
-            other => {
-                log_json(json!({"level":"error","event":"settle_failed",
-                                "detail": format!("{other:?}")}));
-                (json!({ "status": "pending" }), false)
+            Ok((404, body)) if opened.is_none() && is_room_not_found(&body) => {
+                (json!({ "status": "never_opened" }), true)
             }
+            other => pending(format!("{other:?}")),
         }
     }
 
@@ -81,12 +140,14 @@ impl RoomObject {
             let Some(room) = memory.room.as_ref() else {
                 return completed;
             };
+            // When the opening ended; else when it began (never later than the end: a
+            // live entry listed after it is a newer opening's, kept).
             let ended_ms = memory.recorder.as_ref().and_then(|r| r.ended_ms());
             (
                 room.info().room_id.clone(),
                 Self::replay_window_json(&memory),
                 memory.tenant.clone(),
-                ended_ms.unwrap_or_else(now_ms),
+                ended_ms.unwrap_or_else(|| room.created_ms()),
             )
         };
         match self.archive(&tenant, &room_id, replay, ended_ms).await {
@@ -179,4 +240,11 @@ impl RoomObject {
             status => Err(format!("the directory answered {status}")),
         }
     }
+}
+
+/// Whether a settlement service's answer is its own `room_not_found` (not any 404 on the
+/// way, such as a wrong URL prefix).
+fn is_room_not_found(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|answer| answer["code"] == "room_not_found")
 }

@@ -77,17 +77,20 @@ fn gifts_are_charged_then_announced_once_and_ranked() {
         }
         .encode()
     };
-    room.handle_frame(1, &other(11), now);
-    let out = tick(&mut room, &mut now);
-    room.charge_result(
-        out.charges[0].request,
-        ChargeOutcome::Refused {
-            code: ErrorCode::Unavailable,
-            message: "retry".into(),
-        },
-        now,
-    );
-    tick(&mut room, &mut now);
+    // Answered `unavailable` twice (the service is down); each retry is one more.
+    for client_id in [11, 14] {
+        room.handle_frame(1, &other(client_id), now);
+        let out = tick(&mut room, &mut now);
+        room.charge_result(
+            out.charges[0].request,
+            ChargeOutcome::Refused {
+                code: ErrorCode::Unavailable,
+                message: "retry".into(),
+            },
+            now,
+        );
+        tick(&mut room, &mut now);
+    }
     let mut seen_by_bob = Vec::new();
     for client_id in [12, 13] {
         room.handle_frame(1, &other(client_id), now);
@@ -441,7 +444,9 @@ fn charge(request: u64) -> ChargeRequest {
 
 /// A gifter resends the id of a gift announced long ago (past the ids the room
 /// remembers for them): the ledger answers `replayed` without charging, and the room
-/// neither announces it again nor ranks it again, however often it comes back.
+/// neither announces it again nor ranks it again, however often it comes back. The
+/// gift's first answers were lost twice (`unavailable`), so its first `replayed` answer
+/// was announced, once.
 #[test]
 fn a_resent_old_gift_id_is_never_announced_or_ranked_again() {
     let mut now = 0;
@@ -452,7 +457,7 @@ fn a_resent_old_gift_id_is_never_announced_or_ranked_again() {
     join(&mut room, 2, "bob", Role::Viewer, now);
     tick(&mut room, &mut now);
     let mut client_id = 0;
-    let mut send = |room: &mut Room, now: &mut u64, gift_id: &str, replayed: bool| {
+    let mut send = |room: &mut Room, now: &mut u64, gift_id: &str, outcome: ChargeOutcome| {
         client_id += 1;
         let frame = ClientFrame::Gift {
             client_id,
@@ -462,14 +467,7 @@ fn a_resent_old_gift_id_is_never_announced_or_ranked_again() {
         };
         room.handle_frame(1, &frame.encode(), *now);
         let out = tick(room, now);
-        room.charge_result(
-            out.charges[0].request,
-            ChargeOutcome::Charged {
-                balance: 1_000,
-                replayed,
-            },
-            *now,
-        );
+        room.charge_result(out.charges[0].request, outcome, *now);
         let out = tick(room, now);
         // Past the gift rate: a second apart.
         *now += 1_000;
@@ -482,14 +480,28 @@ fn a_resent_old_gift_id_is_never_announced_or_ranked_again() {
                 .count()
         })
     };
-    for i in 0..=GIFT_IDS_REMEMBERED_PER_USER_MAX {
-        assert_eq!(send(&mut room, &mut now, &format!("g-{i}"), false), 1);
+    let charged = |replayed| ChargeOutcome::Charged {
+        balance: 1_000,
+        replayed,
+    };
+    let unavailable = || ChargeOutcome::Refused {
+        code: ErrorCode::Unavailable,
+        message: "retry".into(),
+    };
+    assert_eq!(send(&mut room, &mut now, "g-0", unavailable()), 0);
+    assert_eq!(send(&mut room, &mut now, "g-0", unavailable()), 0);
+    assert_eq!(send(&mut room, &mut now, "g-0", charged(true)), 1);
+    for i in 1..=GIFT_IDS_REMEMBERED_PER_USER_MAX {
+        assert_eq!(
+            send(&mut room, &mut now, &format!("g-{i}"), charged(false)),
+            1
+        );
     }
     let total = GIFT_IDS_REMEMBERED_PER_USER_MAX as u64 + 1;
     assert_eq!(room.gift_totals().collect::<Vec<_>>(), vec![("ana", total)]);
     for _ in 0..3 {
         assert_eq!(
-            send(&mut room, &mut now, "g-0", true),
+            send(&mut room, &mut now, "g-0", charged(true)),
             0,
             "not announced again"
         );
