@@ -4,7 +4,9 @@
 //! refused. The Worker refuses the flood (`429 rate_limited`, `ovation_room::ConnectLimiter`)
 //! before it wakes the room object. Half the flood says its Hello in the upgrade
 //! (`?hello=1`, as the SDK's first join does), so each socket that gets through costs the
-//! room a Welcome at once; those sockets read their Welcome before they close.
+//! room a Welcome at once; those sockets read their Welcome before they close. The same
+//! flood against a big room reaches the flooder's shard straight from the router's memory
+//! of the room's shard count; the legit viewer's acks come back through the room.
 
 use ovation_cli::{Socket, SocketEnd};
 use ovation_proto::limits::{USER_CONNECTS_BURST, USER_CONNECTS_PER_S};
@@ -25,6 +27,36 @@ const COMMENT_EVERY: Duration = Duration::from_millis(1_000);
 fn a_connection_flood_does_not_stall_the_room() {
     let server = shared();
     let room = create_room(server, "weur");
+    flood_while_a_viewer_comments(server, &room);
+}
+
+/// The same against a big room: the flood's upgrades after the first go straight to the
+/// flooder's shard from the router's memory of the room's shard count (`join.rs`), and
+/// the legit viewer (on its own shard or the same) comments through the room.
+#[test]
+fn a_connection_flood_does_not_stall_a_big_room() {
+    let server = shared();
+    let room = ovation_tests::room_id("weur");
+    let reply = server
+        .admin()
+        .post(
+            "/v1/rooms",
+            &serde_json::json!({ "room": room, "host": "host-1", "expected_audience": 10_000 }),
+        )
+        .unwrap();
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    flood_while_a_viewer_comments(server, &room);
+}
+
+/// One flood at a time: two at once on this machine's two cores would measure each
+/// other, not the room.
+static ONE_FLOOD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn flood_while_a_viewer_comments(server: &ovation_tests::Server, room: &str) {
+    let _alone = ONE_FLOOD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let room = room.to_owned();
     let mut legit = Socket::connect(&server.base, &room, &token("viewer", "legit", &room), None)
         .expect("legit viewer connects");
     legit

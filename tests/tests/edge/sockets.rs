@@ -267,17 +267,59 @@ fn a_sharded_room_keeps_the_per_user_socket_cap() {
         )
         .unwrap();
     assert_eq!(reply.status, 201, "{:?}", reply.body);
+    // A bystander on the room comments throughout; the greedy token's upgrades after the
+    // first go straight to its shard (the router remembers the room's shard count).
+    let (mut bystander, _) = connect(server, &room, "bystander");
     let greedy = token("viewer", "greedy", &room);
     let opening = std::time::Instant::now();
-    let (welcomed, closed) = open_many(server, &room, &greedy, 24);
+    let mut seen = Vec::new();
+    let (welcomed, closed, acks_ms) = std::thread::scope(|scope| {
+        let flood = scope.spawn(|| open_many(server, &room, &greedy, 200));
+        let mut acks_ms = Vec::new();
+        let mut client_id = 0;
+        while !flood.is_finished() {
+            client_id += 1;
+            let sent = std::time::Instant::now();
+            bystander.send(&comment(client_id, "still here")).unwrap();
+            let answer = bystander
+                .wait_for(WAIT, |e| {
+                    if let Event::Online { count } = e {
+                        seen.push(*count);
+                    }
+                    matches!(e, Event::Ack { client_id: c, .. } | Event::Error { client_id: Some(c), .. } if *c == client_id)
+                })
+                .unwrap();
+            assert!(matches!(answer, Event::Ack { .. }), "{answer:?}");
+            acks_ms.push(sent.elapsed().as_millis());
+            // A human pace, under the comment rate (`COMMENT_RATE_PER_S`).
+            while sent.elapsed() < Duration::from_secs(1) && !flood.is_finished() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let (welcomed, closed) = flood.join().expect("flood");
+        (welcomed, closed, acks_ms)
+    });
     let opening = opening.elapsed();
     assert!(
         !welcomed.is_empty() && welcomed.len() <= USER_SOCKETS_PER_ROOM_MAX,
         "{} sockets of one token welcomed by its shard",
         welcomed.len()
     );
-    assert_eq!(welcomed.len() + closed.len(), 24);
+    assert_eq!(welcomed.len() + closed.len(), 200);
     assert_refused_over_the_cap(&welcomed, &closed, opening);
+    let worst_ms = acks_ms.iter().copied().max().unwrap_or(0);
+    assert!(
+        !acks_ms.is_empty() && worst_ms < 1_000,
+        "the bystander's acks during the flood (ms): {acks_ms:?}"
+    );
+    // The others count the greedy user's sockets at most, never 200.
+    let cap = 1 + welcomed.len() as u32;
+    seen.extend(online_counts(&mut bystander, Duration::from_millis(2_500)));
+    eprintln!("sharded flood: acks (ms) {acks_ms:?}; online counts seen {seen:?}");
+    assert!(
+        seen.iter().all(|&n| n <= cap),
+        "online counts seen: {seen:?}"
+    );
 }
 
 /// The excess of one token's sockets is refused with a code: 4409 over the socket past
