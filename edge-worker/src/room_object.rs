@@ -287,19 +287,30 @@ impl RoomObject {
             opening
         };
         let storage = self.state.storage();
+        let raw = storage.as_raw();
         let (puts, deletes): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_some());
-        // The platform takes at most 128 keys per put or delete call.
+        // The platform takes at most 128 keys per put or delete call. Every call is made
+        // before any is awaited: writes issued with no await between them commit as one
+        // (the platform's write coalescing), so a crash never keeps a pump's first
+        // records without its last (a gift's announcement without its gifter's record,
+        // which would announce it again after a restart).
+        let calls = worker::js_sys::Array::new();
         for chunk in puts.chunks(STORAGE_KEYS_PER_CALL_MAX) {
             let object = Object::new();
             for (key, value) in chunk {
                 let value = value.as_deref().expect("partitioned");
                 Reflect::set(&object, &key.into(), &Uint8Array::from(value))?;
             }
-            storage.put_multiple_raw(object).await?;
+            let call: worker::js_sys::Promise = raw.put_multiple(object.into())?;
+            calls.push(&call);
         }
         for chunk in deletes.chunks(STORAGE_KEYS_PER_CALL_MAX) {
-            let keys: Vec<String> = chunk.iter().map(|(k, _)| k.clone()).collect();
-            storage.delete_multiple(keys).await?;
+            let keys: Vec<JsValue> = chunk.iter().map(|(k, _)| k.into()).collect();
+            let call: worker::js_sys::Promise = raw.delete_multiple(keys)?;
+            calls.push(&call);
+        }
+        if calls.length() > 0 {
+            wasm_bindgen_futures::JsFuture::from(worker::js_sys::Promise::all(&calls)).await?;
         }
         {
             let mut memory = self.memory.borrow_mut();
