@@ -406,6 +406,22 @@ pub fn create_room(server: &Server, region: &str) -> String {
     room
 }
 
+/// A room created for `expected_audience` viewers: past one object's sockets it is a big
+/// room, its viewers placed on shard objects.
+pub fn create_big_room(server: &Server, expected_audience: u64) -> String {
+    let room = room_id("weur");
+    let reply = server
+        .admin()
+        .post(
+            "/v1/rooms",
+            &serde_json::json!({ "room": room, "host": "host-1", "title": "big",
+                                 "expected_audience": expected_audience }),
+        )
+        .expect("create room");
+    assert_eq!(reply.status, 201, "create room: {:?}", reply.body);
+    room
+}
+
 /// A scratch JavaScript project under target/ (so `ws` and the other pinned tools still
 /// resolve from the repository's node_modules) with the packed SDK tarball
 /// (`cargo xtask build-sdk`) installed the way a user installs it: offline, by file.

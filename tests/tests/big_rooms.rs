@@ -7,7 +7,7 @@
 use ovation_cli::{Socket, SocketEnd};
 use ovation_proto::limits::ROUTER_SHARD_ROUTE_TTL_MS;
 use ovation_proto::{shard_of, ActionBody, ClientFrame, Event};
-use ovation_tests::{room_id, shared, token, Server};
+use ovation_tests::{create_big_room, shared, token, Server};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -20,20 +20,6 @@ fn connect(server: &Server, room: &str, user: &str) -> Socket {
         .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
         .unwrap_or_else(|e| panic!("{user} welcome: {e:?}"));
     socket
-}
-
-fn create_big_room(server: &Server, expected_audience: u64) -> String {
-    let room = room_id("weur");
-    let reply = server
-        .admin()
-        .post(
-            "/v1/rooms",
-            &json!({ "room": room, "host": "host-1", "title": "big",
-                     "expected_audience": expected_audience }),
-        )
-        .expect("create room");
-    assert_eq!(reply.status, 201, "create room: {:?}", reply.body);
-    room
 }
 
 /// `GET /v1/rooms/{room}/{what}` as an admin: the body of a 200.

@@ -36,15 +36,7 @@ fn a_connection_flood_does_not_stall_the_room() {
 #[test]
 fn a_connection_flood_does_not_stall_a_big_room() {
     let server = shared();
-    let room = ovation_tests::room_id("weur");
-    let reply = server
-        .admin()
-        .post(
-            "/v1/rooms",
-            &serde_json::json!({ "room": room, "host": "host-1", "expected_audience": 10_000 }),
-        )
-        .unwrap();
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let room = ovation_tests::create_big_room(server, 10_000);
     flood_while_a_viewer_comments(server, &room);
 }
 

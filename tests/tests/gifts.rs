@@ -20,12 +20,7 @@ struct Settlement {
 
 impl Settlement {
     fn start() -> Settlement {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Settlement::start_at(port, &scratch_dir("settlement"))
+        Settlement::start_at(free_port(), &scratch_dir("settlement"))
     }
 
     /// The service on `port` over the ledger in `data_dir` (again, after a stop).
@@ -68,34 +63,73 @@ fn gift(client_id: u64, gift_id: &str, sku: &str, qty: u32) -> ClientFrame {
     }
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The worker under wrangler dev, charging gifts at the settlement service on `base`.
+fn server_charging_at(name: &str, base: &str) -> Server {
+    Server::start_with_vars(
+        &scratch_dir(name),
+        &[
+            ("OVATION_SETTLEMENT_URL", base),
+            ("OVATION_SETTLEMENT_SECRET", SECRET),
+        ],
+    )
+}
+
+fn deposit(settlement: &Settlement, user: &str, amount: u64) {
+    let deposit = json!({ "amount": amount, "id": format!("seed-{user}") });
+    let path = format!("/v1/accounts/dev:{user}/deposit");
+    let reply = settlement.api.post(&path, &deposit).unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+}
+
+/// `POST /end` (200), whose settlement has `status`: the answer's body.
+fn end_with_settlement(server: &Server, room: &str, status: &str) -> serde_json::Value {
+    let reply = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        reply.body["settlement"]["status"], status,
+        "{:?}",
+        reply.body
+    );
+    reply.body
+}
+
+/// A socket of `user` in `room`, welcomed.
+fn connect(server: &Server, room: &str, role: &str, user: &str) -> Socket {
+    let mut socket = Socket::connect(&server.base, room, &token(role, user, room), None).unwrap();
+    socket
+        .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+        .unwrap();
+    socket
+}
+
+/// The room's answer to the action `client_id`: its `Ack` or its `Error`.
+fn answer_to(socket: &mut Socket, client_id: u64) -> Event {
+    socket
+        .wait_for(WAIT, |e| {
+            matches!(e, Event::Ack { client_id: c, .. } | Event::Error { client_id: Some(c), .. } if *c == client_id)
+        })
+        .unwrap()
+}
+
 #[test]
 fn gifts_are_charged_announced_once_ranked_and_settled_to_the_host() {
     let settlement = Settlement::start();
-    let server = Server::start_with_vars(
-        &scratch_dir("gifts"),
-        &[
-            ("OVATION_SETTLEMENT_URL", settlement.api.base.as_str()),
-            ("OVATION_SETTLEMENT_SECRET", SECRET),
-        ],
-    );
-    let deposit = json!({ "amount": 100, "id": "seed" });
-    let reply = settlement
-        .api
-        .post("/v1/accounts/dev:ana/deposit", &deposit)
-        .unwrap();
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let server = server_charging_at("gifts", &settlement.api.base);
+    deposit(&settlement, "ana", 100);
     let room = create_room(&server, "weur");
-
-    let connect = |user: &str| {
-        let mut socket =
-            Socket::connect(&server.base, &room, &token("viewer", user, &room), None).unwrap();
-        socket
-            .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
-            .unwrap();
-        socket
-    };
-    let mut ana = connect("ana");
-    let mut bob = connect("bob");
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    let mut bob = connect(&server, &room, "viewer", "bob");
 
     // A heart costs 5 in the default catalog: 2 hearts = 10.
     ana.send(&gift(1, "gift-1", "heart", 2)).unwrap();
@@ -183,17 +217,8 @@ fn gifts_are_charged_announced_once_ranked_and_settled_to_the_host() {
     );
 
     // Ending the room settles it: the host receives exactly what was gifted.
-    let ended = server
-        .admin()
-        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
-        .unwrap();
-    assert_eq!(ended.status, 200, "{:?}", ended.body);
-    assert_eq!(
-        ended.body["settlement"]["status"], "settled",
-        "{:?}",
-        ended.body
-    );
-    assert_eq!(ended.body["settlement"]["settled"], 10);
+    let ended = end_with_settlement(&server, &room, "settled");
+    assert_eq!(ended["settlement"]["settled"], 10);
     let host = settlement.api.get("/v1/accounts/dev:host-1").unwrap();
     assert_eq!(host.body["balance"], 10);
     let audit = settlement.api.get("/v1/audit").unwrap();
@@ -228,41 +253,15 @@ fn host_balance_reaches(settlement: &Settlement, expected: u64) -> u64 {
 /// again settles it.
 #[test]
 fn a_room_is_settled_however_it_ends_and_an_end_that_failed_is_completed_by_ending_again() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let ledger = scratch_dir("settlement");
     let settlement = Settlement::start_at(port, &ledger);
-    let server = Server::start_with_vars(
-        &scratch_dir("gifts-end"),
-        &[
-            ("OVATION_SETTLEMENT_URL", settlement.api.base.as_str()),
-            ("OVATION_SETTLEMENT_SECRET", SECRET),
-        ],
-    );
-    let deposit = json!({ "amount": 100, "id": "seed" });
-    let reply = settlement
-        .api
-        .post("/v1/accounts/dev:ana/deposit", &deposit)
-        .unwrap();
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let connect = |room: &str, role: &str, user: &str| {
-        let mut socket =
-            Socket::connect(&server.base, room, &token(role, user, room), None).unwrap();
-        socket
-            .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
-            .unwrap();
-        socket
-    };
+    let server = server_charging_at("gifts-end", &settlement.api.base);
+    deposit(&settlement, "ana", 100);
+    let connect = |room: &str, role: &str, user: &str| connect(&server, room, role, user);
     let give = |socket: &mut Socket, client_id: u64, gift_id: &str| {
         socket.send(&gift(client_id, gift_id, "heart", 2)).unwrap();
-        let answer = socket
-            .wait_for(WAIT, |e| {
-                matches!(e, Event::Ack { client_id: c, .. } | Event::Error { client_id: Some(c), .. } if *c == client_id)
-            })
-            .unwrap();
+        let answer = answer_to(socket, client_id);
         assert!(
             matches!(answer, Event::Ack { seq: Some(_), .. }),
             "{answer:?}"
@@ -302,16 +301,7 @@ fn a_room_is_settled_however_it_ends_and_an_end_that_failed_is_completed_by_endi
     assert_eq!(host_balance_reaches(&settlement, 10), 10);
     assert!(archived(&server, &room), "the ended room is archived");
     // Ending again settles nothing twice.
-    let again = server
-        .admin()
-        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
-        .unwrap();
-    assert_eq!(again.status, 200, "{:?}", again.body);
-    assert_eq!(
-        again.body["settlement"]["status"], "settled",
-        "{:?}",
-        again.body
-    );
+    end_with_settlement(&server, &room, "settled");
     assert_eq!(host_balance_reaches(&settlement, 10), 10);
 
     // The settlement service is down when a second room ends through the API's command.
@@ -327,16 +317,7 @@ fn a_room_is_settled_however_it_ends_and_an_end_that_failed_is_completed_by_endi
         )
         .unwrap();
     assert_eq!(command.status, 200, "{:?}", command.body);
-    let pending = server
-        .admin()
-        .post(&format!("/v1/rooms/{second}/end"), &json!({}))
-        .unwrap();
-    assert_eq!(pending.status, 200, "{:?}", pending.body);
-    assert_eq!(
-        pending.body["settlement"]["status"], "pending",
-        "{:?}",
-        pending.body
-    );
+    end_with_settlement(&server, &second, "pending");
     let reopen = json!({ "room": second, "host": "host-1", "title": "again" });
     let refused = server.admin().post("/v1/rooms", &reopen).unwrap();
     assert_eq!(refused.status, 503, "{:?}", refused.body);
@@ -344,17 +325,8 @@ fn a_room_is_settled_however_it_ends_and_an_end_that_failed_is_completed_by_endi
 
     // Back up: ending again settles the room, once.
     let settlement = Settlement::start_at(port, &ledger);
-    let settled = server
-        .admin()
-        .post(&format!("/v1/rooms/{second}/end"), &json!({}))
-        .unwrap();
-    assert_eq!(settled.status, 200, "{:?}", settled.body);
-    assert_eq!(
-        settled.body["settlement"]["status"], "settled",
-        "{:?}",
-        settled.body
-    );
-    assert_eq!(settled.body["archived"], true, "{:?}", settled.body);
+    let settled = end_with_settlement(&server, &second, "settled");
+    assert_eq!(settled["archived"], true, "{settled:?}");
     assert_eq!(host_balance_reaches(&settlement, 20), 20);
     assert!(archived(&server, &second));
     let reopened = server.admin().post("/v1/rooms", &reopen).unwrap();
@@ -405,18 +377,11 @@ fn a_catalog_that_does_not_read_sells_nothing() {
         &[("OVATION_GIFT_CATALOG", r#"{"rose":-1}"#)],
     );
     let room = create_room(&server, "weur");
-    let mut ana =
-        Socket::connect(&server.base, &room, &token("viewer", "ana", &room), None).unwrap();
-    ana.wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
-        .unwrap();
+    let mut ana = connect(&server, &room, "viewer", "ana");
     for (client_id, sku) in [(1, "rose"), (2, "heart")] {
         ana.send(&gift(client_id, &format!("bad-{client_id}"), sku, 1))
             .unwrap();
-        let answer = ana
-            .wait_for(WAIT, |e| {
-                matches!(e, Event::Ack { client_id: c, .. } | Event::Error { client_id: Some(c), .. } if *c == client_id)
-            })
-            .unwrap();
+        let answer = answer_to(&mut ana, client_id);
         assert!(
             matches!(
                 answer,
@@ -553,40 +518,15 @@ fn a_charge_answered_after_its_room_reopened_is_not_the_new_openings() {
         .parse()
         .unwrap();
     let proxy = HoldingProxy::start(settlement_port, &["old-1", "new-1"]);
-    let server = Server::start_with_vars(
-        &scratch_dir("gifts-reopen"),
-        &[
-            ("OVATION_SETTLEMENT_URL", proxy.base.as_str()),
-            ("OVATION_SETTLEMENT_SECRET", SECRET),
-        ],
-    );
-    for (user, amount) in [("ana", 100), ("bob", 50)] {
-        let deposit = json!({ "amount": amount, "id": format!("seed-{user}") });
-        let path = format!("/v1/accounts/dev:{user}/deposit");
-        assert_eq!(settlement.api.post(&path, &deposit).unwrap().status, 200);
-    }
-    let connect = |room: &str, user: &str| {
-        let mut socket =
-            Socket::connect(&server.base, room, &token("viewer", user, room), None).unwrap();
-        socket
-            .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
-            .unwrap();
-        socket
-    };
+    let server = server_charging_at("gifts-reopen", &proxy.base);
+    deposit(&settlement, "ana", 100);
+    deposit(&settlement, "bob", 50);
+    let connect = |room: &str, user: &str| connect(&server, room, "viewer", user);
     let room = create_room(&server, "weur");
     let mut ana = connect(&room, "ana");
     ana.send(&gift(1, "old-1", "heart", 2)).unwrap();
     proxy.wait_held(1);
-    let ended = server
-        .admin()
-        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
-        .unwrap();
-    assert_eq!(ended.status, 200, "{:?}", ended.body);
-    assert_eq!(
-        ended.body["settlement"]["status"], "settled",
-        "{:?}",
-        ended.body
-    );
+    end_with_settlement(&server, &room, "settled");
     let reopen = json!({ "room": room, "host": "host-1", "title": "again" });
     let reopened = server.admin().post("/v1/rooms", &reopen).unwrap();
     assert_eq!(reopened.status, 201, "{:?}", reopened.body);

@@ -443,15 +443,7 @@ fn a_chunk_the_store_refuses_is_retried_and_named_missing_until_it_is_stored() {
 #[test]
 fn a_sharded_rooms_comments_are_recorded() {
     let server = shared();
-    let room = ovation_tests::room_id("weur");
-    let reply = server
-        .admin()
-        .post(
-            "/v1/rooms",
-            &json!({ "room": room, "host": "host-1", "title": "big", "expected_audience": 10_000 }),
-        )
-        .unwrap();
-    assert_eq!(reply.status, 201, "{reply:?}");
+    let room = ovation_tests::create_big_room(server, 10_000);
     let mut seqs = Vec::new();
     let mut sockets = Vec::new();
     for (i, user) in ["ana", "bo", "cy", "di"].into_iter().enumerate() {

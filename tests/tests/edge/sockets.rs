@@ -9,7 +9,6 @@ use ovation_proto::limits::{
 };
 use ovation_proto::{CloseCode, ErrorCode, Event};
 use ovation_tests::{create_room, shared, token, Server};
-use serde_json::json;
 use std::time::Duration;
 
 #[test]
@@ -258,15 +257,7 @@ fn a_socket_without_hello_is_not_online_and_is_closed_at_the_deadline() {
 #[test]
 fn a_sharded_room_keeps_the_per_user_socket_cap() {
     let server = shared();
-    let room = ovation_tests::room_id("weur");
-    let reply = server
-        .admin()
-        .post(
-            "/v1/rooms",
-            &json!({ "room": room, "host": "host-1", "expected_audience": 10_000 }),
-        )
-        .unwrap();
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let room = ovation_tests::create_big_room(server, 10_000);
     // A bystander on the room comments throughout; the greedy token's upgrades after the
     // first go straight to its shard (the router remembers the room's shard count).
     let (mut bystander, _) = connect(server, &room, "bystander");

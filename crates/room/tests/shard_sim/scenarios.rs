@@ -6,11 +6,9 @@ use ovation_proto::limits::{CONNECTION_LIFETIME_MS_MIN, SHARDED_COMMENTS_PER_S_M
 use ovation_proto::{ActionBody, ClientFrame, Event, Hello, Role, ServerFrame, PROTOCOL_VERSION};
 use ovation_room::{Identity, Output, Room, Shard, ShardOutput};
 
-#[test]
-fn a_comment_above_the_cap_reaches_only_its_sender() {
-    let now_ms = 1_000;
-    let mut room = Room::create(info_for(FEW_SHARDS.expected_audience), 7, now_ms);
-    let up = |user: &str, connection: u64, client_id: u64| ovation_proto::ShardUp {
+/// Shard 0's batch up carrying one viewer's frame.
+fn relayed(user: &str, connection: u64, frame: ClientFrame) -> ovation_proto::ShardUp {
+    ovation_proto::ShardUp {
         shard: 0,
         needs_snapshot: false,
         online: 1,
@@ -20,11 +18,18 @@ fn a_comment_above_the_cap_reaches_only_its_sender() {
             user: user.into(),
             name: user.into(),
             role: Role::Viewer,
-            frame: ClientFrame::Comment {
-                client_id,
-                text: format!("from {user}"),
-            },
+            frame,
         }],
+    }
+}
+
+#[test]
+fn a_comment_above_the_cap_reaches_only_its_sender() {
+    let now_ms = 1_000;
+    let mut room = Room::create(info_for(FEW_SHARDS.expected_audience), 7, now_ms);
+    let up = |user: &str, connection: u64, client_id: u64| {
+        let text = format!("from {user}");
+        relayed(user, connection, ClientFrame::Comment { client_id, text })
     };
     // One viewer on one shard: the short tick's share of the per-second cap.
     let cap = ovation_proto::limits::per_tick(SHARDED_COMMENTS_PER_S_MAX, TICK_MS) as u64;
@@ -192,22 +197,8 @@ fn a_recovered_gift_s_answer_never_reaches_another_viewer_of_a_restarted_big_roo
     use ovation_room::{ChargeOutcome, StorageOp};
     use std::collections::BTreeMap;
     let now_ms = 1_000;
-    let relayed = |user: &str, connection: u64, frame: ClientFrame| {
-        ovation_proto::ShardUp {
-            shard: 0,
-            needs_snapshot: false,
-            online: 1,
-            likes: 0,
-            frames: vec![ovation_proto::RelayedFrame {
-                connection,
-                user: user.into(),
-                name: user.into(),
-                role: Role::Viewer,
-                frame,
-            }],
-        }
-        .encode()
-    };
+    let relayed =
+        |user: &str, connection: u64, frame: ClientFrame| relayed(user, connection, frame).encode();
     let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let drain = |room: &mut Room, store: &mut BTreeMap<String, Vec<u8>>| {
         let mut charges = Vec::new();
