@@ -125,8 +125,10 @@ impl Shard {
         if mirror.ended {
             events.push(Event::RoomEnded);
         }
+        // The room's last count may predate this viewer (the first viewers of a big
+        // room are welcomed before the room has counted anyone): never below them.
         events.push(Event::Online {
-            count: mirror.online,
+            count: mirror.online.max(1),
         });
         conn.ready = true;
         conn.outbox.extend(events);

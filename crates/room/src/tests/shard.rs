@@ -225,3 +225,32 @@ fn a_shard_sends_back_a_remembered_route_once_its_room_ended() {
         "an ended room's shard"
     );
 }
+
+/// The first viewers of a big room are welcomed by their shard before the room has
+/// counted anyone: the online count they are told counts at least themselves (it read 0,
+/// "nobody watching", until the room's next batch).
+#[test]
+fn a_viewer_welcomed_by_a_shard_is_never_told_nobody_is_online() {
+    let now = 0;
+    let mut shard = shard_with_state(now);
+    join_shard(&mut shard, 1, now);
+    shard.handle_timeout(now + TICK_MS);
+    let counts: Vec<u32> = std::iter::from_fn(|| shard.poll_output())
+        .filter_map(|o| match o {
+            ShardOutput::Send { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .flat_map(|frame| {
+            let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+            events
+        })
+        .filter_map(|e| match e {
+            Event::Online { count } => Some(count),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !counts.is_empty() && counts.iter().all(|&n| n >= 1),
+        "{counts:?}"
+    );
+}
