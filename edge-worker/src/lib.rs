@@ -271,7 +271,7 @@ fn room_stub(env: &Env, tenant: &str, room: &RoomId) -> std::result::Result<Stub
         .map_err(|e| ApiError::internal(&e.to_string()))
 }
 
-fn directory_stub(env: &Env, tenant: &str) -> std::result::Result<Stub, ApiError> {
+pub(crate) fn directory_stub(env: &Env, tenant: &str) -> std::result::Result<Stub, ApiError> {
     env.durable_object("DIRECTORY")
         .and_then(|ns| ns.get_by_name(tenant))
         .map_err(|e| ApiError::internal(&e.to_string()))
@@ -290,6 +290,18 @@ async fn call(
         contract::IDENTITY_HEADER,
         &contract::identity_header(identity),
     );
+    call_with(stub, method, path, headers, body).await
+}
+
+/// Calls a Durable Object's internal route with a JSON body and these headers (an
+/// object calling another names no caller).
+pub(crate) async fn call_with(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    headers: Headers,
+    body: Option<serde_json::Value>,
+) -> std::result::Result<Response, ApiError> {
     let _ = headers.set("content-type", "application/json");
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers);

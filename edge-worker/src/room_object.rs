@@ -84,12 +84,9 @@ struct Memory {
     replay_unwritten: VecDeque<ovation_replay::Sealed>,
     /// Test hook (`OVATION_FAULT_REPLAY_WRITES_FAILING`): chunk writes still to fail.
     replay_write_faults_left: Option<u64>,
-    /// The opening (epoch) whose end was completed: gifts settled, room archived
-    /// (`ending::END_FINISHED_KEY`).
-    end_finished: Option<u64>,
-    /// Whether this opening's account was opened at the settlement service
-    /// (`ending::LEDGER_KEY`; `None` for a room created before it was stored).
-    ledger: Option<ending::LedgerAccount>,
+    /// The room object's own record of the opening (`ending::OPENING_KEY`): whether its
+    /// ledger account was opened, whether its end is complete.
+    opening: Option<ending::OpeningRecord>,
     /// When the room may next try to complete an unfinished end on its own (not asked by
     /// `POST /end`): at most once per `ROOM_END_RETRY_INTERVAL_MS`.
     end_retry_at_ms: u64,
@@ -139,8 +136,7 @@ impl RoomObject {
         }
         let mut records = Vec::new();
         let mut tenant = None;
-        let mut end_finished_epoch = None;
-        let mut ledger = None;
+        let mut opening = None;
         for map in [before, after] {
             map.for_each(&mut |value, key| {
                 if let Some(key) = key.as_string() {
@@ -148,12 +144,8 @@ impl RoomObject {
                     // Host keys, read here; `Room::restore` passes over them.
                     if key == TENANT_KEY {
                         tenant = String::from_utf8(bytes.clone()).ok();
-                    } else if key == ending::END_FINISHED_KEY {
-                        end_finished_epoch = std::str::from_utf8(&bytes)
-                            .ok()
-                            .and_then(|epoch| epoch.parse::<u64>().ok());
-                    } else if key == ending::LEDGER_KEY {
-                        ledger = ending::LedgerAccount::from_record(&bytes);
+                    } else if key == ending::OPENING_KEY {
+                        opening = ending::OpeningRecord::from_bytes(&bytes);
                     }
                     records.push((key, bytes));
                 }
@@ -173,8 +165,7 @@ impl RoomObject {
             memory.tenant = tenant;
             memory.tenant_stored = true;
         }
-        memory.end_finished = end_finished_epoch;
-        memory.ledger = ledger;
+        memory.opening = opening;
         if let Some(room) = room.as_ref() {
             match recorder.map(|bytes| serde_json::from_slice::<ovation_replay::Recorder>(&bytes)) {
                 Some(Ok(recorder)) => {
@@ -254,19 +245,11 @@ impl RoomObject {
         let mut writes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         let mut wire = Vec::new();
         let mut charges = Vec::new();
-        let opening = {
+        {
             let mut memory = self.memory.borrow_mut();
-            let tenant = memory.tenant.clone();
             let Some(room) = memory.room.as_mut() else {
                 return Ok(());
             };
-            // The opening these charges belong to: the room may end and open again (a new
-            // epoch, a new ledger account) while a charge is in flight.
-            let opening = (
-                room.epoch(),
-                ledger_room_account(&tenant, &room.info().room_id, room.epoch()),
-                tenant,
-            );
             while let Some(output) = room.poll_output() {
                 match output {
                     Output::Store(StorageOp::Put { key, value }) => {
@@ -284,8 +267,18 @@ impl RoomObject {
                     other => wire.push(other),
                 }
             }
-            opening
-        };
+        }
+        // The opening these charges belong to, read before any await: the room may end
+        // and open again (a new epoch, a new ledger account) while a charge is in flight.
+        let opening = (!charges.is_empty())
+            .then(|| {
+                Some((
+                    self.epoch(),
+                    self.ledger_room()?,
+                    self.memory.borrow().tenant.clone(),
+                ))
+            })
+            .flatten();
         let storage = self.state.storage();
         let raw = storage.as_raw();
         let (puts, deletes): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_some());
@@ -341,7 +334,9 @@ impl RoomObject {
         self.record().await;
         // Each charge is a fetch to the settlement service; other events interleave
         // meanwhile. The answers produce more output, drained by the next pump.
-        let (epoch, ledger_room, tenant) = opening;
+        let Some((epoch, ledger_room, tenant)) = opening else {
+            return Ok(());
+        };
         for charge in charges {
             let outcome = self.charge(&charge, &tenant, &ledger_room).await;
             // An answer for an opening that is gone is not the new one's (its requests are
@@ -451,7 +446,7 @@ impl RoomObject {
         // epoch, which the new opening's storage no longer names.
         // (Its directory entry is already the new opening's: the router listed it before
         // asking us, so the old opening is settled here, not archived.)
-        if live == Some(false) && !self.end_finished() && !self.settle_ended().await.1 {
+        if live == Some(false) && !self.end_finished() && !self.settle_ended().await.done {
             return error(ApiError::new(
                 503,
                 "previous_end_unfinished",
@@ -482,23 +477,13 @@ impl RoomObject {
             }
         }
         self.state.storage().delete_all().await?;
-        let ledger = ending::LedgerAccount {
+        self.memory.borrow_mut().tenant_stored = false;
+        self.store_opening(ending::OpeningRecord {
             epoch,
-            opened: ledger_opened,
-        };
-        self.state
-            .storage()
-            .put_raw(
-                ending::LEDGER_KEY,
-                Uint8Array::from(ledger.to_record().as_bytes()),
-            )
-            .await?;
-        {
-            let mut memory = self.memory.borrow_mut();
-            memory.tenant_stored = false;
-            memory.end_finished = None;
-            memory.ledger = Some(ledger);
-        }
+            ledger_opened: Some(ledger_opened),
+            end_finished: false,
+        })
+        .await?;
         let mut room = Room::create(info, epoch, now_ms());
         self.apply_stale_override(&mut room);
         if let Err(e) = room.set_gift_catalog(self.gift_catalog()) {

@@ -11,44 +11,37 @@
 use super::*;
 use ovation_proto::limits::ROOM_END_RETRY_INTERVAL_MS;
 
-/// Storage key of the epoch whose end was completed (settled and archived). Under
+/// Storage key of the opening's own record (`OpeningRecord`). Under
 /// `ovation_room::HOST_KEY_PREFIX`: not one of the room core's records.
-pub(super) const END_FINISHED_KEY: &str = "object/end_finished";
+pub(super) const OPENING_KEY: &str = "object/opening";
 
-/// Storage key of whether the opening's account was opened at the settlement service
-/// (`LedgerAccount`), written at create: an ended room knows whether it has gifts to
-/// settle without asking, and never takes a missing configuration or a 404 for "settled"
-/// when it did open one.
-pub(super) const LEDGER_KEY: &str = "object/ledger";
-
-/// An opening's account at the settlement service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct LedgerAccount {
+/// What the room object keeps of an opening beside the room core's records: written at
+/// create and when its end is complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OpeningRecord {
     pub epoch: u64,
-    /// Opened (gifts were configured when the room opened).
-    pub opened: bool,
+    /// Whether its account was opened at the settlement service (gifts were configured
+    /// when it opened): an ended room knows whether it has gifts to settle, and never
+    /// takes a missing configuration or a 404 for "settled" when it did open one.
+    /// `None` for a room created before this was stored.
+    pub ledger_opened: Option<bool>,
+    /// Its end is complete: gifts settled, room archived.
+    pub end_finished: bool,
 }
 
-impl LedgerAccount {
-    pub(super) fn to_record(self) -> String {
-        format!(
-            "{} {}",
-            self.epoch,
-            if self.opened { "opened" } else { "off" }
-        )
+impl OpeningRecord {
+    pub(super) fn from_bytes(bytes: &[u8]) -> Option<OpeningRecord> {
+        serde_json::from_slice(bytes).ok()
     }
+}
 
-    pub(super) fn from_record(bytes: &[u8]) -> Option<LedgerAccount> {
-        let (epoch, state) = std::str::from_utf8(bytes).ok()?.split_once(' ')?;
-        Some(LedgerAccount {
-            epoch: epoch.parse().ok()?,
-            opened: match state {
-                "opened" => true,
-                "off" => false,
-                _ => return None,
-            },
-        })
-    }
+/// The settlement of an ended opening.
+pub(crate) struct Settled {
+    /// The settlement service's summary of the room (`{"status":"pending"}` when it did
+    /// not answer; null without gifts).
+    pub summary: serde_json::Value,
+    /// Whether its gifts are settled (or it had none to settle).
+    pub done: bool,
 }
 
 /// What completing an end did, for the answer to `/end`.
@@ -61,11 +54,28 @@ pub(crate) struct EndCompleted {
 }
 
 impl RoomObject {
-    /// Whether the current opening ended and its end was completed.
-    pub(super) fn end_finished(&self) -> bool {
+    /// The record of the current opening, if one was stored for it.
+    fn opening_record(&self) -> Option<OpeningRecord> {
         let memory = self.memory.borrow();
         let epoch = memory.room.as_ref().map(Room::epoch);
-        epoch.is_some() && memory.end_finished == epoch
+        memory.opening.filter(|record| Some(record.epoch) == epoch)
+    }
+
+    /// Stores the current opening's record (and keeps it in memory once stored).
+    pub(super) async fn store_opening(&self, record: OpeningRecord) -> Result<()> {
+        let bytes = serde_json::to_vec(&record).map_err(|e| Error::RustError(e.to_string()))?;
+        self.state
+            .storage()
+            .put_raw(OPENING_KEY, Uint8Array::from(&bytes[..]))
+            .await?;
+        self.memory.borrow_mut().opening = Some(record);
+        Ok(())
+    }
+
+    /// Whether the current opening ended and its end was completed.
+    pub(super) fn end_finished(&self) -> bool {
+        self.opening_record()
+            .is_some_and(|record| record.end_finished)
     }
 
     /// The current opening's epoch, if it ended.
@@ -79,43 +89,46 @@ impl RoomObject {
     /// settled. An opening whose account was never opened (gifts were off when it
     /// opened) holds nothing to settle; one that was opened is settled only on the
     /// service's word, never for want of a configuration or on a 404.
-    pub(super) async fn settle_ended(&self) -> (serde_json::Value, bool) {
+    pub(super) async fn settle_ended(&self) -> Settled {
         let pending = |detail: String| {
             log_json(json!({"level":"error","event":"settle_failed","detail": detail}));
-            (json!({ "status": "pending" }), false)
+            Settled {
+                summary: json!({ "status": "pending" }),
+                done: false,
+            }
+        };
+        let nothing = || Settled {
+            summary: serde_json::Value::Null,
+            done: true,
         };
         let Some(ledger_room) = self.ledger_room() else {
-            return (serde_json::Value::Null, true);
+            return nothing();
         };
-        // `None`: a room created before the account's state was stored.
-        let opened = {
-            let memory = self.memory.borrow();
-            let epoch = memory.room.as_ref().map(Room::epoch);
-            memory
-                .ledger
-                .filter(|ledger| Some(ledger.epoch) == epoch)
-                .map(|ledger| ledger.opened)
-        };
+        // `None`: a room created before this was stored.
+        let opened = self
+            .opening_record()
+            .and_then(|record| record.ledger_opened);
         if opened == Some(false) {
-            return (serde_json::Value::Null, true);
+            return nothing();
         }
         if self.settlement().is_none() {
             return match opened {
                 Some(true) => {
                     pending("the room's gifts wait: no settlement service is configured".into())
                 }
-                _ => (serde_json::Value::Null, true),
+                _ => nothing(),
             };
         }
         let path = format!("/v1/rooms/{ledger_room}/settle");
         match self.settlement_call(&path, "{}".into()).await {
-            Ok((200, summary)) => (
-                serde_json::from_slice(&summary).unwrap_or(serde_json::Value::Null),
-                true,
-            ),
-            Ok((404, body)) if opened.is_none() && is_room_not_found(&body) => {
-                (json!({ "status": "never_opened" }), true)
-            }
+            Ok((200, summary)) => Settled {
+                summary: serde_json::from_slice(&summary).unwrap_or(serde_json::Value::Null),
+                done: true,
+            },
+            Ok((404, body)) if opened.is_none() && is_room_not_found(&body) => Settled {
+                summary: json!({ "status": "never_opened" }),
+                done: true,
+            },
             other => pending(format!("{other:?}")),
         }
     }
@@ -129,8 +142,8 @@ impl RoomObject {
         let Some(epoch) = self.ended_epoch() else {
             return completed;
         };
-        let (settlement, settled) = self.settle_ended().await;
-        completed.settlement = settlement;
+        let settled = self.settle_ended().await;
+        completed.settlement = settled.summary;
         // Opened again meanwhile: the directory's entry is the new opening's now.
         if self.ended_epoch() != Some(epoch) {
             return completed;
@@ -156,17 +169,15 @@ impl RoomObject {
                 log_json(json!({"level":"error","event":"archive_failed","detail": cause}))
             }
         }
-        if settled && completed.archived && self.ended_epoch() == Some(epoch) {
-            let stored = self
-                .state
-                .storage()
-                .put_raw(
-                    END_FINISHED_KEY,
-                    Uint8Array::from(epoch.to_string().as_bytes()),
-                )
-                .await;
-            if stored.is_ok() && self.ended_epoch() == Some(epoch) {
-                self.memory.borrow_mut().end_finished = Some(epoch);
+        if settled.done && completed.archived && self.ended_epoch() == Some(epoch) {
+            let record = OpeningRecord {
+                epoch,
+                ledger_opened: self.opening_record().and_then(|r| r.ledger_opened),
+                end_finished: true,
+            };
+            if let Err(e) = self.store_opening(record).await {
+                log_json(json!({"level":"error","event":"end_finished_unstored",
+                                "detail": e.to_string()}));
             }
         }
         completed
@@ -214,27 +225,12 @@ impl RoomObject {
         if tenant.is_empty() {
             return Err("the room does not know its tenant".into());
         }
-        let stub = self
-            .env
-            .durable_object("DIRECTORY")
-            .and_then(|ns| ns.get_by_name(tenant))
-            .map_err(|e| e.to_string())?;
-        let headers = Headers::new();
-        let _ = headers.set("content-type", "application/json");
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(
-                json!({ "room": room_id, "replay": replay, "ended_ms": ended_ms })
-                    .to_string()
-                    .into(),
-            ));
-        let request =
-            Request::new_with_init("https://do/archive", &init).map_err(|e| e.to_string())?;
-        let response = stub
-            .fetch_with_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        let stub = crate::directory_stub(&self.env, tenant).map_err(|e| e.message)?;
+        let body = json!({ "room": room_id, "replay": replay, "ended_ms": ended_ms });
+        let response =
+            crate::call_with(&stub, Method::Post, "/archive", Headers::new(), Some(body))
+                .await
+                .map_err(|e| e.message)?;
         match response.status_code() {
             200 => Ok(()),
             status => Err(format!("the directory answered {status}")),
