@@ -4,7 +4,7 @@
 
 use ovation_cli::{Api, Socket, SocketEnd};
 use ovation_proto::{ActionBody, ClientFrame, ErrorCode, Event};
-use ovation_tests::{create_room, root, scratch_dir, token, Server};
+use ovation_tests::{create_room, free_port, root, scratch_dir, token, Server};
 use serde_json::json;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -61,14 +61,6 @@ fn gift(client_id: u64, gift_id: &str, sku: &str, qty: u32) -> ClientFrame {
         sku: sku.into(),
         qty,
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The worker under wrangler dev, charging gifts at the settlement service on `base`.
@@ -590,6 +582,82 @@ fn a_charge_answered_after_its_room_reopened_is_not_the_new_openings() {
         ana_account.body["balance"], 100,
         "the old opening's charge reached a settled room and was refused"
     );
+    let audit = settlement.api.get("/v1/audit").unwrap();
+    assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
+}
+
+/// One token on every socket it may hold, sending the same gift at once with a balance
+/// that covers it once, then ending the room from several admin calls at once: the gift
+/// is charged once and announced once, every copy is answered, and the host is paid
+/// exactly what was gifted, once.
+#[test]
+fn a_gift_raced_from_one_token_s_sockets_and_ended_at_once_moves_money_once() {
+    let settlement = Settlement::start();
+    let server = server_charging_at("gifts-race", &settlement.api.base);
+    deposit(&settlement, "ana", 5); // one heart
+    let room = create_room(&server, "weur");
+    let mut bob = connect(&server, &room, "viewer", "bob");
+    let tabs = ovation_proto::limits::USER_SOCKETS_PER_ROOM_MAX;
+    let mut sockets: Vec<Socket> = (0..tabs)
+        .map(|_| connect(&server, &room, "viewer", "ana"))
+        .collect();
+    for socket in &mut sockets {
+        socket.send(&gift(1, "race-1", "heart", 1)).unwrap();
+    }
+    let answers: Vec<Event> = sockets
+        .iter_mut()
+        .map(|socket| answer_to(socket, 1))
+        .collect();
+    assert!(
+        answers.iter().all(|a| matches!(a, Event::Ack { .. })),
+        "every copy is answered as the one charge: {answers:?}"
+    );
+    let announced = answers
+        .iter()
+        .filter(|a| matches!(a, Event::Ack { seq: Some(_), .. }))
+        .count();
+    assert_eq!(announced, 1, "announced once: {answers:?}");
+    // bob's sentinel: frames reach a socket in order.
+    bob.send(&ClientFrame::Comment {
+        client_id: 1,
+        text: "sentinel".into(),
+    })
+    .unwrap();
+    let mut gifts_seen = 0;
+    bob.wait_for(WAIT, |e| {
+        if matches!(e, Event::Action(a) if matches!(a.body, ActionBody::Gift { .. })) {
+            gifts_seen += 1;
+        }
+        matches!(e, Event::Ack { client_id: 1, .. })
+    })
+    .unwrap();
+    assert_eq!(gifts_seen, 1, "bob sees one gift");
+
+    let ends: Vec<serde_json::Value> = std::thread::scope(|scope| {
+        let calls: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let reply = server
+                        .admin()
+                        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+                        .unwrap();
+                    assert_eq!(reply.status, 200, "{:?}", reply.body);
+                    reply.body
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    // Settled by one of them at least; an end that raced another may say pending and is
+    // completed by ending again.
+    assert!(
+        ends.iter().any(|e| e["settlement"]["status"] == "settled"),
+        "{ends:?}"
+    );
+    end_with_settlement(&server, &room, "settled");
+    assert_eq!(host_balance_reaches(&settlement, 5), 5);
+    let ana = settlement.api.get("/v1/accounts/dev:ana").unwrap();
+    assert_eq!(ana.body["balance"], 0);
     let audit = settlement.api.get("/v1/audit").unwrap();
     assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
 }

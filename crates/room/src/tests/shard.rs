@@ -165,15 +165,8 @@ fn a_snapshot_with_a_part_newer_than_its_total_does_not_panic_the_shard() {
     shard.handle_down(&down.encode(), now).unwrap();
     join_shard(&mut shard, 1, now);
     shard.handle_timeout(now + TICK_MS);
-    let welcome = std::iter::from_fn(|| shard.poll_output())
-        .filter_map(|o| match o {
-            ShardOutput::Send { frame, .. } => Some(frame),
-            _ => None,
-        })
-        .flat_map(|frame| {
-            let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
-            events
-        })
+    let welcome = sent_events(&mut shard)
+        .into_iter()
         .find_map(|e| match e {
             Event::Welcome(w) => Some(w),
             _ => None,
@@ -235,15 +228,8 @@ fn a_viewer_welcomed_by_a_shard_is_never_told_nobody_is_online() {
     let mut shard = shard_with_state(now);
     join_shard(&mut shard, 1, now);
     shard.handle_timeout(now + TICK_MS);
-    let counts: Vec<u32> = std::iter::from_fn(|| shard.poll_output())
-        .filter_map(|o| match o {
-            ShardOutput::Send { frame, .. } => Some(frame),
-            _ => None,
-        })
-        .flat_map(|frame| {
-            let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
-            events
-        })
+    let counts: Vec<u32> = sent_events(&mut shard)
+        .into_iter()
         .filter_map(|e| match e {
             Event::Online { count } => Some(count),
             _ => None,
@@ -253,4 +239,18 @@ fn a_viewer_welcomed_by_a_shard_is_never_told_nobody_is_online() {
         !counts.is_empty() && counts.iter().all(|&n| n >= 1),
         "{counts:?}"
     );
+}
+
+/// Every event the shard's pending output sends its viewers, in order.
+fn sent_events(shard: &mut Shard) -> Vec<Event> {
+    std::iter::from_fn(|| shard.poll_output())
+        .filter_map(|o| match o {
+            ShardOutput::Send { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .flat_map(|frame| {
+            let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+            events
+        })
+        .collect()
 }
