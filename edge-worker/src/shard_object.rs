@@ -5,8 +5,11 @@
 //! object named it or from the router's memory of the room's shard count (`join.rs`). The shard
 //! sends the room one `ShardUp` per tick (`POST /shard-up` on the room object) and
 //! applies the room's `ShardDown` batches (`POST /down`), each in order: one request in
-//! flight per direction, the rest queued. Sockets are hibernatable like the room's; a
-//! woken shard has lost its copy of the room's state and asks for a snapshot.
+//! flight per direction, the rest queued. A batch up whose request fails is sent again by
+//! the core (`UpAnswer`), and the core's record (`ShardOutput::Persist`: the batch in
+//! flight, the likes acknowledged since) is stored before anything after it is sent, so
+//! acknowledged likes survive a crash of the shard. Sockets are hibernatable like the
+//! room's; a woken shard has lost its copy of the room's state and asks for a snapshot.
 
 use crate::contract::{
     Attachment, IdentityHeader, LIFETIME_HEADER, ROOM_OBJECT_HEADER, SHARD_INDEX_HEADER,
@@ -15,7 +18,7 @@ use crate::driver::{self, Driven, Timers};
 use crate::http::{error, upgrade_refused, ApiError};
 use crate::platform::{log_json, now_ms, random_u53};
 use ovation_proto::{ClientFrame, CloseCode, SUBPROTOCOL};
-use ovation_room::{ConnectionId, Identity, Shard, ShardOutput};
+use ovation_room::{ConnectionId, Identity, Shard, ShardOutput, UpAnswer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::cell::RefCell;
@@ -25,6 +28,8 @@ use worker::*;
 
 /// Storage key of the shard's own record (which room, which index).
 const PLACE_KEY: &str = "place";
+/// Storage key of the core's record (`ShardOutput::Persist`).
+const RECORD_KEY: &str = "record";
 
 /// Where this shard belongs, stored so a woken shard knows its room.
 #[derive(Clone, Serialize, Deserialize)]
@@ -40,8 +45,10 @@ struct Memory {
     place: Option<Place>,
     shard: Option<Shard>,
     sockets: HashMap<ConnectionId, WebSocket>,
-    /// Batches for the room, in order; one request in flight.
-    up_queue: VecDeque<Vec<u8>>,
+    /// Batches for the room (number, bytes), in order; one request in flight.
+    up_queue: VecDeque<(u64, Vec<u8>)>,
+    /// The core's record read at load, for `start_shard`.
+    record: Option<Vec<u8>>,
     up_sending: bool,
     timers: Timers,
 }
@@ -59,11 +66,16 @@ impl ShardObject {
             return Ok(());
         }
         let place: Option<Place> = self.state.storage().get(PLACE_KEY).await.ok().flatten();
+        let records = self.state.storage().get_multiple(vec![RECORD_KEY]).await?;
+        let record = Some(records.get(&RECORD_KEY.into()))
+            .filter(|value| !value.is_undefined())
+            .map(|value| Uint8Array::new(&value).to_vec());
         let mut memory = self.memory.borrow_mut();
         if memory.loaded {
             return Ok(());
         }
         memory.loaded = true;
+        memory.record = record;
         if let Some(place) = place {
             memory.place = Some(place);
             self.start_shard(&mut memory);
@@ -71,12 +83,25 @@ impl ShardObject {
         Ok(())
     }
 
-    /// A new shard core (its copy of the room comes with the first snapshot), with the
-    /// sockets that survived hibernation.
+    /// A shard core (its copy of the room comes with the first snapshot), from its
+    /// record when it has one, with the sockets that survived hibernation.
     fn start_shard(&self, memory: &mut Memory) {
         let index = memory.place.as_ref().expect("placed").index;
         let now = now_ms();
-        let mut shard = Shard::new(index, now);
+        let restored = memory
+            .record
+            .take()
+            .map(|record| Shard::restore(index, &record, now));
+        let mut shard = match restored {
+            Some(Ok(shard)) => shard,
+            Some(Err(e)) => {
+                // Not ours to read (another build's): its likes cannot be recovered.
+                log_json(json!({"level":"error","event":"shard_record_unreadable",
+                                "detail": e.to_string()}));
+                Shard::new(index, random_u53(), now)
+            }
+            None => Shard::new(index, random_u53(), now),
+        };
         for ws in self.state.get_websockets() {
             let Ok(Some(att)) = ws.deserialize_attachment::<Attachment>() else {
                 continue;
@@ -105,8 +130,20 @@ impl ShardObject {
     }
 
     /// Applies the shard's outputs: frames (one JavaScript buffer per distinct frame),
-    /// closes, and batches for the room (sent in order).
+    /// closes, the record, and batches for the room (sent in order).
     async fn pump(&self) -> Result<()> {
+        let writes = self.apply_outputs()?;
+        for write in writes {
+            wasm_bindgen_futures::JsFuture::from(write).await?;
+        }
+        self.send_up().await
+    }
+
+    /// Applies what the core put out, except the batches up (queued). A record's write is
+    /// started where it comes, before the sends after it: the platform holds those sends
+    /// until the write is durable. Returns the writes to await.
+    fn apply_outputs(&self) -> Result<Vec<worker::js_sys::Promise>> {
+        let mut writes = Vec::new();
         {
             let mut memory = self.memory.borrow_mut();
             let Memory {
@@ -116,7 +153,7 @@ impl ShardObject {
                 ..
             } = &mut *memory;
             let Some(shard) = shard.as_mut() else {
-                return Ok(());
+                return Ok(writes);
             };
             while let Some(output) = shard.poll_output() {
                 match output {
@@ -128,7 +165,12 @@ impl ShardObject {
                             let _ = ws.close(Some(code.code()), Some(code.reason()));
                         }
                     }
-                    ShardOutput::Up(bytes) => up_queue.push_back(bytes),
+                    ShardOutput::Up { seq, batch } => up_queue.push_back((seq, batch)),
+                    ShardOutput::Persist(record) => {
+                        let value = Uint8Array::from(&record[..]);
+                        let storage = self.state.storage();
+                        writes.push(storage.as_raw().put(RECORD_KEY, value.into())?);
+                    }
                     ShardOutput::Log(record) => log_json(json!({
                         "level": "warn", "event": record.event, "code": record.code,
                         "connection": record.connection, "user": record.user,
@@ -137,7 +179,7 @@ impl ShardObject {
                 }
             }
         }
-        self.send_up().await
+        Ok(writes)
     }
 
     /// Sends queued batches to the room, one request at a time (whoever finds the queue
@@ -149,31 +191,60 @@ impl ShardObject {
         self.memory.borrow_mut().up_sending = true;
         let result = async {
             loop {
-                let Some(bytes) = self.memory.borrow_mut().up_queue.pop_front() else {
+                let Some((seq, bytes)) = self.memory.borrow_mut().up_queue.pop_front() else {
                     return Ok(());
                 };
-                let stub = self.room_stub()?;
-                let mut init = RequestInit::new();
-                init.with_method(Method::Post)
-                    .with_body(Some(Uint8Array::from(&bytes[..]).into()));
-                // The room's name (`tenant/room`): a room object woken by this batch with
-                // no other source of its tenant learns it here.
-                if let Some(place) = self.memory.borrow().place.as_ref() {
-                    let headers = Headers::new();
-                    headers.set(ROOM_OBJECT_HEADER, &place.room_object)?;
-                    init.with_headers(headers);
+                // The core sends a failed batch again (the room applies each number once)
+                // and drops one the room refused for good (logged with its likes). Every
+                // request gets an answer, or the core would wait for it forever.
+                let answer = match self.post_up(&bytes).await {
+                    Ok(204) => UpAnswer::Applied,
+                    Ok(status) if (400..500).contains(&status) => {
+                        log_json(json!({"level":"error","event":"shard_up_refused",
+                                        "status": status}));
+                        UpAnswer::Refused
+                    }
+                    Ok(status) => {
+                        log_json(json!({"level":"warn","event":"shard_up_failed",
+                                        "status": status}));
+                        UpAnswer::Failed
+                    }
+                    Err(e) => {
+                        log_json(json!({"level":"warn","event":"shard_up_failed",
+                                        "detail": e.to_string()}));
+                        UpAnswer::Failed
+                    }
+                };
+                if let Some(shard) = self.memory.borrow_mut().shard.as_mut() {
+                    shard.up_answered(seq, answer, now_ms());
                 }
-                let req = Request::new_with_init("https://do/shard-up", &init)?;
-                let resp = stub.fetch_with_request(req).await?;
-                if resp.status_code() != 204 {
-                    log_json(json!({"level":"error","event":"shard_up_refused",
-                                    "status": resp.status_code()}));
+                // The answer may let the next batch go (or log): queue it.
+                let writes = self.apply_outputs()?;
+                for write in writes {
+                    wasm_bindgen_futures::JsFuture::from(write).await?;
                 }
             }
         }
         .await;
         self.memory.borrow_mut().up_sending = false;
         result
+    }
+
+    /// One batch to the room (`POST /shard-up`); its status.
+    async fn post_up(&self, bytes: &[u8]) -> Result<u16> {
+        let stub = self.room_stub()?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_body(Some(Uint8Array::from(bytes).into()));
+        // The room's name (`tenant/room`): a room object woken by this batch with no other
+        // source of its tenant learns it here.
+        if let Some(place) = self.memory.borrow().place.as_ref() {
+            let headers = Headers::new();
+            headers.set(ROOM_OBJECT_HEADER, &place.room_object)?;
+            init.with_headers(headers);
+        }
+        let req = Request::new_with_init("https://do/shard-up", &init)?;
+        Ok(stub.fetch_with_request(req).await?.status_code())
     }
 
     /// The first request from the room (a viewer's upgrade or a batch) names the room

@@ -162,6 +162,115 @@ fn a_room_survives_kill_9_of_workerd_and_a_restart_on_the_same_data_directory() 
     );
 }
 
+/// One viewer liking without pause until its socket dies: (likes sent, likes whose `Ack`
+/// came back). Client ids start at `first_id` (each round its own).
+fn like_until_the_socket_dies(base: &str, room: &str, user: &str, first_id: u64) -> (u64, u64) {
+    let mut socket = Socket::connect(base, room, &token("viewer", user, room), None)
+        .unwrap_or_else(|e| panic!("{user} connects: {e:?}"));
+    welcome(&mut socket);
+    let (mut sent, mut acked) = (0, 0);
+    for client_id in first_id.. {
+        if socket
+            .send(&ClientFrame::Like {
+                client_id,
+                count: 1,
+            })
+            .is_err()
+        {
+            break;
+        }
+        sent += 1;
+        // About 16 frames a second: under the like and frame rates.
+        let until = std::time::Instant::now() + Duration::from_millis(60);
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match socket.next_event(left) {
+                Ok(Some(Event::Ack { client_id: id, .. })) if id >= first_id => acked += 1,
+                Ok(Some(Event::Error { code, .. })) => panic!("{user}: a like refused: {code:?}"),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => return (sent, acked),
+            }
+        }
+    }
+    (sent, acked)
+}
+
+/// A big room's shards acknowledge likes themselves. Viewers on every shard like without
+/// pause while workerd is killed (-9, the whole process group) three times at different
+/// moments and restarted on the same data directory; the viewers come back (which wakes
+/// their shards). The room then counts every like a viewer saw acknowledged, and none
+/// twice: a shard stores what it acknowledged before the ack leaves and sends its batch
+/// again until the room answers; the room applies each batch once.
+#[test]
+fn a_big_rooms_acknowledged_likes_survive_kill_9_of_workerd_mid_stream() {
+    let data = ovation_tests::scratch_dir("selfhost-likes");
+    let mut server = Server::start_on(Runtime::Workerd, &data);
+    let room = ovation_tests::create_big_room(&server, 12_000); // 3 shards
+    let users: Vec<String> = (0..6).map(|i| format!("liker-{i}")).collect();
+    let shards: std::collections::BTreeSet<u16> = users
+        .iter()
+        .map(|u| ovation_proto::shard_of(u, 3))
+        .collect();
+    assert!(
+        shards.len() >= 2,
+        "the likers are spread over shards: {shards:?}"
+    );
+    let (mut sent, mut acked) = (0, 0);
+    for (round, run_ms) in [1_300_u64, 1_770, 2_150].into_iter().enumerate() {
+        let likers: Vec<_> = users
+            .iter()
+            .map(|user| {
+                let (base, room, user) = (server.base.clone(), room.clone(), user.clone());
+                let first_id = (round as u64 + 1) * 1_000_000;
+                std::thread::spawn(move || {
+                    like_until_the_socket_dies(&base, &room, &user, first_id)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(run_ms));
+        server.kill_hard();
+        for liker in likers {
+            let (s, a) = liker.join().expect("a liker");
+            sent += s;
+            acked += a;
+        }
+        server = Server::start_on(Runtime::Workerd, &data);
+    }
+    // The viewers come back, as their SDKs would: each shard wakes from its record.
+    let mut back: Vec<Socket> = users
+        .iter()
+        .map(|user| {
+            let mut socket =
+                Socket::connect(&server.base, &room, &token("viewer", user, &room), None).unwrap();
+            welcome(&mut socket);
+            socket
+        })
+        .collect();
+    let admin = server.admin();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let counted = loop {
+        let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap().body;
+        let counted = state["likes"].as_u64().expect("likes");
+        if counted >= acked || std::time::Instant::now() > deadline {
+            break counted;
+        }
+        for socket in &mut back {
+            let _ = socket.next_event(Duration::from_millis(50));
+        }
+    };
+    eprintln!("likes: {sent} sent, {acked} acknowledged, {counted} counted");
+    assert!(acked > 100, "the likers liked: {acked} acknowledged");
+    assert!(
+        counted >= acked,
+        "{acked} likes acknowledged, {counted} counted after kill -9"
+    );
+    assert!(
+        counted <= sent,
+        "{counted} counted, only {sent} sent: some twice"
+    );
+}
+
 #[test]
 fn without_tenant_keys_workerd_refuses_every_token_with_its_own_code() {
     let data = ovation_tests::scratch_dir("selfhost-nokeys");

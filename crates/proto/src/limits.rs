@@ -133,9 +133,9 @@ pub const ROOM_ACTIONS_BURST: u64 = ROOM_ACTIONS_PER_S_MAX * TICK_MS_MAX / 1_000
 /// announced twice (the charge itself is still made once).
 pub const GIFT_IDS_REMEMBERED_PER_USER_MAX: usize = 64;
 /// Gift ids whose charge a room answered `unavailable` (the charge may have been made
-/// with its answer lost), remembered in memory so the gifter's retry, answered
-/// `replayed`, is announced; the oldest is forgotten first (its gift then stays paid
-/// and unannounced, never announced twice).
+/// with its answer lost), stored so the gifter's retry, answered `replayed`, is
+/// announced, even after the room restarted; the oldest is forgotten first (its gift then
+/// stays paid and unannounced, never announced twice).
 pub const GIFT_OUTCOMES_UNKNOWN_MAX: usize = 1_024;
 /// Sockets one user may hold in one room object (the room's own, or one shard's): a few
 /// tabs or devices. More are refused at connect with close `4409` (`TooManySockets`), so
@@ -652,6 +652,9 @@ pub const SHARD_CHOICES_PENDING_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
 pub const RELAY_MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// A shard without the room's state asks again after this long.
 pub const SHARD_SNAPSHOT_RETRY_MS: u64 = 1_000;
+/// A shard's batch whose request failed is sent again after its interval, doubled per
+/// failure up to this (never dropped: its likes were acknowledged).
+pub const SHARD_UP_RETRY_MS_MAX: u64 = 5_000;
 
 /// Viewer sockets a room with `shards` shards holds: the room object's own when it has
 /// none, else `CONNECTIONS_PER_ROOM_MAX` per shard.

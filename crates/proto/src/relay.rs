@@ -27,7 +27,10 @@ pub struct RelayedFrame {
     pub frame: ClientFrame,
 }
 
-/// One shard's batch for the room (at most one per tick).
+/// One shard's batch for the room (at most one per tick, one at a time: the next is sent
+/// after the room answered this one). A batch whose request failed is sent again as it
+/// was; the room applies each (`instance`, `seq`) at most once, so the likes a shard
+/// acknowledged count exactly once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardUp {
     pub shard: u16,
@@ -39,6 +42,15 @@ pub struct ShardUp {
     /// Likes accepted since the previous batch.
     pub likes: u64,
     pub frames: Vec<RelayedFrame>,
+    /// Names this shard's run of batch numbers: random when a shard starts with no
+    /// record, kept with its record across restarts (a shard that lost its record must
+    /// not have its new batches taken for repeats of the old ones).
+    pub instance: u64,
+    /// Numbers the instance's batches from 1 (a batch sent again keeps its number).
+    pub seq: u64,
+    /// The room's opening the likes were taken in (0: the shard had no copy of the
+    /// room yet, so it took none). Likes of another opening are not counted.
+    pub epoch: u64,
 }
 
 /// What a shard needs to welcome viewers on its own.
@@ -191,6 +203,9 @@ mod tests {
             needs_snapshot: true,
             online: 7,
             likes: 12,
+            instance: u64::MAX,
+            seq: u64::MAX,
+            epoch: u64::MAX,
             frames: alloc::vec![RelayedFrame {
                 connection: 9,
                 user: "u".into(),
@@ -262,6 +277,9 @@ mod tests {
             online: 1,
             likes: 0,
             frames: alloc::vec![relayed; count],
+            instance: 1,
+            seq: 1,
+            epoch: 1,
         }
     }
 

@@ -314,6 +314,8 @@ pub struct RoomStats {
     pub dropped: u64,
     /// Big rooms: batches from and to shards, and comments shown to their senders only.
     pub shard_batches_in: u64,
+    /// Batches a shard sent again that the room had applied (their answer was lost).
+    pub shard_batches_repeated: u64,
     pub shard_batches_out: u64,
     pub comments_sampled_out: u64,
     /// Big rooms: viewers' upgrades this room object named a shard for. The router then

@@ -42,9 +42,20 @@ pub(crate) struct Gifts {
     next_request: u64,
     /// user → totals and recently announced gift ids, stored as `gifter/<user>`.
     gifters: BTreeMap<String, Gifter>,
-    /// (user, gift id) answered `unavailable` and not announced, oldest first (at most
-    /// `GIFT_OUTCOMES_UNKNOWN_MAX`; in memory only).
-    outcomes_unknown: VecDeque<(String, String)>,
+    /// Gifts answered `unavailable` and not announced, oldest first (at most
+    /// `GIFT_OUTCOMES_UNKNOWN_MAX`), stored as `unknown/<n>` so a restart keeps them.
+    outcomes_unknown: VecDeque<OutcomeUnknown>,
+    next_unknown: u64,
+}
+
+/// A gift whose charge was answered `unavailable`: made with the answer lost, or not.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct OutcomeUnknown {
+    /// Orders them (the storage key's number).
+    #[serde(skip)]
+    pub n: u64,
+    pub user: String,
+    pub gift_id: String,
 }
 
 impl Default for Gifts {
@@ -55,6 +66,7 @@ impl Default for Gifts {
             next_request: 1,
             gifters: BTreeMap::new(),
             outcomes_unknown: VecDeque::new(),
+            next_unknown: 0,
         }
     }
 }
@@ -64,13 +76,15 @@ impl Gifts {
     pub(crate) fn restored(
         gifters: BTreeMap<String, Gifter>,
         pending: BTreeMap<u64, PendingGift>,
+        unknown: BTreeMap<u64, OutcomeUnknown>,
     ) -> Gifts {
         Gifts {
             catalog: BTreeMap::new(),
             next_request: pending.keys().max().map_or(1, |max| max + 1),
             pending,
             gifters,
-            outcomes_unknown: VecDeque::new(),
+            next_unknown: unknown.keys().max().map_or(0, |max| max + 1),
+            outcomes_unknown: unknown.into_values().collect(),
         }
     }
 
@@ -152,26 +166,37 @@ impl Gifts {
     }
 
     /// Remembers that this gift's charge was answered `unavailable`: its outcome is
-    /// unknown to the room (made, with the answer lost, or not).
-    fn outcome_unknown(&mut self, user: &str, gift_id: &str) {
-        let known = |(u, g): &(String, String)| u == user && g == gift_id;
+    /// unknown to the room (made, with the answer lost, or not). Returns the writes.
+    fn outcome_unknown(&mut self, user: &str, gift_id: &str) -> Vec<StorageOp> {
+        let known = |o: &OutcomeUnknown| o.user == user && o.gift_id == gift_id;
         if self.outcomes_unknown.iter().any(known) {
-            return; // once: one announcement clears it
+            return Vec::new(); // once: one announcement clears it
         }
+        let mut writes = Vec::new();
         if self.outcomes_unknown.len() >= GIFT_OUTCOMES_UNKNOWN_MAX {
-            self.outcomes_unknown.pop_front();
+            let oldest = self.outcomes_unknown.pop_front().expect("full");
+            writes.push(StorageOp::delete_outcome_unknown(oldest.n));
         }
-        self.outcomes_unknown
-            .push_back((user.to_owned(), gift_id.to_owned()));
+        let unknown = OutcomeUnknown {
+            n: self.next_unknown,
+            user: user.to_owned(),
+            gift_id: gift_id.to_owned(),
+        };
+        self.next_unknown += 1;
+        writes.push(StorageOp::put_outcome_unknown(&unknown));
+        self.outcomes_unknown.push_back(unknown);
+        writes
     }
 
-    /// Whether this gift's charge was answered `unavailable` before (and forgets it).
-    fn outcome_was_unknown(&mut self, user: &str, gift_id: &str) -> bool {
-        let found = self
+    /// Whether this gift's charge was answered `unavailable` before (and forgets it:
+    /// the write that deletes it is returned).
+    fn outcome_was_unknown(&mut self, user: &str, gift_id: &str) -> Option<StorageOp> {
+        let at = self
             .outcomes_unknown
             .iter()
-            .position(|(u, g)| u == user && g == gift_id);
-        found.is_some_and(|at| self.outcomes_unknown.remove(at).is_some())
+            .position(|o| o.user == user && o.gift_id == gift_id)?;
+        let known = self.outcomes_unknown.remove(at).expect("found");
+        Some(StorageOp::delete_outcome_unknown(known.n))
     }
 
     pub(crate) fn pending(&self) -> impl Iterator<Item = &PendingGift> + '_ {
@@ -323,10 +348,11 @@ impl Room {
                 // lost on the way). Any other replay is a resend of a gift the room
                 // announced (its id maybe no longer remembered): announcing it would rank
                 // the gifter again for nothing.
-                let unknown_before = pending.recovered
-                    || self
-                        .gifts
-                        .outcome_was_unknown(&pending.charge.user, &pending.charge.gift_id);
+                let forgotten = self
+                    .gifts
+                    .outcome_was_unknown(&pending.charge.user, &pending.charge.gift_id);
+                let unknown_before = pending.recovered || forgotten.is_some();
+                self.outputs.extend(forgotten.map(Output::Store));
                 let fresh = !replayed || unknown_before;
                 if fresh
                     && !self
@@ -369,8 +395,10 @@ impl Room {
                         .gifts
                         .announced(&pending.charge.user, &pending.charge.gift_id)
                 {
-                    self.gifts
+                    let writes = self
+                        .gifts
                         .outcome_unknown(&pending.charge.user, &pending.charge.gift_id);
+                    self.outputs.extend(writes.into_iter().map(Output::Store));
                 }
                 if connected {
                     self.refuse(

@@ -62,7 +62,7 @@ pub use settlement::{
     charge_outcome, gift_request_body, ledger_room_account, ledger_user_account,
     SETTLEMENT_UNAVAILABLE_MESSAGE,
 };
-pub use shard::{Shard, ShardOutput};
+pub use shard::{Shard, ShardOutput, UpAnswer};
 pub use shard_routes::{shard_for, RememberedRoute, RoomKey, ShardPlacement, ShardRoutes};
 pub use staff::{StaffCommand, SYSTEM_SENDER};
 pub use store::{RestoreError, StorageOp, HOST_KEY_PREFIX, META_KEY};

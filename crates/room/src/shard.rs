@@ -19,10 +19,13 @@ use ovation_proto::{
 };
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
+mod delivery;
 mod mirror;
 mod relay;
 mod viewers;
 
+use delivery::InFlight;
+pub use delivery::UpAnswer;
 use mirror::*;
 use viewers::*;
 
@@ -40,8 +43,17 @@ pub enum ShardOutput {
         connection: ConnectionId,
         code: CloseCode,
     },
-    /// An encoded [`ShardUp`] for the room (in order, like the room's batches).
-    Up(Vec<u8>),
+    /// An encoded [`ShardUp`] for the room, numbered `seq`: one at a time, the next
+    /// after the host reported this one's answer ([`Shard::up_answered`]).
+    Up {
+        seq: u64,
+        batch: Vec<u8>,
+    },
+    /// The shard's record, to store under one key (replacing the last). The host starts
+    /// this write before it sends anything that comes after it (the platform then holds
+    /// those sends until the write is durable); a shard started from it is
+    /// [`Shard::restore`]d.
+    Persist(Vec<u8>),
     Log(LogRecord),
 }
 
@@ -55,6 +67,10 @@ pub struct ShardStats {
     pub forwarded: u64,
     pub answered_here: u64,
     pub batches_up: u64,
+    /// Batches up whose request failed, sent again, and refused for good.
+    pub batches_up_failed: u64,
+    pub batches_up_resent: u64,
+    pub batches_up_refused: u64,
     pub batches_down: u64,
     pub snapshots: u64,
     /// Batches from the room that did not follow the previous one (a snapshot follows).
@@ -95,8 +111,22 @@ pub struct Shard {
     chosen: HashMap<Choice, HashSet<String>>,
     pending_choices: HashMap<(ConnectionId, u64), (Choice, String)>,
     likes_pending: u64,
+    /// The room's opening the pending likes were taken in.
+    likes_epoch: u64,
+    /// Like frames (user, client id) acknowledged in the coming flush, and those of the
+    /// last flush that had any (in the record: a frame retried after a crash lost its
+    /// ack is acknowledged, not counted again).
+    likes_acked: Vec<(String, u64)>,
+    likes_last: Vec<(String, u64)>,
     up_frames: VecDeque<RelayedFrame>,
     online_reported: Option<u32>,
+    /// Names this shard's numbering of its batches up (see `ShardUp::instance`).
+    instance: u64,
+    /// The number of the last batch up.
+    up_seq: u64,
+    up_in_flight: Option<InFlight>,
+    /// The record changed since it was last emitted.
+    record_dirty: bool,
     /// This flush's broadcast events (from the room's batch).
     shared: Vec<Event>,
     tick_at_ms: Option<u64>,
@@ -113,8 +143,10 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// A shard that just started: it asks the room for its state at once.
-    pub fn new(index: u16, now_ms: u64) -> Shard {
+    /// A shard that just started with no record: it asks the room for its state at once.
+    /// `instance` is random (the host's), so its batches are never taken for repeats of
+    /// an earlier run's.
+    pub fn new(index: u16, instance: u64, now_ms: u64) -> Shard {
         assert!(index < SHARDS_PER_ROOM_MAX);
         Shard {
             index,
@@ -127,8 +159,15 @@ impl Shard {
             chosen: HashMap::new(),
             pending_choices: HashMap::new(),
             likes_pending: 0,
+            likes_epoch: 0,
+            likes_acked: Vec::new(),
+            likes_last: Vec::new(),
             up_frames: VecDeque::new(),
             online_reported: None,
+            instance,
+            up_seq: 0,
+            up_in_flight: None,
+            record_dirty: false,
             shared: Vec::new(),
             tick_at_ms: Some(now_ms),
             sweep_clock: SweepClock::default(),

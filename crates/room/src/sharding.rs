@@ -15,6 +15,13 @@ use ovation_proto::{shard_of, RelayedFrame, ShardDown, ShardUp, Snapshot};
 /// below 2^53 so they survive JavaScript numbers).
 pub(crate) const REMOTE_CONNECTION_ID_MIN: ConnectionId = 1 << 62;
 
+/// The last batch the room applied from one shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UpApplied {
+    pub instance: u64,
+    pub seq: u64,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Shards {
     /// Every shard count the room has had, oldest first (the last is current). Empty: the
@@ -24,6 +31,9 @@ pub(crate) struct Shards {
     pub online: BTreeMap<u16, u32>,
     /// The last batch number sent to each shard by this room instance.
     pub sent_seq: BTreeMap<u16, u64>,
+    /// The last batch applied from each shard (stored: a batch sent again is applied once,
+    /// across restarts of the room too).
+    pub up_applied: BTreeMap<u16, UpApplied>,
     pub snapshot_wanted: BTreeSet<u16>,
     /// This tick's events for every viewer.
     pub broadcast: Vec<Event>,
@@ -125,6 +135,17 @@ impl Room {
                 bytes_max: usize::from(self.shards.current()),
             });
         }
+        let applied = UpApplied {
+            instance: up.instance,
+            seq: up.seq,
+        };
+        let last = self.shards.up_applied.get(&up.shard);
+        if last.is_some_and(|last| last.instance == up.instance && last.seq >= up.seq) {
+            // Sent again after its answer was lost: applied already (answered the same).
+            self.stats.shard_batches_repeated += 1;
+            return Ok(());
+        }
+        self.shards.up_applied.insert(up.shard, applied);
         self.stats.shard_batches_in += 1;
         if up.needs_snapshot {
             self.shards.snapshot_wanted.insert(up.shard);
@@ -132,11 +153,18 @@ impl Room {
         if self.shards.online.insert(up.shard, up.online) != Some(up.online) {
             self.schedule_tick(now_ms);
         }
-        if up.likes > 0 && self.status == RoomStatus::Live {
-            // Each like was rate-limited by the shard that took it.
+        if up.likes > 0 && self.status == RoomStatus::Live && up.epoch == self.epoch {
+            // Each like was rate-limited by the shard that took it, which acknowledged it
+            // and keeps it until this batch is answered: the count and the batch's number
+            // are stored now, so they are durable before the answer leaves.
             self.likes_total += up.likes;
             self.likes_dirty = true;
             self.meta_dirty = true;
+            self.flush_meta();
+            self.outputs
+                .push_back(Output::Store(StorageOp::put_shard_ups(
+                    &self.shards.up_applied,
+                )));
             self.schedule_tick(now_ms);
         }
         for relayed in up.frames {

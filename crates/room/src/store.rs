@@ -24,7 +24,8 @@ use crate::{
     Gifter, Output, PartSet, PartState, PendingGift, Room, RoomInfo, RoomStatus, RESERVED_PARTS,
 };
 use ovation_proto::limits::{
-    LIKE_FRAMES_STORED_PER_TICK_MAX, PARTS_COUNT_MAX, SHARDS_PER_ROOM_MAX, SHARD_COUNTS_MAX,
+    GIFT_OUTCOMES_UNKNOWN_MAX, LIKE_FRAMES_STORED_PER_TICK_MAX, PARTS_COUNT_MAX,
+    SHARDS_PER_ROOM_MAX, SHARD_COUNTS_MAX,
 };
 use ovation_proto::Action;
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,8 @@ const PART_PREFIX: &str = "part/";
 const ACTION_PREFIX: &str = "action/";
 const GIFTER_PREFIX: &str = "gifter/";
 const PENDING_PREFIX: &str = "pending/";
+/// Gifts answered `unavailable` and not announced (`gifts::OutcomeUnknown`).
+const UNKNOWN_PREFIX: &str = "unknown/";
 const POLL_KEY: &str = "poll";
 const VOTE_PREFIX: &str = "vote/";
 const QUIZ_KEY: &str = "quiz";
@@ -53,6 +56,8 @@ const MUTE_PREFIX: &str = "mute/";
 const BAN_PREFIX: &str = "ban/";
 const AUDIT_PREFIX: &str = "audit/";
 const SHARDS_KEY: &str = "shards";
+/// The last batch applied from each shard (`ShardUp` instance and number).
+const SHARD_UPS_KEY: &str = "shard_ups";
 /// The like frames (user, client id) acknowledged in the last tick that had any.
 const LIKES_LAST_KEY: &str = "likes_last";
 
@@ -88,6 +93,13 @@ struct ActionRecord {
 struct PartRecord {
     version: u64,
     value: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ShardUpRecord {
+    shard: u16,
+    instance: u64,
+    seq: u64,
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -149,6 +161,19 @@ impl StorageOp {
         StorageOp::Put {
             key: format!("{PENDING_PREFIX}{:020}", pending.charge.request),
             value: encode(pending),
+        }
+    }
+
+    pub(crate) fn put_outcome_unknown(unknown: &crate::gifts::OutcomeUnknown) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{UNKNOWN_PREFIX}{:020}", unknown.n),
+            value: encode(unknown),
+        }
+    }
+
+    pub(crate) fn delete_outcome_unknown(n: u64) -> StorageOp {
+        StorageOp::Delete {
+            key: format!("{UNKNOWN_PREFIX}{n:020}"),
         }
     }
 
@@ -266,6 +291,23 @@ impl StorageOp {
         }
     }
 
+    /// The last batch applied from each shard, so a batch sent again after the room
+    /// restarted is still applied once.
+    pub(crate) fn put_shard_ups(applied: &BTreeMap<u16, crate::sharding::UpApplied>) -> StorageOp {
+        let records: Vec<ShardUpRecord> = applied
+            .iter()
+            .map(|(&shard, up)| ShardUpRecord {
+                shard,
+                instance: up.instance,
+                seq: up.seq,
+            })
+            .collect();
+        StorageOp::Put {
+            key: SHARD_UPS_KEY.into(),
+            value: encode(&records),
+        }
+    }
+
     pub(crate) fn delete_ban(user: &str) -> StorageOp {
         StorageOp::Delete {
             key: format!("{BAN_PREFIX}{user}"),
@@ -330,6 +372,7 @@ impl Room {
         let mut actions = BTreeMap::new();
         let mut gifters = BTreeMap::new();
         let mut pending = BTreeMap::new();
+        let mut outcomes_unknown = BTreeMap::new();
         let mut poll: Option<PollRecord> = None;
         let mut votes: Vec<(String, String, u8)> = Vec::new();
         let mut quiz: Option<QuizRecord> = None;
@@ -343,6 +386,7 @@ impl Room {
         let mut banned = std::collections::BTreeSet::new();
         let mut audit: Vec<AuditEntry> = Vec::new();
         let mut shard_counts: Vec<u16> = Vec::new();
+        let mut shard_ups: Vec<ShardUpRecord> = Vec::new();
         let mut likes_last: Vec<(String, u64)> = Vec::new();
         for (key, value) in records {
             let corrupt = || RestoreError::Corrupt { key: key.clone() };
@@ -367,6 +411,15 @@ impl Room {
                 let mut gift: PendingGift = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 gift.recovered = true;
                 pending.insert(gift.charge.request, gift);
+            } else if let Some(n) = key.strip_prefix(UNKNOWN_PREFIX) {
+                let n: u64 = n.parse().map_err(|_| corrupt())?;
+                let mut unknown: crate::gifts::OutcomeUnknown =
+                    postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                unknown.n = n;
+                outcomes_unknown.insert(n, unknown);
+                if outcomes_unknown.len() > GIFT_OUTCOMES_UNKNOWN_MAX {
+                    return Err(corrupt());
+                }
             } else if let Some(user) = key.strip_prefix(GIFTER_PREFIX) {
                 let record: Gifter = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 gifters.insert(user.to_owned(), record);
@@ -423,6 +476,11 @@ impl Room {
                 if !growing || !bounded {
                     return Err(corrupt());
                 }
+            } else if key == SHARD_UPS_KEY {
+                shard_ups = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+                if shard_ups.len() > usize::from(SHARDS_PER_ROOM_MAX) {
+                    return Err(corrupt());
+                }
             } else if key.starts_with(AUDIT_PREFIX) {
                 audit.push(postcard::from_bytes(&value).map_err(|_| corrupt())?);
             } else if key.starts_with(ACTION_PREFIX) {
@@ -458,7 +516,7 @@ impl Room {
         );
         // Ask again for every charge that had no answer: the service answers a charge it
         // already made as `replayed`, and a recovered gift is announced then.
-        room.gifts = crate::gifts::Gifts::restored(gifters, pending);
+        room.gifts = crate::gifts::Gifts::restored(gifters, pending, outcomes_unknown);
         for gift in room.gifts.pending() {
             room.outputs.push_back(Output::Charge(gift.charge.clone()));
         }
@@ -520,6 +578,16 @@ impl Room {
         room.evict_old_actions(now_ms);
         // This instance numbers its batches from 1 again: every shard gets a snapshot.
         room.shards.counts = shard_counts;
+        room.shards.up_applied = shard_ups
+            .into_iter()
+            .map(|r| {
+                let applied = crate::sharding::UpApplied {
+                    instance: r.instance,
+                    seq: r.seq,
+                };
+                (r.shard, applied)
+            })
+            .collect();
         room.shards.snapshot_wanted = room.shards.all().collect();
         if !room.shards.snapshot_wanted.is_empty() {
             room.schedule_tick(now_ms);

@@ -4,8 +4,8 @@
 use super::*;
 
 /// A `ShardUp`'s fields other than its frames (shard, flag, counts, the frames' length
-/// prefix) take at most this many bytes in postcard (varints of at most 10 bytes each).
-pub(crate) const SHARD_UP_FIELDS_BYTES_MAX: usize = 32;
+/// prefix, instance, number, epoch) take at most this many bytes in postcard (varints of at most 10 bytes each).
+pub(crate) const SHARD_UP_FIELDS_BYTES_MAX: usize = 64;
 
 impl Shard {
     /// The room's batch for this shard (the bytes of a [`ShardDown`]). Its events go out
@@ -143,11 +143,17 @@ impl Shard {
 
     /// Whether output waits for a tick (the host flushes with a short timer).
     pub fn tick_pending(&self) -> Option<u64> {
-        self.tick_at_ms
-            .into_iter()
-            .chain(self.up_at_ms)
-            .chain(self.snapshot_ask_at())
-            .min()
+        // While a batch is in flight the next one (and a snapshot request) waits for its
+        // answer; only its retry is timed.
+        let up_at = match self.up_in_flight {
+            Some(_) => self.up_retry_at(),
+            None => self
+                .up_at_ms
+                .into_iter()
+                .chain(self.snapshot_ask_at())
+                .min(),
+        };
+        self.tick_at_ms.into_iter().chain(up_at).min()
     }
 
     /// How far apart this shard's batches to the room go (the room's shard count sets
@@ -191,18 +197,23 @@ impl Shard {
         let snapshot_due = self.snapshot_ask_at().is_some_and(|at| at <= now_ms);
         let tick_due = self.tick_at_ms.is_some_and(|at| at <= now_ms);
         let up_due = self.up_at_ms.is_some_and(|at| at <= now_ms);
-        if snapshot_due || tick_due || up_due {
+        let retry_due = self.up_retry_at().is_some_and(|at| at <= now_ms);
+        if snapshot_due || tick_due || up_due || retry_due {
             self.tick_at_ms = None;
-            self.up_at_ms = None;
             // Sockets get their answers every tick; the room gets a batch at most once
-            // per interval (asking for a snapshot does not wait).
-            let up_allowed_at_ms = self
-                .up_sent_at_ms
-                .map_or(0, |at| at + self.up_interval_ms());
-            if snapshot_due || now_ms >= up_allowed_at_ms {
-                self.send_up(now_ms, snapshot_due);
-            } else if self.up_pending() {
-                self.up_at_ms = Some(up_allowed_at_ms);
+            // per interval (asking for a snapshot does not wait), one at a time.
+            if retry_due {
+                self.resend_up(now_ms);
+            } else if self.up_in_flight.is_none() {
+                self.up_at_ms = None;
+                let up_allowed_at_ms = self
+                    .up_sent_at_ms
+                    .map_or(0, |at| at + self.up_interval_ms());
+                if snapshot_due || now_ms >= up_allowed_at_ms {
+                    self.send_up(now_ms, snapshot_due);
+                } else if self.up_pending() {
+                    self.up_at_ms = Some(up_allowed_at_ms);
+                }
             }
             self.flush_sockets(now_ms);
         }
@@ -245,21 +256,25 @@ impl Shard {
         if ask_snapshot {
             self.snapshot_asked_at_ms = Some(now_ms);
         }
+        let likes = std::mem::take(&mut self.likes_pending);
+        let epoch = if likes > 0 {
+            self.likes_epoch
+        } else {
+            self.mirror.as_ref().map_or(0, |m| m.epoch)
+        };
         let up = ShardUp {
             shard: self.index,
             needs_snapshot: ask_snapshot,
             online,
-            likes: std::mem::take(&mut self.likes_pending),
+            likes,
             frames: self.up_frames.drain(..take).collect(),
+            instance: 0, // set by send_numbered
+            seq: 0,
+            epoch,
         };
         self.online_reported = Some(online);
         self.stats.batches_up += 1;
-        let bytes = up.encode();
-        assert!(
-            bytes.len() <= RELAY_MESSAGE_BYTES_MAX,
-            "up_frames_for_one_batch keeps a batch under the relay limit"
-        );
-        self.outputs.push_back(ShardOutput::Up(bytes));
+        self.send_numbered(up);
         if !self.up_frames.is_empty() {
             self.up_at_ms = Some(now_ms + self.up_interval_ms()); // the rest next time
         }
@@ -268,6 +283,8 @@ impl Shard {
     /// Sends every connection its events: one encoding of the broadcast for everyone
     /// with nothing of their own.
     pub(crate) fn flush_sockets(&mut self, now_ms: u64) {
+        // Likes acknowledged in this flush are in the record before their acks leave.
+        self.persist_record();
         let shared = std::mem::take(&mut self.shared);
         let mut everyone = Vec::new();
         for (&id, conn) in self.connections.iter_mut() {
@@ -282,9 +299,16 @@ impl Shard {
                 continue;
             }
             let mut events = std::mem::take(&mut conn.outbox);
+            let own_action = events.iter().any(|e| matches!(e, Event::Action(_)));
             events.extend(shared[from..].iter().cloned());
             if events.is_empty() {
                 continue;
+            }
+            if own_action {
+                // A comment shown to its sender only (sampled) has a number after the
+                // broadcast's of the same room tick: a client drops an action numbered
+                // below its cursor as seen, so actions go out in order.
+                actions_in_seq_order(&mut events);
             }
             // One frame, unless that would pass SERVER_FRAME_BYTES_MAX (clients refuse it).
             for frame in ServerFrame::batches(now_ms, events) {
@@ -306,5 +330,23 @@ impl Shard {
                 });
             }
         }
+    }
+}
+
+/// Puts the actions among `events` in sequence order, every other event where it was.
+fn actions_in_seq_order(events: &mut [Event]) {
+    let slots: Vec<usize> = (0..events.len())
+        .filter(|&i| matches!(events[i], Event::Action(_)))
+        .collect();
+    let mut actions: Vec<Event> = slots
+        .iter()
+        .map(|&i| std::mem::replace(&mut events[i], Event::Likes { total: 0 }))
+        .collect();
+    actions.sort_by_key(|e| match e {
+        Event::Action(action) => action.seq,
+        _ => unreachable!("only actions were taken"),
+    });
+    for (slot, action) in slots.into_iter().zip(actions) {
+        events[slot] = action;
     }
 }

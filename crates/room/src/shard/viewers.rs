@@ -157,6 +157,9 @@ impl Shard {
                     self.take_likes(&identity.user, *count, now_ms).map(|()| {
                         self.user_buckets(&identity.user, now_ms)
                             .remember(*client_id, None);
+                        if self.likes_acked.len() < LIKE_FRAMES_STORED_PER_TICK_MAX {
+                            self.likes_acked.push((identity.user.clone(), *client_id));
+                        }
                         Some(ack)
                     })
                 }
@@ -211,7 +214,14 @@ impl Shard {
             .likes
             .take(count, now_ms)
             .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "too many likes", wait))?;
+        let epoch = self.mirror.as_ref().map_or(0, |m| m.epoch);
+        if self.likes_pending > 0 && self.likes_epoch != epoch {
+            // Taken in an opening that ended (the room counts no likes after its end).
+            self.likes_pending = 0;
+        }
         self.likes_pending += u64::from(count);
+        self.likes_epoch = epoch;
+        self.record_dirty = true;
         self.schedule_tick(now_ms);
         Ok(())
     }

@@ -255,7 +255,7 @@ fn a_tenant_opens_at_most_directory_rooms_max_live_rooms() {
 #[test]
 fn room_and_shard_sockets_stop_at_connections_per_room_max() {
     let mut room = Room::create(info(), 1, 0);
-    let mut shard = Shard::new(0, 0);
+    let mut shard = Shard::new(0, 1, 0);
     for id in 0..CONNECTIONS_PER_ROOM_MAX as u64 {
         let who = identity(&format!("v{id}"), Role::Viewer);
         room.connect(id, who.clone(), LIFETIME_MS, 0).unwrap();

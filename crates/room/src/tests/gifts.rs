@@ -423,7 +423,7 @@ fn a_restored_room_numbers_its_requests_above_every_pending_one() {
         .pending()
         .map(|g| (g.charge.request, g.clone()))
         .collect();
-    let mut restored = Gifts::restored(BTreeMap::new(), pending);
+    let mut restored = Gifts::restored(BTreeMap::new(), pending, BTreeMap::new());
     let next = restored.open(1, 3, &viewer, charge).charge.request;
     assert!(
         next > second,
@@ -507,4 +507,61 @@ fn a_resent_old_gift_id_is_never_announced_or_ranked_again() {
         );
     }
     assert_eq!(room.gift_totals().collect::<Vec<_>>(), vec![("ana", total)]);
+}
+
+/// A gift whose charge was answered `unavailable` (perhaps made, its answer lost) is
+/// announced when its gifter retries it and the ledger answers `replayed`, also when the
+/// room object restarted in between: the ids are stored, and forgotten once announced.
+#[test]
+fn a_gift_answered_unavailable_is_announced_on_its_retry_after_the_room_restarted() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let catalog = || [("rose".to_owned(), 1)].into();
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog(catalog()).unwrap();
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let gift = |client_id| {
+        ClientFrame::Gift {
+            client_id,
+            gift_id: "g-1".into(),
+            sku: "rose".into(),
+            qty: 1,
+        }
+        .encode()
+    };
+    room.handle_frame(1, &gift(1), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let unavailable = ChargeOutcome::Refused {
+        code: ErrorCode::Unavailable,
+        message: "retry".into(),
+    };
+    room.charge_result(out.charges[0].request, unavailable, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let unknown = |store: &BTreeMap<String, Vec<u8>>| {
+        store.keys().filter(|k| k.starts_with("unknown/")).count()
+    };
+    assert_eq!(unknown(&store), 1, "stored");
+
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    room.set_gift_catalog(catalog()).unwrap();
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    join(&mut room, 3, "bob", Role::Viewer, now);
+    tick_into(&mut room, &mut now, &mut store);
+    now += 1_000;
+    room.handle_frame(2, &gift(2), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let replayed = ChargeOutcome::Charged {
+        balance: 0,
+        replayed: true,
+    };
+    room.charge_result(out.charges[0].request, replayed, now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let announced = out.events.get(&3).map_or(0, |events| {
+        let gift =
+            |e: &&Event| matches!(e, Event::Action(a) if matches!(a.body, ActionBody::Gift { .. }));
+        events.iter().filter(gift).count()
+    });
+    assert_eq!(announced, 1, "bob sees the gift once");
+    assert_eq!(unknown(&store), 0, "forgotten once announced");
 }

@@ -269,7 +269,7 @@ fn on_fresh_room(command: StaffCommand) -> Result<AdminReply, AdminError> {
 
 /// A shard with the room's state (an empty live room) and one batch down applied.
 fn shard_with_state(now_ms: u64) -> Shard {
-    let mut shard = Shard::new(0, now_ms);
+    let mut shard = Shard::new(0, 1, now_ms);
     let down = first_down(now_ms, Vec::new(), 0);
     shard.handle_down(&down.encode(), now_ms).unwrap();
     shard
@@ -307,13 +307,14 @@ fn batches_up(shard: &mut Shard, now_ms: &mut u64, batches: usize) -> Vec<ShardU
         *now_ms += TICK_MS;
         shard.handle_timeout(*now_ms);
         while let Some(output) = shard.poll_output() {
-            if let ShardOutput::Up(bytes) = output {
+            if let ShardOutput::Up { seq, batch } = output {
                 assert!(
-                    bytes.len() <= RELAY_MESSAGE_BYTES_MAX,
+                    batch.len() <= RELAY_MESSAGE_BYTES_MAX,
                     "{} bytes",
-                    bytes.len()
+                    batch.len()
                 );
-                ups.push(ShardUp::decode(&bytes).expect("the room takes the batch"));
+                ups.push(ShardUp::decode(&batch).expect("the room takes the batch"));
+                shard.up_answered(seq, UpAnswer::Applied, *now_ms);
             }
         }
     }

@@ -6,7 +6,7 @@ use super::*;
 #[test]
 fn a_shard_keeps_the_per_user_socket_cap_and_the_hello_deadline() {
     let now = 0;
-    let mut shard = Shard::new(0, now);
+    let mut shard = Shard::new(0, 1, now);
     for id in 1..=USER_SOCKETS_PER_ROOM_MAX as u64 {
         shard
             .connect(id, identity("greedy", Role::Viewer), LIFETIME_MS, now)
@@ -61,7 +61,7 @@ fn shard_counts_stop_at_shards_per_room_max_and_shard_counts_max() {
 
 #[test]
 fn a_shard_gives_a_long_silent_socket_s_place_to_its_user_s_new_socket() {
-    let mut shard = Shard::new(0, 0);
+    let mut shard = Shard::new(0, 1, 0);
     let tabs = USER_SOCKETS_PER_ROOM_MAX as u64;
     for id in 1..=tabs {
         shard
@@ -160,7 +160,7 @@ fn a_shard_batch_up_stays_within_relay_message_bytes_max() {
 #[test]
 fn a_snapshot_with_a_part_newer_than_its_total_does_not_panic_the_shard() {
     let now = 0;
-    let mut shard = Shard::new(0, now);
+    let mut shard = Shard::new(0, 1, now);
     let down = first_down(now, vec![("p".into(), 9, "{}".into())], 1);
     shard.handle_down(&down.encode(), now).unwrap();
     join_shard(&mut shard, 1, now);
@@ -187,7 +187,7 @@ fn a_shard_sends_back_a_remembered_route_once_its_room_ended() {
     let mut room = Room::create(info(), epoch, now_ms);
     room.admin(AdminCommand::SetShards { shards: 1 }, now_ms)
         .unwrap();
-    let mut shard = Shard::new(0, now_ms);
+    let mut shard = Shard::new(0, 1, now_ms);
     let relay = |room: &mut Room, shard: &mut Shard, now_ms: &mut u64| {
         for _ in 0..4 {
             *now_ms += TICK_MS_MAX;
@@ -253,4 +253,50 @@ fn sent_events(shard: &mut Shard) -> Vec<Event> {
             events
         })
         .collect()
+}
+
+/// A comment above a big room's cap is shown to its sender only, numbered after the
+/// broadcast of its room tick: the sender gets the broadcast's actions first, or its client
+/// would drop them as seen (an action numbered below its cursor).
+#[test]
+fn a_comment_shown_to_its_sender_only_comes_after_the_broadcast_of_its_tick() {
+    let now_ms = 1_000;
+    let mut shard = shard_with_state(now_ms);
+    shard
+        .connect(1, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
+        .unwrap();
+    shard.handle_frame(1, &hello(None), now_ms);
+    while shard.poll_output().is_some() {}
+    let action = |seq: u64, user: &str| Action {
+        seq,
+        ts_ms: now_ms,
+        user: user.into(),
+        name: user.into(),
+        body: ActionBody::Comment { text: "hi".into() },
+    };
+    let down = ShardDown {
+        seq: 2,
+        server_time_ms: now_ms,
+        snapshot: None,
+        broadcast: (1..=3)
+            .map(|seq| Event::Action(action(seq, "bob")))
+            .collect(),
+        to_connection: vec![(1, Event::Action(action(5, "ana")))],
+        to_user: Vec::new(),
+        close_users: Vec::new(),
+        shards: 1,
+    };
+    shard.handle_down(&down.encode(), now_ms + 10).unwrap();
+    let mut seqs = Vec::new();
+    while let Some(output) = shard.poll_output() {
+        if let ShardOutput::Send { connections, frame } = output {
+            assert_eq!(connections, vec![1]);
+            let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+            seqs.extend(events.into_iter().filter_map(|e| match e {
+                Event::Action(a) => Some(a.seq),
+                _ => None,
+            }));
+        }
+    }
+    assert_eq!(seqs, vec![1, 2, 3, 5]);
 }

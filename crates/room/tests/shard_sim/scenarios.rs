@@ -4,11 +4,15 @@
 use super::sim::{info_for, FEW_SHARDS};
 use ovation_proto::limits::{CONNECTION_LIFETIME_MS_MIN, SHARDED_COMMENTS_PER_S_MAX, TICK_MS};
 use ovation_proto::{ActionBody, ClientFrame, Event, Hello, Role, ServerFrame, PROTOCOL_VERSION};
-use ovation_room::{Identity, Output, Room, Shard, ShardOutput};
+use ovation_room::{Identity, Output, Room, Shard, ShardOutput, UpAnswer};
 
-/// Shard 0's batch up carrying one viewer's frame.
+/// Shard 0's next batch up carrying one viewer's frame (numbered after every earlier one).
 fn relayed(user: &str, connection: u64, frame: ClientFrame) -> ovation_proto::ShardUp {
+    static LAST_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     ovation_proto::ShardUp {
+        instance: 1,
+        seq: LAST_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+        epoch: 7,
         shard: 0,
         needs_snapshot: false,
         online: 1,
@@ -79,7 +83,7 @@ fn a_comment_above_the_cap_reaches_only_its_sender() {
 
 #[test]
 fn a_shard_refuses_a_batch_naming_fewer_shards_than_its_own_place() {
-    let mut shard = Shard::new(5, 1_000);
+    let mut shard = Shard::new(5, 1, 1_000);
     let down = |shards: u16| ovation_proto::ShardDown {
         seq: 1,
         server_time_ms: 1_000,
@@ -108,7 +112,7 @@ fn a_shard_refuses_a_batch_naming_fewer_shards_than_its_own_place() {
 fn a_like_retried_on_a_shard_is_acknowledged_not_counted_twice() {
     let mut now_ms = 1_000;
     let mut room = Room::create(info_for(FEW_SHARDS.expected_audience), 7, now_ms);
-    let mut shard = Shard::new(0, now_ms);
+    let mut shard = Shard::new(0, 1, now_ms);
     let hello = ClientFrame::Hello(Hello {
         protocol_version: PROTOCOL_VERSION,
         resume: None,
@@ -128,7 +132,10 @@ fn a_like_retried_on_a_shard_is_acknowledged_not_counted_twice() {
             room.handle_timeout(*now_ms);
             while let Some(output) = shard.poll_output() {
                 match output {
-                    ShardOutput::Up(bytes) => room.shard_up(&bytes, *now_ms).unwrap(),
+                    ShardOutput::Up { seq, batch } => {
+                        room.shard_up(&batch, *now_ms).unwrap();
+                        shard.up_answered(seq, UpAnswer::Applied, *now_ms);
+                    }
                     ShardOutput::Send { connections, frame } => {
                         let ServerFrame::Batch { events, .. } =
                             ServerFrame::decode(&frame).unwrap();

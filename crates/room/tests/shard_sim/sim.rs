@@ -15,29 +15,29 @@ use ovation_proto::{
 };
 use ovation_room::{
     AdminCommand, Identity, Output, PollSpec, Room, RoomInfo, Shard, ShardOutput, StaffCommand,
-    StorageOp,
+    StorageOp, UpAnswer,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// A message in flight, delivered at `at_ms` (links keep their order).
-struct Link {
-    queue: VecDeque<(u64, Vec<u8>)>,
+/// Messages in flight, each delivered at its `at_ms` (links keep their order).
+struct Link<T = Vec<u8>> {
+    queue: VecDeque<(u64, T)>,
 }
 
-impl Link {
-    fn new() -> Link {
+impl<T> Link<T> {
+    fn new() -> Link<T> {
         Link {
             queue: VecDeque::new(),
         }
     }
-    fn send(&mut self, at_ms: u64, bytes: Vec<u8>) {
+    fn send(&mut self, at_ms: u64, message: T) {
         let at_ms = self
             .queue
             .back()
             .map_or(at_ms, |(last, _)| at_ms.max(*last));
-        self.queue.push_back((at_ms, bytes));
+        self.queue.push_back((at_ms, message));
     }
-    fn due(&mut self, now_ms: u64) -> Option<Vec<u8>> {
+    fn due(&mut self, now_ms: u64) -> Option<T> {
         if self.queue.front().is_some_and(|(at, _)| *at <= now_ms) {
             return self.queue.pop_front().map(|(_, b)| b);
         }
@@ -67,6 +67,8 @@ struct Viewer {
     /// Votes sent and not answered: client id → poll id.
     votes_pending: BTreeMap<u64, String>,
     comments_pending: BTreeMap<u64, ()>,
+    /// Like frames sent and not answered: client id → count.
+    likes_pending: BTreeMap<u64, u64>,
 }
 
 /// The shape of one simulated room.
@@ -103,11 +105,24 @@ struct Sim {
     store: BTreeMap<String, Vec<u8>>,
     shards: Vec<Option<Shard>>,
     down: Vec<Link>,
-    up: Vec<Link>,
+    /// A shard's batch up (its number and bytes) on its way to the room, and the room's
+    /// answer on its way back.
+    up: Vec<Link<(u64, Vec<u8>)>>,
+    answers: Vec<Link<(u64, UpAnswer)>>,
+    /// What each shard last stored (`ShardOutput::Persist`): a crashed shard restarts
+    /// from it.
+    records: Vec<Option<Vec<u8>>>,
+    /// Likes sent in frames, and likes whose `Ack` reached their viewer.
+    pub(crate) likes_sent: u64,
+    pub(crate) likes_acked: u64,
     viewers: Vec<Viewer>,
     next_connection: u64,
     /// Acknowledged comments: seq → flushed at (room time) .
     acked_comments: BTreeMap<u64, u64>,
+    /// Actions the room kept (stored as `action/<seq>`). A comment above a big room's cap
+    /// takes a number but is not kept: only its sender sees it, so the others see a hole
+    /// made only of numbers never kept.
+    kept: BTreeSet<u64>,
     /// Users whose vote in the current poll was acknowledged.
     voters: BTreeSet<String>,
     poll: Option<String>,
@@ -158,6 +173,10 @@ impl Sim {
             shards: Vec::new(),
             down: Vec::new(),
             up: Vec::new(),
+            answers: Vec::new(),
+            records: Vec::new(),
+            likes_sent: 0,
+            likes_acked: 0,
             viewers: (0..shape.viewers)
                 .map(|i| Viewer {
                     user: format!("viewer-{i}"),
@@ -168,10 +187,12 @@ impl Sim {
                     next_client_id: 1,
                     votes_pending: BTreeMap::new(),
                     comments_pending: BTreeMap::new(),
+                    likes_pending: BTreeMap::new(),
                 })
                 .collect(),
             next_connection: 1,
             acked_comments: BTreeMap::new(),
+            kept: BTreeSet::new(),
             voters: BTreeSet::new(),
             poll: None,
             polls_opened: 0,
@@ -190,9 +211,13 @@ impl Sim {
         let wanted = usize::from(self.room.shards());
         while self.shards.len() < wanted {
             let index = u16::try_from(self.shards.len()).unwrap();
-            self.shards.push(Some(Shard::new(index, self.now_ms)));
+            let instance = self.rng.next();
+            self.shards
+                .push(Some(Shard::new(index, instance, self.now_ms)));
             self.down.push(Link::new());
             self.up.push(Link::new());
+            self.answers.push(Link::new());
+            self.records.push(None);
             self.up_sent_at_ms.push(None);
             self.down_sent_at_ms.push(None);
         }
@@ -205,7 +230,14 @@ impl Sim {
     fn pump_room(&mut self) {
         while let Some(output) = self.room.poll_output() {
             match output {
-                Output::Store(op) => store_op(&mut self.store, op),
+                Output::Store(op) => {
+                    if let StorageOp::Put { key, .. } = &op {
+                        if let Some(seq) = key.strip_prefix("action/") {
+                            self.kept.insert(seq.parse().expect("a number"));
+                        }
+                    }
+                    store_op(&mut self.store, op)
+                }
                 Output::ToShard { shard, frame } => {
                     // The room's batches to a shard are spaced too (its tick is at least
                     // the shards' interval), except a room that just restarted.
@@ -235,7 +267,8 @@ impl Sim {
                 return;
             };
             match output {
-                ShardOutput::Up(bytes) => {
+                ShardOutput::Persist(record) => self.records[index] = Some(record),
+                ShardOutput::Up { seq, batch: bytes } => {
                     let shard = self.shards[index].as_ref().expect("it sent");
                     let interval_ms = shard.up_interval_ms();
                     let asks_snapshot = ovation_proto::ShardUp::decode(&bytes)
@@ -250,7 +283,7 @@ impl Sim {
                     }
                     self.up_sent_at_ms[index] = Some(self.now_ms);
                     let at = self.now_ms + self.delay();
-                    self.up[index].send(at, bytes);
+                    self.up[index].send(at, (seq, bytes));
                 }
                 ShardOutput::Send { connections, frame } => {
                     let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
@@ -292,6 +325,7 @@ impl Sim {
         // Unanswered frames of a closed session are never answered: the SDK times out.
         v.votes_pending.clear();
         v.comments_pending.clear();
+        v.likes_pending.clear();
     }
 
     fn deliver(&mut self, viewer: usize, event: Event) {
@@ -321,9 +355,9 @@ impl Sim {
                     // drops it by its cursor. It must not be new to the viewer.
                     return;
                 }
-                assert_eq!(
-                    action.seq,
-                    session.cursor + 1,
+                let sampled_out = (session.cursor + 1..action.seq).all(|s| !self.kept.contains(&s));
+                assert!(
+                    action.seq == session.cursor + 1 || sampled_out,
                     "{user}: action {} after {} with no Gap (shard {})",
                     action.seq,
                     session.cursor,
@@ -338,9 +372,14 @@ impl Sim {
                         self.voters.insert(user);
                     }
                 }
+                if let Some(count) = v.likes_pending.remove(&client_id) {
+                    self.likes_acked += count;
+                }
                 if v.comments_pending.remove(&client_id).is_some() {
                     let seq = seq.expect("comments get a sequence number");
-                    self.acked_comments.insert(seq, self.now_ms);
+                    if self.kept.contains(&seq) {
+                        self.acked_comments.insert(seq, self.now_ms);
+                    }
                 }
             }
             Event::Error {
@@ -349,6 +388,7 @@ impl Sim {
             } => {
                 v.votes_pending.remove(&id);
                 v.comments_pending.remove(&id);
+                v.likes_pending.remove(&id);
             }
             Event::Direct { payload, .. } => {
                 assert!(

@@ -3,6 +3,9 @@
 //! end of a run.
 
 use super::*;
+/// How often (percent) a batch up is lost on its way to the room, and how often the
+/// room's answer to it is.
+const UP_LOSS_PERCENT: u64 = 4;
 
 impl Sim {
     pub(super) fn step(&mut self) {
@@ -31,6 +34,8 @@ impl Sim {
             }
             40..=49 if live => {
                 let client_id = self.client_id(viewer);
+                self.likes_sent += 2;
+                self.viewers[viewer].likes_pending.insert(client_id, 2);
                 self.send_frame(
                     viewer,
                     ClientFrame::Like {
@@ -117,7 +122,9 @@ impl Sim {
         self.run_due();
     }
 
-    /// A shard loses its memory and its sockets; its queued batches are lost too.
+    /// A shard loses its memory and its sockets, and restarts from what it stored. The
+    /// room's batches to it are lost; its own batch already on its way still arrives,
+    /// but the answer finds nobody (the restarted shard sends it again).
     fn crash_shard(&mut self) {
         self.crashes += 1;
         let index = self.rng.below(self.shards.len() as u64) as usize;
@@ -132,9 +139,14 @@ impl Sim {
         for viewer in on_it {
             self.end_session(viewer);
         }
-        self.shards[index] = Some(Shard::new(index as u16, self.now_ms));
+        let index_u16 = index as u16;
+        let restarted = match &self.records[index] {
+            Some(record) => Shard::restore(index_u16, record, self.now_ms).expect("its record"),
+            None => Shard::new(index_u16, self.rng.next(), self.now_ms),
+        };
+        self.shards[index] = Some(restarted);
         self.down[index] = Link::new();
-        self.up[index] = Link::new();
+        self.answers[index] = Link::new();
         self.up_sent_at_ms[index] = None;
     }
 
@@ -147,8 +159,12 @@ impl Sim {
             .expect("restores")
             .expect("exists");
         self.down_sent_at_ms.fill(None);
-        for link in &mut self.up {
-            *link = Link::new();
+        // Requests in flight to it fail: their shards hear so and send them again.
+        for index in 0..self.up.len() {
+            while let Some((_, (seq, _))) = self.up[index].queue.pop_front() {
+                let at = self.now_ms + self.delay();
+                self.answers[index].send(at, (seq, UpAnswer::Failed));
+            }
         }
         // Votes in flight are lost with it: their senders never hear back.
         self.pump_room();
@@ -168,11 +184,33 @@ impl Sim {
             );
             let mut progressed = false;
             for index in 0..self.shards.len() {
-                while let Some(bytes) = self.up[index].due(self.now_ms) {
-                    self.room
-                        .shard_up(&bytes, self.now_ms)
-                        .expect("valid batch");
-                    self.pump_room();
+                while let Some((seq, bytes)) = self.up[index].due(self.now_ms) {
+                    // Requests and answers get lost (the room object reset or
+                    // overloaded): either way the shard hears `Failed`.
+                    let answer = if self.rng.chance(UP_LOSS_PERCENT) {
+                        self.losses += 1;
+                        UpAnswer::Failed
+                    } else {
+                        self.room
+                            .shard_up(&bytes, self.now_ms)
+                            .expect("valid batch");
+                        self.pump_room();
+                        if self.rng.chance(UP_LOSS_PERCENT) {
+                            self.losses += 1;
+                            UpAnswer::Failed
+                        } else {
+                            UpAnswer::Applied
+                        }
+                    };
+                    let at = self.now_ms + self.delay();
+                    self.answers[index].send(at, (seq, answer));
+                    progressed = true;
+                }
+                while let Some((seq, answer)) = self.answers[index].due(self.now_ms) {
+                    if let Some(s) = self.shards[index].as_mut() {
+                        s.up_answered(seq, answer, self.now_ms);
+                    }
+                    self.pump_shard(index);
                     progressed = true;
                 }
                 while let Some(bytes) = self.down[index].due(self.now_ms) {
@@ -219,6 +257,15 @@ impl Sim {
 
     pub(super) fn check_end(&mut self, seed: u64) {
         self.settle();
+        // Every like a viewer saw acknowledged is counted, and none twice, whatever was
+        // lost or crashed on the way (the room never ends here).
+        let counted = self.room.likes_total();
+        assert!(
+            self.likes_acked <= counted && counted <= self.likes_sent,
+            "seed {seed}: {counted} likes counted, {} acknowledged, {} sent",
+            self.likes_acked,
+            self.likes_sent
+        );
         let ready: u32 = self
             .viewers
             .iter()

@@ -1,0 +1,362 @@
+//! Exactly-once delivery of the shard's batches up: one batch in flight at a time,
+//! numbered within the shard's instance; a batch whose request failed is sent again as it
+//! was (the room applies each number once); and the shard's record (the batch in flight
+//! and the likes acknowledged since) is stored before any acknowledgement leaves, so a
+//! shard that crashes and restarts sends what it acknowledged.
+
+use super::*;
+use serde::{Deserialize, Serialize};
+
+/// What became of a batch up (the host maps its request's outcome).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpAnswer {
+    /// The room applied it (or had: a repeat is answered the same way).
+    Applied,
+    /// No answer, or the room could not take it now (reset, overloaded, a network
+    /// error): sent again, unchanged, after a backoff.
+    Failed,
+    /// The room refused it for good (it does not decode, or the room is gone): dropped
+    /// and logged with the likes it carried; its frames' senders get no answer (their
+    /// SDK times out).
+    Refused,
+}
+
+/// A batch sent and not answered yet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct InFlight {
+    pub seq: u64,
+    pub batch: Vec<u8>,
+    pub likes: u64,
+    #[serde(skip)]
+    pub failures: u32,
+    /// When to send it again (after a failure, or at once after a restart).
+    #[serde(skip)]
+    pub retry_at_ms: Option<u64>,
+}
+
+/// What a shard stores so its acknowledged likes survive its crash.
+#[derive(Serialize, Deserialize)]
+struct ShardRecord {
+    format: u16,
+    instance: u64,
+    up_seq: u64,
+    in_flight: Option<InFlight>,
+    likes_pending: u64,
+    likes_epoch: u64,
+    likes_last: Vec<(String, u64)>,
+}
+
+const SHARD_RECORD_FORMAT: u16 = 1;
+
+impl Shard {
+    /// A shard restarted from its record (`ShardOutput::Persist`): the same instance and
+    /// numbering, its batch in flight sent again at once, and the likes it acknowledged
+    /// and had not sent yet. Like a new shard, it asks the room for its state.
+    pub fn restore(index: u16, record: &[u8], now_ms: u64) -> Result<Shard, DecodeError> {
+        let record: ShardRecord =
+            postcard::from_bytes(record).map_err(|_| DecodeError::Malformed)?;
+        if record.format != SHARD_RECORD_FORMAT {
+            return Err(DecodeError::Malformed);
+        }
+        if record.likes_last.len() > LIKE_FRAMES_STORED_PER_TICK_MAX {
+            return Err(DecodeError::Malformed);
+        }
+        let mut shard = Shard::new(index, record.instance, now_ms);
+        shard.up_seq = record.up_seq;
+        shard.likes_pending = record.likes_pending;
+        shard.likes_epoch = record.likes_epoch;
+        for (user, client_id) in &record.likes_last {
+            shard.user_buckets(user, now_ms).remember(*client_id, None);
+        }
+        shard.likes_last = record.likes_last;
+        shard.up_in_flight = record.in_flight.map(|flight| InFlight {
+            retry_at_ms: Some(now_ms),
+            ..flight
+        });
+        Ok(shard)
+    }
+
+    /// The room's answer to the batch numbered `seq` (an answer for another batch, left
+    /// from before a restart, is ignored).
+    pub fn up_answered(&mut self, seq: u64, answer: UpAnswer, now_ms: u64) {
+        let interval_ms = self.up_interval_ms();
+        let Some(flight) = self.up_in_flight.as_mut().filter(|f| f.seq == seq) else {
+            return;
+        };
+        match answer {
+            UpAnswer::Failed => {
+                flight.failures += 1;
+                self.stats.batches_up_failed += 1;
+                let backoff_ms = interval_ms << flight.failures.min(8);
+                flight.retry_at_ms = Some(now_ms + backoff_ms.min(SHARD_UP_RETRY_MS_MAX));
+                return;
+            }
+            UpAnswer::Refused => {
+                let likes = flight.likes;
+                self.stats.batches_up_refused += 1;
+                self.outputs.push_back(ShardOutput::Log(LogRecord {
+                    event: "shard_up_refused",
+                    connection: None,
+                    user: None,
+                    code: "likes_dropped",
+                    detail: format!(
+                        "shard {} batch {seq}: {likes} likes not counted",
+                        self.index
+                    ),
+                }));
+            }
+            UpAnswer::Applied => {}
+        }
+        self.up_in_flight = None;
+        self.record_dirty = true;
+        if self.up_pending() {
+            let allowed_at_ms = self
+                .up_sent_at_ms
+                .map_or(0, |at| at + self.up_interval_ms());
+            self.up_at_ms = Some(allowed_at_ms.max(now_ms));
+        }
+    }
+
+    /// When the batch in flight is due to be sent again (`None`: waiting for its answer,
+    /// or nothing in flight).
+    pub(crate) fn up_retry_at(&self) -> Option<u64> {
+        self.up_in_flight.as_ref().and_then(|f| f.retry_at_ms)
+    }
+
+    /// Sends the batch in flight again, unchanged.
+    pub(crate) fn resend_up(&mut self, now_ms: u64) {
+        let flight = self.up_in_flight.as_mut().expect("a batch to send again");
+        flight.retry_at_ms = None;
+        self.up_sent_at_ms = Some(now_ms);
+        self.stats.batches_up_resent += 1;
+        self.outputs.push_back(ShardOutput::Up {
+            seq: flight.seq,
+            batch: flight.batch.clone(),
+        });
+    }
+
+    /// Numbers a new batch and sends it: the record is stored first (the host starts
+    /// that write before it sends anything after it).
+    pub(crate) fn send_numbered(&mut self, mut up: ShardUp) {
+        self.up_seq += 1;
+        up.instance = self.instance;
+        up.seq = self.up_seq;
+        let batch = up.encode();
+        assert!(
+            batch.len() <= RELAY_MESSAGE_BYTES_MAX,
+            "up_frames_for_one_batch keeps a batch under the relay limit"
+        );
+        self.up_in_flight = Some(InFlight {
+            seq: self.up_seq,
+            batch: batch.clone(),
+            likes: up.likes,
+            failures: 0,
+            retry_at_ms: None,
+        });
+        self.record_dirty = true;
+        self.persist_record();
+        self.outputs.push_back(ShardOutput::Up {
+            seq: self.up_seq,
+            batch,
+        });
+    }
+
+    /// Emits the shard's record when it changed: before any acknowledgement of a like
+    /// leaves (`flush_sockets`) and before a new batch is sent.
+    pub(crate) fn persist_record(&mut self) {
+        if !self.record_dirty {
+            return;
+        }
+        self.record_dirty = false;
+        if !self.likes_acked.is_empty() {
+            self.likes_last = std::mem::take(&mut self.likes_acked);
+        }
+        let record = ShardRecord {
+            format: SHARD_RECORD_FORMAT,
+            instance: self.instance,
+            up_seq: self.up_seq,
+            in_flight: self.up_in_flight.clone(),
+            likes_pending: self.likes_pending,
+            likes_epoch: self.likes_epoch,
+            likes_last: self.likes_last.clone(),
+        };
+        let bytes = postcard::to_allocvec(&record).expect("encoding into a Vec cannot fail");
+        self.outputs.push_back(ShardOutput::Persist(bytes));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Identity;
+    use ovation_proto::Role;
+
+    fn liked_shard() -> Shard {
+        let mut shard = Shard::new(0, 77, 0);
+        let down = ShardDown {
+            seq: 1,
+            server_time_ms: 0,
+            snapshot: Some(Snapshot {
+                epoch: 5,
+                total_version: 0,
+                last_seq: 0,
+                likes_total: 0,
+                online: 0,
+                ended: false,
+                parts: Vec::new(),
+                ring: Vec::new(),
+                banned: Vec::new(),
+            }),
+            broadcast: Vec::new(),
+            to_connection: Vec::new(),
+            to_user: Vec::new(),
+            close_users: Vec::new(),
+            shards: 1,
+        };
+        let identity = Identity {
+            user: "ana".into(),
+            name: "Ana".into(),
+            role: Role::Viewer,
+        };
+        shard.connect(1, identity, 3_600_000, 0).unwrap();
+        let hello = ClientFrame::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            resume: None,
+        });
+        shard.handle_frame(1, &hello.encode(), 0);
+        shard.handle_down(&down.encode(), 0).unwrap();
+        drain(&mut shard);
+        shard
+    }
+
+    fn drain(shard: &mut Shard) -> Vec<ShardOutput> {
+        std::iter::from_fn(|| shard.poll_output()).collect()
+    }
+
+    fn like(shard: &mut Shard, client_id: u64, now_ms: u64) {
+        let frame = ClientFrame::Like {
+            client_id,
+            count: 3,
+        };
+        shard.handle_frame(1, &frame.encode(), now_ms);
+    }
+
+    fn run_until(shard: &mut Shard, now_ms: u64) -> Vec<ShardOutput> {
+        let mut out = Vec::new();
+        while let Some(at) = shard.poll_timeout().filter(|&at| at <= now_ms) {
+            shard.handle_timeout(at);
+            out.extend(drain(shard));
+        }
+        out
+    }
+
+    fn ups(outputs: &[ShardOutput]) -> Vec<ShardUp> {
+        outputs
+            .iter()
+            .filter_map(|o| match o {
+                ShardOutput::Up { batch, .. } => Some(ShardUp::decode(batch).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_like_is_stored_before_its_ack_leaves_and_a_failed_batch_is_sent_again_unchanged() {
+        let mut shard = liked_shard();
+        like(&mut shard, 1, 10);
+        let out = run_until(&mut shard, 100);
+        let persist_at = out
+            .iter()
+            .position(|o| matches!(o, ShardOutput::Persist(_)))
+            .expect("the record is stored");
+        let ack_at = out
+            .iter()
+            .position(|o| matches!(o, ShardOutput::Send { .. }))
+            .expect("the like is acknowledged");
+        assert!(persist_at < ack_at, "stored before the ack leaves: {out:?}");
+        let first = ups(&out);
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].likes, first[0].seq, first[0].instance),
+            (3, 1, 77)
+        );
+        assert_eq!(first[0].epoch, 5);
+
+        // More likes while the batch is in flight wait for its answer.
+        like(&mut shard, 2, 120);
+        assert!(
+            ups(&run_until(&mut shard, 400)).is_empty(),
+            "one batch at a time"
+        );
+        shard.up_answered(1, UpAnswer::Failed, 400);
+        assert!(ups(&run_until(&mut shard, 450)).is_empty(), "backoff first");
+        let again = ups(&run_until(&mut shard, 600));
+        assert_eq!(again, first, "sent again as it was");
+        assert_eq!(shard.stats().batches_up_resent, 1);
+
+        // A stale answer changes nothing; the right one lets the next batch go.
+        shard.up_answered(7, UpAnswer::Applied, 600);
+        assert!(ups(&run_until(&mut shard, 700)).is_empty());
+        shard.up_answered(1, UpAnswer::Applied, 700);
+        let next = ups(&run_until(&mut shard, 800));
+        assert_eq!(next.len(), 1);
+        assert_eq!((next[0].likes, next[0].seq), (3, 2));
+    }
+
+    #[test]
+    fn a_restarted_shard_sends_its_batch_in_flight_and_its_acknowledged_likes() {
+        let mut shard = liked_shard();
+        like(&mut shard, 1, 10);
+        let out = run_until(&mut shard, 100);
+        like(&mut shard, 2, 120);
+        let out2 = run_until(&mut shard, 200); // acks the second like, in flight: the first
+        let record = out
+            .iter()
+            .chain(&out2)
+            .rev()
+            .filter_map(|o| match o {
+                ShardOutput::Persist(bytes) => Some(bytes.clone()),
+                _ => None,
+            })
+            .next()
+            .expect("stored");
+        let mut restarted = Shard::restore(0, &record, 1_000).unwrap();
+        let resent = ups(&run_until(&mut restarted, 1_000));
+        assert_eq!(resent, ups(&out), "the batch in flight, as it was");
+        restarted.up_answered(1, UpAnswer::Applied, 1_010);
+        let next = ups(&run_until(&mut restarted, 2_000));
+        assert_eq!(next.len(), 1);
+        assert_eq!((next[0].likes, next[0].seq, next[0].instance), (3, 2, 77));
+        // Its last acknowledged like frame, sent again (the ack lost with the socket), is
+        // acknowledged and not counted again.
+        let identity = Identity {
+            user: "ana".into(),
+            name: "Ana".into(),
+            role: Role::Viewer,
+        };
+        restarted.reattach(1, identity, 3_600_000, 2_000);
+        like(&mut restarted, 2, 2_000);
+        assert_eq!(restarted.likes_pending, 0, "a repeat is not counted");
+        assert!(
+            Shard::restore(0, b"\x07", 0).is_err(),
+            "a record that does not read"
+        );
+    }
+
+    #[test]
+    fn a_refused_batch_is_dropped_and_logged_with_its_likes() {
+        let mut shard = liked_shard();
+        like(&mut shard, 1, 10);
+        run_until(&mut shard, 100);
+        shard.up_answered(1, UpAnswer::Refused, 100);
+        let out = drain(&mut shard);
+        assert!(
+            out.iter().any(|o| matches!(o, ShardOutput::Log(r)
+                if r.event == "shard_up_refused" && r.detail.contains("3 likes"))),
+            "{out:?}"
+        );
+        like(&mut shard, 2, 150);
+        let next = ups(&run_until(&mut shard, 300));
+        assert_eq!((next[0].likes, next[0].seq), (3, 2));
+    }
+}
