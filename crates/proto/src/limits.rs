@@ -655,6 +655,10 @@ pub const SHARD_SNAPSHOT_RETRY_MS: u64 = 1_000;
 /// A shard's batch whose request failed is sent again after its interval, doubled per
 /// failure up to this (never dropped: its likes were acknowledged).
 pub const SHARD_UP_RETRY_MS_MAX: u64 = 5_000;
+/// Batch numbers a shard's stored record reserves at once: the record is written once
+/// per this many batches (and whenever likes move), and a restarted shard numbers its
+/// batches above the reserve.
+pub const SHARD_UP_SEQS_RESERVED: u64 = 1_000;
 
 /// Viewer sockets a room with `shards` shards holds: the room object's own when it has
 /// none, else `CONNECTIONS_PER_ROOM_MAX` per shard.

@@ -122,8 +122,9 @@ pub struct Shard {
     online_reported: Option<u32>,
     /// Names this shard's numbering of its batches up (see `ShardUp::instance`).
     instance: u64,
-    /// The number of the last batch up.
+    /// The number of the last batch up, and the highest the stored record reserved.
     up_seq: u64,
+    up_seq_reserved: u64,
     up_in_flight: Option<InFlight>,
     /// The record changed since it was last emitted.
     record_dirty: bool,
@@ -166,6 +167,7 @@ impl Shard {
             online_reported: None,
             instance,
             up_seq: 0,
+            up_seq_reserved: 0,
             up_in_flight: None,
             record_dirty: false,
             shared: Vec::new(),
