@@ -132,17 +132,27 @@ impl ShardObject {
     /// Applies the shard's outputs: frames (one JavaScript buffer per distinct frame),
     /// closes, the record, and batches for the room (sent in order).
     async fn pump(&self) -> Result<()> {
-        let writes = self.apply_outputs()?;
-        for write in writes {
-            wasm_bindgen_futures::JsFuture::from(write).await?;
-        }
+        let writes = self.apply_outputs();
+        Self::await_writes(writes).await;
         self.send_up().await
+    }
+
+    /// Awaits the record's writes. A failed one is logged, not returned: the outputs
+    /// after it already went out, and the core must go on (its batch in flight waits for
+    /// an answer only this object gives).
+    async fn await_writes(writes: Vec<worker::js_sys::Promise>) {
+        for write in writes {
+            if let Err(e) = wasm_bindgen_futures::JsFuture::from(write).await {
+                log_json(json!({"level":"error","event":"shard_record_not_stored",
+                                "detail": format!("{e:?}")}));
+            }
+        }
     }
 
     /// Applies what the core put out, except the batches up (queued). A record's write is
     /// started where it comes, before the sends after it: the platform holds those sends
     /// until the write is durable. Returns the writes to await.
-    fn apply_outputs(&self) -> Result<Vec<worker::js_sys::Promise>> {
+    fn apply_outputs(&self) -> Vec<worker::js_sys::Promise> {
         let mut writes = Vec::new();
         {
             let mut memory = self.memory.borrow_mut();
@@ -153,7 +163,7 @@ impl ShardObject {
                 ..
             } = &mut *memory;
             let Some(shard) = shard.as_mut() else {
-                return Ok(writes);
+                return writes;
             };
             while let Some(output) = shard.poll_output() {
                 match output {
@@ -169,7 +179,11 @@ impl ShardObject {
                     ShardOutput::Persist(record) => {
                         let value = Uint8Array::from(&record[..]);
                         let storage = self.state.storage();
-                        writes.push(storage.as_raw().put(RECORD_KEY, value.into())?);
+                        match storage.as_raw().put(RECORD_KEY, value.into()) {
+                            Ok(write) => writes.push(write),
+                            Err(e) => log_json(json!({"level":"error",
+                                "event":"shard_record_not_stored", "detail": format!("{e:?}")})),
+                        }
                     }
                     ShardOutput::Log(record) => log_json(json!({
                         "level": "warn", "event": record.event, "code": record.code,
@@ -179,7 +193,7 @@ impl ShardObject {
                 }
             }
         }
-        Ok(writes)
+        writes
     }
 
     /// Sends queued batches to the room, one request at a time (whoever finds the queue
@@ -219,10 +233,8 @@ impl ShardObject {
                     shard.up_answered(seq, answer, now_ms());
                 }
                 // The answer may let the next batch go (or log): queue it.
-                let writes = self.apply_outputs()?;
-                for write in writes {
-                    wasm_bindgen_futures::JsFuture::from(write).await?;
-                }
+                let writes = self.apply_outputs();
+                Self::await_writes(writes).await;
             }
         }
         .await;

@@ -659,6 +659,10 @@ pub const SHARD_UP_RETRY_MS_MAX: u64 = 5_000;
 /// per this many batches (and whenever likes move), and a restarted shard numbers its
 /// batches above the reserve.
 pub const SHARD_UP_SEQS_RESERVED: u64 = 1_000;
+/// A batch the room refuses (4xx) is sent again this many times, spaced like a failed
+/// one, before it is dropped and logged: during a deploy a room object still on the
+/// previous build refuses the new build's batches for a while.
+pub const SHARD_UP_REFUSED_RETRIES: u32 = 12;
 
 /// Viewer sockets a room with `shards` shards holds: the room object's own when it has
 /// none, else `CONNECTIONS_PER_ROOM_MAX` per shard.

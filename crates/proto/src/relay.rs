@@ -48,8 +48,9 @@ pub struct ShardUp {
     pub instance: u64,
     /// Numbers the instance's batches from 1 (a batch sent again keeps its number).
     pub seq: u64,
-    /// The room's opening the likes were taken in (0: the shard had no copy of the
-    /// room yet, so it took none). Likes of another opening are not counted.
+    /// The room's opening the likes were taken in (a shard without a copy of the room
+    /// keeps its likes until a snapshot names the opening; a batch without likes names
+    /// the shard's copy's, or 0). Likes of another opening are not counted.
     pub epoch: u64,
 }
 

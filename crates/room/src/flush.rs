@@ -319,8 +319,11 @@ impl Room {
                 conn.outbox.push(Event::Online { count: online });
             }
         }
-        // Persist before sending: nothing acknowledged may be lost by a crash.
+        // Persist before sending: nothing acknowledged may be lost by a crash. The shards'
+        // batch numbers go with the effects of their frames (a batch sent again after a
+        // restart is then a repeat).
         self.flush_meta();
+        self.flush_shard_ups();
         if !self.likes_acked.is_empty() {
             let frames = std::mem::take(&mut self.likes_acked);
             self.outputs

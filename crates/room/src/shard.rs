@@ -118,6 +118,9 @@ pub struct Shard {
     /// ack is acknowledged, not counted again).
     likes_acked: Vec<(String, u64)>,
     likes_last: Vec<(String, u64)>,
+    /// Actions for single connections (comments shown to their senders only) that came
+    /// while the shard awaited a snapshot: they go out after what it brings.
+    held_actions: Vec<(ConnectionId, Event)>,
     up_frames: VecDeque<RelayedFrame>,
     online_reported: Option<u32>,
     /// Names this shard's numbering of its batches up (see `ShardUp::instance`).
@@ -163,6 +166,7 @@ impl Shard {
             likes_epoch: 0,
             likes_acked: Vec::new(),
             likes_last: Vec::new(),
+            held_actions: Vec::new(),
             up_frames: VecDeque::new(),
             online_reported: None,
             instance,

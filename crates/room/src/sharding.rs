@@ -34,6 +34,9 @@ pub(crate) struct Shards {
     /// The last batch applied from each shard (stored: a batch sent again is applied once,
     /// across restarts of the room too).
     pub up_applied: BTreeMap<u16, UpApplied>,
+    /// `up_applied` changed since it was stored: stored with the tick's writes, so the
+    /// effects of a batch's frames are never durable without its number.
+    pub up_applied_dirty: bool,
     pub snapshot_wanted: BTreeSet<u16>,
     /// This tick's events for every viewer.
     pub broadcast: Vec<Event>,
@@ -146,6 +149,7 @@ impl Room {
             return Ok(());
         }
         self.shards.up_applied.insert(up.shard, applied);
+        self.shards.up_applied_dirty = true;
         self.stats.shard_batches_in += 1;
         if up.needs_snapshot {
             self.shards.snapshot_wanted.insert(up.shard);
@@ -161,16 +165,21 @@ impl Room {
             self.likes_dirty = true;
             self.meta_dirty = true;
             self.flush_meta();
-            self.outputs
-                .push_back(Output::Store(StorageOp::put_shard_ups(
-                    &self.shards.up_applied,
-                )));
+            self.flush_shard_ups();
             self.schedule_tick(now_ms);
         }
         for relayed in up.frames {
             self.on_relayed(up.shard, relayed, now_ms);
         }
         Ok(())
+    }
+
+    /// Stores the last batch applied from each shard, when that changed.
+    pub(crate) fn flush_shard_ups(&mut self) {
+        if std::mem::take(&mut self.shards.up_applied_dirty) {
+            let op = StorageOp::put_shard_ups(&self.shards.up_applied);
+            self.outputs.push_back(Output::Store(op));
+        }
     }
 
     fn on_relayed(&mut self, shard: u16, relayed: RelayedFrame, now_ms: u64) {

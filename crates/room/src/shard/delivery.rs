@@ -21,23 +21,37 @@ pub enum UpAnswer {
     /// No answer, or the room could not take it now (reset, overloaded, a network
     /// error): sent again, unchanged, after a backoff.
     Failed,
-    /// The room refused it for good (it does not decode, or the room is gone): dropped
-    /// and logged with the likes it carried; its frames' senders get no answer (their
-    /// SDK times out).
+    /// The room refused it (it does not decode, or the room is gone): sent again like a
+    /// failed one `SHARD_UP_REFUSED_RETRIES` times (a room still on the previous build
+    /// during a deploy refuses the new batch), then dropped and logged with the likes it
+    /// carried; its frames' senders get no answer (their SDK times out).
     Refused,
 }
 
 /// A batch sent and not answered yet.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub(crate) struct InFlight {
     pub seq: u64,
     pub batch: Vec<u8>,
     pub likes: u64,
-    #[serde(skip)]
+    /// The batch's epoch and online count (kept in the record with its likes).
+    pub epoch: u64,
+    pub online: u32,
     pub failures: u32,
     /// When to send it again (after a failure, or at once after a restart).
-    #[serde(skip)]
     pub retry_at_ms: Option<u64>,
+}
+
+/// The record's copy of a batch with likes: what a restarted shard sends again under
+/// the same number. Its frames are left out (they keep the record small, and were not
+/// acknowledged): if the first copy was applied this one is a repeat, else the frames'
+/// senders time out.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct LikesInFlight {
+    seq: u64,
+    likes: u64,
+    epoch: u64,
+    online: u32,
 }
 
 /// What a shard stores so its acknowledged likes survive its crash.
@@ -48,7 +62,7 @@ struct ShardRecord {
     /// Batch numbers up to this may have been used: a restored shard starts above.
     up_seq_reserved: u64,
     /// The last batch with likes (maybe answered since: sent again, it is a repeat).
-    in_flight: Option<InFlight>,
+    in_flight: Option<LikesInFlight>,
     likes_pending: u64,
     likes_epoch: u64,
     likes_last: Vec<(String, u64)>,
@@ -78,9 +92,26 @@ impl Shard {
             shard.user_buckets(user, now_ms).remember(*client_id, None);
         }
         shard.likes_last = record.likes_last;
-        shard.up_in_flight = record.in_flight.map(|flight| InFlight {
-            retry_at_ms: Some(now_ms),
-            ..flight
+        shard.up_in_flight = record.in_flight.map(|flight| {
+            let up = ShardUp {
+                shard: index,
+                needs_snapshot: false,
+                online: flight.online,
+                likes: flight.likes,
+                frames: Vec::new(),
+                instance: record.instance,
+                seq: flight.seq,
+                epoch: flight.epoch,
+            };
+            InFlight {
+                seq: flight.seq,
+                batch: up.encode(),
+                likes: flight.likes,
+                epoch: flight.epoch,
+                online: flight.online,
+                failures: 0,
+                retry_at_ms: Some(now_ms),
+            }
         });
         Ok(shard)
     }
@@ -92,8 +123,10 @@ impl Shard {
         let Some(flight) = self.up_in_flight.as_mut().filter(|f| f.seq == seq) else {
             return;
         };
+        let retried = answer == UpAnswer::Failed
+            || (answer == UpAnswer::Refused && flight.failures < SHARD_UP_REFUSED_RETRIES);
         match answer {
-            UpAnswer::Failed => {
+            _ if retried => {
                 flight.failures += 1;
                 self.stats.batches_up_failed += 1;
                 let backoff_ms = interval_ms << flight.failures.min(8);
@@ -114,7 +147,7 @@ impl Shard {
                     ),
                 }));
             }
-            UpAnswer::Applied => {}
+            UpAnswer::Applied | UpAnswer::Failed => {}
         }
         self.up_in_flight = None;
         if self.up_pending() {
@@ -163,6 +196,8 @@ impl Shard {
             seq: self.up_seq,
             batch: batch.clone(),
             likes: up.likes,
+            epoch: up.epoch,
+            online: up.online,
             failures: 0,
             retry_at_ms: None,
         });
@@ -186,15 +221,23 @@ impl Shard {
         if !self.likes_acked.is_empty() {
             self.likes_last = std::mem::take(&mut self.likes_acked);
         }
-        let record = ShardRecord {
-            format: SHARD_RECORD_FORMAT,
-            instance: self.instance,
-            up_seq_reserved: self.up_seq_reserved,
-            in_flight: self.up_in_flight.clone().filter(|f| f.likes > 0),
-            likes_pending: self.likes_pending,
-            likes_epoch: self.likes_epoch,
-            likes_last: self.likes_last.clone(),
-        };
+        let record =
+            ShardRecord {
+                format: SHARD_RECORD_FORMAT,
+                instance: self.instance,
+                up_seq_reserved: self.up_seq_reserved,
+                in_flight: self.up_in_flight.as_ref().filter(|f| f.likes > 0).map(|f| {
+                    LikesInFlight {
+                        seq: f.seq,
+                        likes: f.likes,
+                        epoch: f.epoch,
+                        online: f.online,
+                    }
+                }),
+                likes_pending: self.likes_pending,
+                likes_epoch: self.likes_epoch,
+                likes_last: self.likes_last.clone(),
+            };
         let bytes = postcard::to_allocvec(&record).expect("encoding into a Vec cannot fail");
         self.outputs.push_back(ShardOutput::Persist(bytes));
     }
@@ -206,9 +249,8 @@ mod tests {
     use crate::Identity;
     use ovation_proto::Role;
 
-    fn liked_shard() -> Shard {
-        let mut shard = Shard::new(0, 77, 0);
-        let down = ShardDown {
+    fn liked_down() -> ShardDown {
+        ShardDown {
             seq: 1,
             server_time_ms: 0,
             snapshot: Some(Snapshot {
@@ -227,7 +269,12 @@ mod tests {
             to_user: Vec::new(),
             close_users: Vec::new(),
             shards: 1,
-        };
+        }
+    }
+
+    fn liked_shard() -> Shard {
+        let mut shard = Shard::new(0, 77, 0);
+        let down = liked_down();
         let identity = Identity {
             user: "ana".into(),
             name: "Ana".into(),
@@ -363,20 +410,55 @@ mod tests {
         );
     }
 
+    /// A shard woken from hibernation has no copy of the room yet, but its sockets
+    /// survived: their likes are acknowledged (and stored) at once and go up once the
+    /// snapshot names their opening (a batch up naming none would not be counted).
+    #[test]
+    fn likes_taken_before_the_snapshot_go_up_with_its_opening() {
+        let mut shard = Shard::new(0, 77, 0);
+        let identity = Identity {
+            user: "ana".into(),
+            name: "Ana".into(),
+            role: Role::Viewer,
+        };
+        shard.reattach(1, identity, 3_600_000, 0);
+        like(&mut shard, 1, 10);
+        let out = run_until(&mut shard, 300);
+        assert!(out.iter().any(|o| matches!(o, ShardOutput::Persist(_))));
+        let before = ups(&out);
+        assert!(before.iter().all(|up| up.likes == 0), "{before:?}");
+        for up in &before {
+            shard.up_answered(up.seq, UpAnswer::Applied, 300);
+        }
+        let mut down = liked_down();
+        down.seq = 9;
+        shard.handle_down(&down.encode(), 400).unwrap();
+        let after = ups(&run_until(&mut shard, 1_000));
+        assert_eq!(after.len(), 1);
+        assert_eq!((after[0].likes, after[0].epoch), (3, 5));
+    }
+
     #[test]
     fn a_refused_batch_is_dropped_and_logged_with_its_likes() {
         let mut shard = liked_shard();
         like(&mut shard, 1, 10);
-        run_until(&mut shard, 100);
-        shard.up_answered(1, UpAnswer::Refused, 100);
+        let first = ups(&run_until(&mut shard, 100));
+        // Refused: sent again a few times (a room on the previous build during a deploy).
+        let mut now_ms = 100;
+        for _ in 0..SHARD_UP_REFUSED_RETRIES {
+            shard.up_answered(1, UpAnswer::Refused, now_ms);
+            now_ms += SHARD_UP_RETRY_MS_MAX;
+            assert_eq!(ups(&run_until(&mut shard, now_ms)), first, "sent again");
+        }
+        shard.up_answered(1, UpAnswer::Refused, now_ms);
         let out = drain(&mut shard);
         assert!(
             out.iter().any(|o| matches!(o, ShardOutput::Log(r)
                 if r.event == "shard_up_refused" && r.detail.contains("3 likes"))),
             "{out:?}"
         );
-        like(&mut shard, 2, 150);
-        let next = ups(&run_until(&mut shard, 300));
+        like(&mut shard, 2, now_ms);
+        let next = ups(&run_until(&mut shard, now_ms + 300));
         assert_eq!((next[0].likes, next[0].seq), (3, 2));
     }
 }

@@ -29,6 +29,11 @@ impl Shard {
                 // here get what changed since the copy they were served from.
                 self.shared.extend(old.missed(&fresh));
             }
+            if self.likes_pending > 0 && self.likes_epoch == 0 {
+                // Likes taken before the shard had a copy of the room (woken from
+                // hibernation): its sockets are in this opening.
+                self.likes_epoch = fresh.epoch;
+            }
             self.mirror = Some(fresh);
             self.needs_snapshot = false;
             self.snapshot_asked_at_ms = None;
@@ -64,8 +69,25 @@ impl Shard {
                 self.welcome(id, hello, now_ms);
             }
         }
+        if !self.needs_snapshot {
+            // The actions held while the snapshot was awaited go out after what it
+            // brought (the flush puts each connection's actions in order).
+            for (connection, event) in std::mem::take(&mut self.held_actions) {
+                self.push(connection, event, now_ms);
+            }
+        }
         for (connection, event) in down.to_connection {
             self.resolve_choice(connection, &event);
+            if self.needs_snapshot && matches!(event, Event::Action(_)) {
+                // A comment shown to its sender only, while this shard holds back the
+                // broadcast: sent before the missed actions, it would make the client
+                // drop them as seen. It waits for the snapshot (bounded; past that it
+                // is dropped, like any outbox past its bound).
+                if self.held_actions.len() < OUTBOX_EVENTS_MAX {
+                    self.held_actions.push((connection, event));
+                }
+                continue;
+            }
             self.push(connection, event, now_ms);
         }
         for (user, event) in down.to_user {
@@ -222,7 +244,7 @@ impl Shard {
     /// Whether the room has something to hear from this shard.
     pub(crate) fn up_pending(&self) -> bool {
         !self.up_frames.is_empty()
-            || self.likes_pending > 0
+            || (self.likes_pending > 0 && self.likes_epoch != 0)
             || self.online_reported != Some(self.online())
     }
 
@@ -256,7 +278,12 @@ impl Shard {
         if ask_snapshot {
             self.snapshot_asked_at_ms = Some(now_ms);
         }
-        let likes = std::mem::take(&mut self.likes_pending);
+        // Likes go up once their opening is known (`likes_epoch`, 0: not yet).
+        let likes = if self.likes_epoch == 0 {
+            0
+        } else {
+            std::mem::take(&mut self.likes_pending)
+        };
         let epoch = if likes > 0 {
             self.likes_epoch
         } else {

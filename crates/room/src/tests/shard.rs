@@ -300,3 +300,111 @@ fn a_comment_shown_to_its_sender_only_comes_after_the_broadcast_of_its_tick() {
     }
     assert_eq!(seqs, vec![1, 2, 3, 5]);
 }
+
+/// A shard's batch whose effects the room stored is a repeat after the room restarts:
+/// the batch numbers applied are stored with the tick's writes, so a batch sent again
+/// (its answer lost in the restart) is not applied twice.
+#[test]
+fn a_batch_the_room_stored_is_a_repeat_after_the_room_restarts() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 1, now);
+    room.admin(AdminCommand::SetShards { shards: 2 }, now)
+        .unwrap();
+    let batch = ShardUp {
+        shard: 1,
+        needs_snapshot: false,
+        online: 1,
+        likes: 0,
+        frames: vec![ovation_proto::RelayedFrame {
+            connection: 4,
+            user: "ana".into(),
+            name: "Ana".into(),
+            role: Role::Viewer,
+            frame: ClientFrame::Comment {
+                client_id: 1,
+                text: "once".into(),
+            },
+        }],
+        instance: 9,
+        seq: 1,
+        epoch: 1,
+    }
+    .encode();
+    let run = |room: &mut Room, now: &mut u64, store: &mut BTreeMap<String, Vec<u8>>| {
+        *now += TICK_MS;
+        room.handle_timeout(*now);
+        while let Some(output) = room.poll_output() {
+            if let Output::Store(op) = output {
+                apply(&[op], store);
+            }
+        }
+    };
+    run(&mut room, &mut now, &mut store);
+    room.shard_up(&batch, now).unwrap();
+    run(&mut room, &mut now, &mut store);
+    let last_seq = room.last_seq();
+    assert_eq!(last_seq, 1, "the comment took a number");
+
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    room.shard_up(&batch, now).unwrap();
+    run(&mut room, &mut now, &mut store);
+    assert_eq!(room.stats().shard_batches_repeated, 1);
+    assert_eq!(room.last_seq(), last_seq, "not applied again");
+}
+
+/// While a shard awaits the room's state (a lost batch down), a comment shown to its
+/// sender only waits too: it goes out after the actions the snapshot brings, in order.
+#[test]
+fn a_sender_only_comment_waits_for_the_snapshot_a_shard_awaits() {
+    let now_ms = 1_000;
+    let mut shard = shard_with_state(now_ms);
+    shard
+        .connect(1, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
+        .unwrap();
+    shard.handle_frame(1, &hello(None), now_ms);
+    while shard.poll_output().is_some() {}
+    let action = |seq: u64, user: &str| Action {
+        seq,
+        ts_ms: now_ms,
+        user: user.into(),
+        name: user.into(),
+        body: ActionBody::Comment { text: "hi".into() },
+    };
+    let down = |seq: u64, snapshot: Option<Snapshot>, own: Vec<(u64, Event)>| ShardDown {
+        seq,
+        server_time_ms: now_ms,
+        snapshot,
+        broadcast: Vec::new(),
+        to_connection: own,
+        to_user: Vec::new(),
+        close_users: Vec::new(),
+        shards: 1,
+    };
+    let sent_seqs = |shard: &mut Shard| {
+        let mut seqs = Vec::new();
+        while let Some(output) = shard.poll_output() {
+            if let ShardOutput::Send { frame, .. } = output {
+                let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+                seqs.extend(events.into_iter().filter_map(|e| match e {
+                    Event::Action(a) => Some(a.seq),
+                    _ => None,
+                }));
+            }
+        }
+        seqs
+    };
+    // Batch 2 was lost: batch 3 shows the hole, and carries ana's own comment 3.
+    let own = vec![(1, Event::Action(action(3, "ana")))];
+    shard
+        .handle_down(&down(3, None, own).encode(), now_ms)
+        .unwrap();
+    assert_eq!(sent_seqs(&mut shard), Vec::<u64>::new(), "held");
+    let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
+    snapshot.last_seq = 3;
+    snapshot.ring = vec![action(1, "bob"), action(2, "bob")];
+    shard
+        .handle_down(&down(4, Some(snapshot), Vec::new()).encode(), now_ms)
+        .unwrap();
+    assert_eq!(sent_seqs(&mut shard), vec![1, 2, 3]);
+}

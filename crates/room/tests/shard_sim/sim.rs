@@ -123,6 +123,9 @@ struct Sim {
     /// takes a number but is not kept: only its sender sees it, so the others see a hole
     /// made only of numbers never kept.
     kept: BTreeSet<u64>,
+    /// Every comment delivered (its sender and text, unique in a run) → its number: a
+    /// batch applied twice would show one comment under two numbers.
+    comment_seqs: BTreeMap<(String, String), u64>,
     /// Users whose vote in the current poll was acknowledged.
     voters: BTreeSet<String>,
     poll: Option<String>,
@@ -193,6 +196,7 @@ impl Sim {
             next_connection: 1,
             acked_comments: BTreeMap::new(),
             kept: BTreeSet::new(),
+            comment_seqs: BTreeMap::new(),
             voters: BTreeSet::new(),
             poll: None,
             polls_opened: 0,
@@ -365,6 +369,15 @@ impl Sim {
                 );
                 session.cursor = action.seq;
                 assert!(v.seen.insert(action.seq) || action.seq <= v.cursor);
+                if let ovation_proto::ActionBody::Comment { text } = &action.body {
+                    let key = (action.user.clone(), text.clone());
+                    let first = *self.comment_seqs.entry(key).or_insert(action.seq);
+                    assert_eq!(
+                        first, action.seq,
+                        "{} by {} shown twice: applied twice",
+                        text, action.user
+                    );
+                }
             }
             Event::Ack { client_id, seq } => {
                 if let Some(poll) = v.votes_pending.remove(&client_id) {
