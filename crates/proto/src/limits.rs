@@ -662,7 +662,11 @@ pub const SHARD_UP_SEQS_RESERVED: u64 = 1_000;
 /// A batch the room refuses (4xx) is sent again this many times, spaced like a failed
 /// one, before it is dropped and logged: during a deploy a room object still on the
 /// previous build refuses the new build's batches for a while.
-pub const SHARD_UP_REFUSED_RETRIES: u32 = 12;
+pub const SHARD_UP_REFUSED_RETRIES: u32 = 20;
+/// A batch whose request fails (no answer, a 5xx) this many times is dropped and logged
+/// with its likes: about 10 minutes at `SHARD_UP_RETRY_MS_MAX`, past which a room that
+/// fails on it would otherwise block every later batch of the shard for good.
+pub const SHARD_UP_FAILURES_MAX: u32 = 120;
 
 /// Viewer sockets a room with `shards` shards holds: the room object's own when it has
 /// none, else `CONNECTIONS_PER_ROOM_MAX` per shard.

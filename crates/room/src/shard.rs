@@ -70,7 +70,8 @@ pub struct ShardStats {
     /// Batches up whose request failed, sent again, and refused for good.
     pub batches_up_failed: u64,
     pub batches_up_resent: u64,
-    pub batches_up_refused: u64,
+    /// Batches up given up (refused or failed past their bounds), logged with their likes.
+    pub batches_up_dropped: u64,
     pub batches_down: u64,
     pub snapshots: u64,
     /// Batches from the room that did not follow the previous one (a snapshot follows).
@@ -113,6 +114,9 @@ pub struct Shard {
     likes_pending: u64,
     /// The room's opening the pending likes were taken in.
     likes_epoch: u64,
+    /// Likes taken while the shard had no copy of the room (woken from hibernation, its
+    /// sockets survived): the snapshot names their opening (`stamp_likes`).
+    likes_unstamped: u64,
     /// Like frames (user, client id) acknowledged in the coming flush, and those of the
     /// last flush that had any (in the record: a frame retried after a crash lost its
     /// ack is acknowledged, not counted again).
@@ -121,6 +125,8 @@ pub struct Shard {
     /// Actions for single connections (comments shown to their senders only) that came
     /// while the shard awaited a snapshot: they go out after what it brings.
     held_actions: Vec<(ConnectionId, Event)>,
+    /// The opening the held actions belong to (the copy's when they came).
+    held_epoch: u64,
     up_frames: VecDeque<RelayedFrame>,
     online_reported: Option<u32>,
     /// Names this shard's numbering of its batches up (see `ShardUp::instance`).
@@ -164,9 +170,11 @@ impl Shard {
             pending_choices: HashMap::new(),
             likes_pending: 0,
             likes_epoch: 0,
+            likes_unstamped: 0,
             likes_acked: Vec::new(),
             likes_last: Vec::new(),
             held_actions: Vec::new(),
+            held_epoch: 0,
             up_frames: VecDeque::new(),
             online_reported: None,
             instance,

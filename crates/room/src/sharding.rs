@@ -160,16 +160,21 @@ impl Room {
         if up.likes > 0 && self.status == RoomStatus::Live && up.epoch == self.epoch {
             // Each like was rate-limited by the shard that took it, which acknowledged it
             // and keeps it until this batch is answered: the count and the batch's number
-            // are stored now, so they are durable before the answer leaves.
+            // (below) are stored now, so they are durable before the answer leaves.
             self.likes_total += up.likes;
             self.likes_dirty = true;
             self.meta_dirty = true;
             self.flush_meta();
-            self.flush_shard_ups();
             self.schedule_tick(now_ms);
         }
+        let changes_state = up.likes > 0 || !up.frames.is_empty();
         for relayed in up.frames {
             self.on_relayed(up.shard, relayed, now_ms);
+        }
+        if changes_state {
+            // In the same write as what the batch changed (likes, votes, gifts, …): a
+            // batch sent again after a restart is a repeat if and only if that is stored.
+            self.flush_shard_ups();
         }
         Ok(())
     }

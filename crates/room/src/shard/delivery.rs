@@ -37,7 +37,9 @@ pub(crate) struct InFlight {
     /// The batch's epoch and online count (kept in the record with its likes).
     pub epoch: u64,
     pub online: u32,
+    /// Answers `Failed` and `Refused` so far (each bounded on its own).
     pub failures: u32,
+    pub refusals: u32,
     /// When to send it again (after a failure, or at once after a restart).
     pub retry_at_ms: Option<u64>,
 }
@@ -65,6 +67,7 @@ struct ShardRecord {
     in_flight: Option<LikesInFlight>,
     likes_pending: u64,
     likes_epoch: u64,
+    likes_unstamped: u64,
     likes_last: Vec<(String, u64)>,
 }
 
@@ -88,6 +91,7 @@ impl Shard {
         shard.up_seq_reserved = record.up_seq_reserved;
         shard.likes_pending = record.likes_pending;
         shard.likes_epoch = record.likes_epoch;
+        shard.likes_unstamped = record.likes_unstamped;
         for (user, client_id) in &record.likes_last {
             shard.user_buckets(user, now_ms).remember(*client_id, None);
         }
@@ -110,6 +114,7 @@ impl Shard {
                 epoch: flight.epoch,
                 online: flight.online,
                 failures: 0,
+                refusals: 0,
                 retry_at_ms: Some(now_ms),
             }
         });
@@ -123,31 +128,40 @@ impl Shard {
         let Some(flight) = self.up_in_flight.as_mut().filter(|f| f.seq == seq) else {
             return;
         };
-        let retried = answer == UpAnswer::Failed
-            || (answer == UpAnswer::Refused && flight.failures < SHARD_UP_REFUSED_RETRIES);
-        match answer {
-            _ if retried => {
+        let retried = match answer {
+            UpAnswer::Applied => false,
+            UpAnswer::Failed => {
                 flight.failures += 1;
-                self.stats.batches_up_failed += 1;
-                let backoff_ms = interval_ms << flight.failures.min(8);
-                flight.retry_at_ms = Some(now_ms + backoff_ms.min(SHARD_UP_RETRY_MS_MAX));
-                return;
+                flight.failures < SHARD_UP_FAILURES_MAX
             }
             UpAnswer::Refused => {
-                let likes = flight.likes;
-                self.stats.batches_up_refused += 1;
-                self.outputs.push_back(ShardOutput::Log(LogRecord {
-                    event: "shard_up_refused",
-                    connection: None,
-                    user: None,
-                    code: "likes_dropped",
-                    detail: format!(
-                        "shard {} batch {seq}: {likes} likes not counted",
-                        self.index
-                    ),
-                }));
+                flight.refusals += 1;
+                flight.refusals <= SHARD_UP_REFUSED_RETRIES
             }
-            UpAnswer::Applied | UpAnswer::Failed => {}
+        };
+        if retried {
+            self.stats.batches_up_failed += 1;
+            let attempts = flight.failures + flight.refusals;
+            let backoff_ms = interval_ms << attempts.min(8);
+            flight.retry_at_ms = Some(now_ms + backoff_ms.min(SHARD_UP_RETRY_MS_MAX));
+            return;
+        }
+        if answer != UpAnswer::Applied {
+            // Given up: a room that refuses it (or fails on it) this long would block
+            // every later batch, and the snapshot a woken shard needs. Told, not silent.
+            let likes = flight.likes;
+            self.stats.batches_up_dropped += 1;
+            self.outputs.push_back(ShardOutput::Log(LogRecord {
+                event: "shard_up_dropped",
+                connection: None,
+                user: None,
+                code: "likes_dropped",
+                detail: format!(
+                    "shard {} batch {seq} ({answer:?} {} times): {likes} likes not counted",
+                    self.index,
+                    flight.failures + flight.refusals
+                ),
+            }));
         }
         self.up_in_flight = None;
         if self.up_pending() {
@@ -199,6 +213,7 @@ impl Shard {
             epoch: up.epoch,
             online: up.online,
             failures: 0,
+            refusals: 0,
             retry_at_ms: None,
         });
         if up.likes > 0 {
@@ -209,6 +224,21 @@ impl Shard {
             seq: self.up_seq,
             batch,
         });
+    }
+
+    /// The snapshot (or a like) names the room's opening: likes taken without a copy of
+    /// the room are its; likes pending for another opening (one that ended: the room
+    /// counts no likes after its end) are dropped.
+    pub(crate) fn stamp_likes(&mut self, epoch: u64) {
+        if self.likes_pending > 0 && self.likes_epoch != epoch {
+            self.likes_pending = 0;
+            self.record_dirty = true;
+        }
+        self.likes_epoch = epoch;
+        if self.likes_unstamped > 0 {
+            self.likes_pending += std::mem::take(&mut self.likes_unstamped);
+            self.record_dirty = true;
+        }
     }
 
     /// Emits the shard's record when it changed: before any acknowledgement of a like
@@ -236,6 +266,7 @@ impl Shard {
                 }),
                 likes_pending: self.likes_pending,
                 likes_epoch: self.likes_epoch,
+                likes_unstamped: self.likes_unstamped,
                 likes_last: self.likes_last.clone(),
             };
         let bytes = postcard::to_allocvec(&record).expect("encoding into a Vec cannot fail");
@@ -438,6 +469,89 @@ mod tests {
         assert_eq!((after[0].likes, after[0].epoch), (3, 5));
     }
 
+    /// A shard restored from its record (the way a hibernated shard comes back) after its
+    /// room ended and opened again: likes its surviving sockets take before the snapshot
+    /// go up under the snapshot's opening, not the record's.
+    #[test]
+    fn a_restored_shard_s_new_likes_go_up_under_the_opening_its_snapshot_names() {
+        let mut shard = liked_shard(); // opening 5
+        like(&mut shard, 1, 10);
+        let out = run_until(&mut shard, 100);
+        shard.up_answered(1, UpAnswer::Applied, 100);
+        let record = out
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                ShardOutput::Persist(bytes) => Some(bytes.clone()),
+                _ => None,
+            })
+            .expect("stored");
+        let mut woken = Shard::restore(0, &record, 10_000).unwrap();
+        let identity = Identity {
+            user: "ana".into(),
+            name: "Ana".into(),
+            role: Role::Viewer,
+        };
+        woken.reattach(1, identity, 3_600_000, 10_000);
+        like(&mut woken, 2, 10_000);
+        let mut now_ms = 10_000;
+        // The batch from the record goes again first (a repeat to the room).
+        for up in ups(&run_until(&mut woken, now_ms + 300)) {
+            assert_eq!(
+                (up.likes, up.epoch),
+                (3, 5),
+                "the record's batch, as it was"
+            );
+            woken.up_answered(up.seq, UpAnswer::Applied, now_ms + 300);
+        }
+        now_ms += 400;
+        let mut down = liked_down();
+        down.seq = 1;
+        if let Some(snapshot) = down.snapshot.as_mut() {
+            snapshot.epoch = 6; // the room opened again while the shard slept
+        }
+        woken.handle_down(&down.encode(), now_ms).unwrap();
+        let after: Vec<ShardUp> = ups(&run_until(&mut woken, now_ms + 1_000))
+            .into_iter()
+            .filter(|up| up.likes > 0)
+            .collect();
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!((after[0].likes, after[0].epoch), (3, 6));
+    }
+
+    #[test]
+    fn own_actions_merge_in_order_and_never_after_a_gap_they_precede() {
+        let action = |seq: u64| {
+            Event::Action(ovation_proto::Action {
+                seq,
+                ts_ms: 0,
+                user: "u".into(),
+                name: "U".into(),
+                body: ovation_proto::ActionBody::Comment { text: "t".into() },
+            })
+        };
+        let gap = Event::Gap {
+            missed_after: 10,
+            resumed_from: 15,
+        };
+        let shared = vec![
+            gap.clone(),
+            action(15),
+            action(16),
+            Event::Likes { total: 1 },
+        ];
+        let merged = super::super::relay::merge_actions(&shared, vec![action(20), action(12)]);
+        let expected = vec![
+            action(12),
+            gap,
+            action(15),
+            action(16),
+            Event::Likes { total: 1 },
+            action(20),
+        ];
+        assert_eq!(merged, expected);
+    }
+
     #[test]
     fn a_refused_batch_is_dropped_and_logged_with_its_likes() {
         let mut shard = liked_shard();
@@ -448,13 +562,14 @@ mod tests {
         for _ in 0..SHARD_UP_REFUSED_RETRIES {
             shard.up_answered(1, UpAnswer::Refused, now_ms);
             now_ms += SHARD_UP_RETRY_MS_MAX;
+            shard.touch(1, now_ms); // ana's socket stays alive meanwhile
             assert_eq!(ups(&run_until(&mut shard, now_ms)), first, "sent again");
         }
         shard.up_answered(1, UpAnswer::Refused, now_ms);
         let out = drain(&mut shard);
         assert!(
             out.iter().any(|o| matches!(o, ShardOutput::Log(r)
-                if r.event == "shard_up_refused" && r.detail.contains("3 likes"))),
+                if r.event == "shard_up_dropped" && r.detail.contains("3 likes"))),
             "{out:?}"
         );
         like(&mut shard, 2, now_ms);

@@ -29,10 +29,9 @@ impl Shard {
                 // here get what changed since the copy they were served from.
                 self.shared.extend(old.missed(&fresh));
             }
-            if self.likes_pending > 0 && self.likes_epoch == 0 {
-                // Likes taken before the shard had a copy of the room (woken from
-                // hibernation): its sockets are in this opening.
-                self.likes_epoch = fresh.epoch;
+            self.stamp_likes(fresh.epoch);
+            if self.held_epoch != fresh.epoch {
+                self.held_actions.clear(); // another opening's
             }
             self.mirror = Some(fresh);
             self.needs_snapshot = false;
@@ -84,6 +83,7 @@ impl Shard {
                 // drop them as seen. It waits for the snapshot (bounded; past that it
                 // is dropped, like any outbox past its bound).
                 if self.held_actions.len() < OUTBOX_EVENTS_MAX {
+                    self.held_epoch = self.mirror.as_ref().map_or(0, |m| m.epoch);
                     self.held_actions.push((connection, event));
                 }
                 continue;
@@ -244,7 +244,7 @@ impl Shard {
     /// Whether the room has something to hear from this shard.
     pub(crate) fn up_pending(&self) -> bool {
         !self.up_frames.is_empty()
-            || (self.likes_pending > 0 && self.likes_epoch != 0)
+            || self.likes_pending > 0
             || self.online_reported != Some(self.online())
     }
 
@@ -278,12 +278,7 @@ impl Shard {
         if ask_snapshot {
             self.snapshot_asked_at_ms = Some(now_ms);
         }
-        // Likes go up once their opening is known (`likes_epoch`, 0: not yet).
-        let likes = if self.likes_epoch == 0 {
-            0
-        } else {
-            std::mem::take(&mut self.likes_pending)
-        };
+        let likes = std::mem::take(&mut self.likes_pending);
         let epoch = if likes > 0 {
             self.likes_epoch
         } else {
@@ -326,16 +321,18 @@ impl Shard {
                 continue;
             }
             let mut events = std::mem::take(&mut conn.outbox);
-            let own_action = events.iter().any(|e| matches!(e, Event::Action(_)));
-            events.extend(shared[from..].iter().cloned());
+            if events.iter().any(is_action) {
+                // A comment shown to its sender only (sampled) is numbered among the
+                // broadcast's actions: a client drops an action numbered below its cursor
+                // as seen, so it goes where its number puts it.
+                let (own, rest): (Vec<Event>, Vec<Event>) = events.into_iter().partition(is_action);
+                events = rest;
+                events.extend(merge_actions(&shared[from..], own));
+            } else {
+                events.extend(shared[from..].iter().cloned());
+            }
             if events.is_empty() {
                 continue;
-            }
-            if own_action {
-                // A comment shown to its sender only (sampled) has a number after the
-                // broadcast's of the same room tick: a client drops an action numbered
-                // below its cursor as seen, so actions go out in order.
-                actions_in_seq_order(&mut events);
             }
             // One frame, unless that would pass SERVER_FRAME_BYTES_MAX (clients refuse it).
             for frame in ServerFrame::batches(now_ms, events) {
@@ -360,20 +357,34 @@ impl Shard {
     }
 }
 
-/// Puts the actions among `events` in sequence order, every other event where it was.
-fn actions_in_seq_order(events: &mut [Event]) {
-    let slots: Vec<usize> = (0..events.len())
-        .filter(|&i| matches!(events[i], Event::Action(_)))
-        .collect();
-    let mut actions: Vec<Event> = slots
-        .iter()
-        .map(|&i| std::mem::replace(&mut events[i], Event::Likes { total: 0 }))
-        .collect();
-    actions.sort_by_key(|e| match e {
+fn is_action(event: &Event) -> bool {
+    matches!(event, Event::Action(_))
+}
+
+/// `shared` with `own` (actions for one connection, numbered among the room's) each put
+/// before the first shared action numbered after it, or the first `Gap` resuming after
+/// it, so the connection gets every action in order and each `Gap` before what follows it.
+pub(crate) fn merge_actions(shared: &[Event], mut own: Vec<Event>) -> Vec<Event> {
+    let seq_of = |event: &Event| match event {
         Event::Action(action) => action.seq,
-        _ => unreachable!("only actions were taken"),
-    });
-    for (slot, action) in slots.into_iter().zip(actions) {
-        events[slot] = action;
+        _ => unreachable!("only actions are merged"),
+    };
+    own.sort_by_key(seq_of);
+    let mut own = own.into_iter().peekable();
+    let mut merged = Vec::with_capacity(shared.len() + own.len());
+    for event in shared {
+        let next_seq = match event {
+            Event::Action(action) => Some(action.seq),
+            Event::Gap { resumed_from, .. } => Some(*resumed_from),
+            _ => None,
+        };
+        if let Some(next_seq) = next_seq {
+            while let Some(action) = own.next_if(|e| seq_of(e) < next_seq) {
+                merged.push(action);
+            }
+        }
+        merged.push(event.clone());
     }
+    merged.extend(own);
+    merged
 }

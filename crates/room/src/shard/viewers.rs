@@ -215,16 +215,15 @@ impl Shard {
             .take(count, now_ms)
             .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "too many likes", wait))?;
         // The opening the like is for: the shard's copy's. A shard woken from hibernation
-        // has no copy yet (its sockets survived, so they are in the opening they were
-        // welcomed to): the like waits for the snapshot to name it (`stamp_likes`).
-        if let Some(epoch) = self.mirror.as_ref().map(|m| m.epoch) {
-            if self.likes_pending > 0 && self.likes_epoch != 0 && self.likes_epoch != epoch {
-                // Taken in an opening that ended (the room counts no likes after its end).
-                self.likes_pending = 0;
+        // has no copy yet (its sockets survived, so they are in the opening the snapshot
+        // will name): those wait apart (`stamp_likes`).
+        match self.mirror.as_ref().map(|m| m.epoch) {
+            Some(epoch) => {
+                self.stamp_likes(epoch);
+                self.likes_pending += u64::from(count);
             }
-            self.likes_epoch = epoch;
+            None => self.likes_unstamped += u64::from(count),
         }
-        self.likes_pending += u64::from(count);
         self.record_dirty = true;
         self.schedule_tick(now_ms);
         Ok(())

@@ -115,6 +115,8 @@ struct Sim {
     /// Likes sent in frames, and likes whose `Ack` reached their viewer.
     pub(crate) likes_sent: u64,
     pub(crate) likes_acked: u64,
+    /// Likes refused (their frame answered with an `Error`): never counted.
+    pub(crate) likes_refused: u64,
     viewers: Vec<Viewer>,
     next_connection: u64,
     /// Acknowledged comments: seq → flushed at (room time) .
@@ -180,6 +182,7 @@ impl Sim {
             records: Vec::new(),
             likes_sent: 0,
             likes_acked: 0,
+            likes_refused: 0,
             viewers: (0..shape.viewers)
                 .map(|i| Viewer {
                     user: format!("viewer-{i}"),
@@ -401,7 +404,9 @@ impl Sim {
             } => {
                 v.votes_pending.remove(&id);
                 v.comments_pending.remove(&id);
-                v.likes_pending.remove(&id);
+                if let Some(count) = v.likes_pending.remove(&id) {
+                    self.likes_refused += count;
+                }
             }
             Event::Direct { payload, .. } => {
                 assert!(
