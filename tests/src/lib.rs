@@ -99,6 +99,11 @@ impl Server {
         Server::start_as(runtime, data_dir, &[], DevKeys::Given)
     }
 
+    /// Like `start_on`, with these worker variables.
+    pub fn start_on_with_vars(runtime: Runtime, data_dir: &Path, vars: &[(&str, &str)]) -> Server {
+        Server::start_as(runtime, data_dir, vars, DevKeys::Given)
+    }
+
     /// Like `start_on`, without `OVATION_TENANT_KEYS` (see `start_without_tenant_keys`).
     pub fn start_on_without_tenant_keys(runtime: Runtime, data_dir: &Path) -> Server {
         Server::start_as(runtime, data_dir, &[], DevKeys::Withheld)

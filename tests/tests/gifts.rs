@@ -4,7 +4,7 @@
 
 use ovation_cli::{Api, Socket, SocketEnd};
 use ovation_proto::{ActionBody, ClientFrame, ErrorCode, Event};
-use ovation_tests::{create_room, free_port, root, scratch_dir, token, Server};
+use ovation_tests::{create_room, free_port, root, scratch_dir, token, Runtime, Server};
 use serde_json::json;
 use std::path::Path;
 use std::process::{Child, Command};
@@ -217,10 +217,20 @@ fn gifts_are_charged_announced_once_ranked_and_settled_to_the_host() {
     assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
 }
 
-/// Whether the directory lists `room` among the tenant's archived rooms.
+/// Whether the directory lists `room` among the tenant's archived rooms, within WAIT
+/// (a room archives itself after its settlement answers, which the test may see first).
 fn archived(server: &Server, room: &str) -> bool {
-    let list = server.admin().get("/v1/rooms?status=archived").unwrap();
-    list.body.to_string().contains(&format!("\"{room}\""))
+    let started = Instant::now();
+    loop {
+        let list = server.admin().get("/v1/rooms?status=archived").unwrap();
+        if list.body.to_string().contains(&format!("\"{room}\"")) {
+            return true;
+        }
+        if started.elapsed() > WAIT {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The host's balance at the settlement service, once it reaches `expected` (within WAIT).
@@ -387,12 +397,15 @@ fn a_catalog_that_does_not_read_sells_nothing() {
     }
 }
 
-/// An HTTP proxy in front of the settlement service that holds each gift request whose
-/// body names a held id until it is released: a charge kept in flight while the test
-/// ends and re-opens its room. One request per connection (`connection: close`).
+/// An HTTP proxy in front of the settlement service that holds each request naming a
+/// held id (a gift id in its JSON body, or a `/path` part in its request line) until it
+/// is released (then forwarded) or dropped (its connection closed, never forwarded): a
+/// charge kept in flight while the test ends and re-opens its room, or a settlement in
+/// flight when workerd is killed. One request per connection (`connection: close`).
 struct HoldingProxy {
     base: String,
     held: std::sync::Arc<(std::sync::Mutex<Vec<String>>, std::sync::Condvar)>,
+    dropped: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -406,11 +419,12 @@ impl HoldingProxy {
             std::sync::Condvar::new(),
         ));
         let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (gate, count) = (held.clone(), arrived.clone());
+        let dropped = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let (gate, count, drops) = (held.clone(), arrived.clone(), dropped.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { continue };
-                let (gate, count) = (gate.clone(), count.clone());
+                let (gate, count, drops) = (gate.clone(), count.clone(), drops.clone());
                 std::thread::spawn(move || {
                     // Headers, then the body by content-length.
                     let mut request = Vec::new();
@@ -439,15 +453,26 @@ impl HoldingProxy {
                         request.extend_from_slice(&buf[..n]);
                     }
                     let body = String::from_utf8_lossy(&request[body_at..]).into_owned();
+                    let line = head.lines().next().unwrap_or_default().to_owned();
+                    let names = |id: &String| match id.strip_prefix('/') {
+                        Some(_) => line.contains(id.as_str()),
+                        None => body.contains(&format!("\"{id}\"")),
+                    };
                     let (ids, released) = &*gate;
                     let mut ids = ids.lock().unwrap();
-                    if ids.iter().any(|id| body.contains(&format!("\"{id}\""))) {
+                    if ids.iter().any(names) {
                         count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        while ids.iter().any(|id| body.contains(&format!("\"{id}\""))) {
+                        while ids.iter().any(names) {
                             ids = released.wait(ids).unwrap();
                         }
                     }
                     drop(ids);
+                    let mut drops = drops.lock().unwrap();
+                    if let Some(at) = drops.iter().position(names) {
+                        drops.remove(at); // one drop per request dropped
+                        return; // never forwarded: the connection closes
+                    }
+                    drop(drops);
                     // Forwarded with `connection: close`, so the answer ends with EOF.
                     let text = String::from_utf8_lossy(&request[..body_at]).into_owned();
                     let mut forwarded: String = text
@@ -472,8 +497,19 @@ impl HoldingProxy {
         HoldingProxy {
             base: format!("http://127.0.0.1:{port}"),
             held,
+            dropped,
             arrived,
         }
+    }
+
+    fn hold(&self, id: &str) {
+        self.held.0.lock().unwrap().push(id.to_owned());
+    }
+
+    /// Lets the one held request naming `id` go without forwarding it.
+    fn drop_held(&self, id: &str) {
+        self.dropped.lock().unwrap().push(id.to_owned());
+        self.release(id);
     }
 
     /// Waits until `n` held requests arrived.
@@ -660,4 +696,159 @@ fn a_gift_raced_from_one_token_s_sockets_and_ended_at_once_moves_money_once() {
     assert_eq!(ana.body["balance"], 0);
     let audit = settlement.api.get("/v1/audit").unwrap();
     assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
+}
+
+/// The gift actions a socket resuming `room` from the start gets (the room's ring).
+fn gifts_in_ring(server: &Server, room: &str, epoch: u64) -> usize {
+    let resume = ovation_proto::Resume {
+        epoch,
+        action_cursor: 0,
+        part_versions: Vec::new(),
+    };
+    // A new user each time: one user's connects are rate-limited.
+    let user = format!("auditor-{}", ovation_tests::unique());
+    let mut socket = Socket::connect(
+        &server.base,
+        room,
+        &token("viewer", &user, room),
+        Some(resume),
+    )
+    .unwrap();
+    socket
+        .drain(Duration::from_millis(500))
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, Event::Action(a) if matches!(a.body, ActionBody::Gift { .. })))
+        .count()
+}
+
+/// A balance at the settlement service, once it reaches `expected` (within WAIT).
+fn balance_reaches(settlement: &Settlement, user: &str, expected: u64) -> u64 {
+    let started = Instant::now();
+    loop {
+        let account = settlement
+            .api
+            .get(&format!("/v1/accounts/dev:{user}"))
+            .unwrap();
+        let balance = account.body["balance"].as_u64().unwrap_or(0);
+        if balance == expected || started.elapsed() > WAIT {
+            return balance;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Money moves exactly once when workerd is killed (-9, the whole process group) in the
+/// middle of each money step and restarted on the same data directory:
+/// 1. a gift's charge sent and not answered (the room stored it as pending first; the
+///    service makes it after the kill) is asked again by the restarted room, answered
+///    `replayed`, and announced once;
+/// 2. a room's settlement sent and never arriving, and
+/// 3. a settlement the service applied whose answer was lost,
+///    are completed by ending again. The host is paid each room's gift once, the gifter
+///    charged once per gift, and the ledger audit holds.
+#[test]
+fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
+    let settlement = Settlement::start();
+    let service_port: u16 = settlement
+        .api
+        .base
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let proxy = HoldingProxy::start(service_port, &[]);
+    let data = scratch_dir("gifts-kill");
+    let vars = [
+        ("OVATION_SETTLEMENT_URL", proxy.base.as_str()),
+        ("OVATION_SETTLEMENT_SECRET", SECRET),
+    ];
+    let start = || Server::start_on_with_vars(Runtime::Workerd, &data, &vars);
+    let mut server = start();
+    deposit(&settlement, "ana", 15); // three hearts
+    let rooms: Vec<String> = (0..3).map(|_| create_room(&server, "weur")).collect();
+    let mut epochs = Vec::new();
+    for room in &rooms {
+        let state = server
+            .admin()
+            .get(&format!("/v1/rooms/{room}/state"))
+            .unwrap();
+        epochs.push(state.body["epoch"].as_u64().expect("epoch"));
+    }
+    let end_in_background = |server: &Server, room: &str| {
+        let admin = server.admin();
+        let path = format!("/v1/rooms/{room}/end");
+        std::thread::spawn(move || drop(admin.post(&path, &json!({}))))
+    };
+
+    // 1. Killed with a charge in flight; the service makes it afterwards.
+    proxy.hold("kill-charge");
+    let mut ana = connect(&server, &rooms[0], "viewer", "ana");
+    ana.send(&gift(1, "kill-charge", "heart", 1)).unwrap();
+    proxy.wait_held(1);
+    server.kill_hard();
+    drop(ana);
+    proxy.release("kill-charge");
+    assert_eq!(balance_reaches(&settlement, "ana", 10), 10, "charged");
+    server = start();
+    let started = Instant::now();
+    while gifts_in_ring(&server, &rooms[0], epochs[0]) == 0 {
+        assert!(
+            started.elapsed() < WAIT,
+            "the recovered gift is never announced"
+        );
+    }
+    assert_eq!(
+        gifts_in_ring(&server, &rooms[0], epochs[0]),
+        1,
+        "announced once"
+    );
+
+    // 2. Killed with the settlement on its way; it never arrives.
+    let mut ana = connect(&server, &rooms[1], "viewer", "ana");
+    ana.send(&gift(1, "kill-settle-1", "heart", 1)).unwrap();
+    assert!(matches!(
+        answer_to(&mut ana, 1),
+        Event::Ack { seq: Some(_), .. }
+    ));
+    proxy.hold("/settle");
+    let end = end_in_background(&server, &rooms[1]);
+    proxy.wait_held(2);
+    server.kill_hard();
+    let _ = end.join();
+    proxy.drop_held("/settle");
+    server = start();
+
+    // 3. Killed with the settlement applied and its answer on its way back.
+    let mut ana = connect(&server, &rooms[2], "viewer", "ana");
+    ana.send(&gift(1, "kill-settle-2", "heart", 1)).unwrap();
+    assert!(matches!(
+        answer_to(&mut ana, 1),
+        Event::Ack { seq: Some(_), .. }
+    ));
+    proxy.hold("/settle");
+    let end = end_in_background(&server, &rooms[2]);
+    proxy.wait_held(3);
+    server.kill_hard();
+    let _ = end.join();
+    proxy.release("/settle");
+    assert_eq!(
+        host_balance_reaches(&settlement, 5),
+        5,
+        "room 2 settled, unanswered"
+    );
+    server = start();
+
+    // Ending again completes every end: each room's heart reaches the host once.
+    for room in &rooms {
+        end_with_settlement(&server, room, "settled");
+    }
+    assert_eq!(host_balance_reaches(&settlement, 15), 15);
+    assert_eq!(balance_reaches(&settlement, "ana", 0), 0);
+    let audit = settlement.api.get("/v1/audit").unwrap();
+    assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
+    for room in &rooms {
+        assert!(archived(&server, room), "{room} is archived");
+    }
 }
