@@ -407,6 +407,8 @@ struct HoldingProxy {
     held: std::sync::Arc<(std::sync::Mutex<Vec<String>>, std::sync::Condvar)>,
     dropped: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The request line of each request held, in arrival order.
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl HoldingProxy {
@@ -420,11 +422,14 @@ impl HoldingProxy {
         ));
         let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let dropped = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let (gate, count, drops) = (held.clone(), arrived.clone(), dropped.clone());
+        let seen = lines.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { continue };
                 let (gate, count, drops) = (gate.clone(), count.clone(), drops.clone());
+                let seen = seen.clone();
                 std::thread::spawn(move || {
                     // Headers, then the body by content-length.
                     let mut request = Vec::new();
@@ -461,6 +466,7 @@ impl HoldingProxy {
                     let (ids, released) = &*gate;
                     let mut ids = ids.lock().unwrap();
                     if ids.iter().any(names) {
+                        seen.lock().unwrap().push(line.clone());
                         count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         while ids.iter().any(names) {
                             ids = released.wait(ids).unwrap();
@@ -499,7 +505,13 @@ impl HoldingProxy {
             held,
             dropped,
             arrived,
+            lines,
         }
+    }
+
+    /// The request line of the `n`th request held (from 1).
+    fn held_line(&self, n: usize) -> String {
+        self.lines.lock().unwrap()[n - 1].clone()
     }
 
     fn hold(&self, id: &str) {
@@ -815,10 +827,27 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     proxy.hold("/settle");
     let end = end_in_background(&server, &rooms[1]);
     proxy.wait_held(2);
+    assert!(
+        proxy.held_line(2).contains(&rooms[1]),
+        "{}",
+        proxy.held_line(2)
+    );
     server.kill_hard();
     let _ = end.join();
     proxy.drop_held("/settle");
     server = start();
+    let status = |server: &Server, room: &str| {
+        let state = server
+            .admin()
+            .get(&format!("/v1/rooms/{room}/state"))
+            .unwrap();
+        state.body["status"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(
+        status(&server, &rooms[1]),
+        "ended",
+        "stored before the settlement went"
+    );
 
     // 3. Killed with the settlement applied and its answer on its way back.
     let mut ana = connect(&server, &rooms[2], "viewer", "ana");
@@ -830,6 +859,11 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     proxy.hold("/settle");
     let end = end_in_background(&server, &rooms[2]);
     proxy.wait_held(3);
+    assert!(
+        proxy.held_line(3).contains(&rooms[2]),
+        "{}",
+        proxy.held_line(3)
+    );
     server.kill_hard();
     let _ = end.join();
     proxy.release("/settle");
@@ -839,6 +873,12 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
         "room 2 settled, unanswered"
     );
     server = start();
+    assert_eq!(status(&server, &rooms[2]), "ended");
+    assert_eq!(
+        gifts_in_ring(&server, &rooms[0], epochs[0]),
+        1,
+        "the recovered gift is still announced once"
+    );
 
     // Ending again completes every end: each room's heart reaches the host once.
     for room in &rooms {

@@ -71,16 +71,17 @@ struct ShardRecord {
     likes_last: Vec<(String, u64)>,
 }
 
-const SHARD_RECORD_FORMAT: u16 = 1;
+/// 2: with `likes_unstamped` (1 was never released).
+const SHARD_RECORD_FORMAT: u16 = 2;
 
 impl Shard {
     /// A shard restarted from its record (`ShardOutput::Persist`): the same instance and
     /// numbering, its batch in flight sent again at once, and the likes it acknowledged
     /// and had not sent yet. Like a new shard, it asks the room for its state.
     pub fn restore(index: u16, record: &[u8], now_ms: u64) -> Result<Shard, DecodeError> {
-        let record: ShardRecord =
-            postcard::from_bytes(record).map_err(|_| DecodeError::Malformed)?;
-        if record.format != SHARD_RECORD_FORMAT {
+        let (record, rest) =
+            postcard::take_from_bytes::<ShardRecord>(record).map_err(|_| DecodeError::Malformed)?;
+        if !rest.is_empty() || record.format != SHARD_RECORD_FORMAT {
             return Err(DecodeError::Malformed);
         }
         if record.likes_last.len() > LIKE_FRAMES_STORED_PER_TICK_MAX {
@@ -163,6 +164,10 @@ impl Shard {
                 ),
             }));
         }
+        if self.up_in_flight.as_ref().is_some_and(|f| f.likes > 0) {
+            // The record must not send again, after a restart, what was logged dropped.
+            self.record_dirty = true;
+        }
         self.up_in_flight = None;
         if self.up_pending() {
             let allowed_at_ms = self
@@ -231,8 +236,18 @@ impl Shard {
     /// counts no likes after its end) are dropped.
     pub(crate) fn stamp_likes(&mut self, epoch: u64) {
         if self.likes_pending > 0 && self.likes_epoch != epoch {
-            self.likes_pending = 0;
+            let likes = std::mem::take(&mut self.likes_pending);
             self.record_dirty = true;
+            self.outputs.push_back(ShardOutput::Log(LogRecord {
+                event: "likes_of_an_ended_opening",
+                connection: None,
+                user: None,
+                code: "likes_dropped",
+                detail: format!(
+                    "shard {}: {likes} likes of opening {} (the room is at {epoch})",
+                    self.index, self.likes_epoch
+                ),
+            }));
         }
         self.likes_epoch = epoch;
         if self.likes_unstamped > 0 {
@@ -439,6 +454,9 @@ mod tests {
             Shard::restore(0, b"\x07", 0).is_err(),
             "a record that does not read"
         );
+        let mut longer = record.clone();
+        longer.push(0);
+        assert!(Shard::restore(0, &longer, 0).is_err(), "read exactly");
     }
 
     /// A shard woken from hibernation has no copy of the room yet, but its sockets

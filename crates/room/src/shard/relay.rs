@@ -30,7 +30,7 @@ impl Shard {
                 self.shared.extend(old.missed(&fresh));
             }
             self.stamp_likes(fresh.epoch);
-            if self.held_epoch != fresh.epoch {
+            if self.held_epoch != 0 && self.held_epoch != fresh.epoch {
                 self.held_actions.clear(); // another opening's
             }
             self.mirror = Some(fresh);
