@@ -47,6 +47,13 @@ impl Settlement {
     }
 }
 
+impl Settlement {
+    fn port(&self) -> u16 {
+        let port = self.api.base.rsplit(':').next().expect("a port");
+        port.parse().expect("a port")
+    }
+}
+
 impl Drop for Settlement {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -235,10 +242,18 @@ fn archived(server: &Server, room: &str) -> bool {
 
 /// The host's balance at the settlement service, once it reaches `expected` (within WAIT).
 fn host_balance_reaches(settlement: &Settlement, expected: u64) -> u64 {
+    balance_reaches(settlement, "host-1", expected)
+}
+
+/// A balance at the settlement service, once it reaches `expected` (within WAIT).
+fn balance_reaches(settlement: &Settlement, user: &str, expected: u64) -> u64 {
     let started = Instant::now();
     loop {
-        let host = settlement.api.get("/v1/accounts/dev:host-1").unwrap();
-        let balance = host.body["balance"].as_u64().unwrap_or(0);
+        let account = settlement
+            .api
+            .get(&format!("/v1/accounts/dev:{user}"))
+            .unwrap();
+        let balance = account.body["balance"].as_u64().unwrap_or(0);
         if balance == expected || started.elapsed() > WAIT {
             return balance;
         }
@@ -549,15 +564,7 @@ impl HoldingProxy {
 #[test]
 fn a_charge_answered_after_its_room_reopened_is_not_the_new_openings() {
     let settlement = Settlement::start();
-    let settlement_port: u16 = settlement
-        .api
-        .base
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let proxy = HoldingProxy::start(settlement_port, &["old-1", "new-1"]);
+    let proxy = HoldingProxy::start(settlement.port(), &["old-1", "new-1"]);
     let server = server_charging_at("gifts-reopen", &proxy.base);
     deposit(&settlement, "ana", 100);
     deposit(&settlement, "bob", 50);
@@ -734,22 +741,6 @@ fn gifts_in_ring(server: &Server, room: &str, epoch: u64) -> usize {
         .count()
 }
 
-/// A balance at the settlement service, once it reaches `expected` (within WAIT).
-fn balance_reaches(settlement: &Settlement, user: &str, expected: u64) -> u64 {
-    let started = Instant::now();
-    loop {
-        let account = settlement
-            .api
-            .get(&format!("/v1/accounts/dev:{user}"))
-            .unwrap();
-        let balance = account.body["balance"].as_u64().unwrap_or(0);
-        if balance == expected || started.elapsed() > WAIT {
-            return balance;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// Money moves exactly once when workerd is killed (-9, the whole process group) in the
 /// middle of each money step and restarted on the same data directory:
 /// 1. a gift's charge sent and not answered (the room stored it as pending first; the
@@ -762,15 +753,7 @@ fn balance_reaches(settlement: &Settlement, user: &str, expected: u64) -> u64 {
 #[test]
 fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     let settlement = Settlement::start();
-    let service_port: u16 = settlement
-        .api
-        .base
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let proxy = HoldingProxy::start(service_port, &[]);
+    let proxy = HoldingProxy::start(settlement.port(), &[]);
     let data = scratch_dir("gifts-kill");
     let vars = [
         ("OVATION_SETTLEMENT_URL", proxy.base.as_str()),
@@ -818,22 +801,21 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     );
 
     // 2. Killed with the settlement on its way; it never arrives.
-    let mut ana = connect(&server, &rooms[1], "viewer", "ana");
-    ana.send(&gift(1, "kill-settle-1", "heart", 1)).unwrap();
-    assert!(matches!(
-        answer_to(&mut ana, 1),
-        Event::Ack { seq: Some(_), .. }
-    ));
-    proxy.hold("/settle");
-    let end = end_in_background(&server, &rooms[1]);
-    proxy.wait_held(2);
-    assert!(
-        proxy.held_line(2).contains(&rooms[1]),
-        "{}",
-        proxy.held_line(2)
-    );
-    server.kill_hard();
-    let _ = end.join();
+    let gift_then_kill_mid_end = |server: &mut Server, room: &str, gift_id: &str, n: usize| {
+        let mut ana = connect(server, room, "viewer", "ana");
+        ana.send(&gift(1, gift_id, "heart", 1)).unwrap();
+        assert!(matches!(
+            answer_to(&mut ana, 1),
+            Event::Ack { seq: Some(_), .. }
+        ));
+        proxy.hold("/settle");
+        let end = end_in_background(server, room);
+        proxy.wait_held(n);
+        assert!(proxy.held_line(n).contains(room), "{}", proxy.held_line(n));
+        server.kill_hard();
+        let _ = end.join();
+    };
+    gift_then_kill_mid_end(&mut server, &rooms[1], "kill-settle-1", 2);
     proxy.drop_held("/settle");
     server = start();
     let status = |server: &Server, room: &str| {
@@ -850,22 +832,7 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     );
 
     // 3. Killed with the settlement applied and its answer on its way back.
-    let mut ana = connect(&server, &rooms[2], "viewer", "ana");
-    ana.send(&gift(1, "kill-settle-2", "heart", 1)).unwrap();
-    assert!(matches!(
-        answer_to(&mut ana, 1),
-        Event::Ack { seq: Some(_), .. }
-    ));
-    proxy.hold("/settle");
-    let end = end_in_background(&server, &rooms[2]);
-    proxy.wait_held(3);
-    assert!(
-        proxy.held_line(3).contains(&rooms[2]),
-        "{}",
-        proxy.held_line(3)
-    );
-    server.kill_hard();
-    let _ = end.join();
+    gift_then_kill_mid_end(&mut server, &rooms[2], "kill-settle-2", 3);
     proxy.release("/settle");
     assert_eq!(
         host_balance_reaches(&settlement, 5),

@@ -189,17 +189,20 @@ impl Liker {
         {
             return self;
         }
-        let again: Vec<u64> = self.unanswered.iter().copied().collect();
-        for client_id in again {
-            if socket
+        let like = |socket: &mut Socket, client_id| {
+            socket
                 .send(&ClientFrame::Like {
                     client_id,
                     count: 1,
                 })
-                .is_err()
-            {
-                return self;
-            }
+                .is_ok()
+        };
+        let again: Vec<u64> = self.unanswered.iter().copied().collect();
+        if !again
+            .into_iter()
+            .all(|client_id| like(&mut socket, client_id))
+        {
+            return self;
         }
         let deadline = std::time::Instant::now() + WAIT;
         loop {
@@ -209,13 +212,7 @@ impl Liker {
                 }
             } else {
                 let client_id = self.next_id;
-                if socket
-                    .send(&ClientFrame::Like {
-                        client_id,
-                        count: 1,
-                    })
-                    .is_err()
-                {
+                if !like(&mut socket, client_id) {
                     return self;
                 }
                 self.next_id += 1;

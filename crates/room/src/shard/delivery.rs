@@ -292,40 +292,21 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Identity;
     use ovation_proto::Role;
 
+    /// The room's first batch: a snapshot of opening 5.
     fn liked_down() -> ShardDown {
-        ShardDown {
-            seq: 1,
-            server_time_ms: 0,
-            snapshot: Some(Snapshot {
-                epoch: 5,
-                total_version: 0,
-                last_seq: 0,
-                likes_total: 0,
-                online: 0,
-                ended: false,
-                parts: Vec::new(),
-                ring: Vec::new(),
-                banned: Vec::new(),
-            }),
-            broadcast: Vec::new(),
-            to_connection: Vec::new(),
-            to_user: Vec::new(),
-            close_users: Vec::new(),
-            shards: 1,
+        let mut down = crate::tests::first_down(0, Vec::new(), 0);
+        if let Some(snapshot) = down.snapshot.as_mut() {
+            snapshot.epoch = 5;
         }
+        down
     }
 
     fn liked_shard() -> Shard {
         let mut shard = Shard::new(0, 77, 0);
         let down = liked_down();
-        let identity = Identity {
-            user: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Viewer,
-        };
+        let identity = crate::tests::identity("ana", Role::Viewer);
         shard.connect(1, identity, 3_600_000, 0).unwrap();
         let hello = ClientFrame::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -442,11 +423,7 @@ mod tests {
         );
         // Its last acknowledged like frame, sent again (the ack lost with the socket), is
         // acknowledged and not counted again.
-        let identity = Identity {
-            user: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Viewer,
-        };
+        let identity = crate::tests::identity("ana", Role::Viewer);
         restarted.reattach(1, identity, 3_600_000, 2_000);
         like(&mut restarted, 2, 2_000);
         assert_eq!(restarted.likes_pending, 0, "a repeat is not counted");
@@ -465,11 +442,7 @@ mod tests {
     #[test]
     fn likes_taken_before_the_snapshot_go_up_with_its_opening() {
         let mut shard = Shard::new(0, 77, 0);
-        let identity = Identity {
-            user: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Viewer,
-        };
+        let identity = crate::tests::identity("ana", Role::Viewer);
         shard.reattach(1, identity, 3_600_000, 0);
         like(&mut shard, 1, 10);
         let out = run_until(&mut shard, 300);
@@ -505,11 +478,7 @@ mod tests {
             })
             .expect("stored");
         let mut woken = Shard::restore(0, &record, 10_000).unwrap();
-        let identity = Identity {
-            user: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Viewer,
-        };
+        let identity = crate::tests::identity("ana", Role::Viewer);
         woken.reattach(1, identity, 3_600_000, 10_000);
         like(&mut woken, 2, 10_000);
         let mut now_ms = 10_000;

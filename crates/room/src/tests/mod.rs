@@ -28,7 +28,7 @@ pub(crate) fn info() -> RoomInfo {
     }
 }
 
-fn identity(user: &str, role: Role) -> Identity {
+pub(crate) fn identity(user: &str, role: Role) -> Identity {
     Identity {
         user: user.into(),
         name: user.to_uppercase(),
@@ -276,7 +276,11 @@ fn shard_with_state(now_ms: u64) -> Shard {
 }
 
 /// The room's first batch to a shard: a snapshot of a live room with these parts.
-fn first_down(now_ms: u64, parts: Vec<(String, u64, String)>, total_version: u64) -> ShardDown {
+pub(crate) fn first_down(
+    now_ms: u64,
+    parts: Vec<(String, u64, String)>,
+    total_version: u64,
+) -> ShardDown {
     ShardDown {
         seq: 1,
         server_time_ms: now_ms,

@@ -261,19 +261,8 @@ fn sent_events(shard: &mut Shard) -> Vec<Event> {
 #[test]
 fn a_comment_shown_to_its_sender_only_comes_after_the_broadcast_of_its_tick() {
     let now_ms = 1_000;
-    let mut shard = shard_with_state(now_ms);
-    shard
-        .connect(1, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
-        .unwrap();
-    shard.handle_frame(1, &hello(None), now_ms);
-    while shard.poll_output().is_some() {}
-    let action = |seq: u64, user: &str| Action {
-        seq,
-        ts_ms: now_ms,
-        user: user.into(),
-        name: user.into(),
-        body: ActionBody::Comment { text: "hi".into() },
-    };
+    let mut shard = ana_on_a_shard(now_ms);
+    let action = |seq: u64, user: &str| comment_action(seq, user, now_ms);
     let down = ShardDown {
         seq: 2,
         server_time_ms: now_ms,
@@ -358,19 +347,8 @@ fn a_batch_the_room_stored_is_a_repeat_after_the_room_restarts() {
 #[test]
 fn a_sender_only_comment_waits_for_the_snapshot_a_shard_awaits() {
     let now_ms = 1_000;
-    let mut shard = shard_with_state(now_ms);
-    shard
-        .connect(1, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
-        .unwrap();
-    shard.handle_frame(1, &hello(None), now_ms);
-    while shard.poll_output().is_some() {}
-    let action = |seq: u64, user: &str| Action {
-        seq,
-        ts_ms: now_ms,
-        user: user.into(),
-        name: user.into(),
-        body: ActionBody::Comment { text: "hi".into() },
-    };
+    let mut shard = ana_on_a_shard(now_ms);
+    let action = |seq: u64, user: &str| comment_action(seq, user, now_ms);
     let down = |seq: u64, snapshot: Option<Snapshot>, own: Vec<(u64, Event)>| ShardDown {
         seq,
         server_time_ms: now_ms,
@@ -407,4 +385,25 @@ fn a_sender_only_comment_waits_for_the_snapshot_a_shard_awaits() {
         .handle_down(&down(4, Some(snapshot), Vec::new()).encode(), now_ms)
         .unwrap();
     assert_eq!(sent_seqs(&mut shard), vec![1, 2, 3]);
+}
+
+/// A shard with the room's state and ana welcomed on connection 1, its output drained.
+fn ana_on_a_shard(now_ms: u64) -> Shard {
+    let mut shard = shard_with_state(now_ms);
+    shard
+        .connect(1, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
+        .unwrap();
+    shard.handle_frame(1, &hello(None), now_ms);
+    while shard.poll_output().is_some() {}
+    shard
+}
+
+fn comment_action(seq: u64, user: &str, ts_ms: u64) -> Action {
+    Action {
+        seq,
+        ts_ms,
+        user: user.into(),
+        name: user.into(),
+        body: ActionBody::Comment { text: "hi".into() },
+    }
 }
