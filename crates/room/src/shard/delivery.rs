@@ -539,6 +539,77 @@ mod tests {
         assert_eq!(merged, expected);
     }
 
+    /// One past each bound: a batch that fails `SHARD_UP_FAILURES_MAX` − 1 times is
+    /// still sent again; the next failure drops it, logged with its likes.
+    #[test]
+    fn a_failing_batch_is_sent_again_until_its_bound_then_dropped() {
+        let mut shard = liked_shard();
+        like(&mut shard, 1, 10);
+        let first = ups(&run_until(&mut shard, 100));
+        let mut now_ms = 100;
+        for _ in 1..SHARD_UP_FAILURES_MAX {
+            shard.up_answered(1, UpAnswer::Failed, now_ms);
+            now_ms += SHARD_UP_RETRY_MS_MAX;
+            shard.touch(1, now_ms);
+            assert_eq!(ups(&run_until(&mut shard, now_ms)), first, "sent again");
+        }
+        shard.up_answered(1, UpAnswer::Failed, now_ms);
+        let out = drain(&mut shard);
+        assert!(
+            out.iter().any(|o| matches!(o, ShardOutput::Log(r)
+                if r.event == "shard_up_dropped" && r.detail.contains("3 likes"))),
+            "{out:?}"
+        );
+        assert_eq!(shard.stats().batches_up_dropped, 1);
+        assert_eq!(
+            shard.stats().batches_up_resent,
+            u64::from(SHARD_UP_FAILURES_MAX) - 1
+        );
+    }
+
+    /// The record reserves `SHARD_UP_SEQS_RESERVED` numbers at once: batches without
+    /// likes within the reserve write nothing, the one past it writes the next reserve.
+    #[test]
+    fn the_record_is_written_once_per_reserve_of_batch_numbers() {
+        let mut shard = liked_shard();
+        let mut now_ms = 0;
+        // The batches written before: the number of the batch each write came with.
+        let mut written_with = Vec::new();
+        let mut last_seq = 0;
+        let mut step = |shard: &mut Shard, at_ms: u64, last_seq: &mut u64| {
+            let out = run_until(shard, at_ms);
+            let mut write_pending = false;
+            for output in &out {
+                match output {
+                    ShardOutput::Persist(_) => write_pending = true,
+                    ShardOutput::Up { seq, batch } => {
+                        assert_eq!(ShardUp::decode(batch).unwrap().likes, 0);
+                        if std::mem::take(&mut write_pending) {
+                            written_with.push(*seq);
+                        }
+                        *last_seq = *seq;
+                        shard.up_answered(*seq, UpAnswer::Applied, at_ms);
+                    }
+                    _ => {}
+                }
+            }
+            assert!(!write_pending, "a write comes with a batch here");
+        };
+        // Online changes alone make batches without likes: a socket joins and leaves.
+        while last_seq <= SHARD_UP_SEQS_RESERVED + 2 {
+            now_ms += 1_000;
+            let identity = crate::tests::identity("bob", Role::Viewer);
+            shard.reattach(2, identity, now_ms + 3_600_000, now_ms);
+            shard.touch(1, now_ms);
+            step(&mut shard, now_ms + 500, &mut last_seq);
+            shard.disconnect(2, now_ms + 500);
+            step(&mut shard, now_ms + 999, &mut last_seq);
+        }
+        // The first batch reserves its number and the next 1,000; the one past them
+        // writes again.
+        assert_eq!(written_with, vec![1, SHARD_UP_SEQS_RESERVED + 2]);
+    }
+
     #[test]
     fn a_refused_batch_is_dropped_and_logged_with_its_likes() {
         let mut shard = liked_shard();

@@ -565,3 +565,59 @@ fn a_gift_answered_unavailable_is_announced_on_its_retry_after_the_room_restarte
     assert_eq!(announced, 1, "bob sees the gift once");
     assert_eq!(unknown(&store), 0, "forgotten once announced");
 }
+
+/// One past `GIFT_OUTCOMES_UNKNOWN_MAX`: the oldest gift id answered `unavailable` is
+/// forgotten (its record deleted): its retry, answered `replayed`, is acknowledged and not
+/// announced; the newest is still announced.
+#[test]
+fn the_oldest_unknown_outcome_is_forgotten_one_past_the_bound() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let mut client_id = 0;
+    let mut send = |room: &mut Room, now: &mut u64, gift_id: &str, outcome: ChargeOutcome| {
+        client_id += 1;
+        let frame = ClientFrame::Gift {
+            client_id,
+            gift_id: gift_id.into(),
+            sku: "rose".into(),
+            qty: 1,
+        };
+        room.handle_frame(1, &frame.encode(), *now);
+        let out = tick_into(room, now, &mut store);
+        let before = room.last_seq();
+        room.charge_result(out.charges[0].request, outcome, *now);
+        tick_into(room, now, &mut store);
+        *now += 1_000; // past the gift rate
+                       // Announced: the gift took a number (the ring's).
+        let announced = room.last_seq() - before;
+        let unknown = store.keys().filter(|k| k.starts_with("unknown/")).count();
+        (announced, unknown)
+    };
+    let unavailable = || ChargeOutcome::Refused {
+        code: ErrorCode::Unavailable,
+        message: "retry".into(),
+    };
+    for i in 0..=GIFT_OUTCOMES_UNKNOWN_MAX {
+        let (_, unknown) = send(&mut room, &mut now, &format!("g-{i}"), unavailable());
+        assert_eq!(
+            unknown,
+            (i + 1).min(GIFT_OUTCOMES_UNKNOWN_MAX),
+            "stored, at most the bound"
+        );
+    }
+    let replayed = || ChargeOutcome::Charged {
+        balance: 0,
+        replayed: true,
+    };
+    let (announced, _) = send(&mut room, &mut now, "g-0", replayed());
+    assert_eq!(announced, 0, "forgotten: acknowledged, not announced");
+    let newest = format!("g-{GIFT_OUTCOMES_UNKNOWN_MAX}");
+    let (announced, unknown) = send(&mut room, &mut now, &newest, replayed());
+    assert_eq!(announced, 1, "remembered: announced once");
+    assert_eq!(unknown, GIFT_OUTCOMES_UNKNOWN_MAX - 1);
+}
