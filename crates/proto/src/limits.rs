@@ -137,6 +137,11 @@ pub const GIFT_IDS_REMEMBERED_PER_USER_MAX: usize = 64;
 /// announced, even after the room restarted; the oldest is forgotten first (its gift then
 /// stays paid and unannounced, never announced twice).
 pub const GIFT_OUTCOMES_UNKNOWN_MAX: usize = 1_024;
+/// Copies of one gift (same user, id, sku, quantity) sent while its charge is in flight
+/// that wait for its answer (a reconnect's resend, an app's retry, one per tab); one more
+/// is refused `unavailable` with this wait, to retry with the same id.
+pub const GIFT_RESENDS_JOINED_MAX: usize = 8;
+pub const GIFT_IN_PROGRESS_RETRY_AFTER_MS: u32 = 1_000;
 /// Sockets one user may hold in one room object (the room's own, or one shard's): a few
 /// tabs or devices. More are refused at connect with close `4409` (`TooManySockets`), so
 /// one token cannot fill a room (`CONNECTIONS_PER_ROOM_MAX`) and lock everyone else out.

@@ -25,6 +25,27 @@ pub(crate) struct PendingGift {
     /// was never announced.
     #[serde(skip)]
     pub recovered: bool,
+    /// The same gift sent again while this charge was in flight (a reconnect's resend,
+    /// an app's retry): answered with it, never charged a second time (a second charge
+    /// racing the first could leave the gift paid and never announced). In memory only:
+    /// after a restart the connections are gone.
+    #[serde(skip)]
+    pub joined: Vec<GiftWaiter>,
+}
+
+/// What became of a gift sent again while its charge is in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum JoinOutcome {
+    Joined,
+    Full,
+    NotPending,
+}
+
+/// A connection waiting for a pending gift's answer under its own client id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GiftWaiter {
+    pub connection: ConnectionId,
+    pub client_id: u64,
 }
 
 /// The room's gifts: the catalog, the gifts waiting for their charge, and the gifters.
@@ -154,8 +175,29 @@ impl Gifts {
             name: identity.name.clone(),
             charge: charge(request),
             recovered: false,
+            joined: Vec::new(),
         };
         self.pending.entry(request).or_insert(pending)
+    }
+
+    /// Joins a resend to the pending charge of the same gift (same user, id, sku and
+    /// quantity): `true` if it waits for that charge's answer now. A resend past
+    /// `GIFT_RESENDS_JOINED_MAX` is not joined (the caller refuses it: retry later).
+    pub(crate) fn join(&mut self, charge: &ChargeRequest, waiter: GiftWaiter) -> JoinOutcome {
+        let same = |p: &&mut PendingGift| {
+            p.charge.user == charge.user
+                && p.charge.gift_id == charge.gift_id
+                && p.charge.sku == charge.sku
+                && p.charge.qty == charge.qty
+        };
+        match self.pending.values_mut().find(same) {
+            None => JoinOutcome::NotPending,
+            Some(pending) if pending.joined.len() >= GIFT_RESENDS_JOINED_MAX => JoinOutcome::Full,
+            Some(pending) => {
+                pending.joined.push(waiter);
+                JoinOutcome::Joined
+            }
+        }
     }
 
     /// The gift a charge result answers.
@@ -304,6 +346,32 @@ impl Room {
         if self.status == RoomStatus::Ended {
             return Err(Refusal::new(ErrorCode::RoomEnded, "the room has ended"));
         }
+        let resend = ChargeRequest {
+            request: 0,
+            gift_id,
+            user: identity.user.clone(),
+            sku,
+            qty,
+            amount: 0,
+        };
+        let waiter = GiftWaiter {
+            connection,
+            client_id,
+        };
+        match self.gifts.join(&resend, waiter) {
+            JoinOutcome::Joined => return Ok(()),
+            JoinOutcome::Full => {
+                return Err(Refusal::retry_after(
+                    ErrorCode::Unavailable,
+                    "this gift's charge is in progress: retry with the same gift id",
+                    GIFT_IN_PROGRESS_RETRY_AFTER_MS,
+                ))
+            }
+            JoinOutcome::NotPending => {}
+        }
+        let ChargeRequest {
+            gift_id, sku, qty, ..
+        } = resend;
         let amount = self.gifts.price(&gift_id, &sku, qty)?;
         self.buckets(&identity.user, now_ms)
             .gifts
@@ -332,13 +400,20 @@ impl Room {
         let pending = self.gifts.settle(request);
         self.outputs
             .push_back(Output::Store(StorageOp::delete_pending_gift(request)));
-        // The gifter's connection if it is still theirs: a restarted room numbers the
-        // connections its shards relay from the start again, so the id may be another
-        // viewer's now.
-        let connected = self
-            .connections
-            .get(&pending.connection)
-            .is_some_and(|c| c.identity.user == pending.charge.user);
+        // The gifter's connections (the first sender's and any resend joined to it) that
+        // are still theirs: a restarted room numbers the connections its shards relay from
+        // the start again, so an id may be another viewer's now.
+        let waiters: Vec<GiftWaiter> = std::iter::once(GiftWaiter {
+            connection: pending.connection,
+            client_id: pending.client_id,
+        })
+        .chain(pending.joined.iter().cloned())
+        .filter(|w| {
+            self.connections
+                .get(&w.connection)
+                .is_some_and(|c| c.identity.user == pending.charge.user)
+        })
+        .collect();
         match outcome {
             ChargeOutcome::Charged { balance, replayed } => {
                 let mut seq = None;
@@ -380,13 +455,13 @@ impl Room {
                         now_ms,
                     );
                 }
-                if connected {
+                for waiter in waiters {
                     let ack = Event::Ack {
-                        client_id: pending.client_id,
+                        client_id: waiter.client_id,
                         seq,
                     };
-                    self.enqueue(pending.connection, ack, now_ms);
-                    self.enqueue(pending.connection, Event::Balance { balance }, now_ms);
+                    self.enqueue(waiter.connection, ack, now_ms);
+                    self.enqueue(waiter.connection, Event::Balance { balance }, now_ms);
                 }
             }
             ChargeOutcome::Refused { code, message } => {
@@ -400,11 +475,11 @@ impl Room {
                         .outcome_unknown(&pending.charge.user, &pending.charge.gift_id);
                     self.outputs.extend(writes.into_iter().map(Output::Store));
                 }
-                if connected {
+                for waiter in waiters {
                     self.refuse(
-                        pending.connection,
-                        Some(pending.client_id),
-                        Refusal::new(code, message),
+                        waiter.connection,
+                        Some(waiter.client_id),
+                        Refusal::new(code, message.clone()),
                         now_ms,
                     );
                 }

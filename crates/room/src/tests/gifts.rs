@@ -621,3 +621,69 @@ fn the_oldest_unknown_outcome_is_forgotten_one_past_the_bound() {
     assert_eq!(announced, 1, "remembered: announced once");
     assert_eq!(unknown, GIFT_OUTCOMES_UNKNOWN_MAX - 1);
 }
+
+/// The same gift sent again while its charge is in flight (the SDK resends on a new
+/// socket; an app retries; another tab) waits for that charge: no second charge races it.
+/// Both senders get its answer; a charge answered `unavailable` is then retried, and its
+/// `replayed` answer is announced once.
+#[test]
+fn a_gift_sent_again_while_its_charge_is_in_flight_waits_for_that_charge() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let gift = |client_id| {
+        ClientFrame::Gift {
+            client_id,
+            gift_id: "g-1".into(),
+            sku: "rose".into(),
+            qty: 1,
+        }
+        .encode()
+    };
+    room.handle_frame(1, &gift(7), now);
+    let first = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(first.charges.len(), 1);
+    room.handle_frame(2, &gift(8), now);
+    let resent = tick_into(&mut room, &mut now, &mut store);
+    assert!(
+        resent.charges.is_empty(),
+        "no second charge: {:?}",
+        resent.charges
+    );
+
+    let unavailable = ChargeOutcome::Refused {
+        code: ErrorCode::Unavailable,
+        message: "retry".into(),
+    };
+    room.charge_result(first.charges[0].request, unavailable, now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let refused = |events: &Vec<Event>, id: u64| {
+        events.iter().any(|e| {
+            matches!(e, Event::Error { client_id: Some(c), code: ErrorCode::Unavailable, .. } if *c == id)
+        })
+    };
+    assert!(
+        refused(&out.events[&1], 7) && refused(&out.events[&2], 8),
+        "{:?}",
+        out.events
+    );
+
+    // The retry, once the first charge is answered: a charge, answered `replayed`.
+    now += 1_000;
+    room.handle_frame(2, &gift(9), now);
+    let retry = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(retry.charges.len(), 1);
+    let before = room.last_seq();
+    let replayed = ChargeOutcome::Charged {
+        balance: 0,
+        replayed: true,
+    };
+    room.charge_result(retry.charges[0].request, replayed, now);
+    tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(room.last_seq() - before, 1, "announced once");
+}
