@@ -339,6 +339,29 @@ mod tests {
         out
     }
 
+    /// Likes once, then answers the batch `answer` `resends` times, each followed by the
+    /// batch sent again unchanged, and once more: the batch is dropped and logged with
+    /// its 3 likes. Returns the time then.
+    fn answer_until_dropped(shard: &mut Shard, answer: UpAnswer, resends: u32) -> u64 {
+        like(shard, 1, 10);
+        let first = ups(&run_until(shard, 100));
+        let mut now_ms = 100;
+        for _ in 0..resends {
+            shard.up_answered(1, answer, now_ms);
+            now_ms += SHARD_UP_RETRY_MS_MAX;
+            shard.touch(1, now_ms); // ana's socket stays alive meanwhile
+            assert_eq!(ups(&run_until(shard, now_ms)), first, "sent again");
+        }
+        shard.up_answered(1, answer, now_ms);
+        let out = drain(shard);
+        assert!(
+            out.iter().any(|o| matches!(o, ShardOutput::Log(r)
+                if r.event == "shard_up_dropped" && r.detail.contains("3 likes"))),
+            "{out:?}"
+        );
+        now_ms
+    }
+
     fn ups(outputs: &[ShardOutput]) -> Vec<ShardUp> {
         outputs
             .iter()
@@ -544,22 +567,7 @@ mod tests {
     #[test]
     fn a_failing_batch_is_sent_again_until_its_bound_then_dropped() {
         let mut shard = liked_shard();
-        like(&mut shard, 1, 10);
-        let first = ups(&run_until(&mut shard, 100));
-        let mut now_ms = 100;
-        for _ in 1..SHARD_UP_FAILURES_MAX {
-            shard.up_answered(1, UpAnswer::Failed, now_ms);
-            now_ms += SHARD_UP_RETRY_MS_MAX;
-            shard.touch(1, now_ms);
-            assert_eq!(ups(&run_until(&mut shard, now_ms)), first, "sent again");
-        }
-        shard.up_answered(1, UpAnswer::Failed, now_ms);
-        let out = drain(&mut shard);
-        assert!(
-            out.iter().any(|o| matches!(o, ShardOutput::Log(r)
-                if r.event == "shard_up_dropped" && r.detail.contains("3 likes"))),
-            "{out:?}"
-        );
+        answer_until_dropped(&mut shard, UpAnswer::Failed, SHARD_UP_FAILURES_MAX - 1);
         assert_eq!(shard.stats().batches_up_dropped, 1);
         assert_eq!(
             shard.stats().batches_up_resent,
@@ -613,23 +621,8 @@ mod tests {
     #[test]
     fn a_refused_batch_is_dropped_and_logged_with_its_likes() {
         let mut shard = liked_shard();
-        like(&mut shard, 1, 10);
-        let first = ups(&run_until(&mut shard, 100));
         // Refused: sent again a few times (a room on the previous build during a deploy).
-        let mut now_ms = 100;
-        for _ in 0..SHARD_UP_REFUSED_RETRIES {
-            shard.up_answered(1, UpAnswer::Refused, now_ms);
-            now_ms += SHARD_UP_RETRY_MS_MAX;
-            shard.touch(1, now_ms); // ana's socket stays alive meanwhile
-            assert_eq!(ups(&run_until(&mut shard, now_ms)), first, "sent again");
-        }
-        shard.up_answered(1, UpAnswer::Refused, now_ms);
-        let out = drain(&mut shard);
-        assert!(
-            out.iter().any(|o| matches!(o, ShardOutput::Log(r)
-                if r.event == "shard_up_dropped" && r.detail.contains("3 likes"))),
-            "{out:?}"
-        );
+        let now_ms = answer_until_dropped(&mut shard, UpAnswer::Refused, SHARD_UP_REFUSED_RETRIES);
         like(&mut shard, 2, now_ms);
         let next = ups(&run_until(&mut shard, now_ms + 300));
         assert_eq!((next[0].likes, next[0].seq), (3, 2));

@@ -484,10 +484,6 @@ fn a_resent_old_gift_id_is_never_announced_or_ranked_again() {
         balance: 1_000,
         replayed,
     };
-    let unavailable = || ChargeOutcome::Refused {
-        code: ErrorCode::Unavailable,
-        message: "retry".into(),
-    };
     assert_eq!(send(&mut room, &mut now, "g-0", unavailable()), 0);
     assert_eq!(send(&mut room, &mut now, "g-0", unavailable()), 0);
     assert_eq!(send(&mut room, &mut now, "g-0", charged(true)), 1);
@@ -512,31 +508,46 @@ fn a_resent_old_gift_id_is_never_announced_or_ranked_again() {
 /// A gift whose charge was answered `unavailable` (perhaps made, its answer lost) is
 /// announced when its gifter retries it and the ledger answers `replayed`, also when the
 /// room object restarted in between: the ids are stored, and forgotten once announced.
+/// A room selling roses at 1, with ana on connection 1, ticked once into `store`.
+fn room_selling_roses(now: &mut u64, store: &mut BTreeMap<String, Vec<u8>>) -> Room {
+    let mut room = Room::create(info(), 1, *now);
+    room.set_gift_catalog(roses()).unwrap();
+    join(&mut room, 1, "ana", Role::Viewer, *now);
+    tick_into(&mut room, now, store);
+    room
+}
+
+fn roses() -> BTreeMap<String, u64> {
+    [("rose".to_owned(), 1)].into()
+}
+
+/// One rose under `gift_id`, as a client sends it.
+fn rose(client_id: u64, gift_id: &str) -> Vec<u8> {
+    ClientFrame::Gift {
+        client_id,
+        gift_id: gift_id.into(),
+        sku: "rose".into(),
+        qty: 1,
+    }
+    .encode()
+}
+
+/// The ledger did not answer (the charge may have been made).
+fn unavailable() -> ChargeOutcome {
+    ChargeOutcome::Refused {
+        code: ErrorCode::Unavailable,
+        message: "retry".into(),
+    }
+}
+
 #[test]
 fn a_gift_answered_unavailable_is_announced_on_its_retry_after_the_room_restarted() {
     let mut now = 0;
     let mut store = BTreeMap::new();
-    let catalog = || [("rose".to_owned(), 1)].into();
-    let mut room = Room::create(info(), 1, now);
-    room.set_gift_catalog(catalog()).unwrap();
-    join(&mut room, 1, "ana", Role::Viewer, now);
-    tick_into(&mut room, &mut now, &mut store);
-    let gift = |client_id| {
-        ClientFrame::Gift {
-            client_id,
-            gift_id: "g-1".into(),
-            sku: "rose".into(),
-            qty: 1,
-        }
-        .encode()
-    };
-    room.handle_frame(1, &gift(1), now);
+    let mut room = room_selling_roses(&mut now, &mut store);
+    room.handle_frame(1, &rose(1, "g-1"), now);
     let out = tick_into(&mut room, &mut now, &mut store);
-    let unavailable = ChargeOutcome::Refused {
-        code: ErrorCode::Unavailable,
-        message: "retry".into(),
-    };
-    room.charge_result(out.charges[0].request, unavailable, now);
+    room.charge_result(out.charges[0].request, unavailable(), now);
     tick_into(&mut room, &mut now, &mut store);
     let unknown = |store: &BTreeMap<String, Vec<u8>>| {
         store.keys().filter(|k| k.starts_with("unknown/")).count()
@@ -544,12 +555,12 @@ fn a_gift_answered_unavailable_is_announced_on_its_retry_after_the_room_restarte
     assert_eq!(unknown(&store), 1, "stored");
 
     let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
-    room.set_gift_catalog(catalog()).unwrap();
+    room.set_gift_catalog(roses()).unwrap();
     join(&mut room, 2, "ana", Role::Viewer, now);
     join(&mut room, 3, "bob", Role::Viewer, now);
     tick_into(&mut room, &mut now, &mut store);
     now += 1_000;
-    room.handle_frame(2, &gift(2), now);
+    room.handle_frame(2, &rose(2, "g-1"), now);
     let out = tick_into(&mut room, &mut now, &mut store);
     let replayed = ChargeOutcome::Charged {
         balance: 0,
@@ -573,21 +584,11 @@ fn a_gift_answered_unavailable_is_announced_on_its_retry_after_the_room_restarte
 fn the_oldest_unknown_outcome_is_forgotten_one_past_the_bound() {
     let mut now = 0;
     let mut store = BTreeMap::new();
-    let mut room = Room::create(info(), 1, now);
-    room.set_gift_catalog([("rose".to_owned(), 1)].into())
-        .unwrap();
-    join(&mut room, 1, "ana", Role::Viewer, now);
-    tick_into(&mut room, &mut now, &mut store);
+    let mut room = room_selling_roses(&mut now, &mut store);
     let mut client_id = 0;
     let mut send = |room: &mut Room, now: &mut u64, gift_id: &str, outcome: ChargeOutcome| {
         client_id += 1;
-        let frame = ClientFrame::Gift {
-            client_id,
-            gift_id: gift_id.into(),
-            sku: "rose".into(),
-            qty: 1,
-        };
-        room.handle_frame(1, &frame.encode(), *now);
+        room.handle_frame(1, &rose(client_id, gift_id), *now);
         let out = tick_into(room, now, &mut store);
         let before = room.last_seq();
         room.charge_result(out.charges[0].request, outcome, *now);
@@ -597,10 +598,6 @@ fn the_oldest_unknown_outcome_is_forgotten_one_past_the_bound() {
         let announced = room.last_seq() - before;
         let unknown = store.keys().filter(|k| k.starts_with("unknown/")).count();
         (announced, unknown)
-    };
-    let unavailable = || ChargeOutcome::Refused {
-        code: ErrorCode::Unavailable,
-        message: "retry".into(),
     };
     for i in 0..=GIFT_OUTCOMES_UNKNOWN_MAX {
         let (_, unknown) = send(&mut room, &mut now, &format!("g-{i}"), unavailable());
@@ -630,21 +627,10 @@ fn the_oldest_unknown_outcome_is_forgotten_one_past_the_bound() {
 fn a_gift_sent_again_while_its_charge_is_in_flight_waits_for_that_charge() {
     let mut now = 0;
     let mut store = BTreeMap::new();
-    let mut room = Room::create(info(), 1, now);
-    room.set_gift_catalog([("rose".to_owned(), 1)].into())
-        .unwrap();
-    join(&mut room, 1, "ana", Role::Viewer, now);
+    let mut room = room_selling_roses(&mut now, &mut store);
     join(&mut room, 2, "ana", Role::Viewer, now);
     tick_into(&mut room, &mut now, &mut store);
-    let gift = |client_id| {
-        ClientFrame::Gift {
-            client_id,
-            gift_id: "g-1".into(),
-            sku: "rose".into(),
-            qty: 1,
-        }
-        .encode()
-    };
+    let gift = |client_id| rose(client_id, "g-1");
     room.handle_frame(1, &gift(7), now);
     let first = tick_into(&mut room, &mut now, &mut store);
     assert_eq!(first.charges.len(), 1);
@@ -656,11 +642,7 @@ fn a_gift_sent_again_while_its_charge_is_in_flight_waits_for_that_charge() {
         resent.charges
     );
 
-    let unavailable = ChargeOutcome::Refused {
-        code: ErrorCode::Unavailable,
-        message: "retry".into(),
-    };
-    room.charge_result(first.charges[0].request, unavailable, now);
+    room.charge_result(first.charges[0].request, unavailable(), now);
     let out = tick_into(&mut room, &mut now, &mut store);
     let refused = |events: &Vec<Event>, id: u64| {
         events.iter().any(|e| {
