@@ -427,6 +427,28 @@ pub fn create_big_room(server: &Server, expected_audience: u64) -> String {
     room
 }
 
+/// The room's like count once it has settled: read until it reaches `acked` (the likes
+/// its viewers saw acknowledged), then for 2 s more, since a batch applied twice (sent
+/// again after its answer was lost) would land late; gives up after 20 s. The caller
+/// asserts the count equals `acked`: every acknowledged like counted, none twice.
+pub fn likes_counted_settled(server: &Server, room: &str, acked: u64) -> u64 {
+    let admin = server.admin();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut reached_at = None;
+    loop {
+        let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap().body;
+        let counted = state["likes"].as_u64().expect("likes");
+        let now = Instant::now();
+        if counted >= acked && reached_at.is_none() {
+            reached_at = Some(now);
+        }
+        if reached_at.is_some_and(|at| now > at + Duration::from_secs(2)) || now > deadline {
+            return counted;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A scratch JavaScript project under target/ (so `ws` and the other pinned tools still
 /// resolve from the repository's node_modules) with the packed SDK tarball
 /// (`cargo xtask build-sdk`) installed the way a user installs it: offline, by file.

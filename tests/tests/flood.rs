@@ -1,16 +1,26 @@
-//! A connection flood against the real worker under wrangler dev: one viewer token opening
-//! and closing sockets from 200 clients as fast as they can must cost the room little; a
-//! legit viewer's comments are acknowledged within a second throughout, and none is
-//! refused. The Worker refuses the flood (`429 rate_limited`, `ovation_room::ConnectLimiter`)
-//! before it wakes the room object. Half the flood says its Hello in the upgrade
-//! (`?hello=1`, as the SDK's first join does), so each socket that gets through costs the
-//! room a Welcome at once; those sockets read their Welcome before they close. The same
-//! flood against a big room reaches the flooder's shard straight from the router's memory
-//! of the room's shard count; the legit viewer's acks come back through the room.
+//! Floods from one token against the real worker under wrangler dev.
+//!
+//! Connections: one viewer token opening and closing sockets from 200 clients as fast as
+//! they can must cost the room little; a legit viewer's comments are acknowledged within
+//! a second throughout, and none is refused. The Worker refuses the flood (`429
+//! rate_limited`, `ovation_room::ConnectLimiter`) before it wakes the room object. Half the
+//! flood says its Hello in the upgrade (`?hello=1`, as the SDK's first join does), so each
+//! socket that gets through costs the room a Welcome at once; those sockets read their
+//! Welcome before they close. The same flood against a big room reaches the flooder's
+//! shard straight from the router's memory of the room's shard count; the legit viewer's
+//! acks come back through the room.
+//!
+//! Likes: one token's 200 clients like as fast as their sockets let them, while viewers
+//! with their own tokens like at a human pace. Every frame is answered; the flooder gets
+//! no more than its like rate and is told `rate_limited` for the rest; the others' likes
+//! are acknowledged within a second; and the room counts exactly the likes acknowledged.
 
 use ovation_cli::{Socket, SocketEnd};
-use ovation_proto::limits::{USER_CONNECTS_BURST, USER_CONNECTS_PER_S};
-use ovation_proto::{ClientFrame, Event};
+use ovation_proto::limits::{
+    LIKES_BURST, LIKES_RATE_PER_S, LIKE_COUNT_PER_FRAME_MAX, USER_CONNECTS_BURST,
+    USER_CONNECTS_PER_S,
+};
+use ovation_proto::{ClientFrame, ErrorCode, Event};
 use ovation_tests::{create_room, shared, token};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -164,4 +174,229 @@ fn flood_while_a_viewer_comments(server: &ovation_tests::Server, room: &str) {
         worst_ms < ACK_MS_MAX,
         "a legit viewer waited {worst_ms} ms for an ack during the flood: {latencies_ms:?}"
     );
+}
+
+#[test]
+fn a_like_flood_from_one_token_is_rate_limited_told_and_counted_exactly() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    like_flood_while_others_like(server, &room, 1);
+}
+
+/// The same on a big room's shards (the new likes path: a shard acknowledges likes and
+/// sends their count up in numbered batches): one legit liker shares the flooder's shard,
+/// another is on the other one.
+#[test]
+fn a_like_flood_from_one_token_on_a_big_rooms_shard_is_counted_exactly() {
+    let server = shared();
+    let room = ovation_tests::create_big_room(server, 10_000);
+    like_flood_while_others_like(server, &room, 2);
+}
+
+const LIKE_FLOOD_S: u64 = 10;
+const LIKE_FLOODER: &str = "like-flooder";
+/// Like frames a flood socket sends before it reads their answers.
+const LIKE_FRAMES_AT_ONCE: u64 = 10;
+
+/// What one side of the like flood saw: like frames acknowledged (in likes) and refused.
+#[derive(Default)]
+struct LikesSeen {
+    acked: u64,
+    refused: u64,
+    refused_not_rate_limited: Vec<String>,
+    latencies_ms: Vec<u128>,
+}
+
+impl LikesSeen {
+    fn add(&mut self, other: LikesSeen) {
+        self.acked += other.acked;
+        self.refused += other.refused;
+        self.refused_not_rate_limited
+            .extend(other.refused_not_rate_limited);
+        self.latencies_ms.extend(other.latencies_ms);
+    }
+}
+
+fn like_flood_while_others_like(server: &ovation_tests::Server, room: &str, shards: u16) {
+    let _alone = ONE_FLOOD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let flooder_shard = ovation_proto::shard_of(LIKE_FLOODER, shards);
+    // Legit likers: one on the flooder's shard, one on another (when there is one).
+    let legit_users: Vec<String> = [true, false]
+        .into_iter()
+        .filter_map(|same| {
+            (0..1_000)
+                .map(|i| format!("legit-liker-{i}"))
+                .find(|u| (ovation_proto::shard_of(u, shards) == flooder_shard) == same)
+        })
+        .collect();
+    assert_eq!(legit_users.len(), usize::from(shards), "{legit_users:?}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let welcomed = Arc::new(AtomicU64::new(0));
+    let attacker = token("viewer", LIKE_FLOODER, room);
+    let started = Instant::now();
+    let flood: Vec<_> = (0..FLOOD_CLIENTS as u64)
+        .map(|client| {
+            let (stop, welcomed) = (stop.clone(), welcomed.clone());
+            let (base, room, attacker) = (server.base.clone(), room.to_owned(), attacker.clone());
+            std::thread::spawn(move || {
+                let mut seen = LikesSeen::default();
+                let mut next = 0_u64;
+                while !stop.load(Ordering::Relaxed) {
+                    // Most upgrades are refused (429 at the Worker, 4409 at the user's
+                    // socket cap): that is the flood's cost to the room.
+                    let Ok(mut socket) = Socket::connect(&base, &room, &attacker, None) else {
+                        std::thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    if socket
+                        .wait_for(Duration::from_secs(10), |e| matches!(e, Event::Welcome(_)))
+                        .is_err()
+                    {
+                        continue;
+                    }
+                    welcomed.fetch_add(1, Ordering::Relaxed);
+                    while !stop.load(Ordering::Relaxed) {
+                        let ids: Vec<u64> = (0..LIKE_FRAMES_AT_ONCE)
+                            .map(|_| {
+                                next += 1;
+                                (client << 32) | next
+                            })
+                            .collect();
+                        for &client_id in &ids {
+                            let like = ClientFrame::Like {
+                                client_id,
+                                count: LIKE_COUNT_PER_FRAME_MAX,
+                            };
+                            socket.send(&like).expect("a flood socket stays open");
+                        }
+                        let answers = answers_to(&mut socket, &ids, LIKE_COUNT_PER_FRAME_MAX);
+                        seen.add(answers);
+                    }
+                    socket.close();
+                }
+                seen
+            })
+        })
+        .collect();
+
+    let legit: Vec<_> = legit_users
+        .iter()
+        .map(|user| {
+            let (base, room, user) = (server.base.clone(), room.to_owned(), user.clone());
+            std::thread::spawn(move || {
+                let mut socket =
+                    Socket::connect(&base, &room, &token("viewer", &user, &room), None)
+                        .expect("a legit liker connects");
+                socket
+                    .wait_for(Duration::from_secs(10), |e| matches!(e, Event::Welcome(_)))
+                    .expect("welcome");
+                let mut seen = LikesSeen::default();
+                let mut client_id = 0;
+                // 10 frames of one like a second: half the like rate.
+                while started.elapsed() < Duration::from_secs(LIKE_FLOOD_S) {
+                    client_id += 1;
+                    let sent = Instant::now();
+                    socket
+                        .send(&ClientFrame::Like {
+                            client_id,
+                            count: 1,
+                        })
+                        .expect("send");
+                    seen.add(answers_to(&mut socket, &[client_id], 1));
+                    seen.latencies_ms.push(sent.elapsed().as_millis());
+                    std::thread::sleep(Duration::from_millis(100).saturating_sub(sent.elapsed()));
+                }
+                (user, seen)
+            })
+        })
+        .collect();
+
+    let legit: Vec<(String, LikesSeen)> = legit.into_iter().map(|t| t.join().unwrap()).collect();
+    stop.store(true, Ordering::Relaxed);
+    let mut flooder = LikesSeen::default();
+    for client in flood {
+        flooder.add(client.join().unwrap());
+    }
+    let flood_s = started.elapsed().as_secs() + 1;
+    let acked = flooder.acked + legit.iter().map(|(_, s)| s.acked).sum::<u64>();
+    let counted = ovation_tests::likes_counted_settled(server, room, acked);
+    eprintln!(
+        "like flood ({shards} object(s)): {} flood sockets welcomed; flooder {} likes \
+         acknowledged, {} frames refused; legit {:?}; {counted} counted",
+        welcomed.load(Ordering::Relaxed),
+        flooder.acked,
+        flooder.refused,
+        legit
+            .iter()
+            .map(|(u, s)| (u, s.acked, s.refused, s.latencies_ms.iter().max()))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        welcomed.load(Ordering::Relaxed) > 0 && flooder.refused > 0,
+        "the flood ran into the like rate"
+    );
+    assert!(
+        flooder.refused_not_rate_limited.is_empty(),
+        "flood frames refused otherwise: {:?}",
+        flooder.refused_not_rate_limited
+    );
+    let flooder_max = u64::from(LIKES_BURST) + u64::from(LIKES_RATE_PER_S) * flood_s;
+    assert!(
+        flooder.acked <= flooder_max,
+        "one token got {} likes in {flood_s} s through {FLOOD_CLIENTS} clients (at most \
+         {flooder_max})",
+        flooder.acked
+    );
+    for (user, seen) in &legit {
+        assert_eq!(
+            seen.refused, 0,
+            "{user}'s likes were refused during the flood"
+        );
+        let worst_ms = seen.latencies_ms.iter().copied().max().unwrap_or(0);
+        assert!(
+            worst_ms < ACK_MS_MAX,
+            "{user} waited {worst_ms} ms for a like's ack during the flood: {:?}",
+            seen.latencies_ms
+        );
+        assert!(seen.acked >= 10, "{user} liked: {}", seen.acked);
+    }
+    assert_eq!(counted, acked, "every acknowledged like counted once");
+}
+
+/// Reads the answer to each of these like frames (of `count` likes each); every frame is
+/// answered within 10 s, with an ack or a refusal.
+fn answers_to(socket: &mut Socket, ids: &[u64], count: u32) -> LikesSeen {
+    let mut waiting: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+    let mut seen = LikesSeen::default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !waiting.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "like frames unanswered for 10 s: {waiting:?}"
+        );
+        match socket.next_event(left) {
+            Ok(Some(Event::Ack { client_id, .. })) if waiting.remove(&client_id) => {
+                seen.acked += u64::from(count);
+            }
+            Ok(Some(Event::Error {
+                client_id: Some(client_id),
+                code,
+                message,
+                ..
+            })) if waiting.remove(&client_id) => {
+                seen.refused += 1;
+                if code != ErrorCode::RateLimited {
+                    seen.refused_not_rate_limited
+                        .push(format!("{code:?}: {message}"));
+                }
+            }
+            Ok(_) => {}
+            Err(end) => panic!("a liker's socket ended with {waiting:?} unanswered: {end:?}"),
+        }
+    }
+    seen
 }

@@ -300,23 +300,7 @@ fn a_big_rooms_acknowledged_likes_survive_kill_9_of_workerd_mid_stream() {
     let acked: u64 = likers.iter().map(|l| l.acked).sum();
     let refused: u64 = likers.iter().map(|l| l.refused).sum();
     assert_eq!(unanswered, 0, "every like frame is answered in the end");
-    let admin = server.admin();
-    // Until the count reaches the acknowledged likes, then 2 s more: a batch applied
-    // twice (sent again after its answer was lost) would land late.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut reached_at = None;
-    let counted = loop {
-        let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap().body;
-        let counted = state["likes"].as_u64().expect("likes");
-        let now = std::time::Instant::now();
-        if counted >= acked && reached_at.is_none() {
-            reached_at = Some(now);
-        }
-        if reached_at.is_some_and(|at| now > at + Duration::from_secs(2)) || now > deadline {
-            break counted;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let counted = ovation_tests::likes_counted_settled(&server, &room, acked);
     eprintln!(
         "likes: {acked} acknowledged ({unanswered_at_kills} unanswered at the kills, sent \
          again), {refused} refused, {counted} counted"

@@ -166,6 +166,25 @@ impl Room {
             self.meta_dirty = true;
             self.flush_meta();
             self.schedule_tick(now_ms);
+        } else if up.likes > 0 {
+            // Taken in an opening that ended (the room counts no likes after its end):
+            // answered applied, so the shard forgets them, and told here, not silent.
+            self.stats.shard_likes_of_another_opening += up.likes;
+            self.outputs.push_back(Output::Log(LogRecord {
+                event: "likes_of_an_ended_opening",
+                connection: None,
+                user: None,
+                code: "likes_dropped",
+                detail: format!(
+                    "shard {} batch {}: {} likes of opening {} (the room is {} at {})",
+                    up.shard,
+                    up.seq,
+                    up.likes,
+                    up.epoch,
+                    self.status.as_str(),
+                    self.epoch
+                ),
+            }));
         }
         let changes_state = up.likes > 0 || !up.frames.is_empty();
         for relayed in up.frames {

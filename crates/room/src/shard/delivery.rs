@@ -147,28 +147,33 @@ impl Shard {
             flight.retry_at_ms = Some(now_ms + backoff_ms.min(SHARD_UP_RETRY_MS_MAX));
             return;
         }
+        let flight = self.up_in_flight.take().expect("matched above");
+        if flight.likes > 0 {
+            // The record must not send again, after a restart, what was applied or
+            // logged dropped.
+            self.record_dirty = true;
+        }
         if answer != UpAnswer::Applied {
             // Given up: a room that refuses it (or fails on it) this long would block
-            // every later batch, and the snapshot a woken shard needs. Told, not silent.
-            let likes = flight.likes;
+            // every later batch, and the snapshot a woken shard needs. Told, not silent,
+            // and only once the record without it is stored (a flush now: the acks
+            // queued since the last one go with it), so a crash cannot send again a
+            // batch the log said was dropped.
             self.stats.batches_up_dropped += 1;
+            self.flush_sockets(now_ms);
             self.outputs.push_back(ShardOutput::Log(LogRecord {
                 event: "shard_up_dropped",
                 connection: None,
                 user: None,
                 code: "likes_dropped",
                 detail: format!(
-                    "shard {} batch {seq} ({answer:?} {} times): {likes} likes not counted",
+                    "shard {} batch {seq} ({answer:?} {} times): {} likes not counted",
                     self.index,
-                    flight.failures + flight.refusals
+                    flight.failures + flight.refusals,
+                    flight.likes
                 ),
             }));
         }
-        if self.up_in_flight.as_ref().is_some_and(|f| f.likes > 0) {
-            // The record must not send again, after a restart, what was logged dropped.
-            self.record_dirty = true;
-        }
-        self.up_in_flight = None;
         if self.up_pending() {
             let allowed_at_ms = self
                 .up_sent_at_ms
@@ -354,10 +359,27 @@ mod tests {
         }
         shard.up_answered(1, answer, now_ms);
         let out = drain(shard);
+        let logged_at = out
+            .iter()
+            .position(|o| {
+                matches!(o, ShardOutput::Log(r)
+                if r.event == "shard_up_dropped" && r.detail.contains("3 likes"))
+            })
+            .unwrap_or_else(|| panic!("logged: {out:?}"));
+        // The record without the batch is stored before the log says it was dropped: a
+        // shard restored from it does not send the batch again.
+        let stored = out[..logged_at]
+            .iter()
+            .rev()
+            .find_map(|o| match o {
+                ShardOutput::Persist(record) => Some(record.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("the record is stored before the log: {out:?}"));
+        let mut restored = Shard::restore(0, &stored, now_ms).unwrap();
         assert!(
-            out.iter().any(|o| matches!(o, ShardOutput::Log(r)
-                if r.event == "shard_up_dropped" && r.detail.contains("3 likes"))),
-            "{out:?}"
+            ups(&drain(&mut restored)).is_empty() && restored.up_retry_at().is_none(),
+            "a batch logged dropped is not sent again after a restart"
         );
         now_ms
     }

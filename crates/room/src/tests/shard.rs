@@ -342,6 +342,56 @@ fn a_batch_the_room_stored_is_a_repeat_after_the_room_restarts() {
     assert_eq!(room.last_seq(), last_seq, "not applied again");
 }
 
+/// Likes a shard took in an opening that ended are not counted in the next, nor after
+/// the end; the room logs them (`likes_of_an_ended_opening`), never drops them silently.
+#[test]
+fn likes_of_another_opening_or_after_the_end_are_logged_not_counted() {
+    let now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.admin(AdminCommand::SetShards { shards: 2 }, now)
+        .unwrap();
+    let likes = |seq: u64, likes: u64, epoch: u64| {
+        ShardUp {
+            shard: 1,
+            needs_snapshot: false,
+            online: 1,
+            likes,
+            frames: Vec::new(),
+            instance: 9,
+            seq,
+            epoch,
+        }
+        .encode()
+    };
+    let dropped_logs = |room: &mut Room| {
+        std::iter::from_fn(|| room.poll_output())
+            .filter_map(|o| match o {
+                Output::Log(r) if r.event == "likes_of_an_ended_opening" => Some(r.detail),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    room.shard_up(&likes(1, 3, 1), now).unwrap();
+    assert_eq!(room.likes_total(), 3, "this opening's likes count");
+    assert!(dropped_logs(&mut room).is_empty());
+
+    room.shard_up(&likes(2, 4, 0), now).unwrap();
+    assert_eq!(room.likes_total(), 3, "another opening's likes do not");
+    let logs = dropped_logs(&mut room);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(logs[0].contains("4 likes of opening 0"), "{logs:?}");
+
+    assert_eq!(room.admin(AdminCommand::End, now), Ok(AdminReply::Ended));
+    room.shard_up(&likes(3, 2, 1), now).unwrap();
+    assert_eq!(room.likes_total(), 3, "none after the end");
+    let logs = dropped_logs(&mut room);
+    assert!(
+        logs.len() == 1 && logs[0].contains("2 likes of opening 1 (the room is ended"),
+        "{logs:?}"
+    );
+    assert_eq!(room.stats().shard_likes_of_another_opening, 6);
+}
+
 /// While a shard awaits the room's state (a lost batch down), a comment shown to its
 /// sender only waits too: it goes out after the actions the snapshot brings, in order.
 #[test]
