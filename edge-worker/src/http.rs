@@ -1,5 +1,6 @@
 //! HTTP errors: a stable machine-readable `code`, a human `message`, no internals.
 
+use futures_util::StreamExt;
 use ovation_proto::limits::ADMIN_BODY_BYTES_MAX;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -91,19 +92,38 @@ pub fn log_refusal(code: &str, detail: &str) {
     );
 }
 
-/// Reads a JSON body no larger than `ADMIN_BODY_BYTES_MAX`.
+/// Reads a JSON body no larger than `ADMIN_BODY_BYTES_MAX`, refused `413 body_too_large`
+/// before it is read when its declared length is larger, and as soon as the bytes read
+/// pass the limit when it declares none: a larger body never lands in the isolate's
+/// memory (wasm memory never shrinks).
 pub async fn json_body<T: DeserializeOwned>(req: &mut Request) -> std::result::Result<T, ApiError> {
-    let bytes = req
-        .bytes()
-        .await
-        .map_err(|_| ApiError::bad_request("unreadable body"))?;
-    if bytes.len() > ADMIN_BODY_BYTES_MAX {
-        return Err(ApiError::new(
+    let too_large = || {
+        ApiError::new(
             413,
             "body_too_large",
             &format!("request body exceeds {ADMIN_BODY_BYTES_MAX} bytes"),
-        ));
+        )
+    };
+    let unreadable = |_| ApiError::bad_request("unreadable body");
+    if let Some(declared) = req.headers().get("content-length").ok().flatten() {
+        let declared: u64 = declared
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::bad_request("content-length is not a number"))?;
+        if declared > ADMIN_BODY_BYTES_MAX as u64 {
+            return Err(too_large());
+        }
     }
+    let mut bytes = Vec::new();
+    if let Ok(mut stream) = req.stream() {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(unreadable)?;
+            if bytes.len() + chunk.len() > ADMIN_BODY_BYTES_MAX {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+    } // no body at all: refused as invalid JSON below
     serde_json::from_slice(&bytes).map_err(|e| ApiError::new(400, "invalid_json", &e.to_string()))
 }
 

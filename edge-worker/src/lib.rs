@@ -87,42 +87,51 @@ async fn route(req: Request, env: Env) -> Result<Response> {
             "method_not_allowed",
             "method not allowed on this route",
         )),
-        RouteMatch::Found(route) => handled(match route {
-            Route::OpenApi => openapi_document(),
-            Route::Socket => join::socket(req, &env).await,
-            Route::State => viewer_get(req, &env, "state").await,
-            Route::Events => viewer_get(req, &env, "events").await,
-            Route::Part => part(req, &env).await,
-            Route::Replay => replay(req, &env).await,
-            Route::Stats => admin_forward(req, &env, "stats", None).await,
-            Route::CreateRoom => create_room(req, &env).await,
-            Route::ListRooms => list_rooms(req, &env).await,
-            Route::EndRoom => end_room(req, &env).await,
-            Route::Messages => broadcast(req, &env).await,
-            Route::Direct => direct(req, &env).await,
-            Route::PutPart => put_part(req, &env).await,
-            Route::CreatePoll => create_poll(req, &env).await,
-            Route::ClosePoll => id_command(req, &env, |id| StaffCommand::ClosePoll { id }).await,
-            Route::RevealPoll => id_command(req, &env, |id| StaffCommand::RevealPoll { id }).await,
-            Route::CreateQuiz => create_quiz(req, &env).await,
-            Route::NextQuestion => {
-                id_command(req, &env, |id| StaffCommand::NextQuestion { id }).await
-            }
-            Route::CloseQuestion => {
-                id_command(req, &env, |id| StaffCommand::CloseQuestion { id }).await
-            }
-            Route::EndQuiz => id_command(req, &env, |id| StaffCommand::EndQuiz { id }).await,
-            Route::PinProduct => pin_product(req, &env).await,
-            Route::UnpinProduct => staff_forward(req, &env, StaffCommand::UnpinProduct).await,
-            Route::QaSettings => qa_settings(req, &env).await,
-            Route::QaApprove => id_command(req, &env, |id| StaffCommand::QaApprove { id }).await,
-            Route::QaAnswer => id_command(req, &env, |id| StaffCommand::QaAnswer { id }).await,
-            Route::QaHide => id_command(req, &env, |id| StaffCommand::QaHide { id }).await,
-            Route::Moderation => moderation(req, &env).await,
-            Route::Commands => command(req, &env).await,
-            Route::Shards => set_shards(req, &env).await,
-            Route::Audit => admin_forward(req, &env, "audit", None).await,
-        }),
+        RouteMatch::Found(route) => match refused_before_body(method, &req, &env) {
+            Some(refusal) => error(refusal),
+            None => handled(match route {
+                Route::OpenApi => openapi_document(),
+                Route::Socket => join::socket(req, &env).await,
+                Route::State => viewer_get(req, &env, "state").await,
+                Route::Events => viewer_get(req, &env, "events").await,
+                Route::Part => part(req, &env).await,
+                Route::Replay => replay(req, &env).await,
+                Route::Stats => admin_forward(req, &env, "stats", None).await,
+                Route::CreateRoom => create_room(req, &env).await,
+                Route::ListRooms => list_rooms(req, &env).await,
+                Route::EndRoom => end_room(req, &env).await,
+                Route::Messages => broadcast(req, &env).await,
+                Route::Direct => direct(req, &env).await,
+                Route::PutPart => put_part(req, &env).await,
+                Route::CreatePoll => create_poll(req, &env).await,
+                Route::ClosePoll => {
+                    id_command(req, &env, |id| StaffCommand::ClosePoll { id }).await
+                }
+                Route::RevealPoll => {
+                    id_command(req, &env, |id| StaffCommand::RevealPoll { id }).await
+                }
+                Route::CreateQuiz => create_quiz(req, &env).await,
+                Route::NextQuestion => {
+                    id_command(req, &env, |id| StaffCommand::NextQuestion { id }).await
+                }
+                Route::CloseQuestion => {
+                    id_command(req, &env, |id| StaffCommand::CloseQuestion { id }).await
+                }
+                Route::EndQuiz => id_command(req, &env, |id| StaffCommand::EndQuiz { id }).await,
+                Route::PinProduct => pin_product(req, &env).await,
+                Route::UnpinProduct => staff_forward(req, &env, StaffCommand::UnpinProduct).await,
+                Route::QaSettings => qa_settings(req, &env).await,
+                Route::QaApprove => {
+                    id_command(req, &env, |id| StaffCommand::QaApprove { id }).await
+                }
+                Route::QaAnswer => id_command(req, &env, |id| StaffCommand::QaAnswer { id }).await,
+                Route::QaHide => id_command(req, &env, |id| StaffCommand::QaHide { id }).await,
+                Route::Moderation => moderation(req, &env).await,
+                Route::Commands => command(req, &env).await,
+                Route::Shards => set_shards(req, &env).await,
+                Route::Audit => admin_forward(req, &env, "audit", None).await,
+            }),
+        },
     };
     match response {
         Ok(resp)
@@ -137,6 +146,16 @@ async fn route(req: Request, env: Env) -> Result<Response> {
             "method not allowed on this route",
         )),
         other => other,
+    }
+}
+
+/// Every route with a body needs a token: a caller without a valid one is refused before
+/// a byte of its body is read (`json_body` bounds what a token holder may send).
+fn refused_before_body(method: Option<HttpMethod>, req: &Request, env: &Env) -> Option<ApiError> {
+    if matches!(method, Some(HttpMethod::Post | HttpMethod::Put)) {
+        authenticate(req, env).err()
+    } else {
+        None
     }
 }
 

@@ -361,3 +361,106 @@ fn the_api_answers_cors_preflights_and_every_answer_allows_any_origin() {
         other => panic!("expected 404: {other:?}"),
     }
 }
+
+/// A request head sent raw, with `body` after it and the connection left open (the rest
+/// of the body never comes): the status and error code of the answer, or `None` when
+/// none came within 5 s (the server waited for the body it should have refused).
+fn answer_before_the_body(
+    server: &ovation_tests::Server,
+    head: &str,
+    body: &[u8],
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let address = server.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let request = format!("{head}Host: {address}\r\ncontent-type: application/json\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0_u8; 4096];
+    // Until the head and a JSON body are in (the connection stays open: keep-alive).
+    while !String::from_utf8_lossy(&answer).contains("\"code\"") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let code = text
+        .split("\"code\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    Some((status, code))
+}
+
+/// A body past `ADMIN_BODY_BYTES_MAX` never lands in the Worker's memory (wasm memory
+/// never shrinks): a declared length past it is refused `413` before the body is sent;
+/// a caller without a valid token is refused `401` before its body is read; and a
+/// chunked body (no declared length) is refused once it passes the limit, without
+/// waiting for its end. On workerd alone, which streams a request's body to the Worker
+/// as Cloudflare does (`wrangler dev`'s proxy reads the whole body before it forwards).
+#[test]
+fn a_body_past_the_limit_or_without_a_token_is_refused_before_it_is_read() {
+    use ovation_proto::limits::ADMIN_BODY_BYTES_MAX;
+    let server = &ovation_tests::Server::start_on(
+        ovation_tests::Runtime::Workerd,
+        &ovation_tests::scratch_dir("edge-bodies"),
+    );
+    let room = create_room(server, "weur");
+    let path = format!("/v1/rooms/{room}/messages");
+    let bearer = format!(
+        "authorization: Bearer {}\r\n",
+        token("admin", "admin-1", "*")
+    );
+    let one_past = ADMIN_BODY_BYTES_MAX + 1;
+    let cases = [
+        (
+            format!("POST {path} HTTP/1.1\r\n{bearer}content-length: {one_past}\r\n"),
+            Vec::new(),
+            (413, "body_too_large"),
+        ),
+        (
+            format!("POST {path} HTTP/1.1\r\n{bearer}content-length: 18446744073709551616\r\n"),
+            Vec::new(),
+            (400, "bad_request"),
+        ),
+        (
+            format!("POST {path} HTTP/1.1\r\ncontent-length: 100000000\r\n"),
+            Vec::new(),
+            (401, "token_missing"),
+        ),
+        (
+            format!("PUT /v1/rooms/{room}/parts/big HTTP/1.1\r\nauthorization: Bearer x.y.z\r\ncontent-length: 100000000\r\n"),
+            b"{\"x\":".to_vec(),
+            (401, "token_malformed"),
+        ),
+        (
+            format!("POST {path} HTTP/1.1\r\n{bearer}transfer-encoding: chunked\r\n"),
+            format!("{one_past:x}\r\n{}\r\n", "x".repeat(one_past)).into_bytes(),
+            (413, "body_too_large"),
+        ),
+    ];
+    for (head, body, (status, code)) in cases {
+        let answer = answer_before_the_body(server, &head, &body);
+        assert_eq!(
+            answer,
+            Some((status, code.to_owned())),
+            "{head}: refused before the body is read"
+        );
+    }
+    // The limit itself is a body the API reads.
+    let admin = server.admin();
+    let text = "x".repeat(ADMIN_BODY_BYTES_MAX - r#"{"text":""}"#.len());
+    let reply = admin.post(&path, &json!({ "text": text })).unwrap();
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (400, Some("too_long")),
+        "a body of exactly the limit is read (its text is then too long for a message)"
+    );
+}
