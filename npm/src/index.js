@@ -43,6 +43,20 @@ function wrapError(e) {
   return new OvationError(code, e?.message || String(e));
 }
 
+/**
+ * `value` when it is a whole number from `min` to `max`, else an `invalid` error naming
+ * `what`: the wasm takes 32-bit integers, and would read 2^32 + 5 as 5, 1.9 as 1 and a
+ * missing option as 0 (a gift of another quantity, a vote for another option).
+ */
+function whole(value, min, max, what) {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new OvationError("invalid", `${what} is a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+const U32_MAX = 0xffffffff;
+
 /** Every event type `room.on` takes (the bridge forwards the same list). */
 export const EVENT_TYPES = new Set([
   "status",
@@ -264,10 +278,7 @@ class Room {
    * Every like the room will not count is told in a `likes_dropped` event.
    */
   like(count = 1) {
-    if (!Number.isInteger(count) || count < 1 || count > 0xffffffff) {
-      throw new OvationError("invalid", "like count is a positive integer");
-    }
-    return this._session.like(count);
+    return this._session.like(whole(count, 1, U32_MAX, "a like count"));
   }
 
   /** A peer message to every connection of `userId` (hosts and moderators). */
@@ -289,7 +300,9 @@ class Room {
    */
   gift(sku, qty = 1, { id } = {}) {
     const giftId = id || `g-${randomSeed().toString(36)}`;
-    return this._act((s) => s.gift(giftId, String(sku), qty)).then(
+    return this._act((s) =>
+      s.gift(giftId, String(sku), whole(qty, 1, U32_MAX, "a gift quantity")),
+    ).then(
       (answer) => ({ ...answer, giftId }),
       (error) => {
         if (error && typeof error === "object") error.giftId = giftId;
@@ -304,7 +317,7 @@ class Room {
    * Rejects with `poll_closed` after the window, `not_found` for another poll.
    */
   vote(pollId, option) {
-    return this._act((s) => s.vote(String(pollId), option));
+    return this._act((s) => s.vote(String(pollId), whole(option, 0, U32_MAX, "an option")));
   }
 
   /**
@@ -313,7 +326,13 @@ class Room {
    * and rank arrive as a `direct` event of type `quiz_score` when the question closes.
    */
   answer(quizId, questionIndex, option) {
-    return this._act((s) => s.answer(String(quizId), questionIndex, option));
+    return this._act((s) =>
+      s.answer(
+        String(quizId),
+        whole(questionIndex, 0, U32_MAX, "a question index"),
+        whole(option, 0, U32_MAX, "an option"),
+      ),
+    );
   }
 
   /** Asks the host a question (Q&A); it shows in the `qa` part once visible. */

@@ -127,6 +127,15 @@ test("a refused gift names its id, so a retry is the same gift", async () => {
     ana.gift("rose", 1, { id: first.giftId }),
     (e) => e.code === "unavailable" && e.giftId === first.giftId,
   );
+  // A quantity the wasm's 32-bit argument would wrap (2^32 + 5 into 5) or truncate (1.9
+  // into 1) is refused before anything is sent: never a charge of another quantity.
+  for (const qty of [2 ** 32 + 5, 1.9, 0, -4294967295, "3"]) {
+    await assert.rejects(ana.gift("rose", qty), (e) => e.code === "invalid", String(qty));
+  }
+  assert.throws(
+    () => ana.like(2 ** 32 + 1),
+    (e) => e.code === "invalid",
+  );
   ana.close();
 });
 
@@ -222,6 +231,11 @@ test("a poll: opened by the admin API, voted once per user, revealed with exact 
   await ana.vote(poll.id, 2); // acknowledged, not counted
   await bob.vote(poll.id, 1);
   await assert.rejects(bob.vote(poll.id, 7), (e) => e.code === "invalid");
+  // Numbers the wasm's 32-bit argument would wrap or truncate into another option (2^32 + 2
+  // into 2, 2.5 into 2, a missing option into 0) are refused before anything is sent.
+  for (const option of [2 ** 32 + 2, 2.5, -1, undefined, "2", NaN]) {
+    await assert.rejects(bob.vote(poll.id, option), (e) => e.code === "invalid", String(option));
+  }
   await assert.rejects(bob.vote("p999", 0), (e) => e.code === "not_found");
 
   const result = next(bob, "poll", (p) => p.phase === "result");
