@@ -4,7 +4,8 @@
 //
 // * A refused connect rejects at once (well within 2 s) with the server's code, on every
 //   transport, and never as `connect_timeout`: expired token, a token for another room,
-//   a token signed with the wrong key, a viewer of another tenant, an ended room.
+//   a token signed with the wrong key, a viewer of another tenant, an ended room, a
+//   banned user.
 // * The SDK never raises an uncaught exception (a connect that times out while its
 //   socket is still connecting made `ws` emit an `error` nobody listened to).
 // * An ended room ends a pull session as it ends a WebSocket one.
@@ -86,7 +87,16 @@ test("a refused connect rejects within 2 s with the server's code, on every tran
   const live = await createRoom();
   const ended = await createRoom();
   await endRoom(ended);
+  // A room that banned ana: no transport lets her in (pull too, which once did).
+  const banning = await createRoom();
+  const ban = await fetch(`${URL_MAIN}/v1/rooms/${banning}/moderation`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ command: "ban", user: "ana" }),
+  });
+  assert.equal(ban.status, 200, await ban.text());
   const cases = [
+    [banning, TOKENS.ana, "banned"],
     [live, TOKENS.refused.expired, "token_expired"],
     [live, TOKENS.refused.wrong_room, "token_wrong_room"],
     [live, TOKENS.refused.wrong_key, "token_invalid_signature"],

@@ -76,6 +76,19 @@ impl RoomObject {
                 .map(|(_, v)| v.into_owned())
         };
         let path = url.path().to_owned();
+        let viewer_read = matches!(path.as_str(), "/state" | "/events" | "/part" | "/replay");
+        if req.method() == Method::Get && viewer_read {
+            // A user the room banned reads nothing of it over HTTP either: its sockets are
+            // refused (4403), and the pull transport must not let it in instead.
+            let memory = self.memory.borrow();
+            if memory
+                .room
+                .as_ref()
+                .is_some_and(|room| room.is_banned(&identity.user))
+            {
+                return Err(ApiError::new(403, "banned", "banned from this room"));
+            }
+        }
         // A viewer of a big room goes to its shard.
         let upgrade = req.method() == Method::Get && path == "/ws";
         let shard = upgrade.then(|| self.shard_for(&identity)).flatten();
