@@ -186,12 +186,19 @@ impl Client {
         }
     }
 
-    #[inline(never)]
     pub(crate) fn finish(&mut self, reason: Option<String>) {
+        self.finish_with(reason, self.closed_code(), "the connection closed first");
+    }
+
+    /// Ends the session; what is pending ends with `code` and `message`: the server's
+    /// refusal when one ended it (`banned`, `token_expired`, …), so an action is never
+    /// told a bare `closed` for a session the server refused.
+    #[inline(never)]
+    pub(crate) fn finish_with(&mut self, reason: Option<String>, code: FailureCode, message: &str) {
         self.phase = Phase::Closed;
         self.pull.requests.clear();
         self.admission_check = None;
-        self.end_pending(self.closed_code(), "the connection closed first");
+        self.end_pending(code, message);
         self.timers.clear();
         self.set_status(Status::Closed, reason);
     }

@@ -420,12 +420,9 @@ impl Client {
                 self.finish(Some("room_ended".into()));
             }
             Some(CloseCode::Banned) => {
-                self.emit_error(
-                    FailureCode::Banned,
-                    "a moderator banned you from this room",
-                    0,
-                );
-                self.finish(Some(name));
+                let message = "a moderator banned you from this room";
+                self.emit_error(FailureCode::Banned, message, 0);
+                self.finish_with(Some(name), FailureCode::Banned, message);
             }
             Some(CloseCode::TooManySockets)
                 if self.cursor.is_some()
@@ -443,15 +440,12 @@ impl Client {
                 // Another tab must close first; retrying here would only be refused again.
                 let message = "this user holds the most sockets a room allows: close a tab";
                 self.emit_error(FailureCode::TooManySockets, message, 0);
-                self.finish(Some(name));
+                self.finish_with(Some(name), FailureCode::TooManySockets, message);
             }
             Some(CloseCode::UnsupportedProtocol) => {
-                self.emit_error(
-                    FailureCode::UnsupportedProtocol,
-                    "the server does not speak this SDK's protocol",
-                    0,
-                );
-                self.finish(Some(name));
+                let message = "the server does not speak this SDK's protocol";
+                self.emit_error(FailureCode::UnsupportedProtocol, message, 0);
+                self.finish_with(Some(name), FailureCode::UnsupportedProtocol, message);
             }
             // Anything else: a welcomed socket was lost (reconnect with backoff); one that
             // never said Welcome failed (counts towards the switch to pull).

@@ -258,8 +258,8 @@ impl Client {
     #[inline(never)]
     pub(crate) fn fail(&mut self, code: FailureCode, message: &str) {
         let reason = code.as_str().to_owned();
-        self.emit_error(code, message, 0);
-        self.finish(Some(reason));
+        self.emit_error(code.clone(), message, 0);
+        self.finish_with(Some(reason), code, message);
     }
 
     #[inline(never)]

@@ -191,11 +191,30 @@ fn a_room_end_closes_for_good_and_fails_what_was_waiting() {
 #[test]
 fn a_ban_closes_for_good_with_an_error_and_no_reconnect() {
     let (mut c, socket) = open_client(0);
+    // An action and likes in flight, and likes waiting: each ends with the server's
+    // code, not a bare `closed`.
+    let id = c.comment("x", 0).unwrap();
+    c.like(5, 0);
+    let _ = transmits(&mut c);
+    c.like(3, 0);
     c.handle_socket_closed(socket, CloseCode::Banned.code(), "banned", 0);
     let got = events(&mut c);
     assert!(got
         .iter()
         .any(|e| matches!(e, ClientEvent::Error { code, .. } if code.as_str() == "banned")));
+    assert!(
+        got.iter().any(
+            |e| matches!(e, ClientEvent::Done { id: i, error: Some(e), .. }
+            if *i == id && e.code.as_str() == "banned")
+        ),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|e| matches!(e, ClientEvent::LikesDropped { code, .. }
+            if code.as_str() == "banned")),
+        "the waiting likes are told dropped for the ban: {got:?}"
+    );
     assert_eq!(c.status(), Status::Closed);
     assert_eq!(c.poll_timeout(), None, "no reconnect is scheduled");
     assert!(transmits(&mut c).is_empty());
@@ -211,6 +230,8 @@ fn a_refused_upgrade_is_explained_by_one_request_and_ends_the_session_with_its_c
         ] {
             let mut c = client(mode, 0);
             let socket = opened_socket(&transmits(&mut c));
+            // Queued before the session opened: it ends with the refusal's code.
+            let id = c.comment("x", 0).unwrap();
             c.handle_socket_closed(socket, 1006, "", 20);
             let request = admission_check(&transmits(&mut c));
             let reply = FetchReply::Failed {
@@ -224,6 +245,13 @@ fn a_refused_upgrade_is_explained_by_one_request_and_ends_the_session_with_its_c
                 got.iter()
                     .any(|e| matches!(e, ClientEvent::Error { code: c, .. } if c.as_str() == code)),
                 "{got:?}"
+            );
+            assert!(
+                got.iter().any(
+                    |e| matches!(e, ClientEvent::Done { id: i, error: Some(e), .. }
+                    if *i == id && e.code.as_str() == code)
+                ),
+                "{mode:?} {code}: {got:?}"
             );
             assert_eq!(c.status(), Status::Closed, "{mode:?} {code}");
             assert_eq!(c.poll_timeout(), None, "no reconnect");
