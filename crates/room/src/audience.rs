@@ -180,9 +180,21 @@ impl UserBuckets {
             .map(|(_, seq)| *seq)
     }
 
+    /// Remembers an accepted frame's client id. Frames without a sequence number go
+    /// first: past `RECENT_UNSEQUENCED_IDS_PER_USER_MAX` of them the oldest such one is
+    /// forgotten, so likes (the frequent frame) never push out a sequenced action.
     pub(crate) fn remember(&mut self, client_id: u64, seq: Option<u64>) {
-        if self.recent.len() >= RECENT_CLIENT_IDS_PER_USER_MAX {
-            self.recent.pop_front();
+        let unsequenced = self.recent.iter().filter(|(_, s)| s.is_none()).count();
+        let oldest_unsequenced = || self.recent.iter().position(|(_, s)| s.is_none());
+        let forget = if seq.is_none() && unsequenced >= RECENT_UNSEQUENCED_IDS_PER_USER_MAX {
+            oldest_unsequenced()
+        } else if self.recent.len() >= RECENT_CLIENT_IDS_PER_USER_MAX {
+            oldest_unsequenced().or(Some(0))
+        } else {
+            None
+        };
+        if let Some(index) = forget {
+            self.recent.remove(index);
         }
         self.recent.push_back((client_id, seq));
     }

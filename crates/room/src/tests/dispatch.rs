@@ -158,7 +158,7 @@ fn a_burst_of_repeats_is_acknowledged_not_refused_for_the_frame_rate() {
     join(&mut room, 1, "ana", Role::Viewer, now);
     let like = |client_id| like_frame(client_id, 1);
     // Within the user's recent ids and under the like rate, spread out in time.
-    let sent: Vec<u64> = (1..RECENT_CLIENT_IDS_PER_USER_MAX as u64).collect();
+    let sent: Vec<u64> = (1..RECENT_UNSEQUENCED_IDS_PER_USER_MAX as u64).collect();
     for &id in &sent {
         now += 1_000 / u64::from(FRAMES_RATE_PER_S) + 1;
         room.handle_frame(1, &like(id), now);
@@ -298,7 +298,7 @@ fn every_per_user_bucket_refuses_one_past_its_burst() {
     );
 }
 
-/// A user's last `RECENT_CLIENT_IDS_PER_USER_MAX` accepted client ids are remembered: a
+/// A user's last `RECENT_UNSEQUENCED_IDS_PER_USER_MAX` accepted like frames are remembered: a
 /// retry of the oldest of them is acknowledged, not applied again; once one more newer
 /// frame is accepted, the oldest is forgotten (a retry of it counts as new).
 #[test]
@@ -313,11 +313,11 @@ fn a_users_recent_client_ids_keep_the_last_max_and_forget_the_oldest() {
         room.handle_frame(1, &like(id), *now);
         tick(room, now)
     };
-    for id in 1..=RECENT_CLIENT_IDS_PER_USER_MAX as u64 {
+    for id in 1..=RECENT_UNSEQUENCED_IDS_PER_USER_MAX as u64 {
         send(&mut room, &mut now, id);
     }
     let total = room.likes_total();
-    assert_eq!(total, RECENT_CLIENT_IDS_PER_USER_MAX as u64);
+    assert_eq!(total, RECENT_UNSEQUENCED_IDS_PER_USER_MAX as u64);
     // At the limit, the oldest is still known.
     let out = send(&mut room, &mut now, 1);
     assert!(out.events[&1].contains(&Event::Ack {
@@ -329,7 +329,7 @@ fn a_users_recent_client_ids_keep_the_last_max_and_forget_the_oldest() {
     send(
         &mut room,
         &mut now,
-        RECENT_CLIENT_IDS_PER_USER_MAX as u64 + 1,
+        RECENT_UNSEQUENCED_IDS_PER_USER_MAX as u64 + 1,
     );
     assert_eq!(room.likes_total(), total + 1);
     send(&mut room, &mut now, 2);
@@ -339,6 +339,70 @@ fn a_users_recent_client_ids_keep_the_last_max_and_forget_the_oldest() {
         room.likes_total(),
         total + 2,
         "the forgotten id counts as new"
+    );
+}
+
+/// A comment whose ack was lost is recognised when it is sent again, however many likes
+/// the same user's other device sent meanwhile: likes are forgotten before sequenced
+/// actions. Then one past the bound of sequenced ids: a viewer's
+/// `RECENT_CLIENT_IDS_PER_USER_MAX` newer comments and reactions forget the oldest.
+#[test]
+fn a_users_likes_on_another_device_never_push_out_a_comment_awaiting_its_retry() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    room.handle_frame(1, &comment("once", 7), now);
+    tick(&mut room, &mut now);
+    let seq = room.last_seq();
+    // Ana's phone likes at the SDK's pace while her laptop reconnects.
+    for id in 1..=4 * RECENT_UNSEQUENCED_IDS_PER_USER_MAX as u64 {
+        now += 1_000 / u64::from(FRAMES_RATE_PER_S) + 1;
+        room.handle_frame(2, &like_frame(1_000 + id, 1), now);
+        tick(&mut room, &mut now);
+    }
+    room.disconnect(1, now);
+    join(&mut room, 3, "ana", Role::Viewer, now);
+    room.handle_frame(3, &comment("once", 7), now);
+    let out = tick(&mut room, &mut now);
+    assert!(
+        out.events[&3].contains(&Event::Ack {
+            client_id: 7,
+            seq: Some(seq)
+        }),
+        "{:?}",
+        out.events[&3]
+    );
+    assert_eq!(room.last_seq(), seq, "not applied twice");
+
+    // Sequenced frames: the limit of them is remembered, and one more forgets the oldest
+    // (comment 7). Comments at their rate, one a second.
+    for id in 1..RECENT_CLIENT_IDS_PER_USER_MAX as u64 {
+        now += 1_000;
+        room.handle_frame(3, &comment("more", 100 + id), now);
+        tick(&mut room, &mut now);
+    }
+    let last = room.last_seq();
+    assert_eq!(last, seq + RECENT_CLIENT_IDS_PER_USER_MAX as u64 - 1);
+    now += 1_000;
+    room.handle_frame(3, &comment("once", 7), now);
+    tick(&mut room, &mut now);
+    assert_eq!(
+        room.last_seq(),
+        last,
+        "at the limit, comment 7 is still known"
+    );
+    now += 1_000;
+    room.handle_frame(3, &comment("more", 99), now);
+    tick(&mut room, &mut now);
+    now += 1_000;
+    room.handle_frame(3, &comment("once", 7), now);
+    tick(&mut room, &mut now);
+    assert_eq!(
+        room.last_seq(),
+        last + 2,
+        "one past: the oldest is forgotten"
     );
 }
 
