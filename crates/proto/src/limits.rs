@@ -321,6 +321,11 @@ pub const WORD_FILTER_WORDS_MAX: usize = 200;
 pub const WORD_FILTER_WORD_BYTES_MAX: usize = 40;
 /// Slow mode: the longest interval between one user's comments.
 pub const SLOW_MODE_MS_MAX: u64 = 300_000;
+/// A timed mute lasts this long at least and at most (a mute without `duration_ms`
+/// lasts until `unmute`): 0 would mute nobody while saying so, and an end past 2^53 ms
+/// would reach JavaScript rounded.
+pub const MUTE_MS_MIN: u64 = 1;
+pub const MUTE_MS_MAX: u64 = 30 * 24 * 60 * 60 * 1_000;
 /// The pinned announcement, bytes.
 pub const ANNOUNCEMENT_BYTES_MAX: usize = 500;
 /// Entries of a room's audit trail (oldest dropped first) and of one entry's detail.

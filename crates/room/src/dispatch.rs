@@ -378,6 +378,13 @@ impl Room {
         if to_user.is_empty() {
             return Err(AdminError::Empty { field: "to_user" });
         }
+        if to_user.len() > USER_ID_BYTES_MAX {
+            // The socket's frame decoder bounds it; the admin route must too.
+            return Err(AdminError::TooLong {
+                field: "to_user",
+                bytes_max: USER_ID_BYTES_MAX,
+            });
+        }
         check_json(&payload, "payload", DIRECT_PAYLOAD_BYTES_MAX)?;
         let event = Event::Direct {
             from: from_user.to_owned(),

@@ -14,7 +14,9 @@ use crate::{
     polls, AdminCommand, AdminError, AdminReply, ConnectionId, Identity, Output, PollPhase,
     PollSpec, Room, RoomStatus, StorageOp,
 };
-use ovation_proto::limits::{ANNOUNCEMENT_BYTES_MAX, QA_QUESTION_BYTES_MAX, USER_ID_BYTES_MAX};
+use ovation_proto::limits::{
+    ANNOUNCEMENT_BYTES_MAX, MUTE_MS_MAX, MUTE_MS_MIN, QA_QUESTION_BYTES_MAX, USER_ID_BYTES_MAX,
+};
 use ovation_proto::{ActionBody, CloseCode, ErrorCode, Event, Role};
 use serde::{Deserialize, Serialize};
 
@@ -312,6 +314,12 @@ impl Room {
             StaffCommand::QaHide { id } => self.qa_status(&id, QaStatus::Hidden, now_ms),
             StaffCommand::Mute { user, duration_ms } => {
                 self.check_target(by, &user)?;
+                if duration_ms.is_some_and(|d| !(MUTE_MS_MIN..=MUTE_MS_MAX).contains(&d)) {
+                    return Err(AdminError::Invalid(format!(
+                        "duration_ms is {MUTE_MS_MIN}..={MUTE_MS_MAX} (leave it out to mute \
+                         until unmute)"
+                    )));
+                }
                 let until_ms = duration_ms.map(|d| now_ms.saturating_add(d));
                 self.moderation
                     .mute(&user, until_ms)

@@ -28,6 +28,22 @@ fn every_staff_input_limit_takes_the_limit_and_refuses_one_past_it() {
     let announce = |bytes: usize| StaffCommand::Announce {
         text: Some("a".repeat(bytes)),
     };
+    let mute = |duration_ms: u64| {
+        on_fresh_room(StaffCommand::Mute {
+            user: "bob".into(),
+            duration_ms: Some(duration_ms),
+        })
+    };
+    let direct = |to_user: String| {
+        Room::create(info(), 1, 0).admin(
+            AdminCommand::Direct {
+                from_user: "host-1".into(),
+                to_user,
+                payload: "1".into(),
+            },
+            0,
+        )
+    };
     type Case = (
         &'static str,
         Result<AdminReply, AdminError>,
@@ -136,6 +152,14 @@ fn every_staff_input_limit_takes_the_limit_and_refuses_one_past_it() {
             "ANNOUNCEMENT_BYTES_MAX",
             on_fresh_room(announce(ANNOUNCEMENT_BYTES_MAX)),
             on_fresh_room(announce(ANNOUNCEMENT_BYTES_MAX + 1)),
+        ),
+        ("MUTE_MS_MAX", mute(MUTE_MS_MAX), mute(MUTE_MS_MAX + 1)),
+        ("MUTE_MS_MIN", mute(MUTE_MS_MIN), mute(MUTE_MS_MIN - 1)),
+        ("MUTE_MS_MAX (u64::MAX)", mute(MUTE_MS_MAX), mute(u64::MAX)),
+        (
+            "USER_ID_BYTES_MAX (admin direct)",
+            direct("u".repeat(USER_ID_BYTES_MAX)),
+            direct("u".repeat(USER_ID_BYTES_MAX + 1)),
         ),
     ];
     for (limit, at_limit, one_past) in cases {
