@@ -388,10 +388,13 @@ impl RoomObject {
                 now,
             )
         };
-        if let Err(code @ (CloseCode::Banned | CloseCode::TooManySockets)) = result {
+        if let Err(code @ (CloseCode::Banned | CloseCode::TooManySockets | CloseCode::RoomFull)) =
+            result
+        {
             // Told over the socket, so the client learns why (a refused upgrade looks
-            // like a network failure to a browser): banned, or this user's sockets are
-            // at the cap. The socket never reaches the room.
+            // like a network failure to a browser): banned, this user's sockets are at
+            // the cap, or the room's are (as a shard tells it). The socket never reaches
+            // the room.
             self.pump().await?;
             let pair = WebSocketPair::new()?;
             pair.server.accept()?;

@@ -442,6 +442,20 @@ impl Client {
                 self.emit_error(FailureCode::TooManySockets, message, 0);
                 self.finish_with(Some(name), FailureCode::TooManySockets, message);
             }
+            Some(CloseCode::RoomFull) => {
+                // The room (or the viewer's shard) holds all the sockets it may: the same
+                // socket again would be refused again. `auto` reads the room over the pull
+                // transport, which needs none; `ws` ends with the room's code.
+                let code = FailureCode::Api("room_full".into());
+                let message = "the room holds all the sockets it may: try again later, or \
+                               connect with the pull transport";
+                self.emit_error(code.clone(), message, 0);
+                if self.mode == TransportMode::Auto {
+                    self.start_pull(now_ms, Some(name));
+                } else {
+                    self.finish_with(Some(name), code, message);
+                }
+            }
             Some(CloseCode::UnsupportedProtocol) => {
                 let message = "the server does not speak this SDK's protocol";
                 self.emit_error(FailureCode::UnsupportedProtocol, message, 0);

@@ -220,6 +220,49 @@ fn a_ban_closes_for_good_with_an_error_and_no_reconnect() {
     assert!(transmits(&mut c).is_empty());
 }
 
+/// A full room (4429, from the room object or a shard) is told at once: `ws` ends with
+/// `room_full` and no reconnect; `auto` reads the room over the pull transport instead,
+/// which needs no socket. Neither waits for `connect`'s timeout.
+#[test]
+fn a_full_room_is_told_at_once_and_auto_reads_it_over_pull() {
+    for mode in [TransportMode::Ws, TransportMode::Auto] {
+        let mut c = client(mode, 0);
+        let socket = opened_socket(&transmits(&mut c));
+        let id = c.comment("x", 0).unwrap();
+        c.handle_socket_closed(socket, CloseCode::RoomFull.code(), "room_full", 20);
+        let got = events(&mut c);
+        assert!(
+            got.iter().any(
+                |e| matches!(e, ClientEvent::Error { code, .. } if code.as_str() == "room_full")
+            ),
+            "{mode:?}: {got:?}"
+        );
+        if mode == TransportMode::Ws {
+            assert_eq!(c.status(), Status::Closed);
+            assert_eq!(c.poll_timeout(), None, "no reconnect");
+            assert!(
+                got.iter().any(
+                    |e| matches!(e, ClientEvent::Done { id: i, error: Some(e), .. }
+                    if *i == id && e.code.as_str() == "room_full")
+                ),
+                "{got:?}"
+            );
+        } else {
+            assert_eq!(
+                c.transport(),
+                Transport::Pull,
+                "auto switches to pull at once"
+            );
+            assert!(
+                transmits(&mut c)
+                    .iter()
+                    .any(|t| matches!(t, Transmit::Fetch { .. })),
+                "the pull transport asks for the state"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_refused_upgrade_is_explained_by_one_request_and_ends_the_session_with_its_code() {
     for mode in [TransportMode::Ws, TransportMode::Auto] {
