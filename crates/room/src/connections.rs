@@ -99,18 +99,16 @@ impl Room {
             self.stats.connects_rate_limited += 1;
             return Err(CloseCode::ConnectRateLimited);
         }
-        if self.local_connections() >= CONNECTIONS_PER_ROOM_MAX {
-            self.log_refusal(Some(connection), Some(&identity.user), "room_full", "");
-            return Err(CloseCode::RoomFull);
-        }
         // Before the room cap can be reached by one token: the excess is refused, the
         // user's open sockets keep working; only one of theirs long silent (gone without
-        // a close) gives its place to the new one.
+        // a close) gives its place to the new one. So does a full room: a viewer whose
+        // network dropped gets back in by its own dead socket's place.
+        let full = self.local_connections() >= CONNECTIONS_PER_ROOM_MAX;
         let held: Vec<ConnectionId> = self
             .connections_of(&identity.user)
             .filter(|id| self.connections[id].remote.is_none())
             .collect();
-        if held.len() >= USER_SOCKETS_PER_ROOM_MAX {
+        if full || held.len() >= USER_SOCKETS_PER_ROOM_MAX {
             let silent = held.iter().map(|id| (*id, &self.connections[id].liveness));
             match liveness::replaceable(silent, now_ms) {
                 Some(gone) => {
@@ -118,14 +116,19 @@ impl Room {
                     self.close(gone, CloseCode::Stale, detail, now_ms);
                 }
                 None => {
+                    let code = if full {
+                        CloseCode::RoomFull
+                    } else {
+                        CloseCode::TooManySockets
+                    };
                     let detail = format!("{} sockets open", held.len());
                     self.log_refusal(
                         Some(connection),
                         Some(&identity.user),
-                        CloseCode::TooManySockets.reason(),
+                        code.reason(),
                         &detail,
                     );
-                    return Err(CloseCode::TooManySockets);
+                    return Err(code);
                 }
             }
         }

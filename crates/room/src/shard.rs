@@ -249,22 +249,27 @@ impl Shard {
             return Err(CloseCode::ConnectRateLimited);
         } else if self.mirror.as_ref().is_some_and(|m| m.ended) {
             Some(CloseCode::RoomEnded)
-        } else if self.connections.len() >= CONNECTIONS_PER_ROOM_MAX {
-            Some(CloseCode::RoomFull)
-        } else if self.connections.of_user(&identity.user).count() >= USER_SOCKETS_PER_ROOM_MAX {
-            // The room's rule (a user's new sockets all land on this shard, `shard_of`):
-            // one of theirs long silent gives its place, else the new one is refused.
-            let held = self.connections.of_user(&identity.user);
-            let silent = held.map(|id| (id, &self.connections[&id].liveness));
-            match liveness::replaceable(silent, now_ms) {
-                Some(gone) => {
-                    self.close(gone, CloseCode::Stale, now_ms);
-                    None
-                }
-                None => Some(CloseCode::TooManySockets),
-            }
         } else {
-            None
+            // The room's rules (a user's new sockets all land on this shard, `shard_of`):
+            // at the shard's cap or the user's, one of theirs long silent (a reconnect
+            // after a network drop) gives its place, else the new one is refused.
+            let full = self.connections.len() >= CONNECTIONS_PER_ROOM_MAX;
+            let at_user_cap =
+                self.connections.of_user(&identity.user).count() >= USER_SOCKETS_PER_ROOM_MAX;
+            if full || at_user_cap {
+                let held = self.connections.of_user(&identity.user);
+                let silent = held.map(|id| (id, &self.connections[&id].liveness));
+                match liveness::replaceable(silent, now_ms) {
+                    Some(gone) => {
+                        self.close(gone, CloseCode::Stale, now_ms);
+                        None
+                    }
+                    None if full => Some(CloseCode::RoomFull),
+                    None => Some(CloseCode::TooManySockets),
+                }
+            } else {
+                None
+            }
         };
         if let Some(code) = refusal {
             self.log(

@@ -267,7 +267,29 @@ fn room_and_shard_sockets_stop_at_connections_per_room_max() {
         Err(CloseCode::RoomFull)
     );
     assert_eq!(
-        shard.connect(1 << 40, one_more, LIFETIME_MS, 0),
+        shard.connect(1 << 40, one_more.clone(), LIFETIME_MS, 0),
+        Err(CloseCode::RoomFull)
+    );
+    // A viewer whose network dropped gets back into the full room by its own silent
+    // socket's place; a viewer without one is still refused.
+    let now = USER_SOCKET_REPLACEABLE_SILENCE_MS;
+    let back = identity("v0", Role::Viewer);
+    assert_eq!(
+        room.connect(1 << 41, back.clone(), LIFETIME_MS, now),
+        Ok(())
+    );
+    assert_eq!(shard.connect(1 << 41, back, LIFETIME_MS, now), Ok(()));
+    assert_eq!(
+        room.local_connections(),
+        CONNECTIONS_PER_ROOM_MAX,
+        "a place swapped"
+    );
+    assert_eq!(
+        room.connect(1 << 42, one_more.clone(), LIFETIME_MS, now),
+        Err(CloseCode::RoomFull)
+    );
+    assert_eq!(
+        shard.connect(1 << 42, one_more, LIFETIME_MS, now),
         Err(CloseCode::RoomFull)
     );
 }
