@@ -88,13 +88,14 @@ pub const ONLINE_REFRESH_MS: u64 = 2_000;
 /// frame every tick: 10,000 viewers connecting took 87 s, each tick resending the count.
 pub const ONLINE_PUBLISH_INTERVAL_MS: u64 = 1_000;
 /// Accepted client ids remembered per user (all of the user's sockets and devices), so
-/// frames retried after a reconnect are acknowledged rather than applied twice. Frames
-/// without a sequence number (likes, votes, answers: each has its own once-only rule
-/// besides) are forgotten first, at most `RECENT_UNSEQUENCED_IDS_PER_USER_MAX` of them:
-/// a second device's likes never push out a comment whose ack was lost. A viewer's
-/// sequenced frames (comments, reactions, questions) stay remembered longer than the
-/// client retries them (`CLIENT_ACTION_TIMEOUT_MS`, asserted below), whatever it sends.
-pub const RECENT_CLIENT_IDS_PER_USER_MAX: usize = 160;
+/// frames retried after a reconnect are acknowledged rather than applied twice: the last
+/// of those that took a sequence number (comments, reactions, questions, …) and, apart,
+/// the last of the rest (likes, votes, answers, …), so a second device's likes never push
+/// out a comment whose ack was lost. The client retries for `CLIENT_ACTION_TIMEOUT_MS`:
+/// a viewer's comments, questions and a burst of reactions in that time are remembered
+/// (asserted below); reactions sent faster than about 1 a second for the whole window
+/// can push out the oldest. (1.5 KiB per user at most: 16 and 8 bytes an id.)
+pub const RECENT_SEQUENCED_IDS_PER_USER_MAX: usize = 64;
 pub const RECENT_UNSEQUENCED_IDS_PER_USER_MAX: usize = 64;
 /// Like frames of one tick whose client ids are stored with the like total (`likes_last`),
 /// so a room restored from storage still acknowledges, not counts, a like whose ack its
@@ -494,15 +495,15 @@ pub const CLIENT_SILENCE_MS_MAX: u64 = 2 * HEARTBEAT_INTERVAL_MS + 10_000;
 pub const CLIENT_ACTIONS_PENDING_MAX: usize = 64;
 /// An action not acknowledged within this time fails with `timeout` and is not retried
 /// again. Inside the room's memory of a viewer's sequenced client ids
-/// (`RECENT_CLIENT_IDS_PER_USER_MAX`, asserted there; `RING_AGE_MS_MAX`), so a retry of a
-/// comment, reaction or question is recognised.
+/// (`RECENT_SEQUENCED_IDS_PER_USER_MAX`, asserted there; `RING_AGE_MS_MAX`), so a retry
+/// of a comment or question is recognised.
 pub const CLIENT_ACTION_TIMEOUT_MS: u64 = 20_000;
 const _: () = assert!(
-    (COMMENT_RATE_PER_S + REACTION_RATE_PER_S) as u64 * CLIENT_ACTION_TIMEOUT_MS / 1_000
+    COMMENT_RATE_PER_S as u64 * CLIENT_ACTION_TIMEOUT_MS / 1_000
         + (COMMENT_BURST + REACTION_BURST) as u64
         + QA_QUESTIONS_PER_USER_MAX as u64
-        <= RECENT_CLIENT_IDS_PER_USER_MAX as u64,
-    "a viewer's sequenced frames outlive the client's retries in the room's memory"
+        <= RECENT_SEQUENCED_IDS_PER_USER_MAX as u64,
+    "a viewer's comments, questions and a burst of reactions outlive the client's retries"
 );
 /// Likes are coalesced into one frame per this period.
 pub const CLIENT_LIKE_FLUSH_MS: u64 = 250;

@@ -152,10 +152,13 @@ pub(crate) struct UserBuckets {
     /// whichever Worker isolate the upgrade came through.
     pub(crate) connects: TokenBucket,
     pub(crate) used_ms: u64,
-    /// Client ids of this user's recently accepted frames with their sequence numbers,
-    /// newest last: a frame retried after a reconnect is acknowledged again, not applied
-    /// twice. Survives restarts for sequenced actions (rebuilt from the stored ring).
-    pub(crate) recent: VecDeque<(u64, Option<u64>)>,
+    /// Client ids of this user's recently accepted frames, newest last: a frame retried
+    /// after a reconnect is acknowledged again, not applied twice. Sequenced actions
+    /// (with their numbers) and the rest (likes, votes, answers) are kept apart, each up
+    /// to its bound, so a flood of likes never pushes out a comment awaiting its retry.
+    /// Survives restarts for sequenced actions (rebuilt from the stored ring).
+    pub(crate) recent_sequenced: VecDeque<(u64, u64)>,
+    pub(crate) recent_unsequenced: VecDeque<u64>,
 }
 
 impl UserBuckets {
@@ -168,34 +171,39 @@ impl UserBuckets {
             gifts: TokenBucket::new_full(GIFT_RATE_PER_S, GIFT_BURST, now_ms),
             connects: admission::connect_bucket(now_ms),
             used_ms: now_ms,
-            recent: VecDeque::new(),
+            recent_sequenced: VecDeque::new(),
+            recent_unsequenced: VecDeque::new(),
         }
     }
 
     pub(crate) fn accepted(&self, client_id: u64) -> Option<Option<u64>> {
-        self.recent
+        let sequenced = self.recent_sequenced.iter().rev();
+        if let Some(&(_, seq)) = sequenced.clone().find(|(id, _)| *id == client_id) {
+            return Some(Some(seq));
+        }
+        self.recent_unsequenced
             .iter()
             .rev()
-            .find(|(id, _)| *id == client_id)
-            .map(|(_, seq)| *seq)
+            .any(|id| *id == client_id)
+            .then_some(None)
     }
 
-    /// Remembers an accepted frame's client id. Frames without a sequence number go
-    /// first: past `RECENT_UNSEQUENCED_IDS_PER_USER_MAX` of them the oldest such one is
-    /// forgotten, so likes (the frequent frame) never push out a sequenced action.
+    /// Remembers an accepted frame's client id (and its sequence number, if it took one),
+    /// forgetting the oldest of its kind past the bound.
     pub(crate) fn remember(&mut self, client_id: u64, seq: Option<u64>) {
-        let unsequenced = self.recent.iter().filter(|(_, s)| s.is_none()).count();
-        let oldest_unsequenced = || self.recent.iter().position(|(_, s)| s.is_none());
-        let forget = if seq.is_none() && unsequenced >= RECENT_UNSEQUENCED_IDS_PER_USER_MAX {
-            oldest_unsequenced()
-        } else if self.recent.len() >= RECENT_CLIENT_IDS_PER_USER_MAX {
-            oldest_unsequenced().or(Some(0))
-        } else {
-            None
-        };
-        if let Some(index) = forget {
-            self.recent.remove(index);
+        match seq {
+            Some(seq) => {
+                if self.recent_sequenced.len() >= RECENT_SEQUENCED_IDS_PER_USER_MAX {
+                    self.recent_sequenced.pop_front();
+                }
+                self.recent_sequenced.push_back((client_id, seq));
+            }
+            None => {
+                if self.recent_unsequenced.len() >= RECENT_UNSEQUENCED_IDS_PER_USER_MAX {
+                    self.recent_unsequenced.pop_front();
+                }
+                self.recent_unsequenced.push_back(client_id);
+            }
         }
-        self.recent.push_back((client_id, seq));
     }
 }

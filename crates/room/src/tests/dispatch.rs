@@ -345,7 +345,7 @@ fn a_users_recent_client_ids_keep_the_last_max_and_forget_the_oldest() {
 /// A comment whose ack was lost is recognised when it is sent again, however many likes
 /// the same user's other device sent meanwhile: likes are forgotten before sequenced
 /// actions. Then one past the bound of sequenced ids: a viewer's
-/// `RECENT_CLIENT_IDS_PER_USER_MAX` newer comments and reactions forget the oldest.
+/// `RECENT_SEQUENCED_IDS_PER_USER_MAX` newer comments and reactions forget the oldest.
 #[test]
 fn a_users_likes_on_another_device_never_push_out_a_comment_awaiting_its_retry() {
     let mut now = 0;
@@ -378,13 +378,13 @@ fn a_users_likes_on_another_device_never_push_out_a_comment_awaiting_its_retry()
 
     // Sequenced frames: the limit of them is remembered, and one more forgets the oldest
     // (comment 7). Comments at their rate, one a second.
-    for id in 1..RECENT_CLIENT_IDS_PER_USER_MAX as u64 {
+    for id in 1..RECENT_SEQUENCED_IDS_PER_USER_MAX as u64 {
         now += 1_000;
         room.handle_frame(3, &comment("more", 100 + id), now);
         tick(&mut room, &mut now);
     }
     let last = room.last_seq();
-    assert_eq!(last, seq + RECENT_CLIENT_IDS_PER_USER_MAX as u64 - 1);
+    assert_eq!(last, seq + RECENT_SEQUENCED_IDS_PER_USER_MAX as u64 - 1);
     now += 1_000;
     room.handle_frame(3, &comment("once", 7), now);
     tick(&mut room, &mut now);
