@@ -366,17 +366,21 @@ impl Client {
         let client_id = frame.client_id().expect("actions carry a client id");
         debug_assert!(frame.check_limits().is_ok(), "validated above");
         let frame = frame.encode();
-        if let Phase::Open { socket } = self.phase {
+        let sent = if let Phase::Open { socket } = self.phase {
             self.transmits.push_back(Transmit::Send {
                 socket,
                 frame: frame.clone(),
             });
-        }
+            true
+        } else {
+            false
+        };
         self.actions.pending.push_back(PendingAction {
             client_id,
             frame,
             created_ms: now_ms,
             reported,
+            sent,
             likes,
         });
         self.arm_action_timer();
@@ -477,20 +481,46 @@ impl Client {
     /// likes still waiting will not be counted (`code`), and like frames sent without an
     /// answer may or may not have been (`unconfirmed`).
     pub(crate) fn end_pending(&mut self, code: FailureCode, message: &str) {
+        self.end_pending_refused(code, message, None);
+    }
+
+    /// `end_pending` for a session the server refused (`refused`: its code and message):
+    /// actions never sent end with it; one already sent may have been applied before the
+    /// refusal, so it ends with `code` (`closed`: no answer came), never a refusal that
+    /// would read as "not applied".
+    pub(crate) fn end_pending_refused(
+        &mut self,
+        code: FailureCode,
+        message: &str,
+        refused: Option<(FailureCode, &str)>,
+    ) {
+        let (unsent_code, unsent_message) = match refused {
+            Some((refusal, why)) => (refusal, why),
+            None => (code.clone(), message),
+        };
         let mut in_flight: u32 = 0;
+        let mut unsent_likes = core::mem::take(&mut self.actions.likes_waiting);
         while let Some(action) = self.actions.pending.pop_front() {
             if action.reported {
+                let (code, message) = if action.sent {
+                    (code.clone(), message)
+                } else {
+                    (unsent_code.clone(), unsent_message)
+                };
                 self.push_event(ClientEvent::Done {
                     id: action.client_id,
                     seq: None,
-                    error: Some(ActionError::new(code.clone(), message)),
+                    error: Some(ActionError::new(code, message)),
                 });
             }
-            in_flight = in_flight.saturating_add(action.likes);
+            if action.sent {
+                in_flight = in_flight.saturating_add(action.likes);
+            } else {
+                unsent_likes = unsent_likes.saturating_add(action.likes);
+            }
         }
         self.timers.stop(Timer::Action);
-        let waiting = core::mem::take(&mut self.actions.likes_waiting);
-        self.likes_dropped(waiting, code, message);
+        self.likes_dropped(unsent_likes, unsent_code, unsent_message);
         self.likes_dropped(
             in_flight,
             FailureCode::Unconfirmed,

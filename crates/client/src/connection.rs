@@ -187,18 +187,23 @@ impl Client {
     }
 
     pub(crate) fn finish(&mut self, reason: Option<String>) {
-        self.finish_with(reason, self.closed_code(), "the connection closed first");
+        self.finish_with(reason, None);
     }
 
-    /// Ends the session; what is pending ends with `code` and `message`: the server's
-    /// refusal when one ended it (`banned`, `token_expired`, …), so an action is never
-    /// told a bare `closed` for a session the server refused.
+    /// Ends the session. `refused`: the server's refusal that ended it (`banned`,
+    /// `token_expired`, …; code and message), which what was never sent ends with; what
+    /// was sent ends `closed` (it may have been applied first).
     #[inline(never)]
-    pub(crate) fn finish_with(&mut self, reason: Option<String>, code: FailureCode, message: &str) {
+    pub(crate) fn finish_with(
+        &mut self,
+        reason: Option<String>,
+        refused: Option<(FailureCode, &str)>,
+    ) {
         self.phase = Phase::Closed;
         self.pull.requests.clear();
         self.admission_check = None;
-        self.end_pending(code, message);
+        let code = self.closed_code();
+        self.end_pending_refused(code, "the connection closed first", refused);
         self.timers.clear();
         self.set_status(Status::Closed, reason);
     }

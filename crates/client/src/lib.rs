@@ -81,6 +81,9 @@ struct PendingAction {
     created_ms: u64,
     /// Likes are internal: their end is not reported as `Done`.
     reported: bool,
+    /// Sent on a socket at least once: the room may have applied it, so a refusal of
+    /// the whole session is not this action's answer.
+    sent: bool,
     /// The like count a like frame carries (0 for other actions): queued again when the
     /// room refuses it for the rate, reported as `LikesDropped` when it is lost.
     likes: u32,
@@ -422,15 +425,16 @@ impl Client {
             Some(CloseCode::Banned) => {
                 let message = "a moderator banned you from this room";
                 self.emit_error(FailureCode::Banned, message, 0);
-                self.finish_with(Some(name), FailureCode::Banned, message);
+                self.finish_with(Some(name), Some((FailureCode::Banned, message)));
             }
-            Some(CloseCode::TooManySockets)
+            Some(CloseCode::TooManySockets | CloseCode::RoomFull)
                 if self.cursor.is_some()
                     && self.socket_cap_retries < CLIENT_SOCKET_CAP_RETRIES_MAX =>
             {
-                // This session was open: the sockets holding the places may be its own,
-                // dropped without a close on a bad network. The room gives such a place
-                // to a new socket once it is silent long enough; wait that long.
+                // This session was open: the sockets holding the places (the user's, or
+                // the last of a full room's) may be its own, dropped without a close on
+                // a bad network. The room gives such a place to a new socket once it is
+                // silent long enough; wait that long.
                 self.socket_cap_retries += 1;
                 let delay_ms =
                     USER_SOCKET_REPLACEABLE_SILENCE_MS + self.rng.up_to(CLIENT_BACKOFF_MS_BASE);
@@ -440,12 +444,13 @@ impl Client {
                 // Another tab must close first; retrying here would only be refused again.
                 let message = "this user holds the most sockets a room allows: close a tab";
                 self.emit_error(FailureCode::TooManySockets, message, 0);
-                self.finish_with(Some(name), FailureCode::TooManySockets, message);
+                self.finish_with(Some(name), Some((FailureCode::TooManySockets, message)));
             }
             Some(CloseCode::RoomFull) => {
-                // The room (or the viewer's shard) holds all the sockets it may: the same
-                // socket again would be refused again. `auto` reads the room over the pull
-                // transport, which needs none; `ws` ends with the room's code.
+                // The room (or the viewer's shard) holds all the sockets it may, none of
+                // them this session's: the same socket again would be refused again.
+                // `auto` reads the room over the pull transport, which needs none; `ws`
+                // ends with the room's code.
                 let code = FailureCode::Api("room_full".into());
                 let message = "the room holds all the sockets it may: try again later, or \
                                connect with the pull transport";
@@ -453,13 +458,16 @@ impl Client {
                 if self.mode == TransportMode::Auto {
                     self.start_pull(now_ms, Some(name));
                 } else {
-                    self.finish_with(Some(name), code, message);
+                    self.finish_with(Some(name), Some((code, message)));
                 }
             }
             Some(CloseCode::UnsupportedProtocol) => {
                 let message = "the server does not speak this SDK's protocol";
                 self.emit_error(FailureCode::UnsupportedProtocol, message, 0);
-                self.finish_with(Some(name), FailureCode::UnsupportedProtocol, message);
+                self.finish_with(
+                    Some(name),
+                    Some((FailureCode::UnsupportedProtocol, message)),
+                );
             }
             // Anything else: a welcomed socket was lost (reconnect with backoff); one that
             // never said Welcome failed (counts towards the switch to pull).

@@ -124,7 +124,8 @@ impl Client {
         self.timers.set(Timer::Ping, now_ms);
         self.set_status(Status::Open, None);
         // Everything unacknowledged goes again, in order, under the same client ids.
-        for pending in &self.actions.pending {
+        for pending in &mut self.actions.pending {
+            pending.sent = true;
             self.transmits.push_back(Transmit::Send {
                 socket,
                 frame: pending.frame.clone(),
@@ -259,7 +260,7 @@ impl Client {
     pub(crate) fn fail(&mut self, code: FailureCode, message: &str) {
         let reason = code.as_str().to_owned();
         self.emit_error(code.clone(), message, 0);
-        self.finish_with(Some(reason), code, message);
+        self.finish_with(Some(reason), Some((code, message)));
     }
 
     #[inline(never)]

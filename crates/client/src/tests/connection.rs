@@ -191,8 +191,9 @@ fn a_room_end_closes_for_good_and_fails_what_was_waiting() {
 #[test]
 fn a_ban_closes_for_good_with_an_error_and_no_reconnect() {
     let (mut c, socket) = open_client(0);
-    // An action and likes in flight, and likes waiting: each ends with the server's
-    // code, not a bare `closed`.
+    // An action sent, and likes waiting: the likes, never sent, end with the server's
+    // code; the comment was sent and may have been applied first, so it ends `closed`,
+    // never a refusal that would read "not applied".
     let id = c.comment("x", 0).unwrap();
     c.like(5, 0);
     let _ = transmits(&mut c);
@@ -205,7 +206,7 @@ fn a_ban_closes_for_good_with_an_error_and_no_reconnect() {
     assert!(
         got.iter().any(
             |e| matches!(e, ClientEvent::Done { id: i, error: Some(e), .. }
-            if *i == id && e.code.as_str() == "banned")
+            if *i == id && e.code.as_str() == "closed")
         ),
         "{got:?}"
     );
@@ -220,12 +221,35 @@ fn a_ban_closes_for_good_with_an_error_and_no_reconnect() {
     assert!(transmits(&mut c).is_empty());
 }
 
-/// A full room (4429, from the room object or a shard) is told at once: `ws` ends with
-/// `room_full` and no reconnect; `auto` reads the room over the pull transport instead,
-/// which needs no socket. Neither waits for `connect`'s timeout.
+/// A full room (4429, from the room object or a shard) is told at once to a session that
+/// never opened: `ws` ends with `room_full` and no reconnect; `auto` reads the room over
+/// the pull transport instead, which needs no socket. Neither waits for `connect`'s
+/// timeout. A session that was open waits for its own dead socket's place instead.
 #[test]
 fn a_full_room_is_told_at_once_and_auto_reads_it_over_pull() {
     for mode in [TransportMode::Ws, TransportMode::Auto] {
+        // A session that was open waits for its own dead socket's place, as at the
+        // user's cap: it reconnects, and neither ends nor moves to pull.
+        let (mut c, socket) = open_client(0);
+        c.handle_socket_closed(socket, 1006, "", 10);
+        let _ = transmits(&mut c);
+        let reconnect_at = c.poll_timeout().expect("a reconnect");
+        c.handle_timeout(reconnect_at);
+        let socket = opened_socket(&transmits(&mut c));
+        c.handle_socket_closed(
+            socket,
+            CloseCode::RoomFull.code(),
+            "room_full",
+            reconnect_at,
+        );
+        assert_eq!(c.status(), Status::Reconnecting, "{mode:?}");
+        assert_eq!(c.transport(), Transport::Ws, "{mode:?}");
+        assert!(
+            c.poll_timeout()
+                .is_some_and(|at| at >= reconnect_at + USER_SOCKET_REPLACEABLE_SILENCE_MS),
+            "after its silent socket is replaceable"
+        );
+
         let mut c = client(mode, 0);
         let socket = opened_socket(&transmits(&mut c));
         let id = c.comment("x", 0).unwrap();
