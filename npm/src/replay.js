@@ -12,6 +12,12 @@ const LIKES = " likes";
 // After a failed fetch, ask the core again this long after (ms): its retry time
 // (CLIENT_REPLAY_RETRY_MS), so a paused video still gets the window.
 const RETRY_TICK_MS = 2000;
+// A window's fetch that has not answered this long fails as `timeout` and is asked again
+// (CLIENT_FETCH_TIMEOUT_MS).
+const FETCH_TIMEOUT_MS = 10000;
+// Answers no retry changes (a bad or expired token, a room gone, a ban): told once, and
+// the replay stops fetching.
+const FINAL_STATUSES = new Set([400, 401, 403, 404, 410]);
 
 /** A recorded action as the live event it was: [type, payload]. */
 function actionEvent(action) {
@@ -132,7 +138,7 @@ class Replay {
 
   /** Fetches the window the core asks for, if any (one at a time). */
   _pump() {
-    if (this._closed || this._fetching) return;
+    if (this._closed || this._fetching || this._refused) return;
     const next = this._core.nextFetch(Date.now());
     if (!next) return;
     const [from, to, snapshot] = next;
@@ -161,6 +167,10 @@ class Replay {
         this._fetching = false;
         this._core.windowFailed(Date.now());
         this._emit("error", e);
+        if (FINAL_STATUSES.has(e.status)) {
+          this._refused = e; // what has arrived still plays; nothing more is fetched
+          return;
+        }
         clearTimeout(this._retry);
         this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS + 10); // timers may fire a little early
       },
@@ -299,29 +309,55 @@ class Replay {
 async function getWindow(fetchImpl, { url, room, token }, from, to, snapshot, OvationError) {
   const base = url.replace(/\/+$/, "");
   const query = `from=${from}&to=${to}${snapshot ? "" : "&snapshot=false"}`;
-  let response;
-  try {
-    response = await fetchImpl(`${base}/v1/rooms/${encodeURIComponent(room)}/replay?${query}`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
-  } catch (e) {
-    throw new OvationError("network", String(e?.message || e));
-  }
-  if (!response.ok) {
-    let body = {};
+  // A fetch that never answers (and a body that never ends) fails as `timeout`, whether
+  // or not the `fetch` given honours the abort.
+  const abort = new AbortController();
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      abort.abort();
+      reject(new OvationError("timeout", `no replay answer within ${FETCH_TIMEOUT_MS} ms`));
+    }, FETCH_TIMEOUT_MS);
+  });
+  const answer = (async () => {
+    let response;
     try {
-      body = await response.json();
-    } catch {}
-    throw new OvationError(
-      body.code || `http_${response.status}`,
-      body.message || `replay answered ${response.status}`,
-    );
+      response = await fetchImpl(`${base}/v1/rooms/${encodeURIComponent(room)}/replay?${query}`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: abort.signal,
+      });
+    } catch (e) {
+      throw new OvationError("network", String(e?.message || e));
+    }
+    if (!response.ok) {
+      let body = {};
+      try {
+        body = await response.json();
+      } catch {}
+      const error = new OvationError(
+        body.code || `http_${response.status}`,
+        body.message || `replay answered ${response.status}`,
+      );
+      error.status = response.status;
+      throw error;
+    }
+    let w;
+    try {
+      w = await response.json();
+    } catch {
+      w = null;
+    }
+    if (!w || !Number.isFinite(w.started_ms) || !Array.isArray(w.events)) {
+      throw new OvationError("bad_response", "the replay answer is malformed");
+    }
+    return w;
+  })();
+  try {
+    return await Promise.race([answer, timeout]);
+  } finally {
+    clearTimeout(timer);
+    answer.catch(() => {}); // a late failure after the timeout is not unhandled
   }
-  const w = await response.json();
-  if (!w || !Number.isFinite(w.started_ms) || !Array.isArray(w.events)) {
-    throw new OvationError("bad_response", "the replay answer is malformed");
-  }
-  return w;
 }
 
 let loading = null;

@@ -367,6 +367,69 @@ test("a failed fetch is told as an error and asked again after the core's retry 
   r.close();
 });
 
+test("a window fetch that never answers fails as timeout and is asked again", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  const srv = server(show());
+  let hang = 0;
+  let aborted = 0;
+  const fetch = (url, init) => {
+    if (hang > 0 && new URL(url).searchParams.get("from") !== "0") {
+      hang -= 1;
+      init.signal?.addEventListener("abort", () => (aborted += 1));
+      return new Promise(() => {}); // never answers
+    }
+    return srv.fetch(url, init);
+  };
+  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
+  const video = new ScriptedVideo();
+  const errors = [];
+  r.on("error", (e) => errors.push(e.code));
+  hang = 1;
+  await r.attachPlayer(video);
+  await video.playTo(0.25); // its first window's fetch hangs
+  assert.deepEqual(errors, []);
+  t.mock.timers.tick(9_999);
+  await settle();
+  assert.deepEqual(errors, [], "not before the fetch timeout");
+  t.mock.timers.tick(1);
+  await settle();
+  assert.deepEqual(errors, ["timeout"]);
+  assert.equal(aborted, 1, "the hung request is aborted");
+  const seen = record(r, video, "comment");
+  t.mock.timers.tick(2_100);
+  await settle();
+  await video.playTo(1.5);
+  assert.deepEqual(
+    seen.map(([type]) => type),
+    ["comment"],
+    "asked again, and played",
+  );
+  r.close();
+});
+
+test("a refusal no retry changes is told once and stops the fetches", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  const srv = server(show());
+  const expired = server([], { refuse: { status: 401, code: "token_expired" } });
+  let refuse = false;
+  const fetch = (url, init) => (refuse ? expired.fetch(url, init) : srv.fetch(url, init));
+  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
+  const video = new ScriptedVideo();
+  const errors = [];
+  r.on("error", (e) => errors.push(e.code));
+  refuse = true;
+  await r.attachPlayer(video);
+  await video.playTo(0.25);
+  for (let i = 0; i < 10; i++) {
+    t.mock.timers.tick(2_100);
+    await settle();
+    await video.playTo(0.5 + i);
+  }
+  assert.deepEqual(errors, ["token_expired"]);
+  assert.equal(expired.requests.length, 1, "not asked again");
+  r.close();
+});
+
 test("a window the store could not complete is played as far as it goes and told as replay_incomplete", async () => {
   const { r, video } = await open(show(), { missing: [0] });
   const errors = [];

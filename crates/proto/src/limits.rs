@@ -393,6 +393,9 @@ pub const JS_REACT_COMMENTS_DEFAULT_MAX: u64 = 50;
 /// A replay asks its core for the window again this long after a fetch failed: the
 /// core's retry time (`CLIENT_REPLAY_RETRY_MS`; earlier it would not ask yet).
 pub const JS_REPLAY_RETRY_TICK_MS: u64 = CLIENT_REPLAY_RETRY_MS;
+/// A replay window's fetch that has not answered this long fails as `timeout` (and is
+/// asked again): the live SDK's wait for a pull request.
+pub const JS_REPLAY_FETCH_TIMEOUT_MS: u64 = CLIENT_FETCH_TIMEOUT_MS;
 /// Comments the overlay keeps on screen.
 pub const OVERLAY_COMMENTS_MAX: u64 = 100;
 pub const OVERLAY_DANMAKU_LANES: u64 = 6;
@@ -405,7 +408,7 @@ pub const CONSOLE_COMMENTS_MAX: u64 = 200;
 pub const CONSOLE_LOG_MAX: u64 = 100;
 
 /// Every JavaScript copy: (file from the repository root, constant, value).
-pub const JS_LIMITS: [(&str, &str, u64); 14] = [
+pub const JS_LIMITS: [(&str, &str, u64); 15] = [
     (
         "npm/src/player.js",
         "HELD_EVENTS_MAX",
@@ -435,6 +438,11 @@ pub const JS_LIMITS: [(&str, &str, u64); 14] = [
         "npm/src/replay.js",
         "RETRY_TICK_MS",
         JS_REPLAY_RETRY_TICK_MS,
+    ),
+    (
+        "npm/src/replay.js",
+        "FETCH_TIMEOUT_MS",
+        JS_REPLAY_FETCH_TIMEOUT_MS,
     ),
     (
         "player-overlay/overlay-limits.js",
