@@ -495,11 +495,15 @@ export async function connect(options) {
   if (!["auto", "ws", "pull"].includes(transport)) {
     throw new OvationError("invalid_options", 'transport is "auto", "ws" or "pull"');
   }
+  const timeoutMs = options.timeoutMs ?? 15000;
+  // Timers take 1 to 2^31 - 1 ms: `Infinity`, 2^31 or a string would fire at once.
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 0x7fffffff) {
+    throw new OvationError("invalid_options", "timeoutMs is a whole number from 1 to 2^31 - 1");
+  }
   await load();
   const signal = options.signal;
   const WebSocketImpl = options.WebSocket || globalThis.WebSocket;
   const room = new Room({ transport });
-  const timeoutMs = options.timeoutMs ?? 15000;
   return new Promise((resolve, reject) => {
     let settled = false;
     // Settles once; a status, timeout or abort after that is ignored.

@@ -418,6 +418,14 @@ test("a refused token rejects connect with a stable code", async () => {
     connect({ url: URL_MAIN, room: "", token: "x" }),
     (e) => e.code === "invalid_options",
   );
+  // A timeout a timer cannot hold would fire at once (a connect_timeout that lies).
+  for (const timeoutMs of [2 ** 31, Infinity, 0, -1, 1.5, "30s"]) {
+    await assert.rejects(
+      connect({ url: URL_MAIN, room, token: TOKENS.ana, WebSocket, timeoutMs }),
+      (e) => e.code === "invalid_options",
+      String(timeoutMs),
+    );
+  }
   await assert.rejects(
     connect({ url: URL_MAIN, room: "nowhere", token: TOKENS.ana, WebSocket }),
     (e) => e.code === "invalid_room",

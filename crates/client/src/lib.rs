@@ -418,10 +418,9 @@ impl Client {
             |c| c.reason().to_owned(),
         );
         match CloseCode::from_code(code) {
-            Some(CloseCode::RoomEnded) => {
-                self.ended = true;
-                self.finish(Some("room_ended".into()));
-            }
+            // Told `ended` once, whether or not `RoomEnded` came first (a shard closing
+            // a woken socket of an ended room sends only the close).
+            Some(CloseCode::RoomEnded) => self.room_over(),
             Some(CloseCode::Banned) => {
                 let message = "a moderator banned you from this room";
                 self.emit_error(FailureCode::Banned, message, 0);

@@ -186,6 +186,23 @@ fn a_room_end_closes_for_good_and_fails_what_was_waiting() {
     ));
     assert_eq!(c.status(), Status::Closed);
     assert_eq!(c.poll_timeout(), None);
+    assert_eq!(
+        got.iter().filter(|e| **e == ClientEvent::Ended).count(),
+        1,
+        "told once"
+    );
+}
+
+/// A close `4410` without `RoomEnded` before it (a shard closing a woken socket of an
+/// ended room) still tells the application the room ended.
+#[test]
+fn a_room_ended_close_alone_is_told_as_ended() {
+    let (mut c, socket) = open_client(0);
+    let _ = events(&mut c);
+    c.handle_socket_closed(socket, CloseCode::RoomEnded.code(), "", 0);
+    let got = events(&mut c);
+    assert!(got.contains(&ClientEvent::Ended), "{got:?}");
+    assert_eq!(c.status(), Status::Closed);
 }
 
 #[test]
