@@ -488,6 +488,7 @@ impl Client {
     /// actions never sent end with it; one already sent may have been applied before the
     /// refusal, so it ends with `code` (`closed`: no answer came), never a refusal that
     /// would read as "not applied".
+    #[inline(never)]
     pub(crate) fn end_pending_refused(
         &mut self,
         code: FailureCode,

@@ -124,6 +124,7 @@ impl Client {
     }
 
     /// The room ended: told once, then the session closes for good (`room_ended`).
+    #[inline(never)]
     pub(crate) fn room_over(&mut self) {
         if !self.ended {
             self.ended = true;

@@ -423,8 +423,7 @@ impl Client {
             Some(CloseCode::RoomEnded) => self.room_over(),
             Some(CloseCode::Banned) => {
                 let message = "a moderator banned you from this room";
-                self.emit_error(FailureCode::Banned, message, 0);
-                self.finish_with(Some(name), Some((FailureCode::Banned, message)));
+                self.fail_as(Some(name), FailureCode::Banned, message);
             }
             Some(CloseCode::TooManySockets | CloseCode::RoomFull)
                 if self.cursor.is_some()
@@ -442,8 +441,7 @@ impl Client {
             Some(CloseCode::TooManySockets) => {
                 // Another tab must close first; retrying here would only be refused again.
                 let message = "this user holds the most sockets a room allows: close a tab";
-                self.emit_error(FailureCode::TooManySockets, message, 0);
-                self.finish_with(Some(name), Some((FailureCode::TooManySockets, message)));
+                self.fail_as(Some(name), FailureCode::TooManySockets, message);
             }
             Some(CloseCode::RoomFull) => {
                 // The room (or the viewer's shard) holds all the sockets it may, none of
@@ -451,22 +449,17 @@ impl Client {
                 // `auto` reads the room over the pull transport, which needs none; `ws`
                 // ends with the room's code.
                 let code = FailureCode::Api("room_full".into());
-                let message = "the room holds all the sockets it may: try again later, or \
-                               connect with the pull transport";
-                self.emit_error(code.clone(), message, 0);
+                let message = "the room is full: try later, or the pull transport";
                 if self.mode == TransportMode::Auto {
+                    self.emit_error(code, message, 0);
                     self.start_pull(now_ms, Some(name));
                 } else {
-                    self.finish_with(Some(name), Some((code, message)));
+                    self.fail_as(Some(name), code, message);
                 }
             }
             Some(CloseCode::UnsupportedProtocol) => {
                 let message = "the server does not speak this SDK's protocol";
-                self.emit_error(FailureCode::UnsupportedProtocol, message, 0);
-                self.finish_with(
-                    Some(name),
-                    Some((FailureCode::UnsupportedProtocol, message)),
-                );
+                self.fail_as(Some(name), FailureCode::UnsupportedProtocol, message);
             }
             // Anything else: a welcomed socket was lost (reconnect with backoff); one that
             // never said Welcome failed (counts towards the switch to pull).

@@ -31,6 +31,7 @@ impl Default for Pull {
 }
 
 impl Client {
+    #[inline(never)]
     pub(crate) fn start_pull(&mut self, now_ms: u64, reason: Option<String>) {
         self.phase = Phase::Pull;
         self.timers.stop(Timer::Connect);

@@ -259,8 +259,14 @@ impl Client {
     #[inline(never)]
     pub(crate) fn fail(&mut self, code: FailureCode, message: &str) {
         let reason = code.as_str().to_owned();
+        self.fail_as(Some(reason), code, message);
+    }
+
+    /// Tells the refusal (`error`) and ends the session with it (status `reason`).
+    #[inline(never)]
+    pub(crate) fn fail_as(&mut self, reason: Option<String>, code: FailureCode, message: &str) {
         self.emit_error(code.clone(), message, 0);
-        self.finish_with(Some(reason), Some((code, message)));
+        self.finish_with(reason, Some((code, message)));
     }
 
     #[inline(never)]
