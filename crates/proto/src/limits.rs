@@ -106,6 +106,11 @@ pub const LIKE_FRAMES_STORED_PER_TICK_MAX: usize = 512;
 /// Events queued for one connection in one tick; later ones that tick are dropped, and
 /// the dropped actions told as a `Gap` at the end of the batch (`Room::enqueue`).
 pub const OUTBOX_EVENTS_MAX: usize = 2_048;
+/// Answers (`Ack`, `Error`) to a connection's own frames queued past `OUTBOX_EVENTS_MAX`:
+/// a tick full of broadcasts never costs a sender its answers (it would wait them out as
+/// `timeout`). Bounded by what one tick of its frames can ask: the frame burst and the
+/// resends of a resumed client (repeats are answered before the frame rate).
+pub const OUTBOX_ANSWERS_PAST_MAX: usize = FRAMES_BURST as usize + CLIENT_ACTIONS_PENDING_MAX;
 
 /// Comment token bucket: sustained rate and burst.
 pub const COMMENT_RATE_PER_S: u32 = 1;

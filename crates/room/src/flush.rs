@@ -156,7 +156,13 @@ impl Room {
             .connections
             .get_mut(&connection)
             .expect("live connection");
-        if conn.outbox.len() >= OUTBOX_EVENTS_MAX {
+        let answer = matches!(event, Event::Ack { .. } | Event::Error { .. });
+        let cap = if answer {
+            OUTBOX_EVENTS_MAX + OUTBOX_ANSWERS_PAST_MAX
+        } else {
+            OUTBOX_EVENTS_MAX
+        };
+        if conn.outbox.len() >= cap {
             // Output waits at most a tick, so a full outbox means more events in one tick
             // than a viewer could read: the newer ones are left out, and dropped actions
             // are told as a `Gap` rather than left a silent hole.

@@ -317,7 +317,10 @@ impl Shard {
 
     pub(crate) fn push(&mut self, connection: ConnectionId, event: Event, now_ms: u64) {
         if let Some(conn) = self.connections.get_mut(&connection) {
-            if conn.outbox.len() < OUTBOX_EVENTS_MAX {
+            // As the room's `enqueue`: answers to the viewer's own frames past the cap.
+            let answer = matches!(event, Event::Ack { .. } | Event::Error { .. });
+            let cap = OUTBOX_EVENTS_MAX + if answer { OUTBOX_ANSWERS_PAST_MAX } else { 0 };
+            if conn.outbox.len() < cap {
                 conn.outbox.push(event);
             }
             self.schedule_tick(now_ms);

@@ -460,3 +460,48 @@ fn like_frames_stored_per_tick_stop_at_their_limit() {
         .expect("the like frames are stored with the total");
     assert_eq!(stored.len(), LIKE_FRAMES_STORED_PER_TICK_MAX);
 }
+
+/// A tick whose broadcasts fill a viewer's outbox (`OUTBOX_EVENTS_MAX`) still carries the
+/// answers to the viewer's own frames, up to `OUTBOX_ANSWERS_PAST_MAX`: a comment the
+/// room took is acknowledged, not left to time out. One answer past that bound is
+/// dropped (a client resending without end only loses its own answers).
+#[test]
+fn a_full_outbox_still_carries_the_answers_to_the_viewers_own_frames() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    for _ in 0..OUTBOX_EVENTS_MAX {
+        room.enqueue(1, Event::Online { count: 1 }, now);
+    }
+    room.handle_frame(1, &comment("still heard", 7), now);
+    let out = tick(&mut room, &mut now);
+    assert!(
+        out.events[&1]
+            .iter()
+            .any(|e| matches!(e, Event::Ack { client_id: 7, .. })),
+        "the comment is acknowledged"
+    );
+    for _ in 0..OUTBOX_EVENTS_MAX {
+        room.enqueue(1, Event::Online { count: 1 }, now);
+    }
+    let answers = (0..=OUTBOX_ANSWERS_PAST_MAX as u64)
+        .map(|client_id| Event::Ack {
+            client_id,
+            seq: None,
+        })
+        .collect::<Vec<_>>();
+    for answer in answers {
+        room.enqueue(1, answer, now);
+    }
+    let out = tick(&mut room, &mut now);
+    let acks = out.events[&1]
+        .iter()
+        .filter(|e| matches!(e, Event::Ack { .. }))
+        .count();
+    assert_eq!(
+        acks, OUTBOX_ANSWERS_PAST_MAX,
+        "one past the bound is dropped"
+    );
+}
