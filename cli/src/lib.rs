@@ -31,6 +31,8 @@ pub struct Reply {
     pub body: Value,
     pub cache_control: Option<String>,
     pub cache: Option<String>,
+    /// The `retry-after` header of a refusal that names its wait (seconds).
+    pub retry_after: Option<String>,
 }
 
 impl Api {
@@ -50,6 +52,7 @@ impl Api {
         let status = response.status();
         let cache_control = response.header("cache-control").map(str::to_owned);
         let cache = response.header("x-ovation-cache").map(str::to_owned);
+        let retry_after = response.header("retry-after").map(str::to_owned);
         let text = response
             .into_string()
             .map_err(|e| format!("reading body: {e}"))?;
@@ -59,6 +62,7 @@ impl Api {
             body,
             cache_control,
             cache,
+            retry_after,
         })
     }
 

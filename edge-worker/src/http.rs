@@ -62,6 +62,16 @@ pub fn error(e: ApiError) -> Result<Response> {
     Ok(resp)
 }
 
+/// `error`, with a `retry-after` header (whole seconds, at least 1) for a refusal that
+/// names its wait.
+pub fn error_retry_after(e: ApiError, retry_after_ms: u32) -> Result<Response> {
+    let mut resp = error(e)?;
+    let seconds = retry_after_ms.div_ceil(1_000).max(1);
+    resp.headers_mut()
+        .set("retry-after", &seconds.to_string())?;
+    Ok(resp)
+}
+
 /// One structured error log line for an operator's mistake (`event` names it).
 pub fn log_error(event: &str, cause: &str) {
     console_log!(

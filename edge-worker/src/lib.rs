@@ -226,6 +226,29 @@ thread_local! {
     /// The keyring parsed from the secret's text, per isolate.
     static KEYRING: std::cell::RefCell<Option<(String, std::rc::Rc<Keyring>)>> =
         const { std::cell::RefCell::new(None) };
+    /// This isolate's read buckets (one per user and room): a flood of pull reads from
+    /// one token is refused before it wakes the room object.
+    static READS: std::cell::RefCell<ovation_room::ConnectLimiter> =
+        std::cell::RefCell::new(ovation_room::ConnectLimiter::for_reads());
+}
+
+/// A viewer's read of the room over its rate in this isolate: `429 rate_limited` with
+/// `retry-after`, before the room object wakes (which keeps the same bound across
+/// isolates: `Room::admit_read`). Staff are not limited.
+fn read_refused(identity: &Verified, room: &RoomId) -> Option<Result<Response>> {
+    if identity.role.is_staff() {
+        return None;
+    }
+    let key = ovation_room::ConnectKey {
+        tenant: identity.tenant.clone(),
+        room: room.as_str().to_owned(),
+        user: identity.user.clone(),
+    };
+    let refused = READS
+        .with(|limiter| limiter.borrow_mut().admit(&key, now_ms()))
+        .err()?;
+    let error = ApiError::new(429, "rate_limited", "too many reads of this room");
+    Some(http::error_retry_after(error, refused.retry_after_ms))
 }
 
 /// The token from `Authorization: Bearer`, `?token=`, or a `token.<jwt>` subprotocol.
@@ -342,6 +365,9 @@ async fn viewer_get(
     let room = room_param(&req)?;
     let identity = authenticate(&req, env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
+    if let Some(refused) = read_refused(&identity, &room) {
+        return refused.map_err(|e| ApiError::internal(&e.to_string()));
+    }
     let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
     let stub = room_stub(env, &identity.tenant, &room)?;

@@ -10,6 +10,11 @@
 //! shard straight from the router's memory of the room's shard count; the legit viewer's
 //! acks come back through the room.
 //!
+//! Reads: one token's 200 clients read the room over HTTP (the pull transport's
+//! `…/events`) as fast as they can; the room object answers that user its read rate and
+//! refuses the rest `429 rate_limited` with `retry-after`, and a legit viewer's comments
+//! are acknowledged within a second throughout.
+//!
 //! Likes: one token's 200 clients like as fast as their sockets let them, while viewers
 //! with their own tokens like at a human pace. Every frame is answered; the flooder gets
 //! no more than its like rate and is told `rate_limited` for the rest; the others' likes
@@ -18,7 +23,7 @@
 use ovation_cli::{Socket, SocketEnd};
 use ovation_proto::limits::{
     LIKES_BURST, LIKES_RATE_PER_S, LIKE_COUNT_PER_FRAME_MAX, USER_CONNECTS_BURST,
-    USER_CONNECTS_PER_S,
+    USER_CONNECTS_PER_S, USER_READS_BURST, USER_READS_PER_S,
 };
 use ovation_proto::{ClientFrame, ErrorCode, Event};
 use ovation_tests::{create_room, shared, token};
@@ -113,33 +118,7 @@ fn flood_while_a_viewer_comments(server: &ovation_tests::Server, room: &str) {
         })
         .collect();
 
-    let started = Instant::now();
-    let mut latencies_ms = Vec::new();
-    let mut client_id = 0;
-    while started.elapsed() < Duration::from_secs(FLOOD_S) {
-        client_id += 1;
-        let sent = Instant::now();
-        legit
-            .send(&ClientFrame::Comment {
-                client_id,
-                text: format!("still here {client_id}"),
-            })
-            .expect("send");
-        let answer = legit
-            .wait_for(Duration::from_secs(30), |e| match e {
-                Event::Ack { client_id: c, .. } => *c == client_id,
-                Event::Error { client_id: c, .. } => *c == Some(client_id),
-                _ => false,
-            })
-            .expect("an answer to every comment");
-        let latency_ms = sent.elapsed().as_millis();
-        assert!(
-            matches!(answer, Event::Ack { .. }),
-            "comment {client_id} refused during the flood: {answer:?}"
-        );
-        latencies_ms.push(latency_ms);
-        std::thread::sleep(COMMENT_EVERY.saturating_sub(sent.elapsed()));
-    }
+    let latencies_ms = comment_while(&mut legit, Duration::from_secs(FLOOD_S));
     stop.store(true, Ordering::Relaxed);
     for client in flood {
         client.join().unwrap();
@@ -399,4 +378,114 @@ fn answers_to(socket: &mut Socket, ids: &[u64], count: u32) -> LikesSeen {
         }
     }
     seen
+}
+
+/// One token's 200 clients read the room's events as fast as they can, while a legit
+/// viewer comments: the room object answers that user no more than its read rate, tells
+/// the rest `429 rate_limited` with a `retry-after`, and the legit viewer's comments are
+/// acknowledged within a second throughout. (Without the read rate every read reached
+/// the room object: thousands a second from one token.)
+#[test]
+fn a_read_flood_from_one_token_is_refused_and_does_not_stall_the_room() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let _alone = ONE_FLOOD_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut legit = Socket::connect(&server.base, &room, &token("viewer", "legit", &room), None)
+        .expect("legit viewer connects");
+    legit
+        .wait_for(Duration::from_secs(10), |e| matches!(e, Event::Welcome(_)))
+        .expect("welcome");
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let reader = token("viewer", "reader", &room);
+    let started = Instant::now();
+    let flood: Vec<_> = (0..FLOOD_CLIENTS)
+        .map(|_| {
+            let (stop, answered, refused) = (stop.clone(), answered.clone(), refused.clone());
+            let api = ovation_cli::Api::new(&server.base, &reader);
+            let path = format!("/v1/rooms/{room}/events?since=0");
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let reply = api.get(&path).expect("an answer");
+                    match reply.status {
+                        200 => answered.fetch_add(1, Ordering::Relaxed),
+                        429 => {
+                            assert_eq!(reply.body["code"], "rate_limited", "{:?}", reply.body);
+                            let wait: u64 = reply
+                                .retry_after
+                                .as_deref()
+                                .and_then(|s| s.parse().ok())
+                                .expect("a retry-after");
+                            assert!(wait >= 1, "retry-after {wait}");
+                            refused.fetch_add(1, Ordering::Relaxed)
+                        }
+                        other => panic!("a read answered {other}: {:?}", reply.body),
+                    };
+                }
+            })
+        })
+        .collect();
+    let latencies_ms = comment_while(&mut legit, Duration::from_secs(LIKE_FLOOD_S));
+    stop.store(true, Ordering::Relaxed);
+    for client in flood {
+        client.join().unwrap();
+    }
+    let flood_s = started.elapsed().as_secs() + 1;
+    let (answered, refused) = (
+        answered.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "read flood: {answered} reads answered, {refused} refused in {flood_s} s; legit acks \
+         (ms): {latencies_ms:?}"
+    );
+    let answered_max = u64::from(USER_READS_BURST) + u64::from(USER_READS_PER_S) * flood_s;
+    assert!(
+        answered <= answered_max,
+        "one token got {answered} reads answered in {flood_s} s (at most {answered_max})"
+    );
+    assert!(
+        refused > answered,
+        "the flood ran into the read rate: {refused} refused"
+    );
+    let worst_ms = latencies_ms.iter().copied().max().unwrap_or(0);
+    assert!(
+        worst_ms < ACK_MS_MAX,
+        "a legit viewer waited {worst_ms} ms for an ack during the read flood: {latencies_ms:?}"
+    );
+}
+
+/// Comments once a second for `how_long` and returns each ack's wait (ms); every
+/// comment must be acknowledged, none refused.
+fn comment_while(socket: &mut Socket, how_long: Duration) -> Vec<u128> {
+    let started = Instant::now();
+    let mut latencies_ms = Vec::new();
+    let mut client_id = 0;
+    while started.elapsed() < how_long {
+        client_id += 1;
+        let sent = Instant::now();
+        socket
+            .send(&ClientFrame::Comment {
+                client_id,
+                text: format!("still here {client_id}"),
+            })
+            .expect("send");
+        let answer = socket
+            .wait_for(Duration::from_secs(30), |e| match e {
+                Event::Ack { client_id: c, .. } => *c == client_id,
+                Event::Error { client_id: c, .. } => *c == Some(client_id),
+                _ => false,
+            })
+            .expect("an answer to every comment");
+        assert!(
+            matches!(answer, Event::Ack { .. }),
+            "comment {client_id} refused during the flood: {answer:?}"
+        );
+        latencies_ms.push(sent.elapsed().as_millis());
+        std::thread::sleep(COMMENT_EVERY.saturating_sub(sent.elapsed()));
+    }
+    latencies_ms
 }

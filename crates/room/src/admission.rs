@@ -7,7 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use ovation_proto::limits::{CONNECT_LIMITER_USERS_MAX, USER_CONNECTS_BURST, USER_CONNECTS_PER_S};
+use ovation_proto::limits::{
+    CONNECT_LIMITER_USERS_MAX, USER_CONNECTS_BURST, USER_CONNECTS_PER_S, USER_READS_BURST,
+    USER_READS_PER_S,
+};
 use ovation_proto::TokenBucket;
 
 /// Who is connecting where: a user of a tenant, to one room.
@@ -29,14 +32,37 @@ pub(crate) fn connect_bucket(now_ms: u64) -> TokenBucket {
     TokenBucket::new_full(USER_CONNECTS_PER_S, USER_CONNECTS_BURST, now_ms)
 }
 
-#[derive(Debug, Default)]
+/// Token buckets per (tenant, room, user), one per Worker isolate: for upgrades
+/// (`new`), or for reads of the room over HTTP (`for_reads`: `USER_READS_PER_S`, so one
+/// token's flood of pull reads is refused before it wakes the room object).
+#[derive(Debug)]
 pub struct ConnectLimiter {
     buckets: BTreeMap<ConnectKey, TokenBucket>,
+    per_s: u32,
+    burst: u32,
+}
+
+impl Default for ConnectLimiter {
+    fn default() -> ConnectLimiter {
+        ConnectLimiter::new()
+    }
 }
 
 impl ConnectLimiter {
     pub fn new() -> ConnectLimiter {
-        ConnectLimiter::default()
+        ConnectLimiter {
+            buckets: BTreeMap::new(),
+            per_s: USER_CONNECTS_PER_S,
+            burst: USER_CONNECTS_BURST,
+        }
+    }
+
+    pub fn for_reads() -> ConnectLimiter {
+        ConnectLimiter {
+            buckets: BTreeMap::new(),
+            per_s: USER_READS_PER_S,
+            burst: USER_READS_BURST,
+        }
     }
 
     /// Admits one upgrade of `key` at `now_ms`, or refuses it with the wait until the
@@ -47,7 +73,7 @@ impl ConnectLimiter {
         }
         self.buckets
             .entry(key.clone())
-            .or_insert_with(|| connect_bucket(now_ms))
+            .or_insert_with(|| TokenBucket::new_full(self.per_s, self.burst, now_ms))
             .take(1, now_ms)
             .map_err(|wait_ms| ConnectRefused {
                 retry_after_ms: wait_ms,
@@ -58,7 +84,7 @@ impl ConnectLimiter {
     /// bucket is in use (a flood from that many users), half of them go.
     fn forget(&mut self, now_ms: u64) {
         self.buckets
-            .retain(|_, bucket| bucket.available(now_ms) < USER_CONNECTS_BURST);
+            .retain(|_, bucket| bucket.available(now_ms) < self.burst);
         if self.buckets.len() >= CONNECT_LIMITER_USERS_MAX {
             let keep = self.buckets.len() / 2;
             let cut = self.buckets.keys().nth(keep).cloned().expect("non-empty");
@@ -104,6 +130,17 @@ mod tests {
         let later = 1_000 + 1_000 / u64::from(USER_CONNECTS_PER_S);
         assert_eq!(limiter.admit(&key("ana"), later), Ok(()));
         assert!(limiter.admit(&key("ana"), later).is_err());
+    }
+
+    #[test]
+    fn a_read_limiter_takes_the_read_burst_and_refuses_one_past_it() {
+        let mut limiter = ConnectLimiter::for_reads();
+        for _ in 0..USER_READS_BURST {
+            assert_eq!(limiter.admit(&key("ana"), 0), Ok(()));
+        }
+        let refused = limiter.admit(&key("ana"), 0).unwrap_err();
+        assert!(refused.retry_after_ms <= 1_000 / USER_READS_PER_S);
+        assert_eq!(limiter.admit(&key("bob"), 0), Ok(()));
     }
 
     #[test]

@@ -99,6 +99,31 @@ pub enum Output {
     ToShard { shard: u16, frame: Vec<u8> },
 }
 
+/// Why a read of the room over HTTP (`Room::admit_read`) is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadRefused {
+    /// A moderator banned this user: 403 `banned`.
+    Banned,
+    /// Past the user's read rate (`USER_READS_PER_S`): 429 `rate_limited`, retry after.
+    RateLimited { retry_after_ms: u32 },
+}
+
+impl ReadRefused {
+    pub fn http_status(self) -> u16 {
+        match self {
+            ReadRefused::Banned => 403,
+            ReadRefused::RateLimited { .. } => 429,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ReadRefused::Banned => "banned",
+            ReadRefused::RateLimited { .. } => "rate_limited",
+        }
+    }
+}
+
 /// A gift to charge: the sender pays `amount` for `qty` of `sku`; `gift_id` is the
 /// client's idempotency key.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

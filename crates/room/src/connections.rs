@@ -238,6 +238,24 @@ impl Room {
         }
     }
 
+    /// Whether this user may read the room over HTTP now (`…/state`, `…/events`, parts
+    /// and replay windows the room object answers: the pull transport): a banned user
+    /// never (its sockets are refused too); a viewer within `USER_READS_PER_S` and
+    /// `USER_READS_BURST`, so one token's many clients cannot keep the room busy
+    /// answering; staff always.
+    pub fn admit_read(&mut self, user: &str, role: Role, now_ms: u64) -> Result<(), ReadRefused> {
+        if self.moderation.is_banned(user) {
+            return Err(ReadRefused::Banned);
+        }
+        if role.is_staff() {
+            return Ok(());
+        }
+        self.buckets(user, now_ms)
+            .reads
+            .take(1, now_ms)
+            .map_err(|retry_after_ms| ReadRefused::RateLimited { retry_after_ms })
+    }
+
     /// Notes a sign of life (e.g. the platform's heartbeat auto-response timestamp).
     pub fn touch(&mut self, connection: ConnectionId, at_ms: u64) {
         if let Some(conn) = self.connections.get_mut(&connection) {

@@ -78,15 +78,23 @@ impl RoomObject {
         let path = url.path().to_owned();
         let viewer_read = matches!(path.as_str(), "/state" | "/events" | "/part" | "/replay");
         if req.method() == Method::Get && viewer_read {
-            // A user the room banned reads nothing of it over HTTP either: its sockets are
-            // refused (4403), and the pull transport must not let it in instead.
-            let memory = self.memory.borrow();
-            if memory
-                .room
-                .as_ref()
-                .is_some_and(|room| room.is_banned(&identity.user))
-            {
-                return Err(ApiError::new(403, "banned", "banned from this room"));
+            // A user the room banned reads nothing of it over HTTP either (its sockets are
+            // refused 4403, and the pull transport must not let it in instead), and one
+            // token's many clients cannot keep the room busy answering reads.
+            let refused = self.memory.borrow_mut().room.as_mut().and_then(|room| {
+                room.admit_read(&identity.user, identity.role, now_ms())
+                    .err()
+            });
+            if let Some(refused) = refused {
+                let message = match refused {
+                    ovation_room::ReadRefused::Banned => "banned from this room",
+                    ovation_room::ReadRefused::RateLimited { .. } => "too many reads of this room",
+                };
+                let error = ApiError::new(refused.http_status(), refused.code(), message);
+                let ovation_room::ReadRefused::RateLimited { retry_after_ms } = refused else {
+                    return Err(error);
+                };
+                return crate::http::error_retry_after(error, retry_after_ms).map_err(internal);
             }
         }
         // A viewer of a big room goes to its shard.

@@ -397,3 +397,42 @@ fn the_stale_override_is_clamped_to_its_bounds() {
         );
     }
 }
+
+/// Reads over HTTP: a viewer gets `USER_READS_BURST` at once and `USER_READS_PER_S`
+/// after, one more is refused with a wait; staff are not limited; a banned user reads
+/// nothing, staff or not.
+#[test]
+fn a_viewers_reads_stop_one_past_their_burst_and_a_banned_user_reads_nothing() {
+    let now = 0;
+    let mut room = Room::create(info(), 1, now);
+    for _ in 0..USER_READS_BURST {
+        assert_eq!(room.admit_read("ana", Role::Viewer, now), Ok(()));
+    }
+    let Err(ReadRefused::RateLimited { retry_after_ms }) =
+        room.admit_read("ana", Role::Viewer, now)
+    else {
+        panic!("one past the burst is refused");
+    };
+    assert!(retry_after_ms > 0 && u64::from(retry_after_ms) <= 1_000 / u64::from(USER_READS_PER_S));
+    let later = now + 1_000 / u64::from(USER_READS_PER_S);
+    assert_eq!(
+        room.admit_read("ana", Role::Viewer, later),
+        Ok(()),
+        "refilled"
+    );
+    assert_eq!(
+        room.admit_read("bob", Role::Viewer, now),
+        Ok(()),
+        "per user"
+    );
+    for _ in 0..=USER_READS_BURST {
+        assert_eq!(room.admit_read("host-1", Role::Host, now), Ok(()));
+    }
+    room.admin(as_host(StaffCommand::Ban { user: "cy".into() }), now)
+        .unwrap();
+    assert_eq!(
+        room.admit_read("cy", Role::Viewer, now),
+        Err(ReadRefused::Banned)
+    );
+    assert_eq!(ReadRefused::Banned.http_status(), 403);
+}
