@@ -56,7 +56,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 }
 
 /// Sent with every answer, and alone on a preflight (`OPTIONS`).
-const CORS_HEADERS: [(&str, &str); 4] = [
+const CORS_HEADERS: [(&str, &str); 5] = [
     ("access-control-allow-origin", "*"),
     ("access-control-allow-methods", "GET, POST, PUT, OPTIONS"),
     (
@@ -64,6 +64,8 @@ const CORS_HEADERS: [(&str, &str); 4] = [
         "authorization, content-type",
     ),
     ("access-control-max-age", "86400"),
+    // A page on another origin reads how long a `429` asks it to wait.
+    ("access-control-expose-headers", "retry-after"),
 ];
 
 async fn route(req: Request, env: Env) -> Result<Response> {

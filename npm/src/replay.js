@@ -147,7 +147,19 @@ class Replay {
       (w) => {
         if (this._closed) return;
         this._fetching = false;
-        this._load(w, !!snapshot);
+        try {
+          this._load(w, !!snapshot);
+        } catch {
+          // Entries that do not have the API's shape: told, and asked again.
+          this._core.windowFailed(Date.now());
+          this._emit(
+            "error",
+            new this._sdk.OvationError("bad_response", "a replay window's entries are malformed"),
+          );
+          clearTimeout(this._retry);
+          this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS + 10);
+          return;
+        }
         if (Array.isArray(w.missing_chunks) && w.missing_chunks.length > 0) {
           // Played as far as it goes, and told: the store lacks part of this window.
           this._emit(

@@ -407,6 +407,39 @@ test("a window fetch that never answers fails as timeout and is asked again", as
   r.close();
 });
 
+test("a window whose entries do not read is told as bad_response and asked again", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  const srv = server(show());
+  let garble = 0;
+  const fetch = async (url, init) => {
+    const answer = await srv.fetch(url, init);
+    if (garble > 0 && new URL(url).searchParams.get("from") !== "0") {
+      garble -= 1;
+      const body = await answer.json();
+      return { ok: true, status: 200, json: async () => ({ ...body, events: [null] }) };
+    }
+    return answer;
+  };
+  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
+  const video = new ScriptedVideo();
+  const errors = [];
+  r.on("error", (e) => errors.push(e.code));
+  garble = 1;
+  await r.attachPlayer(video);
+  await video.playTo(0.25);
+  assert.deepEqual(errors, ["bad_response"]);
+  const seen = record(r, video, "comment");
+  t.mock.timers.tick(2_100);
+  await settle();
+  await video.playTo(1.5);
+  assert.deepEqual(
+    seen.map(([type]) => type),
+    ["comment"],
+    "asked again, and played",
+  );
+  r.close();
+});
+
 test("a refusal no retry changes is told once and stops the fetches", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
   const srv = server(show());

@@ -151,8 +151,6 @@ pub(crate) struct UserBuckets {
     /// Upgrades (`USER_CONNECTS_PER_S`, `USER_CONNECTS_BURST`): the room's own bound,
     /// whichever Worker isolate the upgrade came through.
     pub(crate) connects: TokenBucket,
-    /// Reads of the room over HTTP (`USER_READS_PER_S`, `USER_READS_BURST`).
-    pub(crate) reads: TokenBucket,
     pub(crate) used_ms: u64,
     /// Client ids of this user's recently accepted frames, newest last: a frame retried
     /// after a reconnect is acknowledged again, not applied twice. Sequenced actions
@@ -172,7 +170,6 @@ impl UserBuckets {
             directs: TokenBucket::new_full(DIRECT_RATE_PER_S, DIRECT_BURST, now_ms),
             gifts: TokenBucket::new_full(GIFT_RATE_PER_S, GIFT_BURST, now_ms),
             connects: admission::connect_bucket(now_ms),
-            reads: TokenBucket::new_full(USER_READS_PER_S, USER_READS_BURST, now_ms),
             used_ms: now_ms,
             recent_sequenced: VecDeque::new(),
             recent_unsequenced: VecDeque::new(),

@@ -250,10 +250,18 @@ impl Room {
         if role.is_staff() {
             return Ok(());
         }
-        self.buckets(user, now_ms)
-            .reads
-            .take(1, now_ms)
-            .map_err(|retry_after_ms| ReadRefused::RateLimited { retry_after_ms })
+        // Apart from the users' rate buckets: thousands of pull readers must not push out
+        // the socket users' buckets (and their memory of client ids).
+        let key = ConnectKey {
+            tenant: String::new(),
+            room: String::new(),
+            user: user.to_owned(),
+        };
+        self.read_limiter
+            .admit(&key, now_ms)
+            .map_err(|refused| ReadRefused::RateLimited {
+                retry_after_ms: refused.retry_after_ms,
+            })
     }
 
     /// Notes a sign of life (e.g. the platform's heartbeat auto-response timestamp).

@@ -91,6 +91,8 @@ pub struct Room {
     created_ms: u64,
 
     connections: Audience<Connection>,
+    /// Viewers' reads over HTTP (`admit_read`), bounded like the Worker's limiter.
+    read_limiter: ConnectLimiter,
     /// Connections of `connections` that are ready (`Hello` done) and not remote.
     ready_local: usize,
 
@@ -177,6 +179,7 @@ impl Room {
             products: products::Products::default(),
             moderation: moderation::Moderation::default(),
             shards: sharding::Shards::default(),
+            read_limiter: ConnectLimiter::for_reads(),
         }
     }
 

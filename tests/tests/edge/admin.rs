@@ -345,6 +345,11 @@ fn the_api_answers_cors_preflights_and_every_answer_allows_any_origin() {
         .expect("the state");
     assert_eq!(state.status(), 200);
     assert_eq!(cors(&state).0.as_deref(), Some("*"));
+    // A page reads how long a 429 asks it to wait (the read rate, `USER_READS_PER_S`).
+    assert_eq!(
+        state.header("access-control-expose-headers"),
+        Some("retry-after")
+    );
     // Refusals carry them too, or the page could not read the error code.
     let refused = ureq::get(&format!("{}/v1/rooms/{room}/state", server.base))
         .set("origin", "https://shop.example")
