@@ -380,13 +380,7 @@ test("a window fetch that never answers fails as timeout and is asked again", as
     }
     return srv.fetch(url, init);
   };
-  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
-  const video = new ScriptedVideo();
-  const errors = [];
-  r.on("error", (e) => errors.push(e.code));
-  hang = 1;
-  await r.attachPlayer(video);
-  await video.playTo(0.25); // its first window's fetch hangs
+  const { r, video, errors } = await playWithFirstWindowFailing(fetch, () => (hang = 1));
   assert.deepEqual(errors, []);
   t.mock.timers.tick(9_999);
   await settle();
@@ -395,6 +389,23 @@ test("a window fetch that never answers fails as timeout and is asked again", as
   await settle();
   assert.deepEqual(errors, ["timeout"]);
   assert.equal(aborted, 1, "the hung request is aborted");
+  await assertAskedAgainAndPlayed(t, r, video);
+});
+
+/** Opens a replay on `fetch`, arms its failure (`fail`), and plays into the first window. */
+async function playWithFirstWindowFailing(fetch, fail) {
+  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
+  const video = new ScriptedVideo();
+  const errors = [];
+  r.on("error", (e) => errors.push(e.code));
+  fail();
+  await r.attachPlayer(video);
+  await video.playTo(0.25);
+  return { r, video, errors };
+}
+
+/** After the core's retry time the window is asked again, and its comment plays. */
+async function assertAskedAgainAndPlayed(t, r, video) {
   const seen = record(r, video, "comment");
   t.mock.timers.tick(2_100);
   await settle();
@@ -405,7 +416,7 @@ test("a window fetch that never answers fails as timeout and is asked again", as
     "asked again, and played",
   );
   r.close();
-});
+}
 
 test("a window whose entries do not read is told as bad_response and asked again", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
@@ -420,24 +431,9 @@ test("a window whose entries do not read is told as bad_response and asked again
     }
     return answer;
   };
-  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
-  const video = new ScriptedVideo();
-  const errors = [];
-  r.on("error", (e) => errors.push(e.code));
-  garble = 1;
-  await r.attachPlayer(video);
-  await video.playTo(0.25);
+  const { r, video, errors } = await playWithFirstWindowFailing(fetch, () => (garble = 1));
   assert.deepEqual(errors, ["bad_response"]);
-  const seen = record(r, video, "comment");
-  t.mock.timers.tick(2_100);
-  await settle();
-  await video.playTo(1.5);
-  assert.deepEqual(
-    seen.map(([type]) => type),
-    ["comment"],
-    "asked again, and played",
-  );
-  r.close();
+  await assertAskedAgainAndPlayed(t, r, video);
 });
 
 test("a refusal no retry changes is told once and stops the fetches", async (t) => {
@@ -446,13 +442,7 @@ test("a refusal no retry changes is told once and stops the fetches", async (t) 
   const expired = server([], { refuse: { status: 401, code: "token_expired" } });
   let refuse = false;
   const fetch = (url, init) => (refuse ? expired.fetch(url, init) : srv.fetch(url, init));
-  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
-  const video = new ScriptedVideo();
-  const errors = [];
-  r.on("error", (e) => errors.push(e.code));
-  refuse = true;
-  await r.attachPlayer(video);
-  await video.playTo(0.25);
+  const { r, video, errors } = await playWithFirstWindowFailing(fetch, () => (refuse = true));
   for (let i = 0; i < 10; i++) {
     t.mock.timers.tick(2_100);
     await settle();

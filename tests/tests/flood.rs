@@ -59,16 +59,25 @@ fn a_connection_flood_does_not_stall_a_big_room() {
 /// other, not the room.
 static ONE_FLOOD_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn flood_while_a_viewer_comments(server: &ovation_tests::Server, room: &str) {
-    let _alone = ONE_FLOOD_AT_A_TIME
+/// Takes this binary's one flood and connects the legit viewer, welcomed.
+fn alone_with_a_legit_viewer(
+    server: &ovation_tests::Server,
+    room: &str,
+) -> (std::sync::MutexGuard<'static, ()>, Socket) {
+    let alone = ONE_FLOOD_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let room = room.to_owned();
-    let mut legit = Socket::connect(&server.base, &room, &token("viewer", "legit", &room), None)
+    let mut legit = Socket::connect(&server.base, room, &token("viewer", "legit", room), None)
         .expect("legit viewer connects");
     legit
         .wait_for(Duration::from_secs(10), |e| matches!(e, Event::Welcome(_)))
         .expect("welcome");
+    (alone, legit)
+}
+
+fn flood_while_a_viewer_comments(server: &ovation_tests::Server, room: &str) {
+    let (_alone, mut legit) = alone_with_a_legit_viewer(server, room);
+    let room = room.to_owned();
 
     let stop = Arc::new(AtomicBool::new(false));
     let opened = Arc::new(AtomicU64::new(0));
@@ -389,14 +398,7 @@ fn answers_to(socket: &mut Socket, ids: &[u64], count: u32) -> LikesSeen {
 fn a_read_flood_from_one_token_is_refused_and_does_not_stall_the_room() {
     let server = shared();
     let room = create_room(server, "weur");
-    let _alone = ONE_FLOOD_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut legit = Socket::connect(&server.base, &room, &token("viewer", "legit", &room), None)
-        .expect("legit viewer connects");
-    legit
-        .wait_for(Duration::from_secs(10), |e| matches!(e, Event::Welcome(_)))
-        .expect("welcome");
+    let (_alone, mut legit) = alone_with_a_legit_viewer(server, &room);
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
