@@ -499,6 +499,8 @@ async fn with_headers(
 ) -> std::result::Result<Response, ApiError> {
     let status = resp.status_code();
     let content_type = resp.headers().get("content-type").ok().flatten();
+    // A refusal's wait (a room object's `429`) reaches the client too.
+    let retry_after = resp.headers().get("retry-after").ok().flatten();
     let body = resp
         .bytes()
         .await
@@ -509,6 +511,9 @@ async fn with_headers(
     let copy_headers = copy.headers_mut();
     if let Some(content_type) = content_type {
         let _ = copy_headers.set("content-type", &content_type);
+    }
+    if let Some(retry_after) = retry_after {
+        let _ = copy_headers.set("retry-after", &retry_after);
     }
     for (name, value) in headers {
         let _ = copy_headers.set(name, value);

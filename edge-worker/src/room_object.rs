@@ -595,6 +595,11 @@ impl DurableObject for RoomObject {
             Ok(resp) => resp,
             Err(e) => return error(e),
         };
+        if resp.status_code() == 429 {
+            // Refused for a rate (a read flood, an upgrade flood): nothing changed, so
+            // the refusal leaves at once and costs no tick.
+            return Ok(resp);
+        }
         // Output from admin commands leaves with the next tick.
         self.pump().await?;
         if path != "/end" {

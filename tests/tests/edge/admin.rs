@@ -469,3 +469,44 @@ fn a_body_past_the_limit_or_without_a_token_is_refused_before_it_is_read() {
         "a body of exactly the limit is read (its text is then too long for a message)"
     );
 }
+
+/// A viewer's reads past `USER_READS_BURST` at more than `USER_READS_PER_S` are refused
+/// `429 rate_limited` with a `retry-after`, also on a route the Worker forwards to the
+/// room object without limiting it itself (a part without `&e=`, never cached): the room
+/// object keeps the same bound, and its wait reaches the client. Staff are not limited.
+#[test]
+fn a_viewers_reads_past_the_read_rate_are_refused_with_their_wait() {
+    use ovation_proto::limits::USER_READS_BURST;
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let put = admin
+        .put(&format!("/v1/rooms/{room}/parts/pinned"), &json!({"n": 1}))
+        .unwrap();
+    let version = put.body["version"].as_u64().unwrap();
+    let path = format!("/v1/rooms/{room}/parts/pinned?v={version}");
+    let eager = Api::new(&server.base, &token("viewer", "eager", &room));
+    let refused = (0..2 * USER_READS_BURST)
+        .map(|_| eager.get(&path).unwrap())
+        .find(|reply| reply.status != 200)
+        .expect("refused past the burst");
+    assert_eq!(
+        (refused.status, refused.body["code"].as_str()),
+        (429, Some("rate_limited")),
+        "{:?}",
+        refused.body
+    );
+    let wait: u64 = refused
+        .retry_after
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .expect("a retry-after");
+    assert!(wait >= 1);
+    for _ in 0..2 * USER_READS_BURST {
+        assert_eq!(
+            admin.get(&path).unwrap().status,
+            200,
+            "staff are not limited"
+        );
+    }
+}
