@@ -504,6 +504,16 @@ impl Client {
                     self.fail(code, &message);
                     return;
                 }
+                if status == 429 {
+                    // The user's read rate (`USER_READS_PER_S`), not a failing room or
+                    // network: read again after an interval, without a backoff that
+                    // several parts refused at once would add up, and still `open`.
+                    if req.kind == FetchKind::Part {
+                        self.pull.state_stale = true;
+                    }
+                    self.timers.set(Timer::Poll, now_ms + self.pull.interval_ms);
+                    return;
+                }
                 self.pull.failures = self.pull.failures.saturating_add(1);
                 let delay = self.backoff_ms(self.pull.failures.saturating_sub(1));
                 if req.kind == FetchKind::Part {

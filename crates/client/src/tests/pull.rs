@@ -121,3 +121,65 @@ fn on_pull_an_ended_room_closes_the_session() {
     )));
     assert_eq!(c.poll_timeout(), None);
 }
+
+/// A read refused for the user's read rate (`429 rate_limited`) is read again after the
+/// poll interval: the session stays open, and many refused at once do not add up to a
+/// long backoff.
+#[test]
+fn a_read_refused_for_the_read_rate_is_read_again_after_an_interval_and_stays_open() {
+    let mut c = client(TransportMode::Pull, 0);
+    let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
+        panic!();
+    };
+    let state = PullState {
+        room: "r".into(),
+        epoch: 2,
+        version: 0,
+        parts: Default::default(),
+        action_cursor: 0,
+        likes: 0,
+        online: 1,
+        status: "live".into(),
+    };
+    c.handle_fetch(request, FetchReply::State(state), 5);
+    let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
+        panic!();
+    };
+    let events = PullEvents {
+        events: Vec::new(),
+        gap: false,
+        cursor: 0,
+        epoch: 2,
+        version: 0,
+        likes: 0,
+        online: 1,
+        poll_interval_ms: 1_000,
+        server_time_ms: Some(10),
+        status: None,
+    };
+    c.handle_fetch(request, FetchReply::Events(events), 8);
+    assert_eq!(c.status(), Status::Open);
+    let mut now = 1_008;
+    for _ in 0..40 {
+        c.handle_timeout(now);
+        let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
+            panic!("read again");
+        };
+        c.handle_fetch(
+            request,
+            FetchReply::Failed {
+                status: 429,
+                code: FailureCode::from_api(429, Some("rate_limited")),
+                message: "too many reads".into(),
+            },
+            now,
+        );
+        assert_eq!(c.status(), Status::Open, "not reconnecting for a read rate");
+        assert_eq!(
+            c.poll_timeout(),
+            Some(now + 1_000),
+            "an interval, no backoff"
+        );
+        now += 1_000;
+    }
+}
