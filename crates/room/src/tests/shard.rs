@@ -457,3 +457,33 @@ fn comment_action(seq: u64, user: &str, ts_ms: u64) -> Action {
         body: ActionBody::Comment { text: "hi".into() },
     }
 }
+
+/// A shard, like the room, keeps `OUTBOX_ANSWERS_PAST_MAX` places past a full outbox for
+/// the answers to a viewer's own frames; one more answer is dropped.
+#[test]
+fn a_shards_full_outbox_still_carries_the_viewers_answers_up_to_their_bound() {
+    let now = 0;
+    let mut shard = ana_on_a_shard(now);
+    for _ in 0..OUTBOX_EVENTS_MAX {
+        shard.push(1, Event::Online { count: 1 }, now);
+    }
+    for client_id in 0..=OUTBOX_ANSWERS_PAST_MAX as u64 {
+        shard.push(
+            1,
+            Event::Ack {
+                client_id,
+                seq: None,
+            },
+            now,
+        );
+    }
+    shard.handle_timeout(now + TICK_MS);
+    let acks = sent_events(&mut shard)
+        .into_iter()
+        .filter(|e| matches!(e, Event::Ack { .. }))
+        .count();
+    assert_eq!(
+        acks, OUTBOX_ANSWERS_PAST_MAX,
+        "one past the bound is dropped"
+    );
+}
