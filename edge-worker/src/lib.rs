@@ -249,8 +249,11 @@ fn read_refused(identity: &Verified, room: &RoomId) -> Option<Result<Response>> 
     let refused = READS
         .with(|limiter| limiter.borrow_mut().admit(&key, now_ms()))
         .err()?;
-    let error = ApiError::new(429, "rate_limited", "too many reads of this room");
-    Some(http::error_retry_after(error, refused.retry_after_ms))
+    let retry_after_ms = refused.retry_after_ms;
+    // The room object's refusal, with the same code and message.
+    let refused = ovation_room::ReadRefused::RateLimited { retry_after_ms };
+    let error = ApiError::new(refused.http_status(), refused.code(), refused.message());
+    Some(http::error_retry_after(error, retry_after_ms))
 }
 
 /// The token from `Authorization: Bearer`, `?token=`, or a `token.<jwt>` subprotocol.

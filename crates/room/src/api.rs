@@ -122,6 +122,13 @@ impl ReadRefused {
             ReadRefused::RateLimited { .. } => "rate_limited",
         }
     }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            ReadRefused::Banned => "banned from this room",
+            ReadRefused::RateLimited { .. } => "too many reads of this room",
+        }
+    }
 }
 
 /// A gift to charge: the sender pays `amount` for `qty` of `sku`; `gift_id` is the

@@ -86,11 +86,7 @@ impl RoomObject {
                     .err()
             });
             if let Some(refused) = refused {
-                let message = match refused {
-                    ovation_room::ReadRefused::Banned => "banned from this room",
-                    ovation_room::ReadRefused::RateLimited { .. } => "too many reads of this room",
-                };
-                let error = ApiError::new(refused.http_status(), refused.code(), message);
+                let error = ApiError::new(refused.http_status(), refused.code(), refused.message());
                 let ovation_room::ReadRefused::RateLimited { retry_after_ms } = refused else {
                     return Err(error);
                 };
