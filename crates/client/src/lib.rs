@@ -461,6 +461,19 @@ impl Client {
                 let message = "the server does not speak this SDK's protocol";
                 self.fail_as(Some(name), FailureCode::UnsupportedProtocol, message);
             }
+            // The server could not read a frame this SDK sent (another protocol version,
+            // or a limit it keeps tighter). Reconnecting would send the same frames again
+            // and be closed again until every action timed out: end now, with its code.
+            Some(
+                refused @ (CloseCode::BadFrame
+                | CloseCode::FrameTooLarge
+                | CloseCode::ProtocolViolation
+                | CloseCode::TextNotSupported),
+            ) => {
+                let message = "the server could not read a frame this SDK sent";
+                let code = FailureCode::Api(refused.reason().into());
+                self.fail_as(Some(name), code, message);
+            }
             // Anything else: a welcomed socket was lost (reconnect with backoff); one that
             // never said Welcome failed (counts towards the switch to pull).
             _ => {

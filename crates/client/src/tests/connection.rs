@@ -238,6 +238,53 @@ fn a_ban_closes_for_good_with_an_error_and_no_reconnect() {
     assert!(transmits(&mut c).is_empty());
 }
 
+/// A close saying the server could not read what this SDK sent (4400, 4413, 4402, 4415)
+/// ends the session at once with the server's code: reconnecting would send the same
+/// frames, be closed again, and tell the actions `timeout` only after their deadline.
+#[test]
+fn a_frame_the_server_cannot_read_ends_the_session_with_its_code() {
+    for refused in [
+        CloseCode::BadFrame,
+        CloseCode::FrameTooLarge,
+        CloseCode::ProtocolViolation,
+        CloseCode::TextNotSupported,
+    ] {
+        // One action sent on a socket that was lost, one made while reconnecting; the
+        // next socket is closed for a frame the server could not read.
+        let (mut c, socket) = open_client(0);
+        let sent = c.comment("x", 0).unwrap();
+        c.handle_socket_closed(socket, 1006, "", 10);
+        let unsent = c.comment("y", 10).unwrap();
+        let _ = transmits(&mut c);
+        let at = c.poll_timeout().expect("a reconnect");
+        c.handle_timeout(at);
+        let socket = opened_socket(&transmits(&mut c));
+        let _ = events(&mut c);
+        c.handle_socket_closed(socket, refused.code(), refused.reason(), at);
+        let got = events(&mut c);
+        let code = refused.reason();
+        assert!(
+            got.iter()
+                .any(|e| matches!(e, ClientEvent::Error { code: c, .. } if c.as_str() == code)),
+            "{code}: {got:?}"
+        );
+        // The frame it could not read may be this one, or one after an action it
+        // applied: a sent action may have been applied, so it is `closed`; one never
+        // sent gets the server's code.
+        let ended = |id: u64, want: &str| {
+            got.iter().any(|e| {
+                matches!(e, ClientEvent::Done { id: i, error: Some(e), .. }
+                    if *i == id && e.code.as_str() == want)
+            })
+        };
+        assert!(ended(sent, "closed"), "{code}: {got:?}");
+        assert!(ended(unsent, code), "{code}: {got:?}");
+        assert_eq!(c.status(), Status::Closed, "{code}");
+        assert_eq!(c.poll_timeout(), None, "{code}: no reconnect is scheduled");
+        assert!(transmits(&mut c).is_empty(), "{code}");
+    }
+}
+
 /// A full room (4429, from the room object or a shard) is told at once to a session that
 /// never opened: `ws` ends with `room_full` and no reconnect; `auto` reads the room over
 /// the pull transport instead, which needs no socket. Neither waits for `connect`'s
