@@ -423,6 +423,11 @@ impl SqlLedger {
         let mut tx = pool.begin().await?;
         add_to_account(&mut tx, TREASURY, -amount).await?;
         let balance = add_to_account(&mut tx, &user_account(&deposit.user), amount).await?;
+        let before = amount_u64(balance)?.saturating_sub(deposit.amount);
+        if let Err(refused) = ovation_ledger::check_balance_after(before, deposit.amount) {
+            tx.rollback().await?;
+            return Err(refused.into());
+        }
         let inserted =
             record_transfer(&mut tx, &deposit.user, &deposit.id, &fingerprint, balance).await?;
         if !inserted {

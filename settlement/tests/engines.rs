@@ -508,3 +508,90 @@ async fn postgres_settlement_racing_gifts_pays_exactly_the_accepted_ones() {
         settlement_racing_gifts_pays_exactly_the_accepted_ones(engine).await;
     }
 }
+
+/// A balance stops at `LEDGER_BALANCE_MAX` (2^53 − 1, what a JavaScript number carries):
+/// a deposit reaching it exactly is taken, one past it is refused `balance_limit` with
+/// nothing changed, and four different deposits racing for the last minor unit move it
+/// once. The balance is set near the limit in the database (with the treasury to match):
+/// 9,007 deposits of the largest amount would take the test's time for nothing more.
+async fn a_deposit_past_the_largest_balance_is_refused(urls: Vec<String>) {
+    use ovation_proto::limits::{LEDGER_AMOUNT_MAX, LEDGER_BALANCE_MAX};
+    let engine = Arc::new(SqlLedger::connect(&urls).await.expect("one shard"));
+    let deposit = |id: &str, amount: u64| Deposit {
+        id: id.into(),
+        user: "rich".into(),
+        amount,
+    };
+    engine.deposit(&deposit("d0", 1)).await.unwrap();
+    let near = i64::try_from(LEDGER_BALANCE_MAX - LEDGER_AMOUNT_MAX - 1).unwrap();
+    let pool = sqlx::AnyPool::connect(&urls[0]).await.unwrap();
+    for (account, balance) in [("user:rich", near), ("treasury", -near)] {
+        let updated = sqlx::query("UPDATE accounts SET balance = $1 WHERE account = $2")
+            .bind(balance)
+            .bind(account)
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(updated, 1, "{account}");
+    }
+    let refused = |balance: u64, amount: u64| LedgerError::BalanceLimit { balance, amount };
+
+    assert_eq!(
+        ledger_error(engine.deposit(&deposit("d1", LEDGER_AMOUNT_MAX)).await),
+        Ok(LEDGER_BALANCE_MAX - 1)
+    );
+    // Four different deposits race for the one minor unit left.
+    let racers = (0..4).map(|k| {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move {
+            let racer = Deposit {
+                id: format!("last-{k}"),
+                user: "rich".into(),
+                amount: 1,
+            };
+            ledger_error(engine.deposit(&racer).await)
+        })
+    });
+    let mut answers = Vec::new();
+    for racer in racers {
+        answers.push(racer.await.unwrap());
+    }
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| **a == Ok(LEDGER_BALANCE_MAX))
+            .count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(
+        answers
+            .iter()
+            .all(|a| *a == Ok(LEDGER_BALANCE_MAX) || *a == Err(refused(LEDGER_BALANCE_MAX, 1))),
+        "{answers:?}"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            ledger_error(engine.deposit(&deposit("past", 1)).await),
+            Err(refused(LEDGER_BALANCE_MAX, 1))
+        );
+    }
+    assert_eq!(engine.balance("rich").await.unwrap(), LEDGER_BALANCE_MAX);
+    let audit = engine.audit().await.unwrap();
+    assert!(audit.ok(), "a refused deposit moves nothing: {audit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_deposit_past_the_largest_balance_is_refused() {
+    a_deposit_past_the_largest_balance_is_refused(sqlite_urls(&fresh_sqlite_dir(), 1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_deposit_past_the_largest_balance_is_refused() {
+    let _ = postgres(1).await; // drops earlier processes' databases
+    let urls = fresh_databases(&format!("ovation_test_{}", unique()), 1)
+        .await
+        .expect("create shard database");
+    a_deposit_past_the_largest_balance_is_refused(urls).await;
+}

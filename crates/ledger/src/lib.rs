@@ -31,9 +31,10 @@ use std::fmt;
 // refused with `LedgerError::Invalid`.
 pub use ovation_proto::limits::{
     GIFTS_QUEUED_PER_SHARD_MAX, GIFT_BATCH_MAX, LEDGER_AMOUNT_MAX as AMOUNT_MAX,
-    LEDGER_QTY_MAX as QTY_MAX, LEDGER_ROOM_ID_BYTES_MAX as ROOM_ID_BYTES_MAX,
-    LEDGER_SHARDS_MAX as SHARDS_MAX, LEDGER_SKU_BYTES_MAX as SKU_BYTES_MAX,
-    LEDGER_USER_ID_BYTES_MAX as USER_ID_BYTES_MAX, TRANSFER_ID_BYTES_MAX,
+    LEDGER_BALANCE_MAX as BALANCE_MAX, LEDGER_QTY_MAX as QTY_MAX,
+    LEDGER_ROOM_ID_BYTES_MAX as ROOM_ID_BYTES_MAX, LEDGER_SHARDS_MAX as SHARDS_MAX,
+    LEDGER_SKU_BYTES_MAX as SKU_BYTES_MAX, LEDGER_USER_ID_BYTES_MAX as USER_ID_BYTES_MAX,
+    TRANSFER_ID_BYTES_MAX,
 };
 
 pub type ShardId = u16;
@@ -93,6 +94,11 @@ pub enum LedgerError {
     RoomUnknown,
     RoomHostConflict,
     IdConflict,
+    /// A deposit would take the balance past `LEDGER_BALANCE_MAX`.
+    BalanceLimit {
+        balance: u64,
+        amount: u64,
+    },
 }
 
 impl LedgerError {
@@ -109,6 +115,7 @@ impl LedgerError {
             LedgerError::RoomUnknown => "room_not_found",
             LedgerError::RoomHostConflict => "room_host_conflict",
             LedgerError::IdConflict => "id_conflict",
+            LedgerError::BalanceLimit { .. } => "balance_limit",
         }
     }
 
@@ -118,9 +125,10 @@ impl LedgerError {
             LedgerError::Invalid { .. } => 400,
             LedgerError::InsufficientFunds { .. } => 402,
             LedgerError::RoomUnknown => 404,
-            LedgerError::RoomNotOpen | LedgerError::RoomHostConflict | LedgerError::IdConflict => {
-                409
-            }
+            LedgerError::RoomNotOpen
+            | LedgerError::RoomHostConflict
+            | LedgerError::IdConflict
+            | LedgerError::BalanceLimit { .. } => 409,
         }
     }
 }
@@ -136,6 +144,10 @@ impl fmt::Display for LedgerError {
             LedgerError::RoomUnknown => f.write_str("no such room"),
             LedgerError::RoomHostConflict => f.write_str("the room is open with another host"),
             LedgerError::IdConflict => f.write_str("this id was used for a different request"),
+            LedgerError::BalanceLimit { balance, amount } => write!(
+                f,
+                "balance {balance} plus {amount} is past the largest balance, {BALANCE_MAX} (2^53 - 1)"
+            ),
         }
     }
 }
@@ -156,6 +168,15 @@ fn check_id(field: &'static str, value: &str, bytes_max: usize) -> Result<(), Le
 fn check_amount(amount: u64) -> Result<(), LedgerError> {
     if amount == 0 || amount > AMOUNT_MAX {
         return Err(LedgerError::invalid("amount", "must be 1..=10^12"));
+    }
+    Ok(())
+}
+
+/// A deposit of `amount` onto `balance` stays within `LEDGER_BALANCE_MAX`. The engines
+/// check the balance they read inside the deposit's transaction.
+pub fn check_balance_after(balance: u64, amount: u64) -> Result<(), LedgerError> {
+    if balance.saturating_add(amount) > BALANCE_MAX {
+        return Err(LedgerError::BalanceLimit { balance, amount });
     }
     Ok(())
 }
@@ -489,6 +510,9 @@ impl MemoryLedger {
         if let Some(record) = shard.transfers.get(&key) {
             return replay(record, &deposit.fingerprint());
         }
+        let balance = u64::try_from(shard.balance(&Account::User(deposit.user.clone())))
+            .expect("user balances are never negative");
+        check_balance_after(balance, deposit.amount)?;
         let amount = i128::from(deposit.amount);
         shard.add(Account::Treasury, -amount);
         shard.add(Account::User(deposit.user.clone()), amount);

@@ -195,3 +195,53 @@ fn an_interrupted_opening_takes_no_gift_until_committed_and_a_retry_completes_it
         }
     }
 }
+
+/// A balance stops at 2^53 − 1 minor units (`LEDGER_BALANCE_MAX`), the largest integer a
+/// JavaScript number carries: a deposit reaching it exactly is taken, one minor unit past
+/// it is refused with nothing changed (again when retried), and a gift makes room again.
+#[test]
+fn a_deposit_past_the_largest_balance_is_refused_and_changes_nothing() {
+    let mut ledger = MemoryLedger::new(ShardMap::new(4).unwrap());
+    let whole = BALANCE_MAX / AMOUNT_MAX;
+    for k in 0..whole {
+        ledger
+            .deposit(&Deposit {
+                id: format!("d{k}"),
+                user: "rich".into(),
+                amount: AMOUNT_MAX,
+            })
+            .unwrap();
+    }
+    let rest = BALANCE_MAX - whole * AMOUNT_MAX;
+    let last = |id: &str, amount: u64| Deposit {
+        id: id.into(),
+        user: "rich".into(),
+        amount,
+    };
+    assert_eq!(ledger.deposit(&last("to-the-limit", rest)), Ok(BALANCE_MAX));
+    let audit = ledger.audit();
+    for _ in 0..2 {
+        assert_eq!(
+            ledger.deposit(&last("one-past", 1)),
+            Err(LedgerError::BalanceLimit {
+                balance: BALANCE_MAX,
+                amount: 1
+            })
+        );
+        assert_eq!(ledger.balance("rich"), BALANCE_MAX);
+        assert_eq!(ledger.audit(), audit, "a refused deposit moves nothing");
+    }
+    assert_eq!(
+        LedgerError::BalanceLimit {
+            balance: BALANCE_MAX,
+            amount: 1
+        }
+        .code(),
+        "balance_limit"
+    );
+    ledger.open_room("weur-r", "host").unwrap();
+    ledger.gift(&gift("g1", "rich", 5)).unwrap();
+    assert_eq!(ledger.deposit(&last("one-past", 5)), Ok(BALANCE_MAX));
+    assert_eq!(check_balance_after(0, BALANCE_MAX), Ok(()));
+    assert!(check_balance_after(u64::MAX, 1).is_err(), "no overflow");
+}
