@@ -25,7 +25,7 @@ pub(crate) use server::{group_processes, ServerGroup, ServerSpec, SERVER_START_S
 pub use shards::bench_shards;
 
 use crate::{build_worker, cargo, free_port, output_of, root, run, setup, step, Result};
-use outcome::Outcome;
+use outcome::{JoinCpu, Outcome};
 use report::{json_report, print_results};
 use serde_json::{json, Value};
 use std::fs;
@@ -216,6 +216,7 @@ pub fn bench_fanout() -> Result {
                     server_cpu_span: "none",
                     server_cpu_s_whole_run: None,
                     window_s: None,
+                    joins_cpu: None,
                     error: Some(error),
                 }
             }
@@ -399,6 +400,10 @@ fn measure(
         server_cpu_span,
         server_cpu_s_whole_run: Some(seconds(cpu.whole_run_ticks)),
         window_s: cpu.window_s,
+        joins_cpu: cpu.join_ticks.map(|(ticks, wall_s)| JoinCpu {
+            server_cpu_s: seconds(ticks),
+            wall_s,
+        }),
         error,
     })
 }
@@ -413,6 +418,9 @@ struct GeneratorRun {
     window_s: Option<f64>,
     /// From the generator's start to its end.
     whole_run_ticks: u64,
+    /// Over the connect phase (`connecting …` to `connected …`), with its wall-clock
+    /// length.
+    join_ticks: Option<(u64, f64)>,
 }
 
 /// Runs the generator, echoing its stderr, and samples the server group's CPU at the
@@ -439,6 +447,8 @@ fn run_generator(load: &mut Command, group: &ServerGroup, warmup_s: u64) -> Resu
     let mut window_starts_at: Option<Instant> = None;
     let mut window_start: Option<(Instant, u64)> = None;
     let mut window_end: Option<(Instant, u64)> = None;
+    let mut joins_start: Option<(Instant, u64)> = None;
+    let mut join_ticks: Option<(u64, f64)> = None;
     loop {
         let wait = match (window_starts_at, window_start) {
             (Some(at), None) => at.saturating_duration_since(Instant::now()),
@@ -453,6 +463,14 @@ fn run_generator(load: &mut Command, group: &ServerGroup, warmup_s: u64) -> Resu
             window_start = Some((Instant::now(), group.cpu_ticks()));
         }
         let Some(line) = line else { continue };
+        if joins_start.is_none() && line.contains("ovation-load: connecting ") {
+            joins_start = Some((Instant::now(), group.cpu_ticks()));
+        } else if let (Some((at, ticks)), None) = (joins_start, join_ticks) {
+            if line.contains("ovation-load: connected ") && line.contains(" in ") {
+                let spent = group.cpu_ticks().saturating_sub(ticks);
+                join_ticks = Some((spent, at.elapsed().as_secs_f64()));
+            }
+        }
         if window_starts_at.is_none() && line.contains("ovation-load: running ") {
             window_starts_at = Some(Instant::now() + Duration::from_secs(warmup_s));
         } else if line.contains("ovation-load: window over") && window_start.is_some() {
@@ -476,6 +494,7 @@ fn run_generator(load: &mut Command, group: &ServerGroup, warmup_s: u64) -> Resu
         window_ticks: window.map(|(ticks, _)| ticks),
         window_s: window.map(|(_, s)| s),
         whole_run_ticks,
+        join_ticks,
     })
 }
 

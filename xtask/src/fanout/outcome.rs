@@ -24,7 +24,18 @@ pub(super) struct Outcome {
     pub(super) server_cpu_span: &'static str,
     pub(super) server_cpu_s_whole_run: Option<f64>,
     pub(super) window_s: Option<f64>,
+    /// The server group's CPU over the generator's connect phase (the join storm).
+    pub(super) joins_cpu: Option<JoinCpu>,
     pub(super) error: Option<String>,
+}
+
+/// The server's CPU while every viewer joined: whether joins are bound by the server's
+/// work (CPU near the machine's cores) or by each join's round trips (the generator
+/// keeps `CONNECT_CONCURRENCY` joins in flight).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct JoinCpu {
+    pub(super) server_cpu_s: f64,
+    pub(super) wall_s: f64,
 }
 
 impl Outcome {
@@ -42,6 +53,18 @@ impl Outcome {
     pub(super) fn joins_per_s(&self) -> Option<f64> {
         let connect_s = self.number("connect_s").filter(|s| *s > 0.0)?;
         Some(self.number("viewers_connected")? / connect_s)
+    }
+
+    /// Server CPU per viewer joined, in µs, over the connect phase.
+    pub(super) fn cpu_us_per_join(&self) -> Option<f64> {
+        let joins = self.number("viewers_connected").filter(|j| *j > 0.0)?;
+        Some(self.joins_cpu?.server_cpu_s * 1e6 / joins)
+    }
+
+    /// Cores the server kept busy while viewers joined (CPU-seconds per second).
+    pub(super) fn join_cores(&self) -> Option<f64> {
+        let joins = self.joins_cpu.filter(|j| j.wall_s > 0.0)?;
+        Some(joins.server_cpu_s / joins.wall_s)
     }
 
     pub(super) fn deliveries_per_cpu_s(&self) -> Option<f64> {
@@ -165,6 +188,7 @@ mod tests {
             server_cpu_span: "window",
             server_cpu_s_whole_run: None,
             window_s: None,
+            joins_cpu: None,
             error: None,
         };
         let params = parse(&[]).unwrap();
@@ -185,8 +209,14 @@ mod tests {
             server_cpu_span: "window",
             server_cpu_s_whole_run: None,
             window_s: None,
+            joins_cpu: Some(JoinCpu {
+                server_cpu_s: 3.0,
+                wall_s: 4.0,
+            }),
             error: None,
         };
         assert_eq!(outcome.joins_per_s(), Some(250.0));
+        assert_eq!(outcome.cpu_us_per_join(), Some(3_000.0));
+        assert_eq!(outcome.join_cores(), Some(0.75));
     }
 }

@@ -115,6 +115,8 @@ pub(super) fn print_results(params: &Params, outcomes: &[Outcome]) {
                 format_number(wire.map(|(bytes, _)| bytes), 1),
                 format_number(requests.map(|(connects, messages)| connects + messages), 0),
                 format_number(requests.map(|(_, messages)| messages), 1),
+                format_number(o.cpu_us_per_join(), 0),
+                format_number(o.join_cores(), 2),
             ];
             // One pair of columns per runtime of ours: its deliveries per CPU-second over
             // this row's, and both p99s.
@@ -143,6 +145,8 @@ pub(super) fn print_results(params: &Params, outcomes: &[Outcome]) {
         "wire B/delivery",
         "DO req/1k viewer-min",
         "(messages)",
+        "join CPU µs",
+        "join cores",
     ]
     .map(String::from)
     .to_vec();
@@ -168,7 +172,11 @@ pub(super) fn print_results(params: &Params, outcomes: &[Outcome]) {
          DO req/1k viewer-min (Durable Object targets): WebSocket connects (1 request \
          each; a {} s run pays every viewer's connect, so they dominate) + incoming \
          WebSocket messages / 20{} (the \"messages\" column), per 1,000 viewer-minutes of \
-         the window.",
+         the window.\n  \
+         join CPU µs: the server group's CPU over the connect phase per viewer joined; \
+         join cores: that CPU per second of the phase (near the machine's cores: joins \
+         are bound by the server's work; well under: by each join's round trips, with \
+         the generator keeping `CONNECT_CONCURRENCY` joins in flight).",
         if spans.is_empty() {
             String::new()
         } else {
@@ -252,6 +260,8 @@ pub(super) fn json_report(params: &Params, outcomes: &[Outcome], ticks_per_s: f6
                 "deliveries_per_cpu_s": o.deliveries_per_cpu_s(),
                 "server_cpu_us_per_message": o.cpu_us_per_message(),
                 "joins_per_s": o.joins_per_s(),
+                "server_cpu_us_per_join": o.cpu_us_per_join(),
+                "server_cores_while_joining": o.join_cores(),
                 "client_messages_per_delivery": o.client_messages_per_delivery(),
                 "wire_bytes_per_delivery": wire.map(|(bytes, _)| bytes),
                 "wire_bytes_include_frame_headers": wire.map(|(_, headers)| headers),
