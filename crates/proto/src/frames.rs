@@ -430,10 +430,10 @@ impl ClientFrame {
         match self {
             ClientFrame::Hello(hello) => {
                 if let Some(resume) = &hello.resume {
-                    if resume.part_versions.len() > PARTS_COUNT_MAX {
+                    if resume.part_versions.len() > ROOM_PARTS_MAX {
                         return Err(DecodeError::FieldLimit {
                             field: "part_versions",
-                            bytes_max: PARTS_COUNT_MAX,
+                            bytes_max: ROOM_PARTS_MAX,
                         });
                     }
                     for part in &resume.part_versions {

@@ -28,6 +28,13 @@ pub const PART_NAME_BYTES_MAX: usize = 64;
 pub const PART_VALUE_BYTES_MAX: usize = 8 * 1024;
 /// Distinct state parts per room.
 pub const PARTS_COUNT_MAX: usize = 64;
+/// Parts the room itself owns (`ovation_room::RESERVED_PARTS`: the room, its poll, quiz,
+/// Q&A, product, leaderboard and announcement). They are written whatever
+/// `PARTS_COUNT_MAX` says, so a room may hold up to `ROOM_PARTS_MAX` parts.
+pub const PARTS_RESERVED_MAX: usize = 7;
+/// Parts a room may hold, its own included: what a resuming client may list in its
+/// Hello (it lists every part it was sent).
+pub const ROOM_PARTS_MAX: usize = PARTS_COUNT_MAX + PARTS_RESERVED_MAX;
 /// User id (`sub` claim), bytes.
 pub const USER_ID_BYTES_MAX: usize = 128;
 /// Display name, bytes.

@@ -523,7 +523,8 @@ fn every_client_field_takes_its_limit_and_is_refused_one_past_it() {
             "{field} one past {max}"
         );
     }
-    // PARTS_COUNT_MAX part versions in a resume, then one more.
+    // ROOM_PARTS_MAX part versions in a resume (every part a room may hold, its own
+    // included, each name as long as a name may be: it fits in a frame), then one more.
     let resume = |parts: usize| {
         ClientFrame::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -532,7 +533,7 @@ fn every_client_field_takes_its_limit_and_is_refused_one_past_it() {
                 action_cursor: 0,
                 part_versions: (0..parts)
                     .map(|i| PartVersion {
-                        name: format!("p{i}"),
+                        name: format!("{i:0>width$}", width = PART_NAME_BYTES_MAX),
                         version: 1,
                     })
                     .collect(),
@@ -540,9 +541,9 @@ fn every_client_field_takes_its_limit_and_is_refused_one_past_it() {
         })
         .encode()
     };
-    assert!(ClientFrame::decode(&resume(PARTS_COUNT_MAX)).is_ok());
+    assert!(ClientFrame::decode(&resume(ROOM_PARTS_MAX)).is_ok());
     assert!(matches!(
-        ClientFrame::decode(&resume(PARTS_COUNT_MAX + 1)),
+        ClientFrame::decode(&resume(ROOM_PARTS_MAX + 1)),
         Err(DecodeError::FieldLimit {
             field: "part_versions",
             ..

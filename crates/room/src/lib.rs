@@ -71,7 +71,7 @@ use welcome::*;
 pub type ConnectionId = u64;
 
 /// Parts the room itself owns; the admin API and hosts cannot overwrite them.
-pub const RESERVED_PARTS: [&str; 7] = [
+pub const RESERVED_PARTS: [&str; ovation_proto::limits::PARTS_RESERVED_MAX] = [
     "room",
     "leaderboard",
     "poll",

@@ -20,11 +20,9 @@ use crate::polls::{Poll, PollRecord};
 use crate::products::ProductCard;
 use crate::qa::{Qa, QaRecord};
 use crate::quiz::{AnswerRecord, Quiz, QuizRecord};
-use crate::{
-    Gifter, Output, PartSet, PartState, PendingGift, Room, RoomInfo, RoomStatus, RESERVED_PARTS,
-};
+use crate::{Gifter, Output, PartSet, PartState, PendingGift, Room, RoomInfo, RoomStatus};
 use ovation_proto::limits::{
-    GIFT_OUTCOMES_UNKNOWN_MAX, LIKE_FRAMES_STORED_PER_TICK_MAX, PARTS_COUNT_MAX,
+    GIFT_OUTCOMES_UNKNOWN_MAX, LIKE_FRAMES_STORED_PER_TICK_MAX, ROOM_PARTS_MAX,
     SHARDS_PER_ROOM_MAX, SHARD_COUNTS_MAX,
 };
 use ovation_proto::Action;
@@ -496,7 +494,7 @@ impl Room {
             return Ok(None);
         };
         assert!(
-            parts.len() <= PARTS_COUNT_MAX + RESERVED_PARTS.len(),
+            parts.len() <= ROOM_PARTS_MAX,
             "more parts stored than allowed"
         );
         let mut room = Room::empty(meta.info, meta.epoch, meta.created_ms);

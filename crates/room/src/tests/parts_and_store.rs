@@ -183,3 +183,74 @@ fn a_part_set_gives_each_set_the_next_total_version_and_tells_readers_what_is_ne
 fn a_part_newer_than_its_total_is_a_broken_invariant() {
     let _ = PartSet::restored(1, [("a".into(), 2, "{}".into())]);
 }
+
+/// A room holds its own parts past `PARTS_COUNT_MAX` (a poll opened in a room full of app
+/// parts): a viewer resuming with every part it was sent is welcomed, not closed `4400`
+/// (its Hello was over the decode limit, and every reconnect of every viewer failed).
+/// One part past `ROOM_PARTS_MAX` is refused.
+#[test]
+fn a_resume_listing_every_part_the_room_holds_is_welcomed() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 9, now);
+    let part = |name: String| AdminCommand::SetPart {
+        name,
+        value: "2".into(),
+    };
+    let mut added = 0;
+    while room.admin(part(format!("p{added}")), now).is_ok() {
+        added += 1;
+    }
+    room.admin(
+        as_host(StaffCommand::CreatePoll {
+            spec: poll_spec(2, 5_000),
+        }),
+        now,
+    )
+    .unwrap();
+    let held: Vec<PartVersion> = room
+        .part_versions()
+        .map(|(name, version)| PartVersion {
+            name: name.to_owned(),
+            version,
+        })
+        .collect();
+    assert!(
+        held.len() > PARTS_COUNT_MAX,
+        "the poll's part is past the app parts' cap"
+    );
+    let resume = |part_versions: Vec<PartVersion>| {
+        Some(Resume {
+            epoch: 9,
+            action_cursor: 0,
+            part_versions,
+        })
+    };
+    room.connect(1, identity("a", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    room.handle_frame(1, &hello(resume(held)), now);
+    let every: Vec<PartVersion> = (0..ROOM_PARTS_MAX)
+        .map(|k| PartVersion {
+            name: format!("q{k}"),
+            version: 1,
+        })
+        .collect();
+    room.connect(2, identity("b", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    room.handle_frame(2, &hello(resume(every.clone())), now);
+    let mut one_past = every;
+    one_past.push(PartVersion {
+        name: "one-past".into(),
+        version: 1,
+    });
+    room.connect(3, identity("c", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    room.handle_frame(3, &hello(resume(one_past)), now);
+    let out = tick(&mut room, &mut now);
+    for resumer in [1, 2] {
+        assert!(
+            matches!(out.events[&resumer].first(), Some(Event::Welcome(w)) if w.resumed),
+            "{resumer}"
+        );
+    }
+    assert_eq!(out.closes, vec![(3, CloseCode::BadFrame)]);
+}
