@@ -631,7 +631,11 @@ impl DurableObject for RoomObject {
             };
             match message {
                 WebSocketIncomingMessage::Binary(bytes) => room.handle_frame(id, &bytes, now_ms()),
-                WebSocketIncomingMessage::String(_) => room.handle_text(id, now_ms()),
+                WebSocketIncomingMessage::String(text) => {
+                    if let Some(reply) = room.handle_text(id, &text, now_ms()) {
+                        let _ = ws.send_with_str(reply);
+                    }
+                }
             }
         }
         self.pump().await?;

@@ -500,7 +500,11 @@ impl DurableObject for ShardObject {
             };
             match message {
                 WebSocketIncomingMessage::Binary(bytes) => shard.handle_frame(id, &bytes, now_ms()),
-                WebSocketIncomingMessage::String(_) => shard.handle_text(id, now_ms()),
+                WebSocketIncomingMessage::String(text) => {
+                    if let Some(reply) = shard.handle_text(id, &text, now_ms()) {
+                        let _ = ws.send_with_str(reply);
+                    }
+                }
             }
         }
         self.pump().await?;

@@ -104,14 +104,28 @@ impl Room {
         }
     }
 
-    /// A text frame that is not the heartbeat (the platform answers that one itself).
-    pub fn handle_text(&mut self, connection: ConnectionId, now_ms: u64) {
+    /// A text frame: the heartbeat is a sign of life, answered with the reply the host
+    /// sends (the runtime's auto-response answers it without waking the object; this is
+    /// when that did not happen, and closing would end a client that did nothing wrong);
+    /// any other text closes `4415`.
+    pub fn handle_text(
+        &mut self,
+        connection: ConnectionId,
+        text: &str,
+        now_ms: u64,
+    ) -> Option<&'static str> {
+        if text == HEARTBEAT_TEXT {
+            let conn = self.connections.get_mut(&connection)?;
+            conn.liveness.seen(now_ms);
+            return Some(HEARTBEAT_REPLY_TEXT);
+        }
         self.close(
             connection,
             CloseCode::TextNotSupported,
             "text frames are not part of ovation.v1".into(),
             now_ms,
         );
+        None
     }
 
     pub(crate) fn on_hello(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {

@@ -40,8 +40,22 @@ impl Choice {
 }
 
 impl Shard {
-    pub fn handle_text(&mut self, connection: ConnectionId, now_ms: u64) {
+    /// A text frame: the heartbeat is a sign of life, answered with the reply the host
+    /// sends (the runtime's auto-response answers it without waking the object; this is
+    /// when that did not happen); any other text closes `4415`.
+    pub fn handle_text(
+        &mut self,
+        connection: ConnectionId,
+        text: &str,
+        now_ms: u64,
+    ) -> Option<&'static str> {
+        if text == HEARTBEAT_TEXT {
+            let conn = self.connections.get_mut(&connection)?;
+            conn.liveness.seen(now_ms);
+            return Some(HEARTBEAT_REPLY_TEXT);
+        }
         self.close(connection, CloseCode::TextNotSupported, now_ms);
+        None
     }
 
     /// A binary frame from a viewer's socket.

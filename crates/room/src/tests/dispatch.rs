@@ -505,3 +505,23 @@ fn a_full_outbox_still_carries_the_answers_to_the_viewers_own_frames() {
         "one past the bound is dropped"
     );
 }
+
+/// The heartbeat reaching the room (the runtime's auto-response did not answer it) is a
+/// sign of life answered with its reply, never a close: the SDK ends its session at
+/// `4415`. Any other text is closed `4415`.
+#[test]
+fn a_heartbeat_reaching_the_room_is_answered_and_other_text_closes() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bo", Role::Viewer, now);
+    let _ = tick(&mut room, &mut now);
+    assert_eq!(
+        room.handle_text(1, HEARTBEAT_TEXT, now),
+        Some(HEARTBEAT_REPLY_TEXT)
+    );
+    assert_eq!(room.handle_text(2, "hello", now), None);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.closes, vec![(2, CloseCode::TextNotSupported)]);
+    assert_eq!(room.handle_text(2, HEARTBEAT_TEXT, now), None, "closed");
+}

@@ -487,3 +487,26 @@ fn a_shards_full_outbox_still_carries_the_viewers_answers_up_to_their_bound() {
         "one past the bound is dropped"
     );
 }
+
+/// A shard answers the heartbeat that reached it, like the room (see
+/// `a_heartbeat_reaching_the_room_is_answered_and_other_text_closes`).
+#[test]
+fn a_heartbeat_reaching_a_shard_is_answered_and_other_text_closes() {
+    let mut now = 0;
+    let mut shard = shard_with_state(now);
+    join_shard(&mut shard, 1, now);
+    join_shard(&mut shard, 2, now);
+    now += 10;
+    assert_eq!(
+        shard.handle_text(1, HEARTBEAT_TEXT, now),
+        Some(HEARTBEAT_REPLY_TEXT)
+    );
+    assert_eq!(shard.handle_text(2, "hello", now), None);
+    let mut closed = Vec::new();
+    while let Some(output) = shard.poll_output() {
+        if let ShardOutput::Close { connection, code } = output {
+            closed.push((connection, code));
+        }
+    }
+    assert_eq!(closed, vec![(2, CloseCode::TextNotSupported)]);
+}
