@@ -75,7 +75,8 @@ export interface GapEvent {
 }
 /**
  * Likes this client made that the room will not count, with why: "too_many" (more
- * than 1,000 waiting to be sent), "closed" / "room_ended" (the session ended first),
+ * than 1,000 waiting to be sent), "closed" / "room_ended" (the session ended first; or
+ * the server's code when it ended the session: "banned", "room_full", "bad_frame", ...),
  * "unsupported_transport" (pull only receives), "timeout" (sent, never answered) or
  * "unconfirmed" (sent, and the session ended or moved to pull before the answer): those
  * may or may not have been counted; or the room's refusal code. Likes refused for the

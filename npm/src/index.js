@@ -536,7 +536,11 @@ export async function connect(options) {
       else if (status === "closed") {
         const message =
           reason === "room_ended" ? "the room has ended" : "the room closed the connection";
-        finish(reject, lastError || new OvationError(reason || "closed", message));
+        // The refusal that ended the session is the last error with its code; an
+        // earlier error (a full room before the pull transport found the room ended)
+        // is not why it closed.
+        const why = lastError?.code === reason ? lastError : null;
+        finish(reject, why || new OvationError(reason || "closed", message));
       }
     });
     if (signal?.aborted) return abort(); // before any session is made

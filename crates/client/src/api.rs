@@ -344,7 +344,8 @@ pub enum ClientEvent {
     },
     /// Likes the application made that the room will not count: more than
     /// `CLIENT_LIKES_PENDING_MAX` waiting (`too_many`), the session closed or the room
-    /// ended before they were sent (`closed`, `room_ended`), the pull transport
+    /// ended before they were sent (`closed`, `room_ended`, or the server's code when it
+    /// ended the session: `banned`, `room_full`, `bad_frame`, ...), the pull transport
     /// (`unsupported_transport`), a refusal other than the rate (the room's code), or no
     /// answer to a sent frame (`timeout` after `CLIENT_ACTION_TIMEOUT_MS`, `unconfirmed`
     /// when the session ended or switched to pull first: they may or may not have been

@@ -341,6 +341,8 @@ impl Client {
         if hello_in_upgrade {
             return; // the room answers the upgrade's Hello
         }
+        // At most what a room may hold (a server sending more is not ours to trust): a
+        // part left out is only sent again in full.
         let resume = (self.state.epoch != 0).then(|| Resume {
             epoch: self.state.epoch,
             action_cursor: self.cursor.unwrap_or(0),
@@ -348,6 +350,7 @@ impl Client {
                 .state
                 .parts
                 .iter()
+                .take(ROOM_PARTS_MAX)
                 .map(|(name, version)| PartVersion {
                     name: name.clone(),
                     version: *version,
@@ -461,18 +464,24 @@ impl Client {
                 let message = "the server does not speak this SDK's protocol";
                 self.fail_as(Some(name), FailureCode::UnsupportedProtocol, message);
             }
-            // The server could not read a frame this SDK sent (another protocol version,
-            // or a limit it keeps tighter). Reconnecting would send the same frames again
-            // and be closed again until every action timed out: end now, with its code.
+            // The server refused a frame this SDK sent (another protocol version, or a
+            // limit it keeps tighter). Reconnecting would send the same frames again and
+            // be closed again until every action timed out: `ws` ends now, with its code;
+            // `auto` reads the room over the pull transport, which sends no frames.
             Some(
                 refused @ (CloseCode::BadFrame
                 | CloseCode::FrameTooLarge
                 | CloseCode::ProtocolViolation
                 | CloseCode::TextNotSupported),
             ) => {
-                let message = "the server could not read a frame this SDK sent";
+                let message = "the server refused a frame this SDK sent";
                 let code = FailureCode::Api(refused.reason().into());
-                self.fail_as(Some(name), code, message);
+                if self.mode == TransportMode::Auto {
+                    self.emit_error(code, message, 0);
+                    self.start_pull(now_ms, Some(name));
+                } else {
+                    self.fail_as(Some(name), code, message);
+                }
             }
             // Anything else: a welcomed socket was lost (reconnect with backoff); one that
             // never said Welcome failed (counts towards the switch to pull).

@@ -282,6 +282,24 @@ fn a_frame_the_server_cannot_read_ends_the_session_with_its_code() {
         assert_eq!(c.status(), Status::Closed, "{code}");
         assert_eq!(c.poll_timeout(), None, "{code}: no reconnect is scheduled");
         assert!(transmits(&mut c).is_empty(), "{code}");
+
+        // `auto` reads the room over the pull transport instead, which sends no frames.
+        let mut c = client(TransportMode::Auto, 0);
+        let socket = opened_socket(&transmits(&mut c));
+        c.handle_socket_closed(socket, refused.code(), refused.reason(), 10);
+        let got = events(&mut c);
+        assert!(
+            got.iter()
+                .any(|e| matches!(e, ClientEvent::Error { code: c, .. } if c.as_str() == code)),
+            "{code}: {got:?}"
+        );
+        assert_eq!(c.transport(), Transport::Pull, "{code}");
+        assert!(
+            transmits(&mut c)
+                .iter()
+                .any(|t| matches!(t, Transmit::Fetch { .. })),
+            "{code}: reads the state"
+        );
     }
 }
 
