@@ -423,20 +423,21 @@ impl SqlLedger {
         let mut tx = pool.begin().await?;
         add_to_account(&mut tx, TREASURY, -amount).await?;
         let balance = add_to_account(&mut tx, &user_account(&deposit.user), amount).await?;
-        let before = amount_u64(balance)?.saturating_sub(deposit.amount);
-        if let Err(refused) = ovation_ledger::check_balance_after(before, deposit.amount) {
-            tx.rollback().await?;
-            return Err(refused.into());
-        }
         let inserted =
             record_transfer(&mut tx, &deposit.user, &deposit.id, &fingerprint, balance).await?;
         if !inserted {
-            // A concurrent retry won: undo ours and answer as it did.
+            // A concurrent retry won: undo ours and answer as it did (before the limit:
+            // ours added on top of the winner's, which a retry must not be refused for).
             tx.rollback().await?;
             return self
                 .replay(pool, &deposit.user, &deposit.id, &fingerprint)
                 .await?
                 .ok_or_else(|| StoreError::Database("transfer vanished".into()));
+        }
+        let before = amount_u64(balance)?.saturating_sub(deposit.amount);
+        if let Err(refused) = ovation_ledger::check_balance_after(before, deposit.amount) {
+            tx.rollback().await?; // the transfer record goes with it
+            return Err(refused.into());
         }
         self.commit(tx).await?;
         amount_u64(balance)

@@ -578,6 +578,61 @@ async fn a_deposit_past_the_largest_balance_is_refused(urls: Vec<String>) {
         );
     }
     assert_eq!(engine.balance("rich").await.unwrap(), LEDGER_BALANCE_MAX);
+
+    // Copies of one deposit that fits once but not twice, racing: every copy gets the
+    // original answer (a retry is never refused for the money its original added), and
+    // a different body under the same id is `id_conflict`, not `balance_limit`.
+    let pool_user = "careful";
+    let near = i64::try_from(LEDGER_BALANCE_MAX - 10).unwrap();
+    engine
+        .deposit(&Deposit {
+            id: "seed".into(),
+            user: pool_user.into(),
+            amount: 1,
+        })
+        .await
+        .unwrap();
+    for (account, balance) in [
+        (format!("user:{pool_user}"), near),
+        (
+            "treasury".into(),
+            -near - i64::try_from(LEDGER_BALANCE_MAX).unwrap(),
+        ),
+    ] {
+        sqlx::query("UPDATE accounts SET balance = $1 WHERE account = $2")
+            .bind(balance)
+            .bind(account)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let copies = (0..4).map(|_| {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move {
+            let copy = Deposit {
+                id: "retried".into(),
+                user: "careful".into(),
+                amount: 6,
+            };
+            ledger_error(engine.deposit(&copy).await)
+        })
+    });
+    for copy in copies {
+        assert_eq!(copy.await.unwrap(), Ok(LEDGER_BALANCE_MAX - 4));
+    }
+    let other_body = Deposit {
+        id: "retried".into(),
+        user: "careful".into(),
+        amount: 7,
+    };
+    assert_eq!(
+        ledger_error(engine.deposit(&other_body).await),
+        Err(LedgerError::IdConflict)
+    );
+    assert_eq!(
+        engine.balance("careful").await.unwrap(),
+        LEDGER_BALANCE_MAX - 4
+    );
     let audit = engine.audit().await.unwrap();
     assert!(audit.ok(), "a refused deposit moves nothing: {audit:?}");
 }

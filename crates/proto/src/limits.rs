@@ -381,10 +381,11 @@ pub const LEDGER_ROOM_ID_BYTES_MAX: usize = TENANT_ID_BYTES_MAX + 1 + ROOM_ID_BY
 pub const LEDGER_SKU_BYTES_MAX: usize = 64;
 /// Largest single deposit or gift, in minor units.
 pub const LEDGER_AMOUNT_MAX: u64 = 1_000_000_000_000;
-/// Largest balance a user account may hold, in minor units: 2^53 − 1, the largest
-/// integer a JavaScript number carries exactly (the SDK's `balance` event, the HTTP API's
-/// JSON). A deposit past it is refused (`balance_limit`), so no client is ever shown a
-/// rounded balance. Gifts only lower a sender's balance.
+/// Largest balance a deposit may bring a user account to, in minor units: 2^53 − 1, the
+/// largest integer a JavaScript number carries exactly (the SDK's `balance` event, the
+/// HTTP API's JSON). A deposit past it is refused (`balance_limit`); gifts only lower a
+/// sender's balance. A settlement's credit to a room's host is never refused (the money
+/// has moved), so a host's balance can pass it: not bounded here.
 pub const LEDGER_BALANCE_MAX: u64 = (1 << 53) - 1;
 /// Largest quantity of one gift at the ledger (rooms take at most `GIFT_QTY_MAX`).
 pub const LEDGER_QTY_MAX: u32 = 10_000;
