@@ -104,32 +104,30 @@ impl Room {
         // a close) gives its place to the new one. So does a full room: a viewer whose
         // network dropped gets back in by its own dead socket's place.
         let full = self.local_connections() >= CONNECTIONS_PER_ROOM_MAX;
-        let held: Vec<ConnectionId> = self
-            .connections_of(&identity.user)
-            .filter(|id| self.connections[id].remote.is_none())
-            .collect();
-        if full || held.len() >= USER_SOCKETS_PER_ROOM_MAX {
-            let silent = held.iter().map(|id| (*id, &self.connections[id].liveness));
-            match liveness::replaceable(silent, now_ms) {
-                Some(gone) => {
-                    let detail = "silent; replaced by a new socket of its user".to_owned();
-                    self.close(gone, CloseCode::Stale, detail, now_ms);
-                }
-                None => {
-                    let code = if full {
-                        CloseCode::RoomFull
-                    } else {
-                        CloseCode::TooManySockets
-                    };
-                    let detail = format!("{} sockets open", held.len());
-                    self.log_refusal(
-                        Some(connection),
-                        Some(&identity.user),
-                        code.reason(),
-                        &detail,
-                    );
-                    return Err(code);
-                }
+        let (placed, held) = {
+            let held: Vec<(ConnectionId, &liveness::Liveness)> = self
+                .connections_of(&identity.user)
+                .map(|id| (id, &self.connections[&id]))
+                .filter(|(_, conn)| conn.remote.is_none())
+                .map(|(id, conn)| (id, &conn.liveness))
+                .collect();
+            (liveness::place_at_caps(full, &held, now_ms), held.len())
+        };
+        match placed {
+            Ok(None) => {}
+            Ok(Some(gone)) => {
+                let detail = "silent; replaced by a new socket of its user".to_owned();
+                self.close(gone, CloseCode::Stale, detail, now_ms);
+            }
+            Err(code) => {
+                let detail = format!("{held} sockets open");
+                self.log_refusal(
+                    Some(connection),
+                    Some(&identity.user),
+                    code.reason(),
+                    &detail,
+                );
+                return Err(code);
             }
         }
         let expires_at_ms = now_ms + lifetime_ms;

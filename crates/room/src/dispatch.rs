@@ -115,8 +115,8 @@ impl Room {
         now_ms: u64,
     ) -> Option<&'static str> {
         if text == HEARTBEAT_TEXT {
-            let conn = self.connections.get_mut(&connection)?;
-            conn.liveness.seen(now_ms);
+            self.connections.get(&connection)?;
+            self.touch(connection, now_ms);
             return Some(HEARTBEAT_REPLY_TEXT);
         }
         self.close(

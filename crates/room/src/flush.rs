@@ -156,13 +156,7 @@ impl Room {
             .connections
             .get_mut(&connection)
             .expect("live connection");
-        let answer = matches!(event, Event::Ack { .. } | Event::Error { .. });
-        let cap = if answer {
-            OUTBOX_EVENTS_MAX + OUTBOX_ANSWERS_PAST_MAX
-        } else {
-            OUTBOX_EVENTS_MAX
-        };
-        if conn.outbox.len() >= cap {
+        if conn.outbox.len() >= outbox_cap(&event) {
             // Output waits at most a tick, so a full outbox means more events in one tick
             // than a viewer could read: the newer ones are left out, and dropped actions
             // are told as a `Gap` rather than left a silent hole.
@@ -400,5 +394,16 @@ impl Room {
 
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
+    }
+}
+
+/// How many events a connection's outbox may hold in one tick before `event` is left out:
+/// `OUTBOX_EVENTS_MAX`, and for the answers to the viewer's own frames (`Ack`, `Error`)
+/// `OUTBOX_ANSWERS_PAST_MAX` more, so a sender in a busy room gets its answer rather than
+/// a `timeout`. The room's connections and a shard's keep the same rule.
+pub(crate) fn outbox_cap(event: &Event) -> usize {
+    match event {
+        Event::Ack { .. } | Event::Error { .. } => OUTBOX_EVENTS_MAX + OUTBOX_ANSWERS_PAST_MAX,
+        _ => OUTBOX_EVENTS_MAX,
     }
 }

@@ -5,8 +5,10 @@
 
 use crate::ConnectionId;
 use ovation_proto::limits::{
-    GOAWAY_GRACE_MS, HELLO_DEADLINE_MS, USER_SOCKET_REPLACEABLE_SILENCE_MS,
+    GOAWAY_GRACE_MS, HELLO_DEADLINE_MS, USER_SOCKETS_PER_ROOM_MAX,
+    USER_SOCKET_REPLACEABLE_SILENCE_MS,
 };
+use ovation_proto::CloseCode;
 
 #[derive(Debug)]
 pub(crate) struct Liveness {
@@ -70,6 +72,26 @@ impl Liveness {
         };
         let deadline = lifetime.min(self.last_seen_ms + self.stale_ms);
         self.hello_by_ms.map_or(deadline, |at| deadline.min(at))
+    }
+}
+
+/// The room's and a shard's rule for a user's new socket when the room (`full`) or the
+/// user's own sockets (`held`) are at their cap: it takes the place of one of theirs long
+/// silent (gone without a close: a reconnect after a network drop), which the caller
+/// closes (`Ok(Some(gone))`); else it is refused with the cap's code. Under both caps:
+/// `Ok(None)`.
+pub(crate) fn place_at_caps(
+    full: bool,
+    held: &[(ConnectionId, &Liveness)],
+    now_ms: u64,
+) -> Result<Option<ConnectionId>, CloseCode> {
+    if !full && held.len() < USER_SOCKETS_PER_ROOM_MAX {
+        return Ok(None);
+    }
+    match replaceable(held.iter().copied(), now_ms) {
+        Some(gone) => Ok(Some(gone)),
+        None if full => Err(CloseCode::RoomFull),
+        None => Err(CloseCode::TooManySockets),
     }
 }
 

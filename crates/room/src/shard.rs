@@ -250,25 +250,22 @@ impl Shard {
         } else if self.mirror.as_ref().is_some_and(|m| m.ended) {
             Some(CloseCode::RoomEnded)
         } else {
-            // The room's rules (a user's new sockets all land on this shard, `shard_of`):
-            // at the shard's cap or the user's, one of theirs long silent (a reconnect
-            // after a network drop) gives its place, else the new one is refused.
+            // The room's rule at its caps (a user's new sockets all land on this shard,
+            // `shard_of`).
             let full = self.connections.len() >= CONNECTIONS_PER_ROOM_MAX;
-            let at_user_cap =
-                self.connections.of_user(&identity.user).count() >= USER_SOCKETS_PER_ROOM_MAX;
-            if full || at_user_cap {
-                let held = self.connections.of_user(&identity.user);
-                let silent = held.map(|id| (id, &self.connections[&id].liveness));
-                match liveness::replaceable(silent, now_ms) {
-                    Some(gone) => {
+            let held: Vec<_> = self
+                .connections
+                .of_user(&identity.user)
+                .map(|id| (id, &self.connections[&id].liveness))
+                .collect();
+            match liveness::place_at_caps(full, &held, now_ms) {
+                Ok(gone) => {
+                    if let Some(gone) = gone {
                         self.close(gone, CloseCode::Stale, now_ms);
-                        None
                     }
-                    None if full => Some(CloseCode::RoomFull),
-                    None => Some(CloseCode::TooManySockets),
+                    None
                 }
-            } else {
-                None
+                Err(code) => Some(code),
             }
         };
         if let Some(code) = refusal {

@@ -50,8 +50,8 @@ impl Shard {
         now_ms: u64,
     ) -> Option<&'static str> {
         if text == HEARTBEAT_TEXT {
-            let conn = self.connections.get_mut(&connection)?;
-            conn.liveness.seen(now_ms);
+            self.connections.get(&connection)?;
+            self.touch(connection, now_ms);
             return Some(HEARTBEAT_REPLY_TEXT);
         }
         self.close(connection, CloseCode::TextNotSupported, now_ms);
@@ -331,10 +331,7 @@ impl Shard {
 
     pub(crate) fn push(&mut self, connection: ConnectionId, event: Event, now_ms: u64) {
         if let Some(conn) = self.connections.get_mut(&connection) {
-            // As the room's `enqueue`: answers to the viewer's own frames past the cap.
-            let answer = matches!(event, Event::Ack { .. } | Event::Error { .. });
-            let cap = OUTBOX_EVENTS_MAX + if answer { OUTBOX_ANSWERS_PAST_MAX } else { 0 };
-            if conn.outbox.len() < cap {
+            if conn.outbox.len() < crate::flush::outbox_cap(&event) {
                 conn.outbox.push(event);
             }
             self.schedule_tick(now_ms);
