@@ -72,6 +72,19 @@ pub fn error_retry_after(e: ApiError, retry_after_ms: u32) -> Result<Response> {
     Ok(resp)
 }
 
+/// A refused read of the room (`Room::admit_read`, or the Worker's own read limiter),
+/// answered alike wherever it is refused: its status, code and message, with
+/// `retry-after` when it names a wait.
+pub fn read_refusal(refused: ovation_room::ReadRefused) -> std::result::Result<Response, ApiError> {
+    let error = ApiError::new(refused.http_status(), refused.code(), refused.message());
+    match refused {
+        ovation_room::ReadRefused::RateLimited { retry_after_ms } => {
+            error_retry_after(error, retry_after_ms).map_err(|e| ApiError::internal(&e.to_string()))
+        }
+        ovation_room::ReadRefused::Banned => Err(error),
+    }
+}
+
 /// One structured error log line for an operator's mistake (`event` names it).
 pub fn log_error(event: &str, cause: &str) {
     console_log!(

@@ -234,10 +234,10 @@ thread_local! {
         std::cell::RefCell::new(ovation_room::ConnectLimiter::for_reads());
 }
 
-/// A viewer's read of the room over its rate in this isolate: `429 rate_limited` with
-/// `retry-after`, before the room object wakes (which keeps the same bound across
-/// isolates: `Room::admit_read`). Staff are not limited.
-fn read_refused(identity: &Verified, room: &RoomId) -> Option<Result<Response>> {
+/// A viewer's read of the room over its rate in this isolate, refused before the room
+/// object wakes (which keeps the same bound across isolates: `Room::admit_read`). Staff
+/// are not limited.
+fn read_refused(identity: &Verified, room: &RoomId) -> Option<ovation_room::ReadRefused> {
     if identity.role.is_staff() {
         return None;
     }
@@ -249,11 +249,9 @@ fn read_refused(identity: &Verified, room: &RoomId) -> Option<Result<Response>> 
     let refused = READS
         .with(|limiter| limiter.borrow_mut().admit(&key, now_ms()))
         .err()?;
-    let retry_after_ms = refused.retry_after_ms;
-    // The room object's refusal, with the same code and message.
-    let refused = ovation_room::ReadRefused::RateLimited { retry_after_ms };
-    let error = ApiError::new(refused.http_status(), refused.code(), refused.message());
-    Some(http::error_retry_after(error, retry_after_ms))
+    Some(ovation_room::ReadRefused::RateLimited {
+        retry_after_ms: refused.retry_after_ms,
+    })
 }
 
 /// The token from `Authorization: Bearer`, `?token=`, or a `token.<jwt>` subprotocol.
@@ -371,7 +369,7 @@ async fn viewer_get(
     let identity = authenticate(&req, env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
     if let Some(refused) = read_refused(&identity, &room) {
-        return refused.map_err(|e| ApiError::internal(&e.to_string()));
+        return http::read_refusal(refused);
     }
     let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();

@@ -86,11 +86,7 @@ impl RoomObject {
                     .err()
             });
             if let Some(refused) = refused {
-                let error = ApiError::new(refused.http_status(), refused.code(), refused.message());
-                let ovation_room::ReadRefused::RateLimited { retry_after_ms } = refused else {
-                    return Err(error);
-                };
-                return crate::http::error_retry_after(error, retry_after_ms).map_err(internal);
+                return crate::http::read_refusal(refused);
             }
         }
         // A viewer of a big room goes to its shard.
