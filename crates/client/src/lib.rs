@@ -453,12 +453,7 @@ impl Client {
                 // ends with the room's code.
                 let code = FailureCode::Api("room_full".into());
                 let message = "the room is full: try later, or the pull transport";
-                if self.mode == TransportMode::Auto {
-                    self.emit_error(code, message, 0);
-                    self.start_pull(now_ms, Some(name));
-                } else {
-                    self.fail_as(Some(name), code, message);
-                }
+                self.socket_refused(now_ms, name, code, message);
             }
             Some(CloseCode::UnsupportedProtocol) => {
                 let message = "the server does not speak this SDK's protocol";
@@ -476,12 +471,7 @@ impl Client {
             ) => {
                 let message = "the server refused a frame this SDK sent";
                 let code = FailureCode::Api(refused.reason().into());
-                if self.mode == TransportMode::Auto {
-                    self.emit_error(code, message, 0);
-                    self.start_pull(now_ms, Some(name));
-                } else {
-                    self.fail_as(Some(name), code, message);
-                }
+                self.socket_refused(now_ms, name, code, message);
             }
             // Anything else: a welcomed socket was lost (reconnect with backoff); one that
             // never said Welcome failed (counts towards the switch to pull).
@@ -492,6 +482,19 @@ impl Client {
                     self.socket_failed(now_ms, name);
                 }
             }
+        }
+    }
+
+    /// A socket the server refused for a reason another socket would meet again (a full
+    /// room, a frame it could not take): `auto` tells it and reads the room over the pull
+    /// transport, which needs no socket and sends no frames; `ws` ends with its code.
+    #[inline(never)]
+    fn socket_refused(&mut self, now_ms: u64, reason: String, code: FailureCode, message: &str) {
+        if self.mode == TransportMode::Auto {
+            self.emit_error(code, message, 0);
+            self.start_pull(now_ms, Some(reason));
+        } else {
+            self.fail_as(Some(reason), code, message);
         }
     }
 
