@@ -151,13 +151,8 @@ class Replay {
           this._load(w, !!snapshot);
         } catch {
           // Entries that do not have the API's shape: told, and asked again.
-          this._core.windowFailed(Date.now());
-          this._emit(
-            "error",
-            new this._sdk.OvationError("bad_response", "a replay window's entries are malformed"),
-          );
-          clearTimeout(this._retry);
-          this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS + 10);
+          const message = "a replay window's entries are malformed";
+          this._windowFailed(new this._sdk.OvationError("bad_response", message));
           return;
         }
         if (Array.isArray(w.missing_chunks) && w.missing_chunks.length > 0) {
@@ -177,16 +172,24 @@ class Replay {
       (e) => {
         if (this._closed) return;
         this._fetching = false;
-        this._core.windowFailed(Date.now());
-        this._emit("error", e);
-        if (FINAL_STATUSES.has(e.status)) {
-          this._refused = e; // what has arrived still plays; nothing more is fetched
-          return;
-        }
-        clearTimeout(this._retry);
-        this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS + 10); // timers may fire a little early
+        this._windowFailed(e);
       },
     );
+  }
+
+  /**
+   * A window that did not arrive whole: told, and asked again after the core's retry
+   * time; an answer no retry changes (`FINAL_STATUSES`) stops the fetching instead.
+   */
+  _windowFailed(error) {
+    this._core.windowFailed(Date.now());
+    this._emit("error", error);
+    if (FINAL_STATUSES.has(error.status)) {
+      this._refused = error; // what has arrived still plays; nothing more is fetched
+      return;
+    }
+    clearTimeout(this._retry);
+    this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS + 10); // timers may fire a little early
   }
 
   /** Shows what the core says, in order. */
