@@ -13,7 +13,7 @@ use crate::{auth_error, authenticate, contract, room_in, room_stub, PROTOCOL_TOK
 use ovation_auth::Verified;
 use ovation_proto::limits::SUBPROTOCOL;
 use ovation_proto::RoomId;
-use ovation_room::{ConnectKey, ConnectLimiter, RoomKey, ShardPlacement, ShardRoutes};
+use ovation_room::{RoomKey, ShardPlacement, ShardRoutes, UserRateLimiter, UserRoomKey};
 use std::cell::RefCell;
 use worker::{Env, Headers, Request, RequestInit, Response};
 
@@ -28,7 +28,7 @@ pub(crate) const ROUTE_STALE_STATUS: u16 = 421;
 thread_local! {
     /// This isolate's connect buckets (one per user and room): checked before an upgrade
     /// wakes the room object, so a connection flood costs the room nothing.
-    static CONNECTS: RefCell<ConnectLimiter> = RefCell::new(ConnectLimiter::new());
+    static CONNECTS: RefCell<UserRateLimiter> = RefCell::new(UserRateLimiter::for_connects());
     /// This isolate's memory of big rooms' shard counts.
     static SHARD_ROUTES: RefCell<ShardRoutes> = RefCell::new(ShardRoutes::new());
 }
@@ -160,7 +160,7 @@ async fn to_shard(
 /// Refuses an upgrade over its user's connect rate with `429 rate_limited` (not logged:
 /// a flood would turn into a flood of log lines).
 fn admit_connect(identity: &Verified, room: &RoomId) -> std::result::Result<(), ApiError> {
-    let key = ConnectKey {
+    let key = UserRoomKey {
         tenant: identity.tenant.clone(),
         room: room.as_str().to_owned(),
         user: identity.user.clone(),

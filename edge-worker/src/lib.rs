@@ -230,8 +230,8 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
     /// This isolate's read buckets (one per user and room): a flood of pull reads from
     /// one token is refused before it wakes the room object.
-    static READS: std::cell::RefCell<ovation_room::ConnectLimiter> =
-        std::cell::RefCell::new(ovation_room::ConnectLimiter::for_reads());
+    static READS: std::cell::RefCell<ovation_room::UserRateLimiter> =
+        std::cell::RefCell::new(ovation_room::UserRateLimiter::for_reads());
 }
 
 /// A viewer's read of the room over its rate in this isolate, refused before the room
@@ -241,7 +241,7 @@ fn read_refused(identity: &Verified, room: &RoomId) -> Option<ovation_room::Read
     if identity.role.is_staff() {
         return None;
     }
-    let key = ovation_room::ConnectKey {
+    let key = ovation_room::UserRoomKey {
         tenant: identity.tenant.clone(),
         room: room.as_str().to_owned(),
         user: identity.user.clone(),

@@ -166,7 +166,7 @@ pub const GIFT_IN_PROGRESS_RETRY_AFTER_MS: u32 = 1_000;
 /// Sockets still waiting for their `Hello` count too.
 pub const USER_SOCKETS_PER_ROOM_MAX: usize = 5;
 /// Upgrades one user may start in one room, as a token bucket checked by the Worker
-/// before the room object is woken (`ovation_room::ConnectLimiter`): a burst of
+/// before the room object is woken (`ovation_room::UserRateLimiter`): a burst of
 /// `USER_CONNECTS_BURST`, then `USER_CONNECTS_PER_S` a second. A person with a few tabs
 /// and flaky networks stays far below; a script opening and closing sockets as fast as
 /// it can is refused `429 rate_limited` without costing the room anything.

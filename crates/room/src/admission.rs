@@ -1,9 +1,11 @@
 //! Admission of upgrades before a room object wakes: one token bucket of connects per
 //! user and room (`USER_CONNECTS_BURST`, `USER_CONNECTS_PER_S`). The Worker keeps one
-//! `ConnectLimiter` per isolate and asks it before forwarding an upgrade, so a flood of
+//! `UserRateLimiter` per isolate and asks it before forwarding an upgrade, so a flood of
 //! sockets opened and closed with one token is refused with `429 rate_limited` at the
 //! edge instead of queueing in front of everyone else's frames in the room object. Bounded
-//! by `CONNECT_LIMITER_USERS_MAX`. Pure: time is a parameter.
+//! by `CONNECT_LIMITER_USERS_MAX`. The same limiter, with the read rate, bounds a user's
+//! reads of a room over HTTP (the pull transport) in the Worker and the room object.
+//! Pure: time is a parameter.
 
 use std::collections::BTreeMap;
 
@@ -13,17 +15,17 @@ use ovation_proto::limits::{
 };
 use ovation_proto::TokenBucket;
 
-/// Who is connecting where: a user of a tenant, to one room.
+/// Who is connecting to (or reading) where: a user of a tenant, one room.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ConnectKey {
+pub struct UserRoomKey {
     pub tenant: String,
     pub room: String,
     pub user: String,
 }
 
-/// An upgrade refused for its rate: retry after this long.
+/// An upgrade or a read refused for its rate: retry after this long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectRefused {
+pub struct RateRefused {
     pub retry_after_ms: u32,
 }
 
@@ -33,41 +35,41 @@ pub(crate) fn connect_bucket(now_ms: u64) -> TokenBucket {
 }
 
 /// Token buckets per (tenant, room, user), one per Worker isolate: for upgrades
-/// (`new`), or for reads of the room over HTTP (`for_reads`: `USER_READS_PER_S`, so one
+/// (`for_connects`), or for reads of the room over HTTP (`for_reads`: `USER_READS_PER_S`, so one
 /// token's flood of pull reads is refused before it wakes the room object).
 #[derive(Debug)]
-pub struct ConnectLimiter {
-    buckets: BTreeMap<ConnectKey, TokenBucket>,
+pub struct UserRateLimiter {
+    buckets: BTreeMap<UserRoomKey, TokenBucket>,
     per_s: u32,
     burst: u32,
 }
 
-impl Default for ConnectLimiter {
-    fn default() -> ConnectLimiter {
-        ConnectLimiter::new()
+impl Default for UserRateLimiter {
+    fn default() -> UserRateLimiter {
+        UserRateLimiter::for_connects()
     }
 }
 
-impl ConnectLimiter {
-    pub fn new() -> ConnectLimiter {
-        ConnectLimiter {
+impl UserRateLimiter {
+    pub fn for_connects() -> UserRateLimiter {
+        UserRateLimiter {
             buckets: BTreeMap::new(),
             per_s: USER_CONNECTS_PER_S,
             burst: USER_CONNECTS_BURST,
         }
     }
 
-    pub fn for_reads() -> ConnectLimiter {
-        ConnectLimiter {
+    pub fn for_reads() -> UserRateLimiter {
+        UserRateLimiter {
             buckets: BTreeMap::new(),
             per_s: USER_READS_PER_S,
             burst: USER_READS_BURST,
         }
     }
 
-    /// Admits one upgrade of `key` at `now_ms`, or refuses it with the wait until the
+    /// Admits one upgrade (or read) of `key` at `now_ms`, or refuses it with the wait until the
     /// next would be admitted.
-    pub fn admit(&mut self, key: &ConnectKey, now_ms: u64) -> Result<(), ConnectRefused> {
+    pub fn admit(&mut self, key: &UserRoomKey, now_ms: u64) -> Result<(), RateRefused> {
         if !self.buckets.contains_key(key) && self.buckets.len() >= CONNECT_LIMITER_USERS_MAX {
             self.forget(now_ms);
         }
@@ -75,7 +77,7 @@ impl ConnectLimiter {
             .entry(key.clone())
             .or_insert_with(|| TokenBucket::new_full(self.per_s, self.burst, now_ms))
             .take(1, now_ms)
-            .map_err(|wait_ms| ConnectRefused {
+            .map_err(|wait_ms| RateRefused {
                 retry_after_ms: wait_ms,
             })
     }
@@ -101,8 +103,8 @@ impl ConnectLimiter {
 mod tests {
     use super::*;
 
-    fn key(user: &str) -> ConnectKey {
-        ConnectKey {
+    fn key(user: &str) -> UserRoomKey {
+        UserRoomKey {
             tenant: "t".into(),
             room: "weur-r".into(),
             user: user.into(),
@@ -111,7 +113,7 @@ mod tests {
 
     #[test]
     fn a_burst_then_the_rate_and_one_past_the_burst_is_refused() {
-        let mut limiter = ConnectLimiter::new();
+        let mut limiter = UserRateLimiter::for_connects();
         for _ in 0..USER_CONNECTS_BURST {
             assert_eq!(limiter.admit(&key("ana"), 1_000), Ok(()));
         }
@@ -121,7 +123,7 @@ mod tests {
         );
         // Other users and other rooms are untouched.
         assert_eq!(limiter.admit(&key("bob"), 1_000), Ok(()));
-        let elsewhere = ConnectKey {
+        let elsewhere = UserRoomKey {
             room: "weur-other".into(),
             ..key("ana")
         };
@@ -134,7 +136,7 @@ mod tests {
 
     #[test]
     fn a_read_limiter_takes_the_read_burst_and_refuses_one_past_it() {
-        let mut limiter = ConnectLimiter::for_reads();
+        let mut limiter = UserRateLimiter::for_reads();
         for _ in 0..USER_READS_BURST {
             assert_eq!(limiter.admit(&key("ana"), 0), Ok(()));
         }
@@ -145,7 +147,7 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_and_refilled_buckets_go_first() {
-        let mut limiter = ConnectLimiter::new();
+        let mut limiter = UserRateLimiter::for_connects();
         // A busy user, then the table filled with users who connected once.
         for _ in 0..USER_CONNECTS_BURST {
             limiter.admit(&key("busy"), 0).unwrap();
@@ -158,7 +160,7 @@ mod tests {
         limiter.admit(&key("one-more"), 0).unwrap();
         assert!(limiter.users() <= CONNECT_LIMITER_USERS_MAX / 2 + 1);
         // Later, when the one-time users have refilled, they are the ones forgotten.
-        let mut limiter = ConnectLimiter::new();
+        let mut limiter = UserRateLimiter::for_connects();
         for i in 0..CONNECT_LIMITER_USERS_MAX - 1 {
             limiter.admit(&key(&format!("u{i}")), 0).unwrap();
         }

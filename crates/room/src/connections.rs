@@ -250,7 +250,7 @@ impl Room {
         }
         // Apart from the users' rate buckets: thousands of pull readers must not push out
         // the socket users' buckets (and their memory of client ids).
-        let key = ConnectKey {
+        let key = UserRoomKey {
             tenant: String::new(),
             room: String::new(),
             user: user.to_owned(),

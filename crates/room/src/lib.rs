@@ -43,7 +43,7 @@ use ovation_proto::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-pub use admission::{ConnectKey, ConnectLimiter, ConnectRefused};
+pub use admission::{RateRefused, UserRateLimiter, UserRoomKey};
 pub use api::*;
 use audience::*;
 use connections::*;
@@ -92,7 +92,7 @@ pub struct Room {
 
     connections: Audience<Connection>,
     /// Viewers' reads over HTTP (`admit_read`), bounded like the Worker's limiter.
-    read_limiter: ConnectLimiter,
+    read_limiter: UserRateLimiter,
     /// Connections of `connections` that are ready (`Hello` done) and not remote.
     ready_local: usize,
 
@@ -179,7 +179,7 @@ impl Room {
             products: products::Products::default(),
             moderation: moderation::Moderation::default(),
             shards: sharding::Shards::default(),
-            read_limiter: ConnectLimiter::for_reads(),
+            read_limiter: UserRateLimiter::for_reads(),
         }
     }
 
