@@ -509,6 +509,31 @@ async fn postgres_settlement_racing_gifts_pays_exactly_the_accepted_ones() {
     }
 }
 
+/// Runs `count` tasks that start together (a barrier), their answers in order: spawned
+/// and awaited one by one they would run one after another and race nothing.
+async fn all_at_once<T, F>(count: usize, task: impl Fn(usize) -> F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let start = Arc::new(tokio::sync::Barrier::new(count));
+    let tasks: Vec<_> = (0..count)
+        .map(|k| {
+            let start = Arc::clone(&start);
+            let work = task(k);
+            tokio::spawn(async move {
+                start.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(count);
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    answers
+}
+
 /// A balance stops at `LEDGER_BALANCE_MAX` (2^53 − 1, what a JavaScript number carries):
 /// a deposit reaching it exactly is taken, one past it is refused `balance_limit` with
 /// nothing changed, and four different deposits racing for the last minor unit move it
@@ -542,21 +567,18 @@ async fn a_deposit_past_the_largest_balance_is_refused(urls: Vec<String>) {
         Ok(LEDGER_BALANCE_MAX - 1)
     );
     // Four different deposits race for the one minor unit left.
-    let racers = (0..4).map(|k| {
+    let answers = all_at_once(4, |k| {
         let engine = Arc::clone(&engine);
-        tokio::spawn(async move {
+        async move {
             let racer = Deposit {
                 id: format!("last-{k}"),
                 user: "rich".into(),
                 amount: 1,
             };
             ledger_error(engine.deposit(&racer).await)
-        })
-    });
-    let mut answers = Vec::new();
-    for racer in racers {
-        answers.push(racer.await.unwrap());
-    }
+        }
+    })
+    .await;
     assert_eq!(
         answers
             .iter()
@@ -606,19 +628,20 @@ async fn a_deposit_past_the_largest_balance_is_refused(urls: Vec<String>) {
             .await
             .unwrap();
     }
-    let copies = (0..4).map(|_| {
+    let copies = all_at_once(4, |_| {
         let engine = Arc::clone(&engine);
-        tokio::spawn(async move {
+        async move {
             let copy = Deposit {
                 id: "retried".into(),
                 user: "careful".into(),
                 amount: 6,
             };
             ledger_error(engine.deposit(&copy).await)
-        })
-    });
+        }
+    })
+    .await;
     for copy in copies {
-        assert_eq!(copy.await.unwrap(), Ok(LEDGER_BALANCE_MAX - 4));
+        assert_eq!(copy, Ok(LEDGER_BALANCE_MAX - 4));
     }
     let other_body = Deposit {
         id: "retried".into(),
