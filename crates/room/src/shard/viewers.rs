@@ -40,9 +40,7 @@ impl Choice {
 }
 
 impl Shard {
-    /// A text frame: the heartbeat is a sign of life, answered with the reply the host
-    /// sends (the runtime's auto-response answers it without waking the object; this is
-    /// when that did not happen); any other text closes `4415`.
+    /// A text frame, as `Room::handle_text`: the heartbeat is answered, other text closed.
     pub fn handle_text(
         &mut self,
         connection: ConnectionId,
