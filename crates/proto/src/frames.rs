@@ -397,6 +397,16 @@ impl fmt::Display for DecodeError {
     }
 }
 
+/// Encodes into a `Vec`, which cannot fail: postcard fails only for a full fixed buffer or
+/// a sequence of unknown length. Not `expect`: that kept the error's `Debug`, every
+/// variant's name, in the SDK's wasm.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    match postcard::to_allocvec(value) {
+        Ok(bytes) => bytes,
+        Err(_) => unreachable!("encoding into a Vec cannot fail"),
+    }
+}
+
 pub(crate) fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DecodeError> {
     let (value, rest) = postcard::take_from_bytes(bytes).map_err(|_| DecodeError::Malformed)?;
     if !rest.is_empty() {
@@ -475,7 +485,7 @@ impl ClientFrame {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
+        crate::frames::encode(self)
     }
 }
 
@@ -491,7 +501,7 @@ impl ServerFrame {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
+        crate::frames::encode(self)
     }
 
     /// `events` encoded as `Batch` frames a client takes: one when it fits in
@@ -513,9 +523,7 @@ impl ServerFrame {
         let mut chunk = Vec::new();
         let mut chunk_bytes = BATCH_FIELDS_BYTES_MAX;
         for event in events {
-            let event_bytes = postcard::to_allocvec(&event)
-                .expect("encoding into a Vec cannot fail")
-                .len();
+            let event_bytes = encode(&event).len();
             if chunk_bytes + event_bytes > SERVER_FRAME_BYTES_MAX && !chunk.is_empty() {
                 let events = core::mem::take(&mut chunk);
                 frames.push(

@@ -97,7 +97,7 @@ pub struct ShardDown {
 
 impl ShardUp {
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
+        crate::frames::encode(self)
     }
 
     /// Decodes and checks the frame count (`RELAY_FRAMES_PER_BATCH_MAX`) and each
@@ -123,7 +123,7 @@ impl ShardUp {
 
 impl ShardDown {
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("encoding into a Vec cannot fail")
+        crate::frames::encode(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<ShardDown, DecodeError> {
