@@ -420,6 +420,21 @@ impl Client {
             },
             |c| c.reason().to_owned(),
         );
+        if code == CloseCode::HelloTimeout.code()
+            && matches!(
+                self.phase,
+                Phase::Connecting {
+                    hello_in_upgrade: true,
+                    ..
+                }
+            )
+        {
+            // The room heard no Hello, though the upgrade said one: something on the way
+            // (a proxy that drops the query) lost it. Trying the same again would loop
+            // for good, as the admission check finds the room live each time; the next
+            // try sends a Hello frame.
+            self.upgrade_hello_unanswered = true;
+        }
         match CloseCode::from_code(code) {
             // Told `ended` once, whether or not `RoomEnded` came first (a shard closing
             // a woken socket of an ended room sends only the close).

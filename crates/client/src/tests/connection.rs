@@ -603,6 +603,36 @@ fn an_unanswered_upgrade_hello_falls_back_to_a_hello_frame() {
     assert_eq!(c.status(), Status::Open);
 }
 
+/// A room that closes `4003` (no Hello heard) though the upgrade said one: the next try
+/// sends a Hello frame, and joins. Before, every retry said it in the upgrade again, for
+/// good, on `ws` and on `auto` alike (the admission check finds the room live and resets
+/// the count towards pull).
+#[test]
+fn a_hello_timeout_after_the_upgrade_hello_falls_back_to_a_hello_frame() {
+    for mode in [TransportMode::Ws, TransportMode::Auto] {
+        let mut c = client(mode, 0);
+        let socket = opened_socket(&transmits(&mut c));
+        c.handle_socket_open(socket, 0);
+        let timeout = CloseCode::HelloTimeout;
+        c.handle_socket_closed(socket, timeout.code(), timeout.reason(), 50);
+        let (next, path, now) = next_socket(&mut c);
+        assert_eq!(
+            path, "/v1/rooms/weur-t/ws",
+            "{mode:?}: no query after a 4003"
+        );
+        c.handle_socket_open(next, now);
+        assert!(
+            matches!(
+                sent_frames(&transmits(&mut c)).as_slice(),
+                [ClientFrame::Hello(h)] if h.resume.is_none()
+            ),
+            "{mode:?}"
+        );
+        c.handle_socket_message(next, &batch(vec![welcome(5, 0, false)], now), now);
+        assert_eq!(c.status(), Status::Open, "{mode:?}");
+    }
+}
+
 /// A first socket that never opened (the network) says nothing about the edge: the retry
 /// still says its Hello in the upgrade.
 #[test]
