@@ -125,7 +125,9 @@ export interface EventMap {
   cue: { cue: string; ref: { kind: string; id: string } | null; media_time: number };
   /**
    * Also `handler_error` when an event handler threw (the message names the event type,
-   * `cause` is what it threw); it is logged with console.error and never rethrown.
+   * `cause` is what it threw); it is logged with console.error and never rethrown; and
+   * `bad_server_frame` when a frame from the server could not be decoded (the session
+   * reconnects), unlike `bad_frame`, the server's refusal of a frame, which ends it.
    */
   error: OvationError & { cause?: unknown };
   likes_dropped: LikesDroppedEvent;

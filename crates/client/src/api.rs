@@ -128,8 +128,10 @@ pub enum FailureCode {
     TooManySockets,
     /// A moderator banned this user from the room.
     Banned,
-    /// The server sent a frame this client cannot decode.
-    BadFrame,
+    /// The server sent a frame this client cannot decode: the client reconnects. Not
+    /// `bad_frame`, the server's close for a frame it could not read, which ends a
+    /// session.
+    BadServerFrame,
     /// A request failed on the network (or its body could not be read).
     Network,
     /// A pull answer that does not have the API's shape.
@@ -169,7 +171,7 @@ impl FailureCode {
             FailureCode::UnsupportedProtocol => "unsupported_protocol",
             FailureCode::TooManySockets => "too_many_sockets",
             FailureCode::Banned => "banned",
-            FailureCode::BadFrame => "bad_frame",
+            FailureCode::BadServerFrame => "bad_server_frame",
             FailureCode::Network => "network",
             FailureCode::BadResponse => "bad_response",
             FailureCode::Api(code) => code,
@@ -197,7 +199,7 @@ impl Clone for FailureCode {
             FailureCode::UnsupportedProtocol => FailureCode::UnsupportedProtocol,
             FailureCode::TooManySockets => FailureCode::TooManySockets,
             FailureCode::Banned => FailureCode::Banned,
-            FailureCode::BadFrame => FailureCode::BadFrame,
+            FailureCode::BadServerFrame => FailureCode::BadServerFrame,
             FailureCode::Network => FailureCode::Network,
             FailureCode::BadResponse => FailureCode::BadResponse,
         }

@@ -392,9 +392,10 @@ impl Client {
                         "undecodable server frame: a field over its limit"
                     }
                 };
-                self.emit_error(FailureCode::BadFrame, why, 0);
+                let code = FailureCode::BadServerFrame;
+                self.emit_error(code.clone(), why, 0);
                 self.close_socket(socket, CloseCode::BadFrame.code(), "bad frame");
-                self.schedule_reconnect(now_ms, "bad_frame".into());
+                self.schedule_reconnect(now_ms, code.as_str().into());
                 return;
             }
         };

@@ -81,7 +81,7 @@ fn every_event_kind_renders_like_serde() {
             }),
         },
         ClientEvent::Error {
-            code: FailureCode::BadFrame,
+            code: FailureCode::BadServerFrame,
             message: "m".into(),
             retry_after_ms: 0,
         },

@@ -29,7 +29,7 @@ fn the_clients_own_codes_have_names_no_room_refusal_has() {
         FailureCode::UnsupportedProtocol,
         FailureCode::TooManySockets,
         FailureCode::Banned,
-        FailureCode::BadFrame,
+        FailureCode::BadServerFrame,
         FailureCode::Network,
         FailureCode::BadResponse,
     ];
@@ -43,5 +43,10 @@ fn the_clients_own_codes_have_names_no_room_refusal_has() {
         // text whichever way it arrived).
         let back = FailureCode::from_api(400, Some(code.as_str()));
         assert_eq!(back.as_str(), code.as_str());
+    }
+    // A frame the client could not decode (it reconnects) is not named like a close the
+    // server gave (a refused frame, which ends the session).
+    for close in CloseCode::ALL {
+        assert_ne!(FailureCode::BadServerFrame.as_str(), close.reason());
     }
 }
