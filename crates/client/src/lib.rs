@@ -585,7 +585,11 @@ impl Client {
             self.set_status(Status::Open, None);
         }
         if settled && self.timers.get(Timer::Poll).is_none() {
-            self.pull_next(now_ms);
+            if self.pull.state_stale || now_ms >= self.pull.events_due_ms {
+                self.pull_next(now_ms);
+            } else {
+                self.timers.set(Timer::Poll, self.pull.events_due_ms);
+            }
         }
     }
 

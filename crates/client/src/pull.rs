@@ -13,6 +13,10 @@ pub(crate) struct Pull {
     /// Failed pulls in a row (backoff).
     pub(crate) failures: u32,
     pub(crate) interval_ms: u64,
+    /// When the next read of the events is due: an interval after the last one, even
+    /// when the state and parts were read in between (a part that changes faster than a
+    /// round trip would otherwise make the pull loop read without pause).
+    pub(crate) events_due_ms: u64,
     /// The next pull request reads the state (first, after a new epoch or version, or a
     /// part that could not be read).
     pub(crate) state_stale: bool,
@@ -25,6 +29,7 @@ impl Default for Pull {
             requests: Vec::new(),
             failures: 0,
             interval_ms: u64::from(PULL_INTERVAL_MS),
+            events_due_ms: 0,
             state_stale: true,
         }
     }
@@ -133,7 +138,8 @@ impl Client {
                 .add_sample(sent_ms, server_time_ms, server_time_ms, now_ms);
         }
         self.pull.interval_ms = u64::from(reply.poll_interval_ms.max(100));
-        self.timers.set(Timer::Poll, now_ms + self.pull.interval_ms);
+        self.pull.events_due_ms = now_ms + self.pull.interval_ms;
+        self.timers.set(Timer::Poll, self.pull.events_due_ms);
         if reply.epoch != self.state.epoch {
             self.pull.state_stale = true; // new epoch: the state answer resets
             return;
