@@ -358,13 +358,7 @@ fn perform(inner: &Rc<RefCell<Inner>>, transmit: Transmit) {
             code,
             reason,
         } => {
-            let removed = {
-                let mut state = inner.borrow_mut();
-                let index = state.sockets.iter().position(|(id, _)| *id == socket);
-                index.map(|i| state.sockets.remove(i).1)
-            };
-            if let Some(open) = removed {
-                detach(&open.socket);
+            if let Some(open) = let_go(inner, socket) {
                 let _ = open.socket.close(code, &reason);
             }
         }
@@ -374,6 +368,21 @@ fn perform(inner: &Rc<RefCell<Inner>>, transmit: Transmit) {
             kind,
         } => start_fetch(inner, request, &path, kind),
     }
+}
+
+/// Takes a socket out of the session, its handlers detached: the session holds only the
+/// sockets it may still hear from, however often it reconnects.
+fn let_go(inner: &Rc<RefCell<Inner>>, id: u64) -> Option<OpenSocket> {
+    let open = {
+        let mut state = inner.borrow_mut();
+        let index = state
+            .sockets
+            .iter()
+            .position(|(open_id, _)| *open_id == id)?;
+        state.sockets.remove(index).1
+    };
+    detach(&open.socket);
+    Some(open)
 }
 
 fn socket_by_id(state: &Inner, id: u64) -> Option<&OpenSocket> {
@@ -433,16 +442,25 @@ fn open_socket(inner: &Rc<RefCell<Inner>>, id: u64, path: &str) {
         }
     };
     socket.set_binary_type("arraybuffer");
-    let handler = |f: fn(&mut Client, u64, JsValue)| {
+    // `f` answers whether the socket is done: a socket the server (or the network) closed
+    // is let go with its handlers, this one among them (wasm-bindgen frees a closure
+    // dropped while it runs once it returns), so a session holds only live sockets.
+    let handler = |f: fn(&mut Client, u64, JsValue) -> bool| {
         let weak = Rc::downgrade(inner);
         Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
             if let Some(inner) = weak.upgrade() {
-                f(&mut inner.borrow_mut().client, id, event);
+                let done = f(&mut inner.borrow_mut().client, id, event);
+                if done {
+                    drop(let_go(&inner, id));
+                }
                 turn(&inner);
             }
         })
     };
-    let on_open = handler(|c, id, _| c.handle_socket_open(id, now_ms()));
+    let on_open = handler(|c, id, _| {
+        c.handle_socket_open(id, now_ms());
+        false
+    });
     let on_message = handler(|c, id, event| {
         let data = js_sys::Reflect::get(&event, &"data".into()).unwrap_or(JsValue::UNDEFINED);
         if data.is_string() {
@@ -451,6 +469,7 @@ fn open_socket(inner: &Rc<RefCell<Inner>>, id: u64, path: &str) {
             let bytes = js_sys::Uint8Array::new(&data).to_vec();
             c.handle_socket_message(id, &bytes, now_ms());
         }
+        false
     });
     let on_close = handler(|c, id, event| {
         let code = js_sys::Reflect::get(&event, &"code".into())
@@ -462,9 +481,11 @@ fn open_socket(inner: &Rc<RefCell<Inner>>, id: u64, path: &str) {
             .and_then(|r| r.as_string())
             .unwrap_or_default();
         c.handle_socket_closed(id, code, &reason, now_ms());
+        // Heard from no more: let it go.
+        true
     });
     // An error is always followed by a close event; the close carries the code.
-    let on_error = handler(|_, _, _| {});
+    let on_error = handler(|_, _, _| false);
     socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
     socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
