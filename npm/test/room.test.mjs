@@ -201,6 +201,33 @@ test("a throwing handler is logged and told as handler_error; the others still r
   }
 });
 
+test("a connect that ends rejects with the refusal that ended it, not an older error", async () => {
+  const connectSilent = async () => {
+    const connecting = sdk.connect({ url: "http://127.0.0.1:1", room: "r", token: "silent" });
+    await new Promise((resolve) => setImmediate(resolve));
+    return { connecting, session: globalThis.scriptedSessions.at(-1) };
+  };
+  const closed = (reason) => ({ type: "status", status: "closed", transport: "pull", reason });
+  // `auto` met a full room, read the room over pull and found it ended.
+  const ended = await connectSilent();
+  ended.session.say(
+    { type: "error", code: "room_full", message: "the room is full" },
+    { type: "ended" },
+    closed("room_ended"),
+  );
+  await assert.rejects(ended.connecting, (e) => e.code === "room_ended");
+  // The refusal that closed it comes with the server's message.
+  const banned = await connectSilent();
+  banned.session.say(
+    { type: "error", code: "banned", message: "a moderator banned you" },
+    closed("banned"),
+  );
+  await assert.rejects(
+    banned.connecting,
+    (e) => e.code === "banned" && e.message === "a moderator banned you",
+  );
+});
+
 test("connect with an aborted signal closes the room at once and rejects aborted", async () => {
   const controller = new AbortController();
   const before = globalThis.scriptedSessions.length;
