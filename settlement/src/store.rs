@@ -421,7 +421,7 @@ impl SqlLedger {
         }
         let amount = amount_i64(deposit.amount);
         let mut tx = pool.begin().await?;
-        add_to_account(&mut tx, TREASURY, -amount).await?;
+        let treasury = add_to_account(&mut tx, TREASURY, -amount).await?;
         let balance = add_to_account(&mut tx, &user_account(&deposit.user), amount).await?;
         let inserted =
             record_transfer(&mut tx, &deposit.user, &deposit.id, &fingerprint, balance).await?;
@@ -435,7 +435,12 @@ impl SqlLedger {
                 .ok_or_else(|| StoreError::Database("transfer vanished".into()));
         }
         let before = amount_u64(balance)?.saturating_sub(deposit.amount);
-        if let Err(refused) = ovation_ledger::check_balance_after(before, deposit.amount) {
+        // The treasury only mints (it is never above 0), and stays above -2^63: its
+        // bound and the largest amount fit an i64 (limits.rs).
+        let minted_before = treasury.unsigned_abs().saturating_sub(deposit.amount);
+        let limits = ovation_ledger::check_balance_after(before, deposit.amount)
+            .and_then(|()| ovation_ledger::check_minted_after(minted_before, deposit.amount));
+        if let Err(refused) = limits {
             tx.rollback().await?; // the transfer record goes with it
             return Err(refused.into());
         }

@@ -660,6 +660,89 @@ async fn a_deposit_past_the_largest_balance_is_refused(urls: Vec<String>) {
     assert!(audit.ok(), "a refused deposit moves nothing: {audit:?}");
 }
 
+/// A shard's treasury mints at most `LEDGER_SHARD_MINTED_MAX` (2^62), so its balance never
+/// leaves an `i64` (past −2^63 the database's arithmetic fails, a 500): four deposits
+/// racing for the last five minor units move them once, the others and one more past the
+/// bound are refused `treasury_limit` with nothing moved, and the winner's retry gets its
+/// answer. The shard's history is set near the bound in the database.
+async fn a_deposit_past_the_treasurys_bound_is_refused(urls: Vec<String>) {
+    use ovation_proto::limits::LEDGER_SHARD_MINTED_MAX;
+    let engine = Arc::new(SqlLedger::connect(&urls).await.expect("one shard"));
+    let deposit = |id: String, user: &str, amount: u64| Deposit {
+        id,
+        user: user.into(),
+        amount,
+    };
+    engine
+        .deposit(&deposit("seed".into(), "earlier", 1))
+        .await
+        .unwrap();
+    let history = i64::try_from(LEDGER_SHARD_MINTED_MAX - 5).unwrap();
+    let pool = sqlx::AnyPool::connect(&urls[0]).await.unwrap();
+    for (account, balance) in [("user:earlier", history), ("treasury", -history)] {
+        let updated = sqlx::query("UPDATE accounts SET balance = $1 WHERE account = $2")
+            .bind(balance)
+            .bind(account)
+            .execute(&pool)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(updated, 1, "{account}");
+    }
+    let refused = |amount: u64| {
+        Err(LedgerError::TreasuryLimit {
+            minted: LEDGER_SHARD_MINTED_MAX,
+            amount,
+        })
+    };
+    let answers = all_at_once(4, |k| {
+        let engine = Arc::clone(&engine);
+        let racer = deposit(format!("last-{k}"), &format!("racer{k}"), 5);
+        async move { ledger_error(engine.deposit(&racer).await) }
+    })
+    .await;
+    let winner = answers.iter().position(|a| *a == Ok(5));
+    assert!(winner.is_some(), "{answers:?}");
+    assert_eq!(
+        answers.iter().filter(|a| **a == refused(5)).count(),
+        3,
+        "{answers:?}"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            ledger_error(engine.deposit(&deposit("past".into(), "late", 1)).await),
+            refused(1)
+        );
+    }
+    assert_eq!(engine.balance("late").await.unwrap(), 0);
+    let k = winner.unwrap();
+    assert_eq!(
+        ledger_error(
+            engine
+                .deposit(&deposit(format!("last-{k}"), &format!("racer{k}"), 5))
+                .await
+        ),
+        Ok(5),
+        "the winner's retry gets its answer"
+    );
+    let audit = engine.audit().await.unwrap();
+    assert!(audit.ok(), "a refused deposit moves nothing: {audit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_a_deposit_past_the_treasurys_bound_is_refused() {
+    a_deposit_past_the_treasurys_bound_is_refused(sqlite_urls(&fresh_sqlite_dir(), 1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_deposit_past_the_treasurys_bound_is_refused() {
+    let _ = postgres(1).await; // drops earlier processes' databases
+    let urls = fresh_databases(&format!("ovation_test_{}", unique()), 1)
+        .await
+        .expect("create shard database");
+    a_deposit_past_the_treasurys_bound_is_refused(urls).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_a_deposit_past_the_largest_balance_is_refused() {
     a_deposit_past_the_largest_balance_is_refused(sqlite_urls(&fresh_sqlite_dir(), 1)).await;

@@ -260,6 +260,25 @@ async fn openapi_document_lists_exactly_the_routes() {
     let statuses = &document["paths"]["/v1/rooms/{room}"]["get"]["responses"]["200"]["content"]
         ["application/json"]["schema"]["properties"]["status"]["enum"];
     assert_eq!(statuses, &json!(["opening", "open", "settling", "settled"]));
+    // The bounds a client generated from the document checks are the ledger's.
+    use ovation_proto::limits::{LEDGER_AMOUNT_MAX, LEDGER_QTY_MAX};
+    let body = |path: &str| {
+        &document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            ["properties"]
+    };
+    let deposit = body("/v1/accounts/{user}/deposit");
+    let gift = body("/v1/gifts");
+    for (what, field, max) in [
+        ("deposit", &deposit["amount"], LEDGER_AMOUNT_MAX),
+        ("gift", &gift["amount"], LEDGER_AMOUNT_MAX),
+        ("gift", &gift["qty"], u64::from(LEDGER_QTY_MAX)),
+    ] {
+        assert_eq!(
+            (&field["minimum"], &field["maximum"]),
+            (&json!(1), &json!(max)),
+            "{what}"
+        );
+    }
 }
 
 /// A request with a raw body and headers of the test's choosing.

@@ -33,8 +33,8 @@ pub use ovation_proto::limits::{
     GIFTS_QUEUED_PER_SHARD_MAX, GIFT_BATCH_MAX, LEDGER_AMOUNT_MAX as AMOUNT_MAX,
     LEDGER_BALANCE_MAX as BALANCE_MAX, LEDGER_QTY_MAX as QTY_MAX,
     LEDGER_ROOM_ID_BYTES_MAX as ROOM_ID_BYTES_MAX, LEDGER_SHARDS_MAX as SHARDS_MAX,
-    LEDGER_SKU_BYTES_MAX as SKU_BYTES_MAX, LEDGER_USER_ID_BYTES_MAX as USER_ID_BYTES_MAX,
-    TRANSFER_ID_BYTES_MAX,
+    LEDGER_SHARD_MINTED_MAX as MINTED_MAX, LEDGER_SKU_BYTES_MAX as SKU_BYTES_MAX,
+    LEDGER_USER_ID_BYTES_MAX as USER_ID_BYTES_MAX, TRANSFER_ID_BYTES_MAX,
 };
 
 pub type ShardId = u16;
@@ -99,6 +99,11 @@ pub enum LedgerError {
         balance: u64,
         amount: u64,
     },
+    /// A deposit would take its shard's treasury past `LEDGER_SHARD_MINTED_MAX`.
+    TreasuryLimit {
+        minted: u64,
+        amount: u64,
+    },
 }
 
 impl LedgerError {
@@ -116,6 +121,7 @@ impl LedgerError {
             LedgerError::RoomHostConflict => "room_host_conflict",
             LedgerError::IdConflict => "id_conflict",
             LedgerError::BalanceLimit { .. } => "balance_limit",
+            LedgerError::TreasuryLimit { .. } => "treasury_limit",
         }
     }
 
@@ -128,7 +134,8 @@ impl LedgerError {
             LedgerError::RoomNotOpen
             | LedgerError::RoomHostConflict
             | LedgerError::IdConflict
-            | LedgerError::BalanceLimit { .. } => 409,
+            | LedgerError::BalanceLimit { .. }
+            | LedgerError::TreasuryLimit { .. } => 409,
         }
     }
 }
@@ -147,6 +154,10 @@ impl fmt::Display for LedgerError {
             LedgerError::BalanceLimit { balance, amount } => write!(
                 f,
                 "balance {balance} plus {amount} is past the largest balance, {BALANCE_MAX} (2^53 - 1)"
+            ),
+            LedgerError::TreasuryLimit { minted, amount } => write!(
+                f,
+                "this shard's treasury minted {minted}; {amount} more is past the most it may, {MINTED_MAX} (2^62)"
             ),
         }
     }
@@ -177,6 +188,15 @@ fn check_amount(amount: u64) -> Result<(), LedgerError> {
 pub fn check_balance_after(balance: u64, amount: u64) -> Result<(), LedgerError> {
     if balance.saturating_add(amount) > BALANCE_MAX {
         return Err(LedgerError::BalanceLimit { balance, amount });
+    }
+    Ok(())
+}
+
+/// A deposit of `amount` from a shard's treasury that has minted `minted` stays within
+/// `LEDGER_SHARD_MINTED_MAX`. Checked after the balance's limit, as the engines do.
+pub fn check_minted_after(minted: u64, amount: u64) -> Result<(), LedgerError> {
+    if minted.saturating_add(amount) > MINTED_MAX {
+        return Err(LedgerError::TreasuryLimit { minted, amount });
     }
     Ok(())
 }
@@ -513,6 +533,9 @@ impl MemoryLedger {
         let balance = u64::try_from(shard.balance(&Account::User(deposit.user.clone())))
             .expect("user balances are never negative");
         check_balance_after(balance, deposit.amount)?;
+        let minted = u64::try_from(-shard.balance(&Account::Treasury))
+            .expect("the treasury only mints: never above 0");
+        check_minted_after(minted, deposit.amount)?;
         let amount = i128::from(deposit.amount);
         shard.add(Account::Treasury, -amount);
         shard.add(Account::User(deposit.user.clone()), amount);

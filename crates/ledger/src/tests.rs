@@ -245,3 +245,39 @@ fn a_deposit_past_the_largest_balance_is_refused_and_changes_nothing() {
     assert_eq!(check_balance_after(0, BALANCE_MAX), Ok(()));
     assert!(check_balance_after(u64::MAX, 1).is_err(), "no overflow");
 }
+
+/// A shard's treasury mints at most 2^62 minor units (`LEDGER_SHARD_MINTED_MAX`), so its
+/// balance never leaves an `i64`: a deposit reaching the bound is taken, one past it is
+/// refused `treasury_limit` with nothing moved, and its retry gets the same refusal. The
+/// shard's history is set near the bound (2^62 of deposits would be 4.6 million).
+#[test]
+fn a_deposit_past_the_treasurys_bound_is_refused_and_changes_nothing() {
+    let mut ledger = MemoryLedger::new(ShardMap::new(1).unwrap());
+    let history = i128::from(MINTED_MAX - 5);
+    ledger.shards[0].add(Account::Treasury, -history);
+    ledger.shards[0].add(Account::User("earlier".into()), history);
+    let deposit = |id: &str, user: &str, amount: u64| Deposit {
+        id: id.into(),
+        user: user.into(),
+        amount,
+    };
+    assert_eq!(ledger.deposit(&deposit("d1", "ana", 5)), Ok(5));
+    let audit = ledger.audit();
+    let refused = LedgerError::TreasuryLimit {
+        minted: MINTED_MAX,
+        amount: 1,
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            ledger.deposit(&deposit("d2", "bob", 1)),
+            Err(refused.clone())
+        );
+        assert_eq!(ledger.balance("bob"), 0);
+        assert_eq!(ledger.audit(), audit, "a refused deposit moves nothing");
+    }
+    assert_eq!((refused.code(), refused.status()), ("treasury_limit", 409));
+    // A retry of the deposit that was taken still gets its answer.
+    assert_eq!(ledger.deposit(&deposit("d1", "ana", 5)), Ok(5));
+    assert_eq!(check_minted_after(0, MINTED_MAX), Ok(()));
+    assert!(check_minted_after(u64::MAX, 1).is_err(), "no overflow");
+}

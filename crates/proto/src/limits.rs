@@ -387,6 +387,14 @@ pub const LEDGER_AMOUNT_MAX: u64 = 1_000_000_000_000;
 /// sender's balance. A settlement's credit to a room's host is never refused (the money
 /// has moved), so a host's balance can pass it: not bounded here.
 pub const LEDGER_BALANCE_MAX: u64 = (1 << 53) - 1;
+/// Most a shard's treasury may have minted, net (what its deposits put into its users'
+/// accounts), in minor units: 2^62. The treasury's balance is minus this, an `i64` in
+/// both engines, which past −2^63 would fail the database's arithmetic (a 500). A deposit
+/// past it is refused (`treasury_limit`), with nothing moved; it is 2^9 users at
+/// `LEDGER_BALANCE_MAX` in one shard, so no real shard meets it.
+pub const LEDGER_SHARD_MINTED_MAX: u64 = 1 << 62;
+// A deposit that passes the treasury's bound by the most it can still fits an `i64`.
+const _: () = assert!(LEDGER_SHARD_MINTED_MAX + LEDGER_AMOUNT_MAX <= i64::MAX as u64);
 /// Largest quantity of one gift at the ledger (rooms take at most `GIFT_QTY_MAX`).
 pub const LEDGER_QTY_MAX: u32 = 10_000;
 /// Gifts of one shard committed in one transaction (group commit): what arrived while
