@@ -535,9 +535,13 @@ impl Client {
                 message,
             } => {
                 if req.kind == FetchKind::Part && status == 404 {
-                    // The part moved on since the state was read: read the state again.
-                    self.pull.state_stale = true;
-                    self.timers.set(Timer::Poll, now_ms);
+                    // The part moved on since the state was read (the room keeps only
+                    // its newest version). The events, read when due, name the newer
+                    // room version, and the state is read again then. Reading the state
+                    // at once looped state, part, 404 without pause while a part changed
+                    // faster than a round trip, and the events were never read.
+                    self.timers
+                        .set(Timer::Poll, now_ms.max(self.pull.events_due_ms));
                     return;
                 }
                 if is_refusal(status) {

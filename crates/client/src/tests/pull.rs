@@ -186,67 +186,77 @@ fn a_read_refused_for_the_read_rate_is_read_again_after_an_interval_and_stays_op
 
 /// A part that changes on every read (a leaderboard at a busy moment): the state and the
 /// part are read at once when the events show a change, but the events are still read
-/// once an interval, never in a loop as fast as the round trip.
+/// once an interval, never in a loop as fast as the round trip. The part's read is
+/// answered (it was still current) or `404` (it moved on: the room keeps only its newest
+/// version, the usual answer while a part changes this fast).
 #[test]
 fn a_part_changing_on_every_read_keeps_the_pull_interval() {
-    let mut c = client(TransportMode::Pull, 0);
-    let mut version = 1;
-    let (mut now, mut reads) = (0, alloc::collections::BTreeMap::<&str, u32>::new());
-    // Bounded by reads too: without the interval, simulated time never moves on.
-    while now <= 10_000 && reads.values().sum::<u32>() < 1_000 {
-        let t = transmits(&mut c);
-        if t.is_empty() {
-            now = c.poll_timeout().expect("the pull goes on");
-            c.handle_timeout(now);
-            continue;
-        }
-        for transmit in t {
-            let Transmit::Fetch { request, kind, .. } = transmit else {
+    for part_moved_on in [false, true] {
+        let mut c = client(TransportMode::Pull, 0);
+        let mut version = 1;
+        let (mut now, mut reads) = (0, alloc::collections::BTreeMap::<&str, u32>::new());
+        // Bounded by reads too: without the interval, simulated time never moves on.
+        while now <= 10_000 && reads.values().sum::<u32>() < 1_000 {
+            let t = transmits(&mut c);
+            if t.is_empty() {
+                now = c.poll_timeout().expect("the pull goes on");
+                c.handle_timeout(now);
                 continue;
-            };
-            // Every answer says the part moved on since the last one.
-            version += 1;
-            let reply = match kind {
-                FetchKind::State => FetchReply::State(PullState {
-                    room: "r".into(),
-                    epoch: 2,
-                    version,
-                    parts: [("board".to_owned(), version)].into_iter().collect(),
-                    action_cursor: 0,
-                    likes: 0,
-                    online: 1,
-                    status: "live".into(),
-                }),
-                FetchKind::Part => FetchReply::Part("[]".into()),
-                FetchKind::Events => FetchReply::Events(PullEvents {
-                    events: Vec::new(),
-                    gap: false,
-                    cursor: 0,
-                    epoch: 2,
-                    version,
-                    likes: 0,
-                    online: 1,
-                    poll_interval_ms: 1_000,
-                    server_time_ms: Some(now),
-                    status: None,
-                }),
-            };
-            let name = match kind {
-                FetchKind::State => "state",
-                FetchKind::Part => "part",
-                FetchKind::Events => "events",
-            };
-            *reads.entry(name).or_default() += 1;
-            c.handle_fetch(request, reply, now);
+            }
+            for transmit in t {
+                let Transmit::Fetch { request, kind, .. } = transmit else {
+                    continue;
+                };
+                // Every answer says the part moved on since the last one.
+                version += 1;
+                let reply = match kind {
+                    FetchKind::State => FetchReply::State(PullState {
+                        room: "r".into(),
+                        epoch: 2,
+                        version,
+                        parts: [("board".to_owned(), version)].into_iter().collect(),
+                        action_cursor: 0,
+                        likes: 0,
+                        online: 1,
+                        status: "live".into(),
+                    }),
+                    FetchKind::Part if part_moved_on => FetchReply::Failed {
+                        status: 404,
+                        code: FailureCode::from_api(404, Some("part_version_not_found")),
+                        message: "moved on".into(),
+                    },
+                    FetchKind::Part => FetchReply::Part("[]".into()),
+                    FetchKind::Events => FetchReply::Events(PullEvents {
+                        events: Vec::new(),
+                        gap: false,
+                        cursor: 0,
+                        epoch: 2,
+                        version,
+                        likes: 0,
+                        online: 1,
+                        poll_interval_ms: 1_000,
+                        server_time_ms: Some(now),
+                        status: None,
+                    }),
+                };
+                let name = match kind {
+                    FetchKind::State => "state",
+                    FetchKind::Part => "part",
+                    FetchKind::Events => "events",
+                };
+                *reads.entry(name).or_default() += 1;
+                c.handle_fetch(request, reply, now);
+            }
         }
+        // 10 s at a 1 s interval: about ten of each, where the loop read without pause
+        // (and with the part's 404, never read the events at all).
+        for name in ["state", "part", "events"] {
+            let count = reads.get(name).copied().unwrap_or(0);
+            assert!(
+                (9..=12).contains(&count),
+                "part moved on: {part_moved_on}; {name}: {count} reads: {reads:?}"
+            );
+        }
+        assert_eq!(c.status(), Status::Open);
     }
-    // 10 s at a 1 s interval: about ten of each, where the loop read without pause.
-    for name in ["state", "part", "events"] {
-        let count = reads.get(name).copied().unwrap_or(0);
-        assert!(
-            (9..=12).contains(&count),
-            "{name}: {count} reads: {reads:?}"
-        );
-    }
-    assert_eq!(c.status(), Status::Open);
 }
