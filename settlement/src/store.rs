@@ -435,9 +435,11 @@ impl SqlLedger {
                 .ok_or_else(|| StoreError::Database("transfer vanished".into()));
         }
         let before = amount_u64(balance)?.saturating_sub(deposit.amount);
-        // The treasury only mints (it is never above 0), and stays above -2^63: its
-        // bound and the largest amount fit an i64 (limits.rs).
-        let minted_before = treasury.unsigned_abs().saturating_sub(deposit.amount);
+        // The treasury only mints: above 0 only in a damaged database. Its bound and the
+        // largest amount fit an i64 (limits.rs).
+        let minted = u64::try_from(-i128::from(treasury))
+            .map_err(|_| StoreError::Database(format!("treasury above 0: {treasury}")))?;
+        let minted_before = minted.saturating_sub(deposit.amount);
         let limits = ovation_ledger::check_balance_after(before, deposit.amount)
             .and_then(|()| ovation_ledger::check_minted_after(minted_before, deposit.amount));
         if let Err(refused) = limits {

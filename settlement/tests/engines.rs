@@ -660,8 +660,8 @@ async fn a_deposit_past_the_largest_balance_is_refused(urls: Vec<String>) {
     assert!(audit.ok(), "a refused deposit moves nothing: {audit:?}");
 }
 
-/// A shard's treasury mints at most `LEDGER_SHARD_MINTED_MAX` (2^62), so its balance never
-/// leaves an `i64` (past −2^63 the database's arithmetic fails, a 500): four deposits
+/// A shard's treasury mints at most `LEDGER_SHARD_MINTED_MAX` (2^56), so no account leaves
+/// an `i64` (past −2^63 the database's arithmetic fails, a 500): four deposits
 /// racing for the last five minor units move them once, the others and one more past the
 /// bound are refused `treasury_limit` with nothing moved, and the winner's retry gets its
 /// answer. The shard's history is set near the bound in the database.

@@ -157,7 +157,7 @@ impl fmt::Display for LedgerError {
             ),
             LedgerError::TreasuryLimit { minted, amount } => write!(
                 f,
-                "this shard's treasury minted {minted}; {amount} more is past the most it may, {MINTED_MAX} (2^62)"
+                "this shard's treasury minted {minted}; {amount} more is past the most it may, {MINTED_MAX} (2^56)"
             ),
         }
     }

@@ -246,10 +246,10 @@ fn a_deposit_past_the_largest_balance_is_refused_and_changes_nothing() {
     assert!(check_balance_after(u64::MAX, 1).is_err(), "no overflow");
 }
 
-/// A shard's treasury mints at most 2^62 minor units (`LEDGER_SHARD_MINTED_MAX`), so its
-/// balance never leaves an `i64`: a deposit reaching the bound is taken, one past it is
+/// A shard's treasury mints at most 2^56 minor units (`LEDGER_SHARD_MINTED_MAX`), so no
+/// account leaves an `i64`: a deposit reaching the bound is taken, one past it is
 /// refused `treasury_limit` with nothing moved, and its retry gets the same refusal. The
-/// shard's history is set near the bound (2^62 of deposits would be 4.6 million).
+/// shard's history is set near the bound (2^56 of deposits would be 72 thousand).
 #[test]
 fn a_deposit_past_the_treasurys_bound_is_refused_and_changes_nothing() {
     let mut ledger = MemoryLedger::new(ShardMap::new(1).unwrap());

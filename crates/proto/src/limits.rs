@@ -387,14 +387,21 @@ pub const LEDGER_AMOUNT_MAX: u64 = 1_000_000_000_000;
 /// sender's balance. A settlement's credit to a room's host is never refused (the money
 /// has moved), so a host's balance can pass it: not bounded here.
 pub const LEDGER_BALANCE_MAX: u64 = (1 << 53) - 1;
-/// Most a shard's treasury may have minted, net (what its deposits put into its users'
-/// accounts), in minor units: 2^62. The treasury's balance is minus this, an `i64` in
-/// both engines, which past −2^63 would fail the database's arithmetic (a 500). A deposit
-/// past it is refused (`treasury_limit`), with nothing moved; it is 2^9 users at
-/// `LEDGER_BALANCE_MAX` in one shard, so no real shard meets it.
-pub const LEDGER_SHARD_MINTED_MAX: u64 = 1 << 62;
-// A deposit that passes the treasury's bound by the most it can still fits an `i64`.
-const _: () = assert!(LEDGER_SHARD_MINTED_MAX + LEDGER_AMOUNT_MAX <= i64::MAX as u64);
+/// Most a shard's treasury may mint, in minor units: 2^56, the sum of every deposit ever
+/// made in the shard (nothing goes back to the treasury). The treasury's balance is minus
+/// this, and every other account holds part of what all shards minted (a settlement moves
+/// gifts from every shard to the host's): each is an `i64` in both engines, where past
+/// ±2^63 the database's arithmetic fails (a 500, or a settlement that never completes).
+/// At most `LEDGER_SHARDS_MAX` (64) shards of 2^56 is 2^62: every account, and any sum
+/// of them, fits. A deposit past it is refused (`treasury_limit`), with nothing moved.
+/// It is 72 thousand deposits of `LEDGER_AMOUNT_MAX` in one shard, so no real shard
+/// meets it.
+pub const LEDGER_SHARD_MINTED_MAX: u64 = 1 << 56;
+// All the money there can be, and a deposit past a shard's bound by the most it can,
+// fit an `i64`.
+const _: () = assert!(
+    LEDGER_SHARD_MINTED_MAX * LEDGER_SHARDS_MAX as u64 + LEDGER_AMOUNT_MAX <= i64::MAX as u64
+);
 /// Largest quantity of one gift at the ledger (rooms take at most `GIFT_QTY_MAX`).
 pub const LEDGER_QTY_MAX: u32 = 10_000;
 /// Gifts of one shard committed in one transaction (group commit): what arrived while
