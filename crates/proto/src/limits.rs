@@ -106,9 +106,11 @@ pub const RECENT_SEQUENCED_IDS_PER_USER_MAX: usize = 64;
 pub const RECENT_UNSEQUENCED_IDS_PER_USER_MAX: usize = 64;
 /// Like frames of one tick whose client ids are stored with the like total (`likes_last`),
 /// so a room restored from storage still acknowledges, not counts, a like whose ack its
-/// crash lost. Bounded so the record stays under the platform's 128 KiB value (user ids
-/// are at most `USER_ID_BYTES_MAX`); frames past it in one tick are counted but not
-/// stored (at worst counted twice if retried across a crash).
+/// crash lost. The room object stores its other frames answered without a sequence number
+/// (votes, directs, commands, product clicks) there too, under the same bound. Bounded
+/// so the record stays under the platform's 128 KiB value (user ids are at most
+/// `USER_ID_BYTES_MAX`); frames past it in one tick are applied but not stored (at worst
+/// applied twice if retried across a crash).
 pub const LIKE_FRAMES_STORED_PER_TICK_MAX: usize = 512;
 /// Events queued for one connection in one tick; later ones that tick are dropped, and
 /// the dropped actions told as a `Gap` at the end of the batch (`Room::enqueue`).

@@ -200,7 +200,6 @@ impl Room {
     pub(crate) fn on_frame(&mut self, connection: ConnectionId, frame: ClientFrame, now_ms: u64) {
         let identity = self.connections[&connection].identity.clone();
         let client_id = frame.client_id();
-        let is_like = matches!(frame, ClientFrame::Like { .. });
         // (Repeats were answered by the caller: `handle_frame`, or the shard relay.)
         let result: Result<Option<u64>, Refusal> = match frame {
             ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
@@ -280,8 +279,9 @@ impl Room {
             Ok(seq) => {
                 self.buckets(&identity.user, now_ms)
                     .remember(client_id, seq);
-                if is_like && self.likes_acked.len() < LIKE_FRAMES_STORED_PER_TICK_MAX {
-                    self.likes_acked.push((identity.user.clone(), client_id));
+                if seq.is_none() && self.unsequenced_acked.len() < LIKE_FRAMES_STORED_PER_TICK_MAX {
+                    self.unsequenced_acked
+                        .push((identity.user.clone(), client_id));
                 }
                 // A command that ended the room closed this socket, answered already.
                 if self.connections.contains_key(&connection) {

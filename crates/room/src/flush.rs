@@ -324,8 +324,8 @@ impl Room {
         // restart is then a repeat).
         self.flush_meta();
         self.flush_shard_ups();
-        if !self.likes_acked.is_empty() {
-            let frames = std::mem::take(&mut self.likes_acked);
+        if !self.unsequenced_acked.is_empty() {
+            let frames = std::mem::take(&mut self.unsequenced_acked);
             self.outputs
                 .push_back(Output::Store(StorageOp::put_likes_last(&frames)));
         }

@@ -98,8 +98,11 @@ pub struct Room {
 
     likes_dirty: bool,
     meta_dirty: bool,
-    /// Like frames (user, client id) acknowledged this tick, stored with the total.
-    likes_acked: Vec<(String, u64)>,
+    /// Frames (user, client id) acknowledged this tick without a sequence number (likes,
+    /// votes, directs, commands, product clicks, ...), stored with the like total (as
+    /// `likes_last`, named when it held likes only): a room restored after a crash
+    /// acknowledges their retries again rather than applying them twice.
+    unsequenced_acked: Vec<(String, u64)>,
     online_published: Option<u32>,
     online_refresh_at_ms: u64,
     /// A changed count is not published before this (`ONLINE_PUBLISH_INTERVAL_MS`).
@@ -157,7 +160,7 @@ impl Room {
             ready_local: 0,
             likes_dirty: false,
             meta_dirty: false,
-            likes_acked: Vec::new(),
+            unsequenced_acked: Vec::new(),
             online_published: None,
             online_refresh_at_ms: now_ms,
             online_publish_earliest_ms: now_ms,

@@ -500,8 +500,9 @@ impl Room {
         let mut room = Room::empty(meta.info, meta.epoch, meta.created_ms);
         room.status = meta.status;
         room.likes_total = meta.likes_total;
-        // Like frames acknowledged just before the crash: a retry is acknowledged again,
-        // not counted again.
+        // Frames acknowledged without a sequence number in the last tick before the crash
+        // (likes, directs, commands, clicks): a retry is acknowledged again, not applied
+        // again.
         for (user, client_id) in likes_last {
             room.buckets(&user, now_ms).remember(client_id, None);
         }

@@ -72,6 +72,86 @@ fn restore_from_storage_keeps_parts_actions_and_likes() {
     assert!(Room::restore(store, now).is_err());
 }
 
+/// A room restarted right after it acknowledged frames that take no sequence number (a
+/// host's direct message and command, a viewer's product click) acknowledges their
+/// retries again and applies none of them twice: the direct is not delivered again, the
+/// click not counted again. Before, only likes were remembered across a restart.
+#[test]
+fn a_restored_room_acknowledges_retried_directs_commands_and_clicks_without_applying_them() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    apply(&drain(&mut room).stores, &mut store);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    room.admin(
+        as_host(StaffCommand::PinProduct {
+            product: product("red-1"),
+        }),
+        now,
+    )
+    .unwrap();
+    tick_into(&mut room, &mut now, &mut store);
+    let direct = frame_of(ClientFrame::Direct {
+        client_id: 1,
+        to_user: "ana".into(),
+        payload: "\"hi\"".into(),
+    });
+    let announce = frame_of(ClientFrame::Command {
+        client_id: 2,
+        command: r#"{"command":"announce","text":"once"}"#.into(),
+    });
+    let click = frame_of(ClientFrame::ProductClick {
+        client_id: 1,
+        product_id: "red-1".into(),
+    });
+    let send = |room: &mut Room, host, viewer, now| {
+        room.handle_frame(host, &direct, now);
+        room.handle_frame(host, &announce, now);
+        room.handle_frame(viewer, &click, now);
+    };
+    let acks = |events: &[Event]| {
+        let mut ids: Vec<u64> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Ack { client_id, .. } => Some(*client_id),
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let directs = |events: &[Event]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Direct { .. }))
+            .count()
+    };
+    send(&mut room, 1, 2, now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(acks(&out.events[&1]), [1, 2], "{:?}", out.events[&1]);
+    assert_eq!(acks(&out.events[&2]), [1]);
+    assert_eq!(directs(&out.events[&2]), 1);
+    let announcement = part_value(&out.events[&2], "announcement");
+    assert!(announcement.is_some(), "{:?}", out.events[&2]);
+    let version = room.total_version();
+
+    let mut restored = Room::restore(store, now).unwrap().unwrap();
+    join(&mut restored, 11, "host", Role::Host, now);
+    join(&mut restored, 12, "ana", Role::Viewer, now);
+    tick(&mut restored, &mut now);
+    send(&mut restored, 11, 12, now);
+    let out = tick(&mut restored, &mut now);
+    assert_eq!(acks(&out.events[&11]), [1, 2], "acknowledged again");
+    assert_eq!(acks(&out.events[&12]), [1], "acknowledged again");
+    assert_eq!(directs(&out.events[&12]), 0, "the direct is not sent twice");
+    assert_eq!(
+        restored.products.clicks["red-1"], 1,
+        "the click counts once"
+    );
+    assert_eq!(restored.total_version(), version, "the command ran once");
+}
+
 #[test]
 fn every_admin_input_limit_takes_the_limit_and_refuses_one_past_it() {
     let admin = |command: AdminCommand| Room::create(info(), 1, 0).admin(command, 0);
