@@ -415,6 +415,9 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
     };
     let stub = room_stub(env, &identity.tenant, &room)?;
     let Some(epoch) = epoch else {
+        if let Some(refused) = read_refused(&identity, &room) {
+            return http::read_refusal(refused);
+        }
         let path = format!("/part?name={name}&v={version}");
         let resp = call(&stub, Method::Get, &path, &identity, None).await?;
         return with_headers(resp, &[("cache-control", "no-store")]).await;
@@ -431,6 +434,11 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
     let cache = Cache::default();
     if let Ok(Some(hit)) = cache.get(key.as_str(), false).await {
         return Ok(hit); // stored with `x-ovation-cache: hit`
+    }
+    // A miss wakes the room object: within the read rate, as the pull reads (a flood of
+    // made-up versions, never cached, would keep the room busy answering 404s).
+    if let Some(refused) = read_refused(&identity, &room) {
+        return http::read_refusal(refused);
     }
     let path = format!("/part?name={name}&v={version}&e={epoch}");
     let resp = call(&stub, Method::Get, &path, &identity, None).await?;
@@ -468,6 +476,10 @@ async fn replay(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
     let cache = Cache::default();
     if let Ok(Some(hit)) = cache.get(key.as_str(), false).await {
         return Ok(hit); // stored with `x-ovation-cache: hit`
+    }
+    // A miss wakes the room object: within the read rate, as the pull reads.
+    if let Some(refused) = read_refused(&identity, &room) {
+        return http::read_refusal(refused);
     }
     let stub = room_stub(env, &identity.tenant, &room)?;
     let path = format!("/replay?{}", query.to_query());

@@ -337,6 +337,9 @@ pub struct RoomStats {
     pub retries_acknowledged: u64,
     /// Upgrades refused for the user's connect rate (`ConnectRateLimited`).
     pub connects_rate_limited: u64,
+    /// HTTP reads the room object refused for the user's read rate (the Worker refuses
+    /// most of a flood before it reaches the object: these got through another isolate).
+    pub reads_rate_limited: u64,
     /// Poll votes counted, and repeats acknowledged without counting.
     pub votes_counted: u64,
     pub votes_repeated: u64,

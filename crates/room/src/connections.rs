@@ -255,11 +255,13 @@ impl Room {
             room: String::new(),
             user: user.to_owned(),
         };
-        self.read_limiter
-            .admit(&key, now_ms)
-            .map_err(|refused| ReadRefused::RateLimited {
-                retry_after_ms: refused.retry_after_ms,
-            })
+        let admitted = self.read_limiter.admit(&key, now_ms);
+        if admitted.is_err() {
+            self.stats.reads_rate_limited += 1;
+        }
+        admitted.map_err(|refused| ReadRefused::RateLimited {
+            retry_after_ms: refused.retry_after_ms,
+        })
     }
 
     /// Notes a sign of life (e.g. the platform's heartbeat auto-response timestamp).

@@ -471,9 +471,9 @@ fn a_body_past_the_limit_or_without_a_token_is_refused_before_it_is_read() {
 }
 
 /// A viewer's reads past `USER_READS_BURST` at more than `USER_READS_PER_S` are refused
-/// `429 rate_limited` with a `retry-after`, also on a route the Worker forwards to the
-/// room object without limiting it itself (a part without `&e=`, never cached): the room
-/// object keeps the same bound, and its wait reaches the client. Staff are not limited.
+/// `429 rate_limited` with a `retry-after`, also on a part without `&e=` (never cached):
+/// refused by the Worker, or by the room object for reads that came through other
+/// isolates, and the wait reaches the client. Staff are not limited.
 #[test]
 fn a_viewers_reads_past_the_read_rate_are_refused_with_their_wait() {
     use ovation_proto::limits::USER_READS_BURST;
@@ -521,4 +521,54 @@ fn a_viewers_reads_past_the_read_rate_are_refused_with_their_wait() {
             "staff are not limited"
         );
     }
+}
+
+/// Reads that miss the Workers cache wake the room object, so the Worker holds them to the
+/// viewer's read rate first, as it does the pull reads: ten clients of one token asking
+/// for part versions that do not exist (answered 404, never cached) are refused `429`
+/// past the burst, and the room object refuses next to none itself, because next to none
+/// reach it past the rate. Before, the Worker passed every miss on and the room object
+/// answered each one.
+#[test]
+fn reads_that_miss_the_cache_are_held_to_the_read_rate_before_the_room_object() {
+    use ovation_proto::limits::USER_READS_BURST;
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
+    let epoch = state.body["epoch"].as_u64().unwrap();
+    let guesser = token("viewer", "guesser", &room);
+    let readers: Vec<_> = (0..10u64)
+        .map(|reader| {
+            let (api, room) = (Api::new(&server.base, &guesser), room.clone());
+            std::thread::spawn(move || {
+                let mut statuses = Vec::new();
+                for k in 0..u64::from(USER_READS_BURST) {
+                    let version = 1_000_000 + reader * 1_000 + k;
+                    let path = format!("/v1/rooms/{room}/parts/pinned?v={version}&e={epoch}");
+                    statuses.push(api.get(&path).unwrap().status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = readers
+        .into_iter()
+        .flat_map(|reader| reader.join().unwrap())
+        .collect();
+    let refused = statuses.iter().filter(|s| **s == 429).count() as u64;
+    assert!(
+        statuses.iter().all(|s| *s == 404 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(
+        refused >= 5 * u64::from(USER_READS_BURST),
+        "{refused} refused"
+    );
+    let stats = admin.get(&format!("/v1/rooms/{room}/stats")).unwrap().body;
+    let refused_by_room = stats["reads_rate_limited"].as_u64().expect("the count");
+    assert!(
+        refused_by_room * 10 <= refused,
+        "the room object refused {refused_by_room} of the {refused} refusals itself"
+    );
 }
