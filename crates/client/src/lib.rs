@@ -539,9 +539,14 @@ impl Client {
                     // its newest version). The events, read when due, name the newer
                     // room version, and the state is read again then. Reading the state
                     // at once looped state, part, 404 without pause while a part changed
-                    // faster than a round trip, and the events were never read.
-                    self.timers
-                        .set(Timer::Poll, now_ms.max(self.pull.events_due_ms));
+                    // faster than a round trip, and the events were never read. A later
+                    // read already set (another read's backoff) is kept.
+                    let due_ms = now_ms.max(self.pull.events_due_ms);
+                    let at_ms = self
+                        .timers
+                        .get(Timer::Poll)
+                        .map_or(due_ms, |t| t.max(due_ms));
+                    self.timers.set(Timer::Poll, at_ms);
                     return;
                 }
                 if is_refusal(status) {
@@ -583,7 +588,9 @@ impl Client {
                 self.apply_part(name, version, value);
             }
         }
-        // Open once the state and every outdated part are in, as a socket is after Welcome.
+        // Open once the state and every outdated part are in, as a socket is after Welcome
+        // (but for a part that moved on while it was read: the newer version comes after
+        // the next events read names it).
         let settled = self.phase == Phase::Pull && self.pull.requests.is_empty();
         if settled && self.pull.failures == 0 && self.status != Status::Open {
             self.set_status(Status::Open, None);

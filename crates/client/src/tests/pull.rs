@@ -260,3 +260,69 @@ fn a_part_changing_on_every_read_keeps_the_pull_interval() {
         assert_eq!(c.status(), Status::Open);
     }
 }
+
+/// A part that changed once while it was read (answered 404: the room keeps only its
+/// newest version) is fetched at its new version after the next events read names the
+/// change; nothing is lost and nothing is read in a loop meanwhile.
+#[test]
+fn a_part_that_moved_on_while_read_is_fetched_at_its_next_version() {
+    let mut c = client(TransportMode::Pull, 0);
+    let state = |version: u64| PullState {
+        room: "r".into(),
+        epoch: 2,
+        version,
+        parts: [("board".to_owned(), version)].into_iter().collect(),
+        action_cursor: 0,
+        likes: 0,
+        online: 1,
+        status: "live".into(),
+    };
+    let only_fetch = |t: Vec<Transmit>| match t.as_slice() {
+        [Transmit::Fetch { request, path, .. }] => (*request, path.clone()),
+        other => panic!("{other:?}"),
+    };
+    let (request, _) = only_fetch(transmits(&mut c));
+    c.handle_fetch(request, FetchReply::State(state(10)), 5);
+    let (request, path) = only_fetch(transmits(&mut c));
+    assert_eq!(path, "/v1/rooms/weur-t/parts/board?v=10&e=2");
+    let moved_on = FetchReply::Failed {
+        status: 404,
+        code: FailureCode::from_api(404, Some("part_version_not_found")),
+        message: "moved on".into(),
+    };
+    c.handle_fetch(request, moved_on, 6);
+    assert!(transmits(&mut c).is_empty(), "no read before the timer");
+    let at = c.poll_timeout().expect("the events' turn");
+    c.handle_timeout(at);
+    let (request, path) = only_fetch(transmits(&mut c));
+    assert!(path.starts_with("/v1/rooms/weur-t/events"), "{path}");
+    let reply = PullEvents {
+        events: Vec::new(),
+        gap: false,
+        cursor: 0,
+        epoch: 2,
+        version: 11,
+        likes: 0,
+        online: 1,
+        poll_interval_ms: 1_000,
+        server_time_ms: Some(at),
+        status: None,
+    };
+    c.handle_fetch(request, FetchReply::Events(reply), at + 1);
+    let at = at + 1;
+    assert_eq!(c.poll_timeout(), Some(at), "the state at once");
+    c.handle_timeout(at);
+    let (request, path) = only_fetch(transmits(&mut c));
+    assert!(path.ends_with("/state"), "{path}");
+    c.handle_fetch(request, FetchReply::State(state(11)), at + 2);
+    let (request, path) = only_fetch(transmits(&mut c));
+    assert_eq!(path, "/v1/rooms/weur-t/parts/board?v=11&e=2");
+    let _ = events(&mut c);
+    c.handle_fetch(request, FetchReply::Part("[1]".into()), at + 3);
+    assert!(
+        events(&mut c)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Part { name, version: 11, .. } if name == "board")),
+        "the part arrives at its new version"
+    );
+}
