@@ -96,18 +96,19 @@ pub const ONLINE_REFRESH_MS: u64 = 2_000;
 pub const ONLINE_PUBLISH_INTERVAL_MS: u64 = 1_000;
 /// Accepted client ids remembered per user (all of the user's sockets and devices), so
 /// frames retried after a reconnect are acknowledged rather than applied twice: the last
-/// of those that took a sequence number (comments, reactions, questions, …) and, apart,
-/// the last of the rest (likes, votes, answers, …), so a second device's likes never push
+/// of those that took a sequence number (comments, reactions, …) and, apart, the last of
+/// the rest (likes, votes, answers, questions, …), so a second device's likes never push
 /// out a comment whose ack was lost. The client retries for `CLIENT_ACTION_TIMEOUT_MS`:
-/// a viewer's comments, questions and a burst of reactions in that time are remembered
-/// (asserted below); reactions sent faster than about 1 a second for the whole window
-/// can push out the oldest. (1.5 KiB per user at most: 16 and 8 bytes an id.)
+/// a viewer's comments and a burst of reactions in that time are remembered (asserted
+/// below); reactions sent faster than about 1 a second for the whole window can push out
+/// the oldest, and more than 64 like frames (likes tapped for 13 s) a question. (1.5 KiB
+/// per user at most: 16 and 8 bytes an id.)
 pub const RECENT_SEQUENCED_IDS_PER_USER_MAX: usize = 64;
 pub const RECENT_UNSEQUENCED_IDS_PER_USER_MAX: usize = 64;
 /// Like frames of one tick whose client ids are stored with the like total (`likes_last`),
 /// so a room restored from storage still acknowledges, not counts, a like whose ack its
-/// crash lost. The room object stores its other frames answered without a sequence number
-/// (votes, directs, commands, product clicks) there too, under the same bound. Bounded
+/// crash lost. The room object stores there too, under the same bound, the product clicks,
+/// commands, parts and questions of the tick (answered without a sequence number). Bounded
 /// so the record stays under the platform's 128 KiB value (user ids are at most
 /// `USER_ID_BYTES_MAX`); frames past it in one tick are applied but not stored (at worst
 /// applied twice if retried across a crash).
@@ -548,14 +549,13 @@ pub const CLIENT_ACTIONS_PENDING_MAX: usize = 64;
 /// An action not acknowledged within this time fails with `timeout` and is not retried
 /// again. Inside the room's memory of a viewer's sequenced client ids
 /// (`RECENT_SEQUENCED_IDS_PER_USER_MAX`, asserted there; `RING_AGE_MS_MAX`), so a retry
-/// of a comment or question is recognised.
+/// of a comment is recognised.
 pub const CLIENT_ACTION_TIMEOUT_MS: u64 = 20_000;
 const _: () = assert!(
     COMMENT_RATE_PER_S as u64 * CLIENT_ACTION_TIMEOUT_MS / 1_000
         + (COMMENT_BURST + REACTION_BURST) as u64
-        + QA_QUESTIONS_PER_USER_MAX as u64
         <= RECENT_SEQUENCED_IDS_PER_USER_MAX as u64,
-    "a viewer's comments, questions and a burst of reactions outlive the client's retries"
+    "a viewer's comments and a burst of reactions outlive the client's retries"
 );
 /// Likes are coalesced into one frame per this period.
 pub const CLIENT_LIKE_FLUSH_MS: u64 = 250;

@@ -200,6 +200,20 @@ impl Room {
     pub(crate) fn on_frame(&mut self, connection: ConnectionId, frame: ClientFrame, now_ms: u64) {
         let identity = self.connections[&connection].identity.clone();
         let client_id = frame.client_id();
+        // Frames answered without a sequence number whose id is stored with the tick, so
+        // that a restored room acknowledges their retries rather than applying them
+        // again: those whose effect is stored by the end of the tick. Not a direct
+        // message (its effect is the send, after the tick's storage: stored first, a
+        // crash before the send would acknowledge a retry of a message never delivered)
+        // nor votes, answers and upvotes (once per user anyway).
+        let stored_across_restart = matches!(
+            frame,
+            ClientFrame::Like { .. }
+                | ClientFrame::ProductClick { .. }
+                | ClientFrame::Command { .. }
+                | ClientFrame::SetPart { .. }
+                | ClientFrame::Ask { .. }
+        );
         // (Repeats were answered by the caller: `handle_frame`, or the shard relay.)
         let result: Result<Option<u64>, Refusal> = match frame {
             ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
@@ -279,7 +293,9 @@ impl Room {
             Ok(seq) => {
                 self.buckets(&identity.user, now_ms)
                     .remember(client_id, seq);
-                if seq.is_none() && self.unsequenced_acked.len() < LIKE_FRAMES_STORED_PER_TICK_MAX {
+                if stored_across_restart
+                    && self.unsequenced_acked.len() < LIKE_FRAMES_STORED_PER_TICK_MAX
+                {
                     self.unsequenced_acked
                         .push((identity.user.clone(), client_id));
                 }

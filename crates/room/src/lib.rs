@@ -98,10 +98,11 @@ pub struct Room {
 
     likes_dirty: bool,
     meta_dirty: bool,
-    /// Frames (user, client id) acknowledged this tick without a sequence number (likes,
-    /// votes, directs, commands, product clicks, ...), stored with the like total (as
-    /// `likes_last`, named when it held likes only): a room restored after a crash
-    /// acknowledges their retries again rather than applying them twice.
+    /// Frames (user, client id) acknowledged this tick without a sequence number whose
+    /// effect is stored by the tick's end (likes, product clicks, commands, parts,
+    /// questions: `on_frame`), stored with the like total (as `likes_last`, named when it
+    /// held likes only): a room restored after a crash acknowledges their retries again
+    /// rather than applying them twice.
     unsequenced_acked: Vec<(String, u64)>,
     online_published: Option<u32>,
     online_refresh_at_ms: u64,

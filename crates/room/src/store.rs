@@ -501,8 +501,8 @@ impl Room {
         room.status = meta.status;
         room.likes_total = meta.likes_total;
         // Frames acknowledged without a sequence number in the last tick before the crash
-        // (likes, directs, commands, clicks): a retry is acknowledged again, not applied
-        // again.
+        // (likes, product clicks, commands, parts, questions): a retry is acknowledged
+        // again, not applied again.
         for (user, client_id) in likes_last {
             room.buckets(&user, now_ms).remember(client_id, None);
         }
