@@ -9,7 +9,7 @@
 //! never the token, nor a header of ours the client made up.
 
 use crate::http::{self, ApiError};
-use crate::{auth_error, authenticate, contract, room_in, room_stub, PROTOCOL_TOKEN_PREFIX};
+use crate::{auth_error, authenticate_at, contract, room_in, room_stub, PROTOCOL_TOKEN_PREFIX};
 use ovation_auth::Verified;
 use ovation_proto::limits::SUBPROTOCOL;
 use ovation_proto::RoomId;
@@ -57,7 +57,7 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
             &format!("offer the `{SUBPROTOCOL}` subprotocol"),
         ));
     }
-    let identity = authenticate(&req, env)?;
+    let identity = authenticate_at(&req, Some(&url), env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
     admit_connect(&identity, &room)?;
     // What an object reads of the client's request: that it upgrades, and whether it
@@ -97,7 +97,7 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
     // The room object echoes the subprotocol on its 101 (a forwarded response's headers
     // are immutable here).
     let resp = room_stub(env, &identity.tenant, &room)?
-        .fetch_with_request(upgrade_request(&headers)?)
+        .fetch_with_request(upgrade_request(headers.clone())?)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))?;
     // A viewer of a big room: the room names the viewer's shard, and the socket goes
@@ -137,6 +137,7 @@ async fn to_shard(
     index: u16,
     remembered: bool,
 ) -> std::result::Result<Response, ApiError> {
+    // A copy: the caller's headers stay the room object's.
     let headers = headers.clone();
     if remembered {
         let _ = headers.set(
@@ -152,7 +153,7 @@ async fn to_shard(
     );
     contract::shard_stub(env, &placement.room_object, index, &placement.region)
         .map_err(|e| ApiError::internal(&e.to_string()))?
-        .fetch_with_request(upgrade_request(&headers)?)
+        .fetch_with_request(upgrade_request(headers)?)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))
 }
@@ -180,9 +181,9 @@ fn admit_connect(identity: &Verified, room: &RoomId) -> std::result::Result<(), 
 }
 
 /// A viewer's upgrade as an object's `/ws` gets it (the request copies the headers).
-fn upgrade_request(headers: &Headers) -> std::result::Result<Request, ApiError> {
+fn upgrade_request(headers: Headers) -> std::result::Result<Request, ApiError> {
     let mut init = RequestInit::new();
-    init.with_headers(headers.clone());
+    init.with_headers(headers);
     Request::new_with_init("https://do/ws", &init).map_err(|e| ApiError::internal(&e.to_string()))
 }
 

@@ -255,13 +255,21 @@ fn read_refused(identity: &Verified, room: &RoomId) -> Option<ovation_room::Read
 }
 
 /// The token from `Authorization: Bearer`, `?token=`, or a `token.<jwt>` subprotocol.
-fn token_of(req: &Request) -> std::result::Result<String, ApiError> {
+/// `url`: the request's URL when the caller parsed it already (a join storm's hot path).
+fn token_of(req: &Request, url: Option<&Url>) -> std::result::Result<String, ApiError> {
     if let Ok(Some(auth)) = req.headers().get("authorization") {
         if let Some(token) = auth.strip_prefix("Bearer ") {
             return Ok(token.trim().to_owned());
         }
     }
-    let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+    let parsed;
+    let url = match url {
+        Some(url) => url,
+        None => {
+            parsed = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
+            &parsed
+        }
+    };
     if let Some((_, token)) = url.query_pairs().find(|(k, _)| k == "token") {
         return Ok(token.into_owned());
     }
@@ -282,7 +290,16 @@ fn auth_error(e: AuthError) -> ApiError {
 }
 
 fn authenticate(req: &Request, env: &Env) -> std::result::Result<Verified, ApiError> {
-    let token = token_of(req)?;
+    authenticate_at(req, None, env)
+}
+
+/// `authenticate` with the request's URL already parsed.
+fn authenticate_at(
+    req: &Request,
+    url: Option<&Url>,
+    env: &Env,
+) -> std::result::Result<Verified, ApiError> {
+    let token = token_of(req, url)?;
     keyring(env)?.verify(&token, now_ms()).map_err(auth_error)
 }
 
