@@ -94,12 +94,30 @@ impl Moderation {
         Ok(())
     }
 
-    pub fn mute(&mut self, user: &str, until_ms: Option<u64>) -> Result<(), String> {
+    /// Mutes `user` until `until_ms` (`None`: until unmuted). At `MUTED_USERS_MAX` the
+    /// mutes that ran out are forgotten first (they mute no one); the users whose mute
+    /// was forgotten are returned, for their records to go too.
+    pub fn mute(
+        &mut self,
+        user: &str,
+        until_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Vec<String>, String> {
+        let mut expired = Vec::new();
         if !self.muted.contains_key(user) && self.muted.len() >= MUTED_USERS_MAX {
-            return Err(format!("at most {MUTED_USERS_MAX} users are muted at once"));
+            self.muted.retain(|muted, until| {
+                let over = until.is_some_and(|until| until <= now_ms);
+                if over {
+                    expired.push(muted.clone());
+                }
+                !over
+            });
+            if self.muted.len() >= MUTED_USERS_MAX {
+                return Err(format!("at most {MUTED_USERS_MAX} users are muted at once"));
+            }
         }
         self.muted.insert(user.to_owned(), until_ms);
-        Ok(())
+        Ok(expired)
     }
 
     pub fn ban(&mut self, user: &str) -> Result<(), String> {

@@ -321,9 +321,13 @@ impl Room {
                     )));
                 }
                 let until_ms = duration_ms.map(|d| now_ms.saturating_add(d));
-                self.moderation
-                    .mute(&user, until_ms)
+                let expired = self
+                    .moderation
+                    .mute(&user, until_ms, now_ms)
                     .map_err(AdminError::Refused)?;
+                for expired in expired {
+                    self.store(StorageOp::delete_mute(&expired));
+                }
                 self.store(StorageOp::put_mute(&user, until_ms));
                 let notice = serde_json::json!({
                     "type": "muted", "until_ms": until_ms, "by": by.user,

@@ -225,6 +225,38 @@ fn moderation_sets_are_bounded_one_past_their_limits() {
     }
 }
 
+/// Timed mutes that ran out mute no one and hold no place: with `MUTED_USERS_MAX` users
+/// muted for a minute, an hour later a new mute is taken (the expired ones are forgotten,
+/// in storage too), where it was refused `409` "at most 10000 users are muted at once".
+/// While they still run, one past the bound is refused.
+#[test]
+fn expired_mutes_give_their_places_back() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let mute = |user: String| {
+        as_host(StaffCommand::Mute {
+            user,
+            duration_ms: Some(60_000),
+        })
+    };
+    for i in 0..MUTED_USERS_MAX {
+        room.admin(mute(format!("u{i}")), now).unwrap();
+    }
+    let refused = room.admin(mute("late".into()), now).expect_err("full");
+    assert_eq!(refused.http_status(), 409);
+    drain(&mut room);
+    now += 3_600_000;
+    room.admin(mute("late".into()), now)
+        .expect("the expired mutes gave their places back");
+    let stores = drain(&mut room).stores;
+    let deleted = stores
+        .iter()
+        .filter(|op| matches!(op, StorageOp::Delete { key } if key.starts_with("mute")))
+        .count();
+    assert_eq!(deleted, MUTED_USERS_MAX, "their records go too");
+    assert_eq!(room.moderation.muted.len(), 1);
+}
+
 /// An audit entry's detail keeps `AUDIT_DETAIL_BYTES_MAX` bytes; one more is cut, on a
 /// character boundary.
 #[test]
