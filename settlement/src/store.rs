@@ -392,6 +392,7 @@ impl SqlLedger {
     }
 
     pub async fn balance(&self, user: &str) -> Result<u64> {
+        ovation_ledger::validate_user(user)?;
         let mut conn = self.pool_of(user).acquire().await?;
         balance_in(&mut conn, &user_account(user)).await
     }
@@ -526,6 +527,7 @@ impl SqlLedger {
     /// The room's totals over its shards; answers on any state a crash can leave (a shard
     /// without the room counts as still opening).
     pub async fn room(&self, room: &str) -> Result<RoomSummary> {
+        ovation_ledger::validate_room_id(room)?;
         let host = self.host_of(room).await?;
         let mut gifted = 0;
         let mut statuses = Vec::with_capacity(self.pools.len());
@@ -662,6 +664,7 @@ impl SqlLedger {
     /// the job and pays once. A room whose opening was interrupted is opened first (with
     /// the host its coordinator holds), so it settles with what it took: nothing.
     pub async fn settle(&self, room: &str) -> Result<RoomSummary> {
+        ovation_ledger::validate_room_id(room)?;
         let host = self.host_of(room).await?;
         self.open_room(room, &host).await?;
         let plan = self.plan(room, &host);

@@ -235,6 +235,37 @@ async fn errors_carry_stable_codes() {
     );
 }
 
+/// Ids named in the path are checked as the bodies' are: a control character (a NUL,
+/// which PostgreSQL refuses in text: a 500 before) or one byte past the limit is
+/// `400 invalid`, on every route that names one; an id at the limit is read.
+#[tokio::test]
+async fn ids_in_the_path_are_checked_like_the_bodies() {
+    use ovation_proto::limits::{LEDGER_ROOM_ID_BYTES_MAX, LEDGER_USER_ID_BYTES_MAX};
+    let app = service().await;
+    let user_at_limit = "u".repeat(LEDGER_USER_ID_BYTES_MAX);
+    let user_past = "u".repeat(LEDGER_USER_ID_BYTES_MAX + 1);
+    let room_past = "r".repeat(LEDGER_ROOM_ID_BYTES_MAX + 1);
+    for (method, path) in [
+        ("GET", "/v1/accounts/%00".to_owned()),
+        ("GET", format!("/v1/accounts/{user_past}")),
+        ("GET", "/v1/rooms/weur-a%01".to_owned()),
+        ("GET", format!("/v1/rooms/{room_past}")),
+        ("POST", "/v1/rooms/%00/settle".to_owned()),
+        ("POST", format!("/v1/rooms/{room_past}/settle")),
+    ] {
+        let body = (method == "POST").then(|| json!({}));
+        let (status, answer) = call(&app, method, &path, body).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (400, Some("invalid")),
+            "{method} {}: {answer}",
+            &path[..path.len().min(40)]
+        );
+    }
+    let (status, answer) = call(&app, "GET", &format!("/v1/accounts/{user_at_limit}"), None).await;
+    assert_eq!((status, &answer["balance"]), (200, &json!(0)), "{answer}");
+}
+
 #[tokio::test]
 async fn openapi_document_lists_exactly_the_routes() {
     let app = service().await;

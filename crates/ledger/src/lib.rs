@@ -203,8 +203,18 @@ pub fn check_minted_after(minted: u64, amount: u64) -> Result<(), LedgerError> {
 
 /// Validates the ids of a room to open.
 pub fn validate_room(room: &str, host: &str) -> Result<(), LedgerError> {
-    check_id("room", room, ROOM_ID_BYTES_MAX)?;
+    validate_room_id(room)?;
     check_id("host", host, USER_ID_BYTES_MAX)
+}
+
+/// Validates a room id a request names (a room's summary, its settlement).
+pub fn validate_room_id(room: &str) -> Result<(), LedgerError> {
+    check_id("room", room, ROOM_ID_BYTES_MAX)
+}
+
+/// Validates a user id a request names (an account's balance).
+pub fn validate_user(user: &str) -> Result<(), LedgerError> {
+    check_id("user", user, USER_ID_BYTES_MAX)
 }
 
 /// A deposit request: mint `amount` from the treasury to `user`.
