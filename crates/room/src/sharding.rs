@@ -105,7 +105,14 @@ impl Room {
         if self.status == RoomStatus::Ended {
             return Err(AdminError::RoomEnded);
         }
-        if count == 0 || count > SHARDS_PER_ROOM_MAX || count < self.shards.current() {
+        // Out of range is bad input (400); fewer than the room has is a conflict with
+        // its state (409).
+        if count == 0 || count > SHARDS_PER_ROOM_MAX {
+            return Err(AdminError::Invalid(format!(
+                "shards must be 1..={SHARDS_PER_ROOM_MAX}"
+            )));
+        }
+        if count < self.shards.current() {
             return Err(AdminError::Refused(format!(
                 "shards must be {}..={SHARDS_PER_ROOM_MAX} (a room's shard count only grows)",
                 self.shards.current().max(1)

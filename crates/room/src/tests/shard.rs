@@ -50,7 +50,12 @@ fn shard_counts_stop_at_shards_per_room_max_and_shard_counts_max() {
     };
     let mut widest = Room::create(info(), 1, 0);
     set(&mut widest, SHARDS_PER_ROOM_MAX).expect("SHARDS_PER_ROOM_MAX is taken");
-    assert!(set(&mut room, SHARDS_PER_ROOM_MAX + 1).is_err());
+    // Out of range is bad input, 400; fewer than the room has, a conflict, 409.
+    for out_of_range in [0, SHARDS_PER_ROOM_MAX + 1, u16::MAX] {
+        let refused = set(&mut room, out_of_range).unwrap_err();
+        assert_eq!(refused.http_status(), 400, "{out_of_range}: {refused:?}");
+    }
+    assert_eq!(set(&mut widest, 2).unwrap_err().http_status(), 409);
     for change in 1..=SHARD_COUNTS_MAX as u16 {
         set(&mut room, change).unwrap_or_else(|e| panic!("change {change}: {e:?}"));
     }
