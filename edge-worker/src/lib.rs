@@ -416,6 +416,16 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
         .and_then(|mut s| s.nth(4))
         .unwrap_or_default()
         .to_owned();
+    // Checked here: the name goes into the cache key and the room object's query as it
+    // is (a `&v=` in it would read another version than the key names), and a name no
+    // part can have need not wake the room.
+    if !ovation_proto::is_valid_part_name(&name) {
+        return Err(ApiError::new(
+            400,
+            "invalid_part_name",
+            "a part name is 1..=64 of [a-z0-9_-]",
+        ));
+    }
     let version: u64 = url
         .query_pairs()
         .find(|(k, _)| k == "v")

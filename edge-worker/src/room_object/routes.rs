@@ -79,7 +79,8 @@ impl RoomObject {
         let viewer_read = matches!(path.as_str(), "/state" | "/events" | "/part" | "/replay");
         if req.method() == Method::Get && viewer_read {
             // A user the room banned reads nothing of it over HTTP either (its sockets are
-            // refused 4403, and the pull transport must not let it in instead), and one
+            // refused 4403, and the pull transport must not let it in instead; what the
+            // Worker serves from its cache never comes here: http-api.md says so), and one
             // token's many clients cannot keep the room busy answering reads.
             let refused = self.memory.borrow_mut().room.as_mut().and_then(|room| {
                 room.admit_read(&identity.user, identity.role, now_ms())

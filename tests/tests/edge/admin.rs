@@ -572,3 +572,43 @@ fn reads_that_miss_the_cache_are_held_to_the_read_rate_before_the_room_object() 
         "the room object refused {refused_by_room} of the {refused} refusals itself"
     );
 }
+
+/// A part name no part can have is refused `400 invalid_part_name` by the Worker: upper
+/// case, percent-encoded, too long, or carrying a query of its own (`pinned&v=1`, which
+/// the room object read as version 1 while the cache key named the one asked for).
+#[test]
+fn a_part_name_no_part_can_have_is_refused() {
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let put = admin
+        .put(&format!("/v1/rooms/{room}/parts/pinned"), &json!({"n": 1}))
+        .unwrap();
+    let version = put.body["version"].as_u64().unwrap();
+    let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
+    let epoch = state.body["epoch"].as_u64().unwrap();
+    let long = "p".repeat(65);
+    for name in [
+        "POLL",
+        "%70oll",
+        &format!("poll&v={version}"),
+        long.as_str(),
+    ] {
+        let path = format!("/v1/rooms/{room}/parts/{name}?v={}&e={epoch}", version + 1);
+        let reply = admin.get(&path).unwrap();
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (400, Some("invalid_part_name")),
+            "{name}: {:?}",
+            reply.body
+        );
+    }
+    let at_limit = "p".repeat(64);
+    let reply = admin
+        .get(&format!("/v1/rooms/{room}/parts/{at_limit}?v=1&e={epoch}"))
+        .unwrap();
+    assert_eq!(
+        reply.status, 404,
+        "a well-formed name the room does not hold"
+    );
+}
