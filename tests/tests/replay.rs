@@ -308,12 +308,11 @@ fn a_recorded_room_replays_what_live_viewers_saw() {
     let product = part_value(&last, "product").expect("the product at the end");
     assert_eq!(product["pinned"]["id"], "red-1");
 
-    // An ended room's window is final: the second ask is served by the Workers cache
-    // (workerd alone has no cache configured: there the room answers both, the same).
-    let (first_window, first) =
-        window(&viewer_api, &room, started_ms, started_ms + REPLAY_CHUNK_MS);
-    let (second_window, second) =
-        window(&viewer_api, &room, started_ms, started_ms + REPLAY_CHUNK_MS);
+    // An ended room's window that is wholly past is final: the second ask is served by
+    // the Workers cache (workerd alone has no cache configured: there the room answers
+    // both, the same).
+    let (first_window, first) = window(&viewer_api, &room, started_ms, ended_ms);
+    let (second_window, second) = window(&viewer_api, &room, started_ms, ended_ms);
     assert_eq!(first_window, second_window);
     assert_eq!(first.as_deref(), Some("miss"));
     if server.runtime == Runtime::WranglerDev {
@@ -377,6 +376,44 @@ fn a_recorded_room_replays_what_live_viewers_saw() {
         .unwrap()
         .iter()
         .all(|r| r["room"] != room.as_str()));
+}
+
+/// A window of an ended room that reaches past now is answered but not cached: the room
+/// opened again records into it, and once it ended again the window shows what the new
+/// opening recorded there. Before, the first answer was cached as final for a year, and
+/// every later viewer saw the window empty.
+#[test]
+fn a_window_reaching_past_the_end_shows_the_room_opened_again() {
+    let server = shared();
+    let admin = server.admin();
+    let (room, _, started_ms, ended_ms) = a_room_with_one_comment_ended(server);
+    let viewer_api = Api::new(&server.base, &token("viewer", "vic", &room));
+    assert!(started_ms <= ended_ms);
+    let (from, to) = (ended_ms + 1, now_ms() + 4_000);
+    for _ in 0..2 {
+        let (_, cache) = window(&viewer_api, &room, from, to);
+        assert_ne!(
+            cache.as_deref(),
+            Some("hit"),
+            "not final: it reaches past now"
+        );
+    }
+    let reopened = admin
+        .post("/v1/rooms", &json!({ "room": room, "host": "host-1" }))
+        .unwrap();
+    assert_eq!(reopened.status, 201, "{:?}", reopened.body);
+    let mut ana = connect_as(server, &room, "ana", "viewer");
+    let seq = comment(&mut ana, 1, "the second opening");
+    let ended = admin
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert_eq!(ended.status, 200, "{:?}", ended.body);
+    std::thread::sleep(Duration::from_millis(to.saturating_sub(now_ms()) + 100));
+    let (late, _) = window(&viewer_api, &room, from, to);
+    assert!(
+        has_comment(&late, seq),
+        "the new opening's comment is in the window: {late:?}"
+    );
 }
 
 /// Ends a room with one acknowledged comment on `server`; returns the room, the

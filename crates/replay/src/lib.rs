@@ -127,6 +127,17 @@ impl RecordingInfo {
         Some(index) != self.open_index && self.truncated_at_ms.is_none_or(|t| start_ms < t)
     }
 
+    /// Whether the answer for the window [from, to) given at `now_ms` is final, to be
+    /// cached for good: the recording ended, the window starts within its opening, and
+    /// it is wholly past. A later opening of the room starts after `now_ms`, so nothing
+    /// can be recorded in the window any more; a window reaching past `now_ms` (or
+    /// starting before this opening) could be another opening's, and is answered
+    /// without being final (a window cached past the end showed a room opened again as
+    /// empty there, for a year).
+    pub fn is_final(&self, from_ms: u64, to_ms: u64, now_ms: u64) -> bool {
+        self.ended_ms.is_some() && self.started_ms <= from_ms && to_ms <= now_ms
+    }
+
     pub fn chunk_of(&self, ts_ms: u64) -> u64 {
         ts_ms.saturating_sub(self.started_ms) / REPLAY_CHUNK_MS
     }

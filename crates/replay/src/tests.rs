@@ -430,3 +430,37 @@ fn sealed_chunks_must_be_stored_but_not_the_open_one_or_one_past_a_truncation() 
     let inside = info(None, Some(1_000 + 5 * REPLAY_CHUNK_MS + 1));
     assert!(inside.must_be_stored(5));
 }
+
+/// A window is final (cached for good) only when the recording ended, the window starts
+/// within its opening and lies wholly in the past: a window reaching past now could be
+/// filled by the room opened again, one starting before the opening is another's.
+#[test]
+fn a_window_is_final_only_when_ended_within_the_opening_and_past() {
+    let info = |ended_ms| RecordingInfo {
+        room: "r".into(),
+        started_ms: 1_000,
+        ended_ms,
+        truncated_at_ms: None,
+        recorded_to_ms: 0,
+        deleted: Default::default(),
+        open_index: None,
+    };
+    let ended = info(Some(5_000));
+    assert!(
+        ended.is_final(1_000, 5_000, 5_000),
+        "the whole opening, at its end"
+    );
+    assert!(
+        ended.is_final(4_000, 9_000, 9_000),
+        "past the end, once past"
+    );
+    assert!(!ended.is_final(4_000, 9_001, 9_000), "reaching past now");
+    assert!(
+        !ended.is_final(999, 2_000, 9_000),
+        "starting before the opening"
+    );
+    assert!(
+        !info(None).is_final(1_000, 2_000, 9_000),
+        "a live recording"
+    );
+}

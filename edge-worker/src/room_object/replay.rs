@@ -277,8 +277,9 @@ impl RoomObject {
         resp.headers_mut()
             .set(crate::REPLAY_STORE_HEADER, store)
             .map_err(internal)?;
-        // Final (cached) only when complete: a missing chunk may still be written.
-        if info.ended_ms.is_some() && window.missing_chunks.is_empty() {
+        // Final (cached) only when complete (a missing chunk may still be written) and
+        // past for good (`RecordingInfo::is_final`).
+        if info.is_final(from, to, now_ms()) && window.missing_chunks.is_empty() {
             resp.headers_mut()
                 .set(crate::contract::REPLAY_FINAL_HEADER, "1")
                 .map_err(internal)?;
