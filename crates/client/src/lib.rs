@@ -308,8 +308,11 @@ impl Client {
                 }
                 // Stays due while requests are in flight: the next one waits for them.
                 (Timer::Poll, _) => {
+                    // Stopped either way: with requests in flight the last answer reads
+                    // next (`handle_fetch`); left armed, a due timer fired again at once,
+                    // a host's 0 ms timer in a loop until they answered.
+                    self.timers.stop(Timer::Poll);
                     if self.pull.requests.is_empty() {
-                        self.timers.stop(Timer::Poll);
                         self.pull_next(now_ms);
                     }
                 }

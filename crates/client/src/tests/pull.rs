@@ -326,3 +326,56 @@ fn a_part_that_moved_on_while_read_is_fetched_at_its_next_version() {
         "the part arrives at its new version"
     );
 }
+
+/// The next read falls due while another is still in flight (one part failed and set its
+/// backoff, another is slow): the client does not spin on a due timer, and the slow
+/// part's answer starts the next read.
+#[test]
+fn a_read_due_while_another_is_in_flight_waits_for_it_without_spinning() {
+    let mut c = client(TransportMode::Pull, 0);
+    let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
+        panic!();
+    };
+    let state = PullState {
+        room: "r".into(),
+        epoch: 2,
+        version: 2,
+        parts: [("a".to_owned(), 1), ("b".to_owned(), 2)]
+            .into_iter()
+            .collect(),
+        action_cursor: 0,
+        likes: 0,
+        online: 1,
+        status: "live".into(),
+    };
+    c.handle_fetch(request, FetchReply::State(state), 5);
+    let parts: Vec<u64> = transmits(&mut c)
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::Fetch { request, .. } => Some(*request),
+            _ => None,
+        })
+        .collect();
+    let [a, b] = parts[..] else {
+        panic!("{parts:?}")
+    };
+    let failed = FetchReply::Failed {
+        status: 500,
+        code: FailureCode::from_api(500, None),
+        message: "down".into(),
+    };
+    c.handle_fetch(a, failed, 6);
+    let due = c.poll_timeout().expect("a next read");
+    c.handle_timeout(due);
+    assert!(
+        transmits(&mut c).is_empty(),
+        "nothing read while b is in flight"
+    );
+    let next = c.poll_timeout().expect("b's deadline");
+    assert!(next > due, "no timer left due at {due}: {next}");
+    c.handle_fetch(b, FetchReply::Part("{}".into()), due + 1);
+    assert!(
+        matches!(transmits(&mut c).as_slice(), [Transmit::Fetch { path, .. }] if path.ends_with("/state")),
+        "b's answer starts the next read (the state, for a)"
+    );
+}
