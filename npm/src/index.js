@@ -278,7 +278,19 @@ class Room {
    * Every like the room will not count is told in a `likes_dropped` event.
    */
   like(count = 1) {
-    return this._session.like(whole(count, 1, U32_MAX, "a like count"));
+    const likes = whole(count, 1, U32_MAX, "a like count");
+    if (this.status === "closed") {
+      // The closed session tells nothing more (it let go of this room, so both can be
+      // collected): the likes are dropped here, as it would have.
+      this._onEvent({
+        type: "likes_dropped",
+        count: likes,
+        code: this._ended ? "room_ended" : "closed",
+        message: "the room connection is closed",
+      });
+      return 0;
+    }
+    return this._session.like(likes);
   }
 
   /** A peer message to every connection of `userId` (hosts and moderators). */
@@ -383,92 +395,103 @@ class Room {
 
   _onEvents(events) {
     for (const event of events) {
-      switch (event.type) {
-        case "status":
-          this.status = event.status;
-          this.transport = event.transport;
-          this._emit("status", {
-            status: event.status,
-            transport: event.transport,
-            reason: event.reason,
-          });
-          break;
-        case "comment":
-          this._emitTimed("comment", event);
-          break;
-        case "reaction":
-          this._emitTimed("reaction", event);
-          break;
-        case "gift":
-          this._emitTimed("gift", event);
-          break;
-        case "removed":
-          this._emitTimed("removed", { seq: event.removed, by: event.user, ts_ms: event.ts_ms });
-          break;
-        case "like":
-          this.likes = event.total;
-          this._emit("like", { total: event.total });
-          break;
-        case "online":
-          this.online = event.count;
-          this._emit("online", { count: event.count });
-          break;
-        case "part": {
-          const value = parseJson(event.value);
-          this.state.parts[event.name] = value;
-          this._emit("state", this.state);
-          if (INTERACTION_PARTS.has(event.name)) this._emitInteraction(event.name, value);
-          break;
-        }
-        case "reset":
-          this.state = { epoch: event.epoch, version: 0, parts: {} };
-          this._emit("state", this.state);
-          break;
-        case "version":
-          this.state.epoch = event.epoch;
-          this.state.version = event.version;
-          this._emit("state", this.state);
-          break;
-        case "direct":
-          this._emit("direct", {
-            from: event.from,
-            payload: parseJson(event.payload),
-            ts_ms: event.ts_ms,
-          });
-          break;
-        case "balance":
-          this._emit("balance", { balance: event.balance });
-          break;
-        case "gap":
-          this._emit("gap", event);
-          break;
-        case "ended":
-          this._emit("ended", {});
-          break;
-        case "done": {
-          const pending = this._pending.get(event.id);
-          if (!pending) break;
-          this._pending.delete(event.id);
-          if (event.error) {
-            const e = new OvationError(event.error.code, event.error.message);
-            e.retryAfterMs = event.error.retry_after_ms;
-            pending.reject(e);
-          } else {
-            pending.resolve({ seq: event.seq ?? null });
-          }
-          break;
-        }
-        case "error":
-          this._emit("error", new OvationError(event.code, event.message));
-          break;
-        case "likes_dropped":
-          this._emit("likes_dropped", {
-            count: event.count,
-            code: event.code,
-            message: event.message,
-          });
-          break;
+      // One event the SDK fails on (a bug of ours) must not cost the rest of the batch:
+      // action results and state after it would be lost without a word.
+      try {
+        this._onEvent(event);
+      } catch (e) {
+        console.error("ovation", event, e);
       }
+    }
+  }
+
+  _onEvent(event) {
+    switch (event.type) {
+      case "status":
+        this.status = event.status;
+        this.transport = event.transport;
+        this._emit("status", {
+          status: event.status,
+          transport: event.transport,
+          reason: event.reason,
+        });
+        break;
+      case "comment":
+        this._emitTimed("comment", event);
+        break;
+      case "reaction":
+        this._emitTimed("reaction", event);
+        break;
+      case "gift":
+        this._emitTimed("gift", event);
+        break;
+      case "removed":
+        this._emitTimed("removed", { seq: event.removed, by: event.user, ts_ms: event.ts_ms });
+        break;
+      case "like":
+        this.likes = event.total;
+        this._emit("like", { total: event.total });
+        break;
+      case "online":
+        this.online = event.count;
+        this._emit("online", { count: event.count });
+        break;
+      case "part": {
+        const value = parseJson(event.value);
+        this.state.parts[event.name] = value;
+        this._emit("state", this.state);
+        if (INTERACTION_PARTS.has(event.name)) this._emitInteraction(event.name, value);
+        break;
+      }
+      case "reset":
+        this.state = { epoch: event.epoch, version: 0, parts: {} };
+        this._emit("state", this.state);
+        break;
+      case "version":
+        this.state.epoch = event.epoch;
+        this.state.version = event.version;
+        this._emit("state", this.state);
+        break;
+      case "direct":
+        this._emit("direct", {
+          from: event.from,
+          payload: parseJson(event.payload),
+          ts_ms: event.ts_ms,
+        });
+        break;
+      case "balance":
+        this._emit("balance", { balance: event.balance });
+        break;
+      case "gap":
+        this._emit("gap", event);
+        break;
+      case "ended":
+        this._ended = true;
+        this._emit("ended", {});
+        break;
+      case "done": {
+        const pending = this._pending.get(event.id);
+        if (!pending) break;
+        this._pending.delete(event.id);
+        if (event.error) {
+          const e = new OvationError(event.error.code, event.error.message);
+          e.retryAfterMs = event.error.retry_after_ms;
+          pending.reject(e);
+        } else {
+          pending.resolve({ seq: event.seq ?? null });
+        }
+        break;
+      }
+      case "error":
+        this._emit("error", new OvationError(event.code, event.message));
+        break;
+      case "likes_dropped":
+        this._emit("likes_dropped", {
+          count: event.count,
+          code: event.code,
+          message: event.message,
+        });
+        break;
     }
   }
 }
@@ -511,6 +534,7 @@ export async function connect(options) {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      signal?.removeEventListener("abort", abort);
       if (closeRoom) room.close();
       settle(value);
     };

@@ -17,7 +17,8 @@
 #![forbid(unsafe_code)]
 
 use ovation_client::{
-    ActionError, Client, Config, FailureCode, FetchKind, FetchReply, Transmit, TransportMode,
+    ActionError, Client, Config, FailureCode, FetchKind, FetchReply, Status, Transmit,
+    TransportMode,
 };
 
 mod pull;
@@ -116,7 +117,9 @@ struct Inner {
     sockets: Vec<(u64, OpenSocket)>,
     timer: Option<(JsValue, Closure<dyn FnMut()>)>,
     timer_at_ms: Option<u64>,
-    on_events: js_sys::Function,
+    /// Let go once the session closed: it reaches the application's room, which holds
+    /// this session, a cycle through a wasm root the garbage collector never frees.
+    on_events: Option<js_sys::Function>,
 }
 
 /// One connection to one room.
@@ -187,7 +190,7 @@ impl Session {
             sockets: Vec::new(),
             timer: None,
             timer_at_ms: None,
-            on_events,
+            on_events: Some(on_events),
         }));
         turn(&inner);
         Ok(Session { inner })
@@ -286,7 +289,7 @@ impl Session {
 
 /// One turn: perform what the core asks, hand its events out, re-arm the timer.
 fn turn(inner: &Rc<RefCell<Inner>>) {
-    let (transmits, events_json, on_events) = {
+    let (transmits, events_json, on_events, closed) = {
         let mut guard = inner.borrow_mut();
         let state = &mut *guard;
         let transmits: Vec<Transmit> =
@@ -297,14 +300,20 @@ fn turn(inner: &Rc<RefCell<Inner>>) {
             transmits,
             (count > 0).then_some(events_json),
             state.on_events.clone(),
+            state.client.status() == Status::Closed,
         )
     };
     for transmit in transmits {
         perform(inner, transmit);
     }
     arm_timer(inner);
-    if let Some(json) = events_json {
+    if let (Some(json), Some(on_events)) = (events_json, on_events) {
         let _ = on_events.call1(&JsValue::NULL, &JsValue::from_str(&json));
+    }
+    if closed {
+        // Its last events were told: what a closed session is asked later (a like) the
+        // JavaScript answers itself.
+        inner.borrow_mut().on_events = None;
     }
 }
 
