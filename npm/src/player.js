@@ -119,8 +119,10 @@ export function attach(room, player, video, hls, Playback) {
   const wallOf = (seconds) => wallClockOf(video, hls, seconds);
   // Cued interactions the core says open now: their cue played or lies behind the
   // playhead (joined or seeked past it). The core tells each cue id once.
+  // Every loop over the core stops once a handler it ran detached the player (which
+  // frees the core): a freed core throws.
   const takeOpen = () => {
-    for (let cueId; (cueId = core.pollOpen()) !== undefined; ) {
+    for (let cueId; !detached && (cueId = core.pollOpen()) !== undefined; ) {
       room._markPlayed(cueId); // later updates of it show at once
       for (const [name, entry] of room._waiting) {
         if (entry.cue === cueId) {
@@ -168,13 +170,13 @@ export function attach(room, player, video, hls, Playback) {
     if (seeked) core.seek(seconds * 1000, wallOf(seconds));
     else core.playhead(seconds * 1000, wallOf(seconds));
     // The core reads the payload (`{cue, ref}`); the media time is the player's.
-    for (let json; (json = core.pollCue()) !== undefined; ) {
+    for (let json; !detached && (json = core.pollCue()) !== undefined; ) {
       const cue = JSON.parse(json);
       room._markPlayed(cue.cue);
       room._emit("cue", { ...cue, media_time: seconds });
     }
     takeOpen();
-    if (sync === "video") releaseHeld(core.releaseBeforeMs());
+    if (!detached && sync === "video") releaseHeld(core.releaseBeforeMs());
   };
   listen(video, "playing", () => turn(video.currentTime));
   listen(video, "timeupdate", () => turn(video.currentTime));

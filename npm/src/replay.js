@@ -165,6 +165,7 @@ class Replay {
             ),
           );
         }
+        if (this._closed) return; // an `error` handler closed it
         this._core.windowEnd(Date.now());
         this._drain();
         this._pump();
@@ -192,10 +193,11 @@ class Replay {
     this._retry = setTimeout(() => this._pump(), RETRY_TICK_MS + 10); // timers may fire a little early
   }
 
-  /** Shows what the core says, in order. */
+  /** Shows what the core says, in order (until a handler closes the replay: `close()`
+   * frees the core, which then throws). */
   _drain() {
     const core = this._core;
-    for (let out; (out = core.poll()) !== undefined; ) {
+    for (let out; !this._closed && (out = core.poll()) !== undefined; ) {
       const kind = out % 4;
       const id = (out - kind) / 4;
       if (kind === 3) this._clear(core.cleared);
@@ -277,7 +279,7 @@ class Replay {
       if (seeked) core.seek(seconds * 1000, wallOf(seconds));
       else core.playhead(seconds * 1000, wallOf(seconds));
       this._drain();
-      for (let json; (json = core.pollCue()) !== undefined; )
+      for (let json; !this._closed && (json = core.pollCue()) !== undefined; )
         this._emit("cue", { ...JSON.parse(json), media_time: seconds });
       this._pump();
     };

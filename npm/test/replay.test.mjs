@@ -330,6 +330,33 @@ test("close() ends it: no event, no fetch afterwards", async () => {
   assert.equal(r.status, "closed");
 });
 
+test("a handler that closes the replay stops its loops: nothing throws, nothing more shows", async () => {
+  const uncaught = [];
+  const onUncaught = (e) => uncaught.push(e);
+  process.on("uncaughtException", onUncaught);
+  process.on("unhandledRejection", onUncaught);
+  try {
+    const { r, video } = await open();
+    const seen = record(r, video, ...ALL);
+    let closedAt = null;
+    r.on("comment", () => {
+      if (closedAt === null) {
+        closedAt = seen.length;
+        r.close(); // in the middle of the replay's loop over its core
+      }
+    });
+    await video.playUntil(80, 1);
+    await settle();
+    assert.ok(closedAt !== null, "a comment showed");
+    assert.equal(seen.length, closedAt, "nothing showed after the close");
+    assert.equal(r.status, "closed");
+  } finally {
+    process.off("uncaughtException", onUncaught);
+    process.off("unhandledRejection", onUncaught);
+  }
+  assert.deepEqual(uncaught, [], "nothing thrown into the app");
+});
+
 test("a failed fetch is told as an error and asked again after the core's retry time, paused or not", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
   const srv = server(show());

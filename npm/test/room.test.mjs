@@ -122,6 +122,43 @@ test("close() detaches the player: no cue, no cued interaction afterwards", asyn
   assert.deepEqual(seen, []);
 });
 
+test("a handler that detaches the player stops its loops: nothing throws, later events still arrive", async () => {
+  const { room, session } = await join();
+  const uncaught = [];
+  const onUncaught = (e) => uncaught.push(e);
+  process.on("uncaughtException", onUncaught);
+  try {
+    const video = new ScriptedVideo([
+      { startTime: 5, text: "v=1;cue=c1" },
+      { startTime: 5.5, text: "v=1;cue=c2" },
+    ]);
+    const detach = await room.attachPlayer(video);
+    const cues = [];
+    room.on("cue", (cue) => {
+      cues.push(cue.cue);
+      detach(); // in the middle of the player's loop over the core
+    });
+    video.playTo(6); // both cues are due in one turn
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(cues.length, 1, "the loop stopped at the detach");
+    // The session goes on: a later event reaches its handler.
+    const comments = record(room, "comment");
+    session.say({
+      type: "comment",
+      seq: 1,
+      ts_ms: 1,
+      user: "u",
+      name: "U",
+      text: "after",
+      system: false,
+    });
+    assert.equal(comments.length, 1);
+  } finally {
+    process.off("uncaughtException", onUncaught);
+  }
+  assert.deepEqual(uncaught, [], "nothing thrown into the app");
+});
+
 test("close() drops the comments held for the video (sync: video)", async () => {
   const { room, session } = await join();
   const seen = record(room, "comment");
