@@ -23,7 +23,11 @@ function load() {
       } else {
         await init({ module_or_path: url });
       }
-    })();
+    })().catch((e) => {
+      // Not kept: the next connect() loads again (the network may be back).
+      loading = null;
+      throw new OvationError("sdk_load_failed", `the SDK did not load: ${e?.message}`);
+    });
   }
   return loading;
 }

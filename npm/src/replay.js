@@ -390,7 +390,10 @@ function load() {
       } else {
         await init({ module_or_path: url });
       }
-    })();
+    })().catch((e) => {
+      loading = null; // not kept: the next replay() loads again
+      throw e;
+    });
   }
   return loading;
 }
@@ -405,7 +408,9 @@ export async function open(options, OvationError, EVENT_TYPES, INTERACTION_PARTS
   const fetchImpl = options.fetch || globalThis.fetch.bind(globalThis);
   const [first] = await Promise.all([
     getWindow(fetchImpl, options, 0, 1, false, OvationError),
-    load(),
+    load().catch((e) => {
+      throw new OvationError("sdk_load_failed", `the replay code did not load: ${e?.message}`);
+    }),
   ]);
   return new Replay(options, { ReplayCore, OvationError, EVENT_TYPES, INTERACTION_PARTS }, first);
 }

@@ -21,14 +21,22 @@ export async function resolve(specifier, context, next) {
   }
   if (specifier === "../wasm/ovation_sdk.js" && parent.includes("/src/index.js")) {
     const real = await next(specifier, context);
-    return { url: real.url + "?scripted", shortCircuit: true };
+    const failing = parent.includes("failing-load");
+    return { url: real.url + (failing ? "?scripted-failing-once" : "?scripted"), shortCircuit: true };
   }
   return next(specifier, context);
 }
 export async function load(url, context, next) {
-  if (url.endsWith("?scripted")) {
-    const real = JSON.stringify(url.slice(0, -"?scripted".length));
-    const source = "export * from " + real + "; export { default } from " + real + ";" +
+  if (url.endsWith("?scripted") || url.endsWith("?scripted-failing-once")) {
+    const failing = url.endsWith("?scripted-failing-once");
+    const real = JSON.stringify(url.slice(0, url.lastIndexOf("?")));
+    // A first load that fails (a network blip while the wasm downloads), then works.
+    const init = failing
+      ? "import realInit from " + real + "; let failed = false;" +
+        "export default async function (o) { if (!failed) { failed = true;" +
+        " throw new TypeError('Failed to fetch'); } return realInit(o); }"
+      : "export { default } from " + real + ";";
+    const source = "export * from " + real + "; " + init +
       "export class Session {" +
       "  constructor(options, ws, onEvents) { this.onEvents = onEvents; this.closed = 0;" +
       "    globalThis.scriptedSessions.push(this);" +
@@ -48,6 +56,7 @@ globalThis.scriptedSessions = [];
 const indexUrl = import.meta.resolve("ovation");
 const sdk = await import(indexUrl);
 const offlineSdk = await import(`${indexUrl}?offline`);
+const failingLoadSdk = await import(`${indexUrl}?failing-load`);
 
 async function join(from = sdk) {
   const room = await from.connect({ url: "http://127.0.0.1:1", room: "r", token: "t" });
@@ -263,6 +272,17 @@ test("a connect that ends rejects with the refusal that ended it, not an older e
     banned.connecting,
     (e) => e.code === "banned" && e.message === "a moderator banned you",
   );
+});
+
+test("a wasm that fails to load is told as sdk_load_failed, and the next connect loads again", async () => {
+  await assert.rejects(
+    failingLoadSdk.connect({ url: "http://127.0.0.1:1", room: "r", token: "t" }),
+    (e) => e instanceof failingLoadSdk.OvationError && e.code === "sdk_load_failed",
+  );
+  // Not kept: the network is back, and the next connect loads and joins.
+  const room = await failingLoadSdk.connect({ url: "http://127.0.0.1:1", room: "r", token: "t" });
+  assert.equal(room.status, "open");
+  room.close();
 });
 
 test("connect with an aborted signal closes the room at once and rejects aborted", async () => {
