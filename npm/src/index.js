@@ -412,6 +412,9 @@ class Room {
   _onEvent(event) {
     switch (event.type) {
       case "status":
+        // Closed is final: a handler that closed the room amid a batch may leave a
+        // status of the batch behind it (`like()` relies on this).
+        if (this.status === "closed") break;
         this.status = event.status;
         this.transport = event.transport;
         this._emit("status", {

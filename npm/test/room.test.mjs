@@ -285,6 +285,22 @@ test("a wasm that fails to load is told as sdk_load_failed, and the next connect
   room.close();
 });
 
+test("a room closed by a handler amid a batch stays closed, and a like after it is told dropped", async () => {
+  const { room, session } = await join();
+  room.on("error", () => room.close());
+  const seen = record(room, "status", "likes_dropped");
+  session.say(
+    { type: "error", code: "bad_server_frame", message: "undecodable" },
+    { type: "status", status: "reconnecting", transport: "ws", reason: "bad_server_frame" },
+  );
+  assert.equal(room.status, "closed", "a status after the close does not reopen it");
+  assert.equal(room.like(2), 0);
+  assert.deepEqual(seen, [
+    ["status", { status: "closed", transport: "ws", reason: null }],
+    ["likes_dropped", { count: 2, code: "closed", message: "the room connection is closed" }],
+  ]);
+});
+
 test("connect with an aborted signal closes the room at once and rejects aborted", async () => {
   const controller = new AbortController();
   const before = globalThis.scriptedSessions.length;
