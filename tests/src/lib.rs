@@ -128,22 +128,36 @@ impl Server {
             return Server::start_workerd(data_dir, vars, keys);
         }
         // Now and then wrangler dev never finishes starting while several start at once
-        // on this loaded 2-core machine (its log stops at "Starting local server...", no
-        // port answers): that is the harness's trouble, not the worker's, so it is
-        // started once more, on fresh ports. A worker that cannot start fails both.
+        // on this loaded 2-core machine (still running, its log stops at "Starting local
+        // server...", no port answers): that is the harness's trouble, not the worker's,
+        // so it is started once more, on fresh ports, and the retry is written to
+        // target/ovation-tests/wrangler-dev-retries.log. One that exited (a worker that
+        // cannot start) fails at once, and one that hangs twice fails too.
         for attempt in 1..=WRANGLER_DEV_STARTS_MAX {
-            let server = Server::spawn_wrangler_dev(data_dir, vars, keys);
+            let mut server = Server::spawn_wrangler_dev(data_dir, vars, keys);
             if server.ready_within(WRANGLER_DEV_READY_MAX) {
                 return server;
             }
-            if attempt == WRANGLER_DEV_STARTS_MAX {
+            let exited = server.child.try_wait().ok().flatten().is_some();
+            if exited || attempt == WRANGLER_DEV_STARTS_MAX {
                 server.not_ready(WRANGLER_DEV_READY_MAX);
             }
             let log = std::fs::read_to_string(&server.log).unwrap_or_default();
-            eprintln!(
-                "wrangler dev did not become ready within {WRANGLER_DEV_READY_MAX:?} \
-                 (start {attempt} of {WRANGLER_DEV_STARTS_MAX}); starting it again. Its log:\n{log}"
+            let note = format!(
+                "{}: wrangler dev for {} hung at start {attempt} of {WRANGLER_DEV_STARTS_MAX}; \
+                 started again. Its log:\n{log}\n",
+                now_ms(),
+                data_dir.display()
             );
+            eprint!("{note}");
+            let retries = root.join("target/ovation-tests/wrangler-dev-retries.log");
+            if let Ok(mut file) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(retries)
+            {
+                let _ = std::io::Write::write_all(&mut file, note.as_bytes());
+            }
         }
         unreachable!("the last start returns or panics")
     }
@@ -291,7 +305,7 @@ impl Server {
             .process_group(0)
             .spawn()
             .expect("start workerd");
-        let server = Server {
+        let mut server = Server {
             child,
             runtime: Runtime::Workerd,
             base: format!("http://127.0.0.1:{port}"),
@@ -302,17 +316,21 @@ impl Server {
         server
     }
 
-    fn wait_ready(&self, limit: Duration) {
+    fn wait_ready(&mut self, limit: Duration) {
         if !self.ready_within(limit) {
             self.not_ready(limit);
         }
     }
 
-    /// Whether the server answers its OpenAPI document within `limit`.
-    fn ready_within(&self, limit: Duration) -> bool {
+    /// Whether the server answers its OpenAPI document within `limit` (no: at once when
+    /// its process exited).
+    fn ready_within(&mut self, limit: Duration) -> bool {
         let started = Instant::now();
         let api = ovation_cli::Api::new(&self.base, "");
         while started.elapsed() < limit {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
             if let Ok(reply) = api.get("/v1/openapi.json") {
                 if reply.status == 200 {
                     return true;
