@@ -420,11 +420,11 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
     // is (a `&v=` in it would read another version than the key names), and a name no
     // part can have need not wake the room.
     if !ovation_proto::is_valid_part_name(&name) {
-        return Err(ApiError::new(
-            400,
-            "invalid_part_name",
-            "a part name is 1..=64 of [a-z0-9_-]",
-        ));
+        let why = format!(
+            "a part name is 1..={} of [a-z0-9_-]",
+            ovation_proto::limits::PART_NAME_BYTES_MAX
+        );
+        return Err(ApiError::new(400, "invalid_part_name", &why));
     }
     let version: u64 = url
         .query_pairs()

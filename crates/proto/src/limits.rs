@@ -101,7 +101,7 @@ pub const ONLINE_PUBLISH_INTERVAL_MS: u64 = 1_000;
 /// out a comment whose ack was lost. The client retries for `CLIENT_ACTION_TIMEOUT_MS`:
 /// a viewer's comments and a burst of reactions in that time are remembered (asserted
 /// below); reactions sent faster than about 1 a second for the whole window can push out
-/// the oldest, and more than 64 like frames (likes tapped for 13 s) a question. (1.5 KiB
+/// the oldest, and more than 64 like frames (likes tapped for 16 s) a question. (1.5 KiB
 /// per user at most: 16 and 8 bytes an id.)
 pub const RECENT_SEQUENCED_IDS_PER_USER_MAX: usize = 64;
 pub const RECENT_UNSEQUENCED_IDS_PER_USER_MAX: usize = 64;
