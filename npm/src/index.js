@@ -61,6 +61,17 @@ function whole(value, min, max, what) {
 
 const U32_MAX = 0xffffffff;
 
+/** A string argument as it is, or `invalid`: never "undefined" or "[object Object]" sent. */
+function str(value) {
+  if (typeof value !== "string") throw new OvationError("invalid", `a string, not ${typeof value}`);
+  return value;
+}
+
+/** A value's JSON text, or `invalid` for one JSON has no text for (undefined, a function). */
+function jsonOf(value) {
+  return str(JSON.stringify(value));
+}
+
 /** Every event type `room.on` takes (the bridge forwards the same list). */
 export const EVENT_TYPES = new Set([
   "status",
@@ -145,6 +156,9 @@ class Room {
    * function that detaches the player. Holding starts at once.
    */
   attachPlayer(video, { hls, sync = "none" } = {}) {
+    if (this.status === "closed") {
+      return Promise.reject(new OvationError("closed", "the room is closed"));
+    }
     if (!video || typeof video.addEventListener !== "function") {
       return Promise.reject(
         new OvationError("invalid_options", "attachPlayer needs a video element"),
@@ -268,12 +282,12 @@ class Room {
 
   /** Posts a comment; resolves with `{ seq }` once the room accepted it. */
   comment(text) {
-    return this._act((s) => s.comment(String(text)));
+    return this._act((s) => s.comment(str(text)));
   }
 
   /** Sends a reaction (an emoji or short name). */
   react(kind) {
-    return this._act((s) => s.reaction(String(kind)));
+    return this._act((s) => s.reaction(str(kind)));
   }
 
   /**
@@ -290,7 +304,7 @@ class Room {
         type: "likes_dropped",
         count: likes,
         code: this._ended ? "room_ended" : "closed",
-        message: "the room connection is closed",
+        message: "the room is closed",
       });
       return 0;
     }
@@ -299,13 +313,14 @@ class Room {
 
   /** A peer message to every connection of `userId` (hosts and moderators). */
   direct(userId, payload) {
-    const text = typeof payload === "string" ? payload : JSON.stringify(payload);
-    return this._act((s) => s.direct(String(userId), text));
+    return this._act((s) =>
+      s.direct(str(userId), typeof payload === "string" ? payload : jsonOf(payload)),
+    );
   }
 
   /** Sets an app-defined state part to a JSON value (hosts and moderators). */
   setPart(name, value) {
-    return this._act((s) => s.setPart(String(name), JSON.stringify(value)));
+    return this._act((s) => s.setPart(str(name), jsonOf(value)));
   }
 
   /**
@@ -317,7 +332,7 @@ class Room {
   gift(sku, qty = 1, { id } = {}) {
     const giftId = id || `g-${randomSeed().toString(36)}`;
     return this._act((s) =>
-      s.gift(giftId, String(sku), whole(qty, 1, U32_MAX, "a gift quantity")),
+      s.gift(giftId, str(sku), whole(qty, 1, U32_MAX, "a gift quantity")),
     ).then(
       (answer) => ({ ...answer, giftId }),
       (error) => {
@@ -333,7 +348,7 @@ class Room {
    * Rejects with `poll_closed` after the window, `not_found` for another poll.
    */
   vote(pollId, option) {
-    return this._act((s) => s.vote(String(pollId), whole(option, 0, U32_MAX, "an option")));
+    return this._act((s) => s.vote(str(pollId), whole(option, 0, U32_MAX, "an option")));
   }
 
   /**
@@ -344,7 +359,7 @@ class Room {
   answer(quizId, questionIndex, option) {
     return this._act((s) =>
       s.answer(
-        String(quizId),
+        str(quizId),
         whole(questionIndex, 0, U32_MAX, "a question index"),
         whole(option, 0, U32_MAX, "an option"),
       ),
@@ -353,17 +368,17 @@ class Room {
 
   /** Asks the host a question (Q&A); it shows in the `qa` part once visible. */
   ask(text) {
-    return this._act((s) => s.ask(String(text)));
+    return this._act((s) => s.ask(str(text)));
   }
 
   /** Upvotes a Q&A question (once per user; repeats resolve without counting). */
   upvote(questionId) {
-    return this._act((s) => s.upvote(String(questionId)));
+    return this._act((s) => s.upvote(str(questionId)));
   }
 
   /** Counts a click on the pinned product card (then open its `link` yourself). */
   productClick(productId) {
-    return this._act((s) => s.productClick(String(productId)));
+    return this._act((s) => s.productClick(str(productId)));
   }
 
   /**
@@ -372,7 +387,7 @@ class Room {
    * comes as a `direct` event of type `command_reply`. Viewers are refused `forbidden`.
    */
   command(command) {
-    return this._act((s) => s.command(JSON.stringify(command)));
+    return this._act((s) => s.command(jsonOf(command)));
   }
 
   /** The server's clock now (ms since the epoch), from the estimated offset. */
@@ -404,7 +419,7 @@ class Room {
       try {
         this._onEvent(event);
       } catch (e) {
-        console.error("ovation", event, e);
+        console.error(e, event);
       }
     }
   }
@@ -424,13 +439,9 @@ class Room {
         });
         break;
       case "comment":
-        this._emitTimed("comment", event);
-        break;
       case "reaction":
-        this._emitTimed("reaction", event);
-        break;
       case "gift":
-        this._emitTimed("gift", event);
+        this._emitTimed(event.type, event);
         break;
       case "removed":
         this._emitTimed("removed", { seq: event.removed, by: event.user, ts_ms: event.ts_ms });
@@ -530,7 +541,6 @@ export async function connect(options) {
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 0x7fffffff) {
     throw new OvationError("invalid_options", "timeoutMs is a whole number from 1 to 2^31 - 1");
   }
-  await load();
   const signal = options.signal;
   const WebSocketImpl = options.WebSocket || globalThis.WebSocket;
   const room = new Room({ transport });
@@ -575,21 +585,28 @@ export async function connect(options) {
       }
     });
     if (signal?.aborted) return abort(); // before any session is made
-    try {
-      room._session = new Session(
-        {
-          url: options.url,
-          room: options.room,
-          token: options.token,
-          transport,
-          seed: randomSeed(),
-        },
-        transport === "pull" ? undefined : WebSocketImpl,
-        (json) => room._onEvents(JSON.parse(json)),
-      );
-    } catch (e) {
-      finish(reject, wrapError(e));
-    }
+    // The SDK's wasm loads under the same timeout and signal as the join.
+    load().then(
+      () => {
+        if (settled) return; // timed out or aborted while it loaded
+        try {
+          room._session = new Session(
+            {
+              url: options.url,
+              room: options.room,
+              token: options.token,
+              transport,
+              seed: randomSeed(),
+            },
+            transport === "pull" ? undefined : WebSocketImpl,
+            (json) => room._onEvents(JSON.parse(json)),
+          );
+        } catch (e) {
+          finish(reject, wrapError(e));
+        }
+      },
+      (e) => finish(reject, e),
+    );
   });
 }
 

@@ -21,21 +21,29 @@ export async function resolve(specifier, context, next) {
   }
   if (specifier === "../wasm/ovation_sdk.js" && parent.includes("/src/index.js")) {
     const real = await next(specifier, context);
-    const failing = parent.includes("failing-load");
-    return { url: real.url + (failing ? "?scripted-failing-once" : "?scripted"), shortCircuit: true };
+    const variant = parent.includes("failing-load")
+      ? "?scripted-failing-once"
+      : parent.includes("hanging-load")
+        ? "?scripted-hanging"
+        : "?scripted";
+    return { url: real.url + variant, shortCircuit: true };
   }
   return next(specifier, context);
 }
 export async function load(url, context, next) {
-  if (url.endsWith("?scripted") || url.endsWith("?scripted-failing-once")) {
+  if (url.includes("?scripted")) {
     const failing = url.endsWith("?scripted-failing-once");
+    const hanging = url.endsWith("?scripted-hanging");
     const real = JSON.stringify(url.slice(0, url.lastIndexOf("?")));
     // A first load that fails (a network blip while the wasm downloads), then works.
+    // Or one that never ends (a download that stalls).
     const init = failing
       ? "import realInit from " + real + "; let failed = false;" +
         "export default async function (o) { if (!failed) { failed = true;" +
         " throw new TypeError('Failed to fetch'); } return realInit(o); }"
-      : "export { default } from " + real + ";";
+      : hanging
+        ? "export default function () { return new Promise(() => {}); }"
+        : "export { default } from " + real + ";";
     const source = "export * from " + real + "; " + init +
       "export class Session {" +
       "  constructor(options, ws, onEvents) { this.onEvents = onEvents; this.closed = 0;" +
@@ -57,6 +65,7 @@ const indexUrl = import.meta.resolve("ovation");
 const sdk = await import(indexUrl);
 const offlineSdk = await import(`${indexUrl}?offline`);
 const failingLoadSdk = await import(`${indexUrl}?failing-load`);
+const hangingLoadSdk = await import(`${indexUrl}?hanging-load`);
 
 async function join(from = sdk) {
   const room = await from.connect({ url: "http://127.0.0.1:1", room: "r", token: "t" });
@@ -297,8 +306,39 @@ test("a room closed by a handler amid a batch stays closed, and a like after it 
   assert.equal(room.like(2), 0);
   assert.deepEqual(seen, [
     ["status", { status: "closed", transport: "ws", reason: null }],
-    ["likes_dropped", { count: 2, code: "closed", message: "the room connection is closed" }],
+    ["likes_dropped", { count: 2, code: "closed", message: "the room is closed" }],
   ]);
+});
+
+test("a wasm download that stalls is under connect's timeout and signal", async () => {
+  const options = { url: "http://127.0.0.1:1", room: "r", token: "t" };
+  await assert.rejects(
+    hangingLoadSdk.connect({ ...options, timeoutMs: 50 }),
+    (e) => e.code === "connect_timeout",
+  );
+  const controller = new AbortController();
+  const connecting = hangingLoadSdk.connect({ ...options, signal: controller.signal });
+  setTimeout(() => controller.abort(), 20);
+  await assert.rejects(connecting, (e) => e.code === "aborted");
+});
+
+test("arguments of the wrong type are refused invalid, never sent as text", async () => {
+  const { room } = await join();
+  for (const [what, call] of [
+    ["comment(undefined)", () => room.comment(undefined)],
+    ["comment({})", () => room.comment({})],
+    ["react(1)", () => room.react(1)],
+    ["ask(null)", () => room.ask(null)],
+    ["vote(5, 0)", () => room.vote(5, 0)],
+    ["gift(undefined)", () => room.gift(undefined)],
+    ["setPart('x', undefined)", () => room.setPart("x", undefined)],
+    ["direct('u', undefined)", () => room.direct("u", undefined)],
+    ["command(undefined)", () => room.command(undefined)],
+  ]) {
+    await assert.rejects(call(), (e) => e.code === "invalid", what);
+  }
+  room.close();
+  await assert.rejects(room.attachPlayer(new ScriptedVideo()), (e) => e.code === "closed");
 });
 
 test("connect with an aborted signal closes the room at once and rejects aborted", async () => {
