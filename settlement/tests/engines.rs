@@ -534,6 +534,29 @@ where
     answers
 }
 
+/// Sets accounts' balances in a shard's database, as a long history would have left them
+/// (each account must exist).
+async fn set_balances(pool: &sqlx::AnyPool, balances: &[(&str, i64)]) {
+    for (account, balance) in balances {
+        let updated = sqlx::query("UPDATE accounts SET balance = $1 WHERE account = $2")
+            .bind(balance)
+            .bind(account)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(updated, 1, "{account}");
+    }
+}
+
+/// A fresh one-shard PostgreSQL ledger's URL (dropping earlier processes' databases).
+async fn fresh_postgres_shard() -> Vec<String> {
+    let _ = postgres(1).await;
+    fresh_databases(&format!("ovation_test_{}", unique()), 1)
+        .await
+        .expect("create shard database")
+}
+
 /// A balance stops at `LEDGER_BALANCE_MAX` (2^53 − 1, what a JavaScript number carries):
 /// a deposit reaching it exactly is taken, one past it is refused `balance_limit` with
 /// nothing changed, and four different deposits racing for the last minor unit move it
@@ -550,16 +573,7 @@ async fn a_deposit_past_the_largest_balance_is_refused(urls: Vec<String>) {
     engine.deposit(&deposit("d0", 1)).await.unwrap();
     let near = i64::try_from(LEDGER_BALANCE_MAX - LEDGER_AMOUNT_MAX - 1).unwrap();
     let pool = sqlx::AnyPool::connect(&urls[0]).await.unwrap();
-    for (account, balance) in [("user:rich", near), ("treasury", -near)] {
-        let updated = sqlx::query("UPDATE accounts SET balance = $1 WHERE account = $2")
-            .bind(balance)
-            .bind(account)
-            .execute(&pool)
-            .await
-            .unwrap()
-            .rows_affected();
-        assert_eq!(updated, 1, "{account}");
-    }
+    set_balances(&pool, &[("user:rich", near), ("treasury", -near)]).await;
     let refused = |balance: u64, amount: u64| LedgerError::BalanceLimit { balance, amount };
 
     assert_eq!(
@@ -614,20 +628,12 @@ async fn a_deposit_past_the_largest_balance_is_refused(urls: Vec<String>) {
         })
         .await
         .unwrap();
-    for (account, balance) in [
-        (format!("user:{pool_user}"), near),
-        (
-            "treasury".into(),
-            -near - i64::try_from(LEDGER_BALANCE_MAX).unwrap(),
-        ),
-    ] {
-        sqlx::query("UPDATE accounts SET balance = $1 WHERE account = $2")
-            .bind(balance)
-            .bind(account)
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
+    let treasury = -near - i64::try_from(LEDGER_BALANCE_MAX).unwrap();
+    set_balances(
+        &pool,
+        &[(&format!("user:{pool_user}"), near), ("treasury", treasury)],
+    )
+    .await;
     let copies = all_at_once(4, |_| {
         let engine = Arc::clone(&engine);
         async move {
@@ -679,16 +685,7 @@ async fn a_deposit_past_the_treasurys_bound_is_refused(urls: Vec<String>) {
         .unwrap();
     let history = i64::try_from(LEDGER_SHARD_MINTED_MAX - 5).unwrap();
     let pool = sqlx::AnyPool::connect(&urls[0]).await.unwrap();
-    for (account, balance) in [("user:earlier", history), ("treasury", -history)] {
-        let updated = sqlx::query("UPDATE accounts SET balance = $1 WHERE account = $2")
-            .bind(balance)
-            .bind(account)
-            .execute(&pool)
-            .await
-            .unwrap()
-            .rows_affected();
-        assert_eq!(updated, 1, "{account}");
-    }
+    set_balances(&pool, &[("user:earlier", history), ("treasury", -history)]).await;
     let refused = |amount: u64| {
         Err(LedgerError::TreasuryLimit {
             minted: LEDGER_SHARD_MINTED_MAX,
@@ -736,10 +733,7 @@ async fn sqlite_a_deposit_past_the_treasurys_bound_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_a_deposit_past_the_treasurys_bound_is_refused() {
-    let _ = postgres(1).await; // drops earlier processes' databases
-    let urls = fresh_databases(&format!("ovation_test_{}", unique()), 1)
-        .await
-        .expect("create shard database");
+    let urls = fresh_postgres_shard().await;
     a_deposit_past_the_treasurys_bound_is_refused(urls).await;
 }
 
@@ -750,9 +744,6 @@ async fn sqlite_a_deposit_past_the_largest_balance_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_a_deposit_past_the_largest_balance_is_refused() {
-    let _ = postgres(1).await; // drops earlier processes' databases
-    let urls = fresh_databases(&format!("ovation_test_{}", unique()), 1)
-        .await
-        .expect("create shard database");
+    let urls = fresh_postgres_shard().await;
     a_deposit_past_the_largest_balance_is_refused(urls).await;
 }
