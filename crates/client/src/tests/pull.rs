@@ -2,6 +2,36 @@
 
 use super::*;
 
+/// A live room's state in epoch 2 at `version`, holding `parts` (name, version).
+fn live_state(version: u64, parts: &[(&str, u64)]) -> PullState {
+    PullState {
+        room: "r".into(),
+        epoch: 2,
+        version,
+        parts: parts.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect(),
+        action_cursor: 0,
+        likes: 0,
+        online: 1,
+        status: "live".into(),
+    }
+}
+
+/// No new events in epoch 2, the room at `version`, read again in 1 s.
+fn no_events(version: u64, server_time_ms: u64) -> PullEvents {
+    PullEvents {
+        events: Vec::new(),
+        gap: false,
+        cursor: 0,
+        epoch: 2,
+        version,
+        likes: 0,
+        online: 1,
+        poll_interval_ms: 1_000,
+        server_time_ms: Some(server_time_ms),
+        status: None,
+    }
+}
+
 #[test]
 fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
     let mut c = client(TransportMode::Pull, 0);
@@ -131,33 +161,11 @@ fn a_read_refused_for_the_read_rate_is_read_again_after_an_interval_and_stays_op
     let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
         panic!();
     };
-    let state = PullState {
-        room: "r".into(),
-        epoch: 2,
-        version: 0,
-        parts: Default::default(),
-        action_cursor: 0,
-        likes: 0,
-        online: 1,
-        status: "live".into(),
-    };
-    c.handle_fetch(request, FetchReply::State(state), 5);
+    c.handle_fetch(request, FetchReply::State(live_state(0, &[])), 5);
     let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
         panic!();
     };
-    let events = PullEvents {
-        events: Vec::new(),
-        gap: false,
-        cursor: 0,
-        epoch: 2,
-        version: 0,
-        likes: 0,
-        online: 1,
-        poll_interval_ms: 1_000,
-        server_time_ms: Some(10),
-        status: None,
-    };
-    c.handle_fetch(request, FetchReply::Events(events), 8);
+    c.handle_fetch(request, FetchReply::Events(no_events(0, 10)), 8);
     assert_eq!(c.status(), Status::Open);
     let mut now = 1_008;
     for _ in 0..40 {
@@ -210,34 +218,16 @@ fn a_part_changing_on_every_read_keeps_the_pull_interval() {
                 // Every answer says the part moved on since the last one.
                 version += 1;
                 let reply = match kind {
-                    FetchKind::State => FetchReply::State(PullState {
-                        room: "r".into(),
-                        epoch: 2,
-                        version,
-                        parts: [("board".to_owned(), version)].into_iter().collect(),
-                        action_cursor: 0,
-                        likes: 0,
-                        online: 1,
-                        status: "live".into(),
-                    }),
+                    FetchKind::State => {
+                        FetchReply::State(live_state(version, &[("board", version)]))
+                    }
                     FetchKind::Part if part_moved_on => FetchReply::Failed {
                         status: 404,
                         code: FailureCode::from_api(404, Some("part_version_not_found")),
                         message: "moved on".into(),
                     },
                     FetchKind::Part => FetchReply::Part("[]".into()),
-                    FetchKind::Events => FetchReply::Events(PullEvents {
-                        events: Vec::new(),
-                        gap: false,
-                        cursor: 0,
-                        epoch: 2,
-                        version,
-                        likes: 0,
-                        online: 1,
-                        poll_interval_ms: 1_000,
-                        server_time_ms: Some(now),
-                        status: None,
-                    }),
+                    FetchKind::Events => FetchReply::Events(no_events(version, now)),
                 };
                 let name = match kind {
                     FetchKind::State => "state",
@@ -267,16 +257,7 @@ fn a_part_changing_on_every_read_keeps_the_pull_interval() {
 #[test]
 fn a_part_that_moved_on_while_read_is_fetched_at_its_next_version() {
     let mut c = client(TransportMode::Pull, 0);
-    let state = |version: u64| PullState {
-        room: "r".into(),
-        epoch: 2,
-        version,
-        parts: [("board".to_owned(), version)].into_iter().collect(),
-        action_cursor: 0,
-        likes: 0,
-        online: 1,
-        status: "live".into(),
-    };
+    let state = |version: u64| live_state(version, &[("board", version)]);
     let only_fetch = |t: Vec<Transmit>| match t.as_slice() {
         [Transmit::Fetch { request, path, .. }] => (*request, path.clone()),
         other => panic!("{other:?}"),
@@ -296,19 +277,7 @@ fn a_part_that_moved_on_while_read_is_fetched_at_its_next_version() {
     c.handle_timeout(at);
     let (request, path) = only_fetch(transmits(&mut c));
     assert!(path.starts_with("/v1/rooms/weur-t/events"), "{path}");
-    let reply = PullEvents {
-        events: Vec::new(),
-        gap: false,
-        cursor: 0,
-        epoch: 2,
-        version: 11,
-        likes: 0,
-        online: 1,
-        poll_interval_ms: 1_000,
-        server_time_ms: Some(at),
-        status: None,
-    };
-    c.handle_fetch(request, FetchReply::Events(reply), at + 1);
+    c.handle_fetch(request, FetchReply::Events(no_events(11, at)), at + 1);
     let at = at + 1;
     assert_eq!(c.poll_timeout(), Some(at), "the state at once");
     c.handle_timeout(at);
@@ -336,18 +305,7 @@ fn a_read_due_while_another_is_in_flight_waits_for_it_without_spinning() {
     let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
         panic!();
     };
-    let state = PullState {
-        room: "r".into(),
-        epoch: 2,
-        version: 2,
-        parts: [("a".to_owned(), 1), ("b".to_owned(), 2)]
-            .into_iter()
-            .collect(),
-        action_cursor: 0,
-        likes: 0,
-        online: 1,
-        status: "live".into(),
-    };
+    let state = live_state(2, &[("a", 1), ("b", 2)]);
     c.handle_fetch(request, FetchReply::State(state), 5);
     let parts: Vec<u64> = transmits(&mut c)
         .iter()
