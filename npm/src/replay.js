@@ -56,6 +56,8 @@ class Replay {
     this._core = new sdk.ReplayCore();
     this._fetching = false;
     this._closed = false;
+    // Aborts the window fetch in flight at close().
+    this._stop = new AbortController();
     this._detach = null;
     this._retry = null;
     this._load(first, false);
@@ -111,7 +113,6 @@ class Replay {
 
   /** Hands one window answer to the core, keeping each entry's payload under its id. */
   _load(w, snapshotAsked) {
-    this._last = w;
     const core = this._core;
     const ends = [w.ended_ms, w.truncated_at_ms].filter((x) => Number.isFinite(x));
     const end = ends.length ? Math.min(...ends) : undefined;
@@ -124,16 +125,28 @@ class Replay {
       w.status === "live",
       snapshotAsked && !!w.snapshot,
     );
-    const keep = (id, body) => id !== undefined && this._payloads.set(id, body);
-    if (snapshotAsked && w.snapshot) {
-      for (const part of w.snapshot.parts || []) keep(core.entry(part.name), { part });
-      keep(core.entry(LIKES), { likes: { total: w.snapshot.likes } });
+    // What a window that fails halfway kept is let go (it is asked again whole).
+    const kept = [];
+    const keep = (id, body) => {
+      if (id === undefined) return;
+      this._payloads.set(id, body);
+      kept.push(id);
+    };
+    try {
+      if (snapshotAsked && w.snapshot) {
+        for (const part of w.snapshot.parts || []) keep(core.entry(part.name), { part });
+        keep(core.entry(LIKES), { likes: { total: w.snapshot.likes } });
+      }
+      for (const e of w.events || []) {
+        const body = e.body || {};
+        const key = body.part ? body.part.name : body.likes ? LIKES : undefined;
+        keep(core.event(e.ts_ms, key, e.cue ?? undefined), body);
+      }
+    } catch (e) {
+      for (const id of kept) this._payloads.delete(id);
+      throw e;
     }
-    for (const e of w.events || []) {
-      const body = e.body || {};
-      const key = body.part ? body.part.name : body.likes ? LIKES : undefined;
-      keep(core.event(e.ts_ms, key, e.cue ?? undefined), body);
-    }
+    this._last = w;
   }
 
   /** Fetches the window the core asks for, if any (one at a time). */
@@ -143,7 +156,16 @@ class Replay {
     if (!next) return;
     const [from, to, snapshot] = next;
     this._fetching = true;
-    getWindow(this._fetch, this._options, from, to, !!snapshot, this._sdk.OvationError).then(
+    const { OvationError } = this._sdk;
+    getWindow(
+      this._fetch,
+      this._options,
+      from,
+      to,
+      !!snapshot,
+      OvationError,
+      this._stop.signal,
+    ).then(
       (w) => {
         if (this._closed) return;
         this._fetching = false;
@@ -316,6 +338,7 @@ class Replay {
     this._detach?.();
     this._closed = true;
     this.status = "closed";
+    this._stop.abort();
     clearTimeout(this._retry);
     this._payloads.clear();
     this._core.free();
@@ -323,7 +346,7 @@ class Replay {
 }
 
 /** One `GET /v1/rooms/{room}/replay` answer, or an `OvationError` with the server's code. */
-async function getWindow(fetchImpl, { url, room, token }, from, to, snapshot, OvationError) {
+async function getWindow(fetchImpl, { url, room, token }, from, to, snapshot, OvationError, stop) {
   const base = url.replace(/\/+$/, "");
   const query = `from=${from}&to=${to}${snapshot ? "" : "&snapshot=false"}`;
   // A fetch that never answers (and a body that never ends) fails as `timeout`, whether
@@ -335,6 +358,15 @@ async function getWindow(fetchImpl, { url, room, token }, from, to, snapshot, Ov
       abort.abort();
       reject(new OvationError("timeout", `no replay answer within ${FETCH_TIMEOUT_MS} ms`));
     }, FETCH_TIMEOUT_MS);
+    // `stop`: the replay closed; its fetch and timer go at once.
+    stop?.addEventListener(
+      "abort",
+      () => {
+        abort.abort();
+        reject(new OvationError("closed", "the replay is closed"));
+      },
+      { once: true },
+    );
   });
   const answer = (async () => {
     let response;

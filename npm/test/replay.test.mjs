@@ -357,6 +357,55 @@ test("a handler that closes the replay stops its loops: nothing throws, nothing 
   assert.deepEqual(uncaught, [], "nothing thrown into the app");
 });
 
+test("close() aborts the window fetch in flight", async () => {
+  const srv = server(show());
+  let hanging = null;
+  const fetch = (url, init) => {
+    if (new URL(url).searchParams.get("from") === "0") return srv.fetch(url, init);
+    hanging = init.signal;
+    return new Promise(() => {}); // never answers
+  };
+  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
+  const video = new ScriptedVideo();
+  await r.attachPlayer(video);
+  await video.playTo(0.25);
+  assert.ok(hanging, "a window fetch is in flight");
+  assert.equal(hanging.aborted, false);
+  r.close();
+  assert.equal(hanging.aborted, true, "close() aborted it");
+});
+
+test("a window that fails halfway keeps none of its entries", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  const srv = server(show());
+  let garble = 0;
+  const fetch = async (url, init) => {
+    const answer = await srv.fetch(url, init);
+    if (garble > 0 && new URL(url).searchParams.get("from") !== "0") {
+      garble -= 1;
+      const body = await answer.json();
+      // Good entries, then one that does not read.
+      return {
+        ok: true,
+        status: 200,
+        json: async () => ({ ...body, events: [...body.events, null] }),
+      };
+    }
+    return answer;
+  };
+  const { r, video } = await playWithFirstWindowFailing(fetch, () => (garble = 3));
+  for (let i = 0; i < 3; i++) {
+    t.mock.timers.tick(2_100);
+    await settle();
+  }
+  await video.playTo(1.5);
+  const clean = await open(show());
+  await clean.video.playTo(1.5);
+  assert.equal(r._payloads.size, clean.r._payloads.size, "no payload of a failed window left");
+  r.close();
+  clean.r.close();
+});
+
 test("a failed fetch is told as an error and asked again after the core's retry time, paused or not", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
   const srv = server(show());
