@@ -332,7 +332,7 @@ class Room {
   gift(sku, qty = 1, { id } = {}) {
     const giftId = id || `g-${randomSeed().toString(36)}`;
     return this._act((s) =>
-      s.gift(giftId, str(sku), whole(qty, 1, U32_MAX, "a gift quantity")),
+      s.gift(str(giftId), str(sku), whole(qty, 1, U32_MAX, "a gift quantity")),
     ).then(
       (answer) => ({ ...answer, giftId }),
       (error) => {

@@ -331,6 +331,7 @@ test("arguments of the wrong type are refused invalid, never sent as text", asyn
     ["ask(null)", () => room.ask(null)],
     ["vote(5, 0)", () => room.vote(5, 0)],
     ["gift(undefined)", () => room.gift(undefined)],
+    ["gift('rose', 1, { id: 7 })", () => room.gift("rose", 1, { id: 7 })],
     ["setPart('x', undefined)", () => room.setPart("x", undefined)],
     ["direct('u', undefined)", () => room.direct("u", undefined)],
     ["command(undefined)", () => room.command(undefined)],
