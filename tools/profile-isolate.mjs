@@ -9,6 +9,9 @@
 //   node tools/profile-isolate.mjs inclusive FILE   # a written profile's functions by
 //                                              # inclusive share of the busy samples
 //                                              # (the join-storm figures of 2026-12-06)
+//   node tools/profile-isolate.mjs under FILE NAME  # what the functions whose name holds
+//                                              # NAME spend their samples in: each
+//                                              # callee's share of the busy samples
 //
 // Options: --port N (9229), --out FILE (cpu: also writes the .cpuprofile for DevTools).
 
@@ -25,10 +28,11 @@ const option = (name, fallback) => {
 const port = Number(option("--port", "9229"));
 const out = option("--out", undefined);
 const [mode, seconds = "10", delay = "0"] = args;
-if (!["cpu", "heap", "inclusive"].includes(mode)) {
+if (!["cpu", "heap", "inclusive", "under"].includes(mode)) {
   console.error(
     "usage: node tools/profile-isolate.mjs cpu|heap [SECONDS] [DELAY_S] [--port N] [--out FILE]\n" +
-      "       node tools/profile-isolate.mjs inclusive FILE.cpuprofile",
+      "       node tools/profile-isolate.mjs inclusive FILE.cpuprofile\n" +
+      "       node tools/profile-isolate.mjs under FILE.cpuprofile NAME",
   );
   process.exit(2);
 }
@@ -38,6 +42,16 @@ if (!["cpu", "heap", "inclusive"].includes(mode)) {
  * stack holds it (once per stack, however deep it recurses). Rust symbols lose their hash.
  */
 function inclusiveShares(profile) {
+  const inclusive = new Map();
+  for (const [stack, count] of sampledStacks(profile)) {
+    for (const name of new Set(stack)) inclusive.set(name, (inclusive.get(name) ?? 0) + count);
+  }
+  const busy = profile.samples.length - (inclusive.get("(idle)") ?? 0);
+  return { busy, inclusive };
+}
+
+/** Each sampled stack (function names, leaf first, Rust hashes dropped) and its samples. */
+function sampledStacks(profile) {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parentOf = new Map();
   for (const node of profile.nodes) {
@@ -45,19 +59,36 @@ function inclusiveShares(profile) {
   }
   const hits = new Map();
   for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
-  const inclusive = new Map();
-  for (const [id, count] of hits) {
-    const seen = new Set();
+  return [...hits].map(([id, count]) => {
+    const stack = [];
     for (let at = id; at !== undefined; at = parentOf.get(at)) {
-      const name = byId.get(at).callFrame.functionName.replace(/::h[0-9a-f]{16}$/, "");
-      if (!seen.has(name)) {
-        seen.add(name);
-        inclusive.set(name, (inclusive.get(name) ?? 0) + count);
-      }
+      stack.push(byId.get(at).callFrame.functionName.replace(/::h[0-9a-f]{16}$/, ""));
     }
+    return [stack, count];
+  });
+}
+
+if (mode === "under") {
+  // `seconds` is the file and `delay` the name here: the positional arguments of `cpu`.
+  const profile = JSON.parse(readFileSync(seconds, "utf8"));
+  const { busy } = inclusiveShares(profile);
+  const callees = new Map();
+  let total = 0;
+  for (const [stack, count] of sampledStacks(profile)) {
+    // The outermost frame that matches, and what it called (itself: its own time).
+    const at = stack.findLastIndex((name) => name.includes(delay));
+    if (at < 0) continue;
+    total += count;
+    const callee = at === 0 ? "(self)" : stack[at - 1] || "(anonymous)";
+    callees.set(callee, (callees.get(callee) ?? 0) + count);
   }
-  const busy = profile.samples.length - (inclusive.get("(idle)") ?? 0);
-  return { busy, inclusive };
+  const share = (samples) => `${((100 * samples) / busy).toFixed(1).padStart(6)}%`;
+  console.log(`${share(total)} under ${delay}`);
+  for (const [name, samples] of [...callees].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+    console.log(`${share(samples)}   ${name}`);
+  }
+  console.log(`${busy} busy samples`);
+  process.exit(0);
 }
 
 if (mode === "inclusive") {
