@@ -299,12 +299,13 @@ class Room {
     const likes = whole(count, 1, U32_MAX, "a like count");
     if (this.status === "closed") {
       // The closed session tells nothing more (it let go of this room, so both can be
-      // collected): the likes are dropped here, as it would have.
+      // collected): the likes are dropped here, with the code and message the core's
+      // `Client::like` gives a closed session (a copy: asking the wasm cost 240 B).
       this._onEvent({
         type: "likes_dropped",
         count: likes,
         code: this._ended ? "room_ended" : "closed",
-        message: "the room is closed",
+        message: "the room connection is closed",
       });
       return 0;
     }
@@ -428,7 +429,7 @@ class Room {
     switch (event.type) {
       case "status":
         // Closed is final: a handler that closed the room amid a batch may leave a
-        // status of the batch behind it (`like()` relies on this).
+        // status of the batch behind it (`like()` reads it).
         if (this.status === "closed") break;
         this.status = event.status;
         this.transport = event.transport;

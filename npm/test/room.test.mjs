@@ -306,7 +306,7 @@ test("a room closed by a handler amid a batch stays closed, and a like after it 
   assert.equal(room.like(2), 0);
   assert.deepEqual(seen, [
     ["status", { status: "closed", transport: "ws", reason: null }],
-    ["likes_dropped", { count: 2, code: "closed", message: "the room is closed" }],
+    ["likes_dropped", { count: 2, code: "closed", message: "the room connection is closed" }],
   ]);
 });
 

@@ -412,7 +412,7 @@ test("a closed room is let go: nothing of the SDK keeps it alive", async () => {
     assert.deepEqual(await dropped, {
       count: 3,
       code: "closed",
-      message: "the room is closed",
+      message: "the room connection is closed",
     });
   })();
   for (let i = 0; i < 100 && !collected; i++) {
