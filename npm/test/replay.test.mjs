@@ -375,25 +375,33 @@ test("close() aborts the window fetch in flight", async () => {
   assert.equal(hanging.aborted, true, "close() aborted it");
 });
 
-test("a window that fails halfway keeps none of its entries", async (t) => {
-  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
-  const srv = server(show());
-  let garble = 0;
+/**
+ * A fetch of `srv` whose next `garbled.count` windows (not the bounds' read) have their
+ * events replaced by `garble(events)`.
+ */
+function garbling(srv, garble) {
+  const garbled = { count: 0 };
   const fetch = async (url, init) => {
     const answer = await srv.fetch(url, init);
-    if (garble > 0 && new URL(url).searchParams.get("from") !== "0") {
-      garble -= 1;
+    if (garbled.count > 0 && new URL(url).searchParams.get("from") !== "0") {
+      garbled.count -= 1;
       const body = await answer.json();
-      // Good entries, then one that does not read.
       return {
         ok: true,
         status: 200,
-        json: async () => ({ ...body, events: [...body.events, null] }),
+        json: async () => ({ ...body, events: garble(body.events) }),
       };
     }
     return answer;
   };
-  const { r, video } = await playWithFirstWindowFailing(fetch, () => (garble = 3));
+  return { fetch, garbled };
+}
+
+test("a window that fails halfway keeps none of its entries", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  // Good entries, then one that does not read.
+  const { fetch, garbled } = garbling(server(show()), (events) => [...events, null]);
+  const { r, video } = await playWithFirstWindowFailing(fetch, () => (garbled.count = 3));
   for (let i = 0; i < 3; i++) {
     t.mock.timers.tick(2_100);
     await settle();
@@ -496,18 +504,8 @@ async function assertAskedAgainAndPlayed(t, r, video) {
 
 test("a window whose entries do not read is told as bad_response and asked again", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
-  const srv = server(show());
-  let garble = 0;
-  const fetch = async (url, init) => {
-    const answer = await srv.fetch(url, init);
-    if (garble > 0 && new URL(url).searchParams.get("from") !== "0") {
-      garble -= 1;
-      const body = await answer.json();
-      return { ok: true, status: 200, json: async () => ({ ...body, events: [null] }) };
-    }
-    return answer;
-  };
-  const { r, video, errors } = await playWithFirstWindowFailing(fetch, () => (garble = 1));
+  const { fetch, garbled } = garbling(server(show()), () => [null]);
+  const { r, video, errors } = await playWithFirstWindowFailing(fetch, () => (garbled.count = 1));
   assert.deepEqual(errors, ["bad_response"]);
   await assertAskedAgainAndPlayed(t, r, video);
 });
