@@ -479,11 +479,7 @@ fn a_viewers_reads_past_the_read_rate_are_refused_with_their_wait() {
     use ovation_proto::limits::USER_READS_BURST;
     let server = shared();
     let admin = server.admin();
-    let room = create_room(server, "weur");
-    let put = admin
-        .put(&format!("/v1/rooms/{room}/parts/pinned"), &json!({"n": 1}))
-        .unwrap();
-    let version = put.body["version"].as_u64().unwrap();
+    let (room, version, _) = a_room_with_a_part(server);
     let path = format!("/v1/rooms/{room}/parts/pinned?v={version}");
     // Ten clients of one viewer at once: far past the rate, however busy this machine.
     let viewer = token("viewer", "eager", &room);
@@ -534,9 +530,7 @@ fn reads_that_miss_the_cache_are_held_to_the_read_rate_before_the_room_object() 
     use ovation_proto::limits::USER_READS_BURST;
     let server = shared();
     let admin = server.admin();
-    let room = create_room(server, "weur");
-    let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
-    let epoch = state.body["epoch"].as_u64().unwrap();
+    let (room, _, epoch) = a_room_with_a_part(server);
     let guesser = token("viewer", "guesser", &room);
     let readers: Vec<_> = (0..10u64)
         .map(|reader| {
@@ -580,18 +574,12 @@ fn reads_that_miss_the_cache_are_held_to_the_read_rate_before_the_room_object() 
 fn a_part_name_no_part_can_have_is_refused() {
     let server = shared();
     let admin = server.admin();
-    let room = create_room(server, "weur");
-    let put = admin
-        .put(&format!("/v1/rooms/{room}/parts/pinned"), &json!({"n": 1}))
-        .unwrap();
-    let version = put.body["version"].as_u64().unwrap();
-    let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
-    let epoch = state.body["epoch"].as_u64().unwrap();
+    let (room, version, epoch) = a_room_with_a_part(server);
     let long = "p".repeat(65);
     for name in [
-        "POLL",
-        "%70oll",
-        &format!("poll&v={version}"),
+        "PINNED",
+        "%70inned",
+        &format!("pinned&v={version}"),
         long.as_str(),
     ] {
         let path = format!("/v1/rooms/{room}/parts/{name}?v={}&e={epoch}", version + 1);
@@ -611,4 +599,17 @@ fn a_part_name_no_part_can_have_is_refused() {
         reply.status, 404,
         "a well-formed name the room does not hold"
     );
+}
+
+/// A new room with the part `pinned` set: the room, the part's version and the opening's
+/// epoch.
+fn a_room_with_a_part(server: &ovation_tests::Server) -> (String, u64, u64) {
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let put = admin
+        .put(&format!("/v1/rooms/{room}/parts/pinned"), &json!({"n": 1}))
+        .unwrap();
+    let version = put.body["version"].as_u64().unwrap();
+    let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
+    (room, version, state.body["epoch"].as_u64().unwrap())
 }
