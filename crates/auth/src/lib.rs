@@ -289,7 +289,11 @@ impl Keyring {
         if issued_at_ms > now_ms.saturating_add(TOKEN_IAT_LEEWAY_MS) {
             return Err(AuthError::IssuedInFuture);
         }
-        if expires_at_ms.saturating_sub(issued_at_ms.min(now_ms)) > TOKEN_LIFETIME_MS_MAX {
+        // The lifetime as the contract states it, `exp - iat`: a full-lifetime token from
+        // a minting clock a little ahead of ours is still taken (measured from our clock it
+        // was longer, and refused right after minting). `iat` is at most the leeway ahead,
+        // so a token lives at most `TOKEN_LIFETIME_MS_MAX + TOKEN_IAT_LEEWAY_MS` from now.
+        if expires_at_ms.saturating_sub(issued_at_ms) > TOKEN_LIFETIME_MS_MAX {
             return Err(AuthError::LifetimeTooLong);
         }
         let role = Role::parse(&custom.role)
@@ -449,6 +453,25 @@ mod tests {
             60_000,
         );
         assert!(ring.verify(&ahead, NOW).is_ok());
+        // A full-lifetime token from that clock: `exp - iat` is the lifetime, so it is
+        // taken (measured from our clock it was the leeway longer, and refused); a second
+        // more is not.
+        for ahead_ms in [1_000, TOKEN_IAT_LEEWAY_MS] {
+            let full = mint(
+                &acme,
+                claims("acme", "*", "viewer"),
+                NOW + ahead_ms,
+                TOKEN_LIFETIME_MS_MAX,
+            );
+            assert!(ring.verify(&full, NOW).is_ok(), "{ahead_ms} ms ahead");
+            let longer = mint(
+                &acme,
+                claims("acme", "*", "viewer"),
+                NOW + ahead_ms,
+                TOKEN_LIFETIME_MS_MAX + 1_000,
+            );
+            assert_eq!(ring.verify(&longer, NOW), Err(AuthError::LifetimeTooLong));
+        }
         // One second past the leeway (`iat` has whole seconds): refused.
         let future = mint(
             &acme,
