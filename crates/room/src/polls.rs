@@ -202,10 +202,12 @@ impl Poll {
         self.voters.len() as u64
     }
 
-    pub fn vote(&mut self, user: &str, option: u8) -> Result<VoteOutcome, Refusal> {
-        if self.record.phase != PollPhase::Open {
-            return Err(Refusal::new(ErrorCode::PollClosed, "this poll is closed"));
-        }
+    /// A user's vote at `now_ms`. The window is the rule, not the phase alone: the phase
+    /// changes when the room's timer runs, and a vote between the deadline and that run
+    /// was counted.
+    /// A vote already counted is a repeat (acknowledged) even after the close: it is
+    /// usually the retry of a vote whose acknowledgement was lost.
+    pub fn vote(&mut self, user: &str, option: u8, now_ms: u64) -> Result<VoteOutcome, Refusal> {
         if usize::from(option) >= self.tallies.len() {
             return Err(Refusal::new(
                 ErrorCode::Invalid,
@@ -214,6 +216,9 @@ impl Poll {
         }
         if self.voters.contains_key(user) {
             return Ok(VoteOutcome::Repeat);
+        }
+        if self.record.phase != PollPhase::Open || now_ms >= self.record.closes_at_ms {
+            return Err(Refusal::new(ErrorCode::PollClosed, "this poll is closed"));
         }
         if self.voters.len() >= POLL_VOTERS_MAX {
             return Err(Refusal::new(
@@ -387,7 +392,7 @@ impl Room {
         let Some(poll) = self.poll.as_mut().filter(|p| p.id() == poll_id) else {
             return Err(Refusal::new(ErrorCode::NotFound, "no such poll"));
         };
-        match poll.vote(&identity.user, option) {
+        match poll.vote(&identity.user, option, now_ms) {
             Ok(polls::VoteOutcome::Counted) => {
                 self.stats.votes_counted += 1;
                 let record = StorageOp::put_vote(poll_id, &identity.user, option);

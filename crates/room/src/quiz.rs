@@ -272,17 +272,23 @@ impl Quiz {
         option: u8,
         now_ms: u64,
     ) -> Result<Option<AnswerRecord>, Refusal> {
-        if self.record.phase != QuizPhase::Open || question != self.record.current {
-            return Err(Refusal::new(
-                ErrorCode::PollClosed,
-                "this question is closed",
-            ));
+        let closed = || Refusal::new(ErrorCode::PollClosed, "this question is closed");
+        if question != self.record.current {
+            return Err(closed());
         }
         if usize::from(option) >= self.question().options.len() {
             return Err(Refusal::new(ErrorCode::Invalid, "no such option"));
         }
+        // An answer taken is a repeat (acknowledged) even after the close: usually the
+        // retry of an answer whose acknowledgement was lost.
         if self.answers.contains_key(user) {
             return Ok(None);
+        }
+        // The window is the rule, not the phase alone: the phase changes when the room's
+        // timer runs, and an answer between the deadline and that run was scored.
+        let window_over = self.closes_at_ms().is_some_and(|at| now_ms >= at);
+        if self.record.phase != QuizPhase::Open || window_over {
+            return Err(closed());
         }
         if !self.participants.contains_key(user)
             && self.participants.len() + self.answers.len() >= QUIZ_PARTICIPANTS_MAX

@@ -346,3 +346,71 @@ fn a_cue_id_takes_its_limit_and_is_refused_one_past_it() {
     assert!(cue(CUE_ID_BYTES_MAX).is_ok());
     assert_eq!(cue(CUE_ID_BYTES_MAX + 1).unwrap_err().http_status(), 400);
 }
+
+/// A vote or quiz answer that arrives at or after its window's end, before the room's
+/// timer has closed the window (the frame is handled first, or the room woke for it), is
+/// refused `poll_closed` and counts nothing; one a millisecond before the end counts.
+/// Before, only the phase was checked, and a late correct answer still scored.
+#[test]
+fn a_vote_or_answer_after_the_window_before_the_timer_runs_is_refused() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    for (id, user) in [(2, "ana"), (3, "bob"), (4, "cy"), (5, "dee")] {
+        join(&mut room, id, user, Role::Viewer, now);
+    }
+    tick(&mut room, &mut now);
+    let opened = now;
+    room.admin(
+        as_host(StaffCommand::CreatePoll {
+            spec: poll_spec(2, 5_000),
+        }),
+        now,
+    )
+    .unwrap();
+    tick(&mut room, &mut now);
+    let closes_at_ms = opened + 5_000;
+    room.handle_frame(2, &vote("p1", 0, 1), closes_at_ms - 1);
+    room.handle_frame(3, &vote("p1", 1, 1), closes_at_ms);
+    room.handle_frame(4, &vote("p1", 1, 1), closes_at_ms + 3_000);
+    now = closes_at_ms + 3_000;
+    let out = tick(&mut room, &mut now);
+    assert!(error_codes(&out.events[&2]).is_empty());
+    assert_eq!(error_codes(&out.events[&3]), [ErrorCode::PollClosed]);
+    assert_eq!(error_codes(&out.events[&4]), [ErrorCode::PollClosed]);
+    assert_eq!(room.poll().unwrap().2, &[1, 0], "only the vote in time");
+    // The vote in time, sent again after the window (its acknowledgement was lost, and
+    // the retry is not recognised by its frame id): acknowledged, counted once.
+    room.handle_frame(2, &vote("p1", 0, 7), now);
+    let out = tick(&mut room, &mut now);
+    assert!(error_codes(&out.events[&2]).is_empty(), "the retry refused");
+    assert_eq!(room.poll().unwrap().2, &[1, 0]);
+
+    let create = serde_json::json!({"command": "create_quiz",
+        "spec": {"title": "Trivia", "questions": [
+            {"question": "2+2?", "options": ["3", "4"], "correct": 1, "window_ms": 10_000}]}});
+    send_command(&mut room, 1, create, 1, now);
+    tick(&mut room, &mut now);
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    send_command(&mut room, 1, next, 2, now);
+    let opened = now;
+    tick(&mut room, &mut now);
+    let closes_at_ms = opened + 10_000;
+    room.handle_frame(2, &answer("z1", 0, 1, 2), closes_at_ms - 1);
+    room.handle_frame(5, &answer("z1", 0, 1, 2), closes_at_ms);
+    now = closes_at_ms;
+    let out = tick(&mut room, &mut now);
+    assert!(error_codes(&out.events[&2]).is_empty());
+    assert_eq!(error_codes(&out.events[&5]), [ErrorCode::PollClosed]);
+    room.handle_timeout(now);
+    tick(&mut room, &mut now);
+    room.handle_frame(2, &answer("z1", 0, 1, 7), now);
+    let out = tick(&mut room, &mut now);
+    assert!(error_codes(&out.events[&2]).is_empty(), "the retry refused");
+    assert_eq!(
+        room.quiz_score("dee").unwrap_or(0),
+        0,
+        "the late answer scored"
+    );
+    assert!(room.quiz_score("ana").is_some_and(|score| score > 0));
+}

@@ -82,9 +82,15 @@ fn a_quiz_scores_by_correctness_and_speed_ranks_everyone_and_survives_a_restart(
         (Some(false), Some(3))
     );
     assert_eq!(cy["participants"], 3);
+    // After the close, cy's answer again (another option): a repeat, acknowledged and
+    // not counted, as while open; someone who never answered is refused.
     room.handle_frame(4, &answer("z1", 0, 1, 2), now);
+    join(&mut room, 5, "dee", Role::Viewer, now);
+    room.handle_frame(5, &answer("z1", 0, 1, 1), now);
     let out = tick_into(&mut room, &mut now, &mut store);
-    assert_eq!(error_codes(&out.events[&4]), [ErrorCode::PollClosed]);
+    assert!(error_codes(&out.events[&4]).is_empty());
+    assert_eq!(error_codes(&out.events[&5]), [ErrorCode::PollClosed]);
+    assert_eq!(room.quiz_score("cy"), Some(0));
 
     // Question 2 opens; only cy answers (right). Then the room restarts mid-question.
     send_command(&mut room, 1, next, 3, now);

@@ -174,9 +174,9 @@ fn interaction_counts_are_bounded_one_past_their_limits() {
     let users = |n: usize| (0..n).map(|i| format!("u{i}"));
     let mut poll = crate::polls::Poll::open(1, poll_spec(2, 5_000), 0);
     for user in users(POLL_VOTERS_MAX) {
-        poll.vote(&user, 0).expect("within POLL_VOTERS_MAX");
+        poll.vote(&user, 0, 0).expect("within POLL_VOTERS_MAX");
     }
-    let refused = poll.vote("one-more", 1).expect_err("POLL_VOTERS_MAX");
+    let refused = poll.vote("one-more", 1, 0).expect_err("POLL_VOTERS_MAX");
     assert_eq!(refused.code, ErrorCode::TooMany);
     assert_eq!(poll.votes(), POLL_VOTERS_MAX as u64);
 
