@@ -225,8 +225,13 @@ impl RoomObject {
 
     /// `OVATION_GIFT_CATALOG` (JSON sku → price), or a small default when it is unset.
     /// A catalog that does not read (a float, a negative price, not an object) is an
-    /// empty one: nothing is sold at prices nobody set.
+    /// empty one: nothing is sold at prices nobody set. None either when gifts are off
+    /// (no settlement service), so the `room` part shows no prices and a gift is refused
+    /// for good (`not_found`), not `unavailable` with its advice to retry.
     fn gift_catalog(&self) -> std::collections::BTreeMap<String, u64> {
+        if self.settlement().is_none() {
+            return std::collections::BTreeMap::new();
+        }
         let Some(configured) = crate::text_binding(&self.env, "OVATION_GIFT_CATALOG") else {
             return ovation_room::default_gift_catalog();
         };

@@ -113,19 +113,21 @@ test("comments reach their own room only, once, with the sender's seq", async ()
 });
 
 test("a refused gift names its id, so a retry is the same gift", async () => {
-  // No settlement service here: every gift is refused `unavailable` (retry later), the
-  // answer after which a charge may have been made.
+  // No settlement service here: gifts are off, so the room shows no prices and refuses
+  // every gift for good (`not_found`), never `unavailable`, which asks for a retry.
   const room = await createRoom(URL_MAIN);
   const ana = await join(URL_MAIN, room, "ana");
+  assert.deepEqual(ana.state.parts.room?.gifts, {}, "no prices shown");
   const first = await ana.gift("rose").then(
     () => assert.fail("refused without a settlement service"),
     (e) => e,
   );
-  assert.ok(first instanceof OvationError && first.code === "unavailable", String(first));
+  assert.ok(first instanceof OvationError && first.code === "not_found", String(first));
+  assert.match(first.message, /no gifts are sold/);
   assert.match(first.giftId, /^g-/);
   await assert.rejects(
     ana.gift("rose", 1, { id: first.giftId }),
-    (e) => e.code === "unavailable" && e.giftId === first.giftId,
+    (e) => e.code === "not_found" && e.giftId === first.giftId,
   );
   // A quantity the wasm's 32-bit argument would wrap (2^32 + 5 into 5) or truncate (1.9
   // into 1) is refused before anything is sent: never a charge of another quantity.

@@ -142,10 +142,14 @@ impl Gifts {
             ));
         }
         let price = *self.catalog.get(sku).ok_or_else(|| {
-            Refusal::new(
-                ErrorCode::NotFound,
-                format!("no gift `{sku}` in the catalog"),
-            )
+            let message = if self.catalog.is_empty() {
+                // Gifts are off, or the configured catalog was refused: for good, so
+                // not `unavailable`, which asks for a retry.
+                "no gifts are sold in this room".to_owned()
+            } else {
+                format!("no gift `{sku}` in the catalog")
+            };
+            Refusal::new(ErrorCode::NotFound, message)
         })?;
         if self.pending.len() >= GIFTS_PENDING_MAX {
             return Err(Refusal::retry_after(
@@ -324,12 +328,19 @@ pub fn default_gift_catalog() -> BTreeMap<String, u64> {
 
 impl Room {
     /// Sets the gift catalog (sku → price in minor units). The host gives it on every
-    /// wake; it is published in the `room` part (`gifts`), where clients read the prices,
-    /// and the part changes only when the catalog does.
+    /// wake (an empty one when gifts are off); it is published in the `room` part
+    /// (`gifts`), where clients read the prices, and the part changes only when the
+    /// catalog does. A catalog refused sells nothing, and the part says so: a woken room
+    /// otherwise kept showing the prices of its last good catalog while refusing them.
     pub fn set_gift_catalog(&mut self, catalog: BTreeMap<String, u64>) -> Result<(), String> {
-        self.gifts.set_catalog(catalog)?;
+        let set = self.gifts.set_catalog(catalog);
+        if set.is_err() {
+            self.gifts
+                .set_catalog(BTreeMap::new())
+                .expect("empty is valid");
+        }
         self.update_room_part();
-        Ok(())
+        set
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -367,6 +367,40 @@ fn the_catalog_is_published_in_the_room_part_and_setting_it_again_changes_nothin
     assert!(value.contains(r#""rose":2"#), "{value}");
 }
 
+/// A woken room given a catalog it refuses (one bad entry) or none (gifts are off) sells
+/// nothing, and its `room` part says so: it kept showing the prices of the catalog it
+/// was last given, stored with the part, while refusing every gift.
+#[test]
+fn a_refused_or_empty_catalog_shows_no_prices_and_sells_nothing() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let room = room_selling_roses(&mut now, &mut store);
+    let gifts_shown = |room: &Room| {
+        let (_, value) = room.part("room").expect("the room part");
+        serde_json::from_str::<serde_json::Value>(value).unwrap()["gifts"].clone()
+    };
+    assert_eq!(gifts_shown(&room), serde_json::json!({"rose": 1}));
+    drop(room);
+    let bad: BTreeMap<String, u64> = [("rose".to_owned(), 1), ("free".to_owned(), 0)].into();
+    for catalog in [bad, BTreeMap::new()] {
+        let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+        let refused = catalog.len() > 1;
+        assert_eq!(room.set_gift_catalog(catalog).is_err(), refused);
+        assert_eq!(
+            gifts_shown(&room),
+            serde_json::json!({}),
+            "refused: {refused}"
+        );
+        join(&mut room, 2, "ana", Role::Viewer, now);
+        room.handle_frame(2, &rose(1, "g-1"), now);
+        let out = tick(&mut room, &mut now);
+        assert!(out.charges.is_empty(), "nothing charged");
+        assert_eq!(error_codes(&out.events[&2]), [ErrorCode::NotFound]);
+        let shown = part_value(&out.events[&2], "room").expect("the room part");
+        assert_eq!(shown["gifts"], serde_json::json!({}));
+    }
+}
+
 #[test]
 fn a_catalog_price_is_bounded_so_the_largest_gift_is_one_the_ledger_takes() {
     let mut room = Room::create(info(), 1, 0);
