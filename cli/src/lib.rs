@@ -33,6 +33,9 @@ pub struct Reply {
     pub cache: Option<String>,
     /// The `retry-after` header of a refusal that names its wait (seconds).
     pub retry_after: Option<String>,
+    /// The version a part read answered when the part had moved on from the one asked
+    /// for (`x-ovation-part-version`).
+    pub part_version: Option<String>,
 }
 
 impl Api {
@@ -53,6 +56,9 @@ impl Api {
         let cache_control = response.header("cache-control").map(str::to_owned);
         let cache = response.header("x-ovation-cache").map(str::to_owned);
         let retry_after = response.header("retry-after").map(str::to_owned);
+        let part_version = response
+            .header(ovation_proto::PART_VERSION_HEADER)
+            .map(str::to_owned);
         let text = response
             .into_string()
             .map_err(|e| format!("reading body: {e}"))?;
@@ -63,6 +69,7 @@ impl Api {
             cache_control,
             cache,
             retry_after,
+            part_version,
         })
     }
 

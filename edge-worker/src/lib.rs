@@ -64,8 +64,12 @@ const CORS_HEADERS: [(&str, &str); 5] = [
         "authorization, content-type",
     ),
     ("access-control-max-age", "86400"),
-    // A page on another origin reads how long a `429` asks it to wait.
-    ("access-control-expose-headers", "retry-after"),
+    // A page on another origin reads how long a `429` asks it to wait, and which version
+    // a part read answered (`ovation_proto::PART_VERSION_HEADER`).
+    (
+        "access-control-expose-headers",
+        "retry-after, x-ovation-part-version",
+    ),
 ];
 
 async fn route(req: Request, env: Env) -> Result<Response> {
@@ -469,7 +473,13 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
     }
     let path = format!("/part?name={name}&v={version}&e={epoch}");
     let resp = call(&stub, Method::Get, &path, &identity, None).await?;
-    if resp.status_code() != 200 {
+    // A part that moved on is answered at its newest version (`no-store` from the room):
+    // cached, it would stand for a version it is not.
+    let newer = matches!(
+        resp.headers().has(ovation_proto::PART_VERSION_HEADER),
+        Ok(true)
+    );
+    if resp.status_code() != 200 || newer {
         return Ok(resp);
     }
     let immutable = ("cache-control", "public, max-age=31536000, immutable");

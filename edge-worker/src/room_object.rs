@@ -12,12 +12,13 @@ use crate::http::{error, json, ApiError};
 use crate::platform::{log_json, now_ms, random_u53};
 use ovation_proto::limits::PULL_INTERVAL_MS;
 use ovation_proto::{
-    ClientFrame, CloseCode, ErrorCode, Hello, PullAction, PullEvents, PullState, SUBPROTOCOL,
+    ClientFrame, CloseCode, ErrorCode, Hello, PullAction, PullEvents, PullState,
+    PART_VERSION_HEADER, SUBPROTOCOL,
 };
 use ovation_room::{
     charge_outcome, gift_request_body, ledger_room_account, ledger_user_account, AdminCommand,
-    AdminError, AdminReply, ChargeOutcome, ChargeRequest, ConnectionId, Identity, Output, Room,
-    RoomInfo, StaffCommand, StorageOp, SETTLEMENT_UNAVAILABLE_MESSAGE,
+    AdminError, AdminReply, ChargeOutcome, ChargeRequest, ConnectionId, Identity, Output, PartRead,
+    Room, RoomInfo, StaffCommand, StorageOp, SETTLEMENT_UNAVAILABLE_MESSAGE,
 };
 use replay::*;
 use serde::{Deserialize, Serialize};

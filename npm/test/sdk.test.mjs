@@ -450,6 +450,41 @@ test("the pull transport follows the room end to end", async () => {
   bob.close();
 });
 
+test("over pull, a part that moved on while it was read arrives at its newest version", async () => {
+  // The room keeps only a part's newest value: a read of the version the state named,
+  // after the part moved on, is answered with the newest value and its version in
+  // `x-ovation-part-version`. Before, it was 404, and a part changing faster than a round
+  // trip (a poll's live tallies) never reached pull viewers. Here the part moves on as
+  // its first read leaves; the viewer gets the newest value, labelled with its version:
+  // it does not read the part again.
+  const room = await createRoom(URL_MAIN);
+  await setPart(URL_MAIN, room, "board", { n: 1 });
+  const realFetch = globalThis.fetch;
+  const reads = { board: 0, events: 0 };
+  globalThis.fetch = async (url, init) => {
+    const path = String(url);
+    if (path.includes("/parts/board?")) {
+      reads.board += 1;
+      if (reads.board === 1) await setPart(URL_MAIN, room, "board", { n: 2 });
+    }
+    if (path.includes("/events?")) reads.events += 1;
+    return realFetch(url, init);
+  };
+  try {
+    const viewer = await join(URL_MAIN, room, "cy", { transport: "pull" });
+    assert.deepEqual(viewer.state.parts.board, { n: 2 }, "the newest value");
+    // Two reads of the events later (each names the room's version), no second read of
+    // the part: the client holds the version the answer named.
+    const after = reads.events;
+    await until(() => reads.events >= after + 2, "two events reads");
+    assert.equal(reads.board, 1, "the part read again: its version was not taken");
+    assert.deepEqual(viewer.state.parts.board, { n: 2 });
+    viewer.close();
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+});
+
 test("a refused token rejects connect with a stable code", async () => {
   const room = await createRoom(URL_MAIN);
   await assert.rejects(

@@ -55,6 +55,14 @@ extern "C" {
     fn clear_timeout(handle: &JsValue);
     #[wasm_bindgen(js_name = fetch)]
     fn fetch(url: &str, init: &JsValue) -> js_sys::Promise;
+    /// A response's `headers` (the `Headers` API).
+    type Headers;
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn header(this: &Headers, name: &str) -> Result<JsValue, JsValue>;
+    /// `Number(value)`: a header's digits as a number (`null` is 0), without Rust's
+    /// integer parsing in every viewer's download.
+    #[wasm_bindgen(js_name = Number)]
+    fn to_number(value: &JsValue) -> f64;
     /// What `Promise.allSettled` returns: a promise that fulfils once every promise given
     /// settled, and never rejects.
     type AllSettled;
@@ -571,10 +579,19 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
                 |name: &str| js_sys::Reflect::get(&response, &name.into()).unwrap_or_default();
             let status = get("status").as_f64().unwrap_or(0.0) as u16;
             let success = (200..300).contains(&status);
-            let reader = if success && kind == FetchKind::Part {
-                "text"
+            let part = success && kind == FetchKind::Part;
+            let reader = if part { "text" } else { "json" };
+            // A part that moved on is answered at its newest version, named in a header.
+            // A part that moved on is answered at its newest version, named in a header
+            // (versions stay below 2^53, exact as a number).
+            let newer = if part {
+                let headers: Headers = get("headers").unchecked_into();
+                let version = headers.header(ovation_proto::PART_VERSION_HEADER);
+                let version = to_number(&version.unwrap_or_default());
+                // `Number` of no header is 0, of anything but digits NaN (0 as u64).
+                Some(version as u64).filter(|v| (1..1 << 53).contains(v))
             } else {
-                "json"
+                None
             };
             let body: Result<js_sys::Promise, JsValue> = get(reader)
                 .dyn_into::<js_sys::Function>()
@@ -592,9 +609,10 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
                         Err(_) if !success => refused(status, &JsValue::UNDEFINED),
                         Ok(body) if !success => refused(status, &body),
                         Err(e) => failed(0, FailureCode::Network, describe(&e)),
-                        Ok(text) if kind == FetchKind::Part => {
-                            FetchReply::Part(text.as_string().unwrap_or_default())
-                        }
+                        Ok(text) if part => FetchReply::Part {
+                            value: text.as_string().unwrap_or_default(),
+                            newer,
+                        },
                         Ok(json) => {
                             let parsed = if kind == FetchKind::State {
                                 pull::state(&json).map(FetchReply::State)

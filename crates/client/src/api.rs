@@ -95,7 +95,12 @@ pub use ovation_proto::{PullAction, PullEvents, PullState};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FetchReply {
     State(PullState),
-    Part(String),
+    /// A part's value: at the version asked for, or at `newer` when the part had moved on
+    /// (the answer's `x-ovation-part-version`, [`ovation_proto::PART_VERSION_HEADER`]).
+    Part {
+        value: String,
+        newer: Option<u64>,
+    },
     Events(PullEvents),
     /// HTTP error (with the API's error code) or a network failure (`status` 0).
     Failed {

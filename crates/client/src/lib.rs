@@ -586,9 +586,11 @@ impl Client {
                 self.pull.failures = 0;
                 self.on_pull_events(events, req.sent_ms, now_ms);
             }
-            FetchReply::Part(value) => {
-                let (name, version) = req.part.expect("part requests carry their part");
-                self.apply_part(name, version, value);
+            FetchReply::Part { value, newer } => {
+                let (name, asked) = req.part.expect("part requests carry their part");
+                // The newest value when the part moved on since the state named it
+                // (`apply_part` keeps a version the client already holds).
+                self.apply_part(name, newer.unwrap_or(asked), value);
             }
         }
         // Open once the state and every outdated part are in, as a socket is after Welcome

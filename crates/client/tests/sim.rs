@@ -20,7 +20,7 @@ use ovation_client::{
 };
 use ovation_proto::limits::*;
 use ovation_proto::{ActionBody, Event, Role, ServerFrame};
-use ovation_room::{AdminCommand, Identity, Output, Room, RoomInfo, StorageOp};
+use ovation_room::{AdminCommand, Identity, Output, PartRead, Room, RoomInfo, StorageOp};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 mod common;
@@ -446,9 +446,17 @@ impl Sim {
                     .unwrap();
                 let (version, epoch) = version.split_once("&e=").unwrap();
                 assert_eq!(epoch.parse::<u64>().unwrap(), self.room.epoch());
-                match self.room.part_at(name, version.parse().unwrap()) {
-                    Some(v) => FetchReply::Part(v.to_owned()),
-                    None => FetchReply::Failed {
+                // What the room object answers (`Room::part_read`).
+                match self.room.part_read(name, version.parse().unwrap()) {
+                    PartRead::AtVersion(v) => FetchReply::Part {
+                        value: v.to_owned(),
+                        newer: None,
+                    },
+                    PartRead::Newer { version, value } => FetchReply::Part {
+                        value: value.to_owned(),
+                        newer: Some(version),
+                    },
+                    PartRead::Missing => FetchReply::Failed {
                         status: 404,
                         code: FailureCode::from_api(404, Some("part_version_not_found")),
                         message: String::new(),

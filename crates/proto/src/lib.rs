@@ -25,7 +25,7 @@ pub use bucket::TokenBucket;
 pub use close::CloseCode;
 pub use frames::*;
 pub use limits::{PROTOCOL_VERSION, SUBPROTOCOL};
-pub use pull::{PullAction, PullEvents, PullState};
+pub use pull::{PullAction, PullEvents, PullState, PART_VERSION_HEADER};
 pub use relay::{shard_of, RelayedFrame, ShardDown, ShardUp, Snapshot};
 pub use replay::{
     ReplayEvent, ReplayEventBody, ReplayPart, ReplayQuery, ReplayQueryError, ReplaySnapshot,

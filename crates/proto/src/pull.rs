@@ -8,6 +8,12 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
+/// The header of a part read (`GET …/parts/{part}?v=N`) answered with a newer version
+/// than the one asked for: the room keeps only a part's newest version, and a part that
+/// changes faster than a round trip (a poll's live tallies) would otherwise never be read.
+/// Such an answer is never cached (`no-store`): its URL names another version.
+pub const PART_VERSION_HEADER: &str = "x-ovation-part-version";
+
 /// `GET /v1/rooms/{room}/state`: versions, not values (a client fetches the parts it
 /// lacks with `GET …/parts/{part}?v=`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

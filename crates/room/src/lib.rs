@@ -53,6 +53,7 @@ pub use gifts::default_gift_catalog;
 use gifts::*;
 pub use moderation::AuditEntry;
 pub use ovation_proto::TokenBucket;
+pub use parts::PartRead;
 use parts::*;
 pub use polls::{PollPhase, PollSpec};
 pub use products::ProductCard;

@@ -119,6 +119,18 @@ pub(crate) fn check_json(
         .map_err(|_| AdminError::InvalidJson)
 }
 
+/// The answer to a viewer's read of a part at one version ([`Room::part_read`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PartRead<'a> {
+    /// The version asked for: immutable, cacheable under its URL.
+    AtVersion(&'a str),
+    /// The part moved on: its newest value, named by its version (never cached under the
+    /// URL of the version asked for).
+    Newer { version: u64, value: &'a str },
+    /// No such part, or a version the room never had (made up, or of a later opening).
+    Missing,
+}
+
 impl Room {
     /// Part versions (name → version), for `GET …/state`.
     pub fn part_versions(&self) -> impl Iterator<Item = (&str, u64)> {
@@ -131,6 +143,21 @@ impl Room {
             .get(name)
             .filter(|p| p.version == version)
             .map(|p| p.value.as_str())
+    }
+
+    /// A viewer's read of a part at `version` (`GET …/parts/{part}?v=`): that version, or
+    /// the newest when the part moved on since (the room keeps only its newest value, and
+    /// a part changing faster than a round trip would otherwise never be delivered over
+    /// pull), or nothing for a part the room does not hold or a version it never had.
+    pub fn part_read(&self, name: &str, version: u64) -> PartRead<'_> {
+        match self.parts.get(name) {
+            Some(p) if p.version == version => PartRead::AtVersion(&p.value),
+            Some(p) if p.version > version => PartRead::Newer {
+                version: p.version,
+                value: &p.value,
+            },
+            _ => PartRead::Missing,
+        }
     }
 
     pub fn part(&self, name: &str) -> Option<(u64, &str)> {

@@ -187,13 +187,22 @@ impl RoomObject {
                         "that opening of the room is over (GET …/state for the current one)",
                     ));
                 }
-                match room.part_at(&name, version) {
-                    Some(value) => {
+                match room.part_read(&name, version) {
+                    PartRead::AtVersion(value) => {
                         let mut resp = Response::ok(value).map_err(internal)?;
                         let _ = resp.headers_mut().set("content-type", "application/json");
                         resp
                     }
-                    None => {
+                    // Named by its version and never cached: the URL names another.
+                    PartRead::Newer { version, value } => {
+                        let mut resp = Response::ok(value).map_err(internal)?;
+                        let headers = resp.headers_mut();
+                        let _ = headers.set("content-type", "application/json");
+                        let _ = headers.set("cache-control", "no-store");
+                        let _ = headers.set(PART_VERSION_HEADER, &version.to_string());
+                        resp
+                    }
+                    PartRead::Missing => {
                         return Err(ApiError::new(
                             404,
                             "part_version_not_found",

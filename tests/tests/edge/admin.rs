@@ -345,10 +345,17 @@ fn the_api_answers_cors_preflights_and_every_answer_allows_any_origin() {
         .expect("the state");
     assert_eq!(state.status(), 200);
     assert_eq!(cors(&state).0.as_deref(), Some("*"));
-    // A page reads how long a 429 asks it to wait (the read rate, `USER_READS_PER_S`).
+    // A page reads how long a 429 asks it to wait (the read rate, `USER_READS_PER_S`),
+    // and which version a part read answered.
+    let exposed: Vec<&str> = state
+        .header("access-control-expose-headers")
+        .unwrap_or_default()
+        .split(", ")
+        .collect();
     assert_eq!(
-        state.header("access-control-expose-headers"),
-        Some("retry-after")
+        exposed,
+        ["retry-after", ovation_proto::PART_VERSION_HEADER],
+        "{exposed:?}"
     );
     // Refusals carry them too, or the page could not read the error code.
     let refused = ureq::get(&format!("{}/v1/rooms/{room}/state", server.base))
@@ -468,6 +475,69 @@ fn a_body_past_the_limit_or_without_a_token_is_refused_before_it_is_read() {
         (400, Some("too_long")),
         "a body of exactly the limit is read (its text is then too long for a message)"
     );
+}
+
+/// A part read at a version the part has moved on from is answered with the newest value
+/// and its version in `x-ovation-part-version`, `no-store`, never cached under the URL of
+/// the version asked for: over pull, a part changing faster than a round trip (a poll's
+/// tallies) was answered 404 on every read and never delivered. A version the room never
+/// had is still 404, and the current version is still cached.
+#[test]
+fn a_part_read_at_a_version_it_moved_on_from_is_answered_at_its_newest_uncached() {
+    let server = shared();
+    let admin = server.admin();
+    let (room, first, epoch) = a_room_with_a_part(server);
+    let viewer = Api::new(&server.base, &token("viewer", "puller", &room));
+    let put = |n: u64| {
+        let path = format!("/v1/rooms/{room}/parts/pinned");
+        let put = admin.put(&path, &json!({ "n": n })).unwrap();
+        assert_eq!(put.status, 200, "{:?}", put.body);
+        put.body["version"].as_u64().unwrap()
+    };
+    put(2);
+    let third = put(3);
+    let old_path = format!("/v1/rooms/{room}/parts/pinned?v={first}&e={epoch}");
+    for _ in 0..2 {
+        let moved_on = viewer.get(&old_path).unwrap();
+        assert_eq!(moved_on.status, 200, "{:?}", moved_on.body);
+        assert_eq!(moved_on.body, json!({ "n": 3 }));
+        let answered = moved_on.part_version.as_deref();
+        assert_eq!(answered, Some(third.to_string().as_str()));
+        assert_eq!(moved_on.cache_control.as_deref(), Some("no-store"));
+        assert_eq!(moved_on.cache, None, "never from or into the cache");
+    }
+    // Not cached: the next read of the same URL is the part's newest value again.
+    let fourth = put(4);
+    let moved_on = viewer.get(&old_path).unwrap();
+    assert_eq!(moved_on.body, json!({ "n": 4 }));
+    let answered = moved_on.part_version.as_deref();
+    assert_eq!(answered, Some(fourth.to_string().as_str()));
+    // The current version is cached as before, with no version header.
+    let current = format!("/v1/rooms/{room}/parts/pinned?v={fourth}&e={epoch}");
+    let miss = viewer.get(&current).unwrap();
+    assert_eq!(
+        (miss.cache.as_deref(), miss.part_version),
+        (Some("miss"), None)
+    );
+    assert!(miss.cache_control.unwrap_or_default().contains("immutable"));
+    let hit = viewer.get(&current).unwrap();
+    assert_eq!(
+        (hit.cache.as_deref(), hit.body),
+        (Some("hit"), json!({ "n": 4 }))
+    );
+    // A version the room never had, and one past every version a u64 holds.
+    for version in [(fourth + 1).to_string(), u64::MAX.to_string()] {
+        let path = format!("/v1/rooms/{room}/parts/pinned?v={version}&e={epoch}");
+        let made_up = viewer.get(&path).unwrap();
+        assert_eq!(
+            (made_up.status, made_up.body["code"].as_str()),
+            (404, Some("part_version_not_found")),
+            "{version}: {:?}",
+            made_up.body
+        );
+    }
+    let past = format!("/v1/rooms/{room}/parts/pinned?v=18446744073709551616&e={epoch}");
+    assert_eq!(viewer.get(&past).unwrap().status, 400, "2^64 is no version");
 }
 
 /// A viewer's reads past `USER_READS_BURST` at more than `USER_READS_PER_S` are refused

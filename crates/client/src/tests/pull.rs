@@ -71,8 +71,22 @@ fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
             "/v1/rooms/weur-t/parts/room?v=1&e=2"
         ]
     );
-    c.handle_fetch(parts[0].0, FetchReply::Part("[1]".into()), 6);
-    c.handle_fetch(parts[1].0, FetchReply::Part("{}".into()), 6);
+    c.handle_fetch(
+        parts[0].0,
+        FetchReply::Part {
+            value: "[1]".into(),
+            newer: None,
+        },
+        6,
+    );
+    c.handle_fetch(
+        parts[1].0,
+        FetchReply::Part {
+            value: "{}".into(),
+            newer: None,
+        },
+        6,
+    );
     let t = transmits(&mut c);
     let Some(Transmit::Fetch { request, path, .. }) = t.first().cloned() else {
         panic!("{t:?}");
@@ -195,14 +209,26 @@ fn a_read_refused_for_the_read_rate_is_read_again_after_an_interval_and_stays_op
 /// A part that changes on every read (a leaderboard at a busy moment): the state and the
 /// part are read at once when the events show a change, but the events are still read
 /// once an interval, never in a loop as fast as the round trip. The part's read is
-/// answered (it was still current) or `404` (it moved on: the room keeps only its newest
-/// version, the usual answer while a part changes this fast).
+/// answered at the version asked for (it was still current), at its newest version (it
+/// moved on: what the room answers now), or `404` (an edge before that): in the first
+/// two the application is told each newer value.
 #[test]
 fn a_part_changing_on_every_read_keeps_the_pull_interval() {
-    for part_moved_on in [false, true] {
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum PartAnswer {
+        AtVersion,
+        Newer,
+        NotFound,
+    }
+    for answer in [
+        PartAnswer::AtVersion,
+        PartAnswer::Newer,
+        PartAnswer::NotFound,
+    ] {
         let mut c = client(TransportMode::Pull, 0);
         let mut version = 1;
         let (mut now, mut reads) = (0, alloc::collections::BTreeMap::<&str, u32>::new());
+        let mut delivered = Vec::new();
         // Bounded by reads too: without the interval, simulated time never moves on.
         while now <= 10_000 && reads.values().sum::<u32>() < 1_000 {
             let t = transmits(&mut c);
@@ -212,22 +238,38 @@ fn a_part_changing_on_every_read_keeps_the_pull_interval() {
                 continue;
             }
             for transmit in t {
-                let Transmit::Fetch { request, kind, .. } = transmit else {
+                let Transmit::Fetch {
+                    request,
+                    kind,
+                    path,
+                } = transmit
+                else {
                     continue;
                 };
                 // Every answer says the part moved on since the last one.
                 version += 1;
-                let reply = match kind {
-                    FetchKind::State => {
+                let asked = path
+                    .split_once("?v=")
+                    .and_then(|(_, v)| v.split_once('&'))
+                    .and_then(|(v, _)| v.parse::<u64>().ok());
+                let reply = match (kind, answer) {
+                    (FetchKind::State, _) => {
                         FetchReply::State(live_state(version, &[("board", version)]))
                     }
-                    FetchKind::Part if part_moved_on => FetchReply::Failed {
+                    (FetchKind::Part, PartAnswer::NotFound) => FetchReply::Failed {
                         status: 404,
                         code: FailureCode::from_api(404, Some("part_version_not_found")),
                         message: "moved on".into(),
                     },
-                    FetchKind::Part => FetchReply::Part("[]".into()),
-                    FetchKind::Events => FetchReply::Events(no_events(version, now)),
+                    (FetchKind::Part, PartAnswer::Newer) => FetchReply::Part {
+                        value: alloc::format!("[{version}]"),
+                        newer: Some(version),
+                    },
+                    (FetchKind::Part, PartAnswer::AtVersion) => FetchReply::Part {
+                        value: alloc::format!("[{}]", asked.expect("?v=N&e=E")),
+                        newer: None,
+                    },
+                    (FetchKind::Events, _) => FetchReply::Events(no_events(version, now)),
                 };
                 let name = match kind {
                     FetchKind::State => "state",
@@ -237,6 +279,11 @@ fn a_part_changing_on_every_read_keeps_the_pull_interval() {
                 *reads.entry(name).or_default() += 1;
                 c.handle_fetch(request, reply, now);
             }
+            for event in events(&mut c) {
+                if let ClientEvent::Part { version, value, .. } = event {
+                    delivered.push((version, value));
+                }
+            }
         }
         // 10 s at a 1 s interval: about ten of each, where the loop read without pause
         // (and with the part's 404, never read the events at all).
@@ -244,10 +291,24 @@ fn a_part_changing_on_every_read_keeps_the_pull_interval() {
             let count = reads.get(name).copied().unwrap_or(0);
             assert!(
                 (9..=12).contains(&count),
-                "part moved on: {part_moved_on}; {name}: {count} reads: {reads:?}"
+                "{answer:?}: {name}: {count} reads: {reads:?}"
             );
         }
         assert_eq!(c.status(), Status::Open);
+        if answer == PartAnswer::NotFound {
+            assert!(delivered.is_empty(), "{delivered:?}");
+            continue;
+        }
+        // Every read of the part told the application a newer value, named by the
+        // version it is (with `Newer`, the answer's, not the one asked for).
+        assert!(delivered.len() >= 9, "{answer:?}: {delivered:?}");
+        for (version, value) in &delivered {
+            assert_eq!(value, &alloc::format!("[{version}]"), "{answer:?}");
+        }
+        assert!(
+            delivered.windows(2).all(|w| w[0].0 < w[1].0),
+            "{delivered:?}"
+        );
     }
 }
 
@@ -287,7 +348,14 @@ fn a_part_that_moved_on_while_read_is_fetched_at_its_next_version() {
     let (request, path) = only_fetch(transmits(&mut c));
     assert_eq!(path, "/v1/rooms/weur-t/parts/board?v=11&e=2");
     let _ = events(&mut c);
-    c.handle_fetch(request, FetchReply::Part("[1]".into()), at + 3);
+    c.handle_fetch(
+        request,
+        FetchReply::Part {
+            value: "[1]".into(),
+            newer: None,
+        },
+        at + 3,
+    );
     assert!(
         events(&mut c)
             .iter()
@@ -331,7 +399,14 @@ fn a_read_due_while_another_is_in_flight_waits_for_it_without_spinning() {
     );
     let next = c.poll_timeout().expect("b's deadline");
     assert!(next > due, "no timer left due at {due}: {next}");
-    c.handle_fetch(b, FetchReply::Part("{}".into()), due + 1);
+    c.handle_fetch(
+        b,
+        FetchReply::Part {
+            value: "{}".into(),
+            newer: None,
+        },
+        due + 1,
+    );
     assert!(
         matches!(transmits(&mut c).as_slice(), [Transmit::Fetch { path, .. }] if path.ends_with("/state")),
         "b's answer starts the next read (the state, for a)"

@@ -30,6 +30,48 @@ fn viewers_cannot_set_parts_but_hosts_can() {
         .any(|e| matches!(e, Event::Part { name, version: 2, .. } if name == "pinned")));
 }
 
+/// A viewer reading a part at a version the part has moved on from gets the newest value
+/// with its version (over pull, a part changing faster than a round trip was never
+/// delivered: every read of it was 404); a version the room never had is still nothing.
+#[test]
+fn a_part_read_at_a_version_it_moved_on_from_answers_the_newest() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let set = |room: &mut Room, value: &str, now: &mut u64| {
+        let put = AdminCommand::SetPart {
+            name: "board".into(),
+            value: value.into(),
+        };
+        room.admin(put, *now).expect("set");
+        *now += 10;
+    };
+    set(&mut room, "[1]", &mut now);
+    let (first, _) = room.part("board").expect("set");
+    assert_eq!(room.part_read("board", first), PartRead::AtVersion("[1]"));
+    set(&mut room, "[2]", &mut now);
+    set(&mut room, "[3]", &mut now);
+    let (newest, _) = room.part("board").expect("set");
+    assert!(newest > first);
+    assert_eq!(
+        room.part_read("board", first),
+        PartRead::Newer {
+            version: newest,
+            value: "[3]"
+        }
+    );
+    assert_eq!(
+        room.part_read("board", 0),
+        PartRead::Newer {
+            version: newest,
+            value: "[3]"
+        }
+    );
+    assert_eq!(room.part_read("board", newest), PartRead::AtVersion("[3]"));
+    assert_eq!(room.part_read("board", newest + 1), PartRead::Missing);
+    assert_eq!(room.part_read("board", u64::MAX), PartRead::Missing);
+    assert_eq!(room.part_read("other", 1), PartRead::Missing);
+}
+
 #[test]
 fn restore_from_storage_keeps_parts_actions_and_likes() {
     let mut now = 0;
