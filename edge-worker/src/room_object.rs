@@ -91,6 +91,18 @@ struct Memory {
     /// When the room may next try to complete an unfinished end on its own (not asked by
     /// `POST /end`): at most once per `ROOM_END_RETRY_INTERVAL_MS`.
     end_retry_at_ms: u64,
+    /// A create is under way (between its check that the room is not live and the new
+    /// room in memory, across the settlement call that opens its ledger account).
+    creating: bool,
+}
+
+/// Clears `Memory::creating` however a create ends (answered, refused or failed).
+struct Creating<'a>(&'a RefCell<Memory>);
+
+impl Drop for Creating<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().creating = false;
+    }
 }
 
 /// Keys of the recording in the room's storage: never handed to `Room::restore`.
@@ -450,6 +462,17 @@ impl RoomObject {
                 "the room is already live",
             ));
         }
+        // One create at a time: the settlement call below lets other requests in, and a
+        // second create (a client retrying at once) opened a second ledger account, then
+        // replaced the first opening, whose gifts were charged and never paid to the host.
+        if std::mem::replace(&mut self.memory.borrow_mut().creating, true) {
+            return error(ApiError::new(
+                409,
+                "room_opening",
+                "the room is being opened by another request; retry for its answer",
+            ));
+        }
+        let _creating = Creating(&self.memory);
         // An ended room may be opened again: a new epoch tells clients to drop old state.
         // Not before the last opening's end is complete: its gifts are settled under its
         // epoch, which the new opening's storage no longer names.

@@ -864,3 +864,69 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
         assert!(archived(&server, room), "{room} is archived");
     }
 }
+
+/// Creates of one room sent at once (a client retrying before its first create answered):
+/// one opens the room and its ledger account, the others are refused `409 room_opening`
+/// at once, without a second account. Before, each create opened its own account while
+/// the first waited for the settlement service, and the last replaced the first opening:
+/// gifts charged to the first account were never paid to the host.
+#[test]
+fn creates_of_one_room_at_once_open_one_ledger_account() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &["/open"]);
+    let server = server_charging_at("gifts-create-race", &proxy.base);
+    let room = ovation_tests::room_id("weur");
+    let create = || {
+        let (admin, room) = (server.admin(), room.clone());
+        std::thread::spawn(move || {
+            let body = json!({ "room": room, "host": "host-1" });
+            admin.post("/v1/rooms", &body).unwrap()
+        })
+    };
+    let first = create();
+    proxy.wait_held(1);
+    // The retries arrive while the first create's account is being opened.
+    let retries: Vec<_> = (0..3).map(|_| create()).collect();
+    let started = Instant::now();
+    while !retries.iter().all(|r| r.is_finished()) {
+        assert!(
+            started.elapsed() < WAIT,
+            "a retry waits for the settlement service: it is opening an account of its own"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for retry in retries {
+        let refused = retry.join().unwrap();
+        assert_eq!(
+            (refused.status, refused.body["code"].as_str()),
+            (409, Some("room_opening")),
+            "{:?}",
+            refused.body
+        );
+    }
+    proxy.release("/open");
+    let created = first.join().unwrap();
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(
+        proxy.arrived.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one ledger account opened"
+    );
+    let state = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/state"))
+        .unwrap();
+    assert_eq!(
+        state.body["epoch"], created.body["epoch"],
+        "the opening answered is the room's"
+    );
+    // Once it is open, a create is refused as for any live room.
+    let again = server
+        .admin()
+        .post("/v1/rooms", &json!({ "room": room, "host": "host-1" }))
+        .unwrap();
+    assert_eq!(
+        (again.status, again.body["code"].as_str()),
+        (409, Some("room_exists"))
+    );
+}
