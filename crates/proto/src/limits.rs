@@ -703,8 +703,9 @@ const _: () = assert!(
     SHARDS_PER_ROOM_MAX as u64 * 1_000 <= TICK_MS_MAX * ROOM_SHARD_BATCHES_PER_S_TARGET,
     "the longest interval must space every shard's batches to the target"
 );
-/// Times a room's shard count may change (each count is remembered, so a peer message
-/// reaches a user placed under any of them).
+/// Shard counts a room takes in its life, the count a big room is created with being the
+/// first (each count is remembered, so a peer message reaches a user placed under any of
+/// them).
 pub const SHARD_COUNTS_MAX: usize = 16;
 /// Comments a sharded room shows to everyone per second, taken per tick (`per_tick`: 10
 /// per 50 ms tick, 50 per 250 ms tick); above it comments are sampled (only the sender

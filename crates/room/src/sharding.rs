@@ -123,7 +123,8 @@ impl Room {
         }
         if self.shards.counts.len() >= SHARD_COUNTS_MAX {
             return Err(AdminError::Refused(format!(
-                "a room's shard count may change at most {SHARD_COUNTS_MAX} times"
+                "a room's shard count takes at most {SHARD_COUNTS_MAX} values in its life \
+                 (the count a big room was created with is the first)"
             )));
         }
         let old = self.shards.current();

@@ -109,7 +109,11 @@ impl RoomObject {
             .opening_record()
             .and_then(|record| record.ledger_opened);
         if opened == Some(false) {
-            return nothing();
+            // Opened while gifts were off: nothing to settle, and the answer says why.
+            return Settled {
+                summary: json!({ "status": "never_opened" }),
+                done: true,
+            };
         }
         if self.settlement().is_none() {
             return match opened {
