@@ -346,7 +346,12 @@ impl Room {
             let events = std::mem::take(&mut conn.outbox);
             let replies = self.shards.to_connection.entry(shard).or_default();
             replies.extend(events.into_iter().map(|event| (remote, event)));
-            if !self.gifts.pending().any(|g| g.connection == id) {
+            // Kept while a pending gift will answer it: the first sender's, and a
+            // resend's joined to the charge (its answer was lost with the entry).
+            let awaited = |g: &gifts::PendingGift| {
+                g.connection == id || g.joined.iter().any(|w| w.connection == id)
+            };
+            if !self.gifts.pending().any(awaited) {
                 idle.push(id);
             }
         }

@@ -515,3 +515,82 @@ fn a_heartbeat_reaching_a_shard_is_answered_and_other_text_closes() {
     }
     assert_eq!(closed, vec![(2, CloseCode::TextNotSupported)]);
 }
+
+/// A gift resent from another of the gifter's shard connections (a reconnect) while its
+/// charge is in flight joins the charge, and its answer reaches that connection. Before,
+/// the room let go of the resend's connection entry at the next flush (only the first
+/// sender's was kept for the charge), and the resend timed out although its gift was
+/// charged and announced.
+#[test]
+fn a_gift_resent_from_another_shard_connection_is_answered_there() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into()).unwrap();
+    room.admin(AdminCommand::SetShards { shards: 2 }, now)
+        .unwrap();
+    let gift_from = |connection: u64, client_id: u64, seq: u64| {
+        ShardUp {
+            shard: 1,
+            needs_snapshot: false,
+            online: 1,
+            likes: 0,
+            frames: vec![ovation_proto::RelayedFrame {
+                connection,
+                user: "ana".into(),
+                name: "Ana".into(),
+                role: Role::Viewer,
+                frame: ClientFrame::Gift {
+                    client_id,
+                    gift_id: "g-1".into(),
+                    sku: "rose".into(),
+                    qty: 1,
+                },
+            }],
+            instance: 9,
+            seq,
+            epoch: 1,
+        }
+        .encode()
+    };
+    // What the room sends shard 1 for each of its connections, and the charges it asks.
+    let run = |room: &mut Room, now: &mut u64| {
+        *now += TICK_MS;
+        room.handle_timeout(*now);
+        let (mut answers, mut charges) = (Vec::new(), Vec::new());
+        while let Some(output) = room.poll_output() {
+            match output {
+                Output::ToShard { shard: 1, frame } => {
+                    let down = ShardDown::decode(&frame).unwrap();
+                    answers.extend(down.to_connection);
+                }
+                Output::Charge(charge) => charges.push(charge),
+                _ => {}
+            }
+        }
+        (answers, charges)
+    };
+    run(&mut room, &mut now);
+    room.shard_up(&gift_from(4, 1, 1), now).unwrap();
+    let (_, charges) = run(&mut room, &mut now);
+    let [charge] = &charges[..] else {
+        panic!("one charge: {charges:?}")
+    };
+    // The socket dropped; the SDK resends the gift from its new connection.
+    room.shard_up(&gift_from(5, 2, 2), now).unwrap();
+    let (_, again) = run(&mut room, &mut now);
+    assert!(again.is_empty(), "joined, not charged again: {again:?}");
+    run(&mut room, &mut now); // a flush with nothing new lets idle entries go
+    let charged = ChargeOutcome::Charged {
+        balance: 9,
+        replayed: false,
+    };
+    room.charge_result(charge.request, charged, now);
+    let (answers, _) = run(&mut room, &mut now);
+    let acked = |connection: u64, id: u64| {
+        answers.iter().any(|(c, e)| {
+            *c == connection && matches!(e, Event::Ack { client_id, .. } if *client_id == id)
+        })
+    };
+    assert!(acked(4, 1), "the first sender: {answers:?}");
+    assert!(acked(5, 2), "the resend: {answers:?}");
+}
