@@ -215,6 +215,14 @@ impl Room {
                 | ClientFrame::Ask { .. }
         );
         // (Repeats were answered by the caller: `handle_frame`, or the shard relay.)
+        // An ended room changes no more: its own sockets are closed at the end, but
+        // frames a shard queued before it learnt of the end still arrive relayed (they
+        // took numbers and changed tallies after the end).
+        if self.status == RoomStatus::Ended && !matches!(frame, ClientFrame::Ping { .. }) {
+            let refusal = Refusal::new(ErrorCode::RoomEnded, "the room has ended");
+            self.refuse(connection, client_id, refusal, now_ms);
+            return;
+        }
         let result: Result<Option<u64>, Refusal> = match frame {
             ClientFrame::Hello(_) => unreachable!("handled by on_hello"),
             ClientFrame::Ping { client_time_ms } => {

@@ -594,3 +594,74 @@ fn a_gift_resent_from_another_shard_connection_is_answered_there() {
     assert!(acked(4, 1), "the first sender: {answers:?}");
     assert!(acked(5, 2), "the resend: {answers:?}");
 }
+
+/// Frames a shard queued before it learnt the room ended arrive relayed after the end:
+/// each is refused `room_ended`, and nothing changes (no number taken, no vote counted).
+#[test]
+fn frames_relayed_after_the_end_are_refused_and_change_nothing() {
+    let now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.admin(AdminCommand::SetShards { shards: 2 }, now)
+        .unwrap();
+    room.admin(
+        as_host(StaffCommand::CreatePoll {
+            spec: poll_spec(2, 60_000),
+        }),
+        now,
+    )
+    .unwrap();
+    assert_eq!(room.admin(AdminCommand::End, now), Ok(AdminReply::Ended));
+    let last_seq = room.last_seq();
+    let relayed = |frame: ClientFrame| ovation_proto::RelayedFrame {
+        connection: 4,
+        user: "ana".into(),
+        name: "Ana".into(),
+        role: Role::Viewer,
+        frame,
+    };
+    let batch = ShardUp {
+        shard: 1,
+        needs_snapshot: false,
+        online: 1,
+        likes: 0,
+        frames: vec![
+            relayed(ClientFrame::Comment {
+                client_id: 1,
+                text: "late".into(),
+            }),
+            relayed(ClientFrame::Vote {
+                client_id: 2,
+                poll_id: "p1".into(),
+                option: 0,
+            }),
+            relayed(ClientFrame::Ask {
+                client_id: 3,
+                text: "still there?".into(),
+            }),
+        ],
+        instance: 9,
+        seq: 1,
+        epoch: 1,
+    }
+    .encode();
+    room.shard_up(&batch, now).unwrap();
+    let mut answers = Vec::new();
+    let now = now + TICK_MS_MAX;
+    room.handle_timeout(now);
+    while let Some(output) = room.poll_output() {
+        if let Output::ToShard { frame, .. } = output {
+            answers.extend(ShardDown::decode(&frame).unwrap().to_connection);
+        }
+    }
+    for id in 1..=3 {
+        assert!(
+            answers.iter().any(|(_, e)| matches!(
+                e,
+                Event::Error { client_id: Some(c), code: ErrorCode::RoomEnded, .. } if *c == id
+            )),
+            "frame {id}: {answers:?}"
+        );
+    }
+    assert_eq!(room.last_seq(), last_seq, "no number taken");
+    assert_eq!(room.poll().unwrap().2, &[0, 0], "no vote counted");
+}
