@@ -158,6 +158,10 @@ pub const GIFT_IDS_REMEMBERED_PER_USER_MAX: usize = 64;
 /// announced, even after the room restarted; the oldest is forgotten first (its gift then
 /// stays paid and unannounced, never announced twice).
 pub const GIFT_OUTCOMES_UNKNOWN_MAX: usize = 1_024;
+/// One gifter's share of `GIFT_OUTCOMES_UNKNOWN_MAX`: past it the gifter's own oldest is
+/// forgotten, so one user's gifts during an outage cannot push out the others'.
+pub const GIFT_OUTCOMES_UNKNOWN_PER_USER_MAX: usize = 16;
+const _: () = assert!(GIFT_OUTCOMES_UNKNOWN_PER_USER_MAX <= GIFT_OUTCOMES_UNKNOWN_MAX);
 /// Copies of one gift (same user, id, sku, quantity) sent while its charge is in flight
 /// that wait for its answer (a reconnect's resend, an app's retry, one per tab); one more
 /// is refused `unavailable` with this wait, to retry with the same id.

@@ -219,8 +219,18 @@ impl Gifts {
             return Vec::new(); // once: one announcement clears it
         }
         let mut writes = Vec::new();
-        if self.outcomes_unknown.len() >= GIFT_OUTCOMES_UNKNOWN_MAX {
-            let oldest = self.outcomes_unknown.pop_front().expect("full");
+        // A user past their share forgets their own oldest first: one user's gifts during
+        // an outage never push out another's (whose charged retry would go unannounced).
+        let theirs = self.outcomes_unknown.iter().filter(|o| o.user == user);
+        let forget = if theirs.count() >= GIFT_OUTCOMES_UNKNOWN_PER_USER_MAX {
+            self.outcomes_unknown.iter().position(|o| o.user == user)
+        } else if self.outcomes_unknown.len() >= GIFT_OUTCOMES_UNKNOWN_MAX {
+            Some(0)
+        } else {
+            None
+        };
+        if let Some(at) = forget {
+            let oldest = self.outcomes_unknown.remove(at).expect("found");
             writes.push(StorageOp::delete_outcome_unknown(oldest.n));
         }
         let unknown = OutcomeUnknown {

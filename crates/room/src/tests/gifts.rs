@@ -611,46 +611,117 @@ fn a_gift_answered_unavailable_is_announced_on_its_retry_after_the_room_restarte
     assert_eq!(unknown(&store), 0, "forgotten once announced");
 }
 
-/// One past `GIFT_OUTCOMES_UNKNOWN_MAX`: the oldest gift id answered `unavailable` is
-/// forgotten (its record deleted): its retry, answered `replayed`, is acknowledged and not
-/// announced; the newest is still announced.
+/// Sends a rose from `connection` under `gift_id` and answers its charge with `outcome`:
+/// whether it was announced (took a number), and how many unknown outcomes are stored.
+fn rose_answered(
+    room: &mut Room,
+    now: &mut u64,
+    store: &mut BTreeMap<String, Vec<u8>>,
+    connection: ConnectionId,
+    gift_id: &str,
+    outcome: ChargeOutcome,
+) -> (u64, usize) {
+    room.handle_frame(connection, &rose(*now, gift_id), *now);
+    let out = tick_into(room, now, store);
+    let before = room.last_seq();
+    let Some(charge) = out.charges.first() else {
+        panic!("{gift_id} not charged: {:?}", out.events.get(&connection));
+    };
+    room.charge_result(charge.request, outcome, *now);
+    tick_into(room, now, store);
+    *now += 1_000; // past the gift rate
+    let announced = room.last_seq() - before; // the gift took a number (the ring's)
+    let unknown = store.keys().filter(|k| k.starts_with("unknown/")).count();
+    (announced, unknown)
+}
+
+fn replayed() -> ChargeOutcome {
+    ChargeOutcome::Charged {
+        balance: 0,
+        replayed: true,
+    }
+}
+
+/// One past `GIFT_OUTCOMES_UNKNOWN_MAX` (gifters each within their share): the oldest gift
+/// id answered `unavailable` is forgotten (its record deleted): its retry, answered
+/// `replayed`, is acknowledged and not announced; the newest is still announced.
 #[test]
 fn the_oldest_unknown_outcome_is_forgotten_one_past_the_bound() {
     let mut now = 0;
     let mut store = BTreeMap::new();
     let mut room = room_selling_roses(&mut now, &mut store);
-    let mut client_id = 0;
-    let mut send = |room: &mut Room, now: &mut u64, gift_id: &str, outcome: ChargeOutcome| {
-        client_id += 1;
-        room.handle_frame(1, &rose(client_id, gift_id), *now);
-        let out = tick_into(room, now, &mut store);
-        let before = room.last_seq();
-        room.charge_result(out.charges[0].request, outcome, *now);
-        tick_into(room, now, &mut store);
-        *now += 1_000; // past the gift rate
-                       // Announced: the gift took a number (the ring's).
-        let announced = room.last_seq() - before;
-        let unknown = store.keys().filter(|k| k.starts_with("unknown/")).count();
-        (announced, unknown)
+    let share = GIFT_OUTCOMES_UNKNOWN_PER_USER_MAX;
+    let gifters = GIFT_OUTCOMES_UNKNOWN_MAX / share + 1;
+    for g in 1..gifters {
+        join(
+            &mut room,
+            10 + g as u64,
+            &format!("u{g}"),
+            Role::Viewer,
+            now,
+        );
+    }
+    // Connection 1 is ana's; u1.. follow. Round-robin, so the first gift is the oldest.
+    let connection = |i: usize| match i % gifters {
+        0 => 1,
+        g => 10 + g as u64,
     };
     for i in 0..=GIFT_OUTCOMES_UNKNOWN_MAX {
-        let (_, unknown) = send(&mut room, &mut now, &format!("g-{i}"), unavailable());
+        let gift = format!("g-{i}");
+        let args = (connection(i), gift.as_str(), unavailable());
+        let (_, unknown) = rose_answered(&mut room, &mut now, &mut store, args.0, args.1, args.2);
         assert_eq!(
             unknown,
             (i + 1).min(GIFT_OUTCOMES_UNKNOWN_MAX),
             "stored, at most the bound"
         );
     }
-    let replayed = || ChargeOutcome::Charged {
-        balance: 0,
-        replayed: true,
-    };
-    let (announced, _) = send(&mut room, &mut now, "g-0", replayed());
+    let (announced, _) = rose_answered(&mut room, &mut now, &mut store, 1, "g-0", replayed());
     assert_eq!(announced, 0, "forgotten: acknowledged, not announced");
-    let newest = format!("g-{GIFT_OUTCOMES_UNKNOWN_MAX}");
-    let (announced, unknown) = send(&mut room, &mut now, &newest, replayed());
+    let i = GIFT_OUTCOMES_UNKNOWN_MAX;
+    let newest = format!("g-{i}");
+    let (announced, unknown) = rose_answered(
+        &mut room,
+        &mut now,
+        &mut store,
+        connection(i),
+        &newest,
+        replayed(),
+    );
     assert_eq!(announced, 1, "remembered: announced once");
     assert_eq!(unknown, GIFT_OUTCOMES_UNKNOWN_MAX - 1);
+}
+
+/// One gifter's gifts answered `unavailable` (an outage) past their share forget their
+/// own oldest, never another gifter's: bob's charged retry is still announced after ana
+/// sent as many as the whole room keeps.
+#[test]
+fn one_gifter_cannot_push_out_anothers_unknown_outcomes() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = room_selling_roses(&mut now, &mut store);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    rose_answered(&mut room, &mut now, &mut store, 2, "bob-1", unavailable());
+    for i in 0..GIFT_OUTCOMES_UNKNOWN_MAX {
+        let gift = format!("ana-{i}");
+        let (_, unknown) = rose_answered(&mut room, &mut now, &mut store, 1, &gift, unavailable());
+        assert!(
+            unknown <= 1 + GIFT_OUTCOMES_UNKNOWN_PER_USER_MAX,
+            "{unknown}"
+        );
+    }
+    // Bob's socket went stale meanwhile; he retries from a new one.
+    join(&mut room, 3, "bob", Role::Viewer, now);
+    let (announced, _) = rose_answered(&mut room, &mut now, &mut store, 3, "bob-1", replayed());
+    assert_eq!(
+        announced, 1,
+        "bob's gift, charged before the answer was lost, is announced"
+    );
+    let (announced, _) = rose_answered(&mut room, &mut now, &mut store, 1, "ana-0", replayed());
+    assert_eq!(announced, 0, "ana's own oldest went first");
+    let newest = format!("ana-{}", GIFT_OUTCOMES_UNKNOWN_MAX - 1);
+    let (announced, _) = rose_answered(&mut room, &mut now, &mut store, 1, &newest, replayed());
+    assert_eq!(announced, 1, "ana's newest is remembered");
 }
 
 /// The same gift sent again while its charge is in flight (the SDK resends on a new

@@ -525,7 +525,8 @@ fn a_heartbeat_reaching_a_shard_is_answered_and_other_text_closes() {
 fn a_gift_resent_from_another_shard_connection_is_answered_there() {
     let mut now = 0;
     let mut room = Room::create(info(), 1, now);
-    room.set_gift_catalog([("rose".to_owned(), 1)].into()).unwrap();
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
     room.admin(AdminCommand::SetShards { shards: 2 }, now)
         .unwrap();
     let gift_from = |connection: u64, client_id: u64, seq: u64| {
