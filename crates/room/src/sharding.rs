@@ -84,6 +84,11 @@ impl Room {
     /// of a sharded room (the router's rule too, `crate::shard_for`), counted in
     /// `RoomStats::sockets_routed_to_shards`; `None`: the room object takes it.
     pub fn route_to_shard(&mut self, role: Role, user: &str) -> Option<u16> {
+        // A banned user is refused here (`connect` closes it 4403), not sent to a shard
+        // that may not know the ban yet (restarted, awaiting its snapshot).
+        if self.moderation.is_banned(user) {
+            return None;
+        }
         let shard = crate::shard_for(role, user, self.shards.current())?;
         self.stats.sockets_routed_to_shards += 1;
         Some(shard)

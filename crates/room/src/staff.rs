@@ -362,6 +362,14 @@ impl Room {
                     return Err(AdminError::NotFound("this user is not banned"));
                 }
                 self.store(StorageOp::delete_ban(&user));
+                // Shards learn bans from the room's batches but unbans only from its
+                // state: every shard gets the state again (an unban is rare), or the user
+                // stays refused on their shard for the rest of the show.
+                if self.shards.is_sharded() {
+                    let all: Vec<u16> = self.shards.all().collect();
+                    self.shards.snapshot_wanted.extend(all);
+                    self.schedule_tick(now_ms);
+                }
                 Ok(AdminReply::Done(serde_json::json!({ "unbanned": user })))
             }
             StaffCommand::DeleteComment { seq } => {

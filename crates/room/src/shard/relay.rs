@@ -23,6 +23,17 @@ impl Shard {
         if let Some(snapshot) = down.snapshot {
             self.stats.snapshots += 1;
             self.banned = snapshot.banned.iter().cloned().collect();
+            // Sockets taken while the shard did not know a ban (it restarted and had no
+            // snapshot yet, or the batch that closed the user was lost) close now.
+            let banned_here: Vec<ConnectionId> = self
+                .connections
+                .iter()
+                .filter(|(_, c)| self.banned.contains(&c.identity.user))
+                .map(|(&id, _)| id)
+                .collect();
+            for id in banned_here {
+                self.close(id, CloseCode::Banned, now_ms);
+            }
             let fresh = Mirror::from_snapshot(snapshot);
             if let Some(old) = self.mirror.as_ref().filter(|m| m.epoch == fresh.epoch) {
                 // Batches were lost (the room restarted, or one went missing): the viewers

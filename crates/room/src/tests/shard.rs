@@ -666,3 +666,84 @@ fn frames_relayed_after_the_end_are_refused_and_change_nothing() {
     assert_eq!(room.last_seq(), last_seq, "no number taken");
     assert_eq!(room.poll().unwrap().2, &[0, 0], "no vote counted");
 }
+
+/// Bans and unbans reach a big room's viewers whatever the shards knew:
+/// - the room object sends no banned user to a shard (`route_to_shard` is `None`, and the
+///   room itself refuses the socket), since a shard may not know the ban yet;
+/// - a shard that took a banned user's socket before it had the room's state (restarted)
+///   closes it `4403` when the state arrives;
+/// - an unbanned user may join their shard again. Shards learnt unbans from nothing (only
+///   a restart or a lost batch brought the room's state), so an unbanned viewer stayed
+///   refused for the rest of the show.
+#[test]
+fn bans_and_unbans_reach_a_big_rooms_shards() {
+    let mut now_ms = 0;
+    let mut room = Room::create(info(), 1, now_ms);
+    room.admin(AdminCommand::SetShards { shards: 1 }, now_ms)
+        .unwrap();
+    let ban = StaffCommand::Ban { user: "ana".into() };
+    room.admin(as_host(ban), now_ms).unwrap();
+    assert_eq!(room.route_to_shard(Role::Viewer, "ana"), None);
+    assert_eq!(room.route_to_shard(Role::Viewer, "bob"), Some(0));
+
+    // The ban's close went to the shard's earlier instance (dropped here); the shard
+    // restarted, and takes ana's socket before the room's state arrives.
+    for _ in 0..4 {
+        now_ms += TICK_MS_MAX;
+        room.handle_timeout(now_ms);
+        while room.poll_output().is_some() {}
+    }
+    let mut shard = Shard::new(0, 2, now_ms);
+    shard
+        .connect(1, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
+        .unwrap();
+    shard.handle_frame(1, &hello(None), now_ms);
+    let relay = |room: &mut Room, shard: &mut Shard, now_ms: &mut u64| {
+        let mut closes = Vec::new();
+        for _ in 0..4 {
+            *now_ms += TICK_MS_MAX;
+            room.handle_timeout(*now_ms);
+            while let Some(output) = room.poll_output() {
+                if let Output::ToShard { shard: 0, frame } = output {
+                    shard
+                        .handle_down(&frame, *now_ms)
+                        .expect("the room's batch");
+                }
+            }
+            shard.handle_timeout(*now_ms);
+            while let Some(output) = shard.poll_output() {
+                match output {
+                    ShardOutput::Close { connection, code } => closes.push((connection, code)),
+                    // Its batches up (asking for the state) are answered.
+                    ShardOutput::Up { seq, batch } => {
+                        room.shard_up(&batch, *now_ms).expect("the shard's batch");
+                        shard.up_answered(seq, UpAnswer::Applied, *now_ms);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        closes
+    };
+    let closes = relay(&mut room, &mut shard, &mut now_ms);
+    assert_eq!(
+        closes,
+        [(1, CloseCode::Banned)],
+        "closed once the ban is known"
+    );
+    assert_eq!(
+        shard.connect(2, identity("ana", Role::Viewer), LIFETIME_MS, now_ms),
+        Err(CloseCode::Banned)
+    );
+
+    let unban = StaffCommand::Unban { user: "ana".into() };
+    room.admin(as_host(unban), now_ms).unwrap();
+    assert_eq!(room.route_to_shard(Role::Viewer, "ana"), Some(0));
+    relay(&mut room, &mut shard, &mut now_ms);
+    now_ms += 1_000; // past the connect rate
+    assert_eq!(
+        shard.connect(3, identity("ana", Role::Viewer), LIFETIME_MS, now_ms),
+        Ok(()),
+        "the shard knows the unban"
+    );
+}
