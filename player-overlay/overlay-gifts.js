@@ -66,6 +66,10 @@ export function withGifts(Base) {
           return button;
         }),
       );
+      // No gifts sold here (gifts are off, or the catalog was refused): no gift button.
+      const none = this.gifts.length === 0;
+      this._$(".gift-toggle").hidden = none;
+      if (none) this._togglePanel(".gift-toggle", ".gift-picker", false);
     }
 
     async _sendGift(g, button) {

@@ -60,6 +60,18 @@ async function bridgeScenario() {
     await got(platform, `m.type === "status" && m.payload.status === "open"`);
   }
   console.log("both native handlers got {type: status, payload: {status: open}}");
+  // No settlement service on this server: gifts are off, the room shows no prices, and
+  // the overlay shows no gift button (its picker would be empty).
+  await until(
+    page,
+    "no gift button while gifts are off",
+    () => {
+      const overlay = document.querySelector("ovation-overlay");
+      const parts = overlay.room?.state?.parts;
+      return parts?.room && overlay.shadowRoot.querySelector(".gift-toggle").hidden;
+    },
+    undefined,
+  );
 
   const cy = await connect({
     url: env.OVATION_URL,

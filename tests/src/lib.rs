@@ -399,6 +399,73 @@ impl Drop for Server {
     }
 }
 
+/// The bearer the settlement services the tests start take.
+pub const SETTLEMENT_SECRET: &str = "gifts-test-settlement-secret";
+
+/// The settlement service (`target/debug/ovation-settlement`) on a port of its own, over a
+/// fresh SQLite ledger; stopped when dropped.
+pub struct Settlement {
+    child: Child,
+    pub api: ovation_cli::Api,
+}
+
+impl Settlement {
+    pub fn start() -> Settlement {
+        Settlement::start_at(free_port(), &scratch_dir("settlement"))
+    }
+
+    /// The service on `port` over the ledger in `data_dir` (again, after a stop).
+    pub fn start_at(port: u16, data_dir: &Path) -> Settlement {
+        let binary = root().join("target/debug/ovation-settlement");
+        assert!(
+            binary.exists(),
+            "build it first: cargo build -p ovation-settlement (cargo xtask test does)"
+        );
+        let child = Command::new(binary)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--secret", SETTLEMENT_SECRET])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("start ovation-settlement");
+        let api = ovation_cli::Api::new(&format!("http://127.0.0.1:{port}"), SETTLEMENT_SECRET);
+        let started = Instant::now();
+        while api.get("/v1/openapi.json").map(|r| r.status) != Ok(200) {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "settlement service did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Settlement { child, api }
+    }
+
+    pub fn port(&self) -> u16 {
+        let port = self.api.base.rsplit(':').next().expect("a port");
+        port.parse().expect("a port")
+    }
+
+    /// A worker charging its rooms' gifts here (gifts on), with its data in `data_dir`.
+    pub fn server(&self, data_dir: &Path) -> Server {
+        let base = self.api.base.clone();
+        Server::start_with_vars(
+            data_dir,
+            &[
+                ("OVATION_SETTLEMENT_URL", base.as_str()),
+                ("OVATION_SETTLEMENT_SECRET", SETTLEMENT_SECRET),
+            ],
+        )
+    }
+}
+
+impl Drop for Settlement {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One server shared by the tests of a binary (each test uses its own rooms).
 pub fn shared() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();

@@ -2,64 +2,14 @@
 //! to the real settlement service; the room announces it once and ranks the gifter;
 //! failures reach only the sender; ending the room settles it to the host.
 
-use ovation_cli::{Api, Socket, SocketEnd};
+use ovation_cli::{Socket, SocketEnd};
 use ovation_proto::{ActionBody, ClientFrame, ErrorCode, Event};
-use ovation_tests::{create_room, free_port, root, scratch_dir, token, Runtime, Server};
+use ovation_tests::{create_room, free_port, scratch_dir, token, Runtime, Server, Settlement};
 use serde_json::json;
-use std::path::Path;
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
-const SECRET: &str = "gifts-test-settlement-secret";
-
-struct Settlement {
-    child: Child,
-    api: Api,
-}
-
-impl Settlement {
-    fn start() -> Settlement {
-        Settlement::start_at(free_port(), &scratch_dir("settlement"))
-    }
-
-    /// The service on `port` over the ledger in `data_dir` (again, after a stop).
-    fn start_at(port: u16, data_dir: &Path) -> Settlement {
-        let binary = root().join("target/debug/ovation-settlement");
-        assert!(
-            binary.exists(),
-            "build it first: cargo build -p ovation-settlement (cargo xtask test does)"
-        );
-        let child = Command::new(binary)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--secret", SECRET])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("start ovation-settlement");
-        let api = Api::new(&format!("http://127.0.0.1:{port}"), SECRET);
-        let started = Instant::now();
-        while api.get("/v1/openapi.json").map(|r| r.status) != Ok(200) {
-            assert!(started.elapsed() < WAIT, "settlement service did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Settlement { child, api }
-    }
-}
-
-impl Settlement {
-    fn port(&self) -> u16 {
-        let port = self.api.base.rsplit(':').next().expect("a port");
-        port.parse().expect("a port")
-    }
-}
-
-impl Drop for Settlement {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+const SECRET: &str = ovation_tests::SETTLEMENT_SECRET;
 
 fn gift(client_id: u64, gift_id: &str, sku: &str, qty: u32) -> ClientFrame {
     ClientFrame::Gift {

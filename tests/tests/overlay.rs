@@ -3,10 +3,14 @@
 //! real worker under wrangler dev. The checks live in player-overlay/test/drive.mjs;
 //! screenshots are kept under target/ovation-tests/artifacts/.
 
-use ovation_tests::{copy_into, create_room, root, run_driver, sdk_project, shared, token};
+use ovation_tests::{
+    copy_into, create_room, root, run_driver, scratch_dir, sdk_project, shared, token, Server,
+    Settlement,
+};
 
-/// Runs one scenario of the driver with the given tokens for the room.
-fn drive(scenario: &str, room: &str, tokens: serde_json::Value) {
+/// Runs one scenario of the driver against the worker on `server` with the given tokens
+/// for the room.
+fn drive(server: &Server, scenario: &str, room: &str, tokens: serde_json::Value) {
     let project = sdk_project(&format!("overlay-{scenario}"));
     copy_into(
         &project,
@@ -23,7 +27,7 @@ fn drive(scenario: &str, room: &str, tokens: serde_json::Value) {
         "drive.mjs",
         &[
             ("OVATION_SCENARIO", scenario),
-            ("OVATION_URL", shared().base.as_str()),
+            ("OVATION_URL", server.base.as_str()),
             ("OVATION_ROOM", room),
             ("OVATION_TOKENS", &tokens.to_string()),
             ("OVATION_OVERLAY", overlay.to_str().expect("a UTF-8 path")),
@@ -35,7 +39,10 @@ fn drive(scenario: &str, room: &str, tokens: serde_json::Value) {
 #[test]
 fn host_console_runs_a_poll_that_two_viewer_overlays_vote_in_and_see_the_result_with_comments_and_likes(
 ) {
-    let room = create_room(shared(), "weur");
+    // Gifts on: the picker lists the room's catalog.
+    let settlement = Settlement::start();
+    let server = settlement.server(&scratch_dir("overlay-viewers"));
+    let room = create_room(&server, "weur");
     let tokens = serde_json::json!({
         // create_room makes "host-1" the room's host.
         "host": token("host", "host-1", &room),
@@ -43,7 +50,7 @@ fn host_console_runs_a_poll_that_two_viewer_overlays_vote_in_and_see_the_result_
         "bob": token("viewer", "bob", &room),
         "cy": token("viewer", "cy", &room),
     });
-    drive("viewers", &room, tokens);
+    drive(&server, "viewers", &room, tokens);
 }
 
 #[test]
@@ -53,12 +60,15 @@ fn webview_bridge_forwards_events_to_native_handlers_and_runs_native_dispatches(
         "dan": token("viewer", "dan", &room),
         "cy": token("viewer", "cy", &room),
     });
-    drive("bridge", &room, tokens);
+    drive(shared(), "bridge", &room, tokens);
 }
 
 #[test]
 fn overlay_passes_axe_has_44px_touch_targets_names_with_visible_text_and_wraps_a_long_title() {
-    let room = create_room(shared(), "weur");
+    // Gifts on: the gift picker is checked too.
+    let settlement = Settlement::start();
+    let server = settlement.server(&scratch_dir("overlay-a11y"));
+    let room = create_room(&server, "weur");
     let tokens = serde_json::json!({
         "admin": token("admin", "boss", &room),
         // create_room makes "host-1" the room's host.
@@ -66,7 +76,7 @@ fn overlay_passes_axe_has_44px_touch_targets_names_with_visible_text_and_wraps_a
         "ana": token("viewer", "ana", &room),
         "cy": token("viewer", "cy", &room),
     });
-    drive("a11y", &room, tokens);
+    drive(&server, "a11y", &room, tokens);
 }
 
 /// One HTTP/1.1 GET on loopback: the status line and headers, and the body.
