@@ -363,11 +363,20 @@ impl Room {
                 }
                 self.store(StorageOp::delete_ban(&user));
                 // Shards learn bans from the room's batches but unbans only from its
-                // state: every shard gets the state again (an unban is rare), or the user
-                // stays refused on their shard for the rest of the show.
+                // state: the shards the user may be placed on (at most `SHARD_COUNTS_MAX`,
+                // not all of them: a state to every shard on every unban would pile up
+                // in the room's memory) get it again, or the user stays refused on their
+                // shard for the rest of the show. A ban still waiting to go to a shard
+                // (banned and unbanned within one tick) is withdrawn, or it would follow
+                // the state there and ban the user again.
                 if self.shards.is_sharded() {
-                    let all: Vec<u16> = self.shards.all().collect();
-                    self.shards.snapshot_wanted.extend(all);
+                    for closes in self.shards.close_users.values_mut() {
+                        closes.retain(|(banned, code)| {
+                            !(banned == &user && *code == CloseCode::Banned.code())
+                        });
+                    }
+                    let theirs = self.shards.of_user(&user);
+                    self.shards.snapshot_wanted.extend(theirs);
                     self.schedule_tick(now_ms);
                 }
                 Ok(AdminReply::Done(serde_json::json!({ "unbanned": user })))

@@ -747,3 +747,69 @@ fn bans_and_unbans_reach_a_big_rooms_shards() {
         "the shard knows the unban"
     );
 }
+
+/// An unban sends the room's state only to the shards the user may be placed on (a state
+/// to each of up to 250 shards on every unban piled up in the room object's memory), and
+/// a ban undone within the same tick does not follow the state to the shard and ban the
+/// user there again.
+#[test]
+fn an_unban_reaches_only_the_users_shards_and_undoes_a_ban_of_the_same_tick() {
+    let mut now_ms = 0;
+    let mut room = Room::create(info(), 1, now_ms);
+    room.admin(AdminCommand::SetShards { shards: 8 }, now_ms)
+        .unwrap();
+    // What each shard is sent in the next ticks: how many states, and the batches.
+    let ticks = |room: &mut Room, now_ms: &mut u64| {
+        let mut downs: Vec<(u16, Vec<u8>)> = Vec::new();
+        for _ in 0..4 {
+            *now_ms += TICK_MS_MAX;
+            room.handle_timeout(*now_ms);
+            while let Some(output) = room.poll_output() {
+                if let Output::ToShard { shard, frame } = output {
+                    downs.push((shard, frame));
+                }
+            }
+        }
+        downs
+    };
+    let states = |downs: &[(u16, Vec<u8>)]| {
+        downs
+            .iter()
+            .filter(|(_, frame)| ShardDown::decode(frame).unwrap().snapshot.is_some())
+            .count()
+    };
+    assert_eq!(
+        states(&ticks(&mut room, &mut now_ms)),
+        8,
+        "every shard's first state"
+    );
+    let ban = || as_host(StaffCommand::Ban { user: "ana".into() });
+    let unban = || as_host(StaffCommand::Unban { user: "ana".into() });
+    room.admin(ban(), now_ms).unwrap();
+    ticks(&mut room, &mut now_ms);
+    room.admin(unban(), now_ms).unwrap();
+    let theirs = ovation_proto::shard_of("ana", 8);
+    let downs = ticks(&mut room, &mut now_ms);
+    assert_eq!(states(&downs), 1, "only ana's shard gets the state");
+
+    // Banned and unbanned before a tick: ana's shard (with the room's state) takes her.
+    let mut shard = Shard::new(theirs, 1, now_ms);
+    for (to, frame) in &downs {
+        if *to == theirs {
+            shard.handle_down(frame, now_ms).unwrap();
+        }
+    }
+    assert!(shard.has_state());
+    room.admin(ban(), now_ms).unwrap();
+    room.admin(unban(), now_ms).unwrap();
+    for (to, frame) in ticks(&mut room, &mut now_ms) {
+        if to == theirs {
+            shard.handle_down(&frame, now_ms).unwrap();
+        }
+    }
+    assert_eq!(
+        shard.connect(1, identity("ana", Role::Viewer), LIFETIME_MS, now_ms),
+        Ok(()),
+        "the ban undone in its tick does not reach the shard"
+    );
+}
