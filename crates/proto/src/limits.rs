@@ -167,6 +167,10 @@ const _: () = assert!(GIFT_OUTCOMES_UNKNOWN_PER_USER_MAX <= GIFT_OUTCOMES_UNKNOW
 /// is refused `unavailable` with this wait, to retry with the same id.
 pub const GIFT_RESENDS_JOINED_MAX: usize = 8;
 pub const GIFT_IN_PROGRESS_RETRY_AFTER_MS: u32 = 1_000;
+/// The wait told to the retry of a gift whose charge may have been made while the room
+/// sells no such gift now (gifts off, or the catalog changed): retried later, not refused
+/// for good, so the charge's answer can still announce it.
+pub const GIFT_UNKNOWN_UNSOLD_RETRY_AFTER_MS: u32 = 30_000;
 /// Sockets one user may hold in one room object (the room's own, or one shard's): a few
 /// tabs or devices. More are refused at connect with close `4409` (`TooManySockets`), so
 /// one token cannot fill a room (`CONNECTIONS_PER_ROOM_MAX`) and lock everyone else out.

@@ -255,6 +255,13 @@ impl Gifts {
         Some(StorageOp::delete_outcome_unknown(known.n))
     }
 
+    /// Whether this gift's charge was answered `unavailable` (may have been made).
+    fn outcome_is_unknown(&self, user: &str, gift_id: &str) -> bool {
+        self.outcomes_unknown
+            .iter()
+            .any(|o| o.user == user && o.gift_id == gift_id)
+    }
+
     pub(crate) fn pending(&self) -> impl Iterator<Item = &PendingGift> + '_ {
         self.pending.values()
     }
@@ -393,7 +400,23 @@ impl Room {
         let ChargeRequest {
             gift_id, sku, qty, ..
         } = resend;
-        let amount = self.gifts.price(&gift_id, &sku, qty)?;
+        let amount = self.gifts.price(&gift_id, &sku, qty).map_err(|refusal| {
+            // A gift whose charge may have been made (answered `unavailable`) is not
+            // refused for good because the room sells nothing now (gifts switched off,
+            // or the catalog changed): its gifter retries until it is sold again, and
+            // the charge's `replayed` answer announces it.
+            let unknown = self.gifts.outcome_is_unknown(&identity.user, &gift_id);
+            if refusal.code == ErrorCode::NotFound && unknown {
+                Refusal::retry_after(
+                    ErrorCode::Unavailable,
+                    "this gift may have been charged and is not sold here now: retry with the \
+                     same gift id later",
+                    GIFT_UNKNOWN_UNSOLD_RETRY_AFTER_MS,
+                )
+            } else {
+                refusal
+            }
+        })?;
         self.buckets(&identity.user, now_ms)
             .gifts
             .take(1, now_ms)

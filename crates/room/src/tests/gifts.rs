@@ -401,6 +401,50 @@ fn a_refused_or_empty_catalog_shows_no_prices_and_sells_nothing() {
     }
 }
 
+/// A gift whose charge may have been made (answered `unavailable`), retried while the
+/// room sells nothing (gifts switched off meanwhile), is told to retry later, never
+/// refused for good: once gifts are on again its retry is charged, answered `replayed`,
+/// and announced.
+#[test]
+fn a_gift_that_may_be_charged_is_retried_not_refused_while_gifts_are_off() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = room_selling_roses(&mut now, &mut store);
+    rose_answered(&mut room, &mut now, &mut store, 1, "g-1", unavailable());
+    drop(room);
+
+    let mut off = Room::restore(store.clone(), now).unwrap().unwrap();
+    off.set_gift_catalog(BTreeMap::new()).unwrap();
+    join(&mut off, 2, "ana", Role::Viewer, now);
+    off.handle_frame(2, &rose(7, "g-1"), now);
+    let out = tick(&mut off, &mut now);
+    assert!(out.charges.is_empty());
+    let refusal = out.events[&2].iter().find_map(|e| match e {
+        Event::Error {
+            code,
+            retry_after_ms,
+            ..
+        } => Some((*code, *retry_after_ms)),
+        _ => None,
+    });
+    assert_eq!(
+        refusal,
+        Some((ErrorCode::Unavailable, GIFT_UNKNOWN_UNSOLD_RETRY_AFTER_MS)),
+        "retry later, not not_found"
+    );
+    // Another gift, never charged, is refused for good.
+    off.handle_frame(2, &rose(8, "g-2"), now);
+    let out = tick(&mut off, &mut now);
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::NotFound]);
+    drop(off);
+
+    let mut on = Room::restore(store.clone(), now).unwrap().unwrap();
+    on.set_gift_catalog(roses()).unwrap();
+    join(&mut on, 3, "ana", Role::Viewer, now);
+    let (announced, _) = rose_answered(&mut on, &mut now, &mut store, 3, "g-1", replayed());
+    assert_eq!(announced, 1, "charged before, announced now");
+}
+
 #[test]
 fn a_catalog_price_is_bounded_so_the_largest_gift_is_one_the_ledger_takes() {
     let mut room = Room::create(info(), 1, 0);
