@@ -342,7 +342,16 @@ impl Room {
             let count = self.online();
             self.shards.broadcast.push(Event::Online { count });
         }
-        // Remote outboxes go back to their shards; idle entries go away.
+        // Remote outboxes go back to their shards; idle entries go away, but for those a
+        // pending gift will answer: the first sender's, and a resend's joined to the
+        // charge (its answer was lost with the entry). Gathered once, not per entry.
+        let awaited: BTreeSet<ConnectionId> = self
+            .gifts
+            .pending()
+            .flat_map(|g| {
+                std::iter::once(g.connection).chain(g.joined.iter().map(|w| w.connection))
+            })
+            .collect();
         let mut idle = Vec::new();
         for (&id, conn) in self.connections.iter_mut() {
             let Some((shard, remote)) = conn.remote else {
@@ -351,12 +360,7 @@ impl Room {
             let events = std::mem::take(&mut conn.outbox);
             let replies = self.shards.to_connection.entry(shard).or_default();
             replies.extend(events.into_iter().map(|event| (remote, event)));
-            // Kept while a pending gift will answer it: the first sender's, and a
-            // resend's joined to the charge (its answer was lost with the entry).
-            let awaited = |g: &gifts::PendingGift| {
-                g.connection == id || g.joined.iter().any(|w| w.connection == id)
-            };
-            if !self.gifts.pending().any(awaited) {
+            if !awaited.contains(&id) {
                 idle.push(id);
             }
         }
