@@ -90,10 +90,13 @@ pub(crate) async fn create_room(
     let created = call(&stub, Method::Post, "/create", &identity, Some(payload)).await;
     // The entry stays when the room is live: created now, or already live (409
     // `room_exists`: a concurrent create of the same room won, and its entry is this
-    // one). Otherwise, a refused or failed create leaves no entry behind.
-    let live = created
-        .as_ref()
-        .is_ok_and(|r| r.status_code() == 201 || r.status_code() == 409);
+    // one), or being opened by a concurrent create (503 `room_opening`: that create
+    // keeps or removes the entry). Otherwise, a refused or failed create leaves no
+    // entry behind.
+    let live = created.as_ref().is_ok_and(|r| {
+        let under_way = r.headers().has(crate::contract::CREATE_UNDER_WAY_HEADER);
+        r.status_code() == 201 || r.status_code() == 409 || matches!(under_way, Ok(true))
+    });
     if !live && !listed_before {
         let remove = json!({ "room": room.as_str() });
         let _ = call(&dir, Method::Post, "/remove", &identity, Some(remove)).await;

@@ -9,6 +9,9 @@ use worker::{Env, Result, Stub};
 
 /// The verified caller, as JSON (`IdentityHeader`), from the router to an object.
 pub const IDENTITY_HEADER: &str = "x-ovation-identity";
+/// On a room object's `503 room_opening`: another create of the room is under way, and it
+/// keeps or removes the room's directory entry (the router must not remove it).
+pub const CREATE_UNDER_WAY_HEADER: &str = "x-ovation-create-under-way";
 /// Set by the room object on a replay window of an ended room: final, so it is cached.
 pub const REPLAY_FINAL_HEADER: &str = "x-ovation-replay-final";
 /// Header naming the room object (`tenant/room`) a shard belongs to.

@@ -466,11 +466,18 @@ impl RoomObject {
         // second create (a client retrying at once) opened a second ledger account, then
         // replaced the first opening, whose gifts were charged and never paid to the host.
         if std::mem::replace(&mut self.memory.borrow_mut().creating, true) {
-            return error(ApiError::new(
-                409,
+            // 503 with a wait, not 409: an app taking 409 for "it exists" would report a
+            // room the first create may still fail to open. The retry gets 409
+            // `room_exists` (opened) or opens it itself.
+            let opening = ApiError::new(
+                503,
                 "room_opening",
-                "the room is being opened by another request; retry for its answer",
-            ));
+                "the room is being opened by another request: retry",
+            );
+            let mut resp = crate::http::error_retry_after(opening, 1_000)?;
+            resp.headers_mut()
+                .set(crate::contract::CREATE_UNDER_WAY_HEADER, "1")?;
+            return Ok(resp);
         }
         let _creating = Creating(&self.memory);
         // An ended room may be opened again: a new epoch tells clients to drop old state.

@@ -816,8 +816,8 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
 }
 
 /// Creates of one room sent at once (a client retrying before its first create answered):
-/// one opens the room and its ledger account, the others are refused `409 room_opening`
-/// at once, without a second account. Before, each create opened its own account while
+/// one opens the room and its ledger account, the others are refused `503 room_opening`
+/// (with a wait: retry) at once, without a second account. Before, each create opened its own account while
 /// the first waited for the settlement service, and the last replaced the first opening:
 /// gifts charged to the first account were never paid to the host.
 #[test]
@@ -849,13 +849,21 @@ fn creates_of_one_room_at_once_open_one_ledger_account() {
         let refused = retry.join().unwrap();
         assert_eq!(
             (refused.status, refused.body["code"].as_str()),
-            (409, Some("room_opening")),
+            (503, Some("room_opening")),
             "{:?}",
             refused.body
         );
     }
     proxy.release("/open");
     let created = first.join().unwrap();
+    // The room is listed once (a refused retry did not take the entry the create made).
+    let listed = server.admin().get("/v1/rooms?status=live").unwrap().body["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["room"] == room.as_str())
+        .count();
+    assert_eq!(listed, 1);
     assert_eq!(created.status, 201, "{:?}", created.body);
     assert_eq!(
         proxy.arrived.load(std::sync::atomic::Ordering::SeqCst),
