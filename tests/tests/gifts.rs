@@ -888,3 +888,58 @@ fn creates_of_one_room_at_once_open_one_ledger_account() {
         (409, Some("room_exists"))
     );
 }
+
+/// A charge the settlement service never answers is answered `unavailable` once
+/// `SETTLEMENT_CALL_TIMEOUT_MS` passed, not never (the gifter's action hung, and so did
+/// whatever waited for the room's pump); the charge the service makes afterwards is
+/// announced once, on the gifter's retry of the same id.
+#[test]
+fn a_charge_never_answered_is_unavailable_after_the_timeout_and_announced_on_its_retry() {
+    use ovation_proto::limits::SETTLEMENT_CALL_TIMEOUT_MS;
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &["slow-1"]);
+    let server = server_charging_at("gifts-timeout", &proxy.base);
+    deposit(&settlement, "ana", 10);
+    let room = create_room(&server, "weur");
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    let sent = Instant::now();
+    ana.send(&gift(1, "slow-1", "heart", 1)).unwrap();
+    proxy.wait_held(1);
+    let timeout = Duration::from_millis(u64::from(SETTLEMENT_CALL_TIMEOUT_MS));
+    let answer = ana
+        .wait_for(timeout + WAIT, |e| {
+            matches!(
+                e,
+                Event::Ack { client_id: 1, .. }
+                    | Event::Error {
+                        client_id: Some(1),
+                        ..
+                    }
+            )
+        })
+        .expect("an answer");
+    assert!(
+        matches!(
+            answer,
+            Event::Error {
+                code: ErrorCode::Unavailable,
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+    assert!(sent.elapsed() >= timeout, "answered before the timeout");
+    // The service makes the charge afterwards; the retry is answered with it.
+    proxy.release("slow-1");
+    assert_eq!(balance_reaches(&settlement, "ana", 5), 5, "charged once");
+    ana.send(&gift(2, "slow-1", "heart", 1)).unwrap();
+    assert!(
+        matches!(answer_to(&mut ana, 2), Event::Ack { seq: Some(_), .. }),
+        "announced on the retry"
+    );
+    assert_eq!(
+        balance_reaches(&settlement, "ana", 5),
+        5,
+        "still charged once"
+    );
+}

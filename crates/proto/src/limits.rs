@@ -167,6 +167,10 @@ const _: () = assert!(GIFT_OUTCOMES_UNKNOWN_PER_USER_MAX <= GIFT_OUTCOMES_UNKNOW
 /// is refused `unavailable` with this wait, to retry with the same id.
 pub const GIFT_RESENDS_JOINED_MAX: usize = 8;
 pub const GIFT_IN_PROGRESS_RETRY_AFTER_MS: u32 = 1_000;
+/// How long a room object waits for one answer of the settlement service (a charge, an
+/// account opened, a settlement) before taking it as failed (`unavailable`, whose retry
+/// the ledger answers with the first attempt's outcome).
+pub const SETTLEMENT_CALL_TIMEOUT_MS: u32 = 10_000;
 /// The wait told to the retry of a gift whose charge may have been made while the room
 /// sells no such gift now (gifts off, or the catalog changed): retried later, not refused
 /// for good, so the charge's answer can still announce it.

@@ -54,15 +54,29 @@ impl RoomObject {
             .with_body(Some(body.into()));
         let request =
             Request::new_with_init(&format!("{url}{path}"), &init).map_err(|e| e.to_string())?;
-        let mut response = Fetch::Request(request)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status_code();
-        // Parsed in Rust (`ovation_room::charge_outcome`): a balance above 2^53 must not
-        // be rounded by JavaScript.
-        let body = response.bytes().await.unwrap_or_default();
-        Ok((status, body))
+        // Bounded: a settlement service that never answers must not hold a create (which
+        // refuses the others meanwhile) or the charges of a pump (and whatever waits for
+        // that pump) for ever. Answered as a failure: a charge then is `unavailable`,
+        // whose retry the ledger answers with the charge's own outcome.
+        let exchange = async {
+            let mut response = Fetch::Request(request)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status_code();
+            // Parsed in Rust (`ovation_room::charge_outcome`): a balance above 2^53 must
+            // not be rounded by JavaScript.
+            let body = response.bytes().await.unwrap_or_default();
+            Ok((status, body))
+        };
+        let limit_ms = u64::from(ovation_proto::limits::SETTLEMENT_CALL_TIMEOUT_MS);
+        let deadline = worker::Delay::from(std::time::Duration::from_millis(limit_ms));
+        match futures_util::future::select(std::pin::pin!(exchange), deadline).await {
+            futures_util::future::Either::Left((answer, _)) => answer,
+            futures_util::future::Either::Right(_) => Err(format!(
+                "the settlement service did not answer within {limit_ms} ms"
+            )),
+        }
     }
 
     /// Charges one gift of the opening whose ledger account is `room`, under `tenant`
