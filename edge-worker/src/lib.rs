@@ -549,8 +549,14 @@ async fn with_headers(
 ) -> std::result::Result<Response, ApiError> {
     let status = resp.status_code();
     let content_type = resp.headers().get("content-type").ok().flatten();
-    // A refusal's wait (a room object's `429`) reaches the client too.
+    // A refusal's wait (a room object's `429`) reaches the client too, and so does the
+    // version a part read answered when the part had moved on.
     let retry_after = resp.headers().get("retry-after").ok().flatten();
+    let part_version = resp
+        .headers()
+        .get(ovation_proto::PART_VERSION_HEADER)
+        .ok()
+        .flatten();
     let body = resp
         .bytes()
         .await
@@ -564,6 +570,9 @@ async fn with_headers(
     }
     if let Some(retry_after) = retry_after {
         let _ = copy_headers.set("retry-after", &retry_after);
+    }
+    if let Some(version) = part_version {
+        let _ = copy_headers.set(ovation_proto::PART_VERSION_HEADER, &version);
     }
     for (name, value) in headers {
         let _ = copy_headers.set(name, value);

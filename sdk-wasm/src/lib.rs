@@ -581,7 +581,6 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
             let success = (200..300).contains(&status);
             let part = success && kind == FetchKind::Part;
             let reader = if part { "text" } else { "json" };
-            // A part that moved on is answered at its newest version, named in a header.
             // A part that moved on is answered at its newest version, named in a header
             // (versions stay below 2^53, exact as a number).
             let newer = if part {

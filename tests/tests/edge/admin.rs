@@ -513,6 +513,13 @@ fn a_part_read_at_a_version_it_moved_on_from_is_answered_at_its_newest_uncached(
         assert_eq!(moved_on.cache_control.as_deref(), Some("no-store"));
         assert_eq!(moved_on.cache, None, "never from or into the cache");
     }
+    // Without `&e=` (clients before it), the same answer and header.
+    let unnamed = viewer
+        .get(&format!("/v1/rooms/{room}/parts/pinned?v={first}"))
+        .unwrap();
+    assert_eq!(unnamed.body, json!({ "n": 3 }));
+    let answered = unnamed.part_version.as_deref();
+    assert_eq!(answered, Some(third.to_string().as_str()));
     // Not cached: the next read of the same URL is the part's newest value again.
     let fourth = put(4);
     let moved_on = viewer.get(&old_path).unwrap();
