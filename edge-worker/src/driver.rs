@@ -149,8 +149,18 @@ pub(crate) async fn run_ticks<H: Host>(host: &H) -> Result<()> {
 
 /// Arms the alarm for the core's earliest deadline, unless an earlier one is set.
 pub(crate) async fn arm_alarm<H: Host>(host: &H) -> Result<()> {
+    arm_alarm_by(host, None).await
+}
+
+/// Arms the alarm for the core's earliest deadline or `also_at_ms` (work of the object's
+/// own the alarm's pump does, such as charges left for it), unless an earlier one is set.
+pub(crate) async fn arm_alarm_by<H: Host>(host: &H, also_at_ms: Option<u64>) -> Result<()> {
     let (wanted, current) = host.with_driven(|d| {
-        let wanted = d.core.and_then(|core| core.poll_timeout());
+        let core = d.core.and_then(|core| core.poll_timeout());
+        let wanted = match (core, also_at_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         (wanted, d.timers.alarm_at_ms)
     });
     let Some(wanted) = wanted else {

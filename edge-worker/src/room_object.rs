@@ -94,6 +94,18 @@ struct Memory {
     /// A create is under way (between its check that the room is not live and the new
     /// room in memory, across the settlement call that opens its ledger account).
     creating: bool,
+    /// Charges the room asked for that no event has started yet (a shard's batch is
+    /// answered without waiting for its gifts' charges; the alarm starts them).
+    charges_due: Vec<DueCharge>,
+}
+
+/// A charge and the opening it belongs to (read when the room asked for it: the room may
+/// end and open again, a new epoch and ledger account, while it waits or is in flight).
+struct DueCharge {
+    charge: ChargeRequest,
+    epoch: u64,
+    ledger_room: String,
+    tenant: String,
 }
 
 /// Clears `Memory::creating` however a create ends (answered, refused or failed).
@@ -257,8 +269,19 @@ impl RoomObject {
     }
 
     /// Drains the room's outputs: storage writes first (so frames leave only after the
-    /// writes they depend on), then frames and closes, then log lines.
+    /// writes they depend on), then frames and closes, then log lines; then the charges
+    /// (see `pump_leaving_charges`).
     async fn pump(&self) -> Result<()> {
+        self.pump_leaving_charges().await?;
+        self.run_due_charges().await;
+        Ok(())
+    }
+
+    /// `pump` without the charges, which wait in `charges_due` for the next pump (the
+    /// caller arms the alarm): a shard's batch is answered once its effects are stored,
+    /// not after a settlement round trip per gift in it (the shard sends nothing more
+    /// until then, so every viewer on it waited on the slowest charge).
+    async fn pump_leaving_charges(&self) -> Result<()> {
         // The last op per key wins (a put then a delete of one key is a delete).
         let mut writes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         let mut wire = Vec::new();
@@ -288,15 +311,19 @@ impl RoomObject {
         }
         // The opening these charges belong to, read before any await: the room may end
         // and open again (a new epoch, a new ledger account) while a charge is in flight.
-        let opening = (!charges.is_empty())
-            .then(|| {
-                Some((
-                    self.epoch(),
-                    self.ledger_room()?,
-                    self.memory.borrow().tenant.clone(),
-                ))
-            })
-            .flatten();
+        // Without a ledger account (a room from before gifts were on) nothing is charged.
+        if !charges.is_empty() {
+            if let Some(ledger_room) = self.ledger_room() {
+                let (epoch, tenant) = (self.epoch(), self.memory.borrow().tenant.clone());
+                let due = charges.into_iter().map(|charge| DueCharge {
+                    charge,
+                    epoch,
+                    ledger_room: ledger_room.clone(),
+                    tenant: tenant.clone(),
+                });
+                self.memory.borrow_mut().charges_due.extend(due);
+            }
+        }
         let storage = self.state.storage();
         let raw = storage.as_raw();
         let (puts, deletes): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_some());
@@ -350,24 +377,61 @@ impl RoomObject {
         }
         self.send_to_shards().await;
         self.record().await;
-        // Each charge is a fetch to the settlement service; other events interleave
-        // meanwhile. The answers produce more output, drained by the next pump.
-        let Some((epoch, ledger_room, tenant)) = opening else {
-            return Ok(());
-        };
-        for charge in charges {
-            let outcome = self.charge(&charge, &tenant, &ledger_room).await;
+        Ok(())
+    }
+
+    /// Starts every charge due, all at once (each a fetch to the settlement service,
+    /// bounded by `SETTLEMENT_CALL_TIMEOUT_MS`; other events interleave meanwhile), and
+    /// hands each answer to the room. The answers produce more output, drained by the
+    /// next pump.
+    pub(crate) async fn run_due_charges(&self) {
+        let due = std::mem::take(&mut self.memory.borrow_mut().charges_due);
+        if due.is_empty() {
+            return;
+        }
+        let calls = due
+            .iter()
+            .map(|d| self.charge(&d.charge, &d.tenant, &d.ledger_room));
+        let outcomes = futures_util::future::join_all(calls).await;
+        for (due, outcome) in due.into_iter().zip(outcomes) {
             // An answer for an opening that is gone is not the new one's (its requests are
             // numbered from 1 again). The old opening was settled before the new one
             // opened, so its charge was refused there (or made before the settlement
             // counted it); its gifter's socket closed with the room.
             if let Some(room) = self.memory.borrow_mut().room.as_mut() {
-                if room.epoch() == epoch {
-                    room.charge_result(charge.request, outcome, now_ms());
+                if room.epoch() == due.epoch {
+                    room.charge_result(due.charge.request, outcome, now_ms());
                 }
             }
         }
-        Ok(())
+    }
+
+    /// The alarm's charges, and those that fall due while they run, beside the room's
+    /// ticks: no other alarm fires while this one runs, and in a big room the ticks come
+    /// from the alarm (a shard's batch is answered without running them), so ticks that
+    /// waited on the charges held every viewer's output behind the slowest gift.
+    async fn charge_while_ticking(&self) -> Result<()> {
+        let charging = std::cell::Cell::new(true);
+        let charges = async {
+            while !self.memory.borrow().charges_due.is_empty() {
+                self.run_due_charges().await;
+            }
+            charging.set(false);
+        };
+        let ticking = async {
+            loop {
+                driver::run_ticks(self).await?;
+                if !charging.get() {
+                    return Ok::<(), Error>(());
+                }
+                let tick = std::time::Duration::from_millis(ovation_proto::limits::TICK_MS);
+                Delay::from(tick).await;
+            }
+        };
+        let ((), ticked) = futures_util::future::join(charges, ticking).await;
+        ticked?;
+        // The last answers' output (a charge may have answered after the last tick).
+        driver::run_ticks(self).await
     }
 
     /// `hello`: the upgrade said the socket's Hello (`contract::HELLO_HEADER`).
@@ -413,14 +477,14 @@ impl RoomObject {
             // like a network failure to a browser): banned, this user's sockets are at
             // the cap, or the room's are (as a shard tells it). The socket never reaches
             // the room.
-            self.pump().await?;
+            self.pump_leaving_charges().await?;
             let pair = WebSocketPair::new()?;
             pair.server.accept()?;
             pair.server.close(Some(code.code()), Some(code.reason()))?;
             return Response::from_websocket(pair.client);
         }
         if let Err(code) = result {
-            self.pump().await?;
+            self.pump_leaving_charges().await?;
             return error(crate::http::upgrade_refused(code));
         }
         let pair = WebSocketPair::new()?;
@@ -443,7 +507,7 @@ impl RoomObject {
                 room.handle_frame(id, &ClientFrame::Hello(hello).encode(), now);
             }
         }
-        self.pump().await?;
+        self.pump_leaving_charges().await?;
         driver::arm_alarm(self).await?;
         Response::from_websocket(pair.client)
     }
@@ -540,7 +604,7 @@ impl RoomObject {
         let tenant = self.memory.borrow().tenant.clone();
         self.learn_tenant(&tenant).await?;
         driver::alarm_cleared(self); // the old room's alarm went with its storage
-        self.pump().await?;
+        self.pump_leaving_charges().await?;
         json(
             json!({ "room": room_id, "epoch": epoch, "status": "live" }),
             201,
@@ -600,8 +664,16 @@ impl driver::Host for RoomObject {
         })
     }
 
+    /// The ticks' pump leaves the charges to the alarm, which runs them beside its ticks
+    /// (`charge_while_ticking`): a tick that waited on a settlement round trip held every
+    /// viewer's output behind one gift.
     async fn pump(&self) -> Result<()> {
-        RoomObject::pump(self).await
+        self.pump_leaving_charges().await?;
+        let charges_due = !self.memory.borrow().charges_due.is_empty();
+        if charges_due {
+            driver::arm_alarm_by(self, Some(now_ms())).await?;
+        }
+        Ok(())
     }
 }
 
@@ -622,11 +694,7 @@ impl DurableObject for RoomObject {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        // A shard's batch is answered at once: its shard sends the next one only after
-        // this answer, so holding it through our tick loop would stall the shard. The
-        // tick then runs from the alarm (or from whichever event is already flushing).
         let path = req.path();
-        let from_shard = path == "/shard-up";
         let resp = match self.route(req).await {
             Ok(resp) => resp,
             Err(e) => return error(e),
@@ -636,18 +704,21 @@ impl DurableObject for RoomObject {
             // the refusal leaves at once and costs no tick.
             return Ok(resp);
         }
-        // Output from admin commands leaves with the next tick.
-        self.pump().await?;
+        // What the request changed is stored before it is answered; output from admin
+        // commands leaves with the next tick, run by the alarm (or by whichever event is
+        // already flushing): an answer held through the tick loop waited for the room to
+        // go quiet, seconds in a busy room (a pull read, an admin call, a viewer's shard,
+        // and a shard's batch, after whose answer alone its shard sends the next).
+        // Charges left for the alarm: no answer here waits for the settlement service (a
+        // shard's batch, a join); only `/end` runs them first, before it settles.
+        self.pump_leaving_charges().await?;
         if path != "/end" {
             // A staff command (the API's, or a host's relayed by a shard) may have ended
             // the room; `/end` completes its end itself.
             self.finish_end_if_due().await;
         }
-        if resp.status_code() != 101 && !from_shard {
-            driver::run_ticks(self).await?;
-        } else {
-            driver::arm_alarm(self).await?;
-        }
+        let charges_due = !self.memory.borrow().charges_due.is_empty();
+        driver::arm_alarm_by(self, charges_due.then(now_ms)).await?;
         Ok(resp)
     }
 
@@ -706,6 +777,7 @@ impl DurableObject for RoomObject {
     async fn alarm(&self) -> Result<Response> {
         self.ensure_loaded().await?;
         driver::alarm_fired(self).await?;
+        self.charge_while_ticking().await?;
         Response::empty()
     }
 }

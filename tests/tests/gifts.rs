@@ -943,3 +943,48 @@ fn a_charge_never_answered_is_unavailable_after_the_timeout_and_announced_on_its
         "still charged once"
     );
 }
+
+/// In a big room, a gift whose charge the settlement service holds does not hold the
+/// other viewers of the gifter's shard: the room answers the shard's batch once its
+/// effects are stored, and charges from its alarm. Before, the answer waited for every
+/// charge in the batch, and the shard sends nothing more until answered: a neighbour's
+/// comment waited for the gift's settlement round trip (up to its timeout).
+#[test]
+fn a_charge_held_at_the_settlement_service_does_not_hold_the_gifters_shard() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &["held-1"]);
+    let server = server_charging_at("gifts-shard-held", &proxy.base);
+    deposit(&settlement, "ana", 10);
+    let room = create_room(&server, "weur");
+    // One shard: every viewer is on it.
+    let grown = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/shards"), &json!({ "shards": 1 }))
+        .unwrap();
+    assert_eq!(grown.status, 200, "{:?}", grown.body);
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    let mut bob = connect(&server, &room, "viewer", "bob");
+    ana.send(&gift(1, "held-1", "heart", 1)).unwrap();
+    proxy.wait_held(1);
+    let sent = Instant::now();
+    bob.send(&ClientFrame::Comment {
+        client_id: 1,
+        text: "still moving".into(),
+    })
+    .unwrap();
+    assert!(
+        matches!(answer_to(&mut bob, 1), Event::Ack { seq: Some(_), .. }),
+        "bob's comment is acknowledged"
+    );
+    let waited = sent.elapsed();
+    assert!(
+        waited < Duration::from_secs(3),
+        "bob's comment waited {waited:?} for ana's charge"
+    );
+    proxy.release("held-1");
+    assert!(
+        matches!(answer_to(&mut ana, 1), Event::Ack { seq: Some(_), .. }),
+        "ana's gift is announced once charged"
+    );
+    assert_eq!(balance_reaches(&settlement, "ana", 5), 5, "charged once");
+}

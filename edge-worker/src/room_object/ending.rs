@@ -202,6 +202,9 @@ impl RoomObject {
             }
             memory.end_retry_at_ms = now.saturating_add(ROOM_END_RETRY_INTERVAL_MS);
         }
+        // Gifts sent before the end are charged before the room is settled (a charge
+        // reaching a settled ledger room is refused).
+        self.run_due_charges().await;
         self.finish_end().await;
     }
 
