@@ -526,19 +526,20 @@ fn a_part_read_at_a_version_it_moved_on_from_is_answered_at_its_newest_uncached(
     assert_eq!(moved_on.body, json!({ "n": 4 }));
     let answered = moved_on.part_version.as_deref();
     assert_eq!(answered, Some(fourth.to_string().as_str()));
-    // The current version is cached as before, with no version header.
+    // The current version is cached as before, with no version header (where the
+    // runtime has a Workers cache: workerd alone has none, and asks the room each time).
     let current = format!("/v1/rooms/{room}/parts/pinned?v={fourth}&e={epoch}");
     let miss = viewer.get(&current).unwrap();
-    assert_eq!(
-        (miss.cache.as_deref(), miss.part_version),
-        (Some("miss"), None)
-    );
+    assert_eq!((miss.part_version, miss.body), (None, json!({ "n": 4 })));
     assert!(miss.cache_control.unwrap_or_default().contains("immutable"));
-    let hit = viewer.get(&current).unwrap();
-    assert_eq!(
-        (hit.cache.as_deref(), hit.body),
-        (Some("hit"), json!({ "n": 4 }))
-    );
+    if ovation_tests::Runtime::from_env() == ovation_tests::Runtime::WranglerDev {
+        assert_eq!(miss.cache.as_deref(), Some("miss"));
+        let hit = viewer.get(&current).unwrap();
+        assert_eq!(
+            (hit.cache.as_deref(), hit.body),
+            (Some("hit"), json!({ "n": 4 }))
+        );
+    }
     // A version the room never had, and one past every version a u64 holds.
     for version in [(fourth + 1).to_string(), u64::MAX.to_string()] {
         let path = format!("/v1/rooms/{room}/parts/pinned?v={version}&e={epoch}");
