@@ -87,7 +87,32 @@ pub(crate) async fn create_room(
         .is_some_and(|v| v["existed"] == true);
     let stub = room_stub(env, &identity.tenant, &room)?;
     let payload = serde_json::to_value(&info).map_err(|e| ApiError::internal(&e.to_string()))?;
-    let created = call(&stub, Method::Post, "/create", &identity, Some(payload)).await;
+    // A create of the room already under way (a client retrying at once) is waited for:
+    // asked again until it is done, so this one answers as a create sent after it would
+    // (409 `room_exists`, or it opens the room itself if that one failed), and the
+    // directory entry ends as the room does. Past the wait, 503 `room_opening`.
+    let wait_ms = 2 * u64::from(ovation_proto::limits::SETTLEMENT_CALL_TIMEOUT_MS) + 5_000;
+    let deadline_ms = now_ms() + wait_ms;
+    let created = loop {
+        let created = call(
+            &stub,
+            Method::Post,
+            "/create",
+            &identity,
+            Some(payload.clone()),
+        )
+        .await;
+        let under_way = created.as_ref().is_ok_and(|r| {
+            matches!(
+                r.headers().has(crate::contract::CREATE_UNDER_WAY_HEADER),
+                Ok(true)
+            )
+        });
+        if !under_way || now_ms() >= deadline_ms {
+            break created;
+        }
+        worker::Delay::from(std::time::Duration::from_millis(250)).await;
+    };
     // The entry stays when the room is live: created now, or already live (409
     // `room_exists`: a concurrent create of the same room won, and its entry is this
     // one), or being opened by a concurrent create (503 `room_opening`: that create

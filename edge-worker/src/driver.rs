@@ -214,6 +214,27 @@ pub(crate) async fn alarm_fired<H: Host>(host: &H) -> Result<()> {
     run_ticks(host).await
 }
 
+/// Runs the core's deadlines if one is due (a tick or a slower one), the pump, and the
+/// ticks after it; then arms the alarm. For an event that has been busy elsewhere (the
+/// alarm's charges) while the core's deadlines came due: no other alarm fires meanwhile.
+pub(crate) async fn catch_up<H: Host>(host: &H) -> Result<()> {
+    let due = host.with_driven(|d| {
+        let now = now_ms();
+        let Some(core) = d.core else {
+            return false;
+        };
+        if d.timers.flushing || core.poll_timeout().is_none_or(|at| at > now) {
+            return false;
+        }
+        timeout(host.state(), d.sockets, core, now);
+        true
+    });
+    if due {
+        host.pump().await?;
+    }
+    run_ticks(host).await
+}
+
 /// The socket is gone (closed or failed): the core forgets its connection.
 pub(crate) fn forget_socket<H: Host>(host: &H, ws: &WebSocket) {
     if let Some(id) = crate::sockets::connection_of(ws) {

@@ -95,9 +95,18 @@ struct Memory {
     /// room in memory, across the settlement call that opens its ledger account).
     creating: bool,
     /// Charges the room asked for that no event has started yet (a shard's batch is
-    /// answered without waiting for its gifts' charges; the alarm starts them).
-    charges_due: Vec<DueCharge>,
+    /// answered without waiting for its gifts' charges; the alarm starts them), oldest
+    /// first. Added only once the pump's writes (the pending gifts) are durable.
+    charges_due: VecDeque<DueCharge>,
+    /// Charges started and not yet answered (an end waits for them before it settles:
+    /// a charge reaching a settled ledger room is refused).
+    charges_in_flight: u32,
 }
+
+/// Charges started by one event, answered in any order.
+type ChargesInFlight<'a> = futures_util::stream::FuturesUnordered<
+    std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>,
+>;
 
 /// A charge and the opening it belongs to (read when the room asked for it: the room may
 /// end and open again, a new epoch and ledger account, while it waits or is in flight).
@@ -312,16 +321,16 @@ impl RoomObject {
         // The opening these charges belong to, read before any await: the room may end
         // and open again (a new epoch, a new ledger account) while a charge is in flight.
         // Without a ledger account (a room from before gifts were on) nothing is charged.
+        let mut due = Vec::new();
         if !charges.is_empty() {
             if let Some(ledger_room) = self.ledger_room() {
                 let (epoch, tenant) = (self.epoch(), self.memory.borrow().tenant.clone());
-                let due = charges.into_iter().map(|charge| DueCharge {
+                due.extend(charges.into_iter().map(|charge| DueCharge {
                     charge,
                     epoch,
                     ledger_room: ledger_room.clone(),
                     tenant: tenant.clone(),
-                });
-                self.memory.borrow_mut().charges_due.extend(due);
+                }));
             }
         }
         let storage = self.state.storage();
@@ -350,6 +359,9 @@ impl RoomObject {
         if calls.length() > 0 {
             wasm_bindgen_futures::JsFuture::from(worker::js_sys::Promise::all(&calls)).await?;
         }
+        // Due once their pending gifts are stored: a charge asked before its record is
+        // durable could be made and never recovered after a crash.
+        self.memory.borrow_mut().charges_due.extend(due);
         {
             let mut memory = self.memory.borrow_mut();
             for output in wire {
@@ -380,58 +392,83 @@ impl RoomObject {
         Ok(())
     }
 
-    /// Starts every charge due, all at once (each a fetch to the settlement service,
-    /// bounded by `SETTLEMENT_CALL_TIMEOUT_MS`; other events interleave meanwhile), and
-    /// hands each answer to the room. The answers produce more output, drained by the
-    /// next pump.
+    /// Runs every charge due, `SETTLEMENT_CHARGES_IN_FLIGHT_MAX` at a time (each a fetch
+    /// to the settlement service, bounded by `SETTLEMENT_CALL_TIMEOUT_MS`; other events
+    /// interleave meanwhile), until none is due. The answers produce more output,
+    /// drained by the next pump.
     pub(crate) async fn run_due_charges(&self) {
-        let due = std::mem::take(&mut self.memory.borrow_mut().charges_due);
-        if due.is_empty() {
-            return;
-        }
-        let calls = due
-            .iter()
-            .map(|d| self.charge(&d.charge, &d.tenant, &d.ledger_room));
-        let outcomes = futures_util::future::join_all(calls).await;
-        for (due, outcome) in due.into_iter().zip(outcomes) {
-            // An answer for an opening that is gone is not the new one's (its requests are
-            // numbered from 1 again). The old opening was settled before the new one
-            // opened, so its charge was refused there (or made before the settlement
-            // counted it); its gifter's socket closed with the room.
-            if let Some(room) = self.memory.borrow_mut().room.as_mut() {
-                if room.epoch() == due.epoch {
-                    room.charge_result(due.charge.request, outcome, now_ms());
-                }
+        let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        loop {
+            self.start_due_charges(&mut in_flight);
+            if futures_util::StreamExt::next(&mut in_flight)
+                .await
+                .is_none()
+            {
+                return;
             }
         }
     }
 
-    /// The alarm's charges, and those that fall due while they run, beside the room's
-    /// ticks: no other alarm fires while this one runs, and in a big room the ticks come
-    /// from the alarm (a shard's batch is answered without running them), so ticks that
-    /// waited on the charges held every viewer's output behind the slowest gift.
-    async fn charge_while_ticking(&self) -> Result<()> {
-        let charging = std::cell::Cell::new(true);
-        let charges = async {
-            while !self.memory.borrow().charges_due.is_empty() {
-                self.run_due_charges().await;
+    /// Starts charges due while fewer than `SETTLEMENT_CHARGES_IN_FLIGHT_MAX` are in
+    /// flight here (the platform queues an invocation's connections past a few, and a
+    /// queued call would spend its deadline waiting).
+    fn start_due_charges<'a>(&'a self, in_flight: &mut ChargesInFlight<'a>) {
+        let max = ovation_proto::limits::SETTLEMENT_CHARGES_IN_FLIGHT_MAX;
+        while in_flight.len() < max {
+            let Some(due) = self.memory.borrow_mut().charges_due.pop_front() else {
+                return;
+            };
+            in_flight.push(Box::pin(self.charge_one(due)));
+        }
+    }
+
+    /// One charge, its answer handed to the room of the opening that asked for it.
+    async fn charge_one(&self, due: DueCharge) {
+        self.memory.borrow_mut().charges_in_flight += 1;
+        let outcome = self
+            .charge(&due.charge, &due.tenant, &due.ledger_room)
+            .await;
+        let mut memory = self.memory.borrow_mut();
+        memory.charges_in_flight -= 1;
+        // An answer for an opening that is gone is not the new one's (its requests are
+        // numbered from 1 again). The old opening was settled before the new one opened
+        // (after its charges in flight were answered), so its charge was refused there
+        // or made before the settlement counted it; its gifter's socket closed with the
+        // room.
+        if let Some(room) = memory.room.as_mut() {
+            if room.epoch() == due.epoch {
+                room.charge_result(due.charge.request, outcome, now_ms());
             }
-            charging.set(false);
-        };
-        let ticking = async {
-            loop {
-                driver::run_ticks(self).await?;
-                if !charging.get() {
-                    return Ok::<(), Error>(());
+        }
+    }
+
+    /// The alarm's charges, and those that fall due while it runs, beside its ticks:
+    /// started as they fall due, until the ticks are done and no charge is due or in
+    /// flight. No other alarm fires while this one runs, and in a big room the ticks come
+    /// from the alarm (a shard's batch is answered without running them), so neither may
+    /// wait for the other: ticks that waited on a settlement round trip held every
+    /// viewer's output behind one gift, and charges that waited for a busy room to go
+    /// quiet were never made.
+    async fn charge_beside(&self, ticks_done: &std::cell::Cell<bool>) -> Result<()> {
+        let mut in_flight = ChargesInFlight::new();
+        let tick = std::time::Duration::from_millis(ovation_proto::limits::TICK_MS);
+        loop {
+            self.start_due_charges(&mut in_flight);
+            if in_flight.is_empty() {
+                if ticks_done.get() {
+                    return Ok(());
                 }
-                let tick = std::time::Duration::from_millis(ovation_proto::limits::TICK_MS);
                 Delay::from(tick).await;
+                continue;
             }
-        };
-        let ((), ticked) = futures_util::future::join(charges, ticking).await;
-        ticked?;
-        // The last answers' output (a charge may have answered after the last tick).
-        driver::run_ticks(self).await
+            // An answer, or a tick's time: new charges may be due, and once the ticks
+            // are done this loop runs the room's deadlines and flushes meanwhile.
+            let answer = futures_util::StreamExt::next(&mut in_flight);
+            let _ = futures_util::future::select(answer, Delay::from(tick)).await;
+            if ticks_done.get() {
+                driver::catch_up(self).await?;
+            }
+        }
     }
 
     /// `hello`: the upgrade said the socket's Hello (`contract::HELLO_HEADER`).
@@ -695,9 +732,11 @@ impl DurableObject for RoomObject {
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         let path = req.path();
+        // A refusal too: the request may have woken the room, whose restored charges
+        // wait in its output for a pump and an alarm.
         let resp = match self.route(req).await {
             Ok(resp) => resp,
-            Err(e) => return error(e),
+            Err(e) => error(e)?,
         };
         if resp.status_code() == 429 {
             // Refused for a rate (a read flood, an upgrade flood): nothing changed, so
@@ -776,8 +815,18 @@ impl DurableObject for RoomObject {
 
     async fn alarm(&self) -> Result<Response> {
         self.ensure_loaded().await?;
-        driver::alarm_fired(self).await?;
-        self.charge_while_ticking().await?;
+        let ticks_done = std::cell::Cell::new(false);
+        let ticking = async {
+            let ticked = driver::alarm_fired(self).await;
+            ticks_done.set(true);
+            ticked
+        };
+        let (ticked, charged) =
+            futures_util::future::join(ticking, self.charge_beside(&ticks_done)).await;
+        ticked?;
+        charged?;
+        // The last answers' output, and the next alarm.
+        driver::catch_up(self).await?;
         Response::empty()
     }
 }

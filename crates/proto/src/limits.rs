@@ -171,6 +171,10 @@ pub const GIFT_IN_PROGRESS_RETRY_AFTER_MS: u32 = 1_000;
 /// account opened, a settlement) before taking it as failed (`unavailable`, whose retry
 /// the ledger answers with the first attempt's outcome).
 pub const SETTLEMENT_CALL_TIMEOUT_MS: u32 = 10_000;
+/// Charges a room object has in flight at once from one event: the platform queues an
+/// invocation's connections past a few, and a queued call would spend its deadline
+/// waiting.
+pub const SETTLEMENT_CHARGES_IN_FLIGHT_MAX: usize = 4;
 /// The wait told to the retry of a gift whose charge may have been made while the room
 /// sells no such gift now (gifts off, or the catalog changed): retried later, not refused
 /// for good, so the charge's answer can still announce it.

@@ -90,6 +90,20 @@ impl RoomObject {
     /// opened) holds nothing to settle; one that was opened is settled only on the
     /// service's word, never for want of a configuration or on a 404.
     pub(super) async fn settle_ended(&self) -> Settled {
+        // Gifts sent before the end are charged, and their answers in, before the room is
+        // settled: a charge reaching a settled ledger room is refused. Those a woken room
+        // restored wait in its output, those of a shard's batch in `charges_due`, and
+        // some may be in flight from another event (each bounded by its deadline).
+        if let Err(e) = self.pump().await {
+            log_json(json!({"level":"error","event":"settle_failed","detail": e.to_string()}));
+        }
+        let limit_ms = u64::from(ovation_proto::limits::SETTLEMENT_CALL_TIMEOUT_MS) + 1_000;
+        let started_ms = now_ms();
+        while self.memory.borrow().charges_in_flight > 0
+            && now_ms().saturating_sub(started_ms) < limit_ms
+        {
+            worker::Delay::from(std::time::Duration::from_millis(50)).await;
+        }
         let pending = |detail: String| {
             log_json(json!({"level":"error","event":"settle_failed","detail": detail}));
             Settled {
@@ -202,9 +216,6 @@ impl RoomObject {
             }
             memory.end_retry_at_ms = now.saturating_add(ROOM_END_RETRY_INTERVAL_MS);
         }
-        // Gifts sent before the end are charged before the room is settled (a charge
-        // reaching a settled ledger room is refused).
-        self.run_due_charges().await;
         self.finish_end().await;
     }
 

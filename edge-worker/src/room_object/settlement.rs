@@ -58,9 +58,11 @@ impl RoomObject {
         // refuses the others meanwhile) or the charges of a pump (and whatever waits for
         // that pump) for ever. Answered as a failure: a charge then is `unavailable`,
         // whose retry the ledger answers with the charge's own outcome.
-        let exchange = async {
+        let abort = worker::AbortController::default();
+        let signal = abort.signal();
+        let exchange = async move {
             let mut response = Fetch::Request(request)
-                .send()
+                .send_with_signal(&signal)
                 .await
                 .map_err(|e| e.to_string())?;
             let status = response.status_code();
@@ -73,9 +75,14 @@ impl RoomObject {
         let deadline = worker::Delay::from(std::time::Duration::from_millis(limit_ms));
         match futures_util::future::select(std::pin::pin!(exchange), deadline).await {
             futures_util::future::Either::Left((answer, _)) => answer,
-            futures_util::future::Either::Right(_) => Err(format!(
-                "the settlement service did not answer within {limit_ms} ms"
-            )),
+            futures_util::future::Either::Right(_) => {
+                // The request itself is given up too, not left to reach the service
+                // after the gifter was told `unavailable`.
+                abort.abort();
+                Err(format!(
+                    "the settlement service did not answer within {limit_ms} ms"
+                ))
+            }
         }
     }
 
