@@ -75,7 +75,7 @@ pub(crate) async fn create_room(
     let dir = directory_stub(env, &identity.tenant)?;
     let entry = json!({ "room": room.as_str(), "title": body.title, "host": body.host,
                         "created_ms": now_ms() });
-    let mut admitted = call(&dir, Method::Post, "/add", &identity, Some(entry)).await?;
+    let mut admitted = call(&dir, Method::Post, "/add", &identity, Some(entry.clone())).await?;
     if admitted.status_code() != 200 {
         return Ok(admitted);
     }
@@ -93,6 +93,7 @@ pub(crate) async fn create_room(
     // directory entry ends as the room does. Past the wait, 503 `room_opening`.
     let wait_ms = 2 * u64::from(ovation_proto::limits::SETTLEMENT_CALL_TIMEOUT_MS) + 5_000;
     let deadline_ms = now_ms() + wait_ms;
+    let mut waited = false;
     let created = loop {
         let created = call(
             &stub,
@@ -111,8 +112,14 @@ pub(crate) async fn create_room(
         if !under_way || now_ms() >= deadline_ms {
             break created;
         }
+        waited = true;
         worker::Delay::from(std::time::Duration::from_millis(250)).await;
     };
+    // Opened after waiting for a create that failed: that create may have removed the
+    // entry this one found (it was not listed before it), so it is admitted again.
+    if waited && created.as_ref().is_ok_and(|r| r.status_code() == 201) {
+        let _ = call(&dir, Method::Post, "/add", &identity, Some(entry)).await;
+    }
     // The entry stays when the room is live: created now, or already live (409
     // `room_exists`: a concurrent create of the same room won, and its entry is this
     // one), or being opened by a concurrent create (503 `room_opening`: that create

@@ -100,13 +100,32 @@ struct Memory {
     charges_due: VecDeque<DueCharge>,
     /// Charges started and not yet answered (an end waits for them before it settles:
     /// a charge reaching a settled ledger room is refused).
-    charges_in_flight: u32,
+    charges_in_flight: usize,
 }
 
 /// Charges started by one event, answered in any order.
 type ChargesInFlight<'a> = futures_util::stream::FuturesUnordered<
     std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>,
 >;
+
+/// A charge taken from `charges_due` and counted in flight: however its future ends
+/// (answered, or dropped unanswered with the event that ran it), it leaves the count, and
+/// a charge never answered goes back to be run again (its pending gift is stored, and the
+/// ledger answers a repeated gift id with the first attempt's outcome).
+struct ChargeStarted<'a> {
+    memory: &'a RefCell<Memory>,
+    due: Option<DueCharge>,
+}
+
+impl Drop for ChargeStarted<'_> {
+    fn drop(&mut self) {
+        let mut memory = self.memory.borrow_mut();
+        memory.charges_in_flight -= 1;
+        if let Some(due) = self.due.take() {
+            memory.charges_due.push_front(due);
+        }
+    }
+}
 
 /// A charge and the opening it belongs to (read when the room asked for it: the room may
 /// end and open again, a new epoch and ledger account, while it waits or is in flight).
@@ -277,19 +296,19 @@ impl RoomObject {
         })
     }
 
-    /// Drains the room's outputs: storage writes first (so frames leave only after the
-    /// writes they depend on), then frames and closes, then log lines; then the charges
-    /// (see `pump_leaving_charges`).
-    async fn pump(&self) -> Result<()> {
+    /// `pump_leaving_charges`, then every charge due until none is due or in flight: for
+    /// an end, which settles the room after its gifts' charges are answered.
+    pub(crate) async fn pump_and_charge(&self) -> Result<()> {
         self.pump_leaving_charges().await?;
         self.run_due_charges().await;
         Ok(())
     }
 
-    /// `pump` without the charges, which wait in `charges_due` for the next pump (the
-    /// caller arms the alarm): a shard's batch is answered once its effects are stored,
-    /// not after a settlement round trip per gift in it (the shard sends nothing more
-    /// until then, so every viewer on it waited on the slowest charge).
+    /// Drains the room's outputs: storage writes first (so frames leave only after the
+    /// writes they depend on), then frames and closes, then log lines. The charges wait
+    /// in `charges_due` for the alarm (the caller arms it): no event waits for a
+    /// settlement round trip (a shard's batch, answered before its shard sends the next,
+    /// held every viewer on it behind the slowest gift).
     async fn pump_leaving_charges(&self) -> Result<()> {
         // The last op per key wins (a put then a delete of one key is a delete).
         let mut writes: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
@@ -392,83 +411,122 @@ impl RoomObject {
         Ok(())
     }
 
-    /// Runs every charge due, `SETTLEMENT_CHARGES_IN_FLIGHT_MAX` at a time (each a fetch
-    /// to the settlement service, bounded by `SETTLEMENT_CALL_TIMEOUT_MS`; other events
-    /// interleave meanwhile), until none is due. The answers produce more output,
-    /// drained by the next pump.
+    /// Runs every charge due until none is due or in flight here (each a fetch to the
+    /// settlement service, bounded by `SETTLEMENT_CALL_TIMEOUT_MS`; other events
+    /// interleave meanwhile): for an end, before it settles. The answers produce more
+    /// output, drained by the next pump.
     pub(crate) async fn run_due_charges(&self) {
-        let mut in_flight = futures_util::stream::FuturesUnordered::new();
+        let mut in_flight = ChargesInFlight::new();
         loop {
             self.start_due_charges(&mut in_flight);
-            if futures_util::StreamExt::next(&mut in_flight)
-                .await
-                .is_none()
-            {
-                return;
+            if in_flight.is_empty() {
+                if self.memory.borrow().charges_due.is_empty() {
+                    return;
+                }
+                // The object's share of connections is taken by another event's charges.
+                let tick = std::time::Duration::from_millis(ovation_proto::limits::TICK_MS);
+                Delay::from(tick).await;
+                continue;
             }
+            let _ = futures_util::StreamExt::next(&mut in_flight).await;
         }
     }
 
     /// Starts charges due while fewer than `SETTLEMENT_CHARGES_IN_FLIGHT_MAX` are in
-    /// flight here (the platform queues an invocation's connections past a few, and a
-    /// queued call would spend its deadline waiting).
+    /// flight in the whole object (the platform queues an object's connections past a
+    /// few, and a queued call would spend its deadline waiting).
     fn start_due_charges<'a>(&'a self, in_flight: &mut ChargesInFlight<'a>) {
         let max = ovation_proto::limits::SETTLEMENT_CHARGES_IN_FLIGHT_MAX;
-        while in_flight.len() < max {
-            let Some(due) = self.memory.borrow_mut().charges_due.pop_front() else {
-                return;
+        loop {
+            let due = {
+                let mut memory = self.memory.borrow_mut();
+                if memory.charges_in_flight >= max {
+                    return;
+                }
+                let Some(due) = memory.charges_due.pop_front() else {
+                    return;
+                };
+                memory.charges_in_flight += 1;
+                due
             };
-            in_flight.push(Box::pin(self.charge_one(due)));
+            let started = ChargeStarted {
+                memory: &self.memory,
+                due: Some(due),
+            };
+            in_flight.push(Box::pin(self.charge_one(started)));
         }
     }
 
     /// One charge, its answer handed to the room of the opening that asked for it.
-    async fn charge_one(&self, due: DueCharge) {
-        self.memory.borrow_mut().charges_in_flight += 1;
+    async fn charge_one(&self, mut started: ChargeStarted<'_>) {
+        let due = started.due.as_ref().expect("started with its charge");
         let outcome = self
             .charge(&due.charge, &due.tenant, &due.ledger_room)
             .await;
-        let mut memory = self.memory.borrow_mut();
-        memory.charges_in_flight -= 1;
-        // An answer for an opening that is gone is not the new one's (its requests are
-        // numbered from 1 again). The old opening was settled before the new one opened
-        // (after its charges in flight were answered), so its charge was refused there
-        // or made before the settlement counted it; its gifter's socket closed with the
-        // room.
-        if let Some(room) = memory.room.as_mut() {
+        let due = started.due.take().expect("answered once");
+        drop(started); // out of flight
+                       // An answer for an opening that is gone is not the new one's (its requests are
+                       // numbered from 1 again). The old opening was settled before the new one opened
+                       // (after its charges in flight were answered), so its charge was refused there
+                       // or made before the settlement counted it; its gifter's socket closed with the
+                       // room.
+        if let Some(room) = self.memory.borrow_mut().room.as_mut() {
             if room.epoch() == due.epoch {
                 room.charge_result(due.charge.request, outcome, now_ms());
             }
         }
     }
 
-    /// The alarm's charges, and those that fall due while it runs, beside its ticks:
-    /// started as they fall due, until the ticks are done and no charge is due or in
-    /// flight. No other alarm fires while this one runs, and in a big room the ticks come
-    /// from the alarm (a shard's batch is answered without running them), so neither may
-    /// wait for the other: ticks that waited on a settlement round trip held every
-    /// viewer's output behind one gift, and charges that waited for a busy room to go
-    /// quiet were never made.
-    async fn charge_beside(&self, ticks_done: &std::cell::Cell<bool>) -> Result<()> {
-        let mut in_flight = ChargesInFlight::new();
+    /// The alarm's charges, and those that fall due while it runs, beside its ticks: both
+    /// go on until no charge is due or in flight, and neither awaits the other (both
+    /// branches of one `join`). No other alarm fires while this one runs, and in a big
+    /// room the ticks come from the alarm (a shard's batch is answered without running
+    /// them): ticks that waited on a settlement round trip held every viewer's output
+    /// behind one gift, and charges that waited for a busy room to go quiet were not
+    /// made while it stayed busy.
+    async fn alarm_ticks_and_charges(&self) -> Result<()> {
         let tick = std::time::Duration::from_millis(ovation_proto::limits::TICK_MS);
-        loop {
-            self.start_due_charges(&mut in_flight);
-            if in_flight.is_empty() {
-                if ticks_done.get() {
-                    return Ok(());
-                }
+        let ticks_done = std::cell::Cell::new(false);
+        let charges_pending = || {
+            let memory = self.memory.borrow();
+            !memory.charges_due.is_empty() || memory.charges_in_flight > 0
+        };
+        let ticking = async {
+            let mut ticked = driver::alarm_fired(self).await;
+            while ticked.is_ok() && charges_pending() {
                 Delay::from(tick).await;
-                continue;
+                ticked = driver::catch_up(self).await;
             }
-            // An answer, or a tick's time: new charges may be due, and once the ticks
-            // are done this loop runs the room's deadlines and flushes meanwhile.
-            let answer = futures_util::StreamExt::next(&mut in_flight);
-            let _ = futures_util::future::select(answer, Delay::from(tick)).await;
-            if ticks_done.get() {
-                driver::catch_up(self).await?;
+            ticks_done.set(true);
+            ticked
+        };
+        let charging = async {
+            let mut in_flight = ChargesInFlight::new();
+            loop {
+                // None started once the ticks are done (they ended as nothing was due or
+                // in flight: a charge started now would run without ticks beside it);
+                // those falling due then are the next alarm's.
+                if !ticks_done.get() {
+                    self.start_due_charges(&mut in_flight);
+                }
+                if in_flight.is_empty() {
+                    if ticks_done.get() {
+                        return;
+                    }
+                    Delay::from(tick).await;
+                    continue;
+                }
+                // An answer, or a tick's time to start charges that fell due.
+                let answer = futures_util::StreamExt::next(&mut in_flight);
+                let _ = futures_util::future::select(answer, Delay::from(tick)).await;
             }
-        }
+        };
+        let (ticked, ()) = futures_util::future::join(ticking, charging).await;
+        ticked?;
+        // The next alarm: the room's next deadline, or at once for charges that fell due
+        // as this one ended.
+        let due = !self.memory.borrow().charges_due.is_empty();
+        driver::arm_alarm_by(self, due.then(now_ms)).await
     }
 
     /// `hello`: the upgrade said the socket's Hello (`contract::HELLO_HEADER`).
@@ -701,9 +759,8 @@ impl driver::Host for RoomObject {
         })
     }
 
-    /// The ticks' pump leaves the charges to the alarm, which runs them beside its ticks
-    /// (`charge_while_ticking`): a tick that waited on a settlement round trip held every
-    /// viewer's output behind one gift.
+    /// The pump of the ticks and socket events: the charges are left to the alarm, which
+    /// runs them beside its ticks (`alarm_ticks_and_charges`), and it is armed for them.
     async fn pump(&self) -> Result<()> {
         self.pump_leaving_charges().await?;
         let charges_due = !self.memory.borrow().charges_due.is_empty();
@@ -751,9 +808,10 @@ impl DurableObject for RoomObject {
         // Charges left for the alarm: no answer here waits for the settlement service (a
         // shard's batch, a join); only `/end` runs them first, before it settles.
         self.pump_leaving_charges().await?;
-        if path != "/end" {
+        if path != "/end" && path != "/create" {
             // A staff command (the API's, or a host's relayed by a shard) may have ended
-            // the room; `/end` completes its end itself.
+            // the room; `/end` completes its end itself, and a create settles the last
+            // opening itself (or is under way: see `finish_end_if_due`).
             self.finish_end_if_due().await;
         }
         let charges_due = !self.memory.borrow().charges_due.is_empty();
@@ -784,7 +842,7 @@ impl DurableObject for RoomObject {
                 }
             }
         }
-        self.pump().await?;
+        driver::Host::pump(self).await?;
         // A host's `end_room` over its socket.
         self.finish_end_if_due().await;
         driver::run_ticks(self).await
@@ -802,31 +860,20 @@ impl DurableObject for RoomObject {
         // Hibernation API: complete the close handshake ourselves.
         let code = crate::sockets::close_reply_code(code);
         let _ = ws.close(Some(code), Some(reason));
-        self.pump().await?;
+        driver::Host::pump(self).await?;
         driver::run_ticks(self).await
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
         self.ensure_loaded().await?;
         driver::forget_socket(self, &ws);
-        self.pump().await?;
+        driver::Host::pump(self).await?;
         driver::run_ticks(self).await
     }
 
     async fn alarm(&self) -> Result<Response> {
         self.ensure_loaded().await?;
-        let ticks_done = std::cell::Cell::new(false);
-        let ticking = async {
-            let ticked = driver::alarm_fired(self).await;
-            ticks_done.set(true);
-            ticked
-        };
-        let (ticked, charged) =
-            futures_util::future::join(ticking, self.charge_beside(&ticks_done)).await;
-        ticked?;
-        charged?;
-        // The last answers' output, and the next alarm.
-        driver::catch_up(self).await?;
+        self.alarm_ticks_and_charges().await?;
         Response::empty()
     }
 }

@@ -1074,3 +1074,43 @@ fn an_end_waits_for_the_charges_in_flight_before_it_settles() {
     let audit = settlement.api.get("/v1/audit").unwrap();
     assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
 }
+
+/// A create that waited for another create of the room, which then failed (the ledger
+/// did not open the room's accounts), opens the room itself, and the room is listed
+/// live: the failed create removed the directory entry it made, which the waiting one
+/// had found there.
+#[test]
+fn a_create_waiting_for_one_that_fails_opens_the_room_and_lists_it() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &["/open"]);
+    let server = server_charging_at("gifts-create-fails", &proxy.base);
+    let room = ovation_tests::room_id("weur");
+    let create = || {
+        let (admin, room) = (server.admin(), room.clone());
+        std::thread::spawn(move || {
+            let body = json!({ "room": room, "host": "host-1" });
+            admin.post("/v1/rooms", &body).unwrap()
+        })
+    };
+    let first = create();
+    proxy.wait_held(1);
+    let retry = create();
+    std::thread::sleep(Duration::from_millis(500));
+    proxy.drop_held("/open"); // the first create's open never reaches the ledger
+    let failed = first.join().unwrap();
+    assert_eq!(
+        (failed.status, failed.body["code"].as_str()),
+        (502, Some("settlement_unavailable")),
+        "{:?}",
+        failed.body
+    );
+    let opened = retry.join().unwrap();
+    assert_eq!(opened.status, 201, "{:?}", opened.body);
+    let listed = server.admin().get("/v1/rooms?status=live").unwrap().body["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["room"] == room.as_str())
+        .count();
+    assert_eq!(listed, 1, "the room opened is listed");
+}

@@ -94,14 +94,16 @@ impl RoomObject {
         // settled: a charge reaching a settled ledger room is refused. Those a woken room
         // restored wait in its output, those of a shard's batch in `charges_due`, and
         // some may be in flight from another event (each bounded by its deadline).
-        if let Err(e) = self.pump().await {
+        if let Err(e) = self.pump_and_charge().await {
             log_json(json!({"level":"error","event":"settle_failed","detail": e.to_string()}));
         }
         let limit_ms = u64::from(ovation_proto::limits::SETTLEMENT_CALL_TIMEOUT_MS) + 1_000;
         let started_ms = now_ms();
-        while self.memory.borrow().charges_in_flight > 0
-            && now_ms().saturating_sub(started_ms) < limit_ms
-        {
+        let charges_pending = || {
+            let memory = self.memory.borrow();
+            memory.charges_in_flight > 0 || !memory.charges_due.is_empty()
+        };
+        while charges_pending() && now_ms().saturating_sub(started_ms) < limit_ms {
             worker::Delay::from(std::time::Duration::from_millis(50)).await;
         }
         let pending = |detail: String| {
@@ -205,7 +207,10 @@ impl RoomObject {
     /// `ROOM_END_RETRY_INTERVAL_MS` old (a settlement service that is down is not
     /// called once per request).
     pub(crate) async fn finish_end_if_due(&self) {
-        if self.ended_epoch().is_none() || self.end_finished() {
+        // Not while a create opens the room again: it settles the last opening itself,
+        // and archiving that opening's entry now would archive the one the new opening
+        // reuses.
+        if self.ended_epoch().is_none() || self.end_finished() || self.memory.borrow().creating {
             return;
         }
         let now = now_ms();

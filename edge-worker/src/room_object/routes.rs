@@ -149,7 +149,7 @@ impl RoomObject {
                     .ok_or_else(|| ApiError::new(404, "room_not_found", "no such room"))?;
                 let mut body = if live {
                     let reply = self.admin(AdminCommand::End)?.to_json();
-                    self.pump().await.map_err(internal)?; // the last changes, then the recording ends
+                    self.pump_and_charge().await.map_err(internal)?; // the last changes, then the recording ends
                     reply
                 } else {
                     AdminReply::Ended.to_json()
