@@ -723,6 +723,10 @@ const _: () = assert!(
 /// first (each count is remembered, so a peer message reaches a user placed under any of
 /// them).
 pub const SHARD_COUNTS_MAX: usize = 16;
+/// The room's states (snapshots) one flush sends its shards: a restarted room, or one
+/// grown to `SHARDS_PER_ROOM_MAX` shards, wants one for each, and all in one flush held
+/// that many copies of a state of up to megabytes in the room object's memory.
+pub const SHARD_SNAPSHOTS_PER_FLUSH_MAX: usize = 16;
 /// Comments a sharded room shows to everyone per second, taken per tick (`per_tick`: 10
 /// per 50 ms tick, 50 per 250 ms tick); above it comments are sampled (only the sender
 /// sees theirs). More than anyone can read, and it bounds every viewer's download

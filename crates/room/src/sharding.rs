@@ -369,8 +369,14 @@ impl Room {
         }
         let snapshot = (!self.shards.snapshot_wanted.is_empty()).then(|| self.snapshot());
         let broadcast = std::mem::take(&mut self.shards.broadcast);
+        // At most `SHARD_SNAPSHOTS_PER_FLUSH_MAX` states a flush: a restarted room (or
+        // one grown to 250 shards) wants one for every shard, and all at once held 250
+        // copies of a state that reaches megabytes. The rest go with the next flushes; a
+        // shard waiting for its state holds its viewers' broadcasts meanwhile.
+        let mut snapshots_left = SHARD_SNAPSHOTS_PER_FLUSH_MAX;
         for shard in self.shards.all() {
-            let wants_snapshot = self.shards.snapshot_wanted.remove(&shard);
+            let wants_snapshot = snapshots_left > 0 && self.shards.snapshot_wanted.remove(&shard);
+            snapshots_left -= usize::from(wants_snapshot);
             let to_connection = self.shards.to_connection.remove(&shard).unwrap_or_default();
             let to_user = self.shards.to_user.remove(&shard).unwrap_or_default();
             let close_users = self.shards.close_users.remove(&shard).unwrap_or_default();
@@ -400,6 +406,9 @@ impl Room {
             self.outputs.push_back(Output::ToShard { shard, frame });
         }
         assert!(self.shards.to_connection.is_empty() && self.shards.to_user.is_empty());
+        if !self.shards.snapshot_wanted.is_empty() {
+            self.schedule_tick(now_ms);
+        }
     }
 
     fn snapshot(&self) -> Snapshot {

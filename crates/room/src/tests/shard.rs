@@ -813,3 +813,65 @@ fn an_unban_reaches_only_the_users_shards_and_undoes_a_ban_of_the_same_tick() {
         "the ban undone in its tick does not reach the shard"
     );
 }
+
+/// A room restarted with `SHARDS_PER_ROOM_MAX` shards wants its state sent to each: at
+/// most `SHARD_SNAPSHOTS_PER_FLUSH_MAX` go in one flush (all at once held 250 copies of
+/// a state that reaches megabytes), and every shard has its state within the flushes
+/// that follow.
+#[test]
+fn a_restarted_room_sends_its_shards_their_state_a_few_at_a_time() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 1, now);
+    room.admin(
+        AdminCommand::SetShards {
+            shards: SHARDS_PER_ROOM_MAX,
+        },
+        now,
+    )
+    .unwrap();
+    let value = serde_json::json!({ "text": "x".repeat(4_000) }).to_string();
+    for n in 0..8 {
+        let name = format!("board-{n}");
+        let value = value.clone();
+        room.admin(AdminCommand::SetPart { name, value }, now)
+            .unwrap();
+    }
+    tick_into_sharded(&mut room, &mut now, &mut store);
+
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    let mut served = BTreeSet::new();
+    let mut flushes = 0;
+    while served.len() < usize::from(SHARDS_PER_ROOM_MAX) {
+        flushes += 1;
+        assert!(flushes <= 40, "{} of the shards served", served.len());
+        now += TICK_MS_MAX;
+        room.handle_timeout(now);
+        let mut states = 0;
+        while let Some(output) = room.poll_output() {
+            if let Output::ToShard { shard, frame } = output {
+                if ShardDown::decode(&frame).unwrap().snapshot.is_some() {
+                    states += 1;
+                    assert!(served.insert(shard), "shard {shard} served twice");
+                }
+            }
+        }
+        assert!(
+            states <= SHARD_SNAPSHOTS_PER_FLUSH_MAX,
+            "{states} states in a flush"
+        );
+    }
+    let needed = usize::from(SHARDS_PER_ROOM_MAX).div_ceil(SHARD_SNAPSHOTS_PER_FLUSH_MAX);
+    assert!(flushes <= needed + 1, "{flushes} flushes for {needed}");
+}
+
+/// A tick whose shard batches are dropped and whose storage ops are applied to `store`.
+fn tick_into_sharded(room: &mut Room, now_ms: &mut u64, store: &mut BTreeMap<String, Vec<u8>>) {
+    *now_ms += TICK_MS_MAX;
+    room.handle_timeout(*now_ms);
+    while let Some(output) = room.poll_output() {
+        if let Output::Store(op) = output {
+            apply(&[op], store);
+        }
+    }
+}
