@@ -38,6 +38,9 @@ pub(crate) struct Shards {
     /// effects of a batch's frames are never durable without its number.
     pub up_applied_dirty: bool,
     pub snapshot_wanted: BTreeSet<u16>,
+    /// Where the next flush starts serving `snapshot_wanted` (round robin: shards that
+    /// keep asking never starve the others of the `SHARD_SNAPSHOTS_PER_FLUSH_MAX`).
+    pub snapshot_cursor: u16,
     /// This tick's events for every viewer.
     pub broadcast: Vec<Event>,
     pub to_connection: BTreeMap<u16, Vec<(u64, Event)>>,
@@ -373,10 +376,20 @@ impl Room {
         // one grown to 250 shards) wants one for every shard, and all at once held 250
         // copies of a state that reaches megabytes. The rest go with the next flushes; a
         // shard waiting for its state holds its viewers' broadcasts meanwhile.
-        let mut snapshots_left = SHARD_SNAPSHOTS_PER_FLUSH_MAX;
+        let wanted = &self.shards.snapshot_wanted;
+        let cursor = self.shards.snapshot_cursor;
+        let served: Vec<u16> = (wanted.range(cursor..).chain(wanted.range(..cursor)))
+            .take(SHARD_SNAPSHOTS_PER_FLUSH_MAX)
+            .copied()
+            .collect();
+        if let Some(&last) = served.last() {
+            self.shards.snapshot_cursor = last.saturating_add(1);
+        }
+        for shard in &served {
+            self.shards.snapshot_wanted.remove(shard);
+        }
         for shard in self.shards.all() {
-            let wants_snapshot = snapshots_left > 0 && self.shards.snapshot_wanted.remove(&shard);
-            snapshots_left -= usize::from(wants_snapshot);
+            let wants_snapshot = served.contains(&shard);
             let to_connection = self.shards.to_connection.remove(&shard).unwrap_or_default();
             let to_user = self.shards.to_user.remove(&shard).unwrap_or_default();
             let close_users = self.shards.close_users.remove(&shard).unwrap_or_default();

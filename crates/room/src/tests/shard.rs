@@ -875,3 +875,54 @@ fn tick_into_sharded(room: &mut Room, now_ms: &mut u64, store: &mut BTreeMap<Str
         }
     }
 }
+
+/// Shards that ask for the room's state at every batch do not starve another of the
+/// `SHARD_SNAPSHOTS_PER_FLUSH_MAX` states a flush: they are served round robin.
+#[test]
+fn shards_asking_at_every_batch_do_not_starve_another_of_the_state() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.admin(
+        AdminCommand::SetShards {
+            shards: SHARDS_PER_ROOM_MAX,
+        },
+        now,
+    )
+    .unwrap();
+    let ask = |shard: u16, seq: u64| {
+        ShardUp {
+            shard,
+            needs_snapshot: true,
+            online: 0,
+            likes: 0,
+            frames: Vec::new(),
+            instance: 7,
+            seq,
+            epoch: 1,
+        }
+        .encode()
+    };
+    let served_in_flush = |room: &mut Room, now: &mut u64| {
+        *now += TICK_MS_MAX;
+        room.handle_timeout(*now);
+        let mut served = BTreeSet::new();
+        while let Some(output) = room.poll_output() {
+            if let Output::ToShard { shard, frame } = output {
+                if ShardDown::decode(&frame).unwrap().snapshot.is_some() {
+                    served.insert(shard);
+                }
+            }
+        }
+        served
+    };
+    let last = SHARDS_PER_ROOM_MAX - 1;
+    let mut last_served = false;
+    for seq in 1..=40 {
+        // The first shards ask again before every flush; the last one asked once.
+        for shard in 0..SHARD_SNAPSHOTS_PER_FLUSH_MAX as u16 {
+            room.shard_up(&ask(shard, seq), now).unwrap();
+        }
+        last_served |= served_in_flush(&mut room, &mut now).contains(&last);
+    }
+    assert!(last_served, "shard {last} never got the room's state");
+}
