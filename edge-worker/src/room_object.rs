@@ -122,6 +122,11 @@ impl Drop for ChargeStarted<'_> {
         let mut memory = self.memory.borrow_mut();
         memory.charges_in_flight -= 1;
         if let Some(due) = self.due.take() {
+            // It may have reached the ledger: its run again is answered `replayed`,
+            // which must announce it, as for a charge recovered after a crash.
+            if let Some(room) = memory.room.as_mut().filter(|r| r.epoch() == due.epoch) {
+                room.charge_unanswered(due.charge.request);
+            }
             memory.charges_due.push_front(due);
         }
     }
@@ -416,11 +421,19 @@ impl RoomObject {
     /// interleave meanwhile): for an end, before it settles. The answers produce more
     /// output, drained by the next pump.
     pub(crate) async fn run_due_charges(&self) {
+        // Bounded: a settlement service that hangs must not hold an end (and a create
+        // that settles the last opening) for a deadline per gift. What is left stays
+        // due; the settlement then waits (the end is pending) and is asked again.
+        let limit_ms = 2 * u64::from(ovation_proto::limits::SETTLEMENT_CALL_TIMEOUT_MS);
+        let started_ms = now_ms();
         let mut in_flight = ChargesInFlight::new();
         loop {
-            self.start_due_charges(&mut in_flight);
+            if now_ms().saturating_sub(started_ms) < limit_ms {
+                self.start_due_charges(&mut in_flight);
+            }
             if in_flight.is_empty() {
-                if self.memory.borrow().charges_due.is_empty() {
+                let due = !self.memory.borrow().charges_due.is_empty();
+                if !due || now_ms().saturating_sub(started_ms) >= limit_ms {
                     return;
                 }
                 // The object's share of connections is taken by another event's charges.

@@ -255,6 +255,13 @@ impl Gifts {
         Some(StorageOp::delete_outcome_unknown(known.n))
     }
 
+    /// Marks a pending charge as possibly made (see `Room::charge_unanswered`).
+    fn mark_recovered(&mut self, request: u64) {
+        if let Some(pending) = self.pending.get_mut(&request) {
+            pending.recovered = true;
+        }
+    }
+
     /// Whether this gift's charge was answered `unavailable` (may have been made).
     fn outcome_is_unknown(&self, user: &str, gift_id: &str) -> bool {
         self.outcomes_unknown
@@ -437,6 +444,13 @@ impl Room {
         self.outputs.push_back(store);
         self.outputs.push_back(charge);
         Ok(())
+    }
+
+    /// A charge the host asked for and gave up without its answer (it asks again): the
+    /// charge may have been made, so a `replayed` answer to it announces the gift, as for
+    /// a charge recovered after a crash. Nothing for a request no longer pending.
+    pub fn charge_unanswered(&mut self, request: u64) {
+        self.gifts.mark_recovered(request);
     }
 
     /// The settlement service's answer to [`Output::Charge`].

@@ -164,8 +164,9 @@ impl RoomObject {
         };
         let settled = self.settle_ended().await;
         completed.settlement = settled.summary;
-        // Opened again meanwhile: the directory's entry is the new opening's now.
-        if self.ended_epoch() != Some(epoch) {
+        // Opened again meanwhile, or being opened: the directory's entry is (or is about
+        // to be) the new opening's, which settles the last opening itself.
+        if self.ended_epoch() != Some(epoch) || self.memory.borrow().creating {
             return completed;
         }
         let (room_id, replay, tenant, ended_ms) = {
@@ -189,7 +190,8 @@ impl RoomObject {
                 log_json(json!({"level":"error","event":"archive_failed","detail": cause}))
             }
         }
-        if settled.done && completed.archived && self.ended_epoch() == Some(epoch) {
+        let creating = self.memory.borrow().creating;
+        if settled.done && completed.archived && self.ended_epoch() == Some(epoch) && !creating {
             let record = OpeningRecord {
                 epoch,
                 ledger_opened: self.opening_record().and_then(|r| r.ledger_opened),

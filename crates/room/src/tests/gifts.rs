@@ -445,6 +445,24 @@ fn a_gift_that_may_be_charged_is_retried_not_refused_while_gifts_are_off() {
     assert_eq!(announced, 1, "charged before, announced now");
 }
 
+/// A charge the host gave up without its answer (it asks again) may have been made: the
+/// second attempt's `replayed` answer announces the gift, where a replay of a charge the
+/// room knew the outcome of is not announced again.
+#[test]
+fn a_charge_given_up_unanswered_is_announced_on_its_replayed_answer() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = room_selling_roses(&mut now, &mut store);
+    room.handle_frame(1, &rose(1, "g-1"), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let request = out.charges[0].request;
+    room.charge_unanswered(request);
+    let before = room.last_seq();
+    room.charge_result(request, replayed(), now);
+    tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(room.last_seq() - before, 1, "announced once");
+}
+
 #[test]
 fn a_catalog_price_is_bounded_so_the_largest_gift_is_one_the_ledger_takes() {
     let mut room = Room::create(info(), 1, 0);
