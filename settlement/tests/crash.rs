@@ -18,7 +18,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "crash-test-secret-0123";
+/// Each service's bearer names its port, so a service started on a port another test's
+/// service took (two tests pick the same free port, and one fails to bind) is never
+/// mistaken for it: the other answers our requests 401, and ours is started again.
+fn secret_of(base: &str) -> String {
+    let port = base.rsplit(':').next().expect("a port");
+    format!("crash-test-secret-{port}")
+}
 const SHARDS: u16 = 4;
 const FANS: usize = 4;
 const COPIES: usize = 4;
@@ -43,9 +49,22 @@ struct Service {
 
 impl Service {
     fn start(storage: &[String], pause_after_commit: u64) -> Service {
+        for _ in 0..5 {
+            if let Some(service) = Service::try_start(storage, pause_after_commit) {
+                return service;
+            }
+        }
+        panic!("settlement service did not start");
+    }
+
+    /// The service on a free port, once it answers with our bearer; `None` when it
+    /// exited (the port was taken meanwhile).
+    fn try_start(storage: &[String], pause_after_commit: u64) -> Option<Service> {
         let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ovation-settlement"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--secret", SECRET])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--secret", &secret_of(&base)])
             .args([
                 "--fault-pause-after-commit",
                 &pause_after_commit.to_string(),
@@ -68,18 +87,20 @@ impl Service {
                 }
             }
         });
-        let service = Service {
+        let mut service = Service {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base,
             paused,
         };
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
-            if ureq::get(&format!("{}/v1/openapi.json", service.base))
-                .call()
-                .is_ok()
-            {
-                return service;
+            // Ours answers our bearer (a route behind it); another's answers 401.
+            let (status, _) = call(&service.base, "GET", "/v1/audit", None);
+            if status == 200 {
+                return Some(service);
+            }
+            if service.child.try_wait().ok().flatten().is_some() {
+                return None; // exited: the port was another's
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -103,7 +124,7 @@ impl Drop for Service {
 /// One HTTP answer: status (0: no answer, the process died) and JSON body.
 fn call(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let request = ureq::request(method, &format!("{base}{path}"))
-        .set("authorization", &format!("Bearer {SECRET}"))
+        .set("authorization", &format!("Bearer {}", secret_of(base)))
         .timeout(Duration::from_secs(60));
     let result = match body {
         Some(body) => request.send_json(body),

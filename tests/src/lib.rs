@@ -399,46 +399,70 @@ impl Drop for Server {
     }
 }
 
-/// The bearer the settlement services the tests start take.
-pub const SETTLEMENT_SECRET: &str = "gifts-test-settlement-secret";
+/// The bearer of the settlement service a test starts on `port`: it names the port, so a
+/// service started where another test's already listens (two tests picked the same free
+/// port, and ours failed to bind) is never taken for ours: the other answers it 401.
+pub fn settlement_secret(port: u16) -> String {
+    format!("gifts-test-settlement-secret-{port}")
+}
 
 /// The settlement service (`target/debug/ovation-settlement`) on a port of its own, over a
 /// fresh SQLite ledger; stopped when dropped.
 pub struct Settlement {
     child: Child,
     pub api: ovation_cli::Api,
+    /// Its bearer (`settlement_secret` of its port).
+    pub secret: String,
 }
 
 impl Settlement {
     pub fn start() -> Settlement {
-        Settlement::start_at(free_port(), &scratch_dir("settlement"))
+        for _ in 0..5 {
+            if let Some(settlement) =
+                Settlement::try_start_at(free_port(), &scratch_dir("settlement"))
+            {
+                return settlement;
+            }
+        }
+        panic!("settlement service did not start on any of 5 free ports");
     }
 
     /// The service on `port` over the ledger in `data_dir` (again, after a stop).
     pub fn start_at(port: u16, data_dir: &Path) -> Settlement {
+        Settlement::try_start_at(port, data_dir)
+            .unwrap_or_else(|| panic!("settlement service did not start on port {port}"))
+    }
+
+    /// `None` when the service exited before it answered our bearer (the port was taken).
+    fn try_start_at(port: u16, data_dir: &Path) -> Option<Settlement> {
         let binary = root().join("target/debug/ovation-settlement");
         assert!(
             binary.exists(),
             "build it first: cargo build -p ovation-settlement (cargo xtask test does)"
         );
-        let child = Command::new(binary)
+        let secret = settlement_secret(port);
+        let mut child = Command::new(binary)
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--secret", SETTLEMENT_SECRET])
+            .args(["--secret", &secret])
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .spawn()
             .expect("start ovation-settlement");
-        let api = ovation_cli::Api::new(&format!("http://127.0.0.1:{port}"), SETTLEMENT_SECRET);
+        let api = ovation_cli::Api::new(&format!("http://127.0.0.1:{port}"), &secret);
         let started = Instant::now();
-        while api.get("/v1/openapi.json").map(|r| r.status) != Ok(200) {
+        // A route behind the bearer: another test's service on this port answers 401.
+        while api.get("/v1/audit").map(|r| r.status) != Ok(200) {
+            if child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "settlement service did not start"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Settlement { child, api }
+        Some(Settlement { child, api, secret })
     }
 
     pub fn port(&self) -> u16 {
@@ -453,7 +477,7 @@ impl Settlement {
             data_dir,
             &[
                 ("OVATION_SETTLEMENT_URL", base.as_str()),
-                ("OVATION_SETTLEMENT_SECRET", SETTLEMENT_SECRET),
+                ("OVATION_SETTLEMENT_SECRET", self.secret.as_str()),
             ],
         )
     }

@@ -9,8 +9,6 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
-const SECRET: &str = ovation_tests::SETTLEMENT_SECRET;
-
 fn gift(client_id: u64, gift_id: &str, sku: &str, qty: u32) -> ClientFrame {
     ClientFrame::Gift {
         client_id,
@@ -20,13 +18,14 @@ fn gift(client_id: u64, gift_id: &str, sku: &str, qty: u32) -> ClientFrame {
     }
 }
 
-/// The worker under wrangler dev, charging gifts at the settlement service on `base`.
-fn server_charging_at(name: &str, base: &str) -> Server {
+/// The worker under wrangler dev, charging gifts at `settlement` reached through `base`
+/// (the service itself, or a proxy in front of it).
+fn server_charging_at(name: &str, base: &str, settlement: &Settlement) -> Server {
     Server::start_with_vars(
         &scratch_dir(name),
         &[
             ("OVATION_SETTLEMENT_URL", base),
-            ("OVATION_SETTLEMENT_SECRET", SECRET),
+            ("OVATION_SETTLEMENT_SECRET", settlement.secret.as_str()),
         ],
     )
 }
@@ -74,7 +73,7 @@ fn answer_to(socket: &mut Socket, client_id: u64) -> Event {
 #[test]
 fn gifts_are_charged_announced_once_ranked_and_settled_to_the_host() {
     let settlement = Settlement::start();
-    let server = server_charging_at("gifts", &settlement.api.base);
+    let server = server_charging_at("gifts", &settlement.api.base, &settlement);
     deposit(&settlement, "ana", 100);
     let room = create_room(&server, "weur");
     let mut ana = connect(&server, &room, "viewer", "ana");
@@ -223,7 +222,7 @@ fn a_room_is_settled_however_it_ends_and_an_end_that_failed_is_completed_by_endi
     let port = free_port();
     let ledger = scratch_dir("settlement");
     let settlement = Settlement::start_at(port, &ledger);
-    let server = server_charging_at("gifts-end", &settlement.api.base);
+    let server = server_charging_at("gifts-end", &settlement.api.base, &settlement);
     deposit(&settlement, "ana", 100);
     let connect = |room: &str, role: &str, user: &str| connect(&server, room, role, user);
     let give = |socket: &mut Socket, client_id: u64, gift_id: &str| {
@@ -515,7 +514,7 @@ impl HoldingProxy {
 fn a_charge_answered_after_its_room_reopened_is_not_the_new_openings() {
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &["old-1", "new-1"]);
-    let server = server_charging_at("gifts-reopen", &proxy.base);
+    let server = server_charging_at("gifts-reopen", &proxy.base, &settlement);
     deposit(&settlement, "ana", 100);
     deposit(&settlement, "bob", 50);
     let connect = |room: &str, user: &str| connect(&server, room, "viewer", user);
@@ -598,7 +597,7 @@ fn a_charge_answered_after_its_room_reopened_is_not_the_new_openings() {
 #[test]
 fn a_gift_raced_from_one_token_s_sockets_and_ended_at_once_moves_money_once() {
     let settlement = Settlement::start();
-    let server = server_charging_at("gifts-race", &settlement.api.base);
+    let server = server_charging_at("gifts-race", &settlement.api.base, &settlement);
     deposit(&settlement, "ana", 5); // one heart
     let room = create_room(&server, "weur");
     let mut bob = connect(&server, &room, "viewer", "bob");
@@ -712,7 +711,7 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     let data = scratch_dir("gifts-kill");
     let vars = [
         ("OVATION_SETTLEMENT_URL", proxy.base.as_str()),
-        ("OVATION_SETTLEMENT_SECRET", SECRET),
+        ("OVATION_SETTLEMENT_SECRET", settlement.secret.as_str()),
     ];
     let start = || Server::start_on_with_vars(Runtime::Workerd, &data, &vars);
     let mut server = start();
@@ -825,7 +824,7 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
 fn creates_of_one_room_at_once_open_one_ledger_account() {
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &["/open"]);
-    let server = server_charging_at("gifts-create-race", &proxy.base);
+    let server = server_charging_at("gifts-create-race", &proxy.base, &settlement);
     let room = ovation_tests::room_id("weur");
     let create = || {
         let (admin, room) = (server.admin(), room.clone());
@@ -888,7 +887,7 @@ fn a_charge_never_answered_is_unavailable_after_the_timeout_and_announced_on_its
     use ovation_proto::limits::SETTLEMENT_CALL_TIMEOUT_MS;
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &["slow-1"]);
-    let server = server_charging_at("gifts-timeout", &proxy.base);
+    let server = server_charging_at("gifts-timeout", &proxy.base, &settlement);
     deposit(&settlement, "ana", 10);
     let room = create_room(&server, "weur");
     let mut ana = connect(&server, &room, "viewer", "ana");
@@ -943,7 +942,7 @@ fn a_charge_never_answered_is_unavailable_after_the_timeout_and_announced_on_its
 fn a_charge_held_at_the_settlement_service_does_not_hold_the_gifters_shard() {
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &["held-1"]);
-    let server = server_charging_at("gifts-shard-held", &proxy.base);
+    let server = server_charging_at("gifts-shard-held", &proxy.base, &settlement);
     deposit(&settlement, "ana", 10);
     let room = create_room(&server, "weur");
     // One shard: every viewer is on it.
@@ -985,7 +984,7 @@ fn a_charge_held_at_the_settlement_service_does_not_hold_the_gifters_shard() {
 #[test]
 fn a_busy_big_room_charges_its_gifts_at_once() {
     let settlement = Settlement::start();
-    let server = server_charging_at("gifts-busy-shard", &settlement.api.base);
+    let server = server_charging_at("gifts-busy-shard", &settlement.api.base, &settlement);
     deposit(&settlement, "ana", 10);
     let room = create_room(&server, "weur");
     let grown = server
@@ -1034,7 +1033,7 @@ fn a_busy_big_room_charges_its_gifts_at_once() {
 fn an_end_waits_for_the_charges_in_flight_before_it_settles() {
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &["late-1"]);
-    let server = server_charging_at("gifts-end-in-flight", &proxy.base);
+    let server = server_charging_at("gifts-end-in-flight", &proxy.base, &settlement);
     deposit(&settlement, "ana", 10);
     let room = create_room(&server, "weur");
     let mut ana = connect(&server, &room, "viewer", "ana");
@@ -1083,7 +1082,7 @@ fn an_end_waits_for_the_charges_in_flight_before_it_settles() {
 fn a_create_waiting_for_one_that_fails_opens_the_room_and_lists_it() {
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &["/open"]);
-    let server = server_charging_at("gifts-create-fails", &proxy.base);
+    let server = server_charging_at("gifts-create-fails", &proxy.base, &settlement);
     let room = ovation_tests::room_id("weur");
     let create = || {
         let (admin, room) = (server.admin(), room.clone());
