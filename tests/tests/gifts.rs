@@ -814,6 +814,25 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     }
 }
 
+/// `POST /v1/rooms` for `room` on a thread of its own (a create the test races).
+fn create_in_background(
+    server: &Server,
+    room: &str,
+) -> std::thread::JoinHandle<ovation_cli::Reply> {
+    let (admin, room) = (server.admin(), room.to_owned());
+    std::thread::spawn(move || {
+        let body = json!({ "room": room, "host": "host-1" });
+        admin.post("/v1/rooms", &body).unwrap()
+    })
+}
+
+/// How many live entries of the tenant's directory name `room`.
+fn live_entries(server: &Server, room: &str) -> usize {
+    let live = server.admin().get("/v1/rooms?status=live").unwrap().body;
+    let rooms = live["rooms"].as_array().cloned().unwrap_or_default();
+    rooms.iter().filter(|r| r["room"] == room).count()
+}
+
 /// Creates of one room sent at once (a client retrying before its first create answered):
 /// one opens the room and its ledger account; the others wait for it and answer as a
 /// create sent after it would, `409 room_exists`, without a second account. Before, each
@@ -826,13 +845,7 @@ fn creates_of_one_room_at_once_open_one_ledger_account() {
     let proxy = HoldingProxy::start(settlement.port(), &["/open"]);
     let server = server_charging_at("gifts-create-race", &proxy.base, &settlement);
     let room = ovation_tests::room_id("weur");
-    let create = || {
-        let (admin, room) = (server.admin(), room.clone());
-        std::thread::spawn(move || {
-            let body = json!({ "room": room, "host": "host-1" });
-            admin.post("/v1/rooms", &body).unwrap()
-        })
-    };
+    let create = || create_in_background(&server, &room);
     let first = create();
     proxy.wait_held(1);
     // The retries arrive while the first create's account is being opened.
@@ -869,12 +882,7 @@ fn creates_of_one_room_at_once_open_one_ledger_account() {
         "the opening answered is the room's"
     );
     // The room is listed once (a retry did not take the entry the create made).
-    let listed = server.admin().get("/v1/rooms?status=live").unwrap().body["rooms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["room"] == room.as_str())
-        .count();
+    let listed = live_entries(&server, &room);
     assert_eq!(listed, 1);
 }
 
@@ -1084,13 +1092,7 @@ fn a_create_waiting_for_one_that_fails_opens_the_room_and_lists_it() {
     let proxy = HoldingProxy::start(settlement.port(), &["/open"]);
     let server = server_charging_at("gifts-create-fails", &proxy.base, &settlement);
     let room = ovation_tests::room_id("weur");
-    let create = || {
-        let (admin, room) = (server.admin(), room.clone());
-        std::thread::spawn(move || {
-            let body = json!({ "room": room, "host": "host-1" });
-            admin.post("/v1/rooms", &body).unwrap()
-        })
-    };
+    let create = || create_in_background(&server, &room);
     let first = create();
     proxy.wait_held(1);
     let retry = create();
@@ -1105,11 +1107,6 @@ fn a_create_waiting_for_one_that_fails_opens_the_room_and_lists_it() {
     );
     let opened = retry.join().unwrap();
     assert_eq!(opened.status, 201, "{:?}", opened.body);
-    let listed = server.admin().get("/v1/rooms?status=live").unwrap().body["rooms"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["room"] == room.as_str())
-        .count();
+    let listed = live_entries(&server, &room);
     assert_eq!(listed, 1, "the room opened is listed");
 }
