@@ -115,10 +115,18 @@ pub(crate) async fn create_room(
         waited = true;
         worker::Delay::from(std::time::Duration::from_millis(250)).await;
     };
-    // Opened after waiting for a create that failed: that create may have removed the
-    // entry this one found (it was not listed before it), so it is admitted again.
-    if waited && created.as_ref().is_ok_and(|r| r.status_code() == 201) {
-        let _ = call(&dir, Method::Post, "/add", &identity, Some(entry)).await;
+    // Opened, and the entry this create found may be one a failed create of the room
+    // made and is removing (it was not listed before it): admitted again, once the room
+    // is open. After a wait for that create, always; without one, when the entry was
+    // there before (a failed create's, or the room's last opening's: `/add` keeps it).
+    let opened = created.as_ref().is_ok_and(|r| r.status_code() == 201);
+    if opened && (waited || listed_before) {
+        let again = call(&dir, Method::Post, "/add", &identity, Some(entry)).await;
+        if !again.as_ref().is_ok_and(|r| r.status_code() == 200) {
+            let status = again.map(|r| r.status_code()).ok();
+            crate::platform::log_json(serde_json::json!({"level":"error",
+                "event":"directory_readmit_failed","room": room.as_str(), "status": status}));
+        }
     }
     // The entry stays when the room is live: created now, or already live (409
     // `room_exists`: a concurrent create of the same room won, and its entry is this
