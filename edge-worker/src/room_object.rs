@@ -103,6 +103,11 @@ struct Memory {
     charges_in_flight: usize,
 }
 
+/// How often a loop waiting on charges looks again (for charges fallen due, a free
+/// share of connections, or a tick): the room's tick.
+const CHARGES_POLL: std::time::Duration =
+    std::time::Duration::from_millis(ovation_proto::limits::TICK_MS);
+
 /// Charges started by one event, answered in any order.
 type ChargesInFlight<'a> = futures_util::stream::FuturesUnordered<
     std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>,
@@ -416,6 +421,13 @@ impl RoomObject {
         Ok(())
     }
 
+    /// Whether a charge is due or in flight (an end waits for none; the alarm keeps
+    /// ticking while one is).
+    pub(crate) fn charges_pending(&self) -> bool {
+        let memory = self.memory.borrow();
+        !memory.charges_due.is_empty() || memory.charges_in_flight > 0
+    }
+
     /// Runs every charge due until none is due or in flight here (each a fetch to the
     /// settlement service, bounded by `SETTLEMENT_CALL_TIMEOUT_MS`; other events
     /// interleave meanwhile): for an end, before it settles. The answers produce more
@@ -437,8 +449,7 @@ impl RoomObject {
                     return;
                 }
                 // The object's share of connections is taken by another event's charges.
-                let tick = std::time::Duration::from_millis(ovation_proto::limits::TICK_MS);
-                Delay::from(tick).await;
+                Delay::from(CHARGES_POLL).await;
                 continue;
             }
             let _ = futures_util::StreamExt::next(&mut in_flight).await;
@@ -498,16 +509,11 @@ impl RoomObject {
     /// behind one gift, and charges that waited for a busy room to go quiet were not
     /// made while it stayed busy.
     async fn alarm_ticks_and_charges(&self) -> Result<()> {
-        let tick = std::time::Duration::from_millis(ovation_proto::limits::TICK_MS);
         let ticks_done = std::cell::Cell::new(false);
-        let charges_pending = || {
-            let memory = self.memory.borrow();
-            !memory.charges_due.is_empty() || memory.charges_in_flight > 0
-        };
         let ticking = async {
             let mut ticked = driver::alarm_fired(self).await;
-            while ticked.is_ok() && charges_pending() {
-                Delay::from(tick).await;
+            while ticked.is_ok() && self.charges_pending() {
+                Delay::from(CHARGES_POLL).await;
                 ticked = driver::catch_up(self).await;
             }
             ticks_done.set(true);
@@ -526,12 +532,12 @@ impl RoomObject {
                     if ticks_done.get() {
                         return;
                     }
-                    Delay::from(tick).await;
+                    Delay::from(CHARGES_POLL).await;
                     continue;
                 }
                 // An answer, or a tick's time to start charges that fell due.
                 let answer = futures_util::StreamExt::next(&mut in_flight);
-                let _ = futures_util::future::select(answer, Delay::from(tick)).await;
+                let _ = futures_util::future::select(answer, Delay::from(CHARGES_POLL)).await;
             }
         };
         let (ticked, ()) = futures_util::future::join(ticking, charging).await;

@@ -99,12 +99,8 @@ impl RoomObject {
         }
         let limit_ms = u64::from(ovation_proto::limits::SETTLEMENT_CALL_TIMEOUT_MS) + 1_000;
         let started_ms = now_ms();
-        let charges_pending = || {
-            let memory = self.memory.borrow();
-            memory.charges_in_flight > 0 || !memory.charges_due.is_empty()
-        };
-        while charges_pending() && now_ms().saturating_sub(started_ms) < limit_ms {
-            worker::Delay::from(std::time::Duration::from_millis(50)).await;
+        while self.charges_pending() && now_ms().saturating_sub(started_ms) < limit_ms {
+            Delay::from(CHARGES_POLL).await;
         }
         let pending = |detail: String| {
             log_json(json!({"level":"error","event":"settle_failed","detail": detail}));
