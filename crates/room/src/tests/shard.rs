@@ -646,14 +646,11 @@ fn frames_relayed_after_the_end_are_refused_and_change_nothing() {
     }
     .encode();
     room.shard_up(&batch, now).unwrap();
-    let mut answers = Vec::new();
-    let now = now + TICK_MS_MAX;
-    room.handle_timeout(now);
-    while let Some(output) = room.poll_output() {
-        if let Output::ToShard { frame, .. } = output {
-            answers.extend(ShardDown::decode(&frame).unwrap().to_connection);
-        }
-    }
+    let mut now = now;
+    let answers: Vec<(u64, Event)> = batches_to_shards(&mut room, &mut now)
+        .iter()
+        .flat_map(|(_, frame)| ShardDown::decode(frame).unwrap().to_connection)
+        .collect();
     for id in 1..=3 {
         assert!(
             answers.iter().any(|(_, e)| matches!(
@@ -760,24 +757,11 @@ fn an_unban_reaches_only_the_users_shards_and_undoes_a_ban_of_the_same_tick() {
         .unwrap();
     // What each shard is sent in the next ticks: how many states, and the batches.
     let ticks = |room: &mut Room, now_ms: &mut u64| {
-        let mut downs: Vec<(u16, Vec<u8>)> = Vec::new();
-        for _ in 0..4 {
-            *now_ms += TICK_MS_MAX;
-            room.handle_timeout(*now_ms);
-            while let Some(output) = room.poll_output() {
-                if let Output::ToShard { shard, frame } = output {
-                    downs.push((shard, frame));
-                }
-            }
-        }
-        downs
+        (0..4)
+            .flat_map(|_| batches_to_shards(room, now_ms))
+            .collect::<Vec<_>>()
     };
-    let states = |downs: &[(u16, Vec<u8>)]| {
-        downs
-            .iter()
-            .filter(|(_, frame)| ShardDown::decode(frame).unwrap().snapshot.is_some())
-            .count()
-    };
+    let states = |downs: &[(u16, Vec<u8>)]| shards_sent_state(downs).len();
     assert_eq!(
         states(&ticks(&mut room, &mut now_ms)),
         8,
@@ -845,17 +829,11 @@ fn a_restarted_room_sends_its_shards_their_state_a_few_at_a_time() {
     while served.len() < usize::from(SHARDS_PER_ROOM_MAX) {
         flushes += 1;
         assert!(flushes <= 40, "{} of the shards served", served.len());
-        now += TICK_MS_MAX;
-        room.handle_timeout(now);
-        let mut states = 0;
-        while let Some(output) = room.poll_output() {
-            if let Output::ToShard { shard, frame } = output {
-                if ShardDown::decode(&frame).unwrap().snapshot.is_some() {
-                    states += 1;
-                    assert!(served.insert(shard), "shard {shard} served twice");
-                }
-            }
+        let states = shards_sent_state(&batches_to_shards(&mut room, &mut now));
+        for &shard in &states {
+            assert!(served.insert(shard), "shard {shard} served twice");
         }
+        let states = states.len();
         assert!(
             states <= SHARD_SNAPSHOTS_PER_FLUSH_MAX,
             "{states} states in a flush"
@@ -902,19 +880,8 @@ fn shards_asking_at_every_batch_do_not_starve_another_of_the_state() {
         }
         .encode()
     };
-    let served_in_flush = |room: &mut Room, now: &mut u64| {
-        *now += TICK_MS_MAX;
-        room.handle_timeout(*now);
-        let mut served = BTreeSet::new();
-        while let Some(output) = room.poll_output() {
-            if let Output::ToShard { shard, frame } = output {
-                if ShardDown::decode(&frame).unwrap().snapshot.is_some() {
-                    served.insert(shard);
-                }
-            }
-        }
-        served
-    };
+    let served_in_flush =
+        |room: &mut Room, now: &mut u64| shards_sent_state(&batches_to_shards(room, now));
     let last = SHARDS_PER_ROOM_MAX - 1;
     let mut last_served = false;
     for seq in 1..=40 {
@@ -925,4 +892,26 @@ fn shards_asking_at_every_batch_do_not_starve_another_of_the_state() {
         last_served |= served_in_flush(&mut room, &mut now).contains(&last);
     }
     assert!(last_served, "shard {last} never got the room's state");
+}
+
+/// One longest tick of a sharded room: the batches it sends its shards (other output
+/// dropped).
+fn batches_to_shards(room: &mut Room, now_ms: &mut u64) -> Vec<(u16, Vec<u8>)> {
+    *now_ms += TICK_MS_MAX;
+    room.handle_timeout(*now_ms);
+    std::iter::from_fn(|| room.poll_output())
+        .filter_map(|output| match output {
+            Output::ToShard { shard, frame } => Some((shard, frame)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The shards among these batches that were sent the room's state.
+fn shards_sent_state(batches: &[(u16, Vec<u8>)]) -> Vec<u16> {
+    batches
+        .iter()
+        .filter(|(_, frame)| ShardDown::decode(frame).unwrap().snapshot.is_some())
+        .map(|(shard, _)| *shard)
+        .collect()
 }
