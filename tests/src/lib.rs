@@ -472,14 +472,24 @@ impl Settlement {
 
     /// A worker charging its rooms' gifts here (gifts on), with its data in `data_dir`.
     pub fn server(&self, data_dir: &Path) -> Server {
-        let base = self.api.base.clone();
+        self.server_through(&self.api.base, data_dir)
+    }
+
+    /// A worker charging here through `base` (this service, or a proxy in front of it).
+    pub fn server_through(&self, base: &str, data_dir: &Path) -> Server {
         Server::start_with_vars(
             data_dir,
             &[
-                ("OVATION_SETTLEMENT_URL", base.as_str()),
+                ("OVATION_SETTLEMENT_URL", base),
                 ("OVATION_SETTLEMENT_SECRET", self.secret.as_str()),
             ],
         )
+    }
+
+    /// Asserts the ledger's audit holds (every balance sums to zero, none negative, ...).
+    pub fn assert_audit_holds(&self) {
+        let audit = self.api.get("/v1/audit").unwrap();
+        assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
     }
 }
 

@@ -21,13 +21,7 @@ fn gift(client_id: u64, gift_id: &str, sku: &str, qty: u32) -> ClientFrame {
 /// The worker under wrangler dev, charging gifts at `settlement` reached through `base`
 /// (the service itself, or a proxy in front of it).
 fn server_charging_at(name: &str, base: &str, settlement: &Settlement) -> Server {
-    Server::start_with_vars(
-        &scratch_dir(name),
-        &[
-            ("OVATION_SETTLEMENT_URL", base),
-            ("OVATION_SETTLEMENT_SECRET", settlement.secret.as_str()),
-        ],
-    )
+    settlement.server_through(base, &scratch_dir(name))
 }
 
 fn deposit(settlement: &Settlement, user: &str, amount: u64) {
@@ -169,8 +163,7 @@ fn gifts_are_charged_announced_once_ranked_and_settled_to_the_host() {
     assert_eq!(ended["settlement"]["settled"], 10);
     let host = settlement.api.get("/v1/accounts/dev:host-1").unwrap();
     assert_eq!(host.body["balance"], 10);
-    let audit = settlement.api.get("/v1/audit").unwrap();
-    assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
+    settlement.assert_audit_holds();
 }
 
 /// Whether the directory lists `room` among the tenant's archived rooms, within WAIT
@@ -328,8 +321,7 @@ fn a_room_is_settled_however_it_ends_and_an_end_that_failed_is_completed_by_endi
     );
     assert!(archived(&server, &third), "the old opening is archived");
 
-    let audit = settlement.api.get("/v1/audit").unwrap();
-    assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
+    settlement.assert_audit_holds();
     let ana_account = settlement.api.get("/v1/accounts/dev:ana").unwrap();
     assert_eq!(ana_account.body["balance"], 70);
 }
@@ -586,8 +578,7 @@ fn a_charge_answered_after_its_room_reopened_is_not_the_new_openings() {
         ana_account.body["balance"], 100,
         "the old opening's charge reached a settled room and was refused"
     );
-    let audit = settlement.api.get("/v1/audit").unwrap();
-    assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
+    settlement.assert_audit_holds();
 }
 
 /// One token on every socket it may hold, sending the same gift at once with a balance
@@ -667,8 +658,7 @@ fn a_gift_raced_from_one_token_s_sockets_and_ended_at_once_moves_money_once() {
     assert_eq!(host_balance_reaches(&settlement, 5), 5);
     let ana = settlement.api.get("/v1/accounts/dev:ana").unwrap();
     assert_eq!(ana.body["balance"], 0);
-    let audit = settlement.api.get("/v1/audit").unwrap();
-    assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
+    settlement.assert_audit_holds();
 }
 
 /// The gift actions a socket resuming `room` from the start gets (the room's ring).
@@ -807,8 +797,7 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     }
     assert_eq!(host_balance_reaches(&settlement, 15), 15);
     assert_eq!(balance_reaches(&settlement, "ana", 0), 0);
-    let audit = settlement.api.get("/v1/audit").unwrap();
-    assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
+    settlement.assert_audit_holds();
     for room in &rooms {
         assert!(archived(&server, room), "{room} is archived");
     }
@@ -1078,8 +1067,7 @@ fn an_end_waits_for_the_charges_in_flight_before_it_settles() {
         5,
         "ana charged once"
     );
-    let audit = settlement.api.get("/v1/audit").unwrap();
-    assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
+    settlement.assert_audit_holds();
 }
 
 /// A create that waited for another create of the room, which then failed (the ledger
