@@ -78,6 +78,15 @@ pub struct Attachment {
     #[serde(with = "role_text")]
     pub role: Role,
     pub expires_at_ms: u64,
+    /// The socket's `Hello` was heard (in the upgrade or as its first frame): one restored
+    /// after hibernation without it owes it again (`Room::reattach`). Attachments written
+    /// before this field read as heard, as every restored socket was taken then.
+    #[serde(default = "heard_before_the_field")]
+    pub hello_heard: bool,
+}
+
+fn heard_before_the_field() -> bool {
+    true
 }
 
 /// The stub of a room's shard: named `tenant/room#index`, placed near the room.

@@ -265,7 +265,7 @@ impl RoomObject {
                     name: att.name,
                     role,
                 };
-                room.reattach(att.id, identity, att.expires_at_ms, now);
+                room.reattach(att.id, identity, att.expires_at_ms, att.hello_heard, now);
                 memory.sockets.insert(att.id, ws);
             }
             if let Err(e) = room.set_gift_catalog(self.gift_catalog()) {
@@ -603,6 +603,18 @@ impl RoomObject {
         }
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
+        let hello_heard = match self.memory.borrow_mut().room.as_mut() {
+            Some(room) => {
+                if let Some(hello) = hello {
+                    // As if it were the socket's first frame: the Welcome is queued, and
+                    // goes out with the pump below while the fan-out budget lasts (else at
+                    // the room's next flush, like any output).
+                    room.handle_frame(id, &ClientFrame::Hello(hello).encode(), now);
+                }
+                room.hello_heard(id)
+            }
+            None => false,
+        };
         pair.server.serialize_attachment(Attachment {
             id,
             tenant: identity.tenant.clone(),
@@ -610,17 +622,9 @@ impl RoomObject {
             name: identity.name,
             role: identity.role,
             expires_at_ms: now + lifetime_ms,
+            hello_heard,
         })?;
-        {
-            let mut memory = self.memory.borrow_mut();
-            memory.sockets.insert(id, pair.server);
-            if let (Some(hello), Some(room)) = (hello, memory.room.as_mut()) {
-                // As if it were the socket's first frame: the Welcome is queued, and goes
-                // out with the pump below while the fan-out budget lasts (else at the
-                // room's next flush, like any output).
-                room.handle_frame(id, &ClientFrame::Hello(hello).encode(), now);
-            }
-        }
+        self.memory.borrow_mut().sockets.insert(id, pair.server);
         self.pump_leaving_charges().await?;
         driver::arm_alarm(self).await?;
         Response::from_websocket(pair.client)
@@ -844,9 +848,10 @@ impl DurableObject for RoomObject {
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
         self.ensure_loaded().await?;
-        let Some(id) = crate::sockets::connection_of(&ws) else {
+        let Some(attachment) = crate::sockets::attachment_of(&ws) else {
             return Ok(());
         };
+        let id = attachment.id;
         {
             let mut memory = self.memory.borrow_mut();
             let Some(room) = memory.room.as_mut() else {
@@ -860,6 +865,7 @@ impl DurableObject for RoomObject {
                     }
                 }
             }
+            crate::sockets::record_hello(&ws, attachment, room.hello_heard(id));
         }
         driver::Host::pump(self).await?;
         // A host's `end_room` over its socket.

@@ -111,7 +111,7 @@ impl ShardObject {
                 name: att.name,
                 role: att.role,
             };
-            shard.reattach(att.id, identity, att.expires_at_ms, now);
+            shard.reattach(att.id, identity, att.expires_at_ms, att.hello_heard, now);
             memory.sockets.insert(att.id, ws);
         }
         memory.shard = Some(shard);
@@ -365,6 +365,17 @@ impl ShardObject {
             return with_subprotocol(req, Response::from_websocket(pair.client)?);
         }
         self.state.accept_web_socket(&pair.server);
+        let hello_heard = match self.memory.borrow_mut().shard.as_mut() {
+            Some(shard) => {
+                if let Some(hello) = crate::contract::upgrade_hello(req.headers()) {
+                    // As the room object does: the upgrade's Hello is the socket's first
+                    // frame.
+                    shard.handle_frame(id, &ClientFrame::Hello(hello).encode(), now);
+                }
+                shard.hello_heard(id)
+            }
+            None => false,
+        };
         pair.server.serialize_attachment(Attachment {
             id,
             tenant: identity.tenant,
@@ -372,18 +383,9 @@ impl ShardObject {
             name: identity.name,
             role: identity.role,
             expires_at_ms: now + lifetime_ms,
+            hello_heard,
         })?;
-        {
-            let mut memory = self.memory.borrow_mut();
-            memory.sockets.insert(id, pair.server);
-            if let (Some(hello), Some(shard)) = (
-                crate::contract::upgrade_hello(req.headers()),
-                memory.shard.as_mut(),
-            ) {
-                // As the room object does: the upgrade's Hello is the socket's first frame.
-                shard.handle_frame(id, &ClientFrame::Hello(hello).encode(), now);
-            }
-        }
+        self.memory.borrow_mut().sockets.insert(id, pair.server);
         self.pump().await?;
         driver::arm_alarm(self).await?;
         with_subprotocol(req, Response::from_websocket(pair.client)?)
@@ -490,9 +492,10 @@ impl DurableObject for ShardObject {
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
         self.ensure_loaded().await?;
-        let Some(id) = crate::sockets::connection_of(&ws) else {
+        let Some(attachment) = crate::sockets::attachment_of(&ws) else {
             return Ok(());
         };
+        let id = attachment.id;
         {
             let mut memory = self.memory.borrow_mut();
             let Some(shard) = memory.shard.as_mut() else {
@@ -506,6 +509,7 @@ impl DurableObject for ShardObject {
                     }
                 }
             }
+            crate::sockets::record_hello(&ws, attachment, shard.hello_heard(id));
         }
         self.pump().await?;
         driver::run_ticks(self).await

@@ -10,10 +10,25 @@ use worker::{State, WebSocket};
 
 /// The connection a socket carries in its attachment.
 pub fn connection_of(ws: &WebSocket) -> Option<ConnectionId> {
-    ws.deserialize_attachment::<Attachment>()
-        .ok()
-        .flatten()
-        .map(|a| a.id)
+    attachment_of(ws).map(|a| a.id)
+}
+
+/// What a socket carries in its attachment.
+pub fn attachment_of(ws: &WebSocket) -> Option<Attachment> {
+    ws.deserialize_attachment::<Attachment>().ok().flatten()
+}
+
+/// After a socket's frame: the first time its `Hello` is heard (`heard`, asked of the core
+/// after the frame), the attachment records it, so the socket restored after hibernation
+/// is not asked for it again. Once per socket at most, and never for the sockets that
+/// said it in the upgrade (their attachment is written with it).
+pub fn record_hello(ws: &WebSocket, attachment: Attachment, heard: bool) {
+    if heard && !attachment.hello_heard {
+        let _ = ws.serialize_attachment(Attachment {
+            hello_heard: true,
+            ..attachment
+        });
+    }
 }
 
 /// Sends one frame to each of these sockets, copied into JavaScript once.

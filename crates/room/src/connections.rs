@@ -136,16 +136,49 @@ impl Room {
         Ok(())
     }
 
-    /// Re-registers a socket that survived hibernation (no `Hello` expected, but allowed).
+    /// Re-registers a socket that survived hibernation. `hello_heard`: the host recorded
+    /// its `Hello` (`hello_heard` after the frame); one that had not said it owes it
+    /// within `HELLO_DEADLINE_MS` from now, as a new socket does, so a socket left
+    /// half-open across a hibernation cannot hold its place for its whole lifetime. A
+    /// socket of a user banned meanwhile, or of a room that ended, is closed with that
+    /// code: the close the ban or the end queued may never have left (the object
+    /// stopped after storing it), and a restored room must not serve such a socket.
     pub fn reattach(
         &mut self,
         connection: ConnectionId,
         identity: Identity,
         expires_at_ms: u64,
+        hello_heard: bool,
         now_ms: u64,
     ) {
         assert!(!self.connections.contains_key(&connection));
-        self.insert_connection(connection, identity, expires_at_ms, true, None, now_ms);
+        let refusal = if self.status == RoomStatus::Ended {
+            Some(CloseCode::RoomEnded)
+        } else if self.moderation.is_banned(&identity.user) {
+            Some(CloseCode::Banned)
+        } else {
+            None
+        };
+        self.insert_connection(
+            connection,
+            identity,
+            expires_at_ms,
+            hello_heard,
+            None,
+            now_ms,
+        );
+        if let Some(code) = refusal {
+            let detail = "found on a socket kept across a restart".to_owned();
+            self.close(connection, code, detail, now_ms);
+        }
+    }
+
+    /// Whether this socket's `Hello` was heard: the host records it with the socket, so
+    /// that `reattach` after hibernation knows whether one is still owed.
+    pub fn hello_heard(&self, connection: ConnectionId) -> bool {
+        self.connections
+            .get(&connection)
+            .is_some_and(|c| c.ready && c.remote.is_none())
     }
 
     /// `ready`: the socket needs no `Hello` (reattached after hibernation, or a shard's

@@ -281,16 +281,28 @@ impl Shard {
         Ok(())
     }
 
-    /// Re-registers a socket that survived hibernation.
+    /// Re-registers a socket that survived hibernation; one whose `Hello` was not heard
+    /// (`hello_heard`) owes it within `HELLO_DEADLINE_MS` from now, as `Room::reattach`.
+    /// Bans and the end need no check here: a restarted shard knows neither until the
+    /// room's state arrives, and its snapshot closes those sockets (`shard/relay.rs`).
     pub fn reattach(
         &mut self,
         connection: ConnectionId,
         identity: Identity,
         expires_at_ms: u64,
+        hello_heard: bool,
         now_ms: u64,
     ) {
         assert!(!self.connections.contains_key(&connection));
-        self.insert(connection, identity, expires_at_ms, true, now_ms);
+        self.insert(connection, identity, expires_at_ms, hello_heard, now_ms);
+    }
+
+    /// Whether this socket's `Hello` was heard (see `Room::hello_heard`), also one still
+    /// waiting for the room's state to be answered.
+    pub fn hello_heard(&self, connection: ConnectionId) -> bool {
+        self.connections
+            .get(&connection)
+            .is_some_and(|c| c.ready || c.hello_seen)
     }
 
     fn insert(

@@ -424,6 +424,8 @@ impl Sim {
             .expect("room exists");
         for (&id, &c) in &room.connections {
             let client = &self.clients[c];
+            // What the host records with the socket when it hears the Hello.
+            let hello_heard = room.room.hello_heard(id);
             restored.reattach(
                 id,
                 Identity {
@@ -432,6 +434,7 @@ impl Sim {
                     role: client.role,
                 },
                 self.now_ms + CONNECTION_LIFETIME_MS_MIN,
+                hello_heard,
                 self.now_ms,
             );
         }

@@ -469,7 +469,7 @@ mod tests {
         // Its last acknowledged like frame, sent again (the ack lost with the socket), is
         // acknowledged and not counted again.
         let identity = crate::tests::identity("ana", Role::Viewer);
-        restarted.reattach(1, identity, 3_600_000, 2_000);
+        restarted.reattach(1, identity, 3_600_000, true, 2_000);
         like(&mut restarted, 2, 2_000);
         assert_eq!(restarted.likes_pending, 0, "a repeat is not counted");
         assert!(
@@ -488,7 +488,7 @@ mod tests {
     fn likes_taken_before_the_snapshot_go_up_with_its_opening() {
         let mut shard = Shard::new(0, 77, 0);
         let identity = crate::tests::identity("ana", Role::Viewer);
-        shard.reattach(1, identity, 3_600_000, 0);
+        shard.reattach(1, identity, 3_600_000, true, 0);
         like(&mut shard, 1, 10);
         let out = run_until(&mut shard, 300);
         assert!(out.iter().any(|o| matches!(o, ShardOutput::Persist(_))));
@@ -524,7 +524,7 @@ mod tests {
             .expect("stored");
         let mut woken = Shard::restore(0, &record, 10_000).unwrap();
         let identity = crate::tests::identity("ana", Role::Viewer);
-        woken.reattach(1, identity, 3_600_000, 10_000);
+        woken.reattach(1, identity, 3_600_000, true, 10_000);
         like(&mut woken, 2, 10_000);
         let mut now_ms = 10_000;
         // The batch from the record goes again first (a repeat to the room).
@@ -629,7 +629,7 @@ mod tests {
         while last_seq <= SHARD_UP_SEQS_RESERVED + 2 {
             now_ms += 1_000;
             let identity = crate::tests::identity("bob", Role::Viewer);
-            shard.reattach(2, identity, now_ms + 3_600_000, now_ms);
+            shard.reattach(2, identity, now_ms + 3_600_000, true, now_ms);
             shard.touch(1, now_ms);
             step(&mut shard, now_ms + 500, &mut last_seq);
             shard.disconnect(2, now_ms + 500);

@@ -198,7 +198,7 @@ fn only_sockets_that_said_hello_are_online_and_silent_ones_are_closed() {
     room.handle_timeout(now + HELLO_DEADLINE_MS);
     assert!(drain(&mut room).closes.is_empty());
     // A reattached socket (after hibernation) said Hello long ago.
-    room.reattach(4, identity("d", Role::Viewer), now + LIFETIME_MS, now);
+    room.reattach(4, identity("d", Role::Viewer), now + LIFETIME_MS, true, now);
     assert_eq!(room.online(), 3);
     room.handle_timeout(now + 2 * HELLO_DEADLINE_MS);
     assert!(drain(&mut room).closes.is_empty());
@@ -435,4 +435,71 @@ fn a_viewers_reads_stop_one_past_their_burst_and_a_banned_user_reads_nothing() {
         Err(ReadRefused::Banned)
     );
     assert_eq!(ReadRefused::Banned.http_status(), 403);
+}
+
+/// The runtime keeps a room's hibernatable sockets while the object stops and is rebuilt
+/// from storage. A ban or an end stored before the stop closes the socket it had not
+/// reached yet, and a socket whose `Hello` was never heard owes it as a new one does: it
+/// cannot hold its place for its lifetime by saying nothing.
+#[test]
+fn sockets_kept_across_a_restart_are_checked_again() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    tick_into(&mut room, &mut now, &mut store);
+    send_command(
+        &mut room,
+        1,
+        serde_json::json!({"command": "ban", "user": "bob"}),
+        1,
+        now,
+    );
+    // The ban's storage is applied; the object stops before its close reached the socket.
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert!(out.closes.contains(&(2, CloseCode::Banned)));
+
+    let restore = |store: &BTreeMap<String, Vec<u8>>, now: u64| {
+        Room::restore(store.clone(), now).unwrap().unwrap()
+    };
+    let mut room = restore(&store, now);
+    room.reattach(1, identity("host", Role::Host), LIFETIME_MS, true, now);
+    room.reattach(2, identity("bob", Role::Viewer), LIFETIME_MS, true, now);
+    room.reattach(3, identity("cy", Role::Viewer), LIFETIME_MS, false, now);
+    room.reattach(4, identity("dee", Role::Viewer), LIFETIME_MS, false, now);
+    assert!(room.hello_heard(1) && !room.hello_heard(3));
+    let out = drain(&mut room);
+    assert_eq!(out.closes, vec![(2, CloseCode::Banned)]);
+    assert_eq!(room.online(), 1, "only the host's socket had said Hello");
+    // dee's Hello arrives (it was in flight across the stop); cy's never does.
+    room.handle_frame(4, &hello(None), now + 1);
+    assert!(room.hello_heard(4));
+    let restored_at = now;
+    let closed_at = loop {
+        let at = room.poll_timeout().expect("the Hello deadline is pending");
+        assert!(at <= restored_at + HELLO_DEADLINE_MS);
+        room.handle_timeout(at);
+        let out = drain(&mut room);
+        if !out.closes.is_empty() {
+            assert_eq!(out.closes, vec![(3, CloseCode::HelloTimeout)]);
+            break at;
+        }
+    };
+    assert_eq!(closed_at, restored_at + HELLO_DEADLINE_MS);
+    assert_eq!(room.online(), 2);
+
+    // An end stored before a stop closes every socket kept across it.
+    now = closed_at;
+    room.admin(AdminCommand::End, now).unwrap();
+    apply(&drain(&mut room).stores, &mut store);
+    let mut room = restore(&store, now);
+    room.reattach(1, identity("host", Role::Host), LIFETIME_MS, true, now);
+    room.reattach(4, identity("dee", Role::Viewer), LIFETIME_MS, true, now);
+    let mut closes = drain(&mut room).closes;
+    closes.sort_by_key(|(connection, _)| *connection);
+    assert_eq!(
+        closes,
+        vec![(1, CloseCode::RoomEnded), (4, CloseCode::RoomEnded)]
+    );
 }

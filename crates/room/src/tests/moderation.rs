@@ -146,7 +146,7 @@ fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
     // Everything survives a restart, and the audit trail says who did what, in order.
     let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
     assert!(room.is_banned("bob"));
-    room.reattach(2, identity("ana", Role::Viewer), LIFETIME_MS, now);
+    room.reattach(2, identity("ana", Role::Viewer), LIFETIME_MS, true, now);
     room.handle_frame(2, &comment("no spoiler here", 5), now + 20_000);
     let mut t = now + 20_000;
     let out = tick_into(&mut room, &mut t, &mut store);

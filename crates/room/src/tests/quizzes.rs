@@ -101,8 +101,8 @@ fn a_quiz_scores_by_correctness_and_speed_ranks_everyone_and_survives_a_restart(
     let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
     assert_eq!(room.quiz_score("ana"), Some(1_000), "scores are rebuilt");
     assert_eq!(room.quiz_score("bob"), Some(750));
-    room.reattach(1, identity("host", Role::Host), LIFETIME_MS, now);
-    room.reattach(4, identity("cy", Role::Viewer), LIFETIME_MS, now);
+    room.reattach(1, identity("host", Role::Host), LIFETIME_MS, true, now);
+    room.reattach(4, identity("cy", Role::Viewer), LIFETIME_MS, true, now);
     let end = serde_json::json!({"command": "end_quiz", "id": "z1"});
     send_command(&mut room, 1, end, 4, now);
     let out = tick_into(&mut room, &mut now, &mut store);

@@ -915,3 +915,58 @@ fn shards_sent_state(batches: &[(u16, Vec<u8>)]) -> Vec<u16> {
         .map(|(shard, _)| *shard)
         .collect()
 }
+
+/// A shard's sockets kept across hibernation: one whose `Hello` was heard (answered, or
+/// waiting for the room's state) is served as before; one that never said it owes it
+/// within `HELLO_DEADLINE_MS` of the restart.
+#[test]
+fn a_shard_socket_kept_across_hibernation_still_owes_its_hello() {
+    let mut now = 0;
+    let mut shard = shard_with_state(now);
+    join_shard(&mut shard, 1, now);
+    shard
+        .connect(2, identity("v2", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    assert!(shard.hello_heard(1) && !shard.hello_heard(2));
+    let mut waiting = Shard::new(0, 1, now);
+    waiting
+        .connect(5, identity("v5", Role::Viewer), LIFETIME_MS, now)
+        .unwrap();
+    waiting.handle_frame(5, &hello(None), now);
+    assert!(
+        waiting.hello_heard(5),
+        "heard, answered once the state arrives"
+    );
+
+    now += 60_000;
+    let mut woken = shard_with_state(now);
+    woken.reattach(
+        1,
+        identity("v1", Role::Viewer),
+        now + LIFETIME_MS,
+        true,
+        now,
+    );
+    woken.reattach(
+        2,
+        identity("v2", Role::Viewer),
+        now + LIFETIME_MS,
+        false,
+        now,
+    );
+    assert_eq!(woken.online(), 1);
+    let deadline = now + HELLO_DEADLINE_MS;
+    let mut closes_at = |at_ms: u64| {
+        woken.handle_timeout(at_ms);
+        let mut closed = Vec::new();
+        while let Some(output) = woken.poll_output() {
+            if let ShardOutput::Close { connection, code } = output {
+                closed.push((connection, code));
+            }
+        }
+        closed
+    };
+    assert_eq!(closes_at(deadline - 1), vec![]);
+    assert_eq!(closes_at(deadline), vec![(2, CloseCode::HelloTimeout)]);
+    assert_eq!(woken.connection_ids().collect::<Vec<_>>(), vec![1]);
+}
