@@ -94,8 +94,9 @@ export declare class OvationError extends Error {
    * `connect` rejects with the server's code at once when it refuses (on every
    * transport): "token_expired", "token_invalid_signature", "token_wrong_room", "room_not_found",
    * "room_ended", "too_many_sockets" (the user's other tabs hold the room's limit), ...;
-   * "connect_timeout" when the session did not open in time and nothing refused it for good
-   * (no answer, or only 5xx/429 answers, such as 503 "auth_not_configured"); "sdk_load_failed" when the SDK's wasm
+   * when the session did not open in time, the code of the server's last answer that a
+   * retry could change (a 5xx or 429, such as 503 "auth_not_configured"), or
+   * "connect_timeout" when nothing answered; "sdk_load_failed" when the SDK's wasm
    * (or, for `replay`, its code) did not load: the next call loads again. */
   code: string;
   /** For "rate_limited": when a retry may succeed. */

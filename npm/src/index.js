@@ -556,11 +556,19 @@ export async function connect(options) {
       if (closeRoom) room.close();
       settle(value);
     };
+    // Out of time: the server's last word (a 503 or 429 the session kept retrying
+    // through) when it said one, so an app can tell "the service is down" from "no
+    // network"; else `connect_timeout`.
     const timer = setTimeout(
       () =>
         finish(
           reject,
-          new OvationError("connect_timeout", `no answer within ${timeoutMs} ms`),
+          lastError
+            ? new OvationError(
+                lastError.code,
+                `no session within ${timeoutMs} ms; the server said: ${lastError.message}`,
+              )
+            : new OvationError("connect_timeout", `no answer within ${timeoutMs} ms`),
           true,
         ),
       timeoutMs,

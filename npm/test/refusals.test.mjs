@@ -14,6 +14,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
 import WebSocket from "ws";
 import { connect, OvationError } from "ovation";
 
@@ -143,6 +144,55 @@ test("a connect that times out while its socket is connecting raises nothing unc
     );
   }
   await sleep(500);
+  assert.deepEqual(uncaught.map(String), []);
+});
+
+test("a server answering 503 with its code: connect() rejects with that code on every transport", async () => {
+  // A worker without tenant keys answers every request 503 `auth_not_configured`; a
+  // retry may change that (the keys may come), so the SDK keeps trying until its
+  // timeout, and then says what the server said, not `connect_timeout`.
+  let answered = 0;
+  const server = http.createServer((req, res) => {
+    answered++;
+    res.writeHead(503, { "content-type": "application/json" });
+    res.end(JSON.stringify({ code: "auth_not_configured", message: "no keys for tenant" }));
+  });
+  server.on("upgrade", (req, socket) => {
+    answered++;
+    const body = JSON.stringify({ code: "auth_not_configured", message: "no keys" });
+    socket.end(
+      `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n` +
+        `content-length: ${body.length}\r\n\r\n${body}`,
+    );
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  try {
+    for (const transport of ["ws", "auto", "pull"]) {
+      const started = Date.now();
+      await assert.rejects(
+        connect({
+          url,
+          room: "weur-down",
+          token: TOKENS.ana,
+          WebSocket,
+          transport,
+          timeoutMs: 1500,
+        }),
+        (e) =>
+          e instanceof OvationError &&
+          e.code === "auth_not_configured" &&
+          e.message.includes("no keys"),
+        transport,
+      );
+      const took = Date.now() - started;
+      assert.ok(took >= 1400 && took < 3000, `${transport}: rejected after ${took} ms`);
+    }
+    assert.ok(answered >= 3);
+  } finally {
+    server.close();
+  }
+  await sleep(100);
   assert.deepEqual(uncaught.map(String), []);
 });
 

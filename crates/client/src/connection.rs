@@ -113,6 +113,17 @@ impl Client {
                     self.timers.set(Timer::Reconnect, at_ms.max(refilled_ms));
                 }
             }
+            FetchReply::Failed {
+                status,
+                code,
+                message,
+            } if status != 0 => {
+                // A server error or a rate limit (503 `auth_not_configured`, 429): the
+                // reconnects go on, as a retry may change it, and the application hears
+                // the server's code (`connect()` rejects with it, not `connect_timeout`,
+                // when no session opened in time).
+                self.emit_error(code, &message, 0);
+            }
             _ => {}
         }
     }

@@ -567,6 +567,11 @@ impl Client {
                     self.timers.set(Timer::Poll, now_ms + self.pull.interval_ms);
                     return;
                 }
+                if status != 0 {
+                    // A server error a retry may change: read again after a backoff, and
+                    // tell the server's code (as the socket's admission check does).
+                    self.emit_error(code.clone(), &message, 0);
+                }
                 self.pull.failures = self.pull.failures.saturating_add(1);
                 let delay = self.backoff_ms(self.pull.failures.saturating_sub(1));
                 if req.kind == FetchKind::Part {

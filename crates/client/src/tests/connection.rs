@@ -408,6 +408,56 @@ fn a_refused_upgrade_is_explained_by_one_request_and_ends_the_session_with_its_c
     }
 }
 
+/// An answer a retry may change (a server error, a rate limit) keeps the reconnects
+/// going, and the application hears the server's code, which `connect()` rejects with
+/// when no session opened in time (not `connect_timeout`, which would hide it). A network
+/// failure of the check itself says nothing: the socket's failure already is that.
+#[test]
+fn a_failed_upgrade_explained_by_a_server_error_tells_its_code_and_keeps_trying() {
+    for (status, code) in [
+        (503, "auth_not_configured"),
+        (429, "rate_limited"),
+        (500, ""),
+    ] {
+        let mut c = client(TransportMode::Ws, 0);
+        let socket = opened_socket(&transmits(&mut c));
+        c.handle_socket_closed(socket, 1006, "", 20);
+        let request = admission_check(&transmits(&mut c));
+        let reply = FetchReply::Failed {
+            status,
+            code: FailureCode::from_api(status, Some(code).filter(|c| !c.is_empty())),
+            message: "try later".into(),
+        };
+        let told = FailureCode::from_api(status, Some(code).filter(|c| !c.is_empty()));
+        events(&mut c); // connecting, reconnecting
+        c.handle_fetch(request, reply, 40);
+        let got = events(&mut c);
+        assert_eq!(
+            got,
+            vec![ClientEvent::Error {
+                code: told,
+                message: "try later".into(),
+                retry_after_ms: 0,
+            }],
+            "{status}"
+        );
+        assert_eq!(c.status(), Status::Reconnecting, "{status}");
+        assert!(c.poll_timeout().is_some(), "the reconnects go on");
+    }
+    let mut c = client(TransportMode::Ws, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_closed(socket, 1006, "", 20);
+    let request = admission_check(&transmits(&mut c));
+    let network = FetchReply::Failed {
+        status: 0,
+        code: FailureCode::Network,
+        message: "offline".into(),
+    };
+    events(&mut c);
+    c.handle_fetch(request, network, 40);
+    assert_eq!(events(&mut c), vec![]);
+}
+
 #[test]
 fn an_upgrade_refused_because_the_room_ended_closes_with_room_ended() {
     let mut c = client(TransportMode::Auto, 0);

@@ -412,3 +412,36 @@ fn a_read_due_while_another_is_in_flight_waits_for_it_without_spinning() {
         "b's answer starts the next read (the state, for a)"
     );
 }
+
+/// A pull read answered with a server error (503 `auth_not_configured`) is read again
+/// after a backoff, and the application hears the server's code each time, so
+/// `connect()` can reject with it rather than `connect_timeout`.
+#[test]
+fn a_pull_read_failed_by_the_server_tells_its_code_and_is_read_again() {
+    let mut c = client(TransportMode::Pull, 0);
+    let only_fetch = |t: Vec<Transmit>| match t.as_slice() {
+        [Transmit::Fetch { request, path, .. }] => (*request, path.clone()),
+        other => panic!("{other:?}"),
+    };
+    let mut now = 0;
+    for _ in 0..3 {
+        let (request, path) = only_fetch(transmits(&mut c));
+        assert_eq!(path, "/v1/rooms/weur-t/state");
+        let reply = FetchReply::Failed {
+            status: 503,
+            code: FailureCode::from_api(503, Some("auth_not_configured")),
+            message: "no keys".into(),
+        };
+        c.handle_fetch(request, reply, now);
+        let got = events(&mut c);
+        assert!(
+            got.iter()
+                .any(|e| matches!(e, ClientEvent::Error { code, .. }
+                if code.as_str() == "auth_not_configured")),
+            "{got:?}"
+        );
+        assert_ne!(c.status(), Status::Closed);
+        now = c.poll_timeout().expect("read again");
+        c.handle_timeout(now);
+    }
+}
