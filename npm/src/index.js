@@ -559,20 +559,13 @@ export async function connect(options) {
     // Out of time: the server's last word (a 503 or 429 the session kept retrying
     // through) when it said one, so an app can tell "the service is down" from "no
     // network"; else `connect_timeout`.
-    const timer = setTimeout(
-      () =>
-        finish(
-          reject,
-          lastError
-            ? new OvationError(
-                lastError.code,
-                `no session within ${timeoutMs} ms; the server said: ${lastError.message}`,
-              )
-            : new OvationError("connect_timeout", `no answer within ${timeoutMs} ms`),
-          true,
-        ),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => {
+      const why = lastError || {
+        code: "connect_timeout",
+        message: `no answer within ${timeoutMs} ms`,
+      };
+      finish(reject, new OvationError(why.code, why.message), true);
+    }, timeoutMs);
     // An abort (the caller went away) closes the room at once: no socket or pull retry
     // goes on until the timeout.
     const abort = () => finish(reject, new OvationError("aborted", "connect aborted"), true);
