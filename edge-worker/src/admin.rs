@@ -157,20 +157,10 @@ pub(crate) async fn end_room(req: Request, env: &Env) -> std::result::Result<Res
 pub(crate) async fn list_rooms(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let identity = admin(&req, env)?;
     let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
-    let status = url
-        .query_pairs()
-        .find(|(k, _)| k == "status")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| "live".into());
-    if status != "live" && status != "archived" {
-        return Err(ApiError::new(
-            400,
-            "unsupported_status",
-            "the directory lists live or archived rooms: use ?status=live or ?status=archived",
-        ));
-    }
+    let query = ovation_room::DirectoryQuery::parse(url.query_pairs())
+        .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
     let dir = directory_stub(env, &identity.tenant)?;
-    let path = format!("/list?status={status}");
+    let path = format!("/list?{}", query.to_query_string());
     call(&dir, Method::Get, &path, &identity, None).await
 }
 

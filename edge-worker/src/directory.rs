@@ -135,27 +135,41 @@ impl DurableObject for DirectoryObject {
                 }
                 json(serde_json::json!({ "ok": true }), 200)
             }
+            // One page of a list, in room order (`ovation_room::DirectoryQuery`, checked
+            // by the Worker first).
             (Method::Get, "/list") => {
-                let archived = req
-                    .url()?
-                    .query_pairs()
-                    .any(|(k, v)| k == "status" && v == "archived");
-                let prefix = if archived {
-                    ARCHIVED_PREFIX
-                } else {
-                    LIVE_PREFIX
+                let query = match ovation_room::DirectoryQuery::parse(req.url()?.query_pairs()) {
+                    Ok(query) => query,
+                    Err(e) => return error(ApiError::new(e.http_status(), e.code(), &e.message())),
                 };
-                let map = storage
-                    .list_with_options(ListOptions::new().prefix(prefix))
-                    .await?;
-                let mut rooms = Vec::new();
+                let prefix = match query.listed {
+                    ovation_room::Listed::Live => LIVE_PREFIX,
+                    ovation_room::Listed::Archived => ARCHIVED_PREFIX,
+                };
+                let start = query
+                    .after
+                    .as_ref()
+                    .map(|after| format!("{prefix}{}", after.as_str()));
+                let mut options = ListOptions::new()
+                    .prefix(prefix)
+                    .limit(query.entries_to_read());
+                if let Some(start) = start.as_deref() {
+                    options = options.start(start);
+                }
+                let map = storage.list_with_options(options).await?;
+                let mut entries = Vec::new();
                 for value in map.values() {
                     let entry: Entry = serde_wasm_bindgen::from_value(value?)
                         .map_err(|e| Error::RustError(e.to_string()))?;
-                    rooms.push(entry);
+                    entries.push((entry.room.clone(), entry));
                 }
-                rooms.sort_by(|a, b| a.room.cmp(&b.room));
-                json(serde_json::json!({ "rooms": rooms }), 200)
+                // Storage lists in key order, which is room order under one prefix.
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                let page = query.page(entries);
+                json(
+                    serde_json::json!({ "rooms": page.rooms, "next": page.next }),
+                    200,
+                )
             }
             _ => error(ApiError::new(404, "route_not_found", "no such route")),
         }

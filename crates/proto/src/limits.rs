@@ -242,6 +242,9 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 25_000;
 pub const ROOM_END_RETRY_INTERVAL_MS: u64 = 10_000;
 /// Live rooms listed by the directory per tenant.
 pub const DIRECTORY_ROOMS_MAX: usize = 10_000;
+/// Rooms in one page of `GET /v1/rooms` (`?limit=`, which defaults to it): the whole
+/// directory is 10,000 entries of up to a few hundred bytes each, megabytes in one answer.
+pub const DIRECTORY_PAGE_ROOMS_MAX: usize = 1_000;
 /// Largest admin API request body.
 pub const ADMIN_BODY_BYTES_MAX: usize = 16 * 1024;
 /// A viewer's reads of the room over HTTP (`…/state`, `…/events`, parts and replay

@@ -262,6 +262,8 @@ pub enum AdminError {
     Forbidden,
     /// The tenant has `DIRECTORY_ROOMS_MAX` live rooms (see [`admit_live_room`]).
     TooManyRooms,
+    /// `GET /v1/rooms?status=` names no list the directory keeps.
+    UnsupportedStatus,
 }
 
 impl AdminError {
@@ -283,6 +285,7 @@ impl AdminError {
             AdminError::NotFound(_) => "not_found",
             AdminError::Forbidden => "forbidden",
             AdminError::TooManyRooms => "too_many_rooms",
+            AdminError::UnsupportedStatus => "unsupported_status",
         }
     }
 
@@ -308,6 +311,9 @@ impl AdminError {
             AdminError::TooManyRooms => {
                 format!("a tenant has at most {DIRECTORY_ROOMS_MAX} live rooms: end one first")
             }
+            AdminError::UnsupportedStatus => "the directory lists live or archived rooms: use \
+                                              ?status=live or ?status=archived"
+                .into(),
         }
     }
 
@@ -373,7 +379,8 @@ pub(crate) fn admin_error_code(error: &AdminError) -> ErrorCode {
         | AdminError::InvalidPoll(_)
         | AdminError::PollOpen
         | AdminError::Invalid(_)
-        | AdminError::Refused(_) => ErrorCode::Invalid,
+        | AdminError::Refused(_)
+        | AdminError::UnsupportedStatus => ErrorCode::Invalid,
         AdminError::PollNotFound | AdminError::NotFound(_) => ErrorCode::NotFound,
     }
 }

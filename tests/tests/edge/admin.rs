@@ -314,6 +314,83 @@ fn the_directory_admits_a_room_before_it_opens_and_keeps_a_live_rooms_entry() {
     assert!(listed(&admin).is_empty());
 }
 
+/// The directory a page at a time: pages chained by `next` list every room once, in
+/// room order, each page within its `limit`; a limit past its bounds or an `after` that
+/// is no room id is refused with its code, not answered with everything.
+#[test]
+fn the_directory_lists_its_rooms_a_page_at_a_time() {
+    let server = shared();
+    let admin = server.admin();
+    let mut ours: Vec<String> = (0..5).map(|_| create_room(server, "weur")).collect();
+    ours.sort();
+    let walk = |status: &str, limit: usize| {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..100_000 {
+            let mut path = format!("/v1/rooms?status={status}&limit={limit}");
+            if let Some(after) = &after {
+                path.push_str(&format!("&after={after}"));
+            }
+            let reply = admin.get(&path).unwrap();
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            let rooms: Vec<String> = reply.body["rooms"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["room"].as_str().unwrap().to_owned())
+                .collect();
+            assert!(rooms.len() <= limit, "{} rooms", rooms.len());
+            assert!(rooms.windows(2).all(|w| w[0] < w[1]), "{rooms:?}");
+            if let Some(after) = &after {
+                assert!(rooms.iter().all(|r| r > after), "{rooms:?} after {after}");
+            }
+            seen.extend(rooms.iter().cloned());
+            match reply.body["next"].as_str() {
+                Some(next) => {
+                    assert_eq!(Some(next), rooms.last().map(String::as_str));
+                    after = Some(next.to_owned());
+                }
+                None => return seen,
+            }
+        }
+        panic!("pages never ended");
+    };
+    for limit in [1, 2, 1_000] {
+        let seen = walk("live", limit);
+        let listed: Vec<&String> = seen.iter().filter(|r| ours.contains(r)).collect();
+        assert_eq!(listed, ours.iter().collect::<Vec<_>>(), "limit {limit}");
+    }
+    // Without a limit, one page of at most 1,000: the rooms of this test are there.
+    let whole = admin.get("/v1/rooms").unwrap().body;
+    let rooms = whole["rooms"].as_array().unwrap();
+    assert!(ours
+        .iter()
+        .all(|ours| rooms.iter().any(|r| r["room"] == ours.as_str())));
+    // Ended, they move to the archived list, paged alike.
+    admin
+        .post(&format!("/v1/rooms/{}/end", ours[0]), &json!({}))
+        .unwrap();
+    assert!(walk("archived", 1).contains(&ours[0]));
+    assert!(!walk("live", 3).contains(&ours[0]));
+    for (query, code) in [
+        ("limit=0", "invalid"),
+        ("limit=1001", "invalid"),
+        ("limit=-1", "invalid"),
+        ("limit=18446744073709551616", "invalid"),
+        ("after=not-a-region-room", "invalid"),
+        ("after=", "invalid"),
+        ("status=ended", "unsupported_status"),
+    ] {
+        let reply = admin.get(&format!("/v1/rooms?{query}")).unwrap();
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (400, Some(code)),
+            "{query}: {:?}",
+            reply.body
+        );
+    }
+}
+
 /// Pages on any origin use the API (the SDK's pull transport and replay send the token as
 /// a bearer header): a preflight is answered for every route, and every answer, including
 /// one a room object gave, carries the CORS headers.
