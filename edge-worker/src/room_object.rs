@@ -697,6 +697,10 @@ impl RoomObject {
                 }
             }
         }
+        // The last opening's output first: the sockets kept across a restart of the
+        // ended room were closed by `Room::reattach`, and replacing the room would drop
+        // those closes (the sockets would then be taken into the new opening).
+        self.pump_leaving_charges().await?;
         self.state.storage().delete_all().await?;
         self.memory.borrow_mut().tenant_stored = false;
         self.store_opening(ending::OpeningRecord {

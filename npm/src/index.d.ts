@@ -94,9 +94,10 @@ export declare class OvationError extends Error {
    * `connect` rejects with the server's code at once when it refuses (on every
    * transport): "token_expired", "token_invalid_signature", "token_wrong_room", "room_not_found",
    * "room_ended", "too_many_sockets" (the user's other tabs hold the room's limit), ...;
-   * when the session did not open in time, the code of the server's last answer that a
-   * retry could change (a 5xx or 429, such as 503 "auth_not_configured"), or
-   * "connect_timeout" when nothing answered; "sdk_load_failed" when the SDK's wasm
+   * when the session did not open in time, the code of the last `error` event the attempt
+   * was told (a 5xx or 429 a retry could change, such as 503 "auth_not_configured"; or
+   * "room_full" when `auto` could not open the pull transport either), or
+   * "connect_timeout" when there was none; "sdk_load_failed" when the SDK's wasm
    * (or, for `replay`, its code) did not load: the next call loads again. */
   code: string;
   /** For "rate_limited": when a retry may succeed. */
@@ -130,7 +131,9 @@ export interface EventMap {
    * Also `handler_error` when an event handler threw (the message names the event type,
    * `cause` is what it threw); it is logged with console.error and never rethrown; and
    * `bad_server_frame` when a frame from the server could not be decoded (the session
-   * reconnects), unlike `bad_frame`, the server's refusal of a frame, which ends it.
+   * reconnects), unlike `bad_frame`, the server's refusal of a frame, which ends it; and
+   * a server error a retry may change (a 5xx or 429, with the server's code) while the
+   * session retries.
    */
   error: OvationError & { cause?: unknown };
   likes_dropped: LikesDroppedEvent;

@@ -556,9 +556,9 @@ export async function connect(options) {
       if (closeRoom) room.close();
       settle(value);
     };
-    // Out of time: the server's last word (a 503 or 429 the session kept retrying
-    // through) when it said one, so an app can tell "the service is down" from "no
-    // network"; else `connect_timeout`.
+    // Out of time: the last error the attempt was told (a 503 or 429 the session kept
+    // retrying through, even if a later check found the room live), so an app can tell
+    // "the service is down" from "no network"; else `connect_timeout`.
     const timer = setTimeout(() => {
       const why = lastError || {
         code: "connect_timeout",
