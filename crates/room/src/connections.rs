@@ -12,10 +12,15 @@ pub(crate) struct Connection {
     pub(crate) hello_seen: bool,
     /// Joined since the last online publication: gets the count at the next flush.
     pub(crate) needs_online: bool,
+    /// Events for this connection alone (its Welcome, the answers to its frames, peer
+    /// messages, ...); what every ready connection gets is in the room's `shared`.
     pub(crate) outbox: Vec<Event>,
     /// Actions left out of a full outbox this tick, first and last seq: the flush tells
     /// the connection of them with a `Gap` after the rest of its batch.
     pub(crate) outbox_dropped: Option<(u64, u64)>,
+    /// Where this connection's part of the tick's broadcasts (`Room::shared`) starts: the
+    /// ones before its `Hello` are in its Welcome.
+    pub(crate) shared_from: usize,
     pub(crate) liveness: liveness::Liveness,
     pub(crate) frames: TokenBucket,
     /// Set for a frame forwarded by a shard: (shard, the shard's connection id).
@@ -212,6 +217,7 @@ impl Room {
                 needs_online: false,
                 outbox: Vec::new(),
                 outbox_dropped: None,
+                shared_from: self.shared.len(),
                 liveness,
                 frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
                 remote,

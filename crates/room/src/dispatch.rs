@@ -129,6 +129,7 @@ impl Room {
     }
 
     pub(crate) fn on_hello(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {
+        let shared_now = self.shared.len();
         let conn = self.connections.get_mut(&connection).expect("checked");
         if conn.hello_seen {
             self.close(
@@ -146,6 +147,8 @@ impl Room {
         }
         conn.hello_seen = true;
         conn.liveness.hello();
+        // The broadcasts from now on: the Welcome below holds the room as it is.
+        conn.shared_from = shared_now;
         if !conn.ready {
             conn.ready = true;
             self.ready_local += 1;

@@ -135,19 +135,10 @@ impl Pacing {
 }
 
 impl Room {
+    /// An event for every ready connection: the room's own (held once in `shared`) and
+    /// the shards'.
     pub(crate) fn broadcast(&mut self, event: Event, now_ms: u64) {
-        let ids: Vec<ConnectionId> = self
-            .connections
-            .iter()
-            .filter(|(_, c)| c.ready && c.remote.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        if self.shards.is_sharded() {
-            self.shards.broadcast.push(event.clone());
-        }
-        for id in ids {
-            self.enqueue(id, event.clone(), now_ms);
-        }
+        self.broadcast_now(event);
         self.schedule_tick(now_ms);
     }
 
@@ -306,14 +297,25 @@ impl Room {
                 .online_refresh_at_ms
                 .min(self.online_publish_earliest_ms);
         }
+        if let Some((first, last)) = self.shared_dropped.take() {
+            self.shared.push(Event::Gap {
+                missed_after: first - 1,
+                resumed_from: last + 1,
+            });
+        }
+        if changed && self.ready_local > 0 {
+            // Past the cap too: one event, which nothing else would send again.
+            self.shared.push(Event::Online { count: online });
+        }
         for conn in self
             .connections
             .values_mut()
             .filter(|c| c.ready && c.remote.is_none())
         {
-            // A full outbox keeps the count for its next flush (nothing else would resend
-            // an unchanged count to it).
-            let wanted = changed || conn.needs_online;
+            // A connection that joined since the last publication, when the count did
+            // not change: its own. A full outbox keeps it for its next flush (nothing
+            // else would resend an unchanged count to it).
+            let wanted = !changed && conn.needs_online;
             conn.needs_online = wanted && conn.outbox.len() >= OUTBOX_EVENTS_MAX;
             if wanted && !conn.needs_online {
                 conn.outbox.push(Event::Online { count: online });
@@ -329,15 +331,44 @@ impl Room {
             self.outputs
                 .push_back(Output::Store(StorageOp::put_likes_last(&frames)));
         }
-        // Connections with the same batch (most of them, most ticks: only broadcasts) share
-        // one encoding. Only the last few groups are compared, so a tick where every
-        // connection has something of its own stays linear.
+        // Every connection with nothing of its own that was ready all tick gets the
+        // broadcasts alone: one encoding for them all, built from the one copy. Others get
+        // their own events, then the broadcasts since their Hello with their own actions
+        // among them by number; of those, connections with the same batch share one
+        // encoding too (only the last few groups are compared, so a tick where every
+        // connection has something of its own stays linear).
+        let shared = std::mem::take(&mut self.shared);
+        let mut everyone: Vec<ConnectionId> = Vec::new();
         let mut groups: Vec<(Vec<Event>, Vec<ConnectionId>)> = Vec::new();
         for (&connection, conn) in self.connections.iter_mut() {
-            if conn.outbox.is_empty() || conn.remote.is_some() {
+            if conn.remote.is_some() {
                 continue;
             }
+            let from = if conn.ready {
+                std::mem::take(&mut conn.shared_from)
+            } else {
+                conn.shared_from = 0;
+                shared.len()
+            };
+            if conn.outbox.is_empty() && conn.outbox_dropped.is_none() {
+                if from == 0 && !shared.is_empty() {
+                    everyone.push(connection);
+                }
+                if from == 0 || from == shared.len() {
+                    continue;
+                }
+            }
             let mut events = std::mem::take(&mut conn.outbox);
+            let own_actions = events.iter().any(is_action);
+            if own_actions {
+                // A comment shown to its sender only (sampled) is numbered among the
+                // broadcast's actions: it goes where its number puts it.
+                let (own, rest): (Vec<Event>, Vec<Event>) = events.into_iter().partition(is_action);
+                events = rest;
+                events.extend(merge_actions(&shared[from..], own));
+            } else {
+                events.extend(shared[from..].iter().cloned());
+            }
             if let Some((first, last)) = conn.outbox_dropped.take() {
                 events.push(Event::Gap {
                     missed_after: first - 1,
@@ -349,6 +380,9 @@ impl Room {
                 Some((_, connections)) => connections.push(connection),
                 None => groups.push((events, vec![connection])),
             }
+        }
+        if !everyone.is_empty() {
+            groups.push((shared, everyone));
         }
         let mut frames_sent: u64 = 0;
         for (events, connections) in groups {
@@ -366,22 +400,26 @@ impl Room {
         self.flush_shards(now_ms, changed);
     }
 
-    /// Adds to every ready outbox without scheduling (we are flushing now).
+    /// `broadcast` without scheduling (we are flushing now). Past `OUTBOX_EVENTS_MAX` in
+    /// a tick an event is left out, as a full outbox left it out before broadcasts were
+    /// shared: more than a viewer could read in a tick; an action left out is told as a
+    /// `Gap` at the flush.
     pub(crate) fn broadcast_now(&mut self, event: Event) {
         if self.shards.is_sharded() {
             self.shards.broadcast.push(event.clone());
         }
-        for conn in self
-            .connections
-            .values_mut()
-            .filter(|c| c.ready && c.remote.is_none())
-        {
-            if conn.outbox.len() < OUTBOX_EVENTS_MAX {
-                conn.outbox.push(event.clone());
-            } else {
-                self.stats.dropped += 1;
-            }
+        if self.ready_local == 0 {
+            return; // nobody here to tell (a big room's viewers are on its shards)
         }
+        if self.shared.len() >= OUTBOX_EVENTS_MAX {
+            if let Event::Action(action) = &event {
+                let first = self.shared_dropped.map_or(action.seq, |(first, _)| first);
+                self.shared_dropped = Some((first, action.seq));
+            }
+            self.stats.dropped += 1;
+            return;
+        }
+        self.shared.push(event);
     }
 
     pub(crate) fn flush_meta(&mut self) {
@@ -406,4 +444,37 @@ pub(crate) fn outbox_cap(event: &Event) -> usize {
         Event::Ack { .. } | Event::Error { .. } => OUTBOX_EVENTS_MAX + OUTBOX_ANSWERS_PAST_MAX,
         _ => OUTBOX_EVENTS_MAX,
     }
+}
+
+pub(crate) fn is_action(event: &Event) -> bool {
+    matches!(event, Event::Action(_))
+}
+
+/// The room's and a shard's rule for a connection with actions of its own: `shared` with
+/// `own` (actions for one connection, numbered among the room's) each put
+/// before the first shared action numbered after it, or the first `Gap` resuming after
+/// it, so the connection gets every action in order and each `Gap` before what follows it.
+pub(crate) fn merge_actions(shared: &[Event], mut own: Vec<Event>) -> Vec<Event> {
+    let seq_of = |event: &Event| match event {
+        Event::Action(action) => action.seq,
+        _ => unreachable!("only actions are merged"),
+    };
+    own.sort_by_key(seq_of);
+    let mut own = own.into_iter().peekable();
+    let mut merged = Vec::with_capacity(shared.len() + own.len());
+    for event in shared {
+        let next_seq = match event {
+            Event::Action(action) => Some(action.seq),
+            Event::Gap { resumed_from, .. } => Some(*resumed_from),
+            _ => None,
+        };
+        if let Some(next_seq) = next_seq {
+            while let Some(action) = own.next_if(|e| seq_of(e) < next_seq) {
+                merged.push(action);
+            }
+        }
+        merged.push(event.clone());
+    }
+    merged.extend(own);
+    merged
 }

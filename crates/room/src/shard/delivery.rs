@@ -572,7 +572,7 @@ mod tests {
             action(16),
             Event::Likes { total: 1 },
         ];
-        let merged = super::super::relay::merge_actions(&shared, vec![action(20), action(12)]);
+        let merged = crate::flush::merge_actions(&shared, vec![action(20), action(12)]);
         let expected = vec![
             action(12),
             gap,

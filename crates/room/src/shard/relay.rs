@@ -2,6 +2,7 @@
 //! the relay limits, the tick and timer, and the fan-out to sockets.
 
 use super::*;
+use crate::flush::{is_action, merge_actions};
 
 /// A `ShardUp`'s fields other than its frames (shard, flag, counts, the frames' length
 /// prefix, instance, number, epoch) take at most this many bytes in postcard (varints of at most 10 bytes each).
@@ -366,36 +367,4 @@ impl Shard {
             }
         }
     }
-}
-
-fn is_action(event: &Event) -> bool {
-    matches!(event, Event::Action(_))
-}
-
-/// `shared` with `own` (actions for one connection, numbered among the room's) each put
-/// before the first shared action numbered after it, or the first `Gap` resuming after
-/// it, so the connection gets every action in order and each `Gap` before what follows it.
-pub(crate) fn merge_actions(shared: &[Event], mut own: Vec<Event>) -> Vec<Event> {
-    let seq_of = |event: &Event| match event {
-        Event::Action(action) => action.seq,
-        _ => unreachable!("only actions are merged"),
-    };
-    own.sort_by_key(seq_of);
-    let mut own = own.into_iter().peekable();
-    let mut merged = Vec::with_capacity(shared.len() + own.len());
-    for event in shared {
-        let next_seq = match event {
-            Event::Action(action) => Some(action.seq),
-            Event::Gap { resumed_from, .. } => Some(*resumed_from),
-            _ => None,
-        };
-        if let Some(next_seq) = next_seq {
-            while let Some(action) = own.next_if(|e| seq_of(e) < next_seq) {
-                merged.push(action);
-            }
-        }
-        merged.push(event.clone());
-    }
-    merged.extend(own);
-    merged
 }
