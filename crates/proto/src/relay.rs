@@ -134,6 +134,97 @@ impl ShardDown {
         }
         Ok(down)
     }
+
+    /// This batch as batches that each encode within `bytes_max` (the room passes
+    /// `RELAY_MESSAGE_BYTES_MAX`, past which a shard refuses a batch whole, and with it
+    /// the acknowledgements in it): the snapshot in the first, then the lists' entries in
+    /// the order a shard applies one batch (broadcast, to connections, to users, closes),
+    /// so a shard applying the pieces in turn does what it would with the whole. Each
+    /// piece keeps `seq` (the room numbers them). An entry is far smaller than a batch's
+    /// bound (the largest is a part, `PART_VALUE_BYTES_MAX` and its name), and so is a
+    /// snapshot; one that is not goes alone in its piece.
+    pub fn split_within(self, bytes_max: usize) -> Vec<ShardDown> {
+        let ShardDown {
+            seq,
+            server_time_ms,
+            snapshot,
+            broadcast,
+            to_connection,
+            to_user,
+            close_users,
+            shards,
+        } = self;
+        let piece = |snapshot: Option<Snapshot>| ShardDown {
+            seq,
+            server_time_ms,
+            snapshot,
+            broadcast: Vec::new(),
+            to_connection: Vec::new(),
+            to_user: Vec::new(),
+            close_users: Vec::new(),
+            shards,
+        };
+        // An empty piece's bytes, and room for the lists' length prefixes to grow
+        // (varints of at most 5 bytes each for four lists).
+        let empty_bytes = piece(None).encode().len() + 16;
+        let mut split = Splitter {
+            pieces: Vec::new(),
+            bytes: empty_bytes
+                + snapshot
+                    .as_ref()
+                    .map_or(0, |s| crate::frames::encode(s).len()),
+            current: piece(snapshot),
+            empty: piece(None),
+            empty_bytes,
+            bytes_max,
+        };
+        for event in broadcast {
+            split.add(event, |down| &mut down.broadcast);
+        }
+        for entry in to_connection {
+            split.add(entry, |down| &mut down.to_connection);
+        }
+        for entry in to_user {
+            split.add(entry, |down| &mut down.to_user);
+        }
+        for entry in close_users {
+            split.add(entry, |down| &mut down.close_users);
+        }
+        split.pieces.push(split.current);
+        split.pieces
+    }
+
+    fn is_empty(&self) -> bool {
+        self.snapshot.is_none()
+            && self.broadcast.is_empty()
+            && self.to_connection.is_empty()
+            && self.to_user.is_empty()
+            && self.close_users.is_empty()
+    }
+}
+
+/// `ShardDown::split_within`'s pieces as they fill.
+struct Splitter {
+    pieces: Vec<ShardDown>,
+    current: ShardDown,
+    /// What `current` encodes to, at most.
+    bytes: usize,
+    empty: ShardDown,
+    empty_bytes: usize,
+    bytes_max: usize,
+}
+
+impl Splitter {
+    fn add<T: Serialize>(&mut self, entry: T, list: fn(&mut ShardDown) -> &mut Vec<T>) {
+        let entry_bytes = crate::frames::encode(&entry).len();
+        if self.bytes + entry_bytes > self.bytes_max && !self.current.is_empty() {
+            let full = core::mem::replace(&mut self.current, self.empty.clone());
+            self.pieces.push(full);
+            self.bytes = self.empty_bytes;
+        }
+        self.bytes += entry_bytes;
+        list(&mut self.current).push(entry);
+    }
 }
 
 fn check_size(bytes: &[u8]) -> Result<(), DecodeError> {
@@ -328,5 +419,106 @@ mod tests {
         };
         assert_eq!(ShardDown::decode(&one_past), Err(too_large.clone()));
         assert_eq!(ShardUp::decode(&one_past), Err(too_large));
+    }
+
+    /// A tick's batch past the bound (a staff burst of the largest parts, a quiz's
+    /// notices to thousands of users) goes as pieces a shard takes, which hold every
+    /// entry once, in the order one batch would apply them, the snapshot first. At the
+    /// real bound and at a small one, and at the edges: a batch that fits is one piece,
+    /// an entry that alone passes the bound goes alone.
+    #[test]
+    fn a_batch_down_past_the_bound_splits_into_pieces_a_shard_takes_in_order() {
+        let part = |n: usize| Event::Part {
+            name: alloc::format!("board{n}"),
+            version: n as u64,
+            value: "x".repeat(crate::limits::PART_VALUE_BYTES_MAX),
+        };
+        let notice = |n: usize| {
+            (
+                alloc::format!("user{n}"),
+                Event::Direct {
+                    from: "quiz".into(),
+                    payload: alloc::format!("{{\"score\":{n}}}"),
+                    ts_ms: 1,
+                },
+            )
+        };
+        let snapshot = Snapshot {
+            epoch: 7,
+            total_version: 1,
+            last_seq: 0,
+            likes_total: 0,
+            online: 0,
+            ended: false,
+            parts: alloc::vec![("room".into(), 1, "{}".into())],
+            ring: Vec::new(),
+            banned: alloc::vec!["mallory".into()],
+        };
+        let big = ShardDown {
+            seq: 0,
+            server_time_ms: 5,
+            snapshot: Some(snapshot),
+            broadcast: (0..1_500).map(part).collect(),
+            to_connection: (0..3_000)
+                .map(|n| {
+                    (
+                        n as u64,
+                        Event::Ack {
+                            client_id: n as u64,
+                            seq: None,
+                        },
+                    )
+                })
+                .collect(),
+            to_user: (0..40_000).map(notice).collect(),
+            close_users: alloc::vec![("mallory".into(), 4403)],
+            shards: 4,
+        };
+        assert!(big.encode().len() > RELAY_MESSAGE_BYTES_MAX);
+        for bytes_max in [RELAY_MESSAGE_BYTES_MAX, 100_000] {
+            let pieces = big.clone().split_within(bytes_max);
+            assert!(pieces.len() >= 2, "{bytes_max}");
+            let mut whole = ShardDown {
+                snapshot: None,
+                broadcast: Vec::new(),
+                to_connection: Vec::new(),
+                to_user: Vec::new(),
+                close_users: Vec::new(),
+                ..big.clone()
+            };
+            for (i, piece) in pieces.into_iter().enumerate() {
+                let bytes = piece.encode();
+                assert!(bytes.len() <= bytes_max, "piece {i}: {} bytes", bytes.len());
+                assert!(!piece.is_empty(), "piece {i} is empty");
+                assert_eq!(ShardDown::decode(&bytes).as_ref(), Ok(&piece));
+                assert_eq!(piece.snapshot.is_some(), i == 0, "piece {i}");
+                assert_eq!((piece.shards, piece.server_time_ms), (4, 5));
+                whole.snapshot = whole.snapshot.or(piece.snapshot);
+                whole.broadcast.extend(piece.broadcast);
+                whole.to_connection.extend(piece.to_connection);
+                whole.to_user.extend(piece.to_user);
+                whole.close_users.extend(piece.close_users);
+            }
+            assert_eq!(whole, big, "{bytes_max}: every entry once, in order");
+        }
+        // One that fits is itself; an entry past a tiny bound goes alone.
+        let small = ShardDown {
+            snapshot: None,
+            broadcast: alloc::vec![part(1)],
+            to_connection: Vec::new(),
+            to_user: Vec::new(),
+            close_users: Vec::new(),
+            ..big.clone()
+        };
+        let pieces = small.clone().split_within(RELAY_MESSAGE_BYTES_MAX);
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0], small);
+        let alone = ShardDown {
+            broadcast: alloc::vec![part(1), part(2)],
+            ..small
+        };
+        let pieces = alone.split_within(1_000);
+        assert_eq!(pieces.len(), 2);
+        assert!(pieces.iter().all(|p| p.broadcast.len() == 1));
     }
 }

@@ -401,10 +401,9 @@ impl Room {
             {
                 continue;
             }
-            let seq = self.shards.sent_seq.entry(shard).or_default();
-            *seq += 1;
+            let first_seq = self.shards.sent_seq.get(&shard).copied().unwrap_or(0) + 1;
             let down = ShardDown {
-                seq: *seq,
+                seq: first_seq,
                 server_time_ms: now_ms,
                 snapshot: wants_snapshot.then(|| snapshot.clone().expect("built above")),
                 broadcast: broadcast.clone(),
@@ -414,9 +413,24 @@ impl Room {
                 shards: self.shards.current(),
             };
             let frame = down.encode();
-            self.stats.shard_batches_out += 1;
-            self.stats.bytes_out += frame.len() as u64;
-            self.outputs.push_back(Output::ToShard { shard, frame });
+            let frames = if frame.len() <= RELAY_MESSAGE_BYTES_MAX {
+                vec![frame]
+            } else {
+                // Past the bound a shard refuses the batch whole, acknowledgements and
+                // all (a staff burst of large parts, a quiz's notices to thousands): it
+                // goes as pieces, numbered in turn and delivered in order.
+                let pieces = down.split_within(RELAY_MESSAGE_BYTES_MAX);
+                (first_seq..)
+                    .zip(pieces)
+                    .map(|(seq, piece)| ShardDown { seq, ..piece }.encode())
+                    .collect()
+            };
+            *self.shards.sent_seq.entry(shard).or_default() += frames.len() as u64;
+            for frame in frames {
+                self.stats.shard_batches_out += 1;
+                self.stats.bytes_out += frame.len() as u64;
+                self.outputs.push_back(Output::ToShard { shard, frame });
+            }
         }
         assert!(self.shards.to_connection.is_empty() && self.shards.to_user.is_empty());
         if !self.shards.snapshot_wanted.is_empty() {

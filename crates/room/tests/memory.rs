@@ -73,8 +73,13 @@ fn a_hosts_burst_of_the_largest_parts_costs_the_room_about_their_size_not_that_p
     room.handle_frame(1, &hello(), now);
     for viewer in 0..VIEWERS {
         let id = 100 + viewer;
-        room.connect(id, identity(&format!("v{viewer}"), Role::Viewer), LIFETIME_MS, now)
-            .unwrap();
+        room.connect(
+            id,
+            identity(&format!("v{viewer}"), Role::Viewer),
+            LIFETIME_MS,
+            now,
+        )
+        .unwrap();
         room.handle_frame(id, &hello(), now);
     }
     now += 1_000;
@@ -111,7 +116,10 @@ fn a_hosts_burst_of_the_largest_parts_costs_the_room_about_their_size_not_that_p
         sent_bytes as u64 >= burst_bytes,
         "every part went out: {sent_bytes} bytes of frames"
     );
-    assert!(reached as u64 > VIEWERS, "to every viewer: {reached} sockets");
+    assert!(
+        reached as u64 > VIEWERS,
+        "to every viewer: {reached} sockets"
+    );
     // A copy per viewer would be burst_bytes × 2,000 (655 MB); the room's own copy, the
     // events' encoding, the frames and the stored records are a few times burst_bytes.
     let bound = 64 * 1024 * 1024;

@@ -970,3 +970,82 @@ fn a_shard_socket_kept_across_hibernation_still_owes_its_hello() {
     assert_eq!(closes_at(deadline), vec![(2, CloseCode::HelloTimeout)]);
     assert_eq!(woken.connection_ids().collect::<Vec<_>>(), vec![1]);
 }
+
+/// A tick whose batch for a shard passes `RELAY_MESSAGE_BYTES_MAX` (here the admin API
+/// setting a large part a thousand times, beside a viewer's comment): a shard refused
+/// such a batch whole, and the comment's acknowledgement in it with it. It now goes as
+/// pieces within the bound, numbered in turn, which a shard takes with no gap, and the
+/// acknowledgement arrives.
+#[test]
+fn a_tick_past_the_relay_bound_reaches_a_shard_in_pieces_with_its_acks() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.admin(AdminCommand::SetShards { shards: 1 }, now)
+        .unwrap();
+    let mut shard = Shard::new(0, 77, now);
+    // The shard's first batch up asks for the state; the room answers with it.
+    let ask = batches_up(&mut shard, &mut now, 1).remove(0);
+    room.shard_up(&ask.encode(), now).unwrap();
+    for (_, frame) in batches_to_shards(&mut room, &mut now) {
+        shard.handle_down(&frame, now).unwrap();
+    }
+    assert!(shard.has_state());
+
+    let value = format!("\"{}\"", "x".repeat(PART_VALUE_BYTES_MAX - 2));
+    let sets = RELAY_MESSAGE_BYTES_MAX / PART_VALUE_BYTES_MAX + 50;
+    for _ in 0..sets {
+        room.admin(
+            AdminCommand::SetPart {
+                name: "board".into(),
+                value: value.clone(),
+            },
+            now,
+        )
+        .unwrap();
+    }
+    let comment = ShardUp {
+        shard: 0,
+        needs_snapshot: false,
+        online: 1,
+        likes: 0,
+        frames: vec![ovation_proto::RelayedFrame {
+            connection: 4,
+            user: "ana".into(),
+            name: "Ana".into(),
+            role: Role::Viewer,
+            frame: ClientFrame::Comment {
+                client_id: 1,
+                text: "still here".into(),
+            },
+        }],
+        instance: 77,
+        seq: 1_000,
+        epoch: 1,
+    };
+    room.shard_up(&comment.encode(), now).unwrap();
+    let batches = batches_to_shards(&mut room, &mut now);
+    assert!(batches.len() >= 2, "{} batches", batches.len());
+    let mut acked = false;
+    let mut parts = 0;
+    for (_, frame) in &batches {
+        assert!(
+            frame.len() <= RELAY_MESSAGE_BYTES_MAX,
+            "{} bytes",
+            frame.len()
+        );
+        let down = ShardDown::decode(frame).unwrap();
+        parts += down
+            .broadcast
+            .iter()
+            .filter(|e| matches!(e, Event::Part { .. }))
+            .count();
+        acked |= down
+            .to_connection
+            .iter()
+            .any(|(c, e)| *c == 4 && matches!(e, Event::Ack { client_id: 1, .. }));
+        shard.handle_down(frame, now).unwrap();
+    }
+    assert!(acked, "the comment's acknowledgement reached the shard");
+    assert!(parts >= sets, "{parts} of {sets} part changes");
+    assert_eq!(shard.stats().gaps, 0, "the pieces are numbered in turn");
+}
