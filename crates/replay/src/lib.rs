@@ -514,8 +514,11 @@ impl Recorder {
         if quiet {
             self.push_part(part, ts_ms);
         } else {
+            // Held, not a change worth a save (`revision`): the host saves the whole
+            // recorder on each change, and a staff socket setting a part at its frame rate
+            // made a save of it (its state up to 64 parts of 8 KiB) per frame. A recorder
+            // restored from before it is fed the room's part again.
             self.held_parts.insert(name.to_owned(), part);
-            self.revision += 1;
         }
     }
 
@@ -532,8 +535,10 @@ impl Recorder {
         if quiet {
             self.push_likes(total, ts_ms);
         } else {
+            // Held, not a change worth a save: any viewer's likes made one per pump, a
+            // whole recorder a frame (see `record_part`). A recorder restored from before
+            // it is fed the room's total again.
             self.held_likes = Some(total);
-            self.revision += 1;
         }
     }
 

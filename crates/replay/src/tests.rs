@@ -408,6 +408,42 @@ fn time_alone_is_no_change_to_save() {
     assert!(r.revision() > revision, "a chunk sealed");
 }
 
+/// A flood of likes or of one part's changes (any viewer's likes, a staff socket's
+/// frames) is held to one record per interval, and is no save either until that record:
+/// the host saves the whole recorder on each change. A recorder restored from the last
+/// save and fed the room's values again records the same end state.
+#[test]
+fn held_likes_and_parts_are_no_change_to_save_and_come_back_after_a_restore() {
+    let mut r = Recorder::new("r", "host", T0);
+    r.record_likes(1, T0 + 100);
+    r.record_part("board", 1, r#"{"n":1}"#, T0 + 100);
+    let revision = r.revision();
+    let saved = serde_json::to_vec(&r).unwrap();
+    for n in 2..500u64 {
+        r.record_likes(n, T0 + 100 + n);
+        r.record_part("board", n, &format!("{{\"n\":{n}}}"), T0 + 100 + n);
+    }
+    assert_eq!(r.revision(), revision, "500 held changes, no save");
+    // The object stops; the recorder restored from the last save is fed the room's values.
+    let mut back: Recorder = serde_json::from_slice(&saved).unwrap();
+    back.record_likes(499, T0 + 700);
+    back.record_part("board", 499, r#"{"n":499}"#, T0 + 700);
+    for rec in [&mut r, &mut back] {
+        rec.advance(
+            T0 + 700 + REPLAY_LIKES_INTERVAL_MS.max(REPLAY_PART_INTERVAL_MS) + REPLAY_SEAL_GRACE_MS,
+        );
+        rec.end(T0 + 20_000);
+    }
+    let end_state = |rec: &mut Recorder| {
+        let chunks = chunks_of(rec);
+        let window = rec.info().window(&chunks, T0 + 19_000, T0 + 20_000, true);
+        let snapshot = window.snapshot.expect("a snapshot");
+        (snapshot.likes, snapshot.parts[0].version)
+    };
+    assert_eq!(end_state(&mut r), (499, 499));
+    assert_eq!(end_state(&mut back), (499, 499));
+}
+
 #[test]
 fn sealed_chunks_must_be_stored_but_not_the_open_one_or_one_past_a_truncation() {
     let info = |open_index, truncated_at_ms| RecordingInfo {
