@@ -326,6 +326,30 @@ impl Quiz {
         true
     }
 
+    /// Closes the open question on a staff command: not within `QUIZ_WINDOW_MS_MIN` (the
+    /// shortest window a question may have) of the previous question's close. Closing
+    /// scores it, and each scoring sends every participant (up to `QUIZ_PARTICIPANTS_MAX`)
+    /// a notice: a moderator alternating `next_question` and `close_question` as fast as
+    /// its frames go made 19 scorings in a tick, notices for every participant each.
+    pub fn close_by_staff(&mut self, now_ms: u64) -> Result<(), String> {
+        if self.record.phase != QuizPhase::Open {
+            return Err("no question is open".into());
+        }
+        let asked = &self.record.asked;
+        let previous_close = asked.len().checked_sub(2).and_then(|i| asked[i].closed_ms);
+        if let Some(closable_ms) = previous_close.map(|at| at + QUIZ_WINDOW_MS_MIN) {
+            if now_ms < closable_ms {
+                return Err(format!(
+                    "questions are closed at most one per {QUIZ_WINDOW_MS_MIN} ms (each \
+                     scoring tells every participant): close this one in {} ms",
+                    closable_ms - now_ms
+                ));
+            }
+        }
+        self.close(now_ms);
+        Ok(())
+    }
+
     pub fn end(&mut self, now_ms: u64) -> bool {
         if self.record.phase == QuizPhase::Ended {
             return false;

@@ -270,10 +270,9 @@ impl Room {
                 Ok(self.quiz_reply())
             }
             StaffCommand::CloseQuestion { id } => {
-                let closed = self.find_quiz(&id)?.close(now_ms);
-                if !closed {
-                    return Err(refused("no question is open"));
-                }
+                self.find_quiz(&id)?
+                    .close_by_staff(now_ms)
+                    .map_err(AdminError::Refused)?;
                 self.quiz_changed(true, now_ms);
                 Ok(self.quiz_reply())
             }

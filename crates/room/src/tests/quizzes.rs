@@ -184,3 +184,69 @@ fn the_quiz_leaderboard_lists_quiz_leaderboard_entries_max_and_not_one_more() {
     let leaderboard = quiz["leaderboard"].as_array().unwrap();
     assert_eq!(leaderboard.len(), QUIZ_LEADERBOARD_ENTRIES_MAX, "{quiz}");
 }
+
+/// A moderator alternating `next_question` and `close_question` as fast as its frames
+/// go scored a question per pair, each scoring a notice to every participant: a burst
+/// of 38 commands was 19 scorings in one tick. A command closes a question only
+/// `QUIZ_WINDOW_MS_MIN` after the previous one closed, refused `conflict` before with
+/// the wait, so the scorings are at most one a second.
+#[test]
+fn a_burst_of_next_and_close_scores_at_most_one_question_a_second() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    let questions: Vec<(usize, u8)> = vec![(2, 1); QUIZ_QUESTIONS_MAX];
+    room.admin(
+        as_host(StaffCommand::CreateQuiz {
+            spec: quiz_spec(&questions, 60_000),
+        }),
+        now,
+    )
+    .unwrap();
+    for p in 0..50u64 {
+        join(&mut room, 100 + p, &format!("p{p}"), Role::Viewer, now);
+    }
+    room.admin(as_host(StaffCommand::NextQuestion { id: "z1".into() }), now)
+        .unwrap();
+    for p in 0..50u64 {
+        room.handle_frame(100 + p, &answer("z1", 0, 1, 1), now);
+    }
+    tick(&mut room, &mut now);
+    let scorings_told = |out: &Drained| {
+        out.events
+            .get(&100)
+            .map_or(0, |events| notices(events, "quiz_score").len())
+    };
+    // The host's socket sends its whole frame burst at once.
+    let burst = |room: &mut Room, first_client_id: u64, now: u64| {
+        for n in 0..u64::from(FRAMES_BURST) {
+            let command = if n % 2 == 0 {
+                "close_question"
+            } else {
+                "next_question"
+            };
+            let frame = command_frame(
+                serde_json::json!({"command": command, "id": "z1"}),
+                first_client_id + n,
+            );
+            room.handle_frame(1, &frame, now);
+        }
+    };
+    burst(&mut room, 1_000, now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(
+        scorings_told(&out),
+        1,
+        "the first close scores; the next ones wait"
+    );
+    assert!(
+        error_codes(&out.events[&1]).len() >= FRAMES_BURST as usize - 2,
+        "every refused command told why: {:?}",
+        error_codes(&out.events[&1])
+    );
+    // A second on, the burst again (what the frame rate refilled of it): one scoring.
+    now += QUIZ_WINDOW_MS_MIN;
+    burst(&mut room, 2_000, now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(scorings_told(&out), 1, "one scoring a second");
+}
