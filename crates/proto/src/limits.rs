@@ -808,6 +808,15 @@ pub const REPLAY_ROOM_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// One `GET …/replay` window, ms (`to - from`); longer is refused 400
 /// `replay_window_too_long`.
 pub const REPLAY_WINDOW_MS_MAX: u64 = 5 * 60_000;
+/// Stored chunk bytes one window answer reads: a chunk holds 10 s of a room whose parts
+/// (64 of 8 KiB, each recorded up to once a second) can make it megabytes, so a 5-minute
+/// window read 31 of them. Past it the answer stops at the start of the first chunk it
+/// did not read (its `to_ms`), and the client asks on from there.
+pub const REPLAY_WINDOW_READ_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Window answers a room object reads at once; more are refused 503 `replay_busy` with
+/// `retry-after` (the SDK asks again): a viewer's read burst of long windows held
+/// hundreds of megabytes of chunks in one isolate.
+pub const REPLAY_WINDOW_READS_IN_FLIGHT_MAX: usize = 4;
 /// A chunk is written this long after its window ends, so an action stamped just before
 /// the end but handed to the recorder a little later still lands in it (later ones are
 /// recorded at the next chunk's start, keeping the recording in time order).

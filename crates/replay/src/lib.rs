@@ -118,6 +118,41 @@ pub struct RecordingInfo {
     pub open_index: Option<u64>,
 }
 
+/// What one window answer reads of the store (`REPLAY_WINDOW_READ_BYTES_MAX`): the
+/// chunks of `RecordingInfo::chunks_for` in order, until the next would pass the bound;
+/// the first is always read (a window starts within it), so an answer always moves on.
+#[derive(Debug)]
+pub struct WindowRead {
+    bytes_left: usize,
+    read_any: bool,
+}
+
+impl Default for WindowRead {
+    fn default() -> Self {
+        WindowRead::within(ovation_proto::limits::REPLAY_WINDOW_READ_BYTES_MAX)
+    }
+}
+
+impl WindowRead {
+    pub fn within(bytes_max: usize) -> WindowRead {
+        WindowRead {
+            bytes_left: bytes_max,
+            read_any: false,
+        }
+    }
+
+    /// Whether a stored chunk of `bytes` is read; `false`: the answer stops before it
+    /// (its `to_ms` the chunk's start, `RecordingInfo::chunk_start_ms`).
+    pub fn take(&mut self, bytes: usize) -> bool {
+        if self.read_any && bytes > self.bytes_left {
+            return false;
+        }
+        self.read_any = true;
+        self.bytes_left = self.bytes_left.saturating_sub(bytes);
+        true
+    }
+}
+
 impl RecordingInfo {
     /// Whether chunk `index` of `chunks_for` was sealed and so must be in the store: not
     /// the open one, and not one past a truncation (a truncated recording opens none).
@@ -140,6 +175,12 @@ impl RecordingInfo {
 
     pub fn chunk_of(&self, ts_ms: u64) -> u64 {
         ts_ms.saturating_sub(self.started_ms) / REPLAY_CHUNK_MS
+    }
+
+    /// Where chunk `index` starts (server time).
+    pub fn chunk_start_ms(&self, index: u64) -> u64 {
+        self.started_ms
+            .saturating_add(index.saturating_mul(REPLAY_CHUNK_MS))
     }
 
     /// The last server time anything is recorded at (so far): the live edge, or the

@@ -1,5 +1,5 @@
 use super::*;
-use ovation_proto::limits::REPLAY_WINDOW_MS_MAX;
+use ovation_proto::limits::{REPLAY_WINDOW_MS_MAX, REPLAY_WINDOW_READ_BYTES_MAX};
 
 const T0: u64 = 1_764_806_400_000;
 
@@ -499,4 +499,30 @@ fn a_window_is_final_only_when_ended_within_the_opening_and_past() {
         !info(None).is_final(1_000, 2_000, 9_000),
         "a live recording"
     );
+}
+
+/// A window answer reads stored chunks up to `REPLAY_WINDOW_READ_BYTES_MAX`: the first
+/// always (the window starts in it), then each that fits; the first that does not ends
+/// the answer at its start, one past the bound included.
+#[test]
+fn a_window_read_stops_before_the_chunk_that_passes_its_bytes() {
+    let mut read = WindowRead::within(100);
+    assert!(read.take(60));
+    assert!(read.take(40), "exactly at the bound");
+    assert!(!read.take(1), "one past it");
+    let mut huge = WindowRead::within(100);
+    assert!(
+        huge.take(1_000),
+        "the first chunk is read whatever its size"
+    );
+    assert!(!huge.take(1));
+    let mut real = WindowRead::default();
+    assert!(real.take(REPLAY_WINDOW_READ_BYTES_MAX - 1));
+    assert!(real.take(1));
+    assert!(!real.take(1));
+    let r = Recorder::new("r", "host", T0);
+    let info = r.info();
+    assert_eq!(info.chunk_start_ms(0), T0);
+    assert_eq!(info.chunk_start_ms(3), T0 + 3 * REPLAY_CHUNK_MS);
+    assert_eq!(info.chunk_start_ms(u64::MAX), u64::MAX);
 }

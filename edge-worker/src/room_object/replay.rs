@@ -225,6 +225,15 @@ impl RoomObject {
             to_ms: to,
             snapshot,
         } = query;
+        let Some(_reading) = WindowReading::start(&self.memory) else {
+            let busy = ApiError::new(
+                503,
+                "replay_busy",
+                "this room is reading other replay windows: retry",
+            );
+            return crate::http::error_retry_after(busy, 1_000)
+                .map_err(|e| ApiError::internal(&e.to_string()));
+        };
         self.record().await;
         let (info, open, recording) = {
             let memory = self.memory.borrow();
@@ -245,6 +254,10 @@ impl RoomObject {
         };
         let mut chunks = Vec::new();
         let mut missing_chunks = Vec::new();
+        // At most `REPLAY_WINDOW_READ_BYTES_MAX` of stored chunks: past it the answer ends
+        // at the start of the first chunk not read.
+        let mut budget = ovation_replay::WindowRead::default();
+        let mut to = to;
         for index in info.chunks_for(from, to) {
             if Some(index) == info.open_index {
                 chunks.extend(open.clone());
@@ -254,6 +267,10 @@ impl RoomObject {
                 .read_chunk(&recording, index)
                 .await
                 .map_err(|e| ApiError::internal(&e.to_string()))?;
+            if bytes.as_ref().is_some_and(|b| !budget.take(b.len())) {
+                to = info.chunk_start_ms(index).clamp(from, to);
+                break;
+            }
             match bytes {
                 Some(bytes) => {
                     let chunk = ovation_replay::Chunk::decode(&bytes)
@@ -285,5 +302,26 @@ impl RoomObject {
                 .map_err(internal)?;
         }
         Ok(resp)
+    }
+}
+
+/// A window answer reading chunks (`REPLAY_WINDOW_READS_IN_FLIGHT_MAX` at once); counted
+/// down when the answer is done or dropped.
+struct WindowReading<'a>(&'a RefCell<Memory>);
+
+impl<'a> WindowReading<'a> {
+    fn start(memory: &'a RefCell<Memory>) -> Option<WindowReading<'a>> {
+        let mut held = memory.borrow_mut();
+        if held.replay_reads_in_flight >= ovation_proto::limits::REPLAY_WINDOW_READS_IN_FLIGHT_MAX {
+            return None;
+        }
+        held.replay_reads_in_flight += 1;
+        Some(WindowReading(memory))
+    }
+}
+
+impl Drop for WindowReading<'_> {
+    fn drop(&mut self) {
+        self.0.borrow_mut().replay_reads_in_flight -= 1;
     }
 }
