@@ -475,6 +475,44 @@ fn a_chunk_the_store_refuses_is_retried_and_named_missing_until_it_is_stored() {
     );
 }
 
+/// A window answer reads at most `REPLAY_WINDOW_READ_BYTES_MAX` of stored chunks (here
+/// lowered to one byte, so the first chunk alone is read): it stops at the start of the
+/// chunk it did not read and says so with its `to_ms`, and the window asked on from there
+/// holds the rest. Nothing is lost between the two.
+#[test]
+fn a_window_past_its_read_bound_stops_at_a_chunk_and_the_next_holds_the_rest() {
+    let data = ovation_tests::scratch_dir("replay-read-bound");
+    let server = Server::start_with_vars(&data, &[("OVATION_REPLAY_WINDOW_READ_BYTES", "1")]);
+    let room = create_room(&server, "weur");
+    let mut ana = connect_as(&server, &room, "ana", "viewer");
+    let first = comment(&mut ana, 1, "in the first chunk");
+    std::thread::sleep(Duration::from_millis(REPLAY_CHUNK_MS + 500));
+    let second = comment(&mut ana, 2, "in a later chunk");
+    let reply = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let started_ms = reply.body["replay"]["from_ms"].as_u64().expect("from_ms");
+    let ended_ms = reply.body["replay"]["to_ms"].as_u64().expect("to_ms");
+    let viewer_api = Api::new(&server.base, &token("viewer", "vic", &room));
+    let (cut, _) = window(&viewer_api, &room, started_ms, ended_ms + 1);
+    assert_eq!(cut.to_ms, started_ms + REPLAY_CHUNK_MS, "{cut:?}");
+    assert!(
+        has_comment(&cut, first) && !has_comment(&cut, second),
+        "{cut:?}"
+    );
+    let mut from = cut.to_ms;
+    let mut rest = Vec::new();
+    while from <= ended_ms {
+        let (next, _) = window(&viewer_api, &room, from, ended_ms + 1);
+        assert!(next.to_ms > from, "each answer moves on: {next:?}");
+        rest.push(has_comment(&next, second));
+        from = next.to_ms;
+    }
+    assert_eq!(rest.iter().filter(|&&has| has).count(), 1, "{rest:?}");
+}
+
 /// A big room's viewers sit on shard objects; their comments reach the room through the
 /// relay and are recorded like any other (the recording is what everyone saw).
 #[test]

@@ -256,7 +256,15 @@ impl RoomObject {
         let mut missing_chunks = Vec::new();
         // At most `REPLAY_WINDOW_READ_BYTES_MAX` of stored chunks: past it the answer ends
         // at the start of the first chunk not read.
-        let mut budget = ovation_replay::WindowRead::default();
+        // `OVATION_REPLAY_WINDOW_READ_BYTES` (tests): a smaller bound, so that a recording
+        // of seconds reaches it.
+        let mut budget = crate::text_binding(&self.env, "OVATION_REPLAY_WINDOW_READ_BYTES")
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&bytes| bytes < ovation_proto::limits::REPLAY_WINDOW_READ_BYTES_MAX)
+            .map_or_else(
+                ovation_replay::WindowRead::default,
+                ovation_replay::WindowRead::within,
+            );
         let mut to = to;
         for index in info.chunks_for(from, to) {
             if Some(index) == info.open_index {
