@@ -121,6 +121,12 @@ pub const OUTBOX_EVENTS_MAX: usize = 2_048;
 /// `timeout`). Bounded by what one tick of its frames can ask: the frame burst and the
 /// resends of a resumed client (repeats are answered before the frame rate).
 pub const OUTBOX_ANSWERS_PAST_MAX: usize = FRAMES_BURST as usize + CLIENT_ACTIONS_PENDING_MAX;
+/// A tick's broadcasts encoded to at most this many bytes are copied into the one frame of
+/// each connection with events of its own (an ack, a pong): a copy is cheaper than a
+/// second send. Past it (a host's burst of large parts) that connection's own events go
+/// in a frame of their own before the broadcasts' one shared encoding, so a burst is
+/// never copied per connection.
+pub const SHARED_BATCH_COPY_BYTES_MAX: usize = 4 * 1024;
 
 /// Comment token bucket: sustained rate and burst.
 pub const COMMENT_RATE_PER_S: u32 = 1;

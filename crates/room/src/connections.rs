@@ -21,6 +21,9 @@ pub(crate) struct Connection {
     /// Where this connection's part of the tick's broadcasts (`Room::shared`) starts: the
     /// ones before its `Hello` are in its Welcome.
     pub(crate) shared_from: usize,
+    /// The last action number when its `Hello` was answered (what its Welcome holds): a
+    /// `Gap` of the broadcasts for actions up to it is not told to it.
+    pub(crate) hello_seq: u64,
     pub(crate) liveness: liveness::Liveness,
     pub(crate) frames: TokenBucket,
     /// Set for a frame forwarded by a shard: (shard, the shard's connection id).
@@ -218,6 +221,7 @@ impl Room {
                 outbox: Vec::new(),
                 outbox_dropped: None,
                 shared_from: self.shared.len(),
+                hello_seq: 0,
                 liveness,
                 frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
                 remote,

@@ -130,6 +130,7 @@ impl Room {
 
     pub(crate) fn on_hello(&mut self, connection: ConnectionId, hello: Hello, now_ms: u64) {
         let shared_now = self.shared.len();
+        let last_seq = self.ring.last_seq();
         let conn = self.connections.get_mut(&connection).expect("checked");
         if conn.hello_seen {
             self.close(
@@ -149,6 +150,7 @@ impl Room {
         conn.liveness.hello();
         // The broadcasts from now on: the Welcome below holds the room as it is.
         conn.shared_from = shared_now;
+        conn.hello_seq = last_seq;
         if !conn.ready {
             conn.ready = true;
             self.ready_local += 1;

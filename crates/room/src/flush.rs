@@ -331,13 +331,21 @@ impl Room {
             self.outputs
                 .push_back(Output::Store(StorageOp::put_likes_last(&frames)));
         }
-        // Every connection with nothing of its own that was ready all tick gets the
-        // broadcasts alone: one encoding for them all, built from the one copy. Others get
-        // their own events, then the broadcasts since their Hello with their own actions
-        // among them by number; of those, connections with the same batch share one
-        // encoding too (only the last few groups are compared, so a tick where every
-        // connection has something of its own stays linear).
+        // The broadcasts are encoded once, for every connection ready all tick with
+        // nothing of its own. A connection with events of its own (an ack, a pong, its
+        // Welcome) gets them and the broadcasts in one frame while the broadcasts are
+        // small (`SHARED_BATCH_COPY_BYTES_MAX`); past that its own events go first in a
+        // frame of their own: a viewer's ack beside a host's burst of large parts must
+        // not copy the burst. A connection with its own actions (numbered among the
+        // broadcast's: they go where their number puts them), with a `GoAway` (after
+        // which its client stops reading, so it goes last), or that said Hello this tick
+        // (its part of the broadcasts starts there) gets one batch of its own. Batches
+        // alike share one encoding too (only the last few are compared, so a tick where
+        // every connection has something of its own stays linear).
         let shared = std::mem::take(&mut self.shared);
+        let shared_frames = ServerFrame::batches(now_ms, shared.clone());
+        let shared_bytes: usize = shared_frames.iter().map(Vec::len).sum();
+        let copied = !shared.is_empty() && shared_bytes <= SHARED_BATCH_COPY_BYTES_MAX;
         let mut everyone: Vec<ConnectionId> = Vec::new();
         let mut groups: Vec<(Vec<Event>, Vec<ConnectionId>)> = Vec::new();
         for (&connection, conn) in self.connections.iter_mut() {
@@ -350,50 +358,70 @@ impl Room {
                 conn.shared_from = 0;
                 shared.len()
             };
-            if conn.outbox.is_empty() && conn.outbox_dropped.is_none() {
+            let mut own = std::mem::take(&mut conn.outbox);
+            let own_gap = conn.outbox_dropped.take().map(|(first, last)| Event::Gap {
+                missed_after: first - 1,
+                resumed_from: last + 1,
+            });
+            let tail = &shared[from..];
+            let apart = own
+                .iter()
+                .any(|e| matches!(e, Event::Action(_) | Event::GoAway { .. }))
+                || (from > 0 && !tail.is_empty())
+                || (copied && from == 0 && (!own.is_empty() || own_gap.is_some()));
+            if !apart {
+                own.extend(own_gap);
+                if !own.is_empty() {
+                    push_alike(&mut groups, own, connection);
+                }
                 if from == 0 && !shared.is_empty() {
                     everyone.push(connection);
                 }
-                if from == 0 || from == shared.len() {
-                    continue;
-                }
+                continue;
             }
-            let mut events = std::mem::take(&mut conn.outbox);
-            let own_actions = events.iter().any(is_action);
-            if own_actions {
-                // A comment shown to its sender only (sampled) is numbered among the
-                // broadcast's actions: it goes where its number puts it.
-                let (own, rest): (Vec<Event>, Vec<Event>) = events.into_iter().partition(is_action);
-                events = rest;
-                events.extend(merge_actions(&shared[from..], own));
-            } else {
-                events.extend(shared[from..].iter().cloned());
-            }
-            if let Some((first, last)) = conn.outbox_dropped.take() {
-                events.push(Event::Gap {
-                    missed_after: first - 1,
-                    resumed_from: last + 1,
-                });
-            }
-            let recent = groups.iter_mut().rev().take(SHARED_BATCH_GROUPS_COMPARED);
-            match recent.into_iter().find(|(e, _)| *e == events) {
-                Some((_, connections)) => connections.push(connection),
-                None => groups.push((events, vec![connection])),
-            }
-        }
-        if !everyone.is_empty() {
-            groups.push((shared, everyone));
+            let goaway: Vec<Event> = own
+                .extract_if(.., |e| matches!(e, Event::GoAway { .. }))
+                .collect();
+            let (actions, mut events): (Vec<Event>, Vec<Event>) =
+                own.into_iter().partition(is_action);
+            // A Gap for actions left out before this connection's Hello is false: its
+            // Welcome holds them.
+            let hello_seq = conn.hello_seq;
+            let tail: Vec<Event> = tail
+                .iter()
+                .filter_map(|event| match *event {
+                    Event::Gap {
+                        missed_after,
+                        resumed_from,
+                    } if from > 0 => (resumed_from > hello_seq + 1).then_some(Event::Gap {
+                        missed_after: missed_after.max(hello_seq),
+                        resumed_from,
+                    }),
+                    _ => Some(event.clone()),
+                })
+                .collect();
+            events.extend(merge_actions(&tail, actions));
+            events.extend(own_gap);
+            events.extend(goaway);
+            push_alike(&mut groups, events, connection);
         }
         let mut frames_sent: u64 = 0;
-        for (events, connections) in groups {
-            // One frame, unless that would pass SERVER_FRAME_BYTES_MAX (clients refuse it).
-            for frame in ServerFrame::batches(now_ms, events) {
+        let mut send = |frames: Vec<Vec<u8>>, connections: Vec<ConnectionId>| {
+            for frame in frames {
                 frames_sent += connections.len() as u64;
                 self.stats.frames_out += connections.len() as u64;
                 self.stats.bytes_out += (frame.len() * connections.len()) as u64;
                 let connections = connections.clone();
                 self.outputs.push_back(Output::Send { connections, frame });
             }
+        };
+        // Each connection's own batch before the broadcasts' shared encoding. One frame
+        // per batch, unless that would pass SERVER_FRAME_BYTES_MAX (clients refuse it).
+        for (events, connections) in groups {
+            send(ServerFrame::batches(now_ms, events), connections);
+        }
+        if !everyone.is_empty() {
+            send(shared_frames, everyone);
         }
         let sharded = self.shards.is_sharded();
         self.pacing.flushed(now_ms, frames_sent, sharded);
@@ -432,6 +460,20 @@ impl Room {
 
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
+    }
+}
+
+/// Adds a connection's batch to the tick's: to the group of an alike batch among the
+/// last few, or as a group of its own.
+fn push_alike(
+    groups: &mut Vec<(Vec<Event>, Vec<ConnectionId>)>,
+    events: Vec<Event>,
+    connection: ConnectionId,
+) {
+    let recent = groups.iter_mut().rev().take(SHARED_BATCH_GROUPS_COMPARED);
+    match recent.into_iter().find(|(e, _)| *e == events) {
+        Some((_, connections)) => connections.push(connection),
+        None => groups.push((events, vec![connection])),
     }
 }
 

@@ -509,8 +509,10 @@ fn a_count_change_in_a_tick_of_broadcasts_at_their_cap_still_goes_out() {
     );
     assert!(matches!(ana[ana.len() - 2], Event::Gap { .. }));
     assert!(
-        !out.events[&2].iter().any(|e| matches!(e, Event::Action(_))),
-        "bob's Welcome holds them"
+        !out.events[&2]
+            .iter()
+            .any(|e| matches!(e, Event::Action(_) | Event::Gap { .. })),
+        "bob's Welcome holds them: no false Gap either"
     );
 }
 
@@ -585,4 +587,40 @@ fn pacing_follows_the_flush_rule_at_each_of_its_bounds() {
     let quiet_ms = 1_000 + FLUSH_QUIET_TICKS * tick_ms;
     pacing.schedule(quiet_ms, sharded);
     assert_eq!(pacing.flush_at_ms(), Some(quiet_ms));
+}
+
+/// A socket told `GoAway` (its lifetime is over) stops reading after it: the tick's
+/// broadcasts come before it in its batch, not after.
+#[test]
+fn goaway_comes_after_the_ticks_broadcasts() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.connect(1, identity("a", Role::Viewer), 10_000, now)
+        .unwrap();
+    room.handle_frame(1, &hello(None), now);
+    join(&mut room, 2, "b", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    now = 10_000;
+    room.handle_frame(2, &comment("just before the end", 1), now);
+    room.handle_timeout(now);
+    let mut out = drain(&mut room);
+    let told = |out: &Drained| {
+        out.events
+            .get(&1)
+            .is_some_and(|e| e.iter().any(|e| matches!(e, Event::GoAway { .. })))
+    };
+    if !told(&out) {
+        out = tick(&mut room, &mut now);
+    }
+    let a = &out.events[&1];
+    let goaway = a
+        .iter()
+        .position(|e| matches!(e, Event::GoAway { .. }))
+        .expect("GoAway sent");
+    let comment_at = a
+        .iter()
+        .position(|e| matches!(e, Event::Action(_)))
+        .expect("the comment broadcast");
+    assert!(comment_at < goaway, "{a:?}");
+    assert_eq!(goaway, a.len() - 1, "{a:?}");
 }
