@@ -137,9 +137,13 @@ impl ShardDown {
 
     /// This batch as batches that each encode within `bytes_max` (the room passes
     /// `RELAY_MESSAGE_BYTES_MAX`, past which a shard refuses a batch whole, and with it
-    /// the acknowledgements in it): the snapshot in the first, then the lists' entries in
-    /// the order a shard applies one batch (broadcast, to connections, to users, closes),
-    /// so a shard applying the pieces in turn does what it would with the whole. Each
+    /// the acknowledgements in it). A shard sends each piece to its sockets as it applies
+    /// it, each connection's own events before the broadcast, so the pieces go in the
+    /// order a socket gets one batch: the snapshot first; the answers to connections and
+    /// the peer messages; the broadcast, with each connection's own actions (numbered
+    /// among its: a sampled comment) before the first broadcast action numbered after it,
+    /// so no client sees a number below its cursor; the closes last (a `RoomEnded` or a ban
+    /// in an early piece would close sockets the later pieces' answers are for). Each
     /// piece keeps `seq` (the room numbers them). An entry is far smaller than a batch's
     /// bound (the largest is a part, `PART_VALUE_BYTES_MAX` and its name), and so is a
     /// snapshot; one that is not goes alone in its piece.
@@ -178,14 +182,32 @@ impl ShardDown {
             empty_bytes,
             bytes_max,
         };
-        for event in broadcast {
-            split.add(event, |down| &mut down.broadcast);
-        }
-        for entry in to_connection {
+        let seq_of = |event: &Event| match event {
+            Event::Action(action) => Some(action.seq),
+            Event::Gap { resumed_from, .. } => Some(*resumed_from),
+            _ => None,
+        };
+        let (mut own_actions, answers): (Vec<_>, Vec<_>) = to_connection
+            .into_iter()
+            .partition(|(_, event): &(u64, Event)| matches!(event, Event::Action(_)));
+        own_actions.sort_by_key(|(_, event)| seq_of(event));
+        for entry in answers {
             split.add(entry, |down| &mut down.to_connection);
         }
         for entry in to_user {
             split.add(entry, |down| &mut down.to_user);
+        }
+        let mut own_actions = own_actions.into_iter().peekable();
+        for event in broadcast {
+            if let Some(next_seq) = seq_of(&event) {
+                while let Some(entry) = own_actions.next_if(|(_, e)| seq_of(e) < Some(next_seq)) {
+                    split.add(entry, |down| &mut down.to_connection);
+                }
+            }
+            split.add(event, |down| &mut down.broadcast);
+        }
+        for entry in own_actions {
+            split.add(entry, |down| &mut down.to_connection);
         }
         for entry in close_users {
             split.add(entry, |down| &mut down.close_users);
@@ -458,7 +480,10 @@ mod tests {
             seq: 0,
             server_time_ms: 5,
             snapshot: Some(snapshot),
-            broadcast: (0..1_500).map(part).collect(),
+            broadcast: (0..1_500)
+                .map(part)
+                .chain(core::iter::once(Event::RoomEnded))
+                .collect(),
             to_connection: (0..3_000)
                 .map(|n| {
                     (
@@ -486,6 +511,15 @@ mod tests {
                 close_users: Vec::new(),
                 ..big.clone()
             };
+            // The answers and peer messages come before the end, the closes after it.
+            let ended_in = pieces
+                .iter()
+                .position(|p| p.broadcast.contains(&Event::RoomEnded))
+                .expect("the end is sent");
+            assert!(pieces[ended_in + 1..]
+                .iter()
+                .all(|p| p.to_connection.is_empty() && p.to_user.is_empty()));
+            assert!(pieces[..ended_in].iter().all(|p| p.close_users.is_empty()));
             for (i, piece) in pieces.into_iter().enumerate() {
                 let bytes = piece.encode();
                 assert!(bytes.len() <= bytes_max, "piece {i}: {} bytes", bytes.len());
@@ -520,5 +554,56 @@ mod tests {
         let pieces = alone.split_within(1_000);
         assert_eq!(pieces.len(), 2);
         assert!(pieces.iter().all(|p| p.broadcast.len() == 1));
+    }
+
+    /// A comment shown to its sender only travels in `to_connection`, numbered among the
+    /// broadcast's actions: split, it still reaches its shard before any broadcast action
+    /// numbered after it (a client drops an action numbered below its cursor as seen).
+    #[test]
+    fn split_pieces_keep_a_connections_own_action_before_later_broadcast_actions() {
+        use crate::frames::{Action, ActionBody};
+        let action = |seq: u64| Action {
+            seq,
+            ts_ms: seq,
+            user: "u".into(),
+            name: "U".into(),
+            body: ActionBody::Comment {
+                text: "x".repeat(300),
+            },
+        };
+        let down = ShardDown {
+            seq: 0,
+            server_time_ms: 0,
+            snapshot: None,
+            broadcast: (1..=20)
+                .filter(|&s| s != 7)
+                .map(|s| Event::Action(action(s)))
+                .collect(),
+            to_connection: alloc::vec![(4, Event::Action(action(7)))],
+            to_user: Vec::new(),
+            close_users: Vec::new(),
+            shards: 1,
+        };
+        let pieces = down.split_within(1_500);
+        assert!(pieces.len() > 3);
+        // Within a piece the shard puts a connection's own actions among the broadcast's
+        // by number (`merge_actions`); across pieces, they come in piece order.
+        let mut seqs = Vec::new();
+        for piece in &pieces {
+            let events = piece
+                .to_connection
+                .iter()
+                .map(|(_, e)| e)
+                .chain(&piece.broadcast);
+            let mut in_piece: Vec<u64> = events
+                .map(|e| match e {
+                    Event::Action(a) => a.seq,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            in_piece.sort_unstable();
+            seqs.extend(in_piece);
+        }
+        assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
     }
 }
