@@ -153,6 +153,29 @@ fn print_reply(reply: ovation_cli::Reply) -> Result<(), String> {
     Ok(())
 }
 
+/// Every live room of the tenant: the directory's pages, followed by `next` to the last,
+/// printed as one `{rooms}`.
+fn list_rooms(api: &Api) -> Result<(), String> {
+    let mut rooms = Vec::new();
+    let mut path = "/v1/rooms?status=live".to_owned();
+    loop {
+        let reply = api.get(&path)?;
+        if reply.status >= 400 {
+            return print_reply(reply);
+        }
+        if let Some(page) = reply.body["rooms"].as_array() {
+            rooms.extend(page.iter().cloned());
+        }
+        match reply.body["next"].as_str() {
+            Some(next) => path = format!("/v1/rooms?status=live&after={next}"),
+            None => break,
+        }
+    }
+    let text = serde_json::to_string_pretty(&json!({ "rooms": rooms })).unwrap_or_default();
+    println!("{text}");
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), String> {
     let token_for = |role: &str| {
         cli.token
@@ -208,7 +231,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Room(RoomCommand::End { room }) => {
             print_reply(api("admin").post(&format!("/v1/rooms/{room}/end"), &json!({}))?)
         }
-        Command::Room(RoomCommand::List) => print_reply(api("admin").get("/v1/rooms?status=live")?),
+        Command::Room(RoomCommand::List) => list_rooms(&api("admin")),
         Command::Broadcast { room, text } => print_reply(api("admin").post(
             &format!("/v1/rooms/{room}/messages"),
             &json!({ "text": text }),

@@ -183,22 +183,31 @@ impl RoomObject {
         true
     }
 
+    /// A stored chunk, if the window's read bound takes it (`Ok(None)` when absent): from
+    /// R2 its size is checked before its body is read.
     pub(crate) async fn read_chunk(
         &self,
         recording: &(String, String, u64),
         index: u64,
-    ) -> Result<Option<Vec<u8>>> {
+        budget: &mut ovation_replay::WindowRead,
+    ) -> Result<ChunkRead> {
         match self.env.bucket(REPLAY_BUCKET) {
             Ok(bucket) => match bucket
                 .get(Self::chunk_key(recording, index))
                 .execute()
                 .await?
             {
-                Some(object) => match object.body() {
-                    Some(body) => Ok(Some(body.bytes().await?)),
-                    None => Ok(None),
-                },
-                None => Ok(None),
+                Some(object) => {
+                    let size = usize::try_from(object.size()).unwrap_or(usize::MAX);
+                    if !budget.take(size) {
+                        return Ok(ChunkRead::PastBound);
+                    }
+                    match object.body() {
+                        Some(body) => Ok(ChunkRead::Read(body.bytes().await?)),
+                        None => Ok(ChunkRead::Absent),
+                    }
+                }
+                None => Ok(ChunkRead::Absent),
             },
             Err(_) => {
                 let key = Self::object_chunk_key(index);
@@ -208,7 +217,14 @@ impl RoomObject {
                     .get_multiple(vec![key.as_str()])
                     .await?;
                 let value = map.get(&key.as_str().into());
-                Ok((!value.is_undefined()).then(|| Uint8Array::new(&value).to_vec()))
+                if value.is_undefined() {
+                    return Ok(ChunkRead::Absent);
+                }
+                let bytes = Uint8Array::new(&value);
+                if !budget.take(bytes.length() as usize) {
+                    return Ok(ChunkRead::PastBound);
+                }
+                Ok(ChunkRead::Read(bytes.to_vec()))
             }
         }
     }
@@ -271,14 +287,18 @@ impl RoomObject {
                 chunks.extend(open.clone());
                 continue;
             }
-            let bytes = self
-                .read_chunk(&recording, index)
+            let read = self
+                .read_chunk(&recording, index, &mut budget)
                 .await
                 .map_err(|e| ApiError::internal(&e.to_string()))?;
-            if bytes.as_ref().is_some_and(|b| !budget.take(b.len())) {
-                to = info.chunk_start_ms(index).clamp(from, to);
-                break;
-            }
+            let bytes = match read {
+                ChunkRead::Read(bytes) => Some(bytes),
+                ChunkRead::Absent => None,
+                ChunkRead::PastBound => {
+                    to = info.chunk_start_ms(index).clamp(from, to);
+                    break;
+                }
+            };
             match bytes {
                 Some(bytes) => {
                     let chunk = ovation_replay::Chunk::decode(&bytes)
@@ -311,6 +331,15 @@ impl RoomObject {
         }
         Ok(resp)
     }
+}
+
+/// What reading one stored chunk for a window found.
+pub(crate) enum ChunkRead {
+    Read(Vec<u8>),
+    /// Not in the store (not written yet, or never: see `RecordingInfo::must_be_stored`).
+    Absent,
+    /// Past the window's read bound (`REPLAY_WINDOW_READ_BYTES_MAX`): the answer stops.
+    PastBound,
 }
 
 /// A window answer reading chunks (`REPLAY_WINDOW_READS_IN_FLIGHT_MAX` at once); counted
