@@ -358,52 +358,22 @@ impl Room {
                 conn.shared_from = 0;
                 shared.len()
             };
-            let mut own = std::mem::take(&mut conn.outbox);
+            let own = std::mem::take(&mut conn.outbox);
             let own_gap = conn.outbox_dropped.take().map(|(first, last)| Event::Gap {
                 missed_after: first - 1,
                 resumed_from: last + 1,
             });
-            let tail = &shared[from..];
-            let apart = own
-                .iter()
-                .any(|e| matches!(e, Event::Action(_) | Event::GoAway { .. }))
-                || (from > 0 && !tail.is_empty())
-                || (copied && from == 0 && (!own.is_empty() || own_gap.is_some()));
-            if !apart {
-                own.extend(own_gap);
-                if !own.is_empty() {
-                    push_alike(&mut groups, own, connection);
+            match tick_share(&shared, copied, from, own, own_gap, conn.hello_seq) {
+                TickShare::Own { own, shared } => {
+                    if !own.is_empty() {
+                        push_alike(&mut groups, own, connection);
+                    }
+                    if shared {
+                        everyone.push(connection);
+                    }
                 }
-                if from == 0 && !shared.is_empty() {
-                    everyone.push(connection);
-                }
-                continue;
+                TickShare::Apart(events) => push_alike(&mut groups, events, connection),
             }
-            let goaway: Vec<Event> = own
-                .extract_if(.., |e| matches!(e, Event::GoAway { .. }))
-                .collect();
-            let (actions, mut events): (Vec<Event>, Vec<Event>) =
-                own.into_iter().partition(is_action);
-            // A Gap for actions left out before this connection's Hello is false: its
-            // Welcome holds them.
-            let hello_seq = conn.hello_seq;
-            let tail: Vec<Event> = tail
-                .iter()
-                .filter_map(|event| match *event {
-                    Event::Gap {
-                        missed_after,
-                        resumed_from,
-                    } if from > 0 => (resumed_from > hello_seq + 1).then_some(Event::Gap {
-                        missed_after: missed_after.max(hello_seq),
-                        resumed_from,
-                    }),
-                    _ => Some(event.clone()),
-                })
-                .collect();
-            events.extend(merge_actions(&tail, actions));
-            events.extend(own_gap);
-            events.extend(goaway);
-            push_alike(&mut groups, events, connection);
         }
         let mut frames_sent: u64 = 0;
         let mut send = |frames: Vec<Vec<u8>>, connections: Vec<ConnectionId>| {
@@ -461,6 +431,65 @@ impl Room {
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
+}
+
+/// One connection's part of a tick's output, by the rule `Room::flush` states (a shard's
+/// `flush_sockets` keeps it too).
+pub(crate) enum TickShare {
+    /// Its own events (none, perhaps) in a batch of their own, then the tick's one shared
+    /// encoding of the broadcasts when `shared`.
+    Own { own: Vec<Event>, shared: bool },
+    /// One batch of its own, the broadcasts from its start copied in.
+    Apart(Vec<Event>),
+}
+
+/// What a connection gets of a tick: `shared` the tick's broadcasts, `copied` whether they
+/// are small enough to copy into a batch with its own events
+/// (`SHARED_BATCH_COPY_BYTES_MAX`), `from` where its part of them starts (its Hello),
+/// `own` its own events, `own_gap` the `Gap` for its own actions left out, `hello_seq` the
+/// last action number its Welcome holds.
+pub(crate) fn tick_share(
+    shared: &[Event],
+    copied: bool,
+    from: usize,
+    own: Vec<Event>,
+    own_gap: Option<Event>,
+    hello_seq: u64,
+) -> TickShare {
+    let tail = &shared[from..];
+    let apart = own
+        .iter()
+        .any(|e| matches!(e, Event::Action(_) | Event::GoAway { .. }))
+        || own_gap.is_some()
+        || (from > 0 && !tail.is_empty())
+        || (copied && from == 0 && !own.is_empty());
+    if !apart {
+        let shared = from == 0 && !shared.is_empty();
+        return TickShare::Own { own, shared };
+    }
+    let (goaway, own): (Vec<Event>, Vec<Event>) = own
+        .into_iter()
+        .partition(|e| matches!(e, Event::GoAway { .. }));
+    let (actions, mut events): (Vec<Event>, Vec<Event>) = own.into_iter().partition(is_action);
+    // A Gap for actions left out before this connection's Hello is false: its Welcome
+    // holds them.
+    let tail: Vec<Event> = tail
+        .iter()
+        .filter_map(|event| match *event {
+            Event::Gap {
+                missed_after,
+                resumed_from,
+            } if from > 0 => (resumed_from > hello_seq.saturating_add(1)).then_some(Event::Gap {
+                missed_after: missed_after.max(hello_seq),
+                resumed_from,
+            }),
+            _ => Some(event.clone()),
+        })
+        .collect();
+    events.extend(merge_actions(&tail, actions));
+    events.extend(own_gap);
+    events.extend(goaway);
+    TickShare::Apart(events)
 }
 
 /// Adds a connection's batch to the tick's: to the group of an alike batch among the

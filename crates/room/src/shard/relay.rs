@@ -2,7 +2,7 @@
 //! the relay limits, the tick and timer, and the fan-out to sockets.
 
 use super::*;
-use crate::flush::{is_action, merge_actions};
+use crate::flush::{tick_share, TickShare};
 
 /// A `ShardUp`'s fields other than its frames (shard, flag, counts, the frames' length
 /// prefix, instance, number, epoch) take at most this many bytes in postcard (varints of at most 10 bytes each).
@@ -314,12 +314,20 @@ impl Shard {
         }
     }
 
-    /// Sends every connection its events: one encoding of the broadcast for everyone
-    /// with nothing of their own.
+    /// Sends every connection its events by the room's rule (`crate::flush::tick_share`):
+    /// the broadcast encoded once for everyone; a connection's own events with a copy of
+    /// it only while it is small, else in a frame of their own before the shared one.
     pub(crate) fn flush_sockets(&mut self, now_ms: u64) {
         // Likes acknowledged in this flush are in the record before their acks leave.
         self.persist_record();
         let shared = std::mem::take(&mut self.shared);
+        let shared_frames = if shared.is_empty() {
+            Vec::new()
+        } else {
+            ServerFrame::batches(now_ms, shared.clone())
+        };
+        let shared_bytes: usize = shared_frames.iter().map(Vec::len).sum();
+        let copied = !shared.is_empty() && shared_bytes <= SHARED_BATCH_COPY_BYTES_MAX;
         let mut everyone = Vec::new();
         for (&id, conn) in self.connections.iter_mut() {
             let from = if conn.ready {
@@ -328,21 +336,16 @@ impl Shard {
                 shared.len()
             };
             conn.shared_from = 0;
-            if conn.outbox.is_empty() && from == 0 && !shared.is_empty() {
-                everyone.push(id);
-                continue;
-            }
-            let mut events = std::mem::take(&mut conn.outbox);
-            if events.iter().any(is_action) {
-                // A comment shown to its sender only (sampled) is numbered among the
-                // broadcast's actions: a client drops an action numbered below its cursor
-                // as seen, so it goes where its number puts it.
-                let (own, rest): (Vec<Event>, Vec<Event>) = events.into_iter().partition(is_action);
-                events = rest;
-                events.extend(merge_actions(&shared[from..], own));
-            } else {
-                events.extend(shared[from..].iter().cloned());
-            }
+            let own = std::mem::take(&mut conn.outbox);
+            let events = match tick_share(&shared, copied, from, own, None, 0) {
+                TickShare::Own { own, shared } => {
+                    if shared {
+                        everyone.push(id);
+                    }
+                    own
+                }
+                TickShare::Apart(events) => events,
+            };
             if events.is_empty() {
                 continue;
             }
@@ -357,7 +360,7 @@ impl Shard {
             }
         }
         if !everyone.is_empty() {
-            for frame in ServerFrame::batches(now_ms, shared) {
+            for frame in shared_frames {
                 self.stats.frames_out += everyone.len() as u64;
                 self.stats.bytes_out += (frame.len() * everyone.len()) as u64;
                 self.outputs.push_back(ShardOutput::Send {
