@@ -139,11 +139,13 @@ impl ShardDown {
     /// `RELAY_MESSAGE_BYTES_MAX`, past which a shard refuses a batch whole, and with it
     /// the acknowledgements in it). A shard sends each piece to its sockets as it applies
     /// it, each connection's own events before the broadcast, so the pieces go in the
-    /// order a socket gets one batch: the snapshot first; the answers to connections and
-    /// the peer messages; the broadcast, with each connection's own actions (numbered
-    /// among its: a sampled comment) before the first broadcast action numbered after it,
-    /// so no client sees a number below its cursor; the closes last (a `RoomEnded` or a ban
-    /// in an early piece would close sockets the later pieces' answers are for). Each
+    /// order a socket gets one batch: the snapshot first, with the connections' own
+    /// actions (numbered among the actions it brings); the answers to connections and the
+    /// peer messages; the broadcast, with each connection's own actions (numbered among
+    /// its: a sampled comment) before the first broadcast action numbered after it and
+    /// before a `RoomEnded`, so no client sees a number below its cursor; the closes last.
+    /// A `RoomEnded`, a ban, or a snapshot of an ended room (which goes after the answers)
+    /// in an early piece would close the sockets the later pieces' answers are for. Each
     /// piece keeps `seq` (the room numbers them). An entry is far smaller than a batch's
     /// bound (the largest is a part, `PART_VALUE_BYTES_MAX` and its name), and so is a
     /// snapshot; one that is not goes alone in its piece.
@@ -173,11 +175,8 @@ impl ShardDown {
         let empty_bytes = piece(None).encode().len() + 16;
         let mut split = Splitter {
             pieces: Vec::new(),
-            bytes: empty_bytes
-                + snapshot
-                    .as_ref()
-                    .map_or(0, |s| crate::frames::encode(s).len()),
-            current: piece(snapshot),
+            bytes: empty_bytes,
+            current: piece(None),
             empty: piece(None),
             empty_bytes,
             bytes_max,
@@ -191,23 +190,47 @@ impl ShardDown {
             .into_iter()
             .partition(|(_, event): &(u64, Event)| matches!(event, Event::Action(_)));
         own_actions.sort_by_key(|(_, event)| seq_of(event));
+        let mut own_actions = own_actions.into_iter().peekable();
+        // A batch that ends the room (its `RoomEnded`, a snapshot of the ended room) makes
+        // the shard close its sockets once that piece is sent: the end goes in the last
+        // piece, after everything else. Otherwise a snapshot goes first: it brings the
+        // actions a shard missed, up to this tick's last, and the connections' own actions
+        // go in its piece, where the shard puts them among those by number.
+        let ends = snapshot.as_ref().is_some_and(|s| s.ended)
+            || broadcast.iter().any(|e| matches!(e, Event::RoomEnded));
+        let mut snapshot = snapshot;
+        if !ends && snapshot.is_some() {
+            split.add_snapshot(snapshot.take());
+            for entry in own_actions.by_ref() {
+                split.add(entry, |down| &mut down.to_connection);
+            }
+        }
         for entry in answers {
             split.add(entry, |down| &mut down.to_connection);
         }
         for entry in to_user {
             split.add(entry, |down| &mut down.to_user);
         }
-        let mut own_actions = own_actions.into_iter().peekable();
+        let mut ended = Vec::new();
         for event in broadcast {
-            if let Some(next_seq) = seq_of(&event) {
-                while let Some(entry) = own_actions.next_if(|(_, e)| seq_of(e) < Some(next_seq)) {
-                    split.add(entry, |down| &mut down.to_connection);
-                }
+            if matches!(event, Event::RoomEnded) {
+                ended.push(event);
+                continue;
+            }
+            let next_seq = seq_of(&event);
+            while let Some(entry) =
+                own_actions.next_if(|(_, e)| next_seq.is_some_and(|n| seq_of(e) < Some(n)))
+            {
+                split.add(entry, |down| &mut down.to_connection);
             }
             split.add(event, |down| &mut down.broadcast);
         }
         for entry in own_actions {
             split.add(entry, |down| &mut down.to_connection);
+        }
+        split.add_snapshot(snapshot.take());
+        for event in ended {
+            split.add(event, |down| &mut down.broadcast);
         }
         for entry in close_users {
             split.add(entry, |down| &mut down.close_users);
@@ -237,6 +260,21 @@ struct Splitter {
 }
 
 impl Splitter {
+    /// The snapshot, in the current piece unless it would pass the bound there.
+    fn add_snapshot(&mut self, snapshot: Option<Snapshot>) {
+        let Some(snapshot) = snapshot else {
+            return;
+        };
+        let snapshot_bytes = crate::frames::encode(&snapshot).len();
+        if self.bytes + snapshot_bytes > self.bytes_max && !self.current.is_empty() {
+            let full = core::mem::replace(&mut self.current, self.empty.clone());
+            self.pieces.push(full);
+            self.bytes = self.empty_bytes;
+        }
+        self.bytes += snapshot_bytes;
+        self.current.snapshot = Some(snapshot);
+    }
+
     fn add<T: Serialize>(&mut self, entry: T, list: fn(&mut ShardDown) -> &mut Vec<T>) {
         let entry_bytes = crate::frames::encode(&entry).len();
         if self.bytes + entry_bytes > self.bytes_max && !self.current.is_empty() {
@@ -520,12 +558,14 @@ mod tests {
                 .iter()
                 .all(|p| p.to_connection.is_empty() && p.to_user.is_empty()));
             assert!(pieces[..ended_in].iter().all(|p| p.close_users.is_empty()));
+            let count = pieces.len();
             for (i, piece) in pieces.into_iter().enumerate() {
                 let bytes = piece.encode();
                 assert!(bytes.len() <= bytes_max, "piece {i}: {} bytes", bytes.len());
                 assert!(!piece.is_empty(), "piece {i} is empty");
                 assert_eq!(ShardDown::decode(&bytes).as_ref(), Ok(&piece));
-                assert_eq!(piece.snapshot.is_some(), i == 0, "piece {i}");
+                // The batch ends the room: its snapshot goes with the end, last.
+                assert_eq!(piece.snapshot.is_some(), i == count - 1, "piece {i}");
                 assert_eq!((piece.shards, piece.server_time_ms), (4, 5));
                 whole.snapshot = whole.snapshot.or(piece.snapshot);
                 whole.broadcast.extend(piece.broadcast);
@@ -584,6 +624,60 @@ mod tests {
             close_users: Vec::new(),
             shards: 1,
         };
+        let ended = ShardDown {
+            snapshot: Some(Snapshot {
+                epoch: 1,
+                total_version: 1,
+                last_seq: 19,
+                likes_total: 0,
+                online: 0,
+                ended: true,
+                parts: Vec::new(),
+                ring: Vec::new(),
+                banned: Vec::new(),
+            }),
+            broadcast: alloc::vec![Event::Action(action(20)), Event::RoomEnded],
+            to_connection: (0..40)
+                .map(|n| {
+                    (
+                        n,
+                        Event::Ack {
+                            client_id: n,
+                            seq: None,
+                        },
+                    )
+                })
+                .chain(core::iter::once((4, Event::Action(action(21)))))
+                .collect(),
+            ..down.clone()
+        };
+        // A snapshot of a live room goes first, and the connections' own actions with it
+        // (the shard puts them among the actions it brings by number).
+        let live_snapshot = ShardDown {
+            snapshot: Some(Snapshot {
+                ended: false,
+                ..ended.snapshot.clone().unwrap()
+            }),
+            ..down.clone()
+        };
+        let pieces = live_snapshot.split_within(1_500);
+        assert!(pieces.len() > 2 && pieces[0].snapshot.is_some());
+        assert!(pieces[0]
+            .to_connection
+            .iter()
+            .any(|(_, e)| matches!(e, Event::Action(a) if a.seq == 7)));
+        let pieces = ended.split_within(400);
+        let ends_at = pieces
+            .iter()
+            .position(|p| p.snapshot.is_some() || p.broadcast.contains(&Event::RoomEnded))
+            .unwrap();
+        assert_eq!(
+            ends_at,
+            pieces.len() - 1,
+            "the end is the last piece: {pieces:?}"
+        );
+        let answered: usize = pieces.iter().map(|p| p.to_connection.len()).sum();
+        assert_eq!(answered, 41);
         let pieces = down.split_within(1_500);
         assert!(pieces.len() > 3);
         // Within a piece the shard puts a connection's own actions among the broadcast's
