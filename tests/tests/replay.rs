@@ -422,6 +422,12 @@ fn a_room_with_one_comment_ended(server: &Server) -> (String, u64, u64, u64) {
     let room = create_room(server, "weur");
     let mut ana = connect_as(server, &room, "ana", "viewer");
     let seq = comment(&mut ana, 1, "kept for the recording");
+    let (started_ms, ended_ms) = end_room(server, &room);
+    (room, seq, started_ms, ended_ms)
+}
+
+/// Ends `room`; returns its recording's start and end (`replay.from_ms`, `to_ms`).
+fn end_room(server: &Server, room: &str) -> (u64, u64) {
     let reply = server
         .admin()
         .post(&format!("/v1/rooms/{room}/end"), &json!({}))
@@ -429,7 +435,7 @@ fn a_room_with_one_comment_ended(server: &Server) -> (String, u64, u64, u64) {
     assert_eq!(reply.status, 200, "{reply:?}");
     let started_ms = reply.body["replay"]["from_ms"].as_u64().expect("from_ms");
     let ended_ms = reply.body["replay"]["to_ms"].as_u64().expect("to_ms");
-    (room, seq, started_ms, ended_ms)
+    (started_ms, ended_ms)
 }
 
 fn has_comment(window: &ReplayWindow, seq: u64) -> bool {
@@ -488,13 +494,7 @@ fn a_window_past_its_read_bound_stops_at_a_chunk_and_the_next_holds_the_rest() {
     let first = comment(&mut ana, 1, "in the first chunk");
     std::thread::sleep(Duration::from_millis(REPLAY_CHUNK_MS + 500));
     let second = comment(&mut ana, 2, "in a later chunk");
-    let reply = server
-        .admin()
-        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
-        .unwrap();
-    assert_eq!(reply.status, 200, "{reply:?}");
-    let started_ms = reply.body["replay"]["from_ms"].as_u64().expect("from_ms");
-    let ended_ms = reply.body["replay"]["to_ms"].as_u64().expect("to_ms");
+    let (started_ms, ended_ms) = end_room(&server, &room);
     let viewer_api = Api::new(&server.base, &token("viewer", "vic", &room));
     let (cut, _) = window(&viewer_api, &room, started_ms, ended_ms + 1);
     assert_eq!(cut.to_ms, started_ms + REPLAY_CHUNK_MS, "{cut:?}");
@@ -532,13 +532,7 @@ fn a_sharded_rooms_comments_are_recorded() {
         .get(&format!("/v1/rooms/{room}/stats"))
         .unwrap();
     assert_eq!(stats.body["sockets_held"], 0, "{:?}", stats.body);
-    let reply = server
-        .admin()
-        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
-        .unwrap();
-    assert_eq!(reply.status, 200, "{reply:?}");
-    let started_ms = reply.body["replay"]["from_ms"].as_u64().expect("from_ms");
-    let ended_ms = reply.body["replay"]["to_ms"].as_u64().expect("to_ms");
+    let (started_ms, ended_ms) = end_room(server, &room);
     let viewer_api = Api::new(&server.base, &token("viewer", "vic", &room));
     let (w, _) = window(&viewer_api, &room, started_ms, ended_ms + 1);
     assert!(w.missing_chunks.is_empty(), "{w:?}");

@@ -11,23 +11,11 @@ use ovation_proto::limits::{FRAMES_BURST, PART_VALUE_BYTES_MAX};
 use ovation_proto::{ClientFrame, Hello, Role, PROTOCOL_VERSION};
 use ovation_room::{Identity, Output, Room, RoomInfo};
 
+mod resident;
+use resident::peak_resident_bytes;
+
 const VIEWERS: u64 = 2_000;
 const LIFETIME_MS: u64 = 3_600_000;
-
-/// The process's peak resident memory so far, in bytes.
-fn peak_resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("a number of kB");
-    kib * 1024
-}
 
 fn identity(user: &str, role: Role) -> Identity {
     Identity {

@@ -7,18 +7,10 @@ use ovation_proto::limits::{FRAMES_BURST, PART_VALUE_BYTES_MAX};
 use ovation_proto::{ClientFrame, Event, Hello, Role, ShardDown, Snapshot, PROTOCOL_VERSION};
 use ovation_room::{Identity, Shard, ShardOutput};
 
-const VIEWERS: u64 = 2_000;
+mod resident;
+use resident::peak_resident_bytes;
 
-fn peak_resident_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM in kB");
-    kib * 1024
-}
+const VIEWERS: u64 = 2_000;
 
 fn down(seq: u64, snapshot: Option<Snapshot>, broadcast: Vec<Event>) -> Vec<u8> {
     ShardDown {
