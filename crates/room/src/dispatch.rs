@@ -406,8 +406,18 @@ impl Room {
             .directs
             .take(1, now_ms)
             .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
-        self.send_direct(&identity.user, &to_user, payload, now_ms)
+        let reached = self
+            .send_direct(&identity.user, &to_user, payload, now_ms)
             .map_err(Refusal::from)?;
+        if reached == 0 && !self.shards.is_sharded() {
+            // Not acknowledged as if delivered: nobody of that user is here. (A big room's
+            // viewers are on its shards, which the room cannot ask in time: there the
+            // message goes to the user's shards and is acknowledged.)
+            return Err(Refusal::new(
+                ErrorCode::NotFound,
+                "that user has no connection to this room: not delivered",
+            ));
+        }
         Ok(None)
     }
 

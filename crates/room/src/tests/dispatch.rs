@@ -39,6 +39,18 @@ fn direct_messages_reach_every_connection_of_the_target_only() {
         }
     )));
     assert!(!out.events.contains_key(&2));
+    // To a user with no connection here: refused, not acknowledged as delivered.
+    let nobody = ClientFrame::Direct {
+        client_id: 2,
+        to_user: "gone".into(),
+        payload: r#"{"prize":2}"#.into(),
+    };
+    room.handle_frame(1, &nobody.encode(), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(error_codes(&out.events[&1]), [ErrorCode::NotFound]);
+    assert!(!out.events[&1]
+        .iter()
+        .any(|e| matches!(e, Event::Ack { client_id: 2, .. })));
 }
 
 #[test]
