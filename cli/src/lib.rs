@@ -105,6 +105,41 @@ impl Api {
         Api::finish(self.request("PUT", path).send_json(body.clone()))
     }
 
+    /// Every room of one directory list (`live` or `archived`), `GET /v1/rooms` a page of
+    /// `page_rooms` at a time, followed by `next` to the last page. A refused page ends it
+    /// with that reply.
+    pub fn all_rooms(&self, status: &str, page_rooms: usize) -> Result<Vec<Value>, Box<Reply>> {
+        let mut rooms = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/v1/rooms?status={status}&limit={page_rooms}");
+            if let Some(after) = &after {
+                path.push_str("&after=");
+                path.push_str(after);
+            }
+            let reply = self.get(&path).map_err(|e| {
+                Box::new(Reply {
+                    status: 0,
+                    body: serde_json::json!({ "error": e }),
+                    cache_control: None,
+                    cache: None,
+                    retry_after: None,
+                    part_version: None,
+                })
+            })?;
+            if reply.status != 200 {
+                return Err(Box::new(reply));
+            }
+            let page = reply.body["rooms"].as_array().cloned().unwrap_or_default();
+            rooms.extend(page);
+            match reply.body["next"].as_str() {
+                // A next that does not move on (a server ignoring `after`) ends the walk.
+                Some(next) if after.as_deref() != Some(next) => after = Some(next.to_owned()),
+                _ => return Ok(rooms),
+            }
+        }
+    }
+
     /// Sends raw bytes as the body (for malformed-input tests).
     pub fn post_raw(&self, path: &str, body: &[u8]) -> Result<Reply, Error> {
         Api::finish(

@@ -153,27 +153,16 @@ fn print_reply(reply: ovation_cli::Reply) -> Result<(), String> {
     Ok(())
 }
 
-/// Every live room of the tenant: the directory's pages, followed by `next` to the last,
-/// printed as one `{rooms}`.
+/// Every live room of the tenant, every page of the directory, printed as one `{rooms}`.
 fn list_rooms(api: &Api) -> Result<(), String> {
-    let mut rooms = Vec::new();
-    let mut path = "/v1/rooms?status=live".to_owned();
-    loop {
-        let reply = api.get(&path)?;
-        if reply.status >= 400 {
-            return print_reply(reply);
+    match api.all_rooms("live", ovation_proto::limits::DIRECTORY_PAGE_ROOMS_MAX) {
+        Ok(rooms) => {
+            let text = serde_json::to_string_pretty(&json!({ "rooms": rooms })).unwrap_or_default();
+            println!("{text}");
+            Ok(())
         }
-        if let Some(page) = reply.body["rooms"].as_array() {
-            rooms.extend(page.iter().cloned());
-        }
-        match reply.body["next"].as_str() {
-            Some(next) => path = format!("/v1/rooms?status=live&after={next}"),
-            None => break,
-        }
+        Err(reply) => print_reply(*reply),
     }
-    let text = serde_json::to_string_pretty(&json!({ "rooms": rooms })).unwrap_or_default();
-    println!("{text}");
-    Ok(())
 }
 
 fn run(cli: Cli) -> Result<(), String> {

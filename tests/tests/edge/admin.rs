@@ -360,6 +360,17 @@ fn the_directory_lists_its_rooms_a_page_at_a_time() {
         let listed: Vec<&String> = seen.iter().filter(|r| ours.contains(r)).collect();
         assert_eq!(listed, ours.iter().collect::<Vec<_>>(), "limit {limit}");
     }
+    // The client's walk over every page (what `ovation room list` prints), two at a time.
+    let listed = admin.all_rooms("live", 2).unwrap();
+    let names: Vec<&str> = listed.iter().filter_map(|r| r["room"].as_str()).collect();
+    for ours in &ours {
+        assert_eq!(
+            names.iter().filter(|n| **n == ours.as_str()).count(),
+            1,
+            "{ours}"
+        );
+    }
+    assert_eq!(admin.all_rooms("ended", 2).unwrap_err().status, 400);
     // Without a limit, one page of at most 1,000: the rooms of this test are there.
     let whole = admin.get("/v1/rooms").unwrap().body;
     let rooms = whole["rooms"].as_array().unwrap();
