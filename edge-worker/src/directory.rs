@@ -163,8 +163,8 @@ impl DurableObject for DirectoryObject {
                         .map_err(|e| Error::RustError(e.to_string()))?;
                     entries.push((entry.room.clone(), entry));
                 }
-                // Storage lists in key order, which is room order under one prefix.
-                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                // Storage lists in key order, which is room order under one prefix: the
+                // order `page` cuts in.
                 let page = query.page(entries);
                 json(
                     serde_json::json!({ "rooms": page.rooms, "next": page.next }),

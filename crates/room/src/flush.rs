@@ -343,9 +343,7 @@ impl Room {
         // alike share one encoding too (only the last few are compared, so a tick where
         // every connection has something of its own stays linear).
         let shared = std::mem::take(&mut self.shared);
-        let shared_frames = ServerFrame::batches(now_ms, shared.clone());
-        let shared_bytes: usize = shared_frames.iter().map(Vec::len).sum();
-        let copied = !shared.is_empty() && shared_bytes <= SHARED_BATCH_COPY_BYTES_MAX;
+        let (shared_frames, copied) = encode_shared(now_ms, &shared);
         let mut everyone: Vec<ConnectionId> = Vec::new();
         let mut groups: Vec<(Vec<Event>, Vec<ConnectionId>)> = Vec::new();
         for (&connection, conn) in self.connections.iter_mut() {
@@ -431,6 +429,18 @@ impl Room {
     pub fn poll_output(&mut self) -> Option<Output> {
         self.outputs.pop_front()
     }
+}
+
+/// The tick's broadcasts encoded once (no frame when there are none), and whether they are
+/// small enough to copy into a batch with a connection's own events
+/// (`SHARED_BATCH_COPY_BYTES_MAX`): the `copied` of `tick_share`.
+pub(crate) fn encode_shared(now_ms: u64, shared: &[Event]) -> (Vec<Vec<u8>>, bool) {
+    if shared.is_empty() {
+        return (Vec::new(), false);
+    }
+    let frames = ServerFrame::batches(now_ms, shared.to_vec());
+    let bytes: usize = frames.iter().map(Vec::len).sum();
+    (frames, bytes <= SHARED_BATCH_COPY_BYTES_MAX)
 }
 
 /// One connection's part of a tick's output, by the rule `Room::flush` states (a shard's

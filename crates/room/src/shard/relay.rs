@@ -2,7 +2,7 @@
 //! the relay limits, the tick and timer, and the fan-out to sockets.
 
 use super::*;
-use crate::flush::{tick_share, TickShare};
+use crate::flush::{encode_shared, tick_share, TickShare};
 
 /// A `ShardUp`'s fields other than its frames (shard, flag, counts, the frames' length
 /// prefix, instance, number, epoch) take at most this many bytes in postcard (varints of at most 10 bytes each).
@@ -321,13 +321,7 @@ impl Shard {
         // Likes acknowledged in this flush are in the record before their acks leave.
         self.persist_record();
         let shared = std::mem::take(&mut self.shared);
-        let shared_frames = if shared.is_empty() {
-            Vec::new()
-        } else {
-            ServerFrame::batches(now_ms, shared.clone())
-        };
-        let shared_bytes: usize = shared_frames.iter().map(Vec::len).sum();
-        let copied = !shared.is_empty() && shared_bytes <= SHARED_BATCH_COPY_BYTES_MAX;
+        let (shared_frames, copied) = encode_shared(now_ms, &shared);
         let mut everyone = Vec::new();
         for (&id, conn) in self.connections.iter_mut() {
             let from = if conn.ready {
