@@ -303,6 +303,29 @@ pub(crate) fn first_down(
     }
 }
 
+/// A shard's batch up of opening 1 with `frames` from viewer ana (its connection 4).
+fn ana_up(shard: u16, frames: Vec<ClientFrame>, instance: u64, seq: u64) -> ShardUp {
+    ShardUp {
+        shard,
+        needs_snapshot: false,
+        online: 1,
+        likes: 0,
+        frames: frames
+            .into_iter()
+            .map(|frame| ovation_proto::RelayedFrame {
+                connection: 4,
+                user: "ana".into(),
+                name: "Ana".into(),
+                role: Role::Viewer,
+                frame,
+            })
+            .collect(),
+        instance,
+        seq,
+        epoch: 1,
+    }
+}
+
 /// Ticks the shard until `batches` batches up went out, and decodes them as the room
 /// does.
 fn batches_up(shard: &mut Shard, now_ms: &mut u64, batches: usize) -> Vec<ShardUp> {

@@ -305,26 +305,11 @@ fn a_batch_the_room_stored_is_a_repeat_after_the_room_restarts() {
     let mut room = Room::create(info(), 1, now);
     room.admin(AdminCommand::SetShards { shards: 2 }, now)
         .unwrap();
-    let batch = ShardUp {
-        shard: 1,
-        needs_snapshot: false,
-        online: 1,
-        likes: 0,
-        frames: vec![ovation_proto::RelayedFrame {
-            connection: 4,
-            user: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Viewer,
-            frame: ClientFrame::Comment {
-                client_id: 1,
-                text: "once".into(),
-            },
-        }],
-        instance: 9,
-        seq: 1,
-        epoch: 1,
-    }
-    .encode();
+    let comment = ClientFrame::Comment {
+        client_id: 1,
+        text: "once".into(),
+    };
+    let batch = ana_up(1, vec![comment], 9, 1).encode();
     let run = |room: &mut Room, now: &mut u64, store: &mut BTreeMap<String, Vec<u8>>| {
         *now += TICK_MS;
         room.handle_timeout(*now);
@@ -613,38 +598,22 @@ fn frames_relayed_after_the_end_are_refused_and_change_nothing() {
     .unwrap();
     assert_eq!(room.admin(AdminCommand::End, now), Ok(AdminReply::Ended));
     let last_seq = room.last_seq();
-    let relayed = |frame: ClientFrame| ovation_proto::RelayedFrame {
-        connection: 4,
-        user: "ana".into(),
-        name: "Ana".into(),
-        role: Role::Viewer,
-        frame,
-    };
-    let batch = ShardUp {
-        shard: 1,
-        needs_snapshot: false,
-        online: 1,
-        likes: 0,
-        frames: vec![
-            relayed(ClientFrame::Comment {
-                client_id: 1,
-                text: "late".into(),
-            }),
-            relayed(ClientFrame::Vote {
-                client_id: 2,
-                poll_id: "p1".into(),
-                option: 0,
-            }),
-            relayed(ClientFrame::Ask {
-                client_id: 3,
-                text: "still there?".into(),
-            }),
-        ],
-        instance: 9,
-        seq: 1,
-        epoch: 1,
-    }
-    .encode();
+    let frames = vec![
+        ClientFrame::Comment {
+            client_id: 1,
+            text: "late".into(),
+        },
+        ClientFrame::Vote {
+            client_id: 2,
+            poll_id: "p1".into(),
+            option: 0,
+        },
+        ClientFrame::Ask {
+            client_id: 3,
+            text: "still there?".into(),
+        },
+    ];
+    let batch = ana_up(1, frames, 9, 1).encode();
     room.shard_up(&batch, now).unwrap();
     let mut now = now;
     let answers: Vec<(u64, Event)> = batches_to_shards(&mut room, &mut now)
@@ -1003,25 +972,11 @@ fn a_tick_past_the_relay_bound_reaches_a_shard_in_pieces_with_its_acks() {
         )
         .unwrap();
     }
-    let comment = ShardUp {
-        shard: 0,
-        needs_snapshot: false,
-        online: 1,
-        likes: 0,
-        frames: vec![ovation_proto::RelayedFrame {
-            connection: 4,
-            user: "ana".into(),
-            name: "Ana".into(),
-            role: Role::Viewer,
-            frame: ClientFrame::Comment {
-                client_id: 1,
-                text: "still here".into(),
-            },
-        }],
-        instance: 77,
-        seq: 1_000,
-        epoch: 1,
+    let frame = ClientFrame::Comment {
+        client_id: 1,
+        text: "still here".into(),
     };
+    let comment = ana_up(0, vec![frame], 77, 1_000);
     room.shard_up(&comment.encode(), now).unwrap();
     let batches = batches_to_shards(&mut room, &mut now);
     assert!(batches.len() >= 2, "{} batches", batches.len());
