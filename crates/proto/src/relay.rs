@@ -90,6 +90,10 @@ pub struct ShardDown {
     /// Users whose connections close with this code (`CloseCode::code`), and who are
     /// refused from now on when it is `Banned`.
     pub close_users: Vec<(String, u16)>,
+    /// Users no longer banned (`close_users` comes after: a ban of the same tick after
+    /// the unban stays). Without it a shard learnt an unban only from a whole snapshot,
+    /// and a moderator's ban/unban churn kept the room sending states.
+    pub unbanned_users: Vec<String>,
     /// The room's shard count now (1..=`SHARDS_PER_ROOM_MAX`): the shard spaces its
     /// batches up by `limits::shard_batch_interval_ms_for` of it.
     pub shards: u16,
@@ -158,6 +162,7 @@ impl ShardDown {
             to_connection,
             to_user,
             close_users,
+            unbanned_users,
             shards,
         } = self;
         let piece = |snapshot: Option<Snapshot>| ShardDown {
@@ -168,11 +173,12 @@ impl ShardDown {
             to_connection: Vec::new(),
             to_user: Vec::new(),
             close_users: Vec::new(),
+            unbanned_users: Vec::new(),
             shards,
         };
         // An empty piece's bytes, and room for the lists' length prefixes to grow
-        // (varints of at most 5 bytes each for four lists).
-        let empty_bytes = piece(None).encode().len() + 16;
+        // (varints of at most 5 bytes each for five lists).
+        let empty_bytes = piece(None).encode().len() + 20;
         let mut split = Splitter {
             pieces: Vec::new(),
             bytes: empty_bytes,
@@ -186,9 +192,14 @@ impl ShardDown {
             Event::Gap { resumed_from, .. } => Some(*resumed_from),
             _ => None,
         };
-        let (mut own_actions, answers): (Vec<_>, Vec<_>) = to_connection
-            .into_iter()
-            .partition(|(_, event): &(u64, Event)| matches!(event, Event::Action(_)));
+        let (mut own_actions, answers): (Vec<_>, Vec<_>) =
+            to_connection
+                .into_iter()
+                .partition(|(_, event): &(u64, Event)| {
+                    // A connection's `Gap` for its own actions left out goes with them, after
+                    // the last it follows.
+                    matches!(event, Event::Action(_) | Event::Gap { .. })
+                });
         own_actions.sort_by_key(|(_, event)| seq_of(event));
         let mut own_actions = own_actions.into_iter().peekable();
         // A batch that ends the room (its `RoomEnded`, a snapshot of the ended room) makes
@@ -232,6 +243,9 @@ impl ShardDown {
         for event in ended {
             split.add(event, |down| &mut down.broadcast);
         }
+        for user in unbanned_users {
+            split.add(user, |down| &mut down.unbanned_users);
+        }
         for entry in close_users {
             split.add(entry, |down| &mut down.close_users);
         }
@@ -245,6 +259,7 @@ impl ShardDown {
             && self.to_connection.is_empty()
             && self.to_user.is_empty()
             && self.close_users.is_empty()
+            && self.unbanned_users.is_empty()
     }
 }
 
@@ -396,6 +411,7 @@ mod tests {
             )],
             to_user: alloc::vec![],
             close_users: alloc::vec![("u".into(), 4403)],
+            unbanned_users: alloc::vec!["v".into()],
             shards: 4,
         };
         assert_eq!(ShardDown::decode(&down.encode()), Ok(down.clone()));
@@ -464,6 +480,7 @@ mod tests {
             to_connection: alloc::vec![],
             to_user: alloc::vec![],
             close_users: alloc::vec![],
+            unbanned_users: alloc::vec![],
             shards: 1,
         };
         let guess = RELAY_MESSAGE_BYTES_MAX - 1_000;
@@ -535,6 +552,7 @@ mod tests {
                 .collect(),
             to_user: (0..40_000).map(notice).collect(),
             close_users: alloc::vec![("mallory".into(), 4403)],
+            unbanned_users: alloc::vec!["eve".into()],
             shards: 4,
         };
         assert!(big.encode().len() > RELAY_MESSAGE_BYTES_MAX);
@@ -547,6 +565,7 @@ mod tests {
                 to_connection: Vec::new(),
                 to_user: Vec::new(),
                 close_users: Vec::new(),
+                unbanned_users: Vec::new(),
                 ..big.clone()
             };
             // The answers and peer messages come before the end, the closes after it.
@@ -572,6 +591,7 @@ mod tests {
                 whole.to_connection.extend(piece.to_connection);
                 whole.to_user.extend(piece.to_user);
                 whole.close_users.extend(piece.close_users);
+                whole.unbanned_users.extend(piece.unbanned_users);
             }
             assert_eq!(whole, big, "{bytes_max}: every entry once, in order");
         }
@@ -582,6 +602,7 @@ mod tests {
             to_connection: Vec::new(),
             to_user: Vec::new(),
             close_users: Vec::new(),
+            unbanned_users: Vec::new(),
             ..big.clone()
         };
         let pieces = small.clone().split_within(RELAY_MESSAGE_BYTES_MAX);
@@ -622,6 +643,7 @@ mod tests {
             to_connection: alloc::vec![(4, Event::Action(action(7)))],
             to_user: Vec::new(),
             close_users: Vec::new(),
+            unbanned_users: Vec::new(),
             shards: 1,
         };
         let ended = ShardDown {

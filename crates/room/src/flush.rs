@@ -297,11 +297,8 @@ impl Room {
                 .online_refresh_at_ms
                 .min(self.online_publish_earliest_ms);
         }
-        if let Some((first, last)) = self.shared_dropped.take() {
-            self.shared.push(Event::Gap {
-                missed_after: first - 1,
-                resumed_from: last + 1,
-            });
+        if let Some(dropped) = self.shared_dropped.take() {
+            self.shared.push(gap_of(dropped));
         }
         if changed && self.ready_local > 0 {
             // Past the cap too: one event, which nothing else would send again.
@@ -357,10 +354,7 @@ impl Room {
                 shared.len()
             };
             let own = std::mem::take(&mut conn.outbox);
-            let own_gap = conn.outbox_dropped.take().map(|(first, last)| Event::Gap {
-                missed_after: first - 1,
-                resumed_from: last + 1,
-            });
+            let own_gap = conn.outbox_dropped.take().map(gap_of);
             match tick_share(&shared, copied, from, own, own_gap, conn.hello_seq) {
                 TickShare::Own { own, shared } => {
                     if !own.is_empty() {
@@ -524,6 +518,14 @@ pub(crate) fn outbox_cap(event: &Event) -> usize {
     match event {
         Event::Ack { .. } | Event::Error { .. } => OUTBOX_EVENTS_MAX + OUTBOX_ANSWERS_PAST_MAX,
         _ => OUTBOX_EVENTS_MAX,
+    }
+}
+
+/// The `Gap` that tells a connection of the actions left out, first and last seq.
+pub(crate) fn gap_of((first, last): (u64, u64)) -> Event {
+    Event::Gap {
+        missed_after: first - 1,
+        resumed_from: last + 1,
     }
 }
 

@@ -87,6 +87,10 @@ struct ShardConnection {
     /// A Hello that came before the shard had the room's state.
     waiting: Option<Hello>,
     outbox: Vec<Event>,
+    /// Its own actions left out this tick, first and last seq (a full outbox, the held
+    /// actions' bound, or the room's outbox for it): told as a `Gap` at the flush, as the
+    /// room tells its own connections (`Connection::outbox_dropped`).
+    outbox_dropped: Option<(u64, u64)>,
     /// Broadcast events of this flush from this index on are new to the connection.
     shared_from: usize,
     frames: TokenBucket,
@@ -327,6 +331,7 @@ impl Shard {
                 hello_seen: false,
                 waiting: None,
                 outbox: Vec::new(),
+                outbox_dropped: None,
                 shared_from: 0,
                 frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
                 liveness,

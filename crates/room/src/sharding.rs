@@ -46,6 +46,8 @@ pub(crate) struct Shards {
     pub to_connection: BTreeMap<u16, Vec<(u64, Event)>>,
     pub to_user: BTreeMap<u16, Vec<(String, Event)>>,
     pub close_users: BTreeMap<u16, Vec<(String, u16)>>,
+    /// Users unbanned this tick, for the shards they may be placed on.
+    pub unbanned: BTreeMap<u16, BTreeSet<String>>,
     /// (shard, the shard's connection id) → the remote entry's id in `connections`.
     pub remote: HashMap<(u16, u64), ConnectionId>,
     pub next_remote: ConnectionId,
@@ -361,8 +363,16 @@ impl Room {
                 continue;
             };
             let events = std::mem::take(&mut conn.outbox);
+            // Its own actions left out of a full outbox go to the shard as a `Gap`,
+            // which tells the viewer after the rest of its batch.
+            let own_gap = conn.outbox_dropped.take().map(crate::flush::gap_of);
             let replies = self.shards.to_connection.entry(shard).or_default();
-            replies.extend(events.into_iter().map(|event| (remote, event)));
+            replies.extend(
+                events
+                    .into_iter()
+                    .chain(own_gap)
+                    .map(|event| (remote, event)),
+            );
             if !awaited.contains(&id) {
                 idle.push(id);
             }
@@ -393,11 +403,18 @@ impl Room {
             let to_connection = self.shards.to_connection.remove(&shard).unwrap_or_default();
             let to_user = self.shards.to_user.remove(&shard).unwrap_or_default();
             let close_users = self.shards.close_users.remove(&shard).unwrap_or_default();
+            let unbanned_users: Vec<String> = self
+                .shards
+                .unbanned
+                .remove(&shard)
+                .map(|users| users.into_iter().collect())
+                .unwrap_or_default();
             if broadcast.is_empty()
                 && !wants_snapshot
                 && to_connection.is_empty()
                 && to_user.is_empty()
                 && close_users.is_empty()
+                && unbanned_users.is_empty()
             {
                 continue;
             }
@@ -410,6 +427,7 @@ impl Room {
                 to_connection,
                 to_user,
                 close_users,
+                unbanned_users,
                 shards: self.shards.current(),
             };
             let frame = down.encode();

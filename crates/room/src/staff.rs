@@ -361,21 +361,22 @@ impl Room {
                     return Err(AdminError::NotFound("this user is not banned"));
                 }
                 self.store(StorageOp::delete_ban(&user));
-                // Shards learn bans from the room's batches but unbans only from its
-                // state: the shards the user may be placed on (at most `SHARD_COUNTS_MAX`,
-                // not all of them: a state to every shard on every unban would pile up
-                // in the room's memory) get it again, or the user stays refused on their
-                // shard for the rest of the show. A ban still waiting to go to a shard
-                // (banned and unbanned within one tick) is withdrawn, or it would follow
-                // the state there and ban the user again.
+                // The shards the user may be placed on (at most `SHARD_COUNTS_MAX`) are
+                // told in their next batch, or the user stays refused on their shard for
+                // the rest of the show. (Told with a whole state each, as before, a
+                // moderator's ban/unban churn kept the room sending states.) A ban still
+                // waiting to go to a shard (banned and unbanned within one tick) is
+                // withdrawn, or the shard would apply it after the unban.
                 if self.shards.is_sharded() {
                     for closes in self.shards.close_users.values_mut() {
                         closes.retain(|(banned, code)| {
                             !(banned == &user && *code == CloseCode::Banned.code())
                         });
                     }
-                    let theirs = self.shards.of_user(&user);
-                    self.shards.snapshot_wanted.extend(theirs);
+                    for shard in self.shards.of_user(&user) {
+                        let unbanned = self.shards.unbanned.entry(shard).or_default();
+                        unbanned.insert(user.clone());
+                    }
                     self.schedule_tick(now_ms);
                 }
                 Ok(AdminReply::Done(serde_json::json!({ "unbanned": user })))

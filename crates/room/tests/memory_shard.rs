@@ -21,6 +21,7 @@ fn down(seq: u64, snapshot: Option<Snapshot>, broadcast: Vec<Event>) -> Vec<u8> 
         to_connection: Vec::new(),
         to_user: Vec::new(),
         close_users: Vec::new(),
+        unbanned_users: Vec::new(),
         shards: 1,
     }
     .encode()

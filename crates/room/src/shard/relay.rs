@@ -2,7 +2,7 @@
 //! the relay limits, the tick and timer, and the fan-out to sockets.
 
 use super::*;
-use crate::flush::{encode_shared, tick_share, TickShare};
+use crate::flush::{encode_shared, gap_of, tick_share, TickShare};
 
 /// A `ShardUp`'s fields other than its frames (shard, flag, counts, the frames' length
 /// prefix, instance, number, epoch) take at most this many bytes in postcard (varints of at most 10 bytes each).
@@ -89,14 +89,22 @@ impl Shard {
         }
         for (connection, event) in down.to_connection {
             self.resolve_choice(connection, &event);
+            if matches!(event, Event::Gap { .. }) {
+                // The room left some of this connection's own actions out: told after
+                // the rest of its batch, like the ones this shard leaves out.
+                self.left_out(connection, &event, now_ms);
+                continue;
+            }
             if self.needs_snapshot && matches!(event, Event::Action(_)) {
                 // A comment shown to its sender only, while this shard holds back the
                 // broadcast: sent before the missed actions, it would make the client
                 // drop them as seen. It waits for the snapshot (bounded; past that it
-                // is dropped, like any outbox past its bound).
+                // is left out and told as a `Gap`, like any outbox past its bound).
                 if self.held_actions.len() < OUTBOX_EVENTS_MAX {
                     self.held_epoch = self.mirror.as_ref().map_or(0, |m| m.epoch);
                     self.held_actions.push((connection, event));
+                } else {
+                    self.left_out(connection, &event, now_ms);
                 }
                 continue;
             }
@@ -107,6 +115,10 @@ impl Shard {
             for target in targets {
                 self.push(target, event.clone(), now_ms);
             }
+        }
+        // Before the closes: a ban after the unban in the same tick stays.
+        for user in &down.unbanned_users {
+            self.banned.remove(user);
         }
         for (user, code) in down.close_users {
             let code = CloseCode::from_code(code).unwrap_or(CloseCode::Restarting);
@@ -323,6 +335,9 @@ impl Shard {
         let shared = std::mem::take(&mut self.shared);
         let (shared_frames, copied) = encode_shared(now_ms, &shared);
         let mut everyone = Vec::new();
+        // Own actions left out while actions are held for the snapshot are told after
+        // those (a `Gap` before them would make the client drop them as seen).
+        let holding = self.needs_snapshot;
         for (&id, conn) in self.connections.iter_mut() {
             let from = if conn.ready {
                 conn.shared_from
@@ -331,7 +346,12 @@ impl Shard {
             };
             conn.shared_from = 0;
             let own = std::mem::take(&mut conn.outbox);
-            let events = match tick_share(&shared, copied, from, own, None, 0) {
+            let own_gap = if holding {
+                None
+            } else {
+                conn.outbox_dropped.take().map(gap_of)
+            };
+            let events = match tick_share(&shared, copied, from, own, own_gap, 0) {
                 TickShare::Own { own, shared } => {
                     if shared {
                         everyone.push(id);

@@ -331,8 +331,42 @@ impl Shard {
         if let Some(conn) = self.connections.get_mut(&connection) {
             if conn.outbox.len() < crate::flush::outbox_cap(&event) {
                 conn.outbox.push(event);
+            } else {
+                left_out(conn, &event);
             }
             self.schedule_tick(now_ms);
         }
+    }
+
+    /// An event for `connection` that will not reach it (a bound was passed): an action
+    /// is told to it as a `Gap` at the next flush.
+    pub(crate) fn left_out(&mut self, connection: ConnectionId, event: &Event, now_ms: u64) {
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            left_out(conn, event);
+            self.schedule_tick(now_ms);
+        }
+    }
+}
+
+fn left_out(conn: &mut ShardConnection, event: &Event) {
+    match *event {
+        Event::Action(ref action) => conn.drop_actions(action.seq, action.seq),
+        // The room's own `Gap` for this connection's actions it left out.
+        Event::Gap {
+            missed_after,
+            resumed_from,
+        } if resumed_from > missed_after.saturating_add(1) => {
+            conn.drop_actions(missed_after + 1, resumed_from - 1);
+        }
+        _ => {}
+    }
+}
+
+impl ShardConnection {
+    fn drop_actions(&mut self, first: u64, last: u64) {
+        self.outbox_dropped = Some(match self.outbox_dropped {
+            Some((was_first, was_last)) => (was_first.min(first), was_last.max(last)),
+            None => (first, last),
+        });
     }
 }

@@ -299,6 +299,7 @@ pub(crate) fn first_down(
         to_connection: Vec::new(),
         to_user: Vec::new(),
         close_users: Vec::new(),
+        unbanned_users: Vec::new(),
         shards: 1,
     }
 }

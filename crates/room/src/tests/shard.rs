@@ -278,6 +278,7 @@ fn a_comment_shown_to_its_sender_only_comes_after_the_broadcast_of_its_tick() {
         to_connection: vec![(1, Event::Action(action(5, "ana")))],
         to_user: Vec::new(),
         close_users: Vec::new(),
+        unbanned_users: Vec::new(),
         shards: 1,
     };
     shard.handle_down(&down.encode(), now_ms + 10).unwrap();
@@ -397,6 +398,7 @@ fn a_sender_only_comment_waits_for_the_snapshot_a_shard_awaits() {
         to_connection: own,
         to_user: Vec::new(),
         close_users: Vec::new(),
+        unbanned_users: Vec::new(),
         shards: 1,
     };
     let sent_seqs = |shard: &mut Shard| {
@@ -714,10 +716,10 @@ fn bans_and_unbans_reach_a_big_rooms_shards() {
     );
 }
 
-/// An unban sends the room's state only to the shards the user may be placed on (a state
-/// to each of up to 250 shards on every unban piled up in the room object's memory), and
-/// a ban undone within the same tick does not follow the state to the shard and ban the
-/// user there again.
+/// An unban is told only to the shards the user may be placed on, in their next batch
+/// and not as a state (a moderator's ban/unban churn kept the room sending states to
+/// them), and a ban undone within the same tick does not reach the shard and ban the user
+/// there again.
 #[test]
 fn an_unban_reaches_only_the_users_shards_and_undoes_a_ban_of_the_same_tick() {
     let mut now_ms = 0;
@@ -731,28 +733,51 @@ fn an_unban_reaches_only_the_users_shards_and_undoes_a_ban_of_the_same_tick() {
             .collect::<Vec<_>>()
     };
     let states = |downs: &[(u16, Vec<u8>)]| shards_sent_state(downs).len();
-    assert_eq!(
-        states(&ticks(&mut room, &mut now_ms)),
-        8,
-        "every shard's first state"
-    );
+    let unbans = |downs: &[(u16, Vec<u8>)]| {
+        downs
+            .iter()
+            .map(|(to, frame)| (*to, ShardDown::decode(frame).unwrap().unbanned_users))
+            .filter(|(_, users)| !users.is_empty())
+            .collect::<Vec<_>>()
+    };
+    let first = ticks(&mut room, &mut now_ms);
+    assert_eq!(states(&first), 8, "every shard's first state");
+    let theirs = ovation_proto::shard_of("ana", 8);
     let ban = || as_host(StaffCommand::Ban { user: "ana".into() });
     let unban = || as_host(StaffCommand::Unban { user: "ana".into() });
-    room.admin(ban(), now_ms).unwrap();
-    ticks(&mut room, &mut now_ms);
-    room.admin(unban(), now_ms).unwrap();
-    let theirs = ovation_proto::shard_of("ana", 8);
-    let downs = ticks(&mut room, &mut now_ms);
-    assert_eq!(states(&downs), 1, "only ana's shard gets the state");
-
-    // Banned and unbanned before a tick: ana's shard (with the room's state) takes her.
     let mut shard = Shard::new(theirs, 1, now_ms);
-    for (to, frame) in &downs {
+    for (to, frame) in &first {
         if *to == theirs {
             shard.handle_down(frame, now_ms).unwrap();
         }
     }
     assert!(shard.has_state());
+    let mut downs = Vec::new();
+    for _ in 0..50 {
+        room.admin(ban(), now_ms).unwrap();
+        downs.extend(ticks(&mut room, &mut now_ms));
+        room.admin(unban(), now_ms).unwrap();
+        downs.extend(ticks(&mut room, &mut now_ms));
+    }
+    assert_eq!(states(&downs), 0, "fifty bans and unbans, no state sent");
+    assert_eq!(
+        unbans(&downs),
+        vec![(theirs, vec!["ana".to_owned()]); 50],
+        "each unban to ana's shard alone"
+    );
+    for (to, frame) in &downs {
+        if *to == theirs {
+            shard.handle_down(frame, now_ms).unwrap();
+        }
+    }
+    assert_eq!(
+        shard.connect(1, identity("ana", Role::Viewer), LIFETIME_MS, now_ms),
+        Ok(()),
+        "the shard knows the last unban"
+    );
+    shard.disconnect(1, now_ms);
+
+    // Banned and unbanned before a tick: ana's shard takes her.
     room.admin(ban(), now_ms).unwrap();
     room.admin(unban(), now_ms).unwrap();
     for (to, frame) in ticks(&mut room, &mut now_ms) {
@@ -1003,4 +1028,139 @@ fn a_tick_past_the_relay_bound_reaches_a_shard_in_pieces_with_its_acks() {
     assert!(acked, "the comment's acknowledgement reached the shard");
     assert!(parts >= sets, "{parts} of {sets} part changes");
     assert_eq!(shard.stats().gaps, 0, "the pieces are numbered in turn");
+}
+
+/// A shard's viewer is told of its own actions left out, as the room's viewers are
+/// (`Gap` after the rest of its batch): those past the bound of actions held while the
+/// shard awaits the room's state, and those the room's outbox for it left out.
+#[test]
+fn own_actions_a_shard_leaves_out_are_told_as_a_gap() {
+    let now_ms = 1_000;
+    let mut shard = ana_on_a_shard(now_ms);
+    let own = |seqs: std::ops::RangeInclusive<u64>| -> Vec<(u64, Event)> {
+        seqs.map(|seq| (1, Event::Action(comment_action(seq, "ana", now_ms))))
+            .collect()
+    };
+    let down = |seq: u64, snapshot: Option<Snapshot>, own: Vec<(u64, Event)>| ShardDown {
+        seq,
+        server_time_ms: now_ms,
+        snapshot,
+        broadcast: Vec::new(),
+        to_connection: own,
+        to_user: Vec::new(),
+        close_users: Vec::new(),
+        unbanned_users: Vec::new(),
+        shards: 1,
+    };
+    let held = OUTBOX_EVENTS_MAX as u64;
+    // Batch 2 was lost: the shard holds ana's own comments for the snapshot, one past
+    // its bound.
+    shard
+        .handle_down(&down(3, None, own(1..=held + 1)).encode(), now_ms)
+        .unwrap();
+    shard.handle_timeout(now_ms + TICK_MS / 2);
+    assert!(
+        !sent_events(&mut shard)
+            .iter()
+            .any(|e| matches!(e, Event::Action(_) | Event::Gap { .. })),
+        "held, and the Gap with them"
+    );
+    let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
+    snapshot.last_seq = held + 1;
+    shard
+        .handle_down(&down(4, Some(snapshot), Vec::new()).encode(), now_ms)
+        .unwrap();
+    shard.handle_timeout(now_ms + TICK_MS);
+    let events = sent_events(&mut shard);
+    let actions = events
+        .iter()
+        .filter(|e| matches!(e, Event::Action(_)))
+        .count();
+    assert_eq!(actions, OUTBOX_EVENTS_MAX);
+    assert_eq!(
+        events.last(),
+        Some(&Event::Gap {
+            missed_after: held,
+            resumed_from: held + 2,
+        }),
+        "the one past the bound is told, after the rest"
+    );
+
+    // The room's Gap for ana's actions its outbox left out comes after her actions.
+    let mut gapped = own(held + 2..=held + 2);
+    gapped.push((
+        1,
+        Event::Gap {
+            missed_after: held + 2,
+            resumed_from: held + 5,
+        },
+    ));
+    shard
+        .handle_down(&down(5, None, gapped).encode(), now_ms + TICK_MS)
+        .unwrap();
+    shard.handle_timeout(now_ms + 2 * TICK_MS);
+    let events = sent_events(&mut shard);
+    assert_eq!(
+        events,
+        vec![
+            Event::Action(comment_action(held + 2, "ana", now_ms)),
+            Event::Gap {
+                missed_after: held + 2,
+                resumed_from: held + 5,
+            },
+        ]
+    );
+}
+
+/// The room's outbox for a viewer on a shard has the room's bound: the own actions
+/// past it go to the shard as a `Gap`, not nowhere.
+#[test]
+fn a_shard_viewers_own_actions_the_room_leaves_out_go_to_its_shard_as_a_gap() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    room.admin(AdminCommand::SetShards { shards: 2 }, now)
+        .unwrap();
+    let comment = ClientFrame::Comment {
+        client_id: 1,
+        text: "hi".into(),
+    };
+    now += TICK_MS;
+    room.handle_timeout(now);
+    while room.poll_output().is_some() {}
+    room.shard_up(&ana_up(1, vec![comment], 9, 1).encode(), now)
+        .unwrap();
+    let remote = room
+        .connections
+        .iter()
+        .find(|(_, c)| c.remote == Some((1, 4)))
+        .map(|(&id, _)| id)
+        .expect("ana's frame has an entry in the room");
+    let first = room.last_seq() + 1;
+    let room_left = (OUTBOX_EVENTS_MAX - room.connections[&remote].outbox.len()) as u64;
+    for seq in first..first + room_left + 3 {
+        let action = comment_action(seq, "ana", now);
+        room.enqueue(remote, Event::Action(action), now);
+    }
+    now += TICK_MS;
+    room.handle_timeout(now);
+    let mut to_ana = Vec::new();
+    while let Some(output) = room.poll_output() {
+        if let Output::ToShard { shard: 1, frame } = output {
+            let down = ShardDown::decode(&frame).unwrap();
+            to_ana.extend(
+                down.to_connection
+                    .into_iter()
+                    .filter(|(c, _)| *c == 4)
+                    .map(|(_, e)| e),
+            );
+        }
+    }
+    assert_eq!(
+        to_ana.last(),
+        Some(&Event::Gap {
+            missed_after: first + room_left - 1,
+            resumed_from: first + room_left + 3,
+        }),
+        "the three past the outbox's bound"
+    );
 }

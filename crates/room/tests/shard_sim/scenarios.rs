@@ -92,6 +92,7 @@ fn a_shard_refuses_a_batch_naming_fewer_shards_than_its_own_place() {
         to_connection: Vec::new(),
         to_user: Vec::new(),
         close_users: Vec::new(),
+        unbanned_users: Vec::new(),
         shards,
     };
     for shards in [3, 5] {
