@@ -73,8 +73,12 @@ pub(crate) async fn create_room(
     // The directory admits the room first, so a tenant never has more than
     // DIRECTORY_ROOMS_MAX live rooms, listed or not (429 `too_many_rooms`).
     let dir = directory_stub(env, &identity.tenant)?;
+    // Names the entry this create admits: a failed create removes only that one, never
+    // the entry a create that opened the room since has claimed (its `/remove` may land
+    // after that create's claim).
+    let admitted_by = crate::platform::random_u53();
     let entry = json!({ "room": room.as_str(), "title": body.title, "host": body.host,
-                        "created_ms": now_ms() });
+                        "created_ms": now_ms(), "admitted_by": admitted_by });
     let mut admitted = call(&dir, Method::Post, "/add", &identity, Some(entry.clone())).await?;
     if admitted.status_code() != 200 {
         return Ok(admitted);
@@ -116,12 +120,15 @@ pub(crate) async fn create_room(
         worker::Delay::from(std::time::Duration::from_millis(250)).await;
     };
     // Opened, and the entry this create found may be one a failed create of the room
-    // made and is removing (it was not listed before it): admitted again, once the room
-    // is open. After a wait for that create, always; without one, when the entry was
-    // there before (a failed create's, or the room's last opening's: `/add` keeps it).
+    // made and is removing (it was not listed before it): claimed (made this create's,
+    // or admitted again), once the room is open. After a wait for that create, always;
+    // without one, when the entry was there before (a failed create's, or the room's
+    // last opening's, whose late archive must not take the new opening's entry).
     let opened = created.as_ref().is_ok_and(|r| r.status_code() == 201);
     if opened && (waited || listed_before) {
-        let again = call(&dir, Method::Post, "/add", &identity, Some(entry)).await;
+        let mut claim = entry;
+        claim["claim"] = true.into();
+        let again = call(&dir, Method::Post, "/add", &identity, Some(claim)).await;
         if !again.as_ref().is_ok_and(|r| r.status_code() == 200) {
             let status = again.map(|r| r.status_code()).ok();
             crate::platform::log_json(serde_json::json!({"level":"error",
@@ -138,7 +145,14 @@ pub(crate) async fn create_room(
         r.status_code() == 201 || r.status_code() == 409 || matches!(under_way, Ok(true))
     });
     if !live && !listed_before {
-        let remove = json!({ "room": room.as_str() });
+        // `OVATION_TEST_DIRECTORY_REMOVE_DELAY_MS` (tests): the removal lands late, after
+        // a create that waited for this one opened the room and claimed the entry.
+        let delay_ms = crate::text_binding(env, "OVATION_TEST_DIRECTORY_REMOVE_DELAY_MS")
+            .and_then(|ms| ms.parse::<u64>().ok());
+        if let Some(delay_ms) = delay_ms {
+            worker::Delay::from(std::time::Duration::from_millis(delay_ms)).await;
+        }
+        let remove = json!({ "room": room.as_str(), "admitted_by": admitted_by });
         let _ = call(&dir, Method::Post, "/remove", &identity, Some(remove)).await;
     }
     created

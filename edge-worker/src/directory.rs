@@ -18,6 +18,23 @@ struct Entry {
     /// An archived room's recording: `{from_ms, to_ms, truncated_at_ms}` (server time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     replay: Option<serde_json::Value>,
+    /// The create that admitted (or last claimed) a live entry: a failed create's
+    /// `/remove` names it, and removes the entry only if it is still its own. Never
+    /// listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    admitted_by: Option<u64>,
+}
+
+/// A create's `/add`.
+#[derive(Deserialize)]
+struct Add {
+    #[serde(flatten)]
+    entry: Entry,
+    /// Made this create's when it exists (a create that opened the room): a failed
+    /// create's removal landing later leaves it, and so does a late archive of the
+    /// room's last opening (the entry is as new as this opening).
+    #[serde(default)]
+    claim: bool,
 }
 
 const LIVE_PREFIX: &str = "room/";
@@ -40,12 +57,15 @@ impl DurableObject for DirectoryObject {
             // Admits a room before it is created (`ovation_room::admit_live_room`): a
             // listed room answers `existed` and keeps its entry; past the limit, 429.
             (Method::Post, "/add") => {
-                let entry: Entry = match json_body(&mut req).await {
-                    Ok(entry) => entry,
+                let Add { entry, claim } = match json_body(&mut req).await {
+                    Ok(add) => add,
                     Err(e) => return error(e),
                 };
                 let key = format!("room/{}", entry.room);
                 if storage.get::<Entry>(&key).await?.is_some() {
+                    if claim {
+                        storage.put(&key, &entry).await?;
+                    }
                     return json(serde_json::json!({ "ok": true, "existed": true }), 200);
                 }
                 let live = ListOptions::new().prefix(LIVE_PREFIX);
@@ -60,12 +80,22 @@ impl DurableObject for DirectoryObject {
                 #[derive(Deserialize)]
                 struct Remove {
                     room: String,
+                    /// Absent from a Worker older than `admitted_by`: removed as it was.
+                    #[serde(default)]
+                    admitted_by: Option<u64>,
                 }
                 let remove: Remove = match json_body(&mut req).await {
                     Ok(remove) => remove,
                     Err(e) => return error(e),
                 };
-                storage.delete(&format!("room/{}", remove.room)).await?;
+                let key = format!("room/{}", remove.room);
+                let stored = storage.get::<Entry>(&key).await?;
+                let its_own = stored.is_some_and(|entry| {
+                    remove.admitted_by.is_none() || entry.admitted_by == remove.admitted_by
+                });
+                if its_own {
+                    storage.delete(&key).await?;
+                }
                 json(serde_json::json!({ "ok": true }), 200)
             }
             // A room that ended: its live entry moves to `archived/` with its replay
@@ -104,9 +134,11 @@ impl DurableObject for DirectoryObject {
                         created_ms: 0,
                         status: None,
                         replay: None,
+                        admitted_by: None,
                     }),
                 };
                 entry.status = Some("archived".into());
+                entry.admitted_by = None;
                 entry.replay = archive.replay.filter(|r| !r.is_null());
                 let archived = storage
                     .list_with_options(ListOptions::new().prefix(ARCHIVED_PREFIX))
@@ -159,8 +191,9 @@ impl DurableObject for DirectoryObject {
                 let map = storage.list_with_options(options).await?;
                 let mut entries = Vec::new();
                 for value in map.values() {
-                    let entry: Entry = serde_wasm_bindgen::from_value(value?)
+                    let mut entry: Entry = serde_wasm_bindgen::from_value(value?)
                         .map_err(|e| Error::RustError(e.to_string()))?;
+                    entry.admitted_by = None;
                     entries.push((entry.room.clone(), entry));
                 }
                 // Storage lists in key order, which is room order under one prefix: the

@@ -477,13 +477,22 @@ impl Settlement {
 
     /// A worker charging here through `base` (this service, or a proxy in front of it).
     pub fn server_through(&self, base: &str, data_dir: &Path) -> Server {
-        Server::start_with_vars(
-            data_dir,
-            &[
-                ("OVATION_SETTLEMENT_URL", base),
-                ("OVATION_SETTLEMENT_SECRET", self.secret.as_str()),
-            ],
-        )
+        self.server_through_with(base, data_dir, &[])
+    }
+
+    /// `server_through`, with more of the worker's variables.
+    pub fn server_through_with(
+        &self,
+        base: &str,
+        data_dir: &Path,
+        vars: &[(&str, &str)],
+    ) -> Server {
+        let mut all = vec![
+            ("OVATION_SETTLEMENT_URL", base),
+            ("OVATION_SETTLEMENT_SECRET", self.secret.as_str()),
+        ];
+        all.extend_from_slice(vars);
+        Server::start_with_vars(data_dir, &all)
     }
 
     /// Asserts the ledger's audit holds (every balance sums to zero, none negative, ...).

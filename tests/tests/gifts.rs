@@ -819,6 +819,10 @@ fn create_in_background(
 fn live_entries(server: &Server, room: &str) -> usize {
     let live = server.admin().get("/v1/rooms?status=live").unwrap().body;
     let rooms = live["rooms"].as_array().cloned().unwrap_or_default();
+    assert!(
+        rooms.iter().all(|r| r.get("admitted_by").is_none()),
+        "which create admitted an entry is the directory's own: {rooms:?}"
+    );
     rooms.iter().filter(|r| r["room"] == room).count()
 }
 
@@ -1076,9 +1080,22 @@ fn an_end_waits_for_the_charges_in_flight_before_it_settles() {
 /// had found there.
 #[test]
 fn a_create_waiting_for_one_that_fails_opens_the_room_and_lists_it() {
+    create_after_a_failed_one_is_listed("gifts-create-fails", &[]);
+}
+
+/// The same when the failed create's removal of its entry lands after the waiting create
+/// opened the room and claimed the entry: the removal names the entry it made, and the
+/// live room stays listed (it once left the directory, listed nowhere while live).
+#[test]
+fn a_failed_creates_late_removal_leaves_the_entry_of_the_create_that_opened_the_room() {
+    let late = [("OVATION_TEST_DIRECTORY_REMOVE_DELAY_MS", "3000")];
+    create_after_a_failed_one_is_listed("gifts-create-fails-late", &late);
+}
+
+fn create_after_a_failed_one_is_listed(name: &str, vars: &[(&str, &str)]) {
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &["/open"]);
-    let server = server_charging_at("gifts-create-fails", &proxy.base, &settlement);
+    let server = settlement.server_through_with(&proxy.base, &scratch_dir(name), vars);
     let room = ovation_tests::room_id("weur");
     let create = || create_in_background(&server, &room);
     let first = create();
@@ -1086,6 +1103,8 @@ fn a_create_waiting_for_one_that_fails_opens_the_room_and_lists_it() {
     let retry = create();
     std::thread::sleep(Duration::from_millis(500));
     proxy.drop_held("/open"); // the first create's open never reaches the ledger
+    let opened = retry.join().unwrap();
+    assert_eq!(opened.status, 201, "{:?}", opened.body);
     let failed = first.join().unwrap();
     assert_eq!(
         (failed.status, failed.body["code"].as_str()),
@@ -1093,8 +1112,6 @@ fn a_create_waiting_for_one_that_fails_opens_the_room_and_lists_it() {
         "{:?}",
         failed.body
     );
-    let opened = retry.join().unwrap();
-    assert_eq!(opened.status, 201, "{:?}", opened.body);
     let listed = live_entries(&server, &room);
     assert_eq!(listed, 1, "the room opened is listed");
 }
