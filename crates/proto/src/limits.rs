@@ -121,6 +121,11 @@ pub const OUTBOX_EVENTS_MAX: usize = 2_048;
 /// `timeout`). Bounded by what one tick of its frames can ask: the frame burst and the
 /// resends of a resumed client (repeats are answered before the frame rate).
 pub const OUTBOX_ANSWERS_PAST_MAX: usize = FRAMES_BURST as usize + CLIENT_ACTIONS_PENDING_MAX;
+/// Separate runs of a connection's own actions left out that a shard tells apart (one
+/// `Gap` each) until its next flush; past it, the last run grows to cover the new one.
+/// A shard awaiting the room's state can leave out own actions of several batches, with
+/// ones it kept between them, and one `Gap` over all would name the kept ones missed.
+pub const OWN_GAPS_PER_FLUSH_MAX: usize = 16;
 /// A tick's broadcasts encoded to at most this many bytes are copied into the one frame of
 /// each connection with events of its own (an ack, a pong): a copy is cheaper than a
 /// second send. Past it (a host's burst of large parts) that connection's own events go

@@ -700,7 +700,7 @@ mod tests {
         );
         let answered: usize = pieces.iter().map(|p| p.to_connection.len()).sum();
         assert_eq!(answered, 41);
-        let pieces = down.split_within(1_500);
+        let pieces = down.clone().split_within(1_500);
         assert!(pieces.len() > 3);
         // Within a piece the shard puts a connection's own actions among the broadcast's
         // by number (`merge_actions`); across pieces, they come in piece order.
@@ -721,5 +721,33 @@ mod tests {
             seqs.extend(in_piece);
         }
         assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
+
+        // A connection's `Gap` for its own actions left out (given before them) goes
+        // with them, after the last it follows: never in an earlier piece.
+        let gapped = ShardDown {
+            to_connection: alloc::vec![
+                (
+                    4,
+                    Event::Gap {
+                        missed_after: 7,
+                        resumed_from: 9,
+                    },
+                ),
+                (4, Event::Action(action(7))),
+            ],
+            ..down.clone()
+        };
+        let pieces = gapped.split_within(1_500);
+        let own: Vec<(usize, &Event)> = pieces
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.to_connection.iter().map(move |(_, e)| (i, e)))
+            .collect();
+        assert!(
+            matches!(own[0].1, Event::Action(a) if a.seq == 7),
+            "{own:?}"
+        );
+        assert!(matches!(own[1].1, Event::Gap { .. }), "{own:?}");
+        assert!(own[0].0 <= own[1].0);
     }
 }

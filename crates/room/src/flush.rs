@@ -354,8 +354,8 @@ impl Room {
                 shared.len()
             };
             let own = std::mem::take(&mut conn.outbox);
-            let own_gap = conn.outbox_dropped.take().map(gap_of);
-            match tick_share(&shared, copied, from, own, own_gap, conn.hello_seq) {
+            let own_gaps = conn.outbox_dropped.take().map(gap_of).into_iter().collect();
+            match tick_share(&shared, copied, from, own, own_gaps, conn.hello_seq) {
                 TickShare::Own { own, shared } => {
                     if !own.is_empty() {
                         push_alike(&mut groups, own, connection);
@@ -450,21 +450,21 @@ pub(crate) enum TickShare {
 /// What a connection gets of a tick: `shared` the tick's broadcasts, `copied` whether they
 /// are small enough to copy into a batch with its own events
 /// (`SHARED_BATCH_COPY_BYTES_MAX`), `from` where its part of them starts (its Hello),
-/// `own` its own events, `own_gap` the `Gap` for its own actions left out, `hello_seq` the
+/// `own` its own events, `own_gaps` the `Gap`s for its own actions left out, `hello_seq` the
 /// last action number its Welcome holds.
 pub(crate) fn tick_share(
     shared: &[Event],
     copied: bool,
     from: usize,
     own: Vec<Event>,
-    own_gap: Option<Event>,
+    own_gaps: Vec<Event>,
     hello_seq: u64,
 ) -> TickShare {
     let tail = &shared[from..];
     let apart = own
         .iter()
         .any(|e| matches!(e, Event::Action(_) | Event::GoAway { .. }))
-        || own_gap.is_some()
+        || !own_gaps.is_empty()
         || (from > 0 && !tail.is_empty())
         || (copied && from == 0 && !own.is_empty());
     if !apart {
@@ -491,7 +491,7 @@ pub(crate) fn tick_share(
         })
         .collect();
     events.extend(merge_actions(&tail, actions));
-    events.extend(own_gap);
+    events.extend(own_gaps);
     events.extend(goaway);
     TickShare::Apart(events)
 }
@@ -523,9 +523,10 @@ pub(crate) fn outbox_cap(event: &Event) -> usize {
 
 /// The `Gap` that tells a connection of the actions left out, first and last seq.
 pub(crate) fn gap_of((first, last): (u64, u64)) -> Event {
+    // Saturating: a shard's numbers come from a batch that crossed a network.
     Event::Gap {
-        missed_after: first - 1,
-        resumed_from: last + 1,
+        missed_after: first.saturating_sub(1),
+        resumed_from: last.saturating_add(1),
     }
 }
 

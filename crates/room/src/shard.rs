@@ -87,10 +87,11 @@ struct ShardConnection {
     /// A Hello that came before the shard had the room's state.
     waiting: Option<Hello>,
     outbox: Vec<Event>,
-    /// Its own actions left out this tick, first and last seq (a full outbox, the held
-    /// actions' bound, or the room's outbox for it): told as a `Gap` at the flush, as the
-    /// room tells its own connections (`Connection::outbox_dropped`).
-    outbox_dropped: Option<(u64, u64)>,
+    /// Runs of its own actions left out since its last flush, first and last seq (a full
+    /// outbox, the held actions' bound, or the room's outbox for it; at most
+    /// `OWN_GAPS_PER_FLUSH_MAX`): each told as a `Gap` at the flush, as the room tells its
+    /// own connections (`Connection::outbox_dropped`).
+    outbox_dropped: Vec<(u64, u64)>,
     /// Broadcast events of this flush from this index on are new to the connection.
     shared_from: usize,
     frames: TokenBucket,
@@ -331,7 +332,7 @@ impl Shard {
                 hello_seen: false,
                 waiting: None,
                 outbox: Vec::new(),
-                outbox_dropped: None,
+                outbox_dropped: Vec::new(),
                 shared_from: 0,
                 frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
                 liveness,

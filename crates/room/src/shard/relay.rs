@@ -43,7 +43,11 @@ impl Shard {
             }
             self.stamp_likes(fresh.epoch);
             if self.held_epoch != 0 && self.held_epoch != fresh.epoch {
-                self.held_actions.clear(); // another opening's
+                // Another opening's, and so are the runs of own actions left out.
+                self.held_actions.clear();
+                for (_, conn) in self.connections.iter_mut() {
+                    conn.outbox_dropped.clear();
+                }
             }
             self.mirror = Some(fresh);
             self.needs_snapshot = false;
@@ -346,12 +350,12 @@ impl Shard {
             };
             conn.shared_from = 0;
             let own = std::mem::take(&mut conn.outbox);
-            let own_gap = if holding {
-                None
+            let own_gaps = if holding {
+                Vec::new()
             } else {
-                conn.outbox_dropped.take().map(gap_of)
+                conn.outbox_dropped.drain(..).map(gap_of).collect()
             };
-            let events = match tick_share(&shared, copied, from, own, own_gap, 0) {
+            let events = match tick_share(&shared, copied, from, own, own_gaps, 0) {
                 TickShare::Own { own, shared } => {
                     if shared {
                         everyone.push(id);

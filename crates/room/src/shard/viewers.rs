@@ -363,10 +363,15 @@ fn left_out(conn: &mut ShardConnection, event: &Event) {
 }
 
 impl ShardConnection {
+    /// Records actions `first..=last` left out: joined to the last run when they follow
+    /// it (or past `OWN_GAPS_PER_FLUSH_MAX` runs), else a run of their own.
     fn drop_actions(&mut self, first: u64, last: u64) {
-        self.outbox_dropped = Some(match self.outbox_dropped {
-            Some((was_first, was_last)) => (was_first.min(first), was_last.max(last)),
-            None => (first, last),
-        });
+        let full = self.outbox_dropped.len() >= OWN_GAPS_PER_FLUSH_MAX;
+        match self.outbox_dropped.last_mut() {
+            Some(run) if full || (first <= run.1.saturating_add(1) && last >= run.0) => {
+                *run = (run.0.min(first), run.1.max(last));
+            }
+            _ => self.outbox_dropped.push((first, last)),
+        }
     }
 }

@@ -790,6 +790,25 @@ fn an_unban_reaches_only_the_users_shards_and_undoes_a_ban_of_the_same_tick() {
         Ok(()),
         "the ban undone in its tick does not reach the shard"
     );
+    shard.disconnect(1, now_ms);
+
+    // Unbanned, then banned again before a tick: the ban stays.
+    room.admin(unban(), now_ms).unwrap_err(); // not banned
+    room.admin(ban(), now_ms).unwrap();
+    ticks(&mut room, &mut now_ms);
+    room.admin(unban(), now_ms).unwrap();
+    room.admin(ban(), now_ms).unwrap();
+    for (to, frame) in ticks(&mut room, &mut now_ms) {
+        if to == theirs {
+            shard.handle_down(&frame, now_ms).unwrap();
+        }
+    }
+    assert!(
+        shard
+            .connect(1, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
+            .is_err(),
+        "the ban after the unban in its tick stays"
+    );
 }
 
 /// A room restarted with `SHARDS_PER_ROOM_MAX` shards wants its state sent to each: at
@@ -1163,4 +1182,37 @@ fn a_shard_viewers_own_actions_the_room_leaves_out_go_to_its_shard_as_a_gap() {
         }),
         "the three past the outbox's bound"
     );
+}
+
+/// A shard tells apart runs of a viewer's own actions left out with one kept between
+/// them (one `Gap` over both would name the kept one missed), and a full outbox leaves
+/// own actions out told, not silently.
+#[test]
+fn a_shard_tells_each_run_of_own_actions_left_out() {
+    let now_ms = 1_000;
+    let mut shard = ana_on_a_shard(now_ms);
+    let action = |seq: u64| Event::Action(comment_action(seq, "ana", now_ms));
+    shard.left_out(1, &action(10), now_ms);
+    shard.left_out(1, &action(11), now_ms);
+    shard.push(1, action(15), now_ms);
+    shard.left_out(1, &action(20), now_ms);
+    shard.handle_timeout(now_ms + TICK_MS);
+    let gap = |missed_after, resumed_from| Event::Gap {
+        missed_after,
+        resumed_from,
+    };
+    let own: Vec<Event> = sent_events(&mut shard)
+        .into_iter()
+        .filter(|e| matches!(e, Event::Action(_) | Event::Gap { .. }))
+        .collect();
+    assert_eq!(own, vec![action(15), gap(9, 12), gap(19, 21)]);
+
+    for _ in 0..OUTBOX_EVENTS_MAX {
+        shard.push(1, Event::Online { count: 1 }, now_ms);
+    }
+    shard.push(1, action(30), now_ms);
+    shard.handle_timeout(now_ms + 2 * TICK_MS);
+    let events = sent_events(&mut shard);
+    assert_eq!(events.last(), Some(&gap(29, 31)), "past the full outbox");
+    assert!(!events.contains(&action(30)));
 }
