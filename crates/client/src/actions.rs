@@ -22,10 +22,10 @@ pub(crate) struct Actions {
 }
 
 impl Actions {
-    pub(crate) fn new(client_id_prefix: u64, now_ms: u64) -> Actions {
+    pub(crate) fn new(client_id_prefix: u64, client_counter_first: u32, now_ms: u64) -> Actions {
         Actions {
             client_id_prefix,
-            next_client_counter: 1,
+            next_client_counter: client_counter_first.max(1),
             pending: VecDeque::new(),
             likes_waiting: 0,
             likes_bucket: TokenBucket::new_full(CLIENT_LIKES_RATE_PER_S, LIKES_BURST, now_ms),
@@ -226,7 +226,14 @@ impl Client {
 
     /// Asks the host a question (Q&A).
     pub fn ask(&mut self, text: &str, now_ms: u64) -> Result<u64, ActionError> {
-        if text.trim().is_empty() || text.len() > QA_QUESTION_BYTES_MAX {
+        // The room's codes: an empty question is `invalid`, a long one `too_long`.
+        if text.trim().is_empty() {
+            return Err(ActionError::new(
+                FailureCode::Refused(ErrorCode::Invalid),
+                "a question needs text",
+            ));
+        }
+        if text.len() > QA_QUESTION_BYTES_MAX {
             return Err(ActionError::new(
                 FailureCode::Refused(ErrorCode::TooLong),
                 &limit("a question is 1..=", QA_QUESTION_BYTES_MAX, " bytes"),
@@ -479,15 +486,11 @@ impl Client {
 
     /// The session ends or stops sending: every unacknowledged action ends with `code`;
     /// likes still waiting will not be counted (`code`), and like frames sent without an
-    /// answer may or may not have been (`unconfirmed`).
-    pub(crate) fn end_pending(&mut self, code: FailureCode, message: &str) {
-        self.end_pending_refused(code, message, None);
-    }
-
-    /// `end_pending` for a session the server refused (`refused`: its code and message):
-    /// actions never sent end with it; one already sent may have been applied before the
-    /// refusal, so it ends with `code` (`closed`: no answer came), never a refusal that
-    /// would read as "not applied".
+    /// answer may or may not have been (`unconfirmed`). `refused` (the server's refusal
+    /// that ended the session, or the switch to pull: its code and message): actions
+    /// never sent end with it; one already sent may have been applied first, so it ends
+    /// with `code` (`closed`: no answer came), never a code that would read as "not
+    /// applied".
     #[inline(never)]
     pub(crate) fn end_pending_refused(
         &mut self,

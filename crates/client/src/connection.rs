@@ -148,7 +148,14 @@ impl Client {
     pub(crate) fn socket_failed(&mut self, now_ms: u64, reason: String) {
         self.check_admission(now_ms);
         self.ws_failures = self.ws_failures.saturating_add(1);
-        if self.mode == TransportMode::Auto && self.ws_failures >= CLIENT_WS_FAILURES_BEFORE_PULL {
+        // Only a session whose WebSockets never worked reads over the pull transport: one
+        // that had a socket open is on a network that carries them, lost for a moment
+        // (a switch from wifi to cellular fails a few reconnects and their admission
+        // checks), and keeps reconnecting rather than receive only for good.
+        if self.mode == TransportMode::Auto
+            && !self.ws_welcomed
+            && self.ws_failures >= CLIENT_WS_FAILURES_BEFORE_PULL
+        {
             self.start_pull(now_ms, Some(reason));
             return;
         }

@@ -117,6 +117,8 @@ pub struct Client {
     // Sockets.
     next_socket: u64,
     ws_failures: u32,
+    /// A socket of this session said Welcome: `auto` keeps to WebSockets from then on.
+    ws_welcomed: bool,
     attempt: u32,
     /// Every deadline (see `Timer`): `poll_timeout` is the earliest.
     timers: TimerTable,
@@ -142,6 +144,11 @@ impl Client {
         // Client ids stay below 2^53 so JavaScript numbers carry them exactly: 21 random
         // bits tell this client's ids from the same user's other sessions.
         let client_id_prefix = (rng.next_u64() & ((1 << 21) - 1)) << 32;
+        // The counter starts anywhere, too: two sessions of one user with the same prefix
+        // (a page and its reload: one in 2^21) both counting from 1 gave the second's
+        // first actions the ids of the first's, which the room answered as repeats and
+        // never applied.
+        let client_counter_first = (rng.next_u64() as u32).max(1);
         let mut client = Client {
             room: config.room,
             mode: config.transport,
@@ -158,12 +165,13 @@ impl Client {
             ended: false,
             next_socket: 1,
             ws_failures: 0,
+            ws_welcomed: false,
             attempt: 0,
             timers: TimerTable::default(),
             clock: ClockSync::default(),
             ping_in_flight: None,
             clock_burst_left: 0,
-            actions: actions::Actions::new(client_id_prefix, now_ms),
+            actions: actions::Actions::new(client_id_prefix, client_counter_first, now_ms),
             admission_check: None,
             pull: pull::Pull::default(),
             transmits: VecDeque::new(),
@@ -317,7 +325,11 @@ impl Client {
                     }
                 }
                 // Connect, Silence, Heartbeat and Ping are armed only in their phase.
-                _ => debug_assert!(false, "a timer armed outside its phase"),
+                // Stopped all the same: left due, it would fire again at once, forever.
+                (other, _) => {
+                    debug_assert!(false, "a timer armed outside its phase");
+                    self.timers.stop(other);
+                }
             }
         }
     }

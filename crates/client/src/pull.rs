@@ -39,11 +39,28 @@ impl Client {
     #[inline(never)]
     pub(crate) fn start_pull(&mut self, now_ms: u64, reason: Option<String>) {
         self.phase = Phase::Pull;
-        self.timers.stop(Timer::Connect);
+        // Every timer of the socket phases: one left armed from an open socket (its
+        // silence, heartbeat, ping) came due in the pull phase, which has no arm for
+        // it, and stayed due: a host's 0 ms timer in a loop for the rest of the session.
+        for timer in [
+            Timer::Reconnect,
+            Timer::Connect,
+            Timer::Silence,
+            Timer::Heartbeat,
+            Timer::Ping,
+            Timer::LikeFlush,
+        ] {
+            self.timers.stop(timer);
+        }
         self.transport = Transport::Pull;
-        self.end_pending(
-            FailureCode::UnsupportedTransport,
-            "switched to the pull transport, which only receives",
+        // An action already sent may have been applied (its answer lost with the
+        // socket): it ends `closed`, as on a refusal, never with a code that reads as
+        // "not sent" (an app sending a gift again under a new id would charge twice).
+        let switched = "switched to the pull transport, which only receives";
+        self.end_pending_refused(
+            FailureCode::Closed,
+            "the socket closed before the answer came (the action may have been applied)",
+            Some((FailureCode::UnsupportedTransport, switched)),
         );
         self.set_status(Status::Connecting, reason);
         self.pull.state_stale = true; // ask for the state first

@@ -52,6 +52,11 @@ fn bad_input_is_refused_with_stable_codes() {
     let long = "x".repeat(COMMENT_BYTES_MAX + 1);
     assert_eq!(c.comment(&long, 0).unwrap_err().code.as_str(), "too_long");
     assert_eq!(c.comment("  ", 0).unwrap_err().code.as_str(), "invalid");
+    // The room's codes for a question: empty is `invalid`, one byte past the bound
+    // `too_long`.
+    assert_eq!(c.ask("   ", 0).unwrap_err().code.as_str(), "invalid");
+    let question = "q".repeat(QA_QUESTION_BYTES_MAX + 1);
+    assert_eq!(c.ask(&question, 0).unwrap_err().code.as_str(), "too_long");
     assert_eq!(c.direct("", "{}", 0).unwrap_err().code.as_str(), "invalid");
     assert_eq!(
         c.gift("g1", "rose", 0, 0).unwrap_err().code.as_str(),

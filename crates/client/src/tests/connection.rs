@@ -710,3 +710,127 @@ fn next_socket(c: &mut Client) -> (u64, String, u64) {
         }
     }
 }
+
+/// `auto` with a socket open (Welcome said) that the server closes for a frame it could
+/// not read reads the room over the pull transport: the open socket's timers (silence,
+/// heartbeat, clock ping) stop with it. Left armed, each came due in the pull phase,
+/// which has no arm for it, and stayed due: the host's 0 ms timer looped for the rest of
+/// the session. The action already sent ends `closed` (it may have been applied), the one
+/// never sent `unsupported_transport`.
+#[test]
+fn an_open_auto_session_moved_to_pull_keeps_no_socket_timer() {
+    let mut c = client(TransportMode::Auto, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, 0);
+    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, false)], 0), 0);
+    let sent = c.gift("g-1", "rose", 1, 0).unwrap();
+    let _ = transmits(&mut c);
+    let _ = events(&mut c);
+    let refused = CloseCode::BadFrame;
+    c.handle_socket_closed(socket, refused.code(), refused.reason(), 10);
+    assert_eq!(c.transport(), Transport::Pull);
+    let got = events(&mut c);
+    assert!(
+        got.iter()
+            .any(|e| matches!(e, ClientEvent::Done { id, error: Some(e), .. }
+            if *id == sent && e.code.as_str() == "closed")),
+        "{got:?}"
+    );
+    // Two minutes of the pull transport's own timers, every read answered: time moves
+    // on at each timer (a socket timer due in the pull phase fails a debug assertion,
+    // and stayed due in a release build).
+    let mut now = 10;
+    for _ in 0..200 {
+        for request in fetches(&transmits(&mut c)) {
+            c.handle_fetch(request, state_reply("live"), now);
+        }
+        let Some(at) = c.poll_timeout() else { break };
+        assert!(at >= now);
+        now = at.max(now + 1);
+        if now > 120_000 {
+            break;
+        }
+        c.handle_timeout(now);
+    }
+    assert!(now > 120_000, "the session's timers stopped at {now}");
+    assert_eq!(c.transport(), Transport::Pull);
+}
+
+/// A session that had a socket open is on a network that carries WebSockets: lost for a
+/// moment (more failed reconnects than `CLIENT_WS_FAILURES_BEFORE_PULL`, each with a
+/// failed admission check), `auto` keeps reconnecting sockets rather than move to the
+/// pull transport, which only receives (its actions rejected `unsupported_transport`
+/// for the rest of the session).
+#[test]
+fn an_auto_session_that_was_open_keeps_to_websockets_through_a_blip() {
+    let mut c = client(TransportMode::Auto, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, 0);
+    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, false)], 0), 0);
+    let _ = transmits(&mut c);
+    c.handle_socket_closed(socket, 1006, "", 10);
+    let mut now = 10;
+    // The next socket the session opens (its timers run, every read fails offline).
+    let next_socket = |c: &mut Client, now: &mut u64| loop {
+        assert!(*now < 600_000, "no socket in ten minutes");
+        let t = transmits(c);
+        for request in fetches(&t) {
+            let offline = FetchReply::Failed {
+                status: 0,
+                code: FailureCode::Timeout,
+                message: "offline".into(),
+            };
+            c.handle_fetch(request, offline, *now);
+        }
+        if let Some(socket) = t.iter().find_map(|t| match t {
+            Transmit::OpenSocket { socket, .. } => Some(*socket),
+            _ => None,
+        }) {
+            return socket;
+        }
+        let at = c.poll_timeout().expect("a timer while reconnecting");
+        *now = at.max(*now);
+        c.handle_timeout(*now);
+    };
+    for _ in 0..CLIENT_WS_FAILURES_BEFORE_PULL + 3 {
+        let socket = next_socket(&mut c, &mut now);
+        c.handle_socket_closed(socket, 1006, "", now);
+    }
+    assert_eq!(c.transport(), Transport::Ws);
+    // The network is back: the next socket opens, and an action goes over it.
+    let socket = next_socket(&mut c, &mut now);
+    c.handle_socket_open(socket, now);
+    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], now), now);
+    let _ = transmits(&mut c);
+    c.comment("back", now).unwrap();
+    let frames = sent_frames(&transmits(&mut c));
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, ClientFrame::Comment { text, .. } if text == "back")),
+        "{frames:?}"
+    );
+    assert!(!events(&mut c).iter().any(|e| matches!(e,
+        ClientEvent::Done { error: Some(e), .. } if e.code.as_str() == "unsupported_transport")));
+}
+
+/// Two sessions of one user that drew the same 21-bit prefix (a page and its reload:
+/// one in 2^21) no longer number their actions alike from 1: the room, which remembers
+/// each user's last client ids, answered the second's first actions as repeats of the
+/// first's and never applied them.
+#[test]
+fn sessions_start_their_client_ids_apart() {
+    let first_id = |seed: u64| {
+        let config = Config {
+            room: ROOM.into(),
+            transport: TransportMode::Ws,
+            seed,
+        };
+        let mut c = Client::new(config, 0);
+        c.comment("hi", 0).unwrap()
+    };
+    let counters: alloc::collections::BTreeSet<u64> =
+        (1..=32).map(|seed| first_id(seed) & 0xffff_ffff).collect();
+    assert!(counters.len() > 30, "{counters:?}");
+    assert!(counters.iter().all(|&n| n != 0));
+}
