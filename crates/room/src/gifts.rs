@@ -77,6 +77,42 @@ pub(crate) struct OutcomeUnknown {
     pub n: u64,
     pub user: String,
     pub gift_id: String,
+    /// What its charge asked (absent from a record of an earlier build): a retry of the
+    /// same gift is charged the same amount whatever the catalog says now, or the ledger
+    /// refuses it as another gift under the same id (`id_conflict`) when the first was
+    /// charged, and it is never announced.
+    pub charged: Option<ChargedAs>,
+}
+
+/// A charge's gift, quantity and amount.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ChargedAs {
+    pub sku: String,
+    pub qty: u32,
+    pub amount: u64,
+}
+
+/// `OutcomeUnknown` as the build before `charged` stored it.
+#[derive(serde::Deserialize)]
+pub(crate) struct OutcomeUnknownBefore {
+    pub user: String,
+    pub gift_id: String,
+}
+
+impl OutcomeUnknown {
+    /// A stored record, of this build or the one before.
+    pub(crate) fn decode(n: u64, bytes: &[u8]) -> Option<OutcomeUnknown> {
+        if let Ok(unknown) = postcard::from_bytes::<OutcomeUnknown>(bytes) {
+            return Some(OutcomeUnknown { n, ..unknown });
+        }
+        let before: OutcomeUnknownBefore = postcard::from_bytes(bytes).ok()?;
+        Some(OutcomeUnknown {
+            n,
+            user: before.user,
+            gift_id: before.gift_id,
+            charged: None,
+        })
+    }
 }
 
 impl Default for Gifts {
@@ -213,7 +249,8 @@ impl Gifts {
 
     /// Remembers that this gift's charge was answered `unavailable`: its outcome is
     /// unknown to the room (made, with the answer lost, or not). Returns the writes.
-    fn outcome_unknown(&mut self, user: &str, gift_id: &str) -> Vec<StorageOp> {
+    fn outcome_unknown(&mut self, charge: &ChargeRequest) -> Vec<StorageOp> {
+        let (user, gift_id) = (charge.user.as_str(), charge.gift_id.as_str());
         let known = |o: &OutcomeUnknown| o.user == user && o.gift_id == gift_id;
         if self.outcomes_unknown.iter().any(known) {
             return Vec::new(); // once: one announcement clears it
@@ -237,6 +274,11 @@ impl Gifts {
             n: self.next_unknown,
             user: user.to_owned(),
             gift_id: gift_id.to_owned(),
+            charged: Some(ChargedAs {
+                sku: charge.sku.clone(),
+                qty: charge.qty,
+                amount: charge.amount,
+            }),
         };
         self.next_unknown += 1;
         writes.push(StorageOp::put_outcome_unknown(&unknown));
@@ -263,6 +305,17 @@ impl Gifts {
     }
 
     /// Whether this gift's charge was answered `unavailable` (may have been made).
+    /// The amount a gift answered `unavailable` was charged, when a retry asks the same
+    /// gift and quantity (its price may have changed since).
+    fn amount_charged_before(&self, user: &str, gift_id: &str, sku: &str, qty: u32) -> Option<u64> {
+        self.outcomes_unknown
+            .iter()
+            .filter(|o| o.user == user && o.gift_id == gift_id)
+            .find_map(|o| o.charged.as_ref())
+            .filter(|charged| charged.sku == sku && charged.qty == qty)
+            .map(|charged| charged.amount)
+    }
+
     fn outcome_is_unknown(&self, user: &str, gift_id: &str) -> bool {
         self.outcomes_unknown
             .iter()
@@ -407,23 +460,31 @@ impl Room {
         let ChargeRequest {
             gift_id, sku, qty, ..
         } = resend;
-        let amount = self.gifts.price(&gift_id, &sku, qty).map_err(|refusal| {
-            // A gift whose charge may have been made (answered `unavailable`) is not
-            // refused for good because the room sells nothing now (gifts switched off,
-            // or the catalog changed): its gifter retries until it is sold again, and
-            // the charge's `replayed` answer announces it.
-            let unknown = self.gifts.outcome_is_unknown(&identity.user, &gift_id);
-            if refusal.code == ErrorCode::NotFound && unknown {
-                Refusal::retry_after(
-                    ErrorCode::Unavailable,
-                    "this gift may have been charged and is not sold here now: retry with the \
+        let priced = self.gifts.price(&gift_id, &sku, qty);
+        // A gift whose charge may have been made is charged again as it was: the ledger
+        // answers a repeat only to the same gift, the same amount.
+        let charged_before = self
+            .gifts
+            .amount_charged_before(&identity.user, &gift_id, &sku, qty);
+        let amount = priced
+            .map(|price| charged_before.unwrap_or(price))
+            .map_err(|refusal| {
+                // A gift whose charge may have been made (answered `unavailable`) is not
+                // refused for good because the room sells nothing now (gifts switched off,
+                // or the catalog changed): its gifter retries until it is sold again, and
+                // the charge's `replayed` answer announces it.
+                let unknown = self.gifts.outcome_is_unknown(&identity.user, &gift_id);
+                if refusal.code == ErrorCode::NotFound && unknown {
+                    Refusal::retry_after(
+                        ErrorCode::Unavailable,
+                        "this gift may have been charged and is not sold here now: retry with the \
                      same gift id later",
-                    GIFT_UNKNOWN_UNSOLD_RETRY_AFTER_MS,
-                )
-            } else {
-                refusal
-            }
-        })?;
+                        GIFT_UNKNOWN_UNSOLD_RETRY_AFTER_MS,
+                    )
+                } else {
+                    refusal
+                }
+            })?;
         self.buckets(&identity.user, now_ms)
             .gifts
             .take(1, now_ms)
@@ -528,9 +589,7 @@ impl Room {
                         .gifts
                         .announced(&pending.charge.user, &pending.charge.gift_id)
                 {
-                    let writes = self
-                        .gifts
-                        .outcome_unknown(&pending.charge.user, &pending.charge.gift_id);
+                    let writes = self.gifts.outcome_unknown(&pending.charge);
                     self.outputs.extend(writes.into_iter().map(Output::Store));
                 }
                 for waiter in waiters {

@@ -411,9 +411,8 @@ impl Room {
                 pending.insert(gift.charge.request, gift);
             } else if let Some(n) = key.strip_prefix(UNKNOWN_PREFIX) {
                 let n: u64 = n.parse().map_err(|_| corrupt())?;
-                let mut unknown: crate::gifts::OutcomeUnknown =
-                    postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                unknown.n = n;
+                let unknown =
+                    crate::gifts::OutcomeUnknown::decode(n, &value).ok_or_else(corrupt)?;
                 outcomes_unknown.insert(n, unknown);
                 if outcomes_unknown.len() > GIFT_OUTCOMES_UNKNOWN_MAX {
                     return Err(corrupt());

@@ -445,6 +445,61 @@ fn a_gift_that_may_be_charged_is_retried_not_refused_while_gifts_are_off() {
     assert_eq!(announced, 1, "charged before, announced now");
 }
 
+/// A gift answered `unavailable` (charged, its answer lost) whose price changed before
+/// its retry (a deploy with a new catalog) is charged again at the amount first asked:
+/// priced anew, the ledger refused it as another gift under the same id (`id_conflict`),
+/// and the gift its gifter paid for was never announced. A record stored by the build
+/// before (no amount) is still read, and priced from the catalog.
+#[test]
+fn a_gift_that_may_be_charged_is_retried_at_its_first_price_after_the_catalog_changed() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = room_selling_roses(&mut now, &mut store);
+    rose_answered(&mut room, &mut now, &mut store, 1, "g-1", unavailable());
+    drop(room);
+
+    let mut dearer = Room::restore(store.clone(), now).unwrap().unwrap();
+    dearer
+        .set_gift_catalog([("rose".to_owned(), 6)].into())
+        .unwrap();
+    join(&mut dearer, 2, "ana", Role::Viewer, now);
+    dearer.handle_frame(2, &rose(7, "g-1"), now);
+    let out = tick(&mut dearer, &mut now);
+    let amounts: Vec<u64> = out.charges.iter().map(|c| c.amount).collect();
+    assert_eq!(amounts, vec![1], "the first charge's amount, not 6");
+    // Another gift is priced from the catalog as it is now.
+    now += 1_000;
+    dearer.handle_frame(2, &rose(8, "g-2"), now);
+    let out = tick(&mut dearer, &mut now);
+    let amounts: Vec<u64> = out.charges.iter().map(|c| c.amount).collect();
+    assert_eq!(amounts, vec![6]);
+
+    // The record as the build before stored it: user and gift id only.
+    #[derive(serde::Serialize)]
+    struct Before<'a> {
+        user: &'a str,
+        gift_id: &'a str,
+    }
+    let key = store
+        .keys()
+        .find(|k| k.starts_with("unknown/"))
+        .cloned()
+        .unwrap();
+    let before = postcard::to_allocvec(&Before {
+        user: "ana",
+        gift_id: "g-1",
+    })
+    .unwrap();
+    store.insert(key, before);
+    let mut older = Room::restore(store.clone(), now).unwrap().unwrap();
+    older
+        .set_gift_catalog([("rose".to_owned(), 6)].into())
+        .unwrap();
+    join(&mut older, 3, "ana", Role::Viewer, now);
+    let (announced, _) = rose_answered(&mut older, &mut now, &mut store, 3, "g-1", replayed());
+    assert_eq!(announced, 1, "still known as maybe charged: announced");
+}
+
 /// A charge the host gave up without its answer (it asks again) may have been made: the
 /// second attempt's `replayed` answer announces the gift, where a replay of a charge the
 /// room knew the outcome of is not announced again.
