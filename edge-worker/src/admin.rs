@@ -126,8 +126,11 @@ pub(crate) async fn create_room(
     // last opening's, whose late archive must not take the new opening's entry).
     let opened = created.as_ref().is_ok_and(|r| r.status_code() == 201);
     if opened && (waited || listed_before) {
+        // As new as this opening: a late archive of the last opening (ended before
+        // it) leaves it.
         let mut claim = entry;
         claim["claim"] = true.into();
+        claim["created_ms"] = now_ms().into();
         let again = call(&dir, Method::Post, "/add", &identity, Some(claim)).await;
         if !again.as_ref().is_ok_and(|r| r.status_code() == 200) {
             let status = again.map(|r| r.status_code()).ok();

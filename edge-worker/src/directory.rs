@@ -90,8 +90,12 @@ impl DurableObject for DirectoryObject {
                 };
                 let key = format!("room/{}", remove.room);
                 let stored = storage.get::<Entry>(&key).await?;
+                // An entry without `admitted_by` was written by the build before (maybe
+                // for this very create, during a deploy): removed as it was then.
                 let its_own = stored.is_some_and(|entry| {
-                    remove.admitted_by.is_none() || entry.admitted_by == remove.admitted_by
+                    remove.admitted_by.is_none()
+                        || entry.admitted_by.is_none()
+                        || entry.admitted_by == remove.admitted_by
                 });
                 if its_own {
                     storage.delete(&key).await?;

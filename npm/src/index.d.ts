@@ -9,7 +9,8 @@ export interface ConnectOptions {
   room: string;
   /** A viewer/host/moderator token (JWT) from your backend. */
   token: string;
-  /** "auto" (default): WebSocket, pull after repeated failures. */
+  /** "auto" (default): WebSocket; the pull transport (receive only) when sockets fail
+   * before any opened, or the room is full. */
   transport?: Transport;
   /** A WebSocket constructor where there is no global one (Node: the `ws` package). */
   WebSocket?: unknown;

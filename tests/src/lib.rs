@@ -131,18 +131,22 @@ impl Server {
         // on this loaded 2-core machine (still running, its log stops at "Starting local
         // server...", no port answers): that is the harness's trouble, not the worker's,
         // so it is started once more, on fresh ports, and the retry is written to
-        // target/ovation-tests/wrangler-dev-retries.log. One that exited (a worker that
-        // cannot start) fails at once, and one that hangs twice fails too.
+        // target/ovation-tests/wrangler-dev-retries.log. So is one that exited because a
+        // port it was given was taken meanwhile (the harness picks free ports before
+        // wrangler binds them, and another test's wrangler may take one first). One that
+        // exited otherwise (a worker that cannot start) fails at once, and one that hangs
+        // twice fails too.
         for attempt in 1..=WRANGLER_DEV_STARTS_MAX {
             let mut server = Server::spawn_wrangler_dev(data_dir, vars, keys);
             if server.ready_within(WRANGLER_DEV_READY_MAX) {
                 return server;
             }
             let exited = server.child.try_wait().ok().flatten().is_some();
-            if exited || attempt == WRANGLER_DEV_STARTS_MAX {
+            let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+            let port_taken = log.contains("Address already in use");
+            if (exited && !port_taken) || attempt == WRANGLER_DEV_STARTS_MAX {
                 server.not_ready(WRANGLER_DEV_READY_MAX);
             }
-            let log = std::fs::read_to_string(&server.log).unwrap_or_default();
             let note = format!(
                 "{}: wrangler dev for {} hung at start {attempt} of {WRANGLER_DEV_STARTS_MAX}; \
                  started again. Its log:\n{log}\n",

@@ -226,7 +226,7 @@ impl Client {
 
     /// Asks the host a question (Q&A).
     pub fn ask(&mut self, text: &str, now_ms: u64) -> Result<u64, ActionError> {
-        // The room's codes: an empty question is `invalid`, a long one `too_long`.
+        // The room's codes, as for a comment: empty is `invalid`, long `too_long`.
         if text.trim().is_empty() {
             return Err(ActionError::new(
                 FailureCode::Refused(ErrorCode::Invalid),

@@ -304,7 +304,6 @@ impl Gifts {
         }
     }
 
-    /// Whether this gift's charge was answered `unavailable` (may have been made).
     /// The amount a gift answered `unavailable` was charged, when a retry asks the same
     /// gift and quantity (its price may have changed since).
     fn amount_charged_before(&self, user: &str, gift_id: &str, sku: &str, qty: u32) -> Option<u64> {
@@ -316,7 +315,8 @@ impl Gifts {
             .map(|charged| charged.amount)
     }
 
-    fn outcome_is_unknown(&self, user: &str, gift_id: &str) -> bool {
+    /// Whether this gift's charge was answered `unavailable` (may have been made).
+    pub(crate) fn outcome_is_unknown(&self, user: &str, gift_id: &str) -> bool {
         self.outcomes_unknown
             .iter()
             .any(|o| o.user == user && o.gift_id == gift_id)
@@ -334,6 +334,18 @@ impl Gifts {
         self.gifters
             .get(user)
             .is_some_and(|g| g.recent_gift_ids.iter().any(|id| id == gift_id))
+    }
+
+    /// Whether this opening surely never announced this gift: it would remember it
+    /// (every gifter ranked, the gifter's ids all remembered) and does not.
+    pub(crate) fn surely_unannounced(&self, user: &str, gift_id: &str) -> bool {
+        match self.gifters.get(user) {
+            Some(gifter) => {
+                gifter.recent_gift_ids.len() < GIFT_IDS_REMEMBERED_PER_USER_MAX
+                    && !gifter.recent_gift_ids.iter().any(|id| id == gift_id)
+            }
+            None => self.gifters.len() < GIFTERS_MAX,
+        }
     }
 
     pub(crate) fn totals(&self) -> impl Iterator<Item = (&str, u64)> {
@@ -547,7 +559,15 @@ impl Room {
                     .outcome_was_unknown(&pending.charge.user, &pending.charge.gift_id);
                 let unknown_before = pending.recovered || forgotten.is_some();
                 self.outputs.extend(forgotten.map(Output::Store));
-                let fresh = !replayed || unknown_before;
+                // A replay of a gift this opening surely never announced is one charged
+                // with its first answer lost where the room did not see it lost (the
+                // service's batch commit failed after it landed, and its retry alone
+                // found the gift made): announced, or its gifter paid for nothing shown.
+                let never_shown = replayed
+                    && self
+                        .gifts
+                        .surely_unannounced(&pending.charge.user, &pending.charge.gift_id);
+                let fresh = !replayed || unknown_before || never_shown;
                 if fresh
                     && !self
                         .gifts

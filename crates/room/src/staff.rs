@@ -567,9 +567,14 @@ impl Room {
         text: String,
         now_ms: u64,
     ) -> Result<Option<u64>, Refusal> {
-        if text.trim().is_empty() || text.len() > QA_QUESTION_BYTES_MAX {
+        // As for a comment: an empty question is `invalid`, a long one `too_long` (the
+        // SDK refuses both before sending, with the same codes).
+        if text.trim().is_empty() {
+            return Err(Refusal::new(ErrorCode::Invalid, "a question needs text"));
+        }
+        if text.len() > QA_QUESTION_BYTES_MAX {
             return Err(Refusal::new(
-                ErrorCode::Invalid,
+                ErrorCode::TooLong,
                 format!("a question is 1..={QA_QUESTION_BYTES_MAX} bytes"),
             ));
         }
