@@ -71,7 +71,9 @@ pub(crate) async fn create_room(
     info.validate()
         .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
     // The directory admits the room first, so a tenant never has more than
-    // DIRECTORY_ROOMS_MAX live rooms, listed or not (429 `too_many_rooms`).
+    // DIRECTORY_ROOMS_MAX live rooms, listed or not (429 `too_many_rooms`); one more
+    // for each create that opened its room after a failed create of it gave the slot
+    // to another room (the open room is listed rather than left out).
     let dir = directory_stub(env, &identity.tenant)?;
     // Names the entry this create admits: a failed create removes only that one, never
     // the entry a create that opened the room since has claimed (its `/remove` may land

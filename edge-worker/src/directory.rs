@@ -55,26 +55,30 @@ impl DurableObject for DirectoryObject {
         let storage = self.state.storage();
         match (req.method(), path.as_str()) {
             // Admits a room before it is created (`ovation_room::admit_live_room`): a
-            // listed room answers `existed` and keeps its entry; past the limit, 429.
+            // listed room answers `existed` and keeps its entry; past the limit, 429. A
+            // claim (the create that opened the room) makes the entry its own, listed
+            // whatever the count.
             (Method::Post, "/add") => {
                 let Add { entry, claim } = match json_body(&mut req).await {
                     Ok(add) => add,
                     Err(e) => return error(e),
                 };
                 let key = format!("room/{}", entry.room);
-                if storage.get::<Entry>(&key).await?.is_some() {
-                    if claim {
-                        storage.put(&key, &entry).await?;
-                    }
+                let existed = storage.get::<Entry>(&key).await?.is_some();
+                if existed && !claim {
                     return json(serde_json::json!({ "ok": true, "existed": true }), 200);
                 }
-                let live = ListOptions::new().prefix(LIVE_PREFIX);
-                let count = storage.list_with_options(live).await?.size() as usize;
-                if let Err(e) = ovation_room::admit_live_room(count) {
-                    return error(ApiError::new(e.http_status(), e.code(), &e.message()));
+                // A claim is listed whatever the count: its room is open already (a failed
+                // create's removal may have freed the slot it held for another room).
+                if !claim {
+                    let live = ListOptions::new().prefix(LIVE_PREFIX);
+                    let count = storage.list_with_options(live).await?.size() as usize;
+                    if let Err(e) = ovation_room::admit_live_room(count) {
+                        return error(ApiError::new(e.http_status(), e.code(), &e.message()));
+                    }
                 }
                 storage.put(&key, &entry).await?;
-                json(serde_json::json!({ "ok": true, "existed": false }), 200)
+                json(serde_json::json!({ "ok": true, "existed": existed }), 200)
             }
             (Method::Post, "/remove") => {
                 #[derive(Deserialize)]

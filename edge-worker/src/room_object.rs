@@ -493,9 +493,9 @@ impl RoomObject {
         drop(started); // out of flight
                        // An answer for an opening that is gone is not the new one's (its requests are
                        // numbered from 1 again). The old opening was settled before the new one opened
-                       // (after its charges in flight were answered), so its charge was refused there
-                       // or made before the settlement counted it; its gifter's socket closed with the
-                       // room.
+                       // (once its charges in flight were answered, or after their deadline and a
+                       // second), so its charge was refused there or made before the settlement
+                       // counted it; its gifter's socket closed with the room.
         if let Some(room) = self.memory.borrow_mut().room.as_mut() {
             if room.epoch() == due.epoch {
                 room.charge_result(due.charge.request, outcome, now_ms());
