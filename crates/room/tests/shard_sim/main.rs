@@ -1,6 +1,7 @@
 //! Seeded simulation of a big room: one `Room` and S `Shard`s joined by in-order links
 //! with random delays, viewers placed by `shard_of`, comments, likes, votes (with
-//! duplicates and retries across shards), direct messages, joins and leaves, the shard
+//! duplicates and retries across shards), direct messages, bans and unbans, joins and
+//! leaves, the shard
 //! count growing while live, shard crashes (a shard loses its memory and its sockets; its
 //! viewers come back and resume) and room restarts (rebuilt from what it stored).
 //!
@@ -13,6 +14,9 @@
 //!   they voted through and however often;
 //! - a peer message reaches the target user's connections only;
 //! - after the links drain, the room's online count is the sum of ready connections;
+//! - after the links drain, each user's shard refuses exactly the users the room bans
+//!   (through lost batches, crashes and growth), and no banned user holds a session; a
+//!   shard closes or refuses with 4403 only a user the room banned at some point;
 //! - a shard's batches to the room, and the room's to a shard, are at least
 //!   `shard_batch_interval_ms_for(S)` apart (200 ms at 200 shards), so a room sharded
 //!   for a million (200 shards; the simulation puts 120 viewers on them) takes at most

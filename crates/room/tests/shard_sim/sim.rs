@@ -133,6 +133,11 @@ struct Sim {
     poll: Option<String>,
     polls_opened: u64,
     directs_to: BTreeMap<String, u64>,
+    /// Users the room bans now, and every user it ever banned (a shard may close or
+    /// refuse one for a ban undone since, until it learns the unban).
+    banned: BTreeSet<String>,
+    ever_banned: BTreeSet<String>,
+    pub(crate) bans_and_unbans: u64,
     crashes: u64,
     losses: u64,
     /// When each shard (as it is now, since its last crash) last sent the room a batch,
@@ -204,6 +209,9 @@ impl Sim {
             poll: None,
             polls_opened: 0,
             directs_to: BTreeMap::new(),
+            banned: BTreeSet::new(),
+            ever_banned: BTreeSet::new(),
+            bans_and_unbans: 0,
             crashes: 0,
             losses: 0,
             up_sent_at_ms: Vec::new(),
@@ -303,8 +311,11 @@ impl Sim {
                 }
                 ShardOutput::Close { connection, code } => {
                     let viewer = self.viewer_on(index, connection);
+                    let user = self.viewers[viewer].user.clone();
                     self.end_session(viewer);
-                    assert_ne!(code.code(), 4403, "nobody is banned here");
+                    if code.code() == 4403 {
+                        assert!(self.ever_banned.contains(&user), "{user} closed banned");
+                    }
                 }
                 ShardOutput::Log(_) => {}
             }
@@ -443,13 +454,19 @@ impl Sim {
             name: v.user.to_uppercase(),
             role: Role::Viewer,
         };
-        s.connect(
+        match s.connect(
             connection,
             identity,
             CONNECTION_LIFETIME_MS_MIN,
             self.now_ms,
-        )
-        .expect("a live room takes viewers");
+        ) {
+            Ok(()) => {}
+            // Banned, or unbanned and the shard has not heard yet.
+            Err(ovation_proto::CloseCode::Banned) if self.ever_banned.contains(&v.user) => {
+                return;
+            }
+            Err(code) => panic!("{} refused {code:?}: a live room takes viewers", v.user),
+        }
         let resume = (v.epoch != 0).then(|| Resume {
             epoch: v.epoch,
             action_cursor: v.cursor,

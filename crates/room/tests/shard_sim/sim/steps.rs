@@ -109,6 +109,7 @@ impl Sim {
                     self.losses += 1;
                 }
             }
+            75..=76 => self.ban_or_unban(viewer),
             71 if self.rng.chance(30) => self.restart_room(),
             72 if self.rng.chance(10) && self.room.shards() < self.shape.shards_max => {
                 let shards = self.room.shards() + 1;
@@ -120,6 +121,30 @@ impl Sim {
             _ => {}
         }
         self.run_due();
+    }
+
+    /// The host bans the viewer, or unbans them if banned: their sockets close with 4403
+    /// and their shard refuses them until it learns the unban.
+    fn ban_or_unban(&mut self, viewer: usize) {
+        self.bans_and_unbans += 1;
+        let user = self.viewers[viewer].user.clone();
+        let command = if self.banned.remove(&user) {
+            StaffCommand::Unban { user }
+        } else {
+            self.banned.insert(user.clone());
+            self.ever_banned.insert(user.clone());
+            StaffCommand::Ban { user }
+        };
+        let by = Identity {
+            user: "host".into(),
+            name: "Host".into(),
+            role: Role::Host,
+        };
+        let command = AdminCommand::Staff { by, command };
+        self.room
+            .admin(command, self.now_ms)
+            .expect("the host bans and unbans");
+        self.pump_room();
     }
 
     /// A shard loses its memory and its sockets, and restarts from what it stored. The
@@ -279,6 +304,37 @@ impl Sim {
                 counted >= self.voters.len() as u64,
                 "seed {seed}: {counted} counted, {} acknowledged",
                 self.voters.len()
+            );
+        }
+        // Each user's shard refuses exactly the users the room bans now, and none of
+        // them holds a session.
+        let count = self.room.shards();
+        for v in &self.viewers {
+            let banned = self.banned.contains(&v.user);
+            let shard = usize::from(shard_of(&v.user, count));
+            let Some(s) = self.shards[shard].as_mut() else {
+                continue;
+            };
+            let probe = u64::MAX - 1;
+            let identity = Identity {
+                user: v.user.clone(),
+                name: v.user.clone(),
+                role: Role::Viewer,
+            };
+            let refused = s.connect(probe, identity, CONNECTION_LIFETIME_MS_MIN, self.now_ms);
+            if refused.is_ok() {
+                s.disconnect(probe, self.now_ms);
+            }
+            assert_eq!(
+                refused == Err(ovation_proto::CloseCode::Banned),
+                banned,
+                "seed {seed}: {} (banned: {banned}) on shard {shard}: {refused:?}",
+                v.user
+            );
+            assert!(
+                !banned || v.session.is_none(),
+                "seed {seed}: banned {} still connected",
+                v.user
             );
         }
         // Every acknowledged comment reached every session that was welcomed before it
