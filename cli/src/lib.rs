@@ -142,8 +142,17 @@ impl Api {
 
     /// Sends raw bytes as the body (for malformed-input tests).
     pub fn post_raw(&self, path: &str, body: &[u8]) -> Result<Reply, Error> {
+        self.send_raw("POST", path, body)
+    }
+
+    /// `post_raw` for `PUT` (a part's value exactly as written).
+    pub fn put_raw(&self, path: &str, body: &[u8]) -> Result<Reply, Error> {
+        self.send_raw("PUT", path, body)
+    }
+
+    fn send_raw(&self, method: &str, path: &str, body: &[u8]) -> Result<Reply, Error> {
         Api::finish(
-            self.request("POST", path)
+            self.request(method, path)
                 .set("content-type", "application/json")
                 .send_bytes(body),
         )

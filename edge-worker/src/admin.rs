@@ -175,6 +175,9 @@ pub(crate) async fn end_room(req: Request, env: &Env) -> std::result::Result<Res
 
 pub(crate) async fn list_rooms(req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
     let identity = admin(&req, env)?;
+    // The list names every room of the tenant: a token scoped to one room reads none
+    // of the others' titles, hosts or recordings.
+    identity.authorize_room("*").map_err(auth_error)?;
     let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
     let query = ovation_room::DirectoryQuery::parse(url.query_pairs())
         .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;

@@ -2,7 +2,7 @@
 //! ended ones under `archived/`, with their replay window (at most `DIRECTORY_ROOMS_MAX`,
 //! the oldest ended dropped first).
 
-use crate::http::{error, json, json_body, ApiError};
+use crate::http::{error, json, object_json_body, ApiError};
 use serde::{Deserialize, Serialize};
 use worker::*;
 
@@ -59,7 +59,7 @@ impl DurableObject for DirectoryObject {
             // claim (the create that opened the room) makes the entry its own, listed
             // whatever the count.
             (Method::Post, "/add") => {
-                let Add { entry, claim } = match json_body(&mut req).await {
+                let Add { entry, claim } = match object_json_body(&mut req).await {
                     Ok(add) => add,
                     Err(e) => return error(e),
                 };
@@ -88,7 +88,7 @@ impl DurableObject for DirectoryObject {
                     #[serde(default)]
                     admitted_by: Option<u64>,
                 }
-                let remove: Remove = match json_body(&mut req).await {
+                let remove: Remove = match object_json_body(&mut req).await {
                     Ok(remove) => remove,
                     Err(e) => return error(e),
                 };
@@ -118,7 +118,7 @@ impl DurableObject for DirectoryObject {
                     #[serde(default)]
                     ended_ms: Option<u64>,
                 }
-                let archive: Archive = match json_body(&mut req).await {
+                let archive: Archive = match object_json_body(&mut req).await {
                     Ok(archive) => archive,
                     Err(e) => return error(e),
                 };

@@ -120,11 +120,25 @@ pub fn log_refusal(code: &str, detail: &str) {
 /// pass the limit when it declares none: a larger body never lands in the isolate's
 /// memory (wasm memory never shrinks).
 pub async fn json_body<T: DeserializeOwned>(req: &mut Request) -> std::result::Result<T, ApiError> {
+    json_body_within(req, ADMIN_BODY_BYTES_MAX).await
+}
+
+/// A body the Worker forwarded to an object (`OBJECT_BODY_BYTES_MAX`).
+pub async fn object_json_body<T: DeserializeOwned>(
+    req: &mut Request,
+) -> std::result::Result<T, ApiError> {
+    json_body_within(req, ovation_proto::limits::OBJECT_BODY_BYTES_MAX).await
+}
+
+async fn json_body_within<T: DeserializeOwned>(
+    req: &mut Request,
+    bytes_max: usize,
+) -> std::result::Result<T, ApiError> {
     let too_large = || {
         ApiError::new(
             413,
             "body_too_large",
-            &format!("request body exceeds {ADMIN_BODY_BYTES_MAX} bytes"),
+            &format!("request body exceeds {bytes_max} bytes"),
         )
     };
     let unreadable = |_| ApiError::bad_request("unreadable body");
@@ -133,7 +147,7 @@ pub async fn json_body<T: DeserializeOwned>(req: &mut Request) -> std::result::R
             .trim()
             .parse()
             .map_err(|_| ApiError::bad_request("content-length is not a number"))?;
-        if declared > ADMIN_BODY_BYTES_MAX as u64 {
+        if declared > bytes_max as u64 {
             return Err(too_large());
         }
     }
@@ -141,7 +155,7 @@ pub async fn json_body<T: DeserializeOwned>(req: &mut Request) -> std::result::R
     if let Ok(mut stream) = req.stream() {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(unreadable)?;
-            if bytes.len() + chunk.len() > ADMIN_BODY_BYTES_MAX {
+            if bytes.len() + chunk.len() > bytes_max {
                 return Err(too_large());
             }
             bytes.extend_from_slice(&chunk);

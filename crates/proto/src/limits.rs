@@ -258,6 +258,11 @@ pub const DIRECTORY_ROOMS_MAX: usize = 10_000;
 pub const DIRECTORY_PAGE_ROOMS_MAX: usize = 1_000;
 /// Largest admin API request body.
 pub const ADMIN_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Largest body the Worker forwards to a room or directory object: an admin body
+/// re-encoded (a part's value goes as a JSON string, where each quote, backslash,
+/// newline or tab takes two bytes) plus the fields it fills in (a quiz's unset options
+/// as `null`). Read with `ADMIN_BODY_BYTES_MAX`, a body within its bound came back 413.
+pub const OBJECT_BODY_BYTES_MAX: usize = 2 * ADMIN_BODY_BYTES_MAX + 4 * 1024;
 /// A viewer's reads of the room over HTTP (`…/state`, `…/events`, parts and replay
 /// windows the room object answers), as a token bucket per user, in the Worker before the
 /// room object wakes and in the room object: the SDK's pull transport reads once a second

@@ -132,7 +132,7 @@ impl RoomObject {
             (Method::Post, "/create") => {
                 // Bodies are read as bytes by serde_json: JavaScript's JSON.parse would
                 // round whole numbers above 2^53 (then refused as a 500).
-                let info: RoomInfo = crate::http::json_body(&mut req).await?;
+                let info: RoomInfo = crate::http::object_json_body(&mut req).await?;
                 info.validate()
                     .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
                 self.create(info).await.map_err(internal)?
@@ -272,7 +272,7 @@ impl RoomObject {
                 json(stats, 200).map_err(internal)?
             }
             (Method::Post, "/admin") => {
-                let request: AdminRequest = crate::http::json_body(&mut req).await?;
+                let request: AdminRequest = crate::http::object_json_body(&mut req).await?;
                 let command = match request {
                     AdminRequest::Broadcast { text } => AdminCommand::Broadcast {
                         from_user: identity.user,

@@ -786,3 +786,50 @@ fn a_room_with_a_part(server: &ovation_tests::Server) -> (String, u64, u64) {
     let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
     (room, version, state.body["epoch"].as_u64().unwrap())
 }
+
+/// A body within its route's bound is taken whole, though the Worker forwards it to the
+/// room object re-encoded: a part's value of exactly `PART_VALUE_BYTES_MAX` bytes, mostly
+/// newlines, doubles as a JSON string (each newline `\n`), and the object read it with
+/// the admin body's bound and answered 413 `body_too_large`.
+#[test]
+fn a_part_at_its_bound_that_grows_when_forwarded_is_taken() {
+    use ovation_proto::limits::PART_VALUE_BYTES_MAX;
+    let server = shared();
+    let admin = server.admin();
+    let room = create_room(server, "weur");
+    let value = format!("[{}1]", "\n".repeat(PART_VALUE_BYTES_MAX - 3));
+    assert_eq!(value.len(), PART_VALUE_BYTES_MAX);
+    let path = format!("/v1/rooms/{room}/parts/lines");
+    let put = admin.put_raw(&path, value.as_bytes()).unwrap();
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    let one_past = format!("[{}1]", "\n".repeat(PART_VALUE_BYTES_MAX - 2));
+    let put = admin.put_raw(&path, one_past.as_bytes()).unwrap();
+    assert_eq!(
+        (put.status, put.body["code"].as_str()),
+        (400, Some("too_long")),
+        "one byte past: {:?}",
+        put.body
+    );
+}
+
+/// An admin token scoped to one room is refused the tenant's room list (it named every
+/// room's title, host and recording); a tenant-wide one reads it.
+#[test]
+fn a_room_scoped_admin_token_cannot_list_the_tenants_rooms() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let scoped = Api::new(&server.base, &token("admin", "ops", &room));
+    for status in ["live", "archived"] {
+        let reply = scoped.get(&format!("/v1/rooms?status={status}")).unwrap();
+        assert_eq!(
+            (reply.status, reply.body["code"].as_str()),
+            (403, Some("token_wrong_room")),
+            "{status}: {:?}",
+            reply.body
+        );
+    }
+    let state = scoped.get(&format!("/v1/rooms/{room}/state")).unwrap();
+    assert_eq!(state.status, 200, "its own room: {:?}", state.body);
+    let all = server.admin().get("/v1/rooms?status=live").unwrap();
+    assert_eq!(all.status, 200);
+}
