@@ -13,6 +13,7 @@ use jwt_compact::{AlgorithmExt, Claims, Header, UntrustedToken};
 use ovation_proto::limits::{
     HS256_SECRET_BYTES_MIN, ROOM_ID_BYTES_MAX, TENANTS_MAX, TENANT_ID_BYTES_MAX, TOKEN_BYTES_MAX,
     TOKEN_IAT_LEEWAY_MS, TOKEN_LIFETIME_MS_MAX, USER_ID_BYTES_MAX, USER_NAME_BYTES_MAX,
+    WRONG_TENANT_KEYS_TRIED_MAX,
 };
 use ovation_proto::Role;
 use serde::{Deserialize, Serialize};
@@ -140,6 +141,17 @@ pub enum TenantKey {
     Ed25519(ed25519_compact::PublicKey),
 }
 
+impl TenantKey {
+    /// The `alg` of the tokens this key verifies.
+    fn algorithm(&self) -> std::borrow::Cow<'static, str> {
+        use jwt_compact::Algorithm;
+        match self {
+            TenantKey::Hs256(_) => Hs256.name(),
+            TenantKey::Ed25519(_) => Ed25519.name(),
+        }
+    }
+}
+
 /// A tenant's signing key (held by the tenant's backend; the CLI has the dev one).
 #[derive(Clone)]
 pub enum SigningKey {
@@ -239,6 +251,9 @@ impl Keyring {
     }
 
     fn verifies(key: &TenantKey, token: &UntrustedToken<'_>) -> bool {
+        if token.algorithm() != key.algorithm() {
+            return false;
+        }
         match key {
             TenantKey::Hs256(k) => Hs256.validator::<TokenClaims>(k).validate(token).is_ok(),
             TenantKey::Ed25519(k) => Ed25519.validator::<TokenClaims>(k).validate(token).is_ok(),
@@ -264,10 +279,14 @@ impl Keyring {
             .get(&custom.tenant)
             .ok_or(AuthError::UnknownTenant)?;
         if !Keyring::verifies(key, &untrusted) {
+            // Which tenant signed it, for the code: a few keys of its algorithm only
+            // (`WRONG_TENANT_KEYS_TRIED_MAX`), so a forged token costs a few checks.
+            let algorithm = untrusted.algorithm();
             let other = self
                 .tenants
                 .iter()
-                .filter(|(t, _)| **t != custom.tenant)
+                .filter(|(t, k)| **t != custom.tenant && k.algorithm() == algorithm)
+                .take(WRONG_TENANT_KEYS_TRIED_MAX)
                 .any(|(_, k)| Keyring::verifies(k, &untrusted));
             return Err(if other {
                 AuthError::WrongTenant
@@ -529,6 +548,35 @@ mod tests {
         assert_eq!(
             ring.verify(&lifetime(TOKEN_LIFETIME_MS_MAX + 1_000), NOW),
             Err(AuthError::LifetimeTooLong)
+        );
+    }
+
+    /// A token whose signature fails under its tenant's key is tried with at most
+    /// `WRONG_TENANT_KEYS_TRIED_MAX` other keys of its algorithm (in tenant order) to
+    /// tell `token_wrong_tenant`: a forged token once cost a check with every key.
+    #[test]
+    fn a_token_of_another_tenant_is_tried_with_a_bounded_number_of_keys() {
+        let mut ring = Keyring::default();
+        let tenants = WRONG_TENANT_KEYS_TRIED_MAX + 4;
+        let keys: Vec<SigningKey> = (0..=tenants)
+            .map(|i| SigningKey::hs256(format!("secret-of-tenant-{i:02}-0123").as_bytes()))
+            .collect();
+        for (i, key) in keys.iter().enumerate() {
+            ring.insert(format!("t{i:02}"), key.tenant_key());
+        }
+        // Eddsa keys are never tried for an HS256 token, and do not count.
+        let eddsa = SigningKey::ed25519_from_seed([9; 32]);
+        ring.insert("t00a".into(), eddsa.tenant_key());
+        let signed_by = |i: usize| mint(&keys[i], claims("t00", "*", "viewer"), NOW, 60_000);
+        assert_eq!(
+            ring.verify(&signed_by(WRONG_TENANT_KEYS_TRIED_MAX), NOW),
+            Err(AuthError::WrongTenant),
+            "among the keys tried"
+        );
+        assert_eq!(
+            ring.verify(&signed_by(WRONG_TENANT_KEYS_TRIED_MAX + 1), NOW),
+            Err(AuthError::InvalidSignature),
+            "one past the keys tried"
         );
     }
 

@@ -398,6 +398,11 @@ pub const STAFF_COMMAND_BYTES_MAX: usize = CLIENT_FRAME_BYTES_MAX - 64;
 
 /// Tenants one deployment accepts keys for.
 pub const TENANTS_MAX: usize = 256;
+/// Other tenants' keys (of the token's algorithm, in tenant order) a token whose
+/// signature fails under its own tenant's key is tried with, to answer
+/// `token_wrong_tenant` rather than `token_invalid_signature`: all 256 made one forged
+/// token cost hundreds of signature checks before any rate limit, on every route.
+pub const WRONG_TENANT_KEYS_TRIED_MAX: usize = 8;
 /// HS256 secrets shorter than this are refused at configuration time.
 pub const HS256_SECRET_BYTES_MIN: usize = 16;
 /// Tokens longer than this are refused before parsing.
