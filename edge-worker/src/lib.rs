@@ -262,8 +262,10 @@ fn read_refused(identity: &Verified, room: &RoomId) -> Option<ovation_room::Read
 /// `url`: the request's URL when the caller parsed it already (a join storm's hot path).
 fn token_of(req: &Request, url: Option<&Url>) -> std::result::Result<String, ApiError> {
     if let Ok(Some(auth)) = req.headers().get("authorization") {
-        if let Some(token) = auth.strip_prefix("Bearer ") {
-            return Ok(token.trim().to_owned());
+        // The scheme's name is case-insensitive (RFC 9110): `bearer` is `Bearer`.
+        let scheme = auth.get(..7);
+        if scheme.is_some_and(|s| s.eq_ignore_ascii_case("bearer ")) {
+            return Ok(auth[7..].trim().to_owned());
         }
     }
     let parsed;

@@ -160,3 +160,33 @@ fn a_token_issued_in_the_future_is_refused_with_its_own_code() {
         (401, "token_issued_in_future".to_owned())
     );
 }
+
+/// The `Authorization` scheme's name is case-insensitive (RFC 9110): a client writing
+/// `bearer` is read as `Bearer`, not answered `token_missing`.
+#[test]
+fn the_bearer_scheme_is_read_in_any_case() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let admin = token("admin", "ops", "*");
+    let anonymous = Api::new(&server.base, "");
+    for scheme in ["bearer", "BEARER", "Bearer"] {
+        let value = format!("{scheme} {admin}");
+        let reply = anonymous
+            .get_with_headers(
+                &format!("/v1/rooms/{room}/state"),
+                &[("authorization", &value)],
+            )
+            .unwrap();
+        assert_eq!(reply.status, 200, "{scheme}: {:?}", reply.body);
+    }
+    let reply = anonymous
+        .get_with_headers(
+            &format!("/v1/rooms/{room}/state"),
+            &[("authorization", "Basic abc")],
+        )
+        .unwrap();
+    assert_eq!(
+        (reply.status, reply.body["code"].as_str()),
+        (401, Some("token_missing"))
+    );
+}
