@@ -492,7 +492,7 @@ impl Client {
     /// with `code` (`closed`: no answer came), never a code that would read as "not
     /// applied".
     #[inline(never)]
-    pub(crate) fn end_pending_refused(
+    pub(crate) fn end_pending(
         &mut self,
         code: FailureCode,
         message: &str,

@@ -7,7 +7,8 @@ use super::*;
 /// Which transport the application asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransportMode {
-    /// WebSocket; pull after `CLIENT_WS_FAILURES_BEFORE_PULL` failures in a row.
+    /// WebSocket; pull after `CLIENT_WS_FAILURES_BEFORE_PULL` failures in a row while no
+    /// socket of the session has said Welcome (or when the room is full).
     Auto,
     Ws,
     Pull,

@@ -171,14 +171,7 @@ impl Client {
     #[inline(never)]
     pub(crate) fn reconnect_after(&mut self, now_ms: u64, delay_ms: u64, reason: String) {
         self.phase = Phase::Waiting;
-        // The timers of the phases left (connecting, open).
-        for timer in [
-            Timer::Connect,
-            Timer::Silence,
-            Timer::Heartbeat,
-            Timer::Ping,
-            Timer::LikeFlush,
-        ] {
+        for timer in Timer::SOCKET_PHASES {
             self.timers.stop(timer);
         }
         self.timers.set(Timer::Reconnect, now_ms + delay_ms);
@@ -222,7 +215,7 @@ impl Client {
         self.pull.requests.clear();
         self.admission_check = None;
         let code = self.closed_code();
-        self.end_pending_refused(code, "the connection closed first", refused);
+        self.end_pending(code, "the connection closed first", refused);
         self.timers.clear();
         self.set_status(Status::Closed, reason);
     }

@@ -148,7 +148,7 @@ impl Client {
         // (a page and its reload: one in 2^21) both counting from 1 gave the second's
         // first actions the ids of the first's, which the room answered as repeats and
         // never applied.
-        let client_counter_first = (rng.next_u64() as u32).max(1);
+        let client_counter_first = rng.next_u64() as u32;
         let mut client = Client {
             room: config.room,
             mode: config.transport,

@@ -42,14 +42,8 @@ impl Client {
         // Every timer of the socket phases: one left armed from an open socket (its
         // silence, heartbeat, ping) came due in the pull phase, which has no arm for
         // it, and stayed due: a host's 0 ms timer in a loop for the rest of the session.
-        for timer in [
-            Timer::Reconnect,
-            Timer::Connect,
-            Timer::Silence,
-            Timer::Heartbeat,
-            Timer::Ping,
-            Timer::LikeFlush,
-        ] {
+        self.timers.stop(Timer::Reconnect);
+        for timer in Timer::SOCKET_PHASES {
             self.timers.stop(timer);
         }
         self.transport = Transport::Pull;
@@ -57,7 +51,7 @@ impl Client {
         // socket): it ends `closed`, as on a refusal, never with a code that reads as
         // "not sent" (an app sending a gift again under a new id would charge twice).
         let switched = "switched to the pull transport, which only receives";
-        self.end_pending_refused(
+        self.end_pending(
             FailureCode::Closed,
             "the socket closed before the answer came (the action may have been applied)",
             Some((FailureCode::UnsupportedTransport, switched)),

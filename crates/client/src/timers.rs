@@ -36,6 +36,16 @@ pub(crate) enum Timer {
 const COUNT: usize = 9;
 
 impl Timer {
+    /// The timers of a socket's phases (connecting, open): stopped when the session
+    /// leaves them (for the next socket, or for the pull transport).
+    pub(crate) const SOCKET_PHASES: [Timer; 5] = [
+        Timer::Connect,
+        Timer::Silence,
+        Timer::Heartbeat,
+        Timer::Ping,
+        Timer::LikeFlush,
+    ];
+
     pub(crate) const ALL: [Timer; COUNT] = [
         Timer::Action,
         Timer::Reconnect,

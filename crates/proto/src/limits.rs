@@ -251,18 +251,23 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 25_000;
 /// directory did not answer) tries again on its next request or socket event, at most
 /// this often (`POST …/end` tries at once).
 pub const ROOM_END_RETRY_INTERVAL_MS: u64 = 10_000;
-/// Live rooms listed by the directory per tenant.
+/// Live rooms the directory admits per tenant (a room whose create raced a failed one
+/// is listed once open whatever the count: one more per such race).
 pub const DIRECTORY_ROOMS_MAX: usize = 10_000;
 /// Rooms in one page of `GET /v1/rooms` (`?limit=`, which defaults to it): the whole
 /// directory is 10,000 entries of up to a few hundred bytes each, megabytes in one answer.
 pub const DIRECTORY_PAGE_ROOMS_MAX: usize = 1_000;
 /// Largest admin API request body.
 pub const ADMIN_BODY_BYTES_MAX: usize = 16 * 1024;
-/// Largest body the Worker forwards to a room or directory object: an admin body
+/// Largest body forwarded to a room or directory object (by the Worker, or by a room
+/// object archiving itself): an admin body
 /// re-encoded (a part's value goes as a JSON string, where each quote, backslash,
 /// newline or tab takes two bytes) plus the fields it fills in (a quiz's unset options
 /// as `null`). Read with `ADMIN_BODY_BYTES_MAX`, a body within its bound came back 413.
 pub const OBJECT_BODY_BYTES_MAX: usize = 2 * ADMIN_BODY_BYTES_MAX + 4 * 1024;
+/// `OVATION_TEST_DIRECTORY_REMOVE_DELAY_MS` (a test knob: a failed create's directory
+/// removal lands this late) is taken up to this.
+pub const TEST_DIRECTORY_REMOVE_DELAY_MS_MAX: u64 = 10_000;
 /// A viewer's reads of the room over HTTP (`…/state`, `…/events`, parts and replay
 /// windows the room object answers), as a token bucket per user, in the Worker before the
 /// room object wakes and in the room object: the SDK's pull transport reads once a second
@@ -579,7 +584,8 @@ const _: () = assert!(
     HELLO_DEADLINE_MS >= CLIENT_CONNECT_TIMEOUT_MS,
     "the room must not close a socket whose client still waits for its Welcome"
 );
-/// With `transport: "auto"`, this many WebSocket failures in a row switch to pull.
+/// With `transport: "auto"`, this many WebSocket failures in a row switch to pull, while
+/// no socket of the session has said Welcome (one that had keeps reconnecting sockets).
 pub const CLIENT_WS_FAILURES_BEFORE_PULL: u32 = 3;
 /// An open socket that received nothing (not even a heartbeat answer) for this long is
 /// considered dead and replaced.

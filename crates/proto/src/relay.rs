@@ -253,7 +253,8 @@ impl ShardDown {
         split.pieces
     }
 
-    fn is_empty(&self) -> bool {
+    /// Nothing for the shard: not sent.
+    pub fn is_empty(&self) -> bool {
         self.snapshot.is_none()
             && self.broadcast.is_empty()
             && self.to_connection.is_empty()

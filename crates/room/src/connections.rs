@@ -17,7 +17,7 @@ pub(crate) struct Connection {
     pub(crate) outbox: Vec<Event>,
     /// Actions left out of a full outbox this tick, first and last seq: the flush tells
     /// the connection of them with a `Gap` after the rest of its batch.
-    pub(crate) outbox_dropped: Option<(u64, u64)>,
+    pub(crate) outbox_dropped: Option<crate::flush::LeftOut>,
     /// Where this connection's part of the tick's broadcasts (`Room::shared`) starts: the
     /// ones before its `Hello` are in its Welcome.
     pub(crate) shared_from: usize,

@@ -152,8 +152,7 @@ impl Room {
             // than a viewer could read: the newer ones are left out, and dropped actions
             // are told as a `Gap` rather than left a silent hole.
             if let Event::Action(action) = &event {
-                let first = conn.outbox_dropped.map_or(action.seq, |(first, _)| first);
-                conn.outbox_dropped = Some((first, action.seq));
+                conn.outbox_dropped = Some(LeftOut::add(conn.outbox_dropped, action.seq));
             }
             self.stats.dropped += 1;
             return;
@@ -298,7 +297,7 @@ impl Room {
                 .min(self.online_publish_earliest_ms);
         }
         if let Some(dropped) = self.shared_dropped.take() {
-            self.shared.push(gap_of(dropped));
+            self.shared.push(dropped.gap());
         }
         if changed && self.ready_local > 0 {
             // Past the cap too: one event, which nothing else would send again.
@@ -354,7 +353,12 @@ impl Room {
                 shared.len()
             };
             let own = std::mem::take(&mut conn.outbox);
-            let own_gaps = conn.outbox_dropped.take().map(gap_of).into_iter().collect();
+            let own_gaps = conn
+                .outbox_dropped
+                .take()
+                .map(LeftOut::gap)
+                .into_iter()
+                .collect();
             match tick_share(&shared, copied, from, own, own_gaps, conn.hello_seq) {
                 TickShare::Own { own, shared } => {
                     if !own.is_empty() {
@@ -403,8 +407,7 @@ impl Room {
         }
         if self.shared.len() >= OUTBOX_EVENTS_MAX {
             if let Event::Action(action) = &event {
-                let first = self.shared_dropped.map_or(action.seq, |(first, _)| first);
-                self.shared_dropped = Some((first, action.seq));
+                self.shared_dropped = Some(LeftOut::add(self.shared_dropped, action.seq));
             }
             self.stats.dropped += 1;
             return;
@@ -521,12 +524,59 @@ pub(crate) fn outbox_cap(event: &Event) -> usize {
     }
 }
 
-/// The `Gap` that tells a connection of the actions left out, first and last seq.
-pub(crate) fn gap_of((first, last): (u64, u64)) -> Event {
-    // Saturating: a shard's numbers come from a batch that crossed a network.
-    Event::Gap {
-        missed_after: first.saturating_sub(1),
-        resumed_from: last.saturating_add(1),
+/// A run of actions left out of what a connection gets (past a bound), first and last
+/// seq: told to it as a `Gap`. The room keeps one per connection and one for its
+/// broadcasts; a shard a few per connection (`OWN_GAPS_PER_FLUSH_MAX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LeftOut {
+    pub first: u64,
+    pub last: u64,
+}
+
+impl LeftOut {
+    /// `run` with the action `seq` left out too (runs here only grow by later actions).
+    pub(crate) fn add(run: Option<LeftOut>, seq: u64) -> LeftOut {
+        let one = LeftOut {
+            first: seq,
+            last: seq,
+        };
+        run.map_or(one, |run| run.cover(one))
+    }
+
+    /// The run a `Gap` names, if it names any action.
+    pub(crate) fn of_gap(event: &Event) -> Option<LeftOut> {
+        match *event {
+            Event::Gap {
+                missed_after,
+                resumed_from,
+            } if resumed_from > missed_after.saturating_add(1) => Some(LeftOut {
+                first: missed_after + 1,
+                last: resumed_from - 1,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether `other` overlaps this run or follows it at once.
+    pub(crate) fn touches(self, other: LeftOut) -> bool {
+        other.first <= self.last.saturating_add(1) && other.last >= self.first
+    }
+
+    /// The smallest run over both.
+    pub(crate) fn cover(self, other: LeftOut) -> LeftOut {
+        LeftOut {
+            first: self.first.min(other.first),
+            last: self.last.max(other.last),
+        }
+    }
+
+    /// The `Gap` that tells it.
+    pub(crate) fn gap(self) -> Event {
+        // Saturating: a shard's numbers come from a batch that crossed a network.
+        Event::Gap {
+            missed_after: self.first.saturating_sub(1),
+            resumed_from: self.last.saturating_add(1),
+        }
     }
 }
 

@@ -94,9 +94,9 @@ pub(crate) struct ChargedAs {
 
 /// `OutcomeUnknown` as the build before `charged` stored it.
 #[derive(serde::Deserialize)]
-pub(crate) struct OutcomeUnknownBefore {
-    pub user: String,
-    pub gift_id: String,
+struct OutcomeUnknownWithoutCharge {
+    user: String,
+    gift_id: String,
 }
 
 impl OutcomeUnknown {
@@ -105,7 +105,7 @@ impl OutcomeUnknown {
         if let Ok(unknown) = postcard::from_bytes::<OutcomeUnknown>(bytes) {
             return Some(OutcomeUnknown { n, ..unknown });
         }
-        let before: OutcomeUnknownBefore = postcard::from_bytes(bytes).ok()?;
+        let before: OutcomeUnknownWithoutCharge = postcard::from_bytes(bytes).ok()?;
         Some(OutcomeUnknown {
             n,
             user: before.user,
@@ -251,8 +251,7 @@ impl Gifts {
     /// unknown to the room (made, with the answer lost, or not). Returns the writes.
     fn outcome_unknown(&mut self, charge: &ChargeRequest) -> Vec<StorageOp> {
         let (user, gift_id) = (charge.user.as_str(), charge.gift_id.as_str());
-        let known = |o: &OutcomeUnknown| o.user == user && o.gift_id == gift_id;
-        if self.outcomes_unknown.iter().any(known) {
+        if self.unknown_outcome_at(user, gift_id).is_some() {
             return Vec::new(); // once: one announcement clears it
         }
         let mut writes = Vec::new();
@@ -289,10 +288,7 @@ impl Gifts {
     /// Whether this gift's charge was answered `unavailable` before (and forgets it:
     /// the write that deletes it is returned).
     fn outcome_was_unknown(&mut self, user: &str, gift_id: &str) -> Option<StorageOp> {
-        let at = self
-            .outcomes_unknown
-            .iter()
-            .position(|o| o.user == user && o.gift_id == gift_id)?;
+        let at = self.unknown_outcome_at(user, gift_id)?;
         let known = self.outcomes_unknown.remove(at).expect("found");
         Some(StorageOp::delete_outcome_unknown(known.n))
     }
@@ -307,19 +303,24 @@ impl Gifts {
     /// The amount a gift answered `unavailable` was charged, when a retry asks the same
     /// gift and quantity (its price may have changed since).
     fn amount_charged_before(&self, user: &str, gift_id: &str, sku: &str, qty: u32) -> Option<u64> {
-        self.outcomes_unknown
-            .iter()
-            .filter(|o| o.user == user && o.gift_id == gift_id)
-            .find_map(|o| o.charged.as_ref())
+        let at = self.unknown_outcome_at(user, gift_id)?;
+        self.outcomes_unknown[at]
+            .charged
+            .as_ref()
             .filter(|charged| charged.sku == sku && charged.qty == qty)
             .map(|charged| charged.amount)
     }
 
     /// Whether this gift's charge was answered `unavailable` (may have been made).
     pub(crate) fn outcome_is_unknown(&self, user: &str, gift_id: &str) -> bool {
+        self.unknown_outcome_at(user, gift_id).is_some()
+    }
+
+    /// Where this gift's unknown outcome is kept (at most one per gift).
+    fn unknown_outcome_at(&self, user: &str, gift_id: &str) -> Option<usize> {
         self.outcomes_unknown
             .iter()
-            .any(|o| o.user == user && o.gift_id == gift_id)
+            .position(|o| o.user == user && o.gift_id == gift_id)
     }
 
     pub(crate) fn pending(&self) -> impl Iterator<Item = &PendingGift> + '_ {
@@ -339,13 +340,11 @@ impl Gifts {
     /// Whether this opening surely never announced this gift: it would remember it
     /// (every gifter ranked, the gifter's ids all remembered) and does not.
     pub(crate) fn surely_unannounced(&self, user: &str, gift_id: &str) -> bool {
-        match self.gifters.get(user) {
-            Some(gifter) => {
-                gifter.recent_gift_ids.len() < GIFT_IDS_REMEMBERED_PER_USER_MAX
-                    && !gifter.recent_gift_ids.iter().any(|id| id == gift_id)
-            }
+        let remembers_all = match self.gifters.get(user) {
+            Some(gifter) => gifter.recent_gift_ids.len() < GIFT_IDS_REMEMBERED_PER_USER_MAX,
             None => self.gifters.len() < GIFTERS_MAX,
-        }
+        };
+        remembers_all && !self.announced(user, gift_id)
     }
 
     pub(crate) fn totals(&self) -> impl Iterator<Item = (&str, u64)> {

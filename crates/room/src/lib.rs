@@ -103,7 +103,7 @@ pub struct Room {
     /// socket, a gigabyte at a few thousand sockets. At most `OUTBOX_EVENTS_MAX`; the
     /// actions past it are told as one `Gap` (`shared_dropped`, first and last seq).
     shared: Vec<Event>,
-    shared_dropped: Option<(u64, u64)>,
+    shared_dropped: Option<flush::LeftOut>,
 
     likes_dirty: bool,
     meta_dirty: bool,

@@ -87,11 +87,11 @@ struct ShardConnection {
     /// A Hello that came before the shard had the room's state.
     waiting: Option<Hello>,
     outbox: Vec<Event>,
-    /// Runs of its own actions left out since its last flush, first and last seq (a full
-    /// outbox, the held actions' bound, or the room's outbox for it; at most
-    /// `OWN_GAPS_PER_FLUSH_MAX`): each told as a `Gap` at the flush, as the room tells its
-    /// own connections (`Connection::outbox_dropped`).
-    outbox_dropped: Vec<(u64, u64)>,
+    /// Runs of its own actions left out and not told yet (a full outbox, the held
+    /// actions' bound, or the room's outbox for it; at most `OWN_GAPS_PER_FLUSH_MAX`):
+    /// each told as a `Gap` at the first flush after the held actions go, as the room
+    /// tells its own connections (`Connection::outbox_dropped`).
+    outbox_dropped: Vec<crate::flush::LeftOut>,
     /// Broadcast events of this flush from this index on are new to the connection.
     shared_from: usize,
     frames: TokenBucket,

@@ -365,7 +365,7 @@ impl Room {
             let events = std::mem::take(&mut conn.outbox);
             // Its own actions left out of a full outbox go to the shard as a `Gap`,
             // which tells the viewer after the rest of its batch.
-            let own_gap = conn.outbox_dropped.take().map(crate::flush::gap_of);
+            let own_gap = conn.outbox_dropped.take().map(crate::flush::LeftOut::gap);
             let replies = self.shards.to_connection.entry(shard).or_default();
             replies.extend(
                 events
@@ -409,15 +409,6 @@ impl Room {
                 .remove(&shard)
                 .map(|users| users.into_iter().collect())
                 .unwrap_or_default();
-            if broadcast.is_empty()
-                && !wants_snapshot
-                && to_connection.is_empty()
-                && to_user.is_empty()
-                && close_users.is_empty()
-                && unbanned_users.is_empty()
-            {
-                continue;
-            }
             let first_seq = self.shards.sent_seq.get(&shard).copied().unwrap_or(0) + 1;
             let down = ShardDown {
                 seq: first_seq,
@@ -430,6 +421,9 @@ impl Room {
                 unbanned_users,
                 shards: self.shards.current(),
             };
+            if down.is_empty() {
+                continue;
+            }
             let frame = down.encode();
             let frames = if frame.len() <= RELAY_MESSAGE_BYTES_MAX {
                 vec![frame]

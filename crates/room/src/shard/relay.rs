@@ -2,7 +2,7 @@
 //! the relay limits, the tick and timer, and the fan-out to sockets.
 
 use super::*;
-use crate::flush::{encode_shared, gap_of, tick_share, TickShare};
+use crate::flush::{encode_shared, tick_share, LeftOut, TickShare};
 
 /// A `ShardUp`'s fields other than its frames (shard, flag, counts, the frames' length
 /// prefix, instance, number, epoch) take at most this many bytes in postcard (varints of at most 10 bytes each).
@@ -96,7 +96,7 @@ impl Shard {
             if matches!(event, Event::Gap { .. }) {
                 // The room left some of this connection's own actions out: told after
                 // the rest of its batch, like the ones this shard leaves out.
-                self.left_out(connection, &event, now_ms);
+                self.record_left_out(connection, &event, now_ms);
                 continue;
             }
             if self.needs_snapshot && matches!(event, Event::Action(_)) {
@@ -108,7 +108,7 @@ impl Shard {
                     self.held_epoch = self.mirror.as_ref().map_or(0, |m| m.epoch);
                     self.held_actions.push((connection, event));
                 } else {
-                    self.left_out(connection, &event, now_ms);
+                    self.record_left_out(connection, &event, now_ms);
                 }
                 continue;
             }
@@ -353,7 +353,7 @@ impl Shard {
             let own_gaps = if holding {
                 Vec::new()
             } else {
-                conn.outbox_dropped.drain(..).map(gap_of).collect()
+                conn.outbox_dropped.drain(..).map(LeftOut::gap).collect()
             };
             let events = match tick_share(&shared, copied, from, own, own_gaps, 0) {
                 TickShare::Own { own, shared } => {

@@ -2,6 +2,7 @@
 //! likes, repeated votes and answers), rate limits, and what is forwarded to the room.
 
 use super::*;
+use crate::flush::LeftOut;
 
 /// A vote or an answer forwarded to the room and not answered yet.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -332,46 +333,39 @@ impl Shard {
             if conn.outbox.len() < crate::flush::outbox_cap(&event) {
                 conn.outbox.push(event);
             } else {
-                left_out(conn, &event);
+                conn.record_left_out(&event);
             }
             self.schedule_tick(now_ms);
         }
     }
 
     /// An event for `connection` that will not reach it (a bound was passed): an action
-    /// is told to it as a `Gap` at the next flush.
-    pub(crate) fn left_out(&mut self, connection: ConnectionId, event: &Event, now_ms: u64) {
+    /// (or the room's `Gap` for the connection's own) is told to it as a `Gap` at the
+    /// first flush after the held actions go.
+    pub(crate) fn record_left_out(&mut self, connection: ConnectionId, event: &Event, now_ms: u64) {
         if let Some(conn) = self.connections.get_mut(&connection) {
-            left_out(conn, event);
+            conn.record_left_out(event);
             self.schedule_tick(now_ms);
         }
     }
 }
 
-fn left_out(conn: &mut ShardConnection, event: &Event) {
-    match *event {
-        Event::Action(ref action) => conn.drop_actions(action.seq, action.seq),
-        // The room's own `Gap` for this connection's actions it left out.
-        Event::Gap {
-            missed_after,
-            resumed_from,
-        } if resumed_from > missed_after.saturating_add(1) => {
-            conn.drop_actions(missed_after + 1, resumed_from - 1);
-        }
-        _ => {}
-    }
-}
-
 impl ShardConnection {
-    /// Records actions `first..=last` left out: joined to the last run when they follow
-    /// it (or past `OWN_GAPS_PER_FLUSH_MAX` runs), else a run of their own.
-    fn drop_actions(&mut self, first: u64, last: u64) {
+    /// Records the actions `event` leaves out (an action, or the room's `Gap` for this
+    /// connection's own): joined to the last run when they touch it (or past
+    /// `OWN_GAPS_PER_FLUSH_MAX` runs), else a run of their own.
+    fn record_left_out(&mut self, event: &Event) {
+        let run = match event {
+            Event::Action(action) => LeftOut::add(None, action.seq),
+            gap => match LeftOut::of_gap(gap) {
+                Some(run) => run,
+                None => return,
+            },
+        };
         let full = self.outbox_dropped.len() >= OWN_GAPS_PER_FLUSH_MAX;
         match self.outbox_dropped.last_mut() {
-            Some(run) if full || (first <= run.1.saturating_add(1) && last >= run.0) => {
-                *run = (run.0.min(first), run.1.max(last));
-            }
-            _ => self.outbox_dropped.push((first, last)),
+            Some(last) if full || last.touches(run) => *last = last.cover(run),
+            _ => self.outbox_dropped.push(run),
         }
     }
 }

@@ -495,9 +495,12 @@ fn a_gift_that_may_be_charged_is_retried_at_its_first_price_after_the_catalog_ch
     older
         .set_gift_catalog([("rose".to_owned(), 6)].into())
         .unwrap();
+    assert!(older.gifts.outcome_is_unknown("ana", "g-1"), "read");
     join(&mut older, 3, "ana", Role::Viewer, now);
-    let (announced, _) = rose_answered(&mut older, &mut now, &mut store, 3, "g-1", replayed());
-    assert_eq!(announced, 1, "still known as maybe charged: announced");
+    older.handle_frame(3, &rose(9, "g-1"), now);
+    let out = tick(&mut older, &mut now);
+    let amounts: Vec<u64> = out.charges.iter().map(|c| c.amount).collect();
+    assert_eq!(amounts, vec![6], "no amount kept: priced from the catalog");
 }
 
 /// A charge the host gave up without its answer (it asks again) may have been made: the
@@ -794,10 +797,20 @@ fn the_oldest_unknown_outcome_is_forgotten_one_past_the_bound() {
             "stored, at most the bound"
         );
     }
-    let (announced, _) = rose_answered(&mut room, &mut now, &mut store, 1, "g-0", replayed());
-    assert_eq!(announced, 1, "forgotten, and surely never announced");
     let i = GIFT_OUTCOMES_UNKNOWN_MAX;
     let newest = format!("g-{i}");
+    let gifter = |i: usize| match i % gifters {
+        0 => "ana".to_owned(),
+        g => format!("u{g}"),
+    };
+    assert!(
+        !room.gifts.outcome_is_unknown("ana", "g-0"),
+        "the oldest went"
+    );
+    assert!(room.gifts.outcome_is_unknown(&gifter(1), "g-1"));
+    assert!(room.gifts.outcome_is_unknown(&gifter(i), &newest));
+    let (announced, _) = rose_answered(&mut room, &mut now, &mut store, 1, "g-0", replayed());
+    assert_eq!(announced, 1, "forgotten, and surely never announced");
     let (announced, unknown) = rose_answered(
         &mut room,
         &mut now,
@@ -858,6 +871,10 @@ fn one_gifter_cannot_push_out_anothers_unknown_outcomes() {
             "{unknown}"
         );
     }
+    assert!(
+        room.gifts.outcome_is_unknown("bob", "bob-1"),
+        "bob's is kept through ana's outage"
+    );
     // Bob's socket went stale meanwhile; he retries from a new one.
     join(&mut room, 3, "bob", Role::Viewer, now);
     let (announced, _) = rose_answered(&mut room, &mut now, &mut store, 3, "bob-1", replayed());

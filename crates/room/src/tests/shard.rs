@@ -1192,10 +1192,10 @@ fn a_shard_tells_each_run_of_own_actions_left_out() {
     let now_ms = 1_000;
     let mut shard = ana_on_a_shard(now_ms);
     let action = |seq: u64| Event::Action(comment_action(seq, "ana", now_ms));
-    shard.left_out(1, &action(10), now_ms);
-    shard.left_out(1, &action(11), now_ms);
+    shard.record_left_out(1, &action(10), now_ms);
+    shard.record_left_out(1, &action(11), now_ms);
     shard.push(1, action(15), now_ms);
-    shard.left_out(1, &action(20), now_ms);
+    shard.record_left_out(1, &action(20), now_ms);
     shard.handle_timeout(now_ms + TICK_MS);
     let gap = |missed_after, resumed_from| Event::Gap {
         missed_after,
@@ -1207,11 +1207,25 @@ fn a_shard_tells_each_run_of_own_actions_left_out() {
         .collect();
     assert_eq!(own, vec![action(15), gap(9, 12), gap(19, 21)]);
 
+    // Past `OWN_GAPS_PER_FLUSH_MAX` runs, the last grows to cover the new ones.
+    let runs = OWN_GAPS_PER_FLUSH_MAX as u64;
+    for run in 0..runs + 2 {
+        shard.record_left_out(1, &action(100 + 2 * run), now_ms);
+    }
+    shard.handle_timeout(now_ms + 2 * TICK_MS);
+    let gaps: Vec<Event> = sent_events(&mut shard)
+        .into_iter()
+        .filter(|e| matches!(e, Event::Gap { .. }))
+        .collect();
+    assert_eq!(gaps.len(), OWN_GAPS_PER_FLUSH_MAX);
+    let last = 100 + 2 * (runs - 1);
+    assert_eq!(gaps.last(), Some(&gap(last - 1, last + 5)), "{gaps:?}");
+
     for _ in 0..OUTBOX_EVENTS_MAX {
         shard.push(1, Event::Online { count: 1 }, now_ms);
     }
     shard.push(1, action(30), now_ms);
-    shard.handle_timeout(now_ms + 2 * TICK_MS);
+    shard.handle_timeout(now_ms + 3 * TICK_MS);
     let events = sent_events(&mut shard);
     assert_eq!(events.last(), Some(&gap(29, 31)), "past the full outbox");
     assert!(!events.contains(&action(30)));

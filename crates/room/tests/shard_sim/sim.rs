@@ -137,7 +137,7 @@ struct Sim {
     /// refuse one for a ban undone since, until it learns the unban).
     banned: BTreeSet<String>,
     ever_banned: BTreeSet<String>,
-    pub(crate) bans_and_unbans: u64,
+    bans_and_unbans: u64,
     crashes: u64,
     losses: u64,
     /// When each shard (as it is now, since its last crash) last sent the room a batch,
@@ -493,7 +493,8 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64, shape: Shape) {
+/// Runs one seed; the bans and unbans it made.
+fn run_seed(seed: u64, shape: Shape) -> u64 {
     let mut sim = Sim::new(seed, shape);
     let steps = 600 + sim.rng.below(600);
     for _ in 0..steps {
@@ -501,9 +502,10 @@ fn run_seed(seed: u64, shape: Shape) {
     }
     // Tallies equal the distinct acknowledged voters when nothing was lost in flight.
     sim.check_end(seed);
+    let bans = sim.bans_and_unbans;
     let (_, _, tallies) = match sim.room.poll() {
         Some(p) => p,
-        None => return,
+        None => return bans,
     };
     let counted: u64 = tallies.iter().sum();
     if sim.crashes == 0 && sim.losses == 0 {
@@ -513,6 +515,7 @@ fn run_seed(seed: u64, shape: Shape) {
             "seed {seed}: tallies are the distinct acknowledged voters"
         );
     }
+    bans
 }
 
 /// Runs `seeds_default` seeds of `shape` (`OVATION_SHARD_SIM_SEEDS` overrides), or the
@@ -522,14 +525,20 @@ pub(crate) fn run_seeds(shape: Shape, seeds_default: u64, test: &str) {
         run_seed(seed.parse().expect("a number"), shape);
         return;
     }
+    let mut bans = 0;
     let seeds: u64 = std::env::var("OVATION_SHARD_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(seeds_default);
     for seed in 0..seeds {
         let result = std::panic::catch_unwind(|| run_seed(seed, shape));
-        if result.is_err() {
-            panic!("seed {seed} failed; replay: OVATION_SHARD_SIM_SEED={seed} cargo test -p ovation-room --test shard_sim {test}");
+        match result {
+            Ok(made) => bans += made,
+            Err(_) => panic!("seed {seed} failed; replay: OVATION_SHARD_SIM_SEED={seed} cargo test -p ovation-room --test shard_sim {test}"),
         }
     }
+    assert!(
+        seeds == 0 || bans > 0,
+        "the seeds banned and unbanned nobody"
+    );
 }
