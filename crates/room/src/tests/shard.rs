@@ -390,17 +390,7 @@ fn a_sender_only_comment_waits_for_the_snapshot_a_shard_awaits() {
     let now_ms = 1_000;
     let mut shard = ana_on_a_shard(now_ms);
     let action = |seq: u64, user: &str| comment_action(seq, user, now_ms);
-    let down = |seq: u64, snapshot: Option<Snapshot>, own: Vec<(u64, Event)>| ShardDown {
-        seq,
-        server_time_ms: now_ms,
-        snapshot,
-        broadcast: Vec::new(),
-        to_connection: own,
-        to_user: Vec::new(),
-        close_users: Vec::new(),
-        unbanned_users: Vec::new(),
-        shards: 1,
-    };
+    let down = |seq, snapshot, own| own_down(seq, now_ms, snapshot, own);
     let sent_seqs = |shard: &mut Shard| {
         let mut seqs = Vec::new();
         while let Some(output) = shard.poll_output() {
@@ -427,6 +417,27 @@ fn a_sender_only_comment_waits_for_the_snapshot_a_shard_awaits() {
         .handle_down(&down(4, Some(snapshot), Vec::new()).encode(), now_ms)
         .unwrap();
     assert_eq!(sent_seqs(&mut shard), vec![1, 2, 3]);
+}
+
+/// The room's batch `seq` to a one-shard room: a state when given, and events for single
+/// connections (their own actions, answers).
+fn own_down(
+    seq: u64,
+    now_ms: u64,
+    snapshot: Option<Snapshot>,
+    own: Vec<(u64, Event)>,
+) -> ShardDown {
+    ShardDown {
+        seq,
+        server_time_ms: now_ms,
+        snapshot,
+        broadcast: Vec::new(),
+        to_connection: own,
+        to_user: Vec::new(),
+        close_users: Vec::new(),
+        unbanned_users: Vec::new(),
+        shards: 1,
+    }
 }
 
 /// A shard with the room's state and ana welcomed on connection 1, its output drained.
@@ -1060,17 +1071,7 @@ fn own_actions_a_shard_leaves_out_are_told_as_a_gap() {
         seqs.map(|seq| (1, Event::Action(comment_action(seq, "ana", now_ms))))
             .collect()
     };
-    let down = |seq: u64, snapshot: Option<Snapshot>, own: Vec<(u64, Event)>| ShardDown {
-        seq,
-        server_time_ms: now_ms,
-        snapshot,
-        broadcast: Vec::new(),
-        to_connection: own,
-        to_user: Vec::new(),
-        close_users: Vec::new(),
-        unbanned_users: Vec::new(),
-        shards: 1,
-    };
+    let down = |seq, snapshot, own| own_down(seq, now_ms, snapshot, own);
     let held = OUTBOX_EVENTS_MAX as u64;
     // Batch 2 was lost: the shard holds ana's own comments for the snapshot, one past
     // its bound.
