@@ -149,11 +149,11 @@ impl Client {
         self.check_admission(now_ms);
         self.ws_failures = self.ws_failures.saturating_add(1);
         // Only a session whose WebSockets never worked reads over the pull transport: one
-        // that had a socket open is on a network that carries them, lost for a moment
-        // (a switch from wifi to cellular fails a few reconnects and their admission
-        // checks), and keeps reconnecting rather than receive only for good.
+        // that had a socket welcomed (it has a cursor) is on a network that carries them,
+        // lost for a moment (a switch from wifi to cellular fails a few reconnects and
+        // their admission checks), and keeps reconnecting rather than receive only for good.
         if self.mode == TransportMode::Auto
-            && !self.ws_welcomed
+            && self.cursor.is_none()
             && self.ws_failures >= CLIENT_WS_FAILURES_BEFORE_PULL
         {
             self.start_pull(now_ms, Some(reason));

@@ -117,8 +117,6 @@ pub struct Client {
     // Sockets.
     next_socket: u64,
     ws_failures: u32,
-    /// A socket of this session said Welcome: `auto` keeps to WebSockets from then on.
-    ws_welcomed: bool,
     attempt: u32,
     /// Every deadline (see `Timer`): `poll_timeout` is the earliest.
     timers: TimerTable,
@@ -165,7 +163,6 @@ impl Client {
             ended: false,
             next_socket: 1,
             ws_failures: 0,
-            ws_welcomed: false,
             attempt: 0,
             timers: TimerTable::default(),
             clock: ClockSync::default(),

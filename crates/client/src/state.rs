@@ -112,7 +112,6 @@ impl Client {
         }
         self.phase = Phase::Open { socket };
         self.ws_failures = 0;
-        self.ws_welcomed = true;
         self.socket_cap_retries = 0;
         self.attempt = 0;
         // The frame carrying Welcome was just heard: the silence counts from it.

@@ -359,6 +359,19 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Where this event stands among the room's numbered actions: an action's number,
+    /// and a `Gap`'s first number after the hole (it goes before the actions from there
+    /// on). None for the rest.
+    pub fn action_order(&self) -> Option<u64> {
+        match self {
+            Event::Action(action) => Some(action.seq),
+            Event::Gap { resumed_from, .. } => Some(*resumed_from),
+            _ => None,
+        }
+    }
+}
+
 /// Frames a server sends. Append-only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]

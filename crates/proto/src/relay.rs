@@ -139,6 +139,21 @@ impl ShardDown {
         Ok(down)
     }
 
+    /// Batch `seq` for a room of `shards` shards, with nothing in it yet.
+    pub fn new(seq: u64, server_time_ms: u64, shards: u16) -> ShardDown {
+        ShardDown {
+            seq,
+            server_time_ms,
+            snapshot: None,
+            broadcast: Vec::new(),
+            to_connection: Vec::new(),
+            to_user: Vec::new(),
+            close_users: Vec::new(),
+            unbanned_users: Vec::new(),
+            shards,
+        }
+    }
+
     /// This batch as batches that each encode within `bytes_max` (the room passes
     /// `RELAY_MESSAGE_BYTES_MAX`, past which a shard refuses a batch whole, and with it
     /// the acknowledgements in it). A shard sends each piece to its sockets as it applies
@@ -165,32 +180,17 @@ impl ShardDown {
             unbanned_users,
             shards,
         } = self;
-        let piece = |snapshot: Option<Snapshot>| ShardDown {
-            seq,
-            server_time_ms,
-            snapshot,
-            broadcast: Vec::new(),
-            to_connection: Vec::new(),
-            to_user: Vec::new(),
-            close_users: Vec::new(),
-            unbanned_users: Vec::new(),
-            shards,
-        };
+        let empty = ShardDown::new(seq, server_time_ms, shards);
         // An empty piece's bytes, and room for the lists' length prefixes to grow
         // (varints of at most 5 bytes each for five lists).
-        let empty_bytes = piece(None).encode().len() + 20;
+        let empty_bytes = empty.encode().len() + 20;
         let mut split = Splitter {
             pieces: Vec::new(),
             bytes: empty_bytes,
-            current: piece(None),
-            empty: piece(None),
+            current: empty.clone(),
+            empty,
             empty_bytes,
             bytes_max,
-        };
-        let seq_of = |event: &Event| match event {
-            Event::Action(action) => Some(action.seq),
-            Event::Gap { resumed_from, .. } => Some(*resumed_from),
-            _ => None,
         };
         let (mut own_actions, answers): (Vec<_>, Vec<_>) =
             to_connection
@@ -200,7 +200,7 @@ impl ShardDown {
                     // the last it follows.
                     matches!(event, Event::Action(_) | Event::Gap { .. })
                 });
-        own_actions.sort_by_key(|(_, event)| seq_of(event));
+        own_actions.sort_by_key(|(_, event)| event.action_order());
         let mut own_actions = own_actions.into_iter().peekable();
         // A batch that ends the room (its `RoomEnded`, a snapshot of the ended room) makes
         // the shard close its sockets once that piece is sent: the end goes in the last
@@ -228,9 +228,9 @@ impl ShardDown {
                 ended.push(event);
                 continue;
             }
-            let next_seq = seq_of(&event);
+            let next_seq = event.action_order();
             while let Some(entry) =
-                own_actions.next_if(|(_, e)| next_seq.is_some_and(|n| seq_of(e) < Some(n)))
+                own_actions.next_if(|(_, e)| next_seq.is_some_and(|n| e.action_order() < Some(n)))
             {
                 split.add(entry, |down| &mut down.to_connection);
             }
@@ -281,25 +281,24 @@ impl Splitter {
         let Some(snapshot) = snapshot else {
             return;
         };
-        let snapshot_bytes = crate::frames::encode(&snapshot).len();
-        if self.bytes + snapshot_bytes > self.bytes_max && !self.current.is_empty() {
-            let full = core::mem::replace(&mut self.current, self.empty.clone());
-            self.pieces.push(full);
-            self.bytes = self.empty_bytes;
-        }
-        self.bytes += snapshot_bytes;
+        self.make_room(crate::frames::encode(&snapshot).len());
         self.current.snapshot = Some(snapshot);
     }
 
     fn add<T: Serialize>(&mut self, entry: T, list: fn(&mut ShardDown) -> &mut Vec<T>) {
-        let entry_bytes = crate::frames::encode(&entry).len();
-        if self.bytes + entry_bytes > self.bytes_max && !self.current.is_empty() {
+        self.make_room(crate::frames::encode(&entry).len());
+        list(&mut self.current).push(entry);
+    }
+
+    /// Room for `bytes` more: a new piece when the current one would pass the bound (an
+    /// entry alone past it still goes, alone).
+    fn make_room(&mut self, bytes: usize) {
+        if self.bytes + bytes > self.bytes_max && !self.current.is_empty() {
             let full = core::mem::replace(&mut self.current, self.empty.clone());
             self.pieces.push(full);
             self.bytes = self.empty_bytes;
         }
-        self.bytes += entry_bytes;
-        list(&mut self.current).push(entry);
+        self.bytes += bytes;
     }
 }
 
@@ -560,15 +559,7 @@ mod tests {
         for bytes_max in [RELAY_MESSAGE_BYTES_MAX, 100_000] {
             let pieces = big.clone().split_within(bytes_max);
             assert!(pieces.len() >= 2, "{bytes_max}");
-            let mut whole = ShardDown {
-                snapshot: None,
-                broadcast: Vec::new(),
-                to_connection: Vec::new(),
-                to_user: Vec::new(),
-                close_users: Vec::new(),
-                unbanned_users: Vec::new(),
-                ..big.clone()
-            };
+            let mut whole = ShardDown::new(big.seq, big.server_time_ms, big.shards);
             // The answers and peer messages come before the end, the closes after it.
             let ended_in = pieces
                 .iter()
@@ -598,13 +589,8 @@ mod tests {
         }
         // One that fits is itself; an entry past a tiny bound goes alone.
         let small = ShardDown {
-            snapshot: None,
             broadcast: alloc::vec![part(1)],
-            to_connection: Vec::new(),
-            to_user: Vec::new(),
-            close_users: Vec::new(),
-            unbanned_users: Vec::new(),
-            ..big.clone()
+            ..ShardDown::new(big.seq, big.server_time_ms, big.shards)
         };
         let pieces = small.clone().split_within(RELAY_MESSAGE_BYTES_MAX);
         assert_eq!(pieces.len(), 1);
@@ -634,18 +620,12 @@ mod tests {
             },
         };
         let down = ShardDown {
-            seq: 0,
-            server_time_ms: 0,
-            snapshot: None,
             broadcast: (1..=20)
                 .filter(|&s| s != 7)
                 .map(|s| Event::Action(action(s)))
                 .collect(),
             to_connection: alloc::vec![(4, Event::Action(action(7)))],
-            to_user: Vec::new(),
-            close_users: Vec::new(),
-            unbanned_users: Vec::new(),
-            shards: 1,
+            ..ShardDown::new(0, 0, 1)
         };
         let ended = ShardDown {
             snapshot: Some(Snapshot {

@@ -597,12 +597,7 @@ pub(crate) fn merge_actions(shared: &[Event], mut own: Vec<Event>) -> Vec<Event>
     let mut own = own.into_iter().peekable();
     let mut merged = Vec::with_capacity(shared.len() + own.len());
     for event in shared {
-        let next_seq = match event {
-            Event::Action(action) => Some(action.seq),
-            Event::Gap { resumed_from, .. } => Some(*resumed_from),
-            _ => None,
-        };
-        if let Some(next_seq) = next_seq {
+        if let Some(next_seq) = event.action_order() {
             while let Some(action) = own.next_if(|e| seq_of(e) < next_seq) {
                 merged.push(action);
             }

@@ -14,15 +14,9 @@ const VIEWERS: u64 = 2_000;
 
 fn down(seq: u64, snapshot: Option<Snapshot>, broadcast: Vec<Event>) -> Vec<u8> {
     ShardDown {
-        seq,
-        server_time_ms: 0,
         snapshot,
         broadcast,
-        to_connection: Vec::new(),
-        to_user: Vec::new(),
-        close_users: Vec::new(),
-        unbanned_users: Vec::new(),
-        shards: 1,
+        ..ShardDown::new(seq, 0, 1)
     }
     .encode()
 }

@@ -282,8 +282,6 @@ pub(crate) fn first_down(
     total_version: u64,
 ) -> ShardDown {
     ShardDown {
-        seq: 1,
-        server_time_ms: now_ms,
         snapshot: Some(Snapshot {
             epoch: 1,
             total_version,
@@ -295,12 +293,7 @@ pub(crate) fn first_down(
             ring: Vec::new(),
             banned: Vec::new(),
         }),
-        broadcast: Vec::new(),
-        to_connection: Vec::new(),
-        to_user: Vec::new(),
-        close_users: Vec::new(),
-        unbanned_users: Vec::new(),
-        shards: 1,
+        ..ShardDown::new(1, now_ms, 1)
     }
 }
 

@@ -269,17 +269,11 @@ fn a_comment_shown_to_its_sender_only_comes_after_the_broadcast_of_its_tick() {
     let mut shard = ana_on_a_shard(now_ms);
     let action = |seq: u64, user: &str| comment_action(seq, user, now_ms);
     let down = ShardDown {
-        seq: 2,
-        server_time_ms: now_ms,
-        snapshot: None,
         broadcast: (1..=3)
             .map(|seq| Event::Action(action(seq, "bob")))
             .collect(),
         to_connection: vec![(1, Event::Action(action(5, "ana")))],
-        to_user: Vec::new(),
-        close_users: Vec::new(),
-        unbanned_users: Vec::new(),
-        shards: 1,
+        ..ShardDown::new(2, now_ms, 1)
     };
     shard.handle_down(&down.encode(), now_ms + 10).unwrap();
     let mut seqs = Vec::new();
@@ -428,15 +422,9 @@ fn own_down(
     own: Vec<(u64, Event)>,
 ) -> ShardDown {
     ShardDown {
-        seq,
-        server_time_ms: now_ms,
         snapshot,
-        broadcast: Vec::new(),
         to_connection: own,
-        to_user: Vec::new(),
-        close_users: Vec::new(),
-        unbanned_users: Vec::new(),
-        shards: 1,
+        ..ShardDown::new(seq, now_ms, 1)
     }
 }
 

@@ -84,17 +84,7 @@ fn a_comment_above_the_cap_reaches_only_its_sender() {
 #[test]
 fn a_shard_refuses_a_batch_naming_fewer_shards_than_its_own_place() {
     let mut shard = Shard::new(5, 1, 1_000);
-    let down = |shards: u16| ovation_proto::ShardDown {
-        seq: 1,
-        server_time_ms: 1_000,
-        snapshot: None,
-        broadcast: Vec::new(),
-        to_connection: Vec::new(),
-        to_user: Vec::new(),
-        close_users: Vec::new(),
-        unbanned_users: Vec::new(),
-        shards,
-    };
+    let down = |shards: u16| ovation_proto::ShardDown::new(1, 1_000, shards);
     for shards in [3, 5] {
         assert!(
             shard.handle_down(&down(shards).encode(), 1_000).is_err(),
