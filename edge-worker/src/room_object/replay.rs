@@ -291,22 +291,18 @@ impl RoomObject {
                 .read_chunk(&recording, index, &mut budget)
                 .await
                 .map_err(|e| ApiError::internal(&e.to_string()))?;
-            let bytes = match read {
-                ChunkRead::Read(bytes) => Some(bytes),
-                ChunkRead::Absent => None,
-                ChunkRead::PastBound => {
-                    to = info.chunk_start_ms(index).clamp(from, to);
-                    break;
-                }
-            };
-            match bytes {
-                Some(bytes) => {
+            match read {
+                ChunkRead::Read(bytes) => {
                     let chunk = ovation_replay::Chunk::decode(&bytes)
                         .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
                     chunks.push(chunk);
                 }
-                None if info.must_be_stored(index) => missing_chunks.push(index),
-                None => {}
+                ChunkRead::Absent if info.must_be_stored(index) => missing_chunks.push(index),
+                ChunkRead::Absent => {}
+                ChunkRead::PastBound => {
+                    to = info.chunk_start_ms(index).clamp(from, to);
+                    break;
+                }
             }
         }
         let mut window = info.window(&chunks, from, to, snapshot);
