@@ -1,9 +1,10 @@
 //! Seeded simulation of a big room: one `Room` and S `Shard`s joined by in-order links
 //! with random delays, viewers placed by `shard_of`, comments, likes, votes (with
-//! duplicates and retries across shards), direct messages, bans and unbans, joins and
-//! leaves, the shard
-//! count growing while live, shard crashes (a shard loses its memory and its sockets; its
-//! viewers come back and resume) and room restarts (rebuilt from what it stored).
+//! duplicates and retries across shards), gifts (double taps, resends, retries; charged
+//! at a settlement service whose requests and answers get lost), direct messages, bans
+//! and unbans, joins and leaves, the shard count growing while live, shard crashes (a
+//! shard loses its memory and its sockets; its viewers come back and resume) and room
+//! restarts (rebuilt from what it stored, charges in flight lost, some made).
 //!
 //! Invariants, checked as it runs and at the end:
 //! - a connection sees each action once, in order, with no hole it was not told of (a
@@ -13,6 +14,9 @@
 //! - poll tallies equal the distinct users whose vote was acknowledged, whichever shard
 //!   they voted through and however often;
 //! - a peer message reaches the target user's connections only;
+//! - a gift acknowledged was charged, one refused for funds was not; after every gifter
+//!   retried what stayed open, the room's gift totals are what the service charged (each
+//!   charge announced and ranked once, across lost answers and restarts);
 //! - after the links drain, the room's online count is the sum of ready connections;
 //! - after the links drain, each user's shard refuses exactly the users the room bans
 //!   (through lost batches, crashes and growth), and no banned user holds a session; a

@@ -110,6 +110,7 @@ impl Sim {
                 }
             }
             75..=76 => self.ban_or_unban(viewer),
+            77..=81 if live => self.gift(viewer),
             71 if self.rng.chance(30) => self.restart_room(),
             72 if self.rng.chance(10) && self.room.shards() < self.shape.shards_max => {
                 let shards = self.room.shards() + 1;
@@ -121,11 +122,13 @@ impl Sim {
             _ => {}
         }
         self.run_due();
+        self.resend_gifts();
+        self.run_due();
     }
 
     /// The host bans the viewer, or unbans them if banned: their sockets close with 4403
     /// and their shard refuses them until it learns the unban.
-    fn ban_or_unban(&mut self, viewer: usize) {
+    pub(super) fn ban_or_unban(&mut self, viewer: usize) {
         self.bans_and_unbans += 1;
         let user = self.viewers[viewer].user.clone();
         let command = if self.banned.remove(&user) {
@@ -179,10 +182,12 @@ impl Sim {
     /// batches already sent still arrive).
     fn restart_room(&mut self) {
         self.crashes += 1;
+        self.charges_lost_with_the_room();
         let records = self.store.clone().into_iter();
         self.room = Room::restore(records, self.now_ms)
             .expect("restores")
             .expect("exists");
+        self.catalog_after_restore();
         self.down_sent_at_ms.fill(None);
         // Requests in flight to it fail: their shards hear so and send them again.
         for index in 0..self.up.len() {
@@ -195,7 +200,7 @@ impl Sim {
         self.pump_room();
     }
 
-    fn run_due(&mut self) {
+    pub(super) fn run_due(&mut self) {
         for round in 0.. {
             assert!(
                 round < 10_000,
@@ -246,6 +251,7 @@ impl Sim {
                     progressed = true;
                 }
             }
+            progressed |= self.answer_charges();
             if self.room.poll_timeout().is_some_and(|t| t <= self.now_ms) {
                 self.room.handle_timeout(self.now_ms);
                 self.pump_room();
