@@ -359,6 +359,8 @@ pub struct RoomStats {
     pub shard_batches_repeated: u64,
     /// Likes in shards' batches of an opening that ended (logged, not counted).
     pub shard_likes_of_another_opening: u64,
+    /// Frames in shards' batches of an opening that ended (refused `room_ended`).
+    pub shard_frames_of_another_opening: u64,
     pub shard_batches_out: u64,
     pub comments_sampled_out: u64,
     /// Big rooms: viewers' upgrades this room object named a shard for. The router then

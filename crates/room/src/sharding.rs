@@ -205,8 +205,12 @@ impl Room {
             }));
         }
         let changes_state = up.likes > 0 || !up.frames.is_empty();
+        // A batch taken in an opening that ended (sent again across the end and a new
+        // opening): its frames are not this opening's (its poll `p1` is another poll).
+        // A shard without the room's state says epoch 0 and is taken as this opening's.
+        let of_an_ended_opening = up.epoch != 0 && up.epoch != self.epoch;
         for relayed in up.frames {
-            self.on_relayed(up.shard, relayed, now_ms);
+            self.on_relayed(up.shard, relayed, of_an_ended_opening, now_ms);
         }
         if changes_state {
             // In the same write as what the batch changed (likes, votes, gifts, …): a
@@ -224,7 +228,13 @@ impl Room {
         }
     }
 
-    fn on_relayed(&mut self, shard: u16, relayed: RelayedFrame, now_ms: u64) {
+    fn on_relayed(
+        &mut self,
+        shard: u16,
+        relayed: RelayedFrame,
+        of_an_ended_opening: bool,
+        now_ms: u64,
+    ) {
         let RelayedFrame {
             connection: remote,
             user,
@@ -257,6 +267,15 @@ impl Room {
                 id
             }
         };
+        if of_an_ended_opening {
+            // Refused as after the end (the opening its sender saw has ended).
+            self.stats.shard_frames_of_another_opening += 1;
+            if let Some(client_id) = frame.client_id() {
+                let refusal = Refusal::new(ErrorCode::RoomEnded, "the room has ended");
+                self.refuse(id, Some(client_id), refusal, now_ms);
+            }
+            return;
+        }
         // A relayed repeat is acknowledged like a local one (before anything else).
         if !self.answer_repeat(id, &frame, now_ms) {
             self.on_frame(id, frame, now_ms);

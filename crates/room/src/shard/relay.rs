@@ -36,6 +36,12 @@ impl Shard {
                 self.close(id, CloseCode::Banned, now_ms);
             }
             let fresh = Mirror::from_snapshot(snapshot);
+            if self.mirror.as_ref().is_some_and(|m| m.epoch != fresh.epoch) {
+                // A new opening numbers its polls and quizzes from 1 again: who chose in
+                // the old one's `p1` has not chosen in the new one's.
+                self.chosen.clear();
+                self.pending_choices.clear();
+            }
             if let Some(old) = self.mirror.as_ref().filter(|m| m.epoch == fresh.epoch) {
                 // Batches were lost (the room restarted, or one went missing): the viewers
                 // here get what changed since the copy they were served from.

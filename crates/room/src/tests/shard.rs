@@ -634,6 +634,140 @@ fn frames_relayed_after_the_end_are_refused_and_change_nothing() {
     assert_eq!(room.poll().unwrap().2, &[0, 0], "no vote counted");
 }
 
+/// A shard's batch taken in an opening that ended, sent again after the room opened
+/// anew: its vote is not counted in the new opening's poll of the same id, and each frame
+/// is refused `room_ended`, as after the end.
+#[test]
+fn frames_of_an_ended_opening_are_refused_by_the_next_one() {
+    let now = 0;
+    let mut room = Room::create(info(), 2, now);
+    room.admin(AdminCommand::SetShards { shards: 2 }, now)
+        .unwrap();
+    room.admin(
+        as_host(StaffCommand::CreatePoll {
+            spec: poll_spec(2, 60_000),
+        }),
+        now,
+    )
+    .unwrap();
+    let last_seq = room.last_seq();
+    let frames = vec![
+        ClientFrame::Vote {
+            client_id: 1,
+            poll_id: "p1".into(),
+            option: 0,
+        },
+        ClientFrame::Comment {
+            client_id: 2,
+            text: "from the last show".into(),
+        },
+    ];
+    // `ana_up` stamps opening 1.
+    room.shard_up(&ana_up(1, frames, 9, 1).encode(), now)
+        .unwrap();
+    let mut now = now;
+    let answers: Vec<(u64, Event)> = batches_to_shards(&mut room, &mut now)
+        .iter()
+        .flat_map(|(_, frame)| ShardDown::decode(frame).unwrap().to_connection)
+        .collect();
+    for id in 1..=2 {
+        assert!(
+            answers.iter().any(|(_, e)| matches!(
+                e,
+                Event::Error { client_id: Some(c), code: ErrorCode::RoomEnded, .. } if *c == id
+            )),
+            "frame {id}: {answers:?}"
+        );
+    }
+    assert_eq!(room.poll().unwrap().2, &[0, 0], "no vote counted");
+    assert_eq!(room.last_seq(), last_seq, "no number taken");
+    assert_eq!(room.stats().shard_frames_of_another_opening, 2);
+}
+
+/// A shard that saw ana's vote in poll `p1` accepted, then the room's state of a new
+/// opening: ana's vote in the new opening's `p1` goes to the room (it used to be
+/// acknowledged by the shard as a repeat and never counted).
+#[test]
+fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
+    let mut now_ms = 1_000;
+    let mut shard = ana_on_a_shard(now_ms);
+    let vote = |client_id| {
+        ClientFrame::Vote {
+            client_id,
+            poll_id: "p1".into(),
+            option: 0,
+        }
+        .encode()
+    };
+    shard.handle_frame(1, &vote(1), now_ms);
+    let ups = batches_up(&mut shard, &mut now_ms, 1);
+    assert_eq!(ups[0].frames.len(), 1, "the first vote goes up");
+    let acked = own_down(
+        2,
+        now_ms,
+        None,
+        vec![(
+            1,
+            Event::Ack {
+                client_id: 1,
+                seq: None,
+            },
+        )],
+    );
+    shard.handle_down(&acked.encode(), now_ms).unwrap();
+    // One tick: what the shard sent its viewers, and the frames it sent up.
+    let tick = |shard: &mut Shard, now_ms: &mut u64| {
+        *now_ms += TICK_MS;
+        shard.handle_timeout(*now_ms);
+        let (mut events, mut up) = (Vec::new(), Vec::new());
+        while let Some(output) = shard.poll_output() {
+            match output {
+                ShardOutput::Send { frame, .. } => {
+                    let ServerFrame::Batch { events: e, .. } = ServerFrame::decode(&frame).unwrap();
+                    events.extend(e);
+                }
+                ShardOutput::Up { batch, .. } => {
+                    up.extend(ShardUp::decode(&batch).unwrap().frames);
+                }
+                _ => {}
+            }
+        }
+        (events, up)
+    };
+    shard.handle_frame(1, &vote(2), now_ms);
+    let (events, up) = tick(&mut shard, &mut now_ms);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Ack { client_id: 2, .. }))
+            && up.is_empty(),
+        "within one opening the shard answers a repeat itself: {events:?} {up:?}"
+    );
+    // The room ends and opens again (opening 2): its first batch brings its state.
+    let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
+    snapshot.epoch = 2;
+    shard
+        .handle_down(
+            &own_down(1, now_ms, Some(snapshot), Vec::new()).encode(),
+            now_ms,
+        )
+        .unwrap();
+    while shard.poll_output().is_some() {}
+    shard.handle_frame(1, &vote(3), now_ms);
+    let (events, up) = tick(&mut shard, &mut now_ms);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Ack { client_id: 3, .. })),
+        "not answered as a repeat: {events:?}"
+    );
+    assert!(
+        up.iter()
+            .any(|f| matches!(f.frame, ClientFrame::Vote { client_id: 3, .. })),
+        "the new opening's vote goes to the room: {up:?}"
+    );
+}
+
 /// Bans and unbans reach a big room's viewers whatever the shards knew:
 /// - the room object sends no banned user to a shard (`route_to_shard` is `None`, and the
 ///   room itself refuses the socket), since a shard may not know the ban yet;
