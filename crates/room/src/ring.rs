@@ -142,8 +142,11 @@ impl Room {
         if text.trim().is_empty() {
             return Err(Refusal::new(ErrorCode::Invalid, "empty"));
         }
-        if let ActionBody::Comment { text } = &body {
-            if let Err(refusal) = self.check_speech(identity, text, now_ms) {
+        // A reaction's kind is free text shown to everyone (the overlay floats it): a
+        // mute and the word filter hold for it as for a comment.
+        if let ActionBody::Comment { text: speech } | ActionBody::Reaction { kind: speech } = &body
+        {
+            if let Err(refusal) = self.check_speech(identity, speech, now_ms) {
                 match refusal.code {
                     ErrorCode::Muted => self.stats.muted_refused += 1,
                     _ => self.stats.filtered_refused += 1,

@@ -65,6 +65,17 @@ fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
     room.handle_frame(3, &ask, now);
     let out = tick_into(&mut room, &mut now, &mut store);
     assert_eq!(error_codes(&out.events[&3]), [ErrorCode::Muted]);
+    // A reaction's kind is free text everyone is shown: muted too.
+    let reaction = |client_id: u64, kind: &str| {
+        frame_of(ClientFrame::Reaction {
+            client_id,
+            kind: kind.into(),
+        })
+    };
+    room.handle_frame(3, &reaction(12, "can you see me"), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&3]), [ErrorCode::Muted]);
+    assert!(out.events.values().all(|events| actions(events).is_empty()));
 
     // Delete: everyone gets the removal, and a late joiner resuming never sees it.
     room.handle_frame(2, &comment("rude words", 1), now);
@@ -94,10 +105,15 @@ fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
     room.handle_frame(2, &comment("too soon", 4), now);
     room.handle_frame(1, &comment("hosts are exempt", 1), now);
     room.handle_frame(1, &comment("from slow mode", 2), now);
+    room.handle_frame(2, &reaction(5, "spoiler!"), now);
     let out = tick_into(&mut room, &mut now, &mut store);
     assert_eq!(
         error_codes(&out.events[&2]),
-        [ErrorCode::Blocked, ErrorCode::RateLimited]
+        [
+            ErrorCode::Blocked,
+            ErrorCode::RateLimited,
+            ErrorCode::Blocked
+        ]
     );
     let slow_wait = out.events[&2].iter().find_map(|e| match e {
         Event::Error {
