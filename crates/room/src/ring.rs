@@ -16,6 +16,15 @@ pub(crate) struct ActionRing {
     actions: VecDeque<Action>,
 }
 
+/// What a moderator's removal found (`ActionRing::remove_comment`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CommentRemoved {
+    /// The comment was kept: taken out, and its stored record is deleted.
+    Kept,
+    /// Older than what the ring keeps: the removal goes to viewers and the recording.
+    Older,
+}
+
 impl ActionRing {
     /// A ring read back from storage: the actions numbered up to `last_seq` (newer ones
     /// were never acknowledged), the newest `RING_EVENTS_MAX` of them.
@@ -79,13 +88,25 @@ impl ActionRing {
         }
     }
 
-    /// Takes out the kept comment `seq` (a moderator's removal); false if none is kept.
-    pub(crate) fn remove_comment(&mut self, seq: u64) -> bool {
-        let index = self
-            .actions
-            .iter()
-            .position(|a| a.seq == seq && is_comment_body(&a.body));
-        index.is_some_and(|i| self.actions.remove(i).is_some())
+    /// A moderator's removal of `seq`: the kept comment taken out (`Kept`), or a number
+    /// the ring no longer holds (`Older`: the room cannot tell what it was), or refused.
+    pub(crate) fn remove_comment(&mut self, seq: u64) -> Result<CommentRemoved, &'static str> {
+        if seq == 0 || seq > self.last_seq {
+            return Err("no action has this number");
+        }
+        match self.actions.iter().position(|a| a.seq == seq) {
+            Some(i) if is_comment_body(&self.actions[i].body) => {
+                self.actions.remove(i);
+                Ok(CommentRemoved::Kept)
+            }
+            Some(_) => Err("this action is not a comment"),
+            None if self.actions.front().is_some_and(|a| a.seq < seq) => {
+                // Between kept actions: removed already, or a comment shown to its sender
+                // only (a big room's sampling), or a number never kept.
+                Err("no such comment in the room's recent actions")
+            }
+            None => Ok(CommentRemoved::Older),
+        }
     }
 
     /// What a reader who has every action up to `cursor` missed that the ring no longer

@@ -382,12 +382,15 @@ impl Room {
                 Ok(AdminReply::Done(serde_json::json!({ "unbanned": user })))
             }
             StaffCommand::DeleteComment { seq } => {
-                if !self.ring.remove_comment(seq) {
-                    return Err(AdminError::NotFound(
-                        "no such comment in the room's recent actions",
-                    ));
+                // A comment older than the ring (30 s, 1,024 actions) is removed too: the
+                // viewers who show it drop it, and the recording leaves it out.
+                let removed = self
+                    .ring
+                    .remove_comment(seq)
+                    .map_err(AdminError::NotFound)?;
+                if removed == crate::ring::CommentRemoved::Kept {
+                    self.store(StorageOp::delete_action(seq));
                 }
-                self.store(StorageOp::delete_action(seq));
                 let removal = self.push_action(
                     &by.user,
                     &by.name,

@@ -245,6 +245,55 @@ fn moderation_sets_are_bounded_one_past_their_limits() {
 /// muted for a minute, an hour later a new mute is taken (the expired ones are forgotten,
 /// in storage too), where it was refused `409` "at most 10000 users are muted at once".
 /// While they still run, one past the bound is refused.
+/// A comment reported after it left the room's recent actions (30 s, 1,024 actions) is
+/// still removed: everyone gets the `Removed` action, which takes it out of what viewers
+/// show and out of the recording. Numbers no action has, and a kept action that is not a
+/// comment, are refused `not_found`.
+#[test]
+fn a_comment_older_than_the_rooms_recent_actions_is_still_removed() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    tick_into(&mut room, &mut now, &mut store);
+    room.handle_frame(2, &comment("rude words", 1), now);
+    tick_into(&mut room, &mut now, &mut store);
+    let rude = room.last_seq();
+    let delete = |room: &mut Room, seq: u64, now: u64| {
+        room.admin(as_host(StaffCommand::DeleteComment { seq }), now)
+    };
+
+    now += RING_AGE_MS_MAX + 1_000;
+    let reaction = frame_of(ClientFrame::Reaction {
+        client_id: 2,
+        kind: "wow".into(),
+    });
+    room.handle_frame(2, &reaction, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let kept: Vec<u64> = room.actions_since(0, now).0.iter().map(|a| a.seq).collect();
+    assert_eq!(kept, [rude + 1], "the comment left the recent actions");
+
+    for seq in [0, rude + 1, rude + 2, u64::MAX] {
+        assert!(
+            matches!(delete(&mut room, seq, now), Err(AdminError::NotFound(_))),
+            "{seq}"
+        );
+    }
+    assert!(delete(&mut room, rude, now).is_ok());
+    let out = tick_into(&mut room, &mut now, &mut store);
+    for viewer in [1, 2] {
+        assert!(
+            out.events[&viewer].iter().any(|e| matches!(
+                e,
+                Event::Action(Action { body: ActionBody::Removed { seq }, .. }) if *seq == rude
+            )),
+            "{viewer}: {:?}",
+            out.events[&viewer]
+        );
+    }
+}
+
 #[test]
 fn expired_mutes_give_their_places_back() {
     let mut now = 0;

@@ -2,7 +2,7 @@
 //! that keeps every action.
 
 use super::*;
-use crate::ring::ActionRing;
+use crate::ring::{ActionRing, CommentRemoved};
 use proptest::prelude::*;
 
 fn comment(seq: u64, ts_ms: u64) -> Action {
@@ -95,8 +95,8 @@ fn a_removed_comment_leaves_the_ring_and_the_shards_copy_alike() {
         room.keep(comment(seq, 0));
         copy.apply(&comment(seq, 0));
     }
-    assert!(room.remove_comment(2));
-    assert!(!room.remove_comment(2), "once");
+    assert_eq!(room.remove_comment(2), Ok(CommentRemoved::Kept));
+    assert!(room.remove_comment(2).is_err(), "once");
     let seq = room.take_seq();
     let removal = Action {
         body: ActionBody::Removed { seq: 2 },
