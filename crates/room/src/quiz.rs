@@ -161,6 +161,9 @@ pub(crate) struct Quiz {
     pub record: QuizRecord,
     /// Answers to the open question.
     answers: HashMap<String, AnswerRecord>,
+    /// Those of `answers` from users no earlier question scored: with `participants`,
+    /// the distinct users the quiz would score (`QUIZ_PARTICIPANTS_MAX`).
+    newcomers: usize,
     pub participants: HashMap<String, Participant>,
     /// Tallies of the last scored question (shown in its result).
     last_tallies: Vec<u64>,
@@ -180,6 +183,7 @@ impl Quiz {
                 asked: Vec::new(),
             },
             answers: HashMap::new(),
+            newcomers: 0,
             participants: HashMap::new(),
             last_tallies: Vec::new(),
             scored: 0,
@@ -210,6 +214,10 @@ impl Quiz {
                 quiz.answers = answers;
                 quiz.score_current();
             } else if open && index_u16 == record.current {
+                quiz.newcomers = answers
+                    .keys()
+                    .filter(|user| !quiz.participants.contains_key(*user))
+                    .count();
                 quiz.answers = answers;
             }
         }
@@ -247,6 +255,7 @@ impl Quiz {
         });
         assert_eq!(self.record.asked.len(), usize::from(next) + 1);
         self.answers.clear();
+        self.newcomers = 0;
         Ok(())
     }
 
@@ -290,14 +299,15 @@ impl Quiz {
         if self.record.phase != QuizPhase::Open || window_over {
             return Err(closed());
         }
-        if !self.participants.contains_key(user)
-            && self.participants.len() + self.answers.len() >= QUIZ_PARTICIPANTS_MAX
-        {
+        // Counted once each: a returning participant's answer takes no new place.
+        let newcomer = !self.participants.contains_key(user);
+        if newcomer && self.participants.len() + self.newcomers >= QUIZ_PARTICIPANTS_MAX {
             return Err(Refusal::new(
                 ErrorCode::TooMany,
                 format!("a quiz scores at most {QUIZ_PARTICIPANTS_MAX} participants"),
             ));
         }
+        self.newcomers += usize::from(newcomer);
         let record = AnswerRecord {
             option,
             at_ms: now_ms,

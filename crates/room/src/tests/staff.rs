@@ -191,6 +191,48 @@ fn interaction_counts_are_bounded_one_past_their_limits() {
         .expect_err("QUIZ_PARTICIPANTS_MAX");
     assert_eq!(refused.code, ErrorCode::TooMany);
 
+    // Participants are distinct users: half answer the first question and the second,
+    // and newcomers still fill the other half (returning answers were counted twice,
+    // refusing newcomers at a quarter of the limit), also after a restore mid-question.
+    let half = QUIZ_PARTICIPANTS_MAX / 2;
+    let mut quiz = quiz::Quiz::create(1, quiz_spec(&[(2, 0), (2, 0)], 5_000));
+    quiz.next(0).unwrap();
+    for user in users(half) {
+        quiz.answer(&user, "U", 0, 0, 0).unwrap();
+    }
+    assert!(quiz.close(1));
+    quiz.next(2).unwrap();
+    let mut stored: Vec<(u16, String, quiz::AnswerRecord)> = Vec::new();
+    for user in users(half) {
+        let record = quiz.answer(&user, "U", 1, 0, 2).unwrap().unwrap();
+        stored.push((1, user, record));
+    }
+    let newcomers = (half..QUIZ_PARTICIPANTS_MAX).map(|i| format!("u{i}"));
+    for (n, user) in newcomers.enumerate() {
+        if n == half / 2 {
+            // Restored from its record and the answers stored so far.
+            let first = users(half).map(|u| {
+                let record = quiz::AnswerRecord {
+                    option: 0,
+                    at_ms: 0,
+                    name: "U".into(),
+                };
+                (0, u, record)
+            });
+            quiz = quiz::Quiz::restore(quiz.record.clone(), first.chain(stored.clone()));
+        }
+        let record = quiz
+            .answer(&user, "U", 1, 0, 2)
+            .unwrap_or_else(|r| panic!("newcomer {n} of {half}: {r:?}"))
+            .unwrap();
+        stored.push((1, user, record));
+    }
+    let refused = quiz
+        .answer("one-more", "U", 1, 0, 2)
+        .expect_err("QUIZ_PARTICIPANTS_MAX distinct users");
+    assert_eq!(refused.code, ErrorCode::TooMany);
+    assert_eq!(quiz.answers(), QUIZ_PARTICIPANTS_MAX);
+
     let mut qa = qa::Qa::default();
     for i in 0..QA_QUESTIONS_MAX {
         let user = format!("u{}", i / QA_QUESTIONS_PER_USER_MAX);
