@@ -16,7 +16,7 @@
 //!   `ban/<user>`; `audit/<n, 20 digits>` — the audit trail
 
 use crate::moderation::{AuditEntry, Settings};
-use crate::polls::{Poll, PollRecord};
+use crate::polls::{Poll, PollPhase, PollRecord};
 use crate::products::ProductCard;
 use crate::qa::{Qa, QaRecord};
 use crate::quiz::{AnswerRecord, Quiz, QuizRecord};
@@ -534,6 +534,17 @@ impl Room {
                 .map(|(_, user, option)| (user, option));
             Poll::restore(record, votes)
         });
+        if let Some(poll) = room.poll.as_mut() {
+            // A vote is stored when it arrives, the `poll` part at the tick after it: a
+            // crash between left the part behind the votes. Published at the next tick.
+            if poll.record.tallies_public && poll.record.phase == PollPhase::Open {
+                let shown = room.parts.get("poll").map(|part| part.value.as_str());
+                poll.tallies_dirty = shown != Some(poll.part_json().as_str());
+            }
+        }
+        if room.poll.as_ref().is_some_and(|p| p.tallies_dirty) {
+            room.schedule_tick(now_ms);
+        }
         let quiz_id = quiz.as_ref().map(QuizRecord::id);
         let (current_answers, stale_answers): (Vec<_>, Vec<_>) = answers
             .into_iter()

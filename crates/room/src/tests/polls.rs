@@ -414,3 +414,54 @@ fn a_vote_or_answer_after_the_window_before_the_timer_runs_is_refused() {
     );
     assert!(room.quiz_score("ana").is_some_and(|score| score > 0));
 }
+
+/// A vote is stored when it arrives; the `poll` part with public tallies is published at
+/// the tick after. A room restarted between the two publishes the tallies its stored votes
+/// make at its next tick (it kept showing the old ones until another vote or the close).
+#[test]
+fn public_tallies_left_behind_by_a_crash_are_published_after_the_restore() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    let spec = PollSpec {
+        tallies_public: true,
+        ..poll_spec(2, 60_000)
+    };
+    room.admin(as_host(StaffCommand::CreatePoll { spec }), now)
+        .unwrap();
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let shown = |room: &Room| {
+        let (_, value) = room.part("poll").expect("the poll part");
+        serde_json::from_str::<serde_json::Value>(value).unwrap()["tallies"].clone()
+    };
+    assert_eq!(shown(&room), serde_json::json!([0, 0]));
+
+    room.handle_frame(2, &vote("p1", 1, 1), now);
+    // Killed before the tick: only what the vote wrote at once is stored.
+    let before_tick = drain(&mut room);
+    apply(&before_tick.stores, &mut store);
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert_eq!(room.poll().unwrap().2, &[0, 1], "the vote was stored");
+    assert_eq!(shown(&room), serde_json::json!([0, 0]), "the part was not");
+    apply(&drain(&mut room).stores, &mut store);
+    let at = room.poll_timeout().expect("a tick is due");
+    assert!(
+        at <= now + TICK_MS,
+        "a tick is due at once, not at the close ({at})"
+    );
+    now = at;
+    room.handle_timeout(now);
+    apply(&drain(&mut room).stores, &mut store);
+    assert_eq!(room.poll().unwrap().1, PollPhase::Open);
+    assert_eq!(shown(&room), serde_json::json!([0, 1]));
+
+    // Restored again with nothing left behind: the part is not published again.
+    let version = room.part("poll").unwrap().0;
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert_eq!(room.part("poll").unwrap().0, version, "stored at that tick");
+    now += 10 * TICK_MS;
+    room.handle_timeout(now);
+    drain(&mut room);
+    assert_eq!(room.part("poll").unwrap().0, version);
+}
