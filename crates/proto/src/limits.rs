@@ -386,6 +386,10 @@ pub const WORD_FILTER_WORDS_MAX: usize = 200;
 pub const WORD_FILTER_WORD_BYTES_MAX: usize = 40;
 /// Slow mode: the longest interval between one user's comments.
 pub const SLOW_MODE_MS_MAX: u64 = 300_000;
+/// Slow mode: viewers whose last comment the room remembers (those who commented within
+/// the interval). Past it the earliest is forgotten first (that viewer may comment again
+/// sooner), so a big room's commenters cost bounded memory and constant time a comment.
+pub const SLOW_MODE_USERS_MAX: usize = 100_000;
 /// A timed mute lasts this long at least and at most (a mute without `duration_ms`
 /// lasts until `unmute`): 0 would mute nobody while saying so, and an end past 2^53 ms
 /// would reach JavaScript rounded.

@@ -8,7 +8,7 @@
 
 use ovation_proto::limits::{
     AUDIT_DETAIL_BYTES_MAX, AUDIT_ENTRIES_MAX, BANNED_USERS_MAX, MUTED_USERS_MAX, SLOW_MODE_MS_MAX,
-    WORD_FILTER_WORDS_MAX, WORD_FILTER_WORD_BYTES_MAX,
+    SLOW_MODE_USERS_MAX, WORD_FILTER_WORDS_MAX, WORD_FILTER_WORD_BYTES_MAX,
 };
 use ovation_proto::Role;
 use serde::{Deserialize, Serialize};
@@ -44,8 +44,10 @@ pub(crate) struct Moderation {
     pub muted: BTreeMap<String, Option<u64>>,
     pub banned: BTreeSet<String>,
     pub settings: Settings,
-    /// When each viewer last commented (not stored: slow mode restarts generous).
+    /// When each viewer last commented (not stored: slow mode restarts generous), and
+    /// the same in the order they commented, to forget the earliest first.
     pub last_comment_ms: HashMap<String, u64>,
+    comments_in_order: VecDeque<(u64, String)>,
     pub audit: VecDeque<AuditEntry>,
     pub audit_next: u64,
 }
@@ -85,12 +87,20 @@ impl Moderation {
                 return Err(last + interval_ms - now_ms);
             }
         }
-        // Bounded by the users who commented within one interval; forget the rest.
-        if self.last_comment_ms.len() >= MUTED_USERS_MAX {
-            self.last_comment_ms
-                .retain(|_, &mut last| now_ms < last + interval_ms);
+        // Bounded by the users who commented within one interval, and by
+        // `SLOW_MODE_USERS_MAX`: the earliest are forgotten first, each once.
+        while let Some((at_ms, _)) = self.comments_in_order.front() {
+            let passed = now_ms >= at_ms.saturating_add(interval_ms);
+            if !passed && self.last_comment_ms.len() < SLOW_MODE_USERS_MAX {
+                break;
+            }
+            let (at_ms, earliest) = self.comments_in_order.pop_front().expect("a front");
+            if self.last_comment_ms.get(&earliest) == Some(&at_ms) {
+                self.last_comment_ms.remove(&earliest);
+            }
         }
         self.last_comment_ms.insert(user.to_owned(), now_ms);
+        self.comments_in_order.push_back((now_ms, user.to_owned()));
         Ok(())
     }
 

@@ -422,3 +422,34 @@ fn a_host_ends_the_room_over_its_own_socket() {
         Err(AdminError::RoomEnded)
     ));
 }
+
+/// Slow mode remembers at most `SLOW_MODE_USERS_MAX` viewers' last comments, forgetting
+/// the earliest first, one at a time (it scanned every entry on each comment past 10,000
+/// and then grew anyway); viewers whose interval passed are forgotten as comments come.
+#[test]
+fn slow_mode_remembers_a_bounded_number_of_commenters() {
+    let mut moderation = crate::moderation::Moderation::default();
+    moderation.settings.slow_mode_ms = SLOW_MODE_MS_MAX;
+    let user = |i: usize| format!("u{i}");
+    for i in 0..=SLOW_MODE_USERS_MAX {
+        moderation
+            .slow_mode_take(&user(i), 1_000 + i as u64)
+            .expect("a first comment");
+    }
+    let now_ms = 1_000 + SLOW_MODE_USERS_MAX as u64;
+    assert_eq!(moderation.last_comment_ms.len(), SLOW_MODE_USERS_MAX);
+    assert!(
+        moderation.slow_mode_take(&user(0), now_ms).is_ok(),
+        "the earliest is forgotten"
+    );
+    let wait_ms = moderation
+        .slow_mode_take(&user(SLOW_MODE_USERS_MAX), now_ms)
+        .expect_err("the latest still waits");
+    assert_eq!(wait_ms, SLOW_MODE_MS_MAX);
+    assert!(moderation.last_comment_ms.len() <= SLOW_MODE_USERS_MAX);
+
+    // Once the interval passed for all, the next comment forgets them.
+    let later_ms = now_ms + SLOW_MODE_MS_MAX;
+    moderation.slow_mode_take("late", later_ms).unwrap();
+    assert_eq!(moderation.last_comment_ms.len(), 1);
+}
