@@ -132,7 +132,16 @@ impl Shard {
         }
         for (user, code) in down.close_users {
             let code = CloseCode::from_code(code).unwrap_or(CloseCode::Restarting);
-            if code == CloseCode::Banned && self.banned.len() < BANNED_USERS_MAX {
+            if code == CloseCode::Banned && !self.banned.contains(&user) {
+                if self.banned.len() >= BANNED_USERS_MAX {
+                    // An unban reaches only the user's own shards, so this list (the
+                    // room's at its last state, and bans since) may hold users the room
+                    // unbanned: its state brings its list, within the bound and with
+                    // this ban. Until then the ban takes the place of another.
+                    self.banned.pop_first();
+                    self.needs_snapshot = true;
+                    self.snapshot_asked_at_ms = None;
+                }
                 self.banned.insert(user.clone());
             }
             let targets = self.connections_of(&user);

@@ -768,6 +768,30 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
     );
 }
 
+/// A shard's ban list at its bound (the room's list at its last state, and users the room
+/// may have unbanned since: an unban reaches only the user's own shards) still takes a
+/// new ban, and asks for the room's state, whose list replaces it. The ban was dropped.
+#[test]
+fn a_shard_whose_ban_list_is_full_still_refuses_a_newly_banned_user() {
+    let mut now_ms = 1_000;
+    let mut shard = Shard::new(0, 1, now_ms);
+    let mut first = first_down(now_ms, Vec::new(), 0);
+    first.snapshot.as_mut().unwrap().banned =
+        (0..BANNED_USERS_MAX).map(|i| format!("x{i}")).collect();
+    shard.handle_down(&first.encode(), now_ms).unwrap();
+    let ban = ShardDown {
+        close_users: vec![("bob".into(), CloseCode::Banned.code())],
+        ..ShardDown::new(first.seq + 1, now_ms, 1)
+    };
+    shard.handle_down(&ban.encode(), now_ms).unwrap();
+    assert_eq!(
+        shard.connect(5, identity("bob", Role::Viewer), LIFETIME_MS, now_ms),
+        Err(CloseCode::Banned)
+    );
+    let ups = batches_up(&mut shard, &mut now_ms, 1);
+    assert!(ups[0].needs_snapshot, "the shard asks for the room's list");
+}
+
 /// Bans and unbans reach a big room's viewers whatever the shards knew:
 /// - the room object sends no banned user to a shard (`route_to_shard` is `None`, and the
 ///   room itself refuses the socket), since a shard may not know the ban yet;
