@@ -148,7 +148,11 @@ pub(crate) struct Participant {
     pub score: u64,
     /// Points won in the last scored question (None: did not answer it).
     pub last_points: Option<u64>,
+    /// The scored questions this participant answered (bit `q`), whose stored answer
+    /// records go when the next quiz opens.
+    answered: u32,
 }
+const _: () = assert!(QUIZ_QUESTIONS_MAX <= u32::BITS as usize);
 
 /// What each participant learns after a question: their own result and rank.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -317,6 +321,21 @@ impl Quiz {
         Ok(Some(record))
     }
 
+    /// Every stored answer record of this quiz, `(question, user)`: those scored, and the
+    /// open question's.
+    pub fn answer_records(&self) -> impl Iterator<Item = (u16, &str)> + '_ {
+        let scored = self.participants.iter().flat_map(|(user, p)| {
+            (0..QUIZ_QUESTIONS_MAX as u16)
+                .filter(move |q| p.answered & (1 << q) != 0)
+                .map(move |q| (q, user.as_str()))
+        });
+        let open = (self.record.phase == QuizPhase::Open).then_some(self.record.current);
+        let unscored = open
+            .into_iter()
+            .flat_map(move |q| self.answers.keys().map(move |user| (q, user.as_str())));
+        scored.chain(unscored)
+    }
+
     pub fn answers(&self) -> usize {
         self.answers.len()
     }
@@ -402,6 +421,7 @@ impl Quiz {
             participant.name.clone_from(&answer.name);
             participant.score += points;
             participant.last_points = Some(points);
+            participant.answered |= 1 << question;
         }
         self.answers = answers;
         self.last_tallies = tallies;

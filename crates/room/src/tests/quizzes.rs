@@ -250,3 +250,63 @@ fn a_burst_of_next_and_close_scores_at_most_one_question_a_second() {
     let out = tick(&mut room, &mut now);
     assert_eq!(scorings_told(&out), 1, "one scoring a second");
 }
+
+/// A new quiz deletes the stored answers of the one before, as a new poll deletes the
+/// votes of its previous one: they were left for good (read back, every one, by each
+/// restore, which only then deleted them), one record per answer of every quiz.
+#[test]
+fn a_new_quiz_deletes_the_previous_quizs_answers() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    join(&mut room, 3, "bob", Role::Viewer, now);
+    let staff = |room: &mut Room, command: StaffCommand, now: u64| {
+        room.admin(as_host(command), now)
+            .expect("the host runs the quiz");
+    };
+    let spec = quiz_spec(&[(2, 0), (2, 1), (2, 0)], 10_000);
+    staff(
+        &mut room,
+        StaffCommand::CreateQuiz { spec: spec.clone() },
+        now,
+    );
+    let id = || "z1".to_owned();
+    // ana answers the first two questions, bob only the second; the third is open when
+    // the quiz ends, with ana's answer.
+    for (question, users) in [(0, vec![2]), (1, vec![2, 3]), (2, vec![2])] {
+        staff(&mut room, StaffCommand::NextQuestion { id: id() }, now);
+        for connection in users {
+            room.handle_frame(
+                connection,
+                &answer("z1", question, 0, 10 + u64::from(question)),
+                now,
+            );
+        }
+        tick_into(&mut room, &mut now, &mut store);
+        now += 1_000; // questions close at most one a second
+        if question < 2 {
+            staff(&mut room, StaffCommand::CloseQuestion { id: id() }, now);
+        }
+    }
+    staff(&mut room, StaffCommand::EndQuiz { id: id() }, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let answers_stored = |store: &BTreeMap<String, Vec<u8>>| {
+        store
+            .keys()
+            .filter(|k| k.starts_with("answer/"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        answers_stored(&store).len(),
+        4,
+        "{:?}",
+        answers_stored(&store)
+    );
+
+    staff(&mut room, StaffCommand::CreateQuiz { spec }, now);
+    tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(answers_stored(&store), Vec::<String>::new());
+    assert!(Room::restore(store.clone(), now).unwrap().is_some());
+}
