@@ -319,7 +319,8 @@ pub const POLL_OPTION_BYTES_MAX: usize = 80;
 pub const POLL_WINDOW_MS_DEFAULT: u64 = 20_000;
 pub const POLL_WINDOW_MS_MIN: u64 = 1_000;
 pub const POLL_WINDOW_MS_MAX: u64 = 3_600_000;
-/// Distinct voters one poll counts (one room object; sharded rooms count per shard).
+/// Distinct voters one poll counts, in the room object (a big room's shards relay their
+/// viewers' votes to it, so the bound is the room's, not each shard's).
 /// Votes beyond it are refused (`too_many`), never silently dropped.
 pub const POLL_VOTERS_MAX: usize = 200_000;
 /// A cue id that opens an interaction when its video moment plays, bytes.
