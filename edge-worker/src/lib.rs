@@ -258,7 +258,9 @@ fn read_refused(identity: &Verified, room: &RoomId) -> Option<ovation_room::Read
     })
 }
 
-/// The token from `Authorization: Bearer`, `?token=`, or a `token.<jwt>` subprotocol.
+/// The token from `Authorization: Bearer`, or, on a WebSocket upgrade only (a browser
+/// cannot set headers on one), `?token=` or a `token.<jwt>` subprotocol: elsewhere a
+/// token in the URL would land in logs and histories, and is refused `token_missing`.
 /// `url`: the request's URL when the caller parsed it already (a join storm's hot path).
 fn token_of(req: &Request, url: Option<&Url>) -> std::result::Result<String, ApiError> {
     if let Ok(Some(auth)) = req.headers().get("authorization") {
@@ -276,8 +278,19 @@ fn token_of(req: &Request, url: Option<&Url>) -> std::result::Result<String, Api
             &parsed
         }
     };
+    let upgrade = req.headers().get("upgrade").ok().flatten();
+    let upgrade = upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if let Some((_, token)) = url.query_pairs().find(|(k, _)| k == "token") {
+        if !upgrade {
+            let message = "a token in the URL is taken only on a WebSocket upgrade: send it \
+                           as `Authorization: Bearer <token>`";
+            http::log_refusal("token_missing", message);
+            return Err(ApiError::new(401, "token_missing", message));
+        }
         return Ok(token.into_owned());
+    }
+    if !upgrade {
+        return Ok(String::new());
     }
     if let Ok(Some(protocols)) = req.headers().get("sec-websocket-protocol") {
         for protocol in protocols.split(',').map(str::trim) {

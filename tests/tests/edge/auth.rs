@@ -190,3 +190,51 @@ fn the_bearer_scheme_is_read_in_any_case() {
         (401, Some("token_missing"))
     );
 }
+
+/// A token in the URL is taken on the WebSocket upgrade only (a browser cannot set headers
+/// on one). Anywhere else it would land in access logs and histories: an admin's `POST`
+/// or a viewer's read with `?token=` is refused 401 `token_missing`, saying to send the
+/// header, and changes nothing.
+#[test]
+fn a_token_in_the_url_is_taken_only_on_the_websocket_upgrade() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let admin = token("admin", "ops", "*");
+    let viewer = token("viewer", "ana", &room);
+    let anonymous = Api::new(&server.base, "");
+    let other = format!("weur-url-token-{}", ovation_tests::unique());
+    let created = anonymous
+        .post(
+            &format!("/v1/rooms?token={admin}"),
+            &json!({"room": other, "host": "host-1"}),
+        )
+        .unwrap();
+    assert_eq!(created.status, 401, "{:?}", created.body);
+    assert_eq!(created.body["code"], "token_missing");
+    assert!(
+        created.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Authorization")),
+        "{:?}",
+        created.body
+    );
+    let state = server
+        .admin()
+        .get(&format!("/v1/rooms/{other}/state"))
+        .unwrap();
+    assert_eq!(state.status, 404, "nothing was opened: {:?}", state.body);
+
+    let read = anonymous
+        .get(&format!("/v1/rooms/{room}/state?token={viewer}"))
+        .unwrap();
+    assert_eq!(read.status, 401, "{:?}", read.body);
+    assert_eq!(read.body["code"], "token_missing");
+    let read = Api::new(&server.base, &viewer)
+        .get(&format!("/v1/rooms/{room}/state"))
+        .unwrap();
+    assert_eq!(read.status, 200, "the header is taken: {:?}", read.body);
+
+    // The upgrade still takes it (how `Socket::open` sends it).
+    let mut socket = Socket::open(&server.base, &room, &viewer).expect("the upgrade");
+    socket.close();
+}
