@@ -235,6 +235,6 @@ fn a_token_in_the_url_is_taken_only_on_the_websocket_upgrade() {
     assert_eq!(read.status, 200, "the header is taken: {:?}", read.body);
 
     // The upgrade still takes it (how `Socket::open` sends it).
-    let mut socket = Socket::open(&server.base, &room, &viewer).expect("the upgrade");
+    let socket = Socket::open(&server.base, &room, &viewer).expect("the upgrade");
     socket.close();
 }
