@@ -77,6 +77,9 @@ pub struct ShardStats {
     /// Batches from the room that did not follow the previous one (a snapshot follows).
     pub gaps: u64,
     pub rate_limited: u64,
+    /// Frames of sockets of an opening that ended, not sent up once the room's state
+    /// named a new opening (their sockets closed `4410`).
+    pub frames_of_an_ended_opening: u64,
 }
 
 #[derive(Debug)]

@@ -41,6 +41,21 @@ impl Shard {
                 // the old one's `p1` has not chosen in the new one's.
                 self.chosen.clear();
                 self.pending_choices.clear();
+                // Sockets welcomed into the old opening (this shard missed its end) are
+                // told it ended, as at the end; their frames not yet sent would go up
+                // stamped with the new opening and count there (a vote in the old `p1`
+                // counted in the new one's), so they go with them.
+                let old_opening: Vec<ConnectionId> = self
+                    .connections
+                    .iter()
+                    .filter(|(_, c)| c.ready)
+                    .map(|(&id, _)| id)
+                    .collect();
+                for id in old_opening {
+                    self.close(id, CloseCode::RoomEnded, now_ms);
+                }
+                self.stats.frames_of_an_ended_opening += self.up_frames.len() as u64;
+                self.up_frames.clear();
             }
             if let Some(old) = self.mirror.as_ref().filter(|m| m.epoch == fresh.epoch) {
                 // Batches were lost (the room restarted, or one went missing): the viewers

@@ -686,7 +686,8 @@ fn frames_of_an_ended_opening_are_refused_by_the_next_one() {
 
 /// A shard that saw ana's vote in poll `p1` accepted, then the room's state of a new
 /// opening: ana's vote in the new opening's `p1` goes to the room (it used to be
-/// acknowledged by the shard as a repeat and never counted).
+/// acknowledged by the shard as a repeat and never counted), and a frame of the old
+/// opening queued at the shard never goes up stamped as the new one's.
 #[test]
 fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
     let mut now_ms = 1_000;
@@ -743,7 +744,28 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
             && up.is_empty(),
         "within one opening the shard answers a repeat itself: {events:?} {up:?}"
     );
-    // The room ends and opens again (opening 2): its first batch brings its state.
+    // A comment goes up and stays unanswered; another waits behind it.
+    let comment = |client_id, text: &str| {
+        ClientFrame::Comment {
+            client_id,
+            text: text.into(),
+        }
+        .encode()
+    };
+    shard.handle_frame(1, &comment(10, "in flight"), now_ms);
+    now_ms += TICK_MS;
+    shard.handle_timeout(now_ms);
+    let in_flight: Vec<u64> = std::iter::from_fn(|| shard.poll_output())
+        .filter_map(|o| match o {
+            ShardOutput::Up { seq, .. } => Some(seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(in_flight.len(), 1, "{in_flight:?}");
+    shard.handle_frame(1, &comment(11, "queued"), now_ms);
+    // The room ends and opens again (opening 2), and this shard missed the end: the
+    // state of the new opening comes first. Ana's socket of the old opening is told it
+    // ended, and her queued frame never goes up as the new opening's.
     let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
     snapshot.epoch = 2;
     shard
@@ -752,9 +774,57 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
             now_ms,
         )
         .unwrap();
-    while shard.poll_output().is_some() {}
-    shard.handle_frame(1, &vote(3), now_ms);
-    let (events, up) = tick(&mut shard, &mut now_ms);
+    let closes: Vec<(ConnectionId, CloseCode)> = std::iter::from_fn(|| shard.poll_output())
+        .filter_map(|o| match o {
+            ShardOutput::Close { connection, code } => Some((connection, code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, [(1, CloseCode::RoomEnded)]);
+    assert_eq!(shard.stats().frames_of_an_ended_opening, 1);
+    // The batch in flight fails (the room's answer to it is lost) and goes again, as do
+    // the batches after it.
+    shard.up_answered(in_flight[0], UpAnswer::Failed, now_ms);
+    let mut sent_up = Vec::new();
+    for _ in 0..3 {
+        while let Some(output) = shard.poll_output() {
+            if let ShardOutput::Up { seq, batch } = output {
+                sent_up.extend(ShardUp::decode(&batch).unwrap().frames);
+                shard.up_answered(seq, UpAnswer::Failed, now_ms);
+            }
+        }
+        now_ms += 2_000;
+        shard.handle_timeout(now_ms);
+    }
+    let comments_up: Vec<u64> = sent_up
+        .iter()
+        .filter_map(|f| match f.frame {
+            ClientFrame::Comment { client_id, .. } => Some(client_id),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        comments_up.contains(&10) && !comments_up.contains(&11),
+        "the batch in flight goes again (the room refuses it: another opening's), the \
+         queued frame never: {comments_up:?}"
+    );
+    // Ana comes back (a new socket) and votes in the new opening's `p1`.
+    shard
+        .connect(2, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
+        .unwrap();
+    shard.handle_frame(2, &hello(None), now_ms);
+    while let Some(output) = shard.poll_output() {
+        if let ShardOutput::Up { seq, .. } = output {
+            shard.up_answered(seq, UpAnswer::Applied, now_ms);
+        }
+    }
+    shard.handle_frame(2, &vote(3), now_ms);
+    let (mut events, mut up) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let (e, u) = tick(&mut shard, &mut now_ms);
+        events.extend(e);
+        up.extend(u);
+    }
     assert!(
         !events
             .iter()
@@ -765,6 +835,11 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
         up.iter()
             .any(|f| matches!(f.frame, ClientFrame::Vote { client_id: 3, .. })),
         "the new opening's vote goes to the room: {up:?}"
+    );
+    assert!(
+        !up.iter()
+            .any(|f| matches!(f.frame, ClientFrame::Comment { client_id: 11, .. })),
+        "the old opening's queued frame never goes up: {up:?}"
     );
 }
 
