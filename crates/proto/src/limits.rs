@@ -319,6 +319,9 @@ pub const POLL_OPTION_BYTES_MAX: usize = 80;
 pub const POLL_WINDOW_MS_DEFAULT: u64 = 20_000;
 pub const POLL_WINDOW_MS_MIN: u64 = 1_000;
 pub const POLL_WINDOW_MS_MAX: u64 = 3_600_000;
+/// Storage records of a replaced poll or quiz deleted per tick (`TICK_MS`): a big quiz's
+/// millions go over minutes, never in one write (`crates/room/src/purge.rs`).
+pub const STORAGE_DELETES_PER_TICK_MAX: usize = 512;
 /// Distinct voters one poll counts, in the room object (a big room's shards relay their
 /// viewers' votes to it, so the bound is the room's, not each shard's).
 /// Votes beyond it are refused (`too_many`), never silently dropped.

@@ -202,6 +202,7 @@ impl Room {
             .chain(self.interaction_deadline())
             .chain(self.sweep_clock.next_ms())
             .chain(refresh)
+            .chain((!self.purge.is_empty()).then_some(self.purge_at_ms))
             .min()
     }
 
@@ -258,6 +259,11 @@ impl Room {
             }
         }
         self.close_due_interactions(now_ms);
+        if !self.purge.is_empty() && self.purge_at_ms <= now_ms {
+            let deletes = self.purge.next_deletes();
+            self.outputs.extend(deletes.into_iter().map(Output::Store));
+            self.purge_at_ms = now_ms + TICK_MS;
+        }
         // The rule's inputs (the tick reads every shard's count) only when a flush is due:
         // most timeouts are sweeps and count refreshes.
         if self.pacing.flush_at_ms().is_some_and(|at| at <= now_ms) {

@@ -26,6 +26,7 @@ mod moderation;
 mod parts;
 mod polls;
 mod products;
+mod purge;
 mod qa;
 mod quiz;
 mod ring;
@@ -139,6 +140,10 @@ pub struct Room {
     pub(crate) products: products::Products,
     pub(crate) moderation: moderation::Moderation,
     pub(crate) shards: sharding::Shards,
+    /// Records of a replaced poll or quiz, deleted a bounded number a tick from
+    /// `purge_at_ms` on.
+    pub(crate) purge: purge::Purge,
+    pub(crate) purge_at_ms: u64,
 }
 
 impl Room {
@@ -195,6 +200,8 @@ impl Room {
             moderation: moderation::Moderation::default(),
             shards: sharding::Shards::default(),
             read_limiter: UserRateLimiter::for_reads(),
+            purge: purge::Purge::default(),
+            purge_at_ms: now_ms,
         }
     }
 

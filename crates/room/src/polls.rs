@@ -335,13 +335,15 @@ impl Room {
             return Err(AdminError::PollOpen);
         }
         let number = self.poll.as_ref().map_or(1, |p| p.record.number + 1);
-        // The previous poll's votes are no longer needed (its result is in the log).
+        // The previous poll's votes are no longer needed (its result is in the log):
+        // deleted over the next ticks (`purge`).
         if let Some(previous) = &self.poll {
             let id = previous.id();
-            for user in previous.voters() {
-                self.outputs
-                    .push_back(Output::Store(StorageOp::delete_vote(&id, user)));
-            }
+            let deletes = previous
+                .voters()
+                .map(|user| StorageOp::delete_vote(&id, user))
+                .collect();
+            self.purge.ops(deletes);
         }
         self.poll = Some(polls::Poll::open(number, spec, now_ms));
         self.poll_changed(|_| true, now_ms);

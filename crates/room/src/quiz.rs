@@ -321,19 +321,23 @@ impl Quiz {
         Ok(Some(record))
     }
 
-    /// Every stored answer record of this quiz, `(question, user)`: those scored, and the
-    /// open question's.
-    pub fn answer_records(&self) -> impl Iterator<Item = (u16, &str)> + '_ {
-        let scored = self.participants.iter().flat_map(|(user, p)| {
-            (0..QUIZ_QUESTIONS_MAX as u16)
-                .filter(move |q| p.answered & (1 << q) != 0)
-                .map(move |q| (q, user.as_str()))
-        });
-        let open = (self.record.phase == QuizPhase::Open).then_some(self.record.current);
-        let unscored = open
+    /// Whose answers this quiz stored, and to which questions (bit `q`): those scored,
+    /// and the open question's.
+    pub fn answered_by_user(&self) -> Vec<(String, u32)> {
+        let mut answered: HashMap<&str, u32> = self
+            .participants
+            .iter()
+            .map(|(user, p)| (user.as_str(), p.answered))
+            .collect();
+        if self.record.phase == QuizPhase::Open {
+            for user in self.answers.keys() {
+                *answered.entry(user.as_str()).or_default() |= 1 << self.record.current;
+            }
+        }
+        answered
             .into_iter()
-            .flat_map(move |q| self.answers.keys().map(move |user| (q, user.as_str())));
-        scored.chain(unscored)
+            .map(|(user, questions)| (user.to_owned(), questions))
+            .collect()
     }
 
     pub fn answers(&self) -> usize {

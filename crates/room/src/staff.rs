@@ -260,15 +260,10 @@ impl Room {
                 let number = self.quiz.as_ref().map_or(1, |q| q.record.number + 1);
                 // The previous quiz's answers are no longer needed (its result is in its
                 // part and the log); left stored, a restore would read them all again.
+                // Deleted over the next ticks (`purge`): a big quiz has millions.
                 if let Some(previous) = &self.quiz {
-                    let id = previous.id();
-                    let deletes: Vec<Output> = previous
-                        .answer_records()
-                        .map(|(question, user)| {
-                            Output::Store(StorageOp::delete_answer(&id, question, user))
-                        })
-                        .collect();
-                    self.outputs.extend(deletes);
+                    self.purge
+                        .answers(previous.id(), previous.answered_by_user());
                 }
                 self.quiz = Some(Quiz::create(number, spec));
                 self.quiz_changed(false, now_ms);

@@ -519,15 +519,16 @@ impl Room {
             room.outputs.push_back(Output::Charge(gift.charge.clone()));
         }
         // Records of an older poll or quiz (a crash between opening a new one and
-        // deleting them) are deleted now.
+        // deleting them all) are deleted over the next ticks (`purge`).
         let poll_id = poll.as_ref().map(PollRecord::id);
         let (current_votes, stale_votes): (Vec<_>, Vec<_>) = votes
             .into_iter()
             .partition(|(id, _, _)| Some(id) == poll_id.as_ref());
-        for (id, user, _) in stale_votes {
-            room.outputs
-                .push_back(Output::Store(StorageOp::delete_vote(&id, &user)));
-        }
+        let stale_votes = stale_votes
+            .into_iter()
+            .map(|(id, user, _)| StorageOp::delete_vote(&id, &user))
+            .collect();
+        room.purge.ops(stale_votes);
         room.poll = poll.map(|record| {
             let votes = current_votes
                 .into_iter()
@@ -549,12 +550,11 @@ impl Room {
         let (current_answers, stale_answers): (Vec<_>, Vec<_>) = answers
             .into_iter()
             .partition(|(id, ..)| Some(id) == quiz_id.as_ref());
-        for (id, question, user, _) in stale_answers {
-            room.outputs
-                .push_back(Output::Store(StorageOp::delete_answer(
-                    &id, question, &user,
-                )));
-        }
+        let stale_answers = stale_answers
+            .into_iter()
+            .map(|(id, question, user, _)| StorageOp::delete_answer(&id, question, &user))
+            .collect();
+        room.purge.ops(stale_answers);
         room.quiz = quiz.map(|record| {
             let answers = current_answers
                 .into_iter()

@@ -148,10 +148,15 @@ fn a_poll_revealed_by_the_host_and_checked_limits() {
     )
     .unwrap();
     assert_eq!(room.poll().unwrap().0, "p2");
-    let deleted = drain(&mut room).stores.contains(&StorageOp::Delete {
-        key: "vote/p1/ana".into(),
-    });
-    assert!(deleted, "the older poll's stored votes are deleted");
+    let deleted = tick(&mut room, &mut now)
+        .stores
+        .contains(&StorageOp::Delete {
+            key: "vote/p1/ana".into(),
+        });
+    assert!(
+        deleted,
+        "the older poll's stored votes are deleted at the next tick"
+    );
 }
 
 /// A small deterministic generator for the seeded simulations below.

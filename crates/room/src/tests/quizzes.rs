@@ -310,3 +310,131 @@ fn a_new_quiz_deletes_the_previous_quizs_answers() {
     assert_eq!(answers_stored(&store), Vec::<String>::new());
     assert!(Room::restore(store.clone(), now).unwrap().is_some());
 }
+
+/// A big quiz's answers go a bounded number a tick (`STORAGE_DELETES_PER_TICK_MAX`), not
+/// in one write: 20 questions × 200,000 answers were queued in one output pump. A
+/// restart midway leaves the rest to the restored room, which deletes them the same way.
+#[test]
+fn a_big_quizs_answers_are_deleted_a_bounded_number_a_tick_across_a_restart() {
+    const VIEWERS: u64 = 400;
+    const QUESTIONS: u16 = 4;
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    for id in 1..=VIEWERS {
+        join(&mut room, id, &format!("v{id}"), Role::Viewer, now);
+    }
+    tick_into(&mut room, &mut now, &mut store);
+    let staff = |room: &mut Room, command: StaffCommand, now: u64| {
+        room.admin(as_host(command), now)
+            .expect("the host runs the quiz");
+    };
+    let spec = quiz_spec(&[(2, 0); QUESTIONS as usize], 10_000);
+    staff(
+        &mut room,
+        StaffCommand::CreateQuiz { spec: spec.clone() },
+        now,
+    );
+    for question in 0..QUESTIONS {
+        staff(
+            &mut room,
+            StaffCommand::NextQuestion { id: "z1".into() },
+            now,
+        );
+        for id in 1..=VIEWERS {
+            let client_id = 100 + u64::from(question);
+            room.handle_frame(id, &answer("z1", question, 0, client_id), now);
+        }
+        tick_into(&mut room, &mut now, &mut store);
+        now += 1_000;
+        staff(
+            &mut room,
+            StaffCommand::CloseQuestion { id: "z1".into() },
+            now,
+        );
+        tick_into(&mut room, &mut now, &mut store);
+    }
+    staff(&mut room, StaffCommand::EndQuiz { id: "z1".into() }, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let answers_left = |store: &BTreeMap<String, Vec<u8>>| {
+        store.keys().filter(|k| k.starts_with("answer/z1/")).count()
+    };
+    let total = usize::try_from(VIEWERS).unwrap() * usize::from(QUESTIONS);
+    assert_eq!(answers_left(&store), total);
+
+    staff(&mut room, StaffCommand::CreateQuiz { spec }, now);
+    let deletes = |out: &Drained| {
+        out.stores
+            .iter()
+            .filter(|op| matches!(op, StorageOp::Delete { key } if key.starts_with("answer/")))
+            .count()
+    };
+    let mut ticks = 0;
+    let mut restarted = false;
+    while answers_left(&store) > 0 {
+        ticks += 1;
+        assert!(
+            ticks < 100,
+            "{} answers never deleted",
+            answers_left(&store)
+        );
+        let at = room.poll_timeout().expect("a purge tick is due");
+        now = now.max(at);
+        room.handle_timeout(now);
+        let out = drain(&mut room);
+        assert!(
+            deletes(&out) <= STORAGE_DELETES_PER_TICK_MAX,
+            "{} deletes in one tick",
+            deletes(&out)
+        );
+        apply(&out.stores, &mut store);
+        if ticks == 2 && !restarted {
+            restarted = true;
+            assert!(answers_left(&store) > 0, "the purge was still going");
+            room = Room::restore(store.clone(), now).unwrap().unwrap();
+        }
+    }
+    assert!(restarted);
+    assert!(ticks >= total.div_ceil(STORAGE_DELETES_PER_TICK_MAX));
+}
+
+#[test]
+fn a_purge_deletes_each_record_once_oldest_queued_first_a_bounded_number_at_a_time() {
+    let mut purge = crate::purge::Purge::default();
+    let votes: Vec<StorageOp> = (0..700)
+        .map(|i| StorageOp::Delete {
+            key: format!("vote/p1/u{i}"),
+        })
+        .collect();
+    purge.ops(votes.clone());
+    purge.answers("z1".into(), vec![("ana".into(), 0b101), ("bob".into(), 0)]);
+    let mut deleted: Vec<String> = Vec::new();
+    loop {
+        let batch = purge.next_deletes();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(batch.len() <= STORAGE_DELETES_PER_TICK_MAX);
+        deleted.extend(batch.into_iter().map(|op| match op {
+            StorageOp::Delete { key } => key,
+            StorageOp::Put { key, .. } => panic!("a put: {key}"),
+        }));
+    }
+    assert!(purge.is_empty());
+    let (deleted_votes, deleted_answers) = deleted.split_at(votes.len());
+    let mut deleted_votes = deleted_votes.to_vec();
+    deleted_votes.sort();
+    let mut expected: Vec<String> = votes
+        .into_iter()
+        .map(|op| match op {
+            StorageOp::Delete { key } => key,
+            StorageOp::Put { .. } => unreachable!(),
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(deleted_votes, expected, "the votes first, each once");
+    assert_eq!(
+        deleted_answers,
+        ["answer/z1/00000/ana", "answer/z1/00002/ana"]
+    );
+}
