@@ -115,7 +115,7 @@ impl AuthError {
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AuthError::Missing => f.write_str("no token: pass ?token= or a Bearer header"),
+            AuthError::Missing => f.write_str("no token: send `Authorization: Bearer <token>` (a WebSocket upgrade may pass `?token=` instead)"),
             AuthError::Malformed(why) => write!(f, "token is malformed: {why}"),
             AuthError::UnknownTenant => f.write_str("token names an unknown tenant"),
             AuthError::InvalidSignature => f.write_str("token signature is invalid"),

@@ -50,6 +50,10 @@ pub(crate) struct Moderation {
     comments_in_order: VecDeque<(u64, String)>,
     pub audit: VecDeque<AuditEntry>,
     pub audit_next: u64,
+    /// Numbers older than the ring a moderator removed, the last
+    /// `REMOVALS_REMEMBERED_MAX` (not stored: after a restart a repeat goes out again,
+    /// which viewers and the recording take as the same removal).
+    pub removed_older: VecDeque<u64>,
 }
 
 impl Moderation {
@@ -91,7 +95,11 @@ impl Moderation {
         // `SLOW_MODE_USERS_MAX`: the earliest are forgotten first, each once.
         while let Some((at_ms, _)) = self.comments_in_order.front() {
             let passed = now_ms >= at_ms.saturating_add(interval_ms);
-            if !passed && self.last_comment_ms.len() < SLOW_MODE_USERS_MAX {
+            // The order's length too: after the clock stepped back, entries behind one
+            // not passed yet are users who commented again (their map entry is newer).
+            let full = self.last_comment_ms.len() >= SLOW_MODE_USERS_MAX
+                || self.comments_in_order.len() >= 2 * SLOW_MODE_USERS_MAX;
+            if !passed && !full {
                 break;
             }
             let (at_ms, earliest) = self.comments_in_order.pop_front().expect("a front");
@@ -102,6 +110,11 @@ impl Moderation {
         self.last_comment_ms.insert(user.to_owned(), now_ms);
         self.comments_in_order.push_back((now_ms, user.to_owned()));
         Ok(())
+    }
+
+    #[cfg(test)]
+    pub fn comments_in_order_len(&self) -> usize {
+        self.comments_in_order.len()
     }
 
     /// Mutes `user` until `until_ms` (`None`: until unmuted). At `MUTED_USERS_MAX` the

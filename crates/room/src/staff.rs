@@ -15,7 +15,8 @@ use crate::{
     PollSpec, Room, RoomStatus, StorageOp,
 };
 use ovation_proto::limits::{
-    ANNOUNCEMENT_BYTES_MAX, MUTE_MS_MAX, MUTE_MS_MIN, QA_QUESTION_BYTES_MAX, USER_ID_BYTES_MAX,
+    ANNOUNCEMENT_BYTES_MAX, MUTE_MS_MAX, MUTE_MS_MIN, QA_QUESTION_BYTES_MAX,
+    REMOVALS_REMEMBERED_MAX, USER_ID_BYTES_MAX,
 };
 use ovation_proto::{ActionBody, CloseCode, ErrorCode, Event, Role};
 use serde::{Deserialize, Serialize};
@@ -391,12 +392,24 @@ impl Room {
             StaffCommand::DeleteComment { seq } => {
                 // A comment older than the ring (30 s, 1,024 actions) is removed too: the
                 // viewers who show it drop it, and the recording leaves it out.
-                let removed = self
+                if self.moderation.removed_older.contains(&seq) {
+                    return Err(AdminError::NotFound("this comment was removed already"));
+                }
+                match self
                     .ring
                     .remove_comment(seq)
-                    .map_err(AdminError::NotFound)?;
-                if removed == crate::ring::CommentRemoved::Kept {
-                    self.store(StorageOp::delete_action(seq));
+                    .map_err(AdminError::NotFound)?
+                {
+                    crate::ring::CommentRemoved::Kept => {
+                        self.store(StorageOp::delete_action(seq));
+                    }
+                    crate::ring::CommentRemoved::Older => {
+                        let removed = &mut self.moderation.removed_older;
+                        if removed.len() >= REMOVALS_REMEMBERED_MAX {
+                            removed.pop_front();
+                        }
+                        removed.push_back(seq);
+                    }
                 }
                 let removal = self.push_action(
                     &by.user,

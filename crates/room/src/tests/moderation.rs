@@ -281,6 +281,10 @@ fn a_comment_older_than_the_rooms_recent_actions_is_still_removed() {
         );
     }
     assert!(delete(&mut room, rude, now).is_ok());
+    assert!(
+        matches!(delete(&mut room, rude, now), Err(AdminError::NotFound(_))),
+        "a repeat (a retried command) makes no second removal"
+    );
     let out = tick_into(&mut room, &mut now, &mut store);
     for viewer in [1, 2] {
         assert!(
@@ -452,4 +456,19 @@ fn slow_mode_remembers_a_bounded_number_of_commenters() {
     let later_ms = now_ms + SLOW_MODE_MS_MAX;
     moderation.slow_mode_take("late", later_ms).unwrap();
     assert_eq!(moderation.last_comment_ms.len(), 1);
+
+    // The clock steps back: the entry at the front is not passed for a long while, and a
+    // few users comment again and again behind it. The order stays bounded.
+    let mut moderation = crate::moderation::Moderation::default();
+    moderation.settings.slow_mode_ms = 1_000;
+    moderation.slow_mode_take("early", 100_000_000).unwrap();
+    for round in 0..(2 * SLOW_MODE_USERS_MAX as u64 / 10 + 10) {
+        for user in 0..10 {
+            moderation
+                .slow_mode_take(&user.to_string(), 1_000 + 1_000 * round)
+                .unwrap();
+        }
+    }
+    assert!(moderation.comments_in_order_len() <= 2 * SLOW_MODE_USERS_MAX);
+    assert!(moderation.last_comment_ms.len() <= 11);
 }
