@@ -466,6 +466,16 @@ impl Room {
         if user == by.user || user == self.info.host_user {
             return Err(refused("the host and yourself cannot be muted or banned"));
         }
+        // Staff act only on those below them: a moderator on viewers, a host on
+        // moderators too; an admin on anyone. The room knows a user's role from their
+        // sockets here, so a target not connected now is taken as a viewer.
+        let target_role = self
+            .connections_of(user)
+            .map(|id| self.connections[&id].identity.role)
+            .max();
+        if by.role != Role::Admin && target_role.is_some_and(|role| role >= by.role) {
+            return Err(AdminError::Forbidden);
+        }
         Ok(())
     }
 

@@ -472,3 +472,52 @@ fn slow_mode_remembers_a_bounded_number_of_commenters() {
     assert!(moderation.comments_in_order_len() <= 2 * SLOW_MODE_USERS_MAX);
     assert!(moderation.last_comment_ms.len() <= 11);
 }
+
+/// Staff act only on those below them: a moderator cannot ban or mute a co-host, an
+/// admin or another moderator connected to the room (it closed their sockets and
+/// refused their reconnects), a host may act on a moderator, an admin on anyone but the
+/// room's host.
+#[test]
+fn a_moderator_cannot_ban_or_mute_staff_of_their_rank_or_above() {
+    let now = 0;
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "cohost", Role::Host, now);
+    join(&mut room, 2, "mo", Role::Moderator, now);
+    join(&mut room, 3, "mo2", Role::Moderator, now);
+    join(&mut room, 4, "ana", Role::Viewer, now);
+    let by = |user: &str, role: Role| Identity {
+        user: user.into(),
+        name: user.into(),
+        role,
+    };
+    let staff = |room: &mut Room, who: Identity, command: StaffCommand| {
+        room.admin(AdminCommand::Staff { by: who, command }, now)
+    };
+    let ban = |user: &str| StaffCommand::Ban { user: user.into() };
+    let mute = |user: &str| StaffCommand::Mute {
+        user: user.into(),
+        duration_ms: None,
+    };
+    let moderator = by("mo", Role::Moderator);
+    for target in ["cohost", "mo2"] {
+        assert_eq!(
+            staff(&mut room, moderator.clone(), ban(target)),
+            Err(AdminError::Forbidden),
+            "{target}"
+        );
+        assert_eq!(
+            staff(&mut room, moderator.clone(), mute(target)),
+            Err(AdminError::Forbidden),
+            "{target}"
+        );
+    }
+    assert!(staff(&mut room, moderator, mute("ana")).is_ok());
+    assert!(
+        staff(&mut room, by("cohost", Role::Host), ban("mo2")).is_ok(),
+        "a host may ban a moderator"
+    );
+    assert!(
+        staff(&mut room, by("ops", Role::Admin), ban("cohost")).is_ok(),
+        "an admin may ban a co-host"
+    );
+}
