@@ -24,7 +24,7 @@ use ovation_proto::limits::{SYSTEM_MESSAGE_BYTES_MAX, USER_ID_BYTES_MAX};
 use ovation_proto::routes::{self, HttpMethod, Route, RouteMatch};
 use ovation_proto::{ReplayQuery, RoomId};
 use ovation_room::StaffCommand;
-use platform::now_ms;
+use platform::{log_json, now_ms};
 use serde::Deserialize;
 use serde_json::json;
 use worker::*;
@@ -223,6 +223,13 @@ fn keyring(env: &Env) -> std::result::Result<std::rc::Rc<Keyring>, ApiError> {
             Keyring::from_json(&json)
                 .map_err(|e| refuse(&format!("OVATION_TENANT_KEYS is unreadable: {e}")))?,
         );
+        // One tenant's bad entry refuses that tenant's tokens only; each is logged.
+        for (tenant, why) in keyring.unusable() {
+            log_json(json!({
+                "level": "error", "event": "auth_not_configured", "tenant": tenant,
+                "detail": format!("OVATION_TENANT_KEYS: {why}"),
+            }));
+        }
         *cached.borrow_mut() = Some((json, keyring.clone()));
         Ok(keyring)
     })

@@ -98,6 +98,11 @@ impl Server {
         Server::start_configured(data_dir, &[], DevKeys::Withheld)
     }
 
+    /// Like `start`, with this `OVATION_TENANT_KEYS` (JSON without a single quote).
+    pub fn start_with_tenant_keys(data_dir: &Path, json: &'static str) -> Server {
+        Server::start_configured(data_dir, &[], DevKeys::Json(json))
+    }
+
     /// Starts the worker on `runtime` with its data in `data_dir` (starting again on the
     /// same directory finds the stored rooms).
     pub fn start_on(runtime: Runtime, data_dir: &Path) -> Server {
@@ -182,6 +187,7 @@ impl Server {
         let env_text = match keys {
             DevKeys::Given => dev::dev_vars(&[]),
             DevKeys::Withheld => String::new(),
+            DevKeys::Json(json) => format!("OVATION_TENANT_KEYS='{json}'\n"),
         };
         std::fs::write(&env_file, env_text).expect("env file");
         // The shell stops the whole group when the test process goes away, so no
@@ -235,6 +241,11 @@ impl Server {
             DevKeys::Given => {
                 let file = data_dir.with_extension(format!("{port}.tenant-keys.json"));
                 std::fs::write(&file, dev::tenant_keys_json()).expect("keys file");
+                ovation_selfhost::Secret::File(file)
+            }
+            DevKeys::Json(json) => {
+                let file = data_dir.with_extension(format!("{port}.tenant-keys.json"));
+                std::fs::write(&file, json).expect("keys file");
                 ovation_selfhost::Secret::File(file)
             }
             // Read from an environment variable the process does not have.
@@ -395,6 +406,8 @@ impl Server {
 enum DevKeys {
     Given,
     Withheld,
+    /// This `OVATION_TENANT_KEYS` text (JSON without a single quote).
+    Json(&'static str),
 }
 
 impl Drop for Server {

@@ -4,7 +4,8 @@
 //! bundle `wrangler deploy --dry-run` builds (offline) carries none even when a developer
 //! keeps a `.dev.vars` and a `.env` with them beside the config. A deployment whose
 //! operator forgot `wrangler secret put OVATION_TENANT_KEYS` refuses every token with
-//! 503 `auth_not_configured` and says why in its log.
+//! 503 `auth_not_configured` and says why in its log; one whose entry for one tenant
+//! cannot be used refuses that tenant's tokens only.
 
 use ovation_auth::{dev, SigningKey};
 use ovation_cli::{Api, Socket, SocketEnd};
@@ -187,4 +188,48 @@ fn a_worker_without_tenant_keys_refuses_every_token_with_auth_not_configured_and
         line.contains("wrangler secret put OVATION_TENANT_KEYS"),
         "{line}"
     );
+}
+
+/// One tenant's entry in `OVATION_TENANT_KEYS` that cannot be used (here a secret
+/// shorter than 16 bytes) refuses that tenant's tokens with 503 `auth_not_configured`,
+/// logged with the tenant and why; the other tenants go on working. It used to refuse
+/// every token of every tenant.
+#[test]
+fn one_tenants_unusable_key_refuses_only_that_tenants_tokens() {
+    let keys = serde_json::json!({
+        dev::TENANT: { "hs256": dev::HS256_SECRET },
+        dev::OTHER_TENANT: { "hs256": "too-short" },
+    })
+    .to_string();
+    let keys: &'static str = Box::leak(keys.into_boxed_str());
+    let server = Server::start_with_tenant_keys(&scratch_dir("one-bad-tenant-key"), keys);
+    let room = format!("weur-onebad-{}", ovation_tests::unique());
+    let created = server
+        .admin()
+        .post(
+            "/v1/rooms",
+            &serde_json::json!({ "room": room, "host": "boss" }),
+        )
+        .unwrap();
+    assert_eq!(
+        created.status, 201,
+        "the good tenant works: {:?}",
+        created.body
+    );
+    let other = token_with(
+        &SigningKey::hs256(dev::OTHER_HS256_SECRET.as_bytes()),
+        dev::OTHER_TENANT,
+        "admin",
+        "ops",
+        "*",
+    );
+    let refused = Api::new(&server.base, &other).get("/v1/rooms").unwrap();
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    assert_eq!(refused.body["code"], "auth_not_configured");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains(r#""event":"auth_not_configured""#) && l.contains(dev::OTHER_TENANT))
+        .unwrap_or_else(|| panic!("no log line names the tenant:\n{log}"));
+    assert!(line.contains("shorter than 16 bytes"), "{line}");
 }

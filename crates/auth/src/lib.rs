@@ -84,6 +84,9 @@ pub enum AuthError {
     IssuedInFuture,
     /// No `iat` claim: the token's lifetime cannot be checked.
     IssuedAtMissing,
+    /// The token's tenant has an entry in the keyring that cannot be used (the
+    /// deployment's fault, not the token's: 503, as with no keyring at all).
+    TenantKeyUnusable,
 }
 
 impl AuthError {
@@ -100,6 +103,7 @@ impl AuthError {
             AuthError::NotAdmin => "token_not_admin",
             AuthError::IssuedInFuture => "token_issued_in_future",
             AuthError::IssuedAtMissing => "token_iat_missing",
+            AuthError::TenantKeyUnusable => "auth_not_configured",
         }
     }
 
@@ -107,6 +111,7 @@ impl AuthError {
     pub fn status(&self) -> u16 {
         match self {
             AuthError::WrongRoom | AuthError::NotAdmin => 403,
+            AuthError::TenantKeyUnusable => 503,
             _ => 401,
         }
     }
@@ -130,6 +135,10 @@ impl fmt::Display for AuthError {
                 TOKEN_IAT_LEEWAY_MS / 1000
             ),
             AuthError::IssuedAtMissing => f.write_str("token has no `iat` claim"),
+            AuthError::TenantKeyUnusable => f.write_str(
+                "this tenant's entry in OVATION_TENANT_KEYS cannot be used: its tokens are \
+                 refused until it is fixed (the log says why)",
+            ),
         }
     }
 }
@@ -177,10 +186,12 @@ impl SigningKey {
     }
 }
 
-/// Keys per tenant.
+/// Keys per tenant, and the tenants whose entry could not be used (each with why): one
+/// tenant's bad entry refuses that tenant's tokens only.
 #[derive(Clone, Default)]
 pub struct Keyring {
     tenants: BTreeMap<String, TenantKey>,
+    unusable: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -207,42 +218,61 @@ pub fn check_tenant_id(tenant: &str) -> Result<(), String> {
 }
 
 impl Keyring {
-    /// Parses `{"tenant": {"hs256": "secret"} | {"ed25519_public": "base64"}, …}`.
+    /// Parses `{"tenant": {"hs256": "secret"} | {"ed25519_public": "base64"}, …}`. `Err`
+    /// only when nothing can be read (not JSON, not an object, more than `TENANTS_MAX`
+    /// tenants); an entry that cannot be used is kept aside with why (`unusable`), and
+    /// its tenant's tokens are refused `auth_not_configured` while the others work.
     pub fn from_json(json: &str) -> Result<Keyring, String> {
-        let config: BTreeMap<String, KeyConfig> =
+        let config: BTreeMap<String, serde_json::Value> =
             serde_json::from_str(json).map_err(|e| format!("tenant keys: {e}"))?;
         if config.len() > TENANTS_MAX {
             return Err(format!("at most {TENANTS_MAX} tenants"));
         }
         let mut keyring = Keyring::default();
-        for (tenant, key) in config {
-            check_tenant_id(&tenant)?;
-            let key = match (key.hs256, key.ed25519_public) {
-                (Some(secret), None) => {
-                    if secret.len() < HS256_SECRET_BYTES_MIN {
-                        return Err(format!(
-                            "tenant `{tenant}`: hs256 secret shorter than {HS256_SECRET_BYTES_MIN} bytes"
-                        ));
-                    }
-                    TenantKey::Hs256(Hs256Key::new(secret.as_bytes()))
+        for (tenant, entry) in config {
+            match Keyring::tenant_key(&tenant, entry) {
+                Ok(key) => keyring.insert(tenant, key),
+                Err(why) => {
+                    keyring.unusable.insert(tenant, why);
                 }
-                (None, Some(public)) => {
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(public)
-                        .map_err(|e| format!("tenant `{tenant}`: ed25519_public: {e}"))?;
-                    let key = ed25519_compact::PublicKey::from_slice(&bytes)
-                        .map_err(|e| format!("tenant `{tenant}`: ed25519_public: {e}"))?;
-                    TenantKey::Ed25519(key)
-                }
-                _ => {
-                    return Err(format!(
-                        "tenant `{tenant}`: give exactly one of hs256, ed25519_public"
-                    ))
-                }
-            };
-            keyring.insert(tenant, key);
+            }
         }
         Ok(keyring)
+    }
+
+    /// One tenant's key from its entry, or why it cannot be used.
+    fn tenant_key(tenant: &str, entry: serde_json::Value) -> Result<TenantKey, String> {
+        check_tenant_id(tenant)?;
+        let key: KeyConfig =
+            serde_json::from_value(entry).map_err(|e| format!("tenant `{tenant}`: {e}"))?;
+        match (key.hs256, key.ed25519_public) {
+            (Some(secret), None) => {
+                if secret.len() < HS256_SECRET_BYTES_MIN {
+                    return Err(format!(
+                        "tenant `{tenant}`: hs256 secret shorter than {HS256_SECRET_BYTES_MIN} bytes"
+                    ));
+                }
+                Ok(TenantKey::Hs256(Hs256Key::new(secret.as_bytes())))
+            }
+            (None, Some(public)) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(public)
+                    .map_err(|e| format!("tenant `{tenant}`: ed25519_public: {e}"))?;
+                let key = ed25519_compact::PublicKey::from_slice(&bytes)
+                    .map_err(|e| format!("tenant `{tenant}`: ed25519_public: {e}"))?;
+                Ok(TenantKey::Ed25519(key))
+            }
+            _ => Err(format!(
+                "tenant `{tenant}`: give exactly one of hs256, ed25519_public"
+            )),
+        }
+    }
+
+    /// The entries that could not be used, each with why (for the host's log).
+    pub fn unusable(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.unusable
+            .iter()
+            .map(|(t, why)| (t.as_str(), why.as_str()))
     }
 
     pub fn insert(&mut self, tenant: String, key: TenantKey) {
@@ -275,6 +305,9 @@ impl Keyring {
             .deserialize_claims_unchecked()
             .map_err(|e| AuthError::Malformed(e.to_string()))?;
         let custom = &claims.custom;
+        if self.unusable.contains_key(&custom.tenant) {
+            return Err(AuthError::TenantKeyUnusable);
+        }
         let key = self
             .tenants
             .get(&custom.tenant)
@@ -583,20 +616,39 @@ mod tests {
 
     #[test]
     fn keyring_config_is_validated() {
-        assert!(Keyring::from_json(r#"{"a":{"hs256":"0123456789abcdef"}}"#).is_ok());
-        assert!(Keyring::from_json(r#"{"a":{"hs256":"short"}}"#).is_err());
-        assert!(Keyring::from_json(r#"{"a":{}}"#).is_err());
+        // Every entry usable.
+        let usable = |json: &str| {
+            Keyring::from_json(json).is_ok_and(|ring| ring.unusable().next().is_none())
+        };
+        assert!(usable(r#"{"a":{"hs256":"0123456789abcdef"}}"#));
+        assert!(!usable(r#"{"a":{"hs256":"short"}}"#));
+        assert!(!usable(r#"{"a":{}}"#));
+        assert!(!usable(r#"{"a":{"hs256":"0123456789abcdef","extra":1}}"#));
         // Tenant ids hold no account or object separator, and stay within their bound.
         let hs = r#"{"hs256":"0123456789abcdef"}"#;
         for bad in ["acme:eu", "acme/eu", "", "a b", "é"] {
             let json = format!(r#"{{"{bad}":{hs}}}"#);
-            assert!(Keyring::from_json(&json).is_err(), "{bad:?}");
+            assert!(!usable(&json), "{bad:?}");
         }
         let longest = "t".repeat(TENANT_ID_BYTES_MAX);
-        assert!(Keyring::from_json(&format!(r#"{{"{longest}":{hs}}}"#)).is_ok());
+        assert!(usable(&format!(r#"{{"{longest}":{hs}}}"#)));
         let past = "t".repeat(TENANT_ID_BYTES_MAX + 1);
-        assert!(Keyring::from_json(&format!(r#"{{"{past}":{hs}}}"#)).is_err());
-        assert!(Keyring::from_json(&format!(r#"{{"acme-eu_1.x":{hs}}}"#)).is_ok());
+        assert!(!usable(&format!(r#"{{"{past}":{hs}}}"#)));
+        assert!(usable(&format!(r#"{{"acme-eu_1.x":{hs}}}"#)));
+        // Nothing readable at all: the whole keyring is refused.
+        for unreadable in ["", "[]", "{", r#"{"a":1"#] {
+            assert!(Keyring::from_json(unreadable).is_err(), "{unreadable:?}");
+        }
+        let too_many: BTreeMap<String, serde_json::Value> = (0..=TENANTS_MAX)
+            .map(|i| {
+                (
+                    format!("t{i}"),
+                    serde_json::json!({"hs256": "0123456789abcdef"}),
+                )
+            })
+            .collect();
+        let too_many = serde_json::to_string(&too_many).unwrap();
+        assert!(Keyring::from_json(&too_many).is_err());
         let public = base64::engine::general_purpose::STANDARD.encode(
             match SigningKey::ed25519_from_seed([1; 32]).tenant_key() {
                 TenantKey::Ed25519(k) => k.to_vec(),
@@ -612,6 +664,30 @@ mod tests {
             1000,
         );
         assert_eq!(ring.verify(&t, NOW).unwrap().role, Role::Host);
+    }
+
+    /// One tenant's entry that cannot be used (a short secret, a typo in a field)
+    /// refuses that tenant's tokens with `auth_not_configured` (503); the other tenants'
+    /// tokens still verify. It used to refuse every token of every tenant.
+    #[test]
+    fn one_tenants_bad_entry_refuses_only_that_tenants_tokens() {
+        let good = SigningKey::hs256(b"0123456789abcdef");
+        let json = r#"{"good":{"hs256":"0123456789abcdef"},
+                       "bad":{"hs256":"0123456789abcdef","ed25519_publc":"x"}}"#;
+        let ring = Keyring::from_json(json).unwrap();
+        let unusable: Vec<(&str, &str)> = ring.unusable().collect();
+        assert_eq!(unusable.len(), 1);
+        assert_eq!(unusable[0].0, "bad");
+        assert!(unusable[0].1.contains("ed25519_publc"), "{unusable:?}");
+        let t = mint(&good, claims("good", "*", "host"), NOW, 1000);
+        assert_eq!(ring.verify(&t, NOW).unwrap().role, Role::Host);
+        let t = mint(&good, claims("bad", "*", "host"), NOW, 1000);
+        let refused = ring.verify(&t, NOW).unwrap_err();
+        assert_eq!(refused, AuthError::TenantKeyUnusable);
+        assert_eq!(
+            (refused.status(), refused.code()),
+            (503, "auth_not_configured")
+        );
     }
 
     #[test]
