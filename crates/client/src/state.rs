@@ -106,6 +106,15 @@ impl Client {
 
     pub(crate) fn on_welcome(&mut self, socket: u64, welcome: Welcome, now_ms: u64) {
         if welcome.epoch != self.state.epoch {
+            if self.state.epoch != 0 {
+                // The room ended and opened anew while this session was away: what it
+                // had not seen answered was for the opening that ended (a vote for its
+                // `p1` is no vote for the new one's), so it ends here and is never sent
+                // to the new opening. One sent may have been applied there: `closed`.
+                let message = "the room opened anew";
+                let unsent = FailureCode::Refused(ErrorCode::RoomEnded);
+                self.end_pending(FailureCode::Closed, message, Some((unsent, message)));
+            }
             self.reset_epoch(welcome.epoch, welcome.action_cursor);
         } else if !welcome.resumed || self.cursor.is_none() {
             self.cursor = Some(self.cursor.unwrap_or(welcome.action_cursor));

@@ -46,6 +46,50 @@ fn actions_are_acknowledged_retried_under_the_same_id_and_end_exactly_once() {
     ));
 }
 
+/// The room ended and opened anew while the session reconnected: what the session had
+/// not seen answered was for the opening that ended, so it ends at the new Welcome and
+/// is never sent to the new opening (a vote for the old `p1` counted in the new `p1`,
+/// a comment shown in the next show). Sent ones end `closed` (they may have been
+/// applied), ones never sent `room_ended`.
+#[test]
+fn actions_of_an_opening_that_ended_are_never_sent_to_the_next_one() {
+    let (mut c, socket) = open_client(0);
+    let voted = c.vote("p1", 1, 0).unwrap();
+    assert_eq!(sent_frames(&transmits(&mut c)).len(), 1);
+    c.handle_socket_closed(socket, 1006, "", 10);
+    let commented = c.comment("still there?", 20).unwrap();
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, at);
+    c.handle_socket_message(socket, &batch(vec![welcome(6, 0, false)], at), at);
+    let sent = sent_frames(&transmits(&mut c));
+    assert!(
+        !sent
+            .iter()
+            .any(|f| matches!(f, ClientFrame::Vote { .. } | ClientFrame::Comment { .. })),
+        "sent to the new opening: {sent:?}"
+    );
+    let ended: Vec<(u64, String)> = events(&mut c)
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Done {
+                id,
+                error: Some(error),
+                ..
+            } => Some((id, error.code.as_str().to_owned())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [(voted, "closed".into()), (commented, "room_ended".into())]
+    );
+    assert_eq!(c.actions_pending(), 0);
+    // The same opening (a resume) still sends what is pending again: see
+    // `actions_are_acknowledged_retried_under_the_same_id_and_end_exactly_once`.
+}
+
 #[test]
 fn bad_input_is_refused_with_stable_codes() {
     let (mut c, _) = open_client(0);
