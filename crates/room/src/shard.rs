@@ -86,6 +86,10 @@ pub struct ShardStats {
 struct ShardConnection {
     identity: Identity,
     ready: bool,
+    /// The opening (epoch) this socket was welcomed into: the room's state's when the
+    /// shard welcomed it, the last one the shard knew of for a socket reattached after a
+    /// restart (0: none known). A state of another opening closes it (`relay.rs`).
+    welcomed_in: u64,
     hello_seen: bool,
     /// A Hello that came before the shard had the room's state.
     waiting: Option<Hello>,
@@ -332,6 +336,7 @@ impl Shard {
             ShardConnection {
                 identity,
                 ready,
+                welcomed_in: if ready { self.likes_epoch } else { 0 },
                 hello_seen: false,
                 waiting: None,
                 outbox: Vec::new(),

@@ -254,7 +254,13 @@ impl Shard {
                 ),
             }));
         }
-        self.likes_epoch = epoch;
+        if self.likes_epoch != epoch {
+            // Also the last opening this shard knew of, kept in its record: sockets
+            // reattached after a restart were welcomed into it (`welcomed_in`), and a
+            // batch sent before the room's state comes again is stamped with it.
+            self.likes_epoch = epoch;
+            self.record_dirty = true;
+        }
         if self.likes_unstamped > 0 {
             self.likes_pending += std::mem::take(&mut self.likes_unstamped);
             self.record_dirty = true;

@@ -36,26 +36,32 @@ impl Shard {
                 self.close(id, CloseCode::Banned, now_ms);
             }
             let fresh = Mirror::from_snapshot(snapshot);
-            if self.mirror.as_ref().is_some_and(|m| m.epoch != fresh.epoch) {
+            let known = self.mirror.as_ref().map_or(self.likes_epoch, |m| m.epoch);
+            if known != 0 && known != fresh.epoch {
                 // A new opening numbers its polls and quizzes from 1 again: who chose in
                 // the old one's `p1` has not chosen in the new one's.
                 self.chosen.clear();
                 self.pending_choices.clear();
-                // Sockets welcomed into the old opening (this shard missed its end) are
-                // told it ended, as at the end; their frames not yet sent would go up
-                // stamped with the new opening and count there (a vote in the old `p1`
-                // counted in the new one's), so they go with them.
-                let old_opening: Vec<ConnectionId> = self
-                    .connections
-                    .iter()
-                    .filter(|(_, c)| c.ready)
-                    .map(|(&id, _)| id)
-                    .collect();
-                for id in old_opening {
-                    self.close(id, CloseCode::RoomEnded, now_ms);
+            }
+            // Sockets welcomed into another opening (this shard missed its end, or
+            // welcomed them from a copy of it it held) reconnect: their client meets the
+            // new opening in its Welcome and sends it nothing of the old one. Their
+            // frames not yet sent would go up stamped with the new opening and count
+            // there (a vote in the old `p1` counted in the new one's): they go too.
+            let other_opening: BTreeSet<ConnectionId> = self
+                .connections
+                .iter()
+                .filter(|(_, c)| c.ready && c.welcomed_in != 0 && c.welcomed_in != fresh.epoch)
+                .map(|(&id, _)| id)
+                .collect();
+            if !other_opening.is_empty() {
+                for &id in &other_opening {
+                    self.close(id, CloseCode::Restarting, now_ms);
                 }
-                self.stats.frames_of_an_ended_opening += self.up_frames.len() as u64;
-                self.up_frames.clear();
+                let queued = self.up_frames.len();
+                self.up_frames
+                    .retain(|f| !other_opening.contains(&f.connection));
+                self.stats.frames_of_an_ended_opening += (queued - self.up_frames.len()) as u64;
             }
             if let Some(old) = self.mirror.as_ref().filter(|m| m.epoch == fresh.epoch) {
                 // Batches were lost (the room restarted, or one went missing): the viewers
@@ -337,10 +343,12 @@ impl Shard {
             self.snapshot_asked_at_ms = Some(now_ms);
         }
         let likes = std::mem::take(&mut self.likes_pending);
+        // Without the room's state (restarted, it asked for it): the last opening it
+        // knew of, which the room refuses if it ended, never 0 (taken as the room's own).
         let epoch = if likes > 0 {
             self.likes_epoch
         } else {
-            self.mirror.as_ref().map_or(0, |m| m.epoch)
+            self.mirror.as_ref().map_or(self.likes_epoch, |m| m.epoch)
         };
         let up = ShardUp {
             shard: self.index,

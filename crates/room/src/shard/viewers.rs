@@ -144,6 +144,7 @@ impl Shard {
             count: mirror.online.max(1),
         });
         conn.ready = true;
+        conn.welcomed_in = mirror.epoch;
         conn.outbox.extend(events);
         // The broadcast events already in this flush are in the Welcome's state.
         conn.shared_from = self.shared.len();

@@ -764,8 +764,9 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
     assert_eq!(in_flight.len(), 1, "{in_flight:?}");
     shard.handle_frame(1, &comment(11, "queued"), now_ms);
     // The room ends and opens again (opening 2), and this shard missed the end: the
-    // state of the new opening comes first. Ana's socket of the old opening is told it
-    // ended, and her queued frame never goes up as the new opening's.
+    // state of the new opening comes first. Ana's socket of the old opening reconnects
+    // (her client meets the new opening in its Welcome), and her queued frame never goes
+    // up as the new opening's.
     let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
     snapshot.epoch = 2;
     shard
@@ -780,7 +781,7 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
             _ => None,
         })
         .collect();
-    assert_eq!(closes, [(1, CloseCode::RoomEnded)]);
+    assert_eq!(closes, [(1, CloseCode::Restarting)]);
     assert_eq!(shard.stats().frames_of_an_ended_opening, 1);
     // The batch in flight fails (the room's answer to it is lost) and goes again, as do
     // the batches after it.
@@ -841,6 +842,91 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
             .any(|f| matches!(f.frame, ClientFrame::Comment { client_id: 11, .. })),
         "the old opening's queued frame never goes up: {up:?}"
     );
+}
+
+/// A shard restarted (or woken) with sockets of an opening that ended, before the
+/// room's state comes: their frames go up stamped with the last opening it knew of (its
+/// record's), which the room refuses, never with 0, which the room took as its own;
+/// and the state of the new opening closes those sockets to reconnect (`4002`).
+#[test]
+fn a_restarted_shard_stamps_its_last_opening_and_closes_its_sockets_at_a_new_one() {
+    let mut now_ms = 1_000;
+    let mut shard = ana_on_a_shard(now_ms);
+    // The record after the room's state of opening 1 (a like makes sure it is written).
+    shard.handle_frame(
+        1,
+        &ClientFrame::Like {
+            client_id: 1,
+            count: 1,
+        }
+        .encode(),
+        now_ms,
+    );
+    let mut record = None;
+    for _ in 0..3 {
+        now_ms += TICK_MS;
+        shard.handle_timeout(now_ms);
+        while let Some(output) = shard.poll_output() {
+            match output {
+                ShardOutput::Persist(bytes) => record = Some(bytes),
+                ShardOutput::Up { seq, .. } => shard.up_answered(seq, UpAnswer::Applied, now_ms),
+                _ => {}
+            }
+        }
+    }
+    let record = record.expect("the shard stored its record");
+    // Restarted: ana's socket survives (hibernation) and is reattached, Hello heard.
+    let mut shard = Shard::restore(0, &record, now_ms).unwrap();
+    shard.reattach(
+        1,
+        identity("ana", Role::Viewer),
+        now_ms + LIFETIME_MS,
+        true,
+        now_ms,
+    );
+    let vote = ClientFrame::Vote {
+        client_id: 2,
+        poll_id: "p1".into(),
+        option: 0,
+    };
+    shard.handle_frame(1, &vote.encode(), now_ms);
+    let mut ups = Vec::new();
+    for _ in 0..3 {
+        now_ms += TICK_MS;
+        shard.handle_timeout(now_ms);
+        while let Some(output) = shard.poll_output() {
+            if let ShardOutput::Up { seq, batch } = output {
+                ups.push(ShardUp::decode(&batch).unwrap());
+                shard.up_answered(seq, UpAnswer::Applied, now_ms);
+            }
+        }
+    }
+    let with_vote = ups
+        .iter()
+        .find(|u| {
+            u.frames
+                .iter()
+                .any(|f| matches!(f.frame, ClientFrame::Vote { .. }))
+        })
+        .unwrap_or_else(|| panic!("the vote goes up: {ups:?} {:?}", shard.stats()));
+    assert_eq!(with_vote.epoch, 1, "stamped with the last opening known");
+
+    // The room's state names opening 2: ana's socket reconnects.
+    let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
+    snapshot.epoch = 2;
+    shard
+        .handle_down(
+            &own_down(7, now_ms, Some(snapshot), Vec::new()).encode(),
+            now_ms,
+        )
+        .unwrap();
+    let closes: Vec<(ConnectionId, CloseCode)> = std::iter::from_fn(|| shard.poll_output())
+        .filter_map(|o| match o {
+            ShardOutput::Close { connection, code } => Some((connection, code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, [(1, CloseCode::Restarting)]);
 }
 
 /// A shard's ban list at its bound (the room's list at its last state, and users the room
