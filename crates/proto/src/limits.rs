@@ -388,8 +388,8 @@ pub const BANNED_USERS_MAX: usize = 10_000;
 /// substrings of comments and questions).
 pub const WORD_FILTER_WORDS_MAX: usize = 200;
 pub const WORD_FILTER_WORD_BYTES_MAX: usize = 40;
-/// Comments older than the ring a moderator removed, remembered so a repeat of one
-/// (a retried command) is answered `not_found`, not made a second `Removed` action.
+/// Comments a moderator removed, remembered so a repeat of one (a retried command) is
+/// answered `not_found`, not made a second `Removed` action.
 pub const REMOVALS_REMEMBERED_MAX: usize = 1_024;
 /// Slow mode: the longest interval between one user's comments.
 pub const SLOW_MODE_MS_MAX: u64 = 300_000;

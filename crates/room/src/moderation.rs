@@ -50,10 +50,10 @@ pub(crate) struct Moderation {
     comments_in_order: VecDeque<(u64, String)>,
     pub audit: VecDeque<AuditEntry>,
     pub audit_next: u64,
-    /// Numbers older than the ring a moderator removed, the last
-    /// `REMOVALS_REMEMBERED_MAX` (not stored: after a restart a repeat goes out again,
-    /// which viewers and the recording take as the same removal).
-    pub removed_older: VecDeque<u64>,
+    /// Numbers a moderator removed, the last `REMOVALS_REMEMBERED_MAX` (not stored: after
+    /// a restart a repeat of one older than the ring goes out again, which viewers and
+    /// the recording take as the same removal).
+    pub removed: VecDeque<u64>,
 }
 
 impl Moderation {

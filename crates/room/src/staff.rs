@@ -392,25 +392,23 @@ impl Room {
             StaffCommand::DeleteComment { seq } => {
                 // A comment older than the ring (30 s, 1,024 actions) is removed too: the
                 // viewers who show it drop it, and the recording leaves it out.
-                if self.moderation.removed_older.contains(&seq) {
+                if self.moderation.removed.contains(&seq) {
                     return Err(AdminError::NotFound("this comment was removed already"));
                 }
-                match self
+                let removed = self
                     .ring
                     .remove_comment(seq)
-                    .map_err(AdminError::NotFound)?
-                {
-                    crate::ring::CommentRemoved::Kept => {
-                        self.store(StorageOp::delete_action(seq));
-                    }
-                    crate::ring::CommentRemoved::Older => {
-                        let removed = &mut self.moderation.removed_older;
-                        if removed.len() >= REMOVALS_REMEMBERED_MAX {
-                            removed.pop_front();
-                        }
-                        removed.push_back(seq);
-                    }
+                    .map_err(AdminError::NotFound)?;
+                if removed == crate::ring::CommentRemoved::Kept {
+                    self.store(StorageOp::delete_action(seq));
                 }
+                // Remembered either way: a retry once the ring moved on would find the
+                // number older than the ring, and remove it a second time.
+                let removed = &mut self.moderation.removed;
+                if removed.len() >= REMOVALS_REMEMBERED_MAX {
+                    removed.pop_front();
+                }
+                removed.push_back(seq);
                 let removal = self.push_action(
                     &by.user,
                     &by.name,

@@ -92,6 +92,12 @@ fn moderators_mute_ban_delete_and_filter_and_every_action_is_audited() {
         _ => None,
     });
     assert_eq!(removal, Some(seq));
+    // A retry of the command (its answer lost) makes no second removal, also once the
+    // comment would count as older than the ring.
+    let again = serde_json::json!({"command": "delete_comment", "seq": seq});
+    send_command(&mut room, 5, again, 40, now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(error_codes(&out.events[&5]), [ErrorCode::NotFound]);
     assert!(!room.actions_since(0, now).0.iter().any(|a| a.seq == seq));
 
     // Word filter (case-insensitive) and slow mode (viewers only).
@@ -520,4 +526,23 @@ fn a_moderator_cannot_ban_or_mute_staff_of_their_rank_or_above() {
         staff(&mut room, by("ops", Role::Admin), ban("cohost")).is_ok(),
         "an admin may ban a co-host"
     );
+}
+
+/// A retried removal of a recent comment in a quiet room: the comment was the ring's
+/// first action, so once it is gone its number reads as older than the ring. The retry
+/// is `not_found`, not a second `Removed`.
+#[test]
+fn a_retried_removal_of_the_rings_first_comment_is_not_made_twice() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    room.handle_frame(2, &comment("oops", 1), now);
+    tick_into(&mut room, &mut now, &mut store);
+    let seq = room.last_seq();
+    let delete = |room: &mut Room| room.admin(as_host(StaffCommand::DeleteComment { seq }), now);
+    assert!(delete(&mut room).is_ok());
+    let after_first = room.last_seq();
+    assert!(matches!(delete(&mut room), Err(AdminError::NotFound(_))));
+    assert_eq!(room.last_seq(), after_first, "no second Removed");
 }
