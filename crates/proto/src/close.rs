@@ -38,10 +38,13 @@ pub enum CloseCode {
     /// burst of `USER_CONNECTS_BURST`): refused at connect, before a socket exists (the
     /// host answers the upgrade `429 rate_limited`). Transient: try again later.
     ConnectRateLimited,
+    /// The socket went on sending past its frame rate, `FRAMES_REFUSED_BURST`
+    /// frames refused in a row. Transient: reconnect with backoff.
+    TooManyFrames,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 14] = [
+    pub const ALL: [CloseCode; 15] = [
         CloseCode::GoingAway,
         CloseCode::Stale,
         CloseCode::Restarting,
@@ -56,6 +59,7 @@ impl CloseCode {
         CloseCode::TooManySockets,
         CloseCode::HelloTimeout,
         CloseCode::ConnectRateLimited,
+        CloseCode::TooManyFrames,
     ];
 
     pub const fn code(self) -> u16 {
@@ -74,6 +78,7 @@ impl CloseCode {
             CloseCode::TooManySockets => 4409,
             CloseCode::HelloTimeout => 4003,
             CloseCode::ConnectRateLimited => 4004,
+            CloseCode::TooManyFrames => 4005,
         }
     }
 
@@ -93,6 +98,7 @@ impl CloseCode {
             CloseCode::TooManySockets => "too_many_sockets",
             CloseCode::HelloTimeout => "hello_timeout",
             CloseCode::ConnectRateLimited => "rate_limited",
+            CloseCode::TooManyFrames => "too_many_frames",
         }
     }
 

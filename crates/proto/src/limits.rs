@@ -146,6 +146,17 @@ pub const LIKE_COUNT_PER_FRAME_MAX: u32 = LIKES_BURST;
 /// Any frame: sustained rate and burst per connection.
 pub const FRAMES_RATE_PER_S: u32 = 20;
 pub const FRAMES_BURST: u32 = 40;
+/// Frames past its frame rate a connection may send, each refused `rate_limited`: a
+/// bucket of this many, refilled at `FRAMES_RATE_PER_S`; past it the connection is closed
+/// `4005` (`too_many_frames`). A client that ignores the refusals only made the room
+/// decode and answer more, without end; now it costs at most twice the frame rate. The
+/// SDK holds at most `CLIENT_ACTIONS_PENDING_MAX` actions and a like frame a period, so
+/// it stays below.
+pub const FRAMES_REFUSED_BURST: u32 = 2 * FRAMES_BURST;
+const _: () = assert!(
+    CLIENT_ACTIONS_PENDING_MAX as u32 + 8 < FRAMES_BURST + FRAMES_REFUSED_BURST,
+    "an SDK sending all it holds at once is refused, never closed"
+);
 /// Reactions: sustained rate and burst per user.
 pub const REACTION_RATE_PER_S: u32 = 5;
 pub const REACTION_BURST: u32 = 10;

@@ -5,6 +5,43 @@
 use super::*;
 use std::ops::Index;
 
+/// One socket's frame rate (`FRAMES_RATE_PER_S`, burst `FRAMES_BURST`), the room's and a
+/// shard's: a frame past it is refused with a wait, and a socket that goes on sending
+/// past it (more than `FRAMES_REFUSED_BURST` refusals, refilled at the frame rate) is to
+/// be closed `4005`.
+#[derive(Debug)]
+pub(crate) struct FrameRate {
+    bucket: TokenBucket,
+    refusals: TokenBucket,
+}
+
+/// What a frame past the rate gets.
+pub(crate) enum FrameRefused {
+    /// Refused `rate_limited`, to try again after this long.
+    Wait(u32),
+    /// Refused past the refusals' bucket: close the socket.
+    Close,
+}
+
+impl FrameRate {
+    pub fn new(now_ms: u64) -> FrameRate {
+        FrameRate {
+            bucket: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
+            refusals: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_REFUSED_BURST, now_ms),
+        }
+    }
+
+    pub fn take(&mut self, now_ms: u64) -> Result<(), FrameRefused> {
+        let Err(wait_ms) = self.bucket.take(1, now_ms) else {
+            return Ok(());
+        };
+        match self.refusals.take(1, now_ms) {
+            Ok(()) => Err(FrameRefused::Wait(wait_ms)),
+            Err(_) => Err(FrameRefused::Close),
+        }
+    }
+}
+
 /// A socket entry the audience can index by user.
 pub(crate) trait Member {
     fn identity(&self) -> &Identity;

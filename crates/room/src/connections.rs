@@ -25,7 +25,7 @@ pub(crate) struct Connection {
     /// `Gap` of the broadcasts for actions up to it is not told to it.
     pub(crate) hello_seq: u64,
     pub(crate) liveness: liveness::Liveness,
-    pub(crate) frames: TokenBucket,
+    pub(crate) frames: crate::audience::FrameRate,
     /// Set for a frame forwarded by a shard: (shard, the shard's connection id).
     pub(crate) remote: Option<(u16, u64)>,
 }
@@ -223,7 +223,7 @@ impl Room {
                 shared_from: self.shared.len(),
                 hello_seq: 0,
                 liveness,
-                frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
+                frames: crate::audience::FrameRate::new(now_ms),
                 remote,
             },
         );

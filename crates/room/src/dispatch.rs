@@ -2,6 +2,7 @@
 //! frame routed to its feature, and refusals (`Refusal`) sent back as `Event::Error`.
 
 use super::*;
+use crate::audience::FrameRefused;
 
 /// Why a viewer's frame was refused: what the sender gets back as `Event::Error`, with a
 /// retry hint for rate limits (0 when retrying the same frame will not help).
@@ -77,15 +78,21 @@ impl Room {
             .connections
             .get_mut(&connection)
             .expect("looked up above");
-        if let Err(retry_after_ms) = conn.frames.take(1, now_ms) {
-            let client_id = frame.client_id();
-            self.refuse(
-                connection,
-                client_id,
-                Refusal::retry_after(ErrorCode::RateLimited, "too many frames", retry_after_ms),
-                now_ms,
-            );
-            return;
+        match conn.frames.take(now_ms) {
+            Ok(()) => {}
+            Err(FrameRefused::Wait(retry_after_ms)) => {
+                let client_id = frame.client_id();
+                let refusal =
+                    Refusal::retry_after(ErrorCode::RateLimited, "too many frames", retry_after_ms);
+                self.refuse(connection, client_id, refusal, now_ms);
+                return;
+            }
+            Err(FrameRefused::Close) => {
+                let detail =
+                    format!("past the frame rate, more than {FRAMES_REFUSED_BURST} refused");
+                self.close(connection, CloseCode::TooManyFrames, detail, now_ms);
+                return;
+            }
         }
         match frame {
             ClientFrame::Hello(hello) => self.on_hello(connection, hello, now_ms),

@@ -15,7 +15,7 @@ use crate::{ConnectionId, Identity, LogRecord, PartSet, RoomView, UserBuckets};
 use ovation_proto::limits::*;
 use ovation_proto::{
     ClientFrame, CloseCode, DecodeError, ErrorCode, Event, Hello, RelayedFrame, ServerFrame,
-    ShardDown, ShardUp, Snapshot, TokenBucket, PROTOCOL_VERSION,
+    ShardDown, ShardUp, Snapshot, PROTOCOL_VERSION,
 };
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -101,7 +101,7 @@ struct ShardConnection {
     outbox_dropped: Vec<crate::flush::LeftOut>,
     /// Broadcast events of this flush from this index on are new to the connection.
     shared_from: usize,
-    frames: TokenBucket,
+    frames: crate::audience::FrameRate,
     liveness: Liveness,
 }
 
@@ -342,7 +342,7 @@ impl Shard {
                 outbox: Vec::new(),
                 outbox_dropped: Vec::new(),
                 shared_from: 0,
-                frames: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
+                frames: crate::audience::FrameRate::new(now_ms),
                 liveness,
             },
         );

@@ -4,10 +4,10 @@
 use super::{comment, comment_text, connect, wait_ack, WAIT};
 use ovation_cli::{Socket, SocketEnd};
 use ovation_proto::limits::{
-    CLIENT_FRAME_BYTES_MAX, HELLO_DEADLINE_MS, USER_CONNECTS_BURST, USER_CONNECTS_PER_S,
-    USER_SOCKETS_PER_ROOM_MAX,
+    CLIENT_FRAME_BYTES_MAX, FRAMES_BURST, FRAMES_REFUSED_BURST, HELLO_DEADLINE_MS,
+    USER_CONNECTS_BURST, USER_CONNECTS_PER_S, USER_SOCKETS_PER_ROOM_MAX,
 };
-use ovation_proto::{CloseCode, ErrorCode, Event};
+use ovation_proto::{ClientFrame, CloseCode, ErrorCode, Event};
 use ovation_tests::{create_room, shared, token, Server};
 use std::time::Duration;
 
@@ -460,4 +460,40 @@ fn a_hello_said_in_the_upgrade_is_answered_with_welcome_and_counts_as_the_first_
             "{query}"
         );
     }
+}
+
+/// A socket that sends on past its frame rate without reading the refusals is closed
+/// `4005` `too_many_frames` by workerd's room (transient: a client reconnects with
+/// backoff), and another viewer's comment is still acknowledged.
+#[test]
+fn a_socket_sending_on_past_its_frame_rate_is_closed_4005() {
+    let server = shared();
+    let room = create_room(server, "weur");
+    let (mut flooder, _) = connect(server, &room, "frame-flooder");
+    let (mut ana, _) = connect(server, &room, "ana");
+    let frames = FRAMES_BURST + 3 * FRAMES_REFUSED_BURST;
+    for i in 0..frames {
+        let ping = ClientFrame::Ping {
+            client_time_ms: u64::from(i),
+        };
+        if flooder.send(&ping).is_err() {
+            break; // closed already
+        }
+    }
+    let end = loop {
+        match flooder.next_event(WAIT) {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the flooder was never closed"),
+            Err(end) => break end,
+        }
+    };
+    match end {
+        SocketEnd::Closed(code, reason) => {
+            assert_eq!(code, CloseCode::TooManyFrames.code(), "{reason}");
+            assert!(CloseCode::TooManyFrames.should_reconnect());
+        }
+        other => panic!("ended {other:?}"),
+    }
+    ana.send(&comment(1, "still here")).unwrap();
+    wait_ack(&mut ana, 1);
 }

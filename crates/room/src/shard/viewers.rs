@@ -2,6 +2,7 @@
 //! likes, repeated votes and answers), rate limits, and what is forwarded to the room.
 
 use super::*;
+use crate::audience::FrameRefused;
 use crate::flush::LeftOut;
 
 /// A vote or an answer forwarded to the room and not answered yet.
@@ -88,15 +89,21 @@ impl Shard {
             .connections
             .get_mut(&connection)
             .expect("looked up above");
-        if let Err(retry_after_ms) = conn.frames.take(1, now_ms) {
-            let client_id = frame.client_id();
-            let message = "too many frames";
-            return self.refuse(
-                connection,
-                client_id,
-                Refusal::retry_after(ErrorCode::RateLimited, message, retry_after_ms),
-                now_ms,
-            );
+        match conn.frames.take(now_ms) {
+            Ok(()) => {}
+            Err(FrameRefused::Wait(retry_after_ms)) => {
+                let client_id = frame.client_id();
+                let message = "too many frames";
+                return self.refuse(
+                    connection,
+                    client_id,
+                    Refusal::retry_after(ErrorCode::RateLimited, message, retry_after_ms),
+                    now_ms,
+                );
+            }
+            Err(FrameRefused::Close) => {
+                return self.close(connection, CloseCode::TooManyFrames, now_ms);
+            }
         }
         match frame {
             ClientFrame::Hello(hello) => self.on_hello(connection, hello, now_ms),

@@ -537,3 +537,52 @@ fn a_heartbeat_reaching_the_room_is_answered_and_other_text_closes() {
     assert_eq!(out.closes, vec![(2, CloseCode::TextNotSupported)]);
     assert_eq!(room.handle_text(2, HEARTBEAT_TEXT, now), None, "closed");
 }
+
+/// A socket that goes on sending past its frame rate, ignoring the refusals, is closed
+/// `4005` past `FRAMES_REFUSED_BURST` of them, refilled at the frame rate (each one was
+/// decoded and answered by the room: a client ignoring them made it work without end);
+/// an SDK sending all it holds at once is never closed. The same on a big room's shard.
+#[test]
+fn a_socket_that_keeps_sending_past_its_frame_rate_is_closed() {
+    let now = 0;
+    let ping = ClientFrame::Ping { client_time_ms: 1 }.encode();
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    drain(&mut room);
+    // The Hello took one frame of the burst.
+    let past_rate = FRAMES_BURST - 1 + FRAMES_REFUSED_BURST;
+    for _ in 0..past_rate {
+        room.handle_frame(1, &ping, now);
+    }
+    // An SDK's worst: everything it may hold, and a few more, at once.
+    for _ in 0..CLIENT_ACTIONS_PENDING_MAX + 8 {
+        room.handle_frame(2, &ping, now);
+    }
+    let closes = drain(&mut room).closes;
+    assert!(closes.is_empty(), "refused, not closed: {closes:?}");
+    room.handle_frame(1, &ping, now);
+    assert_eq!(drain(&mut room).closes, [(1, CloseCode::TooManyFrames)]);
+    // The refusals refill at the frame rate: a client sending at twice it is refused
+    // half the time, never closed.
+    let mut at = now + 10_000;
+    for _ in 0..1_000 {
+        at += 1_000 / u64::from(2 * FRAMES_RATE_PER_S);
+        room.handle_frame(2, &ping, at);
+    }
+    assert!(drain(&mut room).closes.is_empty());
+
+    let mut shard = shard_with_state(now);
+    join_shard(&mut shard, 4, now);
+    while shard.poll_output().is_some() {}
+    for _ in 0..=past_rate {
+        shard.handle_frame(4, &ping, now);
+    }
+    let closes: Vec<(ConnectionId, CloseCode)> = std::iter::from_fn(|| shard.poll_output())
+        .filter_map(|o| match o {
+            ShardOutput::Close { connection, code } => Some((connection, code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, [(4, CloseCode::TooManyFrames)]);
+}
