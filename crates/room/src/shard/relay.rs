@@ -120,6 +120,17 @@ impl Shard {
         }
         for (connection, event) in down.to_connection {
             self.resolve_choice(connection, &event);
+            if let Event::Ack { client_id, seq } = event {
+                // Remembered as the room remembers it: a resend of it (its ack lost on
+                // the way) is answered here before any rate, as the room would answer it.
+                if let Some(user) = self
+                    .connections
+                    .get(&connection)
+                    .map(|c| c.identity.user.clone())
+                {
+                    self.user_buckets(&user, now_ms).remember(client_id, seq);
+                }
+            }
             if matches!(event, Event::Gap { .. }) {
                 // The room left some of this connection's own actions out: told after
                 // the rest of its batch, like the ones this shard leaves out.

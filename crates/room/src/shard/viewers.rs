@@ -72,16 +72,16 @@ impl Shard {
             }
             Err(_) => return self.close(connection, CloseCode::BadFrame, now_ms),
         };
-        // A like frame retried after a reconnect (its ack lost) is acknowledged again, not
-        // counted again, and before the frame rate: a resumed client resends at once.
-        if let ClientFrame::Like { client_id, .. } = frame {
+        // A frame retried after a reconnect (its ack lost) that this shard saw accepted
+        // (a like it took, anything the room acknowledged) is acknowledged again as at
+        // first, not applied again, and before the frame rate and the user's buckets: a
+        // resumed client resends everything at once, and a refusal would read as "not
+        // applied" to a client whose action was.
+        if let Some(client_id) = frame.client_id().filter(|_| conn.ready) {
             let user = conn.identity.user.clone();
-            if conn.ready && self.like_repeated(&user, client_id, now_ms) {
+            if let Some(seq) = self.user_buckets(&user, now_ms).accepted(client_id) {
                 self.stats.answered_here += 1;
-                let ack = Event::Ack {
-                    client_id,
-                    seq: None,
-                };
+                let ack = Event::Ack { client_id, seq };
                 return self.push(connection, ack, now_ms);
             }
         }
@@ -172,18 +172,15 @@ impl Shard {
                     client_id: *client_id,
                     seq: None,
                 };
-                if self.like_repeated(&identity.user, *client_id, now_ms) {
-                    Ok(Some(ack))
-                } else {
-                    self.take_likes(&identity.user, *count, now_ms).map(|()| {
-                        self.user_buckets(&identity.user, now_ms)
-                            .remember(*client_id, None);
-                        if self.likes_acked.len() < LIKE_FRAMES_STORED_PER_TICK_MAX {
-                            self.likes_acked.push((identity.user.clone(), *client_id));
-                        }
-                        Some(ack)
-                    })
-                }
+                // (A repeat was answered before the frame rate, in `handle_frame`.)
+                self.take_likes(&identity.user, *count, now_ms).map(|()| {
+                    self.user_buckets(&identity.user, now_ms)
+                        .remember(*client_id, None);
+                    if self.likes_acked.len() < LIKE_FRAMES_STORED_PER_TICK_MAX {
+                        self.likes_acked.push((identity.user.clone(), *client_id));
+                    }
+                    Some(ack)
+                })
             }
             ClientFrame::Comment { text, .. } | ClientFrame::Reaction { kind: text, .. }
                 if text.trim().is_empty() =>
@@ -212,12 +209,6 @@ impl Shard {
     }
 
     /// Whether this user's like frame with this client id was already counted here.
-    pub(crate) fn like_repeated(&mut self, user: &str, client_id: u64, now_ms: u64) -> bool {
-        self.user_buckets(user, now_ms)
-            .accepted(client_id)
-            .is_some()
-    }
-
     pub(crate) fn user_buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
         self.connections.buckets(user, now_ms)
     }

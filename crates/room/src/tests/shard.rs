@@ -929,6 +929,77 @@ fn a_restarted_shard_stamps_its_last_opening_and_closes_its_sockets_at_a_new_one
     assert_eq!(closes, [(1, CloseCode::Restarting)]);
 }
 
+/// A viewer's comments the room acknowledged, resent at once on a new socket (the acks
+/// lost with the old one): the shard answers them as the room did, before the frame rate
+/// and the user's comment bucket, and sends nothing up. They were refused `rate_limited`
+/// past the comment burst, which told the client "not applied" about applied comments.
+#[test]
+fn a_shard_answers_resent_actions_the_room_acknowledged_before_any_rate() {
+    let mut now_ms = 1_000;
+    let mut shard = ana_on_a_shard(now_ms);
+    let comment = |client_id| {
+        ClientFrame::Comment {
+            client_id,
+            text: format!("c{client_id}"),
+        }
+        .encode()
+    };
+    for client_id in 1..=3 {
+        shard.handle_frame(1, &comment(client_id), now_ms);
+    }
+    let ups = batches_up(&mut shard, &mut now_ms, 1);
+    assert_eq!(ups[0].frames.len(), 3);
+    let acks = (1..=3)
+        .map(|client_id| {
+            let seq = Some(10 + client_id);
+            (1, Event::Ack { client_id, seq })
+        })
+        .collect();
+    shard
+        .handle_down(&own_down(2, now_ms, None, acks).encode(), now_ms)
+        .unwrap();
+    while shard.poll_output().is_some() {}
+    // Ana's socket drops before the acks reach her; her new socket resends all three,
+    // many times over (past the frame burst too).
+    shard.disconnect(1, now_ms);
+    shard
+        .connect(2, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
+        .unwrap();
+    shard.handle_frame(2, &hello(None), now_ms);
+    for _ in 0..FRAMES_BURST {
+        for client_id in 1..=3 {
+            shard.handle_frame(2, &comment(client_id), now_ms);
+        }
+    }
+    now_ms += TICK_MS;
+    shard.handle_timeout(now_ms);
+    let (mut acked, mut refused, mut up) = (BTreeSet::new(), 0, 0);
+    while let Some(output) = shard.poll_output() {
+        match output {
+            ShardOutput::Send { frame, .. } => {
+                let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+                for event in events {
+                    match event {
+                        Event::Ack { client_id, seq } => {
+                            assert_eq!(seq, Some(10 + client_id), "answered as at first");
+                            acked.insert(client_id);
+                        }
+                        Event::Error { .. } => refused += 1,
+                        _ => {}
+                    }
+                }
+            }
+            ShardOutput::Up { batch, .. } => {
+                up += ShardUp::decode(&batch).unwrap().frames.len();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(acked, BTreeSet::from([1, 2, 3]));
+    assert_eq!(refused, 0, "no resend refused");
+    assert_eq!(up, 0, "nothing sent up again");
+}
+
 /// A shard's ban list at its bound (the room's list at its last state, and users the room
 /// may have unbanned since: an unban reaches only the user's own shards) still takes a
 /// new ban, and asks for the room's state, whose list replaces it. The ban was dropped.
