@@ -118,6 +118,9 @@ pub struct Client {
     next_socket: u64,
     ws_failures: u32,
     attempt: u32,
+    /// Sockets closed `4005` for the application's pace (never reset: a Welcome does not
+    /// make the application slower), each waiting longer before the next.
+    frame_rate_closes: u32,
     /// Every deadline (see `Timer`): `poll_timeout` is the earliest.
     timers: TimerTable,
     // Clock.
@@ -164,6 +167,7 @@ impl Client {
             next_socket: 1,
             ws_failures: 0,
             attempt: 0,
+            frame_rate_closes: 0,
             timers: TimerTable::default(),
             clock: ClockSync::default(),
             ping_in_flight: None,
@@ -482,6 +486,17 @@ impl Client {
                 let code = FailureCode::Api("room_full".into());
                 let message = "the room is full: try later, or the pull transport";
                 self.socket_refused(now_ms, name, code, message);
+            }
+            Some(CloseCode::TooManyFrames) => {
+                // The application made more than the room takes (each frame past the rate
+                // was refused `rate_limited`): at the same pace a new socket is closed
+                // again, so each such close waits twice as long (1 s, 2 s, … to the
+                // backoff's cap), whatever Welcomes came between.
+                self.frame_rate_closes = self.frame_rate_closes.saturating_add(1);
+                let delay_ms = CLIENT_BACKOFF_MS_BASE
+                    .saturating_mul(1u64 << self.frame_rate_closes.min(16))
+                    .min(CLIENT_BACKOFF_MS_MAX);
+                self.reconnect_after(now_ms, delay_ms, name);
             }
             Some(CloseCode::UnsupportedProtocol) => {
                 let message = "the server does not speak this SDK's protocol";

@@ -834,3 +834,30 @@ fn sessions_start_their_client_ids_apart() {
     assert!(counters.len() > 30, "{counters:?}");
     assert!(counters.iter().all(|&n| n != 0));
 }
+
+/// A socket closed `4005` (the application sends faster than the room takes) reconnects
+/// after 1 s, then 2 s, 4 s, … to the backoff's cap, though each new socket said
+/// Welcome: the same pace would be closed again, every few seconds, for good.
+#[test]
+fn each_close_for_the_frame_rate_waits_twice_as_long() {
+    let (mut c, mut socket) = open_client(0);
+    let mut now = 0;
+    let mut delays = Vec::new();
+    for _ in 0..8 {
+        let code = CloseCode::TooManyFrames.code();
+        c.handle_socket_closed(socket, code, "too_many_frames", now);
+        let at = c.poll_timeout().expect("a reconnect");
+        delays.push(at - now);
+        now = at;
+        c.handle_timeout(now);
+        socket = opened_socket(&transmits(&mut c));
+        c.handle_socket_open(socket, now);
+        c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], now), now);
+        transmits(&mut c);
+        events(&mut c);
+    }
+    assert_eq!(
+        delays,
+        [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]
+    );
+}
