@@ -78,7 +78,7 @@ pub struct ShardStats {
     pub gaps: u64,
     pub rate_limited: u64,
     /// Frames of sockets of an opening that ended, not sent up once the room's state
-    /// named a new opening (their sockets closed `4410`).
+    /// named a new opening (their sockets closed `4002` to reconnect into it).
     pub frames_of_an_ended_opening: u64,
 }
 
