@@ -490,13 +490,15 @@ impl Client {
             Some(CloseCode::TooManyFrames) => {
                 // The application made more than the room takes (each frame past the rate
                 // was refused `rate_limited`): at the same pace a new socket is closed
-                // again, so each such close waits twice as long (1 s, 2 s, … to the
-                // backoff's cap), whatever Welcomes came between.
+                // again, so each such close waits twice as long (1 s, 2 s, 4 s, then 8 s),
+                // whatever Welcomes came between; never as long as an action's timeout,
+                // which would end the pending actions unanswered.
                 self.frame_rate_closes = self.frame_rate_closes.saturating_add(1);
                 let delay_ms = CLIENT_BACKOFF_MS_BASE
                     .saturating_mul(1u64 << self.frame_rate_closes.min(16))
-                    .min(CLIENT_BACKOFF_MS_MAX);
-                self.reconnect_after(now_ms, delay_ms, name);
+                    .min(CLIENT_FRAME_RATE_CLOSE_WAIT_MS_MAX);
+                let jitter_ms = self.rng.up_to(CLIENT_BACKOFF_MS_BASE);
+                self.reconnect_after(now_ms, delay_ms + jitter_ms, name);
             }
             Some(CloseCode::UnsupportedProtocol) => {
                 let message = "the server does not speak this SDK's protocol";

@@ -600,6 +600,12 @@ pub const JS_LIMITS: [(&str, &str, u64); 15] = [
 /// `0..=min(CLIENT_BACKOFF_MS_MAX, CLIENT_BACKOFF_MS_BASE * 2^n)` ("full jitter").
 pub const CLIENT_BACKOFF_MS_BASE: u64 = 500;
 pub const CLIENT_BACKOFF_MS_MAX: u64 = 30_000;
+/// The longest wait after a close `4005` (the application's pace): doubling from 1 s,
+/// and well within an action's timeout, so what was pending is sent again in time.
+pub const CLIENT_FRAME_RATE_CLOSE_WAIT_MS_MAX: u64 = 8_000;
+const _: () = assert!(
+    CLIENT_FRAME_RATE_CLOSE_WAIT_MS_MAX + CLIENT_BACKOFF_MS_BASE < CLIENT_ACTION_TIMEOUT_MS / 2
+);
 /// A socket that has not opened and said Welcome within this time counts as failed.
 pub const CLIENT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 const _: () = assert!(
@@ -797,6 +803,10 @@ pub const SHARD_FORWARD_QUEUE_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
 /// Votes and answers forwarded and not yet answered by the room (remembered so an
 /// accepted one is answered locally when repeated).
 pub const SHARD_CHOICES_PENDING_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
+/// Sockets a shard remembers the user of after they closed, so the room's acks that
+/// arrive after a close (a socket closed while its frames were on their way) are still
+/// remembered for the resends of its next socket.
+pub const SHARD_CLOSED_SOCKETS_REMEMBERED_MAX: usize = 1_024;
 /// A room↔shard message (a snapshot carries every part and the ring).
 pub const RELAY_MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// A shard without the room's state asks again after this long.

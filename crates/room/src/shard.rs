@@ -123,6 +123,8 @@ pub struct Shard {
     /// Users whose choice the room accepted, for the latest poll / quiz question.
     chosen: HashMap<Choice, HashSet<String>>,
     pending_choices: HashMap<(ConnectionId, u64), (Choice, String)>,
+    /// The users of the sockets closed last (`SHARD_CLOSED_SOCKETS_REMEMBERED_MAX`).
+    closed_recently: VecDeque<(ConnectionId, String)>,
     likes_pending: u64,
     /// The room's opening the pending likes were taken in.
     likes_epoch: u64,
@@ -180,6 +182,7 @@ impl Shard {
             banned: BTreeSet::new(),
             chosen: HashMap::new(),
             pending_choices: HashMap::new(),
+            closed_recently: VecDeque::new(),
             likes_pending: 0,
             likes_epoch: 0,
             likes_unstamped: 0,
@@ -356,7 +359,25 @@ impl Shard {
     }
 
     fn remove(&mut self, connection: ConnectionId) -> Option<ShardConnection> {
-        self.connections.remove(connection)
+        let removed = self.connections.remove(connection)?;
+        if self.closed_recently.len() >= SHARD_CLOSED_SOCKETS_REMEMBERED_MAX {
+            self.closed_recently.pop_front();
+        }
+        let user = removed.identity.user.clone();
+        self.closed_recently.push_back((connection, user));
+        Some(removed)
+    }
+
+    /// The user of a socket open now or closed lately.
+    pub(crate) fn user_of(&self, connection: ConnectionId) -> Option<String> {
+        if let Some(conn) = self.connections.get(&connection) {
+            return Some(conn.identity.user.clone());
+        }
+        let closed = self.closed_recently.iter().rev();
+        closed
+            .clone()
+            .find(|(id, _)| *id == connection)
+            .map(|(_, user)| user.clone())
     }
 
     fn close(&mut self, connection: ConnectionId, code: CloseCode, now_ms: u64) {

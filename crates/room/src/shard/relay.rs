@@ -120,15 +120,19 @@ impl Shard {
         }
         for (connection, event) in down.to_connection {
             self.resolve_choice(connection, &event);
-            if let Event::Ack { client_id, seq } = event {
-                // Remembered as the room remembers it: a resend of it (its ack lost on
-                // the way) is answered here before any rate, as the room would answer it.
-                if let Some(user) = self
-                    .connections
-                    .get(&connection)
-                    .map(|c| c.identity.user.clone())
-                {
-                    self.user_buckets(&user, now_ms).remember(client_id, seq);
+            if let Event::Ack {
+                client_id,
+                seq: Some(seq),
+            } = event
+            {
+                // A numbered action (a comment, a reaction, a gift shown) is remembered as
+                // the room remembers it: a resend of it (its ack lost on the way, or its
+                // socket closed first) is answered here before any rate, as the room
+                // would. Unnumbered answers are left to the room's own memory: the
+                // shard's unnumbered ring keeps its likes.
+                if let Some(user) = self.user_of(connection) {
+                    self.user_buckets(&user, now_ms)
+                        .remember(client_id, Some(seq));
                 }
             }
             if matches!(event, Event::Gap { .. }) {

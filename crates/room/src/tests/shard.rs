@@ -955,13 +955,13 @@ fn a_shard_answers_resent_actions_the_room_acknowledged_before_any_rate() {
             (1, Event::Ack { client_id, seq })
         })
         .collect();
+    // Ana's socket drops before the room's acks reach the shard; her new socket resends
+    // all three, many times over (past the frame burst too).
+    shard.disconnect(1, now_ms);
     shard
         .handle_down(&own_down(2, now_ms, None, acks).encode(), now_ms)
         .unwrap();
     while shard.poll_output().is_some() {}
-    // Ana's socket drops before the acks reach her; her new socket resends all three,
-    // many times over (past the frame burst too).
-    shard.disconnect(1, now_ms);
     shard
         .connect(2, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
         .unwrap();
