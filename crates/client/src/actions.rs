@@ -538,7 +538,7 @@ impl Client {
                 break;
             }
             let action = self.actions.pending.pop_front().expect("non-empty");
-            let message = "no answer from the room; it may or may not have been applied";
+            let message = "no answer: it may have been applied";
             if action.reported {
                 self.push_event(ClientEvent::Done {
                     id: action.client_id,

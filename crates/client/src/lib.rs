@@ -475,7 +475,7 @@ impl Client {
             }
             Some(CloseCode::TooManySockets) => {
                 // Another tab must close first; retrying here would only be refused again.
-                let message = "this user holds the most sockets a room allows: close a tab";
+                let message = "this user holds the most sockets allowed: close a tab";
                 self.fail_as(Some(name), FailureCode::TooManySockets, message);
             }
             Some(CloseCode::RoomFull) => {
@@ -494,11 +494,8 @@ impl Client {
                 // whatever Welcomes came between; never as long as an action's timeout,
                 // which would end the pending actions unanswered.
                 self.frame_rate_closes = self.frame_rate_closes.saturating_add(1);
-                let delay_ms = CLIENT_BACKOFF_MS_BASE
-                    .saturating_mul(1u64 << self.frame_rate_closes.min(16))
-                    .min(CLIENT_FRAME_RATE_CLOSE_WAIT_MS_MAX);
-                let jitter_ms = self.rng.up_to(CLIENT_BACKOFF_MS_BASE);
-                self.reconnect_after(now_ms, delay_ms + jitter_ms, name);
+                let delay_ms = CLIENT_BACKOFF_MS_BASE << self.frame_rate_closes.min(4);
+                self.reconnect_after(now_ms, delay_ms, name);
             }
             Some(CloseCode::UnsupportedProtocol) => {
                 let message = "the server does not speak this SDK's protocol";

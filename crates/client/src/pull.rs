@@ -53,7 +53,7 @@ impl Client {
         let switched = "switched to the pull transport, which only receives";
         self.end_pending(
             FailureCode::Closed,
-            "the socket closed before the answer came (the action may have been applied)",
+            "closed before its answer: it may have been applied",
             Some((FailureCode::UnsupportedTransport, switched)),
         );
         self.set_status(Status::Connecting, reason);

@@ -602,7 +602,7 @@ pub const CLIENT_BACKOFF_MS_BASE: u64 = 500;
 pub const CLIENT_BACKOFF_MS_MAX: u64 = 30_000;
 /// The longest wait after a close `4005` (the application's pace): doubling from 1 s,
 /// and well within an action's timeout, so what was pending is sent again in time.
-pub const CLIENT_FRAME_RATE_CLOSE_WAIT_MS_MAX: u64 = 8_000;
+pub const CLIENT_FRAME_RATE_CLOSE_WAIT_MS_MAX: u64 = CLIENT_BACKOFF_MS_BASE << 4;
 const _: () = assert!(
     CLIENT_FRAME_RATE_CLOSE_WAIT_MS_MAX + CLIENT_BACKOFF_MS_BASE < CLIENT_ACTION_TIMEOUT_MS / 2
 );
