@@ -18,12 +18,23 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Each service's bearer names its port, so a service started on a port another test's
-/// service took (two tests pick the same free port, and one fails to bind) is never
-/// mistaken for it: the other answers our requests 401, and ours is started again.
+/// Each service started has a bearer of its own, carried in its base address's fragment
+/// (`http://127.0.0.1:PORT#START`), so a service is never mistaken for another: one started
+/// on a port another test's took (two tests pick the same free port, and one fails to
+/// bind) answers our requests 401, and ours is started again; and a scenario still
+/// running against a killed service never reaches the next service given its port (by
+/// this test or another: a settlement landing on another test's store once paid that
+/// test's host twice and this one's never).
 fn secret_of(base: &str) -> String {
-    let port = base.rsplit(':').next().expect("a port");
-    format!("crash-test-secret-{port}")
+    let (_, start) = base.split_once('#').expect("a base names its start");
+    format!("crash-test-secret-{start}")
+}
+
+/// A service start's name, unique in this process.
+fn next_start(port: u16) -> String {
+    static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{port}-{n}")
 }
 const SHARDS: u16 = 4;
 const FANS: usize = 4;
@@ -61,7 +72,7 @@ impl Service {
     /// exited (the port was taken meanwhile).
     fn try_start(storage: &[String], pause_after_commit: u64) -> Option<Service> {
         let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
+        let base = format!("http://127.0.0.1:{port}#{}", next_start(port));
         let mut child = Command::new(env!("CARGO_BIN_EXE_ovation-settlement"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--secret", &secret_of(&base)])
@@ -123,7 +134,8 @@ impl Drop for Service {
 
 /// One HTTP answer: status (0: no answer, the process died) and JSON body.
 fn call(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let request = ureq::request(method, &format!("{base}{path}"))
+    let (url, _) = base.split_once('#').expect("a base names its start");
+    let request = ureq::request(method, &format!("{url}{path}"))
         .set("authorization", &format!("Bearer {}", secret_of(base)))
         .timeout(Duration::from_secs(60));
     let result = match body {
