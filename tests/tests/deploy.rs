@@ -138,16 +138,16 @@ fn deploy_dry_run_bundle_and_config_carry_no_development_key_even_with_dev_vars_
     }
 }
 
+/// An admin token of the development's other tenant.
+fn other_tenants_admin() -> String {
+    let key = SigningKey::hs256(dev::OTHER_HS256_SECRET.as_bytes());
+    token_with(&key, dev::OTHER_TENANT, "admin", "ops", "*")
+}
+
 #[test]
 fn a_worker_without_tenant_keys_refuses_every_token_with_auth_not_configured_and_logs_why() {
     let server = Server::start_without_tenant_keys(&scratch_dir("no-tenant-keys"));
-    let other = token_with(
-        &SigningKey::hs256(dev::OTHER_HS256_SECRET.as_bytes()),
-        dev::OTHER_TENANT,
-        "admin",
-        "ops",
-        "*",
-    );
+    let other = other_tenants_admin();
     for bearer in [token("admin", "boss", "*"), other, String::new()] {
         let api = Api::new(&server.base, &bearer);
         let room = serde_json::json!({ "room": "weur-nokeys", "host": "boss" });
@@ -216,13 +216,7 @@ fn one_tenants_unusable_key_refuses_only_that_tenants_tokens() {
         "the good tenant works: {:?}",
         created.body
     );
-    let other = token_with(
-        &SigningKey::hs256(dev::OTHER_HS256_SECRET.as_bytes()),
-        dev::OTHER_TENANT,
-        "admin",
-        "ops",
-        "*",
-    );
+    let other = other_tenants_admin();
     let refused = Api::new(&server.base, &other).get("/v1/rooms").unwrap();
     assert_eq!(refused.status, 503, "{:?}", refused.body);
     assert_eq!(refused.body["code"], "auth_not_configured");

@@ -578,11 +578,6 @@ fn a_socket_that_keeps_sending_past_its_frame_rate_is_closed() {
     for _ in 0..=past_rate {
         shard.handle_frame(4, &ping, now);
     }
-    let closes: Vec<(ConnectionId, CloseCode)> = std::iter::from_fn(|| shard.poll_output())
-        .filter_map(|o| match o {
-            ShardOutput::Close { connection, code } => Some((connection, code)),
-            _ => None,
-        })
-        .collect();
+    let closes = shard_closes(&mut shard);
     assert_eq!(closes, [(4, CloseCode::TooManyFrames)]);
 }

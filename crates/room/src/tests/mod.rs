@@ -342,6 +342,16 @@ fn batches_up(shard: &mut Shard, now_ms: &mut u64, batches: usize) -> Vec<ShardU
     ups
 }
 
+/// The sockets a shard closed, and how, draining its output.
+fn shard_closes(shard: &mut Shard) -> Vec<(ConnectionId, CloseCode)> {
+    std::iter::from_fn(|| shard.poll_output())
+        .filter_map(|o| match o {
+            ShardOutput::Close { connection, code } => Some((connection, code)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn join_shard(shard: &mut Shard, connection: ConnectionId, now_ms: u64) {
     shard
         .connect(

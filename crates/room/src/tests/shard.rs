@@ -775,12 +775,7 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
             now_ms,
         )
         .unwrap();
-    let closes: Vec<(ConnectionId, CloseCode)> = std::iter::from_fn(|| shard.poll_output())
-        .filter_map(|o| match o {
-            ShardOutput::Close { connection, code } => Some((connection, code)),
-            _ => None,
-        })
-        .collect();
+    let closes = shard_closes(&mut shard);
     assert_eq!(closes, [(1, CloseCode::Restarting)]);
     assert_eq!(shard.stats().frames_of_an_ended_opening, 1);
     // The batch in flight fails (the room's answer to it is lost) and goes again, as do
@@ -920,12 +915,7 @@ fn a_restarted_shard_stamps_its_last_opening_and_closes_its_sockets_at_a_new_one
             now_ms,
         )
         .unwrap();
-    let closes: Vec<(ConnectionId, CloseCode)> = std::iter::from_fn(|| shard.poll_output())
-        .filter_map(|o| match o {
-            ShardOutput::Close { connection, code } => Some((connection, code)),
-            _ => None,
-        })
-        .collect();
+    let closes = shard_closes(&mut shard);
     assert_eq!(closes, [(1, CloseCode::Restarting)]);
 }
 
