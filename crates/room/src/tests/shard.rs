@@ -586,19 +586,8 @@ fn a_gift_resent_from_another_shard_connection_is_answered_there() {
 /// each is refused `room_ended`, and nothing changes (no number taken, no vote counted).
 #[test]
 fn frames_relayed_after_the_end_are_refused_and_change_nothing() {
-    let now = 0;
-    let mut room = Room::create(info(), 1, now);
-    room.admin(AdminCommand::SetShards { shards: 2 }, now)
-        .unwrap();
-    room.admin(
-        as_host(StaffCommand::CreatePoll {
-            spec: poll_spec(2, 60_000),
-        }),
-        now,
-    )
-    .unwrap();
-    assert_eq!(room.admin(AdminCommand::End, now), Ok(AdminReply::Ended));
-    let last_seq = room.last_seq();
+    let mut room = sharded_room_with_a_poll(1);
+    assert_eq!(room.admin(AdminCommand::End, 0), Ok(AdminReply::Ended));
     let frames = vec![
         ClientFrame::Comment {
             client_id: 1,
@@ -614,24 +603,7 @@ fn frames_relayed_after_the_end_are_refused_and_change_nothing() {
             text: "still there?".into(),
         },
     ];
-    let batch = ana_up(1, frames, 9, 1).encode();
-    room.shard_up(&batch, now).unwrap();
-    let mut now = now;
-    let answers: Vec<(u64, Event)> = batches_to_shards(&mut room, &mut now)
-        .iter()
-        .flat_map(|(_, frame)| ShardDown::decode(frame).unwrap().to_connection)
-        .collect();
-    for id in 1..=3 {
-        assert!(
-            answers.iter().any(|(_, e)| matches!(
-                e,
-                Event::Error { client_id: Some(c), code: ErrorCode::RoomEnded, .. } if *c == id
-            )),
-            "frame {id}: {answers:?}"
-        );
-    }
-    assert_eq!(room.last_seq(), last_seq, "no number taken");
-    assert_eq!(room.poll().unwrap().2, &[0, 0], "no vote counted");
+    opening_1s_frames_are_refused_and_change_nothing(&mut room, frames);
 }
 
 /// A shard's batch taken in an opening that ended, sent again after the room opened
@@ -639,18 +611,7 @@ fn frames_relayed_after_the_end_are_refused_and_change_nothing() {
 /// is refused `room_ended`, as after the end.
 #[test]
 fn frames_of_an_ended_opening_are_refused_by_the_next_one() {
-    let now = 0;
-    let mut room = Room::create(info(), 2, now);
-    room.admin(AdminCommand::SetShards { shards: 2 }, now)
-        .unwrap();
-    room.admin(
-        as_host(StaffCommand::CreatePoll {
-            spec: poll_spec(2, 60_000),
-        }),
-        now,
-    )
-    .unwrap();
-    let last_seq = room.last_seq();
+    let mut room = sharded_room_with_a_poll(2);
     let frames = vec![
         ClientFrame::Vote {
             client_id: 1,
@@ -662,15 +623,33 @@ fn frames_of_an_ended_opening_are_refused_by_the_next_one() {
             text: "from the last show".into(),
         },
     ];
-    // `ana_up` stamps opening 1.
-    room.shard_up(&ana_up(1, frames, 9, 1).encode(), now)
+    opening_1s_frames_are_refused_and_change_nothing(&mut room, frames);
+    assert_eq!(room.stats().shard_frames_of_another_opening, 2);
+}
+
+/// A room of this opening with two shards and poll `p1` open.
+fn sharded_room_with_a_poll(epoch: u64) -> Room {
+    let mut room = Room::create(info(), epoch, 0);
+    room.admin(AdminCommand::SetShards { shards: 2 }, 0)
         .unwrap();
-    let mut now = now;
-    let answers: Vec<(u64, Event)> = batches_to_shards(&mut room, &mut now)
+    let spec = poll_spec(2, 60_000);
+    room.admin(as_host(StaffCommand::CreatePoll { spec }), 0)
+        .unwrap();
+    room
+}
+
+/// Relays ana's `frames` in a batch of opening 1 (client ids from 1): each is refused
+/// `room_ended`, no number is taken and no vote counted.
+fn opening_1s_frames_are_refused_and_change_nothing(room: &mut Room, frames: Vec<ClientFrame>) {
+    let last_seq = room.last_seq();
+    let count = frames.len() as u64;
+    room.shard_up(&ana_up(1, frames, 9, 1).encode(), 0).unwrap();
+    let mut now = 0;
+    let answers: Vec<(u64, Event)> = batches_to_shards(room, &mut now)
         .iter()
         .flat_map(|(_, frame)| ShardDown::decode(frame).unwrap().to_connection)
         .collect();
-    for id in 1..=2 {
+    for id in 1..=count {
         assert!(
             answers.iter().any(|(_, e)| matches!(
                 e,
@@ -679,9 +658,8 @@ fn frames_of_an_ended_opening_are_refused_by_the_next_one() {
             "frame {id}: {answers:?}"
         );
     }
-    assert_eq!(room.poll().unwrap().2, &[0, 0], "no vote counted");
     assert_eq!(room.last_seq(), last_seq, "no number taken");
-    assert_eq!(room.stats().shard_frames_of_another_opening, 2);
+    assert_eq!(room.poll().unwrap().2, &[0, 0], "no vote counted");
 }
 
 /// A shard that saw ana's vote in poll `p1` accepted, then the room's state of a new
