@@ -413,6 +413,16 @@ fn a_sender_only_comment_waits_for_the_snapshot_a_shard_awaits() {
     assert_eq!(sent_seqs(&mut shard), vec![1, 2, 3]);
 }
 
+/// The room's batch `seq` brings the state of a new opening (2) to a one-shard room: the
+/// sockets the shard closed then.
+fn opening_2_reaches(shard: &mut Shard, seq: u64, now_ms: u64) -> Vec<(ConnectionId, CloseCode)> {
+    let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
+    snapshot.epoch = 2;
+    let down = own_down(seq, now_ms, Some(snapshot), Vec::new());
+    shard.handle_down(&down.encode(), now_ms).unwrap();
+    shard_closes(shard)
+}
+
 /// The room's batch `seq` to a one-shard room: a state when given, and events for single
 /// connections (their own actions, answers).
 fn own_down(
@@ -745,15 +755,7 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
     // state of the new opening comes first. Ana's socket of the old opening reconnects
     // (her client meets the new opening in its Welcome), and her queued frame never goes
     // up as the new opening's.
-    let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
-    snapshot.epoch = 2;
-    shard
-        .handle_down(
-            &own_down(1, now_ms, Some(snapshot), Vec::new()).encode(),
-            now_ms,
-        )
-        .unwrap();
-    let closes = shard_closes(&mut shard);
+    let closes = opening_2_reaches(&mut shard, 1, now_ms);
     assert_eq!(closes, [(1, CloseCode::Restarting)]);
     assert_eq!(shard.stats().frames_of_an_ended_opening, 1);
     // The batch in flight fails (the room's answer to it is lost) and goes again, as do
@@ -885,15 +887,7 @@ fn a_restarted_shard_stamps_its_last_opening_and_closes_its_sockets_at_a_new_one
     assert_eq!(with_vote.epoch, 1, "stamped with the last opening known");
 
     // The room's state names opening 2: ana's socket reconnects.
-    let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
-    snapshot.epoch = 2;
-    shard
-        .handle_down(
-            &own_down(7, now_ms, Some(snapshot), Vec::new()).encode(),
-            now_ms,
-        )
-        .unwrap();
-    let closes = shard_closes(&mut shard);
+    let closes = opening_2_reaches(&mut shard, 7, now_ms);
     assert_eq!(closes, [(1, CloseCode::Restarting)]);
 }
 
