@@ -126,8 +126,10 @@ pub struct Shard {
     /// The users of the sockets closed last (`SHARD_CLOSED_SOCKETS_REMEMBERED_MAX`).
     closed_recently: VecDeque<(ConnectionId, String)>,
     likes_pending: u64,
-    /// The room's opening the pending likes were taken in.
-    likes_epoch: u64,
+    /// The last opening (epoch) whose state this shard had, kept in its record (0: none
+    /// yet): the one its pending likes were taken in, its copy's when it has one
+    /// (`stamp_likes` runs at each state), and what a batch up is stamped with.
+    epoch_known: u64,
     /// Likes taken while the shard had no copy of the room (woken from hibernation, its
     /// sockets survived): the snapshot names their opening (`stamp_likes`).
     likes_unstamped: u64,
@@ -184,7 +186,7 @@ impl Shard {
             pending_choices: HashMap::new(),
             closed_recently: VecDeque::new(),
             likes_pending: 0,
-            likes_epoch: 0,
+            epoch_known: 0,
             likes_unstamped: 0,
             likes_acked: Vec::new(),
             likes_last: Vec::new(),
@@ -339,7 +341,7 @@ impl Shard {
             ShardConnection {
                 identity,
                 ready,
-                welcomed_in: if ready { self.likes_epoch } else { 0 },
+                welcomed_in: if ready { self.epoch_known } else { 0 },
                 hello_seen: false,
                 waiting: None,
                 outbox: Vec::new(),

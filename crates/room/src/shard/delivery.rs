@@ -66,7 +66,7 @@ struct ShardRecord {
     /// The last batch with likes (maybe answered since: sent again, it is a repeat).
     in_flight: Option<LikesInFlight>,
     likes_pending: u64,
-    likes_epoch: u64,
+    epoch_known: u64,
     likes_unstamped: u64,
     likes_last: Vec<(String, u64)>,
 }
@@ -91,7 +91,7 @@ impl Shard {
         shard.up_seq = record.up_seq_reserved;
         shard.up_seq_reserved = record.up_seq_reserved;
         shard.likes_pending = record.likes_pending;
-        shard.likes_epoch = record.likes_epoch;
+        shard.epoch_known = record.epoch_known;
         shard.likes_unstamped = record.likes_unstamped;
         for (user, client_id) in &record.likes_last {
             shard.user_buckets(user, now_ms).remember(*client_id, None);
@@ -240,7 +240,7 @@ impl Shard {
     /// the room are its; likes pending for another opening (one that ended: the room
     /// counts no likes after its end) are dropped.
     pub(crate) fn stamp_likes(&mut self, epoch: u64) {
-        if self.likes_pending > 0 && self.likes_epoch != epoch {
+        if self.likes_pending > 0 && self.epoch_known != epoch {
             let likes = std::mem::take(&mut self.likes_pending);
             self.record_dirty = true;
             self.outputs.push_back(ShardOutput::Log(LogRecord {
@@ -250,15 +250,15 @@ impl Shard {
                 code: "likes_dropped",
                 detail: format!(
                     "shard {}: {likes} likes of opening {} (the room is at {epoch})",
-                    self.index, self.likes_epoch
+                    self.index, self.epoch_known
                 ),
             }));
         }
-        if self.likes_epoch != epoch {
+        if self.epoch_known != epoch {
             // Also the last opening this shard knew of, kept in its record: sockets
             // reattached after a restart were welcomed into it (`welcomed_in`), and a
             // batch sent before the room's state comes again is stamped with it.
-            self.likes_epoch = epoch;
+            self.epoch_known = epoch;
             self.record_dirty = true;
         }
         if self.likes_unstamped > 0 {
@@ -291,7 +291,7 @@ impl Shard {
                     }
                 }),
                 likes_pending: self.likes_pending,
-                likes_epoch: self.likes_epoch,
+                epoch_known: self.epoch_known,
                 likes_unstamped: self.likes_unstamped,
                 likes_last: self.likes_last.clone(),
             };

@@ -36,8 +36,7 @@ impl Shard {
                 self.close(id, CloseCode::Banned, now_ms);
             }
             let fresh = Mirror::from_snapshot(snapshot);
-            let known = self.mirror.as_ref().map_or(self.likes_epoch, |m| m.epoch);
-            if known != 0 && known != fresh.epoch {
+            if self.epoch_known != 0 && self.epoch_known != fresh.epoch {
                 // A new opening numbers its polls and quizzes from 1 again: who chose in
                 // the old one's `p1` has not chosen in the new one's.
                 self.chosen.clear();
@@ -358,13 +357,10 @@ impl Shard {
             self.snapshot_asked_at_ms = Some(now_ms);
         }
         let likes = std::mem::take(&mut self.likes_pending);
-        // Without the room's state (restarted, it asked for it): the last opening it
-        // knew of, which the room refuses if it ended, never 0 (taken as the room's own).
-        let epoch = if likes > 0 {
-            self.likes_epoch
-        } else {
-            self.mirror.as_ref().map_or(self.likes_epoch, |m| m.epoch)
-        };
+        // Its copy's opening, or without one (restarted, it asked for the room's state)
+        // the last it knew of, which the room refuses if it ended, never 0 (taken as the
+        // room's own).
+        let epoch = self.epoch_known;
         let up = ShardUp {
             shard: self.index,
             needs_snapshot: ask_snapshot,
