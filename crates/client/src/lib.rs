@@ -494,7 +494,8 @@ impl Client {
                 // whatever Welcomes came between; never as long as an action's timeout,
                 // which would end the pending actions unanswered.
                 self.frame_rate_closes = self.frame_rate_closes.saturating_add(1);
-                let delay_ms = CLIENT_BACKOFF_MS_BASE << self.frame_rate_closes.min(4);
+                let delay_ms = (CLIENT_BACKOFF_MS_BASE << self.frame_rate_closes.min(16))
+                    .min(CLIENT_FRAME_RATE_CLOSE_WAIT_MS_MAX);
                 self.reconnect_after(now_ms, delay_ms, name);
             }
             Some(CloseCode::UnsupportedProtocol) => {
