@@ -202,7 +202,7 @@ impl Room {
             .chain(self.interaction_deadline())
             .chain(self.sweep_clock.next_ms())
             .chain(refresh)
-            .chain((!self.purge.is_empty()).then_some(self.purge_at_ms))
+            .chain(self.purge.next_ms())
             .min()
     }
 
@@ -259,11 +259,8 @@ impl Room {
             }
         }
         self.close_due_interactions(now_ms);
-        if !self.purge.is_empty() && self.purge_at_ms <= now_ms {
-            let deletes = self.purge.next_deletes();
-            self.outputs.extend(deletes.into_iter().map(Output::Store));
-            self.purge_at_ms = now_ms + TICK_MS;
-        }
+        let deletes = self.purge.take_due(now_ms);
+        self.outputs.extend(deletes.into_iter().map(Output::Store));
         // The rule's inputs (the tick reads every shard's count) only when a flush is due:
         // most timeouts are sweeps and count refreshes.
         if self.pacing.flush_at_ms().is_some_and(|at| at <= now_ms) {
@@ -595,16 +592,13 @@ pub(crate) fn is_action(event: &Event) -> bool {
 /// before the first shared action numbered after it, or the first `Gap` resuming after
 /// it, so the connection gets every action in order and each `Gap` before what follows it.
 pub(crate) fn merge_actions(shared: &[Event], mut own: Vec<Event>) -> Vec<Event> {
-    let seq_of = |event: &Event| match event {
-        Event::Action(action) => action.seq,
-        _ => unreachable!("only actions are merged"),
-    };
-    own.sort_by_key(seq_of);
+    debug_assert!(own.iter().all(|e| matches!(e, Event::Action(_))));
+    own.sort_by_key(Event::action_order);
     let mut own = own.into_iter().peekable();
     let mut merged = Vec::with_capacity(shared.len() + own.len());
     for event in shared {
         if let Some(next_seq) = event.action_order() {
-            while let Some(action) = own.next_if(|e| seq_of(e) < next_seq) {
+            while let Some(action) = own.next_if(|e| e.action_order() < Some(next_seq)) {
                 merged.push(action);
             }
         }

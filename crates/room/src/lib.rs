@@ -140,10 +140,8 @@ pub struct Room {
     pub(crate) products: products::Products,
     pub(crate) moderation: moderation::Moderation,
     pub(crate) shards: sharding::Shards,
-    /// Records of a replaced poll or quiz, deleted a bounded number a tick from
-    /// `purge_at_ms` on.
+    /// Records of a replaced poll or quiz, deleted a bounded number a tick.
     pub(crate) purge: purge::Purge,
-    pub(crate) purge_at_ms: u64,
 }
 
 impl Room {
@@ -201,7 +199,6 @@ impl Room {
             shards: sharding::Shards::default(),
             read_limiter: UserRateLimiter::for_reads(),
             purge: purge::Purge::default(),
-            purge_at_ms: now_ms,
         }
     }
 

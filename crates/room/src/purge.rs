@@ -9,7 +9,7 @@
 //! the room restarts first (then the restore finds it stale and queues it again).
 
 use crate::StorageOp;
-use ovation_proto::limits::{QUIZ_QUESTIONS_MAX, STORAGE_DELETES_PER_TICK_MAX};
+use ovation_proto::limits::{QUIZ_QUESTIONS_MAX, STORAGE_DELETES_PER_TICK_MAX, TICK_MS};
 use std::collections::VecDeque;
 
 /// What is left to delete of one replaced poll or quiz.
@@ -27,11 +27,27 @@ enum Doomed {
 #[derive(Default)]
 pub(crate) struct Purge {
     queue: VecDeque<Doomed>,
+    /// When the next deletes are due (0: at once).
+    at_ms: u64,
 }
 
 impl Purge {
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
+    }
+
+    /// When the host must call `Room::handle_timeout` for the next deletes.
+    pub fn next_ms(&self) -> Option<u64> {
+        (!self.is_empty()).then_some(self.at_ms)
+    }
+
+    /// The deletes due at `now_ms` (`next_deletes`), the next a tick later.
+    pub fn take_due(&mut self, now_ms: u64) -> Vec<StorageOp> {
+        if self.is_empty() || now_ms < self.at_ms {
+            return Vec::new();
+        }
+        self.at_ms = now_ms + TICK_MS;
+        self.next_deletes()
     }
 
     /// Queues these deletes.

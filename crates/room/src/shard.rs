@@ -375,9 +375,9 @@ impl Shard {
         if let Some(conn) = self.connections.get(&connection) {
             return Some(conn.identity.user.clone());
         }
-        let closed = self.closed_recently.iter().rev();
-        closed
-            .clone()
+        self.closed_recently
+            .iter()
+            .rev()
             .find(|(id, _)| *id == connection)
             .map(|(_, user)| user.clone())
     }

@@ -535,15 +535,16 @@ impl Room {
                 .map(|(_, user, option)| (user, option));
             Poll::restore(record, votes)
         });
-        if let Some(poll) = room.poll.as_mut() {
-            // A vote is stored when it arrives, the `poll` part at the tick after it: a
-            // crash between left the part behind the votes. Published at the next tick.
-            if poll.record.tallies_public && poll.record.phase == PollPhase::Open {
-                let shown = room.parts.get("poll").map(|part| part.value.as_str());
-                poll.tallies_dirty = shown != Some(poll.part_json().as_str());
-            }
-        }
-        if room.poll.as_ref().is_some_and(|p| p.tallies_dirty) {
+        // A vote is stored when it arrives, the `poll` part at the tick after it: a crash
+        // between left the part behind the votes. Published at the next tick.
+        let parts = &room.parts;
+        let behind = room.poll.as_mut().is_some_and(|poll| {
+            let public = poll.record.tallies_public && poll.record.phase == PollPhase::Open;
+            let shown = parts.get("poll").map(|part| part.value.as_str());
+            poll.tallies_dirty = public && shown != Some(poll.part_json().as_str());
+            poll.tallies_dirty
+        });
+        if behind {
             room.schedule_tick(now_ms);
         }
         let quiz_id = quiz.as_ref().map(QuizRecord::id);

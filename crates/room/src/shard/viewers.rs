@@ -208,7 +208,7 @@ impl Shard {
         }
     }
 
-    /// Whether this user's like frame with this client id was already counted here.
+    /// This user's rate buckets and the client ids of theirs seen accepted.
     pub(crate) fn user_buckets(&mut self, user: &str, now_ms: u64) -> &mut UserBuckets {
         self.connections.buckets(user, now_ms)
     }
