@@ -157,6 +157,19 @@ const _: () = assert!(
     CLIENT_ACTIONS_PENDING_MAX as u32 + 8 < FRAMES_BURST + FRAMES_REFUSED_BURST,
     "an SDK sending all it holds at once is refused, never closed"
 );
+/// Repeats (frames whose client id the user's frames already used, answered with their
+/// first answer) a connection may send before they cost frames of its rate: a bucket of
+/// this many, refilled at `FRAMES_RATE_PER_S`. A resumed client resends all it holds at
+/// once, and a repeat refused for the rate would read as "not applied"; a socket sending
+/// one repeat without end made the room decode and answer each, never closed. Past this
+/// and the frame burst, repeats count as refused frames (answered still), and past
+/// `FRAMES_REFUSED_BURST` of those the connection is closed `4005`.
+pub const FRAMES_REPEATED_BURST: u32 =
+    (RECENT_SEQUENCED_IDS_PER_USER_MAX + RECENT_UNSEQUENCED_IDS_PER_USER_MAX) as u32;
+const _: () = assert!(
+    CLIENT_ACTIONS_PENDING_MAX as u32 + 8 <= FRAMES_REPEATED_BURST,
+    "an SDK resending all it holds at once is answered within the repeats' burst"
+);
 /// Reactions: sustained rate and burst per user.
 pub const REACTION_RATE_PER_S: u32 = 5;
 pub const REACTION_BURST: u32 = 10;
@@ -302,6 +315,12 @@ pub const GIFT_SKU_BYTES_MAX: usize = 32;
 pub const GIFT_QTY_MAX: u32 = 99;
 /// Gifts waiting for the settlement service per room; more are refused (`rate_limited`).
 pub const GIFTS_PENDING_MAX: usize = 512;
+/// One gifter's share of `GIFTS_PENDING_MAX` (two bursts of `GIFT_BURST`); more of theirs
+/// are refused `rate_limited` until their charges are answered: a viewer without funds
+/// sending gifts at the gift rate to a slow settlement service filled the room's queue,
+/// and every other gifter was refused.
+pub const GIFTS_PENDING_PER_USER_MAX: usize = 2 * GIFT_BURST as usize;
+const _: () = assert!(GIFTS_PENDING_PER_USER_MAX < GIFTS_PENDING_MAX);
 /// Gifts per user per second (sustained, burst).
 pub const GIFT_RATE_PER_S: u32 = 5;
 pub const GIFT_BURST: u32 = 10;
@@ -876,6 +895,10 @@ pub const REPLAY_WINDOW_READ_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// `retry-after` (the SDK asks again): a viewer's read burst of long windows held
 /// hundreds of megabytes of chunks in one isolate.
 pub const REPLAY_WINDOW_READS_IN_FLIGHT_MAX: usize = 4;
+/// Of those, one user's at once (a second is refused `replay_busy` the same way): one
+/// viewer keeping reads in flight held every place, and every other viewer of the room
+/// was refused for as long as it went on. A replay reads one window at a time.
+pub const REPLAY_WINDOW_READS_IN_FLIGHT_PER_USER_MAX: usize = 1;
 /// A chunk is written this long after its window ends, so an action stamped just before
 /// the end but handed to the recorder a little later still lands in it (later ones are
 /// recorded at the next chunk's start, keeping the recording in time order).

@@ -13,6 +13,8 @@ use std::ops::Index;
 pub(crate) struct FrameRate {
     bucket: TokenBucket,
     refusals: TokenBucket,
+    /// Repeats answered before they cost frames (`FRAMES_REPEATED_BURST`).
+    repeats: TokenBucket,
 }
 
 /// What a frame past the rate gets.
@@ -28,7 +30,21 @@ impl FrameRate {
         FrameRate {
             bucket: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
             refusals: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_REFUSED_BURST, now_ms),
+            repeats: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_REPEATED_BURST, now_ms),
         }
+    }
+
+    /// A repeat, answered whatever this says (its answer is its first one, never a
+    /// refusal): free within the repeats' bucket, then a frame of the rate, then a
+    /// refusal; `Err` when past the refusals' bucket too (close the socket `4005`).
+    pub fn take_repeat(&mut self, now_ms: u64) -> Result<(), FrameRefused> {
+        if self.repeats.take(1, now_ms).is_ok()
+            || self.bucket.take(1, now_ms).is_ok()
+            || self.refusals.take(1, now_ms).is_ok()
+        {
+            return Ok(());
+        }
+        Err(FrameRefused::Close)
     }
 
     pub fn take(&mut self, now_ms: u64) -> Result<(), FrameRefused> {

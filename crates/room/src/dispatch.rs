@@ -71,7 +71,15 @@ impl Room {
         // A repeat of something already applied is answered before any rate: a resumed
         // client resends everything unacknowledged at once, and refusing a repeat for
         // the frame rate would make it send, and the room apply, the same thing twice.
+        // Repeats without end close the socket, like any frames past the rate.
         if self.connections[&connection].ready && self.answer_repeat(connection, &frame, now_ms) {
+            let conn = self
+                .connections
+                .get_mut(&connection)
+                .expect("looked up above");
+            if conn.frames.take_repeat(now_ms).is_err() {
+                self.close_past_the_frame_rate(connection, now_ms);
+            }
             return;
         }
         let conn = self
@@ -88,9 +96,7 @@ impl Room {
                 return;
             }
             Err(FrameRefused::Close) => {
-                let detail =
-                    format!("past the frame rate, more than {FRAMES_REFUSED_BURST} refused");
-                self.close(connection, CloseCode::TooManyFrames, detail, now_ms);
+                self.close_past_the_frame_rate(connection, now_ms);
                 return;
             }
         }
@@ -183,6 +189,11 @@ impl Room {
         if staff {
             self.staff_welcome(connection, now_ms);
         }
+    }
+
+    fn close_past_the_frame_rate(&mut self, connection: ConnectionId, now_ms: u64) {
+        let detail = format!("past the frame rate, more than {FRAMES_REFUSED_BURST} refused");
+        self.close(connection, CloseCode::TooManyFrames, detail, now_ms);
     }
 
     /// Acknowledges again a frame whose client id this user's frame already used (a

@@ -170,7 +170,13 @@ impl Gifts {
     }
 
     /// The amount a gift frame asks for, or why it is refused before any charge.
-    pub(crate) fn price(&self, gift_id: &str, sku: &str, qty: u32) -> Result<u64, Refusal> {
+    pub(crate) fn price(
+        &self,
+        user: &str,
+        gift_id: &str,
+        sku: &str,
+        qty: u32,
+    ) -> Result<u64, Refusal> {
         if gift_id.is_empty() || qty == 0 || qty > GIFT_QTY_MAX {
             return Err(Refusal::new(
                 ErrorCode::Invalid,
@@ -191,6 +197,15 @@ impl Gifts {
             return Err(Refusal::retry_after(
                 ErrorCode::RateLimited,
                 "too many gifts in flight",
+                1000,
+            ));
+        }
+        // A scan of at most `GIFTS_PENDING_MAX`, for a frame the gift rate bounds.
+        let mine = self.pending.values().filter(|p| p.charge.user == user);
+        if mine.count() >= GIFTS_PENDING_PER_USER_MAX {
+            return Err(Refusal::retry_after(
+                ErrorCode::RateLimited,
+                "too many of your gifts in flight",
                 1000,
             ));
         }
@@ -471,7 +486,7 @@ impl Room {
         let ChargeRequest {
             gift_id, sku, qty, ..
         } = resend;
-        let priced = self.gifts.price(&gift_id, &sku, qty);
+        let priced = self.gifts.price(&identity.user, &gift_id, &sku, qty);
         // A gift whose charge may have been made is charged again as it was: the ledger
         // answers a repeat only to the same gift, the same amount.
         let charged_before = self

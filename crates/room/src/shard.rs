@@ -91,7 +91,8 @@ struct ShardConnection {
     /// restart (0: none known). A state of another opening closes it (`relay.rs`).
     welcomed_in: u64,
     hello_seen: bool,
-    /// A Hello that came before the shard had the room's state.
+    /// A Hello that came before the shard had the room's state, or that resumes another
+    /// opening than the copy's (answered when the room's state comes).
     waiting: Option<Hello>,
     outbox: Vec<Event>,
     /// Runs of its own actions left out and not told yet (a full outbox, the held
@@ -118,6 +119,13 @@ pub struct Shard {
     down_seq: u64,
     needs_snapshot: bool,
     snapshot_asked_at_ms: Option<u64>,
+    /// A returning client named an opening other than the copy's: its Hello waits for
+    /// the room's state (the copy may be of an opening that ended, if this shard missed
+    /// the end and the next start). Asked at most once per `SHARD_SNAPSHOT_RETRY_MS`
+    /// (`opening_check_asked_at_ms` is not reset by the state's coming), so sockets
+    /// that name made-up openings cost the room one state a second per shard at most.
+    opening_check_wanted: bool,
+    opening_check_asked_at_ms: Option<u64>,
     connections: Audience<ShardConnection>,
     banned: BTreeSet<String>,
     /// Users whose choice the room accepted, for the latest poll / quiz question.
@@ -180,6 +188,8 @@ impl Shard {
             down_seq: 0,
             needs_snapshot: true,
             snapshot_asked_at_ms: None,
+            opening_check_wanted: false,
+            opening_check_asked_at_ms: None,
             connections: Audience::default(),
             banned: BTreeSet::new(),
             chosen: HashMap::new(),

@@ -169,7 +169,11 @@ impl Room {
         self.shards.up_applied.insert(up.shard, applied);
         self.shards.up_applied_dirty = true;
         self.stats.shard_batches_in += 1;
-        if up.needs_snapshot {
+        // A shard without the room's state says epoch 0 and is taken as this opening's.
+        let of_an_ended_opening = up.epoch != 0 && up.epoch != self.epoch;
+        // A shard stamping an opening that ended missed this one's start (or has not
+        // heard it yet): it gets the state without waiting to find a gap.
+        if up.needs_snapshot || of_an_ended_opening {
             self.shards.snapshot_wanted.insert(up.shard);
         }
         if self.shards.online.insert(up.shard, up.online) != Some(up.online) {
@@ -207,8 +211,6 @@ impl Room {
         let changes_state = up.likes > 0 || !up.frames.is_empty();
         // A batch taken in an opening that ended (sent again across the end and a new
         // opening): its frames are not this opening's (its poll `p1` is another poll).
-        // A shard without the room's state says epoch 0 and is taken as this opening's.
-        let of_an_ended_opening = up.epoch != 0 && up.epoch != self.epoch;
         for relayed in up.frames {
             self.on_relayed(up.shard, relayed, of_an_ended_opening, now_ms);
         }

@@ -78,6 +78,7 @@ impl Shard {
             self.mirror = Some(fresh);
             self.needs_snapshot = false;
             self.snapshot_asked_at_ms = None;
+            self.opening_check_wanted = false;
             self.online_reported = None; // the room instance may be new: tell it again
             self.schedule_tick(now_ms);
         } else if self.mirror.is_some() && down.seq != self.down_seq + 1 {
@@ -100,10 +101,22 @@ impl Shard {
             }
             self.shared.push(event);
         }
-        if self.mirror.is_some() {
+        if let Some(copy_epoch) = self.mirror.as_ref().map(|m| m.epoch) {
+            // Every waiting Hello once no check of the opening is wanted (the room's
+            // state came); while one is, only those that resume the copy's opening.
+            let check_wanted = self.opening_check_wanted;
             let waiting: Vec<(ConnectionId, Hello)> = self
                 .connections
                 .iter_mut()
+                .filter(|(_, c)| {
+                    c.waiting.as_ref().is_some_and(|hello| {
+                        !check_wanted
+                            || hello
+                                .resume
+                                .as_ref()
+                                .is_none_or(|resume| resume.epoch == copy_epoch)
+                    })
+                })
                 .filter_map(|(&id, c)| c.waiting.take().map(|h| (id, h)))
                 .collect();
             for (id, hello) in waiting {
@@ -264,10 +277,15 @@ impl Shard {
 
     /// When to ask the room for its state (again): at once, then every retry interval.
     pub(crate) fn snapshot_ask_at(&self) -> Option<u64> {
-        self.needs_snapshot.then(|| {
+        let for_a_gap = self.needs_snapshot.then(|| {
             self.snapshot_asked_at_ms
                 .map_or(0, |at| at + SHARD_SNAPSHOT_RETRY_MS)
-        })
+        });
+        let for_hellos = self.opening_check_wanted.then(|| {
+            self.opening_check_asked_at_ms
+                .map_or(0, |at| at + SHARD_SNAPSHOT_RETRY_MS)
+        });
+        for_a_gap.into_iter().chain(for_hellos).min()
     }
 
     pub fn handle_timeout(&mut self, now_ms: u64) {
@@ -355,6 +373,9 @@ impl Shard {
         self.up_sent_at_ms = Some(now_ms);
         if ask_snapshot {
             self.snapshot_asked_at_ms = Some(now_ms);
+            if self.opening_check_wanted {
+                self.opening_check_asked_at_ms = Some(now_ms);
+            }
         }
         let likes = std::mem::take(&mut self.likes_pending);
         // Its copy's opening, or without one (restarted, it asked for the room's state)

@@ -77,12 +77,25 @@ impl Shard {
         // first, not applied again, and before the frame rate and the user's buckets: a
         // resumed client resends everything at once, and a refusal would read as "not
         // applied" to a client whose action was.
-        if let Some(client_id) = frame.client_id().filter(|_| conn.ready) {
+        // Not a gift: its own idempotency key (the gift id) is the room's to check, as
+        // the room does (`answer_repeat`); a gift reusing another action's client id was
+        // acknowledged here and never charged.
+        let gift = matches!(frame, ClientFrame::Gift { .. });
+        if let Some(client_id) = frame.client_id().filter(|_| conn.ready && !gift) {
             let user = conn.identity.user.clone();
             if let Some(seq) = self.user_buckets(&user, now_ms).accepted(client_id) {
                 self.stats.answered_here += 1;
                 let ack = Event::Ack { client_id, seq };
-                return self.push(connection, ack, now_ms);
+                self.push(connection, ack, now_ms);
+                // Repeats without end close the socket, like any frames past the rate.
+                let conn = self
+                    .connections
+                    .get_mut(&connection)
+                    .expect("looked up above");
+                if conn.frames.take_repeat(now_ms).is_err() {
+                    self.close(connection, CloseCode::TooManyFrames, now_ms);
+                }
+                return;
             }
         }
         let conn = self
@@ -124,10 +137,22 @@ impl Shard {
         }
         conn.hello_seen = true;
         conn.liveness.hello();
-        if self.mirror.is_some() {
-            self.welcome(connection, hello, now_ms);
-        } else {
+        let copy_epoch = self.mirror.as_ref().map(|m| m.epoch);
+        let resumes_another_opening = hello
+            .resume
+            .as_ref()
+            .is_some_and(|resume| copy_epoch.is_some_and(|epoch| epoch != resume.epoch));
+        if copy_epoch.is_none() {
             conn.waiting = Some(hello); // answered when the room's state arrives
+        } else if resumes_another_opening {
+            // Either the client is of an opening that ended or this copy is (the shard
+            // missed the end and the next start): a Welcome from it would end the
+            // client's pending actions of a live opening. The room's state tells which.
+            conn.waiting = Some(hello);
+            self.opening_check_wanted = true;
+            self.schedule_tick(now_ms);
+        } else {
+            self.welcome(connection, hello, now_ms);
         }
     }
 

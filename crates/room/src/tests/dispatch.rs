@@ -538,6 +538,61 @@ fn a_heartbeat_reaching_the_room_is_answered_and_other_text_closes() {
     assert_eq!(room.handle_text(2, HEARTBEAT_TEXT, now), None, "closed");
 }
 
+/// One frame sent again without end (each a repeat, answered with its first answer) no
+/// longer gets past the frame rate: after `FRAMES_REPEATED_BURST` repeats they cost
+/// frames, then refusals, and past those the socket is closed `4005` (a resumed client's
+/// burst of repeats stays answered:
+/// `a_burst_of_repeats_is_acknowledged_not_refused_for_the_frame_rate`). The same on a
+/// big room's shard.
+#[test]
+fn a_socket_repeating_one_frame_without_end_is_closed() {
+    // All of the repeats' bucket, the frame burst and the refusals, give or take the
+    // frames the set-up took and refilled.
+    let most = (FRAMES_REPEATED_BURST + FRAMES_BURST + FRAMES_REFUSED_BURST) as usize;
+    let least = (FRAMES_REPEATED_BURST + FRAMES_REFUSED_BURST) as usize;
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    room.handle_frame(1, &like_frame(1, 1), now);
+    tick(&mut room, &mut now);
+    let mut repeats = 0;
+    let closes = loop {
+        room.handle_frame(1, &like_frame(1, 1), now);
+        repeats += 1;
+        let closes = drain(&mut room).closes;
+        if !closes.is_empty() || repeats > 2 * most {
+            break closes;
+        }
+    };
+    assert_eq!(closes, [(1, CloseCode::TooManyFrames)]);
+    assert!(
+        (least..=most).contains(&repeats),
+        "closed at repeat {repeats}"
+    );
+    assert_eq!(room.likes_total(), 1, "counted once");
+
+    let mut shard = shard_with_state(now);
+    join_shard(&mut shard, 4, now);
+    shard.handle_frame(4, &like_frame(1, 1), now);
+    now += TICK_MS;
+    shard.handle_timeout(now);
+    while shard.poll_output().is_some() {}
+    let mut repeats = 0;
+    let closes = loop {
+        shard.handle_frame(4, &like_frame(1, 1), now);
+        repeats += 1;
+        let closes = shard_closes(&mut shard);
+        if !closes.is_empty() || repeats > 2 * most {
+            break closes;
+        }
+    };
+    assert_eq!(closes, [(4, CloseCode::TooManyFrames)]);
+    assert!(
+        (least..=most).contains(&repeats),
+        "shard: closed at repeat {repeats}"
+    );
+}
+
 /// A socket that goes on sending past its frame rate, ignoring the refusals, is closed
 /// `4005` past `FRAMES_REFUSED_BURST` of them, refilled at the frame rate (each one was
 /// decoded and answered by the room: a client ignoring them made it work without end);

@@ -202,6 +202,47 @@ fn gifts_take_the_quantity_and_pending_limits_and_refuse_one_past() {
     assert_eq!(busy, sent - (GIFTS_PENDING_MAX - 1));
 }
 
+/// One gifter's gifts waiting for their charges take at most `GIFTS_PENDING_PER_USER_MAX`
+/// of the room's places: past it theirs are refused `rate_limited` (a viewer without
+/// funds, gifting at the gift rate to a slow settlement service, filled the room's queue
+/// and every other gifter was refused), and another gifter's gift is still charged.
+#[test]
+fn one_gifters_pending_gifts_leave_the_others_room() {
+    let mut room = Room::create(info(), 1, 0);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    let gift = |client_id: u64| {
+        ClientFrame::Gift {
+            client_id,
+            gift_id: format!("g{client_id}"),
+            sku: "rose".into(),
+            qty: 1,
+        }
+        .encode()
+    };
+    let mut now = 0;
+    join(&mut room, 1, "eve", Role::Viewer, now);
+    join(&mut room, 2, "bob", Role::Viewer, now);
+    let mut refused = Vec::new();
+    // At the gift rate, never answered.
+    for client_id in 1..=GIFTS_PENDING_PER_USER_MAX as u64 + 5 {
+        now += 1_000 / u64::from(GIFT_RATE_PER_S);
+        room.handle_frame(1, &gift(client_id), now);
+        refused.extend(error_codes(
+            tick(&mut room, &mut now)
+                .events
+                .get(&1)
+                .unwrap_or(&Vec::new()),
+        ));
+    }
+    assert_eq!(room.gifts_pending(), GIFTS_PENDING_PER_USER_MAX);
+    assert_eq!(refused, [ErrorCode::RateLimited; 5]);
+    room.handle_frame(2, &gift(1_000), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(out.charges.len(), 1, "bob's gift is charged");
+    assert_eq!(room.gifts_pending(), GIFTS_PENDING_PER_USER_MAX + 1);
+}
+
 /// Sends a gift of `qty` roses (1 each) from `connection`, has it charged, and returns
 /// what the tick after the charge sent.
 fn charged_gift(
@@ -529,7 +570,7 @@ fn a_catalog_price_is_bounded_so_the_largest_gift_is_one_the_ledger_takes() {
     assert!(room.set_gift_catalog(priced(GIFT_PRICE_MAX + 1)).is_err());
     assert!(room.set_gift_catalog(priced(u64::MAX)).is_err());
     room.set_gift_catalog(priced(GIFT_PRICE_MAX)).unwrap();
-    let amount = room.gifts.price("g1", "rose", GIFT_QTY_MAX).unwrap();
+    let amount = room.gifts.price("ana", "g1", "rose", GIFT_QTY_MAX).unwrap();
     assert!(amount <= LEDGER_AMOUNT_MAX, "{amount}");
 }
 
@@ -539,27 +580,45 @@ fn a_gift_is_refused_before_any_charge_at_one_past_each_bound() {
     gifts.set_catalog([("rose".to_owned(), 2)].into()).unwrap();
     let code = |r: Result<u64, Refusal>| r.map_err(|refusal| refusal.code);
     assert_eq!(
-        code(gifts.price("g", "rose", GIFT_QTY_MAX)),
+        code(gifts.price("ana", "g", "rose", GIFT_QTY_MAX)),
         Ok(2 * u64::from(GIFT_QTY_MAX))
     );
-    assert_eq!(code(gifts.price("g", "rose", 0)), Err(ErrorCode::Invalid));
     assert_eq!(
-        code(gifts.price("g", "rose", GIFT_QTY_MAX + 1)),
+        code(gifts.price("ana", "g", "rose", 0)),
         Err(ErrorCode::Invalid)
     );
     assert_eq!(
-        code(gifts.price("g", "rose", u32::MAX)),
+        code(gifts.price("ana", "g", "rose", GIFT_QTY_MAX + 1)),
         Err(ErrorCode::Invalid)
     );
-    assert_eq!(code(gifts.price("", "rose", 1)), Err(ErrorCode::Invalid));
-    assert_eq!(code(gifts.price("g", "tulip", 1)), Err(ErrorCode::NotFound));
+    assert_eq!(
+        code(gifts.price("ana", "g", "rose", u32::MAX)),
+        Err(ErrorCode::Invalid)
+    );
+    assert_eq!(
+        code(gifts.price("ana", "", "rose", 1)),
+        Err(ErrorCode::Invalid)
+    );
+    assert_eq!(
+        code(gifts.price("ana", "g", "tulip", 1)),
+        Err(ErrorCode::NotFound)
+    );
     let viewer = identity("ana", Role::Viewer);
-    for _ in 0..GIFTS_PENDING_MAX {
-        gifts.price("g", "rose", 1).unwrap();
+    for _ in 0..GIFTS_PENDING_PER_USER_MAX {
+        gifts.price("ana", "g", "rose", 1).unwrap();
+        gifts.open(1, 1, &viewer, charge);
+    }
+    // Ana's share is full; the room is not.
+    assert_eq!(
+        code(gifts.price("ana", "g", "rose", 1)),
+        Err(ErrorCode::RateLimited)
+    );
+    assert_eq!(code(gifts.price("bob", "g", "rose", 1)), Ok(2));
+    for _ in GIFTS_PENDING_PER_USER_MAX..GIFTS_PENDING_MAX {
         gifts.open(1, 1, &viewer, charge);
     }
     assert_eq!(
-        code(gifts.price("g", "rose", 1)),
+        code(gifts.price("bob", "g", "rose", 1)),
         Err(ErrorCode::RateLimited)
     );
 }

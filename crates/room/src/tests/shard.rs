@@ -592,6 +592,50 @@ fn a_gift_resent_from_another_shard_connection_is_answered_there() {
     assert!(acked(5, 2), "the resend: {answers:?}");
 }
 
+/// A gift whose client id another of the gifter's actions used (acknowledged with a
+/// number the shard remembers) goes to the room, which checks gifts by their gift id: the
+/// shard used to acknowledge it as a repeat, and the gift was never charged.
+#[test]
+fn a_gift_reusing_an_acknowledged_client_id_goes_to_the_room() {
+    let mut now_ms = 1_000;
+    let mut shard = ana_on_a_shard(now_ms);
+    let ack = Event::Ack {
+        client_id: 7,
+        seq: Some(1),
+    };
+    let down = own_down(2, now_ms, None, vec![(1, ack)]);
+    shard.handle_down(&down.encode(), now_ms).unwrap();
+    while shard.poll_output().is_some() {}
+    let gift = ClientFrame::Gift {
+        client_id: 7,
+        gift_id: "g-new".into(),
+        sku: "rose".into(),
+        qty: 1,
+    };
+    shard.handle_frame(1, &gift.encode(), now_ms);
+    let ups = batches_up(&mut shard, &mut now_ms, 1);
+    assert!(
+        ups[0]
+            .frames
+            .iter()
+            .any(|f| matches!(f.frame, ClientFrame::Gift { client_id: 7, .. })),
+        "{:?}",
+        ups[0].frames
+    );
+    // A comment resent with that id is still answered here.
+    let comment = ClientFrame::Comment {
+        client_id: 7,
+        text: "again".into(),
+    };
+    shard.handle_frame(1, &comment.encode(), now_ms);
+    now_ms += TICK_MS;
+    shard.handle_timeout(now_ms);
+    assert!(sent_events(&mut shard).contains(&Event::Ack {
+        client_id: 7,
+        seq: Some(1)
+    }));
+}
+
 /// Frames a shard queued before it learnt the room ended arrive relayed after the end:
 /// each is refused `room_ended`, and nothing changes (no number taken, no vote counted).
 #[test]
@@ -1216,6 +1260,141 @@ fn tick_into_sharded(room: &mut Room, now_ms: &mut u64, store: &mut BTreeMap<Str
             apply(&[op], store);
         }
     }
+}
+
+/// A shard that missed an opening's end and the next one's start still holds a copy of
+/// the ended opening. A client returning from the new opening (its Hello resumes it) is
+/// not welcomed from that copy (a Welcome of the ended opening would end its pending
+/// actions of a live one): its Hello waits for the room's state, which the shard asks
+/// for at once, and at most once a `SHARD_SNAPSHOT_RETRY_MS` however many such Hellos
+/// come. A client resuming the copy's opening, or nothing, is welcomed at once.
+#[test]
+fn a_hello_resuming_another_opening_waits_for_the_rooms_state() {
+    let mut now_ms = 1_000;
+    let mut shard = shard_with_state(now_ms); // the copy is of opening 1
+    let resume = |epoch| Resume {
+        epoch,
+        action_cursor: 0,
+        part_versions: Vec::new(),
+    };
+    let welcomes = |shard: &mut Shard| -> Vec<(ConnectionId, u64)> {
+        std::iter::from_fn(|| shard.poll_output())
+            .filter_map(|o| match o {
+                ShardOutput::Send { connections, frame } => Some((connections, frame)),
+                _ => None,
+            })
+            .flat_map(|(connections, frame)| {
+                let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+                let epochs: Vec<u64> = events
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        Event::Welcome(w) => Some(w.epoch),
+                        _ => None,
+                    })
+                    .collect();
+                connections
+                    .into_iter()
+                    .flat_map(move |c| epochs.clone().into_iter().map(move |e| (c, e)))
+            })
+            .collect()
+    };
+    for (connection, user) in [(1, "ana"), (2, "bob"), (3, "cy")] {
+        shard
+            .connect(
+                connection,
+                identity(user, Role::Viewer),
+                LIFETIME_MS,
+                now_ms,
+            )
+            .unwrap();
+    }
+    shard.handle_frame(1, &hello(Some(resume(2))), now_ms); // back from opening 2
+    shard.handle_frame(2, &hello(Some(resume(1))), now_ms);
+    shard.handle_frame(3, &hello(None), now_ms);
+    now_ms += TICK_MS;
+    shard.handle_timeout(now_ms);
+    let mut asks = 0;
+    let mut sent = Vec::new();
+    while let Some(output) = shard.poll_output() {
+        match output {
+            ShardOutput::Up { seq, batch } => {
+                asks += usize::from(ShardUp::decode(&batch).unwrap().needs_snapshot);
+                shard.up_answered(seq, UpAnswer::Applied, now_ms);
+            }
+            ShardOutput::Send { connections, .. } => sent.extend(connections),
+            _ => {}
+        }
+    }
+    assert_eq!(asks, 1, "the shard asks the room for its state at once");
+    assert!(
+        sent.contains(&2) && sent.contains(&3) && !sent.contains(&1),
+        "ana waits, bob and cy are welcomed from the copy: {sent:?}"
+    );
+    // More Hellos naming made-up openings within the retry interval: no second ask.
+    for connection in 10..20 {
+        shard
+            .connect(
+                connection,
+                identity(&format!("v{connection}"), Role::Viewer),
+                LIFETIME_MS,
+                now_ms,
+            )
+            .unwrap();
+        shard.handle_frame(connection, &hello(Some(resume(connection + 100))), now_ms);
+    }
+    let mut asked_again = false;
+    while now_ms < 1_000 + SHARD_SNAPSHOT_RETRY_MS {
+        now_ms += TICK_MS;
+        shard.handle_timeout(now_ms);
+        while let Some(output) = shard.poll_output() {
+            if let ShardOutput::Up { seq, batch } = output {
+                asked_again |= ShardUp::decode(&batch).unwrap().needs_snapshot;
+                shard.up_answered(seq, UpAnswer::Applied, now_ms);
+            }
+        }
+    }
+    assert!(!asked_again, "one ask a retry interval");
+    // A batch without the state welcomes nobody who waits for it.
+    let down = own_down(2, now_ms, None, Vec::new());
+    shard.handle_down(&down.encode(), now_ms).unwrap();
+    assert_eq!(welcomes(&mut shard), []);
+    // The room's state names opening 2: ana is welcomed into it, and so is everyone who
+    // waited (the made-up openings were stale, the room's state says which is live).
+    let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
+    snapshot.epoch = 2;
+    let down = own_down(3, now_ms, Some(snapshot), Vec::new());
+    shard.handle_down(&down.encode(), now_ms).unwrap();
+    let mut welcomed = welcomes(&mut shard);
+    welcomed.sort();
+    let expected: Vec<(ConnectionId, u64)> = std::iter::once((1, 2))
+        .chain((10..20).map(|c| (c, 2)))
+        .collect();
+    assert_eq!(welcomed, expected);
+}
+
+/// A shard whose batch names an opening that ended (it missed this one's start) gets the
+/// room's state in the room's next batch to it, without waiting to find a gap.
+#[test]
+fn a_shard_batch_of_an_ended_opening_brings_it_the_rooms_state() {
+    let mut room = sharded_room_with_a_poll(2);
+    let mut now = 0;
+    batches_to_shards(&mut room, &mut now); // the first states, asked or not
+    room.shard_up(&ana_up(1, Vec::new(), 9, 1).encode(), now)
+        .unwrap();
+    assert_eq!(
+        shards_sent_state(&batches_to_shards(&mut room, &mut now)),
+        [1]
+    );
+    let this_opening = ShardUp {
+        epoch: 2,
+        seq: 2,
+        ..ana_up(1, Vec::new(), 9, 1)
+    };
+    room.shard_up(&this_opening.encode(), now).unwrap();
+    assert_eq!(
+        shards_sent_state(&batches_to_shards(&mut room, &mut now)),
+        Vec::<u16>::new()
+    );
 }
 
 /// Shards that ask for the room's state at every batch do not starve another of the
