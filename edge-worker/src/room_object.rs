@@ -83,8 +83,8 @@ struct Memory {
     /// Sealed chunks whose write failed, oldest first: retried after every pump, at most
     /// `REPLAY_UNWRITTEN_CHUNKS_MAX` (then the oldest is given up, and reported missing).
     replay_unwritten: VecDeque<ovation_replay::Sealed>,
-    /// Window answers reading chunks now (`REPLAY_WINDOW_READS_IN_FLIGHT_MAX`).
-    replay_reads_in_flight: usize,
+    /// Window answers reading chunks now, and whose (`ovation_replay::WindowReads`).
+    replay_reads: ovation_replay::WindowReads,
     /// Test hook (`OVATION_FAULT_REPLAY_WRITES_FAILING`): chunk writes still to fail.
     replay_write_faults_left: Option<u64>,
     /// The room object's own record of the opening (`ending::OPENING_KEY`): whether its

@@ -118,6 +118,59 @@ pub struct RecordingInfo {
     pub open_index: Option<u64>,
 }
 
+/// The window answers a room object is reading now: at most
+/// `REPLAY_WINDOW_READS_IN_FLIGHT_MAX`, and `REPLAY_WINDOW_READS_IN_FLIGHT_PER_USER_MAX`
+/// of one user's, so no viewer holds the places of the others.
+///
+/// Invariant: `total` is the sum of `by_user`'s counts, and no count is 0.
+#[derive(Debug, Default)]
+pub struct WindowReads {
+    by_user: BTreeMap<String, usize>,
+    total: usize,
+}
+
+/// Why a window read may not start now (each answered 503 `replay_busy`, to retry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowReadsBusy {
+    /// The room reads `REPLAY_WINDOW_READS_IN_FLIGHT_MAX` windows already.
+    Room,
+    /// This user's reads in flight are at their share.
+    User,
+}
+
+impl WindowReads {
+    /// Takes a place for one of `user`'s reads; `end` gives it back.
+    pub fn start(&mut self, user: &str) -> Result<(), WindowReadsBusy> {
+        let mine = self.by_user.get(user).copied().unwrap_or(0);
+        if mine >= ovation_proto::limits::REPLAY_WINDOW_READS_IN_FLIGHT_PER_USER_MAX {
+            return Err(WindowReadsBusy::User);
+        }
+        if self.total >= ovation_proto::limits::REPLAY_WINDOW_READS_IN_FLIGHT_MAX {
+            return Err(WindowReadsBusy::Room);
+        }
+        self.by_user.insert(user.to_owned(), mine + 1);
+        self.total += 1;
+        Ok(())
+    }
+
+    /// One of `user`'s reads is done (answered, failed or dropped).
+    pub fn end(&mut self, user: &str) {
+        let count = self
+            .by_user
+            .get_mut(user)
+            .expect("a read ends only after it started");
+        *count -= 1;
+        if *count == 0 {
+            self.by_user.remove(user);
+        }
+        self.total -= 1;
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.total
+    }
+}
+
 /// What one window answer reads of the store (`REPLAY_WINDOW_READ_BYTES_MAX`): the
 /// chunks of `RecordingInfo::chunks_for` in order, until the next would pass the bound;
 /// the first is always read (a window starts within it), so an answer always moves on.

@@ -526,3 +526,48 @@ fn a_window_read_stops_before_the_chunk_that_passes_its_bytes() {
     assert_eq!(info.chunk_start_ms(3), T0 + 3 * REPLAY_CHUNK_MS);
     assert_eq!(info.chunk_start_ms(u64::MAX), u64::MAX);
 }
+
+/// One viewer's window reads take at most `REPLAY_WINDOW_READS_IN_FLIGHT_PER_USER_MAX`
+/// of the room's places: the others still read while it keeps its reads in flight, up to
+/// `REPLAY_WINDOW_READS_IN_FLIGHT_MAX` in all; an ended read gives its place back.
+#[test]
+fn one_viewers_window_reads_leave_the_others_their_places() {
+    use ovation_proto::limits::{
+        REPLAY_WINDOW_READS_IN_FLIGHT_MAX, REPLAY_WINDOW_READS_IN_FLIGHT_PER_USER_MAX,
+    };
+    let mut reads = WindowReads::default();
+    for _ in 0..REPLAY_WINDOW_READS_IN_FLIGHT_PER_USER_MAX {
+        reads.start("eve").unwrap();
+    }
+    for _ in 0..10 {
+        assert_eq!(reads.start("eve"), Err(WindowReadsBusy::User));
+    }
+    let others: Vec<String> = (0..REPLAY_WINDOW_READS_IN_FLIGHT_MAX)
+        .map(|n| format!("viewer-{n}"))
+        .collect();
+    let mut started = Vec::new();
+    for user in &others {
+        match reads.start(user) {
+            Ok(()) => started.push(user),
+            Err(busy) => {
+                assert_eq!(busy, WindowReadsBusy::Room);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        started.len(),
+        REPLAY_WINDOW_READS_IN_FLIGHT_MAX - REPLAY_WINDOW_READS_IN_FLIGHT_PER_USER_MAX
+    );
+    assert_eq!(reads.in_flight(), REPLAY_WINDOW_READS_IN_FLIGHT_MAX);
+    reads.end("eve");
+    reads.start(others.last().unwrap()).unwrap();
+    for user in started {
+        reads.end(user);
+    }
+    reads.end(others.last().unwrap());
+    assert_eq!(
+        reads.in_flight(),
+        REPLAY_WINDOW_READS_IN_FLIGHT_PER_USER_MAX - 1
+    );
+}

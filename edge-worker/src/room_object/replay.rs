@@ -235,20 +235,28 @@ impl RoomObject {
     pub(crate) async fn replay_window(
         &self,
         query: ovation_proto::ReplayQuery,
+        user: &str,
     ) -> std::result::Result<Response, ApiError> {
         let ovation_proto::ReplayQuery {
             from_ms: from,
             to_ms: to,
             snapshot,
         } = query;
-        let Some(_reading) = WindowReading::start(&self.memory) else {
-            let busy = ApiError::new(
-                503,
-                "replay_busy",
-                "this room is reading other replay windows: retry",
-            );
-            return crate::http::error_retry_after(busy, 1_000)
-                .map_err(|e| ApiError::internal(&e.to_string()));
+        let _reading = match WindowReading::start(&self.memory, user) {
+            Ok(reading) => reading,
+            Err(busy) => {
+                let message = match busy {
+                    ovation_replay::WindowReadsBusy::Room => {
+                        "this room is reading other replay windows: retry"
+                    }
+                    ovation_replay::WindowReadsBusy::User => {
+                        "your last replay window is still being read: retry"
+                    }
+                };
+                let busy = ApiError::new(503, "replay_busy", message);
+                return crate::http::error_retry_after(busy, 1_000)
+                    .map_err(|e| ApiError::internal(&e.to_string()));
+            }
         };
         self.record().await;
         let (info, open, recording) = {
@@ -338,23 +346,28 @@ pub(crate) enum ChunkRead {
     PastBound,
 }
 
-/// A window answer reading chunks (`REPLAY_WINDOW_READS_IN_FLIGHT_MAX` at once); counted
-/// down when the answer is done or dropped.
-struct WindowReading<'a>(&'a RefCell<Memory>);
+/// A window answer reading chunks (`ovation_replay::WindowReads`: so many at once, and
+/// of one user); its place is given back when the answer is done or dropped.
+struct WindowReading<'a> {
+    memory: &'a RefCell<Memory>,
+    user: String,
+}
 
 impl<'a> WindowReading<'a> {
-    fn start(memory: &'a RefCell<Memory>) -> Option<WindowReading<'a>> {
-        let mut held = memory.borrow_mut();
-        if held.replay_reads_in_flight >= ovation_proto::limits::REPLAY_WINDOW_READS_IN_FLIGHT_MAX {
-            return None;
-        }
-        held.replay_reads_in_flight += 1;
-        Some(WindowReading(memory))
+    fn start(
+        memory: &'a RefCell<Memory>,
+        user: &str,
+    ) -> Result<WindowReading<'a>, ovation_replay::WindowReadsBusy> {
+        memory.borrow_mut().replay_reads.start(user)?;
+        Ok(WindowReading {
+            memory,
+            user: user.to_owned(),
+        })
     }
 }
 
 impl Drop for WindowReading<'_> {
     fn drop(&mut self) {
-        self.0.borrow_mut().replay_reads_in_flight -= 1;
+        self.memory.borrow_mut().replay_reads.end(&self.user);
     }
 }

@@ -169,7 +169,7 @@ impl RoomObject {
             (Method::Get, "/replay") => {
                 // The same parser as the router's, which refused a bad query already.
                 let window = ovation_proto::ReplayQuery::from_pairs(url.query_pairs())?;
-                self.replay_window(window).await?
+                self.replay_window(window, &identity.user).await?
             }
             (Method::Get, "/part") => {
                 let name = query("name").unwrap_or_default();
