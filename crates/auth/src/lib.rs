@@ -366,6 +366,11 @@ impl Keyring {
         if custom.sub.is_empty() {
             return Err(AuthError::Malformed("empty sub".into()));
         }
+        // The ledger refuses them in an account's name: such a user's every gift was
+        // refused `invalid`, as if the gift were at fault.
+        if custom.sub.chars().any(char::is_control) {
+            return Err(AuthError::Malformed("`sub` has control characters".into()));
+        }
         Ok(Verified {
             user: custom.sub.clone(),
             name: if custom.name.is_empty() {
@@ -575,6 +580,15 @@ mod tests {
             assert!(
                 matches!(ring.verify(&token(max + 1), NOW), Err(AuthError::Malformed(m)) if m.contains(field)),
                 "{field} one past {max}"
+            );
+        }
+        // A user id the ledger refuses in an account's name: refused here, not each gift.
+        for sub in ["ann\n", "ann\u{7}", "\u{0}"] {
+            let mut with = claims("acme", "*", "viewer");
+            with.sub = sub.into();
+            assert!(
+                matches!(ring.verify(&mint(&acme, with, NOW, 60_000), NOW), Err(AuthError::Malformed(m)) if m.contains("sub")),
+                "{sub:?}"
             );
         }
         let lifetime = |ms: u64| mint(&acme, claims("acme", "*", "viewer"), NOW, ms);

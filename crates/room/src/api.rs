@@ -43,6 +43,11 @@ impl RoomInfo {
                 bytes_max: USER_ID_BYTES_MAX,
             });
         }
+        // The ledger refuses them in an account's name: the room's opening there failed
+        // 502 `settlement_unavailable` ("retry") for ever.
+        if self.host_user.chars().any(char::is_control) {
+            return Err(AdminError::Invalid("`host` has control characters".into()));
+        }
         if self.title.len() > ROOM_TITLE_BYTES_MAX {
             return Err(AdminError::TooLong {
                 field: "title",

@@ -84,7 +84,11 @@ pub fn charge_outcome(status: u16, body: &[u8]) -> ChargeOutcome {
     let error: ErrorAnswer = serde_json::from_slice(body).unwrap_or_default();
     match (status, error.code.as_str()) {
         (402, _) => refused(ErrorCode::InsufficientFunds, error.message),
-        (409, "room_not_open") | (404, _) => refused(ErrorCode::RoomEnded, error.message),
+        // Not a 404: `POST /v1/gifts` never answers one, so a 404 means a wrong URL or
+        // a proxy on the way, which a gift refused `room_ended` hid for good (nothing
+        // prompted a retry). It is `unavailable`, like every answer the contract does
+        // not name.
+        (409, "room_not_open") => refused(ErrorCode::RoomEnded, error.message),
         (409, "id_conflict") | (400, _) => refused(ErrorCode::Invalid, error.message),
         _ => refused(
             ErrorCode::Unavailable,
@@ -160,10 +164,11 @@ mod tests {
 
     #[test]
     fn every_refusal_of_the_contract_maps_to_its_code_with_the_service_message() {
-        let cases: [(u16, &str, ErrorCode); 6] = [
+        let cases: [(u16, &str, ErrorCode); 7] = [
             (402, "insufficient_funds", ErrorCode::InsufficientFunds),
             (409, "room_not_open", ErrorCode::RoomEnded),
-            (404, "not_found", ErrorCode::RoomEnded),
+            (404, "not_found", ErrorCode::Unavailable),
+            (404, "route_not_found", ErrorCode::Unavailable),
             (409, "id_conflict", ErrorCode::Invalid),
             (400, "invalid", ErrorCode::Invalid),
             (409, "something_new", ErrorCode::Unavailable),

@@ -239,6 +239,16 @@ fn a_new_rooms_facts_are_checked_one_past_each_limit() {
         at(|i| i.host_user.clear()),
         Err(AdminError::Empty { field: "host" })
     );
+    // A host the ledger would refuse (its account name): refused here, not 502 for ever.
+    for refused in [
+        at(|i| i.host_user = "bob\u{7}".into()),
+        at(|i| i.host_user = "bob\n".into()),
+        at(|i| i.host_user = "\u{0}".into()),
+    ] {
+        let refused = refused.unwrap_err();
+        assert_eq!((refused.code(), refused.http_status()), ("invalid", 400));
+    }
+    assert_eq!(at(|i| i.host_user = "bøb 🎤".into()), Ok(()));
 }
 
 #[test]
