@@ -165,7 +165,8 @@ export interface Room {
   /** Hosts and moderators: set an app-defined state part. */
   setPart(name: string, value: unknown): Promise<{ seq: number | null }>;
   /** A gift from the room's catalog; `id` makes retries safe. A rejection carries the
-   * `giftId` to retry with (after "unavailable" or "timeout" the charge may be made). */
+   * `giftId` to retry with (after "unavailable", "timeout" or "closed" the charge may
+   * have been made: retry with that id, never a new one). */
   gift(
     sku: string,
     qty?: number,

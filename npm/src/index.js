@@ -327,7 +327,7 @@ class Room {
   /**
    * Sends a gift from the room's catalog; `id` makes a retry safe (charged once).
    * Resolves with `{ seq, giftId }`; a rejection carries `giftId` too: after
-   * `unavailable` or `timeout` the charge may have been made, so retry with
+   * `unavailable`, `timeout` or `closed` the charge may have been made, so retry with
    * `gift(sku, qty, { id: err.giftId })`, never a new id.
    */
   gift(sku, qty = 1, { id } = {}) {

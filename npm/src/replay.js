@@ -353,20 +353,19 @@ async function getWindow(fetchImpl, { url, room, token }, from, to, snapshot, Ov
   // or not the `fetch` given honours the abort.
   const abort = new AbortController();
   let timer;
+  let onStop;
   const timeout = new Promise((_, reject) => {
     timer = setTimeout(() => {
       abort.abort();
       reject(new OvationError("timeout", `no replay answer within ${FETCH_TIMEOUT_MS} ms`));
     }, FETCH_TIMEOUT_MS);
-    // `stop`: the replay closed; its fetch and timer go at once.
-    stop?.addEventListener(
-      "abort",
-      () => {
-        abort.abort();
-        reject(new OvationError("closed", "the replay is closed"));
-      },
-      { once: true },
-    );
+    // `stop`: the replay closed; its fetch and timer go at once. Removed when this
+    // fetch ends (a replay retrying every 2 s kept one listener per fetch).
+    onStop = () => {
+      abort.abort();
+      reject(new OvationError("closed", "the replay is closed"));
+    };
+    stop?.addEventListener("abort", onStop, { once: true });
   });
   const answer = (async () => {
     let response;
@@ -405,6 +404,7 @@ async function getWindow(fetchImpl, { url, room, token }, from, to, snapshot, Ov
     return await Promise.race([answer, timeout]);
   } finally {
     clearTimeout(timer);
+    stop?.removeEventListener("abort", onStop);
     answer.catch(() => {}); // a late failure after the timeout is not unhandled
   }
 }

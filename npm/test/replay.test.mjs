@@ -451,6 +451,47 @@ test("a failed fetch is told as an error and asked again after the core's retry 
   r.close();
 });
 
+test("each window fetch lets go of its listener on the replay's stop signal", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
+  // Listeners for `abort` left on signals: a replay retrying in an outage kept one per
+  // fetch on its stop signal, for as long as it lived.
+  const { addEventListener: add, removeEventListener: remove } = AbortSignal.prototype;
+  let live = 0;
+  AbortSignal.prototype.addEventListener = function (type, ...rest) {
+    if (type === "abort") live += 1;
+    return add.call(this, type, ...rest);
+  };
+  AbortSignal.prototype.removeEventListener = function (type, ...rest) {
+    if (type === "abort") live -= 1;
+    return remove.call(this, type, ...rest);
+  };
+  t.after(() => {
+    AbortSignal.prototype.addEventListener = add;
+    AbortSignal.prototype.removeEventListener = remove;
+  });
+  const srv = server(show());
+  let failed = 0;
+  const fetch = (url, init) => {
+    if (new URL(url).searchParams.get("from") !== "0") {
+      failed += 1;
+      return Promise.reject(new Error("offline"));
+    }
+    return srv.fetch(url, init);
+  };
+  const r = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
+  r.on("error", () => {});
+  const video = new ScriptedVideo();
+  await r.attachPlayer(video);
+  await video.playTo(0.25);
+  for (let i = 0; i < 20; i += 1) {
+    t.mock.timers.tick(2_100);
+    await settle();
+  }
+  assert.ok(failed >= 10, `${failed} fetches failed`);
+  assert.ok(live <= 1, `${live} abort listeners left after ${failed} fetches`);
+  r.close();
+});
+
 test("a window fetch that never answers fails as timeout and is asked again", async (t) => {
   t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: 1_000_000 });
   const srv = server(show());

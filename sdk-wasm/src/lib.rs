@@ -171,7 +171,7 @@ impl Session {
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return Err(js_error(
                 "invalid_options",
-                "url must start with http:// or https://",
+                "url must be http:// or https://",
             ));
         }
         let token = text("token")?;
@@ -179,7 +179,7 @@ impl Session {
         if websocket.is_none() && transport != TransportMode::Pull {
             return Err(js_error(
                 "no_websocket",
-                "no WebSocket here: pass one (e.g. the `ws` package) or use transport \"pull\"",
+                "no WebSocket here: pass one (`ws`) or use transport \"pull\"",
             ));
         }
         let client = Client::new(
@@ -348,7 +348,10 @@ fn arm_timer(inner: &Rc<RefCell<Inner>>) {
             turn(&inner);
         }
     });
-    let delay_ms = at.saturating_sub(now_ms()) as f64;
+    // Within `setTimeout`'s range (2^31 - 1 ms): past it a timer fires at once, and a
+    // deadline the server set weeks away (a `GoAway`'s wait) woke this loop every few
+    // milliseconds. One capped fires early, finds nothing due and sets the next.
+    let delay_ms = at.saturating_sub(now_ms()).min(i32::MAX as u64) as f64;
     let handle = set_timeout(callback.as_ref().unchecked_ref(), delay_ms);
     state.timer = Some((handle, callback));
 }
@@ -356,18 +359,19 @@ fn arm_timer(inner: &Rc<RefCell<Inner>>) {
 fn perform(inner: &Rc<RefCell<Inner>>, transmit: Transmit) {
     match transmit {
         Transmit::OpenSocket { socket, path } => open_socket(inner, socket, &path),
+        // Sent with no borrow held: a socket that calls its handlers inside `send` (a
+        // webview's bridge may) finds the state free, not a borrow that panics.
         Transmit::Send { socket, frame } => {
-            let state = inner.borrow();
-            if let Some(open) = socket_by_id(&state, socket) {
+            let socket = socket_by_id(&inner.borrow(), socket);
+            if let Some(socket) = socket {
                 // An owned copy: `ws` in Node may queue the buffer past this call.
-                let _ = open
-                    .socket
-                    .send_bytes(&js_sys::Uint8Array::from(&frame[..]));
+                let _ = socket.send_bytes(&js_sys::Uint8Array::from(&frame[..]));
             }
         }
         Transmit::SendText { socket, text } => {
-            if let Some(open) = socket_by_id(&inner.borrow(), socket) {
-                let _ = open.socket.send_text(text);
+            let socket = socket_by_id(&inner.borrow(), socket);
+            if let Some(socket) = socket {
+                let _ = socket.send_text(text);
             }
         }
         Transmit::CloseSocket {
@@ -402,12 +406,12 @@ fn let_go(inner: &Rc<RefCell<Inner>>, id: u64) -> Option<OpenSocket> {
     Some(open)
 }
 
-fn socket_by_id(state: &Inner, id: u64) -> Option<&OpenSocket> {
+fn socket_by_id(state: &Inner, id: u64) -> Option<Socket> {
     state
         .sockets
         .iter()
         .find(|(open_id, _)| *open_id == id)
-        .map(|(_, open)| open)
+        .map(|(_, open)| JsValue::from(&open.socket).unchecked_into())
 }
 
 thread_local! {

@@ -300,7 +300,7 @@ impl Client {
             self.likes_dropped(
                 count,
                 FailureCode::UnsupportedTransport,
-                "the pull transport only receives; sending needs the WebSocket",
+                "the pull transport only receives",
             );
             return 0;
         }
@@ -344,7 +344,7 @@ impl Client {
         if self.transport == Transport::Pull {
             return Err(ActionError::new(
                 FailureCode::UnsupportedTransport,
-                "the pull transport only receives; sending needs the WebSocket",
+                "the pull transport only receives",
             ));
         }
         if self.actions.pending.len() >= CLIENT_ACTIONS_PENDING_MAX {

@@ -214,8 +214,14 @@ impl Client {
         self.phase = Phase::Closed;
         self.pull.requests.clear();
         self.admission_check = None;
-        let code = self.closed_code();
-        self.end_pending(code, "the connection closed first", refused);
+        // An action sent before the room ended may have been applied (a gift charged
+        // while the end waited for it): `closed`, never `room_ended`, which reads as
+        // "not applied". What was never sent ends `room_ended`.
+        let ended = self
+            .ended
+            .then_some((self.closed_code(), "the room has ended"));
+        let refused = refused.or(ended);
+        self.end_pending(FailureCode::Closed, "the connection closed first", refused);
         self.timers.clear();
         self.set_status(Status::Closed, reason);
     }

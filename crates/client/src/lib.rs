@@ -475,7 +475,7 @@ impl Client {
             }
             Some(CloseCode::TooManySockets) => {
                 // Another tab must close first; retrying here would only be refused again.
-                let message = "this user holds the most sockets allowed: close a tab";
+                let message = "too many sockets: close a tab";
                 self.fail_as(Some(name), FailureCode::TooManySockets, message);
             }
             Some(CloseCode::RoomFull) => {
@@ -484,7 +484,7 @@ impl Client {
                 // `auto` reads the room over the pull transport, which needs none; `ws`
                 // ends with the room's code.
                 let code = FailureCode::Api("room_full".into());
-                let message = "the room is full: try later, or the pull transport";
+                let message = "the room is full";
                 self.socket_refused(now_ms, name, code, message);
             }
             Some(CloseCode::TooManyFrames) => {
@@ -499,7 +499,7 @@ impl Client {
                 self.reconnect_after(now_ms, delay_ms, name);
             }
             Some(CloseCode::UnsupportedProtocol) => {
-                let message = "the server does not speak this SDK's protocol";
+                let message = "unsupported protocol";
                 self.fail_as(Some(name), FailureCode::UnsupportedProtocol, message);
             }
             // The server refused a frame this SDK sent (another protocol version, or a

@@ -50,7 +50,7 @@ impl Client {
         // An action already sent may have been applied (its answer lost with the
         // socket): it ends `closed`, as on a refusal, never with a code that reads as
         // "not sent" (an app sending a gift again under a new id would charge twice).
-        let switched = "switched to the pull transport, which only receives";
+        let switched = "switched to pull";
         self.end_pending(
             FailureCode::Closed,
             "closed before its answer: it may have been applied",

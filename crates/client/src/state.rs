@@ -298,7 +298,18 @@ impl Client {
     }
 
     pub(crate) fn push_event(&mut self, event: ClientEvent) {
-        if self.events.len() >= CLIENT_EVENTS_QUEUED_MAX {
+        // What settles something the application waits on (an action's promise, the
+        // likes it counts, the session's status) is queued past the bound: each is
+        // bounded by the actions, likes and transitions themselves, never by a server's
+        // flood of events.
+        let settles = matches!(
+            event,
+            ClientEvent::Done { .. }
+                | ClientEvent::LikesDropped { .. }
+                | ClientEvent::Status { .. }
+                | ClientEvent::Ended
+        );
+        if self.events.len() >= CLIENT_EVENTS_QUEUED_MAX && !settles {
             self.events_dropped += 1;
             return;
         }

@@ -173,17 +173,28 @@ fn goaway_is_a_planned_reconnect_without_backoff_growth() {
         .all(|e| !matches!(e, ClientEvent::Comment { .. })));
 }
 
+/// The room ends with actions waiting: one sent ends `closed` (it may have been applied:
+/// a gift charged while the end waited for its charge), never `room_ended`, which reads
+/// as "not applied"; one never sent ends `room_ended`.
 #[test]
 fn a_room_end_closes_for_good_and_fails_what_was_waiting() {
     let (mut c, socket) = open_client(0);
-    let id = c.comment("late", 0).unwrap();
+    let sent = c.comment("late", 0).unwrap();
     c.handle_socket_message(socket, &batch(vec![Event::RoomEnded], 0), 0);
     c.handle_socket_closed(socket, CloseCode::RoomEnded.code(), "", 0);
     let got = events(&mut c);
     assert!(got.contains(&ClientEvent::Ended));
-    assert!(got.iter().any(
-        |e| matches!(e, ClientEvent::Done { id: i, error: Some(e), .. } if *i == id && e.code.as_str() == "room_ended")
-    ));
+    let ended_with = |id: u64| {
+        got.iter().find_map(|e| match e {
+            ClientEvent::Done {
+                id: i,
+                error: Some(e),
+                ..
+            } if *i == id => Some(e.code.as_str().to_owned()),
+            _ => None,
+        })
+    };
+    assert_eq!(ended_with(sent).as_deref(), Some("closed"));
     assert_eq!(c.status(), Status::Closed);
     assert_eq!(c.poll_timeout(), None);
     assert_eq!(
@@ -463,10 +474,17 @@ fn an_upgrade_refused_because_the_room_ended_closes_with_room_ended() {
     let mut c = client(TransportMode::Auto, 0);
     let socket = opened_socket(&transmits(&mut c));
     c.handle_socket_closed(socket, 1006, "", 20);
+    let never_sent = c.comment("queued", 20).unwrap();
     let request = admission_check(&transmits(&mut c));
     c.handle_fetch(request, state_reply("ended"), 40);
     let got = events(&mut c);
     assert!(got.contains(&ClientEvent::Ended));
+    assert!(
+        got.iter()
+            .any(|e| matches!(e, ClientEvent::Done { id, error: Some(e), .. }
+            if *id == never_sent && e.code.as_str() == "room_ended")),
+        "{got:?}"
+    );
     assert!(got.contains(&ClientEvent::Status {
         status: Status::Closed,
         transport: Transport::Ws,

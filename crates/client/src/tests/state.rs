@@ -66,6 +66,20 @@ fn events_past_client_events_queued_max_are_dropped_and_counted() {
     send(&mut c, 1);
     assert_eq!(c.events.len(), CLIENT_EVENTS_QUEUED_MAX);
     assert_eq!(c.events_dropped(), 1);
+    // An action's answer past the bound (a server flooding events before it) still
+    // settles the action: a dropped `Done` left its promise waiting for ever.
+    let id = c.comment("mine", 0).unwrap();
+    let ack = Event::Ack {
+        client_id: id,
+        seq: Some(1_000_000),
+    };
+    c.handle_socket_message(socket, &batch(vec![ack], 0), 0);
+    assert!(
+        c.events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Done { id: i, .. } if *i == id)),
+        "the action's answer is queued"
+    );
     // Drained, the queue takes events again.
     events(&mut c);
     send(&mut c, 1);
