@@ -4,8 +4,8 @@
 use super::{comment, comment_text, connect, wait_ack, WAIT};
 use ovation_cli::{Socket, SocketEnd};
 use ovation_proto::limits::{
-    CLIENT_FRAME_BYTES_MAX, FRAMES_BURST, FRAMES_REFUSED_BURST, HELLO_DEADLINE_MS,
-    USER_CONNECTS_BURST, USER_CONNECTS_PER_S, USER_SOCKETS_PER_ROOM_MAX,
+    CLIENT_FRAME_BYTES_MAX, FRAMES_BURST, FRAMES_REFUSED_BURST, FRAMES_REPEATED_BURST,
+    HELLO_DEADLINE_MS, USER_CONNECTS_BURST, USER_CONNECTS_PER_S, USER_SOCKETS_PER_ROOM_MAX,
 };
 use ovation_proto::{ClientFrame, CloseCode, ErrorCode, Event};
 use ovation_tests::{create_room, shared, token, Server};
@@ -467,16 +467,33 @@ fn a_hello_said_in_the_upgrade_is_answered_with_welcome_and_counts_as_the_first_
 /// backoff), and another viewer's comment is still acknowledged.
 #[test]
 fn a_socket_sending_on_past_its_frame_rate_is_closed_4005() {
+    let frames = (0..FRAMES_BURST + 3 * FRAMES_REFUSED_BURST).map(|i| ClientFrame::Ping {
+        client_time_ms: u64::from(i),
+    });
+    flooder_is_closed_4005_and_ana_is_answered(frames.collect());
+}
+
+/// The same with one frame repeated (a like whose client id was answered): each repeat
+/// used to be answered before the frame rate, so the socket was never closed.
+#[test]
+fn a_socket_repeating_one_frame_without_end_is_closed_4005() {
+    let like = ClientFrame::Like {
+        client_id: 1,
+        count: 1,
+    };
+    let repeats = FRAMES_REPEATED_BURST + FRAMES_BURST + 3 * FRAMES_REFUSED_BURST;
+    flooder_is_closed_4005_and_ana_is_answered(vec![like; 1 + repeats as usize]);
+}
+
+/// A flooder sends `frames` at once: it is closed `4005` (told why), and another viewer
+/// of the room is still answered.
+fn flooder_is_closed_4005_and_ana_is_answered(frames: Vec<ClientFrame>) {
     let server = shared();
     let room = create_room(server, "weur");
     let (mut flooder, _) = connect(server, &room, "frame-flooder");
     let (mut ana, _) = connect(server, &room, "ana");
-    let frames = FRAMES_BURST + 3 * FRAMES_REFUSED_BURST;
-    for i in 0..frames {
-        let ping = ClientFrame::Ping {
-            client_time_ms: u64::from(i),
-        };
-        if flooder.send(&ping).is_err() {
+    for frame in &frames {
+        if flooder.send(frame).is_err() {
             break; // closed already
         }
     }
