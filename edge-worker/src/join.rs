@@ -144,6 +144,10 @@ async fn to_shard(
             contract::ROUTE_REMEMBERED_HEADER,
             &placement.epoch.to_string(),
         );
+    } else if placement.epoch != 0 {
+        // The opening the room object placed the viewer in: a shard whose copy is of
+        // another (it has not heard of this one yet) holds the Hello for the state.
+        let _ = headers.set(contract::EPOCH_HEADER, &placement.epoch.to_string());
     }
     let _ = headers.set(contract::ROOM_OBJECT_HEADER, &placement.room_object);
     let _ = headers.set(contract::SHARD_INDEX_HEADER, &index.to_string());

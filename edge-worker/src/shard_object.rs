@@ -321,6 +321,13 @@ impl ShardObject {
                 ));
             }
         }
+        // The opening the socket is for: the room object's word, or the memory vouched for.
+        let placed_in = [
+            crate::contract::ROUTE_REMEMBERED_HEADER,
+            crate::contract::EPOCH_HEADER,
+        ]
+        .into_iter()
+        .find_map(|name| header(name).parse::<u64>().ok());
         // The router draws the lifetime; one that did not (an older build) gets one here.
         let lifetime_ms = header(LIFETIME_HEADER)
             .parse()
@@ -350,7 +357,7 @@ impl ShardObject {
                 name: identity.name.clone(),
                 role: identity.role,
             };
-            shard.connect(id, person, lifetime_ms, now)
+            shard.connect_placed(id, person, lifetime_ms, placed_in, now)
         };
         if result == Err(CloseCode::ConnectRateLimited) {
             // Refused before any socket exists, as the Worker refuses it.

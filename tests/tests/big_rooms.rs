@@ -6,7 +6,7 @@
 
 use ovation_cli::{Socket, SocketEnd};
 use ovation_proto::limits::ROUTER_SHARD_ROUTE_TTL_MS;
-use ovation_proto::{shard_of, ActionBody, ClientFrame, Event};
+use ovation_proto::{shard_of, ActionBody, ClientFrame, Event, Resume};
 use ovation_tests::{create_big_room, shared, token, Server};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -451,4 +451,126 @@ fn the_router_remembers_a_big_rooms_shard_count_for_one_opening_of_the_room() {
             .wait_for(WAIT, |e| matches!(e, Event::Direct { .. }))
             .unwrap_or_else(|e| panic!("{user} is not where the room looks for them: {e:?}"));
     }
+}
+
+/// A big room ended and opened again, its viewers coming back to the same shard objects
+/// with the ended opening in their Hello: each is welcomed into the new opening (never
+/// from a shard's copy of the old one), and their votes in the new opening's poll, whose
+/// id the old poll had too, are all counted (a shard used to answer them as repeats of
+/// the old poll's votes, and the room never counted them).
+#[test]
+fn a_big_room_opened_again_welcomes_its_returning_viewers_into_the_new_opening() {
+    let server = shared();
+    let room = create_big_room(server, 6_000); // 2 shards
+    let users = users_over_shards(&format!("{room}-r"), 2, 2);
+    let welcome_of = |socket: &mut Socket, user: &str| match socket
+        .wait_for(WAIT, |e| matches!(e, Event::Welcome(_)))
+    {
+        Ok(Event::Welcome(welcome)) => welcome,
+        other => panic!("{user} welcome: {other:?}"),
+    };
+    let vote_in_a_new_poll = |sockets: &mut [Socket]| {
+        let reply = server
+            .admin()
+            .post(
+                &format!("/v1/rooms/{room}/polls"),
+                &json!({ "question": "Which?", "options": ["a", "b"], "window_ms": 60_000 }),
+            )
+            .expect("poll");
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        let poll_id = reply.body["id"].as_str().unwrap().to_owned();
+        for socket in sockets.iter_mut() {
+            socket
+                .wait_for(
+                    WAIT,
+                    |e| matches!(e, Event::Part { name, .. } if name == "poll"),
+                )
+                .expect("poll part");
+            let vote = ClientFrame::Vote {
+                client_id: 50,
+                poll_id: poll_id.clone(),
+                option: 0,
+            };
+            socket.send(&vote).unwrap();
+            socket
+                .wait_for(WAIT, |e| matches!(e, Event::Ack { client_id: 50, .. }))
+                .expect("vote ack");
+        }
+        let reply = server
+            .admin()
+            .post(
+                &format!("/v1/rooms/{room}/polls/{poll_id}/close"),
+                &json!({}),
+            )
+            .expect("close");
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        (poll_id, reply.body["tallies"].clone())
+    };
+    let mut sockets = Vec::new();
+    let mut first_epoch = 0;
+    for user in &users {
+        let mut socket = Socket::connect(&server.base, &room, &token("viewer", user, &room), None)
+            .unwrap_or_else(|e| panic!("connect {user}: {e:?}"));
+        first_epoch = welcome_of(&mut socket, user).epoch;
+        sockets.push(socket);
+    }
+    let (first_poll, tallies) = vote_in_a_new_poll(&mut sockets);
+    assert_eq!(tallies, json!([users.len(), 0]));
+
+    let reply = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .expect("end");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    for socket in sockets.iter_mut() {
+        match socket.wait_for(WAIT, |e| matches!(e, Event::RoomEnded)) {
+            Ok(_) | Err(SocketEnd::Closed(4410, _)) => {}
+            other => panic!("a viewer was not told the room ended: {other:?}"),
+        }
+    }
+    let reply = server
+        .admin()
+        .post(
+            "/v1/rooms",
+            &json!({ "room": room, "host": "host-1", "title": "again",
+                     "expected_audience": 6_000 }),
+        )
+        .expect("open again");
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let epoch = reply.body["epoch"].as_u64().expect("epoch");
+    assert_ne!(epoch, first_epoch);
+
+    // Back with the ended opening in their Hello (a client that was away).
+    let mut sockets = Vec::new();
+    for user in &users {
+        let resume = Resume {
+            epoch: first_epoch,
+            action_cursor: 0,
+            part_versions: Vec::new(),
+        };
+        let mut socket = Socket::connect(
+            &server.base,
+            &room,
+            &token("viewer", user, &room),
+            Some(resume),
+        )
+        .unwrap_or_else(|e| panic!("connect {user} again: {e:?}"));
+        let welcome = welcome_of(&mut socket, user);
+        assert_eq!(welcome.epoch, epoch, "{user} welcomed into the new opening");
+        assert!(
+            !welcome.resumed,
+            "{user}: nothing of the ended opening is resumed"
+        );
+        sockets.push(socket);
+    }
+    let (poll, tallies) = vote_in_a_new_poll(&mut sockets);
+    assert_eq!(
+        poll, first_poll,
+        "the new opening numbers its polls from 1 again"
+    );
+    assert_eq!(
+        tallies,
+        json!([users.len(), 0]),
+        "every vote of the new poll counted"
+    );
 }

@@ -166,6 +166,11 @@ const _: () = assert!(
 /// `FRAMES_REFUSED_BURST` of those the connection is closed `4005`.
 pub const FRAMES_REPEATED_BURST: u32 =
     (RECENT_SEQUENCED_IDS_PER_USER_MAX + RECENT_UNSEQUENCED_IDS_PER_USER_MAX) as u32;
+/// The repeats' bucket refills slowly: a connection's resends come in one burst after it
+/// opens (a new connection starts with a full bucket), and repeats past it draw on the
+/// frame and refusal buckets as any frame does, so a socket repeating faster than about
+/// `2 × FRAMES_RATE_PER_S` is closed, as for other frames.
+pub const FRAMES_REPEATED_PER_S: u32 = 1;
 const _: () = assert!(
     CLIENT_ACTIONS_PENDING_MAX as u32 + 8 <= FRAMES_REPEATED_BURST,
     "an SDK resending all it holds at once is answered within the repeats' burst"
@@ -319,6 +324,8 @@ pub const GIFTS_PENDING_MAX: usize = 512;
 /// are refused `rate_limited` until their charges are answered: a viewer without funds
 /// sending gifts at the gift rate to a slow settlement service filled the room's queue,
 /// and every other gifter was refused.
+/// Like every per-user bound, it keys on the token's `sub`: a tenant that mints throwaway
+/// user ids (guest tokens) gives each its own share.
 pub const GIFTS_PENDING_PER_USER_MAX: usize = 2 * GIFT_BURST as usize;
 const _: () = assert!(GIFTS_PENDING_PER_USER_MAX < GIFTS_PENDING_MAX);
 /// Gifts per user per second (sustained, burst).

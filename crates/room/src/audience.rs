@@ -30,7 +30,7 @@ impl FrameRate {
         FrameRate {
             bucket: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_BURST, now_ms),
             refusals: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_REFUSED_BURST, now_ms),
-            repeats: TokenBucket::new_full(FRAMES_RATE_PER_S, FRAMES_REPEATED_BURST, now_ms),
+            repeats: TokenBucket::new_full(FRAMES_REPEATED_PER_S, FRAMES_REPEATED_BURST, now_ms),
         }
     }
 

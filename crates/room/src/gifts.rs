@@ -154,11 +154,13 @@ impl Gifts {
         let bad = |(sku, price): &(&String, &u64)| {
             sku.is_empty()
                 || sku.len() > GIFT_SKU_BYTES_MAX
+                // The ledger refuses them: every gift of it would be refused `invalid`.
+                || sku.chars().any(char::is_control)
                 || !(1..=GIFT_PRICE_MAX).contains(*price)
         };
         if let Some((sku, _)) = catalog.iter().find(bad) {
             return Err(format!(
-                "catalog entry `{sku}` needs a name of 1..={GIFT_SKU_BYTES_MAX} bytes and a price of 1..={GIFT_PRICE_MAX}"
+                "catalog entry `{sku:?}` needs a name of 1..={GIFT_SKU_BYTES_MAX} bytes without control characters and a price of 1..={GIFT_PRICE_MAX}"
             ));
         }
         self.catalog = catalog;
@@ -482,6 +484,18 @@ impl Room {
                 ))
             }
             JoinOutcome::NotPending => {}
+        }
+        if self.gifts.announced(&identity.user, &resend.gift_id) {
+            // A resend of a gift announced (its ack lost with its socket): answered as
+            // that gift, before the price and the rates, which would refuse it as if it
+            // were not applied (a resumed client resends all its gifts at once; a shard
+            // sends every gift resend here, the gift id being the room's to check).
+            let ack = Event::Ack {
+                client_id,
+                seq: None,
+            };
+            self.enqueue(connection, ack, now_ms);
+            return Ok(());
         }
         let ChargeRequest {
             gift_id, sku, qty, ..

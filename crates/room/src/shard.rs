@@ -91,9 +91,14 @@ struct ShardConnection {
     /// restart (0: none known). A state of another opening closes it (`relay.rs`).
     welcomed_in: u64,
     hello_seen: bool,
-    /// A Hello that came before the shard had the room's state, or that resumes another
+    /// A Hello that came before the shard had the room's state, or that names another
     /// opening than the copy's (answered when the room's state comes).
     waiting: Option<Hello>,
+    /// The opening the room object placed this socket in (or the router, from its memory
+    /// of it, which this shard vouched for): `None` for a socket reattached after a
+    /// restart. Over the opening a client's Hello resumes, it says which opening the
+    /// socket is for.
+    placed_in: Option<u64>,
     outbox: Vec<Event>,
     /// Runs of its own actions left out and not told yet (a full outbox, the held
     /// actions' bound, or the room's outbox for it; at most `OWN_GAPS_PER_FLUSH_MAX`):
@@ -255,7 +260,8 @@ impl Shard {
         self.connections.keys().copied()
     }
 
-    /// Registers a new socket (the client sends `Hello` first).
+    /// Registers a new socket (the client sends `Hello` first), placed in no opening in
+    /// particular (`connect_placed`).
     pub fn connect(
         &mut self,
         connection: ConnectionId,
@@ -263,8 +269,28 @@ impl Shard {
         lifetime_ms: u64,
         now_ms: u64,
     ) -> Result<(), CloseCode> {
+        self.connect_placed(connection, identity, lifetime_ms, None, now_ms)
+    }
+
+    /// Registers a new socket the room object (or the router's memory of it, which this
+    /// shard vouched for) placed in opening `placed_in`. A copy of another opening (this
+    /// shard has not heard of the new one yet) neither refuses it for that opening's end
+    /// or bans, which would tell a viewer of a live room that it ended, nor answers its
+    /// Hello: that waits for the room's state.
+    pub fn connect_placed(
+        &mut self,
+        connection: ConnectionId,
+        identity: Identity,
+        lifetime_ms: u64,
+        placed_in: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(), CloseCode> {
         assert!(!self.connections.contains_key(&connection));
-        let refusal = if self.banned.contains(&identity.user) {
+        let copy_of_another = self
+            .mirror
+            .as_ref()
+            .is_some_and(|m| placed_in.is_some_and(|epoch| epoch != m.epoch));
+        let refusal = if self.banned.contains(&identity.user) && !copy_of_another {
             Some(CloseCode::Banned)
         } else if self
             .user_buckets(&identity.user, now_ms)
@@ -274,7 +300,7 @@ impl Shard {
         {
             // The room's rule, on the user's shard; not logged (a flood of refusals).
             return Err(CloseCode::ConnectRateLimited);
-        } else if self.mirror.as_ref().is_some_and(|m| m.ended) {
+        } else if self.mirror.as_ref().is_some_and(|m| m.ended) && !copy_of_another {
             Some(CloseCode::RoomEnded)
         } else {
             // The room's rule at its caps (a user's new sockets all land on this shard,
@@ -305,6 +331,9 @@ impl Shard {
             return Err(code);
         }
         self.insert(connection, identity, now_ms + lifetime_ms, false, now_ms);
+        if let Some(conn) = self.connections.get_mut(&connection) {
+            conn.placed_in = placed_in;
+        }
         Ok(())
     }
 
@@ -354,6 +383,7 @@ impl Shard {
                 welcomed_in: if ready { self.epoch_known } else { 0 },
                 hello_seen: false,
                 waiting: None,
+                placed_in: None,
                 outbox: Vec::new(),
                 outbox_dropped: Vec::new(),
                 shared_from: 0,

@@ -173,8 +173,12 @@ impl Room {
         let of_an_ended_opening = up.epoch != 0 && up.epoch != self.epoch;
         // A shard stamping an opening that ended missed this one's start (or has not
         // heard it yet): it gets the state without waiting to find a gap.
-        if up.needs_snapshot || of_an_ended_opening {
-            self.shards.snapshot_wanted.insert(up.shard);
+        if (up.needs_snapshot || of_an_ended_opening)
+            && self.shards.snapshot_wanted.insert(up.shard)
+        {
+            // Its viewers' Hellos may be waiting for it: sent at the next tick, not
+            // the next refresh of the online count.
+            self.schedule_tick(now_ms);
         }
         if self.shards.online.insert(up.shard, up.online) != Some(up.online) {
             self.schedule_tick(now_ms);

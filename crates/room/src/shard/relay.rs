@@ -103,7 +103,7 @@ impl Shard {
         }
         if let Some(copy_epoch) = self.mirror.as_ref().map(|m| m.epoch) {
             // Every waiting Hello once no check of the opening is wanted (the room's
-            // state came); while one is, only those that resume the copy's opening.
+            // state came); while one is, only those for the copy's opening.
             let check_wanted = self.opening_check_wanted;
             let waiting: Vec<(ConnectionId, Hello)> = self
                 .connections
@@ -111,10 +111,8 @@ impl Shard {
                 .filter(|(_, c)| {
                     c.waiting.as_ref().is_some_and(|hello| {
                         !check_wanted
-                            || hello
-                                .resume
-                                .as_ref()
-                                .is_none_or(|resume| resume.epoch == copy_epoch)
+                            || super::viewers::opening_named(c.placed_in, hello)
+                                .is_none_or(|named| named == copy_epoch)
                     })
                 })
                 .filter_map(|(&id, c)| c.waiting.take().map(|h| (id, h)))

@@ -138,16 +138,15 @@ impl Shard {
         conn.hello_seen = true;
         conn.liveness.hello();
         let copy_epoch = self.mirror.as_ref().map(|m| m.epoch);
-        let resumes_another_opening = hello
-            .resume
-            .as_ref()
-            .is_some_and(|resume| copy_epoch.is_some_and(|epoch| epoch != resume.epoch));
+        let names_another_opening = opening_named(conn.placed_in, &hello)
+            .is_some_and(|named| copy_epoch.is_some_and(|epoch| epoch != named));
         if copy_epoch.is_none() {
             conn.waiting = Some(hello); // answered when the room's state arrives
-        } else if resumes_another_opening {
+        } else if names_another_opening {
             // Either the client is of an opening that ended or this copy is (the shard
-            // missed the end and the next start): a Welcome from it would end the
-            // client's pending actions of a live opening. The room's state tells which.
+            // missed the end and the next start, or has not heard of the start yet): a
+            // Welcome from it would end the client's pending actions of a live opening,
+            // or tell it the room ended. The room's state tells which.
             conn.waiting = Some(hello);
             self.opening_check_wanted = true;
             self.schedule_tick(now_ms);
@@ -392,4 +391,10 @@ impl ShardConnection {
             _ => self.outbox_dropped.push(run),
         }
     }
+}
+
+/// The opening a socket's Hello is for: the one it was placed in, else the one its client
+/// resumes (none: a new client on a socket reattached after a restart).
+pub(crate) fn opening_named(placed_in: Option<u64>, hello: &Hello) -> Option<u64> {
+    placed_in.or(hello.resume.as_ref().map(|resume| resume.epoch))
 }

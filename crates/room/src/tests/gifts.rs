@@ -48,18 +48,11 @@ fn gifts_are_charged_then_announced_once_and_ranked() {
         .iter()
         .any(|e| matches!(e, Event::Part { name, value, .. }
         if name == "leaderboard" && value.contains(r#""total":10"#))));
-    // A retry of the same gift id: charged before, so acknowledged but not announced.
+    // A retry of the same gift id: announced, so acknowledged as that gift at once,
+    // neither charged again nor announced.
     room.handle_frame(1, &gift(8, "rose"), now);
     let out = tick(&mut room, &mut now);
-    room.charge_result(
-        out.charges[0].request,
-        ChargeOutcome::Charged {
-            balance: 90,
-            replayed: true,
-        },
-        now,
-    );
-    let out = tick(&mut room, &mut now);
+    assert!(out.charges.is_empty(), "{:?}", out.charges);
     assert!(out.events[&1].contains(&Event::Ack {
         client_id: 8,
         seq: None
@@ -92,12 +85,22 @@ fn gifts_are_charged_then_announced_once_and_ranked() {
         tick(&mut room, &mut now);
     }
     let mut seen_by_bob = Vec::new();
+    // The first retry is charged (`replayed`) and announced; the second, once it is
+    // announced, is acknowledged as that gift without a charge.
     for client_id in [12, 13] {
         room.handle_frame(1, &other(client_id), now);
         let out = tick(&mut room, &mut now);
         seen_by_bob.extend(out.events.get(&2).cloned().unwrap_or_default());
+        let Some(charge) = out.charges.first() else {
+            assert_eq!(client_id, 13, "the first retry is charged");
+            assert!(out.events[&1].contains(&Event::Ack {
+                client_id,
+                seq: None
+            }));
+            continue;
+        };
         room.charge_result(
-            out.charges[0].request,
+            charge.request,
             ChargeOutcome::Charged {
                 balance: 85,
                 replayed: true,
@@ -114,8 +117,17 @@ fn gifts_are_charged_then_announced_once_and_ranked() {
     assert_eq!(announced, 1, "paid, so announced, once: {seen_by_bob:?}");
     assert_eq!(room.gift_totals().collect::<Vec<_>>(), vec![("ana", 15)]);
     // Refused: only the sender hears of it. Unknown gifts never reach the service.
-    room.handle_frame(1, &gift(9, "rose"), now);
-    room.handle_frame(1, &gift(10, "diamond"), now);
+    let fresh = |client_id: u64, sku: &str| {
+        ClientFrame::Gift {
+            client_id,
+            gift_id: format!("g-{client_id}"),
+            sku: sku.into(),
+            qty: 2,
+        }
+        .encode()
+    };
+    room.handle_frame(1, &fresh(9, "rose"), now);
+    room.handle_frame(1, &fresh(10, "diamond"), now);
     let out = tick(&mut room, &mut now);
     assert_eq!(out.charges.len(), 1);
     assert!(out.events[&1].iter().any(|e| matches!(
@@ -271,6 +283,45 @@ fn charged_gift(
         *now,
     );
     tick(room, now)
+}
+
+/// A gifter's client resends, on a new socket, every gift whose ack its old socket lost:
+/// more than the gift burst and the per-user share. Each announced gift is acknowledged
+/// at once as that gift (a shard sends every gift resend to the room), never charged
+/// again nor refused for the rate, which would read as "not applied".
+#[test]
+fn resends_of_announced_gifts_are_answered_before_the_rates() {
+    let mut room = Room::create(info(), 1, 0);
+    room.set_gift_catalog([("rose".to_owned(), 1)].into())
+        .unwrap();
+    let mut now = 0;
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    let sent = GIFTS_PENDING_PER_USER_MAX as u64 + 5;
+    for client_id in 1..=sent {
+        now += 1_000 / u64::from(GIFT_RATE_PER_S);
+        charged_gift(&mut room, &mut now, 1, client_id, 1);
+    }
+    room.disconnect(1, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    for client_id in 1..=sent {
+        let resend = ClientFrame::Gift {
+            client_id: 100 + client_id,
+            gift_id: format!("g1-{client_id}"),
+            sku: "rose".into(),
+            qty: 1,
+        };
+        room.handle_frame(2, &resend.encode(), now);
+    }
+    let out = tick(&mut room, &mut now);
+    assert!(out.charges.is_empty(), "{:?}", out.charges);
+    assert_eq!(error_codes(&out.events[&2]), []);
+    for client_id in 1..=sent {
+        assert!(out.events[&2].contains(&Event::Ack {
+            client_id: 100 + client_id,
+            seq: None
+        }));
+    }
 }
 
 fn gifters_stored(out: &Drained) -> Vec<&str> {
@@ -567,6 +618,10 @@ fn a_catalog_price_is_bounded_so_the_largest_gift_is_one_the_ledger_takes() {
     let mut room = Room::create(info(), 1, 0);
     let priced = |price: u64| [("rose".to_owned(), price)].into();
     assert!(room.set_gift_catalog(priced(0)).is_err());
+    // A sku the ledger would refuse (every gift of it refused `invalid`).
+    assert!(room
+        .set_gift_catalog([("ro\u{7}se".to_owned(), 1)].into())
+        .is_err());
     assert!(room.set_gift_catalog(priced(GIFT_PRICE_MAX + 1)).is_err());
     assert!(room.set_gift_catalog(priced(u64::MAX)).is_err());
     room.set_gift_catalog(priced(GIFT_PRICE_MAX)).unwrap();
@@ -895,8 +950,16 @@ fn a_gift_replayed_at_its_first_answer_is_announced_when_surely_never_shown() {
     let mut room = room_selling_roses(&mut now, &mut store);
     let (announced, _) = rose_answered(&mut room, &mut now, &mut store, 1, "g-1", replayed());
     assert_eq!(announced, 1, "paid for, shown");
-    let (announced, _) = rose_answered(&mut room, &mut now, &mut store, 1, "g-1", replayed());
-    assert_eq!(announced, 0, "a resend: not shown again");
+    // A resend of it: acknowledged as that gift, neither charged nor shown again.
+    let before = room.last_seq();
+    room.handle_frame(1, &rose(now, "g-1"), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert!(out.charges.is_empty(), "{:?}", out.charges);
+    assert!(out.events[&1]
+        .iter()
+        .any(|e| matches!(e, Event::Ack { seq: None, .. })));
+    assert_eq!(room.last_seq(), before, "a resend: not shown again");
+    now += 1_000;
     for i in 0..GIFT_IDS_REMEMBERED_PER_USER_MAX {
         let gift = format!("more-{i}");
         let fresh = ChargeOutcome::Charged {

@@ -1372,6 +1372,82 @@ fn a_hello_resuming_another_opening_waits_for_the_rooms_state() {
     assert_eq!(welcomed, expected);
 }
 
+/// The room ended and opened again, and this shard has heard of the end (its copy says
+/// so) but not yet of the new opening: a viewer the room object placed here in the new
+/// opening is not told the room ended (its client would stop for good); its Hello waits
+/// for the room's state, asked at once, and is welcomed into the new opening. A viewer
+/// placed in the copy's opening is welcomed from the copy at once.
+#[test]
+fn a_viewer_placed_in_an_opening_the_shard_has_not_heard_of_waits_for_it() {
+    let mut now_ms = 1_000;
+    let mut shard = shard_with_state(now_ms); // the copy is of opening 1
+    let ended = own_down(2, now_ms, None, Vec::new());
+    let ended = ShardDown {
+        broadcast: vec![Event::RoomEnded],
+        ..ended
+    };
+    shard.handle_down(&ended.encode(), now_ms).unwrap();
+    while shard.poll_output().is_some() {}
+    // Refused for the copy's end before (`4410`): its client stopped for good.
+    shard
+        .connect_placed(
+            1,
+            identity("ana", Role::Viewer),
+            LIFETIME_MS,
+            Some(2),
+            now_ms,
+        )
+        .unwrap();
+    shard.handle_frame(1, &hello(None), now_ms);
+    now_ms += TICK_MS;
+    shard.handle_timeout(now_ms);
+    let mut asked = false;
+    let mut told = Vec::new();
+    while let Some(output) = shard.poll_output() {
+        match output {
+            ShardOutput::Up { seq, batch } => {
+                asked |= ShardUp::decode(&batch).unwrap().needs_snapshot;
+                shard.up_answered(seq, UpAnswer::Applied, now_ms);
+            }
+            ShardOutput::Send { frame, .. } => {
+                let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+                told.extend(events);
+            }
+            ShardOutput::Close { connection, code } => panic!("{connection} closed {code:?}"),
+            _ => {}
+        }
+    }
+    assert!(asked, "the shard asks for the room's state");
+    assert!(told.is_empty(), "nothing from the ended copy: {told:?}");
+    let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
+    snapshot.epoch = 2;
+    let down = own_down(3, now_ms, Some(snapshot), Vec::new());
+    shard.handle_down(&down.encode(), now_ms).unwrap();
+    let told = sent_events(&mut shard);
+    assert!(
+        told.iter()
+            .any(|e| matches!(e, Event::Welcome(w) if w.epoch == 2)),
+        "{told:?}"
+    );
+    assert!(!told.contains(&Event::RoomEnded), "{told:?}");
+    // Placed in the copy's opening: welcomed at once.
+    shard
+        .connect_placed(
+            2,
+            identity("bob", Role::Viewer),
+            LIFETIME_MS,
+            Some(2),
+            now_ms,
+        )
+        .unwrap();
+    shard.handle_frame(2, &hello(None), now_ms);
+    now_ms += TICK_MS;
+    shard.handle_timeout(now_ms);
+    assert!(sent_events(&mut shard)
+        .iter()
+        .any(|e| matches!(e, Event::Welcome(w) if w.epoch == 2)));
+}
+
 /// A shard whose batch names an opening that ended (it missed this one's start) gets the
 /// room's state in the room's next batch to it, without waiting to find a gap.
 #[test]
