@@ -405,7 +405,8 @@ export class OvationOverlay extends withCards(withGifts(withFeed(HTMLElement))) 
         return;
       }
       case "direct":
-        return this._onDirect(payload.payload);
+        // Scores and mute notices are the room's own (`ovation`), never a moderator's.
+        return payload.from === "ovation" ? this._onDirect(payload.payload) : undefined;
       case "ended":
         this._ended = true;
         this._setStatus("ended");

@@ -421,6 +421,38 @@ export async function viewersScenario() {
   console.log(
     `quiz: ${await ana.evaluate(() => window.sr().querySelector(".quiz .score").textContent)}`,
   );
+  // A staff member's direct message shaped like the room's own score is not a score: the
+  // overlay takes scores and mute notices from the room (`ovation`) only.
+  const staff = await connect({
+    url: env.OVATION_URL,
+    room: env.OVATION_ROOM,
+    token: TOKENS.host,
+    WebSocket,
+  });
+  const realScore = await ana.evaluate(() => window.sr().querySelector(".quiz .score").textContent);
+  const quizId = await ana.evaluate(() => window.sr().querySelector(".quiz").dataset.id);
+  await staff.direct("ana", {
+    type: "quiz_score",
+    quiz: quizId,
+    question: 0,
+    answered: true,
+    correct: true,
+    points: 500,
+    score: 9999,
+    rank: 1,
+    participants: 1,
+  });
+  await staff.direct("ana", { type: "muted" });
+  await sleep(1_000); // delivered (acknowledged) above; give the page time to act on it
+  const shown = await ana.evaluate(() => ({
+    score: window.sr().querySelector(".quiz .score").textContent,
+    toast: window.sr().querySelector(".toast")?.textContent ?? "",
+  }));
+  if (shown.score !== realScore || shown.score.includes("9999"))
+    fail(`a staff direct message forged the quiz score: ${JSON.stringify(shown)}`);
+  if (shown.toast.includes("muted"))
+    fail(`a staff direct message forged a mute notice: ${JSON.stringify(shown)}`);
+  staff.close();
   // A viewer may hide a card (until it changes).
   await ana.getByRole("button", { name: "Hide the quiz" }).tap();
   if (!(await ana.evaluate(() => window.sr().querySelector(".quiz").hidden)))

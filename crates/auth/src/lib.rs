@@ -371,6 +371,12 @@ impl Keyring {
         if custom.sub.chars().any(char::is_control) {
             return Err(AuthError::Malformed("`sub` has control characters".into()));
         }
+        if custom.sub == ovation_proto::SYSTEM_SENDER {
+            return Err(AuthError::Malformed(format!(
+                "`sub` `{}` is the system's (its messages would be forged)",
+                ovation_proto::SYSTEM_SENDER
+            )));
+        }
         Ok(Verified {
             user: custom.sub.clone(),
             name: if custom.name.is_empty() {
@@ -583,7 +589,7 @@ mod tests {
             );
         }
         // A user id the ledger refuses in an account's name: refused here, not each gift.
-        for sub in ["ann\n", "ann\u{7}", "\u{0}"] {
+        for sub in ["ann\n", "ann\u{7}", "\u{0}", ovation_proto::SYSTEM_SENDER] {
             let mut with = claims("acme", "*", "viewer");
             with.sub = sub.into();
             assert!(

@@ -190,8 +190,7 @@ impl StaffCommand {
     }
 }
 
-/// The name staff messages come from (tallies, queues, notices to one user).
-pub const SYSTEM_SENDER: &str = "ovation";
+pub use ovation_proto::SYSTEM_SENDER;
 
 fn refused(message: impl Into<String>) -> AdminError {
     AdminError::Refused(message.into())

@@ -244,6 +244,7 @@ fn a_new_rooms_facts_are_checked_one_past_each_limit() {
         at(|i| i.host_user = "bob\u{7}".into()),
         at(|i| i.host_user = "bob\n".into()),
         at(|i| i.host_user = "\u{0}".into()),
+        at(|i| i.host_user = SYSTEM_SENDER.into()),
     ] {
         let refused = refused.unwrap_err();
         assert_eq!((refused.code(), refused.http_status()), ("invalid", 400));

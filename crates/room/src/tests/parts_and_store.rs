@@ -394,3 +394,27 @@ fn a_resume_listing_every_part_the_room_holds_is_welcomed() {
     }
     assert_eq!(out.closes, vec![(3, CloseCode::BadFrame)]);
 }
+
+/// A part name starting with `__` is refused (`__proto__` replaced the prototype of the
+/// SDK's parts object, standing in for every reserved part the room did not hold yet);
+/// a name with `_` elsewhere is taken.
+#[test]
+fn a_part_named_like_a_javascript_internal_is_refused() {
+    let mut room = Room::create(info(), 1, 0);
+    for name in ["__proto__", "__x"] {
+        let put = AdminCommand::SetPart {
+            name: name.into(),
+            value: r#"{"poll":{"id":"x","options":1}}"#.into(),
+        };
+        assert_eq!(
+            room.admin(put, 0),
+            Err(AdminError::InvalidPartName),
+            "{name}"
+        );
+    }
+    let put = AdminCommand::SetPart {
+        name: "score_board".into(),
+        value: "{}".into(),
+    };
+    assert!(room.admin(put, 0).is_ok());
+}
