@@ -225,7 +225,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result {
     })
 }
 
-/// The file a playlist URI names: relative to the playlist's folder unless absolute.
+/// The file a playlist URI names, within the playlist's folder: `inject` rewrites it in
+/// place, so a playlist naming `../other/x.ts` or `/srv/x.ts` (one from elsewhere, or
+/// edited by someone else) must not reach files outside the stream's own folder.
 fn resolve(playlist: &Path, uri: &str) -> Result<PathBuf> {
     if uri.contains("://") {
         return Err(format!(
@@ -233,11 +235,18 @@ fn resolve(playlist: &Path, uri: &str) -> Result<PathBuf> {
         ));
     }
     let path = Path::new(uri);
-    Ok(if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        playlist.parent().unwrap_or(Path::new("")).join(path)
-    })
+    let outside = path.components().any(|part| {
+        !matches!(
+            part,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if outside {
+        return Err(format!(
+            "segment URI `{uri}` leaves the playlist's folder; put the segments under it"
+        ));
+    }
+    Ok(playlist.parent().unwrap_or(Path::new("")).join(path))
 }
 
 fn read_playlist(path: &Path) -> Result<Playlist> {
@@ -653,4 +662,30 @@ fn list(playlist: Option<&Path>, segments: &[PathBuf], as_json: bool) -> Result 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_uri_resolves_only_within_the_playlists_folder() {
+        let playlist = Path::new("/streams/show/index.m3u8");
+        assert_eq!(
+            resolve(playlist, "seg-1.ts").unwrap(),
+            Path::new("/streams/show/seg-1.ts")
+        );
+        assert_eq!(
+            resolve(playlist, "./hd/seg-1.ts").unwrap(),
+            Path::new("/streams/show/./hd/seg-1.ts")
+        );
+        for uri in [
+            "../other/seg-1.ts",
+            "hd/../../other/seg-1.ts",
+            "/srv/hls/seg-1.ts",
+            "https://cdn.example/seg-1.ts",
+        ] {
+            assert!(resolve(playlist, uri).is_err(), "{uri}");
+        }
+    }
 }

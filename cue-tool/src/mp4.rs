@@ -213,7 +213,11 @@ fn shift_sidx(out: &mut [u8], sidx: &BoxRef, at: usize, len: u64) -> Result<(), 
     let count = read_be::<2>(out, sidx, count_at)? as usize;
     let mut reference_start = (sidx.end as u64).saturating_add(first_offset);
     if (at as u64) < reference_start {
-        let moved = first_offset + len;
+        // A producer's `first_offset` near 2^64 wrapped here (a panic in a debug build,
+        // a wrong offset written silently in a release one).
+        let moved = first_offset
+            .checked_add(len)
+            .ok_or_else(|| bad("first_offset overflows"))?;
         if v1 {
             out[first_offset_at..first_offset_at + 8].copy_from_slice(&moved.to_be_bytes());
         } else {
@@ -582,6 +586,36 @@ mod tests {
                     cue("b")
                 )
             ]
+        );
+    }
+
+    /// A version 1 `sidx` whose `first_offset` is near 2^64 (a producer's, before the
+    /// `moof`): the injection is refused with the box's offset, never wrapped or a panic.
+    #[test]
+    fn a_sidx_offset_that_would_overflow_is_refused() {
+        let mut c = Vec::new();
+        c.extend_from_slice(&1_u32.to_be_bytes());
+        c.extend_from_slice(&12_800_u32.to_be_bytes());
+        c.extend_from_slice(&0_u64.to_be_bytes());
+        c.extend_from_slice(&(u64::MAX - 10).to_be_bytes());
+        c.extend_from_slice(&[0, 0, 0, 1]);
+        c.extend_from_slice(&100_u32.to_be_bytes());
+        c.extend_from_slice(&25_600_u32.to_be_bytes());
+        c.extend_from_slice(&0x9000_0000_u32.to_be_bytes());
+        let sidx = full_box(b"sidx", 1, 0, &c);
+        let mut moof_content = full_box(b"mfhd", 0, 0, &1_u32.to_be_bytes());
+        moof_content.extend_from_slice(&traf(1, 0, None));
+        let mut segment = mp4_box(b"styp", b"msdh\0\0\0\0msdhmsix");
+        let sidx_at = segment.len();
+        segment.extend_from_slice(&sidx);
+        segment.extend_from_slice(&mp4_box(b"moof", &moof_content));
+        segment.extend_from_slice(&mp4_box(b"mdat", &[0; 10]));
+        assert_eq!(
+            inject(&segment, &[cue_emsg(&cue("c"), 12_800, 1)]).unwrap_err(),
+            Error::BadBox {
+                offset: sidx_at,
+                reason: "first_offset overflows"
+            }
         );
     }
 
