@@ -25,9 +25,8 @@ function openedMsOf(name, value) {
   return Number.isFinite(ms) ? ms : undefined;
 }
 
-/** The cue payload inside raw ID3 bytes (a TXXX/PRIV frame named `ovation`): printable ASCII from `v=1;`. */
-export function payloadFromBytes(bytes) {
-  if (!(bytes instanceof Uint8Array)) return null;
+/** Printable ASCII from the first `v=1;` in `bytes`, at most one past the format's bound. */
+function scanPayload(bytes) {
   const p = [118, 61, 49, 59]; // "v=1;"
   outer: for (let i = 0; i + p.length <= bytes.length; i++) {
     for (let j = 0; j < p.length; j++) if (bytes[i + j] !== p[j]) continue outer;
@@ -39,9 +38,59 @@ export function payloadFromBytes(bytes) {
   return null;
 }
 
+const OWNER = "ovation";
+
+/** Whether a TXXX (`text`: after its encoding byte) or PRIV body is named `ovation`; the value's start. */
+function ownedValueAt(body, text) {
+  const from = text ? 1 : 0;
+  const nul = body.indexOf(0, from);
+  if (nul < 0 || nul - from !== OWNER.length) return -1;
+  for (let i = 0; i < OWNER.length; i++) if (body[from + i] !== OWNER.charCodeAt(i)) return -1;
+  return nul + 1;
+}
+
+/**
+ * The cue payload in raw ID3 bytes: in a whole tag (hls.js's samples), the value of its
+ * TXXX or PRIV frame named `ovation`, read within that frame (another frame's text, or
+ * the next frame's header, is never taken for it); in a lone frame's bytes, the printable
+ * text from `v=1;`.
+ */
+export function payloadFromBytes(bytes) {
+  if (!(bytes instanceof Uint8Array)) return null;
+  const isTag = bytes.length >= 10 && bytes[0] === 0x49 && bytes[1] === 0x44 && bytes[2] === 0x33;
+  if (!isTag) return scanPayload(bytes);
+  const v4 = bytes[3] === 4;
+  const syncsafe = (at) =>
+    ((bytes[at] & 0x7f) << 21) |
+    ((bytes[at + 1] & 0x7f) << 14) |
+    ((bytes[at + 2] & 0x7f) << 7) |
+    (bytes[at + 3] & 0x7f);
+  const be32 = (at) =>
+    ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
+  const end = Math.min(bytes.length, 10 + syncsafe(6));
+  let at = 10;
+  if (bytes[5] & 0x40 && at + 4 <= end) at += v4 ? syncsafe(10) : be32(10) + 4; // extended header
+  while (at + 10 <= end) {
+    if (bytes[at] === 0) break; // padding
+    const id = String.fromCharCode(...bytes.subarray(at, at + 4));
+    const size = v4 ? syncsafe(at + 4) : be32(at + 4);
+    const body = bytes.subarray(at + 10, Math.min(end, at + 10 + size));
+    if (id === "TXXX" || id === "PRIV") {
+      const value = ownedValueAt(body, id === "TXXX");
+      const found = value < 0 ? null : scanPayload(body.subarray(value));
+      if (found) return found;
+    }
+    at += 10 + size;
+  }
+  return null;
+}
+
 /** The payload a metadata text track cue carries (DataCue or hls.js's VTTCue with `value`). */
 export function payloadOfTrackCue(cue) {
   const value = cue?.value;
+  // Safari's DataCue names the frame (`key`) and its description or owner (`info`):
+  // another vendor's TXXX or PRIV is not ours, whatever its text.
+  if (value && typeof value.info === "string" && value.info !== OWNER) return null;
   if (value && typeof value.data === "string")
     return value.data.startsWith(PAYLOAD_PREFIX) ? value.data : null;
   if (value && value.data instanceof ArrayBuffer)

@@ -31,3 +31,33 @@ test("a hostile 64 KiB payload is cut one past the bound, without a RangeError",
   const atBound = bytesOf(`v=1;cue=c;x=${"a".repeat(CUE_PAYLOAD_BYTES_MAX - 12)}`);
   assert.equal(payloadFromBytes(atBound).length, CUE_PAYLOAD_BYTES_MAX);
 });
+
+/** An ID3v2.4 tag (syncsafe sizes) of these frames: [id, body bytes]. */
+function tag(frames) {
+  const syncsafe = (n) => [(n >> 21) & 0x7f, (n >> 14) & 0x7f, (n >> 7) & 0x7f, n & 0x7f];
+  const body = frames.flatMap(([id, data]) => [
+    ...bytesOf(id),
+    ...syncsafe(data.length),
+    0,
+    0,
+    ...data,
+  ]);
+  return new Uint8Array([...bytesOf("ID3"), 4, 0, 0, ...syncsafe(body.length), ...body]);
+}
+const txxx = (owner, text) => [0x03, ...bytesOf(owner), 0, ...bytesOf(text)];
+
+test("in a whole tag, only the ovation frame's value is read, and only within that frame", () => {
+  // The frame after ours is printable ("TIT2" and a size of printable bytes): it used to
+  // run on into the payload (`cue=cTIT2`), and the item never opened on its cue.
+  const ours = ["TXXX", txxx("ovation", "v=1;ref=poll:p3;cue=c")];
+  const title = ["TIT2", [0x03, ...bytesOf("A title, 40 bytes long............")]];
+  assert.equal(payloadFromBytes(tag([ours, title])), "v=1;ref=poll:p3;cue=c");
+  // Another frame's text, or another vendor's TXXX, saying `v=1;` is not a cue.
+  const decoy = ["TIT2", [0x03, ...bytesOf("v=1;cue=decoy")]];
+  const theirs = ["TXXX", txxx("other", "v=1;cue=theirs")];
+  assert.equal(payloadFromBytes(tag([decoy, theirs, ours])), "v=1;ref=poll:p3;cue=c");
+  assert.equal(payloadFromBytes(tag([decoy, theirs])), null);
+  // PRIV owned by ovation.
+  const priv = ["PRIV", [...bytesOf("ovation"), 0, ...bytesOf("v=1;cue=p")]];
+  assert.equal(payloadFromBytes(tag([priv])), "v=1;cue=p");
+});
