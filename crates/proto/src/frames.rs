@@ -568,14 +568,12 @@ impl ServerFrame {
 /// length prefix (varints).
 const BATCH_FIELDS_BYTES_MAX: usize = 16;
 
-/// Whether a part name is well formed: 1..=PART_NAME_BYTES_MAX of `[a-z0-9_-]`, not
-/// starting with `__`: the SDK keeps parts in a JavaScript object, where `__proto__`
-/// replaced its prototype (a moderator's part named so stood in for every reserved part
-/// the room did not hold yet, unchecked).
+/// Whether a part name is well formed: 1..=PART_NAME_BYTES_MAX of `[a-z0-9_-]`. The room
+/// also refuses names starting with `__` (`Room::set_part`; not checked here, so the
+/// SDK's wasm does not carry it).
 pub fn is_valid_part_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= PART_NAME_BYTES_MAX
-        && !name.starts_with("__")
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')

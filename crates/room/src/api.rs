@@ -304,7 +304,10 @@ impl AdminError {
         match self {
             AdminError::RoomEnded => "the room has ended".into(),
             AdminError::InvalidPartName => {
-                format!("part names are 1..={PART_NAME_BYTES_MAX} bytes of a-z, 0-9, '_', '-'")
+                format!(
+                    "part names are 1..={PART_NAME_BYTES_MAX} bytes of a-z, 0-9, '_', '-', not \
+                     starting with '__'"
+                )
             }
             AdminError::ReservedPart => "this part is owned by the room".into(),
             AdminError::TooManyParts => format!("a room holds at most {PARTS_COUNT_MAX} parts"),

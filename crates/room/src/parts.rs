@@ -173,7 +173,10 @@ impl Room {
         if self.status == RoomStatus::Ended {
             return Err(AdminError::RoomEnded);
         }
-        if !is_valid_part_name(&name) {
+        // Not `__…`: the SDK keeps parts in a JavaScript object, where `__proto__`
+        // replaced its prototype (a moderator's part named so stood in for every
+        // reserved part the room did not hold yet, unchecked).
+        if !is_valid_part_name(&name) || name.starts_with("__") {
             return Err(AdminError::InvalidPartName);
         }
         if RESERVED_PARTS.contains(&name.as_str()) {
