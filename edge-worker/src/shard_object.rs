@@ -321,13 +321,10 @@ impl ShardObject {
                 ));
             }
         }
-        // The opening the socket is for: the room object's word, or the memory vouched for.
-        let placed_in = [
-            crate::contract::ROUTE_REMEMBERED_HEADER,
-            crate::contract::EPOCH_HEADER,
-        ]
-        .into_iter()
-        .find_map(|name| header(name).parse::<u64>().ok());
+        // The opening the room object placed the socket in, when it did just now (a route
+        // from the router's memory was vouched for above: its opening is the copy's, and
+        // the client's Hello says the rest).
+        let placed_in = header(crate::contract::EPOCH_HEADER).parse::<u64>().ok();
         // The router draws the lifetime; one that did not (an older build) gets one here.
         let lifetime_ms = header(LIFETIME_HEADER)
             .parse()

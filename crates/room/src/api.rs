@@ -43,14 +43,15 @@ impl RoomInfo {
                 bytes_max: USER_ID_BYTES_MAX,
             });
         }
-        // The ledger refuses them in an account's name: the room's opening there failed
-        // 502 `settlement_unavailable` ("retry") for ever.
+        // System messages come from this user: a host so named could forge them.
         if self.host_user == ovation_proto::SYSTEM_SENDER {
             return Err(AdminError::Invalid(format!(
                 "`host` `{}` is the system's",
                 ovation_proto::SYSTEM_SENDER
             )));
         }
+        // The ledger refuses them in an account's name: the room's opening there failed
+        // 502 `settlement_unavailable` ("retry") for ever.
         if self.host_user.chars().any(char::is_control) {
             return Err(AdminError::Invalid("`host` has control characters".into()));
         }

@@ -67,6 +67,11 @@ pub(crate) struct Gifts {
     /// `GIFT_OUTCOMES_UNKNOWN_MAX`), stored as `unknown/<n>` so a restart keeps them.
     outcomes_unknown: VecDeque<OutcomeUnknown>,
     next_unknown: u64,
+    /// What each gift announced since this object woke was (its sku and quantity), per
+    /// gifter, as many as `Gifter::recent_gift_ids` keeps: a resend of an announced id is
+    /// answered as that gift only when it is that gift. Not stored: after a restart the
+    /// ledger answers resends (`replayed`, or `id_conflict` for another gift).
+    announced_as: BTreeMap<String, VecDeque<(String, String, u32)>>,
 }
 
 /// A gift whose charge was answered `unavailable`: made with the answer lost, or not.
@@ -124,6 +129,7 @@ impl Default for Gifts {
             gifters: BTreeMap::new(),
             outcomes_unknown: VecDeque::new(),
             next_unknown: 0,
+            announced_as: BTreeMap::new(),
         }
     }
 }
@@ -142,6 +148,7 @@ impl Gifts {
             gifters,
             next_unknown: unknown.keys().max().map_or(0, |max| max + 1),
             outcomes_unknown: unknown.into_values().collect(),
+            announced_as: BTreeMap::new(),
         }
     }
 
@@ -160,7 +167,7 @@ impl Gifts {
         };
         if let Some((sku, _)) = catalog.iter().find(bad) {
             return Err(format!(
-                "catalog entry `{sku:?}` needs a name of 1..={GIFT_SKU_BYTES_MAX} bytes without control characters and a price of 1..={GIFT_PRICE_MAX}"
+                "catalog entry {sku:?} needs a name of 1..={GIFT_SKU_BYTES_MAX} bytes without control characters and a price of 1..={GIFT_PRICE_MAX}"
             ));
         }
         self.catalog = catalog;
@@ -348,6 +355,16 @@ impl Gifts {
         self.pending.len()
     }
 
+    /// The sku and quantity of an announced gift, when this object announced it (see
+    /// `announced_as`).
+    pub(crate) fn announced_as(&self, user: &str, gift_id: &str) -> Option<(&str, u32)> {
+        self.announced_as
+            .get(user)?
+            .iter()
+            .find(|(id, _, _)| id == gift_id)
+            .map(|(_, sku, qty)| (sku.as_str(), *qty))
+    }
+
     pub(crate) fn announced(&self, user: &str, gift_id: &str) -> bool {
         self.gifters
             .get(user)
@@ -376,9 +393,16 @@ impl Gifts {
         &mut self,
         user: &str,
         name: &str,
-        gift_id: &str,
-        amount: u64,
+        charge: &ChargeRequest,
     ) -> Option<&Gifter> {
+        let ChargeRequest {
+            gift_id,
+            sku,
+            qty,
+            amount,
+            ..
+        } = charge;
+        let (qty, amount) = (*qty, *amount);
         if !self.gifters.contains_key(user) && self.gifters.len() >= GIFTERS_MAX {
             return None;
         }
@@ -391,6 +415,11 @@ impl Gifts {
                 recent_gift_ids: VecDeque::new(),
             });
         gifter.total += amount;
+        let what = self.announced_as.entry(user.to_owned()).or_default();
+        what.push_back((gift_id.to_owned(), sku.to_owned(), qty));
+        if what.len() > GIFT_IDS_REMEMBERED_PER_USER_MAX {
+            what.pop_front();
+        }
         gifter.recent_gift_ids.push_back(gift_id.to_owned());
         while gifter.recent_gift_ids.len() > GIFT_IDS_REMEMBERED_PER_USER_MAX {
             gifter.recent_gift_ids.pop_front();
@@ -485,17 +514,28 @@ impl Room {
             }
             JoinOutcome::NotPending => {}
         }
-        if self.gifts.announced(&identity.user, &resend.gift_id) {
+        match self.gifts.announced_as(&identity.user, &resend.gift_id) {
             // A resend of a gift announced (its ack lost with its socket): answered as
             // that gift, before the price and the rates, which would refuse it as if it
             // were not applied (a resumed client resends all its gifts at once; a shard
             // sends every gift resend here, the gift id being the room's to check).
-            let ack = Event::Ack {
-                client_id,
-                seq: None,
-            };
-            self.enqueue(connection, ack, now_ms);
-            return Ok(());
+            Some((sku, qty)) if sku == resend.sku && qty == resend.qty => {
+                let ack = Event::Ack {
+                    client_id,
+                    seq: None,
+                };
+                self.enqueue(connection, ack, now_ms);
+                return Ok(());
+            }
+            // Another gift under an announced id: the ledger's `id_conflict`.
+            Some(_) => {
+                return Err(Refusal::new(
+                    ErrorCode::Invalid,
+                    "this gift id was used for another gift",
+                ))
+            }
+            // Not announced since this object woke: charged (the ledger answers a resend).
+            None => {}
         }
         let ChargeRequest {
             gift_id, sku, qty, ..
@@ -614,13 +654,7 @@ impl Room {
                         None,
                         now_ms,
                     ));
-                    self.add_to_leaderboard(
-                        &pending.charge.user,
-                        &pending.name,
-                        &pending.charge.gift_id,
-                        pending.charge.amount,
-                        now_ms,
-                    );
+                    self.add_to_leaderboard(&pending.name, &pending.charge, now_ms);
                 }
                 for waiter in waiters {
                     let ack = Event::Ack {
@@ -662,15 +696,9 @@ impl Room {
         self.gifts.pending_count()
     }
 
-    pub(crate) fn add_to_leaderboard(
-        &mut self,
-        user: &str,
-        name: &str,
-        gift_id: &str,
-        amount: u64,
-        now_ms: u64,
-    ) {
-        let Some(gifter) = self.gifts.rank(user, name, gift_id, amount) else {
+    pub(crate) fn add_to_leaderboard(&mut self, name: &str, charge: &ChargeRequest, now_ms: u64) {
+        let user = charge.user.as_str();
+        let Some(gifter) = self.gifts.rank(user, name, charge) else {
             return; // bounded: later gifters are announced but not ranked
         };
         let record = StorageOp::put_gifter(user, gifter);

@@ -94,10 +94,10 @@ struct ShardConnection {
     /// A Hello that came before the shard had the room's state, or that names another
     /// opening than the copy's (answered when the room's state comes).
     waiting: Option<Hello>,
-    /// The opening the room object placed this socket in (or the router, from its memory
-    /// of it, which this shard vouched for): `None` for a socket reattached after a
-    /// restart. Over the opening a client's Hello resumes, it says which opening the
-    /// socket is for.
+    /// The opening the room object placed this socket in just now: `None` for a route
+    /// from the router's memory (vouched for: its opening is the copy's) and a socket
+    /// reattached after a restart. Over the opening a client's Hello resumes, it says
+    /// which opening the socket is for.
     placed_in: Option<u64>,
     outbox: Vec<Event>,
     /// Runs of its own actions left out and not told yet (a full outbox, the held
@@ -272,8 +272,7 @@ impl Shard {
         self.connect_placed(connection, identity, lifetime_ms, None, now_ms)
     }
 
-    /// Registers a new socket the room object (or the router's memory of it, which this
-    /// shard vouched for) placed in opening `placed_in`. A copy of another opening (this
+    /// Registers a new socket the room object placed in opening `placed_in` just now. A copy of another opening (this
     /// shard has not heard of the new one yet) neither refuses it for that opening's end
     /// or bans, which would tell a viewer of a live room that it ended, nor answers its
     /// Hello: that waits for the room's state.

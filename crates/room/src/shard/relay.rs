@@ -196,9 +196,16 @@ impl Shard {
             }
         }
         self.flush_sockets(now_ms);
-        if self.mirror.as_ref().is_some_and(|m| m.ended) {
-            let everyone: Vec<ConnectionId> = self.connections.keys().copied().collect();
-            for id in everyone {
+        if let Some(ended) = self.mirror.as_ref().filter(|m| m.ended).map(|m| m.epoch) {
+            // Not the sockets placed in another opening (the room opened again and this
+            // shard has not had its state yet): that one is live.
+            let of_the_ended: Vec<ConnectionId> = self
+                .connections
+                .iter()
+                .filter(|(_, c)| c.placed_in.is_none_or(|epoch| epoch == ended))
+                .map(|(&id, _)| id)
+                .collect();
+            for id in of_the_ended {
                 self.close(id, CloseCode::RoomEnded, now_ms);
             }
         }

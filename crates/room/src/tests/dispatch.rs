@@ -570,6 +570,25 @@ fn a_socket_repeating_one_frame_without_end_is_closed() {
         "closed at repeat {repeats}"
     );
     assert_eq!(room.likes_total(), 1, "counted once");
+    // Sustained: repeats take about as much as other frames (`FRAMES_REPEATED_PER_S`
+    // and the frame and refusal rates): 55 a second is closed within 30 s, 35 never.
+    let repeating_at = |per_s: u64| {
+        let mut room = Room::create(info(), 1, 0);
+        join(&mut room, 1, "ana", Role::Viewer, 0);
+        room.handle_frame(1, &like_frame(1, 1), 0);
+        let mut now = 0;
+        tick(&mut room, &mut now);
+        for n in 0..30 * per_s {
+            let at = now + n * 1_000 / per_s;
+            room.handle_frame(1, &like_frame(1, 1), at);
+            if !drain(&mut room).closes.is_empty() {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(repeating_at(55), "55 repeats a second are closed");
+    assert!(!repeating_at(35), "35 repeats a second are not");
 
     let mut shard = shard_with_state(now);
     join_shard(&mut shard, 4, now);

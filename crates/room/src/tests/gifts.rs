@@ -322,6 +322,18 @@ fn resends_of_announced_gifts_are_answered_before_the_rates() {
             seq: None
         }));
     }
+    // Another gift under an announced id is not that gift: refused `invalid` (what the
+    // ledger answers, `id_conflict`), never acknowledged.
+    let another = ClientFrame::Gift {
+        client_id: 500,
+        gift_id: "g1-1".into(),
+        sku: "rose".into(),
+        qty: 2,
+    };
+    room.handle_frame(2, &another.encode(), now);
+    let out = tick(&mut room, &mut now);
+    assert!(out.charges.is_empty());
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::Invalid]);
 }
 
 fn gifters_stored(out: &Drained) -> Vec<&str> {

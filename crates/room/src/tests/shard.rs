@@ -1419,9 +1419,14 @@ fn a_viewer_placed_in_an_opening_the_shard_has_not_heard_of_waits_for_it() {
     }
     assert!(asked, "the shard asks for the room's state");
     assert!(told.is_empty(), "nothing from the ended copy: {told:?}");
+    // A batch without the state (the room serves 16 states a flush): the copy still says
+    // ended, and ana, placed in the live opening, is not closed for it.
+    let no_state = own_down(3, now_ms, None, Vec::new());
+    shard.handle_down(&no_state.encode(), now_ms).unwrap();
+    assert_eq!(shard_closes(&mut shard), []);
     let mut snapshot = first_down(now_ms, Vec::new(), 0).snapshot.unwrap();
     snapshot.epoch = 2;
-    let down = own_down(3, now_ms, Some(snapshot), Vec::new());
+    let down = own_down(4, now_ms, Some(snapshot), Vec::new());
     shard.handle_down(&down.encode(), now_ms).unwrap();
     let told = sent_events(&mut shard);
     assert!(
