@@ -225,9 +225,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result {
     })
 }
 
-/// The file a playlist URI names, within the playlist's folder: `inject` rewrites it in
-/// place, so a playlist naming `../other/x.ts` or `/srv/x.ts` (one from elsewhere, or
-/// edited by someone else) must not reach files outside the stream's own folder.
+/// The file a playlist URI names: relative to the playlist's folder unless absolute.
 fn resolve(playlist: &Path, uri: &str) -> Result<PathBuf> {
     if uri.contains("://") {
         return Err(format!(
@@ -235,7 +233,19 @@ fn resolve(playlist: &Path, uri: &str) -> Result<PathBuf> {
         ));
     }
     let path = Path::new(uri);
-    let outside = path.components().any(|part| {
+    Ok(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        playlist.parent().unwrap_or(Path::new("")).join(path)
+    })
+}
+
+/// A segment `inject` rewrites in place must lie under the playlist's folder: a playlist
+/// naming `../other/x.ts` or `/srv/x.ts` (one from elsewhere, or edited by someone else)
+/// must not make it rewrite files outside the stream's own folder. Reading (`list`, an
+/// init segment) goes anywhere the playlist says.
+fn check_rewritable(uri: &str) -> Result {
+    let outside = Path::new(uri).components().any(|part| {
         !matches!(
             part,
             std::path::Component::Normal(_) | std::path::Component::CurDir
@@ -243,10 +253,11 @@ fn resolve(playlist: &Path, uri: &str) -> Result<PathBuf> {
     });
     if outside {
         return Err(format!(
-            "segment URI `{uri}` leaves the playlist's folder; put the segments under it"
+            "segment URI `{uri}` leaves the playlist's folder, and inject rewrites segments in \
+             place; put the segments under it"
         ));
     }
-    Ok(playlist.parent().unwrap_or(Path::new("")).join(path))
+    Ok(())
 }
 
 fn read_playlist(path: &Path) -> Result<Playlist> {
@@ -508,6 +519,7 @@ fn inject(playlist_path: &Path, cues: &[(f64, Cue)], timescale: Option<u32>) -> 
     // file changes; segments are not all held at once, so they are worked out again
     // when written.
     for (&index, placed) in &by_segment {
+        check_rewritable(&stream.playlist.segments[index].uri)?;
         rewrite_segment(&mut stream, index, placed, timescale)?;
     }
     for (&index, placed) in &by_segment {
@@ -669,23 +681,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_segment_uri_resolves_only_within_the_playlists_folder() {
+    fn inject_rewrites_only_segments_within_the_playlists_folder() {
         let playlist = Path::new("/streams/show/index.m3u8");
         assert_eq!(
             resolve(playlist, "seg-1.ts").unwrap(),
             Path::new("/streams/show/seg-1.ts")
         );
-        assert_eq!(
-            resolve(playlist, "./hd/seg-1.ts").unwrap(),
-            Path::new("/streams/show/./hd/seg-1.ts")
-        );
+        for uri in ["seg-1.ts", "./hd/seg-1.ts"] {
+            assert!(check_rewritable(uri).is_ok(), "{uri}");
+        }
+        // Read from anywhere (list, a shared init segment); rewritten only within.
+        for uri in ["../shared/init.mp4", "/srv/hls/seg-1.ts"] {
+            assert!(resolve(playlist, uri).is_ok(), "{uri}");
+        }
         for uri in [
             "../other/seg-1.ts",
             "hd/../../other/seg-1.ts",
             "/srv/hls/seg-1.ts",
-            "https://cdn.example/seg-1.ts",
         ] {
-            assert!(resolve(playlist, uri).is_err(), "{uri}");
+            assert!(check_rewritable(uri).is_err(), "{uri}");
         }
+        assert!(resolve(playlist, "https://cdn.example/seg-1.ts").is_err());
     }
 }
