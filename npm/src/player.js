@@ -50,16 +50,14 @@ function ownedValueAt(body, text) {
 }
 
 /**
- * The cue payload in raw ID3 bytes: in a whole tag (hls.js's samples), the value of its
- * TXXX or PRIV frame named `ovation`, read within that frame (another frame's text, or
- * the next frame's header, is never taken for it); in a lone frame's bytes, the printable
- * text from `v=1;`.
+ * The cue payload in raw ID3 bytes: in whole tags (hls.js's samples; one or more in a
+ * row), the value of the TXXX or PRIV frame named `ovation`, read within that frame
+ * (another frame's text, or the next frame's header, is never taken for it). Bytes that
+ * are not such a tag (a lone frame's body), and a tag this walk cannot read (ID3v2.2,
+ * unsynchronisation), are scanned for the printable text from `v=1;` as before.
  */
 export function payloadFromBytes(bytes) {
   if (!(bytes instanceof Uint8Array)) return null;
-  const isTag = bytes.length >= 10 && bytes[0] === 0x49 && bytes[1] === 0x44 && bytes[2] === 0x33;
-  if (!isTag) return scanPayload(bytes);
-  const v4 = bytes[3] === 4;
   const syncsafe = (at) =>
     ((bytes[at] & 0x7f) << 21) |
     ((bytes[at + 1] & 0x7f) << 14) |
@@ -67,22 +65,44 @@ export function payloadFromBytes(bytes) {
     (bytes[at + 3] & 0x7f);
   const be32 = (at) =>
     ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
-  const end = Math.min(bytes.length, 10 + syncsafe(6));
-  let at = 10;
-  if (bytes[5] & 0x40 && at + 4 <= end) at += v4 ? syncsafe(10) : be32(10) + 4; // extended header
-  while (at + 10 <= end) {
-    if (bytes[at] === 0) break; // padding
-    const id = String.fromCharCode(...bytes.subarray(at, at + 4));
-    const size = v4 ? syncsafe(at + 4) : be32(at + 4);
-    const body = bytes.subarray(at + 10, Math.min(end, at + 10 + size));
-    if (id === "TXXX" || id === "PRIV") {
-      const value = ownedValueAt(body, id === "TXXX");
-      const found = value < 0 ? null : scanPayload(body.subarray(value));
-      if (found) return found;
+  let tag = 0;
+  while (
+    tag + 10 <= bytes.length &&
+    bytes[tag] === 0x49 &&
+    bytes[tag + 1] === 0x44 &&
+    bytes[tag + 2] === 0x33
+  ) {
+    const version = bytes[tag + 3];
+    const flags = bytes[tag + 5];
+    // Versions 3 and 4 without unsynchronisation: the rest is scanned as before.
+    if ((version !== 3 && version !== 4) || flags & 0x80) return scanPayload(bytes.subarray(tag));
+    const v4 = version === 4;
+    const end = Math.min(
+      bytes.length,
+      tag + 10 + syncsafe(tag + 6) + (v4 && flags & 0x10 ? 10 : 0),
+    );
+    let at = tag + 10;
+    if (flags & 0x40 && at + 4 <= end) at += v4 ? syncsafe(at) : be32(at) + 4; // extended header
+    while (at + 10 <= end && bytes[at] !== 0) {
+      const id = String.fromCharCode(...bytes.subarray(at, at + 4));
+      const size = v4 ? syncsafe(at + 4) : be32(at + 4);
+      const format = bytes[at + 9];
+      // Grouping and data-length bytes before the data; compressed, encrypted or
+      // unsynchronised data is not read here.
+      const skip = v4 ? (format & 0x40 ? 1 : 0) + (format & 0x01 ? 4 : 0) : format & 0x20 ? 1 : 0;
+      const unreadable = v4 ? format & 0x0e : format & 0xc0;
+      const body = bytes.subarray(at + 10 + skip, Math.min(end, at + 10 + size));
+      if ((id === "TXXX" || id === "PRIV") && !unreadable) {
+        const value = ownedValueAt(body, id === "TXXX");
+        const found = value < 0 ? null : scanPayload(body.subarray(value));
+        if (found) return found;
+      }
+      at += 10 + size;
     }
-    at += 10 + size;
+    tag = end;
   }
-  return null;
+  // Tags read through hold no cue; bytes that are no tag are a frame's body.
+  return tag > 0 ? null : scanPayload(bytes);
 }
 
 /** The payload a metadata text track cue carries (DataCue or hls.js's VTTCue with `value`). */

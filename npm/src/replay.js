@@ -253,6 +253,9 @@ class Replay {
   }
 
   _setPart(name, value) {
+    // A recording from before the room refused `__` names may hold `__proto__`: as a key
+    // it would replace the parts object's prototype.
+    if (name.startsWith("__")) return;
     this.state.parts[name] = value;
     this._emit("state", this.state);
     if (this._sdk.INTERACTION_PARTS.has(name)) this._emit(name, value);

@@ -61,3 +61,43 @@ test("in a whole tag, only the ovation frame's value is read, and only within th
   const priv = ["PRIV", [...bytesOf("ovation"), 0, ...bytesOf("v=1;cue=p")]];
   assert.equal(payloadFromBytes(tag([priv])), "v=1;cue=p");
 });
+
+test("frame flags, a tag after a tag, and tags this reader does not walk still give the cue", () => {
+  const syncsafe = (n) => [(n >> 21) & 0x7f, (n >> 14) & 0x7f, (n >> 7) & 0x7f, n & 0x7f];
+  const value = [...bytesOf("v=1;cue=c;ref=poll:p")];
+  const ours = [0x03, ...bytesOf("ovation"), 0, ...value];
+  const frame = (flags, prefix) => [
+    ...bytesOf("TXXX"),
+    ...syncsafe(prefix.length + ours.length),
+    0,
+    flags,
+    ...prefix,
+    ...ours,
+  ];
+  const tag24 = (frames) =>
+    new Uint8Array([...bytesOf("ID3"), 4, 0, 0, ...syncsafe(frames.length), ...frames]);
+  // v2.4 data-length indicator (4 bytes) and grouping (1 byte) before the frame's data.
+  assert.equal(
+    payloadFromBytes(tag24(frame(0x01, [0, 0, 0, ours.length]))),
+    "v=1;cue=c;ref=poll:p",
+  );
+  assert.equal(payloadFromBytes(tag24(frame(0x40, [7]))), "v=1;cue=c;ref=poll:p");
+  // Our frame in the second of two tags in one sample.
+  const other = tag24([...bytesOf("TIT2"), ...syncsafe(3), 0, 0, 3, 65, 66]);
+  const both = new Uint8Array([...other, ...tag24(frame(0, []))]);
+  assert.equal(payloadFromBytes(both), "v=1;cue=c;ref=poll:p");
+  // ID3v2.2 (not walked): scanned as before.
+  const v22 = new Uint8Array([
+    ...bytesOf("ID3"),
+    2,
+    0,
+    0,
+    ...syncsafe(value.length + 7),
+    ...bytesOf("TXX"),
+    0,
+    0,
+    20,
+    ...value,
+  ]);
+  assert.equal(payloadFromBytes(v22), "v=1;cue=c;ref=poll:p");
+});
