@@ -322,6 +322,37 @@ fn a_hello_said_in_the_upgrade_is_answered_by_the_shard() {
 
 /// What the room object has answered in this room's viewers' upgrades: a shard for each
 /// (`RoomStats::sockets_routed_to_shards`).
+/// Ends `room` (each of `sockets` is told) and opens it again for `expected_audience`
+/// viewers: the new opening's epoch.
+fn end_and_open_again(
+    server: &Server,
+    room: &str,
+    sockets: &mut [Socket],
+    expected_audience: u64,
+) -> u64 {
+    let reply = server
+        .admin()
+        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
+        .expect("end");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    for socket in sockets.iter_mut() {
+        match socket.wait_for(WAIT, |e| matches!(e, Event::RoomEnded)) {
+            Ok(_) | Err(SocketEnd::Closed(4410, _)) => {}
+            other => panic!("a viewer was not told the room ended: {other:?}"),
+        }
+    }
+    let reply = server
+        .admin()
+        .post(
+            "/v1/rooms",
+            &json!({ "room": room, "host": "host-1", "title": "again",
+                     "expected_audience": expected_audience }),
+        )
+        .expect("open again");
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    reply.body["epoch"].as_u64().expect("epoch")
+}
+
 fn routed(server: &Server, room: &str) -> u64 {
     room_stats(server, room)["sockets_routed_to_shards"]
         .as_u64()
@@ -378,27 +409,7 @@ fn the_router_remembers_a_big_rooms_shard_count_for_one_opening_of_the_room() {
 
     // The room ends (its shards learn it: their viewers are told) and opens again with
     // 3 shards: a new epoch, another count.
-    let reply = server
-        .admin()
-        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
-        .expect("end");
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    for socket in sockets.iter_mut() {
-        match socket.wait_for(WAIT, |e| matches!(e, Event::RoomEnded)) {
-            Ok(_) | Err(SocketEnd::Closed(4410, _)) => {}
-            other => panic!("a viewer was not told the room ended: {other:?}"),
-        }
-    }
-    let reply = server
-        .admin()
-        .post(
-            "/v1/rooms",
-            &json!({ "room": room, "host": "host-1", "title": "again",
-                     "expected_audience": 12_000 }),
-        )
-        .expect("open again");
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    let epoch = reply.body["epoch"].as_u64().expect("epoch");
+    let epoch = end_and_open_again(server, &room, &mut sockets, 12_000);
     // Its first batches (the new epoch's state) reach its shards.
     let waited = Instant::now();
     while room_stats(server, &room)["shard_batches_out"]
@@ -517,27 +528,7 @@ fn a_big_room_opened_again_welcomes_its_returning_viewers_into_the_new_opening()
     let (first_poll, tallies) = vote_in_a_new_poll(&mut sockets);
     assert_eq!(tallies, json!([users.len(), 0]));
 
-    let reply = server
-        .admin()
-        .post(&format!("/v1/rooms/{room}/end"), &json!({}))
-        .expect("end");
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    for socket in sockets.iter_mut() {
-        match socket.wait_for(WAIT, |e| matches!(e, Event::RoomEnded)) {
-            Ok(_) | Err(SocketEnd::Closed(4410, _)) => {}
-            other => panic!("a viewer was not told the room ended: {other:?}"),
-        }
-    }
-    let reply = server
-        .admin()
-        .post(
-            "/v1/rooms",
-            &json!({ "room": room, "host": "host-1", "title": "again",
-                     "expected_audience": 6_000 }),
-        )
-        .expect("open again");
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    let epoch = reply.body["epoch"].as_u64().expect("epoch");
+    let epoch = end_and_open_again(server, &room, &mut sockets, 6_000);
     assert_ne!(epoch, first_epoch);
 
     // Back with the ended opening in their Hello (a client that was away).
