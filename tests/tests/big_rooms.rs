@@ -149,31 +149,9 @@ fn a_sharded_room_works_across_shards() {
         .expect("the like total reaches another shard");
 
     // A poll: every viewer votes, some twice; each user is counted once.
-    let reply = server
-        .admin()
-        .post(
-            &format!("/v1/rooms/{room}/polls"),
-            &json!({ "question": "Which?", "options": ["a", "b"], "window_ms": 60_000 }),
-        )
-        .expect("poll");
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let poll_id = reply.body["id"].as_str().unwrap().to_owned();
+    let poll_id = open_poll(server, &room);
     for (i, socket) in sockets.iter_mut().enumerate() {
-        socket
-            .wait_for(
-                WAIT,
-                |e| matches!(e, Event::Part { name, .. } if name == "poll"),
-            )
-            .expect("poll part");
-        let vote = ClientFrame::Vote {
-            client_id: 10,
-            poll_id: poll_id.clone(),
-            option: (i % 2) as u8,
-        };
-        socket.send(&vote).unwrap();
-        socket
-            .wait_for(WAIT, |e| matches!(e, Event::Ack { client_id: 10, .. }))
-            .expect("vote ack");
+        vote_acked(socket, &poll_id, 10, (i % 2) as u8);
         if i % 2 == 0 {
             // Again under a new client id (a double tap): acknowledged, not counted.
             let again = ClientFrame::Vote {
@@ -187,15 +165,7 @@ fn a_sharded_room_works_across_shards() {
                 .expect("repeat ack");
         }
     }
-    let reply = server
-        .admin()
-        .post(
-            &format!("/v1/rooms/{room}/polls/{poll_id}/close"),
-            &json!({}),
-        )
-        .expect("close");
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let tallies = reply.body["tallies"].clone();
+    let tallies = close_poll(server, &room, &poll_id);
     assert_eq!(tallies, json!([3, 3]), "each user counted once");
 
     // A peer message reaches the one user it is for, on their shard.
@@ -353,6 +323,54 @@ fn end_and_open_again(
     reply.body["epoch"].as_u64().expect("epoch")
 }
 
+/// Opens a two-option poll in `room` (admin API): its id.
+fn open_poll(server: &Server, room: &str) -> String {
+    let reply = server
+        .admin()
+        .post(
+            &format!("/v1/rooms/{room}/polls"),
+            &json!({ "question": "Which?", "options": ["a", "b"], "window_ms": 60_000 }),
+        )
+        .expect("poll");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["id"].as_str().unwrap().to_owned()
+}
+
+/// Once `socket` has the poll part, votes `option` under `client_id` and waits for the ack.
+fn vote_acked(socket: &mut Socket, poll_id: &str, client_id: u64, option: u8) {
+    socket
+        .wait_for(
+            WAIT,
+            |e| matches!(e, Event::Part { name, .. } if name == "poll"),
+        )
+        .expect("poll part");
+    let vote = ClientFrame::Vote {
+        client_id,
+        poll_id: poll_id.to_owned(),
+        option,
+    };
+    socket.send(&vote).unwrap();
+    socket
+        .wait_for(
+            WAIT,
+            |e| matches!(e, Event::Ack { client_id: c, .. } if *c == client_id),
+        )
+        .expect("vote ack");
+}
+
+/// Closes the poll: its final tallies.
+fn close_poll(server: &Server, room: &str, poll_id: &str) -> Value {
+    let reply = server
+        .admin()
+        .post(
+            &format!("/v1/rooms/{room}/polls/{poll_id}/close"),
+            &json!({}),
+        )
+        .expect("close");
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["tallies"].clone()
+}
+
 fn routed(server: &Server, room: &str) -> u64 {
     room_stats(server, room)["sockets_routed_to_shards"]
         .as_u64()
@@ -481,41 +499,12 @@ fn a_big_room_opened_again_welcomes_its_returning_viewers_into_the_new_opening()
         other => panic!("{user} welcome: {other:?}"),
     };
     let vote_in_a_new_poll = |sockets: &mut [Socket]| {
-        let reply = server
-            .admin()
-            .post(
-                &format!("/v1/rooms/{room}/polls"),
-                &json!({ "question": "Which?", "options": ["a", "b"], "window_ms": 60_000 }),
-            )
-            .expect("poll");
-        assert_eq!(reply.status, 200, "{:?}", reply.body);
-        let poll_id = reply.body["id"].as_str().unwrap().to_owned();
+        let poll_id = open_poll(server, &room);
         for socket in sockets.iter_mut() {
-            socket
-                .wait_for(
-                    WAIT,
-                    |e| matches!(e, Event::Part { name, .. } if name == "poll"),
-                )
-                .expect("poll part");
-            let vote = ClientFrame::Vote {
-                client_id: 50,
-                poll_id: poll_id.clone(),
-                option: 0,
-            };
-            socket.send(&vote).unwrap();
-            socket
-                .wait_for(WAIT, |e| matches!(e, Event::Ack { client_id: 50, .. }))
-                .expect("vote ack");
+            vote_acked(socket, &poll_id, 50, 0);
         }
-        let reply = server
-            .admin()
-            .post(
-                &format!("/v1/rooms/{room}/polls/{poll_id}/close"),
-                &json!({}),
-            )
-            .expect("close");
-        assert_eq!(reply.status, 200, "{:?}", reply.body);
-        (poll_id, reply.body["tallies"].clone())
+        let tallies = close_poll(server, &room, &poll_id);
+        (poll_id, tallies)
     };
     let mut sockets = Vec::new();
     let mut first_epoch = 0;

@@ -353,6 +353,16 @@ fn shard_closes(shard: &mut Shard) -> Vec<(ConnectionId, CloseCode)> {
 }
 
 fn join_shard(shard: &mut Shard, connection: ConnectionId, now_ms: u64) {
+    join_shard_resuming(shard, connection, None, now_ms);
+}
+
+/// Viewer `v{connection}` connects to the shard and says Hello resuming `resume`.
+fn join_shard_resuming(
+    shard: &mut Shard,
+    connection: ConnectionId,
+    resume: Option<Resume>,
+    now_ms: u64,
+) {
     shard
         .connect(
             connection,
@@ -361,5 +371,5 @@ fn join_shard(shard: &mut Shard, connection: ConnectionId, now_ms: u64) {
             now_ms,
         )
         .unwrap();
-    shard.handle_frame(connection, &hello(None), now_ms);
+    shard.handle_frame(connection, &hello(resume), now_ms);
 }

@@ -1311,20 +1311,11 @@ fn a_hello_resuming_another_opening_waits_for_the_rooms_state() {
     shard.handle_frame(1, &hello(Some(resume(2))), now_ms); // back from opening 2
     shard.handle_frame(2, &hello(Some(resume(1))), now_ms);
     shard.handle_frame(3, &hello(None), now_ms);
-    now_ms += TICK_MS;
-    shard.handle_timeout(now_ms);
-    let mut asks = 0;
-    let mut sent = Vec::new();
-    while let Some(output) = shard.poll_output() {
-        match output {
-            ShardOutput::Up { seq, batch } => {
-                asks += usize::from(ShardUp::decode(&batch).unwrap().needs_snapshot);
-                shard.up_answered(seq, UpAnswer::Applied, now_ms);
-            }
-            ShardOutput::Send { connections, .. } => sent.extend(connections),
-            _ => {}
-        }
-    }
+    let ShardTick {
+        state_asks: asks,
+        sent_to: sent,
+        ..
+    } = shard_tick(&mut shard, &mut now_ms);
     assert_eq!(asks, 1, "the shard asks the room for its state at once");
     assert!(
         sent.contains(&2) && sent.contains(&3) && !sent.contains(&1),
@@ -1332,26 +1323,16 @@ fn a_hello_resuming_another_opening_waits_for_the_rooms_state() {
     );
     // More Hellos naming made-up openings within the retry interval: no second ask.
     for connection in 10..20 {
-        shard
-            .connect(
-                connection,
-                identity(&format!("v{connection}"), Role::Viewer),
-                LIFETIME_MS,
-                now_ms,
-            )
-            .unwrap();
-        shard.handle_frame(connection, &hello(Some(resume(connection + 100))), now_ms);
+        join_shard_resuming(
+            &mut shard,
+            connection,
+            Some(resume(connection + 100)),
+            now_ms,
+        );
     }
     let mut asked_again = false;
     while now_ms < 1_000 + SHARD_SNAPSHOT_RETRY_MS {
-        now_ms += TICK_MS;
-        shard.handle_timeout(now_ms);
-        while let Some(output) = shard.poll_output() {
-            if let ShardOutput::Up { seq, batch } = output {
-                asked_again |= ShardUp::decode(&batch).unwrap().needs_snapshot;
-                shard.up_answered(seq, UpAnswer::Applied, now_ms);
-            }
-        }
+        asked_again |= shard_tick(&mut shard, &mut now_ms).state_asks > 0;
     }
     assert!(!asked_again, "one ask a retry interval");
     // A batch without the state welcomes nobody who waits for it.
@@ -1399,25 +1380,14 @@ fn a_viewer_placed_in_an_opening_the_shard_has_not_heard_of_waits_for_it() {
         )
         .unwrap();
     shard.handle_frame(1, &hello(None), now_ms);
-    now_ms += TICK_MS;
-    shard.handle_timeout(now_ms);
-    let mut asked = false;
-    let mut told = Vec::new();
-    while let Some(output) = shard.poll_output() {
-        match output {
-            ShardOutput::Up { seq, batch } => {
-                asked |= ShardUp::decode(&batch).unwrap().needs_snapshot;
-                shard.up_answered(seq, UpAnswer::Applied, now_ms);
-            }
-            ShardOutput::Send { frame, .. } => {
-                let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
-                told.extend(events);
-            }
-            ShardOutput::Close { connection, code } => panic!("{connection} closed {code:?}"),
-            _ => {}
-        }
-    }
-    assert!(asked, "the shard asks for the room's state");
+    let ShardTick {
+        state_asks,
+        events: told,
+        closes,
+        ..
+    } = shard_tick(&mut shard, &mut now_ms);
+    assert_eq!(closes, [], "not closed for the copy's end");
+    assert!(state_asks > 0, "the shard asks for the room's state");
     assert!(told.is_empty(), "nothing from the ended copy: {told:?}");
     // A batch without the state (the room serves 16 states a flush): the copy still says
     // ended, and ana, placed in the live opening, is not closed for it.
@@ -1451,6 +1421,38 @@ fn a_viewer_placed_in_an_opening_the_shard_has_not_heard_of_waits_for_it() {
     assert!(sent_events(&mut shard)
         .iter()
         .any(|e| matches!(e, Event::Welcome(w) if w.epoch == 2)));
+}
+
+/// What one tick of a shard sent (its batches up answered `Applied`).
+#[derive(Default)]
+struct ShardTick {
+    /// Batches up that asked for the room's state.
+    state_asks: usize,
+    sent_to: Vec<ConnectionId>,
+    events: Vec<Event>,
+    closes: Vec<(ConnectionId, CloseCode)>,
+}
+
+fn shard_tick(shard: &mut Shard, now_ms: &mut u64) -> ShardTick {
+    *now_ms += TICK_MS;
+    shard.handle_timeout(*now_ms);
+    let mut tick = ShardTick::default();
+    while let Some(output) = shard.poll_output() {
+        match output {
+            ShardOutput::Up { seq, batch } => {
+                tick.state_asks += usize::from(ShardUp::decode(&batch).unwrap().needs_snapshot);
+                shard.up_answered(seq, UpAnswer::Applied, *now_ms);
+            }
+            ShardOutput::Send { connections, frame } => {
+                let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+                tick.sent_to.extend(connections);
+                tick.events.extend(events);
+            }
+            ShardOutput::Close { connection, code } => tick.closes.push((connection, code)),
+            _ => {}
+        }
+    }
+    tick
 }
 
 /// A shard whose batch names an opening that ended (it missed this one's start) gets the
