@@ -122,11 +122,10 @@ pub struct RecordingInfo {
 /// `REPLAY_WINDOW_READS_IN_FLIGHT_MAX`, and `REPLAY_WINDOW_READS_IN_FLIGHT_PER_USER_MAX`
 /// of one user's, so no viewer holds the places of the others.
 ///
-/// Invariant: `total` is the sum of `by_user`'s counts, and no count is 0.
+/// Invariant: no count in `by_user` is 0.
 #[derive(Debug, Default)]
 pub struct WindowReads {
     by_user: BTreeMap<String, usize>,
-    total: usize,
 }
 
 /// Why a window read may not start now (each answered 503 `replay_busy`, to retry).
@@ -145,11 +144,10 @@ impl WindowReads {
         if mine >= ovation_proto::limits::REPLAY_WINDOW_READS_IN_FLIGHT_PER_USER_MAX {
             return Err(WindowReadsBusy::User);
         }
-        if self.total >= ovation_proto::limits::REPLAY_WINDOW_READS_IN_FLIGHT_MAX {
+        if self.in_flight() >= ovation_proto::limits::REPLAY_WINDOW_READS_IN_FLIGHT_MAX {
             return Err(WindowReadsBusy::Room);
         }
         self.by_user.insert(user.to_owned(), mine + 1);
-        self.total += 1;
         Ok(())
     }
 
@@ -163,11 +161,11 @@ impl WindowReads {
         if *count == 0 {
             self.by_user.remove(user);
         }
-        self.total -= 1;
     }
 
+    /// A sum of at most `REPLAY_WINDOW_READS_IN_FLIGHT_MAX` counts.
     pub fn in_flight(&self) -> usize {
-        self.total
+        self.by_user.values().sum()
     }
 }
 

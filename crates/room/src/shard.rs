@@ -285,10 +285,8 @@ impl Shard {
         now_ms: u64,
     ) -> Result<(), CloseCode> {
         assert!(!self.connections.contains_key(&connection));
-        let copy_of_another = self
-            .mirror
-            .as_ref()
-            .is_some_and(|m| placed_in.is_some_and(|epoch| epoch != m.epoch));
+        let copy_epoch = self.mirror.as_ref().map(|m| m.epoch);
+        let copy_of_another = viewers::of_another_opening(copy_epoch, placed_in);
         let refusal = if self.banned.contains(&identity.user) && !copy_of_another {
             Some(CloseCode::Banned)
         } else if self
@@ -329,10 +327,15 @@ impl Shard {
             );
             return Err(code);
         }
-        self.insert(connection, identity, now_ms + lifetime_ms, false, now_ms);
-        if let Some(conn) = self.connections.get_mut(&connection) {
-            conn.placed_in = placed_in;
-        }
+        let expires_at_ms = now_ms + lifetime_ms;
+        self.insert(
+            connection,
+            identity,
+            expires_at_ms,
+            false,
+            placed_in,
+            now_ms,
+        );
         Ok(())
     }
 
@@ -349,7 +352,14 @@ impl Shard {
         now_ms: u64,
     ) {
         assert!(!self.connections.contains_key(&connection));
-        self.insert(connection, identity, expires_at_ms, hello_heard, now_ms);
+        self.insert(
+            connection,
+            identity,
+            expires_at_ms,
+            hello_heard,
+            None,
+            now_ms,
+        );
     }
 
     /// Whether this socket's `Hello` was heard (see `Room::hello_heard`), also one still
@@ -366,6 +376,7 @@ impl Shard {
         identity: Identity,
         expires_at_ms: u64,
         ready: bool,
+        placed_in: Option<u64>,
         now_ms: u64,
     ) {
         let liveness = if ready {
@@ -382,7 +393,7 @@ impl Shard {
                 welcomed_in: if ready { self.epoch_known } else { 0 },
                 hello_seen: false,
                 waiting: None,
-                placed_in: None,
+                placed_in,
                 outbox: Vec::new(),
                 outbox_dropped: Vec::new(),
                 shared_from: 0,

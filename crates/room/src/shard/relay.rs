@@ -111,8 +111,10 @@ impl Shard {
                 .filter(|(_, c)| {
                     c.waiting.as_ref().is_some_and(|hello| {
                         !check_wanted
-                            || super::viewers::opening_named(c.placed_in, hello)
-                                .is_none_or(|named| named == copy_epoch)
+                            || !super::viewers::of_another_opening(
+                                Some(copy_epoch),
+                                super::viewers::opening_named(c.placed_in, hello),
+                            )
                     })
                 })
                 .filter_map(|(&id, c)| c.waiting.take().map(|h| (id, h)))

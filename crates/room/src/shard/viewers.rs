@@ -138,8 +138,8 @@ impl Shard {
         conn.hello_seen = true;
         conn.liveness.hello();
         let copy_epoch = self.mirror.as_ref().map(|m| m.epoch);
-        let names_another_opening = opening_named(conn.placed_in, &hello)
-            .is_some_and(|named| copy_epoch.is_some_and(|epoch| epoch != named));
+        let names_another_opening =
+            of_another_opening(copy_epoch, opening_named(conn.placed_in, &hello));
         if copy_epoch.is_none() {
             conn.waiting = Some(hello); // answered when the room's state arrives
         } else if names_another_opening {
@@ -391,6 +391,12 @@ impl ShardConnection {
             _ => self.outbox_dropped.push(run),
         }
     }
+}
+
+/// Whether an opening named for a socket (`opening_named`, or where it was placed) is
+/// another than the copy's: both known and different.
+pub(crate) fn of_another_opening(copy: Option<u64>, named: Option<u64>) -> bool {
+    matches!((copy, named), (Some(copy), Some(named)) if copy != named)
 }
 
 /// The opening a socket's Hello is for: the one it was placed in, else the one its client
