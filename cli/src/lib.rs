@@ -425,6 +425,50 @@ impl Socket {
         }
     }
 
+    /// Collects every event up to and including the first that `last` matches, waiting
+    /// at most `timeout` for it.
+    pub fn collect_until(
+        &mut self,
+        timeout: Duration,
+        mut last: impl FnMut(&Event) -> bool,
+    ) -> Result<Vec<Event>, SocketEnd> {
+        let mut events = Vec::new();
+        self.wait_for(timeout, |event| {
+            events.push(event.clone());
+            last(event)
+        })?;
+        Ok(events)
+    }
+
+    /// The room's snapshot of a join: its `Welcome`, the parts, the version and the likes
+    /// total, and on a resume from `resumed_after` (the action cursor the Hello gave)
+    /// every action up to the Welcome's cursor (a tick's own actions go out after the
+    /// connection's other events, among the broadcasts by number).
+    pub fn snapshot(
+        &mut self,
+        timeout: Duration,
+        resumed_after: u64,
+    ) -> Result<Vec<Event>, SocketEnd> {
+        let mut last_action_due = None;
+        let mut likes_seen = false;
+        let mut last_action_seen = resumed_after;
+        self.collect_until(timeout, |event| {
+            match event {
+                Event::Welcome(welcome) => {
+                    last_action_due = Some(if welcome.resumed {
+                        welcome.action_cursor
+                    } else {
+                        0
+                    });
+                }
+                Event::Likes { .. } => likes_seen = true,
+                Event::Action(action) => last_action_seen = last_action_seen.max(action.seq),
+                _ => {}
+            }
+            likes_seen && last_action_due.is_some_and(|due| last_action_seen >= due)
+        })
+    }
+
     /// Collects every event that arrives within `window`.
     pub fn drain(&mut self, window: Duration) -> Result<Vec<Event>, SocketEnd> {
         let deadline = Instant::now() + window;

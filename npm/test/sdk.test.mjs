@@ -370,9 +370,9 @@ test("after the server drops sockets the SDK reconnects, resumes and misses noth
   const seen = collect(ana, "comment");
   const sent = [];
   // Comments across several connection lifetimes (each ~2 s, then GoAway and close).
-  const until = Date.now() + 7000;
+  const commentingUntil = Date.now() + 7000;
   let n = 0;
-  while (Date.now() < until) {
+  while (Date.now() < commentingUntil) {
     try {
       const { seq } = await bob.comment(`c${n++}`);
       sent.push(seq);
@@ -381,12 +381,16 @@ test("after the server drops sockets the SDK reconnects, resumes and misses noth
     }
     await sleep(1100);
   }
-  await sleep(1500);
+  // Ana is between two of her ~2 s connections now and then: wait until she is open
+  // with every comment seen (a comment missed for good never arrives).
+  await until(
+    () => ana.status === "open" && sent.every((seq) => seen.some((c) => c.seq === seq)),
+    "ana open with every comment",
+  );
   assert.ok(
     statuses.some((s) => s.status === "reconnecting"),
     "the server ended connections",
   );
-  assert.equal(ana.status, "open");
   const seqs = seen.map((c) => c.seq);
   assert.equal(new Set(seqs).size, seqs.length, "no comment twice");
   for (const seq of sent) assert.ok(seqs.includes(seq), `comment ${seq} missed`);
@@ -516,8 +520,9 @@ test("serverNow follows the server clock", async () => {
   await until(() => typeof ana.clockOffset() === "number", "a ping sample");
   const offset = ana.clockOffset();
   assert.equal(typeof offset, "number", "pings were answered and sampled");
-  // Same machine: the offset is near zero, within the sampling noise.
-  assert.ok(Math.abs(offset) < 50, `offset ${offset}`);
+  // Same machine: the offset is near zero, within the sampling noise (up to half a
+  // ping's round trip, which a loaded machine stretches).
+  assert.ok(Math.abs(offset) < 200, `offset ${offset}`);
   assert.ok(Math.abs(ana.serverNow() - (Date.now() + offset)) < 20);
   ana.close();
 });

@@ -677,7 +677,7 @@ fn gifts_in_ring(server: &Server, room: &str, epoch: u64) -> usize {
     )
     .unwrap();
     socket
-        .drain(Duration::from_millis(500))
+        .snapshot(Duration::from_secs(10), 0)
         .unwrap()
         .iter()
         .filter(|e| matches!(e, Event::Action(a) if matches!(a.body, ActionBody::Gift { .. })))
@@ -966,8 +966,10 @@ fn a_charge_held_at_the_settlement_service_does_not_hold_the_gifters_shard() {
         "bob's comment is acknowledged"
     );
     let waited = sent.elapsed();
+    // Well under the charge's timeout (`SETTLEMENT_CALL_TIMEOUT_MS`, 10 s), which a
+    // comment waiting for the charge would wait out.
     assert!(
-        waited < Duration::from_secs(3),
+        waited < Duration::from_secs(6),
         "bob's comment waited {waited:?} for ana's charge"
     );
     proxy.release("held-1");
@@ -1022,7 +1024,7 @@ fn a_busy_big_room_charges_its_gifts_at_once() {
         matches!(answer, Event::Ack { seq: Some(_), .. }),
         "{answer:?}"
     );
-    assert!(waited < Duration::from_secs(3), "charged after {waited:?}");
+    assert!(waited < Duration::from_secs(6), "charged after {waited:?}");
     assert_eq!(balance_reaches(&settlement, "ana", 5), 5, "charged once");
 }
 

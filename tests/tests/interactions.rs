@@ -360,7 +360,9 @@ fn a_two_thousand_viewer_vote_burst_is_counted_exactly_and_the_result_is_prompt(
         .unwrap();
     eprintln!("burst report: {}", serde_json::to_string(&report).unwrap());
     assert_eq!(report.connected, 2_000);
-    assert!(report.voted_within_burst_percent >= 70.0, "{report:?}");
+    // The burst's shape (the load generator's, not the room's): 70 % are planned within
+    // the second; one generator thread sends 1,400 votes, so a few may leave late.
+    assert!(report.voted_within_burst_percent >= 65.0, "{report:?}");
     assert_eq!(report.votes_refused, 0);
     assert_eq!(report.votes_acknowledged, report.voters);
     assert!(report.tallies_exact, "{report:?}");

@@ -253,7 +253,7 @@ fn resume_after_a_dropped_socket_misses_nothing() {
         None,
     )
     .unwrap();
-    for event in dropped.drain(Duration::from_millis(400)).unwrap() {
+    for event in dropped.snapshot(WAIT, 0).unwrap() {
         view.apply(&event);
     }
     let (mut speaker, _) = connect(server, &room, "speaker");
@@ -274,7 +274,7 @@ fn resume_after_a_dropped_socket_misses_nothing() {
         Some(view.resume()),
     )
     .unwrap();
-    let events = back.drain(Duration::from_millis(600)).unwrap();
+    let events = back.snapshot(WAIT, view.cursor).unwrap();
     assert!(matches!(&events[0], Event::Welcome(w) if w.resumed));
     let texts: Vec<String> = events.iter().filter_map(comment_text).collect();
     assert_eq!(texts, ["missed-1", "missed-2"]);
@@ -344,7 +344,7 @@ fn state_survives_a_restart_of_wrangler_dev_on_the_same_data_directory() {
         Some(stale.resume()),
     )
     .unwrap();
-    let events = back.drain(Duration::from_millis(800)).unwrap();
+    let events = back.snapshot(WAIT, stale.cursor).unwrap();
     assert!(matches!(&events[0], Event::Welcome(w) if w.resumed));
     assert!(events
         .iter()
