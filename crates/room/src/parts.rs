@@ -16,12 +16,15 @@ pub(crate) struct PartSet {
 
 impl PartSet {
     /// Parts read back from storage (or a snapshot): none may be newer than the total.
+    /// A part named `__…` (stored before `set_part` refused such names) is left out: the
+    /// SDK's parts object would take `__proto__` for its prototype.
     pub(crate) fn restored(
         total_version: u64,
         parts: impl IntoIterator<Item = (String, u64, String)>,
     ) -> PartSet {
         let parts: BTreeMap<String, PartState> = parts
             .into_iter()
+            .filter(|(name, _, _)| !name.starts_with("__"))
             .map(|(name, version, value)| (name, PartState { version, value }))
             .collect();
         assert!(

@@ -418,3 +418,52 @@ fn a_part_named_like_a_javascript_internal_is_refused() {
     };
     assert!(room.admin(put, 0).is_ok());
 }
+
+/// A room stored before `__…` part names were refused wakes without them: no viewer's
+/// Welcome, part read or state carries one (the SDK's parts object would take
+/// `__proto__` for its prototype), while the room's other parts stay.
+#[test]
+fn a_stored_part_named_like_a_javascript_internal_is_not_served() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    let mut store: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    room.admin(
+        AdminCommand::SetPart {
+            name: "score_board".into(),
+            value: "{}".into(),
+        },
+        now,
+    )
+    .unwrap();
+    apply(&tick(&mut room, &mut now).stores, &mut store);
+    // What an older build stored for a moderator's `__proto__` part.
+    let at = room.total_version();
+    apply(
+        &[StorageOp::put_part("__proto__", at, r#"{"poll":{}}"#)],
+        &mut store,
+    );
+    let mut restored = Room::restore(store, now).unwrap().unwrap();
+    assert!(restored.part("score_board").is_some());
+    assert_eq!(restored.part("__proto__"), None);
+    assert!(restored
+        .part_versions()
+        .all(|(name, _)| !name.starts_with("__")));
+    join(&mut restored, 1, "viewer", Role::Viewer, now);
+    let welcomed = tick(&mut restored, &mut now);
+    let parts_sent: Vec<String> = welcomed.events[&1]
+        .iter()
+        .cloned()
+        .filter_map(|event| match event {
+            Event::Part { name, .. } => Some(name),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        parts_sent.contains(&"score_board".to_owned()),
+        "{parts_sent:?}"
+    );
+    assert!(
+        parts_sent.iter().all(|name| !name.starts_with("__")),
+        "{parts_sent:?}"
+    );
+}
