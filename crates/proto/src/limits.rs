@@ -402,8 +402,15 @@ pub const QA_QUESTIONS_PER_USER_MAX: usize = 10;
 /// Questions listed in the `qa` part (visible ones, most upvoted first) and in the
 /// moderators' approval queue message.
 pub const QA_PART_ENTRIES_MAX: usize = 50;
-/// Distinct upvoters one question counts.
-pub const QA_UPVOTERS_MAX: usize = 200_000;
+/// Upvotes one room counts, every question's together (one per user and question: each
+/// is a stored record and a name held in the room object's memory); more are refused
+/// `too_many`. Each counted upvote also takes one from the user's reaction allowance
+/// (`REACTION_RATE_PER_S`, `REACTION_BURST`).
+pub const QA_UPVOTES_MAX: usize = 200_000;
+/// How often upvotes alone republish the `qa` part (up to 50 questions of text, sent to
+/// every viewer): at most once per interval. A question asked, approved, answered or
+/// hidden goes out at the next tick.
+pub const QA_UPVOTES_PUBLISH_INTERVAL_MS: u64 = 1_000;
 
 // ---- Product offers (crates/room/src/products.rs) ----
 

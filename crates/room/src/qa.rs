@@ -3,12 +3,14 @@
 //!
 //! Invariants: a question's upvotes are its set of upvoters, so a user counts once;
 //! only visible or answered questions are listed to viewers;
-//! at most `QA_QUESTIONS_MAX` questions are held. Questions are stored as `qa/<n>` and
+//! at most `QA_QUESTIONS_MAX` questions and `QA_UPVOTES_MAX` upvotes are held
+//! (`upvotes_total` is the sum of the questions' upvoter sets). Questions are stored as `qa/<n>` and
 //! upvotes one record per user (`upvote/<n>/<user>`), so a restart rebuilds the counts.
 
 use crate::Refusal;
 use ovation_proto::limits::{
-    QA_PART_ENTRIES_MAX, QA_QUESTIONS_MAX, QA_QUESTIONS_PER_USER_MAX, QA_UPVOTERS_MAX,
+    QA_PART_ENTRIES_MAX, QA_QUESTIONS_MAX, QA_QUESTIONS_PER_USER_MAX, QA_UPVOTES_MAX,
+    QA_UPVOTES_PUBLISH_INTERVAL_MS,
 };
 use ovation_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -76,8 +78,14 @@ impl QaQuestion {
 pub(crate) struct Qa {
     pub questions: BTreeMap<u64, QaQuestion>,
     pub next_number: u64,
-    /// The `qa` part needs republishing (next tick).
+    /// Upvotes counted, every question's together.
+    upvotes_total: usize,
+    /// The `qa` part needs republishing (next tick): a question's text or status changed.
     pub part_dirty: bool,
+    /// Upvotes changed the `qa` part's counts: republished at the first tick from
+    /// `upvotes_publish_earliest_ms` (`QA_UPVOTES_PUBLISH_INTERVAL_MS` after the last).
+    upvotes_dirty: bool,
+    upvotes_publish_earliest_ms: u64,
     /// The moderators' queue changed (next tick).
     pub queue_dirty: bool,
 }
@@ -105,6 +113,7 @@ impl Qa {
                 q.upvoters.insert(user);
             }
         }
+        qa.upvotes_total = qa.questions.values().map(|q| q.upvoters.len()).sum();
         qa
     }
 
@@ -166,15 +175,39 @@ impl Qa {
         if question.upvoters.contains(user) {
             return Ok(UpvoteOutcome::Repeat);
         }
-        if question.upvoters.len() >= QA_UPVOTERS_MAX {
+        if self.upvotes_total >= QA_UPVOTES_MAX {
             return Err(Refusal::new(
                 ErrorCode::TooMany,
-                format!("a question counts at most {QA_UPVOTERS_MAX} upvotes"),
+                format!("a room counts at most {QA_UPVOTES_MAX} upvotes"),
             ));
         }
         question.upvoters.insert(user.to_owned());
-        self.part_dirty = true;
+        self.upvotes_total += 1;
+        self.upvotes_dirty = true;
         Ok(UpvoteOutcome::Counted)
+    }
+
+    /// Whether the `qa` part is to be republished at `now_ms` (a question changed, or
+    /// upvotes did and the interval since the last republish of upvotes has passed); if
+    /// so, it is taken as republished.
+    pub fn take_part_due(&mut self, now_ms: u64) -> bool {
+        let upvotes_due = self.upvotes_dirty && self.upvotes_publish_earliest_ms <= now_ms;
+        if !(self.part_dirty || upvotes_due) {
+            return false;
+        }
+        // Only a republish carrying new upvotes starts the interval: a question asked
+        // right before does not hold the first upvotes back.
+        if std::mem::take(&mut self.upvotes_dirty) {
+            self.upvotes_publish_earliest_ms = now_ms + QA_UPVOTES_PUBLISH_INTERVAL_MS;
+        }
+        self.part_dirty = false;
+        true
+    }
+
+    /// When upvotes held back by the interval are due to go out.
+    pub fn upvotes_due_at_ms(&self) -> Option<u64> {
+        self.upvotes_dirty
+            .then_some(self.upvotes_publish_earliest_ms)
     }
 
     /// Staff sets a question's status; returns the changed record.

@@ -629,6 +629,12 @@ impl Room {
         question_id: &str,
         now_ms: u64,
     ) -> Result<Option<u64>, Refusal> {
+        // An upvote is a reaction: one user's sockets cannot upvote their way through
+        // the questions faster than they may react.
+        self.buckets(&identity.user, now_ms)
+            .reactions
+            .take(1, now_ms)
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
         match self.qa.upvote(question_id, &identity.user)? {
             UpvoteOutcome::Counted => {
                 let number = crate::qa::parse_question_id(question_id).expect("found");
@@ -695,7 +701,7 @@ impl Room {
                 self.notify_staff(&payload, now_ms);
             }
         }
-        if std::mem::take(&mut self.qa.part_dirty) {
+        if self.qa.take_part_due(now_ms) {
             let value = self.qa.part_json(self.moderation.settings.qa_approval);
             self.put_part("qa".into(), value, now_ms);
         }
@@ -731,19 +737,29 @@ impl Room {
         }
     }
 
-    /// The closing times the room's timer must wake for.
+    /// The closing times the room's timer must wake for, and upvotes held back.
     pub(crate) fn interaction_deadline(&self) -> Option<u64> {
+        // Upvotes held back by their interval wake the room for a tick, unless one is
+        // due anyway (the tick publishes them).
+        let upvotes = self
+            .qa
+            .upvotes_due_at_ms()
+            .filter(|_| self.pacing.flush_at_ms().is_none());
         let poll = self
             .poll
             .as_ref()
             .filter(|p| p.record.phase == PollPhase::Open)
             .map(|p| p.record.closes_at_ms);
         let quiz = self.quiz.as_ref().and_then(Quiz::closes_at_ms);
-        poll.into_iter().chain(quiz).min()
+        poll.into_iter().chain(quiz).chain(upvotes).min()
     }
 
-    /// Closes what is due: the poll's window, the quiz question's window.
+    /// Closes what is due: the poll's window, the quiz question's window; and asks for
+    /// the tick that publishes upvotes held back until now.
     pub(crate) fn close_due_interactions(&mut self, now_ms: u64) {
+        if self.qa.upvotes_due_at_ms().is_some_and(|at| at <= now_ms) {
+            self.schedule_tick(now_ms);
+        }
         let poll_due = self
             .poll
             .as_ref()

@@ -243,13 +243,25 @@ fn interaction_counts_are_bounded_one_past_their_limits() {
         .ask("one-more", "U", "one more".into(), false, 0)
         .expect_err("QA_QUESTIONS_MAX");
     assert_eq!(refused.code, ErrorCode::TooMany);
-    let first = qa::question_id(1);
-    for user in users(QA_UPVOTERS_MAX) {
-        qa.upvote(&first, &user).expect("within QA_UPVOTERS_MAX");
+    // The room's upvotes, spread over its questions, every question's counted together.
+    let question_of = |i: usize| qa::question_id((i % QA_QUESTIONS_MAX) as u64 + 1);
+    for (i, user) in users(QA_UPVOTES_MAX).enumerate() {
+        qa.upvote(&question_of(i), &user)
+            .expect("within QA_UPVOTES_MAX");
     }
     let refused = qa
-        .upvote(&first, "one-more")
+        .upvote(&question_of(0), "one-more")
         .err()
-        .expect("QA_UPVOTERS_MAX");
+        .expect("QA_UPVOTES_MAX");
     assert_eq!(refused.code, ErrorCode::TooMany);
+    let refused = qa
+        .upvote(&question_of(1), "u0")
+        .err()
+        .expect("QA_UPVOTES_MAX: an upvoter's next question too");
+    assert_eq!(refused.code, ErrorCode::TooMany);
+    // An upvote already counted is still answered as counted.
+    assert!(matches!(
+        qa.upvote(&question_of(0), "u0"),
+        Ok(qa::UpvoteOutcome::Repeat)
+    ));
 }
