@@ -129,6 +129,19 @@ impl Products {
         Ok(())
     }
 
+    /// The pinned card's clicks are counted: a room stopped after a pin's card was stored
+    /// and before its first count was (stored at the next tick) counts from 0 again,
+    /// rather than refusing every click on the card `not_found`. Its count is stored at
+    /// the next tick.
+    pub fn count_pinned(&mut self) {
+        if let Some((card, _)) = &self.pinned {
+            if !self.clicks.contains_key(&card.id) {
+                self.clicks.insert(card.id.clone(), 0);
+                self.clicks_changed.insert(card.id.clone());
+            }
+        }
+    }
+
     pub fn click(&mut self, product_id: &str) -> bool {
         match self.clicks.get_mut(product_id) {
             Some(count) => {

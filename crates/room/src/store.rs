@@ -565,6 +565,7 @@ impl Room {
         room.qa = Qa::restore(questions, upvotes);
         room.products.pinned = pinned;
         room.products.clicks = clicks;
+        room.products.count_pinned();
         room.moderation.settings = settings;
         room.moderation.muted = muted;
         room.moderation.banned = banned;
