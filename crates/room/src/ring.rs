@@ -88,6 +88,14 @@ impl ActionRing {
         }
     }
 
+    /// Who wrote the kept action `seq`.
+    pub(crate) fn author_of(&self, seq: u64) -> Option<&str> {
+        self.actions
+            .iter()
+            .find(|a| a.seq == seq)
+            .map(|a| a.user.as_str())
+    }
+
     /// A moderator's removal of `seq`: the kept comment taken out (`Kept`), or a number
     /// the ring no longer holds (`Older`: the room cannot tell what it was), or refused.
     pub(crate) fn remove_comment(&mut self, seq: u64) -> Result<CommentRemoved, &'static str> {

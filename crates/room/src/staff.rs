@@ -394,6 +394,13 @@ impl Room {
                 if self.moderation.removed.contains(&seq) {
                     return Err(AdminError::NotFound("this comment was removed already"));
                 }
+                // Staff remove their own words and those of users below them, as they
+                // mute and ban (a moderator not the host's or another moderator's). A
+                // comment older than the ring has no author the room can check.
+                let author = self.ring.author_of(seq);
+                if author.is_some_and(|author| author != by.user && !self.ranks_above(by, author)) {
+                    return Err(AdminError::Forbidden);
+                }
                 let removed = self
                     .ring
                     .remove_comment(seq)
@@ -463,17 +470,28 @@ impl Room {
         if user == by.user || user == self.info.host_user {
             return Err(refused("the host and yourself cannot be muted or banned"));
         }
-        // Staff act only on those below them: a moderator on viewers, a host on
-        // moderators too; an admin on anyone. The room knows a user's role from their
-        // sockets here, so a target not connected now is taken as a viewer.
+        if !self.ranks_above(by, user) {
+            return Err(AdminError::Forbidden);
+        }
+        Ok(())
+    }
+
+    /// Whether `by` may act on `user`'s account or words: staff act only on those below
+    /// them (a moderator on viewers, a host on moderators too; an admin on anyone), and
+    /// no one but an admin on the room's host. The room knows a user's role from their
+    /// sockets, so another user not connected now is taken as a viewer.
+    fn ranks_above(&self, by: &Identity, user: &str) -> bool {
+        if by.role == Role::Admin {
+            return true;
+        }
+        if user == self.info.host_user {
+            return false;
+        }
         let target_role = self
             .connections_of(user)
             .map(|id| self.connections[&id].identity.role)
             .max();
-        if by.role != Role::Admin && target_role.is_some_and(|role| role >= by.role) {
-            return Err(AdminError::Forbidden);
-        }
-        Ok(())
+        target_role.is_none_or(|role| role < by.role)
     }
 
     /// A system message (a direct message from `SYSTEM_SENDER`) to these connections.

@@ -546,3 +546,44 @@ fn a_retried_removal_of_the_rings_first_comment_is_not_made_twice() {
     assert!(matches!(delete(&mut room), Err(AdminError::NotFound(_))));
     assert_eq!(room.last_seq(), after_first, "no second Removed");
 }
+
+/// Staff remove their own comments and those of users below them, by the rule they mute
+/// and ban by: a moderator neither the host's nor another moderator's (a connected
+/// one), a host a moderator's, an admin anyone's. Before, any moderator removed anyone's.
+#[test]
+fn staff_remove_comments_of_those_below_them_only() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "mo", Role::Moderator, now);
+    join(&mut room, 3, "mo2", Role::Moderator, now);
+    join(&mut room, 4, "ana", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let mut said = BTreeMap::new();
+    for (connection, user) in [(1, "host"), (2, "mo"), (3, "mo2"), (4, "ana")] {
+        room.handle_frame(connection, &comment(&format!("{user} says"), 1), now);
+        tick(&mut room, &mut now);
+        said.insert(user, room.last_seq());
+    }
+    let delete = |room: &mut Room, by: &str, role: Role, seq: u64| {
+        let command = StaffCommand::DeleteComment { seq };
+        room.admin(
+            AdminCommand::Staff {
+                by: identity(by, role),
+                command,
+            },
+            now,
+        )
+    };
+    for author in ["host", "mo2"] {
+        assert_eq!(
+            delete(&mut room, "mo", Role::Moderator, said[author]),
+            Err(AdminError::Forbidden),
+            "a moderator removing {author}'s comment"
+        );
+    }
+    assert!(delete(&mut room, "mo", Role::Moderator, said["mo"]).is_ok());
+    assert!(delete(&mut room, "mo", Role::Moderator, said["ana"]).is_ok());
+    assert!(delete(&mut room, "host", Role::Host, said["mo2"]).is_ok());
+    assert!(delete(&mut room, "ops", Role::Admin, said["host"]).is_ok());
+}
