@@ -3,7 +3,8 @@
 //! Invariants: at most `MUTED_USERS_MAX` mutes and `BANNED_USERS_MAX` bans are held (more
 //! are refused, never silently dropped); filter words are stored lowercase and non-empty;
 //! the audit trail holds at most `AUDIT_ENTRIES_MAX` entries, numbered without gaps, the
-//! oldest dropped first. Every record is stored per key (`mute/<user>`, `ban/<user>`,
+//! oldest dropped first; a running mute or a ban is lifted or changed only by staff of
+//! the rank that imposed it or above (an admin always). Every record is stored per key (`mute/<user>`, `ban/<user>`,
 //! `settings`, `audit/<n>`) so a restarted room enforces the same rules.
 
 use ovation_proto::limits::{
@@ -12,7 +13,7 @@ use ovation_proto::limits::{
 };
 use ovation_proto::Role;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Room rules set by staff, stored as one record (`settings`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +24,10 @@ pub(crate) struct Settings {
     pub words: Vec<String>,
     /// Questions wait in the moderators' queue until approved.
     pub qa_approval: bool,
+}
+
+fn outranks_or_equals(role: Role, imposed_by: Option<Role>) -> bool {
+    role == Role::Admin || imposed_by.is_none_or(|by| role >= by)
 }
 
 /// One line of the audit trail: who did what to whom, when.
@@ -38,11 +43,20 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
+/// A user's mute: until when (ms; `None` until unmuted), and the rank of the staff who
+/// muted them (only that rank or above lifts or shortens it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Mute {
+    pub until_ms: Option<u64>,
+    pub by_role: Role,
+}
+
 #[derive(Default)]
 pub(crate) struct Moderation {
-    /// user → muted until (ms), or `None` until unmuted.
-    pub muted: BTreeMap<String, Option<u64>>,
-    pub banned: BTreeSet<String>,
+    pub muted: BTreeMap<String, Mute>,
+    /// Banned user → the rank of the staff who banned them (only that rank or above
+    /// lifts the ban).
+    pub banned: BTreeMap<String, Role>,
     pub settings: Settings,
     /// When each viewer last commented (not stored: slow mode restarts generous), and
     /// the same in the order they commented, to forget the earliest first.
@@ -60,11 +74,28 @@ impl Moderation {
     pub fn is_muted(&self, user: &str, now_ms: u64) -> bool {
         self.muted
             .get(user)
-            .is_some_and(|until| until.is_none_or(|until| now_ms < until))
+            .is_some_and(|mute| mute.until_ms.is_none_or(|until| now_ms < until))
     }
 
     pub fn is_banned(&self, user: &str) -> bool {
-        self.banned.contains(user)
+        self.banned.contains_key(user)
+    }
+
+    /// Whether staff of rank `role` may lift or change `user`'s mute (one that ran out
+    /// anyone may): only the rank that imposed it or above, an admin always.
+    pub fn may_change_mute(&self, user: &str, role: Role, now_ms: u64) -> bool {
+        let muted_by = self
+            .muted
+            .get(user)
+            .filter(|_| self.is_muted(user, now_ms))
+            .map(|mute| mute.by_role);
+        outranks_or_equals(role, muted_by)
+    }
+
+    /// Whether staff of rank `role` may lift or impose again `user`'s ban: only the rank
+    /// that imposed it or above, an admin always.
+    pub fn may_change_ban(&self, user: &str, role: Role) -> bool {
+        outranks_or_equals(role, self.banned.get(user).copied())
     }
 
     /// Whether a text contains a filtered word (case-insensitive).
@@ -120,16 +151,11 @@ impl Moderation {
     /// Mutes `user` until `until_ms` (`None`: until unmuted). At `MUTED_USERS_MAX` the
     /// mutes that ran out are forgotten first (they mute no one); the users whose mute
     /// was forgotten are returned, for their records to go too.
-    pub fn mute(
-        &mut self,
-        user: &str,
-        until_ms: Option<u64>,
-        now_ms: u64,
-    ) -> Result<Vec<String>, String> {
+    pub fn mute(&mut self, user: &str, mute: Mute, now_ms: u64) -> Result<Vec<String>, String> {
         let mut expired = Vec::new();
         if !self.muted.contains_key(user) && self.muted.len() >= MUTED_USERS_MAX {
-            self.muted.retain(|muted, until| {
-                let over = until.is_some_and(|until| until <= now_ms);
+            self.muted.retain(|muted, held| {
+                let over = held.until_ms.is_some_and(|until| until <= now_ms);
                 if over {
                     expired.push(muted.clone());
                 }
@@ -139,17 +165,17 @@ impl Moderation {
                 return Err(format!("at most {MUTED_USERS_MAX} users are muted at once"));
             }
         }
-        self.muted.insert(user.to_owned(), until_ms);
+        self.muted.insert(user.to_owned(), mute);
         Ok(expired)
     }
 
-    pub fn ban(&mut self, user: &str) -> Result<(), String> {
-        if !self.banned.contains(user) && self.banned.len() >= BANNED_USERS_MAX {
+    pub fn ban(&mut self, user: &str, by_role: Role) -> Result<(), String> {
+        if !self.banned.contains_key(user) && self.banned.len() >= BANNED_USERS_MAX {
             return Err(format!(
                 "at most {BANNED_USERS_MAX} users are banned at once"
             ));
         }
-        self.banned.insert(user.to_owned());
+        self.banned.insert(user.to_owned(), by_role);
         Ok(())
     }
 

@@ -489,7 +489,7 @@ impl Room {
                 .map(|(name, part)| (name.clone(), part.version, part.value.clone()))
                 .collect(),
             ring: self.ring.iter().cloned().collect(),
-            banned: self.moderation.banned.iter().cloned().collect(),
+            banned: self.moderation.banned.keys().cloned().collect(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! changes); ending the room needs a host or admin; every command that changed the room
 //! is written to the audit trail, which is stored with it.
 
-use crate::moderation::{check_slow_mode, normalise_words, AuditEntry};
+use crate::moderation::{check_slow_mode, normalise_words, AuditEntry, Mute};
 use crate::products::ProductCard;
 use crate::qa::{QaStatus, UpvoteOutcome};
 use crate::quiz::{Quiz, QuizPhase, QuizSpec};
@@ -326,15 +326,23 @@ impl Room {
                          until unmute)"
                     )));
                 }
+                // A moderator's short mute would end a host's mute early.
+                if !self.moderation.may_change_mute(&user, by.role, now_ms) {
+                    return Err(AdminError::Forbidden);
+                }
                 let until_ms = duration_ms.map(|d| now_ms.saturating_add(d));
+                let mute = Mute {
+                    until_ms,
+                    by_role: by.role,
+                };
                 let expired = self
                     .moderation
-                    .mute(&user, until_ms, now_ms)
+                    .mute(&user, mute, now_ms)
                     .map_err(AdminError::Refused)?;
                 for expired in expired {
                     self.store(StorageOp::delete_mute(&expired));
                 }
-                self.store(StorageOp::put_mute(&user, until_ms));
+                self.store(StorageOp::put_mute(&user, &mute));
                 let notice = serde_json::json!({
                     "type": "muted", "until_ms": until_ms, "by": by.user,
                 })
@@ -345,9 +353,13 @@ impl Room {
                 ))
             }
             StaffCommand::Unmute { user } => {
-                if self.moderation.muted.remove(&user).is_none() {
+                if !self.moderation.muted.contains_key(&user) {
                     return Err(AdminError::NotFound("this user is not muted"));
                 }
+                if !self.moderation.may_change_mute(&user, by.role, now_ms) {
+                    return Err(AdminError::Forbidden);
+                }
+                self.moderation.muted.remove(&user);
                 self.store(StorageOp::delete_mute(&user));
                 let notice = serde_json::json!({ "type": "unmuted", "by": by.user }).to_string();
                 self.notify(&user, &notice, now_ms);
@@ -355,8 +367,14 @@ impl Room {
             }
             StaffCommand::Ban { user } => {
                 self.check_target(by, &user)?;
-                self.moderation.ban(&user).map_err(AdminError::Refused)?;
-                self.store(StorageOp::put_ban(&user));
+                // Banned again by a lower rank, the ban would pass to that rank.
+                if !self.moderation.may_change_ban(&user, by.role) {
+                    return Err(AdminError::Forbidden);
+                }
+                self.moderation
+                    .ban(&user, by.role)
+                    .map_err(AdminError::Refused)?;
+                self.store(StorageOp::put_ban(&user, by.role));
                 let disconnected = self.connections_of(&user).count();
                 self.close_user(&user, CloseCode::Banned, &format!("by {}", by.user), now_ms);
                 Ok(AdminReply::Done(
@@ -364,9 +382,13 @@ impl Room {
                 ))
             }
             StaffCommand::Unban { user } => {
-                if !self.moderation.banned.remove(&user) {
+                if !self.moderation.banned.contains_key(&user) {
                     return Err(AdminError::NotFound("this user is not banned"));
                 }
+                if !self.moderation.may_change_ban(&user, by.role) {
+                    return Err(AdminError::Forbidden);
+                }
+                self.moderation.banned.remove(&user);
                 self.store(StorageOp::delete_ban(&user));
                 // The shards the user may be placed on (at most `SHARD_COUNTS_MAX`) are
                 // told in their next batch, or the user stays refused on their shard for

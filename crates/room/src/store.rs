@@ -15,7 +15,7 @@
 //! * `settings` — slow mode, word filter, Q&A approval; `mute/<user>` (until, ms),
 //!   `ban/<user>`; `audit/<n, 20 digits>` — the audit trail
 
-use crate::moderation::{AuditEntry, Settings};
+use crate::moderation::{AuditEntry, Mute, Settings};
 use crate::polls::{Poll, PollPhase, PollRecord};
 use crate::products::ProductCard;
 use crate::qa::{Qa, QaRecord};
@@ -25,7 +25,7 @@ use ovation_proto::limits::{
     GIFT_OUTCOMES_UNKNOWN_MAX, LIKE_FRAMES_STORED_PER_TICK_MAX, ROOM_PARTS_MAX,
     SHARDS_PER_ROOM_MAX, SHARD_COUNTS_MAX,
 };
-use ovation_proto::Action;
+use ovation_proto::{Action, Role};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -261,10 +261,12 @@ impl StorageOp {
         }
     }
 
-    pub(crate) fn put_mute(user: &str, until_ms: Option<u64>) -> StorageOp {
+    /// `mute/<user>`: the end and the muting rank (a record of an older build holds the
+    /// end alone, read as a moderator's).
+    pub(crate) fn put_mute(user: &str, mute: &Mute) -> StorageOp {
         StorageOp::Put {
             key: format!("{MUTE_PREFIX}{user}"),
-            value: encode(&until_ms),
+            value: encode(&(mute.until_ms, mute.by_role)),
         }
     }
 
@@ -274,10 +276,12 @@ impl StorageOp {
         }
     }
 
-    pub(crate) fn put_ban(user: &str) -> StorageOp {
+    /// `ban/<user>`: the banning rank (a record of an older build is empty, read as a
+    /// moderator's).
+    pub(crate) fn put_ban(user: &str, by_role: Role) -> StorageOp {
         StorageOp::Put {
             key: format!("{BAN_PREFIX}{user}"),
-            value: Vec::new(),
+            value: encode(&by_role),
         }
     }
 
@@ -380,8 +384,8 @@ impl Room {
         let mut pinned: Option<(ProductCard, u64)> = None;
         let mut clicks: BTreeMap<String, u64> = BTreeMap::new();
         let mut settings = Settings::default();
-        let mut muted: BTreeMap<String, Option<u64>> = BTreeMap::new();
-        let mut banned = std::collections::BTreeSet::new();
+        let mut muted: BTreeMap<String, Mute> = BTreeMap::new();
+        let mut banned: BTreeMap<String, Role> = BTreeMap::new();
         let mut audit: Vec<AuditEntry> = Vec::new();
         let mut shard_counts: Vec<u16> = Vec::new();
         let mut shard_ups: Vec<ShardUpRecord> = Vec::new();
@@ -454,10 +458,22 @@ impl Room {
             } else if key == SETTINGS_KEY {
                 settings = postcard::from_bytes(&value).map_err(|_| corrupt())?;
             } else if let Some(user) = key.strip_prefix(MUTE_PREFIX) {
-                let until: Option<u64> = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                muted.insert(user.to_owned(), until);
+                // Before ranks were kept a mute was its end alone; a moderator's rank
+                // (the lowest staff's) leaves such a mute as anyone could lift it then.
+                let (until_ms, by_role) = postcard::from_bytes::<(Option<u64>, Role)>(&value)
+                    .or_else(|_| {
+                        postcard::from_bytes::<Option<u64>>(&value)
+                            .map(|until_ms| (until_ms, Role::Moderator))
+                    })
+                    .map_err(|_| corrupt())?;
+                muted.insert(user.to_owned(), Mute { until_ms, by_role });
             } else if let Some(user) = key.strip_prefix(BAN_PREFIX) {
-                banned.insert(user.to_owned());
+                let by_role = if value.is_empty() {
+                    Role::Moderator
+                } else {
+                    postcard::from_bytes(&value).map_err(|_| corrupt())?
+                };
+                banned.insert(user.to_owned(), by_role);
             } else if key == LIKES_LAST_KEY {
                 likes_last = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 if likes_last.len() > LIKE_FRAMES_STORED_PER_TICK_MAX {

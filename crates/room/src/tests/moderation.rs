@@ -587,3 +587,82 @@ fn staff_remove_comments_of_those_below_them_only() {
     assert!(delete(&mut room, "host", Role::Host, said["mo2"]).is_ok());
     assert!(delete(&mut room, "ops", Role::Admin, said["host"]).is_ok());
 }
+
+/// A running mute or a ban is lifted or changed only by staff of the rank that imposed it
+/// or above (an admin always), also after a restart: a moderator neither unmutes nor
+/// unbans whom a host muted or banned, nor ends a host's mute early with a short one of
+/// their own. Records of an older build (no rank) read as a moderator's. Before, any
+/// moderator lifted a host's mute or ban.
+#[test]
+fn a_mute_or_ban_is_lifted_only_by_the_rank_that_imposed_it_or_above() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let staff = |room: &mut Room, by: &str, role: Role, command: StaffCommand, now: u64| {
+        room.admin(
+            AdminCommand::Staff {
+                by: identity(by, role),
+                command,
+            },
+            now,
+        )
+    };
+    let mute = |user: &str, duration_ms: Option<u64>| StaffCommand::Mute {
+        user: user.into(),
+        duration_ms,
+    };
+    let unmute = |user: &str| StaffCommand::Unmute { user: user.into() };
+    let ban = |user: &str| StaffCommand::Ban { user: user.into() };
+    let unban = |user: &str| StaffCommand::Unban { user: user.into() };
+    let host = ("host", Role::Host);
+    let mo = ("mo", Role::Moderator);
+    let mo2 = ("mo2", Role::Moderator);
+    let admin = ("ops", Role::Admin);
+
+    assert!(staff(&mut room, host.0, host.1, mute("ana", None), now).is_ok());
+    assert!(staff(&mut room, host.0, host.1, ban("bob"), now).is_ok());
+    assert!(staff(&mut room, mo.0, mo.1, mute("cy", None), now).is_ok());
+    assert!(staff(
+        &mut room,
+        host.0,
+        host.1,
+        mute("dan", Some(MUTE_MS_MIN)),
+        now
+    )
+    .is_ok());
+    tick_into(&mut room, &mut now, &mut store);
+    // Records an older build wrote: a mute's end alone, an empty ban.
+    store.insert(
+        "mute/eve".into(),
+        postcard::to_allocvec(&None::<u64>).unwrap(),
+    );
+    store.insert("ban/fay".into(), Vec::new());
+
+    for restarted in [false, true] {
+        if restarted {
+            room = Room::restore(store.clone(), now).unwrap().unwrap();
+        }
+        for command in [
+            unmute("ana"),
+            mute("ana", Some(MUTE_MS_MIN)),
+            unban("bob"),
+            ban("bob"),
+        ] {
+            assert_eq!(
+                staff(&mut room, mo.0, mo.1, command.clone(), now),
+                Err(AdminError::Forbidden),
+                "a moderator's {command:?} of the host's (restarted: {restarted})"
+            );
+        }
+        assert!(room.moderation.is_muted("ana", now));
+        assert!(room.moderation.is_banned("bob"));
+    }
+    // The same rank or above, and a mute that ran out, are anyone's to change.
+    assert!(staff(&mut room, mo2.0, mo2.1, unmute("cy"), now).is_ok());
+    assert!(staff(&mut room, mo.0, mo.1, mute("dan", None), now).is_ok());
+    assert!(staff(&mut room, mo.0, mo.1, unmute("eve"), now).is_ok());
+    assert!(staff(&mut room, mo.0, mo.1, unban("fay"), now).is_ok());
+    assert!(staff(&mut room, admin.0, admin.1, unmute("ana"), now).is_ok());
+    assert!(staff(&mut room, host.0, host.1, unban("bob"), now).is_ok());
+}
