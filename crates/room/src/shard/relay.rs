@@ -132,19 +132,15 @@ impl Shard {
         }
         for (connection, event) in down.to_connection {
             self.resolve_choice(connection, &event);
-            if let Event::Ack {
-                client_id,
-                seq: Some(seq),
-            } = event
-            {
-                // A numbered action (a comment, a reaction, a gift shown) is remembered as
-                // the room remembers it: a resend of it (its ack lost on the way, or its
-                // socket closed first) is answered here before any rate, as the room
-                // would. Unnumbered answers are left to the room's own memory: the
-                // shard's unnumbered ring keeps its likes.
+            if let Event::Ack { client_id, seq } = event {
+                // An acknowledged action is remembered as the room remembers it: a resend
+                // of it (its ack lost on the way, or its socket closed first) is answered
+                // here before any rate, as the room would. Unnumbered ones too (a
+                // question, a click, a command): the room's memory of them goes with the
+                // user's rate buckets once more users act than it keeps buckets for (a
+                // big room's poll), and a resend would be applied again.
                 if let Some(user) = self.user_of(connection) {
-                    self.user_buckets(&user, now_ms)
-                        .remember(client_id, Some(seq));
+                    self.user_buckets(&user, now_ms).remember(client_id, seq);
                 }
             }
             if matches!(event, Event::Gap { .. }) {

@@ -941,8 +941,6 @@ fn a_restarted_shard_stamps_its_last_opening_and_closes_its_sockets_at_a_new_one
 /// past the comment burst, which told the client "not applied" about applied comments.
 #[test]
 fn a_shard_answers_resent_actions_the_room_acknowledged_before_any_rate() {
-    let mut now_ms = 1_000;
-    let mut shard = ana_on_a_shard(now_ms);
     let comment = |client_id| {
         ClientFrame::Comment {
             client_id,
@@ -950,14 +948,51 @@ fn a_shard_answers_resent_actions_the_room_acknowledged_before_any_rate() {
         }
         .encode()
     };
+    resent_actions_are_answered_by_the_shard(comment, |client_id| Some(10 + client_id));
+}
+
+/// The same for actions the room acknowledges without a number (a question, a product
+/// click): the shard remembers those acks too. They were left to the room's memory of
+/// the user's client ids, which goes with the user's rate buckets when more than
+/// `RATE_BUCKETS_MAX` users act (a big room's poll), so such a resend was applied again:
+/// a question asked twice, a click counted twice.
+#[test]
+fn a_shard_answers_resent_unnumbered_actions_the_room_acknowledged() {
+    let question = |client_id| {
+        ClientFrame::Ask {
+            client_id,
+            text: format!("q{client_id}"),
+        }
+        .encode()
+    };
+    resent_actions_are_answered_by_the_shard(question, |_| None);
+    let click = |client_id| {
+        ClientFrame::ProductClick {
+            client_id,
+            product_id: "red-1".into(),
+        }
+        .encode()
+    };
+    resent_actions_are_answered_by_the_shard(click, |_| None);
+}
+
+/// Ana sends three actions (`frame(client_id)`), the room acknowledges them (`seq` of
+/// each) after her socket dropped, and her new socket resends them many times over: the
+/// shard answers each as the room did and sends nothing up, refusing none.
+fn resent_actions_are_answered_by_the_shard(
+    frame: impl Fn(u64) -> Vec<u8>,
+    seq: impl Fn(u64) -> Option<u64>,
+) {
+    let mut now_ms = 1_000;
+    let mut shard = ana_on_a_shard(now_ms);
     for client_id in 1..=3 {
-        shard.handle_frame(1, &comment(client_id), now_ms);
+        shard.handle_frame(1, &frame(client_id), now_ms);
     }
     let ups = batches_up(&mut shard, &mut now_ms, 1);
     assert_eq!(ups[0].frames.len(), 3);
     let acks = (1..=3)
         .map(|client_id| {
-            let seq = Some(10 + client_id);
+            let seq = seq(client_id);
             (1, Event::Ack { client_id, seq })
         })
         .collect();
@@ -974,7 +1009,7 @@ fn a_shard_answers_resent_actions_the_room_acknowledged_before_any_rate() {
     shard.handle_frame(2, &hello(None), now_ms);
     for _ in 0..FRAMES_BURST {
         for client_id in 1..=3 {
-            shard.handle_frame(2, &comment(client_id), now_ms);
+            shard.handle_frame(2, &frame(client_id), now_ms);
         }
     }
     now_ms += TICK_MS;
@@ -986,8 +1021,11 @@ fn a_shard_answers_resent_actions_the_room_acknowledged_before_any_rate() {
                 let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
                 for event in events {
                     match event {
-                        Event::Ack { client_id, seq } => {
-                            assert_eq!(seq, Some(10 + client_id), "answered as at first");
+                        Event::Ack {
+                            client_id,
+                            seq: answered,
+                        } => {
+                            assert_eq!(answered, seq(client_id), "answered as at first");
                             acked.insert(client_id);
                         }
                         Event::Error { .. } => refused += 1,
