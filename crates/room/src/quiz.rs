@@ -287,7 +287,15 @@ impl Quiz {
     ) -> Result<Option<AnswerRecord>, Refusal> {
         let closed = || Refusal::new(ErrorCode::PollClosed, "this question is closed");
         if question != self.record.current {
-            return Err(closed());
+            // An answer to a question scored already is a repeat (acknowledged), as it
+            // is after its close: the retry of an answer whose ack was lost, after the
+            // room forgot its client id (a restart) and moved on to the next question.
+            let scored = question < self.record.current
+                && self
+                    .participants
+                    .get(user)
+                    .is_some_and(|p| p.answered & (1 << question) != 0);
+            return if scored { Ok(None) } else { Err(closed()) };
         }
         if usize::from(option) >= self.question().options.len() {
             return Err(Refusal::new(ErrorCode::Invalid, "no such option"));

@@ -438,3 +438,60 @@ fn a_purge_deletes_each_record_once_oldest_queued_first_a_bounded_number_at_a_ti
         ["answer/z1/00000/ana", "answer/z1/00002/ana"]
     );
 }
+
+/// An answer to a question scored already, retried after the room forgot its client id
+/// (a restart) while a later question is open, is acknowledged as the repeat it is and
+/// not counted again; one from a user who never answered it is refused `poll_closed`, and
+/// so is a question the quiz never asked. Before, the retry was refused `poll_closed`,
+/// which told the client its scored answer was not taken.
+#[test]
+fn an_answer_retried_after_its_question_was_scored_and_a_restart_is_acknowledged() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    join(&mut room, 3, "dee", Role::Viewer, now);
+    let create = serde_json::json!({"command": "create_quiz",
+        "spec": {"title": "Trivia", "questions": [
+            {"question": "2+2?", "options": ["3", "4"], "correct": 1, "window_ms": 10_000},
+            {"question": "3+3?", "options": ["6", "7"], "correct": 0, "window_ms": 10_000}]}});
+    send_command(&mut room, 1, create, 1, now);
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    send_command(&mut room, 1, next.clone(), 2, now);
+    tick_into(&mut room, &mut now, &mut store);
+    room.handle_frame(2, &answer("z1", 0, 1, 7), now);
+    tick_into(&mut room, &mut now, &mut store);
+    now += 10_000;
+    room.handle_timeout(now);
+    tick_into(&mut room, &mut now, &mut store);
+    send_command(&mut room, 1, next, 3, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let score = room.quiz_score("ana");
+    assert!(
+        score.is_some_and(|points| points > 500),
+        "scored right: {score:?}"
+    );
+
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    room.reattach(2, identity("ana", Role::Viewer), LIFETIME_MS, true, now);
+    room.reattach(3, identity("dee", Role::Viewer), LIFETIME_MS, true, now);
+    room.handle_frame(2, &answer("z1", 0, 0, 7), now);
+    room.handle_frame(3, &answer("z1", 0, 1, 1), now);
+    room.handle_frame(3, &answer("z1", u16::MAX, 0, 2), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert!(
+        out.events[&2].contains(&Event::Ack {
+            client_id: 7,
+            seq: None
+        }),
+        "{:?}",
+        out.events[&2]
+    );
+    assert!(error_codes(&out.events[&2]).is_empty());
+    assert_eq!(
+        error_codes(&out.events[&3]),
+        [ErrorCode::PollClosed, ErrorCode::PollClosed]
+    );
+    assert_eq!(room.quiz_score("ana"), score, "not counted again");
+}
