@@ -174,6 +174,14 @@ impl<C> Audience<C> {
         entry
     }
 
+    /// Forgets every user's accepted client ids (a new opening), keeping their rates.
+    pub(crate) fn forget_client_ids(&mut self) {
+        for buckets in self.buckets.values_mut() {
+            buckets.recent_sequenced.clear();
+            buckets.recent_unsequenced.clear();
+        }
+    }
+
     /// Users with rate buckets (at most `RATE_BUCKETS_MAX`).
     #[cfg(test)]
     pub(crate) fn users_with_buckets(&self) -> usize {

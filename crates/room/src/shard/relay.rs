@@ -38,9 +38,12 @@ impl Shard {
             let fresh = Mirror::from_snapshot(snapshot);
             if self.epoch_known != 0 && self.epoch_known != fresh.epoch {
                 // A new opening numbers its polls and quizzes from 1 again: who chose in
-                // the old one's `p1` has not chosen in the new one's.
+                // the old one's `p1` has not chosen in the new one's. And the client ids
+                // it acknowledged are not the new one's: a client numbering its frames
+                // anew would have them answered as repeats, never applied.
                 self.chosen.clear();
                 self.pending_choices.clear();
+                self.connections.forget_client_ids();
             }
             // Sockets welcomed into another opening (this shard missed its end, or
             // welcomed them from a copy of it it held) reconnect: their client meets the

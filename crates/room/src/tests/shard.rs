@@ -739,13 +739,22 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
         2,
         now_ms,
         None,
-        vec![(
-            1,
-            Event::Ack {
-                client_id: 1,
-                seq: None,
-            },
-        )],
+        vec![
+            (
+                1,
+                Event::Ack {
+                    client_id: 1,
+                    seq: None,
+                },
+            ),
+            (
+                1,
+                Event::Ack {
+                    client_id: 9,
+                    seq: Some(5),
+                },
+            ),
+        ],
     );
     shard.handle_down(&acked.encode(), now_ms).unwrap();
     // One tick: what the shard sent its viewers, and the frames it sent up.
@@ -828,7 +837,9 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
         "the batch in flight goes again (the room refuses it: another opening's), the \
          queued frame never: {comments_up:?}"
     );
-    // Ana comes back (a new socket) and votes in the new opening's `p1`.
+    // Ana comes back (a new socket) and votes in the new opening's `p1`, and comments,
+    // with client ids the old opening acknowledged (a client numbering them anew: they
+    // are the new opening's actions, not repeats).
     shard
         .connect(2, identity("ana", Role::Viewer), LIFETIME_MS, now_ms)
         .unwrap();
@@ -838,7 +849,8 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
             shard.up_answered(seq, UpAnswer::Applied, now_ms);
         }
     }
-    shard.handle_frame(2, &vote(3), now_ms);
+    shard.handle_frame(2, &vote(1), now_ms);
+    shard.handle_frame(2, &comment(9, "new opening"), now_ms);
     let (mut events, mut up) = (Vec::new(), Vec::new());
     for _ in 0..5 {
         let (e, u) = tick(&mut shard, &mut now_ms);
@@ -846,15 +858,24 @@ fn a_shard_forgets_who_chose_when_the_room_opens_anew() {
         up.extend(u);
     }
     assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, Event::Ack { client_id: 3, .. })),
+        !events.iter().any(|e| matches!(
+            e,
+            Event::Ack {
+                client_id: 1 | 9,
+                ..
+            }
+        )),
         "not answered as a repeat: {events:?}"
     );
     assert!(
         up.iter()
-            .any(|f| matches!(f.frame, ClientFrame::Vote { client_id: 3, .. })),
+            .any(|f| matches!(f.frame, ClientFrame::Vote { client_id: 1, .. })),
         "the new opening's vote goes to the room: {up:?}"
+    );
+    assert!(
+        up.iter()
+            .any(|f| matches!(f.frame, ClientFrame::Comment { client_id: 9, .. })),
+        "the new opening's comment goes to the room: {up:?}"
     );
     assert!(
         !up.iter()
