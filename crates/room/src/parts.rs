@@ -16,15 +16,12 @@ pub(crate) struct PartSet {
 
 impl PartSet {
     /// Parts read back from storage (or a snapshot): none may be newer than the total.
-    /// A part named `__…` (stored before `set_part` refused such names) is left out: the
-    /// SDK's parts object would take `__proto__` for its prototype.
     pub(crate) fn restored(
         total_version: u64,
         parts: impl IntoIterator<Item = (String, u64, String)>,
     ) -> PartSet {
         let parts: BTreeMap<String, PartState> = parts
             .into_iter()
-            .filter(|(name, _, _)| !name.starts_with("__"))
             .map(|(name, version, value)| (name, PartState { version, value }))
             .collect();
         assert!(
@@ -109,6 +106,15 @@ impl PartSet {
     }
 }
 
+/// A part name no part may have: `__…`, which the SDK's parts object (a JavaScript object)
+/// would take for its internals (`__proto__` replaced its prototype, so a moderator's part
+/// named so stood in for every reserved part the room did not hold yet, unchecked).
+/// `set_part` refuses such a name, and a room restored with one stored by an older build
+/// deletes it.
+pub(crate) fn is_javascript_internal_name(name: &str) -> bool {
+    name.starts_with("__")
+}
+
 pub(crate) fn check_json(
     text: &str,
     field: &'static str,
@@ -176,10 +182,7 @@ impl Room {
         if self.status == RoomStatus::Ended {
             return Err(AdminError::RoomEnded);
         }
-        // Not `__…`: the SDK keeps parts in a JavaScript object, where `__proto__`
-        // replaced its prototype (a moderator's part named so stood in for every
-        // reserved part the room did not hold yet, unchecked).
-        if !is_valid_part_name(&name) || name.starts_with("__") {
+        if !is_valid_part_name(&name) || is_javascript_internal_name(&name) {
             return Err(AdminError::InvalidPartName);
         }
         if RESERVED_PARTS.contains(&name.as_str()) {

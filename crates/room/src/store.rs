@@ -371,6 +371,7 @@ impl Room {
     ) -> Result<Option<Room>, RestoreError> {
         let mut meta: Option<MetaRecord> = None;
         let mut parts = BTreeMap::new();
+        let mut leftover_parts = Vec::new();
         let mut actions = BTreeMap::new();
         let mut gifters = BTreeMap::new();
         let mut pending = BTreeMap::new();
@@ -400,6 +401,15 @@ impl Room {
                     });
                 }
                 meta = Some(record);
+            } else if let Some(name) = key
+                .strip_prefix(PART_PREFIX)
+                .filter(|name| crate::parts::is_javascript_internal_name(name))
+            {
+                // Stored before such names were refused: deleted, never served (and not
+                // counted: the room took other parts in its place).
+                leftover_parts.push(StorageOp::Delete {
+                    key: format!("{PART_PREFIX}{name}"),
+                });
             } else if let Some(name) = key.strip_prefix(PART_PREFIX) {
                 let record: PartRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
                 parts.insert(
@@ -528,6 +538,8 @@ impl Room {
                 .into_iter()
                 .map(|(name, part): (String, PartState)| (name, part.version, part.value)),
         );
+        room.outputs
+            .extend(leftover_parts.into_iter().map(Output::Store));
         // Ask again for every charge that had no answer: the service answers a charge it
         // already made as `replayed`, and a recovered gift is announced then.
         room.gifts = crate::gifts::Gifts::restored(gifters, pending, outcomes_unknown);
