@@ -114,6 +114,9 @@ impl Qa {
             }
         }
         qa.upvotes_total = qa.questions.values().map(|q| q.upvoters.len()).sum();
+        // Upvotes stored in the last interval before the restart may not have been
+        // published: the part goes out again at the first tick.
+        qa.upvotes_dirty = qa.upvotes_total > 0;
         qa
     }
 
@@ -167,9 +170,12 @@ impl Qa {
         Ok(&question.record)
     }
 
-    pub fn upvote(&mut self, id: &str, user: &str) -> Result<UpvoteOutcome, Refusal> {
+    /// What `upvote` would do, changing nothing: count it (`Counted`), answer it as a
+    /// repeat, or refuse it. The room takes the user's reaction allowance only for an
+    /// upvote that counts.
+    pub fn check_upvote(&self, id: &str, user: &str) -> Result<UpvoteOutcome, Refusal> {
         let question = parse_question_id(id)
-            .and_then(|n| self.questions.get_mut(&n))
+            .and_then(|n| self.questions.get(&n))
             .filter(|q| matches!(q.record.status, QaStatus::Visible | QaStatus::Answered))
             .ok_or(Refusal::new(ErrorCode::NotFound, "no such question"))?;
         if question.upvoters.contains(user) {
@@ -181,6 +187,16 @@ impl Qa {
                 format!("a room counts at most {QA_UPVOTES_MAX} upvotes"),
             ));
         }
+        Ok(UpvoteOutcome::Counted)
+    }
+
+    pub fn upvote(&mut self, id: &str, user: &str) -> Result<UpvoteOutcome, Refusal> {
+        if let UpvoteOutcome::Repeat = self.check_upvote(id, user)? {
+            return Ok(UpvoteOutcome::Repeat);
+        }
+        let question = parse_question_id(id)
+            .and_then(|n| self.questions.get_mut(&n))
+            .expect("checked");
         question.upvoters.insert(user.to_owned());
         self.upvotes_total += 1;
         self.upvotes_dirty = true;

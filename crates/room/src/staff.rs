@@ -669,12 +669,15 @@ impl Room {
         question_id: &str,
         now_ms: u64,
     ) -> Result<Option<u64>, Refusal> {
-        // An upvote is a reaction: one user's sockets cannot upvote their way through
-        // the questions faster than they may react.
-        self.buckets(&identity.user, now_ms)
-            .reactions
-            .take(1, now_ms)
-            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
+        // An upvote that counts is a reaction: one user's sockets cannot upvote their way
+        // through the questions faster than they may react. A repeat or a refusal costs
+        // nothing.
+        if let UpvoteOutcome::Counted = self.qa.check_upvote(question_id, &identity.user)? {
+            self.buckets(&identity.user, now_ms)
+                .reactions
+                .take(1, now_ms)
+                .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
+        }
         match self.qa.upvote(question_id, &identity.user)? {
             UpvoteOutcome::Counted => {
                 let number = crate::qa::parse_question_id(question_id).expect("found");

@@ -110,6 +110,11 @@ fn run_timers_for(room: &mut Room, now_ms: &mut u64, for_ms: u64) -> Vec<Drained
         *now_ms = at.max(*now_ms);
         room.handle_timeout(*now_ms);
         out.push(drain(room));
+        // A deadline that handling does not move on is a timer loop (the host would spin).
+        assert!(
+            out.len() < 10_000,
+            "the room's timer does not advance at {at}"
+        );
     }
     *now_ms = until_ms;
     out
@@ -169,6 +174,17 @@ fn one_viewers_upvotes_take_its_reaction_allowance() {
     assert!(error_codes(&out.events[&3]).is_empty());
     let counted: u64 = room.qa.questions.values().map(|q| q.upvotes()).sum();
     assert_eq!(counted, u64::from(REACTION_BURST) + 1);
+    // With the allowance spent, an upvote counted already is answered as the repeat it
+    // is (under a new client id), and one of no question is refused `not_found`: neither
+    // takes from the allowance, so neither is refused `rate_limited`.
+    room.handle_frame(2, &upvote_frame("a1", 31), now);
+    room.handle_frame(2, &upvote_frame("a999", 32), now);
+    let out = tick(&mut room, &mut now);
+    assert_eq!(error_codes(&out.events[&2]), [ErrorCode::NotFound]);
+    assert!(out.events[&2].contains(&Event::Ack {
+        client_id: 31,
+        seq: None
+    }));
 }
 
 /// Upvotes republish the `qa` part (up to 50 questions of text, to every viewer) at most
@@ -251,4 +267,35 @@ fn upvotes_republish_the_qa_part_at_most_once_an_interval_and_none_is_lost() {
         .expect("the question goes out at once");
     assert_eq!(part["count"], 2);
     assert_eq!(part["questions"][0]["upvotes"], upvoted + 2);
+}
+
+/// Upvotes held back by their interval when the room stops are published once it is
+/// restored, at its first tick, with no other change to the questions.
+#[test]
+fn upvotes_held_back_at_a_restart_are_published_after_it() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    join(&mut room, 3, "bob", Role::Viewer, now);
+    let ask = ClientFrame::Ask {
+        client_id: 1,
+        text: "first question".into(),
+    };
+    room.handle_frame(2, &frame_of(ask), now);
+    tick_into(&mut room, &mut now, &mut store);
+    room.handle_frame(2, &upvote_frame("a1", 2), now);
+    tick_into(&mut room, &mut now, &mut store);
+    room.handle_frame(3, &upvote_frame("a1", 1), now);
+    tick_into(&mut room, &mut now, &mut store);
+    let upvotes_of = |room: &Room| {
+        let qa: serde_json::Value = serde_json::from_str(room.part("qa").unwrap().1).unwrap();
+        qa["questions"][0]["upvotes"].clone()
+    };
+    assert_eq!(upvotes_of(&room), 1, "the second is held back");
+
+    let mut restored = Room::restore(store, now).unwrap().unwrap();
+    assert_eq!(restored.qa.questions[&1].upvotes(), 2, "both stored");
+    run_timers_for(&mut restored, &mut now, TICK_MS);
+    assert_eq!(upvotes_of(&restored), 2);
 }
