@@ -426,24 +426,30 @@ impl Socket {
     }
 
     /// Collects every event up to and including the first that `last` matches, waiting
-    /// at most `timeout` for it.
+    /// at most `timeout` for it (past it, the error names what came).
     pub fn collect_until(
         &mut self,
         timeout: Duration,
         mut last: impl FnMut(&Event) -> bool,
     ) -> Result<Vec<Event>, SocketEnd> {
         let mut events = Vec::new();
-        self.wait_for(timeout, |event| {
+        let waited = self.wait_for(timeout, |event| {
             events.push(event.clone());
             last(event)
-        })?;
-        Ok(events)
+        });
+        match waited {
+            Ok(_) => Ok(events),
+            Err(SocketEnd::Io(why)) => Err(SocketEnd::Io(format!("{why}; came: {events:?}"))),
+            Err(end) => Err(end),
+        }
     }
 
     /// The room's snapshot of a join: its `Welcome`, the parts, the version and the likes
     /// total, and on a resume from `resumed_after` (the action cursor the Hello gave)
     /// every action up to the Welcome's cursor (a tick's own actions go out after the
-    /// connection's other events, among the broadcasts by number).
+    /// connection's other events, among the broadcasts by number), or a `Gap` past it
+    /// (the room no longer holds them). Not for a big room's resume whose last number is
+    /// a comment shown to its sender only (never kept, never sent).
     pub fn snapshot(
         &mut self,
         timeout: Duration,
@@ -463,6 +469,9 @@ impl Socket {
                 }
                 Event::Likes { .. } => likes_seen = true,
                 Event::Action(action) => last_action_seen = last_action_seen.max(action.seq),
+                Event::Gap { resumed_from, .. } => {
+                    last_action_seen = last_action_seen.max(resumed_from.saturating_sub(1));
+                }
                 _ => {}
             }
             likes_seen && last_action_due.is_some_and(|due| last_action_seen >= due)

@@ -2,7 +2,7 @@
 //!
 //! Connections: one viewer token opening and closing sockets from 200 clients as fast as
 //! they can must cost the room little; a legit viewer's comments are acknowledged within
-//! a second throughout, and none is refused. The Worker refuses the flood (`429
+//! a second throughout (judged as below), and none is refused. The Worker refuses the flood (`429
 //! rate_limited`, `ovation_room::UserRateLimiter`) before it wakes the room object. Half
 //! the flood says its Hello in the upgrade (`?hello=1`, as the SDK's first join does), so
 //! each socket that gets through costs the room a Welcome at once; those sockets read

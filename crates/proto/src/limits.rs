@@ -435,6 +435,10 @@ pub const WORD_FILTER_WORD_BYTES_MAX: usize = 40;
 /// Comments a moderator removed, remembered so a repeat of one (a retried command) is
 /// answered `not_found`, not made a second `Removed` action.
 pub const REMOVALS_REMEMBERED_MAX: usize = 1_024;
+/// Comments of staff (and of the room's host) whose author and rank the room remembers,
+/// the newest, so a lower rank cannot remove them after they left the recent actions
+/// (or while their author is not connected).
+pub const STAFF_COMMENTS_REMEMBERED_MAX: usize = 1_024;
 /// Slow mode: the longest interval between one user's comments.
 pub const SLOW_MODE_MS_MAX: u64 = 300_000;
 /// Slow mode: viewers whose last comment the room remembers (those who commented within

@@ -9,7 +9,8 @@
 
 use ovation_proto::limits::{
     AUDIT_DETAIL_BYTES_MAX, AUDIT_ENTRIES_MAX, BANNED_USERS_MAX, MUTED_USERS_MAX, SLOW_MODE_MS_MAX,
-    SLOW_MODE_USERS_MAX, WORD_FILTER_WORDS_MAX, WORD_FILTER_WORD_BYTES_MAX,
+    SLOW_MODE_USERS_MAX, STAFF_COMMENTS_REMEMBERED_MAX, WORD_FILTER_WORDS_MAX,
+    WORD_FILTER_WORD_BYTES_MAX,
 };
 use ovation_proto::Role;
 use serde::{Deserialize, Serialize};
@@ -26,7 +27,9 @@ pub(crate) struct Settings {
     pub qa_approval: bool,
 }
 
-fn outranks_or_equals(role: Role, imposed_by: Option<Role>) -> bool {
+/// Whether staff of rank `role` may override what a rank `imposed_by` imposed (nothing
+/// imposed: anyone): that rank or above, an admin always.
+fn may_override(role: Role, imposed_by: Option<Role>) -> bool {
     role == Role::Admin || imposed_by.is_none_or(|by| role >= by)
 }
 
@@ -68,6 +71,10 @@ pub(crate) struct Moderation {
     /// a restart a repeat of one older than the ring goes out again, which viewers and
     /// the recording take as the same removal).
     pub removed: VecDeque<u64>,
+    /// The last `STAFF_COMMENTS_REMEMBERED_MAX` comments of staff and of the room's host:
+    /// (seq, author, the author's role then). Not stored: after a restart, only those
+    /// still among the recent actions keep their author (ranked by their sockets).
+    staff_comments: VecDeque<(u64, String, Role)>,
 }
 
 impl Moderation {
@@ -81,6 +88,22 @@ impl Moderation {
         self.banned.contains_key(user)
     }
 
+    pub fn remember_staff_comment(&mut self, seq: u64, author: &str, role: Role) {
+        if self.staff_comments.len() >= STAFF_COMMENTS_REMEMBERED_MAX {
+            self.staff_comments.pop_front();
+        }
+        self.staff_comments
+            .push_back((seq, author.to_owned(), role));
+    }
+
+    /// The author of staff comment `seq` and their role when they wrote it.
+    pub fn staff_comment(&self, seq: u64) -> Option<(&str, Role)> {
+        self.staff_comments
+            .iter()
+            .find(|(s, _, _)| *s == seq)
+            .map(|(_, author, role)| (author.as_str(), *role))
+    }
+
     /// Whether staff of rank `role` may lift or change `user`'s mute (one that ran out
     /// anyone may): only the rank that imposed it or above, an admin always.
     pub fn may_change_mute(&self, user: &str, role: Role, now_ms: u64) -> bool {
@@ -89,13 +112,13 @@ impl Moderation {
             .get(user)
             .filter(|_| self.is_muted(user, now_ms))
             .map(|mute| mute.by_role);
-        outranks_or_equals(role, muted_by)
+        may_override(role, muted_by)
     }
 
     /// Whether staff of rank `role` may lift or impose again `user`'s ban: only the rank
     /// that imposed it or above, an admin always.
     pub fn may_change_ban(&self, user: &str, role: Role) -> bool {
-        outranks_or_equals(role, self.banned.get(user).copied())
+        may_override(role, self.banned.get(user).copied())
     }
 
     /// Whether a text contains a filtered word (case-insensitive).

@@ -96,17 +96,14 @@ impl ActionRing {
             .map(|a| a.user.as_str())
     }
 
-    /// A moderator's removal of `seq`: the kept comment taken out (`Kept`), or a number
-    /// the ring no longer holds (`Older`: the room cannot tell what it was), or refused.
-    pub(crate) fn remove_comment(&mut self, seq: u64) -> Result<CommentRemoved, &'static str> {
+    /// Whether a moderator may remove `seq`: a kept comment (`Kept`), or a number the
+    /// ring no longer holds (`Older`: the room cannot tell what it was), or not at all.
+    pub(crate) fn check_comment(&self, seq: u64) -> Result<CommentRemoved, &'static str> {
         if seq == 0 || seq > self.last_seq {
             return Err("no action has this number");
         }
-        match self.actions.iter().position(|a| a.seq == seq) {
-            Some(i) if is_comment_body(&self.actions[i].body) => {
-                self.actions.remove(i);
-                Ok(CommentRemoved::Kept)
-            }
+        match self.actions.iter().find(|a| a.seq == seq) {
+            Some(action) if is_comment_body(&action.body) => Ok(CommentRemoved::Kept),
             Some(_) => Err("this action is not a comment"),
             None if self.actions.front().is_some_and(|a| a.seq < seq) => {
                 // Between kept actions: removed already, or a comment shown to its sender
@@ -115,6 +112,15 @@ impl ActionRing {
             }
             None => Ok(CommentRemoved::Older),
         }
+    }
+
+    /// A moderator's removal of `seq` (see `check_comment`): a kept comment is taken out.
+    pub(crate) fn remove_comment(&mut self, seq: u64) -> Result<CommentRemoved, &'static str> {
+        let removed = self.check_comment(seq)?;
+        if removed == CommentRemoved::Kept {
+            self.actions.retain(|a| a.seq != seq);
+        }
+        Ok(removed)
     }
 
     /// What a reader who has every action up to `cursor` missed that the ring no longer
@@ -227,6 +233,10 @@ impl Room {
             Some(client_id),
             now_ms,
         );
+        if is_comment && (identity.role.is_staff() || identity.user == self.info.host_user) {
+            self.moderation
+                .remember_staff_comment(seq, &identity.user, identity.role);
+        }
         Ok(Some(seq))
     }
 

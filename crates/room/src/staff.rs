@@ -416,11 +416,20 @@ impl Room {
                 if self.moderation.removed.contains(&seq) {
                     return Err(AdminError::NotFound("this comment was removed already"));
                 }
+                self.ring.check_comment(seq).map_err(AdminError::NotFound)?;
                 // Staff remove their own words and those of users below them, as they
-                // mute and ban (a moderator not the host's or another moderator's). A
-                // comment older than the ring has no author the room can check.
-                let author = self.ring.author_of(seq);
-                if author.is_some_and(|author| author != by.user && !self.ranks_above(by, author)) {
+                // mute and ban (a moderator not the host's or another moderator's): the
+                // author's role when they wrote it counts (remembered for staff), and
+                // their sockets' now. A viewer's comment older than the ring has no
+                // author the room can check, nor needs one.
+                let staff_author = self.moderation.staff_comment(seq);
+                let author = staff_author
+                    .map(|(author, _)| author)
+                    .or_else(|| self.ring.author_of(seq));
+                let role_then = staff_author.map(|(_, role)| role);
+                if author.is_some_and(|author| {
+                    author != by.user && !self.ranks_above(by, author, role_then)
+                }) {
                     return Err(AdminError::Forbidden);
                 }
                 let removed = self
@@ -492,7 +501,7 @@ impl Room {
         if user == by.user || user == self.info.host_user {
             return Err(refused("the host and yourself cannot be muted or banned"));
         }
-        if !self.ranks_above(by, user) {
+        if !self.ranks_above(by, user, None) {
             return Err(AdminError::Forbidden);
         }
         Ok(())
@@ -501,8 +510,9 @@ impl Room {
     /// Whether `by` may act on `user`'s account or words: staff act only on those below
     /// them (a moderator on viewers, a host on moderators too; an admin on anyone), and
     /// no one but an admin on the room's host. The room knows a user's role from their
-    /// sockets, so another user not connected now is taken as a viewer.
-    fn ranks_above(&self, by: &Identity, user: &str) -> bool {
+    /// sockets and from `known_role` (what it remembers of them), so another user not
+    /// connected now, and not remembered, is taken as a viewer.
+    fn ranks_above(&self, by: &Identity, user: &str, known_role: Option<Role>) -> bool {
         if by.role == Role::Admin {
             return true;
         }
@@ -512,6 +522,7 @@ impl Room {
         let target_role = self
             .connections_of(user)
             .map(|id| self.connections[&id].identity.role)
+            .chain(known_role)
             .max();
         target_role.is_none_or(|role| role < by.role)
     }

@@ -12,8 +12,10 @@
 //! * `answer/<quiz id>/<question, 5 digits>/<user>` — one counted answer (`AnswerRecord`)
 //! * `qa/<n, 20 digits>` — a Q&A question; `upvote/<n>/<user>` — one upvote
 //! * `pinned` — the pinned product card; `clicks/<product id>` — its click count
-//! * `settings` — slow mode, word filter, Q&A approval; `mute/<user>` (until, ms),
-//!   `ban/<user>`; `audit/<n, 20 digits>` — the audit trail
+//! * `settings` — slow mode, word filter, Q&A approval; `mute/<user>` (until, ms, and the
+//!   muting staff's role; an older build's holds the end alone), `ban/<user>` (the
+//!   banning staff's role; an older build's is empty); `audit/<n, 20 digits>` — the audit
+//!   trail
 
 use crate::moderation::{AuditEntry, Mute, Settings};
 use crate::polls::{Poll, PollPhase, PollRecord};
@@ -98,6 +100,15 @@ struct ShardUpRecord {
     shard: u16,
     instance: u64,
     seq: u64,
+}
+
+/// A record that is exactly one `T`: trailing bytes make it another record (a mute of the
+/// current format, say, misread as one of an older format), not this one.
+fn decode_whole<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Some(value),
+        _ => None,
+    }
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -470,18 +481,18 @@ impl Room {
             } else if let Some(user) = key.strip_prefix(MUTE_PREFIX) {
                 // Before ranks were kept a mute was its end alone; a moderator's rank
                 // (the lowest staff's) leaves such a mute as anyone could lift it then.
-                let (until_ms, by_role) = postcard::from_bytes::<(Option<u64>, Role)>(&value)
-                    .or_else(|_| {
-                        postcard::from_bytes::<Option<u64>>(&value)
+                let (until_ms, by_role) = decode_whole::<(Option<u64>, Role)>(&value)
+                    .or_else(|| {
+                        decode_whole::<Option<u64>>(&value)
                             .map(|until_ms| (until_ms, Role::Moderator))
                     })
-                    .map_err(|_| corrupt())?;
+                    .ok_or_else(corrupt)?;
                 muted.insert(user.to_owned(), Mute { until_ms, by_role });
             } else if let Some(user) = key.strip_prefix(BAN_PREFIX) {
                 let by_role = if value.is_empty() {
                     Role::Moderator
                 } else {
-                    postcard::from_bytes(&value).map_err(|_| corrupt())?
+                    decode_whole(&value).ok_or_else(corrupt)?
                 };
                 banned.insert(user.to_owned(), by_role);
             } else if key == LIKES_LAST_KEY {

@@ -141,7 +141,9 @@ impl Shard {
                 // here before any rate, as the room would. Unnumbered ones too (a
                 // question, a click, a command): the room's memory of them goes with the
                 // user's rate buckets once more users act than it keeps buckets for (a
-                // big room's poll), and a resend would be applied again.
+                // big room's poll), and a resend would be applied again. They share the
+                // user's last 64 unnumbered ids with the likes this shard took, as they
+                // do in the room.
                 if let Some(user) = self.user_of(connection) {
                     self.user_buckets(&user, now_ms).remember(client_id, seq);
                 }

@@ -665,4 +665,77 @@ fn a_mute_or_ban_is_lifted_only_by_the_rank_that_imposed_it_or_above() {
     assert!(staff(&mut room, mo.0, mo.1, unban("fay"), now).is_ok());
     assert!(staff(&mut room, admin.0, admin.1, unmute("ana"), now).is_ok());
     assert!(staff(&mut room, host.0, host.1, unban("bob"), now).is_ok());
+    // A record of neither format (an unknown rank, trailing bytes) is corrupt, never
+    // read as an older build's record.
+    for (key, value) in [
+        ("mute/gus", vec![0, 9]),
+        ("mute/gus", vec![0, 1, 7]),
+        ("ban/hal", vec![9]),
+        ("ban/hal", vec![1, 0]),
+    ] {
+        let mut bad = store.clone();
+        bad.insert(key.into(), value.clone());
+        assert!(Room::restore(bad, now).is_err(), "{key} {value:?}");
+    }
+}
+
+/// The removal rule holds for staff comments older than the room's recent actions and for
+/// authors not connected now: the room remembers who wrote its last
+/// `STAFF_COMMENTS_REMEMBERED_MAX` staff comments, and as what. A viewer's old comment is
+/// still anyone's on staff to remove; a number that is not a comment is `not_found` before
+/// any rank is judged.
+#[test]
+fn staff_comments_keep_their_rank_past_the_recent_actions_and_their_authors_sockets() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "mo", Role::Moderator, now);
+    join(&mut room, 3, "mo2", Role::Moderator, now);
+    join(&mut room, 4, "ana", Role::Viewer, now);
+    tick(&mut room, &mut now);
+    let mut said = BTreeMap::new();
+    for (connection, user) in [(1, "host"), (3, "mo2"), (4, "ana")] {
+        room.handle_frame(connection, &comment(&format!("{user} says"), 1), now);
+        tick(&mut room, &mut now);
+        said.insert(user, room.last_seq());
+    }
+    let reaction = frame_of(ClientFrame::Reaction {
+        client_id: 2,
+        kind: "wow".into(),
+    });
+    room.handle_frame(1, &reaction, now);
+    tick(&mut room, &mut now);
+    let hosts_reaction = room.last_seq();
+    let delete = |room: &mut Room, seq: u64, now: u64| {
+        let command = StaffCommand::DeleteComment { seq };
+        room.admin(
+            AdminCommand::Staff {
+                by: identity("mo", Role::Moderator),
+                command,
+            },
+            now,
+        )
+    };
+    assert!(matches!(
+        delete(&mut room, hosts_reaction, now),
+        Err(AdminError::NotFound(_))
+    ));
+    // mo2 leaves; the host's and mo2's comments leave the recent actions.
+    room.disconnect(3, now);
+    now += RING_AGE_MS_MAX + 1_000;
+    room.handle_frame(4, &reaction, now);
+    tick(&mut room, &mut now);
+    assert!(room
+        .actions_since(0, now)
+        .0
+        .iter()
+        .all(|a| a.seq > said["ana"]));
+    for author in ["host", "mo2"] {
+        assert_eq!(
+            delete(&mut room, said[author], now),
+            Err(AdminError::Forbidden),
+            "a moderator removing {author}'s comment of before"
+        );
+    }
+    assert!(delete(&mut room, said["ana"], now).is_ok());
 }
