@@ -31,11 +31,25 @@ pub fn workerd_binary() -> PathBuf {
 const WRANGLER_DEV_READY_MAX: Duration = Duration::from_secs(120);
 const WRANGLER_DEV_STARTS_MAX: u32 = 2;
 
+/// A port free now and never handed out before by this process: the OS may give a port
+/// back as soon as its probe closes, and two tests of a binary starting services at once
+/// (a settlement service, a wrangler dev) were handed the same one, one of them then
+/// answering the other's requests (a create refused 401 by another test's settlement).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 pub fn now_ms() -> u64 {
