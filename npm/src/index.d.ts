@@ -101,7 +101,8 @@ export declare class OvationError extends Error {
    * "connect_timeout" when there was none; "sdk_load_failed" when the SDK's wasm
    * (or, for `replay`, its code) did not load: the next call loads again. */
   code: string;
-  /** For "rate_limited": when a retry may succeed. */
+  /** When a retry may succeed: for "rate_limited", and for a gift refused
+   * "unavailable" (its charge still under way, or a gift no longer sold). */
   retryAfterMs?: number;
   /** For a refused `gift`: its id, to retry the same gift with (charged once). */
   giftId?: string;
@@ -160,7 +161,9 @@ export interface Room {
    * arrive as a `likes_dropped` event.
    */
   like(count?: number): number;
-  /** Hosts and moderators: a peer message to every connection of one user. */
+  /** Hosts and moderators: a peer message to every connection of one user. The
+   * payload is sent as JSON; a string is taken as JSON text already (`"hi"` is refused
+   * `invalid`: send `JSON.stringify("hi")` or an object). */
   direct(userId: string, payload: unknown): Promise<{ seq: number | null }>;
   /** Hosts and moderators: set an app-defined state part. */
   setPart(name: string, value: unknown): Promise<{ seq: number | null }>;
