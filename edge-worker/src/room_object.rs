@@ -10,7 +10,7 @@ use crate::contract::{Attachment, IdentityHeader};
 use crate::driver::{self, Driven, Timers};
 use crate::http::{error, json, ApiError};
 use crate::platform::{log_json, now_ms, random_u53};
-use ovation_proto::limits::PULL_INTERVAL_MS;
+use ovation_proto::limits::{PULL_INTERVAL_MS, RESTORE_PAGE_KEYS_MAX};
 use ovation_proto::{
     ClientFrame, CloseCode, ErrorCode, Hello, PullAction, PullEvents, PullState,
     PART_VERSION_HEADER, SUBPROTOCOL,
@@ -18,7 +18,8 @@ use ovation_proto::{
 use ovation_room::{
     charge_outcome, gift_request_body, ledger_room_account, ledger_user_account, AdminCommand,
     AdminError, AdminReply, ChargeOutcome, ChargeRequest, ConnectionId, Identity, Output, PartRead,
-    Room, RoomInfo, StaffCommand, StorageOp, SETTLEMENT_UNAVAILABLE_MESSAGE,
+    Room, RoomInfo, RoomLoader, StaffCommand, StorageOp, ANSWER_KEYS_END, ANSWER_KEYS_START,
+    SETTLEMENT_UNAVAILABLE_MESSAGE,
 };
 use replay::*;
 use serde::{Deserialize, Serialize};
@@ -187,40 +188,73 @@ impl RoomObject {
         }
         // The room's records are every key but the recording's (`replay/…`, which on
         // workerd alone holds the sealed chunks too: never read at wake-up), so they are
-        // listed around that range; the recorder is one read of its own.
+        // listed around that range, a page at a time into the room's loader (a big
+        // quiz's answers never all in memory at once), the answers last, after the
+        // `quiz` record that scores them as they come; the recorder is one read of its
+        // own.
         let storage = self.state.storage();
-        let before = storage
-            .list_with_options(ListOptions::new().end(REPLAY_KEY_PREFIX))
-            .await?;
-        let after = storage
-            .list_with_options(ListOptions::new().start(REPLAY_KEYS_END))
-            .await?;
-        let recorder_map = storage.get_multiple(vec![REPLAY_RECORDER_KEY]).await?;
-        if self.memory.borrow().loaded {
-            return Ok(()); // another event loaded it while we waited
-        }
-        let mut records = Vec::new();
+        let page_keys = crate::text_binding(&self.env, "OVATION_RESTORE_PAGE_KEYS")
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(RESTORE_PAGE_KEYS_MAX, |keys| {
+                keys.clamp(1, RESTORE_PAGE_KEYS_MAX)
+            });
+        let ranges = [
+            (None, Some(ANSWER_KEYS_START)),
+            (Some(ANSWER_KEYS_END), Some(REPLAY_KEY_PREFIX)),
+            (Some(REPLAY_KEYS_END), None),
+            (Some(ANSWER_KEYS_START), Some(ANSWER_KEYS_END)),
+        ];
+        let mut loader = RoomLoader::new(now_ms());
+        let mut fed = Ok(());
         let mut tenant = None;
         let mut opening = None;
-        for map in [before, after] {
-            map.for_each(&mut |value, key| {
-                if let Some(key) = key.as_string() {
+        for (start, end) in ranges {
+            let mut from = start.map(str::to_owned);
+            loop {
+                let mut options = ListOptions::new().limit(page_keys);
+                if let Some(from) = &from {
+                    options = options.start(from);
+                }
+                if let Some(end) = end {
+                    options = options.end(end);
+                }
+                let page = storage.list_with_options(options).await?;
+                let mut listed = 0;
+                let mut last = None;
+                page.for_each(&mut |value, key| {
+                    listed += 1;
+                    let Some(key) = key.as_string() else { return };
+                    last = Some(key.clone());
+                    if fed.is_err() {
+                        return;
+                    }
                     let bytes = Uint8Array::new(&value).to_vec();
-                    // Host keys, read here; `Room::restore` passes over them.
+                    // Host keys, read here; the loader passes over them.
                     if key == TENANT_KEY {
                         tenant = String::from_utf8(bytes.clone()).ok();
                     } else if key == ending::OPENING_KEY {
                         opening = ending::OpeningRecord::from_bytes(&bytes);
                     }
-                    records.push((key, bytes));
+                    fed = loader.feed(key, bytes);
+                });
+                match last {
+                    // The next page starts right after this one's last key.
+                    Some(last) if listed >= page_keys && fed.is_ok() => {
+                        from = Some(format!("{last}\u{0}"));
+                    }
+                    _ => break,
                 }
-            });
+            }
+        }
+        let recorder_map = storage.get_multiple(vec![REPLAY_RECORDER_KEY]).await?;
+        if self.memory.borrow().loaded {
+            return Ok(()); // another event loaded it while we waited
         }
         let recorder = Some(recorder_map.get(&REPLAY_RECORDER_KEY.into()))
             .filter(|value| !value.is_undefined())
             .map(|value| Uint8Array::new(&value).to_vec());
         let now = now_ms();
-        let room = Room::restore(records, now).map_err(|e| {
+        let room = fed.and_then(|()| loader.finish()).map_err(|e| {
             log_json(json!({"level":"error","event":"restore_failed","detail": e.to_string()}));
             Error::RustError(e.to_string())
         })?;

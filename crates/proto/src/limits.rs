@@ -300,8 +300,8 @@ pub const TEST_DIRECTORY_REMOVE_DELAY_MS_MAX: u64 = 10_000;
 /// A viewer's reads of the room over HTTP (`…/state`, `…/events`, parts and replay
 /// windows the room object answers), as a token bucket per user, in the Worker before the
 /// room object wakes and in the room object: the SDK's pull transport reads once a second
-/// in a quiet room and, while a part changes every tick (a poll's live tallies), loops
-/// events → state → parts at about 13–20 reads a second per tab; a script reading as fast
+/// in a quiet room and about 3 a second while parts change (docs/http-api.md, the pull
+/// transport; `crates/client/src/pull.rs`); a script reading as fast
 /// as it can from many clients is refused `429 rate_limited` (with `retry-after`) and
 /// costs the room little. Staff tokens are not limited.
 pub const USER_READS_PER_S: u32 = 50;
@@ -439,6 +439,11 @@ pub const REMOVALS_REMEMBERED_MAX: usize = 1_024;
 /// the newest, so a lower rank cannot remove them after they left the recent actions
 /// (or while their author is not connected).
 pub const STAFF_COMMENTS_REMEMBERED_MAX: usize = 1_024;
+/// Keys one storage `list` call reads when a room object wakes: its records are fed to the
+/// room's loader a page at a time, never all at once (a big quiz leaves millions of
+/// answers; every room object of an isolate shares its 128 MB). Tests may lower it with
+/// the worker variable `OVATION_RESTORE_PAGE_KEYS` (1 and up).
+pub const RESTORE_PAGE_KEYS_MAX: usize = 1_024;
 /// Slow mode: the longest interval between one user's comments.
 pub const SLOW_MODE_MS_MAX: u64 = 300_000;
 /// Slow mode: viewers whose last comment the room remembers (those who commented within
@@ -887,10 +892,10 @@ pub fn shards_for_audience(expected_audience: u64) -> u16 {
 /// written once when its window has passed (append-only, immutable). A viewer-hour of
 /// replay fetched in aligned one-minute windows is 60 requests.
 pub const REPLAY_CHUNK_MS: u64 = 10_000;
-/// Comments and reactions a recording keeps per second of server time; above it the rest
-/// of that second are sampled (`ovation_replay::keeps_sampled`: a hash of the room and
-/// the sequence number, so the choice is deterministic). Staff and system messages, gifts,
-/// removals and part changes are always kept. More than anyone reads in a replay.
+/// Comments and reactions a recording keeps per second of server time: the first this many
+/// of each second, the rest of it left out and counted (deterministic: the same room gives
+/// the same recording). The host's comments, system messages, gifts, removals and part
+/// changes are always kept. More than anyone reads in a replay.
 pub const REPLAY_SAMPLED_EVENTS_PER_S_MAX: u32 = 30;
 /// A part (a poll's tallies move every tick) is recorded at most this often; a change
 /// inside the interval is held and recorded, with its latest value, when it ends.

@@ -69,7 +69,10 @@ pub use settlement::{
 pub use shard::{Shard, ShardOutput, UpAnswer};
 pub use shard_routes::{shard_for, RememberedRoute, RoomKey, ShardPlacement, ShardRoutes};
 pub use staff::{StaffCommand, SYSTEM_SENDER};
-pub use store::{RestoreError, StorageOp, HOST_KEY_PREFIX, META_KEY};
+pub use store::{
+    RestoreError, RoomLoader, StorageOp, ANSWER_KEYS_END, ANSWER_KEYS_START, HOST_KEY_PREFIX,
+    META_KEY,
+};
 use welcome::*;
 
 pub type ConnectionId = u64;

@@ -154,6 +154,94 @@ pub(crate) struct Participant {
 }
 const _: () = assert!(QUIZ_QUESTIONS_MAX <= u32::BITS as usize);
 
+/// A quiz rebuilt from its record and its stored answers one at a time, in any order:
+/// each answer to a closed question is scored as it comes (points, the questions its
+/// participant answered, the last scored question's tallies and points), and only the
+/// current question's answers are held. A big quiz's millions of stored answers (up to
+/// `QUIZ_PARTICIPANTS_MAX` × `QUIZ_QUESTIONS_MAX`) never sit in memory at once: the room
+/// object pages through them at wake-up.
+pub(crate) struct QuizFold {
+    quiz: Quiz,
+    /// The quiz's id (`z<n>`): its answers are stored under it.
+    id: String,
+    /// Questions closed (and so scored) in the record.
+    closed_count: usize,
+    /// The record's question: its answers are held (for repeats, or to score at close).
+    current: u16,
+}
+
+impl QuizFold {
+    pub fn new(record: QuizRecord) -> QuizFold {
+        let open = record.phase == QuizPhase::Open;
+        let closed_count = record.asked.len() - usize::from(open);
+        let current = record.current;
+        let mut quiz = Quiz::create(record.number, record.spec.clone());
+        quiz.record = record;
+        if closed_count > 0 {
+            let last = &quiz.record.spec.questions[closed_count - 1];
+            quiz.last_tallies = vec![0; last.options.len()];
+        }
+        quiz.scored = u16::try_from(closed_count).expect("bounded by QUIZ_QUESTIONS_MAX");
+        QuizFold {
+            id: quiz.id(),
+            quiz,
+            closed_count,
+            current,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// One stored answer; an answer to a question the record never asked (or an option
+    /// past its question's) is passed over.
+    pub fn answer(&mut self, question: u16, user: String, answer: AnswerRecord) {
+        let index = usize::from(question);
+        let Some(spec) = self.quiz.record.spec.questions.get(index) else {
+            return;
+        };
+        if usize::from(answer.option) >= spec.options.len() {
+            return;
+        }
+        if index < self.closed_count {
+            let window = self.quiz.record.asked[index];
+            let points = if answer.option == spec.correct {
+                Quiz::points(window, answer.at_ms)
+            } else {
+                0
+            };
+            let last_scored = index + 1 == self.closed_count;
+            if last_scored {
+                self.quiz.last_tallies[usize::from(answer.option)] += 1;
+            }
+            let participant = self.quiz.participants.entry(user.clone()).or_default();
+            participant.name.clone_from(&answer.name);
+            participant.score += points;
+            participant.answered |= 1 << question;
+            if last_scored {
+                participant.last_points = Some(points);
+            }
+        }
+        if question == self.current {
+            self.quiz.answers.insert(user, answer);
+        }
+    }
+
+    pub fn finish(mut self) -> Quiz {
+        if self.quiz.record.phase == QuizPhase::Open {
+            let participants = &self.quiz.participants;
+            self.quiz.newcomers = self
+                .quiz
+                .answers
+                .keys()
+                .filter(|user| !participants.contains_key(*user))
+                .count();
+        }
+        self.quiz
+    }
+}
+
 /// What each participant learns after a question: their own result and rank.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ScoreNotice {
@@ -194,39 +282,18 @@ impl Quiz {
         }
     }
 
-    /// Rebuilds a quiz from its record and every stored answer `(question, user, answer)`:
-    /// closed questions are scored again in order, the open one's answers are held.
+    /// Rebuilds a quiz from its record and every stored answer `(question, user, answer)`,
+    /// in any order (see `QuizFold`; the room's restore feeds one a time).
+    #[cfg(test)]
     pub fn restore(
         record: QuizRecord,
         answers: impl IntoIterator<Item = (u16, String, AnswerRecord)>,
     ) -> Quiz {
-        let mut by_question: Vec<HashMap<String, AnswerRecord>> =
-            vec![HashMap::new(); record.spec.questions.len()];
+        let mut fold = QuizFold::new(record);
         for (question, user, answer) in answers {
-            if let Some(map) = by_question.get_mut(usize::from(question)) {
-                map.entry(user).or_insert(answer);
-            }
+            fold.answer(question, user, answer);
         }
-        let open = record.phase == QuizPhase::Open;
-        let closed_count = record.asked.len() - usize::from(open);
-        let mut quiz = Quiz::create(record.number, record.spec.clone());
-        quiz.record.asked.clone_from(&record.asked);
-        for (index, answers) in by_question.into_iter().enumerate() {
-            let index_u16 = u16::try_from(index).expect("bounded by QUIZ_QUESTIONS_MAX");
-            if index < closed_count {
-                quiz.record.current = index_u16;
-                quiz.answers = answers;
-                quiz.score_current();
-            } else if open && index_u16 == record.current {
-                quiz.newcomers = answers
-                    .keys()
-                    .filter(|user| !quiz.participants.contains_key(*user))
-                    .count();
-                quiz.answers = answers;
-            }
-        }
-        quiz.record = record;
-        quiz
+        fold.finish()
     }
 
     pub fn id(&self) -> String {

@@ -21,7 +21,7 @@ use crate::moderation::{AuditEntry, Mute, Settings};
 use crate::polls::{Poll, PollPhase, PollRecord};
 use crate::products::ProductCard;
 use crate::qa::{Qa, QaRecord};
-use crate::quiz::{AnswerRecord, Quiz, QuizRecord};
+use crate::quiz::{AnswerRecord, QuizFold, QuizRecord};
 use crate::{Gifter, Output, PartSet, PartState, PendingGift, Room, RoomInfo, RoomStatus};
 use ovation_proto::limits::{
     GIFT_OUTCOMES_UNKNOWN_MAX, LIKE_FRAMES_STORED_PER_TICK_MAX, ROOM_PARTS_MAX,
@@ -47,6 +47,12 @@ const POLL_KEY: &str = "poll";
 const VOTE_PREFIX: &str = "vote/";
 const QUIZ_KEY: &str = "quiz";
 const ANSWER_PREFIX: &str = "answer/";
+/// The range of the stored answers' keys, `[ANSWER_KEYS_START, ANSWER_KEYS_END)`: a host
+/// lists it last at wake-up, after the `quiz` record, so `RoomLoader` scores each answer
+/// as it comes (a big quiz's millions never held at once).
+pub const ANSWER_KEYS_START: &str = ANSWER_PREFIX;
+/// The first key after every `answer/…` (`'0'` follows `'/'`).
+pub const ANSWER_KEYS_END: &str = "answer0";
 const QA_PREFIX: &str = "qa/";
 const UPVOTE_PREFIX: &str = "upvote/";
 const PINNED_KEY: &str = "pinned";
@@ -372,160 +378,260 @@ impl fmt::Display for RestoreError {
     }
 }
 
-impl Room {
-    /// Rebuilds a room from its stored records (any order). `Ok(None)` when the room was
-    /// never created. Records the room did not write are an error, not ignored, except
-    /// the host's own (`HOST_KEY_PREFIX`).
-    pub fn restore(
-        records: impl IntoIterator<Item = (String, Vec<u8>)>,
-        now_ms: u64,
-    ) -> Result<Option<Room>, RestoreError> {
-        let mut meta: Option<MetaRecord> = None;
-        let mut parts = BTreeMap::new();
-        let mut leftover_parts = Vec::new();
-        let mut actions = BTreeMap::new();
-        let mut gifters = BTreeMap::new();
-        let mut pending = BTreeMap::new();
-        let mut outcomes_unknown = BTreeMap::new();
-        let mut poll: Option<PollRecord> = None;
-        let mut votes: Vec<(String, String, u8)> = Vec::new();
-        let mut quiz: Option<QuizRecord> = None;
-        let mut answers: Vec<(String, u16, String, AnswerRecord)> = Vec::new();
-        let mut questions: Vec<QaRecord> = Vec::new();
-        let mut upvotes: Vec<(u64, String)> = Vec::new();
-        let mut pinned: Option<(ProductCard, u64)> = None;
-        let mut clicks: BTreeMap<String, u64> = BTreeMap::new();
-        let mut settings = Settings::default();
-        let mut muted: BTreeMap<String, Mute> = BTreeMap::new();
-        let mut banned: BTreeMap<String, Role> = BTreeMap::new();
-        let mut audit: Vec<AuditEntry> = Vec::new();
-        let mut shard_counts: Vec<u16> = Vec::new();
-        let mut shard_ups: Vec<ShardUpRecord> = Vec::new();
-        let mut likes_last: Vec<(String, u64)> = Vec::new();
-        for (key, value) in records {
-            let corrupt = || RestoreError::Corrupt { key: key.clone() };
-            if key == META_KEY {
-                let record: MetaRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                if record.format != RECORD_FORMAT {
-                    return Err(RestoreError::UnknownFormat {
-                        format: record.format,
-                    });
-                }
-                meta = Some(record);
-            } else if let Some(name) = key
-                .strip_prefix(PART_PREFIX)
-                .filter(|name| crate::parts::is_javascript_internal_name(name))
-            {
-                // Stored before such names were refused: deleted, never served (and not
-                // counted: the room took other parts in its place).
-                leftover_parts.push(StorageOp::Delete {
-                    key: format!("{PART_PREFIX}{name}"),
-                });
-            } else if let Some(name) = key.strip_prefix(PART_PREFIX) {
-                let record: PartRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                parts.insert(
-                    name.to_owned(),
-                    PartState {
-                        version: record.version,
-                        value: record.value,
-                    },
-                );
-            } else if key.starts_with(PENDING_PREFIX) {
-                let mut gift: PendingGift = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                gift.recovered = true;
-                pending.insert(gift.charge.request, gift);
-            } else if let Some(n) = key.strip_prefix(UNKNOWN_PREFIX) {
-                let n: u64 = n.parse().map_err(|_| corrupt())?;
-                let unknown =
-                    crate::gifts::OutcomeUnknown::decode(n, &value).ok_or_else(corrupt)?;
-                outcomes_unknown.insert(n, unknown);
-                if outcomes_unknown.len() > GIFT_OUTCOMES_UNKNOWN_MAX {
-                    return Err(corrupt());
-                }
-            } else if let Some(user) = key.strip_prefix(GIFTER_PREFIX) {
-                let record: Gifter = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                gifters.insert(user.to_owned(), record);
-            } else if key == POLL_KEY {
-                poll = Some(postcard::from_bytes(&value).map_err(|_| corrupt())?);
-            } else if let Some(rest) = key.strip_prefix(VOTE_PREFIX) {
-                let (poll_id, user) = rest.split_once('/').ok_or_else(corrupt)?;
-                let [option] = value[..] else {
-                    return Err(corrupt());
-                };
-                votes.push((poll_id.to_owned(), user.to_owned(), option));
-            } else if key == QUIZ_KEY {
-                quiz = Some(postcard::from_bytes(&value).map_err(|_| corrupt())?);
-            } else if let Some(rest) = key.strip_prefix(ANSWER_PREFIX) {
-                let mut fields = rest.splitn(3, '/');
-                let (Some(quiz_id), Some(question), Some(user)) =
-                    (fields.next(), fields.next(), fields.next())
-                else {
-                    return Err(corrupt());
-                };
-                let question: u16 = question.parse().map_err(|_| corrupt())?;
-                let answer: AnswerRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                answers.push((quiz_id.to_owned(), question, user.to_owned(), answer));
-            } else if key.starts_with(QA_PREFIX) {
-                questions.push(postcard::from_bytes(&value).map_err(|_| corrupt())?);
-            } else if let Some(rest) = key.strip_prefix(UPVOTE_PREFIX) {
-                let (number, user) = rest.split_once('/').ok_or_else(corrupt)?;
-                let number: u64 = number.parse().map_err(|_| corrupt())?;
-                upvotes.push((number, user.to_owned()));
-            } else if key == PINNED_KEY {
-                pinned = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-            } else if let Some(id) = key.strip_prefix(CLICKS_PREFIX) {
-                let count: u64 = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                clicks.insert(id.to_owned(), count);
-            } else if key == SETTINGS_KEY {
-                settings = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-            } else if let Some(user) = key.strip_prefix(MUTE_PREFIX) {
-                // Before ranks were kept a mute was its end alone; a moderator's rank
-                // (the lowest staff's) leaves such a mute as anyone could lift it then.
-                let (until_ms, by_role) = decode_whole::<(Option<u64>, Role)>(&value)
-                    .or_else(|| {
-                        decode_whole::<Option<u64>>(&value)
-                            .map(|until_ms| (until_ms, Role::Moderator))
-                    })
-                    .ok_or_else(corrupt)?;
-                muted.insert(user.to_owned(), Mute { until_ms, by_role });
-            } else if let Some(user) = key.strip_prefix(BAN_PREFIX) {
-                let by_role = if value.is_empty() {
-                    Role::Moderator
-                } else {
-                    decode_whole(&value).ok_or_else(corrupt)?
-                };
-                banned.insert(user.to_owned(), by_role);
-            } else if key == LIKES_LAST_KEY {
-                likes_last = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                if likes_last.len() > LIKE_FRAMES_STORED_PER_TICK_MAX {
-                    return Err(corrupt());
-                }
-            } else if key == SHARDS_KEY {
-                shard_counts = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                let growing = shard_counts.windows(2).all(|w| w[0] < w[1]);
-                let bounded = shard_counts.len() <= SHARD_COUNTS_MAX
-                    && shard_counts
-                        .iter()
-                        .all(|&c| (1..=SHARDS_PER_ROOM_MAX).contains(&c));
-                if !growing || !bounded {
-                    return Err(corrupt());
-                }
-            } else if key == SHARD_UPS_KEY {
-                shard_ups = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                if shard_ups.len() > usize::from(SHARDS_PER_ROOM_MAX) {
-                    return Err(corrupt());
-                }
-            } else if key.starts_with(AUDIT_PREFIX) {
-                audit.push(postcard::from_bytes(&value).map_err(|_| corrupt())?);
-            } else if key.starts_with(ACTION_PREFIX) {
-                let record: ActionRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
-                actions.insert(record.action.seq, record);
-            } else if key.starts_with(HOST_KEY_PREFIX) {
-                // The host's own (`HOST_KEY_PREFIX`).
-            } else {
-                return Err(RestoreError::UnknownKey { key });
-            }
+/// Rebuilds a room from its stored records fed one at a time, in any order (`Room::restore`
+/// feeds them all). The room object pages through its storage and feeds the `quiz` record
+/// before the `answer/…` ones: each answer is then scored as it comes (`QuizFold`), so a
+/// big quiz's millions of answers never sit in memory at once; answers fed before the
+/// record wait for it.
+pub struct RoomLoader {
+    meta: Option<MetaRecord>,
+    parts: BTreeMap<String, PartState>,
+    leftover_parts: Vec<StorageOp>,
+    actions: BTreeMap<u64, ActionRecord>,
+    gifters: BTreeMap<String, Gifter>,
+    pending: BTreeMap<u64, PendingGift>,
+    outcomes_unknown: BTreeMap<u64, crate::gifts::OutcomeUnknown>,
+    poll: Option<PollRecord>,
+    votes: Vec<(String, String, u8)>,
+    quiz: Option<QuizFold>,
+    answers: Vec<(String, u16, String, AnswerRecord)>,
+    stale_answers: Vec<StorageOp>,
+    questions: Vec<QaRecord>,
+    upvotes: Vec<(u64, String)>,
+    pinned: Option<(ProductCard, u64)>,
+    clicks: BTreeMap<String, u64>,
+    settings: Settings,
+    muted: BTreeMap<String, Mute>,
+    banned: BTreeMap<String, Role>,
+    audit: Vec<AuditEntry>,
+    shard_counts: Vec<u16>,
+    shard_ups: Vec<ShardUpRecord>,
+    likes_last: Vec<(String, u64)>,
+    now_ms: u64,
+}
+
+impl RoomLoader {
+    pub fn new(now_ms: u64) -> RoomLoader {
+        RoomLoader {
+            meta: Default::default(),
+            parts: Default::default(),
+            leftover_parts: Default::default(),
+            actions: Default::default(),
+            gifters: Default::default(),
+            pending: Default::default(),
+            outcomes_unknown: Default::default(),
+            poll: Default::default(),
+            votes: Default::default(),
+            quiz: Default::default(),
+            answers: Default::default(),
+            stale_answers: Default::default(),
+            questions: Default::default(),
+            upvotes: Default::default(),
+            pinned: Default::default(),
+            clicks: Default::default(),
+            settings: Default::default(),
+            muted: Default::default(),
+            banned: Default::default(),
+            audit: Default::default(),
+            shard_counts: Default::default(),
+            shard_ups: Default::default(),
+            likes_last: Default::default(),
+            now_ms,
         }
+    }
+
+    /// One stored record. Records the room did not write are an error, not ignored,
+    /// except the host's own (`HOST_KEY_PREFIX`).
+    pub fn feed(&mut self, key: String, value: Vec<u8>) -> Result<(), RestoreError> {
+        let corrupt = || RestoreError::Corrupt { key: key.clone() };
+        if key == META_KEY {
+            let record: MetaRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            if record.format != RECORD_FORMAT {
+                return Err(RestoreError::UnknownFormat {
+                    format: record.format,
+                });
+            }
+            self.meta = Some(record);
+        } else if let Some(name) = key
+            .strip_prefix(PART_PREFIX)
+            .filter(|name| crate::parts::is_javascript_internal_name(name))
+        {
+            // Stored before such names were refused: deleted, never served (and not
+            // counted: the room took other parts in their places).
+            self.leftover_parts.push(StorageOp::Delete {
+                key: format!("{PART_PREFIX}{name}"),
+            });
+        } else if let Some(name) = key.strip_prefix(PART_PREFIX) {
+            let record: PartRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            self.parts.insert(
+                name.to_owned(),
+                PartState {
+                    version: record.version,
+                    value: record.value,
+                },
+            );
+        } else if key.starts_with(PENDING_PREFIX) {
+            let mut gift: PendingGift = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            gift.recovered = true;
+            self.pending.insert(gift.charge.request, gift);
+        } else if let Some(n) = key.strip_prefix(UNKNOWN_PREFIX) {
+            let n: u64 = n.parse().map_err(|_| corrupt())?;
+            let unknown = crate::gifts::OutcomeUnknown::decode(n, &value).ok_or_else(corrupt)?;
+            self.outcomes_unknown.insert(n, unknown);
+            if self.outcomes_unknown.len() > GIFT_OUTCOMES_UNKNOWN_MAX {
+                return Err(corrupt());
+            }
+        } else if let Some(user) = key.strip_prefix(GIFTER_PREFIX) {
+            let record: Gifter = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            self.gifters.insert(user.to_owned(), record);
+        } else if key == POLL_KEY {
+            self.poll = Some(postcard::from_bytes(&value).map_err(|_| corrupt())?);
+        } else if let Some(rest) = key.strip_prefix(VOTE_PREFIX) {
+            let (poll_id, user) = rest.split_once('/').ok_or_else(corrupt)?;
+            let [option] = value[..] else {
+                return Err(corrupt());
+            };
+            self.votes
+                .push((poll_id.to_owned(), user.to_owned(), option));
+        } else if key == QUIZ_KEY {
+            let record: QuizRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            let mut fold = QuizFold::new(record);
+            // Answers fed before the quiz's record wait for it (any order is taken).
+            for (quiz_id, question, user, answer) in std::mem::take(&mut self.answers) {
+                self.fold_answer(&mut fold, quiz_id, question, user, answer);
+            }
+            self.quiz = Some(fold);
+        } else if let Some(rest) = key.strip_prefix(ANSWER_PREFIX) {
+            let mut fields = rest.splitn(3, '/');
+            let (Some(quiz_id), Some(question), Some(user)) =
+                (fields.next(), fields.next(), fields.next())
+            else {
+                return Err(corrupt());
+            };
+            let question: u16 = question.parse().map_err(|_| corrupt())?;
+            let answer: AnswerRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            let answer = (quiz_id.to_owned(), question, user.to_owned(), answer);
+            match self.quiz.take() {
+                Some(mut fold) => {
+                    let (quiz_id, question, user, answer) = answer;
+                    self.fold_answer(&mut fold, quiz_id, question, user, answer);
+                    self.quiz = Some(fold);
+                }
+                None => self.answers.push(answer),
+            }
+        } else if key.starts_with(QA_PREFIX) {
+            self.questions
+                .push(postcard::from_bytes(&value).map_err(|_| corrupt())?);
+        } else if let Some(rest) = key.strip_prefix(UPVOTE_PREFIX) {
+            let (number, user) = rest.split_once('/').ok_or_else(corrupt)?;
+            let number: u64 = number.parse().map_err(|_| corrupt())?;
+            self.upvotes.push((number, user.to_owned()));
+        } else if key == PINNED_KEY {
+            self.pinned = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+        } else if let Some(id) = key.strip_prefix(CLICKS_PREFIX) {
+            let count: u64 = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            self.clicks.insert(id.to_owned(), count);
+        } else if key == SETTINGS_KEY {
+            self.settings = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+        } else if let Some(user) = key.strip_prefix(MUTE_PREFIX) {
+            // Before ranks were kept a mute was its end alone; a moderator's rank
+            // (the lowest staff's) leaves such a mute as anyone could lift it then.
+            let (until_ms, by_role) = decode_whole::<(Option<u64>, Role)>(&value)
+                .or_else(|| {
+                    decode_whole::<Option<u64>>(&value).map(|until_ms| (until_ms, Role::Moderator))
+                })
+                .ok_or_else(corrupt)?;
+            self.muted
+                .insert(user.to_owned(), Mute { until_ms, by_role });
+        } else if let Some(user) = key.strip_prefix(BAN_PREFIX) {
+            let by_role = if value.is_empty() {
+                Role::Moderator
+            } else {
+                decode_whole(&value).ok_or_else(corrupt)?
+            };
+            self.banned.insert(user.to_owned(), by_role);
+        } else if key == LIKES_LAST_KEY {
+            self.likes_last = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            if self.likes_last.len() > LIKE_FRAMES_STORED_PER_TICK_MAX {
+                return Err(corrupt());
+            }
+        } else if key == SHARDS_KEY {
+            self.shard_counts = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            let growing = self.shard_counts.windows(2).all(|w| w[0] < w[1]);
+            let bounded = self.shard_counts.len() <= SHARD_COUNTS_MAX
+                && self
+                    .shard_counts
+                    .iter()
+                    .all(|&c| (1..=SHARDS_PER_ROOM_MAX).contains(&c));
+            if !growing || !bounded {
+                return Err(corrupt());
+            }
+        } else if key == SHARD_UPS_KEY {
+            self.shard_ups = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            if self.shard_ups.len() > usize::from(SHARDS_PER_ROOM_MAX) {
+                return Err(corrupt());
+            }
+        } else if key.starts_with(AUDIT_PREFIX) {
+            self.audit
+                .push(postcard::from_bytes(&value).map_err(|_| corrupt())?);
+        } else if key.starts_with(ACTION_PREFIX) {
+            let record: ActionRecord = postcard::from_bytes(&value).map_err(|_| corrupt())?;
+            self.actions.insert(record.action.seq, record);
+        } else if key.starts_with(HOST_KEY_PREFIX) {
+            // The host's own (`HOST_KEY_PREFIX`).
+        } else {
+            return Err(RestoreError::UnknownKey { key });
+        }
+        Ok(())
+    }
+
+    /// An answer once the quiz's record is known: scored into the quiz, or (of another
+    /// quiz: a crash between opening a new one and deleting them all) deleted over the
+    /// next ticks (`purge`).
+    fn fold_answer(
+        &mut self,
+        fold: &mut QuizFold,
+        quiz_id: String,
+        question: u16,
+        user: String,
+        answer: AnswerRecord,
+    ) {
+        if quiz_id == fold.id() {
+            fold.answer(question, user, answer);
+        } else {
+            self.stale_answers
+                .push(StorageOp::delete_answer(&quiz_id, question, &user));
+        }
+    }
+
+    /// The room the records make. `Ok(None)` when the room was never created.
+    pub fn finish(self) -> Result<Option<Room>, RestoreError> {
+        let RoomLoader {
+            meta,
+            parts,
+            leftover_parts,
+            actions,
+            gifters,
+            pending,
+            outcomes_unknown,
+            poll,
+            votes,
+            quiz,
+            answers,
+            stale_answers,
+            questions,
+            upvotes,
+            pinned,
+            clicks,
+            settings,
+            muted,
+            banned,
+            mut audit,
+            shard_counts,
+            shard_ups,
+            likes_last,
+            now_ms,
+        } = self;
         let Some(meta) = meta else {
             return Ok(None);
         };
@@ -586,21 +692,15 @@ impl Room {
         if behind {
             room.schedule_tick(now_ms);
         }
-        let quiz_id = quiz.as_ref().map(QuizRecord::id);
-        let (current_answers, stale_answers): (Vec<_>, Vec<_>) = answers
-            .into_iter()
-            .partition(|(id, ..)| Some(id) == quiz_id.as_ref());
-        let stale_answers = stale_answers
-            .into_iter()
-            .map(|(id, question, user, _)| StorageOp::delete_answer(&id, question, &user))
-            .collect();
-        room.purge.ops(stale_answers);
-        room.quiz = quiz.map(|record| {
-            let answers = current_answers
+        // Answers with no quiz record: of a quiz replaced, deleted like its stale ones.
+        let mut stale_answers = stale_answers;
+        stale_answers.extend(
+            answers
                 .into_iter()
-                .map(|(_, question, user, answer)| (question, user, answer));
-            Quiz::restore(record, answers)
-        });
+                .map(|(id, question, user, _)| StorageOp::delete_answer(&id, question, &user)),
+        );
+        room.purge.ops(stale_answers);
+        room.quiz = quiz.map(QuizFold::finish);
         room.qa = Qa::restore(questions, upvotes);
         room.products.pinned = pinned;
         room.products.clicks = clicks;
@@ -643,5 +743,21 @@ impl Room {
             room.schedule_tick(now_ms);
         }
         Ok(Some(room))
+    }
+}
+
+impl Room {
+    /// Rebuilds a room from its stored records (any order). `Ok(None)` when the room was
+    /// never created. Records the room did not write are an error, not ignored, except
+    /// the host's own (`HOST_KEY_PREFIX`).
+    pub fn restore(
+        records: impl IntoIterator<Item = (String, Vec<u8>)>,
+        now_ms: u64,
+    ) -> Result<Option<Room>, RestoreError> {
+        let mut loader = RoomLoader::new(now_ms);
+        for (key, value) in records {
+            loader.feed(key, value)?;
+        }
+        loader.finish()
     }
 }

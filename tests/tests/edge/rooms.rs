@@ -316,7 +316,9 @@ fn state_survives_a_restart_of_wrangler_dev_on_the_same_data_directory() {
     socket.close();
     server.stop();
 
-    let server = Server::start(&data);
+    // The restarted room object reads its records two a page: every page boundary of
+    // its wake-up is crossed (`RESTORE_PAGE_KEYS_MAX` pages in production).
+    let server = Server::start_with_vars(&data, &[("OVATION_RESTORE_PAGE_KEYS", "2")]);
     let admin = server.admin();
     let after = admin.get(&format!("/v1/rooms/{room}/state")).unwrap().body;
     for key in [

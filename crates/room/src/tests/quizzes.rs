@@ -495,3 +495,119 @@ fn an_answer_retried_after_its_question_was_scored_and_a_restart_is_acknowledged
     );
     assert_eq!(room.quiz_score("ana"), score, "not counted again");
 }
+
+/// A quiz restored from its records in the room object's order (the `quiz` record, then
+/// the answers, which `RoomLoader` scores as they come), in storage's key order (the
+/// answers first, held until the record), or in any other, is the live quiz: the same
+/// scores, ranks, last points and tallies, and the open question's answers held.
+#[test]
+fn a_quiz_restored_from_its_records_in_any_order_is_the_live_one() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    let viewers = ["ana", "bob", "cy", "dee", "eve"];
+    for (i, user) in viewers.iter().enumerate() {
+        join(&mut room, 2 + i as u64, user, Role::Viewer, now);
+    }
+    let create = serde_json::json!({"command": "create_quiz",
+        "spec": {"title": "Trivia", "questions": [
+            {"question": "a?", "options": ["1", "2"], "correct": 1, "window_ms": 10_000},
+            {"question": "b?", "options": ["1", "2", "3"], "correct": 0, "window_ms": 10_000},
+            {"question": "c?", "options": ["1", "2"], "correct": 0, "window_ms": 10_000}]}});
+    send_command(&mut room, 1, create, 1, now);
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    // Question 0: ana right at once, bob right later, cy wrong. Question 1: ana wrong,
+    // bob and dee right. Question 2 stays open: eve (new) and ana answer.
+    let rounds: [&[(u64, u8, u64)]; 3] = [
+        &[(2, 1, 0), (3, 1, 4_000), (4, 0, 1_000)],
+        &[(2, 1, 500), (3, 0, 2_000), (5, 0, 9_000)],
+        &[(6, 0, 100), (2, 1, 200)],
+    ];
+    // What the live quiz was at each point a room may stop: question 1's result shown (its
+    // tallies and last points), and question 2 open.
+    let mut stopped = Vec::new();
+    for (question, answers) in rounds.iter().enumerate() {
+        send_command(&mut room, 1, next.clone(), 2 + question as u64, now);
+        tick_into(&mut room, &mut now, &mut store);
+        let opened = now;
+        for &(connection, option, after_ms) in answers.iter() {
+            let frame = answer("z1", question as u16, option, 10 + question as u64);
+            room.handle_frame(connection, &frame, opened + after_ms);
+        }
+        now = opened + 9_500;
+        tick_into(&mut room, &mut now, &mut store);
+        if question < 2 {
+            now = opened + 10_000;
+            room.handle_timeout(now);
+            tick_into(&mut room, &mut now, &mut store);
+            now += 1_000;
+        }
+        if question >= 1 {
+            let live = room.quiz.as_ref().unwrap();
+            let scores: Vec<Option<u64>> = viewers.iter().map(|u| room.quiz_score(u)).collect();
+            let seen = (
+                live.score_notices(),
+                live.answers(),
+                live.part_json(),
+                scores,
+            );
+            stopped.push((store.clone(), seen));
+        }
+    }
+    assert_eq!(stopped[1].1 .0.len(), 4, "ana, bob, cy, dee scored");
+    for (store, live) in stopped {
+        restored_in_any_order_is(store, &live, &viewers, now);
+    }
+}
+
+type Records = Vec<(String, Vec<u8>)>;
+
+type QuizSeen = (
+    Vec<crate::quiz::ScoreNotice>,
+    usize,
+    String,
+    Vec<Option<u64>>,
+);
+
+fn restored_in_any_order_is(
+    store: BTreeMap<String, Vec<u8>>,
+    live: &QuizSeen,
+    viewers: &[&str],
+    now: u64,
+) {
+    let is_answer = |key: &str| (ANSWER_KEYS_START..ANSWER_KEYS_END).contains(&key);
+    let (answers, others): (Vec<_>, Vec<_>) = store
+        .clone()
+        .into_iter()
+        .partition(|(key, _)| is_answer(key));
+    let mut reversed = answers.clone();
+    reversed.reverse();
+    let orders: [(&str, Records); 3] = [
+        ("the key order", store.clone().into_iter().collect()),
+        (
+            "the room object's",
+            others.iter().cloned().chain(answers).collect(),
+        ),
+        (
+            "answers reversed",
+            others.into_iter().chain(reversed).collect(),
+        ),
+    ];
+    for (order, records) in orders {
+        let mut loader = RoomLoader::new(now);
+        for (key, value) in records {
+            loader.feed(key, value).unwrap();
+        }
+        let restored = loader.finish().unwrap().unwrap();
+        let quiz = restored.quiz.as_ref().unwrap();
+        let scores: Vec<Option<u64>> = viewers.iter().map(|u| restored.quiz_score(u)).collect();
+        let seen = (
+            quiz.score_notices(),
+            quiz.answers(),
+            quiz.part_json(),
+            scores,
+        );
+        assert_eq!(&seen, live, "restored in {order}");
+    }
+}
