@@ -204,11 +204,11 @@ impl RoomObject {
             (Some(REPLAY_KEYS_END), None),
             (Some(ANSWER_KEYS_START), Some(ANSWER_KEYS_END)),
         ];
-        let mut loader = RoomLoader::new(now_ms());
+        let mut loader = RoomLoader::new();
         let mut fed = Ok(());
         let mut tenant = None;
         let mut opening = None;
-        for (start, end) in ranges {
+        'ranges: for (start, end) in ranges {
             let mut from = start.map(str::to_owned);
             loop {
                 let mut options = ListOptions::new().limit(page_keys);
@@ -237,11 +237,12 @@ impl RoomObject {
                     }
                     fed = loader.feed(key, bytes);
                 });
+                if fed.is_err() {
+                    break 'ranges; // the room cannot be made: no more pages read
+                }
                 match last {
                     // The next page starts right after this one's last key.
-                    Some(last) if listed >= page_keys && fed.is_ok() => {
-                        from = Some(format!("{last}\u{0}"));
-                    }
+                    Some(last) if listed >= page_keys => from = Some(format!("{last}\u{0}")),
                     _ => break,
                 }
             }
@@ -254,7 +255,7 @@ impl RoomObject {
             .filter(|value| !value.is_undefined())
             .map(|value| Uint8Array::new(&value).to_vec());
         let now = now_ms();
-        let room = fed.and_then(|()| loader.finish()).map_err(|e| {
+        let room = fed.and_then(|()| loader.finish(now)).map_err(|e| {
             log_json(json!({"level":"error","event":"restore_failed","detail": e.to_string()}));
             Error::RustError(e.to_string())
         })?;

@@ -216,7 +216,11 @@ impl QuizFold {
                 self.quiz.last_tallies[usize::from(answer.option)] += 1;
             }
             let participant = self.quiz.participants.entry(user.clone()).or_default();
-            participant.name.clone_from(&answer.name);
+            // The name of the latest question answered, as the live quiz keeps it,
+            // whatever order the answers come in.
+            if participant.answered >> question <= 1 {
+                participant.name.clone_from(&answer.name);
+            }
             participant.score += points;
             participant.answered |= 1 << question;
             if last_scored {

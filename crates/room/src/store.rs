@@ -29,7 +29,7 @@ use ovation_proto::limits::{
 };
 use ovation_proto::{Action, Role};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 pub const META_KEY: &str = "meta";
@@ -383,6 +383,7 @@ impl fmt::Display for RestoreError {
 /// before the `answer/…` ones: each answer is then scored as it comes (`QuizFold`), so a
 /// big quiz's millions of answers never sit in memory at once; answers fed before the
 /// record wait for it.
+#[derive(Default)]
 pub struct RoomLoader {
     meta: Option<MetaRecord>,
     parts: BTreeMap<String, PartState>,
@@ -395,7 +396,11 @@ pub struct RoomLoader {
     votes: Vec<(String, String, u8)>,
     quiz: Option<QuizFold>,
     answers: Vec<(String, u16, String, AnswerRecord)>,
-    stale_answers: Vec<StorageOp>,
+    /// Answers of a quiz replaced (a crash while its records were being deleted): each
+    /// quiz's users with the questions they answered (bit `q`), as the live room queues
+    /// them for `purge`: millions of answers held as one delete each would be the memory
+    /// this loader saves.
+    stale_answers: BTreeMap<String, HashMap<String, u32>>,
     questions: Vec<QaRecord>,
     upvotes: Vec<(u64, String)>,
     pinned: Option<(ProductCard, u64)>,
@@ -407,37 +412,11 @@ pub struct RoomLoader {
     shard_counts: Vec<u16>,
     shard_ups: Vec<ShardUpRecord>,
     likes_last: Vec<(String, u64)>,
-    now_ms: u64,
 }
 
 impl RoomLoader {
-    pub fn new(now_ms: u64) -> RoomLoader {
-        RoomLoader {
-            meta: Default::default(),
-            parts: Default::default(),
-            leftover_parts: Default::default(),
-            actions: Default::default(),
-            gifters: Default::default(),
-            pending: Default::default(),
-            outcomes_unknown: Default::default(),
-            poll: Default::default(),
-            votes: Default::default(),
-            quiz: Default::default(),
-            answers: Default::default(),
-            stale_answers: Default::default(),
-            questions: Default::default(),
-            upvotes: Default::default(),
-            pinned: Default::default(),
-            clicks: Default::default(),
-            settings: Default::default(),
-            muted: Default::default(),
-            banned: Default::default(),
-            audit: Default::default(),
-            shard_counts: Default::default(),
-            shard_ups: Default::default(),
-            likes_last: Default::default(),
-            now_ms,
-        }
+    pub fn new() -> RoomLoader {
+        RoomLoader::default()
     }
 
     /// One stored record. Records the room did not write are an error, not ignored,
@@ -599,13 +578,13 @@ impl RoomLoader {
         if quiz_id == fold.id() {
             fold.answer(question, user, answer);
         } else {
-            self.stale_answers
-                .push(StorageOp::delete_answer(&quiz_id, question, &user));
+            mark_stale_answer(&mut self.stale_answers, quiz_id, question, user);
         }
     }
 
-    /// The room the records make. `Ok(None)` when the room was never created.
-    pub fn finish(self) -> Result<Option<Room>, RestoreError> {
+    /// The room the records make, woken at `now_ms`. `Ok(None)` when the room was never
+    /// created.
+    pub fn finish(self, now_ms: u64) -> Result<Option<Room>, RestoreError> {
         let RoomLoader {
             meta,
             parts,
@@ -630,7 +609,6 @@ impl RoomLoader {
             shard_counts,
             shard_ups,
             likes_last,
-            now_ms,
         } = self;
         let Some(meta) = meta else {
             return Ok(None);
@@ -694,12 +672,12 @@ impl RoomLoader {
         }
         // Answers with no quiz record: of a quiz replaced, deleted like its stale ones.
         let mut stale_answers = stale_answers;
-        stale_answers.extend(
-            answers
-                .into_iter()
-                .map(|(id, question, user, _)| StorageOp::delete_answer(&id, question, &user)),
-        );
-        room.purge.ops(stale_answers);
+        for (quiz_id, question, user, _) in answers {
+            mark_stale_answer(&mut stale_answers, quiz_id, question, user);
+        }
+        for (quiz_id, users) in stale_answers {
+            room.purge.answers(quiz_id, users.into_iter().collect());
+        }
         room.quiz = quiz.map(QuizFold::finish);
         room.qa = Qa::restore(questions, upvotes);
         room.products.pinned = pinned;
@@ -746,6 +724,21 @@ impl RoomLoader {
     }
 }
 
+/// Marks a stale answer for deletion: its user's bit `question` under its quiz.
+fn mark_stale_answer(
+    stale: &mut BTreeMap<String, HashMap<String, u32>>,
+    quiz_id: String,
+    question: u16,
+    user: String,
+) {
+    let answered = stale.entry(quiz_id).or_default().entry(user).or_default();
+    // Stored question numbers are below `QUIZ_QUESTIONS_MAX` (at most 32, asserted in
+    // quiz.rs); a larger one is not the room's record, and is passed over.
+    if let Some(bit) = 1u32.checked_shl(u32::from(question)) {
+        *answered |= bit;
+    }
+}
+
 impl Room {
     /// Rebuilds a room from its stored records (any order). `Ok(None)` when the room was
     /// never created. Records the room did not write are an error, not ignored, except
@@ -754,10 +747,10 @@ impl Room {
         records: impl IntoIterator<Item = (String, Vec<u8>)>,
         now_ms: u64,
     ) -> Result<Option<Room>, RestoreError> {
-        let mut loader = RoomLoader::new(now_ms);
+        let mut loader = RoomLoader::new();
         for (key, value) in records {
             loader.feed(key, value)?;
         }
-        loader.finish()
+        loader.finish(now_ms)
     }
 }

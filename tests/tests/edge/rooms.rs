@@ -309,6 +309,27 @@ fn state_survives_a_restart_of_wrangler_dev_on_the_same_data_directory() {
         })
         .unwrap();
     wait_ack(&mut socket, 2);
+    // A quiz with a question scored: its answer is read back at the wake-up after the
+    // quiz's record, and scored again.
+    let quizzes = format!("/v1/rooms/{room}/quizzes");
+    let spec = json!({"title": "T", "questions": [
+        {"question": "2+2?", "options": ["3", "4"], "correct": 1, "window_ms": 60_000},
+        {"question": "3+3?", "options": ["6", "7"], "correct": 0, "window_ms": 60_000}]});
+    assert_eq!(admin.post(&quizzes, &spec).unwrap().status, 200);
+    let next = format!("{quizzes}/z1/next");
+    assert_eq!(admin.post(&next, &json!({})).unwrap().status, 200);
+    let answer = ClientFrame::Answer {
+        client_id: 3,
+        quiz_id: "z1".into(),
+        question: 0,
+        option: 1,
+    };
+    socket.send(&answer).unwrap();
+    wait_ack(&mut socket, 3);
+    let closed = admin
+        .post(&format!("{quizzes}/z1/close"), &json!({}))
+        .unwrap();
+    assert_eq!(closed.body["participants"], 1, "{closed:?}");
     for event in socket.drain(Duration::from_millis(300)).unwrap() {
         view.apply(&event);
     }
@@ -316,9 +337,9 @@ fn state_survives_a_restart_of_wrangler_dev_on_the_same_data_directory() {
     socket.close();
     server.stop();
 
-    // The restarted room object reads its records two a page: every page boundary of
-    // its wake-up is crossed (`RESTORE_PAGE_KEYS_MAX` pages in production).
-    let server = Server::start_with_vars(&data, &[("OVATION_RESTORE_PAGE_KEYS", "2")]);
+    // The restarted room object reads its records one a page: every page boundary of
+    // its wake-up is crossed (`RESTORE_PAGE_KEYS_MAX` a page in production).
+    let server = Server::start_with_vars(&data, &[("OVATION_RESTORE_PAGE_KEYS", "1")]);
     let admin = server.admin();
     let after = admin.get(&format!("/v1/rooms/{room}/state")).unwrap().body;
     for key in [
@@ -361,4 +382,14 @@ fn state_survives_a_restart_of_wrangler_dev_on_the_same_data_directory() {
         .unwrap()
         .iter()
         .any(|r| r["room"] == room.as_str()));
+    // The quiz's participant was scored again from her stored answer.
+    let next = admin.post(&next, &json!({})).unwrap();
+    assert_eq!(
+        (
+            next.body["question"].as_u64(),
+            next.body["participants"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{next:?}"
+    );
 }

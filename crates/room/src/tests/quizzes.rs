@@ -510,6 +510,15 @@ fn a_quiz_restored_from_its_records_in_any_order_is_the_live_one() {
     for (i, user) in viewers.iter().enumerate() {
         join(&mut room, 2 + i as u64, user, Role::Viewer, now);
     }
+    // Bob again, under another display name: the leaderboard shows the name of the
+    // latest question he answered, whatever order the answers are restored in.
+    let renamed = Identity {
+        user: "bob".into(),
+        name: "Bobby".into(),
+        role: Role::Viewer,
+    };
+    room.connect(20, renamed, LIFETIME_MS, now).unwrap();
+    room.handle_frame(20, &hello(None), now);
     let create = serde_json::json!({"command": "create_quiz",
         "spec": {"title": "Trivia", "questions": [
             {"question": "a?", "options": ["1", "2"], "correct": 1, "window_ms": 10_000},
@@ -521,7 +530,7 @@ fn a_quiz_restored_from_its_records_in_any_order_is_the_live_one() {
     // bob and dee right. Question 2 stays open: eve (new) and ana answer.
     let rounds: [&[(u64, u8, u64)]; 3] = [
         &[(2, 1, 0), (3, 1, 4_000), (4, 0, 1_000)],
-        &[(2, 1, 500), (3, 0, 2_000), (5, 0, 9_000)],
+        &[(2, 1, 500), (20, 0, 2_000), (5, 0, 9_000)],
         &[(6, 0, 100), (2, 1, 200)],
     ];
     // What the live quiz was at each point a room may stop: question 1's result shown (its
@@ -595,11 +604,11 @@ fn restored_in_any_order_is(
         ),
     ];
     for (order, records) in orders {
-        let mut loader = RoomLoader::new(now);
+        let mut loader = RoomLoader::new();
         for (key, value) in records {
             loader.feed(key, value).unwrap();
         }
-        let restored = loader.finish().unwrap().unwrap();
+        let restored = loader.finish(now).unwrap().unwrap();
         let quiz = restored.quiz.as_ref().unwrap();
         let scores: Vec<Option<u64>> = viewers.iter().map(|u| restored.quiz_score(u)).collect();
         let seen = (
