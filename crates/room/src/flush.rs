@@ -261,6 +261,7 @@ impl Room {
         self.close_due_interactions(now_ms);
         let deletes = self.purge.take_due(now_ms);
         self.outputs.extend(deletes.into_iter().map(Output::Store));
+
         // The rule's inputs (the tick reads every shard's count) only when a flush is due:
         // most timeouts are sweeps and count refreshes.
         if self.pacing.flush_at_ms().is_some_and(|at| at <= now_ms) {
@@ -275,7 +276,11 @@ impl Room {
     pub(crate) fn flush(&mut self, now_ms: u64) {
         self.publish_tallies(now_ms);
         self.publish_interactions(now_ms);
+        self.send_score_notices(now_ms);
         self.pacing.flushing();
+        if self.score_notices.is_some() {
+            self.schedule_tick(now_ms); // the rest at the next flushes
+        }
         self.evict_old_actions(now_ms);
         if self.likes_dirty {
             self.likes_dirty = false;

@@ -137,6 +137,8 @@ pub struct Room {
     pub(crate) poll: Option<polls::Poll>,
     /// The latest quiz, stored as `quiz` + `answer/<id>/<question>/<user>`.
     pub(crate) quiz: Option<quiz::Quiz>,
+    /// Score notices of the last scored question not sent yet (a few each flush).
+    pub(crate) score_notices: Option<quiz::ScoreNotices>,
     /// Answers came in since staff were last told the count.
     pub(crate) quiz_answers_dirty: bool,
     pub(crate) qa: qa::Qa,
@@ -195,6 +197,7 @@ impl Room {
             gifts: Gifts::default(),
             poll: None,
             quiz: None,
+            score_notices: None,
             quiz_answers_dirty: false,
             qa: qa::Qa::default(),
             products: products::Products::default(),

@@ -246,6 +246,56 @@ impl QuizFold {
     }
 }
 
+/// A participant's standing after a question was scored.
+struct RankedParticipant {
+    user: String,
+    score: u64,
+    last_points: Option<u64>,
+    rank: usize,
+}
+
+/// The score notices of a scored question not sent yet, in ranking order: a quiz of
+/// `QUIZ_PARTICIPANTS_MAX` participants holds a standing each (a few tens of bytes),
+/// and builds `QUIZ_SCORE_NOTICES_PER_TICK_MAX` messages a tick, not all at once.
+pub(crate) struct ScoreNotices {
+    quiz: String,
+    question: u16,
+    participants: usize,
+    due: std::vec::IntoIter<RankedParticipant>,
+}
+
+impl ScoreNotices {
+    /// The next `count` notices (fewer at the end).
+    pub fn take(&mut self, count: usize) -> Vec<ScoreNotice> {
+        self.due
+            .by_ref()
+            .take(count)
+            .map(|p| {
+                let payload = serde_json::json!({
+                    "type": "quiz_score",
+                    "quiz": self.quiz,
+                    "question": self.question,
+                    "answered": p.last_points.is_some(),
+                    "correct": p.last_points.is_some_and(|points| points > 0),
+                    "points": p.last_points.unwrap_or(0),
+                    "score": p.score,
+                    "rank": p.rank,
+                    "participants": self.participants,
+                })
+                .to_string();
+                ScoreNotice {
+                    user: p.user,
+                    payload,
+                }
+            })
+            .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.due.len() == 0
+    }
+}
+
 /// What each participant learns after a question: their own result and rank.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ScoreNotice {
@@ -517,37 +567,39 @@ impl Quiz {
         ranked
     }
 
-    /// One notice per participant after a question is scored: points, score and rank
-    /// (equal scores share a rank).
-    pub fn score_notices(&self) -> Vec<ScoreNotice> {
+    /// The notices of the question just scored, one per participant, to be sent a
+    /// few at a time (`ScoreNotices`).
+    pub fn score_notices_due(&self) -> ScoreNotices {
         let ranked = self.ranking();
-        let total = ranked.len();
-        let mut notices = Vec::with_capacity(total);
         let mut rank = 0;
         let mut previous = None;
+        let mut due = Vec::with_capacity(ranked.len());
         for (position, (user, p)) in ranked.into_iter().enumerate() {
             if previous != Some(p.score) {
                 rank = position + 1;
                 previous = Some(p.score);
             }
-            let payload = serde_json::json!({
-                "type": "quiz_score",
-                "quiz": self.id(),
-                "question": self.record.current,
-                "answered": p.last_points.is_some(),
-                "correct": p.last_points.is_some_and(|points| points > 0),
-                "points": p.last_points.unwrap_or(0),
-                "score": p.score,
-                "rank": rank,
-                "participants": total,
-            })
-            .to_string();
-            notices.push(ScoreNotice {
+            due.push(RankedParticipant {
                 user: user.clone(),
-                payload,
+                score: p.score,
+                last_points: p.last_points,
+                rank,
             });
         }
-        notices
+        ScoreNotices {
+            quiz: self.id(),
+            question: self.record.current,
+            participants: due.len(),
+            due: due.into_iter(),
+        }
+    }
+
+    /// One notice per participant after a question is scored: points, score and rank
+    /// (equal scores share a rank).
+    #[cfg(test)]
+    pub fn score_notices(&self) -> Vec<ScoreNotice> {
+        let mut due = self.score_notices_due();
+        due.take(usize::MAX)
     }
 
     pub fn score_of(&self, user: &str) -> Option<u64> {

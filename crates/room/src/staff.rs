@@ -16,7 +16,7 @@ use crate::{
 };
 use ovation_proto::limits::{
     ANNOUNCEMENT_BYTES_MAX, MUTE_MS_MAX, MUTE_MS_MIN, QA_QUESTION_BYTES_MAX,
-    REMOVALS_REMEMBERED_MAX, USER_ID_BYTES_MAX,
+    QUIZ_SCORE_NOTICES_PER_TICK_MAX, REMOVALS_REMEMBERED_MAX, USER_ID_BYTES_MAX,
 };
 use ovation_proto::{ActionBody, CloseCode, ErrorCode, Event, Role};
 use serde::{Deserialize, Serialize};
@@ -581,18 +581,33 @@ impl Room {
     }
 
     /// Stores the quiz record and republishes the `quiz` part; after a question was
-    /// scored, tells every participant their points, score and rank.
+    /// scored, tells every participant their points, score and rank, at most
+    /// `QUIZ_SCORE_NOTICES_PER_TICK_MAX` a flush (`send_score_notices`). Those of an
+    /// earlier question not sent yet are not sent: this question's tell the same and more.
     pub(crate) fn quiz_changed(&mut self, scored: bool, now_ms: u64) {
         let quiz = self.quiz.as_ref().expect("a quiz exists");
         let record = StorageOp::put_quiz(&quiz.record);
         let value = quiz.part_json();
-        let notices = if scored {
-            quiz.score_notices()
-        } else {
-            Vec::new()
-        };
+        if scored {
+            self.score_notices = Some(quiz.score_notices_due());
+        }
         self.store(record);
         self.put_part("quiz".into(), value, now_ms);
+        if scored {
+            self.schedule_tick(now_ms);
+        }
+    }
+
+    /// A flush's score notices: the next `QUIZ_SCORE_NOTICES_PER_TICK_MAX`, the rest at
+    /// the next flushes (each flush carries at most that many, however long a tick is).
+    pub(crate) fn send_score_notices(&mut self, now_ms: u64) {
+        let Some(due) = self.score_notices.as_mut() else {
+            return;
+        };
+        let notices = due.take(QUIZ_SCORE_NOTICES_PER_TICK_MAX);
+        if due.is_empty() {
+            self.score_notices = None;
+        }
         for notice in notices {
             self.notify(&notice.user, &notice.payload, now_ms);
         }

@@ -620,3 +620,113 @@ fn restored_in_any_order_is(
         assert_eq!(&seen, live, "restored in {order}");
     }
 }
+
+/// The `quiz_score` notices among a drain's events, as (connection, question).
+fn score_notices_sent(out: &Drained) -> Vec<(ConnectionId, u64)> {
+    out.events
+        .iter()
+        .flat_map(|(&connection, events)| {
+            notices(events, "quiz_score")
+                .into_iter()
+                .map(move |notice| (connection, notice["question"].as_u64().unwrap()))
+        })
+        .collect()
+}
+
+/// A question scored for more participants than `QUIZ_SCORE_NOTICES_PER_TICK_MAX` sends
+/// at most that many notices a tick, each participant's once; and a question scored
+/// while some of the last one's are still due replaces them with its own. Before, all of
+/// them were built in one flush: for a big room's 200,000 participants, 50 MB of
+/// messages and a copy for each shard a user may be on.
+#[test]
+fn score_notices_go_out_a_bounded_number_a_tick_each_participants_once() {
+    let participants = 2 * QUIZ_SCORE_NOTICES_PER_TICK_MAX + 7;
+    let mut now = 0;
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    let viewers: Vec<ConnectionId> = (100..100 + participants as u64).collect();
+    for &viewer in &viewers {
+        join(&mut room, viewer, &format!("v{viewer}"), Role::Viewer, now);
+    }
+    let create = serde_json::json!({"command": "create_quiz",
+        "spec": {"title": "Trivia", "questions": [
+            {"question": "a?", "options": ["1", "2"], "correct": 0, "window_ms": 60_000},
+            {"question": "b?", "options": ["1", "2"], "correct": 0, "window_ms": 60_000},
+            {"question": "c?", "options": ["1", "2"], "correct": 0, "window_ms": 60_000}]}});
+    send_command(&mut room, 1, create, 1, now);
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    send_command(&mut room, 1, next.clone(), 2, now);
+    tick(&mut room, &mut now);
+    for &viewer in &viewers {
+        room.handle_frame(viewer, &answer("z1", 0, 0, 1), now);
+    }
+    tick(&mut room, &mut now);
+    let close = serde_json::json!({"command": "close_question", "id": "z1"});
+    send_command(&mut room, 1, close, 3, now);
+
+    let mut told: BTreeMap<ConnectionId, Vec<u64>> = BTreeMap::new();
+    let mut ticks = 0;
+    let until = now + 10_000;
+    while let Some(at) = room.poll_timeout().filter(|&at| at <= until) {
+        now = at.max(now);
+        room.handle_timeout(now);
+        let sent = score_notices_sent(&drain(&mut room));
+        assert!(
+            sent.len() <= QUIZ_SCORE_NOTICES_PER_TICK_MAX,
+            "{} in a tick",
+            sent.len()
+        );
+        for (connection, question) in sent {
+            told.entry(connection).or_default().push(question);
+        }
+        ticks += 1;
+        if told.len() == participants {
+            break;
+        }
+        assert!(ticks < 1_000, "the notices do not advance");
+    }
+    assert_eq!(told.len(), participants);
+    assert!(
+        told.values().all(|questions| questions == &[0]),
+        "each once"
+    );
+
+    // Question 1 scored, and its first notices sent; question 2 asked, answered and
+    // scored (the quiz ends at once) while the rest of question 1's are due: each
+    // participant is then told question 2's, once, and no more of question 1's.
+    now += 1_000;
+    send_command(&mut room, 1, next.clone(), 4, now);
+    tick(&mut room, &mut now);
+    for &viewer in &viewers {
+        room.handle_frame(viewer, &answer("z1", 1, 0, 2), now);
+    }
+    now += 1_000;
+    let close = serde_json::json!({"command": "close_question", "id": "z1"});
+    send_command(&mut room, 1, close, 5, now);
+    let first = score_notices_sent(&tick(&mut room, &mut now));
+    assert_eq!(first.len(), QUIZ_SCORE_NOTICES_PER_TICK_MAX);
+    assert!(first.iter().all(|&(_, question)| question == 1));
+    send_command(&mut room, 1, next, 6, now);
+    for &viewer in &viewers {
+        room.handle_frame(viewer, &answer("z1", 2, 0, 3), now);
+    }
+    let end = serde_json::json!({"command": "end_quiz", "id": "z1"});
+    send_command(&mut room, 1, end, 7, now);
+    let mut told: BTreeMap<ConnectionId, Vec<u64>> = BTreeMap::new();
+    let until = now + 10_000;
+    loop {
+        for (connection, question) in score_notices_sent(&drain(&mut room)) {
+            told.entry(connection).or_default().push(question);
+        }
+        let Some(at) = room.poll_timeout().filter(|&at| at <= until) else {
+            break;
+        };
+        now = at.max(now);
+        room.handle_timeout(now);
+    }
+    assert_eq!(told.len(), participants);
+    assert!(
+        told.values().all(|questions| questions == &[2]),
+        "each once"
+    );
+}
