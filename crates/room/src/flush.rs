@@ -278,9 +278,6 @@ impl Room {
         self.publish_interactions(now_ms);
         self.send_score_notices(now_ms);
         self.pacing.flushing();
-        if self.score_notices.is_some() {
-            self.schedule_tick(now_ms); // the rest at the next flushes
-        }
         self.evict_old_actions(now_ms);
         if self.likes_dirty {
             self.likes_dirty = false;
@@ -400,6 +397,9 @@ impl Room {
         let sharded = self.shards.is_sharded();
         self.pacing.flushed(now_ms, frames_sent, sharded);
         self.flush_shards(now_ms, changed);
+        if !self.score_notices.is_empty() {
+            self.schedule_tick(now_ms); // the rest at the next flushes
+        }
     }
 
     /// `broadcast` without scheduling (we are flushing now). Past `OUTBOX_EVENTS_MAX` in

@@ -137,8 +137,9 @@ pub struct Room {
     pub(crate) poll: Option<polls::Poll>,
     /// The latest quiz, stored as `quiz` + `answer/<id>/<question>/<user>`.
     pub(crate) quiz: Option<quiz::Quiz>,
-    /// Score notices of the last scored question not sent yet (a few each flush).
-    pub(crate) score_notices: Option<quiz::ScoreNotices>,
+    /// Score notices not sent yet (a few each flush): the last scored question's, and
+    /// the final ones of a quiz replaced before they all went (at most two quizzes').
+    pub(crate) score_notices: VecDeque<quiz::ScoreNotices>,
     /// Answers came in since staff were last told the count.
     pub(crate) quiz_answers_dirty: bool,
     pub(crate) qa: qa::Qa,
@@ -197,7 +198,7 @@ impl Room {
             gifts: Gifts::default(),
             poll: None,
             quiz: None,
-            score_notices: None,
+            score_notices: VecDeque::new(),
             quiz_answers_dirty: false,
             qa: qa::Qa::default(),
             products: products::Products::default(),
@@ -290,6 +291,8 @@ impl Room {
             }
             AdminCommand::End => {
                 self.status = RoomStatus::Ended;
+                // No one is left to tell.
+                self.score_notices.clear();
                 self.meta_dirty = true;
                 self.update_room_part();
                 self.broadcast(Event::RoomEnded, now_ms);

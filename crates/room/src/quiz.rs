@@ -16,7 +16,7 @@ use ovation_proto::limits::{
 };
 use ovation_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// One question of a quiz spec.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,8 +255,10 @@ struct RankedParticipant {
 }
 
 /// The score notices of a scored question not sent yet, in ranking order: a quiz of
-/// `QUIZ_PARTICIPANTS_MAX` participants holds a standing each (a few tens of bytes),
-/// and builds `QUIZ_SCORE_NOTICES_PER_TICK_MAX` messages a tick, not all at once.
+/// `QUIZ_PARTICIPANTS_MAX` participants holds a standing each (about 60 bytes and the
+/// user id: 20–30 MB at the most, against about 50 MB of messages and their copies for
+/// each shard built at once before), and builds `QUIZ_SCORE_NOTICES_PER_TICK_MAX`
+/// messages a flush.
 pub(crate) struct ScoreNotices {
     quiz: String,
     question: u16,
@@ -265,10 +267,21 @@ pub(crate) struct ScoreNotices {
 }
 
 impl ScoreNotices {
-    /// The next `count` notices (fewer at the end).
-    pub fn take(&mut self, count: usize) -> Vec<ScoreNotice> {
+    pub fn quiz(&self) -> &str {
+        &self.quiz
+    }
+
+    /// The users not told yet.
+    pub fn into_users(self) -> HashSet<String> {
+        self.due.map(|p| p.user).collect()
+    }
+
+    /// The next `count` notices (fewer at the end) to users `reachable` says a notice
+    /// can reach; the others are passed over, costing nothing of `count`.
+    pub fn take(&mut self, count: usize, reachable: impl Fn(&str) -> bool) -> Vec<ScoreNotice> {
         self.due
             .by_ref()
+            .filter(|p| reachable(&p.user))
             .take(count)
             .map(|p| {
                 let payload = serde_json::json!({
@@ -490,9 +503,9 @@ impl Quiz {
 
     /// Closes the open question on a staff command: not within `QUIZ_WINDOW_MS_MIN` (the
     /// shortest window a question may have) of the previous question's close. Closing
-    /// scores it, and each scoring sends every participant (up to `QUIZ_PARTICIPANTS_MAX`)
-    /// a notice: a moderator alternating `next_question` and `close_question` as fast as
-    /// its frames go made 19 scorings in a tick, notices for every participant each.
+    /// scores it (the ranking, a notice due to every participant, up to
+    /// `QUIZ_PARTICIPANTS_MAX`): a moderator alternating `next_question` and
+    /// `close_question` as fast as its frames go made 19 scorings in a tick.
     pub fn close_by_staff(&mut self, now_ms: u64) -> Result<(), String> {
         if self.record.phase != QuizPhase::Open {
             return Err("no question is open".into());
@@ -568,8 +581,9 @@ impl Quiz {
     }
 
     /// The notices of the question just scored, one per participant, to be sent a
-    /// few at a time (`ScoreNotices`).
-    pub fn score_notices_due(&self) -> ScoreNotices {
+    /// few at a time (`ScoreNotices`): first to `first` (those the last question's
+    /// notices had not reached yet), then the others, each in ranking order.
+    pub fn score_notices_due(&self, first: HashSet<String>) -> ScoreNotices {
         let ranked = self.ranking();
         let mut rank = 0;
         let mut previous = None;
@@ -586,10 +600,18 @@ impl Quiz {
                 rank,
             });
         }
+        let participants = due.len();
+        if !first.is_empty() {
+            // Stable: each part keeps the ranking order.
+            let (mut unreached, reached): (Vec<_>, Vec<_>) =
+                due.into_iter().partition(|p| first.contains(&p.user));
+            unreached.extend(reached);
+            due = unreached;
+        }
         ScoreNotices {
             quiz: self.id(),
             question: self.record.current,
-            participants: due.len(),
+            participants,
             due: due.into_iter(),
         }
     }
@@ -598,8 +620,8 @@ impl Quiz {
     /// (equal scores share a rank).
     #[cfg(test)]
     pub fn score_notices(&self) -> Vec<ScoreNotice> {
-        let mut due = self.score_notices_due();
-        due.take(usize::MAX)
+        let mut due = self.score_notices_due(HashSet::new());
+        due.take(usize::MAX, |_| true)
     }
 
     pub fn score_of(&self, user: &str) -> Option<u64> {

@@ -8,7 +8,7 @@
 use crate::moderation::{check_slow_mode, normalise_words, AuditEntry, Mute};
 use crate::products::ProductCard;
 use crate::qa::{QaStatus, UpvoteOutcome};
-use crate::quiz::{Quiz, QuizPhase, QuizSpec};
+use crate::quiz::{Quiz, QuizPhase, QuizSpec, ScoreNotices};
 use crate::Refusal;
 use crate::{
     polls, AdminCommand, AdminError, AdminReply, ConnectionId, Identity, Output, PollPhase,
@@ -589,7 +589,24 @@ impl Room {
         let record = StorageOp::put_quiz(&quiz.record);
         let value = quiz.part_json();
         if scored {
-            self.score_notices = Some(quiz.score_notices_due());
+            // A question scored while the last one's notices are still going out: its own
+            // replace them (they tell the same and more), first to those the last ones
+            // had not reached, so the bottom of a big ranking is not skipped question
+            // after question. Another quiz's final notices still go out first.
+            let same_quiz = self
+                .score_notices
+                .back()
+                .is_some_and(|due| due.quiz() == quiz.id());
+            let unreached = if same_quiz {
+                self.score_notices.pop_back().map(ScoreNotices::into_users)
+            } else {
+                None
+            };
+            let due = quiz.score_notices_due(unreached.unwrap_or_default());
+            if self.score_notices.len() >= 2 {
+                self.score_notices.pop_front();
+            }
+            self.score_notices.push_back(due);
         }
         self.store(record);
         self.put_part("quiz".into(), value, now_ms);
@@ -600,13 +617,21 @@ impl Room {
 
     /// A flush's score notices: the next `QUIZ_SCORE_NOTICES_PER_TICK_MAX`, the rest at
     /// the next flushes (each flush carries at most that many, however long a tick is).
+    /// An unsharded room passes over participants with no socket (nothing would carry
+    /// their notice); a big room cannot tell, its viewers being on its shards.
     pub(crate) fn send_score_notices(&mut self, now_ms: u64) {
-        let Some(due) = self.score_notices.as_mut() else {
-            return;
-        };
-        let notices = due.take(QUIZ_SCORE_NOTICES_PER_TICK_MAX);
-        if due.is_empty() {
-            self.score_notices = None;
+        let sharded = self.shards.is_sharded();
+        let mut notices = Vec::new();
+        while notices.len() < QUIZ_SCORE_NOTICES_PER_TICK_MAX {
+            let Some(due) = self.score_notices.front_mut() else {
+                break;
+            };
+            let connections = &self.connections;
+            let reachable = |user: &str| sharded || connections.of_user(user).next().is_some();
+            notices.extend(due.take(QUIZ_SCORE_NOTICES_PER_TICK_MAX - notices.len(), reachable));
+            if due.is_empty() {
+                self.score_notices.pop_front();
+            }
         }
         for notice in notices {
             self.notify(&notice.user, &notice.payload, now_ms);

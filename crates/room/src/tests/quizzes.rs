@@ -706,6 +706,7 @@ fn score_notices_go_out_a_bounded_number_a_tick_each_participants_once() {
     let first = score_notices_sent(&tick(&mut room, &mut now));
     assert_eq!(first.len(), QUIZ_SCORE_NOTICES_PER_TICK_MAX);
     assert!(first.iter().all(|&(_, question)| question == 1));
+    let told_1: BTreeSet<ConnectionId> = first.iter().map(|&(connection, _)| connection).collect();
     send_command(&mut room, 1, next, 6, now);
     for &viewer in &viewers {
         room.handle_frame(viewer, &answer("z1", 2, 0, 3), now);
@@ -713,9 +714,15 @@ fn score_notices_go_out_a_bounded_number_a_tick_each_participants_once() {
     let end = serde_json::json!({"command": "end_quiz", "id": "z1"});
     send_command(&mut room, 1, end, 7, now);
     let mut told: BTreeMap<ConnectionId, Vec<u64>> = BTreeMap::new();
+    let mut first_told_2 = None;
     let until = now + 10_000;
-    loop {
-        for (connection, question) in score_notices_sent(&drain(&mut room)) {
+    for flushes in 0.. {
+        assert!(flushes < 1_000, "the notices do not advance");
+        let sent = score_notices_sent(&drain(&mut room));
+        if first_told_2.is_none() && !sent.is_empty() {
+            first_told_2 = Some(sent.iter().map(|&(connection, _)| connection).collect());
+        }
+        for (connection, question) in sent {
             told.entry(connection).or_default().push(question);
         }
         let Some(at) = room.poll_timeout().filter(|&at| at <= until) else {
@@ -729,4 +736,9 @@ fn score_notices_go_out_a_bounded_number_a_tick_each_participants_once() {
         told.values().all(|questions| questions == &[2]),
         "each once"
     );
+    // Question 2's went first to those question 1's had not reached.
+    let first_told_2: BTreeSet<ConnectionId> = first_told_2.unwrap();
+    assert_eq!(first_told_2.len(), QUIZ_SCORE_NOTICES_PER_TICK_MAX);
+    assert!(first_told_2.is_disjoint(&told_1));
+    assert_eq!(room.tick_pending(), None, "no tick due once all are told");
 }
