@@ -10,11 +10,9 @@
 //! Its own test binary, so the process's peak resident memory (`VmHWM`, Linux) is this
 //! test's alone.
 
-use ovation_room::{RoomLoader, ANSWER_KEYS_END, ANSWER_KEYS_START};
-
 mod big_quiz;
 mod resident;
-use big_quiz::{answer_key, played_quiz, PlayedQuiz, PARTICIPANTS, QUESTIONS};
+use big_quiz::{loader_fed, played_quiz, PlayedQuiz, PARTICIPANTS, QUESTIONS};
 use resident::peak_resident_bytes;
 
 /// What restoring the quiz's answers may add to the process's peak: a score per
@@ -30,23 +28,8 @@ fn waking_a_room_with_half_a_million_quiz_answers_costs_a_score_per_participant(
         score,
         now_ms,
     } = played_quiz(false);
-    // The room object's order: every record but the answers, then the answers, each of
-    // the other participants' as v0's (made as they are fed, never held).
     let before = peak_resident_bytes();
-    let mut loader = RoomLoader::new();
-    let (answers, others): (Vec<_>, Vec<_>) = store
-        .into_iter()
-        .partition(|(key, _)| (ANSWER_KEYS_START..ANSWER_KEYS_END).contains(&key.as_str()));
-    for (key, value) in others.into_iter().chain(answers) {
-        loader.feed(key, value).unwrap();
-    }
-    for question in 0..QUESTIONS {
-        for participant in 1..PARTICIPANTS {
-            loader
-                .feed(answer_key(question, participant), answer_bytes.clone())
-                .unwrap();
-        }
-    }
+    let loader = loader_fed(store, &answer_bytes);
     let restored = loader.finish(now_ms).unwrap().expect("a room");
     let grown = peak_resident_bytes().saturating_sub(before);
     eprintln!(

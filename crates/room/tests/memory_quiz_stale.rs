@@ -7,11 +7,11 @@
 //! Its own test binary, so the process's peak resident memory (`VmHWM`, Linux) is this
 //! test's alone.
 
-use ovation_room::{Output, RoomLoader, StorageOp, ANSWER_KEYS_END, ANSWER_KEYS_START};
+use ovation_room::{Output, StorageOp, ANSWER_KEYS_START};
 
 mod big_quiz;
 mod resident;
-use big_quiz::{answer_key, played_quiz, PlayedQuiz, PARTICIPANTS, QUESTIONS};
+use big_quiz::{answer_key, loader_fed, played_quiz, PlayedQuiz, PARTICIPANTS, QUESTIONS};
 use resident::peak_resident_bytes;
 
 /// What restoring the replaced quiz's answers may add to the process's peak: each
@@ -28,22 +28,12 @@ fn waking_with_half_a_million_answers_of_a_replaced_quiz_holds_a_participant_eac
         mut now_ms,
     } = played_quiz(true);
     assert!(score > 0, "z1 was played");
+    let stored_answers = store
+        .keys()
+        .filter(|key| key.starts_with(ANSWER_KEYS_START))
+        .count() as u64;
     let before = peak_resident_bytes();
-    let mut loader = RoomLoader::new();
-    let (answers, others): (Vec<_>, Vec<_>) = store
-        .into_iter()
-        .partition(|(key, _)| (ANSWER_KEYS_START..ANSWER_KEYS_END).contains(&key.as_str()));
-    let stored_answers = answers.len() as u64;
-    for (key, value) in others.into_iter().chain(answers) {
-        loader.feed(key, value).unwrap();
-    }
-    for question in 0..QUESTIONS {
-        for participant in 1..PARTICIPANTS {
-            loader
-                .feed(answer_key(question, participant), answer_bytes.clone())
-                .unwrap();
-        }
-    }
+    let loader = loader_fed(store, &answer_bytes);
     let mut restored = loader.finish(now_ms).unwrap().expect("a room");
     assert_eq!(restored.quiz_score("v0"), None, "z2 has no participant yet");
     let grown = peak_resident_bytes().saturating_sub(before);

@@ -547,34 +547,55 @@ fn a_retried_removal_of_the_rings_first_comment_is_not_made_twice() {
     assert_eq!(room.last_seq(), after_first, "no second Removed");
 }
 
+/// A room with a host (connection 1), moderators `mo` (2) and `mo2` (3) and a viewer
+/// `ana` (4), where each connection in `commenting` said a comment: its number by user.
+fn staff_and_a_viewer_commenting(
+    commenting: &[ConnectionId],
+    now: &mut u64,
+) -> (Room, BTreeMap<&'static str, u64>) {
+    let users = [(1, "host", Role::Host), (2, "mo", Role::Moderator)];
+    let users = users
+        .into_iter()
+        .chain([(3, "mo2", Role::Moderator), (4, "ana", Role::Viewer)]);
+    let mut room = Room::create(info(), 3, *now);
+    let mut names = BTreeMap::new();
+    for (connection, user, role) in users {
+        join(&mut room, connection, user, role, *now);
+        names.insert(connection, user);
+    }
+    tick(&mut room, now);
+    let mut said = BTreeMap::new();
+    for connection in commenting {
+        let user = names[connection];
+        room.handle_frame(*connection, &comment(&format!("{user} says"), 1), *now);
+        tick(&mut room, now);
+        said.insert(user, room.last_seq());
+    }
+    (room, said)
+}
+
+/// `delete_comment` of `seq` by `by` as `role`.
+fn delete_as(
+    room: &mut Room,
+    by: &str,
+    role: Role,
+    seq: u64,
+    now_ms: u64,
+) -> Result<AdminReply, AdminError> {
+    let command = StaffCommand::DeleteComment { seq };
+    let by = identity(by, role);
+    room.admin(AdminCommand::Staff { by, command }, now_ms)
+}
+
 /// Staff remove their own comments and those of users below them, by the rule they mute
 /// and ban by: a moderator neither the host's nor another moderator's (a connected
 /// one), a host a moderator's, an admin anyone's. Before, any moderator removed anyone's.
 #[test]
 fn staff_remove_comments_of_those_below_them_only() {
     let mut now = 0;
-    let mut room = Room::create(info(), 3, now);
-    join(&mut room, 1, "host", Role::Host, now);
-    join(&mut room, 2, "mo", Role::Moderator, now);
-    join(&mut room, 3, "mo2", Role::Moderator, now);
-    join(&mut room, 4, "ana", Role::Viewer, now);
-    tick(&mut room, &mut now);
-    let mut said = BTreeMap::new();
-    for (connection, user) in [(1, "host"), (2, "mo"), (3, "mo2"), (4, "ana")] {
-        room.handle_frame(connection, &comment(&format!("{user} says"), 1), now);
-        tick(&mut room, &mut now);
-        said.insert(user, room.last_seq());
-    }
-    let delete = |room: &mut Room, by: &str, role: Role, seq: u64| {
-        let command = StaffCommand::DeleteComment { seq };
-        room.admin(
-            AdminCommand::Staff {
-                by: identity(by, role),
-                command,
-            },
-            now,
-        )
-    };
+    let (mut room, said) = staff_and_a_viewer_commenting(&[1, 2, 3, 4], &mut now);
+    let delete =
+        |room: &mut Room, by: &str, role: Role, seq: u64| delete_as(room, by, role, seq, now);
     for author in ["host", "mo2"] {
         assert_eq!(
             delete(&mut room, "mo", Role::Moderator, said[author]),
@@ -687,18 +708,7 @@ fn a_mute_or_ban_is_lifted_only_by_the_rank_that_imposed_it_or_above() {
 #[test]
 fn staff_comments_keep_their_rank_past_the_recent_actions_and_their_authors_sockets() {
     let mut now = 0;
-    let mut room = Room::create(info(), 3, now);
-    join(&mut room, 1, "host", Role::Host, now);
-    join(&mut room, 2, "mo", Role::Moderator, now);
-    join(&mut room, 3, "mo2", Role::Moderator, now);
-    join(&mut room, 4, "ana", Role::Viewer, now);
-    tick(&mut room, &mut now);
-    let mut said = BTreeMap::new();
-    for (connection, user) in [(1, "host"), (3, "mo2"), (4, "ana")] {
-        room.handle_frame(connection, &comment(&format!("{user} says"), 1), now);
-        tick(&mut room, &mut now);
-        said.insert(user, room.last_seq());
-    }
+    let (mut room, said) = staff_and_a_viewer_commenting(&[1, 3, 4], &mut now);
     let reaction = frame_of(ClientFrame::Reaction {
         client_id: 2,
         kind: "wow".into(),
@@ -706,16 +716,8 @@ fn staff_comments_keep_their_rank_past_the_recent_actions_and_their_authors_sock
     room.handle_frame(1, &reaction, now);
     tick(&mut room, &mut now);
     let hosts_reaction = room.last_seq();
-    let delete = |room: &mut Room, seq: u64, now: u64| {
-        let command = StaffCommand::DeleteComment { seq };
-        room.admin(
-            AdminCommand::Staff {
-                by: identity("mo", Role::Moderator),
-                command,
-            },
-            now,
-        )
-    };
+    let delete =
+        |room: &mut Room, seq: u64, now: u64| delete_as(room, "mo", Role::Moderator, seq, now);
     assert!(matches!(
         delete(&mut room, hosts_reaction, now),
         Err(AdminError::NotFound(_))

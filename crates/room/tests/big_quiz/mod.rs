@@ -4,8 +4,8 @@
 
 use ovation_proto::{ClientFrame, Hello, Role, PROTOCOL_VERSION};
 use ovation_room::{
-    AdminCommand, Identity, Output, QuizQuestionSpec, QuizSpec, Room, RoomInfo, StaffCommand,
-    StorageOp, ANSWER_KEYS_START,
+    AdminCommand, Identity, Output, QuizQuestionSpec, QuizSpec, Room, RoomInfo, RoomLoader,
+    StaffCommand, StorageOp, ANSWER_KEYS_END, ANSWER_KEYS_START,
 };
 use std::collections::BTreeMap;
 
@@ -127,6 +127,27 @@ pub fn played_quiz(then_another: bool) -> PlayedQuiz {
         score,
         now_ms: now,
     }
+}
+
+/// A loader fed `store` in the room object's order (every record but the answers, then
+/// the answers), then the answers of participants 1 to `PARTICIPANTS` to every question
+/// of quiz z1, each v0's under their name (made as they are fed, never held).
+pub fn loader_fed(store: BTreeMap<String, Vec<u8>>, answer_bytes: &[u8]) -> RoomLoader {
+    let mut loader = RoomLoader::new();
+    let (answers, others): (Vec<_>, Vec<_>) = store
+        .into_iter()
+        .partition(|(key, _)| (ANSWER_KEYS_START..ANSWER_KEYS_END).contains(&key.as_str()));
+    for (key, value) in others.into_iter().chain(answers) {
+        loader.feed(key, value).unwrap();
+    }
+    for question in 0..QUESTIONS {
+        for participant in 1..PARTICIPANTS {
+            loader
+                .feed(answer_key(question, participant), answer_bytes.to_vec())
+                .unwrap();
+        }
+    }
+    loader
 }
 
 /// The answer of participant `n` (v0's, under their name) to `question` of quiz z1.
