@@ -742,3 +742,36 @@ fn score_notices_go_out_a_bounded_number_a_tick_each_participants_once() {
     assert!(first_told_2.is_disjoint(&told_1));
     assert_eq!(room.tick_pending(), None, "no tick due once all are told");
 }
+
+/// A room that ends with score notices still due drops them: no one is left to tell, and
+/// a big room would go on sending its shards batches of them.
+#[test]
+fn a_room_that_ends_drops_its_score_notices_due() {
+    // More than the end's own flush would send.
+    let participants = 2 * QUIZ_SCORE_NOTICES_PER_TICK_MAX + 5;
+    let mut now = 0;
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    let viewers: Vec<ConnectionId> = (100..100 + participants as u64).collect();
+    for &viewer in &viewers {
+        join(&mut room, viewer, &format!("v{viewer}"), Role::Viewer, now);
+    }
+    let create = serde_json::json!({"command": "create_quiz",
+        "spec": {"title": "Trivia", "questions": [
+            {"question": "a?", "options": ["1", "2"], "correct": 0, "window_ms": 60_000}]}});
+    send_command(&mut room, 1, create, 1, now);
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    send_command(&mut room, 1, next, 2, now);
+    tick(&mut room, &mut now);
+    for &viewer in &viewers {
+        room.handle_frame(viewer, &answer("z1", 0, 0, 1), now);
+    }
+    tick(&mut room, &mut now);
+    let close = serde_json::json!({"command": "close_question", "id": "z1"});
+    send_command(&mut room, 1, close, 3, now);
+    let first = score_notices_sent(&tick(&mut room, &mut now));
+    assert_eq!(first.len(), QUIZ_SCORE_NOTICES_PER_TICK_MAX);
+    assert!(!room.score_notices.is_empty(), "2,005 still due");
+    room.admin(AdminCommand::End, now).unwrap();
+    assert!(room.score_notices.is_empty());
+}
