@@ -114,9 +114,6 @@ impl Qa {
             }
         }
         qa.upvotes_total = qa.questions.values().map(|q| q.upvoters.len()).sum();
-        // Upvotes stored in the last interval before the restart may not have been
-        // published: the part goes out again at the first tick.
-        qa.upvotes_dirty = qa.upvotes_total > 0;
         qa
     }
 
@@ -218,6 +215,15 @@ impl Qa {
         }
         self.part_dirty = false;
         true
+    }
+
+    /// A restored room's `qa` part as stored (`shown`): when it is behind the questions
+    /// (upvotes counted in the last interval before a stop, never published), it goes
+    /// out at the first tick.
+    pub fn republish_if_behind(&mut self, shown: Option<&str>, approval: bool) {
+        if !self.questions.is_empty() && shown != Some(self.part_json(approval).as_str()) {
+            self.upvotes_dirty = true;
+        }
     }
 
     /// When upvotes held back by the interval are due to go out.

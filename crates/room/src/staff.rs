@@ -588,7 +588,8 @@ impl Room {
         let quiz = self.quiz.as_ref().expect("a quiz exists");
         let record = StorageOp::put_quiz(&quiz.record);
         let value = quiz.part_json();
-        if scored {
+        // An ended room has no one left to tell (a question its timer closed after the end).
+        if scored && self.status != RoomStatus::Ended {
             // A question scored while the last one's notices are still going out: its own
             // replace them (they tell the same and more), first to those the last ones
             // had not reached, so the bottom of a big ranking is not skipped question

@@ -680,6 +680,8 @@ impl RoomLoader {
         }
         room.quiz = quiz.map(QuizFold::finish);
         room.qa = Qa::restore(questions, upvotes);
+        let shown = room.parts.get("qa").map(|part| part.value.as_str());
+        room.qa.republish_if_behind(shown, settings.qa_approval);
         room.products.pinned = pinned;
         room.products.clicks = clicks;
         room.products.count_pinned();

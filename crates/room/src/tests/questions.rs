@@ -294,8 +294,15 @@ fn upvotes_held_back_at_a_restart_are_published_after_it() {
     };
     assert_eq!(upvotes_of(&room), 1, "the second is held back");
 
-    let mut restored = Room::restore(store, now).unwrap().unwrap();
+    let mut restored = Room::restore(store.clone(), now).unwrap().unwrap();
     assert_eq!(restored.qa.questions[&1].upvotes(), 2, "both stored");
-    run_timers_for(&mut restored, &mut now, TICK_MS);
+    for out in run_timers_for(&mut restored, &mut now, TICK_MS) {
+        apply(&out.stores, &mut store);
+    }
     assert_eq!(upvotes_of(&restored), 2);
+    // Woken again with its part up to date, the room does not publish it again.
+    let mut again = Room::restore(store, now).unwrap().unwrap();
+    let version = again.part("qa").unwrap().0;
+    run_timers_for(&mut again, &mut now, 2 * QA_UPVOTES_PUBLISH_INTERVAL_MS);
+    assert_eq!(again.part("qa").unwrap().0, version, "not published again");
 }

@@ -775,3 +775,43 @@ fn a_room_that_ends_drops_its_score_notices_due() {
     room.admin(AdminCommand::End, now).unwrap();
     assert!(room.score_notices.is_empty());
 }
+
+/// A question still open when a big room ends, closed by the room's timer after the end,
+/// sends its shards no score notices: no one is left to tell.
+#[test]
+fn a_question_closed_after_the_room_ended_tells_no_one() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 3, now);
+    room.admin(AdminCommand::SetShards { shards: 2 }, now)
+        .unwrap();
+    join(&mut room, 1, "host", Role::Host, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    let create = serde_json::json!({"command": "create_quiz",
+        "spec": {"title": "Trivia", "questions": [
+            {"question": "a?", "options": ["1", "2"], "correct": 0, "window_ms": 5_000}]}});
+    send_command(&mut room, 1, create, 1, now);
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    send_command(&mut room, 1, next, 2, now);
+    room.handle_frame(2, &answer("z1", 0, 0, 1), now);
+    room.admin(AdminCommand::End, now).unwrap();
+    let mut told = 0;
+    let until = now + 10_000;
+    while let Some(at) = room.poll_timeout().filter(|&at| at <= until) {
+        now = at.max(now);
+        room.handle_timeout(now);
+        while let Some(output) = room.poll_output() {
+            if let Output::ToShard { frame, .. } = output {
+                let down = ShardDown::decode(&frame).unwrap();
+                told += down
+                    .to_user
+                    .iter()
+                    .filter(|(_, event)| {
+                        matches!(event, Event::Direct { payload, .. } if payload.contains("quiz_score"))
+                    })
+                    .count();
+            }
+        }
+    }
+    assert_eq!(room.quiz.as_ref().unwrap().record.phase, QuizPhase::Result);
+    assert_eq!(told, 0, "score notices sent after the end");
+}
