@@ -633,6 +633,39 @@ fn score_notices_sent(out: &Drained) -> Vec<(ConnectionId, u64)> {
         .collect()
 }
 
+/// A room (its host on connection 1) whose quiz `z1` of `questions` questions (a
+/// minute each) has its first question open, answered right by `participants` viewers
+/// (connections from 100, returned).
+fn a_quiz_answered_by(
+    participants: usize,
+    questions: usize,
+    now: &mut u64,
+) -> (Room, Vec<ConnectionId>) {
+    let mut room = Room::create(info(), 3, *now);
+    join(&mut room, 1, "host", Role::Host, *now);
+    let viewers: Vec<ConnectionId> = (100..100 + participants as u64).collect();
+    for &viewer in &viewers {
+        join(&mut room, viewer, &format!("v{viewer}"), Role::Viewer, *now);
+    }
+    let spec: Vec<serde_json::Value> = (0..questions)
+        .map(|q| {
+            serde_json::json!({"question": format!("q{q}?"), "options": ["1", "2"],
+                "correct": 0, "window_ms": 60_000})
+        })
+        .collect();
+    let create = serde_json::json!({"command": "create_quiz",
+        "spec": {"title": "Trivia", "questions": spec}});
+    send_command(&mut room, 1, create, 1, *now);
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    send_command(&mut room, 1, next, 2, *now);
+    tick(&mut room, now);
+    for &viewer in &viewers {
+        room.handle_frame(viewer, &answer("z1", 0, 0, 1), *now);
+    }
+    tick(&mut room, now);
+    (room, viewers)
+}
+
 /// A question scored for more participants than `QUIZ_SCORE_NOTICES_PER_TICK_MAX` sends
 /// at most that many notices a tick, each participant's once; and a question scored
 /// while some of the last one's are still due replaces them with its own. Before, all of
@@ -642,25 +675,8 @@ fn score_notices_sent(out: &Drained) -> Vec<(ConnectionId, u64)> {
 fn score_notices_go_out_a_bounded_number_a_tick_each_participants_once() {
     let participants = 2 * QUIZ_SCORE_NOTICES_PER_TICK_MAX + 7;
     let mut now = 0;
-    let mut room = Room::create(info(), 3, now);
-    join(&mut room, 1, "host", Role::Host, now);
-    let viewers: Vec<ConnectionId> = (100..100 + participants as u64).collect();
-    for &viewer in &viewers {
-        join(&mut room, viewer, &format!("v{viewer}"), Role::Viewer, now);
-    }
-    let create = serde_json::json!({"command": "create_quiz",
-        "spec": {"title": "Trivia", "questions": [
-            {"question": "a?", "options": ["1", "2"], "correct": 0, "window_ms": 60_000},
-            {"question": "b?", "options": ["1", "2"], "correct": 0, "window_ms": 60_000},
-            {"question": "c?", "options": ["1", "2"], "correct": 0, "window_ms": 60_000}]}});
-    send_command(&mut room, 1, create, 1, now);
+    let (mut room, viewers) = a_quiz_answered_by(participants, 3, &mut now);
     let next = serde_json::json!({"command": "next_question", "id": "z1"});
-    send_command(&mut room, 1, next.clone(), 2, now);
-    tick(&mut room, &mut now);
-    for &viewer in &viewers {
-        room.handle_frame(viewer, &answer("z1", 0, 0, 1), now);
-    }
-    tick(&mut room, &mut now);
     let close = serde_json::json!({"command": "close_question", "id": "z1"});
     send_command(&mut room, 1, close, 3, now);
 
@@ -750,23 +766,7 @@ fn a_room_that_ends_drops_its_score_notices_due() {
     // More than the end's own flush would send.
     let participants = 2 * QUIZ_SCORE_NOTICES_PER_TICK_MAX + 5;
     let mut now = 0;
-    let mut room = Room::create(info(), 3, now);
-    join(&mut room, 1, "host", Role::Host, now);
-    let viewers: Vec<ConnectionId> = (100..100 + participants as u64).collect();
-    for &viewer in &viewers {
-        join(&mut room, viewer, &format!("v{viewer}"), Role::Viewer, now);
-    }
-    let create = serde_json::json!({"command": "create_quiz",
-        "spec": {"title": "Trivia", "questions": [
-            {"question": "a?", "options": ["1", "2"], "correct": 0, "window_ms": 60_000}]}});
-    send_command(&mut room, 1, create, 1, now);
-    let next = serde_json::json!({"command": "next_question", "id": "z1"});
-    send_command(&mut room, 1, next, 2, now);
-    tick(&mut room, &mut now);
-    for &viewer in &viewers {
-        room.handle_frame(viewer, &answer("z1", 0, 0, 1), now);
-    }
-    tick(&mut room, &mut now);
+    let (mut room, _) = a_quiz_answered_by(participants, 1, &mut now);
     let close = serde_json::json!({"command": "close_question", "id": "z1"});
     send_command(&mut room, 1, close, 3, now);
     let first = score_notices_sent(&tick(&mut room, &mut now));
