@@ -274,7 +274,14 @@ fn a_big_rooms_acknowledged_likes_survive_kill_9_of_workerd_mid_stream() {
         "the likers are spread over shards: {shards:?}"
     );
     let mut unanswered_at_kills = 0;
-    for run_ms in [1_300_u64, 1_770, 2_150] {
+    // At least three kills, and more (up to seven) while none came with a like frame in
+    // flight: on a loaded machine every answer may be back at a kill's instant, which
+    // tests nothing of the resend.
+    let runs_ms = [1_300_u64, 1_770, 2_150, 1_530, 1_910, 2_370, 1_150];
+    for (kill, run_ms) in runs_ms.into_iter().enumerate() {
+        if kill >= 3 && unanswered_at_kills > 0 {
+            break;
+        }
         let running: Vec<_> = likers
             .into_iter()
             .map(|liker| {
