@@ -94,6 +94,8 @@ struct Memory {
     /// When the room may next try to complete an unfinished end on its own (not asked by
     /// `POST /end`): at most once per `ROOM_END_RETRY_INTERVAL_MS`.
     end_retry_at_ms: u64,
+    /// Tries of the end under way (`finish_end`): the room's own retry waits for them.
+    end_try_running: u32,
     /// A create is under way (between its check that the room is not live and the new
     /// room in memory, across the settlement call that opens its ledger account).
     creating: bool,
@@ -428,6 +430,8 @@ impl RoomObject {
         // Due once their pending gifts are stored: a charge asked before its record is
         // durable could be made and never recovered after a crash.
         self.memory.borrow_mut().charges_due.extend(due);
+        // An end just stored keeps its retry alarm before any frame tells of it.
+        self.arm_end_retry().await?;
         {
             let mut memory = self.memory.borrow_mut();
             for output in wire {
@@ -940,6 +944,9 @@ impl DurableObject for RoomObject {
     async fn alarm(&self) -> Result<Response> {
         self.ensure_loaded().await?;
         self.alarm_ticks_and_charges().await?;
+        // The retry of an end not complete (see `arm_end_retry`), and the next one's alarm.
+        self.finish_end_if_due().await;
+        self.arm_end_retry().await?;
         Response::empty()
     }
 }

@@ -3,6 +3,7 @@
 //! failures reach only the sender; ending the room settles it to the host.
 
 use ovation_cli::{Socket, SocketEnd};
+use ovation_proto::limits::ROOM_END_RETRY_INTERVAL_MS;
 use ovation_proto::{ActionBody, ClientFrame, ErrorCode, Event};
 use ovation_tests::{create_room, free_port, scratch_dir, token, Runtime, Server, Settlement};
 use serde_json::json;
@@ -188,6 +189,16 @@ fn host_balance_reaches(settlement: &Settlement, expected: u64) -> u64 {
 
 /// A balance at the settlement service, once it reaches `expected` (within WAIT).
 fn balance_reaches(settlement: &Settlement, user: &str, expected: u64) -> u64 {
+    balance_reaches_within(settlement, user, expected, WAIT)
+}
+
+/// A balance at the settlement service, once it reaches `expected` (within `wait`).
+fn balance_reaches_within(
+    settlement: &Settlement,
+    user: &str,
+    expected: u64,
+    wait: Duration,
+) -> u64 {
     let started = Instant::now();
     loop {
         let account = settlement
@@ -195,7 +206,7 @@ fn balance_reaches(settlement: &Settlement, user: &str, expected: u64) -> u64 {
             .get(&format!("/v1/accounts/dev:{user}"))
             .unwrap();
         let balance = account.body["balance"].as_u64().unwrap_or(0);
-        if balance == expected || started.elapsed() > WAIT {
+        if balance == expected || started.elapsed() > wait {
             return balance;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -773,13 +784,21 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
         "ended",
         "stored before the settlement went"
     );
+    // The room completes its end by itself (woken here by the status read; with nothing
+    // to wake it, by the retry alarm stored with the end: the test below).
+    let retry_wait = Duration::from_millis(ROOM_END_RETRY_INTERVAL_MS) + 3 * WAIT;
+    assert_eq!(
+        balance_reaches_within(&settlement, "host-1", 5, retry_wait),
+        5,
+        "room 1 settled by its own retry"
+    );
 
     // 3. Killed with the settlement applied and its answer on its way back.
     gift_then_kill_mid_end(&mut server, &rooms[2], "kill-settle-2", 3);
     proxy.release("/settle");
     assert_eq!(
-        host_balance_reaches(&settlement, 5),
-        5,
+        host_balance_reaches(&settlement, 10),
+        10,
         "room 2 settled, unanswered"
     );
     server = start();
@@ -800,6 +819,69 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     for room in &rooms {
         assert!(archived(&server, room), "{room} is archived");
     }
+}
+
+/// A host's `end_room` over its socket stores the end and tells everyone, then settles
+/// the gifts and archives the room. A process killed between the two left the host
+/// unpaid and the room listed live for good: nothing wakes an ended room whose sockets it
+/// closed (no log line either). The end's retry alarm is stored with the end, so after
+/// the restart, with no request to the room, the host is paid once and the room is
+/// archived.
+#[test]
+fn an_end_over_the_hosts_socket_cut_short_by_a_kill_completes_by_itself() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &[]);
+    let data = scratch_dir("gifts-end-kill");
+    let vars = [
+        ("OVATION_SETTLEMENT_URL", proxy.base.as_str()),
+        ("OVATION_SETTLEMENT_SECRET", settlement.secret.as_str()),
+    ];
+    let start = || Server::start_on_with_vars(Runtime::Workerd, &data, &vars);
+    let mut server = start();
+    deposit(&settlement, "ana", 5); // one heart
+    let room = create_room(&server, "weur");
+    let mut host = connect(&server, &room, "host", "host-1");
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    ana.send(&gift(1, "end-kill", "heart", 1)).unwrap();
+    assert!(matches!(
+        answer_to(&mut ana, 1),
+        Event::Ack { seq: Some(_), .. }
+    ));
+    proxy.hold("/settle");
+    host.send(&ClientFrame::Command {
+        client_id: 9,
+        command: json!({ "command": "end_room" }).to_string(),
+    })
+    .unwrap();
+    proxy.wait_held(1);
+    assert!(
+        proxy.held_line(1).contains("/settle"),
+        "{}",
+        proxy.held_line(1)
+    );
+    server.kill_hard();
+    proxy.drop_held("/settle"); // never arrives; the next ones pass
+    drop((host, ana));
+    let server = start();
+    // Nothing asks the room anything: only its alarm can wake it (the retry is
+    // `ROOM_END_RETRY_INTERVAL_MS` after the first try).
+    let retry_wait = Duration::from_millis(ROOM_END_RETRY_INTERVAL_MS) + 3 * WAIT;
+    assert_eq!(
+        balance_reaches_within(&settlement, "host-1", 5, retry_wait),
+        5,
+        "the host is paid after the restart, with nothing waking the room"
+    );
+    assert!(archived(&server, &room), "the ended room is archived");
+    assert_eq!(balance_reaches(&settlement, "ana", 0), 0);
+    settlement.assert_audit_holds();
+    let state = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/state"))
+        .unwrap();
+    assert_eq!(state.body["status"], "ended");
+    // Ending again settles nothing twice.
+    end_with_settlement(&server, &room, "settled");
+    assert_eq!(balance_reaches(&settlement, "host-1", 5), 5);
 }
 
 /// `POST /v1/rooms` for `room` on a thread of its own (a create the test races).

@@ -277,8 +277,9 @@ pub const HEARTBEAT_REPLY_TEXT: &str = "pong";
 /// Clients send a heartbeat (`HEARTBEAT_TEXT`, answered by the auto-response) this often.
 pub const HEARTBEAT_INTERVAL_MS: u64 = 25_000;
 /// A room that ended but could not complete its end (the settlement service or the
-/// directory did not answer) tries again on its next request or socket event, at most
-/// this often (`POST …/end` tries at once).
+/// directory did not answer, or the process died mid-end) tries again this long after
+/// its last try, woken by its alarm if nothing else comes first (`POST …/end` tries at
+/// once).
 pub const ROOM_END_RETRY_INTERVAL_MS: u64 = 10_000;
 /// Live rooms the directory admits per tenant (a room whose create raced a failed one
 /// is listed once open whatever the count: one more per such race).

@@ -4,9 +4,11 @@
 //!
 //! Both steps are idempotent, so an end whose settlement or archive failed is completed
 //! by the next attempt: `POST /end` again (answered 200 on an ended room), or, until
-//! both succeed for this opening, the room's own retry on its next request or socket
-//! event (at most once per `ROOM_END_RETRY_INTERVAL_MS`). The room is not opened again
-//! before its last opening is settled.
+//! both succeed for this opening, the room's own retry on its next request, socket event
+//! or alarm (at most once per `ROOM_END_RETRY_INTERVAL_MS`; the alarm is kept armed for it,
+//! stored with the end, so a process killed mid-end completes it after its restart with
+//! nothing else to wake the room). The room is not opened again before its last opening
+//! is settled.
 
 use super::*;
 use ovation_proto::limits::ROOM_END_RETRY_INTERVAL_MS;
@@ -109,6 +111,11 @@ impl RoomObject {
                 done: false,
             }
         };
+        // Charges still due (not started: the room ran out of time for them) stay due;
+        // settled now, their gifts would be refused by the settled ledger room.
+        if !self.memory.borrow().charges_due.is_empty() {
+            return pending("charges still due before the settlement".into());
+        }
         let nothing = || Settled {
             summary: serde_json::Value::Null,
             done: true,
@@ -149,8 +156,19 @@ impl RoomObject {
         }
     }
 
-    /// Settles and archives the ended room (nothing for a live one).
+    /// Settles and archives the ended room (nothing for a live one). The room's own
+    /// retries (`finish_end_if_due`) wait for a try under way, and come
+    /// `ROOM_END_RETRY_INTERVAL_MS` after the last one.
     pub(crate) async fn finish_end(&self) -> EndCompleted {
+        self.memory.borrow_mut().end_try_running += 1;
+        let completed = self.finish_end_once().await;
+        let mut memory = self.memory.borrow_mut();
+        memory.end_try_running -= 1;
+        memory.end_retry_at_ms = now_ms().saturating_add(ROOM_END_RETRY_INTERVAL_MS);
+        completed
+    }
+
+    async fn finish_end_once(&self) -> EndCompleted {
         let mut completed = EndCompleted {
             settlement: serde_json::Value::Null,
             archived: false,
@@ -214,12 +232,33 @@ impl RoomObject {
         let now = now_ms();
         {
             let mut memory = self.memory.borrow_mut();
-            if now < memory.end_retry_at_ms {
+            if now < memory.end_retry_at_ms || memory.end_try_running > 0 {
                 return;
             }
             memory.end_retry_at_ms = now.saturating_add(ROOM_END_RETRY_INTERVAL_MS);
         }
         self.finish_end().await;
+    }
+
+    /// Keeps an alarm for the next try of an end not complete: armed
+    /// `ROOM_END_RETRY_INTERVAL_MS` after a try, before any frame tells of the end, so an end
+    /// whose first try was cut short (the process killed after the host's `end_room`, the
+    /// settlement service or the directory down) is completed with no request or socket
+    /// event to wake the room: none comes to a room that ended and closed its sockets.
+    pub(crate) async fn arm_end_retry(&self) -> Result<()> {
+        if self.ended_epoch().is_none() || self.end_finished() || self.memory.borrow().creating {
+            return Ok(());
+        }
+        // When the try under way (or the last) allows the next; a try starting now (the
+        // end just stored) is retried an interval later.
+        let now = now_ms();
+        let retry_at_ms = self.memory.borrow().end_retry_at_ms;
+        let at = if retry_at_ms > now {
+            retry_at_ms
+        } else {
+            now.saturating_add(ROOM_END_RETRY_INTERVAL_MS)
+        };
+        driver::arm_alarm_by(self, Some(at)).await
     }
 
     /// The recording's window as the directory and `/end` name it, if the room records.
