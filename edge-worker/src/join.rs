@@ -28,7 +28,8 @@ pub(crate) const ROUTE_STALE_STATUS: u16 = 421;
 thread_local! {
     /// This isolate's connect buckets (one per user and room): checked before an upgrade
     /// wakes the room object, so a connection flood costs the room nothing.
-    static CONNECTS: RefCell<UserRateLimiter> = RefCell::new(UserRateLimiter::for_connects());
+    static CONNECTS: RefCell<UserRateLimiter> =
+        RefCell::new(UserRateLimiter::for_connects().across_rooms());
     /// This isolate's memory of big rooms' shard counts.
     static SHARD_ROUTES: RefCell<ShardRoutes> = RefCell::new(ShardRoutes::new());
 }

@@ -242,7 +242,7 @@ thread_local! {
     /// This isolate's read buckets (one per user and room): a flood of pull reads from
     /// one token is refused before it wakes the room object.
     static READS: std::cell::RefCell<ovation_room::UserRateLimiter> =
-        std::cell::RefCell::new(ovation_room::UserRateLimiter::for_reads());
+        std::cell::RefCell::new(ovation_room::UserRateLimiter::for_reads().across_rooms());
 }
 
 /// A viewer's read of the room over its rate in this isolate, refused before the room

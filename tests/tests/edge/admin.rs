@@ -5,6 +5,7 @@ use super::{comment, connect, wait_ack};
 use ovation_cli::Api;
 use ovation_tests::{create_room, shared, token};
 use serde_json::json;
+use std::time::Instant;
 
 #[test]
 fn admin_api_errors_carry_stable_codes() {
@@ -690,6 +691,83 @@ fn a_viewers_reads_past_the_read_rate_are_refused_with_their_wait() {
             "staff are not limited"
         );
     }
+}
+
+/// One token valid for every room (`room: "*"`) naming made-up rooms: each room id wakes a
+/// room object (answered 404 only once it woke), and a room new to the Worker came with a
+/// full bucket of its own, so the per-room rates never applied. Past
+/// `USER_NEW_ROOMS_BURST` rooms new to the Worker, its reads and its upgrades are refused
+/// `429 rate_limited` with a `retry-after` before any object wakes; another viewer, and
+/// the rooms the token already reached, are untouched.
+#[test]
+fn one_token_naming_made_up_rooms_is_refused_past_the_new_rooms_burst() {
+    use ovation_cli::{Socket, SocketEnd};
+    use ovation_proto::limits::{USER_NEW_ROOMS_BURST, USER_NEW_ROOMS_PER_S};
+    use ovation_tests::room_id;
+    let server = shared();
+    let burst = USER_NEW_ROOMS_BURST as usize;
+    let tries = burst + 40;
+    // At most the burst, and what the rate refilled while the test asked.
+    let admitted_max = |started: Instant| {
+        burst + (started.elapsed().as_secs_f64() * f64::from(USER_NEW_ROOMS_PER_S)) as usize + 1
+    };
+    // Reads.
+    let roamer = Api::new(&server.base, &token("viewer", "roamer", "*"));
+    let made_up: Vec<String> = (0..tries).map(|_| room_id("weur")).collect();
+    let started = Instant::now();
+    let replies: Vec<(u16, Option<String>)> = made_up
+        .iter()
+        .map(|room| {
+            let reply = roamer.get(&format!("/v1/rooms/{room}/state")).unwrap();
+            (reply.status, reply.retry_after)
+        })
+        .collect();
+    let admitted = replies.iter().filter(|(status, _)| *status == 404).count();
+    assert!(
+        replies[..burst].iter().all(|(status, _)| *status == 404)
+            && admitted <= admitted_max(started)
+            && admitted < tries,
+        "{replies:?}"
+    );
+    for (status, retry_after) in replies.iter().filter(|(status, _)| *status != 404) {
+        assert_eq!(*status, 429, "{replies:?}");
+        let wait: u64 = retry_after
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .expect("a retry-after");
+        assert!(wait >= 1);
+    }
+    let again = roamer
+        .get(&format!("/v1/rooms/{}/state", made_up[0]))
+        .unwrap();
+    assert_eq!(again.status, 404, "a room it reached keeps its own rate");
+    let other = Api::new(&server.base, &token("viewer", "homebody", "*"));
+    let reply = other
+        .get(&format!("/v1/rooms/{}/state", room_id("weur")))
+        .unwrap();
+    assert_eq!(reply.status, 404, "another viewer is untouched");
+    // Upgrades (their own limiter).
+    let wanderer = token("viewer", "wanderer", "*");
+    let started = Instant::now();
+    let outcomes: Vec<u16> = (0..tries)
+        .map(
+            |_| match Socket::connect(&server.base, &room_id("weur"), &wanderer, None) {
+                Ok(_) => 101,
+                Err(SocketEnd::Refused(status, _)) => status,
+                Err(other) => panic!("an upgrade answered {other:?}"),
+            },
+        )
+        .collect();
+    let admitted = outcomes.iter().filter(|status| **status == 404).count();
+    assert!(
+        outcomes[..burst].iter().all(|status| *status == 404)
+            && admitted <= admitted_max(started)
+            && admitted < tries
+            && outcomes
+                .iter()
+                .all(|status| *status == 404 || *status == 429),
+        "{outcomes:?}"
+    );
 }
 
 /// Reads that miss the Workers cache wake the room object, so the Worker holds them to the
