@@ -74,8 +74,9 @@ struct Memory {
     room: Option<Room>,
     sockets: HashMap<ConnectionId, WebSocket>,
     timers: Timers,
-    /// Big rooms: batches for each shard, in order; one request in flight per shard.
-    shard_queues: BTreeMap<u16, VecDeque<Vec<u8>>>,
+    /// Big rooms: batches for each shard, in order, bounded; one request in flight per
+    /// shard.
+    shard_queues: ovation_room::ShardOutbox,
     shards_sending: BTreeSet<u16>,
     /// The room's recording (replay), saved under `REPLAY_RECORDER_KEY` when it changes.
     recorder: Option<ovation_replay::Recorder>,
@@ -445,11 +446,14 @@ impl RoomObject {
                         }
                     }
                     Output::ToShard { shard, frame } => {
-                        memory
-                            .shard_queues
-                            .entry(shard)
-                            .or_default()
-                            .push_back(frame);
+                        let dropped = memory.shard_queues.push(shard, frame);
+                        if dropped.batches > 0 {
+                            // The shard asks for the room's state at its next batch.
+                            log_json(json!({"level":"warn","event":"shard_down_dropped",
+                                "shard": shard, "batches": dropped.batches,
+                                "bytes": dropped.bytes,
+                                "queued_bytes": memory.shard_queues.bytes()}));
+                        }
                     }
                     Output::Store(_) | Output::Log(_) | Output::Charge(_) => {
                         unreachable!("handled above")

@@ -857,8 +857,16 @@ pub fn per_tick(per_s: u64, tick_ms: u64) -> usize {
 pub const RELAY_FRAMES_PER_BATCH_MAX: usize = 2_000;
 /// Forwarded frames a shard holds for the room; above it clients are told "room busy".
 pub const SHARD_FORWARD_QUEUE_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
+/// The room's batches queued for one shard while its previous batch is on its way
+/// (`ovation_room::ShardOutbox`): 4 s of the longest tick. Past it the oldest go, and the
+/// shard asks for the room's state when it sees the hole in the numbers.
+pub const SHARD_DOWN_BATCHES_QUEUED_MAX: usize = 16;
+/// Bytes of batches queued for all of a room's shards together (a room object's isolate
+/// has 128 MB); past it the longest queue's oldest go first, never a shard's newest.
+pub const ROOM_SHARD_DOWN_QUEUED_BYTES_MAX: usize = 32 * 1024 * 1024;
 /// Votes and answers forwarded and not yet answered by the room (remembered so an
-/// accepted one is answered locally when repeated).
+/// accepted one is answered locally when repeated); full, they are forgotten whole (only
+/// a shortcut: a repeat the shard does not answer goes to the room).
 pub const SHARD_CHOICES_PENDING_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
 /// Sockets a shard remembers the user of after they closed, so the room's acks that
 /// arrive after a close (a socket closed while its frames were on their way) are still

@@ -32,6 +32,7 @@ mod quiz;
 mod ring;
 mod settlement;
 mod shard;
+mod shard_outbox;
 mod shard_routes;
 mod sharding;
 mod staff;
@@ -67,6 +68,7 @@ pub use settlement::{
     SETTLEMENT_UNAVAILABLE_MESSAGE,
 };
 pub use shard::{Shard, ShardOutput, UpAnswer};
+pub use shard_outbox::{Dropped as ShardBatchesDropped, ShardOutbox};
 pub use shard_routes::{shard_for, RememberedRoute, RoomKey, ShardPlacement, ShardRoutes};
 pub use staff::{StaffCommand, SYSTEM_SENDER};
 pub use store::{

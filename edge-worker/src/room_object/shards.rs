@@ -27,11 +27,8 @@ impl RoomObject {
             let memory = self.memory.borrow();
             memory
                 .shard_queues
-                .iter()
-                .filter(|(shard, queue)| {
-                    !queue.is_empty() && !memory.shards_sending.contains(shard)
-                })
-                .map(|(shard, _)| *shard)
+                .waiting()
+                .filter(|shard| !memory.shards_sending.contains(shard))
                 .collect()
         };
         let drains = idle.into_iter().map(|shard| self.drain_shard_queue(shard));
@@ -49,13 +46,7 @@ impl RoomObject {
                 Ok((name, stub))
             });
         loop {
-            let Some(frame) = self
-                .memory
-                .borrow_mut()
-                .shard_queues
-                .get_mut(&shard)
-                .and_then(VecDeque::pop_front)
-            else {
+            let Some(frame) = self.memory.borrow_mut().shard_queues.pop(shard) else {
                 break;
             };
             let sent = async {
