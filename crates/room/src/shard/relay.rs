@@ -231,6 +231,12 @@ impl Shard {
         };
         if matches!(event, Event::Ack { .. }) {
             if !self.chosen.contains_key(&choice) {
+                // An earlier question's answer, acknowledged as a repeat: the current
+                // question's memory stays (one viewer alternating such repeats emptied it
+                // for everyone at each frame).
+                if self.chosen.keys().any(|held| choice.is_earlier_than(held)) {
+                    return;
+                }
                 // Only the latest poll and quiz question matter: forget older ones.
                 self.chosen
                     .retain(|c, _| std::mem::discriminant(c) != std::mem::discriminant(&choice));

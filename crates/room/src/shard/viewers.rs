@@ -39,6 +39,21 @@ impl Choice {
             _ => None,
         }
     }
+
+    /// An answer to an earlier question of the same quiz than `held`: acknowledged by the
+    /// room as a repeat of a scored answer, and not worth the current question's memory.
+    pub(crate) fn is_earlier_than(&self, held: &Choice) -> bool {
+        match (self, held) {
+            (
+                Choice::Answer { quiz_id, question },
+                Choice::Answer {
+                    quiz_id: held_quiz,
+                    question: held_question,
+                },
+            ) => quiz_id == held_quiz && question < held_question,
+            _ => false,
+        }
+    }
 }
 
 impl Shard {
@@ -311,11 +326,15 @@ impl Shard {
             );
         }
         // Remembered until the room answers, so an accepted one is answered here next time.
+        // Only a shortcut (a repeat not answered here goes to the room, which answers
+        // it): full, it is forgotten whole, since choices whose frames never got an answer
+        // (a batch dropped, another opening's) would otherwise fill it for good.
         if let Some((client_id, choice)) = Choice::of(&frame) {
-            if self.pending_choices.len() < SHARD_CHOICES_PENDING_MAX {
-                self.pending_choices
-                    .insert((connection, client_id), (choice, identity.user.clone()));
+            if self.pending_choices.len() >= SHARD_CHOICES_PENDING_MAX {
+                self.pending_choices.clear();
             }
+            self.pending_choices
+                .insert((connection, client_id), (choice, identity.user.clone()));
         }
         self.stats.forwarded += 1;
         self.up_frames.push_back(RelayedFrame {

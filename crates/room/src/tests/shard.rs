@@ -716,6 +716,61 @@ fn opening_1s_frames_are_refused_and_change_nothing(room: &mut Room, frames: Vec
     assert_eq!(room.poll().unwrap().2, &[0, 0], "no vote counted");
 }
 
+/// The room acknowledges an answer to an earlier, scored question as a repeat. A shard
+/// took that acknowledgement for a new question and forgot who had answered the current
+/// one: one viewer alternating such repeats emptied that memory for everyone at each
+/// frame, and every viewer's repeat went up to the room. The current question's memory
+/// stays; the earlier question's repeat is not remembered.
+#[test]
+fn an_earlier_questions_repeat_leaves_the_current_questions_answers_remembered() {
+    let mut now_ms = 1_000;
+    let mut shard = ana_on_a_shard(now_ms);
+    let answer = |client_id, question| {
+        ClientFrame::Answer {
+            client_id,
+            quiz_id: "z1".into(),
+            question,
+            option: 0,
+        }
+        .encode()
+    };
+    let ack = |client_id| {
+        (
+            1,
+            Event::Ack {
+                client_id,
+                seq: None,
+            },
+        )
+    };
+    // Ana answers question 1 (current), then repeats her answer to question 0 (scored).
+    shard.handle_frame(1, &answer(1, 1), now_ms);
+    shard.handle_frame(1, &answer(2, 0), now_ms);
+    let ups = batches_up(&mut shard, &mut now_ms, 1);
+    assert_eq!(ups[0].frames.len(), 2);
+    let acks = own_down(2, now_ms, None, vec![ack(1), ack(2)]);
+    shard.handle_down(&acks.encode(), now_ms).unwrap();
+    while shard.poll_output().is_some() {}
+    // Another tab of hers answers question 1 again: answered here, nothing goes up.
+    shard.handle_frame(1, &answer(3, 1), now_ms);
+    now_ms += TICK_MS;
+    shard.handle_timeout(now_ms);
+    let (mut acked, mut up) = (false, 0);
+    while let Some(output) = shard.poll_output() {
+        match output {
+            ShardOutput::Send { frame, .. } => {
+                let ServerFrame::Batch { events, .. } = ServerFrame::decode(&frame).unwrap();
+                acked |= events
+                    .iter()
+                    .any(|e| matches!(e, Event::Ack { client_id: 3, .. }));
+            }
+            ShardOutput::Up { batch, .. } => up += ShardUp::decode(&batch).unwrap().frames.len(),
+            _ => {}
+        }
+    }
+    assert!(acked && up == 0, "acked here: {acked}, sent up: {up}");
+}
+
 /// A shard that saw ana's vote in poll `p1` accepted, then the room's state of a new
 /// opening: ana's vote in the new opening's `p1` goes to the room (it used to be
 /// acknowledged by the shard as a repeat and never counted), and a frame of the old
