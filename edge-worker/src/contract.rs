@@ -35,6 +35,15 @@ pub const ROUTE_REMEMBERED_HEADER: &str = "x-ovation-route-remembered";
 /// `ovation_proto::UPGRADE_HELLO_PARAM`): the object feeds that Hello as the socket's
 /// first frame. Set only by the router (no header of the client's reaches an object).
 pub const HELLO_HEADER: &str = "x-ovation-hello";
+/// On a room object's `404 room_not_found` when no room is there at all (not a part or a
+/// version it lacks): the Worker's limiters then keep the new room its request took
+/// (`ovation_room::UserRateLimiter::answered`).
+pub const ROOM_MISSING_HEADER: &str = "x-ovation-room-missing";
+
+/// Whether an object's answer says its room exists (anything but its `404` for no room).
+pub fn room_exists(resp: &worker::Response) -> bool {
+    resp.status_code() != 404 || !matches!(resp.headers().has(ROOM_MISSING_HEADER), Ok(true))
+}
 
 /// The Hello the router passed with an upgrade (`HELLO_HEADER`), if any. The router
 /// wrote the version `Hello::from_upgrade_query` parsed, so the rule for what the query

@@ -13,7 +13,7 @@ use crate::{auth_error, authenticate_at, contract, room_in, room_stub, PROTOCOL_
 use ovation_auth::Verified;
 use ovation_proto::limits::SUBPROTOCOL;
 use ovation_proto::RoomId;
-use ovation_room::{RoomKey, ShardPlacement, ShardRoutes, UserRateLimiter, UserRoomKey};
+use ovation_room::{Admitted, RoomKey, ShardPlacement, ShardRoutes, UserRateLimiter, UserRoomKey};
 use std::cell::RefCell;
 use worker::{Env, Headers, Request, RequestInit, Response};
 
@@ -60,7 +60,7 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
     }
     let identity = authenticate_at(&req, Some(&url), env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
-    admit_connect(&identity, &room)?;
+    let admitted = admit_connect(&identity, &room)?;
     // What an object reads of the client's request: that it upgrades, and whether it
     // offered `ovation.v1` (echoed on the 101). Nothing else of the client's reaches an
     // object: not its token (checked here), not a header of ours it made up.
@@ -91,6 +91,7 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
     if let Some((placement, index)) = remembered {
         let resp = to_shard(env, &headers, &placement, index, true).await?;
         if resp.status_code() != ROUTE_STALE_STATUS {
+            admitted.answered(&resp);
             return Ok(resp);
         }
         SHARD_ROUTES.with(|routes| routes.borrow_mut().forget(&key));
@@ -101,6 +102,7 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
         .fetch_with_request(upgrade_request(headers.clone())?)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))?;
+    admitted.answered(&resp);
     // A viewer of a big room: the room names the viewer's shard, and the socket goes
     // there directly (never through the room object).
     let Some((placement, index)) = shard_route(&resp) else {
@@ -165,24 +167,45 @@ async fn to_shard(
 
 /// Refuses an upgrade over its user's connect rate with `429 rate_limited` (not logged:
 /// a flood would turn into a flood of log lines).
-fn admit_connect(identity: &Verified, room: &RoomId) -> std::result::Result<(), ApiError> {
+fn admit_connect(
+    identity: &Verified,
+    room: &RoomId,
+) -> std::result::Result<ConnectAdmitted, ApiError> {
     let key = UserRoomKey {
         tenant: identity.tenant.clone(),
         room: room.as_str().to_owned(),
         user: identity.user.clone(),
     };
-    CONNECTS
-        .with(|limiter| limiter.borrow_mut().admit(&key, now_ms()))
-        .map_err(|refused| {
-            ApiError::new(
-                429,
-                "rate_limited",
-                &format!(
-                    "this user opens connections to this room too fast; retry in {} ms",
-                    refused.retry_after_ms
-                ),
-            )
-        })
+    match CONNECTS.with(|limiter| limiter.borrow_mut().admit(&key, now_ms())) {
+        Ok(admitted) => Ok(ConnectAdmitted { key, admitted }),
+        Err(refused) => Err(ApiError::new(
+            429,
+            "rate_limited",
+            &format!(
+                "this user opens connections to this room too fast; retry in {} ms",
+                refused.retry_after_ms
+            ),
+        )),
+    }
+}
+
+/// An upgrade `admit_connect` let through, to tell the limiter what the object answered.
+struct ConnectAdmitted {
+    key: UserRoomKey,
+    admitted: Admitted,
+}
+
+impl ConnectAdmitted {
+    /// The room exists, or not (`contract::room_exists`): only rooms that do not spend
+    /// the user's new rooms.
+    fn answered(&self, resp: &Response) {
+        let exists = contract::room_exists(resp);
+        CONNECTS.with(|limiter| {
+            limiter
+                .borrow_mut()
+                .answered(&self.key, self.admitted, exists, now_ms())
+        });
+    }
 }
 
 /// A viewer's upgrade as an object's `/ws` gets it (the request copies the headers).

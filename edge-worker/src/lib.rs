@@ -47,7 +47,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     // forwarded from a Durable Object has immutable headers: the answer gets a copy.
     let headers = Headers::new();
     for (name, value) in response.headers().entries() {
-        headers.set(&name, &value)?;
+        if name != contract::ROOM_MISSING_HEADER {
+            headers.set(&name, &value)?;
+        }
     }
     for (name, value) in CORS_HEADERS {
         headers.set(name, value)?;
@@ -245,24 +247,45 @@ thread_local! {
         std::cell::RefCell::new(ovation_room::UserRateLimiter::for_reads().across_rooms());
 }
 
-/// A viewer's read of the room over its rate in this isolate, refused before the room
-/// object wakes (which keeps the same bound across isolates: `Room::admit_read`). Staff
-/// are not limited.
-fn read_refused(identity: &Verified, room: &RoomId) -> Option<ovation_room::ReadRefused> {
+/// A viewer's read of the room within its rate in this isolate, or refused before the
+/// room object wakes (which keeps the same bound across isolates: `Room::admit_read`).
+/// Staff are not limited.
+fn admit_read(
+    identity: &Verified,
+    room: &RoomId,
+) -> std::result::Result<ReadAdmitted, ovation_room::ReadRefused> {
     if identity.role.is_staff() {
-        return None;
+        return Ok(ReadAdmitted(None));
     }
     let key = ovation_room::UserRoomKey {
         tenant: identity.tenant.clone(),
         room: room.as_str().to_owned(),
         user: identity.user.clone(),
     };
-    let refused = READS
-        .with(|limiter| limiter.borrow_mut().admit(&key, now_ms()))
-        .err()?;
-    Some(ovation_room::ReadRefused::RateLimited {
-        retry_after_ms: refused.retry_after_ms,
-    })
+    match READS.with(|limiter| limiter.borrow_mut().admit(&key, now_ms())) {
+        Ok(admitted) => Ok(ReadAdmitted(Some((key, admitted)))),
+        Err(refused) => Err(ovation_room::ReadRefused::RateLimited {
+            retry_after_ms: refused.retry_after_ms,
+        }),
+    }
+}
+
+/// A read `admit_read` let through, to tell the limiter what the object answered.
+struct ReadAdmitted(Option<(ovation_room::UserRoomKey, ovation_room::Admitted)>);
+
+impl ReadAdmitted {
+    /// The room exists, or not (`contract::room_exists`): only rooms that do not spend
+    /// the user's new rooms.
+    fn answered(self, resp: &Response) {
+        if let Some((key, admitted)) = self.0 {
+            let exists = contract::room_exists(resp);
+            READS.with(|limiter| {
+                limiter
+                    .borrow_mut()
+                    .answered(&key, admitted, exists, now_ms())
+            });
+        }
+    }
 }
 
 /// The token from `Authorization: Bearer`, or, on a WebSocket upgrade only (a browser
@@ -411,9 +434,10 @@ async fn viewer_get(
     let room = room_param(&req)?;
     let identity = authenticate(&req, env)?;
     identity.authorize_room(room.as_str()).map_err(auth_error)?;
-    if let Some(refused) = read_refused(&identity, &room) {
-        return http::read_refusal(refused);
-    }
+    let admitted = match admit_read(&identity, &room) {
+        Ok(admitted) => admitted,
+        Err(refused) => return http::read_refusal(refused),
+    };
     let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
     let query = url.query().map(|q| format!("?{q}")).unwrap_or_default();
     let stub = room_stub(env, &identity.tenant, &room)?;
@@ -425,6 +449,7 @@ async fn viewer_get(
         None,
     )
     .await?;
+    admitted.answered(&resp);
     if what == "state" && resp.status_code() == 200 {
         return with_headers(resp, &[("cache-control", "max-age=1")]).await;
     }
@@ -468,11 +493,13 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
     };
     let stub = room_stub(env, &identity.tenant, &room)?;
     let Some(epoch) = epoch else {
-        if let Some(refused) = read_refused(&identity, &room) {
-            return http::read_refusal(refused);
-        }
+        let admitted = match admit_read(&identity, &room) {
+            Ok(admitted) => admitted,
+            Err(refused) => return http::read_refusal(refused),
+        };
         let path = format!("/part?name={name}&v={version}");
         let resp = call(&stub, Method::Get, &path, &identity, None).await?;
+        admitted.answered(&resp);
         return with_headers(resp, &[("cache-control", "no-store")]).await;
     };
     // The cache key names the tenant: the public URL alone does not.
@@ -490,11 +517,13 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
     }
     // A miss wakes the room object: within the read rate, as the pull reads (a flood of
     // made-up versions, never cached, would keep the room busy answering 404s).
-    if let Some(refused) = read_refused(&identity, &room) {
-        return http::read_refusal(refused);
-    }
+    let admitted = match admit_read(&identity, &room) {
+        Ok(admitted) => admitted,
+        Err(refused) => return http::read_refusal(refused),
+    };
     let path = format!("/part?name={name}&v={version}&e={epoch}");
     let resp = call(&stub, Method::Get, &path, &identity, None).await?;
+    admitted.answered(&resp);
     // A part that moved on is answered at its newest version (`no-store` from the room):
     // cached, it would stand for a version it is not.
     let newer = matches!(
@@ -537,12 +566,14 @@ async fn replay(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
         return Ok(hit); // stored with `x-ovation-cache: hit`
     }
     // A miss wakes the room object: within the read rate, as the pull reads.
-    if let Some(refused) = read_refused(&identity, &room) {
-        return http::read_refusal(refused);
-    }
+    let admitted = match admit_read(&identity, &room) {
+        Ok(admitted) => admitted,
+        Err(refused) => return http::read_refusal(refused),
+    };
     let stub = room_stub(env, &identity.tenant, &room)?;
     let path = format!("/replay?{}", query.to_query());
     let resp = call(&stub, Method::Get, &path, &identity, None).await?;
+    admitted.answered(&resp);
     let is_final = resp
         .headers()
         .get(contract::REPLAY_FINAL_HEADER)

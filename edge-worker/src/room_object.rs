@@ -863,10 +863,16 @@ impl DurableObject for RoomObject {
         let path = req.path();
         // A refusal too: the request may have woken the room, whose restored charges
         // wait in its output for a pump and an alarm.
-        let resp = match self.route(req).await {
+        let mut resp = match self.route(req).await {
             Ok(resp) => resp,
             Err(e) => error(e)?,
         };
+        if resp.status_code() == 404 && self.memory.borrow().room.is_none() {
+            // No room here at all: the Worker's limiters keep the new room it took.
+            let _ = resp
+                .headers_mut()
+                .set(crate::contract::ROOM_MISSING_HEADER, "1");
+        }
         if resp.status_code() == 429 {
             // Refused for a rate (a read flood, an upgrade flood): nothing changed, so
             // the refusal leaves at once and costs no tick.

@@ -31,6 +31,14 @@ impl TokenBucket {
         u32::try_from(self.milli_tokens / 1000).unwrap_or(u32::MAX)
     }
 
+    /// Returns `count` tokens taken for something that turned out not to cost them (never
+    /// past the burst).
+    pub fn give_back(&mut self, count: u32, now_ms: u64) {
+        self.refill(now_ms);
+        let cap = u64::from(self.burst) * 1000;
+        self.milli_tokens = (self.milli_tokens + u64::from(count) * 1000).min(cap);
+    }
+
     /// Takes `count` tokens, or none and returns how long until they would be there.
     pub fn take(&mut self, count: u32, now_ms: u64) -> Result<(), u32> {
         self.refill(now_ms);

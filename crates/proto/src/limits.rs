@@ -235,12 +235,14 @@ pub const USER_CONNECTS_PER_S: u32 = 1;
 /// have refilled (they remember nothing) are forgotten first.
 pub const CONNECT_LIMITER_USERS_MAX: usize = 10_000;
 /// Rooms one user may reach through one Worker isolate that its connect (or read)
-/// buckets do not know yet: a burst of `USER_NEW_ROOMS_BURST`, then `USER_NEW_ROOMS_PER_S`
-/// a second, on top of each room's own bucket. Every room id is a room object woken (a
-/// room that does not exist answers 404 only after it woke), so without it a token valid
-/// for every room (`room: "*"`) woke a new object with each made-up room id, each with a
-/// full bucket of its own. A lobby that reads the state of its 60 live rooms at once stays
-/// below; refused `429 rate_limited` with `retry-after`, as the per-room rate is.
+/// buckets do not know yet and that turn out not to exist: a burst of
+/// `USER_NEW_ROOMS_BURST`, then `USER_NEW_ROOMS_PER_S` a second, on top of each room's own
+/// bucket. Every room id is a room object woken (a room that does not exist answers 404
+/// only after it woke), so without it a token valid for every room (`room: "*"`) woke a
+/// new object with each made-up room id, each with a full bucket of its own. Each new
+/// room takes one before its request goes on and gets it back when the room exists, so a
+/// lobby reading any number of live rooms one after another spends none (at most this
+/// many at once); refused `429 rate_limited` with `retry-after`, as the per-room rate is.
 pub const USER_NEW_ROOMS_BURST: u32 = 64;
 pub const USER_NEW_ROOMS_PER_S: u32 = 2;
 /// A socket must send `Hello` within this long of opening, or it is closed with `4003`

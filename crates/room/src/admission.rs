@@ -39,7 +39,10 @@ pub(crate) fn connect_bucket(now_ms: u64) -> TokenBucket {
 /// token's flood of pull reads is refused before it wakes the room object). The Worker's
 /// limiters also bound the rooms each user reaches that they hold no bucket for
 /// (`across_rooms`: `USER_NEW_ROOMS_BURST`, `USER_NEW_ROOMS_PER_S`), since every room id
-/// wakes a room object and a new room comes with a full bucket.
+/// wakes a room object and a new room comes with a full bucket: such a room takes one of
+/// the user's new rooms, given back when the object answers that the room exists
+/// (`answered`), so only rooms that do not exist spend them (and a user whose bucket the
+/// limiter forgot for want of room pays nothing for it).
 #[derive(Debug)]
 pub struct UserRateLimiter {
     buckets: BTreeMap<UserRoomKey, TokenBucket>,
@@ -48,6 +51,12 @@ pub struct UserRateLimiter {
     /// Per user of a tenant, the rooms new to `buckets` they may still reach; `None` where
     /// the limiter serves one room (a room object's).
     new_rooms: Option<BTreeMap<UserKey, TokenBucket>>,
+}
+
+/// An upgrade or a read let through: whether it took one of its user's new rooms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    pub new_room: bool,
 }
 
 /// A user of a tenant, whatever the room.
@@ -93,14 +102,17 @@ impl UserRateLimiter {
 
     /// Admits one upgrade (or read) of `key` at `now_ms`, or refuses it with the wait until the
     /// next would be admitted. A room new to the limiter first takes one of its user's new
-    /// rooms (`across_rooms`); refused there, nothing is remembered of the room.
-    pub fn admit(&mut self, key: &UserRoomKey, now_ms: u64) -> Result<(), RateRefused> {
+    /// rooms (`across_rooms`; `Admitted::new_room`, for `answered`); refused there, nothing
+    /// is remembered of the room.
+    pub fn admit(&mut self, key: &UserRoomKey, now_ms: u64) -> Result<Admitted, RateRefused> {
         let refused = |wait_ms| RateRefused {
             retry_after_ms: wait_ms,
         };
         if let Some(bucket) = self.buckets.get_mut(key) {
-            return bucket.take(1, now_ms).map_err(refused);
+            bucket.take(1, now_ms).map_err(refused)?;
+            return Ok(Admitted { new_room: false });
         }
+        let new_room = self.new_rooms.is_some();
         if let Some(new_rooms) = self.new_rooms.as_mut() {
             let user = UserKey {
                 tenant: key.tenant.clone(),
@@ -124,7 +136,32 @@ impl UserRateLimiter {
             .entry(key.clone())
             .or_insert_with(|| TokenBucket::new_full(self.per_s, self.burst, now_ms))
             .take(1, now_ms)
-            .map_err(refused)
+            .map_err(refused)?;
+        Ok(Admitted { new_room })
+    }
+
+    /// The object answered a request `admit` let through: whether the room exists. A
+    /// room that does not is forgotten (asking again takes another of the user's new
+    /// rooms); one that does gives back the new room its admission took.
+    pub fn answered(&mut self, key: &UserRoomKey, admitted: Admitted, exists: bool, now_ms: u64) {
+        if !exists {
+            self.buckets.remove(key);
+            return;
+        }
+        if !admitted.new_room {
+            return;
+        }
+        let user = UserKey {
+            tenant: key.tenant.clone(),
+            user: key.user.clone(),
+        };
+        if let Some(bucket) = self
+            .new_rooms
+            .as_mut()
+            .and_then(|rooms| rooms.get_mut(&user))
+        {
+            bucket.give_back(1, now_ms);
+        }
     }
 
     pub fn users(&self) -> usize {
@@ -164,22 +201,22 @@ mod tests {
     fn a_burst_then_the_rate_and_one_past_the_burst_is_refused() {
         let mut limiter = UserRateLimiter::for_connects();
         for _ in 0..USER_CONNECTS_BURST {
-            assert_eq!(limiter.admit(&key("ana"), 1_000), Ok(()));
+            assert!(limiter.admit(&key("ana"), 1_000).is_ok());
         }
         let refused = limiter.admit(&key("ana"), 1_000).unwrap_err();
         assert!(
             refused.retry_after_ms > 0 && refused.retry_after_ms <= 1_000 / USER_CONNECTS_PER_S
         );
         // Other users and other rooms are untouched.
-        assert_eq!(limiter.admit(&key("bob"), 1_000), Ok(()));
+        assert!(limiter.admit(&key("bob"), 1_000).is_ok());
         let elsewhere = UserRoomKey {
             room: "weur-other".into(),
             ..key("ana")
         };
-        assert_eq!(limiter.admit(&elsewhere, 1_000), Ok(()));
+        assert!(limiter.admit(&elsewhere, 1_000).is_ok());
         // The rate refills: one a second.
         let later = 1_000 + 1_000 / u64::from(USER_CONNECTS_PER_S);
-        assert_eq!(limiter.admit(&key("ana"), later), Ok(()));
+        assert!(limiter.admit(&key("ana"), later).is_ok());
         assert!(limiter.admit(&key("ana"), later).is_err());
     }
 
@@ -187,11 +224,11 @@ mod tests {
     fn a_read_limiter_takes_the_read_burst_and_refuses_one_past_it() {
         let mut limiter = UserRateLimiter::for_reads();
         for _ in 0..USER_READS_BURST {
-            assert_eq!(limiter.admit(&key("ana"), 0), Ok(()));
+            assert!(limiter.admit(&key("ana"), 0).is_ok());
         }
         let refused = limiter.admit(&key("ana"), 0).unwrap_err();
         assert!(refused.retry_after_ms <= 1_000 / USER_READS_PER_S);
-        assert_eq!(limiter.admit(&key("bob"), 0), Ok(()));
+        assert!(limiter.admit(&key("bob"), 0).is_ok());
     }
 
     fn in_room(tenant: &str, user: &str, room: u32) -> UserRoomKey {
@@ -203,38 +240,70 @@ mod tests {
     }
 
     #[test]
-    fn one_user_reaches_rooms_new_to_the_worker_at_the_new_rooms_rate() {
+    fn one_user_reaches_rooms_that_do_not_exist_at_the_new_rooms_rate() {
         // One token valid for every room, trying made-up room ids: each would wake a
         // room object, each with a full bucket of its own.
         let mut limiter = UserRateLimiter::for_connects().across_rooms();
+        let missing = |limiter: &mut UserRateLimiter, key: &UserRoomKey, now_ms| {
+            let admitted = limiter.admit(key, now_ms)?;
+            assert!(admitted.new_room);
+            limiter.answered(key, admitted, false, now_ms);
+            Ok::<(), RateRefused>(())
+        };
         for room in 0..USER_NEW_ROOMS_BURST {
-            assert_eq!(limiter.admit(&in_room("t", "ana", room), 0), Ok(()));
+            assert!(missing(&mut limiter, &in_room("t", "ana", room), 0).is_ok());
         }
         let one_past = in_room("t", "ana", USER_NEW_ROOMS_BURST);
-        let refused = limiter.admit(&one_past, 0).unwrap_err();
+        let refused = missing(&mut limiter, &one_past, 0).unwrap_err();
         assert!(
             refused.retry_after_ms > 0 && refused.retry_after_ms <= 1_000 / USER_NEW_ROOMS_PER_S
         );
         assert_eq!(
             limiter.users(),
-            USER_NEW_ROOMS_BURST as usize,
-            "a refused room is not remembered"
+            0,
+            "rooms that do not exist are not remembered"
         );
-        // Her rooms keep their own rate; other users, and her name in another tenant,
-        // are untouched.
-        assert_eq!(limiter.admit(&in_room("t", "ana", 0), 0), Ok(()));
-        assert_eq!(limiter.admit(&in_room("t", "bob", 1_000), 0), Ok(()));
-        assert_eq!(limiter.admit(&in_room("t2", "ana", 1_000), 0), Ok(()));
+        // The same made-up room again takes another: refused too.
+        assert!(missing(&mut limiter, &in_room("t", "ana", 0), 0).is_err());
+        // Other users, and her name in another tenant, are untouched.
+        assert!(missing(&mut limiter, &in_room("t", "bob", 1_000), 0).is_ok());
+        assert!(missing(&mut limiter, &in_room("t2", "ana", 1_000), 0).is_ok());
         // The rate refills.
         let later = 1_000 / u64::from(USER_NEW_ROOMS_PER_S);
-        assert_eq!(limiter.admit(&one_past, later), Ok(()));
+        assert!(missing(&mut limiter, &one_past, later).is_ok());
         let two_past = in_room("t", "ana", USER_NEW_ROOMS_BURST + 1);
-        assert!(limiter.admit(&two_past, later).is_err());
+        assert!(missing(&mut limiter, &two_past, later).is_err());
         // A room object's limiter serves one room: no such bound.
         let mut one_room = UserRateLimiter::for_reads();
         for room in 0..=USER_NEW_ROOMS_BURST {
-            assert_eq!(one_room.admit(&in_room("t", "ana", room), 0), Ok(()));
+            let admitted = one_room.admit(&in_room("t", "ana", room), 0).unwrap();
+            assert!(!admitted.new_room);
         }
+    }
+
+    #[test]
+    fn rooms_that_exist_cost_no_new_rooms_however_many_and_however_often_forgotten() {
+        // A lobby reading three times as many live rooms as the burst, at once, then
+        // again after the limiter forgot its buckets (a busy isolate).
+        let mut limiter = UserRateLimiter::for_reads().across_rooms();
+        for round in 0..3 {
+            let rooms = 0..3 * USER_NEW_ROOMS_BURST;
+            for room in rooms.clone() {
+                let key = in_room("t", "lobby", room);
+                let admitted = limiter.admit(&key, round).expect("an existing room");
+                limiter.answered(&key, admitted, true, round);
+            }
+            // What a full table's `forget` does to buckets full again.
+            limiter.buckets.clear();
+        }
+        // Admitted all at once, before any answer: the burst bounds how many.
+        let held: Vec<_> = (0..USER_NEW_ROOMS_BURST + 1)
+            .map(|room| limiter.admit(&in_room("t", "lobby", 10_000 + room), 10))
+            .collect();
+        assert!(held[..USER_NEW_ROOMS_BURST as usize]
+            .iter()
+            .all(Result::is_ok));
+        assert!(held.last().unwrap().is_err());
     }
 
     #[test]
@@ -269,7 +338,7 @@ mod tests {
             limiter.admit(&key(&format!("u{i}")), 0).unwrap();
         }
         for _ in 0..USER_CONNECTS_BURST {
-            limiter.admit(&key("busy"), 5_000).unwrap_or(());
+            let _ = limiter.admit(&key("busy"), 5_000);
         }
         limiter.admit(&key("one-more"), 5_000).unwrap();
         assert_eq!(limiter.users(), 2, "the busy user and the new one remain");

@@ -302,9 +302,12 @@ impl Room {
         if admitted.is_err() {
             self.stats.reads_rate_limited += 1;
         }
-        admitted.map_err(|refused| ReadRefused::RateLimited {
-            retry_after_ms: refused.retry_after_ms,
-        })
+        // One room: no new rooms to give back (`answered` is the Worker's).
+        admitted
+            .map(|_| ())
+            .map_err(|refused| ReadRefused::RateLimited {
+                retry_after_ms: refused.retry_after_ms,
+            })
     }
 
     /// Notes a sign of life (e.g. the platform's heartbeat auto-response timestamp).

@@ -696,9 +696,10 @@ fn a_viewers_reads_past_the_read_rate_are_refused_with_their_wait() {
 /// One token valid for every room (`room: "*"`) naming made-up rooms: each room id wakes a
 /// room object (answered 404 only once it woke), and a room new to the Worker came with a
 /// full bucket of its own, so the per-room rates never applied. Past
-/// `USER_NEW_ROOMS_BURST` rooms new to the Worker, its reads and its upgrades are refused
-/// `429 rate_limited` with a `retry-after` before any object wakes; another viewer, and
-/// the rooms the token already reached, are untouched.
+/// `USER_NEW_ROOMS_BURST` rooms that do not exist, its reads and its upgrades are refused
+/// `429 rate_limited` with a `retry-after` before any object wakes; another viewer is
+/// untouched, and a lobby reading more live rooms than that is never refused (a room
+/// that exists gives its new room back).
 #[test]
 fn one_token_naming_made_up_rooms_is_refused_past_the_new_rooms_burst() {
     use ovation_cli::{Socket, SocketEnd};
@@ -740,7 +741,15 @@ fn one_token_naming_made_up_rooms_is_refused_past_the_new_rooms_burst() {
     let again = roamer
         .get(&format!("/v1/rooms/{}/state", made_up[0]))
         .unwrap();
-    assert_eq!(again.status, 404, "a room it reached keeps its own rate");
+    assert_eq!(again.status, 429, "a made-up room asked again is still new");
+    let lobby = Api::new(&server.base, &token("viewer", "lobby", "*"));
+    let live: Vec<String> = (0..burst + 8)
+        .map(|_| create_room(server, "weur"))
+        .collect();
+    for room in &live {
+        let reply = lobby.get(&format!("/v1/rooms/{room}/state")).unwrap();
+        assert_eq!(reply.status, 200, "{room}: {:?}", reply.body);
+    }
     let other = Api::new(&server.base, &token("viewer", "homebody", "*"));
     let reply = other
         .get(&format!("/v1/rooms/{}/state", room_id("weur")))
