@@ -97,6 +97,8 @@ struct Memory {
     end_retry_at_ms: u64,
     /// Tries of the end under way (`finish_end`): the room's own retry waits for them.
     end_try_running: u32,
+    /// Tries of the end that failed in a row (since this object woke): each waits longer.
+    end_tries_failed: u32,
     /// A create is under way (between its check that the room is not live and the new
     /// room in memory, across the settlement call that opens its ledger account).
     creating: bool,
@@ -431,8 +433,11 @@ impl RoomObject {
         // Due once their pending gifts are stored: a charge asked before its record is
         // durable could be made and never recovered after a crash.
         self.memory.borrow_mut().charges_due.extend(due);
-        // An end just stored keeps its retry alarm before any frame tells of it.
-        self.arm_end_retry().await?;
+        // An end just stored keeps its retry alarm before any frame tells of it (a
+        // failure to arm it loses no frame: the next pump or request arms it).
+        if let Err(e) = self.arm_end_retry().await {
+            log_json(json!({"level":"error","event":"end_retry_unarmed","detail": e.to_string()}));
+        }
         {
             let mut memory = self.memory.borrow_mut();
             for output in wire {

@@ -292,6 +292,18 @@ pub const HEARTBEAT_INTERVAL_MS: u64 = 25_000;
 /// its last try, woken by its alarm if nothing else comes first (`POST …/end` tries at
 /// once).
 pub const ROOM_END_RETRY_INTERVAL_MS: u64 = 10_000;
+/// The longest wait between a room's own tries of an end that keeps failing: the wait
+/// doubles after each failed try from `ROOM_END_RETRY_INTERVAL_MS` up to this
+/// (`room_end_retry_after_ms`), so a settlement service down for a day, or a failure that
+/// lasts, costs each ended room a call an hour, not one each 10 s.
+pub const ROOM_END_RETRY_INTERVAL_MS_MAX: u64 = 60 * 60 * 1000;
+
+/// How long after a failed try of its end a room tries again by itself, after
+/// `tries_failed` failed tries in a row (at least one).
+pub fn room_end_retry_after_ms(tries_failed: u32) -> u64 {
+    let doublings = tries_failed.saturating_sub(1).min(16);
+    (ROOM_END_RETRY_INTERVAL_MS << doublings).min(ROOM_END_RETRY_INTERVAL_MS_MAX)
+}
 /// Live rooms the directory admits per tenant (a room whose create raced a failed one
 /// is listed once open whatever the count: one more per such race).
 pub const DIRECTORY_ROOMS_MAX: usize = 10_000;
@@ -955,3 +967,23 @@ pub const REPLAY_SEAL_GRACE_MS: u64 = 2_000;
 /// pump); past it the oldest is given up (logged, and named in `missing_chunks` by
 /// every window that needs it). 30 chunks are 5 minutes of recording.
 pub const REPLAY_UNWRITTEN_CHUNKS_MAX: usize = 30;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_end_that_keeps_failing_is_tried_less_often_up_to_an_hour() {
+        assert_eq!(room_end_retry_after_ms(0), ROOM_END_RETRY_INTERVAL_MS);
+        assert_eq!(room_end_retry_after_ms(1), ROOM_END_RETRY_INTERVAL_MS);
+        assert_eq!(room_end_retry_after_ms(2), 2 * ROOM_END_RETRY_INTERVAL_MS);
+        assert_eq!(room_end_retry_after_ms(3), 4 * ROOM_END_RETRY_INTERVAL_MS);
+        let waits: Vec<u64> = (1..40).map(room_end_retry_after_ms).collect();
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(
+            room_end_retry_after_ms(u32::MAX),
+            ROOM_END_RETRY_INTERVAL_MS_MAX
+        );
+        assert_eq!(*waits.last().unwrap(), ROOM_END_RETRY_INTERVAL_MS_MAX);
+    }
+}

@@ -5,13 +5,14 @@
 //! Both steps are idempotent, so an end whose settlement or archive failed is completed
 //! by the next attempt: `POST /end` again (answered 200 on an ended room), or, until
 //! both succeed for this opening, the room's own retry on its next request, socket event
-//! or alarm (at most once per `ROOM_END_RETRY_INTERVAL_MS`; the alarm is kept armed for it,
-//! stored with the end, so a process killed mid-end completes it after its restart with
+//! or alarm (`ROOM_END_RETRY_INTERVAL_MS` after a try, doubling after each failed one up
+//! to `ROOM_END_RETRY_INTERVAL_MS_MAX`; the alarm is kept armed for it from the pump that
+//! stored the end, so a process killed mid-end completes it after its restart with
 //! nothing else to wake the room). The room is not opened again before its last opening
 //! is settled.
 
 use super::*;
-use ovation_proto::limits::ROOM_END_RETRY_INTERVAL_MS;
+use ovation_proto::limits::{room_end_retry_after_ms, ROOM_END_RETRY_INTERVAL_MS};
 
 /// Storage key of the opening's own record (`OpeningRecord`). Under
 /// `ovation_room::HOST_KEY_PREFIX`: not one of the room core's records.
@@ -158,13 +159,13 @@ impl RoomObject {
 
     /// Settles and archives the ended room (nothing for a live one). The room's own
     /// retries (`finish_end_if_due`) wait for a try under way, and come
-    /// `ROOM_END_RETRY_INTERVAL_MS` after the last one.
+    /// `room_end_retry_after_ms` after the last one.
     pub(crate) async fn finish_end(&self) -> EndCompleted {
-        self.memory.borrow_mut().end_try_running += 1;
+        let trying = EndTry::start(&self.memory);
         let completed = self.finish_end_once().await;
-        let mut memory = self.memory.borrow_mut();
-        memory.end_try_running -= 1;
-        memory.end_retry_at_ms = now_ms().saturating_add(ROOM_END_RETRY_INTERVAL_MS);
+        // A try that failed waits longer than the last (`room_end_retry_after_ms`).
+        let finished = self.end_finished();
+        trying.done(finished);
         completed
     }
 
@@ -240,8 +241,9 @@ impl RoomObject {
         self.finish_end().await;
     }
 
-    /// Keeps an alarm for the next try of an end not complete: armed
-    /// `ROOM_END_RETRY_INTERVAL_MS` after a try, before any frame tells of the end, so an end
+    /// Keeps an alarm for the next try of an end not complete: armed for when it is due
+    /// (`ROOM_END_RETRY_INTERVAL_MS` after the first try, longer after each that failed),
+    /// after the end's records are stored and before any frame tells of it, so an end
     /// whose first try was cut short (the process killed after the host's `end_room`, the
     /// settlement service or the directory down) is completed with no request or socket
     /// event to wake the room: none comes to a room that ended and closed its sockets.
@@ -295,6 +297,36 @@ impl RoomObject {
             200 => Ok(()),
             status => Err(format!("the directory answered {status}")),
         }
+    }
+}
+
+/// A try of an end under way (`Memory::end_try_running`), counted down however it stops
+/// (a future dropped midway included), when the next is due.
+struct EndTry<'a>(&'a RefCell<Memory>);
+
+impl<'a> EndTry<'a> {
+    fn start(memory: &'a RefCell<Memory>) -> EndTry<'a> {
+        memory.borrow_mut().end_try_running += 1;
+        EndTry(memory)
+    }
+
+    /// The try ended: the next one is due after the wait its failures in a row call for.
+    fn done(self, finished: bool) {
+        let mut memory = self.0.borrow_mut();
+        memory.end_tries_failed = if finished {
+            0
+        } else {
+            memory.end_tries_failed.saturating_add(1)
+        };
+        let wait_ms = room_end_retry_after_ms(memory.end_tries_failed);
+        memory.end_retry_at_ms = now_ms().saturating_add(wait_ms);
+    }
+}
+
+impl Drop for EndTry<'_> {
+    fn drop(&mut self) {
+        let mut memory = self.0.borrow_mut();
+        memory.end_try_running = memory.end_try_running.saturating_sub(1);
     }
 }
 
