@@ -452,12 +452,17 @@ impl RoomObject {
                     }
                     Output::ToShard { shard, frame } => {
                         let dropped = memory.shard_queues.push(shard, frame);
-                        if dropped.batches > 0 {
-                            // The shard asks for the room's state at its next batch.
+                        if !dropped.batches.is_empty() {
+                            // Each shard asks for the room's state at its next batch.
                             log_json(json!({"level":"warn","event":"shard_down_dropped",
-                                "shard": shard, "batches": dropped.batches,
-                                "bytes": dropped.bytes,
+                                "batches": dropped.batches, "bytes": dropped.bytes(),
                                 "queued_bytes": memory.shard_queues.bytes()}));
+                            let now = now_ms();
+                            if let Some(room) = memory.room.as_mut() {
+                                for (shard, _) in &dropped.batches {
+                                    room.shard_batch_done(*shard, now);
+                                }
+                            }
                         }
                     }
                     Output::Store(_) | Output::Log(_) | Output::Charge(_) => {

@@ -871,10 +871,26 @@ pub fn per_tick(per_s: u64, tick_ms: u64) -> usize {
 pub const RELAY_FRAMES_PER_BATCH_MAX: usize = 2_000;
 /// Forwarded frames a shard holds for the room; above it clients are told "room busy".
 pub const SHARD_FORWARD_QUEUE_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
-/// The room's batches queued for one shard while its previous batch is on its way
-/// (`ovation_room::ShardOutbox`): 4 s of the longest tick. Past it the oldest go, and the
-/// shard asks for the room's state when it sees the hole in the numbers.
-pub const SHARD_DOWN_BATCHES_QUEUED_MAX: usize = 16;
+/// The room's batches a shard may have on their way (handed to the host and not yet
+/// delivered or failed) before the room holds that shard's output: a shard slower than
+/// the room's ticks then gets the ticks it missed merged into its next batch (fewer sends
+/// for it, not more), nothing dropped.
+pub const SHARD_DOWN_BATCHES_IN_FLIGHT_MAX: u32 = 4;
+/// Broadcast events a room holds for a shard behind (`SHARD_DOWN_BATCHES_IN_FLIGHT_MAX`);
+/// past it they go and the shard gets the room's state instead (its viewers their missed
+/// actions from it, or a `Gap`).
+pub const SHARD_HELD_EVENTS_MAX: usize = 4_096;
+/// Answers for single connections and users (acknowledgements, refusals, balances, direct
+/// messages, quiz notices) a room holds for a shard behind; past it the oldest go, counted
+/// in `shard_answers_dropped` and logged (their senders' SDKs time out, and a resend is
+/// answered as a repeat).
+pub const SHARD_HELD_ANSWERS_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
+/// The room object's batches queued for one shard while its previous batch is on its way
+/// (`ovation_room::ShardOutbox`): a backstop far above what the room hands out
+/// (`SHARD_DOWN_BATCHES_IN_FLIGHT_MAX`, and the pieces of one batch split past
+/// `RELAY_MESSAGE_BYTES_MAX`). Past it the oldest go, and the shard asks for the room's
+/// state when it sees the hole in the numbers.
+pub const SHARD_DOWN_BATCHES_QUEUED_MAX: usize = 64;
 /// Bytes of batches queued for all of a room's shards together (a room object's isolate
 /// has 128 MB); past it the longest queue's oldest go first, never a shard's newest.
 pub const ROOM_SHARD_DOWN_QUEUED_BYTES_MAX: usize = 32 * 1024 * 1024;

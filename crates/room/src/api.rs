@@ -377,6 +377,12 @@ pub struct RoomStats {
     /// Frames in shards' batches of an opening that ended (refused `room_ended`).
     pub shard_frames_of_another_opening: u64,
     pub shard_batches_out: u64,
+    /// Flushes that held a shard's output because its batches in flight were at
+    /// `SHARD_DOWN_BATCHES_IN_FLIGHT_MAX` (merged into its next batch).
+    pub shard_flushes_held: u64,
+    /// Answers for single connections held for a shard behind and dropped past
+    /// `SHARD_HELD_ANSWERS_MAX` (their senders time out).
+    pub shard_answers_dropped: u64,
     pub comments_sampled_out: u64,
     /// Big rooms: viewers' upgrades this room object named a shard for. The router then
     /// remembers the room's shard count (`ShardRoutes`), so later joins skip the room.

@@ -4,11 +4,14 @@
 //! A shard slower than the room's ticks (10,000 sockets at 20–35 µs a send outlast a
 //! 250 ms tick; viewers keep every batch busy with reactions) made this queue grow for as
 //! long as it lasted, each batch up to `RELAY_MESSAGE_BYTES_MAX`, in an isolate of
-//! 128 MB. Bounded here: past `SHARD_DOWN_BATCHES_QUEUED_MAX` batches for a shard, or
-//! `ROOM_SHARD_DOWN_QUEUED_BYTES_MAX` for all of them, the oldest queued go (never a
-//! shard's newest). A shard notices the missing numbers at its next batch and asks for
-//! the room's state, as it does for a batch lost on the way: its viewers see a `Gap`
-//! where a hole is, never a hole without one. Pure: the host feeds it.
+//! 128 MB. The room now holds a shard's output once `SHARD_DOWN_BATCHES_IN_FLIGHT_MAX` of
+//! its batches are on their way (`Room::shard_batch_done`), so this queue stays short;
+//! as a backstop (a batch split into many pieces) past `SHARD_DOWN_BATCHES_QUEUED_MAX`
+//! batches for a shard, or `ROOM_SHARD_DOWN_QUEUED_BYTES_MAX` for all of them, the oldest
+//! queued go (never a shard's newest), as a batch lost on the way would: the shard
+//! notices the missing numbers and asks for the room's state (its viewers' broadcasts
+//! come back from it; answers to single connections in those batches are lost, and their
+//! senders' SDKs time out). Pure: the host feeds it.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -23,11 +26,17 @@ pub struct ShardOutbox {
     bytes: usize,
 }
 
-/// What a push dropped to keep the bounds (the host logs it).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What a push dropped to keep the bounds: the shard and size of each batch (the host
+/// logs them, and tells the room each is done: `Room::shard_batch_done`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dropped {
-    pub batches: usize,
-    pub bytes: usize,
+    pub batches: Vec<(u16, usize)>,
+}
+
+impl Dropped {
+    pub fn bytes(&self) -> usize {
+        self.batches.iter().map(|(_, bytes)| bytes).sum()
+    }
 }
 
 impl ShardOutbox {
@@ -39,26 +48,24 @@ impl ShardOutbox {
         queue.push_back(batch);
         while queue.len() > SHARD_DOWN_BATCHES_QUEUED_MAX {
             let old = queue.pop_front().expect("longer than the bound");
-            dropped.batches += 1;
-            dropped.bytes += old.len();
+            self.bytes -= old.len();
+            dropped.batches.push((shard, old.len()));
         }
-        self.bytes -= dropped.bytes;
         // Over the room's bytes: the longest queue gives its oldest first (the shard
         // furthest behind, whose batches would be the stalest when they arrived); of
         // queues as long, the one holding more bytes.
         while self.bytes > ROOM_SHARD_DOWN_QUEUED_BYTES_MAX {
-            let Some(longest) = self
+            let Some((&longest, queue)) = self
                 .queues
-                .values_mut()
-                .filter(|queue| queue.len() > 1)
-                .max_by_key(|queue| (queue.len(), queue.iter().map(Vec::len).sum::<usize>()))
+                .iter_mut()
+                .filter(|(_, queue)| queue.len() > 1)
+                .max_by_key(|(_, queue)| (queue.len(), queue.iter().map(Vec::len).sum::<usize>()))
             else {
                 break;
             };
-            let old = longest.pop_front().expect("longer than one");
+            let old = queue.pop_front().expect("longer than one");
             self.bytes -= old.len();
-            dropped.batches += 1;
-            dropped.bytes += old.len();
+            dropped.batches.push((longest, old.len()));
         }
         dropped
     }
@@ -126,13 +133,7 @@ mod tests {
         }
         outbox.push(2, batch(200, 5));
         let one_past = outbox.push(1, batch(SHARD_DOWN_BATCHES_QUEUED_MAX as u8, 5));
-        assert_eq!(
-            one_past,
-            Dropped {
-                batches: 1,
-                bytes: 5
-            }
-        );
+        assert_eq!(one_past.batches, vec![(1, 5)]);
         let left = drain(&mut outbox, 1);
         assert_eq!(left.len(), SHARD_DOWN_BATCHES_QUEUED_MAX);
         assert_eq!(left[0], 1, "the oldest went");
@@ -154,13 +155,8 @@ mod tests {
         assert_eq!(outbox.push(3, batch(30, big)), Dropped::default());
         // One byte past: shard 1 (two queued) gives its oldest.
         let dropped = outbox.push(3, batch(31, 1));
-        assert_eq!(
-            dropped,
-            Dropped {
-                batches: 1,
-                bytes: big
-            }
-        );
+        assert_eq!(dropped.batches, vec![(1, big)]);
+        assert_eq!(dropped.bytes(), big);
         assert!(outbox.bytes() <= ROOM_SHARD_DOWN_QUEUED_BYTES_MAX);
         assert_eq!(drain(&mut outbox, 1), vec![11]);
         // Batches each past the bound alone: every shard keeps its newest.
@@ -170,7 +166,7 @@ mod tests {
         }
         assert_eq!(outbox.waiting().count(), 3);
         let dropped = outbox.push(0, batch(100, 1));
-        assert_eq!(dropped.batches, 1);
+        assert_eq!(dropped.batches.len(), 1);
         assert_eq!(drain(&mut outbox, 0), vec![100]);
     }
 }

@@ -53,6 +53,11 @@ pub(crate) struct Shards {
     pub next_remote: ConnectionId,
     /// Comments shown to everyone this tick (sampling starts above the cap).
     pub comments_shown_this_tick: usize,
+    /// Batches handed to the host for each shard and not yet delivered or failed
+    /// (`Room::shard_batch_done`).
+    pub in_flight: BTreeMap<u16, u32>,
+    /// Broadcast events of the ticks a shard behind missed, for its next batch.
+    pub held_broadcast: BTreeMap<u16, Vec<Event>>,
 }
 
 impl Shards {
@@ -107,6 +112,26 @@ impl Room {
     /// Shards the room (re)sends its state to at the next tick.
     pub fn shards_waiting_for_snapshot(&self) -> usize {
         self.shards.snapshot_wanted.len()
+    }
+
+    /// The host delivered one of `shard`'s batches, or gave it up (a failed request, a
+    /// batch its queue dropped): a shard whose output was held gets it at the next tick.
+    pub fn shard_batch_done(&mut self, shard: u16, now_ms: u64) {
+        let Some(in_flight) = self.shards.in_flight.get_mut(&shard) else {
+            return;
+        };
+        *in_flight = in_flight.saturating_sub(1);
+        if *in_flight == 0 {
+            self.shards.in_flight.remove(&shard);
+        }
+        let held = self.shards.held_broadcast.contains_key(&shard)
+            || self.shards.to_connection.contains_key(&shard)
+            || self.shards.to_user.contains_key(&shard)
+            || self.shards.close_users.contains_key(&shard)
+            || self.shards.unbanned.contains_key(&shard);
+        if held {
+            self.schedule_tick(now_ms);
+        }
     }
 
     /// Grows the room to `count` shards (never shrinks: viewers keep their sockets, new
@@ -425,6 +450,18 @@ impl Room {
         }
         for shard in self.shards.all() {
             let wants_snapshot = served.contains(&shard);
+            let in_flight = self.shards.in_flight.get(&shard).copied().unwrap_or(0);
+            if in_flight >= SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+                self.hold_for(shard, &broadcast, wants_snapshot);
+                continue;
+            }
+            let broadcast = match self.shards.held_broadcast.remove(&shard) {
+                Some(mut held) => {
+                    held.extend(broadcast.iter().cloned());
+                    held
+                }
+                None => broadcast.clone(),
+            };
             let to_connection = self.shards.to_connection.remove(&shard).unwrap_or_default();
             let to_user = self.shards.to_user.remove(&shard).unwrap_or_default();
             let close_users = self.shards.close_users.remove(&shard).unwrap_or_default();
@@ -439,7 +476,7 @@ impl Room {
                 seq: first_seq,
                 server_time_ms: now_ms,
                 snapshot: wants_snapshot.then(|| snapshot.clone().expect("built above")),
-                broadcast: broadcast.clone(),
+                broadcast,
                 to_connection,
                 to_user,
                 close_users,
@@ -463,15 +500,67 @@ impl Room {
                     .collect()
             };
             *self.shards.sent_seq.entry(shard).or_default() += frames.len() as u64;
+            *self.shards.in_flight.entry(shard).or_default() += frames.len() as u32;
             for frame in frames {
                 self.stats.shard_batches_out += 1;
                 self.stats.bytes_out += frame.len() as u64;
                 self.outputs.push_back(Output::ToShard { shard, frame });
             }
         }
-        assert!(self.shards.to_connection.is_empty() && self.shards.to_user.is_empty());
-        if !self.shards.snapshot_wanted.is_empty() {
+        let held = |shard: &u16| {
+            self.shards.in_flight.get(shard).copied().unwrap_or(0)
+                >= SHARD_DOWN_BATCHES_IN_FLIGHT_MAX
+        };
+        assert!(
+            self.shards.to_connection.keys().all(held) && self.shards.to_user.keys().all(held),
+            "only the output of shards behind waits"
+        );
+        let snapshots_due = self.shards.snapshot_wanted.iter().any(|s| !held(s));
+        if snapshots_due {
             self.schedule_tick(now_ms);
+        }
+    }
+
+    /// Holds this tick's output for a shard behind: its broadcast events merged into its
+    /// next batch (past `SHARD_HELD_EVENTS_MAX`, the room's state instead), its answers
+    /// waiting where they are (past `SHARD_HELD_ANSWERS_MAX`, the oldest dropped), a
+    /// state it was to get still wanted.
+    fn hold_for(&mut self, shard: u16, broadcast: &[Event], wants_snapshot: bool) {
+        self.stats.shard_flushes_held += 1;
+        if wants_snapshot {
+            self.shards.snapshot_wanted.insert(shard);
+        }
+        if self.shards.snapshot_wanted.contains(&shard) {
+            // The state brings what its broadcasts would.
+            self.shards.held_broadcast.remove(&shard);
+        } else if !broadcast.is_empty() {
+            let held = self.shards.held_broadcast.entry(shard).or_default();
+            held.extend(broadcast.iter().cloned());
+            if held.len() > SHARD_HELD_EVENTS_MAX {
+                self.shards.held_broadcast.remove(&shard);
+                self.shards.snapshot_wanted.insert(shard);
+            }
+        }
+        let mut dropped = 0;
+        if let Some(answers) = self.shards.to_connection.get_mut(&shard) {
+            let excess = answers.len().saturating_sub(SHARD_HELD_ANSWERS_MAX);
+            answers.drain(..excess);
+            dropped += excess;
+        }
+        if let Some(answers) = self.shards.to_user.get_mut(&shard) {
+            let excess = answers.len().saturating_sub(SHARD_HELD_ANSWERS_MAX);
+            answers.drain(..excess);
+            dropped += excess;
+        }
+        if dropped > 0 {
+            self.stats.shard_answers_dropped += dropped as u64;
+            self.outputs.push_back(Output::Log(LogRecord {
+                event: "shard_answers_dropped",
+                connection: None,
+                user: None,
+                code: "",
+                detail: format!("shard {shard}: {dropped} answers held past the bound"),
+            }));
         }
     }
 

@@ -800,7 +800,8 @@ fn a_question_closed_after_the_room_ended_tells_no_one() {
         now = at.max(now);
         room.handle_timeout(now);
         while let Some(output) = room.poll_output() {
-            if let Output::ToShard { frame, .. } = output {
+            if let Output::ToShard { shard, frame } = output {
+                room.shard_batch_done(shard, now);
                 let down = ShardDown::decode(&frame).unwrap();
                 told += down
                     .to_user

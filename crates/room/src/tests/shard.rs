@@ -202,6 +202,7 @@ fn a_shard_sends_back_a_remembered_route_once_its_room_ended() {
                     shard
                         .handle_down(&frame, *now_ms)
                         .expect("the room's batch");
+                    room.shard_batch_done(0, *now_ms);
                 }
             }
         }
@@ -559,6 +560,7 @@ fn a_gift_resent_from_another_shard_connection_is_answered_there() {
                 Output::ToShard { shard: 1, frame } => {
                     let down = ShardDown::decode(&frame).unwrap();
                     answers.extend(down.to_connection);
+                    room.shard_batch_done(1, *now);
                 }
                 Output::Charge(charge) => charges.push(charge),
                 _ => {}
@@ -1185,6 +1187,7 @@ fn bans_and_unbans_reach_a_big_rooms_shards() {
                     shard
                         .handle_down(&frame, *now_ms)
                         .expect("the room's batch");
+                    room.shard_batch_done(0, *now_ms);
                 }
             }
             shard.handle_timeout(*now_ms);
@@ -1639,12 +1642,17 @@ fn shards_asking_at_every_batch_do_not_starve_another_of_the_state() {
 fn batches_to_shards(room: &mut Room, now_ms: &mut u64) -> Vec<(u16, Vec<u8>)> {
     *now_ms += TICK_MS_MAX;
     room.handle_timeout(*now_ms);
-    std::iter::from_fn(|| room.poll_output())
+    let batches: Vec<(u16, Vec<u8>)> = std::iter::from_fn(|| room.poll_output())
         .filter_map(|output| match output {
             Output::ToShard { shard, frame } => Some((shard, frame)),
             _ => None,
         })
-        .collect()
+        .collect();
+    // Delivered at once, as a host would.
+    for (shard, _) in &batches {
+        room.shard_batch_done(*shard, *now_ms);
+    }
+    batches
 }
 
 /// The shards among these batches that were sent the room's state.
@@ -1882,6 +1890,7 @@ fn a_shard_viewers_own_actions_the_room_leaves_out_go_to_its_shard_as_a_gap() {
     let mut to_ana = Vec::new();
     while let Some(output) = room.poll_output() {
         if let Output::ToShard { shard: 1, frame } = output {
+            room.shard_batch_done(1, now);
             let down = ShardDown::decode(&frame).unwrap();
             to_ana.extend(
                 down.to_connection
@@ -1946,4 +1955,158 @@ fn a_shard_tells_each_run_of_own_actions_left_out() {
     let events = sent_events(&mut shard);
     assert_eq!(events.last(), Some(&gap(29, 31)), "past the full outbox");
     assert!(!events.contains(&action(30)));
+}
+
+/// A shard slower than the room's ticks: once `SHARD_DOWN_BATCHES_IN_FLIGHT_MAX` of its
+/// batches are on their way, the room holds its output instead of queueing batch after
+/// batch in the host (which grew without bound, then dropped whole batches with their
+/// acknowledgements and direct messages). When the host reports them done, the ticks it
+/// missed come in one batch: every broadcast event in order, every answer, every direct
+/// message. Past `SHARD_HELD_EVENTS_MAX` held events it gets the room's state instead,
+/// and the answers still come. The other shard is never held up.
+#[test]
+fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
+    let mut now_ms = 0;
+    let mut room = Room::create(info(), 1, now_ms);
+    room.admin(AdminCommand::SetShards { shards: 2 }, now_ms)
+        .unwrap();
+    let slow = ovation_proto::shard_of("ana", 2);
+    // One tick: the batches out, each reported done unless it is the slow shard's while
+    // `stalled`.
+    let tick = |room: &mut Room, now_ms: &mut u64, stalled: bool| {
+        *now_ms += TICK_MS_MAX;
+        room.handle_timeout(*now_ms);
+        let batches: Vec<(u16, ShardDown)> = std::iter::from_fn(|| room.poll_output())
+            .filter_map(|output| match output {
+                Output::ToShard { shard, frame } => {
+                    Some((shard, ShardDown::decode(&frame).unwrap()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (shard, _) in &batches {
+            if !(stalled && *shard == slow) {
+                room.shard_batch_done(*shard, *now_ms);
+            }
+        }
+        batches
+    };
+    let say = |room: &mut Room, text: String, now_ms: u64| {
+        let command = AdminCommand::Broadcast {
+            from_user: "host".into(),
+            from_name: "Host".into(),
+            text,
+        };
+        room.admin(command, now_ms).unwrap();
+    };
+    for _ in 0..4 {
+        tick(&mut room, &mut now_ms, false); // the first states
+    }
+    // The slow shard stops answering; every tick has something for both shards.
+    let mut to_slow = 0;
+    let mut to_fast = 0;
+    for round in 0..10u64 {
+        say(&mut room, format!("m{round}"), now_ms);
+        if round == 6 {
+            let comment = ClientFrame::Comment {
+                client_id: 77,
+                text: "held?".into(),
+            };
+            room.shard_up(&ana_up(slow, vec![comment], 9, 1).encode(), now_ms)
+                .unwrap();
+            let direct = AdminCommand::Direct {
+                from_user: "host".into(),
+                to_user: "ana".into(),
+                payload: "\"for ana\"".into(),
+            };
+            room.admin(direct, now_ms).unwrap();
+        }
+        for (shard, _) in tick(&mut room, &mut now_ms, true) {
+            if shard == slow {
+                to_slow += 1;
+            } else {
+                to_fast += 1;
+            }
+        }
+    }
+    assert_eq!(to_slow, SHARD_DOWN_BATCHES_IN_FLIGHT_MAX, "then held");
+    assert_eq!(to_fast, 10, "the other shard is not held up");
+    assert!(room.stats().shard_flushes_held >= 6);
+    // Its batches arrive: the rest comes in one batch.
+    for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+        room.shard_batch_done(slow, now_ms);
+    }
+    assert!(room
+        .poll_timeout()
+        .is_some_and(|at| at <= now_ms + TICK_MS_MAX));
+    let caught_up: Vec<ShardDown> = tick(&mut room, &mut now_ms, false)
+        .into_iter()
+        .filter(|(shard, _)| *shard == slow)
+        .map(|(_, down)| down)
+        .collect();
+    assert_eq!(caught_up.len(), 1, "one batch for the ticks missed");
+    let down = &caught_up[0];
+    let said: Vec<String> = down
+        .broadcast
+        .iter()
+        .filter_map(|e| match e {
+            Event::Action(Action {
+                body: ActionBody::System { text },
+                ..
+            }) => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = (SHARD_DOWN_BATCHES_IN_FLIGHT_MAX as u64..10)
+        .map(|round| format!("m{round}"))
+        .collect();
+    assert_eq!(said, expected, "every event held, in order");
+    assert!(
+        down.to_connection
+            .iter()
+            .any(|(c, e)| *c == 4 && matches!(e, Event::Ack { client_id: 77, .. })),
+        "{:?}",
+        down.to_connection
+    );
+    assert!(
+        down.to_user
+            .iter()
+            .any(|(user, e)| user == "ana" && matches!(e, Event::Direct { .. })),
+        "{:?}",
+        down.to_user
+    );
+    assert!(down.snapshot.is_none());
+
+    // Held past `SHARD_HELD_EVENTS_MAX` events: the room's state instead, answers kept.
+    for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+        say(&mut room, "fill".into(), now_ms);
+        tick(&mut room, &mut now_ms, true);
+    }
+    for i in 0..=SHARD_HELD_EVENTS_MAX {
+        say(&mut room, format!("flood {i}"), now_ms);
+    }
+    let comment = ClientFrame::Comment {
+        client_id: 78,
+        text: "still held?".into(),
+    };
+    room.shard_up(&ana_up(slow, vec![comment], 9, 2).encode(), now_ms)
+        .unwrap();
+    assert!(tick(&mut room, &mut now_ms, true)
+        .iter()
+        .all(|(shard, _)| *shard != slow));
+    for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+        room.shard_batch_done(slow, now_ms);
+    }
+    let caught_up: Vec<ShardDown> = tick(&mut room, &mut now_ms, false)
+        .into_iter()
+        .filter(|(shard, _)| *shard == slow)
+        .map(|(_, down)| down)
+        .collect();
+    assert_eq!(caught_up.len(), 1);
+    assert!(caught_up[0].snapshot.is_some(), "the state instead");
+    assert!(caught_up[0].broadcast.len() < SHARD_HELD_EVENTS_MAX);
+    assert!(caught_up[0]
+        .to_connection
+        .iter()
+        .any(|(_, e)| matches!(e, Event::Ack { client_id: 78, .. })));
 }

@@ -142,6 +142,7 @@ fn a_like_retried_on_a_shard_is_acknowledged_not_counted_twice() {
             while let Some(output) = room.poll_output() {
                 if let Output::ToShard { shard: 0, frame } = output {
                     shard.handle_down(&frame, *now_ms).unwrap();
+                    room.shard_batch_done(0, *now_ms);
                 }
             }
         }
@@ -210,9 +211,10 @@ fn a_recovered_gift_s_answer_never_reaches_another_viewer_of_a_restarted_big_roo
                     store.remove(&key);
                 }
                 Output::Charge(charge) => charges.push(charge),
-                Output::ToShard { frame, .. } => {
+                Output::ToShard { shard, frame } => {
                     let down = ovation_proto::ShardDown::decode(&frame).unwrap();
                     to_connection.extend(down.to_connection);
+                    room.shard_batch_done(shard, now_ms);
                 }
                 _ => {}
             }

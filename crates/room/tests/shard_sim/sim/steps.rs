@@ -107,6 +107,7 @@ impl Sim {
                 let index = self.rng.below(self.down.len() as u64) as usize;
                 if self.down[index].queue.pop_back().is_some() {
                     self.losses += 1;
+                    self.room.shard_batch_done(index as u16, self.now_ms);
                 }
             }
             75..=76 => self.ban_or_unban(viewer),
@@ -173,7 +174,10 @@ impl Sim {
             None => Shard::new(index_u16, self.rng.next(), self.now_ms),
         };
         self.shards[index] = Some(restarted);
-        self.down[index] = Link::new();
+        // The batches on their way are lost: the room's host hears each failed.
+        for _ in self.down[index].queue.drain(..) {
+            self.room.shard_batch_done(index_u16, self.now_ms);
+        }
         self.answers[index] = Link::new();
         self.up_sent_at_ms[index] = None;
     }
@@ -244,6 +248,7 @@ impl Sim {
                     progressed = true;
                 }
                 while let Some(bytes) = self.down[index].due(self.now_ms) {
+                    self.room.shard_batch_done(index as u16, self.now_ms);
                     if let Some(s) = self.shards[index].as_mut() {
                         s.handle_down(&bytes, self.now_ms).expect("valid batch");
                     }
