@@ -880,11 +880,18 @@ pub const SHARD_DOWN_BATCHES_IN_FLIGHT_MAX: u32 = 4;
 /// past it they go and the shard gets the room's state instead (its viewers their missed
 /// actions from it, or a `Gap`).
 pub const SHARD_HELD_EVENTS_MAX: usize = 4_096;
+/// Encoded bytes of broadcasts a room holds for all its shards behind together; past it
+/// the shard holding the most gets the room's state instead.
+pub const ROOM_SHARD_HELD_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// How long a shard may stay at `SHARD_DOWN_BATCHES_IN_FLIGHT_MAX` before the room takes
+/// its batches as lost (a host that never reports one: a request that never ends) and
+/// sends it its state.
+pub const SHARD_HELD_MS_MAX: u64 = 10_000;
 /// Answers for single connections and users (acknowledgements, refusals, balances, direct
-/// messages, quiz notices) a room holds for a shard behind; past it the oldest go, counted
-/// in `shard_answers_dropped` and logged (their senders' SDKs time out, and a resend is
-/// answered as a repeat).
-pub const SHARD_HELD_ANSWERS_MAX: usize = 4 * RELAY_FRAMES_PER_BATCH_MAX;
+/// messages, quiz notices) a room holds for a shard behind, each kind; past it the oldest
+/// go, counted in `shard_answers_dropped` and logged (their senders' SDKs time out, and a
+/// resend is answered as a repeat).
+pub const SHARD_HELD_ANSWERS_MAX: usize = RELAY_FRAMES_PER_BATCH_MAX;
 /// The room object's batches queued for one shard while its previous batch is on its way
 /// (`ovation_room::ShardOutbox`): a backstop far above what the room hands out
 /// (`SHARD_DOWN_BATCHES_IN_FLIGHT_MAX`, and the pieces of one batch split past

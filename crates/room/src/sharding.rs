@@ -56,8 +56,15 @@ pub(crate) struct Shards {
     /// Batches handed to the host for each shard and not yet delivered or failed
     /// (`Room::shard_batch_done`).
     pub in_flight: BTreeMap<u16, u32>,
-    /// Broadcast events of the ticks a shard behind missed, for its next batch.
-    pub held_broadcast: BTreeMap<u16, Vec<Event>>,
+    /// Since when each shard has been at `SHARD_DOWN_BATCHES_IN_FLIGHT_MAX` (past
+    /// `SHARD_HELD_MS_MAX` its batches are taken as lost: a host that never reports).
+    pub blocked_since_ms: BTreeMap<u16, u64>,
+    /// Broadcast events of the ticks a shard behind missed, for its next batch, and
+    /// their encoded size (bounded room-wide by `ROOM_SHARD_HELD_BYTES_MAX`).
+    pub held_broadcast: BTreeMap<u16, (Vec<Event>, usize)>,
+    /// Shards whose broadcasts the room gave up holding: nothing goes to them but with
+    /// the room's state (a batch without it would skip those events with no `Gap`).
+    pub state_owed: BTreeSet<u16>,
 }
 
 impl Shards {
@@ -128,10 +135,19 @@ impl Room {
             || self.shards.to_connection.contains_key(&shard)
             || self.shards.to_user.contains_key(&shard)
             || self.shards.close_users.contains_key(&shard)
-            || self.shards.unbanned.contains_key(&shard);
+            || self.shards.unbanned.contains_key(&shard)
+            || self.shards.snapshot_wanted.contains(&shard);
         if held {
             self.schedule_tick(now_ms);
         }
+    }
+
+    /// The room gives up holding `shard`'s broadcasts: it gets the room's state, and
+    /// nothing before it.
+    fn owe_state(&mut self, shard: u16) {
+        self.shards.held_broadcast.remove(&shard);
+        self.shards.state_owed.insert(shard);
+        self.shards.snapshot_wanted.insert(shard);
     }
 
     /// Grows the room to `count` shards (never shrinks: viewers keep their sockets, new
@@ -278,11 +294,12 @@ impl Room {
             return; // a shard answers these itself
         }
         if self.moderation.is_banned(&user) {
-            self.shards
-                .close_users
-                .entry(shard)
-                .or_default()
-                .push((user, CloseCode::Banned.code()));
+            // Once per user while it waits (a shard behind keeps relaying their frames).
+            let closes = self.shards.close_users.entry(shard).or_default();
+            let close = (user, CloseCode::Banned.code());
+            if !closes.contains(&close) {
+                closes.push(close);
+            }
             self.schedule_tick(now_ms);
             return;
         }
@@ -341,11 +358,11 @@ impl Room {
             self.close(connection, code, detail.to_owned(), now_ms);
         }
         for shard in self.shards.of_user(user) {
-            self.shards
-                .close_users
-                .entry(shard)
-                .or_default()
-                .push((user.to_owned(), code.code()));
+            let closes = self.shards.close_users.entry(shard).or_default();
+            let close = (user.to_owned(), code.code());
+            if !closes.contains(&close) {
+                closes.push(close);
+            }
             self.schedule_tick(now_ms);
         }
     }
@@ -430,15 +447,39 @@ impl Room {
         for id in idle {
             self.remove_connection(id);
         }
-        let snapshot = (!self.shards.snapshot_wanted.is_empty()).then(|| self.snapshot());
+        // Shards behind: at `SHARD_DOWN_BATCHES_IN_FLIGHT_MAX` batches on their way. One
+        // the host has not reported for `SHARD_HELD_MS_MAX` (a request that never ends, a
+        // batch lost with a failed write) is let go and owed the state.
+        let mut blocked: BTreeSet<u16> = self
+            .shards
+            .in_flight
+            .iter()
+            .filter(|(_, &n)| n >= SHARD_DOWN_BATCHES_IN_FLIGHT_MAX)
+            .map(|(&shard, _)| shard)
+            .collect();
+        self.shards
+            .blocked_since_ms
+            .retain(|shard, _| blocked.contains(shard));
+        for shard in blocked.clone() {
+            let since = *self.shards.blocked_since_ms.entry(shard).or_insert(now_ms);
+            if now_ms.saturating_sub(since) >= SHARD_HELD_MS_MAX {
+                blocked.remove(&shard);
+                self.shards.blocked_since_ms.remove(&shard);
+                self.shards.in_flight.remove(&shard);
+                self.owe_state(shard);
+                self.log_shard(shard, "shard_hold_expired", "its batches never reported");
+            }
+        }
         let broadcast = std::mem::take(&mut self.shards.broadcast);
         // At most `SHARD_SNAPSHOTS_PER_FLUSH_MAX` states a flush: a restarted room (or
         // one grown to 250 shards) wants one for every shard, and all at once held 250
         // copies of a state that reaches megabytes. The rest go with the next flushes; a
-        // shard waiting for its state holds its viewers' broadcasts meanwhile.
+        // shard waiting for its state holds its viewers' broadcasts meanwhile. A shard
+        // behind is served when it catches up.
         let wanted = &self.shards.snapshot_wanted;
         let cursor = self.shards.snapshot_cursor;
         let served: Vec<u16> = (wanted.range(cursor..).chain(wanted.range(..cursor)))
+            .filter(|shard| !blocked.contains(shard))
             .take(SHARD_SNAPSHOTS_PER_FLUSH_MAX)
             .copied()
             .collect();
@@ -448,20 +489,33 @@ impl Room {
         for shard in &served {
             self.shards.snapshot_wanted.remove(shard);
         }
+        let snapshot = (!served.is_empty()).then(|| self.snapshot());
+        // What this tick's broadcast adds to a held shard's memory (encoded once).
+        let holding = !blocked.is_empty() || !self.shards.state_owed.is_empty();
+        let tick_bytes = if holding && !broadcast.is_empty() {
+            postcard::to_allocvec(&broadcast).map_or(0, |bytes| bytes.len())
+        } else {
+            0
+        };
         for shard in self.shards.all() {
             let wants_snapshot = served.contains(&shard);
-            let in_flight = self.shards.in_flight.get(&shard).copied().unwrap_or(0);
-            if in_flight >= SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
-                self.hold_for(shard, &broadcast, wants_snapshot);
+            let owed = self.shards.state_owed.contains(&shard);
+            if blocked.contains(&shard) || (owed && !wants_snapshot) {
+                self.hold_for(shard, &broadcast, tick_bytes);
                 continue;
             }
             let broadcast = match self.shards.held_broadcast.remove(&shard) {
-                Some(mut held) => {
+                // The state brings what they would.
+                Some(_) if wants_snapshot => broadcast.clone(),
+                Some((mut held, _)) => {
                     held.extend(broadcast.iter().cloned());
                     held
                 }
                 None => broadcast.clone(),
             };
+            if wants_snapshot {
+                self.shards.state_owed.remove(&shard);
+            }
             let to_connection = self.shards.to_connection.remove(&shard).unwrap_or_default();
             let to_user = self.shards.to_user.remove(&shard).unwrap_or_default();
             let close_users = self.shards.close_users.remove(&shard).unwrap_or_default();
@@ -507,38 +561,58 @@ impl Room {
                 self.outputs.push_back(Output::ToShard { shard, frame });
             }
         }
-        let held = |shard: &u16| {
-            self.shards.in_flight.get(shard).copied().unwrap_or(0)
-                >= SHARD_DOWN_BATCHES_IN_FLIGHT_MAX
-        };
+        // Room-wide, held broadcasts stay within `ROOM_SHARD_HELD_BYTES_MAX`: past it the
+        // shard holding the most gets the state instead.
+        let mut held_bytes: usize = self.shards.held_broadcast.values().map(|(_, b)| b).sum();
+        while held_bytes > ROOM_SHARD_HELD_BYTES_MAX {
+            let (&most, &(_, bytes)) = self
+                .shards
+                .held_broadcast
+                .iter()
+                .max_by_key(|(_, (_, bytes))| *bytes)
+                .expect("bytes are held");
+            held_bytes -= bytes;
+            self.owe_state(most);
+        }
+        let waiting =
+            |shard: &u16| blocked.contains(shard) || self.shards.state_owed.contains(shard);
         assert!(
-            self.shards.to_connection.keys().all(held) && self.shards.to_user.keys().all(held),
-            "only the output of shards behind waits"
+            self.shards.to_connection.keys().all(waiting)
+                && self.shards.to_user.keys().all(waiting),
+            "only the output of shards behind or owed the state waits"
         );
-        let snapshots_due = self.shards.snapshot_wanted.iter().any(|s| !held(s));
+        let snapshots_due = self
+            .shards
+            .snapshot_wanted
+            .iter()
+            .any(|s| !blocked.contains(s));
         if snapshots_due {
             self.schedule_tick(now_ms);
         }
     }
 
-    /// Holds this tick's output for a shard behind: its broadcast events merged into its
-    /// next batch (past `SHARD_HELD_EVENTS_MAX`, the room's state instead), its answers
-    /// waiting where they are (past `SHARD_HELD_ANSWERS_MAX`, the oldest dropped), a
-    /// state it was to get still wanted.
-    fn hold_for(&mut self, shard: u16, broadcast: &[Event], wants_snapshot: bool) {
+    fn log_shard(&mut self, shard: u16, event: &'static str, detail: &str) {
+        self.outputs.push_back(Output::Log(LogRecord {
+            event,
+            connection: None,
+            user: None,
+            code: "",
+            detail: format!("shard {shard}: {detail}"),
+        }));
+    }
+
+    /// Holds this tick's output for a shard behind (or owed the state): its broadcast
+    /// events merged into its next batch (past `SHARD_HELD_EVENTS_MAX`, or the room's
+    /// bytes, the state instead), its answers waiting where they are (past
+    /// `SHARD_HELD_ANSWERS_MAX`, the oldest dropped: counted and logged).
+    fn hold_for(&mut self, shard: u16, broadcast: &[Event], tick_bytes: usize) {
         self.stats.shard_flushes_held += 1;
-        if wants_snapshot {
-            self.shards.snapshot_wanted.insert(shard);
-        }
-        if self.shards.snapshot_wanted.contains(&shard) {
-            // The state brings what its broadcasts would.
-            self.shards.held_broadcast.remove(&shard);
-        } else if !broadcast.is_empty() {
-            let held = self.shards.held_broadcast.entry(shard).or_default();
+        if !self.shards.state_owed.contains(&shard) && !broadcast.is_empty() {
+            let (held, bytes) = self.shards.held_broadcast.entry(shard).or_default();
             held.extend(broadcast.iter().cloned());
+            *bytes += tick_bytes;
             if held.len() > SHARD_HELD_EVENTS_MAX {
-                self.shards.held_broadcast.remove(&shard);
-                self.shards.snapshot_wanted.insert(shard);
+                self.owe_state(shard);
             }
         }
         let mut dropped = 0;
@@ -554,13 +628,8 @@ impl Room {
         }
         if dropped > 0 {
             self.stats.shard_answers_dropped += dropped as u64;
-            self.outputs.push_back(Output::Log(LogRecord {
-                event: "shard_answers_dropped",
-                connection: None,
-                user: None,
-                code: "",
-                detail: format!("shard {shard}: {dropped} answers held past the bound"),
-            }));
+            let detail = format!("{dropped} answers held past the bound");
+            self.log_shard(shard, "shard_answers_dropped", &detail);
         }
     }
 

@@ -198,11 +198,13 @@ fn a_shard_sends_back_a_remembered_route_once_its_room_ended() {
             *now_ms += TICK_MS_MAX;
             room.handle_timeout(*now_ms);
             while let Some(output) = room.poll_output() {
-                if let Output::ToShard { shard: 0, frame } = output {
-                    shard
-                        .handle_down(&frame, *now_ms)
-                        .expect("the room's batch");
-                    room.shard_batch_done(0, *now_ms);
+                if let Output::ToShard { shard: to, frame } = output {
+                    room.shard_batch_done(to, *now_ms);
+                    if to == 0 {
+                        shard
+                            .handle_down(&frame, *now_ms)
+                            .expect("the room's batch");
+                    }
                 }
             }
         }
@@ -557,10 +559,12 @@ fn a_gift_resent_from_another_shard_connection_is_answered_there() {
         let (mut answers, mut charges) = (Vec::new(), Vec::new());
         while let Some(output) = room.poll_output() {
             match output {
-                Output::ToShard { shard: 1, frame } => {
-                    let down = ShardDown::decode(&frame).unwrap();
-                    answers.extend(down.to_connection);
-                    room.shard_batch_done(1, *now);
+                Output::ToShard { shard, frame } => {
+                    room.shard_batch_done(shard, *now);
+                    if shard == 1 {
+                        let down = ShardDown::decode(&frame).unwrap();
+                        answers.extend(down.to_connection);
+                    }
                 }
                 Output::Charge(charge) => charges.push(charge),
                 _ => {}
@@ -1183,11 +1187,13 @@ fn bans_and_unbans_reach_a_big_rooms_shards() {
             *now_ms += TICK_MS_MAX;
             room.handle_timeout(*now_ms);
             while let Some(output) = room.poll_output() {
-                if let Output::ToShard { shard: 0, frame } = output {
-                    shard
-                        .handle_down(&frame, *now_ms)
-                        .expect("the room's batch");
-                    room.shard_batch_done(0, *now_ms);
+                if let Output::ToShard { shard: to, frame } = output {
+                    room.shard_batch_done(to, *now_ms);
+                    if to == 0 {
+                        shard
+                            .handle_down(&frame, *now_ms)
+                            .expect("the room's batch");
+                    }
                 }
             }
             shard.handle_timeout(*now_ms);
@@ -2005,6 +2011,7 @@ fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
     // The slow shard stops answering; every tick has something for both shards.
     let mut to_slow = 0;
     let mut to_fast = 0;
+    let mut last_to_slow = 0;
     for round in 0..10u64 {
         say(&mut room, format!("m{round}"), now_ms);
         if round == 6 {
@@ -2021,9 +2028,10 @@ fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
             };
             room.admin(direct, now_ms).unwrap();
         }
-        for (shard, _) in tick(&mut room, &mut now_ms, true) {
+        for (shard, down) in tick(&mut room, &mut now_ms, true) {
             if shard == slow {
                 to_slow += 1;
+                last_to_slow = down.seq;
             } else {
                 to_fast += 1;
             }
@@ -2046,6 +2054,7 @@ fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
         .collect();
     assert_eq!(caught_up.len(), 1, "one batch for the ticks missed");
     let down = &caught_up[0];
+    assert_eq!(down.seq, last_to_slow + 1, "no hole: nothing was dropped");
     let said: Vec<String> = down
         .broadcast
         .iter()
@@ -2104,9 +2113,106 @@ fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
         .collect();
     assert_eq!(caught_up.len(), 1);
     assert!(caught_up[0].snapshot.is_some(), "the state instead");
-    assert!(caught_up[0].broadcast.len() < SHARD_HELD_EVENTS_MAX);
+    assert!(
+        !caught_up[0].broadcast.iter().any(|e| matches!(e,
+            Event::Action(Action { body: ActionBody::System { text }, .. }) if text.starts_with("flood"))),
+        "the state brings them, not the batch"
+    );
     assert!(caught_up[0]
         .to_connection
         .iter()
         .any(|(_, e)| matches!(e, Event::Ack { client_id: 78, .. })));
+}
+
+/// A shard whose held broadcasts the room gave up (past `SHARD_HELD_EVENTS_MAX`) gets
+/// nothing but with the room's state, even when more shards want a state than a flush
+/// serves (`SHARD_SNAPSHOTS_PER_FLUSH_MAX`): a batch without it would skip the dropped
+/// events with no hole in the numbers, so no `Gap`. And a shard whose host never reports
+/// its batches is let go after `SHARD_HELD_MS_MAX`, with the state.
+#[test]
+fn a_shard_whose_held_events_were_given_up_gets_nothing_before_the_state() {
+    let mut now_ms = 0;
+    let shards = 2 * SHARD_SNAPSHOTS_PER_FLUSH_MAX as u16 + 2;
+    let mut room = Room::create(info(), 1, now_ms);
+    room.admin(AdminCommand::SetShards { shards }, now_ms)
+        .unwrap();
+    let slow = 0u16;
+    let tick = |room: &mut Room, now_ms: &mut u64, report: bool| {
+        *now_ms += TICK_MS_MAX;
+        room.handle_timeout(*now_ms);
+        let batches: Vec<(u16, ShardDown)> = std::iter::from_fn(|| room.poll_output())
+            .filter_map(|output| match output {
+                Output::ToShard { shard, frame } => {
+                    Some((shard, ShardDown::decode(&frame).unwrap()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (shard, _) in &batches {
+            if report || *shard != slow {
+                room.shard_batch_done(*shard, *now_ms);
+            }
+        }
+        batches
+    };
+    let say = |room: &mut Room, text: &str, now_ms: u64| {
+        let command = AdminCommand::Broadcast {
+            from_user: "host".into(),
+            from_name: "Host".into(),
+            text: text.into(),
+        };
+        room.admin(command, now_ms).unwrap();
+    };
+    for _ in 0..8 {
+        tick(&mut room, &mut now_ms, true); // every shard's first state
+    }
+    assert_eq!(room.shards_waiting_for_snapshot(), 0);
+    for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+        say(&mut room, "fill", now_ms);
+        tick(&mut room, &mut now_ms, false);
+    }
+    for _ in 0..=SHARD_HELD_EVENTS_MAX {
+        say(&mut room, "flood", now_ms);
+    }
+    tick(&mut room, &mut now_ms, false);
+    // Every other shard wants a state too (the room restarted its memory of them).
+    for shard in 1..shards {
+        room.shards.snapshot_wanted.insert(shard);
+    }
+    // Served last: the flushes before serve the others.
+    room.shards.snapshot_cursor = 1;
+    for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+        room.shard_batch_done(slow, now_ms);
+    }
+    let mut got_state = false;
+    for _ in 0..8 {
+        say(&mut room, "after", now_ms);
+        for (shard, down) in tick(&mut room, &mut now_ms, true) {
+            if shard == slow && !got_state {
+                assert!(down.snapshot.is_some(), "its first batch carries the state");
+                got_state = true;
+            }
+        }
+    }
+    assert!(got_state);
+
+    // A host that never reports: let go after `SHARD_HELD_MS_MAX`, with the state.
+    for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+        say(&mut room, "again", now_ms);
+        tick(&mut room, &mut now_ms, false);
+    }
+    let ticks_max = SHARD_HELD_MS_MAX / TICK_MS_MAX + 2;
+    let mut released = None;
+    for _ in 0..ticks_max {
+        say(&mut room, "waiting", now_ms);
+        if let Some((_, down)) = tick(&mut room, &mut now_ms, false)
+            .into_iter()
+            .find(|(shard, _)| *shard == slow)
+        {
+            released = Some(down);
+            break;
+        }
+    }
+    let released = released.expect("let go within SHARD_HELD_MS_MAX");
+    assert!(released.snapshot.is_some(), "with the state");
 }

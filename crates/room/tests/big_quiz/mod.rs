@@ -38,7 +38,8 @@ fn staff(command: StaffCommand) -> AdminCommand {
     }
 }
 
-/// Applies the room's storage writes to `store`.
+/// Applies the room's storage writes to `store`; its batches to shards are delivered at
+/// once, as a host would report them.
 fn store_outputs(room: &mut Room, store: &mut BTreeMap<String, Vec<u8>>) {
     while let Some(output) = room.poll_output() {
         match output {
@@ -48,6 +49,7 @@ fn store_outputs(room: &mut Room, store: &mut BTreeMap<String, Vec<u8>>) {
             Output::Store(StorageOp::Delete { key }) => {
                 store.remove(&key);
             }
+            Output::ToShard { shard, .. } => room.shard_batch_done(shard, 0),
             _ => {}
         }
     }

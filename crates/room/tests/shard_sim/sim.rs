@@ -150,6 +150,10 @@ struct Sim {
     bans_and_unbans: u64,
     crashes: u64,
     losses: u64,
+    /// Flushes that held a shard's output (summed over the room's restarts).
+    flushes_held: u64,
+    /// The end's settling: links stall no more.
+    settling: bool,
     /// When each shard (as it is now, since its last crash) last sent the room a batch,
     /// and when the room last sent each shard one.
     up_sent_at_ms: Vec<Option<u64>>,
@@ -229,6 +233,8 @@ impl Sim {
             bans_and_unbans: 0,
             crashes: 0,
             losses: 0,
+            flushes_held: 0,
+            settling: false,
             up_sent_at_ms: Vec::new(),
             down_sent_at_ms: Vec::new(),
             settlement: gifts::Settlement::default(),
@@ -284,7 +290,14 @@ impl Sim {
                         );
                     }
                     self.down_sent_at_ms[usize::from(shard)] = Some(self.now_ms);
-                    let at = self.now_ms + self.delay();
+                    // Now and then a shard answers slowly (seconds): the batches after
+                    // queue behind it until the room holds that shard's output.
+                    let at = self.now_ms
+                        + if !self.settling && self.rng.chance(1) {
+                            1_000 + self.rng.below(2_000)
+                        } else {
+                            self.delay()
+                        };
                     self.down[usize::from(shard)].send(at, frame);
                 }
                 Output::Send { .. } | Output::Close { .. } => {
@@ -543,6 +556,8 @@ impl Sim {
 #[derive(Default)]
 struct SeedCounts {
     bans_and_unbans: u64,
+    /// Flushes that held a shard behind (`RoomStats::shard_flushes_held`).
+    shard_flushes_held: u64,
     /// Charges the service made whose answer was lost, and charges in flight that reached
     /// it as the room died.
     charge_answers_lost: u64,
@@ -571,6 +586,7 @@ fn run_seed(seed: u64, shape: Shape) -> SeedCounts {
     sim.check_gifts(seed);
     SeedCounts {
         bans_and_unbans: sim.bans_and_unbans,
+        shard_flushes_held: sim.flushes_held + sim.room.stats().shard_flushes_held,
         charge_answers_lost: sim.settlement.answers_lost,
         charges_lost_in_crashes: sim.settlement.lost_in_crashes,
     }
@@ -593,6 +609,7 @@ pub(crate) fn run_seeds(shape: Shape, seeds_default: u64, test: &str) {
         match result {
             Ok(counts) => {
                 made.bans_and_unbans += counts.bans_and_unbans;
+                made.shard_flushes_held += counts.shard_flushes_held;
                 made.charge_answers_lost += counts.charge_answers_lost;
                 made.charges_lost_in_crashes += counts.charges_lost_in_crashes;
             }
@@ -604,6 +621,7 @@ pub(crate) fn run_seeds(shape: Shape, seeds_default: u64, test: &str) {
             made.bans_and_unbans > 0,
             "the seeds banned and unbanned nobody"
         );
+        assert!(made.shard_flushes_held > 0, "no seed held a shard behind");
         assert!(
             made.charge_answers_lost > 0 && made.charges_lost_in_crashes > 0,
             "the seeds lost no charge's answer ({}) or no charge in a crash ({})",

@@ -186,6 +186,7 @@ impl Sim {
     /// batches already sent still arrive).
     fn restart_room(&mut self) {
         self.crashes += 1;
+        self.flushes_held += self.room.stats().shard_flushes_held;
         self.charges_lost_with_the_room();
         let records = self.store.clone().into_iter();
         self.room = Room::restore(records, self.now_ms)
@@ -285,7 +286,9 @@ impl Sim {
     /// Lets every link and tick drain; a batch lost at the very end is noticed at the
     /// room's next online refresh (every `ONLINE_REFRESH_MS` it sends every shard one).
     fn settle(&mut self) {
-        for _ in 0..2 * ONLINE_REFRESH_MS / TICK_MS + 20 {
+        // Long enough for a stalled link (at most 3 s) and the batches held behind it.
+        self.settling = true;
+        for _ in 0..(2 * ONLINE_REFRESH_MS + 4_000) / TICK_MS + 20 {
             self.now_ms += TICK_MS;
             self.run_due();
         }
@@ -358,9 +361,10 @@ impl Sim {
                 if seq >= session.welcomed_from {
                     assert!(
                         session.cursor >= seq,
-                        "seed {seed}: {} missed comment {seq} (cursor {})",
+                        "seed {seed}: {} missed comment {seq} (cursor {}) on shard {}",
                         v.user,
-                        session.cursor
+                        session.cursor,
+                        session.shard
                     );
                 }
             }
