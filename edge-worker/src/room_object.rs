@@ -97,7 +97,7 @@ struct Memory {
     end_retry_at_ms: u64,
     /// Tries of the end under way (`finish_end`): the room's own retry waits for them.
     end_try_running: u32,
-    /// Tries of the end that failed in a row (since this object woke): each waits longer.
+    /// Tries of the end that failed in a row (stored with the opening): each waits longer.
     end_tries_failed: u32,
     /// A create is under way (between its check that the room is not live and the new
     /// room in memory, across the settlement call that opens its ledger account).
@@ -271,6 +271,10 @@ impl RoomObject {
             memory.tenant_stored = true;
         }
         memory.opening = opening;
+        if let Some(opening) = opening {
+            memory.end_tries_failed = opening.end_tries_failed;
+            memory.end_retry_at_ms = opening.end_retry_at_ms;
+        }
         if let Some(room) = room.as_ref() {
             match recorder.map(|bytes| serde_json::from_slice::<ovation_replay::Recorder>(&bytes)) {
                 Some(Ok(recorder)) => {
@@ -762,6 +766,8 @@ impl RoomObject {
             epoch,
             ledger_opened: Some(ledger_opened),
             end_finished: false,
+            end_tries_failed: 0,
+            end_retry_at_ms: 0,
         })
         .await?;
         let mut room = Room::create(info, epoch, now_ms());
@@ -777,6 +783,9 @@ impl RoomObject {
             memory.room = Some(room);
             memory.recorder = Some(recorder);
             memory.recorder_saved = None;
+            // The last opening's retries of its end are not this one's.
+            memory.end_tries_failed = 0;
+            memory.end_retry_at_ms = 0;
         }
         let tenant = self.memory.borrow().tenant.clone();
         self.learn_tenant(&tenant).await?;

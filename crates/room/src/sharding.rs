@@ -59,6 +59,9 @@ pub(crate) struct Shards {
     /// Since when each shard has been at `SHARD_DOWN_BATCHES_IN_FLIGHT_MAX` (past
     /// `SHARD_HELD_MS_MAX` its batches are taken as lost: a host that never reports).
     pub blocked_since_ms: BTreeMap<u16, u64>,
+    /// Batches taken as lost that the host may still report (its queue is in order: the
+    /// first reports are theirs, not the batches sent since).
+    pub forgiven: BTreeMap<u16, u32>,
     /// Broadcast events of the ticks a shard behind missed, for its next batch, and
     /// their encoded size (bounded room-wide by `ROOM_SHARD_HELD_BYTES_MAX`).
     pub held_broadcast: BTreeMap<u16, (Vec<Event>, usize)>,
@@ -124,6 +127,13 @@ impl Room {
     /// The host delivered one of `shard`'s batches, or gave it up (a failed request, a
     /// batch its queue dropped): a shard whose output was held gets it at the next tick.
     pub fn shard_batch_done(&mut self, shard: u16, now_ms: u64) {
+        if let Some(forgiven) = self.shards.forgiven.get_mut(&shard) {
+            *forgiven -= 1;
+            if *forgiven == 0 {
+                self.shards.forgiven.remove(&shard);
+            }
+            return;
+        }
         let Some(in_flight) = self.shards.in_flight.get_mut(&shard) else {
             return;
         };
@@ -465,7 +475,9 @@ impl Room {
             if now_ms.saturating_sub(since) >= SHARD_HELD_MS_MAX {
                 blocked.remove(&shard);
                 self.shards.blocked_since_ms.remove(&shard);
-                self.shards.in_flight.remove(&shard);
+                if let Some(lost) = self.shards.in_flight.remove(&shard) {
+                    *self.shards.forgiven.entry(shard).or_default() += lost;
+                }
                 self.owe_state(shard);
                 self.log_shard(shard, "shard_hold_expired", "its batches never reported");
             }

@@ -30,6 +30,13 @@ pub(crate) struct OpeningRecord {
     pub ledger_opened: Option<bool>,
     /// Its end is complete: gifts settled, room archived.
     pub end_finished: bool,
+    /// Tries of its end that failed in a row, and when the next is due: kept across the
+    /// object's evictions, so a lasting failure is tried less and less often
+    /// (`room_end_retry_after_ms`), not from 10 s again at each wake.
+    #[serde(default)]
+    pub end_tries_failed: u32,
+    #[serde(default)]
+    pub end_retry_at_ms: u64,
 }
 
 impl OpeningRecord {
@@ -163,9 +170,25 @@ impl RoomObject {
     pub(crate) async fn finish_end(&self) -> EndCompleted {
         let trying = EndTry::start(&self.memory);
         let completed = self.finish_end_once().await;
-        // A try that failed waits longer than the last (`room_end_retry_after_ms`).
+        // A try that failed waits longer than the last (`room_end_retry_after_ms`), and
+        // the count is stored with the opening.
         let finished = self.end_finished();
         trying.done(finished);
+        let failed = {
+            let memory = self.memory.borrow();
+            (memory.end_tries_failed, memory.end_retry_at_ms)
+        };
+        if let Some(record) = self.opening_record().filter(|_| !finished) {
+            let record = OpeningRecord {
+                end_tries_failed: failed.0,
+                end_retry_at_ms: failed.1,
+                ..record
+            };
+            if let Err(e) = self.store_opening(record).await {
+                log_json(json!({"level":"error","event":"end_retry_unstored",
+                                "detail": e.to_string()}));
+            }
+        }
         completed
     }
 
@@ -211,6 +234,8 @@ impl RoomObject {
                 epoch,
                 ledger_opened: self.opening_record().and_then(|r| r.ledger_opened),
                 end_finished: true,
+                end_tries_failed: 0,
+                end_retry_at_ms: 0,
             };
             if let Err(e) = self.store_opening(record).await {
                 log_json(json!({"level":"error","event":"end_finished_unstored",

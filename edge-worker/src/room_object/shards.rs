@@ -71,16 +71,16 @@ impl RoomObject {
                 other => log_json(json!({"level":"error","event":"shard_down_failed",
                     "shard": shard, "detail": format!("{:?}", other.map(|r| r.status_code()))})),
             }
-            // Delivered or given up: the room may send this shard what it held.
+            // Delivered or given up: the room may send this shard what it held, at a tick
+            // the alarm runs when due (not after the rest of the queue).
             if let Some(room) = self.memory.borrow_mut().room.as_mut() {
                 room.shard_batch_done(shard, now_ms());
             }
+            if let Err(e) = driver::arm_alarm(self).await {
+                log_json(json!({"level":"error","event":"alarm_unarmed","detail": e.to_string()}));
+            }
         }
         self.memory.borrow_mut().shards_sending.remove(&shard);
-        // A tick the room scheduled for what it held runs when due.
-        if let Err(e) = driver::arm_alarm(self).await {
-            log_json(json!({"level":"error","event":"alarm_unarmed","detail": e.to_string()}));
-        }
     }
 
     /// The shard a viewer's socket goes to, in a sharded room (staff stay on the room:

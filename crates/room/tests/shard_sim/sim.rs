@@ -154,6 +154,9 @@ struct Sim {
     flushes_held: u64,
     /// The end's settling: links stall no more.
     settling: bool,
+    /// Batches on each down link sent by a room instance that crashed since: their
+    /// delivery is not reported to the restored room (a real host's queue dies with it).
+    down_of_a_dead_room: Vec<usize>,
     /// When each shard (as it is now, since its last crash) last sent the room a batch,
     /// and when the room last sent each shard one.
     up_sent_at_ms: Vec<Option<u64>>,
@@ -235,6 +238,7 @@ impl Sim {
             losses: 0,
             flushes_held: 0,
             settling: false,
+            down_of_a_dead_room: Vec::new(),
             up_sent_at_ms: Vec::new(),
             down_sent_at_ms: Vec::new(),
             settlement: gifts::Settlement::default(),
@@ -255,6 +259,7 @@ impl Sim {
             self.shards
                 .push(Some(Shard::new(index, instance, self.now_ms)));
             self.down.push(Link::new());
+            self.down_of_a_dead_room.push(0);
             self.up.push(Link::new());
             self.answers.push(Link::new());
             self.records.push(None);

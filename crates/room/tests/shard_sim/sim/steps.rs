@@ -107,7 +107,13 @@ impl Sim {
                 let index = self.rng.below(self.down.len() as u64) as usize;
                 if self.down[index].queue.pop_back().is_some() {
                     self.losses += 1;
-                    self.room.shard_batch_done(index as u16, self.now_ms);
+                    // The newest: the restored room's, unless all are the dead one's.
+                    let left = self.down[index].queue.len();
+                    if self.down_of_a_dead_room[index] > left {
+                        self.down_of_a_dead_room[index] = left;
+                    } else {
+                        self.room.shard_batch_done(index as u16, self.now_ms);
+                    }
                 }
             }
             75..=76 => self.ban_or_unban(viewer),
@@ -174,8 +180,10 @@ impl Sim {
             None => Shard::new(index_u16, self.rng.next(), self.now_ms),
         };
         self.shards[index] = Some(restarted);
-        // The batches on their way are lost: the room's host hears each failed.
-        for _ in self.down[index].queue.drain(..) {
+        // The batches on their way are lost: the room's host hears each failed (those of
+        // the room that sent them, if it still runs).
+        let dead = std::mem::take(&mut self.down_of_a_dead_room[index]);
+        for _ in self.down[index].queue.drain(..).skip(dead) {
             self.room.shard_batch_done(index_u16, self.now_ms);
         }
         self.answers[index] = Link::new();
@@ -187,6 +195,9 @@ impl Sim {
     fn restart_room(&mut self) {
         self.crashes += 1;
         self.flushes_held += self.room.stats().shard_flushes_held;
+        for (dead, link) in self.down_of_a_dead_room.iter_mut().zip(&self.down) {
+            *dead = link.queue.len();
+        }
         self.charges_lost_with_the_room();
         let records = self.store.clone().into_iter();
         self.room = Room::restore(records, self.now_ms)
@@ -249,7 +260,11 @@ impl Sim {
                     progressed = true;
                 }
                 while let Some(bytes) = self.down[index].due(self.now_ms) {
-                    self.room.shard_batch_done(index as u16, self.now_ms);
+                    if self.down_of_a_dead_room[index] > 0 {
+                        self.down_of_a_dead_room[index] -= 1;
+                    } else {
+                        self.room.shard_batch_done(index as u16, self.now_ms);
+                    }
                     if let Some(s) = self.shards[index].as_mut() {
                         s.handle_down(&bytes, self.now_ms).expect("valid batch");
                     }
