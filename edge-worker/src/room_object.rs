@@ -416,23 +416,41 @@ impl RoomObject {
         // (the platform's write coalescing), so a crash never keeps a pump's first
         // records without its last (a gift's announcement without its gifter's record,
         // which would announce it again after a restart).
-        let calls = worker::js_sys::Array::new();
-        for chunk in puts.chunks(STORAGE_KEYS_PER_CALL_MAX) {
-            let object = Object::new();
-            for (key, value) in chunk {
-                let value = value.as_deref().expect("partitioned");
-                Reflect::set(&object, &key.into(), &Uint8Array::from(value))?;
+        let stored = async {
+            let calls = worker::js_sys::Array::new();
+            for chunk in puts.chunks(STORAGE_KEYS_PER_CALL_MAX) {
+                let object = Object::new();
+                for (key, value) in chunk {
+                    let value = value.as_deref().expect("partitioned");
+                    Reflect::set(&object, &key.into(), &Uint8Array::from(value))?;
+                }
+                let call: worker::js_sys::Promise = raw.put_multiple(object.into())?;
+                calls.push(&call);
             }
-            let call: worker::js_sys::Promise = raw.put_multiple(object.into())?;
-            calls.push(&call);
+            for chunk in deletes.chunks(STORAGE_KEYS_PER_CALL_MAX) {
+                let keys: Vec<JsValue> = chunk.iter().map(|(k, _)| k.into()).collect();
+                let call: worker::js_sys::Promise = raw.delete_multiple(keys)?;
+                calls.push(&call);
+            }
+            if calls.length() > 0 {
+                wasm_bindgen_futures::JsFuture::from(worker::js_sys::Promise::all(&calls)).await?;
+            }
+            Ok::<(), Error>(())
         }
-        for chunk in deletes.chunks(STORAGE_KEYS_PER_CALL_MAX) {
-            let keys: Vec<JsValue> = chunk.iter().map(|(k, _)| k.into()).collect();
-            let call: worker::js_sys::Promise = raw.delete_multiple(keys)?;
-            calls.push(&call);
-        }
-        if calls.length() > 0 {
-            wasm_bindgen_futures::JsFuture::from(worker::js_sys::Promise::all(&calls)).await?;
+        .await;
+        if let Err(e) = stored {
+            // Nothing of this pump goes out. Its shard batches are reported as given up,
+            // or the room would count them on their way for good (and hold their shards).
+            let now = now_ms();
+            let mut memory = self.memory.borrow_mut();
+            if let Some(room) = memory.room.as_mut() {
+                for output in &wire {
+                    if let Output::ToShard { shard, .. } = output {
+                        room.shard_batch_done(*shard, now);
+                    }
+                }
+            }
+            return Err(e);
         }
         // Due once their pending gifts are stored: a charge asked before its record is
         // durable could be made and never recovered after a crash.

@@ -168,8 +168,16 @@ impl RoomObject {
     /// retries (`finish_end_if_due`) wait for a try under way, and come
     /// `room_end_retry_after_ms` after the last one.
     pub(crate) async fn finish_end(&self) -> EndCompleted {
+        let epoch = self.ended_epoch();
         let trying = EndTry::start(&self.memory);
         let completed = self.finish_end_once().await;
+        // Only a try of the opening that is still the room's, and ended, counts: a create
+        // during the try opened a new one (whose retries start from none), or is under
+        // way (the try did nothing).
+        let same = epoch.is_some() && self.ended_epoch() == epoch && !self.memory.borrow().creating;
+        if !same {
+            return completed;
+        }
         // A try that failed waits longer than the last (`room_end_retry_after_ms`), and
         // the count is stored with the opening.
         let finished = self.end_finished();
