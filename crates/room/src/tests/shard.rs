@@ -1977,33 +1977,8 @@ fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
     room.admin(AdminCommand::SetShards { shards: 2 }, now_ms)
         .unwrap();
     let slow = ovation_proto::shard_of("ana", 2);
-    // One tick: the batches out, each reported done unless it is the slow shard's while
-    // `stalled`.
     let tick = |room: &mut Room, now_ms: &mut u64, stalled: bool| {
-        *now_ms += TICK_MS_MAX;
-        room.handle_timeout(*now_ms);
-        let batches: Vec<(u16, ShardDown)> = std::iter::from_fn(|| room.poll_output())
-            .filter_map(|output| match output {
-                Output::ToShard { shard, frame } => {
-                    Some((shard, ShardDown::decode(&frame).unwrap()))
-                }
-                _ => None,
-            })
-            .collect();
-        for (shard, _) in &batches {
-            if !(stalled && *shard == slow) {
-                room.shard_batch_done(*shard, *now_ms);
-            }
-        }
-        batches
-    };
-    let say = |room: &mut Room, text: String, now_ms: u64| {
-        let command = AdminCommand::Broadcast {
-            from_user: "host".into(),
-            from_name: "Host".into(),
-            text,
-        };
-        room.admin(command, now_ms).unwrap();
+        tick_stalling(room, now_ms, stalled.then_some(slow))
     };
     for _ in 0..4 {
         tick(&mut room, &mut now_ms, false); // the first states
@@ -2013,7 +1988,7 @@ fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
     let mut to_fast = 0;
     let mut last_to_slow = 0;
     for round in 0..10u64 {
-        say(&mut room, format!("m{round}"), now_ms);
+        host_says(&mut room, &format!("m{round}"), now_ms);
         if round == 6 {
             let comment = ClientFrame::Comment {
                 client_id: 77,
@@ -2088,11 +2063,11 @@ fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
 
     // Held past `SHARD_HELD_EVENTS_MAX` events: the room's state instead, answers kept.
     for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
-        say(&mut room, "fill".into(), now_ms);
+        host_says(&mut room, "fill", now_ms);
         tick(&mut room, &mut now_ms, true);
     }
     for i in 0..=SHARD_HELD_EVENTS_MAX {
-        say(&mut room, format!("flood {i}"), now_ms);
+        host_says(&mut room, &format!("flood {i}"), now_ms);
     }
     let comment = ClientFrame::Comment {
         client_id: 78,
@@ -2138,41 +2113,18 @@ fn a_shard_whose_held_events_were_given_up_gets_nothing_before_the_state() {
         .unwrap();
     let slow = 0u16;
     let tick = |room: &mut Room, now_ms: &mut u64, report: bool| {
-        *now_ms += TICK_MS_MAX;
-        room.handle_timeout(*now_ms);
-        let batches: Vec<(u16, ShardDown)> = std::iter::from_fn(|| room.poll_output())
-            .filter_map(|output| match output {
-                Output::ToShard { shard, frame } => {
-                    Some((shard, ShardDown::decode(&frame).unwrap()))
-                }
-                _ => None,
-            })
-            .collect();
-        for (shard, _) in &batches {
-            if report || *shard != slow {
-                room.shard_batch_done(*shard, *now_ms);
-            }
-        }
-        batches
-    };
-    let say = |room: &mut Room, text: &str, now_ms: u64| {
-        let command = AdminCommand::Broadcast {
-            from_user: "host".into(),
-            from_name: "Host".into(),
-            text: text.into(),
-        };
-        room.admin(command, now_ms).unwrap();
+        tick_stalling(room, now_ms, (!report).then_some(slow))
     };
     for _ in 0..8 {
         tick(&mut room, &mut now_ms, true); // every shard's first state
     }
     assert_eq!(room.shards_waiting_for_snapshot(), 0);
     for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
-        say(&mut room, "fill", now_ms);
+        host_says(&mut room, "fill", now_ms);
         tick(&mut room, &mut now_ms, false);
     }
     for _ in 0..=SHARD_HELD_EVENTS_MAX {
-        say(&mut room, "flood", now_ms);
+        host_says(&mut room, "flood", now_ms);
     }
     tick(&mut room, &mut now_ms, false);
     // Every other shard wants a state too (the room restarted its memory of them).
@@ -2186,7 +2138,7 @@ fn a_shard_whose_held_events_were_given_up_gets_nothing_before_the_state() {
     }
     let mut got_state = false;
     for _ in 0..8 {
-        say(&mut room, "after", now_ms);
+        host_says(&mut room, "after", now_ms);
         for (shard, down) in tick(&mut room, &mut now_ms, true) {
             if shard == slow && !got_state {
                 assert!(down.snapshot.is_some(), "its first batch carries the state");
@@ -2198,13 +2150,13 @@ fn a_shard_whose_held_events_were_given_up_gets_nothing_before_the_state() {
 
     // A host that never reports: let go after `SHARD_HELD_MS_MAX`, with the state.
     for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
-        say(&mut room, "again", now_ms);
+        host_says(&mut room, "again", now_ms);
         tick(&mut room, &mut now_ms, false);
     }
     let ticks_max = SHARD_HELD_MS_MAX / TICK_MS_MAX + 2;
     let mut released = None;
     for _ in 0..ticks_max {
-        say(&mut room, "waiting", now_ms);
+        host_says(&mut room, "waiting", now_ms);
         if let Some((_, down)) = tick(&mut room, &mut now_ms, false)
             .into_iter()
             .find(|(shard, _)| *shard == slow)
@@ -2222,11 +2174,40 @@ fn a_shard_whose_held_events_were_given_up_gets_nothing_before_the_state() {
     }
     let mut sent_since = 1;
     for _ in 0..2 * SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
-        say(&mut room, "more", now_ms);
+        host_says(&mut room, "more", now_ms);
         sent_since += tick(&mut room, &mut now_ms, false)
             .iter()
             .filter(|(shard, _)| *shard == slow)
             .count() as u32;
     }
     assert_eq!(sent_since, SHARD_DOWN_BATCHES_IN_FLIGHT_MAX);
+}
+
+/// One longest tick of a sharded room: its batches to shards, decoded, each reported
+/// delivered (`Room::shard_batch_done`) unless it is `stalled`'s.
+fn tick_stalling(room: &mut Room, now_ms: &mut u64, stalled: Option<u16>) -> Vec<(u16, ShardDown)> {
+    *now_ms += TICK_MS_MAX;
+    room.handle_timeout(*now_ms);
+    let batches: Vec<(u16, ShardDown)> = std::iter::from_fn(|| room.poll_output())
+        .filter_map(|output| match output {
+            Output::ToShard { shard, frame } => Some((shard, ShardDown::decode(&frame).unwrap())),
+            _ => None,
+        })
+        .collect();
+    for (shard, _) in &batches {
+        if Some(*shard) != stalled {
+            room.shard_batch_done(*shard, *now_ms);
+        }
+    }
+    batches
+}
+
+/// The host says `text` to everyone (a system message: one broadcast event).
+fn host_says(room: &mut Room, text: &str, now_ms: u64) {
+    let command = AdminCommand::Broadcast {
+        from_user: "host".into(),
+        from_name: "Host".into(),
+        text: text.into(),
+    };
+    room.admin(command, now_ms).unwrap();
 }
