@@ -196,10 +196,13 @@ struct ConnectAdmitted {
 }
 
 impl ConnectAdmitted {
-    /// The room exists, or not (`contract::room_exists`): only rooms that do not spend
+    /// The room exists, or not (`contract::room_exists`; a server error keeps the new
+    /// room taken, the bucket kept): only rooms that do not exist spend
     /// the user's new rooms.
     fn answered(&self, resp: &Response) {
-        let exists = contract::room_exists(resp);
+        let Some(exists) = contract::room_exists(resp) else {
+            return; // a server error says nothing of the room: the new room stays taken
+        };
         CONNECTS.with(|limiter| {
             limiter
                 .borrow_mut()

@@ -274,11 +274,11 @@ fn admit_read(
 struct ReadAdmitted(Option<(ovation_room::UserRoomKey, ovation_room::Admitted)>);
 
 impl ReadAdmitted {
-    /// The room exists, or not (`contract::room_exists`): only rooms that do not spend
+    /// The room exists, or not (`contract::room_exists`; a server error keeps the new
+    /// room taken, the bucket kept): only rooms that do not exist spend
     /// the user's new rooms.
     fn answered(self, resp: &Response) {
-        if let Some((key, admitted)) = self.0 {
-            let exists = contract::room_exists(resp);
+        if let (Some((key, admitted)), Some(exists)) = (self.0, contract::room_exists(resp)) {
             READS.with(|limiter| {
                 limiter
                     .borrow_mut()
