@@ -526,6 +526,16 @@ impl Settlement {
         Server::start_with_vars(data_dir, &all)
     }
 
+    /// `server_through` on workerd alone (a process the test may kill with `kill_hard`
+    /// and start again on the same `data_dir`).
+    pub fn workerd_through(&self, base: &str, data_dir: &Path) -> Server {
+        let vars = [
+            ("OVATION_SETTLEMENT_URL", base),
+            ("OVATION_SETTLEMENT_SECRET", self.secret.as_str()),
+        ];
+        Server::start_on_with_vars(Runtime::Workerd, data_dir, &vars)
+    }
+
     /// Asserts the ledger's audit holds (every balance sums to zero, none negative, ...).
     pub fn assert_audit_holds(&self) {
         let audit = self.api.get("/v1/audit").unwrap();

@@ -5,7 +5,7 @@
 use ovation_cli::{Socket, SocketEnd};
 use ovation_proto::limits::ROOM_END_RETRY_INTERVAL_MS;
 use ovation_proto::{ActionBody, ClientFrame, ErrorCode, Event};
-use ovation_tests::{create_room, free_port, scratch_dir, token, Runtime, Server, Settlement};
+use ovation_tests::{create_room, free_port, scratch_dir, token, Server, Settlement};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -709,11 +709,7 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &[]);
     let data = scratch_dir("gifts-kill");
-    let vars = [
-        ("OVATION_SETTLEMENT_URL", proxy.base.as_str()),
-        ("OVATION_SETTLEMENT_SECRET", settlement.secret.as_str()),
-    ];
-    let start = || Server::start_on_with_vars(Runtime::Workerd, &data, &vars);
+    let start = || settlement.workerd_through(&proxy.base, &data);
     let mut server = start();
     deposit(&settlement, "ana", 15); // three hearts
     let rooms: Vec<String> = (0..3).map(|_| create_room(&server, "weur")).collect();
@@ -832,11 +828,7 @@ fn an_end_over_the_hosts_socket_cut_short_by_a_kill_completes_by_itself() {
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &[]);
     let data = scratch_dir("gifts-end-kill");
-    let vars = [
-        ("OVATION_SETTLEMENT_URL", proxy.base.as_str()),
-        ("OVATION_SETTLEMENT_SECRET", settlement.secret.as_str()),
-    ];
-    let start = || Server::start_on_with_vars(Runtime::Workerd, &data, &vars);
+    let start = || settlement.workerd_through(&proxy.base, &data);
     let mut server = start();
     deposit(&settlement, "ana", 5); // one heart
     let room = create_room(&server, "weur");

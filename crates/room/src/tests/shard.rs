@@ -195,18 +195,7 @@ fn a_shard_sends_back_a_remembered_route_once_its_room_ended() {
     let mut shard = Shard::new(0, 1, now_ms);
     let relay = |room: &mut Room, shard: &mut Shard, now_ms: &mut u64| {
         for _ in 0..4 {
-            *now_ms += TICK_MS_MAX;
-            room.handle_timeout(*now_ms);
-            while let Some(output) = room.poll_output() {
-                if let Output::ToShard { shard: to, frame } = output {
-                    room.shard_batch_done(to, *now_ms);
-                    if to == 0 {
-                        shard
-                            .handle_down(&frame, *now_ms)
-                            .expect("the room's batch");
-                    }
-                }
-            }
+            room_tick_to_shard(room, shard, now_ms);
         }
     };
     assert!(shard.refuses_remembered_route(epoch), "no state yet");
@@ -1171,10 +1160,9 @@ fn bans_and_unbans_reach_a_big_rooms_shards() {
 
     // The ban's close went to the shard's earlier instance (dropped here); the shard
     // restarted, and takes ana's socket before the room's state arrives.
+    let mut lost = Shard::new(0, 1, now_ms);
     for _ in 0..4 {
-        now_ms += TICK_MS_MAX;
-        room.handle_timeout(now_ms);
-        while room.poll_output().is_some() {}
+        room_tick_to_shard(&mut room, &mut lost, &mut now_ms);
     }
     let mut shard = Shard::new(0, 2, now_ms);
     shard
@@ -1184,18 +1172,7 @@ fn bans_and_unbans_reach_a_big_rooms_shards() {
     let relay = |room: &mut Room, shard: &mut Shard, now_ms: &mut u64| {
         let mut closes = Vec::new();
         for _ in 0..4 {
-            *now_ms += TICK_MS_MAX;
-            room.handle_timeout(*now_ms);
-            while let Some(output) = room.poll_output() {
-                if let Output::ToShard { shard: to, frame } = output {
-                    room.shard_batch_done(to, *now_ms);
-                    if to == 0 {
-                        shard
-                            .handle_down(&frame, *now_ms)
-                            .expect("the room's batch");
-                    }
-                }
-            }
+            room_tick_to_shard(room, shard, now_ms);
             shard.handle_timeout(*now_ms);
             while let Some(output) = shard.poll_output() {
                 match output {
@@ -2210,4 +2187,20 @@ fn host_says(room: &mut Room, text: &str, now_ms: u64) {
         text: text.into(),
     };
     room.admin(command, now_ms).unwrap();
+}
+
+/// One longest tick of a room of one shard: its batches handed to `shard`, each
+/// reported delivered (`Room::shard_batch_done`); the room's other output dropped.
+fn room_tick_to_shard(room: &mut Room, shard: &mut Shard, now_ms: &mut u64) {
+    *now_ms += TICK_MS_MAX;
+    room.handle_timeout(*now_ms);
+    while let Some(output) = room.poll_output() {
+        if let Output::ToShard { shard: to, frame } = output {
+            room.shard_batch_done(to, *now_ms);
+            assert_eq!(to, shard.index(), "a room of one shard");
+            shard
+                .handle_down(&frame, *now_ms)
+                .expect("the room's batch");
+        }
+    }
 }
