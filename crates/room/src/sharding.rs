@@ -79,6 +79,15 @@ impl Shards {
         self.counts.last().copied().unwrap_or(0)
     }
 
+    /// Whether a shard is behind (its output held) or owed the room's state.
+    pub fn any_behind(&self) -> bool {
+        !self.state_owed.is_empty()
+            || self
+                .in_flight
+                .values()
+                .any(|&n| n >= SHARD_DOWN_BATCHES_IN_FLIGHT_MAX)
+    }
+
     /// Every shard that may hold sockets (counts only grow).
     pub fn all(&self) -> std::ops::Range<u16> {
         0..self.current()
@@ -154,7 +163,8 @@ impl Room {
 
     /// The room gives up holding `shard`'s broadcasts: it gets the room's state, and
     /// nothing before it.
-    fn owe_state(&mut self, shard: u16) {
+    fn owe_state(&mut self, shard: u16, why: &str) {
+        self.log_shard(shard, "shard_state_owed", why);
         self.shards.held_broadcast.remove(&shard);
         self.shards.state_owed.insert(shard);
         self.shards.snapshot_wanted.insert(shard);
@@ -478,8 +488,7 @@ impl Room {
                 if let Some(lost) = self.shards.in_flight.remove(&shard) {
                     *self.shards.forgiven.entry(shard).or_default() += lost;
                 }
-                self.owe_state(shard);
-                self.log_shard(shard, "shard_hold_expired", "its batches never reported");
+                self.owe_state(shard, "its batches were never reported");
             }
         }
         let broadcast = std::mem::take(&mut self.shards.broadcast);
@@ -584,7 +593,7 @@ impl Room {
                 .max_by_key(|(_, (_, bytes))| *bytes)
                 .expect("bytes are held");
             held_bytes -= bytes;
-            self.owe_state(most);
+            self.owe_state(most, "the room's held broadcasts past their bytes");
         }
         let waiting =
             |shard: &u16| blocked.contains(shard) || self.shards.state_owed.contains(shard);
@@ -624,7 +633,7 @@ impl Room {
             held.extend(broadcast.iter().cloned());
             *bytes += tick_bytes;
             if held.len() > SHARD_HELD_EVENTS_MAX {
-                self.owe_state(shard);
+                self.owe_state(shard, "its held broadcasts past their count");
             }
         }
         let mut dropped = 0;

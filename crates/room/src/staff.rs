@@ -622,6 +622,11 @@ impl Room {
     /// their notice); a big room cannot tell, its viewers being on its shards.
     pub(crate) fn send_score_notices(&mut self, now_ms: u64) {
         let sharded = self.shards.is_sharded();
+        if sharded && self.shards.any_behind() {
+            // They wait here (one entry a participant), not in a shard's held answers,
+            // where past `SHARD_HELD_ANSWERS_MAX` they would be dropped.
+            return;
+        }
         let mut notices = Vec::new();
         while notices.len() < QUIZ_SCORE_NOTICES_PER_TICK_MAX {
             let Some(due) = self.score_notices.front_mut() else {

@@ -2204,3 +2204,84 @@ fn room_tick_to_shard(room: &mut Room, shard: &mut Shard, now_ms: &mut u64) {
         }
     }
 }
+
+/// A quiz's score notices for a big room wait in the room while a shard is behind, not in
+/// that shard's held answers, where past `SHARD_HELD_ANSWERS_MAX` they were dropped: every
+/// participant is told once, none dropped.
+#[test]
+fn score_notices_wait_for_a_shard_behind_and_reach_everyone_once() {
+    let mut now_ms = 0;
+    let mut room = Room::create(info(), 1, now_ms);
+    room.admin(AdminCommand::SetShards { shards: 2 }, now_ms)
+        .unwrap();
+    join(&mut room, 1, "host", Role::Host, now_ms);
+    let create = serde_json::json!({"command": "create_quiz",
+        "spec": {"title": "Trivia", "questions": [
+            {"question": "a?", "options": ["1", "2"], "correct": 0, "window_ms": 60_000}]}});
+    send_command(&mut room, 1, create, 1, now_ms);
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    send_command(&mut room, 1, next, 2, now_ms);
+    tick_stalling(&mut room, &mut now_ms, None);
+    let participants = 3 * SHARD_HELD_ANSWERS_MAX;
+    for (seq, users) in (0..participants)
+        .collect::<Vec<_>>()
+        .chunks(RELAY_FRAMES_PER_BATCH_MAX)
+        .enumerate()
+    {
+        for shard in 0..2u16 {
+            let frames = users
+                .iter()
+                .filter(|&&i| ovation_proto::shard_of(&format!("u{i}"), 2) == shard)
+                .map(|&i| ovation_proto::RelayedFrame {
+                    connection: i as u64,
+                    user: format!("u{i}"),
+                    name: format!("u{i}"),
+                    role: Role::Viewer,
+                    frame: ClientFrame::Answer {
+                        client_id: 1,
+                        quiz_id: "z1".into(),
+                        question: 0,
+                        option: 0,
+                    },
+                })
+                .collect();
+            let up = ShardUp {
+                frames,
+                ..ana_up(shard, Vec::new(), 9 + u64::from(shard), seq as u64 + 1)
+            };
+            room.shard_up(&up.encode(), now_ms).unwrap();
+        }
+        tick_stalling(&mut room, &mut now_ms, None);
+    }
+    // Shard 0 falls behind before the question closes.
+    let slow = 0u16;
+    for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+        host_says(&mut room, "hold on", now_ms);
+        tick_stalling(&mut room, &mut now_ms, Some(slow));
+    }
+    let close = serde_json::json!({"command": "close_question", "id": "z1"});
+    send_command(&mut room, 1, close, 3, now_ms);
+    let mut told: BTreeMap<String, u32> = BTreeMap::new();
+    let mut count = |batches: Vec<(u16, ShardDown)>| {
+        for (_, down) in batches {
+            for (user, event) in down.to_user {
+                if matches!(&event, Event::Direct { payload, .. } if payload.contains("quiz_score"))
+                {
+                    *told.entry(user).or_default() += 1;
+                }
+            }
+        }
+    };
+    for _ in 0..8 {
+        count(tick_stalling(&mut room, &mut now_ms, Some(slow)));
+    }
+    for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+        room.shard_batch_done(slow, now_ms);
+    }
+    for _ in 0..20 {
+        count(tick_stalling(&mut room, &mut now_ms, None));
+    }
+    assert_eq!(room.stats().shard_answers_dropped, 0);
+    assert_eq!(told.len(), participants, "every participant told");
+    assert!(told.values().all(|&n| n == 1), "each once");
+}
