@@ -93,7 +93,8 @@ struct Memory {
     /// ledger account was opened, whether its end is complete.
     opening: Option<ending::OpeningRecord>,
     /// When the room may next try to complete an unfinished end on its own (not asked by
-    /// `POST /end`): at most once per `ROOM_END_RETRY_INTERVAL_MS`.
+    /// `POST /end`): `room_end_retry_after_ms` after its last try (stored with the
+    /// opening).
     end_retry_at_ms: u64,
     /// Tries of the end under way (`finish_end`): the room's own retry waits for them.
     end_try_running: u32,
@@ -155,6 +156,19 @@ struct DueCharge {
 }
 
 /// Clears `Memory::creating` however a create ends (answered, refused or failed).
+impl Memory {
+    /// Shard batches the host gave up (a failed storage write, the queue's bound): the
+    /// room hears each, or would count them on their way for good.
+    fn shard_batches_given_up(&mut self, shards: impl IntoIterator<Item = u16>) {
+        let now = now_ms();
+        if let Some(room) = self.room.as_mut() {
+            for shard in shards {
+                room.shard_batch_done(shard, now);
+            }
+        }
+    }
+}
+
 struct Creating<'a>(&'a RefCell<Memory>);
 
 impl Drop for Creating<'_> {
@@ -441,15 +455,12 @@ impl RoomObject {
         if let Err(e) = stored {
             // Nothing of this pump goes out. Its shard batches are reported as given up,
             // or the room would count them on their way for good (and hold their shards).
-            let now = now_ms();
-            let mut memory = self.memory.borrow_mut();
-            if let Some(room) = memory.room.as_mut() {
-                for output in &wire {
-                    if let Output::ToShard { shard, .. } = output {
-                        room.shard_batch_done(*shard, now);
-                    }
-                }
-            }
+            self.memory
+                .borrow_mut()
+                .shard_batches_given_up(wire.iter().filter_map(|output| match output {
+                    Output::ToShard { shard, .. } => Some(*shard),
+                    _ => None,
+                }));
             return Err(e);
         }
         // Due once their pending gifts are stored: a charge asked before its record is
@@ -474,17 +485,12 @@ impl RoomObject {
                     }
                     Output::ToShard { shard, frame } => {
                         let dropped = memory.shard_queues.push(shard, frame);
-                        if !dropped.batches.is_empty() {
+                        if !dropped.is_empty() {
                             // Each shard asks for the room's state at its next batch.
                             log_json(json!({"level":"warn","event":"shard_down_dropped",
-                                "batches": dropped.batches, "bytes": dropped.bytes(),
+                                "batches": dropped,
                                 "queued_bytes": memory.shard_queues.bytes()}));
-                            let now = now_ms();
-                            if let Some(room) = memory.room.as_mut() {
-                                for (shard, _) in &dropped.batches {
-                                    room.shard_batch_done(*shard, now);
-                                }
-                            }
+                            memory.shard_batches_given_up(dropped.iter().map(|(s, _)| *s));
                         }
                     }
                     Output::Store(_) | Output::Log(_) | Output::Charge(_) => {

@@ -518,22 +518,23 @@ impl Settlement {
         data_dir: &Path,
         vars: &[(&str, &str)],
     ) -> Server {
-        let mut all = vec![
-            ("OVATION_SETTLEMENT_URL", base),
-            ("OVATION_SETTLEMENT_SECRET", self.secret.as_str()),
-        ];
+        let mut all = self.worker_vars(base).to_vec();
         all.extend_from_slice(vars);
         Server::start_with_vars(data_dir, &all)
+    }
+
+    /// The worker's variables that charge gifts here, reached through `base`.
+    fn worker_vars<'a>(&'a self, base: &'a str) -> [(&'a str, &'a str); 2] {
+        [
+            ("OVATION_SETTLEMENT_URL", base),
+            ("OVATION_SETTLEMENT_SECRET", self.secret.as_str()),
+        ]
     }
 
     /// `server_through` on workerd alone (a process the test may kill with `kill_hard`
     /// and start again on the same `data_dir`).
     pub fn workerd_through(&self, base: &str, data_dir: &Path) -> Server {
-        let vars = [
-            ("OVATION_SETTLEMENT_URL", base),
-            ("OVATION_SETTLEMENT_SECRET", self.secret.as_str()),
-        ];
-        Server::start_on_with_vars(Runtime::Workerd, data_dir, &vars)
+        Server::start_on_with_vars(Runtime::Workerd, data_dir, &self.worker_vars(base))
     }
 
     /// Asserts the ledger's audit holds (every balance sums to zero, none negative, ...).

@@ -894,8 +894,8 @@ pub const SHARD_HELD_MS_MAX: u64 = 10_000;
 pub const SHARD_HELD_ANSWERS_MAX: usize = RELAY_FRAMES_PER_BATCH_MAX;
 /// The room object's batches queued for one shard while its previous batch is on its way
 /// (`ovation_room::ShardOutbox`): a backstop far above what the room hands out
-/// (`SHARD_DOWN_BATCHES_IN_FLIGHT_MAX`, and the pieces of one batch split past
-/// `RELAY_MESSAGE_BYTES_MAX`). Past it the oldest go, and the shard asks for the room's
+/// (`SHARD_DOWN_BATCHES_IN_FLIGHT_MAX`): reached when a request to a shard hangs, as the
+/// room lets the shard go every `SHARD_HELD_MS_MAX` and sends it more. Past it the oldest go, and the shard asks for the room's
 /// state when it sees the hole in the numbers.
 pub const SHARD_DOWN_BATCHES_QUEUED_MAX: usize = 64;
 /// Bytes of batches queued for all of a room's shards together (a room object's isolate

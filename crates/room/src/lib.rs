@@ -68,7 +68,7 @@ pub use settlement::{
     SETTLEMENT_UNAVAILABLE_MESSAGE,
 };
 pub use shard::{Shard, ShardOutput, UpAnswer};
-pub use shard_outbox::{Dropped as ShardBatchesDropped, ShardOutbox};
+pub use shard_outbox::ShardOutbox;
 pub use shard_routes::{shard_for, RememberedRoute, RoomKey, ShardPlacement, ShardRoutes};
 pub use staff::{StaffCommand, SYSTEM_SENDER};
 pub use store::{

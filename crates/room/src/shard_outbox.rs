@@ -6,7 +6,8 @@
 //! long as it lasted, each batch up to `RELAY_MESSAGE_BYTES_MAX`, in an isolate of
 //! 128 MB. The room now holds a shard's output once `SHARD_DOWN_BATCHES_IN_FLIGHT_MAX` of
 //! its batches are on their way (`Room::shard_batch_done`), so this queue stays short;
-//! as a backstop (a batch split into many pieces) past `SHARD_DOWN_BATCHES_QUEUED_MAX`
+//! as a backstop (a request to a shard that hangs: the room lets the shard go every
+//! `SHARD_HELD_MS_MAX` and sends it more) past `SHARD_DOWN_BATCHES_QUEUED_MAX`
 //! batches for a shard, or `ROOM_SHARD_DOWN_QUEUED_BYTES_MAX` for all of them, the oldest
 //! queued go (never a shard's newest), as a batch lost on the way would: the shard
 //! notices the missing numbers and asks for the room's state (its viewers' broadcasts
@@ -26,30 +27,19 @@ pub struct ShardOutbox {
     bytes: usize,
 }
 
-/// What a push dropped to keep the bounds: the shard and size of each batch (the host
-/// logs them, and tells the room each is done: `Room::shard_batch_done`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Dropped {
-    pub batches: Vec<(u16, usize)>,
-}
-
-impl Dropped {
-    pub fn bytes(&self) -> usize {
-        self.batches.iter().map(|(_, bytes)| bytes).sum()
-    }
-}
-
 impl ShardOutbox {
-    /// Queues `batch` for `shard`, dropping the oldest queued batches past the bounds.
-    pub fn push(&mut self, shard: u16, batch: Vec<u8>) -> Dropped {
-        let mut dropped = Dropped::default();
+    /// Queues `batch` for `shard`, dropping the oldest queued batches past the bounds:
+    /// the shard and size of each dropped (the host logs them, and tells the room each
+    /// is done: `Room::shard_batch_done`).
+    pub fn push(&mut self, shard: u16, batch: Vec<u8>) -> Vec<(u16, usize)> {
+        let mut dropped = Vec::new();
         self.bytes += batch.len();
         let queue = self.queues.entry(shard).or_default();
         queue.push_back(batch);
         while queue.len() > SHARD_DOWN_BATCHES_QUEUED_MAX {
             let old = queue.pop_front().expect("longer than the bound");
             self.bytes -= old.len();
-            dropped.batches.push((shard, old.len()));
+            dropped.push((shard, old.len()));
         }
         // Over the room's bytes: the longest queue gives its oldest first (the shard
         // furthest behind, whose batches would be the stalest when they arrived); of
@@ -65,7 +55,7 @@ impl ShardOutbox {
             };
             let old = queue.pop_front().expect("longer than one");
             self.bytes -= old.len();
-            dropped.batches.push((longest, old.len()));
+            dropped.push((longest, old.len()));
         }
         dropped
     }
@@ -113,9 +103,9 @@ mod tests {
     fn batches_leave_in_order_per_shard_within_the_bounds() {
         let mut outbox = ShardOutbox::default();
         for name in 0..3 {
-            assert_eq!(outbox.push(7, batch(name, 10)), Dropped::default());
+            assert_eq!(outbox.push(7, batch(name, 10)), Vec::new());
         }
-        assert_eq!(outbox.push(8, batch(9, 10)), Dropped::default());
+        assert_eq!(outbox.push(8, batch(9, 10)), Vec::new());
         assert_eq!(outbox.waiting().collect::<Vec<_>>(), vec![7, 8]);
         assert_eq!(outbox.bytes(), 40);
         assert_eq!(drain(&mut outbox, 7), vec![0, 1, 2]);
@@ -129,11 +119,11 @@ mod tests {
     fn one_past_a_shards_batches_drops_its_oldest() {
         let mut outbox = ShardOutbox::default();
         for name in 0..SHARD_DOWN_BATCHES_QUEUED_MAX {
-            assert_eq!(outbox.push(1, batch(name as u8, 5)), Dropped::default());
+            assert_eq!(outbox.push(1, batch(name as u8, 5)), Vec::new());
         }
         outbox.push(2, batch(200, 5));
         let one_past = outbox.push(1, batch(SHARD_DOWN_BATCHES_QUEUED_MAX as u8, 5));
-        assert_eq!(one_past.batches, vec![(1, 5)]);
+        assert_eq!(one_past, vec![(1, 5)]);
         let left = drain(&mut outbox, 1);
         assert_eq!(left.len(), SHARD_DOWN_BATCHES_QUEUED_MAX);
         assert_eq!(left[0], 1, "the oldest went");
@@ -152,11 +142,10 @@ mod tests {
         outbox.push(1, batch(10, big));
         outbox.push(1, batch(11, big));
         outbox.push(2, batch(20, big));
-        assert_eq!(outbox.push(3, batch(30, big)), Dropped::default());
+        assert_eq!(outbox.push(3, batch(30, big)), Vec::new());
         // One byte past: shard 1 (two queued) gives its oldest.
         let dropped = outbox.push(3, batch(31, 1));
-        assert_eq!(dropped.batches, vec![(1, big)]);
-        assert_eq!(dropped.bytes(), big);
+        assert_eq!(dropped, vec![(1, big)]);
         assert!(outbox.bytes() <= ROOM_SHARD_DOWN_QUEUED_BYTES_MAX);
         assert_eq!(drain(&mut outbox, 1), vec![11]);
         // Batches each past the bound alone: every shard keeps its newest.
@@ -166,7 +155,7 @@ mod tests {
         }
         assert_eq!(outbox.waiting().count(), 3);
         let dropped = outbox.push(0, batch(100, 1));
-        assert_eq!(dropped.batches.len(), 1);
+        assert_eq!(dropped.len(), 1);
         assert_eq!(drain(&mut outbox, 0), vec![100]);
     }
 }

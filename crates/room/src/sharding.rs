@@ -161,6 +161,16 @@ impl Room {
         }
     }
 
+    /// Closes `user`'s sockets on `shard` with its next batch: once per user and code
+    /// while it waits (a shard behind keeps relaying a banned user's frames).
+    fn queue_close(&mut self, shard: u16, user: String, code: CloseCode) {
+        let closes = self.shards.close_users.entry(shard).or_default();
+        let close = (user, code.code());
+        if !closes.contains(&close) {
+            closes.push(close);
+        }
+    }
+
     /// The room gives up holding `shard`'s broadcasts: it gets the room's state, and
     /// nothing before it.
     fn owe_state(&mut self, shard: u16, why: &str) {
@@ -314,12 +324,7 @@ impl Room {
             return; // a shard answers these itself
         }
         if self.moderation.is_banned(&user) {
-            // Once per user while it waits (a shard behind keeps relaying their frames).
-            let closes = self.shards.close_users.entry(shard).or_default();
-            let close = (user, CloseCode::Banned.code());
-            if !closes.contains(&close) {
-                closes.push(close);
-            }
+            self.queue_close(shard, user, CloseCode::Banned);
             self.schedule_tick(now_ms);
             return;
         }
@@ -378,11 +383,7 @@ impl Room {
             self.close(connection, code, detail.to_owned(), now_ms);
         }
         for shard in self.shards.of_user(user) {
-            let closes = self.shards.close_users.entry(shard).or_default();
-            let close = (user.to_owned(), code.code());
-            if !closes.contains(&close) {
-                closes.push(close);
-            }
+            self.queue_close(shard, user.to_owned(), code);
             self.schedule_tick(now_ms);
         }
     }
@@ -636,17 +637,15 @@ impl Room {
                 self.owe_state(shard, "its held broadcasts past their count");
             }
         }
-        let mut dropped = 0;
-        if let Some(answers) = self.shards.to_connection.get_mut(&shard) {
+        /// Drops the oldest past the bound: how many.
+        fn drop_oldest<T>(answers: Option<&mut Vec<T>>) -> usize {
+            let Some(answers) = answers else { return 0 };
             let excess = answers.len().saturating_sub(SHARD_HELD_ANSWERS_MAX);
             answers.drain(..excess);
-            dropped += excess;
+            excess
         }
-        if let Some(answers) = self.shards.to_user.get_mut(&shard) {
-            let excess = answers.len().saturating_sub(SHARD_HELD_ANSWERS_MAX);
-            answers.drain(..excess);
-            dropped += excess;
-        }
+        let dropped = drop_oldest(self.shards.to_connection.get_mut(&shard))
+            + drop_oldest(self.shards.to_user.get_mut(&shard));
         if dropped > 0 {
             self.stats.shard_answers_dropped += dropped as u64;
             let detail = format!("{dropped} answers held past the bound");
