@@ -166,38 +166,10 @@ impl RoomObject {
 
     /// Settles and archives the ended room (nothing for a live one). The room's own
     /// retries (`finish_end_if_due`) wait for a try under way, and come
-    /// `room_end_retry_after_ms` after the last one.
+    /// `room_end_retry_after_ms` after their last one.
     pub(crate) async fn finish_end(&self) -> EndCompleted {
-        let epoch = self.ended_epoch();
-        let trying = EndTry::start(&self.memory);
-        let completed = self.finish_end_once().await;
-        // Only a try of the opening that is still the room's, and ended, counts: a create
-        // during the try opened a new one (whose retries start from none), or is under
-        // way (the try did nothing).
-        let same = epoch.is_some() && self.ended_epoch() == epoch && !self.memory.borrow().creating;
-        if !same {
-            return completed;
-        }
-        // A try that failed waits longer than the last (`room_end_retry_after_ms`), and
-        // the count is stored with the opening.
-        let finished = self.end_finished();
-        trying.done(finished);
-        let failed = {
-            let memory = self.memory.borrow();
-            (memory.end_tries_failed, memory.end_retry_at_ms)
-        };
-        if let Some(record) = self.opening_record().filter(|_| !finished) {
-            let record = OpeningRecord {
-                end_tries_failed: failed.0,
-                end_retry_at_ms: failed.1,
-                ..record
-            };
-            if let Err(e) = self.store_opening(record).await {
-                log_json(json!({"level":"error","event":"end_retry_unstored",
-                                "detail": e.to_string()}));
-            }
-        }
-        completed
+        let _trying = EndTry::start(&self.memory);
+        self.finish_end_once().await
     }
 
     async fn finish_end_once(&self) -> EndCompleted {
@@ -271,7 +243,44 @@ impl RoomObject {
             }
             memory.end_retry_at_ms = now.saturating_add(ROOM_END_RETRY_INTERVAL_MS);
         }
+        let epoch = self.ended_epoch();
         self.finish_end().await;
+        // Only the room's own tries count toward its backoff (an operator's `POST /end`
+        // meanwhile does not push it further), and only for the opening that is still
+        // the room's and ended: a create during the try opened a new one, whose retries
+        // start from none, or is under way (the try did nothing).
+        let same = self.ended_epoch() == epoch && !self.memory.borrow().creating;
+        if same {
+            self.count_own_try().await;
+        }
+    }
+
+    /// After one of the room's own tries: a try that failed waits longer than the last
+    /// (`room_end_retry_after_ms`), and the count is stored with the opening.
+    async fn count_own_try(&self) {
+        let finished = self.end_finished();
+        let (tries_failed, retry_at_ms) = {
+            let mut memory = self.memory.borrow_mut();
+            memory.end_tries_failed = if finished {
+                0
+            } else {
+                memory.end_tries_failed.saturating_add(1)
+            };
+            let wait_ms = room_end_retry_after_ms(memory.end_tries_failed);
+            memory.end_retry_at_ms = now_ms().saturating_add(wait_ms);
+            (memory.end_tries_failed, memory.end_retry_at_ms)
+        };
+        if let Some(record) = self.opening_record().filter(|_| !finished) {
+            let record = OpeningRecord {
+                end_tries_failed: tries_failed,
+                end_retry_at_ms: retry_at_ms,
+                ..record
+            };
+            if let Err(e) = self.store_opening(record).await {
+                log_json(json!({"level":"error","event":"end_retry_unstored",
+                                "detail": e.to_string()}));
+            }
+        }
     }
 
     /// Keeps an alarm for the next try of an end not complete: armed for when it is due
@@ -334,25 +343,13 @@ impl RoomObject {
 }
 
 /// A try of an end under way (`Memory::end_try_running`), counted down however it stops
-/// (a future dropped midway included), when the next is due.
+/// (a future dropped midway included).
 struct EndTry<'a>(&'a RefCell<Memory>);
 
 impl<'a> EndTry<'a> {
     fn start(memory: &'a RefCell<Memory>) -> EndTry<'a> {
         memory.borrow_mut().end_try_running += 1;
         EndTry(memory)
-    }
-
-    /// The try ended: the next one is due after the wait its failures in a row call for.
-    fn done(self, finished: bool) {
-        let mut memory = self.0.borrow_mut();
-        memory.end_tries_failed = if finished {
-            0
-        } else {
-            memory.end_tries_failed.saturating_add(1)
-        };
-        let wait_ms = room_end_retry_after_ms(memory.end_tries_failed);
-        memory.end_retry_at_ms = now_ms().saturating_add(wait_ms);
     }
 }
 
