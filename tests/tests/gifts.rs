@@ -492,10 +492,24 @@ impl HoldingProxy {
 
     /// Waits until `n` held requests arrived.
     fn wait_held(&self, n: usize) {
+        self.wait_held_within(n, WAIT);
+    }
+
+    /// Waits until `n` held requests arrived, within `wait`.
+    fn wait_held_within(&self, n: usize, wait: Duration) {
         let started = Instant::now();
         while self.arrived.load(std::sync::atomic::Ordering::SeqCst) < n {
-            assert!(started.elapsed() < WAIT, "the held charges never arrived");
+            assert!(started.elapsed() < wait, "the held requests never arrived");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until every request `drop_held` named has been dropped.
+    fn wait_dropped(&self) {
+        let started = Instant::now();
+        while !self.dropped.lock().unwrap().is_empty() {
+            assert!(started.elapsed() < WAIT, "a held request was never dropped");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -821,8 +835,9 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
 /// the gifts and archives the room. A process killed between the two left the host
 /// unpaid and the room listed live for good: nothing wakes an ended room whose sockets it
 /// closed (no log line either). The end's retry alarm is stored with the end, so after
-/// the restart, with no request to the room, the host is paid once and the room is
-/// archived.
+/// the restart, with no request to the room, its retry settles, and an operator's
+/// `POST /end` racing that retry (both settlements in flight at once) still pays the host
+/// once; the room is archived.
 #[test]
 fn an_end_over_the_hosts_socket_cut_short_by_a_kill_completes_by_itself() {
     let settlement = Settlement::start();
@@ -852,16 +867,37 @@ fn an_end_over_the_hosts_socket_cut_short_by_a_kill_completes_by_itself() {
         proxy.held_line(1)
     );
     server.kill_hard();
-    proxy.drop_held("/settle"); // never arrives; the next ones pass
+    proxy.drop_held("/settle"); // never arrives
+    proxy.wait_dropped();
     drop((host, ana));
+    // The room's own retry is held, and an operator's `POST /end` races it.
+    proxy.hold("/settle");
     let server = start();
     // Nothing asks the room anything: only its alarm can wake it (the retry is
     // `ROOM_END_RETRY_INTERVAL_MS` after the first try).
     let retry_wait = Duration::from_millis(ROOM_END_RETRY_INTERVAL_MS) + 3 * WAIT;
+    proxy.wait_held_within(2, retry_wait);
+    assert!(
+        proxy.held_line(2).contains("/settle"),
+        "{}",
+        proxy.held_line(2)
+    );
+    let admin = server.admin();
+    let path = format!("/v1/rooms/{room}/end");
+    let operator = std::thread::spawn(move || admin.post(&path, &json!({})).unwrap());
+    proxy.wait_held(3);
+    proxy.release("/settle");
+    let ended = operator.join().unwrap();
+    assert_eq!(ended.status, 200, "{:?}", ended.body);
+    assert_eq!(
+        ended.body["settlement"]["status"], "settled",
+        "{:?}",
+        ended.body
+    );
     assert_eq!(
         balance_reaches_within(&settlement, "host-1", 5, retry_wait),
         5,
-        "the host is paid after the restart, with nothing waking the room"
+        "the host is paid once after the restart, the retry and the operator's end raced"
     );
     assert!(archived(&server, &room), "the ended room is archived");
     assert_eq!(balance_reaches(&settlement, "ana", 0), 0);
