@@ -412,7 +412,8 @@ pub const QUIZ_PARTICIPANTS_MAX: usize = 200_000;
 /// Score notices (`quiz_score` messages) a room sends a flush after a question is scored,
 /// the rest at the next flushes: a quiz of `QUIZ_PARTICIPANTS_MAX` participants never
 /// builds all its messages (and a big room's copies of them for each shard) at once. A
-/// big room of 200,000 participants (ticks of 200–250 ms) tells them all in 20–25 s.
+/// big room of 200,000 participants (ticks of 200–250 ms) tells them all in about
+/// 20–25 s (computed, not measured; they wait in the room while a shard is behind).
 pub const QUIZ_SCORE_NOTICES_PER_TICK_MAX: usize = 2_000;
 /// Entries of the quiz leaderboard in the `quiz` part.
 pub const QUIZ_LEADERBOARD_ENTRIES_MAX: usize = 10;
