@@ -135,19 +135,42 @@ pub fn played_quiz(then_another: bool) -> PlayedQuiz {
 /// the answers), then the answers of participants 1 to `PARTICIPANTS` to every question
 /// of quiz z1, each v0's under their name (made as they are fed, never held).
 pub fn loader_fed(store: BTreeMap<String, Vec<u8>>, answer_bytes: &[u8]) -> RoomLoader {
+    loader_fed_in_order(store, answer_bytes, false)
+}
+
+/// `loader_fed`, with every answer fed before the other records when `answers_first`
+/// (storage's key order, which every restore used before the room object listed the
+/// answers last: they are held until the quiz's record comes).
+pub fn loader_fed_in_order(
+    store: BTreeMap<String, Vec<u8>>,
+    answer_bytes: &[u8],
+    answers_first: bool,
+) -> RoomLoader {
     let mut loader = RoomLoader::new();
     let (answers, others): (Vec<_>, Vec<_>) = store
         .into_iter()
         .partition(|(key, _)| (ANSWER_KEYS_START..ANSWER_KEYS_END).contains(&key.as_str()));
-    for (key, value) in others.into_iter().chain(answers) {
+    let feed_answers = |loader: &mut RoomLoader, answers: Vec<(String, Vec<u8>)>| {
+        for (key, value) in answers {
+            loader.feed(key, value).unwrap();
+        }
+        for question in 0..QUESTIONS {
+            for participant in 1..PARTICIPANTS {
+                loader
+                    .feed(answer_key(question, participant), answer_bytes.to_vec())
+                    .unwrap();
+            }
+        }
+    };
+    let mut answers = Some(answers);
+    if answers_first {
+        feed_answers(&mut loader, answers.take().expect("not fed yet"));
+    }
+    for (key, value) in others {
         loader.feed(key, value).unwrap();
     }
-    for question in 0..QUESTIONS {
-        for participant in 1..PARTICIPANTS {
-            loader
-                .feed(answer_key(question, participant), answer_bytes.to_vec())
-                .unwrap();
-        }
+    if let Some(answers) = answers {
+        feed_answers(&mut loader, answers);
     }
     loader
 }
