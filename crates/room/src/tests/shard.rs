@@ -1623,6 +1623,16 @@ fn shards_asking_at_every_batch_do_not_starve_another_of_the_state() {
 /// One longest tick of a sharded room: the batches it sends its shards (other output
 /// dropped).
 fn batches_to_shards(room: &mut Room, now_ms: &mut u64) -> Vec<(u16, Vec<u8>)> {
+    batches_to_shards_stalling(room, now_ms, None)
+}
+
+/// `batches_to_shards`, each reported delivered (`Room::shard_batch_done`), as a host
+/// would, unless it is `stalled`'s.
+fn batches_to_shards_stalling(
+    room: &mut Room,
+    now_ms: &mut u64,
+    stalled: Option<u16>,
+) -> Vec<(u16, Vec<u8>)> {
     *now_ms += TICK_MS_MAX;
     room.handle_timeout(*now_ms);
     let batches: Vec<(u16, Vec<u8>)> = std::iter::from_fn(|| room.poll_output())
@@ -1631,9 +1641,10 @@ fn batches_to_shards(room: &mut Room, now_ms: &mut u64) -> Vec<(u16, Vec<u8>)> {
             _ => None,
         })
         .collect();
-    // Delivered at once, as a host would.
     for (shard, _) in &batches {
-        room.shard_batch_done(*shard, *now_ms);
+        if Some(*shard) != stalled {
+            room.shard_batch_done(*shard, *now_ms);
+        }
     }
     batches
 }
@@ -2163,20 +2174,10 @@ fn a_shard_whose_held_events_were_given_up_gets_nothing_before_the_state() {
 /// One longest tick of a sharded room: its batches to shards, decoded, each reported
 /// delivered (`Room::shard_batch_done`) unless it is `stalled`'s.
 fn tick_stalling(room: &mut Room, now_ms: &mut u64, stalled: Option<u16>) -> Vec<(u16, ShardDown)> {
-    *now_ms += TICK_MS_MAX;
-    room.handle_timeout(*now_ms);
-    let batches: Vec<(u16, ShardDown)> = std::iter::from_fn(|| room.poll_output())
-        .filter_map(|output| match output {
-            Output::ToShard { shard, frame } => Some((shard, ShardDown::decode(&frame).unwrap())),
-            _ => None,
-        })
-        .collect();
-    for (shard, _) in &batches {
-        if Some(*shard) != stalled {
-            room.shard_batch_done(*shard, *now_ms);
-        }
-    }
-    batches
+    batches_to_shards_stalling(room, now_ms, stalled)
+        .into_iter()
+        .map(|(shard, frame)| (shard, ShardDown::decode(&frame).unwrap()))
+        .collect()
 }
 
 /// The host says `text` to everyone (a system message: one broadcast event).
