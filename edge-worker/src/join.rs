@@ -9,11 +9,13 @@
 //! never the token, nor a header of ours the client made up.
 
 use crate::http::{self, ApiError};
-use crate::{auth_error, authenticate_at, contract, room_in, room_stub, PROTOCOL_TOKEN_PREFIX};
+use crate::{
+    auth_error, authenticate_at, contract, room_in, room_stub, Admission, PROTOCOL_TOKEN_PREFIX,
+};
 use ovation_auth::Verified;
 use ovation_proto::limits::SUBPROTOCOL;
 use ovation_proto::RoomId;
-use ovation_room::{Admitted, RoomKey, ShardPlacement, ShardRoutes, UserRateLimiter, UserRoomKey};
+use ovation_room::{RoomKey, ShardPlacement, ShardRoutes, UserRateLimiter};
 use std::cell::RefCell;
 use worker::{Env, Headers, Request, RequestInit, Response};
 
@@ -167,48 +169,17 @@ async fn to_shard(
 
 /// Refuses an upgrade over its user's connect rate with `429 rate_limited` (not logged:
 /// a flood would turn into a flood of log lines).
-fn admit_connect(
-    identity: &Verified,
-    room: &RoomId,
-) -> std::result::Result<ConnectAdmitted, ApiError> {
-    let key = UserRoomKey {
-        tenant: identity.tenant.clone(),
-        room: room.as_str().to_owned(),
-        user: identity.user.clone(),
-    };
-    match CONNECTS.with(|limiter| limiter.borrow_mut().admit(&key, now_ms())) {
-        Ok(admitted) => Ok(ConnectAdmitted { key, admitted }),
-        Err(refused) => Err(ApiError::new(
+fn admit_connect(identity: &Verified, room: &RoomId) -> std::result::Result<Admission, ApiError> {
+    Admission::admit(&CONNECTS, identity, room).map_err(|refused| {
+        ApiError::new(
             429,
             "rate_limited",
             &format!(
                 "this user opens connections to this room too fast; retry in {} ms",
                 refused.retry_after_ms
             ),
-        )),
-    }
-}
-
-/// An upgrade `admit_connect` let through, to tell the limiter what the object answered.
-struct ConnectAdmitted {
-    key: UserRoomKey,
-    admitted: Admitted,
-}
-
-impl ConnectAdmitted {
-    /// The room exists, or not (`contract::room_exists`; a server error keeps the new
-    /// room taken, the bucket kept): only rooms that do not exist spend
-    /// the user's new rooms.
-    fn answered(&self, resp: &Response) {
-        let Some(exists) = contract::room_exists(resp) else {
-            return; // a server error says nothing of the room: the new room stays taken
-        };
-        CONNECTS.with(|limiter| {
-            limiter
-                .borrow_mut()
-                .answered(&self.key, self.admitted, exists, now_ms())
-        });
-    }
+        )
+    })
 }
 
 /// A viewer's upgrade as an object's `/ws` gets it (the request copies the headers).

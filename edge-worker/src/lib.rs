@@ -253,36 +253,59 @@ thread_local! {
 fn admit_read(
     identity: &Verified,
     room: &RoomId,
-) -> std::result::Result<ReadAdmitted, ovation_room::ReadRefused> {
+) -> std::result::Result<Admission, ovation_room::ReadRefused> {
     if identity.role.is_staff() {
-        return Ok(ReadAdmitted(None));
+        return Ok(Admission::unlimited());
     }
-    let key = ovation_room::UserRoomKey {
-        tenant: identity.tenant.clone(),
-        room: room.as_str().to_owned(),
-        user: identity.user.clone(),
-    };
-    match READS.with(|limiter| limiter.borrow_mut().admit(&key, now_ms())) {
-        Ok(admitted) => Ok(ReadAdmitted(Some((key, admitted)))),
-        Err(refused) => Err(ovation_room::ReadRefused::RateLimited {
+    Admission::admit(&READS, identity, room).map_err(|refused| {
+        ovation_room::ReadRefused::RateLimited {
             retry_after_ms: refused.retry_after_ms,
-        }),
-    }
+        }
+    })
 }
 
-/// A read `admit_read` let through, to tell the limiter what the object answered.
-struct ReadAdmitted(Option<(ovation_room::UserRoomKey, ovation_room::Admitted)>);
+/// An upgrade or a read one of this isolate's limiters (`join::CONNECTS`, `READS`) let
+/// through, to tell it what the object answered.
+pub(crate) struct Admission(
+    Option<(
+        &'static std::thread::LocalKey<std::cell::RefCell<ovation_room::UserRateLimiter>>,
+        ovation_room::UserRoomKey,
+        ovation_room::Admitted,
+    )>,
+);
 
-impl ReadAdmitted {
+impl Admission {
+    /// Nothing to tell (staff are not limited).
+    fn unlimited() -> Admission {
+        Admission(None)
+    }
+
+    /// One of `identity`'s requests to `room` through `limiter`, or its refusal.
+    pub(crate) fn admit(
+        limiter: &'static std::thread::LocalKey<std::cell::RefCell<ovation_room::UserRateLimiter>>,
+        identity: &Verified,
+        room: &RoomId,
+    ) -> std::result::Result<Admission, ovation_room::RateRefused> {
+        let key = ovation_room::UserRoomKey {
+            tenant: identity.tenant.clone(),
+            room: room.as_str().to_owned(),
+            user: identity.user.clone(),
+        };
+        let admitted = limiter.with(|limiter| limiter.borrow_mut().admit(&key, now_ms()))?;
+        Ok(Admission(Some((limiter, key, admitted))))
+    }
+
     /// The room exists, or not (`contract::room_exists`; a server error keeps the new
-    /// room taken, the bucket kept): only rooms that do not exist spend
-    /// the user's new rooms.
-    fn answered(self, resp: &Response) {
-        if let (Some((key, admitted)), Some(exists)) = (self.0, contract::room_exists(resp)) {
-            READS.with(|limiter| {
+    /// room taken, the bucket kept): only rooms that do not exist spend the user's new
+    /// rooms.
+    pub(crate) fn answered(&self, resp: &Response) {
+        if let (Some((limiter, key, admitted)), Some(exists)) =
+            (&self.0, contract::room_exists(resp))
+        {
+            limiter.with(|limiter| {
                 limiter
                     .borrow_mut()
-                    .answered(&key, admitted, exists, now_ms())
+                    .answered(key, *admitted, exists, now_ms())
             });
         }
     }
