@@ -89,6 +89,9 @@ struct Memory {
     replay_reads: ovation_replay::WindowReads,
     /// Test hook (`OVATION_FAULT_REPLAY_WRITES_FAILING`): chunk writes still to fail.
     replay_write_faults_left: Option<u64>,
+    /// Test hook (`OVATION_FAULT_REPLAY_SAVES_FAILING_AFTER`): recorder saves still to
+    /// succeed before every later one fails.
+    replay_saves_before_fault: Option<u64>,
     /// The room object's own record of the opening (`ending::OPENING_KEY`): whether its
     /// ledger account was opened, whether its end is complete.
     opening: Option<ending::OpeningRecord>,

@@ -6,7 +6,9 @@
 //! room's windows come from the Workers cache, and a window past the limit is refused.
 
 use ovation_cli::{Api, Socket};
-use ovation_proto::limits::{REPLAY_CHUNK_MS, REPLAY_PART_INTERVAL_MS, REPLAY_WINDOW_MS_MAX};
+use ovation_proto::limits::{
+    REPLAY_CHUNK_MS, REPLAY_PART_INTERVAL_MS, REPLAY_SEAL_GRACE_MS, REPLAY_WINDOW_MS_MAX,
+};
 use ovation_proto::{
     Action, ActionBody, ClientFrame, Event, ReplayEventBody, ReplayStatus, ReplayWindow,
 };
@@ -485,6 +487,83 @@ fn a_chunk_the_store_refuses_is_retried_and_named_missing_until_it_is_stored() {
         has_comment(&w, seq),
         "the retried chunk holds the comment: {w:?}"
     );
+}
+
+/// A chunk readers were served never changes, even when the room object is killed
+/// between the chunk's write and its save of the recorder: the restarted object restores
+/// the save before and seals the chunk again, with what the room did in between (here a
+/// like total) stamped at the wake, past the chunk. The first version stays (a chunk is
+/// written once), in R2 under wrangler dev and in the object's own storage on workerd.
+/// Every recorder save after the first is made to fail (`OVATION_FAULT_REPLAY_SAVES_
+/// FAILING_AFTER`), so the kill lands after the chunk's write and before any save of it.
+fn a_chunk_written_before_a_kill_is_the_one_read_after(runtime: Runtime) {
+    let data = ovation_tests::scratch_dir("replay-chunk-kill");
+    let mut server = Server::start_on_with_vars(
+        runtime,
+        &data,
+        &[("OVATION_FAULT_REPLAY_SAVES_FAILING_AFTER", "1")],
+    );
+    let room = create_room(&server, "weur");
+    let viewer_api = Api::new(&server.base, &token("viewer", "vic", &room));
+    let now = now_ms();
+    let (live, _) = window(&viewer_api, &room, now, now + 1);
+    let started_ms = live.started_ms;
+    let mut ana = connect_as(&server, &room, "ana", "viewer");
+    let seq = comment(&mut ana, 1, "before the kill");
+    ana.send(&ClientFrame::Like {
+        client_id: 2,
+        count: 3,
+    })
+    .unwrap();
+    ana.wait_for(WAIT, |e| matches!(e, Event::Likes { total: 3 }))
+        .expect("the like total");
+    let sealed_ms = started_ms + REPLAY_CHUNK_MS + REPLAY_SEAL_GRACE_MS + 200;
+    std::thread::sleep(Duration::from_millis(sealed_ms.saturating_sub(now_ms())));
+    let chunk_0 = (started_ms, started_ms + REPLAY_CHUNK_MS);
+    // This read seals chunk 0 and writes it; the recorder's save after it fails.
+    let (first, _) = window(&viewer_api, &room, chunk_0.0, chunk_0.1);
+    assert!(first.missing_chunks.is_empty(), "{first:?}");
+    assert!(has_comment(&first, seq), "{first:?}");
+    let likes_in_chunk_0 = |w: &ReplayWindow| {
+        w.events
+            .iter()
+            .any(|e| matches!(e.body, ReplayEventBody::Likes { total: 3 }))
+    };
+    assert!(
+        likes_in_chunk_0(&first),
+        "the like total in chunk 0: {first:?}"
+    );
+    drop(ana);
+    server.kill_hard();
+
+    let server = Server::start_on(runtime, &data);
+    let viewer_api = Api::new(&server.base, &token("viewer", "vic", &room));
+    let (after, _) = window(&viewer_api, &room, chunk_0.0, chunk_0.1);
+    assert_eq!(
+        (&after.snapshot, &after.events),
+        (&first.snapshot, &first.events),
+        "chunk 0 changed after the restart: {after:?}"
+    );
+    assert!(likes_in_chunk_0(&after));
+    // Logged (the log may reach its file a little after the answer).
+    let logged = (0..50).any(|_| {
+        let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+        log.contains("replay_chunk_kept") || {
+            std::thread::sleep(Duration::from_millis(100));
+            false
+        }
+    });
+    assert!(logged, "the object sealed chunk 0 again and kept the first");
+}
+
+#[test]
+fn a_chunk_written_to_r2_before_a_kill_is_the_one_read_after() {
+    a_chunk_written_before_a_kill_is_the_one_read_after(Runtime::WranglerDev);
+}
+
+#[test]
+fn a_chunk_written_to_the_objects_storage_before_a_kill_is_the_one_read_after() {
+    a_chunk_written_before_a_kill_is_the_one_read_after(Runtime::Workerd);
 }
 
 /// A window answer reads at most `REPLAY_WINDOW_READ_BYTES_MAX` of stored chunks (here

@@ -5,7 +5,9 @@
 //! (`record_likes`), with the server time as a parameter, and `advance(now)` /
 //! `end(now)`. The recorder keeps the recording bounded and cuts it in chunks of
 //! `REPLAY_CHUNK_MS` of server time; a chunk is handed out once (`poll_sealed`), encoded,
-//! and never changes: the host writes it to storage as it is.
+//! and never changes: the host writes it to storage as it is, once (`Sealed::writes_over`:
+//! a recorder restored from a save older than its last chunk write seals that chunk again,
+//! and the store keeps the first).
 //!
 //! Rules (all limits in `ovation_proto::limits`):
 //! - **Sampling.** In each second of server time the first
@@ -70,11 +72,30 @@ impl Chunk {
     }
 }
 
-/// A chunk to write: `bytes` is [`Chunk::encode`] of chunk `index`.
+/// A chunk to write: `bytes` is [`Chunk::encode`] of chunk `index`, whose window starts
+/// at `start_ms`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sealed {
     pub index: u64,
+    pub start_ms: u64,
     pub bytes: Vec<u8>,
+}
+
+impl Sealed {
+    /// Whether this chunk is written over `stored`, what the store already holds at its
+    /// key: a chunk is written once. A host killed between a chunk's write and its save
+    /// of the recorder restores the older save and seals that chunk again, with what the
+    /// room did in between stamped at the wake instead of when it happened: a different
+    /// chunk, while windows may already have served the first and caches hold them as
+    /// final. The first is kept. Bytes that are not a chunk, or the chunk of another
+    /// recording at the same key (one restarted because its recorder could not be read),
+    /// are written over.
+    pub fn writes_over(&self, stored: &[u8]) -> bool {
+        match Chunk::decode(stored) {
+            Ok(chunk) => chunk.index != self.index || chunk.start_ms != self.start_ms,
+            Err(_) => true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -829,6 +850,7 @@ impl Recorder {
             self.open_bytes = 0;
             self.sealed.push_back(Sealed {
                 index: chunk.index,
+                start_ms: chunk.start_ms,
                 bytes,
             });
         }

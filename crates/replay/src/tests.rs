@@ -266,6 +266,49 @@ fn the_recorder_survives_a_restart_through_serde() {
     );
 }
 
+/// A host killed between a chunk's write and its save of the recorder restores the save
+/// before and seals that chunk again: what the room did in between (here a like total) is
+/// stamped at the wake, past the chunk, so the second version differs from the first. The
+/// store keeps the first (`writes_over` is false for it); another recording's chunk at the
+/// same key, or bytes that are no chunk, are written over.
+#[test]
+fn a_chunk_sealed_again_after_a_restore_is_not_written_over_the_first() {
+    let mut r = Recorder::new("r", "host", T0);
+    r.record_action(&comment(1, T0 + 100, "a", "one"));
+    let saved = serde_json::to_vec(&r).unwrap();
+    r.record_likes(7, T0 + 2_000);
+    r.advance(T0 + REPLAY_CHUNK_MS + REPLAY_SEAL_GRACE_MS);
+    let first = r.poll_sealed().expect("chunk 0 sealed");
+
+    let mut back: Recorder = serde_json::from_slice(&saved).unwrap();
+    let wake_ms = T0 + 3 * REPLAY_CHUNK_MS;
+    back.record_action(&comment(1, T0 + 100, "a", "one"));
+    back.record_likes(7, wake_ms);
+    back.advance(wake_ms);
+    let again = back.poll_sealed().expect("chunk 0 sealed again");
+    assert_eq!((again.index, again.start_ms), (first.index, first.start_ms));
+    assert_ne!(
+        again.bytes, first.bytes,
+        "the like total moved past the chunk"
+    );
+    assert!(
+        !again.writes_over(&first.bytes),
+        "the first version is kept"
+    );
+    assert!(
+        first.writes_over(&[]),
+        "an empty value is not a chunk: written over"
+    );
+
+    // A recording restarted later (its recorder unreadable) numbers its chunks from 0
+    // again: the old recording's chunk 0 is not its own.
+    let mut restarted = Recorder::new("r", "host", T0 + 10 * REPLAY_CHUNK_MS + 5);
+    restarted.end(T0 + 10 * REPLAY_CHUNK_MS + 50);
+    let new_first = restarted.poll_sealed().expect("the restarted chunk 0");
+    assert_eq!(new_first.index, 0);
+    assert!(new_first.writes_over(&first.bytes));
+}
+
 /// Chat-like text of about `len` bytes: words drawn (by a hash of the sequence number)
 /// from a vocabulary of 512 made-up lowercase words of 2 to 9 letters, so neither the
 /// storage nor the compressed figure is flattered by repeated characters.

@@ -83,10 +83,17 @@ impl RoomObject {
             .collect();
         pending.extend(sealed);
         for chunk in pending {
-            if let Err(e) = self.write_chunk(&recording, &chunk).await {
-                log_json(json!({"level":"error","event":"replay_chunk_write_failed",
-                                "chunk": chunk.index, "detail": e.to_string()}));
-                self.memory.borrow_mut().replay_unwritten.push_back(chunk);
+            match self.write_chunk(&recording, &chunk).await {
+                Ok(ChunkWrite::Stored) => {}
+                // This object was killed after writing it and before saving the recorder
+                // that sealed it: the version readers may have been served stays.
+                Ok(ChunkWrite::KeptFirst) => log_json(json!({"level":"warn",
+                    "event":"replay_chunk_kept","chunk": chunk.index})),
+                Err(e) => {
+                    log_json(json!({"level":"error","event":"replay_chunk_write_failed",
+                                    "chunk": chunk.index, "detail": e.to_string()}));
+                    self.memory.borrow_mut().replay_unwritten.push_back(chunk);
+                }
             }
         }
         let given_up: Vec<u64> = {
@@ -119,12 +126,17 @@ impl RoomObject {
         };
         if let Some(text) = save {
             let bytes = Uint8Array::from(text.as_bytes());
-            if let Err(e) = self
-                .state
-                .storage()
-                .put_raw(REPLAY_RECORDER_KEY, bytes)
-                .await
-            {
+            let saved = if self.replay_save_fault() {
+                Err(Error::RustError(
+                    "injected by OVATION_FAULT_REPLAY_SAVES_FAILING_AFTER".into(),
+                ))
+            } else {
+                self.state
+                    .storage()
+                    .put_raw(REPLAY_RECORDER_KEY, bytes)
+                    .await
+            };
+            if let Err(e) = saved {
                 log_json(json!({"level":"error","event":"replay_save_failed",
                                 "detail": e.to_string()}));
             }
@@ -143,11 +155,16 @@ impl RoomObject {
         format!("{REPLAY_KEY_PREFIX}chunk/{index:08}")
     }
 
+    /// Writes a sealed chunk once (`Sealed::writes_over`): one already at its key, of
+    /// this recording, is kept. In R2 the key names the recording's start, so any object
+    /// there is this recording's; in this object's storage the key does not (a recording
+    /// restarted after its recorder could not be read numbers from 0 again), so what is
+    /// there is read and checked.
     pub(crate) async fn write_chunk(
         &self,
         recording: &(String, String, u64),
         chunk: &ovation_replay::Sealed,
-    ) -> Result<()> {
+    ) -> Result<ChunkWrite> {
         if self.replay_write_fault() {
             return Err(Error::RustError(
                 "injected by OVATION_FAULT_REPLAY_WRITES_FAILING".into(),
@@ -156,15 +173,48 @@ impl RoomObject {
         match self.env.bucket(REPLAY_BUCKET) {
             Ok(bucket) => {
                 let key = Self::chunk_key(recording, chunk.index);
+                if bucket.head(key.clone()).await?.is_some() {
+                    return Ok(ChunkWrite::KeptFirst);
+                }
                 bucket.put(key, chunk.bytes.clone()).execute().await?;
             }
             Err(_) => {
                 let key = Self::object_chunk_key(chunk.index);
+                if let Some(stored) = self.object_stored(&key).await? {
+                    if !chunk.writes_over(&stored.to_vec()) {
+                        return Ok(ChunkWrite::KeptFirst);
+                    }
+                }
                 let bytes = Uint8Array::from(chunk.bytes.as_slice());
                 self.state.storage().put_raw(&key, bytes).await?;
             }
         }
-        Ok(())
+        Ok(ChunkWrite::Stored)
+    }
+
+    /// The value at `key` in this object's storage, if any.
+    async fn object_stored(&self, key: &str) -> Result<Option<Uint8Array>> {
+        let map = self.state.storage().get_multiple(vec![key]).await?;
+        let value = map.get(&key.into());
+        Ok((!value.is_undefined()).then(|| Uint8Array::new(&value)))
+    }
+
+    /// Whether this recorder save is one the test hook
+    /// `OVATION_FAULT_REPLAY_SAVES_FAILING_AFTER` (a count of saves that succeed first,
+    /// read once per object) makes fail: the state of an object killed between a chunk's
+    /// write and the save after it. Unset in every deployment.
+    fn replay_save_fault(&self) -> bool {
+        let mut memory = self.memory.borrow_mut();
+        let left = memory.replay_saves_before_fault.get_or_insert_with(|| {
+            crate::text_binding(&self.env, "OVATION_FAULT_REPLAY_SAVES_FAILING_AFTER")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(u64::MAX)
+        });
+        if *left == 0 {
+            return true;
+        }
+        *left -= 1;
+        false
     }
 
     /// Whether this chunk write is one the test hook `OVATION_FAULT_REPLAY_WRITES_FAILING`
@@ -211,16 +261,9 @@ impl RoomObject {
             },
             Err(_) => {
                 let key = Self::object_chunk_key(index);
-                let map = self
-                    .state
-                    .storage()
-                    .get_multiple(vec![key.as_str()])
-                    .await?;
-                let value = map.get(&key.as_str().into());
-                if value.is_undefined() {
+                let Some(bytes) = self.object_stored(&key).await? else {
                     return Ok(ChunkRead::Absent);
-                }
-                let bytes = Uint8Array::new(&value);
+                };
                 if !budget.take(bytes.length() as usize) {
                     return Ok(ChunkRead::PastBound);
                 }
@@ -335,6 +378,13 @@ impl RoomObject {
         }
         Ok(resp)
     }
+}
+
+/// What writing one sealed chunk did.
+pub(crate) enum ChunkWrite {
+    Stored,
+    /// The chunk was already stored (`Sealed::writes_over`): the first version stays.
+    KeptFirst,
 }
 
 /// What reading one stored chunk for a window found.
