@@ -2087,6 +2087,129 @@ fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
         .any(|(_, e)| matches!(e, Event::Ack { client_id: 78, .. })));
 }
 
+/// Room-wide, the broadcasts held for shards behind stay within
+/// `ROOM_SHARD_HELD_BYTES_MAX` (each shard's own count bound is far from reached by large
+/// parts): past it the shard holding the most is owed the room's state instead, and only
+/// it; the other shard behind keeps its held events and gets each of them, in order; the
+/// shard keeping up gets every part as it was set.
+#[test]
+fn held_broadcasts_past_the_rooms_bytes_give_up_the_shard_holding_the_most() {
+    let mut now_ms = 0;
+    let mut room = Room::create(info(), 1, now_ms);
+    room.admin(AdminCommand::SetShards { shards: 3 }, now_ms)
+        .unwrap();
+    let stalled = [0u16, 1];
+    let tick = |room: &mut Room, now_ms: &mut u64, stalling: bool| -> Vec<(u16, ShardDown)> {
+        *now_ms += TICK_MS_MAX;
+        room.handle_timeout(*now_ms);
+        let batches: Vec<(u16, ShardDown)> = std::iter::from_fn(|| room.poll_output())
+            .filter_map(|output| match output {
+                Output::ToShard { shard, frame } => {
+                    Some((shard, ShardDown::decode(&frame).unwrap()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (shard, _) in &batches {
+            if !(stalling && stalled.contains(shard)) {
+                room.shard_batch_done(*shard, *now_ms);
+            }
+        }
+        batches
+    };
+    for _ in 0..4 {
+        tick(&mut room, &mut now_ms, false); // the first states
+    }
+    for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+        host_says(&mut room, "fill", now_ms);
+        tick(&mut room, &mut now_ms, true);
+    }
+    let value = format!("\"{}\"", "x".repeat(PART_VALUE_BYTES_MAX - 2));
+    let set = |room: &mut Room, name: String, now_ms: u64| {
+        let command = AdminCommand::SetPart {
+            name,
+            value: value.clone(),
+        };
+        room.admin(command, now_ms).unwrap();
+    };
+    // Shard 0 reports one batch: it is sent the first tick of parts, then held again, so
+    // shard 1 holds one tick more than shard 0 from then on.
+    room.shard_batch_done(0, now_ms);
+    let sets_per_tick = 32;
+    let mut to_fast = Vec::new();
+    let mut to_0 = 0;
+    let mut sets = 0u64;
+    while room.shards.state_owed.is_empty() {
+        assert!(
+            (sets as usize) < 2 * ROOM_SHARD_HELD_BYTES_MAX / PART_VALUE_BYTES_MAX,
+            "no shard was owed the state"
+        );
+        for i in 0..sets_per_tick {
+            set(&mut room, format!("p{i}"), now_ms);
+            sets += 1;
+        }
+        for (shard, down) in tick(&mut room, &mut now_ms, true) {
+            match shard {
+                2 => to_fast.push(down),
+                0 => to_0 += 1,
+                _ => panic!("shard 1 is held"),
+            }
+        }
+    }
+    assert_eq!(to_0, 1, "shard 0 is held after its one batch");
+    assert_eq!(
+        room.shards.state_owed.iter().copied().collect::<Vec<_>>(),
+        vec![1],
+        "the shard holding the most, only"
+    );
+    let held_bytes: usize = room.shards.held_broadcast.values().map(|(_, b)| b).sum();
+    assert!(held_bytes <= ROOM_SHARD_HELD_BYTES_MAX, "{held_bytes}");
+    let (held_by_0, _) = &room.shards.held_broadcast[&0];
+    assert!(!held_by_0.is_empty() && held_by_0.len() < SHARD_HELD_EVENTS_MAX);
+    let parts_set_to_fast = to_fast
+        .iter()
+        .flat_map(|down| &down.broadcast)
+        .filter(|e| matches!(e, Event::Part { .. }))
+        .count() as u64;
+    assert_eq!(
+        parts_set_to_fast, sets,
+        "the shard keeping up gets every part"
+    );
+
+    // Both catch up: shard 1 with the state, shard 0 with every part it held, in order.
+    for shard in stalled {
+        for _ in 0..SHARD_DOWN_BATCHES_IN_FLIGHT_MAX {
+            room.shard_batch_done(shard, now_ms);
+        }
+    }
+    let caught_up = tick(&mut room, &mut now_ms, false);
+    let first_to = |to: u16| {
+        caught_up
+            .iter()
+            .find(|(shard, _)| *shard == to)
+            .map(|(_, down)| down)
+            .unwrap_or_else(|| panic!("a batch to shard {to}"))
+    };
+    assert!(first_to(1).snapshot.is_some(), "shard 1 is sent the state");
+    let zero = first_to(0);
+    assert!(zero.snapshot.is_none(), "shard 0 is not");
+    let versions: Vec<u64> = caught_up
+        .iter()
+        .filter(|(shard, _)| *shard == 0)
+        .flat_map(|(_, down)| &down.broadcast)
+        .filter_map(|e| match e {
+            Event::Part { version, .. } => Some(*version),
+            _ => None,
+        })
+        .collect();
+    assert!(!versions.is_empty());
+    assert!(
+        versions.windows(2).all(|w| w[1] == w[0] + 1),
+        "every part held, in order"
+    );
+    assert_eq!(versions.last(), Some(&room.parts.total_version()));
+}
+
 /// A shard whose held broadcasts the room gave up (past `SHARD_HELD_EVENTS_MAX`) gets
 /// nothing but with the room's state, even when more shards want a state than a flush
 /// serves (`SHARD_SNAPSHOTS_PER_FLUSH_MAX`): a batch without it would skip the dropped
