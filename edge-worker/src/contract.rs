@@ -40,15 +40,11 @@ pub const HELLO_HEADER: &str = "x-ovation-hello";
 /// (`ovation_room::UserRateLimiter::answered`).
 pub const ROOM_MISSING_HEADER: &str = "x-ovation-room-missing";
 
-/// Whether an object's answer says its room exists: `Some(false)` for its `404` for no
-/// room, `None` for a server error (a made-up room can answer 503 before it says it has
-/// no room: the new room it took is kept), `Some(true)` for anything else.
-pub fn room_exists(resp: &worker::Response) -> Option<bool> {
-    let status = resp.status_code();
-    if status >= 500 {
-        return None;
-    }
-    Some(status != 404 || !matches!(resp.headers().has(ROOM_MISSING_HEADER), Ok(true)))
+/// What an object's answer says of its room (`ovation_room::RoomAnswer::of`: its status
+/// and `ROOM_MISSING_HEADER`).
+pub fn room_answer(resp: &worker::Response) -> ovation_room::RoomAnswer {
+    let missing = matches!(resp.headers().has(ROOM_MISSING_HEADER), Ok(true));
+    ovation_room::RoomAnswer::of(resp.status_code(), missing)
 }
 
 /// The Hello the router passed with an upgrade (`HELLO_HEADER`), if any. The router

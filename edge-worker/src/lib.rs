@@ -295,17 +295,15 @@ impl Admission {
         Ok(Admission(Some((limiter, key, admitted))))
     }
 
-    /// The room exists, or not (`contract::room_exists`; a server error keeps the new
-    /// room taken, the bucket kept): only rooms that do not exist spend the user's new
-    /// rooms.
+    /// What the object's answer says of the room (`contract::room_answer`): only rooms
+    /// that do not exist spend the user's new rooms (a server error keeps the one taken).
     pub(crate) fn answered(&self, resp: &Response) {
-        if let (Some((limiter, key, admitted)), Some(exists)) =
-            (&self.0, contract::room_exists(resp))
-        {
+        if let Some((limiter, key, admitted)) = &self.0 {
+            let answer = contract::room_answer(resp);
             limiter.with(|limiter| {
                 limiter
                     .borrow_mut()
-                    .answered(key, *admitted, exists, now_ms())
+                    .answered(key, *admitted, answer, now_ms())
             });
         }
     }

@@ -59,6 +59,29 @@ pub struct Admitted {
     pub new_room: bool,
 }
 
+/// What a room object's answer to an admitted request says of its room
+/// (`UserRateLimiter::answered`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomAnswer {
+    Exists,
+    /// Its `404` for no room at all (said by the room-missing header: a part or a version
+    /// the room lacks is a `404` too).
+    Missing,
+    /// A `5xx`: nothing is known of the room.
+    ServerError,
+}
+
+impl RoomAnswer {
+    /// From the answer's status and whether it carried the room-missing header.
+    pub fn of(status: u16, room_missing_header: bool) -> RoomAnswer {
+        match status {
+            500.. => RoomAnswer::ServerError,
+            404 if room_missing_header => RoomAnswer::Missing,
+            _ => RoomAnswer::Exists,
+        }
+    }
+}
+
 /// A user of a tenant, whatever the room.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct UserKey {
@@ -140,13 +163,25 @@ impl UserRateLimiter {
         Ok(Admitted { new_room })
     }
 
-    /// The object answered a request `admit` let through: whether the room exists. A
-    /// room that does not is forgotten (asking again takes another of the user's new
-    /// rooms); one that does gives back the new room its admission took.
-    pub fn answered(&mut self, key: &UserRoomKey, admitted: Admitted, exists: bool, now_ms: u64) {
-        if !exists {
-            self.buckets.remove(key);
-            return;
+    /// The object answered a request `admit` let through. A room that does not exist is
+    /// forgotten (asking again takes another of the user's new rooms); one that does
+    /// gives back the new room its admission took; after a server error (a made-up room
+    /// can answer 503 before it says it has no room) the new room stays taken and the
+    /// room's bucket kept.
+    pub fn answered(
+        &mut self,
+        key: &UserRoomKey,
+        admitted: Admitted,
+        answer: RoomAnswer,
+        now_ms: u64,
+    ) {
+        match answer {
+            RoomAnswer::ServerError => return,
+            RoomAnswer::Missing => {
+                self.buckets.remove(key);
+                return;
+            }
+            RoomAnswer::Exists => {}
         }
         if !admitted.new_room {
             return;
@@ -247,7 +282,7 @@ mod tests {
         let missing = |limiter: &mut UserRateLimiter, key: &UserRoomKey, now_ms| {
             let admitted = limiter.admit(key, now_ms)?;
             assert!(admitted.new_room);
-            limiter.answered(key, admitted, false, now_ms);
+            limiter.answered(key, admitted, RoomAnswer::Missing, now_ms);
             Ok::<(), RateRefused>(())
         };
         for room in 0..USER_NEW_ROOMS_BURST {
@@ -281,6 +316,34 @@ mod tests {
         }
     }
 
+    /// A server error says nothing of the room: its new room stays taken (a made-up room
+    /// answering 503 spends the user's new rooms as a 404 would) and its bucket is kept
+    /// (asking it again takes none).
+    #[test]
+    fn a_server_error_keeps_the_new_room_taken_and_the_rooms_bucket() {
+        assert_eq!(RoomAnswer::of(503, false), RoomAnswer::ServerError);
+        assert_eq!(RoomAnswer::of(500, true), RoomAnswer::ServerError);
+        assert_eq!(RoomAnswer::of(404, true), RoomAnswer::Missing);
+        assert_eq!(
+            RoomAnswer::of(404, false),
+            RoomAnswer::Exists,
+            "a part it lacks"
+        );
+        assert_eq!(RoomAnswer::of(200, false), RoomAnswer::Exists);
+        assert_eq!(RoomAnswer::of(429, true), RoomAnswer::Exists);
+        let mut limiter = UserRateLimiter::for_connects().across_rooms();
+        for room in 0..USER_NEW_ROOMS_BURST {
+            let key = in_room("t", "ana", room);
+            let admitted = limiter.admit(&key, 0).unwrap();
+            limiter.answered(&key, admitted, RoomAnswer::ServerError, 0);
+        }
+        let one_past = in_room("t", "ana", USER_NEW_ROOMS_BURST);
+        assert!(limiter.admit(&one_past, 0).is_err(), "none given back");
+        assert_eq!(limiter.users(), USER_NEW_ROOMS_BURST as usize);
+        let again = limiter.admit(&in_room("t", "ana", 0), 0).unwrap();
+        assert!(!again.new_room, "the room's bucket was kept");
+    }
+
     #[test]
     fn rooms_that_exist_cost_no_new_rooms_however_many_and_however_often_forgotten() {
         // A lobby reading three times as many live rooms as the burst, at once, then
@@ -291,7 +354,7 @@ mod tests {
             for room in rooms.clone() {
                 let key = in_room("t", "lobby", room);
                 let admitted = limiter.admit(&key, round).expect("an existing room");
-                limiter.answered(&key, admitted, true, round);
+                limiter.answered(&key, admitted, RoomAnswer::Exists, round);
             }
             // What a full table's `forget` does to buckets full again.
             limiter.buckets.clear();

@@ -46,7 +46,7 @@ use ovation_proto::{
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-pub use admission::{Admitted, RateRefused, UserRateLimiter, UserRoomKey};
+pub use admission::{Admitted, RateRefused, RoomAnswer, UserRateLimiter, UserRoomKey};
 pub use api::*;
 use audience::*;
 use connections::*;
