@@ -520,6 +520,54 @@ impl HoldingProxy {
     }
 }
 
+/// A gift whose charge is in flight when the host ends the room: the end waits for the
+/// charge's answer, the ledger makes it and pays it to the host with the rest, and the
+/// ended room records it as live (its leaderboard shows the gifter). Before, a room
+/// already ended dropped the answer: the gifter charged and the host paid, the room's
+/// leaderboard and actions without the gift.
+#[test]
+fn a_gift_in_flight_at_the_end_is_paid_and_recorded_in_the_ended_room() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &["at-the-end"]);
+    let server = server_charging_at("gift-at-the-end", &proxy.base, &settlement);
+    deposit(&settlement, "ana", 5);
+    let room = create_room(&server, "weur");
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    ana.send(&gift(1, "at-the-end", "heart", 1)).unwrap();
+    proxy.wait_held(1);
+    let ending = {
+        let admin = server.admin();
+        let path = format!("/v1/rooms/{room}/end");
+        std::thread::spawn(move || admin.post(&path, &json!({})).unwrap())
+    };
+    ana.wait_for(WAIT, |e| matches!(e, Event::RoomEnded))
+        .expect("the room ended with the charge in flight");
+    proxy.release("at-the-end");
+    let ended = ending.join().unwrap();
+    assert_eq!(ended.status, 200, "{:?}", ended.body);
+    assert_eq!(
+        ended.body["settlement"]["status"], "settled",
+        "{:?}",
+        ended.body
+    );
+    assert_eq!(host_balance_reaches(&settlement, 5), 5, "the host is paid");
+    assert_eq!(balance_reaches(&settlement, "ana", 0), 0, "ana is charged");
+    let admin = server.admin();
+    let state = admin.get(&format!("/v1/rooms/{room}/state")).unwrap();
+    assert_eq!(state.status, 200, "{:?}", state.body);
+    let version = state.body["parts"]["leaderboard"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the ended room has a leaderboard: {:?}", state.body));
+    let epoch = state.body["epoch"].as_u64().expect("epoch");
+    let leaderboard = admin
+        .get(&format!(
+            "/v1/rooms/{room}/parts/leaderboard?v={version}&e={epoch}"
+        ))
+        .unwrap();
+    assert_eq!(leaderboard.body[0]["user"], "ana", "{:?}", leaderboard.body);
+    assert_eq!(leaderboard.body[0]["total"], 5, "{:?}", leaderboard.body);
+}
+
 /// A charge still in flight when its room ends and opens again belongs to the old
 /// opening: its answer is not applied to the new one, whose requests are numbered from 1
 /// again (it once announced the new room's pending gift with the old gifter's balance,

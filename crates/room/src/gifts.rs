@@ -636,11 +636,14 @@ impl Room {
                         .gifts
                         .surely_unannounced(&pending.charge.user, &pending.charge.gift_id);
                 let fresh = !replayed || unknown_before || never_shown;
+                // Recorded after the end too: a charge answered then (in flight at the
+                // end, or started by the end's settlement wait) is paid to the host, and
+                // the ended room's actions and leaderboard must say so (its broadcast
+                // reaches no one).
                 if fresh
                     && !self
                         .gifts
                         .announced(&pending.charge.user, &pending.charge.gift_id)
-                    && self.status == RoomStatus::Live
                 {
                     let body = ActionBody::Gift {
                         sku: pending.charge.sku.clone(),

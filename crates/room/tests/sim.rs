@@ -477,8 +477,21 @@ impl Sim {
         let index = self.rng.below(self.rooms.len() as u64) as usize;
         let _ = self.rooms[index].room.admin(AdminCommand::End, self.now_ms);
         self.pump(index);
+        // The end's settlement waits for the charges in flight, and the ledger pays the
+        // host every one it made: the ended room records each of them too (its state and
+        // leaderboard say what the host was paid), though no viewer sees it live.
+        self.answer_all_charges_of(index);
+        self.pump(index);
+        let recorded: BTreeMap<String, u64> = self.rooms[index]
+            .room
+            .gift_totals()
+            .map(|(user, total)| (user.to_owned(), total))
+            .collect();
+        assert_eq!(
+            recorded, self.oracle_totals[index],
+            "room {index}: the ended room records every gift its host is paid for"
+        );
         self.next_epoch += 1;
-        self.charges.retain(|(room, _)| *room != index);
         self.oracle_totals[index].clear();
         let room = &mut self.rooms[index];
         room.store.clear();

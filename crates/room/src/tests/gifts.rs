@@ -625,6 +625,67 @@ fn a_charge_given_up_unanswered_is_announced_on_its_replayed_answer() {
     assert_eq!(room.last_seq() - before, 1, "announced once");
 }
 
+/// A gift whose charge is answered after the room ended (in flight at the end, or
+/// started by the end's own settlement wait) is paid to the host: the ledger's room is
+/// open until the settlement, which counts it. The room records it as it would live (an
+/// action, the gifter ranked, stored), so the ended room's state and leaderboard agree
+/// with what the host was paid; it recorded nothing once ended. Also when the answer is
+/// the replay of a charge given up unanswered, and when the room restarted after its end
+/// with the charge still pending (the restored room asks again).
+#[test]
+fn a_gift_charged_after_the_end_is_recorded_as_the_ledger_paid_it() {
+    for case in ["answered", "replayed after unanswered", "restored"] {
+        let mut now = 0;
+        let mut store = BTreeMap::new();
+        let mut room = room_selling_roses(&mut now, &mut store);
+        room.handle_frame(1, &rose(1, "g-1"), now);
+        let out = tick_into(&mut room, &mut now, &mut store);
+        let mut request = out.charges[0].request;
+        room.admin(AdminCommand::End, now).unwrap();
+        tick_into(&mut room, &mut now, &mut store);
+        let before = room.last_seq();
+        let outcome = match case {
+            "answered" => ChargeOutcome::Charged {
+                balance: 9,
+                replayed: false,
+            },
+            "replayed after unanswered" => {
+                room.charge_unanswered(request);
+                replayed()
+            }
+            _ => {
+                room = Room::restore(store.clone(), now).unwrap().unwrap();
+                let out = tick_into(&mut room, &mut now, &mut store);
+                assert_eq!(out.charges.len(), 1, "asked again");
+                request = out.charges[0].request;
+                replayed()
+            }
+        };
+        room.charge_result(request, outcome, now);
+        tick_into(&mut room, &mut now, &mut store);
+        assert_eq!(
+            room.last_seq() - before,
+            1,
+            "{case}: the gift took a number"
+        );
+        let gifted = |room: &Room| {
+            room.gift_totals()
+                .map(|(user, total)| (user.to_owned(), total))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(gifted(&room), vec![("ana".to_owned(), 1)], "{case}");
+        let again = Room::restore(store.clone(), now).unwrap().unwrap();
+        assert_eq!(
+            gifted(&again),
+            vec![("ana".to_owned(), 1)],
+            "{case}: stored"
+        );
+        assert_eq!(again.gifts_pending(), 0, "{case}");
+        let (_, leaderboard) = again.part("leaderboard").expect("the leaderboard");
+        assert!(leaderboard.contains("ana"), "{case}: {leaderboard}");
+    }
+}
+
 #[test]
 fn a_catalog_price_is_bounded_so_the_largest_gift_is_one_the_ledger_takes() {
     let mut room = Room::create(info(), 1, 0);
