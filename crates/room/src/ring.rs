@@ -14,6 +14,12 @@ use super::*;
 pub(crate) struct ActionRing {
     last_seq: u64,
     actions: VecDeque<Action>,
+    /// The sender's client id of kept actions that had one (`remember_client_id`), both
+    /// ways: a retry is answered with its action's number while the ring keeps the
+    /// action, even after its user's rate buckets, and the recent ids in them, were
+    /// evicted (`seq_of`). Only ids of kept actions: at most `RING_EVENTS_MAX`.
+    client_id_of_seq: BTreeMap<u64, u64>,
+    seq_of_client_id: HashMap<u64, u64>,
 }
 
 /// What a moderator's removal found (`ActionRing::remove_comment`).
@@ -35,7 +41,42 @@ impl ActionRing {
         while actions.len() > RING_EVENTS_MAX {
             actions.pop_front();
         }
-        ActionRing { last_seq, actions }
+        ActionRing {
+            last_seq,
+            actions,
+            client_id_of_seq: BTreeMap::new(),
+            seq_of_client_id: HashMap::new(),
+        }
+    }
+
+    /// The sender's client id of the kept action `seq` (see `seq_of`).
+    pub(crate) fn remember_client_id(&mut self, seq: u64, client_id: u64) {
+        if self.actions.front().is_none_or(|first| seq < first.seq) {
+            return;
+        }
+        self.client_id_of_seq.insert(seq, client_id);
+        // Two senders' ids alike (each client draws a random prefix): the newer wins;
+        // the older's retry falls back to its user's recent ids.
+        self.seq_of_client_id.insert(client_id, seq);
+    }
+
+    /// The number of the kept action `user` sent under `client_id`, if the ring holds it.
+    pub(crate) fn seq_of(&self, user: &str, client_id: u64) -> Option<u64> {
+        let seq = *self.seq_of_client_id.get(&client_id)?;
+        let at = self.actions.binary_search_by_key(&seq, |a| a.seq).ok()?;
+        (self.actions[at].user == user).then_some(seq)
+    }
+
+    /// Forgets the client ids of actions no longer kept.
+    fn forget_client_ids_before_the_first(&mut self) {
+        let first = self.actions.front().map_or(self.last_seq + 1, |a| a.seq);
+        let kept = self.client_id_of_seq.split_off(&first);
+        let gone = std::mem::replace(&mut self.client_id_of_seq, kept);
+        for (seq, client_id) in gone {
+            if self.seq_of_client_id.get(&client_id) == Some(&seq) {
+                self.seq_of_client_id.remove(&client_id);
+            }
+        }
     }
 
     pub(crate) fn last_seq(&self) -> u64 {
@@ -58,7 +99,12 @@ impl ActionRing {
         assert!(action.seq <= self.last_seq, "numbered by take_seq");
         assert!(self.actions.back().is_none_or(|last| last.seq < action.seq));
         self.actions.push_back(action);
-        (self.actions.len() > RING_EVENTS_MAX).then(|| self.actions.pop_front().expect("full"))
+        let out =
+            (self.actions.len() > RING_EVENTS_MAX).then(|| self.actions.pop_front().expect("full"));
+        if out.is_some() {
+            self.forget_client_ids_before_the_first();
+        }
+        out
     }
 
     /// A shard's copy: an action of the room's batch, in order; older ones change nothing.
@@ -86,6 +132,7 @@ impl ActionRing {
             evicted(front.seq);
             self.actions.pop_front();
         }
+        self.forget_client_ids_before_the_first();
     }
 
     /// Who wrote the kept action `seq`.
@@ -119,6 +166,11 @@ impl ActionRing {
         let removed = self.check_comment(seq)?;
         if removed == CommentRemoved::Kept {
             self.actions.retain(|a| a.seq != seq);
+            if let Some(client_id) = self.client_id_of_seq.remove(&seq) {
+                if self.seq_of_client_id.get(&client_id) == Some(&seq) {
+                    self.seq_of_client_id.remove(&client_id);
+                }
+            }
         }
         Ok(removed)
     }
@@ -264,6 +316,9 @@ impl Room {
         if let Some(old) = self.ring.keep(action.clone()) {
             self.outputs
                 .push_back(Output::Store(StorageOp::delete_action(old.seq)));
+        }
+        if let Some(client_id) = client_id {
+            self.ring.remember_client_id(seq, client_id);
         }
         self.evict_old_actions(now_ms);
         self.meta_dirty = true;

@@ -703,8 +703,15 @@ impl RoomLoader {
                     .remember(client_id, Some(record.action.seq));
             }
         }
+        let client_ids: Vec<(u64, u64)> = actions
+            .iter()
+            .filter_map(|r| r.client_id.map(|client_id| (r.action.seq, client_id)))
+            .collect();
         room.ring =
             crate::ring::ActionRing::restored(meta.last_seq, actions.into_iter().map(|r| r.action));
+        for (seq, client_id) in client_ids {
+            room.ring.remember_client_id(seq, client_id);
+        }
         room.evict_old_actions(now_ms);
         // This instance numbers its batches from 1 again: every shard gets a snapshot.
         room.shards.counts = shard_counts;

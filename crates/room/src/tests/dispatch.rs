@@ -354,6 +354,60 @@ fn a_users_recent_client_ids_keep_the_last_max_and_forget_the_oldest() {
     );
 }
 
+/// A comment whose ack was lost is recognised on its retry even after its user's rate
+/// buckets, and the recent client ids in them, were evicted (past `RATE_BUCKETS_MAX`
+/// users touching the room; a connect refused for a full room makes buckets too): the
+/// ring knows the client id of each action it keeps. Before, the retry was posted again,
+/// a duplicate every viewer saw. Once the ring no longer keeps it, the id is forgotten.
+#[test]
+fn a_comment_retried_after_its_users_buckets_were_evicted_is_not_posted_twice() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    drain(&mut room);
+    join(&mut room, 1, "ana", Role::Viewer, now);
+    room.handle_frame(1, &comment("once", 7), now);
+    tick(&mut room, &mut now);
+    let seq = room.last_seq();
+    room.disconnect(1, now);
+    // Other users touch the room, one a millisecond (the least recently used go first).
+    let crowd = |room: &mut Room, now: &mut u64, from: u64| {
+        for i in from..from + RATE_BUCKETS_MAX as u64 {
+            *now += 1;
+            let id = 10 + i;
+            let user = identity(&format!("u{i}"), Role::Viewer);
+            if room.connect(id, user, LIFETIME_MS, *now).is_ok() {
+                room.disconnect(id, *now);
+            }
+        }
+    };
+    crowd(&mut room, &mut now, 0);
+    assert!(now < RING_AGE_MS_MAX, "the ring still keeps the comment");
+    assert!(!room.connections.has_buckets("ana"), "evicted");
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    room.handle_frame(2, &comment("once", 7), now);
+    let out = tick(&mut room, &mut now);
+    assert!(
+        out.events[&2].contains(&Event::Ack {
+            client_id: 7,
+            seq: Some(seq)
+        }),
+        "{:?}",
+        out.events[&2]
+    );
+    assert_eq!(room.last_seq(), seq, "not posted twice");
+
+    // Past the ring's age, and evicted again: a new comment under the same id.
+    room.disconnect(2, now);
+    now += RING_AGE_MS_MAX + 1_000;
+    crowd(&mut room, &mut now, RATE_BUCKETS_MAX as u64);
+    let (kept, _) = room.actions_since(0, now);
+    assert!(kept.is_empty(), "the ring let go of it");
+    join(&mut room, 3, "ana", Role::Viewer, now);
+    room.handle_frame(3, &comment("again", 7), now);
+    tick(&mut room, &mut now);
+    assert_eq!(room.last_seq(), seq + 1);
+}
+
 /// A comment whose ack was lost is recognised when it is sent again, however many likes
 /// the same user's other device sent meanwhile: likes are forgotten before sequenced
 /// actions. Then one past the bound of sequenced ids: a viewer's

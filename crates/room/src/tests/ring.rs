@@ -162,3 +162,31 @@ proptest! {
         }
     }
 }
+
+/// The ring knows the client id of each action it keeps, and only of those: one pushed
+/// out by the count bound, aged out or removed by a moderator is forgotten (its retry is
+/// then a new action), and another user's action under the same id is not theirs.
+#[test]
+fn the_ring_knows_the_client_ids_of_the_actions_it_keeps_and_no_others() {
+    let mut ring = ActionRing::default();
+    for client_id in 1..=RING_EVENTS_MAX as u64 + 2 {
+        let seq = ring.take_seq();
+        ring.keep(comment(seq, client_id));
+        ring.remember_client_id(seq, 1_000 + client_id);
+    }
+    assert_eq!(ring.seq_of("u", 1_001), None, "pushed out by the count");
+    assert_eq!(ring.seq_of("u", 1_002), None);
+    assert_eq!(ring.seq_of("u", 1_003), Some(3));
+    assert_eq!(ring.seq_of("other", 1_003), None, "not the other user's");
+    ring.remove_comment(3).unwrap();
+    assert_eq!(ring.seq_of("u", 1_003), None, "removed");
+    let last = RING_EVENTS_MAX as u64 + 2;
+    assert_eq!(ring.seq_of("u", 1_000 + last), Some(last));
+    ring.evict_old(last + RING_AGE_MS_MAX, |_| {});
+    assert_eq!(ring.seq_of("u", 1_000 + last - 1), None, "aged out");
+    assert_eq!(
+        ring.seq_of("u", 1_000 + last),
+        Some(last),
+        "the newest stays"
+    );
+}
