@@ -1,6 +1,7 @@
 //! Crash test: SIGKILL the real service after every committed write of a scenario that
 //! opens a room, funds its senders, races identical copies of a gift for balances that
-//! cover exactly one copy, and settles; on SQLite and on PostgreSQL.
+//! cover exactly one copy, and settles; on SQLite and on PostgreSQL, each in both gift
+//! commit modes (batched, per-gift).
 //!
 //! The service is started with `--fault-pause-after-commit N`: after its N-th committed
 //! write it stops writing and says so on stderr, and the test SIGKILLs it there, so the
@@ -433,13 +434,32 @@ fn sqlite_per_gift_open_gift_settle_survive_sigkill_after_every_commit() {
 
 #[test]
 fn postgres_open_gift_settle_survive_sigkill_after_every_commit() {
+    postgres_survives_sigkill_after_every_commit("batched");
+}
+
+/// PostgreSQL's one-transaction-per-gift mode keeps the same promises.
+#[test]
+fn postgres_per_gift_open_gift_settle_survive_sigkill_after_every_commit() {
+    postgres_survives_sigkill_after_every_commit("per-gift");
+}
+
+fn postgres_survives_sigkill_after_every_commit(mode: &str) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let prefix = format!("ovation_crash_{}", std::process::id());
+    let prefix = format!(
+        "ovation_crash_{}_{}",
+        std::process::id(),
+        mode.replace('-', "_")
+    );
     let urls = runtime
         .block_on(fresh_databases(&prefix, SHARDS))
         .expect("PostgreSQL on 127.0.0.1:5432");
-    let storage = vec!["--postgres".to_owned(), urls.join(",")];
-    kill_after_every_commit(&storage, "postgres");
+    let storage = vec![
+        "--postgres".to_owned(),
+        urls.join(","),
+        "--gift-commit".to_owned(),
+        mode.to_owned(),
+    ];
+    kill_after_every_commit(&storage, &format!("postgres-{mode}"));
     runtime
         .block_on(drop_databases(&prefix, None))
         .expect("drop the test databases");
