@@ -90,6 +90,12 @@ impl Sealed {
     /// final. The first is kept. Bytes that are not a chunk, or the chunk of another
     /// recording at the same key (one restarted because its recorder could not be read),
     /// are written over.
+    /// Whether this chunk belongs to the recording that started at `started_ms` (a
+    /// chunk sealed before its room was created again does not).
+    pub fn is_of_recording_started_at(&self, started_ms: u64) -> bool {
+        self.start_ms == started_ms.saturating_add(self.index.saturating_mul(REPLAY_CHUNK_MS))
+    }
+
     pub fn writes_over(&self, stored: &[u8]) -> bool {
         match Chunk::decode(stored) {
             Ok(chunk) => chunk.index != self.index || chunk.start_ms != self.start_ms,
@@ -250,6 +256,14 @@ impl RecordingInfo {
     }
 
     /// Where chunk `index` starts (server time).
+    /// Whether `chunk`, read at its key for chunk `index`, is this recording's: one left
+    /// there by another recording (an earlier opening's, or one restarted after its
+    /// recorder could not be read, which numbers its chunks from 0 again) is not, and a
+    /// reader takes it as absent.
+    pub fn owns(&self, index: u64, chunk: &Chunk) -> bool {
+        chunk.index == index && chunk.start_ms == self.chunk_start_ms(index)
+    }
+
     pub fn chunk_start_ms(&self, index: u64) -> u64 {
         self.started_ms
             .saturating_add(index.saturating_mul(REPLAY_CHUNK_MS))

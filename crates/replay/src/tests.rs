@@ -307,6 +307,17 @@ fn a_chunk_sealed_again_after_a_restore_is_not_written_over_the_first() {
     let new_first = restarted.poll_sealed().expect("the restarted chunk 0");
     assert_eq!(new_first.index, 0);
     assert!(new_first.writes_over(&first.bytes));
+    // A reader of the restarted recording takes the old chunk 0 as absent, a writer of
+    // it does not write the old one's chunks.
+    let chunk_0 = |sealed: &Sealed| Chunk::decode(&sealed.bytes).unwrap();
+    assert!(!restarted.info().owns(0, &chunk_0(&first)));
+    assert!(restarted.info().owns(0, &chunk_0(&new_first)));
+    assert!(
+        !restarted.info().owns(1, &chunk_0(&new_first)),
+        "another index"
+    );
+    assert!(!first.is_of_recording_started_at(restarted.started_ms()));
+    assert!(first.is_of_recording_started_at(T0));
 }
 
 /// Chat-like text of about `len` bytes: words drawn (by a hash of the sequence number)

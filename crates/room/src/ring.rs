@@ -70,6 +70,13 @@ impl ActionRing {
     /// Forgets the client ids of actions no longer kept.
     fn forget_client_ids_before_the_first(&mut self) {
         let first = self.actions.front().map_or(self.last_seq + 1, |a| a.seq);
+        if self
+            .client_id_of_seq
+            .first_key_value()
+            .is_none_or(|(&seq, _)| seq >= first)
+        {
+            return; // nothing to forget (most calls: no allocation)
+        }
         let kept = self.client_id_of_seq.split_off(&first);
         let gone = std::mem::replace(&mut self.client_id_of_seq, kept);
         for (seq, client_id) in gone {

@@ -82,6 +82,16 @@ impl RoomObject {
             .drain(..)
             .collect();
         pending.extend(sealed);
+        // Chunks whose write failed before the room was created again are the ended
+        // opening's: written under this recording's keys they would stand for its
+        // chunks of the same numbers (and be kept, a chunk being written once).
+        let (pending, stale): (Vec<_>, Vec<_>) = pending
+            .into_iter()
+            .partition(|chunk| chunk.is_of_recording_started_at(recording.2));
+        for chunk in stale {
+            log_json(json!({"level":"error","event":"replay_chunk_given_up",
+                            "chunk": chunk.index, "detail": "its recording ended"}));
+        }
         for chunk in pending {
             match self.write_chunk(&recording, &chunk).await {
                 Ok(ChunkWrite::Stored) => {}
@@ -156,10 +166,10 @@ impl RoomObject {
     }
 
     /// Writes a sealed chunk once (`Sealed::writes_over`): one already at its key, of
-    /// this recording, is kept. In R2 the key names the recording's start, so any object
-    /// there is this recording's; in this object's storage the key does not (a recording
-    /// restarted after its recorder could not be read numbers from 0 again), so what is
-    /// there is read and checked.
+    /// this recording, is kept; anything else there is written over (in this object's
+    /// storage the key does not name the recording: one restarted after its recorder
+    /// could not be read numbers its chunks from 0 again). A key is read only when a
+    /// chunk is sealed, every `REPLAY_CHUNK_MS`.
     pub(crate) async fn write_chunk(
         &self,
         recording: &(String, String, u64),
@@ -173,8 +183,14 @@ impl RoomObject {
         match self.env.bucket(REPLAY_BUCKET) {
             Ok(bucket) => {
                 let key = Self::chunk_key(recording, chunk.index);
-                if bucket.head(key.clone()).await?.is_some() {
-                    return Ok(ChunkWrite::KeptFirst);
+                if let Some(stored) = bucket.get(key.clone()).execute().await? {
+                    let bytes = match stored.body() {
+                        Some(body) => body.bytes().await?,
+                        None => Vec::new(),
+                    };
+                    if !chunk.writes_over(&bytes) {
+                        return Ok(ChunkWrite::KeptFirst);
+                    }
                 }
                 bucket.put(key, chunk.bytes.clone()).execute().await?;
             }
@@ -346,7 +362,12 @@ impl RoomObject {
                 ChunkRead::Read(bytes) => {
                     let chunk = ovation_replay::Chunk::decode(&bytes)
                         .map_err(|e| ApiError::new(e.http_status(), e.code(), &e.message()))?;
-                    chunks.push(chunk);
+                    if info.owns(index, &chunk) {
+                        chunks.push(chunk);
+                    } else if info.must_be_stored(index) {
+                        // Another recording's, left at this key: not this one's chunk.
+                        missing_chunks.push(index);
+                    }
                 }
                 ChunkRead::Absent if info.must_be_stored(index) => missing_chunks.push(index),
                 ChunkRead::Absent => {}
