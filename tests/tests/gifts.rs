@@ -983,6 +983,49 @@ fn live_entries(server: &Server, room: &str) -> usize {
     rooms.iter().filter(|r| r["room"] == room).count()
 }
 
+/// A create killed (-9, the whole process group) while it opens the room's ledger
+/// account, which the service opens after the kill: the operator's retry of the create on
+/// the restarted worker opens the room, listed once; a gift to it is charged once and
+/// paid to the host once at its end, the room archived, and the ledger audit holds (the
+/// account the killed create opened stays empty).
+#[test]
+fn a_create_killed_while_opening_its_ledger_account_is_completed_by_its_retry() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &["/open"]);
+    let data = scratch_dir("gifts-create-kill");
+    let start = || settlement.workerd_through(&proxy.base, &data);
+    let mut server = start();
+    deposit(&settlement, "ana", 5);
+    let room = ovation_tests::room_id("weur");
+    let first = create_in_background(&server, &room);
+    proxy.wait_held(1);
+    server.kill_hard();
+    let _ = first.join(); // its connection broke with the kill
+    proxy.release("/open");
+    std::thread::sleep(Duration::from_millis(300)); // the service opens it
+    server = start();
+    let body = json!({ "room": room, "host": "host-1" });
+    let retried = server.admin().post("/v1/rooms", &body).unwrap();
+    assert!(
+        retried.status == 201 || retried.body["code"] == "room_exists",
+        "{retried:?}"
+    );
+    assert_eq!(live_entries(&server, &room), 1, "listed once");
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    ana.send(&gift(1, "after-the-kill", "heart", 1)).unwrap();
+    let answer = answer_to(&mut ana, 1);
+    assert!(
+        matches!(answer, Event::Ack { seq: Some(_), .. }),
+        "{answer:?}"
+    );
+    end_with_settlement(&server, &room, "settled");
+    assert_eq!(host_balance_reaches(&settlement, 5), 5, "paid once");
+    assert_eq!(balance_reaches(&settlement, "ana", 0), 0, "charged once");
+    assert!(archived(&server, &room));
+    assert_eq!(live_entries(&server, &room), 0);
+    settlement.assert_audit_holds();
+}
+
 /// Creates of one room sent at once (a client retrying before its first create answered):
 /// one opens the room and its ledger account; the others wait for it and answer as a
 /// create sent after it would, `409 room_exists`, without a second account. Before, each
