@@ -456,6 +456,24 @@ test("the pull transport follows the room end to end", async () => {
   bob.close();
 });
 
+test("on a network that strips WebSocket upgrades, auto reads over pull", async () => {
+  // Every upgrade fails with a bare 1006 while HTTPS gets through, so each failure's state
+  // request finds the room live: the SDK forgave each as the Worker's connect rate and
+  // never tried pull; connect() timed out. Now so many in a row switch it to pull.
+  const room = await createRoom(URL_MAIN);
+  class Stripped extends WebSocket {
+    constructor(url, protocols) {
+      super(url.replace(/^ws:\/\/[^/]+/, "ws://127.0.0.1:1"), protocols);
+    }
+  }
+  const viewer = await join(URL_MAIN, room, "cy", { WebSocket: Stripped, timeoutMs: 40000 });
+  assert.equal(viewer.transport, "pull");
+  const bob = await join(URL_MAIN, room, "bob");
+  const heard = next(viewer, "comment", (c) => c.text === "through the proxy");
+  const { seq } = await bob.comment("through the proxy");
+  assert.equal((await heard).seq, seq);
+});
+
 test("over pull, a part that moved on while it was read arrives at its newest version", async () => {
   // The room keeps only a part's newest value: a read of the version the state named,
   // after the part moved on, is answered with the newest value and its version in

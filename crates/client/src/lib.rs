@@ -117,6 +117,9 @@ pub struct Client {
     // Sockets.
     next_socket: u64,
     ws_failures: u32,
+    /// Failed upgrades in a row whose admission check found the room live (forgiven in
+    /// `ws_failures`, counted here up to `CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL`).
+    ws_failures_in_live_room: u32,
     attempt: u32,
     /// Sockets closed `4005` for the application's pace (never reset: a Welcome does not
     /// make the application slower), each waiting longer before the next.
@@ -166,6 +169,7 @@ impl Client {
             ended: false,
             next_socket: 1,
             ws_failures: 0,
+            ws_failures_in_live_room: 0,
             attempt: 0,
             frame_rate_closes: 0,
             timers: TimerTable::default(),

@@ -687,6 +687,12 @@ const _: () = assert!(
 /// With `transport: "auto"`, this many WebSocket failures in a row switch to pull, while
 /// no socket of the session has said Welcome (one that had keeps reconnecting sockets).
 pub const CLIENT_WS_FAILURES_BEFORE_PULL: u32 = 3;
+/// With `transport: "auto"`, this many failed upgrades in a row each found the room live
+/// and the token good (so forgiven as the Worker's per-user connect rate) still switch to
+/// pull while no socket said Welcome: spaced a second apart at least, more than the
+/// connect rate (`USER_CONNECTS_PER_S`) refuses one client; a network that strips
+/// WebSocket upgrades and lets HTTPS through looks exactly so, and was never given pull.
+pub const CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL: u32 = 5;
 /// An open socket that received nothing (not even a heartbeat answer) for this long is
 /// considered dead and replaced.
 pub const CLIENT_SILENCE_MS_MAX: u64 = 2 * HEARTBEAT_INTERVAL_MS + 10_000;

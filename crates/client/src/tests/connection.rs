@@ -575,12 +575,16 @@ fn a_reconnect_refused_for_the_socket_cap_waits_for_dead_sockets_to_be_replaceab
 
 /// Upgrades refused for a moment (the Worker's per-user connect rate: a bare 1006 to a
 /// browser) while the room is live and takes the token: `auto` keeps trying WebSockets,
-/// spaced by the connect rate, rather than settling on receive-only pull.
+/// spaced by the connect rate, rather than settling on receive-only pull; but
+/// `CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL` of them in a row, more than the connect
+/// rate refuses, are a network that strips upgrades and lets HTTPS through: then it
+/// reads over pull. Before, such a network never got pull (each live check forgave the
+/// failures) and `connect()` timed out.
 #[test]
 fn upgrades_failing_for_a_moment_in_a_live_room_do_not_switch_auto_to_pull() {
     let mut c = client(TransportMode::Auto, 0);
     let mut now = 0;
-    for failure in 0..CLIENT_WS_FAILURES_BEFORE_PULL * 3 {
+    for failure in 1..CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL {
         let sent = transmits(&mut c);
         let socket = opened_socket(&sent);
         c.handle_socket_closed(socket, 1006, "", now + 5);
@@ -607,6 +611,14 @@ fn upgrades_failing_for_a_moment_in_a_live_room_do_not_switch_auto_to_pull() {
         now = at;
         c.handle_timeout(now);
     }
+    assert!(CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL > CLIENT_WS_FAILURES_BEFORE_PULL);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_closed(socket, 1006, "", now + 5);
+    assert_eq!(
+        c.transport(),
+        Transport::Pull,
+        "one more: a network without upgrades"
+    );
 }
 
 /// A first join says its Hello in the upgrade (Welcome one round trip sooner) and sends
