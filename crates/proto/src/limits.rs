@@ -693,6 +693,10 @@ pub const CLIENT_WS_FAILURES_BEFORE_PULL: u32 = 3;
 /// connect rate (`USER_CONNECTS_PER_S`) refuses one client; a network that strips
 /// WebSocket upgrades and lets HTTPS through looks exactly so, and was never given pull.
 pub const CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL: u32 = 5;
+const _: () = assert!(
+    CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL > CLIENT_WS_FAILURES_BEFORE_PULL,
+    "a failure the connect rate explains is forgiven more often than one it does not"
+);
 /// An open socket that received nothing (not even a heartbeat answer) for this long is
 /// considered dead and replaced.
 pub const CLIENT_SILENCE_MS_MAX: u64 = 2 * HEARTBEAT_INTERVAL_MS + 10_000;

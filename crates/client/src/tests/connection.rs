@@ -611,7 +611,6 @@ fn upgrades_failing_for_a_moment_in_a_live_room_do_not_switch_auto_to_pull() {
         now = at;
         c.handle_timeout(now);
     }
-    assert!(CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL > CLIENT_WS_FAILURES_BEFORE_PULL);
     let socket = opened_socket(&transmits(&mut c));
     c.handle_socket_closed(socket, 1006, "", now + 5);
     assert_eq!(
