@@ -389,6 +389,8 @@ impl Client {
             reported,
             sent,
             likes,
+            resent: false,
+            resend_at_ms: None,
         });
         self.arm_action_timer();
         Ok(client_id)
@@ -437,11 +439,38 @@ impl Client {
 
     /// The room refused an action. A like frame refused for the rate goes back to the
     /// queue (the room counted none of it) and the queue waits as long as the room says;
-    /// one refused for anything else is reported.
+    /// an action resent after a reconnect and refused for the rate goes again after the
+    /// wait (`PendingAction::resent`); one refused for anything else is reported.
     pub(crate) fn action_refused(&mut self, client_id: u64, error: ActionError, now_ms: u64) {
-        let Some(action) = self.take_pending(client_id) else {
+        let Some(mut action) = self.take_pending(client_id) else {
             return;
         };
+        let wait_ms = match error.code {
+            FailureCode::Refused(ErrorCode::RateLimited) if error.retry_after_ms != u32::MAX => {
+                Some(u64::from(error.retry_after_ms.max(1)))
+            }
+            _ => None,
+        };
+        if let (true, true, Some(wait_ms)) = (action.reported, action.resent, wait_ms) {
+            // Maybe applied already (see `PendingAction::resent`): again under its id,
+            // which the room answers without applying twice; its timeout still holds.
+            let at_ms = now_ms + wait_ms;
+            action.resend_at_ms = Some(at_ms);
+            let at = self
+                .timers
+                .get(Timer::Resend)
+                .map_or(at_ms, |t| t.min(at_ms));
+            self.timers.set(Timer::Resend, at);
+            let index = self
+                .actions
+                .pending
+                .iter()
+                .position(|p| p.created_ms > action.created_ms)
+                .unwrap_or(self.actions.pending.len());
+            self.actions.pending.insert(index, action);
+            self.arm_action_timer();
+            return;
+        }
         if action.reported {
             self.push_event(ClientEvent::Done {
                 id: client_id,
@@ -471,6 +500,25 @@ impl Client {
             let at = self.timers.get(Timer::LikeFlush).map_or(at, |t| t.max(at));
             self.timers.set(Timer::LikeFlush, at);
         }
+    }
+
+    /// Sends again the resent actions whose wait after a refusal for the rate is over.
+    pub(crate) fn resend_due(&mut self, socket: u64, now_ms: u64) {
+        let mut next: Option<u64> = None;
+        for pending in &mut self.actions.pending {
+            match pending.resend_at_ms {
+                Some(at) if at <= now_ms => {
+                    pending.resend_at_ms = None;
+                    self.transmits.push_back(Transmit::Send {
+                        socket,
+                        frame: pending.frame.clone(),
+                    });
+                }
+                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                None => {}
+            }
+        }
+        self.timers.set_or_stop(Timer::Resend, next);
     }
 
     #[inline(never)]

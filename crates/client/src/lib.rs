@@ -87,6 +87,12 @@ struct PendingAction {
     /// The like count a like frame carries (0 for other actions): queued again when the
     /// room refuses it for the rate, reported as `LikesDropped` when it is lost.
     likes: u32,
+    /// Sent again on a later socket (`on_welcome`): a refusal for the rate may be a big
+    /// room's shard that had not yet seen the room acknowledge the first copy, so it is
+    /// sent again after the wait (`Timer::Resend`, at `resend_at_ms`) rather than told
+    /// as refused: the room may have applied it, and the app would post it again.
+    resent: bool,
+    resend_at_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -299,6 +305,7 @@ impl Client {
                     self.send_ping(socket, now_ms);
                 }
                 (Timer::LikeFlush, _) => self.flush_likes(now_ms),
+                (Timer::Resend, Phase::Open { socket }) => self.resend_due(socket, now_ms),
                 (Timer::Fetch, _) => {
                     let expired: Vec<u64> = self
                         .pull

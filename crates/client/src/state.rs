@@ -135,6 +135,8 @@ impl Client {
         self.set_status(Status::Open, None);
         // Everything unacknowledged goes again, in order, under the same client ids.
         for pending in &mut self.actions.pending {
+            pending.resent = pending.sent;
+            pending.resend_at_ms = None;
             pending.sent = true;
             self.transmits.push_back(Transmit::Send {
                 socket,

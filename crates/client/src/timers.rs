@@ -27,23 +27,27 @@ pub(crate) enum Timer {
     /// Open: the next like frame (`CLIENT_LIKE_FLUSH_MS`, or the room's wait after a
     /// frame refused for the rate).
     LikeFlush,
+    /// Open: actions resent after a reconnect and refused for the rate go again
+    /// (`PendingAction::resent`).
+    Resend,
     /// Pull: the oldest request in flight fails (`CLIENT_FETCH_TIMEOUT_MS`).
     Fetch,
     /// Pull: the next request (the pull interval, or a backoff after a failure).
     Poll,
 }
 
-const COUNT: usize = 9;
+const COUNT: usize = 10;
 
 impl Timer {
     /// The timers of a socket's phases (connecting, open): stopped when the session
     /// leaves them (for the next socket, or for the pull transport).
-    pub(crate) const SOCKET_PHASES: [Timer; 5] = [
+    pub(crate) const SOCKET_PHASES: [Timer; 6] = [
         Timer::Connect,
         Timer::Silence,
         Timer::Heartbeat,
         Timer::Ping,
         Timer::LikeFlush,
+        Timer::Resend,
     ];
 
     pub(crate) const ALL: [Timer; COUNT] = [
@@ -54,6 +58,7 @@ impl Timer {
         Timer::Heartbeat,
         Timer::Ping,
         Timer::LikeFlush,
+        Timer::Resend,
         Timer::Fetch,
         Timer::Poll,
     ];

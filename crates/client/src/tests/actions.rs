@@ -46,6 +46,66 @@ fn actions_are_acknowledged_retried_under_the_same_id_and_end_exactly_once() {
     ));
 }
 
+/// A question resent on the next socket (its ack lost with the first) and refused there
+/// for the rate (a big room's shard that had not yet seen the room acknowledge the first
+/// copy) may have been applied: it is sent again under its id after the wait, never told
+/// as `rate_limited` (the app would ask again, and the question be asked twice). A first
+/// send refused for the rate is told at once, as before.
+#[test]
+fn a_resent_action_refused_for_the_rate_is_sent_again_not_told_refused() {
+    let (mut c, socket) = open_client(0);
+    let refused = |client_id| Event::Error {
+        client_id: Some(client_id),
+        code: ErrorCode::RateLimited,
+        message: "slow down".into(),
+        retry_after_ms: 700,
+    };
+    // A first send refused: told at once.
+    let fresh = c.ask("first?", 0).unwrap();
+    transmits(&mut c);
+    c.handle_socket_message(socket, &batch(vec![refused(fresh)], 5), 5);
+    assert!(events(&mut c).iter().any(|e| matches!(e,
+        ClientEvent::Done { id, error: Some(err), .. }
+            if *id == fresh && err.code.as_str() == "rate_limited")));
+
+    let id = c.ask("anyone?", 10).unwrap();
+    let first = sent_frames(&transmits(&mut c));
+    c.handle_socket_closed(socket, 1006, "", 20);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, at);
+    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], at), at);
+    assert!(sent_frames(&transmits(&mut c)).contains(&first[0]));
+    c.handle_socket_message(socket, &batch(vec![refused(id)], at), at);
+    assert!(
+        !events(&mut c)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Done { .. })),
+        "not told refused"
+    );
+    assert_eq!(c.actions_pending(), 1);
+    let resent = |c: &mut Client| {
+        let frames = sent_frames(&transmits(c));
+        frames.iter().filter(|f| **f == first[0]).count()
+    };
+    c.handle_timeout(at + 699);
+    assert_eq!(resent(&mut c), 0, "waits as told");
+    c.handle_timeout(at + 700);
+    assert_eq!(resent(&mut c), 1, "again, under the same id");
+    let ack = Event::Ack {
+        client_id: id,
+        seq: None,
+    };
+    c.handle_socket_message(socket, &batch(vec![ack], at + 710), at + 710);
+    assert!(events(&mut c).contains(&ClientEvent::Done {
+        id,
+        seq: None,
+        error: None
+    }));
+    assert_eq!(c.actions_pending(), 0);
+}
+
 /// The room ended and opened anew while the session reconnected: what the session had
 /// not seen answered was for the opening that ended, so it ends at the new Welcome and
 /// is never sent to the new opening (a vote for the old `p1` counted in the new `p1`,
