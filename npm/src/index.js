@@ -41,6 +41,17 @@ export class OvationError extends Error {
   }
 }
 
+/** Settles an action's promise with its `done` event. */
+function settle(pending, event) {
+  if (event.error) {
+    const e = new OvationError(event.error.code, event.error.message);
+    e.retryAfterMs = event.error.retry_after_ms;
+    pending.reject(e);
+  } else {
+    pending.resolve({ seq: event.seq ?? null });
+  }
+}
+
 function wrapError(e) {
   if (e instanceof OvationError) return e;
   const code = e && typeof e.code === "string" ? e.code : "internal";
@@ -136,6 +147,8 @@ class Room {
     this.transport = options.transport === "pull" ? "pull" : "ws";
     this._handlers = new Map();
     this._pending = new Map();
+    /** While an action starts: the ends told meanwhile (see `_act`). */
+    this._early = null;
     this._session = null;
     // Video sync (attachPlayer; the player keeps what it holds): interaction parts waiting
     // for their cue (name → {name, cue, value, atAttach}), cues already played or opened.
@@ -272,12 +285,23 @@ class Room {
 
   _act(start) {
     let id;
+    // Ends told while the action starts, before its id is known here: a socket that calls
+    // its handlers inside `send` (a webview's bridge may) can close the session then, and
+    // the action's end would find no promise and be lost, the promise never settled.
+    const early = new Map();
+    this._early = early;
     try {
       id = start(this._session);
     } catch (e) {
       return Promise.reject(wrapError(e));
+    } finally {
+      this._early = null;
     }
-    return new Promise((resolve, reject) => this._pending.set(id, { resolve, reject }));
+    const told = early.get(id);
+    return new Promise((resolve, reject) => {
+      if (told) settle({ resolve, reject }, told);
+      else this._pending.set(id, { resolve, reject });
+    });
   }
 
   /** Posts a comment; resolves with `{ seq }` once the room accepted it. */
@@ -490,15 +514,12 @@ class Room {
         break;
       case "done": {
         const pending = this._pending.get(event.id);
-        if (!pending) break;
-        this._pending.delete(event.id);
-        if (event.error) {
-          const e = new OvationError(event.error.code, event.error.message);
-          e.retryAfterMs = event.error.retry_after_ms;
-          pending.reject(e);
-        } else {
-          pending.resolve({ seq: event.seq ?? null });
+        if (!pending) {
+          this._early?.set(event.id, event);
+          break;
         }
+        this._pending.delete(event.id);
+        settle(pending, event);
         break;
       }
       case "error":

@@ -435,6 +435,37 @@ test("a closed room is let go: nothing of the SDK keeps it alive", async () => {
   assert.ok(collected, "the closed room was never collected");
 });
 
+test("an action whose send closes the session at once still settles its promise", async () => {
+  // A webview's bridge may call a socket's handlers inside `send`: here the send of a
+  // comment is answered, before it returns, by the server's close for a ban. The
+  // comment's end was told before the JavaScript knew its id, found no promise, and was
+  // lost: the promise never settled.
+  const room = await createRoom(URL_MAIN);
+  class Bridged extends WebSocket {
+    static closeInsideNextSend = false;
+    send(data) {
+      if (Bridged.closeInsideNextSend) {
+        Bridged.closeInsideNextSend = false;
+        this.onclose?.({ code: 4403, reason: "banned" });
+        this.terminate(); // the connection under it goes too, as after a real close
+        return;
+      }
+      super.send(data);
+    }
+  }
+  const viewer = await join(URL_MAIN, room, "cy", { WebSocket: Bridged });
+  Bridged.closeInsideNextSend = true;
+  const settled = await Promise.race([
+    viewer.comment("said as the ban lands").then(
+      () => "resolved",
+      (e) => e.code,
+    ),
+    sleep(5000).then(() => "never settled"),
+  ]);
+  // Rejected: sent, then the session closed (`closed`: it may have been applied).
+  assert.ok(!["never settled", "resolved"].includes(settled), settled);
+});
+
 test("the pull transport follows the room end to end", async () => {
   const room = await createRoom(URL_MAIN);
   await setPart(URL_MAIN, room, "pinned", { text: "hi pull" });
