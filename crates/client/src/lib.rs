@@ -599,6 +599,11 @@ impl Client {
                     if req.kind == FetchKind::Part {
                         self.pull.state_stale = true;
                     }
+                    // Before the session opened, told: a first read refused until the
+                    // connect gives up rejects with the server's code, not a timeout.
+                    if self.status != Status::Open {
+                        self.emit_error(code, &message, 0);
+                    }
                     self.timers.set(Timer::Poll, now_ms + self.pull.interval_ms);
                     return;
                 }

@@ -175,6 +175,21 @@ fn a_read_refused_for_the_read_rate_is_read_again_after_an_interval_and_stays_op
     let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
         panic!();
     };
+    // The first read refused before the session opened: told with the server's code (a
+    // connect that gives up rejects with it, not `connect_timeout`), and read again.
+    let refused = || FetchReply::Failed {
+        status: 429,
+        code: FailureCode::from_api(429, Some("rate_limited")),
+        message: "too many reads".into(),
+    };
+    c.handle_fetch(request, refused(), 1);
+    assert!(events(&mut c)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Error { code, .. } if code.as_str() == "rate_limited")));
+    c.handle_timeout(c.poll_timeout().expect("read again"));
+    let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
+        panic!();
+    };
     c.handle_fetch(request, FetchReply::State(live_state(0, &[])), 5);
     let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
         panic!();
