@@ -288,14 +288,17 @@ class Room {
     // Ends told while the action starts, before its id is known here: a socket that calls
     // its handlers inside `send` (a webview's bridge may) can close the session then, and
     // the action's end would find no promise and be lost, the promise never settled.
-    const early = new Map();
+    // One map for nested starts (a handler told during the start acting in turn): ids
+    // are unique, and the outer start's end may be told during the inner one.
+    const outer = this._early;
+    const early = outer ?? new Map();
     this._early = early;
     try {
       id = start(this._session);
     } catch (e) {
       return Promise.reject(wrapError(e));
     } finally {
-      this._early = null;
+      this._early = outer;
     }
     const told = early.get(id);
     return new Promise((resolve, reject) => {

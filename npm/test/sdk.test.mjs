@@ -454,6 +454,15 @@ test("an action whose send closes the session at once still settles its promise"
     }
   }
   const viewer = await join(URL_MAIN, room, "cy", { WebSocket: Bridged });
+  // An app whose error handler acts in turn (told during the comment's start, before
+  // the comment's end): the nested start must not lose the outer one's end.
+  let nested = null;
+  viewer.on("error", () => {
+    nested ??= viewer.comment("said from the error handler").then(
+      () => "resolved",
+      (e) => e.code,
+    );
+  });
   Bridged.closeInsideNextSend = true;
   const settled = await Promise.race([
     viewer.comment("said as the ban lands").then(
@@ -464,6 +473,8 @@ test("an action whose send closes the session at once still settles its promise"
   ]);
   // Rejected: sent, then the session closed (`closed`: it may have been applied).
   assert.ok(!["never settled", "resolved"].includes(settled), settled);
+  assert.ok(nested, "the error handler ran");
+  assert.notEqual(await nested, "resolved");
 });
 
 test("the pull transport follows the room end to end", async () => {

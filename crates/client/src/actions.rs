@@ -451,10 +451,29 @@ impl Client {
             }
             _ => None,
         };
-        if let (true, true, Some(wait_ms)) = (action.reported, action.resent, wait_ms) {
+        // Within the action's timeout only: a wait past it (a slow mode's) is told at once,
+        // as before (a room without shards answers a resend it applied before any rate,
+        // so that refusal is not of an applied action).
+        let resend = wait_ms.filter(|wait_ms| {
+            action.reported
+                && action.resent
+                && matches!(self.phase, Phase::Open { .. })
+                && now_ms + wait_ms < action.created_ms + CLIENT_ACTION_TIMEOUT_MS
+        });
+        if let Some(wait_ms) = resend {
             // Maybe applied already (see `PendingAction::resent`): again under its id,
             // which the room answers without applying twice; its timeout still holds.
-            let at_ms = now_ms + wait_ms;
+            // Spaced a wait apart from the last one due: the frames refused together
+            // go one at a time, not all again together (refused again and again, the
+            // room would close the socket for too many frames).
+            let last_ms = self
+                .actions
+                .pending
+                .iter()
+                .filter_map(|p| p.resend_at_ms)
+                .max()
+                .unwrap_or(0);
+            let at_ms = (now_ms + wait_ms).max(last_ms + wait_ms);
             action.resend_at_ms = Some(at_ms);
             let at = self
                 .timers

@@ -601,7 +601,7 @@ impl Client {
                     }
                     // Before the session opened, told: a first read refused until the
                     // connect gives up rejects with the server's code, not a timeout.
-                    if self.status != Status::Open {
+                    if self.status != Status::Open && self.cursor.is_none() {
                         self.emit_error(code, &message, 0);
                     }
                     self.timers.set(Timer::Poll, now_ms + self.pull.interval_ms);

@@ -104,6 +104,51 @@ fn a_resent_action_refused_for_the_rate_is_sent_again_not_told_refused() {
         error: None
     }));
     assert_eq!(c.actions_pending(), 0);
+
+    // Several resent and refused together go again one wait apart, not all at once (each
+    // time refused together again, the room would close the socket for too many frames).
+    let now = at + 1_000;
+    let ids: Vec<u64> = (0..3)
+        .map(|i| c.ask(&format!("q{i}"), now).unwrap())
+        .collect();
+    let frames = sent_frames(&transmits(&mut c));
+    c.handle_socket_closed(socket, 1006, "", now);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, at);
+    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], at), at);
+    transmits(&mut c);
+    let refusals: Vec<Event> = ids.iter().map(|&id| refused(id)).collect();
+    c.handle_socket_message(socket, &batch(refusals, at), at);
+    let mut resent_at = Vec::new();
+    for t in (at..at + 3_000).step_by(50) {
+        c.handle_timeout(t);
+        let sent = sent_frames(&transmits(&mut c));
+        resent_at.extend(sent.iter().filter(|f| frames.contains(f)).map(|_| t - at));
+    }
+    assert_eq!(resent_at, vec![700, 1_400, 2_100], "one wait apart");
+
+    // A wait past the action's timeout (a slow mode's): told at once, as before.
+    let late = c.ask("much later?", at + 3_000).unwrap();
+    transmits(&mut c);
+    c.handle_socket_closed(socket, 1006, "", at + 3_000);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_open(socket, at);
+    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], at), at);
+    events(&mut c);
+    let long = Event::Error {
+        client_id: Some(late),
+        code: ErrorCode::RateLimited,
+        message: "slow mode".into(),
+        retry_after_ms: CLIENT_ACTION_TIMEOUT_MS as u32,
+    };
+    c.handle_socket_message(socket, &batch(vec![long], at), at);
+    assert!(events(&mut c).iter().any(|e| matches!(e,
+        ClientEvent::Done { id, error: Some(err), .. }
+            if *id == late && err.code.as_str() == "rate_limited")));
 }
 
 /// The room ended and opened anew while the session reconnected: what the session had
