@@ -482,13 +482,9 @@ impl Sim {
         // leaderboard say what the host was paid), though no viewer sees it live.
         self.answer_all_charges_of(index);
         self.pump(index);
-        let recorded: BTreeMap<String, u64> = self.rooms[index]
-            .room
-            .gift_totals()
-            .map(|(user, total)| (user.to_owned(), total))
-            .collect();
         assert_eq!(
-            recorded, self.oracle_totals[index],
+            gift_totals(&self.rooms[index].room),
+            self.oracle_totals[index],
             "room {index}: the ended room records every gift its host is paid for"
         );
         self.next_epoch += 1;
@@ -692,13 +688,9 @@ impl Sim {
     fn check_converged(&self) {
         for (index, room) in self.rooms.iter().enumerate() {
             assert_eq!(room.room.gifts_pending(), 0, "charges left unanswered");
-            let totals: BTreeMap<String, u64> = room
-                .room
-                .gift_totals()
-                .map(|(user, total)| (user.to_owned(), total))
-                .collect();
             assert_eq!(
-                totals, self.oracle_totals[index],
+                gift_totals(&room.room),
+                self.oracle_totals[index],
                 "room {index} gift totals"
             );
             for &c in room.connections.values() {
@@ -759,6 +751,13 @@ impl Client {
             sent_comments: 0,
         }
     }
+}
+
+/// The room's gift totals per gifter.
+fn gift_totals(room: &Room) -> BTreeMap<String, u64> {
+    room.gift_totals()
+        .map(|(user, total)| (user.to_owned(), total))
+        .collect()
 }
 
 fn drain_stores_only(room: &mut SimRoom) {

@@ -10,12 +10,7 @@ fn actions_are_acknowledged_retried_under_the_same_id_and_end_exactly_once() {
     let first = sent_frames(&transmits(&mut c));
     assert_eq!(first.len(), 1);
     // The socket dies before the Ack; on the next socket the same frame goes again.
-    c.handle_socket_closed(socket, 1006, "", 10);
-    let at = c.poll_timeout().unwrap();
-    c.handle_timeout(at);
-    let socket = opened_socket(&transmits(&mut c));
-    c.handle_socket_open(socket, at);
-    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], at), at);
+    let (socket, at) = reconnect_resumed(&mut c, socket, 10);
     let again = sent_frames(&transmits(&mut c));
     assert!(again.contains(&first[0]), "retried with the same client id");
     let ack = Event::Ack {
@@ -70,12 +65,7 @@ fn a_resent_action_refused_for_the_rate_is_sent_again_not_told_refused() {
 
     let id = c.ask("anyone?", 10).unwrap();
     let first = sent_frames(&transmits(&mut c));
-    c.handle_socket_closed(socket, 1006, "", 20);
-    let at = c.poll_timeout().unwrap();
-    c.handle_timeout(at);
-    let socket = opened_socket(&transmits(&mut c));
-    c.handle_socket_open(socket, at);
-    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], at), at);
+    let (socket, at) = reconnect_resumed(&mut c, socket, 20);
     assert!(sent_frames(&transmits(&mut c)).contains(&first[0]));
     c.handle_socket_message(socket, &batch(vec![refused(id)], at), at);
     assert!(
@@ -112,12 +102,7 @@ fn a_resent_action_refused_for_the_rate_is_sent_again_not_told_refused() {
         .map(|i| c.ask(&format!("q{i}"), now).unwrap())
         .collect();
     let frames = sent_frames(&transmits(&mut c));
-    c.handle_socket_closed(socket, 1006, "", now);
-    let at = c.poll_timeout().unwrap();
-    c.handle_timeout(at);
-    let socket = opened_socket(&transmits(&mut c));
-    c.handle_socket_open(socket, at);
-    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], at), at);
+    let (socket, at) = reconnect_resumed(&mut c, socket, now);
     transmits(&mut c);
     let refusals: Vec<Event> = ids.iter().map(|&id| refused(id)).collect();
     c.handle_socket_message(socket, &batch(refusals, at), at);
@@ -132,12 +117,7 @@ fn a_resent_action_refused_for_the_rate_is_sent_again_not_told_refused() {
     // A wait past the action's timeout (a slow mode's): told at once, as before.
     let late = c.ask("much later?", at + 3_000).unwrap();
     transmits(&mut c);
-    c.handle_socket_closed(socket, 1006, "", at + 3_000);
-    let at = c.poll_timeout().unwrap();
-    c.handle_timeout(at);
-    let socket = opened_socket(&transmits(&mut c));
-    c.handle_socket_open(socket, at);
-    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], at), at);
+    let (socket, at) = reconnect_resumed(&mut c, socket, at + 3_000);
     events(&mut c);
     let long = Event::Error {
         client_id: Some(late),

@@ -102,6 +102,19 @@ fn open_client(now_ms: u64) -> (Client, u64) {
     (c, socket)
 }
 
+/// `socket` drops (1006) at `now_ms`; the next one opens when the backoff says and is
+/// welcomed resuming epoch 5 at cursor 10. Returns it and when it opened; what the client
+/// sent on it is left to read.
+fn reconnect_resumed(c: &mut Client, socket: u64, now_ms: u64) -> (u64, u64) {
+    c.handle_socket_closed(socket, 1006, "", now_ms);
+    let at = c.poll_timeout().unwrap();
+    c.handle_timeout(at);
+    let socket = opened_socket(&transmits(c));
+    c.handle_socket_open(socket, at);
+    c.handle_socket_message(socket, &batch(vec![welcome(5, 10, true)], at), at);
+    (socket, at)
+}
+
 fn like_frames(t: &[Transmit]) -> Vec<(u64, u32)> {
     sent_frames(t)
         .into_iter()
