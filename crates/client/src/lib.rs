@@ -284,6 +284,11 @@ impl Client {
                     if hello_in_upgrade && opened {
                         self.upgrade_hello_unanswered = true;
                     }
+                    // An upgrade that went through is a network that carries WebSockets
+                    // (a slow room, not a stripped upgrade): not one towards pull.
+                    if opened {
+                        self.ws_failures_in_live_room = 0;
+                    }
                     self.close_socket(socket, CloseCode::Stale.code(), "connect timeout");
                     self.socket_failed(now_ms, "connect_timeout".into());
                 }

@@ -620,6 +620,26 @@ fn upgrades_failing_for_a_moment_in_a_live_room_do_not_switch_auto_to_pull() {
     );
 }
 
+/// Sockets that open and get no Welcome within `CLIENT_CONNECT_TIMEOUT_MS` (a slow live
+/// room) are a network that carries WebSockets: however many in a row, `auto` keeps to
+/// them rather than settle on receive-only pull (only upgrades that fail are counted).
+#[test]
+fn sockets_that_open_without_a_welcome_in_a_live_room_keep_auto_on_websockets() {
+    let mut c = client(TransportMode::Auto, 0);
+    let mut now = 0;
+    for failure in 0..2 * CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL {
+        let socket = opened_socket(&transmits(&mut c));
+        c.handle_socket_open(socket, now + 5);
+        now += CLIENT_CONNECT_TIMEOUT_MS + 5;
+        c.handle_timeout(now);
+        let request = admission_check(&transmits(&mut c));
+        c.handle_fetch(request, state_reply("live"), now + 10);
+        assert_eq!(c.transport(), Transport::Ws, "failure {failure}");
+        now = c.poll_timeout().expect("a retry");
+        c.handle_timeout(now);
+    }
+}
+
 /// A first join says its Hello in the upgrade (Welcome one round trip sooner) and sends
 /// no Hello frame; a reconnect that resumes sends its Hello as the first frame.
 #[test]
