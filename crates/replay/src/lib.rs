@@ -82,6 +82,12 @@ pub struct Sealed {
 }
 
 impl Sealed {
+    /// Whether this chunk belongs to the recording that started at `started_ms` (a
+    /// chunk sealed before its room was created again does not).
+    pub fn is_of_recording_started_at(&self, started_ms: u64) -> bool {
+        self.start_ms == started_ms.saturating_add(self.index.saturating_mul(REPLAY_CHUNK_MS))
+    }
+
     /// Whether this chunk is written over `stored`, what the store already holds at its
     /// key: a chunk is written once. A host killed between a chunk's write and its save
     /// of the recorder restores the older save and seals that chunk again, with what the
@@ -90,12 +96,6 @@ impl Sealed {
     /// final. The first is kept. Bytes that are not a chunk, or the chunk of another
     /// recording at the same key (one restarted because its recorder could not be read),
     /// are written over.
-    /// Whether this chunk belongs to the recording that started at `started_ms` (a
-    /// chunk sealed before its room was created again does not).
-    pub fn is_of_recording_started_at(&self, started_ms: u64) -> bool {
-        self.start_ms == started_ms.saturating_add(self.index.saturating_mul(REPLAY_CHUNK_MS))
-    }
-
     pub fn writes_over(&self, stored: &[u8]) -> bool {
         match Chunk::decode(stored) {
             Ok(chunk) => chunk.index != self.index || chunk.start_ms != self.start_ms,
@@ -255,7 +255,6 @@ impl RecordingInfo {
         ts_ms.saturating_sub(self.started_ms) / REPLAY_CHUNK_MS
     }
 
-    /// Where chunk `index` starts (server time).
     /// Whether `chunk`, read at its key for chunk `index`, is this recording's: one left
     /// there by another recording (an earlier opening's, or one restarted after its
     /// recorder could not be read, which numbers its chunks from 0 again) is not, and a
@@ -264,6 +263,7 @@ impl RecordingInfo {
         chunk.index == index && chunk.start_ms == self.chunk_start_ms(index)
     }
 
+    /// Where chunk `index` starts (server time).
     pub fn chunk_start_ms(&self, index: u64) -> u64 {
         self.started_ms
             .saturating_add(index.saturating_mul(REPLAY_CHUNK_MS))

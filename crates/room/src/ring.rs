@@ -1,5 +1,6 @@
 //! The action ring: sequenced actions (comments, reactions, gifts, system messages) kept
-//! for resumes and pull clients, bounded by count and age.
+//! for resumes and pull clients, bounded by count and age, and known by their sender's
+//! client id for retries (`seq_of`).
 
 use super::*;
 
