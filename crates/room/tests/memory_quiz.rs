@@ -12,7 +12,8 @@
 
 mod big_quiz;
 mod resident;
-use big_quiz::{loader_fed, loader_fed_in_order, played_quiz, PlayedQuiz, PARTICIPANTS, QUESTIONS};
+use big_quiz::{loader_fed_in_order, played_quiz, PlayedQuiz, PARTICIPANTS, QUESTIONS};
+use ovation_room::Room;
 use resident::peak_resident_bytes;
 
 /// What restoring the quiz's answers may add to the process's peak: a score per
@@ -21,8 +22,9 @@ use resident::peak_resident_bytes;
 /// record: `the_old_order_held_every_answer`, 100 MB when first measured).
 const RESTORE_GROWTH_BYTES_MAX: u64 = 32 * 1024 * 1024;
 
-#[test]
-fn waking_a_room_with_half_a_million_quiz_answers_costs_a_score_per_participant() {
+/// Restores the played quiz's room with its answers fed first or last: the room, v0's
+/// score as played, and how much the restore grew the process's peak resident memory.
+fn restored_measured(answers_first: bool) -> (Room, u64, u64) {
     let PlayedQuiz {
         store,
         answer_bytes,
@@ -30,9 +32,15 @@ fn waking_a_room_with_half_a_million_quiz_answers_costs_a_score_per_participant(
         now_ms,
     } = played_quiz(false);
     let before = peak_resident_bytes();
-    let loader = loader_fed(store, &answer_bytes);
+    let loader = loader_fed_in_order(store, &answer_bytes, answers_first);
     let restored = loader.finish(now_ms).unwrap().expect("a room");
     let grown = peak_resident_bytes().saturating_sub(before);
+    (restored, score, grown)
+}
+
+#[test]
+fn waking_a_room_with_half_a_million_quiz_answers_costs_a_score_per_participant() {
+    let (restored, score, grown) = restored_measured(false);
     eprintln!(
         "peak resident memory grew {grown} B restoring {} answers",
         u64::from(QUESTIONS) * u64::from(PARTICIPANTS)
@@ -57,16 +65,7 @@ fn waking_a_room_with_half_a_million_quiz_answers_costs_a_score_per_participant(
 #[test]
 #[ignore]
 fn the_old_order_held_every_answer() {
-    let PlayedQuiz {
-        store,
-        answer_bytes,
-        score,
-        now_ms,
-    } = played_quiz(false);
-    let before = peak_resident_bytes();
-    let loader = loader_fed_in_order(store, &answer_bytes, true);
-    let restored = loader.finish(now_ms).unwrap().expect("a room");
-    let grown = peak_resident_bytes().saturating_sub(before);
+    let (restored, score, grown) = restored_measured(true);
     eprintln!("answers first: peak resident memory grew {grown} B");
     assert_eq!(restored.quiz_score("v0"), Some(score), "scored the same");
     assert!(

@@ -11,7 +11,7 @@ use ovation_room::{Output, StorageOp, ANSWER_KEYS_START};
 
 mod big_quiz;
 mod resident;
-use big_quiz::{answer_key, loader_fed, played_quiz, PlayedQuiz, PARTICIPANTS, QUESTIONS};
+use big_quiz::{answer_key, loader_fed_in_order, played_quiz, PlayedQuiz, PARTICIPANTS, QUESTIONS};
 use resident::peak_resident_bytes;
 
 /// What restoring the replaced quiz's answers may add to the process's peak: each
@@ -33,7 +33,7 @@ fn waking_with_half_a_million_answers_of_a_replaced_quiz_holds_a_participant_eac
         .filter(|key| key.starts_with(ANSWER_KEYS_START))
         .count() as u64;
     let before = peak_resident_bytes();
-    let loader = loader_fed(store, &answer_bytes);
+    let loader = loader_fed_in_order(store, &answer_bytes, false);
     let mut restored = loader.finish(now_ms).unwrap().expect("a room");
     assert_eq!(restored.quiz_score("v0"), None, "z2 has no participant yet");
     let grown = peak_resident_bytes().saturating_sub(before);

@@ -133,14 +133,10 @@ pub fn played_quiz(then_another: bool) -> PlayedQuiz {
 
 /// A loader fed `store` in the room object's order (every record but the answers, then
 /// the answers), then the answers of participants 1 to `PARTICIPANTS` to every question
-/// of quiz z1, each v0's under their name (made as they are fed, never held).
-pub fn loader_fed(store: BTreeMap<String, Vec<u8>>, answer_bytes: &[u8]) -> RoomLoader {
-    loader_fed_in_order(store, answer_bytes, false)
-}
-
-/// `loader_fed`, with every answer fed before the other records when `answers_first`
-/// (storage's key order, which every restore used before the room object listed the
-/// answers last: they are held until the quiz's record comes).
+/// of quiz z1, each v0's under their name (made as they are fed, never held); with
+/// `answers_first`, every answer before the other records instead (storage's key order,
+/// which every restore used before the room object listed the answers last: they are
+/// held until the quiz's record comes).
 pub fn loader_fed_in_order(
     store: BTreeMap<String, Vec<u8>>,
     answer_bytes: &[u8],
