@@ -194,6 +194,23 @@ fn notices(events: &[Event], kind: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A big room of `shards` shards, created at `now_ms`.
+fn sharded_room(epoch: u64, shards: u16, now_ms: u64) -> Room {
+    let mut room = Room::create(info(), epoch, now_ms);
+    room.admin(AdminCommand::SetShards { shards }, now_ms)
+        .unwrap();
+    room
+}
+
+/// The host on `host` creates `spec` as quiz z1 and opens its first question, as its
+/// client would (commands with client ids 1 and 2).
+fn open_quiz(room: &mut Room, host: ConnectionId, spec: &QuizSpec, now_ms: u64) {
+    let create = serde_json::json!({"command": "create_quiz", "spec": spec});
+    send_command(room, host, create, 1, now_ms);
+    let next = serde_json::json!({"command": "next_question", "id": "z1"});
+    send_command(room, host, next, 2, now_ms);
+}
+
 /// A quiz whose questions have (options, correct option).
 fn quiz_spec(questions: &[(usize, u8)], window_ms: u64) -> QuizSpec {
     QuizSpec {

@@ -781,17 +781,10 @@ fn a_room_that_ends_drops_its_score_notices_due() {
 #[test]
 fn a_question_closed_after_the_room_ended_tells_no_one() {
     let mut now = 0;
-    let mut room = Room::create(info(), 3, now);
-    room.admin(AdminCommand::SetShards { shards: 2 }, now)
-        .unwrap();
+    let mut room = sharded_room(3, 2, now);
     join(&mut room, 1, "host", Role::Host, now);
     join(&mut room, 2, "ana", Role::Viewer, now);
-    let create = serde_json::json!({"command": "create_quiz",
-        "spec": {"title": "Trivia", "questions": [
-            {"question": "a?", "options": ["1", "2"], "correct": 0, "window_ms": 5_000}]}});
-    send_command(&mut room, 1, create, 1, now);
-    let next = serde_json::json!({"command": "next_question", "id": "z1"});
-    send_command(&mut room, 1, next, 2, now);
+    open_quiz(&mut room, 1, &quiz_spec(&[(2, 0)], 5_000), now);
     room.handle_frame(2, &answer("z1", 0, 0, 1), now);
     room.admin(AdminCommand::End, now).unwrap();
     let mut told = 0;

@@ -189,9 +189,7 @@ fn a_snapshot_with_a_part_newer_than_its_total_does_not_panic_the_shard() {
 fn a_shard_sends_back_a_remembered_route_once_its_room_ended() {
     let mut now_ms = 0;
     let epoch = 1;
-    let mut room = Room::create(info(), epoch, now_ms);
-    room.admin(AdminCommand::SetShards { shards: 1 }, now_ms)
-        .unwrap();
+    let mut room = sharded_room(epoch, 1, now_ms);
     let mut shard = Shard::new(0, 1, now_ms);
     let relay = |room: &mut Room, shard: &mut Shard, now_ms: &mut u64| {
         for _ in 0..4 {
@@ -289,9 +287,7 @@ fn a_comment_shown_to_its_sender_only_comes_after_the_broadcast_of_its_tick() {
 fn a_batch_the_room_stored_is_a_repeat_after_the_room_restarts() {
     let mut now = 0;
     let mut store = BTreeMap::new();
-    let mut room = Room::create(info(), 1, now);
-    room.admin(AdminCommand::SetShards { shards: 2 }, now)
-        .unwrap();
+    let mut room = sharded_room(1, 2, now);
     let comment = ClientFrame::Comment {
         client_id: 1,
         text: "once".into(),
@@ -324,9 +320,7 @@ fn a_batch_the_room_stored_is_a_repeat_after_the_room_restarts() {
 #[test]
 fn likes_of_another_opening_or_after_the_end_are_logged_not_counted() {
     let now = 0;
-    let mut room = Room::create(info(), 1, now);
-    room.admin(AdminCommand::SetShards { shards: 2 }, now)
-        .unwrap();
+    let mut room = sharded_room(1, 2, now);
     let likes = |seq: u64, likes: u64, epoch: u64| {
         ShardUp {
             shard: 1,
@@ -678,9 +672,7 @@ fn frames_of_an_ended_opening_are_refused_by_the_next_one() {
 
 /// A room of this opening with two shards and poll `p1` open.
 fn sharded_room_with_a_poll(epoch: u64) -> Room {
-    let mut room = Room::create(info(), epoch, 0);
-    room.admin(AdminCommand::SetShards { shards: 2 }, 0)
-        .unwrap();
+    let mut room = sharded_room(epoch, 2, 0);
     let spec = poll_spec(2, 60_000);
     room.admin(as_host(StaffCommand::CreatePoll { spec }), 0)
         .unwrap();
@@ -1150,9 +1142,7 @@ fn a_shard_whose_ban_list_is_full_still_refuses_a_newly_banned_user() {
 #[test]
 fn bans_and_unbans_reach_a_big_rooms_shards() {
     let mut now_ms = 0;
-    let mut room = Room::create(info(), 1, now_ms);
-    room.admin(AdminCommand::SetShards { shards: 1 }, now_ms)
-        .unwrap();
+    let mut room = sharded_room(1, 1, now_ms);
     let ban = StaffCommand::Ban { user: "ana".into() };
     room.admin(as_host(ban), now_ms).unwrap();
     assert_eq!(room.route_to_shard(Role::Viewer, "ana"), None);
@@ -1218,9 +1208,7 @@ fn bans_and_unbans_reach_a_big_rooms_shards() {
 #[test]
 fn an_unban_reaches_only_the_users_shards_and_undoes_a_ban_of_the_same_tick() {
     let mut now_ms = 0;
-    let mut room = Room::create(info(), 1, now_ms);
-    room.admin(AdminCommand::SetShards { shards: 8 }, now_ms)
-        .unwrap();
+    let mut room = sharded_room(1, 8, now_ms);
     // What each shard is sent in the next ticks: how many states, and the batches.
     let ticks = |room: &mut Room, now_ms: &mut u64| {
         (0..4)
@@ -1721,9 +1709,7 @@ fn a_shard_socket_kept_across_hibernation_still_owes_its_hello() {
 #[test]
 fn a_tick_past_the_relay_bound_reaches_a_shard_in_pieces_with_its_acks() {
     let mut now = 0;
-    let mut room = Room::create(info(), 1, now);
-    room.admin(AdminCommand::SetShards { shards: 1 }, now)
-        .unwrap();
+    let mut room = sharded_room(1, 1, now);
     let mut shard = Shard::new(0, 77, now);
     // The shard's first batch up asks for the state; the room answers with it.
     let ask = batches_up(&mut shard, &mut now, 1).remove(0);
@@ -1855,9 +1841,7 @@ fn own_actions_a_shard_leaves_out_are_told_as_a_gap() {
 #[test]
 fn a_shard_viewers_own_actions_the_room_leaves_out_go_to_its_shard_as_a_gap() {
     let mut now = 0;
-    let mut room = Room::create(info(), 1, now);
-    room.admin(AdminCommand::SetShards { shards: 2 }, now)
-        .unwrap();
+    let mut room = sharded_room(1, 2, now);
     let comment = ClientFrame::Comment {
         client_id: 1,
         text: "hi".into(),
@@ -1961,9 +1945,7 @@ fn a_shard_tells_each_run_of_own_actions_left_out() {
 #[test]
 fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
     let mut now_ms = 0;
-    let mut room = Room::create(info(), 1, now_ms);
-    room.admin(AdminCommand::SetShards { shards: 2 }, now_ms)
-        .unwrap();
+    let mut room = sharded_room(1, 2, now_ms);
     let slow = ovation_proto::shard_of("ana", 2);
     let tick = |room: &mut Room, now_ms: &mut u64, stalled: bool| {
         tick_stalling(room, now_ms, stalled.then_some(slow))
@@ -2095,9 +2077,7 @@ fn a_shard_behind_gets_the_ticks_it_missed_in_one_batch_with_every_answer() {
 #[test]
 fn held_broadcasts_past_the_rooms_bytes_give_up_the_shard_holding_the_most() {
     let mut now_ms = 0;
-    let mut room = Room::create(info(), 1, now_ms);
-    room.admin(AdminCommand::SetShards { shards: 3 }, now_ms)
-        .unwrap();
+    let mut room = sharded_room(1, 3, now_ms);
     let stalled = [0u16, 1];
     let tick = |room: &mut Room, now_ms: &mut u64, stalling: bool| -> Vec<(u16, ShardDown)> {
         *now_ms += TICK_MS_MAX;
@@ -2219,9 +2199,7 @@ fn held_broadcasts_past_the_rooms_bytes_give_up_the_shard_holding_the_most() {
 fn a_shard_whose_held_events_were_given_up_gets_nothing_before_the_state() {
     let mut now_ms = 0;
     let shards = 2 * SHARD_SNAPSHOTS_PER_FLUSH_MAX as u16 + 2;
-    let mut room = Room::create(info(), 1, now_ms);
-    room.admin(AdminCommand::SetShards { shards }, now_ms)
-        .unwrap();
+    let mut room = sharded_room(1, shards, now_ms);
     let slow = 0u16;
     let tick = |room: &mut Room, now_ms: &mut u64, report: bool| {
         tick_stalling(room, now_ms, (!report).then_some(slow))
@@ -2335,16 +2313,9 @@ fn room_tick_to_shard(room: &mut Room, shard: &mut Shard, now_ms: &mut u64) {
 #[test]
 fn score_notices_wait_for_a_shard_behind_and_reach_everyone_once() {
     let mut now_ms = 0;
-    let mut room = Room::create(info(), 1, now_ms);
-    room.admin(AdminCommand::SetShards { shards: 2 }, now_ms)
-        .unwrap();
+    let mut room = sharded_room(1, 2, now_ms);
     join(&mut room, 1, "host", Role::Host, now_ms);
-    let create = serde_json::json!({"command": "create_quiz",
-        "spec": {"title": "Trivia", "questions": [
-            {"question": "a?", "options": ["1", "2"], "correct": 0, "window_ms": 60_000}]}});
-    send_command(&mut room, 1, create, 1, now_ms);
-    let next = serde_json::json!({"command": "next_question", "id": "z1"});
-    send_command(&mut room, 1, next, 2, now_ms);
+    open_quiz(&mut room, 1, &quiz_spec(&[(2, 0)], 60_000), now_ms);
     tick_stalling(&mut room, &mut now_ms, None);
     let participants = 3 * SHARD_HELD_ANSWERS_MAX;
     for (seq, users) in (0..participants)
