@@ -212,18 +212,12 @@ impl Room {
             return false;
         };
         let user = self.connections[&connection].identity.user.clone();
-        let seq = match self.buckets(&user, now_ms).accepted(client_id) {
-            Some(seq) => seq,
-            // The user's recent ids went with their rate buckets (evicted past
-            // `RATE_BUCKETS_MAX` users): an action the ring still keeps is known by its
-            // client id there, so its retry is not posted again.
-            None => match self.ring.seq_of(&user, client_id) {
-                Some(seq) => {
-                    self.buckets(&user, now_ms).remember(client_id, Some(seq));
-                    Some(seq)
-                }
-                None => return false,
-            },
+        // A numbered action the ring still keeps is known there by its client id, also
+        // after its user's rate buckets (and the recent ids in them) were evicted past
+        // `RATE_BUCKETS_MAX` users, or the room restarted.
+        let accepted = self.buckets(&user, now_ms).accepted(client_id);
+        let Some(seq) = accepted.or_else(|| self.ring.seq_of(&user, client_id).map(Some)) else {
+            return false;
         };
         self.stats.retries_acknowledged += 1;
         self.enqueue(connection, Event::Ack { client_id, seq }, now_ms);

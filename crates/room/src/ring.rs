@@ -15,12 +15,13 @@ use super::*;
 pub(crate) struct ActionRing {
     last_seq: u64,
     actions: VecDeque<Action>,
-    /// The sender's client id of kept actions that had one (`remember_client_id`), both
-    /// ways: a retry is answered with its action's number while the ring keeps the
-    /// action, even after its user's rate buckets, and the recent ids in them, were
-    /// evicted (`seq_of`). Only ids of kept actions: at most `RING_EVENTS_MAX`.
-    client_id_of_seq: BTreeMap<u64, u64>,
-    seq_of_client_id: HashMap<u64, u64>,
+    /// The kept action each sender's client id names (`remember_client_id`), keyed by the
+    /// client id and a hash of the sender (two users' ids alike are two actions): a retry is
+    /// answered with its action's number while the ring keeps the action, even after its
+    /// user's rate buckets, and the recent ids in them, were evicted (`seq_of`). Entries of
+    /// actions no longer kept are found stale by `seq_of` and pruned once the map holds
+    /// twice the ring (`RING_EVENTS_MAX`).
+    seq_of_client_id: HashMap<(u64, u64), u64>,
 }
 
 /// What a moderator's removal found (`ActionRing::remove_comment`).
@@ -45,46 +46,32 @@ impl ActionRing {
         ActionRing {
             last_seq,
             actions,
-            client_id_of_seq: BTreeMap::new(),
             seq_of_client_id: HashMap::new(),
         }
     }
 
     /// The sender's client id of the kept action `seq` (see `seq_of`).
     pub(crate) fn remember_client_id(&mut self, seq: u64, client_id: u64) {
-        if self.actions.front().is_none_or(|first| seq < first.seq) {
-            return;
+        let Some(user) = self
+            .actions
+            .binary_search_by_key(&seq, |a| a.seq)
+            .ok()
+            .map(|at| user_hash(&self.actions[at].user))
+        else {
+            return; // not kept
+        };
+        if self.seq_of_client_id.len() >= 2 * RING_EVENTS_MAX {
+            let first = self.actions.front().map_or(0, |a| a.seq);
+            self.seq_of_client_id.retain(|_, seq| *seq >= first);
         }
-        self.client_id_of_seq.insert(seq, client_id);
-        // Two senders' ids alike (each client draws a random prefix): the newer wins;
-        // the older's retry falls back to its user's recent ids.
-        self.seq_of_client_id.insert(client_id, seq);
+        self.seq_of_client_id.insert((client_id, user), seq);
     }
 
     /// The number of the kept action `user` sent under `client_id`, if the ring holds it.
     pub(crate) fn seq_of(&self, user: &str, client_id: u64) -> Option<u64> {
-        let seq = *self.seq_of_client_id.get(&client_id)?;
+        let seq = *self.seq_of_client_id.get(&(client_id, user_hash(user)))?;
         let at = self.actions.binary_search_by_key(&seq, |a| a.seq).ok()?;
         (self.actions[at].user == user).then_some(seq)
-    }
-
-    /// Forgets the client ids of actions no longer kept.
-    fn forget_client_ids_before_the_first(&mut self) {
-        let first = self.actions.front().map_or(self.last_seq + 1, |a| a.seq);
-        if self
-            .client_id_of_seq
-            .first_key_value()
-            .is_none_or(|(&seq, _)| seq >= first)
-        {
-            return; // nothing to forget (most calls: no allocation)
-        }
-        let kept = self.client_id_of_seq.split_off(&first);
-        let gone = std::mem::replace(&mut self.client_id_of_seq, kept);
-        for (seq, client_id) in gone {
-            if self.seq_of_client_id.get(&client_id) == Some(&seq) {
-                self.seq_of_client_id.remove(&client_id);
-            }
-        }
     }
 
     pub(crate) fn last_seq(&self) -> u64 {
@@ -107,12 +94,7 @@ impl ActionRing {
         assert!(action.seq <= self.last_seq, "numbered by take_seq");
         assert!(self.actions.back().is_none_or(|last| last.seq < action.seq));
         self.actions.push_back(action);
-        let out =
-            (self.actions.len() > RING_EVENTS_MAX).then(|| self.actions.pop_front().expect("full"));
-        if out.is_some() {
-            self.forget_client_ids_before_the_first();
-        }
-        out
+        (self.actions.len() > RING_EVENTS_MAX).then(|| self.actions.pop_front().expect("full"))
     }
 
     /// A shard's copy: an action of the room's batch, in order; older ones change nothing.
@@ -140,7 +122,6 @@ impl ActionRing {
             evicted(front.seq);
             self.actions.pop_front();
         }
-        self.forget_client_ids_before_the_first();
     }
 
     /// Who wrote the kept action `seq`.
@@ -174,11 +155,6 @@ impl ActionRing {
         let removed = self.check_comment(seq)?;
         if removed == CommentRemoved::Kept {
             self.actions.retain(|a| a.seq != seq);
-            if let Some(client_id) = self.client_id_of_seq.remove(&seq) {
-                if self.seq_of_client_id.get(&client_id) == Some(&seq) {
-                    self.seq_of_client_id.remove(&client_id);
-                }
-            }
         }
         Ok(removed)
     }
@@ -198,6 +174,14 @@ impl ActionRing {
     pub(crate) fn after(&self, cursor: u64) -> impl Iterator<Item = &Action> + '_ {
         self.actions.iter().filter(move |a| a.seq > cursor)
     }
+}
+
+/// FNV-1a of a user id: the client-id map's key part, checked against the kept action's
+/// user on every lookup, so a collision only costs a retry's recognition.
+fn user_hash(user: &str) -> u64 {
+    user.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 pub(crate) fn is_comment_body(body: &ActionBody) -> bool {

@@ -697,12 +697,7 @@ impl RoomLoader {
             .into_values()
             .filter(|r| r.action.seq <= meta.last_seq)
             .collect();
-        for record in &actions {
-            if let Some(client_id) = record.client_id {
-                room.buckets(&record.action.user, now_ms)
-                    .remember(client_id, Some(record.action.seq));
-            }
-        }
+        // Their client ids go to the ring, which answers their retries (`seq_of`).
         let client_ids: Vec<(u64, u64)> = actions
             .iter()
             .filter_map(|r| r.client_id.map(|client_id| (r.action.seq, client_id)))
