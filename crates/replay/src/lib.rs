@@ -85,7 +85,7 @@ impl Sealed {
     /// Whether this chunk belongs to the recording that started at `started_ms` (a
     /// chunk sealed before its room was created again does not).
     pub fn is_of_recording_started_at(&self, started_ms: u64) -> bool {
-        self.start_ms == started_ms.saturating_add(self.index.saturating_mul(REPLAY_CHUNK_MS))
+        self.start_ms == chunk_start_ms(started_ms, self.index)
     }
 
     /// Whether this chunk is written over `stored`, what the store already holds at its
@@ -236,7 +236,7 @@ impl RecordingInfo {
     /// the open one, and not one past a truncation (a truncated recording opens none).
     /// A stored chunk the store cannot return is missing, and the answer says so.
     pub fn must_be_stored(&self, index: u64) -> bool {
-        let start_ms = self.started_ms + index * REPLAY_CHUNK_MS;
+        let start_ms = self.chunk_start_ms(index);
         Some(index) != self.open_index && self.truncated_at_ms.is_none_or(|t| start_ms < t)
     }
 
@@ -265,16 +265,13 @@ impl RecordingInfo {
 
     /// Where chunk `index` starts (server time).
     pub fn chunk_start_ms(&self, index: u64) -> u64 {
-        self.started_ms
-            .saturating_add(index.saturating_mul(REPLAY_CHUNK_MS))
+        chunk_start_ms(self.started_ms, index)
     }
 
     /// The last server time anything is recorded at (so far): the live edge, or the
     /// open chunk, which holds events up to the last one fed.
     fn last_ms(&self) -> u64 {
-        let open_start = self
-            .open_index
-            .map_or(0, |i| self.started_ms + i * REPLAY_CHUNK_MS);
+        let open_start = self.open_index.map_or(0, |i| self.chunk_start_ms(i));
         let mut last = self.recorded_to_ms.max(open_start);
         if let Some(t) = self.truncated_at_ms {
             last = last.min(t);
@@ -832,7 +829,7 @@ impl Recorder {
         if self.truncated_at_ms.is_some() {
             return;
         }
-        let start_ms = self.started_ms + index * REPLAY_CHUNK_MS;
+        let start_ms = chunk_start_ms(self.started_ms, index);
         let chunk = Chunk {
             index,
             start_ms,
@@ -869,6 +866,11 @@ impl Recorder {
             });
         }
     }
+}
+
+/// Where chunk `index` of the recording that started at `started_ms` starts.
+fn chunk_start_ms(started_ms: u64, index: u64) -> u64 {
+    started_ms.saturating_add(index.saturating_mul(REPLAY_CHUNK_MS))
 }
 
 /// What an empty chunk's varints (event count, `sampled_out`) may grow by once filled.

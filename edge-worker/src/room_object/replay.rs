@@ -165,11 +165,13 @@ impl RoomObject {
         format!("{REPLAY_KEY_PREFIX}chunk/{index:08}")
     }
 
-    /// Writes a sealed chunk once (`Sealed::writes_over`): one already at its key, of
-    /// this recording, is kept; anything else there is written over (in this object's
-    /// storage the key does not name the recording: one restarted after its recorder
-    /// could not be read numbers its chunks from 0 again). A key is read only when a
-    /// chunk is sealed, every `REPLAY_CHUNK_MS`.
+    /// Writes a sealed chunk once: one already at its key, of this recording, is kept. In
+    /// R2 the key names the recording's start (and chunks of an ended recording are given
+    /// up, never written under a new one's keys), so one there is this recording's; in
+    /// this object's storage it does not (one restarted after its recorder could not be
+    /// read numbers its chunks from 0 again): what is there is read and checked
+    /// (`Sealed::writes_over`). A key is looked at only when a chunk is sealed, every
+    /// `REPLAY_CHUNK_MS`.
     pub(crate) async fn write_chunk(
         &self,
         recording: &(String, String, u64),
@@ -183,14 +185,9 @@ impl RoomObject {
         match self.env.bucket(REPLAY_BUCKET) {
             Ok(bucket) => {
                 let key = Self::chunk_key(recording, chunk.index);
-                if let Some(stored) = bucket.get(key.clone()).execute().await? {
-                    let bytes = match stored.body() {
-                        Some(body) => body.bytes().await?,
-                        None => Vec::new(),
-                    };
-                    if !chunk.writes_over(&bytes) {
-                        return Ok(ChunkWrite::KeptFirst);
-                    }
+                // The key names the recording's start: what is there is its chunk.
+                if bucket.head(key.clone()).await?.is_some() {
+                    return Ok(ChunkWrite::KeptFirst);
                 }
                 bucket.put(key, chunk.bytes.clone()).execute().await?;
             }
@@ -216,37 +213,26 @@ impl RoomObject {
     }
 
     /// Whether this recorder save is one the test hook
-    /// `OVATION_FAULT_REPLAY_SAVES_FAILING_AFTER` (a count of saves that succeed first,
-    /// read once per object) makes fail: the state of an object killed between a chunk's
-    /// write and the save after it. Unset in every deployment.
+    /// `OVATION_FAULT_REPLAY_SAVES_FAILING_AFTER` (a count of saves that succeed first)
+    /// makes fail: the state of an object killed between a chunk's write and the save
+    /// after it. Unset in every deployment.
     fn replay_save_fault(&self) -> bool {
         let mut memory = self.memory.borrow_mut();
-        let left = memory.replay_saves_before_fault.get_or_insert_with(|| {
-            crate::text_binding(&self.env, "OVATION_FAULT_REPLAY_SAVES_FAILING_AFTER")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(u64::MAX)
-        });
-        if *left == 0 {
-            return true;
-        }
-        *left -= 1;
-        false
+        let slot = &mut memory.replay_saves_before_fault;
+        !count_down(
+            slot,
+            &self.env,
+            "OVATION_FAULT_REPLAY_SAVES_FAILING_AFTER",
+            u64::MAX,
+        )
     }
 
     /// Whether this chunk write is one the test hook `OVATION_FAULT_REPLAY_WRITES_FAILING`
-    /// (a count, read once per object) makes fail. Unset in every deployment.
+    /// (a count of writes that fail) makes fail. Unset in every deployment.
     fn replay_write_fault(&self) -> bool {
         let mut memory = self.memory.borrow_mut();
-        let left = memory.replay_write_faults_left.get_or_insert_with(|| {
-            crate::text_binding(&self.env, "OVATION_FAULT_REPLAY_WRITES_FAILING")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        });
-        if *left == 0 {
-            return false;
-        }
-        *left -= 1;
-        true
+        let slot = &mut memory.replay_write_faults_left;
+        count_down(slot, &self.env, "OVATION_FAULT_REPLAY_WRITES_FAILING", 0)
     }
 
     /// A stored chunk, if the window's read bound takes it (`Ok(None)` when absent): from
@@ -399,6 +385,19 @@ impl RoomObject {
         }
         Ok(resp)
     }
+}
+
+/// A test hook's count, read from `binding` once per object (`default` when unset): true,
+/// taking one, while some are left.
+fn count_down(slot: &mut Option<u64>, env: &Env, binding: &str, default: u64) -> bool {
+    let left = slot.get_or_insert_with(|| {
+        crate::text_binding(env, binding)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    });
+    let counting = *left > 0;
+    *left = left.saturating_sub(1);
+    counting
 }
 
 /// What writing one sealed chunk did.
