@@ -158,11 +158,10 @@ struct DueCharge {
     tenant: String,
 }
 
-/// Clears `Memory::creating` however a create ends (answered, refused or failed).
 impl Memory {
-    /// Shard batches the host gave up (a failed storage write, the queue's bound): the
-    /// room hears each, or would count them on their way for good.
-    fn shard_batches_given_up(&mut self, shards: impl IntoIterator<Item = u16>) {
+    /// Shard batches delivered or given up (a failed send, a failed storage write, the
+    /// queue's bound): the room hears each, or would count them on their way for good.
+    pub(crate) fn shard_batches_done(&mut self, shards: impl IntoIterator<Item = u16>) {
         let now = now_ms();
         if let Some(room) = self.room.as_mut() {
             for shard in shards {
@@ -172,6 +171,7 @@ impl Memory {
     }
 }
 
+/// Clears `Memory::creating` however a create ends (answered, refused or failed).
 struct Creating<'a>(&'a RefCell<Memory>);
 
 impl Drop for Creating<'_> {
@@ -460,7 +460,7 @@ impl RoomObject {
             // or the room would count them on their way for good (and hold their shards).
             self.memory
                 .borrow_mut()
-                .shard_batches_given_up(wire.iter().filter_map(|output| match output {
+                .shard_batches_done(wire.iter().filter_map(|output| match output {
                     Output::ToShard { shard, .. } => Some(*shard),
                     _ => None,
                 }));
@@ -493,7 +493,7 @@ impl RoomObject {
                             log_json(json!({"level":"warn","event":"shard_down_dropped",
                                 "batches": dropped,
                                 "queued_bytes": memory.shard_queues.bytes()}));
-                            memory.shard_batches_given_up(dropped.iter().map(|(s, _)| *s));
+                            memory.shard_batches_done(dropped.iter().map(|(s, _)| *s));
                         }
                     }
                     Output::Store(_) | Output::Log(_) | Output::Charge(_) => {

@@ -73,9 +73,7 @@ impl RoomObject {
             }
             // Delivered or given up: the room may send this shard what it held, at a tick
             // the alarm runs when due (not after the rest of the queue).
-            if let Some(room) = self.memory.borrow_mut().room.as_mut() {
-                room.shard_batch_done(shard, now_ms());
-            }
+            self.memory.borrow_mut().shard_batches_done([shard]);
             if let Err(e) = driver::arm_alarm(self).await {
                 log_json(json!({"level":"error","event":"alarm_unarmed","detail": e.to_string()}));
             }
