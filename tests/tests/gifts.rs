@@ -373,6 +373,9 @@ struct HoldingProxy {
     held: std::sync::Arc<(std::sync::Mutex<Vec<String>>, std::sync::Condvar)>,
     dropped: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     arrived: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Requests forwarded whose upstream answer came back (whether or not their client
+    /// was still there to take it).
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// The request line of each request held, in arrival order.
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -387,15 +390,17 @@ impl HoldingProxy {
             std::sync::Condvar::new(),
         ));
         let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let dropped = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
         let (gate, count, drops) = (held.clone(), arrived.clone(), dropped.clone());
         let seen = lines.clone();
+        let done = answered.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(mut client) = client else { continue };
                 let (gate, count, drops) = (gate.clone(), count.clone(), drops.clone());
-                let seen = seen.clone();
+                let (seen, done) = (seen.clone(), done.clone());
                 std::thread::spawn(move || {
                     // Headers, then the body by content-length.
                     let mut request = Vec::new();
@@ -462,6 +467,7 @@ impl HoldingProxy {
                     let _ = upstream.write_all(&request[body_at..]);
                     let mut answer = Vec::new();
                     let _ = upstream.read_to_end(&mut answer);
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let _ = client.write_all(&answer);
                 });
             }
@@ -471,6 +477,7 @@ impl HoldingProxy {
             held,
             dropped,
             arrived,
+            answered,
             lines,
         }
     }
@@ -501,6 +508,18 @@ impl HoldingProxy {
         while self.arrived.load(std::sync::atomic::Ordering::SeqCst) < n {
             assert!(started.elapsed() < wait, "the held requests never arrived");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until `n` forwarded requests were answered upstream.
+    fn wait_answered(&self, n: usize) {
+        let started = Instant::now();
+        while self.answered.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(
+                started.elapsed() < WAIT,
+                "the forwarded requests were never answered"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -535,15 +554,11 @@ fn a_gift_in_flight_at_the_end_is_paid_and_recorded_in_the_ended_room() {
     let mut ana = connect(&server, &room, "viewer", "ana");
     ana.send(&gift(1, "at-the-end", "heart", 1)).unwrap();
     proxy.wait_held(1);
-    let ending = {
-        let admin = server.admin();
-        let path = format!("/v1/rooms/{room}/end");
-        std::thread::spawn(move || admin.post(&path, &json!({})).unwrap())
-    };
+    let ending = end_in_background(&server, &room);
     ana.wait_for(WAIT, |e| matches!(e, Event::RoomEnded))
         .expect("the room ended with the charge in flight");
     proxy.release("at-the-end");
-    let ended = ending.join().unwrap();
+    let ended = ending.join().unwrap().expect("the end answered");
     assert_eq!(ended.status, 200, "{:?}", ended.body);
     assert_eq!(
         ended.body["settlement"]["status"], "settled",
@@ -783,11 +798,6 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
             .unwrap();
         epochs.push(state.body["epoch"].as_u64().expect("epoch"));
     }
-    let end_in_background = |server: &Server, room: &str| {
-        let admin = server.admin();
-        let path = format!("/v1/rooms/{room}/end");
-        std::thread::spawn(move || drop(admin.post(&path, &json!({}))))
-    };
 
     // 1. Killed with a charge in flight; the service makes it afterwards.
     proxy.hold("kill-charge");
@@ -930,12 +940,10 @@ fn an_end_over_the_hosts_socket_cut_short_by_a_kill_completes_by_itself() {
         "{}",
         proxy.held_line(2)
     );
-    let admin = server.admin();
-    let path = format!("/v1/rooms/{room}/end");
-    let operator = std::thread::spawn(move || admin.post(&path, &json!({})).unwrap());
+    let operator = end_in_background(&server, &room);
     proxy.wait_held(3);
     proxy.release("/settle");
-    let ended = operator.join().unwrap();
+    let ended = operator.join().unwrap().expect("the end answered");
     assert_eq!(ended.status, 200, "{:?}", ended.body);
     assert_eq!(
         ended.body["settlement"]["status"], "settled",
@@ -961,6 +969,16 @@ fn an_end_over_the_hosts_socket_cut_short_by_a_kill_completes_by_itself() {
 }
 
 /// `POST /v1/rooms` for `room` on a thread of its own (a create the test races).
+/// `POST /end` of `room` on a thread of its own: its answer, or `None` when the request
+/// failed (the worker killed under it).
+fn end_in_background(
+    server: &Server,
+    room: &str,
+) -> std::thread::JoinHandle<Option<ovation_cli::Reply>> {
+    let (admin, path) = (server.admin(), format!("/v1/rooms/{room}/end"));
+    std::thread::spawn(move || admin.post(&path, &json!({})).ok())
+}
+
 fn create_in_background(
     server: &Server,
     room: &str,
@@ -1002,7 +1020,7 @@ fn a_create_killed_while_opening_its_ledger_account_is_completed_by_its_retry() 
     server.kill_hard();
     let _ = first.join(); // its connection broke with the kill
     proxy.release("/open");
-    std::thread::sleep(Duration::from_millis(300)); // the service opens it
+    proxy.wait_answered(1); // the service opened it after the kill
     server = start();
     let body = json!({ "room": room, "host": "host-1" });
     let retried = server.admin().post("/v1/rooms", &body).unwrap();
@@ -1242,17 +1260,10 @@ fn an_end_waits_for_the_charges_in_flight_before_it_settles() {
     let mut ana = connect(&server, &room, "viewer", "ana");
     ana.send(&gift(1, "late-1", "heart", 1)).unwrap();
     proxy.wait_held(1);
-    let ending = {
-        let (admin, room) = (server.admin(), room.clone());
-        std::thread::spawn(move || {
-            admin
-                .post(&format!("/v1/rooms/{room}/end"), &json!({}))
-                .unwrap()
-        })
-    };
+    let ending = end_in_background(&server, &room);
     std::thread::sleep(Duration::from_millis(500));
     proxy.release("late-1");
-    let ended = ending.join().unwrap();
+    let ended = ending.join().unwrap().expect("the end answered");
     assert_eq!(ended.status, 200, "{:?}", ended.body);
     assert_eq!(
         (

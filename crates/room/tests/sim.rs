@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::Rng;
+use common::{gift_totals, Rng};
 use ovation_proto::limits::{
     CONNECTION_LIFETIME_MS_MIN, RING_AGE_MS_MAX, RING_EVENTS_MAX, TICK_MS,
 };
@@ -751,13 +751,6 @@ impl Client {
             sent_comments: 0,
         }
     }
-}
-
-/// The room's gift totals per gifter.
-fn gift_totals(room: &Room) -> BTreeMap<String, u64> {
-    room.gift_totals()
-        .map(|(user, total)| (user.to_owned(), total))
-        .collect()
 }
 
 fn drain_stores_only(room: &mut SimRoom) {

@@ -18,3 +18,10 @@ impl Rng {
         self.below(100) < percent
     }
 }
+
+/// A room's gift totals per gifter.
+pub fn gift_totals(room: &ovation_room::Room) -> std::collections::BTreeMap<String, u64> {
+    room.gift_totals()
+        .map(|(user, total)| (user.to_owned(), total))
+        .collect()
+}

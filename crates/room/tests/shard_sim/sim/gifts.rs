@@ -229,13 +229,8 @@ impl Sim {
             "seed {seed}: gifts never answered: {open:?}"
         );
         assert_eq!(self.room.gifts_pending(), 0, "seed {seed}: charges pending");
-        let totals: BTreeMap<String, u64> = self
-            .room
-            .gift_totals()
-            .map(|(user, total)| (user.to_owned(), total))
-            .collect();
         assert_eq!(
-            totals,
+            crate::common::gift_totals(&self.room),
             self.settlement.totals(),
             "seed {seed}: the room's gift totals are what the service charged"
         );
