@@ -147,7 +147,9 @@ class Room {
     this.transport = options.transport === "pull" ? "pull" : "ws";
     this._handlers = new Map();
     this._pending = new Map();
-    /** While an action starts: the ends told meanwhile (see `_act`). */
+    /** Actions starting now (nested), and the ends told meanwhile, made when one is (see
+     * `_act`). */
+    this._starting = 0;
     this._early = null;
     this._session = null;
     // Video sync (attachPlayer; the player keeps what it holds): interaction parts waiting
@@ -288,19 +290,18 @@ class Room {
     // Ends told while the action starts, before its id is known here: a socket that calls
     // its handlers inside `send` (a webview's bridge may) can close the session then, and
     // the action's end would find no promise and be lost, the promise never settled.
-    // One map for nested starts (a handler told during the start acting in turn): ids
-    // are unique, and the outer start's end may be told during the inner one.
-    const outer = this._early;
-    const early = outer ?? new Map();
-    this._early = early;
+    // Nested starts (a handler told during a start acting in turn) share the ends kept:
+    // ids are unique, and an outer start's end may be told during an inner one.
+    this._starting += 1;
     try {
       id = start(this._session);
     } catch (e) {
       return Promise.reject(wrapError(e));
     } finally {
-      this._early = outer;
+      this._starting -= 1;
     }
-    const told = early.get(id);
+    const told = this._early?.get(id);
+    if (this._starting === 0) this._early = null;
     return new Promise((resolve, reject) => {
       if (told) settle({ resolve, reject }, told);
       else this._pending.set(id, { resolve, reject });
@@ -518,7 +519,7 @@ class Room {
       case "done": {
         const pending = this._pending.get(event.id);
         if (!pending) {
-          this._early?.set(event.id, event);
+          if (this._starting > 0) (this._early ??= new Map()).set(event.id, event);
           break;
         }
         this._pending.delete(event.id);

@@ -442,54 +442,14 @@ impl Client {
     /// an action resent after a reconnect and refused for the rate goes again after the
     /// wait (`PendingAction::resent`); one refused for anything else is reported.
     pub(crate) fn action_refused(&mut self, client_id: u64, error: ActionError, now_ms: u64) {
-        let Some(mut action) = self.take_pending(client_id) else {
-            return;
-        };
-        let wait_ms = match error.code {
-            FailureCode::Refused(ErrorCode::RateLimited) if error.retry_after_ms != u32::MAX => {
-                Some(u64::from(error.retry_after_ms.max(1)))
+        if let FailureCode::Refused(ErrorCode::RateLimited) = error.code {
+            if self.resend_after_refusal(client_id, error.retry_after_ms, now_ms) {
+                return;
             }
-            _ => None,
-        };
-        // Within the action's timeout only: a wait past it (a slow mode's) is told at once,
-        // as before (a room without shards answers a resend it applied before any rate,
-        // so that refusal is not of an applied action).
-        let resend = wait_ms.filter(|wait_ms| {
-            action.reported
-                && action.resent
-                && matches!(self.phase, Phase::Open { .. })
-                && now_ms + wait_ms < action.created_ms + CLIENT_ACTION_TIMEOUT_MS
-        });
-        if let Some(wait_ms) = resend {
-            // Maybe applied already (see `PendingAction::resent`): again under its id,
-            // which the room answers without applying twice; its timeout still holds.
-            // Spaced a wait apart from the last one due: the frames refused together
-            // go one at a time, not all again together (refused again and again, the
-            // room would close the socket for too many frames).
-            let last_ms = self
-                .actions
-                .pending
-                .iter()
-                .filter_map(|p| p.resend_at_ms)
-                .max()
-                .unwrap_or(0);
-            let at_ms = (now_ms + wait_ms).max(last_ms + wait_ms);
-            action.resend_at_ms = Some(at_ms);
-            let at = self
-                .timers
-                .get(Timer::Resend)
-                .map_or(at_ms, |t| t.min(at_ms));
-            self.timers.set(Timer::Resend, at);
-            let index = self
-                .actions
-                .pending
-                .iter()
-                .position(|p| p.created_ms > action.created_ms)
-                .unwrap_or(self.actions.pending.len());
-            self.actions.pending.insert(index, action);
-            self.arm_action_timer();
-            return;
         }
+        let Some(action) = self.take_pending(client_id) else {
+            return;
+        };
         if action.reported {
             self.push_event(ClientEvent::Done {
                 id: client_id,
@@ -519,6 +479,44 @@ impl Client {
             let at = self.timers.get(Timer::LikeFlush).map_or(at, |t| t.max(at));
             self.timers.set(Timer::LikeFlush, at);
         }
+    }
+
+    /// An action resent after a reconnect and refused for the rate (`PendingAction::
+    /// resent`: maybe applied already) stays pending, to go again under its id after the
+    /// wait, which the room answers without applying twice; true when it does. Only when
+    /// the wait ends within the action's timeout (a longer one, a slow mode's, is told at
+    /// once, as before: a room without shards answers a resend it applied before any
+    /// rate). Spaced a wait apart from the last one due: frames refused together go one at
+    /// a time (all again together, refused again and again, the room would close the
+    /// socket for too many frames).
+    fn resend_after_refusal(&mut self, client_id: u64, retry_after_ms: u32, now_ms: u64) -> bool {
+        if retry_after_ms == u32::MAX || !matches!(self.phase, Phase::Open { .. }) {
+            return false;
+        }
+        let wait_ms = u64::from(retry_after_ms.max(1));
+        let last_ms = self
+            .actions
+            .pending
+            .iter()
+            .filter_map(|p| p.resend_at_ms)
+            .max()
+            .unwrap_or(0);
+        let Some(action) = self.actions.pending.iter_mut().find(|p| {
+            p.client_id == client_id
+                && p.reported
+                && p.resent
+                && now_ms + wait_ms < p.created_ms + CLIENT_ACTION_TIMEOUT_MS
+        }) else {
+            return false;
+        };
+        let at_ms = (now_ms + wait_ms).max(last_ms + wait_ms);
+        action.resend_at_ms = Some(at_ms);
+        let at = self
+            .timers
+            .get(Timer::Resend)
+            .map_or(at_ms, |t| t.min(at_ms));
+        self.timers.set(Timer::Resend, at);
+        true
     }
 
     /// Sends again the resent actions whose wait after a refusal for the rate is over.

@@ -104,10 +104,9 @@ impl Client {
                 // The room is live and takes this token: the upgrade failed for a moment
                 // (the Worker's per-user connect rate, a network blip), not for good. It
                 // does not count towards giving WebSockets up for pull, and the next
-                // try waits for the connect rate to refill; but so many in a row are a
-                // network that strips upgrades (`socket_failed`).
+                // try waits for the connect rate to refill; but so many upgrades failed
+                // are a network that strips them (`socket_failed`).
                 self.ws_failures = 0;
-                self.ws_failures_in_live_room = self.ws_failures_in_live_room.saturating_add(1);
                 if let (Phase::Waiting, Some(at_ms)) =
                     (&self.phase, self.timers.get(Timer::Reconnect))
                 {
@@ -150,16 +149,21 @@ impl Client {
     pub(crate) fn socket_failed(&mut self, now_ms: u64, reason: String) {
         self.check_admission(now_ms);
         self.ws_failures = self.ws_failures.saturating_add(1);
+        // A socket that opened and got no Welcome in time (a slow live room) is on a
+        // network that carries WebSockets: not an upgrade that failed.
+        if matches!(self.phase, Phase::Connecting { opened: false, .. }) {
+            self.upgrades_failed = self.upgrades_failed.saturating_add(1);
+        }
         // Only a session whose WebSockets never worked reads over the pull transport: one
         // that had a socket welcomed (it has a cursor) is on a network that carries them,
         // lost for a moment (a switch from wifi to cellular fails a few reconnects and
         // their admission checks), and keeps reconnecting rather than receive only for good.
-        // Failures whose admission check found the room live are forgiven, up to a
-        // bound: the check of this one has not answered yet, so it counts as one more.
+        // Failures whose admission check found the room live are forgiven, up to a bound
+        // on the upgrades that failed.
         if self.mode == TransportMode::Auto
             && self.cursor.is_none()
             && (self.ws_failures >= CLIENT_WS_FAILURES_BEFORE_PULL
-                || self.ws_failures_in_live_room + 1 >= CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL)
+                || self.upgrades_failed >= CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL)
         {
             self.start_pull(now_ms, Some(reason));
             return;

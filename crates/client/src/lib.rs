@@ -123,9 +123,10 @@ pub struct Client {
     // Sockets.
     next_socket: u64,
     ws_failures: u32,
-    /// Failed upgrades in a row whose admission check found the room live (forgiven in
-    /// `ws_failures`, counted here up to `CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL`).
-    ws_failures_in_live_room: u32,
+    /// Upgrades that failed (sockets that never opened) since the last Welcome, whatever
+    /// their admission checks found: `ws_failures` forgives those of a live room, up to
+    /// `CLIENT_WS_FAILURES_IN_LIVE_ROOM_BEFORE_PULL` of these.
+    upgrades_failed: u32,
     attempt: u32,
     /// Sockets closed `4005` for the application's pace (never reset: a Welcome does not
     /// make the application slower), each waiting longer before the next.
@@ -175,7 +176,7 @@ impl Client {
             ended: false,
             next_socket: 1,
             ws_failures: 0,
-            ws_failures_in_live_room: 0,
+            upgrades_failed: 0,
             attempt: 0,
             frame_rate_closes: 0,
             timers: TimerTable::default(),
@@ -283,11 +284,6 @@ impl Client {
                     // that does not know the query. The next try sends a Hello frame.
                     if hello_in_upgrade && opened {
                         self.upgrade_hello_unanswered = true;
-                    }
-                    // An upgrade that went through is a network that carries WebSockets
-                    // (a slow room, not a stripped upgrade): not one towards pull.
-                    if opened {
-                        self.ws_failures_in_live_room = 0;
                     }
                     self.close_socket(socket, CloseCode::Stale.code(), "connect timeout");
                     self.socket_failed(now_ms, "connect_timeout".into());

@@ -121,7 +121,7 @@ impl Client {
         }
         self.phase = Phase::Open { socket };
         self.ws_failures = 0;
-        self.ws_failures_in_live_room = 0;
+        self.upgrades_failed = 0;
         self.socket_cap_retries = 0;
         self.attempt = 0;
         // The frame carrying Welcome was just heard: the silence counts from it.

@@ -1611,15 +1611,15 @@ fn shards_asking_at_every_batch_do_not_starve_another_of_the_state() {
 /// One longest tick of a sharded room: the batches it sends its shards (other output
 /// dropped).
 fn batches_to_shards(room: &mut Room, now_ms: &mut u64) -> Vec<(u16, Vec<u8>)> {
-    batches_to_shards_stalling(room, now_ms, None)
+    batches_to_shards_stalling(room, now_ms, &[])
 }
 
 /// `batches_to_shards`, each reported delivered (`Room::shard_batch_done`), as a host
-/// would, unless it is `stalled`'s.
+/// would, unless it is a `stalled` shard's.
 fn batches_to_shards_stalling(
     room: &mut Room,
     now_ms: &mut u64,
-    stalled: Option<u16>,
+    stalled: &[u16],
 ) -> Vec<(u16, Vec<u8>)> {
     *now_ms += TICK_MS_MAX;
     room.handle_timeout(*now_ms);
@@ -1630,7 +1630,7 @@ fn batches_to_shards_stalling(
         })
         .collect();
     for (shard, _) in &batches {
-        if Some(*shard) != stalled {
+        if !stalled.contains(shard) {
             room.shard_batch_done(*shard, *now_ms);
         }
     }
@@ -2079,23 +2079,8 @@ fn held_broadcasts_past_the_rooms_bytes_give_up_the_shard_holding_the_most() {
     let mut now_ms = 0;
     let mut room = sharded_room(1, 3, now_ms);
     let stalled = [0u16, 1];
-    let tick = |room: &mut Room, now_ms: &mut u64, stalling: bool| -> Vec<(u16, ShardDown)> {
-        *now_ms += TICK_MS_MAX;
-        room.handle_timeout(*now_ms);
-        let batches: Vec<(u16, ShardDown)> = std::iter::from_fn(|| room.poll_output())
-            .filter_map(|output| match output {
-                Output::ToShard { shard, frame } => {
-                    Some((shard, ShardDown::decode(&frame).unwrap()))
-                }
-                _ => None,
-            })
-            .collect();
-        for (shard, _) in &batches {
-            if !(stalling && stalled.contains(shard)) {
-                room.shard_batch_done(*shard, *now_ms);
-            }
-        }
-        batches
+    let tick = |room: &mut Room, now_ms: &mut u64, stalling: bool| {
+        tick_stalling_shards(room, now_ms, if stalling { &stalled } else { &[] })
     };
     for _ in 0..4 {
         tick(&mut room, &mut now_ms, false); // the first states
@@ -2275,6 +2260,15 @@ fn a_shard_whose_held_events_were_given_up_gets_nothing_before_the_state() {
 /// One longest tick of a sharded room: its batches to shards, decoded, each reported
 /// delivered (`Room::shard_batch_done`) unless it is `stalled`'s.
 fn tick_stalling(room: &mut Room, now_ms: &mut u64, stalled: Option<u16>) -> Vec<(u16, ShardDown)> {
+    tick_stalling_shards(room, now_ms, stalled.as_slice())
+}
+
+/// `tick_stalling` with any number of shards stalled.
+fn tick_stalling_shards(
+    room: &mut Room,
+    now_ms: &mut u64,
+    stalled: &[u16],
+) -> Vec<(u16, ShardDown)> {
     batches_to_shards_stalling(room, now_ms, stalled)
         .into_iter()
         .map(|(shard, frame)| (shard, ShardDown::decode(&frame).unwrap()))
