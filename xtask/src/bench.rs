@@ -48,7 +48,7 @@ pub(crate) fn bench(which: Option<&str>) -> Result {
 /// and by 100 B in session 7 for the server's code on a 5xx or 429 (58,925 B: an `error`
 /// event for the admission check's and a pull read's server error, and `connect()`
 /// rejecting with its code; without it a worker without keys looked like no network),
-/// and by 1,000 B in session 13 for three refusals told right (59,888 B: `auto` reads over
+/// and by 1,000 B in session 13 for three refusals told right (59,777 B: `auto` reads over
 /// pull on a network that strips upgrades, an action resent after a reconnect and refused
 /// for the rate goes again rather than told refused, a promise settles when its end is
 /// told inside its own start; without them such a network could not connect, an app
