@@ -1,8 +1,13 @@
 //! Per-tenant directory of rooms (one object per tenant): live rooms under `room/`, and
 //! ended ones under `archived/`, with their replay window (at most `DIRECTORY_ROOMS_MAX`,
-//! the oldest ended dropped first).
+//! the oldest ended dropped first). A create lists its room before opening it; the
+//! entry is checked with the room later (`check/`, the alarm), and goes if the room never
+//! opened (`ovation_room::AdmittedEntry`).
 
 use crate::http::{error, json, object_json_body, ApiError};
+use crate::platform::{log_json, now_ms};
+use ovation_proto::limits::{directory_entry_check_again_after_ms, DIRECTORY_ENTRY_CHECK_AFTER_MS};
+use ovation_room::{AdmittedEntry, OpeningSeen};
 use serde::{Deserialize, Serialize};
 use worker::*;
 
@@ -37,17 +42,153 @@ struct Add {
     claim: bool,
 }
 
+/// A live entry a create admitted, to be checked with its room (`check/{room}`) once the
+/// create is surely over: an entry whose create died with its request (a killed
+/// process, a client gone) would stay listed for good otherwise.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+struct Check {
+    room: String,
+    /// The room object's tenant (the directory's own).
+    tenant: String,
+    /// The entry's `admitted_by`: a later create's entry is not this check's.
+    admitted_by: Option<u64>,
+    at_ms: u64,
+    /// Times the room did not say yet (`AdmittedEntry::AskAgain`).
+    #[serde(default)]
+    asks: u32,
+}
+
 const LIVE_PREFIX: &str = "room/";
 const ARCHIVED_PREFIX: &str = "archived/";
+const CHECK_PREFIX: &str = "check/";
 
 #[durable_object]
 pub struct DirectoryObject {
     state: State,
+    env: Env,
+}
+
+impl DirectoryObject {
+    /// `DIRECTORY_ENTRY_CHECK_AFTER_MS`, or shorter in tests
+    /// (`OVATION_TEST_DIRECTORY_CHECK_AFTER_MS`, which also stands for the waits between
+    /// asks).
+    fn check_after_ms(&self, asks: u32) -> u64 {
+        let test_ms = crate::text_binding(&self.env, "OVATION_TEST_DIRECTORY_CHECK_AFTER_MS")
+            .and_then(|ms| ms.parse::<u64>().ok());
+        match (test_ms, asks) {
+            (Some(ms), _) => ms.min(DIRECTORY_ENTRY_CHECK_AFTER_MS),
+            (None, 0) => DIRECTORY_ENTRY_CHECK_AFTER_MS,
+            (None, asks) => directory_entry_check_again_after_ms(asks),
+        }
+    }
+
+    /// Sets the alarm for `at_ms` unless one is set as early.
+    async fn alarm_by(&self, at_ms: u64) -> Result<()> {
+        let storage = self.state.storage();
+        let set = storage.get_alarm().await?;
+        if set.is_some_and(|set| set <= at_ms as i64) {
+            return Ok(());
+        }
+        let offset_ms = at_ms.saturating_sub(now_ms()).max(1);
+        storage
+            .set_alarm(std::time::Duration::from_millis(offset_ms))
+            .await
+    }
+
+    /// What the room object says of its opening; `None` when it does not answer.
+    async fn opening_of(&self, check: &Check) -> Option<OpeningSeen> {
+        let room = ovation_proto::RoomId::parse(&check.room).ok()?;
+        let stub = crate::room_stub(&self.env, &check.tenant, &room).ok()?;
+        let headers = Headers::new();
+        let identity = crate::contract::IdentityHeader {
+            user: "directory".into(),
+            name: String::new(),
+            role: ovation_proto::Role::Admin,
+            tenant: check.tenant.clone(),
+        };
+        let identity = serde_json::to_string(&identity).ok()?;
+        headers
+            .set(crate::contract::IDENTITY_HEADER, &identity)
+            .ok()?;
+        let mut resp = crate::call_with(&stub, Method::Get, "/opening", headers, None)
+            .await
+            .ok()?;
+        if resp.status_code() != 200 {
+            return None;
+        }
+        resp.json::<OpeningSeen>().await.ok()
+    }
+
+    /// Checks every entry due (`Check`): each goes, stays, or is asked about later.
+    async fn check_entries(&self) -> Result<()> {
+        let storage = self.state.storage();
+        let listed = storage
+            .list_with_options(ListOptions::new().prefix(CHECK_PREFIX))
+            .await?;
+        let mut checks = Vec::new();
+        for value in listed.values() {
+            let check: Check = serde_wasm_bindgen::from_value(value?)
+                .map_err(|e| Error::RustError(e.to_string()))?;
+            checks.push(check);
+        }
+        let mut next_ms: Option<u64> = None;
+        for check in checks {
+            if check.at_ms > now_ms() {
+                next_ms = Some(next_ms.map_or(check.at_ms, |n| n.min(check.at_ms)));
+                continue;
+            }
+            let verdict = AdmittedEntry::of(self.opening_of(&check).await);
+            // What the room said is about this check's entry only if nothing changed it
+            // meanwhile (a claim, a removal, an archive, a new create's admission).
+            let check_key = format!("{CHECK_PREFIX}{}", check.room);
+            if storage.get::<Check>(&check_key).await?.as_ref() != Some(&check) {
+                continue;
+            }
+            match verdict {
+                AdmittedEntry::Confirmed => storage.delete(&check_key).await.map(|_| ())?,
+                AdmittedEntry::Orphaned => {
+                    let live_key = format!("{LIVE_PREFIX}{}", check.room);
+                    let entry = storage.get::<Entry>(&live_key).await?;
+                    if entry.is_some_and(|e| e.admitted_by == check.admitted_by) {
+                        storage.delete(&live_key).await?;
+                        log_json(serde_json::json!({"level":"warn",
+                            "event":"directory_entry_orphaned","room": check.room,
+                            "detail":"listed by a create that never opened the room"}));
+                    }
+                    storage.delete(&check_key).await?;
+                }
+                AdmittedEntry::AskAgain => {
+                    let asks = check.asks.saturating_add(1);
+                    let at_ms = now_ms().saturating_add(self.check_after_ms(asks));
+                    storage
+                        .put(
+                            &check_key,
+                            &Check {
+                                asks,
+                                at_ms,
+                                ..check
+                            },
+                        )
+                        .await?;
+                    next_ms = Some(next_ms.map_or(at_ms, |n| n.min(at_ms)));
+                }
+            }
+        }
+        if let Some(next_ms) = next_ms {
+            self.alarm_by(next_ms).await?;
+        }
+        Ok(())
+    }
 }
 
 impl DurableObject for DirectoryObject {
-    fn new(state: State, _env: Env) -> Self {
-        DirectoryObject { state }
+    fn new(state: State, env: Env) -> Self {
+        DirectoryObject { state, env }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.check_entries().await?;
+        Response::empty()
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -77,6 +218,31 @@ impl DurableObject for DirectoryObject {
                         return error(ApiError::new(e.http_status(), e.code(), &e.message()));
                     }
                 }
+                let check_key = format!("{CHECK_PREFIX}{}", entry.room);
+                if claim {
+                    // Its room is open: nothing to check.
+                    storage.delete(&check_key).await?;
+                } else {
+                    let tenant = req
+                        .headers()
+                        .get(crate::contract::IDENTITY_HEADER)
+                        .ok()
+                        .flatten()
+                        .and_then(|h| {
+                            serde_json::from_str::<crate::contract::IdentityHeader>(&h).ok()
+                        })
+                        .map(|identity| identity.tenant)
+                        .ok_or_else(|| Error::RustError("an add without its tenant".into()))?;
+                    let check = Check {
+                        room: entry.room.clone(),
+                        tenant,
+                        admitted_by: entry.admitted_by,
+                        at_ms: now_ms().saturating_add(self.check_after_ms(0)),
+                        asks: 0,
+                    };
+                    storage.put(&check_key, &check).await?;
+                    self.alarm_by(check.at_ms).await?;
+                }
                 storage.put(&key, &entry).await?;
                 json(serde_json::json!({ "ok": true, "existed": existed }), 200)
             }
@@ -103,6 +269,9 @@ impl DurableObject for DirectoryObject {
                 });
                 if its_own {
                     storage.delete(&key).await?;
+                    storage
+                        .delete(&format!("{CHECK_PREFIX}{}", remove.room))
+                        .await?;
                 }
                 json(serde_json::json!({ "ok": true }), 200)
             }
@@ -172,6 +341,9 @@ impl DurableObject for DirectoryObject {
                 storage.put(&archived_key, &entry).await?;
                 if live_is_this_opening {
                     storage.delete(&live_key).await?;
+                    storage
+                        .delete(&format!("{CHECK_PREFIX}{}", archive.room))
+                        .await?;
                 }
                 json(serde_json::json!({ "ok": true }), 200)
             }

@@ -392,7 +392,11 @@ fn room_in(url: &Url) -> std::result::Result<RoomId, ApiError> {
 
 /// The room's Durable Object: named by tenant and room (tenants never share rooms),
 /// placed by the room id's region prefix.
-fn room_stub(env: &Env, tenant: &str, room: &RoomId) -> std::result::Result<Stub, ApiError> {
+pub(crate) fn room_stub(
+    env: &Env,
+    tenant: &str,
+    room: &RoomId,
+) -> std::result::Result<Stub, ApiError> {
     env.durable_object("ROOMS")
         .and_then(|ns| {
             ns.get_by_name_with_location_hint(

@@ -534,7 +534,19 @@ impl Settlement {
     /// `server_through` on workerd alone (a process the test may kill with `kill_hard`
     /// and start again on the same `data_dir`).
     pub fn workerd_through(&self, base: &str, data_dir: &Path) -> Server {
-        Server::start_on_with_vars(Runtime::Workerd, data_dir, &self.worker_vars(base))
+        self.workerd_through_with(base, data_dir, &[])
+    }
+
+    /// `workerd_through`, with more of the worker's variables.
+    pub fn workerd_through_with(
+        &self,
+        base: &str,
+        data_dir: &Path,
+        vars: &[(&str, &str)],
+    ) -> Server {
+        let mut all = self.worker_vars(base).to_vec();
+        all.extend_from_slice(vars);
+        Server::start_on_with_vars(Runtime::Workerd, data_dir, &all)
     }
 
     /// Asserts the ledger's audit holds (every balance sums to zero, none negative, ...).

@@ -1044,6 +1044,62 @@ fn a_create_killed_while_opening_its_ledger_account_is_completed_by_its_retry() 
     settlement.assert_audit_holds();
 }
 
+/// A create killed (-9, the whole process group) after the directory listed its room and
+/// before the room opened, and never retried (an operator's script that died with it, or
+/// a request whose client went away), once left the room listed live for good, a room
+/// nobody could join, holding one of the tenant's places. The directory now asks the room
+/// about each entry a create admitted, once the create is surely over
+/// (`DIRECTORY_ENTRY_CHECK_AFTER_MS`, shortened here), after the restart by its stored
+/// alarm: an entry of a create that never opened goes, both for a room never opened and
+/// for one whose earlier opening ended and was archived; rooms that opened stay listed,
+/// the archived one stays archived, and a room created again afterwards is listed once.
+#[test]
+fn a_create_killed_and_never_retried_leaves_no_room_listed() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &[]);
+    let data = scratch_dir("gifts-create-kill-orphan");
+    let check_after = [("OVATION_TEST_DIRECTORY_CHECK_AFTER_MS", "1000")];
+    let start = || settlement.workerd_through_with(&proxy.base, &data, &check_after);
+    let mut server = start();
+    let opened = create_room(&server, "weur");
+    let ended = create_room(&server, "weur");
+    end_with_settlement(&server, &ended, "settled");
+    assert!(archived(&server, &ended));
+    let never_opened = ovation_tests::room_id("weur");
+    for (held, room) in [&never_opened, &ended].into_iter().enumerate() {
+        proxy.hold("/open");
+        let create = create_in_background(&server, room);
+        proxy.wait_held(held + 1);
+        assert_eq!(live_entries(&server, room), 1, "listed before it opens");
+        server.kill_hard();
+        let _ = create.join(); // its connection broke with the kill
+        proxy.drop_held("/open");
+        proxy.wait_dropped();
+        server = start();
+    }
+    let started = Instant::now();
+    while live_entries(&server, &never_opened) + live_entries(&server, &ended) > 0 {
+        assert!(
+            started.elapsed() < 3 * WAIT,
+            "a room whose create died is still listed live"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        live_entries(&server, &opened),
+        1,
+        "an open room stays listed"
+    );
+    assert!(archived(&server, &ended), "the ended room stays archived");
+    let body = json!({ "room": never_opened, "host": "host-1" });
+    let created = server.admin().post("/v1/rooms", &body).unwrap();
+    assert_eq!(created.status, 201, "{created:?}");
+    // Past its own check: the entry of a create that opened the room stays.
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(live_entries(&server, &never_opened), 1, "listed once");
+    assert_eq!(live_entries(&server, &opened), 1);
+}
+
 /// Creates of one room sent at once (a client retrying before its first create answered):
 /// one opens the room and its ledger account; the others wait for it and answer as a
 /// create sent after it would, `409 room_exists`, without a second account. Before, each

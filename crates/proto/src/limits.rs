@@ -321,6 +321,27 @@ pub const OBJECT_BODY_BYTES_MAX: usize = 2 * ADMIN_BODY_BYTES_MAX + 4 * 1024;
 /// `OVATION_TEST_DIRECTORY_REMOVE_DELAY_MS` (a test knob: a failed create's directory
 /// removal lands this late) is taken up to this.
 pub const TEST_DIRECTORY_REMOVE_DELAY_MS_MAX: u64 = 10_000;
+/// How long after a create admitted a room to the directory the directory asks the room
+/// whether it opened (`ovation_room::AdmittedEntry`): past the longest a create can take
+/// (the Worker waits up to `2 × SETTLEMENT_CALL_TIMEOUT_MS + 5 s` for a create under way,
+/// then creates with one more settlement call), so a create still running is never taken
+/// for one that died. `OVATION_TEST_DIRECTORY_CHECK_AFTER_MS` (tests) shortens it.
+pub const DIRECTORY_ENTRY_CHECK_AFTER_MS: u64 = 120_000;
+const _: () = assert!(
+    DIRECTORY_ENTRY_CHECK_AFTER_MS > 4 * SETTLEMENT_CALL_TIMEOUT_MS as u64 + 5_000,
+    "an entry is asked about only after its create is over"
+);
+/// An entry whose room could not say yet (a create under way, an earlier end not
+/// finished, no answer) is asked about again after this, doubled per ask up to
+/// `DIRECTORY_ENTRY_CHECK_AGAIN_MS_MAX`.
+pub const DIRECTORY_ENTRY_CHECK_AGAIN_MS: u64 = 30_000;
+pub const DIRECTORY_ENTRY_CHECK_AGAIN_MS_MAX: u64 = 3_600_000;
+
+/// When an entry asked about `asks` times without an answer is asked again.
+pub fn directory_entry_check_again_after_ms(asks: u32) -> u64 {
+    let doublings = asks.saturating_sub(1).min(16);
+    (DIRECTORY_ENTRY_CHECK_AGAIN_MS << doublings).min(DIRECTORY_ENTRY_CHECK_AGAIN_MS_MAX)
+}
 /// A viewer's reads of the room over HTTP (`…/state`, `…/events`, parts and replay
 /// windows the room object answers), as a token bucket per user, in the Worker before the
 /// room object wakes and in the room object: the SDK's pull transport reads once a second

@@ -1,8 +1,10 @@
 //! The tenant directory's lists a page at a time (`GET /v1/rooms`): which list, how many
 //! rooms, from which room on; and the page cut from what storage lists in key order. The
 //! Worker checks the query with it before asking the directory, which cuts the page.
+//! And what becomes of an entry a create admitted, once the directory asks its room
+//! (`AdmittedEntry`).
 
-use crate::AdminError;
+use crate::{AdminError, RoomStatus};
 use ovation_proto::limits::DIRECTORY_PAGE_ROOMS_MAX;
 use ovation_proto::RoomId;
 
@@ -122,6 +124,61 @@ impl DirectoryQuery {
     }
 }
 
+/// What a room object says of its opening (its internal `GET /opening`), asked by the
+/// directory about an entry a create admitted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpeningSeen {
+    /// The stored opening's status; `None` when the object holds none (never created,
+    /// or a create that died before it stored one).
+    pub status: Option<RoomStatus>,
+    /// The opening ended, and its end is settled and archived.
+    pub end_finished: bool,
+    /// A create is under way in the object now.
+    pub creating: bool,
+}
+
+/// What becomes of an entry a create admitted, `DIRECTORY_ENTRY_CHECK_AFTER_MS` after
+/// its admission. The directory lists a room before its create opens it (the admission
+/// is the room count's limit), and only that create's request removes the entry when the
+/// create fails: a process killed in between, or a request cancelled with its client
+/// gone, left a room listed live that never opened, for good, holding one of the
+/// tenant's `DIRECTORY_ROOMS_MAX` places.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdmittedEntry {
+    /// Its room opened (and, if it ended since, its end archives the entry): listed,
+    /// not asked about again.
+    Confirmed,
+    /// No opening of its create's: the entry goes (if still the one that create made).
+    Orphaned,
+    /// A create still under way, an earlier opening's end not finished (the create that
+    /// waits for it may still open the room), or no answer: asked again later
+    /// (`DIRECTORY_ENTRY_CHECK_AGAIN_MS`).
+    AskAgain,
+}
+
+impl AdmittedEntry {
+    /// `seen`: the room's answer, `None` when it gave none.
+    pub fn of(seen: Option<OpeningSeen>) -> AdmittedEntry {
+        let Some(seen) = seen else {
+            return AdmittedEntry::AskAgain;
+        };
+        if seen.creating {
+            return AdmittedEntry::AskAgain;
+        }
+        match seen.status {
+            None => AdmittedEntry::Orphaned,
+            Some(RoomStatus::Live) => AdmittedEntry::Confirmed,
+            // An end not finished may be this entry's own opening's (its end archives
+            // the entry) or an earlier one's (a create refused while it settles).
+            Some(RoomStatus::Ended) if !seen.end_finished => AdmittedEntry::AskAgain,
+            // A finished end archived its own opening's entry, and a live entry made
+            // after the end is left by the archive (`/archive`'s `ended_ms`): this one
+            // is of a create that never opened the room.
+            Some(RoomStatus::Ended) => AdmittedEntry::Orphaned,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +188,48 @@ mod tests {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             (k.to_owned(), v.to_owned())
         }))
+    }
+
+    #[test]
+    fn an_admitted_entry_goes_only_when_no_opening_of_its_create_exists() {
+        let seen = |status, end_finished, creating| {
+            Some(OpeningSeen {
+                status,
+                end_finished,
+                creating,
+            })
+        };
+        let (live, ended) = (Some(RoomStatus::Live), Some(RoomStatus::Ended));
+        // The create died before the room stored an opening.
+        assert_eq!(
+            AdmittedEntry::of(seen(None, false, false)),
+            AdmittedEntry::Orphaned
+        );
+        // A create under way (and a retry's), whatever the object held before.
+        for status in [None, live, ended] {
+            for end_finished in [false, true] {
+                assert_eq!(
+                    AdmittedEntry::of(seen(status, end_finished, true)),
+                    AdmittedEntry::AskAgain
+                );
+            }
+        }
+        assert_eq!(
+            AdmittedEntry::of(seen(live, false, false)),
+            AdmittedEntry::Confirmed
+        );
+        // Ended: its end archives the entry, or a create waiting for it may open the room.
+        assert_eq!(
+            AdmittedEntry::of(seen(ended, false, false)),
+            AdmittedEntry::AskAgain
+        );
+        // Ended and archived before this entry was made: a re-create that never opened.
+        assert_eq!(
+            AdmittedEntry::of(seen(ended, true, false)),
+            AdmittedEntry::Orphaned
+        );
+        // A room that did not answer is asked again, never taken for gone.
+        assert_eq!(AdmittedEntry::of(None), AdmittedEntry::AskAgain);
     }
 
     #[test]

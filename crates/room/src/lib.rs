@@ -50,7 +50,7 @@ pub use admission::{Admitted, RateRefused, RoomAnswer, UserRateLimiter, UserRoom
 pub use api::*;
 use audience::*;
 use connections::*;
-pub use directory::{DirectoryPage, DirectoryQuery, Listed};
+pub use directory::{AdmittedEntry, DirectoryPage, DirectoryQuery, Listed, OpeningSeen};
 use dispatch::*;
 use flush::Pacing;
 pub use gifts::default_gift_catalog;

@@ -166,6 +166,17 @@ impl RoomObject {
                 json(body, 200).map_err(internal)?
             }
             (Method::Get, "/state") => json(self.state_json()?, 200).map_err(internal)?,
+            // The directory's check of an entry a create admitted (internal).
+            (Method::Get, "/opening") => {
+                let end_finished = self.end_finished();
+                let memory = self.memory.borrow();
+                let seen = ovation_room::OpeningSeen {
+                    status: memory.room.as_ref().map(|room| room.status()),
+                    end_finished,
+                    creating: memory.creating,
+                };
+                json(seen, 200).map_err(internal)?
+            }
             (Method::Get, "/replay") => {
                 // The same parser as the router's, which refused a bad query already.
                 let window = ovation_proto::ReplayQuery::from_pairs(url.query_pairs())?;
