@@ -78,7 +78,8 @@ export interface GapEvent {
  * Likes this client made that the room will not count, with why: "too_many" (more
  * than 1,000 waiting to be sent), "closed" / "room_ended" (the session ended first; or
  * the server's code when it ended the session: "banned", "room_full", "bad_frame", ...),
- * "unsupported_transport" (pull only receives), "timeout" (sent, never answered) or
+ * "unsupported_transport" (pull only receives), "not_sent" (no connection to send them
+ * on within the action timeout: not counted), "timeout" (sent, never answered) or
  * "unconfirmed" (sent, and the session ended or moved to pull before the answer): those
  * may or may not have been counted; or the room's refusal code. Likes refused for the
  * room's rate are sent again and never reported here.
@@ -91,7 +92,10 @@ export interface LikesDroppedEvent {
 
 export declare class OvationError extends Error {
   /** Stable machine-readable code: "rate_limited", "forbidden", "too_long", "invalid",
-   * "timeout", "closed", "room_ended", "unsupported_transport", "invalid_options", ...
+   * "timeout" (sent, no answer within 20 s: it may have been applied), "not_sent" (no
+   * connection to send it on within 20 s: never applied, safe to send again), "closed",
+   * "room_ended", "unsupported_transport", "invalid_options", "bad_response" (an answer
+   * that is not the API's, such as a proxy's page), ...
    * `connect` rejects with the server's code at once when it refuses (on every
    * transport): "token_expired", "token_invalid_signature", "token_wrong_room", "room_not_found",
    * "room_ended", "too_many_sockets" (the user's other tabs hold the room's limit), ...;
@@ -237,7 +241,11 @@ export interface Recording {
  */
 export interface Replay {
   readonly state: RoomState;
-  readonly status: "open" | "closed";
+  /**
+   * "refused": the server refused a window for good (HTTP 400, 401, 403, 404, 410, told
+   * once as an `error` event): what arrived still plays, nothing more is fetched.
+   */
+  readonly status: "open" | "refused" | "closed";
   readonly transport: "replay";
   /** Always 0: a recording has no audience count. */
   readonly online: number;

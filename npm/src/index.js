@@ -526,9 +526,12 @@ class Room {
         settle(pending, event);
         break;
       }
-      case "error":
-        this._emit("error", new OvationError(event.code, event.message));
+      case "error": {
+        const e = new OvationError(event.code, event.message);
+        if (event.retry_after_ms) e.retryAfterMs = event.retry_after_ms; // the server's wait
+        this._emit("error", e);
         break;
+      }
       case "likes_dropped":
         this._emit("likes_dropped", {
           count: event.count,

@@ -207,8 +207,11 @@ class Replay {
   _windowFailed(error) {
     this._core.windowFailed(Date.now());
     this._emit("error", error);
+    if (this._closed) return; // an `error` handler closed it
     if (FINAL_STATUSES.has(error.status)) {
-      this._refused = error; // what has arrived still plays; nothing more is fetched
+      // What has arrived still plays; nothing more is fetched, and `status` says so.
+      this._refused = error;
+      this.status = "refused";
       return;
     }
     clearTimeout(this._retry);

@@ -196,6 +196,44 @@ test("a server answering 503 with its code: connect() rejects with that code on 
   assert.deepEqual(uncaught.map(String), []);
 });
 
+test("a server answering 200 with a page that is not the API's: connect() rejects bad_response on every transport", async () => {
+  // A proxy in front of the service whose fallback answers every path with the app's
+  // HTML page: the SDK was told nothing (the body read as a network failure) and
+  // rejected `connect_timeout`, though the server answered.
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end("<!doctype html><title>app</title>");
+  });
+  server.on("upgrade", (_req, socket) => {
+    const page = "<!doctype html>";
+    socket.end(
+      `HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: ${page.length}\r\n\r\n${page}`,
+    );
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  try {
+    for (const transport of ["ws", "auto", "pull"]) {
+      await assert.rejects(
+        connect({
+          url,
+          room: "weur-page",
+          token: TOKENS.ana,
+          WebSocket,
+          transport,
+          timeoutMs: 1500,
+        }),
+        (e) => e instanceof OvationError && e.code === "bad_response",
+        transport,
+      );
+    }
+  } finally {
+    server.close();
+  }
+  await sleep(100);
+  assert.deepEqual(uncaught.map(String), []);
+});
+
 test("an ended room ends a pull session: ended, then closed", async () => {
   const room = await createRoom();
   const viewer = await connect({ url: URL_MAIN, room, token: TOKENS.cy, transport: "pull" });

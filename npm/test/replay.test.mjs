@@ -565,7 +565,20 @@ test("a refusal no retry changes is told once and stops the fetches", async (t) 
   }
   assert.deepEqual(errors, ["token_expired"]);
   assert.equal(expired.requests.length, 1, "not asked again");
+  assert.equal(r.status, "refused", "the replay says it fetches no more");
   r.close();
+  assert.equal(r.status, "closed");
+  // An `error` handler that closes the replay at the refusal leaves it closed.
+  refuse = false;
+  const closing = await replay({ url: "http://127.0.0.1:1", room: "weur-show", token: "t", fetch });
+  closing.on("error", () => closing.close());
+  refuse = true;
+  const player = new ScriptedVideo();
+  await closing.attachPlayer(player);
+  await player.playTo(0.25);
+  await settle();
+  assert.equal(expired.requests.length, 2, "the closing replay was refused");
+  assert.equal(closing.status, "closed");
 });
 
 test("a window the store could not complete is played as far as it goes and told as replay_incomplete", async () => {

@@ -283,6 +283,21 @@ test("a connect that ends rejects with the refusal that ended it, not an older e
   );
 });
 
+test("an error event keeps the server's wait (retryAfterMs), as an action's refusal does", async () => {
+  const { room, session } = await join();
+  const told = [];
+  room.on("error", (e) => told.push([e.code, e.retryAfterMs]));
+  session.say(
+    { type: "error", code: "rate_limited", message: "too many frames", retry_after_ms: 500 },
+    { type: "error", code: "network", message: "down", retry_after_ms: 0 },
+  );
+  assert.deepEqual(told, [
+    ["rate_limited", 500],
+    ["network", undefined],
+  ]);
+  room.close();
+});
+
 test("a wasm that fails to load is told as sdk_load_failed, and the next connect loads again", async () => {
   await assert.rejects(
     failingLoadSdk.connect({ url: "http://127.0.0.1:1", room: "r", token: "t" }),

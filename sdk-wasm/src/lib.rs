@@ -611,6 +611,11 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
                     done(match body {
                         Err(_) if !success => refused(status, &JsValue::UNDEFINED),
                         Ok(body) if !success => refused(status, &body),
+                        // A 2xx body that is not JSON (a proxy's HTML page): told as
+                        // `bad_response` with its status, not as a network failure.
+                        Err(e) if e.is_instance_of::<js_sys::SyntaxError>() => {
+                            failed(status, FailureCode::BadResponse, describe(&e))
+                        }
                         Err(e) => failed(0, FailureCode::Network, describe(&e)),
                         Ok(text) if part => FetchReply::Part {
                             value: text.as_string().unwrap_or_default(),
@@ -625,7 +630,7 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
                             parsed.unwrap_or_else(|pull::BadField(field)| {
                                 let message =
                                     ["the answer's `", field, "` is missing or malformed"].concat();
-                                failed(0, FailureCode::BadResponse, message)
+                                failed(status, FailureCode::BadResponse, message)
                             })
                         }
                     })

@@ -603,15 +603,24 @@ impl Client {
                 break;
             }
             let action = self.actions.pending.pop_front().expect("non-empty");
-            let message = "no answer: it may have been applied";
+            // One never sent (no socket opened all the while) is told so: `timeout`
+            // says it may have been applied, and an app would not send it again.
+            let (code, message) = if action.sent {
+                (FailureCode::Timeout, "no answer: it may have been applied")
+            } else {
+                (
+                    FailureCode::NotSent,
+                    "not sent: no connection to the room in time",
+                )
+            };
             if action.reported {
                 self.push_event(ClientEvent::Done {
                     id: action.client_id,
                     seq: None,
-                    error: Some(ActionError::new(FailureCode::Timeout, message)),
+                    error: Some(ActionError::new(code, message)),
                 });
             } else {
-                self.likes_dropped(action.likes, FailureCode::Timeout, message);
+                self.likes_dropped(action.likes, code, message);
             }
         }
         self.arm_action_timer();

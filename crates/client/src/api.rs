@@ -103,7 +103,8 @@ pub enum FetchReply {
         newer: Option<u64>,
     },
     Events(PullEvents),
-    /// HTTP error (with the API's error code) or a network failure (`status` 0).
+    /// HTTP error (with the API's error code), a network failure (`status` 0), or a 2xx
+    /// answer whose body is not the API's (`bad_response`, with its 2xx `status`).
     Failed {
         status: u16,
         code: FailureCode,
@@ -123,6 +124,9 @@ pub enum FailureCode {
     Timeout,
     /// The session closed before the action was answered (or started).
     Closed,
+    /// No socket to send the action on within `CLIENT_ACTION_TIMEOUT_MS` (reconnecting
+    /// all along): never sent, so never applied; safe to send again.
+    NotSent,
     /// Like frames sent without an answer before the session ended or switched to pull:
     /// they may or may not have been counted.
     Unconfirmed,
@@ -172,6 +176,7 @@ impl FailureCode {
             FailureCode::Refused(code) => code.as_str(),
             FailureCode::Timeout => "timeout",
             FailureCode::Closed => "closed",
+            FailureCode::NotSent => "not_sent",
             FailureCode::Unconfirmed => "unconfirmed",
             FailureCode::UnsupportedTransport => "unsupported_transport",
             FailureCode::UnsupportedProtocol => "unsupported_protocol",
@@ -200,6 +205,7 @@ impl Clone for FailureCode {
             FailureCode::Refused(code) => FailureCode::Refused(*code),
             FailureCode::Timeout => FailureCode::Timeout,
             FailureCode::Closed => FailureCode::Closed,
+            FailureCode::NotSent => FailureCode::NotSent,
             FailureCode::Unconfirmed => FailureCode::Unconfirmed,
             FailureCode::UnsupportedTransport => FailureCode::UnsupportedTransport,
             FailureCode::UnsupportedProtocol => FailureCode::UnsupportedProtocol,

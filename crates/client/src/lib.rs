@@ -595,19 +595,23 @@ impl Client {
                 }
                 if status == 429 {
                     // The user's read rate (`USER_READS_PER_S`), not a failing room or
-                    // network: read again after an interval, without a backoff that
-                    // several parts refused at once would add up, and still `open`.
+                    // network: read again after an interval (longer than the wait the
+                    // server names, a token's refill), without a backoff that several
+                    // parts refused at once would add up, and still `open`. Told once a
+                    // streak: while refused the room's news stops (many clients reading
+                    // with one token), and a first read refused until the connect gives
+                    // up rejects with the server's code, not a timeout.
                     if req.kind == FetchKind::Part {
                         self.pull.state_stale = true;
                     }
-                    // Before the session opened, told: a first read refused until the
-                    // connect gives up rejects with the server's code, not a timeout.
-                    if self.status != Status::Open && self.cursor.is_none() {
+                    if !core::mem::replace(&mut self.pull.rate_limited, true) {
                         self.emit_error(code, &message, 0);
                     }
                     self.timers.set(Timer::Poll, now_ms + self.pull.interval_ms);
                     return;
                 }
+                // A 2xx whose body is not the API's (a proxy's page) is told too, as
+                // `bad_response`: only a network failure (`status` 0) is not.
                 if status != 0 {
                     // A server error a retry may change: read again after a backoff, and
                     // tell the server's code (as the socket's admission check does).
@@ -626,10 +630,12 @@ impl Client {
             }
             FetchReply::State(state) => {
                 self.pull.failures = 0;
+                self.pull.rate_limited = false;
                 self.on_pull_state(state, now_ms);
             }
             FetchReply::Events(events) => {
                 self.pull.failures = 0;
+                self.pull.rate_limited = false;
                 self.on_pull_events(events, req.sent_ms, now_ms);
             }
             FetchReply::Part { value, newer } => {
@@ -643,7 +649,8 @@ impl Client {
         // (but for a part that moved on while it was read: the newer version comes after
         // the next events read names it).
         let settled = self.phase == Phase::Pull && self.pull.requests.is_empty();
-        if settled && self.pull.failures == 0 && self.status != Status::Open {
+        let whole = self.pull.failures == 0 && !self.pull.rate_limited;
+        if settled && whole && self.status != Status::Open {
             self.set_status(Status::Open, None);
         }
         if settled && self.timers.get(Timer::Poll).is_none() {

@@ -12,6 +12,10 @@ pub(crate) struct Pull {
     pub(crate) requests: Vec<(u64, PullRequest)>,
     /// Failed pulls in a row (backoff).
     pub(crate) failures: u32,
+    /// A read was refused for the user's read rate since the state or the events last
+    /// answered: the refusal is told once a streak, and the session does not open on a
+    /// state whose refused part is missing.
+    pub(crate) rate_limited: bool,
     pub(crate) interval_ms: u64,
     /// When the next read of the events is due: an interval after the last one, even
     /// when the state and parts were read in between (a part that changes faster than a
@@ -28,6 +32,7 @@ impl Default for Pull {
             next_request: 1,
             requests: Vec::new(),
             failures: 0,
+            rate_limited: false,
             interval_ms: u64::from(PULL_INTERVAL_MS),
             events_due_ms: 0,
             state_stale: true,

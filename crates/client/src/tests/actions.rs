@@ -41,6 +41,32 @@ fn actions_are_acknowledged_retried_under_the_same_id_and_end_exactly_once() {
     ));
 }
 
+/// An action made while the session reconnects and not sent before its timeout (no socket
+/// opened all the while) ends `not_sent`: `timeout` says it may have been applied, and an
+/// app would not send it again, so it was lost. One sent and unanswered still ends
+/// `timeout`.
+#[test]
+fn an_action_never_sent_ends_not_sent_and_one_sent_ends_timeout() {
+    let (mut c, socket) = open_client(0);
+    let sent = c.comment("sent", 0).unwrap();
+    c.handle_socket_closed(socket, 1006, "", 10);
+    let unsent = c.comment("never sent", 10).unwrap();
+    c.handle_timeout(10 + CLIENT_ACTION_TIMEOUT_MS);
+    let ends: Vec<(u64, String)> = events(&mut c)
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Done {
+                id, error: Some(e), ..
+            } => Some((id, e.code.as_str().to_owned())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        vec![(sent, "timeout".into()), (unsent, "not_sent".into())]
+    );
+}
+
 /// A question resent on the next socket (its ack lost with the first) and refused there
 /// for the rate (a big room's shard that had not yet seen the room acknowledge the first
 /// copy) may have been applied: it is sent again under its id after the wait, never told

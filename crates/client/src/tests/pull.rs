@@ -17,6 +17,14 @@ fn live_state(version: u64, parts: &[(&str, u64)]) -> PullState {
 }
 
 /// No new events in epoch 2, the room at `version`, read again in 1 s.
+/// The one request transmitted: its number and path.
+fn only_fetch(t: Vec<Transmit>) -> (u64, String) {
+    match t.as_slice() {
+        [Transmit::Fetch { request, path, .. }] => (*request, path.clone()),
+        other => panic!("{other:?}"),
+    }
+}
+
 fn no_events(version: u64, server_time_ms: u64) -> PullEvents {
     PullEvents {
         events: Vec::new(),
@@ -167,8 +175,9 @@ fn on_pull_an_ended_room_closes_the_session() {
 }
 
 /// A read refused for the user's read rate (`429 rate_limited`) is read again after the
-/// poll interval: the session stays open, and many refused at once do not add up to a
-/// long backoff.
+/// poll interval: the session stays open, many refused at once do not add up to a long
+/// backoff, and the application is told once a streak (the room's news stops while
+/// refused; it was told only before the session opened).
 #[test]
 fn a_read_refused_for_the_read_rate_is_read_again_after_an_interval_and_stays_open() {
     let mut c = client(TransportMode::Pull, 0);
@@ -196,7 +205,9 @@ fn a_read_refused_for_the_read_rate_is_read_again_after_an_interval_and_stays_op
     };
     c.handle_fetch(request, FetchReply::Events(no_events(0, 10)), 8);
     assert_eq!(c.status(), Status::Open);
+    events(&mut c);
     let mut now = 1_008;
+    let mut told = 0;
     for _ in 0..40 {
         c.handle_timeout(now);
         let Some(Transmit::Fetch { request, .. }) = transmits(&mut c).first().cloned() else {
@@ -217,8 +228,100 @@ fn a_read_refused_for_the_read_rate_is_read_again_after_an_interval_and_stays_op
             Some(now + 1_000),
             "an interval, no backoff"
         );
+        told += events(&mut c)
+            .iter()
+            .filter(
+                |e| matches!(e, ClientEvent::Error { code, .. } if code.as_str() == "rate_limited"),
+            )
+            .count();
         now += 1_000;
     }
+    assert_eq!(told, 1, "told once for the streak");
+}
+
+/// A part refused for the read rate while the session's first state is read: the session
+/// opens only once that part is read too (it opened with the part missing, and
+/// `connect()` resolved with a state that lacked it).
+#[test]
+fn a_session_does_not_open_without_a_part_refused_for_the_read_rate() {
+    let mut c = client(TransportMode::Pull, 0);
+    let (request, _) = only_fetch(transmits(&mut c));
+    let parts = [("board", 3), ("poll", 4)];
+    c.handle_fetch(request, FetchReply::State(live_state(7, &parts)), 1);
+    let reads = transmits(&mut c);
+    let read = |name: &str| {
+        reads
+            .iter()
+            .find_map(|t| match t {
+                Transmit::Fetch { request, path, .. } if path.contains(name) => Some(*request),
+                _ => None,
+            })
+            .expect("the part is read")
+    };
+    let (board, poll) = (read("/parts/board"), read("/parts/poll"));
+    let refused = FetchReply::Failed {
+        status: 429,
+        code: FailureCode::from_api(429, Some("rate_limited")),
+        message: "too many reads".into(),
+    };
+    c.handle_fetch(board, refused, 2);
+    let poll_value = FetchReply::Part {
+        value: "{}".into(),
+        newer: None,
+    };
+    c.handle_fetch(poll, poll_value, 3);
+    assert_ne!(c.status(), Status::Open, "the board is missing");
+    // Read again after the interval: the state, then the board.
+    c.handle_timeout(c.poll_timeout().expect("read again"));
+    let (request, path) = only_fetch(transmits(&mut c));
+    assert!(path.ends_with("/state"), "{path}");
+    c.handle_fetch(request, FetchReply::State(live_state(7, &parts)), 1_010);
+    let (request, path) = only_fetch(transmits(&mut c));
+    assert!(
+        path.contains("/parts/board"),
+        "only the part missing: {path}"
+    );
+    let board_value = FetchReply::Part {
+        value: "[1]".into(),
+        newer: None,
+    };
+    c.handle_fetch(request, board_value, 1_011);
+    assert_eq!(c.status(), Status::Open);
+    assert_eq!(c.state().parts.get("board"), Some(&3));
+}
+
+/// A 2xx answer whose body is not the API's (a proxy's page, `bad_response` with its
+/// status) is told with that code, to the pull transport and to the socket's admission
+/// check alike: it was a network failure nobody heard of, and `connect()` rejected
+/// `connect_timeout` though the server answered.
+#[test]
+fn a_2xx_answer_that_is_not_the_apis_is_told_as_bad_response() {
+    let bad = || FetchReply::Failed {
+        status: 200,
+        code: FailureCode::BadResponse,
+        message: "Unexpected token '<'".into(),
+    };
+    let mut c = client(TransportMode::Pull, 0);
+    let (request, _) = only_fetch(transmits(&mut c));
+    c.handle_fetch(request, bad(), 1);
+    assert!(events(&mut c)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Error { code, .. } if code.as_str() == "bad_response")));
+    // A socket whose upgrade failed: the check of the room's state is answered so.
+    let mut c = client(TransportMode::Ws, 0);
+    let socket = opened_socket(&transmits(&mut c));
+    c.handle_socket_closed(socket, 1006, "", 5);
+    let check = transmits(&mut c)
+        .into_iter()
+        .find_map(|t| match t {
+            Transmit::Fetch { request, .. } => Some(request),
+            _ => None,
+        })
+        .expect("the admission check");
+    c.handle_fetch(check, bad(), 6);
+    assert!(events(&mut c)
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Error { code, .. } if code.as_str() == "bad_response")));
 }
 
 /// A part that changes on every read (a leaderboard at a busy moment): the state and the
@@ -334,10 +437,6 @@ fn a_part_changing_on_every_read_keeps_the_pull_interval() {
 fn a_part_that_moved_on_while_read_is_fetched_at_its_next_version() {
     let mut c = client(TransportMode::Pull, 0);
     let state = |version: u64| live_state(version, &[("board", version)]);
-    let only_fetch = |t: Vec<Transmit>| match t.as_slice() {
-        [Transmit::Fetch { request, path, .. }] => (*request, path.clone()),
-        other => panic!("{other:?}"),
-    };
     let (request, _) = only_fetch(transmits(&mut c));
     c.handle_fetch(request, FetchReply::State(state(10)), 5);
     let (request, path) = only_fetch(transmits(&mut c));
@@ -434,10 +533,6 @@ fn a_read_due_while_another_is_in_flight_waits_for_it_without_spinning() {
 #[test]
 fn a_pull_read_failed_by_the_server_tells_its_code_and_is_read_again() {
     let mut c = client(TransportMode::Pull, 0);
-    let only_fetch = |t: Vec<Transmit>| match t.as_slice() {
-        [Transmit::Fetch { request, path, .. }] => (*request, path.clone()),
-        other => panic!("{other:?}"),
-    };
     let mut now = 0;
     for _ in 0..3 {
         let (request, path) = only_fetch(transmits(&mut c));
