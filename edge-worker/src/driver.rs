@@ -178,6 +178,16 @@ pub(crate) async fn arm_alarm_by<H: Host>(host: &H, also_at_ms: Option<u64>) -> 
     Ok(())
 }
 
+/// Whether an alarm at `at_ms` is wanted: none is set as early.
+pub(crate) fn alarm_wanted<H: Host>(host: &H, at_ms: u64) -> bool {
+    host.with_driven(|d| d.timers.alarm_at_ms.is_none_or(|set| set > at_ms))
+}
+
+/// The caller set the alarm at `at_ms` itself (in one write with its records).
+pub(crate) fn alarm_set_with_writes<H: Host>(host: &H, at_ms: u64) {
+    host.with_driven(|d| d.timers.alarm_at_ms = Some(at_ms));
+}
+
 /// The object's storage was replaced (a new room): no alarm is set any more.
 pub(crate) fn alarm_cleared<H: Host>(host: &H) {
     host.with_driven(|d| d.timers.alarm_at_ms = None);

@@ -425,6 +425,13 @@ impl RoomObject {
                 }));
             }
         }
+        // An end this pump stores gets its retry alarm in the same write: armed after it,
+        // a process killed in between left an ended room that nothing wakes when no
+        // request or socket comes (its host unpaid, the room listed live for good).
+        let end_retry_ms = self
+            .end_retry_at_ms(now_ms())
+            .filter(|_| !writes.is_empty());
+        let end_alarm_ms = end_retry_ms.filter(|at_ms| driver::alarm_wanted(self, *at_ms));
         let storage = self.state.storage();
         let raw = storage.as_raw();
         let (puts, deletes): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(_, v)| v.is_some());
@@ -449,6 +456,11 @@ impl RoomObject {
                 let call: worker::js_sys::Promise = raw.delete_multiple(keys)?;
                 calls.push(&call);
             }
+            if let Some(at_ms) = end_alarm_ms {
+                let at = worker::js_sys::Date::new(&JsValue::from_f64(at_ms as f64));
+                let call: worker::js_sys::Promise = raw.set_alarm(at, Object::new())?;
+                calls.push(&call);
+            }
             if calls.length() > 0 {
                 wasm_bindgen_futures::JsFuture::from(worker::js_sys::Promise::all(&calls)).await?;
             }
@@ -465,6 +477,16 @@ impl RoomObject {
                     _ => None,
                 }));
             return Err(e);
+        }
+        if let Some(at_ms) = end_alarm_ms {
+            driver::alarm_set_with_writes(self, at_ms);
+        }
+        // Test hook: the process is killed here, the end stored and nothing after it.
+        if end_retry_ms.is_some()
+            && crate::text_binding(&self.env, "OVATION_FAULT_PAUSE_AFTER_END_STORED").is_some()
+        {
+            log_json(json!({"level":"warn","event":"fault_paused_after_end_stored"}));
+            std::future::pending::<()>().await;
         }
         // Due once their pending gifts are stored: a charge asked before its record is
         // durable could be made and never recovered after a crash.

@@ -378,6 +378,22 @@ impl Server {
         );
     }
 
+    /// Waits until the server's log holds `needle` (a test hook's marker), within `limit`.
+    pub fn wait_for_log(&self, needle: &str, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if log.contains(needle) {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "`{needle}` never logged; log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the whole process group with SIGKILL, as a power cut or the OOM killer
     /// would: nothing gets to flush or close.
     pub fn kill_hard(&mut self) {

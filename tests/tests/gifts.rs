@@ -889,6 +889,50 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     }
 }
 
+/// An end stored, and the process killed (-9) before anything else: settling, archiving,
+/// telling (the test hook `OVATION_FAULT_PAUSE_AFTER_END_STORED` holds the room right
+/// after the end's write). Restarted, with no request to the room, the host is paid once
+/// and the room archived, woken by an alarm stored by then. The end's own retry alarm
+/// commits with the end (armed after it, it relied on the room's other deadlines, its
+/// sockets' sweep, stored as alarms before: those woke it in this test too).
+#[test]
+fn an_end_killed_right_after_it_was_stored_completes_by_its_own_alarm() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &[]);
+    let data = scratch_dir("gifts-end-stored-kill");
+    let pause = [("OVATION_FAULT_PAUSE_AFTER_END_STORED", "1")];
+    let mut server = settlement.workerd_through_with(&proxy.base, &data, &pause);
+    deposit(&settlement, "ana", 5);
+    let room = create_room(&server, "weur");
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    ana.send(&gift(1, "before-the-end", "heart", 1)).unwrap();
+    let answer = answer_to(&mut ana, 1);
+    assert!(
+        matches!(answer, Event::Ack { seq: Some(_), .. }),
+        "{answer:?}"
+    );
+    drop(ana);
+    let end = end_in_background(&server, &room);
+    server.wait_for_log("fault_paused_after_end_stored", WAIT);
+    server.kill_hard();
+    let _ = end.join();
+    let server = settlement.workerd_through(&proxy.base, &data);
+    let retry_wait = Duration::from_millis(ROOM_END_RETRY_INTERVAL_MS) + 3 * WAIT;
+    assert_eq!(
+        balance_reaches_within(&settlement, "host-1", 5, retry_wait),
+        5,
+        "paid by the room's own alarm"
+    );
+    assert_eq!(balance_reaches(&settlement, "ana", 0), 0, "charged once");
+    let started = Instant::now();
+    while !archived(&server, &room) {
+        assert!(started.elapsed() < WAIT, "never archived");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(live_entries(&server, &room), 0);
+    settlement.assert_audit_holds();
+}
+
 /// A host's `end_room` over its socket stores the end and tells everyone, then settles
 /// the gifts and archives the room. A process killed between the two left the host
 /// unpaid and the room listed live for good: nothing wakes an ended room whose sockets it

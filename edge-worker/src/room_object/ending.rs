@@ -290,19 +290,26 @@ impl RoomObject {
     /// settlement service or the directory down) is completed with no request or socket
     /// event to wake the room: none comes to a room that ended and closed its sockets.
     pub(crate) async fn arm_end_retry(&self) -> Result<()> {
+        match self.end_retry_at_ms(now_ms()) {
+            Some(at) => driver::arm_alarm_by(self, Some(at)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// When the room retries its end by itself, if it ended and its end is not complete
+    /// (none while a create is under way: the create settles the last opening itself).
+    pub(crate) fn end_retry_at_ms(&self, now: u64) -> Option<u64> {
         if self.ended_epoch().is_none() || self.end_finished() || self.memory.borrow().creating {
-            return Ok(());
+            return None;
         }
         // When the try under way (or the last) allows the next; a try starting now (the
         // end just stored) is retried an interval later.
-        let now = now_ms();
         let retry_at_ms = self.memory.borrow().end_retry_at_ms;
-        let at = if retry_at_ms > now {
+        Some(if retry_at_ms > now {
             retry_at_ms
         } else {
             now.saturating_add(ROOM_END_RETRY_INTERVAL_MS)
-        };
-        driver::arm_alarm_by(self, Some(at)).await
+        })
     }
 
     /// The recording's window as the directory and `/end` name it, if the room records.
