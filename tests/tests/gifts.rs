@@ -889,6 +889,50 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     }
 }
 
+/// A gift's pending record stored and its charge never reaching the settlement service
+/// (held at the proxy, the process killed -9, the held request dropped): restarted, with
+/// no request or socket to the room, its alarm sends the charge again, which the service
+/// makes for the first time (not `replayed`, as when the first one landed); the gifter is
+/// charged once and the gift announced once.
+#[test]
+fn a_gift_stored_whose_charge_never_left_is_charged_once_after_a_kill() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &[]);
+    let data = scratch_dir("gifts-pending-kill");
+    let mut server = settlement.workerd_through(&proxy.base, &data);
+    deposit(&settlement, "ana", 10);
+    let room = create_room(&server, "weur");
+    let state = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/state"))
+        .unwrap();
+    let epoch = state.body["epoch"].as_u64().expect("epoch");
+    proxy.hold("never-left");
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    ana.send(&gift(1, "never-left", "heart", 1)).unwrap();
+    proxy.wait_held(1);
+    server.kill_hard();
+    drop(ana);
+    proxy.drop_held("never-left");
+    proxy.wait_dropped();
+    assert_eq!(
+        balance_reaches(&settlement, "ana", 10),
+        10,
+        "not charged yet"
+    );
+    let server = settlement.workerd_through(&proxy.base, &data);
+    assert_eq!(
+        balance_reaches(&settlement, "ana", 5),
+        5,
+        "charged by the room's own alarm"
+    );
+    assert_eq!(gifts_in_ring(&server, &room, epoch), 1, "announced once");
+    end_with_settlement(&server, &room, "settled");
+    assert_eq!(host_balance_reaches(&settlement, 5), 5, "paid once");
+    assert_eq!(balance_reaches(&settlement, "ana", 5), 5, "charged once");
+    settlement.assert_audit_holds();
+}
+
 /// An end stored, and the process killed (-9) before anything else: settling, archiving,
 /// telling (the test hook `OVATION_FAULT_PAUSE_AFTER_END_STORED` holds the room right
 /// after the end's write). Restarted, with no request to the room, the host is paid once
