@@ -640,11 +640,27 @@ export async function connect(options) {
   });
 }
 
+// How long `replay()` waits for its code and wasm (CLIENT_FETCH_TIMEOUT_MS, as a window).
+const REPLAY_LOAD_TIMEOUT_MS = 10000;
+
 /**
  * Plays a room's recording (a live room's so far, or an ended one's): resolves with an
  * object with the same `on(type, handler)` events and `state` as a live room, and
  * `attachPlayer(video, { hls })` that shows each event when the video reaches the moment
- * it happened live (see the README, "Replay"). Its code loads on first use.
+ * it happened live (see the README, "Replay"). Its code loads on first use, within
+ * `REPLAY_LOAD_TIMEOUT_MS`: a download that stalls rejects `sdk_load_failed`, as
+ * connect()'s does under its timeout, and the next call loads again.
  */
-export const replay = (options) =>
-  import("./replay.js").then((m) => m.open(options, OvationError, EVENT_TYPES, INTERACTION_PARTS));
+export const replay = (options) => {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      const message = `the replay code did not load within ${REPLAY_LOAD_TIMEOUT_MS} ms`;
+      reject(new OvationError("sdk_load_failed", message));
+    }, REPLAY_LOAD_TIMEOUT_MS);
+  });
+  deadline.catch(() => {}); // told through the race, or not at all
+  return Promise.race([import("./replay.js"), deadline])
+    .then((m) => m.open(options, OvationError, EVENT_TYPES, INTERACTION_PARTS, deadline))
+    .finally(() => clearTimeout(timer));
+};

@@ -437,17 +437,22 @@ function load() {
 }
 
 /** `replay()`: asks for the recording's bounds, then returns the replay object. */
-export async function open(options, OvationError, EVENT_TYPES, INTERACTION_PARTS) {
+export async function open(options, OvationError, EVENT_TYPES, INTERACTION_PARTS, deadline) {
   for (const key of ["url", "room", "token"]) {
     if (typeof options?.[key] !== "string" || options[key] === "") {
       throw new OvationError("invalid_options", `options.${key} must be a non-empty string`);
     }
   }
   const fetchImpl = options.fetch || globalThis.fetch.bind(globalThis);
+  const loaded = load().catch((e) => {
+    throw new OvationError("sdk_load_failed", `the replay code did not load: ${e?.message}`);
+  });
   const [first] = await Promise.all([
     getWindow(fetchImpl, options, 0, 1, false, OvationError),
-    load().catch((e) => {
-      throw new OvationError("sdk_load_failed", `the replay code did not load: ${e?.message}`);
+    // Past the caller's deadline a stalled load is let go: the next replay() loads again.
+    Promise.race([loaded, deadline ?? loaded]).catch((e) => {
+      if (e?.code === "sdk_load_failed") loading = null;
+      throw e;
     }),
   ]);
   return new Replay(options, { ReplayCore, OvationError, EVENT_TYPES, INTERACTION_PARTS }, first);
