@@ -336,8 +336,12 @@ impl RecordingInfo {
         }
     }
 
+    /// A comment a moderator removed. Only comments: a removal names a number, and one
+    /// naming a gift, a reaction or a system message (a number the room could no longer
+    /// tell apart) must not take it out of the recording.
     fn is_deleted(&self, event: &ReplayEvent) -> bool {
-        matches!(&event.body, ReplayEventBody::Action(a) if self.deleted.contains(&a.seq))
+        matches!(&event.body, ReplayEventBody::Action(a)
+            if matches!(a.body, ActionBody::Comment { .. }) && self.deleted.contains(&a.seq))
     }
 
     /// The state at `at_ms`: the keyframe of the chunk that holds it, then that chunk's
@@ -810,13 +814,18 @@ impl Recorder {
     fn remove(&mut self, seq: u64) {
         self.revision += 1;
         if let Some(open) = self.open.as_mut() {
-            if let Some(at) = open
+            let named = open
                 .events
                 .iter()
-                .position(|e| matches!(&e.body, ReplayEventBody::Action(a) if a.seq == seq))
-            {
-                let event = open.events.remove(at);
-                self.open_bytes -= encoded_len(&event);
+                .position(|e| matches!(&e.body, ReplayEventBody::Action(a) if a.seq == seq));
+            if let Some(at) = named {
+                // Comments only (see `is_deleted`): another action named so stays.
+                let comment = matches!(&open.events[at].body,
+                    ReplayEventBody::Action(a) if matches!(a.body, ActionBody::Comment { .. }));
+                if comment {
+                    let event = open.events.remove(at);
+                    self.open_bytes -= encoded_len(&event);
+                }
                 return;
             }
         }

@@ -88,6 +88,51 @@ fn a_removed_comment_is_gone_whether_its_chunk_was_open_or_sealed() {
     );
 }
 
+/// A removal names a number, and the room cannot tell a gift from a comment once the
+/// number left its recent actions: a removal naming a gift or a system message (a
+/// moderator's, past the ring) leaves it in the recording, open chunk or sealed.
+#[test]
+fn a_removal_naming_a_gift_or_a_system_message_leaves_it_recorded() {
+    let mut r = Recorder::new("r", "host", T0);
+    let gift = |seq, ts_ms| Action {
+        seq,
+        ts_ms,
+        user: "ana".into(),
+        name: "ana".into(),
+        body: ActionBody::Gift {
+            sku: "rose".into(),
+            qty: 1,
+            amount: 5,
+        },
+    };
+    r.record_action(&gift(1, T0 + 100));
+    r.record_action(&removed(2, T0 + 200, 1)); // while its chunk is open
+    r.record_action(&Action {
+        seq: 3,
+        ts_ms: T0 + 300,
+        user: "admin".into(),
+        name: "admin".into(),
+        body: ActionBody::System {
+            text: "welcome".into(),
+        },
+    });
+    r.record_action(&gift(4, T0 + 400));
+    r.advance(T0 + REPLAY_CHUNK_MS + REPLAY_SEAL_GRACE_MS);
+    let at = T0 + REPLAY_CHUNK_MS + REPLAY_SEAL_GRACE_MS;
+    r.record_action(&removed(5, at, 3)); // once sealed
+    r.record_action(&removed(6, at, 4));
+    r.end(T0 + 3 * REPLAY_CHUNK_MS);
+    let chunks = chunks_of(&mut r);
+    let window = r
+        .info()
+        .window(&chunks, T0, T0 + 3 * REPLAY_CHUNK_MS, false);
+    assert_eq!(
+        seqs(&window),
+        vec![1, 3, 4],
+        "the gifts and the system message stay"
+    );
+}
+
 #[test]
 fn above_the_rate_comments_are_sampled_but_the_host_and_gifts_are_kept() {
     let mut r = Recorder::new("r", "host", T0);

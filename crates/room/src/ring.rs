@@ -22,6 +22,9 @@ pub(crate) struct ActionRing {
     /// actions no longer kept are found stale by `seq_of` and pruned once the map holds
     /// twice the ring (`RING_EVENTS_MAX`).
     seq_of_client_id: HashMap<(u64, u64), u64>,
+    /// The numbers of actions that are not comments and left the ring, ascending, the
+    /// newest `NOT_COMMENTS_REMEMBERED_MAX` (`check_comment` refuses them).
+    gone_not_comments: VecDeque<u64>,
 }
 
 /// What a moderator's removal found (`ActionRing::remove_comment`).
@@ -40,14 +43,17 @@ impl ActionRing {
         let mut actions: VecDeque<Action> =
             actions.into_iter().filter(|a| a.seq <= last_seq).collect();
         actions.make_contiguous().sort_by_key(|a| a.seq);
-        while actions.len() > RING_EVENTS_MAX {
-            actions.pop_front();
-        }
-        ActionRing {
+        let mut ring = ActionRing {
             last_seq,
             actions,
             seq_of_client_id: HashMap::new(),
+            gone_not_comments: VecDeque::new(),
+        };
+        while ring.actions.len() > RING_EVENTS_MAX {
+            let old = ring.actions.pop_front().expect("more than the ring");
+            ring.gone(&old);
         }
+        ring
     }
 
     /// The sender's client id of the kept action `seq` (see `seq_of`).
@@ -94,7 +100,23 @@ impl ActionRing {
         assert!(action.seq <= self.last_seq, "numbered by take_seq");
         assert!(self.actions.back().is_none_or(|last| last.seq < action.seq));
         self.actions.push_back(action);
-        (self.actions.len() > RING_EVENTS_MAX).then(|| self.actions.pop_front().expect("full"))
+        let pushed_out =
+            (self.actions.len() > RING_EVENTS_MAX).then(|| self.actions.pop_front().expect("full"));
+        if let Some(old) = &pushed_out {
+            self.gone(old);
+        }
+        pushed_out
+    }
+
+    /// An action leaves the ring: remembered by number if it is not a comment.
+    fn gone(&mut self, action: &Action) {
+        if is_comment_body(&action.body) {
+            return;
+        }
+        if self.gone_not_comments.len() >= NOT_COMMENTS_REMEMBERED_MAX {
+            self.gone_not_comments.pop_front();
+        }
+        self.gone_not_comments.push_back(action.seq);
     }
 
     /// A shard's copy: an action of the room's batch, in order; older ones change nothing.
@@ -120,7 +142,8 @@ impl ActionRing {
                 break;
             }
             evicted(front.seq);
-            self.actions.pop_front();
+            let old = self.actions.pop_front().expect("a front");
+            self.gone(&old);
         }
     }
 
@@ -145,6 +168,11 @@ impl ActionRing {
                 // Between kept actions: removed already, or a comment shown to its sender
                 // only (a big room's sampling), or a number never kept.
                 Err("no such comment in the room's recent actions")
+            }
+            // A gift, reaction or system message that left the ring: never a removal's
+            // (the viewers and the recording would drop it, a paid gift among them).
+            None if self.gone_not_comments.binary_search(&seq).is_ok() => {
+                Err("this action is not a comment")
             }
             None => Ok(CommentRemoved::Older),
         }

@@ -304,6 +304,54 @@ fn a_comment_older_than_the_rooms_recent_actions_is_still_removed() {
     }
 }
 
+/// A reaction and an admin's system message that left the recent actions are no
+/// comments either: a moderator's removal of their number is refused `not_found`, as while
+/// they are kept. Before, any number past the ring was taken for an old comment: the
+/// `Removed` action took a paid gift or an admin's broadcast off viewers' screens and out
+/// of the recording, past the rule that a moderator acts on lower ranks only.
+#[test]
+fn an_action_that_is_not_a_comment_is_not_removed_after_it_left_the_recent_actions() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "mo", Role::Moderator, now);
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let reaction = frame_of(ClientFrame::Reaction {
+        client_id: 1,
+        kind: "wow".into(),
+    });
+    room.handle_frame(2, &reaction, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let reacted = room.last_seq();
+    let broadcast = AdminCommand::Broadcast {
+        from_user: "admin".into(),
+        from_name: "Admin".into(),
+        text: "welcome".into(),
+    };
+    room.admin(broadcast, now).unwrap();
+    tick_into(&mut room, &mut now, &mut store);
+    let told = room.last_seq();
+    room.handle_frame(2, &comment("later", 2), now);
+    tick_into(&mut room, &mut now, &mut store);
+    let said = room.last_seq();
+    assert_eq!((reacted + 1, told + 1), (told, said));
+
+    now += RING_AGE_MS_MAX + 1_000;
+    room.handle_frame(2, &comment("now", 3), now);
+    tick_into(&mut room, &mut now, &mut store);
+    let kept: Vec<u64> = room.actions_since(0, now).0.iter().map(|a| a.seq).collect();
+    assert_eq!(kept, [said + 1], "the three left the recent actions");
+    for seq in [reacted, told] {
+        let refused = delete_as(&mut room, "mo", Role::Moderator, seq, now);
+        assert!(
+            matches!(refused, Err(AdminError::NotFound(why)) if why.contains("not a comment")),
+            "{seq}: {refused:?}"
+        );
+    }
+    assert!(delete_as(&mut room, "mo", Role::Moderator, said, now).is_ok());
+}
+
 #[test]
 fn expired_mutes_give_their_places_back() {
     let mut now = 0;
