@@ -181,10 +181,7 @@ fn run(cli: Cli) -> Result<(), String> {
             ttl_s,
             name,
         } => {
-            let ttl_ms = ttl_s * 1000;
-            if ttl_ms > TOKEN_LIFETIME_MS_MAX {
-                return Err("--ttl-s exceeds 24 h".into());
-            }
+            let ttl_ms = token_lifetime_ms(*ttl_s)?;
             if ovation_proto::Role::parse(role).is_none() {
                 return Err(format!(
                     "unknown role `{role}` (viewer, moderator, host, admin)"
@@ -396,4 +393,34 @@ fn session_client_id() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     (nanos as u64 ^ u64::from(std::process::id()) << 20) & ((1 << 52) - 1)
+}
+
+/// `--ttl-s` in milliseconds: 1 s to the service's 24 h (a product past `u64` wrapped to a
+/// short lifetime that passed the check, and 0 printed a token expired at once).
+fn token_lifetime_ms(ttl_s: u64) -> Result<u64, String> {
+    ttl_s
+        .checked_mul(1_000)
+        .filter(|ms| (1_000..=TOKEN_LIFETIME_MS_MAX).contains(ms))
+        .ok_or_else(|| format!("--ttl-s is 1 to {} (24 h)", TOKEN_LIFETIME_MS_MAX / 1_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_lifetime_is_refused_one_past_its_limits_and_at_the_edges_of_u64() {
+        let max_s = TOKEN_LIFETIME_MS_MAX / 1_000;
+        assert_eq!(token_lifetime_ms(1), Ok(1_000));
+        assert_eq!(token_lifetime_ms(max_s), Ok(TOKEN_LIFETIME_MS_MAX));
+        for refused in [
+            0,
+            max_s + 1,
+            u64::MAX / 1_000 + 1,
+            18_446_744_073_709_552,
+            u64::MAX,
+        ] {
+            assert!(token_lifetime_ms(refused).is_err(), "{refused}");
+        }
+    }
 }

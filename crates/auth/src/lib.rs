@@ -379,8 +379,15 @@ impl Keyring {
         }
         Ok(Verified {
             user: custom.sub.clone(),
+            // A token without a name shows its `sub`, which may be twice a name's
+            // bound: cut there, on a character (a name is at most USER_NAME_BYTES_MAX
+            // wherever it shows: comments, gifts, rankings).
             name: if custom.name.is_empty() {
-                custom.sub.clone()
+                let mut end = custom.sub.len().min(USER_NAME_BYTES_MAX);
+                while !custom.sub.is_char_boundary(end) {
+                    end -= 1;
+                }
+                custom.sub[..end].to_owned()
             } else {
                 custom.name.clone()
             },
@@ -434,6 +441,37 @@ mod tests {
         ring.insert("acme".into(), acme.tenant_key());
         ring.insert("beta".into(), beta.tenant_key());
         (ring, acme, beta)
+    }
+
+    /// A token without a name is shown by its `sub`, cut to a name's bound on a
+    /// character: a 128-byte `sub` made a 128-byte display name past the 64-byte limit.
+    #[test]
+    fn a_token_without_a_name_shows_its_sub_within_the_names_bound() {
+        let (ring, acme, _) = keyring();
+        for sub in [
+            "u".repeat(USER_ID_BYTES_MAX),
+            "é".repeat(USER_ID_BYTES_MAX / 2),
+            "u".repeat(USER_NAME_BYTES_MAX - 1) + "é",
+        ] {
+            let mut nameless = claims("acme", "*", "viewer");
+            nameless.sub = sub.clone();
+            nameless.name = String::new();
+            let verified = ring
+                .verify(&mint(&acme, nameless, NOW, 60_000), NOW)
+                .unwrap();
+            assert_eq!(verified.user, sub, "the user is the whole sub");
+            assert!(
+                verified.name.len() <= USER_NAME_BYTES_MAX,
+                "{}",
+                verified.name
+            );
+            assert!(sub.starts_with(&verified.name));
+            assert!(verified.name.len() >= USER_NAME_BYTES_MAX - 1);
+        }
+        let mut short = claims("acme", "*", "viewer");
+        short.name = String::new();
+        let verified = ring.verify(&mint(&acme, short, NOW, 60_000), NOW).unwrap();
+        assert_eq!(verified.name, "u1");
     }
 
     #[test]
