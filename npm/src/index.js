@@ -649,7 +649,8 @@ const REPLAY_LOAD_TIMEOUT_MS = 10000;
  * `attachPlayer(video, { hls })` that shows each event when the video reaches the moment
  * it happened live (see the README, "Replay"). Its code loads on first use, within
  * `REPLAY_LOAD_TIMEOUT_MS`: a download that stalls rejects `sdk_load_failed`, as
- * connect()'s does under its timeout, and the next call loads again.
+ * connect()'s does under its timeout (a download that failed is tried again by the next
+ * call; one that stalls is not started again in this page).
  */
 export const replay = (options) => {
   let timer;

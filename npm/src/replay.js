@@ -449,11 +449,10 @@ export async function open(options, OvationError, EVENT_TYPES, INTERACTION_PARTS
   });
   const [first] = await Promise.all([
     getWindow(fetchImpl, options, 0, 1, false, OvationError),
-    // Past the caller's deadline a stalled load is let go: the next replay() loads again.
-    Promise.race([loaded, deadline ?? loaded]).catch((e) => {
-      if (e?.code === "sdk_load_failed") loading = null;
-      throw e;
-    }),
+    // The caller's deadline: a stalled download rejects, never hangs. (It is not started
+    // again by a later call: wasm-bindgen's init keeps its first load, as the module map
+    // keeps a stalled import; a failed one is, `load`.)
+    Promise.race([loaded, deadline ?? loaded]),
   ]);
   return new Replay(options, { ReplayCore, OvationError, EVENT_TYPES, INTERACTION_PARTS }, first);
 }

@@ -607,6 +607,9 @@ pub const JS_REPLAY_RETRY_TICK_MS: u64 = CLIENT_REPLAY_RETRY_MS;
 /// A replay window's fetch that has not answered this long fails as `timeout` (and is
 /// asked again): the live SDK's wait for a pull request.
 pub const JS_REPLAY_FETCH_TIMEOUT_MS: u64 = CLIENT_FETCH_TIMEOUT_MS;
+/// `replay()` waits this long for its code and wasm, then rejects `sdk_load_failed`: a
+/// download that stalls never leaves the call pending for good.
+pub const JS_REPLAY_LOAD_TIMEOUT_MS: u64 = CLIENT_FETCH_TIMEOUT_MS;
 /// Comments the overlay keeps on screen.
 pub const OVERLAY_COMMENTS_MAX: u64 = 100;
 pub const OVERLAY_DANMAKU_LANES: u64 = 6;
@@ -619,7 +622,7 @@ pub const CONSOLE_COMMENTS_MAX: u64 = 200;
 pub const CONSOLE_LOG_MAX: u64 = 100;
 
 /// Every JavaScript copy: (file from the repository root, constant, value).
-pub const JS_LIMITS: [(&str, &str, u64); 15] = [
+pub const JS_LIMITS: [(&str, &str, u64); 16] = [
     (
         "npm/src/player.js",
         "HELD_EVENTS_MAX",
@@ -654,6 +657,11 @@ pub const JS_LIMITS: [(&str, &str, u64); 15] = [
         "npm/src/replay.js",
         "FETCH_TIMEOUT_MS",
         JS_REPLAY_FETCH_TIMEOUT_MS,
+    ),
+    (
+        "npm/src/index.js",
+        "REPLAY_LOAD_TIMEOUT_MS",
+        JS_REPLAY_LOAD_TIMEOUT_MS,
     ),
     (
         "player-overlay/overlay-limits.js",
