@@ -604,7 +604,8 @@ impl Client {
                     if req.kind == FetchKind::Part {
                         self.pull.state_stale = true;
                     }
-                    if !core::mem::replace(&mut self.pull.rate_limited, true) {
+                    self.pull.rate_limited = true;
+                    if !core::mem::replace(&mut self.pull.rate_limit_told, true) {
                         self.emit_error(code, &message, 0);
                     }
                     self.timers.set(Timer::Poll, now_ms + self.pull.interval_ms);
@@ -636,6 +637,7 @@ impl Client {
             FetchReply::Events(events) => {
                 self.pull.failures = 0;
                 self.pull.rate_limited = false;
+                self.pull.rate_limit_told = false;
                 self.on_pull_events(events, req.sent_ms, now_ms);
             }
             FetchReply::Part { value, newer } => {

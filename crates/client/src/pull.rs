@@ -13,9 +13,11 @@ pub(crate) struct Pull {
     /// Failed pulls in a row (backoff).
     pub(crate) failures: u32,
     /// A read was refused for the user's read rate since the state or the events last
-    /// answered: the refusal is told once a streak, and the session does not open on a
-    /// state whose refused part is missing.
+    /// answered: the session does not open on a state whose refused part is missing.
     pub(crate) rate_limited: bool,
+    /// A refusal for the read rate was told since the events last answered: told once a
+    /// run (a state read that answers between two refused part reads does not end it).
+    pub(crate) rate_limit_told: bool,
     pub(crate) interval_ms: u64,
     /// When the next read of the events is due: an interval after the last one, even
     /// when the state and parts were read in between (a part that changes faster than a
@@ -33,6 +35,7 @@ impl Default for Pull {
             requests: Vec::new(),
             failures: 0,
             rate_limited: false,
+            rate_limit_told: false,
             interval_ms: u64::from(PULL_INTERVAL_MS),
             events_due_ms: 0,
             state_stale: true,

@@ -290,6 +290,39 @@ fn a_session_does_not_open_without_a_part_refused_for_the_read_rate() {
     assert_eq!(c.state().parts.get("board"), Some(&3));
 }
 
+/// A part refused for the read rate read after read, the state answering between (many
+/// clients reading with one token): told once for the run, not once a read.
+#[test]
+fn a_part_refused_for_the_read_rate_read_after_read_is_told_once() {
+    let mut c = client(TransportMode::Pull, 0);
+    let parts = [("board", 3)];
+    let mut now = 1;
+    let mut told = 0;
+    for _ in 0..5 {
+        let (request, path) = only_fetch(transmits(&mut c));
+        assert!(path.ends_with("/state"), "{path}");
+        c.handle_fetch(request, FetchReply::State(live_state(7, &parts)), now);
+        let (request, path) = only_fetch(transmits(&mut c));
+        assert!(path.contains("/parts/board"), "{path}");
+        let refused = FetchReply::Failed {
+            status: 429,
+            code: FailureCode::from_api(429, Some("rate_limited")),
+            message: "too many reads".into(),
+        };
+        c.handle_fetch(request, refused, now + 1);
+        told += events(&mut c)
+            .iter()
+            .filter(
+                |e| matches!(e, ClientEvent::Error { code, .. } if code.as_str() == "rate_limited"),
+            )
+            .count();
+        now = c.poll_timeout().expect("read again");
+        c.handle_timeout(now);
+    }
+    assert_eq!(told, 1);
+    assert_ne!(c.status(), Status::Open, "the board never came");
+}
+
 /// A 2xx answer whose body is not the API's (a proxy's page, `bad_response` with its
 /// status) is told with that code, to the pull transport and to the socket's admission
 /// check alike: it was a network failure nobody heard of, and `connect()` rejected
