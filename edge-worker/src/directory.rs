@@ -95,6 +95,28 @@ impl DirectoryObject {
             .await
     }
 
+    /// Stores a check of `entry` (`Check`), due once a create admitted now is surely over,
+    /// and the alarm for it. `req`: the create's `/add`, whose identity names the tenant.
+    async fn check_later(&self, req: &Request, check_key: &str, entry: &Entry) -> Result<()> {
+        let tenant = req
+            .headers()
+            .get(crate::contract::IDENTITY_HEADER)
+            .ok()
+            .flatten()
+            .and_then(|h| serde_json::from_str::<crate::contract::IdentityHeader>(&h).ok())
+            .map(|identity| identity.tenant)
+            .ok_or_else(|| Error::RustError("an add without its tenant".into()))?;
+        let check = Check {
+            room: entry.room.clone(),
+            tenant,
+            admitted_by: entry.admitted_by,
+            at_ms: now_ms().saturating_add(self.check_after_ms(0)),
+            asks: 0,
+        };
+        self.state.storage().put(check_key, &check).await?;
+        self.alarm_by(check.at_ms).await
+    }
+
     /// What the room object says of its opening; `None` when it does not answer.
     async fn opening_of(&self, check: &Check) -> Option<OpeningSeen> {
         let room = ovation_proto::RoomId::parse(&check.room).ok()?;
@@ -205,8 +227,16 @@ impl DurableObject for DirectoryObject {
                     Err(e) => return error(e),
                 };
                 let key = format!("room/{}", entry.room);
-                let existed = storage.get::<Entry>(&key).await?.is_some();
-                if existed && !claim {
+                let check_key = format!("{CHECK_PREFIX}{}", entry.room);
+                let found = storage.get::<Entry>(&key).await?;
+                let existed = found.is_some();
+                if let (Some(found), false) = (found, claim) {
+                    // An entry no check covers (confirmed earlier, or written before
+                    // entries were checked) is checked again: this create may die too,
+                    // after the room object cleared its last opening.
+                    if storage.get::<Check>(&check_key).await?.is_none() {
+                        self.check_later(&req, &check_key, &found).await?;
+                    }
                     return json(serde_json::json!({ "ok": true, "existed": true }), 200);
                 }
                 // A claim is listed whatever the count: its room is open already (a failed
@@ -218,30 +248,11 @@ impl DurableObject for DirectoryObject {
                         return error(ApiError::new(e.http_status(), e.code(), &e.message()));
                     }
                 }
-                let check_key = format!("{CHECK_PREFIX}{}", entry.room);
                 if claim {
                     // Its room is open: nothing to check.
                     storage.delete(&check_key).await?;
                 } else {
-                    let tenant = req
-                        .headers()
-                        .get(crate::contract::IDENTITY_HEADER)
-                        .ok()
-                        .flatten()
-                        .and_then(|h| {
-                            serde_json::from_str::<crate::contract::IdentityHeader>(&h).ok()
-                        })
-                        .map(|identity| identity.tenant)
-                        .ok_or_else(|| Error::RustError("an add without its tenant".into()))?;
-                    let check = Check {
-                        room: entry.room.clone(),
-                        tenant,
-                        admitted_by: entry.admitted_by,
-                        at_ms: now_ms().saturating_add(self.check_after_ms(0)),
-                        asks: 0,
-                    };
-                    storage.put(&check_key, &check).await?;
-                    self.alarm_by(check.at_ms).await?;
+                    self.check_later(&req, &check_key, &entry).await?;
                 }
                 storage.put(&key, &entry).await?;
                 json(serde_json::json!({ "ok": true, "existed": existed }), 200)
