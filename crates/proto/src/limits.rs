@@ -490,12 +490,13 @@ pub const REMOVALS_REMEMBERED_MAX: usize = 1_024;
 /// the newest, so a lower rank cannot remove them after they left the recent actions
 /// (or while their author is not connected).
 pub const STAFF_COMMENTS_REMEMBERED_MAX: usize = 1_024;
-/// Numbered actions that are not comments (gifts, reactions, system messages, removals)
-/// the room remembers by number after they left its recent actions, the newest: a
-/// moderator's removal of one of them is refused `not_found` ("not a comment"), as while
-/// it is kept. (8 bytes each; not kept across a restart of the room object, where the
-/// recording still keeps every non-comment: `ovation_replay` removes comments only.)
-pub const NOT_COMMENTS_REMEMBERED_MAX: usize = 8_192;
+/// Numbers whose kind the room remembers after their actions left its recent actions,
+/// the newest, one bit each (128 KiB at most): a moderator's removal of a gift, reaction
+/// or system message among them is refused `not_found` ("not a comment"), as while it is
+/// kept. About 4 minutes of a room at `ROOM_ACTIONS_PER_S_MAX`, hours of an ordinary one;
+/// not kept across a restart of the room object (the recording still keeps every
+/// non-comment: `ovation_replay` removes comments only).
+pub const NUMBER_KINDS_REMEMBERED_MAX: u64 = 1 << 20;
 /// Keys one storage `list` call reads when a room object wakes: its records are fed to the
 /// room's loader a page at a time, never all at once (a big quiz leaves millions of
 /// answers; every room object of an isolate shares its 128 MB). Tests may lower it with

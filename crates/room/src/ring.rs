@@ -22,9 +22,50 @@ pub(crate) struct ActionRing {
     /// actions no longer kept are found stale by `seq_of` and pruned once the map holds
     /// twice the ring (`RING_EVENTS_MAX`).
     seq_of_client_id: HashMap<(u64, u64), u64>,
-    /// The numbers of actions that are not comments and left the ring, ascending, the
-    /// newest `NOT_COMMENTS_REMEMBERED_MAX` (`check_comment` refuses them).
-    gone_not_comments: VecDeque<u64>,
+    /// Which kept actions were not comments, remembered after they leave the ring
+    /// (`check_comment` refuses them).
+    not_comments: NotComments,
+}
+
+/// One bit per number, set for an action that is not a comment, over the newest
+/// `NUMBER_KINDS_REMEMBERED_MAX` numbers: a reaction flood among comments costs a bit
+/// each, not a number each.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NotComments {
+    /// The number of the first word's lowest bit (a multiple of 64).
+    first: u64,
+    words: VecDeque<u64>,
+}
+
+impl NotComments {
+    pub(crate) fn mark(&mut self, seq: u64) {
+        if self.words.is_empty() {
+            self.first = seq - seq % 64;
+        }
+        if seq < self.first {
+            return; // older than what is remembered
+        }
+        let word = usize::try_from((seq - self.first) / 64).expect("bounded below");
+        while self.words.len() <= word {
+            self.words.push_back(0);
+        }
+        self.words[word] |= 1 << (seq % 64);
+        while self.words.len() as u64 * 64 > NUMBER_KINDS_REMEMBERED_MAX {
+            self.words.pop_front();
+            self.first += 64;
+        }
+    }
+
+    /// Whether `seq` is remembered as not a comment's.
+    pub(crate) fn contains(&self, seq: u64) -> bool {
+        let Some(offset) = seq.checked_sub(self.first) else {
+            return false;
+        };
+        usize::try_from(offset / 64)
+            .ok()
+            .and_then(|word| self.words.get(word))
+            .is_some_and(|bits| bits & (1 << (seq % 64)) != 0)
+    }
 }
 
 /// What a moderator's removal found (`ActionRing::remove_comment`).
@@ -43,17 +84,19 @@ impl ActionRing {
         let mut actions: VecDeque<Action> =
             actions.into_iter().filter(|a| a.seq <= last_seq).collect();
         actions.make_contiguous().sort_by_key(|a| a.seq);
-        let mut ring = ActionRing {
+        while actions.len() > RING_EVENTS_MAX {
+            actions.pop_front();
+        }
+        let mut not_comments = NotComments::default();
+        for action in actions.iter().filter(|a| !is_comment_body(&a.body)) {
+            not_comments.mark(action.seq);
+        }
+        ActionRing {
             last_seq,
             actions,
             seq_of_client_id: HashMap::new(),
-            gone_not_comments: VecDeque::new(),
-        };
-        while ring.actions.len() > RING_EVENTS_MAX {
-            let old = ring.actions.pop_front().expect("more than the ring");
-            ring.gone(&old);
+            not_comments,
         }
-        ring
     }
 
     /// The sender's client id of the kept action `seq` (see `seq_of`).
@@ -99,24 +142,11 @@ impl ActionRing {
     pub(crate) fn keep(&mut self, action: Action) -> Option<Action> {
         assert!(action.seq <= self.last_seq, "numbered by take_seq");
         assert!(self.actions.back().is_none_or(|last| last.seq < action.seq));
+        if !is_comment_body(&action.body) {
+            self.not_comments.mark(action.seq);
+        }
         self.actions.push_back(action);
-        let pushed_out =
-            (self.actions.len() > RING_EVENTS_MAX).then(|| self.actions.pop_front().expect("full"));
-        if let Some(old) = &pushed_out {
-            self.gone(old);
-        }
-        pushed_out
-    }
-
-    /// An action leaves the ring: remembered by number if it is not a comment.
-    fn gone(&mut self, action: &Action) {
-        if is_comment_body(&action.body) {
-            return;
-        }
-        if self.gone_not_comments.len() >= NOT_COMMENTS_REMEMBERED_MAX {
-            self.gone_not_comments.pop_front();
-        }
-        self.gone_not_comments.push_back(action.seq);
+        (self.actions.len() > RING_EVENTS_MAX).then(|| self.actions.pop_front().expect("full"))
     }
 
     /// A shard's copy: an action of the room's batch, in order; older ones change nothing.
@@ -142,8 +172,7 @@ impl ActionRing {
                 break;
             }
             evicted(front.seq);
-            let old = self.actions.pop_front().expect("a front");
-            self.gone(&old);
+            self.actions.pop_front();
         }
     }
 
@@ -171,9 +200,7 @@ impl ActionRing {
             }
             // A gift, reaction or system message that left the ring: never a removal's
             // (the viewers and the recording would drop it, a paid gift among them).
-            None if self.gone_not_comments.binary_search(&seq).is_ok() => {
-                Err("this action is not a comment")
-            }
+            None if self.not_comments.contains(seq) => Err("this action is not a comment"),
             None => Ok(CommentRemoved::Older),
         }
     }

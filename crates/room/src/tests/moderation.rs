@@ -352,6 +352,29 @@ fn an_action_that_is_not_a_comment_is_not_removed_after_it_left_the_recent_actio
     assert!(delete_as(&mut room, "mo", Role::Moderator, said, now).is_ok());
 }
 
+/// The kinds of numbers are remembered a bit each over the newest
+/// `NUMBER_KINDS_REMEMBERED_MAX` numbers (a room at its action rate for minutes; a list of
+/// numbers ran out in seconds there): a gift among a million later numbers is still
+/// known, and one past the bound is forgotten (its removal is then taken for an older
+/// comment's, which the recording ignores for a gift).
+#[test]
+fn not_comments_are_remembered_for_the_newest_number_kinds_remembered_max_numbers() {
+    let mut kinds = crate::ring::NotComments::default();
+    kinds.mark(5);
+    kinds.mark(70);
+    assert!(kinds.contains(5) && kinds.contains(70));
+    for other in [0, 4, 6, 69, 71, u64::MAX] {
+        assert!(!kinds.contains(other), "{other}");
+    }
+    let last_within = NUMBER_KINDS_REMEMBERED_MAX - 1;
+    kinds.mark(last_within);
+    assert!(kinds.contains(5), "within the bound");
+    kinds.mark(NUMBER_KINDS_REMEMBERED_MAX); // one word past: the first word goes
+    assert!(!kinds.contains(5), "forgotten one past the bound");
+    assert!(kinds.contains(70) && kinds.contains(last_within));
+    assert!(kinds.contains(NUMBER_KINDS_REMEMBERED_MAX));
+}
+
 #[test]
 fn expired_mutes_give_their_places_back() {
     let mut now = 0;
