@@ -1188,6 +1188,38 @@ fn a_create_killed_and_never_retried_leaves_no_room_listed() {
     assert_eq!(live_entries(&server, &opened), 1);
 }
 
+/// A create that takes longer than the directory's check of its entry (its ledger account's
+/// open held past several asks; the check shortened to 500 ms here) is asked about again
+/// while the room says a create is under way, never taken for one that died: the room it
+/// opens stays listed, and still is after the next asks.
+#[test]
+fn a_create_slower_than_the_directorys_check_keeps_its_entry() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &["/open"]);
+    let check_after = [("OVATION_TEST_DIRECTORY_CHECK_AFTER_MS", "500")];
+    let data = scratch_dir("gifts-create-slow-check");
+    let server = settlement.workerd_through_with(&proxy.base, &data, &check_after);
+    let room = ovation_tests::room_id("weur");
+    let create = create_in_background(&server, &room);
+    proxy.wait_held(1);
+    // Past several asks: each finds the create under way.
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(
+        live_entries(&server, &room),
+        1,
+        "listed while its create runs"
+    );
+    proxy.release("/open");
+    let created = create.join().unwrap();
+    assert_eq!(created.status, 201, "{created:?}");
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        live_entries(&server, &room),
+        1,
+        "the room opened stays listed"
+    );
+}
+
 /// Creates of one room sent at once (a client retrying before its first create answered):
 /// one opens the room and its ledger account; the others wait for it and answer as a
 /// create sent after it would, `409 room_exists`, without a second account. Before, each
