@@ -6,7 +6,10 @@
 
 use crate::http::{error, json, object_json_body, ApiError};
 use crate::platform::{log_json, now_ms};
-use ovation_proto::limits::{directory_entry_check_again_after_ms, DIRECTORY_ENTRY_CHECK_AFTER_MS};
+use ovation_proto::limits::{
+    directory_entry_check_again_after_ms, DIRECTORY_ENTRY_CHECKS_PER_ALARM_MAX,
+    DIRECTORY_ENTRY_CHECK_AFTER_MS,
+};
 use ovation_room::{AdmittedEntry, OpeningSeen};
 use serde::{Deserialize, Serialize};
 use worker::*;
@@ -154,11 +157,24 @@ impl DirectoryObject {
             checks.push(check);
         }
         let mut next_ms: Option<u64> = None;
+        let mut asked = 0;
+        // `OVATION_TEST_DIRECTORY_CHECKS_PER_ALARM` (tests): fewer, to run the next runs.
+        let asks_max = crate::text_binding(&self.env, "OVATION_TEST_DIRECTORY_CHECKS_PER_ALARM")
+            .and_then(|n| n.parse::<usize>().ok())
+            .map_or(DIRECTORY_ENTRY_CHECKS_PER_ALARM_MAX, |n| {
+                n.clamp(1, DIRECTORY_ENTRY_CHECKS_PER_ALARM_MAX)
+            });
         for check in checks {
             if check.at_ms > now_ms() {
                 next_ms = Some(next_ms.map_or(check.at_ms, |n| n.min(check.at_ms)));
                 continue;
             }
+            if asked == asks_max {
+                // The rest due: the next run, at once.
+                next_ms = Some(now_ms());
+                break;
+            }
+            asked += 1;
             let verdict = AdmittedEntry::of(self.opening_of(&check).await);
             // What the room said is about this check's entry only if nothing changed it
             // meanwhile (a claim, a removal, an archive, a new create's admission).

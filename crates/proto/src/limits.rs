@@ -335,6 +335,10 @@ const _: () = assert!(
 /// finished, no answer) is asked about again after this, doubled per ask up to
 /// `DIRECTORY_ENTRY_CHECK_AGAIN_MS_MAX`.
 pub const DIRECTORY_ENTRY_CHECK_AGAIN_MS: u64 = 30_000;
+/// Rooms the directory asks about in one run of its alarm (each a call to a room object,
+/// one after another); the rest due are asked in the next run, at once. A tenant creating
+/// thousands of rooms within the check's delay does not make one alarm call them all.
+pub const DIRECTORY_ENTRY_CHECKS_PER_ALARM_MAX: usize = 64;
 pub const DIRECTORY_ENTRY_CHECK_AGAIN_MS_MAX: u64 = 3_600_000;
 
 /// When an entry asked about `asks` times without an answer is asked again.
