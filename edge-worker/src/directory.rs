@@ -366,6 +366,19 @@ impl DurableObject for DirectoryObject {
                     }
                 }
                 storage.put(&archived_key, &entry).await?;
+                // `OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS` (tests): the process is killed
+                // here, the room listed both archived and live.
+                let delay_ms =
+                    crate::text_binding(&self.env, "OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS")
+                        .and_then(|ms| ms.parse::<u64>().ok())
+                        .map(|ms| {
+                            ms.min(ovation_proto::limits::TEST_DIRECTORY_ARCHIVE_DELAY_MS_MAX)
+                        });
+                if let Some(delay_ms) = delay_ms.filter(|_| live_is_this_opening) {
+                    log_json(serde_json::json!({"level":"warn",
+                        "event":"test_directory_archive_delayed","room": archive.room}));
+                    worker::Delay::from(std::time::Duration::from_millis(delay_ms)).await;
+                }
                 if live_is_this_opening {
                     storage.delete(&live_key).await?;
                     storage

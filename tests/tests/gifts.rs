@@ -977,6 +977,67 @@ fn an_end_killed_right_after_it_was_stored_completes_by_its_own_alarm() {
     settlement.assert_audit_holds();
 }
 
+/// A room's archive killed (-9) between the directory's two writes: the archived entry
+/// written, the live one not yet removed (the test hook
+/// `OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS` holds the directory there). Restarted, with
+/// no request to the room, its end's retry archives again: the live entry goes, the room
+/// is listed archived once, and the host, paid before the archive, is paid once.
+#[test]
+fn an_archive_killed_between_its_two_writes_is_completed_by_the_rooms_retry() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &[]);
+    let data = scratch_dir("gifts-archive-kill");
+    let delay = [("OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS", "10000")];
+    let mut server = settlement.workerd_through_with(&proxy.base, &data, &delay);
+    deposit(&settlement, "ana", 5);
+    let room = create_room(&server, "weur");
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    ana.send(&gift(1, "before-the-archive", "heart", 1))
+        .unwrap();
+    let answer = answer_to(&mut ana, 1);
+    assert!(
+        matches!(answer, Event::Ack { seq: Some(_), .. }),
+        "{answer:?}"
+    );
+    drop(ana);
+    let end = end_in_background(&server, &room);
+    server.wait_for_log("test_directory_archive_delayed", WAIT);
+    assert_eq!(
+        host_balance_reaches(&settlement, 5),
+        5,
+        "settled before the archive"
+    );
+    server.kill_hard();
+    let _ = end.join();
+    let server = settlement.workerd_through(&proxy.base, &data);
+    assert!(archived(&server, &room), "the archived entry was written");
+    assert_eq!(
+        live_entries(&server, &room),
+        1,
+        "killed before the live one went"
+    );
+    let retry_wait = Duration::from_millis(ROOM_END_RETRY_INTERVAL_MS) + 3 * WAIT;
+    let started = Instant::now();
+    while live_entries(&server, &room) > 0 {
+        assert!(
+            started.elapsed() < retry_wait,
+            "still listed live after the archive's retry"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(archived(&server, &room));
+    let listed = server
+        .admin()
+        .get("/v1/rooms?status=archived")
+        .unwrap()
+        .body;
+    let rooms = listed["rooms"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rooms.iter().filter(|r| r["room"] == room).count(), 1);
+    assert_eq!(host_balance_reaches(&settlement, 5), 5, "paid once");
+    assert_eq!(balance_reaches(&settlement, "ana", 0), 0, "charged once");
+    settlement.assert_audit_holds();
+}
+
 /// A host's `end_room` over its socket stores the end and tells everyone, then settles
 /// the gifts and archives the room. A process killed between the two left the host
 /// unpaid and the room listed live for good: nothing wakes an ended room whose sockets it

@@ -321,6 +321,10 @@ pub const OBJECT_BODY_BYTES_MAX: usize = 2 * ADMIN_BODY_BYTES_MAX + 4 * 1024;
 /// `OVATION_TEST_DIRECTORY_REMOVE_DELAY_MS` (a test knob: a failed create's directory
 /// removal lands this late) is taken up to this.
 pub const TEST_DIRECTORY_REMOVE_DELAY_MS_MAX: u64 = 10_000;
+/// `OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS` (a test knob: an archive waits this long
+/// between its archived entry's write and the live entry's removal, for a kill there) is
+/// taken up to this.
+pub const TEST_DIRECTORY_ARCHIVE_DELAY_MS_MAX: u64 = 10_000;
 /// How long after a create admitted a room to the directory the directory asks the room
 /// whether it opened (`ovation_room::AdmittedEntry`): past the longest a create can take
 /// (the Worker waits up to `2 × SETTLEMENT_CALL_TIMEOUT_MS + 5 s` for a create under way,
