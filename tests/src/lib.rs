@@ -534,17 +534,21 @@ impl Settlement {
         data_dir: &Path,
         vars: &[(&str, &str)],
     ) -> Server {
-        let mut all = self.worker_vars(base).to_vec();
-        all.extend_from_slice(vars);
-        Server::start_with_vars(data_dir, &all)
+        Server::start_with_vars(data_dir, &self.worker_vars(base, vars))
     }
 
-    /// The worker's variables that charge gifts here, reached through `base`.
-    fn worker_vars<'a>(&'a self, base: &'a str) -> [(&'a str, &'a str); 2] {
-        [
+    /// The worker's variables that charge gifts here, reached through `base`, and `vars`.
+    fn worker_vars<'a>(
+        &'a self,
+        base: &'a str,
+        vars: &[(&'a str, &'a str)],
+    ) -> Vec<(&'a str, &'a str)> {
+        let mut all = vec![
             ("OVATION_SETTLEMENT_URL", base),
             ("OVATION_SETTLEMENT_SECRET", self.secret.as_str()),
-        ]
+        ];
+        all.extend_from_slice(vars);
+        all
     }
 
     /// `server_through` on workerd alone (a process the test may kill with `kill_hard`
@@ -560,9 +564,7 @@ impl Settlement {
         data_dir: &Path,
         vars: &[(&str, &str)],
     ) -> Server {
-        let mut all = self.worker_vars(base).to_vec();
-        all.extend_from_slice(vars);
-        Server::start_on_with_vars(Runtime::Workerd, data_dir, &all)
+        Server::start_on_with_vars(Runtime::Workerd, data_dir, &self.worker_vars(base, vars))
     }
 
     /// Asserts the ledger's audit holds (every balance sums to zero, none negative, ...).

@@ -941,25 +941,12 @@ fn a_gift_stored_whose_charge_never_left_is_charged_once_after_a_kill() {
 /// sockets' sweep, stored as alarms before: those woke it in this test too).
 #[test]
 fn an_end_killed_right_after_it_was_stored_completes_by_its_own_alarm() {
-    let settlement = Settlement::start();
-    let proxy = HoldingProxy::start(settlement.port(), &[]);
-    let data = scratch_dir("gifts-end-stored-kill");
     let pause = [("OVATION_FAULT_PAUSE_AFTER_END_STORED", "1")];
-    let mut server = settlement.workerd_through_with(&proxy.base, &data, &pause);
-    deposit(&settlement, "ana", 5);
-    let room = create_room(&server, "weur");
-    let mut ana = connect(&server, &room, "viewer", "ana");
-    ana.send(&gift(1, "before-the-end", "heart", 1)).unwrap();
-    let answer = answer_to(&mut ana, 1);
-    assert!(
-        matches!(answer, Event::Ack { seq: Some(_), .. }),
-        "{answer:?}"
+    let (settlement, proxy, data, room) = gift_then_end_killed_at(
+        "gifts-end-stored-kill",
+        &pause,
+        "fault_paused_after_end_stored",
     );
-    drop(ana);
-    let end = end_in_background(&server, &room);
-    server.wait_for_log("fault_paused_after_end_stored", WAIT);
-    server.kill_hard();
-    let _ = end.join();
     let server = settlement.workerd_through(&proxy.base, &data);
     let retry_wait = Duration::from_millis(ROOM_END_RETRY_INTERVAL_MS) + 3 * WAIT;
     assert_eq!(
@@ -977,23 +964,23 @@ fn an_end_killed_right_after_it_was_stored_completes_by_its_own_alarm() {
     settlement.assert_audit_holds();
 }
 
-/// A room's archive killed (-9) between the directory's two writes: the archived entry
-/// written, the live one not yet removed (the test hook
-/// `OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS` holds the directory there). Restarted, with
-/// no request to the room, its end's retry archives again: the live entry goes, the room
-/// is listed archived once, and the host, paid before the archive, is paid once.
-#[test]
-fn an_archive_killed_between_its_two_writes_is_completed_by_the_rooms_retry() {
+/// A workerd charging through a fresh proxy with `vars`; a room where ana's heart was
+/// charged and acknowledged (her socket then closed); its end started by the admin API
+/// and held at the test hook that logs `marker`, and the process killed there (-9, the
+/// whole group). Returns what the test restarts with, and the room.
+fn gift_then_end_killed_at(
+    name: &str,
+    vars: &[(&str, &str)],
+    marker: &str,
+) -> (Settlement, HoldingProxy, std::path::PathBuf, String) {
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &[]);
-    let data = scratch_dir("gifts-archive-kill");
-    let delay = [("OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS", "10000")];
-    let mut server = settlement.workerd_through_with(&proxy.base, &data, &delay);
+    let data = scratch_dir(name);
+    let mut server = settlement.workerd_through_with(&proxy.base, &data, vars);
     deposit(&settlement, "ana", 5);
     let room = create_room(&server, "weur");
     let mut ana = connect(&server, &room, "viewer", "ana");
-    ana.send(&gift(1, "before-the-archive", "heart", 1))
-        .unwrap();
+    ana.send(&gift(1, "before-the-end", "heart", 1)).unwrap();
     let answer = answer_to(&mut ana, 1);
     assert!(
         matches!(answer, Event::Ack { seq: Some(_), .. }),
@@ -1001,14 +988,30 @@ fn an_archive_killed_between_its_two_writes_is_completed_by_the_rooms_retry() {
     );
     drop(ana);
     let end = end_in_background(&server, &room);
-    server.wait_for_log("test_directory_archive_delayed", WAIT);
+    server.wait_for_log(marker, WAIT);
+    server.kill_hard();
+    let _ = end.join();
+    (settlement, proxy, data, room)
+}
+
+/// A room's archive killed (-9) between the directory's two writes: the archived entry
+/// written, the live one not yet removed (the test hook
+/// `OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS` holds the directory there). Restarted, with
+/// no request to the room, its end's retry archives again: the live entry goes, the room
+/// is listed archived once, and the host, paid before the archive, is paid once.
+#[test]
+fn an_archive_killed_between_its_two_writes_is_completed_by_the_rooms_retry() {
+    let delay = [("OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS", "10000")];
+    let (settlement, proxy, data, room) = gift_then_end_killed_at(
+        "gifts-archive-kill",
+        &delay,
+        "test_directory_archive_delayed",
+    );
     assert_eq!(
         host_balance_reaches(&settlement, 5),
         5,
         "settled before the archive"
     );
-    server.kill_hard();
-    let _ = end.join();
     let server = settlement.workerd_through(&proxy.base, &data);
     assert!(archived(&server, &room), "the archived entry was written");
     assert_eq!(
