@@ -383,11 +383,7 @@ impl Keyring {
             // bound: cut there, on a character (a name is at most USER_NAME_BYTES_MAX
             // wherever it shows: comments, gifts, rankings).
             name: if custom.name.is_empty() {
-                let mut end = custom.sub.len().min(USER_NAME_BYTES_MAX);
-                while !custom.sub.is_char_boundary(end) {
-                    end -= 1;
-                }
-                custom.sub[..end].to_owned()
+                ovation_proto::cut_at_char(&custom.sub, USER_NAME_BYTES_MAX).to_owned()
             } else {
                 custom.name.clone()
             },

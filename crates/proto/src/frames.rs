@@ -229,6 +229,14 @@ pub enum ActionBody {
     },
 }
 
+impl ActionBody {
+    /// A viewer's or staff member's comment: the only action a moderator may remove (a
+    /// `Removed` naming anything else changes nothing).
+    pub fn is_comment(&self) -> bool {
+        matches!(self, ActionBody::Comment { .. })
+    }
+}
+
 /// An ephemeral action with its room sequence number.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(Arbitrary))]

@@ -33,5 +33,16 @@ pub use replay::{
 };
 pub use room_id::{Region, RoomId, RoomIdError};
 
+/// The longest start of `text` within `bytes_max` bytes that ends on a character: how a
+/// text past its bound is cut where the rule is to cut, not refuse (audit details, the
+/// display name a nameless token shows).
+pub fn cut_at_char(text: &str, bytes_max: usize) -> &str {
+    let mut end = text.len().min(bytes_max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[cfg(test)]
 mod tests;

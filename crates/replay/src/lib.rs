@@ -341,7 +341,7 @@ impl RecordingInfo {
     /// tell apart) must not take it out of the recording.
     fn is_deleted(&self, event: &ReplayEvent) -> bool {
         matches!(&event.body, ReplayEventBody::Action(a)
-            if matches!(a.body, ActionBody::Comment { .. }) && self.deleted.contains(&a.seq))
+            if a.body.is_comment() && self.deleted.contains(&a.seq))
     }
 
     /// The state at `at_ms`: the keyframe of the chunk that holds it, then that chunk's
@@ -814,18 +814,13 @@ impl Recorder {
     fn remove(&mut self, seq: u64) {
         self.revision += 1;
         if let Some(open) = self.open.as_mut() {
-            let named = open
-                .events
-                .iter()
-                .position(|e| matches!(&e.body, ReplayEventBody::Action(a) if a.seq == seq));
+            // Comments only (see `is_deleted`): another action named so stays.
+            let named = open.events.iter().position(|e| {
+                matches!(&e.body, ReplayEventBody::Action(a) if a.seq == seq && a.body.is_comment())
+            });
             if let Some(at) = named {
-                // Comments only (see `is_deleted`): another action named so stays.
-                let comment = matches!(&open.events[at].body,
-                    ReplayEventBody::Action(a) if matches!(a.body, ActionBody::Comment { .. }));
-                if comment {
-                    let event = open.events.remove(at);
-                    self.open_bytes -= encoded_len(&event);
-                }
+                let event = open.events.remove(at);
+                self.open_bytes -= encoded_len(&event);
                 return;
             }
         }

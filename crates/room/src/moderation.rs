@@ -260,12 +260,7 @@ pub(crate) fn check_slow_mode(interval_ms: u64) -> Result<(), String> {
 
 /// Cuts a text to at most `bytes_max` bytes on a character boundary.
 pub(crate) fn truncate(mut text: String, bytes_max: usize) -> String {
-    if text.len() > bytes_max {
-        let mut end = bytes_max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+    let end = ovation_proto::cut_at_char(&text, bytes_max).len();
+    text.truncate(end);
     text
 }

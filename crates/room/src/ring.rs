@@ -88,7 +88,7 @@ impl ActionRing {
             actions.pop_front();
         }
         let mut not_comments = NotComments::default();
-        for action in actions.iter().filter(|a| !is_comment_body(&a.body)) {
+        for action in actions.iter().filter(|a| !a.body.is_comment()) {
             not_comments.mark(action.seq);
         }
         ActionRing {
@@ -142,7 +142,7 @@ impl ActionRing {
     pub(crate) fn keep(&mut self, action: Action) -> Option<Action> {
         assert!(action.seq <= self.last_seq, "numbered by take_seq");
         assert!(self.actions.back().is_none_or(|last| last.seq < action.seq));
-        if !is_comment_body(&action.body) {
+        if !action.body.is_comment() {
             self.not_comments.mark(action.seq);
         }
         self.actions.push_back(action);
@@ -191,7 +191,7 @@ impl ActionRing {
             return Err("no action has this number");
         }
         match self.actions.iter().find(|a| a.seq == seq) {
-            Some(action) if is_comment_body(&action.body) => Ok(CommentRemoved::Kept),
+            Some(action) if action.body.is_comment() => Ok(CommentRemoved::Kept),
             Some(_) => Err("this action is not a comment"),
             None if self.actions.front().is_some_and(|a| a.seq < seq) => {
                 // Between kept actions: removed already, or a comment shown to its sender
@@ -237,10 +237,6 @@ fn user_hash(user: &str) -> u64 {
     user.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-pub(crate) fn is_comment_body(body: &ActionBody) -> bool {
-    matches!(body, ActionBody::Comment { .. })
 }
 
 impl Room {
@@ -289,7 +285,7 @@ impl Room {
             }
         }
         // A sharded room samples comments instead of refusing them (after the checks).
-        let sampling = is_comment_body(&body) && self.shards.is_sharded();
+        let sampling = body.is_comment() && self.shards.is_sharded();
         if !sampling {
             let wait_ms = self
                 .actions_allowance
@@ -305,7 +301,7 @@ impl Room {
             }
         }
         let buckets = self.buckets(&identity.user, now_ms);
-        let is_comment = matches!(body, ActionBody::Comment { .. });
+        let is_comment = body.is_comment();
         let bucket = match body {
             ActionBody::Reaction { .. } => &mut buckets.reactions,
             _ => &mut buckets.comments,
