@@ -152,8 +152,7 @@ pub(crate) async fn create_room(
     if !live && !listed_before {
         // `OVATION_TEST_DIRECTORY_REMOVE_DELAY_MS` (tests): the removal lands late, after
         // a create that waited for this one opened the room and claimed the entry.
-        let delay_ms = crate::text_binding(env, "OVATION_TEST_DIRECTORY_REMOVE_DELAY_MS")
-            .and_then(|ms| ms.parse::<u64>().ok())
+        let delay_ms = crate::number_binding::<u64>(env, "OVATION_TEST_DIRECTORY_REMOVE_DELAY_MS")
             .map(|ms| ms.min(ovation_proto::limits::TEST_DIRECTORY_REMOVE_DELAY_MS_MAX));
         if let Some(delay_ms) = delay_ms {
             worker::Delay::from(std::time::Duration::from_millis(delay_ms)).await;

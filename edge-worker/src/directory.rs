@@ -76,8 +76,8 @@ impl DirectoryObject {
     /// (`OVATION_TEST_DIRECTORY_CHECK_AFTER_MS`, which also stands for the waits between
     /// asks).
     fn check_after_ms(&self, asks: u32) -> u64 {
-        let test_ms = crate::text_binding(&self.env, "OVATION_TEST_DIRECTORY_CHECK_AFTER_MS")
-            .and_then(|ms| ms.parse::<u64>().ok());
+        let test_ms =
+            crate::number_binding::<u64>(&self.env, "OVATION_TEST_DIRECTORY_CHECK_AFTER_MS");
         match (test_ms, asks) {
             (Some(ms), _) => ms.min(DIRECTORY_ENTRY_CHECK_AFTER_MS),
             (None, 0) => DIRECTORY_ENTRY_CHECK_AFTER_MS,
@@ -159,11 +159,11 @@ impl DirectoryObject {
         let mut next_ms: Option<u64> = None;
         let mut asked = 0;
         // `OVATION_TEST_DIRECTORY_CHECKS_PER_ALARM` (tests): fewer, to run the next runs.
-        let asks_max = crate::text_binding(&self.env, "OVATION_TEST_DIRECTORY_CHECKS_PER_ALARM")
-            .and_then(|n| n.parse::<usize>().ok())
-            .map_or(DIRECTORY_ENTRY_CHECKS_PER_ALARM_MAX, |n| {
-                n.clamp(1, DIRECTORY_ENTRY_CHECKS_PER_ALARM_MAX)
-            });
+        let asks_max =
+            crate::number_binding::<usize>(&self.env, "OVATION_TEST_DIRECTORY_CHECKS_PER_ALARM")
+                .map_or(DIRECTORY_ENTRY_CHECKS_PER_ALARM_MAX, |n| {
+                    n.clamp(1, DIRECTORY_ENTRY_CHECKS_PER_ALARM_MAX)
+                });
         for check in checks {
             if check.at_ms > now_ms() {
                 next_ms = Some(next_ms.map_or(check.at_ms, |n| n.min(check.at_ms)));
@@ -368,12 +368,11 @@ impl DurableObject for DirectoryObject {
                 storage.put(&archived_key, &entry).await?;
                 // `OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS` (tests): the process is killed
                 // here, the room listed both archived and live.
-                let delay_ms =
-                    crate::text_binding(&self.env, "OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS")
-                        .and_then(|ms| ms.parse::<u64>().ok())
-                        .map(|ms| {
-                            ms.min(ovation_proto::limits::TEST_DIRECTORY_ARCHIVE_DELAY_MS_MAX)
-                        });
+                let delay_ms = crate::number_binding::<u64>(
+                    &self.env,
+                    "OVATION_TEST_DIRECTORY_ARCHIVE_DELAY_MS",
+                )
+                .map(|ms| ms.min(ovation_proto::limits::TEST_DIRECTORY_ARCHIVE_DELAY_MS_MAX));
                 if let Some(delay_ms) = delay_ms.filter(|_| live_is_this_opening) {
                     log_json(serde_json::json!({"level":"warn",
                         "event":"test_directory_archive_delayed","room": archive.room}));

@@ -193,6 +193,12 @@ pub(crate) fn text_binding(env: &Env, name: &str) -> Option<String> {
         .as_string()
 }
 
+/// A variable read as a number (the overrides and test knobs): `None` when it is absent
+/// or not one; each caller clamps it to its own bounds.
+pub(crate) fn number_binding<T: std::str::FromStr>(env: &Env, name: &str) -> Option<T> {
+    text_binding(env, name)?.parse().ok()
+}
+
 /// The log line of a deployment without tenant keys.
 const TENANT_KEYS_MISSING: &str =
     "OVATION_TENANT_KEYS is not set; set it with `wrangler secret put OVATION_TENANT_KEYS`";

@@ -34,8 +34,7 @@ pub(crate) fn log_json(value: serde_json::Value) {
 /// reconnects), or the `OVATION_CONNECTION_LIFETIME_MS` override for tests and staging,
 /// clamped.
 pub(crate) fn connection_lifetime_ms(env: &Env) -> u64 {
-    let configured = crate::text_binding(env, "OVATION_CONNECTION_LIFETIME_MS")
-        .and_then(|v| v.parse::<u64>().ok());
+    let configured = crate::number_binding::<u64>(env, "OVATION_CONNECTION_LIFETIME_MS");
     match configured {
         Some(ms) => ms.clamp(
             CONNECTION_LIFETIME_OVERRIDE_MS_MIN,

@@ -215,8 +215,7 @@ impl RoomObject {
         // `quiz` record that scores them as they come; the recorder is one read of its
         // own.
         let storage = self.state.storage();
-        let page_keys = crate::text_binding(&self.env, "OVATION_RESTORE_PAGE_KEYS")
-            .and_then(|v| v.parse::<usize>().ok())
+        let page_keys = crate::number_binding::<usize>(&self.env, "OVATION_RESTORE_PAGE_KEYS")
             .map_or(RESTORE_PAGE_KEYS_MAX, |keys| {
                 keys.clamp(1, RESTORE_PAGE_KEYS_MAX)
             });
@@ -342,8 +341,7 @@ impl RoomObject {
     /// `OVATION_STALE_SOCKET_MS` (tests, staging): a shorter silence before a socket is
     /// stale, so a test can watch heartbeats keep sockets alive (the room clamps it).
     fn apply_stale_override(&self, room: &mut Room) {
-        let configured = crate::text_binding(&self.env, "OVATION_STALE_SOCKET_MS")
-            .and_then(|v| v.parse::<u64>().ok());
+        let configured = crate::number_binding::<u64>(&self.env, "OVATION_STALE_SOCKET_MS");
         if let Some(ms) = configured {
             room.set_stale_socket_ms(ms);
         }

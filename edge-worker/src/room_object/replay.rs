@@ -327,13 +327,13 @@ impl RoomObject {
         // at the start of the first chunk not read.
         // `OVATION_REPLAY_WINDOW_READ_BYTES` (tests): a smaller bound, so that a recording
         // of seconds reaches it.
-        let mut budget = crate::text_binding(&self.env, "OVATION_REPLAY_WINDOW_READ_BYTES")
-            .and_then(|v| v.parse::<usize>().ok())
-            .filter(|&bytes| bytes < ovation_proto::limits::REPLAY_WINDOW_READ_BYTES_MAX)
-            .map_or_else(
-                ovation_replay::WindowRead::default,
-                ovation_replay::WindowRead::within,
-            );
+        let mut budget =
+            crate::number_binding::<usize>(&self.env, "OVATION_REPLAY_WINDOW_READ_BYTES")
+                .filter(|&bytes| bytes < ovation_proto::limits::REPLAY_WINDOW_READ_BYTES_MAX)
+                .map_or_else(
+                    ovation_replay::WindowRead::default,
+                    ovation_replay::WindowRead::within,
+                );
         let mut to = to;
         for index in info.chunks_for(from, to) {
             if Some(index) == info.open_index {
@@ -390,11 +390,7 @@ impl RoomObject {
 /// A test hook's count, read from `binding` once per object (`default` when unset): true,
 /// taking one, while some are left.
 fn count_down(slot: &mut Option<u64>, env: &Env, binding: &str, default: u64) -> bool {
-    let left = slot.get_or_insert_with(|| {
-        crate::text_binding(env, binding)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    });
+    let left = slot.get_or_insert_with(|| crate::number_binding(env, binding).unwrap_or(default));
     let counting = *left > 0;
     *left = left.saturating_sub(1);
     counting
