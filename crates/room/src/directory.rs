@@ -192,44 +192,32 @@ mod tests {
 
     #[test]
     fn an_admitted_entry_goes_only_when_no_opening_of_its_create_exists() {
-        let seen = |status, end_finished, creating| {
-            Some(OpeningSeen {
+        use AdmittedEntry::{AskAgain, Confirmed, Orphaned};
+        let (live, ended) = (Some(RoomStatus::Live), Some(RoomStatus::Ended));
+        // (status, end finished, creating) → what becomes of the entry.
+        let cases = [
+            // The create died before the room stored an opening.
+            ((None, false, false), Orphaned),
+            ((live, false, false), Confirmed),
+            // Ended: its end archives the entry, or a create waiting for it may open it.
+            ((ended, false, false), AskAgain),
+            // Ended and archived before this entry was made: a re-create that never opened.
+            ((ended, true, false), Orphaned),
+        ];
+        // A create under way (and a retry's), whatever the object held before.
+        let creating = [None, live, ended]
+            .into_iter()
+            .flat_map(|status| [false, true].map(|finished| ((status, finished, true), AskAgain)));
+        for ((status, end_finished, creating), expected) in cases.into_iter().chain(creating) {
+            let seen = OpeningSeen {
                 status,
                 end_finished,
                 creating,
-            })
-        };
-        let (live, ended) = (Some(RoomStatus::Live), Some(RoomStatus::Ended));
-        // The create died before the room stored an opening.
-        assert_eq!(
-            AdmittedEntry::of(seen(None, false, false)),
-            AdmittedEntry::Orphaned
-        );
-        // A create under way (and a retry's), whatever the object held before.
-        for status in [None, live, ended] {
-            for end_finished in [false, true] {
-                assert_eq!(
-                    AdmittedEntry::of(seen(status, end_finished, true)),
-                    AdmittedEntry::AskAgain
-                );
-            }
+            };
+            assert_eq!(AdmittedEntry::of(Some(seen)), expected, "{seen:?}");
         }
-        assert_eq!(
-            AdmittedEntry::of(seen(live, false, false)),
-            AdmittedEntry::Confirmed
-        );
-        // Ended: its end archives the entry, or a create waiting for it may open the room.
-        assert_eq!(
-            AdmittedEntry::of(seen(ended, false, false)),
-            AdmittedEntry::AskAgain
-        );
-        // Ended and archived before this entry was made: a re-create that never opened.
-        assert_eq!(
-            AdmittedEntry::of(seen(ended, true, false)),
-            AdmittedEntry::Orphaned
-        );
         // A room that did not answer is asked again, never taken for gone.
-        assert_eq!(AdmittedEntry::of(None), AdmittedEntry::AskAgain);
+        assert_eq!(AdmittedEntry::of(None), AskAgain);
     }
 
     #[test]

@@ -312,17 +312,16 @@ fn a_comment_older_than_the_rooms_recent_actions_is_still_removed() {
 #[test]
 fn an_action_that_is_not_a_comment_is_not_removed_after_it_left_the_recent_actions() {
     let mut now = 0;
-    let mut store = BTreeMap::new();
     let mut room = Room::create(info(), 3, now);
     join(&mut room, 1, "mo", Role::Moderator, now);
     join(&mut room, 2, "ana", Role::Viewer, now);
-    tick_into(&mut room, &mut now, &mut store);
+    tick(&mut room, &mut now);
     let reaction = frame_of(ClientFrame::Reaction {
         client_id: 1,
         kind: "wow".into(),
     });
     room.handle_frame(2, &reaction, now);
-    tick_into(&mut room, &mut now, &mut store);
+    tick(&mut room, &mut now);
     let reacted = room.last_seq();
     let broadcast = AdminCommand::Broadcast {
         from_user: "admin".into(),
@@ -330,16 +329,16 @@ fn an_action_that_is_not_a_comment_is_not_removed_after_it_left_the_recent_actio
         text: "welcome".into(),
     };
     room.admin(broadcast, now).unwrap();
-    tick_into(&mut room, &mut now, &mut store);
+    tick(&mut room, &mut now);
     let told = room.last_seq();
     room.handle_frame(2, &comment("later", 2), now);
-    tick_into(&mut room, &mut now, &mut store);
+    tick(&mut room, &mut now);
     let said = room.last_seq();
     assert_eq!((reacted + 1, told + 1), (told, said));
 
     now += RING_AGE_MS_MAX + 1_000;
     room.handle_frame(2, &comment("now", 3), now);
-    tick_into(&mut room, &mut now, &mut store);
+    tick(&mut room, &mut now);
     let kept: Vec<u64> = room.actions_since(0, now).0.iter().map(|a| a.seq).collect();
     assert_eq!(kept, [said + 1], "the three left the recent actions");
     for seq in [reacted, told] {
