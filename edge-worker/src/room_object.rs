@@ -426,9 +426,10 @@ impl RoomObject {
         // An end this pump stores gets its retry alarm in the same write: armed after it,
         // a process killed in between left an ended room that nothing wakes when no
         // request or socket comes (its host unpaid, the room listed live for good).
-        let end_retry_ms = self
-            .end_retry_at_ms(now_ms())
-            .filter(|_| !writes.is_empty());
+        // (Asked only of a pump that writes: the clock is not read for the others.)
+        let end_retry_ms = (!writes.is_empty())
+            .then(|| self.end_retry_at_ms(now_ms()))
+            .flatten();
         let end_alarm_ms = end_retry_ms.filter(|at_ms| driver::alarm_wanted(self, *at_ms));
         let storage = self.state.storage();
         let raw = storage.as_raw();
