@@ -168,6 +168,13 @@ pub fn json(value: impl serde::Serialize, status: u16) -> Result<Response> {
     Ok(Response::from_json(&value)?.with_status(status))
 }
 
+/// Whether the request asks for a WebSocket (`Upgrade: websocket`, in any case: RFC 6455
+/// reads the token case-insensitively, and some clients send `WebSocket`).
+pub fn is_websocket_upgrade(req: &Request) -> bool {
+    let upgrade = req.headers().get("upgrade").ok().flatten();
+    upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+}
+
 /// The entries of the `Sec-WebSocket-Protocol` request header.
 pub fn offered_protocols(req: &Request) -> Vec<String> {
     req.headers()

@@ -40,7 +40,7 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
     // Parsed once for the room and the query (a join storm's hot path).
     let url = req.url().map_err(|_| ApiError::bad_request("bad url"))?;
     let room = room_in(&url)?;
-    if req.headers().get("upgrade").ok().flatten().as_deref() != Some("websocket") {
+    if !http::is_websocket_upgrade(&req) {
         return Err(ApiError::new(
             426,
             "upgrade_required",

@@ -320,13 +320,6 @@ impl Admission {
 /// token in the URL would land in logs and histories, and is refused `token_missing`.
 /// `url`: the request's URL when the caller parsed it already (a join storm's hot path).
 fn token_of(req: &Request, url: Option<&Url>) -> std::result::Result<String, ApiError> {
-    if let Ok(Some(auth)) = req.headers().get("authorization") {
-        // The scheme's name is case-insensitive (RFC 9110): `bearer` is `Bearer`.
-        let scheme = auth.get(..7);
-        if scheme.is_some_and(|s| s.eq_ignore_ascii_case("bearer ")) {
-            return Ok(auth[7..].trim().to_owned());
-        }
-    }
     let parsed;
     let url = match url {
         Some(url) => url,
@@ -335,15 +328,24 @@ fn token_of(req: &Request, url: Option<&Url>) -> std::result::Result<String, Api
             &parsed
         }
     };
-    let upgrade = req.headers().get("upgrade").ok().flatten();
-    let upgrade = upgrade.is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    if let Some((_, token)) = url.query_pairs().find(|(k, _)| k == "token") {
-        if !upgrade {
-            let message = "a token in the URL is taken only on a WebSocket upgrade: send it \
-                           as `Authorization: Bearer <token>`";
-            http::log_refusal("token_missing", message);
-            return Err(ApiError::new(401, "token_missing", message));
+    let upgrade = http::is_websocket_upgrade(req);
+    let in_url = url.query_pairs().find(|(k, _)| k == "token");
+    // Refused even beside a header: the URL with the token in it is logged all the same,
+    // and the client is told so before it ships.
+    if in_url.is_some() && !upgrade {
+        let message = "a token in the URL is taken only on a WebSocket upgrade: send it \
+                       as `Authorization: Bearer <token>`";
+        http::log_refusal("token_missing", message);
+        return Err(ApiError::new(401, "token_missing", message));
+    }
+    if let Ok(Some(auth)) = req.headers().get("authorization") {
+        // The scheme's name is case-insensitive (RFC 9110): `bearer` is `Bearer`.
+        let scheme = auth.get(..7);
+        if scheme.is_some_and(|s| s.eq_ignore_ascii_case("bearer ")) {
+            return Ok(auth[7..].trim().to_owned());
         }
+    }
+    if let Some((_, token)) = in_url {
         return Ok(token.into_owned());
     }
     if !upgrade {

@@ -102,7 +102,7 @@ struct FanoutArgs {
     /// Target ovation: the audience rooms are created for (default: viewers per room).
     #[arg(long)]
     expected_audience: Option<u64>,
-    /// Target ovation: grow each room to this many shards (1..=128) after creating it.
+    /// Target ovation: grow each room to this many shards (1..=250, `SHARDS_PER_ROOM_MAX`) after creating it.
     #[arg(long)]
     shards: Option<u16>,
     /// The tenant whose key signs the viewers' tokens (target ovation).

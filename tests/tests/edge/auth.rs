@@ -233,8 +233,21 @@ fn a_token_in_the_url_is_taken_only_on_the_websocket_upgrade() {
         .get(&format!("/v1/rooms/{room}/state"))
         .unwrap();
     assert_eq!(read.status, 200, "the header is taken: {:?}", read.body);
+    // Beside the header too: the URL with the token in it is logged all the same.
+    let read = Api::new(&server.base, &viewer)
+        .get(&format!("/v1/rooms/{room}/state?token={viewer}"))
+        .unwrap();
+    assert_eq!(read.status, 401, "{:?}", read.body);
+    assert_eq!(read.body["code"], "token_missing");
 
-    // The upgrade still takes it (how `Socket::open` sends it).
+    // The upgrade still takes it (how `Socket::open` sends it), and an upgrade is one
+    // in any case (RFC 6455: `WebSocket` is `websocket`). (workerd hands the Worker a
+    // client's upgrade as `websocket` either way; the Worker's own check is without case
+    // too, for a runtime that does not.)
     let socket = Socket::open(&server.base, &room, &viewer).expect("the upgrade");
+    socket.close();
+    let socket =
+        Socket::open_with_headers(&server.base, &room, &viewer, &[("upgrade", "WebSocket")])
+            .expect("an upgrade written `WebSocket`");
     socket.close();
 }
