@@ -502,8 +502,8 @@ pub const STAFF_COMMENTS_REMEMBERED_MAX: usize = 1_024;
 /// the newest, one bit each (128 KiB at most): a moderator's removal of a gift, reaction
 /// or system message among them is refused `not_found` ("not a comment"), as while it is
 /// kept. About 4 minutes of a room at `ROOM_ACTIONS_PER_S_MAX`, hours of an ordinary one;
-/// not kept across a restart of the room object (the recording still keeps every
-/// non-comment: `ovation_replay` removes comments only).
+/// stored (256 records of 512 bytes at most), so kept across a restart of the room object
+/// (and the recording keeps every non-comment: `ovation_replay` removes comments only).
 pub const NUMBER_KINDS_REMEMBERED_MAX: u64 = 1 << 20;
 /// Keys one storage `list` call reads when a room object wakes: its records are fed to the
 /// room's loader a page at a time, never all at once (a big quiz leaves millions of

@@ -423,7 +423,10 @@ impl Room {
         self.shared.push(event);
     }
 
+    /// The meta record, and the kinds of the numbers it counts, when they changed.
     pub(crate) fn flush_meta(&mut self) {
+        let kinds = self.ring.take_unstored_kinds();
+        self.outputs.extend(kinds.into_iter().map(Output::Store));
         if self.meta_dirty {
             self.meta_dirty = false;
             self.outputs

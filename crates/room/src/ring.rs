@@ -29,31 +29,91 @@ pub(crate) struct ActionRing {
 
 /// One bit per number, set for an action that is not a comment, over the newest
 /// `NUMBER_KINDS_REMEMBERED_MAX` numbers: a reaction flood among comments costs a bit
-/// each, not a number each.
+/// each, not a number each. Stored a record per `NUMBERS_PER_KINDS_RECORD` numbers, so a
+/// room object that hibernated or restarted still knows a gift from a comment.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct NotComments {
     /// The number of the first word's lowest bit (a multiple of 64).
     first: u64,
     words: VecDeque<u64>,
+    /// Records (`number / NUMBERS_PER_KINDS_RECORD`) changed since they were last
+    /// stored: written once per pump, beside the meta that counts their actions.
+    unstored: BTreeSet<u64>,
 }
+
+/// The numbers one stored record of kinds covers: 64 words, 512 bytes at most, so a
+/// room remembering `NUMBER_KINDS_REMEMBERED_MAX` numbers reads 256 records at wake-up
+/// and writes one (rarely two) a pump.
+pub(crate) const NUMBERS_PER_KINDS_RECORD: u64 = 64 * 64;
 
 impl NotComments {
     pub(crate) fn mark(&mut self, seq: u64) {
         if self.words.is_empty() {
             self.first = seq - seq % 64;
         }
-        if seq < self.first {
-            return; // older than what is remembered
+        if seq < self.first || self.contains(seq) {
+            return; // older than what is remembered, or known
         }
         let word = usize::try_from((seq - self.first) / 64).expect("bounded below");
         while self.words.len() <= word {
             self.words.push_back(0);
         }
         self.words[word] |= 1 << (seq % 64);
+        self.unstored.insert(seq / NUMBERS_PER_KINDS_RECORD);
         while self.words.len() as u64 * 64 > NUMBER_KINDS_REMEMBERED_MAX {
             self.words.pop_front();
+            // The record the forgotten word was in is stored again (or deleted).
+            self.unstored.insert(self.first / NUMBERS_PER_KINDS_RECORD);
             self.first += 64;
         }
+    }
+
+    /// Rebuilt from stored records (`take_unstored`), each record's 64 words by its index.
+    pub(crate) fn restored(records: BTreeMap<u64, Vec<u64>>) -> NotComments {
+        let mut kinds = NotComments::default();
+        let Some(&first_record) = records.keys().next() else {
+            return kinds;
+        };
+        kinds.first = first_record * NUMBERS_PER_KINDS_RECORD;
+        for (record, words) in records {
+            let at = usize::try_from((record - first_record) * 64).expect("bounded below");
+            kinds.words.resize(at, 0);
+            kinds.words.extend(words);
+        }
+        while kinds.words.len() as u64 * 64 > NUMBER_KINDS_REMEMBERED_MAX {
+            kinds.words.pop_front();
+            kinds
+                .unstored
+                .insert(kinds.first / NUMBERS_PER_KINDS_RECORD);
+            kinds.first += 64;
+        }
+        kinds
+    }
+
+    /// The storage writes for the records changed since the last call: each one's words
+    /// (those forgotten read 0), or its deletion once it holds only forgotten numbers.
+    pub(crate) fn take_unstored(&mut self) -> Vec<StorageOp> {
+        std::mem::take(&mut self.unstored)
+            .into_iter()
+            .map(|record| {
+                let start = record * NUMBERS_PER_KINDS_RECORD;
+                if start + NUMBERS_PER_KINDS_RECORD <= self.first {
+                    return StorageOp::delete_kinds(record);
+                }
+                let words: Vec<u64> = (0..64).map(|w| self.word_at(start + w * 64)).collect();
+                StorageOp::put_kinds(record, &words)
+            })
+            .collect()
+    }
+
+    /// The word whose lowest bit is `number` (a multiple of 64); 0 where none is kept.
+    fn word_at(&self, number: u64) -> u64 {
+        number
+            .checked_sub(self.first)
+            .and_then(|offset| usize::try_from(offset / 64).ok())
+            .and_then(|word| self.words.get(word))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Whether `seq` is remembered as not a comment's.
@@ -80,14 +140,18 @@ pub(crate) enum CommentRemoved {
 impl ActionRing {
     /// A ring read back from storage: the actions numbered up to `last_seq` (newer ones
     /// were never acknowledged), the newest `RING_EVENTS_MAX` of them.
-    pub(crate) fn restored(last_seq: u64, actions: impl IntoIterator<Item = Action>) -> Self {
+    pub(crate) fn restored(
+        last_seq: u64,
+        actions: impl IntoIterator<Item = Action>,
+        mut not_comments: NotComments,
+    ) -> Self {
         let mut actions: VecDeque<Action> =
             actions.into_iter().filter(|a| a.seq <= last_seq).collect();
         actions.make_contiguous().sort_by_key(|a| a.seq);
         while actions.len() > RING_EVENTS_MAX {
             actions.pop_front();
         }
-        let mut not_comments = NotComments::default();
+        // Rooms stored before the kinds were: their kept actions say it.
         for action in actions.iter().filter(|a| !a.body.is_comment()) {
             not_comments.mark(action.seq);
         }
@@ -125,6 +189,11 @@ impl ActionRing {
 
     pub(crate) fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+
+    /// The storage writes of the kinds remembered since the last call (`NotComments`).
+    pub(crate) fn take_unstored_kinds(&mut self) -> Vec<StorageOp> {
+        self.not_comments.take_unstored()
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Action> + '_ {

@@ -40,6 +40,9 @@ pub const HOST_KEY_PREFIX: &str = "object/";
 const PART_PREFIX: &str = "part/";
 const ACTION_PREFIX: &str = "action/";
 const GIFTER_PREFIX: &str = "gifter/";
+/// Which numbers were not comments (`ring::NotComments`), a record per
+/// `NUMBERS_PER_KINDS_RECORD` numbers.
+const KINDS_PREFIX: &str = "kinds/";
 const PENDING_PREFIX: &str = "pending/";
 /// Gifts answered `unavailable` and not announced (`gifts::OutcomeUnknown`).
 const UNKNOWN_PREFIX: &str = "unknown/";
@@ -162,6 +165,19 @@ impl StorageOp {
                 action: action.clone(),
                 client_id,
             }),
+        }
+    }
+
+    pub(crate) fn put_kinds(record: u64, words: &[u64]) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{KINDS_PREFIX}{record:020}"),
+            value: encode(&words),
+        }
+    }
+
+    pub(crate) fn delete_kinds(record: u64) -> StorageOp {
+        StorageOp::Delete {
+            key: format!("{KINDS_PREFIX}{record:020}"),
         }
     }
 
@@ -412,6 +428,7 @@ pub struct RoomLoader {
     shard_counts: Vec<u16>,
     shard_ups: Vec<ShardUpRecord>,
     likes_last: Vec<(String, u64)>,
+    kinds: BTreeMap<u64, Vec<u64>>,
 }
 
 impl RoomLoader {
@@ -460,6 +477,13 @@ impl RoomLoader {
             if self.outcomes_unknown.len() > GIFT_OUTCOMES_UNKNOWN_MAX {
                 return Err(corrupt());
             }
+        } else if let Some(record) = key.strip_prefix(KINDS_PREFIX) {
+            let record: u64 = record.parse().map_err(|_| corrupt())?;
+            let words: Vec<u64> = decode_whole(&value).ok_or_else(corrupt)?;
+            if words.len() != 64 {
+                return Err(corrupt());
+            }
+            self.kinds.insert(record, words);
         } else if let Some(user) = key.strip_prefix(GIFTER_PREFIX) {
             let record: Gifter = postcard::from_bytes(&value).map_err(|_| corrupt())?;
             self.gifters.insert(user.to_owned(), record);
@@ -609,6 +633,7 @@ impl RoomLoader {
             shard_counts,
             shard_ups,
             likes_last,
+            kinds,
         } = self;
         let Some(meta) = meta else {
             return Ok(None);
@@ -702,8 +727,11 @@ impl RoomLoader {
             .iter()
             .filter_map(|r| r.client_id.map(|client_id| (r.action.seq, client_id)))
             .collect();
-        room.ring =
-            crate::ring::ActionRing::restored(meta.last_seq, actions.into_iter().map(|r| r.action));
+        room.ring = crate::ring::ActionRing::restored(
+            meta.last_seq,
+            actions.into_iter().map(|r| r.action),
+            crate::ring::NotComments::restored(kinds),
+        );
         for (seq, client_id) in client_ids {
             room.ring.remember_client_id(seq, client_id);
         }

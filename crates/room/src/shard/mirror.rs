@@ -22,7 +22,7 @@ impl Mirror {
             online: snapshot.online,
             ended: snapshot.ended,
             parts: PartSet::from_snapshot(snapshot.total_version, snapshot.parts),
-            ring: ActionRing::restored(snapshot.last_seq, snapshot.ring),
+            ring: ActionRing::restored(snapshot.last_seq, snapshot.ring, Default::default()),
         }
     }
 

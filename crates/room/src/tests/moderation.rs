@@ -309,19 +309,24 @@ fn a_comment_older_than_the_rooms_recent_actions_is_still_removed() {
 /// they are kept. Before, any number past the ring was taken for an old comment: the
 /// `Removed` action took a paid gift or an admin's broadcast off viewers' screens and out
 /// of the recording, past the rule that a moderator acts on lower ranks only.
+///
+/// The kinds are stored: after the room object restarts (a hibernated room wakes), the
+/// refusal holds, and an old comment is still removed. Before, a restarted room knew
+/// only its recent actions' kinds, so any older gift's number was taken for a comment's.
 #[test]
 fn an_action_that_is_not_a_comment_is_not_removed_after_it_left_the_recent_actions() {
     let mut now = 0;
+    let mut store = BTreeMap::new();
     let mut room = Room::create(info(), 3, now);
     join(&mut room, 1, "mo", Role::Moderator, now);
     join(&mut room, 2, "ana", Role::Viewer, now);
-    tick(&mut room, &mut now);
+    tick_into(&mut room, &mut now, &mut store);
     let reaction = frame_of(ClientFrame::Reaction {
         client_id: 1,
         kind: "wow".into(),
     });
     room.handle_frame(2, &reaction, now);
-    tick(&mut room, &mut now);
+    tick_into(&mut room, &mut now, &mut store);
     let reacted = room.last_seq();
     let broadcast = AdminCommand::Broadcast {
         from_user: "admin".into(),
@@ -329,26 +334,30 @@ fn an_action_that_is_not_a_comment_is_not_removed_after_it_left_the_recent_actio
         text: "welcome".into(),
     };
     room.admin(broadcast, now).unwrap();
-    tick(&mut room, &mut now);
+    tick_into(&mut room, &mut now, &mut store);
     let told = room.last_seq();
     room.handle_frame(2, &comment("later", 2), now);
-    tick(&mut room, &mut now);
+    tick_into(&mut room, &mut now, &mut store);
     let said = room.last_seq();
     assert_eq!((reacted + 1, told + 1), (told, said));
 
     now += RING_AGE_MS_MAX + 1_000;
     room.handle_frame(2, &comment("now", 3), now);
-    tick(&mut room, &mut now);
+    tick_into(&mut room, &mut now, &mut store);
     let kept: Vec<u64> = room.actions_since(0, now).0.iter().map(|a| a.seq).collect();
     assert_eq!(kept, [said + 1], "the three left the recent actions");
-    for seq in [reacted, told] {
-        let refused = delete_as(&mut room, "mo", Role::Moderator, seq, now);
-        assert!(
-            matches!(refused, Err(AdminError::NotFound(why)) if why.contains("not a comment")),
-            "{seq}: {refused:?}"
-        );
+    tick_into(&mut room, &mut now, &mut store);
+    let mut restarted = Room::restore(store.clone(), now).unwrap().unwrap();
+    for room in [&mut room, &mut restarted] {
+        for seq in [reacted, told] {
+            let refused = delete_as(room, "mo", Role::Moderator, seq, now);
+            assert!(
+                matches!(refused, Err(AdminError::NotFound(why)) if why.contains("not a comment")),
+                "{seq}: {refused:?}"
+            );
+        }
+        assert!(delete_as(room, "mo", Role::Moderator, said, now).is_ok());
     }
-    assert!(delete_as(&mut room, "mo", Role::Moderator, said, now).is_ok());
 }
 
 /// The kinds of numbers are remembered a bit each over the newest
@@ -372,6 +381,57 @@ fn not_comments_are_remembered_for_the_newest_number_kinds_remembered_max_number
     assert!(!kinds.contains(5), "forgotten one past the bound");
     assert!(kinds.contains(70) && kinds.contains(last_within));
     assert!(kinds.contains(NUMBER_KINDS_REMEMBERED_MAX));
+}
+
+/// The stored records of kinds give back what was remembered, no more: a record whose
+/// numbers are all forgotten is deleted, one partly forgotten reads 0 there, and each
+/// changed record is written once however many marks it took.
+#[test]
+fn kinds_are_stored_a_record_per_numbers_per_kinds_record_and_read_back() {
+    use crate::ring::{NotComments, NUMBERS_PER_KINDS_RECORD};
+    let mut store = BTreeMap::new();
+    let mut kinds = NotComments::default();
+    for seq in [5, 70, 71, NUMBERS_PER_KINDS_RECORD + 1] {
+        kinds.mark(seq);
+    }
+    let written = kinds.take_unstored();
+    assert_eq!(written.len(), 2, "{written:?}");
+    apply(&written, &mut store);
+    assert!(kinds.take_unstored().is_empty(), "nothing changed since");
+    kinds.mark(70);
+    assert!(kinds.take_unstored().is_empty(), "known already");
+
+    let read = |store: &BTreeMap<String, Vec<u8>>| {
+        let records = store
+            .iter()
+            .map(|(key, value)| {
+                let record = key.strip_prefix("kinds/").unwrap().parse().unwrap();
+                (record, postcard::from_bytes::<Vec<u64>>(value).unwrap())
+            })
+            .collect();
+        NotComments::restored(records)
+    };
+    let back = read(&store);
+    for seq in [5, 70, 71, NUMBERS_PER_KINDS_RECORD + 1] {
+        assert!(back.contains(seq), "{seq}");
+    }
+    for seq in [0, 6, 69, 72, NUMBERS_PER_KINDS_RECORD] {
+        assert!(!back.contains(seq), "{seq}");
+    }
+
+    // A mark a record past the bound: the first record is forgotten, and deleted.
+    let last = NUMBER_KINDS_REMEMBERED_MAX + NUMBERS_PER_KINDS_RECORD - 1;
+    kinds.mark(last);
+    let written = kinds.take_unstored();
+    apply(&written, &mut store);
+    assert!(
+        !store.contains_key("kinds/00000000000000000000"),
+        "{written:?}"
+    );
+    let back = read(&store);
+    assert!(!back.contains(5) && !back.contains(70));
+    assert!(back.contains(NUMBERS_PER_KINDS_RECORD + 1) && back.contains(last));
+    assert!(store.len() as u64 <= NUMBER_KINDS_REMEMBERED_MAX / NUMBERS_PER_KINDS_RECORD + 1);
 }
 
 #[test]

@@ -78,7 +78,7 @@ fn a_restored_ring_keeps_only_what_meta_counted_in_order_and_the_newest_within_t
     let stored = (1..=RING_EVENTS_MAX as u64 + 5)
         .rev()
         .map(|s| comment(s, 0));
-    let ring = ActionRing::restored(RING_EVENTS_MAX as u64 + 3, stored);
+    let ring = ActionRing::restored(RING_EVENTS_MAX as u64 + 3, stored, Default::default());
     let seqs = kept(&ring);
     assert_eq!(seqs.len(), RING_EVENTS_MAX);
     assert_eq!(seqs.first(), Some(&4));
