@@ -330,7 +330,11 @@ impl RoomObject {
                 room.reattach(att.id, identity, att.expires_at_ms, att.hello_heard, now);
                 memory.sockets.insert(att.id, ws);
             }
-            if let Err(e) = room.set_gift_catalog(self.gift_catalog()) {
+            let ledger_opened = memory
+                .opening
+                .filter(|record| record.epoch == room.epoch())
+                .and_then(|record| record.ledger_opened);
+            if let Err(e) = room.set_gift_catalog(self.gift_catalog(ledger_opened)) {
                 log_json(json!({"level":"error","event":"bad_gift_catalog","detail": e}));
             }
             memory.room = Some(room);
@@ -351,9 +355,12 @@ impl RoomObject {
     /// A catalog that does not read (a float, a negative price, not an object) is an
     /// empty one: nothing is sold at prices nobody set. None either when gifts are off
     /// (no settlement service), so the `room` part shows no prices and a gift is refused
-    /// for good (`not_found`), not `unavailable` with its advice to retry.
-    fn gift_catalog(&self) -> std::collections::BTreeMap<String, u64> {
-        if self.settlement().is_none() {
+    /// for good (`not_found`), not `unavailable` with its advice to retry; and none in an
+    /// opening made while gifts were off (`ledger_opened: Some(false)`), even after a
+    /// service is configured: its ledger account was never opened, and each gift was
+    /// refused `room_ended` by the ledger in a live room.
+    fn gift_catalog(&self, ledger_opened: Option<bool>) -> std::collections::BTreeMap<String, u64> {
+        if self.settlement().is_none() || ledger_opened == Some(false) {
             return std::collections::BTreeMap::new();
         }
         let Some(configured) = crate::text_binding(&self.env, "OVATION_GIFT_CATALOG") else {
@@ -820,7 +827,7 @@ impl RoomObject {
         .await?;
         let mut room = Room::create(info, epoch, now_ms());
         self.apply_stale_override(&mut room);
-        if let Err(e) = room.set_gift_catalog(self.gift_catalog()) {
+        if let Err(e) = room.set_gift_catalog(self.gift_catalog(Some(ledger_opened))) {
             log_json(json!({"level":"error","event":"bad_gift_catalog","detail": e}));
         }
         let room_id = room.info().room_id.clone();

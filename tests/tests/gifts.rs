@@ -933,6 +933,107 @@ fn a_gift_stored_whose_charge_never_left_is_charged_once_after_a_kill() {
     settlement.assert_audit_holds();
 }
 
+/// A gift's charge made by the service after the room was killed (-9), and the restarted
+/// room's first ask of it failing (the service unreachable: the proxy drops it): the room
+/// asks again by itself a second later, the service answers `replayed`, and the gift is
+/// announced once, with no resend from its gifter (whose socket went with the kill).
+/// Before, that one failed ask left the gift paid and never shown: the room waited for a
+/// retry only the gifter could send.
+#[test]
+fn a_recovered_gift_whose_first_ask_fails_is_asked_again_and_announced_once() {
+    let settlement = Settlement::start();
+    let proxy = HoldingProxy::start(settlement.port(), &[]);
+    let data = scratch_dir("gifts-recovered-retry");
+    let mut server = settlement.workerd_through(&proxy.base, &data);
+    deposit(&settlement, "ana", 10);
+    let room = create_room(&server, "weur");
+    let state = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/state"))
+        .unwrap();
+    let epoch = state.body["epoch"].as_u64().expect("epoch");
+    proxy.hold("recovered");
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    ana.send(&gift(1, "recovered", "heart", 1)).unwrap();
+    proxy.wait_held(1);
+    server.kill_hard();
+    drop(ana);
+    proxy.release("recovered");
+    assert_eq!(balance_reaches(&settlement, "ana", 5), 5, "charged");
+
+    proxy.hold("recovered");
+    server = settlement.workerd_through(&proxy.base, &data);
+    // Woken by a read; its first ask is held, then dropped unanswered.
+    assert_eq!(gifts_in_ring(&server, &room, epoch), 0, "not yet known");
+    proxy.wait_held(2);
+    proxy.drop_held("recovered");
+    proxy.wait_dropped();
+    let started = Instant::now();
+    while gifts_in_ring(&server, &room, epoch) == 0 {
+        assert!(
+            started.elapsed() < WAIT,
+            "the recovered gift is never asked for again"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(gifts_in_ring(&server, &room, epoch), 1, "announced once");
+    end_with_settlement(&server, &room, "settled");
+    assert_eq!(host_balance_reaches(&settlement, 5), 5, "paid once");
+    assert_eq!(balance_reaches(&settlement, "ana", 5), 5, "charged once");
+    settlement.assert_audit_holds();
+}
+
+/// A room opened while gifts were off (no settlement service configured) has no ledger
+/// account for that opening. After the operator configures the service, the woken room
+/// still sells nothing in it: a gift is refused `not_found` ("no gifts are sold") and the
+/// `room` part shows no prices. Before, the woken room showed prices and every gift was
+/// refused `room_ended` by a ledger that never opened the room, in a live room. Its next
+/// opening sells.
+#[test]
+fn a_room_opened_while_gifts_were_off_sells_nothing_in_that_opening_once_they_are_on() {
+    let settlement = Settlement::start();
+    let data = scratch_dir("gifts-off-then-on");
+    let mut off = Server::start(&data);
+    let room = create_room(&off, "weur");
+    off.stop();
+    let server = settlement.server(&data);
+    deposit(&settlement, "ana", 10);
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    ana.send(&gift(1, "off-then-on", "heart", 1)).unwrap();
+    let refused = answer_to(&mut ana, 1);
+    assert!(
+        matches!(&refused, Event::Error { code: ErrorCode::NotFound, message, .. }
+            if message.contains("no gifts")),
+        "{refused:?}"
+    );
+    let part = server
+        .admin()
+        .get(&format!("/v1/rooms/{room}/parts/room?v=1"))
+        .unwrap();
+    assert_eq!(part.status, 200, "{:?}", part.body);
+    assert_eq!(part.body["gifts"], json!({}), "no prices shown");
+    assert_eq!(
+        balance_reaches(&settlement, "ana", 10),
+        10,
+        "nothing charged"
+    );
+    end_with_settlement(&server, &room, "never_opened");
+
+    // Opened again with the service on: sold.
+    let reply = server
+        .admin()
+        .post("/v1/rooms", &json!({"room": room, "host": "host-1"}))
+        .unwrap();
+    assert!(reply.status < 300, "{:?}", reply.body);
+    let mut ana = connect(&server, &room, "viewer", "ana");
+    ana.send(&gift(2, "on-again", "heart", 1)).unwrap();
+    assert!(matches!(
+        answer_to(&mut ana, 2),
+        Event::Ack { seq: Some(_), .. }
+    ));
+    assert_eq!(balance_reaches(&settlement, "ana", 5), 5, "charged once");
+}
+
 /// An end stored, and the process killed (-9) before anything else: settling, archiving,
 /// telling (the test hook `OVATION_FAULT_PAUSE_AFTER_END_STORED` holds the room right
 /// after the end's write). Restarted, with no request to the room, the host is paid once

@@ -219,6 +219,12 @@ pub const SETTLEMENT_CHARGES_IN_FLIGHT_MAX: usize = 4;
 /// sells no such gift now (gifts off, or the catalog changed): retried later, not refused
 /// for good, so the charge's answer can still announce it.
 pub const GIFT_UNKNOWN_UNSOLD_RETRY_AFTER_MS: u32 = 30_000;
+/// A gift recovered after a crash (its charge may have been made, and its gifter's socket
+/// is gone) whose charge is answered `unavailable` is asked for again by the room itself,
+/// first after this wait, doubling up to `GIFT_RECOVERED_RETRY_MS_MAX`, until the ledger
+/// answers for good: no one else would ask, and a charge made would stay paid and unshown.
+pub const GIFT_RECOVERED_RETRY_MS_MIN: u64 = 1_000;
+pub const GIFT_RECOVERED_RETRY_MS_MAX: u64 = 60_000;
 /// Sockets one user may hold in one room object (the room's own, or one shard's): a few
 /// tabs or devices. More are refused at connect with close `4409` (`TooManySockets`), so
 /// one token cannot fill a room (`CONNECTIONS_PER_ROOM_MAX`) and lock everyone else out.

@@ -203,6 +203,7 @@ impl Room {
             .chain(self.sweep_clock.next_ms())
             .chain(refresh)
             .chain(self.purge.next_ms())
+            .chain(self.gifts.next_retry_ms())
             .min()
     }
 
@@ -259,6 +260,7 @@ impl Room {
             }
         }
         self.close_due_interactions(now_ms);
+        self.retry_recovered_charges(Some(now_ms));
         let deletes = self.purge.take_due(now_ms);
         self.outputs.extend(deletes.into_iter().map(Output::Store));
 

@@ -31,6 +31,14 @@ pub(crate) struct PendingGift {
     /// after a restart the connections are gone.
     #[serde(skip)]
     pub joined: Vec<GiftWaiter>,
+    /// A recovered gift answered `unavailable` is asked for again at this time
+    /// (`Gifts::retry_later`); none is asked while it waits. In memory only: a restarted
+    /// room asks at once.
+    #[serde(skip)]
+    pub retry_at_ms: Option<u64>,
+    /// The waits so far (each doubles the next).
+    #[serde(skip)]
+    pub retries: u32,
 }
 
 /// What became of a gift sent again while its charge is in flight.
@@ -63,6 +71,12 @@ pub(crate) struct Gifts {
     next_request: u64,
     /// user → totals and recently announced gift ids, stored as `gifter/<user>`.
     gifters: BTreeMap<String, Gifter>,
+    /// The top `LEADERBOARD_ENTRIES_MAX` gifters, ranked (`ranks_before`): kept as gifts
+    /// come, so a gift costs the leaderboard a look at ten gifters, not a sort of all of
+    /// them (up to `GIFTERS_MAX`, which one funded viewer's cheapest gifts made a room's
+    /// work at the gift rate). Totals only grow, so a gifter enters it only by passing
+    /// its last.
+    top: Vec<String>,
     /// Gifts answered `unavailable` and not announced, oldest first (at most
     /// `GIFT_OUTCOMES_UNKNOWN_MAX`), stored as `unknown/<n>` so a restart keeps them.
     outcomes_unknown: VecDeque<OutcomeUnknown>,
@@ -127,6 +141,7 @@ impl Default for Gifts {
             pending: BTreeMap::new(),
             next_request: 1,
             gifters: BTreeMap::new(),
+            top: Vec::new(),
             outcomes_unknown: VecDeque::new(),
             next_unknown: 0,
             announced_as: BTreeMap::new(),
@@ -141,10 +156,15 @@ impl Gifts {
         pending: BTreeMap<u64, PendingGift>,
         unknown: BTreeMap<u64, OutcomeUnknown>,
     ) -> Gifts {
+        let mut ranked: Vec<&String> = gifters.keys().collect();
+        ranked.sort_by(|a, b| ranks_before(&gifters, a, b));
+        ranked.truncate(LEADERBOARD_ENTRIES_MAX);
+        let top = ranked.into_iter().cloned().collect();
         Gifts {
             catalog: BTreeMap::new(),
             next_request: pending.keys().max().map_or(1, |max| max + 1),
             pending,
+            top,
             gifters,
             next_unknown: unknown.keys().max().map_or(0, |max| max + 1),
             outcomes_unknown: unknown.into_values().collect(),
@@ -240,6 +260,8 @@ impl Gifts {
             charge: charge(request),
             recovered: false,
             joined: Vec::new(),
+            retry_at_ms: None,
+            retries: 0,
         };
         self.pending.entry(request).or_insert(pending)
     }
@@ -262,6 +284,53 @@ impl Gifts {
                 JoinOutcome::Joined
             }
         }
+    }
+
+    /// A recovered gift's charge answered `unavailable`: it stays pending (its record
+    /// too) and is asked for again after a wait that doubles, from
+    /// `GIFT_RECOVERED_RETRY_MS_MIN` to `GIFT_RECOVERED_RETRY_MS_MAX`. Returns the
+    /// gifter, the resends that waited for this answer and the wait, or `None` for a gift a
+    /// gifter is still there to retry (not recovered).
+    pub(crate) fn retry_later(
+        &mut self,
+        request: u64,
+        now_ms: u64,
+    ) -> Option<(String, Vec<GiftWaiter>, u64)> {
+        let pending = self
+            .pending
+            .get_mut(&request)
+            .expect("every charge result answers a pending request");
+        if !pending.recovered {
+            return None;
+        }
+        let wait_ms = GIFT_RECOVERED_RETRY_MS_MIN
+            .saturating_mul(1 << pending.retries.min(16))
+            .min(GIFT_RECOVERED_RETRY_MS_MAX);
+        pending.retries = pending.retries.saturating_add(1);
+        pending.retry_at_ms = Some(now_ms + wait_ms);
+        let waiters = std::mem::take(&mut pending.joined);
+        Some((pending.charge.user.clone(), waiters, wait_ms))
+    }
+
+    /// When the next recovered gift waiting to be asked for again is due.
+    pub(crate) fn next_retry_ms(&self) -> Option<u64> {
+        self.pending.values().filter_map(|p| p.retry_at_ms).min()
+    }
+
+    /// The charges of the recovered gifts due at `now_ms` (all of them with `None`: an
+    /// end settles the room after them), no longer waiting.
+    pub(crate) fn take_retries_due(&mut self, now_ms: Option<u64>) -> Vec<ChargeRequest> {
+        self.pending
+            .values_mut()
+            .filter(|p| {
+                p.retry_at_ms
+                    .is_some_and(|at| now_ms.is_none_or(|now| at <= now))
+            })
+            .map(|p| {
+                p.retry_at_ms = None;
+                p.charge.clone()
+            })
+            .collect()
     }
 
     /// The gift a charge result answers.
@@ -424,17 +493,36 @@ impl Gifts {
         while gifter.recent_gift_ids.len() > GIFT_IDS_REMEMBERED_PER_USER_MAX {
             gifter.recent_gift_ids.pop_front();
         }
-        Some(gifter)
+        self.rerank(user);
+        self.gifters.get(user)
+    }
+
+    /// `user`'s total grew: their place in `top`, if they have one now.
+    fn rerank(&mut self, user: &str) {
+        if !self.top.iter().any(|u| u == user) {
+            let enters = self.top.len() < LEADERBOARD_ENTRIES_MAX
+                || self.top.last().is_some_and(|last| {
+                    ranks_before(&self.gifters, user, last) == std::cmp::Ordering::Less
+                });
+            if !enters {
+                return;
+            }
+            self.top.push(user.to_owned());
+        }
+        let gifters = &self.gifters;
+        self.top.sort_by(|a, b| ranks_before(gifters, a, b));
+        self.top.truncate(LEADERBOARD_ENTRIES_MAX);
     }
 
     /// The `leaderboard` part: the top `LEADERBOARD_ENTRIES_MAX` gifters by total.
     pub(crate) fn leaderboard_json(&self) -> String {
-        let mut ranked: Vec<(&String, &Gifter)> = self.gifters.iter().collect();
-        ranked.sort_by(|a, b| b.1.total.cmp(&a.1.total).then_with(|| a.0.cmp(b.0)));
-        let top: Vec<serde_json::Value> = ranked
-            .into_iter()
-            .take(LEADERBOARD_ENTRIES_MAX)
-            .map(|(user, g)| serde_json::json!({ "user": user, "name": g.name, "total": g.total }))
+        let top: Vec<serde_json::Value> = self
+            .top
+            .iter()
+            .map(|user| {
+                let g = &self.gifters[user];
+                serde_json::json!({ "user": user, "name": g.name, "total": g.total })
+            })
             .collect();
         serde_json::Value::Array(top).to_string()
     }
@@ -446,8 +534,15 @@ impl Gifts {
 
     #[cfg(test)]
     pub(crate) fn insert_gifter(&mut self, user: String, gifter: Gifter) {
-        self.gifters.insert(user, gifter);
+        self.gifters.insert(user.clone(), gifter);
+        self.rerank(&user);
     }
+}
+
+/// The leaderboard's order: the larger total first, then the user id.
+fn ranks_before(gifters: &BTreeMap<String, Gifter>, a: &str, b: &str) -> std::cmp::Ordering {
+    let total = |user: &str| gifters.get(user).map_or(0, |g| g.total);
+    total(b).cmp(&total(a)).then_with(|| a.cmp(b))
 }
 
 /// The catalog of a deployment that configures none (`OVATION_GIFT_CATALOG`).
@@ -596,6 +691,27 @@ impl Room {
 
     /// The settlement service's answer to [`Output::Charge`].
     pub fn charge_result(&mut self, request: u64, outcome: ChargeOutcome, now_ms: u64) {
+        if let ChargeOutcome::Refused {
+            code: ErrorCode::Unavailable,
+            message,
+        } = &outcome
+        {
+            // A recovered gift is asked for again by the room (`Gifts::retry_later`);
+            // the resends that joined it retry with the same id, and join it again.
+            if let Some((user, waiters, wait_ms)) = self.gifts.retry_later(request, now_ms) {
+                let wait_ms = u32::try_from(wait_ms).unwrap_or(u32::MAX);
+                let waiters = waiters.into_iter().filter(|w| {
+                    let conn = self.connections.get(&w.connection);
+                    conn.is_some_and(|c| c.identity.user == user)
+                });
+                let waiters: Vec<GiftWaiter> = waiters.collect();
+                for waiter in waiters {
+                    let refusal = Refusal::retry_after(ErrorCode::Unavailable, message, wait_ms);
+                    self.refuse(waiter.connection, Some(waiter.client_id), refusal, now_ms);
+                }
+                return;
+            }
+        }
         let pending = self.gifts.settle(request);
         self.outputs
             .push_back(Output::Store(StorageOp::delete_pending_gift(request)));
@@ -665,7 +781,11 @@ impl Room {
                         seq,
                     };
                     self.enqueue(waiter.connection, ack, now_ms);
-                    self.enqueue(waiter.connection, Event::Balance { balance }, now_ms);
+                    // A replayed answer's balance is the one after the first charge:
+                    // the gifter's later gifts may have lowered it since.
+                    if !replayed {
+                        self.enqueue(waiter.connection, Event::Balance { balance }, now_ms);
+                    }
                 }
             }
             ChargeOutcome::Refused { code, message } => {
@@ -699,6 +819,13 @@ impl Room {
         self.gifts.pending_count()
     }
 
+    /// Asks again for the charges of recovered gifts that are due (all of them with
+    /// `None`, before an end settles the room).
+    pub(crate) fn retry_recovered_charges(&mut self, now_ms: Option<u64>) {
+        let due = self.gifts.take_retries_due(now_ms);
+        self.outputs.extend(due.into_iter().map(Output::Charge));
+    }
+
     pub(crate) fn add_to_leaderboard(&mut self, name: &str, charge: &ChargeRequest, now_ms: u64) {
         let user = charge.user.as_str();
         let Some(gifter) = self.gifts.rank(user, name, charge) else {
@@ -707,6 +834,14 @@ impl Room {
         let record = StorageOp::put_gifter(user, gifter);
         self.outputs.push_back(Output::Store(record));
         let value = self.gifts.leaderboard_json();
-        self.put_part("leaderboard".into(), value, now_ms);
+        // A gifter outside the top ten changes nothing shown: no new version for every
+        // viewer.
+        if self
+            .parts
+            .get("leaderboard")
+            .is_none_or(|part| part.value != value)
+        {
+            self.put_part("leaderboard".into(), value, now_ms);
+        }
     }
 }

@@ -293,6 +293,8 @@ impl Room {
             }
             AdminCommand::End => {
                 self.status = RoomStatus::Ended;
+                // Asked now, so the host settles the room after their answers.
+                self.retry_recovered_charges(None);
                 // No one is left to tell.
                 self.score_notices.clear();
                 self.meta_dirty = true;
