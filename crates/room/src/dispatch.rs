@@ -405,9 +405,8 @@ impl Room {
                 )
             })?;
         self.likes_total += u64::from(count);
-        self.likes_dirty = true;
         self.meta_dirty = true;
-        self.schedule_tick(now_ms);
+        self.likes_changed(now_ms);
         Ok(None)
     }
 

@@ -161,6 +161,26 @@ impl Room {
         self.schedule_tick(now_ms);
     }
 
+    /// The like total changed: published at the next flush once
+    /// `LIKES_PUBLISH_INTERVAL_MS` has passed since the last publication (a flush for
+    /// other output takes it along sooner); `poll_timeout` wakes for it otherwise.
+    pub(crate) fn likes_changed(&mut self, now_ms: u64) {
+        self.likes_dirty = true;
+        if self.likes_publish_earliest_ms <= now_ms {
+            self.schedule_tick(now_ms);
+        }
+    }
+
+    /// When a changed like total must wake the room: at its interval's end, unless a
+    /// flush already due by then will take it.
+    fn likes_due_ms(&self) -> Option<u64> {
+        let due_ms = self.likes_dirty.then_some(self.likes_publish_earliest_ms)?;
+        let flush_ms = self.pacing.flush_at_ms();
+        flush_ms
+            .is_none_or(|flush_ms| flush_ms < due_ms)
+            .then_some(due_ms)
+    }
+
     /// Output is waiting: see `Pacing` for when it goes out.
     pub(crate) fn schedule_tick(&mut self, now_ms: u64) {
         if self.pacing.flush_at_ms().is_none() {
@@ -204,6 +224,7 @@ impl Room {
             .chain(refresh)
             .chain(self.purge.next_ms())
             .chain(self.gifts.next_retry_ms())
+            .chain(self.likes_due_ms())
             .min()
     }
 
@@ -261,6 +282,9 @@ impl Room {
         }
         self.close_due_interactions(now_ms);
         self.retry_recovered_charges(Some(now_ms));
+        if self.likes_dirty && self.likes_publish_earliest_ms <= now_ms {
+            self.schedule_tick(now_ms);
+        }
         let deletes = self.purge.take_due(now_ms);
         self.outputs.extend(deletes.into_iter().map(Output::Store));
 
@@ -281,8 +305,15 @@ impl Room {
         self.send_score_notices(now_ms);
         self.pacing.flushing();
         self.evict_old_actions(now_ms);
-        if self.likes_dirty {
+        // Within the interval a changed total rides along only when this flush sends
+        // the room's shared output anyway (no frame of its own to every socket).
+        if self.likes_dirty
+            && (self.likes_publish_earliest_ms <= now_ms
+                || !self.shared.is_empty()
+                || !self.shards.broadcast.is_empty())
+        {
             self.likes_dirty = false;
+            self.likes_publish_earliest_ms = now_ms + LIKES_PUBLISH_INTERVAL_MS;
             self.broadcast_now(Event::Likes {
                 total: self.likes_total,
             });

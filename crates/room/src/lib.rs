@@ -112,6 +112,9 @@ pub struct Room {
     shared_dropped: Option<flush::LeftOut>,
 
     likes_dirty: bool,
+    /// A changed total is not published before this (`LIKES_PUBLISH_INTERVAL_MS`), unless
+    /// a flush goes out for other output.
+    likes_publish_earliest_ms: u64,
     meta_dirty: bool,
     /// Frames (user, client id) acknowledged this tick without a sequence number whose
     /// effect is stored by the tick's end (likes, product clicks, commands, parts,
@@ -182,6 +185,7 @@ impl Room {
             shared: Vec::new(),
             shared_dropped: None,
             likes_dirty: false,
+            likes_publish_earliest_ms: now_ms,
             meta_dirty: false,
             unsequenced_acked: Vec::new(),
             online_published: None,

@@ -259,10 +259,9 @@ impl Room {
             // and keeps it until this batch is answered: the count and the batch's number
             // (below) are stored now, so they are durable before the answer leaves.
             self.likes_total += up.likes;
-            self.likes_dirty = true;
             self.meta_dirty = true;
             self.flush_meta();
-            self.schedule_tick(now_ms);
+            self.likes_changed(now_ms);
         } else if up.likes > 0 {
             // Taken in an opening that ended (the room counts no likes after its end):
             // answered applied, so the shard forgets them, and told here, not silent.

@@ -645,6 +645,11 @@ impl RoomLoader {
         let mut room = Room::empty(meta.info, meta.epoch, meta.created_ms);
         room.status = meta.status;
         room.likes_total = meta.likes_total;
+        // A total held back by its publication interval when the object stopped is
+        // published to the sockets kept across the restart at the first flush.
+        if meta.likes_total > 0 {
+            room.likes_changed(now_ms);
+        }
         // Frames acknowledged without a sequence number in the last tick before the crash
         // (likes, product clicks, commands, parts, questions): a retry is acknowledged
         // again, not applied again.

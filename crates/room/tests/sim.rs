@@ -9,7 +9,8 @@ mod common;
 
 use common::{gift_totals, Rng};
 use ovation_proto::limits::{
-    CONNECTION_LIFETIME_MS_MIN, RING_AGE_MS_MAX, RING_EVENTS_MAX, TICK_MS,
+    CONNECTION_LIFETIME_MS_MIN, LIKES_PUBLISH_INTERVAL_MS, RING_AGE_MS_MAX, RING_EVENTS_MAX,
+    TICK_MS,
 };
 use ovation_proto::{
     ActionBody, ClientFrame, Event, Hello, PartVersion, Resume, Role, ServerFrame, PROTOCOL_VERSION,
@@ -513,7 +514,8 @@ impl Sim {
             self.pump(index);
             self.answer_all_charges_of(index);
         }
-        self.now_ms += TICK_MS;
+        // Past a like total's publication interval: a total held back by it goes out.
+        self.now_ms += TICK_MS.max(LIKES_PUBLISH_INTERVAL_MS);
         for index in 0..self.rooms.len() {
             self.rooms[index].room.handle_timeout(self.now_ms);
             self.pump(index);

@@ -450,8 +450,15 @@ fn a_like_flood_stays_within_the_fanout_budget_and_a_comment_still_goes_out_with
         frames <= budget + sockets,
         "{frames} frames in 2 s against a budget of {budget}"
     );
+    // The total is published at most every `LIKES_PUBLISH_INTERVAL_MS` (and once more
+    // with the comment's flush), and it is published: the flood was real.
+    let publications = 2_000 / LIKES_PUBLISH_INTERVAL_MS;
     assert!(
-        frames >= budget / 2,
+        frames <= (publications + 2) * sockets,
+        "{frames} frames: likes published more often than their interval"
+    );
+    assert!(
+        frames >= (publications - 1) * sockets,
         "the likes were flushed ({frames} frames): the flood was real"
     );
     assert!(
@@ -466,6 +473,62 @@ fn a_like_flood_stays_within_the_fanout_budget_and_a_comment_still_goes_out_with
         "the comment waited {} ms",
         seen_at - comment_at
     );
+}
+
+/// One viewer liking within their rate (a frame every 50 ms) in a quiet room of 1,000: the
+/// total goes out at most every `LIKES_PUBLISH_INTERVAL_MS`, not at every tick (that was
+/// a frame to every socket 20 times a second, the room at its fan-out ceiling for one
+/// user's taps), and the last total reaches everyone within the interval of the last
+/// like.
+#[test]
+fn one_viewers_likes_publish_the_total_at_most_every_likes_publish_interval() {
+    let sockets: u64 = 1_000;
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    for id in 1..=sockets {
+        join(&mut room, id, &format!("v{id}"), Role::Viewer, now);
+    }
+    now += 10_000;
+    room.handle_timeout(now);
+    drain(&mut room);
+    let (liker, watcher) = (1, sockets);
+    let start = now;
+    let mut frames = 0;
+    let mut last_total_seen = (0, 0);
+    let mut client_id = 0;
+    for t in start..start + 10_000 + LIKES_PUBLISH_INTERVAL_MS {
+        if t < start + 10_000 && (t - start).is_multiple_of(50) {
+            client_id += 1;
+            room.handle_frame(liker, &like_frame(client_id, 1), t);
+        }
+        if room.poll_timeout().is_some_and(|at| at <= t) {
+            room.handle_timeout(t);
+            let out = drain(&mut room);
+            // The others' frames (the liker also gets an ack for each frame).
+            let others = out.frames.iter().filter(|(id, _)| **id != liker);
+            frames += others.map(|(_, &n)| n as u64).sum::<u64>();
+            let events = out
+                .events
+                .get(&watcher)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for event in events {
+                if let Event::Likes { total } = event {
+                    last_total_seen = (*total, t);
+                }
+            }
+        }
+    }
+    let publications = 10_000 / LIKES_PUBLISH_INTERVAL_MS + 1;
+    assert!(
+        frames <= publications * (sockets - 1),
+        "{frames} frames in 10 s: more than {publications} publications"
+    );
+    assert_eq!(
+        last_total_seen.0, 200,
+        "every like counted, the last total shown"
+    );
+    assert!(last_total_seen.1 - (start + 9_950) <= LIKES_PUBLISH_INTERVAL_MS);
 }
 
 /// A count change in a tick whose broadcasts reached their cap still reaches every
