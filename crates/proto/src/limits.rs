@@ -230,6 +230,10 @@ pub const GIFT_UNKNOWN_UNSOLD_RETRY_AFTER_MS: u32 = 30_000;
 /// answers for good: no one else would ask, and a charge made would stay paid and unshown.
 pub const GIFT_RECOVERED_RETRY_MS_MIN: u64 = 1_000;
 pub const GIFT_RECOVERED_RETRY_MS_MAX: u64 = 60_000;
+/// Asks of one recovered gift before the room gives it up to its gifter's retry (as a
+/// live gift answered `unavailable`): about 16 hours at the longest wait, so a room whose
+/// gifts were turned off for good does not wake a minute for ever.
+pub const GIFT_RECOVERED_RETRIES_MAX: u32 = 1_000;
 /// Sockets one user may hold in one room object (the room's own, or one shard's): a few
 /// tabs or devices. More are refused at connect with close `4409` (`TooManySockets`), so
 /// one token cannot fill a room (`CONNECTIONS_PER_ROOM_MAX`) and lock everyone else out.
@@ -507,7 +511,8 @@ pub const WORD_FILTER_WORD_BYTES_MAX: usize = 40;
 pub const REMOVALS_REMEMBERED_MAX: usize = 1_024;
 /// Comments of staff (and of the room's host) whose author and rank the room remembers,
 /// the newest, so a lower rank cannot remove them after they left the recent actions
-/// (or while their author is not connected).
+/// (or while their author is not connected); stored, a record each, so also after the
+/// room object restarted.
 pub const STAFF_COMMENTS_REMEMBERED_MAX: usize = 1_024;
 /// Numbers whose kind the room remembers after their actions left its recent actions,
 /// the newest, one bit each (128 KiB at most): a moderator's removal of a gift, reaction

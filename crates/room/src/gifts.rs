@@ -39,6 +39,9 @@ pub(crate) struct PendingGift {
     /// The waits so far (each doubles the next).
     #[serde(skip)]
     pub retries: u32,
+    /// The first sender was told `unavailable` by a retry (once, not at every retry).
+    #[serde(skip)]
+    pub sender_told: bool,
 }
 
 /// What became of a gift sent again while its charge is in flight.
@@ -262,6 +265,7 @@ impl Gifts {
             joined: Vec::new(),
             retry_at_ms: None,
             retries: 0,
+            sender_told: false,
         };
         self.pending.entry(request).or_insert(pending)
     }
@@ -300,15 +304,23 @@ impl Gifts {
             .pending
             .get_mut(&request)
             .expect("every charge result answers a pending request");
-        if !pending.recovered {
-            return None;
+        if !pending.recovered || pending.retries >= GIFT_RECOVERED_RETRIES_MAX {
+            return None; // a gifter's to retry, or asked for long enough (see the limit)
         }
         let wait_ms = GIFT_RECOVERED_RETRY_MS_MIN
             .saturating_mul(1 << pending.retries.min(16))
             .min(GIFT_RECOVERED_RETRY_MS_MAX);
         pending.retries = pending.retries.saturating_add(1);
         pending.retry_at_ms = Some(now_ms + wait_ms);
-        let waiters = std::mem::take(&mut pending.joined);
+        let mut waiters = std::mem::take(&mut pending.joined);
+        if !std::mem::replace(&mut pending.sender_told, true) {
+            // Its sender, still here when the host gave its charge up unanswered (after a
+            // restart the connection is gone, or another user's: filtered by the caller).
+            waiters.push(GiftWaiter {
+                connection: pending.connection,
+                client_id: pending.client_id,
+            });
+        }
         Some((pending.charge.user.clone(), waiters, wait_ms))
     }
 
@@ -532,10 +544,23 @@ impl Gifts {
         self.gifters.len()
     }
 
+    /// A gifter as a restore would read it: `top` ranked again in full when the total
+    /// went down (which gifts never do), else as a gift would.
     #[cfg(test)]
     pub(crate) fn insert_gifter(&mut self, user: String, gifter: Gifter) {
+        let lowered = self
+            .gifters
+            .get(&user)
+            .is_some_and(|g| gifter.total < g.total);
         self.gifters.insert(user.clone(), gifter);
-        self.rerank(&user);
+        if !lowered {
+            self.rerank(&user);
+            return;
+        }
+        let gifters = std::mem::take(&mut self.gifters);
+        let restored = Gifts::restored(gifters, BTreeMap::new(), BTreeMap::new());
+        self.top = restored.top;
+        self.gifters = restored.gifters;
     }
 }
 
@@ -774,6 +799,11 @@ impl Room {
                         now_ms,
                     ));
                     self.add_to_leaderboard(&pending.name, &pending.charge, now_ms);
+                    // The meta that counts the gift's number goes in this pump's write
+                    // with its action, gifter and pending delete: a crash before the next
+                    // flush otherwise dropped the action at restore (numbered above the
+                    // stored last), its charge made and its pending record gone.
+                    self.flush_meta();
                 }
                 for waiter in waiters {
                     let ack = Event::Ack {

@@ -72,8 +72,8 @@ pub(crate) struct Moderation {
     /// the recording take as the same removal).
     pub removed: VecDeque<u64>,
     /// The last `STAFF_COMMENTS_REMEMBERED_MAX` comments of staff and of the room's host:
-    /// (seq, author, the author's role then). Not stored: after a restart, only those
-    /// still among the recent actions keep their author (ranked by their sockets).
+    /// (seq, author, the author's role then). Stored (`staff_comment/<seq>`), so a room
+    /// object that hibernated or restarted still refuses a lower rank's removal of one.
     staff_comments: VecDeque<(u64, String, Role)>,
 }
 
@@ -88,12 +88,30 @@ impl Moderation {
         self.banned.contains_key(user)
     }
 
-    pub fn remember_staff_comment(&mut self, seq: u64, author: &str, role: Role) {
-        if self.staff_comments.len() >= STAFF_COMMENTS_REMEMBERED_MAX {
-            self.staff_comments.pop_front();
-        }
+    /// Remembers a staff comment; the number of the one it pushes out, whose record
+    /// goes.
+    pub fn remember_staff_comment(&mut self, seq: u64, author: &str, role: Role) -> Option<u64> {
+        let forgotten = if self.staff_comments.len() >= STAFF_COMMENTS_REMEMBERED_MAX {
+            self.staff_comments.pop_front().map(|(seq, _, _)| seq)
+        } else {
+            None
+        };
         self.staff_comments
             .push_back((seq, author.to_owned(), role));
+        forgotten
+    }
+
+    /// Staff comments read back from storage, oldest first: the newest
+    /// `STAFF_COMMENTS_REMEMBERED_MAX` kept; the numbers of the others, whose records go.
+    pub(crate) fn restore_staff_comments(
+        &mut self,
+        mut comments: Vec<(u64, String, Role)>,
+    ) -> Vec<u64> {
+        comments.sort_by_key(|(seq, _, _)| *seq);
+        let past = comments.len().saturating_sub(STAFF_COMMENTS_REMEMBERED_MAX);
+        let forgotten = comments.drain(..past).map(|(seq, _, _)| seq).collect();
+        self.staff_comments = comments.into();
+        forgotten
     }
 
     /// The author of staff comment `seq` and their role when they wrote it.

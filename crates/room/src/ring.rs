@@ -80,6 +80,12 @@ impl NotComments {
             kinds.words.resize(at, 0);
             kinds.words.extend(words);
         }
+        // The last record's words past the newest mark are its padding: trimmed by the
+        // window with them, real words at the front went (the window is the newest
+        // `NUMBER_KINDS_REMEMBERED_MAX` numbers up to the newest mark, as in memory).
+        while kinds.words.back() == Some(&0) {
+            kinds.words.pop_back();
+        }
         while kinds.words.len() as u64 * 64 > NUMBER_KINDS_REMEMBERED_MAX {
             kinds.words.pop_front();
             kinds
@@ -398,8 +404,15 @@ impl Room {
             now_ms,
         );
         if is_comment && (identity.role.is_staff() || identity.user == self.info.host_user) {
-            self.moderation
-                .remember_staff_comment(seq, &identity.user, identity.role);
+            let forgotten =
+                self.moderation
+                    .remember_staff_comment(seq, &identity.user, identity.role);
+            let record = StorageOp::put_staff_comment(seq, &identity.user, identity.role);
+            self.outputs.push_back(Output::Store(record));
+            if let Some(forgotten) = forgotten {
+                let delete = StorageOp::delete_staff_comment(forgotten);
+                self.outputs.push_back(Output::Store(delete));
+            }
         }
         Ok(Some(seq))
     }

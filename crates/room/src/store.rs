@@ -63,6 +63,8 @@ const CLICKS_PREFIX: &str = "clicks/";
 const SETTINGS_KEY: &str = "settings";
 const MUTE_PREFIX: &str = "mute/";
 const BAN_PREFIX: &str = "ban/";
+/// A staff comment's author and their role then (`Moderation::staff_comments`).
+const STAFF_COMMENT_PREFIX: &str = "staff_comment/";
 const AUDIT_PREFIX: &str = "audit/";
 const SHARDS_KEY: &str = "shards";
 /// The last batch applied from each shard (`ShardUp` instance and number).
@@ -343,6 +345,19 @@ impl StorageOp {
         }
     }
 
+    pub(crate) fn put_staff_comment(seq: u64, author: &str, role: Role) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{STAFF_COMMENT_PREFIX}{seq:020}"),
+            value: encode(&(author, role)),
+        }
+    }
+
+    pub(crate) fn delete_staff_comment(seq: u64) -> StorageOp {
+        StorageOp::Delete {
+            key: format!("{STAFF_COMMENT_PREFIX}{seq:020}"),
+        }
+    }
+
     pub(crate) fn delete_ban(user: &str) -> StorageOp {
         StorageOp::Delete {
             key: format!("{BAN_PREFIX}{user}"),
@@ -429,6 +444,7 @@ pub struct RoomLoader {
     shard_ups: Vec<ShardUpRecord>,
     likes_last: Vec<(String, u64)>,
     kinds: BTreeMap<u64, Vec<u64>>,
+    staff_comments: Vec<(u64, String, Role)>,
 }
 
 impl RoomLoader {
@@ -477,6 +493,10 @@ impl RoomLoader {
             if self.outcomes_unknown.len() > GIFT_OUTCOMES_UNKNOWN_MAX {
                 return Err(corrupt());
             }
+        } else if let Some(seq) = key.strip_prefix(STAFF_COMMENT_PREFIX) {
+            let seq: u64 = seq.parse().map_err(|_| corrupt())?;
+            let (author, role): (String, Role) = decode_whole(&value).ok_or_else(corrupt)?;
+            self.staff_comments.push((seq, author, role));
         } else if let Some(record) = key.strip_prefix(KINDS_PREFIX) {
             let record: u64 = record.parse().map_err(|_| corrupt())?;
             let words: Vec<u64> = decode_whole(&value).ok_or_else(corrupt)?;
@@ -634,6 +654,7 @@ impl RoomLoader {
             shard_ups,
             likes_last,
             kinds,
+            staff_comments,
         } = self;
         let Some(meta) = meta else {
             return Ok(None);
@@ -716,6 +737,12 @@ impl RoomLoader {
         room.products.clicks = clicks;
         room.products.count_pinned();
         room.moderation.settings = settings;
+        let forgotten = room.moderation.restore_staff_comments(staff_comments);
+        room.outputs.extend(
+            forgotten
+                .into_iter()
+                .map(|seq| Output::Store(StorageOp::delete_staff_comment(seq))),
+        );
         room.moderation.muted = muted;
         room.moderation.banned = banned;
         audit.sort_by_key(|e| e.n);

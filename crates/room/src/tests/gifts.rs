@@ -1116,6 +1116,115 @@ fn a_recovered_gift_answered_unavailable_is_asked_for_again_until_the_ledger_ans
     }
 }
 
+/// A gift announced in a pump that is not a flush (a charge answered just before a socket
+/// frame: the host writes each pump's output at once) stores the meta that counts its
+/// number with its action: a crash right after loses neither. Before, the meta waited for
+/// the next flush whenever the leaderboard's top did not change (the part's write carried
+/// it), and a restore dropped the action numbered past the stored last, its charge made
+/// and its pending record gone.
+#[test]
+fn a_gift_announced_outside_a_flush_is_stored_with_the_meta_that_counts_it() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = room_selling_roses(&mut now, &mut store);
+    for i in 0..LEADERBOARD_ENTRIES_MAX {
+        let gifter = Gifter {
+            name: format!("Big {i}"),
+            total: 1_000,
+            recent_gift_ids: VecDeque::new(),
+        };
+        room.gifts.insert_gifter(format!("big-{i}"), gifter);
+    }
+    // The board is published once; ana's next gift leaves it as it is.
+    let charged = ChargeOutcome::Charged {
+        balance: 5,
+        replayed: false,
+    };
+    let (announced, _) = rose_answered(&mut room, &mut now, &mut store, 1, "g-1", charged);
+    assert_eq!(announced, 1);
+    assert!(room.part("leaderboard").is_some());
+    room.handle_frame(1, &rose(1, "g-small"), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let charged = ChargeOutcome::Charged {
+        balance: 5,
+        replayed: false,
+    };
+    room.charge_result(out.charges[0].request, charged, now);
+    let seq = room.last_seq();
+    // The pump's writes only, then the crash.
+    apply(&drain(&mut room).stores, &mut store);
+    let mut restored = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert_eq!(restored.last_seq(), seq, "the gift's number is counted");
+    let (kept, _) = restored.actions_since(0, now);
+    let gifts = kept
+        .iter()
+        .filter(|a| a.seq == seq && matches!(a.body, ActionBody::Gift { .. }));
+    assert_eq!(gifts.count(), 1, "the gift is kept");
+    assert_eq!(restored.gifts_pending(), 0);
+}
+
+/// A live gift whose charge the host gave up unanswered (`charge_unanswered`) and that is
+/// then answered `unavailable` is asked for again by the room, and its sender, still
+/// connected, is told `unavailable` once (not at every ask; before, never: the SDK timed
+/// out while the gift could still be announced). A recovered gift is asked for at most
+/// `GIFT_RECOVERED_RETRIES_MAX` times, then left to its gifter's retry.
+#[test]
+fn a_gift_given_up_unanswered_tells_its_sender_once_and_is_asked_a_bounded_number_of_times() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = room_selling_roses(&mut now, &mut store);
+    room.handle_frame(1, &rose(1, "g-1"), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let request = out.charges[0].request;
+    room.charge_unanswered(request);
+    let mut asks = 1;
+    let mut told = 0;
+    let mut iterations = 0;
+    let mut asked = Some(request);
+    loop {
+        if let Some(request) = asked.take() {
+            room.charge_result(request, unavailable(), now);
+        }
+        let next = room.poll_timeout().unwrap_or(now).max(now);
+        iterations += 1;
+        assert!(
+            iterations < 1_000_000,
+            "stuck at {now}: next {next}, asks {asks}"
+        );
+        now = next;
+        // The sender stays connected (heard from, not stale) through the hours.
+        room.handle_frame(1, &ClientFrame::Ping { client_time_ms: 0 }.encode(), now);
+        room.handle_timeout(now);
+        let out = drain(&mut room);
+        if let Some(events) = out.events.get(&1) {
+            told += error_codes(events)
+                .iter()
+                .filter(|c| **c == ErrorCode::Unavailable)
+                .count();
+        }
+        match out.charges.first() {
+            Some(charge) => {
+                asks += 1;
+                asked = Some(charge.request);
+            }
+            None if room.gifts_pending() == 0 => break,
+            None => {}
+        }
+        assert!(asks <= GIFT_RECOVERED_RETRIES_MAX + 1, "asked without end");
+    }
+    assert_eq!(
+        asks,
+        GIFT_RECOVERED_RETRIES_MAX + 1,
+        "the first ask and the retries"
+    );
+    // (Its socket's lifetime ends long before the room gives the gift up.)
+    assert_eq!(
+        told, 1,
+        "told once when the room took the asking over, not at each ask"
+    );
+    assert_eq!(room.gifts_pending(), 0, "given up to the gifter's retry");
+}
+
 /// A gift its gifter is still there to retry (not recovered) answered `unavailable` is
 /// told to them and left to their retry, as before: the room does not charge later a gift
 /// its gifter was told failed.

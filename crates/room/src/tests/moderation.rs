@@ -434,6 +434,32 @@ fn kinds_are_stored_a_record_per_numbers_per_kinds_record_and_read_back() {
     assert!(store.len() as u64 <= NUMBER_KINDS_REMEMBERED_MAX / NUMBERS_PER_KINDS_RECORD + 1);
 }
 
+/// A window whose start is not a record's: restored from its records, it starts where the
+/// live one did (the last record's padding is not taken for numbers, which pushed the
+/// start up to 4,032 numbers past the live one's at the bound).
+#[test]
+fn kinds_restored_at_the_bound_keep_the_same_window() {
+    use crate::ring::NotComments;
+    let mut kinds = NotComments::default();
+    let mut store = BTreeMap::new();
+    for seq in (0..=NUMBER_KINDS_REMEMBERED_MAX + 64).step_by(64) {
+        kinds.mark(seq);
+    }
+    apply(&kinds.take_unstored(), &mut store);
+    let records = store
+        .iter()
+        .map(|(key, value)| {
+            let record = key.strip_prefix("kinds/").unwrap().parse().unwrap();
+            (record, postcard::from_bytes::<Vec<u64>>(value).unwrap())
+        })
+        .collect();
+    let restored = NotComments::restored(records);
+    for seq in [64, 128, 192, 4_096, NUMBER_KINDS_REMEMBERED_MAX + 64] {
+        assert_eq!(restored.contains(seq), kinds.contains(seq), "{seq}");
+    }
+    assert!(restored.contains(128) && !restored.contains(64));
+}
+
 #[test]
 fn expired_mutes_give_their_places_back() {
     let mut now = 0;
@@ -682,7 +708,8 @@ fn a_retried_removal_of_the_rings_first_comment_is_not_made_twice() {
 fn staff_and_a_viewer_commenting(
     commenting: &[ConnectionId],
     now: &mut u64,
-) -> (Room, BTreeMap<&'static str, u64>) {
+) -> (Room, BTreeMap<&'static str, u64>, BTreeMap<String, Vec<u8>>) {
+    let mut store = BTreeMap::new();
     let users = [(1, "host", Role::Host), (2, "mo", Role::Moderator)];
     let users = users
         .into_iter()
@@ -693,15 +720,15 @@ fn staff_and_a_viewer_commenting(
         join(&mut room, connection, user, role, *now);
         names.insert(connection, user);
     }
-    tick(&mut room, now);
+    tick_into(&mut room, now, &mut store);
     let mut said = BTreeMap::new();
     for connection in commenting {
         let user = names[connection];
         room.handle_frame(*connection, &comment(&format!("{user} says"), 1), *now);
-        tick(&mut room, now);
+        tick_into(&mut room, now, &mut store);
         said.insert(user, room.last_seq());
     }
-    (room, said)
+    (room, said, store)
 }
 
 /// `delete_comment` of `seq` by `by` as `role`.
@@ -723,7 +750,7 @@ fn delete_as(
 #[test]
 fn staff_remove_comments_of_those_below_them_only() {
     let mut now = 0;
-    let (mut room, said) = staff_and_a_viewer_commenting(&[1, 2, 3, 4], &mut now);
+    let (mut room, said, _) = staff_and_a_viewer_commenting(&[1, 2, 3, 4], &mut now);
     let delete =
         |room: &mut Room, by: &str, role: Role, seq: u64| delete_as(room, by, role, seq, now);
     for author in ["host", "mo2"] {
@@ -838,7 +865,7 @@ fn a_mute_or_ban_is_lifted_only_by_the_rank_that_imposed_it_or_above() {
 #[test]
 fn staff_comments_keep_their_rank_past_the_recent_actions_and_their_authors_sockets() {
     let mut now = 0;
-    let (mut room, said) = staff_and_a_viewer_commenting(&[1, 3, 4], &mut now);
+    let (mut room, said, mut store) = staff_and_a_viewer_commenting(&[1, 3, 4], &mut now);
     let reaction = frame_of(ClientFrame::Reaction {
         client_id: 2,
         kind: "wow".into(),
@@ -856,18 +883,60 @@ fn staff_comments_keep_their_rank_past_the_recent_actions_and_their_authors_sock
     room.disconnect(3, now);
     now += RING_AGE_MS_MAX + 1_000;
     room.handle_frame(4, &reaction, now);
-    tick(&mut room, &mut now);
+    tick_into(&mut room, &mut now, &mut store);
     assert!(room
         .actions_since(0, now)
         .0
         .iter()
         .all(|a| a.seq > said["ana"]));
-    for author in ["host", "mo2"] {
-        assert_eq!(
-            delete(&mut room, said[author], now),
-            Err(AdminError::Forbidden),
-            "a moderator removing {author}'s comment of before"
-        );
+    // Also after the room object restarted (hibernated, say), with no staff connected:
+    // the authors are stored.
+    let mut restarted = Room::restore(store.clone(), now).unwrap().unwrap();
+    for room in [&mut room, &mut restarted] {
+        for author in ["host", "mo2"] {
+            assert_eq!(
+                delete(room, said[author], now),
+                Err(AdminError::Forbidden),
+                "a moderator removing {author}'s comment of before"
+            );
+        }
+        assert!(delete(room, said["ana"], now).is_ok());
     }
-    assert!(delete(&mut room, said["ana"], now).is_ok());
+}
+
+/// The staff comments remembered are bounded in storage as in memory: one past
+/// `STAFF_COMMENTS_REMEMBERED_MAX`, the oldest's record is deleted, and a restored room
+/// holds the newest ones.
+#[test]
+fn staff_comments_stored_are_the_newest_staff_comments_remembered_max() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    join(&mut room, 1, "mo", Role::Moderator, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let stored = |store: &BTreeMap<String, Vec<u8>>| {
+        store
+            .keys()
+            .filter(|k| k.starts_with("staff_comment/"))
+            .count()
+    };
+    let mut first = None;
+    for n in 0..=STAFF_COMMENTS_REMEMBERED_MAX as u64 {
+        room.handle_frame(1, &comment("staff says", n + 1), now);
+        tick_into(&mut room, &mut now, &mut store);
+        first.get_or_insert(room.last_seq());
+        now += 1_000; // past the comment rate
+    }
+    assert_eq!(
+        stored(&store),
+        STAFF_COMMENTS_REMEMBERED_MAX,
+        "one past: the oldest goes"
+    );
+    let restored = Room::restore(store.clone(), now).unwrap().unwrap();
+    let first = first.unwrap();
+    assert!(restored.moderation.staff_comment(first).is_none());
+    assert_eq!(
+        restored.moderation.staff_comment(room.last_seq()),
+        Some(("mo", Role::Moderator))
+    );
 }
