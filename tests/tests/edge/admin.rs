@@ -738,10 +738,17 @@ fn one_token_naming_made_up_rooms_is_refused_past_the_new_rooms_burst() {
             .expect("a retry-after");
         assert!(wait >= 1);
     }
+    // Still new when asked again: refused, or admitted only as one more the rate refilled
+    // (a token every 500 ms: one can come due between the last try and this one).
     let again = roamer
         .get(&format!("/v1/rooms/{}/state", made_up[0]))
         .unwrap();
-    assert_eq!(again.status, 429, "a made-up room asked again is still new");
+    let admitted_again = usize::from(again.status == 404);
+    assert!(
+        again.status == 429 || admitted + admitted_again <= admitted_max(started),
+        "a made-up room asked again is still new: {} after {admitted} admitted",
+        again.status
+    );
     let lobby = Api::new(&server.base, &token("viewer", "lobby", "*"));
     let live: Vec<String> = (0..burst + 8)
         .map(|_| create_room(server, "weur"))

@@ -396,13 +396,8 @@ fn the_rooms_action_bound_takes_its_burst_and_refuses_one_past_it() {
     assert!(error_codes(&out.events[&users]).is_empty());
 }
 
-/// Many users liking at their full rate cannot make the room send more than its fan-out
-/// budget allows (what a flood costs the others is bounded), and another viewer's
-/// comment still reaches everyone within a tick of being sent.
-#[test]
-fn a_like_flood_stays_within_the_fanout_budget_and_a_comment_still_goes_out_within_a_tick() {
-    let sockets: u64 = 1_000;
-    let likers: u64 = 40;
+/// A room of `sockets` viewers (`v1`, …), its first output drained, 10 s after they joined.
+fn quiet_room_of(sockets: u64) -> (Room, u64) {
     let mut now = 0;
     let mut room = Room::create(info(), 1, now);
     for id in 1..=sockets {
@@ -411,6 +406,17 @@ fn a_like_flood_stays_within_the_fanout_budget_and_a_comment_still_goes_out_with
     now += 10_000;
     room.handle_timeout(now);
     drain(&mut room);
+    (room, now)
+}
+
+/// Many users liking at their full rate cannot make the room send more than its fan-out
+/// budget allows (what a flood costs the others is bounded), and another viewer's
+/// comment still reaches everyone within a tick of being sent.
+#[test]
+fn a_like_flood_stays_within_the_fanout_budget_and_a_comment_still_goes_out_within_a_tick() {
+    let sockets: u64 = 1_000;
+    let likers: u64 = 40;
+    let (mut room, now) = quiet_room_of(sockets);
     let start = now;
     let period_ms = 1_000 / u64::from(LIKES_RATE_PER_S);
     let mut frames: u64 = 0;
@@ -483,14 +489,7 @@ fn a_like_flood_stays_within_the_fanout_budget_and_a_comment_still_goes_out_with
 #[test]
 fn one_viewers_likes_publish_the_total_at_most_every_likes_publish_interval() {
     let sockets: u64 = 1_000;
-    let mut now = 0;
-    let mut room = Room::create(info(), 1, now);
-    for id in 1..=sockets {
-        join(&mut room, id, &format!("v{id}"), Role::Viewer, now);
-    }
-    now += 10_000;
-    room.handle_timeout(now);
-    drain(&mut room);
+    let (mut room, now) = quiet_room_of(sockets);
     let (liker, watcher) = (1, sockets);
     let start = now;
     let mut frames = 0;

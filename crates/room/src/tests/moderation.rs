@@ -401,17 +401,7 @@ fn kinds_are_stored_a_record_per_numbers_per_kinds_record_and_read_back() {
     kinds.mark(70);
     assert!(kinds.take_unstored().is_empty(), "known already");
 
-    let read = |store: &BTreeMap<String, Vec<u8>>| {
-        let records = store
-            .iter()
-            .map(|(key, value)| {
-                let record = key.strip_prefix("kinds/").unwrap().parse().unwrap();
-                (record, postcard::from_bytes::<Vec<u64>>(value).unwrap())
-            })
-            .collect();
-        NotComments::restored(records)
-    };
-    let back = read(&store);
+    let back = kinds_read_back(&store);
     for seq in [5, 70, 71, NUMBERS_PER_KINDS_RECORD + 1] {
         assert!(back.contains(seq), "{seq}");
     }
@@ -428,10 +418,22 @@ fn kinds_are_stored_a_record_per_numbers_per_kinds_record_and_read_back() {
         !store.contains_key("kinds/00000000000000000000"),
         "{written:?}"
     );
-    let back = read(&store);
+    let back = kinds_read_back(&store);
     assert!(!back.contains(5) && !back.contains(70));
     assert!(back.contains(NUMBERS_PER_KINDS_RECORD + 1) && back.contains(last));
     assert!(store.len() as u64 <= NUMBER_KINDS_REMEMBERED_MAX / NUMBERS_PER_KINDS_RECORD + 1);
+}
+
+/// The kinds as a restore reads them from `store`'s `kinds/` records.
+fn kinds_read_back(store: &BTreeMap<String, Vec<u8>>) -> crate::ring::NotComments {
+    let records = store
+        .iter()
+        .filter_map(|(key, value)| {
+            let record = key.strip_prefix("kinds/")?.parse().unwrap();
+            Some((record, postcard::from_bytes::<Vec<u64>>(value).unwrap()))
+        })
+        .collect();
+    crate::ring::NotComments::restored(records)
 }
 
 /// A window whose start is not a record's: restored from its records, it starts where the
@@ -446,14 +448,7 @@ fn kinds_restored_at_the_bound_keep_the_same_window() {
         kinds.mark(seq);
     }
     apply(&kinds.take_unstored(), &mut store);
-    let records = store
-        .iter()
-        .map(|(key, value)| {
-            let record = key.strip_prefix("kinds/").unwrap().parse().unwrap();
-            (record, postcard::from_bytes::<Vec<u64>>(value).unwrap())
-        })
-        .collect();
-    let restored = NotComments::restored(records);
+    let restored = kinds_read_back(&store);
     for seq in [64, 128, 192, 4_096, NUMBER_KINDS_REMEMBERED_MAX + 64] {
         assert_eq!(restored.contains(seq), kinds.contains(seq), "{seq}");
     }
