@@ -178,11 +178,14 @@ fn a_worker_without_tenant_keys_refuses_every_token_with_auth_not_configured_and
         Err(other) => panic!("the upgrade ended {other:?}"),
         Ok(_) => panic!("a socket opened on a worker without tenant keys"),
     }
-    // The operator reads what is wrong and how to fix it.
+    // The operator reads what is wrong and how to fix it (wrangler writes its log a
+    // moment after the answers: read once it is there).
+    let marker = r#""event":"auth_not_configured""#;
+    server.wait_for_log(marker, std::time::Duration::from_secs(10));
     let log = std::fs::read_to_string(&server.log).unwrap();
     let line = log
         .lines()
-        .find(|l| l.contains(r#""event":"auth_not_configured""#))
+        .find(|l| l.contains(marker))
         .unwrap_or_else(|| panic!("no auth_not_configured log line:\n{log}"));
     assert!(
         line.contains("wrangler secret put OVATION_TENANT_KEYS"),
