@@ -696,9 +696,7 @@ fn a_charge_given_up_unanswered_is_announced_on_its_replayed_answer() {
     let mut now = 0;
     let mut store = BTreeMap::new();
     let mut room = room_selling_roses(&mut now, &mut store);
-    room.handle_frame(1, &rose(1, "g-1"), now);
-    let out = tick_into(&mut room, &mut now, &mut store);
-    let request = out.charges[0].request;
+    let request = rose_asked(&mut room, &mut now, &mut store, "g-1");
     room.charge_unanswered(request);
     let before = room.last_seq();
     room.charge_result(request, replayed(), now);
@@ -719,9 +717,7 @@ fn a_gift_charged_after_the_end_is_recorded_as_the_ledger_paid_it() {
         let mut now = 0;
         let mut store = BTreeMap::new();
         let mut room = room_selling_roses(&mut now, &mut store);
-        room.handle_frame(1, &rose(1, "g-1"), now);
-        let out = tick_into(&mut room, &mut now, &mut store);
-        let mut request = out.charges[0].request;
+        let mut request = rose_asked(&mut room, &mut now, &mut store, "g-1");
         room.admin(AdminCommand::End, now).unwrap();
         tick_into(&mut room, &mut now, &mut store);
         let before = room.last_seq();
@@ -947,6 +943,19 @@ fn rose(client_id: u64, gift_id: &str) -> Vec<u8> {
     .encode()
 }
 
+/// ana (connection 1) sends one rose under `gift_id`; the tick asks for its charge: the
+/// request's number.
+fn rose_asked(
+    room: &mut Room,
+    now: &mut u64,
+    store: &mut BTreeMap<String, Vec<u8>>,
+    gift_id: &str,
+) -> u64 {
+    room.handle_frame(1, &rose(1, gift_id), *now);
+    let out = tick_into(room, now, store);
+    out.charges[0].request
+}
+
 /// The ledger did not answer (the charge may have been made).
 fn unavailable() -> ChargeOutcome {
     ChargeOutcome::Refused {
@@ -960,9 +969,8 @@ fn a_gift_answered_unavailable_is_announced_on_its_retry_after_the_room_restarte
     let mut now = 0;
     let mut store = BTreeMap::new();
     let mut room = room_selling_roses(&mut now, &mut store);
-    room.handle_frame(1, &rose(1, "g-1"), now);
-    let out = tick_into(&mut room, &mut now, &mut store);
-    room.charge_result(out.charges[0].request, unavailable(), now);
+    let request = rose_asked(&mut room, &mut now, &mut store, "g-1");
+    room.charge_result(request, unavailable(), now);
     tick_into(&mut room, &mut now, &mut store);
     let unknown = |store: &BTreeMap<String, Vec<u8>>| {
         store.keys().filter(|k| k.starts_with("unknown/")).count()
@@ -1173,9 +1181,7 @@ fn a_gift_given_up_unanswered_tells_its_sender_once_and_is_asked_a_bounded_numbe
     let mut now = 0;
     let mut store = BTreeMap::new();
     let mut room = room_selling_roses(&mut now, &mut store);
-    room.handle_frame(1, &rose(1, "g-1"), now);
-    let out = tick_into(&mut room, &mut now, &mut store);
-    let request = out.charges[0].request;
+    let request = rose_asked(&mut room, &mut now, &mut store, "g-1");
     room.charge_unanswered(request);
     let mut asks = 1;
     let mut told = 0;
@@ -1233,9 +1239,8 @@ fn a_live_gift_answered_unavailable_is_left_to_its_gifters_retry() {
     let mut now = 0;
     let mut store = BTreeMap::new();
     let mut room = room_selling_roses(&mut now, &mut store);
-    room.handle_frame(1, &rose(1, "g-1"), now);
-    let out = tick_into(&mut room, &mut now, &mut store);
-    room.charge_result(out.charges[0].request, unavailable(), now);
+    let request = rose_asked(&mut room, &mut now, &mut store, "g-1");
+    room.charge_result(request, unavailable(), now);
     let out = tick_into(&mut room, &mut now, &mut store);
     assert_eq!(error_codes(&out.events[&1]), [ErrorCode::Unavailable]);
     assert_eq!(room.gifts_pending(), 0);
