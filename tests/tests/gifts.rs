@@ -889,16 +889,20 @@ fn money_moves_once_when_workerd_is_killed_mid_charge_and_mid_settlement() {
     }
 }
 
-/// A gift's pending record stored and its charge never reaching the settlement service
-/// (held at the proxy, the process killed -9, the held request dropped): restarted, with
-/// no request or socket to the room, its alarm sends the charge again, which the service
-/// makes for the first time (not `replayed`, as when the first one landed); the gifter is
-/// charged once and the gift announced once.
-#[test]
-fn a_gift_stored_whose_charge_never_left_is_charged_once_after_a_kill() {
+/// A room whose gifter ana (10 in her account) sent a heart under `gift_id`, its charge
+/// held at the proxy, and the process killed -9 then (`data` holds its storage).
+struct GiftHeldAtAKill {
+    settlement: Settlement,
+    proxy: HoldingProxy,
+    data: std::path::PathBuf,
+    room: String,
+    epoch: u64,
+}
+
+fn gift_held_at_a_kill(name: &str, gift_id: &str) -> GiftHeldAtAKill {
     let settlement = Settlement::start();
     let proxy = HoldingProxy::start(settlement.port(), &[]);
-    let data = scratch_dir("gifts-pending-kill");
+    let data = scratch_dir(name);
     let mut server = settlement.workerd_through(&proxy.base, &data);
     deposit(&settlement, "ana", 10);
     let room = create_room(&server, "weur");
@@ -907,12 +911,35 @@ fn a_gift_stored_whose_charge_never_left_is_charged_once_after_a_kill() {
         .get(&format!("/v1/rooms/{room}/state"))
         .unwrap();
     let epoch = state.body["epoch"].as_u64().expect("epoch");
-    proxy.hold("never-left");
+    proxy.hold(gift_id);
     let mut ana = connect(&server, &room, "viewer", "ana");
-    ana.send(&gift(1, "never-left", "heart", 1)).unwrap();
+    ana.send(&gift(1, gift_id, "heart", 1)).unwrap();
     proxy.wait_held(1);
     server.kill_hard();
     drop(ana);
+    GiftHeldAtAKill {
+        settlement,
+        proxy,
+        data,
+        room,
+        epoch,
+    }
+}
+
+/// A gift's pending record stored and its charge never reaching the settlement service
+/// (held at the proxy, the process killed -9, the held request dropped): restarted, with
+/// no request or socket to the room, its alarm sends the charge again, which the service
+/// makes for the first time (not `replayed`, as when the first one landed); the gifter is
+/// charged once and the gift announced once.
+#[test]
+fn a_gift_stored_whose_charge_never_left_is_charged_once_after_a_kill() {
+    let GiftHeldAtAKill {
+        settlement,
+        proxy,
+        data,
+        room,
+        epoch,
+    } = gift_held_at_a_kill("gifts-pending-kill", "never-left");
     proxy.drop_held("never-left");
     proxy.wait_dropped();
     assert_eq!(
@@ -941,28 +968,18 @@ fn a_gift_stored_whose_charge_never_left_is_charged_once_after_a_kill() {
 /// retry only the gifter could send.
 #[test]
 fn a_recovered_gift_whose_first_ask_fails_is_asked_again_and_announced_once() {
-    let settlement = Settlement::start();
-    let proxy = HoldingProxy::start(settlement.port(), &[]);
-    let data = scratch_dir("gifts-recovered-retry");
-    let mut server = settlement.workerd_through(&proxy.base, &data);
-    deposit(&settlement, "ana", 10);
-    let room = create_room(&server, "weur");
-    let state = server
-        .admin()
-        .get(&format!("/v1/rooms/{room}/state"))
-        .unwrap();
-    let epoch = state.body["epoch"].as_u64().expect("epoch");
-    proxy.hold("recovered");
-    let mut ana = connect(&server, &room, "viewer", "ana");
-    ana.send(&gift(1, "recovered", "heart", 1)).unwrap();
-    proxy.wait_held(1);
-    server.kill_hard();
-    drop(ana);
+    let GiftHeldAtAKill {
+        settlement,
+        proxy,
+        data,
+        room,
+        epoch,
+    } = gift_held_at_a_kill("gifts-recovered-retry", "recovered");
     proxy.release("recovered");
     assert_eq!(balance_reaches(&settlement, "ana", 5), 5, "charged");
 
     proxy.hold("recovered");
-    server = settlement.workerd_through(&proxy.base, &data);
+    let server = settlement.workerd_through(&proxy.base, &data);
     // Woken by a read; its first ask is held, then dropped unanswered.
     assert_eq!(gifts_in_ring(&server, &room, epoch), 0, "not yet known");
     proxy.wait_held(2);
