@@ -187,7 +187,7 @@ export interface Room {
   ask(text: string): Promise<{ seq: number | null }>;
   /** Upvotes a Q&A question, once per user. */
   upvote(questionId: string): Promise<{ seq: number | null }>;
-  /** Counts a click on the pinned product card. */
+  /** Counts a click on a product card pinned in this room, once per user and product (later clicks are acknowledged and not counted). */
   productClick(productId: string): Promise<{ seq: number | null }>;
   /** Hosts and moderators: a staff command (`{command: "mute", user: "u1"}`, …). */
   command(command: { command: string; [field: string]: unknown }): Promise<{ seq: number | null }>;

@@ -186,6 +186,13 @@ pub const REACTION_BURST: u32 = 10;
 /// Direct messages a host/moderator may send per second.
 pub const DIRECT_RATE_PER_S: u32 = 50;
 pub const DIRECT_BURST: u32 = 100;
+/// Staff commands and part writes a host or moderator sends over their sockets, per user
+/// (one bucket): a part write goes to every viewer and a command to the stored audit
+/// trail, so one staff member's sockets cannot make those the room's work. The burst
+/// bans a raid's accounts at once. The admin API is the tenant's server and is not
+/// rated here.
+pub const STAFF_WRITES_RATE_PER_S: u32 = 5;
+pub const STAFF_WRITES_BURST: u32 = 50;
 
 /// Sockets per room object; the platform allows 32,768, we stay well below.
 pub const CONNECTIONS_PER_ROOM_MAX: usize = 10_000;
@@ -496,6 +503,12 @@ pub const PRODUCT_PRICE_BYTES_MAX: usize = 32;
 pub const PRODUCT_URL_BYTES_MAX: usize = 2_048;
 /// Products whose clicks a room counts.
 pub const PRODUCTS_COUNTED_MAX: usize = 100;
+/// Clicks a room counts, one per user and product, over all its products (each a stored
+/// record and a name held in the room object's memory); a new user's click past it is
+/// refused `too_many` and the counts stay. A user's repeat clicks on a product are not
+/// counted. Each counted click takes one from the user's reaction allowance
+/// (`REACTION_RATE_PER_S`, `REACTION_BURST`).
+pub const PRODUCT_CLICKERS_MAX: usize = 200_000;
 
 // ---- Moderation (crates/room/src/moderation.rs) ----
 
@@ -539,7 +552,9 @@ pub const MUTE_MS_MIN: u64 = 1;
 pub const MUTE_MS_MAX: u64 = 30 * 24 * 60 * 60 * 1_000;
 /// The pinned announcement, bytes.
 pub const ANNOUNCEMENT_BYTES_MAX: usize = 500;
-/// Entries of a room's audit trail (oldest dropped first) and of one entry's detail.
+/// Entries of a room's audit trail and of one entry's detail. When the trail is full a new
+/// entry drops the oldest entry of the author who holds the most, so one staff member's
+/// flood of commands pushes out their own entries, never the others'.
 pub const AUDIT_ENTRIES_MAX: usize = 500;
 pub const AUDIT_DETAIL_BYTES_MAX: usize = 200;
 /// A staff command sent over the socket (JSON), bytes.

@@ -209,6 +209,8 @@ pub(crate) struct UserBuckets {
     pub(crate) reactions: TokenBucket,
     pub(crate) directs: TokenBucket,
     pub(crate) gifts: TokenBucket,
+    /// Staff commands and part writes over a socket (`STAFF_WRITES_RATE_PER_S`).
+    pub(crate) staff_writes: TokenBucket,
     /// Upgrades (`USER_CONNECTS_PER_S`, `USER_CONNECTS_BURST`): the room's own bound,
     /// whichever Worker isolate the upgrade came through.
     pub(crate) connects: TokenBucket,
@@ -230,6 +232,11 @@ impl UserBuckets {
             reactions: TokenBucket::new_full(REACTION_RATE_PER_S, REACTION_BURST, now_ms),
             directs: TokenBucket::new_full(DIRECT_RATE_PER_S, DIRECT_BURST, now_ms),
             gifts: TokenBucket::new_full(GIFT_RATE_PER_S, GIFT_BURST, now_ms),
+            staff_writes: TokenBucket::new_full(
+                STAFF_WRITES_RATE_PER_S,
+                STAFF_WRITES_BURST,
+                now_ms,
+            ),
             connects: admission::connect_bucket(now_ms),
             used_ms: now_ms,
             recent_sequenced: VecDeque::new(),

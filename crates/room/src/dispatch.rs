@@ -317,9 +317,11 @@ impl Room {
                         "hosts and moderators only",
                     ))
                 } else {
-                    self.set_part(name, value, now_ms)
-                        .map(|_| None)
-                        .map_err(Refusal::from)
+                    self.take_staff_write(&identity, now_ms).and_then(|()| {
+                        self.set_part(name, value, now_ms)
+                            .map(|_| None)
+                            .map_err(Refusal::from)
+                    })
                 }
             }
         };

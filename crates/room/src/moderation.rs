@@ -2,8 +2,9 @@
 //!
 //! Invariants: at most `MUTED_USERS_MAX` mutes and `BANNED_USERS_MAX` bans are held (more
 //! are refused, never silently dropped); filter words are stored lowercase and non-empty;
-//! the audit trail holds at most `AUDIT_ENTRIES_MAX` entries, numbered without gaps, the
-//! oldest dropped first; a running mute or a ban is lifted or changed only by staff of
+//! the audit trail holds at most `AUDIT_ENTRIES_MAX` entries in the order of their
+//! numbers; a full trail drops the oldest entry of the author holding the most entries
+//! (so one author's flood pushes out only their own); a running mute or a ban is lifted or changed only by staff of
 //! the rank that imposed it or above (an admin always). Every record is stored per key (`mute/<user>`, `ban/<user>`,
 //! `settings`, `audit/<n>`) so a restarted room enforces the same rules.
 
@@ -240,10 +241,29 @@ impl Moderation {
         };
         self.audit_next += 1;
         self.audit.push_back(entry.clone());
-        let dropped = (self.audit.len() > AUDIT_ENTRIES_MAX)
-            .then(|| self.audit.pop_front().expect("non-empty").n);
+        let dropped = (self.audit.len() > AUDIT_ENTRIES_MAX).then(|| self.drop_audit_entry());
         assert!(self.audit.len() <= AUDIT_ENTRIES_MAX);
         (entry, dropped)
+    }
+
+    /// Drops the oldest entry of the author who holds the most (of those, the author
+    /// whose oldest entry is oldest) and returns its number: a moderator flooding the
+    /// trail with commands pushes out their own entries, and every other author keeps
+    /// at least their share of the trail.
+    fn drop_audit_entry(&mut self) -> u64 {
+        // author → (entries, the position of their oldest)
+        let mut authors: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (position, entry) in self.audit.iter().enumerate() {
+            authors.entry(&entry.by).or_insert((0, position)).0 += 1;
+        }
+        let (_, oldest) = authors
+            .into_values()
+            .max_by_key(|&(entries, oldest)| (entries, std::cmp::Reverse(oldest)))
+            .expect("a full trail has authors");
+        self.audit
+            .remove(oldest)
+            .expect("a position in the trail")
+            .n
     }
 }
 

@@ -1,17 +1,22 @@
 //! Product offers: the host pins one product card at a time; viewers' clicks are counted
-//! per product and the totals go to hosts and moderators.
+//! per product, one per viewer, and the totals go to hosts and moderators.
 //!
 //! Invariants: at most one card is pinned; clicks are counted only for products pinned
-//! at some point in this room (at most `PRODUCTS_COUNTED_MAX`); every URL a card carries
+//! at some point in this room (at most `PRODUCTS_COUNTED_MAX`); a product's count grows
+//! only with a user not counted for it before (at most `PRODUCT_CLICKERS_MAX` such users
+//! and products in all, each stored as `clicker/<product>/<user>`), so one viewer
+//! clicking again and again cannot raise the host's figures; every URL a card carries
 //! has an allowed scheme and no userinfo (`user@host`: a viewer would read the user part
 //! as the host), so an overlay can put it in an `href`/`src` unchecked.
 
+use crate::Refusal;
 use ovation_proto::limits::{
-    PRODUCTS_COUNTED_MAX, PRODUCT_ID_BYTES_MAX, PRODUCT_PRICE_BYTES_MAX, PRODUCT_TITLE_BYTES_MAX,
-    PRODUCT_URL_BYTES_MAX,
+    PRODUCTS_COUNTED_MAX, PRODUCT_CLICKERS_MAX, PRODUCT_ID_BYTES_MAX, PRODUCT_PRICE_BYTES_MAX,
+    PRODUCT_TITLE_BYTES_MAX, PRODUCT_URL_BYTES_MAX,
 };
+use ovation_proto::ErrorCode;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// A product card; the body of `POST /v1/rooms/{room}/products`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,11 +111,26 @@ fn check_url(field: &str, url: &str, scheme_allowed: impl Fn(&str) -> bool) -> R
 #[derive(Default)]
 pub(crate) struct Products {
     pub pinned: Option<(ProductCard, u64)>,
-    /// product id → clicks (stored as `clicks/<id>`).
+    /// product id → clicks: the users who clicked it, each once (stored as `clicks/<id>`).
+    /// A room stored by a build that counted every click may hold more than its
+    /// clickers: that count is kept and grows by one per new clicker.
     pub clicks: BTreeMap<String, u64>,
+    /// product id → the users counted for it (`clicker/<id>/<user>`).
+    clickers: HashMap<String, HashSet<String>>,
+    /// The sum of `clickers`' set sizes (≤ `PRODUCT_CLICKERS_MAX`).
+    clickers_total: usize,
     /// Products whose count is new or changed since the hosts were last told (and the
     /// counts stored).
     pub clicks_changed: BTreeSet<String>,
+}
+
+/// What a click does to the host's figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClickOutcome {
+    /// The user's first click on this product: counted (and to be stored).
+    Counted,
+    /// The user was counted for this product before: nothing changes.
+    Repeat,
 }
 
 impl Products {
@@ -142,15 +162,62 @@ impl Products {
         }
     }
 
-    pub fn click(&mut self, product_id: &str) -> bool {
-        match self.clicks.get_mut(product_id) {
-            Some(count) => {
-                *count += 1;
-                self.clicks_changed.insert(product_id.to_owned());
-                true
+    /// The clickers stored, beside the counts stored (`clicks`): a count is never below
+    /// its clickers (a crash between a clicker's record and its count's, or a count
+    /// stored by a build that counted every click, is taken as the larger).
+    pub fn restore_clickers(&mut self, clickers: impl IntoIterator<Item = (String, String)>) {
+        for (product_id, user) in clickers {
+            if self.clickers_total >= PRODUCT_CLICKERS_MAX {
+                break;
             }
-            None => false,
+            if self.clickers.entry(product_id).or_default().insert(user) {
+                self.clickers_total += 1;
+            }
         }
+        for (product_id, users) in &self.clickers {
+            let count = self.clicks.entry(product_id.clone()).or_insert(0);
+            if *count < users.len() as u64 {
+                *count = users.len() as u64;
+                self.clicks_changed.insert(product_id.clone());
+            }
+        }
+    }
+
+    /// What `click` would do, changing nothing: count it, answer it as a repeat, or refuse
+    /// it (a product never pinned here, or `PRODUCT_CLICKERS_MAX` reached). The room takes
+    /// the user's reaction allowance only for a click that counts.
+    pub fn check_click(&self, product_id: &str, user: &str) -> Result<ClickOutcome, Refusal> {
+        if !self.clicks.contains_key(product_id) {
+            return Err(Refusal::new(ErrorCode::NotFound, "no such product"));
+        }
+        if self
+            .clickers
+            .get(product_id)
+            .is_some_and(|users| users.contains(user))
+        {
+            return Ok(ClickOutcome::Repeat);
+        }
+        if self.clickers_total >= PRODUCT_CLICKERS_MAX {
+            return Err(Refusal::new(
+                ErrorCode::TooMany,
+                format!("a room counts at most {PRODUCT_CLICKERS_MAX} clicks (one per viewer and product)"),
+            ));
+        }
+        Ok(ClickOutcome::Counted)
+    }
+
+    pub fn click(&mut self, product_id: &str, user: &str) -> Result<ClickOutcome, Refusal> {
+        if let ClickOutcome::Repeat = self.check_click(product_id, user)? {
+            return Ok(ClickOutcome::Repeat);
+        }
+        self.clickers
+            .entry(product_id.to_owned())
+            .or_default()
+            .insert(user.to_owned());
+        self.clickers_total += 1;
+        *self.clicks.get_mut(product_id).expect("checked") += 1;
+        self.clicks_changed.insert(product_id.to_owned());
+        Ok(ClickOutcome::Counted)
     }
 
     /// The `product` part: the pinned card or `null`.
@@ -182,6 +249,44 @@ mod tests {
             link: link.into(),
             cue: None,
         }
+    }
+
+    #[test]
+    fn a_room_counts_at_most_product_clickers_max_clicks() {
+        let mut products = Products::default();
+        for id in ["a", "b"] {
+            products
+                .pin(
+                    ProductCard {
+                        id: id.into(),
+                        ..card("https://x/i", "https://x/l")
+                    },
+                    0,
+                )
+                .unwrap();
+        }
+        for i in 0..PRODUCT_CLICKERS_MAX {
+            let id = if i % 2 == 0 { "a" } else { "b" };
+            assert_eq!(
+                products.click(id, &format!("u{}", i / 2)),
+                Ok(ClickOutcome::Counted)
+            );
+        }
+        let refused = products.click("a", "one-more").unwrap_err();
+        assert_eq!(refused.code, ErrorCode::TooMany);
+        assert_eq!(
+            products.click("a", "u0"),
+            Ok(ClickOutcome::Repeat),
+            "a repeat is still answered"
+        );
+        assert_eq!(
+            products.click("nope", "u0").unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            products.clicks["a"] + products.clicks["b"],
+            PRODUCT_CLICKERS_MAX as u64
+        );
     }
 
     #[test]

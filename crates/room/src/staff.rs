@@ -6,7 +6,7 @@
 //! is written to the audit trail, which is stored with it.
 
 use crate::moderation::{check_slow_mode, normalise_words, AuditEntry, Mute};
-use crate::products::ProductCard;
+use crate::products::{ClickOutcome, ProductCard};
 use crate::qa::{QaStatus, UpvoteOutcome};
 use crate::quiz::{Quiz, QuizPhase, QuizSpec, ScoreNotices};
 use crate::Refusal;
@@ -782,14 +782,18 @@ impl Room {
         product_id: &str,
         now_ms: u64,
     ) -> Result<Option<u64>, Refusal> {
-        self.buckets(&identity.user, now_ms)
-            .reactions
-            .take(1, now_ms)
-            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
-        if !self.products.click(product_id) {
-            return Err(Refusal::new(ErrorCode::NotFound, "no such product"));
+        // A click that counts is a reaction, as an upvote is; a repeat changes nothing and
+        // costs nothing (the overlay still opens the link).
+        if let ClickOutcome::Counted = self.products.check_click(product_id, &identity.user)? {
+            self.buckets(&identity.user, now_ms)
+                .reactions
+                .take(1, now_ms)
+                .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
         }
-        self.schedule_tick(now_ms);
+        if let ClickOutcome::Counted = self.products.click(product_id, &identity.user)? {
+            self.store(StorageOp::put_clicker(product_id, &identity.user));
+            self.schedule_tick(now_ms);
+        }
         Ok(None)
     }
 
@@ -880,6 +884,18 @@ impl Room {
 
     /// A staff command sent over a socket: parsed, run, acknowledged with its reply as a
     /// system message to the sender.
+    /// One from the staff member's allowance of commands and part writes over sockets.
+    pub(crate) fn take_staff_write(
+        &mut self,
+        identity: &Identity,
+        now_ms: u64,
+    ) -> Result<(), Refusal> {
+        self.buckets(&identity.user, now_ms)
+            .staff_writes
+            .take(1, now_ms)
+            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))
+    }
+
     pub(crate) fn on_command(
         &mut self,
         connection: ConnectionId,
@@ -894,6 +910,7 @@ impl Room {
                 "hosts and moderators only",
             ));
         }
+        self.take_staff_write(identity, now_ms)?;
         let command: StaffCommand = serde_json::from_str(json)
             .map_err(|e| Refusal::new(ErrorCode::Invalid, format!("bad command: {e}")))?;
         if matches!(command, StaffCommand::EndRoom)

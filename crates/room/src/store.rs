@@ -11,7 +11,8 @@
 //! * `quiz` — the latest quiz's definition, phase and question windows
 //! * `answer/<quiz id>/<question, 5 digits>/<user>` — one counted answer (`AnswerRecord`)
 //! * `qa/<n, 20 digits>` — a Q&A question; `upvote/<n>/<user>` — one upvote
-//! * `pinned` — the pinned product card; `clicks/<product id>` — its click count
+//! * `pinned` — the pinned product card; `clicks/<product id>` — its click count;
+//!   `clicker/<product id>/<user>` — one user counted for it
 //! * `settings` — slow mode, word filter, Q&A approval; `mute/<user>` (until, ms, and the
 //!   muting staff's role; an older build's holds the end alone), `ban/<user>` (the
 //!   banning staff's role; an older build's is empty); `audit/<n, 20 digits>` — the audit
@@ -60,6 +61,7 @@ const QA_PREFIX: &str = "qa/";
 const UPVOTE_PREFIX: &str = "upvote/";
 const PINNED_KEY: &str = "pinned";
 const CLICKS_PREFIX: &str = "clicks/";
+const CLICKER_PREFIX: &str = "clicker/";
 const SETTINGS_KEY: &str = "settings";
 const MUTE_PREFIX: &str = "mute/";
 const BAN_PREFIX: &str = "ban/";
@@ -282,6 +284,13 @@ impl StorageOp {
         }
     }
 
+    pub(crate) fn put_clicker(product_id: &str, user: &str) -> StorageOp {
+        StorageOp::Put {
+            key: format!("{CLICKER_PREFIX}{product_id}/{user}"),
+            value: Vec::new(),
+        }
+    }
+
     pub(crate) fn put_clicks(product_id: &str, count: u64) -> StorageOp {
         StorageOp::Put {
             key: format!("{CLICKS_PREFIX}{product_id}"),
@@ -436,6 +445,7 @@ pub struct RoomLoader {
     upvotes: Vec<(u64, String)>,
     pinned: Option<(ProductCard, u64)>,
     clicks: BTreeMap<String, u64>,
+    clickers: Vec<(String, String)>,
     settings: Settings,
     muted: BTreeMap<String, Mute>,
     banned: BTreeMap<String, Role>,
@@ -554,6 +564,10 @@ impl RoomLoader {
         } else if let Some(id) = key.strip_prefix(CLICKS_PREFIX) {
             let count: u64 = postcard::from_bytes(&value).map_err(|_| corrupt())?;
             self.clicks.insert(id.to_owned(), count);
+        } else if let Some(rest) = key.strip_prefix(CLICKER_PREFIX) {
+            // A product id holds no '/'; the user is the rest.
+            let (id, user) = rest.split_once('/').ok_or_else(corrupt)?;
+            self.clickers.push((id.to_owned(), user.to_owned()));
         } else if key == SETTINGS_KEY {
             self.settings = postcard::from_bytes(&value).map_err(|_| corrupt())?;
         } else if let Some(user) = key.strip_prefix(MUTE_PREFIX) {
@@ -646,6 +660,7 @@ impl RoomLoader {
             upvotes,
             pinned,
             clicks,
+            clickers,
             settings,
             muted,
             banned,
@@ -735,6 +750,7 @@ impl RoomLoader {
         room.qa.republish_if_behind(shown, settings.qa_approval);
         room.products.pinned = pinned;
         room.products.clicks = clicks;
+        room.products.restore_clickers(clickers);
         room.products.count_pinned();
         room.moderation.settings = settings;
         let forgotten = room.moderation.restore_staff_comments(staff_comments);

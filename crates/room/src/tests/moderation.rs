@@ -935,3 +935,138 @@ fn staff_comments_stored_are_the_newest_staff_comments_remembered_max() {
         Some(("mo", Role::Moderator))
     );
 }
+
+/// One moderator flooding the audit trail (twice its size of commands) pushes out only
+/// their own entries: the host's and the other moderator's stay, the trail stays at its
+/// bound, and what is stored reads back as the same trail.
+#[test]
+fn one_moderators_flood_pushes_out_only_their_own_audit_entries() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    let run = |room: &mut Room, by: &str, role: Role, interval_ms: u64, now: u64| {
+        let command = AdminCommand::Staff {
+            by: identity(by, role),
+            command: StaffCommand::SlowMode { interval_ms },
+        };
+        room.admin(command, now).unwrap();
+    };
+    for i in 0..3 {
+        run(&mut room, "host", Role::Host, i, now);
+    }
+    run(&mut room, "mo2", Role::Moderator, 7, now);
+    tick_into(&mut room, &mut now, &mut store);
+    for i in 0..2 * AUDIT_ENTRIES_MAX as u64 {
+        run(&mut room, "mo", Role::Moderator, i % 100, now);
+        if i % 97 == 0 {
+            tick_into(&mut room, &mut now, &mut store);
+        }
+    }
+    run(&mut room, "mo2", Role::Moderator, 8, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let by = |room: &Room, user: &str| room.audit_trail().filter(|e| e.by == user).count();
+    assert_eq!(room.audit_trail().count(), AUDIT_ENTRIES_MAX);
+    assert_eq!(by(&room, "host"), 3);
+    assert_eq!(by(&room, "mo2"), 2);
+    assert_eq!(by(&room, "mo"), AUDIT_ENTRIES_MAX - 5);
+    let newest_of_mo: Vec<u64> = room
+        .audit_trail()
+        .filter(|e| e.by == "mo")
+        .map(|e| e.n)
+        .collect();
+    assert_eq!(
+        newest_of_mo.first(),
+        Some(&(4 + 2 * AUDIT_ENTRIES_MAX as u64 - (AUDIT_ENTRIES_MAX as u64 - 5))),
+        "mo keeps their newest entries"
+    );
+    let trail: Vec<AuditEntry> = room.audit_trail().cloned().collect();
+    assert!(trail.windows(2).all(|w| w[0].n < w[1].n), "in order");
+    let stored = store.keys().filter(|k| k.starts_with("audit/")).count();
+    assert_eq!(
+        stored, AUDIT_ENTRIES_MAX,
+        "a dropped entry's record is deleted"
+    );
+    let restored = Room::restore(store, now).unwrap().unwrap();
+    assert_eq!(restored.audit_trail().cloned().collect::<Vec<_>>(), trail);
+}
+
+/// Everything one staff member's sockets can write to the room (commands, part writes)
+/// shares one allowance: five sockets sending 40 frames each at once get exactly
+/// `STAFF_WRITES_BURST` through, the rest refused `rate_limited` with a wait; another
+/// moderator's command and a viewer's comment still go through in the same tick, and
+/// the allowance refills at `STAFF_WRITES_RATE_PER_S`.
+#[test]
+fn one_staff_members_sockets_share_one_allowance_of_commands_and_part_writes() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 20, now);
+    let sockets: Vec<ConnectionId> = (10..10 + USER_SOCKETS_PER_ROOM_MAX as u64).collect();
+    for &socket in &sockets {
+        join(&mut room, socket, "mo", Role::Moderator, now);
+    }
+    join(&mut room, 2, "mo2", Role::Moderator, now);
+    join(&mut room, 3, "ana", Role::Viewer, now);
+    tick_into(&mut room, &mut now, &mut store);
+    let flood = |room: &mut Room, now: u64, round: u64| {
+        for &socket in &sockets {
+            for i in 0..FRAMES_BURST as u64 {
+                let client_id = round * 100_000 + socket * 1_000 + i;
+                let frame = if i % 2 == 0 {
+                    command_frame(
+                        serde_json::json!({"command": "slow_mode", "interval_ms": i}),
+                        client_id,
+                    )
+                } else {
+                    frame_of(ClientFrame::SetPart {
+                        client_id,
+                        name: format!("banner{}", i % 4),
+                        value: format!("\"{i}\""),
+                    })
+                };
+                room.handle_frame(socket, &frame, now);
+            }
+        }
+    };
+    flood(&mut room, now, 0);
+    send_command(
+        &mut room,
+        2,
+        serde_json::json!({"command": "slow_mode", "interval_ms": 0}),
+        1,
+        now,
+    );
+    room.handle_frame(3, &comment("still here", 1), now);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    let count = |out: &Drained, pick: &dyn Fn(&Event) -> bool| -> usize {
+        sockets
+            .iter()
+            .flat_map(|s| out.events.get(s).into_iter().flatten())
+            .filter(|e| pick(e))
+            .count()
+    };
+    let accepted = count(&out, &|e| matches!(e, Event::Ack { .. }));
+    let limited = count(
+        &out,
+        &|e| matches!(e, Event::Error { code: ErrorCode::RateLimited, retry_after_ms, .. } if *retry_after_ms > 0),
+    );
+    assert_eq!(accepted, STAFF_WRITES_BURST as usize);
+    assert_eq!(accepted + limited, sockets.len() * FRAMES_BURST as usize);
+    assert!(out.events[&2]
+        .iter()
+        .any(|e| matches!(e, Event::Ack { client_id: 1, .. })));
+    assert!(out.events[&3].iter().any(|e| matches!(
+        e,
+        Event::Ack {
+            client_id: 1,
+            seq: Some(_)
+        }
+    )));
+    now += 1_000;
+    flood(&mut room, now, 1);
+    let out = tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(
+        count(&out, &|e| matches!(e, Event::Ack { .. })),
+        STAFF_WRITES_RATE_PER_S as usize,
+        "a second later, a second's allowance"
+    );
+}

@@ -7,7 +7,7 @@ use super::*;
 fn a_pinned_product_counts_clicks_for_the_host_and_refuses_unsafe_links() {
     let mut now = 0;
     let mut store = BTreeMap::new();
-    let mut room = Room::create(info(), 3, now);
+    let mut room = Room::create(info(), 4, now);
     join(&mut room, 1, "host", Role::Host, now);
     join(&mut room, 2, "ana", Role::Viewer, now);
     room.admin(
@@ -26,13 +26,19 @@ fn a_pinned_product_counts_clicks_for_the_host_and_refuses_unsafe_links() {
             product_id: id.into(),
         })
     };
+    join(&mut room, 3, "bo", Role::Viewer, now);
     room.handle_frame(2, &click("red-1", 1), now);
     room.handle_frame(2, &click("red-1", 2), now);
+    room.handle_frame(3, &click("red-1", 1), now);
     room.handle_frame(2, &click("blue-9", 3), now);
     let out = tick_into(&mut room, &mut now, &mut store);
     assert_eq!(error_codes(&out.events[&2]), [ErrorCode::NotFound]);
     let clicks = notices(&out.events[&1], "product_clicks");
-    assert_eq!(clicks.last().unwrap()["clicks"]["red-1"], 2);
+    assert_eq!(
+        clicks.last().unwrap()["clicks"]["red-1"],
+        2,
+        "ana and bo clicked; ana's second click is not counted"
+    );
     assert!(notices(&out.events[&2], "product_clicks").is_empty());
     room.admin(as_host(StaffCommand::UnpinProduct), now)
         .unwrap();
@@ -126,4 +132,127 @@ fn a_card_pinned_just_before_a_restart_counts_its_clicks() {
     );
     let room = Room::restore(store, now).unwrap().unwrap();
     assert_eq!(room.products.clicks["red-1"], 1);
+}
+
+fn click_frame(product_id: &str, client_id: u64) -> Vec<u8> {
+    frame_of(ClientFrame::ProductClick {
+        client_id,
+        product_id: product_id.into(),
+    })
+}
+
+/// One viewer cannot raise the host's click figures: every socket one user may hold
+/// clicking the pinned card and an unpinned one, 200 times each, counts once per
+/// product and stores one record each; the repeats are acknowledged, never refused
+/// (they take no reaction); another viewer's first click still counts at once. Across a restart the clickers are remembered, so ana's next click is still a
+/// repeat.
+#[test]
+fn one_viewer_clicking_from_many_sockets_counts_once_per_product() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 300, now);
+    join(&mut room, 1, "host", Role::Host, now);
+    for product_id in ["old-1", "red-1"] {
+        room.admin(
+            as_host(StaffCommand::PinProduct {
+                product: product(product_id),
+            }),
+            now,
+        )
+        .unwrap();
+    }
+    tick_into(&mut room, &mut now, &mut store);
+    let sockets: Vec<u64> = (10..10 + USER_SOCKETS_PER_ROOM_MAX as u64).collect();
+    for &socket in &sockets {
+        join(&mut room, socket, "ana", Role::Viewer, now);
+    }
+    join(&mut room, 2, "bo", Role::Viewer, now);
+    for round in 0..200u64 {
+        for &socket in &sockets {
+            for (i, product_id) in ["red-1", "old-1"].into_iter().enumerate() {
+                let client_id = socket * 1_000 + round * 2 + i as u64 + 1;
+                room.handle_frame(socket, &click_frame(product_id, client_id), now);
+            }
+        }
+        room.handle_frame(2, &click_frame("red-1", round + 1), now);
+        let out = tick_into(&mut room, &mut now, &mut store);
+        for &socket in &sockets {
+            assert_eq!(
+                acks(&out.events[&socket]),
+                2,
+                "a repeat click is acknowledged, never refused: {:?}",
+                out.events[&socket]
+            );
+        }
+        now += 200;
+    }
+    assert_eq!(room.products.clicks["red-1"], 2);
+    assert_eq!(room.products.clicks["old-1"], 1);
+    assert_eq!(
+        store.keys().filter(|k| k.starts_with("clicker/")).count(),
+        3,
+        "{:?}",
+        store
+            .keys()
+            .filter(|k| k.starts_with("clicker/"))
+            .collect::<Vec<_>>()
+    );
+    let mut room = Room::restore(store.clone(), now).unwrap().unwrap();
+    assert_eq!(room.products.clicks["red-1"], 2);
+    join(&mut room, 10, "ana", Role::Viewer, now);
+    join(&mut room, 3, "cy", Role::Viewer, now);
+    room.handle_frame(10, &click_frame("red-1", 99), now);
+    room.handle_frame(3, &click_frame("red-1", 1), now);
+    tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(
+        room.products.clicks["red-1"], 3,
+        "cy counts; ana was counted before the restart"
+    );
+}
+
+/// A count stored by a build that counted every click is kept and grows by one per new
+/// clicker; a count stored behind its clickers (the object stopped between the clicker's
+/// record and the count's) is raised to them.
+#[test]
+fn a_stored_count_is_never_below_its_clickers_nor_lowered_by_them() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 3, now);
+    room.admin(
+        as_host(StaffCommand::PinProduct {
+            product: product("red-1"),
+        }),
+        now,
+    )
+    .unwrap();
+    tick_into(&mut room, &mut now, &mut store);
+    let counted = |store: &BTreeMap<String, Vec<u8>>| {
+        Room::restore(store.clone(), 0)
+            .unwrap()
+            .unwrap()
+            .products
+            .clicks["red-1"]
+    };
+    let mut legacy = store.clone();
+    legacy.insert(
+        "clicks/red-1".into(),
+        postcard::to_allocvec(&50u64).unwrap(),
+    );
+    let mut room = Room::restore(legacy.clone(), now).unwrap().unwrap();
+    join(&mut room, 2, "ana", Role::Viewer, now);
+    room.handle_frame(2, &click_frame("red-1", 1), now);
+    tick_into(&mut room, &mut now, &mut legacy);
+    assert_eq!(counted(&legacy), 51);
+    let mut behind = store.clone();
+    for user in ["ana", "bo", "cy"] {
+        behind.insert(format!("clicker/red-1/{user}"), Vec::new());
+    }
+    assert_eq!(counted(&behind), 3);
+}
+
+fn acks(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Ack { .. }))
+        .count()
 }
