@@ -623,14 +623,14 @@ impl RoomObject {
     /// behind one gift, and charges that waited for a busy room to go quiet were not
     /// made while it stayed busy.
     async fn alarm_ticks_and_charges(&self) -> Result<()> {
-        let ticks_done = std::cell::Cell::new(false);
+        let ticks_done = Flag::default();
         let ticking = async {
             let mut ticked = driver::alarm_fired(self).await;
             while ticked.is_ok() && self.charges_pending() {
                 Delay::from(CHARGES_POLL).await;
                 ticked = driver::catch_up(self).await;
             }
-            ticks_done.set(true);
+            ticks_done.set();
             ticked
         };
         let charging = async {
@@ -646,7 +646,12 @@ impl RoomObject {
                     if ticks_done.get() {
                         return;
                     }
-                    Delay::from(CHARGES_POLL).await;
+                    // Until a tick's time to start charges that fell due, or the ticks'
+                    // end: the alarm ends with them, not up to a poll later (no other
+                    // alarm fires while this one runs, so a join's or a command's flush
+                    // armed meanwhile would wait for it).
+                    let delay = std::pin::pin!(Delay::from(CHARGES_POLL));
+                    futures_util::future::select(delay, ticks_done.wait()).await;
                     continue;
                 }
                 // An answer, or a tick's time to start charges that fell due.
@@ -721,8 +726,8 @@ impl RoomObject {
             Some(room) => {
                 if let Some(hello) = hello {
                     // As if it were the socket's first frame: the Welcome is queued, and
-                    // goes out with the pump below while the fan-out budget lasts (else at
-                    // the room's next flush, like any output).
+                    // goes out with the flush below while the fan-out budget lasts (else
+                    // at the room's next flush, like any output).
                     room.handle_frame(id, &ClientFrame::Hello(hello).encode(), now);
                 }
                 room.hello_heard(id)
@@ -739,6 +744,11 @@ impl RoomObject {
             hello_heard,
         })?;
         self.memory.borrow_mut().sockets.insert(id, pair.server);
+        // The Welcome goes out now when the room may flush now (the leading edge), not
+        // at the alarm's flush: that one waits for the alarm to be written and fire, and
+        // an alarm under way holds the next back. A Welcome sent before the 101 is
+        // delivered after it.
+        driver::flush_if_due_now(self);
         self.pump_leaving_charges().await?;
         driver::arm_alarm(self).await?;
         Response::from_websocket(pair.client)
@@ -1032,5 +1042,37 @@ impl DurableObject for RoomObject {
         self.finish_end_if_due().await;
         self.arm_end_retry().await?;
         Response::empty()
+    }
+}
+
+/// A flag one branch of a `join` sets and the other may wait for (one task: no locks).
+#[derive(Default)]
+struct Flag {
+    set: std::cell::Cell<bool>,
+    waker: std::cell::Cell<Option<std::task::Waker>>,
+}
+
+impl Flag {
+    fn set(&self) {
+        self.set.set(true);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    fn get(&self) -> bool {
+        self.set.get()
+    }
+
+    /// Ready once the flag is set.
+    fn wait(&self) -> impl std::future::Future<Output = ()> + Unpin + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.set.get() {
+                std::task::Poll::Ready(())
+            } else {
+                self.waker.set(Some(cx.waker().clone()));
+                std::task::Poll::Pending
+            }
+        })
     }
 }
