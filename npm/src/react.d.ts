@@ -127,7 +127,7 @@ export declare function useLikes(): { total: number; like(count?: number): numbe
 export declare function usePoll(): { poll: Poll | null; vote(option: number): Acknowledged };
 /** The room's quiz (null when none) and an answer to its current question. */
 export declare function useQuiz(): { quiz: Quiz | null; answer(option: number): Acknowledged };
-/** The pinned product card (null when none) and a counted click on it. */
+/** The pinned product card (null when none) and a click on it (counted once per user). */
 export declare function useProduct(): { product: ProductCard | null; click(): Acknowledged };
 /** The connection's status, transport and error. */
 export declare function useConnectionStatus(): ConnectionStatus;

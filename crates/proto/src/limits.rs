@@ -554,7 +554,8 @@ pub const MUTE_MS_MAX: u64 = 30 * 24 * 60 * 60 * 1_000;
 pub const ANNOUNCEMENT_BYTES_MAX: usize = 500;
 /// Entries of a room's audit trail and of one entry's detail. When the trail is full a new
 /// entry drops the oldest entry of the author who holds the most, so one staff member's
-/// flood of commands pushes out their own entries, never the others'.
+/// flood of commands pushes out their own entries first, and every other author keeps at
+/// least an equal share of the trail (all admin-API commands are one author, `admin`).
 pub const AUDIT_ENTRIES_MAX: usize = 500;
 pub const AUDIT_DETAIL_BYTES_MAX: usize = 200;
 /// A staff command sent over the socket (JSON), bytes.

@@ -232,11 +232,12 @@ impl Room {
         // again: those whose effect is stored by the end of the tick. Not a direct
         // message (its effect is the send, after the tick's storage: stored first, a
         // crash before the send would acknowledge a retry of a message never delivered)
-        // nor votes, answers and upvotes (once per user anyway).
+        // nor votes, answers, upvotes and product clicks (once per user anyway: a
+        // user's repeat clicks, free of any rate, would otherwise fill the tick's stored
+        // ids and push out other users').
         let stored_across_restart = matches!(
             frame,
             ClientFrame::Like { .. }
-                | ClientFrame::ProductClick { .. }
                 | ClientFrame::Command { .. }
                 | ClientFrame::SetPart { .. }
                 | ClientFrame::Ask { .. }

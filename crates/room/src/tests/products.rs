@@ -250,6 +250,61 @@ fn a_stored_count_is_never_below_its_clickers_nor_lowered_by_them() {
     assert_eq!(counted(&behind), 3);
 }
 
+/// Repeat clicks take no rate, so their acks are not among the ids a tick stores: three
+/// users' sockets repeating clicks in one tick (600 frames, more than
+/// `LIKE_FRAMES_STORED_PER_TICK_MAX`) leave room for another user's like, whose retry
+/// after a restart is acknowledged, not counted again.
+#[test]
+fn repeat_clicks_do_not_push_other_users_stored_ids_out() {
+    let mut now = 0;
+    let mut store = BTreeMap::new();
+    let mut room = Room::create(info(), 40, now);
+    room.admin(
+        as_host(StaffCommand::PinProduct {
+            product: product("red-1"),
+        }),
+        now,
+    )
+    .unwrap();
+    let clickers = ["ana", "cy", "di"];
+    let mut socket = 100;
+    let mut sockets = Vec::new();
+    for user in clickers {
+        for _ in 0..USER_SOCKETS_PER_ROOM_MAX {
+            join(&mut room, socket, user, Role::Viewer, now);
+            sockets.push(socket);
+            socket += 1;
+        }
+    }
+    join(&mut room, 2, "bo", Role::Viewer, now);
+    for &socket in &sockets {
+        room.handle_frame(socket, &click_frame("red-1", socket * 1_000), now);
+    }
+    tick_into(&mut room, &mut now, &mut store);
+    now += 5_000;
+    let mut repeats = 0;
+    for &socket in &sockets {
+        for i in 1..FRAMES_BURST as u64 {
+            room.handle_frame(socket, &click_frame("red-1", socket * 1_000 + i), now);
+            repeats += 1;
+        }
+    }
+    assert!(
+        repeats > LIKE_FRAMES_STORED_PER_TICK_MAX,
+        "the case under test"
+    );
+    room.handle_frame(2, &like_frame(7, 1), now);
+    tick_into(&mut room, &mut now, &mut store);
+    assert_eq!(room.likes_total(), 1);
+    let mut restored = Room::restore(store, now).unwrap().unwrap();
+    join(&mut restored, 3, "bo", Role::Viewer, now);
+    restored.handle_frame(3, &like_frame(7, 1), now);
+    let out = tick(&mut restored, &mut now);
+    assert_eq!(acks(&out.events[&3]), 1, "{:?}", out.events[&3]);
+    assert_eq!(restored.likes_total(), 1, "bo's retried like counts once");
+    assert_eq!(restored.products.clicks["red-1"], 3);
+}
+
 fn acks(events: &[Event]) -> usize {
     events
         .iter()
