@@ -245,23 +245,6 @@ pub(crate) async fn catch_up<H: Host>(host: &H) -> Result<()> {
     run_ticks(host).await
 }
 
-/// Flushes now if the core's next flush is due now and no event sleeps for one: for an
-/// event that must not wait for a tick (an upgrade, whose Welcome would otherwise wait
-/// for the alarm's flush). Whether a flush ran; the caller pumps.
-pub(crate) fn flush_if_due_now<H: Host>(host: &H) -> bool {
-    host.with_driven(|d| {
-        let now = now_ms();
-        let Some(core) = d.core else {
-            return false;
-        };
-        if d.timers.flushing || core.tick_pending().is_none_or(|at| at > now) {
-            return false;
-        }
-        timeout(host.state(), d.sockets, core, now);
-        true
-    })
-}
-
 /// The socket is gone (closed or failed): the core forgets its connection.
 pub(crate) fn forget_socket<H: Host>(host: &H, ws: &WebSocket) {
     if let Some(id) = crate::sockets::connection_of(ws) {

@@ -101,7 +101,8 @@ pub(crate) async fn socket(req: Request, env: &Env) -> std::result::Result<Respo
     // The room object echoes the subprotocol on its 101 (a forwarded response's headers
     // are immutable here).
     let resp = room_stub(env, &identity.tenant, &room)?
-        .fetch_with_request(upgrade_request(headers.clone())?)
+        // The request copies the headers (`new Request`): a second handle, not a copy.
+        .fetch_with_request(upgrade_request(Headers(headers.0.clone()))?)
         .await
         .map_err(|e| ApiError::internal(&e.to_string()))?;
     admitted.answered(&resp);

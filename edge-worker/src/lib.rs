@@ -42,6 +42,11 @@ const PROTOCOL_TOKEN_PREFIX: &str = "token.";
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let response = route(req, env).await?;
+    if response.status_code() == 101 {
+        // A WebSocket upgrade: CORS does not apply, and the copy below was a tenth of a
+        // join's glue (every header read out and set again).
+        return Ok(response);
+    }
     // Pages on any origin call the API (the SDK's pull transport and replay send the token
     // as a bearer header, never a cookie, so any origin may read the answer). A response
     // forwarded from a Durable Object has immutable headers: the answer gets a copy.

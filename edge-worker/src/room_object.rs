@@ -726,8 +726,9 @@ impl RoomObject {
             Some(room) => {
                 if let Some(hello) = hello {
                     // As if it were the socket's first frame: the Welcome is queued, and
-                    // goes out with the flush below while the fan-out budget lasts (else
-                    // at the room's next flush, like any output).
+                    // goes out at the room's next flush, like any output (the alarm armed
+                    // below: a flush here would hold the 101 for its storage, its
+                    // recording and, in a big room, its batches to the shards).
                     room.handle_frame(id, &ClientFrame::Hello(hello).encode(), now);
                 }
                 room.hello_heard(id)
@@ -744,11 +745,6 @@ impl RoomObject {
             hello_heard,
         })?;
         self.memory.borrow_mut().sockets.insert(id, pair.server);
-        // The Welcome goes out now when the room may flush now (the leading edge), not
-        // at the alarm's flush: that one waits for the alarm to be written and fire, and
-        // an alarm under way holds the next back. A Welcome sent before the 101 is
-        // delivered after it.
-        driver::flush_if_due_now(self);
         self.pump_leaving_charges().await?;
         driver::arm_alarm(self).await?;
         Response::from_websocket(pair.client)

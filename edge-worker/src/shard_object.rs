@@ -390,8 +390,6 @@ impl ShardObject {
             hello_heard,
         })?;
         self.memory.borrow_mut().sockets.insert(id, pair.server);
-        // As the room object does: the Welcome goes out now if the shard may flush now.
-        driver::flush_if_due_now(self);
         self.pump().await?;
         driver::arm_alarm(self).await?;
         with_subprotocol(req, Response::from_websocket(pair.client)?)
