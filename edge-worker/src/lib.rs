@@ -222,16 +222,20 @@ fn keyring(env: &Env) -> std::result::Result<std::rc::Rc<Keyring>, ApiError> {
             "this deployment has no tenant keys: every token is refused",
         )
     };
-    let json =
-        text_binding(env, "OVATION_TENANT_KEYS").ok_or_else(|| refuse(TENANT_KEYS_MISSING))?;
-    // Parsed once per isolate and secret (a request only compares the text): every
-    // upgrade and API call needs the keys, and a flood of them must stay cheap.
+    let secret = js_sys::Reflect::get(env.as_ref(), &"OVATION_TENANT_KEYS".into())
+        .unwrap_or(wasm_bindgen::JsValue::UNDEFINED);
+    // Parsed once per isolate and secret: a request compares the secret with the one
+    // parsed inside JavaScript (`===`, no copy of its text into wasm). Every upgrade and
+    // API call needs the keys, and a flood of them must stay cheap.
     KEYRING.with(|cached| {
-        if let Some((text, keyring)) = cached.borrow().as_ref() {
-            if *text == json {
+        if let Some((parsed, keyring)) = cached.borrow().as_ref() {
+            if *parsed == secret {
                 return Ok(keyring.clone());
             }
         }
+        let json = secret
+            .as_string()
+            .ok_or_else(|| refuse(TENANT_KEYS_MISSING))?;
         let keyring = std::rc::Rc::new(
             Keyring::from_json(&json)
                 .map_err(|e| refuse(&format!("OVATION_TENANT_KEYS is unreadable: {e}")))?,
@@ -243,14 +247,14 @@ fn keyring(env: &Env) -> std::result::Result<std::rc::Rc<Keyring>, ApiError> {
                 "detail": format!("OVATION_TENANT_KEYS: {why}"),
             }));
         }
-        *cached.borrow_mut() = Some((json, keyring.clone()));
+        *cached.borrow_mut() = Some((secret, keyring.clone()));
         Ok(keyring)
     })
 }
 
 thread_local! {
     /// The keyring parsed from the secret's text, per isolate.
-    static KEYRING: std::cell::RefCell<Option<(String, std::rc::Rc<Keyring>)>> =
+    static KEYRING: std::cell::RefCell<Option<(wasm_bindgen::JsValue, std::rc::Rc<Keyring>)>> =
         const { std::cell::RefCell::new(None) };
     /// This isolate's read buckets (one per user and room): a flood of pull reads from
     /// one token is refused before it wakes the room object.

@@ -745,8 +745,7 @@ impl RoomObject {
             hello_heard,
         })?;
         self.memory.borrow_mut().sockets.insert(id, pair.server);
-        self.pump_leaving_charges().await?;
-        driver::arm_alarm(self).await?;
+        // The pump and the alarm are `fetch`'s, after every route (one each per join).
         Response::from_websocket(pair.client)
     }
 

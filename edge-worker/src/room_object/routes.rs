@@ -69,13 +69,19 @@ impl RoomObject {
         self.learn_tenant(&identity.tenant)
             .await
             .map_err(internal)?;
-        let url = req.url().map_err(internal)?;
+        // The path came with the request (workers-rs parsed it); the URL is parsed again
+        // only for a route that reads its query, never for an upgrade.
+        let path = req.path();
+        let url = match path.as_str() {
+            "/ws" => None,
+            _ => Some(req.url().map_err(internal)?),
+        };
         let query = |name: &str| {
-            url.query_pairs()
+            url.as_ref()?
+                .query_pairs()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.into_owned())
         };
-        let path = url.path().to_owned();
         let viewer_read = matches!(path.as_str(), "/state" | "/events" | "/part" | "/replay");
         if req.method() == Method::Get && viewer_read {
             // A user the room banned reads nothing of it over HTTP either (its sockets are
@@ -179,6 +185,7 @@ impl RoomObject {
             }
             (Method::Get, "/replay") => {
                 // The same parser as the router's, which refused a bad query already.
+                let url = url.as_ref().expect("parsed for every path but /ws");
                 let window = ovation_proto::ReplayQuery::from_pairs(url.query_pairs())?;
                 self.replay_window(window, &identity.user).await?
             }
