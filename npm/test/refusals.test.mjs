@@ -234,6 +234,54 @@ test("a server answering 200 with a page that is not the API's: connect() reject
   assert.deepEqual(uncaught.map(String), []);
 });
 
+test("a part answered 200 with a page that is not JSON is read again, never shown as the part", async () => {
+  // A proxy that answers the first part reads with its HTML page and forwards the rest:
+  // the page stood as the part's value (at the version read) until the part changed.
+  const room = await createRoom();
+  const put = await fetch(`${URL_MAIN}/v1/rooms/${room}/parts/pinned`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${TOKENS.admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ text: "the real one" }),
+  });
+  assert.equal(put.status, 200, await put.text());
+  let pagesLeft = 2;
+  const server = http.createServer(async (req, res) => {
+    if (req.url.includes("/parts/pinned") && pagesLeft > 0) {
+      pagesLeft -= 1;
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<!doctype html><title>app</title>");
+      return;
+    }
+    const upstream = await fetch(`${URL_MAIN}${req.url}`, {
+      headers: { authorization: req.headers.authorization ?? "" },
+    });
+    const headers = {};
+    upstream.headers.forEach((value, name) => {
+      if (!["content-encoding", "content-length", "transfer-encoding"].includes(name)) {
+        headers[name] = value;
+      }
+    });
+    res.writeHead(upstream.status, headers);
+    res.end(Buffer.from(await upstream.arrayBuffer()));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  try {
+    const viewer = await connect({ url, room, token: TOKENS.cy, transport: "pull", timeoutMs: 15_000 });
+    try {
+      assert.equal(pagesLeft, 0, "the proxy answered the part reads with its page");
+      assert.deepEqual(viewer.state.parts.pinned, { text: "the real one" });
+    } finally {
+      viewer.close();
+    }
+  } finally {
+    server.close();
+    await endRoom(room);
+  }
+  await sleep(100);
+  assert.deepEqual(uncaught.map(String), []);
+});
+
 test("an ended room ends a pull session: ended, then closed", async () => {
   const room = await createRoom();
   const viewer = await connect({ url: URL_MAIN, room, token: TOKENS.cy, transport: "pull" });

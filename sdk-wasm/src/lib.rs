@@ -617,10 +617,18 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
                             failed(status, FailureCode::BadResponse, describe(&e))
                         }
                         Err(e) => failed(0, FailureCode::Network, describe(&e)),
-                        Ok(text) if part => FetchReply::Part {
-                            value: text.as_string().unwrap_or_default(),
-                            newer,
-                        },
+                        // A part's value is JSON: a 2xx that is not (a proxy's page, an
+                        // empty 204) is no value, or the page would stand as the part until
+                        // the part changed.
+                        Ok(text) if part => {
+                            match js_sys::JSON::parse(&text.as_string().unwrap_or_default()) {
+                                Ok(_) => FetchReply::Part {
+                                    value: text.as_string().unwrap_or_default(),
+                                    newer,
+                                },
+                                Err(e) => failed(status, FailureCode::BadResponse, describe(&e)),
+                            }
+                        }
                         Ok(json) => {
                             let parsed = if kind == FetchKind::State {
                                 pull::state(&json).map(FetchReply::State)

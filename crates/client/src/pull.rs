@@ -157,16 +157,24 @@ impl Client {
                 .add_sample(sent_ms, server_time_ms, server_time_ms, now_ms);
         }
         self.pull.interval_ms = u64::from(reply.poll_interval_ms.max(100));
-        self.pull.events_due_ms = now_ms + self.pull.interval_ms;
+        // A full page (`PULL_EVENTS_MAX`) may have left more behind it: read again at
+        // once, not an interval later (a room busier than a page a second left its pull
+        // readers behind for good).
+        let full_page = reply.events.len() >= PULL_EVENTS_MAX;
+        self.pull.events_due_ms = now_ms + if full_page { 0 } else { self.pull.interval_ms };
         self.timers.set(Timer::Poll, self.pull.events_due_ms);
         if reply.epoch != self.state.epoch {
             self.pull.state_stale = true; // new epoch: the state answer resets
             return;
         }
-        if reply.gap {
+        let missed_after = self.cursor.unwrap_or(0);
+        let resumed_from = reply.events.first().map_or(reply.cursor, |a| a.seq);
+        // An empty gap is none (a server that kept the cursor where it was past a gap
+        // with nothing left to return said the same gap every poll).
+        if reply.gap && resumed_from > missed_after {
             self.push_event(ClientEvent::Gap {
-                missed_after: self.cursor.unwrap_or(0),
-                resumed_from: reply.events.first().map_or(reply.cursor, |a| a.seq),
+                missed_after,
+                resumed_from,
             });
         }
         for action in reply.events {

@@ -329,6 +329,19 @@ impl Room {
         (actions, gap)
     }
 
+    /// Where a pull read goes on from after `actions_since(since)` answered `actions` and
+    /// `gap`: the last action it returned; past a gap that left nothing to return, the
+    /// room's last number, so that what was missed is told once (the next read from
+    /// `since` found the same gap again, and its reader was told an empty gap every
+    /// poll); else `since`, never past the last number.
+    pub fn pull_cursor(&self, since: u64, actions: &[Action], gap: bool) -> u64 {
+        match actions.last() {
+            Some(action) => action.seq,
+            None if gap => self.last_seq(),
+            None => since.min(self.last_seq()),
+        }
+    }
+
     pub(crate) fn user_action(
         &mut self,
         connection: ConnectionId,

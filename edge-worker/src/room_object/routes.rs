@@ -242,10 +242,7 @@ impl RoomObject {
                     None => room.last_seq(),
                 };
                 let (actions, gap) = room.actions_since(since, now_ms());
-                let cursor = actions
-                    .last()
-                    .map(|a| a.seq)
-                    .unwrap_or(since.min(room.last_seq()));
+                let cursor = room.pull_cursor(since, &actions, gap);
                 let events = PullEvents {
                     events: actions.iter().map(PullAction::from).collect(),
                     gap,

@@ -588,3 +588,78 @@ fn a_pull_read_failed_by_the_server_tells_its_code_and_is_read_again() {
         c.handle_timeout(now);
     }
 }
+
+/// A comment of epoch 2 numbered `seq`, as a pull read returns it.
+fn pulled_comment(seq: u64) -> PullAction {
+    PullAction {
+        seq,
+        ts_ms: 1,
+        user: "bob".into(),
+        name: "Bob".into(),
+        kind: "comment".into(),
+        text: "hi".into(),
+        sku: String::new(),
+        qty: 0,
+        amount: 0,
+        removed: 0,
+    }
+}
+
+/// Reads the state (no parts) and answers the first events read with `reply`; the
+/// client, and when it reads next.
+fn open_pull_and_answer(reply: PullEvents) -> (Client, Option<u64>) {
+    let mut c = client(TransportMode::Pull, 0);
+    let (request, _) = only_fetch(transmits(&mut c));
+    c.handle_fetch(request, FetchReply::State(live_state(7, &[])), 5);
+    let (request, path) = only_fetch(transmits(&mut c));
+    assert_eq!(path, "/v1/rooms/weur-t/events?since=0");
+    c.handle_fetch(request, FetchReply::Events(reply), 8);
+    let next = c.poll_timeout();
+    (c, next)
+}
+
+/// A gap with nothing after it (an older server kept the cursor where it was) is not
+/// told: the reader was told the same empty gap every poll.
+#[test]
+fn an_empty_gap_is_not_told() {
+    let reply = PullEvents {
+        gap: true,
+        ..no_events(7, 10)
+    };
+    let (mut c, _) = open_pull_and_answer(reply);
+    let got = events(&mut c);
+    assert!(
+        !got.iter().any(|e| matches!(e, ClientEvent::Gap { .. })),
+        "{got:?}"
+    );
+    // A gap with something after it is told.
+    let reply = PullEvents {
+        gap: true,
+        cursor: 30,
+        ..no_events(7, 10)
+    };
+    let (mut c, _) = open_pull_and_answer(reply);
+    let got = events(&mut c);
+    assert!(
+        got.contains(&ClientEvent::Gap {
+            missed_after: 0,
+            resumed_from: 30
+        }),
+        "{got:?}"
+    );
+}
+
+/// A full page of events is followed by another read at once; a page with room to spare
+/// by one an interval later.
+#[test]
+fn a_full_page_of_events_is_read_on_at_once() {
+    let page = |n: u64| PullEvents {
+        events: (1..=n).map(pulled_comment).collect(),
+        cursor: n,
+        ..no_events(7, 10)
+    };
+    let (_, next) = open_pull_and_answer(page(PULL_EVENTS_MAX as u64));
+    assert_eq!(next, Some(8));
+    let (_, next) = open_pull_and_answer(page(PULL_EVENTS_MAX as u64 - 1));
+    assert_eq!(next, Some(1_008));
+}

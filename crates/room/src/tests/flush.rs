@@ -261,6 +261,40 @@ fn a_pull_returns_at_most_pull_events_max_actions() {
     );
 }
 
+/// A pull reader away longer than the ring keeps actions, back in a quiet room: its read
+/// finds the gap, returns nothing, and moves the cursor to the room's last number, so
+/// the next read from there finds no gap (before, the cursor stayed and every poll told
+/// the same empty gap).
+#[test]
+fn a_pull_past_a_gap_with_nothing_left_moves_on_to_the_last_number() {
+    let mut now = 0;
+    let mut room = Room::create(info(), 1, now);
+    for i in 0..3 {
+        let text = format!("notice {i}");
+        let notice = AdminCommand::Broadcast {
+            from_user: "admin".into(),
+            from_name: "Admin".into(),
+            text,
+        };
+        room.admin(notice, now).unwrap();
+        tick(&mut room, &mut now);
+    }
+    let since = 1;
+    now += RING_AGE_MS_MAX + 1_000;
+    let (actions, gap) = room.actions_since(since, now);
+    assert!(gap && actions.is_empty(), "the case under test");
+    let cursor = room.pull_cursor(since, &actions, gap);
+    assert_eq!(cursor, room.last_seq());
+    let (actions, gap) = room.actions_since(cursor, now);
+    assert!(!gap && actions.is_empty());
+    assert_eq!(room.pull_cursor(cursor, &actions, gap), cursor);
+    assert_eq!(
+        room.pull_cursor(room.last_seq() + 5, &[], false),
+        room.last_seq(),
+        "never past the last number"
+    );
+}
+
 /// A connection's batch holds `OUTBOX_EVENTS_MAX` events: at the limit every action of
 /// the tick arrives; past it the later actions are left out and told as one `Gap` (the
 /// viewer knows what it missed), and the next tick's actions arrive again.
