@@ -283,12 +283,12 @@ impl Room {
     /// and replay windows the room object answers: the pull transport): a banned user
     /// never (its sockets are refused too); a viewer within `USER_READS_PER_S` and
     /// `USER_READS_BURST`, so one token's many clients cannot keep the room busy
-    /// answering; staff always.
+    /// answering; staff always. A banned user's reads take from the same rate: past it
+    /// they are refused `rate_limited`, the cheaper answer, so a banned token's flood
+    /// is held to the rate as anyone's.
     pub fn admit_read(&mut self, user: &str, role: Role, now_ms: u64) -> Result<(), ReadRefused> {
-        if self.moderation.is_banned(user) {
-            return Err(ReadRefused::Banned);
-        }
-        if role.is_staff() {
+        let banned = self.moderation.is_banned(user);
+        if role.is_staff() && !banned {
             return Ok(());
         }
         // Apart from the users' rate buckets: thousands of pull readers must not push out
@@ -303,11 +303,13 @@ impl Room {
             self.stats.reads_rate_limited += 1;
         }
         // One room: no new rooms to give back (`answered` is the Worker's).
-        admitted
-            .map(|_| ())
-            .map_err(|refused| ReadRefused::RateLimited {
-                retry_after_ms: refused.retry_after_ms,
-            })
+        admitted.map_err(|refused| ReadRefused::RateLimited {
+            retry_after_ms: refused.retry_after_ms,
+        })?;
+        if banned {
+            return Err(ReadRefused::Banned);
+        }
+        Ok(())
     }
 
     /// Notes a sign of life (e.g. the platform's heartbeat auto-response timestamp).

@@ -441,9 +441,18 @@ fn a_viewers_reads_stop_one_past_their_burst_and_a_banned_user_reads_nothing() {
     }
     room.admin(as_host(StaffCommand::Ban { user: "cy".into() }), now)
         .unwrap();
-    assert_eq!(
-        room.admit_read("cy", Role::Viewer, now),
-        Err(ReadRefused::Banned)
+    for _ in 0..USER_READS_BURST {
+        assert_eq!(
+            room.admit_read("cy", Role::Viewer, now),
+            Err(ReadRefused::Banned)
+        );
+    }
+    assert!(
+        matches!(
+            room.admit_read("cy", Role::Viewer, now),
+            Err(ReadRefused::RateLimited { .. })
+        ),
+        "a banned user's reads are held to the read rate too"
     );
     assert_eq!(ReadRefused::Banned.http_status(), 403);
 }
