@@ -267,7 +267,13 @@ test("a part answered 200 with a page that is not JSON is read again, never show
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${server.address().port}`;
   try {
-    const viewer = await connect({ url, room, token: TOKENS.cy, transport: "pull", timeoutMs: 15_000 });
+    const viewer = await connect({
+      url,
+      room,
+      token: TOKENS.cy,
+      transport: "pull",
+      timeoutMs: 15_000,
+    });
     try {
       assert.equal(pagesLeft, 0, "the proxy answered the part reads with its page");
       assert.deepEqual(viewer.state.parts.pinned, { text: "the real one" });
