@@ -555,7 +555,7 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
     );
     let cache = Cache::default();
     if let Ok(Some(hit)) = cache.get(key.as_str(), false).await {
-        return Ok(hit); // stored with `x-ovation-cache: hit`
+        return to_the_reader(hit).await; // stored with `x-ovation-cache: hit`
     }
     // A miss wakes the room object: within the read rate, as the pull reads (a flood of
     // made-up versions, never cached, would keep the room busy answering 404s).
@@ -581,6 +581,7 @@ async fn part(req: Request, env: &Env) -> std::result::Result<Response, ApiError
         let _ = cache.put(key.as_str(), copy).await;
     }
     let _ = resp.headers_mut().set("x-ovation-cache", "miss");
+    let _ = resp.headers_mut().set("cache-control", PRIVATE_IMMUTABLE);
     Ok(resp)
 }
 
@@ -605,7 +606,7 @@ async fn replay(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
     );
     let cache = Cache::default();
     if let Ok(Some(hit)) = cache.get(key.as_str(), false).await {
-        return Ok(hit); // stored with `x-ovation-cache: hit`
+        return to_the_reader(hit).await; // stored with `x-ovation-cache: hit`
     }
     // A miss wakes the room object: within the read rate, as the pull reads.
     let admitted = match admit_read(&identity, &room) {
@@ -634,7 +635,36 @@ async fn replay(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
         let _ = cache.put(key.as_str(), copy).await;
     }
     let _ = resp.headers_mut().set("x-ovation-cache", "miss");
+    let _ = resp.headers_mut().set("cache-control", PRIVATE_IMMUTABLE);
     Ok(resp)
+}
+
+/// How a cached part or final replay window goes to its reader: `public` is for the copy
+/// the Worker keeps in its cache (the Cache API stores nothing `private`); the reader's
+/// answer was read with a token, so a shared cache between it and the Worker (a proxy, a
+/// CDN in front) must not keep it and serve it to a request without one, or to a banned
+/// user.
+const PRIVATE_IMMUTABLE: &str = "private, max-age=31536000, immutable";
+
+/// A cache hit as its reader gets it: `private` (see `PRIVATE_IMMUTABLE`).
+async fn to_the_reader(hit: Response) -> std::result::Result<Response, ApiError> {
+    let mut hit = hit;
+    if hit
+        .headers_mut()
+        .set("cache-control", PRIVATE_IMMUTABLE)
+        .is_ok()
+    {
+        return Ok(hit);
+    }
+    // A response from the cache may have immutable headers: a copy then.
+    with_headers(
+        hit,
+        &[
+            ("cache-control", PRIVATE_IMMUTABLE),
+            ("x-ovation-cache", "hit"),
+        ],
+    )
+    .await
 }
 
 /// A copy of `resp` with extra headers (responses from a stub have immutable headers).

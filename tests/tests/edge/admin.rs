@@ -158,10 +158,13 @@ fn parts_are_versioned_immutable_and_cached() {
     let path = format!("/v1/rooms/{room}/parts/pinned?v={version}&e={epoch}");
     let first = admin.get(&path).unwrap();
     assert_eq!(first.body, json!({"text": "hello"}));
-    assert!(first.cache_control.unwrap().contains("immutable"));
+    // Read with a token: no shared cache in front may keep it, hit or miss.
+    let private = Some("private, max-age=31536000, immutable");
+    assert_eq!(first.cache_control.as_deref(), private);
     let second = admin.get(&path).unwrap();
     assert_eq!(second.body, json!({"text": "hello"}));
     assert_eq!(second.cache.as_deref(), Some("hit"));
+    assert_eq!(second.cache_control.as_deref(), private);
 
     // The room ends and opens again: its parts are numbered from the start, so the same
     // version is another value. Named with the new epoch it is the new value (never the
