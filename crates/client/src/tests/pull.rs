@@ -102,18 +102,7 @@ fn pull_fetches_the_state_then_only_outdated_parts_then_events() {
     assert_eq!(path, "/v1/rooms/weur-t/events?since=40");
     assert_eq!(c.status(), Status::Open);
     let reply = PullEvents {
-        events: vec![PullAction {
-            seq: 41,
-            ts_ms: 1,
-            user: "bob".into(),
-            name: "Bob".into(),
-            kind: "comment".into(),
-            text: "hi".into(),
-            sku: String::new(),
-            qty: 0,
-            amount: 0,
-            removed: 0,
-        }],
+        events: vec![pulled_comment(41)],
         gap: false,
         cursor: 41,
         epoch: 2,

@@ -268,6 +268,14 @@ fn command_frame(command: serde_json::Value, client_id: u64) -> Vec<u8> {
     })
 }
 
+/// The host pins the card `id` (through the admin API).
+fn pin(room: &mut Room, id: &str, now_ms: u64) {
+    let pin = as_host(StaffCommand::PinProduct {
+        product: product(id),
+    });
+    room.admin(pin, now_ms).unwrap();
+}
+
 fn product(id: &str) -> ProductCard {
     ProductCard {
         id: id.into(),

@@ -128,13 +128,7 @@ fn a_restored_room_acknowledges_retried_commands_clicks_and_questions_without_ap
     apply(&drain(&mut room).stores, &mut store);
     join(&mut room, 1, "host", Role::Host, now);
     join(&mut room, 2, "ana", Role::Viewer, now);
-    room.admin(
-        as_host(StaffCommand::PinProduct {
-            product: product("red-1"),
-        }),
-        now,
-    )
-    .unwrap();
+    pin(&mut room, "red-1", now);
     tick_into(&mut room, &mut now, &mut store);
     let direct = frame_of(ClientFrame::Direct {
         client_id: 1,

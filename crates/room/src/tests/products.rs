@@ -10,13 +10,7 @@ fn a_pinned_product_counts_clicks_for_the_host_and_refuses_unsafe_links() {
     let mut room = Room::create(info(), 4, now);
     join(&mut room, 1, "host", Role::Host, now);
     join(&mut room, 2, "ana", Role::Viewer, now);
-    room.admin(
-        as_host(StaffCommand::PinProduct {
-            product: product("red-1"),
-        }),
-        now,
-    )
-    .unwrap();
+    pin(&mut room, "red-1", now);
     let out = tick_into(&mut room, &mut now, &mut store);
     let part = part_value(&out.events[&2], "product").unwrap();
     assert_eq!(part["pinned"]["link"], "shop://item/red");
@@ -101,13 +95,7 @@ fn a_card_pinned_just_before_a_restart_counts_its_clicks() {
     let mut store = BTreeMap::new();
     let mut room = Room::create(info(), 3, now);
     tick_into(&mut room, &mut now, &mut store);
-    room.admin(
-        as_host(StaffCommand::PinProduct {
-            product: product("red-1"),
-        }),
-        now,
-    )
-    .unwrap();
+    pin(&mut room, "red-1", now);
     // What the pin wrote before the next tick; then the object stops.
     apply(&drain(&mut room).stores, &mut store);
     assert!(
@@ -153,13 +141,7 @@ fn one_viewer_clicking_from_many_sockets_counts_once_per_product() {
     let mut room = Room::create(info(), 300, now);
     join(&mut room, 1, "host", Role::Host, now);
     for product_id in ["old-1", "red-1"] {
-        room.admin(
-            as_host(StaffCommand::PinProduct {
-                product: product(product_id),
-            }),
-            now,
-        )
-        .unwrap();
+        pin(&mut room, product_id, now);
     }
     tick_into(&mut room, &mut now, &mut store);
     let sockets: Vec<u64> = (10..10 + USER_SOCKETS_PER_ROOM_MAX as u64).collect();
@@ -218,13 +200,7 @@ fn a_stored_count_is_never_below_its_clickers_nor_lowered_by_them() {
     let mut now = 0;
     let mut store = BTreeMap::new();
     let mut room = Room::create(info(), 3, now);
-    room.admin(
-        as_host(StaffCommand::PinProduct {
-            product: product("red-1"),
-        }),
-        now,
-    )
-    .unwrap();
+    pin(&mut room, "red-1", now);
     tick_into(&mut room, &mut now, &mut store);
     let counted = |store: &BTreeMap<String, Vec<u8>>| {
         Room::restore(store.clone(), 0)
@@ -259,13 +235,7 @@ fn repeat_clicks_do_not_push_other_users_stored_ids_out() {
     let mut now = 0;
     let mut store = BTreeMap::new();
     let mut room = Room::create(info(), 40, now);
-    room.admin(
-        as_host(StaffCommand::PinProduct {
-            product: product("red-1"),
-        }),
-        now,
-    )
-    .unwrap();
+    pin(&mut room, "red-1", now);
     let clickers = ["ana", "cy", "di"];
     let mut socket = 100;
     let mut sockets = Vec::new();
