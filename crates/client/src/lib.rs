@@ -595,7 +595,7 @@ impl Client {
                 }
                 if status == 429 {
                     // The user's read rate (`USER_READS_PER_S`), not a failing room or
-                    // network: read again after an interval (longer than the wait the
+                    // network: read again after an interval (no shorter than the wait the
                     // server names, a token's refill), without a backoff that several
                     // parts refused at once would add up, and still `open`. Told once a
                     // streak: while refused the room's news stops (many clients reading
