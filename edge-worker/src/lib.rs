@@ -193,9 +193,13 @@ fn handled(result: std::result::Result<Response, ApiError>) -> Result<Response> 
 /// `Env::var` cannot take (they ask a null for its constructor: an uncaught JavaScript
 /// error, and the request hangs); a self-hosted edge without keys must answer 503 too.
 pub(crate) fn text_binding(env: &Env, name: &str) -> Option<String> {
+    binding(env, name).as_string()
+}
+
+/// A binding as JavaScript holds it (`undefined` when absent), not copied into wasm.
+fn binding(env: &Env, name: &str) -> wasm_bindgen::JsValue {
     js_sys::Reflect::get(env.as_ref(), &wasm_bindgen::JsValue::from_str(name))
-        .ok()?
-        .as_string()
+        .unwrap_or(wasm_bindgen::JsValue::UNDEFINED)
 }
 
 /// A variable read as a number (the overrides and test knobs): `None` when it is absent
@@ -222,8 +226,7 @@ fn keyring(env: &Env) -> std::result::Result<std::rc::Rc<Keyring>, ApiError> {
             "this deployment has no tenant keys: every token is refused",
         )
     };
-    let secret = js_sys::Reflect::get(env.as_ref(), &"OVATION_TENANT_KEYS".into())
-        .unwrap_or(wasm_bindgen::JsValue::UNDEFINED);
+    let secret = binding(env, "OVATION_TENANT_KEYS");
     // Parsed once per isolate and secret: a request compares the secret with the one
     // parsed inside JavaScript (`===`, no copy of its text into wasm). Every upgrade and
     // API call needs the keys, and a flood of them must stay cheap.
@@ -647,8 +650,7 @@ async fn replay(req: Request, env: &Env) -> std::result::Result<Response, ApiErr
 const PRIVATE_IMMUTABLE: &str = "private, max-age=31536000, immutable";
 
 /// A cache hit as its reader gets it: `private` (see `PRIVATE_IMMUTABLE`).
-async fn to_the_reader(hit: Response) -> std::result::Result<Response, ApiError> {
-    let mut hit = hit;
+async fn to_the_reader(mut hit: Response) -> std::result::Result<Response, ApiError> {
     if hit
         .headers_mut()
         .set("cache-control", PRIVATE_IMMUTABLE)

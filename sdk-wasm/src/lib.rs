@@ -621,11 +621,9 @@ fn fetch_reply(url: &str, init: &JsValue, kind: FetchKind, done: Box<dyn FnOnce(
                         // empty 204) is no value, or the page would stand as the part until
                         // the part changed.
                         Ok(text) if part => {
-                            match js_sys::JSON::parse(&text.as_string().unwrap_or_default()) {
-                                Ok(_) => FetchReply::Part {
-                                    value: text.as_string().unwrap_or_default(),
-                                    newer,
-                                },
+                            let value = text.as_string().unwrap_or_default();
+                            match js_sys::JSON::parse(&value) {
+                                Ok(_) => FetchReply::Part { value, newer },
                                 Err(e) => failed(status, FailureCode::BadResponse, describe(&e)),
                             }
                         }

@@ -14,6 +14,11 @@ pub(crate) struct Refusal {
 }
 
 impl Refusal {
+    /// A user's or the room's rate refused it: `rate_limited`, with the wait.
+    pub(crate) fn slow_down(wait_ms: u32) -> Self {
+        Self::retry_after(ErrorCode::RateLimited, "slow down", wait_ms)
+    }
+
     pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::retry_after(code, message, 0)
     }
@@ -429,7 +434,7 @@ impl Room {
         self.buckets(&identity.user, now_ms)
             .directs
             .take(1, now_ms)
-            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
+            .map_err(Refusal::slow_down)?;
         let reached = self
             .send_direct(&identity.user, &to_user, payload, now_ms)
             .map_err(Refusal::from)?;

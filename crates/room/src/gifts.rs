@@ -688,7 +688,7 @@ impl Room {
         self.buckets(&identity.user, now_ms)
             .gifts
             .take(1, now_ms)
-            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
+            .map_err(Refusal::slow_down)?;
         let pending = self
             .gifts
             .open(connection, client_id, identity, |request| ChargeRequest {

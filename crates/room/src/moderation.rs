@@ -4,7 +4,8 @@
 //! are refused, never silently dropped); filter words are stored lowercase and non-empty;
 //! the audit trail holds at most `AUDIT_ENTRIES_MAX` entries in the order of their
 //! numbers; a full trail drops the oldest entry of the author holding the most entries
-//! (so one author's flood pushes out only their own); a running mute or a ban is lifted or changed only by staff of
+//! (so one author's flood pushes out their own first, and every other author keeps at
+//! least an equal share); a running mute or a ban is lifted or changed only by staff of
 //! the rank that imposed it or above (an admin always). Every record is stored per key (`mute/<user>`, `ban/<user>`,
 //! `settings`, `audit/<n>`) so a restarted room enforces the same rules.
 

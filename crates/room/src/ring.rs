@@ -394,9 +394,7 @@ impl Room {
             ActionBody::Reaction { .. } => &mut buckets.reactions,
             _ => &mut buckets.comments,
         };
-        bucket
-            .take(1, now_ms)
-            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
+        bucket.take(1, now_ms).map_err(Refusal::slow_down)?;
         if is_comment && !identity.role.is_staff() {
             self.moderation
                 .slow_mode_take(&identity.user, now_ms)

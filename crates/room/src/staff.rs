@@ -709,7 +709,7 @@ impl Room {
         self.buckets(&identity.user, now_ms)
             .comments
             .take(1, now_ms)
-            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
+            .map_err(Refusal::slow_down)?;
         let approval = self.moderation.settings.qa_approval;
         let record = self
             .qa
@@ -733,7 +733,7 @@ impl Room {
             self.buckets(&identity.user, now_ms)
                 .reactions
                 .take(1, now_ms)
-                .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
+                .map_err(Refusal::slow_down)?;
         }
         match self.qa.upvote(question_id, &identity.user)? {
             UpvoteOutcome::Counted => {
@@ -788,7 +788,7 @@ impl Room {
             self.buckets(&identity.user, now_ms)
                 .reactions
                 .take(1, now_ms)
-                .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))?;
+                .map_err(Refusal::slow_down)?;
         }
         if let ClickOutcome::Counted = self.products.click(product_id, &identity.user)? {
             self.store(StorageOp::put_clicker(product_id, &identity.user));
@@ -882,8 +882,6 @@ impl Room {
         }
     }
 
-    /// A staff command sent over a socket: parsed, run, acknowledged with its reply as a
-    /// system message to the sender.
     /// One from the staff member's allowance of commands and part writes over sockets.
     pub(crate) fn take_staff_write(
         &mut self,
@@ -893,9 +891,11 @@ impl Room {
         self.buckets(&identity.user, now_ms)
             .staff_writes
             .take(1, now_ms)
-            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))
+            .map_err(Refusal::slow_down)
     }
 
+    /// A staff command sent over a socket: parsed, run, acknowledged with its reply as a
+    /// system message to the sender.
     pub(crate) fn on_command(
         &mut self,
         connection: ConnectionId,

@@ -293,9 +293,7 @@ impl Shard {
         } else {
             &mut buckets.comments
         };
-        bucket
-            .take(1, now_ms)
-            .map_err(|wait| Refusal::retry_after(ErrorCode::RateLimited, "slow down", wait))
+        bucket.take(1, now_ms).map_err(Refusal::slow_down)
     }
 
     /// An Ack when the room already accepted this user's vote or answer (the frame then
